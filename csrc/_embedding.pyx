@@ -1,0 +1,198 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Sparse embedding rows: gather, grouping of repeated indices, segment sums, scatter-add and sparse updates.
+
+Race-freedom and thread-count independence come from ownership: in a grouped update each unique row belongs to one
+thread and its contributions are summed in the order of the stable sort; in `_scatter_add` each thread owns a block
+of columns and walks all tokens in order.  Never `out[idx[i]] += ...` across threads.
+
+Called only from fastnn/kernels.py, which validates every argument (indices in range, shapes, dtypes) first.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy
+from _common cimport omp_get_thread_num
+
+cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
+
+
+def _gather_rows(const floating[:, ::1] W, const Py_ssize_t[::1] idx, floating[:, ::1] out, int n_threads):
+    """out[i] = W[idx[i]].  W (V, D) IN, idx (N,) IN, out (N, D) OUT."""
+    cdef Py_ssize_t N = idx.shape[0], D = W.shape[1], i
+    if N == 0 or D == 0:
+        return
+    for i in prange(N, schedule="static", num_threads=n_threads, nogil=True):
+        memcpy(&out[i, 0], &W[idx[i], 0], D * sizeof(floating))
+
+
+def _group_rows(const Py_ssize_t[::1] idx, Py_ssize_t n_rows, Py_ssize_t[::1] order, Py_ssize_t[::1] uniq,
+                Py_ssize_t[::1] seg):
+    """Stable LSD radix sort of idx (values in [0, n_rows)), then the runs of equal values.
+
+    idx (N,) IN; order (N,) OUT: idx[order] is sorted, ties in original order; uniq (N,) OUT: the distinct values,
+    ascending, in uniq[:n_uniq]; seg (N + 1,) OUT: occurrences of uniq[r] are order[seg[r]:seg[r + 1]].
+    Returns n_uniq.
+    """
+    cdef Py_ssize_t N = idx.shape[0], i, r, shift, b, key, total, c
+    cdef Py_ssize_t RADIX_BITS = 11, n_buckets = 1 << 11
+    cdef Py_ssize_t *count
+    cdef Py_ssize_t *tmp
+    cdef Py_ssize_t *src
+    cdef Py_ssize_t *dst
+    cdef Py_ssize_t *swap
+    if N == 0:
+        seg[0] = 0
+        return 0
+    count = <Py_ssize_t *> malloc(n_buckets * sizeof(Py_ssize_t))
+    tmp = <Py_ssize_t *> malloc(N * sizeof(Py_ssize_t))
+    if count == NULL or tmp == NULL:
+        free(count)
+        free(tmp)
+        raise MemoryError()
+    with nogil:
+        for i in range(N):
+            order[i] = i
+        src = &order[0]
+        dst = tmp
+        shift = 0
+        while shift == 0 or (n_rows - 1) >> shift > 0:
+            for b in range(n_buckets):
+                count[b] = 0
+            for i in range(N):
+                count[(idx[src[i]] >> shift) & (n_buckets - 1)] += 1
+            total = 0
+            for b in range(n_buckets):
+                c = count[b]
+                count[b] = total
+                total = total + c
+            for i in range(N):
+                key = (idx[src[i]] >> shift) & (n_buckets - 1)
+                dst[count[key]] = src[i]
+                count[key] += 1
+            swap = src
+            src = dst
+            dst = swap
+            shift = shift + RADIX_BITS
+        if src != &order[0]:
+            memcpy(&order[0], src, N * sizeof(Py_ssize_t))
+        r = 0
+        uniq[0] = idx[order[0]]
+        seg[0] = 0
+        for i in range(1, N):
+            if idx[order[i]] != uniq[r]:
+                r = r + 1
+                uniq[r] = idx[order[i]]
+                seg[r] = i
+        r = r + 1
+        seg[r] = N
+    free(count)
+    free(tmp)
+    return r
+
+
+def _segment_sum(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
+                 floating[:, ::1] out, int n_threads):
+    """out[r] = sum of G[order[k]] for k in seg[r]:seg[r+1], in that order.
+
+    G (N, D) IN; order (N,) IN; seg (R + 1,) IN; out (R, D) OUT.
+    """
+    cdef Py_ssize_t R = out.shape[0], D = G.shape[1], r, k, j, src
+    if R == 0 or D == 0:
+        return
+    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+        src = order[seg[r]]
+        memcpy(&out[r, 0], &G[src, 0], D * sizeof(floating))
+        for k in range(seg[r] + 1, seg[r + 1]):
+            src = order[k]
+            for j in range(D):
+                out[r, j] = out[r, j] + G[src, j]
+
+
+def _scatter_add(floating[:, ::1] W, const Py_ssize_t[::1] idx, const floating[:, ::1] G, double alpha,
+                 int n_threads):
+    """W[idx[i]] += alpha * G[i] for every i in order (repeats add up).  Threads own column blocks, not rows.
+
+    W (V, D) INOUT; idx (N,) IN; G (N, D) IN.
+    """
+    cdef Py_ssize_t N = idx.shape[0], D = W.shape[1], blk, i, j, lo, hi, row
+    cdef Py_ssize_t n_blocks = (D + COL_BLOCK - 1) // COL_BLOCK
+    cdef floating a = <floating> alpha
+    if N == 0 or D == 0:
+        return
+    for blk in prange(n_blocks, schedule="static", num_threads=n_threads, nogil=True):
+        lo = blk * COL_BLOCK
+        hi = lo + COL_BLOCK
+        if hi > D:
+            hi = D
+        for i in range(N):
+            row = idx[i]
+            for j in range(lo, hi):
+                W[row, j] = W[row, j] + a * G[i, j]
+
+
+def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:, ::1] G, double lr, double l2,
+                int n_threads):
+    """For unique rows r: W[rows[r]] -= lr * (G[r] + l2 * W[rows[r]]).  W (V, D) INOUT; rows (R,) IN; G (R, D) IN."""
+    cdef Py_ssize_t R = rows.shape[0], D = W.shape[1], r, j, row
+    cdef floating a = <floating> lr, decay = <floating> (1.0 - lr * l2)
+    if R == 0 or D == 0:
+        return
+    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+        row = rows[r]
+        for j in range(D):
+            W[row, j] = decay * W[row, j] - a * G[r, j]
+
+
+cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
+                             floating l2) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating gj
+    for j in range(D):
+        gj = g[j] + l2 * w[j]
+        acc[j] = acc[j] + gj * gj
+        w[j] = w[j] - lr * gj / (sqrt(acc[j]) + eps)
+
+
+def _sparse_adagrad(floating[:, ::1] W, floating[:, ::1] A, const Py_ssize_t[::1] rows, const floating[:, ::1] G,
+                    double lr, double eps, double l2, int n_threads):
+    """Lazy AdaGrad on unique rows (torch's convention: eps after the sqrt).
+
+    W, A (V, D) INOUT: parameters and accumulated squared gradients; rows (R,) IN unique; G (R, D) IN.
+    """
+    cdef Py_ssize_t R = rows.shape[0], D = W.shape[1], r, row
+    if R == 0 or D == 0:
+        return
+    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+        row = rows[r]
+        adagrad_row(&W[row, 0], &A[row, 0], &G[r, 0], D, <floating> lr, <floating> eps, <floating> l2)
+
+
+def _sparse_adagrad_grouped(floating[:, ::1] W, floating[:, ::1] A, const floating[:, ::1] G,
+                            const Py_ssize_t[::1] order, const Py_ssize_t[::1] uniq, const Py_ssize_t[::1] seg,
+                            double lr, double eps, double l2, int n_threads):
+    """Lazy AdaGrad straight from uncoalesced row gradients: per unique row, sum its G rows (in a per-thread
+    buffer), then one non-linear update.  W, A (V, D) INOUT; G (N, D) IN; order/uniq/seg from _group_rows.
+    """
+    cdef Py_ssize_t R = uniq.shape[0], D = W.shape[1], r, k, j, row, src
+    cdef floating *scratch
+    cdef floating *buf
+    if R == 0 or D == 0:
+        return
+    if n_threads < 1:
+        n_threads = 1
+    scratch = <floating *> malloc(n_threads * D * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError()
+    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+        buf = scratch + omp_get_thread_num() * D
+        row = uniq[r]
+        src = order[seg[r]]
+        for j in range(D):
+            buf[j] = G[src, j]
+        for k in range(seg[r] + 1, seg[r + 1]):
+            src = order[k]
+            for j in range(D):
+                buf[j] = buf[j] + G[src, j]
+        adagrad_row(&W[row, 0], &A[row, 0], buf, D, <floating> lr, <floating> eps, <floating> l2)
+    free(scratch)

@@ -1,0 +1,199 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Softmax + cross-entropy over rows of logits (B x V, V up to 10^6).
+
+Rows of up to CHUNK columns are handled whole by one thread (max, exp into the gradient buffer, scale), so a row is
+read from memory once and then stays in cache.  Longer rows are cut into CHUNK-column pieces handled in parallel with
+an online softmax: per piece a local max and a local sum, combined per row in a fixed order.  Which path runs depends
+only on V, so results are bit-identical for every thread count.
+
+Called only from fastnn/kernels.py, which validates every argument first.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log, exp
+from libc.stdlib cimport malloc, free
+from _common cimport (fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_row_sumexp_f,
+                      fnn_row_sumexp_d, fnn_row_scale_f, fnn_row_scale_d, fnn_row_shift_f, fnn_row_shift_d)
+
+cdef Py_ssize_t CHUNK = 131072
+
+
+cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fnn_row_max_f(x, n)
+    else:
+        return fnn_row_max_d(x, n)
+
+
+cdef inline floating row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
+    if floating is float:
+        return fnn_row_exp_f(x, out, n, m)
+    else:
+        return fnn_row_exp_d(x, out, n, m)
+
+
+cdef inline floating row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:
+    if floating is float:
+        return fnn_row_sumexp_f(x, n, m)
+    else:
+        return fnn_row_sumexp_d(x, n, m)
+
+
+cdef inline void row_scale(floating *y, Py_ssize_t n, floating a) noexcept nogil:
+    if floating is float:
+        fnn_row_scale_f(y, n, a)
+    else:
+        fnn_row_scale_d(y, n, a)
+
+
+cdef inline void row_shift(const floating *x, floating *out, Py_ssize_t n, floating s) noexcept nogil:
+    if floating is float:
+        fnn_row_shift_f(x, out, n, s)
+    else:
+        fnn_row_shift_d(x, out, n, s)
+
+
+cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_max, floating *out_sum,
+                   floating *grad, int n_threads) noexcept nogil:
+    """Per row i: out_max[i] = max_j x[i, j], out_sum[i] = sum_j exp(x[i, j] - max) (over CHUNK pieces when V > CHUNK).
+
+    If grad is not NULL it receives exp(x - piece max) per piece, and the caller rescales.  Returns -1 if out of
+    memory, else the number of pieces per row.
+    """
+    cdef Py_ssize_t n_pieces = (V + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t u, i, p, lo, hi
+    cdef floating *pm
+    cdef floating *ps
+    cdef floating m, s
+    if n_pieces <= 1:
+        for i in prange(B, schedule="static", num_threads=n_threads, nogil=True):
+            m = row_max(x + i * V, V)
+            if grad != NULL:
+                s = row_exp(x + i * V, grad + i * V, V, m)
+            else:
+                s = row_sumexp(x + i * V, V, m)
+            out_max[i] = m
+            out_sum[i] = s
+        return 1
+    pm = <floating *> malloc(B * n_pieces * sizeof(floating))
+    ps = <floating *> malloc(B * n_pieces * sizeof(floating))
+    if pm == NULL or ps == NULL:
+        free(pm)
+        free(ps)
+        return -1
+    for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
+        i = u // n_pieces
+        lo = (u % n_pieces) * CHUNK
+        hi = lo + CHUNK
+        if hi > V:
+            hi = V
+        m = row_max(x + i * V + lo, hi - lo)
+        pm[u] = m
+        if grad != NULL:
+            ps[u] = row_exp(x + i * V + lo, grad + i * V + lo, hi - lo, m)
+        else:
+            ps[u] = row_sumexp(x + i * V + lo, hi - lo, m)
+    for i in range(B):
+        m = pm[i * n_pieces]
+        for p in range(1, n_pieces):
+            if not (pm[i * n_pieces + p] <= m):   # also picks up NaN
+                m = pm[i * n_pieces + p]
+        s = 0
+        for p in range(n_pieces):
+            s = s + ps[i * n_pieces + p] * exp(pm[i * n_pieces + p] - m)
+        out_max[i] = m
+        out_sum[i] = s
+    if grad != NULL:
+        # rescale each piece from its own max to the row's max, and divide by the row sum
+        for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
+            i = u // n_pieces
+            lo = (u % n_pieces) * CHUNK
+            hi = lo + CHUNK
+            if hi > V:
+                hi = V
+            row_scale(grad + i * V + lo, hi - lo, <floating> (exp(pm[u] - out_max[i]) / out_sum[i]))
+    free(pm)
+    free(ps)
+    return n_pieces
+
+
+def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, floating[::1] loss,
+                  floating[:, ::1] grad, double scale, int n_threads):
+    """Cross-entropy per row and (optionally) its gradient wrt the logits.
+
+    logits  (B, V) IN     may be the same memory as grad (in place)
+    targets (B,)   IN     in [0, V)
+    loss    (B,)   OUT    logsumexp(logits[i]) - logits[i, targets[i]]
+    grad    (B, V) OUT    scale * (softmax(logits[i]) - onehot(targets[i])), or None for the loss only
+    """
+    cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, t, n_pieces
+    cdef bint want_grad = grad is not None
+    cdef floating *g = &grad[0, 0] if (want_grad and B > 0) else NULL
+    cdef floating *mx
+    cdef floating *sm
+    cdef floating xt, m, s
+    if B == 0:
+        return
+    mx = <floating *> malloc(B * sizeof(floating))
+    sm = <floating *> malloc(B * sizeof(floating))
+    if mx == NULL or sm == NULL:
+        free(mx)
+        free(sm)
+        raise MemoryError()
+    with nogil:
+        if V <= CHUNK:
+            n_pieces = 1
+            for i in prange(B, schedule="static", num_threads=n_threads):
+                # whole row in one thread: read once from memory, then exp and scale in cache
+                t = targets[i]
+                xt = logits[i, t]
+                m = row_max(&logits[i, 0], V)
+                if want_grad:
+                    s = row_exp(&logits[i, 0], g + i * V, V, m)
+                    row_scale(g + i * V, V, <floating> (scale / s))
+                    g[i * V + t] = g[i * V + t] - <floating> scale
+                else:
+                    s = row_sumexp(&logits[i, 0], V, m)
+                loss[i] = <floating> ((m - xt) + log(s))
+        else:
+            # read the target logits first: with grad aliasing logits they are about to be overwritten
+            for i in range(B):
+                loss[i] = logits[i, targets[i]]
+            n_pieces = row_stats(&logits[0, 0], B, V, mx, sm, g, n_threads)
+            if n_pieces > 0:
+                for i in prange(B, schedule="static", num_threads=n_threads):
+                    xt = loss[i]
+                    loss[i] = <floating> ((mx[i] - xt) + log(sm[i]))
+                    if want_grad:
+                        if scale != 1.0:
+                            row_scale(g + i * V, V, <floating> scale)
+                        t = targets[i]
+                        g[i * V + t] = g[i * V + t] - <floating> scale
+    free(mx)
+    free(sm)
+    if n_pieces < 0:
+        raise MemoryError()
+
+
+def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_threads):
+    """out[i] = logits[i] - logsumexp(logits[i]).  logits (B, V) IN, out (B, V) OUT (may alias logits)."""
+    cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, n_pieces
+    cdef floating *mx
+    cdef floating *sm
+    if B == 0:
+        return
+    mx = <floating *> malloc(B * sizeof(floating))
+    sm = <floating *> malloc(B * sizeof(floating))
+    if mx == NULL or sm == NULL:
+        free(mx)
+        free(sm)
+        raise MemoryError()
+    with nogil:
+        n_pieces = row_stats(&logits[0, 0], B, V, mx, sm, <floating *> NULL, n_threads)
+        if n_pieces > 0:
+            for i in prange(B, schedule="static", num_threads=n_threads):
+                row_shift(&logits[i, 0], &out[i, 0], V, <floating> (mx[i] + log(sm[i])))
+    free(mx)
+    free(sm)
+    if n_pieces < 0:
+        raise MemoryError()

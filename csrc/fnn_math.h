@@ -1,0 +1,154 @@
+/* Small vectorisable math for fastnn's kernels.
+ *
+ * Why C and not Cython: the hot loops (exp over a vocabulary row, tanh over a hidden layer) only run at memory speed
+ * when the compiler vectorises them, which needs an inlinable exp and `omp simd` reductions.  These helpers take raw
+ * pointers and are called from the Cython kernels, which own all threading and validation.
+ *
+ * float32 uses a Cephes-style polynomial exp (max relative error ~2e-7 on [-87, 88]); float64 uses libm, because
+ * float64 is the gradient-check path where accuracy matters more than speed.
+ * NaN propagates through every function (comparisons are written so that NaN is never replaced).
+ */
+#ifndef FNN_MATH_H
+#define FNN_MATH_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_OPENMP) || defined(__clang__) || defined(__GNUC__)
+#define FNN_PRAGMA(x) _Pragma(#x)
+#define FNN_SIMD FNN_PRAGMA(omp simd)
+#define FNN_SIMD_SUM(v) FNN_PRAGMA(omp simd reduction(+:v))
+#define FNN_SIMD_MAX(m, flag) FNN_PRAGMA(omp simd reduction(max:m) reduction(|:flag))
+#else
+#define FNN_SIMD_MAX(m, flag)
+#define FNN_SIMD
+#define FNN_SIMD_SUM(v)
+#endif
+
+static inline float fnn_expf(float x) {
+    /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]. */
+    x = x < -87.3f ? -87.3f : x;          /* keeps 2^n normal; exp(-87.3) ~ 1.2e-38 is 0 for every use here */
+    x = x > 88.7f ? 88.7f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float fnn_tanhf(float x) {
+    float a = fabsf(x);
+    float t = fnn_expf(-2.0f * a);
+    float big = (1.0f - t) / (1.0f + t);
+    float x2 = x * x;   /* odd series for small |x|, where 1 - t cancels */
+    float small = a * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * (-0.0539682540f))));
+    float y = a < 0.0625f ? small : big;
+    return x < 0.0f ? -y : (x >= 0.0f ? y : x);   /* the last branch returns NaN for NaN */
+}
+
+static inline float fnn_sigmoidf(float x) { return 1.0f / (1.0f + fnn_expf(-x)); }
+static inline double fnn_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* ---- rows of a softmax ---------------------------------------------------------------------------------------- */
+
+static inline float fnn_row_max_f(const float *x, ptrdiff_t n) {
+    float m = -INFINITY;
+    int nan = 0;
+    FNN_SIMD_MAX(m, nan)
+    for (ptrdiff_t j = 0; j < n; j++) { m = x[j] > m ? x[j] : m; nan |= (x[j] != x[j]); }
+    return nan ? NAN : m;
+}
+static inline double fnn_row_max_d(const double *x, ptrdiff_t n) {
+    double m = -INFINITY;
+    int nan = 0;
+    for (ptrdiff_t j = 0; j < n; j++) { m = x[j] > m ? x[j] : m; nan |= (x[j] != x[j]); }
+    return nan ? NAN : m;
+}
+
+/* out[j] = exp(x[j] - m); returns the sum. out may be x. */
+static inline float fnn_row_exp_f(const float *x, float *out, ptrdiff_t n, float m) {
+    float s = 0.0f;
+    FNN_SIMD_SUM(s)
+    for (ptrdiff_t j = 0; j < n; j++) { float e = fnn_expf(x[j] - m); out[j] = e; s += e; }
+    return s;
+}
+static inline double fnn_row_exp_d(const double *x, double *out, ptrdiff_t n, double m) {
+    double s = 0.0;
+    for (ptrdiff_t j = 0; j < n; j++) { double e = exp(x[j] - m); out[j] = e; s += e; }
+    return s;
+}
+
+/* sum_j exp(x[j] - m) without storing */
+static inline float fnn_row_sumexp_f(const float *x, ptrdiff_t n, float m) {
+    float s = 0.0f;
+    FNN_SIMD_SUM(s)
+    for (ptrdiff_t j = 0; j < n; j++) s += fnn_expf(x[j] - m);
+    return s;
+}
+static inline double fnn_row_sumexp_d(const double *x, ptrdiff_t n, double m) {
+    double s = 0.0;
+    for (ptrdiff_t j = 0; j < n; j++) s += exp(x[j] - m);
+    return s;
+}
+
+static inline void fnn_row_scale_f(float *y, ptrdiff_t n, float a) {
+    FNN_SIMD
+    for (ptrdiff_t j = 0; j < n; j++) y[j] *= a;
+}
+static inline void fnn_row_scale_d(double *y, ptrdiff_t n, double a) {
+    for (ptrdiff_t j = 0; j < n; j++) y[j] *= a;
+}
+
+/* out[j] = x[j] - shift (log-softmax) */
+static inline void fnn_row_shift_f(const float *x, float *out, ptrdiff_t n, float shift) {
+    FNN_SIMD
+    for (ptrdiff_t j = 0; j < n; j++) out[j] = x[j] - shift;
+}
+static inline void fnn_row_shift_d(const double *x, double *out, ptrdiff_t n, double shift) {
+    for (ptrdiff_t j = 0; j < n; j++) out[j] = x[j] - shift;
+}
+
+/* ---- activations in place: 0 tanh, 1 sigmoid, 2 relu, 3 identity ----------------------------------------------- */
+
+static inline void fnn_act_f(float *h, ptrdiff_t n, int act) {
+    if (act == 0) { FNN_SIMD for (ptrdiff_t j = 0; j < n; j++) h[j] = fnn_tanhf(h[j]); }
+    else if (act == 1) { FNN_SIMD for (ptrdiff_t j = 0; j < n; j++) h[j] = fnn_sigmoidf(h[j]); }
+    else if (act == 2) { FNN_SIMD for (ptrdiff_t j = 0; j < n; j++) h[j] = h[j] < 0.0f ? 0.0f : h[j]; }
+}
+static inline void fnn_act_d(double *h, ptrdiff_t n, int act) {
+    if (act == 0) { for (ptrdiff_t j = 0; j < n; j++) h[j] = tanh(h[j]); }
+    else if (act == 1) { for (ptrdiff_t j = 0; j < n; j++) h[j] = fnn_sigmoid(h[j]); }
+    else if (act == 2) { for (ptrdiff_t j = 0; j < n; j++) h[j] = h[j] < 0.0 ? 0.0 : h[j]; }
+}
+
+/* dz[j] = (g[j] + carry[j]) * f'(z) written in terms of the output h = f(z); then clipped to [-clip, clip] if clip > 0 */
+#define FNN_DACT_BODY(T, ZERO, ONE)                                                                        \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                                    \
+        T d = g[j] + carry[j];                                                                              \
+        T y = h[j];                                                                                         \
+        T fp = act == 0 ? ONE - y * y : (act == 1 ? y * (ONE - y) : (act == 2 ? (y > ZERO ? ONE : ZERO) : ONE)); \
+        d = d * fp;                                                                                         \
+        if (clip > ZERO) { d = d > clip ? clip : d; d = d < -clip ? -clip : d; }                            \
+        dz[j] = d;                                                                                          \
+    }
+static inline void fnn_dact_f(const float *g, const float *carry, const float *h, float *dz, ptrdiff_t n, int act,
+                              float clip) {
+    FNN_SIMD
+    FNN_DACT_BODY(float, 0.0f, 1.0f)
+}
+static inline void fnn_dact_d(const double *g, const double *carry, const double *h, double *dz, ptrdiff_t n,
+                              int act, double clip) {
+    FNN_DACT_BODY(double, 0.0, 1.0)
+}
+#undef FNN_DACT_BODY
+
+#endif

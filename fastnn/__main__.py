@@ -1,0 +1,3 @@
+from fastnn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Argument checks shared by the kernel wrappers and the layers above them.
+
+Messages read "{where}: {what} must be {expected}; got {actual}. {remedy}" (../shared/STYLE.md B7).  Checks are
+vectorised NumPy; nothing here copies a parameter, because parameters are updated in place.
+"""
+import numbers
+
+import numpy as np
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(a):
+    return f"{type(a).__name__}" if not isinstance(a, np.ndarray) else f"array of dtype {a.dtype}"
+
+
+def check_float_array(a, name, where, *, ndim=None, writeable=False, contiguous=True):
+    """A float32/float64 ndarray, C-contiguous (and writeable when it is updated in place). Never copies."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{where}: '{name}' must be a numpy.ndarray of float32 or float64; got {_describe(a)}.")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"{where}: '{name}' must have dtype float32 or float64; got {a.dtype}.")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{where}: '{name}' must be {ndim}-dimensional; got shape {a.shape}.")
+    if contiguous and not a.flags.c_contiguous:
+        raise ValueError(f"{where}: '{name}' must be C-contiguous; got a strided view. "
+                         f"Pass np.ascontiguousarray({name}) (for a parameter, keep the contiguous copy as the parameter).")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{where}: '{name}' must be writeable; got a read-only array. It is updated in place.")
+    return a
+
+
+def check_input(a, name, where, dtype, *, ndim=None, shape=None):
+    """A read-only float input: made C-contiguous if needed (a copy is harmless), dtype must equal `dtype`."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{where}: '{name}' must be a numpy.ndarray of {np.dtype(dtype)}; got {_describe(a)}.")
+    if a.dtype != dtype:
+        raise TypeError(f"{where}: '{name}' must have dtype {np.dtype(dtype)} to match the parameters; got {a.dtype}. "
+                        f"Cast '{name}' (parameters are never cast: they are updated in place).")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{where}: '{name}' must be {ndim}-dimensional; got shape {a.shape}.")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{where}: '{name}' must have shape {tuple(shape)}; got {a.shape}.")
+    return np.ascontiguousarray(a)
+
+
+def check_same_dtype(where, ref_name, ref, **arrays):
+    for name, a in arrays.items():
+        if a.dtype != ref.dtype:
+            raise TypeError(f"{where}: '{name}' must have dtype {ref.dtype} to match '{ref_name}'; got {a.dtype}. "
+                            f"Cast '{name}', not '{ref_name}' ('{ref_name}' is updated in place).")
+
+
+def check_shape(a, name, where, shape):
+    if a.shape != tuple(shape):
+        raise ValueError(f"{where}: '{name}' must have shape {tuple(shape)}; got {a.shape}.")
+
+
+def check_index(idx, n, name, where):
+    """Integer indices in [0, n) as a contiguous intp array (copied only if needed)."""
+    if isinstance(idx, (list, tuple)):
+        idx = np.asarray(idx) if len(idx) else np.zeros(0, dtype=np.intp)
+    if not isinstance(idx, np.ndarray):
+        raise TypeError(f"{where}: '{name}' must be an integer numpy.ndarray; got {_describe(idx)}.")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{where}: '{name}' must have an integer dtype; got {idx.dtype}.")
+    if idx.size:
+        lo, hi = idx.min(), idx.max()
+        if lo < 0 or hi >= n:
+            pos = int(np.flatnonzero((idx.ravel() < 0) | (idx.ravel() >= n))[0])
+            raise IndexError(f"{where}: '{name}' must be in [0, {n}); got {idx.ravel()[pos]} at position {pos}.")
+    return np.ascontiguousarray(idx, dtype=np.intp)
+
+
+def check_no_overlap(where, **arrays):
+    items = list(arrays.items())
+    for i, (na, a) in enumerate(items):
+        for nb, b in items[i + 1:]:
+            if a is not None and b is not None and np.shares_memory(a, b):
+                raise ValueError(f"{where}: '{na}' and '{nb}' must not share memory.")
+
+
+def check_scalar(x, name, where, *, low=None, high=None, low_open=False, integer=False):
+    """A real (or integer) scalar in [low, high] (low exclusive when low_open)."""
+    kinds = numbers.Integral if integer else numbers.Real
+    if isinstance(x, bool) or not isinstance(x, kinds):
+        kind = "an integer" if integer else "a real number"
+        raise TypeError(f"{where}: '{name}' must be {kind}; got {x!r}.")
+    if not integer and not np.isfinite(x):
+        raise ValueError(f"{where}: '{name}' must be finite; got {x!r}.")
+    if low is not None and (x <= low if low_open else x < low):
+        raise ValueError(f"{where}: '{name}' must be {'>' if low_open else '>='} {low}; got {x!r}.")
+    if high is not None and x > high:
+        raise ValueError(f"{where}: '{name}' must be <= {high}; got {x!r}.")
+    return x

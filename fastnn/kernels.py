@@ -1,0 +1,375 @@
+"""The Python face of fastnn's compiled kernels: every call is validated here before it reaches C.
+
+This is the only module that imports fastnn._ext.  Each wrapper checks dtypes (float32 or float64, one dtype per
+call), shapes, C-contiguity, writeability of in-place targets and index bounds, then calls a typed, GIL-free kernel.
+Parameters (arrays updated in place, named with a trailing underscore on the function) are never copied or cast.
+Inputs that are only read may be copied to C order.  `n_threads=None` uses fastnn.set_num_threads()'s value.
+"""
+import numpy as np
+
+from fastnn import _validation as V
+from fastnn._ext import _adagrad, _blas, _embedding, _rnn, _softmax
+from fastnn._threads import effective_n_threads
+
+ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
+
+
+def _activation_code(activation, where):
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"{where}: 'activation' must be one of {sorted(ACTIVATIONS)}; got {activation!r}.") from None
+
+
+def _out(out, shape, dtype, name, where):
+    """A given output buffer (checked) or a new one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    V.check_float_array(out, name, where, writeable=True)
+    if out.dtype != dtype:
+        raise TypeError(f"{where}: '{name}' must have dtype {np.dtype(dtype)}; got {out.dtype}.")
+    V.check_shape(out, name, where, shape)
+    return out
+
+
+# ---- softmax + cross-entropy -------------------------------------------------------------------------------------
+
+def softmax_xent(logits, targets, *, grad=None, scale=1.0, want_grad=True, n_threads=None):
+    """Cross-entropy of softmax(logits) against integer targets, per row, and its gradient wrt the logits.
+
+    Parameters
+    ----------
+    logits : (B, V) float32 or float64, C-contiguous.
+    targets : (B,) integers in [0, V).
+    grad : (B, V) array of logits' dtype to write the gradient into (may be `logits` itself, for in place), or None
+        to allocate one.
+    scale : the gradient is scale * (softmax - onehot); use 1/B for the gradient of the mean loss.
+    want_grad : False computes the loss only (no gradient buffer is touched).
+
+    Returns
+    -------
+    loss : (B,) logsumexp(logits[i]) - logits[i, targets[i]], in the logits' dtype.
+    grad : (B, V) or None.
+    """
+    where = "softmax_xent"
+    V.check_float_array(logits, "logits", where, ndim=2)
+    B, n_classes = logits.shape
+    if n_classes == 0:
+        raise ValueError(f"{where}: 'logits' must have at least one column; got shape {logits.shape}.")
+    targets = V.check_index(targets, n_classes, "targets", where)
+    V.check_shape(targets, "targets", where, (B,))
+    V.check_scalar(scale, "scale", where)
+    loss = np.empty(B, dtype=logits.dtype)
+    if want_grad:
+        grad = _out(grad, logits.shape, logits.dtype, "grad", where)
+        if grad is not logits and np.shares_memory(grad, logits):
+            raise ValueError(f"{where}: 'grad' must be 'logits' itself or not share memory with it.")
+    else:
+        grad = None
+    _softmax._softmax_xent(logits, targets, loss, grad, float(scale), effective_n_threads(n_threads))
+    return loss, grad
+
+
+def log_softmax(logits, *, out=None, n_threads=None):
+    """Row-wise log-softmax. logits (B, V) float; out (B, V) or None (may be `logits` for in place)."""
+    where = "log_softmax"
+    V.check_float_array(logits, "logits", where, ndim=2)
+    if logits.shape[1] == 0:
+        raise ValueError(f"{where}: 'logits' must have at least one column; got shape {logits.shape}.")
+    out = _out(out, logits.shape, logits.dtype, "out", where)
+    if out is not logits and np.shares_memory(out, logits):
+        raise ValueError(f"{where}: 'out' must be 'logits' itself or not share memory with it.")
+    _softmax._log_softmax(logits, out, effective_n_threads(n_threads))
+    return out
+
+
+# ---- matrix products ---------------------------------------------------------------------------------------------
+
+def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """out = alpha * op(a) @ op(b) + beta * out through scipy's BLAS (row-major, one float dtype)."""
+    where = "gemm"
+    V.check_float_array(a, "a", where, ndim=2)
+    b = V.check_input(b, "b", where, a.dtype, ndim=2)
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(f"{where}: inner dimensions must agree; got op(a) {m}x{k} and op(b) {kb}x{n}.")
+    if out is None:
+        if beta != 0.0:
+            raise ValueError(f"{where}: 'beta' must be 0 when 'out' is None; got {beta}.")
+        out = np.empty((m, n), dtype=a.dtype)
+    else:
+        out = _out(out, (m, n), a.dtype, "out", where)
+    V.check_no_overlap(where, out=out, a=a)
+    V.check_no_overlap(where, out=out, b=b)
+    _blas._gemm(trans_a, trans_b, float(alpha), a, b, float(beta), out)
+    return out
+
+
+def col_sums(a, *, out=None, beta=0.0, n_threads=None):
+    """out = beta * out + a.sum(axis=0), summed in row order (same bits for any thread count)."""
+    where = "col_sums"
+    V.check_float_array(a, "a", where, ndim=2)
+    if out is None:
+        out = np.zeros(a.shape[1], dtype=a.dtype)
+        beta = 0.0
+    else:
+        out = _out(out, (a.shape[1],), a.dtype, "out", where)
+    V.check_no_overlap(where, out=out, a=a)
+    _blas._col_sums(a, out, float(beta), effective_n_threads(n_threads))
+    return out
+
+
+class OutputLayerWork:
+    """Reusable buffers for output_layer (large fresh allocations page-fault heavily; reuse them across batches)."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def get(self, name, shape, dtype):
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._bufs[name] = buf
+        return buf
+
+
+def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, n_threads=None):
+    """Affine softmax output layer with cross-entropy: logits = h @ W.T + b.
+
+    Parameters
+    ----------
+    h : (B, H) hidden vectors; W : (V, H) output weights; b : (V,) output biases (one float dtype).
+    targets : (B,) integers in [0, V).
+    scale : gradients are of scale * sum of the per-row losses (1/B for the mean).
+    work : an OutputLayerWork to reuse the (B, V) logits buffer across calls.
+
+    Returns
+    -------
+    loss (B,), and when want_grad: dW (V, H), db (V,), dh (B, H) (new arrays) else None, None, None.
+    """
+    where = "output_layer"
+    V.check_float_array(W, "W", where, ndim=2)
+    h = V.check_input(h, "h", where, W.dtype, ndim=2)
+    B, H = h.shape
+    n_out = W.shape[0]
+    if W.shape[1] != H:
+        raise ValueError(f"{where}: 'W' must have shape ({n_out}, {H}) to match 'h' {h.shape}; got {W.shape}.")
+    b = V.check_input(b, "b", where, W.dtype, shape=(n_out,))
+    work = work if work is not None else OutputLayerWork()
+    logits = work.get("logits", (B, n_out), W.dtype)
+    logits[...] = b
+    if B and H:
+        _blas._gemm(False, True, 1.0, h, W, 1.0, logits)
+    loss, g = softmax_xent(logits, targets, grad=logits, scale=scale, want_grad=want_grad, n_threads=n_threads)
+    if not want_grad:
+        return loss, None, None, None
+    dW = np.empty_like(W)
+    dh = np.empty_like(h)
+    if B:
+        _blas._gemm(True, False, 1.0, g, h, 0.0, dW)
+        _blas._gemm(False, False, 1.0, g, W, 0.0, dh)
+    else:
+        dW[...] = 0
+    db = col_sums(g, n_threads=n_threads)
+    return loss, dW, db, dh
+
+
+# ---- sparse embedding rows ---------------------------------------------------------------------------------------
+
+def gather_rows(W, idx, *, out=None, n_threads=None):
+    """out[i] = W[idx[i]]. W (V, D) float; idx (N,) ints in [0, V); returns (N, D)."""
+    where = "gather_rows"
+    V.check_float_array(W, "W", where, ndim=2)
+    idx = V.check_index(idx, W.shape[0], "idx", where).ravel()
+    out = _out(out, (idx.shape[0], W.shape[1]), W.dtype, "out", where)
+    V.check_no_overlap(where, out=out, W=W)
+    _embedding._gather_rows(W, idx, out, effective_n_threads(n_threads))
+    return out
+
+
+def group_rows(idx, n_rows):
+    """Group repeated indices: returns (order, uniq, seg) with idx[order] sorted (stable), uniq the distinct values
+    ascending, and the occurrences of uniq[r] at order[seg[r]:seg[r+1]]."""
+    where = "group_rows"
+    V.check_scalar(n_rows, "n_rows", where, low=0, integer=True)
+    idx = V.check_index(idx, n_rows, "idx", where).ravel()
+    n = idx.shape[0]
+    order = np.empty(n, dtype=np.intp)
+    uniq = np.empty(n, dtype=np.intp)
+    seg = np.empty(n + 1, dtype=np.intp)
+    n_uniq = _embedding._group_rows(idx, max(int(n_rows), 1), order, uniq, seg)
+    return order, uniq[:n_uniq], seg[:n_uniq + 1]
+
+
+def coalesce_rows(idx, G, n_rows, *, n_threads=None):
+    """Sum the rows of G that share an index: returns (rows, values) with rows unique ascending, values (R, D)."""
+    where = "coalesce_rows"
+    V.check_float_array(G, "G", where, ndim=2)
+    idx = V.check_index(idx, n_rows, "idx", where).ravel()
+    V.check_shape(idx, "idx", where, (G.shape[0],))
+    order, uniq, seg = group_rows(idx, n_rows)
+    values = np.empty((uniq.shape[0], G.shape[1]), dtype=G.dtype)
+    _embedding._segment_sum(G, order, seg, values, effective_n_threads(n_threads))
+    return uniq, values
+
+
+def _check_rows_update(where, W, rows, G, unique):
+    V.check_float_array(W, "W", where, ndim=2, writeable=True)
+    rows = V.check_index(rows, W.shape[0], "rows", where).ravel()
+    G = V.check_input(G, "G", where, W.dtype, shape=(rows.shape[0], W.shape[1]))
+    if unique and rows.shape[0] > 1 and not np.all(rows[1:] > rows[:-1]):
+        raise ValueError(f"{where}: 'rows' must be unique and ascending (a coalesced RowGrad); got repeats or "
+                         f"disorder. Use coalesce_rows() first, or scatter_add_() for repeated rows.")
+    V.check_no_overlap(where, W=W, G=G)
+    return rows, G
+
+
+def scatter_add_(W, idx, G, *, alpha=1.0, n_threads=None):
+    """W[idx[i]] += alpha * G[i] for each i (repeated indices add up), in place. Same bits for any thread count."""
+    where = "scatter_add_"
+    idx, G = _check_rows_update(where, W, idx, G, unique=False)
+    V.check_scalar(alpha, "alpha", where)
+    _embedding._scatter_add(W, idx, G, float(alpha), effective_n_threads(n_threads))
+
+
+def sparse_sgd_(W, rows, G, *, lr, l2=0.0, n_threads=None):
+    """W[rows] = (1 - lr*l2) * W[rows] - lr * G on unique ascending rows (a coalesced RowGrad), in place."""
+    where = "sparse_sgd_"
+    rows, G = _check_rows_update(where, W, rows, G, unique=True)
+    V.check_scalar(lr, "lr", where, low=0)
+    V.check_scalar(l2, "l2", where, low=0)
+    _embedding._sparse_sgd(W, rows, G, float(lr), float(l2), effective_n_threads(n_threads))
+
+
+def _check_acc(where, W, A):
+    V.check_float_array(A, "A", where, ndim=2, writeable=True)
+    V.check_same_dtype(where, "W", W, A=A)
+    V.check_shape(A, "A", where, W.shape)
+    V.check_no_overlap(where, W=W, A=A)
+
+
+def sparse_adagrad_(W, A, rows, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
+    """Lazy AdaGrad on unique ascending rows: g = G + l2*W[rows]; A[rows] += g*g; W[rows] -= lr*g/(sqrt(A)+eps).
+
+    Only the given rows of W and of the accumulator A are read or written.  eps after the sqrt, as torch.
+    """
+    where = "sparse_adagrad_"
+    rows, G = _check_rows_update(where, W, rows, G, unique=True)
+    _check_acc(where, W, A)
+    V.check_scalar(lr, "lr", where, low=0)
+    V.check_scalar(eps, "eps", where, low=0)
+    V.check_scalar(l2, "l2", where, low=0)
+    _embedding._sparse_adagrad(W, A, rows, G, float(lr), float(eps), float(l2), effective_n_threads(n_threads))
+
+
+def sparse_adagrad_grouped_(W, A, idx, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
+    """Lazy AdaGrad from uncoalesced row gradients (repeated idx allowed): the rows sharing an index are summed first,
+    then one update per distinct row (AdaGrad is non-linear, so the order matters)."""
+    where = "sparse_adagrad_grouped_"
+    idx, G = _check_rows_update(where, W, idx, G, unique=False)
+    _check_acc(where, W, A)
+    V.check_scalar(lr, "lr", where, low=0)
+    V.check_scalar(eps, "eps", where, low=0)
+    V.check_scalar(l2, "l2", where, low=0)
+    order, uniq, seg = group_rows(idx, W.shape[0])
+    _embedding._sparse_adagrad_grouped(W, A, G, order, uniq, seg, float(lr), float(eps), float(l2),
+                                       effective_n_threads(n_threads))
+
+
+# ---- dense updates -----------------------------------------------------------------------------------------------
+
+def _check_dense(where, w, g, *states):
+    V.check_float_array(w, "w", where, writeable=True)
+    g = V.check_input(g, "g", where, w.dtype, shape=w.shape)
+    for name, s in states:
+        V.check_float_array(s, name, where, writeable=True)
+        V.check_same_dtype(where, "w", w, **{name: s})
+        V.check_shape(s, name, where, w.shape)
+        V.check_no_overlap(where, w=w, **{name: s})
+    V.check_no_overlap(where, w=w, g=g)
+    return g.reshape(-1)
+
+
+def sgd_(w, g, *, lr, l2=0.0, l1=0.0, n_threads=None):
+    """w -= lr * (g + l2*w + l1*sign(w)), in place, one pass."""
+    where = "sgd_"
+    g = _check_dense(where, w, g)
+    for n, x in (("lr", lr), ("l2", l2), ("l1", l1)):
+        V.check_scalar(x, n, where, low=0)
+    _adagrad._sgd(w.reshape(-1), g, float(lr), float(l2), float(l1), effective_n_threads(n_threads))
+
+
+def momentum_(w, v, g, *, lr, mu, nesterov=False, l2=0.0, l1=0.0, n_threads=None):
+    """torch's momentum: v = mu*v + g'; w -= lr*v (nesterov: w -= lr*(g' + mu*v)); g' = g + l2*w + l1*sign(w)."""
+    where = "momentum_"
+    g = _check_dense(where, w, g, ("v", v))
+    for n, x in (("lr", lr), ("mu", mu), ("l2", l2), ("l1", l1)):
+        V.check_scalar(x, n, where, low=0)
+    _adagrad._momentum(w.reshape(-1), v.reshape(-1), g, float(lr), float(mu), float(l2), float(l1), bool(nesterov),
+                       effective_n_threads(n_threads))
+
+
+def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
+    """AdaGrad (torch's convention): g' = g + l2*w + l1*sign(w); acc += g'^2; w -= lr*g'/(sqrt(acc)+eps)."""
+    where = "adagrad_"
+    g = _check_dense(where, w, g, ("acc", acc))
+    for n, x in (("lr", lr), ("eps", eps), ("l2", l2), ("l1", l1)):
+        V.check_scalar(x, n, where, low=0)
+    _adagrad._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
+                      effective_n_threads(n_threads))
+
+
+# ---- Elman recurrence --------------------------------------------------------------------------------------------
+
+def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
+    """h_t = f(X[t] + h_{t-1} @ W.T + b) for t = 0..T-1.
+
+    X (T, B, K) projected inputs; W (K, K); b (K,); h0 (B, K).  Returns H (T + 1, B, K) with H[0] = h0 and
+    H[t + 1] = h_t (pass `out` to reuse a buffer).
+    """
+    where = "rnn_forward"
+    kind = _activation_code(activation, where)
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[0]
+    if W.shape != (K, K):
+        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
+    X = V.check_input(X, "X", where, W.dtype, ndim=3)
+    T, B, KX = X.shape
+    if KX != K:
+        raise ValueError(f"{where}: 'X' must have shape (T, B, {K}) to match 'W'; got {X.shape}.")
+    b = V.check_input(b, "b", where, W.dtype, shape=(K,))
+    h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
+    H = _out(out, (T + 1, B, K), W.dtype, "out", where)
+    V.check_no_overlap(where, out=H, X=X)
+    V.check_no_overlap(where, out=H, W=W)
+    H[0] = h0
+    _rnn._rnn_forward(X, W, b, H, kind, effective_n_threads(n_threads))
+    return H
+
+
+def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
+    """Truncated BPTT over the T steps of rnn_forward.
+
+    dH (T, B, K): d loss / d h_t from outside the recurrence; H (T + 1, B, K) from rnn_forward; W (K, K).
+    clip > 0 clips each step's back-propagated error d loss / d z_t to [-clip, clip] (Mikolov's trick).
+    Returns dX (T, B, K) (= d loss / d z_t), dW (K, K), db (K,), dh0 (B, K).
+    """
+    where = "rnn_backward"
+    kind = _activation_code(activation, where)
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[0]
+    if W.shape != (K, K):
+        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
+    dH = V.check_input(dH, "dH", where, W.dtype, ndim=3)
+    T, B, KX = dH.shape
+    if KX != K:
+        raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
+    H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
+    V.check_scalar(clip, "clip", where, low=0)
+    dX = np.empty((T, B, K), dtype=W.dtype)
+    dW = np.zeros((K, K), dtype=W.dtype)
+    db = np.zeros(K, dtype=W.dtype)
+    dh0 = np.zeros((B, K), dtype=W.dtype)
+    _rnn._rnn_backward(dH, H, W, dX, dW, db, dh0, kind, float(clip), effective_n_threads(n_threads))
+    return dX, dW, db, dh0

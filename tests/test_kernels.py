@@ -1,0 +1,277 @@
+"""Each kernel against a plain NumPy reference (float64), thread-count invariance, and every validation error."""
+import numpy as np
+import pytest
+
+from fastnn import kernels as K
+from tests.conftest import TOL
+
+
+def ref_xent(x, t):
+    x = x.astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+    p = np.exp(x - lse[:, None])
+    loss = lse - x[np.arange(len(t)), t]
+    g = p.copy()
+    g[np.arange(len(t)), t] -= 1
+    return loss, g
+
+
+@pytest.mark.parametrize("B,V", [(1, 1), (3, 7), (16, 1000), (2, 300_000), (1, 131_073)])
+def test_softmax_xent_matches_numpy(B, V, dtype, n_threads, rng):
+    x = (rng.standard_normal((B, V)) * 3).astype(dtype)
+    t = rng.integers(0, V, B)
+    loss, g = K.softmax_xent(x, t, scale=0.5, n_threads=n_threads)
+    rl, rg = ref_xent(x, t)
+    np.testing.assert_allclose(loss, rl, **TOL[dtype])
+    np.testing.assert_allclose(g, 0.5 * rg, **TOL[dtype])
+    loss_only, none = K.softmax_xent(x, t, want_grad=False, n_threads=n_threads)
+    assert none is None
+    np.testing.assert_array_equal(loss_only, loss)
+
+
+def test_softmax_xent_in_place_and_thread_invariant(dtype, rng):
+    x = rng.standard_normal((9, 200_000)).astype(dtype)
+    t = rng.integers(0, x.shape[1], 9)
+    l1, g1 = K.softmax_xent(x, t, n_threads=1)
+    l2, g2 = K.softmax_xent(x, t, n_threads=2)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_array_equal(g1, g2)
+    y = x.copy()
+    l3, g3 = K.softmax_xent(y, t, grad=y, n_threads=2)
+    assert g3 is y
+    np.testing.assert_array_equal(l3, l1)
+    np.testing.assert_array_equal(g3, g1)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_softmax_xent_is_stable_at_extreme_logits(dtype, scale):
+    x = np.array([[scale, -scale, 0.0], [-scale, -scale, -scale]], dtype=dtype)
+    loss, g = K.softmax_xent(x, np.array([1, 2]))
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(g))
+    np.testing.assert_allclose(loss, ref_xent(x.astype(np.float64), [1, 2])[0], rtol=1e-6)
+
+
+def test_softmax_xent_propagates_nan(dtype):
+    x = np.zeros((2, 5), dtype=dtype)
+    x[0, 3] = np.nan
+    loss, g = K.softmax_xent(x, np.array([0, 0]))
+    assert np.isnan(loss[0]) and np.isfinite(loss[1])
+
+
+def test_log_softmax(dtype, rng):
+    x = rng.standard_normal((5, 300_000)).astype(dtype)
+    out = K.log_softmax(x)
+    ref = x.astype(np.float64) - np.log(np.exp(x.astype(np.float64)).sum(1, keepdims=True))
+    np.testing.assert_allclose(out, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_output_layer_matches_numpy(dtype, rng):
+    B, H, V = 7, 5, 11
+    h = rng.standard_normal((B, H)).astype(dtype)
+    W = rng.standard_normal((V, H)).astype(dtype)
+    b = rng.standard_normal(V).astype(dtype)
+    t = rng.integers(0, V, B)
+    loss, dW, db, dh = K.output_layer(h, W, b, t, scale=1 / B)
+    rl, rg = ref_xent(h.astype(np.float64) @ W.T.astype(np.float64) + b, t)
+    rg /= B
+    np.testing.assert_allclose(loss, rl, **TOL[dtype])
+    np.testing.assert_allclose(dW, rg.T @ h, **TOL[dtype])
+    np.testing.assert_allclose(db, rg.sum(0), **TOL[dtype])
+    np.testing.assert_allclose(dh, rg @ W, **TOL[dtype])
+
+
+@pytest.mark.parametrize("pattern", ["empty", "all_same", "sorted", "random", "one_row_heavy"])
+def test_embedding_kernels(pattern, dtype, n_threads, rng):
+    Vn, D, N = 50, 37, 300
+    idx = {"empty": np.zeros(0, int), "all_same": np.full(N, 7), "sorted": np.sort(rng.integers(0, Vn, N)),
+           "random": rng.integers(0, Vn, N),
+           "one_row_heavy": np.where(rng.random(N) < 0.8, 3, rng.integers(0, Vn, N))}[pattern]
+    W = rng.standard_normal((Vn, D)).astype(dtype)
+    G = rng.standard_normal((len(idx), D)).astype(dtype)
+    np.testing.assert_array_equal(K.gather_rows(W, idx, n_threads=n_threads), W[idx])
+    # coalesce against np.add.at
+    rows, vals = K.coalesce_rows(idx, G, Vn, n_threads=n_threads)
+    dense = np.zeros((Vn, D))
+    np.add.at(dense, idx, G.astype(np.float64))
+    np.testing.assert_array_equal(rows, np.unique(idx))
+    np.testing.assert_allclose(vals, dense[rows], **TOL[dtype])
+    # scatter-add
+    W1 = W.copy()
+    K.scatter_add_(W1, idx, G, alpha=-0.5, n_threads=n_threads)
+    np.testing.assert_allclose(W1, W - 0.5 * dense, **TOL[dtype])
+    # sparse SGD with decay
+    W2 = W.copy()
+    K.sparse_sgd_(W2, rows, vals, lr=0.1, l2=0.01, n_threads=n_threads)
+    ref = W.astype(np.float64).copy()
+    ref[rows] = (1 - 0.1 * 0.01) * ref[rows] - 0.1 * dense[rows]
+    np.testing.assert_allclose(W2, ref, **TOL[dtype])
+    # lazy AdaGrad, coalesced and grouped, against the formula on coalesced rows
+    A0 = rng.random((Vn, D)).astype(dtype)
+    W3, A3 = W.copy(), A0.copy()
+    K.sparse_adagrad_(W3, A3, rows, vals, lr=0.1, eps=1e-6, l2=0.01, n_threads=n_threads)
+    W4, A4 = W.copy(), A0.copy()
+    K.sparse_adagrad_grouped_(W4, A4, idx, G, lr=0.1, eps=1e-6, l2=0.01, n_threads=n_threads)
+    rw, ra = W.astype(np.float64).copy(), A0.astype(np.float64).copy()
+    g = dense[rows] + 0.01 * rw[rows]
+    ra[rows] += g * g
+    rw[rows] -= 0.1 * g / (np.sqrt(ra[rows]) + 1e-6)
+    for Wx, Ax in ((W3, A3), (W4, A4)):
+        np.testing.assert_allclose(Wx, rw, **TOL[dtype])
+        np.testing.assert_allclose(Ax, ra, **TOL[dtype])
+    untouched = np.setdiff1d(np.arange(Vn), rows)
+    np.testing.assert_array_equal(W4[untouched], W[untouched])
+    np.testing.assert_array_equal(A4[untouched], A0[untouched])
+
+
+def test_embedding_results_do_not_depend_on_thread_count(rng):
+    idx = np.minimum(rng.zipf(1.1, 20000), 5000) - 1
+    G = rng.standard_normal((len(idx), 64)).astype(np.float32)
+    W = rng.standard_normal((5000, 64)).astype(np.float32)
+    out = []
+    for t in (1, 2, 3):
+        W1, A1, W2 = W.copy(), np.zeros_like(W), W.copy()
+        K.sparse_adagrad_grouped_(W1, A1, idx, G, lr=0.1, n_threads=t)
+        K.scatter_add_(W2, idx, G, n_threads=t)
+        out.append((W1, A1, W2, K.coalesce_rows(idx, G, 5000, n_threads=t)[1]))
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_group_rows_is_a_stable_sort(rng):
+    for n_rows in (1, 2, 2047, 2048, 2049, 10**6, 2**23 + 5):
+        idx = rng.integers(0, n_rows, 1000)
+        order, uniq, seg = K.group_rows(idx, n_rows)
+        np.testing.assert_array_equal(order, np.argsort(idx, kind="stable"))
+        np.testing.assert_array_equal(uniq, np.unique(idx))
+        np.testing.assert_array_equal(np.diff(seg), np.unique(idx, return_counts=True)[1])
+
+
+def test_dense_updates_match_formulas(dtype, n_threads, rng):
+    n = 100_003
+    w0 = rng.standard_normal(n).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    a0 = rng.random(n).astype(dtype)
+    v0 = rng.standard_normal(n).astype(dtype)
+    w64, g64 = w0.astype(np.float64), g.astype(np.float64)
+    gd = g64 + 0.01 * w64 + 0.001 * np.sign(w64)
+    w = w0.copy()
+    K.sgd_(w, g, lr=0.1, l2=0.01, l1=0.001, n_threads=n_threads)
+    np.testing.assert_allclose(w, w64 - 0.1 * gd, **TOL[dtype])
+    for nesterov in (False, True):
+        w, v = w0.copy(), v0.copy()
+        K.momentum_(w, v, g, lr=0.1, mu=0.9, nesterov=nesterov, l2=0.01, l1=0.001, n_threads=n_threads)
+        rv = 0.9 * v0 + gd
+        np.testing.assert_allclose(v, rv, **TOL[dtype])
+        np.testing.assert_allclose(w, w64 - 0.1 * ((gd + 0.9 * rv) if nesterov else rv), **TOL[dtype])
+    w, a = w0.copy(), a0.copy()
+    K.adagrad_(w, a, g, lr=0.1, eps=1e-8, l2=0.01, l1=0.001, n_threads=n_threads)
+    ra = a0 + gd * gd
+    np.testing.assert_allclose(a, ra, **TOL[dtype])
+    np.testing.assert_allclose(w, w64 - 0.1 * gd / (np.sqrt(ra) + 1e-8), **TOL[dtype])
+
+
+def ref_rnn(X, W, b, h0, act, dH, clip):
+    f = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0),
+         "identity": lambda z: z}[act]
+    T = X.shape[0]
+    H = [h0]
+    for t in range(T):
+        H.append(f(X[t] + H[-1] @ W.T + b))
+    H = np.stack(H)
+    dX = np.zeros_like(X)
+    dW = np.zeros_like(W)
+    carry = np.zeros_like(h0)
+    for t in range(T - 1, -1, -1):
+        y = H[t + 1]
+        fp = {"tanh": 1 - y * y, "sigmoid": y * (1 - y), "relu": (y > 0) * 1.0, "identity": np.ones_like(y)}[act]
+        dz = (dH[t] + carry) * fp
+        if clip > 0:
+            dz = np.clip(dz, -clip, clip)
+        dX[t] = dz
+        dW += dz.T @ H[t]
+        carry = dz @ W
+    return H, dX, dW, dX.sum((0, 1)), carry
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "identity"])
+@pytest.mark.parametrize("clip", [0.0, 0.05])
+def test_rnn_matches_numpy(act, clip, dtype, n_threads, rng):
+    T, B, Kd = 6, 4, 9
+    X = rng.standard_normal((T, B, Kd)).astype(dtype)
+    W = (rng.standard_normal((Kd, Kd)) * 0.4).astype(dtype)
+    b = rng.standard_normal(Kd).astype(dtype) * 0.1
+    h0 = rng.standard_normal((B, Kd)).astype(dtype)
+    dH = rng.standard_normal((T, B, Kd)).astype(dtype)
+    H = K.rnn_forward(X, W, b, h0, activation=act, n_threads=n_threads)
+    rH, rdX, rdW, rdb, rdh0 = ref_rnn(*(a.astype(np.float64) for a in (X, W, b, h0)), act, dH.astype(np.float64), clip)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(H, rH, **tol)
+    dX, dW, db, dh0 = K.rnn_backward(dH, H, W, activation=act, clip=clip, n_threads=n_threads)
+    for got, ref in ((dX, rdX), (dW, rdW), (db, rdb), (dh0, rdh0)):
+        np.testing.assert_allclose(got, ref, **tol)
+
+
+def test_rnn_thread_invariant(rng):
+    T, B, Kd = 5, 64, 512
+    X = rng.standard_normal((T, B, Kd)).astype(np.float32)
+    W = (rng.standard_normal((Kd, Kd)) * 0.05).astype(np.float32)
+    b = np.zeros(Kd, np.float32)
+    h0 = np.zeros((B, Kd), np.float32)
+    H1 = K.rnn_forward(X, W, b, h0, n_threads=1)
+    H2 = K.rnn_forward(X, W, b, h0, n_threads=2)
+    np.testing.assert_array_equal(H1, H2)
+    g1 = K.rnn_backward(X, H1, W, n_threads=1)
+    g2 = K.rnn_backward(X, H1, W, n_threads=2)
+    for a, c in zip(g1, g2):
+        np.testing.assert_array_equal(a, c)
+
+
+# ---- validation: every error is a clear Python exception -----------------------------------------------------------
+
+def test_validation_errors():
+    W = np.zeros((10, 4), np.float32)
+    G = np.zeros((3, 4), np.float32)
+    with pytest.raises(IndexError, match=r"'rows' must be in \[0, 10\); got 10 at position 2"):
+        K.scatter_add_(W, np.array([1, 2, 10]), G)
+    with pytest.raises(IndexError, match=r"got -1 at position 0"):
+        K.gather_rows(W, np.array([-1, 2, 3]))
+    with pytest.raises(TypeError, match=r"'G' must have dtype float32 to match"):
+        K.scatter_add_(W, np.array([1, 2, 3]), G.astype(np.float64))
+    with pytest.raises(TypeError, match=r"integer dtype"):
+        K.scatter_add_(W, np.array([1.0, 2.0, 3.0]), G)
+    with pytest.raises(ValueError, match=r"C-contiguous"):
+        K.scatter_add_(np.zeros((4, 10), np.float32).T, np.array([1, 2, 3]), G)
+    ro = W.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"writeable"):
+        K.scatter_add_(ro, np.array([1, 2, 3]), G)
+    with pytest.raises(ValueError, match=r"'G' must have shape \(2, 4\)"):
+        K.scatter_add_(W, np.array([1, 2]), G)
+    with pytest.raises(ValueError, match=r"unique and ascending"):
+        K.sparse_sgd_(W, np.array([2, 1, 3]), G, lr=0.1)
+    with pytest.raises(ValueError, match=r"'lr' must be >= 0"):
+        K.sparse_sgd_(W, np.array([1, 2, 3]), G, lr=-1.0)
+    with pytest.raises(TypeError, match=r"float32 or float64"):
+        K.softmax_xent(np.zeros((2, 3), np.int64), np.array([0, 1]))
+    with pytest.raises(IndexError, match=r"'targets' must be in \[0, 3\)"):
+        K.softmax_xent(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"'targets' must have shape \(2,\)"):
+        K.softmax_xent(np.zeros((2, 3)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"at least one column"):
+        K.softmax_xent(np.zeros((2, 0)), np.array([0, 1]))
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"must be 'logits' itself or not share memory"):
+        K.softmax_xent(x, np.array([0, 1]), grad=np.zeros((4, 3))[::2] if False else x[:, :].view())
+    with pytest.raises(ValueError, match=r"'activation' must be one of"):
+        K.rnn_forward(np.zeros((1, 1, 2)), np.zeros((2, 2)), np.zeros(2), np.zeros((1, 2)), activation="elu")
+    with pytest.raises(ValueError, match=r"'W' must be square"):
+        K.rnn_forward(np.zeros((1, 1, 2)), np.zeros((2, 3)), np.zeros(2), np.zeros((1, 2)))
+    with pytest.raises(TypeError, match=r"'A' must have dtype float32"):
+        K.sparse_adagrad_(W, np.zeros((10, 4)), np.array([1]), np.zeros((1, 4), np.float32), lr=0.1)
+    with pytest.raises(ValueError, match=r"'n_threads' must not be 0|n_threads must not be 0"):
+        K.gather_rows(W, np.array([1]), n_threads=0)
+    w = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match=r"'w' and 'acc' must not share memory"):
+        K.adagrad_(w, w, np.zeros(5, np.float32), lr=0.1)
