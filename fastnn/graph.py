@@ -1,0 +1,261 @@
+"""The flow graph: parameters, nodes, and back-propagation in reverse topological order.
+
+A graph is built by running plain Python on a batch: every operation (fastnn.nn) makes a `Node` holding its value
+(fprop happens as the node is made, so creation order is a topological order) and a `backward_fn` that, given the
+gradient wrt the node's value, ADDS the gradients wrt its inputs into their `.grad` (and into parameters' grads).
+`backward(loss)` seeds d loss / d loss = 1 and visits the nodes in reverse topological order, so a value that feeds
+several successors receives the sum of their gradients (the multiple-paths chain rule), and a parameter used by
+several nodes accumulates the gradient of every use.  The walk is iterative (no recursion limit for long BPTT
+unrolls) and its order depends only on how the graph was built, so results are deterministic.
+
+Embedding parameters (`Param(..., sparse=True)`) receive row gradients: `Param.grad` is then a `RowGrad` of unique
+ascending rows and their summed gradients, never a dense V x D array.
+"""
+import numpy as np
+
+from fastnn import kernels
+
+
+class RowGrad:
+    """A sparse gradient of a (V, D) parameter: `values[r]` is the gradient of row `rows[r]`; rows are unique and
+    ascending (coalesced); every other row's gradient is zero."""
+
+    __slots__ = ("rows", "values", "n_rows")
+
+    def __init__(self, rows, values, n_rows):
+        self.rows = rows
+        self.values = values
+        self.n_rows = n_rows
+
+    @classmethod
+    def from_rows(cls, idx, G, n_rows):
+        """Coalesce possibly repeated row indices `idx` (N,) with gradient rows G (N, D)."""
+        rows, values = kernels.coalesce_rows(np.asarray(idx).ravel(), G, n_rows)
+        return cls(rows, values, n_rows)
+
+    def __add__(self, other):
+        if not isinstance(other, RowGrad):
+            return NotImplemented
+        return RowGrad.from_rows(np.concatenate([self.rows, other.rows]),
+                                 np.concatenate([self.values, other.values]), self.n_rows)
+
+    def to_dense(self):
+        """The dense (V, D) gradient (for tests and gradient checks only)."""
+        out = np.zeros((self.n_rows, self.values.shape[1]), dtype=self.values.dtype)
+        out[self.rows] = self.values
+        return out
+
+    def scale_(self, a):
+        self.values *= a
+        return self
+
+    def __repr__(self):
+        return f"RowGrad({len(self.rows)} of {self.n_rows} rows, dim {self.values.shape[1]})"
+
+
+class Param:
+    """A named parameter array with a gradient slot.
+
+    Parameters
+    ----------
+    name : stable dotted name ("embed.W").
+    value : float32 or float64 ndarray, kept C-contiguous; optimizers update it in place.
+    sparse : gradients arrive as rows (embeddings): `grad` is a RowGrad.
+    decay : weight decay applies (True for weights and embeddings, False for biases, as Bengio et al. 2003).
+    trainable : False freezes it (no gradient is accumulated, optimizers skip it).
+    """
+
+    def __init__(self, name, value, *, sparse=False, decay=True, trainable=True):
+        value = np.ascontiguousarray(value)
+        if value.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Param: '{name}' must have dtype float32 or float64; got {value.dtype}.")
+        if sparse and value.ndim != 2:
+            raise ValueError(f"Param: a sparse parameter must be 2-D (rows); got shape {value.shape} for '{name}'.")
+        self.name = name
+        self.value = value
+        self.sparse = sparse
+        self.decay = decay
+        self.trainable = trainable
+        self.grad = None
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def zero_grad(self):
+        self.grad = None
+
+    def add_grad(self, g):
+        """Add a dense gradient (same shape as the value)."""
+        if not self.trainable:
+            return
+        if self.sparse:
+            raise TypeError(f"Param.add_grad: '{self.name}' is sparse; use add_row_grad(rows, G).")
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.dtype, copy=True, order="C")
+        else:
+            self.grad += g
+
+    def add_row_grad(self, idx, G):
+        """Add gradient rows G (N, D) for (possibly repeated) rows idx (N,); coalesced into a RowGrad."""
+        if not self.trainable:
+            return
+        if not self.sparse:
+            dense = np.zeros_like(self.value)
+            flat = np.asarray(idx).ravel()
+            kernels.scatter_add_(dense, flat, np.ascontiguousarray(G, dtype=self.dtype).reshape(len(flat), -1))
+            self.add_grad(dense)
+            return
+        rg = RowGrad.from_rows(idx, np.ascontiguousarray(G, dtype=self.dtype), self.value.shape[0])
+        self.grad = rg if self.grad is None else self.grad + rg
+
+    def __repr__(self):
+        flags = "".join([", sparse" if self.sparse else "", "" if self.decay else ", no decay",
+                         "" if self.trainable else ", frozen"])
+        return f"Param('{self.name}', shape={self.shape}, dtype={self.dtype}{flags})"
+
+
+class Node:
+    """A value in the flow graph.
+
+    value : the ndarray computed in fprop.
+    parents : the Nodes it was computed from (in a fixed order).
+    backward_fn : callable(g) adding the gradients wrt the parents (and parameters) given g = d loss / d value; None
+        for inputs and constants.
+    grad : d loss / d value, accumulated during backward (None until something flows in).
+    """
+
+    __slots__ = ("value", "parents", "backward_fn", "grad", "op")
+
+    def __init__(self, value, parents=(), backward_fn=None, op="input"):
+        self.value = value
+        self.parents = tuple(parents)
+        self.backward_fn = backward_fn
+        self.grad = None
+        self.op = op
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def add_grad(self, g):
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.value.dtype, copy=True)
+        else:
+            self.grad += g
+
+    def backward(self, grad=None, *, keep_grads=False):
+        """Back-propagate from this node (see fastnn.graph.backward)."""
+        backward(self, grad, keep_grads=keep_grads)
+
+    def __repr__(self):
+        return f"Node({self.op}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+def constant(value):
+    """An input node (no gradient is propagated past it unless a consumer asks for .grad)."""
+    return Node(np.asarray(value), op="input")
+
+
+def topological_order(root):
+    """Nodes reachable from root, each after all of its parents (iterative DFS, deterministic)."""
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in reversed(node.parents):
+            if id(p) not in seen:
+                stack.append((p, False))
+    return order
+
+
+def backward(loss, grad=None, *, keep_grads=False):
+    """bprop: set d loss / d loss (1 for a scalar, or `grad`), then visit nodes in reverse topological order.
+
+    Each node's backward_fn adds into its parents' grads; parameters accumulate into Param.grad.  Intermediate
+    gradients are released as soon as a node is done (memory stays proportional to fprop's) unless keep_grads;
+    inputs (nodes without backward_fn) always keep theirs.
+    """
+    if grad is None:
+        if loss.value.size != 1:
+            raise ValueError(f"backward: the loss must be a scalar; got shape {loss.value.shape}. "
+                             "Sum or average it, or pass grad=.")
+        grad = np.ones_like(loss.value)
+    loss.add_grad(grad)
+    order = topological_order(loss)
+    for node in reversed(order):
+        if node.backward_fn is not None and node.grad is not None:
+            node.backward_fn(node.grad)
+        if not keep_grads and node is not loss and node.backward_fn is not None:
+            node.grad = None
+
+
+class Module:
+    """Base of layers and models: owns Params (directly or through sub-modules) under stable dotted names.
+
+    Subclasses assign Params and Modules as attributes; `parameters()` finds them in assignment order.
+    `train()` / `eval()` switch dropout; `astype(np.float64)` casts every parameter (for gradient checks).
+    """
+
+    training = True
+
+    def parameters(self, prefix=""):
+        """dict name -> Param, names like "hidden.W", in a stable order."""
+        out = {}
+        for key, val in vars(self).items():
+            if isinstance(val, Param):
+                out[f"{prefix}{key}"] = val
+            elif isinstance(val, Module):
+                out.update(val.parameters(prefix=f"{prefix}{key}."))
+            elif isinstance(val, (list, tuple)) and val and all(isinstance(v, Module) for v in val):
+                for i, v in enumerate(val):
+                    out.update(v.parameters(prefix=f"{prefix}{key}.{i}."))
+        return out
+
+    def zero_grad(self):
+        for p in self.parameters().values():
+            p.zero_grad()
+
+    def modules(self):
+        yield self
+        for val in vars(self).values():
+            if isinstance(val, Module):
+                yield from val.modules()
+            elif isinstance(val, (list, tuple)):
+                for v in val:
+                    if isinstance(v, Module):
+                        yield from v.modules()
+
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Cast every parameter to dtype in place of the old arrays (gradients are cleared)."""
+        for p in self.parameters().values():
+            p.value = np.ascontiguousarray(p.value, dtype=dtype)
+            p.grad = None
+        return self
+
+    def __repr__(self):
+        params = ", ".join(f"{k}{tuple(p.shape)}" for k, p in self.parameters().items())
+        return f"{type(self).__name__}({params})"
