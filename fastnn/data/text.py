@@ -1,0 +1,89 @@
+"""Plain text corpora: one sentence per line, tokens separated by whitespace."""
+import os
+import tempfile
+
+import numpy as np
+
+from fastnn.data.vocab import Vocab
+
+
+def _open_text(path, where):
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: no such file: {path}")
+    return open(path, encoding="utf-8")
+
+
+def read_sentences(path, *, lower=False):
+    """Sentences of a text file: one per non-blank line, split on whitespace (optionally lowercased).
+
+    Raises FileNotFoundError naming the path when it is missing, and ValueError when it holds no token or is not UTF-8.
+    """
+    where = "read_sentences"
+    sentences = []
+    with _open_text(path, where) as f:
+        try:
+            for line in f:
+                toks = (line.lower() if lower else line).split()
+                if toks:
+                    sentences.append(toks)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where}: {os.fspath(path)} must be UTF-8 text; got {e.reason} at byte {e.start} "
+                             f"of a chunk.") from None
+    if not sentences:
+        raise ValueError(f"{where}: {os.fspath(path)} is empty; it must contain at least one token.")
+    return sentences
+
+
+def read_sentences_many(paths, *, lower=False):
+    """The sentences of several files, concatenated in the given order."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        out.extend(read_sentences(p, lower=lower))
+    return out
+
+
+def lm_stream(sentences, vocab):
+    """int64 ids of all sentences concatenated, each followed by </s>; unknown words become <unk>.
+
+    This is the token stream a language model predicts: every id, </s> included, is one predicted token.
+    """
+    if vocab.eos_id is None:
+        raise ValueError(f"lm_stream: 'vocab' must contain {Vocab.EOS!r}; got a vocabulary without it. "
+                         f"Build it with specials=({Vocab.UNK!r}, {Vocab.EOS!r}).")
+    eos = Vocab.EOS
+    flat = []
+    for s in sentences:
+        flat.extend(s)
+        flat.append(eos)
+    return vocab.encode(flat)
+
+
+def count_oov(sentences, vocab):
+    """Number of tokens in `sentences` that are not in `vocab` (the ones that become <unk>)."""
+    return sum(1 for s in sentences for t in s if t not in vocab)
+
+
+def write_sentences(path, sentences):
+    """Write one sentence per line, tokens joined by single spaces, atomically."""
+    atomic_write_text(path, "".join(" ".join(s) + "\n" for s in sentences))
+
+
+def atomic_write_text(path, text):
+    """Write `text` (UTF-8) to `path` atomically: a temporary file in the same folder, fsync, then os.replace."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

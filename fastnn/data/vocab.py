@@ -1,0 +1,165 @@
+"""Word vocabularies: words <-> integer ids, with counts, stored in npz files without pickle."""
+from collections import Counter
+
+import numpy as np
+
+
+class Vocab:
+    """An ordered list of distinct words; a word's id is its position.
+
+    Parameters
+    ----------
+    words : sequence of str, distinct (a duplicate raises ValueError).
+    counts : optional sequence of non-negative ints, one per word (kept as an int64 array).
+
+    Special symbols are ordinary words with reserved spellings: ``Vocab.UNK`` ("<unk>"), ``Vocab.EOS`` ("</s>") and
+    ``Vocab.PAD`` ("<pad>").  ``unk_id``/``eos_id``/``pad_id`` are their ids, or None when absent.  When the vocabulary
+    has <unk>, unknown words map to it (``index``, ``encode``); otherwise they raise KeyError.
+    """
+
+    UNK = "<unk>"
+    EOS = "</s>"
+    PAD = "<pad>"
+
+    def __init__(self, words, counts=None):
+        words = list(words)
+        for i, w in enumerate(words):
+            if not isinstance(w, str):
+                raise TypeError(f"Vocab: 'words' must be strings; got {type(w).__name__} {w!r} at position {i}.")
+        self._index = {w: i for i, w in enumerate(words)}
+        if len(self._index) != len(words):
+            seen = set()
+            dup = next(w for w in words if w in seen or seen.add(w))
+            raise ValueError(f"Vocab: 'words' must be distinct; got {dup!r} more than once.")
+        self.words = words
+        if counts is not None:
+            counts = np.asarray(counts)
+            if counts.shape != (len(words),):
+                raise ValueError(f"Vocab: 'counts' must have shape ({len(words)},) (one per word); got {counts.shape}.")
+            if counts.size and (counts.dtype.kind not in "iu" or counts.min() < 0):
+                raise ValueError(f"Vocab: 'counts' must be non-negative integers; got dtype {counts.dtype}"
+                                 f" with minimum {counts.min()}.")
+            counts = counts.astype(np.int64)
+        self.counts = counts
+        self.unk_id = self._index.get(self.UNK)
+        self.eos_id = self._index.get(self.EOS)
+        self.pad_id = self._index.get(self.PAD)
+
+    @classmethod
+    def build(cls, sentences, *, min_count=1, specials=(UNK, EOS), max_size=None):
+        """A vocabulary from tokenised sentences: `specials` first, then words with count >= `min_count`.
+
+        Words are sorted by decreasing count, ties by the word (code-point order), so the result is deterministic.
+        `max_size` keeps at most that many words besides the specials.  Counts of the specials are the number of
+        tokens that map to them in `sentences`: <unk> gets every dropped word, </s> one per sentence (its role in a
+        language-model stream), <pad> 0; a token spelled like a special counts for it.
+        """
+        if not isinstance(min_count, (int, np.integer)) or min_count < 1:
+            raise ValueError(f"Vocab.build: 'min_count' must be an int >= 1; got {min_count!r}.")
+        if max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size < 0):
+            raise ValueError(f"Vocab.build: 'max_size' must be None or an int >= 0; got {max_size!r}.")
+        specials = list(specials)
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"Vocab.build: 'specials' must be distinct; got {specials}.")
+        counter = Counter()
+        n_sentences = 0
+        for s in sentences:
+            counter.update(s)
+            n_sentences += 1
+        special_counts = {w: counter.pop(w, 0) for w in specials}
+        kept = sorted((w for w, c in counter.items() if c >= min_count), key=lambda w: (-counter[w], w))
+        if max_size is not None:
+            kept = kept[:max_size]
+        if cls.UNK in special_counts:
+            special_counts[cls.UNK] += sum(counter.values()) - sum(counter[w] for w in kept)
+        if cls.EOS in special_counts:
+            special_counts[cls.EOS] += n_sentences
+        words = specials + kept
+        counts = [special_counts[w] for w in specials] + [counter[w] for w in kept]
+        return cls(words, np.array(counts, dtype=np.int64))
+
+    # ---- lookups ------------------------------------------------------------------------------------------------
+
+    def __len__(self):
+        return len(self.words)
+
+    def __contains__(self, word):
+        return word in self._index
+
+    def __iter__(self):
+        return iter(self.words)
+
+    def __getitem__(self, i):
+        return self.words[i]
+
+    def index(self, word):
+        """The id of `word`; an unknown word gives `unk_id`, or KeyError when the vocabulary has no <unk>."""
+        i = self._index.get(word, self.unk_id)
+        if i is None:
+            raise KeyError(f"Vocab.index: {word!r} is not in the vocabulary, which has no {self.UNK!r} "
+                           f"to map it to. Build the vocabulary with {self.UNK!r} among its specials.")
+        return i
+
+    def encode(self, tokens):
+        """int64 array of the ids of `tokens` (unknown -> <unk>; KeyError without <unk>)."""
+        get = self._index.get
+        unk = self.unk_id
+        if unk is None:
+            ids = [get(t) for t in tokens]
+            if None in ids:
+                pos = ids.index(None)
+                raise KeyError(f"Vocab.encode: token {list(tokens)[pos]!r} at position {pos} is not in the "
+                               f"vocabulary, which has no {self.UNK!r}. Build the vocabulary with {self.UNK!r}.")
+            return np.array(ids, dtype=np.int64)
+        return np.array([get(t, unk) for t in tokens], dtype=np.int64)
+
+    def decode(self, ids):
+        """The words of integer `ids` (IndexError for ids outside [0, len))."""
+        ids = np.asarray(ids)
+        if ids.size == 0:
+            return []
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Vocab.decode: 'ids' must be integers; got dtype {ids.dtype}.")
+        ids = ids.ravel()
+        bad = np.flatnonzero((ids < 0) | (ids >= len(self.words)))
+        if bad.size:
+            raise IndexError(f"Vocab.decode: 'ids' must be in [0, {len(self.words)}); "
+                             f"got {ids[bad[0]]} at position {bad[0]}.")
+        w = self.words
+        return [w[i] for i in ids.tolist()]
+
+    # ---- storage ------------------------------------------------------------------------------------------------
+
+    def to_arrays(self, prefix=""):
+        """{prefix+"words": unicode array, prefix+"counts": int64 array (only when counts exist)} for np.savez."""
+        d = {prefix + "words": np.array(self.words, dtype=np.str_) if self.words else np.zeros(0, dtype="<U1")}
+        if self.counts is not None:
+            d[prefix + "counts"] = self.counts
+        return d
+
+    @classmethod
+    def from_arrays(cls, d, prefix=""):
+        """Inverse of `to_arrays`; `d` is a dict or an NpzFile opened with allow_pickle=False."""
+        key = prefix + "words"
+        if key not in d:
+            raise KeyError(f"Vocab.from_arrays: missing {key!r}; got keys {sorted(d.keys())}.")
+        words = np.asarray(d[key])
+        if words.dtype.kind != "U" or words.ndim != 1:
+            raise ValueError(f"Vocab.from_arrays: {key!r} must be a 1-d unicode array; got dtype {words.dtype}, "
+                             f"shape {words.shape}.")
+        counts = d[prefix + "counts"] if prefix + "counts" in d else None
+        return cls(words.tolist(), counts)
+
+    def __eq__(self, other):
+        if not isinstance(other, Vocab):
+            return NotImplemented
+        if self.words != other.words or (self.counts is None) != (other.counts is None):
+            return False
+        return self.counts is None or bool(np.array_equal(self.counts, other.counts))
+
+    __hash__ = None
+
+    def __repr__(self):
+        head = ", ".join(repr(w) for w in self.words[:5])
+        more = ", ..." if len(self.words) > 5 else ""
+        return f"Vocab({len(self.words)} words: [{head}{more}], counts={'yes' if self.counts is not None else 'no'})"

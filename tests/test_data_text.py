@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from fastnn.data import Vocab, count_oov, lm_stream, read_sentences, read_sentences_many
+from fastnn.data.text import atomic_write_text, write_sentences
+
+
+def test_read_sentences(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("The cat  sat\n\n   \nA dog\tran .\n", encoding="utf-8")
+    assert read_sentences(p) == [["The", "cat", "sat"], ["A", "dog", "ran", "."]]
+    assert read_sentences(str(p), lower=True)[0] == ["the", "cat", "sat"]
+    q = tmp_path / "b.txt"
+    q.write_text("x y", encoding="utf-8")                         # no final newline
+    assert read_sentences_many([p, q]) == read_sentences(p) + [["x", "y"]]
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        read_sentences(tmp_path / "nope.txt")
+    e = tmp_path / "e.txt"
+    e.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(ValueError, match="e.txt is empty"):
+        read_sentences(e)
+    b = tmp_path / "bin.txt"
+    b.write_bytes(b"ok\n\xff\xfe\n")
+    with pytest.raises(ValueError, match="UTF-8"):
+        read_sentences(b)
+
+
+def test_lm_stream_and_oov():
+    v = Vocab(["<unk>", "</s>", "a", "b"])
+    s = [["a", "b", "z"], ["b"]]
+    ids = lm_stream(s, v)
+    assert ids.dtype == np.int64 and ids.tolist() == [2, 3, 0, 1, 3, 1]
+    assert count_oov(s, v) == 1
+    assert lm_stream([], v).tolist() == []
+    with pytest.raises(ValueError, match="'</s>'"):
+        lm_stream(s, Vocab(["<unk>", "a"]))
+
+
+def test_write_sentences_atomic(tmp_path):
+    p = tmp_path / "out.txt"
+    write_sentences(p, [["a", "b"], ["c"]])
+    assert p.read_text(encoding="utf-8") == "a b\nc\n"
+    atomic_write_text(p, "new\n")
+    assert p.read_text() == "new\n" and [f.name for f in tmp_path.iterdir()] == ["out.txt"]
