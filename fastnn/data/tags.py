@@ -1,0 +1,126 @@
+"""Chunk tag encodings: IOB1 (CoNLL-2003 as distributed), IOB2 (CoNLL-2000), IOBES; chunk extraction and conversion.
+
+A tag is "O" or "<prefix>-<TYPE>" (the type is everything after the first hyphen, as in conlleval).
+- iob1:  I-X inside a chunk; B-X only at the start of a chunk that directly follows a chunk of the same type.
+- iob2:  B-X at every chunk start, I-X inside.
+- iobes: S-X single-token chunk; B-X, I-X..., E-X longer ones.
+Chunks are (type, start, end) with `end` exclusive.  Reading is lenient in the way conlleval is: "I-X" after "O"
+or after another type starts a chunk, a type change ends one; for iobes an unmatched "I-X"/"E-X" starts a new chunk.
+"""
+
+SCHEMES = ("iob1", "iob2", "iobes")
+_PREFIXES = {"iob1": "BI", "iob2": "BI", "iobes": "BIES"}
+
+
+def split_tag(tag):
+    """("O", "") for "O"; ("B", "PER") for "B-PER"; the type is everything after the first hyphen (conlleval)."""
+    prefix, _, typ = tag.partition("-")
+    return prefix, typ
+
+
+def end_of_chunk(prev_tag, tag, prev_type, type_):
+    """conlleval's rule: did a chunk end between the previous and the current token?  (tags are bare prefixes)"""
+    if prev_tag in ("B", "I") and tag in ("B", "O"):
+        return True
+    if prev_tag == "E" and tag in ("E", "I", "O"):
+        return True
+    if prev_tag not in ("O", ".") and prev_type != type_:
+        return True
+    return prev_tag in ("[", "]")                      # bracket representations: chunks of length one
+
+
+def start_of_chunk(prev_tag, tag, prev_type, type_):
+    """conlleval's rule: did a chunk start at the current token?  (tags are bare prefixes)"""
+    if tag == "B" and prev_tag in ("B", "I", "O"):
+        return True
+    if tag == "I" and prev_tag in ("O", "E"):
+        return True
+    if tag == "E" and prev_tag in ("E", "O"):
+        return True
+    if tag not in ("O", ".") and prev_type != type_:
+        return True
+    return tag in ("[", "]")
+
+
+def _check_scheme(scheme, where):
+    if scheme not in SCHEMES:
+        raise ValueError(f"{where}: 'scheme' must be one of {SCHEMES}; got {scheme!r}.")
+
+
+def _parse(tags, scheme, where):
+    """[(prefix, type)] with every tag checked against the scheme."""
+    allowed = _PREFIXES[scheme]
+    out = []
+    for i, t in enumerate(tags):
+        if not isinstance(t, str):
+            raise TypeError(f"{where}: tags must be strings; got {type(t).__name__} {t!r} at position {i}.")
+        p, typ = split_tag(t)
+        if t != "O" and (len(p) != 1 or p not in allowed or not typ):
+            raise ValueError(f"{where}: tag at position {i} must be 'O' or one of "
+                             f"{', '.join(c + '-TYPE' for c in allowed)} for scheme {scheme!r}; got {t!r}.")
+        out.append((p, typ))
+    return out
+
+
+def chunks(tags, scheme="iob2"):
+    """The chunks of one sentence's tag sequence, as a list of (type, start, end) with `end` exclusive."""
+    where = "chunks"
+    _check_scheme(scheme, where)
+    parsed = _parse(tags, scheme, where)
+    out = []
+    if scheme == "iobes":
+        start, cur = None, None
+        for i, (p, typ) in enumerate(parsed):
+            if start is not None and (p in "OBS" or typ != cur):
+                out.append((cur, start, i))
+                start = None
+            if p == "O":
+                continue
+            if start is None:
+                start, cur = i, typ
+            if p in "SE":
+                out.append((cur, start, i + 1))
+                start = None
+        if start is not None:
+            out.append((cur, start, len(parsed)))
+        return out
+    # iob1 and iob2 are read with conlleval's start/end rules, which accept both
+    start, prev, prev_type = None, "O", ""
+    for i, (p, typ) in enumerate(parsed):
+        if start is not None and end_of_chunk(prev, p, prev_type, typ):
+            out.append((prev_type, start, i))
+            start = None
+        if start_of_chunk(prev, p, prev_type, typ):
+            start = i
+        prev, prev_type = p, typ
+    if start is not None:
+        out.append((prev_type, start, len(parsed)))
+    return out
+
+
+def from_chunks(chunk_list, length, scheme="iob2"):
+    """Tags of a sentence of `length` tokens holding the (type, start, end) chunks (sorted, non-overlapping)."""
+    where = "from_chunks"
+    _check_scheme(scheme, where)
+    tags = ["O"] * length
+    prev_end, prev_type = -1, None
+    for typ, s, e in sorted(chunk_list, key=lambda c: c[1]):
+        if not (0 <= s < e <= length) or s < prev_end:
+            raise ValueError(f"{where}: chunks must be non-overlapping with 0 <= start < end <= {length}; "
+                             f"got ({typ!r}, {s}, {e}).")
+        if scheme == "iobes" and e - s == 1:
+            tags[s] = "S-" + typ
+        else:
+            for k in range(s, e):
+                tags[k] = "I-" + typ
+            if scheme == "iob2" or scheme == "iobes" or (s == prev_end and typ == prev_type):
+                tags[s] = "B-" + typ
+            if scheme == "iobes":
+                tags[e - 1] = "E-" + typ
+        prev_end, prev_type = e, typ
+    return tags
+
+
+def convert(tags, src, dst):
+    """Re-encode one sentence's tags from scheme `src` to scheme `dst` (ill-formed input is read leniently)."""
+    return from_chunks(chunks(tags, src), len(tags), dst)

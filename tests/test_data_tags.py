@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from fastnn.data.tags import chunks, convert, end_of_chunk, from_chunks, start_of_chunk
+
+IOB1 = ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "O", "I-MISC"]
+IOB2 = ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "O", "B-MISC"]
+IOBES = ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "S-ORG", "O", "S-MISC"]
+CHUNKS = [("PER", 0, 2), ("PER", 2, 3), ("LOC", 4, 5), ("ORG", 5, 6), ("MISC", 7, 8)]
+
+
+@pytest.mark.parametrize("scheme,tags", [("iob1", IOB1), ("iob2", IOB2), ("iobes", IOBES)])
+def test_chunks_each_scheme(scheme, tags):
+    assert chunks(tags, scheme) == CHUNKS
+    assert from_chunks(CHUNKS, len(tags), scheme) == tags
+
+
+@pytest.mark.parametrize("src,a", [("iob1", IOB1), ("iob2", IOB2), ("iobes", IOBES)])
+@pytest.mark.parametrize("dst,b", [("iob1", IOB1), ("iob2", IOB2), ("iobes", IOBES)])
+def test_convert_all_pairs(src, a, dst, b):
+    assert convert(a, src, dst) == b
+
+
+def test_lenient_reading():
+    # I- without B- starts a chunk; a type change ends one; iob2 reader accepts iob1 and vice versa
+    assert chunks(["O", "I-X", "I-X", "I-Y", "B-Y"], "iob2") == [("X", 1, 3), ("Y", 3, 4), ("Y", 4, 5)]
+    assert chunks(["I-X", "B-X", "I-X"], "iob1") == [("X", 0, 1), ("X", 1, 3)]
+    # iobes: unmatched I/E start a chunk, B/S close an open one
+    assert chunks(["I-X", "E-X", "E-X", "B-Y", "S-Y", "I-Y"], "iobes") == \
+        [("X", 0, 2), ("X", 2, 3), ("Y", 3, 4), ("Y", 4, 5), ("Y", 5, 6)]
+    assert chunks(["B-X", "I-Y", "O"], "iobes") == [("X", 0, 1), ("Y", 1, 2)]
+    assert chunks([], "iob1") == [] and chunks(["O"], "iobes") == []
+    assert chunks(["B-A-B", "I-A-B"]) == [("A-B", 0, 2)]            # the type is everything after the first hyphen
+
+
+def test_conlleval_rules_table():
+    assert start_of_chunk("O", "I", "", "X") and start_of_chunk("I", "B", "X", "X")
+    assert not start_of_chunk("B", "I", "X", "X") and not start_of_chunk("E", "B", "X", "X")
+    assert start_of_chunk("E", "E", "X", "X") and start_of_chunk("O", "[", "", "")
+    assert end_of_chunk("I", "O", "X", "") and end_of_chunk("B", "I", "X", "Y")
+    assert not end_of_chunk("B", "I", "X", "X") and not end_of_chunk("I", "E", "X", "X")
+    assert end_of_chunk("E", "I", "X", "X") and end_of_chunk("]", ".", "", "")
+    assert not end_of_chunk("O", "B", "", "X") and not end_of_chunk(".", "O", "", "")
+
+
+def test_random_roundtrip():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 12))
+        cs, pos = [], 0
+        while pos < n:
+            pos += int(rng.integers(0, 3))
+            length = int(rng.integers(1, 4))
+            if pos + length > n:
+                break
+            cs.append((str(rng.choice(["X", "Y"])), pos, pos + length))
+            pos += length
+        for scheme in ("iob1", "iob2", "iobes"):
+            tags = from_chunks(cs, n, scheme)
+            assert chunks(tags, scheme) == cs
+            assert convert(tags, scheme, "iob2") == from_chunks(cs, n, "iob2")
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"position 1 must be 'O' or one of B-TYPE, I-TYPE for scheme 'iob2'; got 'S-X'"):
+        chunks(["B-X", "S-X"], "iob2")
+    with pytest.raises(ValueError, match="got 'B-'"):
+        chunks(["B-"], "iob1")
+    with pytest.raises(ValueError, match="'scheme' must be one of"):
+        chunks(["O"], "bio")
+    with pytest.raises(ValueError, match="non-overlapping"):
+        from_chunks([("X", 0, 2), ("X", 1, 3)], 4)
+    with pytest.raises(TypeError, match="strings"):
+        chunks([1], "iob2")

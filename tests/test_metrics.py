@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+
+from fastnn.data.tags import chunks
+from fastnn.metrics import accuracy, conll_f1, format_conlleval, perplexity
+
+
+def counts(gold, pred, **kw):
+    r = conll_f1(gold, pred, **kw)
+    return r["n_gold"], r["n_pred"], r["n_correct"]
+
+
+def test_perfect_and_mixed_encodings():
+    g = [["B-PER", "I-PER", "O", "B-LOC"]]
+    r = conll_f1(g, g)
+    assert (r["precision"], r["recall"], r["f1"], r["accuracy"]) == (100.0, 100.0, 100.0, 100.0)
+    # IOB1 gold vs IOB2 prediction: same chunks, different tags
+    r = conll_f1([["I-PER", "I-PER", "O", "I-LOC"]], [["B-PER", "I-PER", "O", "B-LOC"]])
+    assert r["f1"] == 100.0 and r["accuracy"] == 50.0 and r["n_tokens"] == 4
+
+
+@pytest.mark.parametrize("gold,pred,expected", [
+    ([["O", "I-PER", "I-PER"]], [["O", "B-PER", "I-PER"]], (1, 1, 1)),    # I- without B- starts a chunk
+    ([["B-PER", "I-PER"]], [["B-PER", "I-LOC"]], (1, 2, 0)),              # a type change ends a chunk
+    ([["B-PER"], ["I-PER"]], [["B-PER"], ["B-PER"]], (2, 2, 2)),          # a sentence boundary ends a chunk
+    ([["B-PER", "O"]], [["B-PER", "I-PER"]], (1, 1, 0)),                  # predicted chunk too long
+    ([["B-PER", "I-PER", "I-PER"]], [["B-PER", "I-PER", "O"]], (1, 1, 0)),  # too short
+    ([["B-PER", "B-PER"]], [["B-PER", "I-PER"]], (2, 1, 0)),              # B after B splits
+    ([["I-X", "B-X", "I-X"]], [["B-X", "B-X", "I-X"]], (2, 2, 2)),        # IOB1 adjacency
+    ([["O", "B-LOC"]], [["O", "B-LOC"]], (1, 1, 1)),                      # chunk at the sentence end
+    ([["B-LOC", "O"]], [["B-ORG", "O"]], (1, 1, 0)),                      # right span, wrong type
+    ([["O", "O"]], [["O", "I-X"]], (0, 1, 0)),
+    ([[]], [[]], (0, 0, 0)),
+])
+def test_edges(gold, pred, expected):
+    assert counts(gold, pred) == expected
+
+
+def test_per_type_numbers():
+    g = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG"]]
+    p = [["B-PER", "I-PER", "O", "B-ORG", "O", "B-ORG"]]
+    r = conll_f1(g, p)
+    assert (r["n_gold"], r["n_pred"], r["n_correct"]) == (3, 3, 2)
+    assert r["f1"] == pytest.approx(200 / 3)
+    assert r["per_type"]["LOC"] == dict(precision=0.0, recall=0.0, f1=0.0, n_gold=1, n_pred=0, n_correct=0)
+    org = r["per_type"]["ORG"]
+    assert (org["precision"], org["recall"], org["f1"]) == (50.0, 100.0, pytest.approx(200 / 3))
+    assert r["per_type"]["PER"]["f1"] == 100.0 and list(r["per_type"]) == ["LOC", "ORG", "PER"]
+    text = format_conlleval(r)
+    assert "processed 6 tokens with 3 phrases; found: 3 phrases; correct: 2." in text
+    assert "              ORG: precision:  50.00%; recall: 100.00%; FB1:  66.67  2" in text
+
+
+def test_iobes_option():
+    g = [["S-X", "B-Y", "E-Y"]]
+    assert counts(g, [["S-X", "B-Y", "I-Y"]], scheme="iobes") == (2, 2, 2)
+    with pytest.raises(ValueError, match="scheme"):
+        conll_f1(g, g, scheme="iob2")
+
+
+def test_matches_chunk_set_intersection_on_random_tags():
+    """conlleval's state machine counts exactly the chunks (type, start, end) shared by both sides."""
+    rng = np.random.default_rng(1)
+    alphabet = ["O", "B-X", "I-X", "B-Y", "I-Y"]
+    for _ in range(300):
+        sents = [int(rng.integers(0, 7)) for _ in range(3)]
+        g = [list(rng.choice(alphabet, n)) for n in sents]
+        p = [list(rng.choice(alphabet, n)) for n in sents]
+        cg = {(k,) + c for k, s in enumerate(g) for c in chunks(s, "iob2")}
+        cp = {(k,) + c for k, s in enumerate(p) for c in chunks(s, "iob2")}
+        assert counts(g, p) == (len(cg), len(cp), len(cg & cp))
+
+
+def test_conll_f1_errors():
+    with pytest.raises(ValueError, match="same number of sentences"):
+        conll_f1([["O"]], [])
+    with pytest.raises(ValueError, match="sentence 1 must have as many predicted as gold tags; got 1 predicted and 2"):
+        conll_f1([["O"], ["O", "O"]], [["O"], ["O"]])
+
+
+def test_accuracy():
+    assert accuracy(np.array([1, 2, 3, 4]), np.array([1, 0, 3, 4])) == 0.75
+    assert accuracy([["a", "b"], ["c"]], [["a", "x"], ["c"]]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same length"):
+        accuracy([1, 2], [1])
+
+
+def test_perplexity():
+    assert perplexity(0.0, 10) == 1.0
+    assert perplexity(10 * math.log(50.0), 10) == pytest.approx(50.0)
+    assert perplexity(1e6, 1) == math.inf
+    with pytest.raises(FloatingPointError, match="finite"):
+        perplexity(float("nan"), 3)
+    with pytest.raises(ValueError, match="positive int"):
+        perplexity(1.0, 0)
