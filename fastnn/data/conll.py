@@ -1,0 +1,198 @@
+"""CoNLL column files (CoNLL-2000 chunking, CoNLL-2003 NER) and Collobert et al. (2011) window features.
+
+A file holds one token per line with whitespace-separated columns, blank lines between sentences, and optional
+"-DOCSTART-" lines between documents (skipped; they end the current sentence).  A sentence is a list of token rows,
+each a tuple of column strings.
+
+Preprocessing follows Collobert et al. 2011: the word feature is the lowercased word with every digit replaced by
+"0"; the capitalisation feature has five values (CAPS_*); sentences are padded at both edges with PAD symbols so
+that every token has a full window; unknown words map to <unk>.
+"""
+import os
+
+import numpy as np
+
+from fastnn.data.text import _open_text, atomic_write_text
+from fastnn.data.vocab import Vocab
+
+# Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
+COLUMNS = {"word": 0, "pos": 1, "chunk": 2, "ner": 3}
+TASKS = {"conll2003": ("word", "pos", "chunk", "ner"), "conll2000": ("word", "pos", "chunk")}
+DOCSTART = "-DOCSTART-"
+
+# Capitalisation feature values; CAPS_PAD is the padding symbol, N_CAPS the size of the feature's lookup table.
+CAPS_LOWER, CAPS_FIRST, CAPS_ALL, CAPS_HAS, CAPS_NONE, CAPS_PAD = range(6)
+N_CAPS = 6
+
+_DIGITS = str.maketrans("0123456789", "0000000000")
+
+
+def column_index(col, where="column_index"):
+    """An int column index from an int or a name in COLUMNS."""
+    if isinstance(col, str):
+        try:
+            return COLUMNS[col]
+        except KeyError:
+            raise ValueError(f"{where}: column name must be one of {sorted(COLUMNS)} or an int; got {col!r}.") from None
+    if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and col >= 0:
+        return int(col)
+    raise ValueError(f"{where}: column must be a name in {sorted(COLUMNS)} or an int >= 0; got {col!r}.")
+
+
+def read_conll(path, columns=None):
+    """Sentences of a CoNLL file, each a list of row tuples (all columns, or `columns` by index or name, in order).
+
+    Raises FileNotFoundError naming a missing file, and ValueError naming the file and line for a line whose number
+    of columns differs from the first token line's, for a requested column the file does not have, or for a file
+    without tokens.
+    """
+    where = "read_conll"
+    path = os.fspath(path)
+    if isinstance(columns, (str, int, np.integer)):
+        columns = [columns]
+    cols = None if columns is None else [column_index(c, where) for c in columns]
+    sentences, cur, n_cols, first_line = [], [], None, None
+    with _open_text(path, where) as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields or fields[0] == DOCSTART:
+                if cur:
+                    sentences.append(cur)
+                    cur = []
+                continue
+            if n_cols is None:
+                n_cols, first_line = len(fields), lineno
+                if cols is not None and max(cols, default=0) >= n_cols:
+                    raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
+                                     f"columns (line {lineno}).")
+            elif len(fields) != n_cols:
+                raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
+                                 f"got {len(fields)}: {line.rstrip()!r}.")
+            cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
+    if cur:
+        sentences.append(cur)
+    if not sentences:
+        raise ValueError(f"{where}: {path} is empty; it must contain at least one token line.")
+    return sentences
+
+
+def column(sentences, col):
+    """One column of every sentence: list of lists of strings (`col` by index or name)."""
+    c = column_index(col, "column")
+    return [[row[c] for row in s] for s in sentences]
+
+
+def write_conll(path, sentences, extra=()):
+    """Write sentences back in CoNLL format, atomically, with extra columns appended to each row.
+
+    `extra` is a sequence of columns, each a list (one per sentence) of per-token strings, e.g. `[predicted_tags]`.
+    Sentences are separated by blank lines, as conlleval expects.
+    """
+    extra = list(extra)
+    lines = []
+    for k, s in enumerate(sentences):
+        for e_i, e in enumerate(extra):
+            if len(e) != len(sentences) or len(e[k]) != len(s):
+                got = len(e) if len(e) != len(sentences) else len(e[k])
+                want = len(sentences) if len(e) != len(sentences) else len(s)
+                raise ValueError(f"write_conll: extra column {e_i} must match the sentences (sentence {k}); "
+                                 f"got {got} items where {want} were expected.")
+        for i, row in enumerate(s):
+            lines.append(" ".join(list(row) + [e[k][i] for e in extra]))
+        lines.append("")
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+# ---- Collobert et al. features --------------------------------------------------------------------------------
+
+def normalize_word(word):
+    """Lowercase, every ASCII digit -> "0" (so "1996-08-22" -> "0000-00-00")."""
+    return word.lower().translate(_DIGITS)
+
+
+def caps_feature(word):
+    """Capitalisation class: CAPS_NONE (no letters), CAPS_LOWER, CAPS_ALL, CAPS_FIRST (only the first letter
+    character is upper case, e.g. "Paris"), else CAPS_HAS (e.g. "McDonald", "iPod")."""
+    if word.islower():
+        return CAPS_LOWER
+    if word.isupper():
+        return CAPS_ALL
+    if not any(c.isalpha() for c in word):
+        return CAPS_NONE
+    if word[0].isupper() and not any(c.isupper() for c in word[1:]):
+        return CAPS_FIRST
+    return CAPS_HAS
+
+
+def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
+    """Vocabulary of normalised training words: <pad> (id 0), <unk> (id 1), then words with count >= min_count by
+    decreasing count, then `extra_words` not yet present (e.g. the words of pretrained vectors), in their order."""
+    c = column_index(col, "word_vocab")
+    norm = ([normalize_word(row[c]) for row in s] for s in sentences)
+    v = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
+    extra = [w for w in dict.fromkeys(extra_words) if w not in v]
+    if not extra:
+        return v
+    return Vocab(v.words + extra, np.concatenate([v.counts, np.zeros(len(extra), np.int64)]))
+
+
+def tag_vocab(sentences, col):
+    """Vocabulary of the tags in column `col`, sorted by decreasing count then name, without specials."""
+    return Vocab.build(column(sentences, col), specials=())
+
+
+def encode_words(sentences, vocab, col="word"):
+    """Per sentence, int64 ids of the normalised words (unknown -> <unk>)."""
+    c = column_index(col, "encode_words")
+    return [vocab.encode([normalize_word(row[c]) for row in s]) for s in sentences]
+
+
+def encode_caps(sentences, col="word"):
+    """Per sentence, int64 capitalisation classes of the words."""
+    c = column_index(col, "encode_caps")
+    return [np.array([caps_feature(row[c]) for row in s], dtype=np.int64) for s in sentences]
+
+
+def encode_tags(sentences, vocab, col):
+    """Per sentence, int64 tag ids of column `col`; a tag missing from `vocab` raises KeyError (no <unk>)."""
+    c = column_index(col, "encode_tags")
+    return [vocab.encode([row[c] for row in s]) for s in sentences]
+
+
+def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAPS_PAD):
+    """Windows of ids centred on every token of every sentence, padded at sentence edges.
+
+    Parameters
+    ----------
+    word_ids, caps_ids : lists (one per sentence) of 1-d integer arrays of equal lengths; caps_ids may be None.
+    window : odd int >= 1.
+
+    Returns
+    -------
+    word_windows : (N, window) int64, N = total tokens; row t is the window centred on token t.
+    caps_windows : (N, window) int64, or None when caps_ids is None.
+    offsets : (n_sentences + 1,) int64; sentence k is rows offsets[k]:offsets[k+1].
+    """
+    where = "windows"
+    if not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
+        raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
+    lengths = np.array([len(w) for w in word_ids], dtype=np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if caps_ids is not None:
+        if len(caps_ids) != len(word_ids) or any(len(c) != n for c, n in zip(caps_ids, lengths)):
+            raise ValueError(f"{where}: 'caps_ids' must have one array per sentence with the lengths of 'word_ids'.")
+    h = window // 2
+    # Index of each token in the padded concatenation (h pads on both sides of every sentence).
+    sent = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(offsets[-1]) + (2 * h) * sent + h
+    idx = pos[:, None] + np.arange(-h, h + 1)
+
+    def gather(seqs, pad):
+        padded = np.full(offsets[-1] + 2 * h * len(lengths), pad, dtype=np.int64)
+        if len(lengths):
+            flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+            padded[pos] = flat
+        return padded[idx]
+
+    return gather(word_ids, pad_word_id), None if caps_ids is None else gather(caps_ids, pad_caps_id), offsets

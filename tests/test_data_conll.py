@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from fastnn.data import conll as C
+from fastnn.data.tags import chunks
+from tests.conftest import data_path
+
+SAMPLE = """-DOCSTART- -X- -X- O
+
+EU NNP I-NP I-ORG
+rejects VBZ I-VP O
+German JJ I-NP I-MISC
+
+Peter NNP I-NP I-PER
+Blackburn NNP I-NP I-PER
+-DOCSTART- -X- -X- O
+BRUSSELS NNP I-NP I-LOC
+1996-08-22 CD I-NP O
+"""
+
+
+@pytest.fixture
+def sample(tmp_path):
+    p = tmp_path / "eng.sample"
+    p.write_text(SAMPLE, encoding="utf-8")
+    return p
+
+
+def test_read_conll_all_and_selected_columns(sample):
+    s = C.read_conll(sample)
+    assert [len(x) for x in s] == [3, 2, 2]                       # DOCSTART without a blank line still separates
+    assert s[0][0] == ("EU", "NNP", "I-NP", "I-ORG")
+    s = C.read_conll(sample, columns=["word", 3])
+    assert s[2] == [("BRUSSELS", "I-LOC"), ("1996-08-22", "O")]
+    assert C.column(s, 1)[1] == ["I-PER", "I-PER"]
+    assert C.read_conll(sample, columns="ner")[0] == [("I-ORG",), ("O",), ("I-MISC",)]
+
+
+def test_read_conll_errors(tmp_path, sample):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a B C\nb B C\n\nc B\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.txt, line 4: must have 3 columns like line 1; got 2"):
+        C.read_conll(bad)
+    with pytest.raises(ValueError, match="has 4 columns"):
+        C.read_conll(sample, columns=[5])
+    with pytest.raises(ValueError, match="column name must be one of"):
+        C.read_conll(sample, columns=["lemma"])
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        C.read_conll(tmp_path / "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("-DOCSTART- -X- O O\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="is empty"):
+        C.read_conll(empty)
+
+
+def test_write_conll_roundtrip(tmp_path, sample):
+    s = C.read_conll(sample)
+    pred = [["O"] * len(x) for x in s]
+    out = tmp_path / "out.txt"
+    C.write_conll(out, s, [C.column(s, "ner"), pred])
+    back = C.read_conll(out)
+    assert [r[:4] for x in back for r in x] == [r for x in s for r in x]
+    assert back[0][0] == ("EU", "NNP", "I-NP", "I-ORG", "I-ORG", "O")
+    assert out.read_text().endswith("O\n\n")
+    with pytest.raises(ValueError, match="extra column 0"):
+        C.write_conll(out, s, [pred[:1]])
+
+
+def test_features():
+    assert C.normalize_word("1996-08-22") == "0000-00-00" and C.normalize_word("EU") == "eu"
+    got = [C.caps_feature(w) for w in ["rejects", "Peter", "EU", "McDonald", "1996", ",", "U.S.", "a1", "iPod"]]
+    assert got == [C.CAPS_LOWER, C.CAPS_FIRST, C.CAPS_ALL, C.CAPS_HAS, C.CAPS_NONE, C.CAPS_NONE, C.CAPS_ALL,
+                   C.CAPS_LOWER, C.CAPS_HAS]
+
+
+def test_vocab_and_encoding(sample):
+    s = C.read_conll(sample)
+    v = C.word_vocab(s, extra_words=["zebra", "eu"])
+    assert v.words[:2] == ["<pad>", "<unk>"] and v.pad_id == 0 and v.unk_id == 1
+    assert "0000-00-00" in v and "EU" not in v and v.words[-1] == "zebra" and v.counts[-1] == 0
+    assert len(C.word_vocab(s, min_count=2)) == 2                  # every word occurs once
+    ids = C.encode_words([[("Unseen",), ("Peter",)]], v)
+    assert ids[0].tolist() == [1, v.index("peter")]
+    tv = C.tag_vocab(s, "ner")
+    assert tv.words[:2] == ["I-PER", "O"] and tv.unk_id is None      # ties by name
+    t = C.encode_tags(s, tv, "ner")
+    assert tv.decode(t[1]) == ["I-PER", "I-PER"]
+    assert C.encode_caps(s)[0].tolist() == [C.CAPS_ALL, C.CAPS_LOWER, C.CAPS_FIRST]
+
+
+def test_windows():
+    w = [np.array([10, 11, 12]), np.array([], dtype=np.int64), np.array([20])]
+    c = [np.array([1, 2, 3]), np.array([], dtype=np.int64), np.array([4])]
+    ww, cw, off = C.windows(w, c, window=5, pad_word_id=0, pad_caps_id=9)
+    assert off.tolist() == [0, 3, 3, 4]
+    assert ww.tolist() == [[0, 0, 10, 11, 12], [0, 10, 11, 12, 0], [10, 11, 12, 0, 0], [0, 0, 20, 0, 0]]
+    assert cw[3].tolist() == [9, 9, 4, 9, 9] and ww.dtype == np.int64
+    ww1, none, _ = C.windows(w, window=1)
+    assert none is None and ww1.ravel().tolist() == [10, 11, 12, 20]
+    assert C.windows([], window=3)[0].shape == (0, 3)
+    with pytest.raises(ValueError, match="odd"):
+        C.windows(w, window=4)
+    with pytest.raises(ValueError, match="caps_ids"):
+        C.windows(w, c[:2])
+
+
+@pytest.mark.data
+def test_conll2003_files():
+    train = C.read_conll(data_path("conll2003", "eng.train"))
+    assert (len(train), sum(map(len, train))) == (14041, 203621)
+    testa = C.read_conll(data_path("conll2003", "eng.testa"), columns=["word", "ner"])
+    assert (len(testa), sum(map(len, testa))) == (3250, 51362)
+    n_chunks = sum(len(chunks(t, "iob1")) for t in C.column(train, "ner"))
+    assert n_chunks == 23499                                       # entities in the CoNLL-2003 training set
+    v = C.word_vocab(train)
+    ww, cw, off = C.windows(C.encode_words(train, v), C.encode_caps(train), window=5, pad_word_id=v.pad_id)
+    assert ww.shape == (203621, 5) and off[-1] == 203621 and (ww[:, 2] != v.unk_id).all()
+
+
+@pytest.mark.data
+def test_conll2000_file():
+    train = C.read_conll(data_path("conll2000", "train.txt"))
+    assert (len(train), sum(map(len, train))) == (8936, 211727) and len(train[0][0]) == 3
