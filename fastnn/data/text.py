@@ -72,6 +72,15 @@ def write_sentences(path, sentences):
     atomic_write_text(path, "".join(" ".join(s) + "\n" for s in sentences))
 
 
+def default_data_dir():
+    """The shared data folder: $FASTNN_DATA if set, else ../shared/data next to the repository holding fastnn."""
+    env = os.environ.get("FASTNN_DATA")
+    if env:
+        return env
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.normpath(os.path.join(repo, "..", "shared", "data"))
+
+
 def atomic_write_text(path, text):
     """Write `text` (UTF-8) to `path` atomically: a temporary file in the same folder, fsync, then os.replace."""
     path = os.fspath(path)
