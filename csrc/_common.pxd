@@ -5,9 +5,9 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cdef extern from "fnn_math.h" nogil:
     float fnn_row_max_f(const float *x, Py_ssize_t n)
     double fnn_row_max_d(const double *x, Py_ssize_t n)
-    float fnn_row_exp_f(const float *x, float *out, Py_ssize_t n, float m)
+    double fnn_row_exp_f(const float *x, float *out, Py_ssize_t n, float m)
     double fnn_row_exp_d(const double *x, double *out, Py_ssize_t n, double m)
-    float fnn_row_sumexp_f(const float *x, Py_ssize_t n, float m)
+    double fnn_row_sumexp_f(const float *x, Py_ssize_t n, float m)
     double fnn_row_sumexp_d(const double *x, Py_ssize_t n, double m)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)

@@ -25,14 +25,14 @@ cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
         return fnn_row_max_d(x, n)
 
 
-cdef inline floating row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
+cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
     if floating is float:
         return fnn_row_exp_f(x, out, n, m)
     else:
         return fnn_row_exp_d(x, out, n, m)
 
 
-cdef inline floating row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:
+cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:
     if floating is float:
         return fnn_row_sumexp_f(x, n, m)
     else:
@@ -53,7 +53,7 @@ cdef inline void row_shift(const floating *x, floating *out, Py_ssize_t n, float
         fnn_row_shift_d(x, out, n, s)
 
 
-cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_max, floating *out_sum,
+cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_max, double *out_sum,
                    floating *grad, int n_threads) noexcept nogil:
     """Per row i: out_max[i] = max_j x[i, j], out_sum[i] = sum_j exp(x[i, j] - max) (over CHUNK pieces when V > CHUNK).
 
@@ -63,8 +63,9 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
     cdef Py_ssize_t n_pieces = (V + CHUNK - 1) // CHUNK
     cdef Py_ssize_t u, i, p, lo, hi
     cdef floating *pm
-    cdef floating *ps
-    cdef floating m, s
+    cdef double *ps
+    cdef floating m
+    cdef double s
     if n_pieces <= 1:
         for i in prange(B, schedule="static", num_threads=n_threads, nogil=True):
             m = row_max(x + i * V, V)
@@ -76,7 +77,7 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
             out_sum[i] = s
         return 1
     pm = <floating *> malloc(B * n_pieces * sizeof(floating))
-    ps = <floating *> malloc(B * n_pieces * sizeof(floating))
+    ps = <double *> malloc(B * n_pieces * sizeof(double))
     if pm == NULL or ps == NULL:
         free(pm)
         free(ps)
@@ -130,12 +131,13 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     cdef bint want_grad = grad is not None
     cdef floating *g = &grad[0, 0] if (want_grad and B > 0) else NULL
     cdef floating *mx
-    cdef floating *sm
-    cdef floating xt, m, s
+    cdef double *sm
+    cdef floating xt, m
+    cdef double s
     if B == 0:
         return
     mx = <floating *> malloc(B * sizeof(floating))
-    sm = <floating *> malloc(B * sizeof(floating))
+    sm = <double *> malloc(B * sizeof(double))
     if mx == NULL or sm == NULL:
         free(mx)
         free(sm)
@@ -179,11 +181,11 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     """out[i] = logits[i] - logsumexp(logits[i]).  logits (B, V) IN, out (B, V) OUT (may alias logits)."""
     cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, n_pieces
     cdef floating *mx
-    cdef floating *sm
+    cdef double *sm
     if B == 0:
         return
     mx = <floating *> malloc(B * sizeof(floating))
-    sm = <floating *> malloc(B * sizeof(floating))
+    sm = <double *> malloc(B * sizeof(double))
     if mx == NULL or sm == NULL:
         free(mx)
         free(sm)

@@ -74,12 +74,21 @@ static inline double fnn_row_max_d(const double *x, ptrdiff_t n) {
     return nan ? NAN : m;
 }
 
+/* Sums of exps run in float within blocks of FNN_BLOCK (vectorised) and in double across blocks, so the float32
+ * result stays accurate for rows of 10^6 whatever the compiler does with the inner loop. */
+#define FNN_BLOCK 1024
+
 /* out[j] = exp(x[j] - m); returns the sum. out may be x. */
-static inline float fnn_row_exp_f(const float *x, float *out, ptrdiff_t n, float m) {
-    float s = 0.0f;
-    FNN_SIMD_SUM(s)
-    for (ptrdiff_t j = 0; j < n; j++) { float e = fnn_expf(x[j] - m); out[j] = e; s += e; }
-    return s;
+static inline double fnn_row_exp_f(const float *x, float *out, ptrdiff_t n, float m) {
+    double total = 0.0;
+    for (ptrdiff_t lo = 0; lo < n; lo += FNN_BLOCK) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        float s = 0.0f;
+        FNN_SIMD_SUM(s)
+        for (ptrdiff_t j = lo; j < hi; j++) { float e = fnn_expf(x[j] - m); out[j] = e; s += e; }
+        total += s;
+    }
+    return total;
 }
 static inline double fnn_row_exp_d(const double *x, double *out, ptrdiff_t n, double m) {
     double s = 0.0;
@@ -88,11 +97,16 @@ static inline double fnn_row_exp_d(const double *x, double *out, ptrdiff_t n, do
 }
 
 /* sum_j exp(x[j] - m) without storing */
-static inline float fnn_row_sumexp_f(const float *x, ptrdiff_t n, float m) {
-    float s = 0.0f;
-    FNN_SIMD_SUM(s)
-    for (ptrdiff_t j = 0; j < n; j++) s += fnn_expf(x[j] - m);
-    return s;
+static inline double fnn_row_sumexp_f(const float *x, ptrdiff_t n, float m) {
+    double total = 0.0;
+    for (ptrdiff_t lo = 0; lo < n; lo += FNN_BLOCK) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        float s = 0.0f;
+        FNN_SIMD_SUM(s)
+        for (ptrdiff_t j = lo; j < hi; j++) s += fnn_expf(x[j] - m);
+        total += s;
+    }
+    return total;
 }
 static inline double fnn_row_sumexp_d(const double *x, ptrdiff_t n, double m) {
     double s = 0.0;

@@ -9,6 +9,7 @@ import os
 from fastnn._ext import _info
 
 _default = None
+MAX_THREADS = 1024  # far above any sensible count; stops a typo from asking OpenMP for a million threads
 
 
 def cpu_count():
@@ -33,6 +34,8 @@ def effective_n_threads(n_threads=None):
         raise ValueError("n_threads must not be 0; use None for the default, a positive count, or -1 for all CPUs.")
     if n_threads < 0:
         return max(1, cpu_count() + 1 + n_threads)
+    if n_threads > MAX_THREADS:
+        raise ValueError(f"n_threads must be <= {MAX_THREADS}; got {n_threads}.")
     return n_threads
 
 

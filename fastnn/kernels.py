@@ -21,6 +21,16 @@ def _activation_code(activation, where):
         raise ValueError(f"{where}: 'activation' must be one of {sorted(ACTIVATIONS)}; got {activation!r}.") from None
 
 
+_BLAS_INT_MAX = 2**31 - 1
+
+
+def _check_blas_dims(where, *dims):
+    """scipy's BLAS takes 32-bit ints: refuse sizes that would overflow them rather than pass garbage to Fortran."""
+    for d in dims:
+        if d > _BLAS_INT_MAX:
+            raise ValueError(f"{where}: matrix dimensions must be < 2**31 for BLAS; got {d}.")
+
+
 def _out(out, shape, dtype, name, where):
     """A given output buffer (checked) or a new one."""
     if out is None:
@@ -94,6 +104,7 @@ def gemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if k != kb:
         raise ValueError(f"{where}: inner dimensions must agree; got op(a) {m}x{k} and op(b) {kb}x{n}.")
+    _check_blas_dims(where, m, n, k)
     if out is None:
         if beta != 0.0:
             raise ValueError(f"{where}: 'beta' must be 0 when 'out' is None; got {beta}.")
@@ -156,6 +167,7 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, n_th
     if W.shape[1] != H:
         raise ValueError(f"{where}: 'W' must have shape ({n_out}, {H}) to match 'h' {h.shape}; got {W.shape}.")
     b = V.check_input(b, "b", where, W.dtype, shape=(n_out,))
+    _check_blas_dims(where, B, H, n_out)
     work = work if work is not None else OutputLayerWork()
     logits = work.get("logits", (B, n_out), W.dtype)
     logits[...] = b
@@ -340,6 +352,7 @@ def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
         raise ValueError(f"{where}: 'X' must have shape (T, B, {K}) to match 'W'; got {X.shape}.")
     b = V.check_input(b, "b", where, W.dtype, shape=(K,))
     h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
+    _check_blas_dims(where, B, K)
     H = _out(out, (T + 1, B, K), W.dtype, "out", where)
     V.check_no_overlap(where, out=H, X=X)
     V.check_no_overlap(where, out=H, W=W)
@@ -367,6 +380,7 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
         raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
     H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
     V.check_scalar(clip, "clip", where, low=0)
+    _check_blas_dims(where, T * B, K)
     dX = np.empty((T, B, K), dtype=W.dtype)
     dW = np.zeros((K, K), dtype=W.dtype)
     db = np.zeros(K, dtype=W.dtype)

@@ -1,4 +1,6 @@
 """Each kernel against a plain NumPy reference (float64), thread-count invariance, and every validation error."""
+import os
+
 import numpy as np
 import pytest
 
@@ -275,3 +277,40 @@ def test_validation_errors():
     w = np.zeros(5, np.float32)
     with pytest.raises(ValueError, match=r"'w' and 'acc' must not share memory"):
         K.adagrad_(w, w, np.zeros(5, np.float32), lr=0.1)
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux) to read the resident size")
+def test_repeated_calls_do_not_grow_resident_memory(rng):
+    W = rng.standard_normal((100, 16)).astype(np.float32)
+    A = np.zeros_like(W)
+    idx = rng.integers(0, 100, 64)
+    G = rng.standard_normal((64, 16)).astype(np.float32)
+    x = rng.standard_normal((8, 50)).astype(np.float32)
+    t = rng.integers(0, 50, 8)
+    X = rng.standard_normal((3, 4, 16)).astype(np.float32)
+    Wr = (rng.standard_normal((16, 16)) * 0.1).astype(np.float32)
+
+    def calls():
+        K.softmax_xent(x, t)
+        K.gather_rows(W, idx)
+        K.sparse_adagrad_grouped_(W, A, idx, G, lr=1e-3)
+        K.coalesce_rows(idx, G, 100)
+        H = K.rnn_forward(X, Wr, np.zeros(16, np.float32), np.zeros((4, 16), np.float32))
+        K.rnn_backward(X, H, Wr)
+        try:
+            K.gather_rows(W, np.array([100]))
+        except IndexError:
+            pass
+
+    for _ in range(500):  # warm up allocator pools
+        calls()
+    before = _rss_bytes()
+    for _ in range(10_000):
+        calls()
+    grown = _rss_bytes() - before
+    assert grown < 4 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 10^4 calls"
