@@ -1,0 +1,481 @@
+"""fastnn's kernels against NumPy and torch: one benchmark per kernel, size and implementation (issue 2).
+
+    cd /work/main && python -m pytest bench --benchmark-only --benchmark-json=/tmp/bench.json
+    python bench/summarize.py /tmp/bench.json
+
+Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch or
+torch_fused, and records openmp_enabled, n_threads, blas_threads and cpu_model.  Everything is float32.  fastnn runs
+its default thread count, torch is set to the same count, NumPy uses its BLAS default.  torch is optional: its
+benchmarks are skipped when it is not installed (fastnn itself never imports torch).
+
+Before timing, each implementation runs once outside the timed region and its result is compared (allclose) with
+the NumPy reference; that call also creates lazily built state (torch's autograd buffers, optimizer state).
+
+Buffers are allocated once per benchmark and reused: fresh large allocations page-fault heavily on small VMs.  The
+in-place kernels (sparse and dense AdaGrad, sparse SGD) keep updating the same W and accumulators round after round
+instead of copying hundreds of MB per round; each update is small, so the work per round does not change.  torch
+allocates its own gradients and temporaries (grads are set to None before each call, as zero_grad() does); that is
+part of its cost.  The sparse torch benchmarks time backward + step only: the embedding forward runs once and its
+graph is kept (retain_graph=True), so all three implementations start from raw indices and (N, D) gradient rows.
+"""
+import os
+import platform
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+import fastnn
+from fastnn import kernels as K
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # torch is only a benchmark baseline
+    torch = None
+
+N_THREADS = fastnn.get_num_threads()
+if torch is not None:
+    torch.set_num_threads(N_THREADS)
+
+F32 = np.float32
+SEED = 0
+RTOL = 1e-4  # float32 results against the float32 NumPy reference; atol is RTOL * max|reference|
+
+# torch's sparse Adagrad builds its update tensors without invariant checks and says so on every step.
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
+
+_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (pip install torch==2.13.0)")
+IMPLS = ["fastnn", "numpy", pytest.param("torch", marks=_torch)]
+
+
+# ---- machine facts and bookkeeping -------------------------------------------------------------------------------
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_threads():
+    """Threads of each loaded BLAS, keyed by the package that ships it (numpy, scipy = fastnn.kernels.gemm, torch)."""
+    out = {}
+    for lib in threadpoolctl.threadpool_info():
+        if lib["user_api"] == "blas":
+            path = lib["filepath"]
+            owner = next((p for p in ("numpy", "scipy", "torch") if f"{os.sep}{p}" in path), lib["prefix"])
+            out[owner] = lib["num_threads"]
+    return out
+
+
+CPU_MODEL = _cpu_model()
+BLAS_THREADS = _blas_threads()
+
+
+def _impl_threads(impl):
+    if impl == "fastnn":
+        return N_THREADS
+    if impl == "numpy":
+        return BLAS_THREADS.get("numpy", 1)
+    return torch.get_num_threads()
+
+
+def _label(benchmark, kernel, size, impl, **notes):
+    benchmark.group = f"{kernel}:{size}"
+    benchmark.extra_info.update(
+        impl=impl, kernel=kernel, size=size, dtype="float32", openmp_enabled=fastnn.openmp_enabled(),
+        n_threads=_impl_threads(impl), blas_threads=BLAS_THREADS, cpu_model=CPU_MODEL,
+        torch_version=None if torch is None else torch.__version__, **notes)
+
+
+def _np(x):
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.detach().numpy()
+    return np.asarray(x)
+
+
+def _check(impl, got, ref):
+    """Assert each result equals the NumPy reference (per-row losses are compared through their mean)."""
+    for name, r in ref.items():
+        g = _np(got[name]).astype(np.float64)
+        r = np.asarray(r, dtype=np.float64)
+        if name == "loss":
+            g, r = g.mean(), r.mean()
+        assert g.shape == r.shape, f"{impl}: '{name}' has shape {g.shape}; the reference has {r.shape}"
+        np.testing.assert_allclose(g, r, rtol=RTOL, atol=RTOL * float(np.abs(r).max(initial=0.0)),
+                                   err_msg=f"{impl}: '{name}' differs from the NumPy reference")
+
+
+def _filled(shape, value=0.0):
+    """An array with every page already touched (np.zeros maps pages lazily, so the first rounds would fault)."""
+    a = np.empty(shape, dtype=F32)
+    a.fill(value)
+    return a
+
+
+def zipf_indices(n, n_rows, a=1.1, seed=SEED):
+    """n row indices in [0, n_rows) from a Zipf(a) law truncated at n_rows (draws past it are redrawn)."""
+    rng = np.random.default_rng(seed)
+    draws = rng.zipf(a, n)
+    while True:
+        bad = draws > n_rows
+        if not bad.any():
+            return (draws - 1).astype(np.intp)
+        draws[bad] = rng.zipf(a, int(bad.sum()))
+
+
+# ---- NumPy implementations (straightforward vectorised code, buffers passed in) ----------------------------------
+
+def np_softmax_xent(logits, targets, scale, out, m, s):
+    """Per-row loss logsumexp - logit[target], and scale * (softmax - onehot) written into out (may be logits)."""
+    rows = np.arange(targets.shape[0])
+    picked = logits[rows, targets]
+    np.max(logits, axis=1, keepdims=True, out=m)
+    np.subtract(logits, m, out=out)
+    np.exp(out, out=out)
+    np.sum(out, axis=1, keepdims=True, out=s)
+    loss = np.log(s[:, 0]) + m[:, 0] - picked
+    np.divide(scale, s, out=s)
+    out *= s
+    out[rows, targets] -= scale
+    return loss, out
+
+
+def np_sparse_adagrad(W, A, idx, G, lr, eps):
+    """Sum the rows of G sharing an index, then one AdaGrad step per distinct row (eps after the sqrt, as torch)."""
+    uniq, inv = np.unique(idx, return_inverse=True)
+    g = np.zeros((uniq.shape[0], W.shape[1]), dtype=W.dtype)
+    np.add.at(g, inv, G)
+    a = A[uniq] + g * g
+    A[uniq] = a
+    W[uniq] -= lr * g / (np.sqrt(a) + eps)
+
+
+def np_sparse_sgd(W, idx, G, lr):
+    np.add.at(W, idx, G * -lr)
+
+
+def np_adagrad(w, acc, g, lr, eps, tmp):
+    np.multiply(g, g, out=tmp)
+    acc += tmp
+    np.sqrt(acc, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    w -= tmp
+
+
+# ---- softmax + cross-entropy -------------------------------------------------------------------------------------
+
+SOFTMAX_SIZES = {"B128xV10000": (128, 10_000), "B128xV100000": (128, 100_000)}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("size", list(SOFTMAX_SIZES))
+def test_softmax_xent(benchmark, size, impl):
+    """Loss and gradient of the mean loss wrt the logits (torch: F.cross_entropy forward + backward)."""
+    B, V = SOFTMAX_SIZES[size]
+    rng = np.random.default_rng(SEED)
+    logits = rng.standard_normal((B, V), dtype=F32) * 3
+    targets = rng.integers(0, V, B).astype(np.intp)
+    scale = 1.0 / B
+    m, s = np.empty((B, 1), F32), np.empty((B, 1), F32)
+    loss, grad = np_softmax_xent(logits, targets, scale, np.empty_like(logits), m, s)
+    ref = dict(loss=loss, grad=grad.copy())
+
+    if impl == "fastnn":
+        gbuf = np.empty_like(logits)
+
+        def fn():
+            loss, g = K.softmax_xent(logits, targets, grad=gbuf, scale=scale)
+            return dict(loss=loss, grad=g)
+    elif impl == "numpy":
+        gbuf = np.empty_like(logits)
+
+        def fn():
+            loss, g = np_softmax_xent(logits, targets, scale, gbuf, m, s)
+            return dict(loss=loss, grad=g)
+    else:
+        x = torch.from_numpy(logits).requires_grad_()
+        t = torch.from_numpy(targets.astype(np.int64))
+
+        def fn():
+            x.grad = None
+            loss = F.cross_entropy(x, t)
+            loss.backward()
+            return dict(loss=loss, grad=x.grad)
+
+    _check(impl, fn(), ref)
+    _label(benchmark, "softmax_xent", size, impl)
+    benchmark(fn)
+
+
+# ---- affine output layer + softmax-xent + its three gradients ----------------------------------------------------
+
+OUTPUT_SIZES = {"B128xH256xV10000": (128, 256, 10_000), "B128xH256xV100000": (128, 256, 100_000)}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("size", list(OUTPUT_SIZES))
+def test_output_layer(benchmark, size, impl):
+    """logits = h @ W.T + b, mean softmax cross-entropy, and dW, db, dh."""
+    B, H, V = OUTPUT_SIZES[size]
+    rng = np.random.default_rng(SEED)
+    h = rng.standard_normal((B, H), dtype=F32)
+    W = rng.standard_normal((V, H), dtype=F32) * 0.05
+    b = rng.standard_normal(V, dtype=F32) * 0.1
+    targets = rng.integers(0, V, B).astype(np.intp)
+    scale = 1.0 / B
+    m, s = np.empty((B, 1), F32), np.empty((B, 1), F32)
+    logits, dW, db, dh = np.empty((B, V), F32), np.empty_like(W), np.empty_like(b), np.empty_like(h)
+
+    def numpy_fn():
+        np.matmul(h, W.T, out=logits)
+        np.add(logits, b, out=logits)
+        loss, g = np_softmax_xent(logits, targets, scale, logits, m, s)
+        np.matmul(g.T, h, out=dW)
+        np.sum(g, axis=0, out=db)
+        np.matmul(g, W, out=dh)
+        return dict(loss=loss, dW=dW, db=db, dh=dh)
+
+    ref = {k: np.array(v) for k, v in numpy_fn().items()}
+
+    if impl == "fastnn":
+        work = K.OutputLayerWork()
+
+        def fn():
+            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=work)
+            return dict(loss=loss, dW=dW, db=db, dh=dh)
+    elif impl == "numpy":
+        fn = numpy_fn
+    else:
+        ht, Wt, bt = (torch.from_numpy(a).requires_grad_() for a in (h, W, b))
+        t = torch.from_numpy(targets.astype(np.int64))
+
+        def fn():
+            ht.grad = Wt.grad = bt.grad = None
+            loss = F.cross_entropy(F.linear(ht, Wt, bt), t)
+            loss.backward()
+            return dict(loss=loss, dW=Wt.grad, db=bt.grad, dh=ht.grad)
+
+    _check(impl, fn(), ref)
+    _label(benchmark, "output_layer", size, impl)
+    benchmark(fn)
+
+
+# ---- sparse embedding updates from raw (repeated) indices --------------------------------------------------------
+
+SPARSE_SIZE = "V1000000xD128xN8192"
+SPARSE_V, SPARSE_D, SPARSE_N = 1_000_000, 128, 8192
+SPARSE_LR, EPS = 0.1, 1e-10
+
+
+def _sparse_case(rng):
+    idx = zipf_indices(SPARSE_N, SPARSE_V)
+    G = rng.standard_normal((SPARSE_N, SPARSE_D), dtype=F32)
+    W = rng.random((SPARSE_V, SPARSE_D), dtype=F32)
+    W -= 0.5
+    return idx, G, W
+
+
+def _untouched_sample(rng, idx, k=1000):
+    return np.sort(rng.choice(np.setdiff1d(np.arange(SPARSE_V), idx), k, replace=False))
+
+
+def _sparse_notes(idx):
+    _, counts = np.unique(idx, return_counts=True)
+    return dict(distinct_rows=int(counts.shape[0]), top_row_share=round(float(counts.max()) / idx.shape[0], 4),
+                in_place="same W (and accumulator) updated every round")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sparse_adagrad(benchmark, impl):
+    """Lazy AdaGrad on the rows a batch touched, repeated rows summed first (torch: sparse Embedding + Adagrad)."""
+    rng = np.random.default_rng(SEED)
+    idx, G, W = _sparse_case(rng)
+    if impl == "torch":
+        emb = torch.nn.Embedding(SPARSE_V, SPARSE_D, sparse=True, _weight=torch.from_numpy(W))
+        opt = torch.optim.Adagrad(emb.parameters(), lr=SPARSE_LR, eps=EPS)
+        A = opt.state[emb.weight]["sum"].numpy()  # created (filled with 0) by the constructor
+        out, Gt = emb(torch.from_numpy(idx.astype(np.int64))), torch.from_numpy(G)
+
+        def fn():
+            emb.weight.grad = None
+            out.backward(Gt, retain_graph=True)
+            opt.step()
+    else:
+        A = _filled(W.shape)
+        if impl == "fastnn":
+            def fn():
+                K.sparse_adagrad_grouped_(W, A, idx, G, lr=SPARSE_LR, eps=EPS)
+        else:
+            def fn():
+                np_sparse_adagrad(W, A, idx, G, SPARSE_LR, EPS)
+
+    uniq, inv = np.unique(idx, return_inverse=True)
+    other = _untouched_sample(rng, idx)
+    W_ref, A_ref, W_other = W[uniq], A[uniq], W[other]
+    np_sparse_adagrad(W_ref, A_ref, inv, G, SPARSE_LR, EPS)
+    fn()
+    _check(impl, dict(W=W[uniq], A=A[uniq], W_other=W[other]), dict(W=W_ref, A=A_ref, W_other=W_other))
+    _label(benchmark, "sparse_adagrad", SPARSE_SIZE, impl, **_sparse_notes(idx))
+    benchmark(fn)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sparse_sgd(benchmark, impl):
+    """W[idx[i]] -= lr * G[i] with repeated rows (NumPy: np.add.at; torch: sparse Embedding + SGD)."""
+    rng = np.random.default_rng(SEED)
+    idx, G, W = _sparse_case(rng)
+    if impl == "torch":
+        emb = torch.nn.Embedding(SPARSE_V, SPARSE_D, sparse=True, _weight=torch.from_numpy(W))
+        opt = torch.optim.SGD(emb.parameters(), lr=SPARSE_LR)
+        out, Gt = emb(torch.from_numpy(idx.astype(np.int64))), torch.from_numpy(G)
+
+        def fn():
+            emb.weight.grad = None
+            out.backward(Gt, retain_graph=True)
+            opt.step()
+    elif impl == "fastnn":
+        def fn():
+            K.scatter_add_(W, idx, G, alpha=-SPARSE_LR)
+    else:
+        def fn():
+            np_sparse_sgd(W, idx, G, SPARSE_LR)
+
+    uniq, inv = np.unique(idx, return_inverse=True)
+    other = _untouched_sample(rng, idx)
+    W_ref, W_other = W[uniq], W[other]
+    np_sparse_sgd(W_ref, inv, G, SPARSE_LR)
+    fn()
+    _check(impl, dict(W=W[uniq], W_other=W[other]), dict(W=W_ref, W_other=W_other))
+    _label(benchmark, "sparse_sgd", SPARSE_SIZE, impl, **_sparse_notes(idx))
+    benchmark(fn)
+
+
+# ---- dense AdaGrad -----------------------------------------------------------------------------------------------
+
+DENSE_N = 10_000_000
+DENSE_LR = 0.01
+
+
+@pytest.mark.parametrize("impl", IMPLS + [pytest.param("torch_fused", marks=_torch)])
+def test_dense_adagrad(benchmark, impl):
+    """acc += g*g; w -= lr*g/(sqrt(acc)+eps) over 1e7 floats (torch: optim.Adagrad default, and fused=True)."""
+    rng = np.random.default_rng(SEED)
+    w = rng.standard_normal(DENSE_N, dtype=F32)
+    g = rng.standard_normal(DENSE_N, dtype=F32) * 0.1
+    notes = dict(in_place="same w and accumulator updated every round")
+    if impl.startswith("torch"):
+        p = torch.nn.Parameter(torch.from_numpy(w))
+        p.grad = torch.from_numpy(g)
+        fused = impl == "torch_fused"
+        opt = torch.optim.Adagrad([p], lr=DENSE_LR, eps=EPS, fused=fused or None)
+        acc = opt.state[p]["sum"].numpy()
+        notes["torch_variant"] = "fused=True" if fused else "default (foreach=None, fused=None)"
+
+        def fn():
+            opt.step()
+    else:
+        acc = _filled(DENSE_N)
+        if impl == "fastnn":
+            def fn():
+                K.adagrad_(w, acc, g, lr=DENSE_LR, eps=EPS)
+        else:
+            tmp = np.empty_like(w)
+
+            def fn():
+                np_adagrad(w, acc, g, DENSE_LR, EPS, tmp)
+
+    w_ref, acc_ref = w.copy(), acc.copy()
+    np_adagrad(w_ref, acc_ref, g, DENSE_LR, EPS, np.empty_like(w))
+    fn()
+    _check(impl, dict(w=w, acc=acc), dict(w=w_ref, acc=acc_ref))
+    _label(benchmark, "dense_adagrad", f"N{DENSE_N}", impl, **notes)
+    benchmark(fn)
+
+
+# ---- Elman RNN layer: input projection, recurrence, BPTT ---------------------------------------------------------
+
+RNN_SIZE = "B32xT35xH256"
+RNN_B, RNN_T, RNN_H, RNN_E = 32, 35, 256, 256  # E: width of the embedded inputs
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_rnn_layer(benchmark, impl):
+    """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t
+    for every t (torch: nn.RNN(tanh) forward + backward, b_hh = 0 so that b_ih plays b)."""
+    T, B, H, E = RNN_T, RNN_B, RNN_H, RNN_E
+    rng = np.random.default_rng(SEED)
+    k = 1.0 / np.sqrt(H)
+    X = rng.standard_normal((T, B, E), dtype=F32)
+    W_ih = rng.uniform(-k, k, (H, E)).astype(F32)
+    W_hh = rng.uniform(-k, k, (H, H)).astype(F32)
+    b = rng.uniform(-k, k, H).astype(F32)
+    dH = rng.standard_normal((T, B, H), dtype=F32)
+    h0 = np.zeros((B, H), F32)
+    X2 = X.reshape(T * B, E)
+    Z = np.empty((T, B, H), F32)
+    Z2 = Z.reshape(T * B, H)
+    Hs = np.empty((T + 1, B, H), F32)
+    dW_ih, dx = np.empty((H, E), F32), np.empty((T * B, E), F32)
+
+    def numpy_fn():
+        np.matmul(X2, W_ih.T, out=Z2)
+        Hs[0] = h0
+        for t in range(T):
+            np.matmul(Hs[t], W_hh.T, out=Hs[t + 1])
+            Hs[t + 1] += Z[t]
+            Hs[t + 1] += b
+            np.tanh(Hs[t + 1], out=Hs[t + 1])
+        carry = np.zeros((B, H), F32)
+        dZ = Z  # the projection is no longer needed: reuse its buffer for dL/dz_t
+        for t in reversed(range(T)):
+            np.add(dH[t], carry, out=dZ[t])
+            dZ[t] *= 1 - Hs[t + 1] * Hs[t + 1]
+            np.matmul(dZ[t], W_hh, out=carry)
+        dW_hh = Z2.T @ Hs[:-1].reshape(T * B, H)
+        db = Z2.sum(axis=0)
+        np.matmul(Z2.T, X2, out=dW_ih)
+        np.matmul(Z2, W_ih, out=dx)
+        return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+
+    ref = {key: np.array(v) for key, v in numpy_fn().items()}
+
+    if impl == "fastnn":
+        def fn():
+            K.gemm(X2, W_ih, trans_b=True, out=Z2)
+            K.rnn_forward(Z, W_hh, b, h0, out=Hs)
+            dZ, dW_hh, db, _ = K.rnn_backward(dH, Hs, W_hh)
+            dZ2 = dZ.reshape(T * B, H)
+            K.gemm(dZ2, X2, trans_a=True, out=dW_ih)
+            K.gemm(dZ2, W_ih, out=dx)
+            return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+    elif impl == "numpy":
+        fn = numpy_fn
+    else:
+        rnn = torch.nn.RNN(E, H, nonlinearity="tanh")
+        with torch.no_grad():
+            rnn.weight_ih_l0.copy_(torch.from_numpy(W_ih))
+            rnn.weight_hh_l0.copy_(torch.from_numpy(W_hh))
+            rnn.bias_ih_l0.copy_(torch.from_numpy(b))
+            rnn.bias_hh_l0.zero_()
+        x = torch.from_numpy(X).requires_grad_()
+        h0t, dHt = torch.from_numpy(h0[None]), torch.from_numpy(dH)
+
+        def fn():
+            rnn.zero_grad(set_to_none=True)
+            x.grad = None
+            out, _ = rnn(x, h0t)
+            out.backward(dHt)
+            return dict(H=out, dW_ih=rnn.weight_ih_l0.grad, dW_hh=rnn.weight_hh_l0.grad, db=rnn.bias_ih_l0.grad,
+                        dx=x.grad)
+
+    _check(impl, fn(), ref)
+    _label(benchmark, "rnn_layer", RNN_SIZE, impl, input_width=E)
+    benchmark(fn)
