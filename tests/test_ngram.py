@@ -1,5 +1,4 @@
 import math
-import os
 import time
 
 import numpy as np
@@ -232,6 +231,15 @@ def test_bad_inputs(corpus):
         lm.logprob(V, [])
     with pytest.raises(IndexError, match="'history' must hold ids"):
         lm.prob_vector([-1])
+    with pytest.raises(IndexError):
+        lm.fit([[2, V]], V, eos)
+    with pytest.raises(ValueError, match="must be fitted first"):      # a failed fit leaves no half-fitted model
+        lm.prob_vector([])
+    di = DeletedInterpolation(2)
+    with pytest.raises(IndexError, match="'valid' must hold ids"):
+        di.fit(train, V, eos, valid=np.array([V, eos]))
+    with pytest.raises(ValueError, match="must be fitted first"):
+        di.perplexity(train)
 
 
 # ---- Brown (../shared/data) -----------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ table and a k-gram's id is its position in it.  Building is ``np.unique`` per or
 per order, so keys never overflow whatever the order and nothing loops over tokens in Python.
 """
 import json
-import math
 import numbers
 import os
 import tempfile
@@ -210,6 +209,7 @@ class _NGramLM:
     # ---- public API ---------------------------------------------------------------------------------------------
 
     def _fit_common(self, data, vocab_size, eos_id, where):
+        self._keys = None                   # a fit that fails leaves an unfitted model, never a mixed one
         self.vocab_size = _check_int(vocab_size, "vocab_size", where, 1)
         self.eos_id = _check_int(eos_id, "eos_id", where, 0)
         if self.eos_id >= self.vocab_size:
@@ -291,6 +291,9 @@ class _NGramLM:
     def _restore(self, cfg, arrays, where):
         self.vocab_size = _check_int(cfg["vocab_size"], "vocab_size", where, 1)
         self.eos_id = _check_int(cfg["eos_id"], "eos_id", where, 0)
+        if self.eos_id >= self.vocab_size:
+            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {self.eos_id}. "
+                             f"The file is corrupt.")
         B = self._base
         keys = [None, None]
         for k in range(2, self.order + 1):
@@ -347,7 +350,8 @@ def load(path):
         if not isinstance(cfg, dict):
             raise ValueError("not an object")
     except ValueError:
-        raise ValueError(f"{where}: 'config' in {path} must be a JSON object; it is not. The file is corrupt.") from None
+        raise ValueError(f"{where}: 'config' in {path} must be a JSON object; it is not. "
+                         f"The file is corrupt.") from None
     if cfg.get("format") != _FORMAT or cfg.get("version") != _FORMAT_VERSION:
         raise ValueError(f"{where}: {path} must be format {_FORMAT!r} version {_FORMAT_VERSION}; got "
                          f"{cfg.get('format')!r} version {cfg.get('version')!r}.")
@@ -592,7 +596,11 @@ class DeletedInterpolation(_NGramLM):
         self._counts = counts
         self._finalize()
         self.weights = np.full((self._n_classes, self.order + 1), 1.0 / (self.order + 1))
-        self.tune(valid)
+        try:
+            self.tune(valid)
+        except BaseException:
+            self._keys = None
+            raise
         return self
 
     def _finalize(self):
@@ -693,8 +701,8 @@ class DeletedInterpolation(_NGramLM):
 
     @classmethod
     def _from_config(cls, cfg):
-        return cls(cfg["order"], classes=cfg["classes"], max_bucket=cfg["max_bucket"], max_iter=cfg["max_iter"], tol=cfg["tol"],
-                   bos=cfg["bos"])
+        return cls(cfg["order"], classes=cfg["classes"], max_bucket=cfg["max_bucket"], max_iter=cfg["max_iter"],
+                   tol=cfg["tol"], bos=cfg["bos"])
 
     def _state_arrays(self):
         d = {f"counts_{k}": self._counts[k] for k in range(1, self.order + 1)}
