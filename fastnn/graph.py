@@ -95,6 +95,9 @@ class Param:
             return
         if self.sparse:
             raise TypeError(f"Param.add_grad: '{self.name}' is sparse; use add_row_grad(rows, G).")
+        if np.shape(g) != self.value.shape:  # a broadcast would silently add the wrong thing
+            raise ValueError(f"Param.add_grad: the gradient of '{self.name}' must have shape {self.value.shape}; "
+                             f"got {np.shape(g)}.")
         if self.grad is None:
             self.grad = np.array(g, dtype=self.dtype, copy=True, order="C")
         else:
@@ -127,16 +130,19 @@ class Node:
     backward_fn : callable(g) adding the gradients wrt the parents (and parameters) given g = d loss / d value; None
         for inputs and constants.
     grad : d loss / d value, accumulated during backward (None until something flows in).
+    requires_grad : whether consumers should send gradients here.  Default: True for computed nodes (those with a
+        backward_fn), False for inputs; ops skip the gradient of an input that does not require it (e.g. data).
     """
 
-    __slots__ = ("value", "parents", "backward_fn", "grad", "op")
+    __slots__ = ("value", "parents", "backward_fn", "grad", "op", "requires_grad")
 
-    def __init__(self, value, parents=(), backward_fn=None, op="input"):
+    def __init__(self, value, parents=(), backward_fn=None, op="input", requires_grad=None):
         self.value = value
         self.parents = tuple(parents)
         self.backward_fn = backward_fn
         self.grad = None
         self.op = op
+        self.requires_grad = backward_fn is not None if requires_grad is None else bool(requires_grad)
 
     @property
     def shape(self):
@@ -160,9 +166,10 @@ class Node:
         return f"Node({self.op}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
-def constant(value):
-    """An input node (no gradient is propagated past it unless a consumer asks for .grad)."""
-    return Node(np.asarray(value), op="input")
+def constant(value, requires_grad=False):
+    """An input node.  With requires_grad=True, backward() leaves d loss / d value in its .grad (e.g. to check
+    gradients wrt inputs); otherwise ops skip computing it."""
+    return Node(np.asarray(value), op="input", requires_grad=requires_grad)
 
 
 def topological_order(root):
@@ -189,15 +196,18 @@ def backward(loss, grad=None, *, keep_grads=False):
 
     Each node's backward_fn adds into its parents' grads; parameters accumulate into Param.grad.  Intermediate
     gradients are released as soon as a node is done (memory stays proportional to fprop's) unless keep_grads;
-    inputs (nodes without backward_fn) always keep theirs.
+    inputs (nodes without backward_fn) always keep theirs and accumulate over calls, like parameters.
     """
     if grad is None:
         if loss.value.size != 1:
             raise ValueError(f"backward: the loss must be a scalar; got shape {loss.value.shape}. "
                              "Sum or average it, or pass grad=.")
         grad = np.ones_like(loss.value)
-    loss.add_grad(grad)
     order = topological_order(loss)
+    for node in order:  # gradients left by an earlier backward(keep_grads=True) must not be propagated again
+        if node.backward_fn is not None:
+            node.grad = None
+    loss.add_grad(grad)
     for node in reversed(order):
         if node.backward_fn is not None and node.grad is not None:
             node.backward_fn(node.grad)
@@ -215,17 +225,24 @@ class Module:
     training = True
 
     def parameters(self, prefix=""):
-        """dict name -> Param, names like "hidden.W", in a stable order."""
-        out = {}
+        """dict name -> Param, names like "hidden.W", in a stable order.  A Param reachable under several names
+        (tied weights) is listed once, under the first name, so optimizers update it once."""
+        out, seen = {}, set()
+        for name, p in self._named_params(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out[name] = p
+        return out
+
+    def _named_params(self, prefix):
         for key, val in vars(self).items():
             if isinstance(val, Param):
-                out[f"{prefix}{key}"] = val
+                yield f"{prefix}{key}", val
             elif isinstance(val, Module):
-                out.update(val.parameters(prefix=f"{prefix}{key}."))
+                yield from val._named_params(f"{prefix}{key}.")
             elif isinstance(val, (list, tuple)) and val and all(isinstance(v, Module) for v in val):
                 for i, v in enumerate(val):
-                    out.update(v.parameters(prefix=f"{prefix}{key}.{i}."))
-        return out
+                    yield from v._named_params(f"{prefix}{key}.{i}.")
 
     def zero_grad(self):
         for p in self.parameters().values():

@@ -1,0 +1,506 @@
+"""Node types as functions: each computes its value now (fprop) and returns a Node whose backward_fn ADDS the
+gradients wrt its inputs (and parameters) given the gradient wrt its value.
+
+Inputs may be Nodes or arrays (arrays become constant inputs, cast to the dtype of the other operand or of the
+parameters).  An op skips the gradient of an input that does not need one (`Node.requires_grad` False, e.g. data);
+an op none of whose inputs or parameters needs a gradient returns a plain constant node, so evaluation graphs carry
+no backward work.  The heavy ops go through fastnn.kernels (gemm, gather_rows / coalesce_rows, softmax_xent).
+"""
+import numbers
+
+import numpy as np
+from scipy.special import expit
+
+from fastnn import kernels
+from fastnn.graph import Node, Param
+
+# ---- helpers -----------------------------------------------------------------------------------------------------
+
+
+def as_node(x, dtype=None):
+    """x itself if it is a Node, else a constant input node (cast to dtype when given)."""
+    if isinstance(x, Node):
+        return x
+    if isinstance(x, Param):
+        raise TypeError(f"fastnn.nn: got the Param '{x.name}' where a Node or array was expected. "
+                        "Wrap it with nn.param(p) to use its value in the graph.")
+    return Node(np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype), op="input")
+
+
+def _acc(node, g, owned=False):
+    """node.grad += g.  A fresh array g (owned=True, nobody else holds it) becomes the grad without a copy."""
+    if node.grad is None:
+        if owned and g.dtype == node.value.dtype and g.shape == node.value.shape:
+            node.grad = g
+        else:
+            node.add_grad(g)
+    else:
+        node.grad += g
+
+
+def _param_acc(p, g, owned=False):
+    """p.grad += g for a dense Param (a fresh array is taken over without a copy)."""
+    if not p.trainable:
+        return
+    if p.grad is None and owned and g.dtype == p.value.dtype and g.shape == p.value.shape and g.flags.c_contiguous:
+        p.grad = g
+    else:
+        p.add_grad(g)
+
+
+def _gemm(a, b, trans_a=False, trans_b=False, beta=0.0, out=None):
+    """kernels.gemm, with empty operands handled in NumPy (BLAS wants positive sizes)."""
+    if a.size and b.size:
+        return kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, beta=beta, out=out)
+    prod = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    if out is None:
+        return np.ascontiguousarray(prod)
+    out *= beta
+    out += prod
+    return out
+
+
+def _param_gemm(p, a, b):
+    """p.grad += a.T @ b (the weight gradient of an affine map), accumulated in place by BLAS when possible."""
+    if not p.trainable:
+        return
+    if p.sparse:
+        raise TypeError(f"fastnn.nn: '{p.name}' is a sparse (embedding) Param; an affine node needs a dense one.")
+    gr = p.grad
+    if gr is None:
+        p.grad = _gemm(a, b, trans_a=True)
+    elif isinstance(gr, np.ndarray) and gr.dtype == p.dtype and gr.flags.c_contiguous and gr.flags.writeable:
+        _gemm(a, b, trans_a=True, beta=1.0, out=gr)
+    else:
+        p.add_grad(_gemm(a, b, trans_a=True))
+
+
+def _param_colsum(p, g2):
+    """p.grad += g2.sum(axis=0) (a bias gradient), summed in row order by the kernel."""
+    if not p.trainable:
+        return
+    gr = p.grad
+    if gr is None:
+        p.grad = kernels.col_sums(g2)
+    elif isinstance(gr, np.ndarray) and gr.dtype == p.dtype and gr.flags.c_contiguous and gr.flags.writeable:
+        kernels.col_sums(g2, out=gr, beta=1.0)
+    else:
+        p.add_grad(kernels.col_sums(g2))
+
+
+def _unbroadcast(g, shape):
+    """Sum g over the axes that broadcasting added or stretched, to get a gradient of `shape`."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _pair(a, b, where):
+    """Two nodes of one float dtype (an array operand takes the dtype of the Node operand)."""
+    if isinstance(a, Node) and not isinstance(b, Node):
+        b = as_node(b, a.value.dtype)
+    elif isinstance(b, Node) and not isinstance(a, Node):
+        a = as_node(a, b.value.dtype)
+    else:
+        a, b = as_node(a), as_node(b)
+    if a.value.dtype != b.value.dtype:
+        raise TypeError(f"{where}: both operands must have one dtype; got {a.value.dtype} and {b.value.dtype}. "
+                        "Cast the input (parameters keep their dtype).")
+    return a, b
+
+
+def _out(value, parents, backward_fn, op):
+    """The result node; a constant when no parent needs a gradient (backward then skips it)."""
+    if backward_fn is None or not any(p.requires_grad for p in parents):
+        return Node(value, op=op)
+    return Node(value, parents, backward_fn, op)
+
+
+def _scalar(x, dtype):
+    return np.asarray(x, dtype=dtype).reshape(())
+
+
+# ---- parameters as nodes -----------------------------------------------------------------------------------------
+
+
+def param(p):
+    """A node whose value is the dense Param p (gradients flow into p.grad); for graphs built from raw ops."""
+    if not isinstance(p, Param):
+        raise TypeError(f"nn.param: 'p' must be a fastnn.graph.Param; got {type(p).__name__}.")
+    if p.sparse:
+        raise TypeError(f"nn.param: '{p.name}' is sparse; look rows up with nn.embedding (gradients stay sparse).")
+    if not p.trainable:
+        return Node(p.value, op="param")
+    return Node(p.value, (), lambda g: p.add_grad(g), op="param", requires_grad=True)
+
+
+# ---- arithmetic --------------------------------------------------------------------------------------------------
+
+
+def add(a, b):
+    """a + b with NumPy broadcasting (e.g. a bias row); each gradient is summed back to its operand's shape."""
+    a, b = _pair(a, b, "nn.add")
+
+    def backward(g):
+        for p in (a, b):
+            if p.requires_grad:
+                gp = _unbroadcast(g, p.value.shape)
+                _acc(p, gp, owned=gp is not g)
+
+    return _out(a.value + b.value, (a, b), backward, "add")
+
+
+def sub(a, b):
+    """a - b with broadcasting."""
+    a, b = _pair(a, b, "nn.sub")
+
+    def backward(g):
+        if a.requires_grad:
+            ga = _unbroadcast(g, a.value.shape)
+            _acc(a, ga, owned=ga is not g)
+        if b.requires_grad:
+            _acc(b, -_unbroadcast(g, b.value.shape), owned=True)
+
+    return _out(a.value - b.value, (a, b), backward, "sub")
+
+
+def mul(a, b):
+    """Elementwise a * b with broadcasting."""
+    a, b = _pair(a, b, "nn.mul")
+    av, bv = a.value, b.value
+
+    def backward(g):
+        if a.requires_grad:
+            _acc(a, _unbroadcast(g * bv, av.shape), owned=True)
+        if b.requires_grad:
+            _acc(b, _unbroadcast(g * av, bv.shape), owned=True)
+
+    return _out(av * bv, (a, b), backward, "mul")
+
+
+def scale(a, c):
+    """c * a for a constant real c."""
+    a = as_node(a)
+    if isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise TypeError(f"nn.scale: 'c' must be a real number; got {c!r}. Use nn.mul for a node or an array.")
+    c = float(c)
+    return _out(a.value * c, (a,), lambda g: _acc(a, g * c, owned=True), "scale")
+
+
+def sum(a):  # noqa: A001 (the node type is called sum)
+    """The sum of all entries: a scalar node."""
+    a = as_node(a)
+    dt, shape = a.value.dtype, a.value.shape
+    return _out(_scalar(a.value.sum(), dt), (a,), lambda g: _acc(a, np.full(shape, g, dtype=dt), owned=True), "sum")
+
+
+def mean(a):
+    """The mean of all entries: a scalar node."""
+    a = as_node(a)
+    dt, shape, n = a.value.dtype, a.value.shape, a.value.size
+    if n == 0:
+        raise ValueError("nn.mean: 'a' must have at least one entry; got shape {}.".format(shape))
+    return _out(_scalar(a.value.sum() / n, dt), (a,),
+                lambda g: _acc(a, np.full(shape, g / n, dtype=dt), owned=True), "mean")
+
+
+def concat(nodes, axis=-1):
+    """Concatenate nodes along `axis` (default: the feature axis); the gradient is split back."""
+    nodes = list(nodes)
+    if not nodes:
+        raise ValueError("nn.concat: 'nodes' must not be empty.")
+    first = next((n for n in nodes if isinstance(n, Node)), None)
+    dt = first.value.dtype if first is not None else None
+    nodes = [as_node(n, dt) for n in nodes]
+    for n in nodes:
+        if n.value.dtype != nodes[0].value.dtype:
+            raise TypeError(f"nn.concat: every input must have one dtype; got {n.value.dtype} and "
+                            f"{nodes[0].value.dtype}. Cast the inputs.")
+    value = np.concatenate([n.value for n in nodes], axis=axis)
+    ax = axis % value.ndim
+    bounds = np.cumsum([0] + [n.value.shape[ax] for n in nodes])
+
+    def backward(g):
+        for n, lo, hi in zip(nodes, bounds[:-1], bounds[1:]):
+            if n.requires_grad:
+                sl = [slice(None)] * g.ndim
+                sl[ax] = slice(int(lo), int(hi))
+                _acc(n, g[tuple(sl)])
+
+    return _out(value, nodes, backward, "concat")
+
+
+def reshape(a, shape):
+    """a with a new shape (same entries)."""
+    a = as_node(a)
+    old = a.value.shape
+    return _out(a.value.reshape(shape), (a,), lambda g: _acc(a, g.reshape(old)), "reshape")
+
+
+def matmul(a, b):
+    """a @ b for 2-D nodes (for small hand-built graphs; layers use kernels.gemm directly)."""
+    a, b = _pair(a, b, "nn.matmul")
+    av, bv = a.value, b.value
+    if av.ndim != 2 or bv.ndim != 2 or av.shape[1] != bv.shape[0]:
+        raise ValueError(f"nn.matmul: operands must be 2-D with matching inner dimensions; got {av.shape} and "
+                         f"{bv.shape}.")
+
+    def backward(g):
+        if a.requires_grad:
+            _acc(a, g @ bv.T, owned=True)
+        if b.requires_grad:
+            _acc(b, av.T @ g, owned=True)
+
+    return _out(av @ bv, (a, b), backward, "matmul")
+
+
+# ---- nonlinearities ----------------------------------------------------------------------------------------------
+
+
+def tanh(a):
+    """tanh; d/dx = 1 - y^2."""
+    a = as_node(a)
+    y = np.tanh(a.value)
+
+    def backward(g):
+        d = y * y
+        np.subtract(1, d, out=d)
+        d *= g
+        _acc(a, d, owned=True)
+
+    return _out(y, (a,), backward, "tanh")
+
+
+def sigmoid(a):
+    """The logistic function 1 / (1 + exp(-x)) (stable for large |x|); d/dx = y (1 - y)."""
+    a = as_node(a)
+    y = expit(a.value)
+
+    def backward(g):
+        d = 1 - y
+        d *= y
+        d *= g
+        _acc(a, d, owned=True)
+
+    return _out(y, (a,), backward, "sigmoid")
+
+
+def hardtanh(a):
+    """clip(x, -1, 1); gradient 1 inside (-1, 1), 0 outside (0 at the kinks)."""
+    a = as_node(a)
+    x = a.value
+    return _out(np.clip(x, -1, 1), (a,), lambda g: _acc(a, g * (np.abs(x) < 1), owned=True), "hardtanh")
+
+
+def softsign(a):
+    """x / (1 + |x|); d/dx = 1 / (1 + |x|)^2."""
+    a = as_node(a)
+    den = 1 + np.abs(a.value)
+
+    def backward(g):
+        d = g / den
+        d /= den
+        _acc(a, d, owned=True)
+
+    return _out(a.value / den, (a,), backward, "softsign")
+
+
+def relu(a):
+    """max(x, 0); gradient 1 where x > 0 (0 at the kink)."""
+    a = as_node(a)
+    x = a.value
+    return _out(np.maximum(x, 0), (a,), lambda g: _acc(a, g * (x > 0), owned=True), "relu")
+
+
+def maxout(z, k):
+    """Max over groups of k consecutive features: z (..., n_out * k) -> (..., n_out), unit j taking pieces
+    z[..., j*k : (j+1)*k] (Goodfellow et al. 2013).  The gradient goes to the winning piece (first on ties)."""
+    z = as_node(z)
+    zv = z.value
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 or zv.shape[-1] % k:
+        raise ValueError(f"nn.maxout: 'k' must be a positive integer dividing the last dimension {zv.shape[-1]}; "
+                         f"got {k!r}.")
+    z3 = zv.reshape(zv.shape[:-1] + (zv.shape[-1] // k, k))
+    arg = z3.argmax(axis=-1)[..., None]
+    y = np.take_along_axis(z3, arg, axis=-1)[..., 0]
+
+    def backward(g):
+        dz = np.zeros_like(z3)
+        np.put_along_axis(dz, arg, g[..., None], axis=-1)
+        _acc(z, dz.reshape(zv.shape), owned=True)
+
+    return _out(y, (z,), backward, "maxout")
+
+
+def dropout(a, p, rng, training=True):
+    """Inverted dropout: in training each entry is kept with probability 1 - p and scaled by 1 / (1 - p), so
+    E[output] = input; in evaluation it is the identity.  (Equivalent to the lecture's "train with the plain mask,
+    halve the weights at test time" for p = 0.5 with weights scaled by 1 - p; see tests/test_nn.py.)"""
+    a = as_node(a)
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"nn.dropout: 'p' must be in [0, 1); got {p!r}.")
+    if not training or p == 0:
+        return a
+    dt = a.value.dtype
+    mask = rng.random(a.value.shape, dtype=dt if dt in (np.float32, np.float64) else np.float64) >= p
+    mask = np.multiply(mask, 1.0 / (1.0 - p), dtype=dt)
+    return _out(a.value * mask, (a,), lambda g: _acc(a, g * mask, owned=True), "dropout")
+
+
+# ---- affine maps and lookups on Params ---------------------------------------------------------------------------
+
+
+def linear(x, W, b=None):
+    """x @ W.T + b for x (..., n_in), W (n_out, n_in), b (n_out,) Params, through BLAS (kernels.gemm).
+
+    Backward: W.grad += g.T @ x and b.grad += column sums, accumulated in place; dx = g @ W only if x needs it.
+    """
+    n_out, n_in = W.value.shape
+    x = as_node(x, W.value.dtype)
+    xv = x.value
+    if xv.dtype != W.value.dtype:
+        raise TypeError(f"nn.linear: the input must have dtype {W.value.dtype} to match '{W.name}'; got {xv.dtype}. "
+                        "Cast the input (parameters keep their dtype).")
+    if xv.ndim < 1 or xv.shape[-1] != n_in:
+        raise ValueError(f"nn.linear: the input must have shape (..., {n_in}) to match '{W.name}' {W.value.shape}; "
+                         f"got {xv.shape}.")
+    if W.sparse:
+        raise TypeError(f"nn.linear: '{W.name}' is a sparse (embedding) Param; an affine node needs a dense one.")
+    x2 = np.ascontiguousarray(xv).reshape(-1, n_in)
+    Wv = W.value
+    y = np.empty((x2.shape[0], n_out), dtype=Wv.dtype)
+    if b is not None:
+        y[...] = b.value
+        _gemm(x2, Wv, trans_b=True, beta=1.0, out=y)
+    else:
+        _gemm(x2, Wv, trans_b=True, out=y)
+    y = y.reshape(xv.shape[:-1] + (n_out,))
+    need_x = x.requires_grad
+    need_b = b is not None and b.trainable
+    if not (need_x or W.trainable or need_b):
+        return Node(y, op="linear")
+
+    def backward(g):
+        g2 = np.ascontiguousarray(g).reshape(-1, n_out)
+        _param_gemm(W, g2, x2)
+        if need_b:
+            _param_colsum(b, g2)
+        if need_x:
+            _acc(x, _gemm(g2, Wv).reshape(xv.shape), owned=True)
+
+    return Node(y, (x,), backward, "linear", requires_grad=True)
+
+
+def embedding(W, idx, concat=True):
+    """Rows of the (V, D) Param W for integer indices (kernels.gather_rows).
+
+    idx (B,) -> (B, D); idx (B, w) -> (B, w*D) (a window's vectors concatenated) when concat, else idx.shape + (D,).
+    Backward adds row gradients to W (a RowGrad for a sparse W: never a dense V x D array).
+    """
+    idx = np.asarray(idx)
+    D = W.value.shape[1]
+    flat = idx.ravel()
+    rows = kernels.gather_rows(W.value, flat)
+    if concat and idx.ndim >= 2:
+        shape = idx.shape[:-1] + (idx.shape[-1] * D,)
+    else:
+        shape = idx.shape + (D,)
+    y = rows.reshape(shape)
+    if not W.trainable:
+        return Node(y, op="embedding")
+    return Node(y, (), lambda g: W.add_row_grad(flat, g.reshape(-1, D)), "embedding", requires_grad=True)
+
+
+# ---- losses ------------------------------------------------------------------------------------------------------
+
+
+def _reduction_scale(reduction, n, where):
+    if reduction == "mean":
+        if n == 0:
+            raise ValueError(f"{where}: the mean needs at least one target; got none.")
+        return 1.0 / n
+    if reduction == "sum":
+        return 1.0
+    raise ValueError(f"{where}: 'reduction' must be 'mean' or 'sum'; got {reduction!r}.")
+
+
+def softmax_cross_entropy(logits, targets, reduction="mean"):
+    """Cross-entropy of softmax(logits) against integer targets (kernels.softmax_xent): a scalar node.
+
+    logits (..., V) and targets of shape logits.shape[:-1].  The gradient (softmax - onehot) * scale is computed by
+    the kernel during fprop (it is nearly free there) and handed over in bprop.
+    """
+    where = "nn.softmax_cross_entropy"
+    logits = as_node(logits)
+    x = logits.value
+    t = np.asarray(targets)
+    if x.ndim < 1 or t.shape != x.shape[:-1]:
+        raise ValueError(f"{where}: 'targets' must have shape {x.shape[:-1]} to match logits {x.shape}; "
+                         f"got {t.shape}.")
+    x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    t = t.ravel()
+    s = _reduction_scale(reduction, x2.shape[0], where)
+    need = logits.requires_grad
+    loss, grad = kernels.softmax_xent(x2, t, scale=s, want_grad=need)
+    value = _scalar(loss.sum() * s, x.dtype)
+    if not need:
+        return Node(value, op="softmax_xent")
+    held = [grad]
+
+    def backward(g):
+        gx = held[0]
+        held[0] = None  # handed over below; a second backward recomputes it
+        if gx is None:
+            gx = kernels.softmax_xent(x2, t, scale=s)[1]
+        if float(g) != 1.0:
+            gx *= g
+        _acc(logits, gx.reshape(x.shape), owned=True)
+
+    return Node(value, (logits,), backward, "softmax_xent")
+
+
+def hinge(pos_score, neg_score, margin=1.0):
+    """Max-margin ranking loss mean(max(0, margin - pos + neg)) (Collobert & Weston 2008): a true window should
+    outscore a corrupted one by `margin`.  Scores of equal shape (e.g. (B,) or (B, 1))."""
+    pos, neg = _pair(pos_score, neg_score, "nn.hinge")
+    if pos.value.shape != neg.value.shape:
+        raise ValueError(f"nn.hinge: the scores must have one shape; got {pos.value.shape} and {neg.value.shape}.")
+    v = margin - pos.value + neg.value
+    active = v > 0
+    n = v.size
+    s = _reduction_scale("mean", n, "nn.hinge")
+    value = _scalar(np.where(active, v, 0).sum() * s, v.dtype)
+
+    def backward(g):
+        d = active * (float(g) * s)
+        d = d.astype(v.dtype, copy=False)
+        if pos.requires_grad:
+            _acc(pos, -d, owned=True)
+        if neg.requires_grad:
+            _acc(neg, d if not pos.requires_grad else d.copy(), owned=True)
+
+    return _out(value, (pos, neg), backward, "hinge")
+
+
+def mse(pred, target):
+    """Mean squared error mean((pred - target)^2) over all entries: a scalar node."""
+    pred, target = _pair(pred, target, "nn.mse")
+    if pred.value.shape != target.value.shape:
+        raise ValueError(f"nn.mse: 'target' must have shape {pred.value.shape}; got {target.value.shape}.")
+    diff = pred.value - target.value
+    s = _reduction_scale("mean", diff.size, "nn.mse")
+
+    def backward(g):
+        d = diff * (2.0 * s * float(g))
+        if pred.requires_grad:
+            _acc(pred, d, owned=not target.requires_grad)
+        if target.requires_grad:
+            _acc(target, -d, owned=True)
+
+    return _out(_scalar(np.dot(diff.ravel(), diff.ravel()) * s, diff.dtype), (pred, target), backward, "mse")

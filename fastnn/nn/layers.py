@@ -1,0 +1,290 @@
+"""Layers: Modules that own Params and are called like functions on Nodes (or arrays).
+
+Each layer reads its parameters' dtype at call time, so `module.astype(np.float64)` (gradient checks) just works.
+Random initialisation always takes `rng` (an int seed or a numpy Generator).
+"""
+import numbers
+
+import numpy as np
+
+from fastnn import init as _init
+from fastnn import kernels
+from fastnn.graph import Module, Node, Param
+from fastnn.nn import functional as F
+
+LINEAR_INITS = ("glorot_tanh", "glorot_sigmoid", "zeros", "identity", "compose")
+
+
+def _dim(n, name, where):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{where}: '{name}' must be a positive integer; got {n!r}.")
+    return int(n)
+
+
+def _weight(init, n_in, n_out, rng, dtype, where):
+    """An (n_out, n_in) weight matrix for one of LINEAR_INITS."""
+    if init == "glorot_tanh":
+        return _init.glorot_uniform(n_in, n_out, rng, "tanh", dtype=dtype)
+    if init == "glorot_sigmoid":
+        return _init.glorot_uniform(n_in, n_out, rng, "sigmoid", dtype=dtype)
+    if init == "zeros":
+        return _init.zeros((n_out, n_in), dtype=dtype)
+    if init == "identity":
+        if n_in != n_out:
+            raise ValueError(f"{where}: init='identity' needs n_in == n_out; got {n_in} and {n_out}.")
+        return _init.identity(n_in, dtype=dtype)
+    if init == "compose":
+        if n_in != 2 * n_out:
+            raise ValueError(f"{where}: init='compose' needs n_in == 2 * n_out; got {n_in} and {n_out}.")
+        return _init.compose_matrix(n_out, rng, dtype=dtype)
+    raise ValueError(f"{where}: 'init' must be one of {LINEAR_INITS}; got {init!r}.")
+
+
+class Linear(Module):
+    """Affine node y = x @ W.T + b, W (n_out, n_in), b (n_out,) (b without weight decay).
+
+    Works on (B, n_in) and (T, B, n_in) inputs.  init: "glorot_tanh" (default; U(-r, r), r = sqrt(6/(n_in+n_out))),
+    "glorot_sigmoid" (4r), "zeros", "identity", "compose" ([I I] + U(-0.001, 0.001), for n_in = 2 n_out).
+    Biases start at zero; set `lin.b.value[:] = fastnn.init.output_bias_...(...)` for an output layer.
+    """
+
+    def __init__(self, n_in, n_out, *, rng, dtype=np.float32, bias=True, init="glorot_tanh"):
+        n_in, n_out = _dim(n_in, "n_in", "Linear"), _dim(n_out, "n_out", "Linear")
+        self.W = Param("W", _weight(init, n_in, n_out, rng, dtype, "Linear"))
+        self.b = Param("b", _init.zeros(n_out, dtype=dtype), decay=False) if bias else None
+
+    def __call__(self, x):
+        return F.linear(x, self.W, self.b)
+
+    def __repr__(self):
+        n_out, n_in = self.W.shape
+        return f"Linear({n_in}, {n_out}, bias={self.b is not None}, dtype={self.W.dtype})"
+
+
+class Embedding(Module):
+    """A lookup table W (n_rows, dim), a sparse Param: its gradient is a RowGrad of the rows used.
+
+    emb(idx (B,)) -> (B, dim); emb(idx (B, w)) -> (B, w*dim), the window's vectors concatenated;
+    emb(idx, concat=False) -> idx.shape + (dim,) (e.g. (T, B) -> (T, B, dim) for an RNN).
+    Initialised from U(-scale, scale).
+    """
+
+    def __init__(self, n_rows, dim, *, rng, dtype=np.float32, scale=0.1):
+        n_rows, dim = _dim(n_rows, "n_rows", "Embedding"), _dim(dim, "dim", "Embedding")
+        self.W = Param("W", _init.uniform((n_rows, dim), scale, rng, dtype=dtype), sparse=True)
+
+    def __call__(self, idx, concat=True):
+        return F.embedding(self.W, idx, concat=concat)
+
+    def __repr__(self):
+        return f"Embedding({self.W.shape[0]}, {self.W.shape[1]}, dtype={self.W.dtype})"
+
+
+class Maxout(Module):
+    """Maxout units (Goodfellow et al. 2013): k affine pieces per unit, output the max.
+
+    W (n_out * k, n_in), b (n_out * k,); rows j*k .. j*k + k - 1 are unit j's pieces.  Glorot range over
+    (n_in, n_out).
+    """
+
+    def __init__(self, n_in, n_out, k, *, rng, dtype=np.float32):
+        n_in, n_out, k = _dim(n_in, "n_in", "Maxout"), _dim(n_out, "n_out", "Maxout"), _dim(k, "k", "Maxout")
+        r = _init.glorot_range(n_in, n_out)
+        self.k = k
+        self.W = Param("W", _init.uniform((n_out * k, n_in), r, rng, dtype=dtype))
+        self.b = Param("b", _init.zeros(n_out * k, dtype=dtype), decay=False)
+
+    def __call__(self, x):
+        return F.maxout(F.linear(x, self.W, self.b), self.k)
+
+    def __repr__(self):
+        return f"Maxout({self.W.shape[1]}, {self.W.shape[0] // self.k}, k={self.k}, dtype={self.W.dtype})"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, keep each entry with probability 1 - p and scale it by 1 / (1 - p); in eval
+    mode, the identity.  In expectation over masks the training output equals the eval output, which is what the
+    lecture's "train with the plain mask, halve the weights at test time" (p = 0.5) achieves by scaling at test time.
+
+    The mask comes from self.rng; to hold it fixed across forward passes (gradient checks), reset
+    `drop.rng = np.random.default_rng(seed)` before each pass.
+    """
+
+    def __init__(self, p, *, rng):
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: 'p' must be in [0, 1); got {p!r}.")
+        self.p = float(p)
+        self.rng = _init.as_rng(rng, "Dropout")
+
+    def __call__(self, x):
+        return F.dropout(x, self.p, self.rng, self.training)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class RNN(Module):
+    """Elman recurrent layer: h_t = f(W_ih x_t + W_hh h_{t-1} + b), through kernels.rnn_forward / rnn_backward.
+
+    W_ih (hidden, n_in), W_hh (hidden, hidden), b (hidden,).  init "glorot" draws both matrices from the Glorot
+    range (x4 for sigmoid); "identity" sets W_hh = I (IRNN, Le et al. 2015, meant for activation="relu").
+    clip > 0 clips each step's back-propagated error to [-clip, clip] (Mikolov); the gradient is then not exact.
+
+    rnn(x, h0=None) with x (T, B, n_in) returns (H, h_last): H a Node (T, B, hidden), h_last an ndarray (B, hidden)
+    to carry into the next segment (truncated BPTT).  h0: None (zeros), an array, or a Node (its gradient flows).
+    """
+
+    ACTIVATIONS = ("tanh", "sigmoid", "relu")
+
+    def __init__(self, n_in, hidden, *, rng, activation="tanh", init="glorot", dtype=np.float32, clip=0.0):
+        where = "RNN"
+        n_in, hidden = _dim(n_in, "n_in", where), _dim(hidden, "hidden", where)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"{where}: 'activation' must be one of {self.ACTIVATIONS}; got {activation!r}.")
+        if init not in ("glorot", "identity"):
+            raise ValueError(f"{where}: 'init' must be 'glorot' or 'identity'; got {init!r}.")
+        if isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip >= 0:
+            raise ValueError(f"{where}: 'clip' must be a number >= 0; got {clip!r}.")
+        rng = _init.as_rng(rng, where)
+        gain = "sigmoid" if activation == "sigmoid" else "tanh"
+        self.activation = activation
+        self.clip = float(clip)
+        self.W_ih = Param("W_ih", _init.glorot_uniform(n_in, hidden, rng, gain, dtype=dtype))
+        W_hh = (_init.identity(hidden, dtype=dtype) if init == "identity"
+                else _init.glorot_uniform(hidden, hidden, rng, gain, dtype=dtype))
+        self.W_hh = Param("W_hh", W_hh)
+        self.b = Param("b", _init.zeros(hidden, dtype=dtype), decay=False)
+
+    def __call__(self, x, h0=None):
+        where = "RNN"
+        W_ih, W_hh, b = self.W_ih, self.W_hh, self.b
+        dt = W_hh.value.dtype
+        K, n_in = W_ih.value.shape
+        x = F.as_node(x, dt)
+        xv = x.value
+        if xv.ndim != 3 or xv.shape[2] != n_in:
+            raise ValueError(f"{where}: 'x' must have shape (T, B, {n_in}); got {xv.shape}.")
+        if xv.dtype != dt:
+            raise TypeError(f"{where}: 'x' must have dtype {dt} to match the parameters; got {xv.dtype}.")
+        T, B, _ = xv.shape
+        h0_node = h0 if isinstance(h0, Node) else None
+        h0v = np.zeros((B, K), dtype=dt) if h0 is None else (h0.value if h0_node is not None else np.asarray(h0))
+        x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
+        X = F._gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
+        Whh = W_hh.value
+        act, clip = self.activation, self.clip
+        Hf = kernels.rnn_forward(X, Whh, b.value, h0v, activation=act)
+        H, h_last = Hf[1:], Hf[-1].copy()
+        need_x = x.requires_grad
+        need_h0 = h0_node is not None and h0_node.requires_grad
+        if not (need_x or need_h0 or W_ih.trainable or W_hh.trainable or b.trainable):
+            return Node(H, op="rnn"), h_last
+
+        def backward(g):
+            dX, dW, db, dh0 = kernels.rnn_backward(np.ascontiguousarray(g), Hf, Whh, activation=act, clip=clip)
+            F._param_acc(W_hh, dW, owned=True)
+            F._param_acc(b, db, owned=True)
+            dX2 = dX.reshape(T * B, K)
+            F._param_gemm(W_ih, dX2, x2)
+            if need_x:
+                F._acc(x, F._gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+            if need_h0:
+                F._acc(h0_node, dh0, owned=True)
+
+        parents = (x, h0_node) if h0_node is not None else (x,)
+        return Node(H, parents, backward, "rnn", requires_grad=True), h_last
+
+    def __repr__(self):
+        K, n_in = self.W_ih.shape
+        return f"RNN({n_in}, {K}, activation={self.activation!r}, clip={self.clip}, dtype={self.W_hh.dtype})"
+
+
+class SoftmaxOutput(Module):
+    """Softmax output layer fused with its cross-entropy (kernels.output_layer): logits = h @ W.T + b.
+
+    W (n_classes, n_in) Glorot; b (n_classes,) zeros, or the log class priors when class_counts is given (the
+    optimal bias for zero weights).  out.loss(h, targets) -> scalar Node (mean or sum over rows); out(h) -> the logits
+    Node (for use with nn.softmax_cross_entropy); out.log_probs(h) -> ndarray (evaluation, no graph).
+
+    In eval mode loss() skips the gradient work; calling backward through such a loss raises.
+    """
+
+    def __init__(self, n_in, n_classes, *, rng, dtype=np.float32, class_counts=None):
+        n_in, n_classes = _dim(n_in, "n_in", "SoftmaxOutput"), _dim(n_classes, "n_classes", "SoftmaxOutput")
+        self.W = Param("W", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
+        if class_counts is not None:
+            bias = _init.output_bias_softmax(class_counts, dtype=dtype)
+            if bias.shape != (n_classes,):
+                raise ValueError(f"SoftmaxOutput: 'class_counts' must have {n_classes} entries; got {bias.shape[0]}.")
+        else:
+            bias = _init.zeros(n_classes, dtype=dtype)
+        self.b = Param("b", bias, decay=False)
+        self._work = kernels.OutputLayerWork()
+
+    def __call__(self, h):
+        return F.linear(h, self.W, self.b)
+
+    def _flat(self, h, where):
+        W = self.W.value
+        h = F.as_node(h, W.dtype)
+        hv = h.value
+        if hv.dtype != W.dtype:
+            raise TypeError(f"{where}: 'h' must have dtype {W.dtype} to match the parameters; got {hv.dtype}.")
+        if hv.ndim < 1 or hv.shape[-1] != W.shape[1]:
+            raise ValueError(f"{where}: 'h' must have shape (..., {W.shape[1]}); got {hv.shape}.")
+        return h, np.ascontiguousarray(hv).reshape(-1, W.shape[1])
+
+    def loss(self, h, targets, reduction="mean"):
+        """Cross-entropy of softmax(h @ W.T + b) against integer targets (shape h.shape[:-1]): a scalar Node."""
+        where = "SoftmaxOutput.loss"
+        h, h2 = self._flat(h, where)
+        t = np.asarray(targets)
+        if t.shape != h.value.shape[:-1]:
+            raise ValueError(f"{where}: 'targets' must have shape {h.value.shape[:-1]}; got {t.shape}.")
+        t = t.ravel()
+        s = F._reduction_scale(reduction, h2.shape[0], where)
+        W, b = self.W, self.b
+        Wv, bv = W.value, b.value
+        need = h.requires_grad or W.trainable or b.trainable
+        want = need and self.training
+        loss, dW, db, dh = kernels.output_layer(h2, Wv, bv, t, scale=s, want_grad=want, work=self._work)
+        value = F._scalar(loss.sum() * s, Wv.dtype)
+        if not need:
+            return Node(value, op="softmax_output")
+        if not want:
+            def refuse(g):
+                raise RuntimeError(f"{where}: this loss was built in eval mode, so no gradients were computed. "
+                                   "Call .train() on the model before the forward pass you differentiate.")
+            return Node(value, (h,), refuse, "softmax_output")
+        held = [(dW, db, dh)]
+
+        def backward(g):
+            grads = held[0]
+            held[0] = None  # handed over below; a second backward recomputes them
+            if grads is None:
+                grads = kernels.output_layer(h2, Wv, bv, t, scale=s, work=self._work)[1:]
+            gW, gb, gh = grads
+            c = float(g)
+            if c != 1.0:
+                gW *= c
+                gb *= c
+                gh *= c
+            F._param_acc(W, gW, owned=True)
+            F._param_acc(b, gb, owned=True)
+            if h.requires_grad:
+                F._acc(h, gh.reshape(h.value.shape), owned=True)
+
+        return Node(value, (h,), backward, "softmax_output", requires_grad=True)
+
+    def log_probs(self, h):
+        """log softmax(h @ W.T + b) as an ndarray of shape h.shape[:-1] + (n_classes,) (no graph)."""
+        h, h2 = self._flat(h, "SoftmaxOutput.log_probs")
+        logits = np.empty((h2.shape[0], self.W.shape[0]), dtype=self.W.dtype)
+        logits[...] = self.b.value
+        F._gemm(h2, self.W.value, trans_b=True, beta=1.0, out=logits)
+        kernels.log_softmax(logits, out=logits)
+        return logits.reshape(h.value.shape[:-1] + (self.W.shape[0],))
+
+    def __repr__(self):
+        n_classes, n_in = self.W.shape
+        return f"SoftmaxOutput({n_in}, {n_classes}, dtype={self.W.dtype})"
