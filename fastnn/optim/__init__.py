@@ -1,0 +1,20 @@
+"""Optimizers (SGD, momentum, AdaGrad; dense and lazy-sparse), schedules, clipping, regularization, and batch
+methods (L-BFGS-B, CG) through scipy.optimize.
+
+>>> opt = optim.AdaGrad(model.parameters(), lr=0.1, weight_decay=1e-4)
+>>> model.zero_grad(); model.loss(batch).backward()
+>>> norm = optim.clip_grad_norm(model.parameters(), 5.0)      # pre-clip norm (torch's convention)
+>>> opt.step()
+"""
+from fastnn.optim.adagrad import AdaGrad
+from fastnn.optim.base import Optimizer
+from fastnn.optim.clip import clip_grad_norm, clip_grad_value, global_grad_norm, grad_sq_norms
+from fastnn.optim.lbfgs import MinimizeResult, minimize, minimize_minibatch, ravel_grads, ravel_params, unravel_params
+from fastnn.optim.regularize import sparsity_penalty, weight_penalty
+from fastnn.optim.schedules import Constant, HalveOnPlateau, InverseTime, Linear, Schedule, as_schedule
+from fastnn.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "AdaGrad", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
+           "as_schedule", "clip_grad_norm", "clip_grad_value", "global_grad_norm", "grad_sq_norms", "minimize",
+           "minimize_minibatch", "MinimizeResult", "ravel_params", "unravel_params", "ravel_grads",
+           "sparsity_penalty", "weight_penalty"]
