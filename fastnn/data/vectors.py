@@ -1,0 +1,89 @@
+"""Word vectors in word2vec's text format: a header line "n_words dim", then one "word v1 ... vd" line per word."""
+import os
+
+import numpy as np
+
+from fastnn.data.text import _open_text, atomic_write_text
+
+
+def read_vectors(path):
+    """(words, vectors) from a word2vec text file; vectors is an (n_words, dim) float32 array.
+
+    Raises FileNotFoundError naming a missing file and ValueError naming the file and line for a malformed header,
+    a line with the wrong number of values or a non-number, a duplicate word, or a word count that differs from the
+    header's.
+    """
+    where = "read_vectors"
+    path = os.fspath(path)
+    with _open_text(path, where) as f:
+        try:
+            lines = f.read().split("\n")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start}.") from None
+    head = lines[0].split()
+    try:
+        n, dim = (int(x) for x in head)
+        if n < 0 or dim < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{where}: {path}, line 1: must be the header 'n_words dim' with n_words >= 0 and dim >= 1; "
+                         f"got {lines[0][:80]!r}.") from None
+    words, index = [], {}
+    vecs = np.empty((n, dim), dtype=np.float32)
+    for lineno, line in enumerate(lines[1:], 2):
+        parts = [p for p in line.replace("\t", " ").replace("\r", " ").split(" ") if p]  # word2vec's separators
+        if not parts:
+            continue
+        if len(words) == n:
+            raise ValueError(f"{where}: {path}, line {lineno}: the header says {n} words; got more.")
+        if len(parts) != dim + 1:
+            raise ValueError(f"{where}: {path}, line {lineno}: must have a word and {dim} values; "
+                             f"got {len(parts) - 1} values.")
+        w = parts[0]
+        if w in index:
+            raise ValueError(f"{where}: {path}, line {lineno}: words must be distinct; got {w!r} again "
+                             f"(first on line {index[w]}).")
+        try:
+            vecs[len(words)] = np.array(parts[1:], dtype=np.float32)
+        except ValueError:
+            bad = next(p for p in parts[1:] if not _is_float(p))
+            raise ValueError(f"{where}: {path}, line {lineno}: values must be numbers; got {bad!r}.") from None
+        index[w] = lineno
+        words.append(w)
+    if len(words) != n:
+        raise ValueError(f"{where}: {path}: the header says {n} words; got {len(words)}.")
+    return words, vecs
+
+
+def _is_float(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def write_vectors(path, words, vectors):
+    """Write words and an (n_words, dim) float matrix in word2vec text format, atomically.
+
+    Values are written with 9 significant digits, so float32 vectors read back exactly.
+    """
+    where = "write_vectors"
+    words = list(words)
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.shape[1] < 1:
+        raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim >= 1) to match 'words'; "
+                         f"got {vectors.shape}.")
+    if vectors.dtype.kind != "f" or not np.isfinite(vectors).all():
+        raise ValueError(f"{where}: 'vectors' must hold finite floats; got dtype {vectors.dtype}"
+                         f"{'' if vectors.dtype.kind != 'f' else ' with non-finite values'}.")
+    for i, w in enumerate(words):
+        if not isinstance(w, str) or not w or any(c in w for c in " \t\r\n"):
+            raise ValueError(f"{where}: words must be non-empty strings without space, tab or newline; got {w!r} at "
+                             f"position {i}.")
+    if len(set(words)) != len(words):
+        raise ValueError(f"{where}: words must be distinct; got a duplicate.")
+    rows = vectors.astype(np.float32).tolist()
+    out = [f"{len(words)} {vectors.shape[1]}\n"]
+    out.extend(w + " " + " ".join(["%.9g" % v for v in row]) + "\n" for w, row in zip(words, rows))
+    atomic_write_text(path, "".join(out))

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from fastnn.data.vectors import read_vectors, write_vectors
+
+
+def test_roundtrip_exact(tmp_path, rng):
+    words = ["the", "é", "<unk>", "x-1"]
+    V = rng.standard_normal((4, 7)).astype(np.float32) * np.float32(1e-3)
+    p = tmp_path / "v.txt"
+    write_vectors(p, words, V)
+    assert p.read_text(encoding="utf-8").splitlines()[0] == "4 7"
+    w, M = read_vectors(p)
+    assert w == words and M.dtype == np.float32 and np.array_equal(M, V)
+    write_vectors(p, [], np.zeros((0, 3)))
+    w, M = read_vectors(p)
+    assert w == [] and M.shape == (0, 3)
+
+
+def test_reads_word2vec_style_text(tmp_path):
+    p = tmp_path / "w2v.txt"
+    p.write_text("2 3\n</s> 0.1 0.2 0.3 \nking -1e-2 2 3.5\n\n", encoding="utf-8")   # trailing space as word2vec
+    w, M = read_vectors(p)
+    assert w == ["</s>", "king"] and M[1].tolist() == pytest.approx([-0.01, 2, 3.5])
+
+
+@pytest.mark.parametrize("text,match", [
+    ("2 x\na 1\n", r"line 1: must be the header"),
+    ("1 2\na 1\n", r"line 2: must have a word and 2 values; got 1"),
+    ("1 2\na 1 zz\n", r"line 2: values must be numbers; got 'zz'"),
+    ("2 1\na 1\na 2\n", r"line 3: words must be distinct; got 'a' again \(first on line 2\)"),
+    ("1 1\na 1\nb 2\n", r"line 3: the header says 1 words; got more"),
+    ("3 1\na 1\n", r"the header says 3 words; got 1"),
+])
+def test_malformed(tmp_path, text, match):
+    p = tmp_path / "bad.txt"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=match) as e:
+        read_vectors(p)
+    assert "bad.txt" in str(e.value)
+
+
+def test_write_errors(tmp_path):
+    with pytest.raises(ValueError, match="shape"):
+        write_vectors(tmp_path / "o", ["a"], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="without space"):
+        write_vectors(tmp_path / "o", ["a b"], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        write_vectors(tmp_path / "o", ["a"], np.full((1, 2), np.nan))
+    with pytest.raises(FileNotFoundError, match="nope"):
+        read_vectors(tmp_path / "nope")
+    assert not (tmp_path / "o").exists()
