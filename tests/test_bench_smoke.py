@@ -1,0 +1,77 @@
+"""Smoke tests for bench/: `pytest bench` collects and runs bench_kernels.py, and bench/summarize.py reads its JSON."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+BENCH = os.path.join(REPO, "bench")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def summarize():
+    return _load("summarize")
+
+
+def _fake_run(path, times):
+    benches = [dict(group=g, extra_info=dict(impl=i, n_threads=2, cpu_model="test CPU"), stats=dict(median=t))
+               for (g, i), t in times.items()]
+    with open(path, "w") as f:
+        json.dump(dict(benchmarks=benches), f)
+
+
+def test_summarize_ratios_and_targets(summarize, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    _fake_run(path, {("softmax_xent:B128xV100000", "fastnn"): 0.001, ("softmax_xent:B128xV100000", "numpy"): 0.020,
+                     ("softmax_xent:B128xV100000", "torch"): 0.004,
+                     ("dense_adagrad:N10000000", "fastnn"): 0.010, ("dense_adagrad:N10000000", "torch_fused"): 0.0095})
+    assert summarize.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| numpy | 20.000 | 20.00x | >= 10x | yes |" in out
+    assert "| torch | 4.000 | 4.00x | >= 5x | no |" in out
+    assert "| torch_fused | 9.500 | 0.95x | >= 0.9x | yes |" in out
+    assert "Not run: torch." in out  # dense_adagrad's plain torch baseline is missing
+    assert "Targets met: 2 of 3." in out
+
+
+def test_summarize_target_lookup(summarize):
+    assert summarize.targets_for("softmax_xent:B128xV10000") == {"torch": 2.0}
+    assert summarize.targets_for("output_layer:B128xH256xV100000") == {"torch": 1.5}
+    assert summarize.targets_for("unknown:X") == {}
+
+
+def test_summarize_rejects_empty_file(summarize, tmp_path, capsys):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"benchmarks": []}))
+    assert summarize.main([str(path)]) == 2
+    assert "no benchmarks" in capsys.readouterr().err
+
+
+def test_zipf_indices_match_the_spec():
+    bench = _load("bench_kernels")
+    idx = bench.zipf_indices(8192, 1_000_000)
+    _, counts = np.unique(idx, return_counts=True)
+    assert idx.min() >= 0 and idx.max() < 1_000_000
+    assert 2500 <= counts.shape[0] <= 3500            # ~3,000 distinct rows
+    assert 0.10 <= counts.max() / idx.shape[0] <= 0.14  # most frequent row ~12%
+    np.testing.assert_array_equal(idx, bench.zipf_indices(8192, 1_000_000))  # fixed seed
+
+
+def test_pytest_bench_collects_and_checks():
+    """`pytest bench` (not only the file path) finds bench_kernels.py; the softmax cases pass their NumPy checks."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--benchmark-disable", "-q", "-p", "no:cacheprovider",
+                           "-k", "softmax_xent and not torch"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "4 passed" in proc.stdout
