@@ -1,0 +1,248 @@
+"""Model files and training checkpoints: one .npz, written atomically, read with allow_pickle=False.
+
+A file holds a JSON header (array "__fastnn__": format name, format version, kind "model" or "checkpoint", the
+model's class as "module:QualName" and its config()) and plain numeric arrays: "param/<name>" for each parameter,
+and for checkpoints the optimizer state ("optim/...") and the trainer state ("train/...").  Nested dicts of the
+optimizer / trainer states are flattened: arrays become npz members, everything else goes into the JSON header.
+
+Writes go to a temporary file in the same directory, which is flushed, fsynced and renamed over the target
+(os.replace), so a crash at any moment leaves either the old file or the new one.  Reading checks the zip CRCs, the
+format version, the model class and every parameter's name, shape and dtype, and says what is wrong; a config that
+differs in other settings (dropout rate, seed) only warns.
+"""
+import importlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+FORMAT = "fastnn"
+FORMAT_VERSION = 1
+HEADER = "__fastnn__"
+
+
+# ---- atomic writes -----------------------------------------------------------------------------------------------
+
+def atomic_write(path, write):
+    """Call write(fileobj) on a temp file next to `path`, fsync it, and rename it over `path`."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:                                   # make the rename itself durable (POSIX; not possible on Windows)
+        dfd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+# ---- nested state <-> JSON + arrays ------------------------------------------------------------------------------
+
+def _pack(tree, key, arrays):
+    """JSON-able skeleton of `tree`; ndarrays are moved to arrays[key] and replaced by {"__array__": key}."""
+    if isinstance(tree, np.ndarray):
+        if tree.dtype.kind not in "biufU":
+            raise TypeError(f"save: '{key}' must be a numeric or string array; got dtype {tree.dtype}.")
+        arrays[key] = tree
+        return {"__array__": key}
+    if isinstance(tree, dict):
+        for k in tree:
+            if not isinstance(k, str) or "/" in k:
+                raise TypeError(f"save: keys must be strings without '/'; got {k!r} under '{key}'.")
+        return {k: _pack(v, f"{key}/{k}", arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_pack(v, f"{key}/{i}", arrays) for i, v in enumerate(tree)]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    raise TypeError(f"save: '{key}' must be an array, number, string, list or dict; got {type(tree).__name__}.")
+
+
+def _unpack(skel, arrays):
+    if isinstance(skel, dict):
+        if set(skel) == {"__array__"}:
+            return arrays[skel["__array__"]]
+        return {k: _unpack(v, arrays) for k, v in skel.items()}
+    if isinstance(skel, list):
+        return [_unpack(v, arrays) for v in skel]
+    return skel
+
+
+# ---- reading and writing -----------------------------------------------------------------------------------------
+
+def model_class_name(model):
+    return f"{type(model).__module__}:{type(model).__qualname__}"
+
+
+def _model_config(model, where):
+    if not hasattr(model, "config"):
+        raise TypeError(f"{where}: the model must have a config() method returning its constructor arguments; "
+                        f"{type(model).__name__} has none.")
+    cfg = model.config()
+    try:
+        return json.loads(json.dumps(cfg))            # normalised (tuples -> lists) and checked JSON-able
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable; {e}.") from None
+
+
+def _write(path, kind, model, sections):
+    where = f"save_{kind}"
+    arrays = {}
+    params = {name: p.value for name, p in model.parameters().items()}
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "model_class": model_class_name(model),
+              "model_config": _model_config(model, where),
+              "params": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in params.items()}}
+    for n, a in params.items():
+        arrays[f"param/{n}"] = a
+    for name, tree in sections.items():
+        header[name] = _pack(tree, name, arrays)
+    arrays[HEADER] = np.array(json.dumps(header, allow_nan=True))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def read_file(path, where="load"):
+    """(header dict, {member: array}) of a fastnn file, with clear errors for missing, corrupted or foreign files."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: no such file: '{path}'.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}       # reading every member checks its CRC
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as e:
+        raise ValueError(f"{where}: '{path}' must be a readable fastnn .npz file; got a truncated or corrupted file "
+                         f"({type(e).__name__}: {e}). Use an earlier checkpoint or save the model again.") from None
+    if HEADER not in arrays:
+        raise ValueError(f"{where}: '{path}' must be a fastnn file (with a '{HEADER}' header); got an .npz without "
+                         f"one. Was it written by fastnn.io?")
+    try:
+        header = json.loads(str(arrays.pop(HEADER)))
+    except ValueError as e:
+        raise ValueError(f"{where}: '{path}' has a corrupted header ({e}).") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{where}: '{path}' must be a fastnn file; got format {header.get('format')!r}.")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{where}: '{path}' has format version {header.get('version')!r} but this fastnn reads "
+                         f"version {FORMAT_VERSION}. Use the fastnn version that wrote it.")
+    return header, arrays
+
+
+def _check_model(header, model, path, where):
+    want = header["model_class"]
+    if want != model_class_name(model):
+        raise ValueError(f"{where}: '{path}' holds a {want} but the model is a {model_class_name(model)}.")
+
+
+def _warn_config(header, model, where):
+    cfg, saved = _model_config(model, where), header["model_config"]
+    if cfg != saved:          # parameter names/shapes/dtypes are checked strictly; other settings may differ
+        diff = sorted(k for k in set(cfg) | set(saved) if cfg.get(k) != saved.get(k))
+        warnings.warn(f"{where}: the model's config differs from the file's in {diff} (file "
+                      f"{ {k: saved.get(k) for k in diff} }, model { {k: cfg.get(k) for k in diff} }).",
+                      UserWarning, stacklevel=3)
+
+
+def _check_params(header, arrays, model, path, where):
+    params = model.parameters()
+    saved = header["params"]
+    if set(saved) != set(params):
+        missing, extra = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
+        raise ValueError(f"{where}: '{path}' must hold the model's parameters; missing {missing}, unknown {extra}.")
+    for name, p in params.items():
+        a = arrays.get(f"param/{name}")
+        if a is None:
+            raise ValueError(f"{where}: '{path}' is missing the array of parameter '{name}' (corrupted file).")
+        if a.shape != p.value.shape:
+            raise ValueError(f"{where}: '{name}' has shape {a.shape} in '{path}' but {p.value.shape} in the model.")
+        if a.dtype != p.value.dtype:
+            raise TypeError(f"{where}: '{name}' has dtype {a.dtype} in '{path}' but {p.value.dtype} in the model. "
+                            f"Build the model with the file's dtype.")
+
+
+def _assign_params(arrays, model):
+    for name, p in model.parameters().items():
+        p.value[...] = arrays[f"param/{name}"]        # in place: optimizers keep referring to the same arrays
+        p.grad = None
+
+
+def save_model(path, model):
+    """Write the model's class, config() and parameters to `path` (atomically)."""
+    _write(path, "model", model, {})
+
+
+def load_params(path, model):
+    """Load parameters from a model or checkpoint file into `model` (class, config, names, shapes, dtypes checked)."""
+    where = "load_params"
+    header, arrays = read_file(path, where)
+    _check_model(header, model, path, where)
+    _check_params(header, arrays, model, path, where)
+    _warn_config(header, model, where)
+    _assign_params(arrays, model)
+    return model
+
+
+def load_model(path, cls=None):
+    """Build the model saved in `path` (cls.from_config(config)) and load its parameters.
+
+    cls : the model class; by default the class named in the file, which must live in the fastnn package (other
+        modules are not imported from a file's say-so; pass cls for your own models).
+    """
+    where = "load_model"
+    header, arrays = read_file(path, where)
+    module, _, qual = header["model_class"].partition(":")
+    if cls is None:
+        if module.split(".")[0] != "fastnn":
+            raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, outside fastnn; pass cls= to load it.")
+        obj = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+        cls = obj
+    model = cls.from_config(header["model_config"])
+    _check_model(header, model, path, where)
+    _check_params(header, arrays, model, path, where)
+    _assign_params(arrays, model)
+    return model
+
+
+def save_checkpoint(path, model, optimizer=None, state=None):
+    """Write model parameters + optimizer.state_dict() + a trainer `state` tree (nested dicts/lists of arrays,
+    numbers, strings) atomically."""
+    sections = {"train": state if state is not None else {}}
+    if optimizer is not None:
+        sections["optim"] = optimizer.state_dict()
+    _write(path, "checkpoint", model, sections)
+
+
+def load_checkpoint(path, model, optimizer=None):
+    """Restore parameters (and the optimizer's state) from `path` in place; return the trainer state tree."""
+    where = "load_checkpoint"
+    header, arrays = read_file(path, where)
+    if header.get("kind") != "checkpoint":
+        raise ValueError(f"{where}: '{path}' must be a checkpoint; got a {header.get('kind')} file. "
+                         f"Use load_model/load_params for model files.")
+    _check_model(header, model, path, where)
+    if optimizer is not None and "optim" not in header:
+        raise ValueError(f"{where}: '{path}' has no optimizer state; got a checkpoint saved without an optimizer.")
+    _check_params(header, arrays, model, path, where)
+    _warn_config(header, model, where)
+    if optimizer is not None:                          # checks everything before changing anything
+        optimizer.load_state_dict(_unpack(header["optim"], arrays))
+    _assign_params(arrays, model)
+    return _unpack(header.get("train", {}), arrays)

@@ -1,0 +1,497 @@
+"""The training loop every model and the CLI use.
+
+    data = ArrayBatches(X, y, batch_size=100)                 # or any object with epoch(rng) -> sequence of batches
+    trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
+                      validate=lambda m: m.accuracy(Xv, yv), higher_is_better=True, patience=3,
+                      checkpoint="run.ckpt", checkpoint_every=500, seed=0)
+    history = trainer.fit()                                   # trainer.fit(resume=True) continues a killed run
+
+How batches are made is the caller's: `data.epoch(rng)` is called at the start of every epoch with the trainer's
+np.random.Generator and returns a sequence (len and [i]) of batches, each passed to `loss_fn(model, batch)` (default
+`model.loss(batch)`, a scalar Node).  ArrayBatches shuffles index arrays (window taggers, NPLM contexts); an RNN LM
+passes its own sequential BPTT chunks (shuffle=False, hidden state carried by the model).  A plain callable
+`data(epoch, rng)` returning such a sequence works too.
+
+Each step: zero grads, loss, backward, non-finite check (FloatingPointError naming the step and the parameter, or
+skip with on_nonfinite="skip"), optional clipping (clip_norm: global norm, clip_value: element-wise), optimizer step.
+Each epoch: validation in eval mode (`validate(model) -> float`, `higher_is_better`), best parameters kept in memory,
+schedules observe the score (HalveOnPlateau), early stopping after `patience` epochs without improvement, and a
+checkpoint.  At the end the best parameters are restored (restore_best=True).
+
+Checkpoints (fastnn.io, atomic) carry the parameters, the optimizer and schedule state, the Generator's state (as
+JSON) at the start of the epoch and now, the epoch and the position within it, the best parameters and score, the
+history, the states of Generators held by the model (dropout masks), and optional `model.extra_state()` /
+`data.state_dict()`.  A run killed at any point and resumed with fit(resume=True) ends with bit-identical parameters
+to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
+"""
+import json
+import math
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from fastnn import io
+from fastnn._validation import check_scalar
+from fastnn.graph import Module
+from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
+
+
+# ---- batches -----------------------------------------------------------------------------------------------------
+
+class ArrayBatches:
+    """Mini-batches of rows of aligned arrays (same first dimension), reshuffled every epoch.
+
+    ArrayBatches(X, y, batch_size=100) yields (X[idx], y[idx]) tuples; with a single array, the array itself.
+    shuffle=False gives contiguous slices in order (views, no copy); drop_last drops a final short batch.
+    """
+
+    def __init__(self, *arrays, batch_size, shuffle=True, drop_last=False):
+        where = "ArrayBatches"
+        if not arrays:
+            raise ValueError(f"{where}: at least one array must be given; got none.")
+        arrays = [np.asarray(a) for a in arrays]
+        n = arrays[0].shape[0] if arrays[0].ndim else 0
+        for i, a in enumerate(arrays):
+            if a.ndim == 0 or a.shape[0] != n:
+                raise ValueError(f"{where}: every array must have {n} rows like the first; got shape {a.shape} for "
+                                 f"array {i}.")
+        check_scalar(batch_size, "batch_size", where, low=1, integer=True)
+        self.arrays, self.n, self.batch_size = arrays, n, int(batch_size)
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+
+    def __len__(self):
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def epoch(self, rng):
+        return _Plan(self, rng.permutation(self.n) if self.shuffle else None)
+
+    @staticmethod
+    def n_examples(batch):
+        return len(batch[0]) if isinstance(batch, tuple) else len(batch)
+
+    def __repr__(self):
+        shapes = ", ".join(str(a.shape) for a in self.arrays)
+        return f"ArrayBatches({shapes}, batch_size={self.batch_size}, shuffle={self.shuffle})"
+
+
+class _Plan:
+    def __init__(self, src, perm):
+        self.src, self.perm = src, perm
+
+    def __len__(self):
+        return len(self.src)
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch index must be in [0, {len(self)}); got {i}.")
+        B = self.src.batch_size
+        sel = slice(i * B, (i + 1) * B) if self.perm is None else self.perm[i * B:(i + 1) * B]
+        out = tuple(a[sel] for a in self.src.arrays)
+        return out if len(out) > 1 else out[0]
+
+
+def _n_examples(data, batch):
+    f = getattr(data, "n_examples", None)
+    if f is not None:
+        return int(f(batch))
+    if isinstance(batch, np.ndarray):
+        return len(batch)
+    if isinstance(batch, (tuple, list)) and batch and hasattr(batch[0], "__len__"):
+        return len(batch[0])
+    return 1
+
+
+# ---- model RNG states --------------------------------------------------------------------------------------------
+
+def model_generators(model, prefix=""):
+    """{dotted attribute path: np.random.Generator} held by the model and its sub-modules (e.g. dropout's rng)."""
+    out = {}
+    for key, val in vars(model).items():
+        name = f"{prefix}{key}"
+        if isinstance(val, np.random.Generator):
+            out[name] = val
+        elif isinstance(val, Module):
+            out.update(model_generators(val, f"{name}."))
+        elif isinstance(val, (list, tuple)):
+            for i, v in enumerate(val):
+                if isinstance(v, Module):
+                    out.update(model_generators(v, f"{name}.{i}."))
+    return out
+
+
+def _rng_json(rng):
+    return json.dumps(rng.bit_generator.state)
+
+
+def _set_rng(rng, text, where):
+    state = json.loads(text)
+    if state.get("bit_generator") != type(rng.bit_generator).__name__:
+        raise ValueError(f"{where}: the checkpoint's Generator is a {state.get('bit_generator')}; got a "
+                         f"{type(rng.bit_generator).__name__} here. Use the same seed type as the original run.")
+    rng.bit_generator.state = state
+
+
+# ---- progress ----------------------------------------------------------------------------------------------------
+
+def _fmt_time(s):
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """A one-line progress bar on a terminal: loss, examples/s, ETA of the epoch.  Silent when disabled."""
+
+    def __init__(self, enabled, stream=None, min_interval=0.2):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.min_interval = min_interval
+        self._last = 0.0
+
+    def start(self, title, total):
+        self.title, self.total, self.t0, self.n_ex, self._last = title, total, time.perf_counter(), 0, 0.0
+
+    def update(self, done, loss, n_ex):
+        self.n_ex += n_ex
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < self.min_interval and done < self.total:
+            return
+        self._last = now
+        dt = max(now - self.t0, 1e-9)
+        eta = (self.total - done) * dt / done if done else float("inf")
+        width = 24
+        fill = int(width * done / max(self.total, 1))
+        self.stream.write(f"\r{self.title} [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} loss {loss:.4f} "
+                          f"{self.n_ex / dt:,.0f} ex/s ETA {_fmt_time(eta)}  ")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+# ---- the trainer -------------------------------------------------------------------------------------------------
+
+class Trainer:
+    """Train `model` with `optimizer` on `data` (see the module docstring).
+
+    Parameters
+    ----------
+    model : a Module with .loss(batch) (or pass loss_fn(model, batch) -> scalar Node).
+    optimizer : a fastnn.optim optimizer over the model's parameters.
+    data : object with epoch(rng) -> sequence of batches, or a callable data(epoch, rng) -> sequence.
+    epochs : number of passes.
+    validate : callable(model) -> float, run in eval mode after each epoch; higher_is_better says which way is good.
+    patience : stop after this many epochs without a better validation score (None: never).
+    restore_best : load the best-scoring parameters at the end.
+    clip_norm : rescale gradients to this global L2 norm at most; clip_value : clip each entry to [-c, c].
+    checkpoint : path of the checkpoint file (written each epoch, every `checkpoint_every` steps, and on Ctrl-C).
+    seed : int or np.random.Generator for the batch order.
+    on_nonfinite : "raise" (FloatingPointError) or "skip" (drop the step and go on) when loss or a gradient is not
+        finite.
+    quiet : no output at all; progress : None = a progress bar when stderr is a terminal and not quiet.
+    callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
+    """
+
+    def __init__(self, model, optimizer, data, *, epochs=10, validate=None, higher_is_better=False, patience=None,
+                 restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
+                 on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None):
+        where = "Trainer"
+        if not isinstance(model, Module):
+            raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
+        if not (hasattr(data, "epoch") or callable(data)):
+            raise TypeError(f"{where}: 'data' must have an epoch(rng) method or be callable(epoch, rng); got "
+                            f"{type(data).__name__}.")
+        check_scalar(epochs, "epochs", where, low=0, integer=True)
+        if patience is not None:
+            check_scalar(patience, "patience", where, low=0, integer=True)
+        if clip_norm is not None:
+            check_scalar(clip_norm, "clip_norm", where, low=0, low_open=True)
+        if clip_value is not None:
+            check_scalar(clip_value, "clip_value", where, low=0, low_open=True)
+        if checkpoint_every is not None:
+            check_scalar(checkpoint_every, "checkpoint_every", where, low=1, integer=True)
+            if checkpoint is None:
+                raise ValueError(f"{where}: 'checkpoint' must be a path when checkpoint_every is set; got None.")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"{where}: 'on_nonfinite' must be 'raise' or 'skip'; got {on_nonfinite!r}.")
+        self.model, self.optimizer, self.data = model, optimizer, data
+        self.epochs, self.validate, self.higher_is_better = int(epochs), validate, bool(higher_is_better)
+        self.patience, self.restore_best = patience, bool(restore_best)
+        self.clip_norm, self.clip_value = clip_norm, clip_value
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
+        self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if progress is None:
+            progress = not self.quiet and sys.stderr.isatty()
+        self.progress = Progress(bool(progress))
+        # training state (all of it goes into checkpoints)
+        self.epoch, self.position, self.step, self.skipped = 0, 0, 0, 0
+        self.best_score, self.best_epoch, self.bad_epochs, self.best_params = None, None, 0, None
+        self.stopped, self.history = False, []
+        self._epoch_rng = None
+        self._loss_sum, self._loss_n, self._epoch_seconds = 0.0, 0, 0.0
+        self._interrupted = False
+
+    # -- public --------------------------------------------------------------------------------------------------
+    def fit(self, *, resume=False):
+        """Train until `epochs` are done or early stopping; return the history (one dict per epoch).
+
+        resume=True first loads `checkpoint` (which must exist) and continues exactly where it stopped.
+        """
+        if resume:
+            if self.checkpoint is None:
+                raise ValueError("Trainer.fit: 'checkpoint' must be set to resume; got None.")
+            self.load(self.checkpoint)
+        old = self._install_sigint()
+        try:
+            while self.epoch < self.epochs and not self.stopped:
+                self._run_epoch()
+        except KeyboardInterrupt:
+            if self._interrupted and self.checkpoint is not None:
+                self.save(self.checkpoint)
+                self._say(f"interrupted: checkpoint written to {self.checkpoint} (resume with fit(resume=True))")
+            raise
+        finally:
+            self.progress.close()
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+        if self.restore_best and self.best_params is not None:
+            for name, p in self.model.parameters().items():
+                p.value[...] = self.best_params[name]
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)
+        return self.history
+
+    def state_dict(self):
+        """The trainer's own state (what a checkpoint holds besides params and optimizer)."""
+        data_sd = getattr(self.data, "state_dict", None)
+        extra = getattr(self.model, "extra_state", None)
+        return {
+            "epoch": self.epoch, "position": self.position, "step": self.step, "skipped": self.skipped,
+            "rng_epoch_start": self._epoch_rng, "rng": _rng_json(self.rng),
+            "model_rngs": {k: _rng_json(g) for k, g in model_generators(self.model).items()},
+            "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "best_params": self.best_params, "stopped": self.stopped, "history": self.history,
+            "loss_sum": self._loss_sum, "loss_n": self._loss_n, "epoch_seconds": self._epoch_seconds,
+            "model_extra": extra() if extra is not None else None,
+            "data_state": data_sd() if data_sd is not None else None,
+        }
+
+    def save(self, path):
+        io.save_checkpoint(path, self.model, self.optimizer, self.state_dict())
+
+    def load(self, path):
+        """Restore model, optimizer and trainer state from a checkpoint written by save()."""
+        where = "Trainer.load"
+        st = io.load_checkpoint(path, self.model, self.optimizer)
+        gens = model_generators(self.model)
+        if set(gens) != set(st["model_rngs"]):
+            raise ValueError(f"{where}: the model's Generators must match the checkpoint's; got {sorted(gens)} vs "
+                             f"{sorted(st['model_rngs'])}.")
+        for k, g in gens.items():
+            _set_rng(g, st["model_rngs"][k], where)
+        _set_rng(self.rng, st["rng"], where)
+        self.epoch, self.position, self.step = int(st["epoch"]), int(st["position"]), int(st["step"])
+        self.skipped, self._epoch_rng = int(st["skipped"]), st["rng_epoch_start"]
+        self.best_score, self.best_epoch = st["best_score"], st["best_epoch"]
+        self.bad_epochs, self.stopped = int(st["bad_epochs"]), bool(st["stopped"])
+        self.best_params = None if st["best_params"] is None else {k: np.array(v) for k, v in
+                                                                     st["best_params"].items()}
+        self.history = list(st["history"])
+        self._loss_sum, self._loss_n = float(st["loss_sum"]), int(st["loss_n"])
+        self._epoch_seconds = float(st["epoch_seconds"])
+        if st["model_extra"] is not None:
+            self.model.load_extra_state(st["model_extra"])
+        if st["data_state"] is not None:
+            self.data.load_state_dict(st["data_state"])
+        return self
+
+    # -- internals -----------------------------------------------------------------------------------------------
+    def _say(self, msg):
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._interrupted:                    # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        self._interrupted = False
+        return signal.signal(signal.SIGINT, handler)
+
+    def _plan(self):
+        if hasattr(self.data, "epoch"):
+            return self.data.epoch(self.rng)
+        return self.data(self.epoch, self.rng)
+
+    def _run_epoch(self):
+        if self.position == 0:
+            self._epoch_rng = _rng_json(self.rng)
+            self._loss_sum, self._loss_n, self._epoch_seconds = 0.0, 0, 0.0
+            plan = self._plan()
+        else:                                         # resuming mid-epoch: rebuild the same plan, then go on
+            now = _rng_json(self.rng)
+            _set_rng(self.rng, self._epoch_rng, "Trainer")
+            plan = self._plan()
+            _set_rng(self.rng, now, "Trainer")
+        n = len(plan)
+        self.model.train()
+        self.progress.start(f"epoch {self.epoch + 1}/{self.epochs}", n)
+        t0 = time.perf_counter()
+        for i in range(self.position, n):
+            batch = plan[i]
+            loss = self._train_step(batch)
+            k = _n_examples(self.data, batch)
+            if loss is not None:
+                self._loss_sum += loss * k
+                self._loss_n += k
+            self.position = i + 1
+            self.progress.update(i + 1, self._loss_sum / max(self._loss_n, 1), k)
+            if self._interrupted:
+                self._epoch_seconds += time.perf_counter() - t0
+                raise KeyboardInterrupt
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.position < n:
+                self._epoch_seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save(self.checkpoint)
+        self._epoch_seconds += time.perf_counter() - t0
+        self.progress.close()
+        self._end_epoch()
+
+    def _nonfinite(self, what):
+        msg = (f"Trainer: {what} must be finite; got a non-finite value at step {self.step + 1} (epoch "
+               f"{self.epoch + 1}, batch {self.position + 1}).")
+        if self.on_nonfinite == "skip":
+            self.skipped += 1
+            self.optimizer.zero_grad()
+            return None
+        keep = f" The last good checkpoint is {self.checkpoint}." if self.checkpoint else ""
+        raise FloatingPointError(msg + keep + " Lower the learning rate, clip gradients (clip_norm=), check the "
+                                 "inputs, or pass on_nonfinite='skip'.")
+
+    def _train_step(self, batch):
+        opt = self.optimizer
+        opt.zero_grad()
+        loss = self.loss_fn(self.model, batch)
+        value = float(loss.value)
+        if not math.isfinite(value):
+            return self._nonfinite(f"the loss ({value})")
+        loss.backward()
+        if self.clip_norm is not None:
+            norm = clip_grad_norm(opt.params, self.clip_norm)
+        else:
+            norm = math.sqrt(sum(grad_sq_norms(opt.params).values()))
+        if not math.isfinite(norm):
+            sq = grad_sq_norms(opt.params)
+            bad = next((n for n, v in sq.items() if not math.isfinite(v)), "?")
+            return self._nonfinite(f"the gradient of '{bad}'")
+        if self.clip_value is not None:
+            clip_grad_value(opt.params, self.clip_value)
+        opt.step()
+        self.step += 1
+        return value
+
+    def _end_epoch(self):
+        score = None
+        improved = False
+        if self.validate is not None:
+            self.model.eval()
+            try:
+                score = float(self.validate(self.model))
+            finally:
+                self.model.train()
+            if not math.isfinite(score):
+                improved = False
+            elif self.best_score is None or (score > self.best_score if self.higher_is_better
+                                             else score < self.best_score):
+                improved = True
+            if improved:
+                self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
+                if self.restore_best:
+                    self.best_params = {n: p.value.copy() for n, p in self.model.parameters().items()}
+            else:
+                self.bad_epochs += 1
+            self.optimizer.observe(score, higher_is_better=self.higher_is_better)
+        train_loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
+        rec = {"epoch": self.epoch + 1, "train_loss": train_loss, "valid": score, "best": improved,
+               "lr": float(self.optimizer.lr), "step": self.step, "skipped": self.skipped,
+               "seconds": self._epoch_seconds}
+        self.history.append(rec)
+        self.epoch += 1
+        self.position = 0
+        if self.patience is not None and self.bad_epochs > self.patience:
+            self.stopped = True
+        if self.callback is not None and self.callback(self, rec):
+            self.stopped = True
+        valid = "" if score is None else f"  valid {score:.4f}{' *' if improved else ''}"
+        self._say(f"epoch {rec['epoch']}/{self.epochs}  train {train_loss:.4f}{valid}  lr {rec['lr']:.4g}  "
+                  f"{rec['seconds']:.1f}s" + ("  (early stop)" if self.stopped and self.epoch < self.epochs else ""))
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)
+
+
+# ---- the overfitting check ---------------------------------------------------------------------------------------
+
+class OverfitResult:
+    """reached: the loss fell below threshold; initial_loss, final_loss, steps taken."""
+
+    def __init__(self, reached, initial_loss, final_loss, steps, threshold):
+        self.reached, self.initial_loss, self.final_loss = reached, initial_loss, final_loss
+        self.steps, self.threshold = steps, threshold
+
+    def __bool__(self):
+        return bool(self.reached)
+
+    def __repr__(self):
+        verdict = "reaches" if self.reached else "does NOT reach"
+        return (f"OverfitResult({verdict} loss < {self.threshold:g}: {self.initial_loss:.4g} -> {self.final_loss:.4g} "
+                f"in {self.steps} steps)")
+
+
+def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn=None, restore=True):
+    """Check that the model is powerful enough to overfit: train on one tiny batch until loss < threshold.
+
+    optimizer : defaults to SGD(lr=0.1, momentum=0.9) over the model's parameters.  restore : put the original parameters
+    back afterwards (the model is only being diagnosed).  Returns an OverfitResult (truthy when reached).
+    """
+    from fastnn.optim import SGD
+
+    check_scalar(steps, "steps", "overfit", low=1, integer=True)
+    loss_fn = loss_fn or (lambda m, b: m.loss(b))
+    params = model.parameters()
+    saved = {n: p.value.copy() for n, p in params.items()} if restore else None
+    opt = optimizer if optimizer is not None else SGD(params, lr=0.1, momentum=0.9)
+    model.train()
+    first = value = None
+    try:
+        for n in range(steps + 1):                   # n = steps taken so far
+            opt.zero_grad()
+            loss = loss_fn(model, batch)
+            value = float(loss.value)
+            first = value if first is None else first
+            if value < threshold or not math.isfinite(value) or n == steps:
+                break
+            loss.backward()
+            opt.step()
+    finally:
+        if saved is not None:
+            for name, p in params.items():
+                p.value[...] = saved[name]
+                p.grad = None
+    return OverfitResult(value < threshold, first, value, n, threshold)
+
+
+__all__ = ["Trainer", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]

@@ -1,0 +1,179 @@
+"""fastnn.io: model files and checkpoints (atomic writes, allow_pickle=False, clear errors)."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from fastnn import io, optim
+
+from tests.test_train import Tiny
+
+
+def test_model_roundtrip(tmp_path):
+    path = str(tmp_path / "m.npz")
+    model = Tiny(vocab=7, seed=3, dtype="float32")
+    io.save_model(path, model)
+    back = io.load_model(path, Tiny)
+    assert back.config() == model.config()
+    for n, p in model.parameters().items():
+        q = back.parameters()[n]
+        assert q.value.dtype == np.float32 and q.sparse == p.sparse
+        np.testing.assert_array_equal(q.value, p.value)
+    other = Tiny(vocab=7, seed=3, dtype="float32")
+    other.W.value[...] = 0
+    W = other.W.value
+    io.load_params(path, other)
+    assert other.W.value is W                       # loaded in place (optimizers keep their references)
+    np.testing.assert_array_equal(W, model.W.value)
+
+
+def test_file_is_plain_npz_without_pickles(tmp_path):
+    path = str(tmp_path / "m.npz")
+    io.save_model(path, Tiny())
+    with np.load(path, allow_pickle=False) as z:
+        header = json.loads(str(z["__fastnn__"]))
+        assert all(z[k].dtype != object for k in z.files)
+    assert header["format"] == "fastnn" and header["version"] == io.FORMAT_VERSION
+    assert header["model_class"] == "tests.test_train:Tiny" and header["model_config"]["d"] == 5
+
+
+def test_checkpoint_roundtrip_with_optimizer_and_state(tmp_path):
+    path = str(tmp_path / "c.ckpt")
+    model = Tiny(vocab=4)
+    opt = optim.SGD(model.parameters(), lr=optim.HalveOnPlateau(0.1), momentum=0.9)
+    for n, p in model.parameters().items():
+        p.grad = np.ones_like(p.value) if not p.sparse else None
+    opt.step()
+    opt.observe(1.0)
+    opt.observe(2.0)
+    state = {"epoch": 3, "rng": json.dumps(np.random.default_rng(5).bit_generator.state),
+             "best": {"W": np.arange(3.0)}, "hist": [{"a": 1.5, "b": None}], "big": 2 ** 100}
+    io.save_checkpoint(path, model, opt, state)
+    m2 = Tiny(vocab=4)
+    m2.W.value[...] = 7
+    o2 = optim.SGD(m2.parameters(), lr=optim.HalveOnPlateau(0.1), momentum=0.9)
+    got = io.load_checkpoint(path, m2, o2)
+    np.testing.assert_array_equal(got["best"]["W"], np.arange(3.0))
+    assert got["epoch"] == 3 and got["hist"] == [{"a": 1.5, "b": None}] and got["big"] == 2 ** 100
+    g = np.random.default_rng()
+    g.bit_generator.state = json.loads(got["rng"])
+    assert g.integers(1 << 30) == np.random.default_rng(5).integers(1 << 30)
+    assert o2.step_count == 1 and o2.lr == pytest.approx(0.05)
+    np.testing.assert_array_equal(o2.state["W"]["v"], opt.state["W"]["v"])
+    np.testing.assert_array_equal(m2.W.value, model.W.value)
+
+
+def _saved(tmp_path):
+    path = str(tmp_path / "m.npz")
+    io.save_model(path, Tiny(vocab=50))
+    return path
+
+
+def test_truncated_file(tmp_path):
+    path = _saved(tmp_path)
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="must be a readable fastnn .npz file; got a truncated or corrupted file"):
+        io.load_model(path, Tiny)
+
+
+def test_corrupted_bytes(tmp_path):
+    path = _saved(tmp_path)
+    with np.load(path) as z:
+        n = z["param/E"].nbytes
+    data = bytearray(open(path, "rb").read())
+    i = data.find(np.asarray(Tiny(vocab=50).E.value).tobytes()[:16])    # inside E's array data
+    assert i > 0 and n > 100
+    data[i + 40] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match="truncated or corrupted file .*CRC"):
+        io.load_model(path, Tiny)
+
+
+def test_not_a_fastnn_file_and_missing(tmp_path):
+    p = str(tmp_path / "x.npz")
+    np.savez(p, a=np.zeros(3))
+    with pytest.raises(ValueError, match="must be a fastnn file .* got an .npz without one"):
+        io.load_model(p, Tiny)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        io.load_model(str(tmp_path / "nope.npz"), Tiny)
+    with open(p, "w") as f:
+        f.write("hello")
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        io.load_params(p, Tiny())
+
+
+def _rewrite_header(path, **changes):
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["__fastnn__"]))
+    header.update(changes)
+    arrays["__fastnn__"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+def test_wrong_version(tmp_path):
+    path = _saved(tmp_path)
+    _rewrite_header(path, version=99)
+    with pytest.raises(ValueError, match="has format version 99 but this fastnn reads version 1"):
+        io.load_model(path, Tiny)
+
+
+def test_wrong_model_config_and_shapes(tmp_path):
+    path = _saved(tmp_path)
+    with pytest.raises(ValueError, match=r"'E' has shape \(50, 3\) in '.*' but \(40, 3\) in the model"):
+        io.load_params(path, Tiny(vocab=40))
+    with pytest.warns(UserWarning, match=r"config differs from the file's in \['seed'\]"):
+        io.load_params(path, Tiny(vocab=50, seed=1))
+    with pytest.raises(TypeError, match="'W' has dtype float64 in '.*' but float32 in the model"):
+        io.load_params(path, Tiny(vocab=50, dtype="float32"))
+    _rewrite_header(path, model_class="fastnn.models.nplm:NPLM")
+    with pytest.raises(ValueError, match="holds a fastnn.models.nplm:NPLM but the model is a tests.test_train:Tiny"):
+        io.load_params(path, Tiny(vocab=50))
+    path2 = str(tmp_path / "o.npz")
+    io.save_model(path2, Tiny())
+    _rewrite_header(path2, model_class="mypkg.models:Thing")
+    with pytest.raises(ValueError, match="outside fastnn; pass cls= to load it"):
+        io.load_model(path2)
+
+
+def test_checkpoint_kind_and_optimizer_checks(tmp_path):
+    path = _saved(tmp_path)
+    with pytest.raises(ValueError, match="must be a checkpoint; got a model file"):
+        io.load_checkpoint(path, Tiny(vocab=50))
+    ck = str(tmp_path / "c.ckpt")
+    model = Tiny(vocab=50)
+    io.save_checkpoint(ck, model, optim.AdaGrad(model.parameters(), 0.1), {"epoch": 1})
+    fresh = Tiny(vocab=50)
+    fresh.W.value[...] = 3
+    W = fresh.W.value.copy()
+    with pytest.raises(ValueError, match="must come from a SGD; got 'AdaGrad'"):
+        io.load_checkpoint(ck, fresh, optim.SGD(fresh.parameters(), 0.1))
+    np.testing.assert_array_equal(fresh.W.value, W)          # nothing changed on failure
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = _saved(tmp_path)
+    before = open(path, "rb").read()
+
+    def failing_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_model(path, Tiny(vocab=50, seed=8))
+    assert open(path, "rb").read() == before
+    assert os.listdir(tmp_path) == ["m.npz"]                  # the temp file was removed
+
+
+def test_save_rejects_unstorable_state(tmp_path):
+    with pytest.raises(TypeError, match="must be an array, number, string, list or dict; got object"):
+        io.save_checkpoint(str(tmp_path / "c"), Tiny(), None, {"x": object()})
+    with pytest.raises(TypeError, match="must be a numeric or string array; got dtype object"):
+        io.save_checkpoint(str(tmp_path / "c"), Tiny(), None, {"x": np.array([None])})
+    assert not os.listdir(tmp_path)
+    assert zipfile  # (zip CRCs are what catch corrupted bytes)

@@ -1,0 +1,365 @@
+"""fastnn.train: batches, validation and early stopping, exact resume (in process, Ctrl-C, and a real SIGKILL),
+non-finite handling, the overfit check, progress output."""
+import io as _io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from fastnn import io, kernels, optim
+from fastnn.graph import Module, Node, Param
+from fastnn.train import ArrayBatches, Trainer, model_generators, overfit
+
+from tests.conftest import REPO
+
+
+class Tiny(Module):
+    """Softmax regression on dense features, plus optional sparse per-index class scores and input dropout;
+    built straight from graph.Node so the trainer is tested without fastnn.nn."""
+
+    def __init__(self, d=5, c=3, vocab=0, dropout=0.0, seed=0, dtype="float64"):
+        rng = np.random.default_rng(seed)
+        self.cfg = dict(d=d, c=c, vocab=vocab, dropout=dropout, seed=seed, dtype=dtype)
+        self.W = Param("W", rng.normal(0, 0.1, (c, d)).astype(dtype))
+        self.b = Param("b", np.zeros(c, dtype), decay=False)
+        if vocab:
+            self.E = Param("E", rng.normal(0, 0.1, (vocab, c)).astype(dtype), sparse=True)
+        self.drop_rng = np.random.default_rng(seed + 1) if dropout else None
+
+    def config(self):
+        return dict(self.cfg)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def loss(self, batch):
+        X, y = batch[0], batch[1]
+        if self.drop_rng is not None and self.training:
+            X = X * (self.drop_rng.random(X.shape) > self.cfg["dropout"]) / (1 - self.cfg["dropout"])
+        logits = X @ self.W.value.T + self.b.value
+        if self.cfg["vocab"]:
+            logits = logits + self.E.value[batch[2]]
+        losses, g = kernels.softmax_xent(np.ascontiguousarray(logits), y, scale=1.0 / len(y))
+
+        def backward_fn(grad):
+            gg = g * float(grad)
+            self.W.add_grad(gg.T @ X)
+            self.b.add_grad(gg.sum(0))
+            if self.cfg["vocab"]:
+                self.E.add_row_grad(batch[2], gg)
+        return Node(np.asarray(losses.mean()), (), backward_fn, "tiny_xent")
+
+
+def make_data(n=200, d=5, vocab=20, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    idx = rng.integers(0, vocab, n)
+    y = ((X[:, 0] > 0).astype(int) + (idx % 2)).astype(np.intp)
+    return X, y, idx
+
+
+def build(seed=0, patience=None, **kw):
+    """A model + AdaGrad-with-plateau + trainer setup used by the resume tests."""
+    X, y, idx = make_data()
+    model = Tiny(vocab=20, dropout=0.2, seed=seed)
+    opt = optim.AdaGrad(model.parameters(), lr=optim.HalveOnPlateau(0.3, patience=0, threshold=0.05),
+                        weight_decay=1e-3, l1=1e-4)
+    Xv, yv, iv = make_data(100, seed=1)
+    trainer = Trainer(model, opt, ArrayBatches(X, y, idx, batch_size=16), epochs=4,
+                      validate=lambda m: float(m.loss((Xv, yv, iv)).value), patience=patience, seed=seed,
+                      quiet=True, clip_norm=1.0, **kw)
+    return model, trainer
+
+
+def params_of(model):
+    return {n: p.value.copy() for n, p in model.parameters().items()}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# ---- batches -----------------------------------------------------------------------------------------------------
+
+def test_array_batches_cover_each_row_once_and_shuffle_by_seed():
+    X = np.arange(23)[:, None] * np.ones((1, 2))
+    y = np.arange(23)
+    data = ArrayBatches(X, y, batch_size=5)
+    assert len(data) == 5
+    plan = data.epoch(np.random.default_rng(3))
+    seen = np.concatenate([plan[i][1] for i in range(len(plan))])
+    assert sorted(seen) == list(range(23)) and list(seen) != list(range(23))
+    again = data.epoch(np.random.default_rng(3))
+    np.testing.assert_array_equal(plan[2][0], again[2][0])
+    np.testing.assert_array_equal(plan[2][0][:, 0], plan[2][1])              # rows stay aligned
+    assert len(ArrayBatches(X, batch_size=5, drop_last=True)) == 4
+    seq = ArrayBatches(y, batch_size=10, shuffle=False).epoch(np.random.default_rng(0))
+    np.testing.assert_array_equal(seq[2], [20, 21, 22])
+    with pytest.raises(IndexError, match=r"batch index must be in \[0, 3\); got 3"):
+        seq[3]
+
+
+def test_array_batches_errors():
+    with pytest.raises(ValueError, match="every array must have 4 rows like the first; got shape"):
+        ArrayBatches(np.zeros(4), np.zeros(5), batch_size=2)
+    with pytest.raises(ValueError, match="'batch_size' must be >= 1"):
+        ArrayBatches(np.zeros(4), batch_size=0)
+
+
+# ---- the loop ----------------------------------------------------------------------------------------------------
+
+def test_fit_learns_and_records_history():
+    model, trainer = build()
+    before = float(model.loss(make_data()).value)
+    history = trainer.fit()
+    assert len(history) == 4
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < before
+    assert history[-1]["step"] == 4 * 13
+    assert trainer.best_score == min(h["valid"] for h in history)
+
+
+def test_early_stopping_restores_best_params():
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    scores = iter([3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    snaps = []
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=50),
+                      epochs=8, validate=lambda m: next(scores), patience=1, quiet=True,
+                      callback=lambda t, rec: snaps.append(params_of(t.model)))
+    history = trainer.fit()
+    assert len(history) == 5                         # epochs 4 and 5 did not improve on epoch 3
+    assert trainer.best_epoch == 3 and [h["best"] for h in history] == [True, True, True, False, False]
+    assert_same(params_of(model), snaps[2])
+
+
+def test_callable_data_and_loss_fn():
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    seen = []
+
+    def data(epoch, rng):
+        seen.append(epoch)
+        return [(X[:50], y[:50], idx[:50]), (X[50:], y[50:], idx[50:])]
+
+    Trainer(model, optim.SGD(model.parameters(), 0.1), data, epochs=2, quiet=True,
+            loss_fn=lambda m, b: m.loss(b)).fit()
+    assert seen == [0, 1]
+
+
+def test_model_generators_found():
+    model = Tiny(dropout=0.5)
+    assert list(model_generators(model)) == ["drop_rng"]
+
+
+# ---- exact resume ------------------------------------------------------------------------------------------------
+
+class Boom(Exception):
+    pass
+
+
+def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
+    ref_model, ref = build()
+    ref.fit()
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path, checkpoint_every=5)
+    calls = [0]
+    orig = trainer.loss_fn
+
+    def exploding(m, b):
+        calls[0] += 1
+        if calls[0] == 23:                          # epoch 2, after the checkpoint at step 20
+            raise Boom()
+        return orig(m, b)
+
+    trainer.loss_fn = exploding
+    with pytest.raises(Boom):
+        trainer.fit()
+    state = io.load_checkpoint(path, Tiny(vocab=20, dropout=0.2))
+    assert (state["epoch"], state["position"], state["step"]) == (1, 7, 20)
+    model2, trainer2 = build(checkpoint=path, checkpoint_every=5)
+    trainer2.fit(resume=True)
+    assert_same(params_of(model2), params_of(ref_model))
+    assert [h["valid"] for h in trainer2.history] == [h["valid"] for h in ref.history]
+    assert [h["train_loss"] for h in trainer2.history] == [h["train_loss"] for h in ref.history]
+
+
+def test_ctrl_c_writes_checkpoint_and_resumes(tmp_path):
+    ref_model, ref = build()
+    ref.fit()
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path)
+    calls = [0]
+    orig = trainer.loss_fn
+
+    def interrupting(m, b):
+        calls[0] += 1
+        if calls[0] == 30:
+            os.kill(os.getpid(), signal.SIGINT)     # handled: the step finishes, then a checkpoint is written
+        return orig(m, b)
+
+    trainer.loss_fn = interrupting
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    state = io.load_checkpoint(path, Tiny(vocab=20, dropout=0.2))
+    assert (state["epoch"], state["position"], state["step"]) == (2, 4, 30)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    model2, trainer2 = build(checkpoint=path)
+    trainer2.fit(resume=True)
+    assert_same(params_of(model2), params_of(ref_model))
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from fastnn import io
+    from tests.test_train import build
+    mode, ckpt, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    model, trainer = build(checkpoint=ckpt if mode != "plain" else None, checkpoint_every=3 if mode != "plain" else None)
+    orig = trainer.loss_fn
+    def loss_fn(m, b):
+        print("step", trainer.step, flush=True)
+        if mode == "slow":
+            time.sleep(0.01)
+        return orig(m, b)
+    trainer.loss_fn = loss_fn
+    trainer.fit(resume=(mode == "resume"))
+    io.save_model(out, model)
+""")
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(repo=REPO))
+    ckpt, out_ref, out_res = (str(tmp_path / n) for n in ("run.ckpt", "ref.npz", "resumed.npz"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, str(script), "plain", "-", out_ref], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen([sys.executable, str(script), "slow", ckpt, "-"], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "step 20":           # epoch 2 of 4 (13 batches per epoch), mid-way
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    state = io.load_checkpoint(ckpt, Tiny(vocab=20, dropout=0.2))
+    assert state["epoch"] == 1 and 0 < state["position"] < 13       # the last good checkpoint, mid-epoch
+    subprocess.run([sys.executable, str(script), "resume", ckpt, out_res], check=True, env=env, capture_output=True)
+    ref = io.load_model(out_ref, Tiny)
+    res = io.load_model(out_res, Tiny)
+    assert_same(params_of(res), params_of(ref))
+
+
+def test_resume_needs_checkpoint(tmp_path):
+    _, trainer = build(checkpoint=str(tmp_path / "missing.ckpt"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        trainer.fit(resume=True)
+    _, trainer = build()
+    with pytest.raises(ValueError, match="'checkpoint' must be set to resume"):
+        trainer.fit(resume=True)
+
+
+# ---- non-finite values -------------------------------------------------------------------------------------------
+
+def test_nonfinite_loss_raises_naming_the_step(tmp_path):
+    path = str(tmp_path / "c.ckpt")
+    model, trainer = build(checkpoint=path, checkpoint_every=2)
+    orig, calls = trainer.loss_fn, [0]
+
+    def bad(m, b):
+        calls[0] += 1
+        node = orig(m, b)
+        return Node(np.asarray(np.nan), (), None, "nan") if calls[0] == 5 else node
+
+    trainer.loss_fn = bad
+    with pytest.raises(FloatingPointError, match=r"the loss \(nan\) must be finite; got a non-finite value at step 5 "
+                                                 r"\(epoch 1, batch 5\)\. The last good checkpoint is"):
+        trainer.fit()
+    assert io.load_checkpoint(path, Tiny(vocab=20, dropout=0.2))["step"] == 4
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_nonfinite_gradient_names_param_or_skips():
+    X, y, idx = make_data()
+    X = X.copy()
+    X[7, 2] = np.inf                                 # poisons W's gradient (and the loss) in one batch
+    model = Tiny(vocab=20)
+
+    def loss_fn(m, b):
+        node = m.loss(b)
+        node.value = np.asarray(np.nan_to_num(node.value))    # keep the loss finite: test the gradient check
+        return node
+
+    data = ArrayBatches(X, y, idx, batch_size=50, shuffle=False)
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), data, epochs=1, quiet=True, loss_fn=loss_fn)
+    with pytest.raises(FloatingPointError, match="the gradient of 'W' must be finite; got a non-finite value at step 1"):
+        trainer.fit()
+    model = Tiny(vocab=20)
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), data, epochs=2, quiet=True, loss_fn=loss_fn,
+                      on_nonfinite="skip")
+    history = trainer.fit()
+    assert trainer.skipped == 2 and history[-1]["step"] == 6
+    assert all(np.isfinite(p.value).all() for p in model.parameters().values())
+
+
+def test_trainer_errors():
+    model = Tiny()
+    opt = optim.SGD(model.parameters(), 0.1)
+    data = ArrayBatches(np.zeros((4, 5)), np.zeros(4, int), batch_size=2)
+    with pytest.raises(ValueError, match="'on_nonfinite' must be 'raise' or 'skip'; got 'ignore'"):
+        Trainer(model, opt, data, on_nonfinite="ignore")
+    with pytest.raises(ValueError, match="'checkpoint' must be a path when checkpoint_every is set"):
+        Trainer(model, opt, data, checkpoint_every=10)
+    with pytest.raises(TypeError, match="'data' must have an epoch"):
+        Trainer(model, opt, 42)
+    with pytest.raises(TypeError, match="'model' must be a fastnn.graph.Module"):
+        Trainer(object(), opt, data)
+
+
+# ---- overfit and progress ----------------------------------------------------------------------------------------
+
+def test_overfit_reports_both_ways():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(8, 10)), rng.integers(0, 3, 8)
+    model = Tiny(d=10)
+    before = params_of(model)
+    res = overfit(model, (X, y))                      # default: SGD(lr=0.1, momentum=0.9)
+    assert res.reached and res.final_loss < 0.01 < res.initial_loss and bool(res)
+    assert_same(params_of(model), before)            # restored
+    weak = Tiny(d=1)                                  # one feature cannot separate random labels
+    res = overfit(weak, (X[:, :1], y), optimizer=optim.AdaGrad(weak.parameters(), lr=1.0), steps=300)
+    assert not res.reached and res.steps == 300 and "does NOT reach" in repr(res)
+    with pytest.raises(ValueError, match="'steps' must be >= 1"):
+        overfit(weak, (X[:, :1], y), steps=0)
+
+
+def test_progress_bar_and_quiet(capsys):
+    model, trainer = build()
+    buf = _io.StringIO()
+    trainer.progress.stream, trainer.progress.enabled, trainer.progress.min_interval = buf, True, 0.0
+    trainer.quiet = False
+    trainer.fit()
+    text = buf.getvalue()
+    assert "ex/s" in text and "ETA" in text and "loss" in text
+    assert "epoch 4/4" in capsys.readouterr().err
+    _, quiet = build()
+    quiet.fit()
+    assert capsys.readouterr().err == ""
+    assert quiet.progress.enabled is False            # not a terminal under pytest
+
+
+def test_checkpoint_write_is_fast_enough(tmp_path):
+    model, trainer = build(checkpoint=str(tmp_path / "c.ckpt"))
+    t = time.perf_counter()
+    trainer.save(trainer.checkpoint)
+    assert time.perf_counter() - t < 2.0
