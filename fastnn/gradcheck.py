@@ -548,21 +548,23 @@ def node_cases():
     ]
 
 
-def model_cases():
-    """[(name, build)] from `gradcheck_cases()` of every module in fastnn.models (none when it is absent).
+def model_cases(package="fastnn.models"):
+    """[(name, build)] from `gradcheck_cases()` of every module in `package` (none when it is absent).
     A module that fails to import yields a case that re-raises the error when built (it is reported as failing)."""
     try:
-        models = importlib.import_module("fastnn.models")
-    except ModuleNotFoundError:
+        models = importlib.import_module(package)
+    except ModuleNotFoundError as e:
+        if e.name != package:
+            raise
         return []
     out = []
     for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         try:
-            mod = importlib.import_module(f"fastnn.models.{info.name}")
+            mod = importlib.import_module(f"{package}.{info.name}")
         except Exception as e:  # noqa: BLE001 (report it as a failing case, keep checking the rest)
-            out.append((f"models.{info.name}", _raiser(e)))
+            out.append((f"{package}.{info.name}", _raiser(e)))
             continue
         fn = getattr(mod, "gradcheck_cases", None)
         if callable(fn):
