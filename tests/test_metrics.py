@@ -95,3 +95,16 @@ def test_perplexity():
         perplexity(float("nan"), 3)
     with pytest.raises(ValueError, match="positive int"):
         perplexity(1.0, 0)
+
+
+@pytest.mark.data
+def test_conll2003_gold_against_itself_in_iob2():
+    from fastnn.data.conll import column, read_conll
+    from fastnn.data.tags import convert
+    from tests.conftest import data_path
+
+    gold = column(read_conll(data_path("conll2003", "eng.testa"), columns=["ner"]), 0)
+    r = conll_f1(gold, [convert(s, "iob1", "iob2") for s in gold])
+    assert r["f1"] == 100.0 and r["n_gold"] == r["n_correct"] == 5942      # entities in the CoNLL-2003 dev set
+    assert r["n_tokens"] == 51362 and r["accuracy"] < 100.0
+    assert set(r["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
