@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from fastnn.data.brown import EXPECTED, brown, brown_splits, sha256_file, write_splits
-from fastnn.data.text import read_sentences, write_sentences
+from fastnn.data.brown import EXPECTED, brown, brown_splits, sha256_file
+from fastnn.data.text import write_sentences
 from tests.conftest import data_path
 
 # Three tiny files in NLTK's layout: leading tab, word/tag items, blank lines between sentences.

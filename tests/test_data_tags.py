@@ -62,7 +62,8 @@ def test_random_roundtrip():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"position 1 must be 'O' or one of B-TYPE, I-TYPE for scheme 'iob2'; got 'S-X'"):
+    msg = r"position 1 must be 'O' or one of B-TYPE, I-TYPE for scheme 'iob2'; got 'S-X'"
+    with pytest.raises(ValueError, match=msg):
         chunks(["B-X", "S-X"], "iob2")
     with pytest.raises(ValueError, match="got 'B-'"):
         chunks(["B-"], "iob1")

@@ -2,7 +2,6 @@
 import os
 import tempfile
 
-import numpy as np
 
 from fastnn.data.vocab import Vocab
 
