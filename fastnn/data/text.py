@@ -2,7 +2,6 @@
 import os
 import tempfile
 
-
 from fastnn.data.vocab import Vocab
 
 
