@@ -45,6 +45,11 @@ def test_read_conll_errors(tmp_path, sample):
         C.read_conll(sample, columns=[5])
     with pytest.raises(ValueError, match="column name must be one of"):
         C.read_conll(sample, columns=["lemma"])
+    assert len(C.read_conll(sample, task="conll2003")) == 3
+    with pytest.raises(ValueError, match=r"line 3: a conll2000 file must have 3 columns \(word pos chunk\); got 4"):
+        C.read_conll(sample, task="conll2000")
+    with pytest.raises(ValueError, match="'task' must be"):
+        C.read_conll(sample, task="conll2002")
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         C.read_conll(tmp_path / "missing.txt")
     empty = tmp_path / "empty.txt"
@@ -106,7 +111,7 @@ def test_windows():
 
 @pytest.mark.data
 def test_conll2003_files():
-    train = C.read_conll(data_path("conll2003", "eng.train"))
+    train = C.read_conll(data_path("conll2003", "eng.train"), task="conll2003")
     assert (len(train), sum(map(len, train))) == (14041, 203621)
     testa = C.read_conll(data_path("conll2003", "eng.testa"), columns=["word", "ner"])
     assert (len(testa), sum(map(len, testa))) == (3250, 51362)
@@ -119,5 +124,5 @@ def test_conll2003_files():
 
 @pytest.mark.data
 def test_conll2000_file():
-    train = C.read_conll(data_path("conll2000", "train.txt"))
+    train = C.read_conll(data_path("conll2000", "train.txt"), task="conll2000")
     assert (len(train), sum(map(len, train))) == (8936, 211727) and len(train[0][0]) == 3

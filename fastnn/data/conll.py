@@ -39,8 +39,10 @@ def column_index(col, where="column_index"):
     raise ValueError(f"{where}: column must be a name in {sorted(COLUMNS)} or an int >= 0; got {col!r}.")
 
 
-def read_conll(path, columns=None):
+def read_conll(path, columns=None, *, task=None):
     """Sentences of a CoNLL file, each a list of row tuples (all columns, or `columns` by index or name, in order).
+
+    `task` ("conll2003" or "conll2000", optional) checks that the file has that task's columns (TASKS).
 
     Raises FileNotFoundError naming a missing file, and ValueError naming the file and line for a line whose number
     of columns differs from the first token line's, for a requested column the file does not have, or for a file
@@ -51,6 +53,8 @@ def read_conll(path, columns=None):
     if isinstance(columns, (str, int, np.integer)):
         columns = [columns]
     cols = None if columns is None else [column_index(c, where) for c in columns]
+    if task is not None and task not in TASKS:
+        raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
     sentences, cur, n_cols, first_line = [], [], None, None
     with _open_text(path, where) as f:
         for lineno, line in enumerate(f, 1):
@@ -62,6 +66,9 @@ def read_conll(path, columns=None):
                 continue
             if n_cols is None:
                 n_cols, first_line = len(fields), lineno
+                if task is not None and n_cols != len(TASKS[task]):
+                    raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
+                                     f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
                 if cols is not None and max(cols, default=0) >= n_cols:
                     raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
                                      f"columns (line {lineno}).")

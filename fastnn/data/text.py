@@ -34,7 +34,7 @@ def read_sentences(path, *, lower=False):
     return sentences
 
 
-def read_sentences_many(paths, *, lower=False):
+def read_sentences_many(paths, lower=False):
     """The sentences of several files, concatenated in the given order."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
