@@ -159,8 +159,9 @@ def test_second_order_differences_and_nondet_option():
 
 
 def test_loss_fn_errors(rng):
+    x = graph.constant(np.ones(3))
     with pytest.raises(ValueError, match="must return a scalar Node"):
-        gradcheck(lambda: nn.tanh(np.ones(3)), {})
+        gradcheck(lambda: nn.tanh(x), {}, inputs=[x])
     w = Param("w", np.array([np.inf]))
     with pytest.raises(FloatingPointError, match="the loss must be finite"):
         gradcheck(lambda: nn.sum(nn.param(w)), {"w": w})
@@ -168,3 +169,16 @@ def test_loss_fn_errors(rng):
         gradcheck(lambda: nn.sum(np.ones(2)), {"w": np.zeros(2)})
     with pytest.raises(ValueError, match="'order' must be 2 or 4"):
         gradcheck(lambda: nn.sum(np.ones(2)), {}, order=3)
+    with pytest.raises(ValueError, match="there is nothing to check"):
+        gradcheck(lambda: nn.sum(np.ones(2)), {})
+
+
+def test_a_nan_gradient_fails_and_reports_null_in_json_rows():
+    w = Param("w", np.array([0.5, 1.0]))
+
+    def loss_fn():
+        y = nn.param(w)
+        return Node(np.asarray(y.value.sum()), (y,), lambda g: y.add_grad(np.full(2, np.nan)), "nan_grad")
+
+    report = gradcheck(loss_fn, {"w": w})
+    assert not report.ok and report.rows("nan")[0]["max_rel_err"] is None
