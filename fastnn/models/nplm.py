@@ -1,0 +1,239 @@
+"""Bengio et al. (2003)'s neural probabilistic language model (NPLM) and the pieces the neural LMs share.
+
+    P(w_t | w_{t-n+1} .. w_{t-1}) = softmax(b + W x + U tanh(d + H x)),  x = [C(w_{t-n+1}); ..; C(w_{t-1})]
+
+C is the |V| x m table of word features (a sparse Param: only the rows of the words in a batch get a gradient and
+are updated), H, d the hidden tanh layer, U the output weights and W the optional direct connections from the
+features to the output.  The output layer computes [U W] [h; x] + b in ONE fused softmax layer over V (BLAS matrix
+products + the softmax-xent kernel), so the direct connections cost one wider matrix, not a second pass.  Weight
+decay applies to C, H, U and W, not to the biases (Param.decay).  Bengio's learning rate eps_t = eps_0 / (1 + r t)
+is `InverseDecay(eps_0, r)`.
+
+Token stream and alignment with the n-gram models: the model predicts every token of a `fastnn.data.lm_stream`
+(sentences each followed by </s>, which is predicted).  The context of position i is the n-1 stream tokens before
+it, crossing sentence boundaries (the previous sentence's words and its </s> are context; before the first token the
+stream is padded with </s>, "a sentence just ended").  `token_logprobs(stream)[i]` therefore lines up with
+`KneserNey.token_logprobs(stream)[i]` position by position, which is what the mixture (fastnn.models.mixture) needs.
+"""
+import numbers
+
+import numpy as np
+
+from fastnn import init as _init
+from fastnn import kernels, nn
+from fastnn._validation import check_scalar
+from fastnn.graph import Module
+from fastnn.metrics import perplexity as _perplexity
+from fastnn.optim.schedules import Schedule
+
+__all__ = ["NPLM", "InverseDecay", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+
+def as_stream(stream, vocab_size, where):
+    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id)."""
+    a = np.asarray(stream)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {a.dtype}, shape "
+                        f"{a.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
+    a = a.astype(np.int64, copy=False)
+    bad = np.flatnonzero((a < 0) | (a >= vocab_size))
+    if bad.size:
+        raise IndexError(f"{where}: 'stream' must hold ids in [0, {vocab_size}); got {a[bad[0]]} at position "
+                         f"{bad[0]}. Encode the text with the model's vocabulary.")
+    return a
+
+
+def contexts(stream, order, pad_id):
+    """(N, order-1) int32 array: row i holds the order-1 tokens before stream[i] (oldest first), the stream being
+    preceded by pad_id (</s>).  With the targets `stream` itself, these are the NPLM's training examples."""
+    stream = np.asarray(stream)
+    k = order - 1
+    padded = np.concatenate([np.full(k, pad_id, dtype=np.int32), stream.astype(np.int32)])
+    if k == 0:
+        return np.zeros((len(stream), 0), dtype=np.int32)
+    return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(padded[:-1], k))
+
+
+# ---- learning rate -----------------------------------------------------------------------------------------------
+
+class InverseDecay(Schedule):
+    """Bengio et al. (2003)'s learning rate eps_t = value / (1 + rate * t), t = number of updates done."""
+
+    def __init__(self, value, rate):
+        self.value = float(check_scalar(value, "value", "InverseDecay", low=0))
+        self.rate = float(check_scalar(rate, "rate", "InverseDecay", low=0))
+
+    def __call__(self, step):
+        return self.value / (1.0 + self.rate * step)
+
+
+# ---- evaluation helper -------------------------------------------------------------------------------------------
+
+def output_logprobs(out, h, targets):
+    """log P(targets[i] | h[i]) under a SoftmaxOutput `out`, as float64 (N,), without gradients (the fused kernel,
+    loss only)."""
+    work = out.__dict__.setdefault("_eval_work", kernels.OutputLayerWork())
+    loss = kernels.output_layer(np.ascontiguousarray(h), out.W.value, out.b.value, targets, want_grad=False,
+                                work=work)[0]
+    return -loss.astype(np.float64)
+
+
+# ---- the model ---------------------------------------------------------------------------------------------------
+
+def _posint(x, name, where, low=1):
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < low:
+        raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
+    return int(x)
+
+
+class NPLM(Module):
+    """Bengio et al. (2003)'s NPLM.
+
+    Parameters
+    ----------
+    vocab_size : |V| (predicted and context words).
+    order : n: the context is the n-1 previous tokens.
+    dim : m, the word feature size (C is |V| x m).
+    hidden : h, tanh hidden units (0: no hidden layer, only direct connections).
+    direct : direct connections W from the features to the output.
+    dropout : dropout on the features and the hidden layer during training (0: none; not in the 2003 paper).
+    eos_id : the </s> id that pads the context at the start of a stream.
+    rng : seed or Generator for the initialisation: C ~ U(-init_scale, init_scale), Glorot for H, zeros for the
+        output weights [U W]; the output bias starts at the log unigram frequencies when `counts` is given.
+    words : optional list of the vocabulary's words (kept in the config for the CLI; not used by the maths).
+    """
+
+    def __init__(self, vocab_size, *, order=5, dim=60, hidden=100, direct=True, dropout=0.0, eos_id=1, rng=0,
+                 dtype=np.float32, init_scale=0.1, counts=None, words=None):
+        where = "NPLM"
+        self.vocab_size = _posint(vocab_size, "vocab_size", where)
+        self.order = _posint(order, "order", where, low=2)
+        self.dim = _posint(dim, "dim", where)
+        self.hidden = _posint(hidden, "hidden", where, low=0)
+        self.direct = bool(direct)
+        if self.hidden == 0 and not self.direct:
+            raise ValueError(f"{where}: 'hidden' must be > 0 when direct=False (the output would see nothing); got 0.")
+        self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
+        if self.dropout_p >= 1:
+            raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
+        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        if self.eos_id >= self.vocab_size:
+            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
+        self.init_scale = float(init_scale)
+        self.words = None if words is None else [str(w) for w in words]
+        if self.words is not None and len(self.words) != self.vocab_size:
+            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
+        rng = _init.as_rng(rng, where)
+        self._dtype = np.dtype(dtype)
+        nx = (self.order - 1) * self.dim
+        self.C = nn.Embedding(self.vocab_size, self.dim, rng=rng, dtype=dtype, scale=self.init_scale)
+        self.H = nn.Linear(nx, self.hidden, rng=rng, dtype=dtype) if self.hidden else None
+        n_out_in = self.hidden + (nx if self.direct else 0)
+        self.out = nn.SoftmaxOutput(n_out_in, self.vocab_size, rng=rng, dtype=dtype)
+        self.out.W.value[...] = 0          # as Bengio: output weights from zero, the bias carries the unigram
+        if counts is not None:
+            c = np.asarray(counts, dtype=np.float64)
+            if c.shape != (self.vocab_size,):
+                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
+            self.out.b.value[...] = _init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
+        self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
+
+    # -- graph -------------------------------------------------------------------------------------------------
+    def _features(self, ctx):
+        x = self.C(ctx)                                         # (B, (n-1) m)
+        if self.drop is not None:
+            x = self.drop(x)
+        parts = []
+        if self.H is not None:
+            h = nn.tanh(self.H(x))
+            if self.drop is not None:
+                h = self.drop(h)
+            parts.append(h)
+        if self.direct:
+            parts.append(x)
+        return parts[0] if len(parts) == 1 else nn.concat(parts)
+
+    def _check_batch(self, batch, where):
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError(f"{where}: 'batch' must be a (contexts, targets) pair; got {type(batch).__name__}.")
+        ctx, t = np.asarray(batch[0]), np.asarray(batch[1])
+        if ctx.ndim != 2 or ctx.shape[1] != self.order - 1 or t.shape != (ctx.shape[0],):
+            raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}) and 'targets' (B,); got "
+                             f"{ctx.shape} and {t.shape}.")
+        return ctx, t
+
+    def loss(self, batch):
+        """Mean cross-entropy over a batch (contexts (B, n-1), targets (B,)): a scalar Node."""
+        ctx, t = self._check_batch(batch, "NPLM.loss")
+        if len(t) == 0:
+            raise ValueError("NPLM.loss: the batch must hold at least one example; got 0.")
+        return self.out.loss(self._features(ctx), t)
+
+    # -- evaluation --------------------------------------------------------------------------------------------
+    def token_logprobs(self, stream, *, batch_size=2048):
+        """Natural-log probability of every token of `stream` (float64, one per position; see the module
+        docstring for the contexts)."""
+        where = "NPLM.token_logprobs"
+        s = as_stream(stream, self.vocab_size, where)
+        ctx = contexts(s, self.order, self.eos_id)
+        was = self.training
+        self.eval()
+        try:
+            out = np.empty(len(s), dtype=np.float64)
+            for i in range(0, len(s), batch_size):
+                feats = self._features(ctx[i:i + batch_size]).value
+                out[i:i + batch_size] = output_logprobs(self.out, feats, s[i:i + batch_size])
+        finally:
+            self.train(was)
+        return out
+
+    def perplexity(self, stream):
+        """exp(mean NLL) over every token of `stream` (</s> and <unk> included)."""
+        lp = self.token_logprobs(stream)
+        return _perplexity(float(-lp.sum()), lp.size)
+
+    def predict(self, ctx):
+        """log P(. | context) for contexts (B, n-1): a (B, |V|) float array."""
+        was = self.training
+        self.eval()
+        try:
+            return self.out.log_probs(self._features(np.asarray(ctx)).value)
+        finally:
+            self.train(was)
+
+    # -- protocol ----------------------------------------------------------------------------------------------
+    def config(self):
+        return {"vocab_size": self.vocab_size, "order": self.order, "dim": self.dim, "hidden": self.hidden,
+                "direct": self.direct, "dropout": self.dropout_p, "eos_id": self.eos_id,
+                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words}
+
+    @classmethod
+    def from_config(cls, cfg):
+        cfg = dict(cfg)
+        cfg["dtype"] = np.dtype(cfg.get("dtype", "float32"))
+        return cls(**cfg)
+
+    def __repr__(self):
+        return (f"NPLM(vocab_size={self.vocab_size}, order={self.order}, dim={self.dim}, hidden={self.hidden}, "
+                f"direct={self.direct}, dropout={self.dropout_p}, dtype={self._dtype.name})")
+
+
+# ---- gradient checks ---------------------------------------------------------------------------------------------
+
+def gradcheck_cases():
+    """Small float64 NPLMs: with and without direct connections, without a hidden layer."""
+    def case(**kw):
+        def build(rng):
+            m = NPLM(11, order=4, dim=3, eos_id=1, rng=rng, dtype=np.float64, init_scale=1.0, **kw)
+            for p in m.parameters().values():
+                if not p.sparse:
+                    p.value[...] = rng.standard_normal(p.shape) * 0.5
+            ctx = rng.integers(0, 11, (6, 3))
+            ctx[1] = ctx[0]                                       # repeated rows in one batch
+            t = rng.integers(0, 11, 6)
+            return (lambda: m.loss((ctx, t))), m.parameters(), {}
+        return build
+    return [("nplm.direct", case(hidden=5, direct=True)), ("nplm.no_direct", case(hidden=5, direct=False)),
+            ("nplm.direct_only", case(hidden=0, direct=True))]

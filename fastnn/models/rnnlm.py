@@ -1,0 +1,454 @@
+"""Elman recurrent language model (the lecture's RNN LM; Mikolov et al. 2010/2011).
+
+    h_t = f(W_hh h_{t-1} + W_hx x_t + b),  y_t = softmax(W_s h_t + b_s),  f in {sigmoid, tanh, relu}
+
+x_t is the previous token; W_hx x_t is an embedding lookup (a sparse Param, E = `embed` columns) followed by the
+RNN layer's input matrix (fastnn.nn.RNN, through kernels.rnn_forward / rnn_backward).  relu with init="identity"
+is Le et al. (2015)'s IRNN.  The output is a full softmax over V (the fused output kernel) or, with `classes` > 0,
+Mikolov et al. (2011)'s class-factorized layer P(w | h) = P(c(w) | h) P(w | c(w), h) (`ClassSoftmaxOutput`), whose
+cost per token is O(H (C + |c(w)|)) instead of O(H V).
+
+Training (`BPTTBatches`): the token stream is cut into B parallel streams; each batch predicts the next `block`
+tokens of every stream and back-propagates through them plus `bptt` earlier steps (Mikolov's -bptt / -bptt-block:
+a token at position j of the block gets j + bptt steps of BPTT); the hidden state is carried from batch to batch
+(reset at each epoch start) and `clip` clips the back-propagated error element-wise.  Evaluation runs one stream
+through the whole text, carrying the state across sentences.
+
+Alignment with the n-gram models: the input before stream[0] is </s> ("a sentence just ended"), every token of the
+stream is predicted (</s> included), so `token_logprobs(stream)[i]` lines up with the n-gram's (fastnn.models.mixture).
+"""
+import numbers
+
+import numpy as np
+
+from fastnn import init as _init
+from fastnn import kernels, nn
+from fastnn._validation import check_scalar
+from fastnn.graph import Module, Node, Param, RowGrad
+from fastnn.metrics import perplexity as _perplexity
+from fastnn.models.nplm import _posint, as_stream, output_logprobs
+from fastnn.nn import functional as F
+
+__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
+
+
+# ---- frequency classes -------------------------------------------------------------------------------------------
+
+def word_classes(counts, n_classes, *, method="sqrt"):
+    """Class of every word (int64 (V,), classes 0..C-1 all non-empty, C <= n_classes) by frequency binning.
+
+    Words are sorted by decreasing count (ties by id) and cut into consecutive bins of equal mass of p(w)
+    ("uniform", Mikolov et al. 2011) or of sqrt(p(w)) ("sqrt", the RNNLM toolkit's default, which gives frequent
+    words smaller classes less aggressively and balances the two softmaxes better).
+    """
+    where = "word_classes"
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 1 or c.size == 0 or np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError(f"{where}: 'counts' must be a non-empty 1-d array of non-negative counts; got shape "
+                         f"{c.shape}.")
+    n_classes = _posint(n_classes, "n_classes", where)
+    if method not in ("sqrt", "uniform"):
+        raise ValueError(f"{where}: 'method' must be 'sqrt' or 'uniform'; got {method!r}.")
+    order = np.lexsort((np.arange(c.size), -c))
+    p = np.maximum(c[order], 0.5) / max(c.sum(), 1.0)      # unseen words still get a tiny mass
+    m = np.sqrt(p) if method == "sqrt" else p
+    cum = np.cumsum(m) / m.sum()
+    # word i (in frequency order) goes to bin floor(C * mass before it), so each bin holds ~1/C of the mass
+    before = np.concatenate([[0.0], cum[:-1]])
+    cls = np.minimum((before * n_classes).astype(np.int64), n_classes - 1)
+    _, cls = np.unique(cls, return_inverse=True)            # drop empty bins: classes 0..C'-1
+    out = np.empty(c.size, dtype=np.int64)
+    out[order] = cls.ravel()
+    return out
+
+
+class ClassSoftmaxOutput(Module):
+    """Class-factorized softmax: log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w].
+
+    Parameters
+    ----------
+    n_in : H.
+    word_class : (V,) ints, the class of each word; classes 0..C-1 must all be non-empty.
+    counts : optional (V,) word counts: the biases then start at the log class priors and log P(w | class).
+
+    Params: Wc (C, H), bc (C,) dense; W (V, H) and b (V, 1) sparse, stored in class-sorted row order (row pos[w]),
+    so each class's words are one contiguous block of rows.  A batch is grouped by the targets' classes: per class
+    present, one small fused output layer (gemm + softmax-xent + gemms) over that class's block, and only the rows of
+    the blocks of the classes present get a (RowGrad) gradient.
+    """
+
+    def __init__(self, n_in, word_class, *, rng, dtype=np.float32, counts=None):
+        where = "ClassSoftmaxOutput"
+        n_in = _posint(n_in, "n_in", where)
+        wc = np.asarray(word_class)
+        if wc.ndim != 1 or wc.size == 0 or wc.dtype.kind not in "iu":
+            raise ValueError(f"{where}: 'word_class' must be a non-empty 1-d integer array; got dtype {wc.dtype}, "
+                             f"shape {wc.shape}.")
+        wc = wc.astype(np.int64)
+        n_classes = int(wc.max()) + 1
+        sizes = np.bincount(wc, minlength=n_classes)
+        if wc.min() < 0 or np.any(sizes == 0):
+            raise ValueError(f"{where}: 'word_class' must use every class 0..{n_classes - 1}; got empty classes "
+                             f"{np.flatnonzero(sizes == 0)[:5].tolist()}. Use word_classes() to build it.")
+        V = wc.size
+        self.word_class = wc
+        self.n_classes = n_classes
+        self.order = np.argsort(wc, kind="stable")                 # row r of W holds word order[r]
+        self.pos = np.empty(V, dtype=np.int64)
+        self.pos[self.order] = np.arange(V)
+        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        rng = _init.as_rng(rng, where)
+        self.Wc = Param("Wc", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
+        self.bc = Param("bc", _init.zeros(n_classes, dtype=dtype), decay=False)
+        r = _init.glorot_range(n_in, max(V // n_classes, 1))
+        self.W = Param("W", _init.uniform((V, n_in), r, rng, dtype=dtype), sparse=True)
+        self.b = Param("b", _init.zeros((V, 1), dtype=dtype), sparse=True, decay=False)
+        if counts is not None:
+            cnt = np.maximum(np.asarray(counts, dtype=np.float64), 0.5)
+            if cnt.shape != (V,):
+                raise ValueError(f"{where}: 'counts' must have shape ({V},); got {cnt.shape}.")
+            csum = np.bincount(wc, weights=cnt, minlength=n_classes)
+            self.bc.value[...] = np.log(csum / csum.sum())
+            self.b.value[self.pos, 0] = np.log(cnt / csum[wc])
+
+    def _split(self, targets):
+        t = np.asarray(targets).ravel()
+        V = self.word_class.size
+        if t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= V):
+            raise IndexError(f"ClassSoftmaxOutput: 'targets' must be word ids in [0, {V}); got values in "
+                             f"[{t.min()}, {t.max()}].")
+        c = self.word_class[t]
+        within = self.pos[t] - self.start[c]
+        order = np.argsort(c, kind="stable")
+        cs = c[order]
+        cut = np.flatnonzero(cs[1:] != cs[:-1]) + 1
+        lo = np.concatenate([[0], cut])
+        hi = np.concatenate([cut, [len(cs)]])
+        return c, within, order, cs[lo] if len(cs) else cs, lo, hi
+
+    def _run(self, h2, targets, scale, want):
+        """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values)."""
+        c, within, order, present, lo, hi = self._split(targets)
+        Wv, bv, start = self.W.value, self.b.value, self.start
+        loss, dWc, dbc, dh = kernels.output_layer(h2, self.Wc.value, self.bc.value, c, scale=scale, want_grad=want)
+        loss = loss.astype(np.float64)
+        rows, vals, bvals = [], [], []
+        for k in range(len(present)):
+            cls = present[k]
+            a, e = start[cls], start[cls + 1]
+            if e - a == 1:                       # a one-word class: P(w | c) = 1, nothing to learn
+                continue
+            idx = order[lo[k]:hi[k]]
+            lw, dW, db, dhc = kernels.output_layer(h2[idx], Wv[a:e], bv[a:e, 0], within[idx], scale=scale,
+                                                   want_grad=want)
+            loss[idx] += lw
+            if want:
+                dh[idx] += dhc
+                rows.append(np.arange(a, e))
+                vals.append(dW)
+                bvals.append(db)
+        if not want:
+            return loss, None
+        if rows:
+            rows, vals, bvals = np.concatenate(rows), np.concatenate(vals), np.concatenate(bvals)[:, None]
+        else:
+            rows, vals, bvals = (np.zeros(0, np.intp), np.zeros((0, Wv.shape[1]), Wv.dtype),
+                                 np.zeros((0, 1), Wv.dtype))
+        return loss, (dWc, dbc, dh, rows, vals, bvals)
+
+    def loss(self, h, targets, reduction="mean"):
+        """Cross-entropy of the factorized softmax against integer targets (shape h.shape[:-1]): a scalar Node."""
+        where = "ClassSoftmaxOutput.loss"
+        K = self.Wc.value.shape[1]
+        h = F.as_node(h, self.Wc.value.dtype)
+        if h.value.shape[-1:] != (K,) or np.shape(targets) != h.value.shape[:-1]:
+            raise ValueError(f"{where}: 'h' must have shape (..., {K}) and 'targets' h.shape[:-1]; got {h.value.shape} "
+                             f"and {np.shape(targets)}.")
+        h2 = np.ascontiguousarray(h.value).reshape(-1, K)
+        s = F._reduction_scale(reduction, h2.shape[0], where)
+        want = self.training
+        losses, grads = self._run(h2, targets, s, want)
+        value = F._scalar(losses.sum() * s, h2.dtype)
+        if not want:
+            return Node(value, op="class_softmax")
+        V = self.word_class.size
+        held = [grads]
+
+        def backward(g):
+            dWc, dbc, dh, rows, vals, bvals = held[0]
+            held[0] = None
+            c = h2.dtype.type(g)
+            if c != 1:
+                for a in (dWc, dbc, dh, vals, bvals):
+                    a *= c
+            F._param_acc(self.Wc, dWc, owned=True)
+            F._param_acc(self.bc, dbc, owned=True)
+            for p, v in ((self.W, vals), (self.b, bvals)):
+                if p.trainable:
+                    rg = RowGrad(rows, v, V)              # class blocks: unique, ascending already
+                    p.grad = rg if p.grad is None else p.grad + rg
+            if h.requires_grad:
+                F._acc(h, dh.reshape(h.value.shape), owned=True)
+
+        return Node(value, (h,), backward, "class_softmax", requires_grad=True)
+
+    def token_logprobs(self, h, targets):
+        """log P(targets[i] | h[i]) as float64 (N,) (no graph)."""
+        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
+        return -self._run(h2, targets, 1.0, False)[0]
+
+    def log_probs(self, h):
+        """The full (N, V) log-distribution, in word-id order (for tests and small vocabularies)."""
+        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
+        lc = kernels.log_softmax(np.ascontiguousarray(h2 @ self.Wc.value.T + self.bc.value))
+        out = np.empty((h2.shape[0], self.word_class.size), dtype=h2.dtype)
+        for cls in range(self.n_classes):
+            a, e = self.start[cls], self.start[cls + 1]
+            lw = kernels.log_softmax(np.ascontiguousarray(h2 @ self.W.value[a:e].T + self.b.value[a:e, 0]))
+            out[:, self.order[a:e]] = lw + lc[:, cls:cls + 1]
+        return out
+
+    def __repr__(self):
+        return f"ClassSoftmaxOutput({self.Wc.shape[1]}, {self.word_class.size} words, {self.n_classes} classes)"
+
+
+# ---- batches -----------------------------------------------------------------------------------------------------
+
+class BPTTBatches:
+    """Truncated-BPTT batches over B parallel streams (for `Trainer`).
+
+    The stream is cut into B contiguous streams of n = len // B tokens (the rest is dropped).  Batch i predicts the
+    tokens at positions [s, s + block) of every stream (s = i * block) from inputs reaching back `bptt` more steps:
+    a batch is (x (L, B) inputs, y (k, B) targets, reset, carry) with L = k + min(bptt, s); the model starts from its
+    carried state (zeros when reset, at the start of each epoch) and keeps the state after input row `carry` (-1:
+    the starting state) for the next batch.  Inputs are the previous tokens, with </s> before the first one.
+    """
+
+    def __init__(self, stream, *, batch_size, block, bptt=0, eos_id):
+        where = "BPTTBatches"
+        s = np.asarray(stream)
+        self.batch_size = _posint(batch_size, "batch_size", where)
+        self.block = _posint(block, "block", where)
+        self.bptt = _posint(bptt, "bptt", where, low=0)
+        n = len(s) // self.batch_size
+        if n < 1:
+            raise ValueError(f"{where}: the stream must hold at least batch_size={self.batch_size} tokens; got "
+                             f"{len(s)}.")
+        inp = np.concatenate([[eos_id], s[:-1]]).astype(np.int64)
+        self.x = np.ascontiguousarray(inp[:n * self.batch_size].reshape(self.batch_size, n).T)
+        self.y = np.ascontiguousarray(s[:n * self.batch_size].astype(np.int64).reshape(self.batch_size, n).T)
+        self.n = n
+
+    def __len__(self):
+        return -(-self.n // self.block)
+
+    def epoch(self, rng):
+        return self
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(f"BPTTBatches: batch index must be in [0, {len(self)}); got {i}.")
+        s = i * self.block
+        e = min(s + self.block, self.n)
+        w0 = max(0, s - self.bptt)
+        nxt = max(0, e - self.bptt)                    # where the next batch's window starts
+        return self.x[w0:e], self.y[s:e], i == 0, nxt - 1 - w0
+
+    def n_examples(self, batch):
+        return batch[1].size
+
+    def __repr__(self):
+        return f"BPTTBatches({self.n} x {self.batch_size} tokens, block={self.block}, bptt={self.bptt})"
+
+
+# ---- the model ---------------------------------------------------------------------------------------------------
+
+def _tail(H, k):
+    """The last k time steps of a (T, B, K) node (a view; the gradient is padded with zeros)."""
+    T = H.value.shape[0]
+    if k == T:
+        return H
+
+    def backward(g):
+        full = np.zeros_like(H.value)
+        full[T - k:] = g
+        F._acc(H, full, owned=True)
+
+    return Node(H.value[T - k:], (H,), backward, "tail", requires_grad=True)
+
+
+class RNNLM(Module):
+    """Elman RNN language model.
+
+    Parameters
+    ----------
+    vocab_size : |V|.
+    hidden : H, recurrent units.  embed : E, the input embedding size (default H).
+    activation : "tanh", "sigmoid" or "relu"; init : "glorot" or "identity" (W_hh = I: the IRNN, with relu).
+    classes : 0 for the full softmax, else the number of frequency classes of the factorized output (needs
+        `counts`, or an explicit `word_class`).
+    dropout : dropout on the embeddings and on the hidden layer below the output (Zaremba et al. 2014; 0 = none).
+    clip : element-wise clip of the back-propagated error inside BPTT (Mikolov's trick; 0 = none).
+    eos_id : the </s> id (input before the first token).
+    counts : word counts (output bias init; classes).  words : the vocabulary's words, kept for the CLI.
+    """
+
+    def __init__(self, vocab_size, *, hidden=256, embed=None, activation="tanh", init="glorot", classes=0,
+                 word_class=None, class_method="sqrt", dropout=0.0, clip=0.0, eos_id=1, rng=0, dtype=np.float32,
+                 init_scale=0.1, counts=None, words=None):
+        where = "RNNLM"
+        self.vocab_size = _posint(vocab_size, "vocab_size", where)
+        self.hidden = _posint(hidden, "hidden", where)
+        self.embed = self.hidden if embed is None else _posint(embed, "embed", where)
+        self.activation, self.init = activation, init
+        self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
+        if self.dropout_p >= 1:
+            raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
+        self.clip = float(check_scalar(clip, "clip", where, low=0))
+        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        if self.eos_id >= self.vocab_size:
+            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
+        self.init_scale = float(init_scale)
+        self._dtype = np.dtype(dtype)
+        self.words = None if words is None else [str(w) for w in words]
+        if self.words is not None and len(self.words) != self.vocab_size:
+            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.float64)
+            if counts.shape != (self.vocab_size,):
+                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
+        self.classes = _posint(classes, "classes", where, low=0)
+        self.class_method = class_method
+        if self.classes and word_class is None:
+            if counts is None:
+                raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency classes.")
+            word_class = word_classes(counts, self.classes, method=class_method)
+        self.word_class = None if not self.classes else [int(c) for c in np.asarray(word_class)]
+        if self.word_class is not None and len(self.word_class) != self.vocab_size:
+            raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got {len(self.word_class)}.")
+        rng = _init.as_rng(rng, where)
+        self.emb = nn.Embedding(self.vocab_size, self.embed, rng=rng, dtype=dtype, scale=self.init_scale)
+        self.rnn = nn.RNN(self.embed, self.hidden, rng=rng, activation=activation, init=init, dtype=dtype,
+                          clip=self.clip)
+        if self.classes:
+            self.out = ClassSoftmaxOutput(self.hidden, np.asarray(self.word_class), rng=rng, dtype=dtype,
+                                          counts=counts)
+        else:
+            self.out = nn.SoftmaxOutput(self.hidden, self.vocab_size, rng=rng, dtype=dtype,
+                                        class_counts=None if counts is None else np.maximum(counts, 0.5))
+        self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
+        self.state = None                                   # (B, H) carried between training batches
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def reset_state(self):
+        self.state = None
+
+    def extra_state(self):
+        """The carried hidden state (for checkpoints: a resumed run continues from the same state)."""
+        return {"state": None if self.state is None else self.state.copy()}
+
+    def load_extra_state(self, st):
+        self.state = None if st["state"] is None else np.array(st["state"], dtype=self._dtype)
+
+    # -- graph ---------------------------------------------------------------------------------------------------
+    def _hidden(self, x, h0):
+        e = self.emb(x, concat=False)                       # (L, B, E)
+        if self.drop is not None:
+            e = self.drop(e)
+        return self.rnn(e, h0)
+
+    def _out_loss(self, H, y):
+        if self.drop is not None:
+            H = self.drop(H)
+        return self.out.loss(H, y)
+
+    def loss(self, batch):
+        """Mean cross-entropy of a BPTTBatches batch (x (L, B), y (k, B), reset, carry); updates the carried state."""
+        x, y, reset, carry = batch
+        x, y = np.asarray(x), np.asarray(y)
+        L, B = x.shape
+        k = y.shape[0]
+        if y.shape != (k, B) or not 0 < k <= L or not -1 <= carry < L:
+            raise ValueError(f"RNNLM.loss: the batch must be (x (L, B), y (k, B), reset, carry) with k <= L; got "
+                             f"{x.shape}, {y.shape}, carry {carry}.")
+        h0 = None if (reset or self.state is None or self.state.shape[0] != B) else self.state
+        H, _ = self._hidden(x, h0)
+        self.state = (np.zeros((B, self.hidden), self._dtype) if h0 is None else h0.copy()) if carry < 0 \
+            else H.value[carry].copy()
+        return self._out_loss(_tail(H, k), y)
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+    def token_logprobs(self, stream, *, chunk=1024):
+        """log P(stream[i] | everything before it) for every token (float64), one stream, state carried across
+        sentences from a zero state and the input </s> before stream[0]."""
+        s = as_stream(stream, self.vocab_size, "RNNLM.token_logprobs")
+        inp = np.concatenate([[self.eos_id], s[:-1]]) if len(s) else s
+        out = np.empty(len(s), dtype=np.float64)
+        was = self.training
+        self.eval()
+        try:
+            h = np.zeros((1, self.hidden), self._dtype)
+            for i in range(0, len(s), chunk):
+                H, h = self._hidden(inp[i:i + chunk, None], h)
+                hv = H.value.reshape(-1, self.hidden)
+                t = s[i:i + chunk]
+                out[i:i + chunk] = (self.out.token_logprobs(hv, t) if self.classes
+                                    else output_logprobs(self.out, hv, t))
+        finally:
+            self.train(was)
+        return out
+
+    def perplexity(self, stream):
+        lp = self.token_logprobs(stream)
+        return _perplexity(float(-lp.sum()), lp.size)
+
+    # -- protocol ------------------------------------------------------------------------------------------------
+    def config(self):
+        return {"vocab_size": self.vocab_size, "hidden": self.hidden, "embed": self.embed,
+                "activation": self.activation, "init": self.init, "classes": self.classes,
+                "word_class": self.word_class, "class_method": self.class_method, "dropout": self.dropout_p,
+                "clip": self.clip, "eos_id": self.eos_id, "dtype": self._dtype.name, "init_scale": self.init_scale,
+                "words": self.words}
+
+    @classmethod
+    def from_config(cls, cfg):
+        cfg = dict(cfg)
+        cfg["dtype"] = np.dtype(cfg.get("dtype", "float32"))
+        return cls(**cfg)
+
+    def __repr__(self):
+        out = f"{self.classes} classes" if self.classes else "full softmax"
+        return (f"RNNLM(vocab_size={self.vocab_size}, hidden={self.hidden}, embed={self.embed}, "
+                f"activation={self.activation!r}, init={self.init!r}, {out}, dropout={self.dropout_p}, "
+                f"clip={self.clip}, dtype={self._dtype.name})")
+
+
+# ---- gradient checks ---------------------------------------------------------------------------------------------
+
+def gradcheck_cases():
+    """Small float64 RNN LMs: full softmax (tanh, sigmoid, IRNN relu), the class-factorized output, and a batch with
+    bptt history beyond the predicted block and a carried state."""
+    def case(activation="tanh", init="glorot", classes=0, bptt=0):
+        def build(rng):
+            V = 13
+            counts = rng.integers(1, 50, V)
+            m = RNNLM(V, hidden=4, embed=3, activation=activation, init=init, classes=classes, counts=counts,
+                      rng=rng, dtype=np.float64, init_scale=1.0)
+            for name, p in m.parameters().items():
+                if not p.sparse and name != "rnn.W_hh":
+                    p.value[...] = rng.standard_normal(p.shape) * 0.5
+            if activation == "relu":
+                m.rnn.b.value[...] = 0.3 + 0.2 * rng.random(4)          # away from the kink
+            stream = rng.integers(0, V, 40)
+            data = BPTTBatches(stream, batch_size=3, block=4, bptt=bptt, eos_id=1)
+            batch = data[2]
+            state = rng.standard_normal((3, 4)) * 0.3
+
+            def loss_fn():
+                m.state = state.copy()
+                return m.loss(batch)
+            return loss_fn, m.parameters(), {}
+        return build
+    return [("rnnlm.tanh", case()), ("rnnlm.sigmoid", case("sigmoid")), ("rnnlm.irnn", case("relu", "identity")),
+            ("rnnlm.classes", case(classes=4)), ("rnnlm.bptt_extra", case(bptt=3)),
+            ("rnnlm.classes_bptt", case(classes=3, bptt=2))]
