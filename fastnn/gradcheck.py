@@ -187,7 +187,7 @@ def _analytic(loss_fn, params, inputs):
     return out
 
 
-def _dense_of(g, shape):
+def _dense_of(g):
     return g.to_dense() if isinstance(g, RowGrad) else g
 
 
@@ -233,7 +233,7 @@ def _thread_invariance(loss_fn, params, inputs):
         runs = []
         for n in (1, 2):
             _threads.set_num_threads(n)
-            runs.append({k: _dense_of(g, None) for k, g in _analytic(loss_fn, params, inputs).items()})
+            runs.append({k: _dense_of(g) for k, g in _analytic(loss_fn, params, inputs).items()})
     finally:
         _threads._default = saved
     for k in runs[0]:
@@ -288,7 +288,7 @@ def gradcheck(loss_fn, params, *, inputs=None, eps=1e-4, tol=TOL, floor=FLOOR, o
         for name, value, kind in targets:
             g = grads[name]
             idx = _entries(g, value.shape, max_entries, n_untouched, rng)
-            a = _dense_of(g, value.shape).reshape(-1)[idx]
+            a = _dense_of(g).reshape(-1)[idx]
             flat = value.reshape(-1)
             num = np.array([_numeric(loss_fn, flat, int(i), eps, order) for i in idx])
             abs_err = np.abs(a - num)
