@@ -158,8 +158,22 @@ def test_module_astype_train_eval(rng):
 
 
 def test_two_layer_tanh_net_trains_with_sgd():
-    # the README example: built from nodes, checked by gradcheck, trained by SGD on XOR of the signs
+    # the README example: built from nodes, checked by gradcheck, trained by SGD on XOR of the signs.  Tiny
+    # matrices: one kernel thread and one BLAS thread (extra threads only add latency on a busy machine).
+    from threadpoolctl import threadpool_limits
+
+    import fastnn
     from fastnn import optim
+
+    fastnn.set_num_threads(1)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            _train_xor(optim)
+    finally:
+        fastnn.set_num_threads(None)
+
+
+def _train_xor(optim):
 
     class TwoLayer(Module):
         def __init__(self, rng):
