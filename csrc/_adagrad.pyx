@@ -7,15 +7,8 @@ split gives the same bits.  Called only from fastnn/kernels.py, which validates 
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
+from _common cimport threads_for
 
-cdef Py_ssize_t MIN_PER_THREAD = 32768   # below this, thread start-up costs more than it saves
-
-
-cdef inline int threads_for(Py_ssize_t n, int n_threads) noexcept nogil:
-    cdef Py_ssize_t most = n // MIN_PER_THREAD
-    if most < 1:
-        return 1
-    return n_threads if n_threads < most else <int> most
 
 
 cdef inline floating decayed(floating g, floating w, floating l2, floating l1) noexcept nogil:

@@ -5,7 +5,7 @@ Called only from fastnn/kernels.py, which validates every argument first.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from _common cimport gemm_rm
+from _common cimport gemm_rm, threads_for
 
 
 def _gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A, const floating[:, ::1] B, double beta,
@@ -32,6 +32,7 @@ def _col_sums(const floating[:, ::1] A, floating[::1] out, double beta, int n_th
     cdef Py_ssize_t M = A.shape[0], N = A.shape[1], blk, i, j, lo, hi
     cdef Py_ssize_t n_blocks = (N + 255) // 256
     cdef floating bb = <floating> beta
+    n_threads = threads_for(M * N, n_threads)
     for blk in prange(n_blocks, schedule="static", num_threads=n_threads, nogil=True):
         lo = blk * 256
         hi = lo + 256

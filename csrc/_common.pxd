@@ -49,3 +49,13 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floati
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda, &beta, c, &ldc)
+
+
+cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
+    """Threads worth starting for `work` elements: below ~32k per thread the start-up and wake-up of OpenMP threads
+    (much worse on a busy machine) costs more than it saves.  Kernels are written so that the result does not depend
+    on the thread count, so this only changes speed."""
+    cdef Py_ssize_t most = work // 32768
+    if most < 1:
+        return 1
+    return n_threads if n_threads < most else <int> most

@@ -12,7 +12,7 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num
+from _common cimport omp_get_thread_num, threads_for
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
 
@@ -22,6 +22,7 @@ def _gather_rows(const floating[:, ::1] W, const Py_ssize_t[::1] idx, floating[:
     cdef Py_ssize_t N = idx.shape[0], D = W.shape[1], i
     if N == 0 or D == 0:
         return
+    n_threads = threads_for(N * D, n_threads)
     for i in prange(N, schedule="static", num_threads=n_threads, nogil=True):
         memcpy(&out[i, 0], &W[idx[i], 0], D * sizeof(floating))
 
@@ -100,6 +101,7 @@ def _segment_sum(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py
     cdef Py_ssize_t R = out.shape[0], D = G.shape[1], r, k, j, src
     if R == 0 or D == 0:
         return
+    n_threads = threads_for(G.shape[0] * D, n_threads)
     for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
         src = order[seg[r]]
         memcpy(&out[r, 0], &G[src, 0], D * sizeof(floating))
@@ -120,6 +122,7 @@ def _scatter_add(floating[:, ::1] W, const Py_ssize_t[::1] idx, const floating[:
     cdef floating a = <floating> alpha
     if N == 0 or D == 0:
         return
+    n_threads = threads_for(N * D, n_threads)
     for blk in prange(n_blocks, schedule="static", num_threads=n_threads, nogil=True):
         lo = blk * COL_BLOCK
         hi = lo + COL_BLOCK
@@ -138,6 +141,7 @@ def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:
     cdef floating a = <floating> lr, decay = <floating> (1.0 - lr * l2)
     if R == 0 or D == 0:
         return
+    n_threads = threads_for(R * D, n_threads)
     for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
         row = rows[r]
         for j in range(D):
@@ -163,6 +167,7 @@ def _sparse_adagrad(floating[:, ::1] W, floating[:, ::1] A, const Py_ssize_t[::1
     cdef Py_ssize_t R = rows.shape[0], D = W.shape[1], r, row
     if R == 0 or D == 0:
         return
+    n_threads = threads_for(R * D, n_threads)
     for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
         row = rows[r]
         adagrad_row(&W[row, 0], &A[row, 0], &G[r, 0], D, <floating> lr, <floating> eps, <floating> l2)
@@ -179,8 +184,7 @@ def _sparse_adagrad_grouped(floating[:, ::1] W, floating[:, ::1] A, const floati
     cdef floating *buf
     if R == 0 or D == 0:
         return
-    if n_threads < 1:
-        n_threads = 1
+    n_threads = threads_for(G.shape[0] * D, n_threads)
     scratch = <floating *> malloc(n_threads * D * sizeof(floating))
     if scratch == NULL:
         raise MemoryError()

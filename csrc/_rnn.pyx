@@ -11,16 +11,8 @@ fastnn/kernels.py, which validates every argument first.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
-from _common cimport gemm_rm, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d
+from _common cimport threads_for, gemm_rm, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d
 
-cdef Py_ssize_t MIN_PER_THREAD = 16384
-
-
-cdef inline int threads_for(Py_ssize_t n, int n_threads) noexcept nogil:
-    cdef Py_ssize_t most = n // MIN_PER_THREAD
-    if most < 1:
-        return 1
-    return n_threads if n_threads < most else <int> most
 
 
 cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:

@@ -12,6 +12,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
+from _common cimport threads_for
 from _common cimport (fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_row_sumexp_f,
                       fnn_row_sumexp_d, fnn_row_scale_f, fnn_row_scale_d, fnn_row_shift_f, fnn_row_shift_d)
 
@@ -136,6 +137,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     cdef double s
     if B == 0:
         return
+    n_threads = threads_for(B * V, n_threads)
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
     if mx == NULL or sm == NULL:
@@ -184,6 +186,7 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     cdef double *sm
     if B == 0:
         return
+    n_threads = threads_for(B * V, n_threads)
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
     if mx == NULL or sm == NULL:

@@ -216,7 +216,7 @@ def test_rnn_matches_numpy(act, clip, dtype, n_threads, rng):
 
 
 def test_rnn_thread_invariant(rng):
-    T, B, Kd = 5, 64, 512
+    T, B, Kd = 5, 128, 512  # B*K large enough that the kernel really uses 2 threads
     X = rng.standard_normal((T, B, Kd)).astype(np.float32)
     W = (rng.standard_normal((Kd, Kd)) * 0.05).astype(np.float32)
     b = np.zeros(Kd, np.float32)
