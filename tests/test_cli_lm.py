@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from fastnn import io
+from fastnn.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
+
+
+def _write(path, rng, n, V=30):
+    words = [f"w{i}" for i in range(V)]
+    lines = []
+    for _ in range(n):
+        k = int(rng.integers(3, 9))
+        start = int(rng.integers(0, V))
+        # a drifting walk: a model with context beats a unigram
+        ids = [(start + 2 * j + int(rng.integers(0, 2))) % V for j in range(k)]
+        lines.append(" ".join(words[i] for i in ids))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(0)
+    return {s: _write(tmp_path / f"{s}.txt", rng, n) for s, n in (("train", 300), ("valid", 60), ("test", 60))}
+
+
+def _run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _train(capsys, corpus, tmp_path, model, *extra):
+    out = str(tmp_path / f"{model}.npz")
+    rc, so, err = _run(capsys, "lm", "train", "--model", model, "--train", corpus["train"], "--valid",
+                       corpus["valid"], "--test", corpus["test"], "--out", out, "--json", "--quiet", "--threads", "1",
+                       *extra)
+    assert rc == 0, err
+    return out, json.loads(so)
+
+
+def test_train_eval_and_mix(capsys, corpus, tmp_path):
+    ng, r_ng = _train(capsys, corpus, tmp_path, "ngram")
+    nplm, r_nplm = _train(capsys, corpus, tmp_path, "nplm", "--epochs", "2", "--hidden", "8", "--dim", "4",
+                          "--order", "3", "--batch-size", "32", "--lr", "0.3")
+    rnn, r_rnn = _train(capsys, corpus, tmp_path, "rnn", "--epochs", "2", "--hidden", "8", "--classes", "4",
+                        "--batch-size", "4", "--bptt-block", "5", "--bptt", "2", "--optimizer", "adagrad",
+                        "--lr", "0.1")
+    for r in (r_ng, r_nplm, r_rnn):
+        assert r["vocab"] == 32 and 1 < r["test_perplexity"] < 32
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", rnn, "--data", corpus["test"], "--json")
+    ev = json.loads(so)
+    assert rc == 0 and ev["perplexity"] == pytest.approx(r_rnn["test_perplexity"], abs=1e-3)
+    assert ev["tokens"] == 60 + sum(len(line.split()) for line in open(corpus["test"])) and ev["oov_as_unk"] == 0
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", nplm, "--data", corpus["test"], "--mix", ng, "--weight", "em",
+                     "--tune-on", corpus["valid"], "--json")
+    mix = json.loads(so)
+    assert rc == 0 and 0 <= mix["weight"] <= 1 and mix["perplexity"] > 1
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", nplm, "--data", corpus["test"], "--mix", ng, "--weight", "1",
+                     "--json")
+    assert json.loads(so)["perplexity"] == pytest.approx(r_nplm["test_perplexity"], abs=1e-3)
+
+
+def test_resume_gives_the_same_model(capsys, corpus, tmp_path):
+    args = ["--epochs", "2", "--hidden", "6", "--batch-size", "4", "--bptt-block", "6", "--dropout", "0.2"]
+    full, _ = _train(capsys, corpus, tmp_path, "rnn", *args)
+    ck = str(tmp_path / "ck.npz")
+    a = str(tmp_path / "a.npz")
+    rc, _, err = _run(capsys, "lm", "train", "--model", "rnn", "--train", corpus["train"], "--valid",
+                      corpus["valid"], "--out", a, "--quiet", "--checkpoint", ck, *args[:1], "1", *args[2:])
+    assert rc == 0, err
+    rc, _, err = _run(capsys, "lm", "train", "--model", "rnn", "--train", corpus["train"], "--valid",
+                      corpus["valid"], "--out", a, "--quiet", "--checkpoint", ck, "--resume", *args)
+    assert rc == 0, err
+    m1, m2 = io.load_model(full), io.load_model(a)
+    for (n, p), q in zip(m1.parameters().items(), m2.parameters().values()):
+        np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+
+
+def test_errors(capsys, corpus, tmp_path):
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    base = ["lm", "train", "--train", corpus["train"], "--out", str(tmp_path / "x.npz"), "--quiet"]
+    cases = [
+        (["lm", "train", "--model", "ngram", "--train", str(tmp_path / "nope.txt"), "--out", "x.npz"], "no such file"),
+        (base + ["--model", "nplm"], "needs --valid"),
+        (base + ["--model", "nplm", "--valid", corpus["valid"], "--order", "1"], "--order must be >= 2"),
+        (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be < 1"),
+        (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em"], "needs --tune-on"),
+        (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "2"], "--weight must be"),
+        (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),
+    ]
+    for argv, msg in cases:
+        rc, _, err = _run(capsys, *argv)
+        assert rc == 2 and msg in err and err.count("\n") == 1, (argv, err)
+    # a model trained on another vocabulary cannot be mixed
+    other = tmp_path / "other.txt"
+    other.write_text("a b c\n" * 10)
+    o = str(tmp_path / "o.npz")
+    assert _run(capsys, "lm", "train", "--model", "ngram", "--train", str(other), "--out", o, "--quiet")[0] == 0
+    rc, _, err = _run(capsys, "lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", o)
+    assert rc == 2 and "different vocabulary" in err

@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+
+from fastnn import io, optim
+from fastnn.gradcheck import run_case
+from fastnn.graph import RowGrad
+from fastnn.models import nplm as N
+from fastnn.models.mixture import em_weight, mix_logprobs
+from fastnn.models.ngram import KneserNey
+from fastnn.train import ArrayBatches, Trainer
+
+
+def _stream(rng, V=12, n=300, eos=1):
+    s = rng.integers(2, V, n)
+    s[rng.random(n) < 0.15] = eos
+    s[-1] = eos
+    return s
+
+
+@pytest.mark.parametrize("name,build", N.gradcheck_cases())
+def test_gradcheck_cases(name, build):
+    assert run_case(build, seed=1).ok
+
+
+def test_contexts_pad_with_eos_and_align():
+    s = np.array([5, 6, 1, 7, 1])
+    ctx = N.contexts(s, 3, pad_id=1)
+    assert ctx.tolist() == [[1, 1], [1, 5], [5, 6], [6, 1], [1, 7]]
+    assert N.contexts(s, 2, pad_id=1)[:, 0].tolist() == [1, 5, 6, 1, 7]
+
+
+def test_inverse_decay():
+    lr = N.InverseDecay(0.1, 0.5)
+    assert lr(0) == 0.1 and lr(2) == pytest.approx(0.05)
+
+
+def test_token_logprobs_normalised_and_match_predict(rng):
+    m = N.NPLM(12, order=3, dim=4, hidden=5, rng=0, dtype=np.float64)
+    for p in m.parameters().values():
+        p.value[...] = rng.standard_normal(p.shape) * 0.3
+    s = _stream(rng, n=50)
+    lp = m.token_logprobs(s, batch_size=7)
+    full = m.predict(N.contexts(s, 3, 1))
+    np.testing.assert_allclose(np.logaddexp.reduce(full, axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(lp, full[np.arange(len(s)), s], rtol=1e-12)
+    total = -lp.sum()
+    assert m.perplexity(s) == pytest.approx(np.exp(total / len(s)))
+
+
+def test_loss_is_mean_nll_and_C_grad_is_rows_of_batch(rng):
+    m = N.NPLM(20, order=3, dim=4, hidden=5, rng=0, dtype=np.float64)
+    ctx = np.array([[3, 4], [4, 9], [3, 3]])
+    t = np.array([1, 2, 3])
+    loss = m.loss((ctx, t))
+    lp = m.predict(ctx)[np.arange(3), t]
+    assert float(loss.value) == pytest.approx(-lp.mean())
+    loss.backward()
+    g = m.C.W.grad
+    assert isinstance(g, RowGrad) and g.rows.tolist() == [3, 4, 9]
+
+
+def test_bias_starts_at_unigram(rng):
+    counts = np.array([5, 10, 1, 4])
+    m = N.NPLM(4, order=2, dim=2, hidden=3, counts=counts, rng=0)
+    lp = m.predict(np.array([[0]]))[0]
+    np.testing.assert_allclose(np.exp(lp), counts / counts.sum(), rtol=1e-5)
+
+
+def test_training_lowers_perplexity_and_beats_unigram(rng):
+    # a deterministic cycle: the NPLM must learn it, an order-1 view cannot
+    s = np.tile(np.array([2, 3, 4, 5, 1]), 60)
+    m = N.NPLM(6, order=3, dim=8, hidden=16, rng=0)
+    before = m.perplexity(s)
+    ctx = N.contexts(s, 3, 1)
+    tr = Trainer(m, optim.AdaGrad(m.parameters(), lr=0.3), ArrayBatches(ctx, s, batch_size=16), epochs=15,
+                 quiet=True, seed=0)
+    tr.fit()
+    assert before > 4 and m.perplexity(s) < 1.2
+
+
+def test_save_load_roundtrip(tmp_path, rng):
+    m = N.NPLM(12, order=4, dim=3, hidden=0, direct=True, rng=3, words=[f"w{i}" for i in range(12)])
+    m.out.W.value[...] = rng.standard_normal(m.out.W.shape)
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    s = _stream(rng)
+    np.testing.assert_array_equal(m.token_logprobs(s), m2.token_logprobs(s))
+    assert m2.words == m.words and "direct=True" in repr(m2)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="'hidden' must be > 0 when direct=False"):
+        N.NPLM(10, hidden=0, direct=False)
+    with pytest.raises(ValueError, match="'eos_id' must be in"):
+        N.NPLM(10, eos_id=10)
+    m = N.NPLM(10, order=3, dim=2, hidden=2)
+    with pytest.raises(ValueError, match="'contexts' must have shape"):
+        m.loss((np.zeros((4, 3), int), np.zeros(4, int)))
+    with pytest.raises(IndexError, match="must hold ids in \\[0, 10\\); got 12 at position 1"):
+        m.token_logprobs(np.array([1, 12]))
+
+
+# ---- mixture ---------------------------------------------------------------------------------------------------
+
+def test_mix_logprobs_formula(rng):
+    a, b = np.log(rng.random(20)), np.log(rng.random(20))
+    np.testing.assert_allclose(mix_logprobs(a, b, 0.3), np.log(0.3 * np.exp(a) + 0.7 * np.exp(b)))
+    np.testing.assert_array_equal(mix_logprobs(a, b, 1.0), a)
+    with pytest.raises(ValueError, match="same token stream"):
+        mix_logprobs(a, b[:-1], 0.5)
+
+
+def test_em_weight_maximises_likelihood(rng):
+    a, b = np.log(rng.random(500) * 0.5), np.log(rng.random(500) * 0.3)
+    lam, ll = em_weight(a, b)
+    grid = np.linspace(0.001, 0.999, 999)
+    best = grid[np.argmax([mix_logprobs(a, b, w).mean() for w in grid])]
+    assert abs(lam - best) < 2e-3
+    assert ll >= max(mix_logprobs(a, b, w).mean() for w in grid) - 1e-6
+
+
+@pytest.mark.filterwarnings("ignore:.*counts-of-counts")
+def test_nplm_aligns_with_ngram_stream(rng):
+    s = _stream(rng, n=400)
+    kn = KneserNey(3).fit(s, 12, 1)
+    m = N.NPLM(12, order=3, dim=4, hidden=4, rng=0)
+    a, b = m.token_logprobs(s), kn.token_logprobs(s)
+    assert a.shape == b.shape == s.shape
+    lam, _ = em_weight(a, b)
+    assert 0 <= lam < 0.5          # an untrained NPLM is worse than the n-gram on its own training data

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+
+from fastnn import io, optim
+from fastnn.gradcheck import run_case
+from fastnn.graph import RowGrad
+from fastnn.models import rnnlm as R
+from fastnn.train import Trainer
+
+
+def _stream(rng, V=15, n=200, eos=1):
+    s = rng.integers(2, V, n)
+    s[rng.random(n) < 0.15] = eos
+    s[-1] = eos
+    return s
+
+
+def _randomize(m, rng, scale=0.4):
+    for name, p in m.parameters().items():
+        p.value[...] = rng.standard_normal(p.shape) * scale
+
+
+@pytest.mark.parametrize("name,build", R.gradcheck_cases())
+def test_gradcheck_cases(name, build):
+    assert run_case(build, seed=2).ok
+
+
+def test_word_classes_frequency_bins():
+    counts = np.array([1000, 5, 500, 1, 1, 250, 2, 3, 60, 40])
+    for method in ("sqrt", "uniform"):
+        wc = R.word_classes(counts, 4, method=method)
+        C = wc.max() + 1
+        assert set(wc.tolist()) == set(range(C)) and C <= 4
+        order = np.argsort(-counts, kind="stable")
+        assert np.all(np.diff(wc[order]) >= 0)        # classes follow decreasing frequency
+        assert wc[0] == 0 and wc[3] == C - 1
+    with pytest.raises(ValueError, match="'method' must be"):
+        R.word_classes(counts, 3, method="x")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_class_softmax_is_a_distribution(rng, dtype):
+    wc = np.array([0, 1, 1, 2, 0, 2, 2, 1, 3])
+    out = R.ClassSoftmaxOutput(5, wc, rng=0, dtype=dtype, counts=np.arange(1, 10))
+    _randomize(out, rng)
+    h = rng.standard_normal((7, 5)).astype(dtype)
+    full = out.log_probs(h)
+    np.testing.assert_allclose(np.logaddexp.reduce(full.astype(np.float64), axis=1), 0, atol=1e-5)
+    t = rng.integers(0, 9, 7)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out.token_logprobs(h, t), full[np.arange(7), t], rtol=tol, atol=tol)
+    loss = out.loss(h, t)
+    assert float(loss.value) == pytest.approx(-full[np.arange(7), t].mean(), rel=tol)
+
+
+def test_class_softmax_grad_rows_are_blocks_of_present_classes(rng):
+    wc = np.array([0, 1, 1, 2, 0, 2, 2, 1, 3])
+    out = R.ClassSoftmaxOutput(3, wc, rng=0, dtype=np.float64)
+    h = np.array(rng.standard_normal((2, 3)))
+    out.loss(h, np.array([1, 5])).backward()          # classes 1 and 2
+    g = out.W.grad
+    assert isinstance(g, RowGrad)
+    assert sorted(out.order[g.rows].tolist()) == [1, 2, 3, 5, 6, 7]
+
+
+def test_counts_init_gives_unigram():
+    counts = np.array([40, 10, 20, 5, 25])
+    wc = R.word_classes(counts, 2)
+    out = R.ClassSoftmaxOutput(3, wc, rng=0, counts=counts)
+    for p in (out.Wc, out.W):
+        p.value[...] = 0
+    lp = out.log_probs(np.zeros((1, 3), np.float32))[0]
+    np.testing.assert_allclose(np.exp(lp), counts / counts.sum(), rtol=1e-5)
+
+
+def test_bptt_batches_windows_and_carry():
+    s = np.arange(2, 26)                                       # 24 tokens, 2 streams of 12
+    d = R.BPTTBatches(s, batch_size=2, block=5, bptt=3, eos_id=1)
+    assert len(d) == 3
+    x, y, reset, carry = d[0]
+    assert reset and x.shape == (5, 2) and y[:, 0].tolist() == [2, 3, 4, 5, 6]
+    assert x[:, 0].tolist() == [1, 2, 3, 4, 5] and carry == 1   # next window starts at position 2
+    x, y, reset, carry = d[1]
+    assert not reset and x.shape == (8, 2) and x[:, 1].tolist() == list(range(15, 23))
+    assert y[:, 1].tolist() == list(range(19, 24)) and carry == 4
+    x, y, _, _ = d[2]
+    assert y.shape == (2, 2) and x.shape == (5, 2)
+    ys = np.concatenate([d[i][1] for i in range(len(d))])
+    np.testing.assert_array_equal(ys.T.ravel(), s)
+
+
+@pytest.mark.parametrize("bptt,classes", [(0, 0), (3, 0), (2, 3)])
+def test_batches_carry_state_like_one_stream(rng, bptt, classes):
+    """With one stream, the per-batch losses (eval mode) add up to the NLL of evaluating the whole text at once:
+    the carried state and the windows are exact, and the input before the first token is </s>."""
+    V = 15
+    s = _stream(rng, V, 61)
+    m = R.RNNLM(V, hidden=6, embed=4, classes=classes, counts=np.bincount(s, minlength=V) + 1, rng=0,
+                dtype=np.float64)
+    _randomize(m, rng)
+    d = R.BPTTBatches(s, batch_size=1, block=7, bptt=bptt, eos_id=1)
+    m.eval()
+    total = sum(float(m.loss(d[i]).value) * d[i][1].size for i in range(len(d)))
+    lp = m.token_logprobs(s, chunk=10)
+    assert total == pytest.approx(-lp.sum(), rel=1e-10)
+    np.testing.assert_allclose(m.token_logprobs(s, chunk=1000), lp, rtol=1e-12)
+
+
+def test_training_learns_a_cycle():
+    s = np.tile(np.array([2, 3, 4, 5, 6, 1]), 100)
+    for classes in (0, 3):
+        m = R.RNNLM(7, hidden=16, classes=classes, counts=np.bincount(s, minlength=7) + 1, rng=0)
+        before = m.perplexity(s)
+        d = R.BPTTBatches(s, batch_size=4, block=10, eos_id=1)
+        Trainer(m, optim.AdaGrad(m.parameters(), lr=0.2), d, epochs=20, quiet=True, clip_norm=5.0).fit()
+        assert before > 4 and m.perplexity(s) < 1.3, classes
+
+
+def test_save_load_and_extra_state(tmp_path, rng):
+    s = _stream(rng)
+    m = R.RNNLM(15, hidden=5, classes=4, counts=np.bincount(s, minlength=15) + 1, rng=1, activation="relu",
+                init="identity", dropout=0.1)
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(m.token_logprobs(s), m2.token_logprobs(s))
+    m.state = np.ones((3, 5), np.float32)
+    m2.load_extra_state(m.extra_state())
+    np.testing.assert_array_equal(m2.state, m.state)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
+        R.RNNLM(10, hidden=3, classes=2)
+    with pytest.raises(ValueError, match="must use every class"):
+        R.ClassSoftmaxOutput(3, np.array([0, 2, 2]), rng=0)
+    with pytest.raises(ValueError, match="at least batch_size"):
+        R.BPTTBatches(np.arange(3), batch_size=4, block=2, eos_id=1)
+    with pytest.raises(IndexError, match="must hold ids"):
+        R.RNNLM(10, hidden=3).token_logprobs(np.array([1, 10]))
