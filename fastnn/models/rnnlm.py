@@ -62,6 +62,26 @@ def word_classes(counts, n_classes, *, method="sqrt"):
     return out
 
 
+def _block_softmax(h2, idx, W, b, t, scale, want):
+    """Softmax cross-entropy of the rows idx of h2 over one class's block of words (W (s, H), b (s,)), in plain
+    NumPy: the blocks are small (tens of words), where a few vectorised calls cost less than the validated kernels'
+    overhead.  Returns the per-row losses (float64) and, when want, (dW, db, dh) of scale * the summed loss."""
+    hc = h2[idx]
+    z = hc @ W.T
+    z += b
+    z -= z.max(axis=1, keepdims=True)
+    r = np.arange(len(idx))
+    zt = z[r, t].astype(np.float64)
+    np.exp(z, out=z)
+    ssum = z.sum(axis=1)
+    loss = np.log(ssum.astype(np.float64)) - zt
+    if not want:
+        return loss, None
+    z *= (scale / ssum)[:, None].astype(z.dtype)
+    z[r, t] -= z.dtype.type(scale)
+    return loss, (z.T @ hc, z.sum(axis=0), z @ W)
+
+
 class ClassSoftmaxOutput(Module):
     """Class-factorized softmax: log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w].
 
@@ -139,10 +159,10 @@ class ClassSoftmaxOutput(Module):
             if e - a == 1:                       # a one-word class: P(w | c) = 1, nothing to learn
                 continue
             idx = order[lo[k]:hi[k]]
-            lw, dW, db, dhc = kernels.output_layer(h2[idx], Wv[a:e], bv[a:e, 0], within[idx], scale=scale,
-                                                   want_grad=want)
+            lw, grads = _block_softmax(h2, idx, Wv[a:e], bv[a:e, 0], within[idx], scale, want)
             loss[idx] += lw
             if want:
+                dW, db, dhc = grads
                 dh[idx] += dhc
                 rows.append(np.arange(a, e))
                 vals.append(dW)
