@@ -5,8 +5,8 @@
 
 Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch or
 torch_fused, and records openmp_enabled, n_threads, blas_threads and cpu_model.  Everything is float32.  fastnn runs
-its default thread count, torch is set to the same count, NumPy uses its BLAS default.  torch is optional: its
-benchmarks are skipped when it is not installed (fastnn itself never imports torch).
+its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
+all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
 
 Before timing, each implementation runs once outside the timed region and its result is compared (allclose) with
 the NumPy reference; that call also creates lazily built state (torch's autograd buffers, optimizer state).
@@ -34,6 +34,12 @@ try:
 except ImportError:  # torch is only a benchmark baseline
     torch = None
 
+# FASTNN_BENCH_THREADS=n runs every implementation (fastnn, torch and both BLAS libraries) on n threads; by default
+# fastnn uses its default count, torch the same count, and the BLAS libraries their defaults.
+_REQUESTED = os.environ.get("FASTNN_BENCH_THREADS")
+if _REQUESTED:
+    fastnn.set_num_threads(int(_REQUESTED))
+    threadpoolctl.threadpool_limits(int(_REQUESTED), user_api="blas")
 N_THREADS = fastnn.get_num_threads()
 if torch is not None:
     torch.set_num_threads(N_THREADS)

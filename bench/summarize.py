@@ -1,9 +1,10 @@
 """Summarize a `pytest bench --benchmark-json=FILE` run: one markdown table per group with the targets of issue 2.
 
-    python bench/summarize.py /tmp/bench.json
+    python bench/summarize.py /tmp/bench.json [--stat min]
 
-Per group ("<kernel>:<size>"): each implementation's median time, how many times faster fastnn is than it
-(its median / fastnn's median), the target speed-up and whether it is met.  Exit code 0 even when targets are missed.
+Per group ("<kernel>:<size>"): each implementation's median time (or --stat min, steadier on a busy machine), how
+many times faster fastnn is than it (its time / fastnn's time), the target speed-up and whether it is met.
+Exit code 0 even when targets are missed.
 """
 import argparse
 import json
@@ -26,8 +27,8 @@ def targets_for(group):
     return TARGETS.get(group, TARGETS.get(group.split(":", 1)[0], {}))
 
 
-def load(path):
-    """{group: {impl: median seconds}} and the machine facts recorded in extra_info."""
+def load(path, stat="median"):
+    """{group: {impl: seconds (the given statistic)}} and the machine facts recorded in extra_info."""
     with open(path) as f:
         data = json.load(f)
     groups, facts = {}, {}
@@ -36,21 +37,21 @@ def load(path):
         impl = info.get("impl")
         if impl is None or bench.get("group") is None:
             continue
-        groups.setdefault(bench["group"], {})[impl] = bench["stats"]["median"]
+        groups.setdefault(bench["group"], {})[impl] = bench["stats"][stat]
         for key in ("cpu_model", "openmp_enabled", "blas_threads", "torch_version"):
             facts.setdefault(key, info.get(key))
         facts.setdefault("n_threads", {})[impl] = info.get("n_threads")
     return groups, facts
 
 
-def summarize(groups):
+def summarize(groups, stat="median"):
     """Markdown lines for every group, and (met, total) over the targets that could be evaluated."""
     lines, met, total = [], 0, 0
     for group in sorted(groups):
         times = groups[group]
         want = targets_for(group)
         ours = times.get("fastnn")
-        lines += [f"### {group}", "", "| impl | median ms | fastnn speed-up | target | met |", "|---|---|---|---|---|"]
+        lines += [f"### {group}", "", f"| impl | {stat} ms | fastnn speed-up | target | met |", "|---|---|---|---|---|"]
         for impl in sorted(times, key=lambda i: (ORDER.index(i) if i in ORDER else len(ORDER), i)):
             ms = f"{times[impl] * 1e3:.3f}"
             if impl == "fastnn":
@@ -77,16 +78,18 @@ def summarize(groups):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="file written by pytest --benchmark-json")
+    parser.add_argument("--stat", choices=["median", "min", "mean"], default="median",
+                        help="timing statistic to compare (default: median)")
     args = parser.parse_args(argv)
     try:
-        groups, facts = load(args.json)
+        groups, facts = load(args.json, args.stat)
     except (OSError, ValueError, KeyError) as exc:
         print(f"summarize: cannot read {args.json}: {exc}", file=sys.stderr)
         return 2
     if not groups:
         print(f"summarize: {args.json} has no benchmarks with extra_info['impl'].", file=sys.stderr)
         return 2
-    lines, met, total = summarize(groups)
+    lines, met, total = summarize(groups, args.stat)
     print(f"CPU: {facts.get('cpu_model')}; OpenMP: {facts.get('openmp_enabled')}; threads: {facts.get('n_threads')}; "
           f"BLAS threads: {facts.get('blas_threads')}; torch: {facts.get('torch_version')}")
     print()

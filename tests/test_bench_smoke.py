@@ -71,7 +71,8 @@ def test_zipf_indices_match_the_spec():
 
 def test_pytest_bench_collects_and_checks():
     """`pytest bench` (not only the file path) finds bench_kernels.py; the softmax cases pass their NumPy checks."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--benchmark-disable", "-q", "-p", "no:cacheprovider",
-                           "-k", "softmax_xent and not torch"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-disable", "-q", "-p", "no:cacheprovider",
+           "-k", "softmax_xent and not torch"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "4 passed" in proc.stdout
