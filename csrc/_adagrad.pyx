@@ -6,7 +6,7 @@ split gives the same bits.  Called only from fastnn/kernels.py, which validates 
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, sqrtf
 from _common cimport threads_for
 
 
@@ -15,6 +15,14 @@ cdef inline floating decayed(floating g, floating w, floating l2, floating l1) n
     if l1 != 0:
         g = g + l1 * ((w > 0) - (w < 0))
     return g + l2 * w
+
+
+cdef inline floating root(floating x) noexcept nogil:
+    # sqrtf for float32: libm's sqrt would widen every element to double and halve the vector width
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 def _sgd(floating[::1] w, const floating[::1] g, double lr, double l2, double l1, int n_threads):
@@ -53,4 +61,4 @@ def _adagrad(floating[::1] w, floating[::1] acc, const floating[::1] g, double l
     for i in prange(n, schedule="static", num_threads=threads_for(n, n_threads), nogil=True):
         gi = decayed(g[i], w[i], c2, c1)
         acc[i] = acc[i] + gi * gi
-        w[i] = w[i] - a * gi / (sqrt(acc[i]) + e)
+        w[i] = w[i] - a * gi / (root(acc[i]) + e)

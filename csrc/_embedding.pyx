@@ -9,7 +9,7 @@ Called only from fastnn/kernels.py, which validates every argument (indices in r
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
 from _common cimport omp_get_thread_num, threads_for
@@ -102,7 +102,7 @@ def _segment_sum(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py
     if R == 0 or D == 0:
         return
     n_threads = threads_for(G.shape[0] * D, n_threads)
-    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+    for r in prange(R, schedule="dynamic", chunksize=64, num_threads=n_threads, nogil=True):
         src = order[seg[r]]
         memcpy(&out[r, 0], &G[src, 0], D * sizeof(floating))
         for k in range(seg[r] + 1, seg[r + 1]):
@@ -148,6 +148,14 @@ def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:
             W[row, j] = decay * W[row, j] - a * G[r, j]
 
 
+cdef inline floating root(floating x) noexcept nogil:
+    # sqrtf for float32: libm's sqrt would widen every element to double and halve the vector width
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
 cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
                              floating l2) noexcept nogil:
     cdef Py_ssize_t j
@@ -155,7 +163,7 @@ cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_s
     for j in range(D):
         gj = g[j] + l2 * w[j]
         acc[j] = acc[j] + gj * gj
-        w[j] = w[j] - lr * gj / (sqrt(acc[j]) + eps)
+        w[j] = w[j] - lr * gj / (root(acc[j]) + eps)
 
 
 def _sparse_adagrad(floating[:, ::1] W, floating[:, ::1] A, const Py_ssize_t[::1] rows, const floating[:, ::1] G,
@@ -188,7 +196,8 @@ def _sparse_adagrad_grouped(floating[:, ::1] W, floating[:, ::1] A, const floati
     scratch = <floating *> malloc(n_threads * D * sizeof(floating))
     if scratch == NULL:
         raise MemoryError()
-    for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
+    # dynamic: the frequent (Zipf) rows sort first, and a static split would give them all to thread 0
+    for r in prange(R, schedule="dynamic", chunksize=64, num_threads=n_threads, nogil=True):
         buf = scratch + omp_get_thread_num() * D
         row = uniq[r]
         src = order[seg[r]]

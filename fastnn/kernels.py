@@ -145,7 +145,8 @@ class OutputLayerWork:
         return buf
 
 
-def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, n_threads=None):
+def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reuse_grad_buffers=False,
+                 n_threads=None):
     """Affine softmax output layer with cross-entropy: logits = h @ W.T + b.
 
     Parameters
@@ -154,6 +155,8 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, n_th
     targets : (B,) integers in [0, V).
     scale : gradients are of scale * sum of the per-row losses (1/B for the mean).
     work : an OutputLayerWork to reuse the (B, V) logits buffer across calls.
+    reuse_grad_buffers : write dW and dh into `work`'s buffers too (no fresh V x H allocation per call); they are then
+        valid only until the next call with the same work.
 
     Returns
     -------
@@ -176,8 +179,12 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, n_th
     loss, g = softmax_xent(logits, targets, grad=logits, scale=scale, want_grad=want_grad, n_threads=n_threads)
     if not want_grad:
         return loss, None, None, None
-    dW = np.empty_like(W)
-    dh = np.empty_like(h)
+    if reuse_grad_buffers:
+        dW = work.get("dW", W.shape, W.dtype)
+        dh = work.get("dh", h.shape, W.dtype)
+    else:
+        dW = np.empty_like(W)
+        dh = np.empty_like(h)
     if B:
         _blas._gemm(True, False, 1.0, g, h, 0.0, dW)
         _blas._gemm(False, False, 1.0, g, W, 0.0, dh)
