@@ -255,7 +255,7 @@ def test_output_layer(benchmark, size, impl):
         work = K.OutputLayerWork()
 
         def fn():
-            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=work)
+            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=work, reuse_grad_buffers=True)
             return dict(loss=loss, dW=dW, db=db, dh=dh)
     elif impl == "numpy":
         fn = numpy_fn
