@@ -20,9 +20,9 @@ DEFAULTS = {
     "ngram": dict(order=3),
     "nplm": dict(order=5, dim=60, hidden=100, direct=True, epochs=10, lr=0.5, lr_decay=1e-5, weight_decay=1e-5,
                  batch_size=128, dropout=0.0, optimizer="sgd"),
-    "rnn": dict(hidden=256, embed=None, classes=0, epochs=12, lr=1.0, weight_decay=0.0, batch_size=32, bptt=0,
+    "rnn": dict(hidden=256, embed=None, classes=0, epochs=20, lr=0.05, weight_decay=0.0, batch_size=32, bptt=0,
                 bptt_block=20, dropout=0.25, activation="tanh", init="glorot", clip_norm=5.0, clip_value=0.0,
-                optimizer="sgd"),
+                optimizer="adagrad", max_minutes=30.0),
 }
 
 
@@ -60,7 +60,8 @@ def register(sub):
     t.add_argument("--init", choices=["glorot", "identity"], help="RNN W_hh init (identity + relu = IRNN)")
     t.add_argument("--clip-norm", type=float, help="clip the global gradient norm (0: off)")
     t.add_argument("--clip-value", type=float, help="RNN: clip the BPTT error element-wise (0: off)")
-    t.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this much training time")
+    t.add_argument("--max-minutes", type=float, help="training-time budget: no epoch starts that would end past it "
+                                                    "(estimated from the longest epoch so far; RNN default 30)")
     t.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a better valid")
     t.add_argument("--threads", type=int, help="kernel threads (default: fastnn's default)")
     t.add_argument("--seed", type=int, default=0)
@@ -280,14 +281,14 @@ def _train_neural(args, vocab, streams, say):
     else:
         opt = optim.SGD(params, lr=lr, weight_decay=g("weight_decay"))
     valid = streams["valid"]
-    max_minutes = args.max_minutes
+    max_minutes = g("max_minutes")
 
     def callback(trainer, rec):
         prog.valid = math.exp(rec["valid"]) if rec["valid"] is not None else None
         say(f"  valid perplexity {prog.valid:.2f}, {len(streams['train']) / max(rec['seconds'], 1e-9):,.0f} "
             f"tokens/s")
-        spent = sum(h["seconds"] for h in trainer.history) / 60
-        return max_minutes is not None and spent >= max_minutes
+        secs = [h["seconds"] for h in trainer.history]
+        return max_minutes is not None and (sum(secs) + max(secs)) / 60 > max_minutes
 
     def validate(m):
         return float(-np.mean(m.token_logprobs(valid)))              # mean NLL; perplexity = exp
