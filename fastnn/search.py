@@ -1,0 +1,437 @@
+"""Random hyper-parameter search (Bergstra and Bengio 2012): sample every trial's configuration independently from
+a space of distributions, run the trials on a concurrent.futures Executor, and log each result as it finishes.
+
+    space = {"lr": LogUniform(1e-3, 0.3), "hidden": Choice([100, 200, 300]), "window": Int(3, 7)}
+    records = random_search(train_and_score, space, n_trials=20, seed=0, log="runs.jsonl")
+    print(format_table(records))
+
+Reproducibility: trial i's configuration depends only on (seed, i) (np.random.default_rng([seed, i])), so a larger
+`n_trials` keeps the first trials and a log can be matched trial by trial.  The log is JSON lines, one object per
+finished trial ({"trial", "params", "score", "seconds", ...}), appended and fsynced as each trial finishes; rerunning
+with the same log runs only the trials it does not hold.  A trial whose objective raises is logged with its "error"
+and score null and does not stop the search; such trials count as done unless `retry_failed=True`.
+
+Executors: None runs a local process pool ("spawn" start method: forking after OpenMP has started threads can hang
+the child) whose workers split the CPUs' threads between them; `workers=1` runs the trials one after another in this
+process.  Any other concurrent.futures.Executor works, e.g. dask.distributed's `Client(address).get_executor()`
+(the objective must then be picklable and the workers must see the same files).
+"""
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import socket
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+__all__ = ["Uniform", "LogUniform", "Int", "Choice", "parse_space", "load_space", "sample", "random_search",
+           "read_log", "best", "format_table", "local_executor"]
+
+
+# ---- distributions -----------------------------------------------------------------------------------------------
+
+def _number(x, where):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+        raise ValueError(f"{where}: bounds must be finite numbers; got {x!r}.")
+    return x
+
+
+class Uniform:
+    """Uniform on [low, high)."""
+    key = "uniform"
+
+    def __init__(self, low, high):
+        self.low, self.high = float(_number(low, "uniform")), float(_number(high, "uniform"))
+        if not self.low <= self.high:
+            raise ValueError(f"uniform: low must be <= high; got [{low}, {high}].")
+
+    def sample(self, rng):
+        return float(rng.uniform(self.low, self.high))
+
+    def to_json(self):
+        return {self.key: [self.low, self.high]}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.low!r}, {self.high!r})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_json() == other.to_json()
+
+
+class LogUniform(Uniform):
+    """log x uniform on [log low, log high): the scale of a learning rate or a regularizer."""
+    key = "loguniform"
+
+    def __init__(self, low, high):
+        super().__init__(low, high)
+        if not self.low > 0:
+            raise ValueError(f"loguniform: bounds must be > 0; got [{low}, {high}]. Use uniform for ranges that "
+                             "include 0.")
+
+    def sample(self, rng):
+        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+
+class Int(Uniform):
+    """An integer uniform on [low, high], both ends included."""
+    key = "int"
+
+    def __init__(self, low, high):
+        for x in (low, high):
+            if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+                raise ValueError(f"int: bounds must be integers; got [{low!r}, {high!r}].")
+        if not low <= high:
+            raise ValueError(f"int: low must be <= high; got [{low}, {high}].")
+        self.low, self.high = int(low), int(high)
+
+    def sample(self, rng):
+        return int(rng.integers(self.low, self.high, endpoint=True))
+
+
+class Choice:
+    """One of a list of JSON values (numbers, strings, booleans, null), each equally likely."""
+    key = "choice"
+
+    def __init__(self, options):
+        if isinstance(options, (str, bytes)) or not hasattr(options, "__len__") or len(options) == 0:
+            raise ValueError(f"choice: options must be a non-empty list; got {options!r}.")
+        for o in options:
+            if not (o is None or isinstance(o, (bool, str)) or isinstance(o, numbers.Real)):
+                raise ValueError(f"choice: options must be numbers, strings, booleans or null; got {o!r}.")
+        self.options = [o.item() if isinstance(o, np.generic) else o for o in options]
+
+    def sample(self, rng):
+        return self.options[int(rng.integers(len(self.options)))]
+
+    def to_json(self):
+        return {self.key: list(self.options)}
+
+    def __repr__(self):
+        return f"Choice({self.options!r})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.options == other.options
+
+
+_KINDS = {c.key: c for c in (Uniform, LogUniform, Int, Choice)}
+
+
+def parse_space(space):
+    """{name: distribution} from {name: Distribution or {"uniform"|"loguniform"|"int": [low, high]} or
+    {"choice": [options]}}.  Raises ValueError naming the entry that is wrong."""
+    if not isinstance(space, dict) or not space:
+        raise ValueError(f"search space must be a non-empty object mapping names to distributions; got {space!r}.")
+    out = {}
+    for name, spec in space.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"search space: names must be non-empty strings; got {name!r}.")
+        if isinstance(spec, (Uniform, Choice)):
+            out[name] = spec
+            continue
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _KINDS:
+            raise ValueError(f"search space: {name!r} must be one of {{\"uniform\": [low, high]}}, "
+                             f"{{\"loguniform\": [low, high]}}, {{\"int\": [low, high]}}, {{\"choice\": [...]}}; "
+                             f"got {spec!r}.")
+        (kind, arg), = spec.items()
+        try:
+            if kind == "choice":
+                out[name] = Choice(arg)
+            else:
+                if not isinstance(arg, (list, tuple)) or len(arg) != 2:
+                    raise ValueError(f"{kind}: needs [low, high]; got {arg!r}.")
+                out[name] = _KINDS[kind](*arg)
+        except ValueError as exc:
+            raise ValueError(f"search space: {name!r}: {exc}") from None
+    return out
+
+
+def load_space(path):
+    """parse_space of a JSON file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            obj = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}).") from None
+    try:
+        return parse_space(obj)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def sample(space, seed, trial):
+    """Trial `trial`'s configuration: a dict of plain Python values that depends only on (space, seed, trial).
+
+    The names are sampled in sorted order from np.random.default_rng([seed, trial]), so the order of the space's
+    entries does not matter."""
+    for x, what in ((seed, "seed"), (trial, "trial")):
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0:
+            raise ValueError(f"sample: {what} must be an integer >= 0; got {x!r}.")
+    space = parse_space(space)
+    rng = np.random.default_rng([int(seed), int(trial)])
+    return {name: space[name].sample(rng) for name in sorted(space)}
+
+
+# ---- the log -----------------------------------------------------------------------------------------------------
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _finite(x):
+    """x with non-finite floats replaced by None (strict JSON has no NaN or Infinity)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _dumps(record):
+    return json.dumps(record, default=_json_default, allow_nan=False)
+
+
+def read_log(path, *, repair=False):
+    """The records of a JSON-lines log, in file order (a trial logged twice appears twice; the later line wins).
+
+    A last line that is not a valid record is what a process killed in mid-write leaves: it is ignored with a
+    warning, and with repair=True cut off the file so that appending continues on a clean line.  A bad line anywhere
+    else raises ValueError.  A missing file has no records."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+    records, offset, good_end = [], 0, 0
+    for i, raw in enumerate(lines[:last + 1]):
+        if raw.strip():
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+                if not isinstance(rec, dict) or not isinstance(rec.get("trial"), int) or "params" not in rec:
+                    raise ValueError("not a trial record")
+            except ValueError as exc:
+                if i < last:
+                    raise ValueError(f"{path}:{i + 1}: malformed log line ({exc}); fix or delete it.") from None
+                warnings.warn(f"{path}:{i + 1}: ignoring a torn last line ({len(raw)} bytes), probably left by an "
+                              "interrupted search; that trial will run again.", RuntimeWarning, stacklevel=2)
+                if repair:
+                    with open(path, "r+b") as f:
+                        f.truncate(good_end)
+                        f.flush()
+                        os.fsync(f.fileno())
+                return records
+            records.append(rec)
+            good_end = offset + len(raw) + 1  # through its newline (a torn line follows it)
+        offset += len(raw) + 1
+    if repair and records and not data.endswith(b"\n"):
+        with open(path, "ab") as f:  # a complete last record without its newline
+            f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+class _Log:
+    """Appends one record per line, flushed and fsynced, so a killed search loses at most the line being written."""
+
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path, "a", encoding="utf-8") if path else None
+
+    def write(self, record):
+        if self.f is None:
+            return
+        self.f.write(_dumps(record) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+
+
+# ---- running trials ----------------------------------------------------------------------------------------------
+
+def _run_trial(objective, trial, params):
+    """Runs in the worker: the trial's record.  The objective's exception becomes the record's "error"."""
+    rec = {"trial": trial, "params": params, "score": None}
+    t0 = time.perf_counter()
+    try:
+        out = objective(dict(params))
+        extra = {}
+        if isinstance(out, dict):
+            if "score" not in out:
+                raise KeyError("the objective returned a dict without a 'score' entry")
+            extra = {k: v for k, v in out.items() if k != "score"}
+            out = out["score"]
+        score = float(out)
+        if not math.isfinite(score):
+            rec["error"] = f"the objective returned a non-finite score ({score})"
+        else:
+            rec["score"] = score
+        if extra:
+            rec["info"] = _finite(json.loads(json.dumps(extra, default=_json_default)))
+    except Exception as exc:  # noqa: BLE001 (any failure of one trial is recorded, not fatal)
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+        rec["error"] = f"{type(exc).__name__}: {exc}{where}"
+    rec["seconds"] = round(time.perf_counter() - t0, 3)
+    rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    return rec
+
+
+def _init_worker(n_threads):
+    """Process-pool initializer: this worker's share of the CPUs, for fastnn's kernels, OpenMP and BLAS."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n_threads)  # for anything that starts later (and subprocesses)
+    import fastnn
+    fastnn.set_num_threads(n_threads)
+    try:  # the libraries already loaded read their environment variables at load time
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n_threads)
+    except ImportError:
+        pass
+
+
+def local_executor(workers=None):
+    """A "spawn" process pool of `workers` processes (default: the CPUs this process may use), each limited to
+    max(1, cpus // workers) threads so that the trials do not oversubscribe the machine."""
+    from fastnn._threads import cpu_count
+    cpus = cpu_count()
+    workers = cpus if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"local_executor: workers must be an integer >= 1; got {workers!r}.")
+    return cf.ProcessPoolExecutor(max_workers=int(workers), mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(max(1, cpus // int(workers)),))
+
+
+def _check_done(rec, space, seed, path):
+    expected = sample(space, seed, rec["trial"])
+    if rec["params"] != expected:
+        raise ValueError(f"{path}: trial {rec['trial']} was logged with params {rec['params']} but seed {seed} and "
+                         f"this space give {expected}. Use a new log, or the seed and space that wrote this one.")
+
+
+def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=None, log=None, retry_failed=False,
+                  on_result=None):
+    """Run trials 0..n_trials-1 of a random search; returns their records sorted by trial number.
+
+    Parameters
+    ----------
+    objective : callable(params: dict) -> float, or a dict with a "score" entry plus any JSON-able extras (kept in
+        the record's "info").  Higher or lower is better as the caller decides (see `best`).  Must be picklable for
+        a process pool or dask (a module-level function or a functools.partial of one).
+    space : dict, see parse_space.
+    n_trials : int >= 0.
+    seed : int >= 0; trial i samples from np.random.default_rng([seed, i]).
+    executor : a concurrent.futures.Executor (not shut down here), e.g. ``Client(address).get_executor()``; None:
+        `local_executor(workers)`, or the current process when workers == 1.
+    log : path of the JSON-lines log, or None.  Records already in it are reused (and must match the sampled params,
+        else ValueError); a torn last line is cut off with a warning.
+    retry_failed : rerun logged trials whose score is null.
+    on_result : callable(record), called in this process as each new trial finishes (progress output).
+
+    Each record: {"trial", "params", "score" (float or None), "seconds", "worker", and "error" / "info" when present}.
+    A KeyboardInterrupt cancels the trials not started and propagates; the finished ones are in the log.
+    """
+    space = parse_space(space)
+    if executor is not None and workers is not None:
+        raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < 0:
+        raise ValueError(f"random_search: n_trials must be an integer >= 0; got {n_trials!r}.")
+    done = {}
+    if log is not None:
+        for rec in read_log(log, repair=True):
+            if rec["trial"] < n_trials:
+                _check_done(rec, space, seed, log)
+                done[rec["trial"]] = rec  # a later line for the same trial (a retry) wins
+    if retry_failed:
+        done = {t: r for t, r in done.items() if r.get("score") is not None}
+    todo = [t for t in range(n_trials) if t not in done]
+    results = dict(done)
+    out = _Log(log)
+    try:
+        if todo and executor is None and workers == 1:
+            for t in todo:
+                rec = _run_trial(objective, t, sample(space, seed, t))
+                out.write(rec)
+                results[t] = rec
+                if on_result is not None:
+                    on_result(rec)
+        elif todo:
+            own = executor is None
+            ex = local_executor(workers) if own else executor
+            futures, broken, interrupted = {}, [], True
+            try:
+                for t in todo:
+                    futures[ex.submit(_run_trial, objective, t, sample(space, seed, t))] = t
+                for fut in cf.as_completed(futures):
+                    t = futures[fut]
+                    try:
+                        rec = fut.result()
+                    except cf.process.BrokenProcessPool as exc:
+                        broken.append((t, exc))  # the pool is gone: keep collecting the trials that finished
+                        continue
+                    except Exception as exc:  # noqa: BLE001 (the executor failed this trial, e.g. dask KilledWorker)
+                        rec = {"trial": t, "params": sample(space, seed, t), "score": None, "seconds": None,
+                               "error": f"{type(exc).__name__}: {exc} (raised by the executor)"}
+                    out.write(rec)
+                    results[t] = rec
+                    if on_result is not None:
+                        on_result(rec)
+                interrupted = False
+            finally:
+                for fut in futures:
+                    fut.cancel()
+                if own:
+                    ex.shutdown(wait=not interrupted, cancel_futures=True)
+            if broken:
+                raise RuntimeError(f"random_search: a worker process died (killed, out of memory or a crash in native "
+                                   f"code); trials {sorted(t for t, _ in broken)} did not finish and will run again "
+                                   f"when the search is rerun with the same log. ({broken[0][1]})")
+    finally:
+        out.close()
+    return [results[t] for t in sorted(results)]
+
+
+# ---- reporting ---------------------------------------------------------------------------------------------------
+
+def best(records, k=None, *, maximize=True):
+    """The successful records, best first (ties broken by trial number); the first k if k is given."""
+    ok = [r for r in records if r.get("score") is not None]
+    ok.sort(key=lambda r: ((-r["score"] if maximize else r["score"]), r["trial"]))
+    return ok if k is None else ok[:k]
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_table(records, k=10, *, maximize=True, metric="score"):
+    """A plain-text table of the k best trials (one column per parameter) plus a line counting failures."""
+    top = best(records, k, maximize=maximize)
+    names = sorted({n for r in records for n in r["params"]})
+    head = ["rank", "trial"] + names + [f"{metric} ({'higher' if maximize else 'lower'} is better)", "seconds"]
+    rows = [[str(i + 1), str(r["trial"])] + [_fmt(r["params"].get(n, "")) for n in names]
+            + [f"{r['score']:.4f}", _fmt(r["seconds"]) if r.get("seconds") is not None else "-"]
+            for i, r in enumerate(top)]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in [head] + rows]
+    failed = [r for r in records if r.get("score") is None]
+    lines.append(f"{len(records)} trials, {len(failed)} failed" + (
+        f" (e.g. trial {failed[0]['trial']}: {failed[0].get('error')})" if failed else "")
+        + (f"; best {len(top)} shown" if len(top) < len(records) - len(failed) else ""))
+    return "\n".join(lines)
