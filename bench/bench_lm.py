@@ -7,7 +7,8 @@ plain SGD), and the matrix-product roof (the output layer's three products alone
 Cases: the NPLM of the issue (V=14,115, n=5, m=60, h=100, batch 128, with and without direct connections), the
 RNN LM (V=10k, H=256, B=32, T=35, tanh, full softmax) and, fastnn only, the class-factorized RNN LM at H=100
 (V=14,115, 100 frequency classes from a Zipf unigram, B=32, T=10).  Data are random ids (Zipf-distributed), the
-same for both implementations.  Run with the CPU lock held on a shared machine.
+same for both implementations.  Run with the CPU lock held on a shared machine.  OMP_WAIT_POLICY=PASSIVE is set
+(see below) unless the environment sets it.
 """
 import argparse
 import os
@@ -19,6 +20,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+# Idle OpenMP threads must sleep, not spin: the kernels' OpenMP pool and OpenBLAS's pthreads share the cores, and
+# GNU OpenMP's default busy-wait after each parallel region slows the next BLAS call several times.  It has to be
+# set before libgomp is loaded (import fastnn).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import fastnn  # noqa: E402
 from fastnn import optim  # noqa: E402

@@ -36,7 +36,9 @@ EXPERIMENTS = {
 def _cli(*args):
     cmd = [sys.executable, "-m", "fastnn", *args]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # idle OpenMP threads sleep instead of slowing BLAS down
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1]), time.perf_counter() - t0, out.stderr
 
 

@@ -172,7 +172,7 @@ class NPLM(Module):
         return self.out.loss(self._features(ctx), t)
 
     # -- evaluation --------------------------------------------------------------------------------------------
-    def token_logprobs(self, stream, *, batch_size=2048):
+    def token_logprobs(self, stream, *, batch_size=512):
         """Natural-log probability of every token of `stream` (float64, one per position; see the module
         docstring for the contexts)."""
         where = "NPLM.token_logprobs"

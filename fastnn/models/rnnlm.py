@@ -398,7 +398,7 @@ class RNNLM(Module):
         return self._out_loss(_tail(H, k), y)
 
     # -- evaluation ----------------------------------------------------------------------------------------------
-    def token_logprobs(self, stream, *, chunk=1024):
+    def token_logprobs(self, stream, *, chunk=512):
         """log P(stream[i] | everything before it) for every token (float64), one stream, state carried across
         sentences from a zero state and the input </s> before stream[0]."""
         s = as_stream(stream, self.vocab_size, "RNNLM.token_logprobs")
