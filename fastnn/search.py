@@ -265,28 +265,28 @@ class _Log:
 
 def _run_trial(objective, trial, params):
     """Runs in the worker: the trial's record.  The objective's exception becomes the record's "error"."""
-    rec = {"trial": trial, "params": params, "score": None}
+    score, extra, error = None, None, None
     t0 = time.perf_counter()
     try:
         out = objective(dict(params))
-        extra = {}
         if isinstance(out, dict):
             if "score" not in out:
                 raise KeyError("the objective returned a dict without a 'score' entry")
-            extra = {k: v for k, v in out.items() if k != "score"}
+            extra = _finite(json.loads(json.dumps({k: v for k, v in out.items() if k != "score"},
+                                                  default=_json_default)))
             out = out["score"]
         score = float(out)
         if not math.isfinite(score):
-            rec["error"] = f"the objective returned a non-finite score ({score})"
-        else:
-            rec["score"] = score
-        if extra:
-            rec["info"] = _finite(json.loads(json.dumps(extra, default=_json_default)))
+            score, error = None, f"the objective returned a non-finite score ({score})"
     except Exception as exc:  # noqa: BLE001 (any failure of one trial is recorded, not fatal)
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
-        rec["error"] = f"{type(exc).__name__}: {exc}{where}"
-    rec["seconds"] = round(time.perf_counter() - t0, 3)
+        error = f"{type(exc).__name__}: {exc}{where}"
+    rec = {"trial": trial, "params": params, "score": score, "seconds": round(time.perf_counter() - t0, 3)}
+    if error is not None:
+        rec["error"] = error
+    if extra:
+        rec["info"] = extra
     rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return rec
 
@@ -426,7 +426,7 @@ def format_table(records, k=10, *, maximize=True, metric="score"):
     names = sorted({n for r in records for n in r["params"]})
     head = ["rank", "trial"] + names + [f"{metric} ({'higher' if maximize else 'lower'} is better)", "seconds"]
     rows = [[str(i + 1), str(r["trial"])] + [_fmt(r["params"].get(n, "")) for n in names]
-            + [f"{r['score']:.4f}", _fmt(r["seconds"]) if r.get("seconds") is not None else "-"]
+            + [f"{r['score']:.6g}", _fmt(r["seconds"]) if r.get("seconds") is not None else "-"]
             for i, r in enumerate(top)]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     lines = ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in [head] + rows]
