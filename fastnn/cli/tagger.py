@@ -1,0 +1,309 @@
+"""`fastnn tagger {train,eval,predict}`: window taggers on CoNLL column files (fastnn.models.tagger).
+
+    fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --out ner.npz
+    fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --task pos=1 --out ner_pos.npz
+    fastnn tagger eval --model ner.npz --data eng.testa --json
+    fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred
+"""
+import os
+import sys
+import time
+
+from fastnn.cli._common import CLIError, existing_file, print_json
+
+# The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
+DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=32, hidden=300, window=5, embed_dim=50,
+                caps_dim=5, suffix_len=0, suffix_dim=0, activation="hardtanh", loss="sentence", scheme="iobes",
+                dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, embed_scale=0.01, patience=None,
+                seed=0, threads=1)
+
+
+def register(sub):
+    p = sub.add_parser("tagger", help="window taggers (Collobert et al. 2011): train, eval, predict")
+    tsub = p.add_subparsers(dest="tagger_command", metavar="ACTION")
+    tsub.required = True
+    d = DEFAULTS
+
+    t = tsub.add_parser("train", help="train a single-task or multitask window tagger")
+    t.add_argument("--train", required=True, metavar="FILE", help="CoNLL column file to train on")
+    t.add_argument("--dev", metavar="FILE", help="CoNLL file scored after every epoch (best epoch kept, early "
+                                                  "stopping with --patience)")
+    t.add_argument("--task", action="append", required=True, metavar="NAME=COL",
+                   help="a task: its name and the column of its tags (an index, or word/pos/chunk/ner); repeat for "
+                        "a multitask model")
+    t.add_argument("--out", required=True, metavar="MODEL.npz", help="where to write the trained model")
+    g = t.add_argument_group("model")
+    g.add_argument("--window", type=int, default=d["window"], help="window size, odd (default %(default)s)")
+    g.add_argument("--embed-dim", type=int, default=None,
+                   help="word vector size (default 50, or the --pretrained file's)")
+    g.add_argument("--caps-dim", type=int, default=d["caps_dim"],
+                   help="capitalisation feature vector size, 0 = none (default %(default)s)")
+    g.add_argument("--suffix-len", type=int, default=d["suffix_len"],
+                   help="suffix feature: the last N letters of the lowercased word, 0 = none (default %(default)s)")
+    g.add_argument("--suffix-dim", type=int, default=d["suffix_dim"],
+                   help="suffix feature vector size (default %(default)s)")
+    g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units (default %(default)s)")
+    g.add_argument("--activation", choices=["hardtanh", "tanh"], default=d["activation"],
+                   help="hidden activation (default %(default)s)")
+    g.add_argument("--loss", choices=["word", "sentence"], default=d["loss"],
+                   help="word-level softmax or sentence-level log-likelihood with Viterbi (default %(default)s)")
+    g.add_argument("--scheme", choices=["iobes", "iob2", "file"], default=d["scheme"],
+                   help="encoding chunk tags are trained in; predictions are converted back to the file's "
+                        "(default %(default)s)")
+    g.add_argument("--dropout", type=float, default=d["dropout"],
+                   help="dropout on the window vectors (default %(default)s)")
+    g.add_argument("--hidden-dropout", type=float, default=d["hidden_dropout"],
+                   help="dropout on the hidden layer (default %(default)s)")
+    g.add_argument("--min-count", type=int, default=d["min_count"],
+                   help="training words seen fewer times become <unk> (default %(default)s)")
+    g.add_argument("--embed-scale", type=float, default=d["embed_scale"],
+                   help="vectors start as U(-s, s) (default %(default)s)")
+    g.add_argument("--pretrained", metavar="VECTORS.txt",
+                   help="initialise word vectors from a word2vec text file (words lowercased, digits -> 0)")
+    g.add_argument("--extend-vocab", action="store_true",
+                   help="with --pretrained: also add the file's words that are not in the training data")
+    g.add_argument("--freeze-embeddings", action="store_true", help="do not train the word vectors")
+    o = t.add_argument_group("training")
+    o.add_argument("--epochs", type=int, default=d["epochs"], help="passes over the data (default %(default)s)")
+    o.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default %(default)s)")
+    o.add_argument("--optimizer", choices=["adagrad", "sgd"], default=d["optimizer"],
+                   help="default %(default)s")
+    o.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help="windows per step (word loss) or about that many tokens of whole sentences (sentence "
+                        "loss) (default %(default)s)")
+    o.add_argument("--unk-replace", type=float, default=d["unk_replace"],
+                   help="probability of replacing a word seen once by <unk> in training (default %(default)s)")
+    o.add_argument("--patience", type=int, default=d["patience"],
+                   help="stop after this many epochs without a better dev score (default: never)")
+    o.add_argument("--seed", type=int, default=d["seed"], help="seed of initialisation, order, dropout")
+    o.add_argument("--threads", type=int, default=d["threads"],
+                   help="kernel and BLAS threads (default %(default)s: the per-step matrices are small)")
+    o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
+    o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    o.add_argument("--quiet", action="store_true", help="print nothing")
+    t.set_defaults(func=run_train)
+
+    e = tsub.add_parser("eval", help="score a model on a CoNLL file (chunk F1 as conlleval, token accuracy)")
+    e.add_argument("--model", required=True, metavar="MODEL.npz")
+    e.add_argument("--data", required=True, metavar="FILE")
+    e.add_argument("--json", action="store_true",
+                   help='print {"task": {"f1", "precision", "recall", "accuracy"}} (percent; null F1 for '
+                        'non-chunk tasks such as POS)')
+    e.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
+    e.set_defaults(func=run_eval)
+
+    r = tsub.add_parser("predict", help="the data file with one predicted column per task appended")
+    r.add_argument("--model", required=True, metavar="MODEL.npz")
+    r.add_argument("--data", required=True, metavar="FILE", help="CoNLL file; only its first (word) column is used")
+    r.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
+    r.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
+    r.set_defaults(func=run_predict)
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------------
+
+def _threads(n):
+    import fastnn
+    if n == 0:
+        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
+    fastnn.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                               # BLAS keeps its own thread count
+        return
+    threadpool_limits(fastnn.get_num_threads(), user_api="blas")
+
+
+def _read(path, what):
+    from fastnn.data.conll import read_conll
+    existing_file(path)
+    try:
+        return read_conll(path)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise CLIError(f"{what}: {e}") from None
+
+
+def _parse_tasks(specs, n_cols, path):
+    from fastnn.data.conll import column_index
+    tasks = {}
+    for spec in specs:
+        name, sep, col = spec.partition("=")
+        if not sep or not name or not col:
+            raise CLIError(f"--task must be NAME=COLUMN (e.g. ner=3); got {spec!r}")
+        if name in tasks:
+            raise CLIError(f"--task {name!r} is given twice")
+        try:
+            c = column_index(int(col) if col.lstrip("-").isdigit() else col, "--task")
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        if c >= n_cols:
+            raise CLIError(f"--task {spec}: column {c} is out of range; {path} has {n_cols} columns "
+                           f"(0..{n_cols - 1})")
+        if c == 0:
+            raise CLIError(f"--task {spec}: column 0 holds the words; a task must tag another column")
+        tasks[name] = c
+    return tasks
+
+
+def _check_range(args):
+    checks = [("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
+              ("--caps-dim", args.caps_dim, 0), ("--suffix-len", args.suffix_len, 0),
+              ("--suffix-dim", args.suffix_dim, 0), ("--min-count", args.min_count, 1)]
+    for name, v, low in checks:
+        if v < low:
+            raise CLIError(f"{name} must be >= {low}; got {v}")
+    if args.window < 1 or args.window % 2 == 0:
+        raise CLIError(f"--window must be an odd number >= 1; got {args.window}")
+    if args.embed_dim is not None and args.embed_dim < 1:
+        raise CLIError(f"--embed-dim must be >= 1; got {args.embed_dim}")
+    if not args.lr > 0:
+        raise CLIError(f"--lr must be > 0; got {args.lr}")
+    for name, v in (("--dropout", args.dropout), ("--hidden-dropout", args.hidden_dropout),
+                    ("--unk-replace", args.unk_replace)):
+        if not 0 <= v < 1:
+            raise CLIError(f"{name} must be in [0, 1); got {v}")
+    if not args.embed_scale > 0:
+        raise CLIError(f"--embed-scale must be > 0; got {args.embed_scale}")
+    if args.patience is not None and args.patience < 0:
+        raise CLIError(f"--patience must be >= 0; got {args.patience}")
+    if (args.extend_vocab or args.freeze_embeddings) and not args.pretrained:
+        raise CLIError("--extend-vocab and --freeze-embeddings need --pretrained VECTORS.txt")
+    if args.resume and not args.checkpoint:
+        raise CLIError("--resume needs --checkpoint PATH")
+    if args.resume and not os.path.isfile(args.checkpoint):
+        raise CLIError(f"--resume: no checkpoint at {args.checkpoint}")
+
+
+def _load_model(path):
+    from fastnn import io
+    from fastnn.models.tagger import WindowTagger
+    existing_file(path)
+    try:
+        model = io.load_model(path)
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise CLIError(str(e)) from None
+    if not isinstance(model, WindowTagger):
+        raise CLIError(f"{path} holds a {type(model).__name__}, not a tagger model")
+    return model
+
+
+# ---- subcommands -------------------------------------------------------------------------------------------------
+
+def run_train(args):
+    from fastnn import io
+    from fastnn.models import tagger as T
+
+    _check_range(args)
+    _threads(args.threads)
+    train = _read(args.train, "--train")
+    n_cols = min(len(s[0]) for s in train)
+    tasks = _parse_tasks(args.task, n_cols, args.train)
+    dev = _read(args.dev, "--dev") if args.dev else None
+
+    pre_words = pre_vecs = None
+    embed_dim = args.embed_dim
+    if args.pretrained:
+        existing_file(args.pretrained)
+        try:
+            pre_words, pre_vecs = T.load_pretrained(args.pretrained)
+        except ValueError as e:
+            raise CLIError(f"--pretrained: {e}") from None
+        if embed_dim is None:
+            embed_dim = pre_vecs.shape[1]
+        elif embed_dim != pre_vecs.shape[1]:
+            raise CLIError(f"--embed-dim {embed_dim} differs from the {pre_vecs.shape[1]}-dimensional vectors of "
+                           f"{args.pretrained}; drop --embed-dim or use matching vectors")
+    if embed_dim is None:
+        embed_dim = DEFAULTS["embed_dim"]
+
+    try:
+        model = T.WindowTagger.build(
+            train, tasks, scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
+            suffix_dim=args.suffix_dim if args.suffix_len else 0,
+            extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
+            caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
+            dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,
+            freeze_embeddings=args.freeze_embeddings, seed=args.seed)
+    except (ValueError, IndexError) as e:
+        raise CLIError(str(e)) from None
+    if pre_vecs is not None:
+        n = T.init_pretrained(model, pre_words, pre_vecs)
+        if not args.quiet:
+            print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}", file=sys.stderr)
+    if dev is not None:
+        try:
+            model.encode(dev)
+        except (ValueError, IndexError) as e:
+            raise CLIError(f"--dev {args.dev}: {e}") from None
+    if not args.quiet:
+        print(model, file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        trainer = T.fit(model, train, dev, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
+                        batch_size=args.batch_size, unk_replace=args.unk_replace, patience=args.patience,
+                        checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet)
+    except (ValueError, TypeError) as e:
+        if args.resume:
+            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
+        raise
+    elapsed = time.perf_counter() - t0
+    try:
+        io.save_model(args.out, model)
+    except OSError as e:
+        raise CLIError(f"--out {args.out}: {e}") from None
+    if not args.quiet:
+        hist = trainer.history
+        secs = sum(h["seconds"] for h in hist)
+        n_tok = sum(len(s) for s in train)
+        rate = n_tok * len(hist) / secs if secs else float("nan")
+        best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}" if dev is not None else ""
+        print(f"trained {len(hist)} epochs in {elapsed:.1f} s ({rate:,.0f} windows/s in training steps){best}; "
+              f"model written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_eval(args):
+    _threads(args.threads)
+    model = _load_model(args.model)
+    data = _read(args.data, "--data")
+    try:
+        res = model.evaluate(data)
+    except (ValueError, IndexError) as e:
+        raise CLIError(f"--data {args.data}: {e}") from None
+    if args.json:
+        print_json(res)
+        return 0
+    print(f"{'task':10s} {'precision':>9s} {'recall':>9s} {'F1':>9s} {'accuracy':>9s}")
+    for name, r in res.items():
+        f = (lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9s}")
+        print(f"{name:10s} {f(r['precision'])} {f(r['recall'])} {f(r['f1'])} {f(r['accuracy'])}")
+    return 0
+
+
+def run_predict(args):
+    from fastnn.data.conll import write_conll
+
+    _threads(args.threads)
+    model = _load_model(args.model)
+    data = _read(args.data, "--data")
+    pred = model.predict(data)
+    cols = [pred[name] for name in model.task_names]
+    if args.out:
+        try:
+            write_conll(args.out, data, cols)
+        except OSError as e:
+            raise CLIError(f"--out {args.out}: {e}") from None
+        return 0
+    out = sys.stdout
+    try:
+        for k, s in enumerate(data):
+            for i, row in enumerate(s):
+                out.write(" ".join(list(row) + [c[k][i] for c in cols]) + "\n")
+            out.write("\n")
+        out.flush()
+    except BrokenPipeError:                           # e.g. piped into head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+__all__ = ["register", "run_train", "run_eval", "run_predict", "DEFAULTS"]

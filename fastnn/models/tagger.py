@@ -1,0 +1,796 @@
+"""Window taggers, single-task and multitask (Collobert, Weston, Bottou, Karlen, Kavukcuoglu and Kuksa 2011).
+
+Each token is tagged from a window of tokens centred on it.  Every token of the window contributes the vectors of
+its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffix), concatenated;
+one hidden layer (hard tanh or tanh) maps the window to a hidden vector h; each task has its own affine output layer
+on h giving one score per tag.
+
+Losses (one per task, summed):
+- "word": the word-level log-likelihood, a softmax per token (cross-entropy of each window's tag);
+- "sentence": the sentence-level log-likelihood: a tag path's score is the sum of the tokens' tag scores plus learned
+  transition scores A[i, j] between consecutive tags, plus start and end scores (Collobert et al. have start scores
+  A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
+  exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi.
+
+The loss of a batch is the sum of the per-token (or per-sentence) losses of every task divided by the number of
+tokens.  In multitask training the word vectors and the hidden layer are shared and every window carries the tags of
+every task, so one forward pass serves all tasks and the output layers' errors add up on h (the graph sums them).
+
+Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
+encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
+with the file's own tags exactly as conlleval does.
+
+    sents = read_conll("eng.train")
+    tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
+    data = tagger.batches(sents, batch_size=32)
+    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents)).fit()
+    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ...}}
+"""
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from fastnn import nn
+from fastnn.data import conll
+from fastnn.data import tags as tagging
+from fastnn.data.vocab import Vocab
+from fastnn.graph import Module, Node, Param
+from fastnn.metrics import conll_f1
+
+__all__ = ["WindowTagger", "Transitions", "TaggerBatch", "WindowBatches", "sentence_nll", "viterbi",
+           "detect_scheme", "load_pretrained", "gradcheck_cases"]
+
+LOSSES = ("word", "sentence")
+ACTIVATIONS = ("hardtanh", "tanh")
+TRAIN_SCHEMES = ("iobes", "iob2", "file")
+
+
+# ---- tag encodings -----------------------------------------------------------------------------------------------
+
+def _is_chunk_tag(t):
+    p, typ = tagging.split_tag(t)
+    return t == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
+
+
+def detect_scheme(tag_sentences):
+    """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
+
+    S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
+    IOB2 (which B-X at every chunk start also satisfies).
+    """
+    seen_iob1 = seen_b = False
+    for s in tag_sentences:
+        prev, prev_typ = "O", ""
+        for t in s:
+            if not _is_chunk_tag(t):
+                return None
+            p, typ = tagging.split_tag(t)
+            if p in "SE":
+                return "iobes"
+            if p == "I" and (prev == "O" or prev_typ != typ):
+                seen_iob1 = True
+            seen_b = seen_b or p == "B"
+            prev, prev_typ = p, typ
+    if seen_iob1:
+        return "iob1"
+    return "iob2" if seen_b else "iob1"
+
+
+def _recode(tag_sentences, src, dst):
+    if src is None or src == dst:
+        return [list(s) for s in tag_sentences]
+    return [tagging.convert(list(s), src, dst) for s in tag_sentences]
+
+
+# ---- the sentence-level log-likelihood ---------------------------------------------------------------------------
+
+class Transitions(Module):
+    """Tag-transition scores of the sentence-level log-likelihood: A (K, K) (A[i, j]: tag i followed by tag j), start
+    (K,) and end (K,) scores, all starting at zero and without weight decay."""
+
+    def __init__(self, n_tags, *, dtype=np.float32):
+        self.A = Param("A", np.zeros((n_tags, n_tags), dtype=dtype), decay=False)
+        self.start = Param("start", np.zeros(n_tags, dtype=dtype), decay=False)
+        self.end = Param("end", np.zeros(n_tags, dtype=dtype), decay=False)
+
+    def __repr__(self):
+        return f"Transitions({self.A.shape[0]} tags, dtype={self.A.dtype})"
+
+
+def _padded(offsets):
+    """(S, T, flat index of each token in the (S*T,) padded layout, mask (S, T), lengths)."""
+    lengths = np.diff(offsets)
+    S = len(lengths)
+    T = int(lengths.max()) if S else 0
+    sent = np.repeat(np.arange(S), lengths)
+    t = np.arange(offsets[-1] - offsets[0]) - (offsets[:-1] - offsets[0])[sent]
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    return S, T, sent * T + t, mask, lengths
+
+
+def _check_offsets(offsets, n, where):
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 1):
+        raise ValueError(f"{where}: 'offsets' must be increasing sentence boundaries from 0 to {n} (every sentence "
+                         f"non-empty); got {offsets[:6]}{'...' if len(offsets) > 6 else ''}.")
+    return offsets
+
+
+def _forward_backward(E, A, start, end, offsets):
+    """Scaled forward-backward in float64 over a batch of sentences.
+
+    E (N, K) emission scores of the tokens (sentences concatenated, boundaries `offsets`).  Returns (logZ (S,),
+    node marginals (N, K), expected transition counts (K, K), start marginals (K,), end marginals (K,)).
+    The recursions run in probability space, with each token's scores shifted by their max and alpha renormalised at
+    every step (the shifts and scales are added back into log Z), so nothing overflows.
+    """
+    N, K = E.shape
+    S, T, flat, mask, lengths = _padded(offsets)
+    shift = E.max(axis=1)
+    P = np.zeros((S * T, K))
+    P[flat] = np.exp(E - shift[:, None])
+    P = P.reshape(S, T, K)                                # exp(E - max) per token, zero at padding
+    a_max = A.max()
+    expA = np.exp(A - a_max)
+    last = offsets[1:] - 1
+    alpha = np.zeros((S, T, K))
+    logc = np.zeros((S, T))
+    a = np.exp(start - start.max())[None, :] * P[:, 0]
+    c = a.sum(axis=1)
+    alpha[:, 0] = a / c[:, None]
+    logc[:, 0] = np.log(c)
+    for t in range(1, T):
+        a = (alpha[:, t - 1] @ expA) * P[:, t]
+        c = a.sum(axis=1)
+        live = mask[:, t]
+        c = np.where(live, c, 1.0)
+        alpha[:, t] = np.where(live[:, None], a / c[:, None], alpha[:, t - 1])
+        logc[:, t] = np.log(c)
+    idx = np.arange(S)
+    expEnd = np.exp(end - end.max())
+    a_last = alpha[idx, lengths - 1]
+    zend = a_last @ expEnd
+    # log Z = shifts + transition shifts + log of the scaled sums
+    sent_shift = np.add.reduceat(shift, offsets[:-1]) if N else np.zeros(0)
+    logZ = (logc.sum(axis=1) + np.log(zend) + sent_shift + (lengths - 1) * a_max + start.max() + end.max())
+    # beta, scaled with the same constants as alpha: beta_t = expA @ (P_{t+1} * beta_{t+1}) / c_{t+1}
+    beta = np.zeros((S, T, K))
+    beta[idx, lengths - 1] = expEnd[None, :] / zend[:, None]
+    c_all = np.exp(logc)
+    for t in range(T - 2, -1, -1):
+        live = mask[:, t + 1]
+        b = (P[:, t + 1] * beta[:, t + 1]) @ expA.T / c_all[:, t + 1][:, None]
+        beta[:, t] = np.where(live[:, None], b, beta[:, t])
+    # node marginals: alpha_t * beta_t (normalised by construction)
+    marg = (alpha * beta).reshape(S * T, K)[flat]
+    # pairwise: alpha_{t-1}[i] expA[i, j] P_t[j] beta_t[j] / c_t, summed over live t >= 1
+    if T > 1:
+        w = (P[:, 1:] * beta[:, 1:]) / c_all[:, 1:, None]
+        w *= mask[:, 1:, None]
+        trans = np.einsum("sti,stj->ij", alpha[:, :-1], w) * expA
+    else:
+        trans = np.zeros((K, K))
+    return logZ, marg, trans, marg[offsets[:-1]], marg[last]
+
+
+def sentence_nll(scores, tags, offsets, transitions, reduction="tokens"):
+    """The sentence-level negative log-likelihood (Collobert et al. 2011, section 3.4.2): a scalar Node.
+
+    Parameters
+    ----------
+    scores : Node or array (N, K): the network's tag scores for N tokens, sentences concatenated.
+    tags : (N,) int gold tags.  offsets : (S + 1,) sentence boundaries (0 ... N).
+    transitions : a Transitions module (its A, start, end receive gradients).
+    reduction : "tokens" (sum over sentences / N, the default), "sentences" (mean per sentence) or "sum".
+
+    The forward-backward runs in float64 whatever the parameters' dtype; gradients are cast back.
+    """
+    where = "sentence_nll"
+    scores = nn.as_node(scores)
+    E = scores.value
+    if E.ndim != 2:
+        raise ValueError(f"{where}: 'scores' must be 2-D (tokens, tags); got shape {E.shape}.")
+    N, K = E.shape
+    if transitions.A.shape != (K, K):
+        raise ValueError(f"{where}: the transitions must be for {K} tags; got {transitions.A.shape[0]}.")
+    y = np.asarray(tags, dtype=np.int64).ravel()
+    if y.shape != (N,) or (N and (y.min() < 0 or y.max() >= K)):
+        raise ValueError(f"{where}: 'tags' must be {N} ints in [0, {K}); got shape {y.shape}.")
+    offsets = _check_offsets(offsets, N, where)
+    denom = {"tokens": N, "sentences": len(offsets) - 1, "sum": 1}.get(reduction)
+    if denom is None:
+        raise ValueError(f"{where}: 'reduction' must be 'tokens', 'sentences' or 'sum'; got {reduction!r}.")
+    A, st, en = transitions.A, transitions.start, transitions.end
+    E64 = np.asarray(E, dtype=np.float64)
+    A64, s64, e64 = (np.asarray(p.value, dtype=np.float64) for p in (A, st, en))
+    logZ, marg, trans, m_first, m_last = _forward_backward(E64, A64, s64, e64, offsets)
+    first, last = offsets[:-1], offsets[1:] - 1
+    inner = np.ones(N, dtype=bool)
+    inner[first] = False                                  # tokens with a predecessor in their sentence
+    gold = (E64[np.arange(N), y].sum() + A64[y[:-1][inner[1:]], y[1:][inner[1:]]].sum()
+            + s64[y[first]].sum() + e64[y[last]].sum())
+    value = np.asarray((logZ.sum() - gold) / denom, dtype=E.dtype)
+    dt = A.dtype
+
+    def backward(g):
+        c = float(g) / denom
+        if scores.requires_grad:
+            dE = marg.copy()
+            dE[np.arange(N), y] -= 1.0
+            scores.add_grad((dE * c).astype(E.dtype, copy=False))
+        if A.trainable:
+            dA = trans.copy()
+            np.add.at(dA, (y[:-1][inner[1:]], y[1:][inner[1:]]), -1.0)
+            A.add_grad((dA * c).astype(dt))
+        if st.trainable:
+            ds = m_first.sum(axis=0)
+            np.add.at(ds, y[first], -1.0)
+            st.add_grad((ds * c).astype(dt))
+        if en.trainable:
+            de = m_last.sum(axis=0)
+            np.add.at(de, y[last], -1.0)
+            en.add_grad((de * c).astype(dt))
+
+    return Node(value, (scores,), backward, "sentence_nll", requires_grad=True)
+
+
+def viterbi(scores, offsets, A, start, end):
+    """The best tag path of every sentence under the sentence-level score: (N,) int64 tags.
+
+    scores (N, K) tag scores (sentences concatenated, boundaries `offsets`); A (K, K), start (K,), end (K,) arrays.
+    """
+    E = np.asarray(scores, dtype=np.float64)
+    N, K = E.shape
+    offsets = _check_offsets(offsets, N, "viterbi")
+    A = np.asarray(A, dtype=np.float64)
+    S, T, flat, mask, lengths = _padded(offsets)
+    Ep = np.zeros((S * T, K))
+    Ep[flat] = E
+    Ep = Ep.reshape(S, T, K)
+    delta = start[None, :] + Ep[:, 0]
+    back = np.zeros((S, T, K), dtype=np.int64)
+    for t in range(1, T):
+        cand = delta[:, :, None] + A[None]                # (S, from, to)
+        arg = cand.argmax(axis=1)
+        best = np.take_along_axis(cand, arg[:, None, :], axis=1)[:, 0] + Ep[:, t]
+        live = mask[:, t]
+        back[:, t] = arg
+        delta = np.where(live[:, None], best, delta)
+    path = np.zeros((S, T), dtype=np.int64)
+    cur = (delta + np.asarray(end, dtype=np.float64)[None, :]).argmax(axis=1)
+    idx = np.arange(S)
+    for t in range(T - 1, -1, -1):
+        live = t < lengths
+        path[:, t] = np.where(live, cur, 0)
+        if t > 0:
+            # step back only where position t is inside the sentence (its backpointer is real)
+            cur = np.where(live, back[idx, t, cur], cur)
+    return path.reshape(S * T)[flat]
+
+
+# ---- batches -----------------------------------------------------------------------------------------------------
+
+class TaggerBatch(NamedTuple):
+    """Windows of feature ids (N, window) for N tokens; targets (N, n_tasks) or None; offsets (S + 1,) sentence
+    boundaries within the batch (sentence-level loss) or None (independent windows)."""
+    words: np.ndarray
+    caps: np.ndarray
+    suffix: np.ndarray
+    targets: np.ndarray
+    offsets: np.ndarray
+
+
+class Encoded(NamedTuple):
+    """A corpus turned into windows: words/caps/suffix (N, window) int64, targets (N, n_tasks) or None,
+    offsets (S + 1,)."""
+    words: np.ndarray
+    caps: np.ndarray
+    suffix: np.ndarray
+    targets: np.ndarray
+    offsets: np.ndarray
+
+    def batch(self, rows=None, sentences=None):
+        """The TaggerBatch of token `rows`, or of whole `sentences` (with their offsets)."""
+        if sentences is not None:
+            lo, hi = self.offsets[sentences], self.offsets[np.asarray(sentences) + 1]
+            lengths = hi - lo
+            offs = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offs[1:])
+            rows = np.repeat(lo - offs[:-1], lengths) + np.arange(offs[-1])
+        else:
+            offs = None
+        pick = (lambda a: None if a is None else a[rows])
+        return TaggerBatch(self.words[rows], self.caps[rows], pick(self.suffix), pick(self.targets), offs)
+
+
+class WindowBatches:
+    """Training batches for the Trainer: shuffled every epoch.
+
+    by="window": batches of `batch_size` random windows (word-level loss).  by="sentence": batches of whole shuffled
+    sentences holding about `batch_size` tokens (at least one sentence), with offsets (sentence-level loss).
+    unk_replace: each occurrence of a word seen once in training is replaced by <unk> with this probability in each
+    epoch (so the <unk> vector is trained on words like the unknown words of new text).
+    """
+
+    def __init__(self, encoded, *, batch_size, by="window", unk_replace=0.0, rare=None, unk_id=1):
+        if by not in ("window", "sentence"):
+            raise ValueError(f"WindowBatches: 'by' must be 'window' or 'sentence'; got {by!r}.")
+        if not (isinstance(batch_size, numbers.Integral) and batch_size >= 1):
+            raise ValueError(f"WindowBatches: 'batch_size' must be an int >= 1; got {batch_size!r}.")
+        if not 0 <= unk_replace < 1:
+            raise ValueError(f"WindowBatches: 'unk_replace' must be in [0, 1); got {unk_replace!r}.")
+        if encoded.targets is None:
+            raise ValueError("WindowBatches: the corpus must have targets (encode it with targets=True).")
+        self.enc, self.batch_size, self.by = encoded, int(batch_size), by
+        self.unk_replace, self.rare, self.unk_id = float(unk_replace), rare, unk_id
+        self.n_tokens = len(encoded.words)
+        self.n_sentences = len(encoded.offsets) - 1
+
+    def epoch(self, rng):
+        seed = int(rng.integers(2**63))
+        if self.by == "window":
+            perm = rng.permutation(self.n_tokens)
+            cuts = list(range(0, self.n_tokens, self.batch_size)) + [self.n_tokens]
+        else:
+            perm = rng.permutation(self.n_sentences)
+            lengths = np.diff(self.enc.offsets)[perm]
+            # cut whenever the running token count passes a multiple of batch_size
+            cum = np.cumsum(lengths)
+            cuts = [0] + list(np.flatnonzero(np.diff(cum // self.batch_size) > 0) + 1)
+            if cuts[-1] != len(perm):
+                cuts.append(len(perm))
+        return _BatchPlan(self, perm, cuts, seed)
+
+    @staticmethod
+    def n_examples(batch):
+        return len(batch.words)
+
+    def __len__(self):
+        return -(-self.n_tokens // self.batch_size)
+
+    def __repr__(self):
+        return (f"WindowBatches({self.n_tokens} tokens, {self.n_sentences} sentences, batch_size={self.batch_size}, "
+                f"by={self.by!r}, unk_replace={self.unk_replace})")
+
+
+class _BatchPlan:
+    def __init__(self, src, perm, cuts, seed):
+        self.src, self.perm, self.cuts, self.seed = src, perm, cuts, seed
+
+    def __len__(self):
+        return len(self.cuts) - 1
+
+    def __getitem__(self, i):
+        src = self.src
+        sel = self.perm[self.cuts[i]:self.cuts[i + 1]]
+        b = src.enc.batch(rows=sel) if src.by == "window" else src.enc.batch(sentences=sel)
+        if src.unk_replace > 0 and src.rare is not None:
+            rng = np.random.default_rng([self.seed, i])    # the same replacement when a run is resumed
+            w = b.words
+            hit = src.rare[w] & (rng.random(w.shape) < src.unk_replace)
+            if hit.any():
+                w = w.copy()
+                w[hit] = src.unk_id
+                b = b._replace(words=w)
+        return b
+
+
+# ---- the model ---------------------------------------------------------------------------------------------------
+
+def _suffix_of(word, n):
+    return word[-n:]
+
+
+class WindowTagger(Module):
+    """The window network of Collobert et al. (2011) with one output layer per task.
+
+    Parameters
+    ----------
+    words : list of str, the word vocabulary (normalised words; "<pad>" id 0 and "<unk>" id 1 first).
+    tasks : list of dicts {"name", "column", "tags" (list, in the training encoding), "scheme" (training encoding,
+        or None for a non-chunk task like POS), "file_scheme" (the data's encoding, or None)}.
+    suffixes : list of str (with "<pad>", "<unk>" first) for the suffix feature, or None for no suffix feature.
+    word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
+    window : odd window size.  embed_dim, caps_dim, suffix_dim : feature vector sizes.  suffix_len : letters.
+    hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
+    dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
+    embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
+    freeze_embeddings : the word vectors are not trained (e.g. pretrained ones).
+    seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
+    """
+
+    def __init__(self, words, tasks, *, suffixes=None, word_counts=None, window=5, embed_dim=50, caps_dim=5,
+                 suffix_len=0, suffix_dim=0, hidden=300, activation="hardtanh", loss="sentence", dropout=0.0,
+                 hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, seed=0, dtype="float32"):
+        where = "WindowTagger"
+        if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
+            raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
+        for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
+            if not (isinstance(v, numbers.Integral) and v >= 1):
+                raise ValueError(f"{where}: '{name}' must be an int >= 1; got {v!r}.")
+        for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("suffix_len", suffix_len)):
+            if not (isinstance(v, numbers.Integral) and v >= 0):
+                raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
+        if loss not in LOSSES:
+            raise ValueError(f"{where}: 'loss' must be one of {LOSSES}; got {loss!r}.")
+        if not tasks:
+            raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
+        if (suffixes is None) != (suffix_len == 0 or suffix_dim == 0):
+            raise ValueError(f"{where}: 'suffixes' must be given exactly when suffix_len and suffix_dim are > 0; got "
+                             f"suffix_len={suffix_len}, suffix_dim={suffix_dim}, suffixes "
+                             f"{'None' if suffixes is None else 'given'}.")
+        words = list(words)
+        if words[:2] != [Vocab.PAD, Vocab.UNK]:
+            raise ValueError(f"{where}: 'words' must start with {Vocab.PAD!r}, {Vocab.UNK!r}; got {words[:2]}.")
+        self.tasks = [dict(t) for t in tasks]
+        for t in self.tasks:
+            t["tags"] = list(t["tags"])
+        self.vocab = Vocab(words, word_counts)
+        self.suffix_vocab = Vocab(suffixes) if suffixes is not None else None
+        self._cfg = dict(window=int(window), embed_dim=int(embed_dim), caps_dim=int(caps_dim),
+                         suffix_len=int(suffix_len), suffix_dim=int(suffix_dim), hidden=int(hidden),
+                         activation=activation, loss=loss, dropout=float(dropout),
+                         hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
+                         freeze_embeddings=bool(freeze_embeddings), seed=int(seed), dtype=str(np.dtype(dtype)))
+        dt = np.dtype(dtype)
+        rng = np.random.default_rng(seed)
+        self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
+        self.embed.W.trainable = not freeze_embeddings
+        self.caps = nn.Embedding(conll.N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
+        self.suffix = (nn.Embedding(len(suffixes), suffix_dim, rng=rng, dtype=dt, scale=embed_scale)
+                       if suffixes is not None else None)
+        n_in = window * (embed_dim + caps_dim + (suffix_dim if suffixes is not None else 0))
+        self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
+        self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
+        self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
+                            else None)
+        self.drop_in = nn.Dropout(dropout, rng=np.random.default_rng([seed, 1]))
+        self.drop_hidden = nn.Dropout(hidden_dropout, rng=np.random.default_rng([seed, 2]))
+        self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
+
+    # -- construction from data ----------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, suffix_min_count=1,
+              extra_words=(), **kwargs):
+        """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
+
+        tasks : {name: column index or name}.  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
+        to keep the file's).  min_count : words seen fewer times map to <unk>.  extra_words : normalised words to add
+        to the vocabulary (e.g. those of pretrained vectors).  Other keywords go to the constructor.
+        """
+        where = "WindowTagger.build"
+        if scheme not in TRAIN_SCHEMES:
+            raise ValueError(f"{where}: 'scheme' must be one of {TRAIN_SCHEMES}; got {scheme!r}.")
+        if not tasks:
+            raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
+        n_cols = len(sentences[0][0])
+        specs = []
+        for name, col in tasks.items():
+            c = conll.column_index(col, where)
+            if c >= n_cols:
+                raise IndexError(f"{where}: task {name!r} reads column {c}, but the training data has {n_cols} "
+                                 f"columns (0..{n_cols - 1}).")
+            gold = conll.column(sentences, c)
+            file_scheme = detect_scheme(gold)
+            train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
+            vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
+            specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
+                          "file_scheme": file_scheme})
+        wv = conll.word_vocab(sentences, min_count=min_count, extra_words=extra_words)
+        suffixes = None
+        if suffix_len and suffix_dim:
+            norm = ([_suffix_of(conll.normalize_word(r[0]), suffix_len) for r in s] for s in sentences)
+            suffixes = Vocab.build(norm, min_count=suffix_min_count, specials=(Vocab.PAD, Vocab.UNK)).words
+        return cls(wv.words, specs, suffixes=suffixes, word_counts=wv.counts.tolist(), suffix_len=suffix_len,
+                   suffix_dim=suffix_dim, **kwargs)
+
+    def config(self):
+        return dict(words=self.vocab.words, tasks=self.tasks,
+                    suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
+                    word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
+
+    @classmethod
+    def from_config(cls, cfg):
+        cfg = dict(cfg)
+        return cls(cfg.pop("words"), cfg.pop("tasks"), **cfg)
+
+    @property
+    def loss_type(self):
+        return self._cfg["loss"]
+
+    @property
+    def task_names(self):
+        return [t["name"] for t in self.tasks]
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    def encode(self, sentences, targets=True):
+        """Encoded windows of read_conll sentences (word column 0); targets=True also encodes every task's column
+        in the training encoding (ValueError for a missing column or a tag the model does not know)."""
+        where = "WindowTagger.encode"
+        w = self._cfg["window"]
+        wid = conll.encode_words(sentences, self.vocab, col=0)
+        cid = conll.encode_caps(sentences, col=0)
+        words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
+        suffix = None
+        if self.suffix_vocab is not None:
+            n = self._cfg["suffix_len"]
+            sid = [self.suffix_vocab.encode([_suffix_of(conll.normalize_word(r[0]), n) for r in s])
+                   for s in sentences]
+            suffix = conll.windows(sid, window=w, pad_word_id=0)[0]
+        tgt = None
+        if targets:
+            n_cols = min(len(s[0]) for s in sentences) if sentences else 0
+            tgt = np.empty((offsets[-1], len(self.tasks)), dtype=np.int64)
+            for k, t in enumerate(self.tasks):
+                if t["column"] >= n_cols:
+                    raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                     f"{n_cols} columns.")
+                raw = conll.column(sentences, t["column"])
+                if t["file_scheme"] is not None and not all(_is_chunk_tag(x) for s in raw for x in s):
+                    bad = next(x for s in raw for x in s if not _is_chunk_tag(x))
+                    raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) must hold chunk tags like "
+                                     f"the training data ({t['file_scheme'].upper()}); got {bad!r}.")
+                gold = _recode(raw, t["file_scheme"], t["scheme"])
+                index = self._tag_index[k]
+                flat = [tag for s in gold for tag in s]
+                try:
+                    tgt[:, k] = [index[tag] for tag in flat]
+                except KeyError:
+                    pos = next(i for i, tag in enumerate(flat) if tag not in index)
+                    orig = [x for s in raw for x in s][pos]
+                    shown = repr(orig) if orig == flat[pos] else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})"
+                    raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
+                                     f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
+                                     f"{', ...' if len(t['tags']) > 12 else ''}).") from None
+        return Encoded(words, caps, suffix, tgt, offsets)
+
+    def batches(self, sentences_or_encoded, *, batch_size=32, unk_replace=0.0):
+        """WindowBatches over training data: by window (word loss) or by sentence (sentence loss)."""
+        enc = sentences_or_encoded
+        if not isinstance(enc, Encoded):
+            enc = self.encode(enc)
+        rare = None
+        if unk_replace and self.vocab.counts is not None:
+            rare = self.vocab.counts == 1
+        return WindowBatches(enc, batch_size=batch_size, by="sentence" if self.loss_type == "sentence" else "window",
+                             unk_replace=unk_replace, rare=rare, unk_id=self.vocab.unk_id)
+
+    # -- the network ---------------------------------------------------------------------------------------------
+    def hidden_layer(self, batch):
+        """h (N, hidden) as a Node: concatenated window vectors -> dropout -> affine -> activation -> dropout."""
+        parts = [self.embed(batch.words)]
+        if self.caps is not None:
+            parts.append(self.caps(batch.caps))
+        if self.suffix is not None:
+            parts.append(self.suffix(batch.suffix))
+        x = parts[0] if len(parts) == 1 else nn.concat(parts)
+        x = self.drop_in(x)
+        z = self.hidden(x)
+        h = nn.hardtanh(z) if self._cfg["activation"] == "hardtanh" else nn.tanh(z)
+        return self.drop_hidden(h)
+
+    def loss(self, batch):
+        """The sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
+        if batch.targets is None:
+            raise ValueError("WindowTagger.loss: the batch must have targets; got None.")
+        h = self.hidden_layer(batch)
+        total = None
+        for k, head in enumerate(self.heads):
+            y = batch.targets[:, k]
+            if self.transitions is None:
+                lk = head.loss(h, y)
+            else:
+                if batch.offsets is None:
+                    raise ValueError("WindowTagger.loss: the sentence-level loss needs whole sentences (offsets); "
+                                     "got a batch of independent windows. Use model.batches(...).")
+                lk = sentence_nll(head(h), y, batch.offsets, self.transitions[k])
+            total = lk if total is None else nn.add(total, lk)
+        return total
+
+    def scores(self, enc, chunk=8192):
+        """Per task, the (N, K) tag scores of every window of an Encoded corpus (eval mode, no graph kept)."""
+        was = self.training
+        self.eval()
+        out = [[] for _ in self.heads]
+        try:
+            for lo in range(0, len(enc.words), chunk):
+                rows = slice(lo, lo + chunk)
+                b = TaggerBatch(enc.words[rows], enc.caps[rows],
+                                None if enc.suffix is None else enc.suffix[rows], None, None)
+                hv = self.hidden_layer(b).value
+                for k, head in enumerate(self.heads):
+                    s = np.empty((len(hv), head.W.shape[0]), dtype=hv.dtype)
+                    s[...] = head.b.value
+                    s += hv @ head.W.value.T
+                    out[k].append(s)
+        finally:
+            self.train(was)
+        return [np.concatenate(o) if o else np.zeros((0, h.W.shape[0])) for o, h in zip(out, self.heads)]
+
+    def predict_ids(self, enc):
+        """Per task, (N,) predicted tag ids in the training encoding (argmax, or Viterbi for the sentence loss)."""
+        out = []
+        for k, s in enumerate(self.scores(enc)):
+            if self.transitions is None:
+                out.append(s.argmax(axis=1))
+            else:
+                tr = self.transitions[k]
+                out.append(_viterbi_chunked(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
+        return out
+
+    def predict(self, sentences, encoded=None):
+        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.  `encoded`: the
+        sentences' Encoded form, if already computed."""
+        enc = encoded if encoded is not None else self.encode(sentences, targets=False)
+        out = {}
+        for t, ids in zip(self.tasks, self.predict_ids(enc)):
+            names = np.asarray(t["tags"], dtype=object)[ids]
+            sents = [list(names[enc.offsets[i]:enc.offsets[i + 1]]) for i in range(len(enc.offsets) - 1)]
+            out[t["name"]] = _recode(sents, t["scheme"], t["file_scheme"])
+        return out
+
+    def evaluate(self, sentences, encoded=None):
+        """{task: {"f1", "precision", "recall", "accuracy"}} in percent, against the tasks' columns of `sentences`.
+
+        Chunk tasks are scored with conlleval's rules on the file's own encoding; tasks whose tags are not chunk tags
+        (POS) get token accuracy and None for precision / recall / F1.  `encoded`: self.encode(sentences) if already
+        computed (validation every epoch); otherwise it is computed here, which also checks the columns and tags.
+        """
+        enc = encoded if encoded is not None else self.encode(sentences, targets=True)
+        pred = self.predict(sentences, enc)
+        out = {}
+        for t in self.tasks:
+            gold = conll.column(sentences, t["column"])
+            if t["file_scheme"] is None:
+                g = [x for s in gold for x in s]
+                p = [x for s in pred[t["name"]] for x in s]
+                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object))
+                out[t["name"]] = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc)}
+            else:
+                r = conll_f1(gold, pred[t["name"]])
+                out[t["name"]] = {k: float(r[k]) for k in ("f1", "precision", "recall", "accuracy")}
+        return out
+
+    def score(self, sentences, encoded=None):
+        """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
+        return main_score(self.evaluate(sentences, encoded))
+
+    def __repr__(self):
+        c = self._cfg
+        tasks = ", ".join(f"{t['name']}={t['column']}:{len(t['tags'])} tags" for t in self.tasks)
+        sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
+        return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
+                f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
+                f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
+
+
+def main_score(results):
+    """The mean over tasks of F1 (chunk tasks) or accuracy (tag tasks) of an evaluate() result."""
+    return float(np.mean([r["f1"] if r["f1"] is not None else r["accuracy"] for r in results.values()]))
+
+
+def _viterbi_chunked(scores, offsets, A, start, end, max_tokens=20000):
+    """viterbi() over a large corpus, a block of sentences at a time (sorted by length to keep padding small)."""
+    out = np.empty(len(scores), dtype=np.int64)
+    lengths = np.diff(offsets)
+    order = np.argsort(lengths, kind="stable")
+    i = 0
+    while i < len(order):
+        j = i
+        n = 0
+        while j < len(order) and n < max_tokens:
+            n += lengths[order[j]]
+            j += 1
+        sel = order[i:j]
+        rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in sel])
+        offs = np.zeros(len(sel) + 1, dtype=np.int64)
+        np.cumsum(lengths[sel], out=offs[1:])
+        out[rows] = viterbi(scores[rows], offs, A, start, end)
+        i = j
+    return out
+
+
+# ---- pretrained vectors ------------------------------------------------------------------------------------------
+
+def load_pretrained(path):
+    """(normalised words, vectors) from a word2vec text file: words are lowercased and digit-normalised as the
+    tagger's words; when several file words normalise alike, the first one's vector is kept."""
+    from fastnn.data.vectors import read_vectors
+
+    words, vecs = read_vectors(path)
+    seen = {}
+    for i, w in enumerate(words):
+        seen.setdefault(conll.normalize_word(w), i)
+    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+    return list(seen), vecs[keep]
+
+
+def init_pretrained(model, words, vectors):
+    """Copy pretrained vectors into the model's word table for every vocabulary word they cover; returns the count.
+    The dimensions must match (ValueError)."""
+    W = model.embed.W.value
+    if vectors.shape[1] != W.shape[1]:
+        raise ValueError(f"init_pretrained: the vectors must have the model's embed_dim {W.shape[1]}; got "
+                         f"{vectors.shape[1]}. Pass --embed-dim {vectors.shape[1]} (or leave it unset).")
+    index = {w: i for i, w in enumerate(words)}
+    pairs = [(model.vocab.index(w), index[w]) for w in model.vocab.words if w in index]
+    if pairs:
+        rows, src = map(np.array, zip(*pairs))
+        W[rows] = vectors[src]
+    return len(pairs)
+
+
+# ---- gradient checks ---------------------------------------------------------------------------------------------
+
+def _tiny_tagger(rng, loss, n_tasks, suffix):
+    seed = int(rng.integers(1 << 30))
+    words = [Vocab.PAD, Vocab.UNK] + [f"w{i}" for i in range(8)]
+    tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
+              "file_scheme": None} for k in range(n_tasks)]
+    sfx = [Vocab.PAD, Vocab.UNK, "a", "b"] if suffix else None
+    m = WindowTagger(words, tasks, suffixes=sfx, window=3, embed_dim=3, caps_dim=2, suffix_len=1 if suffix else 0,
+                     suffix_dim=2 if suffix else 0, hidden=4, activation="tanh", loss=loss, embed_scale=1.0,
+                     seed=seed, dtype="float64")
+    for tr in m.transitions or []:
+        for p in (tr.A, tr.start, tr.end):
+            p.value[...] = rng.standard_normal(p.shape)
+    for head in m.heads:
+        head.b.value[...] = rng.standard_normal(head.b.shape) * 0.5
+    m.hidden.b.value[...] = rng.standard_normal(m.hidden.b.shape) * 0.5
+    lengths = [3, 1, 2]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    N = offsets[-1]
+    targets = np.stack([rng.integers(0, len(t["tags"]), N) for t in tasks], axis=1)
+    batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
+                        rng.integers(0, 4, (N, 3)) if suffix else None, targets,
+                        offsets if loss == "sentence" else None)
+    return m, batch
+
+
+def _case(loss, n_tasks, suffix=False):
+    def build(rng):
+        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
+        return (lambda: m.loss(batch)), m.parameters()
+    return build
+
+
+def gradcheck_cases():
+    """Word- and sentence-level losses, single task and multitask (shared embeddings and hidden layer)."""
+    return [("tagger.word", _case("word", 1)),
+            ("tagger.word_multitask", _case("word", 2, suffix=True)),
+            ("tagger.sentence", _case("sentence", 1)),
+            ("tagger.sentence_multitask", _case("sentence", 2, suffix=True))]
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+
+OPTIMIZERS = ("adagrad", "sgd")
+
+
+def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=32, unk_replace=0.0,
+        patience=None, checkpoint=None, resume=False, seed=0, quiet=False, callback=None):
+    """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
+
+    With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
+    epoch's parameters are kept, and `patience` epochs without improvement stop training.  optimizer: "adagrad"
+    (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  checkpoint / resume: see Trainer.
+    """
+    from fastnn.optim import SGD, AdaGrad
+    from fastnn.train import Trainer
+
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"fit: 'optimizer' must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    data = model.batches(train, batch_size=batch_size, unk_replace=unk_replace)
+    params = model.parameters()
+    opt = AdaGrad(params, lr) if optimizer == "adagrad" else SGD(params, lr)
+    validate = None
+    if dev is not None:
+        dev_enc = model.encode(dev)
+        validate = (lambda m: m.score(dev, dev_enc))
+    trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, higher_is_better=True, patience=patience,
+                      checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback)
+    trainer.fit(resume=resume)
+    return trainer

@@ -1,0 +1,309 @@
+"""Window taggers (fastnn.models.tagger): SLL against brute force, gradients, multitask sharing, data handling,
+training on a synthetic task, save/load, pretrained vectors; one slow test on CoNLL-2003."""
+import itertools
+
+import numpy as np
+import pytest
+
+from fastnn import graph, io
+from fastnn.data import conll
+from fastnn.data.vectors import write_vectors
+from fastnn.gradcheck import run_case
+from fastnn.models import tagger as T
+from fastnn.optim import AdaGrad
+from tests.conftest import data_path
+
+# ---- the sentence-level log-likelihood -----------------------------------------------------------------------------
+
+
+def _brute(E, A, s, e):
+    """(log Z, node marginals (L, K), best path) of one sentence by enumerating all K^L paths."""
+    L, K = E.shape
+    paths = list(itertools.product(range(K), repeat=L))
+    sc = np.array([s[p[0]] + e[p[-1]] + sum(E[t, p[t]] for t in range(L))
+                   + sum(A[p[t - 1], p[t]] for t in range(1, L)) for p in paths])
+    logZ = np.logaddexp.reduce(sc)
+    marg = np.zeros((L, K))
+    for p, v in zip(paths, sc):
+        marg[np.arange(L), p] += np.exp(v - logZ)
+    return logZ, marg, np.array(paths[int(np.argmax(sc))])
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])   # large scores: the scaled recursions must not overflow
+def test_forward_backward_and_viterbi_match_brute_force(rng, scale):
+    K, lengths = 3, [4, 1, 2, 5]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    E = rng.standard_normal((offsets[-1], K)) * scale
+    A, s, e = (rng.standard_normal(sh) * scale for sh in ((K, K), K, K))
+    logZ, marg, trans, _, _ = T._forward_backward(E, A, s, e, offsets)
+    path = T.viterbi(E, offsets, A, s, e)
+    expected_trans = np.zeros((K, K))
+    for k in range(len(lengths)):
+        sl = slice(offsets[k], offsets[k + 1])
+        bz, bm, bp = _brute(E[sl], A, s, e)
+        np.testing.assert_allclose(logZ[k], bz, rtol=1e-12)
+        np.testing.assert_allclose(marg[sl], bm, atol=1e-10)
+        np.testing.assert_array_equal(path[sl], bp)
+    # expected transition counts: d log Z / dA by central differences of the brute-force log Z
+    h = 1e-6
+    for i, j in [(0, 1), (2, 2)]:
+        Ap, Am = A.copy(), A.copy()
+        Ap[i, j] += h
+        Am[i, j] -= h
+        num = sum(_brute(E[offsets[k]:offsets[k + 1]], Ap, s, e)[0] - _brute(E[offsets[k]:offsets[k + 1]], Am, s, e)[0]
+                  for k in range(len(lengths))) / (2 * h)
+        expected_trans[i, j] = num
+        np.testing.assert_allclose(trans[i, j], num, rtol=1e-5, atol=1e-7)
+
+
+def test_sentence_nll_value_is_logZ_minus_gold_score(rng):
+    K, lengths = 4, [3, 2]
+    offsets = np.array([0, 3, 5])
+    E = rng.standard_normal((5, K))
+    tr = T.Transitions(K, dtype=np.float64)
+    for p in (tr.A, tr.start, tr.end):
+        p.value[...] = rng.standard_normal(p.shape)
+    y = rng.integers(0, K, 5)
+    loss = T.sentence_nll(E, y, offsets, tr, reduction="sum")
+    A, s, e = tr.A.value, tr.start.value, tr.end.value
+    want = 0.0
+    for k in range(2):
+        sl = slice(offsets[k], offsets[k + 1])
+        Es, ys = E[sl], y[sl]
+        gold = s[ys[0]] + e[ys[-1]] + Es[np.arange(len(ys)), ys].sum() + sum(A[ys[t - 1], ys[t]]
+                                                                             for t in range(1, len(ys)))
+        want += _brute(Es, A, s, e)[0] - gold
+    assert float(loss.value) == pytest.approx(want, rel=1e-12)
+    assert float(T.sentence_nll(E, y, offsets, tr).value) == pytest.approx(want / 5, rel=1e-12)
+
+
+def test_sentence_nll_rejects_bad_offsets_and_tags(rng):
+    tr = T.Transitions(3, dtype=np.float64)
+    E = rng.standard_normal((4, 3))
+    with pytest.raises(ValueError, match="offsets"):
+        T.sentence_nll(E, [0, 1, 2, 0], [0, 2, 2, 4], tr)
+    with pytest.raises(ValueError, match="tags"):
+        T.sentence_nll(E, [0, 1, 3, 0], [0, 4], tr)
+
+
+@pytest.mark.parametrize("name_build", T.gradcheck_cases(), ids=lambda c: c[0])
+def test_gradcheck_cases_pass(name_build):
+    report = run_case(name_build[1], seed=0)
+    assert report.ok, str(report)
+    names = {c.name for c in report}
+    assert "hidden.W" in names and "embed.W" in names
+
+
+# ---- multitask sharing ---------------------------------------------------------------------------------------------
+
+
+def test_multitask_loss_is_the_sum_of_task_losses_on_one_hidden_vector(rng):
+    model, batch = T._tiny_tagger(np.random.default_rng(3), "sentence", 2, True)   # sentence-level, two tasks
+    total = model.loss(batch)
+    h = model.hidden_layer(batch)
+    parts = [T.sentence_nll(model.heads[k](h), batch.targets[:, k], batch.offsets, model.transitions[k])
+             for k in range(2)]
+    assert float(total.value) == pytest.approx(sum(float(p.value) for p in parts), rel=1e-12)
+    # the shared hidden layer's gradient is the sum of the tasks' gradients
+    grads = []
+    for k in range(2):
+        model.zero_grad()
+        h = model.hidden_layer(batch)
+        T.sentence_nll(model.heads[k](h), batch.targets[:, k], batch.offsets, model.transitions[k]).backward()
+        grads.append(model.hidden.W.grad.copy())
+    model.zero_grad()
+    model.loss(batch).backward()
+    np.testing.assert_allclose(model.hidden.W.grad, grads[0] + grads[1], rtol=1e-10, atol=1e-12)
+    assert [n for n in model.parameters() if n.startswith("heads")] == ["heads.0.W", "heads.0.b", "heads.1.W",
+                                                                       "heads.1.b"]
+
+
+# ---- tag encodings and data ----------------------------------------------------------------------------------------
+
+
+def test_detect_scheme():
+    assert T.detect_scheme([["I-PER", "I-PER", "O", "B-LOC"]]) == "iob1"
+    assert T.detect_scheme([["I-ORG", "B-ORG", "O"]]) == "iob1"
+    assert T.detect_scheme([["B-NP", "I-NP", "B-VP", "O"]]) == "iob2"
+    assert T.detect_scheme([["S-PER", "O"]]) == "iobes"
+    assert T.detect_scheme([["NNP", "VBZ", "."]]) is None
+    assert T.detect_scheme([["O", "O"]]) == "iob1"
+
+
+def _corpus():
+    """A small CoNLL-2003-like corpus: word pos chunk ner (IOB1)."""
+    rows = [
+        [("Peter", "NNP", "I-NP", "I-PER"), ("Blackburn", "NNP", "I-NP", "I-PER"), ("said", "VBD", "I-VP", "O")],
+        [("EU", "NNP", "I-NP", "I-ORG"), ("rejects", "VBZ", "I-VP", "O"), ("German", "JJ", "I-NP", "I-MISC"),
+         ("lamb", "NN", "I-NP", "O"), ("in", "IN", "I-PP", "O"), ("1996", "CD", "I-NP", "O"),
+         ("Paris", "NNP", "I-NP", "I-LOC"), ("London", "NNP", "I-NP", "B-LOC")],
+        [(".", ".", "O", "O")],
+    ]
+    return rows
+
+
+def test_build_encodes_features_and_trains_in_iobes_but_predicts_in_the_file_encoding():
+    sents = _corpus()
+    m = T.WindowTagger.build(sents, {"ner": 3, "pos": "pos"}, loss="word", suffix_len=2, suffix_dim=3, hidden=8)
+    ner, pos = m.tasks
+    assert ner["file_scheme"] == "iob1" and ner["scheme"] == "iobes" and pos["scheme"] is None
+    assert "S-LOC" in ner["tags"] and "B-PER" in ner["tags"] and "E-PER" in ner["tags"]
+    enc = m.encode(sents)
+    assert enc.words.shape == (12, 5) and enc.targets.shape == (12, 2) and list(enc.offsets) == [0, 3, 11, 12]
+    assert enc.words[0, :2].tolist() == [0, 0]                       # padding left of the first token
+    assert m.vocab.words[enc.words[8, 2]] == "0000"                  # digits normalised, lowercased
+    assert enc.caps[0, 2] == conll.CAPS_FIRST and enc.caps[3, 2] == conll.CAPS_ALL
+    assert m.suffix_vocab.words[enc.suffix[1, 2]] == "rn"
+    # gold ids decoded and converted back reproduce the file's IOB1 column exactly
+    ids = enc.targets[:, 0]
+    names = [ner["tags"][i] for i in ids]
+    back = T._recode([names[0:3], names[3:11], names[11:12]], "iobes", "iob1")
+    assert back == conll.column(sents, 3)
+    assert m.encode(sents)._fields == T.Encoded._fields
+
+
+def test_encode_errors_name_the_task_and_tag():
+    sents = _corpus()
+    m = T.WindowTagger.build(sents, {"ner": 3}, loss="word", hidden=4)
+    bad = [[("x", "NN", "I-NP", "I-WEIRD")]]
+    with pytest.raises(ValueError, match="'ner'.*'I-WEIRD'"):
+        m.encode(bad)
+    with pytest.raises(IndexError, match="column 3"):
+        m.encode([[("x", "NN", "I-NP")]])
+    with pytest.raises(IndexError, match="column 5"):
+        T.WindowTagger.build(sents, {"ner": 5})
+    pred = m.predict([[("unseen",), ("Words",)]])       # prediction needs only the word column
+    assert len(pred["ner"][0]) == 2 and all(t == "O" or t[:2] in ("I-", "B-") for t in pred["ner"][0])
+
+
+@pytest.mark.parametrize("by_sentence", [False, True])
+def test_batches_cover_every_token_once_and_are_reproducible(by_sentence):
+    rng = np.random.default_rng(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    sents = [[("x" + letters[rng.integers(26)] + letters[rng.integers(26)], "NN", "O", str(rng.choice(["O", "I-PER"])))
+              for _ in range(rng.integers(1, 9))] for _ in range(40)]
+    m = T.WindowTagger.build(sents, {"ner": 3}, loss="sentence" if by_sentence else "word", hidden=4)
+    data = m.batches(sents, batch_size=7, unk_replace=0.5)
+    plain = m.batches(sents, batch_size=7)
+    plan, clean = data.epoch(np.random.default_rng(1)), plain.epoch(np.random.default_rng(1))
+    seen = 0
+    rare = m.vocab.counts == 1
+    n_replaced = 0
+    for i in range(len(plan)):
+        b, c = plan[i], clean[i]
+        if by_sentence:
+            assert b.offsets[0] == 0 and b.offsets[-1] == len(b.words)
+            assert np.all(b.words[b.offsets[:-1], 1] == 0)     # whole sentences: padding left of each first token
+        np.testing.assert_array_equal(b.targets, c.targets)
+        changed = b.words != c.words
+        assert np.all(b.words[changed] == m.vocab.unk_id) and np.all(rare[c.words[changed]])
+        n_replaced += changed.sum()
+        seen += len(b.words)
+    assert seen == sum(len(s) for s in sents)
+    assert n_replaced > 0
+    np.testing.assert_array_equal(data.epoch(np.random.default_rng(1))[2].words, plan[2].words)
+
+
+# ---- training ------------------------------------------------------------------------------------------------------
+
+
+def _synthetic(rng, n_sent, n_words=30):
+    """Tags determined by the word and its left neighbour: a window tagger can learn them exactly."""
+    out = []
+    for _ in range(n_sent):
+        ws = rng.integers(0, n_words, rng.integers(2, 10))
+        rows = []
+        for i, w in enumerate(ws):
+            prev = ws[i - 1] if i else -1
+            ner = "I-X" if w % 3 == 0 else ("I-Y" if prev % 3 == 0 and w % 2 == 0 else "O")
+            word = "w" + chr(97 + w // 26) + chr(97 + w % 26)          # letters: digits would be normalised
+            rows.append((word if w % 5 else word.upper(), f"P{w % 4}", "O", ner))
+        out.append(rows)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["word", "sentence"])
+def test_training_learns_a_synthetic_multitask_problem(loss):
+    rng = np.random.default_rng(0)
+    train, dev = _synthetic(rng, 300), _synthetic(rng, 60)
+    m = T.WindowTagger.build(train, {"ner": 3, "pos": 1}, loss=loss, hidden=32, embed_dim=10, window=3, seed=0)
+    trainer = T.fit(m, train, dev, epochs=6, lr=0.1, batch_size=16, quiet=True)
+    res = m.evaluate(dev)
+    assert res["ner"]["f1"] > 97 and res["pos"]["accuracy"] > 99
+    assert trainer.best_score == pytest.approx(T.main_score(res))
+    assert [h["epoch"] for h in trainer.history] == list(range(1, 7))
+
+
+def test_save_load_round_trip_predicts_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    train = _synthetic(rng, 50)
+    m = T.WindowTagger.build(train, {"ner": 3}, loss="sentence", hidden=8, suffix_len=2, suffix_dim=2)
+    T.fit(m, train, None, epochs=1, quiet=True)
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    assert isinstance(m2, T.WindowTagger) and repr(m2) == repr(m)
+    assert m2.predict(train) == m.predict(train)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        assert "param/transitions.0.A" in z.files
+
+
+def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_path):
+    rng = np.random.default_rng(2)
+    train = _synthetic(rng, 40)
+    words = ["cat", "Dog", "CAT", "zzz", "2024"]            # "CAT" normalises like "cat": the first one is kept
+    vecs = rng.standard_normal((5, 6)).astype(np.float32)
+    write_vectors(tmp_path / "v.txt", words, vecs)
+    pw, pv = T.load_pretrained(tmp_path / "v.txt")
+    assert pw == ["cat", "dog", "zzz", "0000"]
+    np.testing.assert_array_equal(pv[0], vecs[0])
+    m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
+                             extra_words=pw)
+    assert "zzz" in m.vocab and "0000" in m.vocab
+    n = T.init_pretrained(m, pw, pv)
+    assert n == 4
+    np.testing.assert_array_equal(m.embed.W.value[m.vocab.index("dog")], vecs[1])
+    before = m.embed.W.value.copy()
+    T.fit(m, train, None, epochs=1, quiet=True)
+    np.testing.assert_array_equal(m.embed.W.value, before)
+    assert not np.array_equal(m.hidden.W.value, T.WindowTagger.from_config(m.config()).hidden.W.value)
+    with pytest.raises(ValueError, match="embed_dim"):
+        T.init_pretrained(T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4), pw, pv)
+
+
+def test_constructor_validates_arguments():
+    words = ["<pad>", "<unk>", "a"]
+    tasks = [{"name": "t", "column": 1, "tags": ["A", "B"], "scheme": None, "file_scheme": None}]
+    with pytest.raises(ValueError, match="window"):
+        T.WindowTagger(words, tasks, window=4)
+    with pytest.raises(ValueError, match="loss"):
+        T.WindowTagger(words, tasks, loss="crf")
+    with pytest.raises(ValueError, match="<pad>"):
+        T.WindowTagger(["a", "b"], tasks)
+    m = T.WindowTagger(words, tasks, hidden=3, loss="word")
+    with pytest.raises(ValueError, match="targets"):
+        m.loss(T.TaggerBatch(np.zeros((1, 5), int), np.zeros((1, 5), int), None, None, None))
+    assert "WindowTagger(tasks=[t=1:2 tags]" in repr(m)
+
+
+def test_embedding_gradients_stay_sparse():
+    model, batch = T._tiny_tagger(np.random.default_rng(0), "word", 1, True)
+    model.loss(batch).backward()
+    assert isinstance(model.embed.W.grad, graph.RowGrad)
+    assert len(model.embed.W.grad.rows) <= len(np.unique(batch.words))
+    untouched = np.setdiff1d(np.arange(len(model.vocab)), batch.words)
+    before = model.embed.W.value.copy()
+    AdaGrad(model.parameters(), 0.1).step()            # lazy sparse update: untouched rows stay as they were
+    np.testing.assert_array_equal(model.embed.W.value[untouched], before[untouched])
+    assert not np.array_equal(model.embed.W.value[batch.words[0, 0]], before[batch.words[0, 0]])
+
+
+# ---- real data -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_conll2003_ner_one_epoch_reaches_80_f1():
+    train = conll.read_conll(data_path("conll2003", "eng.train"))
+    dev = conll.read_conll(data_path("conll2003", "eng.testa"))
+    m = T.WindowTagger.build(train, {"ner": 3}, loss="word")
+    T.fit(m, train, None, epochs=1, quiet=True)
+    assert m.evaluate(dev)["ner"]["f1"] > 80
