@@ -1,0 +1,161 @@
+"""`fastnn tagger train/eval/predict` on small synthetic CoNLL files: outputs, checkpoint/resume, pretrained vectors,
+and one-line errors (exit code 2) for bad files, columns, tags and options."""
+import json
+
+import numpy as np
+import pytest
+
+from fastnn import io
+from fastnn.cli import main
+from fastnn.data.vectors import write_vectors
+
+NOUNS = ["dog", "cat", "idea", "car", "bank", "Paris", "London", "Smith", "Jones"]
+
+
+def _conll(path, rng, n):
+    """word pos chunk ner, CoNLL-2003 style (IOB1 chunks and names)."""
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(n):
+        for _ in range(int(rng.integers(1, 4))):
+            lines.append(f"{rng.choice(['the', 'a'])} DT I-NP O")
+            for _ in range(int(rng.integers(1, 3))):
+                w = str(rng.choice(NOUNS))
+                ner = "I-LOC" if w in ("Paris", "London") else ("I-PER" if w in ("Smith", "Jones") else "O")
+                lines.append(f"{w} {'NNP' if w[0].isupper() else 'NN'} I-NP {ner}")
+            lines.append(f"{rng.choice(['runs', 'sees'])} VBZ I-VP O")
+        lines.append(". . O O")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    return {"train": _conll(tmp_path / "train.txt", rng, 60), "dev": _conll(tmp_path / "dev.txt", rng, 15),
+            "dir": tmp_path}
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+SMALL = ["--epochs", "3", "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--lr", "0.1"]
+
+
+def test_train_eval_predict_multitask(capsys, files):
+    model = files["dir"] / "m.npz"
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--dev", files["dev"], "--task", "ner=3",
+                        "--task", "pos=pos", "--out", model, *SMALL)
+    assert rc == 0, err
+    assert "epoch 3/3" in err and "windows/s" in err
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", model, "--data", files["dev"], "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert set(res) == {"ner", "pos"}
+    assert set(res["ner"]) == {"f1", "precision", "recall", "accuracy"}
+    assert res["ner"]["f1"] > 90 and res["pos"]["accuracy"] > 90 and res["pos"]["f1"] is None
+    rc, table, err = _run(capsys, "tagger", "eval", "--model", model, "--data", files["dev"])
+    assert rc == 0 and table.splitlines()[0].split() == ["task", "precision", "recall", "F1", "accuracy"]
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", files["dev"])
+    assert rc == 0, err
+    rows = [line.split() for line in out.splitlines() if line]
+    src = [line.split() for line in open(files["dev"]).read().splitlines() if line and "DOCSTART" not in line]
+    assert len(rows) == len(src) and all(r[:4] == s for r, s in zip(rows, src))
+    assert all(len(r) == 6 for r in rows)               # one predicted column per task: ner, then pos
+    assert {r[4] for r in rows} <= {"O", "I-LOC", "I-PER", "B-LOC", "B-PER"}   # NER back in the file's IOB1
+    pred = files["dir"] / "pred.txt"
+    assert _run(capsys, "tagger", "predict", "--model", model, "--data", files["dev"], "--out", pred)[0] == 0
+    assert [line.split() for line in pred.read_text().splitlines() if line] == rows
+
+
+def test_word_loss_and_options(capsys, files):
+    model = files["dir"] / "w.npz"
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "chunk=2", "--out", model,
+                        "--loss", "word", "--activation", "tanh", "--window", "3", "--suffix-len", "2",
+                        "--suffix-dim", "3", "--dropout", "0.1", "--scheme", "iob2", "--optimizer", "sgd",
+                        "--quiet", *SMALL)
+    assert rc == 0 and out == "" and err == ""
+    m = io.load_model(model)
+    c = m.config()
+    assert (c["loss"], c["activation"], c["window"], c["suffix_len"], c["dropout"]) == ("word", "tanh", 3, 2, 0.1)
+    assert m.tasks[0]["scheme"] == "iob2" and m.tasks[0]["file_scheme"] == "iob1"
+
+
+def test_checkpoint_resume_gives_the_same_model(capsys, files):
+    d = files["dir"]
+    base = ["tagger", "train", "--train", files["train"], "--task", "ner=3", "--quiet", "--embed-dim", "8",
+            "--hidden", "16", "--batch-size", "16", "--dropout", "0.2", "--unk-replace", "0.3"]
+    assert _run(capsys, *base, "--epochs", "4", "--out", d / "full.npz")[0] == 0
+    assert _run(capsys, *base, "--epochs", "2", "--out", d / "half.npz", "--checkpoint", d / "ck.npz")[0] == 0
+    rc, out, err = _run(capsys, *base, "--epochs", "4", "--out", d / "resumed.npz", "--checkpoint", d / "ck.npz",
+                        "--resume")
+    assert rc == 0, err
+    full, resumed, half = (io.load_model(d / f) for f in ("full.npz", "resumed.npz", "half.npz"))
+    for name, p in full.parameters().items():
+        np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)
+    assert not np.array_equal(full.hidden.W.value, half.hidden.W.value)
+    # resuming with different hyper-parameters is refused in one line
+    rc, out, err = _run(capsys, *base[:-4], "--epochs", "4", "--hidden", "8", "--out", d / "x.npz",
+                        "--checkpoint", d / "ck.npz", "--resume")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "resume" in err
+
+
+def test_pretrained_vectors(capsys, files):
+    d = files["dir"]
+    words = ["dog", "CAT", "zebra", "Paris"]
+    vecs = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    write_vectors(d / "v.txt", words, vecs)
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", d / "p.npz",
+                        "--pretrained", d / "v.txt", "--freeze-embeddings", "--extend-vocab", "--epochs", "1",
+                        "--hidden", "8")
+    assert rc == 0, err
+    assert "pretrained vectors for 4 of" in err
+    m = io.load_model(d / "p.npz")
+    assert m.embed.W.shape[1] == 6 and "zebra" in m.vocab and not m.embed.W.trainable
+    for w, v in zip(["dog", "cat", "zebra", "paris"], vecs):
+        np.testing.assert_array_equal(m.embed.W.value[m.vocab.index(w)], v)
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", d / "q.npz",
+                        "--pretrained", d / "v.txt", "--embed-dim", "5")
+    assert rc == 2 and "--embed-dim 5" in err
+
+
+def _one_line_error(capsys, *argv, match):
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert match in lines[0], lines[0]
+
+
+def test_one_line_errors(capsys, files):
+    d, train, dev = files["dir"], files["train"], files["dev"]
+    out = d / "m.npz"
+    chunk = d / "chunk.txt"
+    chunk.write_text("He PRP B-NP\nruns VBZ B-VP\n\n")
+    bad = d / "bad.txt"
+    bad.write_text("a DT I-NP O\nb NN I-NP\n")
+    tags = d / "tags.txt"
+    tags.write_text("Smith NNP I-NP I-ORG\n\n")
+    brown = d / "brown.txt"
+    brown.write_text("The Fulton County Grand Jury said Friday\nan investigation\n")
+    tr = ["tagger", "train", "--out", out, "--epochs", "1", "--hidden", "4"]
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=7", match="column 7 is out of range")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner", match="NAME=COLUMN")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=shape", match="column name")
+    _one_line_error(capsys, *tr, "--train", d / "none.txt", "--task", "ner=3", match="no such file")
+    _one_line_error(capsys, *tr, "--train", bad, "--task", "ner=3", match="line 2")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--dev", chunk, match="--dev")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--dev", tags, match="'I-ORG'")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--dev", brown, match="line 2")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--window", "4", match="--window")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--resume", match="--checkpoint")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--freeze-embeddings", match="--pretrained")
+    assert _run(capsys, *tr, "--train", train, "--task", "ner=3", "--quiet")[0] == 0
+    _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", chunk, match="column 3")
+    _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", tags, match="'I-ORG'")
+    _one_line_error(capsys, "tagger", "eval", "--model", d / "none.npz", "--data", dev, match="no such file")
+    _one_line_error(capsys, "tagger", "eval", "--model", train, "--data", dev, match="fastnn")
+    assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
