@@ -182,9 +182,19 @@ def _assign_params(arrays, model):
         p.grad = None
 
 
-def save_model(path, model):
-    """Write the model's class, config() and parameters to `path` (atomically)."""
-    _write(path, "model", model, {})
+def save_model(path, model, extra=None):
+    """Write the model's class, config() and parameters to `path` (atomically).
+
+    extra : optional dict of arrays (e.g. a vocabulary as a numpy unicode array), numbers, strings, lists and dicts
+        stored alongside; read it back with load_extra(path).
+    """
+    _write(path, "model", model, {} if extra is None else {"extra": extra})
+
+
+def load_extra(path):
+    """The `extra` dict saved with save_model (an empty dict when there is none)."""
+    header, arrays = read_file(path, "load_extra")
+    return _unpack(header.get("extra", {}), arrays)
 
 
 def load_params(path, model):

@@ -29,6 +29,18 @@ def test_model_roundtrip(tmp_path):
     np.testing.assert_array_equal(W, model.W.value)
 
 
+def test_model_file_with_extra_arrays(tmp_path):
+    path = str(tmp_path / "m.npz")
+    words = np.array(["<pad>", "<unk>", "the", "caf\u00e9"])
+    io.save_model(path, Tiny(), extra={"words": words, "meta": {"lang": "en", "n": 4}})
+    extra = io.load_extra(path)
+    np.testing.assert_array_equal(extra["words"], words)
+    assert extra["meta"] == {"lang": "en", "n": 4}
+    assert io.load_model(path, Tiny).config() == Tiny().config()
+    io.save_model(path, Tiny())
+    assert io.load_extra(path) == {}
+
+
 def test_file_is_plain_npz_without_pickles(tmp_path):
     path = str(tmp_path / "m.npz")
     io.save_model(path, Tiny())

@@ -1,0 +1,211 @@
+"""Two small classifiers for optimizer comparisons: multinomial logistic regression and a one-hidden-layer tanh
+network, on dense feature vectors or on windows of word ids.
+
+Inputs are either
+- dense: `n_features` given; a batch is (X (B, n_features) float, y (B,) int);
+- windows: `vocab_size` and `window` given; a batch is (idx (B, window) int word ids, y (B,) int), e.g. the
+  window around a word whose tag is to be predicted (fastnn.data.conll.windows).
+
+LogisticRegression: p(y | x) = softmax(W x + b).  On windows x is the concatenation of one one-hot vector per
+position, so W x is a sum of `window` rows of a sparse (window * vocab_size, n_classes) table (a RowGrad in
+training).  Weights start at zero (the objective is convex).
+MLP: p(y | x) = softmax(V tanh(U x + c) + d); on windows x is the concatenation of the words' embeddings
+(Collobert et al. 2011 without the caps feature).  Glorot initialisation.
+
+Both follow the model protocol: loss(batch) -> scalar Node (mean cross-entropy), config() / from_config(cfg),
+predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data objective.
+"""
+import numpy as np
+
+from fastnn import kernels, nn
+from fastnn.graph import Module, Node, Param
+from fastnn.init import as_rng
+
+
+def _inputs(n_features, vocab_size, window, where):
+    dense = n_features is not None
+    win = vocab_size is not None or window is not None
+    if dense == win:
+        raise ValueError(f"{where}: give either 'n_features' (dense inputs) or 'vocab_size' and 'window' (windows of "
+                         f"word ids); got n_features={n_features!r}, vocab_size={vocab_size!r}, window={window!r}.")
+    for name, v in (("n_features", n_features), ("vocab_size", vocab_size), ("window", window)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{where}: '{name}' must be a positive integer; got {v!r}.")
+    if win and (vocab_size is None or window is None):
+        raise ValueError(f"{where}: window inputs need both 'vocab_size' and 'window'; got vocab_size={vocab_size!r}, "
+                         f"window={window!r}.")
+    return "dense" if dense else "window"
+
+
+class _Classifier(Module):
+    """Shared evaluation: scores in chunks, predictions, accuracy, and the full objective."""
+
+    CHUNK = 1 << 15
+
+    def _check_x(self, x):
+        x = np.asarray(x)
+        if self.kind == "dense":
+            if x.ndim != 2 or x.shape[1] != self.n_features:
+                raise ValueError(f"{type(self).__name__}: inputs must have shape (B, {self.n_features}); got "
+                                 f"{x.shape}.")
+            return x.astype(self.dtype, copy=False)
+        if x.ndim != 2 or x.shape[1] != self.window or x.dtype.kind not in "iu":
+            raise ValueError(f"{type(self).__name__}: inputs must be integer windows of shape (B, {self.window}); got "
+                             f"{x.dtype} {x.shape}.")
+        return x
+
+    def predict(self, x):
+        """Predicted classes (B,) int64."""
+        x = self._check_x(x)
+        out = np.empty(len(x), dtype=np.int64)
+        for s in range(0, len(x), self.CHUNK):
+            out[s:s + self.CHUNK] = self.scores(x[s:s + self.CHUNK]).argmax(axis=1)
+        return out
+
+    def accuracy(self, x, y):
+        """Fraction of correct predictions."""
+        y = np.asarray(y)
+        return float(np.mean(self.predict(x) == y)) if len(y) else float("nan")
+
+    def objective(self, x, y, weight_decay=0.0):
+        """Mean cross-entropy over all of (x, y) plus weight_decay / 2 * ||w||^2 over the Param.decay parameters (the
+        objective that SGD with weight_decay and fastnn.optim.minimize(weight_decay=) minimise)."""
+        from fastnn.optim import weight_penalty
+
+        x = self._check_x(x)
+        y = np.asarray(y)
+        total = 0.0
+        was = self.training
+        self.eval()
+        try:
+            for s in range(0, len(x), self.CHUNK):
+                xs, ys = x[s:s + self.CHUNK], y[s:s + self.CHUNK]
+                total += float(self.loss((xs, ys)).value) * len(ys)
+        finally:
+            self.train(was)
+        return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def config(self):
+        return dict(self._cfg)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._cfg.items() if v is not None)
+        return f"{type(self).__name__}({args})"
+
+
+def _window_sum(E, idx, offsets):
+    """Node: sum over positions k of E[offsets[k] + idx[:, k]] -> (B, C); the gradient goes to E as row gradients."""
+    rows = (idx + offsets).ravel()
+    B, w = idx.shape
+    C = E.value.shape[1]
+    val = kernels.gather_rows(E.value, rows).reshape(B, w, C).sum(axis=1)
+    if not E.trainable:
+        return Node(val, op="window_sum")
+
+    def backward(g):
+        E.add_row_grad(rows, np.repeat(np.ascontiguousarray(g, dtype=E.dtype), w, axis=0))
+
+    return Node(val, (), backward, "window_sum", requires_grad=True)
+
+
+class LogisticRegression(_Classifier):
+    """Multinomial logistic regression (see the module docstring).
+
+    LogisticRegression(n_classes, n_features=50) or LogisticRegression(n_classes, vocab_size=V, window=5).
+    Parameters: dense "out.W" (n_classes, n_features), "out.b"; windows "E" (window * V, n_classes) sparse, "b".
+    """
+
+    def __init__(self, n_classes, *, n_features=None, vocab_size=None, window=None, seed=0, dtype="float32"):
+        where = "LogisticRegression"
+        self.kind = _inputs(n_features, vocab_size, window, where)
+        self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
+        self.dtype = np.dtype(dtype)
+        self._cfg = dict(n_classes=int(n_classes), n_features=n_features, vocab_size=vocab_size, window=window,
+                         seed=seed, dtype=self.dtype.name)
+        if self.kind == "dense":
+            self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where), dtype=self.dtype)
+            self.out.W.value[...] = 0.0
+        else:
+            self.E = Param("E", np.zeros((window * vocab_size, n_classes), self.dtype), sparse=True)
+            self.b = Param("b", np.zeros(n_classes, self.dtype), decay=False)
+            self._offsets = (np.arange(window) * vocab_size).astype(np.intp)
+
+    def _logits_node(self, x):
+        return nn.add(_window_sum(self.E, x, self._offsets), nn.param(self.b))
+
+    def loss(self, batch):
+        x, y = batch[0], batch[1]
+        if self.kind == "dense":
+            return self.out.loss(np.asarray(x, dtype=self.dtype), y)
+        return nn.softmax_cross_entropy(self._logits_node(np.asarray(x)), y)
+
+    def scores(self, x):
+        """Unnormalised class scores (B, n_classes) as an ndarray."""
+        x = self._check_x(x)
+        if self.kind == "dense":
+            return self.out.log_probs(x)
+        return self._logits_node(x).value
+
+
+class MLP(_Classifier):
+    """One hidden layer of tanh units and a softmax output (see the module docstring).
+
+    MLP(n_classes, hidden=32, n_features=50) or MLP(n_classes, hidden=100, vocab_size=V, window=5, embed_dim=50).
+    Parameters: ["embed.W" (V, embed_dim) sparse,] "hidden.W", "hidden.b", "out.W", "out.b".
+    """
+
+    def __init__(self, n_classes, *, hidden=32, n_features=None, vocab_size=None, window=None, embed_dim=50, seed=0,
+                 dtype="float32"):
+        where = "MLP"
+        self.kind = _inputs(n_features, vocab_size, window, where)
+        self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
+        self.dtype = np.dtype(dtype)
+        self._cfg = dict(n_classes=int(n_classes), hidden=int(hidden), n_features=n_features, vocab_size=vocab_size,
+                         window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
+                         dtype=self.dtype.name)
+        rng = as_rng(seed, where)
+        if self.kind == "window":
+            self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=self.dtype)
+            n_in = window * embed_dim
+        else:
+            n_in = n_features
+        self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=self.dtype)
+        self.out = nn.SoftmaxOutput(hidden, n_classes, rng=rng, dtype=self.dtype)
+
+    def features(self, x):
+        """The hidden layer's Node tanh(U x + c)."""
+        x = self.embed(np.asarray(x)) if self.kind == "window" else np.asarray(x, dtype=self.dtype)
+        return nn.tanh(self.hidden(x))
+
+    def loss(self, batch):
+        return self.out.loss(self.features(batch[0]), batch[1])
+
+    def scores(self, x):
+        return self.out.log_probs(self.features(self._check_x(x)))
+
+
+def gradcheck_cases():
+    """Float64 gradient checks of both classifiers on dense and window inputs (for `fastnn gradcheck`)."""
+    def case(cls, kind, **kw):
+        def build(rng):
+            if kind == "dense":
+                model = cls(4, n_features=6, seed=1, dtype="float64", **kw)
+                x = rng.normal(size=(9, 6))
+            else:
+                model = cls(4, vocab_size=7, window=3, seed=1, dtype="float64", **kw)
+                x = rng.integers(0, 7, size=(9, 3))
+                x[0] = [2, 2, 2]                                 # a repeated word: row gradients must add
+            for p in model.parameters().values():             # nonzero weights (logistic regression starts at 0)
+                p.value[...] = rng.normal(scale=0.5, size=p.value.shape)
+            y = rng.integers(0, 4, size=9)
+            return (lambda: model.loss((x, y))), model.parameters()
+        return build
+
+    return [("classifiers.LogisticRegression.dense", case(LogisticRegression, "dense")),
+            ("classifiers.LogisticRegression.window", case(LogisticRegression, "window")),
+            ("classifiers.MLP.dense", case(MLP, "dense", hidden=5)),
+            ("classifiers.MLP.window", case(MLP, "window", hidden=5, embed_dim=3))]
