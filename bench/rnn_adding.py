@@ -1,0 +1,48 @@
+"""Experiment 1 of "why RNNs are hard to train": tanh, sigmoid, ReLU and IRNN networks on the adding problem.
+
+Trains every model for the same number of SGD steps (norm clipping, fastnn.experiments.adding.DEFAULTS) for each T,
+prints a Markdown table, writes bench/results/rnn_adding.json (curves included) and, with matplotlib,
+bench/results/rnn_adding.png.  Run it under the shared CPU lock:
+
+    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_adding.py                  # T = 50 150 200 300
+    python bench/rnn_adding.py --T 150 --steps 20000 --seed 1
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from fastnn.experiments import adding, plots, save_json  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--T", type=int, nargs="+", default=[50, 150, 200, 300], help="sequence lengths")
+    ap.add_argument("--steps", type=int, default=adding.DEFAULTS["steps"], help="SGD steps per model")
+    ap.add_argument("--models", nargs="+", choices=adding.MODELS, default=list(adding.MODELS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="folder for the JSON and PNG")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    results = []
+    for T in args.T:
+        results += adding.run_adding(T, models=args.models, steps=args.steps, seed=args.seed, log=log)
+    print(adding.format_table(results))
+    print(f"\nbaseline MSE 1/6 = {adding.ADDING_BASELINE_MSE:.4f}; settings {json.dumps(results[0]['settings'])}; "
+          f"total {time.perf_counter() - t0:.0f} s")
+    os.makedirs(args.out, exist_ok=True)
+    save_json(os.path.join(args.out, "rnn_adding.json"), results)
+    path = plots.plot_adding(results, os.path.join(args.out, "rnn_adding.png"), log=print)
+    if path:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

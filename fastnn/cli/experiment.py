@@ -1,0 +1,136 @@
+"""`fastnn experiment adding|gradients|clipping`: why RNNs are hard to train, on the adding problem
+(fastnn.experiments; the bench/rnn_*.py scripts run the same functions)."""
+import sys
+
+from fastnn.cli._common import CLIError, print_json
+
+
+def _positive(kind, name):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise CLIError(f"--{name} must be a positive {kind.__name__}; got {text!r}") from None
+        if not v > 0:
+            raise CLIError(f"--{name} must be > 0; got {text}")
+        return v
+    return parse
+
+
+def _common(p, defaults, what):
+    p.add_argument("--T", type=int, default=150, help="sequence length (default 150)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation (default 0)")
+    p.add_argument("--lr", default=defaults["lr"], help=f"SGD learning rate (default {defaults['lr']})")
+    p.add_argument("--clip", default=defaults["clip"],
+                   help=f"gradient-norm clipping threshold (default {defaults['clip']})")
+    p.add_argument("--batch-size", default=defaults["batch_size"],
+                   help=f"mini-batch size (default {defaults['batch_size']})")
+    p.add_argument("--hidden", default=defaults["hidden"], help=f"hidden units (default {defaults['hidden']})")
+    p.add_argument("--threads", type=int, default=1,
+                   help="kernel and BLAS threads (default 1: a 100-unit RNN step is too small to share)")
+    p.add_argument("--plot", metavar="PNG", help=f"write the {what} plot here (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def register(sub):
+    from fastnn.experiments.adding import DEFAULTS, MODELS
+    from fastnn.experiments.clipping import CLIP_DEFAULTS
+
+    p = sub.add_parser("experiment", help="RNN training experiments on the adding problem (adding, gradients, "
+                                          "clipping)")
+    ex = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
+    ex.required = True
+
+    a = ex.add_parser("adding", help="train tanh, sigmoid, ReLU and IRNN networks on the adding problem; final test "
+                                     "MSE per model")
+    _common(a, DEFAULTS, "test-MSE-against-steps")
+    a.add_argument("--steps", default=DEFAULTS["steps"], help=f"SGD steps per model (default {DEFAULTS['steps']})")
+    a.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train (default all)")
+    a.add_argument("--eval-every", default=DEFAULTS["eval_every"],
+                   help=f"steps between test evaluations (default {DEFAULTS['eval_every']})")
+    a.set_defaults(func=run_adding)
+
+    g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
+                                        "training")
+    _common(g, DEFAULTS, "gradient-norm")
+    g.add_argument("--train-steps", default=3000, help="SGD steps for the trained networks (default 3000)")
+    g.add_argument("--models", nargs="+", choices=MODELS, default=["sigmoid", "tanh", "irnn"],
+                   help="models (default sigmoid tanh irnn)")
+    g.set_defaults(func=run_gradients)
+
+    c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with element-wise and with "
+                                       "norm clipping")
+    _common(c, CLIP_DEFAULTS, "loss-curve")
+    c.add_argument("--steps", default=CLIP_DEFAULTS["steps"],
+                   help=f"SGD steps per run (default {CLIP_DEFAULTS['steps']})")
+    c.add_argument("--model", choices=MODELS, default=CLIP_DEFAULTS["kind"],
+                   help=f"network (default {CLIP_DEFAULTS['kind']})")
+    c.set_defaults(func=run_clipping)
+
+
+def _settings(args, **extra):
+    s = dict(lr=_positive(float, "lr")(args.lr), clip=_positive(float, "clip")(args.clip),
+             batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden))
+    s.update(extra)
+    if args.T < 2:
+        raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
+    if args.threads == 0:
+        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
+    return s
+
+
+def _log(args):
+    if args.quiet:
+        return None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def _plot(fn, results, args):
+    if args.plot:
+        path = fn(results, args.plot, log=_log(args) or (lambda m: print(m, file=sys.stderr)))
+        if path and not args.quiet:
+            print(f"wrote {path}", file=sys.stderr)
+
+
+def run_adding(args):
+    from fastnn.experiments import adding, plots
+    s = _settings(args, steps=_positive(int, "steps")(args.steps),
+                  eval_every=_positive(int, "eval-every")(args.eval_every))
+    results = adding.run_adding(args.T, models=args.models, seed=args.seed, log=_log(args), n_threads=args.threads,
+                                **s)
+    _plot(plots.plot_adding, results, args)
+    if args.json:
+        print_json(adding.summary(results))
+    else:
+        print(adding.format_table(results))
+    return 0
+
+
+def run_gradients(args):
+    from fastnn.experiments import gradients, jsonable, plots
+    s = _settings(args)
+    results = gradients.run_gradients(args.T, models=args.models, seed=args.seed, log=_log(args),
+                                      n_threads=args.threads, train_steps=_positive(int, "train-steps")(
+                                          args.train_steps), **s)
+    _plot(plots.plot_gradients, results, args)
+    if args.json:
+        keys = ("model", "state", "T", "steps", "test_mse", "decay", "rate", "norms")
+        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
+    else:
+        print(gradients.format_table(results))
+    return 0
+
+
+def run_clipping(args):
+    from fastnn.experiments import clipping, jsonable, plots
+    s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model)
+    results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
+    _plot(plots.plot_clipping, results, args)
+    if args.json:
+        keys = ("clip", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over", "max_grad_norm",
+                "final_test_mse", "seconds")
+        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
+    else:
+        print(clipping.format_table(results))
+    return 0

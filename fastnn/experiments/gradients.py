@@ -1,0 +1,93 @@
+"""Experiment 2: how d loss / d h_t shrinks or grows with the distance from the loss (Bengio et al. 1994; Pascanu,
+Mikolov & Bengio 2013), for untrained and trained sigmoid, tanh and IRNN networks on the adding problem.
+
+The loss reads only h_T, so d loss / d h_t = (d loss / d h_T) prod_{s=t+1..T} diag(f'(z_s)) W_hh: a product of
+T - t Jacobians.  Its norm decays exponentially when they contract (vanishing) and grows when they expand
+(exploding).
+
+    curves = run_gradients(T=150, train_steps=3000, seed=0)
+"""
+import numpy as np
+
+from fastnn import graph, kernels, nn
+from fastnn.data.adding import adding
+from fastnn.experiments.adding import DEFAULTS, AddingRNN, limit_threads, train
+
+GRADIENT_MODELS = ("sigmoid", "tanh", "irnn")
+
+
+def hidden_state_grads(model, X, y):
+    """d loss_i / d h_t for every example i (loss_i its squared error) and step t = 1..T.
+
+    Returns an array (T, B, hidden): row t - 1 is the gradient wrt h_t, so the last row is at distance 0 from the
+    loss.  The graph's backward gives only the gradient flowing into H from outside the recurrence (here only into
+    h_T); the total one adds what reaches h_t from step t + 1: d loss / d h_t = dH_t + (d loss / d z_{t+1}) W_hh, with
+    d loss / d z from kernels.rnn_backward (no clipping).
+    """
+    rnn = model.rnn
+    H, pred = model.forward(X)
+    loss = nn.mse(pred, np.asarray(y, dtype=pred.dtype).reshape(-1, 1))
+    graph.backward(loss, keep_grads=True)
+    dH = H.grad if H.grad is not None else np.zeros_like(H.value)
+    model.zero_grad()
+    T, B, K = H.value.shape
+    Hf = np.concatenate([np.zeros((1, B, K), dtype=H.value.dtype), H.value])
+    W = rnn.W_hh.value
+    dZ = kernels.rnn_backward(np.ascontiguousarray(dH), Hf, W, activation=rnn.activation)[0]
+    dh = np.array(dH, dtype=np.float64)
+    dh[:-1] += dZ[1:].reshape(-1, K).astype(np.float64).dot(W.astype(np.float64)).reshape(T - 1, B, K)
+    return dh * B  # the mean over the batch divided each example's gradient by B
+
+
+def grad_norm_profile(model, X, y):
+    """Mean over the examples of ||d loss_i / d h_t||, ordered by distance 0 .. T-1 from the loss."""
+    g = hidden_state_grads(model, X, y)
+    return np.linalg.norm(g, axis=2).mean(axis=1)[::-1]
+
+
+def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=3000, n=256, seed=0, log=None, n_threads=1,
+                  **settings):
+    """Gradient-norm profiles of untrained and trained networks.
+
+    Each model in `models` (AddingRNN kinds) is built as in experiment 1, measured on n adding sequences of length T,
+    trained for train_steps with the adding defaults (overridable by **settings), and measured again.
+
+    Returns a list of dicts: model, state ("untrained" | "trained"), T, steps, test_mse, norms (list, distance
+    0 .. T-1), decay (the norm at distance T-1 over the norm at distance 0), rate (the geometric-mean factor
+    per step, decay ** (1 / (T - 1)): < 1 vanishing, > 1 exploding).
+    """
+    s = dict(DEFAULTS, **settings)
+    X, y = adding(n, T, np.random.default_rng([seed, 4]))
+    test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
+    out = []
+    with limit_threads(n_threads):
+        for kind in models:
+            model = AddingRNN(kind, s["hidden"], rng=np.random.default_rng([seed, 2]), small_std=s["small_std"],
+                              in_std=s["in_std"])
+            for state in ("untrained", "trained"):
+                h = None
+                if state == "trained":
+                    h = train(model, T=T, steps=train_steps, lr=s["lr"], momentum=s["momentum"],
+                              batch_size=s["batch_size"], max_norm=s["clip"], seed=[seed, 3], test=None,
+                              eval_every=0)
+                norms = grad_norm_profile(model, X, y)
+                decay = float(norms[-1] / norms[0]) if norms[0] > 0 else float("nan")
+                rate = decay ** (1.0 / max(T - 1, 1)) if np.isfinite(decay) else float("nan")
+                r = dict(model=kind, state=state, T=T, steps=0 if h is None else h["steps"],
+                         test_mse=model.mse(*test), norms=norms.tolist(), decay=decay, rate=rate)
+                out.append(r)
+                if log:
+                    log(f"{kind:>8} {state:>9}: test MSE {r['test_mse']:.4f}, |dL/dh| at distance 0 "
+                        f"{norms[0]:.3g}, at {T - 1} {norms[-1]:.3g} (x{rate:.4f} per step)")
+    return out
+
+
+def format_table(results):
+    """Markdown: model, state, steps, test MSE, norm at distance 0 and T-1, per-step factor."""
+    lines = ["| model | state | steps | test MSE | norm at 0 | norm at T-1 | factor per step |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        n = r["norms"]
+        lines.append(f"| {r['model']} | {r['state']} | {r['steps']} | {r['test_mse']:.4f} | {n[0]:.3g} | "
+                     f"{n[-1]:.3g} | {r['rate']:.4f} |")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""PNG plots of the RNN experiments.  matplotlib is optional (`pip install fastnn[plot]`): without it every function
+returns None and says so through `log`."""
+import io as _io
+import math
+
+import numpy as np
+
+from fastnn import io
+
+
+def _pyplot(log):
+    try:
+        import matplotlib
+    except ImportError:
+        if log:
+            log("matplotlib is not installed: skipping the plot (pip install matplotlib)")
+        return None
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path, plt):
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    io.atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return path
+
+
+def plot_adding(results, path, log=None):
+    """Test MSE against steps, one panel per T, one line per model, with the baseline and 0.1 x baseline."""
+    plt = _pyplot(log)
+    if plt is None:
+        return None
+    Ts = sorted({r["T"] for r in results})
+    fig, axes = plt.subplots(1, len(Ts), figsize=(4.2 * len(Ts), 3.6), squeeze=False)
+    for ax, T in zip(axes[0], Ts):
+        for r in (r for r in results if r["T"] == T):
+            mse = np.asarray(r["test_mse"], dtype=float)
+            ax.plot(r["eval_steps"], mse, label=r["model"])
+        base = results[0]["baseline_mse"]
+        ax.axhline(base, color="k", ls="--", lw=0.8, label="baseline 1/6")
+        ax.axhline(0.1 * base, color="k", ls=":", lw=0.8, label="0.1 x baseline")
+        ax.set_yscale("log")
+        ax.set_title(f"adding problem, T = {T}")
+        ax.set_xlabel("SGD steps")
+        ax.set_ylabel("test MSE")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path, plt)
+
+
+def plot_gradients(results, path, log=None):
+    """||d loss / d h_t|| against the distance T - t from the loss (log scale), untrained (dashed) and trained."""
+    plt = _pyplot(log)
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = {}
+    for r in results:
+        c = colors.setdefault(r["model"], f"C{len(colors)}")
+        norms = np.asarray(r["norms"], dtype=float)
+        ax.plot(np.arange(len(norms)), norms, color=c, ls="--" if r["state"] == "untrained" else "-",
+                label=f"{r['model']} {r['state']}" + (f" ({r['steps']} steps)" if r["steps"] else ""))
+    ax.set_yscale("log")
+    ax.set_xlabel("distance from the loss, T - t (steps)")
+    ax.set_ylabel("mean ||d loss / d h_t||")
+    ax.set_title(f"gradient flow, adding problem T = {results[0]['T']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path, plt)
+
+
+def _smooth(x, k):
+    x = np.asarray(x, dtype=float)
+    if len(x) < k or k < 2:
+        return x
+    c = np.cumsum(np.insert(np.where(np.isfinite(x), x, np.nan), 0, 0.0))
+    return (c[k:] - c[:-k]) / k
+
+
+def plot_clipping(results, path, log=None):
+    """Training loss (smoothed), test MSE and gradient norm against steps for each clipping mode."""
+    plt = _pyplot(log)
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
+    k = max(1, int(math.ceil(max(len(r["loss"]) for r in results) / 200)))
+    for i, r in enumerate(results):
+        c = f"C{i}"
+        lab = f"{r['clip']}" + (" (diverged)" if r["diverged"] else "")
+        loss = _smooth(r["loss"], k)
+        axes[0].plot(np.arange(len(loss)) + k, loss, color=c, label=lab)
+        axes[1].plot(r["eval_steps"], r["test_mse"], color=c, marker=".", label=lab)
+        axes[2].plot(np.arange(1, len(r["grad_norm"]) + 1), r["grad_norm"], color=c, lw=0.5, alpha=0.7, label=lab)
+        if r["diverged"]:
+            axes[0].axvline(len(r["loss"]), color=c, ls=":", lw=0.8)
+    base = results[0]["baseline_mse"]
+    for ax in axes[:2]:
+        ax.axhline(base, color="k", ls="--", lw=0.8)
+    axes[2].axhline(results[0]["threshold"], color="k", ls="--", lw=0.8, label="threshold c")
+    titles = (f"training loss (mean of {k} steps)", "test MSE", "gradient norm before clipping")
+    for ax, t in zip(axes, titles):
+        ax.set_yscale("log")
+        ax.set_xlabel("SGD steps")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}")
+    return _save(fig, path, plt)

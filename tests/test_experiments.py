@@ -1,0 +1,248 @@
+"""Small, fast versions of the RNN experiments (fastnn.experiments) and their CLI."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import nn, optim
+from fastnn.cli import main
+from fastnn.data.adding import ADDING_BASELINE_MSE, adding
+from fastnn.experiments import jsonable, plots
+from fastnn.experiments.adding import MODELS, AddingRNN, format_table, run_adding, summary, train
+from fastnn.experiments.clipping import run_clipping
+from fastnn.experiments.gradients import grad_norm_profile, hidden_state_grads, run_gradients
+
+ACTS = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0)}
+
+
+# ---- the task --------------------------------------------------------------------------------------------------
+
+def test_generator_statistics():
+    X, y = adding(20000, 40, seed=0, dtype=np.float64)
+    m = X[:, :, 1]
+    assert (m[:, :20].sum(1) == 1).all() and (m[:, 20:].sum(1) == 1).all()
+    first, second = m[:, :20].argmax(1), m[:, 20:].argmax(1)
+    assert np.bincount(first, minlength=20).min() > 800    # positions uniform within each half (1000 expected)
+    assert np.bincount(second, minlength=20).min() > 800
+    assert y.mean() == pytest.approx(1.0, abs=0.01)         # sum of two U(0, 1)
+    assert np.mean((y - 1) ** 2) == pytest.approx(ADDING_BASELINE_MSE, abs=0.005)  # predicting 1 scores 1/6
+    assert ADDING_BASELINE_MSE == pytest.approx(1 / 6) and abs(ADDING_BASELINE_MSE - 0.1767) > 0.005
+
+
+# ---- models ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_model_starts_at_the_mean_and_learns_a_batch(kind):
+    model = AddingRNN(kind, 16, rng=0, in_std=0.1, dtype=np.float64)
+    X, y = adding(32, 8, seed=1, dtype=np.float64)
+    assert model.predict(X).shape == (32,) and model.out.b.value[0] == 1.0
+    before = float(model.loss((X, y)).value)
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(200):
+        model.zero_grad()
+        model.loss((X, y)).backward()
+        optim.clip_grad_norm(model.parameters(), 1.0)
+        opt.step()
+    # the small-init ReLU net forgets its inputs within a step or two, so it cannot fit much of a batch
+    assert float(model.loss((X, y)).value) < (0.99 if kind == "relu" else 0.5) * before
+    assert model.mse(X, y) == pytest.approx(float(model.loss((X, y)).value), rel=1e-9)
+
+
+def test_irnn_initial_recurrent_jacobian_is_the_identity():
+    model = AddingRNN("irnn", 7, rng=0, dtype=np.float64)
+    rnn = model.rnn
+    np.testing.assert_array_equal(rnn.W_hh.value, np.eye(7))
+    np.testing.assert_array_equal(rnn.b.value, 0)
+    # d h_1 / d h_0 through the kernels' forward and backward, at a state where every unit is active (x = 0)
+    h0 = nn.as_node(np.abs(np.random.default_rng(0).normal(size=(7, 7))) + 0.1)
+    h0.requires_grad = True
+    H, _ = rnn(np.zeros((1, 7, 2)), h0)
+    np.testing.assert_array_equal(H.value[0], h0.value)         # h_1 = relu(I h_0) = h_0
+    H.backward(np.eye(7)[None])                                  # example i seeds unit i
+    np.testing.assert_array_equal(h0.grad, np.eye(7))            # so row i of the Jacobian is e_i
+    # and the other models' recurrent matrices are not the identity
+    assert not np.allclose(AddingRNN("relu", 7, rng=0).rnn.W_hh.value, np.eye(7))
+    assert np.abs(AddingRNN("relu", 7, rng=0, small_std=1e-3).rnn.W_hh.value).max() < 0.01
+
+
+def test_model_errors_and_config():
+    with pytest.raises(ValueError, match="'kind' must be one of"):
+        AddingRNN("lstm", 4, rng=0)
+    with pytest.raises(ValueError, match="'small_std' must be a number >= 0"):
+        AddingRNN("relu", 4, rng=0, small_std=-1)
+    m = AddingRNN("irnn", 5, rng=0, in_std=0.2)
+    assert AddingRNN.from_config(json.loads(json.dumps(m.config()))).config() == m.config()
+    assert "irnn" in repr(m)
+
+
+# ---- experiment 2: d loss / d h_t --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_hidden_state_grads_match_finite_differences(kind):
+    """d loss_i / d h_t from the graph + kernels equals central differences of a NumPy re-implementation where a
+    perturbation is added to h_t after the activation."""
+    T, B, K = 6, 3, 5
+    model = AddingRNN(kind, K, rng=0, in_std=0.5, small_std=0.5, dtype=np.float64)
+    X, y = adding(B, T, seed=1, dtype=np.float64)
+    g = hidden_state_grads(model, X, y)
+    assert g.shape == (T, B, K)
+    f = ACTS[model.rnn.activation]
+    Wi, W, b = model.rnn.W_ih.value, model.rnn.W_hh.value, model.rnn.b.value
+    wo, bo = model.out.W.value, model.out.b.value
+
+    def loss_i(t, i, k, d):
+        h = np.zeros((B, K))
+        for s in range(T):
+            h = f(X[:, s] @ Wi.T + h @ W.T + b)
+            if s == t:
+                h[i, k] += d
+        return float((h[i] @ wo[0] + bo[0] - y[i]) ** 2)
+
+    eps = 1e-6
+    fd = np.array([[[(loss_i(t, i, k, eps) - loss_i(t, i, k, -eps)) / (2 * eps) for k in range(K)]
+                    for i in range(B)] for t in range(T)])
+    assert np.abs(fd).max() > 0.01
+    np.testing.assert_allclose(g, fd, atol=1e-7)
+    assert all(p.grad is None for p in model.parameters().values())  # the measurement leaves no gradients behind
+
+
+def test_gradient_profiles_vanish_for_sigmoid_not_for_irnn():
+    X, y = adding(64, 60, seed=2)
+    sig = grad_norm_profile(AddingRNN("sigmoid", 32, rng=0), X, y)
+    irnn = grad_norm_profile(AddingRNN("irnn", 32, rng=0, in_std=0.1), X, y)
+    assert sig.shape == irnn.shape == (60,)
+    assert sig[-1] < 1e-6 * sig[0]           # vanishing: gone after 60 steps
+    assert irnn[-1] > 0.1 * irnn[0]          # identity recurrence: no vanishing at initialisation
+
+
+def test_run_gradients_small():
+    res = run_gradients(20, models=("tanh", "irnn"), train_steps=30, n=16, n_test=50, hidden=8)
+    assert [(r["model"], r["state"]) for r in res] == [("tanh", "untrained"), ("tanh", "trained"),
+                                                       ("irnn", "untrained"), ("irnn", "trained")]
+    for r in res:
+        assert len(r["norms"]) == 20 and r["steps"] == (30 if r["state"] == "trained" else 0)
+        assert r["rate"] == pytest.approx(r["decay"] ** (1 / 19))
+
+
+# ---- experiment 3: clipping --------------------------------------------------------------------------------------
+
+def _exploding_grads(dtype=np.float32):
+    """A ReLU net with an expanding recurrent matrix (1.2 I): its gradient norm is far above 1."""
+    model = AddingRNN("irnn", 10, rng=0, in_std=0.5, dtype=dtype)
+    model.rnn.W_hh.value *= 1.2
+    X, y = adding(8, 30, seed=0, dtype=dtype)
+    model.zero_grad()
+    model.loss((X, y)).backward()
+    return model
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0, 3.0])
+def test_norm_clipping_bounds_the_norm_exactly(c, dtype):
+    model = _exploding_grads(dtype)
+    params = model.parameters()
+    before = {k: p.grad.copy() for k, p in params.items()}
+    norm = optim.clip_grad_norm(params, c)
+    assert norm > 10 * c
+    after = optim.global_grad_norm(params)
+    if dtype == np.float64:
+        assert c * (1 - 1e-9) <= after <= c    # torch's 1e-6 in the denominator keeps it just below c
+    else:
+        assert after == pytest.approx(c, rel=1e-6)  # float32 rounding of the scaled entries can land 1 ulp above
+    for k, p in params.items():                # and the direction is unchanged
+        np.testing.assert_allclose(p.grad, before[k] * (c / (norm + 1e-6)), rtol=1e-6)
+
+
+def test_value_clipping_bounds_every_entry():
+    model = _exploding_grads()
+    params = model.parameters()
+    optim.clip_grad_value(params, 0.1)
+    assert max(np.abs(p.grad).max() for p in params.values()) == pytest.approx(0.1)
+
+
+def test_run_clipping_small():
+    res = run_clipping(12, steps=40, hidden=8, n_test=50, eval_every=20, lr=0.5, clip=0.1)
+    assert [r["clip"] for r in res] == ["none", "value", "norm"]
+    for r in res:
+        g = np.asarray(r["grad_norm"])
+        assert r["n_over"] == int((g[:r["steps"]] > r["threshold"]).sum())
+        assert r["max_grad_norm"] == pytest.approx(g.max())
+        assert len(r["loss"]) == len(g) and r["eval_steps"][-1] == r["steps"]
+    assert res[2]["n_over"] > 0
+    assert not res[2]["diverged"]
+
+
+def test_train_stops_on_divergence():
+    model = AddingRNN("irnn", 8, rng=0, in_std=0.5)
+    model.rnn.W_hh.value *= 3.0                               # h_t grows like 3^t: overflows float32
+    h = train(model, T=200, steps=5, lr=0.1, clip=None, test=adding(10, 200, 0), eval_every=0)
+    assert h["diverged"] and h["steps"] == 0 and np.isnan(h["test_mse"][-1])
+    assert jsonable(h["test_mse"])[-1] is None
+
+
+# ---- experiment 1: the adding problem ----------------------------------------------------------------------------
+
+def test_run_adding_small_irnn_learns_short_sequences():
+    res = run_adding(10, models=("tanh", "irnn"), steps=1000, n_test=300, eval_every=500, hidden=20, in_std=0.1,
+                     lr=0.05)
+    assert [r["model"] for r in res] == ["tanh", "irnn"]
+    for r in res:
+        assert r["eval_steps"] == [0, 500, 1000] and r["steps"] == 1000 and r["T"] == 10
+        assert r["baseline_mse"] == ADDING_BASELINE_MSE
+    assert res[1]["final_test_mse"] < 0.5 * ADDING_BASELINE_MSE
+    s = summary(res)
+    assert list(s[0]) == ["model", "T", "steps", "final_test_mse", "baseline_mse", "seconds"]
+    assert "| irnn | 10 | 1000 |" in format_table(res)
+
+
+def test_run_adding_rejects_unknown_settings():
+    with pytest.raises(TypeError, match="unknown settings"):
+        run_adding(10, steps=1, learning_rate=0.1)
+    with pytest.raises(ValueError, match="each model must be one of"):
+        run_adding(10, models=("gru",), steps=1)
+
+
+# ---- CLI and plots -----------------------------------------------------------------------------------------------
+
+def test_cli_adding_json(capsys):
+    rc = main(["experiment", "adding", "--T", "8", "--steps", "20", "--eval-every", "10", "--hidden", "8",
+               "--seed", "3", "--json", "--quiet"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["model"] for o in out] == list(MODELS)
+    for o in out:
+        assert set(o) == {"model", "T", "steps", "final_test_mse", "baseline_mse", "seconds"}
+        assert o["T"] == 8 and o["steps"] == 20 and o["baseline_mse"] == pytest.approx(1 / 6)
+
+
+def test_cli_gradients_and_clipping_tables(capsys):
+    assert main(["experiment", "gradients", "--T", "8", "--train-steps", "5", "--hidden", "4", "--quiet"]) == 0
+    assert "| sigmoid | untrained | 0 |" in capsys.readouterr().out
+    assert main(["experiment", "clipping", "--T", "8", "--steps", "5", "--hidden", "4", "--quiet", "--json"]) == 0
+    assert [o["clip"] for o in json.loads(capsys.readouterr().out)] == ["none", "value", "norm"]
+
+
+@pytest.mark.parametrize("argv, msg", [(["--lr", "-1"], "--lr must be > 0"), (["--steps", "x"], "--steps must be"),
+                                       (["--T", "1"], "--T must be >= 2")])
+def test_cli_bad_values(argv, msg, capsys):
+    assert main(["experiment", "adding", "--quiet"] + argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_plots_write_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    a = run_adding(6, models=("irnn",), steps=4, eval_every=2, hidden=4, n_test=20)
+    g = run_gradients(6, models=("irnn",), train_steps=2, n=4, hidden=4, n_test=20)
+    c = run_clipping(6, steps=4, hidden=4, n_test=20, eval_every=2)
+    for fn, res, name in ((plots.plot_adding, a, "a.png"), (plots.plot_gradients, g, "g.png"),
+                          (plots.plot_clipping, c, "c.png")):
+        path = fn(res, str(tmp_path / name))
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_without_matplotlib(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    said = []
+    assert plots.plot_gradients([], str(tmp_path / "x.png"), log=said.append) is None
+    assert "matplotlib is not installed" in said[0] and not (tmp_path / "x.png").exists()
