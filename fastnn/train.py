@@ -370,6 +370,8 @@ class Trainer:
         self._epoch_seconds += time.perf_counter() - t0
         self.progress.close()
         self._end_epoch()
+        if self._interrupted:                         # Ctrl-C during validation: the epoch's checkpoint is written
+            raise KeyboardInterrupt
 
     def _nonfinite(self, what):
         msg = (f"Trainer: {what} must be finite; got a non-finite value at step {self.step + 1} (epoch "
