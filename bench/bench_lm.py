@@ -182,9 +182,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2, help="threads for fastnn, BLAS and torch (default 2)")
+    ap.add_argument("--kernel-threads", type=int, default=None,
+                    help="OpenMP threads of fastnn's own kernels (default: --threads)")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     args = ap.parse_args(argv)
-    fastnn.set_num_threads(args.threads)
+    fastnn.set_num_threads(args.kernel_threads or args.threads)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads, user_api="blas")
@@ -195,21 +198,22 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
-    print(f"threads {args.threads}; median of {args.rounds} training steps; tokens/s = tokens per step / median")
+    print(f"threads {args.threads} (fastnn kernels {fastnn.get_num_threads()}), OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; tokens/s = tokens per step / median")
     print(f"| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
     print("|---|---|---|---|---|---|")
     for case in args.cases:
         res = {}
         for impl, make in IMPLS.items():
-            if impl == "torch" and torch is None:
+            if impl not in args.impls or (impl == "torch" and torch is None):
                 continue
             step, n_tok = make(case, np.random.default_rng(0))
             if step is not None:
                 res[impl] = n_tok / measure(step, args.rounds)
         f, t, r = res.get("fastnn"), res.get("torch"), res.get("roof")
-        ratio = f"{f / t:.2f}x" if t else "-"
-        print(f"| {case} | {f:,.0f} | {t:,.0f} | {ratio} | {r:,.0f} | {f / r:.2f} |" if t else
-              f"| {case} | {f:,.0f} | - | - | {r:,.0f} | {f / r:.2f} |", flush=True)
+        cell = lambda x: f"{x:,.0f}" if x else "-"  # noqa: E731
+        ratio = lambda x, y: f"{x / y:.2f}x" if x and y else "-"  # noqa: E731
+        print(f"| {case} | {cell(f)} | {cell(t)} | {ratio(f, t)} | {cell(r)} | {ratio(f, r)} |", flush=True)
     return 0
 
 

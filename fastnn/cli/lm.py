@@ -18,8 +18,8 @@ from fastnn.cli._common import CLIError, existing_file, print_json
 # Per-model defaults (None: not used by that model).  Chosen on Brown valid; see /work/notes/readme_lm.md.
 DEFAULTS = {
     "ngram": dict(order=3),
-    "nplm": dict(order=5, dim=60, hidden=100, direct=True, epochs=10, lr=0.5, lr_decay=1e-5, weight_decay=1e-5,
-                 batch_size=128, dropout=0.0, optimizer="sgd"),
+    "nplm": dict(order=5, dim=60, hidden=100, direct=False, epochs=3, lr=0.04, lr_decay=0.0, weight_decay=0.0,
+                 batch_size=128, dropout=0.0, optimizer="adagrad", max_minutes=None),
     "rnn": dict(hidden=256, embed=None, classes=0, epochs=20, lr=0.05, weight_decay=0.0, batch_size=32, bptt=0,
                 bptt_block=20, dropout=0.25, activation="tanh", init="glorot", clip_norm=5.0, clip_value=0.0,
                 optimizer="adagrad", max_minutes=30.0),
