@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import numbers
 import os
+import pickle
 import socket
 import time
 import traceback
@@ -343,6 +344,8 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     on_result : callable(record), called in this process as each new trial finishes (progress output).
 
     Each record: {"trial", "params", "score" (float or None), "seconds", "worker", and "error" / "info" when present}.
+    A trial that the executor itself fails (e.g. dask's KilledWorker) is returned with its error and a warning but not
+    logged, so that a rerun tries it again.
     A KeyboardInterrupt cancels the trials not started and propagates; the finished ones are in the log.
     """
     space = parse_space(space)
@@ -371,6 +374,13 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
                     on_result(rec)
         elif todo:
             own = executor is None
+            if own:
+                try:  # fail now, not once per trial in the pool's feeder thread
+                    pickle.dumps(objective)
+                except Exception as exc:  # noqa: BLE001 (pickle raises several types)
+                    raise TypeError(f"random_search: the objective must be picklable to run in worker processes "
+                                    f"({type(exc).__name__}: {exc}); use a module-level function or "
+                                    "functools.partial, or workers=1.") from None
             ex = local_executor(workers) if own else executor
             futures, broken, interrupted = {}, [], True
             try:
@@ -380,13 +390,16 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
                     t = futures[fut]
                     try:
                         rec = fut.result()
-                    except cf.process.BrokenProcessPool as exc:
+                    except cf.BrokenExecutor as exc:
                         broken.append((t, exc))  # the pool is gone: keep collecting the trials that finished
                         continue
-                    except Exception as exc:  # noqa: BLE001 (the executor failed this trial, e.g. dask KilledWorker)
+                    except Exception as exc:  # noqa: BLE001 (the executor failed it, e.g. dask KilledWorker)
+                        # not logged: the objective did not finish, so a rerun tries this trial again
                         rec = {"trial": t, "params": sample(space, seed, t), "score": None, "seconds": None,
-                               "error": f"{type(exc).__name__}: {exc} (raised by the executor)"}
-                    out.write(rec)
+                               "error": f"{type(exc).__name__}: {exc} (raised by the executor; not logged)"}
+                        warnings.warn(f"random_search: trial {t}: {rec['error']}", RuntimeWarning, stacklevel=2)
+                    else:
+                        out.write(rec)
                     results[t] = rec
                     if on_result is not None:
                         on_result(rec)

@@ -181,6 +181,30 @@ def test_argument_errors():
         search.local_executor(0)
 
 
+class _FailingExecutor(cf.ThreadPoolExecutor):
+    """Fails trial 1 itself, as dask does with KilledWorker."""
+
+    def submit(self, fn, *args, **kwargs):
+        if args[1] == 1:
+            f = cf.Future()
+            f.set_exception(OSError("worker lost"))
+            return f
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_executor_failures_are_returned_not_logged(tmp_path):
+    log = tmp_path / "runs.jsonl"
+    with _FailingExecutor(2) as ex, pytest.warns(RuntimeWarning, match="trial 1: OSError: worker lost"):
+        recs = search.random_search(quadratic, SPACE, 3, executor=ex, log=str(log))
+    assert recs[1]["score"] is None and "raised by the executor" in recs[1]["error"]
+    assert sorted(r["trial"] for r in search.read_log(str(log))) == [0, 2]
+    calls = []
+    search.random_search(lambda p: calls.append(p) or 1.0, SPACE, 3, workers=1, log=str(log))
+    assert calls == [search.sample(SPACE, 0, 1)]
+    with pytest.raises(TypeError, match="objective must be picklable"):
+        search.random_search(lambda p: 0.0, SPACE, 2, workers=2)
+
+
 def test_thread_pool_executor(tmp_path):
     with cf.ThreadPoolExecutor(3) as ex:
         recs = search.random_search(fails_on_big_windows, SPACE, 9, seed=2, executor=ex, log=str(tmp_path / "l"))
