@@ -226,9 +226,9 @@ KILL_SCRIPT = textwrap.dedent("""
     model, trainer = build(checkpoint=ckpt if mode != "plain" else None, checkpoint_every=3 if mode != "plain" else None)
     orig = trainer.loss_fn
     def loss_fn(m, b):
-        print("step", trainer.step, flush=True)
-        if mode == "slow":
-            time.sleep(0.01)
+        if mode == "slow" and trainer.step == 20:    # epoch 2 of 4 (13 batches each), mid-way: wait to be killed
+            print("step 20", flush=True)
+            time.sleep(120)
         return orig(m, b)
     trainer.loss_fn = loss_fn
     trainer.fit(resume=(mode == "resume"))
@@ -245,15 +245,14 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), "slow", ckpt, "-"], stdout=subprocess.PIPE, text=True,
                             env=env)
     try:
-        for line in proc.stdout:
-            if line.strip() == "step 20":           # epoch 2 of 4 (13 batches per epoch), mid-way
-                break
+        assert proc.stdout.readline().strip() == "step 20"
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     state = io.load_checkpoint(ckpt, Tiny(vocab=20, dropout=0.2))
-    assert state["epoch"] == 1 and 0 < state["position"] < 13       # the last good checkpoint, mid-epoch
+    assert (state["epoch"], state["position"], state["step"]) == (1, 5, 18)   # the last good checkpoint, mid-epoch
     subprocess.run([sys.executable, str(script), "resume", ckpt, out_res], check=True, env=env, capture_output=True)
     ref = io.load_model(out_ref, Tiny)
     res = io.load_model(out_res, Tiny)
