@@ -25,7 +25,7 @@ EXPERIMENTS = {
     "ngram3": ("ngram", []),
     "ngram5": ("ngram", ["--order", "5"]),
     "nplm": ("nplm", []),
-    "nplm_nodirect": ("nplm", ["--no-direct"]),
+    "nplm_direct": ("nplm", ["--direct"]),
     "rnn": ("rnn", []),
     "rnn100": ("rnn", ["--hidden", "100"]),
     "rnn100_class": ("rnn", ["--hidden", "100", "--classes", "100", "--dropout", "0", "--batch-size", "64",
