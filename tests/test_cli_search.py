@@ -30,7 +30,8 @@ def _text(path, rng, n, V=20):
     lines = []
     for _ in range(n):
         start = int(rng.integers(0, V))
-        lines.append(" ".join(f"w{(start + 2 * j + int(rng.integers(0, 2))) % V}" for j in range(int(rng.integers(3, 8)))))
+        k = int(rng.integers(3, 8))
+        lines.append(" ".join(f"w{(start + 2 * j + int(rng.integers(0, 2))) % V}" for j in range(k)))
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 

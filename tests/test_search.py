@@ -97,7 +97,8 @@ def test_sequential_search_logs_every_trial(tmp_path):
     assert [x["trial"] for x in lines] == list(range(6))
     for r in lines:
         assert set(r) >= {"trial", "params", "score", "seconds"}
-        assert r["params"] == search.sample(SPACE, 1, r["trial"]) and r["score"] == pytest.approx(quadratic(r["params"]))
+        assert r["params"] == search.sample(SPACE, 1, r["trial"])
+        assert r["score"] == pytest.approx(quadratic(r["params"]))
     top = search.best(recs)
     assert top[0]["score"] == max(r["score"] for r in recs)
     assert search.best(recs, 2, maximize=False)[0]["score"] == min(r["score"] for r in recs)
