@@ -375,9 +375,9 @@ def register(sub):
     p.add_argument("--batch-size", type=int, default=Settings.batch_size, help="mini-batch size (default 100)")
     p.add_argument("--weight-decay", type=float, default=Settings.weight_decay,
                    help="L2 coefficient in the objective, weights only (default 1e-4)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="kernel threads (default 1: robust on a shared machine; BLAS is limited to the same count "
-                        "when threadpoolctl is installed)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="kernel threads (default: fastnn's default, all CPUs; BLAS is limited to the same count when "
+                        "threadpoolctl is installed); 1 is steadier on a machine shared with other jobs")
     p.add_argument("--json", action="store_true", help="print one JSON array instead of the markdown table")
     p.add_argument("--plot", default="compare-optimizers.png", metavar="PNG",
                    help="where to write the plot (objective vs seconds) when matplotlib is installed "
@@ -416,14 +416,15 @@ def run(args):
         data = None
     saved = _threads._default
     fastnn.set_num_threads(args.threads)
+    n_threads = fastnn.get_num_threads()
     try:
-        limiter = _blas_limit(args.threads)
+        limiter = _blas_limit(n_threads)
         with limiter:
             if data is None:
                 data = synthetic(max(sizes), args.seed)
             if log:
                 log(f"compare-optimizers: {data.name} data, sizes {sizes}, models {models}, methods {methods}, "
-                    f"{args.threads} thread(s)")
+                    f"{n_threads} thread(s)")
             rows, traces = compare(sizes, data=data, models=models, methods=methods, seed=args.seed,
                                    settings=settings, log=log)
     finally:
@@ -452,4 +453,4 @@ def _blas_limit(n):
         from threadpoolctl import threadpool_limits
     except ImportError:
         return _Nothing()
-    return threadpool_limits(limits=max(1, n) if n > 0 else None, user_api="blas")
+    return threadpool_limits(limits=n, user_api="blas")
