@@ -56,6 +56,15 @@ def test_forward_backward_and_viterbi_match_brute_force(rng, scale):
         np.testing.assert_allclose(trans[i, j], num, rtol=1e-5, atol=1e-7)
 
 
+def test_viterbi_in_length_sorted_blocks_matches_one_call(rng):
+    lengths = rng.integers(1, 12, 60)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    E = rng.standard_normal((offsets[-1], 5))
+    A, s, e = rng.standard_normal((5, 5)), rng.standard_normal(5), rng.standard_normal(5)
+    np.testing.assert_array_equal(T._viterbi_chunked(E, offsets, A, s, e, max_tokens=37),
+                                  T.viterbi(E, offsets, A, s, e))
+
+
 def test_sentence_nll_value_is_logZ_minus_gold_score(rng):
     K, lengths = 4, [3, 2]
     offsets = np.array([0, 3, 5])
@@ -153,13 +162,25 @@ def test_build_encodes_features_and_trains_in_iobes_but_predicts_in_the_file_enc
     assert enc.words[0, :2].tolist() == [0, 0]                       # padding left of the first token
     assert m.vocab.words[enc.words[8, 2]] == "0000"                  # digits normalised, lowercased
     assert enc.caps[0, 2] == conll.CAPS_FIRST and enc.caps[3, 2] == conll.CAPS_ALL
-    assert m.suffix_vocab.words[enc.suffix[1, 2]] == "rn"
+    assert m.suffix_vocab.words[enc.feats[0][1, 2]] == "rn" and len(enc.feats) == 1
     # gold ids decoded and converted back reproduce the file's IOB1 column exactly
     ids = enc.targets[:, 0]
     names = [ner["tags"][i] for i in ids]
     back = T._recode([names[0:3], names[3:11], names[11:12]], "iobes", "iob1")
     assert back == conll.column(sents, 3)
     assert m.encode(sents)._fields == T.Encoded._fields
+
+
+def test_word_shape_and_suffix_features():
+    assert [T.word_shape(w) for w in ["age-defying", "10-round", "T.O'Gorman", "1,874", "Paris", "USA", "iPod"]] == \
+        ["x-x", "d-x", "X.X'Xx", "d,d", "Xx", "X", "xXx"]
+    assert T.word_suffix("Running", 3) == "ing" and T.word_suffix("A1", 3) == "a0"
+    m = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=3, suffix_dim=2, shape_dim=3, hidden=4)
+    enc = m.encode(_corpus())
+    assert len(enc.feats) == 2 and m.shape_vocab.words[enc.feats[1][1, 2]] == "Xx"
+    assert m.hidden.W.shape == (4, 5 * (50 + 5 + 2 + 3))
+    assert {"suffix.W", "shape.W"} <= set(m.parameters())
+    assert "shape=3" in repr(m)
 
 
 def test_encode_errors_name_the_task_and_tag():
@@ -281,7 +302,7 @@ def test_constructor_validates_arguments():
         T.WindowTagger(["a", "b"], tasks)
     m = T.WindowTagger(words, tasks, hidden=3, loss="word")
     with pytest.raises(ValueError, match="targets"):
-        m.loss(T.TaggerBatch(np.zeros((1, 5), int), np.zeros((1, 5), int), None, None, None))
+        m.loss(T.TaggerBatch(np.zeros((1, 5), int), np.zeros((1, 5), int), (), None, None))
     assert "WindowTagger(tasks=[t=1:2 tags]" in repr(m)
 
 

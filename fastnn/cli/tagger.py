@@ -12,10 +12,11 @@ import time
 from fastnn.cli._common import CLIError, existing_file, print_json
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
-DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=32, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, suffix_len=0, suffix_dim=0, activation="hardtanh", loss="sentence", scheme="iobes",
-                dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, embed_scale=0.01, patience=None,
-                seed=0, threads=1)
+DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
+                caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, activation="hardtanh", loss="sentence",
+                scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
+                embed_scale=0.01,
+                patience=None, seed=0, threads=1)
 
 
 def register(sub):
@@ -42,6 +43,9 @@ def register(sub):
                    help="suffix feature: the last N letters of the lowercased word, 0 = none (default %(default)s)")
     g.add_argument("--suffix-dim", type=int, default=d["suffix_dim"],
                    help="suffix feature vector size (default %(default)s)")
+    g.add_argument("--shape-dim", type=int, default=d["shape_dim"],
+                   help="word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to X/x/d and "
+                        "keeps other characters, e.g. 10-round -> d-x (default %(default)s)")
     g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units (default %(default)s)")
     g.add_argument("--activation", choices=["hardtanh", "tanh"], default=d["activation"],
                    help="hidden activation (default %(default)s)")
@@ -73,6 +77,8 @@ def register(sub):
                         "loss) (default %(default)s)")
     o.add_argument("--unk-replace", type=float, default=d["unk_replace"],
                    help="probability of replacing a word seen once by <unk> in training (default %(default)s)")
+    o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help="L2 coefficient on weights and vectors (lazy for vector rows) (default %(default)s)")
     o.add_argument("--patience", type=int, default=d["patience"],
                    help="stop after this many epochs without a better dev score (default: never)")
     o.add_argument("--seed", type=int, default=d["seed"], help="seed of initialisation, order, dropout")
@@ -148,7 +154,8 @@ def _parse_tasks(specs, n_cols, path):
 def _check_range(args):
     checks = [("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
               ("--caps-dim", args.caps_dim, 0), ("--suffix-len", args.suffix_len, 0),
-              ("--suffix-dim", args.suffix_dim, 0), ("--min-count", args.min_count, 1)]
+              ("--suffix-dim", args.suffix_dim, 0), ("--shape-dim", args.shape_dim, 0),
+              ("--min-count", args.min_count, 1)]
     for name, v, low in checks:
         if v < low:
             raise CLIError(f"{name} must be >= {low}; got {v}")
@@ -162,6 +169,8 @@ def _check_range(args):
                     ("--unk-replace", args.unk_replace)):
         if not 0 <= v < 1:
             raise CLIError(f"{name} must be in [0, 1); got {v}")
+    if not args.weight_decay >= 0:
+        raise CLIError(f"--weight-decay must be >= 0; got {args.weight_decay}")
     if not args.embed_scale > 0:
         raise CLIError(f"--embed-scale must be > 0; got {args.embed_scale}")
     if args.patience is not None and args.patience < 0:
@@ -219,7 +228,7 @@ def run_train(args):
     try:
         model = T.WindowTagger.build(
             train, tasks, scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
-            suffix_dim=args.suffix_dim if args.suffix_len else 0,
+            suffix_dim=args.suffix_dim if args.suffix_len else 0, shape_dim=args.shape_dim,
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
             caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
             dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,
@@ -240,7 +249,8 @@ def run_train(args):
     t0 = time.perf_counter()
     try:
         trainer = T.fit(model, train, dev, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                        batch_size=args.batch_size, unk_replace=args.unk_replace, patience=args.patience,
+                        batch_size=args.batch_size, unk_replace=args.unk_replace,
+                        weight_decay=args.weight_decay, patience=args.patience,
                         checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet)
     except (ValueError, TypeError) as e:
         if args.resume:

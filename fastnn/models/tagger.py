@@ -1,7 +1,8 @@
 """Window taggers, single-task and multitask (Collobert, Weston, Bottou, Karlen, Kavukcuoglu and Kuksa 2011).
 
 Each token is tagged from a window of tokens centred on it.  Every token of the window contributes the vectors of
-its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffix), concatenated;
+its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffix and its word
+shape), concatenated;
 one hidden layer (hard tanh or tanh) maps the window to a hidden vector h; each task has its own affine output layer
 on h giving one score per tag.
 
@@ -272,21 +273,22 @@ def viterbi(scores, offsets, A, start, end):
 # ---- batches -----------------------------------------------------------------------------------------------------
 
 class TaggerBatch(NamedTuple):
-    """Windows of feature ids (N, window) for N tokens; targets (N, n_tasks) or None; offsets (S + 1,) sentence
-    boundaries within the batch (sentence-level loss) or None (independent windows)."""
+    """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
+    feature of the model (suffix, shape); targets (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within
+    the batch (sentence-level loss) or None (independent windows)."""
     words: np.ndarray
     caps: np.ndarray
-    suffix: np.ndarray
+    feats: tuple
     targets: np.ndarray
     offsets: np.ndarray
 
 
 class Encoded(NamedTuple):
-    """A corpus turned into windows: words/caps/suffix (N, window) int64, targets (N, n_tasks) or None,
-    offsets (S + 1,)."""
+    """A corpus turned into windows: words, caps (N, window) int64, feats (tuple of (N, window) int64), targets
+    (N, n_tasks) or None, offsets (S + 1,)."""
     words: np.ndarray
     caps: np.ndarray
-    suffix: np.ndarray
+    feats: tuple
     targets: np.ndarray
     offsets: np.ndarray
 
@@ -300,8 +302,8 @@ class Encoded(NamedTuple):
             rows = np.repeat(lo - offs[:-1], lengths) + np.arange(offs[-1])
         else:
             offs = None
-        pick = (lambda a: None if a is None else a[rows])
-        return TaggerBatch(self.words[rows], self.caps[rows], pick(self.suffix), pick(self.targets), offs)
+        return TaggerBatch(self.words[rows], self.caps[rows], tuple(f[rows] for f in self.feats),
+                           None if self.targets is None else self.targets[rows], offs)
 
 
 class WindowBatches:
@@ -378,8 +380,20 @@ class _BatchPlan:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
-def _suffix_of(word, n):
-    return word[-n:]
+def word_suffix(word, n):
+    """The last n letters of the normalised word (the whole word when shorter)."""
+    return conll.normalize_word(word)[-n:]
+
+
+def word_shape(word):
+    """The word's shape: upper-case letters -> "X", lower-case -> "x", digits -> "d", other characters kept, runs of
+    one class collapsed ("age-defying" -> "x-x", "10-round" -> "d-x", "T.O'Gorman" -> "X.X'Xx", "1,874" -> "d,d")."""
+    out = []
+    for ch in word:
+        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
+        if not out or out[-1] != c or c not in "Xxd":
+            out.append(c)
+    return "".join(out)
 
 
 class WindowTagger(Module):
@@ -391,8 +405,10 @@ class WindowTagger(Module):
     tasks : list of dicts {"name", "column", "tags" (list, in the training encoding), "scheme" (training encoding,
         or None for a non-chunk task like POS), "file_scheme" (the data's encoding, or None)}.
     suffixes : list of str (with "<pad>", "<unk>" first) for the suffix feature, or None for no suffix feature.
+    shapes : likewise for the word-shape feature (word_shape), or None.
     word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
-    window : odd window size.  embed_dim, caps_dim, suffix_dim : feature vector sizes.  suffix_len : letters.
+    window : odd window size.  embed_dim, caps_dim, suffix_dim, shape_dim : feature vector sizes.
+    suffix_len : letters of the suffix feature.
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
@@ -400,8 +416,9 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, word_counts=None, window=5, embed_dim=50, caps_dim=5,
-                 suffix_len=0, suffix_dim=0, hidden=300, activation="hardtanh", loss="sentence", dropout=0.0,
+    def __init__(self, words, tasks, *, suffixes=None, shapes=None, word_counts=None, window=5, embed_dim=50,
+                 caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, hidden=300, activation="hardtanh",
+                 loss="sentence", dropout=0.0,
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, seed=0, dtype="float32"):
         where = "WindowTagger"
         if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
@@ -409,7 +426,8 @@ class WindowTagger(Module):
         for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
             if not (isinstance(v, numbers.Integral) and v >= 1):
                 raise ValueError(f"{where}: '{name}' must be an int >= 1; got {v!r}.")
-        for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("suffix_len", suffix_len)):
+        for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("suffix_len", suffix_len),
+                        ("shape_dim", shape_dim)):
             if not (isinstance(v, numbers.Integral) and v >= 0):
                 raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
         if activation not in ACTIVATIONS:
@@ -422,6 +440,9 @@ class WindowTagger(Module):
             raise ValueError(f"{where}: 'suffixes' must be given exactly when suffix_len and suffix_dim are > 0; got "
                              f"suffix_len={suffix_len}, suffix_dim={suffix_dim}, suffixes "
                              f"{'None' if suffixes is None else 'given'}.")
+        if (shapes is None) != (shape_dim == 0):
+            raise ValueError(f"{where}: 'shapes' must be given exactly when shape_dim > 0; got shape_dim={shape_dim}, "
+                             f"shapes {'None' if shapes is None else 'given'}.")
         words = list(words)
         if words[:2] != [Vocab.PAD, Vocab.UNK]:
             raise ValueError(f"{where}: 'words' must start with {Vocab.PAD!r}, {Vocab.UNK!r}; got {words[:2]}.")
@@ -430,8 +451,10 @@ class WindowTagger(Module):
             t["tags"] = list(t["tags"])
         self.vocab = Vocab(words, word_counts)
         self.suffix_vocab = Vocab(suffixes) if suffixes is not None else None
+        self.shape_vocab = Vocab(shapes) if shapes is not None else None
         self._cfg = dict(window=int(window), embed_dim=int(embed_dim), caps_dim=int(caps_dim),
-                         suffix_len=int(suffix_len), suffix_dim=int(suffix_dim), hidden=int(hidden),
+                         suffix_len=int(suffix_len), suffix_dim=int(suffix_dim), shape_dim=int(shape_dim),
+                         hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
                          freeze_embeddings=bool(freeze_embeddings), seed=int(seed), dtype=str(np.dtype(dtype)))
@@ -442,7 +465,13 @@ class WindowTagger(Module):
         self.caps = nn.Embedding(conll.N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
         self.suffix = (nn.Embedding(len(suffixes), suffix_dim, rng=rng, dtype=dt, scale=embed_scale)
                        if suffixes is not None else None)
-        n_in = window * (embed_dim + caps_dim + (suffix_dim if suffixes is not None else 0))
+        self.shape = (nn.Embedding(len(shapes), shape_dim, rng=rng, dtype=dt, scale=embed_scale)
+                      if shapes is not None else None)
+        # the optional per-token features, in the order of TaggerBatch.feats: (vocab, word -> string, lookup table)
+        self._features = [f for f in (
+            (self.suffix_vocab, lambda w, n=int(suffix_len): word_suffix(w, n), self.suffix),
+            (self.shape_vocab, word_shape, self.shape)) if f[0] is not None]
+        n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features))
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
         self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
@@ -453,13 +482,14 @@ class WindowTagger(Module):
 
     # -- construction from data ----------------------------------------------------------------------------------
     @classmethod
-    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, suffix_min_count=1,
-              extra_words=(), **kwargs):
+    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, shape_dim=0,
+              feature_min_count=1, extra_words=(), **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
         tasks : {name: column index or name}.  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
         to keep the file's).  min_count : words seen fewer times map to <unk>.  extra_words : normalised words to add
-        to the vocabulary (e.g. those of pretrained vectors).  Other keywords go to the constructor.
+        to the vocabulary (e.g. those of pretrained vectors).  feature_min_count : suffixes and shapes seen fewer times
+        map to <unk>.  Other keywords go to the constructor.
         """
         where = "WindowTagger.build"
         if scheme not in TRAIN_SCHEMES:
@@ -480,16 +510,21 @@ class WindowTagger(Module):
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme})
         wv = conll.word_vocab(sentences, min_count=min_count, extra_words=extra_words)
-        suffixes = None
-        if suffix_len and suffix_dim:
-            norm = ([_suffix_of(conll.normalize_word(r[0]), suffix_len) for r in s] for s in sentences)
-            suffixes = Vocab.build(norm, min_count=suffix_min_count, specials=(Vocab.PAD, Vocab.UNK)).words
-        return cls(wv.words, specs, suffixes=suffixes, word_counts=wv.counts.tolist(), suffix_len=suffix_len,
-                   suffix_dim=suffix_dim, **kwargs)
+
+        def feature_vocab(fn):
+            strings = ([fn(r[0]) for r in s] for s in sentences)
+            return Vocab.build(strings, min_count=feature_min_count, specials=(Vocab.PAD, Vocab.UNK)).words
+
+        suffixes = feature_vocab(lambda w: word_suffix(w, suffix_len)) if suffix_len and suffix_dim else None
+        shapes = feature_vocab(word_shape) if shape_dim else None
+        return cls(wv.words, specs, suffixes=suffixes, shapes=shapes, word_counts=wv.counts.tolist(),
+                   suffix_len=suffix_len if suffixes else 0, suffix_dim=suffix_dim if suffixes else 0,
+                   shape_dim=shape_dim, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
+                    shapes=None if self.shape_vocab is None else self.shape_vocab.words,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
     @classmethod
@@ -514,12 +549,8 @@ class WindowTagger(Module):
         wid = conll.encode_words(sentences, self.vocab, col=0)
         cid = conll.encode_caps(sentences, col=0)
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
-        suffix = None
-        if self.suffix_vocab is not None:
-            n = self._cfg["suffix_len"]
-            sid = [self.suffix_vocab.encode([_suffix_of(conll.normalize_word(r[0]), n) for r in s])
-                   for s in sentences]
-            suffix = conll.windows(sid, window=w, pad_word_id=0)[0]
+        feats = tuple(conll.windows([vocab.encode([fn(r[0]) for r in s]) for s in sentences], window=w,
+                                    pad_word_id=0)[0] for vocab, fn, _ in self._features)
         tgt = None
         if targets:
             n_cols = min(len(s[0]) for s in sentences) if sentences else 0
@@ -545,7 +576,7 @@ class WindowTagger(Module):
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
                                      f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
                                      f"{', ...' if len(t['tags']) > 12 else ''}).") from None
-        return Encoded(words, caps, suffix, tgt, offsets)
+        return Encoded(words, caps, feats, tgt, offsets)
 
     def batches(self, sentences_or_encoded, *, batch_size=32, unk_replace=0.0):
         """WindowBatches over training data: by window (word loss) or by sentence (sentence loss)."""
@@ -564,8 +595,8 @@ class WindowTagger(Module):
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
-        if self.suffix is not None:
-            parts.append(self.suffix(batch.suffix))
+        for (_, _, table), ids in zip(self._features, batch.feats):
+            parts.append(table(ids))
         x = parts[0] if len(parts) == 1 else nn.concat(parts)
         x = self.drop_in(x)
         z = self.hidden(x)
@@ -598,8 +629,7 @@ class WindowTagger(Module):
         try:
             for lo in range(0, len(enc.words), chunk):
                 rows = slice(lo, lo + chunk)
-                b = TaggerBatch(enc.words[rows], enc.caps[rows],
-                                None if enc.suffix is None else enc.suffix[rows], None, None)
+                b = TaggerBatch(enc.words[rows], enc.caps[rows], tuple(f[rows] for f in enc.feats), None, None)
                 hv = self.hidden_layer(b).value
                 for k, head in enumerate(self.heads):
                     s = np.empty((len(hv), head.W.shape[0]), dtype=hv.dtype)
@@ -662,6 +692,7 @@ class WindowTagger(Module):
         c = self._cfg
         tasks = ", ".join(f"{t['name']}={t['column']}:{len(t['tags'])} tags" for t in self.tasks)
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
+        sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
                 f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
@@ -731,8 +762,10 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
               "file_scheme": None} for k in range(n_tasks)]
     sfx = [Vocab.PAD, Vocab.UNK, "a", "b"] if suffix else None
-    m = WindowTagger(words, tasks, suffixes=sfx, window=3, embed_dim=3, caps_dim=2, suffix_len=1 if suffix else 0,
-                     suffix_dim=2 if suffix else 0, hidden=4, activation="tanh", loss=loss, embed_scale=1.0,
+    shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
+    m = WindowTagger(words, tasks, suffixes=sfx, shapes=shp, window=3, embed_dim=3, caps_dim=2,
+                     suffix_len=1 if suffix else 0, suffix_dim=2 if suffix else 0, shape_dim=2 if suffix else 0,
+                     hidden=4, activation="tanh", loss=loss, embed_scale=1.0,
                      seed=seed, dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
@@ -745,12 +778,13 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     N = offsets[-1]
     targets = np.stack([rng.integers(0, len(t["tags"]), N) for t in tasks], axis=1)
     batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
-                        rng.integers(0, 4, (N, 3)) if suffix else None, targets,
+                        (rng.integers(0, 4, (N, 3)), rng.integers(0, 5, (N, 3))) if suffix else (), targets,
                         offsets if loss == "sentence" else None)
     return m, batch
 
 
 def _case(loss, n_tasks, suffix=False):
+    """suffix=True adds the suffix and shape features."""
     def build(rng):
         m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
         return (lambda: m.loss(batch)), m.parameters()
@@ -770,13 +804,15 @@ def gradcheck_cases():
 OPTIMIZERS = ("adagrad", "sgd")
 
 
-def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=32, unk_replace=0.0,
-        patience=None, checkpoint=None, resume=False, seed=0, quiet=False, callback=None):
+def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, unk_replace=0.0,
+        weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False, callback=None):
     """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
 
     With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
     epoch's parameters are kept, and `patience` epochs without improvement stop training.  optimizer: "adagrad"
-    (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  checkpoint / resume: see Trainer.
+    (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  weight_decay: L2 on weights and vectors
+    (lazy: a lookup-table row decays when it is used), not on biases and transitions.  checkpoint / resume: see
+    Trainer.
     """
     from fastnn.optim import SGD, AdaGrad
     from fastnn.train import Trainer
@@ -785,7 +821,8 @@ def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batc
         raise ValueError(f"fit: 'optimizer' must be one of {OPTIMIZERS}; got {optimizer!r}.")
     data = model.batches(train, batch_size=batch_size, unk_replace=unk_replace)
     params = model.parameters()
-    opt = AdaGrad(params, lr) if optimizer == "adagrad" else SGD(params, lr)
+    opt = (AdaGrad(params, lr, weight_decay=weight_decay) if optimizer == "adagrad"
+           else SGD(params, lr, weight_decay=weight_decay))
     validate = None
     if dev is not None:
         dev_enc = model.encode(dev)
