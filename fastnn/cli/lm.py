@@ -63,7 +63,10 @@ def register(sub):
     t.add_argument("--max-minutes", type=float, help="training-time budget: no epoch starts that would end past it "
                                                     "(estimated from the longest epoch so far; RNN default 30)")
     t.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a better valid")
-    t.add_argument("--threads", type=int, help="kernel threads (default: fastnn's default)")
+    t.add_argument("--threads", type=int, help="BLAS threads (default: the BLAS library's default)")
+    t.add_argument("--kernel-threads", type=int, default=1,
+                   help="OpenMP threads of fastnn's own kernels (default 1: they are memory-bound here, and idle "
+                        "OpenMP threads spin and slow the BLAS calls down unless OMP_WAIT_POLICY=PASSIVE)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -77,7 +80,8 @@ def register(sub):
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
     e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em'")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
-    e.add_argument("--threads", type=int)
+    e.add_argument("--threads", type=int, help="BLAS threads")
+    e.add_argument("--kernel-threads", type=int, default=1, help="OpenMP threads of fastnn's kernels (default 1)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=run_eval)
 
@@ -135,20 +139,24 @@ def load_lm(path):
     return model, words
 
 
-def _set_threads(n):
-    """--threads: fastnn's kernels and, when threadpoolctl is installed, the BLAS pool (an oversubscribed machine
-    makes a 2-thread OpenBLAS several times slower than 1 thread)."""
-    if n is None:
-        return
+def _set_threads(blas, kernels):
+    """--threads: the BLAS pool (through threadpoolctl, when installed); --kernel-threads: fastnn's OpenMP kernels.
+    On a 2-core machine a busy 2-thread OpenBLAS plus 2 spinning OpenMP threads run the output layer 2-3x slower
+    than BLAS alone with single-threaded kernels (bench/bench_lm.py)."""
     import fastnn
-    if n == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    fastnn.set_num_threads(n)
+    for name, n in (("--threads", blas), ("--kernel-threads", kernels)):
+        if n is not None and n == 0:
+            raise CLIError(f"{name} must not be 0 (a positive count, or -1 for all CPUs)")
+    if kernels is not None:
+        fastnn.set_num_threads(kernels)
+    if blas is None:
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return
-    threadpool_limits(fastnn.get_num_threads(), user_api="blas")
+    from fastnn._threads import cpu_count
+    threadpool_limits(blas if blas > 0 else max(1, cpu_count() + 1 + blas), user_api="blas")
 
 
 def _logprobs(model, stream):
@@ -181,7 +189,7 @@ class _LMProgress:
 def run_train(args):
     from fastnn.data import Vocab, count_oov, lm_stream
 
-    _set_threads(args.threads)
+    _set_threads(args.threads, args.kernel_threads)
     if args.min_count < 1:
         raise CLIError(f"--min-count must be >= 1; got {args.min_count}")
     if args.resume and not args.checkpoint:
@@ -316,7 +324,7 @@ def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
     from fastnn.models.mixture import em_weight, mix_logprobs
 
-    _set_threads(args.threads)
+    _set_threads(args.threads, args.kernel_threads)
     model, words = load_lm(args.model)
     vocab = Vocab(words)
     sents = _read(args.data)
