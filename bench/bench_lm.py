@@ -182,12 +182,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2, help="threads for fastnn, BLAS and torch (default 2)")
-    ap.add_argument("--kernel-threads", type=int, default=None,
-                    help="OpenMP threads of fastnn's own kernels (default: --threads)")
+    ap.add_argument("--kernel-threads", type=int, default=1,
+                    help="OpenMP threads of fastnn's own kernels (default 1, as `fastnn lm`: idle OpenMP threads "
+                         "spin and slow BLAS down)")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     args = ap.parse_args(argv)
-    fastnn.set_num_threads(args.kernel_threads or args.threads)
+    fastnn.set_num_threads(args.kernel_threads)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads, user_api="blas")
