@@ -225,6 +225,22 @@ def test_batches_cover_every_token_once_and_are_reproducible(by_sentence):
     np.testing.assert_array_equal(data.epoch(np.random.default_rng(1))[2].words, plan[2].words)
 
 
+def test_bucketed_sentence_batches_group_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, 400)
+    sents = [[("w", "NN", "O", "O")] * int(n) for n in lengths]
+    m = T.WindowTagger.build(sents, {"ner": 3}, loss="sentence", hidden=4)
+    enc = m.encode(sents)
+
+    def spread(bucket):
+        plan = m.batches(enc, batch_size=60, bucket=bucket).epoch(np.random.default_rng(0))
+        spans = [np.ptp(np.diff(plan[i].offsets)) for i in range(len(plan))]
+        assert sum(len(plan[i].words) for i in range(len(plan))) == lengths.sum()
+        return np.mean(spans)
+
+    assert spread(20) < 0.5 * spread(0)
+
+
 # ---- training ------------------------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from fastnn.cli._common import CLIError, existing_file, print_json
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
                 caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
-                embed_scale=0.01,
+                bucket=0, embed_scale=0.01,
                 patience=None, seed=0, threads=1)
 
 
@@ -75,6 +75,9 @@ def register(sub):
     o.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="windows per step (word loss) or about that many tokens of whole sentences (sentence "
                         "loss) (default %(default)s)")
+    o.add_argument("--bucket", type=int, default=d["bucket"],
+                   help="sentence loss: sort sentences by length within pools of N batches so batches pad less "
+                        "(0 = plain shuffle) (default %(default)s)")
     o.add_argument("--unk-replace", type=float, default=d["unk_replace"],
                    help="probability of replacing a word seen once by <unk> in training (default %(default)s)")
     o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
@@ -249,7 +252,7 @@ def run_train(args):
     t0 = time.perf_counter()
     try:
         trainer = T.fit(model, train, dev, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                        batch_size=args.batch_size, unk_replace=args.unk_replace,
+                        batch_size=args.batch_size, bucket=args.bucket, unk_replace=args.unk_replace,
                         weight_decay=args.weight_decay, patience=args.patience,
                         checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet)
     except (ValueError, TypeError) as e:

@@ -311,11 +311,14 @@ class WindowBatches:
 
     by="window": batches of `batch_size` random windows (word-level loss).  by="sentence": batches of whole shuffled
     sentences holding about `batch_size` tokens (at least one sentence), with offsets (sentence-level loss).
+    bucket (by="sentence"): the shuffled sentences are taken `bucket` batches' worth at a time, sorted by length
+    within that pool, cut into batches, and the batches of the epoch are shuffled; sentences of similar length then
+    share a batch, so the forward algorithm pads less (0: no sorting).
     unk_replace: each occurrence of a word seen once in training is replaced by <unk> with this probability in each
     epoch (so the <unk> vector is trained on words like the unknown words of new text).
     """
 
-    def __init__(self, encoded, *, batch_size, by="window", unk_replace=0.0, rare=None, unk_id=1):
+    def __init__(self, encoded, *, batch_size, by="window", bucket=0, unk_replace=0.0, rare=None, unk_id=1):
         if by not in ("window", "sentence"):
             raise ValueError(f"WindowBatches: 'by' must be 'window' or 'sentence'; got {by!r}.")
         if not (isinstance(batch_size, numbers.Integral) and batch_size >= 1):
@@ -324,25 +327,34 @@ class WindowBatches:
             raise ValueError(f"WindowBatches: 'unk_replace' must be in [0, 1); got {unk_replace!r}.")
         if encoded.targets is None:
             raise ValueError("WindowBatches: the corpus must have targets (encode it with targets=True).")
-        self.enc, self.batch_size, self.by = encoded, int(batch_size), by
+        if not (isinstance(bucket, numbers.Integral) and bucket >= 0):
+            raise ValueError(f"WindowBatches: 'bucket' must be an int >= 0; got {bucket!r}.")
+        self.enc, self.batch_size, self.by, self.bucket = encoded, int(batch_size), by, int(bucket)
         self.unk_replace, self.rare, self.unk_id = float(unk_replace), rare, unk_id
         self.n_tokens = len(encoded.words)
         self.n_sentences = len(encoded.offsets) - 1
 
     def epoch(self, rng):
         seed = int(rng.integers(2**63))
+        order = None
         if self.by == "window":
             perm = rng.permutation(self.n_tokens)
             cuts = list(range(0, self.n_tokens, self.batch_size)) + [self.n_tokens]
         else:
             perm = rng.permutation(self.n_sentences)
             lengths = np.diff(self.enc.offsets)[perm]
+            if self.bucket:
+                pool = np.cumsum(lengths) // (self.batch_size * self.bucket)
+                by_length = np.lexsort((lengths, pool))        # stable: by pool, then length
+                perm, lengths = perm[by_length], lengths[by_length]
             # cut whenever the running token count passes a multiple of batch_size
             cum = np.cumsum(lengths)
             cuts = [0] + list(np.flatnonzero(np.diff(cum // self.batch_size) > 0) + 1)
             if cuts[-1] != len(perm):
                 cuts.append(len(perm))
-        return _BatchPlan(self, perm, cuts, seed)
+            if self.bucket:
+                order = rng.permutation(len(cuts) - 1)
+        return _BatchPlan(self, perm, cuts, order, seed)
 
     @staticmethod
     def n_examples(batch):
@@ -353,19 +365,20 @@ class WindowBatches:
 
     def __repr__(self):
         return (f"WindowBatches({self.n_tokens} tokens, {self.n_sentences} sentences, batch_size={self.batch_size}, "
-                f"by={self.by!r}, unk_replace={self.unk_replace})")
+                f"by={self.by!r}, bucket={self.bucket}, unk_replace={self.unk_replace})")
 
 
 class _BatchPlan:
-    def __init__(self, src, perm, cuts, seed):
-        self.src, self.perm, self.cuts, self.seed = src, perm, cuts, seed
+    def __init__(self, src, perm, cuts, order, seed):
+        self.src, self.perm, self.cuts, self.order, self.seed = src, perm, cuts, order, seed
 
     def __len__(self):
         return len(self.cuts) - 1
 
     def __getitem__(self, i):
         src = self.src
-        sel = self.perm[self.cuts[i]:self.cuts[i + 1]]
+        j = i if self.order is None else self.order[i]
+        sel = self.perm[self.cuts[j]:self.cuts[j + 1]]
         b = src.enc.batch(rows=sel) if src.by == "window" else src.enc.batch(sentences=sel)
         if src.unk_replace > 0 and src.rare is not None:
             rng = np.random.default_rng([self.seed, i])    # the same replacement when a run is resumed
@@ -578,7 +591,7 @@ class WindowTagger(Module):
                                      f"{', ...' if len(t['tags']) > 12 else ''}).") from None
         return Encoded(words, caps, feats, tgt, offsets)
 
-    def batches(self, sentences_or_encoded, *, batch_size=32, unk_replace=0.0):
+    def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
         """WindowBatches over training data: by window (word loss) or by sentence (sentence loss)."""
         enc = sentences_or_encoded
         if not isinstance(enc, Encoded):
@@ -587,7 +600,7 @@ class WindowTagger(Module):
         if unk_replace and self.vocab.counts is not None:
             rare = self.vocab.counts == 1
         return WindowBatches(enc, batch_size=batch_size, by="sentence" if self.loss_type == "sentence" else "window",
-                             unk_replace=unk_replace, rare=rare, unk_id=self.vocab.unk_id)
+                             bucket=bucket, unk_replace=unk_replace, rare=rare, unk_id=self.vocab.unk_id)
 
     # -- the network ---------------------------------------------------------------------------------------------
     def hidden_layer(self, batch):
@@ -804,8 +817,9 @@ def gradcheck_cases():
 OPTIMIZERS = ("adagrad", "sgd")
 
 
-def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, unk_replace=0.0,
-        weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False, callback=None):
+def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, bucket=0,
+        unk_replace=0.0, weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False,
+        callback=None):
     """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
 
     With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
@@ -819,7 +833,7 @@ def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batc
 
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"fit: 'optimizer' must be one of {OPTIMIZERS}; got {optimizer!r}.")
-    data = model.batches(train, batch_size=batch_size, unk_replace=unk_replace)
+    data = model.batches(train, batch_size=batch_size, bucket=bucket, unk_replace=unk_replace)
     params = model.parameters()
     opt = (AdaGrad(params, lr, weight_decay=weight_decay) if optimizer == "adagrad"
            else SGD(params, lr, weight_decay=weight_decay))
