@@ -27,9 +27,9 @@ EXPERIMENTS = {
     "nplm": ("nplm", []),
     "nplm_direct": ("nplm", ["--direct"]),
     "rnn": ("rnn", []),
-    "rnn100": ("rnn", ["--hidden", "100"]),
-    "rnn100_class": ("rnn", ["--hidden", "100", "--classes", "100", "--dropout", "0", "--batch-size", "64",
-                             "--bptt-block", "10", "--bptt", "4", "--clip-norm", "0", "--clip-value", "15"]),
+    "rnn256_full": ("rnn", ["--hidden", "256", "--classes", "0", "--dropout", "0.25", "--batch-size", "32",
+                            "--epochs", "20"]),
+    "rnn256_class": ("rnn", ["--hidden", "256", "--dropout", "0.25", "--epochs", "40", "--max-minutes", "12"]),
 }
 
 

@@ -20,9 +20,9 @@ DEFAULTS = {
     "ngram": dict(order=3),
     "nplm": dict(order=5, dim=60, hidden=100, direct=False, epochs=3, lr=0.04, lr_decay=0.0, weight_decay=0.0,
                  batch_size=128, dropout=0.0, optimizer="adagrad", max_minutes=None),
-    "rnn": dict(hidden=256, embed=None, classes=0, epochs=20, lr=0.05, weight_decay=0.0, batch_size=32, bptt=0,
-                bptt_block=20, dropout=0.25, activation="tanh", init="glorot", clip_norm=5.0, clip_value=0.0,
-                optimizer="adagrad", max_minutes=30.0),
+    "rnn": dict(hidden=100, embed=None, classes=100, epochs=30, lr=0.05, weight_decay=0.0, batch_size=64, bptt=0,
+                bptt_block=20, dropout=0.0, activation="tanh", init="glorot", clip_norm=5.0, clip_value=0.0,
+                optimizer="adagrad", max_minutes=30.0, patience=3),
 }
 
 
@@ -62,7 +62,9 @@ def register(sub):
     t.add_argument("--clip-value", type=float, help="RNN: clip the BPTT error element-wise (0: off)")
     t.add_argument("--max-minutes", type=float, help="training-time budget: no epoch starts that would end past it "
                                                     "(estimated from the longest epoch so far; RNN default 30)")
-    t.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a better valid")
+    t.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without a better valid (RNN default 3; the best epoch's "
+                        "parameters are kept)")
     t.add_argument("--threads", type=int, help="BLAS threads (default: the BLAS library's default)")
     t.add_argument("--kernel-threads", type=int, default=1,
                    help="OpenMP threads of fastnn's own kernels (default 1: they are memory-bound here, and idle "
@@ -303,7 +305,7 @@ def _train_neural(args, vocab, streams, say):
 
     clip = g("clip_norm")
     trainer = Trainer(model, opt, data, epochs=g("epochs"), validate=validate, higher_is_better=False,
-                      patience=args.patience, clip_norm=clip if clip else None, checkpoint=args.checkpoint,
+                      patience=g("patience"), clip_norm=clip if clip else None, checkpoint=args.checkpoint,
                       seed=args.seed, quiet=args.quiet, callback=callback)
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
