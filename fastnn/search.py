@@ -438,8 +438,9 @@ def format_table(records, k=10, *, maximize=True, metric="score"):
     top = best(records, k, maximize=maximize)
     names = sorted({n for r in records for n in r["params"]})
     head = ["rank", "trial"] + names + [f"{metric} ({'higher' if maximize else 'lower'} is better)", "seconds"]
+    sfmt = ".4f" if any(abs(r["score"]) >= 0.01 for r in top) else ".4g"  # aligned decimals unless all tiny
     rows = [[str(i + 1), str(r["trial"])] + [_fmt(r["params"].get(n, "")) for n in names]
-            + [f"{r['score']:.6g}", _fmt(r["seconds"]) if r.get("seconds") is not None else "-"]
+            + [format(r["score"], sfmt), f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"]
             for i, r in enumerate(top)]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     lines = ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in [head] + rows]
