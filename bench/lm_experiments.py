@@ -29,7 +29,7 @@ EXPERIMENTS = {
     "rnn": ("rnn", []),
     "rnn256_full": ("rnn", ["--hidden", "256", "--classes", "0", "--dropout", "0.25", "--batch-size", "32",
                             "--epochs", "20"]),
-    "rnn256_class": ("rnn", ["--hidden", "256", "--dropout", "0.25", "--epochs", "40", "--max-minutes", "12"]),
+    "rnn256_class": ("rnn", ["--hidden", "256", "--dropout", "0.25", "--epochs", "40", "--max-minutes", "9"]),
 }
 
 
