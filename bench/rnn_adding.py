@@ -5,7 +5,7 @@ prints a Markdown table, writes bench/results/rnn_adding.json (curves included) 
 bench/results/rnn_adding.png.  Run it under the shared CPU lock:
 
     flock /work/notes/cpu.lock nice -n 5 python bench/rnn_adding.py                  # T = 50 150 200 300
-    python bench/rnn_adding.py --T 150 --steps 20000 --seed 1
+    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_adding.py --T 300 --append # add/replace T = 300 only
 """
 import argparse
 import json
@@ -26,18 +26,29 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", choices=adding.MODELS, default=list(adding.MODELS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="folder for the JSON and PNG")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the other T's results already in rnn_adding.json (one locked run per T)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    for T in args.T:
+        t = adding.time_step(T)
+        print(f"T = {T}, B = 16, H = 100, 1 thread: rnn_forward + rnn_backward {t['kernels_s'] * 1e3:.2f} ms, "
+              f"full SGD step {t['step_s'] * 1e3:.2f} ms (best of 50)")
     t0 = time.perf_counter()
     results = []
     for T in args.T:
         results += adding.run_adding(T, models=args.models, steps=args.steps, seed=args.seed, log=log)
+    out_json = os.path.join(args.out, "rnn_adding.json")
+    if args.append and os.path.exists(out_json):
+        with open(out_json) as f:
+            kept = [r for r in json.load(f) if r["T"] not in args.T]
+        results = sorted(kept + results, key=lambda r: (r["T"], adding.MODELS.index(r["model"])))
     print(adding.format_table(results))
-    print(f"\nbaseline MSE 1/6 = {adding.ADDING_BASELINE_MSE:.4f}; settings {json.dumps(results[0]['settings'])}; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    print(f"\nbaseline MSE 1/6 = {adding.ADDING_BASELINE_MSE:.4f}; settings {json.dumps(results[-1]['settings'])}; "
+          f"this run {time.perf_counter() - t0:.0f} s")
     os.makedirs(args.out, exist_ok=True)
-    save_json(os.path.join(args.out, "rnn_adding.json"), results)
+    save_json(out_json, results)
     path = plots.plot_adding(results, os.path.join(args.out, "rnn_adding.png"), log=print)
     if path:
         print(f"wrote {path}")

@@ -21,6 +21,9 @@ def _common(p, defaults, what):
     p.add_argument("--T", type=int, default=150, help="sequence length (default 150)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation (default 0)")
     p.add_argument("--lr", default=defaults["lr"], help=f"SGD learning rate (default {defaults['lr']})")
+    p.add_argument("--lr-end", default=defaults["lr_end"],
+                   help=f"decay lr linearly to this over the steps; 'none' keeps it constant (default "
+                        f"{defaults['lr_end']})")
     p.add_argument("--clip", default=defaults["clip"],
                    help=f"gradient-norm clipping threshold (default {defaults['clip']})")
     p.add_argument("--batch-size", default=defaults["batch_size"],
@@ -36,6 +39,7 @@ def _common(p, defaults, what):
 def register(sub):
     from fastnn.experiments.adding import DEFAULTS, MODELS
     from fastnn.experiments.clipping import CLIP_DEFAULTS
+    from fastnn.experiments.gradients import GRADIENT_MODELS
 
     p = sub.add_parser("experiment", help="RNN training experiments on the adding problem (adding, gradients, "
                                           "clipping)")
@@ -54,9 +58,11 @@ def register(sub):
     g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
                                         "training")
     _common(g, DEFAULTS, "gradient-norm")
-    g.add_argument("--train-steps", default=3000, help="SGD steps for the trained networks (default 3000)")
-    g.add_argument("--models", nargs="+", choices=MODELS, default=["sigmoid", "tanh", "irnn"],
-                   help="models (default sigmoid tanh irnn)")
+    g.add_argument("--train-steps", default=DEFAULTS["steps"],
+                   help=f"SGD steps for the trained networks (default {DEFAULTS['steps']})")
+    g.add_argument("--models", nargs="+", default=list(GRADIENT_MODELS), metavar="MODEL",
+                   help=f"{', '.join(MODELS)}, or one with _x<gain> (W_hh times gain) (default: "
+                        f"{' '.join(GRADIENT_MODELS)})")
     g.set_defaults(func=run_gradients)
 
     c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with element-wise and with "
@@ -70,7 +76,8 @@ def register(sub):
 
 
 def _settings(args, **extra):
-    s = dict(lr=_positive(float, "lr")(args.lr), clip=_positive(float, "clip")(args.clip),
+    lr_end = None if str(args.lr_end).lower() == "none" else _positive(float, "lr-end")(args.lr_end)
+    s = dict(lr=_positive(float, "lr")(args.lr), lr_end=lr_end, clip=_positive(float, "clip")(args.clip),
              batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden))
     s.update(extra)
     if args.T < 2:
@@ -110,9 +117,14 @@ def run_adding(args):
 def run_gradients(args):
     from fastnn.experiments import gradients, jsonable, plots
     s = _settings(args)
+    steps = _positive(int, "train-steps")(args.train_steps)
+    for m in args.models:
+        try:
+            gradients.parse_spec(m)
+        except ValueError as e:
+            raise CLIError(str(e).replace("run_gradients: ", "--models: ")) from None
     results = gradients.run_gradients(args.T, models=args.models, seed=args.seed, log=_log(args),
-                                      n_threads=args.threads, train_steps=_positive(int, "train-steps")(
-                                          args.train_steps), **s)
+                                      n_threads=args.threads, train_steps=steps, **s)
     _plot(plots.plot_gradients, results, args)
     if args.json:
         keys = ("model", "state", "T", "steps", "test_mse", "decay", "rate", "norms")
@@ -129,7 +141,7 @@ def run_clipping(args):
     _plot(plots.plot_clipping, results, args)
     if args.json:
         keys = ("clip", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over", "max_grad_norm",
-                "final_test_mse", "seconds")
+                "final_test_mse", "active_units", "seconds")
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(clipping.format_table(results))

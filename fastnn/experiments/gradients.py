@@ -1,19 +1,43 @@
 """Experiment 2: how d loss / d h_t shrinks or grows with the distance from the loss (Bengio et al. 1994; Pascanu,
-Mikolov & Bengio 2013), for untrained and trained sigmoid, tanh and IRNN networks on the adding problem.
+Mikolov & Bengio 2013), for untrained and trained sigmoid, tanh and IRNN networks on the adding problem, plus a tanh
+network with W_hh doubled (chaotic, so its gradients explode).
 
-The loss reads only h_T, so d loss / d h_t = (d loss / d h_T) prod_{s=t+1..T} diag(f'(z_s)) W_hh: a product of
-T - t Jacobians.  Its norm decays exponentially when they contract (vanishing) and grows when they expand
-(exploding).
+The loss reads only h_T, so d loss / d h_t = (d loss / d h_T) J_T J_{T-1} ... J_{t+1} with J_s = d h_s / d h_{s-1}
+= diag(f'(z_s)) W_hh: a product of T - t Jacobians.  Its norm decays exponentially when they contract (vanishing)
+and grows exponentially when they expand (exploding).
 
-    curves = run_gradients(T=150, train_steps=3000, seed=0)
+    curves = run_gradients(T=150, train_steps=30000, seed=0)
 """
 import numpy as np
 
 from fastnn import graph, kernels, nn
 from fastnn.data.adding import adding
-from fastnn.experiments.adding import DEFAULTS, AddingRNN, limit_threads, train
+from fastnn.experiments.adding import DEFAULTS, MODELS, limit_threads, make_model, train
 
-GRADIENT_MODELS = ("sigmoid", "tanh", "irnn")
+GRADIENT_MODELS = ("sigmoid", "tanh", "tanh_x2", "irnn")
+
+
+def parse_spec(spec):
+    """(kind, gain) from a model spec: an AddingRNN kind ("tanh", gain 1) or kind + "_x" + gain ("tanh_x2": W_hh
+    multiplied by 2 after initialisation, which puts a tanh network in the chaotic regime where gradients explode)."""
+    kind, sep, gain = str(spec).partition("_x")
+    try:
+        g = float(gain) if sep else 1.0
+    except ValueError:
+        g = None
+    if kind not in MODELS or g is None or not g > 0:
+        raise ValueError(f"run_gradients: a model must be one of {MODELS}, optionally followed by _x<gain> with a "
+                         f"positive gain (e.g. tanh_x2); got {spec!r}.")
+    return kind, g
+
+
+def build(spec, settings, seed):
+    """The AddingRNN for a model spec (see parse_spec), built as in experiment 1."""
+    kind, gain = parse_spec(spec)
+    model = make_model(kind, settings, seed)
+    if gain != 1.0:
+        model.rnn.W_hh.value *= gain
+    return model
 
 
 def hidden_state_grads(model, X, y):
@@ -45,29 +69,35 @@ def grad_norm_profile(model, X, y):
     return np.linalg.norm(g, axis=2).mean(axis=1)[::-1]
 
 
-def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=3000, n=256, seed=0, log=None, n_threads=1,
+def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=None, n=256, seed=0, log=None, n_threads=1,
                   **settings):
     """Gradient-norm profiles of untrained and trained networks.
 
-    Each model in `models` (AddingRNN kinds) is built as in experiment 1, measured on n adding sequences of length T,
-    trained for train_steps with the adding defaults (overridable by **settings), and measured again.
+    Each model in `models` (specs for `build`) is built as in experiment 1, measured on n adding sequences of length
+    T, trained for train_steps (default: the adding experiment's steps) with the adding defaults (overridable by
+    **settings), and measured again.
 
     Returns a list of dicts: model, state ("untrained" | "trained"), T, steps, test_mse, norms (list, distance
     0 .. T-1), decay (the norm at distance T-1 over the norm at distance 0), rate (the geometric-mean factor
     per step, decay ** (1 / (T - 1)): < 1 vanishing, > 1 exploding).
     """
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"run_gradients: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    for m in models:
+        parse_spec(m)  # fail before any training
     s = dict(DEFAULTS, **settings)
+    train_steps = s["steps"] if train_steps is None else train_steps
     X, y = adding(n, T, np.random.default_rng([seed, 4]))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
     with limit_threads(n_threads):
         for kind in models:
-            model = AddingRNN(kind, s["hidden"], rng=np.random.default_rng([seed, 2]), small_std=s["small_std"],
-                              in_std=s["in_std"])
+            model = build(kind, s, seed)
             for state in ("untrained", "trained"):
                 h = None
                 if state == "trained":
-                    h = train(model, T=T, steps=train_steps, lr=s["lr"], momentum=s["momentum"],
+                    h = train(model, T=T, steps=train_steps, lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
                               batch_size=s["batch_size"], max_norm=s["clip"], seed=[seed, 3], test=None,
                               eval_every=0)
                 norms = grad_norm_profile(model, X, y)
