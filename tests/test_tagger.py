@@ -175,6 +175,9 @@ def test_word_shape_and_suffix_features():
     assert [T.word_shape(w) for w in ["age-defying", "10-round", "T.O'Gorman", "1,874", "Paris", "USA", "iPod"]] == \
         ["x-x", "d-x", "X.X'Xx", "d,d", "Xx", "X", "xXx"]
     assert T.word_suffix("Running", 3) == "ing" and T.word_suffix("A1", 3) == "a0"
+    assert T.normalize("Paris1") == "paris0" and T.normalize("Paris1", lowercase=False) == "Paris0"
+    cased = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", hidden=4, lowercase=False)
+    assert "Paris" in cased.vocab and "paris" not in cased.vocab and cased.config()["lowercase"] is False
     m = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=3, suffix_dim=2, shape_dim=3, hidden=4)
     enc = m.encode(_corpus())
     assert len(enc.feats) == 2 and m.shape_vocab.words[enc.feats[1][1, 2]] == "Xx"

@@ -62,8 +62,11 @@ def register(sub):
                    help="training words seen fewer times become <unk> (default %(default)s)")
     g.add_argument("--embed-scale", type=float, default=d["embed_scale"],
                    help="vectors start as U(-s, s) (default %(default)s)")
+    g.add_argument("--keep-case", action="store_true",
+                   help="do not lowercase the word feature (digits are still normalised; the caps feature stays)")
     g.add_argument("--pretrained", metavar="VECTORS.txt",
-                   help="initialise word vectors from a word2vec text file (words lowercased, digits -> 0)")
+                   help="initialise word vectors from a word2vec text file (words normalised like the training "
+                        "words: lowercased unless --keep-case, digits -> 0)")
     g.add_argument("--extend-vocab", action="store_true",
                    help="with --pretrained: also add the file's words that are not in the training data")
     g.add_argument("--freeze-embeddings", action="store_true", help="do not train the word vectors")
@@ -217,7 +220,7 @@ def run_train(args):
     if args.pretrained:
         existing_file(args.pretrained)
         try:
-            pre_words, pre_vecs = T.load_pretrained(args.pretrained)
+            pre_words, pre_vecs = T.load_pretrained(args.pretrained, lowercase=not args.keep_case)
         except ValueError as e:
             raise CLIError(f"--pretrained: {e}") from None
         if embed_dim is None:
@@ -235,7 +238,7 @@ def run_train(args):
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
             caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
             dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,
-            freeze_embeddings=args.freeze_embeddings, seed=args.seed)
+            freeze_embeddings=args.freeze_embeddings, lowercase=not args.keep_case, seed=args.seed)
     except (ValueError, IndexError) as e:
         raise CLIError(str(e)) from None
     if pre_vecs is not None:

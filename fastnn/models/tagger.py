@@ -393,6 +393,12 @@ class _BatchPlan:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
+def normalize(word, lowercase=True):
+    """The word feature: Collobert et al.'s lowercased word with digits -> "0" (conll.normalize_word), or with
+    lowercase=False only the digits replaced (case then also reaches the word vectors, besides the caps feature)."""
+    return conll.normalize_word(word) if lowercase else word.translate(conll._DIGITS)
+
+
 def word_suffix(word, n):
     """The last n letters of the normalised word (the whole word when shorter)."""
     return conll.normalize_word(word)[-n:]
@@ -426,13 +432,15 @@ class WindowTagger(Module):
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
     freeze_embeddings : the word vectors are not trained (e.g. pretrained ones).
+    lowercase : the word feature is lowercased (Collobert et al.); False keeps the case (digits are normalised).
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
     def __init__(self, words, tasks, *, suffixes=None, shapes=None, word_counts=None, window=5, embed_dim=50,
                  caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
-                 hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, seed=0, dtype="float32"):
+                 hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
+                 dtype="float32"):
         where = "WindowTagger"
         if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
             raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
@@ -470,7 +478,8 @@ class WindowTagger(Module):
                          hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
-                         freeze_embeddings=bool(freeze_embeddings), seed=int(seed), dtype=str(np.dtype(dtype)))
+                         freeze_embeddings=bool(freeze_embeddings), lowercase=bool(lowercase), seed=int(seed),
+                         dtype=str(np.dtype(dtype)))
         dt = np.dtype(dtype)
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
@@ -522,7 +531,12 @@ class WindowTagger(Module):
             vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme})
-        wv = conll.word_vocab(sentences, min_count=min_count, extra_words=extra_words)
+        lower = kwargs.get("lowercase", True)
+        norm = ([normalize(r[0], lower) for r in s] for s in sentences)
+        wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
+        extra = [w for w in dict.fromkeys(extra_words) if w not in wv]
+        if extra:
+            wv = Vocab(wv.words + extra, np.concatenate([wv.counts, np.zeros(len(extra), np.int64)]))
 
         def feature_vocab(fn):
             strings = ([fn(r[0]) for r in s] for s in sentences)
@@ -559,7 +573,8 @@ class WindowTagger(Module):
         in the training encoding (ValueError for a missing column or a tag the model does not know)."""
         where = "WindowTagger.encode"
         w = self._cfg["window"]
-        wid = conll.encode_words(sentences, self.vocab, col=0)
+        lower = self._cfg["lowercase"]
+        wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]
         cid = conll.encode_caps(sentences, col=0)
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
         feats = tuple(conll.windows([vocab.encode([fn(r[0]) for r in s]) for s in sentences], window=w,
@@ -739,15 +754,15 @@ def _viterbi_chunked(scores, offsets, A, start, end, max_tokens=20000):
 
 # ---- pretrained vectors ------------------------------------------------------------------------------------------
 
-def load_pretrained(path):
-    """(normalised words, vectors) from a word2vec text file: words are lowercased and digit-normalised as the
-    tagger's words; when several file words normalise alike, the first one's vector is kept."""
+def load_pretrained(path, lowercase=True):
+    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
+    (normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
     from fastnn.data.vectors import read_vectors
 
     words, vecs = read_vectors(path)
     seen = {}
     for i, w in enumerate(words):
-        seen.setdefault(conll.normalize_word(w), i)
+        seen.setdefault(normalize(w, lowercase), i)
     keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
     return list(seen), vecs[keep]
 
