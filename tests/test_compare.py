@@ -132,13 +132,16 @@ def test_compare_library_small():
             assert all(0.0 < r["heldout_accuracy"] <= 1.0 for r in group)
 
 
-def test_cli_json(capsys):
+def test_cli_json(capsys, tmp_path):
+    traces = str(tmp_path / "t.json")
     code = main(["compare-optimizers", "--sizes", "300", "--budget", "0.3", "--json", "--plot", "none", "--quiet",
-                 "--models", "logreg", "--methods", "lbfgs,sgd"])
+                 "--models", "logreg", "--methods", "lbfgs,sgd", "--traces", traces])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert [list(r) for r in out] == [KEYS] * 2
     assert [r["method"] for r in out] == ["lbfgs", "sgd"] and out[0]["n"] == 300
+    tr = json.load(open(traces))
+    assert [t["method"] for t in tr] == ["lbfgs", "sgd"] and len(tr[1]["seconds"]) == len(tr[1]["objective"]) > 1
 
 
 def test_cli_table_and_plot(capsys, tmp_path):

@@ -124,7 +124,8 @@ def tagging(path, window, n_held_sentences=1000, min_count=2):
     xh, _, _ = windows(encode_words(held, wv, col=0), window=window)
     y = np.concatenate(encode_tags(train, tv, 1))
     yh = np.concatenate(encode_tags(held, tv, 1))
-    return Dataset(os.path.basename(path), x, y, xh, yh, len(tv), {"vocab_size": len(wv), "window": window})
+    name = os.path.join(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+    return Dataset(name, x, y, xh, yh, len(tv), {"vocab_size": len(wv), "window": window})
 
 
 # ---- models and methods ------------------------------------------------------------------------------------------
@@ -326,15 +327,16 @@ def plot(traces, path, title=""):
                 ax.plot(ts, np.minimum.accumulate(np.asarray(fs, dtype=float)), label=method, lw=1.4)
             ax.axhline(best * (1 + TARGET_TOL), color="grey", ls=":", lw=1)
             ax.set_xscale("log")
+            ax.set_yscale("log")                  # objectives may approach 0 (unregularised, separable data)
             start = [fs[0] for (nn, mm, _), (_, fs) in traces.items() if nn == n and mm == model and fs]
-            ax.set_ylim(best - 0.05 * abs(best), min(max(start), best * 1.6 + 0.1))
+            ax.set_ylim(max(best, 1e-6) / 1.1, max(start) * 1.1)
             ax.set_title(f"{model}, n={n:,}", fontsize=9)
             ax.tick_params(labelsize=7)
             if i == len(models) - 1:
                 ax.set_xlabel("seconds", fontsize=8)
             if j == 0:
                 ax.set_ylabel("training objective (best so far)", fontsize=8)
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -389,6 +391,7 @@ def register(sub):
     p.add_argument("--plot", default="compare-optimizers.png", metavar="PNG",
                    help="where to write the plot (objective vs seconds) when matplotlib is installed "
                         "(default compare-optimizers.png; 'none' to skip)")
+    p.add_argument("--traces", metavar="JSON", help="also write every run's trace (seconds, objective) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
@@ -440,6 +443,12 @@ def run(args):
         print(json.dumps(rows))
     else:
         print(markdown_table(rows))
+    if args.traces:
+        from fastnn.io import atomic_write
+
+        doc = [{"n": n, "model": m, "method": k, "seconds": ts, "objective": fs}
+               for (n, m, k), (ts, fs) in traces.items()]
+        atomic_write(args.traces, lambda f: f.write(json.dumps(doc).encode()))
     if args.plot and args.plot.lower() != "none":
         where = plot(traces, args.plot, title=f"{data.name}: objective vs seconds")
         if log:
