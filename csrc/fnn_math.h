@@ -131,6 +131,28 @@ static inline void fnn_row_shift_d(const double *x, double *out, ptrdiff_t n, do
     for (ptrdiff_t j = 0; j < n; j++) out[j] = x[j] - shift;
 }
 
+/* ---- small dense vector ops (class-factorized softmax blocks) ------------------------------------------------- */
+
+static inline float fnn_dot_f(const float *x, const float *y, ptrdiff_t n) {
+    float s = 0.0f;
+    FNN_SIMD_SUM(s)
+    for (ptrdiff_t j = 0; j < n; j++) s += x[j] * y[j];
+    return s;
+}
+static inline double fnn_dot_d(const double *x, const double *y, ptrdiff_t n) {
+    double s = 0.0;
+    for (ptrdiff_t j = 0; j < n; j++) s += x[j] * y[j];
+    return s;
+}
+/* y += a * x */
+static inline void fnn_axpy_f(float a, const float *x, float *y, ptrdiff_t n) {
+    FNN_SIMD
+    for (ptrdiff_t j = 0; j < n; j++) y[j] += a * x[j];
+}
+static inline void fnn_axpy_d(double a, const double *x, double *y, ptrdiff_t n) {
+    for (ptrdiff_t j = 0; j < n; j++) y[j] += a * x[j];
+}
+
 /* ---- activations in place: 0 tanh, 1 sigmoid, 2 relu, 3 identity ----------------------------------------------- */
 
 static inline void fnn_act_f(float *h, ptrdiff_t n, int act) {

@@ -194,6 +194,67 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     return loss, dW, db, dh
 
 
+def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=True, n_threads=None):
+    """The within-class half of a class-factorized softmax (Mikolov et al. 2011): per token, cross-entropy of a
+    softmax over only the rows of its class's block of W.
+
+    Parameters
+    ----------
+    h : (N, H) hidden vectors.  W : (V, H), b : (V,) output rows sorted by class: class c owns rows
+        start[c]:start[c+1] (start (C+1,) non-decreasing from 0 to V).
+    classes : (N,) each token's class; rows : (N,) each token's target row, inside its class's block.
+    scale : gradients are of scale * the summed losses.
+
+    Returns
+    -------
+    loss (N,) = -log P(target | class, h); and when want_grad: dh (N, H), grad_rows (R,) (the rows of the blocks of
+    the classes present, ascending), dW (R, H), db (R,); else None for each.
+    """
+    where = "class_softmax_xent"
+    V.check_float_array(W, "W", where, ndim=2)
+    n_rows, H = W.shape
+    h = V.check_input(h, "h", where, W.dtype, ndim=2)
+    N = h.shape[0]
+    if h.shape[1] != H:
+        raise ValueError(f"{where}: 'h' must have shape (N, {H}) to match 'W'; got {h.shape}.")
+    b = V.check_input(b, "b", where, W.dtype, shape=(n_rows,))
+    start = np.ascontiguousarray(start, dtype=np.intp) if isinstance(start, np.ndarray) else start
+    if not isinstance(start, np.ndarray) or start.ndim != 1 or start.size < 2:
+        raise ValueError(f"{where}: 'start' must be a 1-d integer array of C + 1 >= 2 block boundaries.")
+    if start[0] != 0 or start[-1] != n_rows or np.any(np.diff(start) <= 0):
+        raise ValueError(f"{where}: 'start' must rise strictly from 0 to {n_rows} (every class non-empty); got "
+                         f"{start[:3].tolist()}...{start[-2:].tolist()}.")
+    n_classes = start.size - 1
+    classes = V.check_index(classes, n_classes, "classes", where).ravel()
+    rows = V.check_index(rows, n_rows, "rows", where).ravel()
+    V.check_shape(classes, "classes", where, (N,))
+    V.check_shape(rows, "rows", where, (N,))
+    bad = (rows < start[classes]) | (rows >= start[classes + 1])
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: 'rows' must lie in their class's block; got row {rows[i]} for class "
+                         f"{classes[i]} (rows {start[classes[i]]}..{start[classes[i] + 1] - 1}) at position {i}.")
+    V.check_scalar(scale, "scale", where)
+    order, present, seg = group_rows(classes, n_classes)
+    sizes = start[present + 1] - start[present]
+    row_off = np.zeros(present.size + 1, dtype=np.intp)
+    np.cumsum(sizes, out=row_off[1:])
+    loss = np.empty(N, dtype=W.dtype)
+    if want_grad:
+        dh = np.zeros((N, H), dtype=W.dtype)
+        dW = np.empty((int(row_off[-1]), H), dtype=W.dtype)
+        db = np.empty(int(row_off[-1]), dtype=W.dtype)
+    else:
+        dh = dW = db = None
+    max_size = int(sizes.max()) if sizes.size else 1
+    _softmax._class_block_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
+                               max_size, effective_n_threads(n_threads))
+    if not want_grad:
+        return loss, None, None, None, None
+    grad_rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
+    return loss, dh, grad_rows, dW, db
+
+
 # ---- sparse embedding rows ---------------------------------------------------------------------------------------
 
 def gather_rows(W, idx, *, out=None, n_threads=None):

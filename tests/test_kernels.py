@@ -314,3 +314,37 @@ def test_repeated_calls_do_not_grow_resident_memory(rng):
         calls()
     grown = _rss_bytes() - before
     assert grown < 4 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 10^4 calls"
+
+
+def test_class_softmax_xent_matches_numpy(dtype, n_threads, rng):
+    sizes = np.array([1, 4, 7, 2, 30])
+    start = np.concatenate([[0], np.cumsum(sizes)])
+    Vn, H, N = start[-1], 6, 40
+    W = rng.standard_normal((Vn, H)).astype(dtype)
+    b = rng.standard_normal(Vn).astype(dtype)
+    h = rng.standard_normal((N, H)).astype(dtype)
+    classes = rng.choice([0, 1, 2, 4], N)
+    rows = start[classes] + (rng.integers(0, 1000, N) % sizes[classes])
+    loss, dh, grad_rows, dW, db = K.class_softmax_xent(h, W, b, start, classes, rows, scale=0.5, n_threads=n_threads)
+    ref_dh = np.zeros((N, H))
+    ref_dW = np.zeros((Vn, H))
+    ref_db = np.zeros(Vn)
+    for i in range(N):
+        a, e = start[classes[i]], start[classes[i] + 1]
+        z = W[a:e].astype(np.float64) @ h[i] + b[a:e]
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        tol = TOL[dtype]
+        np.testing.assert_allclose(loss[i], -np.log(p[rows[i] - a]), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-6)
+        g = 0.5 * p
+        g[rows[i] - a] -= 0.5
+        ref_dh[i] = g @ W[a:e]
+        ref_dW[a:e] += np.outer(g, h[i])
+        ref_db[a:e] += g
+    np.testing.assert_array_equal(grad_rows, np.concatenate([np.arange(start[c], start[c + 1]) for c in (0, 1, 2, 4)]))
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(dh, ref_dh, **tol)
+    np.testing.assert_allclose(dW, ref_dW[grad_rows], **tol)
+    np.testing.assert_allclose(db, ref_db[grad_rows], **tol)
+    with pytest.raises(ValueError, match=r"'rows' must lie in their class's block"):
+        K.class_softmax_xent(h, W, b, start, classes, np.where(classes == 1, 0, rows))

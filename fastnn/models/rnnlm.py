@@ -62,26 +62,6 @@ def word_classes(counts, n_classes, *, method="sqrt"):
     return out
 
 
-def _block_softmax(h2, idx, W, b, t, scale, want):
-    """Softmax cross-entropy of the rows idx of h2 over one class's block of words (W (s, H), b (s,)), in plain
-    NumPy: the blocks are small (tens of words), where a few vectorised calls cost less than the validated kernels'
-    overhead.  Returns the per-row losses (float64) and, when want, (dW, db, dh) of scale * the summed loss."""
-    hc = h2[idx]
-    z = hc @ W.T
-    z += b
-    z -= z.max(axis=1, keepdims=True)
-    r = np.arange(len(idx))
-    zt = z[r, t].astype(np.float64)
-    np.exp(z, out=z)
-    ssum = z.sum(axis=1)
-    loss = np.log(ssum.astype(np.float64)) - zt
-    if not want:
-        return loss, None
-    z *= (scale / ssum)[:, None].astype(z.dtype)
-    z[r, t] -= z.dtype.type(scale)
-    return loss, (z.T @ hc, z.sum(axis=0), z @ W)
-
-
 class ClassSoftmaxOutput(Module):
     """Class-factorized softmax: log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w].
 
@@ -131,50 +111,25 @@ class ClassSoftmaxOutput(Module):
             self.bc.value[...] = np.log(csum / csum.sum())
             self.b.value[self.pos, 0] = np.log(cnt / csum[wc])
 
-    def _split(self, targets):
+    def _run(self, h2, targets, scale, want):
+        """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values): the class
+        softmax through kernels.output_layer, the within-class softmaxes through kernels.class_softmax_xent (one
+        thread per class present, each over its own block of rows)."""
         t = np.asarray(targets).ravel()
         V = self.word_class.size
         if t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= V):
             raise IndexError(f"ClassSoftmaxOutput: 'targets' must be word ids in [0, {V}); got values in "
                              f"[{t.min()}, {t.max()}].")
         c = self.word_class[t]
-        within = self.pos[t] - self.start[c]
-        order = np.argsort(c, kind="stable")
-        cs = c[order]
-        cut = np.flatnonzero(cs[1:] != cs[:-1]) + 1
-        lo = np.concatenate([[0], cut])
-        hi = np.concatenate([cut, [len(cs)]])
-        return c, within, order, cs[lo] if len(cs) else cs, lo, hi
-
-    def _run(self, h2, targets, scale, want):
-        """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values)."""
-        c, within, order, present, lo, hi = self._split(targets)
-        Wv, bv, start = self.W.value, self.b.value, self.start
         loss, dWc, dbc, dh = kernels.output_layer(h2, self.Wc.value, self.bc.value, c, scale=scale, want_grad=want)
-        loss = loss.astype(np.float64)
-        rows, vals, bvals = [], [], []
-        for k in range(len(present)):
-            cls = present[k]
-            a, e = start[cls], start[cls + 1]
-            if e - a == 1:                       # a one-word class: P(w | c) = 1, nothing to learn
-                continue
-            idx = order[lo[k]:hi[k]]
-            lw, grads = _block_softmax(h2, idx, Wv[a:e], bv[a:e, 0], within[idx], scale, want)
-            loss[idx] += lw
-            if want:
-                dW, db, dhc = grads
-                dh[idx] += dhc
-                rows.append(np.arange(a, e))
-                vals.append(dW)
-                bvals.append(db)
+        lw, dhw, rows, vals, bvals = kernels.class_softmax_xent(h2, self.W.value, self.b.value.reshape(-1),
+                                                                self.start, c, self.pos[t], scale=scale,
+                                                                want_grad=want)
+        loss = loss.astype(np.float64) + lw
         if not want:
             return loss, None
-        if rows:
-            rows, vals, bvals = np.concatenate(rows), np.concatenate(vals), np.concatenate(bvals)[:, None]
-        else:
-            rows, vals, bvals = (np.zeros(0, np.intp), np.zeros((0, Wv.shape[1]), Wv.dtype),
-                                 np.zeros((0, 1), Wv.dtype))
-        return loss, (dWc, dbc, dh, rows, vals, bvals)
+        dh += dhw
+        return loss, (dWc, dbc, dh, rows, vals, bvals[:, None])
 
     def loss(self, h, targets, reduction="mean"):
         """Cross-entropy of the factorized softmax against integer targets (shape h.shape[:-1]): a scalar Node."""
