@@ -45,9 +45,9 @@ def plot_adding(results, path, log=None):
         ax.set_yscale("log")
         ax.set_title(f"adding problem, T = {T}")
         ax.set_xlabel("SGD steps")
-        ax.set_ylabel("test MSE")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_ylabel("test MSE")
+    axes[0][0].legend(fontsize=8, loc="lower left")
     return _save(fig, path, plt)
 
 
@@ -108,5 +108,5 @@ def plot_clipping(results, path, log=None):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=8)
-    fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}")
+    fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}", y=1.03)
     return _save(fig, path, plt)
