@@ -1,6 +1,6 @@
 """Training speed of the window tagger: fastnn vs the same network written with torch.
 
-    flock /work/notes/cpu.lock nice -n 5 python bench/bench_tagger.py --loss sentence --threads 1 --json
+    python bench/bench_tagger.py --loss sentence --threads 1 --json
 
 Both implementations train the same network (word vectors 50 + caps 5 per window position, window 5, hidden 300
 hard tanh, one output layer; word-level softmax or sentence-level log-likelihood with learned transitions) with

@@ -4,8 +4,7 @@
     python bench/compare_lbfgs_sgd.py --data ../shared/data/conll2000/train.txt      # CoNLL-2000 POS windows
 
 The same experiment as `fastnn compare-optimizers` (fastnn/cli/compare.py, which documents the protocol) with the
-plot written under bench/results/ by default.  Run it alone on the machine (timings are wall-clock):
-`flock /work/notes/cpu.lock nice -n 5 python bench/compare_lbfgs_sgd.py ...` where several jobs share the cores.
+plot written under bench/results/ by default.  Run it alone on the machine: the timings are wall-clock.
 """
 import os
 import sys

@@ -6,8 +6,7 @@ Kneser-Ney trigram (`fastnn lm eval --mix`), append one JSON line per experiment
     python bench/lm_experiments.py --table runs/lm.jsonl                   # the table of earlier results
 
 Each experiment is a `fastnn lm train` command line (printed and stored with its result); the mixtures use weight
-0.5 and the EM weight tuned on valid.  Run it with the CPU lock held (`flock /work/notes/cpu.lock ...`) on a shared
-machine: the tokens/s column is a timing.
+0.5 and the EM weight tuned on valid.  Run it alone on the machine: the tokens/s column is a timing.
 """
 import argparse
 import json

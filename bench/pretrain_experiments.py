@@ -1,9 +1,9 @@
 """The runs behind the README's pre-training table: word vectors trained without labels, then the window tagger.
 
     python bench/pretrain_experiments.py --list                      # the steps
-    flock /work/notes/cpu.lock nice -n 5 python bench/pretrain_experiments.py tag:ner:supervised tag:chunk:supervised
-    flock /work/notes/cpu.lock nice -n 5 python bench/pretrain_experiments.py pretrain:ranking
-    flock /work/notes/cpu.lock nice -n 5 python bench/pretrain_experiments.py tag:ner:ranking:fixed tag:ner:ranking:tuned
+    python bench/pretrain_experiments.py tag:ner:supervised tag:chunk:supervised
+    python bench/pretrain_experiments.py pretrain:ranking
+    python bench/pretrain_experiments.py tag:ner:ranking:fixed tag:ner:ranking:tuned
     python bench/pretrain_experiments.py --table                     # the markdown table of the log
 
 Every step is the real command line in a subprocess (`python -m fastnn embed train ...`, `tagger train ...`, then

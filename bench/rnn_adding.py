@@ -4,8 +4,8 @@ Trains every model for the same number of SGD steps (norm clipping, fastnn.exper
 prints a Markdown table, writes bench/results/rnn_adding.json (curves included) and, with matplotlib,
 bench/results/rnn_adding.png.  Run it under the shared CPU lock:
 
-    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_adding.py                  # T = 50 150 200 300
-    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_adding.py --T 300 --append # add/replace T = 300 only
+    python bench/rnn_adding.py                  # T = 50 150 200 300
+    python bench/rnn_adding.py --T 300 --append # add/replace T = 300 only
 """
 import argparse
 import json

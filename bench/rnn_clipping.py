@@ -3,7 +3,7 @@ clipping and with norm clipping (fastnn.experiments.clipping.CLIP_DEFAULTS).
 
 Prints a Markdown table, writes bench/results/rnn_clipping.json and, with matplotlib, rnn_clipping.png:
 
-    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_clipping.py --T 150
+    python bench/rnn_clipping.py --T 150
 """
 import argparse
 import os

@@ -3,7 +3,7 @@ and trained sigmoid, tanh and IRNN networks on the adding problem.
 
 Prints a Markdown table, writes bench/results/rnn_gradients.json and, with matplotlib, rnn_gradients.png:
 
-    flock /work/notes/cpu.lock nice -n 5 python bench/rnn_gradients.py --T 150
+    python bench/rnn_gradients.py --T 150
 """
 import argparse
 import os

@@ -1,6 +1,6 @@
 """The runs behind the README's tagger table: single-task and multitask window taggers on CoNLL-2003 and CoNLL-2000.
 
-    flock /work/notes/cpu.lock nice -n 5 python bench/tagger_experiments.py --log runs.jsonl
+    python bench/tagger_experiments.py --log runs.jsonl
     python bench/tagger_experiments.py --table runs.jsonl          # print the markdown table again
 
 Every run is the real command line (`python -m fastnn tagger train ...` then `tagger eval --json`) in a subprocess;

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn.cli._common import CLIError, existing_file, print_json
 
-# Per-model defaults (None: not used by that model).  Chosen on Brown valid; see /work/notes/readme_lm.md.
+# Per-model defaults (None: not used by that model).  Chosen on Brown valid; see README.md, "Language models".
 DEFAULTS = {
     "ngram": dict(order=3),
     "nplm": dict(order=5, dim=60, hidden=100, direct=False, epochs=3, lr=0.04, lr_decay=0.0, weight_decay=0.0,
