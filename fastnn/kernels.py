@@ -218,8 +218,11 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     if h.shape[1] != H:
         raise ValueError(f"{where}: 'h' must have shape (N, {H}) to match 'W'; got {h.shape}.")
     b = V.check_input(b, "b", where, W.dtype, shape=(n_rows,))
-    start = np.ascontiguousarray(start, dtype=np.intp) if isinstance(start, np.ndarray) else start
-    if not isinstance(start, np.ndarray) or start.ndim != 1 or start.size < 2:
+    if not isinstance(start, np.ndarray) or start.dtype.kind not in "iu":
+        raise TypeError(f"{where}: 'start' must be an integer ndarray; got "
+                        f"{getattr(start, 'dtype', type(start).__name__)}.")
+    start = np.ascontiguousarray(start, dtype=np.intp)
+    if start.ndim != 1 or start.size < 2:
         raise ValueError(f"{where}: 'start' must be a 1-d integer array of C + 1 >= 2 block boundaries.")
     if start[0] != 0 or start[-1] != n_rows or np.any(np.diff(start) <= 0):
         raise ValueError(f"{where}: 'start' must rise strictly from 0 to {n_rows} (every class non-empty); got "

@@ -148,6 +148,28 @@ def test_fuzz_rnn_and_gemm(data):
     run(K.output_layer, a, Wo, data.draw(arrays(shape=(T + 1,))), data.draw(indices(T + 1, B)))
 
 
+@FUZZ
+@given(st.data())
+def test_fuzz_class_softmax(data):
+    N, H, C = data.draw(st.integers(0, 5)), data.draw(st.integers(0, 4)), data.draw(st.integers(1, 3))
+    sizes = [data.draw(st.integers(0 if data.draw(st.integers(0, 9)) == 0 else 1, 3)) for _ in range(C)]
+    start = np.concatenate([[0], np.cumsum(sizes)]).astype(data.draw(st.sampled_from([np.int64, np.int32,
+                                                                                       np.float64])))
+    n_rows = int(sum(sizes))
+    W = data.draw(arrays(shape=(n_rows, H)))
+    h = data.draw(arrays(shape=(N, H)))
+    b = data.draw(arrays(shape=(n_rows,)))
+    classes = data.draw(indices(C, N))
+    rows = data.draw(indices(n_rows, N))
+    if data.draw(st.booleans()) and classes.dtype.kind in "iu" and np.all((classes >= 0) & (classes < C)):
+        lo = np.asarray(start, dtype=np.int64)          # mostly valid rows: a random row inside each token's block
+        width = np.maximum(lo[classes.astype(np.int64) + 1] - lo[classes.astype(np.int64)], 1)
+        rows = lo[classes.astype(np.int64)] + data.draw(st.integers(0, 2)) % width
+    out = run(K.class_softmax_xent, h, W, b, start, classes, rows, want_grad=data.draw(st.booleans()))
+    if out is not None and np.all(np.isfinite(h)) and np.all(np.isfinite(W)) and np.all(np.isfinite(b)):
+        assert np.all(out[0] >= -1e-5)
+
+
 def test_fuzz_case_count_recorded():
     """Runs last in this file: the number of wrapper calls the fuzz tests made (shown with -rA / -s)."""
     print(f"fuzz cases run: {CASES['n']}")
