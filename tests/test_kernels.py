@@ -294,9 +294,18 @@ def test_repeated_calls_do_not_grow_resident_memory(rng):
     t = rng.integers(0, 50, 8)
     X = rng.standard_normal((3, 4, 16)).astype(np.float32)
     Wr = (rng.standard_normal((16, 16)) * 0.1).astype(np.float32)
+    h, Wo, bo = x[:, :16].copy(), rng.standard_normal((50, 16)).astype(np.float32), np.zeros(50, np.float32)
+    start, cls = np.array([0, 20, 50]), np.array([0, 1, 1, 0, 0, 1, 1, 0])
+    rows = np.where(cls == 0, t % 20, 20 + t % 30)
+    w, acc, g = rng.standard_normal(1000).astype(np.float32), np.ones(1000, np.float32), np.ones(1000, np.float32)
 
     def calls():
         K.softmax_xent(x, t)
+        K.output_layer(h, Wo, bo, t)
+        K.class_softmax_xent(h, Wo, bo, start, cls, rows)
+        K.adagrad_(w, acc, g, lr=1e-3)
+        K.scatter_add_(W, idx, G, alpha=-1e-3)
+        K.sparse_sgd_(W, np.unique(idx), G[: np.unique(idx).size], lr=1e-3)
         K.gather_rows(W, idx)
         K.sparse_adagrad_grouped_(W, A, idx, G, lr=1e-3)
         K.coalesce_rows(idx, G, 100)
