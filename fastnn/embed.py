@@ -230,7 +230,7 @@ def _optimizer(name, params, lr):
 
 
 def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=None, resume=False,
-             checkpoint_every=None, quiet=False, say=None, **options):
+             checkpoint_every=None, quiet=False, say=None, on_nonfinite="raise", **options):
     """Train word vectors with `objective` ("ranking", "nplm" or "rnn") on `sentences` (raw tokens; normalised
     here).  Options (DEFAULTS[objective] for those not given): dim, min_count, epochs, lr, batch_size, optimizer
     ("adagrad" / "sgd"), init_scale, max_minutes (None: no budget); ranking: window, hidden, negatives ("uniform" /
@@ -270,7 +270,7 @@ def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=No
     trainer = Trainer(model, opt_obj, data, epochs=opt["epochs"], validate=validate, higher_is_better=higher,
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every if checkpoint else None, seed=seed, quiet=quiet,
-                      callback=_budget_callback(opt["max_minutes"]))
+                      callback=_budget_callback(opt["max_minutes"]), on_nonfinite=on_nonfinite)
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
     t0 = time.perf_counter()
     history = trainer.fit(resume=resume)

@@ -159,3 +159,14 @@ def test_one_line_errors(capsys, files):
     _one_line_error(capsys, "tagger", "eval", "--model", d / "none.npz", "--data", dev, match="no such file")
     _one_line_error(capsys, "tagger", "eval", "--model", train, "--data", dev, match="fastnn")
     assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
+
+
+def test_diverging_training_stops_with_one_line_or_skips(capsys, files):
+    ckpt = files["dir"] / "run.ckpt"
+    argv = ["tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", files["dir"] / "m.npz",
+            *SMALL, "--optimizer", "sgd", "--lr", "1e30", "--checkpoint", ckpt, "--quiet"]
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert "non-finite value at step" in err and str(ckpt) in err and "--on-nonfinite skip" in err
+    rc, out, err = _run(capsys, *argv, "--on-nonfinite", "skip")
+    assert rc == 0, err

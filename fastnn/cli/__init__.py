@@ -33,6 +33,10 @@ def main(argv=None):
     except CLIError as e:
         print(f"fastnn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:                 # training diverged: the Trainer's message names step and parameter
+        msg = str(e).replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
+        print(f"fastnn {args.command}: stopped: {msg}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"fastnn {args.command}: interrupted", file=sys.stderr)
         return 130

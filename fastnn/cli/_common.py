@@ -3,6 +3,10 @@ import json
 import os
 
 
+# --on-nonfinite values -> fastnn.train.Trainer(on_nonfinite=...)
+NONFINITE = {"stop": "raise", "skip": "skip"}
+
+
 class CLIError(Exception):
     """An expected failure (missing file, bad value, malformed data): printed as one line, exit code 2."""
 

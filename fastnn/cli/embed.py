@@ -8,7 +8,7 @@ import math
 import os
 import sys
 
-from fastnn.cli._common import CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
 
 
 def register(sub):
@@ -69,6 +69,8 @@ def register(sub):
                    help="checkpoint written every epoch, every --checkpoint-every steps and on Ctrl-C")
     o.add_argument("--checkpoint-every", type=int, default=2000, help="steps (default %(default)s)")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint (same text and options)")
+    o.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
+                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
     o.add_argument("--quiet", action="store_true", help="print nothing")
     o.add_argument("--json", action="store_true", help="print the result as one JSON object")
     t.set_defaults(func=run_train)
@@ -154,7 +156,8 @@ def run_train(args):
     try:
         res = embed.pretrain(args.objective, sents, valid_fraction=args.valid_fraction, seed=args.seed,
                              checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                             quiet=args.quiet, say=say, **opts)
+                             quiet=args.quiet, say=say,
+                             on_nonfinite=NONFINITE[args.on_nonfinite], **opts)
     except (ValueError, TypeError) as e:
         if args.resume:
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None

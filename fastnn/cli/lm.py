@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from fastnn.cli._common import CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
 
 # Per-model defaults (None: not used by that model).  Chosen on Brown valid; see README.md, "Language models".
 DEFAULTS = {
@@ -70,6 +70,8 @@ def register(sub):
                    help="OpenMP threads of fastnn's own kernels (default 1: they are memory-bound here, and idle "
                         "OpenMP threads spin and slow the BLAS calls down unless OMP_WAIT_POLICY=PASSIVE)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
+                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the result as one JSON object")
     t.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (every epoch and on Ctrl-C)")
@@ -306,7 +308,8 @@ def _train_neural(args, vocab, streams, say):
     clip = g("clip_norm")
     trainer = Trainer(model, opt, data, epochs=g("epochs"), validate=validate, higher_is_better=False,
                       patience=g("patience"), clip_norm=clip if clip else None, checkpoint=args.checkpoint,
-                      seed=args.seed, quiet=args.quiet, callback=callback)
+                      seed=args.seed, quiet=args.quiet, callback=callback,
+                      on_nonfinite=NONFINITE[args.on_nonfinite])
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
@@ -92,6 +92,8 @@ def register(sub):
                    help="kernel and BLAS threads (default %(default)s: the per-step matrices are small)")
     o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    o.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
+                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
     o.add_argument("--quiet", action="store_true", help="print nothing")
     t.set_defaults(func=run_train)
 
@@ -257,7 +259,8 @@ def run_train(args):
         trainer = T.fit(model, train, dev, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
                         batch_size=args.batch_size, bucket=args.bucket, unk_replace=args.unk_replace,
                         weight_decay=args.weight_decay, patience=args.patience,
-                        checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet)
+                        checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet,
+                        on_nonfinite=NONFINITE[args.on_nonfinite])
     except (ValueError, TypeError) as e:
         if args.resume:
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None
