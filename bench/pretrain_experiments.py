@@ -27,11 +27,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
 OBJECTIVES = ("ranking", "nplm", "rnn")
-TASKS = {"ner": ("conll2003", "ner=3"), "chunk": ("conll2000", "chunk=2")}
+TASKS = {"ner": ("conll2003", "ner=3"), "chunk": ("conll2000", "chunk=2"), "pos": ("conll2003", "pos=1")}
+METRIC = {"ner": ("f1", "NER dev F1 (eng.testa)"), "chunk": ("f1", "chunking dev F1 (CoNLL-2000)"),
+          "pos": ("accuracy", "POS dev accuracy (eng.testa)")}
 MODES = {"fixed": ["--extend-vocab", "--freeze-embeddings"], "tuned": ["--extend-vocab"]}
 # Options of `embed train` beyond its defaults, per objective (the README says why).
 PRETRAIN_OPTS = {"ranking": [], "nplm": [], "rnn": []}
-TAGGER_OPTS = []          # the tagger CLI's defaults
+TAGGER_OPTS = {"ner": [], "chunk": [], "pos": ["--suffix-len", "2", "--suffix-dim", "10"]}   # as tagger_experiments
 
 
 def steps():
@@ -107,7 +109,7 @@ def tag(task, objective, mode, work, extra):
             raise SystemExit(f"run pretrain:{objective} first ({vec} is missing)")
         opts = ["--pretrained", vec, *MODES[mode]]
     cmd = fastnn_cmd("tagger", "train", "--train", train, "--dev", dev, "--task", TASKS[task][1], "--out", model,
-                     *opts, *TAGGER_OPTS, *extra)
+                     *opts, *TAGGER_OPTS[task], *extra)
     p, wall = _run(cmd)
     e, _ = _run(fastnn_cmd("tagger", "eval", "--model", model, "--data", dev, "--json"))
     epochs = [ln for ln in p.stderr.splitlines() if ln.startswith("epoch ")]
@@ -129,33 +131,34 @@ def run_step(step, work, extra):
 
 
 def table(records):
-    """Markdown: one row per (objective, mode), NER and chunking dev F1 side by side, with the times."""
+    """Markdown: one row per (objective, mode), each task's dev score beside its gain over supervised-only, and the
+    times (pre-training, then each tagger's training)."""
     last = {}
     for r in records:
         last[r["step"]] = r                                   # a step run again replaces the earlier record
+    tasks = [t for t in TASKS if any(k.startswith(f"tag:{t}:") for k in last)]
     rows = [("supervised only", None, None)] + [(f"{o}, {m}", o, m) for o in OBJECTIVES for m in MODES]
-    base = {t: last.get(f"tag:{t}:supervised") for t in TASKS}
-    lines = ["| word vectors | NER dev F1 (eng.testa) | vs supervised | chunking dev F1 (CoNLL-2000) | vs supervised "
-             "| pre-training | NER training | chunking training |",
-             "|---|---|---|---|---|---|---|---|"]
+    base = {t: last.get(f"tag:{t}:supervised") for t in tasks}
+    head = ["word vectors"] + [x for t in tasks for x in (METRIC[t][1], "vs supervised")] + ["pre-training"]
+    head += [f"{t} training" for t in tasks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, o, m in rows:
-        cells = []
-        times = []
-        for t in TASKS:
+        cells, times = [], []
+        for t in tasks:
             r = last.get(f"tag:{t}:supervised" if o is None else f"tag:{t}:{o}:{m}")
             if r is None:
                 cells += ["-", ""]
                 times.append("-")
                 continue
-            f1 = r["dev"]["f1"]
-            diff = "" if o is None or base[t] is None else f"{f1 - base[t]['dev']['f1']:+.2f}"
-            cells += [f"{f1:.2f}", diff]
+            key = METRIC[t][0]
+            v = r["dev"][key]
+            diff = "" if o is None or base[t] is None else f"{v - base[t]['dev'][key]:+.2f}"
+            cells += [f"{v:.2f}", diff]
             times.append(f"{r['wall_s'] / 60:.1f} min")
         pre = last.get(f"pretrain:{o}") if o else None
         pt = "-" if pre is None else f"{pre['wall_s'] / 60:.1f} min"
-        if o is not None and any(c != "-" for c in cells[::2]) or o is None:
-            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {pt} | {times[0]} | "
-                         f"{times[1]} |")
+        if o is None or any(c != "-" for c in cells[::2]):
+            lines.append("| " + " | ".join([label, *cells, pt, *times]) + " |")
     return "\n".join(lines)
 
 
