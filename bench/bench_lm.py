@@ -201,7 +201,7 @@ def main(argv=None):
         torch = None
     print(f"threads {args.threads} (fastnn kernels {fastnn.get_num_threads()}), OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; tokens/s = tokens per step / median")
-    print(f"| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
+    print("| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
     print("|---|---|---|---|---|---|")
     for case in args.cases:
         res = {}

@@ -224,6 +224,14 @@ class Module:
 
     training = True
 
+    @classmethod
+    def from_config(cls, cfg):
+        """The model that `config()` describes (fastnn.io.load_model); a dtype is stored by its name."""
+        cfg = dict(cfg)
+        if "dtype" in cfg:
+            cfg["dtype"] = np.dtype(cfg["dtype"])
+        return cls(**cfg)
+
     def parameters(self, prefix=""):
         """dict name -> Param, names like "hidden.W", in a stable order.  A Param reachable under several names
         (tied weights) is listed once, under the first name, so optimizers update it once."""

@@ -66,8 +66,8 @@ def test_viterbi_in_length_sorted_blocks_matches_one_call(rng):
 
 
 def test_sentence_nll_value_is_logZ_minus_gold_score(rng):
-    K, lengths = 4, [3, 2]
-    offsets = np.array([0, 3, 5])
+    K = 4
+    offsets = np.array([0, 3, 5])                 # two sentences, of 3 and 2 tokens
     E = rng.standard_normal((5, K))
     tr = T.Transitions(K, dtype=np.float64)
     for p in (tr.A, tr.start, tr.end):

@@ -5,7 +5,6 @@ times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which 
 = exp(mean NLL over all predicted tokens).  The defaults of `lm train` are the settings measured to reach the numbers
 in the README on the Brown split, so `fastnn lm train --model rnn --train .. --valid .. --out m.npz` reproduces them.
 """
-import json
 import math
 import os
 import sys

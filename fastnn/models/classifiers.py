@@ -85,10 +85,6 @@ class _Classifier(Module):
             self.train(was)
         return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(**cfg)
-
     def config(self):
         return dict(self._cfg)
 

@@ -314,6 +314,19 @@ class _NGramLM:
         return (f"{type(self).__name__}(order={self.order}, bos={self.bos}, vocab_size={self.vocab_size}, "
                 f"eos_id={self.eos_id}, ngrams={sizes})")
 
+    def _restore_counts(self, arrays, where):
+        """The n-gram count arrays of a model file, checked (shared by the subclasses' _restore_state)."""
+        counts = [None]
+        for k in range(1, self.order + 1):
+            c = _get(arrays, f"counts_{k}", where, np.int64, 1)
+            _check_len(c, self._size(k), f"counts_{k}", where)
+            if c.size and c.min() < 0:
+                raise ValueError(f"{where}: 'counts_{k}' must be >= 0; got {c.min()}. The file is corrupt.")
+            counts.append(c)
+        if counts[1][:self.vocab_size].sum() <= 0:
+            raise ValueError(f"{where}: 'counts_1' must have a positive total; got 0. The file is corrupt.")
+        self._counts = counts
+
 
 def _get(arrays, name, where, dtype, ndim):
     if name not in arrays:
@@ -520,16 +533,7 @@ class KneserNey(_NGramLM):
         return d
 
     def _restore_state(self, arrays, where):
-        counts = [None]
-        for k in range(1, self.order + 1):
-            c = _get(arrays, f"counts_{k}", where, np.int64, 1)
-            _check_len(c, self._size(k), f"counts_{k}", where)
-            if c.size and c.min() < 0:
-                raise ValueError(f"{where}: 'counts_{k}' must be >= 0; got {c.min()}. The file is corrupt.")
-            counts.append(c)
-        if counts[1][:self.vocab_size].sum() <= 0:
-            raise ValueError(f"{where}: 'counts_1' must have a positive total; got 0. The file is corrupt.")
-        self._counts = counts
+        self._restore_counts(arrays, where)
         d = _get(arrays, "discounts", where, np.float64, 2)
         if d.shape != (self.order, 4):
             raise ValueError(f"{where}: 'discounts' must have shape ({self.order}, 4); got {d.shape}.")
@@ -712,16 +716,7 @@ class DeletedInterpolation(_NGramLM):
         return d
 
     def _restore_state(self, arrays, where):
-        counts = [None]
-        for k in range(1, self.order + 1):
-            c = _get(arrays, f"counts_{k}", where, np.int64, 1)
-            _check_len(c, self._size(k), f"counts_{k}", where)
-            if c.size and c.min() < 0:
-                raise ValueError(f"{where}: 'counts_{k}' must be >= 0; got {c.min()}. The file is corrupt.")
-            counts.append(c)
-        if counts[1][:self.vocab_size].sum() <= 0:
-            raise ValueError(f"{where}: 'counts_1' must have a positive total; got 0. The file is corrupt.")
-        self._counts = counts
+        self._restore_counts(arrays, where)
         W = _get(arrays, "weights", where, np.float64, 2)
         if W.shape != (self._n_classes, self.order + 1) or np.any(W < 0) or \
                 not np.allclose(W.sum(axis=1), 1.0, atol=1e-9):

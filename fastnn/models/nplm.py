@@ -209,12 +209,6 @@ class NPLM(Module):
                 "direct": self.direct, "dropout": self.dropout_p, "eos_id": self.eos_id,
                 "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words}
 
-    @classmethod
-    def from_config(cls, cfg):
-        cfg = dict(cfg)
-        cfg["dtype"] = np.dtype(cfg.get("dtype", "float32"))
-        return cls(**cfg)
-
     def __repr__(self):
         return (f"NPLM(vocab_size={self.vocab_size}, order={self.order}, dim={self.dim}, hidden={self.hidden}, "
                 f"direct={self.direct}, dropout={self.dropout_p}, dtype={self._dtype.name})")

@@ -286,12 +286,6 @@ class WindowRanker(Module):
                 "activation": self.activation, "pad_id": self.pad_id, "init_scale": self.init_scale,
                 "margin": self.margin, "dtype": self._dtype.name, "words": self.words}
 
-    @classmethod
-    def from_config(cls, cfg):
-        cfg = dict(cfg)
-        cfg["dtype"] = np.dtype(cfg.get("dtype", "float32"))
-        return cls(**cfg)
-
     def __repr__(self):
         return (f"WindowRanker(vocab_size={self.vocab_size}, window={self.window}, dim={self.dim}, "
                 f"hidden={self.n_hidden} {self.activation}, margin={self.margin:g}, dtype={self._dtype.name})")

@@ -17,8 +17,6 @@ through the whole text, carrying the state across sentences.
 Alignment with the n-gram models: the input before stream[0] is </s> ("a sentence just ended"), every token of the
 stream is predicted (</s> included), so `token_logprobs(stream)[i]` lines up with the n-gram's (fastnn.models.mixture).
 """
-import numbers
-
 import numpy as np
 
 from fastnn import init as _init
@@ -384,12 +382,6 @@ class RNNLM(Module):
                 "word_class": self.word_class, "class_method": self.class_method, "dropout": self.dropout_p,
                 "clip": self.clip, "eos_id": self.eos_id, "dtype": self._dtype.name, "init_scale": self.init_scale,
                 "words": self.words}
-
-    @classmethod
-    def from_config(cls, cfg):
-        cfg = dict(cfg)
-        cfg["dtype"] = np.dtype(cfg.get("dtype", "float32"))
-        return cls(**cfg)
 
     def __repr__(self):
         out = f"{self.classes} classes" if self.classes else "full softmax"
