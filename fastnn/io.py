@@ -26,12 +26,21 @@ HEADER = "__fastnn__"
 
 # ---- atomic writes -----------------------------------------------------------------------------------------------
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
-    """Call write(fileobj) on a temp file next to `path`, fsync it, and rename it over `path`."""
+    """Call write(fileobj) on a temp file next to `path`, fsync it, and rename it over `path`: a crash at any moment
+    leaves the old file or the new one.  The new file gets the usual permissions (0o666 less the umask), not the
+    owner-only ones of the temporary file."""
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -189,3 +189,14 @@ def test_save_rejects_unstorable_state(tmp_path):
         io.save_checkpoint(str(tmp_path / "c"), Tiny(), None, {"x": np.array([None])})
     assert not os.listdir(tmp_path)
     assert zipfile  # (zip CRCs are what catch corrupted bytes)
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = tmp_path / "m.npz"
+        io.atomic_write(p, lambda f: f.write(b"x"))
+        assert (os.stat(p).st_mode & 0o777) == 0o644       # not the 0o600 of the temporary file
+        assert [q.name for q in tmp_path.iterdir()] == ["m.npz"]
+    finally:
+        os.umask(old)

@@ -1,8 +1,8 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
 import os
-import tempfile
 
 from fastnn.data.vocab import Vocab
+from fastnn.io import atomic_write
 
 
 def _open_text(path, where):
@@ -80,17 +80,5 @@ def default_data_dir():
 
 
 def atomic_write_text(path, text):
-    """Write `text` (UTF-8) to `path` atomically: a temporary file in the same folder, fsync, then os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` (UTF-8) to `path` atomically (fastnn.io.atomic_write)."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -20,12 +20,12 @@ per order, so keys never overflow whatever the order and nothing loops over toke
 import json
 import numbers
 import os
-import tempfile
 import warnings
 import zipfile
 
 import numpy as np
 
+from fastnn.io import atomic_write
 from fastnn.metrics import perplexity as _perplexity
 
 __all__ = ["KneserNey", "DeletedInterpolation", "load"]
@@ -61,23 +61,6 @@ def _as_ids(seq, name, where, vocab_size):
         raise IndexError(f"{where}: '{name}' must hold ids in [0, {vocab_size}); got {a[bad[0]]} at position "
                          f"{bad[0]}.")
     return a.astype(np.int64, copy=False)
-
-
-def _atomic_savez(path, arrays):
-    """np.savez to `path` atomically: temporary file in the same folder, flush + fsync, os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class _NGramLM:
@@ -277,7 +260,7 @@ class _NGramLM:
         for k in range(2, self.order + 1):
             arrays[f"keys_{k}"] = self._keys[k]
         arrays.update(self._state_arrays())
-        _atomic_savez(path, arrays)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
