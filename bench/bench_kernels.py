@@ -1,6 +1,6 @@
 """fastnn's kernels against NumPy and torch: one benchmark per kernel, size and implementation (issue 2).
 
-    cd /work/main && python -m pytest bench --benchmark-only --benchmark-json=/tmp/bench.json
+    python -m pytest bench --benchmark-only --benchmark-json=/tmp/bench.json
     python bench/summarize.py /tmp/bench.json
 
 Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch or
