@@ -2,7 +2,7 @@
 
 Trains every model for the same number of SGD steps (norm clipping, fastnn.experiments.adding.DEFAULTS) for each T,
 prints a Markdown table, writes bench/results/rnn_adding.json (curves included) and, with matplotlib,
-bench/results/rnn_adding.png.  Run it under the shared CPU lock:
+bench/results/rnn_adding.png:
 
     python bench/rnn_adding.py                  # T = 50 150 200 300
     python bench/rnn_adding.py --T 300 --append # add/replace T = 300 only
