@@ -1,5 +1,6 @@
 """Training speed of the window tagger: fastnn vs the same network written with torch.
 
+    pytest bench/bench_tagger.py --benchmark-only      # pytest-benchmark: median time of one training step each
     python bench/bench_tagger.py --loss sentence --threads 1 --json
 
 Both implementations train the same network (word vectors 50 + caps 5 per window position, window 5, hidden 300
@@ -17,9 +18,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "conll2003", "eng.train")
+# torch's sparse Adagrad builds its update tensors without invariant checks and says so on every step.
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
 
 
 def fastnn_run(model, plan, steps, warmup, lr):
@@ -121,6 +125,67 @@ def torch_run(net, plan, steps, warmup, lr, sentence_loss):
             n += len(w)
     return n / (time.perf_counter() - t0), first, float(loss.detach())
 
+
+# ---- pytest-benchmark --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ner_plan():
+    """The NER model (CLI defaults, sentence-level loss) and its first 200 training batches of 128 tokens."""
+    if not os.path.exists(DATA):
+        pytest.skip(f"needs {os.path.normpath(DATA)} (../shared/data is not present)")
+    from fastnn.data.conll import read_conll
+    from fastnn.models.tagger import WindowTagger
+
+    sents = read_conll(DATA)
+    model = WindowTagger.build(sents, {"ner": 3}, loss="sentence", seed=0)
+    plan = model.batches(sents, batch_size=128).epoch(np.random.default_rng(0))
+    return model, [plan[i] for i in range(200)], {k: p.value.copy() for k, p in model.parameters().items()}
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "torch"])
+def test_tagger_train_step(benchmark, impl, ner_plan):
+    """One AdaGrad step (forward, sentence-level loss, backward, update) on the next batch, one thread each."""
+    import fastnn
+    from threadpoolctl import threadpool_limits
+
+    model, plan, init = ner_plan
+    for k, p in model.parameters().items():
+        p.value[...] = init[k]
+    fastnn.set_num_threads(1)
+    it = iter(range(10**9))
+    if impl == "fastnn":
+        from fastnn.optim import AdaGrad
+        opt = AdaGrad(model.parameters(), 0.05)
+        model.train()
+
+        def step():
+            b = plan[next(it) % len(plan)]
+            opt.zero_grad()
+            model.loss(b).backward()
+            opt.step()
+    else:
+        torch = pytest.importorskip("torch")
+        torch.set_num_threads(1)
+        net = torch_model(model, True)
+        topt = torch.optim.Adagrad(net.parameters(), lr=0.05)
+        batches = [(torch.from_numpy(b.words), torch.from_numpy(b.caps), torch.from_numpy(b.targets[:, 0]),
+                    torch.from_numpy(b.offsets)) for b in plan]
+
+        def step():
+            w, c, y, offs = batches[next(it) % len(batches)]
+            topt.zero_grad()
+            net.crf_nll(net.scores(w, c), y, offs).backward()
+            topt.step()
+    benchmark.group = "tagger_train_step:ner_sentence_B128"
+    benchmark.extra_info.update(impl=impl, windows=float(np.mean([len(b.words) for b in plan])), n_threads=1)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            benchmark.pedantic(step, rounds=200, warmup_rounds=20)
+    finally:
+        fastnn.set_num_threads(None)
+
+
+# ---- script ------------------------------------------------------------------------------------------------------
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
