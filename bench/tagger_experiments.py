@@ -102,7 +102,9 @@ def table(records):
             return "-"
         return f"{v.mean():.2f}" + (f" ± {v.std(ddof=1):.2f}" if v.size > 1 else "")
 
-    for (name, corpus, opts), by_seed in groups.items():
+    known = [(n, c, " ".join(x)) for n, c, _, x in RUNS]
+    for (name, corpus, opts), by_seed in sorted(groups.items(), key=lambda kv: (
+            known.index(kv[0]) if kv[0] in known else len(known), kv[0])):
         runs = list(by_seed.values())
         for task in runs[0]["dev"]:
             scores = [r["dev"][task] for r in runs]
