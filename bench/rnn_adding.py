@@ -27,7 +27,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="folder for the JSON and PNG")
     ap.add_argument("--append", action="store_true",
-                    help="keep the other T's results already in rnn_adding.json (one locked run per T)")
+                    help="keep the other T's results already in rnn_adding.json (one run per T)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
