@@ -428,8 +428,7 @@ def run(args):
     fastnn.set_num_threads(args.threads)
     n_threads = fastnn.get_num_threads()
     try:
-        limiter = _blas_limit(n_threads)
-        with limiter:
+        with _threads.limit_blas_threads(n_threads):
             if data is None:
                 data = synthetic(max(sizes), args.seed)
             if log:
@@ -454,19 +453,3 @@ def run(args):
         if log:
             log(f"plot: {where}" if where else "plot: skipped (matplotlib is not installed)")
     return 0
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _blas_limit(n):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return _Nothing()
-    return threadpool_limits(limits=n, user_api="blas")

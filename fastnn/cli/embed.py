@@ -86,15 +86,11 @@ def register(sub):
 
 def _threads(n):
     import fastnn
+    from fastnn._threads import limit_blas_threads
     if n == 0:
         raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
     fastnn.set_num_threads(1)             # the kernels' rows are small; idle OpenMP threads would slow BLAS
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    from fastnn._threads import cpu_count
-    threadpool_limits(n if n > 0 else max(1, cpu_count() + 1 + n), user_api="blas")
+    limit_blas_threads(n)
 
 
 def _check(args):

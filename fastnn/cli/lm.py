@@ -152,14 +152,9 @@ def _set_threads(blas, kernels):
             raise CLIError(f"{name} must not be 0 (a positive count, or -1 for all CPUs)")
     if kernels is not None:
         fastnn.set_num_threads(kernels)
-    if blas is None:
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    from fastnn._threads import cpu_count
-    threadpool_limits(blas if blas > 0 else max(1, cpu_count() + 1 + blas), user_api="blas")
+    if blas is not None:
+        from fastnn._threads import limit_blas_threads
+        limit_blas_threads(blas)
 
 
 def _logprobs(model, stream):

@@ -118,14 +118,11 @@ def register(sub):
 
 def _threads(n):
     import fastnn
+    from fastnn._threads import limit_blas_threads
     if n == 0:
         raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
     fastnn.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                               # BLAS keeps its own thread count
-        return
-    threadpool_limits(fastnn.get_num_threads(), user_api="blas")
+    limit_blas_threads(fastnn.get_num_threads())
 
 
 def _read(path, what):

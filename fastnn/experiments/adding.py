@@ -53,13 +53,7 @@ def limit_threads(n_threads):
     saved = _threads._default
     fastnn.set_num_threads(n_threads)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own thread count
-        ctx = contextlib.nullcontext()
-    else:
-        ctx = threadpool_limits(n_threads, user_api="blas")
-    try:
-        with ctx:
+        with _threads.limit_blas_threads(n_threads):
             yield
     finally:
         fastnn.set_num_threads(saved)
