@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn.data.conll import DOCSTART, normalize_word
-from fastnn.data.text import _open_text
+from fastnn.data.text import _open_text, _read_lines
 from fastnn.data.vocab import Vocab
 
 __all__ = ["OBJECTIVES", "TEXT_FORMATS", "DEFAULTS", "detect_format", "read_corpus", "normalize_sentences",
@@ -76,17 +76,7 @@ def _read_one(path, fmt):
     if fmt == "conll":
         from fastnn.data.conll import read_conll
         return [[row[0] for row in s] for s in read_conll(path, columns=[0])]
-    sentences = []
-    with _open_text(path, where) as f:
-        try:
-            for line in f:
-                toks = line.split()
-                if toks:
-                    sentences.append(toks)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start} of a "
-                             f"chunk.") from None
-    return sentences
+    return _read_lines(path, where)
 
 
 def read_corpus(paths, text_format="auto", *, report=None):
@@ -210,16 +200,6 @@ def check_resume(checkpoint, model):
                          f"files, text format and min count.")
 
 
-def _budget_callback(max_minutes):
-    """A Trainer callback: stop when the next epoch (as long as the longest so far) would end past the budget."""
-    def callback(trainer, rec):
-        if max_minutes is None:
-            return False
-        secs = [h["seconds"] for h in trainer.history]
-        return (sum(secs) + max(secs)) / 60 > max_minutes
-    return callback
-
-
 def _optimizer(name, params, lr):
     from fastnn import optim
     if name == "adagrad":
@@ -270,7 +250,7 @@ def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=No
     trainer = Trainer(model, opt_obj, data, epochs=opt["epochs"], validate=validate, higher_is_better=higher,
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every if checkpoint else None, seed=seed, quiet=quiet,
-                      callback=_budget_callback(opt["max_minutes"]), on_nonfinite=on_nonfinite)
+                      max_minutes=opt["max_minutes"], on_nonfinite=on_nonfinite)
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
     t0 = time.perf_counter()
     history = trainer.fit(resume=resume)

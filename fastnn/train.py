@@ -198,11 +198,13 @@ class Trainer:
         finite.
     quiet : no output at all; progress : None = a progress bar when stderr is a terminal and not quiet.
     callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
+    max_minutes : a training-time budget: no epoch starts that would end past it, judged by the longest epoch so
+        far (None: no budget).
     """
 
     def __init__(self, model, optimizer, data, *, epochs=10, validate=None, higher_is_better=False, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
-                 on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None):
+                 on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -220,6 +222,8 @@ class Trainer:
             check_scalar(checkpoint_every, "checkpoint_every", where, low=1, integer=True)
             if checkpoint is None:
                 raise ValueError(f"{where}: 'checkpoint' must be a path when checkpoint_every is set; got None.")
+        if max_minutes is not None:
+            check_scalar(max_minutes, "max_minutes", where, low=0)
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"{where}: 'on_nonfinite' must be 'raise' or 'skip'; got {on_nonfinite!r}.")
         self.model, self.optimizer, self.data = model, optimizer, data
@@ -228,6 +232,7 @@ class Trainer:
         self.clip_norm, self.clip_value = clip_norm, clip_value
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
+        self.max_minutes = max_minutes
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if progress is None:
@@ -438,6 +443,10 @@ class Trainer:
             self.stopped = True
         if self.callback is not None and self.callback(self, rec):
             self.stopped = True
+        if self.max_minutes is not None:
+            secs = [h["seconds"] for h in self.history]
+            if (sum(secs) + max(secs)) / 60 > self.max_minutes:
+                self.stopped = True
         valid = "" if score is None else f"  valid {score:.4f}{' *' if improved else ''}"
         self._say(f"epoch {rec['epoch']}/{self.epochs}  train {train_loss:.4f}{valid}  lr {rec['lr']:.4g}  "
                   f"{rec['seconds']:.1f}s" + ("  (early stop)" if self.stopped and self.epoch < self.epochs else ""))

@@ -325,6 +325,15 @@ def test_trainer_errors():
         Trainer(object(), opt, data)
 
 
+def test_max_minutes_stops_before_an_epoch_that_would_end_past_the_budget():
+    _, trainer = build(max_minutes=1e-9)              # any epoch is longer than the budget: stop after the first
+    assert len(trainer.fit()) == 1 and trainer.stopped
+    _, trainer = build(max_minutes=60.0)
+    assert len(trainer.fit()) == 4
+    with pytest.raises(ValueError, match="max_minutes"):
+        build(max_minutes=-1.0)
+
+
 # ---- overfit and progress ----------------------------------------------------------------------------------------
 
 def test_overfit_reports_both_ways():

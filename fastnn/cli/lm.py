@@ -287,14 +287,11 @@ def _train_neural(args, vocab, streams, say):
     else:
         opt = optim.SGD(params, lr=lr, weight_decay=g("weight_decay"))
     valid = streams["valid"]
-    max_minutes = g("max_minutes")
 
     def callback(trainer, rec):
         prog.valid = math.exp(rec["valid"]) if rec["valid"] is not None else None
         say(f"  valid perplexity {prog.valid:.2f}, {len(streams['train']) / max(rec['seconds'], 1e-9):,.0f} "
             f"tokens/s")
-        secs = [h["seconds"] for h in trainer.history]
-        return max_minutes is not None and (sum(secs) + max(secs)) / 60 > max_minutes
 
     def validate(m):
         return float(-np.mean(m.token_logprobs(valid)))              # mean NLL; perplexity = exp
@@ -302,7 +299,7 @@ def _train_neural(args, vocab, streams, say):
     clip = g("clip_norm")
     trainer = Trainer(model, opt, data, epochs=g("epochs"), validate=validate, higher_is_better=False,
                       patience=g("patience"), clip_norm=clip if clip else None, checkpoint=args.checkpoint,
-                      seed=args.seed, quiet=args.quiet, callback=callback,
+                      seed=args.seed, quiet=args.quiet, callback=callback, max_minutes=g("max_minutes"),
                       on_nonfinite=NONFINITE[args.on_nonfinite])
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog

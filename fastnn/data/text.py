@@ -13,12 +13,9 @@ def _open_text(path, where):
     return open(path, encoding="utf-8")
 
 
-def read_sentences(path, *, lower=False):
-    """Sentences of a text file: one per non-blank line, split on whitespace (optionally lowercased).
-
-    Raises FileNotFoundError naming the path when it is missing, and ValueError when it holds no token or is not UTF-8.
-    """
-    where = "read_sentences"
+def _read_lines(path, where, lower=False):
+    """The sentences of a text file, none for an empty one: one per non-blank line, split on whitespace (optionally
+    lowercased).  FileNotFoundError naming a missing path, ValueError for text that is not UTF-8."""
     sentences = []
     with _open_text(path, where) as f:
         try:
@@ -29,6 +26,16 @@ def read_sentences(path, *, lower=False):
         except UnicodeDecodeError as e:
             raise ValueError(f"{where}: {os.fspath(path)} must be UTF-8 text; got {e.reason} at byte {e.start} "
                              f"of a chunk.") from None
+    return sentences
+
+
+def read_sentences(path, *, lower=False):
+    """Sentences of a text file: one per non-blank line, split on whitespace (optionally lowercased).
+
+    Raises FileNotFoundError naming the path when it is missing, and ValueError when it holds no token or is not UTF-8.
+    """
+    where = "read_sentences"
+    sentences = _read_lines(path, where, lower)
     if not sentences:
         raise ValueError(f"{where}: {os.fspath(path)} is empty; it must contain at least one token.")
     return sentences
