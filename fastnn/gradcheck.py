@@ -385,6 +385,13 @@ def _case_concat(rng):
     return (lambda: nn.sum(nn.mul(nn.tanh(nn.concat([a, b])), C))), {}, {"a": a, "b": b}
 
 
+def _case_split(rng):
+    a = _input(rng.standard_normal((4, 3)))
+    C, D = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    return (lambda: nn.add(nn.sum(nn.mul(nn.tanh(nn.split(a, 2)[0]), C)),
+                           nn.sum(nn.mul(nn.split(a, 2)[1], D)))), {}, {"a": a}
+
+
 def _case_binary(op):
     def build(rng):
         a, b = _input(rng.standard_normal((4, 3))), _input(rng.standard_normal((3,)))  # b broadcast over rows
@@ -542,6 +549,7 @@ def node_cases():
         ("linear_3d", _case_linear_3d),
         ("embedding", _case_embedding),
         ("concat", _case_concat),
+        ("split", _case_split),
         ("add", _case_binary(nn.add)),
         ("sub", _case_binary(nn.sub)),
         ("mul", _case_binary(nn.mul)),

@@ -89,6 +89,18 @@ def test_concat_splits_the_gradient():
     np.testing.assert_array_equal(b.grad, C[:, 1:])
 
 
+def test_split_returns_the_parts_and_their_gradients():
+    a = graph.constant(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    top, bottom = nn.split(a, 2)
+    np.testing.assert_array_equal(top.value, a.value[:2])
+    np.testing.assert_array_equal(bottom.value, a.value[2:])
+    C = np.arange(6.0).reshape(2, 3)
+    nn.add(nn.sum(nn.mul(top, C)), nn.sum(nn.scale(bottom, 2.0))).backward()
+    np.testing.assert_array_equal(a.grad, np.concatenate([C, np.full((2, 3), 2.0)]))
+    with pytest.raises(ValueError, match="dividing the axis length 4"):
+        nn.split(a, 3)
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3)])
 def test_linear_forward_and_backward(shape, dtype, rng):
     lin = nn.Linear(3, 4, rng=rng, dtype=dtype)

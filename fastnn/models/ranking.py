@@ -27,8 +27,8 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn.graph import Module, Node
-from fastnn.nn import functional as F
+from fastnn.graph import Module
+from fastnn.models.nplm import _posint
 
 __all__ = ["WindowRanker", "NegativeSampler", "RankingBatches", "padded_stream", "gradcheck_cases",
            "NEGATIVES", "ACTIVATIONS"]
@@ -36,12 +36,6 @@ __all__ = ["WindowRanker", "NegativeSampler", "RankingBatches", "padded_stream",
 NEGATIVES = ("uniform", "unigram")
 ACTIVATIONS = ("hardtanh", "tanh")
 UNIGRAM_POWER = 0.75
-
-
-def _posint(x, name, where, low=1):
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < low:
-        raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
-    return int(x)
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -165,22 +159,6 @@ class _Plan:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
-def _halves(x):
-    """Two nodes: the first and second halves (along axis 0) of node x; their gradients go back into x."""
-    n = x.value.shape[0] // 2
-    parts = []
-    for k in range(2):
-        sl = slice(k * n, (k + 1) * n)
-
-        def backward(g, sl=sl):
-            full = np.zeros_like(x.value)
-            full[sl] = g
-            F._acc(x, full, owned=True)
-
-        parts.append(Node(x.value[sl], (x,), backward, "slice", requires_grad=True))
-    return parts
-
-
 class WindowRanker(Module):
     """Collobert & Weston's window-ranking language model (see the module docstring).
 
@@ -250,7 +228,7 @@ class WindowRanker(Module):
                              f"{neg.shape}.")
         corrupt = w.copy()
         corrupt[:, self.window // 2] = neg
-        pos, negs = _halves(self.score_node(np.concatenate([w, corrupt])))
+        pos, negs = nn.split(self.score_node(np.concatenate([w, corrupt])), 2)
         return nn.hinge(pos, negs, margin=self.margin)
 
     # -- evaluation --------------------------------------------------------------------------------------------

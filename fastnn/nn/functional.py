@@ -236,6 +236,29 @@ def concat(nodes, axis=-1):
     return _out(value, nodes, backward, "concat")
 
 
+def split(a, n, axis=0):
+    """n equal parts of `a` along `axis` (the inverse of concat); each part's gradient goes back into its slice."""
+    a = as_node(a)
+    ax = axis % a.value.ndim
+    size = a.value.shape[ax]
+    if not (isinstance(n, int) and n >= 1 and size % n == 0):
+        raise ValueError(f"nn.split: 'n' must be a positive int dividing the axis length {size}; got {n!r}.")
+    k = size // n
+    parts = []
+    for i in range(n):
+        sl = [slice(None)] * a.value.ndim
+        sl[ax] = slice(i * k, (i + 1) * k)
+        sl = tuple(sl)
+
+        def backward(g, sl=sl):
+            full = np.zeros_like(a.value)
+            full[sl] = g
+            _acc(a, full, owned=True)
+
+        parts.append(_out(a.value[sl], (a,), backward, "split"))
+    return parts
+
+
 def reshape(a, shape):
     """a with a new shape (same entries)."""
     a = as_node(a)
