@@ -200,7 +200,8 @@ def main(argv=None):
     except ImportError:
         torch = None
     print(f"threads {args.threads} (fastnn kernels {fastnn.get_num_threads()}), OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; tokens/s = tokens per step / median")
+          f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; "
+          f"tokens/s = tokens per step / median")
     print("| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
     print("|---|---|---|---|---|---|")
     for case in args.cases:

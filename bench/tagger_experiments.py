@@ -93,8 +93,9 @@ def table(records):
     groups = {}
     for r in records:
         groups.setdefault(_key(r), {})[r.get("seed", 0)] = r        # a seed run again replaces the earlier one
-    lines = ["| corpus | model | options | task | dev F1 | dev accuracy | seeds | target | train wall time | windows/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ["corpus", "model", "options", "task", "dev F1", "dev accuracy", "seeds", "target", "train wall time",
+            "windows/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def stat(values):
         v = np.array([x for x in values if x is not None])

@@ -4,9 +4,10 @@ The same model (multinomial logistic regression, and a one-hidden-layer tanh net
 increasing size n by L-BFGS, nonlinear CG, plain mini-batch SGD, SGD + momentum and AdaGrad.  Every method
 minimises the same objective, the mean training cross-entropy plus weight_decay/2 * ||w||^2 (weights, not biases),
 from the same initial parameters (weight_decay 1e-4 on the synthetic task; 0 on word windows, because the
-optimizers' weight decay on sparse embedding rows is lazy, so only 0 makes it the same objective).  Each run gets a wall-time budget (growing with n); the objective over the whole
-training set is recorded against the method's own wall time (for SGD-type methods it is evaluated at roughly
-geometric time intervals with the clock stopped; L-BFGS and CG compute it exactly at every evaluation anyway).
+optimizers' weight decay on sparse embedding rows is lazy, so only 0 makes it the same objective).  Each run gets a
+wall-time budget (growing with n); the objective over the whole training set is recorded against the method's own
+wall time (for SGD-type methods it is evaluated at roughly geometric time intervals with the clock stopped; L-BFGS
+and CG compute it exactly at every evaluation anyway).
 For each n and model the target is "within 1% of the best objective any method reached"; we report the seconds each
 method needed to get there (None if never), its final objective, and its held-out accuracy.
 

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 
-from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
 
 
 def register(sub):
@@ -69,8 +69,7 @@ def register(sub):
                    help="checkpoint written every epoch, every --checkpoint-every steps and on Ctrl-C")
     o.add_argument("--checkpoint-every", type=int, default=2000, help="steps (default %(default)s)")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint (same text and options)")
-    o.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
-                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
+    add_on_nonfinite(o)
     o.add_argument("--quiet", action="store_true", help="print nothing")
     o.add_argument("--json", action="store_true", help="print the result as one JSON object")
     t.set_defaults(func=run_train)
@@ -117,10 +116,7 @@ def _check(args):
     for k in not_for:
         if getattr(args, k) is not None:
             raise CLIError(f"--{k.replace('_', '-')} does not apply to --objective {args.objective}")
-    if args.resume and not args.checkpoint:
-        raise CLIError("--resume needs --checkpoint PATH")
-    if args.resume and not os.path.isfile(args.checkpoint):
-        raise CLIError(f"--resume: no checkpoint at {args.checkpoint}")
+    check_resume(args)
     for path in args.text:
         existing_file(path)
     for name, path in (("--out", args.out), ("--save-model", args.save_model), ("--checkpoint", args.checkpoint)):
@@ -129,8 +125,6 @@ def _check(args):
 
 
 def run_train(args):
-    import json
-
     from fastnn import embed, io
     from fastnn.data.vectors import write_vectors
 
@@ -175,10 +169,8 @@ def run_train(args):
               "best_epoch": next((h["epoch"] for h in reversed(hist) if h["best"]), None),
               "valid": [None if h["valid"] is None else round(h["valid"], 4) for h in hist],
               "vector_std": round(float(vectors.std()), 4)}
-    if args.json:
+    if args.json or not args.quiet:
         print_json(result)
-    elif not args.quiet:
-        print(json.dumps(result))
     return 0
 
 

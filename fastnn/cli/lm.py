@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
 
 # Per-model defaults (None: not used by that model).  Chosen on Brown valid; see README.md, "Language models".
 DEFAULTS = {
@@ -69,8 +69,7 @@ def register(sub):
                    help="OpenMP threads of fastnn's own kernels (default 1: they are memory-bound here, and idle "
                         "OpenMP threads spin and slow the BLAS calls down unless OMP_WAIT_POLICY=PASSIVE)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
-                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
+    add_on_nonfinite(t)
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the result as one JSON object")
     t.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (every epoch and on Ctrl-C)")
@@ -190,10 +189,7 @@ def run_train(args):
     _set_threads(args.threads, args.kernel_threads)
     if args.min_count < 1:
         raise CLIError(f"--min-count must be >= 1; got {args.min_count}")
-    if args.resume and not args.checkpoint:
-        raise CLIError("--resume needs --checkpoint PATH")
-    if args.resume and not os.path.isfile(args.checkpoint):
-        raise CLIError(f"no such checkpoint: {args.checkpoint}")
+    check_resume(args)
     train_s = _read(args.train)
     valid_s = _read(args.valid) if args.valid else None
     test_s = _read(args.test) if args.test else None

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import NONFINITE, CLIError, existing_file, print_json
+from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
@@ -92,8 +92,7 @@ def register(sub):
                    help="kernel and BLAS threads (default %(default)s: the per-step matrices are small)")
     o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    o.add_argument("--on-nonfinite", choices=["stop", "skip"], default="stop",
-                   help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the step (default %(default)s)")
+    add_on_nonfinite(o)
     o.add_argument("--quiet", action="store_true", help="print nothing")
     t.set_defaults(func=run_train)
 
@@ -182,10 +181,7 @@ def _check_range(args):
         raise CLIError(f"--patience must be >= 0; got {args.patience}")
     if (args.extend_vocab or args.freeze_embeddings) and not args.pretrained:
         raise CLIError("--extend-vocab and --freeze-embeddings need --pretrained VECTORS.txt")
-    if args.resume and not args.checkpoint:
-        raise CLIError("--resume needs --checkpoint PATH")
-    if args.resume and not os.path.isfile(args.checkpoint):
-        raise CLIError(f"--resume: no checkpoint at {args.checkpoint}")
+    check_resume(args)
 
 
 def _load_model(path):
