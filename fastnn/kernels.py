@@ -201,7 +201,7 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     Parameters
     ----------
     h : (N, H) hidden vectors.  W : (V, H), b : (V,) output rows sorted by class: class c owns rows
-        start[c]:start[c+1] (start (C+1,) non-decreasing from 0 to V).
+        start[c]:start[c+1] (start (C+1,) integers rising strictly from 0 to V: no empty class).
     classes : (N,) each token's class; rows : (N,) each token's target row, inside its class's block.
     scale : gradients are of scale * the summed losses.
 
