@@ -16,7 +16,8 @@ Each step: zero grads, loss, backward, non-finite check (FloatingPointError nami
 skip with on_nonfinite="skip"), optional clipping (clip_norm: global norm, clip_value: element-wise), optimizer step.
 Each epoch: validation in eval mode (`validate(model) -> float`, `higher_is_better`), best parameters kept in memory,
 schedules observe the score (HalveOnPlateau), early stopping after `patience` epochs without improvement, and a
-checkpoint.  At the end the best parameters are restored (restore_best=True).
+checkpoint.  At the end the best parameters are restored (restore_best=True).  With average=True the trainer also
+keeps the mean of the parameters over all steps (fastnn.optim.ParamAverage) and validates, keeps and ends with that.
 
 Checkpoints (fastnn.io, atomic) carry the parameters, the optimizer and schedule state, the Generator's state (as
 JSON) at the start of the epoch and now, the epoch and the position within it, the best parameters and score, the
@@ -24,6 +25,7 @@ history, the states of Generators held by the model (dropout masks), and optiona
 `data.state_dict()`.  A run killed at any point and resumed with fit(resume=True) ends with bit-identical parameters
 to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
 """
+import contextlib
 import json
 import math
 import signal
@@ -36,6 +38,7 @@ import numpy as np
 from fastnn import io
 from fastnn._validation import check_scalar
 from fastnn.graph import Module
+from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
 
 
@@ -200,11 +203,14 @@ class Trainer:
     callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
     max_minutes : a training-time budget: no epoch starts that would end past it, judged by the longest epoch so
         far (None: no budget).
+    average : keep the mean of the parameters over all steps (fastnn.optim.ParamAverage); validation scores it, the
+        best parameters kept are averaged ones, and training ends with them (or with the last mean, unvalidated).
     """
 
     def __init__(self, model, optimizer, data, *, epochs=10, validate=None, higher_is_better=False, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
-                 on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None):
+                 on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None,
+                 average=False):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -233,6 +239,7 @@ class Trainer:
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
         self.max_minutes = max_minutes
+        self.averager = ParamAverage(optimizer.params) if average else None
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if progress is None:
@@ -269,11 +276,15 @@ class Trainer:
             self.progress.close()
             if old is not None:
                 signal.signal(signal.SIGINT, old)
-        if self.restore_best and self.best_params is not None:
+        if self.checkpoint is not None:               # before the swap below: fit(resume=True) with more epochs
+            self.save(self.checkpoint)                # continues from the last step, as if never stopped
+        final = self.best_params if self.restore_best else None
+        if final is None and self.averager is not None:
+            final = self.averager.mean()
+        if final is not None:
             for name, p in self.model.parameters().items():
-                p.value[...] = self.best_params[name]
-        if self.checkpoint is not None:
-            self.save(self.checkpoint)
+                if name in final:
+                    p.value[...] = final[name]
         return self.history
 
     def state_dict(self):
@@ -289,6 +300,7 @@ class Trainer:
             "loss_sum": self._loss_sum, "loss_n": self._loss_n, "epoch_seconds": self._epoch_seconds,
             "model_extra": extra() if extra is not None else None,
             "data_state": data_sd() if data_sd is not None else None,
+            "average": self.averager.state_dict() if self.averager is not None else None,
         }
 
     def save(self, path):
@@ -318,6 +330,11 @@ class Trainer:
             self.model.load_extra_state(st["model_extra"])
         if st["data_state"] is not None:
             self.data.load_state_dict(st["data_state"])
+        if (st.get("average") is None) != (self.averager is None):
+            raise ValueError(f"{where}: the checkpoint was written with average={st.get('average') is not None}, "
+                             f"so the trainer must be too; got average={self.averager is not None}.")
+        if self.averager is not None:
+            self.averager.load_state_dict(st["average"])
         return self
 
     # -- internals -----------------------------------------------------------------------------------------------
@@ -407,7 +424,11 @@ class Trainer:
             return self._nonfinite(f"the gradient of '{bad}'")
         if self.clip_value is not None:
             clip_grad_value(opt.params, self.clip_value)
+        if self.averager is not None:
+            self.averager.before_step()
         opt.step()
+        if self.averager is not None:
+            self.averager.after_step()
         self.step += 1
         return value
 
@@ -417,7 +438,8 @@ class Trainer:
         if self.validate is not None:
             self.model.eval()
             try:
-                score = float(self.validate(self.model))
+                with self.averager.applied() if self.averager is not None else contextlib.nullcontext():
+                    score = float(self.validate(self.model))
             finally:
                 self.model.train()
             if not math.isfinite(score):
@@ -428,7 +450,8 @@ class Trainer:
             if improved:
                 self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
                 if self.restore_best:
-                    self.best_params = {n: p.value.copy() for n, p in self.model.parameters().items()}
+                    self.best_params = (self.averager.mean() if self.averager is not None else
+                                        {n: p.value.copy() for n, p in self.model.parameters().items()})
             else:
                 self.bad_epochs += 1
             self.optimizer.observe(score, higher_is_better=self.higher_is_better)

@@ -84,10 +84,13 @@ def test_word_loss_and_options(capsys, files):
     assert m.tasks[0]["scheme"] == "iob2" and m.tasks[0]["file_scheme"] == "iob1"
 
 
-def test_checkpoint_resume_gives_the_same_model(capsys, files):
+@pytest.mark.parametrize("dev", [False, True])
+@pytest.mark.parametrize("average", [False, True])
+def test_checkpoint_resume_gives_the_same_model(capsys, files, dev, average):
     d = files["dir"]
     base = ["tagger", "train", "--train", files["train"], "--task", "ner=3", "--quiet", "--embed-dim", "8",
             "--hidden", "16", "--batch-size", "16", "--dropout", "0.2", "--unk-replace", "0.3"]
+    base[6:6] = (["--dev", files["dev"]] if dev else []) + (["--average"] if average else [])
     assert _run(capsys, *base, "--epochs", "4", "--out", d / "full.npz")[0] == 0
     assert _run(capsys, *base, "--epochs", "2", "--out", d / "half.npz", "--checkpoint", d / "ck.npz")[0] == 0
     rc, out, err = _run(capsys, *base, "--epochs", "4", "--out", d / "resumed.npz", "--checkpoint", d / "ck.npz",

@@ -396,3 +396,47 @@ def test_convergence_batch_methods(fn, method):
     assert res.fun == pytest.approx(float(model.loss().value), abs=1e-12)   # the best point is in the params
     assert len(res.history["fun"]) == res.nfev >= res.nit
     assert all(np.diff(res.history["seconds"]) >= 0)
+
+
+# ---- iterate averaging -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, 0.1, momentum=0.5, weight_decay=0.01),
+                                  lambda ps: optim.AdaGrad(ps, 0.2, weight_decay=0.01)], ids=["momentum", "adagrad"])
+def test_param_average_is_the_mean_of_all_iterates(rng, make):
+    ps = {"W": Param("W", rng.normal(size=(5, 2))), "E": Param("E", rng.normal(size=(8, 2)), sparse=True)}
+    opt, avg = make(ps), optim.ParamAverage(ps)
+    seen = {n: [p.value.copy()] for n, p in ps.items()}
+    for step in range(12):
+        for p in ps.values():
+            p.grad = None
+        ps["W"].add_grad(rng.normal(size=(5, 2)))
+        if step % 3:                                  # some steps leave the table alone, some rows wait long
+            rows = np.sort(rng.choice(4, 2, replace=False))
+            ps["E"].add_row_grad(rows, rng.normal(size=(2, 2)))
+        avg.before_step()
+        opt.step()
+        avg.after_step()
+        for n, p in ps.items():
+            seen[n].append(p.value.copy())
+    mean = avg.mean()
+    for n in ps:
+        np.testing.assert_allclose(mean[n], np.mean(seen[n], axis=0), rtol=1e-12, atol=1e-12, err_msg=n)
+    assert not np.allclose(mean["E"], ps["E"].value)
+    current = {n: p.value.copy() for n, p in ps.items()}
+    with avg.applied():
+        np.testing.assert_array_equal(ps["W"].value, mean["W"])
+    np.testing.assert_array_equal(ps["E"].value, current["E"])          # restored after the block
+
+
+def test_param_average_state_dict_roundtrip_and_errors(rng):
+    ps = {"E": Param("E", rng.normal(size=(6, 2)), sparse=True)}
+    avg = optim.ParamAverage(ps)
+    ps["E"].add_row_grad(np.array([2]), np.ones((1, 2)))
+    avg.before_step()
+    ps["E"].value[2] += 1.0
+    avg.after_step()
+    other = optim.ParamAverage(ps)
+    other.load_state_dict(avg.state_dict())
+    np.testing.assert_array_equal(other.mean()["E"], avg.mean()["E"])
+    with pytest.raises(ValueError, match="averaged parameters must be the model's"):
+        optim.ParamAverage({"F": Param("F", np.zeros((6, 2)), sparse=True)}).load_state_dict(avg.state_dict())

@@ -192,6 +192,60 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
     assert [h["train_loss"] for h in trainer2.history] == [h["train_loss"] for h in ref.history]
 
 
+def test_resume_with_averaging_equals_uninterrupted(tmp_path):
+    ref_model, ref = build(average=True)
+    ref.fit()
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path, checkpoint_every=5, average=True)
+    orig, calls = trainer.loss_fn, [0]
+
+    def exploding(m, b):
+        calls[0] += 1
+        if calls[0] == 30:
+            raise Boom()
+        return orig(m, b)
+
+    trainer.loss_fn = exploding
+    with pytest.raises(Boom):
+        trainer.fit()
+    model2, trainer2 = build(checkpoint=path, average=True)
+    trainer2.fit(resume=True)
+    assert_same(params_of(model2), params_of(ref_model))
+    _, plain = build(checkpoint=path)
+    with pytest.raises(ValueError, match="written with average=True, so the trainer must be too"):
+        plain.fit(resume=True)
+
+
+def test_averaging_validates_keeps_and_ends_with_the_mean():
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    scored = []
+
+    def validate(m):
+        scored.append(params_of(m))
+        return -float(m.loss((X, y, idx)).value)
+
+    trainer = Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
+                      epochs=3, validate=validate, higher_is_better=True, quiet=True, average=True)
+    trainer.fit()
+    best = trainer.best_epoch - 1
+    assert_same(params_of(model), scored[best])
+    assert trainer.averager.steps == 30
+    assert_same(scored[-1], trainer.averager.mean())           # the mean is still that of the steps taken
+    assert not np.allclose(scored[0]["W"], scored[-1]["W"])
+
+
+def test_averaging_without_validation_ends_with_the_mean():
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    last = {}
+    trainer = Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
+                      epochs=2, quiet=True, average=True, callback=lambda t, rec: last.update(params_of(t.model)))
+    trainer.fit()
+    assert_same(params_of(model), trainer.averager.mean())
+    assert not np.allclose(params_of(model)["E"], last["E"])
+
+
 def test_ctrl_c_writes_checkpoint_and_resumes(tmp_path):
     ref_model, ref = build()
     ref.fit()

@@ -85,6 +85,9 @@ def register(sub):
                    help="probability of replacing a word seen once by <unk> in training (default %(default)s)")
     o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
                    help="L2 coefficient on weights and vectors (lazy for vector rows) (default %(default)s)")
+    o.add_argument("--average", action="store_true",
+                   help="score and save the mean of the parameters over all steps (Polyak averaging) instead of "
+                        "the last ones")
     o.add_argument("--patience", type=int, default=d["patience"],
                    help="stop after this many epochs without a better dev score (default: never)")
     o.add_argument("--seed", type=int, default=d["seed"], help="seed of initialisation, order, dropout")
@@ -253,7 +256,7 @@ def run_train(args):
                         batch_size=args.batch_size, bucket=args.bucket, unk_replace=args.unk_replace,
                         weight_decay=args.weight_decay, patience=args.patience,
                         checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet,
-                        on_nonfinite=NONFINITE[args.on_nonfinite])
+                        on_nonfinite=NONFINITE[args.on_nonfinite], average=args.average)
     except (ValueError, TypeError) as e:
         if args.resume:
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None

@@ -834,14 +834,15 @@ OPTIMIZERS = ("adagrad", "sgd")
 
 def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, bucket=0,
         unk_replace=0.0, weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False,
-        callback=None, on_nonfinite="raise"):
+        callback=None, on_nonfinite="raise", average=False):
     """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
 
     With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
     epoch's parameters are kept, and `patience` epochs without improvement stop training.  optimizer: "adagrad"
     (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  weight_decay: L2 on weights and vectors
     (lazy: a lookup-table row decays when it is used), not on biases and transitions.  checkpoint / resume: see
-    Trainer, as is on_nonfinite ("raise" or "skip").
+    Trainer, as is on_nonfinite ("raise" or "skip").  average: score and keep the mean of the parameters over all
+    steps (Trainer(average=True)), which overfits less than the last iterate.
     """
     from fastnn.optim import SGD, AdaGrad
     from fastnn.train import Trainer
@@ -857,6 +858,7 @@ def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batc
         dev_enc = model.encode(dev)
         validate = (lambda m: m.score(dev, dev_enc))
     trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, higher_is_better=True, patience=patience,
-                      checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback, on_nonfinite=on_nonfinite)
+                      checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback, on_nonfinite=on_nonfinite,
+                      average=average)
     trainer.fit(resume=resume)
     return trainer

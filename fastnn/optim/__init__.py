@@ -1,5 +1,5 @@
-"""Optimizers (SGD, momentum, AdaGrad; dense and lazy-sparse), schedules, clipping, regularization, and batch
-methods (L-BFGS-B, CG) through scipy.optimize.
+"""Optimizers (SGD, momentum, AdaGrad; dense and lazy-sparse), iterate averaging, schedules, clipping,
+regularization, and batch methods (L-BFGS-B, CG) through scipy.optimize.
 
 >>> opt = optim.AdaGrad(model.parameters(), lr=0.1, weight_decay=1e-4)
 >>> model.zero_grad(); model.loss(batch).backward()
@@ -7,6 +7,7 @@ methods (L-BFGS-B, CG) through scipy.optimize.
 >>> opt.step()
 """
 from fastnn.optim.adagrad import AdaGrad
+from fastnn.optim.average import ParamAverage
 from fastnn.optim.base import Optimizer
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, global_grad_norm, grad_sq_norms
 from fastnn.optim.lbfgs import MinimizeResult, minimize, minimize_minibatch, ravel_grads, ravel_params, unravel_params
@@ -14,7 +15,7 @@ from fastnn.optim.regularize import sparsity_penalty, weight_penalty
 from fastnn.optim.schedules import Constant, HalveOnPlateau, InverseTime, Linear, Schedule, as_schedule
 from fastnn.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
+__all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
            "as_schedule", "clip_grad_norm", "clip_grad_value", "global_grad_norm", "grad_sq_norms", "minimize",
            "minimize_minibatch", "MinimizeResult", "ravel_params", "unravel_params", "ravel_grads",
            "sparsity_penalty", "weight_penalty"]
