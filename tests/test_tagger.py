@@ -184,6 +184,17 @@ def test_word_shape_and_suffix_features():
     assert m.hidden.W.shape == (4, 5 * (50 + 5 + 2 + 3))
     assert {"suffix.W", "shape.W"} <= set(m.parameters())
     assert "shape=3" in repr(m)
+    several = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=(1, 3), suffix_dim=2,
+                                   prefix_len=2, prefix_dim=1, hidden=4)
+    assert T.word_prefix("Running", 2) == "ru" and several.config()["suffix_len"] == [1, 3]
+    enc = several.encode(_corpus())
+    row = enc.words[1, 2]                                          # a window's centre word and its three slots
+    word = several.vocab.words[row]
+    assert [several.suffix_vocab.words[enc.feats[0][1, 2]], several.suffix_vocab.words[enc.feats[1][1, 2]],
+            several.prefix_vocab.words[enc.feats[2][1, 2]]] == [word[-1:], word[-3:], word[:2]]
+    assert several.hidden.W.shape == (4, 5 * (50 + 5 + 2 + 2 + 1))
+    with pytest.raises(ValueError, match="'suffix_len' must be an int >= 0 or distinct ints >= 1"):
+        T.WindowTagger.build(_corpus(), {"ner": 3}, suffix_len=(2, 2), suffix_dim=2)
 
 
 def test_encode_errors_name_the_task_and_tag():

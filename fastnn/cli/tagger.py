@@ -13,7 +13,7 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, activation="hardtanh", loss="sentence",
+                caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0, activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
                 bucket=0, embed_scale=0.01,
                 patience=None, seed=0, threads=1)
@@ -39,10 +39,15 @@ def register(sub):
                    help="word vector size (default 50, or the --pretrained file's)")
     g.add_argument("--caps-dim", type=int, default=d["caps_dim"],
                    help="capitalisation feature vector size, 0 = none (default %(default)s)")
-    g.add_argument("--suffix-len", type=int, default=d["suffix_len"],
-                   help="suffix feature: the last N letters of the lowercased word, 0 = none (default %(default)s)")
+    g.add_argument("--suffix-len", metavar="N[,N...]", default=d["suffix_len"],
+                   help="suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) give one "
+                        "slot each, sharing one table; 0 = none (default %(default)s)")
     g.add_argument("--suffix-dim", type=int, default=d["suffix_dim"],
                    help="suffix feature vector size (default %(default)s)")
+    g.add_argument("--prefix-len", metavar="N[,N...]", default=d["prefix_len"],
+                   help="prefix feature: the first N letters, as --suffix-len (default %(default)s)")
+    g.add_argument("--prefix-dim", type=int, default=d["prefix_dim"],
+                   help="prefix feature vector size (default %(default)s)")
     g.add_argument("--shape-dim", type=int, default=d["shape_dim"],
                    help="word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to X/x/d and "
                         "keeps other characters, e.g. 10-round -> d-x (default %(default)s)")
@@ -158,10 +163,26 @@ def _parse_tasks(specs, n_cols, path):
     return tasks
 
 
+def _lengths(text, option):
+    """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len)."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise CLIError(f"{option} must be a length or lengths separated by commas, like 2 or 1,2,3; "
+                       f"got {text!r}") from None
+    if values == [0]:
+        return 0
+    if min(values) < 1 or len(set(values)) != len(values):
+        raise CLIError(f"{option} must be 0 or distinct lengths >= 1; got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
 def _check_range(args):
+    args.suffix_len = _lengths(args.suffix_len, "--suffix-len")
+    args.prefix_len = _lengths(args.prefix_len, "--prefix-len")
     checks = [("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
-              ("--caps-dim", args.caps_dim, 0), ("--suffix-len", args.suffix_len, 0),
-              ("--suffix-dim", args.suffix_dim, 0), ("--shape-dim", args.shape_dim, 0),
+              ("--caps-dim", args.caps_dim, 0), ("--suffix-dim", args.suffix_dim, 0),
+              ("--prefix-dim", args.prefix_dim, 0), ("--shape-dim", args.shape_dim, 0),
               ("--min-count", args.min_count, 1)]
     for name, v, low in checks:
         if v < low:
@@ -232,7 +253,8 @@ def run_train(args):
     try:
         model = T.WindowTagger.build(
             train, tasks, scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
-            suffix_dim=args.suffix_dim if args.suffix_len else 0, shape_dim=args.shape_dim,
+            suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
+            prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
             caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
             dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,

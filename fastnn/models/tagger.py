@@ -1,8 +1,8 @@
 """Window taggers, single-task and multitask (Collobert, Weston, Bottou, Karlen, Kavukcuoglu and Kuksa 2011).
 
 Each token is tagged from a window of tokens centred on it.  Every token of the window contributes the vectors of
-its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffix and its word
-shape), concatenated;
+its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffixes and prefixes of
+given lengths and its word shape), concatenated;
 one hidden layer (hard tanh or tanh) maps the window to a hidden vector h; each task has its own affine output layer
 on h giving one score per tag.
 
@@ -27,6 +27,7 @@ with the file's own tags exactly as conlleval does.
     Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents)).fit()
     tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ...}}
 """
+import functools
 import numbers
 from typing import NamedTuple
 
@@ -274,7 +275,7 @@ def viterbi(scores, offsets, A, start, end):
 
 class TaggerBatch(NamedTuple):
     """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
-    feature of the model (suffix, shape); targets (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within
+    feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within
     the batch (sentence-level loss) or None (independent windows)."""
     words: np.ndarray
     caps: np.ndarray
@@ -404,6 +405,27 @@ def word_suffix(word, n):
     return conll.normalize_word(word)[-n:]
 
 
+def word_prefix(word, n):
+    """The first n letters of the normalised word (the whole word when shorter)."""
+    return conll.normalize_word(word)[:n]
+
+
+def affix_lengths(value, name, where):
+    """A suffix_len / prefix_len value (an int, 0 = none, or a sequence of ints >= 1) as a tuple of lengths."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{where}: '{name}' must be >= 0; got {value!r}.")
+        return (int(value),) if value else ()
+    try:
+        lengths = tuple(value)
+    except TypeError:
+        lengths = None
+    if lengths is None or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+                                  for n in lengths) or len(set(lengths)) != len(lengths):
+        raise ValueError(f"{where}: '{name}' must be an int >= 0 or distinct ints >= 1; got {value!r}.")
+    return tuple(int(n) for n in lengths)
+
+
 def word_shape(word):
     """The word's shape: upper-case letters -> "X", lower-case -> "x", digits -> "d", other characters kept, runs of
     one class collapsed ("age-defying" -> "x-x", "10-round" -> "d-x", "T.O'Gorman" -> "X.X'Xx", "1,874" -> "d,d")."""
@@ -415,6 +437,11 @@ def word_shape(word):
     return "".join(out)
 
 
+def _stored_lengths(lengths):
+    """Config form of affix lengths: an int for none or one (as older model files have it), else a list."""
+    return lengths[0] if len(lengths) == 1 else (0 if not lengths else list(lengths))
+
+
 class WindowTagger(Module):
     """The window network of Collobert et al. (2011) with one output layer per task.
 
@@ -423,11 +450,13 @@ class WindowTagger(Module):
     words : list of str, the word vocabulary (normalised words; "<pad>" id 0 and "<unk>" id 1 first).
     tasks : list of dicts {"name", "column", "tags" (list, in the training encoding), "scheme" (training encoding,
         or None for a non-chunk task like POS), "file_scheme" (the data's encoding, or None)}.
-    suffixes : list of str (with "<pad>", "<unk>" first) for the suffix feature, or None for no suffix feature.
-    shapes : likewise for the word-shape feature (word_shape), or None.
+    suffixes : list of str (with "<pad>", "<unk>" first): the suffixes of every length in suffix_len, or None for no
+        suffix feature.  prefixes : likewise for prefix_len.  shapes : likewise for the word-shape feature
+        (word_shape), or None.
     word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
-    window : odd window size.  embed_dim, caps_dim, suffix_dim, shape_dim : feature vector sizes.
-    suffix_len : letters of the suffix feature.
+    window : odd window size.  embed_dim, caps_dim, suffix_dim, prefix_dim, shape_dim : feature vector sizes.
+    suffix_len, prefix_len : letters of the suffix (prefix) feature, or several lengths (e.g. (1, 2, 3)): one slot
+        per length, all looking up the one suffix (prefix) table.
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
@@ -436,8 +465,9 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, shapes=None, word_counts=None, window=5, embed_dim=50,
-                 caps_dim=5, suffix_len=0, suffix_dim=0, shape_dim=0, hidden=300, activation="hardtanh",
+    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, word_counts=None, window=5,
+                 embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0, shape_dim=0,
+                 hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
                  dtype="float32"):
@@ -447,7 +477,9 @@ class WindowTagger(Module):
         for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
             if not (isinstance(v, numbers.Integral) and v >= 1):
                 raise ValueError(f"{where}: '{name}' must be an int >= 1; got {v!r}.")
-        for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("suffix_len", suffix_len),
+        suffix_len = affix_lengths(suffix_len, "suffix_len", where)
+        prefix_len = affix_lengths(prefix_len, "prefix_len", where)
+        for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("prefix_dim", prefix_dim),
                         ("shape_dim", shape_dim)):
             if not (isinstance(v, numbers.Integral) and v >= 0):
                 raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
@@ -457,10 +489,12 @@ class WindowTagger(Module):
             raise ValueError(f"{where}: 'loss' must be one of {LOSSES}; got {loss!r}.")
         if not tasks:
             raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
-        if (suffixes is None) != (suffix_len == 0 or suffix_dim == 0):
-            raise ValueError(f"{where}: 'suffixes' must be given exactly when suffix_len and suffix_dim are > 0; got "
-                             f"suffix_len={suffix_len}, suffix_dim={suffix_dim}, suffixes "
-                             f"{'None' if suffixes is None else 'given'}.")
+        for kind, vocab, lengths, dim in (("suffix", suffixes, suffix_len, suffix_dim),
+                                          ("prefix", prefixes, prefix_len, prefix_dim)):
+            if (vocab is None) != (not lengths or dim == 0):
+                raise ValueError(f"{where}: '{kind}es' must be given exactly when {kind}_len and {kind}_dim are > 0; "
+                                 f"got {kind}_len={list(lengths)}, {kind}_dim={dim}, {kind}es "
+                                 f"{'None' if vocab is None else 'given'}.")
         if (shapes is None) != (shape_dim == 0):
             raise ValueError(f"{where}: 'shapes' must be given exactly when shape_dim > 0; got shape_dim={shape_dim}, "
                              f"shapes {'None' if shapes is None else 'given'}.")
@@ -472,9 +506,11 @@ class WindowTagger(Module):
             t["tags"] = list(t["tags"])
         self.vocab = Vocab(words, word_counts)
         self.suffix_vocab = Vocab(suffixes) if suffixes is not None else None
+        self.prefix_vocab = Vocab(prefixes) if prefixes is not None else None
         self.shape_vocab = Vocab(shapes) if shapes is not None else None
         self._cfg = dict(window=int(window), embed_dim=int(embed_dim), caps_dim=int(caps_dim),
-                         suffix_len=int(suffix_len), suffix_dim=int(suffix_dim), shape_dim=int(shape_dim),
+                         suffix_len=_stored_lengths(suffix_len), suffix_dim=int(suffix_dim),
+                         prefix_len=_stored_lengths(prefix_len), prefix_dim=int(prefix_dim), shape_dim=int(shape_dim),
                          hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
@@ -487,12 +523,17 @@ class WindowTagger(Module):
         self.caps = nn.Embedding(conll.N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
         self.suffix = (nn.Embedding(len(suffixes), suffix_dim, rng=rng, dtype=dt, scale=embed_scale)
                        if suffixes is not None else None)
+        self.prefix = (nn.Embedding(len(prefixes), prefix_dim, rng=rng, dtype=dt, scale=embed_scale)
+                       if prefixes is not None else None)
         self.shape = (nn.Embedding(len(shapes), shape_dim, rng=rng, dtype=dt, scale=embed_scale)
                       if shapes is not None else None)
-        # the optional per-token features, in the order of TaggerBatch.feats: (vocab, word -> string, lookup table)
-        self._features = [f for f in (
-            (self.suffix_vocab, lambda w, n=int(suffix_len): word_suffix(w, n), self.suffix),
-            (self.shape_vocab, word_shape, self.shape)) if f[0] is not None]
+        # the optional per-token feature slots, in the order of TaggerBatch.feats: (vocab, word -> string, table)
+        self._features = (
+            [(self.suffix_vocab, functools.partial(word_suffix, n=n), self.suffix) for n in suffix_len
+             if self.suffix is not None]
+            + [(self.prefix_vocab, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
+               if self.prefix is not None]
+            + [(self.shape_vocab, word_shape, self.shape)] * (self.shape is not None))
         n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features))
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
@@ -504,8 +545,8 @@ class WindowTagger(Module):
 
     # -- construction from data ----------------------------------------------------------------------------------
     @classmethod
-    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, shape_dim=0,
-              feature_min_count=1, extra_words=(), **kwargs):
+    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
+              prefix_dim=0, shape_dim=0, feature_min_count=1, extra_words=(), **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
         tasks : {name: column index or name}.  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
@@ -538,19 +579,23 @@ class WindowTagger(Module):
         if extra:
             wv = Vocab(wv.words + extra, np.concatenate([wv.counts, np.zeros(len(extra), np.int64)]))
 
-        def feature_vocab(fn):
-            strings = ([fn(r[0]) for r in s] for s in sentences)
+        def feature_vocab(*fns):
+            strings = ([fn(r[0]) for r in s for fn in fns] for s in sentences)
             return Vocab.build(strings, min_count=feature_min_count, specials=(Vocab.PAD, Vocab.UNK)).words
 
-        suffixes = feature_vocab(lambda w: word_suffix(w, suffix_len)) if suffix_len and suffix_dim else None
+        suffix_len = affix_lengths(suffix_len, "suffix_len", where) if suffix_dim else ()
+        prefix_len = affix_lengths(prefix_len, "prefix_len", where) if prefix_dim else ()
+        suffixes = feature_vocab(*(functools.partial(word_suffix, n=n) for n in suffix_len)) if suffix_len else None
+        prefixes = feature_vocab(*(functools.partial(word_prefix, n=n) for n in prefix_len)) if prefix_len else None
         shapes = feature_vocab(word_shape) if shape_dim else None
-        return cls(wv.words, specs, suffixes=suffixes, shapes=shapes, word_counts=wv.counts.tolist(),
-                   suffix_len=suffix_len if suffixes else 0, suffix_dim=suffix_dim if suffixes else 0,
-                   shape_dim=shape_dim, **kwargs)
+        return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes,
+                   word_counts=wv.counts.tolist(), suffix_len=suffix_len, suffix_dim=suffix_dim if suffixes else 0,
+                   prefix_len=prefix_len, prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
+                    prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
@@ -720,6 +765,7 @@ class WindowTagger(Module):
         c = self._cfg
         tasks = ", ".join(f"{t['name']}={t['column']}:{len(t['tags'])} tags" for t in self.tasks)
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
+        sfx += f", prefix{c['prefix_len']}={c['prefix_dim']}" if self.prefix is not None else ""
         sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
@@ -790,9 +836,11 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
               "file_scheme": None} for k in range(n_tasks)]
     sfx = [Vocab.PAD, Vocab.UNK, "a", "b"] if suffix else None
+    pfx = [Vocab.PAD, Vocab.UNK, "c"] if suffix else None
     shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
-    m = WindowTagger(words, tasks, suffixes=sfx, shapes=shp, window=3, embed_dim=3, caps_dim=2,
-                     suffix_len=1 if suffix else 0, suffix_dim=2 if suffix else 0, shape_dim=2 if suffix else 0,
+    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, window=3, embed_dim=3, caps_dim=2,
+                     suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
+                     prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      hidden=4, activation="tanh", loss=loss, embed_scale=1.0,
                      seed=seed, dtype="float64")
     for tr in m.transitions or []:
@@ -806,13 +854,14 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     N = offsets[-1]
     targets = np.stack([rng.integers(0, len(t["tags"]), N) for t in tasks], axis=1)
     batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
-                        (rng.integers(0, 4, (N, 3)), rng.integers(0, 5, (N, 3))) if suffix else (), targets,
+                        (rng.integers(0, 4, (N, 3)), rng.integers(0, 4, (N, 3)), rng.integers(0, 3, (N, 3)),
+                         rng.integers(0, 5, (N, 3))) if suffix else (), targets,
                         offsets if loss == "sentence" else None)
     return m, batch
 
 
 def _case(loss, n_tasks, suffix=False):
-    """suffix=True adds the suffix and shape features."""
+    """suffix=True adds the suffix (two lengths, one shared table), prefix and shape features."""
     def build(rng):
         m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
         return (lambda: m.loss(batch)), m.parameters()
