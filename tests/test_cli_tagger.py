@@ -84,13 +84,14 @@ def test_word_loss_and_options(capsys, files):
     assert (c["loss"], c["activation"], c["window"], c["suffix_len"], c["dropout"]) == ("word", "tanh", 3, 2, 0.1)
     rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "pos=1", "--out", model,
                         "--suffix-len", "1,2,3", "--suffix-dim", "3", "--prefix-len", "1,2", "--prefix-dim", "2",
-                        "--shape-dim", "2", "--average", "--quiet", *SMALL)
+                        "--shape-dim", "2", "--average", "--task", "chunk=2", "--task-weight", "chunk=0.5", "--quiet",
+                        *SMALL)
     assert rc == 0, err
     pos = io.load_model(model)
     assert (pos.config()["suffix_len"], pos.config()["prefix_len"]) == ([1, 2, 3], [1, 2])
     dev = read_conll(files["dev"])
     assert len(pos.encode(dev).feats) == 6                       # 3 suffix slots, 2 prefix slots, the shape
-    assert pos.evaluate(dev)["pos"]["accuracy"] > 90
+    assert pos.evaluate(dev)["pos"]["accuracy"] > 90 and [t["weight"] for t in pos.tasks] == [1.0, 0.5]
     assert m.tasks[0]["scheme"] == "iob2" and m.tasks[0]["file_scheme"] == "iob1"
 
 
@@ -166,6 +167,8 @@ def test_one_line_errors(capsys, files):
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--window", "4", match="--window")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--suffix-len", "2,x", match="like 2 or 1,2,3")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--prefix-len", "1,1", match="distinct")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--task-weight", "pos=0.5", match="NAME=W")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--task-weight", "ner=-1", match="> 0")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--resume", match="--checkpoint")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--freeze-embeddings", match="--pretrained")
     assert _run(capsys, *tr, "--train", train, "--task", "ner=3", "--quiet")[0] == 0

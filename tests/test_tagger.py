@@ -106,13 +106,15 @@ def test_gradcheck_cases_pass(name_build):
 # ---- multitask sharing ---------------------------------------------------------------------------------------------
 
 
-def test_multitask_loss_is_the_sum_of_task_losses_on_one_hidden_vector(rng):
+def test_multitask_loss_is_the_weighted_sum_of_task_losses_on_one_hidden_vector(rng):
     model, batch = T._tiny_tagger(np.random.default_rng(3), "sentence", 2, True)   # sentence-level, two tasks
+    w = [t["weight"] for t in model.tasks]
+    assert w == [1.0, 0.5]
     total = model.loss(batch)
     h = model.hidden_layer(batch)
     parts = [T.sentence_nll(model.heads[k](h), batch.targets[:, k], batch.offsets, model.transitions[k])
              for k in range(2)]
-    assert float(total.value) == pytest.approx(sum(float(p.value) for p in parts), rel=1e-12)
+    assert float(total.value) == pytest.approx(sum(wk * float(p.value) for wk, p in zip(w, parts)), rel=1e-12)
     # the shared hidden layer's gradient is the sum of the tasks' gradients
     grads = []
     for k in range(2):
@@ -122,7 +124,7 @@ def test_multitask_loss_is_the_sum_of_task_losses_on_one_hidden_vector(rng):
         grads.append(model.hidden.W.grad.copy())
     model.zero_grad()
     model.loss(batch).backward()
-    np.testing.assert_allclose(model.hidden.W.grad, grads[0] + grads[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.hidden.W.grad, grads[0] + 0.5 * grads[1], rtol=1e-10, atol=1e-12)
     assert [n for n in model.parameters() if n.startswith("heads")] == ["heads.0.W", "heads.0.b", "heads.1.W",
                                                                        "heads.1.b"]
 
@@ -358,3 +360,14 @@ def test_conll2003_ner_one_epoch_reaches_80_f1():
     m = T.WindowTagger.build(train, {"ner": 3}, loss="word")
     T.fit(m, train, None, epochs=1, quiet=True)
     assert m.evaluate(dev)["ner"]["f1"] > 80
+
+
+def test_task_weights_from_build_and_their_errors():
+    sents = _corpus()
+    m = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, hidden=6, task_weights={"pos": 0.25})
+    assert [t["weight"] for t in m.tasks] == [1.0, 0.25] and "x0.25" in repr(m)
+    assert [t["weight"] for t in T.WindowTagger.from_config(m.config()).tasks] == [1.0, 0.25]
+    with pytest.raises(ValueError, match="'task_weights' must name tasks of the model"):
+        T.WindowTagger.build(sents, {"ner": 3}, task_weights={"pos": 0.5})
+    with pytest.raises(ValueError, match="weight of task 'pos' must be a finite number > 0"):
+        T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})

@@ -5,6 +5,7 @@
     fastnn tagger eval --model ner.npz --data eng.testa --json
     fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred
 """
+import math
 import os
 import sys
 import time
@@ -76,6 +77,9 @@ def register(sub):
                    help="with --pretrained: also add the file's words that are not in the training data")
     g.add_argument("--freeze-embeddings", action="store_true", help="do not train the word vectors")
     o = t.add_argument_group("training")
+    o.add_argument("--task-weight", action="append", default=[], metavar="NAME=W",
+                   help="multiply the loss of task NAME by W > 0 (default 1), e.g. pos=0.5 to keep an auxiliary "
+                        "task from dominating the shared layers; repeatable")
     o.add_argument("--epochs", type=int, default=d["epochs"], help="passes over the data (default %(default)s)")
     o.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default %(default)s)")
     o.add_argument("--optimizer", choices=["adagrad", "sgd"], default=d["optimizer"],
@@ -161,6 +165,24 @@ def _parse_tasks(specs, n_cols, path):
             raise CLIError(f"--task {spec}: column 0 holds the words; a task must tag another column")
         tasks[name] = c
     return tasks
+
+
+def _task_weights(specs, tasks):
+    """{name: weight} from --task-weight NAME=W options."""
+    out = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or name not in tasks:
+            raise CLIError(f"--task-weight {spec}: expected NAME=W with NAME one of the --task names "
+                           f"({', '.join(tasks)})")
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not (math.isfinite(w) and w > 0):
+            raise CLIError(f"--task-weight {spec}: the weight must be a number > 0")
+        out[name] = w
+    return out
 
 
 def _lengths(text, option):
@@ -252,7 +274,7 @@ def run_train(args):
 
     try:
         model = T.WindowTagger.build(
-            train, tasks, scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
+            train, tasks, task_weights=_task_weights(args.task_weight, tasks), scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
             suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
             prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,

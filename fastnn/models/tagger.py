@@ -13,8 +13,9 @@ Losses (one per task, summed):
   A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
   exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi.
 
-The loss of a batch is the sum of the per-token (or per-sentence) losses of every task divided by the number of
-tokens.  In multitask training the word vectors and the hidden layer are shared and every window carries the tags of
+The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens,
+each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task from taking over the
+shared layers).  In multitask training the word vectors and the hidden layer are shared and every window carries the tags of
 every task, so one forward pass serves all tasks and the output layers' errors add up on h (the graph sums them).
 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
@@ -28,6 +29,7 @@ with the file's own tags exactly as conlleval does.
     tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ...}}
 """
 import functools
+import math
 import numbers
 from typing import NamedTuple
 
@@ -449,7 +451,8 @@ class WindowTagger(Module):
     ----------
     words : list of str, the word vocabulary (normalised words; "<pad>" id 0 and "<unk>" id 1 first).
     tasks : list of dicts {"name", "column", "tags" (list, in the training encoding), "scheme" (training encoding,
-        or None for a non-chunk task like POS), "file_scheme" (the data's encoding, or None)}.
+        or None for a non-chunk task like POS), "file_scheme" (the data's encoding, or None), optionally "weight"
+        (> 0, default 1: the factor of its term in the loss)}.
     suffixes : list of str (with "<pad>", "<unk>" first): the suffixes of every length in suffix_len, or None for no
         suffix feature.  prefixes : likewise for prefix_len.  shapes : likewise for the word-shape feature
         (word_shape), or None.
@@ -504,6 +507,10 @@ class WindowTagger(Module):
         self.tasks = [dict(t) for t in tasks]
         for t in self.tasks:
             t["tags"] = list(t["tags"])
+            w = t.setdefault("weight", 1.0)
+            if not (isinstance(w, numbers.Real) and math.isfinite(w) and w > 0):
+                raise ValueError(f"{where}: the weight of task {t['name']!r} must be a finite number > 0; got {w!r}.")
+            t["weight"] = float(w)
         self.vocab = Vocab(words, word_counts)
         self.suffix_vocab = Vocab(suffixes) if suffixes is not None else None
         self.prefix_vocab = Vocab(prefixes) if prefixes is not None else None
@@ -546,10 +553,10 @@ class WindowTagger(Module):
     # -- construction from data ----------------------------------------------------------------------------------
     @classmethod
     def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
-              prefix_dim=0, shape_dim=0, feature_min_count=1, extra_words=(), **kwargs):
+              prefix_dim=0, shape_dim=0, feature_min_count=1, extra_words=(), task_weights=None, **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
-        tasks : {name: column index or name}.  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
+        tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
         to keep the file's).  min_count : words seen fewer times map to <unk>.  extra_words : normalised words to add
         to the vocabulary (e.g. those of pretrained vectors).  feature_min_count : suffixes and shapes seen fewer times
         map to <unk>.  Other keywords go to the constructor.
@@ -559,6 +566,10 @@ class WindowTagger(Module):
             raise ValueError(f"{where}: 'scheme' must be one of {TRAIN_SCHEMES}; got {scheme!r}.")
         if not tasks:
             raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
+        task_weights = dict(task_weights or {})
+        if set(task_weights) - set(tasks):
+            raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
+                             f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
         n_cols = len(sentences[0][0])
         specs = []
         for name, col in tasks.items():
@@ -571,7 +582,7 @@ class WindowTagger(Module):
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
             vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
-                          "file_scheme": file_scheme})
+                          "file_scheme": file_scheme, "weight": task_weights.get(name, 1.0)})
         lower = kwargs.get("lowercase", True)
         norm = ([normalize(r[0], lower) for r in s] for s in sentences)
         wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
@@ -677,7 +688,7 @@ class WindowTagger(Module):
         return self.drop_hidden(h)
 
     def loss(self, batch):
-        """The sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
+        """The weighted sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
         if batch.targets is None:
             raise ValueError("WindowTagger.loss: the batch must have targets; got None.")
         h = self.hidden_layer(batch)
@@ -691,6 +702,8 @@ class WindowTagger(Module):
                     raise ValueError("WindowTagger.loss: the sentence-level loss needs whole sentences (offsets); "
                                      "got a batch of independent windows. Use model.batches(...).")
                 lk = sentence_nll(head(h), y, batch.offsets, self.transitions[k])
+            if self.tasks[k]["weight"] != 1.0:
+                lk = nn.scale(lk, self.tasks[k]["weight"])
             total = lk if total is None else nn.add(total, lk)
         return total
 
@@ -763,7 +776,8 @@ class WindowTagger(Module):
 
     def __repr__(self):
         c = self._cfg
-        tasks = ", ".join(f"{t['name']}={t['column']}:{len(t['tags'])} tags" for t in self.tasks)
+        tasks = ", ".join(f"{t['name']}={t['column']}:{len(t['tags'])} tags"
+                          + (f" x{t['weight']:g}" if t["weight"] != 1.0 else "") for t in self.tasks)
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
         sfx += f", prefix{c['prefix_len']}={c['prefix_dim']}" if self.prefix is not None else ""
         sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
@@ -834,7 +848,7 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     seed = int(rng.integers(1 << 30))
     words = [Vocab.PAD, Vocab.UNK] + [f"w{i}" for i in range(8)]
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
-              "file_scheme": None} for k in range(n_tasks)]
+              "file_scheme": None, "weight": 1.0 / (k + 1)} for k in range(n_tasks)]
     sfx = [Vocab.PAD, Vocab.UNK, "a", "b"] if suffix else None
     pfx = [Vocab.PAD, Vocab.UNK, "c"] if suffix else None
     shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
