@@ -35,6 +35,7 @@ RUNS = [
     ("pos", "conll2003", ["pos=1"], POS_OPTS),
     ("ner", "conll2003", ["ner=3"], POS_OPTS),
     ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_OPTS),
+    ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_OPTS + ["--task-weight", "pos=0.5"]),
     ("chunk", "conll2000", ["chunk=2"], []),
     ("chunk", "conll2000", ["chunk=2"], POS_OPTS),
     ("pos", "conll2000", ["pos=1"], POS_OPTS),
