@@ -200,15 +200,6 @@ def check_resume(checkpoint, model):
                          f"files, text format and min count.")
 
 
-def _optimizer(name, params, lr):
-    from fastnn import optim
-    if name == "adagrad":
-        return optim.AdaGrad(params, lr=lr)
-    if name == "sgd":
-        return optim.SGD(params, lr=lr)
-    raise ValueError(f"pretrain: 'optimizer' must be 'adagrad' or 'sgd'; got {name!r}.")
-
-
 def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=None, resume=False,
              checkpoint_every=None, quiet=False, say=None, on_nonfinite="raise", **options):
     """Train word vectors with `objective` ("ranking", "nplm" or "rnn") on `sentences` (raw tokens; normalised
@@ -241,8 +232,9 @@ def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=No
                          f"{len(norm)}; give more text or a smaller valid fraction.")
     build = {"ranking": _build_ranking, "nplm": _build_nplm, "rnn": _build_rnn}[objective]
     model, data, validate, higher, extra = build(train, valid, opt, seed)
+    from fastnn import optim
     from fastnn.train import Trainer
-    opt_obj = _optimizer(opt["optimizer"], model.parameters(), extra.pop("lr", opt["lr"]))
+    opt_obj = optim.by_name(opt["optimizer"], model.parameters(), extra.pop("lr", opt["lr"]), "pretrain")
     if resume:
         if checkpoint is None:
             raise ValueError(f"{where}: resume needs a checkpoint path; got None.")

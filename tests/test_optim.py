@@ -440,3 +440,11 @@ def test_param_average_state_dict_roundtrip_and_errors(rng):
     np.testing.assert_array_equal(other.mean()["E"], avg.mean()["E"])
     with pytest.raises(ValueError, match="averaged parameters must be the model's"):
         optim.ParamAverage({"F": Param("F", np.zeros((6, 2)), sparse=True)}).load_state_dict(avg.state_dict())
+
+
+def test_by_name_is_the_command_line_choice(rng):
+    ps = {"W": Param("W", np.zeros((2, 2)))}
+    assert isinstance(optim.by_name("adagrad", ps, 0.1, weight_decay=0.1), optim.AdaGrad)
+    assert isinstance(optim.by_name("sgd", ps, 0.1), optim.SGD)
+    with pytest.raises(ValueError, match="fit: 'optimizer' must be one of adagrad, sgd; got 'adam'"):
+        optim.by_name("adam", ps, 0.1, "fit")

@@ -277,11 +277,7 @@ def _train_neural(args, vocab, streams, say):
             lr = optim.HalveOnPlateau(g("lr"), threshold=0.003)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    params = model.parameters()
-    if g("optimizer") == "adagrad":
-        opt = optim.AdaGrad(params, lr=lr, weight_decay=g("weight_decay"))
-    else:
-        opt = optim.SGD(params, lr=lr, weight_decay=g("weight_decay"))
+    opt = optim.by_name(g("optimizer"), model.parameters(), lr, weight_decay=g("weight_decay"))
     valid = streams["valid"]
 
     def callback(trainer, rec):

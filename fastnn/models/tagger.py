@@ -892,9 +892,6 @@ def gradcheck_cases():
 
 # ---- training ----------------------------------------------------------------------------------------------------
 
-OPTIMIZERS = ("adagrad", "sgd")
-
-
 def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, bucket=0,
         unk_replace=0.0, weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False,
         callback=None, on_nonfinite="raise", average=False):
@@ -907,15 +904,11 @@ def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batc
     Trainer, as is on_nonfinite ("raise" or "skip").  average: score and keep the mean of the parameters over all
     steps (Trainer(average=True)), which overfits less than the last iterate.
     """
-    from fastnn.optim import SGD, AdaGrad
+    from fastnn import optim
     from fastnn.train import Trainer
 
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"fit: 'optimizer' must be one of {OPTIMIZERS}; got {optimizer!r}.")
+    opt = optim.by_name(optimizer, model.parameters(), lr, "fit", weight_decay=weight_decay)
     data = model.batches(train, batch_size=batch_size, bucket=bucket, unk_replace=unk_replace)
-    params = model.parameters()
-    opt = (AdaGrad(params, lr, weight_decay=weight_decay) if optimizer == "adagrad"
-           else SGD(params, lr, weight_decay=weight_decay))
     validate = None
     if dev is not None:
         dev_enc = model.encode(dev)

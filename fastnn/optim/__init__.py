@@ -15,7 +15,17 @@ from fastnn.optim.regularize import sparsity_penalty, weight_penalty
 from fastnn.optim.schedules import Constant, HalveOnPlateau, InverseTime, Linear, Schedule, as_schedule
 from fastnn.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
+# the choice every training command offers as --optimizer
+BY_NAME = {"adagrad": AdaGrad, "sgd": SGD}
+
+
+def by_name(name, params, lr, where="optimizer", **kwargs):
+    """BY_NAME[name](params, lr, **kwargs); ValueError naming `where` for an unknown name."""
+    if name not in BY_NAME:
+        raise ValueError(f"{where}: 'optimizer' must be one of {', '.join(BY_NAME)}; got {name!r}.")
+    return BY_NAME[name](params, lr, **kwargs)
+
+__all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "BY_NAME", "by_name", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
            "as_schedule", "clip_grad_norm", "clip_grad_value", "global_grad_norm", "grad_sq_norms", "minimize",
            "minimize_minibatch", "MinimizeResult", "ravel_params", "unravel_params", "ravel_grads",
            "sparsity_penalty", "weight_penalty"]
