@@ -29,9 +29,13 @@ DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
 SUFFIX_OPTS = ["--suffix-len", "2", "--suffix-dim", "10"]
 POS_OPTS = ["--keep-case", "--suffix-len", "1,2,3", "--suffix-dim", "10", "--prefix-len", "1,2", "--prefix-dim", "10",
             "--shape-dim", "10", "--dropout", "0.2", "--hidden-dropout", "0.3", "--average"]
+# POS alone, the best on eng.testa: longer affixes and more dropout (found after the multitask rows were run)
+POS_BEST = ["--keep-case", "--suffix-len", "1,2,3,4", "--suffix-dim", "10", "--prefix-len", "1,2,3", "--prefix-dim",
+            "10", "--shape-dim", "10", "--dropout", "0.3", "--hidden-dropout", "0.5", "--average"]
 RUNS = [
     # name, corpus, tasks, extra options
     ("ner", "conll2003", ["ner=3"], []),
+    ("pos", "conll2003", ["pos=1"], POS_BEST),
     ("pos", "conll2003", ["pos=1"], POS_OPTS),
     ("ner", "conll2003", ["ner=3"], POS_OPTS),
     ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_OPTS),
@@ -121,7 +125,7 @@ def table(records):
         for task in runs[0]["dev"]:
             scores = [r["dev"][task] for r in runs]
             tgt, mark = TARGETS.get((corpus, task)), ""
-            if tgt is not None and name == task and (opts == "" or (name == "pos" and opts == " ".join(POS_OPTS))):
+            if tgt is not None and name == task and (opts == "" or (name == "pos" and opts == " ".join(POS_BEST))):
                 mean = np.mean([s[tgt[0]] for s in scores])
                 mark = f"{tgt[0]} >= {tgt[1]}: {'yes' if mean >= tgt[1] else 'NO'}"
             wall = np.mean([r["wall_s"] for r in runs])
