@@ -32,6 +32,8 @@ POS_OPTS = ["--keep-case", "--suffix-len", "1,2,3", "--suffix-dim", "10", "--pre
 # POS alone, the best on eng.testa: longer affixes and more dropout (found after the multitask rows were run)
 POS_BEST = ["--keep-case", "--suffix-len", "1,2,3,4", "--suffix-dim", "10", "--prefix-len", "1,2,3", "--prefix-dim",
             "10", "--shape-dim", "10", "--dropout", "0.3", "--hidden-dropout", "0.5", "--average"]
+LOWER_OPTS = POS_OPTS[1:]                    # POS_OPTS with lowercased words, as Collobert et al.
+assert "--keep-case" not in LOWER_OPTS
 RUNS = [
     # name, corpus, tasks, extra options
     ("ner", "conll2003", ["ner=3"], []),
@@ -40,6 +42,9 @@ RUNS = [
     ("ner", "conll2003", ["ner=3"], POS_OPTS),
     ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_OPTS),
     ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_OPTS + ["--task-weight", "pos=0.5"]),
+    ("ner", "conll2003", ["ner=3"], LOWER_OPTS),
+    ("pos", "conll2003", ["pos=1"], LOWER_OPTS),
+    ("ner+pos", "conll2003", ["ner=3", "pos=1"], LOWER_OPTS),
     ("chunk", "conll2000", ["chunk=2"], []),
     ("chunk", "conll2000", ["chunk=2"], POS_OPTS),
     ("pos", "conll2000", ["pos=1"], POS_OPTS),
