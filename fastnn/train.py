@@ -436,9 +436,10 @@ class Trainer:
         score = None
         improved = False
         if self.validate is not None:
+            mean = self.averager.mean() if self.averager is not None else None     # scored, and kept if best
             self.model.eval()
             try:
-                with self.averager.applied() if self.averager is not None else contextlib.nullcontext():
+                with self.averager.applied(mean) if mean is not None else contextlib.nullcontext():
                     score = float(self.validate(self.model))
             finally:
                 self.model.train()
@@ -450,7 +451,7 @@ class Trainer:
             if improved:
                 self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
                 if self.restore_best:
-                    self.best_params = (self.averager.mean() if self.averager is not None else
+                    self.best_params = (mean if mean is not None else
                                         {n: p.value.copy() for n, p in self.model.parameters().items()})
             else:
                 self.bad_epochs += 1

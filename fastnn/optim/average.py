@@ -78,11 +78,12 @@ class ParamAverage:
         return {n: (self.sums[n] / (self.steps + 1)).astype(p.value.dtype) for n, p in self.params.items()}
 
     @contextlib.contextmanager
-    def applied(self):
-        """Within the block the parameters hold their averages; afterwards their own values again."""
+    def applied(self, mean=None):
+        """Within the block the parameters hold their averages (`mean`, when the caller has just computed it);
+        afterwards their own values again."""
         saved = {n: p.value.copy() for n, p in self.params.items()}
         try:
-            for n, v in self.mean().items():
+            for n, v in (self.mean() if mean is None else mean).items():
                 self.params[n].value[...] = v
             yield self
         finally:
