@@ -610,11 +610,6 @@ class WindowTagger(Module):
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
-    @classmethod
-    def from_config(cls, cfg):
-        cfg = dict(cfg)
-        return cls(cfg.pop("words"), cfg.pop("tasks"), **cfg)
-
     @property
     def loss_type(self):
         return self._cfg["loss"]
