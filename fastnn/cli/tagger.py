@@ -186,17 +186,19 @@ def _task_weights(specs, tasks):
 
 
 def _lengths(text, option):
-    """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len)."""
+    """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len, checked by its rule)."""
+    from fastnn.models.tagger import affix_lengths
     try:
         values = [int(x) for x in text.split(",")]
     except ValueError:
         raise CLIError(f"{option} must be a length or lengths separated by commas, like 2 or 1,2,3; "
                        f"got {text!r}") from None
-    if values == [0]:
-        return 0
-    if min(values) < 1 or len(set(values)) != len(values):
-        raise CLIError(f"{option} must be 0 or distinct lengths >= 1; got {text!r}")
-    return values[0] if len(values) == 1 else values
+    value = values[0] if len(values) == 1 else values
+    try:
+        affix_lengths(value, option, "tagger train")
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    return value
 
 
 def _check_range(args):
