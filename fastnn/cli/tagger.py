@@ -14,7 +14,8 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0, activation="hardtanh", loss="sentence",
+                caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
+                activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
                 bucket=0, embed_scale=0.01,
                 patience=None, seed=0, threads=1)
@@ -276,7 +277,8 @@ def run_train(args):
 
     try:
         model = T.WindowTagger.build(
-            train, tasks, task_weights=_task_weights(args.task_weight, tasks), scheme=args.scheme, min_count=args.min_count, suffix_len=args.suffix_len,
+            train, tasks, task_weights=_task_weights(args.task_weight, tasks), scheme=args.scheme,
+            min_count=args.min_count, suffix_len=args.suffix_len,
             suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
             prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,

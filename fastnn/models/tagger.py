@@ -15,8 +15,9 @@ Losses (one per task, summed):
 
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens,
 each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task from taking over the
-shared layers).  In multitask training the word vectors and the hidden layer are shared and every window carries the tags of
-every task, so one forward pass serves all tasks and the output layers' errors add up on h (the graph sums them).
+shared layers).  In multitask training the word vectors and the hidden layer are shared and every window carries
+the tags of every task, so one forward pass serves all tasks and the output layers' errors add up on h (the graph
+sums them).
 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
@@ -277,8 +278,8 @@ def viterbi(scores, offsets, A, start, end):
 
 class TaggerBatch(NamedTuple):
     """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
-    feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within
-    the batch (sentence-level loss) or None (independent windows)."""
+    feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None;
+    offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None (independent windows)."""
     words: np.ndarray
     caps: np.ndarray
     feats: tuple
@@ -556,9 +557,9 @@ class WindowTagger(Module):
               prefix_dim=0, shape_dim=0, feature_min_count=1, extra_words=(), task_weights=None, **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
-        tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme : training encoding of chunk tasks ("iobes", "iob2", or "file"
-        to keep the file's).  min_count : words seen fewer times map to <unk>.  extra_words : normalised words to add
-        to the vocabulary (e.g. those of pretrained vectors).  feature_min_count : suffixes and shapes seen fewer times
+        tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme :
+        training encoding of chunk tasks ("iobes", "iob2", or "file" to keep the file's).  min_count : words seen
+        fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained vectors).  feature_min_count : suffixes and shapes seen fewer times
         map to <unk>.  Other keywords go to the constructor.
         """
         where = "WindowTagger.build"

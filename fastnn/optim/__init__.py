@@ -25,7 +25,8 @@ def by_name(name, params, lr, where="optimizer", **kwargs):
         raise ValueError(f"{where}: 'optimizer' must be one of {', '.join(BY_NAME)}; got {name!r}.")
     return BY_NAME[name](params, lr, **kwargs)
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "BY_NAME", "by_name", "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
+__all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "BY_NAME", "by_name",
+           "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
            "as_schedule", "clip_grad_norm", "clip_grad_value", "global_grad_norm", "grad_sq_norms", "minimize",
            "minimize_minibatch", "MinimizeResult", "ravel_params", "unravel_params", "ravel_grads",
            "sparsity_penalty", "weight_penalty"]
