@@ -559,8 +559,9 @@ class WindowTagger(Module):
 
         tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme :
         training encoding of chunk tasks ("iobes", "iob2", or "file" to keep the file's).  min_count : words seen
-        fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained vectors).  feature_min_count : suffixes and shapes seen fewer times
-        map to <unk>.  Other keywords go to the constructor.
+        fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained
+        vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  Other keywords go to the
+        constructor.
         """
         where = "WindowTagger.build"
         if scheme not in TRAIN_SCHEMES:
