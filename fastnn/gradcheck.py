@@ -425,6 +425,28 @@ def _case_maxout(rng):
     return (lambda: nn.sum(nn.mul(mo(x), C))), mo.parameters(), {"x": x}
 
 
+def _case_max_over_time_take(rng):
+    for _ in range(100):  # the winning position ahead by a clear gap (no ties within the perturbation)
+        xv = rng.standard_normal((3, 4, 2))
+        top2 = np.sort(xv[:, :3], axis=1)[:, -2:]          # every sequence has at least 3 positions
+        if np.min(top2[:, 1] - top2[:, 0]) > 1e-2:
+            break
+    x = _input(xv)
+    lengths = np.array([3, 4, 3])
+    idx = np.array([[0, 2], [2, 1], [0, 0]])              # row 0 taken three times: gradients add up
+    C = rng.standard_normal((3, 2, 2))
+    return (lambda: nn.sum(nn.mul(nn.tanh(nn.take(nn.max_over_time(x, lengths), idx)), C))), {}, {"x": x}
+
+
+def _case_char_cnn(rng):
+    cnn = nn.CharCNN(6, 3, 4, width=3, rng=rng, dtype=F64, scale=1.0)
+    cnn.conv.b.value[:] = rng.standard_normal(4)
+    ids = np.array([[2, 3, 4, 5, 0], [5, 4, 0, 0, 0], [1, 2, 3, 2, 4]])
+    lengths = np.array([4, 2, 5])
+    C = rng.standard_normal((3, 4))
+    return (lambda: nn.sum(nn.mul(cnn(ids, lengths), C))), cnn.parameters(), {}
+
+
 def _case_dropout(rng):
     lin = nn.Linear(4, 6, rng=rng, dtype=F64)
     drop = nn.Dropout(0.5, rng=0)
@@ -561,6 +583,8 @@ def node_cases():
         ("softsign", _case_activation(nn.softsign, 0.05, 3.0)),
         ("relu", _case_activation(nn.relu, 0.05, 2.0)),
         ("maxout", _case_maxout),
+        ("max_over_time_take", _case_max_over_time_take),
+        ("char_cnn", _case_char_cnn),
         ("dropout", _case_dropout),
         ("softmax_cross_entropy", _case_softmax_xent),
         ("softmax_cross_entropy_3d_sum", _case_softmax_xent_3d_sum),

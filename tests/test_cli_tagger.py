@@ -85,10 +85,11 @@ def test_word_loss_and_options(capsys, files):
     rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "pos=1", "--out", model,
                         "--suffix-len", "1,2,3", "--suffix-dim", "3", "--prefix-len", "1,2", "--prefix-dim", "2",
                         "--shape-dim", "2", "--average", "--task", "chunk=2", "--task-weight", "chunk=0.5", "--quiet",
-                        *SMALL)
+                        "--char-dim", "2", "--char-filters", "3", *SMALL)
     assert rc == 0, err
     pos = io.load_model(model)
     assert (pos.config()["suffix_len"], pos.config()["prefix_len"]) == ([1, 2, 3], [1, 2])
+    assert (pos.config()["char_dim"], pos.config()["char_filters"], pos.config()["char_width"]) == (2, 3, 3)
     dev = read_conll(files["dev"])
     assert len(pos.encode(dev).feats) == 6                       # 3 suffix slots, 2 prefix slots, the shape
     assert pos.evaluate(dev)["pos"]["accuracy"] > 90 and [t["weight"] for t in pos.tasks] == [1.0, 0.5]
@@ -165,6 +166,9 @@ def test_one_line_errors(capsys, files):
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--dev", tags, match="'I-ORG'")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--dev", brown, match="line 2")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--window", "4", match="--window")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--char-dim", "2", "--char-width", "2",
+                    match="--char-width")
+    _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--char-filters", "0", match="--char-filters")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--suffix-len", "2,x", match="like 2 or 1,2,3")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--prefix-len", "1,1", match="distinct")
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--task-weight", "pos=0.5", match="NAME=W")

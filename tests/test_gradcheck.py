@@ -31,7 +31,8 @@ def test_cases_cover_every_node_type():
     names = " ".join(n for n, _ in CASES)
     for op in ["linear", "embedding", "concat", "add", "mul", "sum", "mean", "sigmoid", "tanh", "hardtanh",
                "softsign", "relu", "maxout", "dropout", "softmax_cross_entropy", "softmax_output", "hinge",
-               "window_score_hinge", "rnn_tanh", "rnn_sigmoid", "rnn_relu", "multipath_shared", "mse", "matmul"]:
+               "window_score_hinge", "rnn_tanh", "rnn_sigmoid", "rnn_relu", "multipath_shared", "mse", "matmul",
+               "max_over_time", "take", "char_cnn"]:
         assert op in names, op
 
 

@@ -177,6 +177,41 @@ def test_maxout_forward_and_gradient_to_the_winner(dtype, rng):
         nn.maxout(np.ones((2, 5)), 2)
 
 
+def test_max_over_time_ignores_positions_past_each_length_and_take_adds_repeated_rows(dtype, rng):
+    x = rng.standard_normal((3, 4, 2)).astype(dtype)
+    x[0, 3] = 100.0                                        # past sequence 0's length: must not win
+    lengths = np.array([3, 4, 1])
+    y = nn.max_over_time(x, lengths)
+    np.testing.assert_array_equal(y.value, np.stack([x[0, :3].max(0), x[1].max(0), x[2, 0]]))
+    node = graph.Node(x, op="input", requires_grad=True)
+    out = nn.take(nn.max_over_time(node, lengths), np.array([[0, 0], [2, 0]]))
+    assert out.value.shape == (2, 2, 2)
+    nn.sum(out).backward()
+    expect = np.zeros_like(x)
+    for b, n, times in ((0, 3, 3.0), (2, 1, 1.0)):
+        np.put_along_axis(expect[b], x[b, :n].argmax(0)[None], times, axis=0)
+    np.testing.assert_array_equal(node.grad, expect)
+    with pytest.raises(ValueError, match=r"'lengths' must be 3 ints in \[1, 4\]"):
+        nn.max_over_time(x, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="must be \\(B, T, F\\)"):
+        nn.max_over_time(x[0], lengths)
+    with pytest.raises(IndexError, match=r"'idx' must be ints in \[0, 3\)"):
+        nn.take(x, np.array([3]))
+
+
+def test_char_cnn_is_a_convolution_over_padded_characters_then_a_max(rng):
+    cnn = nn.CharCNN(5, 2, 3, width=3, rng=rng, dtype=np.float64, scale=1.0)
+    cnn.conv.b.value[:] = rng.standard_normal(3)
+    ids, lengths = np.array([[2, 3, 4], [4, 0, 0]]), np.array([3, 1])
+    C, W, b = cnn.chars.W.value, cnn.conv.W.value, cnn.conv.b.value
+    for u in range(2):
+        padded = np.concatenate([[0], ids[u, :lengths[u]], [0]])
+        z = [np.concatenate([C[padded[t + k]] for k in range(3)]) @ W.T + b for t in range(lengths[u])]
+        np.testing.assert_allclose(cnn(ids, lengths).value[u], np.max(z, axis=0), rtol=1e-12)
+    with pytest.raises(ValueError, match="'width' must be an odd positive integer"):
+        nn.CharCNN(5, 2, 3, width=2, rng=rng)
+
+
 def test_softmax_cross_entropy_forward(dtype, rng):
     z = (rng.standard_normal((2, 3, 6)) * 3).astype(dtype)
     t = rng.integers(0, 6, (2, 3))

@@ -199,6 +199,46 @@ def test_word_shape_and_suffix_features():
         T.WindowTagger.build(_corpus(), {"ner": 3}, suffix_len=(2, 2), suffix_dim=2)
 
 
+def test_character_feature_spells_each_window_word_and_learns_from_spelling_alone(tmp_path):
+    assert T.word_chars("Paris1") == "Paris0"
+    long = "a" * 15 + "b" * 15
+    assert T.word_chars(long) == "a" * (T.MAX_CHARS // 2) + "b" * (T.MAX_CHARS // 2)
+    m = T.WindowTagger.build(_corpus(), {"pos": 1}, loss="word", char_dim=3, char_filters=4, hidden=4)
+    assert m.hidden.W.shape == (4, 5 * (50 + 5 + 4)) and "chars=3x4/3" in repr(m)
+    assert {"char_cnn.chars.W", "char_cnn.conv.W", "char_cnn.conv.b"} <= set(m.parameters())
+    new = [[("Lüis", "NNP"), ("said", "VBD")]]                    # "ü" was never seen: <unk> character
+    b = m.encode(new).batch(rows=np.arange(2))
+    ids, lengths = b.chars
+    spelled = ["".join(m.char_vocab.words[c] if c > 1 else "?" for c in ids[f, :n]) for f, n in zip(
+        b.forms[:, 2], lengths[b.forms[:, 2]])]
+    assert spelled == ["L?is", "said"]
+    assert lengths[b.forms[0, 0]] == 1 and ids[b.forms[0, 0], 0] == 0       # window padding: one pad character
+    assert ids.shape[1] == lengths.max()                                     # columns trimmed to the batch
+    # a task only the spelling can solve: every test word is unseen, tagged by its last letter
+    rng = np.random.default_rng(0)
+
+    def corpus(n):
+        out = []
+        for _ in range(n):
+            ws = ["".join(rng.choice(list("abcdefgh"), rng.integers(3, 7))) for _ in range(rng.integers(2, 6))]
+            out.append([(w, "V" if w[-1] in "abcd" else "N") for w in ws])
+        return out
+    train, dev = corpus(300), corpus(60)
+    kw = dict(loss="word", hidden=16, embed_dim=8, window=1, min_count=2, caps_dim=0, seed=0)
+    chars = T.WindowTagger.build(train, {"pos": 1}, char_dim=4, char_filters=8, **kw)
+    plain = T.WindowTagger.build(train, {"pos": 1}, **kw)
+    for m in (chars, plain):
+        T.fit(m, train, None, epochs=8, lr=0.1, batch_size=16, quiet=True)
+    assert chars.evaluate(dev)["pos"]["accuracy"] > 95 > plain.evaluate(dev)["pos"]["accuracy"] + 20
+    io.save_model(tmp_path / "c.npz", chars)
+    again = io.load_model(tmp_path / "c.npz")
+    assert repr(again) == repr(chars) and again.predict(dev) == chars.predict(dev)
+    with pytest.raises(ValueError, match="'chars' must be given exactly when char_dim > 0"):
+        T.WindowTagger(chars.vocab.words, chars.tasks, char_dim=2)
+    with pytest.raises(ValueError, match="'width' must be an odd positive integer"):
+        T.WindowTagger.build(train, {"pos": 1}, char_dim=2, char_width=2)
+
+
 def test_encode_errors_name_the_task_and_tag():
     sents = _corpus()
     m = T.WindowTagger.build(sents, {"ner": 3}, loss="word", hidden=4)

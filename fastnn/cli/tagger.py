@@ -15,7 +15,7 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
                 caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
-                activation="hardtanh", loss="sentence",
+                char_dim=0, char_filters=50, char_width=3, activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
                 bucket=0, embed_scale=0.01,
                 patience=None, seed=0, threads=1)
@@ -53,6 +53,14 @@ def register(sub):
     g.add_argument("--shape-dim", type=int, default=d["shape_dim"],
                    help="word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to X/x/d and "
                         "keeps other characters, e.g. 10-round -> d-x (default %(default)s)")
+    g.add_argument("--char-dim", type=int, default=d["char_dim"],
+                   help="character feature: character vector size, 0 = none; a convolution over the word's "
+                        "characters (case kept, digits -> 0) and a max over them give each word --char-filters more "
+                        "inputs (dos Santos and Zadrozny 2014) (default %(default)s)")
+    g.add_argument("--char-filters", type=int, default=d["char_filters"],
+                   help="character feature: convolution filters (default %(default)s)")
+    g.add_argument("--char-width", type=int, default=d["char_width"],
+                   help="character feature: characters per convolution window, odd (default %(default)s)")
     g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units (default %(default)s)")
     g.add_argument("--activation", choices=["hardtanh", "tanh"], default=d["activation"],
                    help="hidden activation (default %(default)s)")
@@ -208,12 +216,14 @@ def _check_range(args):
     checks = [("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
               ("--caps-dim", args.caps_dim, 0), ("--suffix-dim", args.suffix_dim, 0),
               ("--prefix-dim", args.prefix_dim, 0), ("--shape-dim", args.shape_dim, 0),
+              ("--char-dim", args.char_dim, 0), ("--char-filters", args.char_filters, 1),
               ("--min-count", args.min_count, 1)]
     for name, v, low in checks:
         if v < low:
             raise CLIError(f"{name} must be >= {low}; got {v}")
-    if args.window < 1 or args.window % 2 == 0:
-        raise CLIError(f"--window must be an odd number >= 1; got {args.window}")
+    for name, v in (("--window", args.window), ("--char-width", args.char_width)):
+        if v < 1 or v % 2 == 0:
+            raise CLIError(f"{name} must be an odd number >= 1; got {v}")
     if args.embed_dim is not None and args.embed_dim < 1:
         raise CLIError(f"--embed-dim must be >= 1; got {args.embed_dim}")
     if not args.lr > 0:
@@ -281,6 +291,7 @@ def run_train(args):
             min_count=args.min_count, suffix_len=args.suffix_len,
             suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
             prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
+            char_dim=args.char_dim, char_filters=args.char_filters, char_width=args.char_width,
             extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
             caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
             dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,

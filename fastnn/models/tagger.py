@@ -279,22 +279,29 @@ def viterbi(scores, offsets, A, start, end):
 class TaggerBatch(NamedTuple):
     """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
     feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None;
-    offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None (independent windows)."""
+    offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None (independent windows).
+    With the character feature: forms (N, window) index the batch's distinct word forms, whose characters are
+    chars = (ids (U, T) char ids, 0 past each form's end; lengths (U,)); else both None."""
     words: np.ndarray
     caps: np.ndarray
     feats: tuple
     targets: np.ndarray
     offsets: np.ndarray
+    forms: np.ndarray = None
+    chars: tuple = None
 
 
 class Encoded(NamedTuple):
     """A corpus turned into windows: words, caps (N, window) int64, feats (tuple of (N, window) int64), targets
-    (N, n_tasks) or None, offsets (S + 1,)."""
+    (N, n_tasks) or None, offsets (S + 1,); with the character feature, forms (N, window) index the corpus's
+    distinct word forms and chars = (ids (F, T), lengths (F,)) spells them (else both None)."""
     words: np.ndarray
     caps: np.ndarray
     feats: tuple
     targets: np.ndarray
     offsets: np.ndarray
+    forms: np.ndarray = None
+    chars: tuple = None
 
     def batch(self, rows=None, sentences=None):
         """The TaggerBatch of token `rows`, or of whole `sentences` (with their offsets)."""
@@ -306,8 +313,15 @@ class Encoded(NamedTuple):
             rows = np.repeat(lo - offs[:-1], lengths) + np.arange(offs[-1])
         else:
             offs = None
+        forms = chars = None
+        if self.forms is not None:
+            # only the forms this batch uses go through the character network
+            used, forms = np.unique(self.forms[rows], return_inverse=True)
+            forms = forms.reshape(-1, self.forms.shape[1])
+            ids, lengths = self.chars
+            chars = (ids[used, :lengths[used].max()], lengths[used])
         return TaggerBatch(self.words[rows], self.caps[rows], tuple(f[rows] for f in self.feats),
-                           None if self.targets is None else self.targets[rows], offs)
+                           None if self.targets is None else self.targets[rows], offs, forms, chars)
 
 
 class WindowBatches:
@@ -429,6 +443,16 @@ def affix_lengths(value, name, where):
     return tuple(int(n) for n in lengths)
 
 
+MAX_CHARS = 20
+
+
+def word_chars(word):
+    """The characters the character feature reads: the word with digits -> "0", case kept; a word longer than
+    MAX_CHARS keeps its first and last MAX_CHARS // 2 (its prefix and suffix carry the clues)."""
+    w = normalize(word, lowercase=False)
+    return w if len(w) <= MAX_CHARS else w[:MAX_CHARS // 2] + w[-(MAX_CHARS // 2):]
+
+
 def word_shape(word):
     """The word's shape: upper-case letters -> "X", lower-case -> "x", digits -> "d", other characters kept, runs of
     one class collapsed ("age-defying" -> "x-x", "10-round" -> "d-x", "T.O'Gorman" -> "X.X'Xx", "1,874" -> "d,d")."""
@@ -461,6 +485,9 @@ class WindowTagger(Module):
     window : odd window size.  embed_dim, caps_dim, suffix_dim, prefix_dim, shape_dim : feature vector sizes.
     suffix_len, prefix_len : letters of the suffix (prefix) feature, or several lengths (e.g. (1, 2, 3)): one slot
         per length, all looking up the one suffix (prefix) table.
+    chars : list of characters (with "<pad>", "<unk>" first) for the character feature, or None for none: each
+        token's word_chars go through a CharCNN (char_dim-sized character vectors, char_filters convolution filters
+        over char_width characters, max over the word) giving char_filters more inputs per window position.
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
@@ -469,9 +496,9 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, word_counts=None, window=5,
-                 embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0, shape_dim=0,
-                 hidden=300, activation="hardtanh",
+    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, word_counts=None,
+                 window=5, embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0,
+                 shape_dim=0, char_dim=0, char_filters=50, char_width=3, hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
                  dtype="float32"):
@@ -484,7 +511,7 @@ class WindowTagger(Module):
         suffix_len = affix_lengths(suffix_len, "suffix_len", where)
         prefix_len = affix_lengths(prefix_len, "prefix_len", where)
         for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("prefix_dim", prefix_dim),
-                        ("shape_dim", shape_dim)):
+                        ("shape_dim", shape_dim), ("char_dim", char_dim)):
             if not (isinstance(v, numbers.Integral) and v >= 0):
                 raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
         if activation not in ACTIVATIONS:
@@ -502,6 +529,11 @@ class WindowTagger(Module):
         if (shapes is None) != (shape_dim == 0):
             raise ValueError(f"{where}: 'shapes' must be given exactly when shape_dim > 0; got shape_dim={shape_dim}, "
                              f"shapes {'None' if shapes is None else 'given'}.")
+        if (chars is None) != (char_dim == 0):
+            raise ValueError(f"{where}: 'chars' must be given exactly when char_dim > 0; got char_dim={char_dim}, "
+                             f"chars {'None' if chars is None else 'given'}.")
+        if char_dim and not (isinstance(char_filters, numbers.Integral) and char_filters >= 1):
+            raise ValueError(f"{where}: 'char_filters' must be an int >= 1; got {char_filters!r}.")
         words = list(words)
         if words[:2] != [Vocab.PAD, Vocab.UNK]:
             raise ValueError(f"{where}: 'words' must start with {Vocab.PAD!r}, {Vocab.UNK!r}; got {words[:2]}.")
@@ -516,9 +548,11 @@ class WindowTagger(Module):
         self.suffix_vocab = Vocab(suffixes) if suffixes is not None else None
         self.prefix_vocab = Vocab(prefixes) if prefixes is not None else None
         self.shape_vocab = Vocab(shapes) if shapes is not None else None
+        self.char_vocab = Vocab(chars) if chars is not None else None
         self._cfg = dict(window=int(window), embed_dim=int(embed_dim), caps_dim=int(caps_dim),
                          suffix_len=_stored_lengths(suffix_len), suffix_dim=int(suffix_dim),
                          prefix_len=_stored_lengths(prefix_len), prefix_dim=int(prefix_dim), shape_dim=int(shape_dim),
+                         char_dim=int(char_dim), char_filters=int(char_filters), char_width=int(char_width),
                          hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
@@ -542,7 +576,10 @@ class WindowTagger(Module):
             + [(self.prefix_vocab, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
                if self.prefix is not None]
             + [(self.shape_vocab, word_shape, self.shape)] * (self.shape is not None))
-        n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features))
+        self.char_cnn = (nn.CharCNN(len(chars), char_dim, char_filters, char_width, rng=rng, dtype=dt,
+                                    scale=embed_scale) if chars is not None else None)
+        n_chars_out = char_filters if chars is not None else 0
+        n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features) + n_chars_out)
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
         self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
@@ -554,7 +591,8 @@ class WindowTagger(Module):
     # -- construction from data ----------------------------------------------------------------------------------
     @classmethod
     def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
-              prefix_dim=0, shape_dim=0, feature_min_count=1, extra_words=(), task_weights=None, **kwargs):
+              prefix_dim=0, shape_dim=0, char_dim=0, feature_min_count=1, extra_words=(), task_weights=None,
+              **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
         tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme :
@@ -601,15 +639,19 @@ class WindowTagger(Module):
         suffixes = feature_vocab(*(functools.partial(word_suffix, n=n) for n in suffix_len)) if suffix_len else None
         prefixes = feature_vocab(*(functools.partial(word_prefix, n=n) for n in prefix_len)) if prefix_len else None
         shapes = feature_vocab(word_shape) if shape_dim else None
-        return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes,
+        chars = (Vocab.build(([c for r in s for c in word_chars(r[0])] for s in sentences),
+                             specials=(Vocab.PAD, Vocab.UNK)).words if char_dim else None)
+        return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes, chars=chars,
                    word_counts=wv.counts.tolist(), suffix_len=suffix_len, suffix_dim=suffix_dim if suffixes else 0,
-                   prefix_len=prefix_len, prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, **kwargs)
+                   prefix_len=prefix_len, prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim,
+                   char_dim=char_dim, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
                     prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
+                    chars=None if self.char_vocab is None else self.char_vocab.words,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
     @property
@@ -632,6 +674,18 @@ class WindowTagger(Module):
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
         feats = tuple(conll.windows([vocab.encode([fn(r[0]) for r in s]) for s in sentences], window=w,
                                     pad_word_id=0)[0] for vocab, fn, _ in self._features)
+        forms = chars = None
+        if self.char_cnn is not None:
+            index = {None: 0}                          # form 0 stands for the window padding past sentence edges
+            fid = [[index.setdefault(word_chars(r[0]), len(index)) for r in s] for s in sentences]
+            forms = conll.windows(fid, window=w, pad_word_id=0)[0]
+            # padding (and an empty token) is spelled with one pad character
+            spelled = [[0]] + [list(self.char_vocab.encode(list(f))) or [0] for f in list(index)[1:]]
+            lengths = np.array([len(c) for c in spelled], dtype=np.int64)
+            ids = np.zeros((len(spelled), lengths.max()), dtype=np.int64)
+            for i, c in enumerate(spelled):
+                ids[i, :len(c)] = c
+            chars = (ids, lengths)
         tgt = None
         if targets:
             n_cols = min(len(s[0]) for s in sentences) if sentences else 0
@@ -657,7 +711,7 @@ class WindowTagger(Module):
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
                                      f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
                                      f"{', ...' if len(t['tags']) > 12 else ''}).") from None
-        return Encoded(words, caps, feats, tgt, offsets)
+        return Encoded(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
         """WindowBatches over training data: by window (word loss) or by sentence (sentence loss)."""
@@ -678,6 +732,10 @@ class WindowTagger(Module):
             parts.append(self.caps(batch.caps))
         for (_, _, table), ids in zip(self._features, batch.feats):
             parts.append(table(ids))
+        if self.char_cnn is not None:
+            by_form = self.char_cnn(*batch.chars)                          # (distinct forms, char_filters)
+            N, w = batch.forms.shape
+            parts.append(nn.reshape(nn.take(by_form, batch.forms), (N, w * by_form.value.shape[1])))
         x = parts[0] if len(parts) == 1 else nn.concat(parts)
         x = self.drop_in(x)
         z = self.hidden(x)
@@ -711,9 +769,7 @@ class WindowTagger(Module):
         out = [[] for _ in self.heads]
         try:
             for lo in range(0, len(enc.words), chunk):
-                rows = slice(lo, lo + chunk)
-                b = TaggerBatch(enc.words[rows], enc.caps[rows], tuple(f[rows] for f in enc.feats), None, None)
-                hv = self.hidden_layer(b).value
+                hv = self.hidden_layer(enc.batch(rows=slice(lo, lo + chunk))).value
                 for k, head in enumerate(self.heads):
                     s = np.empty((len(hv), head.W.shape[0]), dtype=hv.dtype)
                     s[...] = head.b.value
@@ -778,6 +834,8 @@ class WindowTagger(Module):
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
         sfx += f", prefix{c['prefix_len']}={c['prefix_dim']}" if self.prefix is not None else ""
         sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
+        sfx += (f", chars={c['char_dim']}x{c['char_filters']}/{c['char_width']}" if self.char_cnn is not None
+                else "")
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
                 f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
@@ -849,11 +907,12 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     sfx = [Vocab.PAD, Vocab.UNK, "a", "b"] if suffix else None
     pfx = [Vocab.PAD, Vocab.UNK, "c"] if suffix else None
     shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
-    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, window=3, embed_dim=3, caps_dim=2,
-                     suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
+    chars = [Vocab.PAD, Vocab.UNK, "a", "b", "c"] if suffix else None
+    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, window=3, embed_dim=3,
+                     caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
-                     hidden=4, activation="tanh", loss=loss, embed_scale=1.0,
-                     seed=seed, dtype="float64")
+                     char_dim=2 if suffix else 0, char_filters=3, hidden=4, activation="tanh", loss=loss,
+                     embed_scale=1.0, seed=seed, dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
             p.value[...] = rng.standard_normal(p.shape)
@@ -864,15 +923,19 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     N = offsets[-1]
     targets = np.stack([rng.integers(0, len(t["tags"]), N) for t in tasks], axis=1)
+    forms = spelled = None
+    if suffix:                       # 4 word forms, form 2 used twice
+        forms = np.array([0, 1, 2, 3, 2, 0, 1, 2, 3, 0, 1, 2, 2, 3, 0, 1, 2, 3]).reshape(N, 3)
+        spelled = (np.array([[0, 0, 0], [2, 3, 4], [4, 0, 0], [1, 2, 2]]), np.array([1, 3, 1, 3]))
     batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
                         (rng.integers(0, 4, (N, 3)), rng.integers(0, 4, (N, 3)), rng.integers(0, 3, (N, 3)),
                          rng.integers(0, 5, (N, 3))) if suffix else (), targets,
-                        offsets if loss == "sentence" else None)
+                        offsets if loss == "sentence" else None, forms, spelled)
     return m, batch
 
 
 def _case(loss, n_tasks, suffix=False):
-    """suffix=True adds the suffix (two lengths, one shared table), prefix and shape features."""
+    """suffix=True adds the suffix (two lengths, one shared table), prefix, shape and character features."""
     def build(rng):
         m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
         return (lambda: m.loss(batch)), m.parameters()

@@ -361,6 +361,52 @@ def maxout(z, k):
     return _out(y, (z,), backward, "maxout")
 
 
+def max_over_time(x, lengths):
+    """Max over the first lengths[b] positions of each sequence: x (B, T, F), lengths (B,) ints in [1, T] ->
+    (B, F) (Collobert et al.'s max layer over a convolution's outputs).  The gradient goes to the winning position
+    (the first on ties); positions past a sequence's length get none."""
+    x = as_node(x)
+    xv = x.value
+    if xv.ndim != 3 or xv.shape[1] < 1:
+        raise ValueError(f"nn.max_over_time: 'x' must be (B, T, F) with T >= 1; got shape {xv.shape}.")
+    B, T, _ = xv.shape
+    lengths = np.asarray(lengths)
+    if (lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer)
+            or (B and (lengths.min() < 1 or lengths.max() > T))):
+        raise ValueError(f"nn.max_over_time: 'lengths' must be {B} ints in [1, {T}]; got {lengths!r}.")
+    past = np.arange(T)[None, :] >= lengths[:, None]                  # (B, T): positions past the end
+    masked = np.where(past[:, :, None], -np.inf, xv) if past.any() else xv
+    arg = masked.argmax(axis=1)[:, None, :]                            # (B, 1, F)
+    y = np.take_along_axis(xv, arg, axis=1)[:, 0]
+
+    def backward(g):
+        dx = np.zeros_like(xv)
+        np.put_along_axis(dx, arg, g[:, None, :], axis=1)
+        _acc(x, dx, owned=True)
+
+    return _out(y, (x,), backward, "max_over_time")
+
+
+def take(a, idx):
+    """Rows of a node: a (R, ...) and integer idx (any shape) -> idx.shape + a.shape[1:]; rows taken several times
+    add their gradients."""
+    a = as_node(a)
+    av = a.value
+    idx = np.asarray(idx)
+    R = av.shape[0] if av.ndim else 0
+    if not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= R)):
+        raise IndexError(f"nn.take: 'idx' must be ints in [0, {R}); got {idx.dtype} "
+                         f"{'' if not idx.size else f'in [{idx.min()}, {idx.max()}]'}.")
+    flat = idx.ravel()
+
+    def backward(g):
+        d = np.zeros_like(av)
+        np.add.at(d, flat, g.reshape((len(flat),) + av.shape[1:]))
+        _acc(a, d, owned=True)
+
+    return _out(av[flat].reshape(idx.shape + av.shape[1:]), (a,), backward, "take")
+
+
 def dropout(a, p, rng, training=True):
     """Inverted dropout: in training each entry is kept with probability 1 - p and scaled by 1 / (1 - p), so
     E[output] = input; in evaluation it is the identity.  (Equivalent to the lecture's "train with the plain mask,

@@ -101,6 +101,37 @@ class Maxout(Module):
         return f"Maxout({self.W.shape[1]}, {self.W.shape[0] // self.k}, k={self.k}, dtype={self.W.dtype})"
 
 
+class CharCNN(Module):
+    """Word vectors from the word's characters (dos Santos and Zadrozny 2014): each character maps to a vector
+    (`chars`, a lookup table), a convolution over `width` consecutive characters (`conv`, with pad characters past
+    both ends of the word) gives `filters` features at every position, and the max over the word's positions is its
+    vector.  cnn(ids (U, T) char ids, 0 = pad past each word's end; lengths (U,) in [1, T]) -> (U, filters)."""
+
+    def __init__(self, n_chars, char_dim, filters, width=3, *, rng, dtype=np.float32, scale=0.1):
+        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1 or width % 2 == 0:
+            raise ValueError(f"CharCNN: 'width' must be an odd positive integer; got {width!r}.")
+        self.width = int(width)
+        self.chars = Embedding(n_chars, char_dim, rng=rng, dtype=dtype, scale=scale)
+        self.conv = Linear(self.width * _dim(char_dim, "char_dim", "CharCNN"), filters, rng=rng, dtype=dtype)
+
+    def __call__(self, ids, lengths):
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"CharCNN: 'ids' must be (words, characters); got shape {ids.shape}.")
+        U, T = ids.shape
+        half = self.width // 2
+        padded = np.zeros((U, T + 2 * half), dtype=np.int64)
+        padded[:, half:half + T] = ids
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.width, axis=1).reshape(U * T, self.width)
+        z = self.conv(self.chars(windows))                                 # (U * T, filters)
+        return F.max_over_time(F.reshape(z, (U, T, z.value.shape[1])), lengths)
+
+    def __repr__(self):
+        n, d = self.chars.W.shape
+        return (f"CharCNN({n} chars x {d}, {self.conv.W.shape[0]} filters of width {self.width}, "
+                f"dtype={self.chars.W.dtype})")
+
+
 class Dropout(Module):
     """Inverted dropout: in training, keep each entry with probability 1 - p and scale it by 1 / (1 - p); in eval
     mode, the identity.  In expectation over masks the training output equals the eval output, which is what the
