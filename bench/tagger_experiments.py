@@ -32,11 +32,16 @@ POS_OPTS = ["--keep-case", "--suffix-len", "1,2,3", "--suffix-dim", "10", "--pre
 # POS alone, the best on eng.testa: longer affixes and more dropout (found after the multitask rows were run)
 POS_BEST = ["--keep-case", "--suffix-len", "1,2,3,4", "--suffix-dim", "10", "--prefix-len", "1,2,3", "--prefix-dim",
             "10", "--shape-dim", "10", "--dropout", "0.3", "--hidden-dropout", "0.5", "--average"]
+# POS_BEST with the character feature (a convolution over each word's characters; dos Santos and Zadrozny 2014)
+POS_CHAR = POS_BEST + ["--char-dim", "10", "--char-filters", "50"]
 LOWER_OPTS = POS_OPTS[1:]                    # POS_OPTS with lowercased words, as Collobert et al.
 assert "--keep-case" not in LOWER_OPTS
 RUNS = [
     # name, corpus, tasks, extra options
     ("ner", "conll2003", ["ner=3"], []),
+    ("pos", "conll2003", ["pos=1"], POS_CHAR),
+    ("ner", "conll2003", ["ner=3"], POS_CHAR),
+    ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_CHAR),
     ("pos", "conll2003", ["pos=1"], POS_BEST),
     ("pos", "conll2003", ["pos=1"], POS_OPTS),
     ("ner", "conll2003", ["ner=3"], POS_OPTS),

@@ -4,7 +4,6 @@ None -> the value given to set_num_threads(), else min(OpenMP's max threads, CPU
 honours OMP_NUM_THREADS.  A negative n counts back from the CPU count (-1 = all).  0 is an error.  Without OpenMP
 the kernels are serial and every count is 1.
 """
-import contextlib
 import os
 
 from fastnn._ext import _info
@@ -54,12 +53,9 @@ def get_num_threads():
 
 
 def limit_blas_threads(n_threads):
-    """Limit the BLAS libraries (NumPy's and SciPy's OpenBLAS, ...) to n_threads through threadpoolctl, when it is
-    installed; a negative count counts back from the CPUs as for the kernels.  The limit holds from this call on; used
-    as a context manager it is undone on exit.  Without threadpoolctl BLAS keeps its own count (a no-op context)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
+    """Limit the BLAS libraries (NumPy's and SciPy's OpenBLAS, ...) to n_threads through threadpoolctl; a negative
+    count counts back from the CPUs as for the kernels.  The limit holds from this call on; used as a context manager
+    it is undone on exit."""
+    from threadpoolctl import threadpool_limits
     n = n_threads if n_threads > 0 else max(1, cpu_count() + 1 + n_threads)
     return threadpool_limits(n, user_api="blas")

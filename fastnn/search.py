@@ -298,11 +298,8 @@ def _init_worker(n_threads):
         os.environ[var] = str(n_threads)  # for anything that starts later (and subprocesses)
     import fastnn
     fastnn.set_num_threads(n_threads)
-    try:  # the libraries already loaded read their environment variables at load time
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n_threads)
-    except ImportError:
-        pass
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(n_threads)          # the libraries already loaded read their environment variables at load time
 
 
 def local_executor(workers=None):

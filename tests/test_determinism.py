@@ -5,6 +5,7 @@ vocabulary, sparse row updates, the class-block kernel); BLAS stays on one threa
 """
 import numpy as np
 import pytest
+import threadpoolctl
 
 import fastnn
 from fastnn import optim
@@ -12,7 +13,6 @@ from fastnn.models import nplm as N
 from fastnn.models import rnnlm as R
 from fastnn.train import ArrayBatches, Trainer
 
-threadpoolctl = pytest.importorskip("threadpoolctl")
 V = 3000
 
 

@@ -357,3 +357,17 @@ def test_class_softmax_xent_matches_numpy(dtype, n_threads, rng):
     np.testing.assert_allclose(db, ref_db[grad_rows], **tol)
     with pytest.raises(ValueError, match=r"'rows' must lie in their class's block"):
         K.class_softmax_xent(h, W, b, start, classes, np.where(classes == 1, 0, rows))
+
+
+def test_limit_blas_threads_bounds_every_loaded_blas_and_undoes_it():
+    # --threads N must bound BLAS too: an unbounded OpenBLAS starts a thread per core, and two such jobs side by side
+    # on 2 cores ran a tagger epoch 10x slower
+    import threadpoolctl
+
+    from fastnn._threads import limit_blas_threads
+    np.ones((64, 64)) @ np.ones((64, 64))                      # NumPy's BLAS is loaded
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert before
+    with limit_blas_threads(1):
+        assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before

@@ -386,8 +386,8 @@ def register(sub):
                         "windows: the optimizers' weight decay on embedding rows is lazy, so only 0 gives every "
                         "method the same objective there)")
     p.add_argument("--threads", type=int, default=None,
-                   help="kernel threads (default: fastnn's default, all CPUs; BLAS is limited to the same count when "
-                        "threadpoolctl is installed); 1 is steadier on a machine shared with other jobs")
+                   help="kernel threads (default: fastnn's default, all CPUs; BLAS is limited to the same count); 1 "
+                        "is steadier on a machine shared with other jobs")
     p.add_argument("--json", action="store_true", help="print one JSON array instead of the markdown table")
     p.add_argument("--plot", default="compare-optimizers.png", metavar="PNG",
                    help="where to write the plot (objective vs seconds) when matplotlib is installed "

@@ -142,7 +142,7 @@ def load_lm(path):
 
 
 def _set_threads(blas, kernels):
-    """--threads: the BLAS pool (through threadpoolctl, when installed); --kernel-threads: fastnn's OpenMP kernels.
+    """--threads: the BLAS pool (through threadpoolctl); --kernel-threads: fastnn's OpenMP kernels.
     On a 2-core machine a busy 2-thread OpenBLAS plus 2 spinning OpenMP threads run the output layer 2-3x slower
     than BLAS alone with single-threaded kernels (bench/bench_lm.py)."""
     import fastnn
