@@ -72,6 +72,20 @@ def test_train_eval_predict_multitask(capsys, files):
     assert [line.split() for line in pred.read_text().splitlines() if line] == rows
 
 
+def test_several_training_files_are_one_corpus(capsys, files):
+    three = files["dir"] / "three.txt"                   # a CoNLL-2000-like file: word pos chunk
+    three.write_text("Oslo NNP I-NP\nsings VBZ I-VP\n. . O\n")
+    model = files["dir"] / "two.npz"
+    rc, _, err = _run(capsys, "tagger", "train", "--train", files["train"], three, "--task", "pos=1", "--out", model,
+                      "--quiet", *SMALL)
+    assert rc == 0, err
+    m = io.load_model(model)
+    assert "oslo" in m.vocab.words and "VBZ" in m.tasks[0]["tags"]        # the words of both files were trained on
+    rc, _, err = _run(capsys, "tagger", "train", "--train", files["train"], three, "--task", "ner=3", "--out", model,
+                      *SMALL)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "three.txt has 3 columns" in err
+
+
 def test_word_loss_and_options(capsys, files):
     model = files["dir"] / "w.npz"
     rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--task", "chunk=2", "--out", model,

@@ -28,7 +28,9 @@ def register(sub):
     d = DEFAULTS
 
     t = tsub.add_parser("train", help="train a single-task or multitask window tagger")
-    t.add_argument("--train", required=True, metavar="FILE", help="CoNLL column file to train on")
+    t.add_argument("--train", required=True, nargs="+", metavar="FILE",
+                   help="CoNLL column file(s) to train on; several are read as one corpus (e.g. more POS data from "
+                        "another corpus: every task's column must exist in every file)")
     t.add_argument("--dev", metavar="FILE", help="CoNLL file scored after every epoch (best epoch kept, early "
                                                   "stopping with --patience)")
     t.add_argument("--task", action="append", required=True, metavar="NAME=COL",
@@ -264,9 +266,11 @@ def run_train(args):
 
     _check_range(args)
     _threads(args.threads)
-    train = _read(args.train, "--train")
-    n_cols = min(len(s[0]) for s in train)
-    tasks = _parse_tasks(args.task, n_cols, args.train)
+    parts = [_read(path, "--train") for path in args.train]
+    narrowest = min(range(len(parts)), key=lambda i: min(len(s[0]) for s in parts[i]))
+    n_cols = min(len(s[0]) for s in parts[narrowest])
+    tasks = _parse_tasks(args.task, n_cols, args.train[narrowest])
+    train = [s for part in parts for s in part]
     dev = _read(args.dev, "--dev") if args.dev else None
 
     pre_words = pre_vecs = None
