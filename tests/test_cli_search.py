@@ -157,6 +157,8 @@ def test_cli_setup_errors_exit_2(capsys, files, tmp_path):
              ([*base, "--trials", "1", "--train", files["train"], "--task", "chunk=2"], "needs --dev FILE"),
              ([*base, "--trials", "1", *_tagger_args(files)[:1], str(tmp_path / "missing"), *_tagger_args(files)[2:]],
               "--train: no such file"),
+             ([*base, "--trials", "1", *_tagger_args(files)[:2], str(tmp_path / "second"), *_tagger_args(files)[2:]],
+              "--train: no such file: " + str(tmp_path / "second")),
              ([*base, "--trials", "1", "--dev", files["dev"]], "required: --train, --task")]
     for argv, msg in cases:
         rc, out, err = _run(capsys, *argv)

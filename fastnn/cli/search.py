@@ -217,8 +217,10 @@ def _check(args):
     if not getattr(base, need):
         raise CLIError(f"search {args.search_command} needs --{need} FILE: a trial's score is measured on it")
     for attr in ("train", "dev", "valid", "test", "pretrained"):
-        if getattr(base, attr, None) and not os.path.isfile(getattr(base, attr)):
-            raise CLIError(f"--{attr}: no such file: {getattr(base, attr)}")
+        value = getattr(base, attr, None) or []
+        for path in value if isinstance(value, list) else [value]:     # tagger's --train takes several files
+            if not os.path.isfile(path):
+                raise CLIError(f"--{attr}: no such file: {path}")
     # every sampled configuration must parse: type errors and bad choices stop here, not in trial 17
     for t in range(args.trials):
         try:
