@@ -72,18 +72,22 @@ def test_train_eval_predict_multitask(capsys, files):
     assert [line.split() for line in pred.read_text().splitlines() if line] == rows
 
 
-def test_several_training_files_are_one_corpus(capsys, files):
-    three = files["dir"] / "three.txt"                   # a CoNLL-2000-like file: word pos chunk
+def test_several_training_files_are_one_corpus_and_may_lack_some_tasks(capsys, files):
+    three = files["dir"] / "three.txt"                   # a CoNLL-2000-like file: word pos chunk, no NER column
     three.write_text("Oslo NNP I-NP\nsings VBZ I-VP\n. . O\n")
     model = files["dir"] / "two.npz"
-    rc, _, err = _run(capsys, "tagger", "train", "--train", files["train"], three, "--task", "pos=1", "--out", model,
-                      "--quiet", *SMALL)
+    rc, _, err = _run(capsys, "tagger", "train", "--train", files["train"], three, "--task", "pos=1", "--task", "ner=3",
+                      "--out", model, *SMALL)
     assert rc == 0, err
+    assert "three.txt (3 columns) has no labels for ner: its sentences train the other tasks" in err
     m = io.load_model(model)
-    assert "oslo" in m.vocab.words and "VBZ" in m.tasks[0]["tags"]        # the words of both files were trained on
+    assert "oslo" in m.vocab.words                       # the words of both files were trained on
     rc, _, err = _run(capsys, "tagger", "train", "--train", files["train"], three, "--task", "ner=3", "--out", model,
                       *SMALL)
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "three.txt has 3 columns" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "three.txt has 3 columns: no column of any" in err
+    rc, _, err = _run(capsys, "tagger", "train", "--train", three, files["train"], "--task", "ner=3", "--out", model,
+                      *SMALL)
+    assert rc == 2 and "three.txt has 3 columns (0..2)" in err   # the first file sets the columns
 
 
 def test_word_loss_and_options(capsys, files):

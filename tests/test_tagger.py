@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastnn import graph, io
+from fastnn import graph, io, nn
 from fastnn.data import conll
 from fastnn.data.vectors import write_vectors
 from fastnn.gradcheck import run_case
@@ -110,17 +110,26 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses_on_one_hidden_vector(
     model, batch = T._tiny_tagger(np.random.default_rng(3), "sentence", 2, True)   # sentence-level, two tasks
     w = [t["weight"] for t in model.tasks]
     assert w == [1.0, 0.5]
+    offs = batch.offsets
+    assert (batch.targets[offs[-2]:, 1] == -1).all() and (batch.targets[:offs[-2], 1] >= 0).all()
+
+    def part(k, h):
+        """Task k's loss alone; task 1 only on the sentences labelled for it (all but the last)."""
+        if k == 0:
+            return T.sentence_nll(model.heads[0](h), batch.targets[:, 0], offs, model.transitions[0])
+        rows = np.arange(offs[-2])
+        return T.sentence_nll(model.heads[1](nn.take(h, rows)), batch.targets[rows, 1], offs[:-1],
+                              model.transitions[1])
+
     total = model.loss(batch)
     h = model.hidden_layer(batch)
-    parts = [T.sentence_nll(model.heads[k](h), batch.targets[:, k], batch.offsets, model.transitions[k])
-             for k in range(2)]
+    parts = [part(k, h) for k in range(2)]
     assert float(total.value) == pytest.approx(sum(wk * float(p.value) for wk, p in zip(w, parts)), rel=1e-12)
     # the shared hidden layer's gradient is the sum of the tasks' gradients
     grads = []
     for k in range(2):
         model.zero_grad()
-        h = model.hidden_layer(batch)
-        T.sentence_nll(model.heads[k](h), batch.targets[:, k], batch.offsets, model.transitions[k]).backward()
+        part(k, model.hidden_layer(batch)).backward()
         grads.append(model.hidden.W.grad.copy())
     model.zero_grad()
     model.loss(batch).backward()
@@ -237,6 +246,28 @@ def test_character_feature_spells_each_window_word_and_learns_from_spelling_alon
         T.WindowTagger(chars.vocab.words, chars.tasks, char_dim=2)
     with pytest.raises(ValueError, match="'width' must be an odd positive integer"):
         T.WindowTagger.build(train, {"pos": 1}, char_dim=2, char_width=2)
+
+
+def test_sentences_without_a_tasks_column_train_only_the_other_tasks():
+    wsj = [[("Oslo", "NNP", "I-NP"), ("sings", "VBZ", "I-VP")], [("Rain", "NN", "I-NP")]]   # no NER column
+    mixed = _corpus() + wsj
+    m = T.WindowTagger.build(mixed, {"ner": 3, "pos": 1}, loss="sentence", hidden=4)
+    enc = m.encode(mixed, partial=True)
+    n_own = sum(len(s) for s in _corpus())
+    assert (enc.targets[n_own:, 0] == -1).all() and (enc.targets[:n_own] >= 0).all()
+    assert (enc.targets[n_own:, 1] >= 0).all() and "VBZ" in m.tasks[1]["tags"]
+    with pytest.raises(IndexError, match="task 'ner' reads column 3, but the data has 3 columns"):
+        m.encode(mixed)                                  # dev / eval data must have every column
+    # the loss of a batch of only unlabelled NER sentences is the POS loss alone
+    only_wsj = m.encode(wsj, partial=True).batch(sentences=np.arange(2))
+    alone = T.sentence_nll(m.heads[1](m.hidden_layer(only_wsj)), only_wsj.targets[:, 1], only_wsj.offsets,
+                           m.transitions[1])
+    m.eval()
+    assert float(m.loss(only_wsj).value) == pytest.approx(float(alone.value))
+    assert len(m.batches(mixed + [[("x",)]]).enc.offsets) - 1 == len(mixed)     # a words-only sentence is left out
+    with pytest.raises(ValueError, match="no token of the batch is labelled for any task"):
+        m.loss(only_wsj._replace(targets=np.full_like(only_wsj.targets, -1)))
+    T.fit(m, mixed, _corpus(), epochs=1, quiet=True)
 
 
 def test_encode_errors_name_the_task_and_tag():

@@ -29,8 +29,9 @@ def register(sub):
 
     t = tsub.add_parser("train", help="train a single-task or multitask window tagger")
     t.add_argument("--train", required=True, nargs="+", metavar="FILE",
-                   help="CoNLL column file(s) to train on; several are read as one corpus (e.g. more POS data from "
-                        "another corpus: every task's column must exist in every file)")
+                   help="CoNLL column file(s) to train on, read as one corpus; the tasks' columns are those of the "
+                        "first file, and a later file may lack some of them (e.g. more POS data from another corpus "
+                        "for a NER + POS model: its sentences then train only the tasks whose columns they have)")
     t.add_argument("--dev", metavar="FILE", help="CoNLL file scored after every epoch (best epoch kept, early "
                                                   "stopping with --patience)")
     t.add_argument("--task", action="append", required=True, metavar="NAME=COL",
@@ -267,9 +268,15 @@ def run_train(args):
     _check_range(args)
     _threads(args.threads)
     parts = [_read(path, "--train") for path in args.train]
-    narrowest = min(range(len(parts)), key=lambda i: min(len(s[0]) for s in parts[i]))
-    n_cols = min(len(s[0]) for s in parts[narrowest])
-    tasks = _parse_tasks(args.task, n_cols, args.train[narrowest])
+    widths = [min(len(s[0]) for s in part) for part in parts]
+    tasks = _parse_tasks(args.task, widths[0], args.train[0])
+    for path, width in zip(args.train[1:], widths[1:]):      # more files: data for the tasks whose columns they have
+        missing = [name for name, c in tasks.items() if c >= width]
+        if len(missing) == len(tasks):
+            raise CLIError(f"--train {path} has {width} columns: no column of any --task")
+        if missing and not args.quiet:
+            print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
+                  f"tasks", file=sys.stderr)
     train = [s for part in parts for s in part]
     dev = _read(args.dev, "--dev") if args.dev else None
 

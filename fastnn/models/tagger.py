@@ -610,14 +610,14 @@ class WindowTagger(Module):
         if set(task_weights) - set(tasks):
             raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
-        n_cols = len(sentences[0][0])
+        n_cols = max(len(s[0]) for s in sentences)
         specs = []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
             if c >= n_cols:
                 raise IndexError(f"{where}: task {name!r} reads column {c}, but the training data has {n_cols} "
                                  f"columns (0..{n_cols - 1}).")
-            gold = conll.column(sentences, c)
+            gold = conll.column([s for s in sentences if len(s[0]) > c], c)      # the sentences labelled for it
             file_scheme = detect_scheme(gold)
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
             vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
@@ -663,9 +663,11 @@ class WindowTagger(Module):
         return [t["name"] for t in self.tasks]
 
     # -- data ----------------------------------------------------------------------------------------------------
-    def encode(self, sentences, targets=True):
+    def encode(self, sentences, targets=True, partial=False):
         """Encoded windows of read_conll sentences (word column 0); targets=True also encodes every task's column
-        in the training encoding (ValueError for a missing column or a tag the model does not know)."""
+        in the training encoding (ValueError for a missing column or a tag the model does not know).  partial=True
+        (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
+        task instead of an error."""
         where = "WindowTagger.encode"
         w = self._cfg["window"]
         lower = self._cfg["lowercase"]
@@ -688,13 +690,14 @@ class WindowTagger(Module):
             chars = (ids, lengths)
         tgt = None
         if targets:
-            n_cols = min(len(s[0]) for s in sentences) if sentences else 0
-            tgt = np.empty((offsets[-1], len(self.tasks)), dtype=np.int64)
+            tgt = np.full((offsets[-1], len(self.tasks)), -1, dtype=np.int64)
             for k, t in enumerate(self.tasks):
-                if t["column"] >= n_cols:
+                labelled = np.array([len(s[0]) > t["column"] for s in sentences], dtype=bool)
+                if not labelled.all() and not partial:
+                    n_cols = min(len(s[0]) for s in sentences)
                     raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                      f"{n_cols} columns.")
-                raw = conll.column(sentences, t["column"])
+                raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
                 if t["file_scheme"] is not None and not all(_is_chunk_tag(x) for s in raw for x in s):
                     bad = next(x for s in raw for x in s if not _is_chunk_tag(x))
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) must hold chunk tags like "
@@ -703,7 +706,7 @@ class WindowTagger(Module):
                 index = self._tag_index[k]
                 flat = [tag for s in gold for tag in s]
                 try:
-                    tgt[:, k] = [index[tag] for tag in flat]
+                    tgt[np.repeat(labelled, np.diff(offsets)), k] = [index[tag] for tag in flat]
                 except KeyError:
                     pos = next(i for i, tag in enumerate(flat) if tag not in index)
                     orig = [x for s in raw for x in s][pos]
@@ -714,10 +717,12 @@ class WindowTagger(Module):
         return Encoded(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
-        """WindowBatches over training data: by window (word loss) or by sentence (sentence loss)."""
+        """WindowBatches over training data: by window (word loss) or by sentence (sentence loss).  Sentences may
+        lack some tasks' columns (encode(partial=True)); those labelled for no task are left out."""
         enc = sentences_or_encoded
         if not isinstance(enc, Encoded):
-            enc = self.encode(enc)
+            cols = [t["column"] for t in self.tasks]
+            enc = self.encode([s for s in enc if len(s[0]) > min(cols)], partial=True)
         rare = None
         if unk_replace and self.vocab.counts is not None:
             rare = self.vocab.counts == 1
@@ -746,20 +751,31 @@ class WindowTagger(Module):
         """The weighted sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
         if batch.targets is None:
             raise ValueError("WindowTagger.loss: the batch must have targets; got None.")
+        if self.transitions is not None and batch.offsets is None:
+            raise ValueError("WindowTagger.loss: the sentence-level loss needs whole sentences (offsets); "
+                             "got a batch of independent windows. Use model.batches(...).")
         h = self.hidden_layer(batch)
         total = None
         for k, head in enumerate(self.heads):
-            y = batch.targets[:, k]
+            y, hk, offsets = batch.targets[:, k], h, batch.offsets
+            if y.min(initial=0) < 0:               # tokens without this task's label (-1) are left out of its loss
+                keep = y >= 0
+                if not keep.any():
+                    continue
+                rows = np.flatnonzero(keep)
+                y, hk = y[rows], nn.take(h, rows)
+                if offsets is not None:            # sentences are labelled whole: keep the labelled ones' lengths
+                    per_sentence = np.diff(np.concatenate([[0], np.cumsum(keep)])[offsets])
+                    offsets = np.concatenate([[0], np.cumsum(per_sentence[per_sentence > 0])])
             if self.transitions is None:
-                lk = head.loss(h, y)
+                lk = head.loss(hk, y)
             else:
-                if batch.offsets is None:
-                    raise ValueError("WindowTagger.loss: the sentence-level loss needs whole sentences (offsets); "
-                                     "got a batch of independent windows. Use model.batches(...).")
-                lk = sentence_nll(head(h), y, batch.offsets, self.transitions[k])
+                lk = sentence_nll(head(hk), y, offsets, self.transitions[k])
             if self.tasks[k]["weight"] != 1.0:
                 lk = nn.scale(lk, self.tasks[k]["weight"])
             total = lk if total is None else nn.add(total, lk)
+        if total is None:
+            raise ValueError("WindowTagger.loss: no token of the batch is labelled for any task (all targets -1).")
         return total
 
     def scores(self, enc, chunk=8192):
@@ -923,6 +939,8 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     N = offsets[-1]
     targets = np.stack([rng.integers(0, len(t["tags"]), N) for t in tasks], axis=1)
+    if n_tasks > 1:
+        targets[offsets[-2]:, 1] = -1    # the last sentence has no label for task 1 (data from another corpus)
     forms = spelled = None
     if suffix:                       # 4 word forms, form 2 used twice
         forms = np.array([0, 1, 2, 3, 2, 0, 1, 2, 3, 0, 1, 2, 2, 3, 0, 1, 2, 3]).reshape(N, 3)
