@@ -14,11 +14,11 @@ Losses (one per task, summed):
   exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi.
 
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
-labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task from taking over the
-shared layers).  In multitask training the word vectors and the hidden layer are shared and every window carries
-the tags of every task, so one forward pass serves all tasks and the output layers' errors add up on h (the graph
-sums them).  Training sentences from another corpus may lack a task's column: their target for it is -1 and they
-are left out of that task's loss (Collobert et al. trained their tasks on different data this way).
+labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
+from taking over the shared layers). In multitask training the word vectors and the hidden layer are shared and
+every window carries the tags of every task, so one forward pass serves all tasks and the output layers' errors add
+up on h (the graph sums them). Training sentences from another corpus may lack a task's column: their target for it
+is -1 and they are left out of that task's loss (Collobert et al. trained their tasks on different data this way).
 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
