@@ -43,9 +43,9 @@ RUNS = [
     ("ner", "conll2003", ["ner=3"], []),
     ("pos", "conll2003", ["pos=1"], POS_CHAR),
     ("pos", "conll2003+wsj", ["pos=1"], POS_CHAR),
-    ("ner+pos", "conll2003+wsj", ["ner=3", "pos=1"], POS_CHAR),      # NER labels from eng.train only
     ("ner", "conll2003", ["ner=3"], POS_CHAR),
     ("ner+pos", "conll2003", ["ner=3", "pos=1"], POS_CHAR),
+    ("ner+pos", "conll2003+wsj", ["ner=3", "pos=1"], POS_CHAR),      # NER labels from eng.train only
     ("pos", "conll2003", ["pos=1"], POS_BEST),
     ("pos", "conll2003", ["pos=1"], POS_OPTS),
     ("ner", "conll2003", ["ner=3"], POS_OPTS),
