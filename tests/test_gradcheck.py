@@ -183,3 +183,24 @@ def test_a_nan_gradient_fails_and_reports_null_in_json_rows():
 
     report = gradcheck(loss_fn, {"w": w})
     assert not report.ok and report.rows("nan")[0]["max_rel_err"] is None
+
+
+def test_the_take_case_catches_a_backward_that_drops_repeated_rows(monkeypatch):
+    # the classic mistake: d[idx] = g keeps one gradient for a row taken several times instead of their sum
+    from fastnn.nn import functional as F
+
+    def take_assigning(a, idx):
+        flat = np.asarray(idx).ravel()
+        value = a.value[flat].reshape(np.shape(idx) + a.value.shape[1:])
+
+        def backward(g):
+            d = np.zeros_like(a.value)
+            d[flat] = g.reshape((len(flat),) + a.value.shape[1:])
+            a.add_grad(d)
+        return Node(value, (a,), backward, "take")
+
+    build = dict(CASES)["max_over_time_take"]
+    assert run_case(build).ok
+    monkeypatch.setattr(F, "take", take_assigning)
+    monkeypatch.setattr(nn, "take", take_assigning)
+    assert not run_case(build).ok
