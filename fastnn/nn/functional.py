@@ -401,7 +401,9 @@ def take(a, idx):
 
     def backward(g):
         d = np.zeros_like(av)
-        np.add.at(d, flat, g.reshape((len(flat),) + av.shape[1:]))
+        if flat.size:                          # the rows of repeated indices summed by the embedding kernel
+            rows, summed = kernels.coalesce_rows(flat, np.ascontiguousarray(g.reshape(len(flat), -1)), R)
+            d.reshape(R, -1)[rows] = summed
         _acc(a, d, owned=True)
 
     return _out(av[flat].reshape(idx.shape + av.shape[1:]), (a,), backward, "take")
