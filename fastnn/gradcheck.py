@@ -529,6 +529,15 @@ def _case_rnn(activation, init):
     return build
 
 
+def _case_lstm(rng):
+    lstm = nn.LSTM(3, 4, rng=rng, dtype=F64)
+    lstm.b.value[:] += rng.standard_normal(16) * 0.5
+    x = _input(rng.standard_normal((3, 2, 3)))
+    h0, c0 = _input(rng.standard_normal((2, 4)) * 0.5), _input(rng.standard_normal((2, 4)) * 0.5)
+    C = rng.standard_normal((3, 2, 4))
+    return (lambda: nn.sum(nn.mul(lstm(x, (h0, c0))[0], C))), lstm.parameters(), {"x": x, "h0": h0, "c0": c0}
+
+
 def _min_abs_preactivation(rnn, x, h):
     smallest = np.inf
     for xt in x:
@@ -595,6 +604,7 @@ def node_cases():
         ("rnn_tanh", _case_rnn("tanh", "glorot")),
         ("rnn_sigmoid", _case_rnn("sigmoid", "glorot")),
         ("rnn_relu_identity", _case_rnn("relu", "identity")),
+        ("lstm", _case_lstm),
         ("multipath_shared", _case_shared),
     ]
 

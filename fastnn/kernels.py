@@ -8,7 +8,7 @@ Inputs that are only read may be copied to C order.  `n_threads=None` uses fastn
 import numpy as np
 
 from fastnn import _validation as V
-from fastnn._ext import _adagrad, _blas, _embedding, _rnn, _softmax
+from fastnn._ext import _adagrad, _blas, _embedding, _lstm, _rnn, _softmax
 from fastnn._threads import effective_n_threads
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
@@ -458,3 +458,94 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
     dh0 = np.zeros((B, K), dtype=W.dtype)
     _rnn._rnn_backward(dH, H, W, dX, dW, db, dh0, kind, float(clip), effective_n_threads(n_threads))
     return dX, dW, db, dh0
+
+
+# ---- LSTM recurrence ---------------------------------------------------------------------------------------------
+
+def _lstm_shapes(where, W):
+    """W (4K, K): the recurrent matrix of an LSTM with K units; returns K."""
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[1]
+    if W.shape != (4 * K, K):
+        raise ValueError(f"{where}: 'W' must have shape (4K, K) (the gates i, f, g, o stacked); got {W.shape}.")
+    return K
+
+
+def lstm_forward(X, W, b, h0, c0, *, out=None, n_threads=None):
+    """An LSTM over T steps, gates in torch's order (i, f, g, o):
+
+        a_t = X[t] + h_{t-1} @ W.T + b;  i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
+        c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+
+    Parameters
+    ----------
+    X : (T, B, 4K) the inputs already projected (x_t @ W_ih.T).  W : (4K, K).  b : (4K,).  h0, c0 : (B, K).
+    out : None, or (H, C, A) buffers of the shapes below to reuse.
+
+    Returns
+    -------
+    H, C : (T + 1, B, K) with H[0] = h0, C[0] = c0 and H[t + 1] = h_t, C[t + 1] = c_t.
+    A : (T, B, 4K) the gates' activations [i f g o] (lstm_backward needs them).
+    """
+    where = "lstm_forward"
+    K = _lstm_shapes(where, W)
+    X = V.check_input(X, "X", where, W.dtype, ndim=3)
+    T, B, K4 = X.shape
+    if K4 != 4 * K:
+        raise ValueError(f"{where}: 'X' must have shape (T, B, {4 * K}) to match 'W'; got {X.shape}.")
+    b = V.check_input(b, "b", where, W.dtype, shape=(4 * K,))
+    h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
+    c0 = V.check_input(c0, "c0", where, W.dtype, shape=(B, K))
+    _check_blas_dims(where, B, 4 * K, T * B)
+    if out is None:
+        out = (None, None, None)
+    elif not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise TypeError(f"{where}: 'out' must be None or a tuple (H, C, A); got {type(out).__name__}.")
+    H = _out(out[0], (T + 1, B, K), W.dtype, "out[0] (H)", where)
+    C = _out(out[1], (T + 1, B, K), W.dtype, "out[1] (C)", where)
+    A = _out(out[2], (T, B, 4 * K), W.dtype, "out[2] (A)", where)
+    V.check_no_overlap(where, H=H, C=C, A=A)
+    for name, a in (("X", X), ("W", W), ("b", b)):
+        for oname, o in (("H", H), ("C", C), ("A", A)):
+            V.check_no_overlap(where, **{oname: o, name: a})
+    H[0] = h0
+    C[0] = c0
+    _lstm._lstm_forward(X, W, b, A, H, C, effective_n_threads(n_threads))
+    return H, C, A
+
+
+def lstm_backward(dH, H, C, A, W, *, dc_last=None, clip=0.0, n_threads=None):
+    """Truncated BPTT over the T steps of lstm_forward.
+
+    Parameters
+    ----------
+    dH : (T, B, K) d loss / d h_t from outside the recurrence.  H, C (T + 1, B, K) and A (T, B, 4K): lstm_forward's
+        results.  W : (4K, K).
+    dc_last : None or (B, K): d loss / d c_T from outside (the final cell state used elsewhere).
+    clip : > 0 clips each step's back-propagated error at the gates' pre-activations, d loss / d a_t, element-wise to
+        [-clip, clip] (Graves 2013; Mikolov's trick for the Elman layer); the clipped error is what reaches h_{t-1}
+        and the weights.  The gradient is then not exact.
+
+    Returns
+    -------
+    dX (T, B, 4K) (= d loss / d a_t = d loss / d X[t]), dW (4K, K), db (4K,), dh0 (B, K), dc0 (B, K).
+    """
+    where = "lstm_backward"
+    K = _lstm_shapes(where, W)
+    dH = V.check_input(dH, "dH", where, W.dtype, ndim=3)
+    T, B, KX = dH.shape
+    if KX != K:
+        raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
+    H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
+    C = V.check_input(C, "C", where, W.dtype, shape=(T + 1, B, K))
+    A = V.check_input(A, "A", where, W.dtype, shape=(T, B, 4 * K))
+    V.check_scalar(clip, "clip", where, low=0)
+    _check_blas_dims(where, T * B, 4 * K)
+    dc0 = (np.zeros((B, K), dtype=W.dtype) if dc_last is None
+           else V.check_input(dc_last, "dc_last", where, W.dtype, shape=(B, K)).copy())
+    dX = np.empty((T, B, 4 * K), dtype=W.dtype)
+    dW = np.zeros((4 * K, K), dtype=W.dtype)
+    db = np.zeros(4 * K, dtype=W.dtype)
+    dh0 = np.zeros((B, K), dtype=W.dtype)
+    _lstm._lstm_backward(dH, A, H, C, W, dX, dW, db, dh0, dc0, float(clip), effective_n_threads(n_threads))
+    return dX, dW, db, dh0, dc0

@@ -31,7 +31,7 @@ def test_cases_cover_every_node_type():
     names = " ".join(n for n, _ in CASES)
     for op in ["linear", "embedding", "concat", "add", "mul", "sum", "mean", "sigmoid", "tanh", "hardtanh",
                "softsign", "relu", "maxout", "dropout", "softmax_cross_entropy", "softmax_output", "hinge",
-               "window_score_hinge", "rnn_tanh", "rnn_sigmoid", "rnn_relu", "multipath_shared", "mse", "matmul",
+               "window_score_hinge", "rnn_tanh", "rnn_sigmoid", "rnn_relu", "lstm", "multipath_shared", "mse", "matmul",
                "max_over_time", "take", "char_cnn"]:
         assert op in names, op
 
@@ -204,3 +204,30 @@ def test_the_take_case_catches_a_backward_that_drops_repeated_rows(monkeypatch):
     monkeypatch.setattr(F, "take", take_assigning)
     monkeypatch.setattr(nn, "take", take_assigning)
     assert not run_case(build).ok
+
+
+def test_the_lstm_case_catches_a_backward_that_drops_the_forget_gate_from_the_cell_carry(monkeypatch):
+    # a classic BPTT slip: d loss / d c_{t-1} = d loss / d c_t (the forget gate's factor f_t left out)
+    from fastnn import kernels
+
+    def backward_without_forget(dH, H, C, A, W, *, clip=0.0, dc_last=None, n_threads=None):
+        T, B, K = dH.shape
+        dX = np.zeros((T, B, 4 * K))
+        dh, dc = np.zeros((B, K)), np.zeros((B, K))
+        for t in reversed(range(T)):
+            i, f, g, o = np.split(A[t], 4, axis=1)
+            tc = np.tanh(C[t + 1])
+            d_h = dH[t] + dh
+            d_c = dc + d_h * o * (1 - tc ** 2)
+            dX[t] = np.concatenate([d_c * g * i * (1 - i), d_c * C[t] * f * (1 - f), d_c * i * (1 - g * g),
+                                    d_h * tc * o * (1 - o)], axis=1)
+            dc = d_c                                            # should be d_c * f
+            dh = dX[t] @ W
+        flat = dX.reshape(-1, 4 * K)
+        return dX, flat.T @ H[:-1].reshape(-1, K), flat.sum(0), dh, dc
+
+    build = dict(CASES)["lstm"]
+    assert run_case(build).ok
+    monkeypatch.setattr(kernels, "lstm_backward", backward_without_forget)
+    report = run_case(build)
+    assert not report.ok and not report["W_hh"].ok and not report["c0"].ok

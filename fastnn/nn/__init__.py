@@ -3,14 +3,14 @@
 Functional ops take Nodes or arrays and return Nodes: add, sub, mul, scale, sum, mean, concat, split, reshape, take,
 matmul, tanh, sigmoid, hardtanh, softsign, relu, maxout, max_over_time, dropout, linear, embedding, param,
 softmax_cross_entropy, hinge, mse.  Layers own Params: Linear, Embedding, CharCNN, Maxout, Dropout, RNN,
-SoftmaxOutput.
+LSTM, SoftmaxOutput.
 """
 from fastnn.nn.functional import (add, as_node, concat, dropout, embedding, hardtanh, hinge, linear, matmul,
                                   max_over_time, maxout, mean, mse, mul, param, relu, reshape, scale, sigmoid,
                                   softmax_cross_entropy, softsign, split, sub, sum, take, tanh)
-from fastnn.nn.layers import RNN, CharCNN, Dropout, Embedding, Linear, Maxout, SoftmaxOutput
+from fastnn.nn.layers import LSTM, RNN, CharCNN, Dropout, Embedding, Linear, Maxout, SoftmaxOutput
 
 __all__ = ["add", "as_node", "concat", "dropout", "embedding", "hardtanh", "hinge", "linear", "matmul",
            "max_over_time", "maxout", "mean", "mse", "mul", "param", "relu", "reshape", "scale", "sigmoid",
-           "softmax_cross_entropy", "softsign", "split", "sub", "sum", "take", "tanh", "RNN", "CharCNN", "Dropout",
-           "Embedding", "Linear", "Maxout", "SoftmaxOutput"]
+           "softmax_cross_entropy", "softsign", "split", "sub", "sum", "take", "tanh", "LSTM", "RNN", "CharCNN",
+           "Dropout", "Embedding", "Linear", "Maxout", "SoftmaxOutput"]

@@ -230,6 +230,101 @@ class RNN(Module):
         return f"RNN({n_in}, {K}, activation={self.activation!r}, clip={self.clip}, dtype={self.W_hh.dtype})"
 
 
+class LSTM(Module):
+    """Long short-term memory layer (Hochreiter and Schmidhuber 1997, with a forget gate; no peepholes), through
+    kernels.lstm_forward / lstm_backward.  For each step t, with gates in torch's order (i, f, g, o):
+
+        a_t = W_ih x_t + W_hh h_{t-1} + b                    (4 * hidden pre-activations)
+        i_t = sigmoid(a_i),  f_t = sigmoid(a_f),  g_t = tanh(a_g),  o_t = sigmoid(a_o)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)
+
+    W_ih (4 hidden, n_in), W_hh (4 hidden, hidden), b (4 hidden,): rows [k*hidden, (k+1)*hidden) belong to gate k of
+    (i, f, g, o).  Each gate's block of W_ih and W_hh is drawn from the Glorot range of its own fan-in and fan-out;
+    b is zero except the forget gate's block, `forget_bias` (1.0: remember by default, Jozefowicz et al. 2015).
+    clip > 0 clips each step's back-propagated error at the gates' pre-activations element-wise to [-clip, clip]
+    (Graves 2013; the LSTM form of Mikolov's clip in `RNN`); the gradient is then not exact.
+
+    lstm(x, state=None) with x (T, B, n_in) returns (H, (h_last, c_last)): H a Node (T, B, hidden) of the h_t, and
+    the final state as two ndarrays (B, hidden) to carry into the next segment (truncated BPTT).  state: None
+    (zeros) or a pair (h0, c0), each None (zeros), an array or a Node (its gradient flows).  state_at=k returns the
+    state after step k instead of the last (-1: the starting state), for segments that overlap the next one.
+    """
+
+    def __init__(self, n_in, hidden, *, rng, dtype=np.float32, forget_bias=1.0, clip=0.0):
+        where = "LSTM"
+        n_in, hidden = _dim(n_in, "n_in", where), _dim(hidden, "hidden", where)
+        for name, v, low in (("forget_bias", forget_bias, None), ("clip", clip, 0)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or (
+                    low is not None and v < low):
+                raise ValueError(f"{where}: '{name}' must be a finite number{' >= 0' if low is not None else ''}; "
+                                 f"got {v!r}.")
+        rng = _init.as_rng(rng, where)
+        self.forget_bias, self.clip = float(forget_bias), float(clip)
+        self.W_ih = Param("W_ih", _init.uniform((4 * hidden, n_in), _init.glorot_range(n_in, hidden), rng,
+                                                dtype=dtype))
+        self.W_hh = Param("W_hh", _init.uniform((4 * hidden, hidden), _init.glorot_range(hidden, hidden), rng,
+                                                dtype=dtype))
+        b = _init.zeros(4 * hidden, dtype=dtype)
+        b[hidden:2 * hidden] = self.forget_bias
+        self.b = Param("b", b, decay=False)
+
+    def __call__(self, x, state=None, *, state_at=None):
+        where = "LSTM"
+        W_ih, W_hh, b = self.W_ih, self.W_hh, self.b
+        dt = W_hh.value.dtype
+        K4, n_in = W_ih.value.shape
+        K = K4 // 4
+        x = F.as_node(x, dt)
+        xv = x.value
+        if xv.ndim != 3 or xv.shape[2] != n_in:
+            raise ValueError(f"{where}: 'x' must have shape (T, B, {n_in}); got {xv.shape}.")
+        if xv.dtype != dt:
+            raise TypeError(f"{where}: 'x' must have dtype {dt} to match the parameters; got {xv.dtype}.")
+        T, B, _ = xv.shape
+        if state is None:
+            state = (None, None)
+        elif not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"{where}: 'state' must be None or a pair (h0, c0); got {type(state).__name__}.")
+        nodes = [s if isinstance(s, Node) else None for s in state]
+        h0v, c0v = (np.zeros((B, K), dtype=dt) if s is None
+                    else (s.value if isinstance(s, Node) else np.asarray(s, dtype=dt)) for s in state)
+        if state_at is None:
+            state_at = T - 1
+        if isinstance(state_at, bool) or not isinstance(state_at, numbers.Integral) or not -1 <= state_at < T:
+            raise ValueError(f"{where}: 'state_at' must be an integer in [-1, {T}); got {state_at!r}.")
+        x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
+        X = F._gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K4)
+        Whh, clip = W_hh.value, self.clip
+        Hf, Cf, A = kernels.lstm_forward(X, Whh, b.value, h0v, c0v)
+        last = (Hf[state_at + 1].copy(), Cf[state_at + 1].copy())
+        H = Hf[1:]
+        need_x = x.requires_grad
+        need_state = [n is not None and n.requires_grad for n in nodes]
+        if not (need_x or any(need_state) or W_ih.trainable or W_hh.trainable or b.trainable):
+            return Node(H, op="lstm"), last
+
+        def backward(g):
+            dX, dW, db, dh0, dc0 = kernels.lstm_backward(np.ascontiguousarray(g), Hf, Cf, A, Whh, clip=clip)
+            F._param_acc(W_hh, dW, owned=True)
+            F._param_acc(b, db, owned=True)
+            dX2 = dX.reshape(T * B, K4)
+            F._param_gemm(W_ih, dX2, x2)
+            if need_x:
+                F._acc(x, F._gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+            for node, need, d in zip(nodes, need_state, (dh0, dc0)):
+                if need:
+                    F._acc(node, d, owned=True)
+
+        parents = (x,) + tuple(n for n in nodes if n is not None)
+        return Node(H, parents, backward, "lstm", requires_grad=True), last
+
+    def __repr__(self):
+        K4, n_in = self.W_ih.shape
+        return (f"LSTM({n_in}, {K4 // 4}, forget_bias={self.forget_bias}, clip={self.clip}, "
+                f"dtype={self.W_hh.dtype})")
+
+
 class SoftmaxOutput(Module):
     """Softmax output layer fused with its cross-entropy (kernels.output_layer): logits = h @ W.T + b.
 
