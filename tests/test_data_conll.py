@@ -126,3 +126,45 @@ def test_conll2003_files():
 def test_conll2000_file():
     train = C.read_conll(data_path("conll2000", "train.txt"), task="conll2000")
     assert (len(train), sum(map(len, train))) == (8936, 211727) and len(train[0][0]) == 3
+
+
+@pytest.mark.parametrize("text, fmt", [
+    (SAMPLE, "conll"),
+    ("EU NNP\nrejects VBZ\n\n", "conll"),                       # blank line after token lines of 2 fields
+    ("EU\nrejects\n\nGerman\n", "conll"),                       # words only
+    ("-DOCSTART-\nEU rejects German lamb\n", "conll"),
+    ("EU rejects German lamb .\n", "text"),                     # one line: a sentence
+    ("EU rejects German lamb .\nPeter Blackburn\n", "text"),    # varying numbers of fields
+    ("EU rejects\n\nPeter\n", "text"),
+    ("-DOCSTART-\nEU rejects German lamb .\nPeter Blackburn\n", "text"),
+    ("EU NNP\nrejects VBZ\n", "text"),                          # ambiguous without a separator: text
+    ("", "text"),
+])
+def test_detect_format(text, fmt):
+    assert C.detect_format(text.splitlines(True)) == fmt
+
+
+def test_read_document_keeps_every_line():
+    items = list(C.read_document(SAMPLE.splitlines(True), "conll"))
+    assert items[:2] == ["-DOCSTART- -X- -X- O", ""]
+    assert items[2] == [("EU", "NNP", "I-NP", "I-ORG"), ("rejects", "VBZ", "I-VP", "O"), ("German", "JJ", "I-NP",
+                                                                                          "I-MISC")]
+    assert [x if isinstance(x, str) else len(x) for x in items] == ["-DOCSTART- -X- -X- O", "", 3, "", 2,
+                                                                     "-DOCSTART- -X- -X- O", 2]
+    assert sum(1 if isinstance(x, str) else len(x) for x in items) == len(SAMPLE.splitlines())
+    text = list(C.read_document(["EU rejects  it\r\n", "\n", "  \n", "Peter\n"], "text"))
+    assert text == [[("EU",), ("rejects",), ("it",)], "", "  ", [("Peter",)]]
+    with pytest.raises(ValueError, match=r"x.txt, line 2: must have 2 columns like line 1; got 1"):
+        list(C.read_document(["a B\n", "b\n"], "conll", "x.txt"))
+    with pytest.raises(ValueError, match="'fmt' must be one of"):
+        list(C.read_document([], "json"))
+
+
+def test_as_rows():
+    rows = [[("EU", "NNP"), ("rejects", "VBZ")]]
+    assert C.as_rows(rows) is not rows and C.as_rows(rows) == rows
+    assert C.as_rows([["EU", "rejects"], []]) == [[("EU",), ("rejects",)], []]
+    with pytest.raises(TypeError, match="the gold tags are needed"):
+        C.as_rows([["EU"]], "evaluate", tokens=False)
+    with pytest.raises(TypeError, match="ambiguous"):
+        C.as_rows(["EU", "rejects"])

@@ -442,3 +442,124 @@ def test_task_weights_from_build_and_their_errors():
         T.WindowTagger.build(sents, {"ner": 3}, task_weights={"pos": 0.5})
     with pytest.raises(ValueError, match="weight of task 'pos' must be a finite number > 0"):
         T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})
+
+
+# ---- scoring any file; what predict accepts ------------------------------------------------------------------------
+
+
+def _wsj(rng, n, test=False):
+    """CoNLL-2000-like sentences (word pos chunk, IOB2).  Training: list markers are single-token chunks (B-LST) and
+    parentheses are tagged ( ); test (test=True): two-token list markers (B-LST I-LST), parentheses -LRB- -RRB- as in
+    the treebank, and a chunk type (UCP) the training part never has."""
+    out = []
+    for _ in range(n):
+        s = []
+        if rng.random() < 0.3:
+            s.append(("1", "LS", "B-LST"))
+            if test:
+                s.append((")", "-RRB-", "I-LST"))
+        for _ in range(int(rng.integers(1, 3))):
+            s += [(str(rng.choice(["the", "a"])), "DT", "B-NP"), (str(rng.choice(NOUNS)), "NN", "I-NP")]
+            s.append((str(rng.choice(["runs", "sees"])), "VBZ", "B-VP"))
+        if rng.random() < 0.3:
+            s += [("(", "-LRB-" if test else "(", "O"), ("dog", "NN", "B-NP"), (")", "-RRB-" if test else ")", "O")]
+        if test and rng.random() < 0.2:
+            s += [("and", "CC", "B-UCP"), ("or", "CC", "I-UCP")]
+        s.append((".", ".", "O"))
+        out.append(s)
+    return out
+
+
+NOUNS = ["dog", "cat", "idea", "car", "bank", "tree"]
+
+
+@pytest.fixture(scope="module")
+def wsj_model():
+    rng = np.random.default_rng(0)
+    train = _wsj(rng, 200)
+    m = T.WindowTagger.build(train, {"pos": 1, "chunk": 2}, loss="sentence", hidden=16, embed_dim=8, seed=0)
+    T.fit(m, train, None, epochs=3, lr=0.1, batch_size=32, quiet=True)
+    return m, _wsj(rng, 80, test=True)
+
+
+def _conlleval_lines(sentences, gold_col, pred):
+    """conlleval's input: word, gold tag, predicted tag; blank lines between sentences."""
+    lines = []
+    for s, p in zip(sentences, pred):
+        lines += [f"{row[0]} {row[gold_col]} {tag}" for row, tag in zip(s, p)] + [""]
+    return lines
+
+
+def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_model):
+    from tests.conlleval import conlleval
+    m, test = wsj_model
+    with pytest.raises(ValueError, match="'pos' .* has the tag '-LRB-', which the model was not trained on.*evaluate"):
+        m.encode(test)                                    # training targets stay strict
+    with pytest.raises(ValueError, match="'B-LST' \\('B-LST' in IOBES\\), which the model was not trained on"):
+        m.encode([[r[:1] + ("LS",) + r[2:] for r in s] for s in test])
+    res = m.evaluate(test)
+    pred = m.predict(test)
+    chunk, pos = res["chunk"], res["pos"]
+    oracle = conlleval(_conlleval_lines(test, 2, pred["chunk"]))
+    assert 0 < chunk["f1"] < 100
+    for key in ("f1", "precision", "recall", "accuracy"):
+        assert chunk[key] == pytest.approx(oracle[key], abs=1e-9), key
+    assert chunk["n_chunks"] == oracle["found_correct"] and chunk["n_tokens"] == oracle["tokens"]
+    assert pos["accuracy"] == pytest.approx(conlleval(_conlleval_lines(test, 1, pred["pos"]))["accuracy"])
+    # what the model cannot produce: two-token list markers and UCP chunks (IOBES tags it lacks), the treebank's
+    # parentheses; each such gold token is wrong, each such chunk missed
+    gold = conll.column(test, 2)
+    n_lst = sum(s.count("I-LST") for s in gold)
+    n_ucp = sum(s.count("B-UCP") for s in gold)
+    n_paren = sum(t in ("-LRB-", "-RRB-", "CC") for s in conll.column(test, 1) for t in s)
+    assert n_lst and n_ucp and n_paren
+    assert (chunk["unseen_tokens"], chunk["unseen_chunks"]) == (2 * n_lst + 2 * n_ucp, n_lst + n_ucp)
+    assert chunk["unseen_tags"] == ["B-LST", "B-UCP", "E-LST", "E-UCP"]
+    assert (pos["unseen_tokens"], pos["unseen_chunks"], pos["unseen_tags"]) == (n_paren, None, ["-LRB-", "-RRB-", "CC"])
+    assert "UCP" not in {t.split("-", 1)[-1] for s in pred["chunk"] for t in s}
+    seen = m.evaluate([s for s in test if not any(r[2].endswith("UCP") or r[2] == "I-LST" or r[1].startswith("-")
+                                                  for r in s)])
+    assert (seen["chunk"]["unseen_tokens"], seen["chunk"]["unseen_chunks"], seen["pos"]["unseen_tags"]) == (0, 0, [])
+
+
+def test_evaluate_f1_matches_seqeval(wsj_model):
+    metrics = pytest.importorskip("seqeval.metrics", reason="seqeval (an independent conlleval implementation) is "
+                                                            "not installed: pip install seqeval")
+    m, test = wsj_model
+    res = m.evaluate(test)["chunk"]
+    gold, pred = conll.column(test, 2), m.predict(test)["chunk"]
+    assert res["f1"] == pytest.approx(100 * metrics.f1_score(gold, pred), abs=1e-9)
+    assert res["precision"] == pytest.approx(100 * metrics.precision_score(gold, pred), abs=1e-9)
+    assert res["recall"] == pytest.approx(100 * metrics.recall_score(gold, pred), abs=1e-9)
+
+
+def test_evaluate_still_refuses_a_wrong_column(wsj_model):
+    m, test = wsj_model
+    swapped = [[(r[0], r[2], r[1]) for r in s] for s in test]    # POS tags where the chunk tags should be
+    with pytest.raises(ValueError, match="'chunk' \\(column 2\\) must hold chunk tags like the training data"):
+        m.evaluate(swapped)
+    with pytest.raises(IndexError, match="task 'chunk' reads column 2, but the data has 2 columns"):
+        m.evaluate([[r[:2] for r in s] for s in test])
+    with pytest.raises(TypeError, match="gold tags are needed"):
+        m.evaluate([[r[0] for r in s] for s in test])
+
+
+def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_model):
+    m, test = wsj_model
+    tokens = [[r[0] for r in s] for s in test]
+    by_rows = m.predict(test)
+    assert m.predict(tokens) == by_rows == m.predict([[(w,) for w in s] for s in tokens])
+    assert m.predict([[list(r) for r in s] for s in test]) == by_rows
+    assert m.predict(iter(tokens[:3])) == {k: v[:3] for k, v in by_rows.items()}
+    assert m.predict([tokens[0], [], tokens[1]]) == {k: [v[0], [], v[1]] for k, v in by_rows.items()}
+    assert m.predict([]) == {"pos": [], "chunk": []}
+    for bad, match in [("the dog runs", "got a str. Tokenise text first"),
+                       (["the", "dog"], "sentence 0 must be .* got str 'the'. A flat list of strings is ambiguous"),
+                       ([["the", ("dog", "NN")]], "not both"),
+                       ([["the"], [("dog",)]], "must all be token lists or all column rows"),
+                       ([[("dog", 1)]], "row 0 must hold column strings"),
+                       ([[()]], "row 0 must hold column strings"),
+                       ([[1, 2]], "got int 1 at position 0"),
+                       (3, "must be a list of sentences")]:
+        with pytest.raises(TypeError, match=match):
+            m.predict(bad)

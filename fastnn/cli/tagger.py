@@ -3,7 +3,8 @@
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --out ner.npz
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --task pos=1 --out ner_pos.npz
     fastnn tagger eval --model ner.npz --data eng.testa --json
-    fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred
+    fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred     # then: conlleval < eng.testa.pred
+    echo "John Smith visited Paris ." | fastnn tagger predict --model ner.npz --data -
 """
 import math
 import os
@@ -124,14 +125,21 @@ def register(sub):
     e.add_argument("--model", required=True, metavar="MODEL.npz")
     e.add_argument("--data", required=True, metavar="FILE")
     e.add_argument("--json", action="store_true",
-                   help='print {"task": {"f1", "precision", "recall", "accuracy"}} (percent; null F1 for '
-                        'non-chunk tasks such as POS)')
+                   help='print {"task": {"f1", "precision", "recall", "accuracy" (percent; null F1 for non-chunk '
+                        'tasks such as POS), "n_tokens", "n_chunks", "unseen_tokens", "unseen_chunks", '
+                        '"unseen_tags"}}: gold tags the model cannot produce are scored as errors and counted')
     e.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
     e.set_defaults(func=run_eval)
 
-    r = tsub.add_parser("predict", help="the data file with one predicted column per task appended")
+    r = tsub.add_parser("predict", help="tag a file line for line: CoNLL columns get one predicted column per "
+                                         "task, text lines become word/TAG tokens")
     r.add_argument("--model", required=True, metavar="MODEL.npz")
-    r.add_argument("--data", required=True, metavar="FILE", help="CoNLL file; only its first (word) column is used")
+    r.add_argument("--data", required=True, metavar="FILE",
+                   help="CoNLL file (only its first, word, column is used) or tokenised text, one sentence per line; "
+                        "- reads stdin")
+    r.add_argument("--format", choices=["auto", "conll", "text"], default="auto",
+                   help="how --data is laid out; auto: CoNLL when its token lines share one number of fields and "
+                        "blank or -DOCSTART- lines separate them, else text (default %(default)s)")
     r.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
     r.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
     r.set_defaults(func=run_predict)
@@ -362,33 +370,92 @@ def run_eval(args):
     for name, r in res.items():
         f = (lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9s}")
         print(f"{name:10s} {f(r['precision'])} {f(r['recall'])} {f(r['f1'])} {f(r['accuracy'])}")
+    for name, r in res.items():
+        if r["unseen_tokens"]:
+            chunks = f" ({r['unseen_chunks']} of {r['n_chunks']} gold chunks)" if r["n_chunks"] is not None else ""
+            print(f"{name}: {r['unseen_tokens']} of {r['n_tokens']} gold tokens{chunks} have tags the model cannot "
+                  f"produce ({', '.join(r['unseen_tags'])}); they are scored as errors")
     return 0
+
+
+# one block of sentences tagged at a time: output starts before the input ends, memory stays bounded
+PREDICT_BLOCK = 2000
 
 
 def run_predict(args):
-    from fastnn.data.conll import write_conll
+    import io
+    import itertools
+
+    from fastnn.data import conll
 
     _threads(args.threads)
     model = _load_model(args.model)
-    data = _read(args.data, "--data")
-    pred = model.predict(data)
-    cols = [pred[name] for name in model.task_names]
-    if args.out:
+    if args.data == "-":
+        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin"
+    else:
+        src, name = open(existing_file(args.data), encoding="utf-8"), args.data
+    with src:
         try:
-            write_conll(args.out, data, cols)
+            head = list(itertools.islice(src, 1000))
+            fmt = conll.detect_format(head) if args.format == "auto" else args.format
+            lines = _predicted_lines(model, conll.read_document(itertools.chain(head, src), fmt, name, "--data"), fmt)
+            if args.out:
+                from fastnn.io import atomic_write
+                atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
+            else:
+                _write_stdout(lines)
+        except UnicodeDecodeError as e:
+            raise CLIError(f"--data {name}: must be UTF-8 text; got {e.reason} at byte {e.start} of a chunk") from None
+        except ValueError as e:
+            raise CLIError(str(e)) from None
         except OSError as e:
-            raise CLIError(f"--out {args.out}: {e}") from None
-        return 0
+            if args.out and not isinstance(e, BrokenPipeError):
+                raise CLIError(f"--out {args.out}: {e}") from None
+            raise
+    return 0
+
+
+def _predicted_lines(model, items, fmt):
+    """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
+    O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
+    blank lines are kept."""
+    n_tasks = len(model.tasks)
+    items = iter(items)
+    while True:
+        block = []
+        n_sentences = 0
+        for item in items:
+            block.append(item)
+            n_sentences += not isinstance(item, str)
+            if n_sentences == PREDICT_BLOCK:
+                break
+        if not block:
+            return
+        sentences = [it for it in block if not isinstance(it, str)]
+        pred = model.predict(sentences)
+        cols = [pred[name] for name in model.task_names]
+        k = 0
+        for item in block:
+            if isinstance(item, str):
+                yield (item + " O" * n_tasks if fmt == "conll" and item.strip() else item) + "\n"
+                continue
+            tags = [c[k] for c in cols]
+            if fmt == "conll":
+                for i, row in enumerate(item):
+                    yield " ".join(row + tuple(t[i] for t in tags)) + "\n"
+            else:
+                yield " ".join("/".join((row[0],) + tuple(t[i] for t in tags)) for i, row in enumerate(item)) + "\n"
+            k += 1
+
+
+def _write_stdout(lines):
     out = sys.stdout
     try:
-        for k, s in enumerate(data):
-            for i, row in enumerate(s):
-                out.write(" ".join(list(row) + [c[k][i] for c in cols]) + "\n")
-            out.write("\n")
+        for line in lines:
+            out.write(line)
         out.flush()
     except BrokenPipeError:                           # e.g. piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
 
 
 __all__ = ["register", "run_train", "run_eval", "run_predict", "DEFAULTS"]

@@ -611,7 +611,8 @@ class WindowTagger(Module):
         if set(task_weights) - set(tasks):
             raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
-        n_cols = max(len(s[0]) for s in sentences)
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        n_cols = max(len(s[0]) for s in sentences if s)
         specs = []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
@@ -665,11 +666,15 @@ class WindowTagger(Module):
 
     # -- data ----------------------------------------------------------------------------------------------------
     def encode(self, sentences, targets=True, partial=False):
-        """Encoded windows of read_conll sentences (word column 0); targets=True also encodes every task's column
-        in the training encoding (ValueError for a missing column or a tag the model does not know).  partial=True
+        """Encoded windows of read_conll sentences (word column 0; tokenised sentences too when targets=False);
+        targets=True also encodes every task's column in the training encoding, for training or a dev set that picks
+        the epoch: a missing column is an IndexError, a tag the model does not know a ValueError (a model cannot learn
+        or be selected on a tag it cannot produce, and such a tag usually means a wrong column or corpus; evaluate()
+        scores any file, counting unseen tags as errors).  partial=True
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
+        sentences = conll.as_rows(sentences, where, tokens=not targets)
         w = self._cfg["window"]
         lower = self._cfg["lowercase"]
         wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]
@@ -699,10 +704,8 @@ class WindowTagger(Module):
                     raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                      f"{n_cols} columns.")
                 raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
-                if t["file_scheme"] is not None and not all(_is_chunk_tag(x) for s in raw for x in s):
-                    bad = next(x for s in raw for x in s if not _is_chunk_tag(x))
-                    raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) must hold chunk tags like "
-                                     f"the training data ({t['file_scheme'].upper()}); got {bad!r}.")
+                if t["file_scheme"] is not None:
+                    self._check_chunk_tags(raw, t, where)
                 gold = _recode(raw, t["file_scheme"], t["scheme"])
                 index = self._tag_index[k]
                 flat = [tag for s in gold for tag in s]
@@ -711,10 +714,13 @@ class WindowTagger(Module):
                 except KeyError:
                     pos = next(i for i, tag in enumerate(flat) if tag not in index)
                     orig = [x for s in raw for x in s][pos]
-                    shown = repr(orig) if orig == flat[pos] else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})"
+                    shown = (repr(orig) if t["scheme"] in (None, t["file_scheme"])
+                             else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
                                      f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
-                                     f"{', ...' if len(t['tags']) > 12 else ''}).") from None
+                                     f"{', ...' if len(t['tags']) > 12 else ''}). Training targets must be tags "
+                                     f"of the model; evaluate() scores any file, counting such tags as errors.") \
+                        from None
         return Encoded(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
@@ -808,8 +814,17 @@ class WindowTagger(Module):
         return out
 
     def predict(self, sentences, encoded=None):
-        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.  `encoded`: the
-        sentences' Encoded form, if already computed."""
+        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.
+
+        sentences : tokenised sentences (a list of lists of strings, e.g. [["John", "Smith", "visited", "Paris",
+            "."]]) or read_conll's rows (only the word column is used); conll.as_rows says what else is refused.
+        encoded : self.encode(sentences) if already computed.
+        """
+        sentences = conll.as_rows(sentences, "WindowTagger.predict")
+        if any(not s for s in sentences):              # an empty sentence has no tags: tag the others
+            kept = [s for s in sentences if s]
+            pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
+            return {name: _refill(p, sentences) for name, p in pred.items()}
         enc = encoded if encoded is not None else self.encode(sentences, targets=False)
         out = {}
         for t, ids in zip(self.tasks, self.predict_ids(enc)):
@@ -819,26 +834,65 @@ class WindowTagger(Module):
         return out
 
     def evaluate(self, sentences, encoded=None):
-        """{task: {"f1", "precision", "recall", "accuracy"}} in percent, against the tasks' columns of `sentences`.
+        """Per task, the scores of the predictions against the task's column of `sentences` (read_conll rows).
 
         Chunk tasks are scored with conlleval's rules on the file's own encoding; tasks whose tags are not chunk tags
-        (POS) get token accuracy and None for precision / recall / F1.  `encoded`: self.encode(sentences) if already
-        computed (validation every epoch); otherwise it is computed here, which also checks the columns and tags.
+        (POS) get token accuracy and None for precision / recall / F1.  Any gold tag is scored, also one the model
+        was never trained on: such a token can only be wrong, and a chunk holding it can only be missed, exactly as
+        conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
+        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
+        model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
+        for tag tasks), "unseen_tags" (those tags, sorted)}}.
+        `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
+        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
         """
-        enc = encoded if encoded is not None else self.encode(sentences, targets=True)
-        pred = self.predict(sentences, enc)
-        out = {}
+        where = "WindowTagger.evaluate"
+        sentences = conll.as_rows(sentences, where, tokens=False)
         for t in self.tasks:
+            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                 f"{len(short[0])} columns.")
+        pred = self.predict(sentences, encoded)
+        out = {}
+        for k, t in enumerate(self.tasks):
             gold = conll.column(sentences, t["column"])
             if t["file_scheme"] is None:
                 g = [x for s in gold for x in s]
                 p = [x for s in pred[t["name"]] for x in s]
-                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object))
-                out[t["name"]] = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc)}
+                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object)) if g else 0.0
+                res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
+                       "n_chunks": None}
             else:
-                r = conll_f1(gold, pred[t["name"]])
-                out[t["name"]] = {k: float(r[k]) for k in ("f1", "precision", "recall", "accuracy")}
+                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
+                res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
+                res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
+            res.update(self._unseen(gold, k))
+            out[t["name"]] = res
         return out
+
+    @staticmethod
+    def _check_chunk_tags(gold, task, where):
+        bad = next((x for s in gold for x in s if not _is_chunk_tag(x)), None)
+        if bad is not None:
+            raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
+                             f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
+        return gold
+
+    def _unseen(self, gold, k):
+        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
+        t, index = self.tasks[k], self._tag_index[k]
+        coded = _recode(gold, t["file_scheme"], t["scheme"])
+        tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
+        for s in coded:
+            miss = [tag not in index for tag in s]
+            if not any(miss):
+                continue
+            n_tokens += sum(miss)
+            tags.update(tag for tag, m in zip(s, miss) if m)
+            if n_chunks is not None:
+                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
+        return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
 
     def score(self, sentences, encoded=None):
         """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
@@ -861,6 +915,12 @@ class WindowTagger(Module):
 def main_score(results):
     """The mean over tasks of F1 (chunk tasks) or accuracy (tag tasks) of an evaluate() result."""
     return float(np.mean([r["f1"] if r["f1"] is not None else r["accuracy"] for r in results.values()]))
+
+
+def _refill(pred, sentences):
+    """Per-sentence predictions of the non-empty `sentences`, with [] put back for the empty ones."""
+    it = iter(pred)
+    return [next(it) if s else [] for s in sentences]
 
 
 def _viterbi_chunked(scores, offsets, A, start, end, max_tokens=20000):
