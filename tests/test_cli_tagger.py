@@ -162,6 +162,30 @@ def test_pretrained_vectors(capsys, files):
     assert rc == 2 and "--embed-dim 5" in err
 
 
+def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
+    d, train, dev = files["dir"], files["train"], files["dev"]
+    model = d / "f.npz"
+    rc, out, err = _run(capsys, "tagger", "train", "--train", train, "--dev", dev, "--task", "ner=3", "--feature",
+                        "pos=pos", "--feature", "chunk=2:3", "--feature-dim", "4", "--out", model, *SMALL)
+    assert rc == 0, err
+    assert "pos=col1:4, chunk=col2:3" in err
+    assert [c["name"] for c in io.load_model(model).columns] == ["pos", "chunk"]
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", model, "--data", dev, "--json")
+    assert rc == 0 and json.loads(out)["ner"]["f1"] > 90, err
+    words = d / "words.txt"
+    words.write_text("the\ndog\n\n")
+    for cmd in ("eval", "predict"):
+        _one_line_error(capsys, "tagger", cmd, "--model", model, "--data", words,
+                        match="feature 'pos' reads column 1, but sentence 1 of the data has 1 columns")
+    tr = ["tagger", "train", "--train", train, "--task", "ner=3", "--out", model, "--epochs", "1"]
+    _one_line_error(capsys, *tr, "--feature", "pos=7", match="column 7 is not a tag column")
+    _one_line_error(capsys, *tr, "--feature", "pos=1:x", match="NAME=COL[:DIM]")
+    _one_line_error(capsys, *tr, "--feature", "pos=ner", match="--task predicts")
+    _one_line_error(capsys, *tr, "--feature", "pos=1:0", match="dimension must be >= 1")
+    _one_line_error(capsys, *tr, "--feature", "pos=1", "--feature", "pos=2", match="a new NAME")
+    _one_line_error(capsys, *tr, "--feature", "pos=1", "--dev", words, match="--dev")
+
+
 def _one_line_error(capsys, *argv, match):
     rc, out, err = _run(capsys, *argv)
     assert rc == 2, err

@@ -284,6 +284,41 @@ def test_encode_errors_name_the_task_and_tag():
     assert len(pred["ner"][0]) == 2 and all(t == "O" or t[:2] in ("I-", "B-") for t in pred["ner"][0])
 
 
+def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path):
+    # the target copies column 1 shifted by one token: learnable from the column's feature alone (words are noise)
+    rng = np.random.default_rng(3)
+
+    def corpus(n):
+        out = []
+        for _ in range(n):
+            cue = rng.choice(["A", "B", "C"], size=int(rng.integers(2, 7)))
+            words = rng.choice([f"w{i}" for i in range(40)], size=len(cue))
+            tags = ["X"] + [f"T{c}" for c in cue[:-1]]
+            out.append(list(zip(words, cue, tags)))
+        return out
+
+    train, dev = corpus(300), corpus(60)
+    for columns in ({"cue": (1, 3)}, None):
+        m = T.WindowTagger.build(train, {"tag": 2}, columns=columns, loss="word", hidden=16, window=3, embed_dim=4,
+                                 embed_scale=0.1)
+        T.fit(m, train, None, epochs=4, lr=0.3, quiet=True)
+        acc = m.evaluate(dev)["tag"]["accuracy"]
+        assert (acc > 98) if columns else (acc < 60), acc
+    assert m.columns == [] and "cue" in repr(T.WindowTagger.build(train, {"tag": 2}, columns={"cue": ("pos", 3)}))
+    m = T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (1, 3)}, loss="word", hidden=16, window=3)
+    assert m.columns[0]["values"] == ["<pad>", "<unk>", "A", "B", "C"] and m.column_tables[0].W.shape == (5, 3)
+    assert m.hidden.W.shape[1] == 3 * (50 + 5 + 3)
+    enc = m.encode([[("w1", "B", "X"), ("w2", "Z", "TB")]])
+    assert enc.feats[0].tolist() == [[0, 3, 1], [3, 1, 0]]       # B, then the unseen Z as <unk>, <pad> at the edges
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    assert m2.columns == m.columns and m2.predict(dev) == m.predict(dev)
+    with pytest.raises(IndexError, match="feature 'cue' reads column 1, but sentence 2 of the data has 1 columns"):
+        m2.predict([[("w1", "A")], [("w2",)]])
+    with pytest.raises(IndexError, match="feature 'cue' reads column 4"):
+        T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (4, 3)})
+
+
 @pytest.mark.parametrize("by_sentence", [False, True])
 def test_batches_cover_every_token_once_and_are_reproducible(by_sentence):
     rng = np.random.default_rng(0)

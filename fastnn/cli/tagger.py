@@ -2,6 +2,7 @@
 
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --out ner.npz
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --task pos=1 --out ner_pos.npz
+    fastnn tagger train --train train.txt --dev dev.txt --task chunk=2 --feature pos=1 --out chunk.npz
     fastnn tagger eval --model ner.npz --data eng.testa --json
     fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred     # then: conlleval < eng.testa.pred
     echo "John Smith visited Paris ." | fastnn tagger predict --model ner.npz --data -
@@ -15,7 +16,7 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
+                caps_dim=5, feature_dim=10, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
                 char_dim=0, char_filters=50, char_width=3, activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
                 bucket=0, embed_scale=0.01,
@@ -45,6 +46,12 @@ def register(sub):
                    help="word vector size (default 50, or the --pretrained file's)")
     g.add_argument("--caps-dim", type=int, default=d["caps_dim"],
                    help="capitalisation feature vector size, 0 = none (default %(default)s)")
+    g.add_argument("--feature", action="append", default=[], metavar="NAME=COL[:DIM]",
+                   help="a feature column: the tags of column COL (an index, or pos/chunk/...) as an input, one "
+                        "learned vector of DIM (default --feature-dim) per tag and window position; eval and predict "
+                        "read the same column; repeatable")
+    g.add_argument("--feature-dim", type=int, default=d["feature_dim"],
+                   help="vector size of a --feature without :DIM (default %(default)s)")
     g.add_argument("--suffix-len", metavar="N[,N...]", default=d["suffix_len"],
                    help="suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) give one "
                         "slot each, sharing one table; 0 = none (default %(default)s)")
@@ -135,8 +142,8 @@ def register(sub):
                                          "task, text lines become word/TAG tokens")
     r.add_argument("--model", required=True, metavar="MODEL.npz")
     r.add_argument("--data", required=True, metavar="FILE",
-                   help="CoNLL file (only its first, word, column is used) or tokenised text, one sentence per line; "
-                        "- reads stdin")
+                   help="CoNLL file (its first, word, column is used, and the model's feature columns) or tokenised "
+                        "text, one sentence per line; - reads stdin")
     r.add_argument("--format", choices=["auto", "conll", "text"], default="auto",
                    help="how --data is laid out; auto: CoNLL when its token lines share one number of fields and "
                         "blank or -DOCSTART- lines separate them, else text (default %(default)s)")
@@ -187,6 +194,31 @@ def _parse_tasks(specs, n_cols, path):
     return tasks
 
 
+def _features(specs, default_dim, n_cols, path, tasks):
+    """{name: (column, dim)} from --feature NAME=COL[:DIM] options."""
+    from fastnn.data.conll import column_index
+    out = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        col, _, dim = rest.partition(":")
+        try:
+            if not sep or not name or name in out:
+                raise ValueError("a new NAME")
+            c = column_index(int(col) if col.isdigit() else col, "--feature")
+            dim = int(dim) if dim else default_dim
+        except ValueError as e:
+            raise CLIError(f"--feature {spec}: expected NAME=COL[:DIM], e.g. pos=1 or pos=pos:10 ({e})") from None
+        if not 1 <= c < n_cols:
+            raise CLIError(f"--feature {spec}: column {c} is not a tag column of {path}, which has {n_cols} columns "
+                           f"(0 = the words)")
+        if c in tasks.values():
+            raise CLIError(f"--feature {spec}: column {c} is the column a --task predicts")
+        if dim < 1:
+            raise CLIError(f"--feature {spec}: the dimension must be >= 1; got {dim}")
+        out[name] = (c, dim)
+    return out
+
+
 def _task_weights(specs, tasks):
     """{name: weight} from --task-weight NAME=W options."""
     out = {}
@@ -228,6 +260,7 @@ def _check_range(args):
               ("--caps-dim", args.caps_dim, 0), ("--suffix-dim", args.suffix_dim, 0),
               ("--prefix-dim", args.prefix_dim, 0), ("--shape-dim", args.shape_dim, 0),
               ("--char-dim", args.char_dim, 0), ("--char-filters", args.char_filters, 1),
+              ("--feature-dim", args.feature_dim, 1),
               ("--min-count", args.min_count, 1)]
     for name, v, low in checks:
         if v < low:
@@ -285,6 +318,11 @@ def run_train(args):
         if missing and not args.quiet:
             print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
                   f"tasks", file=sys.stderr)
+    features = _features(args.feature, args.feature_dim, widths[0], args.train[0], tasks)
+    for path, width in zip(args.train[1:], widths[1:]):
+        missing = [f"{name} (column {c})" for name, (c, _) in features.items() if c >= width]
+        if missing:
+            raise CLIError(f"--train {path} has {width} columns: no column for --feature {', '.join(missing)}")
     train = [s for part in parts for s in part]
     dev = _read(args.dev, "--dev") if args.dev else None
 
@@ -306,7 +344,7 @@ def run_train(args):
 
     try:
         model = T.WindowTagger.build(
-            train, tasks, task_weights=_task_weights(args.task_weight, tasks), scheme=args.scheme,
+            train, tasks, task_weights=_task_weights(args.task_weight, tasks), columns=features, scheme=args.scheme,
             min_count=args.min_count, suffix_len=args.suffix_len,
             suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
             prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
@@ -398,7 +436,8 @@ def run_predict(args):
         try:
             head = list(itertools.islice(src, 1000))
             fmt = conll.detect_format(head) if args.format == "auto" else args.format
-            lines = _predicted_lines(model, conll.read_document(itertools.chain(head, src), fmt, name, "--data"), fmt)
+            items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
+            lines = _predicted_lines(model, items, fmt, name)
             if args.out:
                 from fastnn.io import atomic_write
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
@@ -415,7 +454,7 @@ def run_predict(args):
     return 0
 
 
-def _predicted_lines(model, items, fmt):
+def _predicted_lines(model, items, fmt, name):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
     blank lines are kept."""
@@ -432,8 +471,11 @@ def _predicted_lines(model, items, fmt):
         if not block:
             return
         sentences = [it for it in block if not isinstance(it, str)]
-        pred = model.predict(sentences)
-        cols = [pred[name] for name in model.task_names]
+        try:
+            pred = model.predict(sentences)
+        except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
+            raise CLIError(f"--data {name}: {e}") from None
+        cols = [pred[task] for task in model.task_names]
         k = 0
         for item in block:
             if isinstance(item, str):

@@ -2,7 +2,7 @@
 
 Each token is tagged from a window of tokens centred on it.  Every token of the window contributes the vectors of
 its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffixes and prefixes of
-given lengths and its word shape), concatenated;
+given lengths, its word shape, and the tags of other columns of the file such as POS or chunk tags), concatenated;
 one hidden layer (hard tanh or tanh) maps the window to a hidden vector h; each task has its own affine output layer
 on h giving one score per tag.
 
@@ -279,8 +279,9 @@ def viterbi(scores, offsets, A, start, end):
 
 class TaggerBatch(NamedTuple):
     """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
-    feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None;
-    offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None (independent windows).
+    feature slot of the model (one per suffix length, per prefix length, shape, feature column); targets
+    (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None
+    (independent windows).
     With the character feature: forms (N, window) index the batch's distinct word forms, whose characters are
     chars = (ids (U, T) char ids, 0 past each form's end; lengths (U,)); else both None."""
     words: np.ndarray
@@ -482,6 +483,9 @@ class WindowTagger(Module):
     suffixes : list of str (with "<pad>", "<unk>" first): the suffixes of every length in suffix_len, or None for no
         suffix feature.  prefixes : likewise for prefix_len.  shapes : likewise for the word-shape feature
         (word_shape), or None.
+    columns : feature columns, a list of dicts {"name", "column" (its index in the file), "values" (its tags, "<pad>"
+        and "<unk>" first), "dim" (vector size)}: every window position also gets the vector of its token's tag in
+        that column (e.g. the POS column for a chunker), read from the same column of the data to be tagged.
     word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
     window : odd window size.  embed_dim, caps_dim, suffix_dim, prefix_dim, shape_dim : feature vector sizes.
     suffix_len, prefix_len : letters of the suffix (prefix) feature, or several lengths (e.g. (1, 2, 3)): one slot
@@ -497,7 +501,8 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, word_counts=None,
+    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, columns=(),
+                 word_counts=None,
                  window=5, embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0,
                  shape_dim=0, char_dim=0, char_filters=50, char_width=3, hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
@@ -535,6 +540,12 @@ class WindowTagger(Module):
                              f"chars {'None' if chars is None else 'given'}.")
         if char_dim and not (isinstance(char_filters, numbers.Integral) and char_filters >= 1):
             raise ValueError(f"{where}: 'char_filters' must be an int >= 1; got {char_filters!r}.")
+        columns = [dict(c, values=list(c.get("values", ()))) for c in columns]
+        for c in columns:
+            if not (isinstance(c.get("dim"), numbers.Integral) and c["dim"] >= 1 and isinstance(c.get("column"),
+                    numbers.Integral) and c["column"] >= 1 and c["values"][:2] == [Vocab.PAD, Vocab.UNK]):
+                raise ValueError(f"{where}: a feature column must be {{'name', 'column' >= 1, 'values' starting with "
+                                 f"{Vocab.PAD!r}, {Vocab.UNK!r}, 'dim' >= 1}}; got {c!r}.")
         words = list(words)
         if words[:2] != [Vocab.PAD, Vocab.UNK]:
             raise ValueError(f"{where}: 'words' must start with {Vocab.PAD!r}, {Vocab.UNK!r}; got {words[:2]}.")
@@ -570,21 +581,28 @@ class WindowTagger(Module):
                        if prefixes is not None else None)
         self.shape = (nn.Embedding(len(shapes), shape_dim, rng=rng, dtype=dt, scale=embed_scale)
                       if shapes is not None else None)
-        # the optional per-token feature slots, in the order of TaggerBatch.feats: (vocab, word -> string, table)
+        # the optional per-token feature slots, in the order of TaggerBatch.feats: (vocab, column read,
+        # cell -> string, table); the feature columns' slots are added below
         self._features = (
-            [(self.suffix_vocab, functools.partial(word_suffix, n=n), self.suffix) for n in suffix_len
+            [(self.suffix_vocab, 0, functools.partial(word_suffix, n=n), self.suffix) for n in suffix_len
              if self.suffix is not None]
-            + [(self.prefix_vocab, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
+            + [(self.prefix_vocab, 0, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
                if self.prefix is not None]
-            + [(self.shape_vocab, word_shape, self.shape)] * (self.shape is not None))
+            + [(self.shape_vocab, 0, word_shape, self.shape)] * (self.shape is not None))
         self.char_cnn = (nn.CharCNN(len(chars), char_dim, char_filters, char_width, rng=rng, dtype=dt,
                                     scale=embed_scale) if chars is not None else None)
         n_chars_out = char_filters if chars is not None else 0
-        n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features) + n_chars_out)
+        n_in = window * (embed_dim + caps_dim + sum(f[3].W.shape[1] for f in self._features) + n_chars_out
+                         + sum(c["dim"] for c in columns))
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
         self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
                             else None)
+        # one table per feature column, drawn last so that the other parameters start as in a model without them
+        self.columns = columns
+        self.column_tables = [nn.Embedding(len(c["values"]), c["dim"], rng=rng, dtype=dt, scale=embed_scale)
+                              for c in columns]
+        self._features += [(Vocab(c["values"]), c["column"], str, t) for c, t in zip(columns, self.column_tables)]
         self.drop_in = nn.Dropout(dropout, rng=np.random.default_rng([seed, 1]))
         self.drop_hidden = nn.Dropout(hidden_dropout, rng=np.random.default_rng([seed, 2]))
         self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
@@ -593,10 +611,12 @@ class WindowTagger(Module):
     @classmethod
     def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
               prefix_dim=0, shape_dim=0, char_dim=0, feature_min_count=1, extra_words=(), task_weights=None,
-              **kwargs):
+              columns=None, **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
-        tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme :
+        tasks : {name: column index or name}.  columns : {name: (column index or name, dim)}, feature columns whose
+        tags are read as inputs (their values are those of the training data).  task_weights : {name: weight of its
+        loss} (others 1).  scheme :
         training encoding of chunk tasks ("iobes", "iob2", or "file" to keep the file's).  min_count : words seen
         fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained
         vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  Other keywords go to the
@@ -625,6 +645,15 @@ class WindowTagger(Module):
             vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme, "weight": task_weights.get(name, 1.0)})
+        col_specs = []
+        for name, (col, dim) in (columns or {}).items():
+            c = conll.column_index(col, where)
+            if not 1 <= c < n_cols or any(len(s[0]) <= c for s in sentences):
+                raise IndexError(f"{where}: feature {name!r} reads column {c}, which every training sentence must "
+                                 f"have (and not the words, column 0); the training data has "
+                                 f"{min(len(s[0]) for s in sentences)} to {n_cols} columns.")
+            values = Vocab.build(conll.column(sentences, c), specials=(Vocab.PAD, Vocab.UNK)).words
+            col_specs.append({"name": name, "column": c, "values": values, "dim": int(dim)})
         lower = kwargs.get("lowercase", True)
         norm = ([normalize(r[0], lower) for r in s] for s in sentences)
         wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
@@ -644,16 +673,16 @@ class WindowTagger(Module):
         chars = (Vocab.build(([c for r in s for c in word_chars(r[0])] for s in sentences),
                              specials=(Vocab.PAD, Vocab.UNK)).words if char_dim else None)
         return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes, chars=chars,
-                   word_counts=wv.counts.tolist(), suffix_len=suffix_len, suffix_dim=suffix_dim if suffixes else 0,
-                   prefix_len=prefix_len, prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim,
-                   char_dim=char_dim, **kwargs)
+                   columns=col_specs, word_counts=wv.counts.tolist(), suffix_len=suffix_len,
+                   suffix_dim=suffix_dim if suffixes else 0, prefix_len=prefix_len,
+                   prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, char_dim=char_dim, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
                     prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
-                    chars=None if self.char_vocab is None else self.char_vocab.words,
+                    chars=None if self.char_vocab is None else self.char_vocab.words, columns=self.columns,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
     @property
@@ -680,8 +709,13 @@ class WindowTagger(Module):
         wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]
         cid = conll.encode_caps(sentences, col=0)
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
-        feats = tuple(conll.windows([vocab.encode([fn(r[0]) for r in s]) for s in sentences], window=w,
-                                    pad_word_id=0)[0] for vocab, fn, _ in self._features)
+        for c in self.columns:
+            short = next((i for i, s in enumerate(sentences) if len(s[0]) <= c["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: feature {c['name']!r} reads column {c['column']}, but sentence {short + 1} "
+                                 f"of the data has {len(sentences[short][0])} columns.")
+        feats = tuple(conll.windows([vocab.encode([fn(r[col]) for r in s]) for s in sentences], window=w,
+                                    pad_word_id=0)[0] for vocab, col, fn, _ in self._features)
         forms = chars = None
         if self.char_cnn is not None:
             index = {None: 0}                          # form 0 stands for the window padding past sentence edges
@@ -742,7 +776,7 @@ class WindowTagger(Module):
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
-        for (_, _, table), ids in zip(self._features, batch.feats):
+        for (_, _, _, table), ids in zip(self._features, batch.feats):
             parts.append(table(ids))
         if self.char_cnn is not None:
             by_form = self.char_cnn(*batch.chars)                          # (distinct forms, char_filters)
@@ -848,12 +882,12 @@ class WindowTagger(Module):
         """
         where = "WindowTagger.evaluate"
         sentences = conll.as_rows(sentences, where, tokens=False)
+        pred = self.predict(sentences, encoded)          # (checks the feature columns first)
         for t in self.tasks:
             short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
             if short is not None:
                 raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                  f"{len(short[0])} columns.")
-        pred = self.predict(sentences, encoded)
         out = {}
         for k, t in enumerate(self.tasks):
             gold = conll.column(sentences, t["column"])
@@ -905,6 +939,7 @@ class WindowTagger(Module):
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
         sfx += f", prefix{c['prefix_len']}={c['prefix_dim']}" if self.prefix is not None else ""
         sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
+        sfx += "".join(f", {f['name']}=col{f['column']}:{f['dim']}" for f in self.columns)
         sfx += (f", chars={c['char_dim']}x{c['char_filters']}/{c['char_width']}" if self.char_cnn is not None
                 else "")
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
@@ -985,8 +1020,9 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     pfx = [Vocab.PAD, Vocab.UNK, "c"] if suffix else None
     shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
     chars = [Vocab.PAD, Vocab.UNK, "a", "b", "c"] if suffix else None
-    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, window=3, embed_dim=3,
-                     caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
+    cols = [{"name": "pos", "column": 1, "values": [Vocab.PAD, Vocab.UNK, "NN", "VB"], "dim": 2}] if suffix else ()
+    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, columns=cols, window=3,
+                     embed_dim=3, caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      char_dim=2 if suffix else 0, char_filters=3, hidden=4, activation="tanh", loss=loss,
                      embed_scale=1.0, seed=seed, dtype="float64")
@@ -1008,13 +1044,14 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
         spelled = (np.array([[0, 0, 0], [2, 3, 4], [4, 0, 0], [1, 2, 2]]), np.array([1, 3, 1, 3]))
     batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
                         (rng.integers(0, 4, (N, 3)), rng.integers(0, 4, (N, 3)), rng.integers(0, 3, (N, 3)),
-                         rng.integers(0, 5, (N, 3))) if suffix else (), targets,
+                         rng.integers(0, 5, (N, 3)), rng.integers(0, 4, (N, 3))) if suffix else (), targets,
                         offsets if loss == "sentence" else None, forms, spelled)
     return m, batch
 
 
 def _case(loss, n_tasks, suffix=False):
-    """suffix=True adds the suffix (two lengths, one shared table), prefix, shape and character features."""
+    """suffix=True adds the suffix (two lengths, one shared table), prefix, shape, feature-column and character
+    features."""
     def build(rng):
         m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
         return (lambda: m.loss(batch)), m.parameters()
