@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastnn.data import conll as C
+from fastnn.data import features as F
 from fastnn.data.tags import chunks
 from tests.conftest import data_path
 
@@ -71,13 +72,6 @@ def test_write_conll_roundtrip(tmp_path, sample):
         C.write_conll(out, s, [pred[:1]])
 
 
-def test_features():
-    assert C.normalize_word("1996-08-22") == "0000-00-00" and C.normalize_word("EU") == "eu"
-    got = [C.caps_feature(w) for w in ["rejects", "Peter", "EU", "McDonald", "1996", ",", "U.S.", "a1", "iPod"]]
-    assert got == [C.CAPS_LOWER, C.CAPS_FIRST, C.CAPS_ALL, C.CAPS_HAS, C.CAPS_NONE, C.CAPS_NONE, C.CAPS_ALL,
-                   C.CAPS_LOWER, C.CAPS_HAS]
-
-
 def test_vocab_and_encoding(sample):
     s = C.read_conll(sample)
     v = C.word_vocab(s, extra_words=["zebra", "eu"])
@@ -90,7 +84,7 @@ def test_vocab_and_encoding(sample):
     assert tv.words[:2] == ["I-PER", "O"] and tv.unk_id is None      # ties by name
     t = C.encode_tags(s, tv, "ner")
     assert tv.decode(t[1]) == ["I-PER", "I-PER"]
-    assert C.encode_caps(s)[0].tolist() == [C.CAPS_ALL, C.CAPS_LOWER, C.CAPS_FIRST]
+    assert C.encode_caps(s)[0].tolist() == [F.CAPS_ALL, F.CAPS_LOWER, F.CAPS_FIRST]
 
 
 def test_windows():

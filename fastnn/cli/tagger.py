@@ -239,7 +239,7 @@ def _task_weights(specs, tasks):
 
 def _lengths(text, option):
     """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len, checked by its rule)."""
-    from fastnn.models.tagger import affix_lengths
+    from fastnn.data.features import affix_lengths
     try:
         values = [int(x) for x in text.split(",")]
     except ValueError:
@@ -304,6 +304,7 @@ def _load_model(path):
 
 def run_train(args):
     from fastnn import io
+    from fastnn.data.vectors import init_pretrained, load_pretrained
     from fastnn.models import tagger as T
 
     _check_range(args)
@@ -331,7 +332,7 @@ def run_train(args):
     if args.pretrained:
         existing_file(args.pretrained)
         try:
-            pre_words, pre_vecs = T.load_pretrained(args.pretrained, lowercase=not args.keep_case)
+            pre_words, pre_vecs = load_pretrained(args.pretrained, lowercase=not args.keep_case)
         except ValueError as e:
             raise CLIError(f"--pretrained: {e}") from None
         if embed_dim is None:
@@ -356,7 +357,7 @@ def run_train(args):
     except (ValueError, IndexError) as e:
         raise CLIError(str(e)) from None
     if pre_vecs is not None:
-        n = T.init_pretrained(model, pre_words, pre_vecs)
+        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs)
         if not args.quiet:
             print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}", file=sys.stderr)
     if dev is not None:

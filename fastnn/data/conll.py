@@ -4,14 +4,15 @@ A file holds one token per line with whitespace-separated columns, blank lines b
 "-DOCSTART-" lines between documents (skipped; they end the current sentence).  A sentence is a list of token rows,
 each a tuple of column strings.
 
-Preprocessing follows Collobert et al. 2011: the word feature is the lowercased word with every digit replaced by
-"0"; the capitalisation feature has five values (CAPS_*); sentences are padded at both edges with PAD symbols so
-that every token has a full window; unknown words map to <unk>.
+Preprocessing follows Collobert et al. 2011 (the features themselves are in fastnn.data.features): the word feature
+is the lowercased word with every digit replaced by "0"; the capitalisation feature has five values; sentences are
+padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
 import os
 
 import numpy as np
 
+from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import _open_text, atomic_write_text
 from fastnn.data.vocab import Vocab
 
@@ -20,11 +21,6 @@ COLUMNS = {"word": 0, "pos": 1, "chunk": 2, "ner": 3}
 TASKS = {"conll2003": ("word", "pos", "chunk", "ner"), "conll2000": ("word", "pos", "chunk")}
 DOCSTART = "-DOCSTART-"
 
-# Capitalisation feature values; CAPS_PAD is the padding symbol, N_CAPS the size of the feature's lookup table.
-CAPS_LOWER, CAPS_FIRST, CAPS_ALL, CAPS_HAS, CAPS_NONE, CAPS_PAD = range(6)
-N_CAPS = 6
-
-_DIGITS = str.maketrans("0123456789", "0000000000")
 
 
 def column_index(col, where="column_index"):
@@ -223,26 +219,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
         yield cur
 
 
-# ---- Collobert et al. features --------------------------------------------------------------------------------
-
-def normalize_word(word):
-    """Lowercase, every ASCII digit -> "0" (so "1996-08-22" -> "0000-00-00")."""
-    return word.lower().translate(_DIGITS)
-
-
-def caps_feature(word):
-    """Capitalisation class: CAPS_NONE (no letters), CAPS_LOWER, CAPS_ALL, CAPS_FIRST (only the first letter
-    character is upper case, e.g. "Paris"), else CAPS_HAS (e.g. "McDonald", "iPod")."""
-    if word.islower():
-        return CAPS_LOWER
-    if word.isupper():
-        return CAPS_ALL
-    if not any(c.isalpha() for c in word):
-        return CAPS_NONE
-    if word[0].isupper() and not any(c.isupper() for c in word[1:]):
-        return CAPS_FIRST
-    return CAPS_HAS
-
+# ---- Collobert et al. features as ids, and windows -----------------------------------------------------------
 
 def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
     """Vocabulary of normalised training words: <pad> (id 0), <unk> (id 1), then words with count >= min_count by

@@ -1,9 +1,11 @@
 """Word vectors in word2vec's text format: a header line "n_words dim", then one "word v1 ... vd" line per word;
-read also without the header line (GloVe's files)."""
+read also without the header line (GloVe's files).  Pretrained vectors for a model's word table: load_pretrained
+normalises the file's words as the tagger's word feature, init_pretrained copies them into a table."""
 import os
 
 import numpy as np
 
+from fastnn.data.features import normalize
 from fastnn.data.text import _open_text, atomic_write_text
 
 
@@ -110,3 +112,28 @@ def write_vectors(path, words, vectors):
     out = [f"{len(words)} {vectors.shape[1]}\n"]
     out.extend(w + " " + " ".join(["%.9g" % v for v in row]) + "\n" for w, row in zip(words, rows))
     atomic_write_text(path, "".join(out))
+
+
+def load_pretrained(path, lowercase=True):
+    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
+    (features.normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
+    words, vecs = read_vectors(path)
+    seen = {}
+    for i, w in enumerate(words):
+        seen.setdefault(normalize(w, lowercase), i)
+    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+    return list(seen), vecs[keep]
+
+
+def init_pretrained(table, vocab, words, vectors):
+    """Copy pretrained `vectors` (rows for `words`) into `table` (len(vocab), dim), in place, at the row of every
+    word of `vocab` they cover; returns how many rows were copied.  The dimensions must match (ValueError)."""
+    if vectors.shape[1] != table.shape[1]:
+        raise ValueError(f"init_pretrained: the vectors must have the table's dimension {table.shape[1]}; got "
+                         f"{vectors.shape[1]}. Build the model with embed_dim={vectors.shape[1]}.")
+    index = {w: i for i, w in enumerate(words)}
+    pairs = [(vocab.index(w), index[w]) for w in vocab.words if w in index]
+    if pairs:
+        rows, src = map(np.array, zip(*pairs))
+        table[rows] = vectors[src]
+    return len(pairs)

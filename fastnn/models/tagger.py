@@ -40,263 +40,29 @@ import numpy as np
 from fastnn import nn
 from fastnn.data import conll
 from fastnn.data import tags as tagging
+from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
+from fastnn.data.tags import detect_scheme, is_chunk_tag, recode
 from fastnn.data.vocab import Vocab
-from fastnn.graph import Module, Node, Param
+from fastnn.graph import Module
 from fastnn.metrics import conll_f1
+from fastnn.nn.crf import Transitions, sentence_nll, viterbi
 
-__all__ = ["WindowTagger", "Transitions", "TaggerBatch", "WindowBatches", "sentence_nll", "viterbi",
-           "detect_scheme", "load_pretrained", "gradcheck_cases"]
+__all__ = ["WindowTagger", "TaggerBatch", "WindowBatches", "main_score", "gradcheck_cases"]
 
 LOSSES = ("word", "sentence")
 ACTIVATIONS = ("hardtanh", "tanh")
 TRAIN_SCHEMES = ("iobes", "iob2", "file")
 
 
-# ---- tag encodings -----------------------------------------------------------------------------------------------
-
-def _is_chunk_tag(t):
-    p, typ = tagging.split_tag(t)
-    return t == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
-
-
-def detect_scheme(tag_sentences):
-    """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
-
-    S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
-    IOB2 (which B-X at every chunk start also satisfies).
-    """
-    seen_iob1 = seen_b = False
-    for s in tag_sentences:
-        prev, prev_typ = "O", ""
-        for t in s:
-            if not _is_chunk_tag(t):
-                return None
-            p, typ = tagging.split_tag(t)
-            if p in "SE":
-                return "iobes"
-            if p == "I" and (prev == "O" or prev_typ != typ):
-                seen_iob1 = True
-            seen_b = seen_b or p == "B"
-            prev, prev_typ = p, typ
-    if seen_iob1:
-        return "iob1"
-    return "iob2" if seen_b else "iob1"
-
-
-def _recode(tag_sentences, src, dst):
-    if src is None or src == dst:
-        return [list(s) for s in tag_sentences]
-    return [tagging.convert(list(s), src, dst) for s in tag_sentences]
-
-
-# ---- the sentence-level log-likelihood ---------------------------------------------------------------------------
-
-class Transitions(Module):
-    """Tag-transition scores of the sentence-level log-likelihood: A (K, K) (A[i, j]: tag i followed by tag j), start
-    (K,) and end (K,) scores, all starting at zero and without weight decay."""
-
-    def __init__(self, n_tags, *, dtype=np.float32):
-        self.A = Param("A", np.zeros((n_tags, n_tags), dtype=dtype), decay=False)
-        self.start = Param("start", np.zeros(n_tags, dtype=dtype), decay=False)
-        self.end = Param("end", np.zeros(n_tags, dtype=dtype), decay=False)
-
-    def __repr__(self):
-        return f"Transitions({self.A.shape[0]} tags, dtype={self.A.dtype})"
-
-
-def _padded(offsets):
-    """(S, T, flat index of each token in the (S*T,) padded layout, mask (S, T), lengths)."""
-    lengths = np.diff(offsets)
-    S = len(lengths)
-    T = int(lengths.max()) if S else 0
-    sent = np.repeat(np.arange(S), lengths)
-    t = np.arange(offsets[-1] - offsets[0]) - (offsets[:-1] - offsets[0])[sent]
-    mask = np.arange(T)[None, :] < lengths[:, None]
-    return S, T, sent * T + t, mask, lengths
-
-
-def _check_offsets(offsets, n, where):
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 1):
-        raise ValueError(f"{where}: 'offsets' must be increasing sentence boundaries from 0 to {n} (every sentence "
-                         f"non-empty); got {offsets[:6]}{'...' if len(offsets) > 6 else ''}.")
-    return offsets
-
-
-def _forward_backward(E, A, start, end, offsets):
-    """Scaled forward-backward in float64 over a batch of sentences.
-
-    E (N, K) emission scores of the tokens (sentences concatenated, boundaries `offsets`).  Returns (logZ (S,),
-    node marginals (N, K), expected transition counts (K, K), start marginals (K,), end marginals (K,)).
-    The recursions run in probability space, with each token's scores shifted by their max and alpha renormalised at
-    every step (the shifts and scales are added back into log Z), so nothing overflows.
-    """
-    N, K = E.shape
-    S, T, flat, mask, lengths = _padded(offsets)
-    shift = E.max(axis=1)
-    P = np.zeros((S * T, K))
-    P[flat] = np.exp(E - shift[:, None])
-    P = P.reshape(S, T, K)                                # exp(E - max) per token, zero at padding
-    a_max = A.max()
-    expA = np.exp(A - a_max)
-    last = offsets[1:] - 1
-    alpha = np.zeros((S, T, K))
-    logc = np.zeros((S, T))
-    a = np.exp(start - start.max())[None, :] * P[:, 0]
-    c = a.sum(axis=1)
-    alpha[:, 0] = a / c[:, None]
-    logc[:, 0] = np.log(c)
-    for t in range(1, T):
-        a = (alpha[:, t - 1] @ expA) * P[:, t]
-        c = a.sum(axis=1)
-        live = mask[:, t]
-        c = np.where(live, c, 1.0)
-        alpha[:, t] = np.where(live[:, None], a / c[:, None], alpha[:, t - 1])
-        logc[:, t] = np.log(c)
-    idx = np.arange(S)
-    expEnd = np.exp(end - end.max())
-    a_last = alpha[idx, lengths - 1]
-    zend = a_last @ expEnd
-    # log Z = shifts + transition shifts + log of the scaled sums
-    sent_shift = np.add.reduceat(shift, offsets[:-1]) if N else np.zeros(0)
-    logZ = (logc.sum(axis=1) + np.log(zend) + sent_shift + (lengths - 1) * a_max + start.max() + end.max())
-    # beta, scaled with the same constants as alpha: beta_t = expA @ (P_{t+1} * beta_{t+1}) / c_{t+1}
-    beta = np.zeros((S, T, K))
-    beta[idx, lengths - 1] = expEnd[None, :] / zend[:, None]
-    c_all = np.exp(logc)
-    for t in range(T - 2, -1, -1):
-        live = mask[:, t + 1]
-        b = (P[:, t + 1] * beta[:, t + 1]) @ expA.T / c_all[:, t + 1][:, None]
-        beta[:, t] = np.where(live[:, None], b, beta[:, t])
-    # node marginals: alpha_t * beta_t (normalised by construction)
-    marg = (alpha * beta).reshape(S * T, K)[flat]
-    # pairwise: alpha_{t-1}[i] expA[i, j] P_t[j] beta_t[j] / c_t, summed over live t >= 1
-    if T > 1:
-        w = (P[:, 1:] * beta[:, 1:]) / c_all[:, 1:, None]
-        w *= mask[:, 1:, None]
-        trans = np.einsum("sti,stj->ij", alpha[:, :-1], w) * expA
-    else:
-        trans = np.zeros((K, K))
-    return logZ, marg, trans, marg[offsets[:-1]], marg[last]
-
-
-def sentence_nll(scores, tags, offsets, transitions, reduction="tokens"):
-    """The sentence-level negative log-likelihood (Collobert et al. 2011, section 3.4.2): a scalar Node.
-
-    Parameters
-    ----------
-    scores : Node or array (N, K): the network's tag scores for N tokens, sentences concatenated.
-    tags : (N,) int gold tags.  offsets : (S + 1,) sentence boundaries (0 ... N).
-    transitions : a Transitions module (its A, start, end receive gradients).
-    reduction : "tokens" (sum over sentences / N, the default), "sentences" (mean per sentence) or "sum".
-
-    The forward-backward runs in float64 whatever the parameters' dtype; gradients are cast back.
-    """
-    where = "sentence_nll"
-    scores = nn.as_node(scores)
-    E = scores.value
-    if E.ndim != 2:
-        raise ValueError(f"{where}: 'scores' must be 2-D (tokens, tags); got shape {E.shape}.")
-    N, K = E.shape
-    if transitions.A.shape != (K, K):
-        raise ValueError(f"{where}: the transitions must be for {K} tags; got {transitions.A.shape[0]}.")
-    y = np.asarray(tags, dtype=np.int64).ravel()
-    if y.shape != (N,) or (N and (y.min() < 0 or y.max() >= K)):
-        raise ValueError(f"{where}: 'tags' must be {N} ints in [0, {K}); got shape {y.shape}.")
-    offsets = _check_offsets(offsets, N, where)
-    denom = {"tokens": N, "sentences": len(offsets) - 1, "sum": 1}.get(reduction)
-    if denom is None:
-        raise ValueError(f"{where}: 'reduction' must be 'tokens', 'sentences' or 'sum'; got {reduction!r}.")
-    A, st, en = transitions.A, transitions.start, transitions.end
-    E64 = np.asarray(E, dtype=np.float64)
-    A64, s64, e64 = (np.asarray(p.value, dtype=np.float64) for p in (A, st, en))
-    logZ, marg, trans, m_first, m_last = _forward_backward(E64, A64, s64, e64, offsets)
-    first, last = offsets[:-1], offsets[1:] - 1
-    inner = np.ones(N, dtype=bool)
-    inner[first] = False                                  # tokens with a predecessor in their sentence
-    gold = (E64[np.arange(N), y].sum() + A64[y[:-1][inner[1:]], y[1:][inner[1:]]].sum()
-            + s64[y[first]].sum() + e64[y[last]].sum())
-    value = np.asarray((logZ.sum() - gold) / denom, dtype=E.dtype)
-    dt = A.dtype
-
-    def backward(g):
-        c = float(g) / denom
-        if scores.requires_grad:
-            dE = marg.copy()
-            dE[np.arange(N), y] -= 1.0
-            scores.add_grad((dE * c).astype(E.dtype, copy=False))
-        if A.trainable:
-            dA = trans.copy()
-            np.add.at(dA, (y[:-1][inner[1:]], y[1:][inner[1:]]), -1.0)
-            A.add_grad((dA * c).astype(dt))
-        if st.trainable:
-            ds = m_first.sum(axis=0)
-            np.add.at(ds, y[first], -1.0)
-            st.add_grad((ds * c).astype(dt))
-        if en.trainable:
-            de = m_last.sum(axis=0)
-            np.add.at(de, y[last], -1.0)
-            en.add_grad((de * c).astype(dt))
-
-    return Node(value, (scores,), backward, "sentence_nll", requires_grad=True)
-
-
-def viterbi(scores, offsets, A, start, end):
-    """The best tag path of every sentence under the sentence-level score: (N,) int64 tags.
-
-    scores (N, K) tag scores (sentences concatenated, boundaries `offsets`); A (K, K), start (K,), end (K,) arrays.
-    """
-    E = np.asarray(scores, dtype=np.float64)
-    N, K = E.shape
-    offsets = _check_offsets(offsets, N, "viterbi")
-    A = np.asarray(A, dtype=np.float64)
-    S, T, flat, mask, lengths = _padded(offsets)
-    Ep = np.zeros((S * T, K))
-    Ep[flat] = E
-    Ep = Ep.reshape(S, T, K)
-    delta = start[None, :] + Ep[:, 0]
-    back = np.zeros((S, T, K), dtype=np.int64)
-    for t in range(1, T):
-        cand = delta[:, :, None] + A[None]                # (S, from, to)
-        arg = cand.argmax(axis=1)
-        best = np.take_along_axis(cand, arg[:, None, :], axis=1)[:, 0] + Ep[:, t]
-        live = mask[:, t]
-        back[:, t] = arg
-        delta = np.where(live[:, None], best, delta)
-    path = np.zeros((S, T), dtype=np.int64)
-    cur = (delta + np.asarray(end, dtype=np.float64)[None, :]).argmax(axis=1)
-    idx = np.arange(S)
-    for t in range(T - 1, -1, -1):
-        live = t < lengths
-        path[:, t] = np.where(live, cur, 0)
-        if t > 0:
-            # step back only where position t is inside the sentence (its backpointer is real)
-            cur = np.where(live, back[idx, t, cur], cur)
-    return path.reshape(S * T)[flat]
-
-
 # ---- batches -----------------------------------------------------------------------------------------------------
 
 class TaggerBatch(NamedTuple):
-    """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
-    feature slot of the model (one per suffix length, per prefix length, shape, feature column); targets
-    (N, n_tasks) or None; offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None
-    (independent windows).
-    With the character feature: forms (N, window) index the batch's distinct word forms, whose characters are
-    chars = (ids (U, T) char ids, 0 past each form's end; lengths (U,)); else both None."""
-    words: np.ndarray
-    caps: np.ndarray
-    feats: tuple
-    targets: np.ndarray
-    offsets: np.ndarray
-    forms: np.ndarray = None
-    chars: tuple = None
-
-
-class Encoded(NamedTuple):
-    """A corpus turned into windows: words, caps (N, window) int64, feats (tuple of (N, window) int64), targets
-    (N, n_tasks) or None, offsets (S + 1,); with the character feature, forms (N, window) index the corpus's
-    distinct word forms and chars = (ids (F, T), lengths (F,)) spells them (else both None)."""
+    """Windows of feature ids for N tokens, of a whole corpus (encode) or of a training batch (batch()): words, caps
+    (N, window) int64; feats, a tuple with one (N, window) int64 array per optional feature slot of the model (one per
+    suffix length, per prefix length, shape, feature column); targets (N, n_tasks) or None; offsets (S + 1,) sentence
+    boundaries (a corpus, or a batch of whole sentences for the sentence-level loss) or None (independent windows).
+    With the character feature, forms (N, window) index the distinct word forms of these windows and chars = (ids
+    (F, T) char ids, 0 past each form's end; lengths (F,)) spells them; else both None."""
     words: np.ndarray
     caps: np.ndarray
     feats: tuple
@@ -306,7 +72,7 @@ class Encoded(NamedTuple):
     chars: tuple = None
 
     def batch(self, rows=None, sentences=None):
-        """The TaggerBatch of token `rows`, or of whole `sentences` (with their offsets)."""
+        """The TaggerBatch of token `rows` (offsets None), or of whole `sentences` (with their offsets)."""
         if sentences is not None:
             lo, hi = self.offsets[sentences], self.offsets[np.asarray(sentences) + 1]
             lengths = hi - lo
@@ -412,59 +178,6 @@ class _BatchPlan:
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
-
-def normalize(word, lowercase=True):
-    """The word feature: Collobert et al.'s lowercased word with digits -> "0" (conll.normalize_word), or with
-    lowercase=False only the digits replaced (case then also reaches the word vectors, besides the caps feature)."""
-    return conll.normalize_word(word) if lowercase else word.translate(conll._DIGITS)
-
-
-def word_suffix(word, n):
-    """The last n letters of the normalised word (the whole word when shorter)."""
-    return conll.normalize_word(word)[-n:]
-
-
-def word_prefix(word, n):
-    """The first n letters of the normalised word (the whole word when shorter)."""
-    return conll.normalize_word(word)[:n]
-
-
-def affix_lengths(value, name, where):
-    """A suffix_len / prefix_len value (an int, 0 = none, or a sequence of ints >= 1) as a tuple of lengths."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{where}: '{name}' must be >= 0; got {value!r}.")
-        return (int(value),) if value else ()
-    try:
-        lengths = tuple(value)
-    except TypeError:
-        lengths = None
-    if lengths is None or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
-                                  for n in lengths) or len(set(lengths)) != len(lengths):
-        raise ValueError(f"{where}: '{name}' must be an int >= 0 or distinct ints >= 1; got {value!r}.")
-    return tuple(int(n) for n in lengths)
-
-
-MAX_CHARS = 20
-
-
-def word_chars(word):
-    """The characters the character feature reads: the word with digits -> "0", case kept; a word longer than
-    MAX_CHARS keeps its first and last MAX_CHARS // 2 (its prefix and suffix carry the clues)."""
-    w = normalize(word, lowercase=False)
-    return w if len(w) <= MAX_CHARS else w[:MAX_CHARS // 2] + w[-(MAX_CHARS // 2):]
-
-
-def word_shape(word):
-    """The word's shape: upper-case letters -> "X", lower-case -> "x", digits -> "d", other characters kept, runs of
-    one class collapsed ("age-defying" -> "x-x", "10-round" -> "d-x", "T.O'Gorman" -> "X.X'Xx", "1,874" -> "d,d")."""
-    out = []
-    for ch in word:
-        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
-        if not out or out[-1] != c or c not in "Xxd":
-            out.append(c)
-    return "".join(out)
-
 
 def _stored_lengths(lengths):
     """Config form of affix lengths: an int for none or one (as older model files have it), else a list."""
@@ -574,7 +287,7 @@ class WindowTagger(Module):
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
         self.embed.W.trainable = not freeze_embeddings
-        self.caps = nn.Embedding(conll.N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
+        self.caps = nn.Embedding(N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
         self.suffix = (nn.Embedding(len(suffixes), suffix_dim, rng=rng, dtype=dt, scale=embed_scale)
                        if suffixes is not None else None)
         self.prefix = (nn.Embedding(len(prefixes), prefix_dim, rng=rng, dtype=dt, scale=embed_scale)
@@ -642,7 +355,7 @@ class WindowTagger(Module):
             gold = conll.column([s for s in sentences if len(s[0]) > c], c)      # the sentences labelled for it
             file_scheme = detect_scheme(gold)
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
-            vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
+            vocab = Vocab.build(recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme, "weight": task_weights.get(name, 1.0)})
         col_specs = []
@@ -740,7 +453,7 @@ class WindowTagger(Module):
                 raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
                 if t["file_scheme"] is not None:
                     self._check_chunk_tags(raw, t, where)
-                gold = _recode(raw, t["file_scheme"], t["scheme"])
+                gold = recode(raw, t["file_scheme"], t["scheme"])
                 index = self._tag_index[k]
                 flat = [tag for s in gold for tag in s]
                 try:
@@ -755,13 +468,13 @@ class WindowTagger(Module):
                                      f"{', ...' if len(t['tags']) > 12 else ''}). Training targets must be tags "
                                      f"of the model; evaluate() scores any file, counting such tags as errors.") \
                         from None
-        return Encoded(words, caps, feats, tgt, offsets, forms, chars)
+        return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
         """WindowBatches over training data: by window (word loss) or by sentence (sentence loss).  Sentences may
         lack some tasks' columns (encode(partial=True)); those labelled for no task are left out."""
         enc = sentences_or_encoded
-        if not isinstance(enc, Encoded):
+        if not isinstance(enc, TaggerBatch):
             cols = [t["column"] for t in self.tasks]
             enc = self.encode([s for s in enc if len(s[0]) > min(cols)], partial=True)
         rare = None
@@ -844,7 +557,7 @@ class WindowTagger(Module):
                 out.append(s.argmax(axis=1))
             else:
                 tr = self.transitions[k]
-                out.append(_viterbi_chunked(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
+                out.append(viterbi(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
         return out
 
     def predict(self, sentences, encoded=None):
@@ -855,7 +568,7 @@ class WindowTagger(Module):
         encoded : self.encode(sentences) if already computed.
         """
         sentences = conll.as_rows(sentences, "WindowTagger.predict")
-        if any(not s for s in sentences):              # an empty sentence has no tags: tag the others
+        if not sentences or any(not s for s in sentences):     # an empty sentence has no tags: tag the others
             kept = [s for s in sentences if s]
             pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
             return {name: _refill(p, sentences) for name, p in pred.items()}
@@ -864,7 +577,7 @@ class WindowTagger(Module):
         for t, ids in zip(self.tasks, self.predict_ids(enc)):
             names = np.asarray(t["tags"], dtype=object)[ids]
             sents = [list(names[enc.offsets[i]:enc.offsets[i + 1]]) for i in range(len(enc.offsets) - 1)]
-            out[t["name"]] = _recode(sents, t["scheme"], t["file_scheme"])
+            out[t["name"]] = recode(sents, t["scheme"], t["file_scheme"])
         return out
 
     def evaluate(self, sentences, encoded=None):
@@ -907,7 +620,7 @@ class WindowTagger(Module):
 
     @staticmethod
     def _check_chunk_tags(gold, task, where):
-        bad = next((x for s in gold for x in s if not _is_chunk_tag(x)), None)
+        bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
         if bad is not None:
             raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
                              f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
@@ -916,7 +629,7 @@ class WindowTagger(Module):
     def _unseen(self, gold, k):
         """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
         t, index = self.tasks[k], self._tag_index[k]
-        coded = _recode(gold, t["file_scheme"], t["scheme"])
+        coded = recode(gold, t["file_scheme"], t["scheme"])
         tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
         for s in coded:
             miss = [tag not in index for tag in s]
@@ -958,57 +671,6 @@ def _refill(pred, sentences):
     return [next(it) if s else [] for s in sentences]
 
 
-def _viterbi_chunked(scores, offsets, A, start, end, max_tokens=20000):
-    """viterbi() over a large corpus, a block of sentences at a time (sorted by length to keep padding small)."""
-    out = np.empty(len(scores), dtype=np.int64)
-    lengths = np.diff(offsets)
-    order = np.argsort(lengths, kind="stable")
-    i = 0
-    while i < len(order):
-        j = i
-        n = 0
-        while j < len(order) and n < max_tokens:
-            n += lengths[order[j]]
-            j += 1
-        sel = order[i:j]
-        rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in sel])
-        offs = np.zeros(len(sel) + 1, dtype=np.int64)
-        np.cumsum(lengths[sel], out=offs[1:])
-        out[rows] = viterbi(scores[rows], offs, A, start, end)
-        i = j
-    return out
-
-
-# ---- pretrained vectors ------------------------------------------------------------------------------------------
-
-def load_pretrained(path, lowercase=True):
-    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
-    (normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
-    from fastnn.data.vectors import read_vectors
-
-    words, vecs = read_vectors(path)
-    seen = {}
-    for i, w in enumerate(words):
-        seen.setdefault(normalize(w, lowercase), i)
-    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
-    return list(seen), vecs[keep]
-
-
-def init_pretrained(model, words, vectors):
-    """Copy pretrained vectors into the model's word table for every vocabulary word they cover; returns the count.
-    The dimensions must match (ValueError)."""
-    W = model.embed.W.value
-    if vectors.shape[1] != W.shape[1]:
-        raise ValueError(f"init_pretrained: the vectors must have the model's embed_dim {W.shape[1]}; got "
-                         f"{vectors.shape[1]}. Pass --embed-dim {vectors.shape[1]} (or leave it unset).")
-    index = {w: i for i, w in enumerate(words)}
-    pairs = [(model.vocab.index(w), index[w]) for w in model.vocab.words if w in index]
-    if pairs:
-        rows, src = map(np.array, zip(*pairs))
-        W[rows] = vectors[src]
-    return len(pairs)
-
-
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
 def _tiny_tagger(rng, loss, n_tasks, suffix):
@@ -1042,7 +704,7 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     if suffix:                       # 4 word forms, form 2 used twice
         forms = np.array([0, 1, 2, 3, 2, 0, 1, 2, 3, 0, 1, 2, 2, 3, 0, 1, 2, 3]).reshape(N, 3)
         spelled = (np.array([[0, 0, 0], [2, 3, 4], [4, 0, 0], [1, 2, 2]]), np.array([1, 3, 1, 3]))
-    batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
+    batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, N_CAPS, (N, 3)),
                         (rng.integers(0, 4, (N, 3)), rng.integers(0, 4, (N, 3)), rng.integers(0, 3, (N, 3)),
                          rng.integers(0, 5, (N, 3)), rng.integers(0, 4, (N, 3))) if suffix else (), targets,
                         offsets if loss == "sentence" else None, forms, spelled)
