@@ -463,11 +463,14 @@ class WindowTagger(Module):
                     orig = [x for s in raw for x in s][pos]
                     shown = (repr(orig) if t["scheme"] in (None, t["file_scheme"])
                              else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})")
+                    typ = tagging.split_tag(flat[pos])[1] if t["scheme"] is not None else None
+                    same = [x for x in t["tags"] if typ and tagging.split_tag(x)[1] == typ]
+                    known = (f"it knows {typ} only as {', '.join(same)}" if same else
+                             f"known: {', '.join(t['tags'][:12])}{', ...' if len(t['tags']) > 12 else ''}")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
-                                     f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
-                                     f"{', ...' if len(t['tags']) > 12 else ''}). Training targets must be tags "
-                                     f"of the model; evaluate() scores any file, counting such tags as errors.") \
-                        from None
+                                     f"which the model was not trained on ({known}). Training and model selection "
+                                     f"need tags the model can produce; evaluate() (`fastnn tagger eval`) scores "
+                                     f"any file, counting such tags as errors.") from None
         return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
