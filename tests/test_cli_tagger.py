@@ -233,7 +233,7 @@ def test_one_line_errors(capsys, files):
     assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
     _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", bad, "--format", "conll", match="line 2")
     _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", dev, "--out", d / "no" / "p.txt",
-                    match="--out")
+                    match=f"--out {d / 'no' / 'p.txt'}: no such directory: {d / 'no'}")
     latin = d / "latin.txt"
     latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", latin, match="UTF-8")

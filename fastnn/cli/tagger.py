@@ -429,6 +429,8 @@ def run_predict(args):
 
     _threads(args.threads)
     model = _load_model(args.model)
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
     if args.data == "-":
         src, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin"
     else:
