@@ -11,7 +11,7 @@ Losses (one per task, summed):
 - "sentence": the sentence-level log-likelihood: a tag path's score is the sum of the tokens' tag scores plus learned
   transition scores A[i, j] between consecutive tags, plus start and end scores (Collobert et al. have start scores
   A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
-  exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi.
+  exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi (fastnn.nn.crf).
 
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
 labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
@@ -22,13 +22,16 @@ is -1 and they are left out of that task's loss (Collobert et al. trained their 
 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
-with the file's own tags exactly as conlleval does.
+with the file's own tags exactly as conlleval does (fastnn.data.tags).  The word features are in
+fastnn.data.features, pretrained vectors in fastnn.data.vectors.
 
     sents = read_conll("eng.train")
     tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
     data = tagger.batches(sents, batch_size=32)
-    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents)).fit()
-    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ...}}
+    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents),
+            higher_is_better=True).fit()      # keeps the epoch with the best dev score
+    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ..., ...}}
+    tagger.predict([["John", "Smith", "visited", "Paris", "."]])     # {"ner": [["I-PER", "I-PER", "O", ...]]}
 """
 import functools
 import math
