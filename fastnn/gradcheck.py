@@ -479,6 +479,15 @@ def _case_softmax_output(rng):
     return (lambda: out.loss(h, t)), out.parameters(), {"h": h}
 
 
+def _case_sentence_nll(rng):
+    tr = nn.Transitions(4, dtype=F64)
+    for p in (tr.A, tr.start, tr.end):
+        p.value[...] = rng.standard_normal(p.shape)
+    scores = _input(rng.standard_normal((6, 4)) * 2)
+    tags, offsets = rng.integers(0, 4, 6), np.array([0, 3, 4, 6])     # sentences of 3, 1 and 2 tokens
+    return (lambda: nn.sentence_nll(scores, tags, offsets, tr)), tr.parameters(), {"scores": scores}
+
+
 def _case_hinge(rng):
     pos = _input(rng.standard_normal(6))
     neg = _input(pos.value - 1.0 + _away(rng, 6, 0.1, 1.0))  # margin - pos + neg away from 0 (some inactive)
@@ -598,6 +607,7 @@ def node_cases():
         ("softmax_cross_entropy", _case_softmax_xent),
         ("softmax_cross_entropy_3d_sum", _case_softmax_xent_3d_sum),
         ("softmax_output", _case_softmax_output),
+        ("sentence_nll", _case_sentence_nll),
         ("hinge", _case_hinge),
         ("window_score_hinge", _case_window_hinge),
         ("mse", _case_mse),

@@ -9,6 +9,7 @@ from fastnn import io
 from fastnn.cli import main
 from fastnn.data.conll import read_conll
 from fastnn.data.vectors import write_vectors
+from tests.conlleval import conlleval
 
 NOUNS = ["dog", "cat", "idea", "car", "bank", "Paris", "London", "Smith", "Jones"]
 
@@ -56,20 +57,26 @@ def test_train_eval_predict_multitask(capsys, files):
     assert rc == 0, err
     res = json.loads(out)
     assert set(res) == {"ner", "pos"}
-    assert set(res["ner"]) == {"f1", "precision", "recall", "accuracy"}
+    assert set(res["ner"]) == {"f1", "precision", "recall", "accuracy", "n_tokens", "n_chunks", "unseen_tokens",
+                               "unseen_chunks", "unseen_tags"}
     assert res["ner"]["f1"] > 90 and res["pos"]["accuracy"] > 90 and res["pos"]["f1"] is None
     rc, table, err = _run(capsys, "tagger", "eval", "--model", model, "--data", files["dev"])
     assert rc == 0 and table.splitlines()[0].split() == ["task", "precision", "recall", "F1", "accuracy"]
     rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", files["dev"])
     assert rc == 0, err
-    rows = [line.split() for line in out.splitlines() if line]
-    src = [line.split() for line in open(files["dev"]).read().splitlines() if line and "DOCSTART" not in line]
-    assert len(rows) == len(src) and all(r[:4] == s for r, s in zip(rows, src))
+    rows = [line.split() for line in out.splitlines()]
+    src = [line.split() for line in open(files["dev"]).read().splitlines()]
+    assert len(rows) == len(src) and all(r[:len(s)] == s for r, s in zip(rows, src))   # line for line
+    assert rows[0] == ["-DOCSTART-", "-X-", "-X-", "O", "O", "O"] and rows[1] == []
+    rows = [r for r in rows if r]
     assert all(len(r) == 6 for r in rows)               # one predicted column per task: ner, then pos
     assert {r[4] for r in rows} <= {"O", "I-LOC", "I-PER", "B-LOC", "B-PER"}   # NER back in the file's IOB1
     pred = files["dir"] / "pred.txt"
     assert _run(capsys, "tagger", "predict", "--model", model, "--data", files["dev"], "--out", pred)[0] == 0
     assert [line.split() for line in pred.read_text().splitlines() if line] == rows
+    # the output is conlleval's input: its score is the one eval reports
+    scored = [" ".join(r[:4] + r[4:5]) if len(r) > 1 else "" for r in (line.split() for line in out.splitlines())]
+    assert conlleval(scored)["f1"] == pytest.approx(res["ner"]["f1"], abs=1e-9)
 
 
 def test_several_training_files_are_one_corpus_and_may_lack_some_tasks(capsys, files):
@@ -155,6 +162,30 @@ def test_pretrained_vectors(capsys, files):
     assert rc == 2 and "--embed-dim 5" in err
 
 
+def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
+    d, train, dev = files["dir"], files["train"], files["dev"]
+    model = d / "f.npz"
+    rc, out, err = _run(capsys, "tagger", "train", "--train", train, "--dev", dev, "--task", "ner=3", "--feature",
+                        "pos=pos", "--feature", "chunk=2:3", "--feature-dim", "4", "--out", model, *SMALL)
+    assert rc == 0, err
+    assert "pos=col1:4, chunk=col2:3" in err
+    assert [c["name"] for c in io.load_model(model).columns] == ["pos", "chunk"]
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", model, "--data", dev, "--json")
+    assert rc == 0 and json.loads(out)["ner"]["f1"] > 90, err
+    words = d / "words.txt"
+    words.write_text("the\ndog\n\n")
+    for cmd in ("eval", "predict"):
+        _one_line_error(capsys, "tagger", cmd, "--model", model, "--data", words,
+                        match="feature 'pos' reads column 1, but sentence 1 of the data has 1 columns")
+    tr = ["tagger", "train", "--train", train, "--task", "ner=3", "--out", model, "--epochs", "1"]
+    _one_line_error(capsys, *tr, "--feature", "pos=7", match="column 7 is not a tag column")
+    _one_line_error(capsys, *tr, "--feature", "pos=1:x", match="NAME=COL[:DIM]")
+    _one_line_error(capsys, *tr, "--feature", "pos=ner", match="--task predicts")
+    _one_line_error(capsys, *tr, "--feature", "pos=1:0", match="dimension must be >= 1")
+    _one_line_error(capsys, *tr, "--feature", "pos=1", "--feature", "pos=2", match="a new NAME")
+    _one_line_error(capsys, *tr, "--feature", "pos=1", "--dev", words, match="--dev")
+
+
 def _one_line_error(capsys, *argv, match):
     rc, out, err = _run(capsys, *argv)
     assert rc == 2, err
@@ -195,10 +226,17 @@ def test_one_line_errors(capsys, files):
     _one_line_error(capsys, *tr, "--train", train, "--task", "ner=3", "--freeze-embeddings", match="--pretrained")
     assert _run(capsys, *tr, "--train", train, "--task", "ner=3", "--quiet")[0] == 0
     _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", chunk, match="column 3")
-    _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", tags, match="'I-ORG'")
+    rc, table, err = _run(capsys, "tagger", "eval", "--model", out, "--data", tags)   # scored: a missed chunk
+    assert rc == 0 and "have tags the model cannot produce (S-ORG)" in table, err
     _one_line_error(capsys, "tagger", "eval", "--model", d / "none.npz", "--data", dev, match="no such file")
     _one_line_error(capsys, "tagger", "eval", "--model", train, "--data", dev, match="fastnn")
     assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
+    _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", bad, "--format", "conll", match="line 2")
+    _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", dev, "--out", d / "no" / "p.txt",
+                    match=f"--out {d / 'no' / 'p.txt'}: no such directory: {d / 'no'}")
+    latin = d / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    _one_line_error(capsys, "tagger", "predict", "--model", out, "--data", latin, match="UTF-8")
 
 
 def test_diverging_training_stops_with_one_line_or_skips(capsys, files):
@@ -210,3 +248,50 @@ def test_diverging_training_stops_with_one_line_or_skips(capsys, files):
     assert "non-finite value at step" in err and str(ckpt) in err and "--on-nonfinite skip" in err
     rc, out, err = _run(capsys, *argv, "--on-nonfinite", "skip")
     assert rc == 0, err
+
+
+def test_eval_scores_a_file_with_tags_the_model_never_saw(capsys, files):
+    model = files["dir"] / "m.npz"
+    assert _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", model, "--quiet",
+                *SMALL)[0] == 0
+    test = files["dir"] / "test.txt"                      # a MISC name: a type never in training
+    test.write_text("-DOCSTART- -X- -X- O\n\nParis NNP I-NP I-LOC\nLondon NNP I-NP B-LOC\nsees VBZ I-VP O\n"
+                    "Linux NNP I-NP I-MISC\n. . O O\n\nthe DT I-NP O\nSmith NNP I-NP I-PER\nruns VBZ I-VP O\n\n")
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", model, "--data", test, "--json")
+    assert rc == 0, err
+    res = json.loads(out)["ner"]
+    assert (res["n_tokens"], res["n_chunks"], res["unseen_tokens"], res["unseen_chunks"]) == (8, 4, 1, 1)
+    assert res["unseen_tags"] == ["S-MISC"]
+    rc, pred, err = _run(capsys, "tagger", "predict", "--model", model, "--data", test)
+    assert rc == 0, err
+    assert conlleval(pred.splitlines())["f1"] == pytest.approx(res["f1"], abs=1e-9)
+    assert res["recall"] <= 75.0                          # the chunk it cannot produce is a miss
+    rc, table, err = _run(capsys, "tagger", "eval", "--model", model, "--data", test)
+    assert rc == 0 and "ner: 1 of 8 gold tokens (1 of 4 gold chunks) have tags the model cannot produce " \
+        "(S-MISC); they are scored as errors" in table
+
+
+def test_predict_reads_text_or_conll_from_a_file_or_stdin_line_for_line(capsys, files, monkeypatch):
+    import io as _io
+    model = files["dir"] / "m.npz"
+    assert _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--task", "pos=1", "--out",
+                model, "--quiet", *SMALL)[0] == 0
+    text = "the dog sees Paris .\n\nSmith runs\n-DOCSTART-\na cat  sees London .\n"
+    monkeypatch.setattr("sys.stdin", _io.TextIOWrapper(_io.BytesIO(text.encode())))
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", "-")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 5 and lines[1] == "" and lines[3] == "-DOCSTART-"
+    assert [t.split("/")[0] for t in lines[4].split()] == ["a", "cat", "sees", "London", "."]
+    m = io.load_model(model)
+    pred = m.predict([["the", "dog", "sees", "Paris", "."]])          # word/NER/POS: the tasks in order
+    assert [t.split("/") for t in lines[0].split()] == [list(x) for x in zip(["the", "dog", "sees", "Paris", "."],
+                                                                             pred["ner"][0], pred["pos"][0])]
+    # the same words as CoNLL columns get the same tags
+    conll_in = files["dir"] / "c.txt"
+    conll_in.write_text("".join(f"{w}\n" for w in "the dog sees Paris .".split()) + "\n")
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", conll_in)
+    assert [line.split()[1:] for line in out.splitlines() if line] == \
+        [t.split("/")[1:] for t in lines[0].split()] and out.endswith("\n\n")
+    rc, forced, err = _run(capsys, "tagger", "predict", "--model", model, "--data", conll_in, "--format", "text")
+    assert len(forced.splitlines()) == 6 and forced.splitlines()[0].startswith("the/")   # one-word sentences

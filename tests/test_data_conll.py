@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastnn.data import conll as C
+from fastnn.data import features as F
 from fastnn.data.tags import chunks
 from tests.conftest import data_path
 
@@ -71,13 +72,6 @@ def test_write_conll_roundtrip(tmp_path, sample):
         C.write_conll(out, s, [pred[:1]])
 
 
-def test_features():
-    assert C.normalize_word("1996-08-22") == "0000-00-00" and C.normalize_word("EU") == "eu"
-    got = [C.caps_feature(w) for w in ["rejects", "Peter", "EU", "McDonald", "1996", ",", "U.S.", "a1", "iPod"]]
-    assert got == [C.CAPS_LOWER, C.CAPS_FIRST, C.CAPS_ALL, C.CAPS_HAS, C.CAPS_NONE, C.CAPS_NONE, C.CAPS_ALL,
-                   C.CAPS_LOWER, C.CAPS_HAS]
-
-
 def test_vocab_and_encoding(sample):
     s = C.read_conll(sample)
     v = C.word_vocab(s, extra_words=["zebra", "eu"])
@@ -90,7 +84,7 @@ def test_vocab_and_encoding(sample):
     assert tv.words[:2] == ["I-PER", "O"] and tv.unk_id is None      # ties by name
     t = C.encode_tags(s, tv, "ner")
     assert tv.decode(t[1]) == ["I-PER", "I-PER"]
-    assert C.encode_caps(s)[0].tolist() == [C.CAPS_ALL, C.CAPS_LOWER, C.CAPS_FIRST]
+    assert C.encode_caps(s)[0].tolist() == [F.CAPS_ALL, F.CAPS_LOWER, F.CAPS_FIRST]
 
 
 def test_windows():
@@ -126,3 +120,45 @@ def test_conll2003_files():
 def test_conll2000_file():
     train = C.read_conll(data_path("conll2000", "train.txt"), task="conll2000")
     assert (len(train), sum(map(len, train))) == (8936, 211727) and len(train[0][0]) == 3
+
+
+@pytest.mark.parametrize("text, fmt", [
+    (SAMPLE, "conll"),
+    ("EU NNP\nrejects VBZ\n\n", "conll"),                       # blank line after token lines of 2 fields
+    ("EU\nrejects\n\nGerman\n", "conll"),                       # words only
+    ("-DOCSTART-\nEU rejects German lamb\n", "conll"),
+    ("EU rejects German lamb .\n", "text"),                     # one line: a sentence
+    ("EU rejects German lamb .\nPeter Blackburn\n", "text"),    # varying numbers of fields
+    ("EU rejects\n\nPeter\n", "text"),
+    ("-DOCSTART-\nEU rejects German lamb .\nPeter Blackburn\n", "text"),
+    ("EU NNP\nrejects VBZ\n", "text"),                          # ambiguous without a separator: text
+    ("", "text"),
+])
+def test_detect_format(text, fmt):
+    assert C.detect_format(text.splitlines(True)) == fmt
+
+
+def test_read_document_keeps_every_line():
+    items = list(C.read_document(SAMPLE.splitlines(True), "conll"))
+    assert items[:2] == ["-DOCSTART- -X- -X- O", ""]
+    assert items[2] == [("EU", "NNP", "I-NP", "I-ORG"), ("rejects", "VBZ", "I-VP", "O"), ("German", "JJ", "I-NP",
+                                                                                          "I-MISC")]
+    assert [x if isinstance(x, str) else len(x) for x in items] == ["-DOCSTART- -X- -X- O", "", 3, "", 2,
+                                                                     "-DOCSTART- -X- -X- O", 2]
+    assert sum(1 if isinstance(x, str) else len(x) for x in items) == len(SAMPLE.splitlines())
+    text = list(C.read_document(["EU rejects  it\r\n", "\n", "  \n", "Peter\n"], "text"))
+    assert text == [[("EU",), ("rejects",), ("it",)], "", "  ", [("Peter",)]]
+    with pytest.raises(ValueError, match=r"x.txt, line 2: must have 2 columns like line 1; got 1"):
+        list(C.read_document(["a B\n", "b\n"], "conll", "x.txt"))
+    with pytest.raises(ValueError, match="'fmt' must be one of"):
+        list(C.read_document([], "json"))
+
+
+def test_as_rows():
+    rows = [[("EU", "NNP"), ("rejects", "VBZ")]]
+    assert C.as_rows(rows) is not rows and C.as_rows(rows) == rows
+    assert C.as_rows([["EU", "rejects"], []]) == [[("EU",), ("rejects",)], []]
+    with pytest.raises(TypeError, match="the gold tags are needed"):
+        C.as_rows([["EU"]], "evaluate", tokens=False)
+    with pytest.raises(TypeError, match="ambiguous"):
+        C.as_rows(["EU", "rejects"])

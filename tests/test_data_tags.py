@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fastnn.data.tags import chunks, convert, end_of_chunk, from_chunks, start_of_chunk
+from fastnn.data.tags import (chunks, convert, detect_scheme, end_of_chunk, from_chunks, is_chunk_tag, recode,
+                              start_of_chunk)
 
 IOB1 = ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "O", "I-MISC"]
 IOB2 = ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "O", "B-MISC"]
@@ -73,3 +74,23 @@ def test_errors():
         from_chunks([("X", 0, 2), ("X", 1, 3)], 4)
     with pytest.raises(TypeError, match="strings"):
         chunks([1], "iob2")
+
+
+def test_detect_scheme():
+    assert detect_scheme([["I-PER", "I-PER", "O", "B-LOC"]]) == "iob1"
+    assert detect_scheme([["I-ORG", "B-ORG", "O"]]) == "iob1"
+    assert detect_scheme([["B-NP", "I-NP", "B-VP", "O"]]) == "iob2"
+    assert detect_scheme([["S-PER", "O"]]) == "iobes"
+    assert detect_scheme([["NNP", "VBZ", "."]]) is None
+    assert detect_scheme([["O", "O"]]) == "iob1"
+    assert detect_scheme([["B-NP"], ["NN"]]) is None              # one tag that is no chunk tag: not chunk tags
+
+
+def test_is_chunk_tag_and_recode():
+    assert [is_chunk_tag(t) for t in ["O", "B-NP", "S-LST", "E-X", "-LRB-", "NN", "B-", "BB-NP", "X-NP"]] == \
+        [True, True, True, True, False, False, False, False, False]
+    iob2 = [["B-NP", "I-NP", "B-LST"], ["O"]]
+    assert recode(iob2, "iob2", "iobes") == [["B-NP", "E-NP", "S-LST"], ["O"]]
+    assert recode(recode(iob2, "iob2", "iobes"), "iobes", "iob2") == iob2
+    same = recode(iob2, None, "iobes")
+    assert same == iob2 and same[0] is not iob2[0]                  # copies

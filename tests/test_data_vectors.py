@@ -25,7 +25,8 @@ def test_reads_word2vec_style_text(tmp_path):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("2 x\na 1\n", r"line 1: must be the header"),
+    ("2 x\na 1\n", r"line 1: values must be numbers; got .x."),      # no header: "2" is a word
+    ("-1 2\na 1 2\n", r"line 1: must be the header 'n_words dim' with n_words >= 0"),
     ("1 2\na 1\n", r"line 2: must have a word and 2 values; got 1"),
     ("1 2\na 1 zz\n", r"line 2: values must be numbers; got 'zz'"),
     ("2 1\na 1\na 2\n", r"line 3: words must be distinct; got 'a' again \(first on line 2\)"),
@@ -50,3 +51,24 @@ def test_write_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         read_vectors(tmp_path / "nope")
     assert not (tmp_path / "o").exists()
+
+
+def test_reads_glove_files_without_the_header_line(tmp_path, rng):
+    words = [f"w{i}" for i in range(1500)] + ["1", "2"]         # more rows than the first buffer; numeric words
+    V = rng.standard_normal((len(words), 3)).astype(np.float32)
+    p = tmp_path / "v.txt"
+    write_vectors(p, words, V)
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(p.read_text(encoding="utf-8").splitlines(True)[1:]), encoding="utf-8")
+    w, M = read_vectors(glove)
+    assert w == words and np.array_equal(M, V) and M.flags.c_contiguous
+    (tmp_path / "one.txt").write_text("the 0.5 -1\n", encoding="utf-8")
+    w, M = read_vectors(tmp_path / "one.txt")
+    assert w == ["the"] and M.tolist() == [[0.5, -1.0]]
+    (tmp_path / "ragged.txt").write_text("the 0.5 -1\nof 1 2\nnew york 3 4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"ragged.txt, line 3: must have a word and 2 values like line 1 \(a file "
+                                         r"without a header line\); got 3 values"):
+        read_vectors(tmp_path / "ragged.txt")
+    (tmp_path / "word.txt").write_text("the\nof 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1: must be the header 'n_words dim' or a word and its values"):
+        read_vectors(tmp_path / "word.txt")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fastnn import embed
-from fastnn.data.conll import normalize_word
-from fastnn.data.vectors import read_vectors, write_vectors
+from fastnn.data.features import normalize, normalize_word
+from fastnn.data.vectors import init_pretrained, load_pretrained, read_vectors, write_vectors
 from fastnn.models import tagger as T
 
 
@@ -45,7 +45,7 @@ def test_detect_format_and_read_corpus(tmp_path):
 def test_normalisation_is_the_taggers():
     sents = [["France", "1,996", "EU-based", "McDonald's"]]
     assert embed.normalize_sentences(sents) == [[normalize_word(w) for w in sents[0]]]
-    assert embed.normalize_sentences(sents)[0] == [T.normalize(w) for w in sents[0]] == \
+    assert embed.normalize_sentences(sents)[0] == [normalize(w) for w in sents[0]] == \
         ["france", "0,000", "eu-based", "mcdonald's"]
 
 
@@ -129,8 +129,8 @@ def test_vectors_file_round_trip_and_tagger_lookup(tmp_path, rng):
     # the tagger finds a vector for every word of the same text, whatever its case or digits
     conll = [[(w, "X") for w in s] for s in sents]
     tagger = T.WindowTagger.build(conll, {"t": 1}, embed_dim=5, hidden=4)
-    pw, pv = T.load_pretrained(path)
-    assert T.init_pretrained(tagger, pw, pv) == len(tagger.vocab)          # <pad>, <unk> and every word
+    pw, pv = load_pretrained(path)
+    assert init_pretrained(tagger.embed.W.value, tagger.vocab, pw, pv) == len(tagger.vocab)   # <pad>, <unk>, all
 
 
 def test_scale_vectors():

@@ -1,100 +1,19 @@
 """Window taggers (fastnn.models.tagger): SLL against brute force, gradients, multitask sharing, data handling,
 training on a synthetic task, save/load, pretrained vectors; one slow test on CoNLL-2003."""
-import itertools
-
 import numpy as np
 import pytest
 
 from fastnn import graph, io, nn
 from fastnn.data import conll
-from fastnn.data.vectors import write_vectors
+from fastnn.data.features import CAPS_ALL, CAPS_FIRST
+from fastnn.data.tags import recode
+from fastnn.data.vectors import init_pretrained, load_pretrained, write_vectors
 from fastnn.gradcheck import run_case
 from fastnn.models import tagger as T
 from fastnn.optim import AdaGrad
 from tests.conftest import data_path
 
 # ---- the sentence-level log-likelihood -----------------------------------------------------------------------------
-
-
-def _brute(E, A, s, e):
-    """(log Z, node marginals (L, K), best path) of one sentence by enumerating all K^L paths."""
-    L, K = E.shape
-    paths = list(itertools.product(range(K), repeat=L))
-    sc = np.array([s[p[0]] + e[p[-1]] + sum(E[t, p[t]] for t in range(L))
-                   + sum(A[p[t - 1], p[t]] for t in range(1, L)) for p in paths])
-    logZ = np.logaddexp.reduce(sc)
-    marg = np.zeros((L, K))
-    for p, v in zip(paths, sc):
-        marg[np.arange(L), p] += np.exp(v - logZ)
-    return logZ, marg, np.array(paths[int(np.argmax(sc))])
-
-
-@pytest.mark.parametrize("scale", [1.0, 30.0])   # large scores: the scaled recursions must not overflow
-def test_forward_backward_and_viterbi_match_brute_force(rng, scale):
-    K, lengths = 3, [4, 1, 2, 5]
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    E = rng.standard_normal((offsets[-1], K)) * scale
-    A, s, e = (rng.standard_normal(sh) * scale for sh in ((K, K), K, K))
-    logZ, marg, trans, _, _ = T._forward_backward(E, A, s, e, offsets)
-    path = T.viterbi(E, offsets, A, s, e)
-    expected_trans = np.zeros((K, K))
-    for k in range(len(lengths)):
-        sl = slice(offsets[k], offsets[k + 1])
-        bz, bm, bp = _brute(E[sl], A, s, e)
-        np.testing.assert_allclose(logZ[k], bz, rtol=1e-12)
-        np.testing.assert_allclose(marg[sl], bm, atol=1e-10)
-        np.testing.assert_array_equal(path[sl], bp)
-    # expected transition counts: d log Z / dA by central differences of the brute-force log Z
-    h = 1e-6
-    for i, j in [(0, 1), (2, 2)]:
-        Ap, Am = A.copy(), A.copy()
-        Ap[i, j] += h
-        Am[i, j] -= h
-        num = sum(_brute(E[offsets[k]:offsets[k + 1]], Ap, s, e)[0] - _brute(E[offsets[k]:offsets[k + 1]], Am, s, e)[0]
-                  for k in range(len(lengths))) / (2 * h)
-        expected_trans[i, j] = num
-        np.testing.assert_allclose(trans[i, j], num, rtol=1e-5, atol=1e-7)
-
-
-def test_viterbi_in_length_sorted_blocks_matches_one_call(rng):
-    lengths = rng.integers(1, 12, 60)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    E = rng.standard_normal((offsets[-1], 5))
-    A, s, e = rng.standard_normal((5, 5)), rng.standard_normal(5), rng.standard_normal(5)
-    np.testing.assert_array_equal(T._viterbi_chunked(E, offsets, A, s, e, max_tokens=37),
-                                  T.viterbi(E, offsets, A, s, e))
-
-
-def test_sentence_nll_value_is_logZ_minus_gold_score(rng):
-    K = 4
-    offsets = np.array([0, 3, 5])                 # two sentences, of 3 and 2 tokens
-    E = rng.standard_normal((5, K))
-    tr = T.Transitions(K, dtype=np.float64)
-    for p in (tr.A, tr.start, tr.end):
-        p.value[...] = rng.standard_normal(p.shape)
-    y = rng.integers(0, K, 5)
-    loss = T.sentence_nll(E, y, offsets, tr, reduction="sum")
-    A, s, e = tr.A.value, tr.start.value, tr.end.value
-    want = 0.0
-    for k in range(2):
-        sl = slice(offsets[k], offsets[k + 1])
-        Es, ys = E[sl], y[sl]
-        gold = s[ys[0]] + e[ys[-1]] + Es[np.arange(len(ys)), ys].sum() + sum(A[ys[t - 1], ys[t]]
-                                                                             for t in range(1, len(ys)))
-        want += _brute(Es, A, s, e)[0] - gold
-    assert float(loss.value) == pytest.approx(want, rel=1e-12)
-    assert float(T.sentence_nll(E, y, offsets, tr).value) == pytest.approx(want / 5, rel=1e-12)
-
-
-def test_sentence_nll_rejects_bad_offsets_and_tags(rng):
-    tr = T.Transitions(3, dtype=np.float64)
-    E = rng.standard_normal((4, 3))
-    with pytest.raises(ValueError, match="offsets"):
-        T.sentence_nll(E, [0, 1, 2, 0], [0, 2, 2, 4], tr)
-    with pytest.raises(ValueError, match="tags"):
-        T.sentence_nll(E, [0, 1, 3, 0], [0, 4], tr)
-
-
 @pytest.mark.parametrize("name_build", T.gradcheck_cases(), ids=lambda c: c[0])
 def test_gradcheck_cases_pass(name_build):
     report = run_case(name_build[1], seed=0)
@@ -116,9 +35,9 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses_on_one_hidden_vector(
     def part(k, h):
         """Task k's loss alone; task 1 only on the sentences labelled for it (all but the last)."""
         if k == 0:
-            return T.sentence_nll(model.heads[0](h), batch.targets[:, 0], offs, model.transitions[0])
+            return nn.sentence_nll(model.heads[0](h), batch.targets[:, 0], offs, model.transitions[0])
         rows = np.arange(offs[-2])
-        return T.sentence_nll(model.heads[1](nn.take(h, rows)), batch.targets[rows, 1], offs[:-1],
+        return nn.sentence_nll(model.heads[1](nn.take(h, rows)), batch.targets[rows, 1], offs[:-1],
                               model.transitions[1])
 
     total = model.loss(batch)
@@ -139,15 +58,6 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses_on_one_hidden_vector(
 
 
 # ---- tag encodings and data ----------------------------------------------------------------------------------------
-
-
-def test_detect_scheme():
-    assert T.detect_scheme([["I-PER", "I-PER", "O", "B-LOC"]]) == "iob1"
-    assert T.detect_scheme([["I-ORG", "B-ORG", "O"]]) == "iob1"
-    assert T.detect_scheme([["B-NP", "I-NP", "B-VP", "O"]]) == "iob2"
-    assert T.detect_scheme([["S-PER", "O"]]) == "iobes"
-    assert T.detect_scheme([["NNP", "VBZ", "."]]) is None
-    assert T.detect_scheme([["O", "O"]]) == "iob1"
 
 
 def _corpus():
@@ -172,21 +82,17 @@ def test_build_encodes_features_and_trains_in_iobes_but_predicts_in_the_file_enc
     assert enc.words.shape == (12, 5) and enc.targets.shape == (12, 2) and list(enc.offsets) == [0, 3, 11, 12]
     assert enc.words[0, :2].tolist() == [0, 0]                       # padding left of the first token
     assert m.vocab.words[enc.words[8, 2]] == "0000"                  # digits normalised, lowercased
-    assert enc.caps[0, 2] == conll.CAPS_FIRST and enc.caps[3, 2] == conll.CAPS_ALL
+    assert enc.caps[0, 2] == CAPS_FIRST and enc.caps[3, 2] == CAPS_ALL
     assert m.suffix_vocab.words[enc.feats[0][1, 2]] == "rn" and len(enc.feats) == 1
     # gold ids decoded and converted back reproduce the file's IOB1 column exactly
     ids = enc.targets[:, 0]
     names = [ner["tags"][i] for i in ids]
-    back = T._recode([names[0:3], names[3:11], names[11:12]], "iobes", "iob1")
+    back = recode([names[0:3], names[3:11], names[11:12]], "iobes", "iob1")
     assert back == conll.column(sents, 3)
-    assert m.encode(sents)._fields == T.Encoded._fields
+    assert m.encode(sents)._fields == T.TaggerBatch._fields
 
 
 def test_word_shape_and_suffix_features():
-    assert [T.word_shape(w) for w in ["age-defying", "10-round", "T.O'Gorman", "1,874", "Paris", "USA", "iPod"]] == \
-        ["x-x", "d-x", "X.X'Xx", "d,d", "Xx", "X", "xXx"]
-    assert T.word_suffix("Running", 3) == "ing" and T.word_suffix("A1", 3) == "a0"
-    assert T.normalize("Paris1") == "paris0" and T.normalize("Paris1", lowercase=False) == "Paris0"
     cased = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", hidden=4, lowercase=False)
     assert "Paris" in cased.vocab and "paris" not in cased.vocab and cased.config()["lowercase"] is False
     m = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=3, suffix_dim=2, shape_dim=3, hidden=4)
@@ -197,7 +103,7 @@ def test_word_shape_and_suffix_features():
     assert "shape=3" in repr(m)
     several = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=(1, 3), suffix_dim=2,
                                    prefix_len=2, prefix_dim=1, hidden=4)
-    assert T.word_prefix("Running", 2) == "ru" and several.config()["suffix_len"] == [1, 3]
+    assert several.config()["suffix_len"] == [1, 3]
     enc = several.encode(_corpus())
     row = enc.words[1, 2]                                          # a window's centre word and its three slots
     word = several.vocab.words[row]
@@ -209,9 +115,6 @@ def test_word_shape_and_suffix_features():
 
 
 def test_character_feature_spells_each_window_word_and_learns_from_spelling_alone(tmp_path):
-    assert T.word_chars("Paris1") == "Paris0"
-    long = "a" * 15 + "b" * 15
-    assert T.word_chars(long) == "a" * (T.MAX_CHARS // 2) + "b" * (T.MAX_CHARS // 2)
     m = T.WindowTagger.build(_corpus(), {"pos": 1}, loss="word", char_dim=3, char_filters=4, hidden=4)
     assert m.hidden.W.shape == (4, 5 * (50 + 5 + 4)) and "chars=3x4/3" in repr(m)
     assert {"char_cnn.chars.W", "char_cnn.conv.W", "char_cnn.conv.b"} <= set(m.parameters())
@@ -260,7 +163,7 @@ def test_sentences_without_a_tasks_column_train_only_the_other_tasks():
         m.encode(mixed)                                  # dev / eval data must have every column
     # the loss of a batch of only unlabelled NER sentences is the POS loss alone
     only_wsj = m.encode(wsj, partial=True).batch(sentences=np.arange(2))
-    alone = T.sentence_nll(m.heads[1](m.hidden_layer(only_wsj)), only_wsj.targets[:, 1], only_wsj.offsets,
+    alone = nn.sentence_nll(m.heads[1](m.hidden_layer(only_wsj)), only_wsj.targets[:, 1], only_wsj.offsets,
                            m.transitions[1])
     m.eval()
     assert float(m.loss(only_wsj).value) == pytest.approx(float(alone.value))
@@ -282,6 +185,41 @@ def test_encode_errors_name_the_task_and_tag():
         T.WindowTagger.build(sents, {"ner": 5})
     pred = m.predict([[("unseen",), ("Words",)]])       # prediction needs only the word column
     assert len(pred["ner"][0]) == 2 and all(t == "O" or t[:2] in ("I-", "B-") for t in pred["ner"][0])
+
+
+def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path):
+    # the target copies column 1 shifted by one token: learnable from the column's feature alone (words are noise)
+    rng = np.random.default_rng(3)
+
+    def corpus(n):
+        out = []
+        for _ in range(n):
+            cue = rng.choice(["A", "B", "C"], size=int(rng.integers(2, 7)))
+            words = rng.choice([f"w{i}" for i in range(40)], size=len(cue))
+            tags = ["X"] + [f"T{c}" for c in cue[:-1]]
+            out.append(list(zip(words, cue, tags)))
+        return out
+
+    train, dev = corpus(300), corpus(60)
+    for columns in ({"cue": (1, 3)}, None):
+        m = T.WindowTagger.build(train, {"tag": 2}, columns=columns, loss="word", hidden=16, window=3, embed_dim=4,
+                                 embed_scale=0.1)
+        T.fit(m, train, None, epochs=4, lr=0.3, quiet=True)
+        acc = m.evaluate(dev)["tag"]["accuracy"]
+        assert (acc > 98) if columns else (acc < 60), acc
+    assert m.columns == [] and "cue" in repr(T.WindowTagger.build(train, {"tag": 2}, columns={"cue": ("pos", 3)}))
+    m = T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (1, 3)}, loss="word", hidden=16, window=3)
+    assert m.columns[0]["values"] == ["<pad>", "<unk>", "A", "B", "C"] and m.column_tables[0].W.shape == (5, 3)
+    assert m.hidden.W.shape[1] == 3 * (50 + 5 + 3)
+    enc = m.encode([[("w1", "B", "X"), ("w2", "Z", "TB")]])
+    assert enc.feats[0].tolist() == [[0, 3, 1], [3, 1, 0]]       # B, then the unseen Z as <unk>, <pad> at the edges
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    assert m2.columns == m.columns and m2.predict(dev) == m.predict(dev)
+    with pytest.raises(IndexError, match="feature 'cue' reads column 1, but sentence 2 of the data has 1 columns"):
+        m2.predict([[("w1", "A")], [("w2",)]])
+    with pytest.raises(IndexError, match="feature 'cue' reads column 4"):
+        T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (4, 3)})
 
 
 @pytest.mark.parametrize("by_sentence", [False, True])
@@ -377,21 +315,22 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     words = ["cat", "Dog", "CAT", "zzz", "2024"]            # "CAT" normalises like "cat": the first one is kept
     vecs = rng.standard_normal((5, 6)).astype(np.float32)
     write_vectors(tmp_path / "v.txt", words, vecs)
-    pw, pv = T.load_pretrained(tmp_path / "v.txt")
+    pw, pv = load_pretrained(tmp_path / "v.txt")
     assert pw == ["cat", "dog", "zzz", "0000"]
     np.testing.assert_array_equal(pv[0], vecs[0])
     m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
                              extra_words=pw)
     assert "zzz" in m.vocab and "0000" in m.vocab
-    n = T.init_pretrained(m, pw, pv)
+    n = init_pretrained(m.embed.W.value, m.vocab, pw, pv)
     assert n == 4
     np.testing.assert_array_equal(m.embed.W.value[m.vocab.index("dog")], vecs[1])
     before = m.embed.W.value.copy()
     T.fit(m, train, None, epochs=1, quiet=True)
     np.testing.assert_array_equal(m.embed.W.value, before)
     assert not np.array_equal(m.hidden.W.value, T.WindowTagger.from_config(m.config()).hidden.W.value)
-    with pytest.raises(ValueError, match="embed_dim"):
-        T.init_pretrained(T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4), pw, pv)
+    small = T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4)
+    with pytest.raises(ValueError, match="dimension 5; got 6. Build the model with embed_dim=6"):
+        init_pretrained(small.embed.W.value, small.vocab, pw, pv)
 
 
 def test_constructor_validates_arguments():
@@ -442,3 +381,125 @@ def test_task_weights_from_build_and_their_errors():
         T.WindowTagger.build(sents, {"ner": 3}, task_weights={"pos": 0.5})
     with pytest.raises(ValueError, match="weight of task 'pos' must be a finite number > 0"):
         T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})
+
+
+# ---- scoring any file; what predict accepts ------------------------------------------------------------------------
+
+
+def _wsj(rng, n, test=False):
+    """CoNLL-2000-like sentences (word pos chunk, IOB2).  Training: list markers are single-token chunks (B-LST) and
+    parentheses are tagged ( ); test (test=True): two-token list markers (B-LST I-LST), parentheses -LRB- -RRB- as in
+    the treebank, and a chunk type (UCP) the training part never has."""
+    out = []
+    for _ in range(n):
+        s = []
+        if rng.random() < 0.3:
+            s.append(("1", "LS", "B-LST"))
+            if test:
+                s.append((")", "-RRB-", "I-LST"))
+        for _ in range(int(rng.integers(1, 3))):
+            s += [(str(rng.choice(["the", "a"])), "DT", "B-NP"), (str(rng.choice(NOUNS)), "NN", "I-NP")]
+            s.append((str(rng.choice(["runs", "sees"])), "VBZ", "B-VP"))
+        if rng.random() < 0.3:
+            s += [("(", "-LRB-" if test else "(", "O"), ("dog", "NN", "B-NP"), (")", "-RRB-" if test else ")", "O")]
+        if test and rng.random() < 0.2:
+            s += [("and", "CC", "B-UCP"), ("or", "CC", "I-UCP")]
+        s.append((".", ".", "O"))
+        out.append(s)
+    return out
+
+
+NOUNS = ["dog", "cat", "idea", "car", "bank", "tree"]
+
+
+@pytest.fixture(scope="module")
+def wsj_model():
+    rng = np.random.default_rng(0)
+    train = _wsj(rng, 200)
+    m = T.WindowTagger.build(train, {"pos": 1, "chunk": 2}, loss="sentence", hidden=16, embed_dim=8, seed=0)
+    T.fit(m, train, None, epochs=3, lr=0.1, batch_size=32, quiet=True)
+    return m, _wsj(rng, 80, test=True)
+
+
+def _conlleval_lines(sentences, gold_col, pred):
+    """conlleval's input: word, gold tag, predicted tag; blank lines between sentences."""
+    lines = []
+    for s, p in zip(sentences, pred):
+        lines += [f"{row[0]} {row[gold_col]} {tag}" for row, tag in zip(s, p)] + [""]
+    return lines
+
+
+def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_model):
+    from tests.conlleval import conlleval
+    m, test = wsj_model
+    with pytest.raises(ValueError, match="'pos' .* has the tag '-LRB-', which the model was not trained on.*evaluate"):
+        m.encode(test)                                    # training targets stay strict
+    with pytest.raises(ValueError, match="'B-LST' \\('B-LST' in IOBES\\), which the model was not trained "
+                                         "on \\(it knows LST only as S-LST\\)"):
+        m.encode([[r[:1] + ("LS",) + r[2:] for r in s] for s in test])
+    res = m.evaluate(test)
+    pred = m.predict(test)
+    chunk, pos = res["chunk"], res["pos"]
+    oracle = conlleval(_conlleval_lines(test, 2, pred["chunk"]))
+    assert 0 < chunk["f1"] < 100
+    for key in ("f1", "precision", "recall", "accuracy"):
+        assert chunk[key] == pytest.approx(oracle[key], abs=1e-9), key
+    assert chunk["n_chunks"] == oracle["found_correct"] and chunk["n_tokens"] == oracle["tokens"]
+    assert pos["accuracy"] == pytest.approx(conlleval(_conlleval_lines(test, 1, pred["pos"]))["accuracy"])
+    # what the model cannot produce: two-token list markers and UCP chunks (IOBES tags it lacks), the treebank's
+    # parentheses; each such gold token is wrong, each such chunk missed
+    gold = conll.column(test, 2)
+    n_lst = sum(s.count("I-LST") for s in gold)
+    n_ucp = sum(s.count("B-UCP") for s in gold)
+    n_paren = sum(t in ("-LRB-", "-RRB-", "CC") for s in conll.column(test, 1) for t in s)
+    assert n_lst and n_ucp and n_paren
+    assert (chunk["unseen_tokens"], chunk["unseen_chunks"]) == (2 * n_lst + 2 * n_ucp, n_lst + n_ucp)
+    assert chunk["unseen_tags"] == ["B-LST", "B-UCP", "E-LST", "E-UCP"]
+    assert (pos["unseen_tokens"], pos["unseen_chunks"], pos["unseen_tags"]) == (n_paren, None, ["-LRB-", "-RRB-", "CC"])
+    assert "UCP" not in {t.split("-", 1)[-1] for s in pred["chunk"] for t in s}
+    seen = m.evaluate([s for s in test if not any(r[2].endswith("UCP") or r[2] == "I-LST" or r[1].startswith("-")
+                                                  for r in s)])
+    assert (seen["chunk"]["unseen_tokens"], seen["chunk"]["unseen_chunks"], seen["pos"]["unseen_tags"]) == (0, 0, [])
+
+
+def test_evaluate_f1_matches_seqeval(wsj_model):
+    metrics = pytest.importorskip("seqeval.metrics", reason="seqeval (an independent conlleval implementation) is "
+                                                            "not installed: pip install seqeval")
+    m, test = wsj_model
+    res = m.evaluate(test)["chunk"]
+    gold, pred = conll.column(test, 2), m.predict(test)["chunk"]
+    assert res["f1"] == pytest.approx(100 * metrics.f1_score(gold, pred), abs=1e-9)
+    assert res["precision"] == pytest.approx(100 * metrics.precision_score(gold, pred), abs=1e-9)
+    assert res["recall"] == pytest.approx(100 * metrics.recall_score(gold, pred), abs=1e-9)
+
+
+def test_evaluate_still_refuses_a_wrong_column(wsj_model):
+    m, test = wsj_model
+    swapped = [[(r[0], r[2], r[1]) for r in s] for s in test]    # POS tags where the chunk tags should be
+    with pytest.raises(ValueError, match="'chunk' \\(column 2\\) must hold chunk tags like the training data"):
+        m.evaluate(swapped)
+    with pytest.raises(IndexError, match="task 'chunk' reads column 2, but the data has 2 columns"):
+        m.evaluate([[r[:2] for r in s] for s in test])
+    with pytest.raises(TypeError, match="gold tags are needed"):
+        m.evaluate([[r[0] for r in s] for s in test])
+
+
+def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_model):
+    m, test = wsj_model
+    tokens = [[r[0] for r in s] for s in test]
+    by_rows = m.predict(test)
+    assert m.predict(tokens) == by_rows == m.predict([[(w,) for w in s] for s in tokens])
+    assert m.predict([[list(r) for r in s] for s in test]) == by_rows
+    assert m.predict(iter(tokens[:3])) == {k: v[:3] for k, v in by_rows.items()}
+    assert m.predict([tokens[0], [], tokens[1]]) == {k: [v[0], [], v[1]] for k, v in by_rows.items()}
+    assert m.predict([]) == {"pos": [], "chunk": []}
+    for bad, match in [("the dog runs", "got a str. Tokenise text first"),
+                       (["the", "dog"], "sentence 0 must be .* got str 'the'. A flat list of strings is ambiguous"),
+                       ([["the", ("dog", "NN")]], "not both"),
+                       ([["the"], [("dog",)]], "must all be token lists or all column rows"),
+                       ([[("dog", 1)]], "row 0 must hold column strings"),
+                       ([[()]], "row 0 must hold column strings"),
+                       ([[1, 2]], "got int 1 at position 0"),
+                       (3, "must be a list of sentences")]:
+        with pytest.raises(TypeError, match=match):
+            m.predict(bad)

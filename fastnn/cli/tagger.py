@@ -2,8 +2,10 @@
 
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --out ner.npz
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --task pos=1 --out ner_pos.npz
+    fastnn tagger train --train train.txt --dev dev.txt --task chunk=2 --feature pos=1 --out chunk.npz
     fastnn tagger eval --model ner.npz --data eng.testa --json
-    fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred
+    fastnn tagger predict --model ner.npz --data eng.testa > eng.testa.pred     # then: conlleval < eng.testa.pred
+    echo "John Smith visited Paris ." | fastnn tagger predict --model ner.npz --data -
 """
 import math
 import os
@@ -14,7 +16,7 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 
 # The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
 DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
+                caps_dim=5, feature_dim=10, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
                 char_dim=0, char_filters=50, char_width=3, activation="hardtanh", loss="sentence",
                 scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
                 bucket=0, embed_scale=0.01,
@@ -44,6 +46,12 @@ def register(sub):
                    help="word vector size (default 50, or the --pretrained file's)")
     g.add_argument("--caps-dim", type=int, default=d["caps_dim"],
                    help="capitalisation feature vector size, 0 = none (default %(default)s)")
+    g.add_argument("--feature", action="append", default=[], metavar="NAME=COL[:DIM]",
+                   help="a feature column: the tags of column COL (an index, or pos/chunk/...) as an input, one "
+                        "learned vector of DIM (default --feature-dim) per tag and window position; eval and predict "
+                        "read the same column; repeatable")
+    g.add_argument("--feature-dim", type=int, default=d["feature_dim"],
+                   help="vector size of a --feature without :DIM (default %(default)s)")
     g.add_argument("--suffix-len", metavar="N[,N...]", default=d["suffix_len"],
                    help="suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) give one "
                         "slot each, sharing one table; 0 = none (default %(default)s)")
@@ -124,14 +132,21 @@ def register(sub):
     e.add_argument("--model", required=True, metavar="MODEL.npz")
     e.add_argument("--data", required=True, metavar="FILE")
     e.add_argument("--json", action="store_true",
-                   help='print {"task": {"f1", "precision", "recall", "accuracy"}} (percent; null F1 for '
-                        'non-chunk tasks such as POS)')
+                   help='print {"task": {"f1", "precision", "recall", "accuracy" (percent; null F1 for non-chunk '
+                        'tasks such as POS), "n_tokens", "n_chunks", "unseen_tokens", "unseen_chunks", '
+                        '"unseen_tags"}}: gold tags the model cannot produce are scored as errors and counted')
     e.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
     e.set_defaults(func=run_eval)
 
-    r = tsub.add_parser("predict", help="the data file with one predicted column per task appended")
+    r = tsub.add_parser("predict", help="tag a file line for line: CoNLL columns get one predicted column per "
+                                         "task, text lines become word/TAG tokens")
     r.add_argument("--model", required=True, metavar="MODEL.npz")
-    r.add_argument("--data", required=True, metavar="FILE", help="CoNLL file; only its first (word) column is used")
+    r.add_argument("--data", required=True, metavar="FILE",
+                   help="CoNLL file (its first, word, column is used, and the model's feature columns) or tokenised "
+                        "text, one sentence per line; - reads stdin")
+    r.add_argument("--format", choices=["auto", "conll", "text"], default="auto",
+                   help="how --data is laid out; auto: CoNLL when its token lines share one number of fields and "
+                        "blank or -DOCSTART- lines separate them, else text (default %(default)s)")
     r.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
     r.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
     r.set_defaults(func=run_predict)
@@ -179,6 +194,31 @@ def _parse_tasks(specs, n_cols, path):
     return tasks
 
 
+def _features(specs, default_dim, n_cols, path, tasks):
+    """{name: (column, dim)} from --feature NAME=COL[:DIM] options."""
+    from fastnn.data.conll import column_index
+    out = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        col, _, dim = rest.partition(":")
+        try:
+            if not sep or not name or name in out:
+                raise ValueError("a new NAME")
+            c = column_index(int(col) if col.isdigit() else col, "--feature")
+            dim = int(dim) if dim else default_dim
+        except ValueError as e:
+            raise CLIError(f"--feature {spec}: expected NAME=COL[:DIM], e.g. pos=1 or pos=pos:10 ({e})") from None
+        if not 1 <= c < n_cols:
+            raise CLIError(f"--feature {spec}: column {c} is not a tag column of {path}, which has {n_cols} columns "
+                           f"(0 = the words)")
+        if c in tasks.values():
+            raise CLIError(f"--feature {spec}: column {c} is the column a --task predicts")
+        if dim < 1:
+            raise CLIError(f"--feature {spec}: the dimension must be >= 1; got {dim}")
+        out[name] = (c, dim)
+    return out
+
+
 def _task_weights(specs, tasks):
     """{name: weight} from --task-weight NAME=W options."""
     out = {}
@@ -199,7 +239,7 @@ def _task_weights(specs, tasks):
 
 def _lengths(text, option):
     """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len, checked by its rule)."""
-    from fastnn.models.tagger import affix_lengths
+    from fastnn.data.features import affix_lengths
     try:
         values = [int(x) for x in text.split(",")]
     except ValueError:
@@ -220,6 +260,7 @@ def _check_range(args):
               ("--caps-dim", args.caps_dim, 0), ("--suffix-dim", args.suffix_dim, 0),
               ("--prefix-dim", args.prefix_dim, 0), ("--shape-dim", args.shape_dim, 0),
               ("--char-dim", args.char_dim, 0), ("--char-filters", args.char_filters, 1),
+              ("--feature-dim", args.feature_dim, 1),
               ("--min-count", args.min_count, 1)]
     for name, v, low in checks:
         if v < low:
@@ -263,6 +304,7 @@ def _load_model(path):
 
 def run_train(args):
     from fastnn import io
+    from fastnn.data.vectors import init_pretrained, load_pretrained
     from fastnn.models import tagger as T
 
     _check_range(args)
@@ -277,6 +319,11 @@ def run_train(args):
         if missing and not args.quiet:
             print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
                   f"tasks", file=sys.stderr)
+    features = _features(args.feature, args.feature_dim, widths[0], args.train[0], tasks)
+    for path, width in zip(args.train[1:], widths[1:]):
+        missing = [f"{name} (column {c})" for name, (c, _) in features.items() if c >= width]
+        if missing:
+            raise CLIError(f"--train {path} has {width} columns: no column for --feature {', '.join(missing)}")
     train = [s for part in parts for s in part]
     dev = _read(args.dev, "--dev") if args.dev else None
 
@@ -285,7 +332,7 @@ def run_train(args):
     if args.pretrained:
         existing_file(args.pretrained)
         try:
-            pre_words, pre_vecs = T.load_pretrained(args.pretrained, lowercase=not args.keep_case)
+            pre_words, pre_vecs = load_pretrained(args.pretrained, lowercase=not args.keep_case)
         except ValueError as e:
             raise CLIError(f"--pretrained: {e}") from None
         if embed_dim is None:
@@ -298,7 +345,7 @@ def run_train(args):
 
     try:
         model = T.WindowTagger.build(
-            train, tasks, task_weights=_task_weights(args.task_weight, tasks), scheme=args.scheme,
+            train, tasks, task_weights=_task_weights(args.task_weight, tasks), columns=features, scheme=args.scheme,
             min_count=args.min_count, suffix_len=args.suffix_len,
             suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
             prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
@@ -310,7 +357,7 @@ def run_train(args):
     except (ValueError, IndexError) as e:
         raise CLIError(str(e)) from None
     if pre_vecs is not None:
-        n = T.init_pretrained(model, pre_words, pre_vecs)
+        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs)
         if not args.quiet:
             print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}", file=sys.stderr)
     if dev is not None:
@@ -362,33 +409,98 @@ def run_eval(args):
     for name, r in res.items():
         f = (lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9s}")
         print(f"{name:10s} {f(r['precision'])} {f(r['recall'])} {f(r['f1'])} {f(r['accuracy'])}")
+    for name, r in res.items():
+        if r["unseen_tokens"]:
+            chunks = f" ({r['unseen_chunks']} of {r['n_chunks']} gold chunks)" if r["n_chunks"] is not None else ""
+            print(f"{name}: {r['unseen_tokens']} of {r['n_tokens']} gold tokens{chunks} have tags the model cannot "
+                  f"produce ({', '.join(r['unseen_tags'])}); they are scored as errors")
     return 0
+
+
+# one block of sentences tagged at a time: output starts before the input ends, memory stays bounded
+PREDICT_BLOCK = 2000
 
 
 def run_predict(args):
-    from fastnn.data.conll import write_conll
+    import io
+    import itertools
+
+    from fastnn.data import conll
 
     _threads(args.threads)
     model = _load_model(args.model)
-    data = _read(args.data, "--data")
-    pred = model.predict(data)
-    cols = [pred[name] for name in model.task_names]
-    if args.out:
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
+    if args.data == "-":
+        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin"
+    else:
+        src, name = open(existing_file(args.data), encoding="utf-8"), args.data
+    with src:
         try:
-            write_conll(args.out, data, cols)
+            head = list(itertools.islice(src, 1000))
+            fmt = conll.detect_format(head) if args.format == "auto" else args.format
+            items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
+            lines = _predicted_lines(model, items, fmt, name)
+            if args.out:
+                from fastnn.io import atomic_write
+                atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
+            else:
+                _write_stdout(lines)
+        except UnicodeDecodeError as e:
+            raise CLIError(f"--data {name}: must be UTF-8 text; got {e.reason} at byte {e.start} of a chunk") from None
+        except ValueError as e:
+            raise CLIError(str(e)) from None
         except OSError as e:
-            raise CLIError(f"--out {args.out}: {e}") from None
-        return 0
+            if args.out and not isinstance(e, BrokenPipeError):
+                raise CLIError(f"--out {args.out}: {e}") from None
+            raise
+    return 0
+
+
+def _predicted_lines(model, items, fmt, name):
+    """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
+    O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
+    blank lines are kept."""
+    n_tasks = len(model.tasks)
+    items = iter(items)
+    while True:
+        block = []
+        n_sentences = 0
+        for item in items:
+            block.append(item)
+            n_sentences += not isinstance(item, str)
+            if n_sentences == PREDICT_BLOCK:
+                break
+        if not block:
+            return
+        sentences = [it for it in block if not isinstance(it, str)]
+        try:
+            pred = model.predict(sentences)
+        except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
+            raise CLIError(f"--data {name}: {e}") from None
+        cols = [pred[task] for task in model.task_names]
+        k = 0
+        for item in block:
+            if isinstance(item, str):
+                yield (item + " O" * n_tasks if fmt == "conll" and item.strip() else item) + "\n"
+                continue
+            tags = [c[k] for c in cols]
+            if fmt == "conll":
+                for i, row in enumerate(item):
+                    yield " ".join(row + tuple(t[i] for t in tags)) + "\n"
+            else:
+                yield " ".join("/".join((row[0],) + tuple(t[i] for t in tags)) for i, row in enumerate(item)) + "\n"
+            k += 1
+
+
+def _write_stdout(lines):
     out = sys.stdout
     try:
-        for k, s in enumerate(data):
-            for i, row in enumerate(s):
-                out.write(" ".join(list(row) + [c[k][i] for c in cols]) + "\n")
-            out.write("\n")
+        for line in lines:
+            out.write(line)
         out.flush()
     except BrokenPipeError:                           # e.g. piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
 
 
 __all__ = ["register", "run_train", "run_eval", "run_predict", "DEFAULTS"]

@@ -4,14 +4,15 @@ A file holds one token per line with whitespace-separated columns, blank lines b
 "-DOCSTART-" lines between documents (skipped; they end the current sentence).  A sentence is a list of token rows,
 each a tuple of column strings.
 
-Preprocessing follows Collobert et al. 2011: the word feature is the lowercased word with every digit replaced by
-"0"; the capitalisation feature has five values (CAPS_*); sentences are padded at both edges with PAD symbols so
-that every token has a full window; unknown words map to <unk>.
+Preprocessing follows Collobert et al. 2011 (the features themselves are in fastnn.data.features): the word feature
+is the lowercased word with every digit replaced by "0"; the capitalisation feature has five values; sentences are
+padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
 import os
 
 import numpy as np
 
+from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import _open_text, atomic_write_text
 from fastnn.data.vocab import Vocab
 
@@ -20,11 +21,6 @@ COLUMNS = {"word": 0, "pos": 1, "chunk": 2, "ner": 3}
 TASKS = {"conll2003": ("word", "pos", "chunk", "ner"), "conll2000": ("word", "pos", "chunk")}
 DOCSTART = "-DOCSTART-"
 
-# Capitalisation feature values; CAPS_PAD is the padding symbol, N_CAPS the size of the feature's lookup table.
-CAPS_LOWER, CAPS_FIRST, CAPS_ALL, CAPS_HAS, CAPS_NONE, CAPS_PAD = range(6)
-N_CAPS = 6
-
-_DIGITS = str.maketrans("0123456789", "0000000000")
 
 
 def column_index(col, where="column_index"):
@@ -110,26 +106,120 @@ def write_conll(path, sentences, extra=()):
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
-# ---- Collobert et al. features --------------------------------------------------------------------------------
 
-def normalize_word(word):
-    """Lowercase, every ASCII digit -> "0" (so "1996-08-22" -> "0000-00-00")."""
-    return word.lower().translate(_DIGITS)
+def as_rows(sentences, where="as_rows", *, tokens=True):
+    """`sentences` in read_conll's form: a list of sentences, each a list of rows (tuples of column strings).
+
+    Accepts that form (rows may also be lists) and, when `tokens` is true, tokenised sentences: a list of lists of
+    strings (e.g. [["John", "Smith", "visited", "Paris", "."]]), each token becoming a one-column row.  Anything
+    ambiguous is a TypeError saying what was expected: a bare string, a flat list of strings (one sentence or many
+    one-word ones?), a sentence mixing tokens and rows, sentences of both kinds, a row holding a non-string or
+    nothing.  An empty sentence stays empty.
+    """
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError(f"{where}: 'sentences' must be a list of sentences (each a list of tokens or of column "
+                        f"rows); got a {type(sentences).__name__}. Tokenise text first, e.g. [text.split()].")
+    try:
+        sentences = list(sentences)
+    except TypeError:
+        raise TypeError(f"{where}: 'sentences' must be a list of sentences; got {type(sentences).__name__}.") from None
+    expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
+    out, kinds = [], set()
+    for k, s in enumerate(sentences):
+        if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
+            hint = (" A flat list of strings is ambiguous: for one tokenised sentence pass [tokens]."
+                    if isinstance(s, str) else "")
+            raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(s).__name__} {_short(s)}.{hint}")
+        is_tok = [isinstance(x, str) for x in s]
+        if all(is_tok) and s:
+            if not tokens:
+                raise TypeError(f"{where}: sentence {k} must be a list of column rows like read_conll's (the gold "
+                                f"tags are needed); got token strings {_short(s)}.")
+            kinds.add("tokens")
+            out.append([(x,) for x in s])
+            continue
+        if any(is_tok):
+            raise TypeError(f"{where}: sentence {k} must be {expected}, not both; got {_short(s)}.")
+        for i, row in enumerate(s):
+            if not isinstance(row, (tuple, list)):
+                raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(row).__name__} {_short(row)} "
+                                f"at position {i}.")
+            if not row or not all(isinstance(c, str) for c in row):
+                raise TypeError(f"{where}: sentence {k}, row {i} must hold column strings (the word first); "
+                                f"got {_short(row)}.")
+        if s:
+            kinds.add("rows")
+        out.append(s)
+    if len(kinds) > 1:
+        raise TypeError(f"{where}: the sentences must all be token lists or all column rows; got both kinds.")
+    return out
 
 
-def caps_feature(word):
-    """Capitalisation class: CAPS_NONE (no letters), CAPS_LOWER, CAPS_ALL, CAPS_FIRST (only the first letter
-    character is upper case, e.g. "Paris"), else CAPS_HAS (e.g. "McDonald", "iPod")."""
-    if word.islower():
-        return CAPS_LOWER
-    if word.isupper():
-        return CAPS_ALL
-    if not any(c.isalpha() for c in word):
-        return CAPS_NONE
-    if word[0].isupper() and not any(c.isupper() for c in word[1:]):
-        return CAPS_FIRST
-    return CAPS_HAS
+def _short(x, n=60):
+    r = repr(x)
+    return r if len(r) <= n else r[:n] + "..."
 
+
+# ---- documents kept line for line (tagger predict) -------------------------------------------------------------
+
+FORMATS = ("conll", "text")
+
+
+def detect_format(lines):
+    """"conll" or "text" for the first lines of an input (auto-detection of `fastnn tagger predict`).
+
+    CoNLL: every token line has one common number of fields, and a -DOCSTART- line or a blank line after some token
+    lines (a trailing one counts) separates them, with more than one token line in the second case.  Otherwise text:
+    one tokenised sentence per line.  A small input can be ambiguous (two lines of two words each, a one-token CoNLL
+    file): give the format explicitly there.
+    """
+    fields, blank_after_token, docstart = set(), False, False
+    n_tokens = 0
+    for line in lines:
+        f = line.split()
+        if f and f[0] == DOCSTART:
+            docstart = True
+        elif not f:
+            blank_after_token = blank_after_token or n_tokens > 0
+        else:
+            fields.add(len(f))
+            n_tokens += 1
+    return "conll" if len(fields) == 1 and (docstart or (blank_after_token and n_tokens > 1)) else "text"
+
+
+def read_document(lines, fmt, name="<input>", where="read_document"):
+    """The items of an input in order, so that output can line up with it line for line: a sentence (a list of row
+    tuples; for fmt="text" a line's tokens, each a one-column row) or, for a line that is no token line (blank, or a
+    -DOCSTART- line), the str of that line without its newline.  A generator: lines are read as items are taken.
+
+    CoNLL token lines must all have the number of columns of the first one (ValueError naming `name` and the line).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"{where}: 'fmt' must be one of {FORMATS}; got {fmt!r}.")
+    cur, n_cols, first_line = [], None, None
+    for lineno, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        f = line.split()
+        if not f or f[0] == DOCSTART:
+            if cur:
+                yield cur
+                cur = []
+            yield line
+            continue
+        if fmt == "text":
+            yield [(w,) for w in f]
+            continue
+        if n_cols is None:
+            n_cols, first_line = len(f), lineno
+        elif len(f) != n_cols:
+            raise ValueError(f"{where}: {name}, line {lineno}: must have {n_cols} columns like line {first_line}; "
+                             f"got {len(f)}: {line!r}.")
+        cur.append(tuple(f))
+    if cur:
+        yield cur
+
+
+# ---- Collobert et al. features as ids, and windows -----------------------------------------------------------
 
 def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
     """Vocabulary of normalised training words: <pad> (id 0), <unk> (id 1), then words with count >= min_count by

@@ -1,4 +1,5 @@
-"""Chunk tag encodings: IOB1 (CoNLL-2003 as distributed), IOB2 (CoNLL-2000), IOBES; chunk extraction and conversion.
+"""Chunk tag encodings: IOB1 (CoNLL-2003 as distributed), IOB2 (CoNLL-2000), IOBES; detection of a column's
+encoding, chunk extraction and conversion.
 
 A tag is "O" or "<prefix>-<TYPE>" (the type is everything after the first hyphen, as in conlleval).
 - iob1:  I-X inside a chunk; B-X only at the start of a chunk that directly follows a chunk of the same type.
@@ -124,3 +125,41 @@ def from_chunks(chunk_list, length, scheme="iob2"):
 def convert(tags, src, dst):
     """Re-encode one sentence's tags from scheme `src` to scheme `dst` (ill-formed input is read leniently)."""
     return from_chunks(chunks(tags, src), len(tags), dst)
+
+
+def is_chunk_tag(tag):
+    """Is `tag` "O" or "<B|I|E|S>-<TYPE>" (a chunk tag of some scheme), not e.g. a POS tag?"""
+    p, typ = split_tag(tag)
+    return tag == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
+
+
+def detect_scheme(tag_sentences):
+    """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
+
+    S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
+    IOB2 (which B-X at every chunk start also satisfies).
+    """
+    seen_iob1 = seen_b = False
+    for s in tag_sentences:
+        prev, prev_typ = "O", ""
+        for t in s:
+            if not is_chunk_tag(t):
+                return None
+            p, typ = split_tag(t)
+            if p in "SE":
+                return "iobes"
+            if p == "I" and (prev == "O" or prev_typ != typ):
+                seen_iob1 = True
+            seen_b = seen_b or p == "B"
+            prev, prev_typ = p, typ
+    if seen_iob1:
+        return "iob1"
+    return "iob2" if seen_b else "iob1"
+
+
+def recode(tag_sentences, src, dst):
+    """Sentences of tags re-encoded from scheme `src` to `dst` (new lists); unchanged copies when `src` is None (not
+    chunk tags) or equals `dst`."""
+    if src is None or src == dst:
+        return [list(s) for s in tag_sentences]
+    return [convert(list(s), src, dst) for s in tag_sentences]

@@ -1,17 +1,21 @@
-"""Word vectors in word2vec's text format: a header line "n_words dim", then one "word v1 ... vd" line per word."""
+"""Word vectors in word2vec's text format: a header line "n_words dim", then one "word v1 ... vd" line per word;
+read also without the header line (GloVe's files).  Pretrained vectors for a model's word table: load_pretrained
+normalises the file's words as the tagger's word feature, init_pretrained copies them into a table."""
 import os
 
 import numpy as np
 
+from fastnn.data.features import normalize
 from fastnn.data.text import _open_text, atomic_write_text
 
 
 def read_vectors(path):
-    """(words, vectors) from a word2vec text file; vectors is an (n_words, dim) float32 array.
+    """(words, vectors) from a word2vec text file, with or without its header line; vectors is (n_words, dim) float32.
 
-    Raises FileNotFoundError naming a missing file and ValueError naming the file and line for a malformed header,
-    a line with the wrong number of values or a non-number, a duplicate word, or a word count that differs from the
-    header's.
+    The header "n_words dim" is recognised as a first line of exactly two integers; without it (GloVe's files) every
+    line must have the first line's number of fields, a word and dim values.  Raises FileNotFoundError naming a
+    missing file and ValueError naming the file and line for a malformed header, a line with the wrong number of
+    values or a non-number, a duplicate word, or a word count that differs from the header's.
     """
     where = "read_vectors"
     path = os.fspath(path)
@@ -20,29 +24,38 @@ def read_vectors(path):
             lines = f.read().split("\n")
         except UnicodeDecodeError as e:
             raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start}.") from None
-    head = lines[0].split()
-    try:
+    head = _fields(lines[0])
+    n = None
+    if len(head) == 2 and all(_is_int(x) for x in head):
         n, dim = (int(x) for x in head)
         if n < 0 or dim < 1:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{where}: {path}, line 1: must be the header 'n_words dim' with n_words >= 0 and dim >= 1; "
-                         f"got {lines[0][:80]!r}.") from None
+            raise ValueError(f"{where}: {path}, line 1: must be the header 'n_words dim' with n_words >= 0 and "
+                             f"dim >= 1; got {lines[0][:80]!r}.")
+        body, first = lines[1:], 2
+    else:                                                  # no header (GloVe): the first line sets the dimension
+        if len(head) < 2:
+            raise ValueError(f"{where}: {path}, line 1: must be the header 'n_words dim' or a word and its values; "
+                             f"got {lines[0][:80]!r}.")
+        dim = len(head) - 1
+        body, first = lines, 1
     words, index = [], {}
-    vecs = np.empty((n, dim), dtype=np.float32)
-    for lineno, line in enumerate(lines[1:], 2):
-        parts = [p for p in line.replace("\t", " ").replace("\r", " ").split(" ") if p]  # word2vec's separators
+    vecs = np.empty((n if n is not None else 1024, dim), dtype=np.float32)   # grown by doubling without a header
+    for lineno, line in enumerate(body, first):
+        parts = _fields(line)
         if not parts:
             continue
         if len(words) == n:
             raise ValueError(f"{where}: {path}, line {lineno}: the header says {n} words; got more.")
         if len(parts) != dim + 1:
-            raise ValueError(f"{where}: {path}, line {lineno}: must have a word and {dim} values; "
+            like = "" if n is not None else " like line 1 (a file without a header line)"
+            raise ValueError(f"{where}: {path}, line {lineno}: must have a word and {dim} values{like}; "
                              f"got {len(parts) - 1} values.")
         w = parts[0]
         if w in index:
             raise ValueError(f"{where}: {path}, line {lineno}: words must be distinct; got {w!r} again "
                              f"(first on line {index[w]}).")
+        if len(words) == len(vecs):
+            vecs = np.concatenate([vecs, np.empty_like(vecs)])
         try:
             vecs[len(words)] = np.array(parts[1:], dtype=np.float32)
         except ValueError:
@@ -50,9 +63,21 @@ def read_vectors(path):
             raise ValueError(f"{where}: {path}, line {lineno}: values must be numbers; got {bad!r}.") from None
         index[w] = lineno
         words.append(w)
-    if len(words) != n:
+    if n is not None and len(words) != n:
         raise ValueError(f"{where}: {path}: the header says {n} words; got {len(words)}.")
-    return words, vecs
+    return words, vecs[:len(words)].copy() if len(words) < len(vecs) else vecs
+
+
+def _fields(line):
+    return [p for p in line.replace("\t", " ").replace("\r", " ").split(" ") if p]     # word2vec's separators
+
+
+def _is_int(s):
+    try:
+        int(s)
+        return True
+    except ValueError:
+        return False
 
 
 def _is_float(s):
@@ -87,3 +112,28 @@ def write_vectors(path, words, vectors):
     out = [f"{len(words)} {vectors.shape[1]}\n"]
     out.extend(w + " " + " ".join(["%.9g" % v for v in row]) + "\n" for w, row in zip(words, rows))
     atomic_write_text(path, "".join(out))
+
+
+def load_pretrained(path, lowercase=True):
+    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
+    (features.normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
+    words, vecs = read_vectors(path)
+    seen = {}
+    for i, w in enumerate(words):
+        seen.setdefault(normalize(w, lowercase), i)
+    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+    return list(seen), vecs[keep]
+
+
+def init_pretrained(table, vocab, words, vectors):
+    """Copy pretrained `vectors` (rows for `words`) into `table` (len(vocab), dim), in place, at the row of every
+    word of `vocab` they cover; returns how many rows were copied.  The dimensions must match (ValueError)."""
+    if vectors.shape[1] != table.shape[1]:
+        raise ValueError(f"init_pretrained: the vectors must have the table's dimension {table.shape[1]}; got "
+                         f"{vectors.shape[1]}. Build the model with embed_dim={vectors.shape[1]}.")
+    index = {w: i for i, w in enumerate(words)}
+    pairs = [(vocab.index(w), index[w]) for w in vocab.words if w in index]
+    if pairs:
+        rows, src = map(np.array, zip(*pairs))
+        table[rows] = vectors[src]
+    return len(pairs)

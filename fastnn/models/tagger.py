@@ -2,7 +2,7 @@
 
 Each token is tagged from a window of tokens centred on it.  Every token of the window contributes the vectors of
 its features (the lowercased, digit-normalised word; a capitalisation class; optionally its suffixes and prefixes of
-given lengths and its word shape), concatenated;
+given lengths, its word shape, and the tags of other columns of the file such as POS or chunk tags), concatenated;
 one hidden layer (hard tanh or tanh) maps the window to a hidden vector h; each task has its own affine output layer
 on h giving one score per tag.
 
@@ -11,7 +11,7 @@ Losses (one per task, summed):
 - "sentence": the sentence-level log-likelihood: a tag path's score is the sum of the tokens' tag scores plus learned
   transition scores A[i, j] between consecutive tags, plus start and end scores (Collobert et al. have start scores
   A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
-  exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi.
+  exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi (fastnn.nn.crf).
 
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
 labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
@@ -22,13 +22,16 @@ is -1 and they are left out of that task's loss (Collobert et al. trained their 
 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
-with the file's own tags exactly as conlleval does.
+with the file's own tags exactly as conlleval does (fastnn.data.tags).  The word features are in
+fastnn.data.features, pretrained vectors in fastnn.data.vectors.
 
     sents = read_conll("eng.train")
     tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
     data = tagger.batches(sents, batch_size=32)
-    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents)).fit()
-    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ...}}
+    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents),
+            higher_is_better=True).fit()      # keeps the epoch with the best dev score
+    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ..., ...}}
+    tagger.predict([["John", "Smith", "visited", "Paris", "."]])     # {"ner": [["I-PER", "I-PER", "O", ...]]}
 """
 import functools
 import math
@@ -40,262 +43,29 @@ import numpy as np
 from fastnn import nn
 from fastnn.data import conll
 from fastnn.data import tags as tagging
+from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
+from fastnn.data.tags import detect_scheme, is_chunk_tag, recode
 from fastnn.data.vocab import Vocab
-from fastnn.graph import Module, Node, Param
+from fastnn.graph import Module
 from fastnn.metrics import conll_f1
+from fastnn.nn.crf import Transitions, sentence_nll, viterbi
 
-__all__ = ["WindowTagger", "Transitions", "TaggerBatch", "WindowBatches", "sentence_nll", "viterbi",
-           "detect_scheme", "load_pretrained", "gradcheck_cases"]
+__all__ = ["WindowTagger", "TaggerBatch", "WindowBatches", "main_score", "gradcheck_cases"]
 
 LOSSES = ("word", "sentence")
 ACTIVATIONS = ("hardtanh", "tanh")
 TRAIN_SCHEMES = ("iobes", "iob2", "file")
 
 
-# ---- tag encodings -----------------------------------------------------------------------------------------------
-
-def _is_chunk_tag(t):
-    p, typ = tagging.split_tag(t)
-    return t == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
-
-
-def detect_scheme(tag_sentences):
-    """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
-
-    S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
-    IOB2 (which B-X at every chunk start also satisfies).
-    """
-    seen_iob1 = seen_b = False
-    for s in tag_sentences:
-        prev, prev_typ = "O", ""
-        for t in s:
-            if not _is_chunk_tag(t):
-                return None
-            p, typ = tagging.split_tag(t)
-            if p in "SE":
-                return "iobes"
-            if p == "I" and (prev == "O" or prev_typ != typ):
-                seen_iob1 = True
-            seen_b = seen_b or p == "B"
-            prev, prev_typ = p, typ
-    if seen_iob1:
-        return "iob1"
-    return "iob2" if seen_b else "iob1"
-
-
-def _recode(tag_sentences, src, dst):
-    if src is None or src == dst:
-        return [list(s) for s in tag_sentences]
-    return [tagging.convert(list(s), src, dst) for s in tag_sentences]
-
-
-# ---- the sentence-level log-likelihood ---------------------------------------------------------------------------
-
-class Transitions(Module):
-    """Tag-transition scores of the sentence-level log-likelihood: A (K, K) (A[i, j]: tag i followed by tag j), start
-    (K,) and end (K,) scores, all starting at zero and without weight decay."""
-
-    def __init__(self, n_tags, *, dtype=np.float32):
-        self.A = Param("A", np.zeros((n_tags, n_tags), dtype=dtype), decay=False)
-        self.start = Param("start", np.zeros(n_tags, dtype=dtype), decay=False)
-        self.end = Param("end", np.zeros(n_tags, dtype=dtype), decay=False)
-
-    def __repr__(self):
-        return f"Transitions({self.A.shape[0]} tags, dtype={self.A.dtype})"
-
-
-def _padded(offsets):
-    """(S, T, flat index of each token in the (S*T,) padded layout, mask (S, T), lengths)."""
-    lengths = np.diff(offsets)
-    S = len(lengths)
-    T = int(lengths.max()) if S else 0
-    sent = np.repeat(np.arange(S), lengths)
-    t = np.arange(offsets[-1] - offsets[0]) - (offsets[:-1] - offsets[0])[sent]
-    mask = np.arange(T)[None, :] < lengths[:, None]
-    return S, T, sent * T + t, mask, lengths
-
-
-def _check_offsets(offsets, n, where):
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 1):
-        raise ValueError(f"{where}: 'offsets' must be increasing sentence boundaries from 0 to {n} (every sentence "
-                         f"non-empty); got {offsets[:6]}{'...' if len(offsets) > 6 else ''}.")
-    return offsets
-
-
-def _forward_backward(E, A, start, end, offsets):
-    """Scaled forward-backward in float64 over a batch of sentences.
-
-    E (N, K) emission scores of the tokens (sentences concatenated, boundaries `offsets`).  Returns (logZ (S,),
-    node marginals (N, K), expected transition counts (K, K), start marginals (K,), end marginals (K,)).
-    The recursions run in probability space, with each token's scores shifted by their max and alpha renormalised at
-    every step (the shifts and scales are added back into log Z), so nothing overflows.
-    """
-    N, K = E.shape
-    S, T, flat, mask, lengths = _padded(offsets)
-    shift = E.max(axis=1)
-    P = np.zeros((S * T, K))
-    P[flat] = np.exp(E - shift[:, None])
-    P = P.reshape(S, T, K)                                # exp(E - max) per token, zero at padding
-    a_max = A.max()
-    expA = np.exp(A - a_max)
-    last = offsets[1:] - 1
-    alpha = np.zeros((S, T, K))
-    logc = np.zeros((S, T))
-    a = np.exp(start - start.max())[None, :] * P[:, 0]
-    c = a.sum(axis=1)
-    alpha[:, 0] = a / c[:, None]
-    logc[:, 0] = np.log(c)
-    for t in range(1, T):
-        a = (alpha[:, t - 1] @ expA) * P[:, t]
-        c = a.sum(axis=1)
-        live = mask[:, t]
-        c = np.where(live, c, 1.0)
-        alpha[:, t] = np.where(live[:, None], a / c[:, None], alpha[:, t - 1])
-        logc[:, t] = np.log(c)
-    idx = np.arange(S)
-    expEnd = np.exp(end - end.max())
-    a_last = alpha[idx, lengths - 1]
-    zend = a_last @ expEnd
-    # log Z = shifts + transition shifts + log of the scaled sums
-    sent_shift = np.add.reduceat(shift, offsets[:-1]) if N else np.zeros(0)
-    logZ = (logc.sum(axis=1) + np.log(zend) + sent_shift + (lengths - 1) * a_max + start.max() + end.max())
-    # beta, scaled with the same constants as alpha: beta_t = expA @ (P_{t+1} * beta_{t+1}) / c_{t+1}
-    beta = np.zeros((S, T, K))
-    beta[idx, lengths - 1] = expEnd[None, :] / zend[:, None]
-    c_all = np.exp(logc)
-    for t in range(T - 2, -1, -1):
-        live = mask[:, t + 1]
-        b = (P[:, t + 1] * beta[:, t + 1]) @ expA.T / c_all[:, t + 1][:, None]
-        beta[:, t] = np.where(live[:, None], b, beta[:, t])
-    # node marginals: alpha_t * beta_t (normalised by construction)
-    marg = (alpha * beta).reshape(S * T, K)[flat]
-    # pairwise: alpha_{t-1}[i] expA[i, j] P_t[j] beta_t[j] / c_t, summed over live t >= 1
-    if T > 1:
-        w = (P[:, 1:] * beta[:, 1:]) / c_all[:, 1:, None]
-        w *= mask[:, 1:, None]
-        trans = np.einsum("sti,stj->ij", alpha[:, :-1], w) * expA
-    else:
-        trans = np.zeros((K, K))
-    return logZ, marg, trans, marg[offsets[:-1]], marg[last]
-
-
-def sentence_nll(scores, tags, offsets, transitions, reduction="tokens"):
-    """The sentence-level negative log-likelihood (Collobert et al. 2011, section 3.4.2): a scalar Node.
-
-    Parameters
-    ----------
-    scores : Node or array (N, K): the network's tag scores for N tokens, sentences concatenated.
-    tags : (N,) int gold tags.  offsets : (S + 1,) sentence boundaries (0 ... N).
-    transitions : a Transitions module (its A, start, end receive gradients).
-    reduction : "tokens" (sum over sentences / N, the default), "sentences" (mean per sentence) or "sum".
-
-    The forward-backward runs in float64 whatever the parameters' dtype; gradients are cast back.
-    """
-    where = "sentence_nll"
-    scores = nn.as_node(scores)
-    E = scores.value
-    if E.ndim != 2:
-        raise ValueError(f"{where}: 'scores' must be 2-D (tokens, tags); got shape {E.shape}.")
-    N, K = E.shape
-    if transitions.A.shape != (K, K):
-        raise ValueError(f"{where}: the transitions must be for {K} tags; got {transitions.A.shape[0]}.")
-    y = np.asarray(tags, dtype=np.int64).ravel()
-    if y.shape != (N,) or (N and (y.min() < 0 or y.max() >= K)):
-        raise ValueError(f"{where}: 'tags' must be {N} ints in [0, {K}); got shape {y.shape}.")
-    offsets = _check_offsets(offsets, N, where)
-    denom = {"tokens": N, "sentences": len(offsets) - 1, "sum": 1}.get(reduction)
-    if denom is None:
-        raise ValueError(f"{where}: 'reduction' must be 'tokens', 'sentences' or 'sum'; got {reduction!r}.")
-    A, st, en = transitions.A, transitions.start, transitions.end
-    E64 = np.asarray(E, dtype=np.float64)
-    A64, s64, e64 = (np.asarray(p.value, dtype=np.float64) for p in (A, st, en))
-    logZ, marg, trans, m_first, m_last = _forward_backward(E64, A64, s64, e64, offsets)
-    first, last = offsets[:-1], offsets[1:] - 1
-    inner = np.ones(N, dtype=bool)
-    inner[first] = False                                  # tokens with a predecessor in their sentence
-    gold = (E64[np.arange(N), y].sum() + A64[y[:-1][inner[1:]], y[1:][inner[1:]]].sum()
-            + s64[y[first]].sum() + e64[y[last]].sum())
-    value = np.asarray((logZ.sum() - gold) / denom, dtype=E.dtype)
-    dt = A.dtype
-
-    def backward(g):
-        c = float(g) / denom
-        if scores.requires_grad:
-            dE = marg.copy()
-            dE[np.arange(N), y] -= 1.0
-            scores.add_grad((dE * c).astype(E.dtype, copy=False))
-        if A.trainable:
-            dA = trans.copy()
-            np.add.at(dA, (y[:-1][inner[1:]], y[1:][inner[1:]]), -1.0)
-            A.add_grad((dA * c).astype(dt))
-        if st.trainable:
-            ds = m_first.sum(axis=0)
-            np.add.at(ds, y[first], -1.0)
-            st.add_grad((ds * c).astype(dt))
-        if en.trainable:
-            de = m_last.sum(axis=0)
-            np.add.at(de, y[last], -1.0)
-            en.add_grad((de * c).astype(dt))
-
-    return Node(value, (scores,), backward, "sentence_nll", requires_grad=True)
-
-
-def viterbi(scores, offsets, A, start, end):
-    """The best tag path of every sentence under the sentence-level score: (N,) int64 tags.
-
-    scores (N, K) tag scores (sentences concatenated, boundaries `offsets`); A (K, K), start (K,), end (K,) arrays.
-    """
-    E = np.asarray(scores, dtype=np.float64)
-    N, K = E.shape
-    offsets = _check_offsets(offsets, N, "viterbi")
-    A = np.asarray(A, dtype=np.float64)
-    S, T, flat, mask, lengths = _padded(offsets)
-    Ep = np.zeros((S * T, K))
-    Ep[flat] = E
-    Ep = Ep.reshape(S, T, K)
-    delta = start[None, :] + Ep[:, 0]
-    back = np.zeros((S, T, K), dtype=np.int64)
-    for t in range(1, T):
-        cand = delta[:, :, None] + A[None]                # (S, from, to)
-        arg = cand.argmax(axis=1)
-        best = np.take_along_axis(cand, arg[:, None, :], axis=1)[:, 0] + Ep[:, t]
-        live = mask[:, t]
-        back[:, t] = arg
-        delta = np.where(live[:, None], best, delta)
-    path = np.zeros((S, T), dtype=np.int64)
-    cur = (delta + np.asarray(end, dtype=np.float64)[None, :]).argmax(axis=1)
-    idx = np.arange(S)
-    for t in range(T - 1, -1, -1):
-        live = t < lengths
-        path[:, t] = np.where(live, cur, 0)
-        if t > 0:
-            # step back only where position t is inside the sentence (its backpointer is real)
-            cur = np.where(live, back[idx, t, cur], cur)
-    return path.reshape(S * T)[flat]
-
-
 # ---- batches -----------------------------------------------------------------------------------------------------
 
 class TaggerBatch(NamedTuple):
-    """Windows of feature ids (N, window) for N tokens: words, caps, and `feats`, a tuple with one array per optional
-    feature slot of the model (one per suffix length, per prefix length, shape); targets (N, n_tasks) or None;
-    offsets (S + 1,) sentence boundaries within the batch (sentence-level loss) or None (independent windows).
-    With the character feature: forms (N, window) index the batch's distinct word forms, whose characters are
-    chars = (ids (U, T) char ids, 0 past each form's end; lengths (U,)); else both None."""
-    words: np.ndarray
-    caps: np.ndarray
-    feats: tuple
-    targets: np.ndarray
-    offsets: np.ndarray
-    forms: np.ndarray = None
-    chars: tuple = None
-
-
-class Encoded(NamedTuple):
-    """A corpus turned into windows: words, caps (N, window) int64, feats (tuple of (N, window) int64), targets
-    (N, n_tasks) or None, offsets (S + 1,); with the character feature, forms (N, window) index the corpus's
-    distinct word forms and chars = (ids (F, T), lengths (F,)) spells them (else both None)."""
+    """Windows of feature ids for N tokens, of a whole corpus (encode) or of a training batch (batch()): words, caps
+    (N, window) int64; feats, a tuple with one (N, window) int64 array per optional feature slot of the model (one per
+    suffix length, per prefix length, shape, feature column); targets (N, n_tasks) or None; offsets (S + 1,) sentence
+    boundaries (a corpus, or a batch of whole sentences for the sentence-level loss) or None (independent windows).
+    With the character feature, forms (N, window) index the distinct word forms of these windows and chars = (ids
+    (F, T) char ids, 0 past each form's end; lengths (F,)) spells them; else both None."""
     words: np.ndarray
     caps: np.ndarray
     feats: tuple
@@ -305,7 +75,7 @@ class Encoded(NamedTuple):
     chars: tuple = None
 
     def batch(self, rows=None, sentences=None):
-        """The TaggerBatch of token `rows`, or of whole `sentences` (with their offsets)."""
+        """The TaggerBatch of token `rows` (offsets None), or of whole `sentences` (with their offsets)."""
         if sentences is not None:
             lo, hi = self.offsets[sentences], self.offsets[np.asarray(sentences) + 1]
             lengths = hi - lo
@@ -412,59 +182,6 @@ class _BatchPlan:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
-def normalize(word, lowercase=True):
-    """The word feature: Collobert et al.'s lowercased word with digits -> "0" (conll.normalize_word), or with
-    lowercase=False only the digits replaced (case then also reaches the word vectors, besides the caps feature)."""
-    return conll.normalize_word(word) if lowercase else word.translate(conll._DIGITS)
-
-
-def word_suffix(word, n):
-    """The last n letters of the normalised word (the whole word when shorter)."""
-    return conll.normalize_word(word)[-n:]
-
-
-def word_prefix(word, n):
-    """The first n letters of the normalised word (the whole word when shorter)."""
-    return conll.normalize_word(word)[:n]
-
-
-def affix_lengths(value, name, where):
-    """A suffix_len / prefix_len value (an int, 0 = none, or a sequence of ints >= 1) as a tuple of lengths."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{where}: '{name}' must be >= 0; got {value!r}.")
-        return (int(value),) if value else ()
-    try:
-        lengths = tuple(value)
-    except TypeError:
-        lengths = None
-    if lengths is None or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
-                                  for n in lengths) or len(set(lengths)) != len(lengths):
-        raise ValueError(f"{where}: '{name}' must be an int >= 0 or distinct ints >= 1; got {value!r}.")
-    return tuple(int(n) for n in lengths)
-
-
-MAX_CHARS = 20
-
-
-def word_chars(word):
-    """The characters the character feature reads: the word with digits -> "0", case kept; a word longer than
-    MAX_CHARS keeps its first and last MAX_CHARS // 2 (its prefix and suffix carry the clues)."""
-    w = normalize(word, lowercase=False)
-    return w if len(w) <= MAX_CHARS else w[:MAX_CHARS // 2] + w[-(MAX_CHARS // 2):]
-
-
-def word_shape(word):
-    """The word's shape: upper-case letters -> "X", lower-case -> "x", digits -> "d", other characters kept, runs of
-    one class collapsed ("age-defying" -> "x-x", "10-round" -> "d-x", "T.O'Gorman" -> "X.X'Xx", "1,874" -> "d,d")."""
-    out = []
-    for ch in word:
-        c = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
-        if not out or out[-1] != c or c not in "Xxd":
-            out.append(c)
-    return "".join(out)
-
-
 def _stored_lengths(lengths):
     """Config form of affix lengths: an int for none or one (as older model files have it), else a list."""
     return lengths[0] if len(lengths) == 1 else (0 if not lengths else list(lengths))
@@ -482,6 +199,9 @@ class WindowTagger(Module):
     suffixes : list of str (with "<pad>", "<unk>" first): the suffixes of every length in suffix_len, or None for no
         suffix feature.  prefixes : likewise for prefix_len.  shapes : likewise for the word-shape feature
         (word_shape), or None.
+    columns : feature columns, a list of dicts {"name", "column" (its index in the file), "values" (its tags, "<pad>"
+        and "<unk>" first), "dim" (vector size)}: every window position also gets the vector of its token's tag in
+        that column (e.g. the POS column for a chunker), read from the same column of the data to be tagged.
     word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
     window : odd window size.  embed_dim, caps_dim, suffix_dim, prefix_dim, shape_dim : feature vector sizes.
     suffix_len, prefix_len : letters of the suffix (prefix) feature, or several lengths (e.g. (1, 2, 3)): one slot
@@ -497,7 +217,8 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, word_counts=None,
+    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, columns=(),
+                 word_counts=None,
                  window=5, embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0,
                  shape_dim=0, char_dim=0, char_filters=50, char_width=3, hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
@@ -535,6 +256,12 @@ class WindowTagger(Module):
                              f"chars {'None' if chars is None else 'given'}.")
         if char_dim and not (isinstance(char_filters, numbers.Integral) and char_filters >= 1):
             raise ValueError(f"{where}: 'char_filters' must be an int >= 1; got {char_filters!r}.")
+        columns = [dict(c, values=list(c.get("values", ()))) for c in columns]
+        for c in columns:
+            if not (isinstance(c.get("dim"), numbers.Integral) and c["dim"] >= 1 and isinstance(c.get("column"),
+                    numbers.Integral) and c["column"] >= 1 and c["values"][:2] == [Vocab.PAD, Vocab.UNK]):
+                raise ValueError(f"{where}: a feature column must be {{'name', 'column' >= 1, 'values' starting with "
+                                 f"{Vocab.PAD!r}, {Vocab.UNK!r}, 'dim' >= 1}}; got {c!r}.")
         words = list(words)
         if words[:2] != [Vocab.PAD, Vocab.UNK]:
             raise ValueError(f"{where}: 'words' must start with {Vocab.PAD!r}, {Vocab.UNK!r}; got {words[:2]}.")
@@ -563,28 +290,35 @@ class WindowTagger(Module):
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
         self.embed.W.trainable = not freeze_embeddings
-        self.caps = nn.Embedding(conll.N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
+        self.caps = nn.Embedding(N_CAPS, caps_dim, rng=rng, dtype=dt, scale=embed_scale) if caps_dim else None
         self.suffix = (nn.Embedding(len(suffixes), suffix_dim, rng=rng, dtype=dt, scale=embed_scale)
                        if suffixes is not None else None)
         self.prefix = (nn.Embedding(len(prefixes), prefix_dim, rng=rng, dtype=dt, scale=embed_scale)
                        if prefixes is not None else None)
         self.shape = (nn.Embedding(len(shapes), shape_dim, rng=rng, dtype=dt, scale=embed_scale)
                       if shapes is not None else None)
-        # the optional per-token feature slots, in the order of TaggerBatch.feats: (vocab, word -> string, table)
+        # the optional per-token feature slots, in the order of TaggerBatch.feats: (vocab, column read,
+        # cell -> string, table); the feature columns' slots are added below
         self._features = (
-            [(self.suffix_vocab, functools.partial(word_suffix, n=n), self.suffix) for n in suffix_len
+            [(self.suffix_vocab, 0, functools.partial(word_suffix, n=n), self.suffix) for n in suffix_len
              if self.suffix is not None]
-            + [(self.prefix_vocab, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
+            + [(self.prefix_vocab, 0, functools.partial(word_prefix, n=n), self.prefix) for n in prefix_len
                if self.prefix is not None]
-            + [(self.shape_vocab, word_shape, self.shape)] * (self.shape is not None))
+            + [(self.shape_vocab, 0, word_shape, self.shape)] * (self.shape is not None))
         self.char_cnn = (nn.CharCNN(len(chars), char_dim, char_filters, char_width, rng=rng, dtype=dt,
                                     scale=embed_scale) if chars is not None else None)
         n_chars_out = char_filters if chars is not None else 0
-        n_in = window * (embed_dim + caps_dim + sum(f[2].W.shape[1] for f in self._features) + n_chars_out)
+        n_in = window * (embed_dim + caps_dim + sum(f[3].W.shape[1] for f in self._features) + n_chars_out
+                         + sum(c["dim"] for c in columns))
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
         self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
                             else None)
+        # one table per feature column, drawn last so that the other parameters start as in a model without them
+        self.columns = columns
+        self.column_tables = [nn.Embedding(len(c["values"]), c["dim"], rng=rng, dtype=dt, scale=embed_scale)
+                              for c in columns]
+        self._features += [(Vocab(c["values"]), c["column"], str, t) for c, t in zip(columns, self.column_tables)]
         self.drop_in = nn.Dropout(dropout, rng=np.random.default_rng([seed, 1]))
         self.drop_hidden = nn.Dropout(hidden_dropout, rng=np.random.default_rng([seed, 2]))
         self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
@@ -593,10 +327,12 @@ class WindowTagger(Module):
     @classmethod
     def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
               prefix_dim=0, shape_dim=0, char_dim=0, feature_min_count=1, extra_words=(), task_weights=None,
-              **kwargs):
+              columns=None, **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
-        tasks : {name: column index or name}.  task_weights : {name: weight of its loss} (others 1).  scheme :
+        tasks : {name: column index or name}.  columns : {name: (column index or name, dim)}, feature columns whose
+        tags are read as inputs (their values are those of the training data).  task_weights : {name: weight of its
+        loss} (others 1).  scheme :
         training encoding of chunk tasks ("iobes", "iob2", or "file" to keep the file's).  min_count : words seen
         fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained
         vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  Other keywords go to the
@@ -611,7 +347,8 @@ class WindowTagger(Module):
         if set(task_weights) - set(tasks):
             raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
-        n_cols = max(len(s[0]) for s in sentences)
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        n_cols = max(len(s[0]) for s in sentences if s)
         specs = []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
@@ -621,9 +358,18 @@ class WindowTagger(Module):
             gold = conll.column([s for s in sentences if len(s[0]) > c], c)      # the sentences labelled for it
             file_scheme = detect_scheme(gold)
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
-            vocab = Vocab.build(_recode(gold, file_scheme, train_scheme), specials=())
+            vocab = Vocab.build(recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme, "weight": task_weights.get(name, 1.0)})
+        col_specs = []
+        for name, (col, dim) in (columns or {}).items():
+            c = conll.column_index(col, where)
+            if not 1 <= c < n_cols or any(len(s[0]) <= c for s in sentences):
+                raise IndexError(f"{where}: feature {name!r} reads column {c}, which every training sentence must "
+                                 f"have (and not the words, column 0); the training data has "
+                                 f"{min(len(s[0]) for s in sentences)} to {n_cols} columns.")
+            values = Vocab.build(conll.column(sentences, c), specials=(Vocab.PAD, Vocab.UNK)).words
+            col_specs.append({"name": name, "column": c, "values": values, "dim": int(dim)})
         lower = kwargs.get("lowercase", True)
         norm = ([normalize(r[0], lower) for r in s] for s in sentences)
         wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
@@ -643,16 +389,16 @@ class WindowTagger(Module):
         chars = (Vocab.build(([c for r in s for c in word_chars(r[0])] for s in sentences),
                              specials=(Vocab.PAD, Vocab.UNK)).words if char_dim else None)
         return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes, chars=chars,
-                   word_counts=wv.counts.tolist(), suffix_len=suffix_len, suffix_dim=suffix_dim if suffixes else 0,
-                   prefix_len=prefix_len, prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim,
-                   char_dim=char_dim, **kwargs)
+                   columns=col_specs, word_counts=wv.counts.tolist(), suffix_len=suffix_len,
+                   suffix_dim=suffix_dim if suffixes else 0, prefix_len=prefix_len,
+                   prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, char_dim=char_dim, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
                     prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
-                    chars=None if self.char_vocab is None else self.char_vocab.words,
+                    chars=None if self.char_vocab is None else self.char_vocab.words, columns=self.columns,
                     word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
 
     @property
@@ -665,18 +411,27 @@ class WindowTagger(Module):
 
     # -- data ----------------------------------------------------------------------------------------------------
     def encode(self, sentences, targets=True, partial=False):
-        """Encoded windows of read_conll sentences (word column 0); targets=True also encodes every task's column
-        in the training encoding (ValueError for a missing column or a tag the model does not know).  partial=True
+        """Encoded windows of read_conll sentences (word column 0; tokenised sentences too when targets=False);
+        targets=True also encodes every task's column in the training encoding, for training or a dev set that picks
+        the epoch: a missing column is an IndexError, a tag the model does not know a ValueError (a model cannot learn
+        or be selected on a tag it cannot produce, and such a tag usually means a wrong column or corpus; evaluate()
+        scores any file, counting unseen tags as errors).  partial=True
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
+        sentences = conll.as_rows(sentences, where, tokens=not targets)
         w = self._cfg["window"]
         lower = self._cfg["lowercase"]
         wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]
         cid = conll.encode_caps(sentences, col=0)
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
-        feats = tuple(conll.windows([vocab.encode([fn(r[0]) for r in s]) for s in sentences], window=w,
-                                    pad_word_id=0)[0] for vocab, fn, _ in self._features)
+        for c in self.columns:
+            short = next((i for i, s in enumerate(sentences) if len(s[0]) <= c["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: feature {c['name']!r} reads column {c['column']}, but sentence {short + 1} "
+                                 f"of the data has {len(sentences[short][0])} columns.")
+        feats = tuple(conll.windows([vocab.encode([fn(r[col]) for r in s]) for s in sentences], window=w,
+                                    pad_word_id=0)[0] for vocab, col, fn, _ in self._features)
         forms = chars = None
         if self.char_cnn is not None:
             index = {None: 0}                          # form 0 stands for the window padding past sentence edges
@@ -699,11 +454,9 @@ class WindowTagger(Module):
                     raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                      f"{n_cols} columns.")
                 raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
-                if t["file_scheme"] is not None and not all(_is_chunk_tag(x) for s in raw for x in s):
-                    bad = next(x for s in raw for x in s if not _is_chunk_tag(x))
-                    raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) must hold chunk tags like "
-                                     f"the training data ({t['file_scheme'].upper()}); got {bad!r}.")
-                gold = _recode(raw, t["file_scheme"], t["scheme"])
+                if t["file_scheme"] is not None:
+                    self._check_chunk_tags(raw, t, where)
+                gold = recode(raw, t["file_scheme"], t["scheme"])
                 index = self._tag_index[k]
                 flat = [tag for s in gold for tag in s]
                 try:
@@ -711,17 +464,23 @@ class WindowTagger(Module):
                 except KeyError:
                     pos = next(i for i, tag in enumerate(flat) if tag not in index)
                     orig = [x for s in raw for x in s][pos]
-                    shown = repr(orig) if orig == flat[pos] else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})"
+                    shown = (repr(orig) if t["scheme"] in (None, t["file_scheme"])
+                             else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})")
+                    typ = tagging.split_tag(flat[pos])[1] if t["scheme"] is not None else None
+                    same = [x for x in t["tags"] if typ and tagging.split_tag(x)[1] == typ]
+                    known = (f"it knows {typ} only as {', '.join(same)}" if same else
+                             f"known: {', '.join(t['tags'][:12])}{', ...' if len(t['tags']) > 12 else ''}")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
-                                     f"which the model was not trained on (known: {', '.join(t['tags'][:12])}"
-                                     f"{', ...' if len(t['tags']) > 12 else ''}).") from None
-        return Encoded(words, caps, feats, tgt, offsets, forms, chars)
+                                     f"which the model was not trained on ({known}). Training and model selection "
+                                     f"need tags the model can produce; evaluate() (`fastnn tagger eval`) scores "
+                                     f"any file, counting such tags as errors.") from None
+        return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
         """WindowBatches over training data: by window (word loss) or by sentence (sentence loss).  Sentences may
         lack some tasks' columns (encode(partial=True)); those labelled for no task are left out."""
         enc = sentences_or_encoded
-        if not isinstance(enc, Encoded):
+        if not isinstance(enc, TaggerBatch):
             cols = [t["column"] for t in self.tasks]
             enc = self.encode([s for s in enc if len(s[0]) > min(cols)], partial=True)
         rare = None
@@ -736,7 +495,7 @@ class WindowTagger(Module):
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
-        for (_, _, table), ids in zip(self._features, batch.feats):
+        for (_, _, _, table), ids in zip(self._features, batch.feats):
             parts.append(table(ids))
         if self.char_cnn is not None:
             by_form = self.char_cnn(*batch.chars)                          # (distinct forms, char_filters)
@@ -804,41 +563,89 @@ class WindowTagger(Module):
                 out.append(s.argmax(axis=1))
             else:
                 tr = self.transitions[k]
-                out.append(_viterbi_chunked(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
+                out.append(viterbi(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
         return out
 
     def predict(self, sentences, encoded=None):
-        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.  `encoded`: the
-        sentences' Encoded form, if already computed."""
+        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.
+
+        sentences : tokenised sentences (a list of lists of strings, e.g. [["John", "Smith", "visited", "Paris",
+            "."]]) or read_conll's rows (only the word column is used); conll.as_rows says what else is refused.
+        encoded : self.encode(sentences) if already computed.
+        """
+        sentences = conll.as_rows(sentences, "WindowTagger.predict")
+        if not sentences or any(not s for s in sentences):     # an empty sentence has no tags: tag the others
+            kept = [s for s in sentences if s]
+            pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
+            return {name: _refill(p, sentences) for name, p in pred.items()}
         enc = encoded if encoded is not None else self.encode(sentences, targets=False)
         out = {}
         for t, ids in zip(self.tasks, self.predict_ids(enc)):
             names = np.asarray(t["tags"], dtype=object)[ids]
             sents = [list(names[enc.offsets[i]:enc.offsets[i + 1]]) for i in range(len(enc.offsets) - 1)]
-            out[t["name"]] = _recode(sents, t["scheme"], t["file_scheme"])
+            out[t["name"]] = recode(sents, t["scheme"], t["file_scheme"])
         return out
 
     def evaluate(self, sentences, encoded=None):
-        """{task: {"f1", "precision", "recall", "accuracy"}} in percent, against the tasks' columns of `sentences`.
+        """Per task, the scores of the predictions against the task's column of `sentences` (read_conll rows).
 
         Chunk tasks are scored with conlleval's rules on the file's own encoding; tasks whose tags are not chunk tags
-        (POS) get token accuracy and None for precision / recall / F1.  `encoded`: self.encode(sentences) if already
-        computed (validation every epoch); otherwise it is computed here, which also checks the columns and tags.
+        (POS) get token accuracy and None for precision / recall / F1.  Any gold tag is scored, also one the model
+        was never trained on: such a token can only be wrong, and a chunk holding it can only be missed, exactly as
+        conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
+        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
+        model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
+        for tag tasks), "unseen_tags" (those tags, sorted)}}.
+        `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
+        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
         """
-        enc = encoded if encoded is not None else self.encode(sentences, targets=True)
-        pred = self.predict(sentences, enc)
-        out = {}
+        where = "WindowTagger.evaluate"
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        pred = self.predict(sentences, encoded)          # (checks the feature columns first)
         for t in self.tasks:
+            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                 f"{len(short[0])} columns.")
+        out = {}
+        for k, t in enumerate(self.tasks):
             gold = conll.column(sentences, t["column"])
             if t["file_scheme"] is None:
                 g = [x for s in gold for x in s]
                 p = [x for s in pred[t["name"]] for x in s]
-                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object))
-                out[t["name"]] = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc)}
+                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object)) if g else 0.0
+                res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
+                       "n_chunks": None}
             else:
-                r = conll_f1(gold, pred[t["name"]])
-                out[t["name"]] = {k: float(r[k]) for k in ("f1", "precision", "recall", "accuracy")}
+                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
+                res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
+                res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
+            res.update(self._unseen(gold, k))
+            out[t["name"]] = res
         return out
+
+    @staticmethod
+    def _check_chunk_tags(gold, task, where):
+        bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
+        if bad is not None:
+            raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
+                             f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
+        return gold
+
+    def _unseen(self, gold, k):
+        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
+        t, index = self.tasks[k], self._tag_index[k]
+        coded = recode(gold, t["file_scheme"], t["scheme"])
+        tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
+        for s in coded:
+            miss = [tag not in index for tag in s]
+            if not any(miss):
+                continue
+            n_tokens += sum(miss)
+            tags.update(tag for tag, m in zip(s, miss) if m)
+            if n_chunks is not None:
+                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
+        return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
 
     def score(self, sentences, encoded=None):
         """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
@@ -851,6 +658,7 @@ class WindowTagger(Module):
         sfx = f", suffix{c['suffix_len']}={c['suffix_dim']}" if self.suffix is not None else ""
         sfx += f", prefix{c['prefix_len']}={c['prefix_dim']}" if self.prefix is not None else ""
         sfx += f", shape={c['shape_dim']}" if self.shape is not None else ""
+        sfx += "".join(f", {f['name']}=col{f['column']}:{f['dim']}" for f in self.columns)
         sfx += (f", chars={c['char_dim']}x{c['char_filters']}/{c['char_width']}" if self.char_cnn is not None
                 else "")
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
@@ -863,55 +671,10 @@ def main_score(results):
     return float(np.mean([r["f1"] if r["f1"] is not None else r["accuracy"] for r in results.values()]))
 
 
-def _viterbi_chunked(scores, offsets, A, start, end, max_tokens=20000):
-    """viterbi() over a large corpus, a block of sentences at a time (sorted by length to keep padding small)."""
-    out = np.empty(len(scores), dtype=np.int64)
-    lengths = np.diff(offsets)
-    order = np.argsort(lengths, kind="stable")
-    i = 0
-    while i < len(order):
-        j = i
-        n = 0
-        while j < len(order) and n < max_tokens:
-            n += lengths[order[j]]
-            j += 1
-        sel = order[i:j]
-        rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in sel])
-        offs = np.zeros(len(sel) + 1, dtype=np.int64)
-        np.cumsum(lengths[sel], out=offs[1:])
-        out[rows] = viterbi(scores[rows], offs, A, start, end)
-        i = j
-    return out
-
-
-# ---- pretrained vectors ------------------------------------------------------------------------------------------
-
-def load_pretrained(path, lowercase=True):
-    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
-    (normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
-    from fastnn.data.vectors import read_vectors
-
-    words, vecs = read_vectors(path)
-    seen = {}
-    for i, w in enumerate(words):
-        seen.setdefault(normalize(w, lowercase), i)
-    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
-    return list(seen), vecs[keep]
-
-
-def init_pretrained(model, words, vectors):
-    """Copy pretrained vectors into the model's word table for every vocabulary word they cover; returns the count.
-    The dimensions must match (ValueError)."""
-    W = model.embed.W.value
-    if vectors.shape[1] != W.shape[1]:
-        raise ValueError(f"init_pretrained: the vectors must have the model's embed_dim {W.shape[1]}; got "
-                         f"{vectors.shape[1]}. Pass --embed-dim {vectors.shape[1]} (or leave it unset).")
-    index = {w: i for i, w in enumerate(words)}
-    pairs = [(model.vocab.index(w), index[w]) for w in model.vocab.words if w in index]
-    if pairs:
-        rows, src = map(np.array, zip(*pairs))
-        W[rows] = vectors[src]
-    return len(pairs)
+def _refill(pred, sentences):
+    """Per-sentence predictions of the non-empty `sentences`, with [] put back for the empty ones."""
+    it = iter(pred)
+    return [next(it) if s else [] for s in sentences]
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
@@ -925,8 +688,9 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     pfx = [Vocab.PAD, Vocab.UNK, "c"] if suffix else None
     shp = [Vocab.PAD, Vocab.UNK, "x", "Xx", "d"] if suffix else None
     chars = [Vocab.PAD, Vocab.UNK, "a", "b", "c"] if suffix else None
-    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, window=3, embed_dim=3,
-                     caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
+    cols = [{"name": "pos", "column": 1, "values": [Vocab.PAD, Vocab.UNK, "NN", "VB"], "dim": 2}] if suffix else ()
+    m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, columns=cols, window=3,
+                     embed_dim=3, caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      char_dim=2 if suffix else 0, char_filters=3, hidden=4, activation="tanh", loss=loss,
                      embed_scale=1.0, seed=seed, dtype="float64")
@@ -946,15 +710,16 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     if suffix:                       # 4 word forms, form 2 used twice
         forms = np.array([0, 1, 2, 3, 2, 0, 1, 2, 3, 0, 1, 2, 2, 3, 0, 1, 2, 3]).reshape(N, 3)
         spelled = (np.array([[0, 0, 0], [2, 3, 4], [4, 0, 0], [1, 2, 2]]), np.array([1, 3, 1, 3]))
-    batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, conll.N_CAPS, (N, 3)),
+    batch = TaggerBatch(rng.integers(0, len(words), (N, 3)), rng.integers(0, N_CAPS, (N, 3)),
                         (rng.integers(0, 4, (N, 3)), rng.integers(0, 4, (N, 3)), rng.integers(0, 3, (N, 3)),
-                         rng.integers(0, 5, (N, 3))) if suffix else (), targets,
+                         rng.integers(0, 5, (N, 3)), rng.integers(0, 4, (N, 3))) if suffix else (), targets,
                         offsets if loss == "sentence" else None, forms, spelled)
     return m, batch
 
 
 def _case(loss, n_tasks, suffix=False):
-    """suffix=True adds the suffix (two lengths, one shared table), prefix, shape and character features."""
+    """suffix=True adds the suffix (two lengths, one shared table), prefix, shape, feature-column and character
+    features."""
     def build(rng):
         m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
         return (lambda: m.loss(batch)), m.parameters()
