@@ -93,6 +93,10 @@ def register(sub):
     g.add_argument("--pretrained", metavar="VECTORS.txt",
                    help="initialise word vectors from a word2vec text file (words normalised like the training "
                         "words: lowercased unless --keep-case, digits -> 0)")
+    g.add_argument("--pretrained-std", metavar="S|raw", default="init",
+                   help="with --pretrained: rescale the vectors (one factor) to entry standard deviation S; 'init' "
+                        "= that of the tagger's own starting vectors (U(-s, s), s = --embed-scale), so large language-"
+                        "model vectors do not saturate the hidden layer; 'raw' = as in the file (default %(default)s)")
     g.add_argument("--extend-vocab", action="store_true",
                    help="with --pretrained: also add the file's words that are not in the training data")
     g.add_argument("--freeze-embeddings", action="store_true", help="do not train the word vectors")
@@ -282,6 +286,13 @@ def _check_range(args):
         raise CLIError(f"--embed-scale must be > 0; got {args.embed_scale}")
     if args.patience is not None and args.patience < 0:
         raise CLIError(f"--patience must be >= 0; got {args.patience}")
+    if args.pretrained_std not in ("init", "raw"):
+        try:
+            args.pretrained_std = float(args.pretrained_std)
+        except ValueError:
+            args.pretrained_std = float("nan")
+        if not (math.isfinite(args.pretrained_std) and args.pretrained_std > 0):
+            raise CLIError("--pretrained-std must be 'init', 'raw' or a number > 0")
     if (args.extend_vocab or args.freeze_embeddings) and not args.pretrained:
         raise CLIError("--extend-vocab and --freeze-embeddings need --pretrained VECTORS.txt")
     check_resume(args)
@@ -357,9 +368,12 @@ def run_train(args):
     except (ValueError, IndexError) as e:
         raise CLIError(str(e)) from None
     if pre_vecs is not None:
-        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs)
+        std = {"init": "table", "raw": None}.get(args.pretrained_std, args.pretrained_std)
+        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs, std=std)
         if not args.quiet:
-            print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}", file=sys.stderr)
+            scaled = "" if std is None else f", rescaled to std {model.embed.W.value.std():.3g}"
+            print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}{scaled}",
+                  file=sys.stderr)
     if dev is not None:
         try:
             model.encode(dev)
