@@ -29,7 +29,7 @@ fastnn.data.features, pretrained vectors in fastnn.data.vectors.
     tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
     data = tagger.batches(sents, batch_size=32)
     Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents),
-            higher_is_better=True).fit()      # keeps the epoch with the best dev score
+            mode="max").fit()      # keeps the epoch with the best dev score (F1: higher is better)
     tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ..., ...}}
     tagger.predict([["John", "Smith", "visited", "Paris", "."]])     # {"ner": [["I-PER", "I-PER", "O", ...]]}
 """
@@ -770,7 +770,7 @@ def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batc
     if dev is not None:
         dev_enc = model.encode(dev)
         validate = (lambda m: m.score(dev, dev_enc))
-    trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, higher_is_better=True, patience=patience,
+    trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, mode="max", patience=patience,
                       checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback, on_nonfinite=on_nonfinite,
                       average=average)
     trainer.fit(resume=resume)
