@@ -322,7 +322,8 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
                              extra_words=pw)
     assert "zzz" in m.vocab and "0000" in m.vocab
-    n = init_pretrained(m.embed.W.value, m.vocab, pw, pv)
+    start_std = m.embed.W.value.std()
+    n = init_pretrained(m.embed.W.value, m.vocab, pw, pv, std=None)
     assert n == 4
     np.testing.assert_array_equal(m.embed.W.value[m.vocab.index("dog")], vecs[1])
     before = m.embed.W.value.copy()
@@ -332,6 +333,45 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     small = T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4)
     with pytest.raises(ValueError, match="dimension 5; got 6. Build the model with embed_dim=6"):
         init_pretrained(small.embed.W.value, small.vocab, pw, pv)
+
+
+def test_pretrained_vectors_are_rescaled_to_the_tables_starting_scale_by_default():
+    rng = np.random.default_rng(3)
+    train = _synthetic(rng, 20)
+    pw = ["w1", "w2", "w3", "zzz"]
+    pv = (rng.standard_normal((4, 6)) * 2.0).astype(np.float32)       # language-model vectors: far larger entries
+    m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, extra_words=pw, embed_scale=0.01)
+    start = m.embed.W.value.std()
+    assert abs(start - 0.01 / np.sqrt(3)) < 0.002                        # U(-s, s) has std s / sqrt(3)
+    init_pretrained(m.embed.W.value, m.vocab, pw, pv)
+    rows = np.stack([m.embed.W.value[m.vocab.index(w)] for w in pw])
+    np.testing.assert_allclose(rows.std(), start, rtol=1e-5)
+    np.testing.assert_allclose(rows, pv * (start / pv.std()), rtol=1e-5)     # one factor for all of them
+    init_pretrained(m.embed.W.value, m.vocab, pw, pv, std=0.5)
+    np.testing.assert_allclose(np.stack([m.embed.W.value[m.vocab.index(w)] for w in pw]).std(), 0.5, rtol=1e-5)
+    for bad in (0, -1.0, "big", float("nan")):
+        with pytest.raises(ValueError, match="'std' must be"):
+            init_pretrained(m.embed.W.value, m.vocab, pw, pv, std=bad)
+
+
+def test_output_biases_start_at_the_log_prior_of_the_training_tags():
+    sents = _corpus()
+    for loss in ("word", "sentence"):
+        m = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8)
+        for t, head in zip(m.tasks, m.heads):
+            gold = recode(conll.column(sents, t["column"]), t["file_scheme"], t["scheme"])
+            counts = np.array([sum(x == tag for s in gold for x in s) for tag in t["tags"]], dtype=np.float64) + 1
+            np.testing.assert_allclose(head.b.value, np.log(counts / counts.sum()), rtol=1e-5)
+        # the other parameters start as without it (same draws), and prior_bias=False gives zeros
+        z = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8, prior_bias=False)
+        assert all(not h.b.value.any() for h in z.heads)
+        np.testing.assert_array_equal(z.hidden.W.value, m.hidden.W.value)
+        np.testing.assert_array_equal(z.heads[1].W.value, m.heads[1].W.value)
+    # the most frequent tag wins on a window the weights say nothing about
+    m = T.WindowTagger.build(sents, {"ner": 3}, loss="word", hidden=8)
+    assert m.tasks[0]["tags"][int(np.argmax(m.heads[0].b.value))] == "O"
+    with pytest.raises(ValueError, match="one entry per task"):
+        T.WindowTagger(m.vocab.words, m.tasks, tag_counts=[[1], [2]])
 
 
 def test_constructor_validates_arguments():

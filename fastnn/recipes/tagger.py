@@ -16,7 +16,8 @@ from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["TaggerConfig", "PRESETS", "from_preset", "build", "fit", "train", "parse_lengths", "DEFAULT_EMBED_DIM"]
+__all__ = ["TaggerConfig", "PRESETS", "from_preset", "build", "fit", "train", "parse_lengths", "parse_std",
+           "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -29,6 +30,16 @@ def parse_lengths(text):
     except ValueError:
         raise ValueError(f"must be a length or lengths separated by commas, like 2 or 1,2,3; got {text!r}") from None
     return values[0] if len(values) == 1 else values
+
+
+def parse_std(text):
+    """'init', 'raw' or a number (the pretrained_std values as text)."""
+    if text in ("init", "raw"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be 'init', 'raw' or a number > 0; got {text!r}") from None
 
 
 @dataclass
@@ -74,6 +85,11 @@ class TaggerConfig:
     pretrained: str = option(None, "initialise word vectors from a word2vec/GloVe text file (words normalised like "
                                    "the training words: lowercased unless --keep-case, digits -> 0)", type=str,
                              metavar="VECTORS.txt", group="model")
+    pretrained_std: str = option("init", "with --pretrained: rescale the vectors (one factor) to entry standard "
+                                         "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
+                                         "s = --embed-scale), so large language-model vectors do not saturate the "
+                                         "hidden layer; 'raw' = as in the file", parse=parse_std, metavar="S|raw",
+                                 group="model")
     extend_vocab: bool = option(False, "with --pretrained: also add the file's words that are not in the training "
                                        "data", group="model")
     freeze_embeddings: bool = option(False, "do not train the word vectors", group="model")
@@ -108,6 +124,8 @@ class TaggerConfig:
         self.prefix_len = affix_lengths(self.prefix_len, "prefix_len", where)
         self.suffix_len = self.suffix_len[0] if len(self.suffix_len) == 1 else (self.suffix_len or 0)
         self.prefix_len = self.prefix_len[0] if len(self.prefix_len) == 1 else (self.prefix_len or 0)
+        if self.pretrained_std not in ("init", "raw"):
+            check_scalar(self.pretrained_std, "pretrained_std", where, low=0, low_open=True)
         if not self.weight_decay >= 0:
             raise ValueError(f"{where}: 'weight_decay' must be >= 0; got {self.weight_decay!r}.")
         if (self.extend_vocab or self.freeze_embeddings) and not self.pretrained:
@@ -156,9 +174,11 @@ def build(config, train, *, log=None):
         activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
         embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case, seed=c.seed)
     if pre_vecs is not None:
-        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs)
+        std = {"init": "table", "raw": None}.get(c.pretrained_std, c.pretrained_std)
+        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs, std=std)
         if log:
-            log(f"pretrained vectors for {n} of {len(model.vocab)} words from {c.pretrained}")
+            scaled = "" if std is None else f", rescaled to std {model.embed.W.value.std():.3g}"
+            log(f"pretrained vectors for {n} of {len(model.vocab)} words from {c.pretrained}{scaled}")
     return model
 
 
