@@ -389,6 +389,13 @@ def _case_split(rng):
                            nn.sum(nn.mul(nn.split(a, 2)[1], D)))), {}, {"a": a}
 
 
+def _case_narrow(rng):
+    a = _input(rng.standard_normal((4, 3, 2)))
+    C, D = rng.standard_normal((4, 2, 2)), rng.standard_normal((1, 3, 2))
+    return (lambda: nn.add(nn.sum(nn.mul(nn.tanh(nn.narrow(a, 1, 1, 2)), C)),      # a middle slice and the last step
+                           nn.sum(nn.mul(nn.narrow(a, 0, 3, 1), D)))), {}, {"a": a}
+
+
 def _case_binary(op):
     def build(rng):
         a, b = _input(rng.standard_normal((4, 3))), _input(rng.standard_normal((3,)))  # b broadcast over rows
@@ -587,6 +594,7 @@ def node_cases():
         ("embedding", _case_embedding),
         ("concat", _case_concat),
         ("split", _case_split),
+        ("narrow", _case_narrow),
         ("add", _case_binary(nn.add)),
         ("sub", _case_binary(nn.sub)),
         ("mul", _case_binary(nn.mul)),

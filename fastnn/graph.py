@@ -10,6 +10,9 @@ unrolls) and its order depends only on how the graph was built, so results are d
 
 Embedding parameters (`Param(..., sparse=True)`) receive row gradients: `Param.grad` is then a `RowGrad` of unique
 ascending rows and their summed gradients, never a dense V x D array.
+
+A node type adds gradients only through the public hooks: `Node.add_grad(g, owned=)`, `Param.add_grad(g, owned=)`,
+`Param.add_row_grad(idx, G)` and `Param.add_grad_matmul(a, b)` (grad += a.T @ b, in place through BLAS).
 """
 import numpy as np
 
@@ -89,8 +92,9 @@ class Param:
     def zero_grad(self):
         self.grad = None
 
-    def add_grad(self, g):
-        """Add a dense gradient (same shape as the value)."""
+    def add_grad(self, g, *, owned=False):
+        """Add a dense gradient (same shape as the value).  owned=True: g is a fresh array that nobody else holds,
+        taken over as the grad without a copy when it is the first."""
         if not self.trainable:
             return
         if self.sparse:
@@ -99,9 +103,27 @@ class Param:
             raise ValueError(f"Param.add_grad: the gradient of '{self.name}' must have shape {self.value.shape}; "
                              f"got {np.shape(g)}.")
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.dtype, copy=True, order="C")
+            if owned and g.dtype == self.dtype and g.flags.c_contiguous:
+                self.grad = g
+            else:
+                self.grad = np.array(g, dtype=self.dtype, copy=True, order="C")
         else:
             self.grad += g
+
+    def add_grad_matmul(self, a, b):
+        """grad += a.T @ b (the weight gradient of an affine map), accumulated in place by BLAS when it can be."""
+        if not self.trainable:
+            return
+        if self.sparse:
+            raise TypeError(f"Param.add_grad_matmul: '{self.name}' is a sparse (embedding) Param; an affine node "
+                            "needs a dense one.")
+        gr = self.grad
+        if gr is None:
+            self.grad = kernels.gemm(a, b, trans_a=True)
+        elif isinstance(gr, np.ndarray) and gr.dtype == self.dtype and gr.flags.c_contiguous and gr.flags.writeable:
+            kernels.gemm(a, b, trans_a=True, beta=1.0, out=gr)
+        else:
+            self.add_grad(kernels.gemm(a, b, trans_a=True))
 
     def add_row_grad(self, idx, G):
         """Add gradient rows G (N, D) for (possibly repeated) rows idx (N,); coalesced into a RowGrad."""
@@ -152,9 +174,14 @@ class Node:
     def dtype(self):
         return self.value.dtype
 
-    def add_grad(self, g):
+    def add_grad(self, g, *, owned=False):
+        """grad += g.  owned=True: g is a fresh array that nobody else holds, taken over as the grad without a copy
+        when it is the first."""
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.value.dtype, copy=True)
+            if owned and g.dtype == self.value.dtype and g.shape == self.value.shape:
+                self.grad = g
+            else:
+                self.grad = np.array(g, dtype=self.value.dtype, copy=True)
         else:
             self.grad += g
 

@@ -101,6 +101,25 @@ def test_split_returns_the_parts_and_their_gradients():
         nn.split(a, 3)
 
 
+def test_narrow_is_a_view_whose_gradient_fills_its_slice():
+    a = graph.constant(np.arange(24.0).reshape(4, 3, 2), requires_grad=True)
+    mid = nn.narrow(a, -2, 1, 2)
+    np.testing.assert_array_equal(mid.value, a.value[:, 1:3])
+    assert np.shares_memory(mid.value, a.value)
+    nn.sum(nn.scale(mid, 3.0)).backward()
+    want = np.zeros((4, 3, 2))
+    want[:, 1:3] = 3.0
+    np.testing.assert_array_equal(a.grad, want)
+    assert nn.narrow(a, 0, 0, 4) is a                               # the whole axis: the node itself
+    assert not nn.narrow(np.ones((3, 2)), 0, 1, 1).requires_grad    # a constant stays a constant
+    for kw, err, match in [((3, 0, 1), ValueError, "'axis' must be an int in \\[-3, 3\\); got 3"),
+                           ((0, 5, 1), ValueError, "'start' must be <= 4; got 5"),
+                           ((0, 2, 3), ValueError, "'length' must be <= 2; got 3"),
+                           ((0, 1.0, 1), TypeError, "'start' must be an integer")]:
+        with pytest.raises(err, match=match):
+            nn.narrow(a, *kw)
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3)])
 def test_linear_forward_and_backward(shape, dtype, rng):
     lin = nn.Linear(3, 4, rng=rng, dtype=dtype)

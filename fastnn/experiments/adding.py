@@ -21,7 +21,7 @@ from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import jsonable
-from fastnn.graph import Module, Node
+from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
 
@@ -38,15 +38,6 @@ MODEL_INIT = {
 # minutes on one core.  lr decays linearly from lr to lr_end over the steps; clip is the global-norm threshold.
 DEFAULTS = dict(hidden=100, batch_size=16, lr=0.01, lr_end=0.001, momentum=0.0, clip=1.0, steps=30000, n_test=1000,
                 eval_every=1000, small_std=1e-3, in_std=0.1, out_std=1e-3)
-
-
-def _last_step(H):
-    """Node for H[-1] of an (T, B, K) Node: its gradient flows only into the last step."""
-    def backward(g):
-        full = np.zeros_like(H.value)
-        full[-1] = g
-        H.add_grad(full)
-    return Node(H.value[-1], (H,), backward, "last_step", requires_grad=H.requires_grad)
 
 
 def time_major(X):
@@ -95,7 +86,7 @@ class AddingRNN(Module):
     def forward(self, X):
         """X (B, T, 2) -> (H Node (T, B, hidden), prediction Node (B, 1))."""
         H, _ = self.rnn(time_major(np.asarray(X, dtype=self.out.W.dtype)))
-        return H, self.out(_last_step(H))
+        return H, self.out(nn.reshape(nn.narrow(H, 0, H.value.shape[0] - 1, 1), H.value.shape[1:]))
 
     def loss(self, batch):
         """Mean squared error of a batch (X (B, T, 2), y (B,)): a scalar Node."""

@@ -20,12 +20,12 @@ stream is predicted (</s> included), so `token_logprobs(stream)[i]` lines up wit
 import numpy as np
 
 from fastnn import init as _init
-from fastnn import kernels, nn
+from fastnn import nn
 from fastnn._validation import check_scalar
-from fastnn.graph import Module, Node, Param, RowGrad
+from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.models.nplm import _posint, as_stream, output_logprobs
-from fastnn.nn import functional as F
+from fastnn.nn import ClassSoftmaxOutput
 
 __all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
 
@@ -58,131 +58,6 @@ def word_classes(counts, n_classes, *, method="sqrt"):
     out = np.empty(c.size, dtype=np.int64)
     out[order] = cls.ravel()
     return out
-
-
-class ClassSoftmaxOutput(Module):
-    """Class-factorized softmax: log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w].
-
-    Parameters
-    ----------
-    n_in : H.
-    word_class : (V,) ints, the class of each word; classes 0..C-1 must all be non-empty.
-    counts : optional (V,) word counts: the biases then start at the log class priors and log P(w | class).
-
-    Params: Wc (C, H), bc (C,) dense; W (V, H) and b (V, 1) sparse, stored in class-sorted row order (row pos[w]),
-    so each class's words are one contiguous block of rows.  A batch is grouped by the targets' classes: per class
-    present, one small fused output layer (gemm + softmax-xent + gemms) over that class's block, and only the rows of
-    the blocks of the classes present get a (RowGrad) gradient.
-    """
-
-    def __init__(self, n_in, word_class, *, rng, dtype=np.float32, counts=None):
-        where = "ClassSoftmaxOutput"
-        n_in = _posint(n_in, "n_in", where)
-        wc = np.asarray(word_class)
-        if wc.ndim != 1 or wc.size == 0 or wc.dtype.kind not in "iu":
-            raise ValueError(f"{where}: 'word_class' must be a non-empty 1-d integer array; got dtype {wc.dtype}, "
-                             f"shape {wc.shape}.")
-        wc = wc.astype(np.int64)
-        n_classes = int(wc.max()) + 1
-        sizes = np.bincount(wc, minlength=n_classes)
-        if wc.min() < 0 or np.any(sizes == 0):
-            raise ValueError(f"{where}: 'word_class' must use every class 0..{n_classes - 1}; got empty classes "
-                             f"{np.flatnonzero(sizes == 0)[:5].tolist()}. Use word_classes() to build it.")
-        V = wc.size
-        self.word_class = wc
-        self.n_classes = n_classes
-        self.order = np.argsort(wc, kind="stable")                 # row r of W holds word order[r]
-        self.pos = np.empty(V, dtype=np.int64)
-        self.pos[self.order] = np.arange(V)
-        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        rng = _init.as_rng(rng, where)
-        self.Wc = Param("Wc", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
-        self.bc = Param("bc", _init.zeros(n_classes, dtype=dtype), decay=False)
-        r = _init.glorot_range(n_in, max(V // n_classes, 1))
-        self.W = Param("W", _init.uniform((V, n_in), r, rng, dtype=dtype), sparse=True)
-        self.b = Param("b", _init.zeros((V, 1), dtype=dtype), sparse=True, decay=False)
-        if counts is not None:
-            cnt = np.maximum(np.asarray(counts, dtype=np.float64), 0.5)
-            if cnt.shape != (V,):
-                raise ValueError(f"{where}: 'counts' must have shape ({V},); got {cnt.shape}.")
-            csum = np.bincount(wc, weights=cnt, minlength=n_classes)
-            self.bc.value[...] = np.log(csum / csum.sum())
-            self.b.value[self.pos, 0] = np.log(cnt / csum[wc])
-
-    def _run(self, h2, targets, scale, want):
-        """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values): the class
-        softmax through kernels.output_layer, the within-class softmaxes through kernels.class_softmax_xent (one
-        thread per class present, each over its own block of rows)."""
-        t = np.asarray(targets).ravel()
-        V = self.word_class.size
-        if t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= V):
-            raise IndexError(f"ClassSoftmaxOutput: 'targets' must be word ids in [0, {V}); got values in "
-                             f"[{t.min()}, {t.max()}].")
-        c = self.word_class[t]
-        loss, dWc, dbc, dh = kernels.output_layer(h2, self.Wc.value, self.bc.value, c, scale=scale, want_grad=want)
-        lw, dhw, rows, vals, bvals = kernels.class_softmax_xent(h2, self.W.value, self.b.value.reshape(-1),
-                                                                self.start, c, self.pos[t], scale=scale,
-                                                                want_grad=want)
-        loss = loss.astype(np.float64) + lw
-        if not want:
-            return loss, None
-        dh += dhw
-        return loss, (dWc, dbc, dh, rows, vals, bvals[:, None])
-
-    def loss(self, h, targets, reduction="mean"):
-        """Cross-entropy of the factorized softmax against integer targets (shape h.shape[:-1]): a scalar Node."""
-        where = "ClassSoftmaxOutput.loss"
-        K = self.Wc.value.shape[1]
-        h = F.as_node(h, self.Wc.value.dtype)
-        if h.value.shape[-1:] != (K,) or np.shape(targets) != h.value.shape[:-1]:
-            raise ValueError(f"{where}: 'h' must have shape (..., {K}) and 'targets' h.shape[:-1]; got {h.value.shape} "
-                             f"and {np.shape(targets)}.")
-        h2 = np.ascontiguousarray(h.value).reshape(-1, K)
-        s = F._reduction_scale(reduction, h2.shape[0], where)
-        want = self.training
-        losses, grads = self._run(h2, targets, s, want)
-        value = F._scalar(losses.sum() * s, h2.dtype)
-        if not want:
-            return Node(value, op="class_softmax")
-        V = self.word_class.size
-        held = [grads]
-
-        def backward(g):
-            dWc, dbc, dh, rows, vals, bvals = held[0]
-            held[0] = None
-            c = h2.dtype.type(g)
-            if c != 1:
-                for a in (dWc, dbc, dh, vals, bvals):
-                    a *= c
-            F._param_acc(self.Wc, dWc, owned=True)
-            F._param_acc(self.bc, dbc, owned=True)
-            for p, v in ((self.W, vals), (self.b, bvals)):
-                if p.trainable:
-                    rg = RowGrad(rows, v, V)              # class blocks: unique, ascending already
-                    p.grad = rg if p.grad is None else p.grad + rg
-            if h.requires_grad:
-                F._acc(h, dh.reshape(h.value.shape), owned=True)
-
-        return Node(value, (h,), backward, "class_softmax", requires_grad=True)
-
-    def token_logprobs(self, h, targets):
-        """log P(targets[i] | h[i]) as float64 (N,) (no graph)."""
-        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
-        return -self._run(h2, targets, 1.0, False)[0]
-
-    def log_probs(self, h):
-        """The full (N, V) log-distribution, in word-id order (for tests and small vocabularies)."""
-        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
-        lc = kernels.log_softmax(np.ascontiguousarray(h2 @ self.Wc.value.T + self.bc.value))
-        out = np.empty((h2.shape[0], self.word_class.size), dtype=h2.dtype)
-        for cls in range(self.n_classes):
-            a, e = self.start[cls], self.start[cls + 1]
-            lw = kernels.log_softmax(np.ascontiguousarray(h2 @ self.W.value[a:e].T + self.b.value[a:e, 0]))
-            out[:, self.order[a:e]] = lw + lc[:, cls:cls + 1]
-        return out
-
-    def __repr__(self):
-        return f"ClassSoftmaxOutput({self.Wc.shape[1]}, {self.word_class.size} words, {self.n_classes} classes)"
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -235,20 +110,6 @@ class BPTTBatches:
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
-
-def _tail(H, k):
-    """The last k time steps of a (T, B, K) node (a view; the gradient is padded with zeros)."""
-    T = H.value.shape[0]
-    if k == T:
-        return H
-
-    def backward(g):
-        full = np.zeros_like(H.value)
-        full[T - k:] = g
-        F._acc(H, full, owned=True)
-
-    return Node(H.value[T - k:], (H,), backward, "tail", requires_grad=True)
-
 
 class RNNLM(Module):
     """Elman RNN language model.
@@ -348,7 +209,7 @@ class RNNLM(Module):
         H, _ = self._hidden(x, h0)
         self.state = (np.zeros((B, self.hidden), self._dtype) if h0 is None else h0.copy()) if carry < 0 \
             else H.value[carry].copy()
-        return self._out_loss(_tail(H, k), y)
+        return self._out_loss(nn.narrow(H, 0, H.value.shape[0] - k, k), y)
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def token_logprobs(self, stream, *, chunk=512):

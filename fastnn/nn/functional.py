@@ -12,6 +12,7 @@ import numpy as np
 from scipy.special import expit
 
 from fastnn import kernels
+from fastnn._validation import check_scalar
 from fastnn.graph import Node, Param
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
@@ -25,54 +26,6 @@ def as_node(x, dtype=None):
         raise TypeError(f"fastnn.nn: got the Param '{x.name}' where a Node or array was expected. "
                         "Wrap it with nn.param(p) to use its value in the graph.")
     return Node(np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype), op="input")
-
-
-def _acc(node, g, owned=False):
-    """node.grad += g.  A fresh array g (owned=True, nobody else holds it) becomes the grad without a copy."""
-    if node.grad is None:
-        if owned and g.dtype == node.value.dtype and g.shape == node.value.shape:
-            node.grad = g
-        else:
-            node.add_grad(g)
-    else:
-        node.grad += g
-
-
-def _param_acc(p, g, owned=False):
-    """p.grad += g for a dense Param (a fresh array is taken over without a copy)."""
-    if not p.trainable:
-        return
-    if p.grad is None and owned and g.dtype == p.value.dtype and g.shape == p.value.shape and g.flags.c_contiguous:
-        p.grad = g
-    else:
-        p.add_grad(g)
-
-
-def _gemm(a, b, trans_a=False, trans_b=False, beta=0.0, out=None):
-    """kernels.gemm, with empty operands handled in NumPy (BLAS wants positive sizes)."""
-    if a.size and b.size:
-        return kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b, beta=beta, out=out)
-    prod = (a.T if trans_a else a) @ (b.T if trans_b else b)
-    if out is None:
-        return np.ascontiguousarray(prod)
-    out *= beta
-    out += prod
-    return out
-
-
-def _param_gemm(p, a, b):
-    """p.grad += a.T @ b (the weight gradient of an affine map), accumulated in place by BLAS when possible."""
-    if not p.trainable:
-        return
-    if p.sparse:
-        raise TypeError(f"fastnn.nn: '{p.name}' is a sparse (embedding) Param; an affine node needs a dense one.")
-    gr = p.grad
-    if gr is None:
-        p.grad = _gemm(a, b, trans_a=True)
-    elif isinstance(gr, np.ndarray) and gr.dtype == p.dtype and gr.flags.c_contiguous and gr.flags.writeable:
-        _gemm(a, b, trans_a=True, beta=1.0, out=gr)
-    else:
-        p.add_grad(_gemm(a, b, trans_a=True))
 
 
 def _param_colsum(p, g2):
@@ -151,7 +104,7 @@ def add(a, b):
         for p in (a, b):
             if p.requires_grad:
                 gp = _unbroadcast(g, p.value.shape)
-                _acc(p, gp, owned=gp is not g)
+                p.add_grad(gp, owned=gp is not g)
 
     return _out(a.value + b.value, (a, b), backward, "add")
 
@@ -163,9 +116,9 @@ def sub(a, b):
     def backward(g):
         if a.requires_grad:
             ga = _unbroadcast(g, a.value.shape)
-            _acc(a, ga, owned=ga is not g)
+            a.add_grad(ga, owned=ga is not g)
         if b.requires_grad:
-            _acc(b, -_unbroadcast(g, b.value.shape), owned=True)
+            b.add_grad(-_unbroadcast(g, b.value.shape), owned=True)
 
     return _out(a.value - b.value, (a, b), backward, "sub")
 
@@ -177,9 +130,9 @@ def mul(a, b):
 
     def backward(g):
         if a.requires_grad:
-            _acc(a, _unbroadcast(g * bv, av.shape), owned=True)
+            a.add_grad(_unbroadcast(g * bv, av.shape), owned=True)
         if b.requires_grad:
-            _acc(b, _unbroadcast(g * av, bv.shape), owned=True)
+            b.add_grad(_unbroadcast(g * av, bv.shape), owned=True)
 
     return _out(av * bv, (a, b), backward, "mul")
 
@@ -190,14 +143,14 @@ def scale(a, c):
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
         raise TypeError(f"nn.scale: 'c' must be a real number; got {c!r}. Use nn.mul for a node or an array.")
     c = float(c)
-    return _out(a.value * c, (a,), lambda g: _acc(a, g * c, owned=True), "scale")
+    return _out(a.value * c, (a,), lambda g: a.add_grad(g * c, owned=True), "scale")
 
 
 def sum(a):  # noqa: A001 (the node type is called sum)
     """The sum of all entries: a scalar node."""
     a = as_node(a)
     dt, shape = a.value.dtype, a.value.shape
-    return _out(_scalar(a.value.sum(), dt), (a,), lambda g: _acc(a, np.full(shape, g, dtype=dt), owned=True), "sum")
+    return _out(_scalar(a.value.sum(), dt), (a,), lambda g: a.add_grad(np.full(shape, g, dtype=dt), owned=True), "sum")
 
 
 def mean(a):
@@ -207,7 +160,7 @@ def mean(a):
     if n == 0:
         raise ValueError("nn.mean: 'a' must have at least one entry; got shape {}.".format(shape))
     return _out(_scalar(a.value.sum() / n, dt), (a,),
-                lambda g: _acc(a, np.full(shape, g / n, dtype=dt), owned=True), "mean")
+                lambda g: a.add_grad(np.full(shape, g / n, dtype=dt), owned=True), "mean")
 
 
 def concat(nodes, axis=-1):
@@ -231,7 +184,7 @@ def concat(nodes, axis=-1):
             if n.requires_grad:
                 sl = [slice(None)] * g.ndim
                 sl[ax] = slice(int(lo), int(hi))
-                _acc(n, g[tuple(sl)])
+                n.add_grad(g[tuple(sl)])
 
     return _out(value, nodes, backward, "concat")
 
@@ -253,17 +206,49 @@ def split(a, n, axis=0):
         def backward(g, sl=sl):
             full = np.zeros_like(a.value)
             full[sl] = g
-            _acc(a, full, owned=True)
+            a.add_grad(full, owned=True)
 
         parts.append(_out(a.value[sl], (a,), backward, "split"))
     return parts
+
+
+def narrow(a, axis, start, length):
+    """The slice start:start+length of `a` along `axis` (a view, as torch.narrow); its gradient goes back into that
+    slice (zeros elsewhere).  E.g. an RNN's last step: narrow(H, 0, T - 1, 1).
+
+    >>> from fastnn import nn
+    >>> nn.narrow(np.arange(6.0).reshape(3, 2), 0, 1, 2).value
+    array([[2., 3.],
+           [4., 5.]])
+    """
+    a = as_node(a)
+    where = "nn.narrow"
+    nd = a.value.ndim
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -nd <= axis < nd:
+        raise ValueError(f"{where}: 'axis' must be an int in [{-nd}, {nd}); got {axis!r}.")
+    ax = int(axis) % nd
+    size = a.value.shape[ax]
+    check_scalar(start, "start", where, low=0, high=size, integer=True)
+    check_scalar(length, "length", where, low=0, high=size - start, integer=True)
+    if start == 0 and length == size:
+        return a
+    sl = [slice(None)] * nd
+    sl[ax] = slice(start, start + length)
+    sl = tuple(sl)
+
+    def backward(g):
+        full = np.zeros_like(a.value)
+        full[sl] = g
+        a.add_grad(full, owned=True)
+
+    return _out(a.value[sl], (a,), backward, "narrow")
 
 
 def reshape(a, shape):
     """a with a new shape (same entries)."""
     a = as_node(a)
     old = a.value.shape
-    return _out(a.value.reshape(shape), (a,), lambda g: _acc(a, g.reshape(old)), "reshape")
+    return _out(a.value.reshape(shape), (a,), lambda g: a.add_grad(g.reshape(old)), "reshape")
 
 
 def matmul(a, b):
@@ -276,9 +261,9 @@ def matmul(a, b):
 
     def backward(g):
         if a.requires_grad:
-            _acc(a, g @ bv.T, owned=True)
+            a.add_grad(g @ bv.T, owned=True)
         if b.requires_grad:
-            _acc(b, av.T @ g, owned=True)
+            b.add_grad(av.T @ g, owned=True)
 
     return _out(av @ bv, (a, b), backward, "matmul")
 
@@ -295,7 +280,7 @@ def tanh(a):
         d = y * y
         np.subtract(1, d, out=d)
         d *= g
-        _acc(a, d, owned=True)
+        a.add_grad(d, owned=True)
 
     return _out(y, (a,), backward, "tanh")
 
@@ -309,7 +294,7 @@ def sigmoid(a):
         d = 1 - y
         d *= y
         d *= g
-        _acc(a, d, owned=True)
+        a.add_grad(d, owned=True)
 
     return _out(y, (a,), backward, "sigmoid")
 
@@ -318,7 +303,7 @@ def hardtanh(a):
     """clip(x, -1, 1); gradient 1 inside (-1, 1), 0 outside (0 at the kinks)."""
     a = as_node(a)
     x = a.value
-    return _out(np.clip(x, -1, 1), (a,), lambda g: _acc(a, g * (np.abs(x) < 1), owned=True), "hardtanh")
+    return _out(np.clip(x, -1, 1), (a,), lambda g: a.add_grad(g * (np.abs(x) < 1), owned=True), "hardtanh")
 
 
 def softsign(a):
@@ -329,7 +314,7 @@ def softsign(a):
     def backward(g):
         d = g / den
         d /= den
-        _acc(a, d, owned=True)
+        a.add_grad(d, owned=True)
 
     return _out(a.value / den, (a,), backward, "softsign")
 
@@ -338,7 +323,7 @@ def relu(a):
     """max(x, 0); gradient 1 where x > 0 (0 at the kink)."""
     a = as_node(a)
     x = a.value
-    return _out(np.maximum(x, 0), (a,), lambda g: _acc(a, g * (x > 0), owned=True), "relu")
+    return _out(np.maximum(x, 0), (a,), lambda g: a.add_grad(g * (x > 0), owned=True), "relu")
 
 
 def maxout(z, k):
@@ -356,7 +341,7 @@ def maxout(z, k):
     def backward(g):
         dz = np.zeros_like(z3)
         np.put_along_axis(dz, arg, g[..., None], axis=-1)
-        _acc(z, dz.reshape(zv.shape), owned=True)
+        z.add_grad(dz.reshape(zv.shape), owned=True)
 
     return _out(y, (z,), backward, "maxout")
 
@@ -382,7 +367,7 @@ def max_over_time(x, lengths):
     def backward(g):
         dx = np.zeros_like(xv)
         np.put_along_axis(dx, arg, g[:, None, :], axis=1)
-        _acc(x, dx, owned=True)
+        x.add_grad(dx, owned=True)
 
     return _out(y, (x,), backward, "max_over_time")
 
@@ -404,7 +389,7 @@ def take(a, idx):
         if flat.size:                          # the rows of repeated indices summed by the embedding kernel
             rows, summed = kernels.coalesce_rows(flat, np.ascontiguousarray(g.reshape(len(flat), -1)), R)
             d.reshape(R, -1)[rows] = summed
-        _acc(a, d, owned=True)
+        a.add_grad(d, owned=True)
 
     return _out(av[flat].reshape(idx.shape + av.shape[1:]), (a,), backward, "take")
 
@@ -421,7 +406,7 @@ def dropout(a, p, rng, training=True):
     dt = a.value.dtype
     mask = rng.random(a.value.shape, dtype=dt if dt in (np.float32, np.float64) else np.float64) >= p
     mask = np.multiply(mask, 1.0 / (1.0 - p), dtype=dt)
-    return _out(a.value * mask, (a,), lambda g: _acc(a, g * mask, owned=True), "dropout")
+    return _out(a.value * mask, (a,), lambda g: a.add_grad(g * mask, owned=True), "dropout")
 
 
 # ---- affine maps and lookups on Params ---------------------------------------------------------------------------
@@ -448,9 +433,9 @@ def linear(x, W, b=None):
     y = np.empty((x2.shape[0], n_out), dtype=Wv.dtype)
     if b is not None:
         y[...] = b.value
-        _gemm(x2, Wv, trans_b=True, beta=1.0, out=y)
+        kernels.gemm(x2, Wv, trans_b=True, beta=1.0, out=y)
     else:
-        _gemm(x2, Wv, trans_b=True, out=y)
+        kernels.gemm(x2, Wv, trans_b=True, out=y)
     y = y.reshape(xv.shape[:-1] + (n_out,))
     need_x = x.requires_grad
     need_b = b is not None and b.trainable
@@ -459,11 +444,11 @@ def linear(x, W, b=None):
 
     def backward(g):
         g2 = np.ascontiguousarray(g).reshape(-1, n_out)
-        _param_gemm(W, g2, x2)
+        W.add_grad_matmul(g2, x2)
         if need_b:
             _param_colsum(b, g2)
         if need_x:
-            _acc(x, _gemm(g2, Wv).reshape(xv.shape), owned=True)
+            x.add_grad(kernels.gemm(g2, Wv).reshape(xv.shape), owned=True)
 
     return Node(y, (x,), backward, "linear", requires_grad=True)
 
@@ -531,7 +516,7 @@ def softmax_cross_entropy(logits, targets, reduction="mean"):
             gx = kernels.softmax_xent(x2, t, scale=s)[1]
         if float(g) != 1.0:
             gx *= g
-        _acc(logits, gx.reshape(x.shape), owned=True)
+        logits.add_grad(gx.reshape(x.shape), owned=True)
 
     return Node(value, (logits,), backward, "softmax_xent")
 
@@ -552,9 +537,9 @@ def hinge(pos_score, neg_score, margin=1.0):
         d = active * (float(g) * s)
         d = d.astype(v.dtype, copy=False)
         if pos.requires_grad:
-            _acc(pos, -d, owned=True)
+            pos.add_grad(-d, owned=True)
         if neg.requires_grad:
-            _acc(neg, d if not pos.requires_grad else d.copy(), owned=True)
+            neg.add_grad(d if not pos.requires_grad else d.copy(), owned=True)
 
     return _out(value, (pos, neg), backward, "hinge")
 
@@ -570,8 +555,8 @@ def mse(pred, target):
     def backward(g):
         d = diff * (2.0 * s * float(g))
         if pred.requires_grad:
-            _acc(pred, d, owned=not target.requires_grad)
+            pred.add_grad(d, owned=not target.requires_grad)
         if target.requires_grad:
-            _acc(target, -d, owned=True)
+            target.add_grad(-d, owned=True)
 
     return _out(_scalar(np.dot(diff.ravel(), diff.ravel()) * s, diff.dtype), (pred, target), backward, "mse")

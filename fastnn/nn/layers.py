@@ -9,7 +9,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import kernels
-from fastnn.graph import Module, Node, Param
+from fastnn.graph import Module, Node, Param, RowGrad
 from fastnn.nn import functional as F
 
 LINEAR_INITS = ("glorot_tanh", "glorot_sigmoid", "zeros", "identity", "compose")
@@ -201,7 +201,7 @@ class RNN(Module):
         h0_node = h0 if isinstance(h0, Node) else None
         h0v = np.zeros((B, K), dtype=dt) if h0 is None else (h0.value if h0_node is not None else np.asarray(h0))
         x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
-        X = F._gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
+        X = kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
         Whh = W_hh.value
         act, clip = self.activation, self.clip
         Hf = kernels.rnn_forward(X, Whh, b.value, h0v, activation=act)
@@ -213,14 +213,14 @@ class RNN(Module):
 
         def backward(g):
             dX, dW, db, dh0 = kernels.rnn_backward(np.ascontiguousarray(g), Hf, Whh, activation=act, clip=clip)
-            F._param_acc(W_hh, dW, owned=True)
-            F._param_acc(b, db, owned=True)
+            W_hh.add_grad(dW, owned=True)
+            b.add_grad(db, owned=True)
             dX2 = dX.reshape(T * B, K)
-            F._param_gemm(W_ih, dX2, x2)
+            W_ih.add_grad_matmul(dX2, x2)
             if need_x:
-                F._acc(x, F._gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
             if need_h0:
-                F._acc(h0_node, dh0, owned=True)
+                h0_node.add_grad(dh0, owned=True)
 
         parents = (x, h0_node) if h0_node is not None else (x,)
         return Node(H, parents, backward, "rnn", requires_grad=True), h_last
@@ -294,7 +294,7 @@ class LSTM(Module):
         if isinstance(state_at, bool) or not isinstance(state_at, numbers.Integral) or not -1 <= state_at < T:
             raise ValueError(f"{where}: 'state_at' must be an integer in [-1, {T}); got {state_at!r}.")
         x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
-        X = F._gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K4)
+        X = kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K4)
         Whh, clip = W_hh.value, self.clip
         Hf, Cf, A = kernels.lstm_forward(X, Whh, b.value, h0v, c0v)
         last = (Hf[state_at + 1].copy(), Cf[state_at + 1].copy())
@@ -306,15 +306,15 @@ class LSTM(Module):
 
         def backward(g):
             dX, dW, db, dh0, dc0 = kernels.lstm_backward(np.ascontiguousarray(g), Hf, Cf, A, Whh, clip=clip)
-            F._param_acc(W_hh, dW, owned=True)
-            F._param_acc(b, db, owned=True)
+            W_hh.add_grad(dW, owned=True)
+            b.add_grad(db, owned=True)
             dX2 = dX.reshape(T * B, K4)
-            F._param_gemm(W_ih, dX2, x2)
+            W_ih.add_grad_matmul(dX2, x2)
             if need_x:
-                F._acc(x, F._gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
             for node, need, d in zip(nodes, need_state, (dh0, dc0)):
                 if need:
-                    F._acc(node, d, owned=True)
+                    node.add_grad(d, owned=True)
 
         parents = (x,) + tuple(n for n in nodes if n is not None)
         return Node(H, parents, backward, "lstm", requires_grad=True), last
@@ -395,10 +395,10 @@ class SoftmaxOutput(Module):
                 gW *= c
                 gb *= c
                 gh *= c
-            F._param_acc(W, gW, owned=True)
-            F._param_acc(b, gb, owned=True)
+            W.add_grad(gW, owned=True)
+            b.add_grad(gb, owned=True)
             if h.requires_grad:
-                F._acc(h, gh.reshape(h.value.shape), owned=True)
+                h.add_grad(gh.reshape(h.value.shape), owned=True)
 
         return Node(value, (h,), backward, "softmax_output", requires_grad=True)
 
@@ -407,10 +407,135 @@ class SoftmaxOutput(Module):
         h, h2 = self._flat(h, "SoftmaxOutput.log_probs")
         logits = np.empty((h2.shape[0], self.W.shape[0]), dtype=self.W.dtype)
         logits[...] = self.b.value
-        F._gemm(h2, self.W.value, trans_b=True, beta=1.0, out=logits)
+        kernels.gemm(h2, self.W.value, trans_b=True, beta=1.0, out=logits)
         kernels.log_softmax(logits, out=logits)
         return logits.reshape(h.value.shape[:-1] + (self.W.shape[0],))
 
     def __repr__(self):
         n_classes, n_in = self.W.shape
         return f"SoftmaxOutput({n_in}, {n_classes}, dtype={self.W.dtype})"
+
+
+class ClassSoftmaxOutput(Module):
+    """Class-factorized softmax: log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w].
+
+    Parameters
+    ----------
+    n_in : H.
+    word_class : (V,) ints, the class of each word; classes 0..C-1 must all be non-empty.
+    counts : optional (V,) word counts: the biases then start at the log class priors and log P(w | class).
+
+    Params: Wc (C, H), bc (C,) dense; W (V, H) and b (V, 1) sparse, stored in class-sorted row order (row pos[w]),
+    so each class's words are one contiguous block of rows.  A batch is grouped by the targets' classes: per class
+    present, one small fused output layer (gemm + softmax-xent + gemms) over that class's block, and only the rows of
+    the blocks of the classes present get a (RowGrad) gradient.
+    """
+
+    def __init__(self, n_in, word_class, *, rng, dtype=np.float32, counts=None):
+        where = "ClassSoftmaxOutput"
+        n_in = _dim(n_in, "n_in", where)
+        wc = np.asarray(word_class)
+        if wc.ndim != 1 or wc.size == 0 or wc.dtype.kind not in "iu":
+            raise ValueError(f"{where}: 'word_class' must be a non-empty 1-d integer array; got dtype {wc.dtype}, "
+                             f"shape {wc.shape}.")
+        wc = wc.astype(np.int64)
+        n_classes = int(wc.max()) + 1
+        sizes = np.bincount(wc, minlength=n_classes)
+        if wc.min() < 0 or np.any(sizes == 0):
+            raise ValueError(f"{where}: 'word_class' must use every class 0..{n_classes - 1}; got empty classes "
+                             f"{np.flatnonzero(sizes == 0)[:5].tolist()}. Use word_classes() to build it.")
+        V = wc.size
+        self.word_class = wc
+        self.n_classes = n_classes
+        self.order = np.argsort(wc, kind="stable")                 # row r of W holds word order[r]
+        self.pos = np.empty(V, dtype=np.int64)
+        self.pos[self.order] = np.arange(V)
+        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        rng = _init.as_rng(rng, where)
+        self.Wc = Param("Wc", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
+        self.bc = Param("bc", _init.zeros(n_classes, dtype=dtype), decay=False)
+        r = _init.glorot_range(n_in, max(V // n_classes, 1))
+        self.W = Param("W", _init.uniform((V, n_in), r, rng, dtype=dtype), sparse=True)
+        self.b = Param("b", _init.zeros((V, 1), dtype=dtype), sparse=True, decay=False)
+        if counts is not None:
+            cnt = np.maximum(np.asarray(counts, dtype=np.float64), 0.5)
+            if cnt.shape != (V,):
+                raise ValueError(f"{where}: 'counts' must have shape ({V},); got {cnt.shape}.")
+            csum = np.bincount(wc, weights=cnt, minlength=n_classes)
+            self.bc.value[...] = np.log(csum / csum.sum())
+            self.b.value[self.pos, 0] = np.log(cnt / csum[wc])
+
+    def _run(self, h2, targets, scale, want):
+        """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values): the class
+        softmax through kernels.output_layer, the within-class softmaxes through kernels.class_softmax_xent (one
+        thread per class present, each over its own block of rows)."""
+        t = np.asarray(targets).ravel()
+        V = self.word_class.size
+        if t.size and (t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= V):
+            raise IndexError(f"ClassSoftmaxOutput: 'targets' must be word ids in [0, {V}); got values in "
+                             f"[{t.min()}, {t.max()}].")
+        c = self.word_class[t]
+        loss, dWc, dbc, dh = kernels.output_layer(h2, self.Wc.value, self.bc.value, c, scale=scale, want_grad=want)
+        lw, dhw, rows, vals, bvals = kernels.class_softmax_xent(h2, self.W.value, self.b.value.reshape(-1),
+                                                                self.start, c, self.pos[t], scale=scale,
+                                                                want_grad=want)
+        loss = loss.astype(np.float64) + lw
+        if not want:
+            return loss, None
+        dh += dhw
+        return loss, (dWc, dbc, dh, rows, vals, bvals[:, None])
+
+    def loss(self, h, targets, reduction="mean"):
+        """Cross-entropy of the factorized softmax against integer targets (shape h.shape[:-1]): a scalar Node."""
+        where = "ClassSoftmaxOutput.loss"
+        K = self.Wc.value.shape[1]
+        h = F.as_node(h, self.Wc.value.dtype)
+        if h.value.shape[-1:] != (K,) or np.shape(targets) != h.value.shape[:-1]:
+            raise ValueError(f"{where}: 'h' must have shape (..., {K}) and 'targets' h.shape[:-1]; got {h.value.shape} "
+                             f"and {np.shape(targets)}.")
+        h2 = np.ascontiguousarray(h.value).reshape(-1, K)
+        s = F._reduction_scale(reduction, h2.shape[0], where)
+        want = self.training
+        losses, grads = self._run(h2, targets, s, want)
+        value = F._scalar(losses.sum() * s, h2.dtype)
+        if not want:
+            return Node(value, op="class_softmax")
+        V = self.word_class.size
+        held = [grads]
+
+        def backward(g):
+            dWc, dbc, dh, rows, vals, bvals = held[0]
+            held[0] = None
+            c = h2.dtype.type(g)
+            if c != 1:
+                for a in (dWc, dbc, dh, vals, bvals):
+                    a *= c
+            self.Wc.add_grad(dWc, owned=True)
+            self.bc.add_grad(dbc, owned=True)
+            for p, v in ((self.W, vals), (self.b, bvals)):
+                if p.trainable:
+                    rg = RowGrad(rows, v, V)              # class blocks: unique, ascending already
+                    p.grad = rg if p.grad is None else p.grad + rg
+            if h.requires_grad:
+                h.add_grad(dh.reshape(h.value.shape), owned=True)
+
+        return Node(value, (h,), backward, "class_softmax", requires_grad=True)
+
+    def token_logprobs(self, h, targets):
+        """log P(targets[i] | h[i]) as float64 (N,) (no graph)."""
+        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
+        return -self._run(h2, targets, 1.0, False)[0]
+
+    def log_probs(self, h):
+        """The full (N, V) log-distribution, in word-id order (for tests and small vocabularies)."""
+        h2 = np.ascontiguousarray(h).reshape(-1, self.Wc.value.shape[1])
+        lc = kernels.log_softmax(np.ascontiguousarray(h2 @ self.Wc.value.T + self.bc.value))
+        out = np.empty((h2.shape[0], self.word_class.size), dtype=h2.dtype)
+        for cls in range(self.n_classes):
+            a, e = self.start[cls], self.start[cls + 1]
+            lw = kernels.log_softmax(np.ascontiguousarray(h2 @ self.W.value[a:e].T + self.b.value[a:e, 0]))
+            out[:, self.order[a:e]] = lw + lc[:, cls:cls + 1]
+        return out
+
+    def __repr__(self):
+        return f"ClassSoftmaxOutput({self.Wc.shape[1]}, {self.word_class.size} words, {self.n_classes} classes)"
