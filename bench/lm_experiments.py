@@ -23,6 +23,7 @@ DATA = os.path.join(REPO, "..", "shared", "data", "brown")
 EXPERIMENTS = {
     "ngram3": ("ngram", []),
     "ngram5": ("ngram", ["--order", "5"]),
+    "di3": ("ngram", ["--smoothing", "di"]),
     "nplm": ("nplm", []),
     "nplm_direct": ("nplm", ["--direct"]),
     "rnn": ("rnn", []),

@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastnn._ext import _info  # noqa: E402
-from fastnn._threads import get_num_threads, set_num_threads  # noqa: E402
+from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -44,4 +44,4 @@ def show_config():
     }
 
 
-__all__ = ["show_config", "set_num_threads", "get_num_threads", "openmp_enabled", "__version__"]
+__all__ = ["show_config", "threads", "set_num_threads", "get_num_threads", "openmp_enabled", "__version__"]

@@ -2,7 +2,8 @@
 
 None -> the value given to set_num_threads(), else min(OpenMP's max threads, CPUs this process may run on); OpenMP
 honours OMP_NUM_THREADS.  A negative n counts back from the CPU count (-1 = all).  0 is an error.  Without OpenMP
-the kernels are serial and every count is 1.
+the kernels are serial and every count is 1.  `threads(kernels=..., blas=...)` is the public control of both the
+kernels' and the BLAS libraries' threads.
 """
 import os
 
@@ -52,10 +53,62 @@ def get_num_threads():
     return effective_n_threads(None)
 
 
+def _blas_count(n):
+    """The BLAS thread count for the request n (validated like the kernels' counts; negative counts back)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"blas must be an int or None; got {n!r}.")
+    if n == 0:
+        raise ValueError("blas must not be 0; use None to leave BLAS alone, a positive count, or -1 for all CPUs.")
+    if n > MAX_THREADS:
+        raise ValueError(f"blas must be <= {MAX_THREADS}; got {n}.")
+    return n if n > 0 else max(1, cpu_count() + 1 + n)
+
+
+class threads:
+    """Set how many threads fastnn's OpenMP kernels and the BLAS libraries use; the one public thread control.
+
+    `kernels` is the kernels' default count (fastnn.set_num_threads semantics: a positive count, -1 = all CPUs, ...);
+    `blas` limits every loaded BLAS (NumPy's and SciPy's OpenBLAS, MKL, ...) through threadpoolctl, negative counts
+    back from the CPUs.  None leaves that pool as it is.  Like threadpoolctl's `threadpool_limits`, the limits take
+    effect at the call: a plain call sets them for the process, a `with` block undoes them on exit (as does
+    `.restore()`).  Keeping the kernels and BLAS to the same small count avoids oversubscribing the cores, since the
+    kernels run next to BLAS calls.
+
+    >>> import fastnn
+    >>> with fastnn.threads(kernels=1, blas=1):
+    ...     fastnn.get_num_threads()
+    1
+    """
+
+    def __init__(self, kernels=None, blas=None):
+        global _default
+        if kernels is not None:
+            effective_n_threads(kernels)  # validates before anything changes
+        n_blas = None if blas is None else _blas_count(blas)
+        self._set_kernels, self._saved_kernels = kernels is not None, _default
+        self._blas = None
+        if n_blas is not None:
+            from threadpoolctl import threadpool_limits
+            self._blas = threadpool_limits(n_blas, user_api="blas")
+        if kernels is not None:
+            _default = kernels
+
+    def restore(self):
+        """Put back the counts in force before this call (a second call does nothing)."""
+        global _default
+        if self._set_kernels:
+            _default, self._set_kernels = self._saved_kernels, False
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+
 def limit_blas_threads(n_threads):
-    """Limit the BLAS libraries (NumPy's and SciPy's OpenBLAS, ...) to n_threads through threadpoolctl; a negative
-    count counts back from the CPUs as for the kernels.  The limit holds from this call on; used as a context manager
-    it is undone on exit."""
-    from threadpoolctl import threadpool_limits
-    n = n_threads if n_threads > 0 else max(1, cpu_count() + 1 + n_threads)
-    return threadpool_limits(n, user_api="blas")
+    """Same as threads(blas=n_threads); kept until the CLI's callers move to fastnn.threads."""
+    return threads(blas=n_threads)

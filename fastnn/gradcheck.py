@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastnn import _threads, graph, nn
+from fastnn import graph, nn
+from fastnn._threads import threads
 from fastnn.graph import Module, Node, Param, RowGrad
 
 FLOOR = 1e-4
@@ -228,14 +229,10 @@ def _numeric(loss_fn, flat, i, eps, order):
 
 def _thread_invariance(loss_fn, params, inputs):
     """Gradients with 1 and with 2 kernel threads, compared bitwise: (ok, detail)."""
-    saved = _threads._default
-    try:
-        runs = []
-        for n in (1, 2):
-            _threads.set_num_threads(n)
+    runs = []
+    for n in (1, 2):
+        with threads(kernels=n):
             runs.append({k: _dense_of(g) for k, g in _analytic(loss_fn, params, inputs).items()})
-    finally:
-        _threads._default = saved
     for k in runs[0]:
         if not np.array_equal(runs[0][k], runs[1][k]):
             diff = np.abs(runs[0][k] - runs[1][k]).max()

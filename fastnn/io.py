@@ -2,7 +2,9 @@
 
 A file holds a JSON header (array "__fastnn__": format name, format version, kind "model" or "checkpoint", the
 model's class as "module:QualName" and its config()) and plain numeric arrays: "param/<name>" for each parameter,
-and for checkpoints the optimizer state ("optim/...") and the trainer state ("train/...").  Nested dicts of the
+and for checkpoints the optimizer state ("optim/...") and the trainer state ("train/...").  A model that holds
+state other than parameters (the count tables of an n-gram) gives it as `buffers()` (a dict) and takes it back in
+`load_buffers(dict)`: saved as the "buffers" section, restored by load_model.  Nested dicts of the
 optimizer / trainer states are flattened: arrays become npz members, everything else goes into the JSON header.
 
 Writes go to a temporary file in the same directory, which is flushed, fsynced and renamed over the target
@@ -121,6 +123,8 @@ def _write(path, kind, model, sections):
               "params": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in params.items()}}
     for n, a in params.items():
         arrays[f"param/{n}"] = a
+    if hasattr(model, "buffers"):
+        sections = {**sections, "buffers": model.buffers()}
     for name, tree in sections.items():
         header[name] = _pack(tree, name, arrays)
     arrays[HEADER] = np.array(json.dumps(header, allow_nan=True))
@@ -236,6 +240,11 @@ def load_model(path, cls=None):
     model = cls.from_config(header["model_config"])
     _check_model(header, model, path, where)
     _check_params(header, arrays, model, path, where)
+    if hasattr(model, "load_buffers"):
+        if "buffers" not in header:
+            raise ValueError(f"{where}: '{path}' must hold the {type(model).__name__}'s buffers; it has none "
+                             f"(corrupted file).")
+        model.load_buffers(_unpack(header["buffers"], arrays))
     _assign_params(arrays, model)
     return model
 

@@ -297,9 +297,7 @@ def _init_worker(n_threads):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n_threads)  # for anything that starts later (and subprocesses)
     import fastnn
-    fastnn.set_num_threads(n_threads)
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(n_threads)          # the libraries already loaded read their environment variables at load time
+    fastnn.threads(kernels=n_threads, blas=n_threads)  # the libraries already loaded read their variables at load time
 
 
 def local_executor(workers=None):

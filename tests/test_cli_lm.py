@@ -50,8 +50,12 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
     rnn, r_rnn = _train(capsys, corpus, tmp_path, "rnn", "--epochs", "2", "--hidden", "8", "--classes", "4",
                         "--batch-size", "4", "--bptt-block", "5", "--bptt", "2", "--optimizer", "adagrad",
                         "--lr", "0.1")
-    for r in (r_ng, r_nplm, r_rnn):
+    di, r_di = _train(capsys, corpus, tmp_path, "ngram", "--smoothing", "di")
+    for r in (r_ng, r_nplm, r_rnn, r_di):
         assert r["vocab"] == 32 and 1 < r["test_perplexity"] < 32
+    assert r_di["test_perplexity"] != r_ng["test_perplexity"]
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", di, "--data", corpus["test"], "--json")
+    assert rc == 0 and json.loads(so)["perplexity"] == pytest.approx(r_di["test_perplexity"], abs=1e-3)
     rc, so, _ = _run(capsys, "lm", "eval", "--model", rnn, "--data", corpus["test"], "--json")
     ev = json.loads(so)
     assert rc == 0 and ev["perplexity"] == pytest.approx(r_rnn["test_perplexity"], abs=1e-3)
@@ -87,6 +91,7 @@ def test_errors(capsys, corpus, tmp_path):
     cases = [
         (["lm", "train", "--model", "ngram", "--train", str(tmp_path / "nope.txt"), "--out", "x.npz"], "no such file"),
         (base + ["--model", "nplm"], "needs --valid"),
+        (base + ["--model", "ngram", "--smoothing", "di"], "--smoothing di needs --valid"),
         (base + ["--model", "nplm", "--valid", corpus["valid"], "--order", "1"], "--order must be >= 2"),
         (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be < 1"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em"], "needs --tune-on"),

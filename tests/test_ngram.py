@@ -4,6 +4,7 @@ import time
 import numpy as np
 import pytest
 
+from fastnn import io
 from fastnn.models import ngram
 from fastnn.models.ngram import DeletedInterpolation, KneserNey
 from tests.conftest import data_path
@@ -168,6 +169,31 @@ def test_save_load_round_trip(corpus, tmp_path, model):
         assert all(z[k].dtype != object for k in z.files)
 
 
+def _rewrite(src, dst, edit):
+    """Copy a fastnn model file with its members (and header) changed by edit(header, arrays)."""
+    import json
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays.pop(io.HEADER)))
+    edit(header, arrays)
+    np.savez(dst, **arrays, **{io.HEADER: np.array(json.dumps(header))})
+
+
+def test_saved_through_io(corpus, tmp_path):
+    V, eos, train, valid = corpus
+    lm = KneserNey(2, words=[f"w{i}" for i in range(V)]).fit(train, V, eos)
+    path = tmp_path / "kn.npz"
+    lm.save(path)
+    back = io.load_model(path)                                  # the generic loader restores the tables
+    assert isinstance(back, KneserNey) and back.words == lm.words
+    assert np.array_equal(back.token_logprobs(valid), lm.token_logprobs(valid))
+    with pytest.raises(ValueError, match="'words' must have vocab_size"):
+        KneserNey(2, words=["a"]).fit(train, V, eos)
+    _rewrite(path, tmp_path / "x.npz", lambda h, a: h["model_config"].update(words=["a"]))
+    with pytest.raises(ValueError, match="'words' must have"):
+        ngram.load(tmp_path / "x.npz")
+
+
 def test_load_errors(corpus, tmp_path):
     V, eos, train, valid = corpus
     path = tmp_path / "kn.npz"
@@ -176,23 +202,27 @@ def test_load_errors(corpus, tmp_path):
         DeletedInterpolation.load(path)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not a zip file")
-    with pytest.raises(ValueError, match="must be an .npz n-gram model"):
+    with pytest.raises(ValueError, match="must be a readable fastnn .npz file"):
         ngram.load(bad)
     with pytest.raises(FileNotFoundError):
         ngram.load(tmp_path / "missing.npz")
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    np.savez(bad, **{**arrays, "config": np.array('{"format": "fastnn.ngram", "version": 99}')})
+    _rewrite(path, bad, lambda h, a: h.update(version=99))
     with pytest.raises(ValueError, match="version 1"):
         ngram.load(bad)
-    np.savez(bad, **{k: v for k, v in arrays.items() if k != "counts_2"})
+    _rewrite(path, bad, lambda h, a: h.pop("buffers"))
+    with pytest.raises(ValueError, match="buffers"):
+        ngram.load(bad)
+    _rewrite(path, bad, lambda h, a: (h["buffers"].pop("counts_2"), a.pop("buffers/counts_2")))
     with pytest.raises(ValueError, match="'counts_2'"):
         ngram.load(bad)
-    np.savez(bad, **{**arrays, "keys_2": arrays["keys_2"][::-1].copy()})
+    _rewrite(path, bad, lambda h, a: a.update({"buffers/keys_2": a["buffers/keys_2"][::-1].copy()}))
     with pytest.raises(ValueError, match="strictly increasing"):
         ngram.load(bad)
-    np.savez(bad, **{**arrays, "counts_1": arrays["counts_1"][:-1]})
+    _rewrite(path, bad, lambda h, a: a.update({"buffers/counts_1": a["buffers/counts_1"][:-1]}))
     with pytest.raises(ValueError, match="must have length"):
+        ngram.load(bad)
+    _rewrite(path, bad, lambda h, a: h["buffers"].update(eos_id=V))
+    with pytest.raises(ValueError, match="'eos_id' must be in"):
         ngram.load(bad)
 
 

@@ -401,7 +401,6 @@ def register(sub):
 
 def run(args):
     import fastnn
-    from fastnn import _threads
 
     models = _choices(args.models, MODELS, "--models")
     methods = _choices(args.methods, METHODS, "--methods")
@@ -427,11 +426,9 @@ def run(args):
     else:
         sizes = sizes or list(DEFAULT_SIZES)
         data = None
-    saved = _threads._default
-    fastnn.set_num_threads(args.threads)
-    n_threads = fastnn.get_num_threads()
-    try:
-        with _threads.limit_blas_threads(n_threads):
+    with fastnn.threads(kernels=args.threads):
+        n_threads = fastnn.get_num_threads()
+        with fastnn.threads(blas=n_threads):
             if data is None:
                 data = synthetic(max(sizes), args.seed)
             if log:
@@ -439,8 +436,6 @@ def run(args):
                     f"{n_threads} thread(s)")
             rows, traces = compare(sizes, data=data, models=models, methods=methods, seed=args.seed,
                                    settings=settings, log=log)
-    finally:
-        fastnn.set_num_threads(saved)
     if args.json:
         print(json.dumps(rows))
     else:

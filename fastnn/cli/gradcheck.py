@@ -3,7 +3,6 @@ import sys
 import time
 
 import fastnn
-from fastnn import _threads
 from fastnn.cli._common import CLIError, print_json
 
 
@@ -46,11 +45,9 @@ def run(args):
         for name, _ in cases:
             print(name)
         return 0
-    saved_threads = _threads._default
-    fastnn.set_num_threads(args.threads)
     rows = []
     t0 = time.perf_counter()
-    try:
+    with fastnn.threads(kernels=args.threads):  # in-process callers (tests) keep their setting
         for name, build in cases:
             try:
                 report = G.run_case(build, seed=args.seed, eps=args.eps, tol=args.tol, max_entries=args.max_entries,
@@ -59,8 +56,6 @@ def run(args):
             except Exception as e:  # noqa: BLE001 (a crashing case is a failing case; keep checking the rest)
                 print(f"fastnn gradcheck: {name}: {type(e).__name__}: {e}", file=sys.stderr)
                 rows.append({"name": name, "param": f"({type(e).__name__})", "max_rel_err": None, "ok": False})
-    finally:
-        _threads._default = saved_threads  # in-process callers (tests) keep their setting
     elapsed = time.perf_counter() - t0
     n_bad = sum(not r["ok"] for r in rows)
     if args.json:

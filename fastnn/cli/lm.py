@@ -6,7 +6,6 @@ times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which 
 in the README on the Brown split, so `fastnn lm train --model rnn --train .. --valid .. --out m.npz` reproduces them.
 """
 import math
-import os
 import sys
 import time
 
@@ -16,7 +15,7 @@ from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resu
 
 # Per-model defaults (None: not used by that model).  Chosen on Brown valid; see README.md, "Language models".
 DEFAULTS = {
-    "ngram": dict(order=3),
+    "ngram": dict(order=3, smoothing="kn"),
     "nplm": dict(order=5, dim=60, hidden=100, direct=False, epochs=3, lr=0.04, lr_decay=0.0, weight_decay=0.0,
                  batch_size=128, dropout=0.0, optimizer="adagrad", max_minutes=None),
     "rnn": dict(hidden=100, embed=None, classes=100, epochs=30, lr=0.05, weight_decay=0.0, batch_size=64, bptt=0,
@@ -39,6 +38,9 @@ def register(sub):
     t.add_argument("--min-count", type=int, default=4, help="keep training types seen at least this often (default 4"
                                                            ", i.e. more than 3 times); the rest become <unk>")
     t.add_argument("--order", type=int, help="n-gram order (default 3) / NPLM n: context n-1 words (default 5)")
+    t.add_argument("--smoothing", choices=["kn", "di"],
+                   help="n-gram: kn = interpolated modified Kneser-Ney (default); di = deleted interpolation (Bengio "
+                        "et al. 2003), weights per context-frequency class fitted by EM on --valid")
     t.add_argument("--epochs", type=int, help="training epochs (neural models)")
     t.add_argument("--lr", type=float, help="initial learning rate")
     t.add_argument("--lr-decay", type=float, help="NPLM: r in lr_t = lr / (1 + r t) (t = updates)")
@@ -99,26 +101,9 @@ def _read(path):
         raise CLIError(str(exc)) from None
 
 
-def _save_ngram(path, lm, words):
-    """The n-gram's own npz (fastnn.models.ngram format) plus the vocabulary as 'lm_words', written atomically."""
-    from fastnn import io
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, f".{os.path.basename(path)}.ngram.npz")
-    try:
-        lm.save(tmp)
-        with np.load(tmp, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    arrays["lm_words"] = np.array(words, dtype=np.str_)
-    io.atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
 def load_lm(path):
-    """(model, words) from a file written by `lm train`: a fastnn model file or an n-gram file."""
+    """(model, words) from a fastnn model file written by `lm train`."""
     from fastnn import io
-    from fastnn.models import ngram
     existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -127,13 +112,10 @@ def load_lm(path):
     except Exception as exc:  # noqa: BLE001 (any unreadable file is the same user error)
         raise CLIError(f"{path} is not a readable .npz model file ({type(exc).__name__}: {exc})") from None
     try:
-        if io.HEADER in files:
-            model = io.load_model(path)
-            words = getattr(model, "words", None)
-        elif "config" in files:
-            model = ngram.load(path)
-        else:
-            raise CLIError(f"{path} is neither a fastnn model file nor an n-gram file")
+        if io.HEADER not in files:
+            raise CLIError(f"{path} is not a fastnn model file")
+        model = io.load_model(path)
+        words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
     if words is None:
@@ -204,12 +186,19 @@ def run_train(args):
         + ", ".join(f"{k} {len(v)}" for k, v in streams.items()))
     t0 = time.perf_counter()
     if args.model == "ngram":
-        from fastnn.models.ngram import KneserNey
+        from fastnn import io
+        from fastnn.models.ngram import DeletedInterpolation, KneserNey
         order = _opt(args, "ngram", "order")
         if order < 1:
             raise CLIError(f"--order must be >= 1; got {order}")
-        model = KneserNey(order).fit(streams["train"], len(vocab), vocab.eos_id)
-        _save_ngram(args.out, model, vocab.words)
+        if _opt(args, "ngram", "smoothing") == "di":
+            if "valid" not in streams:
+                raise CLIError("--smoothing di needs --valid F (EM fits the interpolation weights on it)")
+            model = DeletedInterpolation(order, words=vocab.words).fit(streams["train"], len(vocab), vocab.eos_id,
+                                                                       valid=streams["valid"])
+        else:
+            model = KneserNey(order, words=vocab.words).fit(streams["train"], len(vocab), vocab.eos_id)
+        io.save_model(args.out, model)
         history = []
     else:
         model, history = _train_neural(args, vocab, streams, say)

@@ -1,6 +1,7 @@
 """Word vectors in word2vec's text format: a header line "n_words dim", then one "word v1 ... vd" line per word;
 read also without the header line (GloVe's files).  Pretrained vectors for a model's word table: load_pretrained
 normalises the file's words as the tagger's word feature, init_pretrained copies them into a table."""
+import math
 import os
 
 import numpy as np
@@ -125,15 +126,31 @@ def load_pretrained(path, lowercase=True):
     return list(seen), vecs[keep]
 
 
-def init_pretrained(table, vocab, words, vectors):
+def init_pretrained(table, vocab, words, vectors, *, std="table"):
     """Copy pretrained `vectors` (rows for `words`) into `table` (len(vocab), dim), in place, at the row of every
-    word of `vocab` they cover; returns how many rows were copied.  The dimensions must match (ValueError)."""
+    word of `vocab` they cover; returns how many rows were copied.  The dimensions must match (ValueError).
+
+    std : the entry standard deviation the copied vectors are rescaled to (one factor for all of them, so their
+        geometry is kept): "table" (default) = that of the table's own initial values, so pretrained rows start at
+        the scale the model starts its other rows (and hidden layer) for; a number > 0; or None to copy them raw.
+        Vectors from a language model are often 10-100x larger than a tagger's U(-0.01, 0.01) start, which saturates
+        the hidden units of the words they cover (NER dev F1 84.9 raw against 89.0 rescaled, README).
+    """
+    where = "init_pretrained"
     if vectors.shape[1] != table.shape[1]:
-        raise ValueError(f"init_pretrained: the vectors must have the table's dimension {table.shape[1]}; got "
+        raise ValueError(f"{where}: the vectors must have the table's dimension {table.shape[1]}; got "
                          f"{vectors.shape[1]}. Build the model with embed_dim={vectors.shape[1]}.")
+    if not (std is None or std == "table" or (isinstance(std, (int, float)) and math.isfinite(std) and std > 0)):
+        raise ValueError(f"{where}: 'std' must be 'table', a number > 0 or None; got {std!r}.")
     index = {w: i for i, w in enumerate(words)}
     pairs = [(vocab.index(w), index[w]) for w in vocab.words if w in index]
     if pairs:
         rows, src = map(np.array, zip(*pairs))
-        table[rows] = vectors[src]
+        v = vectors[src].astype(np.float64)
+        if std is not None:
+            target = float(table.std()) if std == "table" else float(std)
+            have = float(v.std())
+            if have > 0:
+                v *= target / have
+        table[rows] = v
     return len(pairs)

@@ -11,7 +11,6 @@ settings and step budget for all four; the test MSE on a fixed test set is recor
     results = run_adding(T=150, steps=20000, seed=0)       # list of dicts, one per model
     print(format_table(results))
 """
-import contextlib
 import math
 import numbers
 import time
@@ -19,7 +18,7 @@ import time
 import numpy as np
 
 from fastnn import init as _init
-from fastnn import nn, optim
+from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import jsonable
 from fastnn.graph import Module, Node
@@ -39,24 +38,6 @@ MODEL_INIT = {
 # minutes on one core.  lr decays linearly from lr to lr_end over the steps; clip is the global-norm threshold.
 DEFAULTS = dict(hidden=100, batch_size=16, lr=0.01, lr_end=0.001, momentum=0.0, clip=1.0, steps=30000, n_test=1000,
                 eval_every=1000, small_std=1e-3, in_std=0.1, out_std=1e-3)
-
-
-@contextlib.contextmanager
-def limit_threads(n_threads):
-    """Run the kernels and BLAS with n_threads (None: leave as is).  The per-step matrices of a 100-unit RNN are
-    small, so one thread avoids synchronisation that costs more than it saves on a shared machine."""
-    if n_threads is None:
-        yield
-        return
-    import fastnn
-    from fastnn import _threads
-    saved = _threads._default
-    fastnn.set_num_threads(n_threads)
-    try:
-        with _threads.limit_blas_threads(n_threads):
-            yield
-    finally:
-        fastnn.set_num_threads(saved)
 
 
 def _last_step(H):
@@ -237,7 +218,7 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
         s["steps"] = steps
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
-    with limit_threads(n_threads):
+    with threads(kernels=n_threads, blas=n_threads):
         for kind in models:
             model = make_model(kind, s, seed)
             h = train(model, T=T, steps=s["steps"], lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
@@ -261,7 +242,7 @@ def time_step(T=150, batch_size=16, hidden=100, *, repeats=50, n_threads=1, seed
     dH = rng.normal(size=(T, batch_size, hidden)).astype(np.float32)
     model = AddingRNN("irnn", hidden, rng=seed)
     best_k = best_s = math.inf
-    with limit_threads(n_threads):
+    with threads(kernels=n_threads, blas=n_threads):
         for _ in range(repeats):
             t0 = time.perf_counter()
             H = kernels.rnn_forward(X, W, b, h0, activation="relu")

@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
+from fastnn import threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments.adding import DEFAULTS, limit_threads, make_model, train
+from fastnn.experiments.adding import DEFAULTS, make_model, train
 
 CLIP_MODES = (None, "value", "norm")
 CLIP_DEFAULTS = dict(DEFAULTS, kind="irnn", steps=10000, eval_every=500)
@@ -43,7 +44,7 @@ def run_clipping(T=150, *, modes=CLIP_MODES, steps=None, seed=0, log=None, n_thr
         s["steps"] = steps
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
-    with limit_threads(n_threads):
+    with threads(kernels=n_threads, blas=n_threads):
         for mode in modes:
             if mode not in CLIP_MODES:
                 raise ValueError(f"run_clipping: each mode must be one of {CLIP_MODES}; got {mode!r}.")

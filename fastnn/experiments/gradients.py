@@ -10,9 +10,9 @@ and grows exponentially when they expand (exploding).
 """
 import numpy as np
 
-from fastnn import graph, kernels, nn
+from fastnn import graph, kernels, nn, threads
 from fastnn.data.adding import adding
-from fastnn.experiments.adding import DEFAULTS, MODELS, limit_threads, make_model, train
+from fastnn.experiments.adding import DEFAULTS, MODELS, make_model, train
 
 GRADIENT_MODELS = ("sigmoid", "tanh", "tanh_x2", "irnn")
 
@@ -91,7 +91,7 @@ def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=None, n=256, see
     X, y = adding(n, T, np.random.default_rng([seed, 4]))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
-    with limit_threads(n_threads):
+    with threads(kernels=n_threads, blas=n_threads):
         for kind in models:
             model = build(kind, s, seed)
             for state in ("untrained", "trained"):

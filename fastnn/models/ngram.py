@@ -17,21 +17,18 @@ the int64 key ``prefix_id * (vocab_size + 1) + word``; the sorted unique keys of
 table and a k-gram's id is its position in it.  Building is ``np.unique`` per order, scoring is ``np.searchsorted``
 per order, so keys never overflow whatever the order and nothing loops over tokens in Python.
 """
-import json
 import numbers
 import os
 import warnings
-import zipfile
 
 import numpy as np
 
-from fastnn.io import atomic_write
+from fastnn import io
+from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
 __all__ = ["KneserNey", "DeletedInterpolation", "load"]
 
-_FORMAT = "fastnn.ngram"
-_FORMAT_VERSION = 1
 # KenLM's --discount_fallback values, used when count-of-counts cannot give valid discounts (tiny corpora).
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
@@ -63,15 +60,20 @@ def _as_ids(seq, name, where, vocab_size):
     return a.astype(np.int64, copy=False)
 
 
-class _NGramLM:
-    """Shared machinery: data layout, k-gram tables, lookups, scoring API, storage.  Subclasses add the estimator."""
+class _NGramLM(Module):
+    """Shared machinery: data layout, k-gram tables, lookups, scoring API, storage.  Subclasses add the estimator.
 
-    def __init__(self, order=3, *, bos=True):
+    A Module without parameters: its count tables are `buffers()`, so fastnn.io saves and loads it like any model
+    (`io.save_model` / `io.load_model`).  `words` (optional) is the vocabulary, kept in the config for the CLI.
+    """
+
+    def __init__(self, order=3, *, bos=True, words=None):
         where = type(self).__name__
         self.order = _check_int(order, "order", where, 1)
         if not isinstance(bos, bool):
             raise TypeError(f"{where}: 'bos' must be a bool; got {type(bos).__name__} {bos!r}.")
         self.bos = bos
+        self.words = None if words is None else [str(w) for w in words]
         self.vocab_size = None
         self.eos_id = None
         self._keys = None   # _keys[k] for k >= 2: sorted unique int64 keys of the training k-grams
@@ -197,6 +199,9 @@ class _NGramLM:
         self.eos_id = _check_int(eos_id, "eos_id", where, 0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {self.eos_id}.")
+        if self.words is not None and len(self.words) != self.vocab_size:
+            raise ValueError(f"{where}: the model's 'words' must have vocab_size={self.vocab_size} entries; got "
+                             f"{len(self.words)}.")
         stream = self._stream(data, "data", where, complete=True)
         if stream.size == 0:
             raise ValueError(f"{where}: 'data' must contain at least one sentence; got none.")
@@ -249,18 +254,37 @@ class _NGramLM:
 
     # ---- storage ------------------------------------------------------------------------------------------------
 
-    def _config(self):
-        return {"format": _FORMAT, "version": _FORMAT_VERSION, "model": type(self).__name__, "order": self.order,
-                "bos": self.bos, "vocab_size": self.vocab_size, "eos_id": self.eos_id}
+    def config(self):
+        """The constructor's arguments (fastnn.io stores them; the fitted tables are `buffers()`)."""
+        return {"order": self.order, "bos": self.bos, "words": self.words}
+
+    def buffers(self):
+        """The fitted tables as a flat dict of arrays and numbers (fastnn.io saves them beside the config)."""
+        self._check_fitted(f"{type(self).__name__}.buffers")
+        out = {"vocab_size": self.vocab_size, "eos_id": self.eos_id}
+        for k in range(2, self.order + 1):
+            out[f"keys_{k}"] = self._keys[k]
+        out.update(self._state_arrays())
+        return out
+
+    def load_buffers(self, arrays):
+        """Restore the tables saved by `buffers()`, checking them (ValueError naming what is corrupt)."""
+        where = f"{type(self).__name__}.load_buffers"
+        self._keys = None
+        try:
+            self._restore(arrays, where)
+        except (KeyError, TypeError, IndexError) as e:
+            self._keys = None
+            raise ValueError(f"{where}: not a consistent n-gram model file ({type(e).__name__}: {e}).") from None
+        except BaseException:
+            self._keys = None
+            raise
+        return self
 
     def save(self, path):
-        """Write the model to an .npz file atomically (no pickle; config as a JSON string)."""
+        """Write the model to an .npz file atomically through fastnn.io (no pickle)."""
         self._check_fitted(f"{type(self).__name__}.save")
-        arrays = {"config": np.array(json.dumps(self._config()))}
-        for k in range(2, self.order + 1):
-            arrays[f"keys_{k}"] = self._keys[k]
-        arrays.update(self._state_arrays())
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        io.save_model(path, self)
 
     @classmethod
     def load(cls, path):
@@ -271,11 +295,17 @@ class _NGramLM:
                              f"{type(model).__name__}. Use fastnn.models.ngram.load to load any n-gram model.")
         return model
 
-    def _restore(self, cfg, arrays, where):
-        self.vocab_size = _check_int(cfg["vocab_size"], "vocab_size", where, 1)
-        self.eos_id = _check_int(cfg["eos_id"], "eos_id", where, 0)
+    def _restore(self, arrays, where):
+        for name in ("vocab_size", "eos_id"):
+            if name not in arrays:
+                raise ValueError(f"{where}: the file must contain {name!r}; it is missing. The file is corrupt.")
+        self.vocab_size = _check_int(arrays["vocab_size"], "vocab_size", where, 1)
+        self.eos_id = _check_int(arrays["eos_id"], "eos_id", where, 0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {self.eos_id}. "
+                             f"The file is corrupt.")
+        if self.words is not None and len(self.words) != self.vocab_size:
+            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}. "
                              f"The file is corrupt.")
         B = self._base
         keys = [None, None]
@@ -328,37 +358,12 @@ def _check_len(a, n, name, where):
 
 
 def load(path):
-    """Load a KneserNey or DeletedInterpolation model saved with `save` (ValueError for anything else)."""
-    where = "ngram.load"
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{where}: no such file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{where}: {path} must be an .npz n-gram model; could not read it ({e}).") from None
-    if "config" not in arrays:
-        raise ValueError(f"{where}: {path} must contain a 'config' entry; it has {sorted(arrays)}. It is not an "
-                         f"n-gram model file.")
-    try:
-        cfg = json.loads(str(arrays["config"]))
-        if not isinstance(cfg, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        raise ValueError(f"{where}: 'config' in {path} must be a JSON object; it is not. "
-                         f"The file is corrupt.") from None
-    if cfg.get("format") != _FORMAT or cfg.get("version") != _FORMAT_VERSION:
-        raise ValueError(f"{where}: {path} must be format {_FORMAT!r} version {_FORMAT_VERSION}; got "
-                         f"{cfg.get('format')!r} version {cfg.get('version')!r}.")
-    classes = {"KneserNey": KneserNey, "DeletedInterpolation": DeletedInterpolation}
-    if cfg.get("model") not in classes:
-        raise ValueError(f"{where}: 'model' in {path} must be one of {sorted(classes)}; got {cfg.get('model')!r}.")
-    try:
-        model = classes[cfg["model"]]._from_config(cfg)
-        model._restore(cfg, arrays, f"{where}({path})")
-    except (KeyError, TypeError, IndexError) as e:
-        raise ValueError(f"{where}: {path} is not a consistent n-gram model file ({type(e).__name__}: {e}).") from None
+    """Load a KneserNey or DeletedInterpolation model saved with `save` (a fastnn.io model file; ValueError for a
+    file that holds anything else)."""
+    model = io.load_model(path)
+    if not isinstance(model, _NGramLM):
+        raise ValueError(f"ngram.load: {os.fspath(path)} must hold an n-gram model; got a {type(model).__name__}. "
+                         f"Use fastnn.io.load_model for other models.")
     return model
 
 
@@ -391,8 +396,8 @@ class KneserNey(_NGramLM):
     >>> lm.perplexity(test_stream)
     """
 
-    def __init__(self, order=3, *, discounts=None, bos=True):
-        super().__init__(order, bos=bos)
+    def __init__(self, order=3, *, discounts=None, bos=True, words=None):
+        super().__init__(order, bos=bos, words=words)
         self._discount_arg = None if discounts is None else self._check_discounts(discounts, "KneserNey")
         self.discounts = None     # (order, 4) float64 after fit: [0, D1, D2, D3+] per order
 
@@ -506,9 +511,10 @@ class KneserNey(_NGramLM):
 
     # ---- storage ----
 
-    @classmethod
-    def _from_config(cls, cfg):
-        return cls(cfg["order"], bos=cfg["bos"])
+    def config(self):
+        cfg = super().config()
+        cfg["discounts"] = None if self._discount_arg is None else self._discount_arg.tolist()
+        return cfg
 
     def _state_arrays(self):
         d = {f"counts_{k}": self._counts[k] for k in range(1, self.order + 1)}
@@ -556,8 +562,8 @@ class DeletedInterpolation(_NGramLM):
     any get the weights pooled over all held-out tokens; not saved).
     """
 
-    def __init__(self, order=3, *, classes="history", max_bucket=15, max_iter=200, tol=1e-7, bos=True):
-        super().__init__(order, bos=bos)
+    def __init__(self, order=3, *, classes="history", max_bucket=15, max_iter=200, tol=1e-7, bos=True, words=None):
+        super().__init__(order, bos=bos, words=words)
         if classes not in ("history", "longest_seen"):
             raise ValueError(f"DeletedInterpolation: 'classes' must be 'history' or 'longest_seen'; got {classes!r}.")
         self.classes = classes
@@ -681,15 +687,10 @@ class DeletedInterpolation(_NGramLM):
 
     # ---- storage ----
 
-    def _config(self):
-        cfg = super()._config()
+    def config(self):
+        cfg = super().config()
         cfg.update(classes=self.classes, max_bucket=self.max_bucket, max_iter=self.max_iter, tol=self.tol)
         return cfg
-
-    @classmethod
-    def _from_config(cls, cfg):
-        return cls(cfg["order"], classes=cfg["classes"], max_bucket=cfg["max_bucket"], max_iter=cfg["max_iter"],
-                   tol=cfg["tol"], bos=cfg["bos"])
 
     def _state_arrays(self):
         d = {f"counts_{k}": self._counts[k] for k in range(1, self.order + 1)}

@@ -23,7 +23,8 @@ is -1 and they are left out of that task's loss (Collobert et al. trained their 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
 with the file's own tags exactly as conlleval does (fastnn.data.tags).  The word features are in
-fastnn.data.features, pretrained vectors in fastnn.data.vectors.
+fastnn.data.features, pretrained vectors in fastnn.data.vectors, the training recipe (TaggerConfig, its
+defaults and presets, build and fit) in fastnn.recipes.tagger.
 
     sents = read_conll("eng.train")
     tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
@@ -212,6 +213,9 @@ class WindowTagger(Module):
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
+    tag_counts : per task, the training count of each of its tags (or None): the task's output bias then starts at
+        the log prior of its tags, the optimal bias while the weights are near zero (build() passes them; a
+        construction-time choice, not stored, since trained biases replace it).
     freeze_embeddings : the word vectors are not trained (e.g. pretrained ones).
     lowercase : the word feature is lowercased (Collobert et al.); False keeps the case (digits are normalised).
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
@@ -223,7 +227,7 @@ class WindowTagger(Module):
                  shape_dim=0, char_dim=0, char_filters=50, char_width=3, hidden=300, activation="hardtanh",
                  loss="sentence", dropout=0.0,
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
-                 dtype="float32"):
+                 dtype="float32", tag_counts=None):
         where = "WindowTagger"
         if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
             raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
@@ -242,6 +246,9 @@ class WindowTagger(Module):
             raise ValueError(f"{where}: 'loss' must be one of {LOSSES}; got {loss!r}.")
         if not tasks:
             raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
+        if tag_counts is not None and len(tag_counts) != len(tasks):
+            raise ValueError(f"{where}: 'tag_counts' must have one entry per task ({len(tasks)}); got "
+                             f"{len(tag_counts)}.")
         for kind, vocab, lengths, dim in (("suffix", suffixes, suffix_len, suffix_dim),
                                           ("prefix", prefixes, prefix_len, prefix_dim)):
             if (vocab is None) != (not lengths or dim == 0):
@@ -311,7 +318,11 @@ class WindowTagger(Module):
         n_in = window * (embed_dim + caps_dim + sum(f[3].W.shape[1] for f in self._features) + n_chars_out
                          + sum(c["dim"] for c in columns))
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
-        self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt) for t in self.tasks]
+        # with the sentence loss too: while the transitions are zero the path score factorises per token
+        self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt,
+                                       class_counts=None if tag_counts is None or tag_counts[k] is None
+                                       else np.asarray(tag_counts[k], dtype=np.float64) + 1.0)
+                      for k, t in enumerate(self.tasks)]
         self.transitions = ([Transitions(len(t["tags"]), dtype=dt) for t in self.tasks] if loss == "sentence"
                             else None)
         # one table per feature column, drawn last so that the other parameters start as in a model without them
@@ -327,7 +338,7 @@ class WindowTagger(Module):
     @classmethod
     def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
               prefix_dim=0, shape_dim=0, char_dim=0, feature_min_count=1, extra_words=(), task_weights=None,
-              columns=None, **kwargs):
+              columns=None, prior_bias=True, **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
         tasks : {name: column index or name}.  columns : {name: (column index or name, dim)}, feature columns whose
@@ -335,8 +346,9 @@ class WindowTagger(Module):
         loss} (others 1).  scheme :
         training encoding of chunk tasks ("iobes", "iob2", or "file" to keep the file's).  min_count : words seen
         fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained
-        vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  Other keywords go to the
-        constructor.
+        vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  prior_bias : each task's
+        output bias starts at the log prior of its training tags (add-one smoothed; False: zeros).  Other keywords
+        go to the constructor.
         """
         where = "WindowTagger.build"
         if scheme not in TRAIN_SCHEMES:
@@ -349,7 +361,7 @@ class WindowTagger(Module):
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
         sentences = conll.as_rows(sentences, where, tokens=False)
         n_cols = max(len(s[0]) for s in sentences if s)
-        specs = []
+        specs, counts = [], []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
             if c >= n_cols:
@@ -361,6 +373,7 @@ class WindowTagger(Module):
             vocab = Vocab.build(recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
                           "file_scheme": file_scheme, "weight": task_weights.get(name, 1.0)})
+            counts.append(vocab.counts)
         col_specs = []
         for name, (col, dim) in (columns or {}).items():
             c = conll.column_index(col, where)
@@ -391,7 +404,8 @@ class WindowTagger(Module):
         return cls(wv.words, specs, suffixes=suffixes, prefixes=prefixes, shapes=shapes, chars=chars,
                    columns=col_specs, word_counts=wv.counts.tolist(), suffix_len=suffix_len,
                    suffix_dim=suffix_dim if suffixes else 0, prefix_len=prefix_len,
-                   prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, char_dim=char_dim, **kwargs)
+                   prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, char_dim=char_dim,
+                   tag_counts=counts if prior_bias else None, **kwargs)
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
@@ -732,33 +746,3 @@ def gradcheck_cases():
             ("tagger.word_multitask", _case("word", 2, suffix=True)),
             ("tagger.sentence", _case("sentence", 1)),
             ("tagger.sentence_multitask", _case("sentence", 2, suffix=True))]
-
-
-# ---- training ----------------------------------------------------------------------------------------------------
-
-def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, bucket=0,
-        unk_replace=0.0, weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False,
-        callback=None, on_nonfinite="raise", average=False):
-    """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
-
-    With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
-    epoch's parameters are kept, and `patience` epochs without improvement stop training.  optimizer: "adagrad"
-    (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  weight_decay: L2 on weights and vectors
-    (lazy: a lookup-table row decays when it is used), not on biases and transitions.  checkpoint / resume: see
-    Trainer, as is on_nonfinite ("raise" or "skip").  average: score and keep the mean of the parameters over all
-    steps (Trainer(average=True)), which overfits less than the last iterate.
-    """
-    from fastnn import optim
-    from fastnn.train import Trainer
-
-    opt = optim.by_name(optimizer, model.parameters(), lr, "fit", weight_decay=weight_decay)
-    data = model.batches(train, batch_size=batch_size, bucket=bucket, unk_replace=unk_replace)
-    validate = None
-    if dev is not None:
-        dev_enc = model.encode(dev)
-        validate = (lambda m: m.score(dev, dev_enc))
-    trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, higher_is_better=True, patience=patience,
-                      checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback, on_nonfinite=on_nonfinite,
-                      average=average)
-    trainer.fit(resume=resume)
-    return trainer

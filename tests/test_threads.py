@@ -1,0 +1,82 @@
+"""fastnn.threads: the one public control of the kernels' and the BLAS libraries' thread counts."""
+import numpy as np
+import pytest
+import threadpoolctl
+
+import fastnn
+from fastnn import _threads
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.fixture(autouse=True)
+def restore_default():
+    saved = _threads._default
+    yield
+    fastnn.set_num_threads(saved)
+
+
+def test_with_block_sets_kernels_and_blas_and_undoes_both():
+    np.ones((64, 64)) @ np.ones((64, 64))  # NumPy's BLAS is loaded
+    fastnn.set_num_threads(None)
+    before_kernels, before_blas = fastnn.get_num_threads(), _blas_threads()
+    assert before_blas
+    with fastnn.threads(kernels=1, blas=1):
+        assert fastnn.get_num_threads() == 1
+        assert all(n == 1 for n in _blas_threads())
+    assert fastnn.get_num_threads() == before_kernels
+    assert _blas_threads() == before_blas
+
+
+@pytest.mark.skipif(not fastnn.openmp_enabled(), reason="without OpenMP every kernel count is 1")
+def test_plain_call_sets_for_the_process_until_restored():
+    fastnn.set_num_threads(1)
+    limits = fastnn.threads(kernels=2)
+    assert fastnn.get_num_threads() == 2     # still in force after the call returned
+    limits.restore()
+    assert fastnn.get_num_threads() == 1
+    limits.restore()                          # a second restore does nothing
+    assert fastnn.get_num_threads() == 1
+
+
+def test_none_leaves_each_pool_alone():
+    fastnn.set_num_threads(1)
+    before_blas = _blas_threads()
+    with fastnn.threads(blas=1):
+        assert fastnn.get_num_threads() == 1
+    with fastnn.threads(kernels=1):
+        assert _blas_threads() == before_blas
+    with fastnn.threads():
+        assert fastnn.get_num_threads() == 1 and _blas_threads() == before_blas
+
+
+def test_negative_blas_counts_back_from_the_cpus():
+    np.ones((8, 8)) @ np.ones((8, 8))
+    with fastnn.threads(blas=-1):
+        assert all(n == _threads.cpu_count() for n in _blas_threads())
+
+
+def test_restored_after_an_exception():
+    fastnn.set_num_threads(1)
+    with pytest.raises(RuntimeError):
+        with fastnn.threads(kernels=-1):
+            raise RuntimeError
+    assert _threads._default == 1
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    ({"kernels": 0}, ValueError, "must not be 0"),
+    ({"blas": 0}, ValueError, "blas must not be 0"),
+    ({"kernels": 1.5}, TypeError, "n_threads must be an int"),
+    ({"blas": "2"}, TypeError, "blas must be an int"),
+    ({"blas": True}, TypeError, "blas must be an int"),
+    ({"kernels": 10**6}, ValueError, "<= 1024"),
+])
+def test_bad_counts_raise_and_change_nothing(kw, err, match):
+    fastnn.set_num_threads(1)
+    before_blas = _blas_threads()
+    with pytest.raises(err, match=match):
+        fastnn.threads(**{"kernels": 2, "blas": 1, **kw})
+    assert _threads._default == 1 and _blas_threads() == before_blas
