@@ -72,7 +72,7 @@ def build(seed=0, patience=None, **kw):
                         weight_decay=1e-3, l1=1e-4)
     Xv, yv, iv = make_data(100, seed=1)
     trainer = Trainer(model, opt, ArrayBatches(X, y, idx, batch_size=16), epochs=4,
-                      validate=lambda m: float(m.loss((Xv, yv, iv)).value), patience=patience, seed=seed,
+                      validate=lambda m: float(m.loss((Xv, yv, iv)).value), mode="min", patience=patience, seed=seed,
                       quiet=True, clip_norm=1.0, **kw)
     return model, trainer
 
@@ -133,7 +133,7 @@ def test_early_stopping_restores_best_params():
     scores = iter([3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     snaps = []
     trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=50),
-                      epochs=8, validate=lambda m: next(scores), patience=1, quiet=True,
+                      epochs=8, validate=lambda m: next(scores), mode="min", patience=1, quiet=True,
                       callback=lambda t, rec: snaps.append(params_of(t.model)))
     history = trainer.fit()
     assert len(history) == 5                         # epochs 4 and 5 did not improve on epoch 3
@@ -226,7 +226,7 @@ def test_averaging_validates_keeps_and_ends_with_the_mean():
         return -float(m.loss((X, y, idx)).value)
 
     trainer = Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
-                      epochs=3, validate=validate, higher_is_better=True, quiet=True, average=True)
+                      epochs=3, validate=validate, mode="max", quiet=True, average=True)
     trainer.fit()
     best = trainer.best_epoch - 1
     assert_same(params_of(model), scored[best])
@@ -378,6 +378,43 @@ def test_trainer_errors():
         Trainer(model, opt, 42)
     with pytest.raises(TypeError, match="'model' must be a fastnn.graph.Module"):
         Trainer(object(), opt, data)
+
+
+def test_validation_direction_is_never_guessed():
+    model = Tiny()
+    opt = optim.SGD(model.parameters(), 0.1)
+    data = ArrayBatches(np.zeros((4, 5)), np.zeros(4, int), batch_size=2)
+    with pytest.raises(ValueError, match="'mode' must be given with validate: 'max' when higher scores are better"):
+        Trainer(model, opt, data, validate=lambda m: 1.0)
+    with pytest.raises(ValueError, match="'mode' must be 'max'.*or 'min'.*; got 'up'"):
+        Trainer(model, opt, data, validate=lambda m: 1.0, mode="up")
+    with pytest.warns(DeprecationWarning, match="higher_is_better= is deprecated"):
+        assert Trainer(model, opt, data, validate=lambda m: 1.0, higher_is_better=True).mode == "max"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="contradicts higher_is_better"):
+        Trainer(model, opt, data, validate=lambda m: 1.0, mode="min", higher_is_better=True)
+    Trainer(model, opt, data)                         # no validation: no direction needed
+
+
+@pytest.mark.parametrize("mode,best_epoch", [("max", 2), ("min", 3)])
+def test_mode_picks_the_best_epoch_both_ways(mode, best_epoch):
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    scores = iter([0.5, 0.9, 0.1, 0.6])
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=50),
+                      epochs=4, validate=lambda m: next(scores), mode=mode, quiet=True)
+    trainer.fit()
+    assert trainer.best_epoch == best_epoch
+
+
+def test_trainer_state_round_trips_through_a_dict():
+    from fastnn.train import TrainState
+    st = TrainState(epoch=2, position=3, step=29, best_score=0.5, best_epoch=1, history=[{"epoch": 1}],
+                    best_params={"W": np.ones(2)}, loss_sum=1.5, loss_n=7)
+    back = TrainState.from_dict(st.to_dict())
+    assert back.to_dict().keys() == st.to_dict().keys()
+    assert back.epoch == 2 and back.step == 29 and back.history == [{"epoch": 1}] and back.loss_n == 7
+    np.testing.assert_array_equal(back.best_params["W"], np.ones(2))
+    assert back.best_params["W"] is not st.best_params["W"]
 
 
 def test_max_minutes_stops_before_an_epoch_that_would_end_past_the_budget():

@@ -231,7 +231,7 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
         say(f"  valid ppl {prog.valid:.2f}, {len(streams['train']) / max(rec['seconds'], 1e-9):,.0f} tokens/s")
 
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
-                      higher_is_better=False, patience=c.patience, clip_norm=c.clip_norm or None,
+                      mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
                       checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
                       on_nonfinite=on_nonfinite)
     prog = _LMProgress(trainer.progress)

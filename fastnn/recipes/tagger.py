@@ -201,7 +201,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     if dev is not None:
         dev_enc = model.encode(dev)
         validate = (lambda m: m.score(dev, dev_enc))
-    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, higher_is_better=True,
+    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
                       patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
                       on_nonfinite=on_nonfinite, average=c.average)
     trainer.fit(resume=resume)
