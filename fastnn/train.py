@@ -150,28 +150,60 @@ def _fmt_time(s):
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-class Progress:
-    """A one-line progress bar on a terminal: loss, examples/s, ETA of the epoch.  Silent when disabled."""
+def _tqdm():
+    """tqdm's bar class when the `progress` extra is installed, else None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
-    def __init__(self, enabled, stream=None, min_interval=0.2):
+
+class Progress:
+    """Progress on a terminal: the epoch, loss, examples/s and the ETA of the whole run (epochs x batches, so the
+    time left includes the epochs still to come).  Drawn by tqdm when it is installed (the `progress` extra), else
+    as a one-line bar of its own.  Silent when disabled.  use_tqdm=False forces the plain bar."""
+
+    BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} [{elapsed}, ETA {remaining}{postfix}]"
+
+    def __init__(self, enabled, stream=None, min_interval=0.2, use_tqdm=None):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.min_interval = min_interval
-        self._last = 0.0
+        self.use_tqdm = use_tqdm
+        self._last, self._bar = 0.0, None
 
-    def start(self, title, total):
+    def start(self, title, total, *, run_total=None, run_done=0):
+        """An epoch of `total` batches begins.  run_total: batches of the whole run (default: this epoch's);
+        run_done: batches of the run already done (earlier epochs, and this one's before a resume)."""
         self.title, self.total, self.t0, self.n_ex, self._last = title, total, time.perf_counter(), 0, 0.0
+        self.run_total = total if run_total is None else run_total
+        self.run_done, self.steps = run_done, 0
+        tqdm = _tqdm() if self.enabled and self.use_tqdm is not False else None
+        if tqdm is not None:
+            self._bar = tqdm(total=self.run_total, initial=run_done, desc=title, file=self.stream, leave=False,
+                             unit="batch", mininterval=self.min_interval, bar_format=self.BAR_FORMAT)
 
     def update(self, done, loss, n_ex):
+        """Batch `done` of the epoch (1-based) has been trained, with mean loss so far `loss`, on n_ex examples."""
         self.n_ex += n_ex
+        self.steps += 1
         if not self.enabled:
             return
         now = time.perf_counter()
-        if now - self._last < self.min_interval and done < self.total:
+        due = now - self._last >= self.min_interval or done >= self.total
+        dt = max(now - self.t0, 1e-9)
+        if self._bar is not None:
+            if due:                                   # formatting the postfix every step would cost more than it says
+                self._last = now
+                self._bar.set_postfix_str(f"loss {loss:.4f}, {self.n_ex / dt:,.0f} ex/s", refresh=False)
+            self._bar.update(1)
+            return
+        if not due:
             return
         self._last = now
-        dt = max(now - self.t0, 1e-9)
-        eta = (self.total - done) * dt / done if done else float("inf")
+        left = self.run_total - self.run_done - self.steps
+        eta = left * dt / self.steps
         width = 24
         fill = int(width * done / max(self.total, 1))
         self.stream.write(f"\r{self.title} [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} loss {loss:.4f} "
@@ -179,7 +211,10 @@ class Progress:
         self.stream.flush()
 
     def close(self):
-        if self.enabled:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.enabled:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
@@ -421,7 +456,9 @@ class Trainer:
             _set_rng(self.rng, now, "Trainer")
         n = len(plan)
         self.model.train()
-        self.progress.start(f"epoch {st.epoch + 1}/{self.epochs}", n)
+        # the whole run's ETA counts every epoch as long as this one
+        self.progress.start(f"epoch {st.epoch + 1}/{self.epochs}", n, run_total=self.epochs * n,
+                            run_done=st.epoch * n + st.position)
         t0 = time.perf_counter()
         for i in range(st.position, n):
             batch = plan[i]

@@ -443,7 +443,17 @@ def test_overfit_reports_both_ways():
         overfit(weak, (X[:, :1], y), steps=0)
 
 
-def test_progress_bar_and_quiet(capsys):
+@pytest.fixture(params=["plain", "tqdm"])
+def bar_kind(request, monkeypatch):
+    """Run a progress test with the plain bar (tqdm made unimportable) and with tqdm (skipped when not installed)."""
+    if request.param == "plain":
+        monkeypatch.setitem(sys.modules, "tqdm", None)       # `from tqdm import tqdm` now raises ImportError
+    else:
+        pytest.importorskip("tqdm")
+    return request.param
+
+
+def test_progress_bar_and_quiet(capsys, bar_kind):
     model, trainer = build()
     buf = _io.StringIO()
     trainer.progress.stream, trainer.progress.enabled, trainer.progress.min_interval = buf, True, 0.0
@@ -451,11 +461,60 @@ def test_progress_bar_and_quiet(capsys):
     trainer.fit()
     text = buf.getvalue()
     assert "ex/s" in text and "ETA" in text and "loss" in text
+    if bar_kind == "tqdm":
+        assert "52/52" in text                        # one bar over the whole run: 4 epochs x 13 batches
     assert "epoch 4/4" in capsys.readouterr().err
     _, quiet = build()
     quiet.fit()
     assert capsys.readouterr().err == ""
     assert quiet.progress.enabled is False            # not a terminal under pytest
+
+
+def test_plain_bar_eta_covers_the_whole_run(monkeypatch):
+    from fastnn import train
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    clock = iter(range(100))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    buf = _io.StringIO()
+    bar = train.Progress(True, stream=buf, min_interval=0.0)
+    bar.start("epoch 2/4", 10, run_total=40, run_done=10)      # t = 0
+    for i in range(1, 6):                                      # t = 1..5: one batch a second
+        bar.update(i, 0.5, 8)
+    # 5 batches in 5 s; 40 - 10 - 5 = 25 batches left in the run (not 5 in the epoch): 0:25
+    assert buf.getvalue().rstrip().endswith("5/10 loss 0.5000 8 ex/s ETA 0:25")
+
+
+def test_tqdm_bar_spans_the_run(monkeypatch):
+    made = []
+
+    class FakeTqdm:
+        def __init__(self, **kw):
+            self.kw, self.n, self.postfix, self.closed = kw, kw["initial"], None, False
+            made.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix_str(self, s, refresh=True):
+            self.postfix = s
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", type(sys)("tqdm"))
+    sys.modules["tqdm"].tqdm = FakeTqdm
+    model, trainer = build()
+    trainer.progress.enabled, trainer.progress.min_interval = True, 0.0
+    trainer.fit()
+    assert [(b.kw["total"], b.kw["initial"], b.n) for b in made] == [(52, 0, 13), (52, 13, 26), (52, 26, 39),
+                                                                       (52, 39, 52)]
+    assert all(b.closed and "loss" in b.postfix and "ex/s" in b.postfix for b in made)
+    assert made[0].kw["desc"] == "epoch 1/4" and "ETA {remaining}" in made[0].kw["bar_format"]
+    made.clear()
+    trainer.progress.use_tqdm = False                # forced plain: tqdm is not used
+    trainer.progress.stream = _io.StringIO()
+    trainer.progress.start("x", 3)
+    assert made == []
 
 
 def test_checkpoint_write_is_fast_enough(tmp_path):

@@ -169,9 +169,9 @@ class _LMProgress:
     def __init__(self, inner):
         self.inner, self.valid = inner, None
 
-    def start(self, title, total):
+    def start(self, title, total, **kw):
         extra = f" (valid ppl {self.valid:.2f})" if self.valid is not None else ""
-        self.inner.start(title + extra, total)
+        self.inner.start(title + extra, total, **kw)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
