@@ -132,3 +132,10 @@ def test_closed_stdout_pipe_ends_quietly(argv, lines):
     p.stdout.close()                  # as `| head -N` does
     err = p.stderr.read().decode()
     assert p.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_epoch_lines_name_their_metric(capsys, texts):
+    rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz", "--dev", texts["conll"])["tagger"])
+    assert rc == 0 and "dev accuracy " in err, err                    # a POS task: token accuracy
+    rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz")["lm rnn"])
+    assert rc == 0 and "valid ppl " in err, err

@@ -233,7 +233,7 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
                       mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
                       checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
-                      on_nonfinite=on_nonfinite)
+                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp))
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))
