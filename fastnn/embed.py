@@ -239,7 +239,7 @@ def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=No
         if checkpoint is None:
             raise ValueError(f"{where}: resume needs a checkpoint path; got None.")
         check_resume(checkpoint, model)
-    trainer = Trainer(model, opt_obj, data, epochs=opt["epochs"], validate=validate, higher_is_better=higher,
+    trainer = Trainer(model, opt_obj, data, epochs=opt["epochs"], validate=validate, mode="max" if higher else "min",
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every if checkpoint else None, seed=seed, quiet=quiet,
                       max_minutes=opt["max_minutes"], on_nonfinite=on_nonfinite)

@@ -2,7 +2,7 @@
 
     data = ArrayBatches(X, y, batch_size=100)                 # or any object with epoch(rng) -> sequence of batches
     trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
-                      validate=lambda m: m.accuracy(Xv, yv), higher_is_better=True, patience=3,
+                      validate=lambda m: m.accuracy(Xv, yv), mode="max", patience=3,
                       checkpoint="run.ckpt", checkpoint_every=500, seed=0)
     history = trainer.fit()                                   # trainer.fit(resume=True) continues a killed run
 
@@ -14,10 +14,11 @@ passes its own sequential BPTT chunks (shuffle=False, hidden state carried by th
 
 Each step: zero grads, loss, backward, non-finite check (FloatingPointError naming the step and the parameter, or
 skip with on_nonfinite="skip"), optional clipping (clip_norm: global norm, clip_value: element-wise), optimizer step.
-Each epoch: validation in eval mode (`validate(model) -> float`, `higher_is_better`), best parameters kept in memory,
-schedules observe the score (HalveOnPlateau), early stopping after `patience` epochs without improvement, and a
-checkpoint.  At the end the best parameters are restored (restore_best=True).  With average=True the trainer also
-keeps the mean of the parameters over all steps (fastnn.optim.ParamAverage) and validates, keeps and ends with that.
+Each epoch: validation in eval mode (`validate(model) -> float`; `mode` "max" or "min" says which way is better and
+must be given: the trainer never guesses), best parameters kept in memory, schedules observe the score
+(HalveOnPlateau), early stopping after `patience` epochs without improvement, and a checkpoint.  At the end the best
+parameters are restored (restore_best=True).  With average=True the trainer also keeps the mean of the parameters
+over all steps (fastnn.optim.ParamAverage) and validates, keeps and ends with that.
 
 Checkpoints (fastnn.io, atomic) carry the parameters, the optimizer and schedule state, the Generator's state (as
 JSON) at the start of the epoch and now, the epoch and the position within it, the best parameters and score, the
@@ -26,12 +27,14 @@ history, the states of Generators held by the model (dropout masks), and optiona
 to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
 """
 import contextlib
+import dataclasses
 import json
 import math
 import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -40,6 +43,7 @@ from fastnn._validation import check_scalar
 from fastnn.graph import Module
 from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
+from fastnn.optim.schedules import check_mode, improves
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -146,28 +150,60 @@ def _fmt_time(s):
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-class Progress:
-    """A one-line progress bar on a terminal: loss, examples/s, ETA of the epoch.  Silent when disabled."""
+def _tqdm():
+    """tqdm's bar class when the `progress` extra is installed, else None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
-    def __init__(self, enabled, stream=None, min_interval=0.2):
+
+class Progress:
+    """Progress on a terminal: the epoch, loss, examples/s and the ETA of the whole run (epochs x batches, so the
+    time left includes the epochs still to come).  Drawn by tqdm when it is installed (the `progress` extra), else
+    as a one-line bar of its own.  Silent when disabled.  use_tqdm=False forces the plain bar."""
+
+    BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} [{elapsed}, ETA {remaining}{postfix}]"
+
+    def __init__(self, enabled, stream=None, min_interval=0.2, use_tqdm=None):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.min_interval = min_interval
-        self._last = 0.0
+        self.use_tqdm = use_tqdm
+        self._last, self._bar = 0.0, None
 
-    def start(self, title, total):
+    def start(self, title, total, *, run_total=None, run_done=0):
+        """An epoch of `total` batches begins.  run_total: batches of the whole run (default: this epoch's);
+        run_done: batches of the run already done (earlier epochs, and this one's before a resume)."""
         self.title, self.total, self.t0, self.n_ex, self._last = title, total, time.perf_counter(), 0, 0.0
+        self.run_total = total if run_total is None else run_total
+        self.run_done, self.steps = run_done, 0
+        tqdm = _tqdm() if self.enabled and self.use_tqdm is not False else None
+        if tqdm is not None:
+            self._bar = tqdm(total=self.run_total, initial=run_done, desc=title, file=self.stream, leave=False,
+                             unit="batch", mininterval=self.min_interval, bar_format=self.BAR_FORMAT)
 
     def update(self, done, loss, n_ex):
+        """Batch `done` of the epoch (1-based) has been trained, with mean loss so far `loss`, on n_ex examples."""
         self.n_ex += n_ex
+        self.steps += 1
         if not self.enabled:
             return
         now = time.perf_counter()
-        if now - self._last < self.min_interval and done < self.total:
+        due = now - self._last >= self.min_interval or done >= self.total
+        dt = max(now - self.t0, 1e-9)
+        if self._bar is not None:
+            if due:                                   # formatting the postfix every step would cost more than it says
+                self._last = now
+                self._bar.set_postfix_str(f"loss {loss:.4f}, {self.n_ex / dt:,.0f} ex/s", refresh=False)
+            self._bar.update(1)
+            return
+        if not due:
             return
         self._last = now
-        dt = max(now - self.t0, 1e-9)
-        eta = (self.total - done) * dt / done if done else float("inf")
+        left = self.run_total - self.run_done - self.steps
+        eta = left * dt / self.steps
         width = 24
         fill = int(width * done / max(self.total, 1))
         self.stream.write(f"\r{self.title} [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} loss {loss:.4f} "
@@ -175,12 +211,55 @@ class Progress:
         self.stream.flush()
 
     def close(self):
-        if self.enabled:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.enabled:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
 
 # ---- the trainer -------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TrainState:
+    """Where a run is: everything a checkpoint needs besides parameters, optimizer, Generators and the data's and
+    model's own state.  The field names are the checkpoint's keys."""
+    epoch: int = 0                   # epochs completed
+    position: int = 0                # batches done in the current epoch
+    step: int = 0                    # optimizer steps taken
+    skipped: int = 0                 # steps dropped by on_nonfinite="skip"
+    rng_epoch_start: str = None      # the Generator's state (JSON) when the current epoch's plan was drawn
+    best_score: float = None
+    best_epoch: int = None
+    bad_epochs: int = 0              # epochs since the last improvement
+    best_params: dict = None         # {name: array} of the best epoch (restore_best)
+    stopped: bool = False
+    history: list = dataclasses.field(default_factory=list)
+    loss_sum: float = 0.0            # the current epoch's example-weighted training loss so far
+    loss_n: int = 0
+    epoch_seconds: float = 0.0
+
+    def to_dict(self):
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d):
+        st = cls()
+        for f in dataclasses.fields(cls):
+            v = d[f.name]
+            if v is not None and type(f.default) in (int, float, bool):
+                v = type(f.default)(v)
+            setattr(st, f.name, v)
+        st.history = list(st.history)
+        if st.best_params is not None:
+            st.best_params = {k: np.array(v) for k, v in st.best_params.items()}
+        return st
+
+
+def _state_field(name):
+    return property(lambda self: getattr(self.state, name), doc=f"TrainState.{name} of the run (read-only).")
+
 
 class Trainer:
     """Train `model` with `optimizer` on `data` (see the module docstring).
@@ -191,7 +270,9 @@ class Trainer:
     optimizer : a fastnn.optim optimizer over the model's parameters.
     data : object with epoch(rng) -> sequence of batches, or a callable data(epoch, rng) -> sequence.
     epochs : number of passes.
-    validate : callable(model) -> float, run in eval mode after each epoch; higher_is_better says which way is good.
+    validate : callable(model) -> float, run in eval mode after each epoch.
+    mode : "max" (higher scores are better: accuracy, F1) or "min" (lower is better: loss, perplexity); required when
+        validating.  higher_is_better=True/False is a deprecated spelling of mode="max"/"min".
     patience : stop after this many epochs without a better validation score (None: never).
     restore_best : load the best-scoring parameters at the end.
     clip_norm : rescale gradients to this global L2 norm at most; clip_value : clip each entry to [-c, c].
@@ -207,10 +288,14 @@ class Trainer:
         best parameters kept are averaged ones, and training ends with them (or with the last mean, unvalidated).
     """
 
-    def __init__(self, model, optimizer, data, *, epochs=10, validate=None, higher_is_better=False, patience=None,
+    epoch, position, step, skipped = (_state_field(n) for n in ("epoch", "position", "step", "skipped"))
+    best_score, best_epoch, best_params = (_state_field(n) for n in ("best_score", "best_epoch", "best_params"))
+    bad_epochs, stopped, history = (_state_field(n) for n in ("bad_epochs", "stopped", "history"))
+
+    def __init__(self, model, optimizer, data, *, epochs=10, validate=None, mode=None, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
                  on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None,
-                 average=False):
+                 average=False, higher_is_better=None):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -232,8 +317,24 @@ class Trainer:
             check_scalar(max_minutes, "max_minutes", where, low=0)
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"{where}: 'on_nonfinite' must be 'raise' or 'skip'; got {on_nonfinite!r}.")
+        if higher_is_better is not None:
+            # the old spelling, whose default (lower is better) kept the worst epoch of accuracy-like scores
+            warnings.warn("Trainer: higher_is_better= is deprecated; pass mode='max' or mode='min'.",
+                          DeprecationWarning, stacklevel=2)
+            implied = "max" if higher_is_better else "min"
+            if mode is not None and mode != implied:
+                raise ValueError(f"{where}: 'mode' {mode!r} contradicts higher_is_better={higher_is_better!r}; "
+                                 "pass mode only.")
+            mode = implied
+        if validate is not None:
+            if mode is None:
+                raise ValueError(f"{where}: 'mode' must be given with validate: 'max' when higher scores are better "
+                                 "(accuracy, F1), 'min' when lower is (loss, perplexity); got None.")
+            check_mode(mode, where)
+        elif mode is not None:
+            check_mode(mode, where)
         self.model, self.optimizer, self.data = model, optimizer, data
-        self.epochs, self.validate, self.higher_is_better = int(epochs), validate, bool(higher_is_better)
+        self.epochs, self.validate, self.mode = int(epochs), validate, mode
         self.patience, self.restore_best = patience, bool(restore_best)
         self.clip_norm, self.clip_value = clip_norm, clip_value
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
@@ -245,12 +346,7 @@ class Trainer:
         if progress is None:
             progress = not self.quiet and sys.stderr.isatty()
         self.progress = Progress(bool(progress))
-        # training state (all of it goes into checkpoints)
-        self.epoch, self.position, self.step, self.skipped = 0, 0, 0, 0
-        self.best_score, self.best_epoch, self.bad_epochs, self.best_params = None, None, 0, None
-        self.stopped, self.history = False, []
-        self._epoch_rng = None
-        self._loss_sum, self._loss_n, self._epoch_seconds = 0.0, 0, 0.0
+        self.state = TrainState()                     # the run's progress; all of it goes into checkpoints
         self._interrupted = False
 
     # -- public --------------------------------------------------------------------------------------------------
@@ -265,7 +361,7 @@ class Trainer:
             self.load(self.checkpoint)
         old = self._install_sigint()
         try:
-            while self.epoch < self.epochs and not self.stopped:
+            while self.state.epoch < self.epochs and not self.state.stopped:
                 self._run_epoch()
         except KeyboardInterrupt:
             if self._interrupted and self.checkpoint is not None:
@@ -278,26 +374,22 @@ class Trainer:
                 signal.signal(signal.SIGINT, old)
         if self.checkpoint is not None:               # before the swap below: fit(resume=True) with more epochs
             self.save(self.checkpoint)                # continues from the last step, as if never stopped
-        final = self.best_params if self.restore_best else None
+        final = self.state.best_params if self.restore_best else None
         if final is None and self.averager is not None:
             final = self.averager.mean()
         if final is not None:
             for name, p in self.model.parameters().items():
                 if name in final:
                     p.value[...] = final[name]
-        return self.history
+        return self.state.history
 
     def state_dict(self):
         """The trainer's own state (what a checkpoint holds besides params and optimizer)."""
         data_sd = getattr(self.data, "state_dict", None)
         extra = getattr(self.model, "extra_state", None)
         return {
-            "epoch": self.epoch, "position": self.position, "step": self.step, "skipped": self.skipped,
-            "rng_epoch_start": self._epoch_rng, "rng": _rng_json(self.rng),
+            **self.state.to_dict(), "rng": _rng_json(self.rng),
             "model_rngs": {k: _rng_json(g) for k, g in model_generators(self.model).items()},
-            "best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "best_params": self.best_params, "stopped": self.stopped, "history": self.history,
-            "loss_sum": self._loss_sum, "loss_n": self._loss_n, "epoch_seconds": self._epoch_seconds,
             "model_extra": extra() if extra is not None else None,
             "data_state": data_sd() if data_sd is not None else None,
             "average": self.averager.state_dict() if self.averager is not None else None,
@@ -317,15 +409,7 @@ class Trainer:
         for k, g in gens.items():
             _set_rng(g, st["model_rngs"][k], where)
         _set_rng(self.rng, st["rng"], where)
-        self.epoch, self.position, self.step = int(st["epoch"]), int(st["position"]), int(st["step"])
-        self.skipped, self._epoch_rng = int(st["skipped"]), st["rng_epoch_start"]
-        self.best_score, self.best_epoch = st["best_score"], st["best_epoch"]
-        self.bad_epochs, self.stopped = int(st["bad_epochs"]), bool(st["stopped"])
-        self.best_params = None if st["best_params"] is None else {k: np.array(v) for k, v in
-                                                                     st["best_params"].items()}
-        self.history = list(st["history"])
-        self._loss_sum, self._loss_n = float(st["loss_sum"]), int(st["loss_n"])
-        self._epoch_seconds = float(st["epoch_seconds"])
+        self.state = TrainState.from_dict(st)
         if st["model_extra"] is not None:
             self.model.load_extra_state(st["model_extra"])
         if st["data_state"] is not None:
@@ -357,49 +441,52 @@ class Trainer:
     def _plan(self):
         if hasattr(self.data, "epoch"):
             return self.data.epoch(self.rng)
-        return self.data(self.epoch, self.rng)
+        return self.data(self.state.epoch, self.rng)
 
     def _run_epoch(self):
-        if self.position == 0:
-            self._epoch_rng = _rng_json(self.rng)
-            self._loss_sum, self._loss_n, self._epoch_seconds = 0.0, 0, 0.0
+        st = self.state
+        if st.position == 0:
+            st.rng_epoch_start = _rng_json(self.rng)
+            st.loss_sum, st.loss_n, st.epoch_seconds = 0.0, 0, 0.0
             plan = self._plan()
         else:                                         # resuming mid-epoch: rebuild the same plan, then go on
             now = _rng_json(self.rng)
-            _set_rng(self.rng, self._epoch_rng, "Trainer")
+            _set_rng(self.rng, st.rng_epoch_start, "Trainer")
             plan = self._plan()
             _set_rng(self.rng, now, "Trainer")
         n = len(plan)
         self.model.train()
-        self.progress.start(f"epoch {self.epoch + 1}/{self.epochs}", n)
+        # the whole run's ETA counts every epoch as long as this one
+        self.progress.start(f"epoch {st.epoch + 1}/{self.epochs}", n, run_total=self.epochs * n,
+                            run_done=st.epoch * n + st.position)
         t0 = time.perf_counter()
-        for i in range(self.position, n):
+        for i in range(st.position, n):
             batch = plan[i]
             loss = self._train_step(batch)
             k = _n_examples(self.data, batch)
             if loss is not None:
-                self._loss_sum += loss * k
-                self._loss_n += k
-            self.position = i + 1
-            self.progress.update(i + 1, self._loss_sum / max(self._loss_n, 1), k)
+                st.loss_sum += loss * k
+                st.loss_n += k
+            st.position = i + 1
+            self.progress.update(i + 1, st.loss_sum / max(st.loss_n, 1), k)
             if self._interrupted:
-                self._epoch_seconds += time.perf_counter() - t0
+                st.epoch_seconds += time.perf_counter() - t0
                 raise KeyboardInterrupt
-            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.position < n:
-                self._epoch_seconds += time.perf_counter() - t0
+            if self.checkpoint_every and st.step % self.checkpoint_every == 0 and st.position < n:
+                st.epoch_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 self.save(self.checkpoint)
-        self._epoch_seconds += time.perf_counter() - t0
+        st.epoch_seconds += time.perf_counter() - t0
         self.progress.close()
         self._end_epoch()
         if self._interrupted:                         # Ctrl-C during validation: the epoch's checkpoint is written
             raise KeyboardInterrupt
 
     def _nonfinite(self, what):
-        msg = (f"Trainer: {what} must be finite; got a non-finite value at step {self.step + 1} (epoch "
-               f"{self.epoch + 1}, batch {self.position + 1}).")
+        msg = (f"Trainer: {what} must be finite; got a non-finite value at step {self.state.step + 1} (epoch "
+               f"{self.state.epoch + 1}, batch {self.state.position + 1}).")
         if self.on_nonfinite == "skip":
-            self.skipped += 1
+            self.state.skipped += 1
             self.optimizer.zero_grad()
             return None
         keep = f" The last good checkpoint is {self.checkpoint}." if self.checkpoint else ""
@@ -429,10 +516,11 @@ class Trainer:
         opt.step()
         if self.averager is not None:
             self.averager.after_step()
-        self.step += 1
+        self.state.step += 1
         return value
 
     def _end_epoch(self):
+        st = self.state
         score = None
         improved = False
         if self.validate is not None:
@@ -443,37 +531,33 @@ class Trainer:
                     score = float(self.validate(self.model))
             finally:
                 self.model.train()
-            if not math.isfinite(score):
-                improved = False
-            elif self.best_score is None or (score > self.best_score if self.higher_is_better
-                                             else score < self.best_score):
-                improved = True
+            improved = improves(score, st.best_score, self.mode)
             if improved:
-                self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
+                st.best_score, st.best_epoch, st.bad_epochs = score, st.epoch + 1, 0
                 if self.restore_best:
-                    self.best_params = (mean if mean is not None else
-                                        {n: p.value.copy() for n, p in self.model.parameters().items()})
+                    st.best_params = (mean if mean is not None else
+                                      {n: p.value.copy() for n, p in self.model.parameters().items()})
             else:
-                self.bad_epochs += 1
-            self.optimizer.observe(score, higher_is_better=self.higher_is_better)
-        train_loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
-        rec = {"epoch": self.epoch + 1, "train_loss": train_loss, "valid": score, "best": improved,
-               "lr": float(self.optimizer.lr), "step": self.step, "skipped": self.skipped,
-               "seconds": self._epoch_seconds}
-        self.history.append(rec)
-        self.epoch += 1
-        self.position = 0
-        if self.patience is not None and self.bad_epochs > self.patience:
-            self.stopped = True
+                st.bad_epochs += 1
+            self.optimizer.observe(score, mode=self.mode)
+        train_loss = st.loss_sum / st.loss_n if st.loss_n else float("nan")
+        rec = {"epoch": st.epoch + 1, "train_loss": train_loss, "valid": score, "best": improved,
+               "lr": float(self.optimizer.lr), "step": st.step, "skipped": st.skipped,
+               "seconds": st.epoch_seconds}
+        st.history.append(rec)
+        st.epoch += 1
+        st.position = 0
+        if self.patience is not None and st.bad_epochs > self.patience:
+            st.stopped = True
         if self.callback is not None and self.callback(self, rec):
-            self.stopped = True
+            st.stopped = True
         if self.max_minutes is not None:
-            secs = [h["seconds"] for h in self.history]
+            secs = [h["seconds"] for h in st.history]
             if (sum(secs) + max(secs)) / 60 > self.max_minutes:
-                self.stopped = True
+                st.stopped = True
         valid = "" if score is None else f"  valid {score:.4f}{' *' if improved else ''}"
         self._say(f"epoch {rec['epoch']}/{self.epochs}  train {train_loss:.4f}{valid}  lr {rec['lr']:.4g}  "
-                  f"{rec['seconds']:.1f}s" + ("  (early stop)" if self.stopped and self.epoch < self.epochs else ""))
+                  f"{rec['seconds']:.1f}s" + ("  (early stop)" if st.stopped and st.epoch < self.epochs else ""))
         if self.checkpoint is not None:
             self.save(self.checkpoint)
 
@@ -529,4 +613,4 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     return OverfitResult(value < threshold, first, value, n, threshold)
 
 
-__all__ = ["Trainer", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]
+__all__ = ["Trainer", "TrainState", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]

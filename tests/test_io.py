@@ -58,8 +58,8 @@ def test_checkpoint_roundtrip_with_optimizer_and_state(tmp_path):
     for n, p in model.parameters().items():
         p.grad = np.ones_like(p.value) if not p.sparse else None
     opt.step()
-    opt.observe(1.0)
-    opt.observe(2.0)
+    opt.observe(1.0, mode="min")
+    opt.observe(2.0, mode="min")
     state = {"epoch": 3, "rng": json.dumps(np.random.default_rng(5).bit_generator.state),
              "best": {"W": np.arange(3.0)}, "hist": [{"a": 1.5, "b": None}], "big": 2 ** 100}
     io.save_checkpoint(path, model, opt, state)

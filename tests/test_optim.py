@@ -149,6 +149,15 @@ def test_params_without_grad_or_frozen_are_skipped(rng):
 
 # ---- schedules ---------------------------------------------------------------------------------------------------
 
+def test_improves_is_one_comparison_both_ways():
+    assert optim.improves(0.9, 0.8, "max") and not optim.improves(0.9, 0.8, "min")
+    assert optim.improves(0.7, 0.8, "min") and not optim.improves(0.8, 0.8, "min")
+    assert optim.improves(float("-inf"), None, "min") is False and optim.improves(3.0, None, "max")
+    assert not optim.improves(float("nan"), 1.0, "max")
+    assert not optim.improves(1.05, 1.0, "max", threshold=0.1) and optim.improves(1.2, 1.0, "max", threshold=0.1)
+    assert not optim.improves(-1.05, -1.0, "min", threshold=0.1) and optim.improves(-1.2, -1.0, "min", threshold=0.1)
+
+
 def test_schedule_values():
     assert optim.Constant(0.3)(10 ** 6) == 0.3
     s = optim.InverseTime(0.1, tau=100)
@@ -158,13 +167,15 @@ def test_schedule_values():
     h = optim.HalveOnPlateau(0.2, patience=1)
     seen = []
     for score in [1.0, 0.9, 0.95, 0.93, 0.8, 0.85, 0.86]:     # losses: lower is better
-        h.observe(score)
+        h.observe(score, mode="min")
         seen.append(h(0))
     assert seen == [0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.05]
     assert h.n_reductions == 2
+    with pytest.raises(ValueError, match="'mode' must be 'max'"):
+        h.observe(1.0, mode=None)
     up = optim.HalveOnPlateau(optim.InverseTime(1.0, tau=1), factor=0.5)
-    up.observe(0.5, higher_is_better=True)
-    up.observe(0.4, higher_is_better=True)
+    up.observe(0.5, mode="max")
+    up.observe(0.4, mode="max")
     assert up(4) == 0.125
 
 
@@ -202,7 +213,7 @@ def _run(opt, ps, grads, steps):
             p.grad = RowGrad(*g, p.value.shape[0]) if isinstance(g, tuple) else g.copy()
         opt.step()
         if k % 2:
-            opt.observe(1.0)                                   # no improvement: plateau halves
+            opt.observe(1.0, mode="min")                      # no improvement: plateau halves
 
 
 @pytest.mark.parametrize("make", [

@@ -11,6 +11,7 @@ from fastnn.data.vectors import init_pretrained, load_pretrained, write_vectors
 from fastnn.gradcheck import run_case
 from fastnn.models import tagger as T
 from fastnn.optim import AdaGrad
+from fastnn.recipes import tagger as recipe
 from tests.conftest import data_path
 
 # ---- the sentence-level log-likelihood -----------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_character_feature_spells_each_window_word_and_learns_from_spelling_alon
     chars = T.WindowTagger.build(train, {"pos": 1}, char_dim=4, char_filters=8, **kw)
     plain = T.WindowTagger.build(train, {"pos": 1}, **kw)
     for m in (chars, plain):
-        T.fit(m, train, None, epochs=8, lr=0.1, batch_size=16, quiet=True)
+        recipe.fit(m, train, None, epochs=8, lr=0.1, batch_size=16, quiet=True)
     assert chars.evaluate(dev)["pos"]["accuracy"] > 95 > plain.evaluate(dev)["pos"]["accuracy"] + 20
     io.save_model(tmp_path / "c.npz", chars)
     again = io.load_model(tmp_path / "c.npz")
@@ -170,7 +171,7 @@ def test_sentences_without_a_tasks_column_train_only_the_other_tasks():
     assert len(m.batches(mixed + [[("x",)]]).enc.offsets) - 1 == len(mixed)     # a words-only sentence is left out
     with pytest.raises(ValueError, match="no token of the batch is labelled for any task"):
         m.loss(only_wsj._replace(targets=np.full_like(only_wsj.targets, -1)))
-    T.fit(m, mixed, _corpus(), epochs=1, quiet=True)
+    recipe.fit(m, mixed, _corpus(), epochs=1, quiet=True)
 
 
 def test_encode_errors_name_the_task_and_tag():
@@ -204,7 +205,7 @@ def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path
     for columns in ({"cue": (1, 3)}, None):
         m = T.WindowTagger.build(train, {"tag": 2}, columns=columns, loss="word", hidden=16, window=3, embed_dim=4,
                                  embed_scale=0.1)
-        T.fit(m, train, None, epochs=4, lr=0.3, quiet=True)
+        recipe.fit(m, train, None, epochs=4, lr=0.3, quiet=True)
         acc = m.evaluate(dev)["tag"]["accuracy"]
         assert (acc > 98) if columns else (acc < 60), acc
     assert m.columns == [] and "cue" in repr(T.WindowTagger.build(train, {"tag": 2}, columns={"cue": ("pos", 3)}))
@@ -289,7 +290,7 @@ def test_training_learns_a_synthetic_multitask_problem(loss):
     rng = np.random.default_rng(0)
     train, dev = _synthetic(rng, 300), _synthetic(rng, 60)
     m = T.WindowTagger.build(train, {"ner": 3, "pos": 1}, loss=loss, hidden=32, embed_dim=10, window=3, seed=0)
-    trainer = T.fit(m, train, dev, epochs=6, lr=0.1, batch_size=16, quiet=True)
+    trainer = recipe.fit(m, train, dev, epochs=6, lr=0.1, batch_size=16, quiet=True)
     res = m.evaluate(dev)
     assert res["ner"]["f1"] > 97 and res["pos"]["accuracy"] > 99
     assert trainer.best_score == pytest.approx(T.main_score(res))
@@ -300,7 +301,7 @@ def test_save_load_round_trip_predicts_the_same(tmp_path):
     rng = np.random.default_rng(1)
     train = _synthetic(rng, 50)
     m = T.WindowTagger.build(train, {"ner": 3}, loss="sentence", hidden=8, suffix_len=2, suffix_dim=2)
-    T.fit(m, train, None, epochs=1, quiet=True)
+    recipe.fit(m, train, None, epochs=1, quiet=True)
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
     assert isinstance(m2, T.WindowTagger) and repr(m2) == repr(m)
@@ -326,7 +327,7 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     assert n == 4
     np.testing.assert_array_equal(m.embed.W.value[m.vocab.index("dog")], vecs[1])
     before = m.embed.W.value.copy()
-    T.fit(m, train, None, epochs=1, quiet=True)
+    recipe.fit(m, train, None, epochs=1, quiet=True)
     np.testing.assert_array_equal(m.embed.W.value, before)
     assert not np.array_equal(m.hidden.W.value, T.WindowTagger.from_config(m.config()).hidden.W.value)
     small = T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4)
@@ -408,7 +409,7 @@ def test_conll2003_ner_one_epoch_reaches_80_f1():
     train = conll.read_conll(data_path("conll2003", "eng.train"))
     dev = conll.read_conll(data_path("conll2003", "eng.testa"))
     m = T.WindowTagger.build(train, {"ner": 3}, loss="word")
-    T.fit(m, train, None, epochs=1, quiet=True)
+    recipe.fit(m, train, None, epochs=1, quiet=True)
     assert m.evaluate(dev)["ner"]["f1"] > 80
 
 
@@ -457,7 +458,7 @@ def wsj_model():
     rng = np.random.default_rng(0)
     train = _wsj(rng, 200)
     m = T.WindowTagger.build(train, {"pos": 1, "chunk": 2}, loss="sentence", hidden=16, embed_dim=8, seed=0)
-    T.fit(m, train, None, epochs=3, lr=0.1, batch_size=32, quiet=True)
+    recipe.fit(m, train, None, epochs=3, lr=0.1, batch_size=32, quiet=True)
     return m, _wsj(rng, 80, test=True)
 
 

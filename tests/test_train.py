@@ -72,7 +72,7 @@ def build(seed=0, patience=None, **kw):
                         weight_decay=1e-3, l1=1e-4)
     Xv, yv, iv = make_data(100, seed=1)
     trainer = Trainer(model, opt, ArrayBatches(X, y, idx, batch_size=16), epochs=4,
-                      validate=lambda m: float(m.loss((Xv, yv, iv)).value), patience=patience, seed=seed,
+                      validate=lambda m: float(m.loss((Xv, yv, iv)).value), mode="min", patience=patience, seed=seed,
                       quiet=True, clip_norm=1.0, **kw)
     return model, trainer
 
@@ -133,7 +133,7 @@ def test_early_stopping_restores_best_params():
     scores = iter([3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     snaps = []
     trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=50),
-                      epochs=8, validate=lambda m: next(scores), patience=1, quiet=True,
+                      epochs=8, validate=lambda m: next(scores), mode="min", patience=1, quiet=True,
                       callback=lambda t, rec: snaps.append(params_of(t.model)))
     history = trainer.fit()
     assert len(history) == 5                         # epochs 4 and 5 did not improve on epoch 3
@@ -226,7 +226,7 @@ def test_averaging_validates_keeps_and_ends_with_the_mean():
         return -float(m.loss((X, y, idx)).value)
 
     trainer = Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
-                      epochs=3, validate=validate, higher_is_better=True, quiet=True, average=True)
+                      epochs=3, validate=validate, mode="max", quiet=True, average=True)
     trainer.fit()
     best = trainer.best_epoch - 1
     assert_same(params_of(model), scored[best])
@@ -380,6 +380,43 @@ def test_trainer_errors():
         Trainer(object(), opt, data)
 
 
+def test_validation_direction_is_never_guessed():
+    model = Tiny()
+    opt = optim.SGD(model.parameters(), 0.1)
+    data = ArrayBatches(np.zeros((4, 5)), np.zeros(4, int), batch_size=2)
+    with pytest.raises(ValueError, match="'mode' must be given with validate: 'max' when higher scores are better"):
+        Trainer(model, opt, data, validate=lambda m: 1.0)
+    with pytest.raises(ValueError, match="'mode' must be 'max'.*or 'min'.*; got 'up'"):
+        Trainer(model, opt, data, validate=lambda m: 1.0, mode="up")
+    with pytest.warns(DeprecationWarning, match="higher_is_better= is deprecated"):
+        assert Trainer(model, opt, data, validate=lambda m: 1.0, higher_is_better=True).mode == "max"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="contradicts higher_is_better"):
+        Trainer(model, opt, data, validate=lambda m: 1.0, mode="min", higher_is_better=True)
+    Trainer(model, opt, data)                         # no validation: no direction needed
+
+
+@pytest.mark.parametrize("mode,best_epoch", [("max", 2), ("min", 3)])
+def test_mode_picks_the_best_epoch_both_ways(mode, best_epoch):
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)
+    scores = iter([0.5, 0.9, 0.1, 0.6])
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=50),
+                      epochs=4, validate=lambda m: next(scores), mode=mode, quiet=True)
+    trainer.fit()
+    assert trainer.best_epoch == best_epoch
+
+
+def test_trainer_state_round_trips_through_a_dict():
+    from fastnn.train import TrainState
+    st = TrainState(epoch=2, position=3, step=29, best_score=0.5, best_epoch=1, history=[{"epoch": 1}],
+                    best_params={"W": np.ones(2)}, loss_sum=1.5, loss_n=7)
+    back = TrainState.from_dict(st.to_dict())
+    assert back.to_dict().keys() == st.to_dict().keys()
+    assert back.epoch == 2 and back.step == 29 and back.history == [{"epoch": 1}] and back.loss_n == 7
+    np.testing.assert_array_equal(back.best_params["W"], np.ones(2))
+    assert back.best_params["W"] is not st.best_params["W"]
+
+
 def test_max_minutes_stops_before_an_epoch_that_would_end_past_the_budget():
     _, trainer = build(max_minutes=1e-9)              # any epoch is longer than the budget: stop after the first
     assert len(trainer.fit()) == 1 and trainer.stopped
@@ -406,7 +443,17 @@ def test_overfit_reports_both_ways():
         overfit(weak, (X[:, :1], y), steps=0)
 
 
-def test_progress_bar_and_quiet(capsys):
+@pytest.fixture(params=["plain", "tqdm"])
+def bar_kind(request, monkeypatch):
+    """Run a progress test with the plain bar (tqdm made unimportable) and with tqdm (skipped when not installed)."""
+    if request.param == "plain":
+        monkeypatch.setitem(sys.modules, "tqdm", None)       # `from tqdm import tqdm` now raises ImportError
+    else:
+        pytest.importorskip("tqdm")
+    return request.param
+
+
+def test_progress_bar_and_quiet(capsys, bar_kind):
     model, trainer = build()
     buf = _io.StringIO()
     trainer.progress.stream, trainer.progress.enabled, trainer.progress.min_interval = buf, True, 0.0
@@ -414,11 +461,60 @@ def test_progress_bar_and_quiet(capsys):
     trainer.fit()
     text = buf.getvalue()
     assert "ex/s" in text and "ETA" in text and "loss" in text
+    if bar_kind == "tqdm":
+        assert "52/52" in text                        # one bar over the whole run: 4 epochs x 13 batches
     assert "epoch 4/4" in capsys.readouterr().err
     _, quiet = build()
     quiet.fit()
     assert capsys.readouterr().err == ""
     assert quiet.progress.enabled is False            # not a terminal under pytest
+
+
+def test_plain_bar_eta_covers_the_whole_run(monkeypatch):
+    from fastnn import train
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    clock = iter(range(100))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    buf = _io.StringIO()
+    bar = train.Progress(True, stream=buf, min_interval=0.0)
+    bar.start("epoch 2/4", 10, run_total=40, run_done=10)      # t = 0
+    for i in range(1, 6):                                      # t = 1..5: one batch a second
+        bar.update(i, 0.5, 8)
+    # 5 batches in 5 s; 40 - 10 - 5 = 25 batches left in the run (not 5 in the epoch): 0:25
+    assert buf.getvalue().rstrip().endswith("5/10 loss 0.5000 8 ex/s ETA 0:25")
+
+
+def test_tqdm_bar_spans_the_run(monkeypatch):
+    made = []
+
+    class FakeTqdm:
+        def __init__(self, **kw):
+            self.kw, self.n, self.postfix, self.closed = kw, kw["initial"], None, False
+            made.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix_str(self, s, refresh=True):
+            self.postfix = s
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", type(sys)("tqdm"))
+    sys.modules["tqdm"].tqdm = FakeTqdm
+    model, trainer = build()
+    trainer.progress.enabled, trainer.progress.min_interval = True, 0.0
+    trainer.fit()
+    assert [(b.kw["total"], b.kw["initial"], b.n) for b in made] == [(52, 0, 13), (52, 13, 26), (52, 26, 39),
+                                                                       (52, 39, 52)]
+    assert all(b.closed and "loss" in b.postfix and "ex/s" in b.postfix for b in made)
+    assert made[0].kw["desc"] == "epoch 1/4" and "ETA {remaining}" in made[0].kw["bar_format"]
+    made.clear()
+    trainer.progress.use_tqdm = False                # forced plain: tqdm is not used
+    trainer.progress.stream = _io.StringIO()
+    trainer.progress.start("x", 3)
+    assert made == []
 
 
 def test_checkpoint_write_is_fast_enough(tmp_path):

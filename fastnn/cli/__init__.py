@@ -1,17 +1,36 @@
 """The `fastnn` command: argparse subcommands.  Each feature module under fastnn/cli/ adds its own with
-`register(subparsers)`; this file only wires them and turns expected errors into one line and exit code 2."""
-import argparse
+`register(subparsers)`; this file only wires them and is the one place that turns expected errors (a CLIError, or a
+library ValueError/TypeError about an argument or a file) into one line on stderr and exit code 2.  Set
+FASTNN_TRACEBACK=1 to see the traceback of such an error instead."""
 import importlib
+import os
 import sys
 
-from fastnn.cli._common import CLIError
+from fastnn.cli._common import CLIError, Parser
 
 # Modules that register subcommands, in help order.  A module missing here is simply not offered.
 _COMMAND_MODULES = ["info", "gradcheck", "compare", "tagger", "lm", "embed", "experiment", "search"]
 
 
+def _version():
+    import fastnn
+    return fastnn.__version__
+
+
+class _Version(__import__("argparse").Action):
+    """--version without importing the kernels' version at parser build time."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"fastnn {_version()}")
+        parser.exit()
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastnn", description="fastnn: neural-NLP models on fast CPU kernels.")
+    parser = Parser(prog="fastnn", description="fastnn: neural-NLP models on fast CPU kernels.")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -25,18 +44,42 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _stdout_closed():
+    """stdout's reader went away (e.g. `| head`): stop quietly.  Further writes (and the interpreter's final flush)
+    go to devnull, so no second BrokenPipeError is printed at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        return args.func(args) or 0
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):          # stdout is not a real file (e.g. captured by a test)
+        pass
+    finally:
+        os.close(devnull)
+    return 0
+
+
+def main(argv=None):
+    command = "fastnn"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"fastnn {args.command}"
+        rc = args.func(args) or 0
+        sys.stdout.flush()
+        return rc
     except CLIError as e:
-        print(f"fastnn {args.command}: error: {e}", file=sys.stderr)
+        print(f"{getattr(e, 'prog', command)}: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as e:   # a library check on an argument or a file: its message names both
+        if os.environ.get("FASTNN_TRACEBACK"):
+            raise
+        print(f"{command}: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:                 # training diverged: the Trainer's message names step and parameter
         msg = str(e).replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
-        print(f"fastnn {args.command}: stopped: {msg}", file=sys.stderr)
+        print(f"{command}: stopped: {msg}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
-        print(f"fastnn {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130

@@ -157,9 +157,9 @@ class _LMProgress:
     def __init__(self, inner):
         self.inner, self.valid = inner, None
 
-    def start(self, title, total):
+    def start(self, title, total, **kw):
         extra = f" (valid ppl {self.valid:.2f})" if self.valid is not None else ""
-        self.inner.start(title + extra, total)
+        self.inner.start(title + extra, total, **kw)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -278,7 +278,7 @@ def _train_neural(args, vocab, streams, say):
         return float(-np.mean(m.token_logprobs(valid)))              # mean NLL; perplexity = exp
 
     clip = g("clip_norm")
-    trainer = Trainer(model, opt, data, epochs=g("epochs"), validate=validate, higher_is_better=False,
+    trainer = Trainer(model, opt, data, epochs=g("epochs"), validate=validate, mode="min",
                       patience=g("patience"), clip_norm=clip if clip else None, checkpoint=args.checkpoint,
                       seed=args.seed, quiet=args.quiet, callback=callback, max_minutes=g("max_minutes"),
                       on_nonfinite=NONFINITE[args.on_nonfinite])

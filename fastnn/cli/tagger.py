@@ -12,22 +12,17 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, check_resume,
+                                config_from_args, existing_file, option_names, print_json)
+from fastnn.recipes import tagger as recipe
 
-# The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1 on eng.testa).
-DEFAULTS = dict(epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, hidden=300, window=5, embed_dim=50,
-                caps_dim=5, feature_dim=10, suffix_len="0", suffix_dim=0, prefix_len="0", prefix_dim=0, shape_dim=0,
-                char_dim=0, char_filters=50, char_width=3, activation="hardtanh", loss="sentence",
-                scheme="iobes", dropout=0.0, hidden_dropout=0.0, min_count=1, unk_replace=0.0, weight_decay=0.0,
-                bucket=0, embed_scale=0.01,
-                patience=None, seed=0, threads=1)
-
+# kernel and BLAS threads of the tagger commands: the per-step matrices are small
+THREADS = 1
 
 def register(sub):
     p = sub.add_parser("tagger", help="window taggers (Collobert et al. 2011): train, eval, predict")
     tsub = p.add_subparsers(dest="tagger_command", metavar="ACTION")
     tsub.required = True
-    d = DEFAULTS
 
     t = tsub.add_parser("train", help="train a single-task or multitask window tagger")
     t.add_argument("--train", required=True, nargs="+", metavar="FILE",
@@ -41,90 +36,19 @@ def register(sub):
                         "a multitask model")
     t.add_argument("--out", required=True, metavar="MODEL.npz", help="where to write the trained model")
     g = t.add_argument_group("model")
-    g.add_argument("--window", type=int, default=d["window"], help="window size, odd (default %(default)s)")
-    g.add_argument("--embed-dim", type=int, default=None,
-                   help="word vector size (default 50, or the --pretrained file's)")
-    g.add_argument("--caps-dim", type=int, default=d["caps_dim"],
-                   help="capitalisation feature vector size, 0 = none (default %(default)s)")
+    o = t.add_argument_group("training")
     g.add_argument("--feature", action="append", default=[], metavar="NAME=COL[:DIM]",
                    help="a feature column: the tags of column COL (an index, or pos/chunk/...) as an input, one "
                         "learned vector of DIM (default --feature-dim) per tag and window position; eval and predict "
                         "read the same column; repeatable")
-    g.add_argument("--feature-dim", type=int, default=d["feature_dim"],
-                   help="vector size of a --feature without :DIM (default %(default)s)")
-    g.add_argument("--suffix-len", metavar="N[,N...]", default=d["suffix_len"],
-                   help="suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) give one "
-                        "slot each, sharing one table; 0 = none (default %(default)s)")
-    g.add_argument("--suffix-dim", type=int, default=d["suffix_dim"],
-                   help="suffix feature vector size (default %(default)s)")
-    g.add_argument("--prefix-len", metavar="N[,N...]", default=d["prefix_len"],
-                   help="prefix feature: the first N letters, as --suffix-len (default %(default)s)")
-    g.add_argument("--prefix-dim", type=int, default=d["prefix_dim"],
-                   help="prefix feature vector size (default %(default)s)")
-    g.add_argument("--shape-dim", type=int, default=d["shape_dim"],
-                   help="word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to X/x/d and "
-                        "keeps other characters, e.g. 10-round -> d-x (default %(default)s)")
-    g.add_argument("--char-dim", type=int, default=d["char_dim"],
-                   help="character feature: character vector size, 0 = none; a convolution over the word's "
-                        "characters (case kept, digits -> 0) and a max over them give each word --char-filters more "
-                        "inputs (dos Santos and Zadrozny 2014) (default %(default)s)")
-    g.add_argument("--char-filters", type=int, default=d["char_filters"],
-                   help="character feature: convolution filters (default %(default)s)")
-    g.add_argument("--char-width", type=int, default=d["char_width"],
-                   help="character feature: characters per convolution window, odd (default %(default)s)")
-    g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units (default %(default)s)")
-    g.add_argument("--activation", choices=["hardtanh", "tanh"], default=d["activation"],
-                   help="hidden activation (default %(default)s)")
-    g.add_argument("--loss", choices=["word", "sentence"], default=d["loss"],
-                   help="word-level softmax or sentence-level log-likelihood with Viterbi (default %(default)s)")
-    g.add_argument("--scheme", choices=["iobes", "iob2", "file"], default=d["scheme"],
-                   help="encoding chunk tags are trained in; predictions are converted back to the file's "
-                        "(default %(default)s)")
-    g.add_argument("--dropout", type=float, default=d["dropout"],
-                   help="dropout on the window vectors (default %(default)s)")
-    g.add_argument("--hidden-dropout", type=float, default=d["hidden_dropout"],
-                   help="dropout on the hidden layer (default %(default)s)")
-    g.add_argument("--min-count", type=int, default=d["min_count"],
-                   help="training words seen fewer times become <unk> (default %(default)s)")
-    g.add_argument("--embed-scale", type=float, default=d["embed_scale"],
-                   help="vectors start as U(-s, s) (default %(default)s)")
-    g.add_argument("--keep-case", action="store_true",
-                   help="do not lowercase the word feature (digits are still normalised; the caps feature stays)")
-    g.add_argument("--pretrained", metavar="VECTORS.txt",
-                   help="initialise word vectors from a word2vec text file (words normalised like the training "
-                        "words: lowercased unless --keep-case, digits -> 0)")
-    g.add_argument("--pretrained-std", metavar="S|raw", default="init",
-                   help="with --pretrained: rescale the vectors (one factor) to entry standard deviation S; 'init' "
-                        "= that of the tagger's own starting vectors (U(-s, s), s = --embed-scale), so large language-"
-                        "model vectors do not saturate the hidden layer; 'raw' = as in the file (default %(default)s)")
-    g.add_argument("--extend-vocab", action="store_true",
-                   help="with --pretrained: also add the file's words that are not in the training data")
-    g.add_argument("--freeze-embeddings", action="store_true", help="do not train the word vectors")
-    o = t.add_argument_group("training")
     o.add_argument("--task-weight", action="append", default=[], metavar="NAME=W",
                    help="multiply the loss of task NAME by W > 0 (default 1), e.g. pos=0.5 to keep an auxiliary "
                         "task from dominating the shared layers; repeatable")
-    o.add_argument("--epochs", type=int, default=d["epochs"], help="passes over the data (default %(default)s)")
-    o.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default %(default)s)")
-    o.add_argument("--optimizer", choices=["adagrad", "sgd"], default=d["optimizer"],
-                   help="default %(default)s")
-    o.add_argument("--batch-size", type=int, default=d["batch_size"],
-                   help="windows per step (word loss) or about that many tokens of whole sentences (sentence "
-                        "loss) (default %(default)s)")
-    o.add_argument("--bucket", type=int, default=d["bucket"],
-                   help="sentence loss: sort sentences by length within pools of N batches so batches pad less "
-                        "(0 = plain shuffle) (default %(default)s)")
-    o.add_argument("--unk-replace", type=float, default=d["unk_replace"],
-                   help="probability of replacing a word seen once by <unk> in training (default %(default)s)")
-    o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
-                   help="L2 coefficient on weights and vectors (lazy for vector rows) (default %(default)s)")
-    o.add_argument("--average", action="store_true",
-                   help="score and save the mean of the parameters over all steps (Polyak averaging) instead of "
-                        "the last ones")
-    o.add_argument("--patience", type=int, default=d["patience"],
-                   help="stop after this many epochs without a better dev score (default: never)")
-    o.add_argument("--seed", type=int, default=d["seed"], help="seed of initialisation, order, dropout")
-    o.add_argument("--threads", type=int, default=d["threads"],
+    o.add_argument("--preset", metavar="NAME",
+                   help=f"start from a named configuration ({', '.join(recipe.PRESETS) or 'none defined yet'}); "
+                        "options given explicitly override its values")
+    add_config_options(t, recipe.TaggerConfig, groups={"model": g, "training": o})
+    o.add_argument("--threads", type=int, default=THREADS,
                    help="kernel and BLAS threads (default %(default)s: the per-step matrices are small)")
     o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -139,7 +63,7 @@ def register(sub):
                    help='print {"task": {"f1", "precision", "recall", "accuracy" (percent; null F1 for non-chunk '
                         'tasks such as POS), "n_tokens", "n_chunks", "unseen_tokens", "unseen_chunks", '
                         '"unseen_tags"}}: gold tags the model cannot produce are scored as errors and counted')
-    e.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
+    e.add_argument("--threads", type=int, default=THREADS, help="kernel and BLAS threads")
     e.set_defaults(func=run_eval)
 
     r = tsub.add_parser("predict", help="tag a file line for line: CoNLL columns get one predicted column per "
@@ -152,7 +76,7 @@ def register(sub):
                    help="how --data is laid out; auto: CoNLL when its token lines share one number of fields and "
                         "blank or -DOCSTART- lines separate them, else text (default %(default)s)")
     r.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
-    r.add_argument("--threads", type=int, default=d["threads"], help="kernel and BLAS threads")
+    r.add_argument("--threads", type=int, default=THREADS, help="kernel and BLAS threads")
     r.set_defaults(func=run_predict)
 
 
@@ -241,60 +165,9 @@ def _task_weights(specs, tasks):
     return out
 
 
-def _lengths(text, option):
-    """'0' -> 0, '2' -> 2, '1,2,3' -> [1, 2, 3] (the model's suffix_len / prefix_len, checked by its rule)."""
-    from fastnn.data.features import affix_lengths
-    try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise CLIError(f"{option} must be a length or lengths separated by commas, like 2 or 1,2,3; "
-                       f"got {text!r}") from None
-    value = values[0] if len(values) == 1 else values
-    try:
-        affix_lengths(value, option, "tagger train")
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    return value
-
-
-def _check_range(args):
-    args.suffix_len = _lengths(args.suffix_len, "--suffix-len")
-    args.prefix_len = _lengths(args.prefix_len, "--prefix-len")
-    checks = [("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
-              ("--caps-dim", args.caps_dim, 0), ("--suffix-dim", args.suffix_dim, 0),
-              ("--prefix-dim", args.prefix_dim, 0), ("--shape-dim", args.shape_dim, 0),
-              ("--char-dim", args.char_dim, 0), ("--char-filters", args.char_filters, 1),
-              ("--feature-dim", args.feature_dim, 1),
-              ("--min-count", args.min_count, 1)]
-    for name, v, low in checks:
-        if v < low:
-            raise CLIError(f"{name} must be >= {low}; got {v}")
-    for name, v in (("--window", args.window), ("--char-width", args.char_width)):
-        if v < 1 or v % 2 == 0:
-            raise CLIError(f"{name} must be an odd number >= 1; got {v}")
-    if args.embed_dim is not None and args.embed_dim < 1:
-        raise CLIError(f"--embed-dim must be >= 1; got {args.embed_dim}")
-    if not args.lr > 0:
-        raise CLIError(f"--lr must be > 0; got {args.lr}")
-    for name, v in (("--dropout", args.dropout), ("--hidden-dropout", args.hidden_dropout),
-                    ("--unk-replace", args.unk_replace)):
-        if not 0 <= v < 1:
-            raise CLIError(f"{name} must be in [0, 1); got {v}")
-    if not args.weight_decay >= 0:
-        raise CLIError(f"--weight-decay must be >= 0; got {args.weight_decay}")
-    if not args.embed_scale > 0:
-        raise CLIError(f"--embed-scale must be > 0; got {args.embed_scale}")
-    if args.patience is not None and args.patience < 0:
-        raise CLIError(f"--patience must be >= 0; got {args.patience}")
-    if args.pretrained_std not in ("init", "raw"):
-        try:
-            args.pretrained_std = float(args.pretrained_std)
-        except ValueError:
-            args.pretrained_std = float("nan")
-        if not (math.isfinite(args.pretrained_std) and args.pretrained_std > 0):
-            raise CLIError("--pretrained-std must be 'init', 'raw' or a number > 0")
-    if (args.extend_vocab or args.freeze_embeddings) and not args.pretrained:
-        raise CLIError("--extend-vocab and --freeze-embeddings need --pretrained VECTORS.txt")
+def _check_args(args):
+    if args.threads == 0:
+        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
     check_resume(args)
 
 
@@ -315,10 +188,11 @@ def _load_model(path):
 
 def run_train(args):
     from fastnn import io
-    from fastnn.data.vectors import init_pretrained, load_pretrained
-    from fastnn.models import tagger as T
 
-    _check_range(args)
+    config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
+    _check_args(args)
+    if config.pretrained:
+        existing_file(config.pretrained)
     _threads(args.threads)
     parts = [_read(path, "--train") for path in args.train]
     widths = [min(len(s[0]) for s in part) for part in parts]
@@ -330,64 +204,32 @@ def run_train(args):
         if missing and not args.quiet:
             print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
                   f"tasks", file=sys.stderr)
-    features = _features(args.feature, args.feature_dim, widths[0], args.train[0], tasks)
+    features = _features(args.feature, config.feature_dim, widths[0], args.train[0], tasks)
     for path, width in zip(args.train[1:], widths[1:]):
         missing = [f"{name} (column {c})" for name, (c, _) in features.items() if c >= width]
         if missing:
             raise CLIError(f"--train {path} has {width} columns: no column for --feature {', '.join(missing)}")
+    config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset,
+                              tasks=tasks, features=features, task_weights=_task_weights(args.task_weight, tasks))
     train = [s for part in parts for s in part]
     dev = _read(args.dev, "--dev") if args.dev else None
 
-    pre_words = pre_vecs = None
-    embed_dim = args.embed_dim
-    if args.pretrained:
-        existing_file(args.pretrained)
-        try:
-            pre_words, pre_vecs = load_pretrained(args.pretrained, lowercase=not args.keep_case)
-        except ValueError as e:
-            raise CLIError(f"--pretrained: {e}") from None
-        if embed_dim is None:
-            embed_dim = pre_vecs.shape[1]
-        elif embed_dim != pre_vecs.shape[1]:
-            raise CLIError(f"--embed-dim {embed_dim} differs from the {pre_vecs.shape[1]}-dimensional vectors of "
-                           f"{args.pretrained}; drop --embed-dim or use matching vectors")
-    if embed_dim is None:
-        embed_dim = DEFAULTS["embed_dim"]
-
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
-        model = T.WindowTagger.build(
-            train, tasks, task_weights=_task_weights(args.task_weight, tasks), columns=features, scheme=args.scheme,
-            min_count=args.min_count, suffix_len=args.suffix_len,
-            suffix_dim=args.suffix_dim if args.suffix_len else 0, prefix_len=args.prefix_len,
-            prefix_dim=args.prefix_dim if args.prefix_len else 0, shape_dim=args.shape_dim,
-            char_dim=args.char_dim, char_filters=args.char_filters, char_width=args.char_width,
-            extra_words=pre_words if args.extend_vocab else (), window=args.window, embed_dim=embed_dim,
-            caps_dim=args.caps_dim, hidden=args.hidden, activation=args.activation, loss=args.loss,
-            dropout=args.dropout, hidden_dropout=args.hidden_dropout, embed_scale=args.embed_scale,
-            freeze_embeddings=args.freeze_embeddings, lowercase=not args.keep_case, seed=args.seed)
+        model = recipe.build(config, train, log=log)
     except (ValueError, IndexError) as e:
-        raise CLIError(str(e)) from None
-    if pre_vecs is not None:
-        std = {"init": "table", "raw": None}.get(args.pretrained_std, args.pretrained_std)
-        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs, std=std)
-        if not args.quiet:
-            scaled = "" if std is None else f", rescaled to std {model.embed.W.value.std():.3g}"
-            print(f"pretrained vectors for {n} of {len(model.vocab)} words from {args.pretrained}{scaled}",
-                  file=sys.stderr)
+        raise CLIError(option_names(str(e), recipe.TaggerConfig)) from None
     if dev is not None:
         try:
             model.encode(dev)
         except (ValueError, IndexError) as e:
             raise CLIError(f"--dev {args.dev}: {e}") from None
-    if not args.quiet:
-        print(model, file=sys.stderr)
+    if log:
+        log(repr(model))
     t0 = time.perf_counter()
     try:
-        trainer = T.fit(model, train, dev, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                        batch_size=args.batch_size, bucket=args.bucket, unk_replace=args.unk_replace,
-                        weight_decay=args.weight_decay, patience=args.patience,
-                        checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, quiet=args.quiet,
-                        on_nonfinite=NONFINITE[args.on_nonfinite], average=args.average)
+        trainer = recipe.fit(model, train, dev, config, checkpoint=args.checkpoint, resume=args.resume,
+                             quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite])
     except (ValueError, TypeError) as e:
         if args.resume:
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None
@@ -517,4 +359,4 @@ def _write_stdout(lines):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-__all__ = ["register", "run_train", "run_eval", "run_predict", "DEFAULTS"]
+__all__ = ["register", "run_train", "run_eval", "run_predict"]

@@ -23,7 +23,8 @@ is -1 and they are left out of that task's loss (Collobert et al. trained their 
 Tag encodings: chunk tasks are trained in `scheme` (IOBES by default) and predictions are converted back to the
 encoding of the training file (IOB1 for CoNLL-2003 as distributed, IOB2 for CoNLL-2000), so that scoring compares
 with the file's own tags exactly as conlleval does (fastnn.data.tags).  The word features are in
-fastnn.data.features, pretrained vectors in fastnn.data.vectors.
+fastnn.data.features, pretrained vectors in fastnn.data.vectors, the training recipe (TaggerConfig, its
+defaults and presets, build and fit) in fastnn.recipes.tagger.
 
     sents = read_conll("eng.train")
     tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
@@ -745,33 +746,3 @@ def gradcheck_cases():
             ("tagger.word_multitask", _case("word", 2, suffix=True)),
             ("tagger.sentence", _case("sentence", 1)),
             ("tagger.sentence_multitask", _case("sentence", 2, suffix=True))]
-
-
-# ---- training ----------------------------------------------------------------------------------------------------
-
-def fit(model, train, dev=None, *, epochs=10, lr=0.05, optimizer="adagrad", batch_size=128, bucket=0,
-        unk_replace=0.0, weight_decay=0.0, patience=None, checkpoint=None, resume=False, seed=0, quiet=False,
-        callback=None, on_nonfinite="raise", average=False):
-    """Train `model` on read_conll sentences with fastnn.train.Trainer; returns the Trainer (its .history).
-
-    With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks), the best
-    epoch's parameters are kept, and `patience` epochs without improvement stop training.  optimizer: "adagrad"
-    (lazy sparse rows for the embeddings, dense for the layers) or "sgd".  weight_decay: L2 on weights and vectors
-    (lazy: a lookup-table row decays when it is used), not on biases and transitions.  checkpoint / resume: see
-    Trainer, as is on_nonfinite ("raise" or "skip").  average: score and keep the mean of the parameters over all
-    steps (Trainer(average=True)), which overfits less than the last iterate.
-    """
-    from fastnn import optim
-    from fastnn.train import Trainer
-
-    opt = optim.by_name(optimizer, model.parameters(), lr, "fit", weight_decay=weight_decay)
-    data = model.batches(train, batch_size=batch_size, bucket=bucket, unk_replace=unk_replace)
-    validate = None
-    if dev is not None:
-        dev_enc = model.encode(dev)
-        validate = (lambda m: m.score(dev, dev_enc))
-    trainer = Trainer(model, opt, data, epochs=epochs, validate=validate, higher_is_better=True, patience=patience,
-                      checkpoint=checkpoint, seed=seed, quiet=quiet, callback=callback, on_nonfinite=on_nonfinite,
-                      average=average)
-    trainer.fit(resume=resume)
-    return trainer

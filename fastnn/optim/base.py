@@ -82,10 +82,11 @@ class Optimizer:
                 self._dense(name, p, g, l2, l1, **values)
         self.step_count += 1
 
-    def observe(self, score, *, higher_is_better=False):
-        """Pass a validation score to the schedules (HalveOnPlateau reacts)."""
+    def observe(self, score, *, mode):
+        """Pass a validation score to the schedules (HalveOnPlateau reacts); mode "max" or "min" says which way is
+        better."""
         for s in self._hyper.values():
-            s.observe(score, higher_is_better=higher_is_better)
+            s.observe(score, mode=mode)
 
     # -- state ---------------------------------------------------------------------------------------------------
     def state_dict(self):

@@ -2,7 +2,8 @@
 
 `step` is the optimizer's count of completed updates (0 before the first).  A learning rate or a momentum given as a
 plain number becomes `Constant(x)`.  `HalveOnPlateau` wraps another schedule and multiplies it by a factor each time
-the validation objective stops improving; the Trainer calls `observe(score, higher_is_better)` after validating.
+the validation objective stops improving; the Trainer calls `observe(score, mode=...)` after validating, and both
+judge a score with `improves` (mode "max": higher is better, "min": lower is better; never guessed).
 
 >>> from fastnn import optim
 >>> lr = optim.InverseTime(0.1, tau=1000)     # 0.1 for 1000 steps, then 0.1 * 1000 / t
@@ -13,6 +14,31 @@ import math
 import numbers
 
 from fastnn._validation import check_scalar
+
+MODES = ("max", "min")
+
+
+def check_mode(mode, where):
+    """mode, or a ValueError saying which direction a validation score must be told."""
+    if mode not in MODES:
+        raise ValueError(f"{where}: 'mode' must be 'max' (higher scores are better: accuracy, F1) or 'min' (lower is "
+                         f"better: loss, perplexity); got {mode!r}.")
+    return mode
+
+
+def improves(score, best, mode, threshold=0.0):
+    """True when `score` beats `best` (None: nothing yet) in the direction `mode` by more than `threshold` times
+    |best|.  A non-finite score never improves.
+
+    >>> improves(0.9, 0.8, "max"), improves(0.9, 0.8, "min"), improves(1.0, None, "min")
+    (True, False, True)
+    """
+    if not math.isfinite(score):
+        return False
+    if best is None:
+        return True
+    margin = threshold * abs(best)
+    return score > best + margin if mode == "max" else score < best - margin
 
 
 class Schedule:
@@ -36,8 +62,8 @@ class Schedule:
     def _load(self, state):
         pass
 
-    def observe(self, score, *, higher_is_better=False):
-        """Called with each validation score; only plateau schedules react."""
+    def observe(self, score, *, mode):
+        """Called with each validation score (mode "max" or "min"); only plateau schedules react."""
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -107,10 +133,11 @@ class HalveOnPlateau(Schedule):
     def __call__(self, step):
         return self.base(step) * self._scale
 
-    def observe(self, score, *, higher_is_better=False):
+    def observe(self, score, *, mode):
         score = float(score)
-        s = score if higher_is_better else -score           # larger is better from here on
-        if self._best is None or s > self._best + self.threshold * abs(self._best):
+        # the state keeps "larger is better" (checkpoints written before `mode` existed read the same)
+        s = score if check_mode(mode, "HalveOnPlateau.observe") == "max" else -score
+        if improves(s, self._best, "max", self.threshold):
             self._best, self._bad = s, 0
             return
         self._bad += 1

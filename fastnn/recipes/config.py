@@ -1,0 +1,71 @@
+"""What every recipe Config shares: `option()` (a dataclass field with its help text), `from_preset()` (a preset's
+fields, then explicit values on top) and `check_fields()` (the Config's range checks, one family, from _validation).
+
+A Config field's metadata is what a front end needs to offer it: "help" (one line, without the default: the front end
+appends it), and optionally "choices", "type" (when the default is None), "parse" (text -> value, e.g. "1,2,3"),
+"metavar", "group" ("model" or "training") and "cli": False for a field a front end fills itself (e.g. the tasks,
+which need the data's columns).
+"""
+import dataclasses
+
+from fastnn._validation import check_scalar
+
+__all__ = ["option", "from_preset", "check_fields", "describe_default"]
+
+
+def option(default, help, **metadata):
+    """A Config field: its default (the only place it is written) and its help text."""
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=dict(help=help, **metadata))
+    return dataclasses.field(default=default, metadata=dict(help=help, **metadata))
+
+
+def from_preset(cls, presets, preset=None, **values):
+    """cls() with the preset's fields (presets[preset], a dict of field values), then `values` on top."""
+    if preset is not None and preset not in presets:
+        raise ValueError(f"{cls.__name__}: preset must be one of {', '.join(presets) or '(none defined)'}; "
+                         f"got {preset!r}.")
+    return cls(**{**(presets[preset] if preset is not None else {}), **values})
+
+
+def check_fields(config, *, ints=(), positive=(), fractions=(), choices=None, odd=()):
+    """The range checks of a Config, named after its fields (TypeError for a wrong type, ValueError for a value).
+
+    ints : {name: low} integers >= low (None values pass when the default is None).  positive : reals > 0.
+    fractions : reals in [0, 1).  odd : integers that must be odd.  Choices come from the fields' metadata.
+    """
+    where = type(config).__name__
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name, low in dict(ints).items():
+        v = getattr(config, name)
+        if v is None and defaults[name] is None:
+            continue
+        check_scalar(v, name, where, low=low, integer=True)
+    for name in odd:
+        if getattr(config, name) % 2 == 0:
+            raise ValueError(f"{where}: '{name}' must be an odd number >= 1; got {getattr(config, name)!r}.")
+    for name in positive:
+        check_scalar(getattr(config, name), name, where, low=0, low_open=True)
+    for name in fractions:
+        v = check_scalar(getattr(config, name), name, where, low=0)
+        if not v < 1:
+            raise ValueError(f"{where}: '{name}' must be in [0, 1); got {v!r}.")
+    for f in dataclasses.fields(config):
+        allowed = f.metadata.get("choices")
+        if allowed is not None and getattr(config, f.name) not in allowed:
+            raise ValueError(f"{where}: '{f.name}' must be one of {', '.join(map(str, allowed))}; "
+                             f"got {getattr(config, f.name)!r}.")
+
+
+def describe_default(f):
+    """The default of field `f` as a front end shows it ("none" for None, "1,2" for a tuple)."""
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if f.metadata.get("default_text"):
+        return f.metadata["default_text"]
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)

@@ -1,0 +1,222 @@
+"""The window tagger's recipe: TaggerConfig (every default of a tagger run, in one place), PRESETS, and train().
+
+    from fastnn.recipes import tagger as recipe
+    config = recipe.TaggerConfig(tasks={"ner": 3}, epochs=5)            # or recipe.from_preset("ner", tasks=...)
+    model, trainer = recipe.train(config, read_conll("eng.train"), read_conll("eng.testa"))
+
+`fit(model, train, dev, config)` trains a model built otherwise (e.g. WindowTagger.build with other options).
+The model's constructor keeps its own keyword defaults for direct use; a recipe passes every value explicitly, so
+the Config's defaults are the ones every recipe and CLI run uses (a test checks the two agree).
+"""
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+from fastnn._validation import check_scalar
+from fastnn.recipes import config as recipe_config
+from fastnn.recipes.config import check_fields, option
+
+__all__ = ["TaggerConfig", "PRESETS", "from_preset", "build", "fit", "train", "parse_lengths", "parse_std",
+           "DEFAULT_EMBED_DIM"]
+
+# Word vector size when neither embed_dim nor pretrained vectors give one.
+DEFAULT_EMBED_DIM = 50
+
+
+def parse_lengths(text):
+    """'0' -> 0, '2' -> 2, '1,2,3' -> (1, 2, 3): the suffix_len / prefix_len values as text."""
+    try:
+        values = tuple(int(x) for x in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"must be a length or lengths separated by commas, like 2 or 1,2,3; got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_std(text):
+    """'init', 'raw' or a number (the pretrained_std values as text)."""
+    if text in ("init", "raw"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be 'init', 'raw' or a number > 0; got {text!r}") from None
+
+
+@dataclass
+class TaggerConfig:
+    """A window tagger run.  The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1
+    on eng.testa).  tasks : {name: column}; features : {name: (column, dim)}; task_weights : {name: weight}."""
+    # data-dependent fields, filled by the caller (the CLI parses them against the file's columns)
+    tasks: dict = option({}, "task name -> column of its tags", cli=False)
+    features: dict = option({}, "feature name -> (column, dim)", cli=False)
+    task_weights: dict = option({}, "task name -> weight of its loss (others 1)", cli=False)
+    # model
+    window: int = option(5, "window size, odd", group="model")
+    embed_dim: int = option(None, "word vector size", type=int, group="model",
+                            default_text=f"{DEFAULT_EMBED_DIM}, or the --pretrained file's")
+    caps_dim: int = option(5, "capitalisation feature vector size, 0 = none", group="model")
+    feature_dim: int = option(10, "vector size of a --feature without :DIM", group="model")
+    suffix_len: int = option(0, "suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) "
+                                "give one slot each, sharing one table; 0 = none", parse=parse_lengths,
+                             metavar="N[,N...]", group="model")
+    suffix_dim: int = option(0, "suffix feature vector size", group="model")
+    prefix_len: int = option(0, "prefix feature: the first N letters, as --suffix-len", parse=parse_lengths,
+                             metavar="N[,N...]", group="model")
+    prefix_dim: int = option(0, "prefix feature vector size", group="model")
+    shape_dim: int = option(0, "word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to "
+                               "X/x/d and keeps other characters, e.g. 10-round -> d-x", group="model")
+    char_dim: int = option(0, "character feature: character vector size, 0 = none; a convolution over the word's "
+                              "characters (case kept, digits -> 0) and a max over them give each word --char-filters "
+                              "more inputs (dos Santos and Zadrozny 2014)", group="model")
+    char_filters: int = option(50, "character feature: convolution filters", group="model")
+    char_width: int = option(3, "character feature: characters per convolution window, odd", group="model")
+    hidden: int = option(300, "hidden units", group="model")
+    activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
+    loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
+                       choices=("word", "sentence"), group="model")
+    scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
+                         choices=("iobes", "iob2", "file"), group="model")
+    dropout: float = option(0.0, "dropout on the window vectors", group="model")
+    hidden_dropout: float = option(0.0, "dropout on the hidden layer", group="model")
+    min_count: int = option(1, "training words seen fewer times become <unk>", group="model")
+    embed_scale: float = option(0.01, "vectors start as U(-s, s)", group="model")
+    keep_case: bool = option(False, "do not lowercase the word feature (digits are still normalised; the caps "
+                                    "feature stays)", group="model")
+    pretrained: str = option(None, "initialise word vectors from a word2vec/GloVe text file (words normalised like "
+                                   "the training words: lowercased unless --keep-case, digits -> 0)", type=str,
+                             metavar="VECTORS.txt", group="model")
+    pretrained_std: str = option("init", "with --pretrained: rescale the vectors (one factor) to entry standard "
+                                         "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
+                                         "s = --embed-scale), so large language-model vectors do not saturate the "
+                                         "hidden layer; 'raw' = as in the file", parse=parse_std, metavar="S|raw",
+                                 group="model")
+    extend_vocab: bool = option(False, "with --pretrained: also add the file's words that are not in the training "
+                                       "data", group="model")
+    freeze_embeddings: bool = option(False, "do not train the word vectors", group="model")
+    # training
+    epochs: int = option(10, "passes over the data", group="training")
+    lr: float = option(0.05, "learning rate", group="training")
+    optimizer: str = option("adagrad", "adagrad (lazy sparse rows for the vectors) or sgd",
+                            choices=("adagrad", "sgd"), group="training")
+    batch_size: int = option(128, "windows per step (word loss) or about that many tokens of whole sentences "
+                                  "(sentence loss)", group="training")
+    bucket: int = option(0, "sentence loss: sort sentences by length within pools of N batches so batches pad less "
+                            "(0 = plain shuffle)", group="training")
+    unk_replace: float = option(0.0, "probability of replacing a word seen once by <unk> in training",
+                                group="training")
+    weight_decay: float = option(0.0, "L2 coefficient on weights and vectors (lazy for vector rows)",
+                                 group="training")
+    average: bool = option(False, "score and save the mean of the parameters over all steps (Polyak averaging) "
+                                  "instead of the last ones", group="training")
+    patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
+                           group="training")
+    seed: int = option(0, "seed of initialisation, order, dropout", group="training")
+
+    def __post_init__(self):
+        from fastnn.data.features import affix_lengths
+        check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
+                                     shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, min_count=1,
+                                     epochs=1, batch_size=1, bucket=0, patience=0, seed=0),
+                     odd=("window", "char_width"), positive=("lr", "embed_scale"),
+                     fractions=("dropout", "hidden_dropout", "unk_replace"))
+        where = type(self).__name__
+        self.suffix_len = affix_lengths(self.suffix_len, "suffix_len", where)
+        self.prefix_len = affix_lengths(self.prefix_len, "prefix_len", where)
+        self.suffix_len = self.suffix_len[0] if len(self.suffix_len) == 1 else (self.suffix_len or 0)
+        self.prefix_len = self.prefix_len[0] if len(self.prefix_len) == 1 else (self.prefix_len or 0)
+        if self.pretrained_std not in ("init", "raw"):
+            check_scalar(self.pretrained_std, "pretrained_std", where, low=0, low_open=True)
+        if not self.weight_decay >= 0:
+            raise ValueError(f"{where}: 'weight_decay' must be >= 0; got {self.weight_decay!r}.")
+        if (self.extend_vocab or self.freeze_embeddings) and not self.pretrained:
+            raise ValueError(f"{where}: 'extend_vocab' and 'freeze_embeddings' need 'pretrained' vectors.")
+        for name, w in self.task_weights.items():
+            if name not in self.tasks:
+                raise ValueError(f"{where}: 'task_weights' must name tasks of the run ({', '.join(self.tasks)}); "
+                                 f"got {name!r}.")
+            check_scalar(w, f"task_weights[{name!r}]", where, low=0, low_open=True)
+
+
+# Named settings: {name: {field: value}}, applied before explicit values (from_preset, the CLI's --preset).
+PRESETS: dict[str, dict] = {}
+
+
+def from_preset(preset=None, **values):
+    """TaggerConfig with PRESETS[preset]'s fields, then `values` on top."""
+    return recipe_config.from_preset(TaggerConfig, PRESETS, preset, **values)
+
+
+def build(config, train, *, log=None):
+    """The WindowTagger `config` describes, its vocabularies and tag sets from `train` (read_conll sentences), word
+    vectors from config.pretrained when given.  log : callable taking one message line, or None."""
+    from fastnn.data.vectors import init_pretrained, load_pretrained
+    from fastnn.models.tagger import WindowTagger
+
+    c = config
+    pre_words = pre_vecs = None
+    embed_dim = c.embed_dim
+    if c.pretrained:
+        try:
+            pre_words, pre_vecs = load_pretrained(c.pretrained, lowercase=not c.keep_case)
+        except ValueError as e:
+            raise ValueError(f"TaggerConfig: 'pretrained' {c.pretrained}: {e}") from None
+        if embed_dim is None:
+            embed_dim = pre_vecs.shape[1]
+        elif embed_dim != pre_vecs.shape[1]:
+            raise ValueError(f"TaggerConfig: 'embed_dim' {embed_dim} differs from the {pre_vecs.shape[1]}-dimensional "
+                             f"vectors of {c.pretrained}; leave it unset or use matching vectors.")
+    model = WindowTagger.build(
+        train, c.tasks, task_weights=c.task_weights, columns=c.features, scheme=c.scheme, min_count=c.min_count,
+        suffix_len=c.suffix_len, suffix_dim=c.suffix_dim if c.suffix_len else 0, prefix_len=c.prefix_len,
+        prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
+        char_filters=c.char_filters, char_width=c.char_width, extra_words=pre_words if c.extend_vocab else (),
+        window=c.window, embed_dim=embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
+        activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+        embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case, seed=c.seed)
+    if pre_vecs is not None:
+        std = {"init": "table", "raw": None}.get(c.pretrained_std, c.pretrained_std)
+        n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs, std=std)
+        if log:
+            scaled = "" if std is None else f", rescaled to std {model.embed.W.value.std():.3g}"
+            log(f"pretrained vectors for {n} of {len(model.vocab)} words from {c.pretrained}{scaled}")
+    return model
+
+
+def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
+        on_nonfinite="raise", **overrides):
+    """Train `model` on read_conll sentences with fastnn.train.Trainer under `config` (TaggerConfig(), with
+    `overrides` on top: fit(model, sents, epochs=3, lr=0.1)); returns the Trainer (its .history).
+
+    With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks, higher is
+    better), the best epoch's parameters are kept, and `patience` epochs without improvement stop training.
+    checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer.
+    """
+    from fastnn import optim
+    from fastnn.train import Trainer
+
+    c = dataclasses.replace(config or TaggerConfig(), **overrides)
+    opt = optim.by_name(c.optimizer, model.parameters(), c.lr, "fit", weight_decay=c.weight_decay)
+    data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
+    validate = None
+    if dev is not None:
+        dev_enc = model.encode(dev)
+        validate = (lambda m: m.score(dev, dev_enc))
+    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
+                      patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
+                      on_nonfinite=on_nonfinite, average=c.average)
+    trainer.fit(resume=resume)
+    return trainer
+
+
+def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
+          on_nonfinite="raise"):
+    """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
+    log = None if quiet else (lambda m: print(m, file=sys.stderr))
+    model = build(config, train, log=log)
+    if dev is not None:
+        model.encode(dev)          # a dev file with tags or columns the model cannot read fails before training
+    if log:
+        log(repr(model))
+    trainer = fit(model, train, dev, config, checkpoint=checkpoint, resume=resume, quiet=quiet, callback=callback,
+                  on_nonfinite=on_nonfinite)
+    return model, trainer

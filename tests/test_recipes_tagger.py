@@ -1,0 +1,86 @@
+"""fastnn.recipes.tagger: the Config is the one home of the tagger's defaults (the model's constructor agrees with
+it, the CLI's help shows it), presets apply under explicit values, bad values fail naming the field."""
+import dataclasses
+import inspect
+
+import numpy as np
+import pytest
+
+from fastnn.cli import build_parser, main
+from fastnn.models.tagger import WindowTagger
+from fastnn.recipes import tagger as recipe
+
+
+def _sentences(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    words = [("the", "DT", "B-NP"), ("dog", "NN", "I-NP"), ("runs", "VBZ", "B-VP"), ("Paris", "NNP", "B-NP")]
+    return [[words[i] for i in rng.integers(0, 4, size=int(rng.integers(2, 6)))] for _ in range(n)]
+
+
+def test_config_defaults_agree_with_the_constructor():
+    sig = inspect.signature(WindowTagger.__init__).parameters
+    shared = [f for f in dataclasses.fields(recipe.TaggerConfig) if f.name in sig and f.default not in (None, dataclasses.MISSING)]
+    assert len(shared) >= 15
+    for f in shared:
+        assert sig[f.name].default == f.default, f.name
+
+
+def test_every_field_has_help_and_the_cli_shows_its_default(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tagger", "train", "-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(recipe.TaggerConfig):
+        assert f.metadata["help"]
+        if f.metadata.get("cli", True):
+            assert "--" + f.name.replace("_", "-") in text, f.name
+    assert "--hidden HIDDEN hidden units (default 300)" in text
+    assert "--lr LR learning rate (default 0.05)" in text
+
+
+def test_preset_then_explicit_values(monkeypatch):
+    monkeypatch.setitem(recipe.PRESETS, "tiny", {"hidden": 7, "epochs": 2})
+    c = recipe.from_preset("tiny", epochs=3)
+    assert (c.hidden, c.epochs, c.lr) == (7, 3, recipe.TaggerConfig().lr)
+    with pytest.raises(ValueError, match="preset must be one of tiny"):
+        recipe.from_preset("nope")
+
+
+@pytest.mark.parametrize("values, match", [
+    (dict(epochs=0), "'epochs' must be >= 1"), (dict(window=4), "'window' must be an odd"),
+    (dict(lr=0.0), "'lr' must be > 0"), (dict(dropout=1.0), r"'dropout' must be in \[0, 1\)"),
+    (dict(loss="crf"), "'loss' must be one of word, sentence"), (dict(freeze_embeddings=True), "'pretrained'"),
+    (dict(prefix_len=(1, 1)), "distinct"), (dict(tasks={"ner": 3}, task_weights={"pos": 1.0}), "'task_weights'"),
+])
+def test_bad_values_name_the_field(values, match):
+    with pytest.raises(ValueError, match=match):
+        recipe.TaggerConfig(**values)
+    with pytest.raises(TypeError, match="'hidden' must be an integer"):
+        recipe.TaggerConfig(hidden=2.5)
+
+
+def test_train_builds_and_fits_from_the_config():
+    train, dev = _sentences(), _sentences(10, seed=1)
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, epochs=2, hidden=8, embed_dim=6, batch_size=16, lr=0.1)
+    model, trainer = recipe.train(config, train, dev, quiet=True)
+    assert 8 in model.hidden.W.value.shape and model.embed.W.value.shape[1] == 6
+    assert len(trainer.history) == 2 and trainer.best_score is not None
+    again, _ = recipe.train(config, train, dev, quiet=True)       # seeded: the same run twice
+    for (n, p), (_, q) in zip(model.parameters().items(), again.parameters().items()):
+        np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+
+
+def test_cli_preset_is_overridden_by_flags(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join("\n".join(" ".join(r) for r in s) for s in _sentences()) + "\n")
+    monkeypatch.setitem(recipe.PRESETS, "tiny", {"hidden": 7, "epochs": 5, "embed_dim": 4})
+    rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
+               "--preset", "tiny", "--epochs", "1", "--quiet"])
+    assert rc == 0
+    from fastnn import io
+    m = io.load_model(str(tmp_path / "m.npz"))
+    assert m.embed.W.value.shape[1] == 4
+    rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
+               "--preset", "nope"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "preset must be one of tiny" in err
