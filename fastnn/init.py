@@ -5,7 +5,8 @@
 * Output biases at their optimal value for zero weights: log class priors (softmax), logit of the mean target
   (sigmoid), the mean target (linear output).
 * Identity for a recurrent matrix (IRNN, Le et al. 2015).
-* [I I] + U(-0.001, 0.001) for a matrix that composes two d-vectors into one (Socher et al. 2013).
+* 0.5 [I I] + U(-0.001, 0.001) for a matrix that composes two d-vectors into one: the prior averages the two
+  children (Socher et al. 2013); [I I] (their sum) on request.
 
 Every random initialiser takes `rng`: an int seed or a numpy Generator (never a global RNG).
 Matrices follow the layers' layout: (fan_out, fan_in), y = x @ W.T.
@@ -74,10 +75,12 @@ def identity(n, *, dtype=np.float32):
     return np.eye(_check_dim(n, "n", "identity"), dtype=_check_dtype(dtype, "identity"))
 
 
-def compose_matrix(d, rng, *, dtype=np.float32):
-    """[I I] + U(-0.001, 0.001), shape (d, 2d): composes [a; b] into a + b plus a little noise (Socher et al. 2013)."""
+def compose_matrix(d, rng, *, average=True, dtype=np.float32):
+    """0.5 [I I] + U(-0.001, 0.001), shape (d, 2d): composes [a; b] into (a + b) / 2 plus a little noise, the
+    averaging prior of Socher et al. (2013).  average=False gives [I I] + noise, the sum a + b (a parent's norm then
+    grows with the depth of the tree)."""
     d = _check_dim(d, "d", "compose_matrix")
-    eye = np.eye(d)
+    eye = np.eye(d) * (0.5 if average else 1.0)
     return (np.hstack([eye, eye]) + as_rng(rng, "compose_matrix").uniform(-0.001, 0.001, size=(d, 2 * d))).astype(
         _check_dtype(dtype, "compose_matrix"))
 

@@ -52,19 +52,30 @@ def test_identity_and_zeros():
     np.testing.assert_array_equal(nn.RNN(2, 3, rng=0, init="identity").W_hh.value, np.eye(3))
 
 
-def test_compose_matrix():
+def test_compose_matrix_averages_the_children():
     d = 5
     W = init.compose_matrix(d, 0, dtype=np.float64)
-    eye2 = np.hstack([np.eye(d), np.eye(d)])
+    half = 0.5 * np.hstack([np.eye(d), np.eye(d)])
     assert W.shape == (d, 2 * d)
-    noise = W - eye2
+    noise = W - half
     assert np.abs(noise).max() <= 0.001 and np.abs(noise).max() > 0.0009 and np.unique(noise).size == 2 * d * d
     a, b = np.random.default_rng(1).standard_normal((2, d))
-    np.testing.assert_allclose(W @ np.concatenate([a, b]), a + b, atol=0.001 * 2 * d * 3)  # composes to ~ a + b
+    np.testing.assert_allclose(W @ np.concatenate([a, b]), (a + b) / 2, atol=0.001 * 2 * d * 3)  # ~ the average
+    a_only = W @ np.concatenate([a, a])                   # two equal children compose to (about) themselves
+    np.testing.assert_allclose(a_only, a, atol=0.001 * 2 * d * 3)
     lin = nn.Linear(2 * d, d, rng=0, init="compose")
-    assert np.abs(lin.W.value - eye2).max() <= 0.001 + 1e-7
+    assert np.abs(lin.W.value - half).max() <= 0.001 + 1e-7
     with pytest.raises(ValueError, match="init='compose' needs n_in == 2 \\* n_out"):
         nn.Linear(3, 2, rng=0, init="compose")
+
+
+def test_compose_matrix_sum_on_request():
+    d = 4
+    W = init.compose_matrix(d, 0, average=False, dtype=np.float64)
+    np.testing.assert_allclose(W, np.hstack([np.eye(d), np.eye(d)]), atol=0.001)
+    np.testing.assert_allclose(W - np.hstack([np.eye(d)] * 2),                  # same noise, only the prior moves
+                               init.compose_matrix(d, 0, dtype=np.float64) - 0.5 * np.hstack([np.eye(d)] * 2),
+                               rtol=0, atol=1e-15)
 
 
 def test_softmax_output_bias_is_the_best_constant_predictor():

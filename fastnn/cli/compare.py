@@ -56,6 +56,7 @@ class Settings:
     embed_dim = 50
     window = 5
     budget = 15.0                                   # seconds for the largest n; smaller n get (n / n_max)^(1/3) of it
+    prior_bias = True                               # output bias starts at the log class priors of the training set
 
     def __init__(self):
         self.lr = {k: dict(v) for k, v in Settings.lr.items()}
@@ -150,14 +151,15 @@ def data_kind(spec):
     return "synthetic" if spec.get("n_features") is not None else "tagging"
 
 
-def make_model(name, n_classes, spec, settings, seed):
+def make_model(name, n_classes, spec, settings, seed, y=None):
     from fastnn.models.classifiers import MLP, LogisticRegression
 
+    counts = np.bincount(y, minlength=n_classes) if settings.prior_bias and y is not None else None
     if name == "logreg":
-        return LogisticRegression(n_classes, seed=seed, **spec)
+        return LogisticRegression(n_classes, seed=seed, class_counts=counts, **spec)
     kind = data_kind(spec)
     extra = {"embed_dim": settings.embed_dim} if kind == "tagging" else {}
-    return MLP(n_classes, hidden=settings.hidden[kind], seed=seed, **spec, **extra)
+    return MLP(n_classes, hidden=settings.hidden[kind], seed=seed, class_counts=counts, **spec, **extra)
 
 
 def make_optimizer(method, model_name, model, settings):
@@ -255,7 +257,7 @@ def compare(sizes=DEFAULT_SIZES, *, data=None, models=MODELS, methods=METHODS, s
         for model_name in models:
             group = []
             for method in methods:
-                model = make_model(model_name, data.n_classes, spec, settings, seed)
+                model = make_model(model_name, data.n_classes, spec, settings, seed, y)
                 t = time.perf_counter()
                 if method in ("lbfgs", "cg"):
                     times, objs, note = run_batch_method(method, model, x, y, settings, budget)

@@ -8,7 +8,8 @@ import math
 import os
 import sys
 
-from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
+from fastnn.cli._common import (NONFINITE, CLIError, add_on_nonfinite, add_threads, check_resume, check_writable,
+                                existing_file, print_json, save_or_fallback, set_threads)
 
 
 def register(sub):
@@ -64,7 +65,7 @@ def register(sub):
                    help="multiply the written vectors by one factor so that their entries have this standard "
                         "deviation (default: write them as trained)")
     o.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, corruptions, held-out part")
-    o.add_argument("--threads", type=int, default=1, help="BLAS threads (default %(default)s)")
+    add_threads(o, 1)
     o.add_argument("--checkpoint", metavar="PATH",
                    help="checkpoint written every epoch, every --checkpoint-every steps and on Ctrl-C")
     o.add_argument("--checkpoint-every", type=int, default=2000, help="steps (default %(default)s)")
@@ -84,12 +85,7 @@ def register(sub):
 
 
 def _threads(n):
-    import fastnn
-    from fastnn._threads import limit_blas_threads
-    if n == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    fastnn.set_num_threads(1)             # the kernels' rows are small; idle OpenMP threads would slow BLAS
-    limit_blas_threads(n)
+    set_threads(n)
 
 
 def _check(args):
@@ -119,13 +115,11 @@ def _check(args):
     check_resume(args)
     for path in args.text:
         existing_file(path)
-    for name, path in (("--out", args.out), ("--save-model", args.save_model), ("--checkpoint", args.checkpoint)):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"{name} {path}: no such directory")
+    check_writable(args, "out", "save_model", "checkpoint")
 
 
 def run_train(args):
-    from fastnn import embed, io
+    from fastnn import embed
     from fastnn.data.vectors import write_vectors
 
     _check(args)
@@ -153,25 +147,27 @@ def run_train(args):
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None
         raise CLIError(str(e)) from None
     vectors = res.vectors if args.scale_std is None else embed.scale_vectors(res.vectors, args.scale_std)
-    try:
-        write_vectors(args.out, res.words, vectors)
-        if args.save_model:
-            io.save_model(args.save_model, res.model)
-    except OSError as e:
-        raise CLIError(f"cannot write: {e}") from None
+    out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
+    saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
     hist = res.history
     train_secs = sum(h["seconds"] for h in hist)
     n_ex = res.epoch_examples * len(hist)
-    result = {"objective": args.objective, "out": args.out, "words": len(res.words), "dim": int(vectors.shape[1]),
+    result = {"objective": args.objective, "out": out, "words": len(res.words), "dim": int(vectors.shape[1]),
               "train_tokens": res.train_tokens, "epochs": len(hist), "seconds": round(res.seconds, 1),
               "train_seconds": round(train_secs, 1),
               "examples_per_s": round(n_ex / train_secs) if train_secs > 0 else None,
               "best_epoch": next((h["epoch"] for h in reversed(hist) if h["best"]), None),
               "valid": [None if h["valid"] is None else round(h["valid"], 4) for h in hist],
               "vector_std": round(float(vectors.std()), 4)}
-    if args.json or not args.quiet:
+    if args.json:
         print_json(result)
-    return 0
+    elif not args.quiet:
+        best = f", best epoch {result['best_epoch']}" if result["best_epoch"] else ""
+        rate = f", {result['examples_per_s']:,} examples/s" if result["examples_per_s"] else ""
+        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({result['epochs']} epochs in "
+              f"{result['seconds']} s{rate}{best}; valid {args.objective} "
+              f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
+    return 0 if out == args.out and saved == args.save_model else 1
 
 
 def run_neighbors(args):

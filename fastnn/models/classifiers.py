@@ -12,6 +12,11 @@ training).  Weights start at zero (the objective is convex).
 MLP: p(y | x) = softmax(V tanh(U x + c) + d); on windows x is the concatenation of the words' embeddings
 (Collobert et al. 2011 without the caps feature).  Glorot initialisation.
 
+Both take `class_counts` (the training labels' counts per class, np.bincount(y, minlength=n_classes)): the output
+bias then starts at the log class priors, the optimal bias for zero output weights (the lecture's "optimal bias
+init"), so training starts from the best constant predictor instead of the uniform one.  A class with no example
+counts as 0.5 (its bias stays finite).  Without it the bias starts at zero.
+
 Both follow the model protocol: loss(batch) -> scalar Node (mean cross-entropy), config() / from_config(cfg),
 predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data objective.
 """
@@ -19,6 +24,7 @@ import numpy as np
 
 from fastnn import kernels, nn
 from fastnn.graph import Module, Node, Param
+from fastnn import init
 from fastnn.init import as_rng
 
 
@@ -35,6 +41,19 @@ def _inputs(n_features, vocab_size, window, where):
         raise ValueError(f"{where}: window inputs need both 'vocab_size' and 'window'; got vocab_size={vocab_size!r}, "
                          f"window={window!r}.")
     return "dense" if dense else "window"
+
+
+def _prior_bias(class_counts, n_classes, dtype, where):
+    """log priors from counts (zeros count as 0.5), or None."""
+    if class_counts is None:
+        return None
+    c = np.asarray(class_counts, dtype=np.float64)
+    if c.shape != (n_classes,):
+        raise ValueError(f"{where}: 'class_counts' must have one count per class, shape ({n_classes},); got shape "
+                         f"{c.shape}. Use np.bincount(y, minlength=n_classes).")
+    if not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise ValueError(f"{where}: 'class_counts' must be finite and >= 0; got min {c.min()}.")
+    return init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
 
 
 class _Classifier(Module):
@@ -113,9 +132,12 @@ class LogisticRegression(_Classifier):
 
     LogisticRegression(n_classes, n_features=50) or LogisticRegression(n_classes, vocab_size=V, window=5).
     Parameters: dense "out.W" (n_classes, n_features), "out.b"; windows "E" (window * V, n_classes) sparse, "b".
+    With class_counts the bias starts at the log priors: with the zero weights the model starts as the best
+    constant predictor (initial loss = the entropy of the labels).
     """
 
-    def __init__(self, n_classes, *, n_features=None, vocab_size=None, window=None, seed=0, dtype="float32"):
+    def __init__(self, n_classes, *, n_features=None, vocab_size=None, window=None, seed=0, dtype="float32",
+                 class_counts=None):
         where = "LogisticRegression"
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
@@ -129,6 +151,9 @@ class LogisticRegression(_Classifier):
             self.E = Param("E", np.zeros((window * vocab_size, n_classes), self.dtype), sparse=True)
             self.b = Param("b", np.zeros(n_classes, self.dtype), decay=False)
             self._offsets = (np.arange(window) * vocab_size).astype(np.intp)
+        bias = _prior_bias(class_counts, int(n_classes), self.dtype, where)
+        if bias is not None:
+            (self.out.b if self.kind == "dense" else self.b).value[...] = bias
 
     def _logits_node(self, x):
         return nn.add(_window_sum(self.E, x, self._offsets), nn.param(self.b))
@@ -152,10 +177,11 @@ class MLP(_Classifier):
 
     MLP(n_classes, hidden=32, n_features=50) or MLP(n_classes, hidden=100, vocab_size=V, window=5, embed_dim=50).
     Parameters: ["embed.W" (V, embed_dim) sparse,] "hidden.W", "hidden.b", "out.W", "out.b".
+    With class_counts "out.b" starts at the log priors.
     """
 
     def __init__(self, n_classes, *, hidden=32, n_features=None, vocab_size=None, window=None, embed_dim=50, seed=0,
-                 dtype="float32"):
+                 dtype="float32", class_counts=None):
         where = "MLP"
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
@@ -171,6 +197,9 @@ class MLP(_Classifier):
             n_in = n_features
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=self.dtype)
         self.out = nn.SoftmaxOutput(hidden, n_classes, rng=rng, dtype=self.dtype)
+        bias = _prior_bias(class_counts, int(n_classes), self.dtype, where)
+        if bias is not None:
+            self.out.b.value[...] = bias
 
     def features(self, x):
         """The hidden layer's Node tanh(U x + c)."""

@@ -44,7 +44,8 @@ class Linear(Module):
     """Affine node y = x @ W.T + b, W (n_out, n_in), b (n_out,) (b without weight decay).
 
     Works on (B, n_in) and (T, B, n_in) inputs.  init: "glorot_tanh" (default; U(-r, r), r = sqrt(6/(n_in+n_out))),
-    "glorot_sigmoid" (4r), "zeros", "identity", "compose" ([I I] + U(-0.001, 0.001), for n_in = 2 n_out).
+    "glorot_sigmoid" (4r), "zeros", "identity", "compose" (0.5 [I I] + U(-0.001, 0.001), for n_in = 2 n_out:
+    the average of the two halves).
     Biases start at zero; set `lin.b.value[:] = fastnn.init.output_bias_...(...)` for an output layer.
     """
 
