@@ -9,6 +9,7 @@ Environment switches (read at build time):
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,14 @@ import tempfile
 import textwrap
 import warnings
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# pyproject.toml's `license = "BSD-3-Clause"` (PEP 639) is a schema error before this, with a message that does not
+# say so; a build with isolation installs it from [build-system], this catches --no-build-isolation and setup.py runs.
+SETUPTOOLS_MIN = (77, 0, 3)
 
 OPENMP_TEST = textwrap.dedent(
     """
@@ -113,7 +118,27 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-def extensions():
+def _check_setuptools():
+    found = tuple(int(x) for x in re.findall(r"\d+", setuptools.__version__)[:3])
+    if found < SETUPTOOLS_MIN:
+        want = ".".join(map(str, SETUPTOOLS_MIN))
+        sys.exit(f"fastnn: setuptools {setuptools.__version__} is too old to read pyproject.toml (needs >= {want}): "
+                 f"run `pip install -U 'setuptools>={want}'`, or build with isolation (plain `pip install .`)")
+
+
+def kernel_sources():
+    """csrc/*.pyx, each one compiled module; exits with the reason when there are none.
+
+    Without this a tree missing csrc/ (a bad sdist, a partial copy) installs a fastnn that fails only on import.
+    """
+    pyx = sorted(glob.glob(os.path.join(HERE, "csrc", "*.pyx")))
+    if not pyx:
+        sys.exit(f"fastnn: no kernel sources: {os.path.join(HERE, 'csrc')} has no .pyx files, so the build would "
+                 "install fastnn without its compiled kernels (a complete checkout or sdist has csrc/*.pyx)")
+    return [os.path.relpath(p, HERE) for p in pyx]
+
+
+def extensions(sources):
     from Cython.Build import cythonize
 
     directives = {
@@ -124,10 +149,12 @@ def extensions():
         "cdivision": True,
     }
     exts = []
-    for pyx in sorted(glob.glob(os.path.join("csrc", "*.pyx"))):
+    for pyx in sources:
         name = os.path.splitext(os.path.basename(pyx))[0]
         exts.append(Extension(f"fastnn._ext.{name}", [pyx], include_dirs=["csrc"]))
     return cythonize(exts, compiler_directives=directives, include_path=["csrc"])
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+SOURCES = kernel_sources()
+_check_setuptools()
+setup(ext_modules=extensions(SOURCES), cmdclass={"build_ext": BuildExt})

@@ -1,52 +1,25 @@
-"""Word vectors pre-trained without labels, for the window tagger (Collobert et al. 2011, section 4).
-
-Three objectives on plain text, all trained with fastnn.train.Trainer (progress bar, checkpoints, resume):
-
-- "ranking": Collobert & Weston's window-ranking language model (fastnn.models.ranking): a true window must
-  outscore the same window with its centre word replaced, by a margin of 1.  Its word vectors are the product.
-- "nplm": Bengio et al.'s NPLM (fastnn.models.nplm); the product is its table of word features C.
-- "rnn": the Elman RNN LM (fastnn.models.rnnlm, class-factorized output); the product is its input vectors.
+"""Word vectors pre-trained without labels, for the window tagger: the text and vector helpers around the training
+recipe (fastnn.recipes.embed: the objectives, their Configs and pretrain()).
 
 Every token is normalised exactly as the tagger's word feature (fastnn.data.conll.normalize_word: lowercase, digits
--> 0), so every vector's word is spelled the way the tagger looks it up.  The vocabulary is every normalised type
-seen at least `min_count` times in the training text, plus the specials of the model (<pad> and <unk> for the
-ranking model, <unk> and </s> for the language models); vectors are exported for every vocabulary word.
+-> 0), so every vector's word is spelled the way the tagger looks it up.
 
     sents = read_corpus(["brown.txt", "eng.train"])            # plain text or CoNLL columns (word column)
-    res = pretrain("ranking", sents, dim=50, max_minutes=15)
+    res = fastnn.recipes.embed.pretrain("ranking", sents, dim=50, max_minutes=15)
     write_vectors("vectors.txt", res.words, res.vectors)
     nearest_neighbors(res.words, res.vectors, ["france", "monday"], k=5)
 """
 import os
-import time
-from typing import NamedTuple
 
 import numpy as np
 
 from fastnn.data.conll import DOCSTART, normalize_word
 from fastnn.data.text import _open_text, _read_lines
-from fastnn.data.vocab import Vocab
 
-__all__ = ["OBJECTIVES", "TEXT_FORMATS", "DEFAULTS", "detect_format", "read_corpus", "normalize_sentences",
-           "split_valid", "pretrain", "Pretrained", "model_vectors", "scale_vectors", "nearest_neighbors",
-           "check_resume"]
+__all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
+           "scale_vectors", "nearest_neighbors", "check_resume"]
 
-OBJECTIVES = ("ranking", "nplm", "rnn")
 TEXT_FORMATS = ("auto", "text", "conll")
-
-# Per-objective defaults (None: not used).  ranking: Collobert & Weston's network with window 11 and 100 hidden units,
-# cut to a budget of minutes on ~1.5M words; nplm / rnn: the `fastnn lm` defaults measured on Brown.
-DEFAULTS = {
-    "ranking": dict(dim=50, window=11, hidden=100, min_count=2, epochs=50, lr=0.05, batch_size=128,
-                    optimizer="adagrad", negatives="uniform", init_scale=0.1, examples_per_epoch=None,
-                    max_minutes=15.0, order=None, classes=None, bptt_block=None),
-    "nplm": dict(dim=50, window=None, hidden=100, min_count=2, epochs=3, lr=0.04, batch_size=128,
-                 optimizer="adagrad", negatives=None, init_scale=0.1, examples_per_epoch=None, max_minutes=15.0,
-                 order=5, classes=None, bptt_block=None),
-    "rnn": dict(dim=50, window=None, hidden=100, min_count=2, epochs=30, lr=0.05, batch_size=64,
-                optimizer="adagrad", negatives=None, init_scale=0.1, examples_per_epoch=None, max_minutes=15.0,
-                order=None, classes=100, bptt_block=20),
-}
 
 
 # ---- text --------------------------------------------------------------------------------------------------------
@@ -136,20 +109,7 @@ def split_valid(sentences, fraction, seed):
     return [s for s, h in zip(sentences, held) if not h], [s for s, h in zip(sentences, held) if h]
 
 
-# ---- training ----------------------------------------------------------------------------------------------------
-
-class Pretrained(NamedTuple):
-    """The result of pretrain(): the vocabulary's words, their (V, dim) vectors, the trained model, the trainer's
-    history, the training wall time in seconds (steps and validation), the training tokens, and the training
-    examples (windows or predicted tokens) of one epoch."""
-    words: list
-    vectors: np.ndarray
-    model: object
-    history: list
-    seconds: float
-    train_tokens: int
-    epoch_examples: int
-
+# ---- models and vectors ----------------------------------------------------------------------------------------------------
 
 def model_vectors(model):
     """(words, (V, dim) vectors) of a trained WindowRanker, NPLM or RNNLM: the ranking model's word vectors, the
@@ -198,121 +158,6 @@ def check_resume(checkpoint, model):
         raise ValueError(f"{checkpoint} was trained with another vocabulary ({len(words)} words, {len(model.words)} "
                          f"here; word {i} is {at(words)} there, {at(model.words)} here); resume with the same text "
                          f"files, text format and min count.")
-
-
-def pretrain(objective, sentences, *, valid_fraction=0.01, seed=0, checkpoint=None, resume=False,
-             checkpoint_every=None, quiet=False, say=None, on_nonfinite="raise", **options):
-    """Train word vectors with `objective` ("ranking", "nplm" or "rnn") on `sentences` (raw tokens; normalised
-    here).  Options (DEFAULTS[objective] for those not given): dim, min_count, epochs, lr, batch_size, optimizer
-    ("adagrad" / "sgd"), init_scale, max_minutes (None: no budget); ranking: window, hidden, negatives ("uniform" /
-    "unigram"), examples_per_epoch; nplm: order, hidden; rnn: hidden, classes, bptt_block.
-
-    valid_fraction of the sentences (random, seeded) is held out: after every epoch the trainer scores it (ranking:
-    mean hinge loss on fixed corruptions; LMs: mean NLL), keeps the best epoch's parameters and stops early on a
-    plateau (LMs).  Returns a Pretrained.
-    """
-    where = "pretrain"
-    if objective not in OBJECTIVES:
-        raise ValueError(f"{where}: 'objective' must be one of {OBJECTIVES}; got {objective!r}.")
-    known = {k for k, v in DEFAULTS[objective].items() if v is not None}
-    if objective == "ranking":
-        known.add("examples_per_epoch")
-    unknown = {k for k, v in options.items() if v is not None} - known
-    if unknown:
-        raise ValueError(f"{where}: unknown options {sorted(unknown)} for {objective!r}; the options are "
-                         f"{sorted(known)}.")
-    # None means "the default", except for the two options where it means "no limit"
-    opt = {**DEFAULTS[objective], **{k: v for k, v in options.items()
-                                     if v is not None or k in ("max_minutes", "examples_per_epoch")}}
-    say = say or (lambda m: None)
-    norm = normalize_sentences(sentences)
-    train, valid = split_valid(norm, valid_fraction, seed)
-    if not train:
-        raise ValueError(f"{where}: no training sentence is left after holding out {valid_fraction} of "
-                         f"{len(norm)}; give more text or a smaller valid fraction.")
-    build = {"ranking": _build_ranking, "nplm": _build_nplm, "rnn": _build_rnn}[objective]
-    model, data, validate, higher, extra = build(train, valid, opt, seed)
-    from fastnn import optim
-    from fastnn.train import Trainer
-    opt_obj = optim.by_name(opt["optimizer"], model.parameters(), extra.pop("lr", opt["lr"]), "pretrain")
-    if resume:
-        if checkpoint is None:
-            raise ValueError(f"{where}: resume needs a checkpoint path; got None.")
-        check_resume(checkpoint, model)
-    trainer = Trainer(model, opt_obj, data, epochs=opt["epochs"], validate=validate, mode="max" if higher else "min",
-                      patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every if checkpoint else None, seed=seed, quiet=quiet,
-                      max_minutes=opt["max_minutes"], on_nonfinite=on_nonfinite)
-    say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
-    t0 = time.perf_counter()
-    history = trainer.fit(resume=resume)
-    seconds = time.perf_counter() - t0
-    words, vectors = model_vectors(model)
-    return Pretrained(words, vectors, model, history, seconds, sum(map(len, train)), extra["epoch_examples"])
-
-
-def _build_ranking(train, valid, opt, seed):
-    from fastnn.models.ranking import NegativeSampler, RankingBatches, WindowRanker, padded_stream
-
-    vocab = Vocab.build(train, min_count=opt["min_count"], specials=(Vocab.PAD, Vocab.UNK))
-    w = opt["window"]
-    model = WindowRanker(len(vocab), window=w, dim=opt["dim"], hidden=opt["hidden"], pad_id=vocab.pad_id,
-                         init_scale=opt["init_scale"], rng=seed, words=vocab.words)
-    sampler = NegativeSampler(vocab.counts, opt["negatives"], pad_id=vocab.pad_id)
-    padded, centres = padded_stream([vocab.encode(s) for s in train], w, vocab.pad_id)
-    data = RankingBatches(padded, centres, window=w, batch_size=opt["batch_size"], sampler=sampler,
-                          examples_per_epoch=opt["examples_per_epoch"])
-    validate = None
-    if valid:
-        vp, vc = padded_stream([vocab.encode(s) for s in valid], w, vocab.pad_id)
-        vdata = RankingBatches(vp, vc, window=w, batch_size=1, sampler=sampler)
-        rng = np.random.default_rng([seed, 11])
-        rows = rng.permutation(len(vc))[:20000]
-        vw = vdata.windows(rows)
-        vneg = sampler.draw(vw[:, w // 2], rng)
-        validate = (lambda m: m.evaluate(vw, vneg)["hinge"])
-    return model, data, validate, False, {"epoch_examples": data.n}
-
-
-def _lm_vocab(train, opt):
-    return Vocab.build(train, min_count=opt["min_count"], specials=(Vocab.UNK, Vocab.EOS))
-
-
-def _lm_validate(valid, vocab):
-    from fastnn.data.text import lm_stream
-    if not valid:
-        return None
-    stream = lm_stream(valid, vocab)
-    return lambda m: float(-np.mean(m.token_logprobs(stream)))
-
-
-def _build_nplm(train, valid, opt, seed):
-    from fastnn.data.text import lm_stream
-    from fastnn.models.nplm import NPLM, contexts
-    from fastnn.train import ArrayBatches
-
-    vocab = _lm_vocab(train, opt)
-    model = NPLM(len(vocab), order=opt["order"], dim=opt["dim"], hidden=opt["hidden"], direct=False,
-                 eos_id=vocab.eos_id, rng=seed, counts=vocab.counts, words=vocab.words, init_scale=opt["init_scale"])
-    s = lm_stream(train, vocab)
-    data = ArrayBatches(contexts(s, opt["order"], vocab.eos_id), s, batch_size=opt["batch_size"])
-    return model, data, _lm_validate(valid, vocab), False, {"epoch_examples": len(s)}
-
-
-def _build_rnn(train, valid, opt, seed):
-    from fastnn import optim
-    from fastnn.data.text import lm_stream
-    from fastnn.models.rnnlm import RNNLM, BPTTBatches
-
-    vocab = _lm_vocab(train, opt)
-    model = RNNLM(len(vocab), hidden=opt["hidden"], embed=opt["dim"], classes=opt["classes"], eos_id=vocab.eos_id,
-                  rng=seed, counts=vocab.counts, words=vocab.words, init_scale=opt["init_scale"])
-    data = BPTTBatches(lm_stream(train, vocab), batch_size=opt["batch_size"], block=opt["bptt_block"],
-                       eos_id=vocab.eos_id)
-    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, clip the gradient norm at 5, patience 3
-    lr = optim.HalveOnPlateau(opt["lr"], threshold=0.003) if valid else opt["lr"]
-    return model, data, _lm_validate(valid, vocab), False, {"lr": lr, "clip_norm": 5.0, "patience": 3,
-                                                            "epoch_examples": data.n * data.batch_size}
 
 
 # ---- nearest neighbours ------------------------------------------------------------------------------------------

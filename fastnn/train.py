@@ -286,6 +286,8 @@ class Trainer:
         far (None: no budget).
     average : keep the mean of the parameters over all steps (fastnn.optim.ParamAverage); validation scores it, the
         best parameters kept are averaged ones, and training ends with them (or with the last mean, unvalidated).
+    metric : the validation score's name on the epoch line ("valid" when None, e.g. "dev F1"), or (name, fn) to
+        show fn(score) instead, e.g. ("valid ppl", math.exp) for a mean NLL.
     """
 
     epoch, position, step, skipped = (_state_field(n) for n in ("epoch", "position", "step", "skipped"))
@@ -295,7 +297,7 @@ class Trainer:
     def __init__(self, model, optimizer, data, *, epochs=10, validate=None, mode=None, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
                  on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None,
-                 average=False, higher_is_better=None):
+                 average=False, higher_is_better=None, metric=None):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -340,6 +342,7 @@ class Trainer:
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
         self.max_minutes = max_minutes
+        self.metric = metric if isinstance(metric, tuple) else (metric or "valid", None)
         self.averager = ParamAverage(optimizer.params) if average else None
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -555,7 +558,9 @@ class Trainer:
             secs = [h["seconds"] for h in st.history]
             if (sum(secs) + max(secs)) / 60 > self.max_minutes:
                 st.stopped = True
-        valid = "" if score is None else f"  valid {score:.4f}{' *' if improved else ''}"
+        name, show = self.metric
+        shown = "" if score is None else (f"{score:.4f}" if show is None else f"{show(score):.2f}")
+        valid = "" if score is None else f"  {name} {shown}{' *' if improved else ''}"
         self._say(f"epoch {rec['epoch']}/{self.epochs}  train {train_loss:.4f}{valid}  lr {rec['lr']:.4g}  "
                   f"{rec['seconds']:.1f}s" + ("  (early stop)" if st.stopped and st.epoch < self.epochs else ""))
         if self.checkpoint is not None:

@@ -121,7 +121,7 @@ def test_neighbors_table_and_json(capsys, tmp_path):
 @pytest.mark.parametrize("argv,msg", [
     (["train", "--objective", "ranking", "--text", "{dir}/nope.txt", "--out", "{dir}/v.txt"], "no such file"),
     (["train", "--objective", "ranking", "--text", "{text}", "--out", "{dir}/v.txt", "--window", "4"],
-     "--window must be odd"),
+     "--window must be an odd number"),
     (["train", "--objective", "nplm", "--text", "{text}", "--out", "{dir}/v.txt", "--window", "5"],
      "--window does not apply to --objective nplm"),
     (["train", "--objective", "ranking", "--text", "{text}", "--out", "{dir}/v.txt", "--resume"],

@@ -90,10 +90,10 @@ def test_errors(capsys, corpus, tmp_path):
     base = ["lm", "train", "--train", corpus["train"], "--out", str(tmp_path / "x.npz"), "--quiet"]
     cases = [
         (["lm", "train", "--model", "ngram", "--train", str(tmp_path / "nope.txt"), "--out", "x.npz"], "no such file"),
-        (base + ["--model", "nplm"], "needs --valid"),
-        (base + ["--model", "ngram", "--smoothing", "di"], "--smoothing di needs --valid"),
+        (base + ["--model", "nplm"], "needs --dev"),
+        (base + ["--model", "ngram", "--smoothing", "di"], "--smoothing di needs --dev"),
         (base + ["--model", "nplm", "--valid", corpus["valid"], "--order", "1"], "--order must be >= 2"),
-        (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be < 1"),
+        (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em"], "needs --tune-on"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "2"], "--weight must be"),
         (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),

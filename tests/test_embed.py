@@ -7,6 +7,7 @@ from fastnn import embed
 from fastnn.data.features import normalize, normalize_word
 from fastnn.data.vectors import init_pretrained, load_pretrained, read_vectors, write_vectors
 from fastnn.models import tagger as T
+from fastnn.recipes import embed as recipe
 
 
 def _text(path, lines):
@@ -69,10 +70,10 @@ TINY = {"ranking": dict(window=3, hidden=8, batch_size=32, epochs=2),
         "rnn": dict(hidden=8, batch_size=4, bptt_block=5, classes=3, epochs=2)}
 
 
-@pytest.mark.parametrize("objective", embed.OBJECTIVES)
+@pytest.mark.parametrize("objective", recipe.OBJECTIVES)
 def test_pretrain_every_objective_exports_every_vocabulary_word(objective, rng):
     sents = _corpus(rng)
-    res = embed.pretrain(objective, sents, dim=6, min_count=2, valid_fraction=0.05, seed=0, quiet=True,
+    res = recipe.pretrain(objective, sents, dim=6, min_count=2, valid_fraction=0.05, seed=0, quiet=True,
                          **TINY[objective])
     assert len(res.words) == len(set(res.words)) == res.vectors.shape[0] and res.vectors.shape[1] == 6
     # normalised like the tagger: lowercase, digits -> 0; specials of the model
@@ -87,7 +88,7 @@ def test_pretrain_every_objective_exports_every_vocabulary_word(objective, rng):
 
 
 def test_pretraining_improves_the_held_out_ranking_loss(rng):
-    res = embed.pretrain("ranking", _corpus(rng, 800), dim=8, window=3, hidden=16, batch_size=32, epochs=6,
+    res = recipe.pretrain("ranking", _corpus(rng, 800), dim=8, window=3, hidden=16, batch_size=32, epochs=6,
                          lr=0.1, valid_fraction=0.1, seed=0, quiet=True)
     valid = [h["valid"] for h in res.history]
     assert valid[-1] < 0.7 * valid[0]
@@ -95,32 +96,32 @@ def test_pretraining_improves_the_held_out_ranking_loss(rng):
 
 def test_min_count_and_unknown_options(rng):
     sents = [["a", "b"], ["a", "c"], ["a", "b"]]
-    res = embed.pretrain("ranking", sents, dim=2, window=1, hidden=2, min_count=2, epochs=1, valid_fraction=0,
+    res = recipe.pretrain("ranking", sents, dim=2, window=1, hidden=2, min_count=2, epochs=1, valid_fraction=0,
                          quiet=True)
     assert res.words == ["<pad>", "<unk>", "a", "b"]
     with pytest.raises(ValueError, match=r"unknown options \['window'\]"):
-        embed.pretrain("nplm", sents, window=3)
+        recipe.pretrain("nplm", sents, window=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
-        embed.pretrain("glove", sents)
+        recipe.pretrain("glove", sents)
 
 
 def test_resume_continues_to_the_same_vectors(tmp_path, rng):
     sents = _corpus(rng, 200)
     kw = dict(dim=4, valid_fraction=0.05, seed=1, quiet=True, **{**TINY["ranking"], "epochs": 3})
-    full = embed.pretrain("ranking", sents, **kw)
+    full = recipe.pretrain("ranking", sents, **kw)
     ck = str(tmp_path / "r.ckpt")
-    embed.pretrain("ranking", sents, checkpoint=ck, **{**kw, "epochs": 1})
-    resumed = embed.pretrain("ranking", sents, checkpoint=ck, resume=True, **kw)
+    recipe.pretrain("ranking", sents, checkpoint=ck, **{**kw, "epochs": 1})
+    resumed = recipe.pretrain("ranking", sents, checkpoint=ck, resume=True, **kw)
     np.testing.assert_array_equal(resumed.vectors, full.vectors)
     with pytest.raises(ValueError, match="another vocabulary"):
-        embed.pretrain("ranking", sents + [["zebra", "zebra"]] * 3, checkpoint=ck, resume=True, **kw)
+        recipe.pretrain("ranking", sents + [["zebra", "zebra"]] * 3, checkpoint=ck, resume=True, **kw)
     with pytest.raises(ValueError, match="not a fastnn.models.nplm:NPLM"):
-        embed.pretrain("nplm", sents, checkpoint=ck, resume=True, dim=4, quiet=True, **TINY["nplm"])
+        recipe.pretrain("nplm", sents, checkpoint=ck, resume=True, dim=4, quiet=True, **TINY["nplm"])
 
 
 def test_vectors_file_round_trip_and_tagger_lookup(tmp_path, rng):
     sents = _corpus(rng)
-    res = embed.pretrain("ranking", sents, dim=5, valid_fraction=0, quiet=True, **TINY["ranking"])
+    res = recipe.pretrain("ranking", sents, dim=5, valid_fraction=0, quiet=True, **TINY["ranking"])
     path = tmp_path / "v.txt"
     write_vectors(path, res.words, res.vectors)
     words, vecs = read_vectors(path)

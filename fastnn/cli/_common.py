@@ -20,6 +20,76 @@ def add_on_nonfinite(parser):
                              "step (default %(default)s)")
 
 
+def add_threads(parser, default=1, why=None):
+    """--threads N: fastnn's OpenMP kernels and the BLAS library both use N threads (-1 = all CPUs); the same meaning
+    in every command, only the default differs (and is shown)."""
+    text = f"{default}" if default is not None else why
+    if default is not None and why:
+        text += f": {why}"
+    parser.add_argument("--threads", type=int, default=default, metavar="N",
+                        help=f"threads of fastnn's kernels and of BLAS, -1 = all CPUs (default {text})")
+
+
+def set_threads(n, *, kernels=None, option="--threads"):
+    """Apply --threads n (None: leave BLAS alone) and the kernels' count (default n) for the rest of the process."""
+    import fastnn
+    try:
+        fastnn.threads(kernels=kernels if kernels is not None else n, blas=n)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{option or '--kernel-threads'}: {e}") from None
+
+
+def check_writable(args, *options):
+    """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
+    is set can be written: not a directory, its directory exists and is writable.  Saves losing a run at the end."""
+    for name in options:
+        path = getattr(args, name, None)
+        if not path:
+            continue
+        where = f"--{name.replace('_', '-')} {path}"
+        if os.path.isdir(path):
+            raise CLIError(f"{where}: is a directory; give a file name")
+        d = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(d):
+            raise CLIError(f"{where}: no such directory: {d}")
+        if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise CLIError(f"{where}: not writable")
+
+
+def check_import(module, option, extra):
+    """Before any work: an optional dependency an option needs imports, else one line naming the extra to install."""
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise CLIError(f"{option} needs {module}: pip install 'fastnn[{extra}]'") from None
+
+
+def save_or_fallback(path, model, option="--out", save=None):
+    """Save `model` to `path` (fastnn.io.save_model, or save(path, model)); if that fails at the end of a run, save it
+    under a fallback name in the working directory (else the temp directory) and say where on stderr, so the trained
+    model is never lost.  Returns the path written."""
+    import sys
+    import tempfile
+    save = save or (lambda p, m: __import__("fastnn.io", fromlist=["save_model"]).save_model(p, m))
+    try:
+        save(path, model)
+        return path
+    except OSError as e:
+        first = e
+    base = os.path.basename(path) or "model.npz"
+    stem, ext = os.path.splitext(base)
+    for d in (os.getcwd(), tempfile.gettempdir()):
+        fallback = os.path.join(d, f"{stem}.fallback-{os.getpid()}{ext}")
+        try:
+            save(fallback, model)
+        except OSError:
+            continue
+        print(f"{option} {path}: {first}; the trained model was written to {fallback} instead", file=sys.stderr)
+        return fallback
+    raise CLIError(f"{option} {path}: {first}; no fallback location was writable either")
+
+
 def check_resume(args):
     """--resume needs an existing --checkpoint file."""
     if args.resume and not args.checkpoint:
@@ -59,23 +129,39 @@ def _parser_type(f):
     return t
 
 
-def add_config_options(parser, cls, *, groups=None, aliases=None, skip=()):
-    """One option per field of the recipe Config `cls` (those with metadata cli=False and `skip` are left out):
+def add_config_options(parser, configs, *, groups=None, aliases=None, skip=()):
+    """One option per field of the recipe Config class `configs` (or of several, {name: class}: the union of their
+    fields, each default shown per class) whose metadata does not say cli=False, `skip` left out:
     --name-with-dashes, typed and with choices as the field, help = its help + its default (read from the Config,
     so the two cannot drift).  groups : {metadata group: argparse group or parser}.  aliases : {field: [old
     spellings]}.  Defaults are not stored in the namespace (argparse.SUPPRESS): only the options given on the
     command line reach config_from_args, so they override a preset's values and the Config supplies the rest."""
     from fastnn.recipes.config import describe_default
+    if not isinstance(configs, dict):
+        configs = {None: configs}
     aliases = aliases or {}
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("cli", True) is False or f.name in skip:
+    seen = {}
+    for owner, cls in configs.items():
+        for f in dataclasses.fields(cls):
+            seen.setdefault(f.name, []).append((owner, f))
+    for name, owners in seen.items():
+        f = owners[0][1]
+        if f.metadata.get("cli", True) is False or name in skip:
             continue
         target = (groups or {}).get(f.metadata.get("group"), parser)
-        names = [flag(f.name), *aliases.get(f.name, ())]
-        help = f"{f.metadata['help']} (default {describe_default(f)})".replace("%", "%%")
-        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=help)
+        names = [flag(name), *aliases.get(name, ())]
+        shown = {owner: describe_default(g) for owner, g in owners}
+        if len(set(shown.values())) == 1:
+            default = f"default {shown[owners[0][0]]}"
+        else:
+            default = "default " + ", ".join(f"{owner} {text}" for owner, text in shown.items())
+        if len(owners) < len(configs):
+            default = f"{' and '.join(shown)} only; {default}"
+        help = f"{f.metadata['help']} ({default})".replace("%", "%%")
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=help)
         if f.type in (bool, "bool"):
-            target.add_argument(*names, action="store_true", **kw)
+            action = argparse.BooleanOptionalAction if f.metadata.get("negatable") else "store_true"
+            target.add_argument(*names, action=action, **kw)
             continue
         if f.metadata.get("choices"):
             kw["choices"] = list(f.metadata["choices"])
@@ -100,10 +186,11 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
         raise CLIError(option_names(str(e), cls)) from None
 
 
-def option_names(message, cls):
+def option_names(message, *classes):
     """A Config's message with its field names ('batch_size') written as the options (--batch-size)."""
-    for f in dataclasses.fields(cls):
-        message = message.replace(f"'{f.name}'", flag(f.name))
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            message = message.replace(f"'{f.name}'", flag(f.name))
     return message
 
 

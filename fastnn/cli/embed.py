@@ -4,25 +4,27 @@
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --pretrained vectors.txt --extend-vocab ...
     fastnn embed neighbors --vectors vectors.txt france jesus monday
 """
+import dataclasses
 import math
 import os
 import sys
 
-from fastnn.cli._common import NONFINITE, CLIError, add_on_nonfinite, check_resume, existing_file, print_json
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
+                                check_writable, existing_file, flag, option_names, print_json, save_or_fallback,
+                                set_threads)
+from fastnn.recipes import embed as recipe
 
 
 def register(sub):
-    from fastnn.embed import DEFAULTS, OBJECTIVES, TEXT_FORMATS
-    from fastnn.models.ranking import NEGATIVES
+    from fastnn.embed import TEXT_FORMATS
 
     p = sub.add_parser("embed", help="pre-train word vectors on unlabeled text (window ranking, NPLM, RNN LM); "
                                      "nearest neighbours")
     esub = p.add_subparsers(dest="embed_command", metavar="{train,neighbors}")
     esub.required = True
-    r = DEFAULTS["ranking"]
 
     t = esub.add_parser("train", help="train word vectors and write them in word2vec text format")
-    t.add_argument("--objective", required=True, choices=OBJECTIVES,
+    t.add_argument("--objective", required=True, choices=recipe.OBJECTIVES,
                    help="ranking: Collobert & Weston's window-ranking LM; nplm: Bengio's NPLM (its features C); "
                         "rnn: the RNN LM (its input vectors)")
     t.add_argument("--text", required=True, nargs="+", metavar="FILE",
@@ -33,38 +35,13 @@ def register(sub):
                         ">= 2 of columns with blank lines between sentences, is read as CoNLL; else as text")
     t.add_argument("--out", required=True, metavar="VECTORS.txt", help="word2vec text file to write")
     t.add_argument("--save-model", metavar="M.npz", help="also write the trained model (fastnn model file)")
-    g = t.add_argument_group("model (defaults per objective in brackets: ranking / nplm / rnn)")
-    d = {k: [DEFAULTS[o][k] for o in OBJECTIVES] for k in r}
-    fmt = (lambda k: " / ".join("-" if v is None else str(v) for v in d[k]))
-    g.add_argument("--dim", type=int, help=f"vector size [{fmt('dim')}]")
-    g.add_argument("--min-count", type=int,
-                   help=f"keep normalised words seen at least this often; rarer ones become <unk> [{fmt('min_count')}]")
-    g.add_argument("--window", type=int, help=f"ranking: window size, odd [{fmt('window')}]")
-    g.add_argument("--order", type=int, help=f"nplm: n, the context is n-1 words [{fmt('order')}]")
-    g.add_argument("--hidden", type=int, help=f"hidden units [{fmt('hidden')}]")
-    g.add_argument("--negatives", choices=NEGATIVES,
-                   help="ranking: the corrupting centre word is drawn uniformly over the vocabulary (Collobert & "
-                        "Weston) or with p ~ count^0.75 [uniform]")
-    g.add_argument("--classes", type=int, help=f"rnn: frequency classes of the output [{fmt('classes')}]")
-    g.add_argument("--bptt-block", type=int, help=f"rnn: tokens per stream per update [{fmt('bptt_block')}]")
-    g.add_argument("--init-scale", type=float, help=f"vectors start as U(-s, s) [{fmt('init_scale')}]")
+    g = t.add_argument_group("model")
     o = t.add_argument_group("training")
-    o.add_argument("--epochs", type=int, help=f"passes over the text [{fmt('epochs')}]")
-    o.add_argument("--examples-per-epoch", type=int,
-                   help="ranking: windows per epoch (a random subset each epoch; default: every token)")
-    o.add_argument("--lr", type=float, help=f"learning rate [{fmt('lr')}]")
-    o.add_argument("--optimizer", choices=["adagrad", "sgd"], help="[adagrad] (lazy sparse rows for the vectors)")
-    o.add_argument("--batch-size", type=int, help=f"windows / contexts / streams per step [{fmt('batch_size')}]")
-    o.add_argument("--max-minutes", type=float,
-                   help=f"training budget: no epoch starts that would end past it [{fmt('max_minutes')}]; 0 = none")
-    o.add_argument("--valid-fraction", type=float, default=0.01,
-                   help="random fraction of the sentences held out to score every epoch (best epoch kept) "
-                        "(default %(default)s)")
+    add_config_options(t, recipe.CONFIGS, groups={"model": g, "training": o})
     o.add_argument("--scale-std", type=float,
                    help="multiply the written vectors by one factor so that their entries have this standard "
                         "deviation (default: write them as trained)")
-    o.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, corruptions, held-out part")
-    o.add_argument("--threads", type=int, default=1, help="BLAS threads (default %(default)s)")
+    add_threads(o, 1)
     o.add_argument("--checkpoint", metavar="PATH",
                    help="checkpoint written every epoch, every --checkpoint-every steps and on Ctrl-C")
     o.add_argument("--checkpoint-every", type=int, default=2000, help="steps (default %(default)s)")
@@ -84,50 +61,39 @@ def register(sub):
 
 
 def _threads(n):
-    import fastnn
-    from fastnn._threads import limit_blas_threads
-    if n == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    fastnn.set_num_threads(1)             # the kernels' rows are small; idle OpenMP threads would slow BLAS
-    limit_blas_threads(n)
+    set_threads(n)
+
+
+def _config(args):
+    """The objective's Config from the options given (each must apply to the --objective)."""
+    names = {f.name for cls in recipe.CONFIGS.values() for f in dataclasses.fields(cls)}
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    fields = {f.name for f in dataclasses.fields(recipe.CONFIGS[args.objective])}
+    bad = [name for name in given if name not in fields]
+    if bad:
+        raise CLIError(f"{flag(bad[0])} does not apply to --objective {args.objective}")
+    try:
+        return recipe.config_for(args.objective, **given)
+    except (ValueError, TypeError) as e:
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
 
 
 def _check(args):
-    ints = [("--dim", args.dim, 1), ("--min-count", args.min_count, 1), ("--window", args.window, 1),
-            ("--order", args.order, 2), ("--hidden", args.hidden, 1), ("--classes", args.classes, 0),
-            ("--bptt-block", args.bptt_block, 1), ("--epochs", args.epochs, 0),
-            ("--examples-per-epoch", args.examples_per_epoch, 1), ("--batch-size", args.batch_size, 1),
-            ("--checkpoint-every", args.checkpoint_every, 1)]
-    for name, v, low in ints:
-        if v is not None and v < low:
-            raise CLIError(f"{name} must be >= {low}; got {v}")
-    if args.window is not None and args.window % 2 == 0:
-        raise CLIError(f"--window must be odd (the centre word is the one replaced); got {args.window}")
-    for name, v in (("--lr", args.lr), ("--init-scale", args.init_scale), ("--scale-std", args.scale_std)):
-        if v is not None and not (v > 0 and math.isfinite(v)):
-            raise CLIError(f"{name} must be a finite number > 0; got {v}")
-    if args.max_minutes is not None and not (args.max_minutes >= 0 and math.isfinite(args.max_minutes)):
-        raise CLIError(f"--max-minutes must be a finite number >= 0; got {args.max_minutes}")
-    if not 0 <= args.valid_fraction < 1:
-        raise CLIError(f"--valid-fraction must be in [0, 1); got {args.valid_fraction}")
-    not_for = {"ranking": ("order", "classes", "bptt_block"), "nplm": ("window", "negatives", "classes", "bptt_block",
-                                                                        "examples_per_epoch"),
-               "rnn": ("window", "order", "negatives", "examples_per_epoch")}[args.objective]
-    for k in not_for:
-        if getattr(args, k) is not None:
-            raise CLIError(f"--{k.replace('_', '-')} does not apply to --objective {args.objective}")
+    if args.checkpoint_every < 1:
+        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
+    if args.scale_std is not None and not (args.scale_std > 0 and math.isfinite(args.scale_std)):
+        raise CLIError(f"--scale-std must be a finite number > 0; got {args.scale_std}")
     check_resume(args)
     for path in args.text:
         existing_file(path)
-    for name, path in (("--out", args.out), ("--save-model", args.save_model), ("--checkpoint", args.checkpoint)):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"{name} {path}: no such directory")
+    check_writable(args, "out", "save_model", "checkpoint")
 
 
 def run_train(args):
-    from fastnn import embed, io
+    from fastnn import embed
     from fastnn.data.vectors import write_vectors
 
+    config = _config(args)
     _check(args)
     _threads(args.threads)
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -138,40 +104,38 @@ def run_train(args):
         raise CLIError(str(e)) from None
     for path, fmt, n_s, n_t in report:
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
-    opts = {k: getattr(args, k) for k in embed.DEFAULTS[args.objective] if getattr(args, k, None) is not None}
-    if args.max_minutes == 0:
-        opts["max_minutes"] = None
     if args.resume:
         say(f"resuming from {args.checkpoint}")
     try:
-        res = embed.pretrain(args.objective, sents, valid_fraction=args.valid_fraction, seed=args.seed,
-                             checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                             quiet=args.quiet, say=say,
-                             on_nonfinite=NONFINITE[args.on_nonfinite], **opts)
+        res = recipe.pretrain(args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
+                              checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
+                              on_nonfinite=NONFINITE[args.on_nonfinite])
     except (ValueError, TypeError) as e:
         if args.resume:
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None
         raise CLIError(str(e)) from None
     vectors = res.vectors if args.scale_std is None else embed.scale_vectors(res.vectors, args.scale_std)
-    try:
-        write_vectors(args.out, res.words, vectors)
-        if args.save_model:
-            io.save_model(args.save_model, res.model)
-    except OSError as e:
-        raise CLIError(f"cannot write: {e}") from None
+    out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
+    saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
     hist = res.history
     train_secs = sum(h["seconds"] for h in hist)
     n_ex = res.epoch_examples * len(hist)
-    result = {"objective": args.objective, "out": args.out, "words": len(res.words), "dim": int(vectors.shape[1]),
+    result = {"objective": args.objective, "out": out, "words": len(res.words), "dim": int(vectors.shape[1]),
               "train_tokens": res.train_tokens, "epochs": len(hist), "seconds": round(res.seconds, 1),
               "train_seconds": round(train_secs, 1),
               "examples_per_s": round(n_ex / train_secs) if train_secs > 0 else None,
               "best_epoch": next((h["epoch"] for h in reversed(hist) if h["best"]), None),
               "valid": [None if h["valid"] is None else round(h["valid"], 4) for h in hist],
               "vector_std": round(float(vectors.std()), 4)}
-    if args.json or not args.quiet:
+    if args.json:
         print_json(result)
-    return 0
+    elif not args.quiet:
+        best = f", best epoch {result['best_epoch']}" if result["best_epoch"] else ""
+        rate = f", {result['examples_per_s']:,} examples/s" if result["examples_per_s"] else ""
+        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({result['epochs']} epochs in "
+              f"{result['seconds']} s{rate}{best}; valid {args.objective} "
+              f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
+    return 0 if out == args.out and saved == args.save_model else 1
 
 
 def run_neighbors(args):

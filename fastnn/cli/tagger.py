@@ -12,8 +12,9 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, check_resume,
-                                config_from_args, existing_file, option_names, print_json)
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
+                                check_writable, config_from_args, existing_file, option_names, print_json,
+                                save_or_fallback, set_threads)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -48,8 +49,7 @@ def register(sub):
                    help=f"start from a named configuration ({', '.join(recipe.PRESETS) or 'none defined yet'}); "
                         "options given explicitly override its values")
     add_config_options(t, recipe.TaggerConfig, groups={"model": g, "training": o})
-    o.add_argument("--threads", type=int, default=THREADS,
-                   help="kernel and BLAS threads (default %(default)s: the per-step matrices are small)")
+    add_threads(o, THREADS, "the per-step matrices are small")
     o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     add_on_nonfinite(o)
@@ -63,7 +63,7 @@ def register(sub):
                    help='print {"task": {"f1", "precision", "recall", "accuracy" (percent; null F1 for non-chunk '
                         'tasks such as POS), "n_tokens", "n_chunks", "unseen_tokens", "unseen_chunks", '
                         '"unseen_tags"}}: gold tags the model cannot produce are scored as errors and counted')
-    e.add_argument("--threads", type=int, default=THREADS, help="kernel and BLAS threads")
+    add_threads(e, THREADS)
     e.set_defaults(func=run_eval)
 
     r = tsub.add_parser("predict", help="tag a file line for line: CoNLL columns get one predicted column per "
@@ -76,19 +76,14 @@ def register(sub):
                    help="how --data is laid out; auto: CoNLL when its token lines share one number of fields and "
                         "blank or -DOCSTART- lines separate them, else text (default %(default)s)")
     r.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
-    r.add_argument("--threads", type=int, default=THREADS, help="kernel and BLAS threads")
+    add_threads(r, THREADS)
     r.set_defaults(func=run_predict)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
 
 def _threads(n):
-    import fastnn
-    from fastnn._threads import limit_blas_threads
-    if n == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    fastnn.set_num_threads(n)
-    limit_blas_threads(fastnn.get_num_threads())
+    set_threads(n)
 
 
 def _read(path, what):
@@ -166,9 +161,8 @@ def _task_weights(specs, tasks):
 
 
 def _check_args(args):
-    if args.threads == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
     check_resume(args)
+    check_writable(args, "out", "checkpoint")
 
 
 def _load_model(path):
@@ -187,8 +181,6 @@ def _load_model(path):
 # ---- subcommands -------------------------------------------------------------------------------------------------
 
 def run_train(args):
-    from fastnn import io
-
     config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
     _check_args(args)
     if config.pretrained:
@@ -235,10 +227,7 @@ def run_train(args):
             raise CLIError(f"--resume {args.checkpoint}: {e}") from None
         raise
     elapsed = time.perf_counter() - t0
-    try:
-        io.save_model(args.out, model)
-    except OSError as e:
-        raise CLIError(f"--out {args.out}: {e}") from None
+    out = save_or_fallback(args.out, model, "--out")
     if not args.quiet:
         hist = trainer.history
         secs = sum(h["seconds"] for h in hist)
@@ -246,8 +235,8 @@ def run_train(args):
         rate = n_tok * len(hist) / secs if secs else float("nan")
         best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}" if dev is not None else ""
         print(f"trained {len(hist)} epochs in {elapsed:.1f} s ({rate:,.0f} windows/s in training steps){best}; "
-              f"model written to {args.out}", file=sys.stderr)
-    return 0
+              f"model written to {out}", file=sys.stderr)
+    return 0 if out == args.out else 1
 
 
 def run_eval(args):

@@ -28,11 +28,11 @@ def from_preset(cls, presets, preset=None, **values):
     return cls(**{**(presets[preset] if preset is not None else {}), **values})
 
 
-def check_fields(config, *, ints=(), positive=(), fractions=(), choices=None, odd=()):
+def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=(), fractions=(), odd=()):
     """The range checks of a Config, named after its fields (TypeError for a wrong type, ValueError for a value).
 
     ints : {name: low} integers >= low (None values pass when the default is None).  positive : reals > 0.
-    fractions : reals in [0, 1).  odd : integers that must be odd.  Choices come from the fields' metadata.
+    nonneg : reals >= 0.  positive_or_none : reals > 0 or None.  fractions : reals in [0, 1).  odd : integers that must be odd.  Choices come from the fields' metadata.
     """
     where = type(config).__name__
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
@@ -46,6 +46,11 @@ def check_fields(config, *, ints=(), positive=(), fractions=(), choices=None, od
             raise ValueError(f"{where}: '{name}' must be an odd number >= 1; got {getattr(config, name)!r}.")
     for name in positive:
         check_scalar(getattr(config, name), name, where, low=0, low_open=True)
+    for name in positive_or_none:
+        if getattr(config, name) is not None:
+            check_scalar(getattr(config, name), name, where, low=0, low_open=True)
+    for name in nonneg:
+        check_scalar(getattr(config, name), name, where, low=0)
     for name in fractions:
         v = check_scalar(getattr(config, name), name, where, low=0)
         if not v < 1:

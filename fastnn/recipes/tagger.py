@@ -198,12 +198,14 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     opt = optim.by_name(c.optimizer, model.parameters(), c.lr, "fit", weight_decay=c.weight_decay)
     data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
     validate = None
+    kinds = {"F1" if t["scheme"] is not None else "accuracy" for t in model.tasks}
+    metric = "dev " + (kinds.pop() if len(kinds) == 1 else "mean F1/accuracy")
     if dev is not None:
         dev_enc = model.encode(dev)
         validate = (lambda m: m.score(dev, dev_enc))
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
                       patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
-                      on_nonfinite=on_nonfinite, average=c.average)
+                      on_nonfinite=on_nonfinite, average=c.average, metric=metric)
     trainer.fit(resume=resume)
     return trainer
 

@@ -1,0 +1,241 @@
+"""Language-model recipes: one Config per architecture (NGramConfig, NPLMConfig, RNNConfig: each the only place its
+defaults are written), PRESETS, and train().
+
+The vocabulary protocol (Bengio et al. 2003; ../shared/data/README.md): every training type seen at least
+`min_count` times (4: more than 3 times) plus <unk> and </s>; every sentence ends with </s>, which is predicted and
+counted; perplexity = exp(mean NLL over all predicted tokens).  The defaults are the settings measured to reach the
+README's numbers on the Brown split.
+
+    config = recipe.RNNConfig(epochs=5)                     # or recipe.from_preset("fast") / config_for("rnn")
+    vocab, streams = recipe.prepare(config, train_sents, valid_sents)
+    model, history = recipe.train(config, vocab, streams)
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastnn.recipes.config import check_fields, option
+
+__all__ = ["LMConfig", "NGramConfig", "NPLMConfig", "RNNConfig", "CONFIGS", "PRESETS", "config_for", "from_preset",
+           "prepare", "train", "mean_nll", "perplexity"]
+
+# help texts of the fields several architectures share (each architecture writes its own default)
+_HELP = dict(
+    order="n-gram order / NPLM n: the context is n-1 words", epochs="training epochs",
+    lr="initial learning rate", optimizer="sgd or adagrad (lazy sparse rows for the vectors)",
+    weight_decay="L2 on weights and embeddings (not biases)",
+    batch_size="examples per update (NPLM) / parallel streams (RNN)", hidden="hidden units",
+    dropout="dropout probability (0: none)", clip_norm="clip the global gradient norm (0: off)",
+    max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
+                "far; none: no budget)",
+    patience="stop after this many epochs without a better valid perplexity (the best epoch's parameters are kept; "
+             "none: never)")
+
+
+@dataclass
+class LMConfig:
+    """What every language model shares: the vocabulary and the seed."""
+    min_count: int = option(4, "keep training types seen at least this often (4: more than 3 times); the rest "
+                               "become <unk>")
+    seed: int = option(0, "seed of initialisation, order, dropout")
+
+    arch = None
+
+    def check(self, **kw):
+        check_fields(self, ints=dict(min_count=1, seed=0, **kw.pop("ints", {})), **kw)
+
+
+@dataclass
+class NGramConfig(LMConfig):
+    """A count-based n-gram model."""
+    order: int = option(3, _HELP["order"])
+    smoothing: str = option("kn", "kn = interpolated modified Kneser-Ney; di = deleted interpolation (Bengio et al. "
+                                  "2003), weights per context-frequency class fitted by EM on the valid text",
+                            choices=("kn", "di"))
+    arch = "ngram"
+
+    def __post_init__(self):
+        self.check(ints=dict(order=1))
+
+
+@dataclass
+class NPLMConfig(LMConfig):
+    """Bengio et al. (2003)'s neural probabilistic LM."""
+    order: int = option(5, _HELP["order"])
+    dim: int = option(60, "NPLM word feature size m")
+    hidden: int = option(100, _HELP["hidden"])
+    direct: bool = option(False, "direct connections from the features to the output", negatable=True)
+    dropout: float = option(0.0, _HELP["dropout"])
+    epochs: int = option(3, _HELP["epochs"])
+    lr: float = option(0.04, _HELP["lr"])
+    lr_decay: float = option(0.0, "r in lr_t = lr / (1 + r t) (t = updates)")
+    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
+    weight_decay: float = option(0.0, _HELP["weight_decay"])
+    batch_size: int = option(128, _HELP["batch_size"])
+    clip_norm: float = option(0.0, _HELP["clip_norm"])
+    max_minutes: float = option(None, _HELP["max_minutes"], type=float)
+    patience: int = option(None, _HELP["patience"], type=int)
+    arch = "nplm"
+
+    def __post_init__(self):
+        self.check(ints=dict(order=2, dim=1, hidden=1, epochs=1, batch_size=1, patience=0),
+                   positive=("lr",), fractions=("dropout",), nonneg=("lr_decay", "weight_decay", "clip_norm"),
+                   positive_or_none=("max_minutes",))
+
+
+@dataclass
+class RNNConfig(LMConfig):
+    """The Elman RNN LM (Mikolov et al. 2010) with a class-factorized output."""
+    hidden: int = option(100, _HELP["hidden"])
+    embed: int = option(None, "input embedding size (none: --hidden)", type=int)
+    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
+    activation: str = option("tanh", "hidden activation", choices=("tanh", "sigmoid", "relu"))
+    init: str = option("glorot", "W_hh initialisation (identity + relu = IRNN)", choices=("glorot", "identity"))
+    dropout: float = option(0.0, _HELP["dropout"])
+    epochs: int = option(30, _HELP["epochs"])
+    lr: float = option(0.05, _HELP["lr"])
+    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
+    weight_decay: float = option(0.0, _HELP["weight_decay"])
+    batch_size: int = option(64, _HELP["batch_size"])
+    bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
+    bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
+    clip_norm: float = option(5.0, _HELP["clip_norm"])
+    clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
+    max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
+    patience: int = option(3, _HELP["patience"], type=int)
+    arch = "rnn"
+
+    def __post_init__(self):
+        self.check(ints=dict(hidden=1, embed=1, classes=0, epochs=1, batch_size=1, bptt=0, bptt_block=1,
+                             patience=0),
+                   positive=("lr",), fractions=("dropout",), nonneg=("weight_decay", "clip_norm", "clip_value"),
+                   positive_or_none=("max_minutes",))
+
+
+CONFIGS = {"ngram": NGramConfig, "nplm": NPLMConfig, "rnn": RNNConfig}
+
+# Named settings: {name: {"arch": ..., field: value, ...}}, applied before explicit values (the CLI's --preset).
+PRESETS: dict[str, dict] = {}
+
+
+def config_for(arch, **values):
+    """CONFIGS[arch](**values), with a clear error for an unknown architecture."""
+    if arch not in CONFIGS:
+        raise ValueError(f"LMConfig: 'arch' must be one of {', '.join(CONFIGS)}; got {arch!r}.")
+    return CONFIGS[arch](**values)
+
+
+def from_preset(preset=None, arch=None, **values):
+    """The Config of PRESETS[preset]'s architecture (or `arch`, which must agree) with the preset's fields, then
+    `values` on top."""
+    fields = dict(PRESETS[preset]) if preset is not None and preset in PRESETS else {}
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"LMConfig: preset must be one of {', '.join(PRESETS) or '(none defined)'}; got {preset!r}.")
+    preset_arch = fields.pop("arch", None)
+    if arch is None:
+        arch = preset_arch
+    elif preset_arch is not None and arch != preset_arch:
+        raise ValueError(f"LMConfig: preset {preset!r} is for 'arch' {preset_arch}; got {arch!r}.")
+    if arch is None:
+        raise ValueError("LMConfig: 'arch' must be given (ngram, nplm or rnn) unless the preset names it.")
+    return config_for(arch, **{**fields, **values})
+
+
+def mean_nll(model, stream):
+    """Mean negative log-likelihood per predicted token of `stream` (perplexity = exp of it): the validation score of
+    every language model (lower is better)."""
+    return float(-np.mean(np.asarray(model.token_logprobs(stream), dtype=np.float64)))
+
+
+def perplexity(model, stream):
+    return math.exp(mean_nll(model, stream))
+
+
+def prepare(config, train, valid=None, test=None):
+    """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above."""
+    from fastnn.data import Vocab, lm_stream
+    vocab = Vocab.build(train, min_count=config.min_count)
+    streams = {"train": lm_stream(train, vocab)}
+    for name, sents in (("valid", valid), ("test", test)):
+        if sents is not None:
+            streams[name] = lm_stream(sents, vocab)
+    return vocab, streams
+
+
+class _LMProgress:
+    """Progress bar whose title carries the latest valid perplexity (wraps fastnn.train.Progress)."""
+
+    def __init__(self, inner):
+        self.inner, self.valid = inner, None
+
+    def start(self, title, total, **kw):
+        extra = f" (valid ppl {self.valid:.2f})" if self.valid is not None else ""
+        self.inner.start(title + extra, total, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False, on_nonfinite="raise", say=None):
+    """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
+    fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
+    kept).  say : callable taking one progress line, or None."""
+    say = say or (lambda m: None)
+    if config.arch == "ngram":
+        from fastnn.models.ngram import DeletedInterpolation, KneserNey
+        if config.smoothing == "di":
+            if "valid" not in streams:
+                raise ValueError("NGramConfig: 'smoothing' di needs valid text (EM fits the interpolation weights on "
+                                 "it).")
+            model = DeletedInterpolation(config.order, words=vocab.words).fit(
+                streams["train"], len(vocab), vocab.eos_id, valid=streams["valid"])
+        else:
+            model = KneserNey(config.order, words=vocab.words).fit(streams["train"], len(vocab), vocab.eos_id)
+        return model, []
+    return _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say)
+
+
+def build(config, vocab, stream):
+    """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
+    from fastnn import optim
+    from fastnn.models.nplm import NPLM, InverseDecay, contexts
+    from fastnn.models.rnnlm import RNNLM, BPTTBatches
+    from fastnn.train import ArrayBatches
+
+    c, V, eos = config, len(vocab), vocab.eos_id
+    if c.arch == "nplm":
+        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, dropout=c.dropout, eos_id=eos,
+                     rng=c.seed, counts=vocab.counts, words=vocab.words)
+        data = ArrayBatches(contexts(stream, c.order, eos), stream, batch_size=c.batch_size)
+        return model, data, InverseDecay(c.lr, c.lr_decay)
+    model = RNNLM(V, hidden=c.hidden, embed=c.embed, activation=c.activation, init=c.init, classes=c.classes,
+                  dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts, words=vocab.words)
+    data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, bptt=c.bptt, eos_id=eos)
+    return model, data, optim.HalveOnPlateau(c.lr, threshold=0.003)
+
+
+def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say):
+    from fastnn import optim
+    from fastnn.train import Trainer
+
+    c = config
+    if "valid" not in streams:
+        raise ValueError(f"{type(c).__name__}: a neural LM needs valid text (model selection and early stopping).")
+    model, data, lr = build(c, vocab, streams["train"])
+    opt = optim.by_name(c.optimizer, model.parameters(), lr, weight_decay=c.weight_decay)
+    valid = streams["valid"]
+
+    def callback(trainer, rec):
+        prog.valid = math.exp(rec["valid"]) if rec["valid"] is not None else None
+        say(f"  valid ppl {prog.valid:.2f}, {len(streams['train']) / max(rec['seconds'], 1e-9):,.0f} tokens/s")
+
+    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
+                      mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
+                      checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
+                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp))
+    prog = _LMProgress(trainer.progress)
+    trainer.progress = prog
+    say(repr(model))
+    history = trainer.fit(resume=resume)
+    return model, history

@@ -1,0 +1,141 @@
+"""What every command shares: --version, one-line errors (exit 2) for usage and library errors, a closed stdout pipe
+ends quietly, output paths checked before training, a model never lost to a failed write at the end."""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.cli import main
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _one_line(capsys, *argv, match, rc=2):
+    got, out, err = _run(capsys, *argv)
+    assert got == rc, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert match in err, err
+    return err
+
+
+@pytest.fixture
+def texts(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["the", "dog", "cat", "runs", "sees", "a", "bird"]
+    paths = {}
+    for name, n in (("train", 80), ("valid", 15)):
+        p = tmp_path / f"{name}.txt"
+        p.write_text("\n".join(" ".join(rng.choice(words, size=int(rng.integers(2, 7)))) for _ in range(n)) + "\n")
+        paths[name] = str(p)
+    conll = tmp_path / "train.conll"
+    conll.write_text("\n\n".join("\n".join(f"{w} {'NN' if w in ('dog', 'cat', 'bird') else 'X'}" for w in
+                                           rng.choice(words, size=int(rng.integers(2, 7)))) for _ in range(40)) + "\n")
+    paths["conll"] = str(conll)
+    paths["dir"] = tmp_path
+    return paths
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"fastnn {fastnn.__version__}"
+
+
+def test_usage_errors_are_one_line(capsys):
+    _one_line(capsys, "tagger", "train", "--window", "x", match="--window: invalid int value")
+    _one_line(capsys, "nosuchcommand", match="invalid choice")
+    _one_line(capsys, "lm", "train", "--arch", "rnn", "--train", "t", "--out", "o", "--dim", "5",
+              match="--dim does not apply to --arch rnn")
+
+
+def _train_commands(texts, out, *extra):
+    return {
+        "tagger": ["tagger", "train", "--train", texts["conll"], "--task", "pos=1", "--out", out, "--epochs", "1",
+                   "--hidden", "4", "--embed-dim", "4", *extra],
+        "lm ngram": ["lm", "train", "--arch", "ngram", "--train", texts["train"], "--out", out, *extra],
+        "lm rnn": ["lm", "train", "--arch", "rnn", "--train", texts["train"], "--dev", texts["valid"], "--out", out,
+                   "--epochs", "1", "--hidden", "4", "--classes", "2", *extra],
+        "embed": ["embed", "train", "--objective", "ranking", "--text", texts["train"], "--out", out,
+                  "--epochs", "1", *extra],
+    }
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm ngram", "lm rnn", "embed"])
+@pytest.mark.parametrize("bad", ["missing_dir", "directory"])
+def test_bad_out_fails_before_training(capsys, texts, command, bad):
+    out = texts["dir"] / "no" / "m.npz" if bad == "missing_dir" else texts["dir"]
+    argv = _train_commands(texts, out)[command]
+    t0 = time.perf_counter()
+    _one_line(capsys, *argv, match="no such directory" if bad == "missing_dir" else "is a directory")
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm rnn"])
+def test_bad_checkpoint_fails_before_training(capsys, texts, command):
+    argv = _train_commands(texts, texts["dir"] / "m.npz", "--checkpoint", texts["dir"] / "no" / "ck.npz")[command]
+    _one_line(capsys, *argv, match="--checkpoint")
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm rnn", "lm ngram"])
+def test_epochs_zero_is_an_error(capsys, texts, command):
+    argv = _train_commands(texts, texts["dir"] / "m.npz")[command]
+    if command == "lm ngram":
+        _one_line(capsys, *argv, "--epochs", "0", match="--epochs does not apply to --arch ngram")
+    else:
+        _one_line(capsys, *argv, "--epochs", "0", match="--epochs must be >= 1")
+
+
+def test_a_failed_final_write_keeps_the_model(capsys, texts, monkeypatch, tmp_path):
+    from fastnn import io
+    real = io.save_model
+    target = str(tmp_path / "m.npz")
+
+    def flaky(path, model):          # the disk fills up at the end of the run
+        if os.fspath(path) == target:
+            raise OSError(28, "No space left on device")
+        return real(path, model)
+
+    monkeypatch.setattr(io, "save_model", flaky)
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _run(capsys, *_train_commands(texts, target)["lm ngram"])
+    assert rc == 1 and "No space left on device" in err and "written to" in err
+    fallback = err.strip().split("written to ")[1].split()[0]
+    assert os.path.dirname(fallback) == str(tmp_path) and io.load_model(fallback) is not None
+
+
+def test_old_spellings_still_work(capsys, texts):
+    out = texts["dir"] / "m.npz"
+    rc, _, err = _run(capsys, "lm", "train", "--model", "rnn", "--train", texts["train"], "--valid", texts["valid"],
+                      "--out", out, "--epochs", "1", "--hidden", "4", "--classes", "2", "--quiet", "--json")
+    assert rc == 0, err
+    _one_line(capsys, "lm", "train", "--model", "rnn", "--train", texts["train"], "--out", out, match="needs --dev")
+
+
+def test_threads_zero_is_one_line(capsys, texts):
+    argv = _train_commands(texts, texts["dir"] / "m.npz", "--threads", "0")["tagger"]
+    _one_line(capsys, *argv, match="--threads")
+
+
+@pytest.mark.parametrize("argv, lines", [(["gradcheck", "--list"], 1), (["gradcheck"], 2)])
+def test_closed_stdout_pipe_ends_quietly(argv, lines):
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(lines):
+        p.stdout.readline()
+    p.stdout.close()                  # as `| head -N` does
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_epoch_lines_name_their_metric(capsys, texts):
+    rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz", "--dev", texts["conll"])["tagger"])
+    assert rc == 0 and "dev accuracy " in err, err                    # a POS task: token accuracy
+    rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz")["lm rnn"])
+    assert rc == 0 and "valid ppl " in err, err

@@ -1,0 +1,67 @@
+"""fastnn.recipes.lm: one Config per architecture holds its defaults; presets name their architecture; train()
+builds and fits every architecture from a Config; the validation score is written once (mean_nll)."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from fastnn.recipes import lm as recipe
+
+
+def _sentences(n, seed):
+    rng = np.random.default_rng(seed)
+    words = ["the", "dog", "cat", "runs", "sees", "a", "bird"]
+    return [[str(w) for w in rng.choice(words, size=int(rng.integers(2, 7)))] for _ in range(n)]
+
+
+def test_each_architecture_has_its_own_defaults():
+    assert (recipe.RNNConfig().epochs, recipe.NPLMConfig().epochs) == (30, 3)
+    assert (recipe.NGramConfig().order, recipe.NPLMConfig().order) == (3, 5)
+    for cls in recipe.CONFIGS.values():
+        for f in dataclasses.fields(cls):
+            assert f.metadata["help"], (cls, f.name)
+
+
+def test_presets_carry_their_architecture(monkeypatch):
+    monkeypatch.setitem(recipe.PRESETS, "small", {"arch": "rnn", "hidden": 8, "epochs": 2})
+    c = recipe.from_preset("small", epochs=1)
+    assert isinstance(c, recipe.RNNConfig) and (c.hidden, c.epochs) == (8, 1)
+    with pytest.raises(ValueError, match="preset 'small' is for 'arch' rnn"):
+        recipe.from_preset("small", "nplm")
+    with pytest.raises(ValueError, match="'arch' must be given"):
+        recipe.from_preset(None)
+    with pytest.raises(ValueError, match="'arch' must be one of"):
+        recipe.config_for("lstm2")
+
+
+@pytest.mark.parametrize("cls, values, match", [
+    (recipe.RNNConfig, dict(epochs=0), "'epochs' must be >= 1"),
+    (recipe.NPLMConfig, dict(order=1), "'order' must be >= 2"),
+    (recipe.RNNConfig, dict(dropout=1.5), "'dropout' must be in"),
+    (recipe.NGramConfig, dict(smoothing="wb"), "'smoothing' must be one of kn, di"),
+    (recipe.RNNConfig, dict(max_minutes=0.0), "'max_minutes' must be > 0"),
+])
+def test_bad_values_name_the_field(cls, values, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**values)
+
+
+@pytest.mark.parametrize("arch, values", [("ngram", {}), ("nplm", dict(epochs=2, dim=6, hidden=8, order=3)),
+                                          ("rnn", dict(epochs=2, hidden=8, classes=2, bptt_block=5))])
+def test_train_every_architecture(arch, values):
+    config = recipe.config_for(arch, min_count=1, **values)
+    vocab, streams = recipe.prepare(config, _sentences(60, 0), _sentences(10, 1))
+    model, history = recipe.train(config, vocab, streams, quiet=True)
+    ppl = recipe.perplexity(model, streams["valid"])
+    assert math.isfinite(ppl) and 1 < ppl < len(vocab) * 2
+    assert len(history) == values.get("epochs", 0)
+    if history:         # the Trainer kept the epoch with the lowest mean NLL, the score it was given
+        assert min(h["valid"] for h in history) == pytest.approx(recipe.mean_nll(model, streams["valid"]), rel=1e-6)
+
+
+def test_neural_lm_needs_valid_text():
+    config = recipe.RNNConfig(min_count=1, epochs=1)
+    vocab, streams = recipe.prepare(config, _sentences(20, 0))
+    with pytest.raises(ValueError, match="needs valid text"):
+        recipe.train(config, vocab, streams, quiet=True)
