@@ -88,11 +88,38 @@ def test_save_load_roundtrip(tmp_path, rng):
     assert m2.words == m.words and "direct=True" in repr(m2)
 
 
+@pytest.mark.parametrize("direct", [False, True])
+def test_class_output_normalised_matches_predict_and_roundtrips(tmp_path, rng, direct):
+    counts = rng.integers(1, 40, 12)
+    m = N.NPLM(12, order=3, dim=4, hidden=5, direct=direct, classes=3, counts=counts, rng=0, dtype=np.float64)
+    for p in m.parameters().values():
+        p.value[...] += rng.standard_normal(p.shape) * 0.3
+    s = _stream(rng, n=50)
+    lp = m.token_logprobs(s, batch_size=7)
+    full = m.predict(N.contexts(s, 3, 1))
+    np.testing.assert_allclose(np.logaddexp.reduce(full, axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(lp, full[np.arange(len(s)), s], rtol=1e-10)
+    ctx, t = N.contexts(s, 3, 1)[:9], s[:9]
+    assert float(m.loss((ctx, t)).value) == pytest.approx(-lp[:9].mean())
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(m2.token_logprobs(s), lp)
+    assert m2.word_class == m.word_class and "3 classes" in repr(m2)
+
+
+def test_class_output_starts_at_unigram():
+    counts = np.array([5, 10, 1, 4, 7, 2])
+    m = N.NPLM(6, order=2, dim=2, hidden=3, classes=2, counts=counts, rng=0, dtype=np.float64)
+    np.testing.assert_allclose(np.exp(m.predict(np.array([[0]]))[0]), counts / counts.sum(), rtol=1e-9)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="'hidden' must be > 0 when direct=False"):
         N.NPLM(10, hidden=0, direct=False)
     with pytest.raises(ValueError, match="'eos_id' must be in"):
         N.NPLM(10, eos_id=10)
+    with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
+        N.NPLM(10, classes=3)
     m = N.NPLM(10, order=3, dim=2, hidden=2)
     with pytest.raises(ValueError, match="'contexts' must have shape"):
         m.loss((np.zeros((4, 3), int), np.zeros(4, int)))
