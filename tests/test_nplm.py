@@ -5,7 +5,7 @@ from fastnn import io, optim
 from fastnn.gradcheck import run_case
 from fastnn.graph import RowGrad
 from fastnn.models import nplm as N
-from fastnn.models.mixture import em_weight, mix_logprobs
+from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 from fastnn.models.ngram import KneserNey
 from fastnn.train import ArrayBatches, Trainer
 
@@ -155,3 +155,32 @@ def test_nplm_aligns_with_ngram_stream(rng):
     assert a.shape == b.shape == s.shape
     lam, _ = em_weight(a, b)
     assert 0 <= lam < 0.5          # an untrained NPLM is worse than the n-gram on its own training data
+
+
+def test_context_bins_counts_preceding_tokens():
+    train = np.array([5, 6, 7, 5, 6, 8, 1])            # contexts (padded with 1): (5, 6) occurs twice
+    s = np.array([5, 6, 9, 2, 3])
+    # keys of s: (1,1) (1,5) (5,6) (6,9) (9,2); train counts: 1, 1, 2, 0, 0
+    assert context_bins(s, train, pad_id=1).tolist() == [1, 1, 1, 0, 0]
+    assert context_bins(s, np.tile(train, 4), pad_id=1).tolist() == [1, 2, 3, 0, 0]   # counts 1, 4, 8
+    assert context_bins(s, np.tile(train, 4), pad_id=1, max_bucket=2)[2] == 2
+    assert context_bins(s, train, context=1, pad_id=1).tolist() == [1, 1, 1, 0, 0]   # counts 1, 2, 2
+    with pytest.raises(ValueError, match="'context' must be an integer >= 1"):
+        context_bins(s, train, context=0, pad_id=1)
+
+
+def test_em_weights_per_bin(rng):
+    n = 600
+    bins = rng.integers(0, 3, n)
+    a = np.log(rng.random(n) * np.where(bins == 0, 0.9, 0.2))     # model a is good only in bin 0
+    b = np.log(rng.random(n) * 0.5)
+    lams, ll = em_weights(a, b, bins, n_bins=4)
+    for k in range(3):
+        assert lams[k] == pytest.approx(em_weight(a[bins == k], b[bins == k])[0], abs=1e-9)
+    assert lams[3] == pytest.approx(em_weight(a, b)[0], abs=1e-9)            # empty bin: the pooled weight
+    assert lams[0] > lams[1] and ll > em_weight(a, b)[1]
+    np.testing.assert_allclose(mix_logprobs(a, b, lams[bins]).mean(), ll)
+    with pytest.raises(ValueError, match="'bins' must be non-negative integers"):
+        em_weights(a, b, bins[:-1])
+    with pytest.raises(ValueError, match="per-token 'weight' must be an array"):
+        mix_logprobs(a, b, np.full(n, 1.5))
