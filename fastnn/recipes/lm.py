@@ -66,7 +66,7 @@ class NPLMConfig(LMConfig):
     dim: int = option(60, "NPLM word feature size m")
     hidden: int = option(100, _HELP["hidden"])
     direct: bool = option(False, "direct connections from the features to the output", negatable=True)
-    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
+    classes: int = option(0, "frequency classes of the factorized output (0: full softmax)")
     dropout: float = option(0.0, _HELP["dropout"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
