@@ -7,8 +7,8 @@ plain SGD), and the matrix-product roof (the output layer's three products alone
 Cases: the NPLM of the issue (V=14,115, n=5, m=60, h=100, batch 128, with and without direct connections), the
 RNN LM (V=10k, H=256, B=32, T=35, tanh, full softmax) and, fastnn only, the class-factorized NPLM (nplm_class100,
 100 frequency classes) and RNN LM at H=100 (V=14,115, 100 frequency classes from a Zipf unigram, B=32, T=10).  Data
-are random ids (Zipf-distributed), the same for both implementations.  Run it alone on the machine.  OMP_WAIT_POLICY=PASSIVE is set (see below) unless
-the environment sets it.
+are random ids (Zipf-distributed), the same for both implementations.  Run it alone on the machine.
+OMP_WAIT_POLICY=PASSIVE is set (see below) unless the environment sets it.
 """
 import argparse
 import os
