@@ -64,6 +64,11 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
                      "--tune-on", corpus["valid"], "--json")
     mix = json.loads(so)
     assert rc == 0 and 0 <= mix["weight"] <= 1 and mix["perplexity"] > 1
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", rnn, "--data", corpus["test"], "--mix", ng, "--weight", "em",
+                     "--tune-on", corpus["valid"], "--context-bins", corpus["train"], "--json")
+    binned = json.loads(so)
+    assert rc == 0 and len(binned["weights"]) == 16 and "weight" not in binned
+    assert all(0 <= w <= 1 for w in binned["weights"]) and binned["perplexity"] > 1
     rc, so, _ = _run(capsys, "lm", "eval", "--model", nplm, "--data", corpus["test"], "--mix", ng, "--weight", "1",
                      "--json")
     assert json.loads(so)["perplexity"] == pytest.approx(r_nplm["test_perplexity"], abs=1e-3)
@@ -96,6 +101,8 @@ def test_errors(capsys, corpus, tmp_path):
         (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em"], "needs --tune-on"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "2"], "--weight must be"),
+        (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--context-bins", corpus["train"]],
+         "--context-bins needs --weight em"),
         (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),
     ]
     for argv, msg in cases:

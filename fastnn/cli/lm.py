@@ -54,6 +54,9 @@ def register(sub):
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
     e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em'")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
+    e.add_argument("--context-bins", metavar="TRAIN",
+                   help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
+                        "count in TRAIN of the 2 tokens before each word (Bengio et al. 2003, section 4.1)")
     add_threads(e, None, "kernels 1 and BLAS as its library starts")
     e.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
@@ -176,7 +179,7 @@ def run_train(args):
 
 def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
-    from fastnn.models.mixture import em_weight, mix_logprobs
+    from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
     _set_threads(args)
     model, words = load_lm(args.model)
@@ -195,7 +198,16 @@ def run_eval(args):
             if not args.tune_on:
                 raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
             tune = lm_stream(_read(args.tune_on), vocab)
-            w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
+            if args.context_bins:
+                counted = lm_stream(_read(args.context_bins), vocab)
+                tb, b = (context_bins(x, counted, pad_id=vocab.eos_id) for x in (tune, stream))
+                lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune), tb, n_bins=16)
+                w = lams[b]
+                result["weights"] = [round(float(x), 4) for x in lams]
+            else:
+                w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
+        elif args.context_bins:
+            raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
         else:
             try:
                 w = float(args.weight)
@@ -204,7 +216,8 @@ def run_eval(args):
             if not 0 <= w <= 1:
                 raise CLIError(f"--weight must be in [0, 1]; got {w}")
         lp = mix_logprobs(lp, lp2, w)
-        result["weight"] = round(w, 6)
+        if np.ndim(w) == 0:
+            result["weight"] = round(w, 6)
     nll = float(-lp.mean())
     result = {"perplexity": round(math.exp(nll), 4), "tokens": int(lp.size), "oov_as_unk": count_oov(sents, vocab),
               **result}

@@ -9,6 +9,10 @@ products + the softmax-xent kernel), so the direct connections cost one wider ma
 decay applies to C, H, U and W, not to the biases (Param.decay).  Bengio's learning rate eps_t = eps_0 / (1 + r t)
 is `InverseDecay(eps_0, r)`.
 
+With `classes` > 0 the output is instead Mikolov et al. (2011)'s class-factorized softmax (`nn.ClassSoftmaxOutput`,
+the RNN LM's): P(w | x) = P(c(w) | [h; x]) P(w | c(w), [h; x]) over frequency classes, O((h + nx)(C + |c(w)|)) per
+token instead of O((h + nx) |V|), which is what makes an epoch on Brown fast (README, "Language models").
+
 Token stream and alignment with the n-gram models: the model predicts every token of a `fastnn.data.lm_stream`
 (sentences each followed by </s>, which is predicted).  The context of position i is the n-1 stream tokens before
 it, crossing sentence boundaries (the previous sentence's words and its </s> are context; before the first token the
@@ -24,6 +28,7 @@ from fastnn import kernels, nn
 from fastnn._validation import check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
+from fastnn.nn import ClassSoftmaxOutput
 from fastnn.optim.schedules import Schedule
 
 __all__ = ["NPLM", "InverseDecay", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
@@ -103,10 +108,13 @@ class NPLM(Module):
     rng : seed or Generator for the initialisation: C ~ U(-init_scale, init_scale), Glorot for H, zeros for the
         output weights [U W]; the output bias starts at the log unigram frequencies when `counts` is given.
     words : optional list of the vocabulary's words (kept in the config for the CLI; not used by the maths).
+    classes : 0 for the full softmax over V, else the number of frequency classes of a class-factorized output
+        (needs `counts`, or an explicit `word_class`; `class_method` as `rnnlm.word_classes`).
     """
 
     def __init__(self, vocab_size, *, order=5, dim=60, hidden=100, direct=True, dropout=0.0, eos_id=1, rng=0,
-                 dtype=np.float32, init_scale=0.1, counts=None, words=None):
+                 dtype=np.float32, init_scale=0.1, counts=None, words=None, classes=0, word_class=None,
+                 class_method="sqrt"):
         where = "NPLM"
         self.vocab_size = _posint(vocab_size, "vocab_size", where)
         self.order = _posint(order, "order", where, low=2)
@@ -131,13 +139,32 @@ class NPLM(Module):
         self.C = nn.Embedding(self.vocab_size, self.dim, rng=rng, dtype=dtype, scale=self.init_scale)
         self.H = nn.Linear(nx, self.hidden, rng=rng, dtype=dtype) if self.hidden else None
         n_out_in = self.hidden + (nx if self.direct else 0)
-        self.out = nn.SoftmaxOutput(n_out_in, self.vocab_size, rng=rng, dtype=dtype)
-        self.out.W.value[...] = 0          # as Bengio: output weights from zero, the bias carries the unigram
-        if counts is not None:
-            c = np.asarray(counts, dtype=np.float64)
-            if c.shape != (self.vocab_size,):
-                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
-            self.out.b.value[...] = _init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
+        c = None if counts is None else np.asarray(counts, dtype=np.float64)
+        if c is not None and c.shape != (self.vocab_size,):
+            raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
+        self.classes = _posint(classes, "classes", where, low=0)
+        self.class_method = class_method
+        if self.classes:
+            if word_class is None:
+                if c is None:
+                    raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency "
+                                     "classes.")
+                from fastnn.models.rnnlm import word_classes      # rnnlm imports this module: import late
+                word_class = word_classes(c, self.classes, method=class_method)
+            self.word_class = [int(k) for k in np.asarray(word_class)]
+            if len(self.word_class) != self.vocab_size:
+                raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got "
+                                 f"{len(self.word_class)}.")
+            # biases at the log class prior and log P(w | class), as the full softmax's at the log unigram
+            self.out = ClassSoftmaxOutput(n_out_in, np.asarray(self.word_class), rng=rng, dtype=dtype, counts=c)
+            self.out.Wc.value[...] = 0
+            self.out.W.value[...] = 0      # as Bengio: output weights from zero
+        else:
+            self.word_class = None
+            self.out = nn.SoftmaxOutput(n_out_in, self.vocab_size, rng=rng, dtype=dtype)
+            self.out.W.value[...] = 0      # as Bengio: output weights from zero, the bias carries the unigram
+            if c is not None:
+                self.out.b.value[...] = _init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
         self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
 
     # -- graph -------------------------------------------------------------------------------------------------
@@ -184,7 +211,9 @@ class NPLM(Module):
             out = np.empty(len(s), dtype=np.float64)
             for i in range(0, len(s), batch_size):
                 feats = self._features(ctx[i:i + batch_size]).value
-                out[i:i + batch_size] = output_logprobs(self.out, feats, s[i:i + batch_size])
+                t = s[i:i + batch_size]
+                out[i:i + batch_size] = (self.out.token_logprobs(feats, t) if self.classes
+                                         else output_logprobs(self.out, feats, t))
         finally:
             self.train(was)
         return out
@@ -207,20 +236,23 @@ class NPLM(Module):
     def config(self):
         return {"vocab_size": self.vocab_size, "order": self.order, "dim": self.dim, "hidden": self.hidden,
                 "direct": self.direct, "dropout": self.dropout_p, "eos_id": self.eos_id,
-                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words}
+                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words,
+                "classes": self.classes, "word_class": self.word_class, "class_method": self.class_method}
 
     def __repr__(self):
         return (f"NPLM(vocab_size={self.vocab_size}, order={self.order}, dim={self.dim}, hidden={self.hidden}, "
-                f"direct={self.direct}, dropout={self.dropout_p}, dtype={self._dtype.name})")
+                f"direct={self.direct}, dropout={self.dropout_p}, "
+                f"{f'{self.classes} classes' if self.classes else 'full softmax'}, dtype={self._dtype.name})")
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
 def gradcheck_cases():
-    """Small float64 NPLMs: with and without direct connections, without a hidden layer."""
+    """Small float64 NPLMs: with and without direct connections, without a hidden layer, class-factorized output."""
     def case(**kw):
         def build(rng):
-            m = NPLM(11, order=4, dim=3, eos_id=1, rng=rng, dtype=np.float64, init_scale=1.0, **kw)
+            m = NPLM(11, order=4, dim=3, eos_id=1, rng=rng, dtype=np.float64, init_scale=1.0,
+                     counts=rng.integers(1, 50, 11), **kw)
             for p in m.parameters().values():
                 if not p.sparse:
                     p.value[...] = rng.standard_normal(p.shape) * 0.5
@@ -230,4 +262,6 @@ def gradcheck_cases():
             return (lambda: m.loss((ctx, t))), m.parameters(), {}
         return build
     return [("nplm.direct", case(hidden=5, direct=True)), ("nplm.no_direct", case(hidden=5, direct=False)),
-            ("nplm.direct_only", case(hidden=0, direct=True))]
+            ("nplm.direct_only", case(hidden=0, direct=True)),
+            ("nplm.classes", case(hidden=5, direct=False, classes=3)),
+            ("nplm.classes_direct", case(hidden=5, direct=True, classes=4))]

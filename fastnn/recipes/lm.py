@@ -66,6 +66,7 @@ class NPLMConfig(LMConfig):
     dim: int = option(60, "NPLM word feature size m")
     hidden: int = option(100, _HELP["hidden"])
     direct: bool = option(False, "direct connections from the features to the output", negatable=True)
+    classes: int = option(0, "frequency classes of the factorized output (0: full softmax)")
     dropout: float = option(0.0, _HELP["dropout"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
@@ -79,7 +80,7 @@ class NPLMConfig(LMConfig):
     arch = "nplm"
 
     def __post_init__(self):
-        self.check(ints=dict(order=2, dim=1, hidden=1, epochs=1, batch_size=1, patience=0),
+        self.check(ints=dict(order=2, dim=1, hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
                    positive=("lr",), fractions=("dropout",), nonneg=("lr_decay", "weight_decay", "clip_norm"),
                    positive_or_none=("max_minutes",))
 
@@ -205,8 +206,8 @@ def build(config, vocab, stream):
 
     c, V, eos = config, len(vocab), vocab.eos_id
     if c.arch == "nplm":
-        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, dropout=c.dropout, eos_id=eos,
-                     rng=c.seed, counts=vocab.counts, words=vocab.words)
+        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
+                     dropout=c.dropout, eos_id=eos, rng=c.seed, counts=vocab.counts, words=vocab.words)
         data = ArrayBatches(contexts(stream, c.order, eos), stream, batch_size=c.batch_size)
         return model, data, InverseDecay(c.lr, c.lr_decay)
     model = RNNLM(V, hidden=c.hidden, embed=c.embed, activation=c.activation, init=c.init, classes=c.classes,
