@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError
+from fastnn.cli._common import CLIError, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -81,6 +81,8 @@ def register(sub):
         s.add_argument("--top", type=int, default=10, help="rows of the summary table (default 10)")
         s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="one line per finished trial on stderr (default: on)")
+        s.add_argument("--quiet", dest="progress", action="store_false", help="same as --no-progress")
+        s.add_argument("--json", action="store_true", help="print the result as one JSON object instead of the table")
         s.set_defaults(func=run, train_args=[])
 
 
@@ -279,7 +281,12 @@ def run(args):
                   else "dev score")
     else:
         metric = "valid perplexity"
-    print(search.format_table(records, args.top, maximize=maximize, metric=metric))
+    if args.json:
+        print_json({"metric": metric, "maximize": maximize, "trials": len(records),
+                    "failed": sum(r["score"] is None for r in records),
+                    "best": search.best(records, args.top, maximize=maximize)})
+    else:
+        print(search.format_table(records, args.top, maximize=maximize, metric=metric))
     if records and all(r["score"] is None for r in records):
         say("every trial failed; fix the cause and rerun with --retry-failed")
         return 1
