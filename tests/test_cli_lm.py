@@ -51,7 +51,11 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
                         "--batch-size", "4", "--bptt-block", "5", "--bptt", "2", "--optimizer", "adagrad",
                         "--lr", "0.1")
     di, r_di = _train(capsys, corpus, tmp_path, "ngram", "--smoothing", "di")
-    for r in (r_ng, r_nplm, r_rnn, r_di):
+    lstm, r_lstm = _train(capsys, corpus, tmp_path, "lstm", "--epochs", "2", "--hidden", "8", "--classes", "4",
+                          "--batch-size", "4", "--bptt-block", "5", "--lr", "0.1")
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", lstm, "--data", corpus["test"], "--json")
+    assert rc == 0 and json.loads(so)["perplexity"] == pytest.approx(r_lstm["test_perplexity"], abs=1e-3)
+    for r in (r_ng, r_nplm, r_rnn, r_di, r_lstm):
         assert r["vocab"] == 32 and 1 < r["test_perplexity"] < 32
     assert r_di["test_perplexity"] != r_ng["test_perplexity"]
     rc, so, _ = _run(capsys, "lm", "eval", "--model", di, "--data", corpus["test"], "--json")

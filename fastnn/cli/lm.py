@@ -1,4 +1,4 @@
-"""`fastnn lm train|eval`: n-gram, NPLM and RNN language models on plain text (one sentence per line).
+"""`fastnn lm train|eval`: n-gram, NPLM, RNN and LSTM language models on plain text (one sentence per line).
 
 Protocol (Bengio et al. 2003; ../shared/data/README.md): the vocabulary is every training type seen more than 3
 times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which is predicted and counted; perplexity
@@ -19,13 +19,14 @@ from fastnn.recipes import lm as recipe
 
 
 def register(sub):
-    p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM)")
+    p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM, LSTM LM)")
     lsub = p.add_subparsers(dest="lm_command", metavar="{train,eval}")
     lsub.required = True
 
     t = lsub.add_parser("train", help="train a language model; prints valid (and test) perplexity")
     t.add_argument("--arch", "--model", dest="arch", choices=list(recipe.CONFIGS),
-                   help="model type: ngram, nplm (Bengio et al. 2003) or rnn (Elman, class-factorized output); "
+                   help="model type: ngram, nplm (Bengio et al. 2003), rnn (Elman) or lstm (both with a "
+                        "class-factorized output); "
                         "--model is the old spelling (required unless --preset names one)")
     t.add_argument("--train", required=True, metavar="F", help="training text, one sentence per line")
     t.add_argument("--dev", "--valid", dest="valid", metavar="F",
@@ -118,7 +119,7 @@ def _config(args):
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     arch = args.arch or recipe.PRESETS.get(args.preset, {}).get("arch")
     if arch is None and args.preset is None:
-        raise CLIError("--arch is required: ngram, nplm or rnn")
+        raise CLIError("--arch is required: ngram, nplm, rnn or lstm")
     if arch in recipe.CONFIGS:
         fields = {f.name for f in dataclasses.fields(recipe.CONFIGS[arch])}
         bad = [name for name in given if name not in fields]
