@@ -100,6 +100,12 @@ def probe_openmp(compiler):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        # Cythonize here, when extensions are built, not when setup.py is loaded: an sdist or metadata step then
+        # neither spends minutes on it nor leaves generated .c files beside the sources.
+        self.distribution.ext_modules = extensions(SOURCES)
+        super().finalize_options()
+
     def build_extensions(self):
         cc = self.compiler
         cflags, lflags = [], []
@@ -191,4 +197,6 @@ def extensions(sources):
 
 SOURCES = kernel_sources()
 _check_setuptools()
-setup(ext_modules=extensions(SOURCES), cmdclass={"build_ext": BuildExt})
+# Plain placeholders (one per module) until BuildExt cythonizes them: they make the wheel platform-specific.
+setup(ext_modules=[Extension(f"fastnn._ext.{os.path.splitext(os.path.basename(p))[0]}", [p]) for p in SOURCES],
+      cmdclass={"build_ext": BuildExt})

@@ -29,7 +29,7 @@ def files(tmp_path_factory):
     return d
 
 
-NOPE = "/nonexistent-dir/x"
+NOPE = "{d}/missing/x"          # the test checks that no command creates {d}/missing
 TAGGER = ["tagger", "train", "--train", "{d}/c.conll", "--task", "pos=1", "--out", "{d}/m.npz"]
 RNN = ["lm", "train", "--arch", "rnn", "--train", "{d}/t.txt", "--dev", "{d}/t.txt", "--out", "{d}/m.npz"]
 NPLM = ["lm", "train", "--arch", "nplm", "--train", "{d}/t.txt", "--dev", "{d}/t.txt", "--out", "{d}/m.npz"]
@@ -115,7 +115,7 @@ BAD = {
     "search: malformed space": ["search", "tagger", "--space", "{d}/t.txt", "--trials", "2", "--log", "{d}/l.jsonl",
                                 *TRAIN_ARGS],
     "search: log dir missing": [*SEARCH[:-1], f"{NOPE}/log.jsonl", *TRAIN_ARGS],
-    "search: models dir missing": [*SEARCH, "--models", f"{NOPE}/models", *TRAIN_ARGS],
+    "search: models dir under a file": [*SEARCH, "--models", "{d}/t.txt/models", *TRAIN_ARGS, "--dev", "{d}/c.conll"],
     "search: zero workers": [*SEARCH, "--workers", "0", *TRAIN_ARGS],
     "search: bad training option": [*SEARCH, "--", "--train", "{d}/c.conll", "--task", "pos=1", "--epochs", "0"],
 }
@@ -131,6 +131,7 @@ def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("fastnn"), err
     assert time.perf_counter() - t0 < 10, "the error came after work had started"
+    assert not (files / "missing").exists(), "a command created the missing directory"
 
 
 CLOSED_PIPE = {

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError, print_json
+from fastnn.cli._common import CLIError, check_writable, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -211,8 +211,7 @@ def _check(args):
     bad = sorted(given & set(MANAGED))
     if bad:
         raise CLIError(f"{bad[0]} cannot be given to a search: {MANAGED[bad[0]]}")
-    if args.models:
-        os.makedirs(args.models, exist_ok=True)
+    check_writable(args, "log")
     obj = TrainObjective(args.search_command, args.train_args, args.models)
     base = obj.parse({}, os.devnull)
     need = "dev" if args.search_command == "tagger" else "valid"       # lm train: --dev (old spelling --valid)
@@ -229,6 +228,11 @@ def _check(args):
             obj.parse(search.sample(space, args.search_seed, t), os.devnull)
         except CLIError as e:
             raise CLIError(f"trial {t}: {e}") from None
+    if args.models:                    # last: a bad argument must not leave a directory behind
+        try:
+            os.makedirs(args.models, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"--models {args.models}: {e}") from None
     return space, obj
 
 
