@@ -92,7 +92,12 @@ class ArrayBatches:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def epoch(self, rng):
-        return _Plan(self, rng.permutation(self.n) if self.shuffle else None)
+        perm = rng.permutation(self.n) if self.shuffle else None
+        return BatchPlan.even(self._batch, self.n, self.batch_size, perm, drop_last=self.drop_last)
+
+    def _batch(self, i, rows):
+        out = tuple(a[rows] for a in self.arrays)
+        return out if len(out) > 1 else out[0]
 
     @staticmethod
     def n_examples(batch):
@@ -103,20 +108,30 @@ class ArrayBatches:
         return f"ArrayBatches({shapes}, batch_size={self.batch_size}, shuffle={self.shuffle})"
 
 
-class _Plan:
-    def __init__(self, src, perm):
-        self.src, self.perm = src, perm
+class BatchPlan:
+    """One epoch's batches, a sequence the Trainer indexes: batch i is make(i, rows), rows = perm[cuts[j]:cuts[j + 1]]
+    with j = order[i] (j = i without `order`); perm None takes the rows in order as slices (views, no copy).  Every
+    batch source's epoch(rng) returns one; `i` lets make() seed per-batch randomness so a resumed run redraws it.
+    """
+
+    def __init__(self, make, perm, cuts, order=None):
+        self.make, self.perm, self.cuts, self.order = make, perm, cuts, order
+
+    @classmethod
+    def even(cls, make, n, batch_size, perm=None, *, drop_last=False):
+        """Batches of batch_size consecutive rows of perm (or of range(n)); the last one shorter unless drop_last."""
+        n_batches = n // batch_size if drop_last else -(-n // batch_size)
+        return cls(make, perm, [min(k * batch_size, n) for k in range(n_batches + 1)])
 
     def __len__(self):
-        return len(self.src)
+        return len(self.cuts) - 1
 
     def __getitem__(self, i):
         if not 0 <= i < len(self):
             raise IndexError(f"batch index must be in [0, {len(self)}); got {i}.")
-        B = self.src.batch_size
-        sel = slice(i * B, (i + 1) * B) if self.perm is None else self.perm[i * B:(i + 1) * B]
-        out = tuple(a[sel] for a in self.src.arrays)
-        return out if len(out) > 1 else out[0]
+        j = i if self.order is None else self.order[i]
+        lo, hi = self.cuts[j], self.cuts[j + 1]
+        return self.make(i, slice(lo, hi) if self.perm is None else self.perm[lo:hi])
 
 
 def _n_examples(data, batch):

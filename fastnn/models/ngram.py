@@ -23,8 +23,8 @@ import warnings
 
 import numpy as np
 
-from fastnn._validation import check_int
 from fastnn import io
+from fastnn._validation import check_int
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
