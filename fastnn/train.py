@@ -1,10 +1,29 @@
 """The training loop every model and the CLI use.
 
-    data = ArrayBatches(X, y, batch_size=100)                 # or any object with epoch(rng) -> sequence of batches
-    trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
-                      validate=lambda m: m.accuracy(Xv, yv), mode="max", patience=3,
-                      checkpoint="run.ckpt", checkpoint_every=500, seed=0)
-    history = trainer.fit()                                   # trainer.fit(resume=True) continues a killed run
+>>> import os, tempfile
+>>> import numpy as np
+>>> from fastnn import graph, nn, optim
+>>> class LogReg(graph.Module):
+...     def __init__(self, seed=0):
+...         self.seed, self.out = seed, nn.Linear(2, 2, rng=np.random.default_rng(seed))
+...     def config(self):                                    # constructor arguments, stored in checkpoints
+...         return {"seed": self.seed}
+...     def loss(self, batch):                               # a batch of ArrayBatches(X, y): (X[idx], y[idx])
+...         return nn.softmax_cross_entropy(self.out(batch[0]), batch[1])
+...     def accuracy(self, X, y):
+...         return float((self.out(X).value.argmax(1) == y).mean())
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(500, 2)).astype(np.float32)
+>>> y = (X[:, 0] > X[:, 1]).astype(np.int64)
+>>> model = LogReg(seed=0)
+>>> data = ArrayBatches(X[:400], y[:400], batch_size=100)   # or any object with epoch(rng) -> sequence of batches
+>>> trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
+...                   validate=lambda m: m.accuracy(X[400:], y[400:]), mode="max", patience=3,
+...                   checkpoint=os.path.join(tempfile.mkdtemp(), "run.ckpt"), checkpoint_every=500, seed=0,
+...                   quiet=True)
+>>> history = trainer.fit()                                 # trainer.fit(resume=True) continues a killed run
+>>> trainer.best_score > 0.9
+True
 
 How batches are made is the caller's: `data.epoch(rng)` is called at the start of every epoch with the trainer's
 np.random.Generator and returns a sequence (len and [i]) of batches, each passed to `loss_fn(model, batch)` (default
