@@ -65,13 +65,21 @@ def register(sub):
                         f"{' '.join(GRADIENT_MODELS)})")
     g.set_defaults(func=run_gradients)
 
-    c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with element-wise and with "
-                                       "norm clipping")
+    c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with global-norm clipping, "
+                                       "with Mikolov's element-wise clipping of the BPTT error and with element-wise "
+                                       "clipping of the summed gradient; the threshold heuristic and a threshold "
+                                       "sweep")
     _common(c, CLIP_DEFAULTS, "loss-curve")
     c.add_argument("--steps", default=CLIP_DEFAULTS["steps"],
                    help=f"SGD steps per run (default {CLIP_DEFAULTS['steps']})")
     c.add_argument("--model", choices=MODELS, default=CLIP_DEFAULTS["kind"],
                    help=f"network (default {CLIP_DEFAULTS['kind']})")
+    c.add_argument("--thresholds", nargs="*", metavar="C", default=list(CLIP_DEFAULTS["thresholds"]),
+                   help=f"norm-clipping thresholds of the sweep; none skips it (default "
+                        f"{' '.join(map(str, CLIP_DEFAULTS['thresholds']))})")
+    c.add_argument("--heuristic-steps", type=int, default=CLIP_DEFAULTS["heuristic_steps"],
+                   help=f"unclipped steps whose mean gradient norm is the heuristic threshold; 0 skips it (default "
+                        f"{CLIP_DEFAULTS['heuristic_steps']})")
     c.set_defaults(func=run_clipping)
 
     from fastnn.experiments import digits
@@ -168,12 +176,16 @@ def run_gradients(args):
 
 def run_clipping(args):
     from fastnn.experiments import clipping, jsonable, plots
-    s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model)
+    if args.heuristic_steps < 0:
+        raise CLIError(f"--heuristic-steps must be >= 0; got {args.heuristic_steps}")
+    s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model,
+                  thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
+                  heuristic_steps=args.heuristic_steps)
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
     _plot(plots.plot_clipping, results, args)
     if args.json:
-        keys = ("clip", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over", "max_grad_norm",
-                "final_test_mse", "active_units", "seconds")
+        keys = ("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
+                "max_grad_norm", "final_test_mse", "active_units", "seconds")
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(clipping.format_table(results))

@@ -24,6 +24,7 @@ from fastnn.experiments import jsonable
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
+CLIPS = ("norm", "temporal", "value", None)   # see train()
 
 # How each model is built (a short description for tables and the README).
 MODEL_INIT = {
@@ -130,18 +131,29 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     """Train `model` (an AddingRNN) by SGD on fresh adding batches; return its history.
 
     lr_end : None keeps lr constant; a number decays it linearly from lr to lr_end over the steps.
-    clip : "norm" (rescale the global gradient norm to max_norm), "value" (clip each entry to [-max_norm,
-        max_norm]) or None.
+    clip : "norm" (rescale the global gradient norm to max_norm: Pascanu et al. 2013), "temporal" (clip each
+        step's back-propagated error inside BPTT to [-max_norm, max_norm]: Mikolov's method, nn.RNN(clip=...)),
+        "value" (clip each entry of the summed gradient to [-max_norm, max_norm]: optim.clip_grad_value) or None.
     test : (X, y) evaluated at step 0, every eval_every steps and at the end; None skips evaluation.
     log : callable(str) for progress lines, or None.
 
     Returns a dict: eval_steps, test_mse (lists), loss (per step training loss), grad_norm (per step, before
-    clipping), n_over (steps whose gradient norm exceeded max_norm), diverged (a non-finite loss or gradient
+    clipping; with "temporal", of the gradient the clipped BPTT returns), n_over (steps whose gradient norm exceeded max_norm), diverged (a non-finite loss or gradient
     stopped the run), steps (completed), seconds (training time excluding evaluation).
     """
-    if clip not in ("norm", "value", None):
-        raise ValueError(f"train: 'clip' must be 'norm', 'value' or None; got {clip!r}.")
+    if clip not in CLIPS:
+        raise ValueError(f"train: 'clip' must be one of {CLIPS}; got {clip!r}.")
     rng = np.random.default_rng(seed)
+    saved_clip = model.rnn.clip
+    model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
+    try:
+        return _train(model, rng, T=T, steps=steps, lr=lr, lr_end=lr_end, momentum=momentum, batch_size=batch_size,
+                      clip=clip, max_norm=max_norm, test=test, eval_every=eval_every, log=log)
+    finally:
+        model.rnn.clip = saved_clip
+
+
+def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_norm, test, eval_every, log):
     params = model.parameters()
     opt = optim.SGD(params, lr=lr if lr_end is None else optim.Linear(lr, lr_end, steps), momentum=momentum)
     hist = dict(eval_steps=[], test_mse=[], loss=np.full(steps, np.nan), grad_norm=np.full(steps, np.nan),
