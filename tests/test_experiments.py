@@ -235,6 +235,32 @@ def test_run_adding_small_irnn_learns_short_sequences():
     assert "| irnn | 10 | 1000 |" in format_table(res)
 
 
+def test_run_adding_grid_small_keeps_the_best_valid_point():
+    from fastnn.experiments.adding import format_grid_table, run_adding_grid
+    res = run_adding_grid(8, models=("tanh", "irnn"), grid=dict(lr=[1e-3, 0.05], clip=[1.0, 100.0]), steps=30,
+                          eval_every=15, hidden=6, n_test=40, workers=1)
+    assert [r["model"] for r in res] == ["tanh", "irnn"]
+    for r in res:
+        assert [(g["lr"], g["clip"]) for g in r["grid"]] == [(1e-3, 1.0), (1e-3, 100.0), (0.05, 1.0), (0.05, 100.0)]
+        assert r["valid_mse"] == min(g["valid_mse"] for g in r["grid"])
+        assert r["valid_curve"][-1] == r["valid_mse"] and r["eval_steps"] == [0, 15, 30]
+        chosen = [g for g in r["grid"] if (g["lr"], g["clip"]) == (r["lr"], r["clip"])][0]
+        assert chosen["test_mse"] == r["final_test_mse"] and r["settings"]["lr_end"] is None
+    assert "| irnn | 8 |" in format_grid_table(res)
+    with pytest.raises(ValueError, match=r"grid\['clip'\] must be"):
+        run_adding_grid(8, grid=dict(lr=[0.1], clip=[0]))
+    with pytest.raises(ValueError, match="'workers' must be an int >= 1"):
+        run_adding_grid(8, workers=0)
+
+
+def test_cli_adding_grid_json(capsys):
+    assert main(["experiment", "adding", "--grid", "--T", "6", "--steps", "4", "--eval-every", "2", "--hidden", "4",
+                 "--models", "relu", "--workers", "1", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["model"] for o in out] == ["relu"] and out[0]["steps"] == 4
+    assert out[0]["lr"] in (1e-3, 1e-2, 1e-1) and out[0]["clip"] in (1, 10, 100, 1000)
+
+
 def test_run_adding_rejects_unknown_settings():
     with pytest.raises(TypeError, match="unknown settings"):
         run_adding(10, steps=1, learning_rate=0.1)

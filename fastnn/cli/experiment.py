@@ -37,7 +37,7 @@ def _common(p, defaults, what):
 
 
 def register(sub):
-    from fastnn.experiments.adding import DEFAULTS, MODELS
+    from fastnn.experiments.adding import DEFAULTS, GRID_DEFAULTS, MODELS
     from fastnn.experiments.clipping import CLIP_DEFAULTS
     from fastnn.experiments.gradients import GRADIENT_MODELS
 
@@ -49,10 +49,17 @@ def register(sub):
     a = ex.add_parser("adding", help="train tanh, sigmoid, ReLU and IRNN networks on the adding problem; final test "
                                      "MSE per model")
     _common(a, DEFAULTS, "test-MSE-against-steps")
-    a.add_argument("--steps", default=DEFAULTS["steps"], help=f"SGD steps per model (default {DEFAULTS['steps']})")
+    a.add_argument("--steps", help=f"SGD steps per model (default {DEFAULTS['steps']})")
     a.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train (default all)")
     a.add_argument("--eval-every", default=DEFAULTS["eval_every"],
                    help=f"steps between test evaluations (default {DEFAULTS['eval_every']})")
+    a.add_argument("--grid", action="store_true",
+                   help="Le et al.'s protocol (their Table 1): every model at each lr x clip of their grid, constant "
+                        "lr, best per model on a validation set; --steps is then per grid point (default "
+                        f"{GRID_DEFAULTS['steps']})")
+    a.add_argument("--workers", type=int, default=GRID_DEFAULTS["workers"],
+                   help=f"--grid: grid points trained at once in separate processes (default "
+                        f"{GRID_DEFAULTS['workers']})")
     a.set_defaults(func=run_adding)
 
     g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
@@ -142,7 +149,10 @@ def _plot(fn, results, args):
 
 def run_adding(args):
     from fastnn.experiments import adding, plots
-    s = _settings(args, steps=_positive(int, "steps")(args.steps),
+    if args.grid:
+        return _run_adding_grid(args)
+    steps = adding.DEFAULTS["steps"] if args.steps is None else args.steps
+    s = _settings(args, steps=_positive(int, "steps")(steps),
                   eval_every=_positive(int, "eval-every")(args.eval_every))
     results = adding.run_adding(args.T, models=args.models, seed=args.seed, log=_log(args), n_threads=args.threads,
                                 **s)
@@ -151,6 +161,26 @@ def run_adding(args):
         print_json(adding.summary(results))
     else:
         print(adding.format_table(results))
+    return 0
+
+
+def _run_adding_grid(args):
+    from fastnn.experiments import adding, jsonable, plots
+    steps = adding.GRID_DEFAULTS["steps"] if args.steps is None else args.steps
+    s = dict(steps=_positive(int, "steps")(steps), eval_every=_positive(int, "eval-every")(args.eval_every),
+             batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden),
+             workers=_positive(int, "workers")(args.workers))
+    if args.T < 2:
+        raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
+    results = adding.run_adding_grid(args.T, models=args.models, seed=args.seed, log=_log(args),
+                                     n_threads=args.threads, **s)
+    if args.plot:   # the chosen runs' validation curves, drawn like experiment 1's test curves
+        _plot(plots.plot_adding, [dict(r, test_mse=r["valid_curve"]) for r in results], args)
+    if args.json:
+        keys = ("model", "T", "lr", "clip", "steps", "valid_mse", "final_test_mse", "baseline_mse", "seconds")
+        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
+    else:
+        print(adding.format_grid_table(results))
     return 0
 
 
