@@ -229,7 +229,8 @@ def build(config, vocab, stream):
     """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
     from fastnn import optim
     from fastnn.models.lstmlm import LSTMLM
-    from fastnn.models.nplm import NPLM, InverseDecay, contexts
+    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.optim import InverseDecay
     from fastnn.models.rnnlm import RNNLM, BPTTBatches
     from fastnn.train import ArrayBatches
 
