@@ -131,6 +131,9 @@ def _settings(args, **extra):
         raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
     if args.threads == 0:
         raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
+    if args.plot:                       # before the run, not after it
+        check_writable(args, "plot")
+        check_import("matplotlib", "--plot", "plot")
     return s
 
 
@@ -156,11 +159,11 @@ def run_adding(args):
                   eval_every=_positive(int, "eval-every")(args.eval_every))
     results = adding.run_adding(args.T, models=args.models, seed=args.seed, log=_log(args), n_threads=args.threads,
                                 **s)
-    _plot(plots.plot_adding, results, args)
     if args.json:
         print_json(adding.summary(results))
     else:
         print(adding.format_table(results))
+    _plot(plots.plot_adding, results, args)
     return 0
 
 
@@ -195,12 +198,12 @@ def run_gradients(args):
             raise CLIError(str(e).replace("run_gradients: ", "--models: ")) from None
     results = gradients.run_gradients(args.T, models=args.models, seed=args.seed, log=_log(args),
                                       n_threads=args.threads, train_steps=steps, **s)
-    _plot(plots.plot_gradients, results, args)
     if args.json:
         keys = ("model", "state", "T", "steps", "test_mse", "decay", "rate", "norms")
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(gradients.format_table(results))
+    _plot(plots.plot_gradients, results, args)
     return 0
 
 
@@ -212,13 +215,13 @@ def run_clipping(args):
                   thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
                   heuristic_steps=args.heuristic_steps)
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
-    _plot(plots.plot_clipping, results, args)
     if args.json:
         keys = ("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
                 "max_grad_norm", "final_test_mse", "active_units", "seconds")
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(clipping.format_table(results))
+    _plot(plots.plot_clipping, results, args)
     return 0
 
 

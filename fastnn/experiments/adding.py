@@ -8,8 +8,9 @@ Every model is h_t = f(W_ih x_t + W_hh h_{t-1} + b) with 100 hidden units and a 
 mini-batch SGD with global-norm clipping on fresh training batches (the generator is infinite), with the same
 settings and step budget for all four; the test MSE on a fixed test set is recorded against steps.
 
-    results = run_adding(T=150, steps=20000, seed=0)       # list of dicts, one per model
-    print(format_table(results))
+>>> results = run_adding(T=10, steps=20, models=("tanh",), hidden=8, eval_every=10, seed=0)   # README: T=150, 20000
+>>> [(r["model"], r["steps"]) for r in results]          # one dict per model; print(format_table(results))
+[('tanh', 20)]
 """
 import math
 import numbers
