@@ -33,23 +33,44 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
     #define FNN_LD(p) (*(const fnn_v16 *)(p))
-    static inline void fnn_st_part(float *c, fnn_v16 v, ptrdiff_t n) {
-        if (n >= 16) { *(fnn_v16 *)c = v; return; }
-        float t[16]; memcpy(t, &v, sizeof(t)); memcpy(c, t, (size_t)n * sizeof(float));
+    #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
+    static inline float fnn_hsum(fnn_v16 v) {       /* a fixed tree, so the bits do not depend on the caller */
+        float t[16];
+        memcpy(t, &v, 64);
+        for (int l = 0; l < 8; l++) t[l] += t[l + 8];
+        for (int l = 0; l < 4; l++) t[l] += t[l + 4];
+        return (t[0] + t[2]) + (t[1] + t[3]);
     }
-    static inline fnn_v16 fnn_ld_part(const float *c, ptrdiff_t n) {
-        fnn_v16 v = {0};
-        if (n >= 16) return FNN_LD(c);
-        float t[16] = {0}; memcpy(t, c, (size_t)n * sizeof(float)); memcpy(&v, t, sizeof(t));
-        return v;
-    }
+    /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
+       before it, so every load stays inside its row and the overlapped columns are not written twice) */
+    #define FNN_MM_BLOCK4(J, FROM)                                                                              \
+        {                                                                                                       \
+            fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                                                     \
+            if (acc) { x0 = FNN_LD(c0 + (J)); x1 = FNN_LD(c1 + (J)); x2 = FNN_LD(c2 + (J)); x3 = FNN_LD(c3 + (J)); } \
+            for (k = 0; k < K; k++) {                                                                           \
+                fnn_v16 b0 = FNN_LD(B + k * ldb + (J));                                                         \
+                x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;                         \
+            }                                                                                                   \
+            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2); FNN_ST(c3 + (J), x3); } \
+            else for (int l = (FROM); l < 16; l++) { c0[(J) + l] = x0[l]; c1[(J) + l] = x1[l]; c2[(J) + l] = x2[l];  \
+                                                      c3[(J) + l] = x3[l]; }                                    \
+        }
     static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        ptrdiff_t r = 0, j, k;
+        ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
+        if (n < 16) {                                   /* too narrow for a vector: plain loops */
+            for (r = 0; r < m; r++)
+                for (j = 0; j < n; j++) {
+                    float s = acc ? C[r * ldc + j] : 0.0f;
+                    for (k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                    C[r * ldc + j] = s;
+                }
+            return;
+        }
         for (; r + 4 <= m; r += 4) {
             const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
             float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-            for (j = 0; j + 32 <= n; j += 32) {
+            for (j = 0; j + 32 <= nf; j += 32) {
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
                 if (acc) {
                     x0 = FNN_LD(c0 + j); x1 = FNN_LD(c1 + j); x2 = FNN_LD(c2 + j); x3 = FNN_LD(c3 + j);
@@ -61,35 +82,103 @@ cdef extern from *:
                     x0 += a0[k] * b0; y0 += a0[k] * b1; x1 += a1[k] * b0; y1 += a1[k] * b1;
                     x2 += a2[k] * b0; y2 += a2[k] * b1; x3 += a3[k] * b0; y3 += a3[k] * b1;
                 }
-                *(fnn_v16 *)(c0 + j) = x0; *(fnn_v16 *)(c1 + j) = x1; *(fnn_v16 *)(c2 + j) = x2;
-                *(fnn_v16 *)(c3 + j) = x3; *(fnn_v16 *)(c0 + j + 16) = y0; *(fnn_v16 *)(c1 + j + 16) = y1;
-                *(fnn_v16 *)(c2 + j + 16) = y2; *(fnn_v16 *)(c3 + j + 16) = y3;
+                FNN_ST(c0 + j, x0); FNN_ST(c1 + j, x1); FNN_ST(c2 + j, x2); FNN_ST(c3 + j, x3);
+                FNN_ST(c0 + j + 16, y0); FNN_ST(c1 + j + 16, y1); FNN_ST(c2 + j + 16, y2); FNN_ST(c3 + j + 16, y3);
             }
-            for (; j < n; j += 16) {
-                ptrdiff_t w = n - j;
+            if (n > nf) {      /* the tail first: it reads C columns the block before it may already have written */
+                float t[4][16];
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
-                if (acc) { x0 = fnn_ld_part(c0 + j, w); x1 = fnn_ld_part(c1 + j, w); x2 = fnn_ld_part(c2 + j, w);
-                           x3 = fnn_ld_part(c3 + j, w); }
+                ptrdiff_t jt = n - 16;
+                if (acc) { x0 = FNN_LD(c0 + jt); x1 = FNN_LD(c1 + jt); x2 = FNN_LD(c2 + jt); x3 = FNN_LD(c3 + jt); }
                 for (k = 0; k < K; k++) {
-                    fnn_v16 b0 = FNN_LD(B + k * ldb + j);
+                    fnn_v16 b0 = FNN_LD(B + k * ldb + jt);
                     x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;
                 }
-                fnn_st_part(c0 + j, x0, w); fnn_st_part(c1 + j, x1, w); fnn_st_part(c2 + j, x2, w);
-                fnn_st_part(c3 + j, x3, w);
-            }
+                memcpy(t[0], &x0, 64); memcpy(t[1], &x1, 64); memcpy(t[2], &x2, 64); memcpy(t[3], &x3, 64);
+                if (j < nf) FNN_MM_BLOCK4(j, 0)
+                for (ptrdiff_t l = nf - jt; l < 16; l++) {
+                    c0[jt + l] = t[0][l]; c1[jt + l] = t[1][l]; c2[jt + l] = t[2][l]; c3[jt + l] = t[3][l];
+                }
+            } else if (j < nf) FNN_MM_BLOCK4(j, 0)
         }
         for (; r < m; r++) {
             const float *a0 = A + r * lda;
             float *c0 = C + r * ldc;
-            for (j = 0; j < n; j += 16) {
-                ptrdiff_t w = n - j;
+            float t[16];
+            ptrdiff_t jt = n - 16;
+            if (n > nf) {
                 fnn_v16 x0 = {0};
-                if (acc) x0 = fnn_ld_part(c0 + j, w);
+                if (acc) x0 = FNN_LD(c0 + jt);
+                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + jt);
+                memcpy(t, &x0, 64);
+            }
+            for (j = 0; j + 64 <= nf; j += 64) {        /* 4 independent FMA chains */
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
+                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); x2 = FNN_LD(c0 + j + 32);
+                           x3 = FNN_LD(c0 + j + 48); }
+                for (k = 0; k < K; k++) {
+                    const float *bk = B + k * ldb + j;
+                    x0 += a0[k] * FNN_LD(bk); x1 += a0[k] * FNN_LD(bk + 16); x2 += a0[k] * FNN_LD(bk + 32);
+                    x3 += a0[k] * FNN_LD(bk + 48);
+                }
+                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1); FNN_ST(c0 + j + 32, x2); FNN_ST(c0 + j + 48, x3);
+            }
+            for (; j + 32 <= nf; j += 32) {
+                fnn_v16 x0 = {0}, x1 = {0};
+                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); }
+                for (k = 0; k < K; k++) {
+                    x0 += a0[k] * FNN_LD(B + k * ldb + j); x1 += a0[k] * FNN_LD(B + k * ldb + j + 16);
+                }
+                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1);
+            }
+            for (; j < nf; j += 16) {
+                fnn_v16 x0 = {0};
+                if (acc) x0 = FNN_LD(c0 + j);
                 for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + j);
-                fnn_st_part(c0 + j, x0, w);
+                FNN_ST(c0 + j, x0);
+            }
+            if (n > nf)
+                for (ptrdiff_t l = nf - jt; l < 16; l++) c0[jt + l] = t[l];
+        }
+    }
+    /* Z[i, w] = H[i] . W[w] + b[w] (i < m, w < s, rows of length n >= 16): 4 rows of H against one row of W at a
+       time; the last partial 16-lane chunk is read from n - 16 with the lanes already counted masked off */
+    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
+                           float *Z) {
+        ptrdiff_t nf = n & ~(ptrdiff_t)15, i = 0, w, j;
+        fnn_v16 mask;
+        for (int l = 0; l < 16; l++) mask[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;
+        for (; i + 4 <= m; i += 4) {
+            const float *h0 = Hm + i * n, *h1 = h0 + n, *h2 = h1 + n, *h3 = h2 + n;
+            for (w = 0; w < s; w++) {
+                const float *wr = W + w * n;
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
+                for (j = 0; j < nf; j += 16) {
+                    fnn_v16 v = FNN_LD(wr + j);
+                    x0 += FNN_LD(h0 + j) * v; x1 += FNN_LD(h1 + j) * v; x2 += FNN_LD(h2 + j) * v;
+                    x3 += FNN_LD(h3 + j) * v;
+                }
+                if (n > nf) {
+                    fnn_v16 v = FNN_LD(wr + n - 16) * mask;
+                    x0 += FNN_LD(h0 + n - 16) * v; x1 += FNN_LD(h1 + n - 16) * v; x2 += FNN_LD(h2 + n - 16) * v;
+                    x3 += FNN_LD(h3 + n - 16) * v;
+                }
+                Z[i * s + w] = fnn_hsum(x0) + b[w]; Z[(i + 1) * s + w] = fnn_hsum(x1) + b[w];
+                Z[(i + 2) * s + w] = fnn_hsum(x2) + b[w]; Z[(i + 3) * s + w] = fnn_hsum(x3) + b[w];
+            }
+        }
+        for (; i < m; i++) {
+            const float *h0 = Hm + i * n;
+            for (w = 0; w < s; w++) {
+                const float *wr = W + w * n;
+                fnn_v16 x0 = {0};
+                for (j = 0; j < nf; j += 16) x0 += FNN_LD(h0 + j) * FNN_LD(wr + j);
+                if (n > nf) x0 += FNN_LD(h0 + n - 16) * (FNN_LD(wr + n - 16) * mask);
+                Z[i * s + w] = fnn_hsum(x0) + b[w];
             }
         }
     }
+    #define FNN_HAVE_DOTS 1
     #else
     static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
@@ -98,6 +187,16 @@ cdef extern from *:
                 float s = acc ? C[r * ldc + j] : 0.0f;
                 for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
                 C[r * ldc + j] = s;
+            }
+    }
+    #define FNN_HAVE_DOTS 0
+    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
+                           float *Z) {
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t w = 0; w < s; w++) {
+                float t = 0.0f;
+                for (ptrdiff_t j = 0; j < n; j++) t += Hm[i * n + j] * W[w * n + j];
+                Z[i * s + w] = t + b[w];
             }
     }
     #endif
@@ -113,6 +212,9 @@ cdef extern from *:
     """
     void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t lda, const float *B,
                   Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
+    bint FNN_HAVE_DOTS
+    void fnn_dots_f(Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W, const float *b,
+                    float *Z) noexcept nogil
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t lda, const double *B,
                   Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
 
@@ -223,37 +325,79 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                      const Py_ssize_t[::1] start, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
                      const Py_ssize_t[::1] present, const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off,
                      double scale, double[::1] loss, floating[:, ::1] dh, floating[:, ::1] dW, floating[::1] db,
-                     Py_ssize_t max_size, int want, int n_threads):
-    """The within-class softmaxes (see kernels.class_softmax_xent, whose layout this shares): loss (N,) INOUT
-    (+= -log P(w | class)); dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present."""
-    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off
+                     Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int n_threads):
+    """The within-class softmaxes (the layout of kernels.class_softmax_xent): loss (N,) INOUT (+= -log P(w | class));
+    dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present, owning its block rows of dW and its
+    tokens' rows of dh.  max_size: the largest block; max_tokens: the most tokens of one class; max_cells: the
+    largest tokens x block size of one class.
+
+    float32 with H >= 16 treats a class as small matrix products (its tokens' states against its block: logits,
+    dh = dZ W_blk, dW_blk = dZ^T H_c) through the vector kernels above; float64 (the gradient-check path) goes token
+    by token."""
+    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off, mk, tid
     cdef floating *scratch
     cdef floating *z
-    cdef floating m, g, zt, sc = <floating> scale
+    cdef floating *hc
+    cdef floating *dhc
+    cdef floating *zt
+    cdef floating m, g, ztarget, sc = <floating> scale
     cdef double s
     cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
+    cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
+    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + 2 * max(max_cells, 1)
     if P == 0:
         return
-    scratch = <floating *> malloc(nt * max(max_size, 1) * sizeof(floating))
+    scratch = <floating *> malloc(nt * per * sizeof(floating))
     if scratch == NULL:
         raise MemoryError()
     for k in prange(P, schedule="dynamic", num_threads=nt, nogil=True):
-        z = scratch + omp_get_thread_num() * max_size
+        tid = omp_get_thread_num()
+        z = scratch + tid * per
         a = start[present[k]]
         S = start[present[k] + 1] - a
         off = row_off[k]
         if want:
-            memset(&dW[off, 0], 0, S * H * sizeof(floating))
             memset(&db[off], 0, S * sizeof(floating))
+        if blocks:
+            mk = seg[k + 1] - seg[k]
+            zt = z + max_cells
+            hc = zt + max_cells
+            dhc = hc + max_tokens * H
+            for q in range(mk):
+                memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
+            if floating is float:
+                fnn_dots_f(mk, S, H, hc, &W[a, 0], &b[a], z)
+            for q in range(mk):
+                i = order[seg[k] + q]
+                t = rows[i] - a
+                ztarget = z[q * S + t]
+                m = row_max(z + q * S, S)
+                s = row_exp(z + q * S, z + q * S, S, m)
+                loss[i] = loss[i] + ((m - ztarget) + log(s))
+                if want:
+                    for j in range(S):
+                        z[q * S + j] = <floating> (sc * z[q * S + j] / s)
+                    z[q * S + t] = z[q * S + t] - sc
+            if want:
+                mm(mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
+                for q in range(mk):
+                    axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
+                    for j in range(S):
+                        zt[j * mk + q] = z[q * S + j]
+                        db[off + j] = db[off + j] + z[q * S + j]
+                mm(S, H, mk, zt, mk, hc, H, &dW[off, 0], H, 0)
+            continue
+        if want:
+            memset(&dW[off, 0], 0, S * H * sizeof(floating))
         for q in range(seg[k], seg[k + 1]):
             i = order[q]
             t = rows[i] - a
             for j in range(S):
                 z[j] = dot(&W[a + j, 0], &h[i, 0], H) + b[a + j]
-            zt = z[t]
+            ztarget = z[t]
             m = row_max(z, S)
             s = row_exp(z, z, S, m)
-            loss[i] = loss[i] + ((m - zt) + log(s))
+            loss[i] = loss[i] + ((m - ztarget) + log(s))
             if want:
                 for j in range(S):
                     g = <floating> (sc * z[j] / s)

@@ -552,8 +552,10 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     np.cumsum(sizes, out=row_off[1:])
     dWo = np.empty((int(row_off[-1]) if want else 0, H), dtype=dt)
     dbo = np.empty(dWo.shape[0], dtype=dt)
+    counts = np.diff(seg)
     _rnnlm._rnnlm_word_xent(Ho, W, bo, start, order, seg, present, pos[yf], row_off, scale, losses, dHo, dWo, dbo,
-                            int(sizes.max()) if sizes.size else 1, int(want), nt)
+                            int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
+                            int((counts * sizes).max()) if counts.size else 1, int(want), nt)
     loss = float(losses.sum()) * scale
     if not want:
         return loss, Hs, None

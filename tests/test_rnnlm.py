@@ -174,11 +174,13 @@ def test_fused_segment_matches_the_graph(rng, activation, clip, bptt, H, B):
         np.testing.assert_allclose(gf[name], gg[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-def test_fused_segment_float32_close_to_float64(rng):
-    m32, _ = _fused_pair(np.float32)
-    m64, _ = _fused_pair(np.float64)
+@pytest.mark.parametrize("H", [16, 37, 50, 100])
+def test_fused_segment_float32_close_to_float64(rng, H):
+    """The float32 path (vector kernels: 32-, 16-column and overlapping tail blocks) against float64."""
+    m32, _ = _fused_pair(np.float32, H=H)
+    m64, _ = _fused_pair(np.float64, H=H)
     data = R.BPTTBatches(rng.integers(0, 40, 900), batch_size=21, block=6, bptt=2, eos_id=1)
-    state = rng.standard_normal((21, 37)) * 0.3
+    state = rng.standard_normal((21, H)) * 0.3
     l32, g32, _ = _loss_and_grads(m32, data[2], state)
     l64, g64, _ = _loss_and_grads(m64, data[2], state)
     assert l32 == pytest.approx(l64, rel=1e-5)
