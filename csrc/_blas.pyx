@@ -28,7 +28,10 @@ def _gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A, co
 
 
 def _col_sums(const floating[:, ::1] A, floating[::1] out, double beta, int n_threads):
-    """out = beta * out + A.sum(axis=0), rows added in order (threads own column blocks).  A (M, N) IN; out (N,) INOUT."""
+    """out = beta * out + A.sum(axis=0), rows added in order (threads own column blocks).
+
+    A (M, N) IN; out (N,) INOUT.
+    """
     cdef Py_ssize_t M = A.shape[0], N = A.shape[1], blk, i, j, lo, hi
     cdef Py_ssize_t n_blocks = (N + 255) // 256
     cdef floating bb = <floating> beta

@@ -1,5 +1,7 @@
-# Shared declarations for fastnn's kernels: the C math helpers, row-major BLAS, and the OpenMP shim.
+# Shared declarations for fastnn's kernels: the C math helpers (and their one fused-type face each), row-major BLAS,
+# the OpenMP shim and the thread threshold.  A kernel file cimports what it uses from here and redefines none of it.
 from cython cimport floating
+from libc.math cimport sqrt, sqrtf
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fnn_math.h" nogil:
@@ -39,6 +41,86 @@ cdef extern from *:
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_num() noexcept nogil
 
+
+# ---- one fused face per C helper: float32 and float64 pick their C variant at compile time -------------------------
+
+cdef inline floating root(floating x) noexcept nogil:
+    # sqrtf for float32: libm's sqrt would widen every element to double and halve the vector width
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fnn_row_max_f(x, n)
+    else:
+        return fnn_row_max_d(x, n)
+
+
+cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
+    """out[j] = exp(x[j] - m); returns the sum (out may be x)."""
+    if floating is float:
+        return fnn_row_exp_f(x, out, n, m)
+    else:
+        return fnn_row_exp_d(x, out, n, m)
+
+
+cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:
+    if floating is float:
+        return fnn_row_sumexp_f(x, n, m)
+    else:
+        return fnn_row_sumexp_d(x, n, m)
+
+
+cdef inline void row_scale(floating *y, Py_ssize_t n, floating a) noexcept nogil:
+    if floating is float:
+        fnn_row_scale_f(y, n, a)
+    else:
+        fnn_row_scale_d(y, n, a)
+
+
+cdef inline void row_shift(const floating *x, floating *out, Py_ssize_t n, floating s) noexcept nogil:
+    if floating is float:
+        fnn_row_shift_f(x, out, n, s)
+    else:
+        fnn_row_shift_d(x, out, n, s)
+
+
+cdef inline floating dot(const floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fnn_dot_f(x, y, n)
+    else:
+        return fnn_dot_d(x, y, n)
+
+
+cdef inline void axpy(floating a, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    """y += a * x"""
+    if floating is float:
+        fnn_axpy_f(a, x, y, n)
+    else:
+        fnn_axpy_d(a, x, y, n)
+
+
+cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
+    """h = f(h) in place; kind 0 tanh, 1 sigmoid, 2 relu, 3 identity."""
+    if floating is float:
+        fnn_act_f(h, n, kind)
+    else:
+        fnn_act_d(h, n, kind)
+
+
+cdef inline void dact(const floating *g, const floating *carry, const floating *h, floating *dz, Py_ssize_t n,
+                      int kind, floating clip) noexcept nogil:
+    """dz = (g + carry) * f'(z) from h = f(z), clipped to [-clip, clip] when clip > 0."""
+    if floating is float:
+        fnn_dact_f(g, carry, h, dz, n, kind, clip)
+    else:
+        fnn_dact_d(g, carry, h, dz, n, kind, clip)
+
+
+# ---- BLAS and threads ----------------------------------------------------------------------------------------------
 
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                          const floating *a, int lda, const floating *b, int ldb, floating beta,

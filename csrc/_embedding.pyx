@@ -9,10 +9,9 @@ Called only from fastnn/kernels.py, which validates every argument (indices in r
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num, threads_for
+from _common cimport omp_get_thread_num, threads_for, root
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
 
@@ -146,14 +145,6 @@ def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:
         row = rows[r]
         for j in range(D):
             W[row, j] = decay * W[row, j] - a * G[r, j]
-
-
-cdef inline floating root(floating x) noexcept nogil:
-    # sqrtf for float32: libm's sqrt would widen every element to double and halve the vector width
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,

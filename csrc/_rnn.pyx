@@ -11,23 +11,7 @@ fastnn/kernels.py, which validates every argument first.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
-from _common cimport threads_for, gemm_rm, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d
-
-
-
-cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
-    if floating is float:
-        fnn_act_f(h, n, kind)
-    else:
-        fnn_act_d(h, n, kind)
-
-
-cdef inline void dact(const floating *g, const floating *carry, const floating *h, floating *dz, Py_ssize_t n,
-                      int kind, floating clip) noexcept nogil:
-    if floating is float:
-        fnn_dact_f(g, carry, h, dz, n, kind, clip)
-    else:
-        fnn_dact_d(g, carry, h, dz, n, kind, clip)
+from _common cimport threads_for, gemm_rm, act, dact
 
 
 def _rnn_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[::1] b,

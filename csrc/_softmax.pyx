@@ -12,47 +12,11 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
-from _common cimport threads_for, omp_get_thread_num, fnn_dot_f, fnn_dot_d, fnn_axpy_f, fnn_axpy_d
 from libc.string cimport memset
-from _common cimport (fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_row_sumexp_f,
-                      fnn_row_sumexp_d, fnn_row_scale_f, fnn_row_scale_d, fnn_row_shift_f, fnn_row_shift_d)
+from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift, dot,
+                      axpy)
 
 cdef Py_ssize_t CHUNK = 131072
-
-
-cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_row_max_f(x, n)
-    else:
-        return fnn_row_max_d(x, n)
-
-
-cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
-    if floating is float:
-        return fnn_row_exp_f(x, out, n, m)
-    else:
-        return fnn_row_exp_d(x, out, n, m)
-
-
-cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:
-    if floating is float:
-        return fnn_row_sumexp_f(x, n, m)
-    else:
-        return fnn_row_sumexp_d(x, n, m)
-
-
-cdef inline void row_scale(floating *y, Py_ssize_t n, floating a) noexcept nogil:
-    if floating is float:
-        fnn_row_scale_f(y, n, a)
-    else:
-        fnn_row_scale_d(y, n, a)
-
-
-cdef inline void row_shift(const floating *x, floating *out, Py_ssize_t n, floating s) noexcept nogil:
-    if floating is float:
-        fnn_row_shift_f(x, out, n, s)
-    else:
-        fnn_row_shift_d(x, out, n, s)
 
 
 cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_max, double *out_sum,
@@ -203,20 +167,6 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     free(sm)
     if n_pieces < 0:
         raise MemoryError()
-
-
-cdef inline floating dot(const floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_dot_f(x, y, n)
-    else:
-        return fnn_dot_d(x, y, n)
-
-
-cdef inline void axpy(floating a, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        fnn_axpy_f(a, x, y, n)
-    else:
-        fnn_axpy_d(a, x, y, n)
 
 
 def _class_block_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,

@@ -4,11 +4,13 @@ This is the only module that imports fastnn._ext.  Each wrapper checks dtypes (f
 call), shapes, C-contiguity, writeability of in-place targets and index bounds, then calls a typed, GIL-free kernel.
 Parameters (arrays updated in place, named with a trailing underscore on the function) are never copied or cast.
 Inputs that are only read may be copied to C order.  `n_threads=None` uses fastnn.set_num_threads()'s value.
+A public wrapper never calls another public wrapper: shared work goes through a private `_..._unchecked` function
+that trusts its (already validated) arguments, so every argument is checked exactly once.
 """
 import numpy as np
 
 from fastnn import _validation as V
-from fastnn._ext import _adagrad, _blas, _embedding, _lstm, _rnn, _rnnlm, _softmax
+from fastnn._ext import _blas, _dense_update, _embedding, _lstm, _rnn, _rnnlm, _softmax
 from fastnn._threads import effective_n_threads
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
@@ -69,15 +71,20 @@ def softmax_xent(logits, targets, *, grad=None, scale=1.0, want_grad=True, n_thr
     targets = V.check_index(targets, n_classes, "targets", where)
     V.check_shape(targets, "targets", where, (B,))
     V.check_scalar(scale, "scale", where)
-    loss = np.empty(B, dtype=logits.dtype)
     if want_grad:
         grad = _out(grad, logits.shape, logits.dtype, "grad", where)
         if grad is not logits and np.shares_memory(grad, logits):
             raise ValueError(f"{where}: 'grad' must be 'logits' itself or not share memory with it.")
     else:
         grad = None
+    return _softmax_xent_unchecked(logits, targets, grad, scale, n_threads), grad
+
+
+def _softmax_xent_unchecked(logits, targets, grad, scale, n_threads):
+    """softmax_xent on validated arguments (targets intp in range; grad None, logits itself or a fresh buffer)."""
+    loss = np.empty(logits.shape[0], dtype=logits.dtype)
     _softmax._softmax_xent(logits, targets, loss, grad, float(scale), effective_n_threads(n_threads))
-    return loss, grad
+    return loss
 
 
 def log_softmax(logits, *, out=None, n_threads=None):
@@ -127,6 +134,10 @@ def col_sums(a, *, out=None, beta=0.0, n_threads=None):
     else:
         out = _out(out, (a.shape[1],), a.dtype, "out", where)
     V.check_no_overlap(where, out=out, a=a)
+    return _col_sums_unchecked(a, out, beta, n_threads)
+
+
+def _col_sums_unchecked(a, out, beta, n_threads):
     _blas._col_sums(a, out, float(beta), effective_n_threads(n_threads))
     return out
 
@@ -170,13 +181,19 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     if W.shape[1] != H:
         raise ValueError(f"{where}: 'W' must have shape ({n_out}, {H}) to match 'h' {h.shape}; got {W.shape}.")
     b = V.check_input(b, "b", where, W.dtype, shape=(n_out,))
+    if n_out == 0:
+        raise ValueError(f"{where}: 'W' must have at least one row; got shape {W.shape}.")
+    targets = V.check_index(targets, n_out, "targets", where)
+    V.check_shape(targets, "targets", where, (B,))
+    V.check_scalar(scale, "scale", where)
     _check_blas_dims(where, B, H, n_out)
     work = work if work is not None else OutputLayerWork()
     logits = work.get("logits", (B, n_out), W.dtype)
     logits[...] = b
     if B and H:
         _blas._gemm(False, True, 1.0, h, W, 1.0, logits)
-    loss, g = softmax_xent(logits, targets, grad=logits, scale=scale, want_grad=want_grad, n_threads=n_threads)
+    g = logits if want_grad else None
+    loss = _softmax_xent_unchecked(logits, targets, g, scale, n_threads)
     if not want_grad:
         return loss, None, None, None
     if reuse_grad_buffers:
@@ -190,7 +207,7 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
         _blas._gemm(False, False, 1.0, g, W, 0.0, dh)
     else:
         dW[...] = 0
-    db = col_sums(g, n_threads=n_threads)
+    db = _col_sums_unchecked(g, np.zeros(n_out, dtype=g.dtype), 0.0, n_threads)
     return loss, dW, db, dh
 
 
@@ -238,7 +255,7 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
         raise ValueError(f"{where}: 'rows' must lie in their class's block; got row {rows[i]} for class "
                          f"{classes[i]} (rows {start[classes[i]]}..{start[classes[i] + 1] - 1}) at position {i}.")
     V.check_scalar(scale, "scale", where)
-    order, present, seg = group_rows(classes, n_classes)
+    order, present, seg = _group_rows_unchecked(classes, n_classes)
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
@@ -277,6 +294,11 @@ def group_rows(idx, n_rows):
     where = "group_rows"
     V.check_scalar(n_rows, "n_rows", where, low=0, integer=True)
     idx = V.check_index(idx, n_rows, "idx", where).ravel()
+    return _group_rows_unchecked(idx, n_rows)
+
+
+def _group_rows_unchecked(idx, n_rows):
+    """group_rows on a validated 1-d intp idx with values in [0, n_rows)."""
     n = idx.shape[0]
     order = np.empty(n, dtype=np.intp)
     uniq = np.empty(n, dtype=np.intp)
@@ -289,9 +311,10 @@ def coalesce_rows(idx, G, n_rows, *, n_threads=None):
     """Sum the rows of G that share an index: returns (rows, values) with rows unique ascending, values (R, D)."""
     where = "coalesce_rows"
     V.check_float_array(G, "G", where, ndim=2)
+    V.check_scalar(n_rows, "n_rows", where, low=0, integer=True)
     idx = V.check_index(idx, n_rows, "idx", where).ravel()
     V.check_shape(idx, "idx", where, (G.shape[0],))
-    order, uniq, seg = group_rows(idx, n_rows)
+    order, uniq, seg = _group_rows_unchecked(idx, n_rows)
     values = np.empty((uniq.shape[0], G.shape[1]), dtype=G.dtype)
     _embedding._segment_sum(G, order, seg, values, effective_n_threads(n_threads))
     return uniq, values
@@ -355,7 +378,7 @@ def sparse_adagrad_grouped_(W, A, idx, G, *, lr, eps=1e-10, l2=0.0, n_threads=No
     V.check_scalar(lr, "lr", where, low=0)
     V.check_scalar(eps, "eps", where, low=0)
     V.check_scalar(l2, "l2", where, low=0)
-    order, uniq, seg = group_rows(idx, W.shape[0])
+    order, uniq, seg = _group_rows_unchecked(idx, W.shape[0])
     _embedding._sparse_adagrad_grouped(W, A, G, order, uniq, seg, float(lr), float(eps), float(l2),
                                        effective_n_threads(n_threads))
 
@@ -380,7 +403,7 @@ def sgd_(w, g, *, lr, l2=0.0, l1=0.0, n_threads=None):
     g = _check_dense(where, w, g)
     for n, x in (("lr", lr), ("l2", l2), ("l1", l1)):
         V.check_scalar(x, n, where, low=0)
-    _adagrad._sgd(w.reshape(-1), g, float(lr), float(l2), float(l1), effective_n_threads(n_threads))
+    _dense_update._sgd(w.reshape(-1), g, float(lr), float(l2), float(l1), effective_n_threads(n_threads))
 
 
 def momentum_(w, v, g, *, lr, mu, nesterov=False, l2=0.0, l1=0.0, n_threads=None):
@@ -389,8 +412,8 @@ def momentum_(w, v, g, *, lr, mu, nesterov=False, l2=0.0, l1=0.0, n_threads=None
     g = _check_dense(where, w, g, ("v", v))
     for n, x in (("lr", lr), ("mu", mu), ("l2", l2), ("l1", l1)):
         V.check_scalar(x, n, where, low=0)
-    _adagrad._momentum(w.reshape(-1), v.reshape(-1), g, float(lr), float(mu), float(l2), float(l1), bool(nesterov),
-                       effective_n_threads(n_threads))
+    _dense_update._momentum(w.reshape(-1), v.reshape(-1), g, float(lr), float(mu), float(l2), float(l1),
+                            bool(nesterov), effective_n_threads(n_threads))
 
 
 def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
@@ -399,8 +422,8 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
     g = _check_dense(where, w, g, ("acc", acc))
     for n, x in (("lr", lr), ("eps", eps), ("l2", l2), ("l1", l1)):
         V.check_scalar(x, n, where, low=0)
-    _adagrad._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
-                      effective_n_threads(n_threads))
+    _dense_update._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
+                           effective_n_threads(n_threads))
 
 
 # ---- Elman recurrence --------------------------------------------------------------------------------------------

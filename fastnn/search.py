@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from fastnn._validation import check_int
+
 __all__ = ["Uniform", "LogUniform", "Int", "Choice", "parse_space", "load_space", "sample", "random_search",
            "read_log", "best", "format_table", "local_executor"]
 
@@ -170,8 +172,7 @@ def sample(space, seed, trial):
     The names are sampled in sorted order from np.random.default_rng([seed, trial]), so the order of the space's
     entries does not matter."""
     for x, what in ((seed, "seed"), (trial, "trial")):
-        if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0:
-            raise ValueError(f"sample: {what} must be an integer >= 0; got {x!r}.")
+        check_int(x, what, "sample", low=0)
     space = parse_space(space)
     rng = np.random.default_rng([int(seed), int(trial)])
     return {name: space[name].sample(rng) for name in sorted(space)}
@@ -306,8 +307,7 @@ def local_executor(workers=None):
     from fastnn._threads import cpu_count
     cpus = cpu_count()
     workers = cpus if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-        raise ValueError(f"local_executor: workers must be an integer >= 1; got {workers!r}.")
+    check_int(workers, "workers", "local_executor")
     return cf.ProcessPoolExecutor(max_workers=int(workers), mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_init_worker, initargs=(max(1, cpus // int(workers)),))
 
@@ -346,8 +346,7 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     space = parse_space(space)
     if executor is not None and workers is not None:
         raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < 0:
-        raise ValueError(f"random_search: n_trials must be an integer >= 0; got {n_trials!r}.")
+    check_int(n_trials, "n_trials", "random_search", low=0)
     done = {}
     if log is not None:
         for rec in read_log(log, repair=True):

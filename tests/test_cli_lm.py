@@ -51,7 +51,11 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
                         "--batch-size", "4", "--bptt-block", "5", "--bptt", "2", "--optimizer", "adagrad",
                         "--lr", "0.1")
     di, r_di = _train(capsys, corpus, tmp_path, "ngram", "--smoothing", "di")
-    for r in (r_ng, r_nplm, r_rnn, r_di):
+    lstm, r_lstm = _train(capsys, corpus, tmp_path, "lstm", "--epochs", "2", "--hidden", "8", "--classes", "4",
+                          "--batch-size", "4", "--bptt-block", "5", "--lr", "0.1")
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", lstm, "--data", corpus["test"], "--json")
+    assert rc == 0 and json.loads(so)["perplexity"] == pytest.approx(r_lstm["test_perplexity"], abs=1e-3)
+    for r in (r_ng, r_nplm, r_rnn, r_di, r_lstm):
         assert r["vocab"] == 32 and 1 < r["test_perplexity"] < 32
     assert r_di["test_perplexity"] != r_ng["test_perplexity"]
     rc, so, _ = _run(capsys, "lm", "eval", "--model", di, "--data", corpus["test"], "--json")
@@ -64,6 +68,11 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
                      "--tune-on", corpus["valid"], "--json")
     mix = json.loads(so)
     assert rc == 0 and 0 <= mix["weight"] <= 1 and mix["perplexity"] > 1
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", rnn, "--data", corpus["test"], "--mix", ng, "--weight", "em",
+                     "--tune-on", corpus["valid"], "--context-bins", corpus["train"], "--json")
+    binned = json.loads(so)
+    assert rc == 0 and len(binned["weights"]) == 16 and "weight" not in binned
+    assert all(0 <= w <= 1 for w in binned["weights"]) and binned["perplexity"] > 1
     rc, so, _ = _run(capsys, "lm", "eval", "--model", nplm, "--data", corpus["test"], "--mix", ng, "--weight", "1",
                      "--json")
     assert json.loads(so)["perplexity"] == pytest.approx(r_nplm["test_perplexity"], abs=1e-3)
@@ -96,6 +105,8 @@ def test_errors(capsys, corpus, tmp_path):
         (base + ["--model", "rnn", "--valid", corpus["valid"], "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em"], "needs --tune-on"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "2"], "--weight must be"),
+        (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--context-bins", corpus["train"]],
+         "--context-bins needs --weight em"),
         (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),
     ]
     for argv, msg in cases:

@@ -279,6 +279,23 @@ def test_validation_errors():
         K.adagrad_(w, w, np.zeros(5, np.float32), lr=0.1)
 
 
+def test_composite_wrappers_check_their_own_arguments():
+    """output_layer and the grouping wrappers validate once, under their own name (not a nested wrapper's)."""
+    h, W, b = np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32), np.zeros(4, np.float32)
+    with pytest.raises(IndexError, match=r"^output_layer: 'targets' must be in \[0, 4\); got 4 at position 1"):
+        K.output_layer(h, W, b, np.array([0, 4]))
+    with pytest.raises(ValueError, match=r"^output_layer: 'targets' must have shape \(2,\)"):
+        K.output_layer(h, W, b, np.array([0]))
+    with pytest.raises(TypeError, match=r"^output_layer: 'scale' must be a real number"):
+        K.output_layer(h, W, b, np.array([0, 1]), scale="1")
+    with pytest.raises(ValueError, match=r"^output_layer: 'W' must have at least one row"):
+        K.output_layer(h, W[:0], b[:0], np.array([0, 1]))
+    with pytest.raises(TypeError, match=r"^coalesce_rows: 'n_rows' must be an integer"):
+        K.coalesce_rows(np.array([0]), np.zeros((1, 3), np.float32), 2.0)
+    with pytest.raises(IndexError, match=r"^sparse_adagrad_grouped_: 'rows' must be in \[0, 4\)"):
+        K.sparse_adagrad_grouped_(W, np.zeros_like(W), np.array([5]), np.zeros((1, 3), np.float32), lr=0.1)
+
+
 def _rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -5,7 +5,7 @@ from fastnn import io, optim
 from fastnn.gradcheck import run_case
 from fastnn.graph import RowGrad
 from fastnn.models import nplm as N
-from fastnn.models.mixture import em_weight, mix_logprobs
+from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 from fastnn.models.ngram import KneserNey
 from fastnn.train import ArrayBatches, Trainer
 
@@ -88,11 +88,38 @@ def test_save_load_roundtrip(tmp_path, rng):
     assert m2.words == m.words and "direct=True" in repr(m2)
 
 
+@pytest.mark.parametrize("direct", [False, True])
+def test_class_output_normalised_matches_predict_and_roundtrips(tmp_path, rng, direct):
+    counts = rng.integers(1, 40, 12)
+    m = N.NPLM(12, order=3, dim=4, hidden=5, direct=direct, classes=3, counts=counts, rng=0, dtype=np.float64)
+    for p in m.parameters().values():
+        p.value[...] += rng.standard_normal(p.shape) * 0.3
+    s = _stream(rng, n=50)
+    lp = m.token_logprobs(s, batch_size=7)
+    full = m.predict(N.contexts(s, 3, 1))
+    np.testing.assert_allclose(np.logaddexp.reduce(full, axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(lp, full[np.arange(len(s)), s], rtol=1e-10)
+    ctx, t = N.contexts(s, 3, 1)[:9], s[:9]
+    assert float(m.loss((ctx, t)).value) == pytest.approx(-lp[:9].mean())
+    io.save_model(tmp_path / "m.npz", m)
+    m2 = io.load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(m2.token_logprobs(s), lp)
+    assert m2.word_class == m.word_class and "3 classes" in repr(m2)
+
+
+def test_class_output_starts_at_unigram():
+    counts = np.array([5, 10, 1, 4, 7, 2])
+    m = N.NPLM(6, order=2, dim=2, hidden=3, classes=2, counts=counts, rng=0, dtype=np.float64)
+    np.testing.assert_allclose(np.exp(m.predict(np.array([[0]]))[0]), counts / counts.sum(), rtol=1e-9)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="'hidden' must be > 0 when direct=False"):
         N.NPLM(10, hidden=0, direct=False)
     with pytest.raises(ValueError, match="'eos_id' must be in"):
         N.NPLM(10, eos_id=10)
+    with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
+        N.NPLM(10, classes=3)
     m = N.NPLM(10, order=3, dim=2, hidden=2)
     with pytest.raises(ValueError, match="'contexts' must have shape"):
         m.loss((np.zeros((4, 3), int), np.zeros(4, int)))
@@ -128,3 +155,32 @@ def test_nplm_aligns_with_ngram_stream(rng):
     assert a.shape == b.shape == s.shape
     lam, _ = em_weight(a, b)
     assert 0 <= lam < 0.5          # an untrained NPLM is worse than the n-gram on its own training data
+
+
+def test_context_bins_counts_preceding_tokens():
+    train = np.array([5, 6, 7, 5, 6, 8, 1])            # contexts (padded with 1): (5, 6) occurs twice
+    s = np.array([5, 6, 9, 2, 3])
+    # keys of s: (1,1) (1,5) (5,6) (6,9) (9,2); train counts: 1, 1, 2, 0, 0
+    assert context_bins(s, train, pad_id=1).tolist() == [1, 1, 1, 0, 0]
+    assert context_bins(s, np.tile(train, 4), pad_id=1).tolist() == [1, 2, 3, 0, 0]   # counts 1, 4, 8
+    assert context_bins(s, np.tile(train, 4), pad_id=1, max_bucket=2)[2] == 2
+    assert context_bins(s, train, context=1, pad_id=1).tolist() == [1, 1, 1, 0, 0]   # counts 1, 2, 2
+    with pytest.raises(ValueError, match="'context' must be an integer >= 1"):
+        context_bins(s, train, context=0, pad_id=1)
+
+
+def test_em_weights_per_bin(rng):
+    n = 600
+    bins = rng.integers(0, 3, n)
+    a = np.log(rng.random(n) * np.where(bins == 0, 0.9, 0.2))     # model a is good only in bin 0
+    b = np.log(rng.random(n) * 0.5)
+    lams, ll = em_weights(a, b, bins, n_bins=4)
+    for k in range(3):
+        assert lams[k] == pytest.approx(em_weight(a[bins == k], b[bins == k])[0], abs=1e-9)
+    assert lams[3] == pytest.approx(em_weight(a, b)[0], abs=1e-9)            # empty bin: the pooled weight
+    assert lams[0] > lams[1] and ll > em_weight(a, b)[1]
+    np.testing.assert_allclose(mix_logprobs(a, b, lams[bins]).mean(), ll)
+    with pytest.raises(ValueError, match="'bins' must be non-negative integers"):
+        em_weights(a, b, bins[:-1])
+    with pytest.raises(ValueError, match="per-token 'weight' must be an array"):
+        mix_logprobs(a, b, np.full(n, 1.5))

@@ -1,8 +1,8 @@
-"""`fastnn experiment adding|gradients|clipping`: why RNNs are hard to train, on the adding problem
-(fastnn.experiments; the bench/rnn_*.py scripts run the same functions)."""
+"""`fastnn experiment adding|gradients|clipping|digits`: why RNNs are hard to train, on the adding problem and on
+handwritten digits read pixel by pixel (fastnn.experiments; the bench/rnn_*.py scripts run the same functions)."""
 import sys
 
-from fastnn.cli._common import CLIError, print_json
+from fastnn.cli._common import CLIError, check_import, check_writable, print_json
 
 
 def _positive(kind, name):
@@ -41,8 +41,8 @@ def register(sub):
     from fastnn.experiments.clipping import CLIP_DEFAULTS
     from fastnn.experiments.gradients import GRADIENT_MODELS
 
-    p = sub.add_parser("experiment", help="RNN training experiments on the adding problem (adding, gradients, "
-                                          "clipping)")
+    p = sub.add_parser("experiment", help="RNN training experiments: the adding problem (adding, gradients, "
+                                          "clipping) and pixel-by-pixel digits (digits)")
     ex = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
     ex.required = True
 
@@ -73,6 +73,38 @@ def register(sub):
     c.add_argument("--model", choices=MODELS, default=CLIP_DEFAULTS["kind"],
                    help=f"network (default {CLIP_DEFAULTS['kind']})")
     c.set_defaults(func=run_clipping)
+
+    from fastnn.experiments import digits
+    d = ex.add_parser("digits", help="classify 8x8 handwritten digits read one pixel per step (plain and permuted "
+                                     "order) with IRNN, ReLU, tanh and LSTM networks; test error per model "
+                                     "(needs scikit-learn)")
+    dd = digits.DEFAULTS
+    d.add_argument("--models", nargs="+", choices=digits.MODELS, default=list(digits.MODELS),
+                   help="models to train (default all)")
+    d.add_argument("--orders", nargs="+", choices=["plain", "permuted"], default=["plain", "permuted"],
+                   help="pixel orders (default both)")
+    d.add_argument("--epochs", default=dd["epochs"], help=f"epochs per run (default {dd['epochs']})")
+    d.add_argument("--lr", nargs="+", metavar="LR", help=f"learning rates of the grid (default "
+                   f"{' '.join(map(str, digits.GRID['lr']))})")
+    d.add_argument("--clip", nargs="+", metavar="C", help=f"gradient-norm clipping thresholds of the grid (default "
+                   f"{' '.join(map(str, digits.GRID['clip']))})")
+    d.add_argument("--long", action="store_true",
+                   help=f"the longer grid: lr {' '.join(map(str, digits.LONG_GRID['lr']))} x clip "
+                        f"{' '.join(map(str, digits.LONG_GRID['clip']))} (hours)")
+    d.add_argument("--hidden", default=dd["hidden"], help=f"hidden units (default {dd['hidden']})")
+    d.add_argument("--batch-size", default=dd["batch_size"], help=f"mini-batch size (default {dd['batch_size']})")
+    d.add_argument("--workers", default=dd["workers"],
+                   help=f"grid points trained at once, in separate processes (default {dd['workers']})")
+    d.add_argument("--seed", type=int, default=0, help="seed for split, permutation and initialisation (default 0)")
+    d.add_argument("--threads", type=int, default=1, help="kernel and BLAS threads per worker (default 1)")
+    d.add_argument("--out", default="digits.json", metavar="JSON",
+                   help="write every run (curves and grid included) here; 'none' to skip (default %(default)s)")
+    d.add_argument("--plot", metavar="PNG",
+                   help="learning-curves plot (default digits.png when matplotlib is installed; 'none' to skip)")
+    d.add_argument("--json", action="store_true", help="print one JSON array (model, order, test_error, seconds) "
+                                                       "instead of a table")
+    d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d.set_defaults(func=run_digits)
 
 
 def _settings(args, **extra):
@@ -145,4 +177,47 @@ def run_clipping(args):
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(clipping.format_table(results))
+    return 0
+
+
+def _grid_values(values, name):
+    return None if values is None else [_positive(float, name)(v) for v in values]
+
+
+def run_digits(args):
+    import importlib.util
+
+    from fastnn.experiments import digits, plots, save_json
+    check_import("sklearn", "fastnn experiment digits", "digits")   # the digits ship inside scikit-learn
+    settings = dict(epochs=_positive(int, "epochs")(args.epochs), hidden=_positive(int, "hidden")(args.hidden),
+                    batch_size=_positive(int, "batch-size")(args.batch_size),
+                    workers=_positive(int, "workers")(args.workers))
+    if args.threads == 0:
+        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
+    grid = dict(digits.LONG_GRID if args.long else digits.GRID)
+    for key, values in (("lr", args.lr), ("clip", args.clip)):
+        if values is not None:
+            grid[key] = _grid_values(values, key)
+    out = None if str(args.out).lower() == "none" else args.out
+    plot = args.plot
+    if plot is None:       # the default plot only when matplotlib is there to draw it
+        plot = "digits.png" if importlib.util.find_spec("matplotlib") is not None else None
+    elif plot.lower() == "none":
+        plot = None
+    else:
+        check_import("matplotlib", "--plot", "plot")
+    args.out, args.plot = out, plot
+    check_writable(args, "out", "plot")
+    results = digits.run_digits(models=args.models, orders=args.orders, grid=grid, seed=args.seed, log=_log(args),
+                                n_threads=args.threads, **settings)
+    if out:
+        save_json(out, results)
+    if plot:
+        path = plots.plot_digits(results, plot, log=_log(args))
+        if path and not args.quiet:
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(digits.summary(results))
+    else:
+        print(digits.format_table(results))
     return 0

@@ -1,4 +1,4 @@
-"""`fastnn lm train|eval`: n-gram, NPLM and RNN language models on plain text (one sentence per line).
+"""`fastnn lm train|eval`: n-gram, NPLM, RNN and LSTM language models on plain text (one sentence per line).
 
 Protocol (Bengio et al. 2003; ../shared/data/README.md): the vocabulary is every training type seen more than 3
 times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which is predicted and counted; perplexity
@@ -19,13 +19,14 @@ from fastnn.recipes import lm as recipe
 
 
 def register(sub):
-    p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM)")
+    p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM, LSTM LM)")
     lsub = p.add_subparsers(dest="lm_command", metavar="{train,eval}")
     lsub.required = True
 
     t = lsub.add_parser("train", help="train a language model; prints valid (and test) perplexity")
     t.add_argument("--arch", "--model", dest="arch", choices=list(recipe.CONFIGS),
-                   help="model type: ngram, nplm (Bengio et al. 2003) or rnn (Elman, class-factorized output); "
+                   help="model type: ngram, nplm (Bengio et al. 2003), rnn (Elman) or lstm (both with a "
+                        "class-factorized output); "
                         "--model is the old spelling (required unless --preset names one)")
     t.add_argument("--train", required=True, metavar="F", help="training text, one sentence per line")
     t.add_argument("--dev", "--valid", dest="valid", metavar="F",
@@ -54,6 +55,9 @@ def register(sub):
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
     e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em'")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
+    e.add_argument("--context-bins", metavar="TRAIN",
+                   help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
+                        "count in TRAIN of the 2 tokens before each word (Bengio et al. 2003, section 4.1)")
     add_threads(e, None, "kernels 1 and BLAS as its library starts")
     e.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
@@ -115,7 +119,7 @@ def _config(args):
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     arch = args.arch or recipe.PRESETS.get(args.preset, {}).get("arch")
     if arch is None and args.preset is None:
-        raise CLIError("--arch is required: ngram, nplm or rnn")
+        raise CLIError("--arch is required: ngram, nplm, rnn or lstm")
     if arch in recipe.CONFIGS:
         fields = {f.name for f in dataclasses.fields(recipe.CONFIGS[arch])}
         bad = [name for name in given if name not in fields]
@@ -176,7 +180,7 @@ def run_train(args):
 
 def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
-    from fastnn.models.mixture import em_weight, mix_logprobs
+    from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
     _set_threads(args)
     model, words = load_lm(args.model)
@@ -195,7 +199,16 @@ def run_eval(args):
             if not args.tune_on:
                 raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
             tune = lm_stream(_read(args.tune_on), vocab)
-            w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
+            if args.context_bins:
+                counted = lm_stream(_read(args.context_bins), vocab)
+                tb, b = (context_bins(x, counted, pad_id=vocab.eos_id) for x in (tune, stream))
+                lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune), tb, n_bins=16)
+                w = lams[b]
+                result["weights"] = [round(float(x), 4) for x in lams]
+            else:
+                w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
+        elif args.context_bins:
+            raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
         else:
             try:
                 w = float(args.weight)
@@ -204,7 +217,8 @@ def run_eval(args):
             if not 0 <= w <= 1:
                 raise CLIError(f"--weight must be in [0, 1]; got {w}")
         lp = mix_logprobs(lp, lp2, w)
-        result["weight"] = round(w, 6)
+        if np.ndim(w) == 0:
+            result["weight"] = round(w, 6)
     nll = float(-lp.mean())
     result = {"perplexity": round(math.exp(nll), 4), "tokens": int(lp.size), "oov_as_unk": count_oov(sents, vocab),
               **result}

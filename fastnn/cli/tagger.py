@@ -196,7 +196,9 @@ def run_train(args):
         if missing and not args.quiet:
             print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
                   f"tasks", file=sys.stderr)
-    features = _features(args.feature, config.feature_dim, widths[0], args.train[0], tasks)
+    # no --feature: the preset's feature columns (e.g. --preset ner reads the POS and chunk columns)
+    specs = args.feature or [f"{n}={c}:{d}" for n, (c, d) in config.features.items()]
+    features = _features(specs, config.feature_dim, widths[0], args.train[0], tasks)
     for path, width in zip(args.train[1:], widths[1:]):
         missing = [f"{name} (column {c})" for name, (c, _) in features.items() if c >= width]
         if missing:

@@ -110,3 +110,25 @@ def plot_clipping(results, path, log=None):
     axes[2].legend(fontsize=8)
     fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}", y=1.03)
     return _save(fig, path, plt)
+
+
+def plot_digits(results, path, log=None):
+    """Validation error against epochs of each model's chosen run, one panel per pixel order, with chance (0.9)."""
+    plt = _pyplot(log)
+    if plt is None:
+        return None
+    orders = list(dict.fromkeys(r["order"] for r in results))
+    fig, axes = plt.subplots(1, len(orders), figsize=(4.6 * len(orders), 3.6), squeeze=False)
+    for ax, order in zip(axes[0], orders):
+        for i, r in enumerate(r for r in results if r["order"] == order):
+            curve = np.asarray(r["valid_curve"], dtype=float)
+            ax.plot(np.arange(1, len(curve) + 1), curve, color=f"C{i}",
+                    label=f"{r['model']} (lr {r['lr']:g}, clip {r['clip']:g}): test {r['test_error']:.3f}")
+        ax.axhline(0.9, color="k", ls="--", lw=0.8, label="chance 0.9")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"8x8 digits pixel by pixel, {order} order")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation error")
+    return _save(fig, path, plt)

@@ -4,12 +4,17 @@ Both models must score the SAME token stream position by position (`token_logpro
 probability of stream[i]); fastnn's n-gram, NPLM and RNN LMs all predict every token of a `fastnn.data.lm_stream`,
 </s> included, so their arrays line up.  The weight is fixed (0.5 in Bengio et al. 2003's first mixture) or fitted by
 EM on validation log-probabilities (then evaluate on test with that weight).
+
+Bengio et al. (2003, section 4.1) also make the weight depend on the frequency of the context, "the same rule as the
+deleted interpolation trigram": `context_bins` puts each token in the bin floor(log2(1 + count)) of the training
+count of the tokens before it, `em_weights` fits one weight per bin by EM on validation, and `mix_logprobs` takes
+the per-token weights `lams[bins]`.
 """
 import numpy as np
 
 from fastnn._validation import check_scalar
 
-__all__ = ["mix_logprobs", "em_weight"]
+__all__ = ["mix_logprobs", "em_weight", "em_weights", "context_bins"]
 
 
 def _pair(lp_a, lp_b, where):
@@ -26,10 +31,18 @@ def _pair(lp_a, lp_b, where):
 
 
 def mix_logprobs(lp_a, lp_b, weight):
-    """log(weight * exp(lp_a) + (1 - weight) * exp(lp_b)) per token (float64)."""
+    """log(weight * exp(lp_a) + (1 - weight) * exp(lp_b)) per token (float64).  weight: a number, or one per token
+    (an array of the tokens' shape, e.g. em_weights' lams[context_bins(...)])."""
     where = "mix_logprobs"
-    check_scalar(weight, "weight", where, low=0, high=1)
     a, b = _pair(lp_a, lp_b, where)
+    if np.ndim(weight):
+        w = np.asarray(weight, dtype=np.float64)
+        if w.shape != a.shape or np.any(~(w >= 0) | (w > 1)):
+            raise ValueError(f"{where}: per-token 'weight' must be an array of shape {a.shape} in [0, 1]; got shape "
+                             f"{w.shape}.")
+        with np.errstate(divide="ignore"):
+            return np.logaddexp(np.log(w) + a, np.log1p(-w) + b)
+    check_scalar(weight, "weight", where, low=0, high=1)
     w = float(weight)
     if w == 0.0:
         return b.copy()
@@ -61,3 +74,54 @@ def em_weight(lp_a, lp_b, *, init=0.5, max_iter=200, tol=1e-9):
             break
         lam, prev = lam_new, ll
     return lam, float(np.mean(mix_logprobs(a, b, lam)))
+
+
+def em_weights(lp_a, lp_b, bins, *, n_bins=None, init=0.5, max_iter=200, tol=1e-9):
+    """One weight of model a per bin (bins: a non-negative int per token), by EM on these tokens; each bin's weight
+    is em_weight over its own tokens, and a bin without tokens gets the weight fitted on all of them.
+    Returns (lams (n_bins,) float64, mean log-likelihood of the mixture over all tokens)."""
+    where = "em_weights"
+    a, b = _pair(lp_a, lp_b, where)
+    bins = np.asarray(bins)
+    if bins.shape != a.shape or (bins.size and (bins.dtype.kind not in "iu" or bins.min() < 0)):
+        raise ValueError(f"{where}: 'bins' must be non-negative integers, one per token (shape {a.shape}); got dtype "
+                         f"{bins.dtype}, shape {bins.shape}.")
+    n = int(bins.max()) + 1 if n_bins is None else int(n_bins)
+    if bins.max() >= n:
+        raise ValueError(f"{where}: 'bins' must be < n_bins={n}; got {bins.max()}.")
+    pooled, _ = em_weight(a, b, init=init, max_iter=max_iter, tol=tol)
+    lams = np.full(n, pooled)
+    for k in np.unique(bins):
+        sel = bins == k
+        lams[k] = em_weight(a[sel], b[sel], init=init, max_iter=max_iter, tol=tol)[0]
+    return lams, float(np.mean(mix_logprobs(a, b, lams[bins])))
+
+
+def context_bins(stream, train, *, context=2, pad_id, max_bucket=15):
+    """Frequency bin of every token's context: min(floor(log2(1 + count)), max_bucket), count = how often the
+    `context` tokens before it (the stream padded with pad_id, </s>, as the NPLM's contexts) occur in a row in the
+    `train` stream (padded the same way).  int64 (len(stream),), values in [0, max_bucket]."""
+    where = "context_bins"
+    if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1:
+        raise ValueError(f"{where}: 'context' must be an integer >= 1; got {context!r}.")
+    s, t = (np.asarray(x, dtype=np.int64) for x in (stream, train))
+    if s.ndim != 1 or t.ndim != 1 or (s.size and s.min() < 0) or (t.size and t.min() < 0):
+        raise ValueError(f"{where}: 'stream' and 'train' must be 1-d arrays of word ids; got shapes {s.shape}, "
+                         f"{t.shape}.")
+    base = int(max(s.max(initial=0), t.max(initial=0), pad_id)) + 1
+    if context * np.log2(base) >= 62:
+        raise ValueError(f"{where}: {context}-token contexts over {base} ids do not fit int64 keys; use a shorter "
+                         f"'context'.")
+
+    def keys(x):                       # key of the `context` tokens before each position
+        p = np.concatenate([np.full(context, pad_id, dtype=np.int64), x])
+        k = np.zeros(len(x), dtype=np.int64)
+        for j in range(context):
+            k = k * base + p[j:j + len(x)]
+        return k
+
+    uniq, cnt = np.unique(keys(t), return_counts=True)
+    k = keys(s)
+    pos = np.minimum(np.searchsorted(uniq, k), max(len(uniq) - 1, 0))
+    count = np.where(uniq[pos] == k, cnt[pos], 0) if len(uniq) else np.zeros(len(k), dtype=np.int64)
+    return np.minimum(np.floor(np.log2(1.0 + count)), max_bucket).astype(np.int64)

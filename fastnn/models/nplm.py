@@ -7,7 +7,11 @@ are updated), H, d the hidden tanh layer, U the output weights and W the optiona
 features to the output.  The output layer computes [U W] [h; x] + b in ONE fused softmax layer over V (BLAS matrix
 products + the softmax-xent kernel), so the direct connections cost one wider matrix, not a second pass.  Weight
 decay applies to C, H, U and W, not to the biases (Param.decay).  Bengio's learning rate eps_t = eps_0 / (1 + r t)
-is `InverseDecay(eps_0, r)`.
+is `optim.InverseDecay(eps_0, r)`.
+
+With `classes` > 0 the output is instead Mikolov et al. (2011)'s class-factorized softmax (`nn.ClassSoftmaxOutput`,
+the RNN LM's): P(w | x) = P(c(w) | [h; x]) P(w | c(w), [h; x]) over frequency classes, O((h + nx)(C + |c(w)|)) per
+token instead of O((h + nx) |V|), which is what makes an epoch on Brown fast (README, "Language models").
 
 Token stream and alignment with the n-gram models: the model predicts every token of a `fastnn.data.lm_stream`
 (sentences each followed by </s>, which is predicted).  The context of position i is the n-1 stream tokens before
@@ -15,18 +19,17 @@ it, crossing sentence boundaries (the previous sentence's words and its </s> are
 stream is padded with </s>, "a sentence just ended").  `token_logprobs(stream)[i]` therefore lines up with
 `KneserNey.token_logprobs(stream)[i]` position by position, which is what the mixture (fastnn.models.mixture) needs.
 """
-import numbers
-
 import numpy as np
 
 from fastnn import init as _init
 from fastnn import kernels, nn
-from fastnn._validation import check_scalar
+from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
-from fastnn.optim.schedules import Schedule
+from fastnn.nn import ClassSoftmaxOutput
+from fastnn.optim.schedules import InverseDecay  # noqa: F401  (its old home; kept importable)
 
-__all__ = ["NPLM", "InverseDecay", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
+__all__ = ["NPLM", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -56,19 +59,6 @@ def contexts(stream, order, pad_id):
     return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(padded[:-1], k))
 
 
-# ---- learning rate -----------------------------------------------------------------------------------------------
-
-class InverseDecay(Schedule):
-    """Bengio et al. (2003)'s learning rate eps_t = value / (1 + rate * t), t = number of updates done."""
-
-    def __init__(self, value, rate):
-        self.value = float(check_scalar(value, "value", "InverseDecay", low=0))
-        self.rate = float(check_scalar(rate, "rate", "InverseDecay", low=0))
-
-    def __call__(self, step):
-        return self.value / (1.0 + self.rate * step)
-
-
 # ---- evaluation helper -------------------------------------------------------------------------------------------
 
 def output_logprobs(out, h, targets):
@@ -81,12 +71,6 @@ def output_logprobs(out, h, targets):
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
-
-def _posint(x, name, where, low=1):
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < low:
-        raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
-    return int(x)
-
 
 class NPLM(Module):
     """Bengio et al. (2003)'s NPLM.
@@ -103,22 +87,25 @@ class NPLM(Module):
     rng : seed or Generator for the initialisation: C ~ U(-init_scale, init_scale), Glorot for H, zeros for the
         output weights [U W]; the output bias starts at the log unigram frequencies when `counts` is given.
     words : optional list of the vocabulary's words (kept in the config for the CLI; not used by the maths).
+    classes : 0 for the full softmax over V, else the number of frequency classes of a class-factorized output
+        (needs `counts`, or an explicit `word_class`; `class_method` as `rnnlm.word_classes`).
     """
 
     def __init__(self, vocab_size, *, order=5, dim=60, hidden=100, direct=True, dropout=0.0, eos_id=1, rng=0,
-                 dtype=np.float32, init_scale=0.1, counts=None, words=None):
+                 dtype=np.float32, init_scale=0.1, counts=None, words=None, classes=0, word_class=None,
+                 class_method="sqrt"):
         where = "NPLM"
-        self.vocab_size = _posint(vocab_size, "vocab_size", where)
-        self.order = _posint(order, "order", where, low=2)
-        self.dim = _posint(dim, "dim", where)
-        self.hidden = _posint(hidden, "hidden", where, low=0)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where)
+        self.order = check_int(order, "order", where, low=2)
+        self.dim = check_int(dim, "dim", where)
+        self.hidden = check_int(hidden, "hidden", where, low=0)
         self.direct = bool(direct)
         if self.hidden == 0 and not self.direct:
             raise ValueError(f"{where}: 'hidden' must be > 0 when direct=False (the output would see nothing); got 0.")
         self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
         if self.dropout_p >= 1:
             raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
-        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
@@ -131,13 +118,32 @@ class NPLM(Module):
         self.C = nn.Embedding(self.vocab_size, self.dim, rng=rng, dtype=dtype, scale=self.init_scale)
         self.H = nn.Linear(nx, self.hidden, rng=rng, dtype=dtype) if self.hidden else None
         n_out_in = self.hidden + (nx if self.direct else 0)
-        self.out = nn.SoftmaxOutput(n_out_in, self.vocab_size, rng=rng, dtype=dtype)
-        self.out.W.value[...] = 0          # as Bengio: output weights from zero, the bias carries the unigram
-        if counts is not None:
-            c = np.asarray(counts, dtype=np.float64)
-            if c.shape != (self.vocab_size,):
-                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
-            self.out.b.value[...] = _init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
+        c = None if counts is None else np.asarray(counts, dtype=np.float64)
+        if c is not None and c.shape != (self.vocab_size,):
+            raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
+        self.classes = check_int(classes, "classes", where, low=0)
+        self.class_method = class_method
+        if self.classes:
+            if word_class is None:
+                if c is None:
+                    raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency "
+                                     "classes.")
+                from fastnn.models.rnnlm import word_classes      # rnnlm imports this module: import late
+                word_class = word_classes(c, self.classes, method=class_method)
+            self.word_class = [int(k) for k in np.asarray(word_class)]
+            if len(self.word_class) != self.vocab_size:
+                raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got "
+                                 f"{len(self.word_class)}.")
+            # biases at the log class prior and log P(w | class), as the full softmax's at the log unigram
+            self.out = ClassSoftmaxOutput(n_out_in, np.asarray(self.word_class), rng=rng, dtype=dtype, counts=c)
+            self.out.Wc.value[...] = 0
+            self.out.W.value[...] = 0      # as Bengio: output weights from zero
+        else:
+            self.word_class = None
+            self.out = nn.SoftmaxOutput(n_out_in, self.vocab_size, rng=rng, dtype=dtype)
+            self.out.W.value[...] = 0      # as Bengio: output weights from zero, the bias carries the unigram
+            if c is not None:
+                self.out.b.value[...] = _init.output_bias_softmax(np.maximum(c, 0.5), dtype=dtype)
         self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
 
     # -- graph -------------------------------------------------------------------------------------------------
@@ -184,7 +190,9 @@ class NPLM(Module):
             out = np.empty(len(s), dtype=np.float64)
             for i in range(0, len(s), batch_size):
                 feats = self._features(ctx[i:i + batch_size]).value
-                out[i:i + batch_size] = output_logprobs(self.out, feats, s[i:i + batch_size])
+                t = s[i:i + batch_size]
+                out[i:i + batch_size] = (self.out.token_logprobs(feats, t) if self.classes
+                                         else output_logprobs(self.out, feats, t))
         finally:
             self.train(was)
         return out
@@ -207,20 +215,23 @@ class NPLM(Module):
     def config(self):
         return {"vocab_size": self.vocab_size, "order": self.order, "dim": self.dim, "hidden": self.hidden,
                 "direct": self.direct, "dropout": self.dropout_p, "eos_id": self.eos_id,
-                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words}
+                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words,
+                "classes": self.classes, "word_class": self.word_class, "class_method": self.class_method}
 
     def __repr__(self):
         return (f"NPLM(vocab_size={self.vocab_size}, order={self.order}, dim={self.dim}, hidden={self.hidden}, "
-                f"direct={self.direct}, dropout={self.dropout_p}, dtype={self._dtype.name})")
+                f"direct={self.direct}, dropout={self.dropout_p}, "
+                f"{f'{self.classes} classes' if self.classes else 'full softmax'}, dtype={self._dtype.name})")
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
 def gradcheck_cases():
-    """Small float64 NPLMs: with and without direct connections, without a hidden layer."""
+    """Small float64 NPLMs: with and without direct connections, without a hidden layer, class-factorized output."""
     def case(**kw):
         def build(rng):
-            m = NPLM(11, order=4, dim=3, eos_id=1, rng=rng, dtype=np.float64, init_scale=1.0, **kw)
+            m = NPLM(11, order=4, dim=3, eos_id=1, rng=rng, dtype=np.float64, init_scale=1.0,
+                     counts=rng.integers(1, 50, 11), **kw)
             for p in m.parameters().values():
                 if not p.sparse:
                     p.value[...] = rng.standard_normal(p.shape) * 0.5
@@ -230,4 +241,6 @@ def gradcheck_cases():
             return (lambda: m.loss((ctx, t))), m.parameters(), {}
         return build
     return [("nplm.direct", case(hidden=5, direct=True)), ("nplm.no_direct", case(hidden=5, direct=False)),
-            ("nplm.direct_only", case(hidden=0, direct=True))]
+            ("nplm.direct_only", case(hidden=0, direct=True)),
+            ("nplm.classes", case(hidden=5, direct=False, classes=3)),
+            ("nplm.classes_direct", case(hidden=5, direct=True, classes=4))]

@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn import nn
 from fastnn.data import conll
 from fastnn.data import tags as tagging
@@ -111,14 +112,12 @@ class WindowBatches:
     def __init__(self, encoded, *, batch_size, by="window", bucket=0, unk_replace=0.0, rare=None, unk_id=1):
         if by not in ("window", "sentence"):
             raise ValueError(f"WindowBatches: 'by' must be 'window' or 'sentence'; got {by!r}.")
-        if not (isinstance(batch_size, numbers.Integral) and batch_size >= 1):
-            raise ValueError(f"WindowBatches: 'batch_size' must be an int >= 1; got {batch_size!r}.")
+        batch_size = check_int(batch_size, "batch_size", "WindowBatches")
         if not 0 <= unk_replace < 1:
             raise ValueError(f"WindowBatches: 'unk_replace' must be in [0, 1); got {unk_replace!r}.")
         if encoded.targets is None:
             raise ValueError("WindowBatches: the corpus must have targets (encode it with targets=True).")
-        if not (isinstance(bucket, numbers.Integral) and bucket >= 0):
-            raise ValueError(f"WindowBatches: 'bucket' must be an int >= 0; got {bucket!r}.")
+        bucket = check_int(bucket, "bucket", "WindowBatches", low=0)
         self.enc, self.batch_size, self.by, self.bucket = encoded, int(batch_size), by, int(bucket)
         self.unk_replace, self.rare, self.unk_id = float(unk_replace), rare, unk_id
         self.n_tokens = len(encoded.words)
@@ -229,17 +228,14 @@ class WindowTagger(Module):
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
                  dtype="float32", tag_counts=None):
         where = "WindowTagger"
-        if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
-            raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
-        for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
-            if not (isinstance(v, numbers.Integral) and v >= 1):
-                raise ValueError(f"{where}: '{name}' must be an int >= 1; got {v!r}.")
+        if check_int(window, "window", where) % 2 == 0:
+            raise ValueError(f"{where}: 'window' must be an odd integer >= 1; got {window!r}.")
+        embed_dim, hidden = check_int(embed_dim, "embed_dim", where), check_int(hidden, "hidden", where)
         suffix_len = affix_lengths(suffix_len, "suffix_len", where)
         prefix_len = affix_lengths(prefix_len, "prefix_len", where)
         for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("prefix_dim", prefix_dim),
                         ("shape_dim", shape_dim), ("char_dim", char_dim)):
-            if not (isinstance(v, numbers.Integral) and v >= 0):
-                raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
+            check_int(v, name, where, low=0)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
         if loss not in LOSSES:
@@ -261,8 +257,8 @@ class WindowTagger(Module):
         if (chars is None) != (char_dim == 0):
             raise ValueError(f"{where}: 'chars' must be given exactly when char_dim > 0; got char_dim={char_dim}, "
                              f"chars {'None' if chars is None else 'given'}.")
-        if char_dim and not (isinstance(char_filters, numbers.Integral) and char_filters >= 1):
-            raise ValueError(f"{where}: 'char_filters' must be an int >= 1; got {char_filters!r}.")
+        if char_dim:
+            check_int(char_filters, "char_filters", where)
         columns = [dict(c, values=list(c.get("values", ()))) for c in columns]
         for c in columns:
             if not (isinstance(c.get("dim"), numbers.Integral) and c["dim"] >= 1 and isinstance(c.get("column"),

@@ -12,7 +12,8 @@ from fastnn.optim.base import Optimizer
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, global_grad_norm, grad_sq_norms
 from fastnn.optim.lbfgs import MinimizeResult, minimize, minimize_minibatch, ravel_grads, ravel_params, unravel_params
 from fastnn.optim.regularize import sparsity_penalty, weight_penalty
-from fastnn.optim.schedules import Constant, HalveOnPlateau, InverseTime, Linear, Schedule, as_schedule, improves
+from fastnn.optim.schedules import (Constant, HalveOnPlateau, InverseDecay, InverseTime, Linear, Schedule, as_schedule,
+                                    improves)
 from fastnn.optim.sgd import SGD
 
 # the choice every training command offers as --optimizer
@@ -26,7 +27,7 @@ def by_name(name, params, lr, where="optimizer", **kwargs):
     return BY_NAME[name](params, lr, **kwargs)
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "ParamAverage", "BY_NAME", "by_name",
-           "Schedule", "Constant", "InverseTime", "Linear", "HalveOnPlateau",
+           "Schedule", "Constant", "InverseTime", "InverseDecay", "Linear", "HalveOnPlateau",
            "as_schedule", "improves",
            "clip_grad_norm", "clip_grad_value", "global_grad_norm", "grad_sq_norms", "minimize",
            "minimize_minibatch", "MinimizeResult", "ravel_params", "unravel_params", "ravel_grads",

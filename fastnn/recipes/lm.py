@@ -1,5 +1,5 @@
-"""Language-model recipes: one Config per architecture (NGramConfig, NPLMConfig, RNNConfig: each the only place its
-defaults are written), PRESETS, and train().
+"""Language-model recipes: one Config per architecture (NGramConfig, NPLMConfig, RNNConfig, LSTMConfig: each the only
+place its defaults are written), PRESETS, and train().
 
 The vocabulary protocol (Bengio et al. 2003; ../shared/data/README.md): every training type seen at least
 `min_count` times (4: more than 3 times) plus <unk> and </s>; every sentence ends with </s>, which is predicted and
@@ -17,8 +17,8 @@ import numpy as np
 
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["LMConfig", "NGramConfig", "NPLMConfig", "RNNConfig", "CONFIGS", "PRESETS", "config_for", "from_preset",
-           "prepare", "train", "mean_nll", "perplexity"]
+__all__ = ["LMConfig", "NGramConfig", "NPLMConfig", "RNNConfig", "LSTMConfig", "CONFIGS", "PRESETS", "config_for",
+           "from_preset", "prepare", "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -66,6 +66,7 @@ class NPLMConfig(LMConfig):
     dim: int = option(60, "NPLM word feature size m")
     hidden: int = option(100, _HELP["hidden"])
     direct: bool = option(False, "direct connections from the features to the output", negatable=True)
+    classes: int = option(0, "frequency classes of the factorized output (0: full softmax)")
     dropout: float = option(0.0, _HELP["dropout"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
@@ -79,7 +80,7 @@ class NPLMConfig(LMConfig):
     arch = "nplm"
 
     def __post_init__(self):
-        self.check(ints=dict(order=2, dim=1, hidden=1, epochs=1, batch_size=1, patience=0),
+        self.check(ints=dict(order=2, dim=1, hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
                    positive=("lr",), fractions=("dropout",), nonneg=("lr_decay", "weight_decay", "clip_norm"),
                    positive_or_none=("max_minutes",))
 
@@ -113,7 +114,35 @@ class RNNConfig(LMConfig):
                    positive_or_none=("max_minutes",))
 
 
-CONFIGS = {"ngram": NGramConfig, "nplm": NPLMConfig, "rnn": RNNConfig}
+@dataclass
+class LSTMConfig(LMConfig):
+    """The LSTM LM: the RNN LM's embedding, truncated BPTT and class-factorized output around an LSTM."""
+    hidden: int = option(100, _HELP["hidden"])
+    embed: int = option(None, "input embedding size (none: --hidden)", type=int)
+    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
+    forget_bias: float = option(1.0, "initial forget-gate bias (LSTM)")
+    dropout: float = option(0.0, _HELP["dropout"])
+    epochs: int = option(30, _HELP["epochs"])
+    lr: float = option(0.05, _HELP["lr"])
+    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
+    weight_decay: float = option(0.0, _HELP["weight_decay"])
+    batch_size: int = option(64, _HELP["batch_size"])
+    bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
+    bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
+    clip_norm: float = option(5.0, _HELP["clip_norm"])
+    clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
+    max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
+    patience: int = option(3, _HELP["patience"], type=int)
+    arch = "lstm"
+
+    def __post_init__(self):
+        self.check(ints=dict(hidden=1, embed=1, classes=0, epochs=1, batch_size=1, bptt=0, bptt_block=1,
+                             patience=0),
+                   positive=("lr",), fractions=("dropout",), nonneg=("weight_decay", "clip_norm", "clip_value"),
+                   positive_or_none=("max_minutes",))
+
+
+CONFIGS = {"ngram": NGramConfig, "nplm": NPLMConfig, "rnn": RNNConfig, "lstm": LSTMConfig}
 
 # Named settings: {name: {"arch": ..., field: value, ...}}, applied before explicit values (the CLI's --preset).
 PRESETS: dict[str, dict] = {}
@@ -138,7 +167,7 @@ def from_preset(preset=None, arch=None, **values):
     elif preset_arch is not None and arch != preset_arch:
         raise ValueError(f"LMConfig: preset {preset!r} is for 'arch' {preset_arch}; got {arch!r}.")
     if arch is None:
-        raise ValueError("LMConfig: 'arch' must be given (ngram, nplm or rnn) unless the preset names it.")
+        raise ValueError("LMConfig: 'arch' must be given (ngram, nplm, rnn or lstm) unless the preset names it.")
     return config_for(arch, **{**fields, **values})
 
 
@@ -199,18 +228,26 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
 def build(config, vocab, stream):
     """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
     from fastnn import optim
-    from fastnn.models.nplm import NPLM, InverseDecay, contexts
+    from fastnn.models.lstmlm import LSTMLM
+    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.optim import InverseDecay
     from fastnn.models.rnnlm import RNNLM, BPTTBatches
     from fastnn.train import ArrayBatches
 
     c, V, eos = config, len(vocab), vocab.eos_id
     if c.arch == "nplm":
-        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, dropout=c.dropout, eos_id=eos,
-                     rng=c.seed, counts=vocab.counts, words=vocab.words)
+        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
+                     dropout=c.dropout, eos_id=eos, rng=c.seed, counts=vocab.counts, words=vocab.words)
         data = ArrayBatches(contexts(stream, c.order, eos), stream, batch_size=c.batch_size)
         return model, data, InverseDecay(c.lr, c.lr_decay)
-    model = RNNLM(V, hidden=c.hidden, embed=c.embed, activation=c.activation, init=c.init, classes=c.classes,
-                  dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts, words=vocab.words)
+    if c.arch == "lstm":
+        model = LSTMLM(V, hidden=c.hidden, embed=c.embed, classes=c.classes, forget_bias=c.forget_bias,
+                       dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts,
+                       words=vocab.words)
+    else:
+        model = RNNLM(V, hidden=c.hidden, embed=c.embed, activation=c.activation, init=c.init, classes=c.classes,
+                      dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts,
+                      words=vocab.words)
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, bptt=c.bptt, eos_id=eos)
     return model, data, optim.HalveOnPlateau(c.lr, threshold=0.003)
 

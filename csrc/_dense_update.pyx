@@ -6,23 +6,13 @@ split gives the same bits.  Called only from fastnn/kernels.py, which validates 
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
-from _common cimport threads_for
-
+from _common cimport threads_for, root
 
 
 cdef inline floating decayed(floating g, floating w, floating l2, floating l1) noexcept nogil:
     if l1 != 0:
         g = g + l1 * ((w > 0) - (w < 0))
     return g + l2 * w
-
-
-cdef inline floating root(floating x) noexcept nogil:
-    # sqrtf for float32: libm's sqrt would widen every element to double and halve the vector width
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 def _sgd(floating[::1] w, const floating[::1] g, double lr, double l2, double l1, int n_threads):
