@@ -1,9 +1,12 @@
 """Random hyper-parameter search (Bergstra and Bengio 2012): sample every trial's configuration independently from
 a space of distributions, run the trials on a concurrent.futures Executor, and log each result as it finishes.
 
-    space = {"lr": LogUniform(1e-3, 0.3), "hidden": Choice([100, 200, 300]), "window": Int(3, 7)}
-    records = random_search(train_and_score, space, n_trials=20, seed=0, log="runs.jsonl")
-    print(format_table(records))
+>>> space = {"lr": LogUniform(1e-3, 0.3), "hidden": Choice([100, 200, 300]), "window": Int(3, 7)}
+>>> def train_and_score(params):               # train with these settings, return the dev score
+...     return -abs(params["lr"] - 0.05) - params["window"] / 100
+>>> records = random_search(train_and_score, space, n_trials=20, seed=0, workers=1)   # log="runs.jsonl" keeps them
+>>> best(records, 1)[0]["params"]             # print(format_table(records)): the best trials as a table
+{'hidden': 200, 'lr': 0.029357658952819443, 'window': 3}
 
 Reproducibility: trial i's configuration depends only on (seed, i) (np.random.default_rng([seed, i])), so a larger
 `n_trials` keeps the first trials and a log can be matched trial by trial.  The log is JSON lines, one object per

@@ -22,8 +22,8 @@ predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data 
 """
 import numpy as np
 
-from fastnn._validation import check_int
 from fastnn import kernels, nn
+from fastnn._validation import check_int
 from fastnn.graph import Module, Node, Param
 from fastnn import init
 from fastnn.init import as_rng

@@ -23,8 +23,8 @@ import warnings
 
 import numpy as np
 
-from fastnn._validation import check_int
 from fastnn import io
+from fastnn._validation import check_int
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -385,8 +385,12 @@ class KneserNey(_NGramLM):
 
     Examples
     --------
-    >>> lm = KneserNey(order=3).fit(train_stream, vocab_size=len(vocab), eos_id=vocab.eos_id)
-    >>> lm.perplexity(test_stream)
+    >>> from fastnn.data import Vocab, lm_stream
+    >>> train = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]]
+    >>> vocab = Vocab.build(train)
+    >>> lm = KneserNey(order=2).fit(lm_stream(train, vocab), vocab_size=len(vocab), eos_id=vocab.eos_id)
+    >>> round(lm.perplexity(lm_stream([["the", "dog", "sees", "a", "cat"]], vocab)), 2)
+    6.33
     """
 
     def __init__(self, order=3, *, discounts=None, bos=True, words=None):

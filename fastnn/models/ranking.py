@@ -21,14 +21,16 @@ true centre word is drawn again (such a pair has no gradient).
     data = RankingBatches(padded, centres, window=11, batch_size=256, sampler=NegativeSampler(counts))
     Trainer(model, AdaGrad(model.parameters(), lr=0.05), data, epochs=5).fit()
 """
+import functools
 import numbers
 
 import numpy as np
 
-from fastnn._validation import check_int
 from fastnn import init as _init
 from fastnn import nn
+from fastnn._validation import check_int
 from fastnn.graph import Module
+from fastnn.train import BatchPlan
 
 __all__ = ["WindowRanker", "NegativeSampler", "RankingBatches", "padded_stream", "gradcheck_cases",
            "NEGATIVES", "ACTIVATIONS"]
@@ -132,7 +134,11 @@ class RankingBatches:
 
     def epoch(self, rng):
         perm = rng.permutation(len(self.centres))[:self.n]
-        return _Plan(self, perm, int(rng.integers(2**63)))
+        return BatchPlan.even(functools.partial(self._batch, int(rng.integers(2**63))), self.n, self.batch_size, perm)
+
+    def _batch(self, seed, i, rows):
+        w = self.windows(rows)
+        return w, self.sampler.draw(w[:, self.window // 2], np.random.default_rng([seed, i]))
 
     @staticmethod
     def n_examples(batch):
@@ -141,20 +147,6 @@ class RankingBatches:
     def __repr__(self):
         return (f"RankingBatches({len(self.centres)} windows of {self.window}, {self.n} per epoch, "
                 f"batch_size={self.batch_size}, {self.sampler})")
-
-
-class _Plan:
-    def __init__(self, src, perm, seed):
-        self.src, self.perm, self.seed = src, perm, seed
-
-    def __len__(self):
-        return len(self.src)
-
-    def __getitem__(self, i):
-        B = self.src.batch_size
-        w = self.src.windows(self.perm[i * B:(i + 1) * B])
-        neg = self.src.sampler.draw(w[:, self.src.window // 2], np.random.default_rng([self.seed, i]))
-        return w, neg
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import check_int
 from fastnn import init as _init
 from fastnn import kernels
+from fastnn._validation import check_int
 from fastnn.graph import Module, Node, Param, RowGrad
 from fastnn.nn import functional as F
 

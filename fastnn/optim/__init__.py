@@ -1,8 +1,13 @@
 """Optimizers (SGD, momentum, AdaGrad; dense and lazy-sparse), iterate averaging, schedules, clipping,
 regularization, and batch methods (L-BFGS-B, CG) through scipy.optimize.
 
+>>> import numpy as np
+>>> from fastnn import nn, optim
+>>> rng = np.random.default_rng(0)
+>>> model = nn.Linear(3, 2, rng=rng)
+>>> x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.integers(0, 2, 8)
 >>> opt = optim.AdaGrad(model.parameters(), lr=0.1, weight_decay=1e-4)
->>> model.zero_grad(); model.loss(batch).backward()
+>>> model.zero_grad(); nn.softmax_cross_entropy(model(x), y).backward()
 >>> norm = optim.clip_grad_norm(model.parameters(), 5.0)      # pre-clip norm (torch's convention)
 >>> opt.step()
 """
