@@ -20,7 +20,7 @@ def test_classifier_input_errors():
         MLP(3, n_features=4, vocab_size=10, window=3)
     with pytest.raises(ValueError, match="window inputs need both 'vocab_size' and 'window'"):
         MLP(3, vocab_size=10)
-    with pytest.raises(ValueError, match="'n_features' must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match="'n_features' must be an integer >= 1; got 0"):
         LogisticRegression(3, n_features=0)
     m = LogisticRegression(3, vocab_size=10, window=3)
     with pytest.raises(ValueError, match=r"inputs must be integer windows of shape \(B, 3\)"):

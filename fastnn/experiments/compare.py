@@ -17,8 +17,11 @@ features, 10 classes, 5% label noise), so it runs on a fresh machine with no dow
 columns) or a tagged Brown file (word/TAG tokens) gives the task of predicting the centre word's tag from a window of
 word ids; the last 1000 sentences are held out.
 
-    rows, traces = compare(CompareConfig(sizes=(1000, 10000)));  print(markdown_table(rows))
-    rows, traces, data = run(CompareConfig(), "train.txt", threads=1)      # load the file, then compare
+>>> rows, traces = compare(CompareConfig(sizes=(300,), budget=0.2))    # print(markdown_table(rows)): the table
+>>> sorted({r["method"] for r in rows})
+['adagrad', 'cg', 'lbfgs', 'momentum', 'sgd']
+
+`run(CompareConfig(), "train.txt", threads=1)` loads a file first and returns (rows, traces, data).
 """
 import json
 import math

@@ -21,10 +21,10 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_scalar
+from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
-from fastnn.models.nplm import _posint, as_stream, output_logprobs
+from fastnn.models.nplm import as_stream, output_logprobs
 from fastnn.nn import ClassSoftmaxOutput
 
 __all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
@@ -44,7 +44,7 @@ def word_classes(counts, n_classes, *, method="sqrt"):
     if c.ndim != 1 or c.size == 0 or np.any(c < 0) or not np.all(np.isfinite(c)):
         raise ValueError(f"{where}: 'counts' must be a non-empty 1-d array of non-negative counts; got shape "
                          f"{c.shape}.")
-    n_classes = _posint(n_classes, "n_classes", where)
+    n_classes = check_int(n_classes, "n_classes", where)
     if method not in ("sqrt", "uniform"):
         raise ValueError(f"{where}: 'method' must be 'sqrt' or 'uniform'; got {method!r}.")
     order = np.lexsort((np.arange(c.size), -c))
@@ -75,9 +75,9 @@ class BPTTBatches:
     def __init__(self, stream, *, batch_size, block, bptt=0, eos_id):
         where = "BPTTBatches"
         s = np.asarray(stream)
-        self.batch_size = _posint(batch_size, "batch_size", where)
-        self.block = _posint(block, "block", where)
-        self.bptt = _posint(bptt, "bptt", where, low=0)
+        self.batch_size = check_int(batch_size, "batch_size", where)
+        self.block = check_int(block, "block", where)
+        self.bptt = check_int(bptt, "bptt", where, low=0)
         n = len(s) // self.batch_size
         if n < 1:
             raise ValueError(f"{where}: the stream must hold at least batch_size={self.batch_size} tokens; got "
@@ -131,15 +131,15 @@ class RNNLM(Module):
                  word_class=None, class_method="sqrt", dropout=0.0, clip=0.0, eos_id=1, rng=0, dtype=np.float32,
                  init_scale=0.1, counts=None, words=None):
         where = "RNNLM"
-        self.vocab_size = _posint(vocab_size, "vocab_size", where)
-        self.hidden = _posint(hidden, "hidden", where)
-        self.embed = self.hidden if embed is None else _posint(embed, "embed", where)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where)
+        self.hidden = check_int(hidden, "hidden", where)
+        self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
         self.activation, self.init = activation, init
         self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
         if self.dropout_p >= 1:
             raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
         self.clip = float(check_scalar(clip, "clip", where, low=0))
-        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
@@ -151,7 +151,7 @@ class RNNLM(Module):
             counts = np.asarray(counts, dtype=np.float64)
             if counts.shape != (self.vocab_size,):
                 raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
-        self.classes = _posint(classes, "classes", where, low=0)
+        self.classes = check_int(classes, "classes", where, low=0)
         self.class_method = class_method
         if self.classes and word_class is None:
             if counts is None:

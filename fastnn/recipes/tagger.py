@@ -1,8 +1,12 @@
 """The window tagger's recipe: TaggerConfig (every default of a tagger run, in one place), PRESETS, and train().
 
-    from fastnn.recipes import tagger as recipe
-    config = recipe.TaggerConfig(tasks={"ner": 3}, epochs=5)            # or recipe.from_preset("ner", tasks=...)
-    model, trainer = recipe.train(config, read_conll("eng.train"), read_conll("eng.testa"))
+>>> from fastnn.recipes import tagger as recipe
+>>> sents = [[("John", "B-PER"), ("Smith", "I-PER"), ("visited", "O"), ("Paris", "B-LOC"), (".", "O")],
+...          [("Mary", "B-PER"), ("saw", "O"), ("London", "B-LOC"), (".", "O")]] * 10   # or read_conll("eng.train")
+>>> config = recipe.TaggerConfig(tasks={"ner": 1}, epochs=3)      # or recipe.from_preset("ner", tasks=...)
+>>> model, trainer = recipe.train(config, sents, sents, quiet=True)   # train, dev
+>>> trainer.best_score                                              # dev F1 of the kept epoch
+100.0
 
 `fit(model, train, dev, config)` trains a model built otherwise (e.g. WindowTagger.build with other options).
 The model's constructor keeps its own keyword defaults for direct use; a recipe passes every value explicitly, so
