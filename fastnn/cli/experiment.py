@@ -37,7 +37,7 @@ def _common(p, defaults, what):
 
 
 def register(sub):
-    from fastnn.experiments.adding import DEFAULTS, MODELS
+    from fastnn.experiments.adding import DEFAULTS, GRID_DEFAULTS, MODELS
     from fastnn.experiments.clipping import CLIP_DEFAULTS
     from fastnn.experiments.gradients import GRADIENT_MODELS
 
@@ -49,10 +49,17 @@ def register(sub):
     a = ex.add_parser("adding", help="train tanh, sigmoid, ReLU and IRNN networks on the adding problem; final test "
                                      "MSE per model")
     _common(a, DEFAULTS, "test-MSE-against-steps")
-    a.add_argument("--steps", default=DEFAULTS["steps"], help=f"SGD steps per model (default {DEFAULTS['steps']})")
+    a.add_argument("--steps", help=f"SGD steps per model (default {DEFAULTS['steps']})")
     a.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train (default all)")
     a.add_argument("--eval-every", default=DEFAULTS["eval_every"],
                    help=f"steps between test evaluations (default {DEFAULTS['eval_every']})")
+    a.add_argument("--grid", action="store_true",
+                   help="Le et al.'s protocol (their Table 1): every model at each lr x clip of their grid, constant "
+                        "lr, best per model on a validation set; --steps is then per grid point (default "
+                        f"{GRID_DEFAULTS['steps']})")
+    a.add_argument("--workers", type=int, default=GRID_DEFAULTS["workers"],
+                   help=f"--grid: grid points trained at once in separate processes (default "
+                        f"{GRID_DEFAULTS['workers']})")
     a.set_defaults(func=run_adding)
 
     g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
@@ -65,13 +72,21 @@ def register(sub):
                         f"{' '.join(GRADIENT_MODELS)})")
     g.set_defaults(func=run_gradients)
 
-    c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with element-wise and with "
-                                       "norm clipping")
+    c = ex.add_parser("clipping", help="one exploding setup trained without clipping, with global-norm clipping, "
+                                       "with Mikolov's element-wise clipping of the BPTT error and with element-wise "
+                                       "clipping of the summed gradient; the threshold heuristic and a threshold "
+                                       "sweep")
     _common(c, CLIP_DEFAULTS, "loss-curve")
     c.add_argument("--steps", default=CLIP_DEFAULTS["steps"],
                    help=f"SGD steps per run (default {CLIP_DEFAULTS['steps']})")
     c.add_argument("--model", choices=MODELS, default=CLIP_DEFAULTS["kind"],
                    help=f"network (default {CLIP_DEFAULTS['kind']})")
+    c.add_argument("--thresholds", nargs="*", metavar="C", default=list(CLIP_DEFAULTS["thresholds"]),
+                   help=f"norm-clipping thresholds of the sweep; none skips it (default "
+                        f"{' '.join(map(str, CLIP_DEFAULTS['thresholds']))})")
+    c.add_argument("--heuristic-steps", type=int, default=CLIP_DEFAULTS["heuristic_steps"],
+                   help=f"unclipped steps whose mean gradient norm is the heuristic threshold; 0 skips it (default "
+                        f"{CLIP_DEFAULTS['heuristic_steps']})")
     c.set_defaults(func=run_clipping)
 
     from fastnn.experiments import digits
@@ -137,7 +152,10 @@ def _plot(fn, results, args):
 
 def run_adding(args):
     from fastnn.experiments import adding, plots
-    s = _settings(args, steps=_positive(int, "steps")(args.steps),
+    if args.grid:
+        return _run_adding_grid(args)
+    steps = adding.DEFAULTS["steps"] if args.steps is None else args.steps
+    s = _settings(args, steps=_positive(int, "steps")(steps),
                   eval_every=_positive(int, "eval-every")(args.eval_every))
     results = adding.run_adding(args.T, models=args.models, seed=args.seed, log=_log(args), n_threads=args.threads,
                                 **s)
@@ -146,6 +164,26 @@ def run_adding(args):
     else:
         print(adding.format_table(results))
     _plot(plots.plot_adding, results, args)
+    return 0
+
+
+def _run_adding_grid(args):
+    from fastnn.experiments import adding, jsonable, plots
+    steps = adding.GRID_DEFAULTS["steps"] if args.steps is None else args.steps
+    s = dict(steps=_positive(int, "steps")(steps), eval_every=_positive(int, "eval-every")(args.eval_every),
+             batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden),
+             workers=_positive(int, "workers")(args.workers))
+    if args.T < 2:
+        raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
+    results = adding.run_adding_grid(args.T, models=args.models, seed=args.seed, log=_log(args),
+                                     n_threads=args.threads, **s)
+    if args.plot:   # the chosen runs' validation curves, drawn like experiment 1's test curves
+        _plot(plots.plot_adding, [dict(r, test_mse=r["valid_curve"]) for r in results], args)
+    if args.json:
+        keys = ("model", "T", "lr", "clip", "steps", "valid_mse", "final_test_mse", "baseline_mse", "seconds")
+        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
+    else:
+        print(adding.format_grid_table(results))
     return 0
 
 
@@ -171,11 +209,15 @@ def run_gradients(args):
 
 def run_clipping(args):
     from fastnn.experiments import clipping, jsonable, plots
-    s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model)
+    if args.heuristic_steps < 0:
+        raise CLIError(f"--heuristic-steps must be >= 0; got {args.heuristic_steps}")
+    s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model,
+                  thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
+                  heuristic_steps=args.heuristic_steps)
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
     if args.json:
-        keys = ("clip", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over", "max_grad_norm",
-                "final_test_mse", "active_units", "seconds")
+        keys = ("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
+                "max_grad_norm", "final_test_mse", "active_units", "seconds")
         print_json(jsonable([{k: r[k] for k in keys} for r in results]))
     else:
         print(clipping.format_table(results))
