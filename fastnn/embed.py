@@ -17,8 +17,9 @@ import os
 
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn.data.conll import DOCSTART, normalize_word
-from fastnn.data.text import _open_text, _read_lines
+from fastnn.data.text import open_text, read_lines
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
            "scale_vectors", "nearest_neighbors", "check_resume"]
@@ -32,7 +33,7 @@ def detect_format(path, probe=200):
     """"conll" when the file looks like CoNLL columns (a -DOCSTART- line, or the first `probe` token lines all with
     the same number >= 2 of fields and at least one blank line among them), else "text"."""
     counts, blank = set(), False
-    with _open_text(path, "detect_format") as f:
+    with open_text(path, "detect_format") as f:
         n = 0
         for line in f:
             fields = line.split()
@@ -53,7 +54,7 @@ def _read_one(path, fmt):
     if fmt == "conll":
         from fastnn.data.conll import read_conll
         return [[row[0] for row in s] for s in read_conll(path, columns=[0])]
-    return _read_lines(path, where)
+    return read_lines(path, where)
 
 
 def read_corpus(paths, text_format="auto", *, report=None):
@@ -178,8 +179,7 @@ def nearest_neighbors(words, vectors, queries, k=10):
     V = np.asarray(vectors, dtype=np.float64)
     if V.ndim != 2 or V.shape[0] != len(words):
         raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim); got {V.shape}.")
-    if not (isinstance(k, (int, np.integer)) and k >= 1):
-        raise ValueError(f"{where}: 'k' must be an int >= 1; got {k!r}.")
+    k = check_int(k, "k", where)
     index = {w: i for i, w in enumerate(words)}
     rows = []
     for q in queries:
