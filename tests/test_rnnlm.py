@@ -229,5 +229,5 @@ def test_fused_segment_rejects_bad_input(rng):
 def test_fast_preset_is_an_rnn_config():
     from fastnn.recipes import lm as recipe
     c = recipe.from_preset("fast")
-    assert isinstance(c, recipe.RNNConfig) and c.batch_size == 128 and c.classes > 0 and c.dropout == 0
-    assert recipe.from_preset("fast", batch_size=64).batch_size == 64          # explicit values win
+    assert isinstance(c, recipe.RNNConfig) and c.patience == 2 and c.classes > 0 and c.dropout == 0
+    assert recipe.from_preset("fast", patience=5).patience == 5                # explicit values win

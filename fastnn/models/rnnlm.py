@@ -14,6 +14,10 @@ a token at position j of the block gets j + bptt steps of BPTT); the hidden stat
 (reset at each epoch start) and `clip` clips the back-propagated error element-wise.  Evaluation runs one stream
 through the whole text, carrying the state across sentences.
 
+With the class-factorized output and no dropout, training runs each batch through one fused kernel
+(kernels.rnnlm_segment: forward, BPTT and every gradient in one call, no per-step graph); `fused=False` keeps the
+graph of layers, the reference it is gradient-checked against.
+
 Alignment with the n-gram models: the input before stream[0] is </s> ("a sentence just ended"), every token of the
 stream is predicted (</s> included), so `token_logprobs(stream)[i]` lines up with the n-gram's (fastnn.models.mixture).
 """
