@@ -8,6 +8,7 @@ Environment switches (read at build time):
   FASTNN_SANITIZE=address  build with AddressSanitizer (see tests/sanitize.sh)
 """
 import glob
+import json
 import os
 import re
 import shutil
@@ -63,6 +64,26 @@ def _try_compile_and_run(compiler, source, cflags, lflags):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def compiler_version(compiler):
+    """The compiler's name and version as it reports them (first line of `CC --version`), else its type."""
+    if compiler.compiler_type == "msvc":
+        return f"msvc {getattr(compiler, 'plat_name', '')}".strip()
+    exe = (getattr(compiler, "compiler_so", None) or getattr(compiler, "compiler", None) or ["cc"])[0]
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+        return out.strip().splitlines()[0]
+    except Exception:
+        return exe
+
+
+def build_info_macro(info):
+    """{fact: str} as a C string literal holding JSON, for -DFNN_BUILD_INFO=...: csrc/_info.pyx returns it, so the
+    facts travel inside the compiled module (no generated file to keep in step).  ASCII only, no backslashes or
+    control characters, so every compiler and command line passes it through unchanged."""
+    clean = {k: re.sub(r"[^ -~]|\\", "?", str(v)) for k, v in info.items()}
+    return json.dumps(json.dumps(clean, sort_keys=True))
+
+
 def probe_openmp(compiler):
     """Return (cflags, lflags) that give working OpenMP, or None."""
     if compiler.compiler_type == "msvc":
@@ -79,9 +100,16 @@ def probe_openmp(compiler):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        # Cythonize here, when extensions are built, not when setup.py is loaded: an sdist or metadata step then
+        # neither spends minutes on it nor leaves generated .c files beside the sources.
+        self.distribution.ext_modules = extensions(SOURCES)
+        super().finalize_options()
+
     def build_extensions(self):
         cc = self.compiler
         cflags, lflags = [], []
+        native = False
         if cc.compiler_type == "msvc":
             cflags += ["/O2"]
         else:
@@ -94,6 +122,7 @@ class BuildExt(build_ext):
             if not _env("FASTNN_PORTABLE") and _try_compile_and_run(cc, "int main(void){return 0;}\n",
                                                                        ["-march=native"], []):
                 cflags += ["-march=native"]
+                native = True
             san = os.environ.get("FASTNN_SANITIZE")
             if san:
                 cflags += [f"-fsanitize={san}"]
@@ -112,9 +141,20 @@ class BuildExt(build_ext):
                 print(msg)
             else:
                 print(f"fastnn: OpenMP enabled with {openmp}")
+        import Cython
+        info = {
+            "target": "native (-march=native)" if native else "portable" + (" (FASTNN_PORTABLE=1)" if
+                                                                             _env("FASTNN_PORTABLE") else ""),
+            "compiler": compiler_version(cc),
+            "cython": Cython.__version__,
+            "openmp_flags": f"{' '.join(openmp[0])} (link {' '.join(openmp[1]) or 'no flags'})" if openmp else "none",
+            "cflags": " ".join(cflags),
+        }
         for ext in self.extensions:
             ext.extra_compile_args = cflags + (openmp[0] if openmp else []) + ext.extra_compile_args
             ext.extra_link_args = lflags + (openmp[1] if openmp else []) + ext.extra_link_args
+            if ext.name == "fastnn._ext._info":
+                ext.define_macros = [*ext.define_macros, ("FNN_BUILD_INFO", build_info_macro(info))]
         super().build_extensions()
 
 
@@ -157,4 +197,6 @@ def extensions(sources):
 
 SOURCES = kernel_sources()
 _check_setuptools()
-setup(ext_modules=extensions(SOURCES), cmdclass={"build_ext": BuildExt})
+# Plain placeholders (one per module) until BuildExt cythonizes them: they make the wheel platform-specific.
+setup(ext_modules=[Extension(f"fastnn._ext.{os.path.splitext(os.path.basename(p))[0]}", [p]) for p in SOURCES],
+      cmdclass={"build_ext": BuildExt})

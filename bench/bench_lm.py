@@ -5,10 +5,10 @@ plain SGD), and the matrix-product roof (the output layer's three products alone
     python bench/bench_lm.py [--rounds 20] [--threads 2]       # a table of training tokens/s (README numbers)
 
 Cases: the NPLM of the issue (V=14,115, n=5, m=60, h=100, batch 128, with and without direct connections), the
-RNN LM (V=10k, H=256, B=32, T=35, tanh, full softmax) and, fastnn only, the class-factorized RNN LM at H=100
-(V=14,115, 100 frequency classes from a Zipf unigram, B=32, T=10).  Data are random ids (Zipf-distributed), the
-same for both implementations.  Run it alone on the machine.  OMP_WAIT_POLICY=PASSIVE is set (see below) unless
-the environment sets it.
+RNN LM (V=10k, H=256, B=32, T=35, tanh, full softmax) and, fastnn only, the class-factorized NPLM (nplm_class100,
+100 frequency classes) and RNN LM at H=100 (V=14,115, 100 frequency classes from a Zipf unigram, B=32, T=10).  Data
+are random ids (Zipf-distributed), the same for both implementations.  Run it alone on the machine.
+OMP_WAIT_POLICY=PASSIVE is set (see below) unless the environment sets it.
 """
 import argparse
 import os
@@ -33,6 +33,7 @@ from fastnn.models.rnnlm import RNNLM  # noqa: E402
 CASES = {
     "nplm_direct": dict(kind="nplm", V=14115, n=5, m=60, h=100, direct=True, B=128),
     "nplm": dict(kind="nplm", V=14115, n=5, m=60, h=100, direct=False, B=128),
+    "nplm_class100": dict(kind="nplm", V=14115, n=5, m=60, h=100, direct=False, B=128, classes=100),
     "rnn": dict(kind="rnn", V=10000, H=256, B=32, T=35, classes=0),
     "rnn_class100": dict(kind="rnn", V=14115, H=100, B=32, T=10, classes=100),
 }
@@ -54,7 +55,8 @@ def fastnn_step(case, rng):
     """A closure doing one SGD training step; returns (step, tokens per step)."""
     c = CASES[case]
     if c["kind"] == "nplm":
-        m = NPLM(c["V"], order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], rng=0)
+        m = NPLM(c["V"], order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], rng=0,
+                 classes=c.get("classes", 0), counts=_counts(c["V"]))
         for p in (m.out.W,):
             p.value[...] = rng.standard_normal(p.shape).astype(np.float32) * 0.01
         batch = (_zipf_ids(rng, c["V"], (c["B"], c["n"] - 1)), _zipf_ids(rng, c["V"], c["B"]))
@@ -101,6 +103,8 @@ def roof_step(case, rng):
 def torch_step(case, rng):
     import torch
     c = CASES[case]
+    if c.get("classes"):
+        return None, 0
     torch.manual_seed(0)
     if c["kind"] == "nplm":
         class Net(torch.nn.Module):

@@ -1,5 +1,6 @@
 """The Brown language-model experiments of the README: train with `fastnn lm train`, evaluate alone and mixed with the
-Kneser-Ney trigram (`fastnn lm eval --mix`), append one JSON line per experiment, print a markdown table.
+Kneser-Ney trigram (`fastnn lm eval --mix`: weight 0.5, one EM weight, and EM weights per context-frequency bin),
+append one JSON line per experiment, print a markdown table.
 
     python bench/lm_experiments.py ngram3 nplm rnn --out runs/lm.jsonl     # selected experiments
     python bench/lm_experiments.py --list
@@ -26,6 +27,9 @@ EXPERIMENTS = {
     "di3": ("ngram", ["--smoothing", "di"]),
     "nplm": ("nplm", []),
     "nplm_direct": ("nplm", ["--direct"]),
+    "nplm_full": ("nplm", ["--classes", "0"]),
+    "nplm_full_direct": ("nplm", ["--classes", "0", "--direct"]),
+    "lstm": ("lstm", []),
     "rnn": ("rnn", []),
     "rnn256_full": ("rnn", ["--hidden", "256", "--classes", "0", "--dropout", "0.25", "--batch-size", "32",
                             "--epochs", "20"]),
@@ -59,24 +63,28 @@ def run(name, out_dir, data, threads):
            "wall_seconds": round(seconds, 1)}
     tri = os.path.join(out_dir, "ngram3.npz")
     if model != "ngram" and os.path.exists(tri):
-        for w in ("0.5", "em"):
-            ev = ["lm", "eval", "--model", path, "--data", p["test"], "--mix", tri, "--weight", w, "--json"]
-            if w == "em":
+        for w in ("0.5", "em", "em_ctx"):
+            ev = ["lm", "eval", "--model", path, "--data", p["test"], "--mix", tri, "--weight", w[:2] if
+                  w.startswith("em") else w, "--json"]
+            if w.startswith("em"):
                 ev += ["--tune-on", p["valid"]]
+            if w == "em_ctx":
+                ev += ["--context-bins", p["train"]]
             r, _, _ = _cli(*ev)
-            rec[f"mix_{w}"] = {"perplexity": r["perplexity"], "weight": r["weight"]}
+            rec[f"mix_{w}"] = {"perplexity": r["perplexity"], "weight": r.get("weight", r.get("weights"))}
     return rec
 
 
 def table(records):
-    lines = ["| experiment | valid ppl | test ppl | + KN3 (0.5) | + KN3 (EM weight) | epochs | train tok/s | time |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| experiment | valid ppl | test ppl | + KN3 (0.5) | + KN3 (EM weight) | + KN3 (EM per context bin) "
+             "| epochs | train tok/s | time |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         m5 = r.get("mix_0.5", {}).get("perplexity", "-")
         me = r.get("mix_em")
         me = f"{me['perplexity']} (w {me['weight']:.2f})" if me else "-"
+        mc = r.get("mix_em_ctx", {}).get("perplexity", "-")
         lines.append(f"| {r['name']} | {r.get('valid_perplexity', '-')} | {r.get('test_perplexity', '-')} | {m5} | "
-                     f"{me} | {r.get('epochs', '-')} | {r.get('train_tokens_per_s', '-')} | {r['seconds']} s |")
+                     f"{me} | {mc} | {r.get('epochs', '-')} | {r.get('train_tokens_per_s', '-')} | {r['seconds']} s |")
     return "\n".join(lines)
 
 

@@ -2,10 +2,12 @@
 
 Trains every model for the same number of SGD steps (norm clipping, fastnn.experiments.adding.DEFAULTS) for each T,
 prints a Markdown table, writes bench/results/rnn_adding.json (curves included) and, with matplotlib,
-bench/results/rnn_adding.png:
+bench/results/rnn_adding.png.  With --grid, Le et al.'s protocol instead (LE_GRID, best point per model on
+validation; GRID_DEFAULTS), into rnn_adding_grid.json:
 
-    python bench/rnn_adding.py                  # T = 50 150 200 300
+    python bench/rnn_adding.py                  # T = 50 150 200 300 400
     python bench/rnn_adding.py --T 300 --append # add/replace T = 300 only
+    python bench/rnn_adding.py --grid --T 150 400 --append
 """
 import argparse
 import json
@@ -21,8 +23,11 @@ from fastnn.experiments import adding, plots, save_json  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--T", type=int, nargs="+", default=[50, 150, 200, 300], help="sequence lengths")
-    ap.add_argument("--steps", type=int, default=adding.DEFAULTS["steps"], help="SGD steps per model")
+    ap.add_argument("--T", type=int, nargs="+", default=[50, 150, 200, 300, 400], help="sequence lengths")
+    ap.add_argument("--steps", type=int, help=f"SGD steps per model (default {adding.DEFAULTS['steps']}; with --grid "
+                                              f"per grid point, default {adding.GRID_DEFAULTS['steps']})")
+    ap.add_argument("--grid", action="store_true", help="Le et al.'s per-model grid (LE_GRID), best on validation")
+    ap.add_argument("--workers", type=int, default=adding.GRID_DEFAULTS["workers"], help="--grid: processes")
     ap.add_argument("--models", nargs="+", choices=adding.MODELS, default=list(adding.MODELS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"), help="folder for the JSON and PNG")
@@ -31,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if args.grid:
+        return grid(args, log)
     for T in args.T:
         t = adding.time_step(T)
         print(f"T = {T}, B = 16, H = 100, 1 thread: rnn_forward + rnn_backward {t['kernels_s'] * 1e3:.2f} ms, "
@@ -38,7 +45,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     results = []
     for T in args.T:
-        results += adding.run_adding(T, models=args.models, steps=args.steps, seed=args.seed, log=log)
+        results += adding.run_adding(T, models=args.models, steps=args.steps or adding.DEFAULTS["steps"],
+                                     seed=args.seed, log=log)
     out_json = os.path.join(args.out, "rnn_adding.json")
     if args.append and os.path.exists(out_json):
         with open(out_json) as f:
@@ -52,6 +60,26 @@ def main(argv=None):
     path = plots.plot_adding(results, os.path.join(args.out, "rnn_adding.png"), log=print)
     if path:
         print(f"wrote {path}")
+    return 0
+
+
+def grid(args, log):
+    t0 = time.perf_counter()
+    steps = args.steps or adding.GRID_DEFAULTS["steps"]
+    results = []
+    for T in args.T:
+        results += adding.run_adding_grid(T, models=args.models, steps=steps, seed=args.seed, workers=args.workers,
+                                          log=log)
+    out_json = os.path.join(args.out, "rnn_adding_grid.json")
+    if args.append and os.path.exists(out_json):
+        with open(out_json) as f:
+            kept = [r for r in json.load(f) if r["T"] not in args.T]
+        results = sorted(kept + results, key=lambda r: (r["T"], adding.MODELS.index(r["model"])))
+    print(adding.format_grid_table(results))
+    print(f"\ngrid {json.dumps(adding.LE_GRID)}, {steps} steps per point, {args.workers} worker(s); this run "
+          f"{time.perf_counter() - t0:.0f} s")
+    os.makedirs(args.out, exist_ok=True)
+    save_json(out_json, results)
     return 0
 
 

@@ -7,7 +7,26 @@ import os
 # libgomp loads; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fastnn._ext import _info  # noqa: E402
+
+
+def _import_kernels():
+    """fastnn._ext._info, or an ImportError that names the fix when this is a source tree whose kernels were never
+    built (a checkout imported in place of the installed package, e.g. `python -m pytest bench` run inside it)."""
+    import importlib.machinery
+
+    ext = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext")
+    built = any(f.startswith("_info.") and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+                for f in os.listdir(ext))
+    if not built:
+        root = os.path.dirname(os.path.dirname(ext))
+        raise ImportError(f"fastnn's compiled kernels are not built in {ext}: run `pip install -e .` or "
+                          f"`python setup.py build_ext --inplace` in {root}, or run from outside that directory "
+                          "to use an installed fastnn")
+    from fastnn._ext import _info
+    return _info
+
+
+_info = _import_kernels()
 from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 
 __version__ = "0.1.0"
@@ -29,13 +48,32 @@ def _blas_info():
         return "scipy.linalg.cython_blas"
 
 
+def build_info():
+    """How the kernels were built, recorded by setup.py: target ("native (-march=native)" or "portable"), compiler
+    (name and version), cython (version), openmp_flags ("none" without OpenMP) and cflags."""
+    import json
+
+    return json.loads(getattr(_info, "build_info", lambda: "{}")())   # {} from kernels built before it existed
+
+
 def show_config():
-    """Build and runtime facts: version, OpenMP, kernel threads, BLAS."""
+    """Build and runtime facts: version, where fastnn is, how its kernels were built, OpenMP, kernel threads, BLAS.
+
+    >>> cfg = show_config()
+    >>> cfg["openmp"] == openmp_enabled() and cfg["version"] == __version__
+    True
+    """
     import numpy
     import scipy
 
+    built = build_info()
     return {
         "version": __version__,
+        "path": os.path.dirname(os.path.abspath(__file__)),
+        "build": built.get("target", "unknown (not built by setup.py)"),
+        "compiler": built.get("compiler", "unknown"),
+        "cython": built.get("cython", "unknown"),
+        "openmp_flags": built.get("openmp_flags", "unknown"),
         "openmp": openmp_enabled(),
         "num_threads": get_num_threads(),
         "blas": _blas_info(),
@@ -44,4 +82,5 @@ def show_config():
     }
 
 
-__all__ = ["show_config", "threads", "set_num_threads", "get_num_threads", "openmp_enabled", "__version__"]
+__all__ = ["show_config", "build_info", "threads", "set_num_threads", "get_num_threads", "openmp_enabled",
+           "__version__"]

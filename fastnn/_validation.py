@@ -93,3 +93,12 @@ def check_scalar(x, name, where, *, low=None, high=None, low_open=False, integer
     if high is not None and x > high:
         raise ValueError(f"{where}: '{name}' must be <= {high}; got {x!r}.")
     return x
+
+
+def check_int(x, name, where, *, low=1):
+    """An integer (not a bool) >= low, returned as a Python int: TypeError for another type, ValueError below low."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
+    if x < low:
+        raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
+    return int(x)

@@ -4,10 +4,14 @@ recipe (fastnn.recipes.embed: the objectives, their Configs and pretrain()).
 Every token is normalised exactly as the tagger's word feature (fastnn.data.conll.normalize_word: lowercase, digits
 -> 0), so every vector's word is spelled the way the tagger looks it up.
 
-    sents = read_corpus(["brown.txt", "eng.train"])            # plain text or CoNLL columns (word column)
-    res = fastnn.recipes.embed.pretrain("ranking", sents, dim=50, max_minutes=15)
-    write_vectors("vectors.txt", res.words, res.vectors)
-    nearest_neighbors(res.words, res.vectors, ["france", "monday"], k=5)
+>>> from fastnn.recipes.embed import pretrain
+>>> sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 20
+>>> # or sents = read_corpus(["brown.txt", "eng.train"]): plain text or CoNLL columns (word column)
+>>> res = pretrain("ranking", sents, dim=8, epochs=2, min_count=1, quiet=True)   # or dim=50, max_minutes=15
+>>> res.vectors.shape, res.words[:3]           # write_vectors("vectors.txt", res.words, res.vectors) saves them
+((9, 8), ['<pad>', '<unk>', 'the'])
+>>> [len(pair) for pair in nearest_neighbors(res.words, res.vectors, ["dog"], k=2)["dog"]]   # (word, cosine)
+[2, 2]
 """
 import os
 

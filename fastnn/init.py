@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from fastnn._validation import check_int
+
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
 
@@ -35,12 +37,6 @@ def _check_dtype(dtype, where):
     return dtype
 
 
-def _check_dim(n, name, where):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{where}: '{name}' must be a positive integer; got {n!r}.")
-    return int(n)
-
-
 def glorot_range(fan_in, fan_out, gain="tanh"):
     """r = sqrt(6 / (fan_in + fan_out)), times 4 for sigmoid units (or times a float gain)."""
     g = gain if isinstance(gain, numbers.Real) and not isinstance(gain, bool) else GAINS.get(gain)
@@ -52,7 +48,7 @@ def glorot_range(fan_in, fan_out, gain="tanh"):
 def glorot_uniform(fan_in, fan_out, rng, gain="tanh", *, dtype=np.float32):
     """A (fan_out, fan_in) matrix drawn from U(-r, r), r = glorot_range(fan_in, fan_out, gain)."""
     where = "glorot_uniform"
-    fan_in, fan_out = _check_dim(fan_in, "fan_in", where), _check_dim(fan_out, "fan_out", where)
+    fan_in, fan_out = check_int(fan_in, "fan_in", where), check_int(fan_out, "fan_out", where)
     r = glorot_range(fan_in, fan_out, gain)
     return uniform((fan_out, fan_in), r, rng, dtype=dtype)
 
@@ -72,14 +68,14 @@ def zeros(shape, *, dtype=np.float32):
 def identity(n, *, dtype=np.float32):
     """The n x n identity (a recurrent matrix for IRNN, Le et al. 2015: with ReLU units the state is carried
     unchanged until the inputs move it)."""
-    return np.eye(_check_dim(n, "n", "identity"), dtype=_check_dtype(dtype, "identity"))
+    return np.eye(check_int(n, "n", "identity"), dtype=_check_dtype(dtype, "identity"))
 
 
 def compose_matrix(d, rng, *, average=True, dtype=np.float32):
     """0.5 [I I] + U(-0.001, 0.001), shape (d, 2d): composes [a; b] into (a + b) / 2 plus a little noise, the
     averaging prior of Socher et al. (2013).  average=False gives [I I] + noise, the sum a + b (a parent's norm then
     grows with the depth of the tree)."""
-    d = _check_dim(d, "d", "compose_matrix")
+    d = check_int(d, "d", "compose_matrix")
     eye = np.eye(d) * (0.5 if average else 1.0)
     return (np.hstack([eye, eye]) + as_rng(rng, "compose_matrix").uniform(-0.001, 0.001, size=(d, 2 * d))).astype(
         _check_dtype(dtype, "compose_matrix"))

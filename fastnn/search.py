@@ -1,9 +1,12 @@
 """Random hyper-parameter search (Bergstra and Bengio 2012): sample every trial's configuration independently from
 a space of distributions, run the trials on a concurrent.futures Executor, and log each result as it finishes.
 
-    space = {"lr": LogUniform(1e-3, 0.3), "hidden": Choice([100, 200, 300]), "window": Int(3, 7)}
-    records = random_search(train_and_score, space, n_trials=20, seed=0, log="runs.jsonl")
-    print(format_table(records))
+>>> space = {"lr": LogUniform(1e-3, 0.3), "hidden": Choice([100, 200, 300]), "window": Int(3, 7)}
+>>> def train_and_score(params):               # train with these settings, return the dev score
+...     return -abs(params["lr"] - 0.05) - params["window"] / 100
+>>> records = random_search(train_and_score, space, n_trials=20, seed=0, workers=1)   # log="runs.jsonl" keeps them
+>>> best(records, 1)[0]["params"]             # print(format_table(records)): the best trials as a table
+{'hidden': 200, 'lr': 0.029357658952819443, 'window': 3}
 
 Reproducibility: trial i's configuration depends only on (seed, i) (np.random.default_rng([seed, i])), so a larger
 `n_trials` keeps the first trials and a log can be matched trial by trial.  The log is JSON lines, one object per
@@ -29,6 +32,8 @@ import traceback
 import warnings
 
 import numpy as np
+
+from fastnn._validation import check_int
 
 __all__ = ["Uniform", "LogUniform", "Int", "Choice", "parse_space", "load_space", "sample", "random_search",
            "read_log", "best", "format_table", "local_executor"]
@@ -170,8 +175,7 @@ def sample(space, seed, trial):
     The names are sampled in sorted order from np.random.default_rng([seed, trial]), so the order of the space's
     entries does not matter."""
     for x, what in ((seed, "seed"), (trial, "trial")):
-        if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0:
-            raise ValueError(f"sample: {what} must be an integer >= 0; got {x!r}.")
+        check_int(x, what, "sample", low=0)
     space = parse_space(space)
     rng = np.random.default_rng([int(seed), int(trial)])
     return {name: space[name].sample(rng) for name in sorted(space)}
@@ -306,8 +310,7 @@ def local_executor(workers=None):
     from fastnn._threads import cpu_count
     cpus = cpu_count()
     workers = cpus if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-        raise ValueError(f"local_executor: workers must be an integer >= 1; got {workers!r}.")
+    check_int(workers, "workers", "local_executor")
     return cf.ProcessPoolExecutor(max_workers=int(workers), mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_init_worker, initargs=(max(1, cpus // int(workers)),))
 
@@ -346,8 +349,7 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     space = parse_space(space)
     if executor is not None and workers is not None:
         raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < 0:
-        raise ValueError(f"random_search: n_trials must be an integer >= 0; got {n_trials!r}.")
+    check_int(n_trials, "n_trials", "random_search", low=0)
     done = {}
     if log is not None:
         for rec in read_log(log, repair=True):

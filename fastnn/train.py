@@ -1,10 +1,29 @@
 """The training loop every model and the CLI use.
 
-    data = ArrayBatches(X, y, batch_size=100)                 # or any object with epoch(rng) -> sequence of batches
-    trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
-                      validate=lambda m: m.accuracy(Xv, yv), mode="max", patience=3,
-                      checkpoint="run.ckpt", checkpoint_every=500, seed=0)
-    history = trainer.fit()                                   # trainer.fit(resume=True) continues a killed run
+>>> import os, tempfile
+>>> import numpy as np
+>>> from fastnn import graph, nn, optim
+>>> class LogReg(graph.Module):
+...     def __init__(self, seed=0):
+...         self.seed, self.out = seed, nn.Linear(2, 2, rng=np.random.default_rng(seed))
+...     def config(self):                                    # constructor arguments, stored in checkpoints
+...         return {"seed": self.seed}
+...     def loss(self, batch):                               # a batch of ArrayBatches(X, y): (X[idx], y[idx])
+...         return nn.softmax_cross_entropy(self.out(batch[0]), batch[1])
+...     def accuracy(self, X, y):
+...         return float((self.out(X).value.argmax(1) == y).mean())
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(500, 2)).astype(np.float32)
+>>> y = (X[:, 0] > X[:, 1]).astype(np.int64)
+>>> model = LogReg(seed=0)
+>>> data = ArrayBatches(X[:400], y[:400], batch_size=100)   # or any object with epoch(rng) -> sequence of batches
+>>> trainer = Trainer(model, optim.AdaGrad(model.parameters(), lr=0.1), data, epochs=20,
+...                   validate=lambda m: m.accuracy(X[400:], y[400:]), mode="max", patience=3,
+...                   checkpoint=os.path.join(tempfile.mkdtemp(), "run.ckpt"), checkpoint_every=500, seed=0,
+...                   quiet=True)
+>>> history = trainer.fit()                                 # trainer.fit(resume=True) continues a killed run
+>>> trainer.best_score > 0.9
+True
 
 How batches are made is the caller's: `data.epoch(rng)` is called at the start of every epoch with the trainer's
 np.random.Generator and returns a sequence (len and [i]) of batches, each passed to `loss_fn(model, batch)` (default
@@ -73,7 +92,12 @@ class ArrayBatches:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def epoch(self, rng):
-        return _Plan(self, rng.permutation(self.n) if self.shuffle else None)
+        perm = rng.permutation(self.n) if self.shuffle else None
+        return BatchPlan.even(self._batch, self.n, self.batch_size, perm, drop_last=self.drop_last)
+
+    def _batch(self, i, rows):
+        out = tuple(a[rows] for a in self.arrays)
+        return out if len(out) > 1 else out[0]
 
     @staticmethod
     def n_examples(batch):
@@ -84,20 +108,30 @@ class ArrayBatches:
         return f"ArrayBatches({shapes}, batch_size={self.batch_size}, shuffle={self.shuffle})"
 
 
-class _Plan:
-    def __init__(self, src, perm):
-        self.src, self.perm = src, perm
+class BatchPlan:
+    """One epoch's batches, a sequence the Trainer indexes: batch i is make(i, rows), rows = perm[cuts[j]:cuts[j + 1]]
+    with j = order[i] (j = i without `order`); perm None takes the rows in order as slices (views, no copy).  Every
+    batch source's epoch(rng) returns one; `i` lets make() seed per-batch randomness so a resumed run redraws it.
+    """
+
+    def __init__(self, make, perm, cuts, order=None):
+        self.make, self.perm, self.cuts, self.order = make, perm, cuts, order
+
+    @classmethod
+    def even(cls, make, n, batch_size, perm=None, *, drop_last=False):
+        """Batches of batch_size consecutive rows of perm (or of range(n)); the last one shorter unless drop_last."""
+        n_batches = n // batch_size if drop_last else -(-n // batch_size)
+        return cls(make, perm, [min(k * batch_size, n) for k in range(n_batches + 1)])
 
     def __len__(self):
-        return len(self.src)
+        return len(self.cuts) - 1
 
     def __getitem__(self, i):
         if not 0 <= i < len(self):
             raise IndexError(f"batch index must be in [0, {len(self)}); got {i}.")
-        B = self.src.batch_size
-        sel = slice(i * B, (i + 1) * B) if self.perm is None else self.perm[i * B:(i + 1) * B]
-        out = tuple(a[sel] for a in self.src.arrays)
-        return out if len(out) > 1 else out[0]
+        j = i if self.order is None else self.order[i]
+        lo, hi = self.cuts[j], self.cuts[j + 1]
+        return self.make(i, slice(lo, hi) if self.perm is None else self.perm[lo:hi])
 
 
 def _n_examples(data, batch):

@@ -135,3 +135,41 @@ def test_installed_metadata_matches_the_package():
     assert dist.version == fastnn.__version__
     assert dist.metadata["License-Expression"] == "BSD-3-Clause"
     assert any(str(p).endswith("LICENSE") for p in dist.files or []), "no LICENSE in the installed dist-info"
+
+
+def test_show_config_reports_how_the_kernels_were_built():
+    cfg = fastnn.show_config()
+    assert cfg["build"].startswith(("native (-march=native)", "portable")), cfg
+    assert cfg["compiler"] not in ("", "unknown") and re.fullmatch(r"3\.\d+.*", cfg["cython"]), cfg
+    assert (cfg["openmp_flags"] == "none") == (not cfg["openmp"]), cfg
+    if os.environ.get("FASTNN_EXPECT_PORTABLE"):  # .ci/run's wheel is built with FASTNN_PORTABLE=1
+        assert cfg["build"] == "portable (FASTNN_PORTABLE=1)" and "-march=native" not in fastnn.build_info()["cflags"]
+
+
+def test_info_command_prints_the_build(capsys):
+    from fastnn.cli import main
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("build", "compiler", "cython", "openmp_flags", "openmp"):
+        assert re.search(rf"^{key} +\S", out, flags=re.M), out
+
+
+def test_unbuilt_source_tree_names_the_fix(tmp_path):
+    """A checkout without compiled kernels (e.g. after a non-editable install) imported by accident: one sentence."""
+    src = os.path.dirname(fastnn.__file__)
+    shutil.copytree(src, tmp_path / "fastnn", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-c", "import fastnn"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: fastnn's compiled kernels are not built in "), proc.stderr
+    assert "`pip install -e .`" in last and "`python setup.py build_ext --inplace`" in last and last.count(". ") == 0
+
+
+def test_tests_run_against_the_installed_package():
+    """.ci/run's second venv: the wheel built from the sdist, tests copied out of the checkout."""
+    if not os.environ.get("FASTNN_SDIST"):
+        pytest.skip("set FASTNN_SDIST (.ci/run runs the suite against the wheel built from it)")
+    site = os.path.join("site-packages", "fastnn")
+    assert site in fastnn.__file__, f"fastnn imported from {fastnn.__file__}, not the installed wheel"
+    assert not CHECKOUT, f"the tests run from {REPO}, a source checkout"

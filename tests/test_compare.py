@@ -1,4 +1,5 @@
-"""The classifiers used by the optimizer comparison, and `fastnn compare-optimizers` (small, fast runs)."""
+"""The classifiers used by the optimizer comparison, the experiment (fastnn.experiments.compare) and `fastnn
+compare-optimizers` (small, fast runs)."""
 import json
 import os
 
@@ -7,7 +8,7 @@ import pytest
 
 from fastnn import io, optim
 from fastnn.cli import main
-from fastnn.cli import compare as C
+from fastnn.experiments import compare as C
 from fastnn.graph import RowGrad
 from fastnn.models.classifiers import MLP, LogisticRegression
 
@@ -19,7 +20,7 @@ def test_classifier_input_errors():
         MLP(3, n_features=4, vocab_size=10, window=3)
     with pytest.raises(ValueError, match="window inputs need both 'vocab_size' and 'window'"):
         MLP(3, vocab_size=10)
-    with pytest.raises(ValueError, match="'n_features' must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match="'n_features' must be an integer >= 1; got 0"):
         LogisticRegression(3, n_features=0)
     m = LogisticRegression(3, vocab_size=10, window=3)
     with pytest.raises(ValueError, match=r"inputs must be integer windows of shape \(B, 3\)"):
@@ -115,9 +116,7 @@ KEYS = ["n", "model", "method", "seconds_to_target", "final_objective", "heldout
 
 
 def test_compare_library_small():
-    settings = C.Settings()
-    settings.budget = 0.3
-    rows, traces = C.compare([500], seed=1, settings=settings)
+    rows, traces = C.compare(C.CompareConfig(sizes=[500], seed=1, budget=0.3))
     assert [list(r) for r in rows] == [KEYS] * 10
     assert {r["method"] for r in rows} == set(C.METHODS)
     for n in (500,):
@@ -156,10 +155,13 @@ def test_cli_table_and_plot(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--sizes", "abc"], "--sizes must be comma-separated integers"),
+    (["--sizes", "abc"], "--sizes: must be comma-separated integers"),
+    (["--sizes", "5"], "--sizes must be integers >= 10"),
     (["--models", "svm"], "--models must be a comma-separated subset of logreg,mlp"),
     (["--methods", "adam"], "--methods must be a comma-separated subset"),
     (["--budget", "0"], "--budget must be > 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--window", "4"], "--window must be an odd number"),
     (["--data", "/nonexistent/file.txt"], "no such file"),
 ])
 def test_cli_errors(capsys, argv, msg):
@@ -189,10 +191,15 @@ def test_tagging_data_from_files(tmp_path, kind):
     data = C.tagging(path, window=3)
     assert data.x.shape == (400, 3) and data.x_held.shape == (4000, 3)
     assert data.n_classes == 4 and data.spec["window"] == 3
-    settings = C.Settings()
-    settings.budget = 0.3
-    rows, _ = C.compare([400], data=data, models=["logreg"], methods=["lbfgs"], settings=settings)
+    config = C.CompareConfig(sizes=[400], models=["logreg"], methods=["lbfgs"], budget=0.3)
+    rows, _ = C.compare(config, data=data)
     assert rows[0]["heldout_accuracy"] > 0.95                  # the tag is a function of the centre word
+
+
+def test_sizes_must_fit_the_file(tmp_path, capsys):
+    path = _write_tagged(tmp_path, "brown")
+    assert main(["compare-optimizers", "--data", path, "--sizes", "300,5000", "--plot", "none", "--quiet"]) == 2
+    assert "'sizes' must be at most the 400 training examples of" in capsys.readouterr().err
 
 
 def test_tagging_rejects_untagged_text(tmp_path):

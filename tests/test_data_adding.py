@@ -31,7 +31,7 @@ def test_baseline_mse_empirically():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="'T' must be an int >= 2"):
+    with pytest.raises(ValueError, match="'T' must be an integer >= 2"):
         adding(1, 1, seed=0)
     with pytest.raises(ValueError, match="'n'"):
         adding(-1, 5, seed=0)

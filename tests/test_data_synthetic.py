@@ -63,7 +63,7 @@ def test_generates_1e6_in_under_2s():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="'n_classes' must be an int >= 2"):
+    with pytest.raises(ValueError, match="'n_classes' must be an integer >= 2"):
         teacher(10, n_classes=1, seed=0)
     with pytest.raises(ValueError, match="label_noise"):
         teacher(10, label_noise=1.5, seed=0)

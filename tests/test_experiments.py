@@ -9,7 +9,8 @@ from fastnn import nn, optim
 from fastnn.cli import main
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import jsonable, plots
-from fastnn.experiments.adding import DEFAULTS, MODELS, AddingRNN, format_table, run_adding, summary, train
+from fastnn.experiments.adding import (DEFAULTS, MODELS, AddingRNN, format_table, make_model, run_adding, summary,
+                                      train)
 from fastnn.experiments.clipping import run_clipping
 from fastnn.experiments.gradients import build, grad_norm_profile, hidden_state_grads, parse_spec, run_gradients
 
@@ -171,16 +172,44 @@ def test_value_clipping_bounds_every_entry():
 
 
 def test_run_clipping_small():
-    res = run_clipping(12, steps=40, hidden=8, n_test=50, eval_every=20, lr=0.5, clip=0.1)
-    assert [r["clip"] for r in res] == ["none", "value", "norm"]
+    res = run_clipping(12, steps=40, hidden=8, n_test=50, eval_every=20, lr=0.5, clip=0.1, thresholds=(0.1, 1.0),
+                       heuristic_steps=10)
+    assert [(r["role"], r["clip"]) for r in res] == [("compare", "none"), ("compare", "norm"),
+                                                     ("compare", "temporal"), ("compare", "value"),
+                                                     ("heuristic", "norm"), ("sweep", "norm"), ("sweep", "norm")]
+    assert [r["threshold"] for r in res[-2:]] == [0.1, 1.0] and "Mikolov" in res[2]["label"]
     for r in res:
         g = np.asarray(r["grad_norm"])
         assert r["n_over"] == int((g[:r["steps"]] > r["threshold"]).sum())
         assert r["max_grad_norm"] == pytest.approx(g.max())
         assert 0 <= r["active_units"] <= 8
         assert len(r["loss"]) == len(g) and r["eval_steps"][-1] == r["steps"]
-    assert res[2]["n_over"] > 0
-    assert not res[2]["diverged"]
+    assert res[1]["n_over"] > 0
+    assert not res[1]["diverged"]
+    # the heuristic threshold is the mean gradient norm of 10 unclipped steps (lr decaying over those 10)
+    s = dict(DEFAULTS, hidden=8, lr=0.5, kind="irnn")
+    h = train(make_model("irnn", s, 0), T=12, steps=10, lr=0.5, lr_end=s["lr_end"], clip=None, seed=[0, 3])
+    assert res[4]["threshold"] == pytest.approx(np.mean(h["grad_norm"]), rel=1e-6)
+    assert h["grad_norm"][0] == pytest.approx(res[0]["grad_norm"][0], rel=1e-6)   # same start as the "none" run
+
+
+def test_temporal_clipping_clips_the_bptt_error_not_the_sum():
+    """clip="temporal" trains through nn.RNN(clip=c) (the kernel clips each step's error) and restores the layer's
+    clip afterwards; with a tiny c the gradient differs from the unclipped one but is not bounded entry-wise by c
+    (it is a sum over steps), unlike clip_grad_value."""
+    model = _exploding_grads(np.float64)
+    g_full = model.rnn.W_hh.grad.copy()
+    X, y = adding(8, 30, seed=0, dtype=np.float64)
+    model.rnn.clip = 1e-4
+    model.zero_grad()
+    model.loss((X, y)).backward()
+    g_temp = model.rnn.W_hh.grad.copy()
+    assert not np.allclose(g_temp, g_full) and np.abs(g_temp).max() > 1e-4
+    model.rnn.clip = 0.0
+    h = train(model, T=30, steps=3, lr=1e-3, clip="temporal", max_norm=1e-4)
+    assert model.rnn.clip == 0.0 and h["steps"] == 3
+    with pytest.raises(ValueError, match="'clip' must be one of"):
+        train(model, T=30, steps=1, lr=1e-3, clip="global")
 
 
 def test_train_stops_on_divergence():
@@ -204,6 +233,32 @@ def test_run_adding_small_irnn_learns_short_sequences():
     s = summary(res)
     assert list(s[0]) == ["model", "T", "steps", "final_test_mse", "baseline_mse", "seconds"]
     assert "| irnn | 10 | 1000 |" in format_table(res)
+
+
+def test_run_adding_grid_small_keeps_the_best_valid_point():
+    from fastnn.experiments.adding import format_grid_table, run_adding_grid
+    res = run_adding_grid(8, models=("tanh", "irnn"), grid=dict(lr=[1e-3, 0.05], clip=[1.0, 100.0]), steps=30,
+                          eval_every=15, hidden=6, n_test=40, workers=1)
+    assert [r["model"] for r in res] == ["tanh", "irnn"]
+    for r in res:
+        assert [(g["lr"], g["clip"]) for g in r["grid"]] == [(1e-3, 1.0), (1e-3, 100.0), (0.05, 1.0), (0.05, 100.0)]
+        assert r["valid_mse"] == min(g["valid_mse"] for g in r["grid"])
+        assert r["valid_curve"][-1] == r["valid_mse"] and r["eval_steps"] == [0, 15, 30]
+        chosen = [g for g in r["grid"] if (g["lr"], g["clip"]) == (r["lr"], r["clip"])][0]
+        assert chosen["test_mse"] == r["final_test_mse"] and r["settings"]["lr_end"] is None
+    assert "| irnn | 8 |" in format_grid_table(res)
+    with pytest.raises(ValueError, match=r"grid\['clip'\] must be"):
+        run_adding_grid(8, grid=dict(lr=[0.1], clip=[0]))
+    with pytest.raises(ValueError, match="'workers' must be an int >= 1"):
+        run_adding_grid(8, workers=0)
+
+
+def test_cli_adding_grid_json(capsys):
+    assert main(["experiment", "adding", "--grid", "--T", "6", "--steps", "4", "--eval-every", "2", "--hidden", "4",
+                 "--models", "relu", "--workers", "1", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["model"] for o in out] == ["relu"] and out[0]["steps"] == 4
+    assert out[0]["lr"] in (1e-3, 1e-2, 1e-1) and out[0]["clip"] in (1, 10, 100, 1000)
 
 
 def test_run_adding_rejects_unknown_settings():
@@ -231,8 +286,11 @@ def test_cli_gradients_and_clipping_tables(capsys):
                  "--models", "sigmoid", "irnn_x1.1", "--lr-end", "none"]) == 0
     out = capsys.readouterr().out
     assert "| sigmoid | untrained | 0 |" in out and "| irnn_x1.1 | trained | 5 |" in out
-    assert main(["experiment", "clipping", "--T", "8", "--steps", "5", "--hidden", "4", "--quiet", "--json"]) == 0
-    assert [o["clip"] for o in json.loads(capsys.readouterr().out)] == ["none", "value", "norm"]
+    assert main(["experiment", "clipping", "--T", "8", "--steps", "5", "--hidden", "4", "--quiet", "--json",
+                 "--heuristic-steps", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["clip"] for o in out] == ["none", "norm", "temporal", "value", "norm"] + ["norm"] * 6
+    assert [o["role"] for o in out][-7:] == ["heuristic"] + ["sweep"] * 6
 
 
 @pytest.mark.parametrize("argv, msg", [(["--lr", "-1"], "--lr must be > 0"), (["--steps", "x"], "--steps must be"),
@@ -252,7 +310,7 @@ def test_plots_write_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     a = run_adding(6, models=("irnn",), steps=4, eval_every=2, hidden=4, n_test=20)
     g = run_gradients(6, models=("irnn",), train_steps=2, n=4, hidden=4, n_test=20)
-    c = run_clipping(6, steps=4, hidden=4, n_test=20, eval_every=2)
+    c = run_clipping(6, steps=4, hidden=4, n_test=20, eval_every=2, heuristic_steps=2, thresholds=(0.5, 5.0))
     for fn, res, name in ((plots.plot_adding, a, "a.png"), (plots.plot_gradients, g, "g.png"),
                           (plots.plot_clipping, c, "c.png")):
         path = fn(res, str(tmp_path / name))

@@ -29,7 +29,7 @@ def test_glorot_seed_or_generator_and_dtype():
         init.glorot_uniform(5, 4, None)
     with pytest.raises(ValueError, match="'gain' must be one of"):
         init.glorot_uniform(5, 4, 0, "relu")
-    with pytest.raises(ValueError, match="'fan_in' must be a positive integer"):
+    with pytest.raises(ValueError, match="'fan_in' must be an integer >= 1"):
         init.glorot_uniform(0, 4, 0)
     with pytest.raises(TypeError, match="'dtype' must be float32 or float64"):
         init.zeros(3, dtype=np.int64)

@@ -218,6 +218,6 @@ def test_layer_accepts_lists_and_rejects_bad_input(rng):
     for bad in (dict(clip=-1), dict(forget_bias=float("nan")), dict(clip=True)):
         with pytest.raises(ValueError, match="LSTM: '(clip|forget_bias)' must be a finite number"):
             nn.LSTM(3, 4, rng=rng, **bad)
-    with pytest.raises(ValueError, match="'hidden' must be a positive integer"):
+    with pytest.raises(ValueError, match="'hidden' must be an integer >= 1"):
         nn.LSTM(3, 0, rng=rng)
 

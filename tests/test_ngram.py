@@ -231,9 +231,9 @@ def test_load_errors(corpus, tmp_path):
 
 def test_bad_inputs(corpus):
     V, eos, train, _ = corpus
-    with pytest.raises(ValueError, match="'order' must be >= 1"):
+    with pytest.raises(ValueError, match="'order' must be an integer >= 1"):
         KneserNey(0)
-    with pytest.raises(TypeError, match="'order' must be an int"):
+    with pytest.raises(TypeError, match="'order' must be an integer"):
         KneserNey(2.5)
     with pytest.raises(ValueError, match="'discounts' must satisfy"):
         KneserNey(2, discounts=(1.5, 1.0, 1.0))

@@ -42,7 +42,7 @@ def test_preset_then_explicit_values(monkeypatch):
     monkeypatch.setitem(recipe.PRESETS, "tiny", {"hidden": 7, "epochs": 2})
     c = recipe.from_preset("tiny", epochs=3)
     assert (c.hidden, c.epochs, c.lr) == (7, 3, recipe.TaggerConfig().lr)
-    with pytest.raises(ValueError, match="preset must be one of tiny"):
+    with pytest.raises(ValueError, match="preset must be one of .*tiny"):
         recipe.from_preset("nope")
 
 
@@ -83,4 +83,34 @@ def test_cli_preset_is_overridden_by_flags(tmp_path, capsys, monkeypatch):
     rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
                "--preset", "nope"])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "preset must be one of tiny" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "preset must be one of" in err and "tiny" in err
+
+
+@pytest.mark.parametrize("name, task, features", [("pos", {"pos": 1}, set()), ("chunk", {"chunk": 2}, {"pos"}),
+                                                  ("ner", {"ner": 3}, {"pos", "chunk"})])
+def test_task_presets_are_valid_configs_with_their_columns(name, task, features):
+    c = recipe.from_preset(name)
+    assert c.tasks == task and set(c.features) == features
+    assert c != recipe.TaggerConfig() and recipe.from_preset(name, hidden=7).hidden == 7
+    for col, dim in c.features.values():
+        assert 1 <= col < min(task.values()) + 2 and dim >= 1
+
+
+def test_the_plain_default_is_not_a_preset():
+    assert recipe.TaggerConfig().features == {} and recipe.TaggerConfig().tasks == {}
+    assert not recipe.TaggerConfig().average and not recipe.TaggerConfig().keep_case
+
+
+def test_cli_preset_features_unless_feature_is_given(tmp_path, monkeypatch):
+    from fastnn import io
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join("\n".join(" ".join(r) for r in s) for s in _sentences()) + "\n")
+    monkeypatch.setitem(recipe.PRESETS, "tiny", {"tasks": {"chunk": 2}, "features": {"pos": (1, 3)}, "hidden": 7,
+                                                 "embed_dim": 4, "epochs": 1})
+    base = ["tagger", "train", "--train", str(path), "--task", "chunk=2", "--preset", "tiny", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "a.npz")]) == 0
+    cols = io.load_model(str(tmp_path / "a.npz")).columns
+    assert [(c["name"], c["column"], c["dim"]) for c in cols] == [("pos", 1, 3)]
+    assert main(base + ["--out", str(tmp_path / "b.npz"), "--feature", "tag=1:2"]) == 0
+    cols = io.load_model(str(tmp_path / "b.npz")).columns
+    assert [(c["name"], c["column"], c["dim"]) for c in cols] == [("tag", 1, 2)]

@@ -82,7 +82,7 @@ def test_sample_depends_only_on_seed_and_trial():
     assert a != search.sample(SPACE, 7, 4) and a != search.sample(SPACE, 8, 3)
     assert json.loads(json.dumps(a)) == a                                   # exact JSON round trip
     assert type(a["window"]) is int and type(a["hidden"]) is int and type(a["lr"]) is float
-    with pytest.raises(ValueError, match="trial must be an integer >= 0"):
+    with pytest.raises(ValueError, match="'trial' must be an integer >= 0"):
         search.sample(SPACE, 0, -1)
 
 
@@ -174,11 +174,11 @@ def test_log_mismatch_and_corruption_are_errors(tmp_path):
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match="n_trials must be an integer >= 0"):
+    with pytest.raises(ValueError, match="'n_trials' must be an integer >= 0"):
         search.random_search(quadratic, SPACE, -1)
     with pytest.raises(ValueError, match="not both"):
         search.random_search(quadratic, SPACE, 1, executor=cf.ThreadPoolExecutor(1), workers=2)
-    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+    with pytest.raises(ValueError, match="'workers' must be an integer >= 1"):
         search.local_executor(0)
 
 

@@ -80,6 +80,11 @@ def main(argv=None):
         return 1
     except BrokenPipeError:
         return _stdout_closed()
+    except OSError as e:                            # a file that cannot be read or written (name and reason)
+        if os.environ.get("FASTNN_TRACEBACK"):
+            raise
+        print(f"{command}: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130

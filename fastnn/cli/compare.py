@@ -1,453 +1,51 @@
-"""`fastnn compare-optimizers`: is it true that "on large datasets SGD wins, on smaller ones L-BFGS or CG win"?
-
-The same model (multinomial logistic regression, and a one-hidden-layer tanh network) is trained on datasets of
-increasing size n by L-BFGS, nonlinear CG, plain mini-batch SGD, SGD + momentum and AdaGrad.  Every method
-minimises the same objective, the mean training cross-entropy plus weight_decay/2 * ||w||^2 (weights, not biases),
-from the same initial parameters (weight_decay 1e-4 on the synthetic task; 0 on word windows, because the
-optimizers' weight decay on sparse embedding rows is lazy, so only 0 makes it the same objective).  Each run gets a
-wall-time budget (growing with n); the objective over the whole training set is recorded against the method's own
-wall time (for SGD-type methods it is evaluated at roughly geometric time intervals with the clock stopped; L-BFGS
-and CG compute it exactly at every evaluation anyway).
-For each n and model the target is "within 1% of the best objective any method reached"; we report the seconds each
-method needed to get there (None if never), its final objective, and its held-out accuracy.
-
-Data: by default a built-in generator (fastnn.data.synthetic.teacher, a fixed random tanh teacher network; 50
-features, 10 classes, 5% label noise), so the command runs on a fresh machine with no downloads.  --data takes a
-CoNLL file (word and POS columns) or a tagged Brown file (word/TAG tokens) and predicts the centre word's tag from
-a window of word ids; the last 1000 sentences are held out.
-
-Library use:  rows, traces = compare(sizes=[1000, 10000]); print(markdown_table(rows)).
-"""
-import json
-import math
-import os
+"""`fastnn compare-optimizers`: L-BFGS and CG versus SGD, momentum and AdaGrad as the data grows.  The experiment,
+its protocol and its settings (CompareConfig) live in fastnn.experiments.compare; this file only wires options."""
 import sys
-import time
 
-import numpy as np
+from fastnn.cli._common import (add_config_options, add_threads, check_import, check_writable, config_from_args,
+                                existing_file, print_json)
 
-from fastnn.cli._common import CLIError, existing_file
-
-METHODS = ("lbfgs", "cg", "sgd", "momentum", "adagrad")
-MODELS = ("logreg", "mlp")
-DEFAULT_SIZES = (1000, 10000, 100000, 1000000)
-TARGET_TOL = 0.01                 # within 1% of the best objective
-
-
-# ---- settings ----------------------------------------------------------------------------------------------------
-
-class Settings:
-    """Defaults, per kind of data ("synthetic" dense features, "tagging" word windows) and model.  The learning rates
-    were picked by short sweeps (training objective after a fixed number of epochs at n = 1e4 .. 1e5, seed 0; the
-    synthetic task with weight decay 1e-4, CoNLL-2000 windows without) on each kind."""
-
-    batch_size = 100
-    weight_decay = None         # None: the default of the data kind, below
-    default_weight_decay = {"synthetic": 1e-4, "tagging": 0.0}
-    lr = {  # (kind, model) -> {method: learning rate}; sgd and momentum decay as O(1/t) after `tau` steps
-        ("synthetic", "logreg"): {"sgd": 0.2, "momentum": 0.02, "adagrad": 0.1},
-        ("synthetic", "mlp"): {"sgd": 0.5, "momentum": 0.05, "adagrad": 0.1},
-        ("tagging", "logreg"): {"sgd": 20.0, "momentum": 2.0, "adagrad": 1.0},   # one-hot rows: tiny gradients
-        ("tagging", "mlp"): {"sgd": 2.0, "momentum": 0.2, "adagrad": 0.1},
-    }
-    momentum = 0.9
-    tau = 2000
-    hidden = {"synthetic": 32, "tagging": 100}
-    embed_dim = 50
-    window = 5
-    budget = 15.0                                   # seconds for the largest n; smaller n get (n / n_max)^(1/3) of it
-    prior_bias = True                               # output bias starts at the log class priors of the training set
-
-    def __init__(self):
-        self.lr = {k: dict(v) for k, v in Settings.lr.items()}
-
-    def run_budget(self, n, n_max):
-        return self.budget * (n / n_max) ** (1.0 / 3.0)
-
-
-# ---- data --------------------------------------------------------------------------------------------------------
-
-class Dataset:
-    """Training pool (x, y) (the first n rows are the size-n training set), held-out set, and model input spec."""
-
-    def __init__(self, name, x, y, x_held, y_held, n_classes, spec):
-        self.name, self.x, self.y, self.x_held, self.y_held = name, x, y, x_held, y_held
-        self.n_classes, self.spec = n_classes, spec
-
-    def __len__(self):
-        return len(self.y)
-
-
-def synthetic(n_max, seed, n_held=20000):
-    """The built-in task: a fixed random teacher network (fastnn.data.synthetic.teacher)."""
-    from fastnn.data.synthetic import teacher
-
-    x, y = teacher(n_max, seed=seed)
-    xh, yh = teacher(n_held, seed=seed + 1_000_003)
-    return Dataset("synthetic", x, y, xh, yh, int(max(y.max(), yh.max()) + 1), {"n_features": x.shape[1]})
-
-
-def read_tagged(path):
-    """Sentences of (word, tag) pairs from a CoNLL file (columns 0 and 1) or a tagged Brown file (word/TAG)."""
-    from fastnn.data.conll import read_conll
-
-    with open(path, encoding="utf-8", errors="replace") as f:
-        first = next((line.split() for line in f if line.strip()), [])
-    if not first:
-        raise CLIError(f"{path} has no tokens")
-    if len(first) > 1 and all("/" in tok[1:] for tok in first):        # Brown: one sentence per line
-        sents = []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                toks = [t.rsplit("/", 1) for t in line.split()]
-                if toks:
-                    sents.append([(w, t) for w, t in toks])
-        return sents
-    if len(first) < 2:
-        raise CLIError(f"{path}: tagging needs a word and a tag on each line (CoNLL columns, or word/TAG tokens); "
-                       f"got {first[:3]} (the shared Brown LM split has no tags)")
-    try:
-        return read_conll(path, columns=[0, 1])
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-
-
-def tagging(path, window, n_held_sentences=1000, min_count=2):
-    """Windows of word ids centred on each token, labelled with its tag; the last sentences are held out."""
-    from fastnn.data.conll import encode_tags, encode_words, tag_vocab, windows, word_vocab
-
-    sents = read_tagged(path)
-    if len(sents) <= n_held_sentences:
-        raise CLIError(f"{path} has {len(sents)} sentences; need more than {n_held_sentences} (the held-out part)")
-    train, held = sents[:-n_held_sentences], sents[-n_held_sentences:]
-    wv = word_vocab(train, col=0, min_count=min_count)
-    tv = tag_vocab(sents, 1)
-    x, _, _ = windows(encode_words(train, wv, col=0), window=window)
-    xh, _, _ = windows(encode_words(held, wv, col=0), window=window)
-    y = np.concatenate(encode_tags(train, tv, 1))
-    yh = np.concatenate(encode_tags(held, tv, 1))
-    name = os.path.join(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
-    return Dataset(name, x, y, xh, yh, len(tv), {"vocab_size": len(wv), "window": window})
-
-
-# ---- models and methods ------------------------------------------------------------------------------------------
-
-def subset(data, n):
-    """The first n training examples and the held-out inputs, with the model spec.  For word windows the vocabulary
-    is cut down to the words of those n examples (the others map to <unk>, id 1; <pad> is id 0), so a model trained
-    on a small set has only the parameters that set can inform (what L-BFGS pays for per iteration)."""
-    x, y = data.x[:n], data.y[:n]
-    if data_kind(data.spec) != "tagging":
-        return x, y, data.x_held, data.spec
-    keep = np.zeros(data.spec["vocab_size"], bool)
-    keep[:2] = True
-    keep[np.unique(x)] = True
-    new_id = np.cumsum(keep) - 1
-    new_id[~keep] = 1
-    return new_id[x], y, new_id[data.x_held], {**data.spec, "vocab_size": int(keep.sum())}
-
-
-def data_kind(spec):
-    return "synthetic" if spec.get("n_features") is not None else "tagging"
-
-
-def make_model(name, n_classes, spec, settings, seed, y=None):
-    from fastnn.models.classifiers import MLP, LogisticRegression
-
-    counts = np.bincount(y, minlength=n_classes) if settings.prior_bias and y is not None else None
-    if name == "logreg":
-        return LogisticRegression(n_classes, seed=seed, class_counts=counts, **spec)
-    kind = data_kind(spec)
-    extra = {"embed_dim": settings.embed_dim} if kind == "tagging" else {}
-    return MLP(n_classes, hidden=settings.hidden[kind], seed=seed, class_counts=counts, **spec, **extra)
-
-
-def make_optimizer(method, model_name, model, settings):
-    from fastnn import optim
-
-    ps, wd = model.parameters(), settings.weight_decay
-    lr = settings.lr[(data_kind(model.config()), model_name)][method]
-    if method == "sgd":
-        return optim.SGD(ps, optim.InverseTime(lr, settings.tau), weight_decay=wd)
-    if method == "momentum":
-        return optim.SGD(ps, optim.InverseTime(lr, settings.tau), momentum=settings.momentum, weight_decay=wd)
-    if method == "adagrad":
-        return optim.AdaGrad(ps, lr, weight_decay=wd)
-    raise ValueError(f"make_optimizer: 'method' must be one of sgd, momentum, adagrad; got {method!r}.")
-
-
-def run_batch_method(method, model, x, y, settings, budget):
-    """L-BFGS-B or CG on the whole training set: trace of (seconds, objective) from every evaluation."""
-    import warnings
-
-    from fastnn import optim
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)       # "iteration limit" etc.: the trace says enough
-        scipy_method = "L-BFGS-B" if method == "lbfgs" else "CG"
-        opts = {"gtol": 1e-6} if method == "cg" else {"gtol": 1e-6, "ftol": 1e-12}
-        res = optim.minimize(model, (x, y), scipy_method, maxiter=100_000, weight_decay=settings.weight_decay,
-                             max_seconds=budget, options=opts)
-    h = res.history
-    return list(h["seconds"]), list(h["fun"]), res.message
-
-
-def run_sgd_method(method, model_name, model, x, y, settings, budget, seed):
-    """Mini-batch SGD / momentum / AdaGrad for `budget` seconds of optimizer time; the full objective is evaluated
-    (clock stopped) at geometrically spaced times, and the run stops early once it has stopped improving."""
-    opt = make_optimizer(method, model_name, model, settings)
-    rng = np.random.default_rng(seed)
-    n, B, wd = len(y), settings.batch_size, settings.weight_decay
-    times, objs = [0.0], [model.objective(x, y, wd)]
-    clock, next_eval = 0.0, budget / 500.0
-    stop = None
-    model.train()
-    while stop is None:
-        t0 = time.perf_counter()
-        perm = rng.permutation(n)
-        for s in range(0, n, B):
-            idx = perm[s:s + B]
-            opt.zero_grad()
-            model.loss((x[idx], y[idx])).backward()
-            opt.step()
-            elapsed = clock + time.perf_counter() - t0
-            if elapsed >= next_eval or elapsed >= budget:
-                clock = elapsed
-                f = model.objective(x, y, wd)          # not charged to the method
-                times.append(clock)
-                objs.append(f)
-                next_eval = clock * 1.25
-                if not math.isfinite(f):
-                    stop = "diverged (non-finite objective)"
-                elif clock >= budget:
-                    stop = f"budget of {budget:.1f} s used"
-                elif len(objs) > 12 and min(objs[-12:]) > min(objs[:-12]) * (1 - 1e-4):
-                    stop = "no improvement over the last 12 evaluations"
-                if stop is not None:
-                    break
-                t0 = time.perf_counter()
-        else:
-            clock += time.perf_counter() - t0          # the rest of the epoch
-    return times, objs, stop
-
-
-def seconds_to(times, objs, target):
-    """First time at which the objective is <= target (None if never)."""
-    for t, f in zip(times, objs):
-        if f <= target:
-            return float(t)
-    return None
-
-
-def compare(sizes=DEFAULT_SIZES, *, data=None, models=MODELS, methods=METHODS, seed=0, settings=None, log=None):
-    """Run the comparison.  Returns (rows, traces): rows as in the --json output; traces[(n, model, method)] =
-    (seconds list, objective list)."""
-    settings = settings or Settings()
-    sizes = sorted(set(int(n) for n in sizes))
-    data = data or synthetic(max(sizes), seed)
-    if settings.weight_decay is None:
-        settings.weight_decay = settings.default_weight_decay[data_kind(data.spec)]
-    if max(sizes) > len(data):
-        raise ValueError(f"compare: sizes must be at most the {len(data)} training examples available; got "
-                         f"{max(sizes)}.")
-    rows, traces = [], {}
-    for n in sizes:
-        x, y, x_held, spec = subset(data, n)
-        budget = settings.run_budget(n, max(sizes))
-        for model_name in models:
-            group = []
-            for method in methods:
-                model = make_model(model_name, data.n_classes, spec, settings, seed, y)
-                t = time.perf_counter()
-                if method in ("lbfgs", "cg"):
-                    times, objs, note = run_batch_method(method, model, x, y, settings, budget)
-                else:
-                    times, objs, note = run_sgd_method(method, model_name, model, x, y, settings, budget, seed)
-                wall = time.perf_counter() - t
-                final = model.objective(x, y, settings.weight_decay)
-                acc = model.accuracy(x_held, data.y_held)
-                traces[(n, model_name, method)] = (times, objs)
-                group.append({"n": n, "model": model_name, "method": method, "seconds_to_target": None,
-                              "final_objective": final, "heldout_accuracy": acc})
-                if log:
-                    log(f"n={n} {model_name} {method}: objective {final:.4f}, held-out accuracy {acc:.4f}, "
-                        f"{times[-1] if times else 0:.2f} s optimizer time ({wall:.1f} s wall; {note})")
-            finite = [f for m in methods for f in traces[(n, model_name, m)][1] if math.isfinite(f)]
-            best = min(finite) if finite else float("nan")
-            target = best + TARGET_TOL * abs(best)
-            for row in group:
-                row["seconds_to_target"] = seconds_to(*traces[(n, model_name, row["method"])], target)
-            rows.extend(group)
-    return rows, traces
-
-
-# ---- output ------------------------------------------------------------------------------------------------------
-
-def markdown_table(rows):
-    """The rows as a markdown table, fastest method per (n, model) in bold."""
-    lines = ["| n | model | method | seconds to target | final objective | held-out accuracy |",
-             "|---:|---|---|---:|---:|---:|"]
-    fastest = {}
-    for r in rows:
-        key = (r["n"], r["model"])
-        if r["seconds_to_target"] is not None and (key not in fastest or r["seconds_to_target"] < fastest[key]):
-            fastest[key] = r["seconds_to_target"]
-    for r in rows:
-        s = r["seconds_to_target"]
-        cell = "never" if s is None else f"{s:.3g}"
-        if s is not None and s == fastest.get((r["n"], r["model"])):
-            cell = f"**{cell}**"
-        lines.append(f"| {r['n']:,} | {r['model']} | {r['method']} | {cell} | {r['final_objective']:.4f} | "
-                     f"{r['heldout_accuracy']:.4f} |")
-    return "\n".join(lines)
-
-
-def plot(traces, path, title=""):
-    """Objective against seconds (log axis), one panel per (model, n), one curve per method.  Returns the path, or
-    None when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    sizes = sorted({k[0] for k in traces})
-    models = [m for m in MODELS if any(k[1] == m for k in traces)]
-    fig, axes = plt.subplots(len(models), len(sizes), figsize=(3.6 * len(sizes), 3.0 * len(models)), squeeze=False)
-    for i, model in enumerate(models):
-        for j, n in enumerate(sizes):
-            ax = axes[i][j]
-            finite = [f for (nn, mm, _), (_, fs) in traces.items() if nn == n and mm == model
-                      for f in fs if math.isfinite(f)]
-            if not finite:
-                continue
-            best = min(finite)
-            for method in METHODS:
-                if (n, model, method) not in traces:
-                    continue
-                ts, fs = traces[(n, model, method)]
-                ts = np.maximum(np.asarray(ts), 1e-3)
-                ax.plot(ts, np.minimum.accumulate(np.asarray(fs, dtype=float)), label=method, lw=1.4)
-            ax.axhline(best * (1 + TARGET_TOL), color="grey", ls=":", lw=1)
-            ax.set_xscale("log")
-            ax.set_yscale("log")                  # objectives may approach 0 (unregularised, separable data)
-            start = [fs[0] for (nn, mm, _), (_, fs) in traces.items() if nn == n and mm == model and fs]
-            ax.set_ylim(max(best, 1e-6) / 1.1, max(start) * 1.1)
-            ax.set_title(f"{model}, n={n:,}", fontsize=9)
-            ax.tick_params(labelsize=7)
-            if i == len(models) - 1:
-                ax.set_xlabel("seconds", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("training objective (best so far)", fontsize=8)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------------------
-
-def _int_list(text, name):
-    try:
-        vals = [int(float(s)) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise CLIError(f"{name} must be comma-separated integers like 1000,100000; got {text!r}") from None
-    if not vals or min(vals) < 10:
-        raise CLIError(f"{name} must be integers >= 10; got {text!r}")
-    return vals
-
-
-def _choices(text, allowed, name):
-    vals = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [v for v in vals if v not in allowed]
-    if not vals or bad:
-        raise CLIError(f"{name} must be a comma-separated subset of {','.join(allowed)}; got {text!r}")
-    return vals
+PLOT = "compare-optimizers.png"   # written when matplotlib is there; an explicit --plot requires it
 
 
 def register(sub):
+    from fastnn.experiments import compare as experiment
+
     p = sub.add_parser("compare-optimizers", help="L-BFGS and CG versus SGD, momentum and AdaGrad as the data grows",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default=None,
-                   help="training-set sizes, comma-separated (default 1000,10000,100000,1000000; with --data the "
-                        "sizes that fit, plus all of it)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, the initial parameters and batch order")
+                       description=experiment.__doc__.split("\n\n")[0])
     p.add_argument("--data", metavar="FILE", help="a CoNLL file (word, POS columns) or a tagged Brown file (word/TAG); "
                                                    "default: the built-in synthetic teacher task")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of logreg,mlp")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--budget", type=float, default=Settings.budget,
-                   help="seconds per run for the largest size; smaller sizes get (n/n_max)^(1/3) of it (default 15)")
-    p.add_argument("--batch-size", type=int, default=Settings.batch_size, help="mini-batch size (default 100)")
-    p.add_argument("--weight-decay", type=float, default=None,
-                   help="L2 coefficient in the objective, weights only (default 1e-4 on the synthetic task, 0 on word "
-                        "windows: the optimizers' weight decay on embedding rows is lazy, so only 0 gives every "
-                        "method the same objective there)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="kernel threads (default: fastnn's default, all CPUs; BLAS is limited to the same count); 1 "
-                        "is steadier on a machine shared with other jobs")
+    add_config_options(p, experiment.CompareConfig)
+    add_threads(p, None, "fastnn's default, all CPUs; 1 is steadier on a machine shared with other jobs")
     p.add_argument("--json", action="store_true", help="print one JSON array instead of the markdown table")
-    p.add_argument("--plot", default="compare-optimizers.png", metavar="PNG",
-                   help="where to write the plot (objective vs seconds) when matplotlib is installed "
-                        "(default compare-optimizers.png; 'none' to skip)")
+    p.add_argument("--plot", default=PLOT, metavar="PNG",
+                   help="where to write the plot (objective vs seconds; needs matplotlib, except that the default "
+                        "is skipped without it) (default %(default)s; 'none' to skip)")
     p.add_argument("--traces", metavar="JSON", help="also write every run's trace (seconds, objective) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
 def run(args):
-    import fastnn
+    from fastnn.experiments import compare as experiment
 
-    models = _choices(args.models, MODELS, "--models")
-    methods = _choices(args.methods, METHODS, "--methods")
-    if not args.budget > 0:
-        raise CLIError(f"--budget must be > 0; got {args.budget}")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.weight_decay is not None and not args.weight_decay >= 0:
-        raise CLIError(f"--weight-decay must be >= 0; got {args.weight_decay}")
-    if args.threads == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    settings = Settings()
-    settings.budget, settings.batch_size, settings.weight_decay = args.budget, args.batch_size, args.weight_decay
+    config = config_from_args(experiment.CompareConfig, args)
+    path = existing_file(args.data) if args.data else None
+    if args.plot and args.plot.lower() == "none":
+        args.plot = None
+    check_writable(args, "traces", "plot")
+    if args.plot and args.plot != PLOT:
+        check_import("matplotlib", "--plot", "plot")
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    sizes = _int_list(args.sizes, "--sizes") if args.sizes else None
-    if args.data:
-        data = tagging(existing_file(args.data), settings.window)
-        if sizes is None:
-            sizes = [n for n in DEFAULT_SIZES if n < len(data)] + [len(data)]
-        too_big = [n for n in sizes if n > len(data)]
-        if too_big:
-            raise CLIError(f"--sizes {too_big} exceed the {len(data)} training tokens of {args.data}")
-    else:
-        sizes = sizes or list(DEFAULT_SIZES)
-        data = None
-    with fastnn.threads(kernels=args.threads):
-        n_threads = fastnn.get_num_threads()
-        with fastnn.threads(blas=n_threads):
-            if data is None:
-                data = synthetic(max(sizes), args.seed)
-            if log:
-                log(f"compare-optimizers: {data.name} data, sizes {sizes}, models {models}, methods {methods}, "
-                    f"{n_threads} thread(s)")
-            rows, traces = compare(sizes, data=data, models=models, methods=methods, seed=args.seed,
-                                   settings=settings, log=log)
+    rows, traces, data = experiment.run(config, path, threads=args.threads, log=log)
     if args.json:
-        print(json.dumps(rows))
+        print_json(rows)
     else:
-        print(markdown_table(rows))
+        print(experiment.markdown_table(rows))
     if args.traces:
-        from fastnn.io import atomic_write
-
-        doc = [{"n": n, "model": m, "method": k, "seconds": ts, "objective": fs}
-               for (n, m, k), (ts, fs) in traces.items()]
-        atomic_write(args.traces, lambda f: f.write(json.dumps(doc).encode()))
-    if args.plot and args.plot.lower() != "none":
-        where = plot(traces, args.plot, title=f"{data.name}: objective vs seconds")
+        experiment.save_traces(args.traces, traces)
+    if args.plot:
+        where = experiment.plot(traces, args.plot, title=f"{data.name}: objective vs seconds")
         if log:
             log(f"plot: {where}" if where else "plot: skipped (matplotlib is not installed)")
     return 0

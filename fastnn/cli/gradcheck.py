@@ -17,7 +17,7 @@ def register(sub):
     p.add_argument("--eps", type=float, default=1e-4, help="finite-difference step (default 1e-4)")
     p.add_argument("--tol", type=float, default=1e-6, help="pass threshold on the relative error (default 1e-6)")
     p.add_argument("--max-entries", type=int, default=64, help="entries checked per parameter (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the cases' data and the entry sample")
+    p.add_argument("--seed", type=int, default=0, help="seed for the cases' data and the entry sample (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="kernel threads (default 1: the cases are tiny and threads only add overhead)")
     p.add_argument("--nondet", action="store_true",

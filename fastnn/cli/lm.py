@@ -53,7 +53,7 @@ def register(sub):
     e.add_argument("--model", required=True, metavar="M.npz")
     e.add_argument("--data", required=True, metavar="F")
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
-    e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em'")
+    e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em' (default 0.5)")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
     e.add_argument("--context-bins", metavar="TRAIN",
                    help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "

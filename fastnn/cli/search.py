@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError
+from fastnn.cli._common import CLIError, check_writable, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -81,6 +81,8 @@ def register(sub):
         s.add_argument("--top", type=int, default=10, help="rows of the summary table (default 10)")
         s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="one line per finished trial on stderr (default: on)")
+        s.add_argument("--quiet", dest="progress", action="store_false", help="same as --no-progress")
+        s.add_argument("--json", action="store_true", help="print the result as one JSON object instead of the table")
         s.set_defaults(func=run, train_args=[])
 
 
@@ -209,8 +211,7 @@ def _check(args):
     bad = sorted(given & set(MANAGED))
     if bad:
         raise CLIError(f"{bad[0]} cannot be given to a search: {MANAGED[bad[0]]}")
-    if args.models:
-        os.makedirs(args.models, exist_ok=True)
+    check_writable(args, "log")
     obj = TrainObjective(args.search_command, args.train_args, args.models)
     base = obj.parse({}, os.devnull)
     need = "dev" if args.search_command == "tagger" else "valid"       # lm train: --dev (old spelling --valid)
@@ -227,6 +228,11 @@ def _check(args):
             obj.parse(search.sample(space, args.search_seed, t), os.devnull)
         except CLIError as e:
             raise CLIError(f"trial {t}: {e}") from None
+    if args.models:                    # last: a bad argument must not leave a directory behind
+        try:
+            os.makedirs(args.models, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"--models {args.models}: {e}") from None
     return space, obj
 
 
@@ -279,7 +285,12 @@ def run(args):
                   else "dev score")
     else:
         metric = "valid perplexity"
-    print(search.format_table(records, args.top, maximize=maximize, metric=metric))
+    if args.json:
+        print_json({"metric": metric, "maximize": maximize, "trials": len(records),
+                    "failed": sum(r["score"] is None for r in records),
+                    "best": search.best(records, args.top, maximize=maximize)})
+    else:
+        print(search.format_table(records, args.top, maximize=maximize, metric=metric))
     if records and all(r["score"] is None for r in records):
         say("every trial failed; fix the cause and rerun with --retry-failed")
         return 1

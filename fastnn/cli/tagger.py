@@ -30,8 +30,9 @@ def register(sub):
                    help="CoNLL column file(s) to train on, read as one corpus; the tasks' columns are those of the "
                         "first file, and a later file may lack some of them (e.g. more POS data from another corpus "
                         "for a NER + POS model: its sentences then train only the tasks whose columns they have)")
-    t.add_argument("--dev", metavar="FILE", help="CoNLL file scored after every epoch (best epoch kept, early "
-                                                  "stopping with --patience)")
+    t.add_argument("--dev", "--valid", dest="dev", metavar="FILE",
+                   help="CoNLL file scored after every epoch (best epoch kept, early stopping with --patience); "
+                        "--valid: the same, as lm train spells it")
     t.add_argument("--task", action="append", required=True, metavar="NAME=COL",
                    help="a task: its name and the column of its tags (an index, or word/pos/chunk/ner); repeat for "
                         "a multitask model")
@@ -53,7 +54,8 @@ def register(sub):
     o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
     o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     add_on_nonfinite(o)
-    o.add_argument("--quiet", action="store_true", help="print nothing")
+    o.add_argument("--quiet", action="store_true", help="print nothing on stderr")
+    o.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     t.set_defaults(func=run_train)
 
     e = tsub.add_parser("eval", help="score a model on a CoNLL file (chunk F1 as conlleval, token accuracy)")
@@ -196,7 +198,9 @@ def run_train(args):
         if missing and not args.quiet:
             print(f"{path} ({width} columns) has no labels for {', '.join(missing)}: its sentences train the other "
                   f"tasks", file=sys.stderr)
-    features = _features(args.feature, config.feature_dim, widths[0], args.train[0], tasks)
+    # no --feature: the preset's feature columns (e.g. --preset ner reads the POS and chunk columns)
+    specs = args.feature or [f"{n}={c}:{d}" for n, (c, d) in config.features.items()]
+    features = _features(specs, config.feature_dim, widths[0], args.train[0], tasks)
     for path, width in zip(args.train[1:], widths[1:]):
         missing = [f"{name} (column {c})" for name, (c, _) in features.items() if c >= width]
         if missing:
@@ -228,11 +232,15 @@ def run_train(args):
         raise
     elapsed = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
-    if not args.quiet:
-        hist = trainer.history
-        secs = sum(h["seconds"] for h in hist)
-        n_tok = sum(len(s) for s in train)
-        rate = n_tok * len(hist) / secs if secs else float("nan")
+    hist = trainer.history
+    secs = sum(h["seconds"] for h in hist)
+    rate = sum(len(s) for s in train) * len(hist) / secs if secs else float("nan")
+    if args.json:
+        res = {"out": out, "epochs": len(hist), "seconds": round(elapsed, 1), "train_windows_per_s": round(rate)}
+        if dev is not None:
+            res.update(metric=trainer.metric[0], best_dev_score=trainer.best_score, best_epoch=trainer.best_epoch)
+        print_json(res)
+    elif not args.quiet:
         best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}" if dev is not None else ""
         print(f"trained {len(hist)} epochs in {elapsed:.1f} s ({rate:,.0f} windows/s in training steps){best}; "
               f"model written to {out}", file=sys.stderr)

@@ -11,6 +11,8 @@ when its test MSE falls well below the baseline.
 """
 import numpy as np
 
+from fastnn._validation import check_int
+
 ADDING_BASELINE_MSE = 1.0 / 6.0
 
 
@@ -30,10 +32,8 @@ def adding(n, T, seed, *, dtype=np.float32):
     y : (n,) array of `dtype`, the sum of the two marked values.
     """
     where = "adding"
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"{where}: 'n' must be an int >= 0; got {n!r}.")
-    if not isinstance(T, (int, np.integer)) or T < 2:
-        raise ValueError(f"{where}: 'T' must be an int >= 2 (one marker in each half); got {T!r}.")
+    check_int(n, "n", where, low=0)
+    check_int(T, "T", where, low=2)           # one marker in each half
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"{where}: 'dtype' must be float32 or float64; got {dtype}.")

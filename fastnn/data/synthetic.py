@@ -10,6 +10,8 @@ different `n` share it.
 """
 import numpy as np
 
+from fastnn._validation import check_int
+
 
 def _teacher_weights(n_features, n_classes, hidden, teacher_seed):
     rng = np.random.default_rng(teacher_seed)
@@ -38,8 +40,7 @@ def teacher(n, *, n_features=50, n_classes=10, hidden=20, label_noise=0.05, seed
     """
     where = "teacher"
     for name, v, lo in (("n", n, 0), ("n_features", n_features, 1), ("n_classes", n_classes, 2), ("hidden", hidden, 1)):
-        if not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{where}: '{name}' must be an int >= {lo}; got {v!r}.")
+        check_int(v, name, where, low=lo)
     if not 0.0 <= label_noise <= 1.0:
         raise ValueError(f"{where}: 'label_noise' must be in [0, 1]; got {label_noise!r}.")
     rng = np.random.default_rng(seed)

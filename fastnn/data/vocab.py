@@ -3,6 +3,8 @@ from collections import Counter
 
 import numpy as np
 
+from fastnn._validation import check_int
+
 
 class Vocab:
     """An ordered list of distinct words; a word's id is its position.
@@ -54,10 +56,9 @@ class Vocab:
         tokens that map to them in `sentences`: <unk> gets every dropped word, </s> one per sentence (its role in a
         language-model stream), <pad> 0; a token spelled like a special counts for it.
         """
-        if not isinstance(min_count, (int, np.integer)) or min_count < 1:
-            raise ValueError(f"Vocab.build: 'min_count' must be an int >= 1; got {min_count!r}.")
-        if max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size < 0):
-            raise ValueError(f"Vocab.build: 'max_size' must be None or an int >= 0; got {max_size!r}.")
+        check_int(min_count, "min_count", "Vocab.build")
+        if max_size is not None:
+            check_int(max_size, "max_size", "Vocab.build", low=0)
         specials = list(specials)
         if len(set(specials)) != len(specials):
             raise ValueError(f"Vocab.build: 'specials' must be distinct; got {specials}.")

@@ -1,11 +1,13 @@
-"""Experiments that show why RNNs are hard to train, on the adding problem (fastnn.data.adding):
+"""Experiments that show why RNNs are hard to train, on the adding problem (fastnn.data.adding) and on handwritten
+digits read one pixel per step (fastnn.data.digits):
 
 - adding: tanh, sigmoid, ReLU and IRNN networks trained with the same budget (test MSE against steps);
 - gradients: ||d loss / d h_t|| against the distance from the loss, before and after training;
 - clipping: one exploding setup without clipping, with element-wise and with norm clipping;
+- digits: IRNN, ReLU, tanh and LSTM classifiers of 8x8 digits, plain and permuted pixel order, best of a small grid;
 - plots: the PNGs (matplotlib optional).
 
-Run them with `fastnn experiment adding|gradients|clipping ...` or bench/rnn_{adding,gradients,clipping}.py.
+Run them with `fastnn experiment adding|gradients|clipping|digits ...` or bench/rnn_*.py.
 """
 import math
 

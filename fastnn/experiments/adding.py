@@ -8,8 +8,9 @@ Every model is h_t = f(W_ih x_t + W_hh h_{t-1} + b) with 100 hidden units and a 
 mini-batch SGD with global-norm clipping on fresh training batches (the generator is infinite), with the same
 settings and step budget for all four; the test MSE on a fixed test set is recorded against steps.
 
-    results = run_adding(T=150, steps=20000, seed=0)       # list of dicts, one per model
-    print(format_table(results))
+>>> results = run_adding(T=10, steps=20, models=("tanh",), hidden=8, eval_every=10, seed=0)   # README: T=150, 20000
+>>> [(r["model"], r["steps"]) for r in results]          # one dict per model; print(format_table(results))
+[('tanh', 20)]
 """
 import math
 import numbers
@@ -24,6 +25,7 @@ from fastnn.experiments import jsonable
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
+CLIPS = ("norm", "temporal", "value", None)   # see train()
 
 # How each model is built (a short description for tables and the README).
 MODEL_INIT = {
@@ -130,18 +132,29 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     """Train `model` (an AddingRNN) by SGD on fresh adding batches; return its history.
 
     lr_end : None keeps lr constant; a number decays it linearly from lr to lr_end over the steps.
-    clip : "norm" (rescale the global gradient norm to max_norm), "value" (clip each entry to [-max_norm,
-        max_norm]) or None.
+    clip : "norm" (rescale the global gradient norm to max_norm: Pascanu et al. 2013), "temporal" (clip each
+        step's back-propagated error inside BPTT to [-max_norm, max_norm]: Mikolov's method, nn.RNN(clip=...)),
+        "value" (clip each entry of the summed gradient to [-max_norm, max_norm]: optim.clip_grad_value) or None.
     test : (X, y) evaluated at step 0, every eval_every steps and at the end; None skips evaluation.
     log : callable(str) for progress lines, or None.
 
     Returns a dict: eval_steps, test_mse (lists), loss (per step training loss), grad_norm (per step, before
-    clipping), n_over (steps whose gradient norm exceeded max_norm), diverged (a non-finite loss or gradient
+    clipping; with "temporal", of the gradient the clipped BPTT returns), n_over (steps whose gradient norm exceeded max_norm), diverged (a non-finite loss or gradient
     stopped the run), steps (completed), seconds (training time excluding evaluation).
     """
-    if clip not in ("norm", "value", None):
-        raise ValueError(f"train: 'clip' must be 'norm', 'value' or None; got {clip!r}.")
+    if clip not in CLIPS:
+        raise ValueError(f"train: 'clip' must be one of {CLIPS}; got {clip!r}.")
     rng = np.random.default_rng(seed)
+    saved_clip = model.rnn.clip
+    model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
+    try:
+        return _train(model, rng, T=T, steps=steps, lr=lr, lr_end=lr_end, momentum=momentum, batch_size=batch_size,
+                      clip=clip, max_norm=max_norm, test=test, eval_every=eval_every, log=log)
+    finally:
+        model.rnn.clip = saved_clip
+
+
+def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_norm, test, eval_every, log):
     params = model.parameters()
     opt = optim.SGD(params, lr=lr if lr_end is None else optim.Linear(lr, lr_end, steps), momentum=momentum)
     hist = dict(eval_steps=[], test_mse=[], loss=np.full(steps, np.nan), grad_norm=np.full(steps, np.nan),
@@ -220,6 +233,102 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
                             diverged=h["diverged"], eval_steps=h["eval_steps"], test_mse=h["test_mse"],
                             settings=dict(s, seed=seed)))
     return out
+
+
+# Le et al.'s (2015) search for Table 1: learning rates {1e-9, ..., 1e-1} x gradient-clipping thresholds
+# {1, 10, 100, 1000}, best per model.  LE_GRID keeps their thresholds and the three largest of their rates (the smaller
+# ones barely move the weights in the few thousand steps two cores allow); GRID_DEFAULTS: constant lr (as theirs), and
+# the step budget per grid point, scaled down from their millions of steps to fit two cores.
+LE_GRID = dict(lr=(1e-3, 1e-2, 1e-1), clip=(1.0, 10.0, 100.0, 1000.0))
+GRID_DEFAULTS = dict(DEFAULTS, lr_end=None, steps=5000, eval_every=1000, workers=2)
+
+
+def _grid_job(job):
+    kind, T, lr, clip, seed, n_threads, s = job
+    valid = adding(s["n_test"], T, np.random.default_rng([seed, 5]))
+    test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
+    with threads(kernels=n_threads, blas=n_threads):
+        model = make_model(kind, s, seed)
+        h = train(model, T=T, steps=s["steps"], lr=lr, lr_end=s["lr_end"], momentum=s["momentum"],
+                  batch_size=s["batch_size"], clip="norm", max_norm=clip, seed=[seed, 3], test=valid,
+                  eval_every=s["eval_every"])
+        test_mse = math.nan if h["diverged"] else model.mse(*test)
+    return dict(model=kind, T=T, lr=lr, clip=clip, steps=h["steps"], diverged=h["diverged"],
+                valid_mse=h["test_mse"][-1], test_mse=test_mse, eval_steps=h["eval_steps"], valid_curve=h["test_mse"],
+                seconds=round(h["seconds"], 2))
+
+
+def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_threads=1, **settings):
+    """Le et al.'s protocol for Table 1: each model trained at every (lr, clip) of `grid` (default LE_GRID) with
+    norm clipping and a constant learning rate; the point with the lowest final MSE on a validation set (fresh
+    sequences) is kept and its test MSE reported.  settings: GRID_DEFAULTS keys (steps per point, workers: grid
+    points trained at once in spawned processes, ...).
+
+    Returns one dict per model: model, T, lr, clip (chosen), steps, valid_mse, final_test_mse, baseline_mse,
+    seconds (the whole grid of that model), eval_steps and valid_curve (chosen run), grid (every point: lr, clip,
+    valid_mse, test_mse, diverged, seconds), settings.
+    """
+    where = "run_adding_grid"
+    unknown = set(settings) - set(GRID_DEFAULTS)
+    if unknown:
+        raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(GRID_DEFAULTS)}.")
+    for m in models:
+        if m not in MODELS:
+            raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
+    grid = dict(LE_GRID if grid is None else grid)
+    for key in ("lr", "clip"):
+        vals = grid.get(key)
+        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
+            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
+    s = dict(GRID_DEFAULTS, **settings)
+    workers = s.pop("workers")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"{where}: 'workers' must be an int >= 1; got {workers!r}.")
+    jobs = [(kind, T, float(lr), float(clip), seed, n_threads, s) for kind in models
+            for lr in grid["lr"] for clip in grid["clip"]]
+    runs = []
+
+    def say(r):
+        runs.append(r)
+        if log:
+            log(f"{r['model']:>8} T {T} lr {r['lr']:<6g} clip {r['clip']:<6g}: valid MSE {r['valid_mse']:.4f}"
+                f"{' (diverged)' if r['diverged'] else ''}, {r['seconds']:.0f} s")
+
+    if workers > 1:
+        import concurrent.futures
+        import multiprocessing
+        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for r in pool.map(_grid_job, jobs):
+                say(r)
+    else:
+        for job in jobs:
+            say(_grid_job(job))
+    out = []
+    for kind in models:
+        mine = [r for r in runs if r["model"] == kind]
+        best = min(mine, key=lambda r: r["valid_mse"] if r["valid_mse"] is not None and np.isfinite(r["valid_mse"])
+                   else math.inf)
+        out.append(dict(model=kind, T=T, lr=best["lr"], clip=best["clip"], steps=best["steps"],
+                        valid_mse=best["valid_mse"], final_test_mse=best["test_mse"],
+                        baseline_mse=ADDING_BASELINE_MSE, seconds=round(sum(r["seconds"] for r in mine), 2),
+                        eval_steps=best["eval_steps"], valid_curve=best["valid_curve"],
+                        grid=[{k: r[k] for k in ("lr", "clip", "valid_mse", "test_mse", "diverged", "seconds")}
+                              for r in mine],
+                        settings=dict(s, seed=seed, grid=grid, workers=workers)))
+    return out
+
+
+def format_grid_table(results):
+    """Markdown: model, T, chosen lr and clip, steps, valid MSE, test MSE, its ratio to the baseline, seconds."""
+    lines = ["| model | T | lr | clip | steps | valid MSE | test MSE | / baseline | seconds (grid) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        mse = math.nan if r["final_test_mse"] is None else r["final_test_mse"]
+        v = math.nan if r["valid_mse"] is None else r["valid_mse"]
+        lines.append(f"| {r['model']} | {r['T']} | {r['lr']:g} | {r['clip']:g} | {r['steps']} | {v:.4f} | "
+                     f"{mse:.4f} | {mse / r['baseline_mse']:.3f} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
 
 
 def time_step(T=150, batch_size=16, hidden=100, *, repeats=50, n_threads=1, seed=0):

@@ -81,13 +81,17 @@ def _smooth(x, k):
 
 
 def plot_clipping(results, path, log=None):
-    """Training loss (smoothed), test MSE and gradient norm against steps for each clipping mode."""
+    """The compared modes: training loss (smoothed), test MSE and gradient norm against steps; then the sweep's
+    final test MSE against the threshold, with the heuristic threshold marked."""
     plt = _pyplot(log)
     if plt is None:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
-    k = max(1, int(math.ceil(max(len(r["loss"]) for r in results) / 200)))
-    for i, r in enumerate(results):
+    compare = [r for r in results if r.get("role", "compare") == "compare"]
+    sweep = [r for r in results if r.get("role") == "sweep"]
+    heur = [r for r in results if r.get("role") == "heuristic"]
+    fig, axes = plt.subplots(1, 4 if sweep else 3, figsize=(18 if sweep else 13.5, 3.8))
+    k = max(1, int(math.ceil(max(len(r["loss"]) for r in compare) / 200))) if compare else 1
+    for i, r in enumerate(compare):
         c = f"C{i}"
         lab = f"{r['clip']}" + (" (diverged)" if r["diverged"] else "")
         loss = _smooth(r["loss"], k)
@@ -108,5 +112,41 @@ def plot_clipping(results, path, log=None):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=8)
+    if sweep:
+        ax = axes[3]
+        mse = [math.nan if r["final_test_mse"] is None else r["final_test_mse"] for r in sweep]
+        ax.plot([r["threshold"] for r in sweep], mse, marker="o", label="norm clipping at c")
+        for r in heur:
+            ax.plot([r["threshold"]], [r["final_test_mse"]], marker="*", ms=12, ls="", color="C3",
+                    label=f"heuristic c = {r['threshold']:.3g}")
+        ax.axhline(base, color="k", ls="--", lw=0.8, label="baseline")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("threshold c")
+        ax.set_title(f"final test MSE after {sweep[0]['steps']} steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}", y=1.03)
+    return _save(fig, path, plt)
+
+
+def plot_digits(results, path, log=None):
+    """Validation error against epochs of each model's chosen run, one panel per pixel order, with chance (0.9)."""
+    plt = _pyplot(log)
+    if plt is None:
+        return None
+    orders = list(dict.fromkeys(r["order"] for r in results))
+    fig, axes = plt.subplots(1, len(orders), figsize=(4.6 * len(orders), 3.6), squeeze=False)
+    for ax, order in zip(axes[0], orders):
+        for i, r in enumerate(r for r in results if r["order"] == order):
+            curve = np.asarray(r["valid_curve"], dtype=float)
+            ax.plot(np.arange(1, len(curve) + 1), curve, color=f"C{i}",
+                    label=f"{r['model']} (lr {r['lr']:g}, clip {r['clip']:g}): test {r['test_error']:.3f}")
+        ax.axhline(0.9, color="k", ls="--", lw=0.8, label="chance 0.9")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"8x8 digits pixel by pixel, {order} order")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation error")
     return _save(fig, path, plt)

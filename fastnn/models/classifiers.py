@@ -23,6 +23,7 @@ predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data 
 import numpy as np
 
 from fastnn import kernels, nn
+from fastnn._validation import check_int
 from fastnn.graph import Module, Node, Param
 from fastnn import init
 from fastnn.init import as_rng
@@ -35,8 +36,8 @@ def _inputs(n_features, vocab_size, window, where):
         raise ValueError(f"{where}: give either 'n_features' (dense inputs) or 'vocab_size' and 'window' (windows of "
                          f"word ids); got n_features={n_features!r}, vocab_size={vocab_size!r}, window={window!r}.")
     for name, v in (("n_features", n_features), ("vocab_size", vocab_size), ("window", window)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise ValueError(f"{where}: '{name}' must be a positive integer; got {v!r}.")
+        if v is not None:
+            check_int(v, name, where)
     if win and (vocab_size is None or window is None):
         raise ValueError(f"{where}: window inputs need both 'vocab_size' and 'window'; got vocab_size={vocab_size!r}, "
                          f"window={window!r}.")

@@ -14,10 +14,10 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_scalar
+from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
-from fastnn.models.nplm import _posint, as_stream, output_logprobs
+from fastnn.models.nplm import as_stream, output_logprobs
 from fastnn.models.rnnlm import BPTTBatches, word_classes
 from fastnn.nn import ClassSoftmaxOutput
 
@@ -44,13 +44,13 @@ class LSTMLM(Module):
                  forget_bias=1.0, dropout=0.0, clip=0.0, eos_id=1, rng=0, dtype=np.float32, init_scale=0.1,
                  counts=None, words=None):
         where = "LSTMLM"
-        self.vocab_size = _posint(vocab_size, "vocab_size", where)
-        self.hidden = _posint(hidden, "hidden", where)
-        self.embed = self.hidden if embed is None else _posint(embed, "embed", where)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where)
+        self.hidden = check_int(hidden, "hidden", where)
+        self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
         self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
         if self.dropout_p >= 1:
             raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
-        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
@@ -62,7 +62,7 @@ class LSTMLM(Module):
             counts = np.asarray(counts, dtype=np.float64)
             if counts.shape != (self.vocab_size,):
                 raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
-        self.classes = _posint(classes, "classes", where, low=0)
+        self.classes = check_int(classes, "classes", where, low=0)
         self.class_method = class_method
         if self.classes and word_class is None:
             if counts is None:

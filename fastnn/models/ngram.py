@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
+from fastnn._validation import check_int
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -31,14 +32,6 @@ __all__ = ["KneserNey", "DeletedInterpolation", "load"]
 
 # KenLM's --discount_fallback values, used when count-of-counts cannot give valid discounts (tiny corpora).
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
-
-
-def _check_int(value, name, where, lo):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: '{name}' must be an int; got {type(value).__name__} {value!r}.")
-    if value < lo:
-        raise ValueError(f"{where}: '{name}' must be >= {lo}; got {value}.")
-    return int(value)
 
 
 def _as_ids(seq, name, where, vocab_size):
@@ -69,7 +62,7 @@ class _NGramLM(Module):
 
     def __init__(self, order=3, *, bos=True, words=None):
         where = type(self).__name__
-        self.order = _check_int(order, "order", where, 1)
+        self.order = check_int(order, "order", where, low=1)
         if not isinstance(bos, bool):
             raise TypeError(f"{where}: 'bos' must be a bool; got {type(bos).__name__} {bos!r}.")
         self.bos = bos
@@ -195,8 +188,8 @@ class _NGramLM(Module):
 
     def _fit_common(self, data, vocab_size, eos_id, where):
         self._keys = None                   # a fit that fails leaves an unfitted model, never a mixed one
-        self.vocab_size = _check_int(vocab_size, "vocab_size", where, 1)
-        self.eos_id = _check_int(eos_id, "eos_id", where, 0)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where, low=1)
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {self.eos_id}.")
         if self.words is not None and len(self.words) != self.vocab_size:
@@ -244,7 +237,7 @@ class _NGramLM(Module):
         """log P(word | history) in nats; `history` as in `prob_vector`."""
         where = f"{type(self).__name__}.logprob"
         self._check_fitted(where)
-        w = _check_int(word, "word", where, 0)
+        w = check_int(word, "word", where, low=0)
         if w >= self.vocab_size:
             raise IndexError(f"{where}: 'word' must be in [0, {self.vocab_size}); got {w}.")
         tokens, hist = self._history_tokens(history, where)
@@ -299,8 +292,8 @@ class _NGramLM(Module):
         for name in ("vocab_size", "eos_id"):
             if name not in arrays:
                 raise ValueError(f"{where}: the file must contain {name!r}; it is missing. The file is corrupt.")
-        self.vocab_size = _check_int(arrays["vocab_size"], "vocab_size", where, 1)
-        self.eos_id = _check_int(arrays["eos_id"], "eos_id", where, 0)
+        self.vocab_size = check_int(arrays["vocab_size"], "vocab_size", where, low=1)
+        self.eos_id = check_int(arrays["eos_id"], "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {self.eos_id}. "
                              f"The file is corrupt.")
@@ -392,8 +385,12 @@ class KneserNey(_NGramLM):
 
     Examples
     --------
-    >>> lm = KneserNey(order=3).fit(train_stream, vocab_size=len(vocab), eos_id=vocab.eos_id)
-    >>> lm.perplexity(test_stream)
+    >>> from fastnn.data import Vocab, lm_stream
+    >>> train = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]]
+    >>> vocab = Vocab.build(train)
+    >>> lm = KneserNey(order=2).fit(lm_stream(train, vocab), vocab_size=len(vocab), eos_id=vocab.eos_id)
+    >>> round(lm.perplexity(lm_stream([["the", "dog", "sees", "a", "cat"]], vocab)), 2)
+    6.33
     """
 
     def __init__(self, order=3, *, discounts=None, bos=True, words=None):
@@ -567,8 +564,8 @@ class DeletedInterpolation(_NGramLM):
         if classes not in ("history", "longest_seen"):
             raise ValueError(f"DeletedInterpolation: 'classes' must be 'history' or 'longest_seen'; got {classes!r}.")
         self.classes = classes
-        self.max_bucket = _check_int(max_bucket, "max_bucket", "DeletedInterpolation", 0)
-        self.max_iter = _check_int(max_iter, "max_iter", "DeletedInterpolation", 0)
+        self.max_bucket = check_int(max_bucket, "max_bucket", "DeletedInterpolation", low=0)
+        self.max_iter = check_int(max_iter, "max_iter", "DeletedInterpolation", low=0)
         if not (isinstance(tol, numbers.Real) and tol >= 0):
             raise ValueError(f"DeletedInterpolation: 'tol' must be a real >= 0; got {tol!r}.")
         self.tol = float(tol)

@@ -7,7 +7,7 @@ are updated), H, d the hidden tanh layer, U the output weights and W the optiona
 features to the output.  The output layer computes [U W] [h; x] + b in ONE fused softmax layer over V (BLAS matrix
 products + the softmax-xent kernel), so the direct connections cost one wider matrix, not a second pass.  Weight
 decay applies to C, H, U and W, not to the biases (Param.decay).  Bengio's learning rate eps_t = eps_0 / (1 + r t)
-is `InverseDecay(eps_0, r)`.
+is `optim.InverseDecay(eps_0, r)`.
 
 With `classes` > 0 the output is instead Mikolov et al. (2011)'s class-factorized softmax (`nn.ClassSoftmaxOutput`,
 the RNN LM's): P(w | x) = P(c(w) | [h; x]) P(w | c(w), [h; x]) over frequency classes, O((h + nx)(C + |c(w)|)) per
@@ -19,19 +19,17 @@ it, crossing sentence boundaries (the previous sentence's words and its </s> are
 stream is padded with </s>, "a sentence just ended").  `token_logprobs(stream)[i]` therefore lines up with
 `KneserNey.token_logprobs(stream)[i]` position by position, which is what the mixture (fastnn.models.mixture) needs.
 """
-import numbers
-
 import numpy as np
 
 from fastnn import init as _init
 from fastnn import kernels, nn
-from fastnn._validation import check_scalar
+from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.nn import ClassSoftmaxOutput
-from fastnn.optim.schedules import Schedule
+from fastnn.optim.schedules import InverseDecay  # noqa: F401  (its old home; kept importable)
 
-__all__ = ["NPLM", "InverseDecay", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
+__all__ = ["NPLM", "contexts", "as_stream", "output_logprobs", "gradcheck_cases"]
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
@@ -61,19 +59,6 @@ def contexts(stream, order, pad_id):
     return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(padded[:-1], k))
 
 
-# ---- learning rate -----------------------------------------------------------------------------------------------
-
-class InverseDecay(Schedule):
-    """Bengio et al. (2003)'s learning rate eps_t = value / (1 + rate * t), t = number of updates done."""
-
-    def __init__(self, value, rate):
-        self.value = float(check_scalar(value, "value", "InverseDecay", low=0))
-        self.rate = float(check_scalar(rate, "rate", "InverseDecay", low=0))
-
-    def __call__(self, step):
-        return self.value / (1.0 + self.rate * step)
-
-
 # ---- evaluation helper -------------------------------------------------------------------------------------------
 
 def output_logprobs(out, h, targets):
@@ -86,12 +71,6 @@ def output_logprobs(out, h, targets):
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
-
-def _posint(x, name, where, low=1):
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < low:
-        raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
-    return int(x)
-
 
 class NPLM(Module):
     """Bengio et al. (2003)'s NPLM.
@@ -116,17 +95,17 @@ class NPLM(Module):
                  dtype=np.float32, init_scale=0.1, counts=None, words=None, classes=0, word_class=None,
                  class_method="sqrt"):
         where = "NPLM"
-        self.vocab_size = _posint(vocab_size, "vocab_size", where)
-        self.order = _posint(order, "order", where, low=2)
-        self.dim = _posint(dim, "dim", where)
-        self.hidden = _posint(hidden, "hidden", where, low=0)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where)
+        self.order = check_int(order, "order", where, low=2)
+        self.dim = check_int(dim, "dim", where)
+        self.hidden = check_int(hidden, "hidden", where, low=0)
         self.direct = bool(direct)
         if self.hidden == 0 and not self.direct:
             raise ValueError(f"{where}: 'hidden' must be > 0 when direct=False (the output would see nothing); got 0.")
         self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
         if self.dropout_p >= 1:
             raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
-        self.eos_id = _posint(eos_id, "eos_id", where, low=0)
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
@@ -142,7 +121,7 @@ class NPLM(Module):
         c = None if counts is None else np.asarray(counts, dtype=np.float64)
         if c is not None and c.shape != (self.vocab_size,):
             raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {c.shape}.")
-        self.classes = _posint(classes, "classes", where, low=0)
+        self.classes = check_int(classes, "classes", where, low=0)
         self.class_method = class_method
         if self.classes:
             if word_class is None:

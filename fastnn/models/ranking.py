@@ -21,14 +21,16 @@ true centre word is drawn again (such a pair has no gradient).
     data = RankingBatches(padded, centres, window=11, batch_size=256, sampler=NegativeSampler(counts))
     Trainer(model, AdaGrad(model.parameters(), lr=0.05), data, epochs=5).fit()
 """
+import functools
 import numbers
 
 import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
+from fastnn._validation import check_int
 from fastnn.graph import Module
-from fastnn.models.nplm import _posint
+from fastnn.train import BatchPlan
 
 __all__ = ["WindowRanker", "NegativeSampler", "RankingBatches", "padded_stream", "gradcheck_cases",
            "NEGATIVES", "ACTIVATIONS"]
@@ -45,7 +47,7 @@ def padded_stream(sentences_ids, window, pad_id=0):
     (int32), and the position in `padded` of every real token (int64).  The window of token k is
     padded[centres[k] - h : centres[k] + h + 1], h = window // 2: windows never cross a sentence boundary."""
     where = "padded_stream"
-    window = _posint(window, "window", where)
+    window = check_int(window, "window", where)
     if window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be odd; got {window}.")
     h = window // 2
@@ -108,8 +110,8 @@ class RankingBatches:
 
     def __init__(self, padded, centres, *, window, batch_size, sampler, examples_per_epoch=None):
         where = "RankingBatches"
-        self.window = _posint(window, "window", where)
-        self.batch_size = _posint(batch_size, "batch_size", where)
+        self.window = check_int(window, "window", where)
+        self.batch_size = check_int(batch_size, "batch_size", where)
         self.padded = np.asarray(padded)
         self.centres = np.asarray(centres, dtype=np.int64)
         if self.centres.size == 0:
@@ -121,7 +123,7 @@ class RankingBatches:
         self.offsets = np.arange(-h, h + 1)
         self.sampler = sampler
         n = len(self.centres)
-        self.n = n if examples_per_epoch is None else min(n, _posint(examples_per_epoch, "examples_per_epoch", where))
+        self.n = n if examples_per_epoch is None else min(n, check_int(examples_per_epoch, "examples_per_epoch", where))
 
     def windows(self, rows):
         """(len(rows), window) int64 windows of the tokens `rows`."""
@@ -132,7 +134,11 @@ class RankingBatches:
 
     def epoch(self, rng):
         perm = rng.permutation(len(self.centres))[:self.n]
-        return _Plan(self, perm, int(rng.integers(2**63)))
+        return BatchPlan.even(functools.partial(self._batch, int(rng.integers(2**63))), self.n, self.batch_size, perm)
+
+    def _batch(self, seed, i, rows):
+        w = self.windows(rows)
+        return w, self.sampler.draw(w[:, self.window // 2], np.random.default_rng([seed, i]))
 
     @staticmethod
     def n_examples(batch):
@@ -141,20 +147,6 @@ class RankingBatches:
     def __repr__(self):
         return (f"RankingBatches({len(self.centres)} windows of {self.window}, {self.n} per epoch, "
                 f"batch_size={self.batch_size}, {self.sampler})")
-
-
-class _Plan:
-    def __init__(self, src, perm, seed):
-        self.src, self.perm, self.seed = src, perm, seed
-
-    def __len__(self):
-        return len(self.src)
-
-    def __getitem__(self, i):
-        B = self.src.batch_size
-        w = self.src.windows(self.perm[i * B:(i + 1) * B])
-        neg = self.src.sampler.draw(w[:, self.src.window // 2], np.random.default_rng([self.seed, i]))
-        return w, neg
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
@@ -175,16 +167,16 @@ class WindowRanker(Module):
     def __init__(self, vocab_size, *, window=11, dim=50, hidden=100, activation="hardtanh", pad_id=0, init_scale=0.1,
                  margin=1.0, rng=0, dtype=np.float32, words=None):
         where = "WindowRanker"
-        self.vocab_size = _posint(vocab_size, "vocab_size", where, low=2)
-        self.window = _posint(window, "window", where)
+        self.vocab_size = check_int(vocab_size, "vocab_size", where, low=2)
+        self.window = check_int(window, "window", where)
         if self.window % 2 == 0:
             raise ValueError(f"{where}: 'window' must be odd (the corrupted word is the centre); got {window}.")
-        self.dim = _posint(dim, "dim", where)
-        self.n_hidden = _posint(hidden, "hidden", where)
+        self.dim = check_int(dim, "dim", where)
+        self.n_hidden = check_int(hidden, "hidden", where)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
         self.activation = activation
-        self.pad_id = _posint(pad_id, "pad_id", where, low=0)
+        self.pad_id = check_int(pad_id, "pad_id", where, low=0)
         if self.pad_id >= self.vocab_size:
             raise ValueError(f"{where}: 'pad_id' must be in [0, {self.vocab_size}); got {pad_id}.")
         if not (isinstance(init_scale, numbers.Real) and init_scale > 0):

@@ -26,13 +26,18 @@ with the file's own tags exactly as conlleval does (fastnn.data.tags).  The word
 fastnn.data.features, pretrained vectors in fastnn.data.vectors, the training recipe (TaggerConfig, its
 defaults and presets, build and fit) in fastnn.recipes.tagger.
 
-    sents = read_conll("eng.train")
-    tagger = WindowTagger.build(sents, {"ner": 3}, loss="sentence")
-    data = tagger.batches(sents, batch_size=32)
-    Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, validate=lambda m: m.score(dev_sents),
-            higher_is_better=True).fit()      # keeps the epoch with the best dev score
-    tagger.evaluate(dev_sents)   # {"ner": {"f1": ..., "precision": ..., "recall": ..., "accuracy": ..., ...}}
-    tagger.predict([["John", "Smith", "visited", "Paris", "."]])     # {"ner": [["I-PER", "I-PER", "O", ...]]}
+>>> from fastnn.optim import AdaGrad
+>>> from fastnn.train import Trainer
+>>> sents = [[("John", "B-PER"), ("Smith", "I-PER"), ("visited", "O"), ("Paris", "B-LOC"), (".", "O")],
+...          [("Mary", "B-PER"), ("saw", "O"), ("London", "B-LOC"), (".", "O")]] * 10   # or read_conll("eng.train")
+>>> tagger = WindowTagger.build(sents, {"ner": 1}, loss="sentence")       # task "ner": tags in column 1
+>>> data = tagger.batches(sents, batch_size=8)
+>>> history = Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, epochs=5, quiet=True,
+...                   validate=lambda m: m.score(sents), mode="max").fit()   # keeps the epoch with the best score
+>>> tagger.evaluate(sents)["ner"]["f1"]       # also precision, recall, accuracy, unseen gold tags
+100.0
+>>> tagger.predict([["John", "Smith", "visited", "Paris", "."]])
+{'ner': [['B-PER', 'I-PER', 'O', 'B-LOC', 'O']]}
 """
 import functools
 import math
@@ -42,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import nn
+from fastnn._validation import check_int
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -50,6 +56,7 @@ from fastnn.data.vocab import Vocab
 from fastnn.graph import Module
 from fastnn.metrics import conll_f1
 from fastnn.nn.crf import Transitions, sentence_nll, viterbi
+from fastnn.train import BatchPlan
 
 __all__ = ["WindowTagger", "TaggerBatch", "WindowBatches", "main_score", "gradcheck_cases"]
 
@@ -111,14 +118,12 @@ class WindowBatches:
     def __init__(self, encoded, *, batch_size, by="window", bucket=0, unk_replace=0.0, rare=None, unk_id=1):
         if by not in ("window", "sentence"):
             raise ValueError(f"WindowBatches: 'by' must be 'window' or 'sentence'; got {by!r}.")
-        if not (isinstance(batch_size, numbers.Integral) and batch_size >= 1):
-            raise ValueError(f"WindowBatches: 'batch_size' must be an int >= 1; got {batch_size!r}.")
+        batch_size = check_int(batch_size, "batch_size", "WindowBatches")
         if not 0 <= unk_replace < 1:
             raise ValueError(f"WindowBatches: 'unk_replace' must be in [0, 1); got {unk_replace!r}.")
         if encoded.targets is None:
             raise ValueError("WindowBatches: the corpus must have targets (encode it with targets=True).")
-        if not (isinstance(bucket, numbers.Integral) and bucket >= 0):
-            raise ValueError(f"WindowBatches: 'bucket' must be an int >= 0; got {bucket!r}.")
+        bucket = check_int(bucket, "bucket", "WindowBatches", low=0)
         self.enc, self.batch_size, self.by, self.bucket = encoded, int(batch_size), by, int(bucket)
         self.unk_replace, self.rare, self.unk_id = float(unk_replace), rare, unk_id
         self.n_tokens = len(encoded.words)
@@ -126,25 +131,34 @@ class WindowBatches:
 
     def epoch(self, rng):
         seed = int(rng.integers(2**63))
-        order = None
         if self.by == "window":
             perm = rng.permutation(self.n_tokens)
-            cuts = list(range(0, self.n_tokens, self.batch_size)) + [self.n_tokens]
-        else:
-            perm = rng.permutation(self.n_sentences)
-            lengths = np.diff(self.enc.offsets)[perm]
-            if self.bucket:
-                pool = np.cumsum(lengths) // (self.batch_size * self.bucket)
-                by_length = np.lexsort((lengths, pool))        # stable: by pool, then length
-                perm, lengths = perm[by_length], lengths[by_length]
-            # cut whenever the running token count passes a multiple of batch_size
-            cum = np.cumsum(lengths)
-            cuts = [0] + list(np.flatnonzero(np.diff(cum // self.batch_size) > 0) + 1)
-            if cuts[-1] != len(perm):
-                cuts.append(len(perm))
-            if self.bucket:
-                order = rng.permutation(len(cuts) - 1)
-        return _BatchPlan(self, perm, cuts, order, seed)
+            return BatchPlan.even(functools.partial(self._batch, seed), self.n_tokens, self.batch_size, perm)
+        perm = rng.permutation(self.n_sentences)
+        lengths = np.diff(self.enc.offsets)[perm]
+        if self.bucket:
+            pool = np.cumsum(lengths) // (self.batch_size * self.bucket)
+            by_length = np.lexsort((lengths, pool))        # stable: by pool, then length
+            perm, lengths = perm[by_length], lengths[by_length]
+        # cut whenever the running token count passes a multiple of batch_size
+        cum = np.cumsum(lengths)
+        cuts = [0] + list(np.flatnonzero(np.diff(cum // self.batch_size) > 0) + 1)
+        if cuts[-1] != len(perm):
+            cuts.append(len(perm))
+        order = rng.permutation(len(cuts) - 1) if self.bucket else None
+        return BatchPlan(functools.partial(self._batch, seed), perm, cuts, order)
+
+    def _batch(self, seed, i, sel):
+        b = self.enc.batch(rows=sel) if self.by == "window" else self.enc.batch(sentences=sel)
+        if self.unk_replace > 0 and self.rare is not None:
+            rng = np.random.default_rng([seed, i])    # the same replacement when a run is resumed
+            w = b.words
+            hit = self.rare[w] & (rng.random(w.shape) < self.unk_replace)
+            if hit.any():
+                w = w.copy()
+                w[hit] = self.unk_id
+                b = b._replace(words=w)
+        return b
 
     @staticmethod
     def n_examples(batch):
@@ -156,29 +170,6 @@ class WindowBatches:
     def __repr__(self):
         return (f"WindowBatches({self.n_tokens} tokens, {self.n_sentences} sentences, batch_size={self.batch_size}, "
                 f"by={self.by!r}, bucket={self.bucket}, unk_replace={self.unk_replace})")
-
-
-class _BatchPlan:
-    def __init__(self, src, perm, cuts, order, seed):
-        self.src, self.perm, self.cuts, self.order, self.seed = src, perm, cuts, order, seed
-
-    def __len__(self):
-        return len(self.cuts) - 1
-
-    def __getitem__(self, i):
-        src = self.src
-        j = i if self.order is None else self.order[i]
-        sel = self.perm[self.cuts[j]:self.cuts[j + 1]]
-        b = src.enc.batch(rows=sel) if src.by == "window" else src.enc.batch(sentences=sel)
-        if src.unk_replace > 0 and src.rare is not None:
-            rng = np.random.default_rng([self.seed, i])    # the same replacement when a run is resumed
-            w = b.words
-            hit = src.rare[w] & (rng.random(w.shape) < src.unk_replace)
-            if hit.any():
-                w = w.copy()
-                w[hit] = src.unk_id
-                b = b._replace(words=w)
-        return b
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
@@ -229,17 +220,14 @@ class WindowTagger(Module):
                  hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
                  dtype="float32", tag_counts=None):
         where = "WindowTagger"
-        if not (isinstance(window, numbers.Integral) and window >= 1 and window % 2 == 1):
-            raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
-        for name, v in (("embed_dim", embed_dim), ("hidden", hidden)):
-            if not (isinstance(v, numbers.Integral) and v >= 1):
-                raise ValueError(f"{where}: '{name}' must be an int >= 1; got {v!r}.")
+        if check_int(window, "window", where) % 2 == 0:
+            raise ValueError(f"{where}: 'window' must be an odd integer >= 1; got {window!r}.")
+        embed_dim, hidden = check_int(embed_dim, "embed_dim", where), check_int(hidden, "hidden", where)
         suffix_len = affix_lengths(suffix_len, "suffix_len", where)
         prefix_len = affix_lengths(prefix_len, "prefix_len", where)
         for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("prefix_dim", prefix_dim),
                         ("shape_dim", shape_dim), ("char_dim", char_dim)):
-            if not (isinstance(v, numbers.Integral) and v >= 0):
-                raise ValueError(f"{where}: '{name}' must be an int >= 0; got {v!r}.")
+            check_int(v, name, where, low=0)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
         if loss not in LOSSES:
@@ -261,8 +249,8 @@ class WindowTagger(Module):
         if (chars is None) != (char_dim == 0):
             raise ValueError(f"{where}: 'chars' must be given exactly when char_dim > 0; got char_dim={char_dim}, "
                              f"chars {'None' if chars is None else 'given'}.")
-        if char_dim and not (isinstance(char_filters, numbers.Integral) and char_filters >= 1):
-            raise ValueError(f"{where}: 'char_filters' must be an int >= 1; got {char_filters!r}.")
+        if char_dim:
+            check_int(char_filters, "char_filters", where)
         columns = [dict(c, values=list(c.get("values", ()))) for c in columns]
         for c in columns:
             if not (isinstance(c.get("dim"), numbers.Integral) and c["dim"] >= 1 and isinstance(c.get("column"),

@@ -9,16 +9,11 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import kernels
+from fastnn._validation import check_int
 from fastnn.graph import Module, Node, Param, RowGrad
 from fastnn.nn import functional as F
 
 LINEAR_INITS = ("glorot_tanh", "glorot_sigmoid", "zeros", "identity", "compose")
-
-
-def _dim(n, name, where):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{where}: '{name}' must be a positive integer; got {n!r}.")
-    return int(n)
 
 
 def _weight(init, n_in, n_out, rng, dtype, where):
@@ -50,7 +45,7 @@ class Linear(Module):
     """
 
     def __init__(self, n_in, n_out, *, rng, dtype=np.float32, bias=True, init="glorot_tanh"):
-        n_in, n_out = _dim(n_in, "n_in", "Linear"), _dim(n_out, "n_out", "Linear")
+        n_in, n_out = check_int(n_in, "n_in", "Linear"), check_int(n_out, "n_out", "Linear")
         self.W = Param("W", _weight(init, n_in, n_out, rng, dtype, "Linear"))
         self.b = Param("b", _init.zeros(n_out, dtype=dtype), decay=False) if bias else None
 
@@ -71,7 +66,7 @@ class Embedding(Module):
     """
 
     def __init__(self, n_rows, dim, *, rng, dtype=np.float32, scale=0.1):
-        n_rows, dim = _dim(n_rows, "n_rows", "Embedding"), _dim(dim, "dim", "Embedding")
+        n_rows, dim = check_int(n_rows, "n_rows", "Embedding"), check_int(dim, "dim", "Embedding")
         self.W = Param("W", _init.uniform((n_rows, dim), scale, rng, dtype=dtype), sparse=True)
 
     def __call__(self, idx, concat=True):
@@ -89,7 +84,7 @@ class Maxout(Module):
     """
 
     def __init__(self, n_in, n_out, k, *, rng, dtype=np.float32):
-        n_in, n_out, k = _dim(n_in, "n_in", "Maxout"), _dim(n_out, "n_out", "Maxout"), _dim(k, "k", "Maxout")
+        n_in, n_out, k = check_int(n_in, "n_in", "Maxout"), check_int(n_out, "n_out", "Maxout"), check_int(k, "k", "Maxout")
         r = _init.glorot_range(n_in, n_out)
         self.k = k
         self.W = Param("W", _init.uniform((n_out * k, n_in), r, rng, dtype=dtype))
@@ -113,7 +108,7 @@ class CharCNN(Module):
             raise ValueError(f"CharCNN: 'width' must be an odd positive integer; got {width!r}.")
         self.width = int(width)
         self.chars = Embedding(n_chars, char_dim, rng=rng, dtype=dtype, scale=scale)
-        self.conv = Linear(self.width * _dim(char_dim, "char_dim", "CharCNN"), filters, rng=rng, dtype=dtype)
+        self.conv = Linear(self.width * check_int(char_dim, "char_dim", "CharCNN"), filters, rng=rng, dtype=dtype)
 
     def __call__(self, ids, lengths):
         ids = np.asarray(ids)
@@ -170,7 +165,7 @@ class RNN(Module):
 
     def __init__(self, n_in, hidden, *, rng, activation="tanh", init="glorot", dtype=np.float32, clip=0.0):
         where = "RNN"
-        n_in, hidden = _dim(n_in, "n_in", where), _dim(hidden, "hidden", where)
+        n_in, hidden = check_int(n_in, "n_in", where), check_int(hidden, "hidden", where)
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"{where}: 'activation' must be one of {self.ACTIVATIONS}; got {activation!r}.")
         if init not in ("glorot", "identity"):
@@ -254,7 +249,7 @@ class LSTM(Module):
 
     def __init__(self, n_in, hidden, *, rng, dtype=np.float32, forget_bias=1.0, clip=0.0):
         where = "LSTM"
-        n_in, hidden = _dim(n_in, "n_in", where), _dim(hidden, "hidden", where)
+        n_in, hidden = check_int(n_in, "n_in", where), check_int(hidden, "hidden", where)
         for name, v, low in (("forget_bias", forget_bias, None), ("clip", clip, 0)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or (
                     low is not None and v < low):
@@ -337,7 +332,7 @@ class SoftmaxOutput(Module):
     """
 
     def __init__(self, n_in, n_classes, *, rng, dtype=np.float32, class_counts=None):
-        n_in, n_classes = _dim(n_in, "n_in", "SoftmaxOutput"), _dim(n_classes, "n_classes", "SoftmaxOutput")
+        n_in, n_classes = check_int(n_in, "n_in", "SoftmaxOutput"), check_int(n_classes, "n_classes", "SoftmaxOutput")
         self.W = Param("W", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
         if class_counts is not None:
             bias = _init.output_bias_softmax(class_counts, dtype=dtype)
@@ -434,7 +429,7 @@ class ClassSoftmaxOutput(Module):
 
     def __init__(self, n_in, word_class, *, rng, dtype=np.float32, counts=None):
         where = "ClassSoftmaxOutput"
-        n_in = _dim(n_in, "n_in", where)
+        n_in = check_int(n_in, "n_in", where)
         wc = np.asarray(word_class)
         if wc.ndim != 1 or wc.size == 0 or wc.dtype.kind not in "iu":
             raise ValueError(f"{where}: 'word_class' must be a non-empty 1-d integer array; got dtype {wc.dtype}, "

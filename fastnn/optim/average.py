@@ -1,10 +1,17 @@
 """Iterate averaging (Polyak and Juditsky 1992; the averaged perceptron's trick): the mean of the parameters over
 all optimizer steps, which generalises better than the last iterate of a noisy optimizer.
 
+>>> import numpy as np
+>>> from fastnn import nn, optim
+>>> rng = np.random.default_rng(0)
+>>> model = nn.Linear(3, 2, rng=rng)
+>>> x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.integers(0, 2, 8)
+>>> opt = optim.SGD(model.parameters(), lr=0.1)
 >>> avg = optim.ParamAverage(model.parameters())
+>>> model.zero_grad(); nn.softmax_cross_entropy(model(x), y).backward()
 >>> avg.before_step(); opt.step(); avg.after_step()       # the Trainer does this with Trainer(average=True)
 >>> with avg.applied():                                    # the averaged parameters, for scoring
-...     score = model.score(dev)
+...     score = float(nn.softmax_cross_entropy(model(x), y).value)
 
 The mean after t steps is over t + 1 values: the starting parameters and those after every step.  Dense
 parameters add their value to a float64 sum every step.  A sparse parameter (embeddings, RowGrad gradients) only

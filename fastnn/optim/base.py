@@ -33,7 +33,7 @@ def named_params(params, where):
 
 
 class Optimizer:
-    """Base class.  Subclasses set `self._hyper` (name -> Schedule), `_state_names` and implement `_dense(...)` and
+    """Base class.  Subclasses add to `self._hyper` (name -> Schedule) and implement `_dense(...)` and
     `_sparse(...)` for one parameter.
 
     Attributes
@@ -42,8 +42,6 @@ class Optimizer:
     state : {name: {slot: ndarray}} (momentum buffers, accumulators), created at construction.
     step_count : number of completed step() calls; schedules are evaluated at it.
     """
-
-    _state_names = ()
 
     def __init__(self, params, *, lr, weight_decay=0.0, l1=0.0):
         where = type(self).__name__

@@ -91,6 +91,17 @@ class InverseTime(Schedule):
         return self.value * self.tau / max(step, self.tau)
 
 
+class InverseDecay(Schedule):
+    """Bengio et al. (2003)'s learning rate eps_t = value / (1 + rate * t), t = number of updates done."""
+
+    def __init__(self, value, rate):
+        self.value = float(check_scalar(value, "value", "InverseDecay", low=0))
+        self.rate = float(check_scalar(rate, "rate", "InverseDecay", low=0))
+
+    def __call__(self, step):
+        return self.value / (1.0 + self.rate * step)
+
+
 class Linear(Schedule):
     """Linear ramp from start to end over `steps` steps, then end (e.g. momentum 0.5 -> 0.99 over the first epochs:
     steps = n_epochs * batches_per_epoch)."""

@@ -6,6 +6,7 @@ appends it), and optionally "choices", "type" (when the default is None), "parse
 "metavar", "group" ("model" or "training") and "cli": False for a field a front end fills itself (e.g. the tasks,
 which need the data's columns).
 """
+import copy
 import dataclasses
 
 from fastnn._validation import check_scalar
@@ -15,8 +16,8 @@ __all__ = ["option", "from_preset", "check_fields", "describe_default"]
 
 def option(default, help, **metadata):
     """A Config field: its default (the only place it is written) and its help text."""
-    if isinstance(default, (dict, list)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=dict(help=help, **metadata))
+    if isinstance(default, (dict, list)):       # a fresh (deep) copy per Config: nested tables are not shared
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=dict(help=help, **metadata))
     return dataclasses.field(default=default, metadata=dict(help=help, **metadata))
 
 

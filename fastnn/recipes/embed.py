@@ -11,8 +11,10 @@ Every token is normalised as the tagger's word feature (fastnn.embed.normalize_s
 normalised type seen at least `min_count` times plus the model's specials, and vectors are exported for every
 vocabulary word.  Text reading, vector scaling and nearest neighbours are in fastnn.embed.
 
-    res = pretrain("ranking", read_corpus(["brown.txt", "eng.train"]), dim=50, max_minutes=15)
-    write_vectors("vectors.txt", res.words, res.vectors)
+>>> sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 20
+>>> res = pretrain("ranking", sents, dim=8, epochs=2, min_count=1, quiet=True)   # or read_corpus([...]), dim=50
+>>> res.vectors.shape                          # write_vectors("vectors.txt", res.words, res.vectors) saves them
+(9, 8)
 """
 import dataclasses
 import time

@@ -6,9 +6,13 @@ The vocabulary protocol (Bengio et al. 2003; ../shared/data/README.md): every tr
 counted; perplexity = exp(mean NLL over all predicted tokens).  The defaults are the settings measured to reach the
 README's numbers on the Brown split.
 
-    config = recipe.RNNConfig(epochs=5)                     # or recipe.from_preset("fast") / config_for("rnn")
-    vocab, streams = recipe.prepare(config, train_sents, valid_sents)
-    model, history = recipe.train(config, vocab, streams)
+>>> from fastnn.recipes import lm as recipe
+>>> sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 5
+>>> config = recipe.RNNConfig(epochs=2, hidden=8, classes=0, min_count=1)   # or recipe.from_preset("fast")
+>>> vocab, streams = recipe.prepare(config, sents, sents)                    # train, valid
+>>> model, history = recipe.train(config, vocab, streams, quiet=True)
+>>> len(history), recipe.perplexity(model, streams["valid"]) < len(vocab)
+(2, True)
 """
 import math
 from dataclasses import dataclass
@@ -229,7 +233,8 @@ def build(config, vocab, stream):
     """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
     from fastnn import optim
     from fastnn.models.lstmlm import LSTMLM
-    from fastnn.models.nplm import NPLM, InverseDecay, contexts
+    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.optim import InverseDecay
     from fastnn.models.rnnlm import RNNLM, BPTTBatches
     from fastnn.train import ArrayBatches
 

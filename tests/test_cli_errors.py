@@ -1,0 +1,215 @@
+"""Every command, every kind of bad argument: one line on stderr, exit 2, no traceback, before any work; and a closed
+stdout pipe ends every command quietly.  The table is the contract: add a row when a command gains an option."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fastnn.cli import main
+
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_errors")
+    rng = np.random.default_rng(0)
+    words = ["the", "dog", "cat", "runs", "sees", "a", "bird"]
+    (d / "t.txt").write_text("\n".join(" ".join(rng.choice(words, size=5)) for _ in range(20)) + "\n")
+    (d / "c.conll").write_text("\n\n".join("\n".join(f"{w} {'NN' if w in ('dog', 'cat') else 'X'}"
+                                                     for w in rng.choice(words, size=4)) for _ in range(10)) + "\n")
+    (d / "v.txt").write_text("".join(f"{w} " + " ".join(f"{x:.3f}" for x in rng.normal(size=4)) + "\n"
+                                     for w in words))
+    (d / "space.json").write_text(json.dumps({"lr": {"loguniform": [0.01, 0.1]}}))
+    assert main(["lm", "train", "--arch", "ngram", "--train", str(d / "t.txt"), "--out", str(d / "lm.npz"),
+                 "--quiet"]) == 0
+    return d
+
+
+NOPE = "{d}/missing/x"          # the test checks that no command creates {d}/missing
+TAGGER = ["tagger", "train", "--train", "{d}/c.conll", "--task", "pos=1", "--out", "{d}/m.npz"]
+RNN = ["lm", "train", "--arch", "rnn", "--train", "{d}/t.txt", "--dev", "{d}/t.txt", "--out", "{d}/m.npz"]
+NPLM = ["lm", "train", "--arch", "nplm", "--train", "{d}/t.txt", "--dev", "{d}/t.txt", "--out", "{d}/m.npz"]
+NGRAM = ["lm", "train", "--arch", "ngram", "--train", "{d}/t.txt", "--out", "{d}/m.npz"]
+EMBED = ["embed", "train", "--objective", "ranking", "--text", "{d}/t.txt", "--out", "{d}/v2.txt"]
+SEARCH = ["search", "tagger", "--space", "{d}/space.json", "--trials", "2", "--log", "{d}/log.jsonl"]
+TRAIN_ARGS = ["--", "--train", "{d}/c.conll", "--task", "pos=1", "--epochs", "1"]
+
+BAD = {
+    # usage
+    "no command": [],
+    "unknown command": ["nosuchcommand"],
+    "unknown option": ["info", "--nosuch"],
+    # tagger
+    "tagger: missing input": ["tagger", "train", "--train", f"{NOPE}.conll", "--task", "pos=1", "--out", "{d}/m.npz"],
+    "tagger: negative epochs": [*TAGGER, "--epochs", "-1"],
+    "tagger: zero epochs": [*TAGGER, "--epochs", "0"],
+    "tagger: zero batch": [*TAGGER, "--batch-size", "0"],
+    "tagger: negative hidden": [*TAGGER, "--hidden", "-3"],
+    "tagger: malformed lr": [*TAGGER, "--lr", "abc"],
+    "tagger: even window": [*TAGGER, "--window", "4"],
+    "tagger: column out of range": [*TAGGER[:5], "pos=9", *TAGGER[6:]],
+    "tagger: zero threads": [*TAGGER, "--threads", "0"],
+    "tagger: out dir missing": [*TAGGER[:-1], f"{NOPE}/m.npz"],
+    "tagger: checkpoint dir missing": [*TAGGER, "--checkpoint", f"{NOPE}/ck.npz"],
+    "tagger: resume without checkpoint": [*TAGGER, "--resume"],
+    "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
+    "tagger eval: not a model": ["tagger", "eval", "--model", "{d}/t.txt", "--data", "{d}/c.conll"],
+    "tagger predict: missing model": ["tagger", "predict", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
+    "tagger predict: out dir missing": ["tagger", "predict", "--model", "{d}/lm.npz", "--data", "{d}/c.conll",
+                                        "--out", f"{NOPE}/p.txt"],
+    # lm
+    "lm: zero epochs": [*RNN, "--epochs", "0"],
+    "lm: zero hidden": [*RNN, "--hidden", "0"],
+    "lm: negative lr": [*RNN, "--lr", "-0.1"],
+    "lm: malformed batch": [*RNN, "--batch-size", "1.5"],
+    "lm: zero order": [*NPLM, "--order", "0"],
+    "lm: ngram order 0": [*NGRAM, "--order", "0"],
+    "lm: missing train": ["lm", "train", "--arch", "ngram", "--train", NOPE, "--out", "{d}/m.npz"],
+    "lm: unknown arch": ["lm", "train", "--arch", "transformer", "--train", "{d}/t.txt", "--out", "{d}/m.npz"],
+    "lm: out dir missing": [*NGRAM[:-1], f"{NOPE}/m.npz"],
+    "lm: checkpoint dir missing": [*RNN, "--checkpoint", f"{NOPE}/ck.npz"],
+    "lm eval: missing model": ["lm", "eval", "--model", NOPE, "--data", "{d}/t.txt"],
+    "lm eval: not a model": ["lm", "eval", "--model", "{d}/t.txt", "--data", "{d}/t.txt"],
+    "lm eval: weight out of range": ["lm", "eval", "--model", "{d}/lm.npz", "--data", "{d}/t.txt",
+                                     "--mix", "{d}/lm.npz", "--weight", "2"],
+    # embed
+    "embed: missing text": ["embed", "train", "--objective", "ranking", "--text", NOPE, "--out", "{d}/v2.txt"],
+    "embed: zero epochs": [*EMBED, "--epochs", "0"],
+    "embed: negative dim": [*EMBED, "--dim", "-1"],
+    "embed: out dir missing": [*EMBED[:-1], f"{NOPE}/v.txt"],
+    "embed: save-model dir missing": [*EMBED, "--save-model", f"{NOPE}/m.npz"],
+    "embed neighbors: missing vectors": ["embed", "neighbors", "--vectors", NOPE, "dog"],
+    "embed neighbors: not vectors": ["embed", "neighbors", "--vectors", "{d}/c.conll", "dog"],
+    "embed neighbors: zero k": ["embed", "neighbors", "--vectors", "{d}/v.txt", "-k", "0", "dog"],
+    # experiments
+    "experiment: zero steps": ["experiment", "adding", "--steps", "0"],
+    "experiment: malformed steps": ["experiment", "adding", "--steps", "x"],
+    "experiment: zero T": ["experiment", "adding", "--T", "0"],
+    "experiment: negative hidden": ["experiment", "clipping", "--hidden", "-1"],
+    "experiment: zero batch": ["experiment", "gradients", "--batch-size", "0"],
+    "experiment: plot dir missing": ["experiment", "adding", "--steps", "1", "--plot", f"{NOPE}/x.png"],
+    # compare-optimizers
+    "compare: zero size": ["compare-optimizers", "--sizes", "0"],
+    "compare: malformed sizes": ["compare-optimizers", "--sizes", "abc"],
+    "compare: negative budget": ["compare-optimizers", "--budget", "-1"],
+    "compare: missing data": ["compare-optimizers", "--data", NOPE],
+    "compare: unknown method": ["compare-optimizers", "--methods", "adam"],
+    "compare: zero batch": ["compare-optimizers", "--batch-size", "0"],
+    "compare: zero threads": ["compare-optimizers", "--threads", "0"],
+    "compare: plot dir missing": ["compare-optimizers", "--sizes", "100", "--plot", f"{NOPE}/x.png"],
+    "compare: traces dir missing": ["compare-optimizers", "--sizes", "100", "--traces", f"{NOPE}/x.json"],
+    # gradcheck
+    "gradcheck: zero eps": ["gradcheck", "--eps", "0"],
+    "gradcheck: negative tol": ["gradcheck", "--tol", "-1"],
+    "gradcheck: zero entries": ["gradcheck", "--max-entries", "0"],
+    "gradcheck: zero threads": ["gradcheck", "--threads", "0"],
+    "gradcheck: unknown case": ["gradcheck", "--only", "nosuchcase"],
+    # search
+    "search: zero trials": [*SEARCH[:5], "0", *SEARCH[6:], *TRAIN_ARGS],
+    "search: missing space": ["search", "tagger", "--space", NOPE, "--trials", "2", "--log", "{d}/l.jsonl",
+                              *TRAIN_ARGS],
+    "search: malformed space": ["search", "tagger", "--space", "{d}/t.txt", "--trials", "2", "--log", "{d}/l.jsonl",
+                                *TRAIN_ARGS],
+    "search: log dir missing": [*SEARCH[:-1], f"{NOPE}/log.jsonl", *TRAIN_ARGS],
+    "search: models dir under a file": [*SEARCH, "--models", "{d}/t.txt/models", *TRAIN_ARGS, "--dev", "{d}/c.conll"],
+    "search: zero workers": [*SEARCH, "--workers", "0", *TRAIN_ARGS],
+    "search: bad training option": [*SEARCH, "--", "--train", "{d}/c.conll", "--task", "pos=1", "--epochs", "0"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):
+    argv = [a.replace("{d}", str(files)) for a in BAD[case]]
+    t0 = time.perf_counter()
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2, (rc, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("fastnn"), err
+    assert time.perf_counter() - t0 < 10, "the error came after work had started"
+    assert not (files / "missing").exists(), "a command created the missing directory"
+
+
+CLOSED_PIPE = {
+    "info --json": ["info", "--json"],
+    "tagger --help": ["tagger", "--help"],
+    "embed neighbors": ["embed", "neighbors", "--vectors", "{d}/v.txt", "-k", "2", "dog", "cat"],
+    "lm eval": ["lm", "eval", "--model", "{d}/lm.npz", "--data", "{d}/t.txt", "--json"],
+    "experiment adding": ["experiment", "adding", "--steps", "2", "--eval-every", "1", "--models", "tanh",
+                          "--hidden", "4", "--T", "10", "--quiet"],
+}
+
+
+@pytest.mark.parametrize("case", list(CLOSED_PIPE))
+def test_closed_stdout_pipe_ends_every_command_quietly(files, case):
+    """As `fastnn ... | head -0`: the reader is gone before the first write."""
+    argv = [a.replace("{d}", str(files)) for a in CLOSED_PIPE[case]]
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_plot_without_matplotlib_fails_before_the_run(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    rc = main(["experiment", "adding", "--steps", "1", "--plot", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--plot needs matplotlib" in err, err
+
+
+def _subcommands(parser, prefix=()):
+    """(command words, parser) of every leaf subcommand."""
+    import argparse
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser
+    for a in subs:
+        for name, p in a.choices.items():
+            yield from _subcommands(p, (*prefix, name))
+
+
+def _options(parser):
+    import argparse
+    for a in parser._actions:
+        if a.option_strings and not isinstance(a, (argparse._HelpAction, argparse._VersionAction)):
+            yield a
+
+
+def test_every_help_shows_its_default():
+    """Every option with a default (other than None, and other than off for a plain on/off flag) says it."""
+    import argparse
+    from fastnn.cli import build_parser
+    missing = []
+    for words, p in _subcommands(build_parser()):
+        for a in _options(p):
+            if isinstance(a, argparse._StoreConstAction):   # a plain flag (store_true/false): its help says what it does
+                continue
+            if a.default is None:
+                continue
+            help = (a.help or "") % {"default": a.default} if "%(default)" in (a.help or "") else (a.help or "")
+            if "default" not in help:
+                missing.append(f"fastnn {' '.join(words)} {a.option_strings[0]} (default {a.default!r})")
+    assert not missing, "help without its default:\n" + "\n".join(missing)
+
+
+def test_one_vocabulary_across_commands():
+    """The shared options exist where they make sense and mean the same: --threads, --seed, --json, --quiet."""
+    from fastnn.cli import build_parser
+    cmds = {" ".join(w): {s for a in _options(p) for s in a.option_strings} for w, p in _subcommands(build_parser())}
+    trains = ["tagger train", "lm train", "embed train", "compare-optimizers", "experiment adding",
+              "experiment gradients", "experiment clipping"]
+    for c in trains:
+        assert {"--threads", "--seed", "--json", "--quiet"} <= cmds[c], (c, sorted(cmds[c]))
+    for c in ["info", "gradcheck", "tagger eval", "lm eval", "embed neighbors", "search tagger", "search lm"]:
+        assert "--json" in cmds[c], (c, sorted(cmds[c]))
+    for c in ["tagger train", "lm train"]:
+        assert {"--dev", "--valid", "--out", "--checkpoint", "--resume"} <= cmds[c], (c, sorted(cmds[c]))
+    for c in ["tagger eval", "tagger predict", "lm eval"]:
+        assert "--model" in cmds[c]                      # a model file
+    assert {"--arch", "--model"} <= cmds["lm train"]    # --arch: the model type; --model its old spelling
