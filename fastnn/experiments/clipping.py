@@ -15,8 +15,8 @@ Recorded per run: training-loss and test-MSE curves, how many steps had a gradie
 units are still active at the end (a ReLU unit that a huge step pushed below zero for every input stays dead).
 
 >>> results = run_clipping(T=10, steps=20, hidden=8, seed=0)             # README: T=150, steps=10000
->>> [r["clip"] for r in results]
-['none', 'value', 'norm']
+>>> [r["clip"] for r in results][:4]                                   # then the threshold heuristic and sweep
+['none', 'norm', 'temporal', 'value']
 """
 import math
 
