@@ -310,10 +310,10 @@ def test_output_layer(benchmark, size, impl):
     ref = {k: np.array(v) for k, v in numpy_fn().items()}
 
     if impl == "fastnn":
-        work = K.OutputLayerWork()
+        buffers = K.OutputLayerWork()
 
         def fn():
-            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=work, reuse_grad_buffers=True)
+            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=buffers, reuse_grad_buffers=True)
             return dict(loss=loss, dW=dW, db=db, dh=dh)
     elif impl == "numpy":
         fn = numpy_fn
