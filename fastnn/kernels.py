@@ -10,7 +10,7 @@ that trusts its (already validated) arguments, so every argument is checked exac
 import numpy as np
 
 from fastnn import _validation as V
-from fastnn._ext import _blas, _dense_update, _embedding, _lstm, _rnn, _softmax
+from fastnn._ext import _blas, _dense_update, _embedding, _lstm, _rnn, _rnnlm, _softmax
 from fastnn._threads import effective_n_threads
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
@@ -481,6 +481,128 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
     dh0 = np.zeros((B, K), dtype=W.dtype)
     _rnn._rnn_backward(dH, H, W, dX, dW, db, dh0, kind, float(clip), effective_n_threads(n_threads))
     return dX, dW, db, dh0
+
+
+# ---- Elman RNN LM segment (fused) --------------------------------------------------------------------------------
+
+def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, start, *, activation="tanh",
+                  clip=0.0, scale=None, want_grad=True, n_threads=None):
+    """One truncated-BPTT segment of the Elman RNN LM with a class-factorized output, forward and backward at once.
+
+        z_t = W_ih emb[x_t] + W_hh h_{t-1} + b,  h_t = f(z_t),  loss = scale * sum of -log P(y | h) over the last
+        k = len(y) steps, P(w | h) = softmax(Wc h + bc)[c(w)] * softmax(W[block c(w)] h + bo[block])[w]
+
+    x (L, B) input ids in [0, len(emb)); y (k, B) target ids in [0, V), k <= L; h0 (B, H) the starting state;
+    emb (V_in, E); W_ih (H, E); W_hh (H, H); b (H,); Wc (C, H); bc (C,); W (V, H), bo (V,) output rows sorted by
+    class (class c owns rows start[c]:start[c+1]); word_class (V,) and pos (V,): each word's class and row.
+    clip > 0 clips the back-propagated error d loss / d z_t to [-clip, clip]; scale defaults to 1 / (k B) (the mean).
+
+    Returns (loss, Hs, grads): loss the scaled sum (float), Hs (L + 1, B, H) with Hs[0] = h0 and Hs[t + 1] = h_t,
+    grads None unless want_grad, else a dict: "W_ih", "W_hh", "b", "Wc", "bc" dense; "emb", "W", "bo" as
+    (rows, values) with rows unique and ascending (the distinct inputs; the blocks of the classes present).
+    Same bits for any thread count (see csrc/_rnnlm.pyx).
+    """
+    where = "rnnlm_segment"
+    kind = _activation_code(activation, where)
+    V.check_float_array(W_hh, "W_hh", where, ndim=2)
+    dt = W_hh.dtype
+    H = W_hh.shape[0]
+    if W_hh.shape != (H, H):
+        raise ValueError(f"{where}: 'W_hh' must be square; got shape {W_hh.shape}.")
+    emb = V.check_input(emb, "emb", where, dt, ndim=2)
+    n_in, E = emb.shape
+    W_ih = V.check_input(W_ih, "W_ih", where, dt, shape=(H, E))
+    b = V.check_input(b, "b", where, dt, shape=(H,))
+    Wc = V.check_input(Wc, "Wc", where, dt, ndim=2)
+    C = Wc.shape[0]
+    V.check_shape(Wc, "Wc", where, (C, H))
+    bc = V.check_input(bc, "bc", where, dt, shape=(C,))
+    W = V.check_input(W, "W", where, dt, ndim=2)
+    n_out = W.shape[0]
+    V.check_shape(W, "W", where, (n_out, H))
+    bo = V.check_input(bo, "bo", where, dt, shape=(n_out,))
+    start = V.check_index(start, n_out + 1, "start", where)
+    if start.shape != (C + 1,) or start[0] != 0 or start[-1] != n_out or np.any(np.diff(start) <= 0):
+        raise ValueError(f"{where}: 'start' must be {C + 1} block boundaries rising strictly from 0 to {n_out}.")
+    word_class = V.check_index(word_class, C, "word_class", where)
+    pos = V.check_index(pos, n_out, "pos", where)
+    V.check_shape(word_class, "word_class", where, (n_out,))
+    V.check_shape(pos, "pos", where, (n_out,))
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or y.ndim != 2 or y.shape[1] != x.shape[1] or not 0 < y.shape[0] <= x.shape[0]:
+        raise ValueError(f"{where}: 'x' must be (L, B) and 'y' (k, B) with 0 < k <= L; got {x.shape} and {y.shape}.")
+    L, B = x.shape
+    k = y.shape[0]
+    xf = V.check_index(x, n_in, "x", where).ravel()
+    yf = V.check_index(y, n_out, "y", where).ravel()
+    h0 = V.check_input(h0, "h0", where, dt, shape=(B, H))
+    V.check_scalar(clip, "clip", where, low=0)
+    N = k * B
+    scale = 1.0 / N if scale is None else float(V.check_scalar(scale, "scale", where))
+    _check_blas_dims(where, L * B, H, E, C, n_out)
+    nt = effective_n_threads(n_threads)
+    want = bool(want_grad)
+
+    # inputs: one projection per distinct word
+    order_u, uniq, seg_u = group_rows(xf, n_in)
+    inv = np.empty(L * B, dtype=np.intp)
+    inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
+    E_u = emb[uniq]
+    P = np.empty((uniq.size, H), dtype=dt)
+    _blas._gemm(False, True, 1.0, E_u, W_ih, 0.0, P)
+    P += b
+    Hp = -(-H // 16) * 16                               # the recurrence kernel reads W_hh in 16-column blocks
+    WhhT = np.zeros((H, Hp), dtype=dt)
+    WhhT[:, :H] = W_hh.T
+    Hs = np.empty((L + 1, B, H), dtype=dt)
+    Hs[0] = h0
+    _rnnlm._rnnlm_forward(P, inv.reshape(L, B), WhhT, Hs, kind, nt)
+
+    # output: the class softmax over all N tokens, then the within-class ones
+    Ho = Hs[L - k + 1:].reshape(N, H)
+    tc = word_class[yf]
+    Z = np.empty((N, C), dtype=dt)
+    _blas._gemm(False, True, 1.0, Ho, Wc, 0.0, Z)
+    Z += bc
+    losses = np.empty(N, dtype=np.float64)
+    _rnnlm._rnnlm_class_xent(Z, tc, scale, losses, int(want), nt)
+    dHo = np.empty((N, H), dtype=dt)
+    if want:
+        _blas._gemm(False, False, 1.0, Z, Wc, 0.0, dHo)
+    order, present, seg = group_rows(tc, C)
+    sizes = start[present + 1] - start[present]
+    row_off = np.zeros(present.size + 1, dtype=np.intp)
+    np.cumsum(sizes, out=row_off[1:])
+    dWo = np.empty((int(row_off[-1]) if want else 0, H), dtype=dt)
+    dbo = np.empty(dWo.shape[0], dtype=dt)
+    counts = np.diff(seg)
+    _rnnlm._rnnlm_word_xent(Ho, W, bo, start, order, seg, present, pos[yf], row_off, scale, losses, dHo, dWo, dbo,
+                            int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
+                            int((counts * sizes).max()) if counts.size else 1, int(want), nt)
+    loss = float(losses.sum()) * scale
+    if not want:
+        return loss, Hs, None
+
+    # BPTT, then the weight gradients as products over all L*B steps
+    dZ = np.empty((L, B, H), dtype=dt)
+    Whh = np.zeros((H, Hp), dtype=dt)
+    Whh[:, :H] = W_hh
+    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, Whh, dZ, kind, float(clip), nt)
+    dZ2 = dZ.reshape(L * B, H)
+    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt)}
+    _blas._gemm(True, False, 1.0, dZ2, Hs[:L].reshape(L * B, H), 0.0, g["W_hh"])
+    g["b"] = col_sums(dZ2, n_threads=nt)
+    g["bc"] = col_sums(Z, n_threads=nt)
+    _blas._gemm(True, False, 1.0, Z, Ho, 0.0, g["Wc"])
+    S = np.empty((uniq.size, H), dtype=dt)                # d loss / d z summed per distinct input word
+    _rnnlm._segment_sums(dZ2, order_u, seg_u, S, nt)
+    _blas._gemm(True, False, 1.0, S, E_u, 0.0, g["W_ih"])
+    dE = np.empty((uniq.size, E), dtype=dt)
+    _blas._gemm(False, False, 1.0, S, W_ih, 0.0, dE)
+    g["emb"] = (uniq, dE)
+    g["W"] = ((np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp), dWo)
+    g["bo"] = (g["W"][0], dbo)
+    return loss, Hs, g
 
 
 # ---- LSTM recurrence ---------------------------------------------------------------------------------------------

@@ -137,3 +137,90 @@ def test_errors():
         R.BPTTBatches(np.arange(3), batch_size=4, block=2, eos_id=1)
     with pytest.raises(IndexError, match="must hold ids"):
         R.RNNLM(10, hidden=3).token_logprobs(np.array([1, 10]))
+
+
+# ---- the fused segment kernel (kernels.rnnlm_segment) -------------------------------------------------------------
+
+def _fused_pair(dtype, activation="tanh", clip=0.0, H=37, B=21, V=40, seed=1):
+    counts = np.random.default_rng(seed).integers(1, 50, V)
+    return [R.RNNLM(V, hidden=H, embed=11, classes=5, counts=counts, rng=seed, dtype=dtype, activation=activation,
+                    clip=clip, fused=f) for f in (True, False)]
+
+
+def _loss_and_grads(m, batch, state):
+    m.state = state.astype(m.emb.W.dtype)
+    m.zero_grad()
+    loss = m.loss(batch)
+    loss.backward()
+    grads = {n: (p.grad.to_dense() if isinstance(p.grad, RowGrad) else p.grad) for n, p in m.parameters().items()}
+    return float(loss.value), grads, m.state.copy()
+
+
+@pytest.mark.parametrize("activation,clip,bptt", [("tanh", 0.0, 0), ("sigmoid", 0.0, 3), ("relu", 0.0, 2),
+                                                  ("tanh", 0.05, 3)])
+@pytest.mark.parametrize("H,B", [(37, 21), (8, 3), (50, 40)])
+def test_fused_segment_matches_the_graph(rng, activation, clip, bptt, H, B):
+    """float64: the fused kernel's loss, every gradient (sparse rows included) and the carried state equal the
+    graph model's (multiple stream chunks, hidden sizes below / across the 16- and 32-column blocks)."""
+    fused, graph = _fused_pair(np.float64, activation, clip, H=H, B=B)
+    data = R.BPTTBatches(rng.integers(0, 40, 40 * B), batch_size=B, block=5, bptt=bptt, eos_id=1)
+    state = rng.standard_normal((B, H)) * 0.3
+    lf, gf, sf = _loss_and_grads(fused, data[3], state)
+    lg, gg, sg = _loss_and_grads(graph, data[3], state)
+    assert lf == pytest.approx(lg, rel=1e-12)
+    np.testing.assert_allclose(sf, sg, rtol=1e-12, atol=1e-13)
+    assert set(gf) == set(gg)
+    for name in gf:
+        np.testing.assert_allclose(gf[name], gg[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("H", [16, 37, 50, 100])
+def test_fused_segment_float32_close_to_float64(rng, H):
+    """The float32 path (vector kernels: 32-, 16-column and overlapping tail blocks) against float64."""
+    m32, _ = _fused_pair(np.float32, H=H)
+    m64, _ = _fused_pair(np.float64, H=H)
+    data = R.BPTTBatches(rng.integers(0, 40, 900), batch_size=21, block=6, bptt=2, eos_id=1)
+    state = rng.standard_normal((21, H)) * 0.3
+    l32, g32, _ = _loss_and_grads(m32, data[2], state)
+    l64, g64, _ = _loss_and_grads(m64, data[2], state)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for name in g32:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_fused_segment_same_bits_for_any_thread_count(rng):
+    import fastnn
+    m, _ = _fused_pair(np.float32, B=50)
+    data = R.BPTTBatches(rng.integers(0, 40, 2000), batch_size=50, block=8, bptt=2, eos_id=1)
+    state = rng.standard_normal((50, 37)) * 0.3
+    was = fastnn.get_num_threads()
+    runs = []
+    try:
+        for t in (1, 2, 3, 1):
+            fastnn.set_num_threads(t)
+            runs.append(_loss_and_grads(m, data[1], state))
+    finally:
+        fastnn.set_num_threads(was)
+    for loss, grads, st in runs[1:]:
+        assert loss == runs[0][0]
+        assert np.array_equal(st, runs[0][2])
+        for name in grads:
+            assert np.array_equal(grads[name], runs[0][1][name]), name
+
+
+def test_fused_segment_rejects_bad_input(rng):
+    from fastnn import kernels
+    m, _ = _fused_pair(np.float32)
+    o, r = m.out, m.rnn
+    args = (m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value, o.bc.value, o.W.value,
+            o.b.value.reshape(-1), o.word_class, o.pos, o.start)
+    x = rng.integers(0, 40, (6, 4))
+    h0 = np.zeros((4, 37), np.float32)
+    with pytest.raises(IndexError, match="'x'"):
+        kernels.rnnlm_segment(x + 40, x[:3], h0, *args)
+    with pytest.raises(ValueError, match="0 < k <= L"):
+        kernels.rnnlm_segment(x, x[:, :2], h0, *args)
+    with pytest.raises(TypeError, match="'h0'"):
+        kernels.rnnlm_segment(x, x[:3], h0.astype(np.float64), *args)
+    loss, Hs, g = kernels.rnnlm_segment(x, x[:3], h0, *args, want_grad=False)
+    assert g is None and Hs.shape == (7, 4, 37) and np.isfinite(loss)

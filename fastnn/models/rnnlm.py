@@ -20,9 +20,9 @@ stream is predicted (</s> included), so `token_logprobs(stream)[i]` lines up wit
 import numpy as np
 
 from fastnn import init as _init
-from fastnn import nn
+from fastnn import kernels, nn
 from fastnn._validation import check_int, check_scalar
-from fastnn.graph import Module
+from fastnn.graph import Module, Node, RowGrad
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.models.nplm import as_stream, output_logprobs
 from fastnn.nn import ClassSoftmaxOutput
@@ -125,12 +125,16 @@ class RNNLM(Module):
     clip : element-wise clip of the back-propagated error inside BPTT (Mikolov's trick; 0 = none).
     eos_id : the </s> id (input before the first token).
     counts : word counts (output bias init; classes).  words : the vocabulary's words, kept for the CLI.
+    fused : train the class-factorized model without dropout through kernels.rnnlm_segment (one call per batch:
+        forward, BPTT and every gradient; no per-step graph).  False keeps the graph of layers (the reference the
+        fused path is gradient-checked against).  Not part of the model file: it changes speed, not the model.
     """
 
     def __init__(self, vocab_size, *, hidden=256, embed=None, activation="tanh", init="glorot", classes=0,
                  word_class=None, class_method="sqrt", dropout=0.0, clip=0.0, eos_id=1, rng=0, dtype=np.float32,
-                 init_scale=0.1, counts=None, words=None):
+                 init_scale=0.1, counts=None, words=None, fused=True):
         where = "RNNLM"
+        self.fused = bool(fused)
         self.vocab_size = check_int(vocab_size, "vocab_size", where)
         self.hidden = check_int(hidden, "hidden", where)
         self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
@@ -206,10 +210,40 @@ class RNNLM(Module):
             raise ValueError(f"RNNLM.loss: the batch must be (x (L, B), y (k, B), reset, carry) with k <= L; got "
                              f"{x.shape}, {y.shape}, carry {carry}.")
         h0 = None if (reset or self.state is None or self.state.shape[0] != B) else self.state
+        if self.fused and self.classes and self.training and self.drop is None:
+            return self._fused_loss(x, y, h0, carry)
         H, _ = self._hidden(x, h0)
         self.state = (np.zeros((B, self.hidden), self._dtype) if h0 is None else h0.copy()) if carry < 0 \
             else H.value[carry].copy()
         return self._out_loss(nn.narrow(H, 0, H.value.shape[0] - k, k), y)
+
+    def _fused_loss(self, x, y, h0, carry):
+        """loss() in one kernel call: the gradients are computed with the loss and handed over by backward()."""
+        out, rnn = self.out, self.rnn
+        if h0 is None:
+            h0 = np.zeros((x.shape[1], self.hidden), self._dtype)
+        loss, Hs, g = kernels.rnnlm_segment(
+            x, y, h0, self.emb.W.value, rnn.W_ih.value, rnn.W_hh.value, rnn.b.value, out.Wc.value, out.bc.value,
+            out.W.value, out.b.value.reshape(-1), out.word_class, out.pos, out.start, activation=self.activation,
+            clip=self.clip)
+        self.state = Hs[carry + 1].copy()
+        dense = ((rnn.W_ih, "W_ih"), (rnn.W_hh, "W_hh"), (rnn.b, "b"), (out.Wc, "Wc"), (out.bc, "bc"))
+        sparse = ((self.emb.W, "emb"), (out.W, "W"), (out.b, "bo"))
+
+        def backward(gr):
+            c = self._dtype.type(gr)
+            for p, name in dense:
+                v = g[name] if c == 1 else g[name] * c
+                p.add_grad(v, owned=True)
+            for p, name in sparse:
+                rows, v = g[name]
+                v = (v if c == 1 else v * c).reshape(len(rows), -1)
+                if p.trainable:
+                    rg = RowGrad(rows, v, p.shape[0])
+                    p.grad = rg if p.grad is None else p.grad + rg
+
+        return Node(np.asarray(loss, dtype=self._dtype).reshape(()), (), backward, "rnnlm_segment",
+                    requires_grad=True)
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def token_logprobs(self, stream, *, chunk=512):

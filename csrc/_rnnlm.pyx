@@ -1,0 +1,453 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""One truncated-BPTT segment of the Elman RNN LM with a class-factorized output, forward and backward in one call.
+
+    z_t = P[u_t] + W_hh h_{t-1},  P = E[uniq] W_ih^T + b,  h_t = f(z_t)
+    log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w]
+
+Phases (each a parallel loop whose work split does not depend on the thread count, so results are bitwise the same
+for any number of threads):
+  1. the recurrence, streams in fixed chunks of CHUNK rows, each chunk stepping through all L steps on its own
+     (no barrier per time step; the per-step product is the register-blocked `mm` below, not BLAS);
+  2. the class softmax: logits and the gradient products through BLAS over all N = k*B predicted tokens, the
+     softmax itself per token;
+  3. the within-class softmaxes, one class per task (its block rows of dW and its tokens' rows of dh);
+  4. BPTT, chunks as in 1; then dW_hh, dW_ih and the input rows' gradients through BLAS, the input gradient summed
+     per distinct input word first (one product per word instead of one per token).
+Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from _common cimport (threads_for, gemm_rm, omp_get_thread_num, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d,
+                      fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_dot_f, fnn_dot_d, fnn_axpy_f,
+                      fnn_axpy_d)
+
+cdef extern from *:
+    """
+    /* C[r, j] (+)= sum_k A[r*lda + k] * B[k*ldb + j] for r < m, j < n, k < K.  B must be readable up to column
+       ceil(n / 16) * 16 (the callers pad it with zeros); C is written only for j < n.  float: GCC/clang vector
+       types, 4 rows x 32 columns of accumulators (8 independent FMA chains); each element is summed over k in order
+       with one rounding per step whatever the block it falls in, so the rows of a chunk do not depend on the chunk. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
+    #define FNN_LD(p) (*(const fnn_v16 *)(p))
+    #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
+    static inline float fnn_hsum(fnn_v16 v) {       /* a fixed tree, so the bits do not depend on the caller */
+        float t[16];
+        memcpy(t, &v, 64);
+        for (int l = 0; l < 8; l++) t[l] += t[l + 8];
+        for (int l = 0; l < 4; l++) t[l] += t[l + 4];
+        return (t[0] + t[2]) + (t[1] + t[3]);
+    }
+    /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
+       before it, so every load stays inside its row and the overlapped columns are not written twice) */
+    #define FNN_MM_BLOCK4(J, FROM)                                                                              \
+        {                                                                                                       \
+            fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                                                     \
+            if (acc) { x0 = FNN_LD(c0 + (J)); x1 = FNN_LD(c1 + (J)); x2 = FNN_LD(c2 + (J)); x3 = FNN_LD(c3 + (J)); } \
+            for (k = 0; k < K; k++) {                                                                           \
+                fnn_v16 b0 = FNN_LD(B + k * ldb + (J));                                                         \
+                x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;                         \
+            }                                                                                                   \
+            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2); FNN_ST(c3 + (J), x3); } \
+            else for (int l = (FROM); l < 16; l++) { c0[(J) + l] = x0[l]; c1[(J) + l] = x1[l]; c2[(J) + l] = x2[l];  \
+                                                      c3[(J) + l] = x3[l]; }                                    \
+        }
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
+                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+        ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
+        if (n < 16) {                                   /* too narrow for a vector: plain loops */
+            for (r = 0; r < m; r++)
+                for (j = 0; j < n; j++) {
+                    float s = acc ? C[r * ldc + j] : 0.0f;
+                    for (k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                    C[r * ldc + j] = s;
+                }
+            return;
+        }
+        for (; r + 4 <= m; r += 4) {
+            const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+            for (j = 0; j + 32 <= nf; j += 32) {
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
+                if (acc) {
+                    x0 = FNN_LD(c0 + j); x1 = FNN_LD(c1 + j); x2 = FNN_LD(c2 + j); x3 = FNN_LD(c3 + j);
+                    y0 = FNN_LD(c0 + j + 16); y1 = FNN_LD(c1 + j + 16); y2 = FNN_LD(c2 + j + 16);
+                    y3 = FNN_LD(c3 + j + 16);
+                }
+                for (k = 0; k < K; k++) {
+                    fnn_v16 b0 = FNN_LD(B + k * ldb + j), b1 = FNN_LD(B + k * ldb + j + 16);
+                    x0 += a0[k] * b0; y0 += a0[k] * b1; x1 += a1[k] * b0; y1 += a1[k] * b1;
+                    x2 += a2[k] * b0; y2 += a2[k] * b1; x3 += a3[k] * b0; y3 += a3[k] * b1;
+                }
+                FNN_ST(c0 + j, x0); FNN_ST(c1 + j, x1); FNN_ST(c2 + j, x2); FNN_ST(c3 + j, x3);
+                FNN_ST(c0 + j + 16, y0); FNN_ST(c1 + j + 16, y1); FNN_ST(c2 + j + 16, y2); FNN_ST(c3 + j + 16, y3);
+            }
+            if (n > nf) {      /* the tail first: it reads C columns the block before it may already have written */
+                float t[4][16];
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
+                ptrdiff_t jt = n - 16;
+                if (acc) { x0 = FNN_LD(c0 + jt); x1 = FNN_LD(c1 + jt); x2 = FNN_LD(c2 + jt); x3 = FNN_LD(c3 + jt); }
+                for (k = 0; k < K; k++) {
+                    fnn_v16 b0 = FNN_LD(B + k * ldb + jt);
+                    x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;
+                }
+                memcpy(t[0], &x0, 64); memcpy(t[1], &x1, 64); memcpy(t[2], &x2, 64); memcpy(t[3], &x3, 64);
+                if (j < nf) FNN_MM_BLOCK4(j, 0)
+                for (ptrdiff_t l = nf - jt; l < 16; l++) {
+                    c0[jt + l] = t[0][l]; c1[jt + l] = t[1][l]; c2[jt + l] = t[2][l]; c3[jt + l] = t[3][l];
+                }
+            } else if (j < nf) FNN_MM_BLOCK4(j, 0)
+        }
+        for (; r < m; r++) {
+            const float *a0 = A + r * lda;
+            float *c0 = C + r * ldc;
+            float t[16];
+            ptrdiff_t jt = n - 16;
+            if (n > nf) {
+                fnn_v16 x0 = {0};
+                if (acc) x0 = FNN_LD(c0 + jt);
+                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + jt);
+                memcpy(t, &x0, 64);
+            }
+            for (j = 0; j + 64 <= nf; j += 64) {        /* 4 independent FMA chains */
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
+                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); x2 = FNN_LD(c0 + j + 32);
+                           x3 = FNN_LD(c0 + j + 48); }
+                for (k = 0; k < K; k++) {
+                    const float *bk = B + k * ldb + j;
+                    x0 += a0[k] * FNN_LD(bk); x1 += a0[k] * FNN_LD(bk + 16); x2 += a0[k] * FNN_LD(bk + 32);
+                    x3 += a0[k] * FNN_LD(bk + 48);
+                }
+                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1); FNN_ST(c0 + j + 32, x2); FNN_ST(c0 + j + 48, x3);
+            }
+            for (; j + 32 <= nf; j += 32) {
+                fnn_v16 x0 = {0}, x1 = {0};
+                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); }
+                for (k = 0; k < K; k++) {
+                    x0 += a0[k] * FNN_LD(B + k * ldb + j); x1 += a0[k] * FNN_LD(B + k * ldb + j + 16);
+                }
+                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1);
+            }
+            for (; j < nf; j += 16) {
+                fnn_v16 x0 = {0};
+                if (acc) x0 = FNN_LD(c0 + j);
+                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + j);
+                FNN_ST(c0 + j, x0);
+            }
+            if (n > nf)
+                for (ptrdiff_t l = nf - jt; l < 16; l++) c0[jt + l] = t[l];
+        }
+    }
+    /* Z[i, w] = H[i] . W[w] + b[w] (i < m, w < s, rows of length n >= 16): 4 rows of H against one row of W at a
+       time; the last partial 16-lane chunk is read from n - 16 with the lanes already counted masked off */
+    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
+                           float *Z) {
+        ptrdiff_t nf = n & ~(ptrdiff_t)15, i = 0, w, j;
+        fnn_v16 mask;
+        for (int l = 0; l < 16; l++) mask[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;
+        for (; i + 4 <= m; i += 4) {
+            const float *h0 = Hm + i * n, *h1 = h0 + n, *h2 = h1 + n, *h3 = h2 + n;
+            for (w = 0; w < s; w++) {
+                const float *wr = W + w * n;
+                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
+                for (j = 0; j < nf; j += 16) {
+                    fnn_v16 v = FNN_LD(wr + j);
+                    x0 += FNN_LD(h0 + j) * v; x1 += FNN_LD(h1 + j) * v; x2 += FNN_LD(h2 + j) * v;
+                    x3 += FNN_LD(h3 + j) * v;
+                }
+                if (n > nf) {
+                    fnn_v16 v = FNN_LD(wr + n - 16) * mask;
+                    x0 += FNN_LD(h0 + n - 16) * v; x1 += FNN_LD(h1 + n - 16) * v; x2 += FNN_LD(h2 + n - 16) * v;
+                    x3 += FNN_LD(h3 + n - 16) * v;
+                }
+                Z[i * s + w] = fnn_hsum(x0) + b[w]; Z[(i + 1) * s + w] = fnn_hsum(x1) + b[w];
+                Z[(i + 2) * s + w] = fnn_hsum(x2) + b[w]; Z[(i + 3) * s + w] = fnn_hsum(x3) + b[w];
+            }
+        }
+        for (; i < m; i++) {
+            const float *h0 = Hm + i * n;
+            for (w = 0; w < s; w++) {
+                const float *wr = W + w * n;
+                fnn_v16 x0 = {0};
+                for (j = 0; j < nf; j += 16) x0 += FNN_LD(h0 + j) * FNN_LD(wr + j);
+                if (n > nf) x0 += FNN_LD(h0 + n - 16) * (FNN_LD(wr + n - 16) * mask);
+                Z[i * s + w] = fnn_hsum(x0) + b[w];
+            }
+        }
+    }
+    #define FNN_HAVE_DOTS 1
+    #else
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
+                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+        for (ptrdiff_t r = 0; r < m; r++)
+            for (ptrdiff_t j = 0; j < n; j++) {
+                float s = acc ? C[r * ldc + j] : 0.0f;
+                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                C[r * ldc + j] = s;
+            }
+    }
+    #define FNN_HAVE_DOTS 0
+    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
+                           float *Z) {
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t w = 0; w < s; w++) {
+                float t = 0.0f;
+                for (ptrdiff_t j = 0; j < n; j++) t += Hm[i * n + j] * W[w * n + j];
+                Z[i * s + w] = t + b[w];
+            }
+    }
+    #endif
+    static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t lda, const double *B,
+                         ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
+        for (ptrdiff_t r = 0; r < m; r++)
+            for (ptrdiff_t j = 0; j < n; j++) {
+                double s = acc ? C[r * ldc + j] : 0.0;
+                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                C[r * ldc + j] = s;
+            }
+    }
+    """
+    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t lda, const float *B,
+                  Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
+    bint FNN_HAVE_DOTS
+    void fnn_dots_f(Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W, const float *b,
+                    float *Z) noexcept nogil
+    void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t lda, const double *B,
+                  Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
+
+# stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
+cdef enum:
+    CHUNK = 16
+
+
+cdef inline void mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+                    const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
+    if floating is float:
+        fnn_mm_f(m, n, K, A, lda, B, ldb, C, ldc, acc)
+    else:
+        fnn_mm_d(m, n, K, A, lda, B, ldb, C, ldc, acc)
+
+
+cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
+    if floating is float:
+        fnn_act_f(h, n, kind)
+    else:
+        fnn_act_d(h, n, kind)
+
+
+cdef inline void dact(const floating *g, const floating *carry, const floating *h, floating *dz, Py_ssize_t n,
+                      int kind, floating clip) noexcept nogil:
+    if floating is float:
+        fnn_dact_f(g, carry, h, dz, n, kind, clip)
+    else:
+        fnn_dact_d(g, carry, h, dz, n, kind, clip)
+
+
+cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fnn_row_max_f(x, n)
+    else:
+        return fnn_row_max_d(x, n)
+
+
+cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
+    if floating is float:
+        return fnn_row_exp_f(x, out, n, m)
+    else:
+        return fnn_row_exp_d(x, out, n, m)
+
+
+cdef inline floating dot(const floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fnn_dot_f(x, y, n)
+    else:
+        return fnn_dot_d(x, y, n)
+
+
+cdef inline void axpy(floating a, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fnn_axpy_f(a, x, y, n)
+    else:
+        fnn_axpy_d(a, x, y, n)
+
+
+def chunk_rows():
+    return CHUNK
+
+
+def _rnnlm_forward(const floating[:, ::1] P, const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT,
+                   floating[:, :, ::1] Hs, int kind, int n_threads):
+    """The recurrence: Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
+
+    P (U, H) IN: the projected input rows (bias included); xi (L, B) IN: row of P of each input;
+    WhhT (H, Hp) IN: W_hh^T zero-padded to Hp = ceil(H / 16) * 16 columns; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
+    """
+    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
+    cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    if L == 0 or B == 0 or H == 0:
+        return
+    if nt > n_chunks:
+        nt = <int> n_chunks
+    for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
+        r0 = c * CHUNK
+        m = min(CHUNK, B - r0)
+        for t in range(L):
+            for s in range(r0, r0 + m):
+                memcpy(&Hs[t + 1, s, 0], &P[xi[t, s], 0], H * sizeof(floating))
+            mm(m, H, H, &Hs[t, r0, 0], H, &WhhT[0, 0], Hp, &Hs[t + 1, r0, 0], H, 1)
+            act(&Hs[t + 1, r0, 0], m * H, kind)
+
+
+def _rnnlm_class_xent(floating[:, ::1] Z, const Py_ssize_t[::1] tc, double scale, double[::1] loss, int want,
+                      int n_threads):
+    """Z (N, C) INOUT: class logits in, scale * (softmax - onehot) out (when want); tc (N,) IN: the target classes;
+    loss (N,) OUT: -log P(class)."""
+    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], i, j
+    cdef int nt = threads_for(N * C, n_threads)
+    cdef floating m, zt, sc = <floating> scale
+    cdef double s
+    for i in prange(N, schedule="static", num_threads=nt, nogil=True):
+        zt = Z[i, tc[i]]
+        m = row_max(&Z[i, 0], C)
+        s = row_exp(&Z[i, 0], &Z[i, 0], C, m)
+        loss[i] = (m - zt) + log(s)
+        if want:
+            for j in range(C):
+                Z[i, j] = <floating> (sc * Z[i, j] / s)
+            Z[i, tc[i]] = Z[i, tc[i]] - sc
+
+
+def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
+                     const Py_ssize_t[::1] start, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
+                     const Py_ssize_t[::1] present, const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off,
+                     double scale, double[::1] loss, floating[:, ::1] dh, floating[:, ::1] dW, floating[::1] db,
+                     Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int n_threads):
+    """The within-class softmaxes (the layout of kernels.class_softmax_xent): loss (N,) INOUT (+= -log P(w | class));
+    dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present, owning its block rows of dW and its
+    tokens' rows of dh.  max_size: the largest block; max_tokens: the most tokens of one class; max_cells: the
+    largest tokens x block size of one class.
+
+    float32 with H >= 16 treats a class as small matrix products (its tokens' states against its block: logits,
+    dh = dZ W_blk, dW_blk = dZ^T H_c) through the vector kernels above; float64 (the gradient-check path) goes token
+    by token."""
+    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off, mk, tid
+    cdef floating *scratch
+    cdef floating *z
+    cdef floating *hc
+    cdef floating *dhc
+    cdef floating *zt
+    cdef floating m, g, ztarget, sc = <floating> scale
+    cdef double s
+    cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
+    cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
+    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + 2 * max(max_cells, 1)
+    if P == 0:
+        return
+    scratch = <floating *> malloc(nt * per * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError()
+    for k in prange(P, schedule="dynamic", num_threads=nt, nogil=True):
+        tid = omp_get_thread_num()
+        z = scratch + tid * per
+        a = start[present[k]]
+        S = start[present[k] + 1] - a
+        off = row_off[k]
+        if want:
+            memset(&db[off], 0, S * sizeof(floating))
+        if blocks:
+            mk = seg[k + 1] - seg[k]
+            zt = z + max_cells
+            hc = zt + max_cells
+            dhc = hc + max_tokens * H
+            for q in range(mk):
+                memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
+            if floating is float:
+                fnn_dots_f(mk, S, H, hc, &W[a, 0], &b[a], z)
+            for q in range(mk):
+                i = order[seg[k] + q]
+                t = rows[i] - a
+                ztarget = z[q * S + t]
+                m = row_max(z + q * S, S)
+                s = row_exp(z + q * S, z + q * S, S, m)
+                loss[i] = loss[i] + ((m - ztarget) + log(s))
+                if want:
+                    for j in range(S):
+                        z[q * S + j] = <floating> (sc * z[q * S + j] / s)
+                    z[q * S + t] = z[q * S + t] - sc
+            if want:
+                mm(mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
+                for q in range(mk):
+                    axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
+                    for j in range(S):
+                        zt[j * mk + q] = z[q * S + j]
+                        db[off + j] = db[off + j] + z[q * S + j]
+                mm(S, H, mk, zt, mk, hc, H, &dW[off, 0], H, 0)
+            continue
+        if want:
+            memset(&dW[off, 0], 0, S * H * sizeof(floating))
+        for q in range(seg[k], seg[k + 1]):
+            i = order[q]
+            t = rows[i] - a
+            for j in range(S):
+                z[j] = dot(&W[a + j, 0], &h[i, 0], H) + b[a + j]
+            ztarget = z[t]
+            m = row_max(z, S)
+            s = row_exp(z, z, S, m)
+            loss[i] = loss[i] + ((m - ztarget) + log(s))
+            if want:
+                for j in range(S):
+                    g = <floating> (sc * z[j] / s)
+                    if j == t:
+                        g = g - sc
+                    axpy(g, &W[a + j, 0], &dh[i, 0], H)
+                    axpy(g, &h[i, 0], &dW[off + j, 0], H)
+                    db[off + j] = db[off + j] + g
+    free(scratch)
+
+
+def _rnnlm_backward(const floating[:, :, ::1] dHo, const floating[:, :, ::1] Hs, const floating[:, ::1] Whh,
+                    floating[:, :, ::1] dZ, int kind, double clip, int n_threads):
+    """BPTT through the segment.  dHo (k, B, H) IN: d loss / d h_t of the last k steps (zero before them);
+    Hs (L + 1, B, H) IN; Whh (H, Hp) IN: W_hh zero-padded to Hp columns; dZ (L, B, H) OUT: d loss / d z_t (clipped
+    to [-clip, clip] when clip > 0)."""
+    cdef Py_ssize_t L = Hs.shape[0] - 1, B = Hs.shape[1], H = Hs.shape[2], k = dHo.shape[0], Hp = Whh.shape[1]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t
+    cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    cdef floating cl = <floating> clip
+    cdef floating *carry
+    cdef floating *zero
+    if L == 0 or B == 0 or H == 0:
+        return
+    if nt > n_chunks:
+        nt = <int> n_chunks
+    carry = <floating *> malloc(2 * B * H * sizeof(floating))
+    if carry == NULL:
+        raise MemoryError()
+    zero = carry + B * H
+    memset(carry, 0, 2 * B * H * sizeof(floating))
+    for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
+        r0 = c * CHUNK
+        m = min(CHUNK, B - r0)
+        for t in range(L - 1, -1, -1):
+            if t >= L - k:
+                dact(&dHo[t - (L - k), r0, 0], carry + r0 * H, &Hs[t + 1, r0, 0], &dZ[t, r0, 0], m * H, kind, cl)
+            else:
+                dact(zero + r0 * H, carry + r0 * H, &Hs[t + 1, r0, 0], &dZ[t, r0, 0], m * H, kind, cl)
+            if t > 0:
+                mm(m, H, H, &dZ[t, r0, 0], H, &Whh[0, 0], Hp, carry + r0 * H, H, 0)
+    free(carry)
+
+
+def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
+                  floating[:, ::1] out, int n_threads):
+    """out[u] = sum of G[order[q]] for q in seg[u]:seg[u + 1], in that order (one task per row of out)."""
+    cdef Py_ssize_t U = out.shape[0], D = out.shape[1], u, q
+    cdef int nt = threads_for(G.shape[0] * D, n_threads)
+    for u in prange(U, schedule="static", num_threads=nt, nogil=True):
+        memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
+        for q in range(seg[u] + 1, seg[u + 1]):
+            axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
