@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from fastnn.data.conll import DOCSTART, normalize_word
-from fastnn.data.text import _open_text, _read_lines
+from fastnn.data.text import open_text, read_lines
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
            "scale_vectors", "nearest_neighbors", "check_resume"]
@@ -32,7 +32,7 @@ def detect_format(path, probe=200):
     """"conll" when the file looks like CoNLL columns (a -DOCSTART- line, or the first `probe` token lines all with
     the same number >= 2 of fields and at least one blank line among them), else "text"."""
     counts, blank = set(), False
-    with _open_text(path, "detect_format") as f:
+    with open_text(path, "detect_format") as f:
         n = 0
         for line in f:
             fields = line.split()
@@ -53,7 +53,7 @@ def _read_one(path, fmt):
     if fmt == "conll":
         from fastnn.data.conll import read_conll
         return [[row[0] for row in s] for s in read_conll(path, columns=[0])]
-    return _read_lines(path, where)
+    return read_lines(path, where)
 
 
 def read_corpus(paths, text_format="auto", *, report=None):

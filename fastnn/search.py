@@ -424,7 +424,8 @@ def best(records, k=None, *, maximize=True):
     return ok if k is None else ok[:k]
 
 
-def _fmt(v):
+def format_value(v):
+    """A parameter value as the summary tables print it (floats to 4 significant digits)."""
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
@@ -436,7 +437,7 @@ def format_table(records, k=10, *, maximize=True, metric="score"):
     names = sorted({n for r in records for n in r["params"]})
     head = ["rank", "trial"] + names + [f"{metric} ({'higher' if maximize else 'lower'} is better)", "seconds"]
     sfmt = ".4f" if any(abs(r["score"]) >= 0.01 for r in top) else ".4g"  # aligned decimals unless all tiny
-    rows = [[str(i + 1), str(r["trial"])] + [_fmt(r["params"].get(n, "")) for n in names]
+    rows = [[str(i + 1), str(r["trial"])] + [format_value(r["params"].get(n, "")) for n in names]
             + [format(r["score"], sfmt), f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"]
             for i, r in enumerate(top)]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]

@@ -162,7 +162,7 @@ def _run_tagger(args):
     from fastnn.cli import tagger
     tagger.run_train(args)
     model = fio.load_model(args.out)
-    res = model.evaluate(tagger._read(args.dev, "--dev"))
+    res = model.evaluate(tagger.read_conll_file(args.dev, "--dev"))
     task = next(iter(res))
     metric = "f1" if res[task]["f1"] is not None else "accuracy"
     return {"score": res[task][metric], "task": task, "metric": metric, "dev": res}
@@ -252,7 +252,7 @@ def run(args):
         say(f"{args.log}: {len(done)} of {args.trials} trials already logged")
 
     def progress(rec):
-        ps = " ".join(f"{k}={search._fmt(v)}" for k, v in rec["params"].items())
+        ps = " ".join(f"{k}={search.format_value(v)}" for k, v in rec["params"].items())
         if rec["score"] is None:
             say(f"trial {rec['trial']} failed ({ps}): {rec.get('error')}")
         else:

@@ -88,7 +88,8 @@ def _threads(n):
     set_threads(n)
 
 
-def _read(path, what):
+def read_conll_file(path, what):
+    """read_conll(path); a missing or unreadable file is a CLIError naming the option `what`."""
     from fastnn.data.conll import read_conll
     existing_file(path)
     try:
@@ -188,7 +189,7 @@ def run_train(args):
     if config.pretrained:
         existing_file(config.pretrained)
     _threads(args.threads)
-    parts = [_read(path, "--train") for path in args.train]
+    parts = [read_conll_file(path, "--train") for path in args.train]
     widths = [min(len(s[0]) for s in part) for part in parts]
     tasks = _parse_tasks(args.task, widths[0], args.train[0])
     for path, width in zip(args.train[1:], widths[1:]):      # more files: data for the tasks whose columns they have
@@ -208,7 +209,7 @@ def run_train(args):
     config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset,
                               tasks=tasks, features=features, task_weights=_task_weights(args.task_weight, tasks))
     train = [s for part in parts for s in part]
-    dev = _read(args.dev, "--dev") if args.dev else None
+    dev = read_conll_file(args.dev, "--dev") if args.dev else None
 
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
@@ -250,7 +251,7 @@ def run_train(args):
 def run_eval(args):
     _threads(args.threads)
     model = _load_model(args.model)
-    data = _read(args.data, "--data")
+    data = read_conll_file(args.data, "--data")
     try:
         res = model.evaluate(data)
     except (ValueError, IndexError) as e:

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
-from fastnn.data.text import _open_text, atomic_write_text
+from fastnn.data.text import open_text, atomic_write_text
 from fastnn.data.vocab import Vocab
 
 # Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
@@ -52,7 +52,7 @@ def read_conll(path, columns=None, *, task=None):
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
     sentences, cur, n_cols, first_line = [], [], None, None
-    with _open_text(path, where) as f:
+    with open_text(path, where) as f:
         for lineno, line in enumerate(f, 1):
             fields = line.split()
             if not fields or fields[0] == DOCSTART:

@@ -5,7 +5,7 @@ from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
 
-def _open_text(path, where):
+def open_text(path, where):
     """Open `path` for reading as UTF-8 with a FileNotFoundError that names it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -13,11 +13,11 @@ def _open_text(path, where):
     return open(path, encoding="utf-8")
 
 
-def _read_lines(path, where, lower=False):
+def read_lines(path, where, lower=False):
     """The sentences of a text file, none for an empty one: one per non-blank line, split on whitespace (optionally
     lowercased).  FileNotFoundError naming a missing path, ValueError for text that is not UTF-8."""
     sentences = []
-    with _open_text(path, where) as f:
+    with open_text(path, where) as f:
         try:
             for line in f:
                 toks = (line.lower() if lower else line).split()
@@ -35,7 +35,7 @@ def read_sentences(path, *, lower=False):
     Raises FileNotFoundError naming the path when it is missing, and ValueError when it holds no token or is not UTF-8.
     """
     where = "read_sentences"
-    sentences = _read_lines(path, where, lower)
+    sentences = read_lines(path, where, lower)
     if not sentences:
         raise ValueError(f"{where}: {os.fspath(path)} is empty; it must contain at least one token.")
     return sentences

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from fastnn.data.features import normalize
-from fastnn.data.text import _open_text, atomic_write_text
+from fastnn.data.text import open_text, atomic_write_text
 
 
 def read_vectors(path):
@@ -20,7 +20,7 @@ def read_vectors(path):
     """
     where = "read_vectors"
     path = os.fspath(path)
-    with _open_text(path, where) as f:
+    with open_text(path, where) as f:
         try:
             lines = f.read().split("\n")
         except UnicodeDecodeError as e:

@@ -62,8 +62,10 @@ def contexts(stream, order, pad_id):
 # ---- evaluation helper -------------------------------------------------------------------------------------------
 
 def output_logprobs(out, h, targets):
-    """log P(targets[i] | h[i]) under a SoftmaxOutput `out`, as float64 (N,), without gradients (the fused kernel,
-    loss only)."""
+    """log P(targets[i] | h[i]) under the output layer `out`, as float64 (N,), without gradients: a SoftmaxOutput
+    through the fused kernel (loss only), a ClassSoftmaxOutput through its own token_logprobs."""
+    if isinstance(out, ClassSoftmaxOutput):
+        return out.token_logprobs(h, targets)
     work = out.__dict__.setdefault("_eval_work", kernels.OutputLayerWork())
     loss = kernels.output_layer(np.ascontiguousarray(h), out.W.value, out.b.value, targets, want_grad=False,
                                 work=work)[0]
@@ -191,8 +193,7 @@ class NPLM(Module):
             for i in range(0, len(s), batch_size):
                 feats = self._features(ctx[i:i + batch_size]).value
                 t = s[i:i + batch_size]
-                out[i:i + batch_size] = (self.out.token_logprobs(feats, t) if self.classes
-                                         else output_logprobs(self.out, feats, t))
+                out[i:i + batch_size] = output_logprobs(self.out, feats, t)
         finally:
             self.train(was)
         return out

@@ -260,8 +260,7 @@ class RNNLM(Module):
                 H, h = self._hidden(inp[i:i + chunk, None], h)
                 hv = H.value.reshape(-1, self.hidden)
                 t = s[i:i + chunk]
-                out[i:i + chunk] = (self.out.token_logprobs(hv, t) if self.classes
-                                    else output_logprobs(self.out, hv, t))
+                out[i:i + chunk] = output_logprobs(self.out, hv, t)
         finally:
             self.train(was)
         return out

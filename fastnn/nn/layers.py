@@ -150,6 +150,22 @@ class Dropout(Module):
         return f"Dropout(p={self.p})"
 
 
+def _project_sequence(x, W_ih, where):
+    """What both recurrent layers start with: x (T, B, n_in) as a Node of W_ih's dtype (checked), x2 = its values as
+    (T * B, n_in), and the input projection X = x W_ih^T as (T, B, rows of W_ih)."""
+    dt = W_ih.value.dtype
+    K, n_in = W_ih.value.shape
+    x = F.as_node(x, dt)
+    xv = x.value
+    if xv.ndim != 3 or xv.shape[2] != n_in:
+        raise ValueError(f"{where}: 'x' must have shape (T, B, {n_in}); got {xv.shape}.")
+    if xv.dtype != dt:
+        raise TypeError(f"{where}: 'x' must have dtype {dt} to match the parameters; got {xv.dtype}.")
+    T, B, _ = xv.shape
+    x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
+    return x, x2, kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
+
+
 class RNN(Module):
     """Elman recurrent layer: h_t = f(W_ih x_t + W_hh h_{t-1} + b), through kernels.rnn_forward / rnn_backward.
 
@@ -183,21 +199,12 @@ class RNN(Module):
         self.b = Param("b", _init.zeros(hidden, dtype=dtype), decay=False)
 
     def __call__(self, x, h0=None):
-        where = "RNN"
         W_ih, W_hh, b = self.W_ih, self.W_hh, self.b
+        x, x2, X = _project_sequence(x, W_ih, "RNN")
+        T, B, K = X.shape
         dt = W_hh.value.dtype
-        K, n_in = W_ih.value.shape
-        x = F.as_node(x, dt)
-        xv = x.value
-        if xv.ndim != 3 or xv.shape[2] != n_in:
-            raise ValueError(f"{where}: 'x' must have shape (T, B, {n_in}); got {xv.shape}.")
-        if xv.dtype != dt:
-            raise TypeError(f"{where}: 'x' must have dtype {dt} to match the parameters; got {xv.dtype}.")
-        T, B, _ = xv.shape
         h0_node = h0 if isinstance(h0, Node) else None
         h0v = np.zeros((B, K), dtype=dt) if h0 is None else (h0.value if h0_node is not None else np.asarray(h0))
-        x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
-        X = kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
         Whh = W_hh.value
         act, clip = self.activation, self.clip
         Hf = kernels.rnn_forward(X, Whh, b.value, h0v, activation=act)
@@ -214,7 +221,7 @@ class RNN(Module):
             dX2 = dX.reshape(T * B, K)
             W_ih.add_grad_matmul(dX2, x2)
             if need_x:
-                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(x.value.shape), owned=True)
             if need_h0:
                 h0_node.add_grad(dh0, owned=True)
 
@@ -268,16 +275,10 @@ class LSTM(Module):
     def __call__(self, x, state=None, *, state_at=None):
         where = "LSTM"
         W_ih, W_hh, b = self.W_ih, self.W_hh, self.b
-        dt = W_hh.value.dtype
-        K4, n_in = W_ih.value.shape
+        x, x2, X = _project_sequence(x, W_ih, where)
+        T, B, K4 = X.shape
         K = K4 // 4
-        x = F.as_node(x, dt)
-        xv = x.value
-        if xv.ndim != 3 or xv.shape[2] != n_in:
-            raise ValueError(f"{where}: 'x' must have shape (T, B, {n_in}); got {xv.shape}.")
-        if xv.dtype != dt:
-            raise TypeError(f"{where}: 'x' must have dtype {dt} to match the parameters; got {xv.dtype}.")
-        T, B, _ = xv.shape
+        dt = W_hh.value.dtype
         if state is None:
             state = (None, None)
         elif not isinstance(state, (tuple, list)) or len(state) != 2:
@@ -289,8 +290,6 @@ class LSTM(Module):
             state_at = T - 1
         if isinstance(state_at, bool) or not isinstance(state_at, numbers.Integral) or not -1 <= state_at < T:
             raise ValueError(f"{where}: 'state_at' must be an integer in [-1, {T}); got {state_at!r}.")
-        x2 = np.ascontiguousarray(xv).reshape(T * B, n_in)
-        X = kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K4)
         Whh, clip = W_hh.value, self.clip
         Hf, Cf, A = kernels.lstm_forward(X, Whh, b.value, h0v, c0v)
         last = (Hf[state_at + 1].copy(), Cf[state_at + 1].copy())
@@ -307,7 +306,7 @@ class LSTM(Module):
             dX2 = dX.reshape(T * B, K4)
             W_ih.add_grad_matmul(dX2, x2)
             if need_x:
-                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(xv.shape), owned=True)
+                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(x.value.shape), owned=True)
             for node, need, d in zip(nodes, need_state, (dh0, dc0)):
                 if need:
                     node.add_grad(d, owned=True)
