@@ -213,3 +213,33 @@ def test_one_vocabulary_across_commands():
     for c in ["tagger eval", "tagger predict", "lm eval"]:
         assert "--model" in cmds[c]                      # a model file
     assert {"--arch", "--model"} <= cmds["lm train"]    # --arch: the model type; --model its old spelling
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm rnn", "embed vectors", "embed model"])
+def test_a_failed_final_write_keeps_the_work(capsys, files, monkeypatch, tmp_path, command):
+    """The disk fills up at the end of the run: the result is written under a fallback name, and stderr says where."""
+    from fastnn import io
+    from fastnn.data import vectors
+    d = str(files)
+    argv = {
+        "tagger": [*TAGGER, "--epochs", "1", "--hidden", "4", "--embed-dim", "4"],
+        "lm rnn": [*RNN, "--epochs", "1", "--hidden", "4", "--classes", "2"],
+        "embed vectors": [*EMBED, "--epochs", "1", "--dim", "4", "--min-count", "1"],
+        "embed model": [*EMBED, "--epochs", "1", "--dim", "4", "--min-count", "1", "--save-model", "{d}/em.npz"],
+    }[command]
+    argv = [a.replace("{d}", d) for a in argv]
+    target = os.path.join(d, {"embed vectors": "v2.txt", "embed model": "em.npz"}.get(command, "m.npz"))
+    for mod, name in ((io, "save_model"), (vectors, "write_vectors")):
+        real = getattr(mod, name)
+
+        def flaky(path, *a, real=real, **kw):
+            if os.fspath(path) == target:
+                raise OSError(28, "No space left on device")
+            return real(path, *a, **kw)
+        monkeypatch.setattr(mod, name, flaky)
+    monkeypatch.chdir(tmp_path)
+    rc = main([*argv, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "No space left on device" in err and "written to" in err, err
+    fallback = err.strip().split("written to ")[1].split()[0]
+    assert os.path.dirname(fallback) == str(tmp_path) and os.path.getsize(fallback) > 0

@@ -142,7 +142,7 @@ def test_cli_errors_exit_2(capsys, files, tmp_path, space, extra, msg):
     rc, out, err = _run(capsys, "search", "tagger", "--space", _space(tmp_path, space), "--trials", "3", "--log",
                         str(log), *_tagger_args(files), *extra)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("fastnn search: error: ") and re.search(msg, err), err
+    assert err.startswith("fastnn search tagger: error: ") and re.search(msg, err), err
     assert not log.exists()
 
 

@@ -62,7 +62,9 @@ def main(argv=None):
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        command = f"fastnn {args.command}"
+        sub = next((getattr(args, d) for d in (f"{args.command}_command", args.command) if
+                    isinstance(getattr(args, d, None), str)), None)   # e.g. "tagger train", "experiment adding"
+        command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
         rc = args.func(args) or 0
         sys.stdout.flush()
         return rc
