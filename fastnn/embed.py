@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn.data.conll import DOCSTART, normalize_word
 from fastnn.data.text import open_text, read_lines
 
@@ -178,8 +179,7 @@ def nearest_neighbors(words, vectors, queries, k=10):
     V = np.asarray(vectors, dtype=np.float64)
     if V.ndim != 2 or V.shape[0] != len(words):
         raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim); got {V.shape}.")
-    if not (isinstance(k, (int, np.integer)) and k >= 1):
-        raise ValueError(f"{where}: 'k' must be an int >= 1; got {k!r}.")
+    k = check_int(k, "k", where)
     index = {w: i for i, w in enumerate(words)}
     rows = []
     for q in queries:

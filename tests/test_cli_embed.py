@@ -133,7 +133,7 @@ def test_neighbors_table_and_json(capsys, tmp_path):
       "--dim", "2", "--hidden", "2", "--quiet"], "no such directory"),
     (["neighbors", "--vectors", "{hand}", "xbox", "france"], "not in"),
     (["neighbors", "--vectors", "{bad}", "france"], "line 2"),
-    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "-k must be >= 1"),
+    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "'k' must be an integer >= 1"),
 ])
 def test_errors_are_one_line_exit_2(capsys, files, argv, msg):
     d = files["dir"]

@@ -150,8 +150,8 @@ def test_cli_setup_errors_exit_2(capsys, files, tmp_path):
     space = _space(tmp_path, TAGGER_SPACE)
     log = str(tmp_path / "runs.jsonl")
     base = ["search", "tagger", "--space", space, "--log", log]
-    cases = [([*base, "--trials", "-1", *_tagger_args(files)], "--trials must be >= 0"),
-             ([*base, "--trials", "2", "--workers", "0", *_tagger_args(files)], "--workers must be >= 1"),
+    cases = [([*base, "--trials", "-1", *_tagger_args(files)], "'n_trials' must be an integer >= 0"),
+             ([*base, "--trials", "2", "--workers", "0", *_tagger_args(files)], "'workers' must be an integer >= 1"),
              (["search", "tagger", "--space", str(tmp_path / "none.json"), "--log", log, "--trials", "1",
                *_tagger_args(files)], "no such file"),
              ([*base, "--trials", "1", "--train", files["train"], "--task", "chunk=2"], "needs --dev FILE"),

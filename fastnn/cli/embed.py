@@ -142,8 +142,6 @@ def run_neighbors(args):
     from fastnn.data.vectors import read_vectors
     from fastnn.embed import nearest_neighbors
 
-    if args.k < 1:
-        raise CLIError(f"-k must be >= 1; got {args.k}")
     existing_file(args.vectors)
     try:
         words, vecs = read_vectors(args.vectors)

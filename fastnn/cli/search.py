@@ -183,14 +183,8 @@ def _run_lm(args):
 
 def _check(args):
     from fastnn import search
-    if args.trials < 0:
-        raise CLIError(f"--trials must be >= 0; got {args.trials}")
-    if args.workers is not None and args.workers < 1:
-        raise CLIError(f"--workers must be >= 1; got {args.workers}")
     if args.workers is not None and args.scheduler:
         raise CLIError("--workers sizes the local pool; with --scheduler the dask cluster decides")
-    if args.search_seed < 0:
-        raise CLIError(f"--search-seed must be >= 0; got {args.search_seed}")
     if not os.path.isfile(args.space):
         raise CLIError(f"no such file: {args.space}")
     try:
