@@ -31,6 +31,7 @@ EXPERIMENTS = {
     "nplm_full_direct": ("nplm", ["--classes", "0", "--direct"]),
     "lstm": ("lstm", []),
     "rnn": ("rnn", []),
+    "rnn_fast": ("rnn", ["--preset", "fast"]),
     "rnn256_full": ("rnn", ["--hidden", "256", "--classes", "0", "--dropout", "0.25", "--batch-size", "32",
                             "--epochs", "20"]),
     "rnn256_class": ("rnn", ["--hidden", "256", "--dropout", "0.25", "--epochs", "40", "--max-minutes", "9"]),

@@ -224,3 +224,10 @@ def test_fused_segment_rejects_bad_input(rng):
         kernels.rnnlm_segment(x, x[:3], h0.astype(np.float64), *args)
     loss, Hs, g = kernels.rnnlm_segment(x, x[:3], h0, *args, want_grad=False)
     assert g is None and Hs.shape == (7, 4, 37) and np.isfinite(loss)
+
+
+def test_fast_preset_is_an_rnn_config():
+    from fastnn.recipes import lm as recipe
+    c = recipe.from_preset("fast")
+    assert isinstance(c, recipe.RNNConfig) and c.batch_size == 128 and c.classes > 0 and c.dropout == 0
+    assert recipe.from_preset("fast", batch_size=64).batch_size == 64          # explicit values win
