@@ -3,8 +3,15 @@
     python -m pytest bench --benchmark-only --benchmark-json=/tmp/bench.json
     python bench/summarize.py /tmp/bench.json
 
-Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch or
-torch_fused, and records openmp_enabled, n_threads, blas_threads and cpu_model.  Everything is float32.  fastnn runs
+Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch,
+torch_fused or roof, and records openmp_enabled, n_threads, blas_threads and cpu_model.
+
+The roof of a group is its physical limit on the machine at hand, timed in the same run: for a BLAS-bound group
+(output_layer, rnn_layer, lstm_layer) one float32 GEMM of the same FLOPs (square, F-ordered operands, through
+scipy's BLAS, the one fastnn's kernels call); for a memory-bound group a copy (np.copyto into a preallocated
+buffer, split over the same threads) of the same memory traffic, bytes read + bytes written.  Every implementation
+records the group's work (extra_info["work"], in FLOP or bytes) and the roof its own (extra_info["roof_work"]), so
+bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
 its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
 all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
 
@@ -20,10 +27,12 @@ graph is kept (retain_graph=True), so all three implementations start from raw i
 """
 import os
 import platform
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import threadpoolctl
+from scipy.linalg import blas as scipy_blas
 
 import fastnn
 from fastnn import kernels as K
@@ -52,7 +61,7 @@ RTOL = 1e-4  # float32 results against the float32 NumPy reference; atol is RTOL
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
 
 _torch = pytest.mark.skipif(torch is None, reason="torch is not installed (pip install torch==2.13.0)")
-IMPLS = ["fastnn", "numpy", pytest.param("torch", marks=_torch)]
+IMPLS = ["fastnn", "numpy", pytest.param("torch", marks=_torch), "roof"]
 
 
 # ---- machine facts and bookkeeping -------------------------------------------------------------------------------
@@ -84,19 +93,62 @@ BLAS_THREADS = _blas_threads()
 
 
 def _impl_threads(impl):
-    if impl == "fastnn":
+    if impl in ("fastnn", "roof"):
         return N_THREADS
     if impl == "numpy":
         return BLAS_THREADS.get("numpy", 1)
     return torch.get_num_threads()
 
 
-def _label(benchmark, kernel, size, impl, **notes):
+def _label(benchmark, kernel, size, impl, work, **notes):
+    """work: (kind, amount) of the group, ("gemm", FLOP) or ("copy", bytes read + written)."""
     benchmark.group = f"{kernel}:{size}"
     benchmark.extra_info.update(
         impl=impl, kernel=kernel, size=size, dtype="float32", openmp_enabled=fastnn.openmp_enabled(),
         n_threads=_impl_threads(impl), blas_threads=BLAS_THREADS, cpu_model=CPU_MODEL,
-        torch_version=None if torch is None else torch.__version__, **notes)
+        torch_version=None if torch is None else torch.__version__, roof=work[0], work=float(work[1]), **notes)
+
+
+# ---- roofs: the machine's limit for the same work, timed like the implementations --------------------------------
+
+def gemm_roof(flops):
+    """One float32 GEMM of ~`flops` FLOPs (n x n x n, F-ordered, scipy's BLAS); returns (fn, its exact FLOPs)."""
+    n = max(1, round((flops / 2) ** (1 / 3)))
+    rng = np.random.default_rng(SEED)
+    a, b = (np.asfortranarray(rng.standard_normal((n, n), dtype=F32)) for _ in range(2))
+    c = np.zeros((n, n), dtype=F32, order="F")
+
+    def fn():
+        scipy_blas.sgemm(1.0, a, b, beta=0.0, c=c, overwrite_c=1)
+    return fn, 2.0 * n ** 3
+
+
+_POOL = ThreadPoolExecutor(N_THREADS) if N_THREADS > 1 else None
+
+
+def copy_roof(traffic):
+    """A copy moving `traffic` bytes (half read, half written) into a preallocated buffer, split over the
+    benchmark's threads (np.copyto releases the GIL); returns (fn, its exact traffic)."""
+    n = max(1, int(traffic // (2 * 4)))
+    src, dst = _filled(n, 1.0), _filled(n)
+    parts = N_THREADS if (_POOL is not None and n >= 1 << 16) else 1
+    cuts = [n * k // parts for k in range(parts + 1)]
+    pieces = [(dst[lo:hi], src[lo:hi]) for lo, hi in zip(cuts, cuts[1:])]
+
+    def fn():
+        if parts == 1:
+            np.copyto(dst, src)
+        else:
+            for f in [_POOL.submit(np.copyto, d, s) for d, s in pieces]:
+                f.result()
+    return fn, 8.0 * n
+
+
+def _run_roof(benchmark, kernel, size, work, **notes):
+    fn, roof_work = (gemm_roof if work[0] == "gemm" else copy_roof)(work[1])
+    fn()
+    _label(benchmark, kernel, size, "roof", work, roof_work=roof_work, **notes)
+    benchmark(fn)
 
 
 def _np(x):
@@ -186,6 +238,9 @@ SOFTMAX_SIZES = {"B128xV10000": (128, 10_000), "B128xV100000": (128, 100_000)}
 def test_softmax_xent(benchmark, size, impl):
     """Loss and gradient of the mean loss wrt the logits (torch: F.cross_entropy forward + backward)."""
     B, V = SOFTMAX_SIZES[size]
+    work = ("copy", 2 * B * V * 4)  # read the logits, write the gradient
+    if impl == "roof":
+        return _run_roof(benchmark, "softmax_xent", size, work)
     rng = np.random.default_rng(SEED)
     logits = rng.standard_normal((B, V), dtype=F32) * 3
     targets = rng.integers(0, V, B).astype(np.intp)
@@ -217,7 +272,7 @@ def test_softmax_xent(benchmark, size, impl):
             return dict(loss=loss, grad=x.grad)
 
     _check(impl, fn(), ref)
-    _label(benchmark, "softmax_xent", size, impl)
+    _label(benchmark, "softmax_xent", size, impl, work)
     benchmark(fn)
 
 
@@ -231,6 +286,9 @@ OUTPUT_SIZES = {"B128xH256xV10000": (128, 256, 10_000), "B128xH256xV100000": (12
 def test_output_layer(benchmark, size, impl):
     """logits = h @ W.T + b, mean softmax cross-entropy, and dW, db, dh."""
     B, H, V = OUTPUT_SIZES[size]
+    work = ("gemm", 3 * 2 * B * H * V)  # logits, dW, dh
+    if impl == "roof":
+        return _run_roof(benchmark, "output_layer", size, work)
     rng = np.random.default_rng(SEED)
     h = rng.standard_normal((B, H), dtype=F32)
     W = rng.standard_normal((V, H), dtype=F32) * 0.05
@@ -252,10 +310,10 @@ def test_output_layer(benchmark, size, impl):
     ref = {k: np.array(v) for k, v in numpy_fn().items()}
 
     if impl == "fastnn":
-        work = K.OutputLayerWork()
+        buffers = K.OutputLayerWork()
 
         def fn():
-            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=work, reuse_grad_buffers=True)
+            loss, dW, db, dh = K.output_layer(h, W, b, targets, scale=scale, work=buffers, reuse_grad_buffers=True)
             return dict(loss=loss, dW=dW, db=db, dh=dh)
     elif impl == "numpy":
         fn = numpy_fn
@@ -270,7 +328,7 @@ def test_output_layer(benchmark, size, impl):
             return dict(loss=loss, dW=Wt.grad, db=bt.grad, dh=ht.grad)
 
     _check(impl, fn(), ref)
-    _label(benchmark, "output_layer", size, impl)
+    _label(benchmark, "output_layer", size, impl, work)
     benchmark(fn)
 
 
@@ -289,6 +347,12 @@ def _sparse_case(rng):
     return idx, G, W
 
 
+def _sparse_work(touches_per_row):
+    """Traffic of a sparse update: read G (N, D), and read + write `touches_per_row` arrays' rows per distinct row."""
+    n_uniq = np.unique(zipf_indices(SPARSE_N, SPARSE_V)).shape[0]
+    return ("copy", 4 * SPARSE_D * (SPARSE_N + 2 * touches_per_row * n_uniq))
+
+
 def _untouched_sample(rng, idx, k=1000):
     return np.sort(rng.choice(np.setdiff1d(np.arange(SPARSE_V), idx), k, replace=False))
 
@@ -302,6 +366,9 @@ def _sparse_notes(idx):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_sparse_adagrad(benchmark, impl):
     """Lazy AdaGrad on the rows a batch touched, repeated rows summed first (torch: sparse Embedding + Adagrad)."""
+    work = _sparse_work(2)  # W and the accumulator
+    if impl == "roof":
+        return _run_roof(benchmark, "sparse_adagrad", SPARSE_SIZE, work)
     rng = np.random.default_rng(SEED)
     idx, G, W = _sparse_case(rng)
     if impl == "torch":
@@ -329,13 +396,16 @@ def test_sparse_adagrad(benchmark, impl):
     np_sparse_adagrad(W_ref, A_ref, inv, G, SPARSE_LR, EPS)
     fn()
     _check(impl, dict(W=W[uniq], A=A[uniq], W_other=W[other]), dict(W=W_ref, A=A_ref, W_other=W_other))
-    _label(benchmark, "sparse_adagrad", SPARSE_SIZE, impl, **_sparse_notes(idx))
+    _label(benchmark, "sparse_adagrad", SPARSE_SIZE, impl, work, **_sparse_notes(idx))
     benchmark(fn)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_sparse_sgd(benchmark, impl):
     """W[idx[i]] -= lr * G[i] with repeated rows (NumPy: np.add.at; torch: sparse Embedding + SGD)."""
+    work = _sparse_work(1)
+    if impl == "roof":
+        return _run_roof(benchmark, "sparse_sgd", SPARSE_SIZE, work)
     rng = np.random.default_rng(SEED)
     idx, G, W = _sparse_case(rng)
     if impl == "torch":
@@ -360,7 +430,7 @@ def test_sparse_sgd(benchmark, impl):
     np_sparse_sgd(W_ref, inv, G, SPARSE_LR)
     fn()
     _check(impl, dict(W=W[uniq], W_other=W[other]), dict(W=W_ref, W_other=W_other))
-    _label(benchmark, "sparse_sgd", SPARSE_SIZE, impl, **_sparse_notes(idx))
+    _label(benchmark, "sparse_sgd", SPARSE_SIZE, impl, work, **_sparse_notes(idx))
     benchmark(fn)
 
 
@@ -373,6 +443,9 @@ DENSE_LR = 0.01
 @pytest.mark.parametrize("impl", IMPLS + [pytest.param("torch_fused", marks=_torch)])
 def test_dense_adagrad(benchmark, impl):
     """acc += g*g; w -= lr*g/(sqrt(acc)+eps) over 1e7 floats (torch: optim.Adagrad default, and fused=True)."""
+    work = ("copy", 5 * DENSE_N * 4)  # read w, acc, g; write w, acc
+    if impl == "roof":
+        return _run_roof(benchmark, "dense_adagrad", f"N{DENSE_N}", work)
     rng = np.random.default_rng(SEED)
     w = rng.standard_normal(DENSE_N, dtype=F32)
     g = rng.standard_normal(DENSE_N, dtype=F32) * 0.1
@@ -402,7 +475,7 @@ def test_dense_adagrad(benchmark, impl):
     np_adagrad(w_ref, acc_ref, g, DENSE_LR, EPS, np.empty_like(w))
     fn()
     _check(impl, dict(w=w, acc=acc), dict(w=w_ref, acc=acc_ref))
-    _label(benchmark, "dense_adagrad", f"N{DENSE_N}", impl, **notes)
+    _label(benchmark, "dense_adagrad", f"N{DENSE_N}", impl, work, **notes)
     benchmark(fn)
 
 
@@ -417,6 +490,10 @@ def test_rnn_layer(benchmark, impl):
     """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t
     for every t (torch: nn.RNN(tanh) forward + backward, b_hh = 0 so that b_ih plays b)."""
     T, B, H, E = RNN_T, RNN_B, RNN_H, RNN_E
+    # x W_ih^T and h W_hh^T forward; the carry, dW_hh, dW_ih and dx backward
+    work = ("gemm", 2 * T * B * H * (3 * E + 3 * H))
+    if impl == "roof":
+        return _run_roof(benchmark, "rnn_layer", RNN_SIZE, work, input_width=E)
     rng = np.random.default_rng(SEED)
     k = 1.0 / np.sqrt(H)
     X = rng.standard_normal((T, B, E), dtype=F32)
@@ -483,5 +560,109 @@ def test_rnn_layer(benchmark, impl):
                         dx=x.grad)
 
     _check(impl, fn(), ref)
-    _label(benchmark, "rnn_layer", RNN_SIZE, impl, input_width=E)
+    _label(benchmark, "rnn_layer", RNN_SIZE, impl, work, input_width=E)
+    benchmark(fn)
+
+
+# ---- LSTM layer: input projection, recurrence, BPTT --------------------------------------------------------------
+
+def _sigmoid(x, out):
+    np.negative(x, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_lstm_layer(benchmark, impl):
+    """An LSTM (gates i, f, g, o as torch) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t for every
+    t (torch: nn.LSTM forward + backward, b_hh = 0 so that b_ih plays b).  Same shapes as rnn_layer."""
+    T, B, H, E = RNN_T, RNN_B, RNN_H, RNN_E
+    work = ("gemm", 2 * T * B * 4 * H * (3 * E + 3 * H))  # rnn_layer's six products, with 4H gate rows
+    if impl == "roof":
+        return _run_roof(benchmark, "lstm_layer", RNN_SIZE, work, input_width=E)
+    rng = np.random.default_rng(SEED)
+    k = 1.0 / np.sqrt(H)
+    X = rng.standard_normal((T, B, E), dtype=F32)
+    W_ih = rng.uniform(-k, k, (4 * H, E)).astype(F32)
+    W_hh = rng.uniform(-k, k, (4 * H, H)).astype(F32)
+    b = rng.uniform(-k, k, 4 * H).astype(F32)
+    dH = rng.standard_normal((T, B, H), dtype=F32)
+    h0, c0 = np.zeros((B, H), F32), np.zeros((B, H), F32)
+    X2 = X.reshape(T * B, E)
+    A, Z = np.empty((T, B, 4 * H), F32), np.empty((T, B, 4 * H), F32)
+    A2, Z2 = A.reshape(T * B, 4 * H), Z.reshape(T * B, 4 * H)
+    Hs, Cs = np.empty((T + 1, B, H), F32), np.empty((T + 1, B, H), F32)
+    dW_ih, dx = np.empty((4 * H, E), F32), np.empty((T * B, E), F32)
+
+    def numpy_fn():
+        np.matmul(X2, W_ih.T, out=A2)
+        np.add(A2, b, out=A2)
+        Hs[0], Cs[0] = h0, c0
+        tc = np.empty((B, H), F32)
+        for t in range(T):
+            a = A[t]
+            a += Hs[t] @ W_hh.T
+            g_pre = a[:, 2 * H:3 * H].copy()
+            _sigmoid(a, out=a)  # i, f, o (and g, overwritten next)
+            np.tanh(g_pre, out=a[:, 2 * H:3 * H])
+            np.multiply(a[:, H:2 * H], Cs[t], out=Cs[t + 1])
+            Cs[t + 1] += a[:, :H] * a[:, 2 * H:3 * H]
+            np.tanh(Cs[t + 1], out=tc)
+            np.multiply(a[:, 3 * H:], tc, out=Hs[t + 1])
+        dA = np.empty_like(A)
+        dh, dc = np.zeros((B, H), F32), np.zeros((B, H), F32)
+        for t in reversed(range(T)):
+            i, f, g, o = (A[t][:, q * H:(q + 1) * H] for q in range(4))
+            tc = np.tanh(Cs[t + 1])
+            d_h = dH[t] + dh
+            dc += d_h * o * (1 - tc * tc)
+            da = dA[t]
+            da[:, :H] = dc * g * i * (1 - i)
+            da[:, H:2 * H] = dc * Cs[t] * f * (1 - f)
+            da[:, 2 * H:3 * H] = dc * i * (1 - g * g)
+            da[:, 3 * H:] = d_h * tc * o * (1 - o)
+            dc *= f
+            np.matmul(da, W_hh, out=dh)
+        dA2 = dA.reshape(T * B, 4 * H)
+        dW_hh = dA2.T @ Hs[:-1].reshape(T * B, H)
+        db = dA2.sum(axis=0)
+        np.matmul(dA2.T, X2, out=dW_ih)
+        np.matmul(dA2, W_ih, out=dx)
+        return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+
+    ref = {key: np.array(v) for key, v in numpy_fn().items()}
+
+    if impl == "fastnn":
+        def fn():
+            K.gemm(X2, W_ih, trans_b=True, out=Z2)
+            K.lstm_forward(Z, W_hh, b, h0, c0, out=(Hs, Cs, A))
+            dA, dW_hh, db, _, _ = K.lstm_backward(dH, Hs, Cs, A, W_hh)
+            dA2 = dA.reshape(T * B, 4 * H)
+            K.gemm(dA2, X2, trans_a=True, out=dW_ih)
+            K.gemm(dA2, W_ih, out=dx)
+            return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+    elif impl == "numpy":
+        fn = numpy_fn
+    else:
+        lstm = torch.nn.LSTM(E, H)
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(torch.from_numpy(W_ih))
+            lstm.weight_hh_l0.copy_(torch.from_numpy(W_hh))
+            lstm.bias_ih_l0.copy_(torch.from_numpy(b))
+            lstm.bias_hh_l0.zero_()
+        x = torch.from_numpy(X).requires_grad_()
+        state, dHt = (torch.from_numpy(h0[None]), torch.from_numpy(c0[None])), torch.from_numpy(dH)
+
+        def fn():
+            lstm.zero_grad(set_to_none=True)
+            x.grad = None
+            out, _ = lstm(x, state)
+            out.backward(dHt)
+            return dict(H=out, dW_ih=lstm.weight_ih_l0.grad, dW_hh=lstm.weight_hh_l0.grad, db=lstm.bias_ih_l0.grad,
+                        dx=x.grad)
+
+    _check(impl, fn(), ref)
+    _label(benchmark, "lstm_layer", RNN_SIZE, impl, work, input_width=E)
     benchmark(fn)

@@ -1,10 +1,13 @@
-"""Summarize a `pytest bench --benchmark-json=FILE` run: one markdown table per group with the targets of issue 2.
+"""Summarize a `pytest bench --benchmark-json=FILE` run: one markdown table per group with the targets of issues 2
+and 19, or (--compact) one table with a row per group.
 
-    python bench/summarize.py /tmp/bench.json [--stat min]
+    python bench/summarize.py /tmp/bench.json [--stat min] [--compact]
 
 Per group ("<kernel>:<size>"): each implementation's median time (or --stat min, steadier on a busy machine), how
-many times faster fastnn is than it (its time / fastnn's time), the target speed-up and whether it is met.
-Exit code 0 even when targets are missed.
+many times faster fastnn is than it (its time / fastnn's time), the target speed-up and whether it is met, and its
+fraction of the roof: the group's work per second over the roof's (the roof is the machine's limit for that work,
+timed in the same run with extra_info["impl"] = "roof": one GEMM of the same FLOPs, or a copy of the same bytes).
+fastnn's fraction has a target too (ROOF_TARGETS).  Exit code 0 even when targets are missed.
 """
 import argparse
 import json
@@ -19,8 +22,11 @@ TARGETS = {
     "sparse_sgd": {"numpy": 20.0, "torch": 1.2},
     "dense_adagrad": {"torch": 4.0, "torch_fused": 0.9},
     "rnn_layer": {"torch": 1.5},
+    "lstm_layer": {"torch": 1.3},
 }
-ORDER = ["fastnn", "numpy", "torch", "torch_fused"]
+# Minimum fraction of the roof for fastnn, by the roof's kind.
+ROOF_TARGETS = {"gemm": 0.85, "copy": 0.75}
+ORDER = ["fastnn", "numpy", "torch", "torch_fused", "roof"]
 
 
 def targets_for(group):
@@ -28,34 +34,68 @@ def targets_for(group):
 
 
 def load(path, stat="median"):
-    """{group: {impl: seconds (the given statistic)}} and the machine facts recorded in extra_info."""
+    """({group: {impl: seconds}}, {group: roof facts}, machine facts) from a pytest-benchmark JSON file.
+
+    Roof facts: kind ("gemm" or "copy"), work (the group's FLOPs or bytes) and roof_work (the roof's own).
+    """
     with open(path) as f:
         data = json.load(f)
-    groups, facts = {}, {}
+    groups, roofs, facts = {}, {}, {}
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info", {})
         impl = info.get("impl")
         if impl is None or bench.get("group") is None:
             continue
         groups.setdefault(bench["group"], {})[impl] = bench["stats"][stat]
+        if impl == "roof" and info.get("work") and info.get("roof_work"):
+            roofs[bench["group"]] = dict(kind=info.get("roof"), work=info["work"], roof_work=info["roof_work"])
         for key in ("cpu_model", "openmp_enabled", "blas_threads", "torch_version"):
             facts.setdefault(key, info.get(key))
         facts.setdefault("n_threads", {})[impl] = info.get("n_threads")
-    return groups, facts
+    return groups, roofs, facts
 
 
-def summarize(groups, stat="median"):
+def roof_fraction(times, roof, impl):
+    """impl's rate for the group's work over the roof's rate, or None without a roof."""
+    if roof is None or "roof" not in times or not times.get(impl):
+        return None
+    return (roof["work"] / times[impl]) / (roof["roof_work"] / times["roof"])
+
+
+def _pct(x):
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def _sorted_impls(times):
+    return sorted(times, key=lambda i: (ORDER.index(i) if i in ORDER else len(ORDER), i))
+
+
+def summarize(groups, roofs=None, stat="median"):
     """Markdown lines for every group, and (met, total) over the targets that could be evaluated."""
+    roofs = roofs or {}
     lines, met, total = [], 0, 0
     for group in sorted(groups):
-        times = groups[group]
+        times, roof = groups[group], roofs.get(group)
         want = targets_for(group)
         ours = times.get("fastnn")
-        lines += [f"### {group}", "", f"| impl | {stat} ms | fastnn speed-up | target | met |", "|---|---|---|---|---|"]
-        for impl in sorted(times, key=lambda i: (ORDER.index(i) if i in ORDER else len(ORDER), i)):
+        lines += [f"### {group}", "",
+                  f"| impl | {stat} ms | fastnn speed-up | target | met | of roof |", "|---|---|---|---|---|---|"]
+        for impl in _sorted_impls(times):
             ms = f"{times[impl] * 1e3:.3f}"
+            frac = roof_fraction(times, roof, impl) if impl != "roof" else None
+            if impl == "roof":
+                kind = roof["kind"] if roof else "?"
+                lines.append(f"| roof ({kind}) | {ms} | — | — | — | 100 % |")
+                continue
             if impl == "fastnn":
-                lines.append(f"| {impl} | {ms} | — | — | — |")
+                floor = ROOF_TARGETS.get(roof["kind"]) if roof else None
+                if frac is None or floor is None:
+                    lines.append(f"| {impl} | {ms} | — | — | — | {_pct(frac)} |")
+                else:
+                    total += 1
+                    met += frac >= floor
+                    ok = "yes" if frac >= floor else "no"
+                    lines.append(f"| {impl} | {ms} | — | >= {100 * floor:.0f} % of roof | {ok} | {_pct(frac)} |")
                 continue
             ratio = times[impl] / ours if ours else None
             target = want.get(impl)
@@ -66,7 +106,8 @@ def summarize(groups, stat="median"):
                 met += ratio >= target
                 ok = "yes" if ratio >= target else "no"
             shown = "—" if ratio is None else f"{ratio:.2f}x"
-            lines.append(f"| {impl} | {ms} | {shown} | {'—' if target is None else f'>= {target:g}x'} | {ok} |")
+            lines.append(f"| {impl} | {ms} | {shown} | {'—' if target is None else f'>= {target:g}x'} | {ok} "
+                         f"| {_pct(frac)} |")
         missing = [impl for impl in want if impl not in times]
         if missing or ours is None:
             lines.append("")
@@ -75,24 +116,49 @@ def summarize(groups, stat="median"):
     return lines, met, total
 
 
+def compact(groups, roofs=None, stat="median"):
+    """One markdown table, a row per group: times, fastnn's speed-ups, and fastnn's and torch's fractions of roof."""
+    roofs = roofs or {}
+    lines = [f"| group | fastnn ms | NumPy ms | torch ms | roof ms | vs NumPy | vs torch | fastnn of roof "
+             f"| torch of roof |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for group in sorted(groups):
+        times, roof = groups[group], roofs.get(group)
+        ours = times.get("fastnn")
+
+        def ms(impl):
+            return f"{times[impl] * 1e3:.3f}" if impl in times else "—"
+
+        def ratio(impl):
+            return f"{times[impl] / ours:.2f}x" if impl in times and ours else "—"
+        kind = f" ({roof['kind']})" if roof else ""
+        lines.append(f"| {group} | {ms('fastnn')} | {ms('numpy')} | {ms('torch')} | {ms('roof')}{kind} "
+                     f"| {ratio('numpy')} | {ratio('torch')} | {_pct(roof_fraction(times, roof, 'fastnn'))} "
+                     f"| {_pct(roof_fraction(times, roof, 'torch'))} |")
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="file written by pytest --benchmark-json")
     parser.add_argument("--stat", choices=["median", "min", "mean"], default="median",
                         help="timing statistic to compare (default: median)")
+    parser.add_argument("--compact", action="store_true", help="one table with a row per group (README)")
     args = parser.parse_args(argv)
     try:
-        groups, facts = load(args.json, args.stat)
+        groups, roofs, facts = load(args.json, args.stat)
     except (OSError, ValueError, KeyError) as exc:
         print(f"summarize: cannot read {args.json}: {exc}", file=sys.stderr)
         return 2
     if not groups:
         print(f"summarize: {args.json} has no benchmarks with extra_info['impl'].", file=sys.stderr)
         return 2
-    lines, met, total = summarize(groups, args.stat)
     print(f"CPU: {facts.get('cpu_model')}; OpenMP: {facts.get('openmp_enabled')}; threads: {facts.get('n_threads')}; "
           f"BLAS threads: {facts.get('blas_threads')}; torch: {facts.get('torch_version')}")
     print()
+    if args.compact:
+        print("\n".join(compact(groups, roofs, args.stat)))
+        return 0
+    lines, met, total = summarize(groups, roofs, args.stat)
     print("\n".join(lines))
     print(f"Targets met: {met} of {total}.")
     return 0

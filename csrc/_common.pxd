@@ -13,6 +13,8 @@ cdef extern from "fnn_math.h" nogil:
     double fnn_row_sumexp_d(const double *x, Py_ssize_t n, double m)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)
+    void fnn_row_scale_stream_f(const float *x, float *out, Py_ssize_t n, float a)
+    void fnn_row_scale_stream_d(const double *x, double *out, Py_ssize_t n, double a)
     void fnn_row_shift_f(const float *x, float *out, Py_ssize_t n, float shift)
     void fnn_row_shift_d(const double *x, double *out, Py_ssize_t n, double shift)
     float fnn_dot_f(const float *x, const float *y, Py_ssize_t n)
@@ -79,6 +81,14 @@ cdef inline void row_scale(floating *y, Py_ssize_t n, floating a) noexcept nogil
         fnn_row_scale_f(y, n, a)
     else:
         fnn_row_scale_d(y, n, a)
+
+
+cdef inline void row_scale_stream(const floating *x, floating *out, Py_ssize_t n, floating a) noexcept nogil:
+    """out = a * x with streaming stores (out bypasses the cache; for results bigger than it)."""
+    if floating is float:
+        fnn_row_scale_stream_f(x, out, n, a)
+    else:
+        fnn_row_scale_stream_d(x, out, n, a)
 
 
 cdef inline void row_shift(const floating *x, floating *out, Py_ssize_t n, floating s) noexcept nogil:

@@ -2,8 +2,8 @@
 """Sparse embedding rows: gather, grouping of repeated indices, segment sums, scatter-add and sparse updates.
 
 Race-freedom and thread-count independence come from ownership: in a grouped update each unique row belongs to one
-thread and its contributions are summed in the order of the stable sort; in `_scatter_add` each thread owns a block
-of columns and walks all tokens in order.  Never `out[idx[i]] += ...` across threads.
+thread and its contributions are summed in the order of the stable sort; in `_scatter_add` each thread owns a
+contiguous range of columns and walks all tokens in order.  Never `out[idx[i]] += ...` across threads.
 
 Called only from fastnn/kernels.py, which validates every argument (indices in range, shapes, dtypes) first.
 """
@@ -11,7 +11,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num, threads_for, root
+from _common cimport omp_get_thread_num, threads_for, root, axpy
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
 
@@ -112,25 +112,26 @@ def _segment_sum(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py
 
 def _scatter_add(floating[:, ::1] W, const Py_ssize_t[::1] idx, const floating[:, ::1] G, double alpha,
                  int n_threads):
-    """W[idx[i]] += alpha * G[i] for every i in order (repeats add up).  Threads own column blocks, not rows.
+    """W[idx[i]] += alpha * G[i] for every i in order (repeats add up).  Threads own column ranges, not rows.
 
+    Each thread takes one contiguous range of whole COL_BLOCKs and walks the tokens once: every element still gets
+    its contributions in token order, so the split (and the thread count) does not change the bits.
     W (V, D) INOUT; idx (N,) IN; G (N, D) IN.
     """
-    cdef Py_ssize_t N = idx.shape[0], D = W.shape[1], blk, i, j, lo, hi, row
-    cdef Py_ssize_t n_blocks = (D + COL_BLOCK - 1) // COL_BLOCK
+    cdef Py_ssize_t N = idx.shape[0], D = W.shape[1], p, i, lo, hi
+    cdef Py_ssize_t n_units = (D + COL_BLOCK - 1) // COL_BLOCK, n_parts
     cdef floating a = <floating> alpha
     if N == 0 or D == 0:
         return
     n_threads = threads_for(N * D, n_threads)
-    for blk in prange(n_blocks, schedule="static", num_threads=n_threads, nogil=True):
-        lo = blk * COL_BLOCK
-        hi = lo + COL_BLOCK
+    n_parts = n_threads if n_threads < n_units else n_units
+    for p in prange(n_parts, schedule="static", num_threads=n_threads, nogil=True):
+        lo = (p * n_units // n_parts) * COL_BLOCK
+        hi = ((p + 1) * n_units // n_parts) * COL_BLOCK
         if hi > D:
             hi = D
         for i in range(N):
-            row = idx[i]
-            for j in range(lo, hi):
-                W[row, j] = W[row, j] + a * G[i, j]
+            axpy(a, &G[i, lo], &W[idx[i], lo], hi - lo)
 
 
 def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:, ::1] G, double lr, double l2,
@@ -189,14 +190,18 @@ def _sparse_adagrad_grouped(floating[:, ::1] W, floating[:, ::1] A, const floati
         raise MemoryError()
     # dynamic: the frequent (Zipf) rows sort first, and a static split would give them all to thread 0
     for r in prange(R, schedule="dynamic", chunksize=64, num_threads=n_threads, nogil=True):
-        buf = scratch + omp_get_thread_num() * D
         row = uniq[r]
         src = order[seg[r]]
-        for j in range(D):
-            buf[j] = G[src, j]
-        for k in range(seg[r] + 1, seg[r + 1]):
-            src = order[k]
+        if seg[r + 1] - seg[r] == 1:
+            # most rows of a Zipf batch occur once: update straight from G, no copy
+            adagrad_row(&W[row, 0], &A[row, 0], &G[src, 0], D, <floating> lr, <floating> eps, <floating> l2)
+        else:
+            buf = scratch + omp_get_thread_num() * D
             for j in range(D):
-                buf[j] = buf[j] + G[src, j]
-        adagrad_row(&W[row, 0], &A[row, 0], buf, D, <floating> lr, <floating> eps, <floating> l2)
+                buf[j] = G[src, j]
+            for k in range(seg[r] + 1, seg[r + 1]):
+                src = order[k]
+                for j in range(D):
+                    buf[j] = buf[j] + G[src, j]
+            adagrad_row(&W[row, 0], &A[row, 0], buf, D, <floating> lr, <floating> eps, <floating> l2)
     free(scratch)

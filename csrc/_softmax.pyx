@@ -13,10 +13,13 @@ from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift, dot,
-                      axpy)
+from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_scale_stream,
+                      row_shift, dot, axpy)
 
 cdef Py_ssize_t CHUNK = 131072
+# A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
+# would not stay in the cache anyway, and a plain store first reads every line it writes.
+cdef Py_ssize_t STREAM_BYTES = 16 << 20
 
 
 cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_max, double *out_sum,
@@ -98,16 +101,24 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     cdef floating *g = &grad[0, 0] if (want_grad and B > 0) else NULL
     cdef floating *mx
     cdef double *sm
+    cdef floating *scratch = NULL
+    cdef floating *buf
     cdef floating xt, m
     cdef double s
     if B == 0:
         return
     n_threads = threads_for(B * V, n_threads)
+    # exps go to a per-thread row buffer (it stays in cache), then to g with streaming stores
+    cdef bint stream = (want_grad and g != &logits[0, 0] and V <= CHUNK
+                        and B * V * <Py_ssize_t> sizeof(floating) > STREAM_BYTES)
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
-    if mx == NULL or sm == NULL:
+    if stream:
+        scratch = <floating *> malloc(n_threads * V * sizeof(floating))
+    if mx == NULL or sm == NULL or (stream and scratch == NULL):
         free(mx)
         free(sm)
+        free(scratch)
         raise MemoryError()
     with nogil:
         if V <= CHUNK:
@@ -117,7 +128,12 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
                 t = targets[i]
                 xt = logits[i, t]
                 m = row_max(&logits[i, 0], V)
-                if want_grad:
+                if stream:
+                    buf = scratch + omp_get_thread_num() * V
+                    s = row_exp(&logits[i, 0], buf, V, m)
+                    row_scale_stream(buf, g + i * V, V, <floating> (scale / s))
+                    g[i * V + t] = g[i * V + t] - <floating> scale
+                elif want_grad:
                     s = row_exp(&logits[i, 0], g + i * V, V, m)
                     row_scale(g + i * V, V, <floating> (scale / s))
                     g[i * V + t] = g[i * V + t] - <floating> scale
@@ -140,6 +156,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
                         g[i * V + t] = g[i * V + t] - <floating> scale
     free(mx)
     free(sm)
+    free(scratch)
     if n_pieces < 0:
         raise MemoryError()
 

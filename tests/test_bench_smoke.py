@@ -25,9 +25,10 @@ def summarize():
     return _load("summarize")
 
 
-def _fake_run(path, times):
-    benches = [dict(group=g, extra_info=dict(impl=i, n_threads=2, cpu_model="test CPU"), stats=dict(median=t))
-               for (g, i), t in times.items()]
+def _fake_run(path, times, infos=None):
+    infos = infos or {}
+    benches = [dict(group=g, extra_info=dict(impl=i, n_threads=2, cpu_model="test CPU", **infos.get((g, i), {})),
+                    stats=dict(median=t)) for (g, i), t in times.items()]
     with open(path, "w") as f:
         json.dump(dict(benchmarks=benches), f)
 
@@ -44,6 +45,21 @@ def test_summarize_ratios_and_targets(summarize, tmp_path, capsys):
     assert "| torch_fused | 9.500 | 0.95x | >= 0.9x | yes |" in out
     assert "Not run: torch." in out  # dense_adagrad's plain torch baseline is missing
     assert "Targets met: 2 of 3." in out
+
+
+def test_summarize_roof_fractions(summarize, tmp_path, capsys):
+    """fraction of roof = (work / time) / (roof_work / roof time), with fastnn's floor by the roof's kind."""
+    path = tmp_path / "bench.json"
+    g = "output_layer:B128xH256xV10000"
+    _fake_run(path, {(g, "fastnn"): 0.010, (g, "torch"): 0.020, (g, "roof"): 0.004},
+              {(g, "roof"): dict(roof="gemm", work=1e9, roof_work=0.5e9)})
+    assert summarize.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| fastnn | 10.000 | — | >= 85 % of roof | no | 80 % |" in out     # 1e11 FLOP/s of 1.25e11
+    assert "| torch | 20.000 | 2.00x | >= 1.5x | yes | 40 % |" in out
+    assert "| roof (gemm) | 4.000 |" in out
+    assert summarize.main([str(path), "--compact"]) == 0
+    assert f"| {g} | 10.000 | — | 20.000 | 4.000 (gemm) | — | 2.00x | 80 % | 40 % |" in capsys.readouterr().out
 
 
 def test_summarize_target_lookup(summarize):
@@ -75,4 +91,4 @@ def test_pytest_bench_collects_and_checks():
            "-k", "softmax_xent and not torch"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "4 passed" in proc.stdout
+    assert "6 passed" in proc.stdout  # fastnn, numpy and roof at both sizes
