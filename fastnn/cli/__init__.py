@@ -9,7 +9,7 @@ import sys
 from fastnn.cli._common import CLIError, Parser
 
 # Modules that register subcommands, in help order.  A module missing here is simply not offered.
-_COMMAND_MODULES = ["info", "gradcheck", "compare", "tagger", "lm", "embed", "experiment", "search"]
+_COMMAND_MODULES = ["info", "gradcheck", "overfit", "compare", "tagger", "lm", "embed", "experiment", "search"]
 
 
 def _version():

