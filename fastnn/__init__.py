@@ -11,17 +11,24 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def _import_kernels():
     """fastnn._ext._info, or an ImportError that names the fix when this is a source tree whose kernels were never
-    built (a checkout imported in place of the installed package, e.g. `python -m pytest bench` run inside it)."""
+    built (a checkout imported in place of the installed package, e.g. `python -m pytest bench` run inside it) or
+    lack a module its csrc/ has (an in-place build older than the sources, e.g. after a pull)."""
+    import glob
     import importlib.machinery
 
     ext = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext")
-    built = any(f.startswith("_info.") and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
-                for f in os.listdir(ext))
-    if not built:
-        root = os.path.dirname(os.path.dirname(ext))
-        raise ImportError(f"fastnn's compiled kernels are not built in {ext}: run `pip install -e .` or "
-                          f"`python setup.py build_ext --inplace` in {root}, or run from outside that directory "
-                          "to use an installed fastnn")
+    root = os.path.dirname(os.path.dirname(ext))
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    built = {f.split(".")[0] for f in os.listdir(ext) if f.endswith(suffixes)}
+    fix = (f"run `pip install -e .` or `python setup.py build_ext --inplace` in {root}, or run from outside that "
+           "directory to use an installed fastnn")
+    if "_info" not in built:
+        raise ImportError(f"fastnn's compiled kernels are not built in {ext}: {fix}")
+    # a source tree (csrc/ beside the package; an installed fastnn has none): every kernel source must be built
+    missing = sorted({os.path.basename(p)[:-4] for p in glob.glob(os.path.join(root, "csrc", "*.pyx"))} - built)
+    if missing:
+        raise ImportError(f"fastnn's compiled kernels in {ext} are older than csrc/ (not built: "
+                          f"{', '.join(missing)}): {fix}")
     from fastnn._ext import _info
     return _info
 

@@ -14,6 +14,8 @@ ascending rows and their summed gradients, never a dense V x D array.
 A node type adds gradients only through the public hooks: `Node.add_grad(g, owned=)`, `Param.add_grad(g, owned=)`,
 `Param.add_row_grad(idx, G)` and `Param.add_grad_matmul(a, b)` (grad += a.T @ b, in place through BLAS).
 """
+import contextlib
+
 import numpy as np
 
 from fastnn import kernels
@@ -300,6 +302,16 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """`with model.evaluating():` runs the block in eval mode and restores the previous mode after it."""
+        was = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was)
 
     def astype(self, dtype):
         """Cast every parameter to dtype in place of the old arrays (gradients are cleared)."""

@@ -166,6 +166,19 @@ def test_unbuilt_source_tree_names_the_fix(tmp_path):
     assert "`pip install -e .`" in last and "`python setup.py build_ext --inplace`" in last and last.count(". ") == 0
 
 
+def test_stale_source_tree_names_the_fix(tmp_path):
+    """An in-place build older than csrc/ (a kernel added since, e.g. after a pull): one sentence naming it."""
+    src = os.path.dirname(fastnn.__file__)
+    shutil.copytree(src, tmp_path / "fastnn", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "csrc").mkdir()
+    (tmp_path / "csrc" / "_brand_new.pyx").write_text("")
+    proc = subprocess.run([sys.executable, "-c", "import fastnn"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "are older than csrc/ (not built: _brand_new)" in last, proc.stderr
+    assert "`python setup.py build_ext --inplace`" in last
+
+
 def test_tests_run_against_the_installed_package():
     """.ci/run's second venv: the wheel built from the sdist, tests copied out of the checkout."""
     if not os.environ.get("FASTNN_SDIST"):

@@ -155,6 +155,14 @@ def test_module_astype_train_eval(rng):
     net = Net().astype(np.float64)
     assert all(p.dtype == np.float64 for p in net.parameters().values())
     assert net.eval().drop.training is False and net.train().drop.training is True
+    with pytest.raises(RuntimeError), net.evaluating():          # eval mode inside, the old mode back after
+        assert net.drop.training is False
+        raise RuntimeError
+    assert net.drop.training is True
+    net.eval()
+    with net.evaluating():
+        pass
+    assert net.drop.training is False
 
 
 def test_two_layer_tanh_net_trains_with_sgd():

@@ -95,14 +95,10 @@ class _Classifier(Module):
         x = self._check_x(x)
         y = np.asarray(y)
         total = 0.0
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             for s in range(0, len(x), self.CHUNK):
                 xs, ys = x[s:s + self.CHUNK], y[s:s + self.CHUNK]
                 total += float(self.loss((xs, ys)).value) * len(ys)
-        finally:
-            self.train(was)
         return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
     def config(self):

@@ -129,17 +129,13 @@ class LSTMLM(Module):
         s = as_stream(stream, self.vocab_size, "LSTMLM.token_logprobs")
         inp = np.concatenate([[self.eos_id], s[:-1]]) if len(s) else s
         out = np.empty(len(s), dtype=np.float64)
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             state = None
             for i in range(0, len(s), chunk):
                 H, state = self._hidden(inp[i:i + chunk, None], state)
                 hv = H.value.reshape(-1, self.hidden)
                 t = s[i:i + chunk]
                 out[i:i + chunk] = output_logprobs(self.out, hv, t)
-        finally:
-            self.train(was)
         return out
 
     def perplexity(self, stream):

@@ -186,16 +186,12 @@ class NPLM(Module):
         where = "NPLM.token_logprobs"
         s = as_stream(stream, self.vocab_size, where)
         ctx = contexts(s, self.order, self.eos_id)
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             out = np.empty(len(s), dtype=np.float64)
             for i in range(0, len(s), batch_size):
                 feats = self._features(ctx[i:i + batch_size]).value
                 t = s[i:i + batch_size]
                 out[i:i + batch_size] = output_logprobs(self.out, feats, t)
-        finally:
-            self.train(was)
         return out
 
     def perplexity(self, stream):
@@ -205,12 +201,8 @@ class NPLM(Module):
 
     def predict(self, ctx):
         """log P(. | context) for contexts (B, n-1): a (B, |V|) float array."""
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             return self.out.log_probs(self._features(np.asarray(ctx)).value)
-        finally:
-            self.train(was)
 
     # -- protocol ----------------------------------------------------------------------------------------------
     def config(self):

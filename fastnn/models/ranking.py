@@ -228,13 +228,9 @@ class WindowRanker(Module):
         """s(x) of every window (B, window) as a float64 (B,) array (no graph)."""
         w = self._check_windows(windows, "WindowRanker.scores")
         out = np.empty(len(w), dtype=np.float64)
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             for i in range(0, len(w), batch_size):
                 out[i:i + batch_size] = self.score_node(w[i:i + batch_size]).value[:, 0]
-        finally:
-            self.train(was)
         return out
 
     def evaluate(self, windows, negatives):

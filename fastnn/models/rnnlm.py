@@ -252,17 +252,13 @@ class RNNLM(Module):
         s = as_stream(stream, self.vocab_size, "RNNLM.token_logprobs")
         inp = np.concatenate([[self.eos_id], s[:-1]]) if len(s) else s
         out = np.empty(len(s), dtype=np.float64)
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             h = np.zeros((1, self.hidden), self._dtype)
             for i in range(0, len(s), chunk):
                 H, h = self._hidden(inp[i:i + chunk, None], h)
                 hv = H.value.reshape(-1, self.hidden)
                 t = s[i:i + chunk]
                 out[i:i + chunk] = output_logprobs(self.out, hv, t)
-        finally:
-            self.train(was)
         return out
 
     def perplexity(self, stream):

@@ -542,10 +542,8 @@ class WindowTagger(Module):
 
     def scores(self, enc, chunk=8192):
         """Per task, the (N, K) tag scores of every window of an Encoded corpus (eval mode, no graph kept)."""
-        was = self.training
-        self.eval()
         out = [[] for _ in self.heads]
-        try:
+        with self.evaluating():
             for lo in range(0, len(enc.words), chunk):
                 hv = self.hidden_layer(enc.batch(rows=slice(lo, lo + chunk))).value
                 for k, head in enumerate(self.heads):
@@ -553,8 +551,6 @@ class WindowTagger(Module):
                     s[...] = head.b.value
                     s += hv @ head.W.value.T
                     out[k].append(s)
-        finally:
-            self.train(was)
         return [np.concatenate(o) if o else np.zeros((0, h.W.shape[0])) for o, h in zip(out, self.heads)]
 
     def predict_ids(self, enc):
