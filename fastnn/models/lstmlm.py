@@ -14,11 +14,10 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.models.nplm import as_stream, output_logprobs
-from fastnn.models.rnnlm import BPTTBatches, word_classes
+from fastnn.models.rnnlm import BPTTBatches, check_lm_fields
 from fastnn.nn import ClassSoftmaxOutput
 
 __all__ = ["LSTMLM", "gradcheck_cases"]
@@ -44,33 +43,9 @@ class LSTMLM(Module):
                  forget_bias=1.0, dropout=0.0, clip=0.0, eos_id=1, rng=0, dtype=np.float32, init_scale=0.1,
                  counts=None, words=None):
         where = "LSTMLM"
-        self.vocab_size = check_int(vocab_size, "vocab_size", where)
-        self.hidden = check_int(hidden, "hidden", where)
-        self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
-        self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
-        if self.dropout_p >= 1:
-            raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
-        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
-        if self.eos_id >= self.vocab_size:
-            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
-        self.init_scale = float(init_scale)
-        self._dtype = np.dtype(dtype)
-        self.words = None if words is None else [str(w) for w in words]
-        if self.words is not None and len(self.words) != self.vocab_size:
-            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
-        if counts is not None:
-            counts = np.asarray(counts, dtype=np.float64)
-            if counts.shape != (self.vocab_size,):
-                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
-        self.classes = check_int(classes, "classes", where, low=0)
-        self.class_method = class_method
-        if self.classes and word_class is None:
-            if counts is None:
-                raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency classes.")
-            word_class = word_classes(counts, self.classes, method=class_method)
-        self.word_class = None if not self.classes else [int(c) for c in np.asarray(word_class)]
-        if self.word_class is not None and len(self.word_class) != self.vocab_size:
-            raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got {len(self.word_class)}.")
+        counts = check_lm_fields(self, where, vocab_size=vocab_size, hidden=hidden, embed=embed, dropout=dropout,
+                                 eos_id=eos_id, init_scale=init_scale, dtype=dtype, words=words, counts=counts,
+                                 classes=classes, word_class=word_class, class_method=class_method)
         rng = _init.as_rng(rng, where)
         self.emb = nn.Embedding(self.vocab_size, self.embed, rng=rng, dtype=dtype, scale=self.init_scale)
         self.lstm = nn.LSTM(self.embed, self.hidden, rng=rng, dtype=dtype, forget_bias=forget_bias, clip=clip)

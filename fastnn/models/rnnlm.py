@@ -31,7 +31,7 @@ from fastnn.metrics import perplexity as _perplexity
 from fastnn.models.nplm import as_stream, output_logprobs
 from fastnn.nn import ClassSoftmaxOutput
 
-__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
+__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "check_lm_fields", "gradcheck_cases"]
 
 
 # ---- frequency classes -------------------------------------------------------------------------------------------
@@ -115,6 +115,41 @@ class BPTTBatches:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
+def check_lm_fields(model, where, *, vocab_size, hidden, embed, dropout, eos_id, init_scale, dtype, words, counts,
+                    classes, word_class, class_method):
+    """Check and set the fields every word-level LM here shares (RNNLM, LSTMLM): sizes, dropout, </s>, dtype, the
+    vocabulary's words, and the class-factorized output's word classes (formed from `counts` when not given).
+    Returns `counts` as float64 (or None) for the output bias init."""
+    model.vocab_size = check_int(vocab_size, "vocab_size", where)
+    model.hidden = check_int(hidden, "hidden", where)
+    model.embed = model.hidden if embed is None else check_int(embed, "embed", where)
+    model.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
+    if model.dropout_p >= 1:
+        raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
+    model.eos_id = check_int(eos_id, "eos_id", where, low=0)
+    if model.eos_id >= model.vocab_size:
+        raise ValueError(f"{where}: 'eos_id' must be in [0, {model.vocab_size}); got {eos_id}.")
+    model.init_scale = float(init_scale)
+    model._dtype = np.dtype(dtype)
+    model.words = None if words is None else [str(w) for w in words]
+    if model.words is not None and len(model.words) != model.vocab_size:
+        raise ValueError(f"{where}: 'words' must have {model.vocab_size} entries; got {len(model.words)}.")
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != (model.vocab_size,):
+            raise ValueError(f"{where}: 'counts' must have shape ({model.vocab_size},); got {counts.shape}.")
+    model.classes = check_int(classes, "classes", where, low=0)
+    model.class_method = class_method
+    if model.classes and word_class is None:
+        if counts is None:
+            raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency classes.")
+        word_class = word_classes(counts, model.classes, method=class_method)
+    model.word_class = None if not model.classes else [int(c) for c in np.asarray(word_class)]
+    if model.word_class is not None and len(model.word_class) != model.vocab_size:
+        raise ValueError(f"{where}: 'word_class' must have {model.vocab_size} entries; got {len(model.word_class)}.")
+    return counts
+
+
 class RNNLM(Module):
     """Elman RNN language model.
 
@@ -139,35 +174,11 @@ class RNNLM(Module):
                  init_scale=0.1, counts=None, words=None, fused=True):
         where = "RNNLM"
         self.fused = bool(fused)
-        self.vocab_size = check_int(vocab_size, "vocab_size", where)
-        self.hidden = check_int(hidden, "hidden", where)
-        self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
+        counts = check_lm_fields(self, where, vocab_size=vocab_size, hidden=hidden, embed=embed, dropout=dropout,
+                                 eos_id=eos_id, init_scale=init_scale, dtype=dtype, words=words, counts=counts,
+                                 classes=classes, word_class=word_class, class_method=class_method)
         self.activation, self.init = activation, init
-        self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
-        if self.dropout_p >= 1:
-            raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
         self.clip = float(check_scalar(clip, "clip", where, low=0))
-        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
-        if self.eos_id >= self.vocab_size:
-            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
-        self.init_scale = float(init_scale)
-        self._dtype = np.dtype(dtype)
-        self.words = None if words is None else [str(w) for w in words]
-        if self.words is not None and len(self.words) != self.vocab_size:
-            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
-        if counts is not None:
-            counts = np.asarray(counts, dtype=np.float64)
-            if counts.shape != (self.vocab_size,):
-                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
-        self.classes = check_int(classes, "classes", where, low=0)
-        self.class_method = class_method
-        if self.classes and word_class is None:
-            if counts is None:
-                raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency classes.")
-            word_class = word_classes(counts, self.classes, method=class_method)
-        self.word_class = None if not self.classes else [int(c) for c in np.asarray(word_class)]
-        if self.word_class is not None and len(self.word_class) != self.vocab_size:
-            raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got {len(self.word_class)}.")
         rng = _init.as_rng(rng, where)
         self.emb = nn.Embedding(self.vocab_size, self.embed, rng=rng, dtype=dtype, scale=self.init_scale)
         self.rnn = nn.RNN(self.embed, self.hidden, rng=rng, activation=activation, init=init, dtype=dtype,
