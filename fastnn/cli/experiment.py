@@ -87,6 +87,8 @@ def register(sub):
     c.add_argument("--heuristic-steps", type=int, default=CLIP_DEFAULTS["heuristic_steps"],
                    help=f"unclipped steps whose mean gradient norm is the heuristic threshold; 0 skips it (default "
                         f"{CLIP_DEFAULTS['heuristic_steps']})")
+    c.add_argument("--workers", default=CLIP_DEFAULTS["workers"],
+                   help=f"runs trained at once, in separate processes (default {CLIP_DEFAULTS['workers']})")
     c.set_defaults(func=run_clipping)
 
     from fastnn.experiments import digits
@@ -213,7 +215,7 @@ def run_clipping(args):
         raise CLIError(f"--heuristic-steps must be >= 0; got {args.heuristic_steps}")
     s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model,
                   thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
-                  heuristic_steps=args.heuristic_steps)
+                  heuristic_steps=args.heuristic_steps, workers=_positive(int, "workers")(args.workers))
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
     if args.json:
         keys = ("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",

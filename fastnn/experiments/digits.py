@@ -27,7 +27,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
-from fastnn.experiments import jsonable
+from fastnn.experiments import jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
 from fastnn.train import ArrayBatches, Trainer
@@ -191,27 +191,7 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     jobs = [(kind, order, lr, clip, seed, n_threads, train_settings)
             for kind, order in itertools.product(models, orders)
             for lr, clip in itertools.product(grid["lr"], grid["clip"])]
-    runs = []
-    if s["workers"] > 1:
-        import concurrent.futures
-        import multiprocessing
-        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
-        with concurrent.futures.ProcessPoolExecutor(s["workers"], mp_context=multiprocessing.get_context("spawn")) \
-                as pool:
-            for r in pool.map(_job, jobs):
-                runs.append(r)
-                _say(log, r)
-    else:
-        datasets = {}
-        for job in jobs:
-            order = job[1]
-            if order not in datasets:
-                datasets[order] = digit_sequences(order, seed=seed)
-            kind, _, lr, clip = job[:4]
-            r = train_one(kind, order, lr, clip, seed=seed, data=datasets[order], n_threads=n_threads,
-                          **train_settings)
-            runs.append(r)
-            _say(log, r)
+    runs = map_jobs(_job, jobs, s["workers"], lambda r: _say(log, r))
     out = []
     for kind, order in itertools.product(models, orders):
         mine = [r for r in runs if r["model"] == kind and r["order"] == order]
