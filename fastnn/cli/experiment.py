@@ -102,7 +102,8 @@ def register(sub):
                    help="pixel orders (default both)")
     d.add_argument("--epochs", default=dd["epochs"], help=f"epochs per run (default {dd['epochs']})")
     d.add_argument("--lr", nargs="+", metavar="LR", help=f"learning rates of the grid (default "
-                   f"{' '.join(map(str, digits.GRID['lr']))})")
+                   f"{' '.join(map(str, digits.GRID['lr']))}; IRNN "
+                   f"{' '.join(map(str, digits.MODEL_GRID['irnn']['lr']))})")
     d.add_argument("--clip", nargs="+", metavar="C", help=f"gradient-norm clipping thresholds of the grid (default "
                    f"{' '.join(map(str, digits.GRID['clip']))})")
     d.add_argument("--long", action="store_true",
@@ -241,10 +242,12 @@ def run_digits(args):
                     workers=_positive(int, "workers")(args.workers))
     if args.threads == 0:
         raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    grid = dict(digits.LONG_GRID if args.long else digits.GRID)
-    for key, values in (("lr", args.lr), ("clip", args.clip)):
-        if values is not None:
-            grid[key] = _grid_values(values, key)
+    grid = None    # the per-model default grids unless a grid option is given
+    if args.long or args.lr is not None or args.clip is not None:
+        grid = dict(digits.LONG_GRID if args.long else digits.GRID)
+        for key, values in (("lr", args.lr), ("clip", args.clip)):
+            if values is not None:
+                grid[key] = _grid_values(values, key)
     out = None if str(args.out).lower() == "none" else args.out
     plot = args.plot
     if plot is None:       # the default plot only when matplotlib is there to draw it

@@ -211,6 +211,18 @@ def make_model(kind, settings, seed):
                      in_std=settings["in_std"], out_std=settings["out_std"])
 
 
+def fit(kind, T, settings, seed, **overrides):
+    """make_model(kind, settings, seed) trained by train() as every experiment trains it: the settings' lr, lr_end,
+    momentum, batch size, steps and eval_every, norm clipping at settings["clip"], batches from [seed, 3];
+    `overrides` replace any of train()'s keywords.  Returns (model, history)."""
+    model = make_model(kind, settings, seed)
+    kw = dict(T=T, steps=settings["steps"], lr=settings["lr"], lr_end=settings["lr_end"],
+              momentum=settings["momentum"], batch_size=settings["batch_size"], clip="norm", max_norm=settings["clip"],
+              seed=[seed, 3], eval_every=settings["eval_every"])
+    kw.update(overrides)
+    return model, train(model, **kw)
+
+
 def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=1, **settings):
     """Train each model in `models` on the adding problem of length T with the same settings; return one dict per
     model: model, T, steps, final_test_mse, baseline_mse, seconds, plus the curves (eval_steps, test_mse) and the
@@ -229,10 +241,7 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
     out = []
     with threads(kernels=n_threads, blas=n_threads):
         for kind in models:
-            model = make_model(kind, s, seed)
-            h = train(model, T=T, steps=s["steps"], lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
-                      batch_size=s["batch_size"], clip="norm", max_norm=s["clip"], seed=[seed, 3], test=test,
-                      eval_every=s["eval_every"], log=log)
+            _, h = fit(kind, T, s, seed, test=test, log=log)
             out.append(dict(model=kind, T=T, steps=h["steps"], final_test_mse=h["test_mse"][-1],
                             baseline_mse=ADDING_BASELINE_MSE, seconds=round(h["seconds"], 2),
                             diverged=h["diverged"], eval_steps=h["eval_steps"], test_mse=h["test_mse"],
@@ -253,10 +262,7 @@ def _grid_job(job):
     valid = adding(s["n_test"], T, np.random.default_rng([seed, 5]))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     with threads(kernels=n_threads, blas=n_threads):
-        model = make_model(kind, s, seed)
-        h = train(model, T=T, steps=s["steps"], lr=lr, lr_end=s["lr_end"], momentum=s["momentum"],
-                  batch_size=s["batch_size"], clip="norm", max_norm=clip, seed=[seed, 3], test=valid,
-                  eval_every=s["eval_every"])
+        model, h = fit(kind, T, s, seed, lr=lr, max_norm=clip, test=valid)
         test_mse = math.nan if h["diverged"] else model.mse(*test)
     return dict(model=kind, T=T, lr=lr, clip=clip, steps=h["steps"], diverged=h["diverged"],
                 valid_mse=h["test_mse"][-1], test_mse=test_mse, eval_steps=h["eval_steps"], valid_curve=h["test_mse"],

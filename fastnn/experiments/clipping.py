@@ -28,7 +28,7 @@ import numpy as np
 from fastnn import kernels, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import map_jobs
-from fastnn.experiments.adding import DEFAULTS, make_model, time_major, train
+from fastnn.experiments.adding import DEFAULTS, fit, time_major
 
 CLIP_MODES = (None, "norm", "temporal", "value")
 CLIP_LABELS = {
@@ -77,11 +77,9 @@ def threshold_heuristic(T, s, seed, steps):
     """The lecture's thresholds from `steps` SGD steps of unclipped training (the model is built and trained as every
     run, then thrown away): (mean global gradient norm, mean of the largest BPTT-error element per step), for norm
     and temporal clipping.  Non-finite values (a blow-up) end the averages early."""
-    model = make_model(s["kind"], s, seed)
     errors = []
-    h = train(model, T=T, steps=steps, lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
-              batch_size=s["batch_size"], clip=None, max_norm=math.inf, seed=[seed, 3], test=None, eval_every=0,
-              on_step=lambda m, batch: errors.append(bptt_error_max(m, batch)))
+    _, h = fit(s["kind"], T, s, seed, steps=steps, clip=None, max_norm=math.inf, eval_every=0,
+               on_step=lambda m, batch: errors.append(bptt_error_max(m, batch)))
     g = h["grad_norm"][:h["steps"]]
     e = np.asarray(errors[:h["steps"]])
     e = e[:np.argmin(np.isfinite(e))] if not np.isfinite(e).all() else e
@@ -93,10 +91,7 @@ def _run(job):
     role, mode, c, T, s, seed, n_threads = job
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     with threads(kernels=n_threads, blas=n_threads):
-        model = make_model(s["kind"], s, seed)
-        h = train(model, T=T, steps=s["steps"], lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
-                  batch_size=s["batch_size"], clip=mode, max_norm=c, seed=[seed, 3], test=test,
-                  eval_every=s["eval_every"])
+        model, h = fit(s["kind"], T, s, seed, clip=mode, max_norm=c, test=test)
         units = active_units(model, test[0][:200])
     gn = h["grad_norm"][:h["steps"] + int(h["diverged"])]
     return dict(role=role, clip=mode_name(mode), label=CLIP_LABELS[mode], threshold=c, kind=s["kind"], lr=s["lr"],
