@@ -69,15 +69,8 @@ class LSTMLM(RecurrentLM):
     def _recur(self, e, state, state_at):
         return self.lstm(e, state, state_at=state_at)
 
-    # -- protocol ------------------------------------------------------------------------------------------------
-    def config(self):
-        return {**self._vocab_config(), "forget_bias": self.forget_bias, "clip": self.clip}
-
-    def __repr__(self):
-        out = f"{self.classes} classes" if self.classes else "full softmax"
-        return (f"LSTMLM(vocab_size={self.vocab_size}, hidden={self.hidden}, embed={self.embed}, {out}, "
-                f"forget_bias={self.forget_bias}, dropout={self.dropout_p}, clip={self.clip}, "
-                f"dtype={self._dtype.name})")
+    def _settings(self):
+        return {"forget_bias": self.forget_bias}
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ class NeuralLM(Module):
 class RecurrentLM(NeuralLM):
     """Base of the recurrent LMs (RNNLM, LSTMLM): an embedding of the previous token, a recurrent layer (the
     subclass's `_recur(e, state, state_at)` -> (H Node (L, B, hidden), state after step state_at)), the output layer,
-    and the state carried from one BPTTBatches batch to the next (`self.state`: None, or the layer's state)."""
+    and the state carried from one BPTTBatches batch to the next (`self.state`: None, or the layer's state).  Its
+    `_settings()` are the recurrent layer's own constructor arguments (in config() and the repr)."""
 
     def _check_sizes(self, where, hidden, embed):
         self.hidden = check_int(hidden, "hidden", where)
@@ -193,5 +194,12 @@ class RecurrentLM(NeuralLM):
             H, state = self._hidden(inp[i:i + chunk, None], state)
             yield i, H.value.reshape(-1, self.hidden)
 
-    def _vocab_config(self):
-        return {**super()._vocab_config(), "hidden": self.hidden, "embed": self.embed}
+    def config(self):
+        return {**self._vocab_config(), "hidden": self.hidden, "embed": self.embed, **self._settings(),
+                "clip": self.clip}
+
+    def __repr__(self):
+        out = f"{self.classes} classes" if self.classes else "full softmax"
+        own = "".join(f"{k}={v!r}, " for k, v in self._settings().items())   # the recurrent layer's settings
+        return (f"{type(self).__name__}(vocab_size={self.vocab_size}, hidden={self.hidden}, embed={self.embed}, "
+                f"{own}{out}, dropout={self.dropout_p}, clip={self.clip}, dtype={self._dtype.name})")

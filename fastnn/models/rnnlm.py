@@ -181,15 +181,8 @@ class RNNLM(RecurrentLM):
         return Node(np.asarray(loss, dtype=self._dtype).reshape(()), (), backward, "rnnlm_segment",
                     requires_grad=True)
 
-    # -- protocol ------------------------------------------------------------------------------------------------
-    def config(self):
-        return {**self._vocab_config(), "activation": self.activation, "init": self.init, "clip": self.clip}
-
-    def __repr__(self):
-        out = f"{self.classes} classes" if self.classes else "full softmax"
-        return (f"RNNLM(vocab_size={self.vocab_size}, hidden={self.hidden}, embed={self.embed}, "
-                f"activation={self.activation!r}, init={self.init!r}, {out}, dropout={self.dropout_p}, "
-                f"clip={self.clip}, dtype={self._dtype.name})")
+    def _settings(self):
+        return {"activation": self.activation, "init": self.init}
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------

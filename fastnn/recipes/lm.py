@@ -21,8 +21,8 @@ import numpy as np
 
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["LMConfig", "NGramConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig", "CONFIGS",
-           "PRESETS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
+__all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
+           "CONFIGS", "PRESETS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -30,7 +30,7 @@ _HELP = dict(
     lr="initial learning rate", optimizer="sgd or adagrad (lazy sparse rows for the vectors)",
     weight_decay="L2 on weights and embeddings (not biases)",
     batch_size="examples per update (NPLM) / parallel streams (RNN)", hidden="hidden units",
-    dropout="dropout probability (0: none)", init_scale="the word vectors start as U(-s, s)",
+    dropout="dropout probability (0: none)", classes="frequency classes of the factorized output (0: full softmax)",
     clip_norm="clip the global gradient norm (0: off)",
     max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
                 "far; none: no budget)",
@@ -46,9 +46,20 @@ class LMConfig:
     seed: int = option(0, "seed of initialisation, order, dropout")
 
     arch = None
+    # check_fields' arguments; a subclass adds its own with _more_checks
+    _checks = dict(ints=dict(min_count=1, seed=0))
 
-    def check(self, **kw):
-        check_fields(self, ints=dict(min_count=1, seed=0, **kw.pop("ints", {})), **kw)
+    def __post_init__(self):
+        check_fields(self, **self._checks)
+
+
+def _more_checks(base, *, ints=(), **names):
+    """base's checks (an LMConfig._checks) with more fields: ints a dict {name: low}, the others tuples of names."""
+    out = {k: (dict(v) if k == "ints" else tuple(v)) for k, v in base.items()}
+    out["ints"] = {**out.get("ints", {}), **dict(ints)}
+    for kind, more in names.items():
+        out[kind] = out.get(kind, ()) + tuple(more)
+    return out
 
 
 @dataclass
@@ -59,52 +70,49 @@ class NGramConfig(LMConfig):
                                   "2003), weights per context-frequency class fitted by EM on the valid text",
                             choices=("kn", "di"))
     arch = "ngram"
-
-    def __post_init__(self):
-        self.check(ints=dict(order=1))
+    _checks = _more_checks(LMConfig._checks, ints=dict(order=1))
 
 
 @dataclass
-class NPLMConfig(LMConfig):
+class NeuralConfig(LMConfig):
+    """What the neural LMs share, where their defaults agree (each subclass adds classes, epochs, lr, batch_size,
+    clip_norm, max_minutes and patience with its own defaults)."""
+    hidden: int = option(100, _HELP["hidden"])
+    dropout: float = option(0.0, _HELP["dropout"])
+    init_scale: float = option(0.1, "the word vectors start as U(-s, s)")
+    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
+    weight_decay: float = option(0.0, _HELP["weight_decay"])
+    _checks = _more_checks(LMConfig._checks, ints=dict(hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
+                           positive=("lr", "init_scale"), fractions=("dropout",), nonneg=("weight_decay", "clip_norm"),
+                           positive_or_none=("max_minutes",))
+
+
+@dataclass
+class NPLMConfig(NeuralConfig):
     """Bengio et al. (2003)'s neural probabilistic LM."""
     order: int = option(5, _HELP["order"])
     dim: int = option(60, "NPLM word feature size m")
-    hidden: int = option(100, _HELP["hidden"])
     direct: bool = option(False, "direct connections from the features to the output", negatable=True)
-    classes: int = option(0, "frequency classes of the factorized output (0: full softmax)")
-    dropout: float = option(0.0, _HELP["dropout"])
-    init_scale: float = option(0.1, _HELP["init_scale"])
+    classes: int = option(0, _HELP["classes"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
     lr_decay: float = option(0.0, "r in lr_t = lr / (1 + r t) (t = updates)")
-    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
-    weight_decay: float = option(0.0, _HELP["weight_decay"])
     batch_size: int = option(128, _HELP["batch_size"])
     clip_norm: float = option(0.0, _HELP["clip_norm"])
     max_minutes: float = option(None, _HELP["max_minutes"], type=float)
     patience: int = option(None, _HELP["patience"], type=int)
     arch = "nplm"
-
-    def __post_init__(self):
-        self.check(ints=dict(order=2, dim=1, hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
-                   positive=("lr", "init_scale"), fractions=("dropout",),
-                   nonneg=("lr_decay", "weight_decay", "clip_norm"),
-                   positive_or_none=("max_minutes",))
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1), nonneg=("lr_decay",))
 
 
 @dataclass
-class RecurrentConfig(LMConfig):
-    """What the recurrent LMs share (RNNConfig, LSTMConfig): an embedding, truncated BPTT, the class-factorized
-    output, and training to a plateau of valid perplexity."""
-    hidden: int = option(100, _HELP["hidden"])
+class RecurrentConfig(NeuralConfig):
+    """What the recurrent LMs share (RNNConfig, LSTMConfig): an input embedding, truncated BPTT, the
+    class-factorized output, and training to a plateau of valid perplexity."""
     embed: int = option(None, "input embedding size (none: --hidden)", type=int)
-    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
-    dropout: float = option(0.0, _HELP["dropout"])
-    init_scale: float = option(0.1, _HELP["init_scale"])
+    classes: int = option(100, _HELP["classes"])
     epochs: int = option(30, _HELP["epochs"])
     lr: float = option(0.05, _HELP["lr"])
-    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
-    weight_decay: float = option(0.0, _HELP["weight_decay"])
     batch_size: int = option(64, _HELP["batch_size"])
     bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
     bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
@@ -112,12 +120,7 @@ class RecurrentConfig(LMConfig):
     clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
     max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
     patience: int = option(3, _HELP["patience"], type=int)
-
-    def __post_init__(self):
-        self.check(ints=dict(hidden=1, embed=1, classes=0, epochs=1, batch_size=1, bptt=0, bptt_block=1,
-                             patience=0),
-                   positive=("lr", "init_scale"), fractions=("dropout",),
-                   nonneg=("weight_decay", "clip_norm", "clip_value"), positive_or_none=("max_minutes",))
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(embed=1, bptt=0, bptt_block=1), nonneg=("clip_value",))
 
 
 @dataclass
