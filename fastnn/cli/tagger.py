@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
                                 check_writable, config_from_args, existing_file, option_names, print_json,
                                 save_or_fallback, set_threads)
 from fastnn.recipes import tagger as recipe
@@ -51,11 +51,7 @@ def register(sub):
                         "options given explicitly override its values")
     add_config_options(t, recipe.TaggerConfig, groups={"model": g, "training": o})
     add_threads(o, THREADS, "the per-step matrices are small")
-    o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
-    o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    add_on_nonfinite(o)
-    o.add_argument("--quiet", action="store_true", help="print nothing on stderr")
-    o.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    add_run_options(o)
     t.set_defaults(func=run_train)
 
     e = tsub.add_parser("eval", help="score a model on a CoNLL file (chunk F1 as conlleval, token accuracy)")
