@@ -1,5 +1,6 @@
 """Helpers shared by the subcommands."""
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,6 +35,18 @@ def add_run_options(parser, *, checkpoint_every=None):
     add_on_nonfinite(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+@contextlib.contextmanager
+def resume_errors(args):
+    """Around a training call: a library error while resuming names the checkpoint (the likely cause: a file of
+    another run or of other options)."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if args.resume:
+            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
+        raise
 
 
 def add_threads(parser, default=1, why=None):

@@ -9,8 +9,8 @@ import os
 import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, option_names, print_json, save_or_fallback,
-                                set_threads)
+                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
+                                save_or_fallback, set_threads)
 from fastnn.recipes import embed as recipe
 
 
@@ -92,14 +92,10 @@ def run_train(args):
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
     if args.resume:
         say(f"resuming from {args.checkpoint}")
-    try:
+    with resume_errors(args):
         res = recipe.pretrain(args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
                               checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
                               on_nonfinite=NONFINITE[args.on_nonfinite])
-    except (ValueError, TypeError) as e:
-        if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
-        raise CLIError(str(e)) from None
     vectors = res.vectors
     out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
     saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, option_names, print_json,
+                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
                                 save_or_fallback, set_threads)
 from fastnn.recipes import lm as recipe
 
@@ -146,13 +146,9 @@ def run_train(args):
     say(f"vocabulary {len(vocab)} (types seen >= {config.min_count} times + <unk>, </s>); tokens "
         + ", ".join(f"{k} {len(v)}" for k, v in streams.items()))
     t0 = time.perf_counter()
-    try:
+    with resume_errors(args):
         model, history = recipe.train(config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume,
                                       quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite], say=say)
-    except (ValueError, TypeError) as exc:
-        if args.resume:
-            raise CLIError(f"cannot resume from {args.checkpoint}: {exc}") from None
-        raise
     seconds = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     result = {"model": config.arch, "out": out, "vocab": len(vocab), "train_tokens": int(len(streams["train"])),

@@ -13,8 +13,8 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, option_names, print_json,
-                                save_or_fallback, set_threads)
+                                resume_errors, check_writable, config_from_args, existing_file, option_names,
+                                print_json, save_or_fallback, set_threads)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -220,13 +220,9 @@ def run_train(args):
     if log:
         log(repr(model))
     t0 = time.perf_counter()
-    try:
+    with resume_errors(args):
         trainer = recipe.fit(model, train, dev, config, checkpoint=args.checkpoint, resume=args.resume,
                              quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite])
-    except (ValueError, TypeError) as e:
-        if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
-        raise
     elapsed = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     hist = trainer.history
