@@ -5,6 +5,7 @@ from fastnn import io, optim
 from fastnn.gradcheck import run_case
 from fastnn.graph import RowGrad
 from fastnn.models import rnnlm as R
+from fastnn.recipes import lm as recipe
 from fastnn.train import Trainer
 
 
@@ -95,8 +96,8 @@ def test_batches_carry_state_like_one_stream(rng, bptt, classes):
     the carried state and the windows are exact, and the input before the first token is </s>."""
     V = 15
     s = _stream(rng, V, 61)
-    m = R.RNNLM(V, hidden=6, embed=4, classes=classes, counts=np.bincount(s, minlength=V) + 1, rng=0,
-                dtype=np.float64)
+    m = recipe.build_model(recipe.RNNConfig(hidden=6, embed=4, classes=classes), V,
+                           counts=np.bincount(s, minlength=V) + 1, dtype=np.float64)
     _randomize(m, rng)
     d = R.BPTTBatches(s, batch_size=1, block=7, bptt=bptt, eos_id=1)
     m.eval()
@@ -109,7 +110,7 @@ def test_batches_carry_state_like_one_stream(rng, bptt, classes):
 def test_training_learns_a_cycle():
     s = np.tile(np.array([2, 3, 4, 5, 6, 1]), 100)
     for classes in (0, 3):
-        m = R.RNNLM(7, hidden=16, classes=classes, counts=np.bincount(s, minlength=7) + 1, rng=0)
+        m = recipe.build_model(recipe.RNNConfig(hidden=16, classes=classes), 7, counts=np.bincount(s, minlength=7) + 1)
         before = m.perplexity(s)
         d = R.BPTTBatches(s, batch_size=4, block=10, eos_id=1)
         Trainer(m, optim.AdaGrad(m.parameters(), lr=0.2), d, epochs=20, quiet=True, clip_norm=5.0).fit()
@@ -118,8 +119,8 @@ def test_training_learns_a_cycle():
 
 def test_save_load_and_extra_state(tmp_path, rng):
     s = _stream(rng)
-    m = R.RNNLM(15, hidden=5, classes=4, counts=np.bincount(s, minlength=15) + 1, rng=1, activation="relu",
-                init="identity", dropout=0.1)
+    config = recipe.RNNConfig(hidden=5, classes=4, activation="relu", init="identity", dropout=0.1, seed=1)
+    m = recipe.build_model(config, 15, counts=np.bincount(s, minlength=15) + 1)
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(m.token_logprobs(s), m2.token_logprobs(s))
@@ -130,21 +131,21 @@ def test_save_load_and_extra_state(tmp_path, rng):
 
 def test_errors():
     with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
-        R.RNNLM(10, hidden=3, classes=2)
+        recipe.build_model(recipe.RNNConfig(hidden=3, classes=2), 10)
     with pytest.raises(ValueError, match="must use every class"):
         R.ClassSoftmaxOutput(3, np.array([0, 2, 2]), rng=0)
     with pytest.raises(ValueError, match="at least batch_size"):
         R.BPTTBatches(np.arange(3), batch_size=4, block=2, eos_id=1)
     with pytest.raises(IndexError, match="must hold ids"):
-        R.RNNLM(10, hidden=3).token_logprobs(np.array([1, 10]))
+        recipe.build_model(recipe.RNNConfig(hidden=3, classes=0), 10).token_logprobs(np.array([1, 10]))
 
 
 # ---- the fused segment kernel (kernels.rnnlm_segment) -------------------------------------------------------------
 
 def _fused_pair(dtype, activation="tanh", clip=0.0, H=37, B=21, V=40, seed=1):
     counts = np.random.default_rng(seed).integers(1, 50, V)
-    return [R.RNNLM(V, hidden=H, embed=11, classes=5, counts=counts, rng=seed, dtype=dtype, activation=activation,
-                    clip=clip, fused=f) for f in (True, False)]
+    config = recipe.RNNConfig(hidden=H, embed=11, classes=5, activation=activation, clip_value=clip, seed=seed)
+    return [recipe.build_model(config, V, counts=counts, dtype=dtype, fused=f) for f in (True, False)]
 
 
 def _loss_and_grads(m, batch, state):

@@ -219,12 +219,13 @@ def _lm_validate(valid, vocab):
 
 def _build_nplm(train, valid, c):
     from fastnn.data.text import lm_stream
-    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.models.nplm import contexts
     from fastnn.train import ArrayBatches
 
     vocab = _lm_vocab(train, c)
-    model = NPLM(len(vocab), order=c.order, dim=c.dim, hidden=c.hidden, direct=False, eos_id=vocab.eos_id,
-                 rng=c.seed, counts=vocab.counts, words=vocab.words, init_scale=c.init_scale)
+    # the settings this objective does not choose are `fastnn lm`'s
+    lm = lm_recipe.NPLMConfig(order=c.order, dim=c.dim, hidden=c.hidden, init_scale=c.init_scale, seed=c.seed)
+    model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     s = lm_stream(train, vocab)
     data = ArrayBatches(contexts(s, c.order, vocab.eos_id), s, batch_size=c.batch_size)
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {"epoch_examples": len(s)}
@@ -233,14 +234,14 @@ def _build_nplm(train, valid, c):
 def _build_rnn(train, valid, c):
     from fastnn import optim
     from fastnn.data.text import lm_stream
-    from fastnn.models.rnnlm import RNNLM, BPTTBatches
+    from fastnn.models.rnnlm import BPTTBatches
 
     vocab = _lm_vocab(train, c)
-    model = RNNLM(len(vocab), hidden=c.hidden, embed=c.dim, classes=c.classes, eos_id=vocab.eos_id,
-                  rng=c.seed, counts=vocab.counts, words=vocab.words, init_scale=c.init_scale)
+    # the settings this objective does not choose (and its training's clipping and patience) are `fastnn lm`'s
+    lm = lm_recipe.RNNConfig(hidden=c.hidden, embed=c.dim, classes=c.classes, init_scale=c.init_scale, seed=c.seed)
+    model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     data = BPTTBatches(lm_stream(train, vocab), batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
-    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, its gradient clipping and patience
-    lm = lm_recipe.RNNConfig()
+    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {
         "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size}
