@@ -202,7 +202,7 @@ def test_fused_training_same_bits_for_any_thread_count(rng, V, H, E, C, B, block
     data = R.BPTTBatches(rng.integers(0, V, B * block * 3), batch_size=B, block=block, bptt=2, eos_id=1)
     runs = []
     for t in (1, 2, 3, 1):
-        m = R.RNNLM(V, hidden=H, embed=E, classes=C, counts=counts, rng=1)
+        m = recipe.build_model(recipe.RNNConfig(hidden=H, embed=E, classes=C, seed=1), V, counts=counts)
         opt = optim.AdaGrad(m.parameters(), lr=0.1)
         losses = []
         with fastnn.threads(kernels=t, blas=t):
