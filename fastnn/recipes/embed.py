@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
 from fastnn.recipes.config import check_fields, option
@@ -54,6 +55,8 @@ class EmbedConfig:
                                 parse=parse_minutes, group="training")
     valid_fraction: float = option(0.01, "random fraction of the sentences held out to score every epoch (best "
                                          "epoch kept)", group="training")
+    scale_std: float = option(None, "multiply the vectors by one factor so that their entries have this standard "
+                                    "deviation (none: as trained)", type=float, group="training")
     seed: int = option(0, "seed of initialisation, order, corruptions, held-out part", group="training")
 
     objective = None
@@ -61,7 +64,7 @@ class EmbedConfig:
 
     def __post_init__(self):
         check_fields(self, ints=dict(self._ints, epochs=1, batch_size=1), positive=("lr", "init_scale"),
-                     positive_or_none=("max_minutes",), fractions=("valid_fraction",))
+                     positive_or_none=("max_minutes", "scale_std"), fractions=("valid_fraction",))
 
 
 @dataclass
@@ -115,7 +118,8 @@ PRESETS: dict[str, dict] = {}
 
 
 class Pretrained(NamedTuple):
-    """The result of pretrain(): the vocabulary's words, their (V, dim) vectors, the trained model, the trainer's
+    """The result of pretrain(): the vocabulary's words, their (V, dim) vectors (rescaled when config.scale_std is
+    set), the trained model, the trainer's
     history, the training wall time in seconds (steps and validation), the training tokens, and the training
     examples (windows or predicted tokens) of one epoch."""
     words: list
@@ -152,11 +156,13 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     parameters and stops early on a plateau (RNN).  checkpoint / resume / on_nonfinite: see fastnn.train.Trainer.
     """
     from fastnn import optim
-    from fastnn.embed import check_resume, model_vectors, normalize_sentences, split_valid
+    from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
     from fastnn.train import Trainer
 
     where = "pretrain"
     c = config_for(objective, config, **options)
+    if checkpoint_every is not None:
+        check_int(checkpoint_every, "checkpoint_every", where)
     say = say or (lambda m: None)
     norm = normalize_sentences(sentences)
     train, valid = split_valid(norm, c.valid_fraction, c.seed)
@@ -179,6 +185,8 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     history = trainer.fit(resume=resume)
     seconds = time.perf_counter() - t0
     words, vectors = model_vectors(model)
+    if c.scale_std is not None:
+        vectors = scale_vectors(vectors, c.scale_std)
     return Pretrained(words, vectors, model, history, seconds, sum(map(len, train)), extra["epoch_examples"])
 
 
