@@ -538,37 +538,30 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     V.check_scalar(clip, "clip", where, low=0)
     N = k * B
     scale = 1.0 / N if scale is None else float(V.check_scalar(scale, "scale", where))
-    _check_blas_dims(where, L * B, H, E, C, n_out)
     nt = effective_n_threads(n_threads)
     want = bool(want_grad)
 
     # inputs: one projection per distinct word
-    order_u, uniq, seg_u = group_rows(xf, n_in)
+    order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
     E_u = emb[uniq]
     P = np.empty((uniq.size, H), dtype=dt)
-    _blas._gemm(False, True, 1.0, E_u, W_ih, 0.0, P)
-    P += b
-    Hp = -(-H // 16) * 16                               # the recurrence kernel reads W_hh in 16-column blocks
-    WhhT = np.zeros((H, Hp), dtype=dt)
-    WhhT[:, :H] = W_hh.T
     Hs = np.empty((L + 1, B, H), dtype=dt)
     Hs[0] = h0
-    _rnnlm._rnnlm_forward(P, inv.reshape(L, B), WhhT, Hs, kind, nt)
+    # every product below runs in the kernels' own threads (fixed row blocks), none through BLAS: its threads
+    # would compete with the kernels' for the cores (the defect of `--threads 2` training at half the speed)
+    _rnnlm._rnnlm_forward(E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B), np.ascontiguousarray(W_hh.T),
+                          P, Hs, kind, nt)
 
-    # output: the class softmax over all N tokens, then the within-class ones
+    # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
     Ho = Hs[L - k + 1:].reshape(N, H)
     tc = word_class[yf]
     Z = np.empty((N, C), dtype=dt)
-    _blas._gemm(False, True, 1.0, Ho, Wc, 0.0, Z)
-    Z += bc
     losses = np.empty(N, dtype=np.float64)
-    _rnnlm._rnnlm_class_xent(Z, tc, scale, losses, int(want), nt)
     dHo = np.empty((N, H), dtype=dt)
-    if want:
-        _blas._gemm(False, False, 1.0, Z, Wc, 0.0, dHo)
-    order, present, seg = group_rows(tc, C)
+    _rnnlm._rnnlm_class_xent(Ho, np.ascontiguousarray(Wc.T), bc, Wc, tc, scale, Z, losses, dHo, int(want), nt)
+    order, present, seg = _group_rows_unchecked(tc, C)
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
@@ -584,20 +577,15 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
 
     # BPTT, then the weight gradients as products over all L*B steps
     dZ = np.empty((L, B, H), dtype=dt)
-    Whh = np.zeros((H, Hp), dtype=dt)
-    Whh[:, :H] = W_hh
-    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, Whh, dZ, kind, float(clip), nt)
+    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, np.ascontiguousarray(W_hh), dZ, kind, float(clip), nt)
     dZ2 = dZ.reshape(L * B, H)
-    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt)}
-    _blas._gemm(True, False, 1.0, dZ2, Hs[:L].reshape(L * B, H), 0.0, g["W_hh"])
-    g["b"] = col_sums(dZ2, n_threads=nt)
-    g["bc"] = col_sums(Z, n_threads=nt)
-    _blas._gemm(True, False, 1.0, Z, Ho, 0.0, g["Wc"])
     S = np.empty((uniq.size, H), dtype=dt)                # d loss / d z summed per distinct input word
     _rnnlm._segment_sums(dZ2, order_u, seg_u, S, nt)
-    _blas._gemm(True, False, 1.0, S, E_u, 0.0, g["W_ih"])
+    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt),
+         "b": np.empty(H, dtype=dt), "bc": np.empty(C, dtype=dt)}
     dE = np.empty((uniq.size, E), dtype=dt)
-    _blas._gemm(False, False, 1.0, S, W_ih, 0.0, dE)
+    _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
+                               dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
     g["W"] = ((np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp), dWo)
     g["bo"] = (g["W"][0], dbo)

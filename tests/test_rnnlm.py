@@ -189,24 +189,36 @@ def test_fused_segment_float32_close_to_float64(rng, H):
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_fused_segment_same_bits_for_any_thread_count(rng):
+@pytest.mark.parametrize("V,H,E,C,B,block", [(40, 37, 11, 5, 50, 8),
+                                             # big enough that every phase of the kernel runs >= 2 threads (each
+                                             # starts one thread per ~32k units of work: see threads_for)
+                                             (2000, 64, 96, 40, 128, 8)])
+def test_fused_training_same_bits_for_any_thread_count(rng, V, H, E, C, B, block):
+    """Two AdaGrad steps (clipped) through the fused kernel, kernels and BLAS at 1, 2 and 3 threads: the loss, the
+    carried state and every parameter are bitwise the same."""
     import fastnn
-    m, _ = _fused_pair(np.float32, B=50)
-    data = R.BPTTBatches(rng.integers(0, 40, 2000), batch_size=50, block=8, bptt=2, eos_id=1)
-    state = rng.standard_normal((50, 37)) * 0.3
-    was = fastnn.get_num_threads()
+    from fastnn import optim
+    counts = np.random.default_rng(1).integers(1, 500, V)
+    data = R.BPTTBatches(rng.integers(0, V, B * block * 3), batch_size=B, block=block, bptt=2, eos_id=1)
     runs = []
-    try:
-        for t in (1, 2, 3, 1):
-            fastnn.set_num_threads(t)
-            runs.append(_loss_and_grads(m, data[1], state))
-    finally:
-        fastnn.set_num_threads(was)
-    for loss, grads, st in runs[1:]:
-        assert loss == runs[0][0]
-        assert np.array_equal(st, runs[0][2])
-        for name in grads:
-            assert np.array_equal(grads[name], runs[0][1][name]), name
+    for t in (1, 2, 3, 1):
+        m = recipe.build_model(recipe.RNNConfig(hidden=H, embed=E, classes=C, seed=1), V, counts=counts)
+        opt = optim.AdaGrad(m.parameters(), lr=0.1)
+        losses = []
+        with fastnn.threads(kernels=t, blas=t):
+            for i in range(2):
+                opt.zero_grad()
+                loss = m.loss(data[i])
+                loss.backward()
+                optim.clip_grad_norm(opt.params, 0.5)
+                opt.step()
+                losses.append(float(loss.value))
+        runs.append((losses, m.state.copy(), {n: p.value.copy() for n, p in m.parameters().items()}))
+    for losses, st, params in runs[1:]:
+        assert losses == runs[0][0]
+        assert np.array_equal(st, runs[0][1])
+        for name in params:
+            assert np.array_equal(params[name], runs[0][2][name]), name
 
 
 def test_fused_segment_rejects_bad_input(rng):
