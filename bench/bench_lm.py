@@ -29,8 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import fastnn  # noqa: E402
 from fastnn import optim  # noqa: E402
-from fastnn.models.nplm import NPLM  # noqa: E402
-from fastnn.models.rnnlm import RNNLM  # noqa: E402
+from fastnn.recipes.lm import NPLMConfig, RNNConfig, build_model  # noqa: E402
 
 CASES = {
     "nplm_direct": dict(kind="nplm", V=14115, n=5, m=60, h=100, direct=True, B=128),
@@ -57,14 +56,14 @@ def fastnn_step(case, rng):
     """A closure doing one SGD training step; returns (step, tokens per step)."""
     c = CASES[case]
     if c["kind"] == "nplm":
-        m = NPLM(c["V"], order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], rng=0,
-                 classes=c.get("classes", 0), counts=_counts(c["V"]))
+        config = NPLMConfig(order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], classes=c.get("classes", 0))
+        m = build_model(config, c["V"], counts=_counts(c["V"]))
         for p in (m.out.W,):
             p.value[...] = rng.standard_normal(p.shape).astype(np.float32) * 0.01
         batch = (_zipf_ids(rng, c["V"], (c["B"], c["n"] - 1)), _zipf_ids(rng, c["V"], c["B"]))
         n_tok = c["B"]
     else:
-        m = RNNLM(c["V"], hidden=c["H"], classes=c["classes"], counts=_counts(c["V"]), rng=0)
+        m = build_model(RNNConfig(hidden=c["H"], classes=c["classes"]), c["V"], counts=_counts(c["V"]))
         x = _zipf_ids(rng, c["V"], (c["T"], c["B"]))
         batch = (x, _zipf_ids(rng, c["V"], (c["T"], c["B"])), False, c["T"] - 1)
         n_tok = c["T"] * c["B"]

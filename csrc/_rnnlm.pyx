@@ -4,15 +4,16 @@
     z_t = P[u_t] + W_hh h_{t-1},  P = E[uniq] W_ih^T + b,  h_t = f(z_t)
     log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w]
 
-Phases (each a parallel loop whose work split does not depend on the thread count, so results are bitwise the same
-for any number of threads):
-  1. the recurrence, streams in fixed chunks of CHUNK rows, each chunk stepping through all L steps on its own
-     (no barrier per time step; the per-step product is the register-blocked `mm` below, not BLAS);
-  2. the class softmax: logits and the gradient products through BLAS over all N = k*B predicted tokens, the
-     softmax itself per token;
+Phases (each a parallel loop over fixed tasks, so results are bitwise the same for any number of threads):
+  1. the input projection (one row per distinct input word), then the recurrence, streams in fixed chunks of CHUNK
+     rows, each chunk stepping through all L steps on its own (no barrier per time step);
+  2. the class softmax, ROWS tokens per task: logits, softmax, gradient and its product back to h;
   3. the within-class softmaxes, one class per task (its block rows of dW and its tokens' rows of dh);
-  4. BPTT, chunks as in 1; then dW_hh, dW_ih and the input rows' gradients through BLAS, the input gradient summed
-     per distinct input word first (one product per word instead of one per token).
+  4. BPTT, chunks as in 1; then dW_hh, dWc, dW_ih, the input rows' gradients and the bias sums as one list of
+     row-block tasks, the input gradient summed per distinct input word first (one product per word, not per token).
+Every matrix product is the register-blocked `fnn_mm_f` below, run inside these loops; none goes through BLAS,
+whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
+`--threads 1` that way).
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -20,19 +21,23 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from _common cimport (threads_for, gemm_rm, omp_get_thread_num, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d,
+from _common cimport (threads_for, omp_get_thread_num, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d,
                       fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_dot_f, fnn_dot_d, fnn_axpy_f,
                       fnn_axpy_d)
 
 cdef extern from *:
     """
-    /* C[r, j] (+)= sum_k A[r*lda + k] * B[k*ldb + j] for r < m, j < n, k < K.  B must be readable up to column
-       ceil(n / 16) * 16 (the callers pad it with zeros); C is written only for j < n.  float: GCC/clang vector
+    /* C[r, j] (+)= sum_k A[r*sar + k*sak] * B[k*ldb + j] for r < m, j < n, k < K: A row-major (sar = its row
+       length, sak = 1) or transposed (sar = 1, sak = its row length).  Every load of B stays inside columns
+       [0, n) of its row; C is written only for j < n.  float: GCC/clang vector
        types, 4 rows x 32 columns of accumulators (8 independent FMA chains); each element is summed over k in order
        with one rounding per step whatever the block it falls in, so the rows of a chunk do not depend on the chunk. */
     #if defined(__GNUC__) || defined(__clang__)
     typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
     #define FNN_LD(p) (*(const fnn_v16 *)(p))
+    /* keeps two B vectors in registers: left alone, GCC folds them into every FMA as memory operands (8 vector
+       loads per 8 FMAs instead of 2, from L2 when B outgrows L1) */
+    #define FNN_IN_REGS(x, y) __asm__("" : "+v"(x), "+v"(y))
     #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
     static inline float fnn_hsum(fnn_v16 v) {       /* a fixed tree, so the bits do not depend on the caller */
         float t[16];
@@ -43,32 +48,34 @@ cdef extern from *:
     }
     /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
        before it, so every load stays inside its row and the overlapped columns are not written twice) */
+    #define FNN_AK(p) ((p)[k * sak])
     #define FNN_MM_BLOCK4(J, FROM)                                                                              \
         {                                                                                                       \
             fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                                                     \
             if (acc) { x0 = FNN_LD(c0 + (J)); x1 = FNN_LD(c1 + (J)); x2 = FNN_LD(c2 + (J)); x3 = FNN_LD(c3 + (J)); } \
             for (k = 0; k < K; k++) {                                                                           \
                 fnn_v16 b0 = FNN_LD(B + k * ldb + (J));                                                         \
-                x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;                         \
+                x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;         \
             }                                                                                                   \
-            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2); FNN_ST(c3 + (J), x3); } \
+            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2);                \
+                               FNN_ST(c3 + (J), x3); }                                                          \
             else for (int l = (FROM); l < 16; l++) { c0[(J) + l] = x0[l]; c1[(J) + l] = x1[l]; c2[(J) + l] = x2[l];  \
                                                       c3[(J) + l] = x3[l]; }                                    \
         }
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
-                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
         ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
         if (n < 16) {                                   /* too narrow for a vector: plain loops */
             for (r = 0; r < m; r++)
                 for (j = 0; j < n; j++) {
                     float s = acc ? C[r * ldc + j] : 0.0f;
-                    for (k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                    for (k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
                     C[r * ldc + j] = s;
                 }
             return;
         }
         for (; r + 4 <= m; r += 4) {
-            const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            const float *a0 = A + r * sar, *a1 = a0 + sar, *a2 = a1 + sar, *a3 = a2 + sar;
             float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
             for (j = 0; j + 32 <= nf; j += 32) {
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
@@ -79,8 +86,9 @@ cdef extern from *:
                 }
                 for (k = 0; k < K; k++) {
                     fnn_v16 b0 = FNN_LD(B + k * ldb + j), b1 = FNN_LD(B + k * ldb + j + 16);
-                    x0 += a0[k] * b0; y0 += a0[k] * b1; x1 += a1[k] * b0; y1 += a1[k] * b1;
-                    x2 += a2[k] * b0; y2 += a2[k] * b1; x3 += a3[k] * b0; y3 += a3[k] * b1;
+                    FNN_IN_REGS(b0, b1);
+                    x0 += FNN_AK(a0) * b0; y0 += FNN_AK(a0) * b1; x1 += FNN_AK(a1) * b0; y1 += FNN_AK(a1) * b1;
+                    x2 += FNN_AK(a2) * b0; y2 += FNN_AK(a2) * b1; x3 += FNN_AK(a3) * b0; y3 += FNN_AK(a3) * b1;
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c1 + j, x1); FNN_ST(c2 + j, x2); FNN_ST(c3 + j, x3);
                 FNN_ST(c0 + j + 16, y0); FNN_ST(c1 + j + 16, y1); FNN_ST(c2 + j + 16, y2); FNN_ST(c3 + j + 16, y3);
@@ -92,7 +100,7 @@ cdef extern from *:
                 if (acc) { x0 = FNN_LD(c0 + jt); x1 = FNN_LD(c1 + jt); x2 = FNN_LD(c2 + jt); x3 = FNN_LD(c3 + jt); }
                 for (k = 0; k < K; k++) {
                     fnn_v16 b0 = FNN_LD(B + k * ldb + jt);
-                    x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;
+                    x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;
                 }
                 memcpy(t[0], &x0, 64); memcpy(t[1], &x1, 64); memcpy(t[2], &x2, 64); memcpy(t[3], &x3, 64);
                 if (j < nf) FNN_MM_BLOCK4(j, 0)
@@ -102,14 +110,14 @@ cdef extern from *:
             } else if (j < nf) FNN_MM_BLOCK4(j, 0)
         }
         for (; r < m; r++) {
-            const float *a0 = A + r * lda;
+            const float *a0 = A + r * sar;
             float *c0 = C + r * ldc;
             float t[16];
             ptrdiff_t jt = n - 16;
             if (n > nf) {
                 fnn_v16 x0 = {0};
                 if (acc) x0 = FNN_LD(c0 + jt);
-                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + jt);
+                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + jt);
                 memcpy(t, &x0, 64);
             }
             for (j = 0; j + 64 <= nf; j += 64) {        /* 4 independent FMA chains */
@@ -118,8 +126,9 @@ cdef extern from *:
                            x3 = FNN_LD(c0 + j + 48); }
                 for (k = 0; k < K; k++) {
                     const float *bk = B + k * ldb + j;
-                    x0 += a0[k] * FNN_LD(bk); x1 += a0[k] * FNN_LD(bk + 16); x2 += a0[k] * FNN_LD(bk + 32);
-                    x3 += a0[k] * FNN_LD(bk + 48);
+                    const float ak = FNN_AK(a0);
+                    x0 += ak * FNN_LD(bk); x1 += ak * FNN_LD(bk + 16); x2 += ak * FNN_LD(bk + 32);
+                    x3 += ak * FNN_LD(bk + 48);
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1); FNN_ST(c0 + j + 32, x2); FNN_ST(c0 + j + 48, x3);
             }
@@ -127,14 +136,14 @@ cdef extern from *:
                 fnn_v16 x0 = {0}, x1 = {0};
                 if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); }
                 for (k = 0; k < K; k++) {
-                    x0 += a0[k] * FNN_LD(B + k * ldb + j); x1 += a0[k] * FNN_LD(B + k * ldb + j + 16);
+                    x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j); x1 += FNN_AK(a0) * FNN_LD(B + k * ldb + j + 16);
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1);
             }
             for (; j < nf; j += 16) {
                 fnn_v16 x0 = {0};
                 if (acc) x0 = FNN_LD(c0 + j);
-                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + j);
+                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j);
                 FNN_ST(c0 + j, x0);
             }
             if (n > nf)
@@ -180,12 +189,12 @@ cdef extern from *:
     }
     #define FNN_HAVE_DOTS 1
     #else
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
-                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
         for (ptrdiff_t r = 0; r < m; r++)
             for (ptrdiff_t j = 0; j < n; j++) {
                 float s = acc ? C[r * ldc + j] : 0.0f;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                for (ptrdiff_t k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
                 C[r * ldc + j] = s;
             }
     }
@@ -200,35 +209,49 @@ cdef extern from *:
             }
     }
     #endif
-    static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t lda, const double *B,
-                         ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
+    static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const double *B, ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
         for (ptrdiff_t r = 0; r < m; r++)
             for (ptrdiff_t j = 0; j < n; j++) {
                 double s = acc ? C[r * ldc + j] : 0.0;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
+                for (ptrdiff_t k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
                 C[r * ldc + j] = s;
             }
     }
     """
-    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t lda, const float *B,
-                  Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar, Py_ssize_t sak,
+                  const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
     bint FNN_HAVE_DOTS
     void fnn_dots_f(Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W, const float *b,
                     float *Z) noexcept nogil
-    void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t lda, const double *B,
-                  Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
+                  const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
 
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
     CHUNK = 16
+# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long: TROWS)
+cdef enum:
+    ROWS = 16
+    TROWS = 8
 
 
 cdef inline void mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                     const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
+    """C (+)= A B, A (m, K) row-major with rows lda apart."""
     if floating is float:
-        fnn_mm_f(m, n, K, A, lda, B, ldb, C, ldc, acc)
+        fnn_mm_f(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
     else:
-        fnn_mm_d(m, n, K, A, lda, B, ldb, C, ldc, acc)
+        fnn_mm_d(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
+
+
+cdef inline void mtm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+                     const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
+    """C (+)= A^T B: A (K, m) row-major with rows lda apart (C's row r is column r of A)."""
+    if floating is float:
+        fnn_mm_f(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
+    else:
+        fnn_mm_d(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
 
 
 cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
@@ -278,18 +301,27 @@ def chunk_rows():
     return CHUNK
 
 
-def _rnnlm_forward(const floating[:, ::1] P, const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT,
+def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const floating[::1] b,
+                   const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT, floating[:, ::1] P,
                    floating[:, :, ::1] Hs, int kind, int n_threads):
-    """The recurrence: Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
+    """The input projection P = Eu W_ih^T + b, then the recurrence Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
 
-    P (U, H) IN: the projected input rows (bias included); xi (L, B) IN: row of P of each input;
-    WhhT (H, Hp) IN: W_hh^T zero-padded to Hp = ceil(H / 16) * 16 columns; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
+    Eu (U, E) IN: the distinct input words' embeddings; WihT (E, H) IN: W_ih^T; b (H,) IN; xi (L, B) IN: row of P
+    of each input; WhhT (H, Hp) IN: W_hh^T (Hp >= H columns); P (U, H) OUT; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
     """
-    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1]
-    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
+    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
+    cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
     cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    cdef int ntp = threads_for(U * E * H // 64, n_threads)
     if L == 0 or B == 0 or H == 0:
         return
+    for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
+        r0 = c * ROWS
+        m = min(ROWS, U - r0)
+        for s in range(r0, r0 + m):
+            memcpy(&P[s, 0], &b[0], H * sizeof(floating))
+        if E > 0:
+            mm(m, H, E, &Eu[r0, 0], E, &WihT[0, 0], H, &P[r0, 0], H, 1)
     if nt > n_chunks:
         nt = <int> n_chunks
     for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
@@ -302,23 +334,83 @@ def _rnnlm_forward(const floating[:, ::1] P, const Py_ssize_t[:, ::1] xi, const 
             act(&Hs[t + 1, r0, 0], m * H, kind)
 
 
-def _rnnlm_class_xent(floating[:, ::1] Z, const Py_ssize_t[::1] tc, double scale, double[::1] loss, int want,
-                      int n_threads):
-    """Z (N, C) INOUT: class logits in, scale * (softmax - onehot) out (when want); tc (N,) IN: the target classes;
-    loss (N,) OUT: -log P(class)."""
-    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], i, j
-    cdef int nt = threads_for(N * C, n_threads)
-    cdef floating m, zt, sc = <floating> scale
+def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, const floating[::1] bc,
+                      const floating[:, ::1] Wc, const Py_ssize_t[::1] tc, double scale, floating[:, ::1] Z,
+                      double[::1] loss, floating[:, ::1] dHo, int want, int n_threads):
+    """The class softmax, ROWS tokens per task: logits, loss, gradient and its product back to h in one pass.
+
+    Ho (N, H) IN; WcT (H, C) IN: Wc^T; bc (C,) IN; Wc (C, H) IN; tc (N,) IN: the target classes;
+    Z (N, C) OUT: scale * (softmax - onehot) when want, else the softmax's exps; loss (N,) OUT: -log P(class);
+    dHo (N, H) OUT (when want): Z Wc."""
+    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], H = Ho.shape[1], blk, i0, m, i, j
+    cdef int nt = threads_for(N * C * H // 32, n_threads)
+    cdef floating mx, zt, sc = <floating> scale
     cdef double s
-    for i in prange(N, schedule="static", num_threads=nt, nogil=True):
-        zt = Z[i, tc[i]]
-        m = row_max(&Z[i, 0], C)
-        s = row_exp(&Z[i, 0], &Z[i, 0], C, m)
-        loss[i] = (m - zt) + log(s)
-        if want:
-            for j in range(C):
-                Z[i, j] = <floating> (sc * Z[i, j] / s)
-            Z[i, tc[i]] = Z[i, tc[i]] - sc
+    if N == 0 or C == 0:
+        return
+    for blk in prange((N + ROWS - 1) // ROWS, schedule="static", num_threads=nt, nogil=True):
+        i0 = blk * ROWS
+        m = min(ROWS, N - i0)
+        for i in range(i0, i0 + m):
+            memcpy(&Z[i, 0], &bc[0], C * sizeof(floating))
+        if H > 0:
+            mm(m, C, H, &Ho[i0, 0], H, &WcT[0, 0], C, &Z[i0, 0], C, 1)
+        for i in range(i0, i0 + m):
+            zt = Z[i, tc[i]]
+            mx = row_max(&Z[i, 0], C)
+            s = row_exp(&Z[i, 0], &Z[i, 0], C, mx)
+            loss[i] = (mx - zt) + log(s)
+            if want:
+                for j in range(C):
+                    Z[i, j] = <floating> (sc * Z[i, j] / s)
+                Z[i, tc[i]] = Z[i, tc[i]] - sc
+        if want and H > 0:
+            mm(m, H, C, &Z[i0, 0], C, &Wc[0, 0], H, &dHo[i0, 0], H, 0)
+
+
+def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, const floating[:, ::1] Z,
+                        const floating[:, ::1] Ho, const floating[:, ::1] S, const floating[:, ::1] Eu,
+                        const floating[:, ::1] W_ih, floating[:, ::1] gWhh, floating[:, ::1] gWc,
+                        floating[:, ::1] gWih, floating[:, ::1] dE, floating[::1] gb, floating[::1] gbc,
+                        int n_threads):
+    """The weight gradients as one list of fixed tasks (row blocks of each product, each column sum whole):
+    gWhh = dZ^T X, gWc = Z^T Ho, gWih = S^T Eu, dE = S W_ih (all OUT), gb = dZ summed over rows, gbc = Z summed
+    over rows (rows added in order).
+
+    dZ (M, H), X (M, H): d loss / d z_t and h_{t-1} of the M = L*B steps; Z (N, C), Ho (N, H): the class
+    softmax's gradient and the states it saw; S (U, H): dZ summed per distinct input word; Eu (U, E); W_ih (H, E)."""
+    cdef Py_ssize_t M = dZ.shape[0], H = dZ.shape[1], N = Z.shape[0], C = Z.shape[1], U = S.shape[0]
+    cdef Py_ssize_t E = Eu.shape[1], t, r0, i
+    cdef Py_ssize_t t1 = (H + TROWS - 1) // TROWS
+    cdef Py_ssize_t t2 = t1 + (C + TROWS - 1) // TROWS
+    cdef Py_ssize_t t3 = t2 + (H + TROWS - 1) // TROWS
+    cdef Py_ssize_t t4 = t3 + (U + ROWS - 1) // ROWS
+    cdef int nt = threads_for((M * H + N * C + U * E) * H // 64, n_threads)
+    if H == 0 or M == 0:
+        return
+    for t in prange(t4 + 2, schedule="dynamic", num_threads=nt, nogil=True):
+        if t < t1:
+            r0 = t * TROWS
+            mtm(min(TROWS, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
+        elif t < t2:
+            r0 = (t - t1) * TROWS
+            mtm(min(TROWS, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
+        elif t < t3:
+            r0 = (t - t2) * TROWS
+            if E > 0:
+                mtm(min(TROWS, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
+        elif t < t4:
+            r0 = (t - t3) * ROWS
+            if E > 0:
+                mm(min(ROWS, U - r0), E, H, &S[r0, 0], H, &W_ih[0, 0], E, &dE[r0, 0], E, 0)
+        elif t == t4:
+            memcpy(&gb[0], &dZ[0, 0], H * sizeof(floating))
+            for i in range(1, M):
+                axpy(<floating> 1.0, &dZ[i, 0], &gb[0], H)
+        elif N > 0:
+            memcpy(&gbc[0], &Z[0, 0], C * sizeof(floating))
+            for i in range(1, N):
+                axpy(<floating> 1.0, &Z[i, 0], &gbc[0], C)
 
 
 def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
@@ -451,3 +543,4 @@ def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const P
         memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
         for q in range(seg[u] + 1, seg[u + 1]):
             axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
+

@@ -102,3 +102,30 @@ def check_int(x, name, where, *, low=1):
     if x < low:
         raise ValueError(f"{where}: '{name}' must be an integer >= {low}; got {x!r}.")
     return int(x)
+
+
+def short_repr(x, n=60):
+    """repr(x) cut to n characters, for error messages that quote the offending value."""
+    r = repr(x)
+    return r if len(r) <= n else r[:n] + "..."
+
+
+def check_sentences(sentences, where):
+    """Yield the sentences of a tokenised corpus (lists of token strings), refusing untokenised text.
+
+    A string where a sentence belongs would be read as a sequence of characters (a vocabulary of letters, a
+    silently wrong model), so it is a TypeError saying how to tokenise, as are a bare string corpus and
+    non-string tokens.
+    """
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
+                        f" {short_repr(sentences)}. Tokenise first, e.g. [line.split() for line in lines].")
+    for k, s in enumerate(sentences):
+        if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
+            raise TypeError(f"{where}: sentence {k} must be a list of token strings; got {type(s).__name__} "
+                            f"{short_repr(s)}. Tokenise first, e.g. [line.split() for line in lines].")
+        for i, t in enumerate(s):
+            if not isinstance(t, str):
+                raise TypeError(f"{where}: sentence {k}, token {i} must be a string; got {type(t).__name__} "
+                                f"{short_repr(t)}.")
+        yield s

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_int, check_sentences
 from fastnn.data.conll import DOCSTART, normalize_word
 from fastnn.data.text import open_text, read_lines
 
@@ -89,7 +89,7 @@ def normalize_sentences(sentences):
     """Every token through normalize_word (the tagger's word feature: lowercase, digits -> 0)."""
     cache = {}
     out = []
-    for s in sentences:
+    for s in check_sentences(sentences, "normalize_sentences"):
         ns = []
         for t in s:
             n = cache.get(t)

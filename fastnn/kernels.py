@@ -430,6 +430,19 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
 
 # ---- Elman recurrence --------------------------------------------------------------------------------------------
 
+def _check_recurrence(where, activation, W, seq, name):
+    """(activation code, K, seq) for a square recurrent matrix W (K, K) and a sequence `seq` (T, B, K) of W's dtype."""
+    kind = _activation_code(activation, where)
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[0]
+    if W.shape != (K, K):
+        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
+    seq = V.check_input(seq, name, where, W.dtype, ndim=3)
+    if seq.shape[2] != K:
+        raise ValueError(f"{where}: '{name}' must have shape (T, B, {K}) to match 'W'; got {seq.shape}.")
+    return kind, K, seq
+
+
 def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     """h_t = f(X[t] + h_{t-1} @ W.T + b) for t = 0..T-1.
 
@@ -437,15 +450,8 @@ def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     H[t + 1] = h_t (pass `out` to reuse a buffer).
     """
     where = "rnn_forward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    X = V.check_input(X, "X", where, W.dtype, ndim=3)
-    T, B, KX = X.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'X' must have shape (T, B, {K}) to match 'W'; got {X.shape}.")
+    kind, K, X = _check_recurrence(where, activation, W, X, "X")
+    T, B, _ = X.shape
     b = V.check_input(b, "b", where, W.dtype, shape=(K,))
     h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
     _check_blas_dims(where, B, K)
@@ -465,15 +471,8 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
     Returns dX (T, B, K) (= d loss / d z_t), dW (K, K), db (K,), dh0 (B, K).
     """
     where = "rnn_backward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    dH = V.check_input(dH, "dH", where, W.dtype, ndim=3)
-    T, B, KX = dH.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
+    kind, K, dH = _check_recurrence(where, activation, W, dH, "dH")
+    T, B, _ = dH.shape
     H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
     V.check_scalar(clip, "clip", where, low=0)
     _check_blas_dims(where, T * B, K)
@@ -541,37 +540,30 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     V.check_scalar(clip, "clip", where, low=0)
     N = k * B
     scale = 1.0 / N if scale is None else float(V.check_scalar(scale, "scale", where))
-    _check_blas_dims(where, L * B, H, E, C, n_out)
     nt = effective_n_threads(n_threads)
     want = bool(want_grad)
 
     # inputs: one projection per distinct word
-    order_u, uniq, seg_u = group_rows(xf, n_in)
+    order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
     E_u = emb[uniq]
     P = np.empty((uniq.size, H), dtype=dt)
-    _blas._gemm(False, True, 1.0, E_u, W_ih, 0.0, P)
-    P += b
-    Hp = -(-H // 16) * 16                               # the recurrence kernel reads W_hh in 16-column blocks
-    WhhT = np.zeros((H, Hp), dtype=dt)
-    WhhT[:, :H] = W_hh.T
     Hs = np.empty((L + 1, B, H), dtype=dt)
     Hs[0] = h0
-    _rnnlm._rnnlm_forward(P, inv.reshape(L, B), WhhT, Hs, kind, nt)
+    # every product below runs in the kernels' own threads (fixed row blocks), none through BLAS: its threads
+    # would compete with the kernels' for the cores (the defect of `--threads 2` training at half the speed)
+    _rnnlm._rnnlm_forward(E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B), np.ascontiguousarray(W_hh.T),
+                          P, Hs, kind, nt)
 
-    # output: the class softmax over all N tokens, then the within-class ones
+    # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
     Ho = Hs[L - k + 1:].reshape(N, H)
     tc = word_class[yf]
     Z = np.empty((N, C), dtype=dt)
-    _blas._gemm(False, True, 1.0, Ho, Wc, 0.0, Z)
-    Z += bc
     losses = np.empty(N, dtype=np.float64)
-    _rnnlm._rnnlm_class_xent(Z, tc, scale, losses, int(want), nt)
     dHo = np.empty((N, H), dtype=dt)
-    if want:
-        _blas._gemm(False, False, 1.0, Z, Wc, 0.0, dHo)
-    order, present, seg = group_rows(tc, C)
+    _rnnlm._rnnlm_class_xent(Ho, np.ascontiguousarray(Wc.T), bc, Wc, tc, scale, Z, losses, dHo, int(want), nt)
+    order, present, seg = _group_rows_unchecked(tc, C)
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
@@ -587,20 +579,15 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
 
     # BPTT, then the weight gradients as products over all L*B steps
     dZ = np.empty((L, B, H), dtype=dt)
-    Whh = np.zeros((H, Hp), dtype=dt)
-    Whh[:, :H] = W_hh
-    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, Whh, dZ, kind, float(clip), nt)
+    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, np.ascontiguousarray(W_hh), dZ, kind, float(clip), nt)
     dZ2 = dZ.reshape(L * B, H)
-    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt)}
-    _blas._gemm(True, False, 1.0, dZ2, Hs[:L].reshape(L * B, H), 0.0, g["W_hh"])
-    g["b"] = col_sums(dZ2, n_threads=nt)
-    g["bc"] = col_sums(Z, n_threads=nt)
-    _blas._gemm(True, False, 1.0, Z, Ho, 0.0, g["Wc"])
     S = np.empty((uniq.size, H), dtype=dt)                # d loss / d z summed per distinct input word
     _rnnlm._segment_sums(dZ2, order_u, seg_u, S, nt)
-    _blas._gemm(True, False, 1.0, S, E_u, 0.0, g["W_ih"])
+    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt),
+         "b": np.empty(H, dtype=dt), "bc": np.empty(C, dtype=dt)}
     dE = np.empty((uniq.size, E), dtype=dt)
-    _blas._gemm(False, False, 1.0, S, W_ih, 0.0, dE)
+    _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
+                               dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
     g["W"] = ((np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp), dWo)
     g["bo"] = (g["W"][0], dbo)

@@ -110,4 +110,4 @@ def test_list_and_bad_options(capsys):
     rc, _, err = _run(capsys, "--only", "no-such-case")
     assert rc == 2 and "no case name contains" in err
     rc, _, err = _run(capsys, "--eps", "0")
-    assert rc == 2 and "--eps must be > 0" in err
+    assert rc == 2 and "'eps' must be > 0" in err

@@ -162,3 +162,13 @@ def test_as_rows():
         C.as_rows([["EU"]], "evaluate", tokens=False)
     with pytest.raises(TypeError, match="ambiguous"):
         C.as_rows(["EU", "rejects"])
+    # (tokens, tags) pairs are column-major: two "rows" per sentence whose widths follow the sentence lengths
+    pairs = [(["John", "lives", "in", "Paris"], ["B-PER", "O", "O", "B-LOC"]), (["Mary", "left"], ["B-PER", "O"])]
+    with pytest.raises(TypeError, match=r"every sentence has 2 rows.*list\(zip\(tokens, tags\)\)"):
+        C.as_rows(pairs)
+    with pytest.raises(TypeError, match="row 1 has 1 columns, row 0 has 2"):
+        C.as_rows([[("EU", "NNP"), ("rejects",)]])
+    two_sources = [[("Oslo", "NNP", "I-NP")], [("EU", "NNP", "I-NP", "I-ORG"), ("rejects", "VBZ", "I-VP", "O")]]
+    assert C.as_rows(two_sources) == two_sources       # widths may differ between sources
+    zipped = [list(zip(*p)) for p in pairs]
+    assert C.as_rows(zipped) == zipped

@@ -45,3 +45,28 @@ def test_write_sentences_atomic(tmp_path):
     assert p.read_text(encoding="utf-8") == "a b\nc\n"
     atomic_write_text(p, "new\n")
     assert p.read_text() == "new\n" and [f.name for f in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.parametrize("where, call", [
+    ("Vocab.build", lambda s: Vocab.build(s)),
+    ("lm_stream", lambda s: lm_stream(s, Vocab.build([["a"]]))),
+    ("count_oov", lambda s: count_oov(s, Vocab.build([["a"]]))),
+])
+def test_untokenised_text_is_refused_not_read_as_characters(where, call):
+    # a list of lines (or one string) would otherwise become a vocabulary of letters
+    with pytest.raises(TypeError, match=rf"{where}: sentence 0 must be a list of token strings.*line.split\(\)"):
+        call(["the cat sat", "a dog ran"])
+    with pytest.raises(TypeError, match=rf"{where}: 'sentences' must be a list of tokenised sentences"):
+        call("the cat sat")
+    with pytest.raises(TypeError, match=rf"{where}: sentence 1, token 0 must be a string; got int"):
+        call([["a"], [3]])
+    call((["a", "b"], ("c",)))                                   # tuples are token lists too
+
+
+def test_recipes_refuse_untokenised_text():
+    from fastnn.embed import normalize_sentences
+    from fastnn.recipes import lm
+    with pytest.raises(TypeError, match="Vocab.build: sentence 0 must be a list of token strings"):
+        lm.prepare(lm.RNNConfig(), ["the cat sat"] * 3)
+    with pytest.raises(TypeError, match="normalize_sentences: sentence 0"):
+        normalize_sentences(["the cat sat"])

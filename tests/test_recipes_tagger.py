@@ -70,6 +70,18 @@ def test_train_builds_and_fits_from_the_config():
         np.testing.assert_array_equal(p.value, q.value, err_msg=n)
 
 
+def test_halve_lr_halves_after_each_epoch_without_a_better_dev_score():
+    train, dev = _sentences(), _sentences(10, seed=1)
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, epochs=4, hidden=8, embed_dim=6, batch_size=16, lr=0.1,
+                                 halve_lr=True)
+    _, trainer = recipe.train(config, train, dev, quiet=True)
+    stalls = np.cumsum([not h["best"] for h in trainer.history])
+    assert stalls[-1] >= 1                  # this data is learnt at once, so some later epoch does not improve
+    np.testing.assert_allclose([h["lr"] for h in trainer.history], 0.1 * 0.5 ** stalls)
+    _, plain = recipe.train(dataclasses.replace(config, halve_lr=False), train, dev, quiet=True)
+    assert [h["lr"] for h in plain.history] == [0.1] * 4
+
+
 def test_cli_preset_is_overridden_by_flags(tmp_path, capsys, monkeypatch):
     path = tmp_path / "t.txt"
     path.write_text("\n\n".join("\n".join(" ".join(r) for r in s) for s in _sentences()) + "\n")

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from fastnn._validation import short_repr
+
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import open_text, atomic_write_text
 from fastnn.data.vocab import Vocab
@@ -114,7 +116,12 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     strings (e.g. [["John", "Smith", "visited", "Paris", "."]]), each token becoming a one-column row.  Anything
     ambiguous is a TypeError saying what was expected: a bare string, a flat list of strings (one sentence or many
     one-word ones?), a sentence mixing tokens and rows, sentences of both kinds, a row holding a non-string or
-    nothing.  An empty sentence stays empty.
+    nothing, rows of different widths.  An empty sentence stays empty.
+
+    The rows of a sentence must have the same number of columns, as in a CoNLL file (sentences from different
+    sources may differ).  Column-major sentences such as (tokens, tags) pairs are refused: they would read as two
+    rows per sentence and the tagger would learn words as tags.  They show as every sentence having the same number
+    of rows (two or more) while the widths differ between sentences: rows stand for tokens, so real row counts vary.
     """
     if isinstance(sentences, (str, bytes)):
         raise TypeError(f"{where}: 'sentences' must be a list of sentences (each a list of tokens or of column "
@@ -124,40 +131,46 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     except TypeError:
         raise TypeError(f"{where}: 'sentences' must be a list of sentences; got {type(sentences).__name__}.") from None
     expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
-    out, kinds = [], set()
+    out, kinds, widths, lengths = [], set(), {}, set()
     for k, s in enumerate(sentences):
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             hint = (" A flat list of strings is ambiguous: for one tokenised sentence pass [tokens]."
                     if isinstance(s, str) else "")
-            raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(s).__name__} {_short(s)}.{hint}")
+            raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(s).__name__} {short_repr(s)}.{hint}")
         is_tok = [isinstance(x, str) for x in s]
         if all(is_tok) and s:
             if not tokens:
                 raise TypeError(f"{where}: sentence {k} must be a list of column rows like read_conll's (the gold "
-                                f"tags are needed); got token strings {_short(s)}.")
+                                f"tags are needed); got token strings {short_repr(s)}.")
             kinds.add("tokens")
             out.append([(x,) for x in s])
             continue
         if any(is_tok):
-            raise TypeError(f"{where}: sentence {k} must be {expected}, not both; got {_short(s)}.")
+            raise TypeError(f"{where}: sentence {k} must be {expected}, not both; got {short_repr(s)}.")
         for i, row in enumerate(s):
             if not isinstance(row, (tuple, list)):
-                raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(row).__name__} {_short(row)} "
+                raise TypeError(f"{where}: sentence {k} must be {expected}; got {type(row).__name__} {short_repr(row)} "
                                 f"at position {i}.")
             if not row or not all(isinstance(c, str) for c in row):
                 raise TypeError(f"{where}: sentence {k}, row {i} must hold column strings (the word first); "
-                                f"got {_short(row)}.")
+                                f"got {short_repr(row)}.")
+            if len(row) != len(s[0]):
+                raise TypeError(f"{where}: sentence {k} must have one row per token, each with the same columns; "
+                                f"row {i} has {len(row)} columns, row 0 has {len(s[0])}.")
+        if s:
+            widths.setdefault(len(s[0]), k)
+            lengths.add(len(s))
         if s:
             kinds.add("rows")
         out.append(s)
     if len(kinds) > 1:
         raise TypeError(f"{where}: the sentences must all be token lists or all column rows; got both kinds.")
+    if len(widths) > 1 and len(lengths) == 1 and min(lengths) > 1:
+        (a, ka), (b, kb) = list(widths.items())[:2]
+        raise TypeError(f"{where}: every sentence has {lengths.pop()} rows but their widths differ (sentence {ka}: "
+                        f"{a} columns, sentence {kb}: {b}): these look like column-major sentences such as "
+                        f"(tokens, tags) pairs. Pass one row per token: list(zip(tokens, tags)).")
     return out
-
-
-def _short(x, n=60):
-    r = repr(x)
-    return r if len(r) <= n else r[:n] + "..."
 
 
 # ---- documents kept line for line (tagger predict) -------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
 import os
 
+from fastnn._validation import check_sentences
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -61,7 +62,7 @@ def lm_stream(sentences, vocab):
                          f"Build it with specials=({Vocab.UNK!r}, {Vocab.EOS!r}).")
     eos = Vocab.EOS
     flat = []
-    for s in sentences:
+    for s in check_sentences(sentences, "lm_stream"):
         flat.extend(s)
         flat.append(eos)
     return vocab.encode(flat)
@@ -69,7 +70,7 @@ def lm_stream(sentences, vocab):
 
 def count_oov(sentences, vocab):
     """Number of tokens in `sentences` that are not in `vocab` (the ones that become <unk>)."""
-    return sum(1 for s in sentences for t in s if t not in vocab)
+    return sum(1 for s in check_sentences(sentences, "count_oov") for t in s if t not in vocab)
 
 
 def write_sentences(path, sentences):

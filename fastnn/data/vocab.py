@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_int, check_sentences
 
 
 class Vocab:
@@ -64,7 +64,7 @@ class Vocab:
             raise ValueError(f"Vocab.build: 'specials' must be distinct; got {specials}.")
         counter = Counter()
         n_sentences = 0
-        for s in sentences:
+        for s in check_sentences(sentences, "Vocab.build"):
             counter.update(s)
             n_sentences += 1
         special_counts = {w: counter.pop(w, 0) for w in specials}

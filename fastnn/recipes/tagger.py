@@ -100,6 +100,8 @@ class TaggerConfig:
     # training
     epochs: int = option(10, "passes over the data", group="training")
     lr: float = option(0.05, "learning rate", group="training")
+    halve_lr: bool = option(False, "halve the learning rate after every epoch without a better dev score",
+                            group="training")
     optimizer: str = option("adagrad", "adagrad (lazy sparse rows for the vectors) or sgd",
                             choices=("adagrad", "sgd"), group="training")
     batch_size: int = option(128, "windows per step (word loss) or about that many tokens of whole sentences "
@@ -217,7 +219,8 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     from fastnn.train import Trainer
 
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
-    opt = optim.by_name(c.optimizer, model.parameters(), c.lr, "fit", weight_decay=c.weight_decay)
+    lr = optim.HalveOnPlateau(c.lr) if c.halve_lr and dev is not None else c.lr     # the trainer reports dev scores
+    opt = optim.by_name(c.optimizer, model.parameters(), lr, "fit", weight_decay=c.weight_decay)
     data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
     validate = None
     kinds = {"F1" if t["scheme"] is not None else "accuracy" for t in model.tasks}
