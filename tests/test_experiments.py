@@ -305,14 +305,16 @@ def test_cli_adding_json(capsys):
         assert o["T"] == 8 and o["steps"] == 20 and o["baseline_mse"] == pytest.approx(1 / 6)
 
 
-def test_cli_gradients_and_clipping_tables(capsys):
+def test_cli_gradients_and_clipping_tables(capsys, tmp_path):
     assert main(["experiment", "gradients", "--T", "8", "--train-steps", "5", "--hidden", "4", "--quiet",
                  "--models", "sigmoid", "irnn_x1.1", "--lr-end", "none"]) == 0
     out = capsys.readouterr().out
     assert "| sigmoid | untrained | 0 |" in out and "| irnn_x1.1 | trained | 5 |" in out
     assert main(["experiment", "clipping", "--T", "8", "--steps", "5", "--hidden", "4", "--quiet", "--json",
-                 "--heuristic-steps", "3", "--workers", "1"]) == 0
+                 "--heuristic-steps", "3", "--workers", "1", "--out", str(tmp_path / "c.json")]) == 0
     out = json.loads(capsys.readouterr().out)
+    saved = json.loads((tmp_path / "c.json").read_text())    # --out: every result, curves included
+    assert [r["clip"] for r in saved] == [o["clip"] for o in out] and len(saved[0]["loss"]) == 5
     assert [o["clip"] for o in out] == ["none", "norm", "temporal", "value", "norm"] + ["norm"] * 6 + ["temporal"] * 2
     assert [o["role"] for o in out][-9:] == ["heuristic"] + ["sweep"] * 8
 

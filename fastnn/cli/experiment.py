@@ -37,6 +37,7 @@ def _common(p, defaults, what):
     p.add_argument("--threads", type=int, default=1,
                    help="kernel and BLAS threads (default 1: a 100-unit RNN step is too small to share)")
     p.add_argument("--plot", metavar="PNG", help=f"write the {what} plot here (needs matplotlib)")
+    p.add_argument("--out", metavar="JSON", help="write every result (curves included) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -132,8 +133,8 @@ def _check_run(args):
     """Before the run: the threads, and the plot's path and matplotlib (T is checked by fastnn.data.adding, the
     first thing every experiment calls)."""
     set_threads(args.threads)
+    check_writable(args, "out", "plot")
     if args.plot:
-        check_writable(args, "plot")
         check_import("matplotlib", "--plot", "plot")
 
 
@@ -157,7 +158,11 @@ def _fields(*keys):
 
 
 def _report(args, results, summary, format_table, plot=None):
-    """Print the results (--json: summary(results), else the experiment's table) and draw plot(results, path)."""
+    """Save the results (--out), print them (--json: summary(results), else the experiment's table) and draw
+    plot(results, path)."""
+    if args.out:
+        from fastnn.experiments import save_json
+        save_json(args.out, results)
     if args.json:
         print_json(summary(results))
     else:
