@@ -12,9 +12,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
 from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_scale_stream,
-                      row_shift, dot, axpy)
+                      row_shift)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -185,57 +184,3 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     if n_pieces < 0:
         raise MemoryError()
 
-
-def _class_block_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
-                      const Py_ssize_t[::1] start, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
-                      const Py_ssize_t[::1] present, const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off,
-                      double scale, floating[::1] loss, floating[:, ::1] dh, floating[:, ::1] dW, floating[::1] db,
-                      Py_ssize_t max_size, int n_threads):
-    """The within-class half of a class-factorized softmax: for each token, a softmax over the rows of its class's
-    block of W only (Mikolov et al. 2011).
-
-    h (N, H) IN; W (V, H), b (V,) IN, rows sorted by class: class c owns rows start[c]:start[c+1];
-    order (N,), seg (P+1,), present (P,): the tokens of class present[k] are order[seg[k]:seg[k+1]] (a permutation);
-    rows (N,) IN: each token's target row (inside its class's block); row_off (P+1,): class k's gradient rows are
-    dW[row_off[k]:row_off[k+1]]; loss (N,) OUT: -log P(target | class); dh (N, H) INOUT: += scale * d loss / d h;
-    dW (R, H), db (R,) OUT (or None): scale * d loss / d (block rows).  One thread owns a class (its block rows of
-    dW and its tokens' rows of dh), so there are no races and the sums run in a fixed order.
-    """
-    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off
-    cdef bint want_grad = dW is not None
-    cdef floating *scratch
-    cdef floating *z
-    cdef floating m, g, zt, sc = <floating> scale
-    cdef double s
-    if P == 0:
-        return
-    n_threads = threads_for(h.shape[0] * H * 16, n_threads)
-    scratch = <floating *> malloc(n_threads * max(max_size, 1) * sizeof(floating))
-    if scratch == NULL:
-        raise MemoryError()
-    for k in prange(P, schedule="dynamic", num_threads=n_threads, nogil=True):
-        z = scratch + omp_get_thread_num() * max_size
-        a = start[present[k]]
-        S = start[present[k] + 1] - a
-        off = row_off[k]
-        if want_grad:
-            memset(&dW[off, 0], 0, S * H * sizeof(floating))
-            memset(&db[off], 0, S * sizeof(floating))
-        for q in range(seg[k], seg[k + 1]):
-            i = order[q]
-            t = rows[i] - a
-            for j in range(S):
-                z[j] = dot(&W[a + j, 0], &h[i, 0], H) + b[a + j]
-            zt = z[t]
-            m = row_max(z, S)
-            s = row_exp(z, z, S, m)
-            loss[i] = <floating> ((m - zt) + log(s))
-            if want_grad:
-                for j in range(S):
-                    g = <floating> (sc * z[j] / s)
-                    if j == t:
-                        g = g - sc
-                    axpy(g, &W[a + j, 0], &dh[i, 0], H)
-                    axpy(g, &h[i, 0], &dW[off + j, 0], H)
-                    db[off + j] = db[off + j] + g
-    free(scratch)
