@@ -429,6 +429,19 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
 
 # ---- Elman recurrence --------------------------------------------------------------------------------------------
 
+def _check_recurrence(where, activation, W, seq, name):
+    """(activation code, K, seq) for a square recurrent matrix W (K, K) and a sequence `seq` (T, B, K) of W's dtype."""
+    kind = _activation_code(activation, where)
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[0]
+    if W.shape != (K, K):
+        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
+    seq = V.check_input(seq, name, where, W.dtype, ndim=3)
+    if seq.shape[2] != K:
+        raise ValueError(f"{where}: '{name}' must have shape (T, B, {K}) to match 'W'; got {seq.shape}.")
+    return kind, K, seq
+
+
 def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     """h_t = f(X[t] + h_{t-1} @ W.T + b) for t = 0..T-1.
 
@@ -436,15 +449,8 @@ def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     H[t + 1] = h_t (pass `out` to reuse a buffer).
     """
     where = "rnn_forward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    X = V.check_input(X, "X", where, W.dtype, ndim=3)
-    T, B, KX = X.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'X' must have shape (T, B, {K}) to match 'W'; got {X.shape}.")
+    kind, K, X = _check_recurrence(where, activation, W, X, "X")
+    T, B, _ = X.shape
     b = V.check_input(b, "b", where, W.dtype, shape=(K,))
     h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
     _check_blas_dims(where, B, K)
@@ -464,15 +470,8 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
     Returns dX (T, B, K) (= d loss / d z_t), dW (K, K), db (K,), dh0 (B, K).
     """
     where = "rnn_backward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    dH = V.check_input(dH, "dH", where, W.dtype, ndim=3)
-    T, B, KX = dH.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
+    kind, K, dH = _check_recurrence(where, activation, W, dH, "dH")
+    T, B, _ = dH.shape
     H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
     V.check_scalar(clip, "clip", where, low=0)
     _check_blas_dims(where, T * B, K)

@@ -294,7 +294,7 @@ def test_cli_gradients_and_clipping_tables(capsys):
 
 
 @pytest.mark.parametrize("argv, msg", [(["--lr", "-1"], "--lr must be > 0"), (["--steps", "x"], "--steps must be"),
-                                       (["--T", "1"], "--T must be >= 2"), (["--lr-end", "0"], "--lr-end must be > 0")])
+                                       (["--T", "1"], "'T' must be an integer >= 2"), (["--lr-end", "0"], "--lr-end must be > 0")])
 def test_cli_bad_values(argv, msg, capsys):
     assert main(["experiment", "adding", "--quiet"] + argv) == 2
     err = capsys.readouterr().err

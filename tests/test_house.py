@@ -153,14 +153,16 @@ def _model_configs():
     from fastnn.models.nplm import NPLM
     from fastnn.models.ranking import WindowRanker
     from fastnn.models.rnnlm import RNNLM
-    from fastnn.recipes import embed, lm
+    from fastnn.models.tagger import WindowTagger
+    from fastnn.recipes import embed, lm, tagger
     return [(NPLM, (lm.NPLMConfig, embed.NPLMEmbedConfig)), (RNNLM, (lm.RNNConfig, embed.RNNEmbedConfig)),
             (LSTMLM, (lm.LSTMConfig,)), (KneserNey, (lm.NGramConfig,)), (DeletedInterpolation, (lm.NGramConfig,)),
-            (WindowRanker, (embed.RankingConfig,)), (LogisticRegression, (CompareConfig,)), (MLP, (CompareConfig,))]
+            (WindowRanker, (embed.RankingConfig,)), (LogisticRegression, (CompareConfig,)), (MLP, (CompareConfig,)),
+            (WindowTagger, (tagger.TaggerConfig,))]
 
 
 # Config fields that reach the model under another name
-ALIASES = {"clip_value": "clip"}
+ALIASES = {"clip_value": "clip", "keep_case": "lowercase"}
 
 
 def defaults_written_twice(model, configs):
