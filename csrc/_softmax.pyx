@@ -12,8 +12,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
-from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_scale_stream,
-                      row_shift)
+from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
+                      row_scale_stream, row_shift)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -44,18 +44,12 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
             out_max[i] = m
             out_sum[i] = s
         return 1
-    pm = <floating *> malloc(B * n_pieces * sizeof(floating))
-    ps = <double *> malloc(B * n_pieces * sizeof(double))
-    if pm == NULL or ps == NULL:
-        free(pm)
-        free(ps)
+    if not malloc2(<void **> &pm, B * n_pieces * sizeof(floating), <void **> &ps, B * n_pieces * sizeof(double)):
         return -1
     for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
         i = u // n_pieces
         lo = (u % n_pieces) * CHUNK
-        hi = lo + CHUNK
-        if hi > V:
-            hi = V
+        hi = min(lo + CHUNK, V)
         m = row_max(x + i * V + lo, hi - lo)
         pm[u] = m
         if grad != NULL:
@@ -77,9 +71,7 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
         for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
             i = u // n_pieces
             lo = (u % n_pieces) * CHUNK
-            hi = lo + CHUNK
-            if hi > V:
-                hi = V
+            hi = min(lo + CHUNK, V)
             row_scale(grad + i * V + lo, hi - lo, <floating> (exp(pm[u] - out_max[i]) / out_sum[i]))
     free(pm)
     free(ps)
@@ -168,11 +160,7 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     if B == 0:
         return
     n_threads = threads_for(B * V, n_threads)
-    mx = <floating *> malloc(B * sizeof(floating))
-    sm = <double *> malloc(B * sizeof(double))
-    if mx == NULL or sm == NULL:
-        free(mx)
-        free(sm)
+    if not malloc2(<void **> &mx, B * sizeof(floating), <void **> &sm, B * sizeof(double)):
         raise MemoryError()
     with nogil:
         n_pieces = row_stats(&logits[0, 0], B, V, mx, sm, <floating *> NULL, n_threads)
