@@ -340,20 +340,30 @@ def scatter_add_(W, idx, G, *, alpha=1.0, n_threads=None):
     _embedding._scatter_add(W, idx, G, float(alpha), effective_n_threads(n_threads))
 
 
+def _check_nonneg(where, **scalars):
+    """Every hyper-parameter of an update (lr, l2, eps, ...) is a real >= 0."""
+    for name, x in scalars.items():
+        V.check_scalar(x, name, where, low=0)
+
+
 def sparse_sgd_(W, rows, G, *, lr, l2=0.0, n_threads=None):
     """W[rows] = (1 - lr*l2) * W[rows] - lr * G on unique ascending rows (a coalesced RowGrad), in place."""
     where = "sparse_sgd_"
     rows, G = _check_rows_update(where, W, rows, G, unique=True)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    _check_nonneg(where, lr=lr, l2=l2)
     _embedding._sparse_sgd(W, rows, G, float(lr), float(l2), effective_n_threads(n_threads))
 
 
-def _check_acc(where, W, A):
+def _check_sparse_adagrad(where, W, A, rows, G, unique, **scalars):
+    """The checks of both lazy AdaGrads: the rows and their gradients, the accumulator A (W's shape and dtype, not
+    overlapping it) and the hyper-parameters.  Returns (rows, G) as the kernels take them."""
+    rows, G = _check_rows_update(where, W, rows, G, unique=unique)
     V.check_float_array(A, "A", where, ndim=2, writeable=True)
     V.check_same_dtype(where, "W", W, A=A)
     V.check_shape(A, "A", where, W.shape)
     V.check_no_overlap(where, W=W, A=A)
+    _check_nonneg(where, **scalars)
+    return rows, G
 
 
 def sparse_adagrad_(W, A, rows, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
@@ -362,11 +372,7 @@ def sparse_adagrad_(W, A, rows, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
     Only the given rows of W and of the accumulator A are read or written.  eps after the sqrt, as torch.
     """
     where = "sparse_adagrad_"
-    rows, G = _check_rows_update(where, W, rows, G, unique=True)
-    _check_acc(where, W, A)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(eps, "eps", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    rows, G = _check_sparse_adagrad(where, W, A, rows, G, True, lr=lr, eps=eps, l2=l2)
     _embedding._sparse_adagrad(W, A, rows, G, float(lr), float(eps), float(l2), effective_n_threads(n_threads))
 
 
@@ -374,11 +380,7 @@ def sparse_adagrad_grouped_(W, A, idx, G, *, lr, eps=1e-10, l2=0.0, n_threads=No
     """Lazy AdaGrad from uncoalesced row gradients (repeated idx allowed): the rows sharing an index are summed first,
     then one update per distinct row (AdaGrad is non-linear, so the order matters)."""
     where = "sparse_adagrad_grouped_"
-    idx, G = _check_rows_update(where, W, idx, G, unique=False)
-    _check_acc(where, W, A)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(eps, "eps", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    idx, G = _check_sparse_adagrad(where, W, A, idx, G, False, lr=lr, eps=eps, l2=l2)
     order, uniq, seg = _group_rows_unchecked(idx, W.shape[0])
     _embedding._sparse_adagrad_grouped(W, A, G, order, uniq, seg, float(lr), float(eps), float(l2),
                                        effective_n_threads(n_threads))
@@ -402,8 +404,7 @@ def sgd_(w, g, *, lr, l2=0.0, l1=0.0, n_threads=None):
     """w -= lr * (g + l2*w + l1*sign(w)), in place, one pass."""
     where = "sgd_"
     g = _check_dense(where, w, g)
-    for n, x in (("lr", lr), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, l2=l2, l1=l1)
     _dense_update._sgd(w.reshape(-1), g, float(lr), float(l2), float(l1), effective_n_threads(n_threads))
 
 
@@ -411,8 +412,7 @@ def momentum_(w, v, g, *, lr, mu, nesterov=False, l2=0.0, l1=0.0, n_threads=None
     """torch's momentum: v = mu*v + g'; w -= lr*v (nesterov: w -= lr*(g' + mu*v)); g' = g + l2*w + l1*sign(w)."""
     where = "momentum_"
     g = _check_dense(where, w, g, ("v", v))
-    for n, x in (("lr", lr), ("mu", mu), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, mu=mu, l2=l2, l1=l1)
     _dense_update._momentum(w.reshape(-1), v.reshape(-1), g, float(lr), float(mu), float(l2), float(l1),
                             bool(nesterov), effective_n_threads(n_threads))
 
@@ -421,8 +421,7 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
     """AdaGrad (torch's convention): g' = g + l2*w + l1*sign(w); acc += g'^2; w -= lr*g'/(sqrt(acc)+eps)."""
     where = "adagrad_"
     g = _check_dense(where, w, g, ("acc", acc))
-    for n, x in (("lr", lr), ("eps", eps), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, eps=eps, l2=l2, l1=l1)
     _dense_update._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
                            effective_n_threads(n_threads))
 

@@ -8,11 +8,11 @@ from fastnn.data.features import normalize, normalize_word
 from fastnn.data.vectors import init_pretrained, load_pretrained, read_vectors, write_vectors
 from fastnn.recipes import embed as recipe
 from fastnn.recipes import tagger as tagger_recipe
+from tests.conftest import write_lines
 
 
 def _text(path, lines):
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 CONLL = ["-DOCSTART- -X- -X- O", "", "EU NNP I-NP I-ORG", "rejects VBZ I-VP O", "German JJ I-NP I-MISC", "",
