@@ -37,6 +37,7 @@ def _common(p, defaults, what):
     p.add_argument("--threads", type=int, default=1,
                    help="kernel and BLAS threads (default 1: a 100-unit RNN step is too small to share)")
     p.add_argument("--plot", metavar="PNG", help=f"write the {what} plot here (needs matplotlib)")
+    p.add_argument("--out", metavar="JSON", help="write every result (curves included) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -82,8 +83,9 @@ def register(sub):
     _option(c, "--model", CLIP_DEFAULTS, "network", key="kind", choices=MODELS)
     _option(c, "--thresholds", CLIP_DEFAULTS, "norm-clipping thresholds of the sweep; none skips it", nargs="*",
             metavar="C")
-    _option(c, "--heuristic-steps", CLIP_DEFAULTS, "unclipped steps whose mean gradient norm is the heuristic "
-            "threshold; 0 skips it", type=int)
+    _option(c, "--heuristic-steps", CLIP_DEFAULTS, "unclipped steps whose means are the heuristic thresholds (norm "
+            "and temporal clipping); 0 skips them", type=int)
+    _option(c, "--workers", CLIP_DEFAULTS, "runs trained at once, in separate processes", type=int)
     c.set_defaults(func=run_clipping)
 
     from fastnn.experiments import digits
@@ -97,8 +99,9 @@ def register(sub):
                    help="pixel orders (default both)")
     _option(d, "--epochs", dd, "epochs per run", type=int)
     for flag, what, metavar in (("--lr", "learning rates", "LR"), ("--clip", "gradient-norm clipping thresholds", "C")):
-        d.add_argument(flag, type=float, nargs="+", metavar=metavar, help=f"{what} of the grid (default "
-                       f"{' '.join(map(str, digits.GRID[flag[2:]]))})")
+        d.add_argument(flag, type=float, nargs="+", metavar=metavar, help=f"{what} of the grid, every model (default "
+                       f"{' '.join(map(str, digits.GRID[flag[2:]]))}; IRNN "
+                       f"{' '.join(map(str, digits.MODEL_GRID['irnn'][flag[2:]]))})")
     d.add_argument("--long", action="store_true",
                    help=f"the longer grid: lr {' '.join(map(str, digits.LONG_GRID['lr']))} x clip "
                         f"{' '.join(map(str, digits.LONG_GRID['clip']))} (hours)")
@@ -130,8 +133,8 @@ def _check_run(args):
     """Before the run: the threads, and the plot's path and matplotlib (T is checked by fastnn.data.adding, the
     first thing every experiment calls)."""
     set_threads(args.threads)
+    check_writable(args, "out", "plot")
     if args.plot:
-        check_writable(args, "plot")
         check_import("matplotlib", "--plot", "plot")
 
 
@@ -155,7 +158,11 @@ def _fields(*keys):
 
 
 def _report(args, results, summary, format_table, plot=None):
-    """Print the results (--json: summary(results), else the experiment's table) and draw plot(results, path)."""
+    """Save the results (--out), print them (--json: summary(results), else the experiment's table) and draw
+    plot(results, path)."""
+    if args.out:
+        from fastnn.experiments import save_json
+        save_json(args.out, results)
     if args.json:
         print_json(summary(results))
     else:
@@ -213,7 +220,7 @@ def run_clipping(args):
         raise CLIError(f"--heuristic-steps must be >= 0; got {args.heuristic_steps}")
     s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model,
                   thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
-                  heuristic_steps=args.heuristic_steps)
+                  heuristic_steps=args.heuristic_steps, workers=_positive(int, "workers")(args.workers))
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
     summary = _fields("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
                       "max_grad_norm", "final_test_mse", "active_units", "seconds")
@@ -227,10 +234,12 @@ def run_digits(args):
     check_import("sklearn", "fastnn experiment digits", "digits")   # the digits ship inside scikit-learn
     # run_digits checks the settings, the grid and the threads before any training
     settings = dict(epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size, workers=args.workers)
-    grid = dict(digits.LONG_GRID if args.long else digits.GRID)
-    for key in ("lr", "clip"):
-        if getattr(args, key) is not None:
-            grid[key] = getattr(args, key)
+    grid = None    # the per-model default grids unless a grid option is given
+    if args.long or args.lr is not None or args.clip is not None:
+        grid = dict(digits.LONG_GRID if args.long else digits.GRID)
+        for key in ("lr", "clip"):
+            if getattr(args, key) is not None:
+                grid[key] = getattr(args, key)
     set_threads(args.threads)
     out = None if str(args.out).lower() == "none" else args.out
     plot = args.plot

@@ -118,8 +118,12 @@ def plot_clipping(results, path, log=None):
     axes[2].legend(fontsize=8)
     if sweep:
         ax = axes[3]
-        mse = [math.nan if r["final_test_mse"] is None else r["final_test_mse"] for r in sweep]
-        ax.plot([r["threshold"] for r in sweep], mse, marker="o", label="norm clipping at c")
+        for mode, mark in (("norm", "o"), ("temporal", "s")):
+            rows = [r for r in sweep + [r for r in compare if r["clip"] == "temporal"] if r["clip"] == mode]
+            rows.sort(key=lambda r: r["threshold"])
+            mse = [math.nan if r["final_test_mse"] is None else r["final_test_mse"] for r in rows]
+            if rows:
+                ax.plot([r["threshold"] for r in rows], mse, marker=mark, label=f"{mode} clipping at c")
         for r in heur:
             ax.plot([r["threshold"]], [r["final_test_mse"]], marker="*", ms=12, ls="", color="C3",
                     label=f"heuristic c = {r['threshold']:.3g}")
