@@ -21,9 +21,7 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from _common cimport (threads_for, omp_get_thread_num, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d,
-                      fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_dot_f, fnn_dot_d, fnn_axpy_f,
-                      fnn_axpy_d)
+from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy
 
 cdef extern from *:
     """
@@ -39,13 +37,51 @@ cdef extern from *:
        loads per 8 FMAs instead of 2, from L2 when B outgrows L1) */
     #define FNN_IN_REGS(x, y) __asm__("" : "+v"(x), "+v"(y))
     #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
-    static inline float fnn_hsum(fnn_v16 v) {       /* a fixed tree, so the bits do not depend on the caller */
+    /* a fixed tree (halves added lane-wise down to one value), so the bits do not depend on the caller */
+    #if defined(__has_builtin)
+    #if __has_builtin(__builtin_shufflevector)
+    #define FNN_HAVE_SHUFFLE 1
+    #endif
+    #endif
+    #ifdef FNN_HAVE_SHUFFLE
+    typedef float fnn_v8 __attribute__((vector_size(32)));
+    typedef float fnn_v4 __attribute__((vector_size(16)));
+    static inline float fnn_hsum(fnn_v16 v) {
+        fnn_v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
+                   + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+        fnn_v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+        return (q[0] + q[2]) + (q[1] + q[3]);
+    }
+    /* out[l] = fnn_hsum(a[l]) for 16 vectors at once, the same tree level by level (a transpose as it adds) */
+    static inline fnn_v16 fnn_hsum16(const fnn_v16 *a) {
+        fnn_v16 t[8], u[4], v[2];
+        for (int p = 0; p < 8; p++)
+            t[p] = __builtin_shufflevector(a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
+                                           22, 23)
+                   + __builtin_shufflevector(a[2 * p], a[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
+                                             28, 29, 30, 31);
+        for (int p = 0; p < 4; p++)
+            u[p] = __builtin_shufflevector(t[2 * p], t[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                           26, 27)
+                   + __builtin_shufflevector(t[2 * p], t[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28,
+                                             29, 30, 31);
+        for (int p = 0; p < 2; p++)
+            v[p] = __builtin_shufflevector(u[2 * p], u[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25,
+                                           28, 29)
+                   + __builtin_shufflevector(u[2 * p], u[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26,
+                                             27, 30, 31);
+        return __builtin_shufflevector(v[0], v[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+               + __builtin_shufflevector(v[0], v[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    }
+    #else
+    static inline float fnn_hsum(fnn_v16 v) {
         float t[16];
         memcpy(t, &v, 64);
         for (int l = 0; l < 8; l++) t[l] += t[l + 8];
         for (int l = 0; l < 4; l++) t[l] += t[l + 4];
         return (t[0] + t[2]) + (t[1] + t[3]);
     }
+    #endif
     /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
        before it, so every load stays inside its row and the overlapped columns are not written twice) */
     #define FNN_AK(p) ((p)[k * sak])
@@ -159,7 +195,35 @@ cdef extern from *:
         for (int l = 0; l < 16; l++) mask[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;
         for (; i + 4 <= m; i += 4) {
             const float *h0 = Hm + i * n, *h1 = h0 + n, *h2 = h1 + n, *h3 = h2 + n;
-            for (w = 0; w < s; w++) {
+            w = 0;
+    #ifdef FNN_HAVE_SHUFFLE
+            /* 4 states x 4 rows of W: each loaded vector feeds 4 products, and the 16 sums are reduced together */
+            for (; w + 4 <= s; w += 4) {
+                const float *w0 = W + w * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+                fnn_v16 x[16], r;
+                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
+                for (j = 0; j < nf + 16; j += 16) {
+                    fnn_v16 v0, v1, v2, v3, g0, g1, g2, g3;
+                    ptrdiff_t jj = j;
+                    if (j < nf) {
+                        v0 = FNN_LD(w0 + j); v1 = FNN_LD(w1 + j); v2 = FNN_LD(w2 + j); v3 = FNN_LD(w3 + j);
+                    } else if (n > nf) {
+                        jj = n - 16;
+                        v0 = FNN_LD(w0 + jj) * mask; v1 = FNN_LD(w1 + jj) * mask; v2 = FNN_LD(w2 + jj) * mask;
+                        v3 = FNN_LD(w3 + jj) * mask;
+                    } else break;
+                    g0 = FNN_LD(h0 + jj); g1 = FNN_LD(h1 + jj); g2 = FNN_LD(h2 + jj); g3 = FNN_LD(h3 + jj);
+                    x[0] += g0 * v0; x[1] += g0 * v1; x[2] += g0 * v2; x[3] += g0 * v3;
+                    x[4] += g1 * v0; x[5] += g1 * v1; x[6] += g1 * v2; x[7] += g1 * v3;
+                    x[8] += g2 * v0; x[9] += g2 * v1; x[10] += g2 * v2; x[11] += g2 * v3;
+                    x[12] += g3 * v0; x[13] += g3 * v1; x[14] += g3 * v2; x[15] += g3 * v3;
+                }
+                r = fnn_hsum16(x);
+                for (int q = 0; q < 4; q++)
+                    for (int l = 0; l < 4; l++) Z[(i + q) * s + w + l] = r[q * 4 + l] + b[w + l];
+            }
+    #endif
+            for (; w < s; w++) {
                 const float *wr = W + w * n;
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
                 for (j = 0; j < nf; j += 16) {
@@ -254,51 +318,14 @@ cdef inline void mtm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A
         fnn_mm_d(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
 
 
-cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
-    if floating is float:
-        fnn_act_f(h, n, kind)
-    else:
-        fnn_act_d(h, n, kind)
-
-
-cdef inline void dact(const floating *g, const floating *carry, const floating *h, floating *dz, Py_ssize_t n,
-                      int kind, floating clip) noexcept nogil:
-    if floating is float:
-        fnn_dact_f(g, carry, h, dz, n, kind, clip)
-    else:
-        fnn_dact_d(g, carry, h, dz, n, kind, clip)
-
-
-cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_row_max_f(x, n)
-    else:
-        return fnn_row_max_d(x, n)
-
-
-cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
-    if floating is float:
-        return fnn_row_exp_f(x, out, n, m)
-    else:
-        return fnn_row_exp_d(x, out, n, m)
-
-
-cdef inline floating dot(const floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_dot_f(x, y, n)
-    else:
-        return fnn_dot_d(x, y, n)
-
-
-cdef inline void axpy(floating a, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        fnn_axpy_f(a, x, y, n)
-    else:
-        fnn_axpy_d(a, x, y, n)
-
-
-def chunk_rows():
-    return CHUNK
+cdef inline void bias_mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+                         const floating *B, const floating *bias, floating *C) noexcept nogil:
+    """C[r] = bias + A[r] B for r < m; B (K, n) and C (m, n) with rows n apart."""
+    cdef Py_ssize_t r
+    for r in range(m):
+        memcpy(C + r * n, bias, n * sizeof(floating))
+    if K > 0:
+        mm(m, n, K, A, lda, B, n, C, n, 1)
 
 
 def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const floating[::1] b,
@@ -318,10 +345,7 @@ def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const
     for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
         r0 = c * ROWS
         m = min(ROWS, U - r0)
-        for s in range(r0, r0 + m):
-            memcpy(&P[s, 0], &b[0], H * sizeof(floating))
-        if E > 0:
-            mm(m, H, E, &Eu[r0, 0], E, &WihT[0, 0], H, &P[r0, 0], H, 1)
+        bias_mm(m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
     if nt > n_chunks:
         nt = <int> n_chunks
     for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
@@ -351,10 +375,7 @@ def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, con
     for blk in prange((N + ROWS - 1) // ROWS, schedule="static", num_threads=nt, nogil=True):
         i0 = blk * ROWS
         m = min(ROWS, N - i0)
-        for i in range(i0, i0 + m):
-            memcpy(&Z[i, 0], &bc[0], C * sizeof(floating))
-        if H > 0:
-            mm(m, C, H, &Ho[i0, 0], H, &WcT[0, 0], C, &Z[i0, 0], C, 1)
+        bias_mm(m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
         for i in range(i0, i0 + m):
             zt = Z[i, tc[i]]
             mx = row_max(&Z[i, 0], C)
@@ -431,12 +452,11 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     cdef floating *z
     cdef floating *hc
     cdef floating *dhc
-    cdef floating *zt
     cdef floating m, g, ztarget, sc = <floating> scale
     cdef double s
     cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
     cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
-    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + 2 * max(max_cells, 1)
+    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
     if P == 0:
         return
     scratch = <floating *> malloc(nt * per * sizeof(floating))
@@ -452,8 +472,7 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
             memset(&db[off], 0, S * sizeof(floating))
         if blocks:
             mk = seg[k + 1] - seg[k]
-            zt = z + max_cells
-            hc = zt + max_cells
+            hc = z + max_cells
             dhc = hc + max_tokens * H
             for q in range(mk):
                 memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
@@ -474,10 +493,8 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                 mm(mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
                 for q in range(mk):
                     axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
-                    for j in range(S):
-                        zt[j * mk + q] = z[q * S + j]
-                        db[off + j] = db[off + j] + z[q * S + j]
-                mm(S, H, mk, zt, mk, hc, H, &dW[off, 0], H, 0)
+                    axpy(<floating> 1.0, z + q * S, &db[off], S)
+                mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
             continue
         if want:
             memset(&dW[off, 0], 0, S * H * sizeof(floating))

@@ -261,16 +261,17 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
-    loss = np.empty(N, dtype=W.dtype)
-    if want_grad:
-        dh = np.zeros((N, H), dtype=W.dtype)
-        dW = np.empty((int(row_off[-1]), H), dtype=W.dtype)
-        db = np.empty(int(row_off[-1]), dtype=W.dtype)
-    else:
-        dh = dW = db = None
-    max_size = int(sizes.max()) if sizes.size else 1
-    _softmax._class_block_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
-                               max_size, effective_n_threads(n_threads))
+    loss = np.zeros(N, dtype=np.float64)
+    dh = np.zeros((N, H) if want_grad else (0, H), dtype=W.dtype)
+    dW = np.empty((int(row_off[-1]) if want_grad else 0, H), dtype=W.dtype)
+    db = np.empty(dW.shape[0], dtype=W.dtype)
+    counts = np.diff(seg)
+    # the RNN LM's within-class kernel (one home for it): loss and dh are added to, dW and db written
+    _rnnlm._rnnlm_word_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
+                            int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
+                            int((counts * sizes).max()) if counts.size else 1, int(want_grad),
+                            effective_n_threads(n_threads))
+    loss = loss.astype(W.dtype)
     if not want_grad:
         return loss, None, None, None, None
     grad_rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
