@@ -37,6 +37,32 @@ def save_json(path, obj):
     io.atomic_write(path, lambda f: f.write(data))
 
 
+def settings_for(where, defaults, settings, *, steps=None, **choices):
+    """dict(defaults, **settings) once settings holds only known keys (TypeError otherwise); steps, when not None,
+    replaces "steps"; each choices entry name=(values, allowed) checks that every value is allowed (ValueError)."""
+    unknown = set(settings) - set(defaults)
+    if unknown:
+        raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(defaults)}.")
+    for name, (values, allowed) in choices.items():
+        for v in values:
+            if v not in allowed:
+                raise ValueError(f"{where}: each {name} must be one of {allowed}; got {v!r}.")
+    s = dict(defaults, **settings)
+    if steps is not None:
+        s["steps"] = steps
+    return s
+
+
+def check_grid(where, grid):
+    """grid["lr"] and grid["clip"] are non-empty lists of numbers > 0 (ValueError otherwise); returns dict(grid)."""
+    grid = dict(grid)
+    for key in ("lr", "clip"):
+        vals = grid.get(key)
+        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
+            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
+    return grid
+
+
 def map_jobs(fn, jobs, workers=1, on_result=None):
     """[fn(job) for job in jobs], run in `workers` spawned processes when workers > 1 (results in job order);
     on_result(result) is called as each one arrives (progress lines).  fn must be a module-level function."""

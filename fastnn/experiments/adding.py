@@ -21,7 +21,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import jsonable, map_jobs
+from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -228,15 +228,7 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
     model: model, T, steps, final_test_mse, baseline_mse, seconds, plus the curves (eval_steps, test_mse) and the
     settings used.  Settings default to DEFAULTS (keys hidden, batch_size, lr, clip, steps, n_test, eval_every,
     small_std, in_std); every model gets the same initialisation seed and the same training batches."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"run_adding: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"run_adding: each model must be one of {MODELS}; got {m!r}.")
-    s = dict(DEFAULTS, **settings)
-    if steps is not None:
-        s["steps"] = steps
+    s = settings_for("run_adding", DEFAULTS, settings, steps=steps, model=(models, MODELS))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
     with threads(kernels=n_threads, blas=n_threads):
@@ -280,18 +272,8 @@ def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_thre
     valid_mse, test_mse, diverged, seconds), settings.
     """
     where = "run_adding_grid"
-    unknown = set(settings) - set(GRID_DEFAULTS)
-    if unknown:
-        raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(GRID_DEFAULTS)}.")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
-    grid = dict(LE_GRID if grid is None else grid)
-    for key in ("lr", "clip"):
-        vals = grid.get(key)
-        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
-            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
-    s = dict(GRID_DEFAULTS, **settings)
+    s = settings_for(where, GRID_DEFAULTS, settings, model=(models, MODELS))
+    grid = check_grid(where, LE_GRID if grid is None else grid)
     workers = s.pop("workers")
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"{where}: 'workers' must be an int >= 1; got {workers!r}.")

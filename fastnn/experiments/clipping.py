@@ -27,7 +27,7 @@ import numpy as np
 
 from fastnn import kernels, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import map_jobs
+from fastnn.experiments import map_jobs, settings_for
 from fastnn.experiments.adding import DEFAULTS, fit, time_major
 
 CLIP_MODES = (None, "norm", "temporal", "value")
@@ -114,15 +114,7 @@ def run_clipping(T=150, *, modes=CLIP_MODES, steps=None, seed=0, log=None, n_thr
     Settings default to CLIP_DEFAULTS (the adding DEFAULTS plus kind, fewer steps, thresholds, temporal_factors,
     heuristic_steps, workers).
     """
-    unknown = set(settings) - set(CLIP_DEFAULTS)
-    if unknown:
-        raise TypeError(f"run_clipping: unknown settings {sorted(unknown)}; known: {sorted(CLIP_DEFAULTS)}.")
-    for mode in modes:
-        if mode not in CLIP_MODES:
-            raise ValueError(f"run_clipping: each mode must be one of {CLIP_MODES}; got {mode!r}.")
-    s = dict(CLIP_DEFAULTS, **settings)
-    if steps is not None:
-        s["steps"] = steps
+    s = settings_for("run_clipping", CLIP_DEFAULTS, settings, steps=steps, mode=(modes, CLIP_MODES))
     workers = s.pop("workers")
     c_norm = c_temporal = math.nan
     if s["heuristic_steps"]:

@@ -27,7 +27,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
-from fastnn.experiments import jsonable, map_jobs
+from fastnn.experiments import check_grid, jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
 from fastnn.train import ArrayBatches, Trainer
@@ -190,12 +190,7 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     for o in orders:
         if o not in ORDERS:
             raise ValueError(f"{where}: each order must be one of {ORDERS}; got {o!r}.")
-    grids = {m: dict(MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}
-    for g in grids.values():
-        for key in ("lr", "clip"):
-            vals = g.get(key)
-            if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
-                raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
+    grids = {m: check_grid(where, MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}
     train_settings = {k: v for k, v in s.items() if k != "workers"}
     jobs = [(kind, order, lr, clip, seed, n_threads, train_settings)
             for kind, order in itertools.product(models, orders)
