@@ -3,7 +3,7 @@
 
 Four gates of K units each, stored side by side in one row of 4K per batch row, in torch's order (i, f, g, o):
 
-    a_t = h_{t-1} W^T + x_t + b                          x_t: the input already projected (one big product by the
+    a_t = x_t + h_{t-1} W^T + b                          x_t: the input already projected (one big product by the
     i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g),   caller), W (4K, K), b (4K,)
     o = sigmoid(a_o)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
@@ -25,18 +25,15 @@ cdef extern from *:
     #define restrict __restrict
     #endif
 
-    /* One batch row of a forward step, n units whose four gates lie ld apart.  a (gates) INOUT: h_{t-1} W^T in,
-     * the gates' activations out; x (gates) IN: the projected input; bias (gates) IN; c_prev (n) IN; c, h (n) OUT. */
+    /* One batch row of a forward step.  a (4n) INOUT: the gates' pre-activations in, their activations out;
+     * c_prev (n) IN; c, h (n) OUT. */
     #define FNN_LSTM_FWD(NAME, T, SIGMOID, TANH, SIMD)                                                     \\
-    static inline void NAME(T *restrict a, const T *restrict x, const T *restrict bias,                     \\
-                            const T *restrict c_prev, T *restrict c, T *restrict h, ptrdiff_t n,            \\
-                            ptrdiff_t ld) {                                                                 \\
-        T *restrict ai = a, *restrict af = a + ld, *restrict ag = a + 2 * ld, *restrict ao = a + 3 * ld;    \\
+    static inline void NAME(T *restrict a, const T *restrict c_prev, T *restrict c, T *restrict h,          \\
+                            ptrdiff_t n) {                                                                  \\
+        T *restrict ai = a, *restrict af = a + n, *restrict ag = a + 2 * n, *restrict ao = a + 3 * n;       \\
         SIMD                                                                                                \\
         for (ptrdiff_t j = 0; j < n; j++) {                                                                 \\
-            T i = SIGMOID(ai[j] + x[j] + bias[j]), f = SIGMOID(af[j] + x[ld + j] + bias[ld + j]);           \\
-            T g = TANH(ag[j] + x[2 * ld + j] + bias[2 * ld + j]);                                           \\
-            T o = SIGMOID(ao[j] + x[3 * ld + j] + bias[3 * ld + j]);                                        \\
+            T i = SIGMOID(ai[j]), f = SIGMOID(af[j]), g = TANH(ag[j]), o = SIGMOID(ao[j]);                  \\
             T cj = f * c_prev[j] + i * g;                                                                   \\
             ai[j] = i; af[j] = f; ag[j] = g; ao[j] = o;                                                     \\
             c[j] = cj;                                                                                      \\
@@ -79,22 +76,20 @@ cdef extern from *:
     FNN_LSTM_BWD(fnn_lstm_bwd_f, float, fnn_tanhf, FNN_SIMD)
     FNN_LSTM_BWD(fnn_lstm_bwd_d, double, tanh, )
     """
-    void fnn_lstm_fwd_f(float *a, const float *x, const float *bias, const float *c_prev, float *c, float *h,
-                        Py_ssize_t n, Py_ssize_t ld) noexcept nogil
-    void fnn_lstm_fwd_d(double *a, const double *x, const double *bias, const double *c_prev, double *c, double *h,
-                        Py_ssize_t n, Py_ssize_t ld) noexcept nogil
+    void fnn_lstm_fwd_f(float *a, const float *c_prev, float *c, float *h, Py_ssize_t n) noexcept nogil
+    void fnn_lstm_fwd_d(double *a, const double *c_prev, double *c, double *h, Py_ssize_t n) noexcept nogil
     void fnn_lstm_bwd_f(const float *a, const float *c_prev, const float *c, const float *gh, const float *dh,
                         float *dc, float *da, Py_ssize_t n, float clip) noexcept nogil
     void fnn_lstm_bwd_d(const double *a, const double *c_prev, const double *c, const double *gh, const double *dh,
                         double *dc, double *da, Py_ssize_t n, double clip) noexcept nogil
 
 
-cdef inline void cell_forward(floating *a, const floating *x, const floating *bias, const floating *c_prev,
-                              floating *c, floating *h, Py_ssize_t n) noexcept nogil:
+cdef inline void cell_forward(floating *a, const floating *c_prev, floating *c, floating *h,
+                              Py_ssize_t n) noexcept nogil:
     if floating is float:
-        fnn_lstm_fwd_f(a, x, bias, c_prev, c, h, n, n)
+        fnn_lstm_fwd_f(a, c_prev, c, h, n)
     else:
-        fnn_lstm_fwd_d(a, x, bias, c_prev, c, h, n, n)
+        fnn_lstm_fwd_d(a, c_prev, c, h, n)
 
 
 cdef inline void cell_backward(const floating *a, const floating *c_prev, const floating *c, const floating *gh,
@@ -115,15 +110,20 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     if T == 0 or B == 0 or K == 0:
         return
     with nogil:
+        for r in prange(T * B, schedule="static", num_threads=threads_for(T * B * K4, n_threads)):
+            t = r // B
+            i = r % B
+            for j in range(K4):
+                A[t, i, j] = X[t, i, j] + b[j]
         for t in range(T):
             gemm_rm(False, True, <int> B, <int> K4, <int> K, <floating> 1.0, &H[t, 0, 0], <int> K, &W[0, 0],
-                    <int> K, <floating> 0.0, &A[t, 0, 0], <int> K4)
+                    <int> K, <floating> 1.0, &A[t, 0, 0], <int> K4)
             if nt > 1:
                 for i in prange(B, schedule="static", num_threads=nt):
-                    cell_forward(&A[t, i, 0], &X[t, i, 0], &b[0], &C[t, i, 0], &C[t + 1, i, 0], &H[t + 1, i, 0], K)
+                    cell_forward(&A[t, i, 0], &C[t, i, 0], &C[t + 1, i, 0], &H[t + 1, i, 0], K)
             else:
                 for i in range(B):
-                    cell_forward(&A[t, i, 0], &X[t, i, 0], &b[0], &C[t, i, 0], &C[t + 1, i, 0], &H[t + 1, i, 0], K)
+                    cell_forward(&A[t, i, 0], &C[t, i, 0], &C[t + 1, i, 0], &H[t + 1, i, 0], K)
 
 
 def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, const floating[:, :, ::1] H,
