@@ -30,6 +30,14 @@ cdef extern from *:
        [0, n) of its row; C is written only for j < n.  float: GCC/clang vector
        types, 4 rows x 32 columns of accumulators (8 independent FMA chains); each element is summed over k in order
        with one rounding per step whatever the block it falls in, so the rows of a chunk do not depend on the chunk. */
+    /* the plain triple loop: float64, float32 without vector extensions, and rows too narrow for a vector */
+    #define FNN_MM_PLAIN(T)                                                                                       \
+        for (ptrdiff_t r_ = 0; r_ < m; r_++)                                                                      \
+            for (ptrdiff_t j_ = 0; j_ < n; j_++) {                                                                \
+                T s_ = acc ? C[r_ * ldc + j_] : (T)0;                                                             \
+                for (ptrdiff_t k_ = 0; k_ < K; k_++) s_ += A[r_ * sar + k_ * sak] * B[k_ * ldb + j_];             \
+                C[r_ * ldc + j_] = s_;                                                                            \
+            }
     #if defined(__GNUC__) || defined(__clang__)
     typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
     #define FNN_LD(p) (*(const fnn_v16 *)(p))
@@ -102,12 +110,7 @@ cdef extern from *:
                          const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
         ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
         if (n < 16) {                                   /* too narrow for a vector: plain loops */
-            for (r = 0; r < m; r++)
-                for (j = 0; j < n; j++) {
-                    float s = acc ? C[r * ldc + j] : 0.0f;
-                    for (k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
-                    C[r * ldc + j] = s;
-                }
+            FNN_MM_PLAIN(float)
             return;
         }
         for (; r + 4 <= m; r += 4) {
@@ -255,12 +258,7 @@ cdef extern from *:
     #else
     static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
                          const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        for (ptrdiff_t r = 0; r < m; r++)
-            for (ptrdiff_t j = 0; j < n; j++) {
-                float s = acc ? C[r * ldc + j] : 0.0f;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
-                C[r * ldc + j] = s;
-            }
+        FNN_MM_PLAIN(float)
     }
     #define FNN_HAVE_DOTS 0
     static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
@@ -275,12 +273,7 @@ cdef extern from *:
     #endif
     static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t sar, ptrdiff_t sak,
                          const double *B, ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
-        for (ptrdiff_t r = 0; r < m; r++)
-            for (ptrdiff_t j = 0; j < n; j++) {
-                double s = acc ? C[r * ldc + j] : 0.0;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * sar + k * sak] * B[k * ldb + j];
-                C[r * ldc + j] = s;
-            }
+        FNN_MM_PLAIN(double)
     }
     """
     void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar, Py_ssize_t sak,
