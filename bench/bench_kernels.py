@@ -363,6 +363,20 @@ def _sparse_notes(idx):
                 in_place="same W (and accumulator) updated every round")
 
 
+def _torch_sparse(W, idx, G, optimizer, **kw):
+    """torch's step of the sparse benchmarks: a sparse Embedding sharing W's memory, updated by `optimizer`.
+    Returns (fn, the optimizer, the embedding)."""
+    emb = torch.nn.Embedding(SPARSE_V, SPARSE_D, sparse=True, _weight=torch.from_numpy(W))
+    opt = optimizer(emb.parameters(), lr=SPARSE_LR, **kw)
+    out, Gt = emb(torch.from_numpy(idx.astype(np.int64))), torch.from_numpy(G)
+
+    def fn():
+        emb.weight.grad = None
+        out.backward(Gt, retain_graph=True)
+        opt.step()
+    return fn, opt, emb
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_sparse_adagrad(benchmark, impl):
     """Lazy AdaGrad on the rows a batch touched, repeated rows summed first (torch: sparse Embedding + Adagrad)."""
@@ -372,15 +386,8 @@ def test_sparse_adagrad(benchmark, impl):
     rng = np.random.default_rng(SEED)
     idx, G, W = _sparse_case(rng)
     if impl == "torch":
-        emb = torch.nn.Embedding(SPARSE_V, SPARSE_D, sparse=True, _weight=torch.from_numpy(W))
-        opt = torch.optim.Adagrad(emb.parameters(), lr=SPARSE_LR, eps=EPS)
+        fn, opt, emb = _torch_sparse(W, idx, G, torch.optim.Adagrad, eps=EPS)
         A = opt.state[emb.weight]["sum"].numpy()  # created (filled with 0) by the constructor
-        out, Gt = emb(torch.from_numpy(idx.astype(np.int64))), torch.from_numpy(G)
-
-        def fn():
-            emb.weight.grad = None
-            out.backward(Gt, retain_graph=True)
-            opt.step()
     else:
         A = _filled(W.shape)
         if impl == "fastnn":
@@ -409,14 +416,7 @@ def test_sparse_sgd(benchmark, impl):
     rng = np.random.default_rng(SEED)
     idx, G, W = _sparse_case(rng)
     if impl == "torch":
-        emb = torch.nn.Embedding(SPARSE_V, SPARSE_D, sparse=True, _weight=torch.from_numpy(W))
-        opt = torch.optim.SGD(emb.parameters(), lr=SPARSE_LR)
-        out, Gt = emb(torch.from_numpy(idx.astype(np.int64))), torch.from_numpy(G)
-
-        def fn():
-            emb.weight.grad = None
-            out.backward(Gt, retain_graph=True)
-            opt.step()
+        fn = _torch_sparse(W, idx, G, torch.optim.SGD)[0]
     elif impl == "fastnn":
         def fn():
             K.scatter_add_(W, idx, G, alpha=-SPARSE_LR)
@@ -485,6 +485,62 @@ RNN_SIZE = "B32xT35xH256"
 RNN_B, RNN_T, RNN_H, RNN_E = 32, 35, 256, 256  # E: width of the embedded inputs
 
 
+def _recurrent_data(gates):
+    """The inputs of a recurrent-layer benchmark with `gates` blocks of H rows (RNN 1, LSTM 4): X (T, B, E), W_ih,
+    W_hh, b, dL/dh_t (T, B, H), X2 = X as (T B, E), and the dW_ih, dx buffers."""
+    T, B, H, E = RNN_T, RNN_B, RNN_H, RNN_E
+    rng = np.random.default_rng(SEED)
+    k = 1.0 / np.sqrt(H)
+    X = rng.standard_normal((T, B, E), dtype=F32)
+    W_ih = rng.uniform(-k, k, (gates * H, E)).astype(F32)
+    W_hh = rng.uniform(-k, k, (gates * H, H)).astype(F32)
+    b = rng.uniform(-k, k, gates * H).astype(F32)
+    dH = rng.standard_normal((T, B, H), dtype=F32)
+    return X, W_ih, W_hh, b, dH, X.reshape(T * B, E), np.empty((gates * H, E), F32), np.empty((T * B, E), F32)
+
+
+def _layer_grads(matmul, dZ2, Hs, X2, W_ih, dW_ih, dx, dW_hh, db):
+    """The end of a recurrent layer's backward given dZ2 = dL/d(x W_ih^T) as (T B, gates H): the gradients of W_ih
+    and x through `matmul(a, b, out, trans_a)`, and the dict every implementation returns."""
+    matmul(dZ2, X2, dW_ih, True)
+    matmul(dZ2, W_ih, dx, False)
+    return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(Hs.shape[0] - 1, -1, X2.shape[1]))
+
+
+def _numpy_grads(dZ2, Hs, X2, W_ih, dW_ih, dx):
+    """_layer_grads in NumPy, dW_hh and db included."""
+    dW_hh = dZ2.T @ Hs[:-1].reshape(dZ2.shape[0], -1)
+    return _layer_grads(_np_matmul, dZ2, Hs, X2, W_ih, dW_ih, dx, dW_hh, dZ2.sum(axis=0))
+
+
+def _np_matmul(a, b, out, trans_a):
+    np.matmul(a.T if trans_a else a, b, out=out)
+
+
+def _fastnn_matmul(a, b, out, trans_a):
+    K.gemm(a, b, trans_a=trans_a, out=out)
+
+
+def _torch_layer(module, W_ih, W_hh, b, X, state, dH):
+    """torch's fn for a layer `module` (nn.RNN or nn.LSTM) holding these weights (b_hh = 0 so that b_ih plays b)."""
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.from_numpy(W_ih))
+        module.weight_hh_l0.copy_(torch.from_numpy(W_hh))
+        module.bias_ih_l0.copy_(torch.from_numpy(b))
+        module.bias_hh_l0.zero_()
+    x = torch.from_numpy(X).requires_grad_()
+    dHt = torch.from_numpy(dH)
+
+    def fn():
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        out, _ = module(x, state)
+        out.backward(dHt)
+        return dict(H=out, dW_ih=module.weight_ih_l0.grad, dW_hh=module.weight_hh_l0.grad,
+                    db=module.bias_ih_l0.grad, dx=x.grad)
+    return fn
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_rnn_layer(benchmark, impl):
     """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t
@@ -494,19 +550,11 @@ def test_rnn_layer(benchmark, impl):
     work = ("gemm", 2 * T * B * H * (3 * E + 3 * H))
     if impl == "roof":
         return _run_roof(benchmark, "rnn_layer", RNN_SIZE, work, input_width=E)
-    rng = np.random.default_rng(SEED)
-    k = 1.0 / np.sqrt(H)
-    X = rng.standard_normal((T, B, E), dtype=F32)
-    W_ih = rng.uniform(-k, k, (H, E)).astype(F32)
-    W_hh = rng.uniform(-k, k, (H, H)).astype(F32)
-    b = rng.uniform(-k, k, H).astype(F32)
-    dH = rng.standard_normal((T, B, H), dtype=F32)
+    X, W_ih, W_hh, b, dH, X2, dW_ih, dx = _recurrent_data(1)
     h0 = np.zeros((B, H), F32)
-    X2 = X.reshape(T * B, E)
     Z = np.empty((T, B, H), F32)
     Z2 = Z.reshape(T * B, H)
     Hs = np.empty((T + 1, B, H), F32)
-    dW_ih, dx = np.empty((H, E), F32), np.empty((T * B, E), F32)
 
     def numpy_fn():
         np.matmul(X2, W_ih.T, out=Z2)
@@ -522,11 +570,7 @@ def test_rnn_layer(benchmark, impl):
             np.add(dH[t], carry, out=dZ[t])
             dZ[t] *= 1 - Hs[t + 1] * Hs[t + 1]
             np.matmul(dZ[t], W_hh, out=carry)
-        dW_hh = Z2.T @ Hs[:-1].reshape(T * B, H)
-        db = Z2.sum(axis=0)
-        np.matmul(Z2.T, X2, out=dW_ih)
-        np.matmul(Z2, W_ih, out=dx)
-        return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+        return _numpy_grads(Z2, Hs, X2, W_ih, dW_ih, dx)
 
     ref = {key: np.array(v) for key, v in numpy_fn().items()}
 
@@ -535,29 +579,11 @@ def test_rnn_layer(benchmark, impl):
             K.gemm(X2, W_ih, trans_b=True, out=Z2)
             K.rnn_forward(Z, W_hh, b, h0, out=Hs)
             dZ, dW_hh, db, _ = K.rnn_backward(dH, Hs, W_hh)
-            dZ2 = dZ.reshape(T * B, H)
-            K.gemm(dZ2, X2, trans_a=True, out=dW_ih)
-            K.gemm(dZ2, W_ih, out=dx)
-            return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+            return _layer_grads(_fastnn_matmul, dZ.reshape(T * B, H), Hs, X2, W_ih, dW_ih, dx, dW_hh, db)
     elif impl == "numpy":
         fn = numpy_fn
     else:
-        rnn = torch.nn.RNN(E, H, nonlinearity="tanh")
-        with torch.no_grad():
-            rnn.weight_ih_l0.copy_(torch.from_numpy(W_ih))
-            rnn.weight_hh_l0.copy_(torch.from_numpy(W_hh))
-            rnn.bias_ih_l0.copy_(torch.from_numpy(b))
-            rnn.bias_hh_l0.zero_()
-        x = torch.from_numpy(X).requires_grad_()
-        h0t, dHt = torch.from_numpy(h0[None]), torch.from_numpy(dH)
-
-        def fn():
-            rnn.zero_grad(set_to_none=True)
-            x.grad = None
-            out, _ = rnn(x, h0t)
-            out.backward(dHt)
-            return dict(H=out, dW_ih=rnn.weight_ih_l0.grad, dW_hh=rnn.weight_hh_l0.grad, db=rnn.bias_ih_l0.grad,
-                        dx=x.grad)
+        fn = _torch_layer(torch.nn.RNN(E, H, nonlinearity="tanh"), W_ih, W_hh, b, X, torch.from_numpy(h0[None]), dH)
 
     _check(impl, fn(), ref)
     _label(benchmark, "rnn_layer", RNN_SIZE, impl, work, input_width=E)
@@ -582,19 +608,11 @@ def test_lstm_layer(benchmark, impl):
     work = ("gemm", 2 * T * B * 4 * H * (3 * E + 3 * H))  # rnn_layer's six products, with 4H gate rows
     if impl == "roof":
         return _run_roof(benchmark, "lstm_layer", RNN_SIZE, work, input_width=E)
-    rng = np.random.default_rng(SEED)
-    k = 1.0 / np.sqrt(H)
-    X = rng.standard_normal((T, B, E), dtype=F32)
-    W_ih = rng.uniform(-k, k, (4 * H, E)).astype(F32)
-    W_hh = rng.uniform(-k, k, (4 * H, H)).astype(F32)
-    b = rng.uniform(-k, k, 4 * H).astype(F32)
-    dH = rng.standard_normal((T, B, H), dtype=F32)
+    X, W_ih, W_hh, b, dH, X2, dW_ih, dx = _recurrent_data(4)
     h0, c0 = np.zeros((B, H), F32), np.zeros((B, H), F32)
-    X2 = X.reshape(T * B, E)
     A, Z = np.empty((T, B, 4 * H), F32), np.empty((T, B, 4 * H), F32)
     A2, Z2 = A.reshape(T * B, 4 * H), Z.reshape(T * B, 4 * H)
     Hs, Cs = np.empty((T + 1, B, H), F32), np.empty((T + 1, B, H), F32)
-    dW_ih, dx = np.empty((4 * H, E), F32), np.empty((T * B, E), F32)
 
     def numpy_fn():
         np.matmul(X2, W_ih.T, out=A2)
@@ -625,12 +643,7 @@ def test_lstm_layer(benchmark, impl):
             da[:, 3 * H:] = d_h * tc * o * (1 - o)
             dc *= f
             np.matmul(da, W_hh, out=dh)
-        dA2 = dA.reshape(T * B, 4 * H)
-        dW_hh = dA2.T @ Hs[:-1].reshape(T * B, H)
-        db = dA2.sum(axis=0)
-        np.matmul(dA2.T, X2, out=dW_ih)
-        np.matmul(dA2, W_ih, out=dx)
-        return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+        return _numpy_grads(dA.reshape(T * B, 4 * H), Hs, X2, W_ih, dW_ih, dx)
 
     ref = {key: np.array(v) for key, v in numpy_fn().items()}
 
@@ -639,29 +652,12 @@ def test_lstm_layer(benchmark, impl):
             K.gemm(X2, W_ih, trans_b=True, out=Z2)
             K.lstm_forward(Z, W_hh, b, h0, c0, out=(Hs, Cs, A))
             dA, dW_hh, db, _, _ = K.lstm_backward(dH, Hs, Cs, A, W_hh)
-            dA2 = dA.reshape(T * B, 4 * H)
-            K.gemm(dA2, X2, trans_a=True, out=dW_ih)
-            K.gemm(dA2, W_ih, out=dx)
-            return dict(H=Hs[1:], dW_ih=dW_ih, dW_hh=dW_hh, db=db, dx=dx.reshape(T, B, E))
+            return _layer_grads(_fastnn_matmul, dA.reshape(T * B, 4 * H), Hs, X2, W_ih, dW_ih, dx, dW_hh, db)
     elif impl == "numpy":
         fn = numpy_fn
     else:
-        lstm = torch.nn.LSTM(E, H)
-        with torch.no_grad():
-            lstm.weight_ih_l0.copy_(torch.from_numpy(W_ih))
-            lstm.weight_hh_l0.copy_(torch.from_numpy(W_hh))
-            lstm.bias_ih_l0.copy_(torch.from_numpy(b))
-            lstm.bias_hh_l0.zero_()
-        x = torch.from_numpy(X).requires_grad_()
-        state, dHt = (torch.from_numpy(h0[None]), torch.from_numpy(c0[None])), torch.from_numpy(dH)
-
-        def fn():
-            lstm.zero_grad(set_to_none=True)
-            x.grad = None
-            out, _ = lstm(x, state)
-            out.backward(dHt)
-            return dict(H=out, dW_ih=lstm.weight_ih_l0.grad, dW_hh=lstm.weight_hh_l0.grad, db=lstm.bias_ih_l0.grad,
-                        dx=x.grad)
+        state = (torch.from_numpy(h0[None]), torch.from_numpy(c0[None]))
+        fn = _torch_layer(torch.nn.LSTM(E, H), W_ih, W_hh, b, X, state, dH)
 
     _check(impl, fn(), ref)
     _label(benchmark, "lstm_layer", RNN_SIZE, impl, work, input_width=E)

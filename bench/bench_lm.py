@@ -5,6 +5,7 @@ plain SGD), and the matrix-product roof (the output layer's three products alone
     python bench/bench_lm.py [--rounds 20] [--threads 2]       # a table of training tokens/s (README numbers)
     python bench/bench_lm.py --brown [default fast] --threads 2 # whole `fastnn lm train` runs of the RNN LM on Brown:
                                                                # tokens/s and valid perplexity per epoch, test ppl
+    python bench/bench_lm.py --brown default --epochs 2 --threads 1   # the training speed alone, in a short run
 
 Cases: the NPLM of the issue (V=14,115, n=5, m=60, h=100, batch 128, with and without direct connections), the
 RNN LM (V=10k, H=256, B=32, T=35, tanh, full softmax) and, fastnn only, the class-factorized NPLM (nplm_class100,
@@ -29,8 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import fastnn  # noqa: E402
 from fastnn import optim  # noqa: E402
-from fastnn.models.nplm import NPLM  # noqa: E402
-from fastnn.models.rnnlm import RNNLM  # noqa: E402
+from fastnn.recipes.lm import NPLMConfig, RNNConfig, build_model  # noqa: E402
 
 CASES = {
     "nplm_direct": dict(kind="nplm", V=14115, n=5, m=60, h=100, direct=True, B=128),
@@ -57,14 +57,14 @@ def fastnn_step(case, rng):
     """A closure doing one SGD training step; returns (step, tokens per step)."""
     c = CASES[case]
     if c["kind"] == "nplm":
-        m = NPLM(c["V"], order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], rng=0,
-                 classes=c.get("classes", 0), counts=_counts(c["V"]))
+        config = NPLMConfig(order=c["n"], dim=c["m"], hidden=c["h"], direct=c["direct"], classes=c.get("classes", 0))
+        m = build_model(config, c["V"], counts=_counts(c["V"]))
         for p in (m.out.W,):
             p.value[...] = rng.standard_normal(p.shape).astype(np.float32) * 0.01
         batch = (_zipf_ids(rng, c["V"], (c["B"], c["n"] - 1)), _zipf_ids(rng, c["V"], c["B"]))
         n_tok = c["B"]
     else:
-        m = RNNLM(c["V"], hidden=c["H"], classes=c["classes"], counts=_counts(c["V"]), rng=0)
+        m = build_model(RNNConfig(hidden=c["H"], classes=c["classes"]), c["V"], counts=_counts(c["V"]))
         x = _zipf_ids(rng, c["V"], (c["T"], c["B"]))
         batch = (x, _zipf_ids(rng, c["V"], (c["T"], c["B"])), False, c["T"] - 1)
         n_tok = c["T"] * c["B"]
@@ -177,33 +177,36 @@ BROWN = os.path.join(REPO, "..", "shared", "data", "brown")
 BROWN_RUNS = {"default": [], "fast": ["--preset", "fast"]}      # `fastnn lm train --arch rnn` options
 
 
-def brown_run(name, threads, data=BROWN):
-    """One `fastnn lm train --arch rnn` run: (command, [(epoch, valid ppl, train tokens/s)], JSON result)."""
+def brown_run(name, threads, data=BROWN, epochs=None):
+    """One `fastnn lm train --arch rnn` run: (command, [(epoch, valid ppl, train tokens/s)], JSON result); `epochs`
+    caps the run (a speed figure only: the perplexity is then not the recipe's)."""
     import json
     import re
     import subprocess
     import tempfile
     p = {s: os.path.join(data, f"brown.{s}.txt") for s in ("train", "valid", "test")}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["lm", "train", "--arch", "rnn", *BROWN_RUNS[name], "--threads", str(threads), "--train", p["train"],
-               "--dev", p["valid"], "--test", p["test"], "--out", os.path.join(tmp, "m.npz"), "--json"]
+        cap = ["--epochs", str(epochs)] if epochs else []
+        cmd = ["lm", "train", "--arch", "rnn", *BROWN_RUNS[name], *cap, "--threads", str(threads),
+               "--train", p["train"], "--dev", p["valid"], "--test", p["test"], "--out", os.path.join(tmp, "m.npz"),
+               "--json"]
         res = subprocess.run([sys.executable, "-m", "fastnn", *cmd], capture_output=True, text=True, cwd=REPO,
                              env=dict(os.environ), check=True)
     # the recipe's line after each epoch: "  valid ppl 136.10, 123,456 tokens/s"
-    epochs = [(i + 1, float(v), int(t.replace(",", ""))) for i, (v, t) in
-              enumerate(re.findall(r"valid ppl ([\d.]+), ([\d,]+) tokens/s", res.stderr))]
-    shown = " ".join(["fastnn lm train --arch rnn", *BROWN_RUNS[name], "--threads", str(threads), "--train",
+    per_epoch = [(i + 1, float(v), int(t.replace(",", ""))) for i, (v, t) in
+                 enumerate(re.findall(r"valid ppl ([\d.]+), ([\d,]+) tokens/s", res.stderr))]
+    shown = " ".join(["fastnn lm train --arch rnn", *BROWN_RUNS[name], *cap, "--threads", str(threads), "--train",
                       "brown.train.txt --dev brown.valid.txt --test brown.test.txt --json"])
-    return shown, epochs, json.loads(res.stdout.splitlines()[-1])
+    return shown, per_epoch, json.loads(res.stdout.splitlines()[-1])
 
 
-def brown_main(names, threads):
+def brown_main(names, threads, epochs=None):
     for name in names:
-        cmd, epochs, out = brown_run(name, threads)
+        cmd, epochs_seen, out = brown_run(name, threads, epochs=epochs)
         print(f"{name}: `{cmd}`: test perplexity {out.get('test_perplexity')}, {out.get('train_tokens_per_s'):,} "
               f"tokens/s over {out.get('epochs')} epochs (training time only)")
         print("| epoch | valid ppl | train tokens/s |\n|---|---|---|")
-        for e, v, t in epochs:
+        for e, v, t in epochs_seen:
             print(f"| {e} | {v:.2f} | {t:,} |")
         print(flush=True)
     return 0
@@ -232,10 +235,11 @@ def main(argv=None):
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--brown", nargs="*", choices=list(BROWN_RUNS), metavar="RUN",
                     help=f"whole RNN LM trainings on Brown instead ({', '.join(BROWN_RUNS)}; none given: all)")
+    ap.add_argument("--epochs", type=int, help="with --brown: stop after this many epochs (a speed figure only)")
     ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     args = ap.parse_args(argv)
     if args.brown is not None:
-        return brown_main(args.brown or list(BROWN_RUNS), args.threads)
+        return brown_main(args.brown or list(BROWN_RUNS), args.threads, args.epochs)
     fastnn.set_num_threads(args.kernel_threads)
     try:
         from threadpoolctl import threadpool_limits

@@ -134,10 +134,10 @@ def ner_plan():
     if not os.path.exists(DATA):
         pytest.skip(f"needs {os.path.normpath(DATA)} (../shared/data is not present)")
     from fastnn.data.conll import read_conll
-    from fastnn.models.tagger import WindowTagger
+    from fastnn.recipes.tagger import TaggerConfig, build
 
     sents = read_conll(DATA)
-    model = WindowTagger.build(sents, {"ner": 3}, loss="sentence", seed=0)
+    model = build(TaggerConfig(tasks={"ner": 3}, loss="sentence", seed=0), sents)
     plan = model.batches(sents, batch_size=128).epoch(np.random.default_rng(0))
     return model, [plan[i] for i in range(200)], {k: p.value.copy() for k, p in model.parameters().items()}
 
@@ -205,7 +205,7 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     from fastnn.data.conll import read_conll
-    from fastnn.models.tagger import WindowTagger
+    from fastnn.recipes.tagger import TaggerConfig, build
 
     fastnn.set_num_threads(args.threads)
     threadpool_limits(args.threads)
@@ -213,7 +213,7 @@ def main(argv=None):
         print(f"bench_tagger: needs {args.data}", file=sys.stderr)
         return 2
     sents = read_conll(args.data)
-    model = WindowTagger.build(sents, {"ner": 3}, loss=args.loss, seed=0)
+    model = build(TaggerConfig(tasks={"ner": 3}, loss=args.loss, seed=0), sents)
     plan = model.batches(sents, batch_size=args.batch_size).epoch(np.random.default_rng(0))
     init = {k: p.value.copy() for k, p in model.parameters().items()}
 

@@ -26,7 +26,7 @@ EXPERIMENTS = {
     "ngram5": ("ngram", ["--order", "5"]),
     "di3": ("ngram", ["--smoothing", "di"]),
     "nplm": ("nplm", []),
-    "nplm_direct": ("nplm", ["--direct"]),
+    "nplm_direct": ("nplm", ["--direct", "--max-minutes", "70"]),   # ~3x the cost of nplm per epoch
     "nplm_class": ("nplm", ["--classes", "100"]),
     "nplm_class_direct": ("nplm", ["--classes", "100", "--direct"]),
     "lstm": ("lstm", ["--max-minutes", "15"]),

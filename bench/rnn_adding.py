@@ -27,6 +27,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, help=f"SGD steps per model (default {adding.DEFAULTS['steps']}; with --grid "
                                               f"per grid point, default {adding.GRID_DEFAULTS['steps']})")
     ap.add_argument("--grid", action="store_true", help="Le et al.'s per-model grid (LE_GRID), best on validation")
+    ap.add_argument("--grid-lr", type=float, nargs="+", default=list(adding.LE_GRID["lr"]),
+                    help="--grid: learning rates (default LE_GRID's)")
+    ap.add_argument("--grid-clip", type=float, nargs="+", default=list(adding.LE_GRID["clip"]),
+                    help="--grid: norm-clipping thresholds (default LE_GRID's)")
     ap.add_argument("--workers", type=int, default=adding.GRID_DEFAULTS["workers"], help="--grid: processes")
     ap.add_argument("--models", nargs="+", choices=adding.MODELS, default=list(adding.MODELS))
     ap.add_argument("--seed", type=int, default=0)
@@ -47,16 +51,10 @@ def main(argv=None):
     for T in args.T:
         results += adding.run_adding(T, models=args.models, steps=args.steps or adding.DEFAULTS["steps"],
                                      seed=args.seed, log=log)
-    out_json = os.path.join(args.out, "rnn_adding.json")
-    if args.append and os.path.exists(out_json):
-        with open(out_json) as f:
-            kept = [r for r in json.load(f) if r["T"] not in args.T]
-        results = sorted(kept + results, key=lambda r: (r["T"], adding.MODELS.index(r["model"])))
+    results = _merge(results, args, "rnn_adding.json")
     print(adding.format_table(results))
     print(f"\nbaseline MSE 1/6 = {adding.ADDING_BASELINE_MSE:.4f}; settings {json.dumps(results[-1]['settings'])}; "
           f"this run {time.perf_counter() - t0:.0f} s")
-    os.makedirs(args.out, exist_ok=True)
-    save_json(out_json, results)
     path = plots.plot_adding(results, os.path.join(args.out, "rnn_adding.png"), log=print)
     if path:
         print(f"wrote {path}")
@@ -69,18 +67,24 @@ def grid(args, log):
     results = []
     for T in args.T:
         results += adding.run_adding_grid(T, models=args.models, steps=steps, seed=args.seed, workers=args.workers,
-                                          log=log)
-    out_json = os.path.join(args.out, "rnn_adding_grid.json")
-    if args.append and os.path.exists(out_json):
-        with open(out_json) as f:
+                                          grid=dict(lr=args.grid_lr, clip=args.grid_clip), log=log)
+    results = _merge(results, args, "rnn_adding_grid.json")
+    print(adding.format_grid_table(results))
+    print(f"\ngrid {json.dumps(dict(lr=args.grid_lr, clip=args.grid_clip))}, {steps} steps per point, "
+          f"{args.workers} worker(s); this run {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _merge(results, args, name):
+    """Save results as args.out/name (with --append, beside the other T's results already there) and return them."""
+    path = os.path.join(args.out, name)
+    if args.append and os.path.exists(path):
+        with open(path) as f:
             kept = [r for r in json.load(f) if r["T"] not in args.T]
         results = sorted(kept + results, key=lambda r: (r["T"], adding.MODELS.index(r["model"])))
-    print(adding.format_grid_table(results))
-    print(f"\ngrid {json.dumps(adding.LE_GRID)}, {steps} steps per point, {args.workers} worker(s); this run "
-          f"{time.perf_counter() - t0:.0f} s")
     os.makedirs(args.out, exist_ok=True)
-    save_json(out_json, results)
-    return 0
+    save_json(path, results)
+    return results
 
 
 if __name__ == "__main__":

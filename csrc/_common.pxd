@@ -2,6 +2,7 @@
 # the OpenMP shim and the thread threshold.  A kernel file cimports what it uses from here and redefines none of it.
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf
+from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fnn_math.h" nogil:
@@ -145,6 +146,20 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floati
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda, &beta, c, &ldc)
+
+
+cdef inline bint malloc2(void **a, size_t na, void **b, size_t nb) noexcept nogil:
+    """a[0] = malloc(na), b[0] = malloc(nb); when either fails, both are freed and set to NULL and the result is
+    False (the caller raises MemoryError once it holds the GIL)."""
+    a[0] = malloc(na)
+    b[0] = malloc(nb)
+    if a[0] == NULL or b[0] == NULL:
+        free(a[0])
+        free(b[0])
+        a[0] = NULL
+        b[0] = NULL
+        return False
+    return True
 
 
 cdef inline int threads_for(Py_ssize_t work, int n_threads) noexcept nogil:

@@ -11,7 +11,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num, threads_for, root, axpy
+from _common cimport omp_get_thread_num, threads_for, malloc2, root, axpy
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
 
@@ -44,11 +44,7 @@ def _group_rows(const Py_ssize_t[::1] idx, Py_ssize_t n_rows, Py_ssize_t[::1] or
     if N == 0:
         seg[0] = 0
         return 0
-    count = <Py_ssize_t *> malloc(n_buckets * sizeof(Py_ssize_t))
-    tmp = <Py_ssize_t *> malloc(N * sizeof(Py_ssize_t))
-    if count == NULL or tmp == NULL:
-        free(count)
-        free(tmp)
+    if not malloc2(<void **> &count, n_buckets * sizeof(Py_ssize_t), <void **> &tmp, N * sizeof(Py_ssize_t)):
         raise MemoryError()
     with nogil:
         for i in range(N):

@@ -4,15 +4,16 @@
     z_t = P[u_t] + W_hh h_{t-1},  P = E[uniq] W_ih^T + b,  h_t = f(z_t)
     log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w]
 
-Phases (each a parallel loop whose work split does not depend on the thread count, so results are bitwise the same
-for any number of threads):
-  1. the recurrence, streams in fixed chunks of CHUNK rows, each chunk stepping through all L steps on its own
-     (no barrier per time step; the per-step product is the register-blocked `mm` below, not BLAS);
-  2. the class softmax: logits and the gradient products through BLAS over all N = k*B predicted tokens, the
-     softmax itself per token;
+Phases (each a parallel loop over fixed tasks, so results are bitwise the same for any number of threads):
+  1. the input projection (one row per distinct input word), then the recurrence, streams in fixed chunks of CHUNK
+     rows, each chunk stepping through all L steps on its own (no barrier per time step);
+  2. the class softmax, ROWS tokens per task: logits, softmax, gradient and its product back to h;
   3. the within-class softmaxes, one class per task (its block rows of dW and its tokens' rows of dh);
-  4. BPTT, chunks as in 1; then dW_hh, dW_ih and the input rows' gradients through BLAS, the input gradient summed
-     per distinct input word first (one product per word instead of one per token).
+  4. BPTT, chunks as in 1; then dW_hh, dWc, dW_ih, the input rows' gradients and the bias sums as one list of
+     row-block tasks, the input gradient summed per distinct input word first (one product per word, not per token).
+Every matrix product is the register-blocked `fnn_mm_f` below, run inside these loops; none goes through BLAS,
+whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
+`--threads 1` that way).
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -20,55 +21,100 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from _common cimport (threads_for, gemm_rm, omp_get_thread_num, fnn_act_f, fnn_act_d, fnn_dact_f, fnn_dact_d,
-                      fnn_row_max_f, fnn_row_max_d, fnn_row_exp_f, fnn_row_exp_d, fnn_dot_f, fnn_dot_d, fnn_axpy_f,
-                      fnn_axpy_d)
+from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy
 
 cdef extern from *:
     """
-    /* C[r, j] (+)= sum_k A[r*lda + k] * B[k*ldb + j] for r < m, j < n, k < K.  B must be readable up to column
-       ceil(n / 16) * 16 (the callers pad it with zeros); C is written only for j < n.  float: GCC/clang vector
+    /* C[r, j] (+)= sum_k A[r*sar + k*sak] * B[k*ldb + j] for r < m, j < n, k < K: A row-major (sar = its row
+       length, sak = 1) or transposed (sar = 1, sak = its row length).  Every load of B stays inside columns
+       [0, n) of its row; C is written only for j < n.  float: GCC/clang vector
        types, 4 rows x 32 columns of accumulators (8 independent FMA chains); each element is summed over k in order
        with one rounding per step whatever the block it falls in, so the rows of a chunk do not depend on the chunk. */
+    /* the plain triple loop: float64, float32 without vector extensions, and rows too narrow for a vector */
+    #define FNN_MM_PLAIN(T)                                                                                       \
+        for (ptrdiff_t r_ = 0; r_ < m; r_++)                                                                      \
+            for (ptrdiff_t j_ = 0; j_ < n; j_++) {                                                                \
+                T s_ = acc ? C[r_ * ldc + j_] : (T)0;                                                             \
+                for (ptrdiff_t k_ = 0; k_ < K; k_++) s_ += A[r_ * sar + k_ * sak] * B[k_ * ldb + j_];             \
+                C[r_ * ldc + j_] = s_;                                                                            \
+            }
     #if defined(__GNUC__) || defined(__clang__)
     typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
     #define FNN_LD(p) (*(const fnn_v16 *)(p))
+    /* keeps two B vectors in registers: left alone, GCC folds them into every FMA as memory operands (8 vector
+       loads per 8 FMAs instead of 2, from L2 when B outgrows L1) */
+    #define FNN_IN_REGS(x, y) __asm__("" : "+v"(x), "+v"(y))
     #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
-    static inline float fnn_hsum(fnn_v16 v) {       /* a fixed tree, so the bits do not depend on the caller */
+    /* a fixed tree (halves added lane-wise down to one value), so the bits do not depend on the caller */
+    #if defined(__has_builtin)
+    #if __has_builtin(__builtin_shufflevector)
+    #define FNN_HAVE_SHUFFLE 1
+    #endif
+    #endif
+    #ifdef FNN_HAVE_SHUFFLE
+    typedef float fnn_v8 __attribute__((vector_size(32)));
+    typedef float fnn_v4 __attribute__((vector_size(16)));
+    static inline float fnn_hsum(fnn_v16 v) {
+        fnn_v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
+                   + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+        fnn_v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+        return (q[0] + q[2]) + (q[1] + q[3]);
+    }
+    /* out[l] = fnn_hsum(a[l]) for 16 vectors at once, the same tree level by level (a transpose as it adds) */
+    static inline fnn_v16 fnn_hsum16(const fnn_v16 *a) {
+        fnn_v16 t[8], u[4], v[2];
+        for (int p = 0; p < 8; p++)
+            t[p] = __builtin_shufflevector(a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
+                                           22, 23)
+                   + __builtin_shufflevector(a[2 * p], a[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
+                                             28, 29, 30, 31);
+        for (int p = 0; p < 4; p++)
+            u[p] = __builtin_shufflevector(t[2 * p], t[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                           26, 27)
+                   + __builtin_shufflevector(t[2 * p], t[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28,
+                                             29, 30, 31);
+        for (int p = 0; p < 2; p++)
+            v[p] = __builtin_shufflevector(u[2 * p], u[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25,
+                                           28, 29)
+                   + __builtin_shufflevector(u[2 * p], u[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26,
+                                             27, 30, 31);
+        return __builtin_shufflevector(v[0], v[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+               + __builtin_shufflevector(v[0], v[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    }
+    #else
+    static inline float fnn_hsum(fnn_v16 v) {
         float t[16];
         memcpy(t, &v, 64);
         for (int l = 0; l < 8; l++) t[l] += t[l + 8];
         for (int l = 0; l < 4; l++) t[l] += t[l + 4];
         return (t[0] + t[2]) + (t[1] + t[3]);
     }
+    #endif
     /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
        before it, so every load stays inside its row and the overlapped columns are not written twice) */
+    #define FNN_AK(p) ((p)[k * sak])
     #define FNN_MM_BLOCK4(J, FROM)                                                                              \
         {                                                                                                       \
             fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                                                     \
             if (acc) { x0 = FNN_LD(c0 + (J)); x1 = FNN_LD(c1 + (J)); x2 = FNN_LD(c2 + (J)); x3 = FNN_LD(c3 + (J)); } \
             for (k = 0; k < K; k++) {                                                                           \
                 fnn_v16 b0 = FNN_LD(B + k * ldb + (J));                                                         \
-                x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;                         \
+                x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;         \
             }                                                                                                   \
-            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2); FNN_ST(c3 + (J), x3); } \
+            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2);                \
+                               FNN_ST(c3 + (J), x3); }                                                          \
             else for (int l = (FROM); l < 16; l++) { c0[(J) + l] = x0[l]; c1[(J) + l] = x1[l]; c2[(J) + l] = x2[l];  \
                                                       c3[(J) + l] = x3[l]; }                                    \
         }
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
-                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
         ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
         if (n < 16) {                                   /* too narrow for a vector: plain loops */
-            for (r = 0; r < m; r++)
-                for (j = 0; j < n; j++) {
-                    float s = acc ? C[r * ldc + j] : 0.0f;
-                    for (k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
-                    C[r * ldc + j] = s;
-                }
+            FNN_MM_PLAIN(float)
             return;
         }
         for (; r + 4 <= m; r += 4) {
-            const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            const float *a0 = A + r * sar, *a1 = a0 + sar, *a2 = a1 + sar, *a3 = a2 + sar;
             float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
             for (j = 0; j + 32 <= nf; j += 32) {
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
@@ -79,8 +125,9 @@ cdef extern from *:
                 }
                 for (k = 0; k < K; k++) {
                     fnn_v16 b0 = FNN_LD(B + k * ldb + j), b1 = FNN_LD(B + k * ldb + j + 16);
-                    x0 += a0[k] * b0; y0 += a0[k] * b1; x1 += a1[k] * b0; y1 += a1[k] * b1;
-                    x2 += a2[k] * b0; y2 += a2[k] * b1; x3 += a3[k] * b0; y3 += a3[k] * b1;
+                    FNN_IN_REGS(b0, b1);
+                    x0 += FNN_AK(a0) * b0; y0 += FNN_AK(a0) * b1; x1 += FNN_AK(a1) * b0; y1 += FNN_AK(a1) * b1;
+                    x2 += FNN_AK(a2) * b0; y2 += FNN_AK(a2) * b1; x3 += FNN_AK(a3) * b0; y3 += FNN_AK(a3) * b1;
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c1 + j, x1); FNN_ST(c2 + j, x2); FNN_ST(c3 + j, x3);
                 FNN_ST(c0 + j + 16, y0); FNN_ST(c1 + j + 16, y1); FNN_ST(c2 + j + 16, y2); FNN_ST(c3 + j + 16, y3);
@@ -92,7 +139,7 @@ cdef extern from *:
                 if (acc) { x0 = FNN_LD(c0 + jt); x1 = FNN_LD(c1 + jt); x2 = FNN_LD(c2 + jt); x3 = FNN_LD(c3 + jt); }
                 for (k = 0; k < K; k++) {
                     fnn_v16 b0 = FNN_LD(B + k * ldb + jt);
-                    x0 += a0[k] * b0; x1 += a1[k] * b0; x2 += a2[k] * b0; x3 += a3[k] * b0;
+                    x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;
                 }
                 memcpy(t[0], &x0, 64); memcpy(t[1], &x1, 64); memcpy(t[2], &x2, 64); memcpy(t[3], &x3, 64);
                 if (j < nf) FNN_MM_BLOCK4(j, 0)
@@ -102,14 +149,14 @@ cdef extern from *:
             } else if (j < nf) FNN_MM_BLOCK4(j, 0)
         }
         for (; r < m; r++) {
-            const float *a0 = A + r * lda;
+            const float *a0 = A + r * sar;
             float *c0 = C + r * ldc;
             float t[16];
             ptrdiff_t jt = n - 16;
             if (n > nf) {
                 fnn_v16 x0 = {0};
                 if (acc) x0 = FNN_LD(c0 + jt);
-                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + jt);
+                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + jt);
                 memcpy(t, &x0, 64);
             }
             for (j = 0; j + 64 <= nf; j += 64) {        /* 4 independent FMA chains */
@@ -118,8 +165,9 @@ cdef extern from *:
                            x3 = FNN_LD(c0 + j + 48); }
                 for (k = 0; k < K; k++) {
                     const float *bk = B + k * ldb + j;
-                    x0 += a0[k] * FNN_LD(bk); x1 += a0[k] * FNN_LD(bk + 16); x2 += a0[k] * FNN_LD(bk + 32);
-                    x3 += a0[k] * FNN_LD(bk + 48);
+                    const float ak = FNN_AK(a0);
+                    x0 += ak * FNN_LD(bk); x1 += ak * FNN_LD(bk + 16); x2 += ak * FNN_LD(bk + 32);
+                    x3 += ak * FNN_LD(bk + 48);
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1); FNN_ST(c0 + j + 32, x2); FNN_ST(c0 + j + 48, x3);
             }
@@ -127,14 +175,14 @@ cdef extern from *:
                 fnn_v16 x0 = {0}, x1 = {0};
                 if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); }
                 for (k = 0; k < K; k++) {
-                    x0 += a0[k] * FNN_LD(B + k * ldb + j); x1 += a0[k] * FNN_LD(B + k * ldb + j + 16);
+                    x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j); x1 += FNN_AK(a0) * FNN_LD(B + k * ldb + j + 16);
                 }
                 FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1);
             }
             for (; j < nf; j += 16) {
                 fnn_v16 x0 = {0};
                 if (acc) x0 = FNN_LD(c0 + j);
-                for (k = 0; k < K; k++) x0 += a0[k] * FNN_LD(B + k * ldb + j);
+                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j);
                 FNN_ST(c0 + j, x0);
             }
             if (n > nf)
@@ -150,7 +198,35 @@ cdef extern from *:
         for (int l = 0; l < 16; l++) mask[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;
         for (; i + 4 <= m; i += 4) {
             const float *h0 = Hm + i * n, *h1 = h0 + n, *h2 = h1 + n, *h3 = h2 + n;
-            for (w = 0; w < s; w++) {
+            w = 0;
+    #ifdef FNN_HAVE_SHUFFLE
+            /* 4 states x 4 rows of W: each loaded vector feeds 4 products, and the 16 sums are reduced together */
+            for (; w + 4 <= s; w += 4) {
+                const float *w0 = W + w * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+                fnn_v16 x[16], r;
+                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
+                for (j = 0; j < nf + 16; j += 16) {
+                    fnn_v16 v0, v1, v2, v3, g0, g1, g2, g3;
+                    ptrdiff_t jj = j;
+                    if (j < nf) {
+                        v0 = FNN_LD(w0 + j); v1 = FNN_LD(w1 + j); v2 = FNN_LD(w2 + j); v3 = FNN_LD(w3 + j);
+                    } else if (n > nf) {
+                        jj = n - 16;
+                        v0 = FNN_LD(w0 + jj) * mask; v1 = FNN_LD(w1 + jj) * mask; v2 = FNN_LD(w2 + jj) * mask;
+                        v3 = FNN_LD(w3 + jj) * mask;
+                    } else break;
+                    g0 = FNN_LD(h0 + jj); g1 = FNN_LD(h1 + jj); g2 = FNN_LD(h2 + jj); g3 = FNN_LD(h3 + jj);
+                    x[0] += g0 * v0; x[1] += g0 * v1; x[2] += g0 * v2; x[3] += g0 * v3;
+                    x[4] += g1 * v0; x[5] += g1 * v1; x[6] += g1 * v2; x[7] += g1 * v3;
+                    x[8] += g2 * v0; x[9] += g2 * v1; x[10] += g2 * v2; x[11] += g2 * v3;
+                    x[12] += g3 * v0; x[13] += g3 * v1; x[14] += g3 * v2; x[15] += g3 * v3;
+                }
+                r = fnn_hsum16(x);
+                for (int q = 0; q < 4; q++)
+                    for (int l = 0; l < 4; l++) Z[(i + q) * s + w + l] = r[q * 4 + l] + b[w + l];
+            }
+    #endif
+            for (; w < s; w++) {
                 const float *wr = W + w * n;
                 fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
                 for (j = 0; j < nf; j += 16) {
@@ -180,14 +256,9 @@ cdef extern from *:
     }
     #define FNN_HAVE_DOTS 1
     #else
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t lda, const float *B,
-                         ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        for (ptrdiff_t r = 0; r < m; r++)
-            for (ptrdiff_t j = 0; j < n; j++) {
-                float s = acc ? C[r * ldc + j] : 0.0f;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
-                C[r * ldc + j] = s;
-            }
+    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+        FNN_MM_PLAIN(float)
     }
     #define FNN_HAVE_DOTS 0
     static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
@@ -200,96 +271,74 @@ cdef extern from *:
             }
     }
     #endif
-    static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t lda, const double *B,
-                         ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
-        for (ptrdiff_t r = 0; r < m; r++)
-            for (ptrdiff_t j = 0; j < n; j++) {
-                double s = acc ? C[r * ldc + j] : 0.0;
-                for (ptrdiff_t k = 0; k < K; k++) s += A[r * lda + k] * B[k * ldb + j];
-                C[r * ldc + j] = s;
-            }
+    static void fnn_mm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const double *A, ptrdiff_t sar, ptrdiff_t sak,
+                         const double *B, ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
+        FNN_MM_PLAIN(double)
     }
     """
-    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t lda, const float *B,
-                  Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar, Py_ssize_t sak,
+                  const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
     bint FNN_HAVE_DOTS
     void fnn_dots_f(Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W, const float *b,
                     float *Z) noexcept nogil
-    void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t lda, const double *B,
-                  Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
+                  const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
 
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
     CHUNK = 16
+# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long: TROWS)
+cdef enum:
+    ROWS = 16
+    TROWS = 8
 
 
 cdef inline void mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                     const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
+    """C (+)= A B, A (m, K) row-major with rows lda apart."""
     if floating is float:
-        fnn_mm_f(m, n, K, A, lda, B, ldb, C, ldc, acc)
+        fnn_mm_f(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
     else:
-        fnn_mm_d(m, n, K, A, lda, B, ldb, C, ldc, acc)
+        fnn_mm_d(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
 
 
-cdef inline void act(floating *h, Py_ssize_t n, int kind) noexcept nogil:
+cdef inline void mtm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+                     const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
+    """C (+)= A^T B: A (K, m) row-major with rows lda apart (C's row r is column r of A)."""
     if floating is float:
-        fnn_act_f(h, n, kind)
+        fnn_mm_f(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
     else:
-        fnn_act_d(h, n, kind)
+        fnn_mm_d(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
 
 
-cdef inline void dact(const floating *g, const floating *carry, const floating *h, floating *dz, Py_ssize_t n,
-                      int kind, floating clip) noexcept nogil:
-    if floating is float:
-        fnn_dact_f(g, carry, h, dz, n, kind, clip)
-    else:
-        fnn_dact_d(g, carry, h, dz, n, kind, clip)
+cdef inline void bias_mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+                         const floating *B, const floating *bias, floating *C) noexcept nogil:
+    """C[r] = bias + A[r] B for r < m; B (K, n) and C (m, n) with rows n apart."""
+    cdef Py_ssize_t r
+    for r in range(m):
+        memcpy(C + r * n, bias, n * sizeof(floating))
+    if K > 0:
+        mm(m, n, K, A, lda, B, n, C, n, 1)
 
 
-cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_row_max_f(x, n)
-    else:
-        return fnn_row_max_d(x, n)
-
-
-cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, floating m) noexcept nogil:
-    if floating is float:
-        return fnn_row_exp_f(x, out, n, m)
-    else:
-        return fnn_row_exp_d(x, out, n, m)
-
-
-cdef inline floating dot(const floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return fnn_dot_f(x, y, n)
-    else:
-        return fnn_dot_d(x, y, n)
-
-
-cdef inline void axpy(floating a, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        fnn_axpy_f(a, x, y, n)
-    else:
-        fnn_axpy_d(a, x, y, n)
-
-
-def chunk_rows():
-    return CHUNK
-
-
-def _rnnlm_forward(const floating[:, ::1] P, const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT,
+def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const floating[::1] b,
+                   const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT, floating[:, ::1] P,
                    floating[:, :, ::1] Hs, int kind, int n_threads):
-    """The recurrence: Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
+    """The input projection P = Eu W_ih^T + b, then the recurrence Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
 
-    P (U, H) IN: the projected input rows (bias included); xi (L, B) IN: row of P of each input;
-    WhhT (H, Hp) IN: W_hh^T zero-padded to Hp = ceil(H / 16) * 16 columns; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
+    Eu (U, E) IN: the distinct input words' embeddings; WihT (E, H) IN: W_ih^T; b (H,) IN; xi (L, B) IN: row of P
+    of each input; WhhT (H, Hp) IN: W_hh^T (Hp >= H columns); P (U, H) OUT; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
     """
-    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1]
-    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
+    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
+    cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
     cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    cdef int ntp = threads_for(U * E * H // 64, n_threads)
     if L == 0 or B == 0 or H == 0:
         return
+    for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
+        r0 = c * ROWS
+        m = min(ROWS, U - r0)
+        bias_mm(m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
     if nt > n_chunks:
         nt = <int> n_chunks
     for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
@@ -302,23 +351,80 @@ def _rnnlm_forward(const floating[:, ::1] P, const Py_ssize_t[:, ::1] xi, const 
             act(&Hs[t + 1, r0, 0], m * H, kind)
 
 
-def _rnnlm_class_xent(floating[:, ::1] Z, const Py_ssize_t[::1] tc, double scale, double[::1] loss, int want,
-                      int n_threads):
-    """Z (N, C) INOUT: class logits in, scale * (softmax - onehot) out (when want); tc (N,) IN: the target classes;
-    loss (N,) OUT: -log P(class)."""
-    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], i, j
-    cdef int nt = threads_for(N * C, n_threads)
-    cdef floating m, zt, sc = <floating> scale
+def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, const floating[::1] bc,
+                      const floating[:, ::1] Wc, const Py_ssize_t[::1] tc, double scale, floating[:, ::1] Z,
+                      double[::1] loss, floating[:, ::1] dHo, int want, int n_threads):
+    """The class softmax, ROWS tokens per task: logits, loss, gradient and its product back to h in one pass.
+
+    Ho (N, H) IN; WcT (H, C) IN: Wc^T; bc (C,) IN; Wc (C, H) IN; tc (N,) IN: the target classes;
+    Z (N, C) OUT: scale * (softmax - onehot) when want, else the softmax's exps; loss (N,) OUT: -log P(class);
+    dHo (N, H) OUT (when want): Z Wc."""
+    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], H = Ho.shape[1], blk, i0, m, i, j
+    cdef int nt = threads_for(N * C * H // 32, n_threads)
+    cdef floating mx, zt, sc = <floating> scale
     cdef double s
-    for i in prange(N, schedule="static", num_threads=nt, nogil=True):
-        zt = Z[i, tc[i]]
-        m = row_max(&Z[i, 0], C)
-        s = row_exp(&Z[i, 0], &Z[i, 0], C, m)
-        loss[i] = (m - zt) + log(s)
-        if want:
-            for j in range(C):
-                Z[i, j] = <floating> (sc * Z[i, j] / s)
-            Z[i, tc[i]] = Z[i, tc[i]] - sc
+    if N == 0 or C == 0:
+        return
+    for blk in prange((N + ROWS - 1) // ROWS, schedule="static", num_threads=nt, nogil=True):
+        i0 = blk * ROWS
+        m = min(ROWS, N - i0)
+        bias_mm(m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
+        for i in range(i0, i0 + m):
+            zt = Z[i, tc[i]]
+            mx = row_max(&Z[i, 0], C)
+            s = row_exp(&Z[i, 0], &Z[i, 0], C, mx)
+            loss[i] = (mx - zt) + log(s)
+            if want:
+                for j in range(C):
+                    Z[i, j] = <floating> (sc * Z[i, j] / s)
+                Z[i, tc[i]] = Z[i, tc[i]] - sc
+        if want and H > 0:
+            mm(m, H, C, &Z[i0, 0], C, &Wc[0, 0], H, &dHo[i0, 0], H, 0)
+
+
+def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, const floating[:, ::1] Z,
+                        const floating[:, ::1] Ho, const floating[:, ::1] S, const floating[:, ::1] Eu,
+                        const floating[:, ::1] W_ih, floating[:, ::1] gWhh, floating[:, ::1] gWc,
+                        floating[:, ::1] gWih, floating[:, ::1] dE, floating[::1] gb, floating[::1] gbc,
+                        int n_threads):
+    """The weight gradients as one list of fixed tasks (row blocks of each product, each column sum whole):
+    gWhh = dZ^T X, gWc = Z^T Ho, gWih = S^T Eu, dE = S W_ih (all OUT), gb = dZ summed over rows, gbc = Z summed
+    over rows (rows added in order).
+
+    dZ (M, H), X (M, H): d loss / d z_t and h_{t-1} of the M = L*B steps; Z (N, C), Ho (N, H): the class
+    softmax's gradient and the states it saw; S (U, H): dZ summed per distinct input word; Eu (U, E); W_ih (H, E)."""
+    cdef Py_ssize_t M = dZ.shape[0], H = dZ.shape[1], N = Z.shape[0], C = Z.shape[1], U = S.shape[0]
+    cdef Py_ssize_t E = Eu.shape[1], t, r0, i
+    cdef Py_ssize_t t1 = (H + TROWS - 1) // TROWS
+    cdef Py_ssize_t t2 = t1 + (C + TROWS - 1) // TROWS
+    cdef Py_ssize_t t3 = t2 + (H + TROWS - 1) // TROWS
+    cdef Py_ssize_t t4 = t3 + (U + ROWS - 1) // ROWS
+    cdef int nt = threads_for((M * H + N * C + U * E) * H // 64, n_threads)
+    if H == 0 or M == 0:
+        return
+    for t in prange(t4 + 2, schedule="dynamic", num_threads=nt, nogil=True):
+        if t < t1:
+            r0 = t * TROWS
+            mtm(min(TROWS, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
+        elif t < t2:
+            r0 = (t - t1) * TROWS
+            mtm(min(TROWS, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
+        elif t < t3:
+            r0 = (t - t2) * TROWS
+            if E > 0:
+                mtm(min(TROWS, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
+        elif t < t4:
+            r0 = (t - t3) * ROWS
+            if E > 0:
+                mm(min(ROWS, U - r0), E, H, &S[r0, 0], H, &W_ih[0, 0], E, &dE[r0, 0], E, 0)
+        elif t == t4:
+            memcpy(&gb[0], &dZ[0, 0], H * sizeof(floating))
+            for i in range(1, M):
+                axpy(<floating> 1.0, &dZ[i, 0], &gb[0], H)
+        elif N > 0:
+            memcpy(&gbc[0], &Z[0, 0], C * sizeof(floating))
+            for i in range(1, N):
+                axpy(<floating> 1.0, &Z[i, 0], &gbc[0], C)
 
 
 def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
@@ -339,12 +445,11 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     cdef floating *z
     cdef floating *hc
     cdef floating *dhc
-    cdef floating *zt
     cdef floating m, g, ztarget, sc = <floating> scale
     cdef double s
     cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
     cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
-    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + 2 * max(max_cells, 1)
+    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
     if P == 0:
         return
     scratch = <floating *> malloc(nt * per * sizeof(floating))
@@ -360,8 +465,7 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
             memset(&db[off], 0, S * sizeof(floating))
         if blocks:
             mk = seg[k + 1] - seg[k]
-            zt = z + max_cells
-            hc = zt + max_cells
+            hc = z + max_cells
             dhc = hc + max_tokens * H
             for q in range(mk):
                 memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
@@ -382,10 +486,8 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                 mm(mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
                 for q in range(mk):
                     axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
-                    for j in range(S):
-                        zt[j * mk + q] = z[q * S + j]
-                        db[off + j] = db[off + j] + z[q * S + j]
-                mm(S, H, mk, zt, mk, hc, H, &dW[off, 0], H, 0)
+                    axpy(<floating> 1.0, z + q * S, &db[off], S)
+                mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
             continue
         if want:
             memset(&dW[off, 0], 0, S * H * sizeof(floating))
@@ -451,3 +553,4 @@ def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const P
         memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
         for q in range(seg[u] + 1, seg[u + 1]):
             axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
+

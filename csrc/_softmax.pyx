@@ -12,9 +12,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
-from _common cimport (threads_for, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_scale_stream,
-                      row_shift, dot, axpy)
+from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
+                      row_scale_stream, row_shift)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -45,18 +44,12 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
             out_max[i] = m
             out_sum[i] = s
         return 1
-    pm = <floating *> malloc(B * n_pieces * sizeof(floating))
-    ps = <double *> malloc(B * n_pieces * sizeof(double))
-    if pm == NULL or ps == NULL:
-        free(pm)
-        free(ps)
+    if not malloc2(<void **> &pm, B * n_pieces * sizeof(floating), <void **> &ps, B * n_pieces * sizeof(double)):
         return -1
     for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
         i = u // n_pieces
         lo = (u % n_pieces) * CHUNK
-        hi = lo + CHUNK
-        if hi > V:
-            hi = V
+        hi = min(lo + CHUNK, V)
         m = row_max(x + i * V + lo, hi - lo)
         pm[u] = m
         if grad != NULL:
@@ -78,9 +71,7 @@ cdef int row_stats(const floating *x, Py_ssize_t B, Py_ssize_t V, floating *out_
         for u in prange(B * n_pieces, schedule="static", num_threads=n_threads, nogil=True):
             i = u // n_pieces
             lo = (u % n_pieces) * CHUNK
-            hi = lo + CHUNK
-            if hi > V:
-                hi = V
+            hi = min(lo + CHUNK, V)
             row_scale(grad + i * V + lo, hi - lo, <floating> (exp(pm[u] - out_max[i]) / out_sum[i]))
     free(pm)
     free(ps)
@@ -169,11 +160,7 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     if B == 0:
         return
     n_threads = threads_for(B * V, n_threads)
-    mx = <floating *> malloc(B * sizeof(floating))
-    sm = <double *> malloc(B * sizeof(double))
-    if mx == NULL or sm == NULL:
-        free(mx)
-        free(sm)
+    if not malloc2(<void **> &mx, B * sizeof(floating), <void **> &sm, B * sizeof(double)):
         raise MemoryError()
     with nogil:
         n_pieces = row_stats(&logits[0, 0], B, V, mx, sm, <floating *> NULL, n_threads)
@@ -185,57 +172,3 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     if n_pieces < 0:
         raise MemoryError()
 
-
-def _class_block_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
-                      const Py_ssize_t[::1] start, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
-                      const Py_ssize_t[::1] present, const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off,
-                      double scale, floating[::1] loss, floating[:, ::1] dh, floating[:, ::1] dW, floating[::1] db,
-                      Py_ssize_t max_size, int n_threads):
-    """The within-class half of a class-factorized softmax: for each token, a softmax over the rows of its class's
-    block of W only (Mikolov et al. 2011).
-
-    h (N, H) IN; W (V, H), b (V,) IN, rows sorted by class: class c owns rows start[c]:start[c+1];
-    order (N,), seg (P+1,), present (P,): the tokens of class present[k] are order[seg[k]:seg[k+1]] (a permutation);
-    rows (N,) IN: each token's target row (inside its class's block); row_off (P+1,): class k's gradient rows are
-    dW[row_off[k]:row_off[k+1]]; loss (N,) OUT: -log P(target | class); dh (N, H) INOUT: += scale * d loss / d h;
-    dW (R, H), db (R,) OUT (or None): scale * d loss / d (block rows).  One thread owns a class (its block rows of
-    dW and its tokens' rows of dh), so there are no races and the sums run in a fixed order.
-    """
-    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off
-    cdef bint want_grad = dW is not None
-    cdef floating *scratch
-    cdef floating *z
-    cdef floating m, g, zt, sc = <floating> scale
-    cdef double s
-    if P == 0:
-        return
-    n_threads = threads_for(h.shape[0] * H * 16, n_threads)
-    scratch = <floating *> malloc(n_threads * max(max_size, 1) * sizeof(floating))
-    if scratch == NULL:
-        raise MemoryError()
-    for k in prange(P, schedule="dynamic", num_threads=n_threads, nogil=True):
-        z = scratch + omp_get_thread_num() * max_size
-        a = start[present[k]]
-        S = start[present[k] + 1] - a
-        off = row_off[k]
-        if want_grad:
-            memset(&dW[off, 0], 0, S * H * sizeof(floating))
-            memset(&db[off], 0, S * sizeof(floating))
-        for q in range(seg[k], seg[k + 1]):
-            i = order[q]
-            t = rows[i] - a
-            for j in range(S):
-                z[j] = dot(&W[a + j, 0], &h[i, 0], H) + b[a + j]
-            zt = z[t]
-            m = row_max(z, S)
-            s = row_exp(z, z, S, m)
-            loss[i] = <floating> ((m - zt) + log(s))
-            if want_grad:
-                for j in range(S):
-                    g = <floating> (sc * z[j] / s)
-                    if j == t:
-                        g = g - sc
-                    axpy(g, &W[a + j, 0], &dh[i, 0], H)
-                    axpy(g, &h[i, 0], &dW[off + j, 0], H)
-                    db[off + j] = db[off + j] + g
-    free(scratch)

@@ -40,10 +40,13 @@ import numpy as np
 
 from fastnn import graph, nn
 from fastnn._threads import threads
+from fastnn._validation import check_int, check_scalar
 from fastnn.graph import Module, Node, Param, RowGrad
 
 FLOOR = 1e-4
 TOL = 1e-6
+EPS = 1e-4                  # the perturbation (float64; the 5-point stencil's error is O(eps^4))
+MAX_ENTRIES = 64            # entries checked per parameter
 
 
 class GradCheckError(AssertionError):
@@ -246,7 +249,15 @@ def _thread_invariance(loss_fn, params, inputs):
     return True, ""
 
 
-def gradcheck(loss_fn, params, *, inputs=None, eps=1e-4, tol=TOL, floor=FLOOR, order=4, max_entries=64,
+def check_options(*, eps, tol, max_entries, where="gradcheck"):
+    """The checks of gradcheck()'s eps (> 0), tol (> 0) and max_entries (an integer >= 1): callers that run many
+    cases (`fastnn gradcheck`) make them once, before the first."""
+    check_scalar(eps, "eps", where, low=0, low_open=True)
+    check_scalar(tol, "tol", where, low=0, low_open=True)
+    check_int(max_entries, "max_entries", where)
+
+
+def gradcheck(loss_fn, params, *, inputs=None, eps=EPS, tol=TOL, floor=FLOOR, order=4, max_entries=MAX_ENTRIES,
               n_untouched=4, seed=0, nondet=False, raise_exception=False):
     """Compare the analytic gradients of loss_fn() with central differences in float64.
 
@@ -268,8 +279,7 @@ def gradcheck(loss_fn, params, *, inputs=None, eps=1e-4, tol=TOL, floor=FLOOR, o
     """
     if order not in (2, 4):
         raise ValueError(f"gradcheck: 'order' must be 2 or 4; got {order!r}.")
-    if not eps > 0:
-        raise ValueError(f"gradcheck: 'eps' must be > 0; got {eps!r}.")
+    check_options(eps=eps, tol=tol, max_entries=max_entries)
     params = _named_params(params)
     inputs = _named_inputs(inputs)
     if not params and not inputs:
@@ -674,4 +684,4 @@ def run_case(build, *, seed=0, **kwargs):
 
 
 __all__ = ["gradcheck", "GradCheckReport", "ParamCheck", "GradCheckError", "node_cases", "model_cases", "all_cases",
-           "run_case", "FLOOR", "TOL"]
+           "run_case", "check_options", "FLOOR", "TOL", "EPS", "MAX_ENTRIES"]

@@ -58,7 +58,21 @@ class RowGrad:
         return f"RowGrad({len(self.rows)} of {self.n_rows} rows, dim {self.values.shape[1]})"
 
 
-class Param:
+class _Valued:
+    """The shape and dtype of `self.value` (Param, Node)."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+
+class Param(_Valued):
     """A named parameter array with a gradient slot.
 
     Parameters
@@ -82,14 +96,6 @@ class Param:
         self.decay = decay
         self.trainable = trainable
         self.grad = None
-
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
 
     def zero_grad(self):
         self.grad = None
@@ -146,7 +152,7 @@ class Param:
         return f"Param('{self.name}', shape={self.shape}, dtype={self.dtype}{flags})"
 
 
-class Node:
+class Node(_Valued):
     """A value in the flow graph.
 
     value : the ndarray computed in fprop.
@@ -167,14 +173,6 @@ class Node:
         self.grad = None
         self.op = op
         self.requires_grad = backward_fn is not None if requires_grad is None else bool(requires_grad)
-
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
 
     def add_grad(self, g, *, owned=False):
         """grad += g.  owned=True: g is a fresh array that nobody else holds, taken over as the grad without a copy

@@ -7,6 +7,8 @@ Inputs that are only read may be copied to C order.  `n_threads=None` uses fastn
 A public wrapper never calls another public wrapper: shared work goes through a private `_..._unchecked` function
 that trusts its (already validated) arguments, so every argument is checked exactly once.
 """
+import contextlib
+
 import numpy as np
 
 from fastnn import _validation as V
@@ -259,16 +261,17 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
-    loss = np.empty(N, dtype=W.dtype)
-    if want_grad:
-        dh = np.zeros((N, H), dtype=W.dtype)
-        dW = np.empty((int(row_off[-1]), H), dtype=W.dtype)
-        db = np.empty(int(row_off[-1]), dtype=W.dtype)
-    else:
-        dh = dW = db = None
-    max_size = int(sizes.max()) if sizes.size else 1
-    _softmax._class_block_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
-                               max_size, effective_n_threads(n_threads))
+    loss = np.zeros(N, dtype=np.float64)
+    dh = np.zeros((N, H) if want_grad else (0, H), dtype=W.dtype)
+    dW = np.empty((int(row_off[-1]) if want_grad else 0, H), dtype=W.dtype)
+    db = np.empty(dW.shape[0], dtype=W.dtype)
+    counts = np.diff(seg)
+    # the RNN LM's within-class kernel (one home for it): loss and dh are added to, dW and db written
+    _rnnlm._rnnlm_word_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
+                            int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
+                            int((counts * sizes).max()) if counts.size else 1, int(want_grad),
+                            effective_n_threads(n_threads))
+    loss = loss.astype(W.dtype)
     if not want_grad:
         return loss, None, None, None, None
     grad_rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
@@ -339,20 +342,30 @@ def scatter_add_(W, idx, G, *, alpha=1.0, n_threads=None):
     _embedding._scatter_add(W, idx, G, float(alpha), effective_n_threads(n_threads))
 
 
+def _check_nonneg(where, **scalars):
+    """Every hyper-parameter of an update (lr, l2, eps, ...) is a real >= 0."""
+    for name, x in scalars.items():
+        V.check_scalar(x, name, where, low=0)
+
+
 def sparse_sgd_(W, rows, G, *, lr, l2=0.0, n_threads=None):
     """W[rows] = (1 - lr*l2) * W[rows] - lr * G on unique ascending rows (a coalesced RowGrad), in place."""
     where = "sparse_sgd_"
     rows, G = _check_rows_update(where, W, rows, G, unique=True)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    _check_nonneg(where, lr=lr, l2=l2)
     _embedding._sparse_sgd(W, rows, G, float(lr), float(l2), effective_n_threads(n_threads))
 
 
-def _check_acc(where, W, A):
+def _check_sparse_adagrad(where, W, A, rows, G, unique, **scalars):
+    """The checks of both lazy AdaGrads: the rows and their gradients, the accumulator A (W's shape and dtype, not
+    overlapping it) and the hyper-parameters.  Returns (rows, G) as the kernels take them."""
+    rows, G = _check_rows_update(where, W, rows, G, unique=unique)
     V.check_float_array(A, "A", where, ndim=2, writeable=True)
     V.check_same_dtype(where, "W", W, A=A)
     V.check_shape(A, "A", where, W.shape)
     V.check_no_overlap(where, W=W, A=A)
+    _check_nonneg(where, **scalars)
+    return rows, G
 
 
 def sparse_adagrad_(W, A, rows, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
@@ -361,11 +374,7 @@ def sparse_adagrad_(W, A, rows, G, *, lr, eps=1e-10, l2=0.0, n_threads=None):
     Only the given rows of W and of the accumulator A are read or written.  eps after the sqrt, as torch.
     """
     where = "sparse_adagrad_"
-    rows, G = _check_rows_update(where, W, rows, G, unique=True)
-    _check_acc(where, W, A)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(eps, "eps", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    rows, G = _check_sparse_adagrad(where, W, A, rows, G, True, lr=lr, eps=eps, l2=l2)
     _embedding._sparse_adagrad(W, A, rows, G, float(lr), float(eps), float(l2), effective_n_threads(n_threads))
 
 
@@ -373,11 +382,7 @@ def sparse_adagrad_grouped_(W, A, idx, G, *, lr, eps=1e-10, l2=0.0, n_threads=No
     """Lazy AdaGrad from uncoalesced row gradients (repeated idx allowed): the rows sharing an index are summed first,
     then one update per distinct row (AdaGrad is non-linear, so the order matters)."""
     where = "sparse_adagrad_grouped_"
-    idx, G = _check_rows_update(where, W, idx, G, unique=False)
-    _check_acc(where, W, A)
-    V.check_scalar(lr, "lr", where, low=0)
-    V.check_scalar(eps, "eps", where, low=0)
-    V.check_scalar(l2, "l2", where, low=0)
+    idx, G = _check_sparse_adagrad(where, W, A, idx, G, False, lr=lr, eps=eps, l2=l2)
     order, uniq, seg = _group_rows_unchecked(idx, W.shape[0])
     _embedding._sparse_adagrad_grouped(W, A, G, order, uniq, seg, float(lr), float(eps), float(l2),
                                        effective_n_threads(n_threads))
@@ -401,8 +406,7 @@ def sgd_(w, g, *, lr, l2=0.0, l1=0.0, n_threads=None):
     """w -= lr * (g + l2*w + l1*sign(w)), in place, one pass."""
     where = "sgd_"
     g = _check_dense(where, w, g)
-    for n, x in (("lr", lr), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, l2=l2, l1=l1)
     _dense_update._sgd(w.reshape(-1), g, float(lr), float(l2), float(l1), effective_n_threads(n_threads))
 
 
@@ -410,8 +414,7 @@ def momentum_(w, v, g, *, lr, mu, nesterov=False, l2=0.0, l1=0.0, n_threads=None
     """torch's momentum: v = mu*v + g'; w -= lr*v (nesterov: w -= lr*(g' + mu*v)); g' = g + l2*w + l1*sign(w)."""
     where = "momentum_"
     g = _check_dense(where, w, g, ("v", v))
-    for n, x in (("lr", lr), ("mu", mu), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, mu=mu, l2=l2, l1=l1)
     _dense_update._momentum(w.reshape(-1), v.reshape(-1), g, float(lr), float(mu), float(l2), float(l1),
                             bool(nesterov), effective_n_threads(n_threads))
 
@@ -420,13 +423,25 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
     """AdaGrad (torch's convention): g' = g + l2*w + l1*sign(w); acc += g'^2; w -= lr*g'/(sqrt(acc)+eps)."""
     where = "adagrad_"
     g = _check_dense(where, w, g, ("acc", acc))
-    for n, x in (("lr", lr), ("eps", eps), ("l2", l2), ("l1", l1)):
-        V.check_scalar(x, n, where, low=0)
+    _check_nonneg(where, lr=lr, eps=eps, l2=l2, l1=l1)
     _dense_update._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
                            effective_n_threads(n_threads))
 
 
 # ---- Elman recurrence --------------------------------------------------------------------------------------------
+
+def _check_recurrence(where, activation, W, seq, name):
+    """(activation code, K, seq) for a square recurrent matrix W (K, K) and a sequence `seq` (T, B, K) of W's dtype."""
+    kind = _activation_code(activation, where)
+    V.check_float_array(W, "W", where, ndim=2)
+    K = W.shape[0]
+    if W.shape != (K, K):
+        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
+    seq = V.check_input(seq, name, where, W.dtype, ndim=3)
+    if seq.shape[2] != K:
+        raise ValueError(f"{where}: '{name}' must have shape (T, B, {K}) to match 'W'; got {seq.shape}.")
+    return kind, K, seq
+
 
 def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     """h_t = f(X[t] + h_{t-1} @ W.T + b) for t = 0..T-1.
@@ -435,15 +450,8 @@ def rnn_forward(X, W, b, h0, *, activation="tanh", out=None, n_threads=None):
     H[t + 1] = h_t (pass `out` to reuse a buffer).
     """
     where = "rnn_forward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    X = V.check_input(X, "X", where, W.dtype, ndim=3)
-    T, B, KX = X.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'X' must have shape (T, B, {K}) to match 'W'; got {X.shape}.")
+    kind, K, X = _check_recurrence(where, activation, W, X, "X")
+    T, B, _ = X.shape
     b = V.check_input(b, "b", where, W.dtype, shape=(K,))
     h0 = V.check_input(h0, "h0", where, W.dtype, shape=(B, K))
     _check_blas_dims(where, B, K)
@@ -463,15 +471,8 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
     Returns dX (T, B, K) (= d loss / d z_t), dW (K, K), db (K,), dh0 (B, K).
     """
     where = "rnn_backward"
-    kind = _activation_code(activation, where)
-    V.check_float_array(W, "W", where, ndim=2)
-    K = W.shape[0]
-    if W.shape != (K, K):
-        raise ValueError(f"{where}: 'W' must be square; got shape {W.shape}.")
-    dH = V.check_input(dH, "dH", where, W.dtype, ndim=3)
-    T, B, KX = dH.shape
-    if KX != K:
-        raise ValueError(f"{where}: 'dH' must have shape (T, B, {K}) to match 'W'; got {dH.shape}.")
+    kind, K, dH = _check_recurrence(where, activation, W, dH, "dH")
+    T, B, _ = dH.shape
     H = V.check_input(H, "H", where, W.dtype, shape=(T + 1, B, K))
     V.check_scalar(clip, "clip", where, low=0)
     _check_blas_dims(where, T * B, K)
@@ -539,37 +540,30 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     V.check_scalar(clip, "clip", where, low=0)
     N = k * B
     scale = 1.0 / N if scale is None else float(V.check_scalar(scale, "scale", where))
-    _check_blas_dims(where, L * B, H, E, C, n_out)
     nt = effective_n_threads(n_threads)
     want = bool(want_grad)
 
     # inputs: one projection per distinct word
-    order_u, uniq, seg_u = group_rows(xf, n_in)
+    order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
     E_u = emb[uniq]
     P = np.empty((uniq.size, H), dtype=dt)
-    _blas._gemm(False, True, 1.0, E_u, W_ih, 0.0, P)
-    P += b
-    Hp = -(-H // 16) * 16                               # the recurrence kernel reads W_hh in 16-column blocks
-    WhhT = np.zeros((H, Hp), dtype=dt)
-    WhhT[:, :H] = W_hh.T
     Hs = np.empty((L + 1, B, H), dtype=dt)
     Hs[0] = h0
-    _rnnlm._rnnlm_forward(P, inv.reshape(L, B), WhhT, Hs, kind, nt)
+    # every product below runs in the kernels' own threads (fixed row blocks), none through BLAS: its threads
+    # would compete with the kernels' for the cores (the defect of `--threads 2` training at half the speed)
+    _rnnlm._rnnlm_forward(E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B), np.ascontiguousarray(W_hh.T),
+                          P, Hs, kind, nt)
 
-    # output: the class softmax over all N tokens, then the within-class ones
+    # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
     Ho = Hs[L - k + 1:].reshape(N, H)
     tc = word_class[yf]
     Z = np.empty((N, C), dtype=dt)
-    _blas._gemm(False, True, 1.0, Ho, Wc, 0.0, Z)
-    Z += bc
     losses = np.empty(N, dtype=np.float64)
-    _rnnlm._rnnlm_class_xent(Z, tc, scale, losses, int(want), nt)
     dHo = np.empty((N, H), dtype=dt)
-    if want:
-        _blas._gemm(False, False, 1.0, Z, Wc, 0.0, dHo)
-    order, present, seg = group_rows(tc, C)
+    _rnnlm._rnnlm_class_xent(Ho, np.ascontiguousarray(Wc.T), bc, Wc, tc, scale, Z, losses, dHo, int(want), nt)
+    order, present, seg = _group_rows_unchecked(tc, C)
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
@@ -585,20 +579,15 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
 
     # BPTT, then the weight gradients as products over all L*B steps
     dZ = np.empty((L, B, H), dtype=dt)
-    Whh = np.zeros((H, Hp), dtype=dt)
-    Whh[:, :H] = W_hh
-    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, Whh, dZ, kind, float(clip), nt)
+    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, np.ascontiguousarray(W_hh), dZ, kind, float(clip), nt)
     dZ2 = dZ.reshape(L * B, H)
-    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt)}
-    _blas._gemm(True, False, 1.0, dZ2, Hs[:L].reshape(L * B, H), 0.0, g["W_hh"])
-    g["b"] = col_sums(dZ2, n_threads=nt)
-    g["bc"] = col_sums(Z, n_threads=nt)
-    _blas._gemm(True, False, 1.0, Z, Ho, 0.0, g["Wc"])
     S = np.empty((uniq.size, H), dtype=dt)                # d loss / d z summed per distinct input word
     _rnnlm._segment_sums(dZ2, order_u, seg_u, S, nt)
-    _blas._gemm(True, False, 1.0, S, E_u, 0.0, g["W_ih"])
+    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt),
+         "b": np.empty(H, dtype=dt), "bc": np.empty(C, dtype=dt)}
     dE = np.empty((uniq.size, E), dtype=dt)
-    _blas._gemm(False, False, 1.0, S, W_ih, 0.0, dE)
+    _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
+                               dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
     g["W"] = ((np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp), dWo)
     g["bo"] = (g["W"][0], dbo)
@@ -614,6 +603,21 @@ def _lstm_shapes(where, W):
     if W.shape != (4 * K, K):
         raise ValueError(f"{where}: 'W' must have shape (4K, K) (the gates i, f, g, o stacked); got {W.shape}.")
     return K
+
+
+_blas_controller = None
+
+
+def _single_threaded_blas(n_threads):
+    """A context in which BLAS runs on one thread, for a kernel that calls it from n_threads OpenMP threads of its own
+    (a threaded BLAS called from inside a parallel region oversubscribes the cores or serialises)."""
+    global _blas_controller
+    if n_threads <= 1:
+        return contextlib.nullcontext()
+    if _blas_controller is None:  # scanning the loaded libraries costs milliseconds: once
+        from threadpoolctl import ThreadpoolController
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def lstm_forward(X, W, b, h0, c0, *, out=None, n_threads=None):
@@ -655,7 +659,9 @@ def lstm_forward(X, W, b, h0, c0, *, out=None, n_threads=None):
             V.check_no_overlap(where, **{oname: o, name: a})
     H[0] = h0
     C[0] = c0
-    _lstm._lstm_forward(X, W, b, A, H, C, effective_n_threads(n_threads))
+    n_threads = effective_n_threads(n_threads)
+    with _single_threaded_blas(n_threads):
+        _lstm._lstm_forward(X, W, b, A, H, C, n_threads)
     return H, C, A
 
 
@@ -692,5 +698,7 @@ def lstm_backward(dH, H, C, A, W, *, dc_last=None, clip=0.0, n_threads=None):
     dW = np.zeros((4 * K, K), dtype=W.dtype)
     db = np.zeros(4 * K, dtype=W.dtype)
     dh0 = np.zeros((B, K), dtype=W.dtype)
-    _lstm._lstm_backward(dH, A, H, C, W, dX, dW, db, dh0, dc0, float(clip), effective_n_threads(n_threads))
+    n_threads = effective_n_threads(n_threads)
+    with _single_threaded_blas(n_threads):
+        _lstm._lstm_backward(dH, A, H, C, W, dX, dW, db, dh0, dc0, float(clip), n_threads)
     return dX, dW, db, dh0, dc0

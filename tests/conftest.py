@@ -18,6 +18,20 @@ def data_path(*parts):
     return path
 
 
+def run_cli(capsys, *argv):
+    """(exit code, stdout, stderr) of `fastnn argv...` run in this process."""
+    from fastnn.cli import main
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def write_lines(path, lines):
+    """Write `lines` to `path` (a pathlib.Path), one per line; returns the path as a str."""
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -10,12 +10,10 @@ import pytest
 
 import fastnn
 from fastnn.cli import main
+from tests.conftest import run_cli
 
 
-def _run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 def _one_line(capsys, *argv, match, rc=2):

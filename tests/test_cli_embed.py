@@ -5,14 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from fastnn.cli import main
 from fastnn.data.vectors import read_vectors, write_vectors
+from tests.conftest import run_cli
 
 
-def _run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 @pytest.fixture

@@ -45,14 +45,7 @@ BAD = {
     "unknown option": ["info", "--nosuch"],
     # tagger
     "tagger: missing input": ["tagger", "train", "--train", f"{NOPE}.conll", "--task", "pos=1", "--out", "{d}/m.npz"],
-    "tagger: negative epochs": [*TAGGER, "--epochs", "-1"],
-    "tagger: zero epochs": [*TAGGER, "--epochs", "0"],
-    "tagger: zero batch": [*TAGGER, "--batch-size", "0"],
-    "tagger: negative hidden": [*TAGGER, "--hidden", "-3"],
-    "tagger: malformed lr": [*TAGGER, "--lr", "abc"],
-    "tagger: even window": [*TAGGER, "--window", "4"],
     "tagger: column out of range": [*TAGGER[:5], "pos=9", *TAGGER[6:]],
-    "tagger: zero threads": [*TAGGER, "--threads", "0"],
     "tagger: out dir missing": [*TAGGER[:-1], f"{NOPE}/m.npz"],
     "tagger: checkpoint dir missing": [*TAGGER, "--checkpoint", f"{NOPE}/ck.npz"],
     "tagger: resume without checkpoint": [*TAGGER, "--resume"],
@@ -62,12 +55,6 @@ BAD = {
     "tagger predict: out dir missing": ["tagger", "predict", "--model", "{d}/lm.npz", "--data", "{d}/c.conll",
                                         "--out", f"{NOPE}/p.txt"],
     # lm
-    "lm: zero epochs": [*RNN, "--epochs", "0"],
-    "lm: zero hidden": [*RNN, "--hidden", "0"],
-    "lm: negative lr": [*RNN, "--lr", "-0.1"],
-    "lm: malformed batch": [*RNN, "--batch-size", "1.5"],
-    "lm: zero order": [*NPLM, "--order", "0"],
-    "lm: ngram order 0": [*NGRAM, "--order", "0"],
     "lm: missing train": ["lm", "train", "--arch", "ngram", "--train", NOPE, "--out", "{d}/m.npz"],
     "lm: unknown arch": ["lm", "train", "--arch", "transformer", "--train", "{d}/t.txt", "--out", "{d}/m.npz"],
     "lm: out dir missing": [*NGRAM[:-1], f"{NOPE}/m.npz"],
@@ -78,8 +65,6 @@ BAD = {
                                      "--mix", "{d}/lm.npz", "--weight", "2"],
     # embed
     "embed: missing text": ["embed", "train", "--objective", "ranking", "--text", NOPE, "--out", "{d}/v2.txt"],
-    "embed: zero epochs": [*EMBED, "--epochs", "0"],
-    "embed: negative dim": [*EMBED, "--dim", "-1"],
     "embed: out dir missing": [*EMBED[:-1], f"{NOPE}/v.txt"],
     "embed: save-model dir missing": [*EMBED, "--save-model", f"{NOPE}/m.npz"],
     "embed neighbors: missing vectors": ["embed", "neighbors", "--vectors", NOPE, "dog"],
@@ -120,6 +105,18 @@ BAD = {
     "search: bad training option": [*SEARCH, "--", "--train", "{d}/c.conll", "--task", "pos=1", "--epochs", "0"],
 }
 
+# one bad option value after a valid command line: (command line, [(option, value), ...])
+BAD_VALUES = [
+    (TAGGER, [("--epochs", "-1"), ("--epochs", "0"), ("--batch-size", "0"), ("--hidden", "-3"), ("--lr", "abc"),
+              ("--window", "4"), ("--threads", "0")]),
+    (RNN, [("--epochs", "0"), ("--hidden", "0"), ("--lr", "-0.1"), ("--batch-size", "1.5"), ("--init-scale", "0")]),
+    (NPLM, [("--order", "0")]),
+    (NGRAM, [("--order", "0")]),
+    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0")]),
+]
+for argv, pairs in BAD_VALUES:
+    kind = [argv[3]] if argv[2] in ("--arch", "--objective") else []      # e.g. "lm train rnn --epochs 0"
+    BAD.update({" ".join([*argv[:2], *kind, opt, value]): [*argv, opt, value] for opt, value in pairs})
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):

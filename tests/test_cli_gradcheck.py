@@ -8,14 +8,12 @@ import pytest
 
 from fastnn import gradcheck as G
 from fastnn import nn
-from fastnn.cli import main
 from fastnn.graph import Node
+from tests.conftest import run_cli
 
 
 def _run(capsys, *argv):
-    rc = main(["gradcheck", *argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return run_cli(capsys, "gradcheck", *argv)
 
 
 def test_json_covers_every_node_case_and_passes(capsys):
@@ -110,4 +108,4 @@ def test_list_and_bad_options(capsys):
     rc, _, err = _run(capsys, "--only", "no-such-case")
     assert rc == 2 and "no case name contains" in err
     rc, _, err = _run(capsys, "--eps", "0")
-    assert rc == 2 and "--eps must be > 0" in err
+    assert rc == 2 and "'eps' must be > 0" in err

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastnn import io
-from fastnn.cli import main
+from tests.conftest import run_cli, write_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
 
@@ -18,8 +18,7 @@ def _write(path, rng, n, V=30):
         # a drifting walk: a model with context beats a unigram
         ids = [(start + 2 * j + int(rng.integers(0, 2))) % V for j in range(k)]
         lines.append(" ".join(words[i] for i in ids))
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 @pytest.fixture
@@ -28,10 +27,7 @@ def corpus(tmp_path):
     return {s: _write(tmp_path / f"{s}.txt", rng, n) for s, n in (("train", 300), ("valid", 60), ("test", 60))}
 
 
-def _run(capsys, *argv):
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 def _train(capsys, corpus, tmp_path, model, *extra):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fastnn import search
-from fastnn.cli import main
+from tests.conftest import run_cli, write_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
 
@@ -22,8 +22,7 @@ def _conll(path, rng, n):
             lines.append(f"{rng.choice(verb)} VBZ B-VP")
         lines.append(". . O")
         lines.append("")
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 def _text(path, rng, n, V=20):
@@ -32,8 +31,7 @@ def _text(path, rng, n, V=20):
         start = int(rng.integers(0, V))
         k = int(rng.integers(3, 8))
         lines.append(" ".join(f"w{(start + 2 * j + int(rng.integers(0, 2))) % V}" for j in range(k)))
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 @pytest.fixture
@@ -49,10 +47,7 @@ def _space(tmp_path, space):
     return str(p)
 
 
-def _run(capsys, *argv):
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 TAGGER_SPACE = {"lr": {"loguniform": [0.01, 0.3]}, "hidden": {"choice": [8, 16]}, "window": {"choice": [1, 3]}}

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from fastnn import io
-from fastnn.cli import main
 from fastnn.data.conll import read_conll
 from fastnn.data.vectors import write_vectors
 from tests.conlleval import conlleval
+from tests.conftest import run_cli, write_lines
 
 NOUNS = ["dog", "cat", "idea", "car", "bank", "Paris", "London", "Smith", "Jones"]
 
@@ -27,8 +27,7 @@ def _conll(path, rng, n):
             lines.append(f"{rng.choice(['runs', 'sees'])} VBZ I-VP O")
         lines.append(". . O O")
         lines.append("")
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 @pytest.fixture
@@ -38,10 +37,7 @@ def files(tmp_path):
             "dir": tmp_path}
 
 
-def _run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 SMALL = ["--epochs", "3", "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--lr", "0.1"]

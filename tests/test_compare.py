@@ -15,20 +15,20 @@ from fastnn.models.classifiers import MLP, LogisticRegression
 
 def test_classifier_input_errors():
     with pytest.raises(ValueError, match="give either 'n_features' .* or 'vocab_size' and 'window'"):
-        LogisticRegression(3)
+        LogisticRegression(3, seed=0)
     with pytest.raises(ValueError, match="give either"):
-        MLP(3, n_features=4, vocab_size=10, window=3)
+        MLP(3, n_features=4, vocab_size=10, window=3, hidden=32, seed=0)
     with pytest.raises(ValueError, match="window inputs need both 'vocab_size' and 'window'"):
-        MLP(3, vocab_size=10)
+        MLP(3, vocab_size=10, hidden=32, seed=0)
     with pytest.raises(ValueError, match="'n_features' must be an integer >= 1; got 0"):
-        LogisticRegression(3, n_features=0)
-    m = LogisticRegression(3, vocab_size=10, window=3)
+        LogisticRegression(3, n_features=0, seed=0)
+    m = LogisticRegression(3, vocab_size=10, window=3, seed=0)
     with pytest.raises(ValueError, match=r"inputs must be integer windows of shape \(B, 3\)"):
         m.predict(np.zeros((2, 3)))
 
 
 def test_window_logreg_gradient_is_sparse_and_exact(rng):
-    m = LogisticRegression(4, vocab_size=6, window=3, dtype="float64")
+    m = LogisticRegression(4, vocab_size=6, window=3, dtype="float64", seed=0)
     m.E.value[...] = rng.normal(size=m.E.value.shape)
     x = np.array([[1, 2, 2], [5, 0, 1]])
     y = np.array([3, 0])
@@ -46,9 +46,10 @@ def test_window_logreg_gradient_is_sparse_and_exact(rng):
 
 
 @pytest.mark.filterwarnings("ignore:minimize")
-@pytest.mark.parametrize("make", [lambda: LogisticRegression(3, n_features=4, dtype="float64"),
-                                  lambda: MLP(3, hidden=8, n_features=4, dtype="float64"),
-                                  lambda: MLP(3, hidden=8, vocab_size=9, window=3, embed_dim=4, dtype="float64")],
+@pytest.mark.parametrize("make", [lambda: LogisticRegression(3, n_features=4, dtype="float64", seed=0),
+                                  lambda: MLP(3, hidden=8, n_features=4, dtype="float64", seed=0),
+                                  lambda: MLP(3, hidden=8, vocab_size=9, window=3, embed_dim=4, dtype="float64",
+                                              seed=0)],
                          ids=["logreg", "mlp", "mlp-window"])
 def test_classifier_trains_and_roundtrips(make, rng, tmp_path):
     m = make()
@@ -73,7 +74,7 @@ def test_classifier_trains_and_roundtrips(make, rng, tmp_path):
 
 
 def test_minimize_float32_and_history(rng):
-    m = LogisticRegression(3, n_features=4)                  # float32 params, float64 inside scipy
+    m = LogisticRegression(3, n_features=4, seed=0)          # float32 params, float64 inside scipy
     x = rng.normal(size=(50, 4)).astype(np.float32)
     y = rng.integers(0, 3, 50)
     with pytest.warns(RuntimeWarning, match="scipy did not report success"):
@@ -89,7 +90,7 @@ def test_minimize_float32_and_history(rng):
 def test_minimize_minibatch_decreases_objective(rng):
     from fastnn.train import ArrayBatches
 
-    m = MLP(3, hidden=6, n_features=4, dtype="float64")
+    m = MLP(3, hidden=6, n_features=4, dtype="float64", seed=0)
     x = rng.normal(size=(400, 4))
     y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0)
     before = m.objective(x, y)
@@ -101,7 +102,7 @@ def test_minimize_minibatch_decreases_objective(rng):
 
 
 def test_ravel_unravel_roundtrip(rng):
-    m = MLP(3, hidden=5, vocab_size=7, window=2, embed_dim=3)
+    m = MLP(3, hidden=5, vocab_size=7, window=2, embed_dim=3, seed=0)
     x = optim.ravel_params(m)
     assert x.dtype == np.float64 and x.size == sum(p.value.size for p in m.parameters().values())
     optim.unravel_params(x * 2, m)

@@ -11,6 +11,7 @@ import fastnn
 from fastnn import optim
 from fastnn.models import nplm as N
 from fastnn.models import rnnlm as R
+from fastnn.recipes import lm as recipe
 from fastnn.train import ArrayBatches, Trainer
 
 V = 3000
@@ -41,11 +42,11 @@ def test_parameters_bit_identical_with_1_and_2_threads(model):
     s = _stream()
     counts = np.bincount(s, minlength=V) + 1
     if model == "nplm":
-        make = (lambda: N.NPLM(V, order=3, dim=16, hidden=32, rng=0))
+        make = (lambda: recipe.build_model(recipe.NPLMConfig(order=3, dim=16, hidden=32, direct=True), V))
         data = ArrayBatches(N.contexts(s, 3, 1), s, batch_size=256)
     else:
         classes = 0 if model == "rnn_full" else 30
-        make = (lambda: R.RNNLM(V, hidden=32, embed=16, classes=classes, counts=counts, rng=0))
+        make = (lambda: recipe.build_model(recipe.RNNConfig(hidden=32, embed=16, classes=classes), V, counts=counts))
         data = R.BPTTBatches(s, batch_size=32, block=10, eos_id=1)
     one, two = _train(make, data, 1), _train(make, data, 2)
     assert one.keys() == two.keys()

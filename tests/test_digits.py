@@ -130,9 +130,9 @@ def test_cli_digits_json_writes_json_and_png(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("argv, msg", [(["--epochs", "0"], "--epochs must be > 0"),
-                                       (["--lr", "x"], "--lr must be a positive float"),
-                                       (["--workers", "-1"], "--workers must be > 0"),
+@pytest.mark.parametrize("argv, msg", [(["--epochs", "0"], "'epochs' must be an int >= 1; got 0"),
+                                       (["--lr", "x"], "--lr: invalid float value: 'x'"),
+                                       (["--workers", "-1"], "'workers' must be an int >= 1; got -1"),
                                        (["--out", "/nonexistent/d.json"], "no such directory")])
 def test_cli_digits_bad_values(argv, msg, capsys):
     assert main(["experiment", "digits", "--quiet", "--plot", "none"] + argv) == 2

@@ -6,13 +6,13 @@ import pytest
 from fastnn import embed
 from fastnn.data.features import normalize, normalize_word
 from fastnn.data.vectors import init_pretrained, load_pretrained, read_vectors, write_vectors
-from fastnn.models import tagger as T
 from fastnn.recipes import embed as recipe
+from fastnn.recipes import tagger as tagger_recipe
+from tests.conftest import write_lines
 
 
 def _text(path, lines):
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_lines(path, lines)
 
 
 CONLL = ["-DOCSTART- -X- -X- O", "", "EU NNP I-NP I-ORG", "rejects VBZ I-VP O", "German JJ I-NP I-MISC", "",
@@ -131,7 +131,7 @@ def test_vectors_file_round_trip_and_tagger_lookup(tmp_path, rng):
     np.testing.assert_array_equal(vecs, res.vectors)
     # the tagger finds a vector for every word of the same text, whatever its case or digits
     conll = [[(w, "X") for w in s] for s in sents]
-    tagger = T.WindowTagger.build(conll, {"t": 1}, embed_dim=5, hidden=4)
+    tagger = tagger_recipe.build(tagger_recipe.TaggerConfig(tasks={"t": 1}, embed_dim=5, hidden=4), conll)
     pw, pv = load_pretrained(path)
     assert init_pretrained(tagger.embed.W.value, tagger.vocab, pw, pv) == len(tagger.vocab)   # <pad>, <unk>, all
 

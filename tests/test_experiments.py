@@ -11,6 +11,7 @@ from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import jsonable, plots
 from fastnn.experiments.adding import (DEFAULTS, MODELS, AddingRNN, format_table, make_model, run_adding, summary,
                                       train)
+from fastnn.experiments import clipping
 from fastnn.experiments.clipping import run_clipping
 from fastnn.experiments.gradients import build, grad_norm_profile, hidden_state_grads, parse_spec, run_gradients
 
@@ -173,11 +174,14 @@ def test_value_clipping_bounds_every_entry():
 
 def test_run_clipping_small():
     res = run_clipping(12, steps=40, hidden=8, n_test=50, eval_every=20, lr=0.5, clip=0.1, thresholds=(0.1, 1.0),
-                       heuristic_steps=10)
+                       heuristic_steps=10, workers=1)
     assert [(r["role"], r["clip"]) for r in res] == [("compare", "none"), ("compare", "norm"),
                                                      ("compare", "temporal"), ("compare", "value"),
-                                                     ("heuristic", "norm"), ("sweep", "norm"), ("sweep", "norm")]
-    assert [r["threshold"] for r in res[-2:]] == [0.1, 1.0] and "Mikolov" in res[2]["label"]
+                                                     ("heuristic", "norm"), ("sweep", "norm"), ("sweep", "norm"),
+                                                     ("sweep", "temporal"), ("sweep", "temporal")]
+    assert [r["threshold"] for r in res[5:7]] == [0.1, 1.0] and "Mikolov" in res[2]["label"]
+    c_t = res[2]["threshold"]     # temporal clipping's own heuristic threshold, and the sweep around it
+    assert [r["threshold"] for r in res[-2:]] == pytest.approx([0.1 * c_t, 10 * c_t])
     for r in res:
         g = np.asarray(r["grad_norm"])
         assert r["n_over"] == int((g[:r["steps"]] > r["threshold"]).sum())
@@ -188,8 +192,11 @@ def test_run_clipping_small():
     assert not res[1]["diverged"]
     # the heuristic threshold is the mean gradient norm of 10 unclipped steps (lr decaying over those 10)
     s = dict(DEFAULTS, hidden=8, lr=0.5, kind="irnn")
-    h = train(make_model("irnn", s, 0), T=12, steps=10, lr=0.5, lr_end=s["lr_end"], clip=None, seed=[0, 3])
+    errors = []
+    h = train(make_model("irnn", s, 0), T=12, steps=10, lr=0.5, lr_end=s["lr_end"], clip=None, seed=[0, 3],
+              on_step=lambda m, batch: errors.append(clipping.bptt_error_max(m, batch)))
     assert res[4]["threshold"] == pytest.approx(np.mean(h["grad_norm"]), rel=1e-6)
+    assert c_t == pytest.approx(np.mean(errors), rel=1e-6)
     assert h["grad_norm"][0] == pytest.approx(res[0]["grad_norm"][0], rel=1e-6)   # same start as the "none" run
 
 
@@ -210,6 +217,23 @@ def test_temporal_clipping_clips_the_bptt_error_not_the_sum():
     assert model.rnn.clip == 0.0 and h["steps"] == 3
     with pytest.raises(ValueError, match="'clip' must be one of"):
         train(model, T=30, steps=1, lr=1e-3, clip="global")
+
+
+def test_bptt_error_max_is_what_temporal_clipping_clips():
+    """Clipping the BPTT error at twice its largest element changes nothing; at half of it, the gradient."""
+    model = _exploding_grads(np.float64)
+    X, y = adding(8, 30, seed=0, dtype=np.float64)
+    m = clipping.bptt_error_max(model, (X, y))
+    grads = []
+    for c in (0.0, 2 * m, m / 2):
+        model.rnn.clip = c
+        model.zero_grad()
+        model.loss((X, y)).backward()
+        grads.append(model.rnn.W_hh.grad.copy())
+    model.rnn.clip = 0.0
+    assert m > 0
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert not np.allclose(grads[0], grads[2])
 
 
 def test_train_stops_on_divergence():
@@ -281,20 +305,22 @@ def test_cli_adding_json(capsys):
         assert o["T"] == 8 and o["steps"] == 20 and o["baseline_mse"] == pytest.approx(1 / 6)
 
 
-def test_cli_gradients_and_clipping_tables(capsys):
+def test_cli_gradients_and_clipping_tables(capsys, tmp_path):
     assert main(["experiment", "gradients", "--T", "8", "--train-steps", "5", "--hidden", "4", "--quiet",
                  "--models", "sigmoid", "irnn_x1.1", "--lr-end", "none"]) == 0
     out = capsys.readouterr().out
     assert "| sigmoid | untrained | 0 |" in out and "| irnn_x1.1 | trained | 5 |" in out
     assert main(["experiment", "clipping", "--T", "8", "--steps", "5", "--hidden", "4", "--quiet", "--json",
-                 "--heuristic-steps", "3"]) == 0
+                 "--heuristic-steps", "3", "--workers", "1", "--out", str(tmp_path / "c.json")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [o["clip"] for o in out] == ["none", "norm", "temporal", "value", "norm"] + ["norm"] * 6
-    assert [o["role"] for o in out][-7:] == ["heuristic"] + ["sweep"] * 6
+    saved = json.loads((tmp_path / "c.json").read_text())    # --out: every result, curves included
+    assert [r["clip"] for r in saved] == [o["clip"] for o in out] and len(saved[0]["loss"]) == 5
+    assert [o["clip"] for o in out] == ["none", "norm", "temporal", "value", "norm"] + ["norm"] * 6 + ["temporal"] * 2
+    assert [o["role"] for o in out][-9:] == ["heuristic"] + ["sweep"] * 8
 
 
 @pytest.mark.parametrize("argv, msg", [(["--lr", "-1"], "--lr must be > 0"), (["--steps", "x"], "--steps must be"),
-                                       (["--T", "1"], "--T must be >= 2"), (["--lr-end", "0"], "--lr-end must be > 0")])
+                                       (["--T", "1"], "'T' must be an integer >= 2"), (["--lr-end", "0"], "--lr-end must be > 0")])
 def test_cli_bad_values(argv, msg, capsys):
     assert main(["experiment", "adding", "--quiet"] + argv) == 2
     err = capsys.readouterr().err
@@ -310,7 +336,8 @@ def test_plots_write_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     a = run_adding(6, models=("irnn",), steps=4, eval_every=2, hidden=4, n_test=20)
     g = run_gradients(6, models=("irnn",), train_steps=2, n=4, hidden=4, n_test=20)
-    c = run_clipping(6, steps=4, hidden=4, n_test=20, eval_every=2, heuristic_steps=2, thresholds=(0.5, 5.0))
+    c = run_clipping(6, steps=4, hidden=4, n_test=20, eval_every=2, heuristic_steps=2, thresholds=(0.5, 5.0),
+                     workers=1)
     for fn, res, name in ((plots.plot_adding, a, "a.png"), (plots.plot_gradients, g, "g.png"),
                           (plots.plot_clipping, c, "c.png")):
         path = fn(res, str(tmp_path / name))

@@ -1,13 +1,16 @@
 """House rules that reading the code would otherwise have to check (../shared/DESIGN.md): no module outside nn/ and
-graph.py uses a private name (_x) of another fastnn module, and only kernels.py calls the compiled kernels (their
-private functions in fastnn._ext are its to call; fastnn and fastnn._threads read the build facts of _ext._info).
+graph.py uses a private name (_x) of another fastnn module, only kernels.py calls the compiled kernels (their
+private functions in fastnn._ext are its to call; fastnn and fastnn._threads read the build facts of _ext._info), and
+a model constructor writes no default of a setting its Config holds (the Config is that default's one home).
 
 Private *modules* (fastnn._validation, fastnn._threads, fastnn.cli._common) are shared helpers of their package and
 may be imported; what is checked is a module's private names: `from fastnn.x import _y` and `x._y` where x is
 another fastnn module.
 """
 import ast
+import dataclasses
 import importlib.util
+import inspect
 import os
 
 import pytest
@@ -137,3 +140,61 @@ def test_only_kernels_imports_the_extension():
 ])
 def test_the_checker_finds_what_it_should(source, found):
     assert [text for _, text in private_uses("fastnn.models.example", source)] == found
+
+
+# ---- one home for each default -------------------------------------------------------------------------------------
+
+def _model_configs():
+    """[(model class, the Configs that build it)] (fastnn/recipes, and the optimizer comparison's CompareConfig)."""
+    from fastnn.experiments.compare import CompareConfig
+    from fastnn.models.classifiers import MLP, LogisticRegression
+    from fastnn.models.lstmlm import LSTMLM
+    from fastnn.models.ngram import DeletedInterpolation, KneserNey
+    from fastnn.models.nplm import NPLM
+    from fastnn.models.ranking import WindowRanker
+    from fastnn.models.rnnlm import RNNLM
+    from fastnn.models.tagger import WindowTagger
+    from fastnn.recipes import embed, lm, tagger
+    return [(NPLM, (lm.NPLMConfig, embed.NPLMEmbedConfig)), (RNNLM, (lm.RNNConfig, embed.RNNEmbedConfig)),
+            (LSTMLM, (lm.LSTMConfig,)), (KneserNey, (lm.NGramConfig,)), (DeletedInterpolation, (lm.NGramConfig,)),
+            (WindowRanker, (embed.RankingConfig,)), (LogisticRegression, (CompareConfig,)), (MLP, (CompareConfig,)),
+            (WindowTagger, (tagger.TaggerConfig,))]
+
+
+# Config fields that reach the model under another name
+ALIASES = {"clip_value": "clip", "keep_case": "lowercase"}
+
+
+def defaults_written_twice(model, configs):
+    """["Model(name=default)"] for each constructor parameter named like a field of `configs` that has a default.
+    A None default is allowed where the Config's default is not None: None then means "not this kind of input"
+    (a classifier's window on dense features), it does not repeat the Config's value."""
+    params = inspect.signature(model.__init__).parameters
+    found, seen = [], set()
+    for config in configs:
+        for f in dataclasses.fields(config):
+            p = params.get(ALIASES.get(f.name, f.name))
+            if p is None or p.default is inspect.Parameter.empty or p.name in seen:
+                continue
+            if p.default is None and f.default is not None:
+                continue
+            seen.add(p.name)
+            found.append(f"{model.__name__}({p.name}={p.default!r}) vs {config.__name__}.{f.name}")
+    return found
+
+
+def test_model_constructors_leave_the_configs_defaults_to_the_configs():
+    bad = [d for model, configs in _model_configs() for d in defaults_written_twice(model, configs)]
+    assert not bad, ("a model constructor writes a default its Config holds (drop it: the caller passes the value, "
+                     "recipes build the model from the Config):\n" + "\n".join(bad))
+
+
+def test_the_defaults_check_finds_what_it_should():
+    from fastnn.recipes.lm import RNNConfig
+
+    class Model:
+        def __init__(self, vocab_size, *, hidden=256, embed=None, clip=0.0, dtype="float32"):
+            pass
+    assert defaults_written_twice(Model, [RNNConfig]) == [
+        "Model(hidden=256) vs RNNConfig.hidden", "Model(embed=None) vs RNNConfig.embed",
+        "Model(clip=0.0) vs RNNConfig.clip_value"]

@@ -5,6 +5,7 @@ from fastnn import io, kernels, optim
 from fastnn.gradcheck import run_case
 from fastnn.models import lstmlm as L
 from fastnn.models.rnnlm import BPTTBatches
+from fastnn.recipes import lm as recipe
 from fastnn.train import Trainer
 
 
@@ -23,9 +24,9 @@ def test_gradcheck_catches_a_broken_backward(monkeypatch):
     assert not run_case(dict(L.gradcheck_cases())["lstmlm.classes"], seed=1).ok
 
 
-def _model(classes, rng, **kw):
+def _model(classes, rng):
     counts = rng.integers(1, 40, 12)
-    m = L.LSTMLM(12, hidden=5, embed=4, classes=classes, counts=counts, rng=0, dtype=np.float64, **kw)
+    m = recipe.build_model(recipe.LSTMConfig(hidden=5, embed=4, classes=classes), 12, counts=counts, dtype=np.float64)
     for p in m.parameters().values():
         p.value[...] += rng.standard_normal(p.shape) * 0.3
     return m
@@ -58,7 +59,7 @@ def test_loss_carries_state_between_segments(rng):
 
 def test_training_learns_a_cycle():
     s = np.tile(np.array([2, 3, 4, 5, 1, 6, 3]), 50)
-    m = L.LSTMLM(7, hidden=16, classes=0, rng=0)
+    m = recipe.build_model(recipe.LSTMConfig(hidden=16, classes=0), 7)
     before = m.perplexity(s)
     tr = Trainer(m, optim.AdaGrad(m.parameters(), lr=0.1), BPTTBatches(s, batch_size=5, block=10, eos_id=1),
                  epochs=20, quiet=True, seed=0, clip_norm=5.0)
@@ -68,10 +69,10 @@ def test_training_learns_a_cycle():
 
 def test_errors():
     with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
-        L.LSTMLM(10, classes=3)
+        recipe.build_model(recipe.LSTMConfig(classes=3), 10)
     with pytest.raises(ValueError, match="'dropout' must be < 1"):
-        L.LSTMLM(10, dropout=1.0)
-    m = L.LSTMLM(10, hidden=3)
+        L.LSTMLM(10, hidden=3, embed=None, classes=0, forget_bias=1.0, dropout=1.0, clip=0.0, init_scale=0.1)
+    m = recipe.build_model(recipe.LSTMConfig(hidden=3, classes=0), 10)
     with pytest.raises(ValueError, match="the batch must be"):
         m.loss((np.zeros((2, 3), int), np.zeros((3, 3), int), True, -1))
     with pytest.raises(IndexError, match="must hold ids in"):

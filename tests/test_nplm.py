@@ -7,6 +7,7 @@ from fastnn.graph import RowGrad
 from fastnn.models import nplm as N
 from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 from fastnn.models.ngram import KneserNey
+from fastnn.recipes import lm as recipe
 from fastnn.train import ArrayBatches, Trainer
 
 
@@ -35,11 +36,11 @@ def test_inverse_decay():
 
 
 def test_token_logprobs_normalised_and_match_predict(rng):
-    m = N.NPLM(12, order=3, dim=4, hidden=5, rng=0, dtype=np.float64)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=4, hidden=5, direct=True), 12, dtype=np.float64)
     for p in m.parameters().values():
         p.value[...] = rng.standard_normal(p.shape) * 0.3
     s = _stream(rng, n=50)
-    lp = m.token_logprobs(s, batch_size=7)
+    lp = m.token_logprobs(s, chunk=7)
     full = m.predict(N.contexts(s, 3, 1))
     np.testing.assert_allclose(np.logaddexp.reduce(full, axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(lp, full[np.arange(len(s)), s], rtol=1e-12)
@@ -48,7 +49,7 @@ def test_token_logprobs_normalised_and_match_predict(rng):
 
 
 def test_loss_is_mean_nll_and_C_grad_is_rows_of_batch(rng):
-    m = N.NPLM(20, order=3, dim=4, hidden=5, rng=0, dtype=np.float64)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=4, hidden=5, direct=True), 20, dtype=np.float64)
     ctx = np.array([[3, 4], [4, 9], [3, 3]])
     t = np.array([1, 2, 3])
     loss = m.loss((ctx, t))
@@ -61,7 +62,7 @@ def test_loss_is_mean_nll_and_C_grad_is_rows_of_batch(rng):
 
 def test_bias_starts_at_unigram(rng):
     counts = np.array([5, 10, 1, 4])
-    m = N.NPLM(4, order=2, dim=2, hidden=3, counts=counts, rng=0)
+    m = recipe.build_model(recipe.NPLMConfig(order=2, dim=2, hidden=3, direct=True), 4, counts=counts)
     lp = m.predict(np.array([[0]]))[0]
     np.testing.assert_allclose(np.exp(lp), counts / counts.sum(), rtol=1e-5)
 
@@ -69,7 +70,7 @@ def test_bias_starts_at_unigram(rng):
 def test_training_lowers_perplexity_and_beats_unigram(rng):
     # a deterministic cycle: the NPLM must learn it, an order-1 view cannot
     s = np.tile(np.array([2, 3, 4, 5, 1]), 60)
-    m = N.NPLM(6, order=3, dim=8, hidden=16, rng=0)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=8, hidden=16, direct=True), 6)
     before = m.perplexity(s)
     ctx = N.contexts(s, 3, 1)
     tr = Trainer(m, optim.AdaGrad(m.parameters(), lr=0.3), ArrayBatches(ctx, s, batch_size=16), epochs=15,
@@ -79,7 +80,8 @@ def test_training_lowers_perplexity_and_beats_unigram(rng):
 
 
 def test_save_load_roundtrip(tmp_path, rng):
-    m = N.NPLM(12, order=4, dim=3, hidden=0, direct=True, rng=3, words=[f"w{i}" for i in range(12)])
+    m = N.NPLM(12, order=4, dim=3, hidden=0, direct=True, classes=0, dropout=0.0, init_scale=0.1, rng=3,
+               words=[f"w{i}" for i in range(12)])
     m.out.W.value[...] = rng.standard_normal(m.out.W.shape)
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
@@ -91,11 +93,12 @@ def test_save_load_roundtrip(tmp_path, rng):
 @pytest.mark.parametrize("direct", [False, True])
 def test_class_output_normalised_matches_predict_and_roundtrips(tmp_path, rng, direct):
     counts = rng.integers(1, 40, 12)
-    m = N.NPLM(12, order=3, dim=4, hidden=5, direct=direct, classes=3, counts=counts, rng=0, dtype=np.float64)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=4, hidden=5, direct=direct, classes=3), 12, counts=counts,
+                           dtype=np.float64)
     for p in m.parameters().values():
         p.value[...] += rng.standard_normal(p.shape) * 0.3
     s = _stream(rng, n=50)
-    lp = m.token_logprobs(s, batch_size=7)
+    lp = m.token_logprobs(s, chunk=7)
     full = m.predict(N.contexts(s, 3, 1))
     np.testing.assert_allclose(np.logaddexp.reduce(full, axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(lp, full[np.arange(len(s)), s], rtol=1e-10)
@@ -109,18 +112,19 @@ def test_class_output_normalised_matches_predict_and_roundtrips(tmp_path, rng, d
 
 def test_class_output_starts_at_unigram():
     counts = np.array([5, 10, 1, 4, 7, 2])
-    m = N.NPLM(6, order=2, dim=2, hidden=3, classes=2, counts=counts, rng=0, dtype=np.float64)
+    m = recipe.build_model(recipe.NPLMConfig(order=2, dim=2, hidden=3, direct=True, classes=2), 6, counts=counts,
+                           dtype=np.float64)
     np.testing.assert_allclose(np.exp(m.predict(np.array([[0]]))[0]), counts / counts.sum(), rtol=1e-9)
 
 
 def test_errors():
     with pytest.raises(ValueError, match="'hidden' must be > 0 when direct=False"):
-        N.NPLM(10, hidden=0, direct=False)
+        N.NPLM(10, order=3, dim=2, hidden=0, direct=False, classes=0, dropout=0.0, init_scale=0.1)
     with pytest.raises(ValueError, match="'eos_id' must be in"):
-        N.NPLM(10, eos_id=10)
+        recipe.build_model(recipe.NPLMConfig(), 10, eos_id=10)
     with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
-        N.NPLM(10, classes=3)
-    m = N.NPLM(10, order=3, dim=2, hidden=2)
+        recipe.build_model(recipe.NPLMConfig(classes=3), 10)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=2, hidden=2, direct=True), 10)
     with pytest.raises(ValueError, match="'contexts' must have shape"):
         m.loss((np.zeros((4, 3), int), np.zeros(4, int)))
     with pytest.raises(IndexError, match="must hold ids in \\[0, 10\\); got 12 at position 1"):
@@ -150,7 +154,7 @@ def test_em_weight_maximises_likelihood(rng):
 def test_nplm_aligns_with_ngram_stream(rng):
     s = _stream(rng, n=400)
     kn = KneserNey(3).fit(s, 12, 1)
-    m = N.NPLM(12, order=3, dim=4, hidden=4, rng=0)
+    m = recipe.build_model(recipe.NPLMConfig(order=3, dim=4, hidden=4, direct=True), 12)
     a, b = m.token_logprobs(s), kn.token_logprobs(s)
     assert a.shape == b.shape == s.shape
     lam, _ = em_weight(a, b)

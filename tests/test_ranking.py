@@ -24,7 +24,7 @@ def test_padded_stream_windows_stay_inside_sentences():
 
 
 def test_loss_is_the_mean_hinge_of_the_scores(rng):
-    m = R.WindowRanker(10, window=3, dim=4, hidden=6, rng=0, dtype=np.float64)
+    m = R.WindowRanker(10, window=3, dim=4, hidden=6, rng=0, dtype=np.float64, init_scale=0.1)
     w = rng.integers(0, 10, (7, 3))
     neg = rng.integers(1, 10, 7)
     corrupt = w.copy()
@@ -97,7 +97,8 @@ def test_training_lowers_the_ranking_loss_and_groups_word_classes(rng):
 
 
 def test_config_round_trip(tmp_path):
-    m = R.WindowRanker(6, window=5, dim=3, hidden=4, rng=1, words=["<pad>", "<unk>", "a", "b", "c", "d"])
+    m = R.WindowRanker(6, window=5, dim=3, hidden=4, init_scale=0.1, rng=1,
+                       words=["<pad>", "<unk>", "a", "b", "c", "d"])
     io.save_model(tmp_path / "r.npz", m)
     m2 = io.load_model(tmp_path / "r.npz")
     assert isinstance(m2, R.WindowRanker) and m2.words == m.words and m2.window == 5
@@ -107,10 +108,10 @@ def test_config_round_trip(tmp_path):
 
 def test_errors():
     with pytest.raises(ValueError, match="'window' must be odd"):
-        R.WindowRanker(5, window=4)
+        R.WindowRanker(5, window=4, dim=50, hidden=100, init_scale=0.1)
     with pytest.raises(ValueError, match="'words' must have 5 entries"):
-        R.WindowRanker(5, window=3, words=["a"])
-    m = R.WindowRanker(5, window=3, dim=2, hidden=2)
+        R.WindowRanker(5, window=3, words=["a"], dim=50, hidden=100, init_scale=0.1)
+    m = R.WindowRanker(5, window=3, dim=2, hidden=2, init_scale=0.1)
     with pytest.raises(ValueError, match=r"shape \(B, 3\)"):
         m.loss((np.zeros((2, 5), dtype=int), np.ones(2, dtype=int)))
     with pytest.raises(ValueError, match="'negatives' must have shape"):

@@ -5,6 +5,7 @@ from fastnn import io, optim
 from fastnn.gradcheck import run_case
 from fastnn.graph import RowGrad
 from fastnn.models import rnnlm as R
+from fastnn.recipes import lm as recipe
 from fastnn.train import Trainer
 
 
@@ -95,8 +96,8 @@ def test_batches_carry_state_like_one_stream(rng, bptt, classes):
     the carried state and the windows are exact, and the input before the first token is </s>."""
     V = 15
     s = _stream(rng, V, 61)
-    m = R.RNNLM(V, hidden=6, embed=4, classes=classes, counts=np.bincount(s, minlength=V) + 1, rng=0,
-                dtype=np.float64)
+    m = recipe.build_model(recipe.RNNConfig(hidden=6, embed=4, classes=classes), V,
+                           counts=np.bincount(s, minlength=V) + 1, dtype=np.float64)
     _randomize(m, rng)
     d = R.BPTTBatches(s, batch_size=1, block=7, bptt=bptt, eos_id=1)
     m.eval()
@@ -109,7 +110,7 @@ def test_batches_carry_state_like_one_stream(rng, bptt, classes):
 def test_training_learns_a_cycle():
     s = np.tile(np.array([2, 3, 4, 5, 6, 1]), 100)
     for classes in (0, 3):
-        m = R.RNNLM(7, hidden=16, classes=classes, counts=np.bincount(s, minlength=7) + 1, rng=0)
+        m = recipe.build_model(recipe.RNNConfig(hidden=16, classes=classes), 7, counts=np.bincount(s, minlength=7) + 1)
         before = m.perplexity(s)
         d = R.BPTTBatches(s, batch_size=4, block=10, eos_id=1)
         Trainer(m, optim.AdaGrad(m.parameters(), lr=0.2), d, epochs=20, quiet=True, clip_norm=5.0).fit()
@@ -118,8 +119,8 @@ def test_training_learns_a_cycle():
 
 def test_save_load_and_extra_state(tmp_path, rng):
     s = _stream(rng)
-    m = R.RNNLM(15, hidden=5, classes=4, counts=np.bincount(s, minlength=15) + 1, rng=1, activation="relu",
-                init="identity", dropout=0.1)
+    config = recipe.RNNConfig(hidden=5, classes=4, activation="relu", init="identity", dropout=0.1, seed=1)
+    m = recipe.build_model(config, 15, counts=np.bincount(s, minlength=15) + 1)
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(m.token_logprobs(s), m2.token_logprobs(s))
@@ -130,21 +131,21 @@ def test_save_load_and_extra_state(tmp_path, rng):
 
 def test_errors():
     with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
-        R.RNNLM(10, hidden=3, classes=2)
+        recipe.build_model(recipe.RNNConfig(hidden=3, classes=2), 10)
     with pytest.raises(ValueError, match="must use every class"):
         R.ClassSoftmaxOutput(3, np.array([0, 2, 2]), rng=0)
     with pytest.raises(ValueError, match="at least batch_size"):
         R.BPTTBatches(np.arange(3), batch_size=4, block=2, eos_id=1)
     with pytest.raises(IndexError, match="must hold ids"):
-        R.RNNLM(10, hidden=3).token_logprobs(np.array([1, 10]))
+        recipe.build_model(recipe.RNNConfig(hidden=3, classes=0), 10).token_logprobs(np.array([1, 10]))
 
 
 # ---- the fused segment kernel (kernels.rnnlm_segment) -------------------------------------------------------------
 
 def _fused_pair(dtype, activation="tanh", clip=0.0, H=37, B=21, V=40, seed=1):
     counts = np.random.default_rng(seed).integers(1, 50, V)
-    return [R.RNNLM(V, hidden=H, embed=11, classes=5, counts=counts, rng=seed, dtype=dtype, activation=activation,
-                    clip=clip, fused=f) for f in (True, False)]
+    config = recipe.RNNConfig(hidden=H, embed=11, classes=5, activation=activation, clip_value=clip, seed=seed)
+    return [recipe.build_model(config, V, counts=counts, dtype=dtype, fused=f) for f in (True, False)]
 
 
 def _loss_and_grads(m, batch, state):
@@ -188,24 +189,36 @@ def test_fused_segment_float32_close_to_float64(rng, H):
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_fused_segment_same_bits_for_any_thread_count(rng):
+@pytest.mark.parametrize("V,H,E,C,B,block", [(40, 37, 11, 5, 50, 8),
+                                             # big enough that every phase of the kernel runs >= 2 threads (each
+                                             # starts one thread per ~32k units of work: see threads_for)
+                                             (2000, 64, 96, 40, 128, 8)])
+def test_fused_training_same_bits_for_any_thread_count(rng, V, H, E, C, B, block):
+    """Two AdaGrad steps (clipped) through the fused kernel, kernels and BLAS at 1, 2 and 3 threads: the loss, the
+    carried state and every parameter are bitwise the same."""
     import fastnn
-    m, _ = _fused_pair(np.float32, B=50)
-    data = R.BPTTBatches(rng.integers(0, 40, 2000), batch_size=50, block=8, bptt=2, eos_id=1)
-    state = rng.standard_normal((50, 37)) * 0.3
-    was = fastnn.get_num_threads()
+    from fastnn import optim
+    counts = np.random.default_rng(1).integers(1, 500, V)
+    data = R.BPTTBatches(rng.integers(0, V, B * block * 3), batch_size=B, block=block, bptt=2, eos_id=1)
     runs = []
-    try:
-        for t in (1, 2, 3, 1):
-            fastnn.set_num_threads(t)
-            runs.append(_loss_and_grads(m, data[1], state))
-    finally:
-        fastnn.set_num_threads(was)
-    for loss, grads, st in runs[1:]:
-        assert loss == runs[0][0]
-        assert np.array_equal(st, runs[0][2])
-        for name in grads:
-            assert np.array_equal(grads[name], runs[0][1][name]), name
+    for t in (1, 2, 3, 1):
+        m = recipe.build_model(recipe.RNNConfig(hidden=H, embed=E, classes=C, seed=1), V, counts=counts)
+        opt = optim.AdaGrad(m.parameters(), lr=0.1)
+        losses = []
+        with fastnn.threads(kernels=t, blas=t):
+            for i in range(2):
+                opt.zero_grad()
+                loss = m.loss(data[i])
+                loss.backward()
+                optim.clip_grad_norm(opt.params, 0.5)
+                opt.step()
+                losses.append(float(loss.value))
+        runs.append((losses, m.state.copy(), {n: p.value.copy() for n, p in m.parameters().items()}))
+    for losses, st, params in runs[1:]:
+        assert losses == runs[0][0]
+        assert np.array_equal(st, runs[0][1])
+        for name in params:
+            assert np.array_equal(params[name], runs[0][2][name]), name
 
 
 def test_fused_segment_rejects_bad_input(rng):

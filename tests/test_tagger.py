@@ -75,7 +75,7 @@ def _corpus():
 
 def test_build_encodes_features_and_trains_in_iobes_but_predicts_in_the_file_encoding():
     sents = _corpus()
-    m = T.WindowTagger.build(sents, {"ner": 3, "pos": "pos"}, loss="word", suffix_len=2, suffix_dim=3, hidden=8)
+    m = _build(sents, {"ner": 3, "pos": "pos"}, loss="word", suffix_len=2, suffix_dim=3, hidden=8)
     ner, pos = m.tasks
     assert ner["file_scheme"] == "iob1" and ner["scheme"] == "iobes" and pos["scheme"] is None
     assert "S-LOC" in ner["tags"] and "B-PER" in ner["tags"] and "E-PER" in ner["tags"]
@@ -94,15 +94,15 @@ def test_build_encodes_features_and_trains_in_iobes_but_predicts_in_the_file_enc
 
 
 def test_word_shape_and_suffix_features():
-    cased = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", hidden=4, lowercase=False)
+    cased = _build(_corpus(), {"ner": 3}, loss="word", hidden=4, lowercase=False)
     assert "Paris" in cased.vocab and "paris" not in cased.vocab and cased.config()["lowercase"] is False
-    m = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=3, suffix_dim=2, shape_dim=3, hidden=4)
+    m = _build(_corpus(), {"ner": 3}, loss="word", suffix_len=3, suffix_dim=2, shape_dim=3, hidden=4)
     enc = m.encode(_corpus())
     assert len(enc.feats) == 2 and m.shape_vocab.words[enc.feats[1][1, 2]] == "Xx"
     assert m.hidden.W.shape == (4, 5 * (50 + 5 + 2 + 3))
     assert {"suffix.W", "shape.W"} <= set(m.parameters())
     assert "shape=3" in repr(m)
-    several = T.WindowTagger.build(_corpus(), {"ner": 3}, loss="word", suffix_len=(1, 3), suffix_dim=2,
+    several = _build(_corpus(), {"ner": 3}, loss="word", suffix_len=(1, 3), suffix_dim=2,
                                    prefix_len=2, prefix_dim=1, hidden=4)
     assert several.config()["suffix_len"] == [1, 3]
     enc = several.encode(_corpus())
@@ -112,11 +112,11 @@ def test_word_shape_and_suffix_features():
             several.prefix_vocab.words[enc.feats[2][1, 2]]] == [word[-1:], word[-3:], word[:2]]
     assert several.hidden.W.shape == (4, 5 * (50 + 5 + 2 + 2 + 1))
     with pytest.raises(ValueError, match="'suffix_len' must be an int >= 0 or distinct ints >= 1"):
-        T.WindowTagger.build(_corpus(), {"ner": 3}, suffix_len=(2, 2), suffix_dim=2)
+        _build(_corpus(), {"ner": 3}, suffix_len=(2, 2), suffix_dim=2)
 
 
 def test_character_feature_spells_each_window_word_and_learns_from_spelling_alone(tmp_path):
-    m = T.WindowTagger.build(_corpus(), {"pos": 1}, loss="word", char_dim=3, char_filters=4, hidden=4)
+    m = _build(_corpus(), {"pos": 1}, loss="word", char_dim=3, char_filters=4, hidden=4)
     assert m.hidden.W.shape == (4, 5 * (50 + 5 + 4)) and "chars=3x4/3" in repr(m)
     assert {"char_cnn.chars.W", "char_cnn.conv.W", "char_cnn.conv.b"} <= set(m.parameters())
     new = [[("Lüis", "NNP"), ("said", "VBD")]]                    # "ü" was never seen: <unk> character
@@ -138,8 +138,8 @@ def test_character_feature_spells_each_window_word_and_learns_from_spelling_alon
         return out
     train, dev = corpus(300), corpus(60)
     kw = dict(loss="word", hidden=16, embed_dim=8, window=1, min_count=2, caps_dim=0, seed=0)
-    chars = T.WindowTagger.build(train, {"pos": 1}, char_dim=4, char_filters=8, **kw)
-    plain = T.WindowTagger.build(train, {"pos": 1}, **kw)
+    chars = _build(train, {"pos": 1}, char_dim=4, char_filters=8, **kw)
+    plain = _build(train, {"pos": 1}, **kw)
     for m in (chars, plain):
         recipe.fit(m, train, None, epochs=8, lr=0.1, batch_size=16, quiet=True)
     assert chars.evaluate(dev)["pos"]["accuracy"] > 95 > plain.evaluate(dev)["pos"]["accuracy"] + 20
@@ -147,15 +147,15 @@ def test_character_feature_spells_each_window_word_and_learns_from_spelling_alon
     again = io.load_model(tmp_path / "c.npz")
     assert repr(again) == repr(chars) and again.predict(dev) == chars.predict(dev)
     with pytest.raises(ValueError, match="'chars' must be given exactly when char_dim > 0"):
-        T.WindowTagger(chars.vocab.words, chars.tasks, char_dim=2)
+        _new(chars.vocab.words, chars.tasks, char_dim=2)
     with pytest.raises(ValueError, match="'width' must be an odd positive integer"):
-        T.WindowTagger.build(train, {"pos": 1}, char_dim=2, char_width=2)
+        _build(train, {"pos": 1}, char_dim=2, char_width=2)
 
 
 def test_sentences_without_a_tasks_column_train_only_the_other_tasks():
     wsj = [[("Oslo", "NNP", "I-NP"), ("sings", "VBZ", "I-VP")], [("Rain", "NN", "I-NP")]]   # no NER column
     mixed = _corpus() + wsj
-    m = T.WindowTagger.build(mixed, {"ner": 3, "pos": 1}, loss="sentence", hidden=4)
+    m = _build(mixed, {"ner": 3, "pos": 1}, loss="sentence", hidden=4)
     enc = m.encode(mixed, partial=True)
     n_own = sum(len(s) for s in _corpus())
     assert (enc.targets[n_own:, 0] == -1).all() and (enc.targets[:n_own] >= 0).all()
@@ -176,14 +176,14 @@ def test_sentences_without_a_tasks_column_train_only_the_other_tasks():
 
 def test_encode_errors_name_the_task_and_tag():
     sents = _corpus()
-    m = T.WindowTagger.build(sents, {"ner": 3}, loss="word", hidden=4)
+    m = _build(sents, {"ner": 3}, loss="word", hidden=4)
     bad = [[("x", "NN", "I-NP", "I-WEIRD")]]
     with pytest.raises(ValueError, match="'ner'.*'I-WEIRD'"):
         m.encode(bad)
     with pytest.raises(IndexError, match="column 3"):
         m.encode([[("x", "NN", "I-NP")]])
     with pytest.raises(IndexError, match="column 5"):
-        T.WindowTagger.build(sents, {"ner": 5})
+        _build(sents, {"ner": 5})
     pred = m.predict([[("unseen",), ("Words",)]])       # prediction needs only the word column
     assert len(pred["ner"][0]) == 2 and all(t == "O" or t[:2] in ("I-", "B-") for t in pred["ner"][0])
 
@@ -203,13 +203,13 @@ def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path
 
     train, dev = corpus(300), corpus(60)
     for columns in ({"cue": (1, 3)}, None):
-        m = T.WindowTagger.build(train, {"tag": 2}, columns=columns, loss="word", hidden=16, window=3, embed_dim=4,
+        m = _build(train, {"tag": 2}, columns=columns, loss="word", hidden=16, window=3, embed_dim=4,
                                  embed_scale=0.1)
         recipe.fit(m, train, None, epochs=4, lr=0.3, quiet=True)
         acc = m.evaluate(dev)["tag"]["accuracy"]
         assert (acc > 98) if columns else (acc < 60), acc
-    assert m.columns == [] and "cue" in repr(T.WindowTagger.build(train, {"tag": 2}, columns={"cue": ("pos", 3)}))
-    m = T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (1, 3)}, loss="word", hidden=16, window=3)
+    assert m.columns == [] and "cue" in repr(_build(train, {"tag": 2}, columns={"cue": ("pos", 3)}))
+    m = _build(train, {"tag": 2}, columns={"cue": (1, 3)}, loss="word", hidden=16, window=3)
     assert m.columns[0]["values"] == ["<pad>", "<unk>", "A", "B", "C"] and m.column_tables[0].W.shape == (5, 3)
     assert m.hidden.W.shape[1] == 3 * (50 + 5 + 3)
     enc = m.encode([[("w1", "B", "X"), ("w2", "Z", "TB")]])
@@ -220,8 +220,21 @@ def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path
     with pytest.raises(IndexError, match="feature 'cue' reads column 1, but sentence 2 of the data has 1 columns"):
         m2.predict([[("w1", "A")], [("w2",)]])
     with pytest.raises(IndexError, match="feature 'cue' reads column 4"):
-        T.WindowTagger.build(train, {"tag": 2}, columns={"cue": (4, 3)})
+        _build(train, {"tag": 2}, columns={"cue": (4, 3)})
 
+
+
+def _build(sents, tasks, **kw):
+    """WindowTagger.build with TaggerConfig's values for what `kw` leaves out (the model writes no defaults)."""
+    return T.WindowTagger.build(sents, tasks, **{**recipe.model_options(recipe.TaggerConfig()), **kw})
+
+
+def _new(words, tasks, **kw):
+    """WindowTagger(words, tasks) with TaggerConfig's values for what `kw` leaves out."""
+    options = recipe.model_options(recipe.TaggerConfig())
+    for build_only in ("task_weights", "columns", "scheme", "min_count"):
+        del options[build_only]
+    return T.WindowTagger(words, tasks, **{**options, **kw})
 
 @pytest.mark.parametrize("by_sentence", [False, True])
 def test_batches_cover_every_token_once_and_are_reproducible(by_sentence):
@@ -229,7 +242,7 @@ def test_batches_cover_every_token_once_and_are_reproducible(by_sentence):
     letters = "abcdefghijklmnopqrstuvwxyz"
     sents = [[("x" + letters[rng.integers(26)] + letters[rng.integers(26)], "NN", "O", str(rng.choice(["O", "I-PER"])))
               for _ in range(rng.integers(1, 9))] for _ in range(40)]
-    m = T.WindowTagger.build(sents, {"ner": 3}, loss="sentence" if by_sentence else "word", hidden=4)
+    m = _build(sents, {"ner": 3}, loss="sentence" if by_sentence else "word", hidden=4)
     data = m.batches(sents, batch_size=7, unk_replace=0.5)
     plain = m.batches(sents, batch_size=7)
     plan, clean = data.epoch(np.random.default_rng(1)), plain.epoch(np.random.default_rng(1))
@@ -255,7 +268,7 @@ def test_bucketed_sentence_batches_group_similar_lengths():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 30, 400)
     sents = [[("w", "NN", "O", "O")] * int(n) for n in lengths]
-    m = T.WindowTagger.build(sents, {"ner": 3}, loss="sentence", hidden=4)
+    m = _build(sents, {"ner": 3}, loss="sentence", hidden=4)
     enc = m.encode(sents)
 
     def spread(bucket):
@@ -289,7 +302,7 @@ def _synthetic(rng, n_sent, n_words=30):
 def test_training_learns_a_synthetic_multitask_problem(loss):
     rng = np.random.default_rng(0)
     train, dev = _synthetic(rng, 300), _synthetic(rng, 60)
-    m = T.WindowTagger.build(train, {"ner": 3, "pos": 1}, loss=loss, hidden=32, embed_dim=10, window=3, seed=0)
+    m = _build(train, {"ner": 3, "pos": 1}, loss=loss, hidden=32, embed_dim=10, window=3, seed=0)
     trainer = recipe.fit(m, train, dev, epochs=6, lr=0.1, batch_size=16, quiet=True)
     res = m.evaluate(dev)
     assert res["ner"]["f1"] > 97 and res["pos"]["accuracy"] > 99
@@ -300,7 +313,7 @@ def test_training_learns_a_synthetic_multitask_problem(loss):
 def test_save_load_round_trip_predicts_the_same(tmp_path):
     rng = np.random.default_rng(1)
     train = _synthetic(rng, 50)
-    m = T.WindowTagger.build(train, {"ner": 3}, loss="sentence", hidden=8, suffix_len=2, suffix_dim=2)
+    m = _build(train, {"ner": 3}, loss="sentence", hidden=8, suffix_len=2, suffix_dim=2)
     recipe.fit(m, train, None, epochs=1, quiet=True)
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
@@ -319,7 +332,7 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     pw, pv = load_pretrained(tmp_path / "v.txt")
     assert pw == ["cat", "dog", "zzz", "0000"]
     np.testing.assert_array_equal(pv[0], vecs[0])
-    m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
+    m = _build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
                              extra_words=pw)
     assert "zzz" in m.vocab and "0000" in m.vocab
     start_std = m.embed.W.value.std()
@@ -330,7 +343,7 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     recipe.fit(m, train, None, epochs=1, quiet=True)
     np.testing.assert_array_equal(m.embed.W.value, before)
     assert not np.array_equal(m.hidden.W.value, T.WindowTagger.from_config(m.config()).hidden.W.value)
-    small = T.WindowTagger.build(train, {"ner": 3}, embed_dim=5, hidden=4)
+    small = _build(train, {"ner": 3}, embed_dim=5, hidden=4)
     with pytest.raises(ValueError, match="dimension 5; got 6. Build the model with embed_dim=6"):
         init_pretrained(small.embed.W.value, small.vocab, pw, pv)
 
@@ -340,7 +353,7 @@ def test_pretrained_vectors_are_rescaled_to_the_tables_starting_scale_by_default
     train = _synthetic(rng, 20)
     pw = ["w1", "w2", "w3", "zzz"]
     pv = (rng.standard_normal((4, 6)) * 2.0).astype(np.float32)       # language-model vectors: far larger entries
-    m = T.WindowTagger.build(train, {"ner": 3}, embed_dim=6, hidden=8, extra_words=pw, embed_scale=0.01)
+    m = _build(train, {"ner": 3}, embed_dim=6, hidden=8, extra_words=pw, embed_scale=0.01)
     start = m.embed.W.value.std()
     assert abs(start - 0.01 / np.sqrt(3)) < 0.002                        # U(-s, s) has std s / sqrt(3)
     init_pretrained(m.embed.W.value, m.vocab, pw, pv)
@@ -357,33 +370,33 @@ def test_pretrained_vectors_are_rescaled_to_the_tables_starting_scale_by_default
 def test_output_biases_start_at_the_log_prior_of_the_training_tags():
     sents = _corpus()
     for loss in ("word", "sentence"):
-        m = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8)
+        m = _build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8)
         for t, head in zip(m.tasks, m.heads):
             gold = recode(conll.column(sents, t["column"]), t["file_scheme"], t["scheme"])
             counts = np.array([sum(x == tag for s in gold for x in s) for tag in t["tags"]], dtype=np.float64) + 1
             np.testing.assert_allclose(head.b.value, np.log(counts / counts.sum()), rtol=1e-5)
         # the other parameters start as without it (same draws), and prior_bias=False gives zeros
-        z = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8, prior_bias=False)
+        z = _build(sents, {"ner": 3, "pos": 1}, loss=loss, hidden=8, prior_bias=False)
         assert all(not h.b.value.any() for h in z.heads)
         np.testing.assert_array_equal(z.hidden.W.value, m.hidden.W.value)
         np.testing.assert_array_equal(z.heads[1].W.value, m.heads[1].W.value)
     # the most frequent tag wins on a window the weights say nothing about
-    m = T.WindowTagger.build(sents, {"ner": 3}, loss="word", hidden=8)
+    m = _build(sents, {"ner": 3}, loss="word", hidden=8)
     assert m.tasks[0]["tags"][int(np.argmax(m.heads[0].b.value))] == "O"
     with pytest.raises(ValueError, match="one entry per task"):
-        T.WindowTagger(m.vocab.words, m.tasks, tag_counts=[[1], [2]])
+        _new(m.vocab.words, m.tasks, tag_counts=[[1], [2]])
 
 
 def test_constructor_validates_arguments():
     words = ["<pad>", "<unk>", "a"]
     tasks = [{"name": "t", "column": 1, "tags": ["A", "B"], "scheme": None, "file_scheme": None}]
     with pytest.raises(ValueError, match="window"):
-        T.WindowTagger(words, tasks, window=4)
+        _new(words, tasks, window=4)
     with pytest.raises(ValueError, match="loss"):
-        T.WindowTagger(words, tasks, loss="crf")
+        _new(words, tasks, loss="crf")
     with pytest.raises(ValueError, match="<pad>"):
-        T.WindowTagger(["a", "b"], tasks)
-    m = T.WindowTagger(words, tasks, hidden=3, loss="word")
+        _new(["a", "b"], tasks)
+    m = _new(words, tasks, hidden=3, loss="word")
     with pytest.raises(ValueError, match="targets"):
         m.loss(T.TaggerBatch(np.zeros((1, 5), int), np.zeros((1, 5), int), (), None, None))
     assert "WindowTagger(tasks=[t=1:2 tags]" in repr(m)
@@ -408,20 +421,20 @@ def test_embedding_gradients_stay_sparse():
 def test_conll2003_ner_one_epoch_reaches_80_f1():
     train = conll.read_conll(data_path("conll2003", "eng.train"))
     dev = conll.read_conll(data_path("conll2003", "eng.testa"))
-    m = T.WindowTagger.build(train, {"ner": 3}, loss="word")
+    m = _build(train, {"ner": 3}, loss="word")
     recipe.fit(m, train, None, epochs=1, quiet=True)
     assert m.evaluate(dev)["ner"]["f1"] > 80
 
 
 def test_task_weights_from_build_and_their_errors():
     sents = _corpus()
-    m = T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, hidden=6, task_weights={"pos": 0.25})
+    m = _build(sents, {"ner": 3, "pos": 1}, hidden=6, task_weights={"pos": 0.25})
     assert [t["weight"] for t in m.tasks] == [1.0, 0.25] and "x0.25" in repr(m)
     assert [t["weight"] for t in T.WindowTagger.from_config(m.config()).tasks] == [1.0, 0.25]
     with pytest.raises(ValueError, match="'task_weights' must name tasks of the model"):
-        T.WindowTagger.build(sents, {"ner": 3}, task_weights={"pos": 0.5})
+        _build(sents, {"ner": 3}, task_weights={"pos": 0.5})
     with pytest.raises(ValueError, match="weight of task 'pos' must be a finite number > 0"):
-        T.WindowTagger.build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})
+        _build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})
 
 
 # ---- scoring any file; what predict accepts ------------------------------------------------------------------------
@@ -457,7 +470,7 @@ NOUNS = ["dog", "cat", "idea", "car", "bank", "tree"]
 def wsj_model():
     rng = np.random.default_rng(0)
     train = _wsj(rng, 200)
-    m = T.WindowTagger.build(train, {"pos": 1, "chunk": 2}, loss="sentence", hidden=16, embed_dim=8, seed=0)
+    m = _build(train, {"pos": 1, "chunk": 2}, loss="sentence", hidden=16, embed_dim=8, seed=0)
     recipe.fit(m, train, None, epochs=3, lr=0.1, batch_size=32, quiet=True)
     return m, _wsj(rng, 80, test=True)
 

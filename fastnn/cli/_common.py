@@ -1,5 +1,6 @@
 """Helpers shared by the subcommands."""
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,6 +19,34 @@ def add_on_nonfinite(parser):
     parser.add_argument("--on-nonfinite", choices=list(NONFINITE), default="stop",
                         help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the "
                              "step (default %(default)s)")
+
+
+def add_run_options(parser, *, checkpoint_every=None):
+    """The options every train command shares: --checkpoint [--checkpoint-every], --resume, --on-nonfinite, --quiet
+    and --json (the same words, the same meaning).  checkpoint_every : the default of --checkpoint-every, or None for
+    a command without it."""
+    steps = ", every --checkpoint-every steps" if checkpoint_every is not None else ""
+    parser.add_argument("--checkpoint", metavar="PATH", help=f"checkpoint file (written every epoch{steps} and on "
+                                                              "Ctrl-C)")
+    if checkpoint_every is not None:
+        parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
+                            help="steps between checkpoints within an epoch (default %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint (same data and options)")
+    add_on_nonfinite(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+@contextlib.contextmanager
+def resume_errors(args):
+    """Around a training call: a library error while resuming names the checkpoint (the likely cause: a file of
+    another run or of other options)."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if args.resume:
+            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
+        raise
 
 
 def add_threads(parser, default=1, why=None):

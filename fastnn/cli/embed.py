@@ -5,13 +5,12 @@
     fastnn embed neighbors --vectors vectors.txt france jesus monday
 """
 import dataclasses
-import math
 import os
 import sys
 
-from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
-                                check_writable, existing_file, flag, option_names, print_json, save_or_fallback,
-                                set_threads)
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
+                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
+                                save_or_fallback, set_threads)
 from fastnn.recipes import embed as recipe
 
 
@@ -38,17 +37,8 @@ def register(sub):
     g = t.add_argument_group("model")
     o = t.add_argument_group("training")
     add_config_options(t, recipe.CONFIGS, groups={"model": g, "training": o})
-    o.add_argument("--scale-std", type=float,
-                   help="multiply the written vectors by one factor so that their entries have this standard "
-                        "deviation (default: write them as trained)")
     add_threads(o, 1)
-    o.add_argument("--checkpoint", metavar="PATH",
-                   help="checkpoint written every epoch, every --checkpoint-every steps and on Ctrl-C")
-    o.add_argument("--checkpoint-every", type=int, default=2000, help="steps (default %(default)s)")
-    o.add_argument("--resume", action="store_true", help="continue from --checkpoint (same text and options)")
-    add_on_nonfinite(o)
-    o.add_argument("--quiet", action="store_true", help="print nothing")
-    o.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_run_options(o, checkpoint_every=2000)
     t.set_defaults(func=run_train)
 
     n = esub.add_parser("neighbors", help="the closest words by cosine similarity (one matrix product)")
@@ -79,10 +69,6 @@ def _config(args):
 
 
 def _check(args):
-    if args.checkpoint_every < 1:
-        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
-    if args.scale_std is not None and not (args.scale_std > 0 and math.isfinite(args.scale_std)):
-        raise CLIError(f"--scale-std must be a finite number > 0; got {args.scale_std}")
     check_resume(args)
     for path in args.text:
         existing_file(path)
@@ -106,15 +92,11 @@ def run_train(args):
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
     if args.resume:
         say(f"resuming from {args.checkpoint}")
-    try:
+    with resume_errors(args):
         res = recipe.pretrain(args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
                               checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
                               on_nonfinite=NONFINITE[args.on_nonfinite])
-    except (ValueError, TypeError) as e:
-        if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
-        raise CLIError(str(e)) from None
-    vectors = res.vectors if args.scale_std is None else embed.scale_vectors(res.vectors, args.scale_std)
+    vectors = res.vectors
     out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
     saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
     hist = res.history

@@ -2,7 +2,7 @@
 handwritten digits read pixel by pixel (fastnn.experiments; the bench/rnn_*.py scripts run the same functions)."""
 import sys
 
-from fastnn.cli._common import CLIError, check_import, check_writable, print_json
+from fastnn.cli._common import CLIError, check_import, check_writable, print_json, set_threads
 
 
 def _positive(kind, name):
@@ -17,21 +17,27 @@ def _positive(kind, name):
     return parse
 
 
+def _option(p, flag, defaults, help, *, key=None, **kw):
+    """--flag with its default from an experiment's table (defaults[key], key from the flag: its one home), shown at
+    the end of the help."""
+    value = defaults[key or flag[2:].replace("-", "_")]
+    shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    p.add_argument(flag, default=list(value) if isinstance(value, tuple) else value, help=f"{help} (default {shown})",
+                   **kw)
+
+
 def _common(p, defaults, what):
     p.add_argument("--T", type=int, default=150, help="sequence length (default 150)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation (default 0)")
-    p.add_argument("--lr", default=defaults["lr"], help=f"SGD learning rate (default {defaults['lr']})")
-    p.add_argument("--lr-end", default=defaults["lr_end"],
-                   help=f"decay lr linearly to this over the steps; 'none' keeps it constant (default "
-                        f"{defaults['lr_end']})")
-    p.add_argument("--clip", default=defaults["clip"],
-                   help=f"gradient-norm clipping threshold (default {defaults['clip']})")
-    p.add_argument("--batch-size", default=defaults["batch_size"],
-                   help=f"mini-batch size (default {defaults['batch_size']})")
-    p.add_argument("--hidden", default=defaults["hidden"], help=f"hidden units (default {defaults['hidden']})")
+    _option(p, "--lr", defaults, "SGD learning rate")
+    _option(p, "--lr-end", defaults, "decay lr linearly to this over the steps; 'none' keeps it constant")
+    _option(p, "--clip", defaults, "gradient-norm clipping threshold")
+    _option(p, "--batch-size", defaults, "mini-batch size")
+    _option(p, "--hidden", defaults, "hidden units")
     p.add_argument("--threads", type=int, default=1,
                    help="kernel and BLAS threads (default 1: a 100-unit RNN step is too small to share)")
     p.add_argument("--plot", metavar="PNG", help=f"write the {what} plot here (needs matplotlib)")
+    p.add_argument("--out", metavar="JSON", help="write every result (curves included) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -51,22 +57,18 @@ def register(sub):
     _common(a, DEFAULTS, "test-MSE-against-steps")
     a.add_argument("--steps", help=f"SGD steps per model (default {DEFAULTS['steps']})")
     a.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train (default all)")
-    a.add_argument("--eval-every", default=DEFAULTS["eval_every"],
-                   help=f"steps between test evaluations (default {DEFAULTS['eval_every']})")
+    _option(a, "--eval-every", DEFAULTS, "steps between test evaluations")
     a.add_argument("--grid", action="store_true",
                    help="Le et al.'s protocol (their Table 1): every model at each lr x clip of their grid, constant "
                         "lr, best per model on a validation set; --steps is then per grid point (default "
                         f"{GRID_DEFAULTS['steps']})")
-    a.add_argument("--workers", type=int, default=GRID_DEFAULTS["workers"],
-                   help=f"--grid: grid points trained at once in separate processes (default "
-                        f"{GRID_DEFAULTS['workers']})")
+    _option(a, "--workers", GRID_DEFAULTS, "--grid: grid points trained at once in separate processes", type=int)
     a.set_defaults(func=run_adding)
 
     g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
                                         "training")
     _common(g, DEFAULTS, "gradient-norm")
-    g.add_argument("--train-steps", default=DEFAULTS["steps"],
-                   help=f"SGD steps for the trained networks (default {DEFAULTS['steps']})")
+    _option(g, "--train-steps", DEFAULTS, "SGD steps for the trained networks", key="steps")
     g.add_argument("--models", nargs="+", default=list(GRADIENT_MODELS), metavar="MODEL",
                    help=f"{', '.join(MODELS)}, or one with _x<gain> (W_hh times gain) (default: "
                         f"{' '.join(GRADIENT_MODELS)})")
@@ -77,16 +79,13 @@ def register(sub):
                                        "clipping of the summed gradient; the threshold heuristic and a threshold "
                                        "sweep")
     _common(c, CLIP_DEFAULTS, "loss-curve")
-    c.add_argument("--steps", default=CLIP_DEFAULTS["steps"],
-                   help=f"SGD steps per run (default {CLIP_DEFAULTS['steps']})")
-    c.add_argument("--model", choices=MODELS, default=CLIP_DEFAULTS["kind"],
-                   help=f"network (default {CLIP_DEFAULTS['kind']})")
-    c.add_argument("--thresholds", nargs="*", metavar="C", default=list(CLIP_DEFAULTS["thresholds"]),
-                   help=f"norm-clipping thresholds of the sweep; none skips it (default "
-                        f"{' '.join(map(str, CLIP_DEFAULTS['thresholds']))})")
-    c.add_argument("--heuristic-steps", type=int, default=CLIP_DEFAULTS["heuristic_steps"],
-                   help=f"unclipped steps whose mean gradient norm is the heuristic threshold; 0 skips it (default "
-                        f"{CLIP_DEFAULTS['heuristic_steps']})")
+    _option(c, "--steps", CLIP_DEFAULTS, "SGD steps per run")
+    _option(c, "--model", CLIP_DEFAULTS, "network", key="kind", choices=MODELS)
+    _option(c, "--thresholds", CLIP_DEFAULTS, "norm-clipping thresholds of the sweep; none skips it", nargs="*",
+            metavar="C")
+    _option(c, "--heuristic-steps", CLIP_DEFAULTS, "unclipped steps whose means are the heuristic thresholds (norm "
+            "and temporal clipping); 0 skips them", type=int)
+    _option(c, "--workers", CLIP_DEFAULTS, "runs trained at once, in separate processes", type=int)
     c.set_defaults(func=run_clipping)
 
     from fastnn.experiments import digits
@@ -98,18 +97,17 @@ def register(sub):
                    help="models to train (default all)")
     d.add_argument("--orders", nargs="+", choices=["plain", "permuted"], default=["plain", "permuted"],
                    help="pixel orders (default both)")
-    d.add_argument("--epochs", default=dd["epochs"], help=f"epochs per run (default {dd['epochs']})")
-    d.add_argument("--lr", nargs="+", metavar="LR", help=f"learning rates of the grid (default "
-                   f"{' '.join(map(str, digits.GRID['lr']))})")
-    d.add_argument("--clip", nargs="+", metavar="C", help=f"gradient-norm clipping thresholds of the grid (default "
-                   f"{' '.join(map(str, digits.GRID['clip']))})")
+    _option(d, "--epochs", dd, "epochs per run", type=int)
+    for flag, what, metavar in (("--lr", "learning rates", "LR"), ("--clip", "gradient-norm clipping thresholds", "C")):
+        d.add_argument(flag, type=float, nargs="+", metavar=metavar, help=f"{what} of the grid, every model (default "
+                       f"{' '.join(map(str, digits.GRID[flag[2:]]))}; IRNN "
+                       f"{' '.join(map(str, digits.MODEL_GRID['irnn'][flag[2:]]))})")
     d.add_argument("--long", action="store_true",
                    help=f"the longer grid: lr {' '.join(map(str, digits.LONG_GRID['lr']))} x clip "
                         f"{' '.join(map(str, digits.LONG_GRID['clip']))} (hours)")
-    d.add_argument("--hidden", default=dd["hidden"], help=f"hidden units (default {dd['hidden']})")
-    d.add_argument("--batch-size", default=dd["batch_size"], help=f"mini-batch size (default {dd['batch_size']})")
-    d.add_argument("--workers", default=dd["workers"],
-                   help=f"grid points trained at once, in separate processes (default {dd['workers']})")
+    _option(d, "--hidden", dd, "hidden units", type=int)
+    _option(d, "--batch-size", dd, "mini-batch size", type=int)
+    _option(d, "--workers", dd, "grid points trained at once, in separate processes", type=int)
     d.add_argument("--seed", type=int, default=0, help="seed for split, permutation and initialisation (default 0)")
     d.add_argument("--threads", type=int, default=1, help="kernel and BLAS threads per worker (default 1)")
     d.add_argument("--out", default="digits.json", metavar="JSON",
@@ -127,14 +125,17 @@ def _settings(args, **extra):
     s = dict(lr=_positive(float, "lr")(args.lr), lr_end=lr_end, clip=_positive(float, "clip")(args.clip),
              batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden))
     s.update(extra)
-    if args.T < 2:
-        raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
-    if args.threads == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    if args.plot:                       # before the run, not after it
-        check_writable(args, "plot")
-        check_import("matplotlib", "--plot", "plot")
+    _check_run(args)
     return s
+
+
+def _check_run(args):
+    """Before the run: the threads, and the plot's path and matplotlib (T is checked by fastnn.data.adding, the
+    first thing every experiment calls)."""
+    set_threads(args.threads)
+    check_writable(args, "out", "plot")
+    if args.plot:
+        check_import("matplotlib", "--plot", "plot")
 
 
 def _log(args):
@@ -150,6 +151,27 @@ def _plot(fn, results, args):
             print(f"wrote {path}", file=sys.stderr)
 
 
+def _fields(*keys):
+    """A summary of results for --json: the given keys of each."""
+    from fastnn.experiments import jsonable
+    return lambda results: jsonable([{k: r[k] for k in keys} for r in results])
+
+
+def _report(args, results, summary, format_table, plot=None):
+    """Save the results (--out), print them (--json: summary(results), else the experiment's table) and draw
+    plot(results, path)."""
+    if args.out:
+        from fastnn.experiments import save_json
+        save_json(args.out, results)
+    if args.json:
+        print_json(summary(results))
+    else:
+        print(format_table(results))
+    if plot is not None:
+        _plot(plot, results, args)
+    return 0
+
+
 def run_adding(args):
     from fastnn.experiments import adding, plots
     if args.grid:
@@ -159,36 +181,26 @@ def run_adding(args):
                   eval_every=_positive(int, "eval-every")(args.eval_every))
     results = adding.run_adding(args.T, models=args.models, seed=args.seed, log=_log(args), n_threads=args.threads,
                                 **s)
-    if args.json:
-        print_json(adding.summary(results))
-    else:
-        print(adding.format_table(results))
-    _plot(plots.plot_adding, results, args)
-    return 0
+    return _report(args, results, adding.summary, adding.format_table, plots.plot_adding)
 
 
 def _run_adding_grid(args):
-    from fastnn.experiments import adding, jsonable, plots
+    from fastnn.experiments import adding, plots
     steps = adding.GRID_DEFAULTS["steps"] if args.steps is None else args.steps
     s = dict(steps=_positive(int, "steps")(steps), eval_every=_positive(int, "eval-every")(args.eval_every),
              batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden),
-             workers=_positive(int, "workers")(args.workers))
-    if args.T < 2:
-        raise CLIError(f"--T must be >= 2 (one marker in each half); got {args.T}")
+             workers=args.workers)              # run_adding_grid checks the workers
+    _check_run(args)
     results = adding.run_adding_grid(args.T, models=args.models, seed=args.seed, log=_log(args),
                                      n_threads=args.threads, **s)
     if args.plot:   # the chosen runs' validation curves, drawn like experiment 1's test curves
         _plot(plots.plot_adding, [dict(r, test_mse=r["valid_curve"]) for r in results], args)
-    if args.json:
-        keys = ("model", "T", "lr", "clip", "steps", "valid_mse", "final_test_mse", "baseline_mse", "seconds")
-        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
-    else:
-        print(adding.format_grid_table(results))
-    return 0
+    summary = _fields("model", "T", "lr", "clip", "steps", "valid_mse", "final_test_mse", "baseline_mse", "seconds")
+    return _report(args, results, summary, adding.format_grid_table)
 
 
 def run_gradients(args):
-    from fastnn.experiments import gradients, jsonable, plots
+    from fastnn.experiments import gradients, plots
     s = _settings(args)
     steps = _positive(int, "train-steps")(args.train_steps)
     for m in args.models:
@@ -198,35 +210,21 @@ def run_gradients(args):
             raise CLIError(str(e).replace("run_gradients: ", "--models: ")) from None
     results = gradients.run_gradients(args.T, models=args.models, seed=args.seed, log=_log(args),
                                       n_threads=args.threads, train_steps=steps, **s)
-    if args.json:
-        keys = ("model", "state", "T", "steps", "test_mse", "decay", "rate", "norms")
-        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
-    else:
-        print(gradients.format_table(results))
-    _plot(plots.plot_gradients, results, args)
-    return 0
+    summary = _fields("model", "state", "T", "steps", "test_mse", "decay", "rate", "norms")
+    return _report(args, results, summary, gradients.format_table, plots.plot_gradients)
 
 
 def run_clipping(args):
-    from fastnn.experiments import clipping, jsonable, plots
+    from fastnn.experiments import clipping, plots
     if args.heuristic_steps < 0:
         raise CLIError(f"--heuristic-steps must be >= 0; got {args.heuristic_steps}")
     s = _settings(args, steps=_positive(int, "steps")(args.steps), kind=args.model,
                   thresholds=[_positive(float, "thresholds")(c) for c in args.thresholds],
-                  heuristic_steps=args.heuristic_steps)
+                  heuristic_steps=args.heuristic_steps, workers=_positive(int, "workers")(args.workers))
     results = clipping.run_clipping(args.T, seed=args.seed, log=_log(args), n_threads=args.threads, **s)
-    if args.json:
-        keys = ("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
-                "max_grad_norm", "final_test_mse", "active_units", "seconds")
-        print_json(jsonable([{k: r[k] for k in keys} for r in results]))
-    else:
-        print(clipping.format_table(results))
-    _plot(plots.plot_clipping, results, args)
-    return 0
-
-
-def _grid_values(values, name):
-    return None if values is None else [_positive(float, name)(v) for v in values]
+    summary = _fields("role", "clip", "label", "threshold", "kind", "lr", "T", "steps", "diverged", "n_over",
+                      "max_grad_norm", "final_test_mse", "active_units", "seconds")
+    return _report(args, results, summary, clipping.format_table, plots.plot_clipping)
 
 
 def run_digits(args):
@@ -234,15 +232,15 @@ def run_digits(args):
 
     from fastnn.experiments import digits, plots, save_json
     check_import("sklearn", "fastnn experiment digits", "digits")   # the digits ship inside scikit-learn
-    settings = dict(epochs=_positive(int, "epochs")(args.epochs), hidden=_positive(int, "hidden")(args.hidden),
-                    batch_size=_positive(int, "batch-size")(args.batch_size),
-                    workers=_positive(int, "workers")(args.workers))
-    if args.threads == 0:
-        raise CLIError("--threads must not be 0 (a positive count, or -1 for all CPUs)")
-    grid = dict(digits.LONG_GRID if args.long else digits.GRID)
-    for key, values in (("lr", args.lr), ("clip", args.clip)):
-        if values is not None:
-            grid[key] = _grid_values(values, key)
+    # run_digits checks the settings, the grid and the threads before any training
+    settings = dict(epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size, workers=args.workers)
+    grid = None    # the per-model default grids unless a grid option is given
+    if args.long or args.lr is not None or args.clip is not None:
+        grid = dict(digits.LONG_GRID if args.long else digits.GRID)
+        for key in ("lr", "clip"):
+            if getattr(args, key) is not None:
+                grid[key] = getattr(args, key)
+    set_threads(args.threads)
     out = None if str(args.out).lower() == "none" else args.out
     plot = args.plot
     if plot is None:       # the default plot only when matplotlib is there to draw it
@@ -261,8 +259,4 @@ def run_digits(args):
         path = plots.plot_digits(results, plot, log=_log(args))
         if path and not args.quiet:
             print(f"wrote {path}", file=sys.stderr)
-    if args.json:
-        print_json(digits.summary(results))
-    else:
-        print(digits.format_table(results))
-    return 0
+    return _report(args, results, digits.summary, digits.format_table)

@@ -7,6 +7,8 @@ from fastnn.cli._common import CLIError, print_json
 
 
 def register(sub):
+    from fastnn import gradcheck as G
+
     p = sub.add_parser("gradcheck", help="check analytic gradients of every node type and model against finite "
                                          "differences (float64); exit 1 on any failure")
     p.add_argument("--json", action="store_true",
@@ -14,9 +16,10 @@ def register(sub):
     p.add_argument("--only", metavar="SUBSTR", action="append",
                    help="run only the cases whose name contains SUBSTR (repeatable)")
     p.add_argument("--list", action="store_true", help="list the case names and exit")
-    p.add_argument("--eps", type=float, default=1e-4, help="finite-difference step (default 1e-4)")
-    p.add_argument("--tol", type=float, default=1e-6, help="pass threshold on the relative error (default 1e-6)")
-    p.add_argument("--max-entries", type=int, default=64, help="entries checked per parameter (default 64)")
+    p.add_argument("--eps", type=float, default=G.EPS, help=f"finite-difference step (default {G.EPS:g})")
+    p.add_argument("--tol", type=float, default=G.TOL, help=f"pass threshold on the relative error (default {G.TOL:g})")
+    p.add_argument("--max-entries", type=int, default=G.MAX_ENTRIES,
+                   help=f"entries checked per parameter (default {G.MAX_ENTRIES})")
     p.add_argument("--seed", type=int, default=0, help="seed for the cases' data and the entry sample (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="kernel threads (default 1: the cases are tiny and threads only add overhead)")
@@ -28,14 +31,12 @@ def register(sub):
 def run(args):
     from fastnn import gradcheck as G
 
-    if not args.eps > 0:
-        raise CLIError(f"--eps must be > 0; got {args.eps}")
-    if not args.tol > 0:
-        raise CLIError(f"--tol must be > 0; got {args.tol}")
-    if args.max_entries < 1:
-        raise CLIError(f"--max-entries must be >= 1; got {args.max_entries}")
-    if args.threads == 0:
-        raise CLIError("--threads must not be 0 (use a positive count, or -1 for all CPUs)")
+    G.check_options(eps=args.eps, tol=args.tol, max_entries=args.max_entries)   # once, before any case
+    with fastnn.threads(kernels=args.threads):  # checks the count; in-process callers (tests) keep their setting
+        return _check(args, G)
+
+
+def _check(args, G):
     cases = G.all_cases()
     if args.only:
         cases = [(n, b) for n, b in cases if any(s in n for s in args.only)]
@@ -47,15 +48,14 @@ def run(args):
         return 0
     rows = []
     t0 = time.perf_counter()
-    with fastnn.threads(kernels=args.threads):  # in-process callers (tests) keep their setting
-        for name, build in cases:
-            try:
-                report = G.run_case(build, seed=args.seed, eps=args.eps, tol=args.tol, max_entries=args.max_entries,
-                                    nondet=args.nondet)
-                rows.extend(report.rows(name))
-            except Exception as e:  # noqa: BLE001 (a crashing case is a failing case; keep checking the rest)
-                print(f"fastnn gradcheck: {name}: {type(e).__name__}: {e}", file=sys.stderr)
-                rows.append({"name": name, "param": f"({type(e).__name__})", "max_rel_err": None, "ok": False})
+    for name, build in cases:
+        try:
+            report = G.run_case(build, seed=args.seed, eps=args.eps, tol=args.tol, max_entries=args.max_entries,
+                                nondet=args.nondet)
+            rows.extend(report.rows(name))
+        except Exception as e:  # noqa: BLE001 (a crashing case is a failing case; keep checking the rest)
+            print(f"fastnn gradcheck: {name}: {type(e).__name__}: {e}", file=sys.stderr)
+            rows.append({"name": name, "param": f"({type(e).__name__})", "max_rel_err": None, "ok": False})
     elapsed = time.perf_counter() - t0
     n_bad = sum(not r["ok"] for r in rows)
     if args.json:

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
-                                check_writable, existing_file, flag, option_names, print_json,
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
+                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
                                 save_or_fallback, set_threads)
 from fastnn.recipes import lm as recipe
 
@@ -42,11 +42,7 @@ def register(sub):
     t.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's own kernels when they should differ from --threads (default: "
                         "--threads if given, else 1: they are memory-bound here)")
-    add_on_nonfinite(t)
-    t.add_argument("--quiet", action="store_true", help="no progress output")
-    t.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    t.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (every epoch and on Ctrl-C)")
-    t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    add_run_options(t)
     t.set_defaults(func=run_train)
 
     e = lsub.add_parser("eval", help="perplexity of a model (optionally mixed with a second one) on a text")
@@ -150,13 +146,9 @@ def run_train(args):
     say(f"vocabulary {len(vocab)} (types seen >= {config.min_count} times + <unk>, </s>); tokens "
         + ", ".join(f"{k} {len(v)}" for k, v in streams.items()))
     t0 = time.perf_counter()
-    try:
+    with resume_errors(args):
         model, history = recipe.train(config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume,
                                       quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite], say=say)
-    except (ValueError, TypeError) as exc:
-        if args.resume:
-            raise CLIError(f"cannot resume from {args.checkpoint}: {exc}") from None
-        raise
     seconds = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     result = {"model": config.arch, "out": out, "vocab": len(vocab), "train_tokens": int(len(streams["train"])),

@@ -12,9 +12,9 @@ import os
 import sys
 import time
 
-from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_on_nonfinite, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, option_names, print_json,
-                                save_or_fallback, set_threads)
+from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
+                                resume_errors, check_writable, config_from_args, existing_file, option_names,
+                                print_json, save_or_fallback, set_threads)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -51,11 +51,7 @@ def register(sub):
                         "options given explicitly override its values")
     add_config_options(t, recipe.TaggerConfig, groups={"model": g, "training": o})
     add_threads(o, THREADS, "the per-step matrices are small")
-    o.add_argument("--checkpoint", metavar="PATH", help="checkpoint written every epoch and on Ctrl-C")
-    o.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    add_on_nonfinite(o)
-    o.add_argument("--quiet", action="store_true", help="print nothing on stderr")
-    o.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    add_run_options(o)
     t.set_defaults(func=run_train)
 
     e = tsub.add_parser("eval", help="score a model on a CoNLL file (chunk F1 as conlleval, token accuracy)")
@@ -224,13 +220,9 @@ def run_train(args):
     if log:
         log(repr(model))
     t0 = time.perf_counter()
-    try:
+    with resume_errors(args):
         trainer = recipe.fit(model, train, dev, config, checkpoint=args.checkpoint, resume=args.resume,
                              quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite])
-    except (ValueError, TypeError) as e:
-        if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
-        raise
     elapsed = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     hist = trainer.history

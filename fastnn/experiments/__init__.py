@@ -3,13 +3,15 @@ digits read one pixel per step (fastnn.data.digits):
 
 - adding: tanh, sigmoid, ReLU and IRNN networks trained with the same budget (test MSE against steps);
 - gradients: ||d loss / d h_t|| against the distance from the loss, before and after training;
-- clipping: one exploding setup without clipping, with element-wise and with norm clipping;
+- clipping: one exploding setup without clipping, with norm clipping and with element-wise clipping (of the BPTT
+  error and of the summed gradient), each threshold from the mean-norm heuristic, plus a threshold sweep;
 - digits: IRNN, ReLU, tanh and LSTM classifiers of 8x8 digits, plain and permuted pixel order, best of a small grid;
 - plots: the PNGs (matplotlib optional).
 
 Run them with `fastnn experiment adding|gradients|clipping|digits ...` or bench/rnn_*.py.
 """
 import math
+import numbers
 
 
 def jsonable(obj):
@@ -33,3 +35,53 @@ def save_json(path, obj):
     from fastnn import io
     data = json.dumps(jsonable(obj), allow_nan=False).encode()
     io.atomic_write(path, lambda f: f.write(data))
+
+
+def settings_for(where, defaults, settings, *, steps=None, **choices):
+    """dict(defaults, **settings) once settings holds only known keys (TypeError otherwise); steps, when not None,
+    replaces "steps"; each choices entry name=(values, allowed) checks that every value is allowed (ValueError)."""
+    unknown = set(settings) - set(defaults)
+    if unknown:
+        raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(defaults)}.")
+    for name, (values, allowed) in choices.items():
+        for v in values:
+            if v not in allowed:
+                raise ValueError(f"{where}: each {name} must be one of {allowed}; got {v!r}.")
+    s = dict(defaults, **settings)
+    if steps is not None:
+        s["steps"] = steps
+    return s
+
+
+def check_grid(where, grid):
+    """grid["lr"] and grid["clip"] are non-empty lists of numbers > 0 (ValueError otherwise); returns dict(grid)."""
+    grid = dict(grid)
+    for key in ("lr", "clip"):
+        vals = grid.get(key)
+        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
+            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
+    return grid
+
+
+def map_jobs(fn, jobs, workers=1, on_result=None):
+    """[fn(job) for job in jobs], run in `workers` spawned processes when workers > 1 (results in job order);
+    on_result(result) is called as each one arrives (progress lines).  fn must be a module-level function."""
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"map_jobs: 'workers' must be an int >= 1; got {workers!r}.")
+    out = []
+    if workers > 1 and len(jobs) > 1:
+        import concurrent.futures
+        import multiprocessing
+        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(fn, jobs)
+            for r in results:
+                out.append(r)
+                if on_result:
+                    on_result(r)
+        return out
+    for job in jobs:
+        out.append(fn(job))
+        if on_result:
+            on_result(out[-1])
+    return out

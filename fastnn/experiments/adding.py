@@ -21,7 +21,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import jsonable
+from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -128,7 +128,7 @@ class AddingRNN(Module):
 
 
 def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip="norm", max_norm=1.0, seed=0,
-          test=None, eval_every=500, log=None):
+          test=None, eval_every=500, log=None, on_step=None):
     """Train `model` (an AddingRNN) by SGD on fresh adding batches; return its history.
 
     lr_end : None keeps lr constant; a number decays it linearly from lr to lr_end over the steps.
@@ -137,10 +137,12 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
         "value" (clip each entry of the summed gradient to [-max_norm, max_norm]: optim.clip_grad_value) or None.
     test : (X, y) evaluated at step 0, every eval_every steps and at the end; None skips evaluation.
     log : callable(str) for progress lines, or None.
+    on_step : callable(model, (X, y)) called with each batch after its gradient, before the update (measurements).
 
     Returns a dict: eval_steps, test_mse (lists), loss (per step training loss), grad_norm (per step, before
-    clipping; with "temporal", of the gradient the clipped BPTT returns), n_over (steps whose gradient norm exceeded max_norm), diverged (a non-finite loss or gradient
-    stopped the run), steps (completed), seconds (training time excluding evaluation).
+    clipping; with "temporal", of the gradient the clipped BPTT returns), n_over (steps whose gradient norm exceeded
+    max_norm), diverged (a non-finite loss or gradient stopped the run), steps (completed), seconds (training time
+    excluding evaluation).
     """
     if clip not in CLIPS:
         raise ValueError(f"train: 'clip' must be one of {CLIPS}; got {clip!r}.")
@@ -149,12 +151,13 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
     try:
         return _train(model, rng, T=T, steps=steps, lr=lr, lr_end=lr_end, momentum=momentum, batch_size=batch_size,
-                      clip=clip, max_norm=max_norm, test=test, eval_every=eval_every, log=log)
+                      clip=clip, max_norm=max_norm, test=test, eval_every=eval_every, log=log, on_step=on_step)
     finally:
         model.rnn.clip = saved_clip
 
 
-def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_norm, test, eval_every, log):
+def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_norm, test, eval_every, log,
+           on_step):
     params = model.parameters()
     opt = optim.SGD(params, lr=lr if lr_end is None else optim.Linear(lr, lr_end, steps), momentum=momentum)
     hist = dict(eval_steps=[], test_mse=[], loss=np.full(steps, np.nan), grad_norm=np.full(steps, np.nan),
@@ -182,6 +185,8 @@ def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_
             hist["seconds"] += time.perf_counter() - t0
             break
         hist["n_over"] += int(norm > max_norm)
+        if on_step is not None:
+            on_step(model, (X, y))
         if clip == "norm":
             optim.clip_grad_norm(params, max_norm)
         elif clip == "value":
@@ -206,28 +211,29 @@ def make_model(kind, settings, seed):
                      in_std=settings["in_std"], out_std=settings["out_std"])
 
 
+def fit(kind, T, settings, seed, **overrides):
+    """make_model(kind, settings, seed) trained by train() as every experiment trains it: the settings' lr, lr_end,
+    momentum, batch size, steps and eval_every, norm clipping at settings["clip"], batches from [seed, 3];
+    `overrides` replace any of train()'s keywords.  Returns (model, history)."""
+    model = make_model(kind, settings, seed)
+    kw = dict(T=T, steps=settings["steps"], lr=settings["lr"], lr_end=settings["lr_end"],
+              momentum=settings["momentum"], batch_size=settings["batch_size"], clip="norm", max_norm=settings["clip"],
+              seed=[seed, 3], eval_every=settings["eval_every"])
+    kw.update(overrides)
+    return model, train(model, **kw)
+
+
 def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=1, **settings):
     """Train each model in `models` on the adding problem of length T with the same settings; return one dict per
     model: model, T, steps, final_test_mse, baseline_mse, seconds, plus the curves (eval_steps, test_mse) and the
     settings used.  Settings default to DEFAULTS (keys hidden, batch_size, lr, clip, steps, n_test, eval_every,
     small_std, in_std); every model gets the same initialisation seed and the same training batches."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"run_adding: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"run_adding: each model must be one of {MODELS}; got {m!r}.")
-    s = dict(DEFAULTS, **settings)
-    if steps is not None:
-        s["steps"] = steps
+    s = settings_for("run_adding", DEFAULTS, settings, steps=steps, model=(models, MODELS))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
     with threads(kernels=n_threads, blas=n_threads):
         for kind in models:
-            model = make_model(kind, s, seed)
-            h = train(model, T=T, steps=s["steps"], lr=s["lr"], lr_end=s["lr_end"], momentum=s["momentum"],
-                      batch_size=s["batch_size"], clip="norm", max_norm=s["clip"], seed=[seed, 3], test=test,
-                      eval_every=s["eval_every"], log=log)
+            _, h = fit(kind, T, s, seed, test=test, log=log)
             out.append(dict(model=kind, T=T, steps=h["steps"], final_test_mse=h["test_mse"][-1],
                             baseline_mse=ADDING_BASELINE_MSE, seconds=round(h["seconds"], 2),
                             diverged=h["diverged"], eval_steps=h["eval_steps"], test_mse=h["test_mse"],
@@ -248,10 +254,7 @@ def _grid_job(job):
     valid = adding(s["n_test"], T, np.random.default_rng([seed, 5]))
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     with threads(kernels=n_threads, blas=n_threads):
-        model = make_model(kind, s, seed)
-        h = train(model, T=T, steps=s["steps"], lr=lr, lr_end=s["lr_end"], momentum=s["momentum"],
-                  batch_size=s["batch_size"], clip="norm", max_norm=clip, seed=[seed, 3], test=valid,
-                  eval_every=s["eval_every"])
+        model, h = fit(kind, T, s, seed, lr=lr, max_norm=clip, test=valid)
         test_mse = math.nan if h["diverged"] else model.mse(*test)
     return dict(model=kind, T=T, lr=lr, clip=clip, steps=h["steps"], diverged=h["diverged"],
                 valid_mse=h["test_mse"][-1], test_mse=test_mse, eval_steps=h["eval_steps"], valid_curve=h["test_mse"],
@@ -269,41 +272,20 @@ def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_thre
     valid_mse, test_mse, diverged, seconds), settings.
     """
     where = "run_adding_grid"
-    unknown = set(settings) - set(GRID_DEFAULTS)
-    if unknown:
-        raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(GRID_DEFAULTS)}.")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
-    grid = dict(LE_GRID if grid is None else grid)
-    for key in ("lr", "clip"):
-        vals = grid.get(key)
-        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
-            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
-    s = dict(GRID_DEFAULTS, **settings)
+    s = settings_for(where, GRID_DEFAULTS, settings, model=(models, MODELS))
+    grid = check_grid(where, LE_GRID if grid is None else grid)
     workers = s.pop("workers")
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"{where}: 'workers' must be an int >= 1; got {workers!r}.")
     jobs = [(kind, T, float(lr), float(clip), seed, n_threads, s) for kind in models
             for lr in grid["lr"] for clip in grid["clip"]]
-    runs = []
 
     def say(r):
-        runs.append(r)
         if log:
             log(f"{r['model']:>8} T {T} lr {r['lr']:<6g} clip {r['clip']:<6g}: valid MSE {r['valid_mse']:.4f}"
                 f"{' (diverged)' if r['diverged'] else ''}, {r['seconds']:.0f} s")
 
-    if workers > 1:
-        import concurrent.futures
-        import multiprocessing
-        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for r in pool.map(_grid_job, jobs):
-                say(r)
-    else:
-        for job in jobs:
-            say(_grid_job(job))
+    runs = map_jobs(_grid_job, jobs, workers, say)
     out = []
     for kind in models:
         mine = [r for r in runs if r["model"] == kind]

@@ -27,7 +27,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
-from fastnn.experiments import jsonable
+from fastnn.experiments import check_grid, jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
 from fastnn.train import ArrayBatches, Trainer
@@ -42,12 +42,16 @@ MODEL_INIT = {
 }
 
 # Defaults of `fastnn experiment digits` and bench/rnn_digits.py: with them the whole run (4 models x 2 orders x the
-# grid) takes under 15 minutes on 2 cores (README).  GRID is the default grid, LONG_GRID the one behind --long.
-# The grid's range comes from short probes of each model (8 epochs, plain order): lr 0.01-0.03 suits the RNNs, 0.1-0.3
-# the LSTM; workers=2 trains two grid points at once, one per core.
-DEFAULTS = dict(hidden=100, batch_size=16, epochs=30, momentum=0.9, patience=None, workers=2)
+# grid) takes under 15 minutes on 2 cores (README).  GRID is the default grid, MODEL_GRID its per-model exceptions
+# (as Le et al., each model gets its own range), LONG_GRID the one behind --long.  The ranges come from short probes
+# of each model (plain order): lr 0.01-0.03 suits the ReLU and tanh RNNs, 0.1-0.3 the LSTM, 0.001-0.01 the IRNN (its
+# gradient at W_hh = I is hundreds of times the others').  center: subtract the training set's mean pixel, so that
+# the IRNN's ReLUs act from the start (on [0, 1] pixels with b = 0 every unit either never fires or never leaves
+# the linear side: a bank of integrators of the total ink).  workers=2 trains two grid points at once, one per core.
+DEFAULTS = dict(hidden=100, batch_size=16, epochs=30, momentum=0.9, patience=None, center=True, workers=2)
 GRID = dict(lr=(0.01, 0.03, 0.1), clip=(1.0, 10.0))
-LONG_GRID = dict(lr=(0.003, 0.01, 0.03, 0.1, 0.3), clip=(1.0, 10.0, 100.0))
+MODEL_GRID = {"irnn": dict(lr=(0.001, 0.003, 0.01), clip=(1.0, 10.0))}
+LONG_GRID = dict(lr=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3), clip=(1.0, 10.0, 100.0))
 
 
 class DigitRNN(Module):
@@ -132,6 +136,9 @@ def train_one(kind, order, lr, clip, *, seed=0, data=None, n_threads=1, **settin
     if data is None:
         data = digit_sequences(order, seed=seed)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = data["train"], data["valid"], data["test"]
+    if s["center"]:
+        mean = Xtr.dtype.type(Xtr.mean())
+        Xtr, Xva, Xte = Xtr - mean, Xva - mean, Xte - mean
     model = DigitRNN(kind, s["hidden"], rng=np.random.default_rng([seed, 7]),
                      class_counts=np.bincount(ytr, minlength=DIGIT_CLASSES))
     opt = optim.SGD(model.parameters(), lr=lr, momentum=s["momentum"])
@@ -166,8 +173,9 @@ def _job(args):
 def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_threads=1, **settings):
     """Every (model, order) trained on each grid point; the point with the lowest validation error is kept.
 
-    grid : {"lr": [...], "clip": [...]} (default GRID; LONG_GRID is the longer one).
-    settings : DEFAULTS keys (hidden, batch_size, epochs, momentum, patience, workers).  workers > 1 trains that
+    grid : {"lr": [...], "clip": [...]} for every model, or None: GRID, with MODEL_GRID's exceptions (LONG_GRID is
+        the longer one).
+    settings : DEFAULTS keys (hidden, batch_size, epochs, momentum, patience, center, workers).  workers > 1 trains that
         many grid points at once in separate processes (spawned), each with n_threads threads.
 
     Returns one dict per (model, order), in that order: model, order, test_error, valid_error, lr, clip (chosen),
@@ -182,36 +190,12 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     for o in orders:
         if o not in ORDERS:
             raise ValueError(f"{where}: each order must be one of {ORDERS}; got {o!r}.")
-    grid = dict(GRID if grid is None else grid)
-    for key in ("lr", "clip"):
-        vals = grid.get(key)
-        if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
-            raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
+    grids = {m: check_grid(where, MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}
     train_settings = {k: v for k, v in s.items() if k != "workers"}
     jobs = [(kind, order, lr, clip, seed, n_threads, train_settings)
             for kind, order in itertools.product(models, orders)
-            for lr, clip in itertools.product(grid["lr"], grid["clip"])]
-    runs = []
-    if s["workers"] > 1:
-        import concurrent.futures
-        import multiprocessing
-        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
-        with concurrent.futures.ProcessPoolExecutor(s["workers"], mp_context=multiprocessing.get_context("spawn")) \
-                as pool:
-            for r in pool.map(_job, jobs):
-                runs.append(r)
-                _say(log, r)
-    else:
-        datasets = {}
-        for job in jobs:
-            order = job[1]
-            if order not in datasets:
-                datasets[order] = digit_sequences(order, seed=seed)
-            kind, _, lr, clip = job[:4]
-            r = train_one(kind, order, lr, clip, seed=seed, data=datasets[order], n_threads=n_threads,
-                          **train_settings)
-            runs.append(r)
-            _say(log, r)
+            for lr, clip in itertools.product(grids[kind]["lr"], grids[kind]["clip"])]
+    runs = map_jobs(_job, jobs, s["workers"], lambda r: _say(log, r))
     out = []
     for kind, order in itertools.product(models, orders):
         mine = [r for r in runs if r["model"] == kind and r["order"] == order]
@@ -222,7 +206,7 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
                         train_loss=best["train_loss"],
                         grid=[{k: r[k] for k in ("lr", "clip", "valid_error", "test_error", "diverged", "seconds")}
                               for r in mine],
-                        settings=dict(train_settings, seed=seed, grid=grid)))
+                        settings=dict(train_settings, seed=seed, grid=grids[kind])))
         if log:
             log(f"{kind:>5} {order:>8}: chose lr {best['lr']:g}, clip {best['clip']:g}: valid error "
                 f"{best['valid_error']:.3f}, test error {best['test_error']:.3f}")

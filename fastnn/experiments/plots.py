@@ -28,6 +28,20 @@ def _save(fig, path, plt):
     return path
 
 
+def _axes(ax, title, xlabel, *, ylabel=None, log="y", legend=None):
+    """The house style of a panel: title, labels, log scale on the axes named in `log`, a light grid, and a legend
+    of font size `legend` (None: no legend)."""
+    for axis in log:
+        getattr(ax, f"set_{axis}scale")("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(fontsize=legend)
+
+
 def plot_adding(results, path, log=None):
     """Test MSE against steps, one panel per T, one line per model, with the baseline and 0.1 x baseline."""
     plt = _pyplot(log)
@@ -42,10 +56,7 @@ def plot_adding(results, path, log=None):
         base = results[0]["baseline_mse"]
         ax.axhline(base, color="k", ls="--", lw=0.8, label="baseline 1/6")
         ax.axhline(0.1 * base, color="k", ls=":", lw=0.8, label="0.1 x baseline")
-        ax.set_yscale("log")
-        ax.set_title(f"adding problem, T = {T}")
-        ax.set_xlabel("SGD steps")
-        ax.grid(alpha=0.3)
+        _axes(ax, f"adding problem, T = {T}", "SGD steps")
     axes[0][0].set_ylabel("test MSE")
     axes[0][0].legend(fontsize=8, loc="lower left")
     return _save(fig, path, plt)
@@ -63,12 +74,8 @@ def plot_gradients(results, path, log=None):
         norms = np.asarray(r["norms"], dtype=float)
         ax.plot(np.arange(len(norms)), norms, color=c, ls="--" if r["state"] == "untrained" else "-",
                 label=f"{r['model']} {r['state']}" + (f" ({r['steps']} steps)" if r["steps"] else ""))
-    ax.set_yscale("log")
-    ax.set_xlabel("distance from the loss, T - t (steps)")
-    ax.set_ylabel("mean ||d loss / d h_t||")
-    ax.set_title(f"gradient flow, adding problem T = {results[0]['T']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _axes(ax, f"gradient flow, adding problem T = {results[0]['T']}", "distance from the loss, T - t (steps)",
+          ylabel="mean ||d loss / d h_t||", legend=8)
     return _save(fig, path, plt)
 
 
@@ -106,26 +113,22 @@ def plot_clipping(results, path, log=None):
     axes[2].axhline(results[0]["threshold"], color="k", ls="--", lw=0.8, label="threshold c")
     titles = (f"training loss (mean of {k} steps)", "test MSE", "gradient norm before clipping")
     for ax, t in zip(axes, titles):
-        ax.set_yscale("log")
-        ax.set_xlabel("SGD steps")
-        ax.set_title(t)
-        ax.grid(alpha=0.3)
+        _axes(ax, t, "SGD steps")
     axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=8)
     if sweep:
         ax = axes[3]
-        mse = [math.nan if r["final_test_mse"] is None else r["final_test_mse"] for r in sweep]
-        ax.plot([r["threshold"] for r in sweep], mse, marker="o", label="norm clipping at c")
+        for mode, mark in (("norm", "o"), ("temporal", "s")):
+            rows = [r for r in sweep + [r for r in compare if r["clip"] == "temporal"] if r["clip"] == mode]
+            rows.sort(key=lambda r: r["threshold"])
+            mse = [math.nan if r["final_test_mse"] is None else r["final_test_mse"] for r in rows]
+            if rows:
+                ax.plot([r["threshold"] for r in rows], mse, marker=mark, label=f"{mode} clipping at c")
         for r in heur:
             ax.plot([r["threshold"]], [r["final_test_mse"]], marker="*", ms=12, ls="", color="C3",
                     label=f"heuristic c = {r['threshold']:.3g}")
         ax.axhline(base, color="k", ls="--", lw=0.8, label="baseline")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("threshold c")
-        ax.set_title(f"final test MSE after {sweep[0]['steps']} steps")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _axes(ax, f"final test MSE after {sweep[0]['steps']} steps", "threshold c", log="xy", legend=8)
     fig.suptitle(f"clipping, {results[0]['kind']} on adding T = {results[0]['T']}, lr {results[0]['lr']}", y=1.03)
     return _save(fig, path, plt)
 
@@ -144,9 +147,6 @@ def plot_digits(results, path, log=None):
                     label=f"{r['model']} (lr {r['lr']:g}, clip {r['clip']:g}): test {r['test_error']:.3f}")
         ax.axhline(0.9, color="k", ls="--", lw=0.8, label="chance 0.9")
         ax.set_ylim(0, 1)
-        ax.set_title(f"8x8 digits pixel by pixel, {order} order")
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _axes(ax, f"8x8 digits pixel by pixel, {order} order", "epoch", log="", legend=7)
     axes[0][0].set_ylabel("validation error")
     return _save(fig, path, plt)

@@ -127,13 +127,14 @@ def _window_sum(E, idx, offsets):
 class LogisticRegression(_Classifier):
     """Multinomial logistic regression (see the module docstring).
 
-    LogisticRegression(n_classes, n_features=50) or LogisticRegression(n_classes, vocab_size=V, window=5).
+    LogisticRegression(n_classes, n_features=50, seed=0) or LogisticRegression(n_classes, vocab_size=V, window=5,
+    seed=0) (n_features, or vocab_size and window, describe the data: None = not this kind of input).
     Parameters: dense "out.W" (n_classes, n_features), "out.b"; windows "E" (window * V, n_classes) sparse, "b".
     With class_counts the bias starts at the log priors: with the zero weights the model starts as the best
     constant predictor (initial loss = the entropy of the labels).
     """
 
-    def __init__(self, n_classes, *, n_features=None, vocab_size=None, window=None, seed=0, dtype="float32",
+    def __init__(self, n_classes, *, seed, n_features=None, vocab_size=None, window=None, dtype="float32",
                  class_counts=None):
         where = "LogisticRegression"
         self.kind = _inputs(n_features, vocab_size, window, where)
@@ -172,15 +173,19 @@ class LogisticRegression(_Classifier):
 class MLP(_Classifier):
     """One hidden layer of tanh units and a softmax output (see the module docstring).
 
-    MLP(n_classes, hidden=32, n_features=50) or MLP(n_classes, hidden=100, vocab_size=V, window=5, embed_dim=50).
+    MLP(n_classes, hidden=32, n_features=50, seed=0) or MLP(n_classes, hidden=100, vocab_size=V, window=5,
+    embed_dim=50, seed=0) (embed_dim only with windows).  Defaults of the sizes: fastnn.experiments.compare's
+    CompareConfig, whose make_model builds either classifier.
     Parameters: ["embed.W" (V, embed_dim) sparse,] "hidden.W", "hidden.b", "out.W", "out.b".
     With class_counts "out.b" starts at the log priors.
     """
 
-    def __init__(self, n_classes, *, hidden=32, n_features=None, vocab_size=None, window=None, embed_dim=50, seed=0,
+    def __init__(self, n_classes, *, hidden, seed, n_features=None, vocab_size=None, window=None, embed_dim=None,
                  dtype="float32", class_counts=None):
         where = "MLP"
         self.kind = _inputs(n_features, vocab_size, window, where)
+        if self.kind == "window":
+            embed_dim = check_int(embed_dim, "embed_dim", where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
         self.dtype = np.dtype(dtype)
         self._cfg = dict(n_classes=int(n_classes), hidden=int(hidden), n_features=n_features, vocab_size=vocab_size,

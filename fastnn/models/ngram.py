@@ -60,7 +60,7 @@ class _NGramLM(Module):
     (`io.save_model` / `io.load_model`).  `words` (optional) is the vocabulary, kept in the config for the CLI.
     """
 
-    def __init__(self, order=3, *, bos=True, words=None):
+    def __init__(self, order, *, bos=True, words=None):
         where = type(self).__name__
         self.order = check_int(order, "order", where, low=1)
         if not isinstance(bos, bool):
@@ -393,7 +393,7 @@ class KneserNey(_NGramLM):
     6.33
     """
 
-    def __init__(self, order=3, *, discounts=None, bos=True, words=None):
+    def __init__(self, order, *, discounts=None, bos=True, words=None):
         super().__init__(order, bos=bos, words=words)
         self._discount_arg = None if discounts is None else self._check_discounts(discounts, "KneserNey")
         self.discounts = None     # (order, 4) float64 after fit: [0, D1, D2, D3+] per order
@@ -559,7 +559,7 @@ class DeletedInterpolation(_NGramLM):
     any get the weights pooled over all held-out tokens; not saved).
     """
 
-    def __init__(self, order=3, *, classes="history", max_bucket=15, max_iter=200, tol=1e-7, bos=True, words=None):
+    def __init__(self, order, *, classes="history", max_bucket=15, max_iter=200, tol=1e-7, bos=True, words=None):
         super().__init__(order, bos=bos, words=words)
         if classes not in ("history", "longest_seen"):
             raise ValueError(f"DeletedInterpolation: 'classes' must be 'history' or 'longest_seen'; got {classes!r}.")

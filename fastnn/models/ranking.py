@@ -17,7 +17,7 @@ The corrupting word is drawn by a `NegativeSampler`: "uniform" over the vocabula
 "unigram" proportional to count**0.75 (word2vec's smoothed unigram); <pad> is never drawn, and a draw equal to the
 true centre word is drawn again (such a pair has no gradient).
 
-    model = WindowRanker(len(vocab), window=11, dim=50, hidden=100, rng=0)
+    model = WindowRanker(len(vocab), window=11, dim=50, hidden=100, init_scale=0.1, rng=0)  # RankingConfig's
     data = RankingBatches(padded, centres, window=11, batch_size=256, sampler=NegativeSampler(counts))
     Trainer(model, AdaGrad(model.parameters(), lr=0.05), data, epochs=5).fit()
 """
@@ -164,8 +164,8 @@ class WindowRanker(Module):
     words : optional list of the vocabulary's words, kept in the config (the vectors' labels).
     """
 
-    def __init__(self, vocab_size, *, window=11, dim=50, hidden=100, activation="hardtanh", pad_id=0, init_scale=0.1,
-                 margin=1.0, rng=0, dtype=np.float32, words=None):
+    def __init__(self, vocab_size, *, window, dim, hidden, init_scale, activation="hardtanh", pad_id=0, margin=1.0,
+                 rng=0, dtype=np.float32, words=None):
         where = "WindowRanker"
         self.vocab_size = check_int(vocab_size, "vocab_size", where, low=2)
         self.window = check_int(window, "window", where)

@@ -30,7 +30,8 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 >>> from fastnn.train import Trainer
 >>> sents = [[("John", "B-PER"), ("Smith", "I-PER"), ("visited", "O"), ("Paris", "B-LOC"), (".", "O")],
 ...          [("Mary", "B-PER"), ("saw", "O"), ("London", "B-LOC"), (".", "O")]] * 10   # or read_conll("eng.train")
->>> tagger = WindowTagger.build(sents, {"ner": 1}, loss="sentence")       # task "ner": tags in column 1
+>>> from fastnn.recipes.tagger import TaggerConfig, build
+>>> tagger = build(TaggerConfig(tasks={"ner": 1}), sents)    # WindowTagger.build with the Config's settings
 >>> data = tagger.batches(sents, batch_size=8)
 >>> history = Trainer(tagger, AdaGrad(tagger.parameters(), lr=0.05), data, epochs=5, quiet=True,
 ...                   validate=lambda m: m.score(sents), mode="max").fit()   # keeps the epoch with the best score
@@ -212,13 +213,10 @@ class WindowTagger(Module):
     seed : int seed of the initialisation and of the dropout masks.  dtype : "float32" or "float64".
     """
 
-    def __init__(self, words, tasks, *, suffixes=None, prefixes=None, shapes=None, chars=None, columns=(),
-                 word_counts=None,
-                 window=5, embed_dim=50, caps_dim=5, suffix_len=0, suffix_dim=0, prefix_len=0, prefix_dim=0,
-                 shape_dim=0, char_dim=0, char_filters=50, char_width=3, hidden=300, activation="hardtanh",
-                 loss="sentence", dropout=0.0,
-                 hidden_dropout=0.0, embed_scale=0.01, freeze_embeddings=False, lowercase=True, seed=0,
-                 dtype="float32", tag_counts=None):
+    def __init__(self, words, tasks, *, window, embed_dim, caps_dim, suffix_len, suffix_dim, prefix_len, prefix_dim,
+                 shape_dim, char_dim, char_filters, char_width, hidden, activation, loss, dropout, hidden_dropout,
+                 embed_scale, freeze_embeddings, lowercase, seed, suffixes=None, prefixes=None, shapes=None,
+                 chars=None, columns=(), word_counts=None, dtype="float32", tag_counts=None):
         where = "WindowTagger"
         if check_int(window, "window", where) % 2 == 0:
             raise ValueError(f"{where}: 'window' must be an odd integer >= 1; got {window!r}.")
@@ -324,9 +322,9 @@ class WindowTagger(Module):
 
     # -- construction from data ----------------------------------------------------------------------------------
     @classmethod
-    def build(cls, sentences, tasks, *, scheme="iobes", min_count=1, suffix_len=0, suffix_dim=0, prefix_len=0,
-              prefix_dim=0, shape_dim=0, char_dim=0, feature_min_count=1, extra_words=(), task_weights=None,
-              columns=None, prior_bias=True, **kwargs):
+    def build(cls, sentences, tasks, *, scheme, min_count, suffix_len, suffix_dim, prefix_len, prefix_dim, shape_dim,
+              char_dim, feature_min_count=1, extra_words=(), task_weights=None, columns=None, prior_bias=True,
+              **kwargs):
         """A tagger whose vocabularies and tag sets come from training `sentences` (read_conll rows).
 
         tasks : {name: column index or name}.  columns : {name: (column index or name, dim)}, feature columns whose
@@ -336,7 +334,8 @@ class WindowTagger(Module):
         fewer times map to <unk>.  extra_words : normalised words to add to the vocabulary (e.g. those of pretrained
         vectors).  feature_min_count : suffixes and shapes seen fewer times map to <unk>.  prior_bias : each task's
         output bias starts at the log prior of its training tags (add-one smoothed; False: zeros).  Other keywords
-        go to the constructor.
+        go to the constructor (which has no defaults for the settings a TaggerConfig holds:
+        fastnn.recipes.tagger.build(config, sentences) makes the tagger a Config describes).
         """
         where = "WindowTagger.build"
         if scheme not in TRAIN_SCHEMES:
@@ -371,7 +370,7 @@ class WindowTagger(Module):
                                  f"{min(len(s[0]) for s in sentences)} to {n_cols} columns.")
             values = Vocab.build(conll.column(sentences, c), specials=(Vocab.PAD, Vocab.UNK)).words
             col_specs.append({"name": name, "column": c, "values": values, "dim": int(dim)})
-        lower = kwargs.get("lowercase", True)
+        lower = kwargs["lowercase"]
         norm = ([normalize(r[0], lower) for r in s] for s in sentences)
         wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
         extra = [w for w in dict.fromkeys(extra_words) if w not in wv]
@@ -690,8 +689,9 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     m = WindowTagger(words, tasks, suffixes=sfx, prefixes=pfx, shapes=shp, chars=chars, columns=cols, window=3,
                      embed_dim=3, caps_dim=2, suffix_len=(1, 2) if suffix else 0, suffix_dim=2 if suffix else 0,
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
-                     char_dim=2 if suffix else 0, char_filters=3, hidden=4, activation="tanh", loss=loss,
-                     embed_scale=1.0, seed=seed, dtype="float64")
+                     char_dim=2 if suffix else 0, char_filters=3, char_width=3, hidden=4, activation="tanh",
+                     loss=loss, dropout=0.0, hidden_dropout=0.0, embed_scale=1.0, freeze_embeddings=False,
+                     lowercase=True, seed=seed, dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
             p.value[...] = rng.standard_normal(p.shape)

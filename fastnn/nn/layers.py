@@ -166,6 +166,17 @@ def _project_sequence(x, W_ih, where):
     return x, x2, kernels.gemm(x2, W_ih.value, trans_b=True).reshape(T, B, K)
 
 
+def _sequence_grads(layer, x, x2, dX, dW, db, need_x):
+    """What both recurrent layers' backward ends with: the gradients of W_hh and b, and through the input projection
+    X = x W_ih^T (dX = d loss / d X) those of W_ih and, when it needs one, of x."""
+    layer.W_hh.add_grad(dW, owned=True)
+    layer.b.add_grad(db, owned=True)
+    dX2 = dX.reshape(x2.shape[0], -1)
+    layer.W_ih.add_grad_matmul(dX2, x2)
+    if need_x:
+        x.add_grad(kernels.gemm(dX2, layer.W_ih.value).reshape(x.value.shape), owned=True)
+
+
 class RNN(Module):
     """Elman recurrent layer: h_t = f(W_ih x_t + W_hh h_{t-1} + b), through kernels.rnn_forward / rnn_backward.
 
@@ -216,12 +227,7 @@ class RNN(Module):
 
         def backward(g):
             dX, dW, db, dh0 = kernels.rnn_backward(np.ascontiguousarray(g), Hf, Whh, activation=act, clip=clip)
-            W_hh.add_grad(dW, owned=True)
-            b.add_grad(db, owned=True)
-            dX2 = dX.reshape(T * B, K)
-            W_ih.add_grad_matmul(dX2, x2)
-            if need_x:
-                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(x.value.shape), owned=True)
+            _sequence_grads(self, x, x2, dX, dW, db, need_x)
             if need_h0:
                 h0_node.add_grad(dh0, owned=True)
 
@@ -301,12 +307,7 @@ class LSTM(Module):
 
         def backward(g):
             dX, dW, db, dh0, dc0 = kernels.lstm_backward(np.ascontiguousarray(g), Hf, Cf, A, Whh, clip=clip)
-            W_hh.add_grad(dW, owned=True)
-            b.add_grad(db, owned=True)
-            dX2 = dX.reshape(T * B, K4)
-            W_ih.add_grad_matmul(dX2, x2)
-            if need_x:
-                x.add_grad(kernels.gemm(dX2, W_ih.value).reshape(x.value.shape), owned=True)
+            _sequence_grads(self, x, x2, dX, dW, db, need_x)
             for node, need, d in zip(nodes, need_state, (dh0, dc0)):
                 if need:
                     node.add_grad(d, owned=True)

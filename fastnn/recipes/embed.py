@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
 from fastnn.recipes.config import check_fields, option
@@ -54,6 +55,8 @@ class EmbedConfig:
                                 parse=parse_minutes, group="training")
     valid_fraction: float = option(0.01, "random fraction of the sentences held out to score every epoch (best "
                                          "epoch kept)", group="training")
+    scale_std: float = option(None, "multiply the vectors by one factor so that their entries have this standard "
+                                    "deviation (none: as trained)", type=float, group="training")
     seed: int = option(0, "seed of initialisation, order, corruptions, held-out part", group="training")
 
     objective = None
@@ -61,7 +64,7 @@ class EmbedConfig:
 
     def __post_init__(self):
         check_fields(self, ints=dict(self._ints, epochs=1, batch_size=1), positive=("lr", "init_scale"),
-                     positive_or_none=("max_minutes",), fractions=("valid_fraction",))
+                     positive_or_none=("max_minutes", "scale_std"), fractions=("valid_fraction",))
 
 
 @dataclass
@@ -115,7 +118,8 @@ PRESETS: dict[str, dict] = {}
 
 
 class Pretrained(NamedTuple):
-    """The result of pretrain(): the vocabulary's words, their (V, dim) vectors, the trained model, the trainer's
+    """The result of pretrain(): the vocabulary's words, their (V, dim) vectors (rescaled when config.scale_std is
+    set), the trained model, the trainer's
     history, the training wall time in seconds (steps and validation), the training tokens, and the training
     examples (windows or predicted tokens) of one epoch."""
     words: list
@@ -152,11 +156,13 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     parameters and stops early on a plateau (RNN).  checkpoint / resume / on_nonfinite: see fastnn.train.Trainer.
     """
     from fastnn import optim
-    from fastnn.embed import check_resume, model_vectors, normalize_sentences, split_valid
+    from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
     from fastnn.train import Trainer
 
     where = "pretrain"
     c = config_for(objective, config, **options)
+    if checkpoint_every is not None:
+        check_int(checkpoint_every, "checkpoint_every", where)
     say = say or (lambda m: None)
     norm = normalize_sentences(sentences)
     train, valid = split_valid(norm, c.valid_fraction, c.seed)
@@ -179,6 +185,8 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     history = trainer.fit(resume=resume)
     seconds = time.perf_counter() - t0
     words, vectors = model_vectors(model)
+    if c.scale_std is not None:
+        vectors = scale_vectors(vectors, c.scale_std)
     return Pretrained(words, vectors, model, history, seconds, sum(map(len, train)), extra["epoch_examples"])
 
 
@@ -219,12 +227,13 @@ def _lm_validate(valid, vocab):
 
 def _build_nplm(train, valid, c):
     from fastnn.data.text import lm_stream
-    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.models.nplm import contexts
     from fastnn.train import ArrayBatches
 
     vocab = _lm_vocab(train, c)
-    model = NPLM(len(vocab), order=c.order, dim=c.dim, hidden=c.hidden, direct=False, eos_id=vocab.eos_id,
-                 rng=c.seed, counts=vocab.counts, words=vocab.words, init_scale=c.init_scale)
+    # the settings this objective does not choose are `fastnn lm`'s
+    lm = lm_recipe.NPLMConfig(order=c.order, dim=c.dim, hidden=c.hidden, init_scale=c.init_scale, seed=c.seed)
+    model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     s = lm_stream(train, vocab)
     data = ArrayBatches(contexts(s, c.order, vocab.eos_id), s, batch_size=c.batch_size)
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {"epoch_examples": len(s)}
@@ -233,14 +242,14 @@ def _build_nplm(train, valid, c):
 def _build_rnn(train, valid, c):
     from fastnn import optim
     from fastnn.data.text import lm_stream
-    from fastnn.models.rnnlm import RNNLM, BPTTBatches
+    from fastnn.models.rnnlm import BPTTBatches
 
     vocab = _lm_vocab(train, c)
-    model = RNNLM(len(vocab), hidden=c.hidden, embed=c.dim, classes=c.classes, eos_id=vocab.eos_id,
-                  rng=c.seed, counts=vocab.counts, words=vocab.words, init_scale=c.init_scale)
+    # the settings this objective does not choose (and its training's clipping and patience) are `fastnn lm`'s
+    lm = lm_recipe.RNNConfig(hidden=c.hidden, embed=c.dim, classes=c.classes, init_scale=c.init_scale, seed=c.seed)
+    model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     data = BPTTBatches(lm_stream(train, vocab), batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
-    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, its gradient clipping and patience
-    lm = lm_recipe.RNNConfig()
+    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {
         "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size}

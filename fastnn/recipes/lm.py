@@ -21,8 +21,8 @@ import numpy as np
 
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["LMConfig", "NGramConfig", "NPLMConfig", "RNNConfig", "LSTMConfig", "CONFIGS", "PRESETS", "config_for",
-           "from_preset", "prepare", "train", "mean_nll", "perplexity"]
+__all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
+           "CONFIGS", "PRESETS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -30,7 +30,8 @@ _HELP = dict(
     lr="initial learning rate", optimizer="sgd or adagrad (lazy sparse rows for the vectors)",
     weight_decay="L2 on weights and embeddings (not biases)",
     batch_size="examples per update (NPLM) / parallel streams (RNN)", hidden="hidden units",
-    dropout="dropout probability (0: none)", clip_norm="clip the global gradient norm (0: off)",
+    dropout="dropout probability (0: none)", classes="frequency classes of the factorized output (0: full softmax)",
+    clip_norm="clip the global gradient norm (0: off)",
     max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
                 "far; none: no budget)",
     patience="stop after this many epochs without a better valid perplexity (the best epoch's parameters are kept; "
@@ -45,9 +46,20 @@ class LMConfig:
     seed: int = option(0, "seed of initialisation, order, dropout")
 
     arch = None
+    # check_fields' arguments; a subclass adds its own with _more_checks
+    _checks = dict(ints=dict(min_count=1, seed=0))
 
-    def check(self, **kw):
-        check_fields(self, ints=dict(min_count=1, seed=0, **kw.pop("ints", {})), **kw)
+    def __post_init__(self):
+        check_fields(self, **self._checks)
+
+
+def _more_checks(base, *, ints=(), **names):
+    """base's checks (an LMConfig._checks) with more fields: ints a dict {name: low}, the others tuples of names."""
+    out = {k: (dict(v) if k == "ints" else tuple(v)) for k, v in base.items()}
+    out["ints"] = {**out.get("ints", {}), **dict(ints)}
+    for kind, more in names.items():
+        out[kind] = out.get(kind, ()) + tuple(more)
+    return out
 
 
 @dataclass
@@ -58,92 +70,72 @@ class NGramConfig(LMConfig):
                                   "2003), weights per context-frequency class fitted by EM on the valid text",
                             choices=("kn", "di"))
     arch = "ngram"
-
-    def __post_init__(self):
-        self.check(ints=dict(order=1))
+    _checks = _more_checks(LMConfig._checks, ints=dict(order=1))
 
 
 @dataclass
-class NPLMConfig(LMConfig):
+class NeuralConfig(LMConfig):
+    """What the neural LMs share, where their defaults agree (each subclass adds classes, epochs, lr, batch_size,
+    clip_norm, max_minutes and patience with its own defaults)."""
+    hidden: int = option(100, _HELP["hidden"])
+    dropout: float = option(0.0, _HELP["dropout"])
+    init_scale: float = option(0.1, "the word vectors start as U(-s, s)")
+    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
+    weight_decay: float = option(0.0, _HELP["weight_decay"])
+    _checks = _more_checks(LMConfig._checks, ints=dict(hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
+                           positive=("lr", "init_scale"), fractions=("dropout",), nonneg=("weight_decay", "clip_norm"),
+                           positive_or_none=("max_minutes",))
+
+
+@dataclass
+class NPLMConfig(NeuralConfig):
     """Bengio et al. (2003)'s neural probabilistic LM."""
     order: int = option(5, _HELP["order"])
     dim: int = option(60, "NPLM word feature size m")
-    hidden: int = option(100, _HELP["hidden"])
     direct: bool = option(False, "direct connections from the features to the output", negatable=True)
-    classes: int = option(0, "frequency classes of the factorized output (0: full softmax)")
-    dropout: float = option(0.0, _HELP["dropout"])
+    classes: int = option(0, _HELP["classes"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
     lr_decay: float = option(0.0, "r in lr_t = lr / (1 + r t) (t = updates)")
-    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
-    weight_decay: float = option(0.0, _HELP["weight_decay"])
     batch_size: int = option(128, _HELP["batch_size"])
     clip_norm: float = option(0.0, _HELP["clip_norm"])
     max_minutes: float = option(None, _HELP["max_minutes"], type=float)
     patience: int = option(None, _HELP["patience"], type=int)
     arch = "nplm"
-
-    def __post_init__(self):
-        self.check(ints=dict(order=2, dim=1, hidden=1, classes=0, epochs=1, batch_size=1, patience=0),
-                   positive=("lr",), fractions=("dropout",), nonneg=("lr_decay", "weight_decay", "clip_norm"),
-                   positive_or_none=("max_minutes",))
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1), nonneg=("lr_decay",))
 
 
 @dataclass
-class RNNConfig(LMConfig):
-    """The Elman RNN LM (Mikolov et al. 2010) with a class-factorized output."""
-    hidden: int = option(100, _HELP["hidden"])
+class RecurrentConfig(NeuralConfig):
+    """What the recurrent LMs share (RNNConfig, LSTMConfig): an input embedding, truncated BPTT, the
+    class-factorized output, and training to a plateau of valid perplexity."""
     embed: int = option(None, "input embedding size (none: --hidden)", type=int)
-    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
+    classes: int = option(100, _HELP["classes"])
+    epochs: int = option(30, _HELP["epochs"])
+    lr: float = option(0.05, _HELP["lr"])
+    batch_size: int = option(64, _HELP["batch_size"])
+    bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
+    bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
+    clip_norm: float = option(5.0, _HELP["clip_norm"])
+    clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
+    max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
+    patience: int = option(3, _HELP["patience"], type=int)
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(embed=1, bptt=0, bptt_block=1), nonneg=("clip_value",))
+
+
+@dataclass
+class RNNConfig(RecurrentConfig):
+    """The Elman RNN LM (Mikolov et al. 2010) with a class-factorized output."""
     activation: str = option("tanh", "hidden activation", choices=("tanh", "sigmoid", "relu"))
     init: str = option("glorot", "W_hh initialisation (identity + relu = IRNN)", choices=("glorot", "identity"))
-    dropout: float = option(0.0, _HELP["dropout"])
-    epochs: int = option(30, _HELP["epochs"])
-    lr: float = option(0.05, _HELP["lr"])
-    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
-    weight_decay: float = option(0.0, _HELP["weight_decay"])
-    batch_size: int = option(64, _HELP["batch_size"])
-    bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
-    bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
-    clip_norm: float = option(5.0, _HELP["clip_norm"])
-    clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
-    max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
-    patience: int = option(3, _HELP["patience"], type=int)
     arch = "rnn"
-
-    def __post_init__(self):
-        self.check(ints=dict(hidden=1, embed=1, classes=0, epochs=1, batch_size=1, bptt=0, bptt_block=1,
-                             patience=0),
-                   positive=("lr",), fractions=("dropout",), nonneg=("weight_decay", "clip_norm", "clip_value"),
-                   positive_or_none=("max_minutes",))
 
 
 @dataclass
-class LSTMConfig(LMConfig):
+class LSTMConfig(RecurrentConfig):
     """The LSTM LM: the RNN LM's embedding, truncated BPTT and class-factorized output around an LSTM."""
-    hidden: int = option(100, _HELP["hidden"])
-    embed: int = option(None, "input embedding size (none: --hidden)", type=int)
-    classes: int = option(100, "frequency classes of the factorized output (0: full softmax)")
     forget_bias: float = option(1.0, "initial forget-gate bias (LSTM)")
-    dropout: float = option(0.0, _HELP["dropout"])
-    epochs: int = option(30, _HELP["epochs"])
-    lr: float = option(0.05, _HELP["lr"])
-    optimizer: str = option("adagrad", _HELP["optimizer"], choices=("sgd", "adagrad"))
-    weight_decay: float = option(0.0, _HELP["weight_decay"])
-    batch_size: int = option(64, _HELP["batch_size"])
-    bptt: int = option(0, "extra steps of BPTT before each block (Mikolov's -bptt)")
-    bptt_block: int = option(20, "tokens per stream per update (truncated-BPTT segment)")
-    clip_norm: float = option(5.0, _HELP["clip_norm"])
-    clip_value: float = option(0.0, "clip the BPTT error element-wise (0: off)")
-    max_minutes: float = option(30.0, _HELP["max_minutes"], type=float)
-    patience: int = option(3, _HELP["patience"], type=int)
     arch = "lstm"
-
-    def __post_init__(self):
-        self.check(ints=dict(hidden=1, embed=1, classes=0, epochs=1, batch_size=1, bptt=0, bptt_block=1,
-                             patience=0),
-                   positive=("lr",), fractions=("dropout",), nonneg=("weight_decay", "clip_norm", "clip_value"),
-                   positive_or_none=("max_minutes",))
 
 
 CONFIGS = {"ngram": NGramConfig, "nplm": NPLMConfig, "rnn": RNNConfig, "lstm": LSTMConfig}
@@ -234,29 +226,46 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     return _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say)
 
 
+def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **options):
+    """The neural LM `config` describes (NPLM, RNNLM or LSTMLM), over `vocab_size` words, initialised from
+    config.seed; eos_id, counts (output bias, classes) and words come from the data (a Vocab), `options` are the
+    model's own arguments that no Config holds (dtype, word_class, fused, ...).
+
+    >>> model = build_model(RNNConfig(hidden=16, classes=0), 10)
+    >>> model.hidden, model.embed, model.activation, model.dropout_p
+    (16, 16, 'tanh', 0.0)
+    """
+    from fastnn.models.lstmlm import LSTMLM
+    from fastnn.models.nplm import NPLM
+    from fastnn.models.rnnlm import RNNLM
+
+    c = config
+    data = dict(eos_id=eos_id, rng=c.seed, counts=counts, words=words, **options)
+    if c.arch == "nplm":
+        return NPLM(vocab_size, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
+                    dropout=c.dropout, init_scale=c.init_scale, **data)
+    if c.arch not in ("rnn", "lstm"):
+        raise ValueError(f"build_model: the config must be a neural LM's (nplm, rnn or lstm); got {c.arch!r}.")
+    shared = dict(hidden=c.hidden, embed=c.embed, classes=c.classes, dropout=c.dropout, clip=c.clip_value,
+                  init_scale=c.init_scale, **data)
+    if c.arch == "lstm":
+        return LSTMLM(vocab_size, forget_bias=c.forget_bias, **shared)
+    return RNNLM(vocab_size, activation=c.activation, init=c.init, **shared)
+
+
 def build(config, vocab, stream):
     """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
     from fastnn import optim
-    from fastnn.models.lstmlm import LSTMLM
-    from fastnn.models.nplm import NPLM, contexts
+    from fastnn.models.nplm import contexts
+    from fastnn.models.rnnlm import BPTTBatches
     from fastnn.optim import InverseDecay
-    from fastnn.models.rnnlm import RNNLM, BPTTBatches
     from fastnn.train import ArrayBatches
 
-    c, V, eos = config, len(vocab), vocab.eos_id
+    c, eos = config, vocab.eos_id
+    model = build_model(c, len(vocab), eos_id=eos, counts=vocab.counts, words=vocab.words)
     if c.arch == "nplm":
-        model = NPLM(V, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
-                     dropout=c.dropout, eos_id=eos, rng=c.seed, counts=vocab.counts, words=vocab.words)
         data = ArrayBatches(contexts(stream, c.order, eos), stream, batch_size=c.batch_size)
         return model, data, InverseDecay(c.lr, c.lr_decay)
-    if c.arch == "lstm":
-        model = LSTMLM(V, hidden=c.hidden, embed=c.embed, classes=c.classes, forget_bias=c.forget_bias,
-                       dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts,
-                       words=vocab.words)
-    else:
-        model = RNNLM(V, hidden=c.hidden, embed=c.embed, activation=c.activation, init=c.init, classes=c.classes,
-                      dropout=c.dropout, clip=c.clip_value, eos_id=eos, rng=c.seed, counts=vocab.counts,
-                      words=vocab.words)
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, bptt=c.bptt, eos_id=eos)
     return model, data, optim.HalveOnPlateau(c.lr, threshold=0.003)
 

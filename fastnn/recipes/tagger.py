@@ -9,8 +9,8 @@
 100.0
 
 `fit(model, train, dev, config)` trains a model built otherwise (e.g. WindowTagger.build with other options).
-The model's constructor keeps its own keyword defaults for direct use; a recipe passes every value explicitly, so
-the Config's defaults are the ones every recipe and CLI run uses (a test checks the two agree).
+The model's constructor has no defaults for what a TaggerConfig holds: `build(config, train)` (or
+`WindowTagger.build(train, tasks, **model_options(config))`) makes the tagger with the Config's values.
 """
 import dataclasses
 import sys
@@ -20,8 +20,8 @@ from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["TaggerConfig", "PRESETS", "from_preset", "build", "fit", "train", "parse_lengths", "parse_std",
-           "DEFAULT_EMBED_DIM"]
+__all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "build", "fit", "train", "parse_lengths",
+           "parse_std", "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -172,6 +172,20 @@ def from_preset(preset=None, **values):
     return recipe_config.from_preset(TaggerConfig, PRESETS, preset, **values)
 
 
+def model_options(config):
+    """The keyword arguments of WindowTagger.build that `config` holds (the tasks, the data and pretrained vectors
+    aside): WindowTagger.build(sentences, tasks, **model_options(TaggerConfig(hidden=100)))."""
+    c = config
+    return dict(task_weights=c.task_weights, columns=c.features, scheme=c.scheme, min_count=c.min_count,
+                suffix_len=c.suffix_len, suffix_dim=c.suffix_dim if c.suffix_len else 0, prefix_len=c.prefix_len,
+                prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
+                char_filters=c.char_filters, char_width=c.char_width, window=c.window,
+                embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
+                activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+                embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case,
+                seed=c.seed)
+
+
 def build(config, train, *, log=None):
     """The WindowTagger `config` describes, its vocabularies and tag sets from `train` (read_conll sentences), word
     vectors from config.pretrained when given.  log : callable taking one message line, or None."""
@@ -191,14 +205,8 @@ def build(config, train, *, log=None):
         elif embed_dim != pre_vecs.shape[1]:
             raise ValueError(f"TaggerConfig: 'embed_dim' {embed_dim} differs from the {pre_vecs.shape[1]}-dimensional "
                              f"vectors of {c.pretrained}; leave it unset or use matching vectors.")
-    model = WindowTagger.build(
-        train, c.tasks, task_weights=c.task_weights, columns=c.features, scheme=c.scheme, min_count=c.min_count,
-        suffix_len=c.suffix_len, suffix_dim=c.suffix_dim if c.suffix_len else 0, prefix_len=c.prefix_len,
-        prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
-        char_filters=c.char_filters, char_width=c.char_width, extra_words=pre_words if c.extend_vocab else (),
-        window=c.window, embed_dim=embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
-        activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
-        embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case, seed=c.seed)
+    options = dict(model_options(c), embed_dim=embed_dim or DEFAULT_EMBED_DIM)
+    model = WindowTagger.build(train, c.tasks, extra_words=pre_words if c.extend_vocab else (), **options)
     if pre_vecs is not None:
         std = {"init": "table", "raw": None}.get(c.pretrained_std, c.pretrained_std)
         n = init_pretrained(model.embed.W.value, model.vocab, pre_words, pre_vecs, std=std)

@@ -1,0 +1,205 @@
+"""What the neural language models share (NPLM, RNNLM, LSTMLM): the checked token stream, frequency classes, the
+output layer (full or class-factorized softmax) and its dropout, evaluation over a stream and perplexity; and, for
+the recurrent models, the carried state, the truncated-BPTT batch and the loss of its predicted block.
+
+Every model predicts every token of a `fastnn.data.lm_stream` (</s> included), the input before stream[0] being
+</s>, so `token_logprobs(stream)[i]` lines up position by position across the models (fastnn.models.mixture).
+"""
+import numpy as np
+
+from fastnn import kernels, nn
+from fastnn._validation import check_int, check_scalar
+from fastnn.graph import Module
+from fastnn.metrics import perplexity as _perplexity
+from fastnn.nn import ClassSoftmaxOutput
+
+__all__ = ["NeuralLM", "RecurrentLM", "as_stream", "word_classes", "output_logprobs"]
+
+
+def as_stream(stream, vocab_size, where):
+    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id)."""
+    a = np.asarray(stream)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {a.dtype}, shape "
+                        f"{a.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
+    a = a.astype(np.int64, copy=False)
+    bad = np.flatnonzero((a < 0) | (a >= vocab_size))
+    if bad.size:
+        raise IndexError(f"{where}: 'stream' must hold ids in [0, {vocab_size}); got {a[bad[0]]} at position "
+                         f"{bad[0]}. Encode the text with the model's vocabulary.")
+    return a
+
+
+def word_classes(counts, n_classes, *, method="sqrt"):
+    """Class of every word (int64 (V,), classes 0..C-1 all non-empty, C <= n_classes) by frequency binning.
+
+    Words are sorted by decreasing count (ties by id) and cut into consecutive bins of equal mass of p(w)
+    ("uniform", Mikolov et al. 2011) or of sqrt(p(w)) ("sqrt", the RNNLM toolkit's default, which gives frequent
+    words smaller classes less aggressively and balances the two softmaxes better).
+    """
+    where = "word_classes"
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 1 or c.size == 0 or np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError(f"{where}: 'counts' must be a non-empty 1-d array of non-negative counts; got shape "
+                         f"{c.shape}.")
+    n_classes = check_int(n_classes, "n_classes", where)
+    if method not in ("sqrt", "uniform"):
+        raise ValueError(f"{where}: 'method' must be 'sqrt' or 'uniform'; got {method!r}.")
+    order = np.lexsort((np.arange(c.size), -c))
+    p = np.maximum(c[order], 0.5) / max(c.sum(), 1.0)      # unseen words still get a tiny mass
+    m = np.sqrt(p) if method == "sqrt" else p
+    cum = np.cumsum(m) / m.sum()
+    # word i (in frequency order) goes to bin floor(C * mass before it), so each bin holds ~1/C of the mass
+    before = np.concatenate([[0.0], cum[:-1]])
+    cls = np.minimum((before * n_classes).astype(np.int64), n_classes - 1)
+    _, cls = np.unique(cls, return_inverse=True)            # drop empty bins: classes 0..C'-1
+    out = np.empty(c.size, dtype=np.int64)
+    out[order] = cls.ravel()
+    return out
+
+
+def output_logprobs(out, h, targets):
+    """log P(targets[i] | h[i]) under the output layer `out`, as float64 (N,), without gradients: a SoftmaxOutput
+    through the fused kernel (loss only), a ClassSoftmaxOutput through its own token_logprobs."""
+    if isinstance(out, ClassSoftmaxOutput):
+        return out.token_logprobs(h, targets)
+    work = out.__dict__.setdefault("_eval_work", kernels.OutputLayerWork())
+    loss = kernels.output_layer(np.ascontiguousarray(h), out.W.value, out.b.value, targets, want_grad=False,
+                                work=work)[0]
+    return -loss.astype(np.float64)
+
+
+class NeuralLM(Module):
+    """Base of the neural LMs.  A subclass calls `_check_fields` first and `_head` after its own layers, and
+    defines `_eval_hidden(stream, chunk)`, yielding (start, the output layer's inputs for the next tokens)."""
+
+    def _check_fields(self, where, *, vocab_size, dropout, eos_id, init_scale, dtype, words, counts, classes,
+                      word_class, class_method):
+        """Check and set the fields every neural LM shares: |V|, dropout, </s>, init scale, dtype, the vocabulary's
+        words, and the class-factorized output's word classes (formed from `counts` when not given).  Returns
+        `counts` as float64 (or None) for the output bias init."""
+        self.vocab_size = check_int(vocab_size, "vocab_size", where)
+        self.dropout_p = float(check_scalar(dropout, "dropout", where, low=0, high=1))
+        if self.dropout_p >= 1:
+            raise ValueError(f"{where}: 'dropout' must be < 1; got {dropout}.")
+        self.eos_id = check_int(eos_id, "eos_id", where, low=0)
+        if self.eos_id >= self.vocab_size:
+            raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
+        self.init_scale = float(init_scale)
+        self._dtype = np.dtype(dtype)
+        self.words = None if words is None else [str(w) for w in words]
+        if self.words is not None and len(self.words) != self.vocab_size:
+            raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.float64)
+            if counts.shape != (self.vocab_size,):
+                raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
+        self.classes = check_int(classes, "classes", where, low=0)
+        self.class_method = class_method
+        if self.classes and word_class is None:
+            if counts is None:
+                raise ValueError(f"{where}: classes > 0 needs 'counts' (or 'word_class') to form frequency classes.")
+            word_class = word_classes(counts, self.classes, method=class_method)
+        self.word_class = None if not self.classes else [int(c) for c in np.asarray(word_class)]
+        if self.word_class is not None and len(self.word_class) != self.vocab_size:
+            raise ValueError(f"{where}: 'word_class' must have {self.vocab_size} entries; got "
+                             f"{len(self.word_class)}.")
+        return counts
+
+    def _head(self, n_in, counts, rng):
+        """The output layer over n_in inputs (class-factorized when classes > 0; biases at the log priors when
+        `counts` is given) and the dropout (None without)."""
+        dtype = self._dtype
+        if self.classes:
+            self.out = ClassSoftmaxOutput(n_in, np.asarray(self.word_class), rng=rng, dtype=dtype, counts=counts)
+        else:
+            self.out = nn.SoftmaxOutput(n_in, self.vocab_size, rng=rng, dtype=dtype,
+                                        class_counts=None if counts is None else np.maximum(counts, 0.5))
+        self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
+
+    def _vocab_config(self):
+        """config() entries of the fields `_check_fields` sets."""
+        return {"vocab_size": self.vocab_size, "classes": self.classes, "word_class": self.word_class,
+                "class_method": self.class_method, "dropout": self.dropout_p, "eos_id": self.eos_id,
+                "dtype": self._dtype.name, "init_scale": self.init_scale, "words": self.words}
+
+    def token_logprobs(self, stream, *, chunk=512):
+        """log P(stream[i] | everything before it) for every token of `stream` (float64), `chunk` tokens at a time
+        (the result does not depend on it)."""
+        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs")
+        out = np.empty(len(s), dtype=np.float64)
+        with self.evaluating():
+            for i, h in self._eval_hidden(s, chunk):
+                out[i:i + len(h)] = output_logprobs(self.out, h, s[i:i + len(h)])
+        return out
+
+    def perplexity(self, stream):
+        """exp(mean NLL) over every token of `stream` (</s> and <unk> included)."""
+        lp = self.token_logprobs(stream)
+        return _perplexity(float(-lp.sum()), lp.size)
+
+
+class RecurrentLM(NeuralLM):
+    """Base of the recurrent LMs (RNNLM, LSTMLM): an embedding of the previous token, a recurrent layer (the
+    subclass's `_recur(e, state, state_at)` -> (H Node (L, B, hidden), state after step state_at)), the output layer,
+    and the state carried from one BPTTBatches batch to the next (`self.state`: None, or the layer's state).  Its
+    `_settings()` are the recurrent layer's own constructor arguments (in config() and the repr)."""
+
+    def _check_sizes(self, where, hidden, embed):
+        self.hidden = check_int(hidden, "hidden", where)
+        self.embed = self.hidden if embed is None else check_int(embed, "embed", where)
+
+    def reset_state(self):
+        self.state = None
+
+    def _hidden(self, x, state, state_at=None):
+        e = self.emb(x, concat=False)                       # (L, B, E)
+        if self.drop is not None:
+            e = self.drop(e)
+        return self._recur(e, state, state_at)
+
+    def _unpack(self, batch):
+        """(x, y, carry, the carried state or None for a fresh start) of a BPTTBatches batch, checked."""
+        x, y, reset, carry = batch
+        x, y = np.asarray(x), np.asarray(y)
+        L, B = x.shape
+        k = y.shape[0]
+        if y.shape != (k, B) or not 0 < k <= L or not -1 <= carry < L:
+            raise ValueError(f"{type(self).__name__}.loss: the batch must be (x (L, B), y (k, B), reset, carry) with "
+                             f"k <= L; got {x.shape}, {y.shape}, carry {carry}.")
+        s = self.state
+        rows = None if s is None else (s[0] if isinstance(s, tuple) else s).shape[0]   # LSTM: (h, c)
+        return x, y, carry, None if (reset or rows != B) else s
+
+    def loss(self, batch):
+        """Mean cross-entropy of a BPTTBatches batch (x (L, B), y (k, B), reset, carry); the carried state becomes
+        the state after input row `carry`."""
+        x, y, carry, state = self._unpack(batch)
+        H, self.state = self._hidden(x, state, state_at=carry)
+        return self._out_loss(H, y)
+
+    def _out_loss(self, H, y):
+        """Mean cross-entropy of the last len(y) steps of H (the predicted block; earlier steps are BPTT history)."""
+        k = y.shape[0]
+        H = nn.narrow(H, 0, H.value.shape[0] - k, k)
+        if self.drop is not None:
+            H = self.drop(H)
+        return self.out.loss(H, y)
+
+    def _eval_hidden(self, s, chunk):
+        # one stream from a zero state, </s> before stream[0], the state carried across chunks and sentences
+        inp = np.concatenate([[self.eos_id], s[:-1]]) if len(s) else s
+        state = None
+        for i in range(0, len(s), chunk):
+            H, state = self._hidden(inp[i:i + chunk, None], state)
+            yield i, H.value.reshape(-1, self.hidden)
+
+    def config(self):
+        return {**self._vocab_config(), "hidden": self.hidden, "embed": self.embed, **self._settings(),
+                "clip": self.clip}
+
+    def __repr__(self):
+        out = f"{self.classes} classes" if self.classes else "full softmax"
+        own = "".join(f"{k}={v!r}, " for k, v in self._settings().items())   # the recurrent layer's settings
+        return (f"{type(self).__name__}(vocab_size={self.vocab_size}, hidden={self.hidden}, embed={self.embed}, "
+                f"{own}{out}, dropout={self.dropout_p}, clip={self.clip}, dtype={self._dtype.name})")
