@@ -42,8 +42,13 @@ cdef extern from *:
     typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
     #define FNN_LD(p) (*(const fnn_v16 *)(p))
     /* keeps two B vectors in registers: left alone, GCC folds them into every FMA as memory operands (8 vector
-       loads per 8 FMAs instead of 2, from L2 when B outgrows L1) */
+       loads per 8 FMAs instead of 2, from L2 when B outgrows L1).  Only where one register holds 16 floats: a
+       portable build splits the vector over several and the constraint cannot be met */
+    #if defined(__AVX512F__)
     #define FNN_IN_REGS(x, y) __asm__("" : "+v"(x), "+v"(y))
+    #else
+    #define FNN_IN_REGS(x, y) ((void)0)
+    #endif
     #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
     /* a fixed tree (halves added lane-wise down to one value), so the bits do not depend on the caller */
     #if defined(__has_builtin)
