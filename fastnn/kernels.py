@@ -7,8 +7,6 @@ Inputs that are only read may be copied to C order.  `n_threads=None` uses fastn
 A public wrapper never calls another public wrapper: shared work goes through a private `_..._unchecked` function
 that trusts its (already validated) arguments, so every argument is checked exactly once.
 """
-import contextlib
-
 import numpy as np
 
 from fastnn import _validation as V
@@ -605,21 +603,6 @@ def _lstm_shapes(where, W):
     return K
 
 
-_blas_controller = None
-
-
-def _single_threaded_blas(n_threads):
-    """A context in which BLAS runs on one thread, for a kernel that calls it from n_threads OpenMP threads of its own
-    (a threaded BLAS called from inside a parallel region oversubscribes the cores or serialises)."""
-    global _blas_controller
-    if n_threads <= 1:
-        return contextlib.nullcontext()
-    if _blas_controller is None:  # scanning the loaded libraries costs milliseconds: once
-        from threadpoolctl import ThreadpoolController
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
-
-
 def lstm_forward(X, W, b, h0, c0, *, out=None, n_threads=None):
     """An LSTM over T steps, gates in torch's order (i, f, g, o):
 
@@ -659,9 +642,7 @@ def lstm_forward(X, W, b, h0, c0, *, out=None, n_threads=None):
             V.check_no_overlap(where, **{oname: o, name: a})
     H[0] = h0
     C[0] = c0
-    n_threads = effective_n_threads(n_threads)
-    with _single_threaded_blas(n_threads):
-        _lstm._lstm_forward(X, W, b, A, H, C, n_threads)
+    _lstm._lstm_forward(X, W, b, A, H, C, effective_n_threads(n_threads))
     return H, C, A
 
 
@@ -698,7 +679,5 @@ def lstm_backward(dH, H, C, A, W, *, dc_last=None, clip=0.0, n_threads=None):
     dW = np.zeros((4 * K, K), dtype=W.dtype)
     db = np.zeros(4 * K, dtype=W.dtype)
     dh0 = np.zeros((B, K), dtype=W.dtype)
-    n_threads = effective_n_threads(n_threads)
-    with _single_threaded_blas(n_threads):
-        _lstm._lstm_backward(dH, A, H, C, W, dX, dW, db, dh0, dc0, float(clip), n_threads)
+    _lstm._lstm_backward(dH, A, H, C, W, dX, dW, db, dh0, dc0, float(clip), effective_n_threads(n_threads))
     return dX, dW, db, dh0, dc0
