@@ -18,6 +18,14 @@ from fastnn.experiments.gradients import build, grad_norm_profile, hidden_state_
 ACTS = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0)}
 
 
+# the initial scales the experiments use (AddingRNN takes them without defaults: DEFAULTS is their one home)
+INIT = {k: DEFAULTS[k] for k in ("small_std", "in_std", "out_std")}
+
+
+def _rnn(kind, hidden, **kw):
+    return AddingRNN(kind, hidden, **{**INIT, **kw})
+
+
 # ---- the task --------------------------------------------------------------------------------------------------
 
 def test_generator_statistics():
@@ -36,7 +44,7 @@ def test_generator_statistics():
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_model_starts_at_the_mean_and_learns_a_batch(kind):
-    model = AddingRNN(kind, 16, rng=0, out_std=0.3, dtype=np.float64)
+    model = _rnn(kind, 16, rng=0, out_std=0.3, dtype=np.float64)
     X, y = adding(32, 8, seed=1, dtype=np.float64)
     assert model.predict(X).shape == (32,) and model.out.b.value[0] == 1.0
     before = float(model.loss((X, y)).value)
@@ -52,7 +60,7 @@ def test_model_starts_at_the_mean_and_learns_a_batch(kind):
 
 
 def test_irnn_initial_recurrent_jacobian_is_the_identity():
-    model = AddingRNN("irnn", 7, rng=0, dtype=np.float64)
+    model = _rnn("irnn", 7, rng=0, dtype=np.float64)
     rnn = model.rnn
     np.testing.assert_array_equal(rnn.W_hh.value, np.eye(7))
     np.testing.assert_array_equal(rnn.b.value, 0)
@@ -64,16 +72,16 @@ def test_irnn_initial_recurrent_jacobian_is_the_identity():
     H.backward(np.eye(7)[None])                                  # example i seeds unit i
     np.testing.assert_array_equal(h0.grad, np.eye(7))            # so row i of the Jacobian is e_i
     # and the other models' recurrent matrices are not the identity
-    assert not np.allclose(AddingRNN("relu", 7, rng=0).rnn.W_hh.value, np.eye(7))
-    assert np.abs(AddingRNN("relu", 7, rng=0, small_std=1e-3).rnn.W_hh.value).max() < 0.01
+    assert not np.allclose(_rnn("relu", 7, rng=0).rnn.W_hh.value, np.eye(7))
+    assert np.abs(_rnn("relu", 7, rng=0, small_std=1e-3).rnn.W_hh.value).max() < 0.01
 
 
 def test_model_errors_and_config():
     with pytest.raises(ValueError, match="'kind' must be one of"):
-        AddingRNN("lstm", 4, rng=0)
+        _rnn("lstm", 4, rng=0)
     with pytest.raises(ValueError, match="'small_std' must be a number >= 0"):
-        AddingRNN("relu", 4, rng=0, small_std=-1)
-    m = AddingRNN("irnn", 5, rng=0, in_std=0.2)
+        _rnn("relu", 4, rng=0, small_std=-1)
+    m = _rnn("irnn", 5, rng=0, in_std=0.2)
     assert AddingRNN.from_config(json.loads(json.dumps(m.config()))).config() == m.config()
     assert "irnn" in repr(m)
 
@@ -85,7 +93,7 @@ def test_hidden_state_grads_match_finite_differences(kind):
     """d loss_i / d h_t from the graph + kernels equals central differences of a NumPy re-implementation where a
     perturbation is added to h_t after the activation."""
     T, B, K = 6, 3, 5
-    model = AddingRNN(kind, K, rng=0, in_std=0.5, small_std=0.5, out_std=0.5, dtype=np.float64)
+    model = _rnn(kind, K, rng=0, in_std=0.5, small_std=0.5, out_std=0.5, dtype=np.float64)
     X, y = adding(B, T, seed=1, dtype=np.float64)
     g = hidden_state_grads(model, X, y)
     assert g.shape == (T, B, K)
@@ -141,7 +149,7 @@ def test_run_gradients_small():
 
 def _exploding_grads(dtype=np.float32):
     """A ReLU net with an expanding recurrent matrix (1.2 I): its gradient norm is far above 1."""
-    model = AddingRNN("irnn", 10, rng=0, in_std=0.5, out_std=0.5, dtype=dtype)
+    model = _rnn("irnn", 10, rng=0, in_std=0.5, out_std=0.5, dtype=dtype)
     model.rnn.W_hh.value *= 1.2
     X, y = adding(8, 30, seed=0, dtype=dtype)
     model.zero_grad()
@@ -237,7 +245,7 @@ def test_bptt_error_max_is_what_temporal_clipping_clips():
 
 
 def test_train_stops_on_divergence():
-    model = AddingRNN("irnn", 8, rng=0, in_std=0.5)
+    model = _rnn("irnn", 8, rng=0, in_std=0.5)
     model.rnn.W_hh.value *= 3.0                               # h_t grows like 3^t: overflows float32
     h = train(model, T=200, steps=5, lr=0.1, clip=None, test=adding(10, 200, 0), eval_every=0)
     assert h["diverged"] and h["steps"] == 0 and np.isnan(h["test_mse"][-1])

@@ -145,7 +145,9 @@ def test_the_checker_finds_what_it_should(source, found):
 # ---- one home for each default -------------------------------------------------------------------------------------
 
 def _model_configs():
-    """[(model class, the Configs that build it)] (fastnn/recipes, and the optimizer comparison's CompareConfig)."""
+    """[(model class, the Configs that build it)] (fastnn/recipes, the optimizer comparison's CompareConfig, and the
+    RNN experiments' settings tables)."""
+    from fastnn.experiments import adding, digits
     from fastnn.experiments.compare import CompareConfig
     from fastnn.models.classifiers import MLP, LogisticRegression
     from fastnn.models.lstmlm import LSTMLM
@@ -158,7 +160,9 @@ def _model_configs():
     return [(NPLM, (lm.NPLMConfig, embed.NPLMEmbedConfig)), (RNNLM, (lm.RNNConfig, embed.RNNEmbedConfig)),
             (LSTMLM, (lm.LSTMConfig,)), (KneserNey, (lm.NGramConfig,)), (DeletedInterpolation, (lm.NGramConfig,)),
             (WindowRanker, (embed.RankingConfig,)), (LogisticRegression, (CompareConfig,)), (MLP, (CompareConfig,)),
-            (WindowTagger, (tagger.TaggerConfig,))]
+            (WindowTagger, (tagger.TaggerConfig,)),
+            (adding.AddingRNN, (("adding.DEFAULTS", adding.DEFAULTS),)),
+            (digits.DigitRNN, (("digits.DEFAULTS", digits.DEFAULTS),))]
 
 
 # Config fields that reach the model under another name
@@ -172,14 +176,18 @@ def defaults_written_twice(model, configs):
     params = inspect.signature(model.__init__).parameters
     found, seen = [], set()
     for config in configs:
-        for f in dataclasses.fields(config):
-            p = params.get(ALIASES.get(f.name, f.name))
+        if isinstance(config, tuple):                     # (label, {name: default}): an experiment's settings table
+            label, fields = config[0], list(config[1].items())
+        else:
+            label, fields = config.__name__, [(f.name, f.default) for f in dataclasses.fields(config)]
+        for name, default in fields:
+            p = params.get(ALIASES.get(name, name))
             if p is None or p.default is inspect.Parameter.empty or p.name in seen:
                 continue
-            if p.default is None and f.default is not None:
+            if p.default is None and default is not None:
                 continue
             seen.add(p.name)
-            found.append(f"{model.__name__}({p.name}={p.default!r}) vs {config.__name__}.{f.name}")
+            found.append(f"{model.__name__}({p.name}={p.default!r}) vs {label}.{name}")
     return found
 
 

@@ -64,7 +64,7 @@ class AddingRNN(Module):
     prediction (test MSE ~ 1/6) and the gradient reaching h_T is small but not zero.
     """
 
-    def __init__(self, kind, hidden=100, *, rng, small_std=1e-3, in_std=0.1, out_std=1e-3, dtype=np.float32):
+    def __init__(self, kind, hidden, *, rng, small_std, in_std, out_std, dtype=np.float32):
         where = "AddingRNN"
         if kind not in MODELS:
             raise ValueError(f"{where}: 'kind' must be one of {MODELS}; got {kind!r}.")
@@ -315,7 +315,7 @@ def time_step(T=150, batch_size=16, hidden=100, *, repeats=50, n_threads=1, seed
     W = (np.eye(hidden) + rng.normal(0, 0.01, (hidden, hidden))).astype(np.float32)
     b, h0 = np.zeros(hidden, np.float32), np.zeros((batch_size, hidden), np.float32)
     dH = rng.normal(size=(T, batch_size, hidden)).astype(np.float32)
-    model = AddingRNN("irnn", hidden, rng=seed)
+    model = make_model("irnn", dict(DEFAULTS, hidden=hidden), seed)
     best_k = best_s = math.inf
     with threads(kernels=n_threads, blas=n_threads):
         for _ in range(repeats):

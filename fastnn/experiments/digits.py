@@ -66,7 +66,7 @@ class DigitRNN(Module):
     dtype : float32 or float64.
     """
 
-    def __init__(self, kind, hidden=100, *, rng, class_counts=None, dtype=np.float32):
+    def __init__(self, kind, hidden, *, rng, class_counts=None, dtype=np.float32):
         where = "DigitRNN"
         if kind not in MODELS:
             raise ValueError(f"{where}: 'kind' must be one of {MODELS}; got {kind!r}.")
