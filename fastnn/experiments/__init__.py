@@ -10,6 +10,7 @@ digits read one pixel per step (fastnn.data.digits):
 
 Run them with `fastnn experiment adding|gradients|clipping|digits ...` or bench/rnn_*.py.
 """
+import contextlib
 import math
 import numbers
 
@@ -35,6 +36,21 @@ def save_json(path, obj):
     from fastnn import io
     data = json.dumps(jsonable(obj), allow_nan=False).encode()
     io.atomic_write(path, lambda f: f.write(data))
+
+
+@contextlib.contextmanager
+def frozen(model):
+    """Within the block every parameter of `model` is untrainable, so ops skip all gradient bookkeeping (evaluation
+    without a graph); the flags are restored on exit."""
+    params = list(model.parameters().values())
+    saved = [p.trainable for p in params]
+    try:
+        for p in params:
+            p.trainable = False
+        yield model
+    finally:
+        for p, s in zip(params, saved):
+            p.trainable = s
 
 
 def settings_for(where, defaults, settings, *, steps=None, **choices):

@@ -21,7 +21,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
+from fastnn.experiments import check_grid, frozen, jsonable, map_jobs, settings_for
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -98,15 +98,8 @@ class AddingRNN(Module):
 
     def predict(self, X, batch_size=1000):
         """Predictions (B,) without building a graph."""
-        params = self.parameters().values()
-        saved = [p.trainable for p in params]
-        try:
-            for p in params:
-                p.trainable = False  # ops then skip all gradient bookkeeping
+        with frozen(self):
             out = [self.forward(X[i:i + batch_size])[1].value[:, 0] for i in range(0, len(X), batch_size)]
-        finally:
-            for p, s in zip(params, saved):
-                p.trainable = s
         return np.concatenate(out) if out else np.zeros(0, dtype=self.out.W.dtype)
 
     def mse(self, X, y):
