@@ -363,3 +363,13 @@ def test_time_step_runs():
     from fastnn.experiments.adding import time_step
     t = time_step(T=5, batch_size=2, hidden=3, repeats=2)
     assert 0 < t["kernels_s"] and 0 < t["step_s"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_jobs_keeps_job_order_and_reports_each_result(workers):
+    from fastnn.experiments import map_jobs
+    seen = []
+    assert map_jobs(abs, [-3, 1, -2], workers=workers, on_result=seen.append) == [3, 1, 2]
+    assert seen == [3, 1, 2]
+    with pytest.raises(ValueError, match="'workers' must be an int >= 1"):
+        map_jobs(abs, [1], workers=0)

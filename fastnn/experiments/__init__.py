@@ -85,19 +85,17 @@ def map_jobs(fn, jobs, workers=1, on_result=None):
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"map_jobs: 'workers' must be an int >= 1; got {workers!r}.")
     out = []
-    if workers > 1 and len(jobs) > 1:
-        import concurrent.futures
-        import multiprocessing
-        # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = pool.map(fn, jobs)
-            for r in results:
-                out.append(r)
-                if on_result:
-                    on_result(r)
-        return out
-    for job in jobs:
-        out.append(fn(job))
-        if on_result:
-            on_result(out[-1])
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(jobs) > 1:
+            import concurrent.futures
+            import multiprocessing
+            # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
+            ctx = multiprocessing.get_context("spawn")
+            results = stack.enter_context(concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)).map(fn, jobs)
+        else:
+            results = map(fn, jobs)
+        for r in results:
+            out.append(r)
+            if on_result:
+                on_result(r)
     return out
