@@ -14,6 +14,8 @@ cdef extern from "fnn_math.h" nogil:
     double fnn_row_sumexp_d(const double *x, Py_ssize_t n, double m)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)
+    void fnn_row_scale_to_f(const float *x, float *out, Py_ssize_t n, float a)
+    void fnn_row_scale_to_d(const double *x, double *out, Py_ssize_t n, double a)
     void fnn_row_scale_stream_f(const float *x, float *out, Py_ssize_t n, float a)
     void fnn_row_scale_stream_d(const double *x, double *out, Py_ssize_t n, double a)
     void fnn_row_shift_f(const float *x, float *out, Py_ssize_t n, float shift)
@@ -75,6 +77,14 @@ cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexc
         return fnn_row_sumexp_f(x, n, m)
     else:
         return fnn_row_sumexp_d(x, n, m)
+
+
+cdef inline void row_scale_to(const floating *x, floating *out, Py_ssize_t n, floating a) noexcept nogil:
+    """out[j] = a * x[j]"""
+    if floating is float:
+        fnn_row_scale_to_f(x, out, n, a)
+    else:
+        fnn_row_scale_to_d(x, out, n, a)
 
 
 cdef inline void row_scale(floating *y, Py_ssize_t n, floating a) noexcept nogil:

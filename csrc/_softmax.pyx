@@ -12,8 +12,9 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
-                      row_scale_stream, row_shift)
+                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -172,3 +173,113 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
     if n_pieces < 0:
         raise MemoryError()
 
+
+
+# ---- the affine output layer fused with its softmax cross-entropy ----------------------------------------------------
+
+def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
+                  const Py_ssize_t[::1] targets, floating[::1] loss, floating[::1] logits, double[:, ::1] row_ref,
+                  double[:, ::1] row_sum, double[:, ::1] blk_ref, floating[:, ::1] scratch, floating[:, ::1] dW,
+                  floating[::1] db, floating[:, ::1] dh, floating[:, :, ::1] dh_parts, Py_ssize_t block, double scale,
+                  bint want_grad, int n_threads):
+    """logits = h W^T + b, loss = logsumexp - logits[target] per row, and the gradients of scale * sum(loss).
+
+    The V output rows are cut into blocks of `block` rows and the blocks into G = row_ref.shape[0] groups of
+    consecutive blocks; a thread runs a whole group with single-threaded BLAS (the caller has set BLAS to one thread),
+    so each product is small and its operands stay in the thread's cache.
+
+    Pass 1, per block of a group: the logits tile (B, w) = bias + h W_blk^T (in `logits`, blocks one after the
+    other); with R the group's running row maxima, the tile is replaced by E = exp(tile - R) (R of each row kept in
+    blk_ref), the group's row sums of exps accumulate, and so does its share of dh += E W_blk while W_blk is still in
+    cache (flash-attention style: when a row's maximum grows, what that row has summed is rescaled by
+    exp(R_old - R_new)).  The groups' (R, sum, share) are combined in group order into each row's logsumexp, the loss
+    and dh = scale * (the shares rescaled to the logsumexp - W[target]).  Pass 2, per block: the gradient tile
+    scale * (softmax - onehot) = E * scale * exp(R - logsumexp) - onehot in the thread's scratch, its column sums
+    (db) and dW_blk = tile^T h: W is read once and exp runs once per logit.  Blocks and groups depend only on the
+    shapes, so the results are the same bits for every thread count.
+
+    h (B, H), W (V, H), b (V,), targets (B,) IN (B, H >= 1).
+    loss (B,) OUT (holds the target logits while pass 1 runs).
+    logits (B V,), row_ref, row_sum (G, B), blk_ref (n_blocks, B), scratch (n_threads, B block) work.
+    dW (V, H), db (V,), dh (B, H) OUT and dh_parts (G, B, H) work when want_grad (else None).
+    """
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], V = W.shape[0], G = row_ref.shape[0]
+    cdef Py_ssize_t n_blocks = (V + block - 1) // block
+    cdef Py_ssize_t gi, k, k0, k1, lo, w, i, j, t, u
+    cdef floating *tile
+    cdef floating *S
+    cdef floating m
+    cdef double r, s, f
+    cdef floating sc = <floating> scale
+    with nogil:
+        # pass 1: logits tiles turned into exps, the groups' row statistics and (want_grad) shares of dh
+        for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+            k0 = gi * n_blocks // G
+            k1 = (gi + 1) * n_blocks // G
+            for k in range(k0, k1):
+                lo = k * block
+                w = min(block, V - lo)
+                tile = &logits[0] + B * lo
+                for i in range(B):
+                    memcpy(tile + i * w, &b[lo], w * sizeof(floating))
+                gemm_rm(False, True, <int> B, <int> w, <int> H, <floating> 1, &h[0, 0], <int> H, &W[lo, 0], <int> H,
+                        <floating> 1, tile, <int> w)
+                for i in range(B):
+                    t = targets[i] - lo
+                    if 0 <= t < w:
+                        loss[i] = tile[i * w + t]
+                    m = row_max(tile + i * w, w)
+                    if k == k0:
+                        row_ref[gi, i] = m
+                        row_sum[gi, i] = 0
+                    elif not (m <= row_ref[gi, i]):   # a larger maximum (or NaN): rescale what is summed so far
+                        f = exp(row_ref[gi, i] - m)
+                        row_ref[gi, i] = m
+                        row_sum[gi, i] = row_sum[gi, i] * f
+                        if want_grad:
+                            row_scale(&dh_parts[gi, i, 0], H, <floating> f)
+                    blk_ref[k, i] = row_ref[gi, i]
+                    row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w, <floating> row_ref[gi, i])
+                if want_grad:
+                    gemm_rm(False, False, <int> B, <int> H, <int> w, <floating> 1, tile, <int> w, &W[lo, 0], <int> H,
+                            <floating> (0 if k == k0 else 1), &dh_parts[gi, 0, 0], <int> H)
+        # each row's logsumexp over the groups, in group order (row_ref[0] then holds it); the loss; dh
+        for i in prange(B, schedule="static", num_threads=n_threads):
+            r = row_ref[0, i]
+            for u in range(1, G):
+                if not (row_ref[u, i] <= r):   # also picks up NaN
+                    r = row_ref[u, i]
+            s = 0
+            for u in range(G):
+                s = s + row_sum[u, i] * exp(row_ref[u, i] - r)
+            s = r + log(s)
+            loss[i] = <floating> (s - loss[i])
+            if want_grad:
+                t = targets[i]
+                for j in range(H):
+                    dh[i, j] = -sc * W[t, j]
+                for u in range(G):
+                    axpy(<floating> (scale * exp(row_ref[u, i] - s)), &dh_parts[u, i, 0], &dh[i, 0], H)
+            row_ref[0, i] = s
+        if want_grad:
+            # pass 2: gradient tiles, db and dW
+            for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+                S = &scratch[omp_get_thread_num(), 0]
+                k0 = gi * n_blocks // G
+                k1 = (gi + 1) * n_blocks // G
+                for k in range(k0, k1):
+                    lo = k * block
+                    w = min(block, V - lo)
+                    tile = &logits[0] + B * lo
+                    for i in range(B):
+                        f = scale * exp(blk_ref[k, i] - row_ref[0, i])
+                        row_scale_to(tile + i * w, S + i * w, w, <floating> f)
+                        t = targets[i] - lo
+                        if 0 <= t < w:
+                            S[i * w + t] = S[i * w + t] - sc
+                    for j in range(w):
+                        db[lo + j] = S[j]
+                    for i in range(1, B):
+                        axpy(<floating> 1, S + i * w, &db[lo], w)
+                    gemm_rm(True, False, <int> w, <int> H, <int> B, <floating> 1, S, <int> w, &h[0, 0], <int> H,
+                            <floating> 0, &dW[lo, 0], <int> H)

@@ -125,6 +125,15 @@ static inline void fnn_row_scale_d(double *y, ptrdiff_t n, double a) {
     for (ptrdiff_t j = 0; j < n; j++) y[j] *= a;
 }
 
+/* out[j] = a * x[j] */
+static inline void fnn_row_scale_to_f(const float *x, float *out, ptrdiff_t n, float a) {
+    FNN_SIMD
+    for (ptrdiff_t j = 0; j < n; j++) out[j] = a * x[j];
+}
+static inline void fnn_row_scale_to_d(const double *x, double *out, ptrdiff_t n, double a) {
+    for (ptrdiff_t j = 0; j < n; j++) out[j] = a * x[j];
+}
+
 /* out[j] = a * x[j] with non-temporal (streaming) stores where the CPU has them: out goes to memory without being
  * read into the cache first (a plain store reads each line before writing it), so a result too big for the cache
  * costs one write of memory traffic instead of a read and a write.  Same values as fnn_row_scale_f. */

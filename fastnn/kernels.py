@@ -156,6 +156,48 @@ class OutputLayerWork:
         return buf
 
 
+_blas_libs = None
+
+
+class _one_blas_thread:
+    """Every loaded BLAS runs single-threaded inside the block (restored after): for kernels whose own threads call
+    BLAS, so that the BLAS thread pool does not compete with them for the cores.  The BLAS limit is per process:
+    another Python thread's BLAS calls also run on one thread while the block lasts."""
+
+    def __enter__(self):
+        global _blas_libs
+        if _blas_libs is None:
+            from threadpoolctl import ThreadpoolController
+            _blas_libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        self._saved = [(lib, lib.get_num_threads()) for lib in _blas_libs]
+        for lib, n in self._saved:
+            if n != 1:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in self._saved:
+            if n != 1:
+                lib.set_num_threads(n)
+        return False
+
+
+# output_layer's blocking: blocks of output rows whose (B, block) logits tile is about 128 KiB of float32, at most
+# _OL_GROUPS groups of consecutive blocks (the units the threads share out; each keeps a (B, H) share of dh, and the
+# shares of all groups take at most _OL_PARTS_BYTES).
+_OL_TILE = 32768
+_OL_GROUPS = 16
+_OL_PARTS_BYTES = 32 << 20
+
+
+def _output_layer_blocking(B, H, n_out, itemsize):
+    """(block, n_groups) for output_layer: a function of the shapes only, so results do not depend on threads."""
+    block = min(max(64, _OL_TILE // max(B, 1)) // 16 * 16, 2048)
+    n_blocks = -(-n_out // block)
+    n_groups = max(1, min(n_blocks, _OL_GROUPS, _OL_PARTS_BYTES // max(B * H * itemsize, 1)))
+    return block, n_groups
+
+
 def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reuse_grad_buffers=False,
                  n_threads=None):
     """Affine softmax output layer with cross-entropy: logits = h @ W.T + b.
@@ -165,13 +207,17 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     h : (B, H) hidden vectors; W : (V, H) output weights; b : (V,) output biases (one float dtype).
     targets : (B,) integers in [0, V).
     scale : gradients are of scale * sum of the per-row losses (1/B for the mean).
-    work : an OutputLayerWork to reuse the (B, V) logits buffer across calls.
+    work : an OutputLayerWork to reuse the (B, V) logits buffer and the other work space across calls.
     reuse_grad_buffers : write dW and dh into `work`'s buffers too (no fresh V x H allocation per call); they are then
         valid only until the next call with the same work.
 
     Returns
     -------
     loss (B,), and when want_grad: dW (V, H), db (V,), dh (B, H) (new arrays) else None, None, None.
+
+    The kernel's threads share out blocks of output rows, each running single-threaded BLAS on its block (every
+    loaded BLAS is limited to one thread during the call, see _one_blas_thread); results are the same bits for every
+    thread count.
     """
     where = "output_layer"
     V.check_float_array(W, "W", where, ndim=2)
@@ -188,26 +234,45 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     V.check_scalar(scale, "scale", where)
     _check_blas_dims(where, B, H, n_out)
     work = work if work is not None else OutputLayerWork()
-    logits = work.get("logits", (B, n_out), W.dtype)
-    logits[...] = b
-    if B and H:
-        _blas._gemm(False, True, 1.0, h, W, 1.0, logits)
-    g = logits if want_grad else None
-    loss = _softmax_xent_unchecked(logits, targets, g, scale, n_threads)
+    dt = W.dtype
+    if want_grad:
+        if reuse_grad_buffers:
+            dW = work.get("dW", W.shape, dt)
+            dh = work.get("dh", h.shape, dt)
+        else:
+            dW = np.empty_like(W)
+            dh = np.empty_like(h)
+    if B == 0 or H == 0:
+        # nothing for BLAS to do: every row of logits is b
+        g = np.empty((B, n_out), dtype=dt)
+        g[...] = b
+        loss = _softmax_xent_unchecked(g, targets, g if want_grad else None, scale, n_threads)
+        if not want_grad:
+            return loss, None, None, None
+        dW[...] = 0
+        dh[...] = 0
+        return loss, dW, _col_sums_unchecked(g, np.zeros(n_out, dtype=dt), 0.0, n_threads), dh
+    block, n_groups = _output_layer_blocking(B, H, n_out, dt.itemsize)
+    n_blocks = -(-n_out // block)
+    nt = min(effective_n_threads(n_threads), n_groups)
+    if B * H * n_out < 1 << 18:
+        nt = 1  # too little work to wake a second thread
+    loss = np.empty(B, dtype=dt)
+    logits = work.get("logits", (B * n_out,), dt)
+    row_ref = work.get("row_ref", (n_groups, B), np.float64)
+    row_sum = work.get("row_sum", (n_groups, B), np.float64)
+    blk_ref = work.get("blk_ref", (n_blocks, B), np.float64)
+    scratch = work.get("scratch", (nt, B * block), dt)
+    if want_grad:
+        db = np.empty(n_out, dtype=dt)
+        dh_parts = work.get("dh_parts", (n_groups, B, H), dt)
+    else:
+        dW = db = dh = dh_parts = None
+    with _one_blas_thread():
+        _softmax._output_layer(h, W, b, targets, loss, logits, row_ref, row_sum, blk_ref, scratch, dW, db, dh,
+                               dh_parts, block, float(scale), bool(want_grad), nt)
     if not want_grad:
         return loss, None, None, None
-    if reuse_grad_buffers:
-        dW = work.get("dW", W.shape, W.dtype)
-        dh = work.get("dh", h.shape, W.dtype)
-    else:
-        dW = np.empty_like(W)
-        dh = np.empty_like(h)
-    if B:
-        _blas._gemm(True, False, 1.0, g, h, 0.0, dW)
-        _blas._gemm(False, False, 1.0, g, W, 0.0, dh)
-    else:
-        dW[...] = 0
-    db = _col_sums_unchecked(g, np.zeros(n_out, dtype=g.dtype), 0.0, n_threads)
     return loss, dW, db, dh
 
 
