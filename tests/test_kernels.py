@@ -68,19 +68,90 @@ def test_log_softmax(dtype, rng):
     np.testing.assert_allclose(out, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
-def test_output_layer_matches_numpy(dtype, rng):
-    B, H, V = 7, 5, 11
+def ref_output_layer(h, W, b, t, scale):
+    """loss, dW, db, dh of output_layer in float64."""
+    h, W = h.astype(np.float64), W.astype(np.float64)
+    loss, g = ref_xent(h @ W.T + b, t)
+    g *= scale
+    return loss, g.T @ h, g.sum(0), g @ W
+
+
+# shapes with one block, blocks cut unevenly (V not a multiple of the block), more blocks than groups, and B > 128
+OUTPUT_SHAPES = [(7, 5, 11), (1, 1, 1), (3, 2, 1000), (130, 33, 5003), (5, 3, 40_000), (300, 17, 777)]
+
+
+@pytest.mark.parametrize("B,H,V", OUTPUT_SHAPES)
+def test_output_layer_matches_numpy(B, H, V, dtype, n_threads, rng):
     h = rng.standard_normal((B, H)).astype(dtype)
     W = rng.standard_normal((V, H)).astype(dtype)
     b = rng.standard_normal(V).astype(dtype)
     t = rng.integers(0, V, B)
-    loss, dW, db, dh = K.output_layer(h, W, b, t, scale=1 / B)
-    rl, rg = ref_xent(h.astype(np.float64) @ W.T.astype(np.float64) + b, t)
-    rg /= B
+    got = K.output_layer(h, W, b, t, scale=1 / B, n_threads=n_threads)
+    for name, x, r in zip(["loss", "dW", "db", "dh"], got, ref_output_layer(h, W, b, t, 1 / B)):
+        assert x.dtype == dtype and x.shape == r.shape, name
+        # float32: the products add H (or B, or V) rounded terms; compare relative to the largest entry
+        np.testing.assert_allclose(x, r, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] * np.abs(r).max(),
+                                   err_msg=name)
+    loss_only = K.output_layer(h, W, b, t, want_grad=False, n_threads=n_threads)
+    np.testing.assert_array_equal(loss_only[0], got[0])
+    assert loss_only[1:] == (None, None, None)
+
+
+def test_output_layer_is_the_same_bits_for_any_thread_count(dtype, rng):
+    B, H, V = 67, 19, 30_011
+    h = rng.standard_normal((B, H)).astype(dtype)
+    W = rng.standard_normal((V, H)).astype(dtype)
+    b = rng.standard_normal(V).astype(dtype)
+    t = rng.integers(0, V, B)
+    first = K.output_layer(h, W, b, t, scale=0.3, n_threads=1)
+    work = K.OutputLayerWork()
+    for n in (2, 3, 1):
+        for x, y in zip(first, K.output_layer(h, W, b, t, scale=0.3, work=work, reuse_grad_buffers=True, n_threads=n)):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_output_layer_when_the_row_maximum_moves_between_blocks(dtype, rng):
+    """Logits rising along V (the running maximum grows block after block, rescaling what was summed), falling, and
+    spread over +-200 (exps far below the maximum underflow)."""
+    B, H, V = 6, 4, 100_000
+    h = np.ones((B, H), dtype)
+    h[1] *= -1
+    h[2:] = rng.standard_normal((B - 2, H)) * 50
+    W = np.repeat(np.linspace(-5, 5, V)[:, None], H, axis=1).astype(dtype)
+    W[:, 1:] += rng.standard_normal((V, H - 1)).astype(dtype) * 0.1
+    b = rng.standard_normal(V).astype(dtype)
+    t = np.array([V - 1, 0, 3, V // 2, 17, V - 2])
+    got = K.output_layer(h, W, b, t, n_threads=2)
+    for name, x, r in zip(["loss", "dW", "db", "dh"], got, ref_output_layer(h, W, b, t, 1.0)):
+        assert np.all(np.isfinite(x)), name
+        np.testing.assert_allclose(x, r, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=(1e-4 if dtype == np.float32 else 1e-10) * np.abs(r).max(), err_msg=name)
+
+
+def test_output_layer_edge_shapes_and_nan(dtype, rng):
+    W = rng.standard_normal((9, 4)).astype(dtype)
+    b = rng.standard_normal(9).astype(dtype)
+    loss, dW, db, dh = K.output_layer(np.zeros((0, 4), dtype), W, b, np.zeros(0, int))
+    assert loss.shape == (0,) and dh.shape == (0, 4) and not dW.any() and not db.any()
+    t = np.array([0, 8, 3])
+    loss, dW, db, dh = K.output_layer(np.zeros((3, 0), dtype), W[:, :0], b, t, scale=0.5)
+    rl, rg = ref_xent(np.tile(b, (3, 1)), t)
     np.testing.assert_allclose(loss, rl, **TOL[dtype])
-    np.testing.assert_allclose(dW, rg.T @ h, **TOL[dtype])
-    np.testing.assert_allclose(db, rg.sum(0), **TOL[dtype])
-    np.testing.assert_allclose(dh, rg @ W, **TOL[dtype])
+    np.testing.assert_allclose(db, 0.5 * rg.sum(0), **TOL[dtype])
+    assert dW.shape == (9, 0) and dh.shape == (3, 0)
+    h = rng.standard_normal((3, 4)).astype(dtype)
+    h[1, 2] = np.nan
+    loss, dW, db, dh = K.output_layer(h, W, b, t)
+    assert np.isnan(loss[1]) and np.all(np.isfinite(loss[[0, 2]])) and np.all(np.isfinite(dh[[0, 2]]))
+
+
+def test_output_layer_leaves_blas_threads_as_they_were():
+    from threadpoolctl import threadpool_info, threadpool_limits
+    h, W = np.ones((4, 8), np.float32), np.ones((100_000, 8), np.float32)
+    with threadpool_limits(2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        K.output_layer(h, W, np.zeros(100_000, np.float32), np.arange(4), n_threads=2)
+        assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
 
 
 @pytest.mark.parametrize("pattern", ["empty", "all_same", "sorted", "random", "one_row_heavy"])
