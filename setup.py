@@ -123,6 +123,11 @@ class BuildExt(build_ext):
                                                                        ["-march=native"], []):
                 cflags += ["-march=native"]
                 native = True
+                # gcc keeps to 256-bit vectors on AVX-512 CPUs unless told otherwise; the kernels' long exp and update
+                # loops run ~20 % faster with 512-bit ones (softmax_xent, 1 thread).  x86 compilers only: probed.
+                if _try_compile_and_run(cc, "int main(void){return 0;}\n",
+                                        ["-march=native", "-mprefer-vector-width=512"], []):
+                    cflags += ["-mprefer-vector-width=512"]
             san = os.environ.get("FASTNN_SANITIZE")
             if san:
                 cflags += [f"-fsanitize={san}"]

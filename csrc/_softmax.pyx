@@ -115,7 +115,8 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     with nogil:
         if V <= CHUNK:
             n_pieces = 1
-            for i in prange(B, schedule="static", num_threads=n_threads):
+            # dynamic: a thread that loses its core to another process hands its rows to the other threads
+            for i in prange(B, schedule="dynamic", num_threads=n_threads):
                 # whole row in one thread: read once from memory, then exp and scale in cache
                 t = targets[i]
                 xt = logits[i, t]
