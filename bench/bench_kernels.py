@@ -8,10 +8,14 @@ torch_fused or roof, and records openmp_enabled, n_threads, blas_threads and cpu
 
 The roof of a group is its physical limit on the machine at hand, timed in the same run: for a BLAS-bound group
 (output_layer, rnn_layer, lstm_layer) one float32 GEMM of the same FLOPs (square, F-ordered operands, through
-scipy's BLAS, the one fastnn's kernels call); for a memory-bound group a copy (np.copyto into a preallocated
-buffer, split over the same threads) of the same memory traffic, bytes read + bytes written.  Every implementation
-records the group's work (extra_info["work"], in FLOP or bytes) and the roof its own (extra_info["roof_work"]), so
-bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
+scipy's BLAS, the one fastnn's kernels call); for a memory-bound group ("memory") one pass over as many bytes as the
+kernel's own arrays, with the same mix of reads and writes (kernels.memory_pass, on the same threads): the bytes the
+kernel only reads are read, those it updates in place are read and written back in place (x += 1), those it only
+writes are written (with streaming stores when they exceed 16 MiB, as softmax_xent's gradient is).  Its work is
+bytes read + bytes written, each in-place byte counting twice.  (It replaced a copy into a fresh buffer, whose
+stores also read every line they write: that counted the in-place kernels' traffic wrong, and dense_adagrad ran at
+"145-203 %" of it.)  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
+roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
 its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
 all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
 
@@ -27,7 +31,6 @@ graph is kept (retain_graph=True), so all three implementations start from raw i
 """
 import os
 import platform
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -101,12 +104,18 @@ def _impl_threads(impl):
 
 
 def _label(benchmark, kernel, size, impl, work, **notes):
-    """work: (kind, amount) of the group, ("gemm", FLOP) or ("copy", bytes read + written)."""
+    """work: the group's ("gemm", FLOP), or ("memory", bytes read + written, (floats read only, floats updated in
+    place, floats written only))."""
     benchmark.group = f"{kernel}:{size}"
     benchmark.extra_info.update(
         impl=impl, kernel=kernel, size=size, dtype="float32", openmp_enabled=fastnn.openmp_enabled(),
         n_threads=_impl_threads(impl), blas_threads=BLAS_THREADS, cpu_model=CPU_MODEL,
         torch_version=None if torch is None else torch.__version__, roof=work[0], work=float(work[1]), **notes)
+
+
+def memory_work(read=0, update=0, write=0):
+    """The work of a memory-bound group that reads `read` float32s, updates `update` in place and writes `write`."""
+    return ("memory", 4.0 * (read + 2 * update + write), (int(read), int(update), int(write)))
 
 
 # ---- roofs: the machine's limit for the same work, timed like the implementations --------------------------------
@@ -123,29 +132,22 @@ def gemm_roof(flops):
     return fn, 2.0 * n ** 3
 
 
-_POOL = ThreadPoolExecutor(N_THREADS) if N_THREADS > 1 else None
+STREAM_BYTES = 16 << 20  # written-only arrays larger than this get streaming stores (as in csrc/_softmax.pyx)
 
 
-def copy_roof(traffic):
-    """A copy moving `traffic` bytes (half read, half written) into a preallocated buffer, split over the
-    benchmark's threads (np.copyto releases the GIL); returns (fn, its exact traffic)."""
-    n = max(1, int(traffic // (2 * 4)))
-    src, dst = _filled(n, 1.0), _filled(n)
-    parts = N_THREADS if (_POOL is not None and n >= 1 << 16) else 1
-    cuts = [n * k // parts for k in range(parts + 1)]
-    pieces = [(dst[lo:hi], src[lo:hi]) for lo, hi in zip(cuts, cuts[1:])]
+def memory_roof(mix):
+    """One pass over the same float32s as the kernel (read only, updated in place, written only; kernels.memory_pass
+    on the benchmark's threads); returns (fn, its bytes read + written)."""
+    read, update, write = mix
+    src, upd, dst = _filled(read, 1.0), _filled(update, 1.0), _filled(write)
 
     def fn():
-        if parts == 1:
-            np.copyto(dst, src)
-        else:
-            for f in [_POOL.submit(np.copyto, d, s) for d, s in pieces]:
-                f.result()
-    return fn, 8.0 * n
+        K.memory_pass(src, upd, dst, stream=4 * write > STREAM_BYTES)
+    return fn, 4.0 * (read + 2 * update + write)
 
 
 def _run_roof(benchmark, kernel, size, work, **notes):
-    fn, roof_work = (gemm_roof if work[0] == "gemm" else copy_roof)(work[1])
+    fn, roof_work = gemm_roof(work[1]) if work[0] == "gemm" else memory_roof(work[2])
     fn()
     _label(benchmark, kernel, size, "roof", work, roof_work=roof_work, **notes)
     benchmark(fn)
@@ -238,7 +240,7 @@ SOFTMAX_SIZES = {"B128xV10000": (128, 10_000), "B128xV100000": (128, 100_000)}
 def test_softmax_xent(benchmark, size, impl):
     """Loss and gradient of the mean loss wrt the logits (torch: F.cross_entropy forward + backward)."""
     B, V = SOFTMAX_SIZES[size]
-    work = ("copy", 2 * B * V * 4)  # read the logits, write the gradient
+    work = memory_work(read=B * V, write=B * V)  # read the logits, write the gradient
     if impl == "roof":
         return _run_roof(benchmark, "softmax_xent", size, work)
     rng = np.random.default_rng(SEED)
@@ -348,9 +350,9 @@ def _sparse_case(rng):
 
 
 def _sparse_work(touches_per_row):
-    """Traffic of a sparse update: read G (N, D), and read + write `touches_per_row` arrays' rows per distinct row."""
+    """Work of a sparse update: read G (N, D), and update `touches_per_row` arrays' rows per distinct row in place."""
     n_uniq = np.unique(zipf_indices(SPARSE_N, SPARSE_V)).shape[0]
-    return ("copy", 4 * SPARSE_D * (SPARSE_N + 2 * touches_per_row * n_uniq))
+    return memory_work(read=SPARSE_N * SPARSE_D, update=touches_per_row * n_uniq * SPARSE_D)
 
 
 def _untouched_sample(rng, idx, k=1000):
@@ -443,7 +445,7 @@ DENSE_LR = 0.01
 @pytest.mark.parametrize("impl", IMPLS + [pytest.param("torch_fused", marks=_torch)])
 def test_dense_adagrad(benchmark, impl):
     """acc += g*g; w -= lr*g/(sqrt(acc)+eps) over 1e7 floats (torch: optim.Adagrad default, and fused=True)."""
-    work = ("copy", 5 * DENSE_N * 4)  # read w, acc, g; write w, acc
+    work = memory_work(read=DENSE_N, update=2 * DENSE_N)  # read g; update w and acc in place
     if impl == "roof":
         return _run_roof(benchmark, "dense_adagrad", f"N{DENSE_N}", work)
     rng = np.random.default_rng(SEED)

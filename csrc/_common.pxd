@@ -12,6 +12,9 @@ cdef extern from "fnn_math.h" nogil:
     double fnn_row_exp_d(const double *x, double *out, Py_ssize_t n, double m)
     double fnn_row_sumexp_f(const float *x, Py_ssize_t n, float m)
     double fnn_row_sumexp_d(const double *x, Py_ssize_t n, double m)
+    Py_ssize_t FNN_BLOCK
+    double fnn_row_exp_online_f(const float *x, float *out, Py_ssize_t n, float *refs, float *m_out)
+    double fnn_row_exp_online_d(const double *x, double *out, Py_ssize_t n, double *refs, double *m_out)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)
     void fnn_row_scale_to_f(const float *x, float *out, Py_ssize_t n, float a)
@@ -19,6 +22,7 @@ cdef extern from "fnn_math.h" nogil:
     void fnn_row_scale_stream_f(const float *x, float *out, Py_ssize_t n, float a)
     void fnn_row_scale_stream_d(const double *x, double *out, Py_ssize_t n, double a)
     void fnn_row_shift_f(const float *x, float *out, Py_ssize_t n, float shift)
+    void fnn_fill_f(float *out, Py_ssize_t n, float v, int stream)
     void fnn_row_shift_d(const double *x, double *out, Py_ssize_t n, double shift)
     float fnn_dot_f(const float *x, const float *y, Py_ssize_t n)
     double fnn_dot_d(const double *x, const double *y, Py_ssize_t n)
@@ -70,6 +74,16 @@ cdef inline double row_exp(const floating *x, floating *out, Py_ssize_t n, float
         return fnn_row_exp_f(x, out, n, m)
     else:
         return fnn_row_exp_d(x, out, n, m)
+
+
+cdef inline double row_exp_online(const floating *x, floating *out, Py_ssize_t n, floating *refs,
+                                  floating *m_out) noexcept nogil:
+    """out[j] = exp(x[j] - the running max at x[j]'s piece (refs[piece])), in one read of x; returns the sum of the
+    exps relative to the row's max, stored in m_out (see fnn_row_exp_online_f).  out may be x."""
+    if floating is float:
+        return fnn_row_exp_online_f(x, out, n, refs, m_out)
+    else:
+        return fnn_row_exp_online_d(x, out, n, refs, m_out)
 
 
 cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:

@@ -14,7 +14,7 @@ from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
-                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy)
+                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy, row_exp_online, FNN_BLOCK)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -103,11 +103,14 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     # exps go to a per-thread row buffer (it stays in cache), then to g with streaming stores
     cdef bint stream = (want_grad and g != &logits[0, 0] and V <= CHUNK
                         and B * V * <Py_ssize_t> sizeof(floating) > STREAM_BYTES)
+    # per thread: the row buffer (stream only), then the pieces' reference maxima of row_exp_online
+    cdef Py_ssize_t n_refs = (V + FNN_BLOCK - 1) // FNN_BLOCK, stride = (V if stream else 0) + n_refs, p, lo
+    cdef floating *refs
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
-    if stream:
-        scratch = <floating *> malloc(n_threads * V * sizeof(floating))
-    if mx == NULL or sm == NULL or (stream and scratch == NULL):
+    if want_grad and V <= CHUNK:
+        scratch = <floating *> malloc(n_threads * stride * sizeof(floating))
+    if mx == NULL or sm == NULL or (want_grad and V <= CHUNK and scratch == NULL):
         free(mx)
         free(sm)
         free(scratch)
@@ -117,21 +120,26 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
             n_pieces = 1
             # dynamic: a thread that loses its core to another process hands its rows to the other threads
             for i in prange(B, schedule="dynamic", num_threads=n_threads):
-                # whole row in one thread: read once from memory, then exp and scale in cache
+                # whole row in one thread: read once from memory (max and exp piece by piece), then scaled in cache
                 t = targets[i]
                 xt = logits[i, t]
-                m = row_max(&logits[i, 0], V)
-                if stream:
-                    buf = scratch + omp_get_thread_num() * V
-                    s = row_exp(&logits[i, 0], buf, V, m)
-                    row_scale_stream(buf, g + i * V, V, <floating> (scale / s))
-                    g[i * V + t] = g[i * V + t] - <floating> scale
-                elif want_grad:
-                    s = row_exp(&logits[i, 0], g + i * V, V, m)
-                    row_scale(g + i * V, V, <floating> (scale / s))
+                m = 0   # assigned in the loop, so private to each thread (row_exp_online writes it through &m)
+                if want_grad:
+                    buf = scratch + omp_get_thread_num() * stride
+                    refs = buf + (V if stream else 0)
+                    if not stream:
+                        buf = g + i * V
+                    s = row_exp_online(&logits[i, 0], buf, V, refs, &m)
+                    for p in range(n_refs):
+                        lo = p * FNN_BLOCK
+                        if stream:
+                            row_scale_stream(buf + lo, g + i * V + lo, min(FNN_BLOCK, V - lo),
+                                             <floating> (scale / s * exp(refs[p] - m)))
+                        else:
+                            row_scale(buf + lo, min(FNN_BLOCK, V - lo), <floating> (scale / s * exp(refs[p] - m)))
                     g[i * V + t] = g[i * V + t] - <floating> scale
                 else:
-                    s = row_sumexp(&logits[i, 0], V, m)
+                    s = row_exp_online(&logits[i, 0], <floating *> NULL, V, <floating *> NULL, &m)
                 loss[i] = <floating> ((m - xt) + log(s))
         else:
             # read the target logits first: with grad aliasing logits they are about to be overwritten

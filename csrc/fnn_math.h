@@ -99,6 +99,57 @@ static inline double fnn_row_exp_d(const double *x, double *out, ptrdiff_t n, do
     return s;
 }
 
+/* The first two passes of a softmax row in one: per FNN_BLOCK piece, its max (read from memory into L1), the row's
+ * running max m updated, then out[j] = exp(x[j] - m) with m as it stands (refs[piece] = that m) and the running sum
+ * of exps rescaled whenever m grows.  Returns the sum relative to the final max, written to *m_out; the caller scales
+ * piece p by exp(refs[p] - max) (fnn_row_rescale_*).  Reading the row once overlaps its memory traffic with the exps,
+ * where a separate max pass would wait on memory alone.  refs has room for (n + FNN_BLOCK - 1) / FNN_BLOCK values;
+ * out may be x.  With out NULL (refs unused) only the sum is computed, by the same arithmetic: the same bits. */
+static inline double fnn_row_exp_online_f(const float *x, float *out, ptrdiff_t n, float *refs, float *m_out) {
+    double total = 0.0;
+    float m = -INFINITY;
+    for (ptrdiff_t lo = 0, p = 0; lo < n; lo += FNN_BLOCK, p++) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        float mp = fnn_row_max_f(x + lo, hi - lo);
+        if (!(mp <= m)) {   /* also takes NaN */
+            total *= (double)expf(m - mp);
+            m = mp;
+        }
+        float s = 0.0f;
+        if (out) {
+            refs[p] = m;
+            FNN_SIMD_SUM(s)
+            for (ptrdiff_t j = lo; j < hi; j++) { float e = fnn_expf(x[j] - m); out[j] = e; s += e; }
+        } else {
+            FNN_SIMD_SUM(s)
+            for (ptrdiff_t j = lo; j < hi; j++) s += fnn_expf(x[j] - m);
+        }
+        total += s;
+    }
+    *m_out = m;
+    return total;
+}
+static inline double fnn_row_exp_online_d(const double *x, double *out, ptrdiff_t n, double *refs, double *m_out) {
+    double total = 0.0;
+    double m = -INFINITY;
+    for (ptrdiff_t lo = 0, p = 0; lo < n; lo += FNN_BLOCK, p++) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        double mp = fnn_row_max_d(x + lo, hi - lo);
+        if (!(mp <= m)) {
+            total *= exp(m - mp);
+            m = mp;
+        }
+        if (out) {
+            refs[p] = m;
+            for (ptrdiff_t j = lo; j < hi; j++) { double e = exp(x[j] - m); out[j] = e; total += e; }
+        } else {
+            for (ptrdiff_t j = lo; j < hi; j++) total += exp(x[j] - m);
+        }
+    }
+    *m_out = m;
+    return total;
+}
+
 /* sum_j exp(x[j] - m) without storing */
 static inline double fnn_row_sumexp_f(const float *x, ptrdiff_t n, float m) {
     double total = 0.0;
@@ -159,6 +210,36 @@ static inline void fnn_row_scale_stream_f(const float *x, float *out, ptrdiff_t 
 }
 static inline void fnn_row_scale_stream_d(const double *x, double *out, ptrdiff_t n, double a) {
     for (ptrdiff_t j = 0; j < n; j++) out[j] = a * x[j];
+}
+
+/* out[j] = v, with streaming stores when `stream` (see fnn_row_scale_stream_f); the write-only part of the benchmarks'
+ * memory roof. */
+static inline void fnn_fill_f(float *out, ptrdiff_t n, float v, int stream) {
+    ptrdiff_t j = 0;
+#if defined(__AVX512F__)
+    if (stream) {
+        for (; j < n && ((uintptr_t)(out + j) & 63); j++) out[j] = v;
+        __m512 vv = _mm512_set1_ps(v);
+        for (; j + 16 <= n; j += 16) _mm512_stream_ps(out + j, vv);
+        _mm_sfence();
+    }
+#elif defined(__AVX__)
+    if (stream) {
+        for (; j < n && ((uintptr_t)(out + j) & 31); j++) out[j] = v;
+        __m256 vv = _mm256_set1_ps(v);
+        for (; j + 8 <= n; j += 8) _mm256_stream_ps(out + j, vv);
+        _mm_sfence();
+    }
+#elif defined(__SSE2__) || defined(_M_X64)
+    if (stream) {
+        for (; j < n && ((uintptr_t)(out + j) & 15); j++) out[j] = v;
+        __m128 vv = _mm_set1_ps(v);
+        for (; j + 4 <= n; j += 4) _mm_stream_ps(out + j, vv);
+        _mm_sfence();
+    }
+#endif
+    FNN_SIMD
+    for (ptrdiff_t i = j; i < n; i++) out[i] = v;
 }
 
 /* out[j] = x[j] - shift (log-softmax) */

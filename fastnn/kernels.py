@@ -142,6 +142,20 @@ def _col_sums_unchecked(a, out, beta, n_threads):
     return out
 
 
+def memory_pass(src, upd, dst, *, stream=False, n_threads=None):
+    """A pass at memory speed over the bytes of a memory-bound kernel (the roof bench/bench_kernels.py times): every
+    element of `src` read, of `upd` read and rewritten in place (upd += 1), of `dst` written (dst = 1, with streaming
+    stores when `stream`, which bypass the cache).  1-d float32 arrays, C-contiguous.  Returns a float (the sum of
+    the maxima of src's pieces; it only makes the reads count)."""
+    where = "memory_pass"
+    for name, a, writeable in (("src", src, False), ("upd", upd, True), ("dst", dst, True)):
+        V.check_float_array(a, name, where, ndim=1, writeable=writeable)
+        if a.dtype != np.float32:
+            raise TypeError(f"{where}: '{name}' must have dtype float32; got {a.dtype}.")
+    V.check_no_overlap(where, upd=upd, dst=dst)
+    return _blas._memory_pass(src, upd, dst, bool(stream), effective_n_threads(n_threads))
+
+
 class OutputLayerWork:
     """Reusable buffers for output_layer (large fresh allocations page-fault heavily; reuse them across batches)."""
 

@@ -19,7 +19,8 @@ def ref_xent(x, t):
     return loss, g
 
 
-@pytest.mark.parametrize("B,V", [(1, 1), (3, 7), (16, 1000), (2, 300_000), (1, 131_073)])
+# (40, 110_000): a separate gradient over 16 MiB, written with streaming stores from a per-thread row buffer
+@pytest.mark.parametrize("B,V", [(1, 1), (3, 7), (16, 1000), (2, 300_000), (1, 131_073), (40, 110_000)])
 def test_softmax_xent_matches_numpy(B, V, dtype, n_threads, rng):
     x = (rng.standard_normal((B, V)) * 3).astype(dtype)
     t = rng.integers(0, V, B)
@@ -52,6 +53,27 @@ def test_softmax_xent_is_stable_at_extreme_logits(dtype, scale):
     loss, g = K.softmax_xent(x, np.array([1, 2]))
     assert np.all(np.isfinite(loss)) and np.all(np.isfinite(g))
     np.testing.assert_allclose(loss, ref_xent(x.astype(np.float64), [1, 2])[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["rising", "falling", "spike_last"])
+def test_softmax_xent_when_the_row_maximum_moves_between_pieces(order, dtype, n_threads):
+    """Rows read piece by piece (1024 logits) with a running maximum: it grows in every piece (rising), never
+    (falling), or once at the very end, by far (spike_last: every earlier exp underflows against the final max)."""
+    V = 5000
+    x = np.tile(np.linspace(-30, 30, V), (3, 1))
+    if order == "falling":
+        x = x[:, ::-1]
+    elif order == "spike_last":
+        x = np.zeros((3, V))
+        x[:, -1] = [200.0, 5.0, -1.0]
+    x = np.ascontiguousarray(x, dtype=dtype)
+    t = np.array([0, V // 2, V - 1])
+    loss, g = K.softmax_xent(x, t, scale=0.25, n_threads=n_threads)
+    rl, rg = ref_xent(x, t)
+    np.testing.assert_allclose(loss, rl, **TOL[dtype])
+    np.testing.assert_allclose(g, 0.25 * rg, **TOL[dtype])
+    y = x.copy()
+    np.testing.assert_array_equal(K.softmax_xent(y, t, grad=y, scale=0.25, n_threads=n_threads)[1], g)
 
 
 def test_softmax_xent_propagates_nan(dtype):
