@@ -15,6 +15,10 @@ cdef extern from "fnn_math.h" nogil:
     Py_ssize_t FNN_BLOCK
     double fnn_row_exp_online_f(const float *x, float *out, Py_ssize_t n, float *refs, float *m_out)
     double fnn_row_exp_online_d(const double *x, double *out, Py_ssize_t n, double *refs, double *m_out)
+    void fnn_row_rescale_f(const float *x, float *out, Py_ssize_t n, const float *refs, float m, double a,
+                           int stream)
+    void fnn_row_rescale_d(const double *x, double *out, Py_ssize_t n, const double *refs, double m, double a,
+                           int stream)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)
     void fnn_row_scale_to_f(const float *x, float *out, Py_ssize_t n, float a)
@@ -84,6 +88,15 @@ cdef inline double row_exp_online(const floating *x, floating *out, Py_ssize_t n
         return fnn_row_exp_online_f(x, out, n, refs, m_out)
     else:
         return fnn_row_exp_online_d(x, out, n, refs, m_out)
+
+
+cdef inline void row_rescale(const floating *x, floating *out, Py_ssize_t n, const floating *refs, floating m,
+                             double a, bint stream) noexcept nogil:
+    """out[j] = a * exp(refs[p] - m) * x[j] in piece p: row_exp_online's exps scaled (streaming stores if stream)."""
+    if floating is float:
+        fnn_row_rescale_f(x, out, n, refs, m, a, stream)
+    else:
+        fnn_row_rescale_d(x, out, n, refs, m, a, stream)
 
 
 cdef inline double row_sumexp(const floating *x, Py_ssize_t n, floating m) noexcept nogil:

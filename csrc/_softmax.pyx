@@ -14,7 +14,7 @@ from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
-                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy, row_exp_online, FNN_BLOCK)
+                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -104,7 +104,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     cdef bint stream = (want_grad and g != &logits[0, 0] and V <= CHUNK
                         and B * V * <Py_ssize_t> sizeof(floating) > STREAM_BYTES)
     # per thread: the row buffer (stream only), then the pieces' reference maxima of row_exp_online
-    cdef Py_ssize_t n_refs = (V + FNN_BLOCK - 1) // FNN_BLOCK, stride = (V if stream else 0) + n_refs, p, lo
+    cdef Py_ssize_t n_refs = (V + FNN_BLOCK - 1) // FNN_BLOCK, stride = (V if stream else 0) + n_refs
     cdef floating *refs
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
@@ -130,13 +130,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
                     if not stream:
                         buf = g + i * V
                     s = row_exp_online(&logits[i, 0], buf, V, refs, &m)
-                    for p in range(n_refs):
-                        lo = p * FNN_BLOCK
-                        if stream:
-                            row_scale_stream(buf + lo, g + i * V + lo, min(FNN_BLOCK, V - lo),
-                                             <floating> (scale / s * exp(refs[p] - m)))
-                        else:
-                            row_scale(buf + lo, min(FNN_BLOCK, V - lo), <floating> (scale / s * exp(refs[p] - m)))
+                    row_rescale(buf, g + i * V, V, refs, m, scale / s, stream)
                     g[i * V + t] = g[i * V + t] - <floating> scale
                 else:
                     s = row_exp_online(&logits[i, 0], <floating *> NULL, V, <floating *> NULL, &m)

@@ -111,6 +111,8 @@ static inline double fnn_row_exp_online_f(const float *x, float *out, ptrdiff_t 
     for (ptrdiff_t lo = 0, p = 0; lo < n; lo += FNN_BLOCK, p++) {
         ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
         float mp = fnn_row_max_f(x + lo, hi - lo);
+        /* the next piece is asked for now, so memory works while the exps below keep the core busy */
+        for (ptrdiff_t q = hi; q < hi + FNN_BLOCK && q < n; q += 16) __builtin_prefetch(x + q);
         if (!(mp <= m)) {   /* also takes NaN */
             total *= (double)expf(m - mp);
             m = mp;
@@ -240,6 +242,50 @@ static inline void fnn_fill_f(float *out, ptrdiff_t n, float v, int stream) {
 #endif
     FNN_SIMD
     for (ptrdiff_t i = j; i < n; i++) out[i] = v;
+}
+
+/* The last pass of a softmax row after fnn_row_exp_online_*: out[j] = a * exp(refs[p] - m) * x[j] for j in piece p,
+ * with streaming stores when `stream` (one fence per row, not per piece).  out may be x when not streaming. */
+static inline void fnn_row_rescale_f(const float *x, float *out, ptrdiff_t n, const float *refs, float m, double a,
+                                     int stream) {
+    for (ptrdiff_t lo = 0, p = 0; lo < n; lo += FNN_BLOCK, p++) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        float f = (float)(a * exp((double)refs[p] - (double)m));
+        ptrdiff_t j = lo;
+#if defined(__AVX512F__)
+        if (stream) {
+            for (; j < hi && ((uintptr_t)(out + j) & 63); j++) out[j] = f * x[j];
+            __m512 vf = _mm512_set1_ps(f);
+            for (; j + 16 <= hi; j += 16) _mm512_stream_ps(out + j, _mm512_mul_ps(vf, _mm512_loadu_ps(x + j)));
+        }
+#elif defined(__AVX__)
+        if (stream) {
+            for (; j < hi && ((uintptr_t)(out + j) & 31); j++) out[j] = f * x[j];
+            __m256 vf = _mm256_set1_ps(f);
+            for (; j + 8 <= hi; j += 8) _mm256_stream_ps(out + j, _mm256_mul_ps(vf, _mm256_loadu_ps(x + j)));
+        }
+#elif defined(__SSE2__) || defined(_M_X64)
+        if (stream) {
+            for (; j < hi && ((uintptr_t)(out + j) & 15); j++) out[j] = f * x[j];
+            __m128 vf = _mm_set1_ps(f);
+            for (; j + 4 <= hi; j += 4) _mm_stream_ps(out + j, _mm_mul_ps(vf, _mm_loadu_ps(x + j)));
+        }
+#endif
+        FNN_SIMD
+        for (ptrdiff_t k = j; k < hi; k++) out[k] = f * x[k];
+    }
+#if defined(__SSE2__) || defined(_M_X64)
+    if (stream) _mm_sfence();
+#endif
+}
+static inline void fnn_row_rescale_d(const double *x, double *out, ptrdiff_t n, const double *refs, double m,
+                                     double a, int stream) {
+    (void)stream;
+    for (ptrdiff_t lo = 0, p = 0; lo < n; lo += FNN_BLOCK, p++) {
+        ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n;
+        double f = a * exp(refs[p] - m);
+        for (ptrdiff_t j = lo; j < hi; j++) out[j] = f * x[j];
+    }
 }
 
 /* out[j] = x[j] - shift (log-softmax) */
