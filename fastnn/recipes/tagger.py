@@ -279,8 +279,8 @@ class EnsembleFit:
 
 def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, on_nonfinite):
     """Train the members one after the other, each exactly as the single model of its seed (initialisation, batch
-    order, dropout); member k checkpoints to `checkpoint`.member<k>, and resume continues the first member whose
-    run is not finished (later members start when their checkpoint does not exist yet)."""
+    order, dropout).  The first member checkpoints to `checkpoint`, member k > 0 to `checkpoint`.member<k>; resume
+    resumes every member whose checkpoint exists (the first one's must) and starts the others."""
     import os
 
     if len(model.members) != c.ensemble:
@@ -289,7 +289,7 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     trainers, history = [], []
     for i, m in enumerate(model.members):
         seed = m.config()["seed"]
-        ck = None if checkpoint is None else f"{checkpoint}.member{i}"
+        ck = None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint)
         if not quiet:
             print(f"member {i + 1}/{len(model.members)} (seed {seed})", file=sys.stderr)
         t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
