@@ -115,9 +115,10 @@ class TaggerConfig:
     average: bool = option(False, "score and save the mean of the parameters over all steps (Polyak averaging) "
                                   "instead of the last ones", group="training")
     average_start: int = option(0, "with --average: epochs trained before the mean starts (0 = from the first step)",
-                                group="training")
+                                metavar="N", group="training")
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
-                              "their tag and transition scores; the model file holds them all", group="training")
+                              "their tag and transition scores; the model file holds them all", metavar="K",
+                           group="training")
     patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
                            group="training")
     seed: int = option(0, "seed of initialisation, order, dropout", group="training")
