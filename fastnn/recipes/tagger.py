@@ -9,6 +9,8 @@
 100.0
 
 `fit(model, train, dev, config)` trains a model built otherwise (e.g. WindowTagger.build with other options).
+With `ensemble=K` (the chunk and ner presets: 5), build() makes a TaggerEnsemble of K taggers of seeds
+member_seeds(config) and fit() trains each as the single model of its seed (returning an EnsembleFit).
 The model's constructor has no defaults for what a TaggerConfig holds: `build(config, train)` (or
 `WindowTagger.build(train, tasks, **model_options(config))`) makes the tagger with the Config's values.
 """
