@@ -65,3 +65,14 @@ def test_neural_lm_needs_valid_text():
     vocab, streams = recipe.prepare(config, _sentences(20, 0))
     with pytest.raises(ValueError, match="needs valid text"):
         recipe.train(config, vocab, streams, quiet=True)
+
+
+@pytest.mark.parametrize("arch, values", [("rnn", {}), ("rnn", {"dropout": 0.2}), ("rnn", {"classes": 0}),
+                                          ("lstm", {}), ("nplm", {})])
+def test_kernel_threads_follow_whether_training_is_fused(arch, values):
+    """All CPUs exactly where the model trains through the fused kernel (no BLAS to compete with), else 1."""
+    config = recipe.config_for(arch, hidden=4, **values)
+    model = recipe.build_model(config, 30, counts=np.arange(30, 0, -1))
+    fused = getattr(model, "trains_fused", False)
+    assert recipe.kernel_threads(config) == (-1 if fused else 1)
+    assert fused == (arch == "rnn" and not values)

@@ -37,11 +37,11 @@ def register(sub):
                    help=f"start from a named configuration ({', '.join(recipe.PRESETS) or 'none defined yet'}); "
                         "options given explicitly override its values")
     add_config_options(t, recipe.CONFIGS)
-    add_threads(t, None, "kernels 1 (--kernel-threads) and BLAS as its library starts (all CPUs): the output layer's "
-                         "matrix products dominate")
+    add_threads(t, None, "BLAS as its library starts (all CPUs); the kernels as --kernel-threads says")
     t.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's own kernels when they should differ from --threads (default: "
-                        "--threads if given, else 1: they are memory-bound here)")
+                        "--threads if given, else all CPUs for the RNN LM trained through its fused kernel (no BLAS "
+                        "beside it; the same bits on any count), 1 for the others (BLAS products dominate))")
     add_run_options(t)
     t.set_defaults(func=run_train)
 
@@ -95,11 +95,13 @@ def load_lm(path):
     return model, words
 
 
-def _set_threads(args):
-    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone.  Left alone, the kernels run 1 thread and
-    BLAS all: on a 2-core machine a busy 2-thread OpenBLAS plus 2 OpenMP threads run the output layer 2-3x slower
-    than BLAS alone with single-threaded kernels (bench/bench_lm.py)."""
-    kernels = args.kernel_threads if args.kernel_threads is not None else (args.threads or 1)
+def _set_threads(args, kernels=1):
+    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone.  Left alone, BLAS runs as its library
+    starts (all CPUs) and the kernels `kernels` threads (`lm train`: recipes.lm.kernel_threads(config))."""
+    if args.kernel_threads is not None:
+        kernels = args.kernel_threads
+    elif args.threads is not None:
+        kernels = args.threads
     set_threads(args.threads, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
 
 
@@ -133,7 +135,7 @@ def run_train(args):
     config = _config(args)
     check_resume(args)
     check_writable(args, "out", "checkpoint")
-    _set_threads(args)
+    _set_threads(args, recipe.kernel_threads(config))
     if config.arch != "ngram" and args.valid is None:
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
     if config.arch == "ngram" and config.smoothing == "di" and args.valid is None:

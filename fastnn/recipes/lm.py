@@ -22,7 +22,7 @@ import numpy as np
 from fastnn.recipes.config import check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
-           "CONFIGS", "PRESETS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
+           "CONFIGS", "PRESETS", "config_for", "from_preset", "prepare", "build_model", "kernel_threads", "build", "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -251,6 +251,15 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     if c.arch == "lstm":
         return LSTMLM(vocab_size, forget_bias=c.forget_bias, **shared)
     return RNNLM(vocab_size, activation=c.activation, init=c.init, **shared)
+
+
+def kernel_threads(config):
+    """The kernels' default OpenMP thread count for training `config`: all CPUs (-1) where the RNN LM trains through
+    its fused kernel (no BLAS beside it, and the same bits on any thread count), else 1: there the output layer's BLAS
+    products dominate, and OpenMP threads waiting beside a busy BLAS pool oversubscribe the cores."""
+    from fastnn.models.rnnlm import trains_fused
+
+    return -1 if config.arch == "rnn" and trains_fused(config.classes, config.dropout) else 1
 
 
 def build(config, vocab, stream):
