@@ -140,6 +140,32 @@ def test_checkpoint_resume_gives_the_same_model(capsys, files, dev, average):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "resume" in err
 
 
+def test_ensemble_trains_evaluates_predicts_and_resumes(capsys, files):
+    d = files["dir"]
+    base = ["tagger", "train", "--train", files["train"], "--dev", files["dev"], "--task", "ner=3", "--embed-dim", "8",
+            "--hidden", "16", "--batch-size", "16", "--ensemble", "2", "--seed", "1"]
+    rc, out, err = _run(capsys, *base, "--epochs", "2", "--out", d / "e.npz", "--checkpoint", d / "ck.npz")
+    assert rc == 0, err
+    assert "member 2/2 (seed 3)" in err and "ensemble of 2: dev F1" in err and "members' best epochs" in err
+    ens = io.load_model(d / "e.npz")
+    assert type(ens).__name__ == "TaggerEnsemble" and [m.config()["seed"] for m in ens.members] == [2, 3]
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", d / "e.npz", "--data", files["dev"], "--json")
+    assert rc == 0, err
+    assert json.loads(out)["ner"]["f1"] == pytest.approx(ens.score(read_conll(files["dev"])))
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", d / "e.npz", "--data", files["dev"])
+    assert rc == 0 and [line.split()[-1] for line in out.splitlines() if line.strip()][1:] == [
+        t for s in ens.predict(read_conll(files["dev"]))["ner"] for t in s]
+    # resuming goes on with each member from its own checkpoint: the same as training 3 epochs at once
+    assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()
+    assert _run(capsys, *base, "--epochs", "3", "--out", d / "full.npz", "--quiet")[0] == 0
+    rc, out, err = _run(capsys, *base, "--epochs", "3", "--out", d / "resumed.npz", "--checkpoint", d / "ck.npz",
+                        "--resume", "--quiet")
+    assert rc == 0, err
+    full, resumed = io.load_model(d / "full.npz"), io.load_model(d / "resumed.npz")
+    for name, p in full.parameters().items():
+        np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)
+
+
 def test_pretrained_vectors(capsys, files):
     d = files["dir"]
     words = ["dog", "CAT", "zebra", "Paris"]
@@ -235,7 +261,7 @@ def test_one_line_errors(capsys, files):
     assert _run(capsys, *tr, "--train", train, "--task", "ner=3", "--quiet")[0] == 0
     _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", chunk, match="column 3")
     rc, table, err = _run(capsys, "tagger", "eval", "--model", out, "--data", tags)   # scored: a missed chunk
-    assert rc == 0 and "have tags the model cannot produce (S-ORG)" in table, err
+    assert rc == 0 and "have tags the model cannot produce (I-ORG)" in table, err
     _one_line_error(capsys, "tagger", "eval", "--model", d / "none.npz", "--data", dev, match="no such file")
     _one_line_error(capsys, "tagger", "eval", "--model", train, "--data", dev, match="fastnn")
     assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
@@ -269,14 +295,14 @@ def test_eval_scores_a_file_with_tags_the_model_never_saw(capsys, files):
     assert rc == 0, err
     res = json.loads(out)["ner"]
     assert (res["n_tokens"], res["n_chunks"], res["unseen_tokens"], res["unseen_chunks"]) == (8, 4, 1, 1)
-    assert res["unseen_tags"] == ["S-MISC"]
+    assert res["unseen_tags"] == ["I-MISC"]                # as the file writes it (IOB1), not the model's S-MISC
     rc, pred, err = _run(capsys, "tagger", "predict", "--model", model, "--data", test)
     assert rc == 0, err
     assert conlleval(pred.splitlines())["f1"] == pytest.approx(res["f1"], abs=1e-9)
     assert res["recall"] <= 75.0                          # the chunk it cannot produce is a miss
     rc, table, err = _run(capsys, "tagger", "eval", "--model", model, "--data", test)
     assert rc == 0 and "ner: 1 of 8 gold tokens (1 of 4 gold chunks) have tags the model cannot produce " \
-        "(S-MISC); they are scored as errors" in table
+        "(I-MISC); they are scored as errors" in table
 
 
 def test_predict_reads_text_or_conll_from_a_file_or_stdin_line_for_line(capsys, files, monkeypatch):
