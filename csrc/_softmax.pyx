@@ -1,9 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Softmax + cross-entropy over rows of logits (B x V, V up to 10^6).
 
-Rows of up to CHUNK columns are handled whole by one thread (max, exp into the gradient buffer, scale), so a row is
-read from memory once and then stays in cache.  Longer rows are cut into CHUNK-column pieces handled in parallel with
-an online softmax: per piece a local max and a local sum, combined per row in a fixed order.  Which path runs depends
+Rows of up to CHUNK columns are handled whole by one thread (max and exps in one read, piece by piece against a
+running max, then the scale), so a row is read from memory once and then stays in cache.  Longer rows are cut into
+CHUNK-column pieces handled in parallel with an online softmax: per piece a local max and a local sum, combined per
+row in a fixed order.  Which path runs depends
 only on V, so results are bit-identical for every thread count.
 
 Called only from fastnn/kernels.py, which validates every argument first.
@@ -13,8 +14,8 @@ from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale,
-                      row_scale_stream, row_shift, row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK)
+from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift,
+                      row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
