@@ -4,8 +4,7 @@
 Rows of up to CHUNK columns are handled whole by one thread (max and exps in one read, piece by piece against a
 running max, then the scale), so a row is read from memory once and then stays in cache.  Longer rows are cut into
 CHUNK-column pieces handled in parallel with an online softmax: per piece a local max and a local sum, combined per
-row in a fixed order.  Which path runs depends
-only on V, so results are bit-identical for every thread count.
+row in a fixed order.  Which path runs depends only on V, so results are bit-identical for every thread count.
 
 Called only from fastnn/kernels.py, which validates every argument first.
 """
