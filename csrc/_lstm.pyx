@@ -20,7 +20,7 @@ product over all steps after the sweep; db is summed in row order.
 Called only from fastnn/kernels.py, which validates every argument first.
 """
 from cython cimport floating
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from _common cimport threads_for, gemm_rm
@@ -53,6 +53,13 @@ cdef extern from *:
     #  define FNN_LSTM_VEC 0
     #  define FNN_LSTM_VB 16
     #  define FNN_LSTM_MR 2
+    #endif
+    /* the tiles' element-wise part (gates, cell) at the micro-kernel's width: gcc's -march=native picks 256-bit
+     * vectors for loops on AVX-512 machines, which halves the speed of the transcendentals here */
+    #if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+    #  define FNN_LSTM_WIDE __attribute__((target("prefer-vector-width=512")))
+    #else
+    #  define FNN_LSTM_WIDE
     #endif
     #define FNN_LSTM_VW_F (FNN_LSTM_VB / 4)
     #define FNN_LSTM_VW_D (FNN_LSTM_VB / 8)
@@ -132,38 +139,174 @@ cdef extern from *:
             }                                                                                                \\
     }
 
+    /* The element-wise part of a tile, one batch row at a time.
+     * forward: s (4 x VW: the recurrent products of gates i, f, g, o) IN; x, b (gate g at + g K) IN: the projected
+     * input and bias; cp IN: c_{t-1}; a OUT (gate g at + g K): the activations; c, h OUT: c_t, h_t; units 0 .. n.
+     * backward: s IN: the carry d loss / d h_t through step t+1; a (gate g at + g K), cp, cc IN: the activations,
+     * c_{t-1}, c_t; gh IN: d loss / d h_t from outside; dc INOUT: d loss / d c_t in, d loss / d c_{t-1} out;
+     * da OUT (gate g at + g K): d loss / d a_t, clipped to [-clip, clip] when clip > 0; units 0 .. n. */
+    #define FNN_LSTM_FWD_ROW(SFX, T, VW, SIGMOID, TANH, SIMD)                                              \\
+    FNN_LSTM_WIDE static inline void fnn_lstm_fwd_row##SFX(const T *restrict s, const T *restrict x,           \\
+                                                           const T *restrict b, const T *restrict cp,           \\
+                                                           T *restrict a, T *restrict c, T *restrict h,         \\
+                                                           ptrdiff_t K, ptrdiff_t n) {                          \\
+        SIMD                                                                                                 \\
+        for (ptrdiff_t v = 0; v < n; v++) {                                                                  \\
+            T i = SIGMOID(s[v] + (x[v] + b[v]));                                                             \\
+            T f = SIGMOID(s[VW + v] + (x[K + v] + b[K + v]));                                                \\
+            T g = TANH(s[2 * VW + v] + (x[2 * K + v] + b[2 * K + v]));                                       \\
+            T o = SIGMOID(s[3 * VW + v] + (x[3 * K + v] + b[3 * K + v]));                                    \\
+            T cj = f * cp[v] + i * g;                                                                        \\
+            a[v] = i; a[K + v] = f; a[2 * K + v] = g; a[3 * K + v] = o;                                      \\
+            c[v] = cj;                                                                                       \\
+            h[v] = o * TANH(cj);                                                                             \\
+        }                                                                                                    \\
+    }
+    #define FNN_LSTM_BWD_ROW(SFX, T, TANH, SIMD)                                                           \\
+    FNN_LSTM_WIDE static inline void fnn_lstm_bwd_row##SFX(const T *restrict s, const T *restrict a,           \\
+                                                           const T *restrict cp, const T *restrict cc,          \\
+                                                           const T *restrict gh, T *restrict dc, T *restrict da, \\
+                                                           ptrdiff_t K, ptrdiff_t n, T clip) {                  \\
+        SIMD                                                                                                 \\
+        for (ptrdiff_t v = 0; v < n; v++) {                                                                  \\
+            T i = a[v], f = a[K + v], g = a[2 * K + v], o = a[3 * K + v];                                    \\
+            T tc = TANH(cc[v]);                                                                              \\
+            T d_h = gh[v] + s[v];                                                                            \\
+            T d_c = dc[v] + d_h * o * ((T) 1 - tc * tc);                                                     \\
+            T vi = d_c * g * i * ((T) 1 - i);                                                                \\
+            T vf = d_c * cp[v] * f * ((T) 1 - f);                                                            \\
+            T vg = d_c * i * ((T) 1 - g * g);                                                                \\
+            T vo = d_h * tc * o * ((T) 1 - o);                                                               \\
+            if (clip > (T) 0) {                                                                              \\
+                vi = vi > clip ? clip : (vi < -clip ? -clip : vi);                                           \\
+                vf = vf > clip ? clip : (vf < -clip ? -clip : vf);                                           \\
+                vg = vg > clip ? clip : (vg < -clip ? -clip : vg);                                           \\
+                vo = vo > clip ? clip : (vo < -clip ? -clip : vo);                                           \\
+            }                                                                                                \\
+            da[v] = vi; da[K + v] = vf; da[2 * K + v] = vg; da[3 * K + v] = vo;                              \\
+            dc[v] = d_c * f;                                                                                 \\
+        }                                                                                                    \\
+    }
+
+    #if defined(__AVX512F__)
+    /* float32 rows with AVX-512 intrinsics: the auto-vectorised loop above spends most of a tile's time in its
+     * five divisions per unit; here 1/x is rcp14 plus one Newton step (~1 ulp), exp is fnn_expf's polynomial with
+     * vscalefps, and a mask covers the last partial vector.  NaN propagates as in fnn_math.h. */
+    #include <immintrin.h>
+    static inline __m512 fnn_lstm_rcp16(__m512 d) {
+        __m512 y = _mm512_rcp14_ps(d);
+        return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
+    }
+    static inline __m512 fnn_lstm_exp16(__m512 x) {
+        x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);      /* max/min return the second operand for NaN */
+        x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
+        __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+        r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+        __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+        p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+        return _mm512_scalef_ps(p, n);
+    }
+    static inline __m512 fnn_lstm_sigmoid16(__m512 x) {
+        return fnn_lstm_rcp16(_mm512_add_ps(_mm512_set1_ps(1.0f), fnn_lstm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    }
+    static inline __m512 fnn_lstm_tanh16(__m512 x) {
+        const __m512 one = _mm512_set1_ps(1.0f);
+        __m512 a = _mm512_abs_ps(x);
+        __m512 t = fnn_lstm_exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+        __m512 big = _mm512_mul_ps(_mm512_sub_ps(one, t), fnn_lstm_rcp16(_mm512_add_ps(one, t)));
+        __m512 x2 = _mm512_mul_ps(x, x);
+        __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-0.0539682540f), _mm512_set1_ps(0.133333333f));
+        q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-0.333333333f));
+        __m512 small = _mm512_mul_ps(a, _mm512_fmadd_ps(x2, q, one));
+        __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.0625f), _CMP_LT_OQ), big, small);
+        return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(
+            _mm512_castps_si512(x), _mm512_set1_epi32((int) 0x80000000u))));
+    }
+    static inline __mmask16 fnn_lstm_mask16(ptrdiff_t n) {
+        return n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1u);
+    }
+    static inline void fnn_lstm_fwd_row_f(const float *restrict s, const float *restrict x, const float *restrict b,
+                                          const float *restrict cp, float *restrict a, float *restrict c,
+                                          float *restrict h, ptrdiff_t K, ptrdiff_t n) {
+        __mmask16 m = fnn_lstm_mask16(n);
+        __m512 z[4];
+        for (int q = 0; q < 4; q++)
+            z[q] = _mm512_add_ps(_mm512_loadu_ps(s + 16 * q), _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + q * K),
+                                                                            _mm512_maskz_loadu_ps(m, b + q * K)));
+        __m512 i = fnn_lstm_sigmoid16(z[0]), f = fnn_lstm_sigmoid16(z[1]), g = fnn_lstm_tanh16(z[2]);
+        __m512 o = fnn_lstm_sigmoid16(z[3]);
+        __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cp), _mm512_mul_ps(i, g));
+        _mm512_mask_storeu_ps(a, m, i);
+        _mm512_mask_storeu_ps(a + K, m, f);
+        _mm512_mask_storeu_ps(a + 2 * K, m, g);
+        _mm512_mask_storeu_ps(a + 3 * K, m, o);
+        _mm512_mask_storeu_ps(c, m, cj);
+        _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(o, fnn_lstm_tanh16(cj)));
+    }
+    static inline void fnn_lstm_bwd_row_f(const float *restrict s, const float *restrict a, const float *restrict cp,
+                                          const float *restrict cc, const float *restrict gh, float *restrict dc,
+                                          float *restrict da, ptrdiff_t K, ptrdiff_t n, float clip) {
+        const __m512 one = _mm512_set1_ps(1.0f), hi = _mm512_set1_ps(clip), lo = _mm512_set1_ps(-clip);
+        for (ptrdiff_t v = 0; v < n; v += 16) {
+            __mmask16 m = fnn_lstm_mask16(n - v);
+            __m512 i = _mm512_maskz_loadu_ps(m, a + v), f = _mm512_maskz_loadu_ps(m, a + K + v);
+            __m512 g = _mm512_maskz_loadu_ps(m, a + 2 * K + v), o = _mm512_maskz_loadu_ps(m, a + 3 * K + v);
+            __m512 tc = fnn_lstm_tanh16(_mm512_maskz_loadu_ps(m, cc + v));
+            __m512 d_h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, gh + v), _mm512_loadu_ps(s + v));
+            __m512 d_c = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dc + v),
+                                       _mm512_mul_ps(_mm512_mul_ps(d_h, o), _mm512_fnmadd_ps(tc, tc, one)));
+            __m512 vi = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d_c, g), i), _mm512_sub_ps(one, i));
+            __m512 vf = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d_c, _mm512_maskz_loadu_ps(m, cp + v)), f),
+                                      _mm512_sub_ps(one, f));
+            __m512 vg = _mm512_mul_ps(_mm512_mul_ps(d_c, i), _mm512_fnmadd_ps(g, g, one));
+            __m512 vo = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d_h, tc), o), _mm512_sub_ps(one, o));
+            if (clip > 0.0f) {
+                vi = _mm512_min_ps(hi, _mm512_max_ps(lo, vi));
+                vf = _mm512_min_ps(hi, _mm512_max_ps(lo, vf));
+                vg = _mm512_min_ps(hi, _mm512_max_ps(lo, vg));
+                vo = _mm512_min_ps(hi, _mm512_max_ps(lo, vo));
+            }
+            _mm512_mask_storeu_ps(da + v, m, vi);
+            _mm512_mask_storeu_ps(da + K + v, m, vf);
+            _mm512_mask_storeu_ps(da + 2 * K + v, m, vg);
+            _mm512_mask_storeu_ps(da + 3 * K + v, m, vo);
+            _mm512_mask_storeu_ps(dc + v, m, _mm512_mul_ps(d_c, f));
+        }
+    }
+    #else
+    FNN_LSTM_FWD_ROW(_f, float, FNN_LSTM_VW_F, fnn_sigmoidf, fnn_tanhf, FNN_SIMD)
+    FNN_LSTM_BWD_ROW(_f, float, fnn_tanhf, FNN_SIMD)
+    #endif
+    FNN_LSTM_FWD_ROW(_d, double, FNN_LSTM_VW_D, fnn_sigmoid, tanh, )
+    FNN_LSTM_BWD_ROW(_d, double, tanh, )
+
     /* A forward tile of step t: rows i0 .. i0+mr, units u0 .. u0+nu (nu <= VW).  hp = &H[t, i0, 0] (rows of K);
      * cp = &C[t, i0, u0]; x = &X[t, i0, u0], b = &b[u0] (gate g at + g K); panel: forward panel of u0;
      * a = &A[t, i0, u0] OUT (the activations, gate g at + g K); c = &C[t+1, i0, u0], h = &H[t+1, i0, u0] OUT. */
-    #define FNN_LSTM_FWD_TILE(SFX, T, VW, SIGMOID, TANH, SIMD)                                            \\
+    #define FNN_LSTM_FWD_TILE(SFX, T, VW)                                                                  \\
     static inline void fnn_lstm_fwd_tile##SFX(const T *restrict hp, const T *restrict cp, const T *restrict x,   \\
                                               const T *restrict b, const T *restrict panel, T *restrict a,   \\
                                               T *restrict c, T *restrict h, ptrdiff_t K, int mr, ptrdiff_t nu) { \\
         T acc[FNN_LSTM_MRMAX * 4 * VW];                                                                      \\
         fnn_lstm_mk##SFX(mr, hp, K, panel, K, acc);                                                          \\
-        for (int r = 0; r < mr; r++) {                                                                       \\
-            const T *restrict s = acc + r * 4 * VW, *restrict xr = x + r * 4 * K, *restrict cpr = cp + r * K; \\
-            T *restrict ar = a + r * 4 * K, *restrict cr = c + r * K, *restrict hr = h + r * K;              \\
-            SIMD                                                                                             \\
-            for (ptrdiff_t v = 0; v < nu; v++) {                                                             \\
-                T i = SIGMOID(s[v] + (xr[v] + b[v]));                                                        \\
-                T f = SIGMOID(s[VW + v] + (xr[K + v] + b[K + v]));                                           \\
-                T g = TANH(s[2 * VW + v] + (xr[2 * K + v] + b[2 * K + v]));                                  \\
-                T o = SIGMOID(s[3 * VW + v] + (xr[3 * K + v] + b[3 * K + v]));                               \\
-                T cj = f * cpr[v] + i * g;                                                                   \\
-                ar[v] = i; ar[K + v] = f; ar[2 * K + v] = g; ar[3 * K + v] = o;                              \\
-                cr[v] = cj;                                                                                  \\
-                hr[v] = o * TANH(cj);                                                                        \\
-            }                                                                                                \\
-        }                                                                                                    \\
+        for (int r = 0; r < mr; r++)                                                                         \\
+            fnn_lstm_fwd_row##SFX(acc + r * 4 * VW, x + r * 4 * K, b, cp + r * K, a + r * 4 * K, c + r * K,  \\
+                                  h + r * K, K, nu);                                                         \\
     }
 
     /* A backward tile: rows i0 .. i0+mr, units q0 .. q0+nq (nq <= 4VW).  The carry d loss / d h_t =
      * dA[t+1] @ W (dan = &dA[t+1, i0, 0], rows of 4K; NULL at t = T-1: zero) is computed first.  Then, when
      * da != NULL, the cell's backward step t: a = &A[t, i0, q0], cp = &C[t, i0, q0], cc = &C[t+1, i0, q0],
-     * gh = &dH[t, i0, q0] IN; dc = &dc[i0, q0] INOUT (d loss / d c_t in, d loss / d c_{t-1} out); da = &dA[t, i0, q0]
-     * OUT, clipped to [-clip, clip] when clip > 0.  When da == NULL (after step 0) the carry goes to dh0 (&dh0[i0, q0]). */
-    #define FNN_LSTM_BWD_TILE(SFX, T, VW, TANH, SIMD)                                                     \\
+     * gh = &dH[t, i0, q0] IN; dc = &dc[i0, q0] INOUT; da = &dA[t, i0, q0] OUT (see the rows above).  When
+     * da == NULL (after step 0) the carry goes to dh0 = &dh0[i0, q0] instead. */
+    #define FNN_LSTM_BWD_TILE(SFX, T, VW)                                                                  \\
     static inline void fnn_lstm_bwd_tile##SFX(const T *restrict dan, const T *restrict panel, ptrdiff_t K,   \\
                                               int mr, ptrdiff_t nq, const T *restrict a, const T *restrict cp, \\
                                               const T *restrict cc, const T *restrict gh, T *restrict dc,      \\
@@ -174,33 +317,11 @@ cdef extern from *:
         else                                                                                                 \\
             memset(acc, 0, sizeof acc);                                                                      \\
         for (int r = 0; r < mr; r++) {                                                                       \\
-            const T *restrict s = acc + r * 4 * VW;                                                          \\
-            if (da == NULL) {                                                                                \\
-                memcpy(dh0 + r * K, s, nq * sizeof(T));                                                      \\
-                continue;                                                                                    \\
-            }                                                                                                \\
-            const T *restrict ar = a + r * 4 * K, *restrict cpr = cp + r * K, *restrict ccr = cc + r * K;    \\
-            const T *restrict ghr = gh + r * K;                                                              \\
-            T *restrict dcr = dc + r * K, *restrict dar = da + r * 4 * K;                                    \\
-            SIMD                                                                                             \\
-            for (ptrdiff_t v = 0; v < nq; v++) {                                                             \\
-                T i = ar[v], f = ar[K + v], g = ar[2 * K + v], o = ar[3 * K + v];                            \\
-                T tc = TANH(ccr[v]);                                                                         \\
-                T d_h = ghr[v] + s[v];                                                                       \\
-                T d_c = dcr[v] + d_h * o * ((T) 1 - tc * tc);                                                \\
-                T vi = d_c * g * i * ((T) 1 - i);                                                            \\
-                T vf = d_c * cpr[v] * f * ((T) 1 - f);                                                       \\
-                T vg = d_c * i * ((T) 1 - g * g);                                                            \\
-                T vo = d_h * tc * o * ((T) 1 - o);                                                           \\
-                if (clip > (T) 0) {                                                                          \\
-                    vi = vi > clip ? clip : (vi < -clip ? -clip : vi);                                       \\
-                    vf = vf > clip ? clip : (vf < -clip ? -clip : vf);                                       \\
-                    vg = vg > clip ? clip : (vg < -clip ? -clip : vg);                                       \\
-                    vo = vo > clip ? clip : (vo < -clip ? -clip : vo);                                       \\
-                }                                                                                            \\
-                dar[v] = vi; dar[K + v] = vf; dar[2 * K + v] = vg; dar[3 * K + v] = vo;                      \\
-                dcr[v] = d_c * f;                                                                            \\
-            }                                                                                                \\
+            if (da == NULL)                                                                                  \\
+                memcpy(dh0 + r * K, acc + r * 4 * VW, nq * sizeof(T));                                       \\
+            else                                                                                             \\
+                fnn_lstm_bwd_row##SFX(acc + r * 4 * VW, a + r * 4 * K, cp + r * K, cc + r * K, gh + r * K,   \\
+                                      dc + r * K, da + r * 4 * K, K, nq, clip);                              \\
         }                                                                                                    \\
     }
 
@@ -208,10 +329,10 @@ cdef extern from *:
     FNN_LSTM_MK_ALL(_d, double, FNN_LSTM_VW_D)
     FNN_LSTM_PACK(_f, float, FNN_LSTM_VW_F)
     FNN_LSTM_PACK(_d, double, FNN_LSTM_VW_D)
-    FNN_LSTM_FWD_TILE(_f, float, FNN_LSTM_VW_F, fnn_sigmoidf, fnn_tanhf, FNN_SIMD)
-    FNN_LSTM_FWD_TILE(_d, double, FNN_LSTM_VW_D, fnn_sigmoid, tanh, )
-    FNN_LSTM_BWD_TILE(_f, float, FNN_LSTM_VW_F, fnn_tanhf, FNN_SIMD)
-    FNN_LSTM_BWD_TILE(_d, double, FNN_LSTM_VW_D, tanh, )
+    FNN_LSTM_FWD_TILE(_f, float, FNN_LSTM_VW_F)
+    FNN_LSTM_FWD_TILE(_d, double, FNN_LSTM_VW_D)
+    FNN_LSTM_BWD_TILE(_f, float, FNN_LSTM_VW_F)
+    FNN_LSTM_BWD_TILE(_d, double, FNN_LSTM_VW_D)
     """
     int FNN_LSTM_MR, FNN_LSTM_VW_F, FNN_LSTM_VW_D
     void *fnn_lstm_align(void *raw) noexcept nogil
@@ -264,20 +385,21 @@ cdef inline void bwd_tile(const floating *dan, const floating *panel, Py_ssize_t
         fnn_lstm_bwd_tile_d(dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip)
 
 
-cdef inline int tile_threads(Py_ssize_t B, Py_ssize_t K, Py_ssize_t n_tiles, int n_threads) noexcept nogil:
-    """Threads for a sweep whose steps each cost B x 4K x K multiply-adds: one per ~1M of them (below that a
-    step's barrier costs more than the split saves), at most one per tile."""
+cdef inline int row_threads(Py_ssize_t B, Py_ssize_t K, int n_threads) noexcept nogil:
+    """Threads for a sweep over B rows whose steps each cost B x 4K x K multiply-adds: one per ~1M of them per step
+    and at most one per FNN_LSTM_MR rows (a thread's rows are its own for the whole sweep)."""
     cdef int nt = threads_for(B * 4 * K * K // 32, n_threads)
-    return nt if nt < n_tiles else <int> n_tiles
+    cdef Py_ssize_t most = (B + FNN_LSTM_MR - 1) // FNN_LSTM_MR
+    return nt if nt < most else <int> most
 
 
 def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[::1] b,
                   floating[:, :, ::1] A, floating[:, :, ::1] H, floating[:, :, ::1] C, int n_threads):
     """X (T, B, 4K) IN projected inputs; W (4K, K) IN; b (4K,) IN; A (T, B, 4K) OUT: the gates' activations;
     H, C (T + 1, B, K) INOUT: H[0], C[0] = the starting state on entry, H[t + 1] = h_t, C[t + 1] = c_t on exit."""
-    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], K4 = X.shape[2], K = K4 // 4, t, p, tile, i0, u0
-    cdef Py_ssize_t vw, mr = FNN_LSTM_MR, n_pan, n_rb, n_tiles
-    cdef int nt
+    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], K4 = X.shape[2], K = K4 // 4, t, p, part, lo, hi, r, i0, u0
+    cdef Py_ssize_t vw, mr = FNN_LSTM_MR, n_pan
+    cdef int nt, m
     cdef void *raw
     cdef floating *wp
     if floating is float:
@@ -287,24 +409,26 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     if T == 0 or B == 0 or K == 0:
         return
     n_pan = (K + vw - 1) // vw
-    n_rb = (B + mr - 1) // mr
-    n_tiles = n_pan * n_rb
-    nt = tile_threads(B, K, n_tiles, n_threads)
+    nt = row_threads(B, K, n_threads)
     raw = malloc(n_pan * vw * K4 * sizeof(floating) + 64)
     if raw == NULL:
         raise MemoryError()
     wp = <floating *> fnn_lstm_align(raw)
-    t = 0
-    with nogil, parallel(num_threads=nt):
-        for p in prange(n_pan, schedule="static"):
+    with nogil:
+        for p in prange(n_pan, schedule="static", num_threads=nt):
             pack_fwd(&W[0, 0], K, wp, p)
-        for t in range(T):
-            # tiles ordered panel-major, so that a thread's consecutive tiles share their panel of W
-            for tile in prange(n_tiles, schedule="static"):
-                u0 = (tile // n_rb) * vw
-                i0 = (tile % n_rb) * mr
-                fwd_tile(&H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
-                         &C[t + 1, i0, u0], &H[t + 1, i0, u0], K, <int> min(mr, B - i0), min(vw, K - u0))
+        # each thread runs the whole sequence for its own rows: no barrier between steps
+        for part in prange(nt, schedule="static", num_threads=nt):
+            lo = part * B // nt
+            hi = (part + 1) * B // nt
+            for t in range(T):
+                for p in range(n_pan):
+                    u0 = p * vw
+                    for r in range((hi - lo + mr - 1) // mr):
+                        i0 = lo + r * mr
+                        m = <int> min(mr, hi - i0)
+                        fwd_tile(&H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
+                                 &C[t + 1, i0, u0], &H[t + 1, i0, u0], K, m, min(vw, K - u0))
     free(raw)
 
 
@@ -320,8 +444,8 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
     dW (4K, K) OUT; db (4K,) OUT; dh0 (B, K) OUT: d loss / d h_0;
     dc0 (B, K) INOUT: d loss / d c_T from outside on entry (zeros if none), d loss / d c_0 on exit.
     """
-    cdef Py_ssize_t T = dH.shape[0], B = dH.shape[1], K = dH.shape[2], K4 = 4 * K, t, s, q, tile, i0, u0
-    cdef Py_ssize_t i, j, blk, lo, hi, vw4, mr = FNN_LSTM_MR, n_pan, n_rb, n_tiles, n_blocks = (K4 + 255) // 256
+    cdef Py_ssize_t T = dH.shape[0], B = dH.shape[1], K = dH.shape[2], K4 = 4 * K, t, s, q, part, lo, hi, r, i0, u0
+    cdef Py_ssize_t i, j, blk, bhi, vw4, mr = FNN_LSTM_MR, n_pan, n_blocks = (K4 + 255) // 256
     cdef int nt, m
     cdef floating c = <floating> clip
     cdef void *raw
@@ -333,9 +457,7 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
     if B == 0 or K == 0:
         return
     n_pan = (K + vw4 - 1) // vw4
-    n_rb = (B + mr - 1) // mr
-    n_tiles = n_pan * n_rb
-    nt = tile_threads(B, K, n_tiles, n_threads)
+    nt = row_threads(B, K, n_threads)
     if T == 0:
         memset(&dh0[0, 0], 0, B * K * sizeof(floating))
     else:
@@ -343,25 +465,28 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
         if raw == NULL:
             raise MemoryError()
         wp = <floating *> fnn_lstm_align(raw)
-        s = t = 0
-        with nogil, parallel(num_threads=nt):
-            for q in prange(n_pan, schedule="static"):
+        with nogil:
+            for q in prange(n_pan, schedule="static", num_threads=nt):
                 pack_bwd(&W[0, 0], K, wp, q)
-            # pass s: the carry d loss / d h_t = dA[t+1] @ W, then the cell's backward step t = T-1-s; the last
-            # pass (t = -1) only sends the carry to dh0
-            for s in range(T + 1):
-                t = T - 1 - s
-                for tile in prange(n_tiles, schedule="static"):
-                    u0 = (tile // n_rb) * vw4
-                    i0 = (tile % n_rb) * mr
-                    m = <int> min(mr, B - i0)
-                    if t < 0:
-                        bwd_tile(&dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL, NULL,
-                                 NULL, NULL, &dh0[i0, u0], c)
-                    else:
-                        bwd_tile(&dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m, min(vw4, K - u0),
-                                 &A[t, i0, u0], &C[t, i0, u0], &C[t + 1, i0, u0], &dH[t, i0, u0], &dc0[i0, u0],
-                                 &dA[t, i0, u0], NULL, c)
+            # each thread runs the whole sweep for its own rows; pass s: the carry d loss / d h_t = dA[t+1] @ W,
+            # then the cell's backward step t = T-1-s; the last pass (t = -1) only sends the carry to dh0
+            for part in prange(nt, schedule="static", num_threads=nt):
+                lo = part * B // nt
+                hi = (part + 1) * B // nt
+                for s in range(T + 1):
+                    t = T - 1 - s
+                    for q in range(n_pan):
+                        u0 = q * vw4
+                        for r in range((hi - lo + mr - 1) // mr):
+                            i0 = lo + r * mr
+                            m = <int> min(mr, hi - i0)
+                            if t < 0:
+                                bwd_tile(&dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL,
+                                         NULL, NULL, NULL, &dh0[i0, u0], c)
+                            else:
+                                bwd_tile(&dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m,
+                                         min(vw4, K - u0), &A[t, i0, u0], &C[t, i0, u0], &C[t + 1, i0, u0],
+                                         &dH[t, i0, u0], &dc0[i0, u0], &dA[t, i0, u0], NULL, c)
         free(raw)
     with nogil:
         # dW = sum_t da_t^T h_{t-1}: one product over all T*B rows
@@ -370,13 +495,12 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
                     &H[0, 0, 0], <int> K, <floating> 0.0, &dW[0, 0], <int> K)
         # db: rows added in order, threads own column blocks (the same bits for any thread count)
         for blk in prange(n_blocks, schedule="static", num_threads=threads_for(T * B * K4, n_threads)):
-            lo = blk * 256
-            hi = lo + 256
-            if hi > K4:
-                hi = K4
-            for j in range(lo, hi):
+            bhi = blk * 256 + 256
+            if bhi > K4:
+                bhi = K4
+            for j in range(blk * 256, bhi):
                 db[j] = 0
             for t in range(T):
                 for i in range(B):
-                    for j in range(lo, hi):
+                    for j in range(blk * 256, bhi):
                         db[j] = db[j] + dA[t, i, j]
