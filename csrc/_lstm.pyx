@@ -8,15 +8,16 @@ Four gates of K units each, stored side by side in one row of 4K per batch row, 
     o = sigmoid(a_o)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
 
-Steps are sequential; within a step the recurrent product and the cell update are fused into tiles.  A forward tile
-is MR batch rows x one vector of VW units of each of the four gates: its 4 x MR accumulator vectors stay in registers
-while it runs over the K inputs of W (packed once per call so that the four gate vectors of a unit block and input k
-are contiguous), and the cell update is applied to them before anything is written.  A backward tile is MR rows x 4
-vectors of units of d loss / d h_{t} = d loss / d a_{t+1} W, the cell's backward step following in the same tile.
-Threads split a step's tiles (one OpenMP region for the whole sequence, one barrier per step: no BLAS call per
-step, whose packing of W every step cost as much as the product at these sizes).  Every output element is one
-fixed-order sum computed by one thread, so the result does not depend on the thread count.  dW is one matrix
-product over all steps after the sweep; db is summed in row order.
+Steps are sequential; within a step the recurrent product and the cell update are fused into tiles (no BLAS call
+per step: at these sizes BLAS spent as long packing W on every call as multiplying).  A forward tile is MR batch rows
+x one vector of VW units of each of the four gates: its 4 x MR accumulator vectors stay in registers while it runs
+over the K inputs of W (packed once per call, so that the four gate vectors of a unit block and input k are
+contiguous), and the cell update is applied to them before anything is written.  A backward tile is MR rows x 4
+vectors of units of the carry d loss / d h_t = d loss / d a_{t+1} W, the cell's backward step t following in the same
+tile.  Batch rows are independent sequences, so each thread owns a block of rows for the whole sweep: one OpenMP
+region, no barrier between steps (on a busy machine a barrier per step waits for the slowest thread T times).  Each
+output element is one fixed-order sum whatever the rows around it, so the result does not depend on the thread count
+or the row blocking.  dW is one matrix product over all steps after the sweep; db is summed in row order.
 Called only from fastnn/kernels.py, which validates every argument first.
 """
 from cython cimport floating
