@@ -311,6 +311,20 @@ class Module:
         finally:
             self.train(was)
 
+    @contextlib.contextmanager
+    def frozen(self):
+        """`with model.frozen():` makes every parameter untrainable within the block, so ops skip all gradient
+        bookkeeping (evaluation without a graph); the flags are restored after it."""
+        params = list(self.parameters().values())
+        saved = [p.trainable for p in params]
+        try:
+            for p in params:
+                p.trainable = False
+            yield self
+        finally:
+            for p, was in zip(params, saved):
+                p.trainable = was
+
     def astype(self, dtype):
         """Cast every parameter to dtype in place of the old arrays (gradients are cleared)."""
         for p in self.parameters().values():

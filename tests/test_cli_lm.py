@@ -104,6 +104,11 @@ def test_errors(capsys, corpus, tmp_path):
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--context-bins", corpus["train"]],
          "--context-bins needs --weight em"),
         (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),
+        # the options are checked before any file is read or any model scores a word
+        (["lm", "eval", "--model", str(tmp_path / "nope.npz"), "--data", "nope.txt", "--mix", ng, "--weight", "2"],
+         "--weight must be"),
+        (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "em", "--tune-on",
+          str(tmp_path / "nope.txt")], "no such file"),
     ]
     for argv, msg in cases:
         rc, _, err = _run(capsys, *argv)

@@ -235,7 +235,7 @@ def test_one_line_errors(capsys, files):
     assert _run(capsys, *tr, "--train", train, "--task", "ner=3", "--quiet")[0] == 0
     _one_line_error(capsys, "tagger", "eval", "--model", out, "--data", chunk, match="column 3")
     rc, table, err = _run(capsys, "tagger", "eval", "--model", out, "--data", tags)   # scored: a missed chunk
-    assert rc == 0 and "have tags the model cannot produce (S-ORG)" in table, err
+    assert rc == 0 and "have tags the model cannot produce (I-ORG)" in table, err
     _one_line_error(capsys, "tagger", "eval", "--model", d / "none.npz", "--data", dev, match="no such file")
     _one_line_error(capsys, "tagger", "eval", "--model", train, "--data", dev, match="fastnn")
     assert _run(capsys, "tagger", "predict", "--model", out, "--data", chunk)[0] == 0   # words are enough
@@ -269,14 +269,14 @@ def test_eval_scores_a_file_with_tags_the_model_never_saw(capsys, files):
     assert rc == 0, err
     res = json.loads(out)["ner"]
     assert (res["n_tokens"], res["n_chunks"], res["unseen_tokens"], res["unseen_chunks"]) == (8, 4, 1, 1)
-    assert res["unseen_tags"] == ["S-MISC"]
+    assert res["unseen_tags"] == ["I-MISC"]                # as the file writes it (IOB1), not the model's S-MISC
     rc, pred, err = _run(capsys, "tagger", "predict", "--model", model, "--data", test)
     assert rc == 0, err
     assert conlleval(pred.splitlines())["f1"] == pytest.approx(res["f1"], abs=1e-9)
     assert res["recall"] <= 75.0                          # the chunk it cannot produce is a miss
     rc, table, err = _run(capsys, "tagger", "eval", "--model", model, "--data", test)
     assert rc == 0 and "ner: 1 of 8 gold tokens (1 of 4 gold chunks) have tags the model cannot produce " \
-        "(S-MISC); they are scored as errors" in table
+        "(I-MISC); they are scored as errors" in table
 
 
 def test_predict_reads_text_or_conll_from_a_file_or_stdin_line_for_line(capsys, files, monkeypatch):

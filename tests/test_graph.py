@@ -165,6 +165,23 @@ def test_module_astype_train_eval(rng):
     assert net.drop.training is False
 
 
+def test_module_frozen_builds_no_backward_and_restores_the_flags(rng):
+    class Net(Module):
+        def __init__(self):
+            self.a = nn.Linear(3, 2, rng=rng)
+            self.b = nn.Linear(2, 1, rng=rng)
+
+    net = Net()
+    net.b.W.trainable = False                                     # frozen before: stays frozen after
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    with pytest.raises(RuntimeError), net.frozen():
+        out = net.b(net.a(Node(x)))
+        assert not any(p.trainable for p in net.parameters().values())
+        assert not out.requires_grad                               # nothing to differentiate: no graph was kept
+        raise RuntimeError
+    assert net.a.W.trainable and net.a.b.trainable and net.b.b.trainable and not net.b.W.trainable
+
+
 def test_two_layer_tanh_net_trains_with_sgd():
     # the README example: built from nodes, checked by gradcheck, trained by SGD on XOR of the signs.  Tiny
     # matrices: one kernel thread and one BLAS thread (extra threads only add latency on a busy machine).

@@ -508,7 +508,7 @@ def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_mod
     n_paren = sum(t in ("-LRB-", "-RRB-", "CC") for s in conll.column(test, 1) for t in s)
     assert n_lst and n_ucp and n_paren
     assert (chunk["unseen_tokens"], chunk["unseen_chunks"]) == (2 * n_lst + 2 * n_ucp, n_lst + n_ucp)
-    assert chunk["unseen_tags"] == ["B-LST", "B-UCP", "E-LST", "E-UCP"]
+    assert chunk["unseen_tags"] == ["B-LST", "B-UCP", "I-LST", "I-UCP"]     # the file's IOB2 names, not IOBES
     assert (pos["unseen_tokens"], pos["unseen_chunks"], pos["unseen_tags"]) == (n_paren, None, ["-LRB-", "-RRB-", "CC"])
     assert "UCP" not in {t.split("-", 1)[-1] for s in pred["chunk"] for t in s}
     seen = m.evaluate([s for s in test if not any(r[2].endswith("UCP") or r[2] == "I-LST" or r[1].startswith("-")

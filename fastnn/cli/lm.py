@@ -37,11 +37,12 @@ def register(sub):
                    help=f"start from a named configuration ({', '.join(recipe.PRESETS) or 'none defined yet'}); "
                         "options given explicitly override its values")
     add_config_options(t, recipe.CONFIGS)
-    add_threads(t, None, "kernels 1 (--kernel-threads) and BLAS as its library starts (all CPUs): the output layer's "
-                         "matrix products dominate")
+    add_threads(t, None, "per model, recipes.lm.default_threads: BLAS 1 (all CPUs for the NPLM's large products), "
+                         "the kernels as --kernel-threads says")
     t.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's own kernels when they should differ from --threads (default: "
-                        "--threads if given, else 1: they are memory-bound here)")
+                        "--threads if given, else all CPUs for the RNN LM trained through its fused kernel (no BLAS "
+                        "beside it; the same bits on any count), 1 for the others)")
     add_run_options(t)
     t.set_defaults(func=run_train)
 
@@ -54,7 +55,7 @@ def register(sub):
     e.add_argument("--context-bins", metavar="TRAIN",
                    help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
                         "count in TRAIN of the 2 tokens before each word (Bengio et al. 2003, section 4.1)")
-    add_threads(e, None, "kernels 1 and BLAS as its library starts")
+    add_threads(e, None, "kernels 1; BLAS 1, or all CPUs when a model is an NPLM")
     e.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
                         "--threads if given, else 1)")
@@ -95,12 +96,12 @@ def load_lm(path):
     return model, words
 
 
-def _set_threads(args):
-    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone.  Left alone, the kernels run 1 thread and
-    BLAS all: on a 2-core machine a busy 2-thread OpenBLAS plus 2 OpenMP threads run the output layer 2-3x slower
-    than BLAS alone with single-threaded kernels (bench/bench_lm.py)."""
-    kernels = args.kernel_threads if args.kernel_threads is not None else (args.threads or 1)
-    set_threads(args.threads, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
+def _set_threads(args, defaults):
+    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone.  Left alone, `defaults`
+    (recipes.lm.default_threads of the model)."""
+    blas = args.threads if args.threads is not None else defaults["blas"]
+    kernels = next(n for n in (args.kernel_threads, args.threads, defaults["kernels"]) if n is not None)
+    set_threads(blas, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
 
 
 def _logprobs(model, stream):
@@ -133,7 +134,7 @@ def run_train(args):
     config = _config(args)
     check_resume(args)
     check_writable(args, "out", "checkpoint")
-    _set_threads(args)
+    _set_threads(args, recipe.default_threads(config.arch, fused=recipe.trains_fused(config)))
     if config.arch != "ngram" and args.valid is None:
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
     if config.arch == "ngram" and config.smoothing == "di" and args.valid is None:
@@ -170,44 +171,53 @@ def run_train(args):
 
 # ---- eval --------------------------------------------------------------------------------------------------------
 
+def _eval_weight(args):
+    """The mixture weight option, checked before any work: 'em' or a float in [0, 1]."""
+    if args.weight == "em":
+        if not args.tune_on:
+            raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
+        return "em"
+    if args.context_bins:
+        raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
+    try:
+        w = float(args.weight)
+    except ValueError:
+        raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {args.weight!r}") from None
+    if not 0 <= w <= 1:
+        raise CLIError(f"--weight must be in [0, 1]; got {w}")
+    return w
+
+
 def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
     from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
-    _set_threads(args)
+    w = _eval_weight(args) if args.mix else None
     model, words = load_lm(args.model)
-    vocab = Vocab(words)
-    sents = _read(args.data)
-    stream = lm_stream(sents, vocab)
-    lp = _logprobs(model, stream)
-    result = {}
+    models = [model]
     if args.mix:
         model2, words2 = load_lm(args.mix)
         if list(words2) != list(words):
             raise CLIError(f"{args.mix} has a different vocabulary from {args.model} ({len(words2)} vs {len(words)} "
                            "words); both models must be trained with the same vocabulary")
+        models.append(model2)
+    _set_threads(args, recipe.default_threads("nplm" if any(m.arch == "nplm" for m in models) else model.arch))
+    vocab = Vocab(words)
+    sents = _read(args.data)
+    stream = lm_stream(sents, vocab)
+    tune = lm_stream(_read(args.tune_on), vocab) if args.mix and w == "em" else None
+    counted = lm_stream(_read(args.context_bins), vocab) if tune is not None and args.context_bins else None
+    lp = _logprobs(model, stream)
+    result = {}
+    if args.mix:
         lp2 = _logprobs(model2, stream)
-        if args.weight == "em":
-            if not args.tune_on:
-                raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
-            tune = lm_stream(_read(args.tune_on), vocab)
-            if args.context_bins:
-                counted = lm_stream(_read(args.context_bins), vocab)
-                tb, b = (context_bins(x, counted, pad_id=vocab.eos_id) for x in (tune, stream))
-                lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune), tb, n_bins=16)
-                w = lams[b]
-                result["weights"] = [round(float(x), 4) for x in lams]
-            else:
-                w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
-        elif args.context_bins:
-            raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
-        else:
-            try:
-                w = float(args.weight)
-            except ValueError:
-                raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {args.weight!r}") from None
-            if not 0 <= w <= 1:
-                raise CLIError(f"--weight must be in [0, 1]; got {w}")
+        if counted is not None:
+            tb, b = (context_bins(x, counted, pad_id=vocab.eos_id) for x in (tune, stream))
+            lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune), tb, n_bins=16)
+            w = lams[b]
+            result["weights"] = [round(float(x), 4) for x in lams]
+        elif tune is not None:
+            w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
         lp = mix_logprobs(lp, lp2, w)
         if np.ndim(w) == 0:
             result["weight"] = round(w, 6)

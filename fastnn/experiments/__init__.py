@@ -38,21 +38,6 @@ def save_json(path, obj):
     io.atomic_write(path, lambda f: f.write(data))
 
 
-@contextlib.contextmanager
-def frozen(model):
-    """Within the block every parameter of `model` is untrainable, so ops skip all gradient bookkeeping (evaluation
-    without a graph); the flags are restored on exit."""
-    params = list(model.parameters().values())
-    saved = [p.trainable for p in params]
-    try:
-        for p in params:
-            p.trainable = False
-        yield model
-    finally:
-        for p, s in zip(params, saved):
-            p.trainable = s
-
-
 def settings_for(where, defaults, settings, *, steps=None, **choices):
     """dict(defaults, **settings) once settings holds only known keys (TypeError otherwise); steps, when not None,
     replaces "steps"; each choices entry name=(values, allowed) checks that every value is allowed (ValueError)."""

@@ -21,7 +21,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import check_grid, frozen, jsonable, map_jobs, settings_for
+from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -98,7 +98,7 @@ class AddingRNN(Module):
 
     def predict(self, X, batch_size=1000):
         """Predictions (B,) without building a graph."""
-        with frozen(self):
+        with self.frozen():
             out = [self.forward(X[i:i + batch_size])[1].value[:, 0] for i in range(0, len(X), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=self.out.W.dtype)
 

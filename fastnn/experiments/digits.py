@@ -27,7 +27,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
-from fastnn.experiments import check_grid, frozen, jsonable, map_jobs
+from fastnn.experiments import check_grid, jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
 from fastnn.train import ArrayBatches, Trainer
@@ -93,7 +93,7 @@ class DigitRNN(Module):
     def predict(self, X, batch_size=64):
         """Predicted classes (n,) without building a graph, `batch_size` sequences at a time (the recurrence's
         buffers then stay in cache: a whole split at once ran the LSTM at half the speed per sequence)."""
-        with frozen(self):
+        with self.frozen():
             out = [self.out.log_probs(self.last_state(X[i:i + batch_size]).value).argmax(1)
                    for i in range(0, len(X), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

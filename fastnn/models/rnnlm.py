@@ -30,7 +30,7 @@ from fastnn.graph import Node, RowGrad
 from fastnn.models.neural_lm import RecurrentLM, word_classes
 from fastnn.nn import ClassSoftmaxOutput
 
-__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
+__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "trains_fused", "gradcheck_cases"]
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -84,6 +84,12 @@ class BPTTBatches:
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 
+def trains_fused(classes, dropout, fused=True):
+    """Whether an RNNLM with these settings trains through kernels.rnnlm_segment: the class-factorized output
+    (classes > 0) without dropout, unless fused=False."""
+    return bool(fused and classes and not dropout)
+
+
 class RNNLM(RecurrentLM):
     """Elman RNN language model.
 
@@ -111,6 +117,7 @@ class RNNLM(RecurrentLM):
     >>> model.hidden, model.embed, model.activation, model.init
     (100, 100, 'tanh', 'glorot')
     """
+    arch = "rnn"   # as recipes.lm names it (CONFIGS)
 
     def __init__(self, vocab_size, *, hidden, embed, activation, init, classes, dropout, clip, init_scale,
                  word_class=None, class_method="sqrt", eos_id=1, rng=0, dtype=np.float32, counts=None, words=None,
@@ -147,8 +154,13 @@ class RNNLM(RecurrentLM):
             return H, H.value[state_at].copy()
         return H, (np.zeros((e.value.shape[1], self.hidden), self._dtype) if h0 is None else h0.copy())
 
+    @property
+    def trains_fused(self):
+        """Whether training runs through kernels.rnnlm_segment (see trains_fused)."""
+        return trains_fused(self.classes, self.dropout_p, self.fused)
+
     def loss(self, batch):
-        if self.fused and self.classes and self.training and self.drop is None:
+        if self.training and self.trains_fused:
             x, y, carry, h0 = self._unpack(batch)
             return self._fused_loss(x, y, h0, carry)
         return super().loss(batch)

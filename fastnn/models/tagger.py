@@ -592,7 +592,7 @@ class WindowTagger(Module):
         conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
         "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
         model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
-        for tag tasks), "unseen_tags" (those tags, sorted)}}.
+        for tag tasks), "unseen_tags" (the file's tags at those tokens, as the file writes them, sorted)}}.
         `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
         IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
         """
@@ -634,12 +634,12 @@ class WindowTagger(Module):
         t, index = self.tasks[k], self._tag_index[k]
         coded = recode(gold, t["file_scheme"], t["scheme"])
         tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
-        for s in coded:
+        for file_tags, s in zip(gold, coded):
             miss = [tag not in index for tag in s]
             if not any(miss):
                 continue
             n_tokens += sum(miss)
-            tags.update(tag for tag, m in zip(s, miss) if m)
+            tags.update(tag for tag, m in zip(file_tags, miss) if m)      # named as the file writes them
             if n_chunks is not None:
                 n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
         return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
