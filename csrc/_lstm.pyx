@@ -14,8 +14,9 @@ x one vector of VW units of each of the four gates: its 4 x MR accumulator vecto
 over the K inputs of W (packed once per call, so that the four gate vectors of a unit block and input k are
 contiguous), and the cell update is applied to them before anything is written.  A backward tile is MR rows x 4
 vectors of units of the carry d loss / d h_t = d loss / d a_{t+1} W, the cell's backward step t following in the same
-tile.  Batch rows are independent sequences, so each thread owns a block of rows for the whole sweep: one OpenMP
-region, no barrier between steps (on a busy machine a barrier per step waits for the slowest thread T times).  Each
+tile.  Batch rows are independent sequences, so a block of MR rows is one task for the whole sweep, handed to
+whichever thread is free: no barrier between steps (on a busy machine a barrier per step waits for the slowest thread
+T times, and a fixed split of the rows waits for the slowest thread's share).  Each
 output element is one fixed-order sum whatever the rows around it, so the result does not depend on the thread count
 or the row blocking.  dW is one matrix product over all steps after the sweep; db is summed in row order.
 Called only from fastnn/kernels.py, which validates every argument first.
@@ -388,7 +389,7 @@ cdef inline void bwd_tile(const floating *dan, const floating *panel, Py_ssize_t
 
 cdef inline int row_threads(Py_ssize_t B, Py_ssize_t K, int n_threads) noexcept nogil:
     """Threads for a sweep over B rows whose steps each cost B x 4K x K multiply-adds: one per ~1M of them per step
-    and at most one per FNN_LSTM_MR rows (a thread's rows are its own for the whole sweep)."""
+    and at most one per block of FNN_LSTM_MR rows (the tasks)."""
     cdef int nt = threads_for(B * 4 * K * K // 32, n_threads)
     cdef Py_ssize_t most = (B + FNN_LSTM_MR - 1) // FNN_LSTM_MR
     return nt if nt < most else <int> most
@@ -398,8 +399,8 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
                   floating[:, :, ::1] A, floating[:, :, ::1] H, floating[:, :, ::1] C, int n_threads):
     """X (T, B, 4K) IN projected inputs; W (4K, K) IN; b (4K,) IN; A (T, B, 4K) OUT: the gates' activations;
     H, C (T + 1, B, K) INOUT: H[0], C[0] = the starting state on entry, H[t + 1] = h_t, C[t + 1] = c_t on exit."""
-    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], K4 = X.shape[2], K = K4 // 4, t, p, part, lo, hi, r, i0, u0
-    cdef Py_ssize_t vw, mr = FNN_LSTM_MR, n_pan
+    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], K4 = X.shape[2], K = K4 // 4, t, p, r, i0, u0
+    cdef Py_ssize_t vw, mr = FNN_LSTM_MR, n_pan, n_rb
     cdef int nt, m
     cdef void *raw
     cdef floating *wp
@@ -410,26 +411,28 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     if T == 0 or B == 0 or K == 0:
         return
     n_pan = (K + vw - 1) // vw
+    n_rb = (B + mr - 1) // mr
     nt = row_threads(B, K, n_threads)
     raw = malloc(n_pan * vw * K4 * sizeof(floating) + 64)
     if raw == NULL:
         raise MemoryError()
     wp = <floating *> fnn_lstm_align(raw)
     with nogil:
-        for p in prange(n_pan, schedule="static", num_threads=nt):
+        # packing is a copy of W (a small part of a sweep): done here, not in a parallel region of its own, whose
+        # start would wait for a second thread to wake once more per call
+        for p in range(n_pan):
             pack_fwd(&W[0, 0], K, wp, p)
-        # each thread runs the whole sequence for its own rows: no barrier between steps
-        for part in prange(nt, schedule="static", num_threads=nt):
-            lo = part * B // nt
-            hi = (part + 1) * B // nt
+        # a block of rows is one task for the whole sequence: no barrier between steps.  Blocks are handed out as
+        # threads come free, so a thread that shares its core (a BLAS thread still spinning after its call, another
+        # process) takes fewer of them instead of holding the others back
+        for r in prange(n_rb, schedule="dynamic", num_threads=nt):
+            i0 = r * mr
+            m = <int> min(mr, B - i0)
             for t in range(T):
                 for p in range(n_pan):
                     u0 = p * vw
-                    for r in range((hi - lo + mr - 1) // mr):
-                        i0 = lo + r * mr
-                        m = <int> min(mr, hi - i0)
-                        fwd_tile(&H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
-                                 &C[t + 1, i0, u0], &H[t + 1, i0, u0], K, m, min(vw, K - u0))
+                    fwd_tile(&H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
+                             &C[t + 1, i0, u0], &H[t + 1, i0, u0], K, m, min(vw, K - u0))
     free(raw)
 
 
@@ -445,8 +448,8 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
     dW (4K, K) OUT; db (4K,) OUT; dh0 (B, K) OUT: d loss / d h_0;
     dc0 (B, K) INOUT: d loss / d c_T from outside on entry (zeros if none), d loss / d c_0 on exit.
     """
-    cdef Py_ssize_t T = dH.shape[0], B = dH.shape[1], K = dH.shape[2], K4 = 4 * K, t, s, q, part, lo, hi, r, i0, u0
-    cdef Py_ssize_t i, j, blk, bhi, vw4, mr = FNN_LSTM_MR, n_pan, n_blocks = (K4 + 255) // 256
+    cdef Py_ssize_t T = dH.shape[0], B = dH.shape[1], K = dH.shape[2], K4 = 4 * K, t, s, q, r, i0, u0
+    cdef Py_ssize_t i, j, blk, bhi, vw4, mr = FNN_LSTM_MR, n_pan, n_rb, n_blocks = (K4 + 255) // 256
     cdef int nt, m
     cdef floating c = <floating> clip
     cdef void *raw
@@ -458,6 +461,7 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
     if B == 0 or K == 0:
         return
     n_pan = (K + vw4 - 1) // vw4
+    n_rb = (B + mr - 1) // mr
     nt = row_threads(B, K, n_threads)
     if T == 0:
         memset(&dh0[0, 0], 0, B * K * sizeof(floating))
@@ -467,27 +471,25 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
             raise MemoryError()
         wp = <floating *> fnn_lstm_align(raw)
         with nogil:
-            for q in prange(n_pan, schedule="static", num_threads=nt):
+            for q in range(n_pan):
                 pack_bwd(&W[0, 0], K, wp, q)
-            # each thread runs the whole sweep for its own rows; pass s: the carry d loss / d h_t = dA[t+1] @ W,
-            # then the cell's backward step t = T-1-s; the last pass (t = -1) only sends the carry to dh0
-            for part in prange(nt, schedule="static", num_threads=nt):
-                lo = part * B // nt
-                hi = (part + 1) * B // nt
+            # a block of rows is one task for the whole sweep (as in the forward); pass s: the carry
+            # d loss / d h_t = dA[t+1] @ W, then the cell's backward step t = T-1-s; the last pass (t = -1) only
+            # sends the carry to dh0
+            for r in prange(n_rb, schedule="dynamic", num_threads=nt):
+                i0 = r * mr
+                m = <int> min(mr, B - i0)
                 for s in range(T + 1):
                     t = T - 1 - s
                     for q in range(n_pan):
                         u0 = q * vw4
-                        for r in range((hi - lo + mr - 1) // mr):
-                            i0 = lo + r * mr
-                            m = <int> min(mr, hi - i0)
-                            if t < 0:
-                                bwd_tile(&dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL,
-                                         NULL, NULL, NULL, &dh0[i0, u0], c)
-                            else:
-                                bwd_tile(&dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m,
-                                         min(vw4, K - u0), &A[t, i0, u0], &C[t, i0, u0], &C[t + 1, i0, u0],
-                                         &dH[t, i0, u0], &dc0[i0, u0], &dA[t, i0, u0], NULL, c)
+                        if t < 0:
+                            bwd_tile(&dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL, NULL,
+                                     NULL, NULL, &dh0[i0, u0], c)
+                        else:
+                            bwd_tile(&dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m,
+                                     min(vw4, K - u0), &A[t, i0, u0], &C[t, i0, u0], &C[t + 1, i0, u0],
+                                     &dH[t, i0, u0], &dc0[i0, u0], &dA[t, i0, u0], NULL, c)
         free(raw)
     with nogil:
         # dW = sum_t da_t^T h_{t-1}: one product over all T*B rows
