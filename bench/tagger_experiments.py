@@ -3,10 +3,12 @@
     python bench/tagger_experiments.py --seeds 0 1 2      # the runs missing from bench/results/tagger_runs.jsonl
     python bench/tagger_experiments.py --table bench/results/tagger_runs.jsonl    # print the table again
     python bench/tagger_experiments.py --presets --seeds 0 1 2    # the presets (`--preset pos|chunk|ner`) table
+    python bench/tagger_experiments.py --screen n-avs1 --only ner --seeds 0 -- --average-start 1
+                                          # a change on top of a preset: one line per seed in tagger_screens.jsonl
 
 Every run is the real command line (`python -m fastnn tagger train ...` then `tagger eval --json`) in a subprocess;
 the wall time of `train` is reported as measured (it includes reading the data and scoring the dev set after every
-epoch).  Data: ../shared/data.  CoNLL-2000 has no development file: as the issue asks, the last 1,000 sentences of
+epoch).  Data: $FASTNN_DATA, else ../shared/data.  CoNLL-2000 has no development file: as the issue asks, the last 1,000 sentences of
 train.txt are held out (written to a temporary directory, never into the repository) and the rest is trained on.
 Only development data is used for model selection and reporting; no test set is read.  Corpus "conll2003+wsj" trains
 POS on eng.train plus all of CoNLL-2000's train.txt (WSJ sentences with gold POS tags, no NER column: in a NER + POS
@@ -23,7 +25,7 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+DATA = os.environ.get("FASTNN_DATA") or os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
 
 # Options beyond the CLI defaults (which are the NER settings).  Tuned on the development sets only.  Every multitask
 # model is compared with single-task models trained with the same options (and the same seeds).
@@ -203,6 +205,26 @@ def run_presets(args):
     return 0
 
 
+def run_screen(args, extra):
+    """`--preset NAME` plus `extra` options, for each preset of --only and each seed: one record (label, corpus,
+    seed, flags, wall_s, rc, epochs, dev) per run appended to --log (default bench/results/tagger_screens.jsonl)."""
+    log = args.log or os.path.join(REPO, "bench", "results", "tagger_screens.jsonl")
+    with tempfile.TemporaryDirectory(prefix="fastnn-tagger-") as tmp:
+        for seed in args.seeds:
+            for name, corpus, tasks in PRESET_RUNS:
+                if args.only and name not in args.only:
+                    continue
+                flags = ["--preset", name, *extra]
+                rec = run(name, corpus, tasks, flags, tmp, args.threads, seed)
+                out = {"label": args.screen, "corpus": corpus, "seed": seed, "flags": rec["options"],
+                       "wall_s": round(rec["wall_s"]), "rc": 0, "epochs": rec["epochs"], "dev": rec["dev"]}
+                with open(log, "a") as f:
+                    f.write(json.dumps(out) + "\n")
+                print(json.dumps({k: out[k] for k in ("label", "corpus", "seed", "flags", "wall_s")}),
+                      {t: r["f1"] if r["f1"] is not None else r["accuracy"] for t, r in rec["dev"].items()}, flush=True)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--log", help="append one JSON line per run here (default bench/results/tagger_runs.jsonl, "
@@ -213,7 +235,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run each model with (default 0)")
     ap.add_argument("--table", metavar="LOG", help="print the table of an existing log and exit")
-    args = ap.parse_args(argv)
+    ap.add_argument("--screen", metavar="LABEL", help="run the presets of --only with the options after -- on top "
+                                                     "(log: bench/results/tagger_screens.jsonl)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.screen:
+        return run_screen(args, extra)
     if args.presets:
         return run_presets(args)
     args.log = args.log or os.path.join(REPO, "bench", "results", "tagger_runs.jsonl")

@@ -320,6 +320,9 @@ class Trainer:
         far (None: no budget).
     average : keep the mean of the parameters over all steps (fastnn.optim.ParamAverage); validation scores it, the
         best parameters kept are averaged ones, and training ends with them (or with the last mean, unvalidated).
+    average_start : with average, the number of epochs trained before the mean starts (0: from the first step); the
+        mean then starts from the parameters at the start of epoch average_start + 1, and epochs before that are
+        scored on their own parameters.
     metric : the validation score's name on the epoch line ("valid" when None, e.g. "dev F1"), or (name, fn) to
         show fn(score) instead, e.g. ("valid ppl", math.exp) for a mean NLL.
     """
@@ -331,7 +334,7 @@ class Trainer:
     def __init__(self, model, optimizer, data, *, epochs=10, validate=None, mode=None, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
                  on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None,
-                 average=False, higher_is_better=None, metric=None):
+                 average=False, average_start=0, higher_is_better=None, metric=None):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -351,6 +354,7 @@ class Trainer:
                 raise ValueError(f"{where}: 'checkpoint' must be a path when checkpoint_every is set; got None.")
         if max_minutes is not None:
             check_scalar(max_minutes, "max_minutes", where, low=0)
+        check_scalar(average_start, "average_start", where, low=0, integer=True)
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"{where}: 'on_nonfinite' must be 'raise' or 'skip'; got {on_nonfinite!r}.")
         if higher_is_better is not None:
@@ -378,6 +382,7 @@ class Trainer:
         self.max_minutes = max_minutes
         self.metric = metric if isinstance(metric, tuple) else (metric or "valid", None)
         self.averager = ParamAverage(optimizer.params) if average else None
+        self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if progress is None:
@@ -412,7 +417,7 @@ class Trainer:
         if self.checkpoint is not None:               # before the swap below: fit(resume=True) with more epochs
             self.save(self.checkpoint)                # continues from the last step, as if never stopped
         final = self.state.best_params if self.restore_best else None
-        if final is None and self.averager is not None:
+        if final is None and self.averager is not None and self.state.epoch > self.average_start:
             final = self.averager.mean()
         if final is not None:
             for name, p in self.model.parameters().items():
@@ -485,6 +490,8 @@ class Trainer:
         if st.position == 0:
             st.rng_epoch_start = _rng_json(self.rng)
             st.loss_sum, st.loss_n, st.epoch_seconds = 0.0, 0, 0.0
+            if self.averager is not None and self.average_start and st.epoch == self.average_start:
+                self.averager.restart()              # no step taken since: a resumed run restarts it the same way
             plan = self._plan()
         else:                                         # resuming mid-epoch: rebuild the same plan, then go on
             now = _rng_json(self.rng)
@@ -561,7 +568,8 @@ class Trainer:
         score = None
         improved = False
         if self.validate is not None:
-            mean = self.averager.mean() if self.averager is not None else None     # scored, and kept if best
+            averaging = self.averager is not None and st.epoch >= self.average_start
+            mean = self.averager.mean() if averaging else None     # scored, and kept if best
             self.model.eval()
             try:
                 with self.averager.applied(mean) if mean is not None else contextlib.nullcontext():

@@ -140,6 +140,32 @@ def test_checkpoint_resume_gives_the_same_model(capsys, files, dev, average):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "resume" in err
 
 
+def test_ensemble_trains_evaluates_predicts_and_resumes(capsys, files):
+    d = files["dir"]
+    base = ["tagger", "train", "--train", files["train"], "--dev", files["dev"], "--task", "ner=3", "--embed-dim", "8",
+            "--hidden", "16", "--batch-size", "16", "--ensemble", "2", "--seed", "1"]
+    rc, out, err = _run(capsys, *base, "--epochs", "2", "--out", d / "e.npz", "--checkpoint", d / "ck.npz")
+    assert rc == 0, err
+    assert "member 2/2 (seed 3)" in err and "ensemble of 2: dev F1" in err and "members' best epochs" in err
+    ens = io.load_model(d / "e.npz")
+    assert type(ens).__name__ == "TaggerEnsemble" and [m.config()["seed"] for m in ens.members] == [2, 3]
+    rc, out, err = _run(capsys, "tagger", "eval", "--model", d / "e.npz", "--data", files["dev"], "--json")
+    assert rc == 0, err
+    assert json.loads(out)["ner"]["f1"] == pytest.approx(ens.score(read_conll(files["dev"])))
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", d / "e.npz", "--data", files["dev"])
+    assert rc == 0 and [line.split()[-1] for line in out.splitlines() if line.strip()][1:] == [
+        t for s in ens.predict(read_conll(files["dev"]))["ner"] for t in s]
+    # resuming goes on with each member from its own checkpoint: the same as training 3 epochs at once
+    assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()
+    assert _run(capsys, *base, "--epochs", "3", "--out", d / "full.npz", "--quiet")[0] == 0
+    rc, out, err = _run(capsys, *base, "--epochs", "3", "--out", d / "resumed.npz", "--checkpoint", d / "ck.npz",
+                        "--resume", "--quiet")
+    assert rc == 0, err
+    full, resumed = io.load_model(d / "full.npz"), io.load_model(d / "resumed.npz")
+    for name, p in full.parameters().items():
+        np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)
+
+
 def test_pretrained_vectors(capsys, files):
     d = files["dir"]
     words = ["dog", "CAT", "zebra", "Paris"]

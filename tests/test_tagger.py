@@ -557,3 +557,93 @@ def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_mode
                        (3, "must be a list of sentences")]:
         with pytest.raises(TypeError, match=match):
             m.predict(bad)
+
+
+# ---- ensembles -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wsj_ensemble():
+    """An ensemble of 3 sentence-loss chunk + POS taggers (recipe, ensemble=3, seed 1: members of seeds 3, 4, 5),
+    the training sentences, and test sentences with tags the training part never had."""
+    rng = np.random.default_rng(0)
+    train = _wsj(rng, 200)
+    config = recipe.TaggerConfig(tasks={"pos": 1, "chunk": 2}, hidden=16, embed_dim=8, epochs=2, lr=0.1,
+                                 batch_size=32, ensemble=3, seed=1)
+    model, fitted = recipe.train(config, train, None, quiet=True)
+    return model, fitted, train, _wsj(rng, 80, test=True)
+
+
+def _path_score(scores, A, start, end, path):
+    return start[path[0]] + scores[np.arange(len(path)), path].sum() + A[path[:-1], path[1:]].sum() + end[path[-1]]
+
+
+def test_ensemble_viterbi_maximises_the_mean_of_the_members_path_scores(wsj_ensemble):
+    import itertools
+    ens, _, train, _ = wsj_ensemble
+    assert [m.config()["seed"] for m in ens.members] == recipe.member_seeds(recipe.TaggerConfig(ensemble=3, seed=1))
+    short = [s[:n] for n, s in zip([1, 2, 3] * 4, train)]             # short enough to try every tag path
+    enc = ens.encode(train[:30] + short, targets=False)
+    per = [m.scores(enc) for m in ens.members]
+    for k in range(len(ens.tasks)):
+        mean = np.mean([p[k] for p in per], axis=0)
+        np.testing.assert_allclose(ens.scores(enc)[k], mean, rtol=1e-6, atol=1e-6)
+        trs = [m.transition_scores(k) for m in ens.members]
+        for i in range(3):
+            np.testing.assert_allclose(ens.transition_scores(k)[i], np.mean([t[i] for t in trs], axis=0), rtol=1e-6)
+        assert not np.allclose(trs[0][0], trs[1][0])                      # the members differ
+        ids = ens.predict_ids(enc)[k]
+        # brute force on short sentences: no path has a higher mean (over members) of the members' path scores
+        tried = 0
+        for s in range(30, len(enc.offsets) - 1):
+            lo, hi = enc.offsets[s], enc.offsets[s + 1]
+            n_tags = mean.shape[1]
+
+            def member_mean(path):
+                return np.mean([_path_score(p[k][lo:hi].astype(np.float64), *[x.astype(np.float64) for x in t],
+                                            np.asarray(path)) for p, t in zip(per, trs)])
+            best = max(itertools.product(range(n_tags), repeat=hi - lo), key=member_mean)
+            assert member_mean(ids[lo:hi]) == pytest.approx(member_mean(best), abs=1e-4)
+            tried += 1
+        assert tried == 12
+
+
+def test_ensemble_members_are_the_single_models_of_their_seeds(wsj_ensemble):
+    ens, fitted, train, _ = wsj_ensemble
+    config = recipe.TaggerConfig(tasks={"pos": 1, "chunk": 2}, hidden=16, embed_dim=8, epochs=2, lr=0.1,
+                                 batch_size=32, seed=4)
+    single, _ = recipe.train(config, train, None, quiet=True)
+    for (n, p), (n2, q) in zip(single.parameters().items(), ens.members[1].parameters().items()):
+        assert n == n2
+        np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+    assert isinstance(fitted, recipe.EnsembleFit) and len(fitted.trainers) == 3
+    assert [h["member"] for h in fitted.history] == [0, 0, 1, 1, 2, 2] and fitted.best_score is None
+
+
+def test_ensemble_save_load_round_trip_and_eval_of_unseen_tags(wsj_ensemble, tmp_path):
+    ens, _, train, test = wsj_ensemble
+    io.save_model(tmp_path / "e.npz", ens)
+    loaded = io.load_model(tmp_path / "e.npz")
+    assert isinstance(loaded, T.TaggerEnsemble) and repr(loaded) == repr(ens)
+    assert loaded.config()["seeds"] == [3, 4, 5] and "seed" not in loaded.config()["member"]
+    assert loaded.predict(test) == ens.predict(test)
+    with np.load(tmp_path / "e.npz", allow_pickle=False) as z:
+        assert {"param/members.0.embed.W", "param/members.2.transitions.1.A"} <= set(z.files)
+    res = loaded.evaluate(test)                           # gold tags no member was trained on are scored as errors
+    assert res["chunk"]["unseen_tags"] == ["B-LST", "B-UCP", "I-LST", "I-UCP"] and 0 < res["chunk"]["f1"] < 100
+    assert res["pos"]["unseen_tags"] == ["-LRB-", "-RRB-", "CC"]
+    assert loaded.score(train) == pytest.approx(T.main_score(ens.evaluate(train)))
+
+
+def test_ensemble_members_must_share_their_configuration():
+    rng = np.random.default_rng(1)
+    train = _synthetic(rng, 30)
+    a = _build(train, {"ner": 3}, hidden=8, seed=0)
+    with pytest.raises(ValueError, match="member 1 differs in \\['hidden'\\]"):
+        T.TaggerEnsemble([a, _build(train, {"ner": 3}, hidden=9, seed=1)])
+    with pytest.raises(TypeError, match="non-empty list of WindowTaggers"):
+        T.TaggerEnsemble([])
+    word = T.TaggerEnsemble([_build(train, {"ner": 3}, hidden=8, loss="word", seed=s) for s in (0, 1)])
+    enc = word.encode(train)
+    mean = (word.members[0].scores(enc)[0] + word.members[1].scores(enc)[0]) / 2
+    assert word.transition_scores(0) is None
+    np.testing.assert_array_equal(word.predict_ids(enc)[0], mean.argmax(axis=1))

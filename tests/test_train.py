@@ -235,6 +235,61 @@ def test_averaging_validates_keeps_and_ends_with_the_mean():
     assert not np.allclose(scored[0]["W"], scored[-1]["W"])
 
 
+def test_average_start_means_the_parameters_from_that_epoch_on():
+    X, y, idx = make_data()
+    model = Tiny(vocab=20)                                   # a sparse table too: its rows are summed lazily
+    seen, scored, raw = [], [], []
+
+    def loss_fn(m, b):                                       # call i sees the parameters after i steps
+        seen.append(params_of(m))
+        return m.loss(b)
+
+    def validate(m):
+        scored.append(params_of(m))
+        return float(len(scored))                            # every epoch is the best so far
+
+    trainer = Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
+                      epochs=3, validate=validate, mode="max", quiet=True, average=True, average_start=1,
+                      loss_fn=loss_fn, callback=lambda t, rec: raw.append(params_of(t.model)))
+    trainer.fit()
+    assert len(seen) == 30 and trainer.averager.steps == 20
+    seen.append(raw[-1])                                     # the parameters after the last step
+    assert_same(scored[0], seen[10])                         # epoch 1 is scored on its own parameters
+    for name in seen[0]:                                     # then the mean from the start of epoch 2 on
+        for epoch, end in ((2, 20), (3, 30)):
+            np.testing.assert_allclose(scored[epoch - 1][name], np.mean([s[name] for s in seen[10:end + 1]], axis=0),
+                                       rtol=1e-12, atol=1e-15, err_msg=f"{name}, epoch {epoch}")
+    assert_same(params_of(model), scored[2])
+    with pytest.raises(ValueError, match="'average_start' must be"):
+        Trainer(model, optim.AdaGrad(model.parameters(), 0.5), ArrayBatches(X, y, idx, batch_size=20),
+                average=True, average_start=-1)
+
+
+def test_resume_with_a_late_average_start_equals_uninterrupted(tmp_path):
+    ref_model, ref = build(average=True, average_start=2)
+    ref.fit()
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path, checkpoint_every=5, average=True, average_start=2)
+    orig, calls = trainer.loss_fn, [0]
+
+    def exploding(m, b):
+        calls[0] += 1
+        if calls[0] == 20:                                   # in epoch 2, before the mean restarts
+            raise Boom()
+        return orig(m, b)
+
+    trainer.loss_fn = exploding
+    with pytest.raises(Boom):
+        trainer.fit()
+    model2, trainer2 = build(checkpoint=path, average=True, average_start=2)
+    trainer2.fit(resume=True)
+    assert_same(params_of(model2), params_of(ref_model))
+    assert [h["valid"] for h in trainer2.history] == [h["valid"] for h in ref.history]
+    _, plain = build(average=True)
+    plain.fit()
+    assert [h["valid"] for h in plain.history][2:] != [h["valid"] for h in ref.history][2:]
+
+
 def test_averaging_without_validation_ends_with_the_mean():
     X, y, idx = make_data()
     model = Tiny(vocab=20)

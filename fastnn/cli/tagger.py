@@ -166,13 +166,13 @@ def _check_args(args):
 
 def _load_model(path):
     from fastnn import io
-    from fastnn.models.tagger import WindowTagger
+    from fastnn.models.tagger import TaggerEnsemble, WindowTagger
     existing_file(path)
     try:
         model = io.load_model(path)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise CLIError(str(e)) from None
-    if not isinstance(model, WindowTagger):
+    if not isinstance(model, (WindowTagger, TaggerEnsemble)):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a tagger model")
     return model
 
@@ -234,7 +234,12 @@ def run_train(args):
             res.update(metric=trainer.metric[0], best_dev_score=trainer.best_score, best_epoch=trainer.best_epoch)
         print_json(res)
     elif not args.quiet:
-        best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}" if dev is not None else ""
+        best = ""
+        if dev is not None and isinstance(trainer.best_epoch, list):      # an ensemble: the members' best epochs
+            best = (f", ensemble dev score {trainer.best_score:.2f} (members' best epochs "
+                    f"{', '.join(map(str, trainer.best_epoch))})")
+        elif dev is not None:
+            best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}"
         print(f"trained {len(hist)} epochs in {elapsed:.1f} s ({rate:,.0f} windows/s in training steps){best}; "
               f"model written to {out}", file=sys.stderr)
     return 0 if out == args.out else 1

@@ -59,7 +59,7 @@ from fastnn.metrics import conll_f1
 from fastnn.nn.crf import Transitions, sentence_nll, viterbi
 from fastnn.train import BatchPlan
 
-__all__ = ["WindowTagger", "TaggerBatch", "WindowBatches", "main_score", "gradcheck_cases"]
+__all__ = ["WindowTagger", "TaggerEnsemble", "TaggerBatch", "WindowBatches", "main_score", "gradcheck_cases"]
 
 LOSSES = ("word", "sentence")
 ACTIVATIONS = ("hardtanh", "tanh")
@@ -180,7 +180,107 @@ def _stored_lengths(lengths):
     return lengths[0] if len(lengths) == 1 else (0 if not lengths else list(lengths))
 
 
-class WindowTagger(Module):
+class _Tagging:
+    """Decoding, predict, evaluate and score, shared by WindowTagger and TaggerEnsemble.  A subclass has `tasks`,
+    `task_names`, `_tag_index` (per task, tag -> id), encode(sentences, targets), scores(enc) (per task, (N, K) tag
+    scores) and transition_scores(k) ((A, start, end) arrays of task k, or None for the word-level loss)."""
+
+    def predict_ids(self, enc):
+        """Per task, (N,) predicted tag ids in the training encoding (argmax, or Viterbi for the sentence loss)."""
+        out = []
+        for k, s in enumerate(self.scores(enc)):
+            tr = self.transition_scores(k)
+            out.append(s.argmax(axis=1) if tr is None else viterbi(s, enc.offsets, *tr))
+        return out
+
+    def predict(self, sentences, encoded=None):
+        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.
+
+        sentences : tokenised sentences (a list of lists of strings, e.g. [["John", "Smith", "visited", "Paris",
+            "."]]) or read_conll's rows (only the word column is used); conll.as_rows says what else is refused.
+        encoded : self.encode(sentences) if already computed.
+        """
+        sentences = conll.as_rows(sentences, "WindowTagger.predict")
+        if not sentences or any(not s for s in sentences):     # an empty sentence has no tags: tag the others
+            kept = [s for s in sentences if s]
+            pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
+            return {name: _refill(p, sentences) for name, p in pred.items()}
+        enc = encoded if encoded is not None else self.encode(sentences, targets=False)
+        out = {}
+        for t, ids in zip(self.tasks, self.predict_ids(enc)):
+            names = np.asarray(t["tags"], dtype=object)[ids]
+            sents = [list(names[enc.offsets[i]:enc.offsets[i + 1]]) for i in range(len(enc.offsets) - 1)]
+            out[t["name"]] = recode(sents, t["scheme"], t["file_scheme"])
+        return out
+
+    def evaluate(self, sentences, encoded=None):
+        """Per task, the scores of the predictions against the task's column of `sentences` (read_conll rows).
+
+        Chunk tasks are scored with conlleval's rules on the file's own encoding; tasks whose tags are not chunk tags
+        (POS) get token accuracy and None for precision / recall / F1.  Any gold tag is scored, also one the model
+        was never trained on: such a token can only be wrong, and a chunk holding it can only be missed, exactly as
+        conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
+        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
+        model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
+        for tag tasks), "unseen_tags" (the file's tags at those tokens, as the file writes them, sorted)}}.
+        `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
+        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
+        """
+        where = "WindowTagger.evaluate"
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        pred = self.predict(sentences, encoded)          # (checks the feature columns first)
+        for t in self.tasks:
+            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                 f"{len(short[0])} columns.")
+        out = {}
+        for k, t in enumerate(self.tasks):
+            gold = conll.column(sentences, t["column"])
+            if t["file_scheme"] is None:
+                g = [x for s in gold for x in s]
+                p = [x for s in pred[t["name"]] for x in s]
+                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object)) if g else 0.0
+                res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
+                       "n_chunks": None}
+            else:
+                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
+                res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
+                res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
+            res.update(self._unseen(gold, k))
+            out[t["name"]] = res
+        return out
+
+    @staticmethod
+    def _check_chunk_tags(gold, task, where):
+        bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
+        if bad is not None:
+            raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
+                             f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
+        return gold
+
+    def _unseen(self, gold, k):
+        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
+        t, index = self.tasks[k], self._tag_index[k]
+        coded = recode(gold, t["file_scheme"], t["scheme"])
+        tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
+        for file_tags, s in zip(gold, coded):
+            miss = [tag not in index for tag in s]
+            if not any(miss):
+                continue
+            n_tokens += sum(miss)
+            tags.update(tag for tag, m in zip(file_tags, miss) if m)      # named as the file writes them
+            if n_chunks is not None:
+                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
+        return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
+
+    def score(self, sentences, encoded=None):
+        """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
+        return main_score(self.evaluate(sentences, encoded))
+
+
+
+class WindowTagger(_Tagging, Module):
     """The window network of Collobert et al. (2011) with one output layer per task.
 
     Parameters
@@ -552,101 +652,12 @@ class WindowTagger(Module):
                     out[k].append(s)
         return [np.concatenate(o) if o else np.zeros((0, h.W.shape[0])) for o, h in zip(out, self.heads)]
 
-    def predict_ids(self, enc):
-        """Per task, (N,) predicted tag ids in the training encoding (argmax, or Viterbi for the sentence loss)."""
-        out = []
-        for k, s in enumerate(self.scores(enc)):
-            if self.transitions is None:
-                out.append(s.argmax(axis=1))
-            else:
-                tr = self.transitions[k]
-                out.append(viterbi(s, enc.offsets, tr.A.value, tr.start.value, tr.end.value))
-        return out
-
-    def predict(self, sentences, encoded=None):
-        """{task: list (per sentence) of predicted tags}, in the encoding of the training file.
-
-        sentences : tokenised sentences (a list of lists of strings, e.g. [["John", "Smith", "visited", "Paris",
-            "."]]) or read_conll's rows (only the word column is used); conll.as_rows says what else is refused.
-        encoded : self.encode(sentences) if already computed.
-        """
-        sentences = conll.as_rows(sentences, "WindowTagger.predict")
-        if not sentences or any(not s for s in sentences):     # an empty sentence has no tags: tag the others
-            kept = [s for s in sentences if s]
-            pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
-            return {name: _refill(p, sentences) for name, p in pred.items()}
-        enc = encoded if encoded is not None else self.encode(sentences, targets=False)
-        out = {}
-        for t, ids in zip(self.tasks, self.predict_ids(enc)):
-            names = np.asarray(t["tags"], dtype=object)[ids]
-            sents = [list(names[enc.offsets[i]:enc.offsets[i + 1]]) for i in range(len(enc.offsets) - 1)]
-            out[t["name"]] = recode(sents, t["scheme"], t["file_scheme"])
-        return out
-
-    def evaluate(self, sentences, encoded=None):
-        """Per task, the scores of the predictions against the task's column of `sentences` (read_conll rows).
-
-        Chunk tasks are scored with conlleval's rules on the file's own encoding; tasks whose tags are not chunk tags
-        (POS) get token accuracy and None for precision / recall / F1.  Any gold tag is scored, also one the model
-        was never trained on: such a token can only be wrong, and a chunk holding it can only be missed, exactly as
-        conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
-        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
-        model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
-        for tag tasks), "unseen_tags" (the file's tags at those tokens, as the file writes them, sorted)}}.
-        `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
-        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
-        """
-        where = "WindowTagger.evaluate"
-        sentences = conll.as_rows(sentences, where, tokens=False)
-        pred = self.predict(sentences, encoded)          # (checks the feature columns first)
-        for t in self.tasks:
-            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
-            if short is not None:
-                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
-                                 f"{len(short[0])} columns.")
-        out = {}
-        for k, t in enumerate(self.tasks):
-            gold = conll.column(sentences, t["column"])
-            if t["file_scheme"] is None:
-                g = [x for s in gold for x in s]
-                p = [x for s in pred[t["name"]] for x in s]
-                acc = 100.0 * np.mean(np.asarray(g, dtype=object) == np.asarray(p, dtype=object)) if g else 0.0
-                res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
-                       "n_chunks": None}
-            else:
-                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
-                res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
-                res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
-            res.update(self._unseen(gold, k))
-            out[t["name"]] = res
-        return out
-
-    @staticmethod
-    def _check_chunk_tags(gold, task, where):
-        bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
-        if bad is not None:
-            raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
-                             f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
-        return gold
-
-    def _unseen(self, gold, k):
-        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
-        t, index = self.tasks[k], self._tag_index[k]
-        coded = recode(gold, t["file_scheme"], t["scheme"])
-        tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
-        for file_tags, s in zip(gold, coded):
-            miss = [tag not in index for tag in s]
-            if not any(miss):
-                continue
-            n_tokens += sum(miss)
-            tags.update(tag for tag, m in zip(file_tags, miss) if m)      # named as the file writes them
-            if n_chunks is not None:
-                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
-        return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
-
-    def score(self, sentences, encoded=None):
-        """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
-        return main_score(self.evaluate(sentences, encoded))
+    def transition_scores(self, k):
+        """(A, start, end) transition scores of task k (arrays), or None for the word-level loss."""
+        if self.transitions is None:
+            return None
+        tr = self.transitions[k]
+        return tr.A.value, tr.start.value, tr.end.value
 
     def __repr__(self):
         c = self._cfg
@@ -661,6 +672,88 @@ class WindowTagger(Module):
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
                 f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
+
+
+class TaggerEnsemble(_Tagging, Module):
+    """K WindowTaggers trained apart (their own seeds) with the same settings on the same data, tagging together.
+
+    Each token's tag scores are the mean of the members' scores, and with the sentence-level loss the transition,
+    start and end scores are the members' means too, so Viterbi finds the tag path with the highest mean of the
+    members' path scores (a path's score is a sum of tag and transition scores: its mean over members is the score of
+    the path under the mean scores).  With the word-level loss a token gets the argmax of the mean scores.
+
+    members : WindowTaggers whose configurations differ only in their seeds (vocabularies, tag sets, feature
+        columns and sizes equal), so that one encoding of the data serves all and their scores line up.  The model
+        file (fastnn.io.save_model) holds the shared configuration once, the seeds and every member's parameters
+        (members.0.embed.W, ...).  fastnn.recipes.tagger trains one with TaggerConfig(ensemble=K).
+    """
+
+    def __init__(self, members):
+        where = "TaggerEnsemble"
+        members = list(members)
+        if not members or not all(isinstance(m, WindowTagger) for m in members):
+            raise TypeError(f"{where}: 'members' must be a non-empty list of WindowTaggers; got "
+                            f"{[type(m).__name__ for m in members] or 'none'}.")
+        shared = self._shared_config(members[0])
+        for i, m in enumerate(members[1:], 1):
+            other = self._shared_config(m)
+            if other != shared:
+                diff = sorted(k for k in set(shared) | set(other) if shared.get(k) != other.get(k))
+                raise ValueError(f"{where}: every member must have the first member's configuration apart from the "
+                                 f"seed; member {i} differs in {diff}. Train the members from the same data and "
+                                 f"settings.")
+        self.members = members
+
+    @staticmethod
+    def _shared_config(m):
+        return {k: v for k, v in m.config().items() if k != "seed"}
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The ensemble config() describes: {"member": a member's config without its seed, "seeds": [...]}."""
+        return cls([WindowTagger.from_config(dict(cfg["member"], seed=s)) for s in cfg["seeds"]])
+
+    def config(self):
+        return {"member": self._shared_config(self.members[0]), "seeds": [m.config()["seed"] for m in self.members]}
+
+    @property
+    def tasks(self):
+        return self.members[0].tasks
+
+    @property
+    def task_names(self):
+        return self.members[0].task_names
+
+    @property
+    def _tag_index(self):
+        return self.members[0]._tag_index
+
+    @property
+    def loss_type(self):
+        return self.members[0].loss_type
+
+    def encode(self, sentences, targets=True, partial=False):
+        """The members' common encoding (WindowTagger.encode)."""
+        return self.members[0].encode(sentences, targets, partial)
+
+    def scores(self, enc):
+        """Per task, the mean over members of their (N, K) tag scores."""
+        total = None
+        for m in self.members:
+            s = m.scores(enc)
+            total = s if total is None else [t + x for t, x in zip(total, s)]
+        return [t / len(self.members) for t in total]
+
+    def transition_scores(self, k):
+        """Task k's (A, start, end), each the mean over members, or None for the word-level loss."""
+        per = [m.transition_scores(k) for m in self.members]
+        if per[0] is None:
+            return None
+        return tuple(np.mean([p[i] for p in per], axis=0).astype(per[0][i].dtype) for i in range(3))
+
+    def __repr__(self):
+        seeds = ", ".join(str(s) for s in self.config()["seeds"])
+        return f"TaggerEnsemble({len(self.members)} members, seeds {seeds}, each {self.members[0]!r})"
 
 
 def main_score(results):

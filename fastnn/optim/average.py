@@ -42,6 +42,15 @@ class ParamAverage:
         self.last = {n: np.zeros(p.value.shape[0], np.int64) for n, p in self.params.items() if p.sparse}
         self._pending = {}
 
+    def restart(self):
+        """Start the mean afresh from the parameters' current values (as if they were the starting ones): the Trainer
+        calls it when averaging is to begin after the first epochs (average_start)."""
+        self.steps = 0
+        self.sums = {n: p.value.astype(np.float64) for n, p in self.params.items()}
+        for last in self.last.values():
+            last[:] = 0
+        self._pending = {}
+
     def before_step(self):
         """Bring the sums of the rows the coming step changes up to date (their value is still the old one)."""
         t = self.steps
