@@ -75,6 +75,20 @@ def test_models_learn_a_small_batch(kind):
     assert 0 <= model.error(X, y) <= 1
 
 
+@pytest.mark.parametrize("kind", ["lstm", "relu"])
+def test_predict_does_not_depend_on_its_chunk_size(kind):
+    # predict runs the split in chunks (the LSTM's buffers then stay in cache); every row is its own sequence, so
+    # the chunking must not change a bit of the scores
+    X, _ = digit_sequences("plain")["valid"]
+    model = digits.DigitRNN(kind, 20, rng=3)
+    scores = [np.concatenate([model.out.log_probs(model.last_state(X[i:i + n]).value) for i in range(0, len(X), n)])
+              for n in (len(X), 64, 7)]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    np.testing.assert_array_equal(scores[0], scores[2])
+    np.testing.assert_array_equal(model.predict(X), scores[0].argmax(1))
+    np.testing.assert_array_equal(model.predict(X, batch_size=5), scores[0].argmax(1))
+
+
 def test_model_inits():
     irnn = digits.DigitRNN("irnn", 6, rng=0)
     np.testing.assert_array_equal(irnn.rnn.W_hh.value, np.eye(6))

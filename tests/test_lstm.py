@@ -96,6 +96,52 @@ def test_kernels_are_bitwise_thread_invariant(rng):
         np.testing.assert_array_equal(a1, a2)
 
 
+def test_tiles_rows_and_threads_do_not_change_the_bits(dtype, rng):
+    # B = 13 and K = 257 are multiples of no register block (rows per tile, units per vector), and the work is large
+    # enough for 2 and 3 threads, which split the rows differently: every row must come out the same, bit for bit,
+    # and the same as the row computed alone (B = 1) or in another batch
+    X, W, b, h0, c0, dH = _case(rng, 3, 13, 257, dtype)
+    fwd = [kernels.lstm_forward(X, W, b, h0, c0, n_threads=n) for n in (1, 2, 3)]
+    bwd = [kernels.lstm_backward(dH, *fwd[0], W, clip=0.5, dc_last=h0, n_threads=n) for n in (1, 2, 3)]
+    for other in fwd[1:]:
+        for a1, a2 in zip(fwd[0], other):
+            np.testing.assert_array_equal(a1, a2)
+    for other in bwd[1:]:
+        for a1, a2 in zip(bwd[0], other):
+            np.testing.assert_array_equal(a1, a2)
+    rows = [0, 7, 12]
+    one = kernels.lstm_forward(X[:, rows], W, b, h0[rows], c0[rows])
+    for a_all, a_rows in zip(fwd[0], one):
+        np.testing.assert_array_equal(a_all[:, rows], a_rows)
+    ref = lstm_ref(*_f64(X, W, b, h0, c0))
+    for name, g, r in zip("HCA", fwd[0], ref):
+        np.testing.assert_allclose(g, r, **TOL[dtype], err_msg=name)
+
+
+def test_saturated_gates_stay_finite_and_nan_propagates(dtype):
+    # pre-activations of +-100 saturate every gate (exp under- and overflow inside sigmoid and tanh); a NaN in one
+    # input must reach that row's outputs instead of being clamped away
+    T, B, K = 3, 7, 37
+    X = np.where(np.arange(T * B * 4 * K).reshape(T, B, 4 * K) % 3 == 0, 100.0, -100.0).astype(dtype)
+    W = np.zeros((4 * K, K), dtype)
+    b = np.zeros(4 * K, dtype)
+    h0 = c0 = np.zeros((B, K), dtype)
+    H, C, A = kernels.lstm_forward(X, W, b, h0, c0)
+    assert np.isfinite(H).all() and np.isfinite(C).all() and np.isfinite(A).all()
+    gate_g = (np.arange(4 * K) // K) == 2
+    np.testing.assert_allclose(A, np.where(gate_g, np.sign(X), X > 0), atol=1e-6)  # sigmoid(+-100) = 1, 0; tanh +-1
+    ref = lstm_ref(*_f64(X, W, b, h0, c0))
+    for name, g, r in zip("HCA", (H, C, A), ref):
+        np.testing.assert_allclose(g, r, **TOL[dtype], err_msg=name)
+    X[1, 4, 5] = np.nan
+    H, C, A = kernels.lstm_forward(X, W, b, h0, c0)
+    assert np.isnan(H[2, 4, 5]) and np.isnan(A[1, 4, 5])
+    assert np.isfinite(np.delete(H[2], 4, axis=0)).all()
+    dH = np.ones((T, B, K), dtype)
+    dX = kernels.lstm_backward(dH, H, C, A, W, clip=1.0)[0]
+    assert np.isnan(dX[1, 4, 5])
+
+
 def test_forward_reuses_given_buffers(rng):
     X, W, b, h0, c0, _ = _case(rng, 4, 2, 3, np.float64)
     bufs = (np.empty((5, 2, 3)), np.empty((5, 2, 3)), np.empty((4, 2, 12)))

@@ -165,16 +165,16 @@ PRESETS: dict[str, dict] = {
                 prefix_dim=10, shape_dim=10, dropout=0.3, hidden_dropout=0.5, average=True),
     # chunking with the POS column as an input feature, an ensemble of 5 models of 6 epochs: dev F1 94.12 ± 0.05
     # (seeds 0-2); one model 93.87 ± 0.12 (10 epochs; 6 score the same; 93.22 ± 0.18 without the column).  Window 7,
-    # hidden 600, more dropout, POS vectors of 30, characters, a later start of the averaging, IOB2, lr 0.02,
-    # batches of 32 did not beat one model (README).
+    # hidden 600, more dropout, POS vectors of 30, characters, a later start of the averaging, IOB2, lr 0.02 or
+    # 0.1, batches of 32, the word-level loss, window 3 did not beat one model (README).
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True, epochs=6, ensemble=5),
     # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.; a
     # word seen once replaced by <unk> with probability 0.3, so that <unk> (6 % of eng.testa's tokens) is trained;
     # an ensemble of 5 models of 6 epochs: dev F1 on eng.testa 91.57 ± 0.04 (seeds 0-2); one model 91.09 ± 0.09
     # (90.97 ± 0.17 without the replacement); 3 models 91.37 (seed 0).  Window 7, characters, more dropout, cased
-    # words, pre-trained vectors, a later start of the averaging, IOB2, lr 0.02, batches of 32 did not beat one
-    # model (README).
+    # words, pre-trained vectors, a later start of the averaging, IOB2, lr 0.02 or 0.1, batches of 32, the
+    # word-level loss, window 3 did not beat one model (README).
     "ner": dict(tasks={"ner": 3}, features={"pos": (1, 10), "chunk": (2, 10)}, **_AFFIXES, dropout=0.2,
                 hidden_dropout=0.3, unk_replace=0.3, average=True, epochs=6, ensemble=5),
 }
