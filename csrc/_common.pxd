@@ -28,6 +28,7 @@ cdef extern from "fnn_math.h" nogil:
     void fnn_row_shift_f(const float *x, float *out, Py_ssize_t n, float shift)
     void fnn_fill_f(float *out, Py_ssize_t n, float v, int stream)
     void fnn_row_shift_d(const double *x, double *out, Py_ssize_t n, double shift)
+    void fnn_prefetch_w(const void *p, Py_ssize_t n)
     float fnn_dot_f(const float *x, const float *y, Py_ssize_t n)
     double fnn_dot_d(const double *x, const double *y, Py_ssize_t n)
     void fnn_axpy_f(float a, const float *x, float *y, Py_ssize_t n)

@@ -11,9 +11,10 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num, threads_for, malloc2, root, axpy
+from _common cimport omp_get_thread_num, threads_for, malloc2, root, axpy, fnn_prefetch_w
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: column blocks never share a cache line within a row
+cdef Py_ssize_t PREFETCH = 16    # _scatter_add asks for the row of the token this many ahead
 
 
 def _gather_rows(const floating[:, ::1] W, const Py_ssize_t[::1] idx, floating[:, ::1] out, int n_threads):
@@ -127,6 +128,8 @@ def _scatter_add(floating[:, ::1] W, const Py_ssize_t[::1] idx, const floating[:
         if hi > D:
             hi = D
         for i in range(N):
+            if i + PREFETCH < N:
+                fnn_prefetch_w(&W[idx[i + PREFETCH], lo], (hi - lo) * sizeof(floating))
             axpy(a, &G[i, lo], &W[idx[i], lo], hi - lo)
 
 

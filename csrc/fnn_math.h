@@ -297,6 +297,12 @@ static inline void fnn_row_shift_d(const double *x, double *out, ptrdiff_t n, do
     for (ptrdiff_t j = 0; j < n; j++) out[j] = x[j] - shift;
 }
 
+/* Ask for the n bytes at p (to be written) ahead of use: the rows a scatter will update a few tokens from now are at
+ * random places in a large table, so without it each waits on memory in turn. */
+static inline void fnn_prefetch_w(const void *p, ptrdiff_t n) {
+    for (ptrdiff_t k = 0; k < n; k += 64) __builtin_prefetch((const char *)p + k, 1, 3);
+}
+
 /* ---- small dense vector ops (class-factorized softmax blocks) ------------------------------------------------- */
 
 static inline float fnn_dot_f(const float *x, const float *y, ptrdiff_t n) {
