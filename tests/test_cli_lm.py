@@ -120,3 +120,22 @@ def test_errors(capsys, corpus, tmp_path):
     assert _run(capsys, "lm", "train", "--model", "ngram", "--train", str(other), "--out", o, "--quiet")[0] == 0
     rc, _, err = _run(capsys, "lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", o)
     assert rc == 2 and "different vocabulary" in err
+
+
+@pytest.mark.parametrize("threads, kernel_threads, want", [(None, None, (-1, 1)), (1, None, (1, 1)), (None, 1, (1, 1)),
+                                                           (2, 1, (1, 2))])
+def test_thread_options_and_defaults(threads, kernel_threads, want):
+    """Left alone, the kernels take every CPU and BLAS one thread (recipes.lm.DEFAULT_THREADS); --threads sets both,
+    --kernel-threads the kernels alone."""
+    import argparse
+
+    import fastnn
+    from threadpoolctl import threadpool_info
+
+    from fastnn._threads import effective_n_threads
+    from fastnn.cli.lm import _set_threads
+
+    with fastnn.threads(kernels=3, blas=3):                  # restored on exit
+        _set_threads(argparse.Namespace(threads=threads, kernel_threads=kernel_threads))
+        blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+        assert fastnn.get_num_threads() == effective_n_threads(want[0]) and blas == {want[1]}

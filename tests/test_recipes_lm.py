@@ -68,14 +68,7 @@ def test_neural_lm_needs_valid_text():
 
 
 @pytest.mark.parametrize("arch, values", [("rnn", {}), ("rnn", {"dropout": 0.2}), ("rnn", {"classes": 0}),
-                                          ("lstm", {}), ("nplm", {})])
-def test_default_threads_follow_the_model(arch, values):
-    """The kernels take all CPUs exactly where the model trains through the fused kernel (no BLAS beside it); BLAS
-    keeps all CPUs only for the NPLM's large output products."""
-    config = recipe.config_for(arch, hidden=4, **values)
-    model = recipe.build_model(config, 30, counts=np.arange(30, 0, -1))
-    assert model.arch == config.arch
-    fused = getattr(model, "trains_fused", False)
-    assert recipe.trains_fused(config) == fused == (arch == "rnn" and not values)
-    threads = recipe.default_threads(config.arch, fused=recipe.trains_fused(config))
-    assert threads == {"kernels": -1 if fused else 1, "blas": None if arch == "nplm" else 1}
+                                          ("lstm", {})])
+def test_rnn_lm_trains_fused_exactly_with_classes_and_no_dropout(arch, values):
+    model = recipe.build_model(recipe.config_for(arch, hidden=4, **values), 30, counts=np.arange(30, 0, -1))
+    assert getattr(model, "trains_fused", False) == (arch == "rnn" and not values)

@@ -37,12 +37,10 @@ def register(sub):
                    help=f"start from a named configuration ({', '.join(recipe.PRESETS) or 'none defined yet'}); "
                         "options given explicitly override its values")
     add_config_options(t, recipe.CONFIGS)
-    add_threads(t, None, "per model, recipes.lm.default_threads: BLAS 1 (all CPUs for the NPLM's large products), "
-                         "the kernels as --kernel-threads says")
+    add_threads(t, None, "recipes.lm.DEFAULT_THREADS: the kernels all CPUs, BLAS 1")
     t.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's own kernels when they should differ from --threads (default: "
-                        "--threads if given, else all CPUs for the RNN LM trained through its fused kernel (no BLAS "
-                        "beside it; the same bits on any count), 1 for the others)")
+                        "--threads if given, else all CPUs)")
     add_run_options(t)
     t.set_defaults(func=run_train)
 
@@ -55,10 +53,10 @@ def register(sub):
     e.add_argument("--context-bins", metavar="TRAIN",
                    help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
                         "count in TRAIN of the 2 tokens before each word (Bengio et al. 2003, section 4.1)")
-    add_threads(e, None, "kernels 1; BLAS 1, or all CPUs when a model is an NPLM")
+    add_threads(e, None, "recipes.lm.DEFAULT_THREADS: the kernels all CPUs, BLAS 1")
     e.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
-                        "--threads if given, else 1)")
+                        "--threads if given, else all CPUs)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     e.set_defaults(func=run_eval)
 
@@ -96,11 +94,10 @@ def load_lm(path):
     return model, words
 
 
-def _set_threads(args, defaults):
-    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone.  Left alone, `defaults`
-    (recipes.lm.default_threads of the model)."""
-    blas = args.threads if args.threads is not None else defaults["blas"]
-    kernels = next(n for n in (args.kernel_threads, args.threads, defaults["kernels"]) if n is not None)
+def _set_threads(args):
+    """--threads N: kernels and BLAS; --kernel-threads: the kernels alone; left alone, recipes.lm.DEFAULT_THREADS."""
+    blas = args.threads if args.threads is not None else recipe.DEFAULT_THREADS["blas"]
+    kernels = next(n for n in (args.kernel_threads, args.threads, recipe.DEFAULT_THREADS["kernels"]) if n is not None)
     set_threads(blas, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
 
 
@@ -134,7 +131,7 @@ def run_train(args):
     config = _config(args)
     check_resume(args)
     check_writable(args, "out", "checkpoint")
-    _set_threads(args, recipe.default_threads(config.arch, fused=recipe.trains_fused(config)))
+    _set_threads(args)
     if config.arch != "ngram" and args.valid is None:
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
     if config.arch == "ngram" and config.smoothing == "di" and args.valid is None:
@@ -194,14 +191,12 @@ def run_eval(args):
 
     w = _eval_weight(args) if args.mix else None
     model, words = load_lm(args.model)
-    models = [model]
     if args.mix:
         model2, words2 = load_lm(args.mix)
         if list(words2) != list(words):
             raise CLIError(f"{args.mix} has a different vocabulary from {args.model} ({len(words2)} vs {len(words)} "
                            "words); both models must be trained with the same vocabulary")
-        models.append(model2)
-    _set_threads(args, recipe.default_threads("nplm" if any(m.arch == "nplm" for m in models) else model.arch))
+    _set_threads(args)
     vocab = Vocab(words)
     sents = _read(args.data)
     stream = lm_stream(sents, vocab)

@@ -39,7 +39,6 @@ class LSTMLM(RecurrentLM):
     The settings have no defaults here: their one home is fastnn.recipes.lm.LSTMConfig, and
     `recipes.lm.build_model(LSTMConfig(...), vocab_size)` makes the model a Config describes.
     """
-    arch = "lstm"   # as recipes.lm names it (CONFIGS)
 
     def __init__(self, vocab_size, *, hidden, embed, classes, forget_bias, dropout, clip, init_scale,
                  word_class=None, class_method="sqrt", eos_id=1, rng=0, dtype=np.float32, counts=None, words=None):

@@ -59,7 +59,6 @@ class _NGramLM(Module):
     A Module without parameters: its count tables are `buffers()`, so fastnn.io saves and loads it like any model
     (`io.save_model` / `io.load_model`).  `words` (optional) is the vocabulary, kept in the config for the CLI.
     """
-    arch = "ngram"   # as recipes.lm names it (CONFIGS)
 
     def __init__(self, order, *, bos=True, words=None):
         where = type(self).__name__

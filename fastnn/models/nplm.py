@@ -68,7 +68,6 @@ class NPLM(NeuralLM):
     The settings have no defaults here: their one home is fastnn.recipes.lm.NPLMConfig, and
     `recipes.lm.build_model(NPLMConfig(...), vocab_size)` makes the model a Config describes.
     """
-    arch = "nplm"   # as recipes.lm names it (CONFIGS)
 
     def __init__(self, vocab_size, *, order, dim, hidden, direct, classes, dropout, init_scale, eos_id=1, rng=0,
                  dtype=np.float32, counts=None, words=None, word_class=None, class_method="sqrt"):

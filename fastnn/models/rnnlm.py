@@ -117,7 +117,6 @@ class RNNLM(RecurrentLM):
     >>> model.hidden, model.embed, model.activation, model.init
     (100, 100, 'tanh', 'glorot')
     """
-    arch = "rnn"   # as recipes.lm names it (CONFIGS)
 
     def __init__(self, vocab_size, *, hidden, embed, activation, init, classes, dropout, clip, init_scale,
                  word_class=None, class_method="sqrt", eos_id=1, rng=0, dtype=np.float32, counts=None, words=None,

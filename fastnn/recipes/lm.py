@@ -22,8 +22,7 @@ import numpy as np
 from fastnn.recipes.config import check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
-           "CONFIGS", "PRESETS", "config_for", "from_preset", "prepare", "build_model", "default_threads", "trains_fused", "build",
-           "train", "mean_nll", "perplexity"]
+           "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -150,6 +149,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Thread counts of `lm train` / `lm eval` when the command line gives none (fastnn.threads semantics; -1 = all CPUs).
+# The kernels take the cores: the NPLM's output layer and the RNN LM's fused step are OpenMP kernels that run BLAS, if
+# at all, single-threaded inside their own threads.  BLAS keeps one thread: what the LMs run through it directly is
+# small (the NPLM's hidden layer, evaluation's input projections, the LSTM's weight products), and a 2-thread OpenBLAS
+# beside the kernels cost 1.7-18x on 2 cores (2026-12-05, Xeon: NPLM training 10,200 against 17,600 tokens/s, the RNN
+# LM's Brown validation 6.5 s against 0.45 s with other jobs running, the LSTM LM 5,816 against 105,092 tokens/s).
+DEFAULT_THREADS = {"kernels": -1, "blas": 1}
+
+
 def config_for(arch, **values):
     """CONFIGS[arch](**values), with a clear error for an unknown architecture."""
     if arch not in CONFIGS:
@@ -252,25 +260,6 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     if c.arch == "lstm":
         return LSTMLM(vocab_size, forget_bias=c.forget_bias, **shared)
     return RNNLM(vocab_size, activation=c.activation, init=c.init, **shared)
-
-
-def default_threads(arch, *, fused=False):
-    """{"kernels": n, "blas": n, or None to leave BLAS as its library starts (all CPUs)}: the thread counts of a
-    command that gives none, for a model of `arch`; fused : training runs through the RNN LM's fused kernel.
-
-    The kernels take all CPUs only for the fused training step (no BLAS beside it; the same bits on any count;
-    1.31x one thread).  BLAS keeps all CPUs only for the NPLM, whose output layer's products are large; the
-    recurrent LMs' products (evaluation's input projections, the LSTM's per-step gates) are small, and a 2-thread
-    OpenBLAS ran them 5-18x slower than 1 thread on a 2-core machine shared with other jobs (Brown valid perplexity
-    of the RNN LM: 6.5 s against 0.45 s; LSTM LM training: 5,816 against 105,092 tokens/s)."""
-    return {"kernels": -1 if fused else 1, "blas": None if arch == "nplm" else 1}
-
-
-def trains_fused(config):
-    """Whether training `config` runs through kernels.rnnlm_segment (see fastnn.models.rnnlm.trains_fused)."""
-    from fastnn.models.rnnlm import trains_fused as fused
-
-    return config.arch == "rnn" and fused(config.classes, config.dropout)
 
 
 def build(config, vocab, stream):
