@@ -14,6 +14,7 @@ are random ids (Zipf-distributed), the same for both implementations.  Run it al
 OMP_WAIT_POLICY=PASSIVE is set (see below) unless the environment sets it.
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -168,7 +169,8 @@ def test_train_step(benchmark, case, impl):
         pytest.skip(f"no {impl} version of {case}")
     benchmark.group = f"lm_train_step:{case}"
     benchmark.extra_info.update(impl=impl, tokens=n_tok, n_threads=fastnn.get_num_threads())
-    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+    with fastnn.threads(blas=1) if impl == "fastnn" else contextlib.nullcontext():   # as `fastnn lm` runs it
+        benchmark.pedantic(step, rounds=5, warmup_rounds=1)
 
 
 # ---- whole runs on Brown ------------------------------------------------------------------------------------------
@@ -229,9 +231,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2, help="threads for fastnn, BLAS and torch (default 2)")
-    ap.add_argument("--kernel-threads", type=int, default=1,
-                    help="OpenMP threads of fastnn's own kernels (default 1, as `fastnn lm`: idle OpenMP threads "
-                         "spin and slow BLAS down)")
+    ap.add_argument("--kernel-threads", type=int, default=None,
+                    help="OpenMP threads of fastnn's own kernels (default --threads); fastnn's own BLAS calls run on "
+                         "one thread, as `fastnn lm` runs them (recipes.lm.DEFAULT_THREADS); the roof's and torch's "
+                         "on --threads")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--brown", nargs="*", choices=list(BROWN_RUNS), metavar="RUN",
                     help=f"whole RNN LM trainings on Brown instead ({', '.join(BROWN_RUNS)}; none given: all)")
@@ -240,7 +243,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.brown is not None:
         return brown_main(args.brown or list(BROWN_RUNS), args.threads, args.epochs)
-    fastnn.set_num_threads(args.kernel_threads)
+    kernel_threads = args.threads if args.kernel_threads is None else args.kernel_threads
+    fastnn.set_num_threads(kernel_threads)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads, user_api="blas")
@@ -251,7 +255,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
-    print(f"threads {args.threads} (fastnn kernels {fastnn.get_num_threads()}), OMP_WAIT_POLICY="
+    print(f"threads {args.threads} (fastnn: kernels {fastnn.get_num_threads()}, BLAS 1), OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; "
           f"tokens/s = tokens per step / median")
     print("| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
@@ -263,7 +267,8 @@ def main(argv=None):
                 continue
             step, n_tok = make(case, np.random.default_rng(0))
             if step is not None:
-                res[impl] = n_tok / measure(step, args.rounds)
+                with fastnn.threads(blas=1) if impl == "fastnn" else contextlib.nullcontext():
+                    res[impl] = n_tok / measure(step, args.rounds)
         f, t, r = res.get("fastnn"), res.get("torch"), res.get("roof")
         cell = lambda x: f"{x:,.0f}" if x else "-"  # noqa: E731
         ratio = lambda x, y: f"{x / y:.2f}x" if x and y else "-"  # noqa: E731
