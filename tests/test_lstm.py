@@ -3,7 +3,6 @@ checks; nn.LSTM's init, carried state, clipping and gradients (float64 central d
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import graph, kernels, nn
 from fastnn.gradcheck import gradcheck
 

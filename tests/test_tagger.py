@@ -335,7 +335,6 @@ def test_frozen_embeddings_do_not_move_and_pretrained_vectors_are_copied(tmp_pat
     m = _build(train, {"ner": 3}, embed_dim=6, hidden=8, freeze_embeddings=True,
                              extra_words=pw)
     assert "zzz" in m.vocab and "0000" in m.vocab
-    start_std = m.embed.W.value.std()
     n = init_pretrained(m.embed.W.value, m.vocab, pw, pv, std=None)
     assert n == 4
     np.testing.assert_array_equal(m.embed.W.value[m.vocab.index("dog")], vecs[1])
