@@ -316,6 +316,17 @@ def test_clip_grad_norm_nonfinite(rng):
     assert np.isnan(optim.clip_grad_norm(ps, 1.0))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_clip_grad_norm_of_a_float32_gradient_past_float32_range():
+    """A diverging float32 run: the squared norm overflows float32 but not float64; it is clipped with the float64
+    norm, silently (no numpy overflow warning for a case the code handles)."""
+    p = Param("W", np.zeros(4, np.float32))
+    p.grad = np.full(4, 1e30, np.float32)
+    norm = optim.clip_grad_norm({"W": p}, 1.0)
+    assert norm == pytest.approx(2e30, rel=1e-6)
+    np.testing.assert_allclose(p.grad, 0.5, rtol=1e-5)
+
+
 def test_clip_grad_value(dtype, rng):
     ps = make_params(dtype, rng)
     before = snapshot(ps)

@@ -41,7 +41,8 @@ def grad_sq_norms(params):
     out = {}
     for name, p in _grads(params, "grad_sq_norms"):
         a = _array(p.grad).reshape(-1)
-        v = float(np.dot(a, a))
+        with np.errstate(over="ignore"):          # a float32 overflow is re-checked in float64 below
+            v = float(np.dot(a, a))
         if not np.isfinite(v) and a.dtype != np.float64:
             a64 = a.astype(np.float64)
             v = float(np.dot(a64, a64))
