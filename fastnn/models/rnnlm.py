@@ -30,7 +30,7 @@ from fastnn.graph import Node, RowGrad
 from fastnn.models.neural_lm import RecurrentLM, word_classes
 from fastnn.nn import ClassSoftmaxOutput
 
-__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "trains_fused", "gradcheck_cases"]
+__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -83,12 +83,6 @@ class BPTTBatches:
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
-
-def trains_fused(classes, dropout, fused=True):
-    """Whether an RNNLM with these settings trains through kernels.rnnlm_segment: the class-factorized output
-    (classes > 0) without dropout, unless fused=False."""
-    return bool(fused and classes and not dropout)
-
 
 class RNNLM(RecurrentLM):
     """Elman RNN language model.
@@ -155,8 +149,9 @@ class RNNLM(RecurrentLM):
 
     @property
     def trains_fused(self):
-        """Whether training runs through kernels.rnnlm_segment (see trains_fused)."""
-        return trains_fused(self.classes, self.dropout_p, self.fused)
+        """Whether training runs through kernels.rnnlm_segment: the class-factorized output without dropout, unless
+        fused=False."""
+        return bool(self.fused and self.classes and self.drop is None)
 
     def loss(self, batch):
         if self.training and self.trains_fused:
