@@ -219,6 +219,31 @@ def test_embedding_kernels(pattern, dtype, n_threads, rng):
     np.testing.assert_array_equal(A4[untouched], A0[untouched])
 
 
+@pytest.mark.parametrize("offset", [0, 1, 4, 13])
+@pytest.mark.parametrize("D", [128, 100])
+def test_scatter_add_large_enough_for_threads_at_any_alignment(rng, offset, D):
+    """At a size where scatter_add_ splits W's columns over 2-3 threads, with W's first row starting `offset` floats
+    past a 64-byte line (the split follows the lines): np.add.at's sums, and the same bits on 1, 2 and 3 threads."""
+    N = 6_400_000 // D
+    idx = np.minimum(rng.zipf(1.1, N), 3000) - 1
+    G = rng.standard_normal((N, D)).astype(np.float32)
+    buf = np.zeros(3000 * D + 16 + offset, np.float32)
+    start = (-buf.ctypes.data % 64) // 4 + offset
+    W0 = rng.standard_normal((3000, D)).astype(np.float32)
+    ref = W0.astype(np.float64)
+    np.add.at(ref, idx, 0.5 * G.astype(np.float64))
+    out = []
+    for t in (1, 2, 3):
+        W = buf[start:start + 3000 * D].reshape(3000, D)
+        W[...] = W0
+        assert W.ctypes.data % 64 == 4 * offset % 64
+        K.scatter_add_(W, idx, G, alpha=0.5, n_threads=t)
+        out.append(W.copy())
+    np.testing.assert_allclose(out[0], ref, rtol=1e-4, atol=1e-3)
+    for other in out[1:]:
+        np.testing.assert_array_equal(out[0], other)
+
+
 def test_embedding_results_do_not_depend_on_thread_count(rng):
     idx = np.minimum(rng.zipf(1.1, 20000), 5000) - 1
     G = rng.standard_normal((len(idx), 64)).astype(np.float32)
