@@ -109,6 +109,33 @@ class threads:
         self.restore()
 
 
+_blas_libs = None
+
+
+class single_threaded_blas:
+    """Every loaded BLAS runs single-threaded inside the block (restored after): for kernels whose own threads call
+    BLAS, so that the BLAS thread pool does not compete with them for the cores.  The BLAS limit is per process:
+    another Python thread's BLAS calls also run on one thread while the block lasts.  Unlike threads(blas=1), which
+    looks the libraries up at every call, it keeps threadpoolctl's controllers: it runs once per kernel call."""
+
+    def __enter__(self):
+        global _blas_libs
+        if _blas_libs is None:
+            from threadpoolctl import ThreadpoolController
+            _blas_libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        self._saved = [(lib, lib.get_num_threads()) for lib in _blas_libs]
+        for lib, n in self._saved:
+            if n != 1:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in self._saved:
+            if n != 1:
+                lib.set_num_threads(n)
+        return False
+
+
 def limit_blas_threads(n_threads):
     """Same as threads(blas=n_threads); kept until the CLI's callers move to fastnn.threads."""
     return threads(blas=n_threads)

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastnn import _validation as V
 from fastnn._ext import _blas, _dense_update, _embedding, _lstm, _rnn, _rnnlm, _softmax
-from fastnn._threads import effective_n_threads
+from fastnn._threads import effective_n_threads, single_threaded_blas
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
 
@@ -170,32 +170,6 @@ class OutputLayerWork:
         return buf
 
 
-_blas_libs = None
-
-
-class _one_blas_thread:
-    """Every loaded BLAS runs single-threaded inside the block (restored after): for kernels whose own threads call
-    BLAS, so that the BLAS thread pool does not compete with them for the cores.  The BLAS limit is per process:
-    another Python thread's BLAS calls also run on one thread while the block lasts."""
-
-    def __enter__(self):
-        global _blas_libs
-        if _blas_libs is None:
-            from threadpoolctl import ThreadpoolController
-            _blas_libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-        self._saved = [(lib, lib.get_num_threads()) for lib in _blas_libs]
-        for lib, n in self._saved:
-            if n != 1:
-                lib.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        for lib, n in self._saved:
-            if n != 1:
-                lib.set_num_threads(n)
-        return False
-
-
 # output_layer's blocking: blocks of output rows whose (B, block) logits tile is about 128 KiB of float32, at most
 # _OL_GROUPS groups of consecutive blocks (the units the threads share out; each keeps a (B, H) share of dh, and the
 # shares of all groups take at most _OL_PARTS_BYTES).
@@ -230,7 +204,7 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     loss (B,), and when want_grad: dW (V, H), db (V,), dh (B, H) (new arrays) else None, None, None.
 
     The kernel's threads share out blocks of output rows, each running single-threaded BLAS on its block (every
-    loaded BLAS is limited to one thread during the call, see _one_blas_thread); results are the same bits for every
+    loaded BLAS is limited to one thread during the call, see fastnn._threads.single_threaded_blas); results are the same bits for every
     thread count.
     """
     where = "output_layer"
@@ -282,7 +256,7 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
         dh_parts = work.get("dh_parts", (n_groups, B, H), dt)
     else:
         dW = db = dh = dh_parts = None
-    with _one_blas_thread():
+    with single_threaded_blas():
         _softmax._output_layer(h, W, b, targets, loss, logits, row_ref, row_sum, blk_ref, scratch, dW, db, dh,
                                dh_parts, block, float(scale), bool(want_grad), nt)
     if not want_grad:
