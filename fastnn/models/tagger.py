@@ -13,6 +13,11 @@ Losses (one per task, summed):
   A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
   exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi (fastnn.nn.crf).
 
+Context (`context`): "window" is the network above; "bilstm" (Huang, Xu and Yu 2015) also runs a forward and a
+backward LSTM (`lstm_hidden` units each) over the sentence's window vectors, and the hidden layer reads each token's
+window vectors together with both LSTMs' outputs at the token, so a tag can depend on the whole sentence.  The LSTMs
+need whole sentences: the bilstm context requires the sentence-level loss, and scores() works sentence by sentence.
+
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
 labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
 from taking over the shared layers). In multitask training the word vectors and the hidden layer are shared and
@@ -39,6 +44,13 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 100.0
 >>> tagger.predict([["John", "Smith", "visited", "Paris", "."]])
 {'ner': [['B-PER', 'I-PER', 'O', 'B-LOC', 'O']]}
+>>> bi = build(TaggerConfig(tasks={"ner": 1}, context="bilstm", lstm_hidden=8, window=1), sents)
+>>> bi.lstm_fwd, bi.hidden.W.shape        # per direction over 55 window inputs; the hidden layer reads 55 + 2 x 8
+(LSTM(55, 8, forget_bias=1.0, clip=0.0, dtype=float32), (300, 71))
+>>> history = Trainer(bi, AdaGrad(bi.parameters(), lr=0.05), bi.batches(sents, batch_size=20), epochs=5,
+...                   quiet=True).fit()
+>>> bi.predict([["Mary", "visited", "London", "."]])
+{'ner': [['B-PER', 'O', 'B-LOC', 'O']]}
 """
 import functools
 import math
