@@ -546,6 +546,8 @@ def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_mode
     assert m.predict(iter(tokens[:3])) == {k: v[:3] for k, v in by_rows.items()}
     assert m.predict([tokens[0], [], tokens[1]]) == {k: [v[0], [], v[1]] for k, v in by_rows.items()}
     assert m.predict([]) == {"pos": [], "chunk": []}
+    # NumPy arrays of strings (a DataFrame column's values): tokens 1-d, rows 2-d
+    assert m.predict([np.array(s) for s in tokens]) == by_rows == m.predict([np.array(s) for s in test])
     for bad, match in [("the dog runs", "got a str. Tokenise text first"),
                        (["the", "dog"], "sentence 0 must be .* got str 'the'. A flat list of strings is ambiguous"),
                        ([["the", ("dog", "NN")]], "not both"),

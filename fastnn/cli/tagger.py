@@ -214,9 +214,11 @@ def run_train(args):
         raise CLIError(option_names(str(e), recipe.TaggerConfig)) from None
     if dev is not None:
         try:
-            model.encode(dev)
+            notice = recipe.check_dev(model, dev)
         except (ValueError, IndexError) as e:
             raise CLIError(f"--dev {args.dev}: {e}") from None
+        if notice and log:
+            log(f"--dev {args.dev}: {notice}")
     if log:
         log(repr(model))
     t0 = time.perf_counter()

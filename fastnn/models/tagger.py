@@ -242,11 +242,7 @@ class _Tagging:
         where = "WindowTagger.evaluate"
         sentences = conll.as_rows(sentences, where, tokens=False)
         pred = self.predict(sentences, encoded)          # (checks the feature columns first)
-        for t in self.tasks:
-            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
-            if short is not None:
-                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
-                                 f"{len(short[0])} columns.")
+        unseen = self.check_gold(sentences, where)
         out = {}
         for k, t in enumerate(self.tasks):
             gold = conll.column(sentences, t["column"])
@@ -257,11 +253,29 @@ class _Tagging:
                 res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
                        "n_chunks": None}
             else:
-                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
+                r = conll_f1(gold, pred[t["name"]])
                 res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
                 res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
-            res.update(self._unseen(gold, k))
+            res.update(unseen[t["name"]])
             out[t["name"]] = res
+        return out
+
+    def check_gold(self, sentences, where="check_gold"):
+        """The gold side of scoring `sentences` (read_conll rows), checked without tagging them: each task's column
+        must exist (IndexError) and a chunk task's must hold chunk tags (ValueError).  Returns {task:
+        {"unseen_tokens", "unseen_chunks", "unseen_tags"}} as in evaluate(): the gold tags the model cannot produce
+        (an official test set may have tags its training part never had), which are scored as errors."""
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        out = {}
+        for k, t in enumerate(self.tasks):
+            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                 f"{len(short[0])} columns.")
+            gold = conll.column(sentences, t["column"])
+            if t["file_scheme"] is not None:
+                self._check_chunk_tags(gold, t, where)
+            out[t["name"]] = self._unseen(gold, k)
         return out
 
     @staticmethod
@@ -545,10 +559,10 @@ class WindowTagger(_Tagging, Module):
     # -- data ----------------------------------------------------------------------------------------------------
     def encode(self, sentences, targets=True, partial=False):
         """Encoded windows of read_conll sentences (word column 0; tokenised sentences too when targets=False);
-        targets=True also encodes every task's column in the training encoding, for training or a dev set that picks
-        the epoch: a missing column is an IndexError, a tag the model does not know a ValueError (a model cannot learn
-        or be selected on a tag it cannot produce, and such a tag usually means a wrong column or corpus; evaluate()
-        scores any file, counting unseen tags as errors).  partial=True
+        targets=True also encodes every task's column in the training encoding, for training: a missing column is an
+        IndexError, a tag the model does not know a ValueError (a model cannot learn a tag it has no output for;
+        evaluate(), and with it a dev set that picks the epoch, scores any file, counting unseen tags as errors).
+        partial=True
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
@@ -604,9 +618,9 @@ class WindowTagger(_Tagging, Module):
                     known = (f"it knows {typ} only as {', '.join(same)}" if same else
                              f"known: {', '.join(t['tags'][:12])}{', ...' if len(t['tags']) > 12 else ''}")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
-                                     f"which the model was not trained on ({known}). Training and model selection "
-                                     f"need tags the model can produce; evaluate() (`fastnn tagger eval`) scores "
-                                     f"any file, counting such tags as errors.") from None
+                                     f"which the model was not trained on ({known}). Training needs tags the model "
+                                     f"can produce; evaluate() (`fastnn tagger eval`, a --dev file) scores any file, "
+                                     f"counting such tags as errors.") from None
         return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):

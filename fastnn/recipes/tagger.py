@@ -22,8 +22,8 @@ from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "fit", "train",
-           "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+__all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
+           "train", "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -273,7 +273,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     kinds = {"F1" if t["scheme"] is not None else "accuracy" for t in model.tasks}
     metric = "dev " + (kinds.pop() if len(kinds) == 1 else "mean F1/accuracy")
     if dev is not None:
-        dev_enc = model.encode(dev)
+        dev_enc = model.encode(dev, targets=False)      # scoring needs the inputs; gold tags are read by evaluate
         validate = (lambda m: m.score(dev, dev_enc))
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
                       patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
@@ -321,13 +321,28 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     return EnsembleFit(trainers, history, trainers[0].metric, score)
 
 
+def check_dev(model, dev):
+    """Check before training that `model` can score the `dev` sentences: the feature columns it reads (IndexError),
+    each task's column holding tags of the task's kind (IndexError, ValueError).  Returns a one-line notice naming
+    the dev tags the training data never had (scored as errors, as conlleval counts them), or None."""
+    model.encode(dev, targets=False)
+    unseen = model.check_gold(dev, "check_dev")
+    parts = [f"{name}: {u['unseen_tokens']} tokens ({', '.join(u['unseen_tags'][:8])}"
+             f"{', ...' if len(u['unseen_tags']) > 8 else ''})" for name, u in unseen.items() if u["unseen_tokens"]]
+    if parts:
+        return f"dev tags the training data never had, scored as errors: {'; '.join(parts)}"
+    return None
+
+
 def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
           on_nonfinite="raise"):
     """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
     log = None if quiet else (lambda m: print(m, file=sys.stderr))
     model = build(config, train, log=log)
     if dev is not None:
-        model.encode(dev)          # a dev file with tags or columns the model cannot read fails before training
+        notice = check_dev(model, dev)
+        if notice and log:
+            log(notice)
     if log:
         log(repr(model))
     trainer = fit(model, train, dev, config, checkpoint=checkpoint, resume=resume, quiet=quiet, callback=callback,
