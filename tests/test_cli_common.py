@@ -1,6 +1,7 @@
 """What every command shares: --version, one-line errors (exit 2) for usage and library errors, a closed stdout pipe
 ends quietly, output paths checked before training, a model never lost to a failed write at the end."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,35 @@ def test_a_failed_final_write_keeps_the_model(capsys, texts, monkeypatch, tmp_pa
     assert rc == 1 and "No space left on device" in err and "written to" in err
     fallback = err.strip().split("written to ")[1].split()[0]
     assert os.path.dirname(fallback) == str(tmp_path) and io.load_model(fallback) is not None
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm rnn", "embed"])
+def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command):
+    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130)."""
+    from fastnn import io
+    from fastnn.train import Trainer
+    real, calls = Trainer._train_step, [0]
+
+    def step(self, batch):
+        calls[0] += 1
+        if calls[0] == at:
+            os.kill(os.getpid(), signal.SIGINT)          # handled by the trainer: this step finishes first
+        return real(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    out = texts["dir"] / "m.npz"
+    argv = _train_commands(texts, out, "--epochs", "3")[command]
+    at = 1                                             # in the first epoch: nothing worth writing yet
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 130 and "interrupted (no epoch finished: nothing written)" in err and not out.exists(), err
+    calls[0], at = 0, 10 ** 9
+    _run(capsys, *argv)
+    per_epoch = calls[0] // 3
+    calls[0], at = 0, per_epoch + 1                    # the first step of epoch 2
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}" in err, err
+    from fastnn.data.vectors import read_vectors
+    assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
 
 
 def test_old_spellings_still_work(capsys, texts):
