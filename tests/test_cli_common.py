@@ -139,6 +139,28 @@ def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts
     assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_input_files_may_be_pipes_but_not_directories(capsys, texts, tmp_path):
+    """bash's <(zcat corpus.gz) is a pipe, not a regular file: it reads like one (was "no such file")."""
+    import threading
+    fifo = str(tmp_path / "train.fifo")
+    os.mkfifo(fifo)
+    text = open(texts["train"]).read()
+
+    def feed():
+        with open(fifo, "w") as f:
+            f.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", fifo, "--out", tmp_path / "m.npz",
+                        "--json", "--quiet")
+    writer.join()
+    assert rc == 0 and '"train_tokens"' in out, err
+    _one_line(capsys, "lm", "train", "--arch", "ngram", "--train", tmp_path, "--out", tmp_path / "m.npz",
+              match="is a directory; a file is needed")
+
+
 def test_old_spellings_still_work(capsys, texts):
     out = texts["dir"] / "m.npz"
     rc, _, err = _run(capsys, "lm", "train", "--model", "rnn", "--train", texts["train"], "--valid", texts["valid"],

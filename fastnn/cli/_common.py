@@ -153,7 +153,10 @@ def check_resume(args):
 
 
 def existing_file(path):
-    if not os.path.isfile(path):
+    """`path` if it can be read as a file: a regular file, or a pipe such as bash's <(zcat corpus.gz)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a directory; a file is needed")
+    if not os.path.exists(path):
         raise CLIError(f"no such file: {path}")
     return path
 

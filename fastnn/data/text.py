@@ -7,9 +7,12 @@ from fastnn.io import atomic_write
 
 
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it."""
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it (a pipe such as bash's
+    <(zcat corpus.gz) reads too; a directory is an IsADirectoryError)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: {path}")
     return open(path, encoding="utf-8")
 
