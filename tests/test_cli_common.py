@@ -140,6 +140,7 @@ def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")                 # the discounts of a tiny corpus
 def test_input_files_may_be_pipes_but_not_directories(capsys, texts, tmp_path):
     """bash's <(zcat corpus.gz) is a pipe, not a regular file: it reads like one (was "no such file")."""
     import threading
