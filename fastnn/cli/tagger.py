@@ -282,15 +282,16 @@ def run_predict(args):
     import itertools
 
     from fastnn.data import conll
+    from fastnn.data.text import READ_ENCODING, open_text
 
     _threads(args.threads)
     model = _load_model(args.model)
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
     if args.data == "-":
-        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin"
+        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding=READ_ENCODING), "stdin"
     else:
-        src, name = open(existing_file(args.data), encoding="utf-8"), args.data
+        src, name = open_text(existing_file(args.data), "--data"), args.data
     with src:
         try:
             head = list(itertools.islice(src, 1000))
