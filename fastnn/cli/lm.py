@@ -89,6 +89,8 @@ def load_lm(path):
         words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
+    if not hasattr(model, "token_logprobs"):
+        raise CLIError(f"{path} holds a {type(model).__name__}, not a language model")
     if words is None:
         raise CLIError(f"{path} holds no vocabulary; train it with `fastnn lm train`")
     return model, words
