@@ -6,12 +6,19 @@ from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
 
+# Text is read as UTF-8; a byte-order mark (some Windows editors write one) is dropped, not read into the first word.
+READ_ENCODING = "utf-8-sig"
+
+
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it."""
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it (a pipe such as bash's
+    <(zcat corpus.gz) reads too; a directory is an IsADirectoryError)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: {path}")
-    return open(path, encoding="utf-8")
+    return open(path, encoding=READ_ENCODING)
 
 
 def read_lines(path, where, lower=False):

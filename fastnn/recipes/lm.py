@@ -289,7 +289,7 @@ def build(config, vocab, stream):
 
 def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say):
     from fastnn import optim
-    from fastnn.train import Trainer
+    from fastnn.train import Trainer, TrainingInterrupted
 
     c = config
     if "valid" not in streams:
@@ -309,5 +309,9 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))
-    history = trainer.fit(resume=resume)
+    try:
+        history = trainer.fit(resume=resume)
+    except TrainingInterrupted as stop:
+        stop.result = (model, stop.result)
+        raise
     return model, history

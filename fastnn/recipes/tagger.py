@@ -260,7 +260,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     """
     from fastnn import optim
     from fastnn.models.tagger import TaggerEnsemble
-    from fastnn.train import Trainer
+    from fastnn.train import Trainer, TrainingInterrupted
 
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
     if isinstance(model, TaggerEnsemble):
@@ -278,7 +278,11 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
                       patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
                       on_nonfinite=on_nonfinite, average=c.average, average_start=c.average_start, metric=metric)
-    trainer.fit(resume=resume)
+    try:
+        trainer.fit(resume=resume)
+    except TrainingInterrupted as stop:
+        stop.result = trainer
+        raise
     return trainer
 
 
@@ -301,14 +305,20 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     if len(model.members) != c.ensemble:
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
                          f"{c.ensemble}.")
+    from fastnn.train import TrainingInterrupted
+
     trainers, history = [], []
     for i, m in enumerate(model.members):
         seed = m.config()["seed"]
         ck = None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint)
         if not quiet:
             print(f"member {i + 1}/{len(model.members)} (seed {seed})", file=sys.stderr)
-        t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
-                callback=callback, on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+        try:
+            t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
+                    callback=callback, on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+        except TrainingInterrupted:          # the members after it are untrained: no model to keep
+            raise KeyboardInterrupt(f"in member {i + 1} of {len(model.members)}: an ensemble is written only when "
+                                    f"all its members are trained") from None
         trainers.append(t)
         history += [dict(h, member=i) for h in t.history]
     score = None
