@@ -173,7 +173,10 @@ PRESETS: dict[str, dict] = {
     # chunking with the POS column as an input feature, an ensemble of 5 models of 6 epochs: dev F1 94.12 ± 0.05
     # (seeds 0-2); one model 93.87 ± 0.12 (10 epochs; 6 score the same; 93.22 ± 0.18 without the column).  Window 7,
     # hidden 600, more dropout, POS vectors of 30, characters, a later start of the averaging, IOB2, lr 0.02 or
-    # 0.1, batches of 32, the word-level loss, window 3 did not beat one model (README).
+    # 0.1, batches of 32, the word-level loss, window 3 did not beat one model (README).  --context bilstm (one model,
+    # 6 epochs, seed 0; bench/results/tagger_screens.jsonl): 93.93 at window 1, 94.03 at window 3, 94.58 with window
+    # 3, --lstm-hidden 200 and characters (seed 1: 94.11), but its first epoch sometimes diverges (lstm_hidden 300:
+    # dev 26 after it; with --batch-size 512, seed 2: 90.77, seed 0: 93.92, tagger_presets_bilstm_trial.jsonl).
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True, epochs=6, ensemble=5),
     # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.; a
