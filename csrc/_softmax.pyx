@@ -2,7 +2,9 @@
 """Softmax + cross-entropy over rows of logits (B x V, V up to 10^6).
 
 Rows of up to CHUNK columns are handled whole by one thread (max and exps in one read, piece by piece against a
-running max, then the scale), so a row is read from memory once and then stays in cache.  Longer rows are cut into
+running max, then the scale), so a row is read from memory once and then stays in cache.  In float32 the threads
+take runs of rows (fnn_xent_rows_f): a cheaper exp (fnn_expf_nonpos), sums in a fixed order, and, when the gradient
+is streamed to memory, each row's reads and exps overlapped with the previous row's writes.  Longer rows are cut into
 CHUNK-column pieces handled in parallel with an online softmax: per piece a local max and a local sum, combined per
 row in a fixed order.  Which path runs depends only on V, so results are bit-identical for every thread count.
 
