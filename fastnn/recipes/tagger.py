@@ -80,6 +80,10 @@ class TaggerConfig:
     activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
     loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
                        choices=("word", "sentence"), group="model")
+    context: str = option("window", "what each token's hidden layer reads besides its window: the window alone, or "
+                                    "also a bidirectional LSTM over the sentence's window vectors (Huang, Xu and Yu "
+                                    "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
+    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model")
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -128,8 +132,8 @@ class TaggerConfig:
     def __post_init__(self):
         from fastnn.data.features import affix_lengths
         check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
-                                     shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, min_count=1,
-                                     epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
+                                     shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, lstm_hidden=1,
+                                     min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
                                      seed=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
                      fractions=("dropout", "hidden_dropout", "unk_replace"))
@@ -142,6 +146,9 @@ class TaggerConfig:
             check_scalar(self.pretrained_std, "pretrained_std", where, low=0, low_open=True)
         if not self.weight_decay >= 0:
             raise ValueError(f"{where}: 'weight_decay' must be >= 0; got {self.weight_decay!r}.")
+        if self.context == "bilstm" and self.loss != "sentence":
+            raise ValueError(f"{where}: context 'bilstm' needs the sentence-level loss (its batches are whole "
+                             f"sentences); got loss={self.loss!r}. Use --loss sentence or --context window.")
         if (self.extend_vocab or self.freeze_embeddings) and not self.pretrained:
             raise ValueError(f"{where}: 'extend_vocab' and 'freeze_embeddings' need 'pretrained' vectors.")
         for name, w in self.task_weights.items():
@@ -194,7 +201,8 @@ def model_options(config):
                 prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
                 char_filters=c.char_filters, char_width=c.char_width, window=c.window,
                 embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
-                activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+                activation=c.activation, loss=c.loss, context=c.context, lstm_hidden=c.lstm_hidden,
+                dropout=c.dropout, hidden_dropout=c.hidden_dropout,
                 embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case,
                 seed=c.seed)
 
