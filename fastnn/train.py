@@ -43,7 +43,9 @@ Checkpoints (fastnn.io, atomic) carry the parameters, the optimizer and schedule
 JSON) at the start of the epoch and now, the epoch and the position within it, the best parameters and score, the
 history, the states of Generators held by the model (dropout masks), and optional `model.extra_state()` /
 `data.state_dict()`.  A run killed at any point and resumed with fit(resume=True) ends with bit-identical parameters
-to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
+to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint (when set), ends the run as if it
+had been set to stop there (the best epoch's parameters restored, as at a normal end) and raises TrainingInterrupted
+(a KeyboardInterrupt), so that a caller can still save the model; a second Ctrl-C stops at once.
 """
 import contextlib
 import dataclasses
@@ -295,6 +297,17 @@ def _state_field(name):
     return property(lambda self: getattr(self.state, name), doc=f"TrainState.{name} of the run (read-only).")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped Trainer.fit between two steps.  `trainer.model` holds what fit would have ended with had the run
+    been set to stop there (the best epoch's parameters with validation), `trainer.state.epoch` the epochs finished;
+    `result` is what the interrupted call would have returned (fit: the history; a recipe that wraps fit replaces it
+    with its own return value).  The CLI's train commands write that model instead of losing the run."""
+
+    def __init__(self, trainer, result):
+        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}")
+        self.trainer, self.result = trainer, result
+
+
 class Trainer:
     """Train `model` with `optimizer` on `data` (see the module docstring).
 
@@ -389,7 +402,7 @@ class Trainer:
             progress = not self.quiet and sys.stderr.isatty()
         self.progress = Progress(bool(progress))
         self.state = TrainState()                     # the run's progress; all of it goes into checkpoints
-        self._interrupted = False
+        self._interrupted = self._stop_now = False
 
     # -- public --------------------------------------------------------------------------------------------------
     def fit(self, *, resume=False):
@@ -406,16 +419,24 @@ class Trainer:
             while self.state.epoch < self.epochs and not self.state.stopped:
                 self._run_epoch()
         except KeyboardInterrupt:
-            if self._interrupted and self.checkpoint is not None:
+            if not self._interrupted or self._stop_now:     # not between two steps: the parameters may be half-way
+                raise
+            if self.checkpoint is not None:
                 self.save(self.checkpoint)
                 self._say(f"interrupted: checkpoint written to {self.checkpoint} (resume with fit(resume=True))")
-            raise
+            self._final_params()
+            raise TrainingInterrupted(self, self.state.history) from None
         finally:
             self.progress.close()
             if old is not None:
                 signal.signal(signal.SIGINT, old)
         if self.checkpoint is not None:               # before the swap below: fit(resume=True) with more epochs
             self.save(self.checkpoint)                # continues from the last step, as if never stopped
+        self._final_params()
+        return self.state.history
+
+    def _final_params(self):
+        """Put the parameters a run ends with into the model: the best epoch's, or the average, or the last."""
         final = self.state.best_params if self.restore_best else None
         if final is None and self.averager is not None and self.state.epoch > self.average_start:
             final = self.averager.mean()
@@ -423,7 +444,6 @@ class Trainer:
             for name, p in self.model.parameters().items():
                 if name in final:
                     p.value[...] = final[name]
-        return self.state.history
 
     def state_dict(self):
         """The trainer's own state (what a checkpoint holds besides params and optimizer)."""
@@ -474,10 +494,11 @@ class Trainer:
 
         def handler(signum, frame):
             if self._interrupted:                    # second Ctrl-C: stop now
+                self._stop_now = True
                 raise KeyboardInterrupt
             self._interrupted = True
 
-        self._interrupted = False
+        self._interrupted = self._stop_now = False
         return signal.signal(signal.SIGINT, handler)
 
     def _plan(self):
@@ -660,4 +681,4 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     return OverfitResult(value < threshold, first, value, n, threshold)
 
 
-__all__ = ["Trainer", "TrainState", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]
+__all__ = ["Trainer", "TrainingInterrupted", "TrainState", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]

@@ -1,6 +1,7 @@
 """What every command shares: --version, one-line errors (exit 2) for usage and library errors, a closed stdout pipe
 ends quietly, output paths checked before training, a model never lost to a failed write at the end."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,58 @@ def test_a_failed_final_write_keeps_the_model(capsys, texts, monkeypatch, tmp_pa
     assert rc == 1 and "No space left on device" in err and "written to" in err
     fallback = err.strip().split("written to ")[1].split()[0]
     assert os.path.dirname(fallback) == str(tmp_path) and io.load_model(fallback) is not None
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm rnn", "embed"])
+def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command):
+    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130)."""
+    from fastnn import io
+    from fastnn.train import Trainer
+    real, calls = Trainer._train_step, [0]
+
+    def step(self, batch):
+        calls[0] += 1
+        if calls[0] == at:
+            os.kill(os.getpid(), signal.SIGINT)          # handled by the trainer: this step finishes first
+        return real(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    out = texts["dir"] / "m.npz"
+    argv = _train_commands(texts, out, "--epochs", "3")[command]
+    at = 1                                             # in the first epoch: nothing worth writing yet
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 130 and "interrupted (no epoch finished: nothing written)" in err and not out.exists(), err
+    calls[0], at = 0, 10 ** 9
+    _run(capsys, *argv)
+    per_epoch = calls[0] // 3
+    calls[0], at = 0, per_epoch + 1                    # the first step of epoch 2
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}" in err, err
+    from fastnn.data.vectors import read_vectors
+    assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")                 # the discounts of a tiny corpus
+def test_input_files_may_be_pipes_but_not_directories(capsys, texts, tmp_path):
+    """bash's <(zcat corpus.gz) is a pipe, not a regular file: it reads like one (was "no such file")."""
+    import threading
+    fifo = str(tmp_path / "train.fifo")
+    os.mkfifo(fifo)
+    text = open(texts["train"]).read()
+
+    def feed():
+        with open(fifo, "w") as f:
+            f.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", fifo, "--out", tmp_path / "m.npz",
+                        "--json", "--quiet")
+    writer.join()
+    assert rc == 0 and '"train_tokens"' in out, err
+    _one_line(capsys, "lm", "train", "--arch", "ngram", "--train", tmp_path, "--out", tmp_path / "m.npz",
+              match="is a directory; a file is needed")
 
 
 def test_old_spellings_still_work(capsys, texts):

@@ -26,6 +26,8 @@ def files(tmp_path_factory):
     (d / "space.json").write_text(json.dumps({"lr": {"loguniform": [0.01, 0.1]}}))
     assert main(["lm", "train", "--arch", "ngram", "--train", str(d / "t.txt"), "--out", str(d / "lm.npz"),
                  "--quiet"]) == 0
+    assert main(["tagger", "train", "--train", str(d / "c.conll"), "--task", "pos=1", "--out", str(d / "tagger.npz"),
+                 "--epochs", "1", "--hidden", "4", "--embed-dim", "4", "--quiet"]) == 0
     return d
 
 
@@ -51,6 +53,7 @@ BAD = {
     "tagger: resume without checkpoint": [*TAGGER, "--resume"],
     "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
     "tagger eval: not a model": ["tagger", "eval", "--model", "{d}/t.txt", "--data", "{d}/c.conll"],
+    "tagger eval: an LM model": ["tagger", "eval", "--model", "{d}/lm.npz", "--data", "{d}/c.conll"],
     "tagger predict: missing model": ["tagger", "predict", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
     "tagger predict: out dir missing": ["tagger", "predict", "--model", "{d}/lm.npz", "--data", "{d}/c.conll",
                                         "--out", f"{NOPE}/p.txt"],
@@ -61,6 +64,8 @@ BAD = {
     "lm: checkpoint dir missing": [*RNN, "--checkpoint", f"{NOPE}/ck.npz"],
     "lm eval: missing model": ["lm", "eval", "--model", NOPE, "--data", "{d}/t.txt"],
     "lm eval: not a model": ["lm", "eval", "--model", "{d}/t.txt", "--data", "{d}/t.txt"],
+    "lm eval: a tagger model": ["lm", "eval", "--model", "{d}/tagger.npz", "--data", "{d}/t.txt"],
+    "lm: train is a directory": ["lm", "train", "--arch", "ngram", "--train", "{d}", "--out", "{d}/m.npz"],
     "lm eval: weight out of range": ["lm", "eval", "--model", "{d}/lm.npz", "--data", "{d}/t.txt",
                                      "--mix", "{d}/lm.npz", "--weight", "2"],
     # embed

@@ -70,3 +70,15 @@ def test_recipes_refuse_untokenised_text():
         lm.prepare(lm.RNNConfig(), ["the cat sat"] * 3)
     with pytest.raises(TypeError, match="normalize_sentences: sentence 0"):
         normalize_sentences(["the cat sat"])
+
+
+def test_a_byte_order_mark_is_not_read_into_the_first_word(tmp_path):
+    """Some Windows editors start UTF-8 files with a BOM; it must not become part of the first token."""
+    from fastnn.data import read_conll
+    for name, text, read in (("t.txt", "The dog\nruns .\n", read_sentences),
+                             ("c.conll", "The DT B-NP\ndog NN I-NP\n\n", read_conll)):
+        plain, bom = tmp_path / name, tmp_path / f"bom-{name}"
+        plain.write_text(text, encoding="utf-8")
+        bom.write_text(text, encoding="utf-8-sig")
+        assert bom.read_bytes()[:3] == b"\xef\xbb\xbf"
+        assert read(str(bom)) == read(str(plain))

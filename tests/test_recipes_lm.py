@@ -72,3 +72,35 @@ def test_neural_lm_needs_valid_text():
 def test_rnn_lm_trains_fused_exactly_with_classes_and_no_dropout(arch, values):
     model = recipe.build_model(recipe.config_for(arch, hidden=4, **values), 30, counts=np.arange(30, 0, -1))
     assert getattr(model, "trains_fused", False) == (arch == "rnn" and not values)
+
+
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")          # the discounts of a tiny corpus
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn", "lstm"])
+def test_every_trained_lm_scores_tokenised_sentences_as_their_stream(arch):
+    """A user holding a trained LM and some sentences need not know about ids: text is encoded with the model's own
+    words (unknown ones -> <unk>, </s> after each sentence), and equals scoring lm_stream's ids."""
+    from fastnn.data import lm_stream
+    config = recipe.config_for(arch, **({} if arch == "ngram" else dict(epochs=1, hidden=8)))
+    vocab, streams = recipe.prepare(config, _sentences(60, 0), _sentences(10, 1))
+    model, _ = recipe.train(config, vocab, streams, quiet=True)
+    text = [["the", "dog", "runs"], [], ["a", "zebra", "sees", "a", "bird"]]       # "zebra": unknown
+    ids = lm_stream(text, vocab)
+    assert np.array_equal(model.token_logprobs(text), model.token_logprobs(ids))
+    assert model.perplexity(text) == model.perplexity(ids) and recipe.mean_nll(model, text) > 0
+    for bad in (["the", "dog"], "the dog"):                     # one sentence or two one-word ones?
+        with pytest.raises(TypeError, match=r"tokenised sentences, a list of lists of tokens \(\[tokens\]"):
+            model.perplexity(bad)
+    model.words = None                                          # built by hand: no vocabulary to read text with
+    with pytest.raises(TypeError, match="has no vocabulary"):
+        model.perplexity(text)
+
+
+def test_empty_valid_or_test_is_refused_before_training_not_scored_as_nan():
+    config = recipe.RNNConfig(epochs=1, hidden=8)
+    for valid, test in (([], None), ([[], []], None), (None, [])):
+        with pytest.raises(ValueError, match="must hold at least one token"):
+            recipe.prepare(config, _sentences(20, 0), valid, test)
+    vocab, streams = recipe.prepare(config, _sentences(20, 0), _sentences(5, 1))
+    model, _ = recipe.train(config, vocab, streams, quiet=True)
+    with pytest.raises(ValueError, match="mean_nll: 'stream' must hold at least one token"):
+        recipe.mean_nll(model, np.zeros(0, dtype=np.int64))

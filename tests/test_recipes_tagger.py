@@ -71,6 +71,24 @@ def test_train_builds_and_fits_from_the_config():
         np.testing.assert_array_equal(p.value, q.value, err_msg=n)
 
 
+def test_check_dev_names_unseen_tags_and_refuses_what_cannot_be_scored():
+    train = _sentences()
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, features={"pos": (1, 4)}, epochs=1, hidden=8, embed_dim=6)
+    model = recipe.build(config, train)
+    assert recipe.check_dev(model, train) is None
+    dev = [[("the", "DT", "B-NP"), ("list", "LS", "B-LST")]] + _sentences(5, seed=1)
+    assert recipe.check_dev(model, dev) == ("dev tags the training data never had, scored as errors: chunk: 1 tokens "
+                                            "(B-LST)")
+    trained, trainer = recipe.train(config, train, dev, quiet=True)          # picks its epoch on such a file
+    assert trainer.best_score == trained.score(dev) < 100.0
+    with pytest.raises(IndexError, match="feature 'pos' reads column 1"):
+        recipe.check_dev(model, [[("the",)]])
+    with pytest.raises(IndexError, match="task 'chunk' reads column 2"):
+        recipe.check_dev(model, [[("the", "DT")]])
+    with pytest.raises(ValueError, match="must hold chunk tags"):
+        recipe.check_dev(model, [[("the", "DT", "NP")]])
+
+
 def test_halve_lr_halves_after_each_epoch_without_a_better_dev_score():
     train, dev = _sentences(), _sentences(10, seed=1)
     config = recipe.TaggerConfig(tasks={"chunk": 2}, epochs=4, hidden=8, embed_dim=6, batch_size=16, lr=0.1,

@@ -546,6 +546,8 @@ def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_mode
     assert m.predict(iter(tokens[:3])) == {k: v[:3] for k, v in by_rows.items()}
     assert m.predict([tokens[0], [], tokens[1]]) == {k: [v[0], [], v[1]] for k, v in by_rows.items()}
     assert m.predict([]) == {"pos": [], "chunk": []}
+    # NumPy arrays of strings (a DataFrame column's values): tokens 1-d, rows 2-d
+    assert m.predict([np.array(s) for s in tokens]) == by_rows == m.predict([np.array(s) for s in test])
     for bad, match in [("the dog runs", "got a str. Tokenise text first"),
                        (["the", "dog"], "sentence 0 must be .* got str 'the'. A flat list of strings is ambiguous"),
                        ([["the", ("dog", "NN")]], "not both"),
@@ -646,3 +648,110 @@ def test_ensemble_members_must_share_their_configuration():
     mean = (word.members[0].scores(enc)[0] + word.members[1].scores(enc)[0]) / 2
     assert word.transition_scores(0) is None
     np.testing.assert_array_equal(word.predict_ids(enc)[0], mean.argmax(axis=1))
+
+
+# ---- the bilstm context ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bilstm_model():
+    """A sentence-loss tagger with the bilstm context, trained briefly on the synthetic problem, and dev data."""
+    rng = np.random.default_rng(5)
+    train, dev = _synthetic(rng, 200), _synthetic(rng, 40)
+    m = _build(train, {"ner": 3}, loss="sentence", context="bilstm", lstm_hidden=6, hidden=16, embed_dim=8, window=1,
+               seed=0)
+    recipe.fit(m, train, None, epochs=4, lr=0.1, batch_size=64, bucket=4, quiet=True)
+    return m, train, dev
+
+
+def test_bilstm_runs_each_sentence_alone_in_both_directions():
+    m, batch = T._tiny_tagger(np.random.default_rng(0), "sentence", 1, False, context="bilstm")
+    x = np.random.default_rng(1).standard_normal((len(batch.words), m.lstm_fwd.W_ih.shape[1]))
+    fwd, bwd = (o.value for o in m._bilstm(x, batch.offsets))
+    for lo, hi in zip(batch.offsets[:-1], batch.offsets[1:]):         # lengths 3, 1, 2: padding in both directions
+        alone_f = m.lstm_fwd(x[lo:hi, None])[0].value[:, 0]
+        alone_b = m.lstm_bwd(x[lo:hi][::-1, None])[0].value[::-1, 0]
+        np.testing.assert_allclose(fwd[lo:hi], alone_f, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(bwd[lo:hi], alone_b, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(fwd, bwd)
+
+
+def test_bilstm_learns_and_scores_in_whole_sentences(bilstm_model):
+    m, train, dev = bilstm_model
+    assert "bilstm=6x2" in repr(m) and m.hidden.W.shape[1] == (8 + 5) + 2 * 6
+    assert m.evaluate(dev)["ner"]["f1"] > 90
+    enc = m.encode(dev)
+    whole = m.scores(enc, chunk=10**6)
+    for chunk in (1, 7, 50):                         # pieces of sentences of similar length, cut at sentence ends
+        pieces = list(m._sentence_pieces(enc, chunk))
+        rows = np.concatenate([r for r, _ in pieces])
+        assert sorted(rows.tolist()) == list(range(len(enc.words)))
+        assert len(pieces) > (len(dev) // 3 if chunk == 1 else 1)
+        np.testing.assert_allclose(m.scores(enc, chunk=chunk)[0], whole[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="needs whole sentences"):
+        m.hidden_layer(enc.batch(rows=np.arange(5)))
+
+
+def test_bilstm_scores_do_not_depend_on_the_thread_count(bilstm_model):
+    import fastnn
+    m, _, dev = bilstm_model
+    enc = m.encode(dev)
+    out = []
+    for n in (1, 2):
+        with fastnn.threads(kernels=n, blas=1):
+            out.append(m.scores(enc)[0])
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_bilstm_save_load_round_trip_and_older_files_are_window_models(bilstm_model, tmp_path):
+    m, _, dev = bilstm_model
+    io.save_model(tmp_path / "b.npz", m)
+    m2 = io.load_model(tmp_path / "b.npz")
+    assert m2.config()["context"] == "bilstm" and repr(m2) == repr(m)
+    assert m2.predict(dev) == m.predict(dev)
+    with np.load(tmp_path / "b.npz", allow_pickle=False) as z:
+        assert {"param/lstm_fwd.W_ih", "param/lstm_bwd.W_hh"} <= set(z.files)
+    cfg = _build(dev, {"ner": 3}, hidden=4).config()
+    del cfg["context"], cfg["lstm_hidden"]                   # a model file from before the context layer
+    old = T.WindowTagger.from_config(cfg)
+    assert old.config()["context"] == "window" and old.lstm_fwd is None
+
+
+def test_bilstm_ensemble_means_its_members_scores(tmp_path):
+    rng = np.random.default_rng(6)
+    train = _synthetic(rng, 60)
+    config = recipe.TaggerConfig(tasks={"ner": 3}, context="bilstm", lstm_hidden=4, hidden=8, embed_dim=6, window=1,
+                                 epochs=1, batch_size=64, ensemble=2)
+    ens, _ = recipe.train(config, train, None, quiet=True)
+    assert isinstance(ens, T.TaggerEnsemble) and all(m.lstm_fwd is not None for m in ens.members)
+    enc = ens.encode(train)
+    mean = (ens.members[0].scores(enc)[0] + ens.members[1].scores(enc)[0]) / 2
+    np.testing.assert_allclose(ens.scores(enc)[0], mean, rtol=1e-6)
+    io.save_model(tmp_path / "e.npz", ens)
+    assert io.load_model(tmp_path / "e.npz").predict(train) == ens.predict(train)
+
+
+def test_bilstm_refuses_the_word_level_loss():
+    train = _synthetic(np.random.default_rng(7), 10)
+    with pytest.raises(ValueError, match="context 'bilstm' needs the sentence-level loss .* got loss='word'"):
+        _build(train, {"ner": 3}, loss="word", context="bilstm")
+    with pytest.raises(ValueError, match="TaggerConfig: context 'bilstm' needs the sentence-level loss"):
+        recipe.TaggerConfig(context="bilstm", loss="word")
+    with pytest.raises(ValueError, match="'context' must be one of"):
+        _build(train, {"ner": 3}, context="lstm")
+
+
+def test_the_bilstm_gradcheck_case_catches_a_backward_that_forgets_to_unreverse_time(monkeypatch):
+    from fastnn import kernels
+    real = kernels.lstm_backward
+
+    def flipped(dH, H, C, A, W, **kw):         # each step's input gradient handed to the mirrored step
+        dX, dW, db, dh0, dc0 = real(dH, H, C, A, W, **kw)
+        return np.ascontiguousarray(dX[::-1]), dW, db, dh0, dc0
+
+    build = dict(T.gradcheck_cases())["tagger.bilstm"]
+    assert run_case(build, seed=0).ok
+    monkeypatch.setattr(kernels, "lstm_backward", flipped)
+    report = run_case(build, seed=0)
+    assert not report.ok and not report["lstm_bwd.W_ih"].ok and not report["embed.W"].ok
+    assert report["lstm_fwd.W_hh"].ok and report["heads.0.W"].ok

@@ -13,7 +13,7 @@ import pytest
 
 from fastnn import io, kernels, optim
 from fastnn.graph import Module, Node, Param
-from fastnn.train import ArrayBatches, Trainer, model_generators, overfit
+from fastnn.train import ArrayBatches, Trainer, TrainingInterrupted, model_generators, overfit
 
 from tests.conftest import REPO
 
@@ -325,6 +325,38 @@ def test_ctrl_c_writes_checkpoint_and_resumes(tmp_path):
     model2, trainer2 = build(checkpoint=path)
     trainer2.fit(resume=True)
     assert_same(params_of(model2), params_of(ref_model))
+
+
+def _interrupt_at(trainer, step, times=1):
+    """Send this process SIGINT `times` times during loss evaluation number `step` (1-based) of `trainer`."""
+    calls, orig = [0], trainer.loss_fn
+
+    def interrupting(m, b):
+        calls[0] += 1
+        if calls[0] == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return orig(m, b)
+
+    trainer.loss_fn = interrupting
+
+
+def test_ctrl_c_ends_the_run_with_the_best_epoch_so_the_work_can_be_saved():
+    """The first Ctrl-C stops after the step and leaves the model as a run set to stop there would (the best epoch's
+    parameters); a second one stops at once, with no claim about the parameters."""
+    model, trainer = build()
+    _interrupt_at(trainer, 30)                    # epoch 3 of 4 (13 batches each)
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    st = info.value.trainer.state
+    assert info.value.trainer is trainer and st.epoch == 2 and len(st.history) == 2
+    assert st.best_epoch in (1, 2)
+    assert_same(params_of(model), st.best_params)
+    model, trainer = build()
+    _interrupt_at(trainer, 30, times=2)
+    with pytest.raises(KeyboardInterrupt) as info:
+        trainer.fit()
+    assert not isinstance(info.value, TrainingInterrupted)
 
 
 KILL_SCRIPT = textwrap.dedent("""

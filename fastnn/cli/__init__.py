@@ -87,6 +87,6 @@ def main(argv=None):
             raise
         print(f"{command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"{command}: interrupted" + (f" ({e})" if str(e) else ""), file=sys.stderr)
         return 130

@@ -49,6 +49,31 @@ def resume_errors(args):
         raise
 
 
+def train_keeping_work(args, fit):
+    """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C stopped training
+    between two steps after at least one finished epoch: the command then writes and reports the model the trainer
+    ended with (its best epoch), as after a normal end, and exits 130.  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt
+    propagates (main prints "interrupted", exit 130).  Resume errors are named as by resume_errors."""
+    from fastnn.train import TrainingInterrupted
+
+    try:
+        with resume_errors(args):
+            return fit(), None
+    except TrainingInterrupted as stop:
+        if stop.trainer.state.epoch < 1:
+            raise KeyboardInterrupt("no epoch finished: nothing written") from None
+        return stop.result, stop
+
+
+def interrupted_note(stop, out):
+    """The line a train command prints after writing the model of an interrupted run."""
+    st = stop.trainer.state
+    what = (f"the model of its best epoch ({st.best_epoch})" if st.best_epoch
+            else f"the model as it stood ({st.epoch} epochs finished)")
+    return (f"interrupted in epoch {st.epoch + 1}: {what} written to {out}"
+            + (f"; to go on: --checkpoint {stop.trainer.checkpoint} --resume" if stop.trainer.checkpoint else ""))
+
+
 def add_threads(parser, default=1, why=None):
     """--threads N: fastnn's OpenMP kernels and the BLAS library both use N threads (-1 = all CPUs); the same meaning
     in every command, only the default differs (and is shown)."""
@@ -128,7 +153,10 @@ def check_resume(args):
 
 
 def existing_file(path):
-    if not os.path.isfile(path):
+    """`path` if it can be read as a file: a regular file, or a pipe such as bash's <(zcat corpus.gz)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a directory; a file is needed")
+    if not os.path.exists(path):
         raise CLIError(f"no such file: {path}")
     return path
 

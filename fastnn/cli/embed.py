@@ -9,8 +9,8 @@ import os
 import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
-                                save_or_fallback, set_threads)
+                                check_writable, existing_file, flag, interrupted_note, option_names, print_json,
+                                save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import embed as recipe
 
 
@@ -92,10 +92,9 @@ def run_train(args):
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
     if args.resume:
         say(f"resuming from {args.checkpoint}")
-    with resume_errors(args):
-        res = recipe.pretrain(args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
-                              checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
-                              on_nonfinite=NONFINITE[args.on_nonfinite])
+    res, stop = train_keeping_work(args, lambda: recipe.pretrain(
+        args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
+        checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say, on_nonfinite=NONFINITE[args.on_nonfinite]))
     vectors = res.vectors
     out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
     saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
@@ -117,6 +116,9 @@ def run_train(args):
         print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({result['epochs']} epochs in "
               f"{result['seconds']} s{rate}{best}; valid {args.objective} "
               f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
+    if stop is not None:
+        print(f"fastnn embed train: {interrupted_note(stop, out)}", file=sys.stderr)
+        return 130
     return 0 if out == args.out and saved == args.save_model else 1
 
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                resume_errors, check_writable, existing_file, flag, option_names, print_json,
-                                save_or_fallback, set_threads)
+                                check_writable, existing_file, flag, interrupted_note, option_names,
+                                print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
 
@@ -89,6 +89,8 @@ def load_lm(path):
         words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
+    if not hasattr(model, "token_logprobs"):
+        raise CLIError(f"{path} holds a {type(model).__name__}, not a language model")
     if words is None:
         raise CLIError(f"{path} holds no vocabulary; train it with `fastnn lm train`")
     return model, words
@@ -144,9 +146,9 @@ def run_train(args):
     say(f"vocabulary {len(vocab)} (types seen >= {config.min_count} times + <unk>, </s>); tokens "
         + ", ".join(f"{k} {len(v)}" for k, v in streams.items()))
     t0 = time.perf_counter()
-    with resume_errors(args):
-        model, history = recipe.train(config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume,
-                                      quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite], say=say)
+    (model, history), stop = train_keeping_work(args, lambda: recipe.train(
+        config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+        on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
     seconds = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     result = {"model": config.arch, "out": out, "vocab": len(vocab), "train_tokens": int(len(streams["train"])),
@@ -159,10 +161,15 @@ def run_train(args):
         if sents is not None:
             result[f"{split}_perplexity"] = round(recipe.perplexity(model, streams[split]), 3)
             result[f"{split}_oov_as_unk"] = count_oov(sents, vocab)
+    if stop is not None:
+        result["interrupted"] = True
     if args.json:
         print_json(result)
     else:
         print("  ".join(f"{k} {v}" for k, v in result.items()))
+    if stop is not None:
+        print(f"fastnn lm train: {interrupted_note(stop, out)}", file=sys.stderr)
+        return 130
     return 0 if out == args.out else 1
 
 

@@ -13,8 +13,8 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                resume_errors, check_writable, config_from_args, existing_file, option_names,
-                                print_json, save_or_fallback, set_threads)
+                                check_writable, config_from_args, existing_file, interrupted_note, option_names,
+                                print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -214,15 +214,17 @@ def run_train(args):
         raise CLIError(option_names(str(e), recipe.TaggerConfig)) from None
     if dev is not None:
         try:
-            model.encode(dev)
+            notice = recipe.check_dev(model, dev)
         except (ValueError, IndexError) as e:
             raise CLIError(f"--dev {args.dev}: {e}") from None
+        if notice and log:
+            log(f"--dev {args.dev}: {notice}")
     if log:
         log(repr(model))
     t0 = time.perf_counter()
-    with resume_errors(args):
-        trainer = recipe.fit(model, train, dev, config, checkpoint=args.checkpoint, resume=args.resume,
-                             quiet=args.quiet, on_nonfinite=NONFINITE[args.on_nonfinite])
+    trainer, stop = train_keeping_work(args, lambda: recipe.fit(
+        model, train, dev, config, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+        on_nonfinite=NONFINITE[args.on_nonfinite]))
     elapsed = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     hist = trainer.history
@@ -242,6 +244,9 @@ def run_train(args):
             best = f", best dev score {trainer.best_score:.2f} at epoch {trainer.best_epoch}"
         print(f"trained {len(hist)} epochs in {elapsed:.1f} s ({rate:,.0f} windows/s in training steps){best}; "
               f"model written to {out}", file=sys.stderr)
+    if stop is not None:
+        print(f"fastnn tagger train: {interrupted_note(stop, out)}", file=sys.stderr)
+        return 130
     return 0 if out == args.out else 1
 
 
@@ -277,15 +282,16 @@ def run_predict(args):
     import itertools
 
     from fastnn.data import conll
+    from fastnn.data.text import READ_ENCODING, open_text
 
     _threads(args.threads)
     model = _load_model(args.model)
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
     if args.data == "-":
-        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin"
+        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding=READ_ENCODING), "stdin"
     else:
-        src, name = open(existing_file(args.data), encoding="utf-8"), args.data
+        src, name = open_text(existing_file(args.data), "--data"), args.data
     with src:
         try:
             head = list(itertools.islice(src, 1000))

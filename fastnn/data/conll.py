@@ -133,6 +133,8 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
     out, kinds, widths, lengths = [], set(), {}, set()
     for k, s in enumerate(sentences):
+        if isinstance(s, np.ndarray) and s.dtype.kind == "U" and s.ndim in (1, 2):
+            s = s.tolist()                   # tokens (1-d) or rows (2-d) as strings, e.g. from a DataFrame column
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             hint = (" A flat list of strings is ambiguous: for one tokenised sentence pass [tokens]."
                     if isinstance(s, str) else "")

@@ -1,17 +1,24 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
 import os
 
-from fastnn._validation import check_sentences
+from fastnn._validation import check_sentences, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
 
+# Text is read as UTF-8; a byte-order mark (some Windows editors write one) is dropped, not read into the first word.
+READ_ENCODING = "utf-8-sig"
+
+
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it."""
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it (a pipe such as bash's
+    <(zcat corpus.gz) reads too; a directory is an IsADirectoryError)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: {path}")
-    return open(path, encoding="utf-8")
+    return open(path, encoding=READ_ENCODING)
 
 
 def read_lines(path, where, lower=False):
@@ -66,6 +73,28 @@ def lm_stream(sentences, vocab):
         flat.extend(s)
         flat.append(eos)
     return vocab.encode(flat)
+
+
+def text_stream(data, words, where):
+    """The stream of `data` when it is text, else None (ids, which the caller checks).
+
+    Text is tokenised sentences (a list of lists of token strings, e.g. [["the", "cat", "sat"]]), encoded with
+    `words` (a language model's vocabulary) as lm_stream does: unknown words become <unk>, every sentence ends with
+    </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
+    model without words (None: built by hand, not by a recipe).
+    """
+    if isinstance(data, (str, bytes)) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str)):
+        raise TypeError(f"{where}: text must be tokenised sentences, a list of lists of tokens ([tokens] for one "
+                        f"sentence, [line.split() for line in lines] for lines); got {short_repr(data)}.")
+    if not isinstance(data, (list, tuple)):
+        return None
+    first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
+    if first is None or not isinstance(first[0], str):
+        return None
+    if words is None:
+        raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so it cannot read text; encode it "
+                        f"with fastnn.data.lm_stream(sentences, vocab) using the vocabulary it was trained with.")
+    return lm_stream(data, Vocab(words))
 
 
 def count_oov(sentences, vocab):

@@ -9,6 +9,7 @@ import numpy as np
 
 from fastnn import kernels, nn
 from fastnn._validation import check_int, check_scalar
+from fastnn.data.text import text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.nn import ClassSoftmaxOutput
@@ -16,8 +17,12 @@ from fastnn.nn import ClassSoftmaxOutput
 __all__ = ["NeuralLM", "RecurrentLM", "as_stream", "word_classes", "output_logprobs"]
 
 
-def as_stream(stream, vocab_size, where):
-    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id)."""
+def as_stream(stream, vocab_size, where, words=None):
+    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id), or the stream of tokenised
+    sentences encoded with `words` (fastnn.data.text.text_stream)."""
+    text = text_stream(stream, words, where)
+    if text is not None:
+        return text
     a = np.asarray(stream)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
         raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {a.dtype}, shape "
@@ -125,8 +130,9 @@ class NeuralLM(Module):
 
     def token_logprobs(self, stream, *, chunk=512):
         """log P(stream[i] | everything before it) for every token of `stream` (float64), `chunk` tokens at a time
-        (the result does not depend on it)."""
-        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs")
+        (the result does not depend on it).  `stream`: word ids (fastnn.data.lm_stream), or tokenised sentences
+        ([["the", "cat", "sat"]]), encoded with the model's words and ending with </s> each."""
+        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", self.words)
         out = np.empty(len(s), dtype=np.float64)
         with self.evaluating():
             for i, h in self._eval_hidden(s, chunk):
@@ -134,7 +140,8 @@ class NeuralLM(Module):
         return out
 
     def perplexity(self, stream):
-        """exp(mean NLL) over every token of `stream` (</s> and <unk> included)."""
+        """exp(mean NLL) over every token of `stream` (</s> and <unk> included); ids or tokenised sentences, as
+        token_logprobs."""
         lp = self.token_logprobs(stream)
         return _perplexity(float(-lp.sum()), lp.size)
 

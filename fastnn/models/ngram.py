@@ -25,6 +25,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import check_int
+from fastnn.data.text import text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -84,8 +85,12 @@ class _NGramLM(Module):
 
     def _stream(self, data, name, where, complete=False):
         """The int64 stream of `data` (a stream of sentences each ending with eos, or a list of sentences without
-        eos).  `complete`: the stream must end with eos (training data); scoring accepts a truncated last sentence."""
+        eos, or tokenised sentences encoded with the model's words).  `complete`: the stream must end with eos (training
+        data); scoring accepts a truncated last sentence."""
         V, eos = self.vocab_size, self.eos_id
+        text = text_stream(data, self.words, where)
+        if text is not None:
+            return text
         if isinstance(data, np.ndarray) or (isinstance(data, (list, tuple)) and data
                                             and all(isinstance(x, numbers.Integral) for x in data[:1])):
             s = _as_ids(data, name, where, V)

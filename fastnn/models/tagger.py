@@ -13,6 +13,11 @@ Losses (one per task, summed):
   A[0, j]; the end scores are the usual CRF addition, useful with IOBES).  The loss is log sum over all paths of
   exp(score) minus the gold path's score, computed with the forward algorithm; decoding is Viterbi (fastnn.nn.crf).
 
+Context (`context`): "window" is the network above; "bilstm" (Huang, Xu and Yu 2015) also runs a forward and a
+backward LSTM (`lstm_hidden` units each) over the sentence's window vectors, and the hidden layer reads each token's
+window vectors together with both LSTMs' outputs at the token, so a tag can depend on the whole sentence.  The LSTMs
+need whole sentences: the bilstm context requires the sentence-level loss, and scores() works sentence by sentence.
+
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
 labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
 from taking over the shared layers). In multitask training the word vectors and the hidden layer are shared and
@@ -39,6 +44,13 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 100.0
 >>> tagger.predict([["John", "Smith", "visited", "Paris", "."]])
 {'ner': [['B-PER', 'I-PER', 'O', 'B-LOC', 'O']]}
+>>> bi = build(TaggerConfig(tasks={"ner": 1}, context="bilstm", lstm_hidden=8, window=1), sents)
+>>> bi.lstm_fwd, bi.hidden.W.shape        # per direction over 55 window inputs; the hidden layer reads 55 + 2 x 8
+(LSTM(55, 8, forget_bias=1.0, clip=0.0, dtype=float32), (300, 71))
+>>> history = Trainer(bi, AdaGrad(bi.parameters(), lr=0.05), bi.batches(sents, batch_size=20), epochs=5,
+...                   quiet=True).fit()
+>>> bi.predict([["Mary", "visited", "London", "."]])
+{'ner': [['B-PER', 'O', 'B-LOC', 'O']]}
 """
 import functools
 import math
@@ -64,6 +76,7 @@ __all__ = ["WindowTagger", "TaggerEnsemble", "TaggerBatch", "WindowBatches", "ma
 LOSSES = ("word", "sentence")
 ACTIVATIONS = ("hardtanh", "tanh")
 TRAIN_SCHEMES = ("iobes", "iob2", "file")
+CONTEXTS = ("window", "bilstm")
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -229,11 +242,7 @@ class _Tagging:
         where = "WindowTagger.evaluate"
         sentences = conll.as_rows(sentences, where, tokens=False)
         pred = self.predict(sentences, encoded)          # (checks the feature columns first)
-        for t in self.tasks:
-            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
-            if short is not None:
-                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
-                                 f"{len(short[0])} columns.")
+        unseen = self.check_gold(sentences, where)
         out = {}
         for k, t in enumerate(self.tasks):
             gold = conll.column(sentences, t["column"])
@@ -244,11 +253,29 @@ class _Tagging:
                 res = {"f1": None, "precision": None, "recall": None, "accuracy": float(acc), "n_tokens": len(g),
                        "n_chunks": None}
             else:
-                r = conll_f1(self._check_chunk_tags(gold, t, where), pred[t["name"]])
+                r = conll_f1(gold, pred[t["name"]])
                 res = {key: float(r[key]) for key in ("f1", "precision", "recall", "accuracy")}
                 res.update(n_tokens=r["n_tokens"], n_chunks=r["n_gold"])
-            res.update(self._unseen(gold, k))
+            res.update(unseen[t["name"]])
             out[t["name"]] = res
+        return out
+
+    def check_gold(self, sentences, where="check_gold"):
+        """The gold side of scoring `sentences` (read_conll rows), checked without tagging them: each task's column
+        must exist (IndexError) and a chunk task's must hold chunk tags (ValueError).  Returns {task:
+        {"unseen_tokens", "unseen_chunks", "unseen_tags"}} as in evaluate(): the gold tags the model cannot produce
+        (an official test set may have tags its training part never had), which are scored as errors."""
+        sentences = conll.as_rows(sentences, where, tokens=False)
+        out = {}
+        for k, t in enumerate(self.tasks):
+            short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
+            if short is not None:
+                raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
+                                 f"{len(short[0])} columns.")
+            gold = conll.column(sentences, t["column"])
+            if t["file_scheme"] is not None:
+                self._check_chunk_tags(gold, t, where)
+            out[t["name"]] = self._unseen(gold, k)
         return out
 
     @staticmethod
@@ -315,8 +342,8 @@ class WindowTagger(_Tagging, Module):
 
     def __init__(self, words, tasks, *, window, embed_dim, caps_dim, suffix_len, suffix_dim, prefix_len, prefix_dim,
                  shape_dim, char_dim, char_filters, char_width, hidden, activation, loss, dropout, hidden_dropout,
-                 embed_scale, freeze_embeddings, lowercase, seed, suffixes=None, prefixes=None, shapes=None,
-                 chars=None, columns=(), word_counts=None, dtype="float32", tag_counts=None):
+                 embed_scale, freeze_embeddings, lowercase, seed, context, lstm_hidden, suffixes=None, prefixes=None,
+                 shapes=None, chars=None, columns=(), word_counts=None, dtype="float32", tag_counts=None):
         where = "WindowTagger"
         if check_int(window, "window", where) % 2 == 0:
             raise ValueError(f"{where}: 'window' must be an odd integer >= 1; got {window!r}.")
@@ -330,6 +357,13 @@ class WindowTagger(_Tagging, Module):
             raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
         if loss not in LOSSES:
             raise ValueError(f"{where}: 'loss' must be one of {LOSSES}; got {loss!r}.")
+        if context not in CONTEXTS:
+            raise ValueError(f"{where}: 'context' must be one of {CONTEXTS}; got {context!r}.")
+        if context == "bilstm":
+            check_int(lstm_hidden, "lstm_hidden", where)
+            if loss != "sentence":
+                raise ValueError(f"{where}: context 'bilstm' needs the sentence-level loss (its batches are whole "
+                                 f"sentences); got loss={loss!r}. Use loss='sentence' or context='window'.")
         if not tasks:
             raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
         if tag_counts is not None and len(tag_counts) != len(tasks):
@@ -378,7 +412,7 @@ class WindowTagger(_Tagging, Module):
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
                          freeze_embeddings=bool(freeze_embeddings), lowercase=bool(lowercase), seed=int(seed),
-                         dtype=str(np.dtype(dtype)))
+                         context=context, lstm_hidden=int(lstm_hidden), dtype=str(np.dtype(dtype)))
         dt = np.dtype(dtype)
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
@@ -403,7 +437,8 @@ class WindowTagger(_Tagging, Module):
         n_chars_out = char_filters if chars is not None else 0
         n_in = window * (embed_dim + caps_dim + sum(f[3].W.shape[1] for f in self._features) + n_chars_out
                          + sum(c["dim"] for c in columns))
-        self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dt)
+        n_lstm = 2 * lstm_hidden if context == "bilstm" else 0
+        self.hidden = nn.Linear(n_in + n_lstm, hidden, rng=rng, dtype=dt)
         # with the sentence loss too: while the transitions are zero the path score factorises per token
         self.heads = [nn.SoftmaxOutput(hidden, len(t["tags"]), rng=rng, dtype=dt,
                                        class_counts=None if tag_counts is None or tag_counts[k] is None
@@ -418,6 +453,12 @@ class WindowTagger(_Tagging, Module):
         self._features += [(Vocab(c["values"]), c["column"], str, t) for c, t in zip(columns, self.column_tables)]
         self.drop_in = nn.Dropout(dropout, rng=np.random.default_rng([seed, 1]))
         self.drop_hidden = nn.Dropout(hidden_dropout, rng=np.random.default_rng([seed, 2]))
+        # the context layer: one LSTM per direction over the (dropped-out) window vectors of a sentence, drawn from
+        # a generator of their own so that the other parameters start as in a window model of the same sizes
+        lstm_rng = np.random.default_rng([seed, 3])
+        self.lstm_fwd, self.lstm_bwd = ((nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt),
+                                         nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt))
+                                        if context == "bilstm" else (None, None))
         self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
 
     # -- construction from data ----------------------------------------------------------------------------------
@@ -494,6 +535,11 @@ class WindowTagger(_Tagging, Module):
                    prefix_dim=prefix_dim if prefixes else 0, shape_dim=shape_dim, char_dim=char_dim,
                    tag_counts=counts if prior_bias else None, **kwargs)
 
+    @classmethod
+    def from_config(cls, cfg):
+        """The tagger config() describes; model files written before the context layer existed are window models."""
+        return super().from_config({"context": "window", "lstm_hidden": 0, **cfg})
+
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
@@ -513,10 +559,10 @@ class WindowTagger(_Tagging, Module):
     # -- data ----------------------------------------------------------------------------------------------------
     def encode(self, sentences, targets=True, partial=False):
         """Encoded windows of read_conll sentences (word column 0; tokenised sentences too when targets=False);
-        targets=True also encodes every task's column in the training encoding, for training or a dev set that picks
-        the epoch: a missing column is an IndexError, a tag the model does not know a ValueError (a model cannot learn
-        or be selected on a tag it cannot produce, and such a tag usually means a wrong column or corpus; evaluate()
-        scores any file, counting unseen tags as errors).  partial=True
+        targets=True also encodes every task's column in the training encoding, for training: a missing column is an
+        IndexError, a tag the model does not know a ValueError (a model cannot learn a tag it has no output for;
+        evaluate(), and with it a dev set that picks the epoch, scores any file, counting unseen tags as errors).
+        partial=True
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
@@ -572,9 +618,9 @@ class WindowTagger(_Tagging, Module):
                     known = (f"it knows {typ} only as {', '.join(same)}" if same else
                              f"known: {', '.join(t['tags'][:12])}{', ...' if len(t['tags']) > 12 else ''}")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
-                                     f"which the model was not trained on ({known}). Training and model selection "
-                                     f"need tags the model can produce; evaluate() (`fastnn tagger eval`) scores "
-                                     f"any file, counting such tags as errors.") from None
+                                     f"which the model was not trained on ({known}). Training needs tags the model "
+                                     f"can produce; evaluate() (`fastnn tagger eval`, a --dev file) scores any file, "
+                                     f"counting such tags as errors.") from None
         return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
@@ -592,7 +638,8 @@ class WindowTagger(_Tagging, Module):
 
     # -- the network ---------------------------------------------------------------------------------------------
     def hidden_layer(self, batch):
-        """h (N, hidden) as a Node: concatenated window vectors -> dropout -> affine -> activation -> dropout."""
+        """h (N, hidden) as a Node: concatenated window vectors -> dropout -> affine -> activation -> dropout; with
+        the bilstm context the affine map reads the window vectors and both LSTMs' outputs at the token."""
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
@@ -604,9 +651,59 @@ class WindowTagger(_Tagging, Module):
             parts.append(nn.reshape(nn.take(by_form, batch.forms), (N, w * by_form.value.shape[1])))
         x = parts[0] if len(parts) == 1 else nn.concat(parts)
         x = self.drop_in(x)
+        if self.lstm_fwd is not None:
+            x = nn.concat([x] + self._bilstm(x, batch.offsets))
         z = self.hidden(x)
         h = nn.hardtanh(z) if self._cfg["activation"] == "hardtanh" else nn.tanh(z)
         return self.drop_hidden(h)
+
+    def _bilstm(self, x, offsets):
+        """[forward, backward] LSTM outputs, each (N, lstm_hidden), over the token rows x (N, D) of the sentences of
+        `offsets` (S + 1,).
+
+        Both directions run on all S sentences at once as (T, S, D) sequences (T the longest sentence), each sentence
+        left-aligned: the forward one in order, the backward one reversed, so padding is always at the end of a
+        sequence, where it cannot change the sentence's own steps; a padding step repeats a real row (no mask
+        needed) and its output, never gathered back, gets zero gradient, so nothing flows from it.  Output row t * S
+        + s of the (T * S, K) result is step t of sentence s.
+
+        >>> offsets = np.array([0, 3, 5])            # sentences [0 1 2] and [3 4]
+        >>> fwd, bwd, back_f, back_b = WindowTagger._bilstm_index(offsets)
+        >>> fwd                                      # rows read at steps t (lines) of sentences s (columns)
+        array([[0, 3],
+               [1, 4],
+               [2, 4]])
+        >>> bwd
+        array([[2, 4],
+               [1, 3],
+               [0, 3]])
+        >>> back_f, back_b                           # where each token's output is, in the (T * S) rows
+        (array([0, 2, 4, 1, 3]), array([4, 2, 0, 3, 1]))
+        """
+        if offsets is None:
+            raise ValueError("WindowTagger: the bilstm context needs whole sentences (offsets); got a batch of "
+                             "independent windows. Use model.batches(...) or encode(...).")
+        fwd, bwd, back_f, back_b = self._bilstm_index(offsets)
+        K = self.lstm_fwd.W_hh.shape[1]
+        out = []
+        for lstm, idx, back in ((self.lstm_fwd, fwd, back_f), (self.lstm_bwd, bwd, back_b)):
+            H, _ = lstm(nn.take(x, idx))
+            out.append(nn.take(nn.reshape(H, (-1, K)), back))
+        return out
+
+    @staticmethod
+    def _bilstm_index(offsets):
+        """(fwd, bwd) (T, S) token rows read at each step and (back_f, back_b) (N,) each token's flat output row."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        lengths = np.diff(offsets)
+        S, T = len(lengths), int(lengths.max(initial=0))
+        t = np.arange(T)[:, None]
+        last = np.maximum(lengths - 1, 0)
+        fwd = offsets[:-1] + np.minimum(t, last)                    # padding repeats the last token
+        bwd = offsets[:-1] + np.maximum(last - t, 0)                # padding repeats the first token
+        pos = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)    # each token's place in its sentence
+        sent = np.repeat(np.arange(S), lengths)
+        return fwd, bwd, pos * S + sent, (np.repeat(lengths, lengths) - 1 - pos) * S + sent
 
     def loss(self, batch):
         """The weighted sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
@@ -640,17 +737,36 @@ class WindowTagger(_Tagging, Module):
         return total
 
     def scores(self, enc, chunk=8192):
-        """Per task, the (N, K) tag scores of every window of an Encoded corpus (eval mode, no graph kept)."""
-        out = [[] for _ in self.heads]
+        """Per task, the (N, K) tag scores of every window of an Encoded corpus (eval mode, no graph kept), computed
+        `chunk` tokens at a time; with the bilstm context whole sentences at a time (about `chunk` tokens of
+        sentences of similar lengths, so that little is padded)."""
+        if self.lstm_fwd is None:
+            pieces = [(np.arange(lo, min(lo + chunk, len(enc.words))), enc.batch(rows=slice(lo, lo + chunk)))
+                      for lo in range(0, len(enc.words), chunk)]
+        else:
+            pieces = self._sentence_pieces(enc, chunk)
+        out = [np.empty((len(enc.words), h.W.shape[0]), dtype=h.W.dtype) for h in self.heads]
         with self.evaluating():
-            for lo in range(0, len(enc.words), chunk):
-                hv = self.hidden_layer(enc.batch(rows=slice(lo, lo + chunk))).value
+            for rows, batch in pieces:
+                hv = self.hidden_layer(batch).value
                 for k, head in enumerate(self.heads):
-                    s = np.empty((len(hv), head.W.shape[0]), dtype=hv.dtype)
-                    s[...] = head.b.value
-                    s += hv @ head.W.value.T
-                    out[k].append(s)
-        return [np.concatenate(o) if o else np.zeros((0, h.W.shape[0])) for o, h in zip(out, self.heads)]
+                    s = hv @ head.W.value.T
+                    s += head.b.value
+                    out[k][rows] = s
+        return out
+
+    @staticmethod
+    def _sentence_pieces(enc, chunk):
+        """(token rows, TaggerBatch) of whole sentences, about `chunk` tokens each, sentences sorted by length."""
+        lengths = np.diff(enc.offsets)
+        order = np.argsort(lengths, kind="stable")
+        cum = np.cumsum(lengths[order])
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(cum // chunk) > 0) + 1, [len(order)]])
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b > a:
+                sel = order[a:b]
+                rows = np.concatenate([np.arange(enc.offsets[i], enc.offsets[i + 1]) for i in sel])
+                yield rows, enc.batch(sentences=sel)
 
     def transition_scores(self, k):
         """(A, start, end) transition scores of task k (arrays), or None for the word-level loss."""
@@ -669,6 +785,7 @@ class WindowTagger(_Tagging, Module):
         sfx += "".join(f", {f['name']}=col{f['column']}:{f['dim']}" for f in self.columns)
         sfx += (f", chars={c['char_dim']}x{c['char_filters']}/{c['char_width']}" if self.char_cnn is not None
                 else "")
+        sfx += f", bilstm={c['lstm_hidden']}x2" if self.lstm_fwd is not None else ""
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
                 f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
@@ -769,7 +886,7 @@ def _refill(pred, sentences):
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
-def _tiny_tagger(rng, loss, n_tasks, suffix):
+def _tiny_tagger(rng, loss, n_tasks, suffix, context="window"):
     seed = int(rng.integers(1 << 30))
     words = [Vocab.PAD, Vocab.UNK] + [f"w{i}" for i in range(8)]
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
@@ -784,7 +901,7 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      char_dim=2 if suffix else 0, char_filters=3, char_width=3, hidden=4, activation="tanh",
                      loss=loss, dropout=0.0, hidden_dropout=0.0, embed_scale=1.0, freeze_embeddings=False,
-                     lowercase=True, seed=seed, dtype="float64")
+                     lowercase=True, seed=seed, context=context, lstm_hidden=3, dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
             p.value[...] = rng.standard_normal(p.shape)
@@ -808,18 +925,22 @@ def _tiny_tagger(rng, loss, n_tasks, suffix):
     return m, batch
 
 
-def _case(loss, n_tasks, suffix=False):
+def _case(loss, n_tasks, suffix=False, context="window"):
     """suffix=True adds the suffix (two lengths, one shared table), prefix, shape, feature-column and character
-    features."""
+    features; context="bilstm" the LSTM context layer (sentences of 3, 1 and 2 tokens: padding in both
+    directions)."""
     def build(rng):
-        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix)
+        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix, context)
         return (lambda: m.loss(batch)), m.parameters()
     return build
 
 
 def gradcheck_cases():
-    """Word- and sentence-level losses, single task and multitask (shared embeddings and hidden layer)."""
+    """Word- and sentence-level losses, single task and multitask (shared embeddings and hidden layer), and the
+    sentence-level loss with the bilstm context."""
     return [("tagger.word", _case("word", 1)),
             ("tagger.word_multitask", _case("word", 2, suffix=True)),
             ("tagger.sentence", _case("sentence", 1)),
-            ("tagger.sentence_multitask", _case("sentence", 2, suffix=True))]
+            ("tagger.sentence_multitask", _case("sentence", 2, suffix=True)),
+            ("tagger.bilstm", _case("sentence", 1, context="bilstm")),
+            ("tagger.bilstm_multitask", _case("sentence", 2, suffix=True, context="bilstm"))]

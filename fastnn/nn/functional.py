@@ -142,7 +142,7 @@ def scale(a, c):
     a = as_node(a)
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
         raise TypeError(f"nn.scale: 'c' must be a real number; got {c!r}. Use nn.mul for a node or an array.")
-    c = float(c)
+    c = a.value.dtype.type(c) if a.value.dtype.kind == "f" else float(c)   # NumPy 1 made float32 0-d * float float64
     return _out(a.value * c, (a,), lambda g: a.add_grad(g * c, owned=True), "scale")
 
 

@@ -157,7 +157,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     """
     from fastnn import optim
     from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
-    from fastnn.train import Trainer
+    from fastnn.train import Trainer, TrainingInterrupted
 
     where = "pretrain"
     c = config_for(objective, config, **options)
@@ -182,12 +182,19 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
                       max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric)
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
     t0 = time.perf_counter()
-    history = trainer.fit(resume=resume)
-    seconds = time.perf_counter() - t0
-    words, vectors = model_vectors(model)
-    if c.scale_std is not None:
-        vectors = scale_vectors(vectors, c.scale_std)
-    return Pretrained(words, vectors, model, history, seconds, sum(map(len, train)), extra["epoch_examples"])
+
+    def result(history):
+        words, vectors = model_vectors(model)
+        if c.scale_std is not None:
+            vectors = scale_vectors(vectors, c.scale_std)
+        return Pretrained(words, vectors, model, history, time.perf_counter() - t0, sum(map(len, train)),
+                          extra["epoch_examples"])
+
+    try:
+        return result(trainer.fit(resume=resume))
+    except TrainingInterrupted as stop:
+        stop.result = result(stop.result)
+        raise
 
 
 def _build_ranking(train, valid, c):

@@ -183,8 +183,12 @@ def from_preset(preset=None, arch=None, **values):
 
 def mean_nll(model, stream):
     """Mean negative log-likelihood per predicted token of `stream` (perplexity = exp of it): the validation score of
-    every language model (lower is better)."""
-    return float(-np.mean(np.asarray(model.token_logprobs(stream), dtype=np.float64)))
+    every language model (lower is better).  `stream`: ids or tokenised sentences (model.token_logprobs)."""
+    lp = np.asarray(model.token_logprobs(stream), dtype=np.float64)
+    if lp.size == 0:
+        raise ValueError("mean_nll: 'stream' must hold at least one token; got none (the mean of no token's NLL is "
+                         "undefined).")
+    return float(-lp.mean())
 
 
 def perplexity(model, stream):
@@ -192,13 +196,17 @@ def perplexity(model, stream):
 
 
 def prepare(config, train, valid=None, test=None):
-    """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above."""
+    """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above.
+    valid and test are optional, but given they must hold a token (an empty one would score every epoch as nan)."""
     from fastnn.data import Vocab, lm_stream
     vocab = Vocab.build(train, min_count=config.min_count)
     streams = {"train": lm_stream(train, vocab)}
     for name, sents in (("valid", valid), ("test", test)):
         if sents is not None:
             streams[name] = lm_stream(sents, vocab)
+            if not any(len(s) for s in sents):
+                raise ValueError(f"prepare: '{name}' must hold at least one token; got none in its {len(sents)} "
+                                 f"sentences. Pass None to leave it out.")
     return vocab, streams
 
 
@@ -281,7 +289,7 @@ def build(config, vocab, stream):
 
 def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say):
     from fastnn import optim
-    from fastnn.train import Trainer
+    from fastnn.train import Trainer, TrainingInterrupted
 
     c = config
     if "valid" not in streams:
@@ -301,5 +309,9 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))
-    history = trainer.fit(resume=resume)
+    try:
+        history = trainer.fit(resume=resume)
+    except TrainingInterrupted as stop:
+        stop.result = (model, stop.result)
+        raise
     return model, history

@@ -22,8 +22,8 @@ from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import check_fields, option
 
-__all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "fit", "train",
-           "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+__all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
+           "train", "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -80,6 +80,10 @@ class TaggerConfig:
     activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
     loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
                        choices=("word", "sentence"), group="model")
+    context: str = option("window", "what each token's hidden layer reads besides its window: the window alone, or "
+                                    "also a bidirectional LSTM over the sentence's window vectors (Huang, Xu and Yu "
+                                    "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
+    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model")
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -128,8 +132,8 @@ class TaggerConfig:
     def __post_init__(self):
         from fastnn.data.features import affix_lengths
         check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
-                                     shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, min_count=1,
-                                     epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
+                                     shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, lstm_hidden=1,
+                                     min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
                                      seed=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
                      fractions=("dropout", "hidden_dropout", "unk_replace"))
@@ -142,6 +146,9 @@ class TaggerConfig:
             check_scalar(self.pretrained_std, "pretrained_std", where, low=0, low_open=True)
         if not self.weight_decay >= 0:
             raise ValueError(f"{where}: 'weight_decay' must be >= 0; got {self.weight_decay!r}.")
+        if self.context == "bilstm" and self.loss != "sentence":
+            raise ValueError(f"{where}: context 'bilstm' needs the sentence-level loss (its batches are whole "
+                             f"sentences); got loss={self.loss!r}. Use --loss sentence or --context window.")
         if (self.extend_vocab or self.freeze_embeddings) and not self.pretrained:
             raise ValueError(f"{where}: 'extend_vocab' and 'freeze_embeddings' need 'pretrained' vectors.")
         for name, w in self.task_weights.items():
@@ -194,7 +201,8 @@ def model_options(config):
                 prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
                 char_filters=c.char_filters, char_width=c.char_width, window=c.window,
                 embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
-                activation=c.activation, loss=c.loss, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+                activation=c.activation, loss=c.loss, context=c.context, lstm_hidden=c.lstm_hidden,
+                dropout=c.dropout, hidden_dropout=c.hidden_dropout,
                 embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case,
                 seed=c.seed)
 
@@ -252,7 +260,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     """
     from fastnn import optim
     from fastnn.models.tagger import TaggerEnsemble
-    from fastnn.train import Trainer
+    from fastnn.train import Trainer, TrainingInterrupted
 
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
     if isinstance(model, TaggerEnsemble):
@@ -265,12 +273,16 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     kinds = {"F1" if t["scheme"] is not None else "accuracy" for t in model.tasks}
     metric = "dev " + (kinds.pop() if len(kinds) == 1 else "mean F1/accuracy")
     if dev is not None:
-        dev_enc = model.encode(dev)
+        dev_enc = model.encode(dev, targets=False)      # scoring needs the inputs; gold tags are read by evaluate
         validate = (lambda m: m.score(dev, dev_enc))
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
                       patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
                       on_nonfinite=on_nonfinite, average=c.average, average_start=c.average_start, metric=metric)
-    trainer.fit(resume=resume)
+    try:
+        trainer.fit(resume=resume)
+    except TrainingInterrupted as stop:
+        stop.result = trainer
+        raise
     return trainer
 
 
@@ -293,14 +305,20 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     if len(model.members) != c.ensemble:
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
                          f"{c.ensemble}.")
+    from fastnn.train import TrainingInterrupted
+
     trainers, history = [], []
     for i, m in enumerate(model.members):
         seed = m.config()["seed"]
         ck = None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint)
         if not quiet:
             print(f"member {i + 1}/{len(model.members)} (seed {seed})", file=sys.stderr)
-        t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
-                callback=callback, on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+        try:
+            t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
+                    callback=callback, on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+        except TrainingInterrupted:          # the members after it are untrained: no model to keep
+            raise KeyboardInterrupt(f"in member {i + 1} of {len(model.members)}: an ensemble is written only when "
+                                    f"all its members are trained") from None
         trainers.append(t)
         history += [dict(h, member=i) for h in t.history]
     score = None
@@ -313,13 +331,28 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     return EnsembleFit(trainers, history, trainers[0].metric, score)
 
 
+def check_dev(model, dev):
+    """Check before training that `model` can score the `dev` sentences: the feature columns it reads (IndexError),
+    each task's column holding tags of the task's kind (IndexError, ValueError).  Returns a one-line notice naming
+    the dev tags the training data never had (scored as errors, as conlleval counts them), or None."""
+    model.encode(dev, targets=False)
+    unseen = model.check_gold(dev, "check_dev")
+    parts = [f"{name}: {u['unseen_tokens']} tokens ({', '.join(u['unseen_tags'][:8])}"
+             f"{', ...' if len(u['unseen_tags']) > 8 else ''})" for name, u in unseen.items() if u["unseen_tokens"]]
+    if parts:
+        return f"dev tags the training data never had, scored as errors: {'; '.join(parts)}"
+    return None
+
+
 def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
           on_nonfinite="raise"):
     """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
     log = None if quiet else (lambda m: print(m, file=sys.stderr))
     model = build(config, train, log=log)
     if dev is not None:
-        model.encode(dev)          # a dev file with tags or columns the model cannot read fails before training
+        notice = check_dev(model, dev)
+        if notice and log:
+            log(notice)
     if log:
         log(repr(model))
     trainer = fit(model, train, dev, config, checkpoint=checkpoint, resume=resume, quiet=quiet, callback=callback,
