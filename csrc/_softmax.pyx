@@ -17,7 +17,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift,
                       row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK, fnn_xent_work_f,
-                      fnn_xent_rows_f)
+                      fnn_xent_rows_f, fnn_piece_exp_f)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -258,7 +258,14 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
                         if want_grad:
                             row_scale(&dh_parts[gi, i, 0], H, <floating> f)
                     blk_ref[k, i] = row_ref[gi, i]
-                    row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w, <floating> row_ref[gi, i])
+                    if floating is float:
+                        # the softmax rows' exp (tile <= its running max): vectorised on every x86 target, where
+                        # fnn_expf's floorf needs SSE4.1 (the portable build ran it one value at a time)
+                        row_sum[gi, i] = row_sum[gi, i] + fnn_piece_exp_f(tile + i * w, tile + i * w, w,
+                                                                          <float> row_ref[gi, i], tile + i * w)
+                    else:
+                        row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w,
+                                                                  <floating> row_ref[gi, i])
                 if want_grad:
                     gemm_rm(False, False, <int> B, <int> H, <int> w, <floating> 1, tile, <int> w, &W[lo, 0], <int> H,
                             <floating> (0 if k == k0 else 1), &dh_parts[gi, 0, 0], <int> H)
