@@ -19,6 +19,11 @@ cdef extern from "fnn_math.h" nogil:
                            int stream)
     void fnn_row_rescale_d(const double *x, double *out, Py_ssize_t n, const double *refs, double m, double a,
                            int stream)
+    float fnn_expf_nonpos(float d)
+    float fnn_piece_exp_f(const float *x, float *out, Py_ssize_t n, float m, const float *ahead)
+    Py_ssize_t fnn_xent_work_f(Py_ssize_t n, int stream)
+    void fnn_xent_rows_f(const float *x, float *g, const Py_ssize_t *t, float *loss, Py_ssize_t n_rows, Py_ssize_t n,
+                         double scale, float *work, int stream)
     void fnn_row_scale_f(float *y, Py_ssize_t n, float a)
     void fnn_row_scale_d(double *y, Py_ssize_t n, double a)
     void fnn_row_scale_to_f(const float *x, float *out, Py_ssize_t n, float a)

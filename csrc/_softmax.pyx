@@ -2,7 +2,9 @@
 """Softmax + cross-entropy over rows of logits (B x V, V up to 10^6).
 
 Rows of up to CHUNK columns are handled whole by one thread (max and exps in one read, piece by piece against a
-running max, then the scale), so a row is read from memory once and then stays in cache.  Longer rows are cut into
+running max, then the scale), so a row is read from memory once and then stays in cache.  In float32 the threads
+take runs of rows (fnn_xent_rows_f): a cheaper exp (fnn_expf_nonpos), sums in a fixed order, and, when the gradient
+is streamed to memory, each row's reads and exps overlapped with the previous row's writes.  Longer rows are cut into
 CHUNK-column pieces handled in parallel with an online softmax: per piece a local max and a local sum, combined per
 row in a fixed order.  Which path runs depends only on V, so results are bit-identical for every thread count.
 
@@ -14,7 +16,8 @@ from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift,
-                      row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK)
+                      row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK, fnn_xent_work_f,
+                      fnn_xent_rows_f, fnn_piece_exp_f)
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -88,7 +91,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     loss    (B,)   OUT    logsumexp(logits[i]) - logits[i, targets[i]]
     grad    (B, V) OUT    scale * (softmax(logits[i]) - onehot(targets[i])), or None for the loss only
     """
-    cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, t, n_pieces
+    cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, t, n_pieces, c, r0, r1
     cdef bint want_grad = grad is not None
     cdef floating *g = &grad[0, 0] if (want_grad and B > 0) else NULL
     cdef floating *mx
@@ -100,17 +103,23 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     if B == 0:
         return
     n_threads = threads_for(B * V, n_threads)
-    # exps go to a per-thread row buffer (it stays in cache), then to g with streaming stores
+    # the gradient goes to memory with streaming stores out of a per-thread row buffer (it stays in cache)
     cdef bint stream = (want_grad and g != &logits[0, 0] and V <= CHUNK
                         and B * V * <Py_ssize_t> sizeof(floating) > STREAM_BYTES)
-    # per thread: the row buffer (stream only), then the pieces' reference maxima of row_exp_online
+    # float32: rows in runs of `rows` handed out to the threads (see fnn_xent_rows_f); per thread its work space
+    cdef Py_ssize_t rows = max(1, B // (4 * n_threads)), n_runs = (B + rows - 1) // rows
+    # float64, per thread: the row buffer (stream only), then the pieces' reference maxima of row_exp_online
     cdef Py_ssize_t n_refs = (V + FNN_BLOCK - 1) // FNN_BLOCK, stride = (V if stream else 0) + n_refs
     cdef floating *refs
+    cdef bint need_scratch = V <= CHUNK and want_grad
+    if floating is float:
+        stride = fnn_xent_work_f(V, stream)
+        need_scratch = V <= CHUNK
     mx = <floating *> malloc(B * sizeof(floating))
     sm = <double *> malloc(B * sizeof(double))
-    if want_grad and V <= CHUNK:
+    if need_scratch:
         scratch = <floating *> malloc(n_threads * stride * sizeof(floating))
-    if mx == NULL or sm == NULL or (want_grad and V <= CHUNK and scratch == NULL):
+    if mx == NULL or sm == NULL or (need_scratch and scratch == NULL):
         free(mx)
         free(sm)
         free(scratch)
@@ -118,23 +127,30 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     with nogil:
         if V <= CHUNK:
             n_pieces = 1
-            # dynamic: a thread that loses its core to another process hands its rows to the other threads
-            for i in prange(B, schedule="dynamic", num_threads=n_threads):
-                # whole row in one thread: read once from memory (max and exp piece by piece), then scaled in cache
-                t = targets[i]
-                xt = logits[i, t]
-                m = 0   # assigned in the loop, so private to each thread (row_exp_online writes it through &m)
-                if want_grad:
-                    buf = scratch + omp_get_thread_num() * stride
-                    refs = buf + (V if stream else 0)
-                    if not stream:
-                        buf = g + i * V
-                    s = row_exp_online(&logits[i, 0], buf, V, refs, &m)
-                    row_rescale(buf, g + i * V, V, refs, m, scale / s, stream)
-                    g[i * V + t] = g[i * V + t] - <floating> scale
-                else:
-                    s = row_exp_online(&logits[i, 0], <floating *> NULL, V, <floating *> NULL, &m)
-                loss[i] = <floating> ((m - xt) + log(s))
+            if floating is float:
+                # dynamic: a thread that loses its core to another process hands its runs to the other threads
+                for c in prange(n_runs, schedule="dynamic", num_threads=n_threads):
+                    r0 = c * rows
+                    r1 = min(r0 + rows, B)
+                    fnn_xent_rows_f(&logits[r0, 0], (g + r0 * V) if want_grad else NULL, &targets[r0], &loss[r0],
+                                    r1 - r0, V, scale, scratch + omp_get_thread_num() * stride, stream)
+            else:
+                for i in prange(B, schedule="dynamic", num_threads=n_threads):
+                    # whole row in one thread: read once from memory (max and exp piece by piece), then scaled in cache
+                    t = targets[i]
+                    xt = logits[i, t]
+                    m = 0   # assigned in the loop, so private to each thread (row_exp_online writes it through &m)
+                    if want_grad:
+                        buf = scratch + omp_get_thread_num() * stride
+                        refs = buf + (V if stream else 0)
+                        if not stream:
+                            buf = g + i * V
+                        s = row_exp_online(&logits[i, 0], buf, V, refs, &m)
+                        row_rescale(buf, g + i * V, V, refs, m, scale / s, stream)
+                        g[i * V + t] = g[i * V + t] - <floating> scale
+                    else:
+                        s = row_exp_online(&logits[i, 0], <floating *> NULL, V, <floating *> NULL, &m)
+                    loss[i] = <floating> ((m - xt) + log(s))
         else:
             # read the target logits first: with grad aliasing logits they are about to be overwritten
             for i in range(B):
@@ -242,7 +258,14 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
                         if want_grad:
                             row_scale(&dh_parts[gi, i, 0], H, <floating> f)
                     blk_ref[k, i] = row_ref[gi, i]
-                    row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w, <floating> row_ref[gi, i])
+                    if floating is float:
+                        # the softmax rows' exp (tile <= its running max): vectorised on every x86 target, where
+                        # fnn_expf's floorf needs SSE4.1 (the portable build ran it one value at a time)
+                        row_sum[gi, i] = row_sum[gi, i] + fnn_piece_exp_f(tile + i * w, tile + i * w, w,
+                                                                          <float> row_ref[gi, i], tile + i * w)
+                    else:
+                        row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w,
+                                                                  <floating> row_ref[gi, i])
                 if want_grad:
                     gemm_rm(False, False, <int> B, <int> H, <int> w, <floating> 1, tile, <int> w, &W[lo, 0], <int> H,
                             <floating> (0 if k == k0 else 1), &dh_parts[gi, 0, 0], <int> H)

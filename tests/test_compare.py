@@ -214,3 +214,20 @@ def test_conll2000_windows_if_present():
 
     data = C.tagging(data_path("conll2000", "train.txt"), window=5)
     assert len(data) > 150_000 and data.n_classes > 40
+
+
+def test_read_tagged_reads_conll_and_brown_and_names_plain_text(tmp_path):
+    read_tagged = C.read_tagged
+    conll = tmp_path / "c.txt"
+    conll.write_text("The DT B-NP\ndog NN I-NP\n\nIt PRP B-NP\n\n", encoding="utf-8-sig")     # with a BOM
+    assert read_tagged(str(conll)) == [[("The", "DT"), ("dog", "NN")], [("It", "PRP")]]
+    brown = tmp_path / "b.txt"
+    brown.write_text("The/at dog/nn ./.\nIt/pps\n")
+    assert read_tagged(str(brown)) == [[("The", "at"), ("dog", "nn"), (".", ".")], [("It", "pps")]]
+    brown.write_text("The/at dog/nn\nIt pps\n")
+    with pytest.raises(ValueError, match="line 2: every token must be word/TAG like line 1; got 'It'"):
+        read_tagged(str(brown))
+    text = tmp_path / "t.txt"
+    text.write_text("The jury said it was fine .\nIt was .\n")
+    with pytest.raises(ValueError, match="reads as plain text"):
+        read_tagged(str(text))

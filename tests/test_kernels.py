@@ -47,6 +47,26 @@ def test_softmax_xent_in_place_and_thread_invariant(dtype, rng):
     np.testing.assert_array_equal(g3, g1)
 
 
+@pytest.mark.parametrize("B,V", [(41, 110_000), (13, 3000), (5, 1)])
+def test_softmax_xent_rows_are_the_same_bits_for_any_thread_count_and_buffer(B, V, dtype, rng):
+    """Rows up to 131072 logits run in runs of rows whose length depends on the thread count, pipelined (the gradient
+    streamed out of a row buffer when it is a separate array over 16 MiB: (41, 110_000) in float32) or in place; the
+    loss-only call sums its exps in a scratch: every way gives the same bits."""
+    x = (rng.standard_normal((B, V)) * 4).astype(dtype)
+    t = rng.integers(0, V, B)
+    l1, g1 = K.softmax_xent(x, t, scale=0.7, n_threads=1)
+    for n in (2, 3):
+        ln, gn = K.softmax_xent(x, t, scale=0.7, n_threads=n)
+        np.testing.assert_array_equal(ln, l1)
+        np.testing.assert_array_equal(gn, g1)
+        np.testing.assert_array_equal(K.softmax_xent(x, t, want_grad=False, n_threads=n)[0], l1)
+    y = x.copy()
+    l3, g3 = K.softmax_xent(y, t, grad=y, scale=0.7, n_threads=2)
+    assert g3 is y
+    np.testing.assert_array_equal(l3, l1)
+    np.testing.assert_array_equal(g3, g1)
+
+
 @pytest.mark.parametrize("scale", [1.0, 1e4])
 def test_softmax_xent_is_stable_at_extreme_logits(dtype, scale):
     x = np.array([[scale, -scale, 0.0], [-scale, -scale, -scale]], dtype=dtype)

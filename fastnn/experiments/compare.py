@@ -138,23 +138,32 @@ def synthetic(n_max, seed, n_held=20000):
 
 def read_tagged(path):
     """Sentences of (word, tag) pairs from a CoNLL file (columns 0 and 1) or a tagged Brown file (word/TAG)."""
-    from fastnn.data.conll import read_conll
+    import itertools
 
-    with open(path, encoding="utf-8", errors="replace") as f:
-        first = next((line.split() for line in f if line.strip()), [])
+    from fastnn.data.conll import detect_format, read_conll
+    from fastnn.data.text import open_text
+
+    with open_text(path, "read_tagged") as f:
+        head = list(itertools.islice(f, 200))
+    first = next((line.split() for line in head if line.strip()), [])
     if not first:
         raise ValueError(f"{path} has no tokens")
-    if len(first) > 1 and all("/" in tok[1:] for tok in first):        # Brown: one sentence per line
+    if all("/" in tok[1:] for tok in first):                          # Brown: one sentence per line
         sents = []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
+        with open_text(path, "read_tagged") as f:
+            for i, line in enumerate(f, 1):
                 toks = [t.rsplit("/", 1) for t in line.split()]
+                bad = next((t[0] for t in toks if len(t) != 2 or not t[0]), None)
+                if bad is not None:
+                    raise ValueError(f"{path}, line {i}: every token must be word/TAG like line 1; got {bad!r}")
                 if toks:
                     sents.append([(w, t) for w, t in toks])
         return sents
-    if len(first) < 2:
-        raise ValueError(f"{path}: tagging needs a word and a tag on each line (CoNLL columns, or word/TAG tokens); "
-                       f"got {first[:3]} (the shared Brown LM split has no tags)")
+    if len(first) < 2 or detect_format(head) == "text":
+        raise ValueError(f"{path}: tagging needs a word and a tag per token, as CoNLL columns (one token per line, "
+                         f"blank lines between sentences) or word/TAG tokens; it reads as plain text (line 1: "
+                         f"{' '.join(first[:6])}{' ...' if len(first) > 6 else ''}; the shared Brown LM split has no "
+                         f"tags)")
     return read_conll(path, columns=[0, 1])
 
 
