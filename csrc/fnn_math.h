@@ -32,7 +32,9 @@ static inline float fnn_expf(float x) {
     /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]. */
     x = x < -87.3f ? -87.3f : x;          /* keeps 2^n normal; exp(-87.3) ~ 1.2e-38 is 0 for every use here */
     x = x > 88.7f ? 88.7f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick, not floorf(. + 0.5f): floorf needs SSE4.1, so without it (the
+       portable build) gcc ran every exp (sigmoid, tanh) one value at a time; ties go to even, r stays in range */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
