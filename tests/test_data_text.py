@@ -66,7 +66,7 @@ def test_untokenised_text_is_refused_not_read_as_characters(where, call):
 def test_recipes_refuse_untokenised_text():
     from fastnn.embed import normalize_sentences
     from fastnn.recipes import lm
-    with pytest.raises(TypeError, match="Vocab.build: sentence 0 must be a list of token strings"):
+    with pytest.raises(TypeError, match="prepare: 'train': sentence 0 must be a list of token strings"):
         lm.prepare(lm.RNNConfig(), ["the cat sat"] * 3)
     with pytest.raises(TypeError, match="normalize_sentences: sentence 0"):
         normalize_sentences(["the cat sat"])

@@ -1,6 +1,8 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
 import os
 
+import numpy as np
+
 from fastnn._validation import check_sentences, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
@@ -75,6 +77,15 @@ def lm_stream(sentences, vocab):
     return vocab.encode(flat)
 
 
+def as_sequence(data):
+    """`data` itself when it is a string, list, tuple or array; else (a generator, a map) the list of its items, so
+    that it can be looked at and then read (a scoring call that peeks at a generator to tell text from ids would
+    otherwise read what remains of it)."""
+    if isinstance(data, (str, bytes, list, tuple, np.ndarray)) or not hasattr(data, "__iter__"):
+        return data
+    return list(data)
+
+
 def text_stream(data, words, where):
     """The stream of `data` when it is text, else None (ids, which the caller checks).
 
@@ -83,12 +94,17 @@ def text_stream(data, words, where):
     </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
     model without words (None: built by hand, not by a recipe).
     """
-    if isinstance(data, (str, bytes)) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str)):
+    if isinstance(data, np.ndarray) and data.dtype.kind == "U" and data.ndim == 2:
+        data = data.tolist()                            # equal-length sentences as rows of strings
+    if (isinstance(data, (str, bytes)) or (isinstance(data, np.ndarray) and data.dtype.kind == "U")
+            or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str))):
         raise TypeError(f"{where}: text must be tokenised sentences, a list of lists of tokens ([tokens] for one "
                         f"sentence, [line.split() for line in lines] for lines); got {short_repr(data)}.")
     if not isinstance(data, (list, tuple)):
         return None
     first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
+    if first is None and data and all(isinstance(s, (list, tuple)) for s in data):
+        raise ValueError(f"{where}: the text must hold at least one token; got {len(data)} empty sentences.")
     if first is None or not isinstance(first[0], str):
         return None
     if words is None:
