@@ -91,3 +91,14 @@ def test_environment_variable_forces_a_path_at_import():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == PATHS[0]
     assert "FASTNN_VECTOR_PATH='mmx' ignored" in proc.stderr
+
+
+def test_info_reports_the_path_the_kernels_take(capsys, restore_path):
+    assert _info.vector_paths() == PATHS
+    assert _info.vector_path() == _lstm._vector_path()
+    from fastnn.cli import main
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("vector_code "))
+    assert line.split()[1] == PATHS[0] or os.environ.get("FASTNN_VECTOR_PATH")
+    assert ("compiled in" in line) == (len(PATHS) == 1), line
