@@ -1,5 +1,8 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
+import gzip
+import io
 import os
+import zlib
 
 import numpy as np
 
@@ -13,14 +16,41 @@ READ_ENCODING = "utf-8-sig"
 
 
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it (a pipe such as bash's
-    <(zcat corpus.gz) reads too; a directory is an IsADirectoryError)."""
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; a gzip file (found by its magic
+    bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's <(zcat corpus.gz) reads too; a
+    directory is an IsADirectoryError."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: {path}")
+    if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return io.TextIOWrapper(io.BufferedReader(_Gunzip(path, where)), encoding=READ_ENCODING)
     return open(path, encoding=READ_ENCODING)
+
+
+class _Gunzip(io.RawIOBase):
+    """The decompressed bytes of a gzip file, a damaged or truncated one being a ValueError that names it (gzip's
+    own EOFError / zlib.error would surface as a traceback from whichever reader met it)."""
+
+    def __init__(self, path, where):
+        super().__init__()
+        self._gz, self._name = gzip.open(path, "rb"), f"{where}: {path}"
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        try:
+            return self._gz.readinto(buf)
+        except (EOFError, OSError, zlib.error) as e:
+            raise ValueError(f"{self._name} is a damaged or truncated gzip file ({e}).") from None
+
+    def close(self):
+        self._gz.close()
+        super().close()
 
 
 def read_lines(path, where, lower=False):
