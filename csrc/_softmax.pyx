@@ -16,8 +16,59 @@ from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift,
-                      row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK, fnn_xent_work_f,
-                      fnn_xent_rows_f, fnn_piece_exp_f)
+                      row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK, fnn_xent_work_f)
+
+cdef extern from "fnn_math.h":
+    int fnn_cpu_paths() noexcept nogil
+    const char *fnn_base_path_name() noexcept nogil
+    void fnn_xent_rows_f_path(int path, const float *x, float *g, const Py_ssize_t *t, float *loss,
+                              Py_ssize_t n_rows, Py_ssize_t n, double scale, float *work, int stream) noexcept nogil
+    float fnn_piece_exp_f_path(int path, const float *x, float *out, Py_ssize_t n, float m,
+                               const float *ahead) noexcept nogil
+
+
+# ---- which compiled code the float32 rows run (as in _lstm.pyx: 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) --
+
+_PATH_NAMES = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")
+cdef int _paths = fnn_cpu_paths()     # the paths this build has and this CPU runs, as bits
+cdef int _path = 0                    # the one the kernels use; read once per call
+
+
+def _vector_paths():
+    """Names of the vector paths this build has and this CPU can run, the fastest first (see _lstm._vector_paths)."""
+    return [_PATH_NAMES[p] for p in (2, 1, 0) if _paths & (1 << p)]
+
+
+def _vector_path():
+    """The name of the vector path the float32 softmax rows use now."""
+    return _PATH_NAMES[_path]
+
+
+def _set_vector_path(name):
+    """Make the float32 softmax rows use the path called `name` (one of _vector_paths()); None: the fastest."""
+    global _path
+    avail = _vector_paths()
+    if name is None:
+        name = avail[0]
+    if name not in avail:
+        raise ValueError(f"_set_vector_path: 'name' must be one of {avail} (the paths this build has and this CPU "
+                         f"runs); got {name!r}")
+    _path = _PATH_NAMES.index(name)
+
+
+def _init_path():
+    """The default path, or FASTNN_VECTOR_PATH's when it names one this CPU runs (a warning otherwise)."""
+    import os
+    want = os.environ.get("FASTNN_VECTOR_PATH", "")
+    try:
+        _set_vector_path(want or None)
+    except ValueError as e:
+        import warnings
+        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
+        _set_vector_path(None)
+
+
+_init_path()
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it
@@ -92,6 +143,7 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
     grad    (B, V) OUT    scale * (softmax(logits[i]) - onehot(targets[i])), or None for the loss only
     """
     cdef Py_ssize_t B = logits.shape[0], V = logits.shape[1], i, t, n_pieces, c, r0, r1
+    cdef int path = _path
     cdef bint want_grad = grad is not None
     cdef floating *g = &grad[0, 0] if (want_grad and B > 0) else NULL
     cdef floating *mx
@@ -132,8 +184,8 @@ def _softmax_xent(const floating[:, ::1] logits, const Py_ssize_t[::1] targets, 
                 for c in prange(n_runs, schedule="dynamic", num_threads=n_threads):
                     r0 = c * rows
                     r1 = min(r0 + rows, B)
-                    fnn_xent_rows_f(&logits[r0, 0], (g + r0 * V) if want_grad else NULL, &targets[r0], &loss[r0],
-                                    r1 - r0, V, scale, scratch + omp_get_thread_num() * stride, stream)
+                    fnn_xent_rows_f_path(path, &logits[r0, 0], (g + r0 * V) if want_grad else NULL, &targets[r0],
+                                         &loss[r0], r1 - r0, V, scale, scratch + omp_get_thread_num() * stride, stream)
             else:
                 for i in prange(B, schedule="dynamic", num_threads=n_threads):
                     # whole row in one thread: read once from memory (max and exp piece by piece), then scaled in cache
@@ -223,6 +275,7 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
     dW (V, H), db (V,), dh (B, H) OUT and dh_parts (G, B, H) work when want_grad (else None).
     """
     cdef Py_ssize_t B = h.shape[0], H = h.shape[1], V = W.shape[0], G = row_ref.shape[0]
+    cdef int path = _path
     cdef Py_ssize_t n_blocks = (V + block - 1) // block
     cdef Py_ssize_t gi, k, k0, k1, lo, w, i, j, t, u
     cdef floating *tile
@@ -260,9 +313,10 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
                     blk_ref[k, i] = row_ref[gi, i]
                     if floating is float:
                         # the softmax rows' exp (tile <= its running max): vectorised on every x86 target, where
-                        # fnn_expf's floorf needs SSE4.1 (the portable build ran it one value at a time)
-                        row_sum[gi, i] = row_sum[gi, i] + fnn_piece_exp_f(tile + i * w, tile + i * w, w,
-                                                                          <float> row_ref[gi, i], tile + i * w)
+                        # fnn_expf's floorf needed SSE4.1; 8 or 16 wide on AVX2 / AVX-512 CPUs in a portable build
+                        row_sum[gi, i] = row_sum[gi, i] + fnn_piece_exp_f_path(path, tile + i * w, tile + i * w,
+                                                                               w, <float> row_ref[gi, i],
+                                                                               tile + i * w)
                     else:
                         row_sum[gi, i] = row_sum[gi, i] + row_exp(tile + i * w, tile + i * w, w,
                                                                   <floating> row_ref[gi, i])

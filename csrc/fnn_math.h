@@ -582,4 +582,41 @@ static inline int fnn_cpu_paths(void) {
     return bits;
 }
 
+/* The float32 softmax rows (fnn_xent_rows_f, fnn_piece_exp_f) per path: path 1 and 2 are the same source inlined whole
+ * (flatten) into functions compiled for AVX2 + FMA or AVX-512, where the exp loops run 8 or 16 wide instead of 4.
+ * Their lanes add in the same fixed order, so the paths differ only by FMA rounding in the exp polynomial. */
+#if FNN_DISPATCH
+#define FNN_SOFTMAX_CLONES(SFX, TGT)                                                                              \
+    TGT __attribute__((flatten)) static inline void fnn_xent_rows_f##SFX(                                         \
+            const float *x, float *g, const ptrdiff_t *t, float *loss, ptrdiff_t n_rows, ptrdiff_t n, double scale,\
+            float *work, int stream) {                                                                            \
+        fnn_xent_rows_f(x, g, t, loss, n_rows, n, scale, work, stream);                                           \
+    }                                                                                                             \
+    TGT __attribute__((flatten)) static inline float fnn_piece_exp_f##SFX(const float *x, float *out, ptrdiff_t n,\
+                                                                          float m, const float *ahead) {          \
+        return fnn_piece_exp_f(x, out, n, m, ahead);                                                              \
+    }
+FNN_SOFTMAX_CLONES(_avx2, FNN_TARGET_AVX2)
+FNN_SOFTMAX_CLONES(_avx512, FNN_TARGET_AVX512)
+#undef FNN_SOFTMAX_CLONES
+#endif
+static inline void fnn_xent_rows_f_path(int path, const float *x, float *g, const ptrdiff_t *t, float *loss,
+                                        ptrdiff_t n_rows, ptrdiff_t n, double scale, float *work, int stream) {
+#if FNN_DISPATCH
+    if (path == FNN_PATH_AVX512) { fnn_xent_rows_f_avx512(x, g, t, loss, n_rows, n, scale, work, stream); return; }
+    if (path == FNN_PATH_AVX2) { fnn_xent_rows_f_avx2(x, g, t, loss, n_rows, n, scale, work, stream); return; }
+#endif
+    (void)path;
+    fnn_xent_rows_f(x, g, t, loss, n_rows, n, scale, work, stream);
+}
+static inline float fnn_piece_exp_f_path(int path, const float *x, float *out, ptrdiff_t n, float m,
+                                         const float *ahead) {
+#if FNN_DISPATCH
+    if (path == FNN_PATH_AVX512) return fnn_piece_exp_f_avx512(x, out, n, m, ahead);
+    if (path == FNN_PATH_AVX2) return fnn_piece_exp_f_avx2(x, out, n, m, ahead);
+#endif
+    (void)path;
+    return fnn_piece_exp_f(x, out, n, m, ahead);
+}
+
 #endif
