@@ -606,10 +606,8 @@ def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, c
         if has_scale:
             for j in range(S * H):
                 tile[j] = tile[j] * sc
-        if update:
-            for r in range(S):
-                adagrad_row(&W[a + r, 0], &A[a + r, 0], tile + r * H, H, <floating> lr, <floating> eps,
-                            <floating> l2)
+        if update:                      # the block's rows of W, A and the tile are contiguous: one long row
+            adagrad_row(&W[a, 0], &A[a, 0], tile, S * H, <floating> lr, <floating> eps, <floating> l2)
     free(scratch)
 
 
