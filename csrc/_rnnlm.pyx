@@ -250,7 +250,27 @@ cdef extern from *:
         }
         for (; i < m; i++) {
             const float *h0 = Hm + i * n;
-            for (w = 0; w < s; w++) {
+            w = 0;
+    #ifdef FNN_HAVE_SHUFFLE
+            /* one state x 16 rows of W, the 16 sums reduced together (classes with few tokens: a third of the
+               logits of a Brown batch land here); each sum as in the loop below, so the same bits */
+            for (; w + 16 <= s; w += 16) {
+                const float *w0 = W + w * n;
+                fnn_v16 x[16], r;
+                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
+                for (j = 0; j < nf; j += 16) {
+                    fnn_v16 g0 = FNN_LD(h0 + j);
+                    for (int l = 0; l < 16; l++) x[l] += g0 * FNN_LD(w0 + l * n + j);
+                }
+                if (n > nf) {
+                    fnn_v16 g0 = FNN_LD(h0 + n - 16);
+                    for (int l = 0; l < 16; l++) x[l] += g0 * (FNN_LD(w0 + l * n + n - 16) * mask);
+                }
+                r = fnn_hsum16(x);
+                for (int l = 0; l < 16; l++) Z[i * s + w + l] = r[l] + b[w + l];
+            }
+    #endif
+            for (; w < s; w++) {
                 const float *wr = W + w * n;
                 fnn_v16 x0 = {0};
                 for (j = 0; j < nf; j += 16) x0 += FNN_LD(h0 + j) * FNN_LD(wr + j);
