@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
            "train", "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
@@ -116,6 +116,9 @@ class TaggerConfig:
                             "(0 = plain shuffle)", group="training")
     unk_replace: float = option(0.0, "probability of replacing a word seen once by <unk> in training",
                                 group="training")
+    clip_norm: float = option(0.0, CLIP_NORM_HELP, group="training")
+    warmup: int = option(0, "raise the learning rate linearly from lr/N to lr over the first N steps (0: off)",
+                         metavar="N", group="training")
     weight_decay: float = option(0.0, "L2 coefficient on weights and vectors (lazy for vector rows)",
                                  group="training")
     average: bool = option(False, "score and save the mean of the parameters over all steps (Polyak averaging) "
@@ -134,9 +137,9 @@ class TaggerConfig:
         check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
                                      shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, lstm_hidden=1,
                                      min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
-                                     seed=0),
+                                     seed=0, warmup=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
-                     fractions=("dropout", "hidden_dropout", "unk_replace"))
+                     fractions=("dropout", "hidden_dropout", "unk_replace"), nonneg=("clip_norm",))
         where = type(self).__name__
         self.suffix_len = affix_lengths(self.suffix_len, "suffix_len", where)
         self.prefix_len = affix_lengths(self.prefix_len, "prefix_len", where)
@@ -269,7 +272,8 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
-    lr = optim.HalveOnPlateau(c.lr) if c.halve_lr and dev is not None else c.lr     # the trainer reports dev scores
+    lr = optim.Linear(c.lr / c.warmup, c.lr, c.warmup - 1) if c.warmup > 1 else c.lr
+    lr = optim.HalveOnPlateau(lr) if c.halve_lr and dev is not None else lr     # the trainer reports dev scores
     opt = optim.by_name(c.optimizer, model.parameters(), lr, "fit", weight_decay=c.weight_decay)
     data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
     validate = None
@@ -279,7 +283,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
         dev_enc = model.encode(dev, targets=False)      # scoring needs the inputs; gold tags are read by evaluate
         validate = (lambda m: m.score(dev, dev_enc))
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
-                      patience=c.patience, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
+                      patience=c.patience, clip_norm=c.clip_norm or None, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
                       on_nonfinite=on_nonfinite, average=c.average, average_start=c.average_start, metric=metric)
     try:
         trainer.fit(resume=resume)
