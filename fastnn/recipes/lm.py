@@ -197,17 +197,19 @@ def perplexity(model, stream):
 
 def prepare(config, train, valid=None, test=None):
     """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above.
-    valid and test are optional, but given they must hold a token (an empty one would score every epoch as nan)."""
+    Each is read once (any iterable of sentences will do).  valid and test are optional, but each part given must
+    hold a token (an empty valid set would score every epoch as nan)."""
+    from fastnn._validation import check_sentences
     from fastnn.data import Vocab, lm_stream
-    vocab = Vocab.build(train, min_count=config.min_count)
-    streams = {"train": lm_stream(train, vocab)}
-    for name, sents in (("valid", valid), ("test", test)):
-        if sents is not None:
-            streams[name] = lm_stream(sents, vocab)
-            if not any(len(s) for s in sents):
-                raise ValueError(f"prepare: '{name}' must hold at least one token; got none in its {len(sents)} "
-                                 f"sentences. Pass None to leave it out.")
-    return vocab, streams
+    parts = {name: check_sentences(sents, f"prepare: '{name}'")
+             for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
+    for name, sents in parts.items():
+        if not any(len(s) for s in sents):
+            extra = "" if name == "train" else " Pass None to leave it out."
+            raise ValueError(f"prepare: '{name}' must hold at least one token; got none in its {len(sents)} "
+                             f"sentences.{extra}")
+    vocab = Vocab.build(parts["train"], min_count=config.min_count)
+    return vocab, {name: lm_stream(sents, vocab) for name, sents in parts.items()}
 
 
 class _LMProgress:
