@@ -37,34 +37,46 @@ cdef extern from *:
     #define restrict __restrict
     #endif
 
-    /* Register blocking: vectors of FNN_LSTM_VB bytes, FNN_LSTM_MR batch rows per tile (4 x MR accumulators plus
-     * the 4 vectors of W and a broadcast must fit the register file: 32 with AVX-512, 16 otherwise). */
+    /* Register blocking per path (fnn_math.h: path 0 is the build's own flags; paths 1 (AVX2 + FMA) and 2 (AVX-512)
+     * are compiled with target attributes in a portable build and chosen at run time): vectors of FNN_LSTM_VB<p>
+     * bytes, FNN_LSTM_MR<p> batch rows per tile (4 x MR accumulators plus the 4 vectors of W and a broadcast must fit
+     * the register file: 32 with AVX-512, 16 otherwise).  FNN_LSTM_TGT<p> marks every function of path p,
+     * FNN_LSTM_ROWTGT<p> its element-wise rows. */
     #if defined(__GNUC__) || defined(__clang__)
     #  define FNN_LSTM_VEC 1
     #  if defined(__AVX512F__)
-    #    define FNN_LSTM_VB 64
-    #    define FNN_LSTM_MR 6
+    #    define FNN_LSTM_VB0 64
+    #    define FNN_LSTM_MR0 6
     #  elif defined(__AVX__)
-    #    define FNN_LSTM_VB 32
-    #    define FNN_LSTM_MR 2
+    #    define FNN_LSTM_VB0 32
+    #    define FNN_LSTM_MR0 2
     #  else
-    #    define FNN_LSTM_VB 16
-    #    define FNN_LSTM_MR 2
+    #    define FNN_LSTM_VB0 16
+    #    define FNN_LSTM_MR0 2
     #  endif
     #else
     #  define FNN_LSTM_VEC 0
-    #  define FNN_LSTM_VB 16
-    #  define FNN_LSTM_MR 2
+    #  define FNN_LSTM_VB0 16
+    #  define FNN_LSTM_MR0 2
     #endif
+    #define FNN_LSTM_TGT0
     /* the tiles' element-wise part (gates, cell) at the micro-kernel's width: gcc's -march=native picks 256-bit
      * vectors for loops on AVX-512 machines, which halves the speed of the transcendentals here */
     #if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
-    #  define FNN_LSTM_WIDE __attribute__((target("prefer-vector-width=512")))
+    #  define FNN_LSTM_ROWTGT0 __attribute__((target("prefer-vector-width=512")))
     #else
-    #  define FNN_LSTM_WIDE
+    #  define FNN_LSTM_ROWTGT0
     #endif
-    #define FNN_LSTM_VW_F (FNN_LSTM_VB / 4)
-    #define FNN_LSTM_VW_D (FNN_LSTM_VB / 8)
+    #if FNN_DISPATCH
+    #  define FNN_LSTM_VB1 32
+    #  define FNN_LSTM_MR1 2
+    #  define FNN_LSTM_TGT1 FNN_TARGET_AVX2
+    #  define FNN_LSTM_ROWTGT1 FNN_TARGET_AVX2
+    #  define FNN_LSTM_VB2 64
+    #  define FNN_LSTM_MR2 6
+    #  define FNN_LSTM_TGT2 FNN_TARGET_AVX512
+    #  define FNN_LSTM_ROWTGT2 FNN_TARGET_AVX512
+    #endif
     #define FNN_LSTM_MRMAX 6
 
     static inline void *fnn_lstm_align(void *raw) { return (void *) (((uintptr_t) raw + 63) & ~(uintptr_t) 63); }
@@ -72,10 +84,10 @@ cdef extern from *:
     /* The micro-kernel: out (MR x 4VW, row-major) = a (MR rows of kd, row stride lda) @ p (kd x 4VW, row-major,
      * 64-byte aligned).  Each output element is one sum over k in order. */
     #if FNN_LSTM_VEC
-    #define FNN_LSTM_MK(NAME, T, VW, MR)                                                                   \\
-    static inline void NAME(const T *restrict a, ptrdiff_t lda, const T *restrict p, ptrdiff_t kd,           \\
+    #define FNN_LSTM_MK(NAME, T, VW, MR, TGT)                                                              \\
+    TGT static inline void NAME(const T *restrict a, ptrdiff_t lda, const T *restrict p, ptrdiff_t kd,           \\
                             T *restrict out) {                                                               \\
-        typedef T vt __attribute__((vector_size(FNN_LSTM_VB)));                                              \\
+        typedef T vt __attribute__((vector_size(VW * sizeof(T))));                                         \\
         vt acc[MR][4];                                                                                       \\
         for (int r = 0; r < MR; r++) { acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = (vt) {0}; }          \\
         for (ptrdiff_t k = 0; k < kd; k++) {                                                                 \\
@@ -89,8 +101,8 @@ cdef extern from *:
         memcpy(out, acc, sizeof acc);                                                                        \\
     }
     #else
-    #define FNN_LSTM_MK(NAME, T, VW, MR)                                                                   \\
-    static inline void NAME(const T *restrict a, ptrdiff_t lda, const T *restrict p, ptrdiff_t kd,           \\
+    #define FNN_LSTM_MK(NAME, T, VW, MR, TGT)                                                              \\
+    TGT static inline void NAME(const T *restrict a, ptrdiff_t lda, const T *restrict p, ptrdiff_t kd,           \\
                             T *restrict out) {                                                               \\
         for (int q = 0; q < MR * 4 * VW; q++) out[q] = (T) 0;                                                \\
         for (ptrdiff_t k = 0; k < kd; k++)                                                                   \\
@@ -101,14 +113,14 @@ cdef extern from *:
     }
     #endif
 
-    #define FNN_LSTM_MK_ALL(SFX, T, VW)                                                                    \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##1, T, VW, 1)                                                              \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##2, T, VW, 2)                                                              \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##3, T, VW, 3)                                                              \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##4, T, VW, 4)                                                              \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##5, T, VW, 5)                                                              \\
-    FNN_LSTM_MK(fnn_lstm_mk##SFX##6, T, VW, 6)                                                              \\
-    static inline void fnn_lstm_mk##SFX(int mr, const T *a, ptrdiff_t lda, const T *p, ptrdiff_t kd, T *out) { \\
+    #define FNN_LSTM_MK_ALL(SFX, T, VW, TGT)                                                               \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##1, T, VW, 1, TGT)                                                            \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##2, T, VW, 2, TGT)                                                            \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##3, T, VW, 3, TGT)                                                            \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##4, T, VW, 4, TGT)                                                            \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##5, T, VW, 5, TGT)                                                            \\
+    FNN_LSTM_MK(fnn_lstm_mk##SFX##6, T, VW, 6, TGT)                                                            \\
+    TGT static inline void fnn_lstm_mk##SFX(int mr, const T *a, ptrdiff_t lda, const T *p, ptrdiff_t kd, T *out) { \\
         switch (mr) {                                                                                        \\
             case 1: fnn_lstm_mk##SFX##1(a, lda, p, kd, out); break;                                          \\
             case 2: fnn_lstm_mk##SFX##2(a, lda, p, kd, out); break;                                          \\
@@ -147,11 +159,10 @@ cdef extern from *:
      * backward: s IN: the carry d loss / d h_t through step t+1; a (gate g at + g K), cp, cc IN: the activations,
      * c_{t-1}, c_t; gh IN: d loss / d h_t from outside; dc INOUT: d loss / d c_t in, d loss / d c_{t-1} out;
      * da OUT (gate g at + g K): d loss / d a_t, clipped to [-clip, clip] when clip > 0; units 0 .. n. */
-    #define FNN_LSTM_FWD_ROW(SFX, T, VW, SIGMOID, TANH, SIMD)                                              \\
-    FNN_LSTM_WIDE static inline void fnn_lstm_fwd_row##SFX(const T *restrict s, const T *restrict x,           \\
-                                                           const T *restrict b, const T *restrict cp,           \\
-                                                           T *restrict a, T *restrict c, T *restrict h,         \\
-                                                           ptrdiff_t K, ptrdiff_t n) {                          \\
+    #define FNN_LSTM_FWD_ROW(SFX, T, VW, SIGMOID, TANH, SIMD, TGT)                                        \\
+    TGT static inline void fnn_lstm_fwd_row##SFX(const T *restrict s, const T *restrict x, const T *restrict b,   \\
+                                                 const T *restrict cp, T *restrict a, T *restrict c,            \\
+                                                 T *restrict h, ptrdiff_t K, ptrdiff_t n) {                     \\
         SIMD                                                                                                 \\
         for (ptrdiff_t v = 0; v < n; v++) {                                                                  \\
             T i = SIGMOID(s[v] + (x[v] + b[v]));                                                             \\
@@ -164,11 +175,10 @@ cdef extern from *:
             h[v] = o * TANH(cj);                                                                             \\
         }                                                                                                    \\
     }
-    #define FNN_LSTM_BWD_ROW(SFX, T, TANH, SIMD)                                                           \\
-    FNN_LSTM_WIDE static inline void fnn_lstm_bwd_row##SFX(const T *restrict s, const T *restrict a,           \\
-                                                           const T *restrict cp, const T *restrict cc,          \\
-                                                           const T *restrict gh, T *restrict dc, T *restrict da, \\
-                                                           ptrdiff_t K, ptrdiff_t n, T clip) {                  \\
+    #define FNN_LSTM_BWD_ROW(SFX, T, TANH, SIMD, TGT)                                                     \\
+    TGT static inline void fnn_lstm_bwd_row##SFX(const T *restrict s, const T *restrict a, const T *restrict cp,  \\
+                                                 const T *restrict cc, const T *restrict gh, T *restrict dc,    \\
+                                                 T *restrict da, ptrdiff_t K, ptrdiff_t n, T clip) {            \\
         SIMD                                                                                                 \\
         for (ptrdiff_t v = 0; v < n; v++) {                                                                  \\
             T i = a[v], f = a[K + v], g = a[2 * K + v], o = a[3 * K + v];                                    \\
@@ -190,16 +200,22 @@ cdef extern from *:
         }                                                                                                    \\
     }
 
+    #if FNN_LSTM_VEC && (defined(__AVX512F__) || FNN_DISPATCH)
     #if defined(__AVX512F__)
+    #  define FNN_LSTM_I512
+    #else
+    #  define FNN_LSTM_I512 FNN_TARGET_AVX512
+    #endif
     /* float32 rows with AVX-512 intrinsics: the auto-vectorised loop above spends most of a tile's time in its
      * five divisions per unit; here 1/x is rcp14 plus one Newton step (~1 ulp), exp is fnn_expf's polynomial with
-     * vscalefps, and a mask covers the last partial vector.  NaN propagates as in fnn_math.h. */
+     * vscalefps, and a mask covers the last partial vector.  NaN propagates as in fnn_math.h.  Compiled for the
+     * native AVX-512 build (path 0) or, with target attributes, as path 2 of a portable build. */
     #include <immintrin.h>
-    static inline __m512 fnn_lstm_rcp16(__m512 d) {
+    FNN_LSTM_I512 static inline __m512 fnn_lstm_rcp16(__m512 d) {
         __m512 y = _mm512_rcp14_ps(d);
         return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
     }
-    static inline __m512 fnn_lstm_exp16(__m512 x) {
+    FNN_LSTM_I512 static inline __m512 fnn_lstm_exp16(__m512 x) {
         x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);      /* max/min return the second operand for NaN */
         x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
         __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -215,10 +231,10 @@ cdef extern from *:
         p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
         return _mm512_scalef_ps(p, n);
     }
-    static inline __m512 fnn_lstm_sigmoid16(__m512 x) {
+    FNN_LSTM_I512 static inline __m512 fnn_lstm_sigmoid16(__m512 x) {
         return fnn_lstm_rcp16(_mm512_add_ps(_mm512_set1_ps(1.0f), fnn_lstm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
     }
-    static inline __m512 fnn_lstm_tanh16(__m512 x) {
+    FNN_LSTM_I512 static inline __m512 fnn_lstm_tanh16(__m512 x) {
         const __m512 one = _mm512_set1_ps(1.0f);
         __m512 a = _mm512_abs_ps(x);
         __m512 t = fnn_lstm_exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
@@ -231,11 +247,11 @@ cdef extern from *:
         return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(
             _mm512_castps_si512(x), _mm512_set1_epi32((int) 0x80000000u))));
     }
-    static inline __mmask16 fnn_lstm_mask16(ptrdiff_t n) {
+    FNN_LSTM_I512 static inline __mmask16 fnn_lstm_mask16(ptrdiff_t n) {
         return n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1u);
     }
-    static inline void fnn_lstm_fwd_row_f(const float *restrict s, const float *restrict x, const float *restrict b,
-                                          const float *restrict cp, float *restrict a, float *restrict c,
+    FNN_LSTM_I512 static inline void fnn_lstm_fwd_row16_f(const float *restrict s, const float *restrict x,
+                                                            const float *restrict b, const float *restrict cp, float *restrict a, float *restrict c,
                                           float *restrict h, ptrdiff_t K, ptrdiff_t n) {
         __mmask16 m = fnn_lstm_mask16(n);
         __m512 z[4];
@@ -252,7 +268,7 @@ cdef extern from *:
         _mm512_mask_storeu_ps(c, m, cj);
         _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(o, fnn_lstm_tanh16(cj)));
     }
-    static inline void fnn_lstm_bwd_row_f(const float *restrict s, const float *restrict a, const float *restrict cp,
+    FNN_LSTM_I512 static inline void fnn_lstm_bwd_row16_f(const float *restrict s, const float *restrict a, const float *restrict cp,
                                           const float *restrict cc, const float *restrict gh, float *restrict dc,
                                           float *restrict da, ptrdiff_t K, ptrdiff_t n, float clip) {
         const __m512 one = _mm512_set1_ps(1.0f), hi = _mm512_set1_ps(clip), lo = _mm512_set1_ps(-clip);
@@ -282,18 +298,13 @@ cdef extern from *:
             _mm512_mask_storeu_ps(dc + v, m, _mm512_mul_ps(d_c, f));
         }
     }
-    #else
-    FNN_LSTM_FWD_ROW(_f, float, FNN_LSTM_VW_F, fnn_sigmoidf, fnn_tanhf, FNN_SIMD)
-    FNN_LSTM_BWD_ROW(_f, float, fnn_tanhf, FNN_SIMD)
     #endif
-    FNN_LSTM_FWD_ROW(_d, double, FNN_LSTM_VW_D, fnn_sigmoid, tanh, )
-    FNN_LSTM_BWD_ROW(_d, double, tanh, )
 
     /* A forward tile of step t: rows i0 .. i0+mr, units u0 .. u0+nu (nu <= VW).  hp = &H[t, i0, 0] (rows of K);
      * cp = &C[t, i0, u0]; x = &X[t, i0, u0], b = &b[u0] (gate g at + g K); panel: forward panel of u0;
      * a = &A[t, i0, u0] OUT (the activations, gate g at + g K); c = &C[t+1, i0, u0], h = &H[t+1, i0, u0] OUT. */
-    #define FNN_LSTM_FWD_TILE(SFX, T, VW)                                                                  \\
-    static inline void fnn_lstm_fwd_tile##SFX(const T *restrict hp, const T *restrict cp, const T *restrict x,   \\
+    #define FNN_LSTM_FWD_TILE(SFX, T, VW, TGT)                                                             \\
+    TGT static inline void fnn_lstm_fwd_tile##SFX(const T *restrict hp, const T *restrict cp, const T *restrict x,   \\
                                               const T *restrict b, const T *restrict panel, T *restrict a,   \\
                                               T *restrict c, T *restrict h, ptrdiff_t K, int mr, ptrdiff_t nu) { \\
         T acc[FNN_LSTM_MRMAX * 4 * VW];                                                                      \\
@@ -308,8 +319,8 @@ cdef extern from *:
      * da != NULL, the cell's backward step t: a = &A[t, i0, q0], cp = &C[t, i0, q0], cc = &C[t+1, i0, q0],
      * gh = &dH[t, i0, q0] IN; dc = &dc[i0, q0] INOUT; da = &dA[t, i0, q0] OUT (see the rows above).  When
      * da == NULL (after step 0) the carry goes to dh0 = &dh0[i0, q0] instead. */
-    #define FNN_LSTM_BWD_TILE(SFX, T, VW)                                                                  \\
-    static inline void fnn_lstm_bwd_tile##SFX(const T *restrict dan, const T *restrict panel, ptrdiff_t K,   \\
+    #define FNN_LSTM_BWD_TILE(SFX, T, VW, TGT)                                                             \\
+    TGT static inline void fnn_lstm_bwd_tile##SFX(const T *restrict dan, const T *restrict panel, ptrdiff_t K,   \\
                                               int mr, ptrdiff_t nq, const T *restrict a, const T *restrict cp, \\
                                               const T *restrict cc, const T *restrict gh, T *restrict dc,      \\
                                               T *restrict da, T *restrict dh0, T clip) {                      \\
@@ -327,71 +338,186 @@ cdef extern from *:
         }                                                                                                    \\
     }
 
-    FNN_LSTM_MK_ALL(_f, float, FNN_LSTM_VW_F)
-    FNN_LSTM_MK_ALL(_d, double, FNN_LSTM_VW_D)
-    FNN_LSTM_PACK(_f, float, FNN_LSTM_VW_F)
-    FNN_LSTM_PACK(_d, double, FNN_LSTM_VW_D)
-    FNN_LSTM_FWD_TILE(_f, float, FNN_LSTM_VW_F)
-    FNN_LSTM_FWD_TILE(_d, double, FNN_LSTM_VW_D)
-    FNN_LSTM_BWD_TILE(_f, float, FNN_LSTM_VW_F)
-    FNN_LSTM_BWD_TILE(_d, double, FNN_LSTM_VW_D)
+    /* One path's functions: micro-kernels, packing, rows (ROWF: the float rows' suffix, _f<p> for the generic loop
+     * or 16_f for the AVX-512 intrinsics) and tiles. */
+    #define FNN_LSTM_PATH(P, VB, TGT, ROWTGT)                                                                 \\
+    FNN_LSTM_MK_ALL(_f##P, float, ((VB) / 4), TGT)                                                            \\
+    FNN_LSTM_MK_ALL(_d##P, double, ((VB) / 8), TGT)                                                           \\
+    FNN_LSTM_PACK(_f##P, float, ((VB) / 4))                                                                   \\
+    FNN_LSTM_PACK(_d##P, double, ((VB) / 8))                                                                  \\
+    FNN_LSTM_FWD_ROW(_d##P, double, ((VB) / 8), fnn_sigmoid, tanh, , ROWTGT)                                  \\
+    FNN_LSTM_BWD_ROW(_d##P, double, tanh, , ROWTGT)                                                           \\
+    FNN_LSTM_FWD_TILE(_f##P, float, ((VB) / 4), TGT)                                                          \\
+    FNN_LSTM_FWD_TILE(_d##P, double, ((VB) / 8), TGT)                                                         \\
+    FNN_LSTM_BWD_TILE(_f##P, float, ((VB) / 4), TGT)                                                          \\
+    FNN_LSTM_BWD_TILE(_d##P, double, ((VB) / 8), TGT)
+
+    #if FNN_LSTM_VEC && defined(__AVX512F__)
+    #  define fnn_lstm_fwd_row_f0 fnn_lstm_fwd_row16_f
+    #  define fnn_lstm_bwd_row_f0 fnn_lstm_bwd_row16_f
+    #else
+    FNN_LSTM_FWD_ROW(_f0, float, (FNN_LSTM_VB0 / 4), fnn_sigmoidf, fnn_tanhf, FNN_SIMD, FNN_LSTM_ROWTGT0)
+    FNN_LSTM_BWD_ROW(_f0, float, fnn_tanhf, FNN_SIMD, FNN_LSTM_ROWTGT0)
+    #endif
+    FNN_LSTM_PATH(0, FNN_LSTM_VB0, FNN_LSTM_TGT0, FNN_LSTM_ROWTGT0)
+    #if FNN_DISPATCH
+    FNN_LSTM_FWD_ROW(_f1, float, (FNN_LSTM_VB1 / 4), fnn_sigmoidf, fnn_tanhf, FNN_SIMD, FNN_LSTM_ROWTGT1)
+    FNN_LSTM_BWD_ROW(_f1, float, fnn_tanhf, FNN_SIMD, FNN_LSTM_ROWTGT1)
+    FNN_LSTM_PATH(1, FNN_LSTM_VB1, FNN_LSTM_TGT1, FNN_LSTM_ROWTGT1)
+    #  define fnn_lstm_fwd_row_f2 fnn_lstm_fwd_row16_f
+    #  define fnn_lstm_bwd_row_f2 fnn_lstm_bwd_row16_f
+    FNN_LSTM_PATH(2, FNN_LSTM_VB2, FNN_LSTM_TGT2, FNN_LSTM_ROWTGT2)
+    /* path p's NAME##SFX##p(ARGS) */
+    #  define FNN_LSTM_CALL(path, NAME, SFX, ARGS)                                                                \\
+        switch (path) {                                                                                          \\
+            case FNN_PATH_AVX512: NAME##SFX##2 ARGS; break;                                                      \\
+            case FNN_PATH_AVX2: NAME##SFX##1 ARGS; break;                                                        \\
+            default: NAME##SFX##0 ARGS; break;                                                                   \\
+        }
+    #  define FNN_LSTM_PICK(path, V0, V1, V2) ((path) == FNN_PATH_AVX512 ? (V2) : (path) == FNN_PATH_AVX2 ? (V1) : (V0))
+    #else
+    #  define FNN_LSTM_CALL(path, NAME, SFX, ARGS) { (void) (path); NAME##SFX##0 ARGS; }
+    #  define FNN_LSTM_PICK(path, V0, V1, V2) ((void) (path), (V0))
+    #  define FNN_LSTM_VB1 FNN_LSTM_VB0
+    #  define FNN_LSTM_VB2 FNN_LSTM_VB0
+    #  define FNN_LSTM_MR1 FNN_LSTM_MR0
+    #  define FNN_LSTM_MR2 FNN_LSTM_MR0
+    #endif
+
+    /* What the Cython side calls: path (FNN_PATH_*, one of fnn_cpu_paths()) picks the code, the rest as above. */
+    static inline int fnn_lstm_mr(int path) { return FNN_LSTM_PICK(path, FNN_LSTM_MR0, FNN_LSTM_MR1, FNN_LSTM_MR2); }
+    static inline int fnn_lstm_vw_f(int path) {
+        return FNN_LSTM_PICK(path, FNN_LSTM_VB0, FNN_LSTM_VB1, FNN_LSTM_VB2) / 4;
+    }
+    static inline int fnn_lstm_vw_d(int path) {
+        return FNN_LSTM_PICK(path, FNN_LSTM_VB0, FNN_LSTM_VB1, FNN_LSTM_VB2) / 8;
+    }
+    #define FNN_LSTM_ENTRY(T, SFX)                                                                              \\
+    static void fnn_lstm_pack_fwd##SFX(int path, const T *W, ptrdiff_t K, T *out, ptrdiff_t p) {               \\
+        FNN_LSTM_CALL(path, fnn_lstm_pack_fwd, SFX, (W, K, out, p))                                             \\
+    }                                                                                                          \\
+    static void fnn_lstm_pack_bwd##SFX(int path, const T *W, ptrdiff_t K, T *out, ptrdiff_t q) {               \\
+        FNN_LSTM_CALL(path, fnn_lstm_pack_bwd, SFX, (W, K, out, q))                                             \\
+    }                                                                                                          \\
+    static void fnn_lstm_fwd_tile##SFX(int path, const T *hp, const T *cp, const T *x, const T *b,             \\
+                                       const T *panel, T *a, T *c, T *h, ptrdiff_t K, int mr, ptrdiff_t nu) {  \\
+        FNN_LSTM_CALL(path, fnn_lstm_fwd_tile, SFX, (hp, cp, x, b, panel, a, c, h, K, mr, nu))                  \\
+    }                                                                                                          \\
+    static void fnn_lstm_bwd_tile##SFX(int path, const T *dan, const T *panel, ptrdiff_t K, int mr,            \\
+                                       ptrdiff_t nq, const T *a, const T *cp, const T *cc, const T *gh, T *dc, \\
+                                       T *da, T *dh0, T clip) {                                                \\
+        FNN_LSTM_CALL(path, fnn_lstm_bwd_tile, SFX, (dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip))  \\
+    }
+    FNN_LSTM_ENTRY(float, _f)
+    FNN_LSTM_ENTRY(double, _d)
     """
-    int FNN_LSTM_MR, FNN_LSTM_VW_F, FNN_LSTM_VW_D
+    int fnn_cpu_paths() noexcept nogil
+    const char *fnn_base_path_name() noexcept nogil
+    int fnn_lstm_mr(int path) noexcept nogil
+    int fnn_lstm_vw_f(int path) noexcept nogil
+    int fnn_lstm_vw_d(int path) noexcept nogil
     void *fnn_lstm_align(void *raw) noexcept nogil
-    void fnn_lstm_pack_fwd_f(const float *W, Py_ssize_t K, float *out, Py_ssize_t p) noexcept nogil
-    void fnn_lstm_pack_fwd_d(const double *W, Py_ssize_t K, double *out, Py_ssize_t p) noexcept nogil
-    void fnn_lstm_pack_bwd_f(const float *W, Py_ssize_t K, float *out, Py_ssize_t q) noexcept nogil
-    void fnn_lstm_pack_bwd_d(const double *W, Py_ssize_t K, double *out, Py_ssize_t q) noexcept nogil
-    void fnn_lstm_fwd_tile_f(const float *hp, const float *cp, const float *x, const float *b, const float *panel,
-                             float *a, float *c, float *h, Py_ssize_t K, int mr, Py_ssize_t nu) noexcept nogil
-    void fnn_lstm_fwd_tile_d(const double *hp, const double *cp, const double *x, const double *b,
+    void fnn_lstm_pack_fwd_f(int path, const float *W, Py_ssize_t K, float *out, Py_ssize_t p) noexcept nogil
+    void fnn_lstm_pack_fwd_d(int path, const double *W, Py_ssize_t K, double *out, Py_ssize_t p) noexcept nogil
+    void fnn_lstm_pack_bwd_f(int path, const float *W, Py_ssize_t K, float *out, Py_ssize_t q) noexcept nogil
+    void fnn_lstm_pack_bwd_d(int path, const double *W, Py_ssize_t K, double *out, Py_ssize_t q) noexcept nogil
+    void fnn_lstm_fwd_tile_f(int path, const float *hp, const float *cp, const float *x, const float *b,
+                             const float *panel, float *a, float *c, float *h, Py_ssize_t K, int mr,
+                             Py_ssize_t nu) noexcept nogil
+    void fnn_lstm_fwd_tile_d(int path, const double *hp, const double *cp, const double *x, const double *b,
                              const double *panel, double *a, double *c, double *h, Py_ssize_t K, int mr,
                              Py_ssize_t nu) noexcept nogil
-    void fnn_lstm_bwd_tile_f(const float *dan, const float *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
+    void fnn_lstm_bwd_tile_f(int path, const float *dan, const float *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
                              const float *a, const float *cp, const float *cc, const float *gh, float *dc, float *da,
                              float *dh0, float clip) noexcept nogil
-    void fnn_lstm_bwd_tile_d(const double *dan, const double *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
+    void fnn_lstm_bwd_tile_d(int path, const double *dan, const double *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
                              const double *a, const double *cp, const double *cc, const double *gh, double *dc,
                              double *da, double *dh0, double clip) noexcept nogil
 
 
-cdef inline void pack_fwd(const floating *W, Py_ssize_t K, floating *out, Py_ssize_t p) noexcept nogil:
+# ---- which compiled code runs (fnn_math.h: path 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) -----------------
+
+_PATH_NAMES = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")
+cdef int _paths = fnn_cpu_paths()     # the paths this build has and this CPU runs, as bits
+cdef int _path = 0                    # the one the kernels use; read once per call
+
+
+def _vector_paths():
+    """Names of the vector paths this build has and this CPU can run, the fastest first; the first is the default.
+    One name in a native build (its own flags), up to three in a portable one ("avx512", "avx2", "sse2")."""
+    return [_PATH_NAMES[p] for p in (2, 1, 0) if _paths & (1 << p)]
+
+
+def _vector_path():
+    """The name of the vector path the LSTM kernels use now."""
+    return _PATH_NAMES[_path]
+
+
+def _set_vector_path(name):
+    """Make the LSTM kernels use the path called `name` (one of _vector_paths()); None: the default (the fastest).
+    For tests and benchmarks: each path's results are fixed, the paths differ from each other by rounding."""
+    global _path
+    avail = _vector_paths()
+    if name is None:
+        name = avail[0]
+    if name not in avail:
+        raise ValueError(f"_set_vector_path: 'name' must be one of {avail} (the paths this build has and this CPU "
+                         f"runs); got {name!r}")
+    _path = _PATH_NAMES.index(name)
+
+
+def _init_path():
+    """The default path, or FASTNN_VECTOR_PATH's when it names one this CPU runs (a warning otherwise)."""
+    import os
+    want = os.environ.get("FASTNN_VECTOR_PATH", "")
+    try:
+        _set_vector_path(want or None)
+    except ValueError as e:
+        import warnings
+        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
+        _set_vector_path(None)
+
+
+_init_path()
+
+
+cdef inline void pack_fwd(int path, const floating *W, Py_ssize_t K, floating *out, Py_ssize_t p) noexcept nogil:
     if floating is float:
-        fnn_lstm_pack_fwd_f(W, K, out, p)
+        fnn_lstm_pack_fwd_f(path, W, K, out, p)
     else:
-        fnn_lstm_pack_fwd_d(W, K, out, p)
+        fnn_lstm_pack_fwd_d(path, W, K, out, p)
 
 
-cdef inline void pack_bwd(const floating *W, Py_ssize_t K, floating *out, Py_ssize_t q) noexcept nogil:
+cdef inline void pack_bwd(int path, const floating *W, Py_ssize_t K, floating *out, Py_ssize_t q) noexcept nogil:
     if floating is float:
-        fnn_lstm_pack_bwd_f(W, K, out, q)
+        fnn_lstm_pack_bwd_f(path, W, K, out, q)
     else:
-        fnn_lstm_pack_bwd_d(W, K, out, q)
+        fnn_lstm_pack_bwd_d(path, W, K, out, q)
 
 
-cdef inline void fwd_tile(const floating *hp, const floating *cp, const floating *x, const floating *b,
+cdef inline void fwd_tile(int path, const floating *hp, const floating *cp, const floating *x, const floating *b,
                           const floating *panel, floating *a, floating *c, floating *h, Py_ssize_t K, int mr,
                           Py_ssize_t nu) noexcept nogil:
     if floating is float:
-        fnn_lstm_fwd_tile_f(hp, cp, x, b, panel, a, c, h, K, mr, nu)
+        fnn_lstm_fwd_tile_f(path, hp, cp, x, b, panel, a, c, h, K, mr, nu)
     else:
-        fnn_lstm_fwd_tile_d(hp, cp, x, b, panel, a, c, h, K, mr, nu)
+        fnn_lstm_fwd_tile_d(path, hp, cp, x, b, panel, a, c, h, K, mr, nu)
 
 
-cdef inline void bwd_tile(const floating *dan, const floating *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
+cdef inline void bwd_tile(int path, const floating *dan, const floating *panel, Py_ssize_t K, int mr, Py_ssize_t nq,
                           const floating *a, const floating *cp, const floating *cc, const floating *gh,
                           floating *dc, floating *da, floating *dh0, floating clip) noexcept nogil:
     if floating is float:
-        fnn_lstm_bwd_tile_f(dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip)
+        fnn_lstm_bwd_tile_f(path, dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip)
     else:
-        fnn_lstm_bwd_tile_d(dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip)
+        fnn_lstm_bwd_tile_d(path, dan, panel, K, mr, nq, a, cp, cc, gh, dc, da, dh0, clip)
 
 
-cdef inline int row_threads(Py_ssize_t B, Py_ssize_t K, int n_threads) noexcept nogil:
+cdef inline int row_threads(Py_ssize_t B, Py_ssize_t K, Py_ssize_t mr, int n_threads) noexcept nogil:
     """Threads for a sweep over B rows whose steps each cost B x 4K x K multiply-adds: one per ~1M of them per step
-    and at most one per block of FNN_LSTM_MR rows (the tasks)."""
+    and at most one per block of mr rows (the tasks)."""
     cdef int nt = threads_for(B * 4 * K * K // 32, n_threads)
-    cdef Py_ssize_t most = (B + FNN_LSTM_MR - 1) // FNN_LSTM_MR
+    cdef Py_ssize_t most = (B + mr - 1) // mr
     return nt if nt < most else <int> most
 
 
@@ -400,19 +526,20 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     """X (T, B, 4K) IN projected inputs; W (4K, K) IN; b (4K,) IN; A (T, B, 4K) OUT: the gates' activations;
     H, C (T + 1, B, K) INOUT: H[0], C[0] = the starting state on entry, H[t + 1] = h_t, C[t + 1] = c_t on exit."""
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], K4 = X.shape[2], K = K4 // 4, t, p, r, i0, u0
-    cdef Py_ssize_t vw, mr = FNN_LSTM_MR, n_pan, n_rb
+    cdef int path = _path
+    cdef Py_ssize_t vw, mr = fnn_lstm_mr(path), n_pan, n_rb
     cdef int nt, m
     cdef void *raw
     cdef floating *wp
     if floating is float:
-        vw = FNN_LSTM_VW_F
+        vw = fnn_lstm_vw_f(path)
     else:
-        vw = FNN_LSTM_VW_D
+        vw = fnn_lstm_vw_d(path)
     if T == 0 or B == 0 or K == 0:
         return
     n_pan = (K + vw - 1) // vw
     n_rb = (B + mr - 1) // mr
-    nt = row_threads(B, K, n_threads)
+    nt = row_threads(B, K, mr, n_threads)
     raw = malloc(n_pan * vw * K4 * sizeof(floating) + 64)
     if raw == NULL:
         raise MemoryError()
@@ -421,7 +548,7 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
         # packing is a copy of W (a small part of a sweep): done here, not in a parallel region of its own, whose
         # start would wait for a second thread to wake once more per call
         for p in range(n_pan):
-            pack_fwd(&W[0, 0], K, wp, p)
+            pack_fwd(path, &W[0, 0], K, wp, p)
         # a block of rows is one task for the whole sequence: no barrier between steps.  Blocks are handed out as
         # threads come free, so a thread that shares its core (a BLAS thread still spinning after its call, another
         # process) takes fewer of them instead of holding the others back
@@ -431,7 +558,7 @@ def _lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
             for t in range(T):
                 for p in range(n_pan):
                     u0 = p * vw
-                    fwd_tile(&H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
+                    fwd_tile(path, &H[t, i0, 0], &C[t, i0, u0], &X[t, i0, u0], &b[u0], wp + u0 * K4, &A[t, i0, u0],
                              &C[t + 1, i0, u0], &H[t + 1, i0, u0], K, m, min(vw, K - u0))
     free(raw)
 
@@ -449,20 +576,21 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
     dc0 (B, K) INOUT: d loss / d c_T from outside on entry (zeros if none), d loss / d c_0 on exit.
     """
     cdef Py_ssize_t T = dH.shape[0], B = dH.shape[1], K = dH.shape[2], K4 = 4 * K, t, s, q, r, i0, u0
-    cdef Py_ssize_t i, j, blk, bhi, vw4, mr = FNN_LSTM_MR, n_pan, n_rb, n_blocks = (K4 + 255) // 256
+    cdef int path = _path
+    cdef Py_ssize_t i, j, blk, bhi, vw4, mr = fnn_lstm_mr(path), n_pan, n_rb, n_blocks = (K4 + 255) // 256
     cdef int nt, m
     cdef floating c = <floating> clip
     cdef void *raw
     cdef floating *wp
     if floating is float:
-        vw4 = 4 * FNN_LSTM_VW_F
+        vw4 = 4 * fnn_lstm_vw_f(path)
     else:
-        vw4 = 4 * FNN_LSTM_VW_D
+        vw4 = 4 * fnn_lstm_vw_d(path)
     if B == 0 or K == 0:
         return
     n_pan = (K + vw4 - 1) // vw4
     n_rb = (B + mr - 1) // mr
-    nt = row_threads(B, K, n_threads)
+    nt = row_threads(B, K, mr, n_threads)
     if T == 0:
         memset(&dh0[0, 0], 0, B * K * sizeof(floating))
     else:
@@ -472,7 +600,7 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
         wp = <floating *> fnn_lstm_align(raw)
         with nogil:
             for q in range(n_pan):
-                pack_bwd(&W[0, 0], K, wp, q)
+                pack_bwd(path, &W[0, 0], K, wp, q)
             # a block of rows is one task for the whole sweep (as in the forward); pass s: the carry
             # d loss / d h_t = dA[t+1] @ W, then the cell's backward step t = T-1-s; the last pass (t = -1) only
             # sends the carry to dh0
@@ -484,10 +612,10 @@ def _lstm_backward(const floating[:, :, ::1] dH, const floating[:, :, ::1] A, co
                     for q in range(n_pan):
                         u0 = q * vw4
                         if t < 0:
-                            bwd_tile(&dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL, NULL,
+                            bwd_tile(path, &dA[0, i0, 0], wp + u0 * K4, K, m, min(vw4, K - u0), NULL, NULL, NULL, NULL,
                                      NULL, NULL, &dh0[i0, u0], c)
                         else:
-                            bwd_tile(&dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m,
+                            bwd_tile(path, &dA[t + 1, i0, 0] if t < T - 1 else NULL, wp + u0 * K4, K, m,
                                      min(vw4, K - u0), &A[t, i0, u0], &C[t, i0, u0], &C[t + 1, i0, u0],
                                      &dH[t, i0, u0], &dc0[i0, u0], &dA[t, i0, u0], NULL, c)
         free(raw)

@@ -523,4 +523,63 @@ static inline void fnn_dact_d(const double *g, const double *carry, const double
 }
 #undef FNN_DACT_BODY
 
+/* ---- vector code chosen at run time (portable builds) ----------------------------------------------------------
+ * A portable build (no -march=native) compiles for the baseline instruction set (SSE2 on x86-64), and the kernels'
+ * `#if defined(__AVX512F__)` paths pick their vectors at compile time, so such a build ran 4-wide code on every CPU.
+ * A kernel that matters can compile its hot code once more per wider instruction set, with GCC/clang `target`
+ * attributes (FNN_TARGET_AVX2, FNN_TARGET_AVX512 below), and choose among them when it is called:
+ *   path 0 (FNN_PATH_BASE)    the build's own flags: SSE2 in a portable build, everything the CPU has in a native one
+ *   path 1 (FNN_PATH_AVX2)    AVX2 + FMA, 256-bit vectors       } compiled only when FNN_DISPATCH: gcc or clang on
+ *   path 2 (FNN_PATH_AVX512)  AVX-512F (+ AVX2, FMA), 512-bit  } x86 building for a baseline without AVX
+ * A native build (-march=native: __AVX__ defined) keeps compiling only its own path, as before; so do other
+ * compilers and other machines.  fnn_cpu_paths() says which paths this CPU can run (the OS saving the wider
+ * registers included: __builtin_cpu_supports checks it).  The paths may differ from each other by rounding (FMA,
+ * other register blocking); each one's results are fixed whatever the threads. */
+#define FNN_PATH_BASE 0
+#define FNN_PATH_AVX2 1
+#define FNN_PATH_AVX512 2
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX__) \
+    && !defined(FNN_NO_DISPATCH)
+#define FNN_DISPATCH 1
+#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#if defined(__clang__)
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+/* gcc keeps to 256-bit vectors for loops unless told (see setup.py's -mprefer-vector-width=512) */
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma,prefer-vector-width=512")))
+#endif
+#else
+#define FNN_DISPATCH 0
+#endif
+
+/* The instruction set path 0 was compiled for. */
+static inline const char *fnn_base_path_name(void) {
+#if defined(__AVX512F__)
+    return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+    return "avx2";
+#elif defined(__AVX__)
+    return "avx";
+#elif defined(__SSE2__) || defined(_M_X64)
+    return "sse2";
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+    return "neon";
+#else
+    return "generic";
+#endif
+}
+
+/* Bit p set: this build has path p and this CPU can run it (bit 0 always). */
+static inline int fnn_cpu_paths(void) {
+    int bits = 1 << FNN_PATH_BASE;
+#if FNN_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        bits |= 1 << FNN_PATH_AVX2;
+        if (__builtin_cpu_supports("avx512f")) bits |= 1 << FNN_PATH_AVX512;
+    }
+#endif
+    return bits;
+}
+
 #endif

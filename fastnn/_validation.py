@@ -111,16 +111,25 @@ def short_repr(x, n=60):
 
 
 def check_sentences(sentences, where):
-    """Yield the sentences of a tokenised corpus (lists of token strings), refusing untokenised text.
+    """The sentences of a tokenised corpus (lists of token strings) as a list, refusing untokenised text.
 
     A string where a sentence belongs would be read as a sequence of characters (a vocabulary of letters, a
     silently wrong model), so it is a TypeError saying how to tokenise, as are a bare string corpus and
-    non-string tokens.
+    non-string tokens.  Any iterable of sentences is read once into the list (a generator given to a function that
+    reads the corpus twice, for its vocabulary and then its ids, would otherwise leave the second pass empty), and
+    a 1-d NumPy array of strings is a sentence.
     """
     if isinstance(sentences, (str, bytes)):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
                         f" {short_repr(sentences)}. Tokenise first, e.g. [line.split() for line in lines].")
+    try:
+        sentences = list(sentences)
+    except TypeError:
+        raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got "
+                        f"{type(sentences).__name__}.") from None
     for k, s in enumerate(sentences):
+        if isinstance(s, np.ndarray) and s.ndim == 1 and s.dtype.kind == "U":
+            s = sentences[k] = s.tolist()
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             raise TypeError(f"{where}: sentence {k} must be a list of token strings; got {type(s).__name__} "
                             f"{short_repr(s)}. Tokenise first, e.g. [line.split() for line in lines].")
@@ -128,4 +137,4 @@ def check_sentences(sentences, where):
             if not isinstance(t, str):
                 raise TypeError(f"{where}: sentence {k}, token {i} must be a string; got {type(t).__name__} "
                                 f"{short_repr(t)}.")
-        yield s
+    return sentences

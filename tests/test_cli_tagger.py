@@ -211,6 +211,11 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
     for cmd in ("eval", "predict"):
         _one_line_error(capsys, "tagger", cmd, "--model", model, "--data", words,
                         match="feature 'pos' reads column 1, but sentence 1 of the data has 1 columns")
+    # one CoNLL sentence without its closing blank line looks like text (two words a line) to auto-detection
+    columns = d / "one-sentence.txt"
+    columns.write_text("the DT\ndog NN\nsees VBZ\n")
+    _one_line_error(capsys, "tagger", "predict", "--model", model, "--data", columns,
+                    match="(read as text, one sentence per line, by auto-detection: give --format conll")
     tr = ["tagger", "train", "--train", train, "--task", "ner=3", "--out", model, "--epochs", "1"]
     _one_line_error(capsys, *tr, "--feature", "pos=7", match="column 7 is not a tag column")
     _one_line_error(capsys, *tr, "--feature", "pos=1:x", match="NAME=COL[:DIM]")

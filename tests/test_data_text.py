@@ -66,7 +66,7 @@ def test_untokenised_text_is_refused_not_read_as_characters(where, call):
 def test_recipes_refuse_untokenised_text():
     from fastnn.embed import normalize_sentences
     from fastnn.recipes import lm
-    with pytest.raises(TypeError, match="Vocab.build: sentence 0 must be a list of token strings"):
+    with pytest.raises(TypeError, match="prepare: 'train': sentence 0 must be a list of token strings"):
         lm.prepare(lm.RNNConfig(), ["the cat sat"] * 3)
     with pytest.raises(TypeError, match="normalize_sentences: sentence 0"):
         normalize_sentences(["the cat sat"])
@@ -82,3 +82,23 @@ def test_a_byte_order_mark_is_not_read_into_the_first_word(tmp_path):
         bom.write_text(text, encoding="utf-8-sig")
         assert bom.read_bytes()[:3] == b"\xef\xbb\xbf"
         assert read(str(bom)) == read(str(plain))
+
+
+def test_gzip_files_are_read_as_their_text_by_every_reader(tmp_path):
+    """Corpora and vectors often come gzipped; found by the magic bytes (any name), a damaged file is a ValueError
+    naming it (was gzip's EOFError as a traceback)."""
+    import gzip
+
+    from fastnn.data import read_conll
+    from fastnn.data.vectors import read_vectors
+    for name, text, read in (("t.txt", "The dog\nruns .\n", read_sentences),
+                             ("c.conll", "The DT B-NP\ndog NN I-NP\n\n", read_conll),
+                             ("v.txt", "the 0.5 1\ndog 2 3\n", read_vectors)):
+        plain, packed = tmp_path / name, tmp_path / f"{name}.gz"
+        plain.write_text(text, encoding="utf-8")
+        packed.write_bytes(gzip.compress(text.encode("utf-8")))
+        assert repr(read(packed)) == repr(read(plain))
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(packed.read_bytes()[:-12])
+        with pytest.raises(ValueError, match=f"cut-{name} is a damaged or truncated gzip file"):
+            read(cut)

@@ -32,6 +32,7 @@ def test_reads_word2vec_style_text(tmp_path):
     ("2 1\na 1\na 2\n", r"line 3: words must be distinct; got 'a' again \(first on line 2\)"),
     ("1 1\na 1\nb 2\n", r"line 3: the header says 1 words; got more"),
     ("3 1\na 1\n", r"the header says 3 words; got 1"),
+    ("a 1 2\nb nan 0\nc 1 inf\n", r"values must be finite; got nan for 'b' \(line 2; 2 words in all\)"),
 ])
 def test_malformed(tmp_path, text, match):
     p = tmp_path / "bad.txt"
@@ -72,3 +73,10 @@ def test_reads_glove_files_without_the_header_line(tmp_path, rng):
     (tmp_path / "word.txt").write_text("the\nof 1\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 1: must be the header 'n_words dim' or a word and its values"):
         read_vectors(tmp_path / "word.txt")
+
+
+def test_binary_word2vec_is_named_not_reported_as_bad_utf8_only(tmp_path):
+    p = tmp_path / "bad.bin"
+    p.write_bytes(b"2 2\nthe " + np.array([1, 2], np.float32).tobytes() + b"\ncat \xff\xfe\x00\x00\x00\x00\x00\x80\n")
+    with pytest.raises(ValueError, match=r"bad.bin must be UTF-8 text.*word2vec's binary format.*binary=False"):
+        read_vectors(p)

@@ -1,12 +1,24 @@
 """LSTM: kernels.lstm_forward / lstm_backward against a float64 NumPy oracle, thread-count invariance, argument
-checks; nn.LSTM's init, carried state, clipping and gradients (float64 central differences)."""
+checks; nn.LSTM's init, carried state, clipping and gradients (float64 central differences).
+
+Every test here runs once per vector path the kernels have on this machine (a portable build chooses among AVX-512,
+AVX2 + FMA and SSE2 code at run time; a native build has one): the oracle, the bitwise invariances and the gradient
+checks hold for each.  tests/test_kernels_dispatch.py compares the paths with each other."""
 import numpy as np
 import pytest
 
 from fastnn import graph, kernels, nn
+from fastnn._ext import _lstm
 from fastnn.gradcheck import gradcheck
 
 from .conftest import TOL
+
+
+@pytest.fixture(autouse=True, params=_lstm._vector_paths())
+def vector_path(request):
+    _lstm._set_vector_path(request.param)
+    yield request.param
+    _lstm._set_vector_path(None)
 
 
 def _sigmoid(x):

@@ -95,8 +95,26 @@ def test_every_trained_lm_scores_tokenised_sentences_as_their_stream(arch):
         model.perplexity(text)
 
 
+def test_sentences_given_as_generators_or_numpy_arrays_read_like_lists():
+    """prepare reads the training text twice (vocabulary, then ids) and scoring peeks at its argument to tell text
+    from ids: a generator used to leave an empty training stream (a model trained on nothing) and to be a TypeError
+    about dtype object when scored."""
+    config = recipe.RNNConfig(epochs=1, hidden=8, min_count=1)
+    train, valid = _sentences(20, 0), _sentences(5, 1)
+    vocab, streams = recipe.prepare(config, train, valid)
+    vocab2, streams2 = recipe.prepare(config, (s for s in train), map(list, valid))
+    assert vocab2 == vocab and all(np.array_equal(streams[k], streams2[k]) for k in streams)
+    model, _ = recipe.train(config, vocab, streams, quiet=True)
+    text = [s for s in valid if len(s) == len(valid[0])]                      # equal lengths: a 2-d array too
+    assert model.perplexity(iter(text)) == model.perplexity(text) == model.perplexity(np.array(text))
+    with pytest.raises(ValueError, match="the text must hold at least one token; got 2 empty sentences"):
+        model.perplexity([[], []])
+
+
 def test_empty_valid_or_test_is_refused_before_training_not_scored_as_nan():
     config = recipe.RNNConfig(epochs=1, hidden=8)
+    with pytest.raises(ValueError, match="'train' must hold at least one token; got none in its 0 sentences"):
+        recipe.prepare(config, [])
     for valid, test in (([], None), ([[], []], None), (None, [])):
         with pytest.raises(ValueError, match="must hold at least one token"):
             recipe.prepare(config, _sentences(20, 0), valid, test)

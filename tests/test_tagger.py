@@ -436,6 +436,27 @@ def test_task_weights_from_build_and_their_errors():
         _build(sents, {"ner": 3, "pos": 1}, task_weights={"pos": 0.0})
 
 
+def test_build_refuses_what_would_train_a_wrong_model():
+    """Mistakes in the task and feature columns that used to train anyway (a tagger copying its gold tags from a
+    feature, the words as tags) or failed on an unrelated line (an AttributeError for a list of tasks, an empty
+    max() for no data)."""
+    sents = _corpus()
+    with pytest.raises(ValueError, match="feature 'c' reads column 2, the gold tags of task 'chunk'"):
+        _build(sents, {"chunk": 2}, columns={"c": (2, 10)})
+    with pytest.raises(ValueError, match="task 'pos' reads column 0, the words"):
+        _build(sents, {"pos": "word"})
+    with pytest.raises(TypeError, match=r"'tasks' must be a dict like \{'chunk': 2\}; got \['chunk'\]"):
+        _build(sents, ["chunk"])
+    with pytest.raises(TypeError, match=r"feature 'pos' must be a \(column, dim\) pair"):
+        _build(sents, {"chunk": 2}, columns={"pos": 1})
+    for empty, what in (([], "at least one sentence; got none"), ([[], []], "at least one token; got 2 empty")):
+        with pytest.raises(ValueError, match=f"training data must hold {what}"):
+            _build(empty, {"chunk": 2})
+    m = _build(sents, {"chunk": 2}, hidden=4)
+    with pytest.raises(ValueError, match="sentences to score must hold at least one token"):
+        m.evaluate([])                                  # was F1 0.0, as if a file had been tagged all wrong
+
+
 # ---- scoring any file; what predict accepts ------------------------------------------------------------------------
 
 

@@ -1,16 +1,31 @@
 """`fastnn info`: build and runtime configuration."""
+import os
+
 import fastnn
+from fastnn._ext import _info
 from fastnn.cli._common import print_json
 
 
 def register(sub):
-    p = sub.add_parser("info", help="print version, OpenMP, threads and BLAS")
+    p = sub.add_parser("info", help="print version, OpenMP, threads, vector code and BLAS")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def vector_code():
+    """Which vector instructions the kernels run here, in words: a native build's own; a portable build's LSTM kernels
+    choose at run time among the paths this CPU has (FASTNN_VECTOR_PATH forces one), its other kernels keep the
+    baseline."""
+    paths, path = _info.vector_paths(), _info.vector_path()
+    if len(paths) == 1:
+        return f"{path} (compiled in)"
+    how = "FASTNN_VECTOR_PATH" if os.environ.get("FASTNN_VECTOR_PATH") == path else "chosen at run time"
+    return f"{path} for the LSTM ({how}; this CPU: {', '.join(paths)}), {paths[-1]} elsewhere"
+
+
 def run(args):
-    cfg = fastnn.show_config()
+    cfg = dict(fastnn.show_config())
+    cfg["vector_code"] = vector_code()
     if args.json:
         print_json(cfg)
     else:

@@ -297,7 +297,9 @@ def run_predict(args):
             head = list(itertools.islice(src, 1000))
             fmt = conll.detect_format(head) if args.format == "auto" else args.format
             items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
-            lines = _predicted_lines(model, items, fmt, name)
+            guessed = " (read as text, one sentence per line, by auto-detection: give --format conll for a CoNLL " \
+                      "file)" if fmt == "text" and args.format == "auto" else ""
+            lines = _predicted_lines(model, items, fmt, name + guessed)
             if args.out:
                 from fastnn.io import atomic_write
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))

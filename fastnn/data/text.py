@@ -1,5 +1,10 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
+import gzip
+import io
 import os
+import zlib
+
+import numpy as np
 
 from fastnn._validation import check_sentences, short_repr
 from fastnn.data.vocab import Vocab
@@ -11,14 +16,41 @@ READ_ENCODING = "utf-8-sig"
 
 
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it (a pipe such as bash's
-    <(zcat corpus.gz) reads too; a directory is an IsADirectoryError)."""
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; a gzip file (found by its magic
+    bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's <(zcat corpus.gz) reads too; a
+    directory is an IsADirectoryError."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: {path}")
+    if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return io.TextIOWrapper(io.BufferedReader(_Gunzip(path, where)), encoding=READ_ENCODING)
     return open(path, encoding=READ_ENCODING)
+
+
+class _Gunzip(io.RawIOBase):
+    """The decompressed bytes of a gzip file, a damaged or truncated one being a ValueError that names it (gzip's
+    own EOFError / zlib.error would surface as a traceback from whichever reader met it)."""
+
+    def __init__(self, path, where):
+        super().__init__()
+        self._gz, self._name = gzip.open(path, "rb"), f"{where}: {path}"
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        try:
+            return self._gz.readinto(buf)
+        except (EOFError, OSError, zlib.error) as e:
+            raise ValueError(f"{self._name} is a damaged or truncated gzip file ({e}).") from None
+
+    def close(self):
+        self._gz.close()
+        super().close()
 
 
 def read_lines(path, where, lower=False):
@@ -75,6 +107,15 @@ def lm_stream(sentences, vocab):
     return vocab.encode(flat)
 
 
+def as_sequence(data):
+    """`data` itself when it is a string, list, tuple or array; else (a generator, a map) the list of its items, so
+    that it can be looked at and then read (a scoring call that peeks at a generator to tell text from ids would
+    otherwise read what remains of it)."""
+    if isinstance(data, (str, bytes, list, tuple, np.ndarray)) or not hasattr(data, "__iter__"):
+        return data
+    return list(data)
+
+
 def text_stream(data, words, where):
     """The stream of `data` when it is text, else None (ids, which the caller checks).
 
@@ -83,12 +124,17 @@ def text_stream(data, words, where):
     </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
     model without words (None: built by hand, not by a recipe).
     """
-    if isinstance(data, (str, bytes)) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str)):
+    if isinstance(data, np.ndarray) and data.dtype.kind == "U" and data.ndim == 2:
+        data = data.tolist()                            # equal-length sentences as rows of strings
+    if (isinstance(data, (str, bytes)) or (isinstance(data, np.ndarray) and data.dtype.kind == "U")
+            or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str))):
         raise TypeError(f"{where}: text must be tokenised sentences, a list of lists of tokens ([tokens] for one "
                         f"sentence, [line.split() for line in lines] for lines); got {short_repr(data)}.")
     if not isinstance(data, (list, tuple)):
         return None
     first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
+    if first is None and data and all(isinstance(s, (list, tuple)) for s in data):
+        raise ValueError(f"{where}: the text must hold at least one token; got {len(data)} empty sentences.")
     if first is None or not isinstance(first[0], str):
         return None
     if words is None:

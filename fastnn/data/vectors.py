@@ -24,7 +24,12 @@ def read_vectors(path):
         try:
             lines = f.read().split("\n")
         except UnicodeDecodeError as e:
-            raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start}.") from None
+            with open(path, "rb") as raw:
+                header = _fields(raw.readline().decode("ascii", "replace"))
+            binary = (" It looks like word2vec's binary format (a header line, then raw floats), which is not read: "
+                      "write it as text, e.g. gensim's save_word2vec_format(path, binary=False)."
+                      if len(header) == 2 and all(_is_int(x) for x in header) else "")
+            raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start}.{binary}") from None
     head = _fields(lines[0])
     n = None
     if len(head) == 2 and all(_is_int(x) for x in head):
@@ -64,6 +69,10 @@ def read_vectors(path):
             raise ValueError(f"{where}: {path}, line {lineno}: values must be numbers; got {bad!r}.") from None
         index[w] = lineno
         words.append(w)
+    bad = np.flatnonzero(~np.isfinite(vecs[:len(words)]).all(axis=1))
+    if bad.size:                                        # would make every sentence with the word nan in training
+        raise ValueError(f"{where}: {path}: values must be finite; got {vecs[bad[0]][~np.isfinite(vecs[bad[0]])][0]} "
+                         f"for {words[bad[0]]!r} (line {index[words[bad[0]]]}; {bad.size} words in all).")
     if n is not None and len(words) != n:
         raise ValueError(f"{where}: {path}: the header says {n} words; got {len(words)}.")
     return words, vecs[:len(words)].copy() if len(words) < len(vecs) else vecs

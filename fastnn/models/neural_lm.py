@@ -9,7 +9,7 @@ import numpy as np
 
 from fastnn import kernels, nn
 from fastnn._validation import check_int, check_scalar
-from fastnn.data.text import text_stream
+from fastnn.data.text import as_sequence, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.nn import ClassSoftmaxOutput
@@ -20,6 +20,7 @@ __all__ = ["NeuralLM", "RecurrentLM", "as_stream", "word_classes", "output_logpr
 def as_stream(stream, vocab_size, where, words=None):
     """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id), or the stream of tokenised
     sentences encoded with `words` (fastnn.data.text.text_stream)."""
+    stream = as_sequence(stream)
     text = text_stream(stream, words, where)
     if text is not None:
         return text

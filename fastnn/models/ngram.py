@@ -25,7 +25,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import check_int
-from fastnn.data.text import text_stream
+from fastnn.data.text import as_sequence, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -88,6 +88,7 @@ class _NGramLM(Module):
         eos, or tokenised sentences encoded with the model's words).  `complete`: the stream must end with eos (training
         data); scoring accepts a truncated last sentence."""
         V, eos = self.vocab_size, self.eos_id
+        data = as_sequence(data)
         text = text_stream(data, self.words, where)
         if text is not None:
             return text

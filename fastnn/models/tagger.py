@@ -55,12 +55,13 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 import functools
 import math
 import numbers
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from fastnn import nn
-from fastnn._validation import check_int
+from fastnn._validation import check_int, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -237,7 +238,8 @@ class _Tagging:
         model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
         for tag tasks), "unseen_tags" (the file's tags at those tokens, as the file writes them, sorted)}}.
         `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
-        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError.
+        IndexError, a chunk task's column holding tags that are not chunk tags a ValueError, as are sentences without
+        a token (no score to give).
         """
         where = "WindowTagger.evaluate"
         sentences = conll.as_rows(sentences, where, tokens=False)
@@ -262,10 +264,13 @@ class _Tagging:
 
     def check_gold(self, sentences, where="check_gold"):
         """The gold side of scoring `sentences` (read_conll rows), checked without tagging them: each task's column
-        must exist (IndexError) and a chunk task's must hold chunk tags (ValueError).  Returns {task:
+        must exist (IndexError), a chunk task's must hold chunk tags and there must be a token (ValueError).  Returns {task:
         {"unseen_tokens", "unseen_chunks", "unseen_tags"}} as in evaluate(): the gold tags the model cannot produce
         (an official test set may have tags its training part never had), which are scored as errors."""
         sentences = conll.as_rows(sentences, where, tokens=False)
+        if not any(sentences):
+            raise ValueError(f"{where}: the sentences to score must hold at least one token; got "
+                             f"{len(sentences)} sentences and no token.")
         out = {}
         for k, t in enumerate(self.tasks):
             short = next((s for s in sentences if s and len(s[0]) <= t["column"]), None)
@@ -481,17 +486,32 @@ class WindowTagger(_Tagging, Module):
         where = "WindowTagger.build"
         if scheme not in TRAIN_SCHEMES:
             raise ValueError(f"{where}: 'scheme' must be one of {TRAIN_SCHEMES}; got {scheme!r}.")
+        for name, value in (("tasks", tasks), ("columns", columns or {})):
+            if not isinstance(value, Mapping):
+                example = "{'chunk': 2}" if name == "tasks" else "{'pos': (1, 10)}"
+                raise TypeError(f"{where}: '{name}' must be a dict like {example}; got {short_repr(value)}.")
         if not tasks:
             raise ValueError(f"{where}: 'tasks' must name at least one task; got none.")
+        for name, spec in (columns or {}).items():
+            if not (isinstance(spec, (tuple, list)) and len(spec) == 2):
+                raise TypeError(f"{where}: feature {name!r} must be a (column, dim) pair, e.g. (1, 10); got "
+                                f"{short_repr(spec)}.")
         task_weights = dict(task_weights or {})
         if set(task_weights) - set(tasks):
             raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
         sentences = conll.as_rows(sentences, where, tokens=False)
+        if not any(sentences):
+            raise ValueError(f"{where}: the training data must hold at least one token; got {len(sentences)} empty "
+                             f"sentences." if sentences else f"{where}: the training data must hold at least one "
+                             f"sentence; got none.")
         n_cols = max(len(s[0]) for s in sentences if s)
         specs, counts = [], []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
+            if c == 0:
+                raise ValueError(f"{where}: task {name!r} reads column 0, the words; its tags are in a later column "
+                                 f"(CoNLL-2000: pos 1, chunk 2; CoNLL-2003: pos 1, chunk 2, ner 3).")
             if c >= n_cols:
                 raise IndexError(f"{where}: task {name!r} reads column {c}, but the training data has {n_cols} "
                                  f"columns (0..{n_cols - 1}).")
@@ -505,6 +525,10 @@ class WindowTagger(_Tagging, Module):
         col_specs = []
         for name, (col, dim) in (columns or {}).items():
             c = conll.column_index(col, where)
+            gold = [t["name"] for t in specs if t["column"] == c]
+            if gold:
+                raise ValueError(f"{where}: feature {name!r} reads column {c}, the gold tags of task {gold[0]!r}: the "
+                                 f"model would learn to copy them, and files to tag do not have them.")
             if not 1 <= c < n_cols or any(len(s[0]) <= c for s in sentences):
                 raise IndexError(f"{where}: feature {name!r} reads column {c}, which every training sentence must "
                                  f"have (and not the words, column 0); the training data has "

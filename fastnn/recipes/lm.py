@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -31,7 +31,7 @@ _HELP = dict(
     weight_decay="L2 on weights and embeddings (not biases)",
     batch_size="examples per update (NPLM) / parallel streams (RNN)", hidden="hidden units",
     dropout="dropout probability (0: none)", classes="frequency classes of the factorized output (0: full softmax)",
-    clip_norm="clip the global gradient norm (0: off)",
+    clip_norm=CLIP_NORM_HELP,
     max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
                 "far; none: no budget)",
     patience="stop after this many epochs without a better valid perplexity (the best epoch's parameters are kept; "
@@ -197,17 +197,19 @@ def perplexity(model, stream):
 
 def prepare(config, train, valid=None, test=None):
     """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above.
-    valid and test are optional, but given they must hold a token (an empty one would score every epoch as nan)."""
+    Each is read once (any iterable of sentences will do).  valid and test are optional, but each part given must
+    hold a token (an empty valid set would score every epoch as nan)."""
+    from fastnn._validation import check_sentences
     from fastnn.data import Vocab, lm_stream
-    vocab = Vocab.build(train, min_count=config.min_count)
-    streams = {"train": lm_stream(train, vocab)}
-    for name, sents in (("valid", valid), ("test", test)):
-        if sents is not None:
-            streams[name] = lm_stream(sents, vocab)
-            if not any(len(s) for s in sents):
-                raise ValueError(f"prepare: '{name}' must hold at least one token; got none in its {len(sents)} "
-                                 f"sentences. Pass None to leave it out.")
-    return vocab, streams
+    parts = {name: check_sentences(sents, f"prepare: '{name}'")
+             for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
+    for name, sents in parts.items():
+        if not any(len(s) for s in sents):
+            extra = "" if name == "train" else " Pass None to leave it out."
+            raise ValueError(f"prepare: '{name}' must hold at least one token; got none in its {len(sents)} "
+                             f"sentences.{extra}")
+    vocab = Vocab.build(parts["train"], min_count=config.min_count)
+    return vocab, {name: lm_stream(sents, vocab) for name, sents in parts.items()}
 
 
 class _LMProgress:
