@@ -5,6 +5,10 @@
     python bench/tagger_experiments.py --presets --seeds 0 1 2    # the presets (`--preset pos|chunk|ner`) table
     python bench/tagger_experiments.py --screen n-avs1 --only ner --seeds 0 -- --average-start 1
                                           # a change on top of a preset: one line per seed in tagger_screens.jsonl
+    python bench/tagger_experiments.py --screen c-x --only chunk --seeds 0 1 2 --save-models M -- --ensemble 1 ...
+    python bench/tagger_experiments.py --combine 3 --screen c-x --only chunk --seeds 0 1 2 --save-models M
+                          # single models kept in M; then the ensembles of 3 of them: seed e = the models of seeds
+                          # 3e, 3e+1, 3e+2 (the members `--ensemble 3 --seed e` trains), scored without training again
 
 Every run is the real command line (`python -m fastnn tagger train ...` then `tagger eval --json`) in a subprocess;
 the wall time of `train` is reported as measured (it includes reading the data and scoring the dev set after every
@@ -216,12 +220,45 @@ def run_screen(args, extra):
                     continue
                 flags = ["--preset", name, *extra]
                 rec = run(name, corpus, tasks, flags, tmp, args.threads, seed)
+                if args.save_models:
+                    os.makedirs(args.save_models, exist_ok=True)
+                    os.replace(os.path.join(tmp, f"{corpus}-{name}.npz"), _saved(args, name, seed))
                 out = {"label": args.screen, "corpus": corpus, "seed": seed, "flags": rec["options"],
                        "wall_s": round(rec["wall_s"]), "rc": 0, "epochs": rec["epochs"], "dev": rec["dev"]}
                 with open(log, "a") as f:
                     f.write(json.dumps(out) + "\n")
                 print(json.dumps({k: out[k] for k in ("label", "corpus", "seed", "flags", "wall_s")}),
                       {t: r["f1"] if r["f1"] is not None else r["accuracy"] for t, r in rec["dev"].items()}, flush=True)
+    return 0
+
+
+def _saved(args, name, seed):
+    return os.path.join(args.save_models, f"{args.screen}-{name}-seed{seed}.npz")
+
+
+def run_combine(args):
+    """Score ensembles of --combine K single models saved by a --screen run with --save-models: for each seed e of
+    --seeds, the models of seeds K*e .. K*e+K-1 (an `--ensemble K --seed e` run's members, each trained as the
+    single model of its seed), one record per ensemble (label LABEL-ensK) appended to the screens log."""
+    from fastnn import io
+    from fastnn.data.conll import read_conll
+    from fastnn.models.tagger import TaggerEnsemble
+    log = args.log or os.path.join(REPO, "bench", "results", "tagger_screens.jsonl")
+    k = args.combine
+    with tempfile.TemporaryDirectory(prefix="fastnn-tagger-") as tmp:
+        for name, corpus, tasks in PRESET_RUNS:
+            if args.only and name not in args.only:
+                continue
+            dev = read_conll(files(corpus, tmp)[1])
+            for e in args.seeds:
+                members = [io.load_model(_saved(args, name, s)) for s in range(k * e, k * e + k)]
+                model = TaggerEnsemble([m for member in members for m in getattr(member, "members", [member])])
+                out = {"label": f"{args.screen}-ens{k}", "corpus": corpus, "seed": e,
+                       "combined_from": [f"{args.screen} seed {s}" for s in range(k * e, k * e + k)],
+                       "dev": model.evaluate(dev)}
+                with open(log, "a") as f:
+                    f.write(json.dumps(out) + "\n")
+                print(json.dumps(out), flush=True)
     return 0
 
 
@@ -237,9 +274,15 @@ def main(argv=None):
     ap.add_argument("--table", metavar="LOG", help="print the table of an existing log and exit")
     ap.add_argument("--screen", metavar="LABEL", help="run the presets of --only with the options after -- on top "
                                                      "(log: bench/results/tagger_screens.jsonl)")
+    ap.add_argument("--save-models", metavar="DIR", help="with --screen: keep each model as "
+                                                         "DIR/LABEL-NAME-seedS.npz")
+    ap.add_argument("--combine", type=int, metavar="K", help="with --screen LABEL and --save-models: score "
+                                                            "ensembles of K of the saved models (see above)")
     argv = sys.argv[1:] if argv is None else list(argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.combine:
+        return run_combine(args)
     if args.screen:
         return run_screen(args, extra)
     if args.presets:

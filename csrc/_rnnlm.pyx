@@ -21,7 +21,7 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy
+from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, root
 
 cdef extern from *:
     """
@@ -250,7 +250,27 @@ cdef extern from *:
         }
         for (; i < m; i++) {
             const float *h0 = Hm + i * n;
-            for (w = 0; w < s; w++) {
+            w = 0;
+    #ifdef FNN_HAVE_SHUFFLE
+            /* one state x 16 rows of W, the 16 sums reduced together (classes with few tokens: a third of the
+               logits of a Brown batch land here); each sum as in the loop below, so the same bits */
+            for (; w + 16 <= s; w += 16) {
+                const float *w0 = W + w * n;
+                fnn_v16 x[16], r;
+                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
+                for (j = 0; j < nf; j += 16) {
+                    fnn_v16 g0 = FNN_LD(h0 + j);
+                    for (int l = 0; l < 16; l++) x[l] += g0 * FNN_LD(w0 + l * n + j);
+                }
+                if (n > nf) {
+                    fnn_v16 g0 = FNN_LD(h0 + n - 16);
+                    for (int l = 0; l < 16; l++) x[l] += g0 * (FNN_LD(w0 + l * n + n - 16) * mask);
+                }
+                r = fnn_hsum16(x);
+                for (int l = 0; l < 16; l++) Z[i * s + w + l] = r[l] + b[w + l];
+            }
+    #endif
+            for (; w < s; w++) {
                 const float *wr = W + w * n;
                 fnn_v16 x0 = {0};
                 for (j = 0; j < nf; j += 16) x0 += FNN_LD(h0 + j) * FNN_LD(wr + j);
@@ -288,6 +308,9 @@ cdef extern from *:
                     float *Z) noexcept nogil
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
                   const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
+
+# whether float32 runs the class blocks as vector products (_rnnlm_word_xent's `defer` needs it)
+HAVE_BLOCKS = bool(FNN_HAVE_DOTS)
 
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
@@ -436,7 +459,9 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                      const Py_ssize_t[::1] start, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
                      const Py_ssize_t[::1] present, const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off,
                      double scale, double[::1] loss, floating[:, ::1] dh, floating[:, ::1] dW, floating[::1] db,
-                     Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int n_threads):
+                     floating[::1] zkeep, const Py_ssize_t[::1] cell_off, double[::1] sq,
+                     Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int defer,
+                     int n_threads):
     """The within-class softmaxes (the layout of kernels.class_softmax_xent): loss (N,) INOUT (+= -log P(w | class));
     dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present, owning its block rows of dW and its
     tokens' rows of dh.  max_size: the largest block; max_tokens: the most tokens of one class; max_cells: the
@@ -444,7 +469,11 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
 
     float32 with H >= 16 treats a class as small matrix products (its tokens' states against its block: logits,
     dh = dZ W_blk, dW_blk = dZ^T H_c) through the vector kernels above; float64 (the gradient-check path) goes token
-    by token."""
+    by token.
+
+    defer (float32 with H >= 16 only, with want): dW is left alone; instead class k's gradient of its logits dZ_k
+    (tokens x block, in order) goes to zkeep[cell_off[k]:cell_off[k + 1]] (OUT) and the squared norm of its dW block
+    dZ_k^T H_k to sq[k] (OUT), so that _rnnlm_out_rows can rebuild each block later, one block at a time."""
     cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off, mk, tid
     cdef floating *scratch
     cdef floating *z
@@ -457,6 +486,8 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
     if P == 0:
         return
+    if blocks and defer:                     # no logits scratch (zkeep holds them); a block's tile for its norm
+        per = 2 * max_tokens * H + max(max_size, 1) * H
     scratch = <floating *> malloc(nt * per * sizeof(floating))
     if scratch == NULL:
         raise MemoryError()
@@ -471,6 +502,9 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
         if blocks:
             mk = seg[k + 1] - seg[k]
             hc = z + max_cells
+            if defer:
+                hc = z + max_size * H        # z: the tile scratch of block_sq_norm
+                z = &zkeep[cell_off[k]]
             dhc = hc + max_tokens * H
             for q in range(mk):
                 memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
@@ -492,7 +526,10 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                 for q in range(mk):
                     axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
                     axpy(<floating> 1.0, z + q * S, &db[off], S)
-                mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
+                if defer:
+                    sq[k] = block_sq_norm(mk, S, H, z, hc, scratch + tid * per)
+                else:
+                    mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
             continue
         if want:
             memset(&dW[off, 0], 0, S * H * sizeof(floating))
@@ -513,6 +550,84 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                     axpy(g, &W[a + j, 0], &dh[i, 0], H)
                     axpy(g, &h[i, 0], &dW[off + j, 0], H)
                     db[off + j] = db[off + j] + g
+    free(scratch)
+
+
+cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const floating *z, const floating *hc,
+                          floating *tile) noexcept nogil:
+    """The squared Frobenius norm of z^T hc (z (mk, S), hc (mk, H)) summed in double: through the tile itself
+    (tile (S, H) scratch) or, when cheaper (few tokens against a big block), through the two Gram matrices,
+    ||z^T hc||^2 = sum over token pairs (q, p) of (z_q . z_p)(hc_q . hc_p).  Only clipping reads it, so its rounding
+    (not the tile's) is what changes against the sum over the stored gradient."""
+    cdef Py_ssize_t q, p, j
+    cdef double s = 0.0, v
+    if mk * (mk + 1) // 2 * (S + H) < mk * S * H:
+        for q in range(mk):
+            for p in range(q):
+                s += 2.0 * (<double> dot(z + q * S, z + p * S, S)) * dot(hc + q * H, hc + p * H, H)
+            s += (<double> dot(z + q * S, z + q * S, S)) * dot(hc + q * H, hc + q * H, H)
+        return s
+    mtm(S, H, mk, z, S, hc, H, tile, H, 0)
+    for j in range(S * H):
+        v = tile[j]
+        s += v * v
+    return s
+
+
+cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
+                             floating l2) noexcept nogil:
+    """One row of lazy AdaGrad, the same expression as _embedding.pyx's (kernels.sparse_adagrad_), so that the
+    fused update of the output rows gives its bits."""
+    cdef Py_ssize_t j
+    cdef floating gj
+    for j in range(D):
+        gj = g[j] + l2 * w[j]
+        acc[j] = acc[j] + gj * gj
+        w[j] = w[j] - lr * gj / (root(acc[j]) + eps)
+
+
+def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, const floating[:, ::1] h,
+                    const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg, const Py_ssize_t[::1] present,
+                    const Py_ssize_t[::1] start, const Py_ssize_t[::1] row_off, floating[:, ::1] W,
+                    floating[:, ::1] A, floating[:, ::1] dW, double scale, int has_scale, double lr, double eps,
+                    double l2, int update, Py_ssize_t max_size, Py_ssize_t max_tokens, int n_threads):
+    """The output rows' gradient from what _rnnlm_word_xent(defer=1) kept, one class block per task:
+    dW_k = scale * (dZ_k^T H_k) (the same product, so the same bits, as the direct path).
+
+    update = 0: dW (R, H) OUT, block k at rows row_off[k]: (W, A unused).
+    update = 1: lazy AdaGrad on the block's rows of W and A (V, H) INOUT, with the block's gradient in a per-thread
+    tile (dW unused): g' = g + l2 w; A += g'^2; W -= lr g' / (sqrt(A) + eps), exactly as kernels.sparse_adagrad_.
+    zkeep, cell_off, order, seg, present: as _rnnlm_word_xent; h (N, H): the states the output saw; start: blocks."""
+    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, j, a, S, mk, tid, r
+    cdef Py_ssize_t per = max_tokens * H + (max_size * H if update else 0)
+    cdef floating *scratch
+    cdef floating *hc
+    cdef floating *tile
+    cdef floating sc = <floating> scale
+    cdef int nt = threads_for(cell_off[P] * H // 4, n_threads)
+    if P == 0 or H == 0:
+        return
+    scratch = <floating *> malloc(nt * per * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError()
+    for k in prange(P, schedule="dynamic", num_threads=nt, nogil=True):
+        tid = omp_get_thread_num()
+        hc = scratch + tid * per
+        a = start[present[k]]
+        S = start[present[k] + 1] - a
+        mk = seg[k + 1] - seg[k]
+        for q in range(mk):
+            memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
+        if update:
+            tile = hc + max_tokens * H
+        else:
+            tile = &dW[row_off[k], 0]
+        mtm(S, H, mk, &zkeep[cell_off[k]], S, hc, H, tile, H, 0)
+        if has_scale:
+            for j in range(S * H):
+                tile[j] = tile[j] * sc
+        if update:                      # the block's rows of W, A and the tile are contiguous: one long row
+            adagrad_row(&W[a, 0], &A[a, 0], tile, S * H, <floating> lr, <floating> eps, <floating> l2)
     free(scratch)
 
 
@@ -553,7 +668,7 @@ def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const P
                   floating[:, ::1] out, int n_threads):
     """out[u] = sum of G[order[q]] for q in seg[u]:seg[u + 1], in that order (one task per row of out)."""
     cdef Py_ssize_t U = out.shape[0], D = out.shape[1], u, q
-    cdef int nt = threads_for(G.shape[0] * D, n_threads)
+    cdef int nt = threads_for(G.shape[0] * D // 8, n_threads)   # copies and adds: ~30 us at 1,280 x 100, not worth a thread
     for u in prange(U, schedule="static", num_threads=nt, nogil=True):
         memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
         for q in range(seg[u] + 1, seg[u + 1]):

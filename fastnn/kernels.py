@@ -319,8 +319,9 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     counts = np.diff(seg)
     # the RNN LM's within-class kernel (one home for it): loss and dh are added to, dW and db written
     _rnnlm._rnnlm_word_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
+                            np.empty(0, W.dtype), np.zeros(1, np.intp), np.empty(0),
                             int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
-                            int((counts * sizes).max()) if counts.size else 1, int(want_grad),
+                            int((counts * sizes).max()) if counts.size else 1, int(want_grad), 0,
                             effective_n_threads(n_threads))
     loss = loss.astype(W.dtype)
     if not want_grad:
@@ -538,7 +539,7 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
 # ---- Elman RNN LM segment (fused) --------------------------------------------------------------------------------
 
 def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, start, *, activation="tanh",
-                  clip=0.0, scale=None, want_grad=True, n_threads=None):
+                  clip=0.0, scale=None, want_grad=True, defer_out=False, n_threads=None):
     """One truncated-BPTT segment of the Elman RNN LM with a class-factorized output, forward and backward at once.
 
         z_t = W_ih emb[x_t] + W_hh h_{t-1} + b,  h_t = f(z_t),  loss = scale * sum of -log P(y | h) over the last
@@ -553,6 +554,11 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     grads None unless want_grad, else a dict: "W_ih", "W_hh", "b", "Wc", "bc" dense; "emb", "W", "bo" as
     (rows, values) with rows unique and ascending (the distinct inputs; the blocks of the classes present).
     Same bits for any thread count (see csrc/_rnnlm.pyx).
+
+    defer_out=True (float32 with H >= 16 on a build with vector extensions; else ignored): "W" is (rows, None) and
+    "W_deferred" holds what rebuilds it (an OutRows): the output rows' gradient is never written as one (R, H) array;
+    `out_rows.grad()` makes it and `out_rows.adagrad_(...)` applies lazy AdaGrad to it block by block, with the same
+    bits as kernels.sparse_adagrad_ on the made array.
     """
     where = "rnnlm_segment"
     kind = _activation_code(activation, where)
@@ -618,12 +624,19 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     sizes = start[present + 1] - start[present]
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
-    dWo = np.empty((int(row_off[-1]) if want else 0, H), dtype=dt)
-    dbo = np.empty(dWo.shape[0], dtype=dt)
     counts = np.diff(seg)
+    defer = want and defer_out and dt == np.float32 and H >= 16 and _rnnlm.HAVE_BLOCKS
+    dWo = np.empty((int(row_off[-1]) if want and not defer else 0, H), dtype=dt)
+    dbo = np.empty(int(row_off[-1]) if want else 0, dtype=dt)
+    cell_off = np.zeros(present.size + 1, dtype=np.intp)
+    if defer:
+        np.cumsum(counts * sizes, out=cell_off[1:])
+    zkeep = np.empty(int(cell_off[-1]), dtype=dt)
+    sq = np.empty(present.size if defer else 0)
+    max_size, max_tokens = (int(sizes.max()), int(counts.max())) if counts.size else (1, 1)
     _rnnlm._rnnlm_word_xent(Ho, W, bo, start, order, seg, present, pos[yf], row_off, scale, losses, dHo, dWo, dbo,
-                            int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
-                            int((counts * sizes).max()) if counts.size else 1, int(want), nt)
+                            zkeep, cell_off, sq, max_size, max_tokens,
+                            int((counts * sizes).max()) if counts.size else 1, int(want), int(defer), nt)
     loss = float(losses.sum()) * scale
     if not want:
         return loss, Hs, None
@@ -640,9 +653,57 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
                                dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
-    g["W"] = ((np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp), dWo)
-    g["bo"] = (g["W"][0], dbo)
+    rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
+    g["W"] = (rows, None if defer else dWo)
+    g["bo"] = (rows, dbo)
+    if defer:
+        g["W_deferred"] = OutRows((zkeep, cell_off, Ho, order, seg, present, start, row_off), float(sq.sum()),
+                                  (W.shape[0], H), dt, max_size, max_tokens)
     return loss, Hs, g
+
+
+class OutRows:
+    """The class-factorized output rows' gradient of one rnnlm_segment(defer_out=True) call, kept as its factors
+    (each class block's dZ_k (tokens x block) and its tokens' states), so that it is built one block at a time.
+
+    sq_norm : its squared L2 norm (summed in float64 from the blocks, no array built).
+    grad(scale=None) -> (R, H) : the gradient rows (the blocks of the classes present, ascending), times `scale`
+        (rounded to the dtype first, as `array *= dtype(scale)` would) when given.
+    adagrad_(W, A, *, lr, eps=1e-10, l2=0.0, scale=None) : lazy AdaGrad on those rows of W and A in place, each
+        block's gradient made in a per-thread tile and applied while it is in cache: the bits of
+        sparse_adagrad_(W, A, rows, grad(scale), ...) without the (R, H) array and its two passes.
+    """
+
+    def __init__(self, parts, sq_norm, shape, dtype, max_size, max_tokens):
+        self._parts, self.sq_norm, self.shape, self.dtype = parts, sq_norm, shape, np.dtype(dtype)
+        self._max = (max_size, max_tokens)
+
+    @property
+    def n_rows(self):
+        """R, the rows of the blocks of the classes present."""
+        return int(self._parts[7][-1])
+
+    def _run(self, W, A, out, scale, lr, eps, l2, update):
+        has = scale is not None
+        _rnnlm._rnnlm_out_rows(*self._parts, W, A, out, float(self.dtype.type(scale)) if has else 1.0, int(has),
+                               float(lr), float(eps), float(l2), int(update), *self._max, effective_n_threads(None))
+
+    def grad(self, scale=None):
+        out = np.empty((self.n_rows, self.shape[1]), dtype=self.dtype)
+        dummy = np.empty((0, self.shape[1]), dtype=self.dtype)
+        self._run(dummy, dummy, out, scale, 0.0, 0.0, 0.0, False)
+        return out
+
+    def adagrad_(self, W, A, *, lr, eps=1e-10, l2=0.0, scale=None):
+        where = "OutRows.adagrad_"
+        for name, a in (("W", W), ("A", A)):
+            V.check_float_array(a, name, where, ndim=2, writeable=True)
+            if a.dtype != self.dtype or a.shape != self.shape:
+                raise ValueError(f"{where}: '{name}' must be the output matrix the gradient was made for: "
+                                 f"{self.dtype} {self.shape}; got {a.dtype} {a.shape}.")
+        V.check_no_overlap(where, W=W, A=A)
+        _check_nonneg(where, lr=lr, eps=eps, l2=l2)
+        self._run(W, A, np.empty((0, self.shape[1]), dtype=self.dtype), scale, lr, eps, l2, True)
 
 
 # ---- LSTM recurrence ---------------------------------------------------------------------------------------------

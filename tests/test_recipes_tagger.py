@@ -37,6 +37,7 @@ def test_every_field_has_help_and_the_cli_shows_its_default(capsys):
             assert "--" + f.name.replace("_", "-") in text, f.name
     assert "--hidden HIDDEN hidden units (default 300)" in text
     assert "--lr LR learning rate (default 0.05)" in text
+    assert "--clip-norm CLIP_NORM clip the global gradient norm (0: off) (default 0.0)" in text     # the LM's words
 
 
 def test_preset_then_explicit_values(monkeypatch):
@@ -51,7 +52,8 @@ def test_preset_then_explicit_values(monkeypatch):
     (dict(epochs=0), "'epochs' must be >= 1"), (dict(window=4), "'window' must be an odd"),
     (dict(lr=0.0), "'lr' must be > 0"), (dict(dropout=1.0), r"'dropout' must be in \[0, 1\)"),
     (dict(loss="crf"), "'loss' must be one of word, sentence"), (dict(freeze_embeddings=True), "'pretrained'"),
-    (dict(prefix_len=(1, 1)), "distinct"), (dict(tasks={"ner": 3}, task_weights={"pos": 1.0}), "'task_weights'"),
+    (dict(prefix_len=(1, 1)), "distinct"), (dict(clip_norm=-1.0), "'clip_norm' must be >= 0"),
+    (dict(warmup=-2), "'warmup' must be >= 0"), (dict(tasks={"ner": 3}, task_weights={"pos": 1.0}), "'task_weights'"),
 ])
 def test_bad_values_name_the_field(values, match):
     with pytest.raises(ValueError, match=match):
@@ -69,6 +71,20 @@ def test_train_builds_and_fits_from_the_config():
     again, _ = recipe.train(config, train, dev, quiet=True)       # seeded: the same run twice
     for (n, p), (_, q) in zip(model.parameters().items(), again.parameters().items()):
         np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+
+
+def test_clip_norm_and_warmup_reach_the_trainer():
+    train = _sentences()
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, epochs=1, hidden=8, embed_dim=6, batch_size=16, lr=0.1)
+    plain, t0 = recipe.train(config, train, quiet=True)
+    assert t0.clip_norm is None and t0.optimizer.lr == 0.1            # both off by default
+    clipped, t1 = recipe.train(dataclasses.replace(config, clip_norm=1e-3), train, quiet=True)
+    assert t1.clip_norm == 1e-3
+    warm, t2 = recipe.train(dataclasses.replace(config, warmup=4), train, quiet=True)
+    lr = t2.optimizer.hyper("lr")
+    np.testing.assert_allclose([lr(s) for s in range(6)], [0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+    for other in (clipped, warm):               # the same seed, data and order: only the steps differ
+        assert not np.array_equal(plain.hidden.W.value, other.hidden.W.value)
 
 
 def test_check_dev_names_unseen_tags_and_refuses_what_cannot_be_scored():

@@ -244,3 +244,100 @@ def test_fast_preset_is_an_rnn_config():
     c = recipe.from_preset("fast")
     assert isinstance(c, recipe.RNNConfig) and c.patience == 2 and c.classes > 0 and c.dropout == 0
     assert recipe.from_preset("fast", patience=5).patience == 5                # explicit values win
+
+
+# ---- the output rows' gradient kept as factors (defer_out, OutRowGrad) ---------------------------------------------
+
+def _segment_both_ways(rng, H=37, B=21):
+    from fastnn import kernels
+    m, _ = _fused_pair(np.float32, H=H, B=B)
+    _randomize(m, rng, 0.3)
+    o, r = m.out, m.rnn
+    args = (m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value, o.bc.value, o.W.value,
+            o.b.value.reshape(-1), o.word_class, o.pos, o.start)
+    data = R.BPTTBatches(rng.integers(0, 40, 40 * B), batch_size=B, block=6, bptt=2, eos_id=1)
+    x, y, _, _ = data[2]
+    h0 = (rng.standard_normal((B, H)) * 0.3).astype(np.float32)
+    direct = kernels.rnnlm_segment(x, y, h0, *args)
+    deferred = kernels.rnnlm_segment(x, y, h0, *args, defer_out=True)
+    return m, direct, deferred
+
+
+@pytest.mark.parametrize("H", [16, 37, 100])
+def test_deferred_output_rows_give_the_same_bits(rng, H):
+    """defer_out=True: the loss, the states and every other gradient are unchanged; the output rows' gradient made
+    from the factors is the array the kernel writes otherwise, bit for bit (scaled too), and its norm is the
+    array's."""
+    m, (l1, Hs1, g1), (l2, Hs2, g2) = _segment_both_ways(rng, H=H)
+    assert l1 == l2 and np.array_equal(Hs1, Hs2)
+    out = g2.pop("W_deferred")
+    assert g2["W"][1] is None and np.array_equal(g2["W"][0], g1["W"][0])
+    for name in g1:
+        if name != "W":
+            a, b = (g1[name], g2[name]) if not isinstance(g1[name], tuple) else (g1[name][1], g2[name][1])
+            assert np.array_equal(a, b), name
+    dW = g1["W"][1]
+    assert np.array_equal(out.grad(), dW)
+    assert np.array_equal(out.grad(0.3), dW * np.float32(0.3))
+    assert out.sq_norm == pytest.approx(float(np.dot(dW.ravel().astype(np.float64), dW.ravel())), rel=1e-5)
+
+
+@pytest.mark.parametrize("scale,l2", [(None, 0.0), (0.3, 0.0), (None, 0.01)])
+def test_deferred_adagrad_same_bits_as_sparse_adagrad(rng, scale, l2):
+    """OutRows.adagrad_ (each block made in a tile and applied) = kernels.sparse_adagrad_ on the made array, for W and
+    for the accumulator, any thread count; rows of absent classes are left alone."""
+    import fastnn
+    from fastnn import kernels
+    m, (_, _, g1), (_, _, g2) = _segment_both_ways(rng)
+    out = g2["W_deferred"]
+    rows, dW = g1["W"]
+    if scale is not None:
+        dW = dW * np.float32(scale)
+    W0 = m.out.W.value.copy()
+    A0 = (rng.random(W0.shape) * 0.1).astype(np.float32)
+    Wa, Aa = W0.copy(), A0.copy()
+    kernels.sparse_adagrad_(Wa, Aa, rows, dW, lr=0.05, eps=1e-10, l2=l2)
+    for t in (1, 2, 3):
+        Wb, Ab = W0.copy(), A0.copy()
+        with fastnn.threads(kernels=t):
+            out.adagrad_(Wb, Ab, lr=0.05, eps=1e-10, l2=l2, scale=scale)
+        assert np.array_equal(Wa, Wb) and np.array_equal(Aa, Ab)
+    untouched = np.setdiff1d(np.arange(W0.shape[0]), rows)
+    assert np.array_equal(Wb[untouched], W0[untouched])
+    with pytest.raises(ValueError, match="'W' must be the output matrix"):
+        out.adagrad_(Wb[:3], Ab, lr=0.05)
+
+
+def test_out_row_grad_through_clip_and_optimizers(rng):
+    """The model's OutRowGrad: clip_grad_norm reads its norm and keeps the factor; AdaGrad applies it through the
+    hook; SGD, to_dense and adding read `values`, which is the scaled array."""
+    from fastnn.optim.clip import grad_sq_norms
+    m, _ = _fused_pair(np.float32, H=37)
+    data = R.BPTTBatches(rng.integers(0, 40, 900), batch_size=21, block=6, bptt=2, eos_id=1)
+
+    def grads():
+        m.state = None
+        m.zero_grad()
+        m.loss(data[1]).backward()
+        return m.out.W.grad
+
+    g = grads()
+    assert isinstance(g, R.OutRowGrad)
+    dense = g.to_dense()                                   # builds values
+    norm = np.sqrt(sum(grad_sq_norms(m.parameters()).values()))
+    g = grads()
+    coef = 0.5 * 1e-3
+    assert optim.clip_grad_norm(m.parameters(), coef * norm) == pytest.approx(norm, rel=1e-5)
+    c = np.float32(min(1.0, coef * norm / (norm + 1e-6)))
+    W0, acc = m.out.W.value.copy(), np.zeros_like(m.out.W.value)
+    opt = optim.AdaGrad({"out.W": m.out.W}, lr=0.1)
+    opt.step()                                             # through OutRows.adagrad_, the factor applied
+    ref = W0.copy()
+    from fastnn import kernels
+    kernels.sparse_adagrad_(ref, acc, g.rows, (dense[g.rows] * c).astype(np.float32), lr=0.1)
+    np.testing.assert_allclose(m.out.W.value, ref, rtol=1e-6, atol=1e-7)
+    plain = grads().values.copy()                          # W has moved: a new gradient
+    g = grads()
+    g.scale_(2.0)
+    np.testing.assert_array_equal(g.values, plain * np.float32(2.0))
+    assert "OutRowGrad" in repr(g)

@@ -30,7 +30,7 @@ from fastnn.graph import Node, RowGrad
 from fastnn.models.neural_lm import RecurrentLM, word_classes
 from fastnn.nn import ClassSoftmaxOutput
 
-__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "word_classes", "gradcheck_cases"]
+__all__ = ["RNNLM", "ClassSoftmaxOutput", "BPTTBatches", "OutRowGrad", "word_classes", "gradcheck_cases"]
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -80,6 +80,61 @@ class BPTTBatches:
 
     def __repr__(self):
         return f"BPTTBatches({self.n} x {self.batch_size} tokens, block={self.block}, bptt={self.bptt})"
+
+
+# ---- the output rows' gradient, kept as factors ------------------------------------------------------------------
+
+class OutRowGrad(RowGrad):
+    """The RowGrad of the class-factorized output rows from the fused kernel (kernels.OutRows inside): the same
+    rows and, on first reading of `values`, the same bits as the array the kernel would have written, but what
+    training asks of it is answered without that (R, H) array:
+
+    - sq_norm() (clipping, the trainer's norm): from the blocks' norms, summed in float64;
+    - scale_(a) (clipping): kept as a factor until the values are read or the update applied;
+    - adagrad_(W, A, lr=, eps=, l2=) (optim.AdaGrad): each class block's gradient is made in a tile and applied
+      while in cache: one pass over the block's rows of W and of the accumulator instead of writing the gradient
+      and reading it twice more (norm, update).  Gives the bits of AdaGrad on `values`.
+
+    Anything else (SGD, adding two gradients, to_dense, clip_grad_value) reads `values`, which builds the array once.
+    """
+
+    __slots__ = ("_out", "_scale", "_made")
+
+    def __init__(self, rows, out, n_rows):                      # no RowGrad.__init__: `values` is made on demand
+        self.rows, self.n_rows = rows, n_rows
+        self._out, self._scale, self._made = out, None, None
+
+    @property
+    def values(self):
+        if self._made is None:
+            self._made = self._out.grad(self._scale)
+        return self._made
+
+    def scale_(self, a):
+        if self._made is None and self._scale is None:
+            self._scale = self._out.dtype.type(a)
+        else:
+            self.values *= self._out.dtype.type(a)
+        return self
+
+    def sq_norm(self):
+        """The squared L2 norm (a Python float)."""
+        if self._made is not None:
+            a = self._made.reshape(-1).astype(np.float64)
+            return float(np.dot(a, a))
+        s = 1.0 if self._scale is None else float(self._scale)
+        return self._out.sq_norm * s * s
+
+    def adagrad_(self, W, A, *, lr, eps, l2=0.0):
+        """Lazy AdaGrad on the rows in place (see optim.AdaGrad); False (nothing done) once `values` exists: then
+        the caller updates from it."""
+        if self._made is not None:
+            return False
+        self._out.adagrad_(W, A, lr=lr, eps=eps, l2=l2, scale=self._scale)
+        return True
+
+    def __repr__(self):
+        return f"OutRowGrad({len(self.rows)} of {self.n_rows} rows, dim {self._out.shape[1]})"
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
@@ -167,7 +222,8 @@ class RNNLM(RecurrentLM):
         loss, Hs, g = kernels.rnnlm_segment(
             x, y, h0, self.emb.W.value, rnn.W_ih.value, rnn.W_hh.value, rnn.b.value, out.Wc.value, out.bc.value,
             out.W.value, out.b.value.reshape(-1), out.word_class, out.pos, out.start, activation=self.activation,
-            clip=self.clip)
+            clip=self.clip, defer_out=True)
+        deferred = g.pop("W_deferred", None)
         self.state = Hs[carry + 1].copy()
         dense = ((rnn.W_ih, "W_ih"), (rnn.W_hh, "W_hh"), (rnn.b, "b"), (out.Wc, "Wc"), (out.bc, "bc"))
         sparse = ((self.emb.W, "emb"), (out.W, "W"), (out.b, "bo"))
@@ -179,10 +235,15 @@ class RNNLM(RecurrentLM):
                 p.add_grad(v, owned=True)
             for p, name in sparse:
                 rows, v = g[name]
-                v = (v if c == 1 else v * c).reshape(len(rows), -1)
-                if p.trainable:
-                    rg = RowGrad(rows, v, p.shape[0])
-                    p.grad = rg if p.grad is None else p.grad + rg
+                if not p.trainable:
+                    continue
+                if v is None:                               # the output rows, kept as factors (OutRowGrad)
+                    rg = OutRowGrad(rows, deferred, p.shape[0])
+                    if c != 1:
+                        rg.scale_(c)
+                else:
+                    rg = RowGrad(rows, (v if c == 1 else v * c).reshape(len(rows), -1), p.shape[0])
+                p.grad = rg if p.grad is None else p.grad + rg
 
         return Node(np.asarray(loss, dtype=self._dtype).reshape(()), (), backward, "rnnlm_segment",
                     requires_grad=True)

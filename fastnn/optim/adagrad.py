@@ -24,5 +24,10 @@ class AdaGrad(Optimizer):
         kernels.adagrad_(p.value, self.state[name]["acc"], g, lr=lr, eps=self.eps, l2=l2, l1=l1)
 
     def _sparse(self, name, p, g, l2, l1, lr):
+        # a gradient that can apply this update itself without building its rows (models.rnnlm.OutRowGrad: the
+        # RNN LM's output rows, made and applied one class block at a time) is asked first
+        fused = getattr(g, "adagrad_", None)
+        if fused is not None and not l1 and fused(p.value, self.state[name]["acc"], lr=lr, eps=self.eps, l2=l2):
+            return
         G = l1_rows(g.values, p.value, g.rows, l1) if l1 else g.values
         kernels.sparse_adagrad_(p.value, self.state[name]["acc"], g.rows, G, lr=lr, eps=self.eps, l2=l2)

@@ -40,6 +40,9 @@ def grad_sq_norms(params):
     """
     out = {}
     for name, p in _grads(params, "grad_sq_norms"):
+        if hasattr(p.grad, "sq_norm"):          # a gradient that knows its norm without being built (OutRowGrad)
+            out[name] = float(p.grad.sq_norm())
+            continue
         a = _array(p.grad).reshape(-1)
         with np.errstate(over="ignore"):          # a float32 overflow is re-checked in float64 below
             v = float(np.dot(a, a))
@@ -73,8 +76,11 @@ def clip_grad_norm(params, max_norm, *, error_if_nonfinite=False):
     coef = min(1.0, max_norm / (norm + CLIP_EPS))
     if coef < 1.0 or not np.isfinite(coef):
         for _, p in ps:
-            a = _array(p.grad)
-            a *= a.dtype.type(coef)
+            if isinstance(p.grad, RowGrad):
+                p.grad.scale_(p.value.dtype.type(coef))          # values *= coef (kept as a factor if not built)
+            else:
+                a = p.grad
+                a *= a.dtype.type(coef)
     return norm
 
 

@@ -11,7 +11,10 @@ import dataclasses
 
 from fastnn._validation import check_scalar
 
-__all__ = ["option", "from_preset", "check_fields", "describe_default"]
+__all__ = ["option", "from_preset", "check_fields", "describe_default", "CLIP_NORM_HELP"]
+
+# help texts of fields several recipes share (each recipe writes its own default)
+CLIP_NORM_HELP = "clip the global gradient norm (0: off)"
 
 
 def option(default, help, **metadata):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -31,7 +31,7 @@ _HELP = dict(
     weight_decay="L2 on weights and embeddings (not biases)",
     batch_size="examples per update (NPLM) / parallel streams (RNN)", hidden="hidden units",
     dropout="dropout probability (0: none)", classes="frequency classes of the factorized output (0: full softmax)",
-    clip_norm="clip the global gradient norm (0: off)",
+    clip_norm=CLIP_NORM_HELP,
     max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
                 "far; none: no budget)",
     patience="stop after this many epochs without a better valid perplexity (the best epoch's parameters are kept; "
