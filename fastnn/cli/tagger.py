@@ -161,7 +161,7 @@ def _task_weights(specs, tasks):
 
 def _check_args(args):
     check_resume(args)
-    check_writable(args, "out", "checkpoint")
+    check_writable(args, "out", "checkpoint", inputs=("train", "dev", "pretrained"))
 
 
 def _load_model(path):
@@ -286,8 +286,7 @@ def run_predict(args):
 
     _threads(args.threads)
     model = _load_model(args.model)
-    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
+    check_writable(args, "out", inputs=("data", "model"))
     if args.data == "-":
         src, name = io.TextIOWrapper(sys.stdin.buffer, encoding=READ_ENCODING), "stdin"
     else:
