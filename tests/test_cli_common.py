@@ -99,6 +99,18 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(capsys, texts, 
     assert open(data, "rb").read() == before
 
 
+def test_out_of_memory_is_one_line(capsys, texts, monkeypatch):
+    """--hidden 100000000: numpy's MemoryError was a traceback (exit 1)."""
+    import fastnn.models.tagger
+
+    def too_big(*a, **k):
+        raise MemoryError("Unable to allocate 205. GiB for an array with shape (100000000, 275) and data type "
+                          "float64")                # numpy's message
+    monkeypatch.setattr(fastnn.models.tagger.WindowTagger, "build", too_big)
+    argv = _train_commands(texts, texts["dir"] / "m.npz")["tagger"]
+    _one_line(capsys, *argv, match="out of memory: Unable to allocate 205. GiB")
+
+
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "lm ngram"])
 def test_epochs_zero_is_an_error(capsys, texts, command):
     argv = _train_commands(texts, texts["dir"] / "m.npz")[command]

@@ -80,6 +80,12 @@ def main(argv=None):
         msg = str(e).replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
         print(f"{command}: stopped: {msg}", file=sys.stderr)
         return 1
+    except MemoryError as e:                        # a size option too large for this machine (--hidden 100000000)
+        if os.environ.get("FASTNN_TRACEBACK"):
+            raise
+        print(f"{command}: error: out of memory: {e or 'an allocation failed'}. Lower the sizes (--hidden, "
+              f"--embed-dim, --batch-size, ...)", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return _stdout_closed()
     except OSError as e:                            # a file that cannot be read or written (name and reason)
