@@ -140,13 +140,16 @@ def test_checkpoint_resume_gives_the_same_model(capsys, files, dev, average):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "resume" in err
 
 
-def test_ensemble_trains_evaluates_predicts_and_resumes(capsys, files):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ensemble_trains_evaluates_predicts_and_resumes(capfd, files, workers):
+    capsys = capfd                                  # (the workers' lines are written by other processes)
     d = files["dir"]
     base = ["tagger", "train", "--train", files["train"], "--dev", files["dev"], "--task", "ner=3", "--embed-dim", "8",
-            "--hidden", "16", "--batch-size", "16", "--ensemble", "2", "--seed", "1"]
+            "--hidden", "16", "--batch-size", "16", "--ensemble", "2", "--seed", "1", "--workers", str(workers)]
     rc, out, err = _run(capsys, *base, "--epochs", "2", "--out", d / "e.npz", "--checkpoint", d / "ck.npz")
     assert rc == 0, err
     assert "member 2/2 (seed 3)" in err and "ensemble of 2: dev F1" in err and "members' best epochs" in err
+    assert ("member 2/2: epoch 2/2" in err) == (workers > 1)          # each worker's lines say whose they are
     ens = io.load_model(d / "e.npz")
     assert type(ens).__name__ == "TaggerEnsemble" and [m.config()["seed"] for m in ens.members] == [2, 3]
     rc, out, err = _run(capsys, "tagger", "eval", "--model", d / "e.npz", "--data", files["dev"], "--json")
@@ -161,6 +164,38 @@ def test_ensemble_trains_evaluates_predicts_and_resumes(capsys, files):
     rc, out, err = _run(capsys, *base, "--epochs", "3", "--out", d / "resumed.npz", "--checkpoint", d / "ck.npz",
                         "--resume", "--quiet")
     assert rc == 0, err
+    full, resumed = io.load_model(d / "full.npz"), io.load_model(d / "resumed.npz")
+    for name, p in full.parameters().items():
+        np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)
+
+
+def test_ctrl_c_stops_the_workers_which_keep_their_checkpoints(files):
+    """Ctrl-C reaches only the command (the workers are in their own process group): it stops the busy workers
+    between two steps, each writing its checkpoint, starts no other member and writes no model; --resume then goes
+    on with each member from its checkpoint and ends with the models of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    d = files["dir"]
+    base = [sys.executable, "-m", "fastnn", "tagger", "train", "--train", files["train"], "--task", "ner=3",
+            "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--ensemble", "3", "--workers", "2"]
+    p = subprocess.Popen([*base, "--epochs", "100000", "--out", d / "e.npz", "--checkpoint", d / "ck.npz"],
+                         stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not all(any(line.startswith(f"member {i}/3: epoch 2/") for line in lines) for i in (1, 2)):
+        lines.append(p.stderr.readline())
+        assert lines[-1], "".join(lines)
+    p.send_signal(signal.SIGINT)
+    err = "".join(lines) + p.communicate(timeout=120)[1]
+    assert p.returncode == 130, err
+    assert "interrupted (in members 1, 2, 3 of 3: an ensemble is written only when all its members are trained)" in err
+    assert "member 3/3" not in err and not (d / "e.npz").exists() and "Traceback" not in err, err
+    assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists() and not (d / "ck.npz.member2").exists()
+    epochs = max(int(line.split("epoch ")[1].split("/")[0]) for line in err.splitlines() if ": epoch " in line) + 2
+    for out, extra in (("resumed.npz", ["--checkpoint", d / "ck.npz", "--resume"]), ("full.npz", [])):
+        done = subprocess.run([*base, "--epochs", str(epochs), "--out", d / out, "--quiet", *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
     full, resumed = io.load_model(d / "full.npz"), io.load_model(d / "resumed.npz")
     for name, p in full.parameters().items():
         np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)

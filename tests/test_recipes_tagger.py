@@ -54,12 +54,51 @@ def test_preset_then_explicit_values(monkeypatch):
     (dict(loss="crf"), "'loss' must be one of word, sentence"), (dict(freeze_embeddings=True), "'pretrained'"),
     (dict(prefix_len=(1, 1)), "distinct"), (dict(clip_norm=-1.0), "'clip_norm' must be >= 0"),
     (dict(warmup=-2), "'warmup' must be >= 0"), (dict(tasks={"ner": 3}, task_weights={"pos": 1.0}), "'task_weights'"),
+    (dict(workers=0), "'workers' must be >= 1"),
 ])
 def test_bad_values_name_the_field(values, match):
     with pytest.raises(ValueError, match=match):
         recipe.TaggerConfig(**values)
     with pytest.raises(TypeError, match="'hidden' must be an integer"):
         recipe.TaggerConfig(hidden=2.5)
+    with pytest.raises(TypeError, match="'workers' must be an integer"):
+        recipe.TaggerConfig(workers=1.5)
+
+
+def _ensemble_config(**values):
+    return recipe.TaggerConfig(tasks={"chunk": 2}, epochs=2, hidden=8, embed_dim=6, batch_size=16, lr=0.1,
+                               ensemble=2, seed=1, **values)
+
+
+def test_workers_train_the_members_of_one_at_a_time():
+    """Each member is seeded alone and trained with one kernel thread in its worker: workers=2 gives the very models
+    (parameters, dropout Generators, predictions, histories) of workers=1."""
+    from fastnn.train import model_generators
+    train, dev = _sentences(), _sentences(10, seed=1)
+    (one, fit1), (two, fit2) = (recipe.train(_ensemble_config(workers=w, dropout=0.2), train, dev, quiet=True)
+                                for w in (1, 2))
+    for (n, p), (n2, q) in zip(one.parameters().items(), two.parameters().items()):
+        assert n == n2
+        np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+    for a, b in zip(one.members, two.members):
+        gens = model_generators(b)
+        assert gens and all(g.bit_generator.state == gens[k].bit_generator.state
+                            for k, g in model_generators(a).items())
+    assert one.predict(dev) == two.predict(dev) and fit1.best_score == fit2.best_score
+    assert isinstance(fit2.trainers[0], recipe.MemberFit) and fit2.best_epoch == fit1.best_epoch
+    drop = (lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h])
+    assert drop(fit1.history) == drop(fit2.history) and [r["member"] for r in fit2.history] == [0, 0, 1, 1]
+
+
+def test_workers_refuse_a_callback_and_pass_on_a_member_failure(tmp_path):
+    train = _sentences()
+    model = recipe.build(_ensemble_config(), train)
+    with pytest.raises(ValueError, match="'callback' cannot be called from the worker processes"):
+        recipe.fit(model, train, None, _ensemble_config(workers=2), callback=lambda t, r: None)
+    with pytest.raises(ValueError, match="nothing to resume"):
+        recipe.fit(model, train, None, _ensemble_config(workers=2), checkpoint=tmp_path / "none.npz", resume=True)
+    with pytest.raises(OSError):                    # raised in a worker (a checkpoint it cannot write), then here
+        recipe.fit(model, train, None, _ensemble_config(workers=2), checkpoint=tmp_path / "no" / "ck.npz")
 
 
 def test_train_builds_and_fits_from_the_config():

@@ -10,7 +10,8 @@
 
 `fit(model, train, dev, config)` trains a model built otherwise (e.g. WindowTagger.build with other options).
 With `ensemble=K` (the chunk preset: 3, ner: 5), build() makes a TaggerEnsemble of K taggers of seeds
-member_seeds(config) and fit() trains each as the single model of its seed (returning an EnsembleFit).
+member_seeds(config) and fit() trains each as the single model of its seed (returning an EnsembleFit), `workers` of
+them at once in worker processes (spawned, one thread each: the same models, in less wall time on several cores).
 The model's constructor has no defaults for what a TaggerConfig holds: `build(config, train)` (or
 `WindowTagger.build(train, tasks, **model_options(config))`) makes the tagger with the Config's values.
 """
@@ -23,7 +24,7 @@ from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
-           "train", "EnsembleFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+           "train", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -128,6 +129,8 @@ class TaggerConfig:
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
                               "their tag and transition scores; the model file holds them all", metavar="K",
                            group="training")
+    workers: int = option(1, "with --ensemble: members trained at once, each in its own process with one thread "
+                             "(the same models as one at a time)", metavar="N", group="training")
     patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
                            group="training")
     seed: int = option(0, "seed of initialisation, order, dropout", group="training")
@@ -136,8 +139,8 @@ class TaggerConfig:
         from fastnn.data.features import affix_lengths
         check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
                                      shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, lstm_hidden=1,
-                                     min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1, patience=0,
-                                     seed=0, warmup=0),
+                                     min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1,
+                                     workers=1, patience=0, seed=0, warmup=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
                      fractions=("dropout", "hidden_dropout", "unk_replace"), nonneg=("clip_norm",))
         where = type(self).__name__
@@ -296,19 +299,28 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
 
 
 class EnsembleFit:
-    """What fit() returns for a TaggerEnsemble: the members' Trainers, their epochs in one history (each record with
-    its "member"), the metric, and the ensemble's own dev score (best_score; None without dev).  best_epoch: the
-    members' best epochs."""
+    """What fit() returns for a TaggerEnsemble: the members' Trainers (with workers > 1, MemberFits: what a Trainer
+    reports, its history, metric, best_score and best_epoch), their epochs in one history (each record with its
+    "member"), the metric, and the ensemble's own dev score (best_score; None without dev).  best_epoch: the members'
+    best epochs."""
 
     def __init__(self, trainers, history, metric, best_score):
         self.trainers, self.history, self.metric, self.best_score = trainers, history, metric, best_score
         self.best_epoch = [t.best_epoch for t in trainers]
 
 
+class MemberFit:
+    """A member trained in a worker process: its Trainer's history, metric, best_score and best_epoch."""
+
+    def __init__(self, history, metric, best_score, best_epoch):
+        self.history, self.metric, self.best_score, self.best_epoch = history, metric, best_score, best_epoch
+
+
 def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, on_nonfinite):
-    """Train the members one after the other, each exactly as the single model of its seed (initialisation, batch
-    order, dropout).  The first member checkpoints to `checkpoint`, member k > 0 to `checkpoint`.member<k>; resume
-    resumes every member whose checkpoint exists (the first one's must) and starts the others."""
+    """Train the members, each exactly as the single model of its seed (initialisation, batch order, dropout): one
+    after the other, or c.workers at a time in worker processes.  The first member checkpoints to `checkpoint`,
+    member k > 0 to `checkpoint`.member<k>; resume resumes every member whose checkpoint exists (the first one's
+    must) and starts the others."""
     import os
 
     if len(model.members) != c.ensemble:
@@ -316,20 +328,29 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
                          f"{c.ensemble}.")
     from fastnn.train import TrainingInterrupted
 
-    trainers, history = [], []
-    for i, m in enumerate(model.members):
-        seed = m.config()["seed"]
-        ck = None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint)
-        if not quiet:
-            print(f"member {i + 1}/{len(model.members)} (seed {seed})", file=sys.stderr)
-        try:
-            t = fit(m, train, dev, c, checkpoint=ck, resume=resume and (i == 0 or os.path.exists(ck)), quiet=quiet,
-                    callback=callback, on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
-        except TrainingInterrupted:          # the members after it are untrained: no model to keep
-            raise KeyboardInterrupt(f"in member {i + 1} of {len(model.members)}: an ensemble is written only when "
-                                    f"all its members are trained") from None
-        trainers.append(t)
-        history += [dict(h, member=i) for h in t.history]
+    k = len(model.members)
+    cks = [None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint) for i in range(k)]
+    resumes = [resume and (i == 0 or os.path.exists(ck)) for i, ck in enumerate(cks)]
+    if c.workers > 1:
+        if callback is not None:
+            raise ValueError(f"fit: 'callback' cannot be called from the worker processes of workers > 1; got a "
+                             f"callback with workers={c.workers}. Use workers=1.")
+        if resume and not os.path.exists(cks[0]):
+            raise ValueError(f"fit: 'checkpoint' {cks[0]} does not exist, so there is nothing to resume.")
+        trainers = _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite)
+    else:
+        trainers = []
+        for i, m in enumerate(model.members):
+            seed = m.config()["seed"]
+            if not quiet:
+                print(f"member {i + 1}/{k} (seed {seed})", file=sys.stderr)
+            try:
+                t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
+                        on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+            except TrainingInterrupted:          # the members after it are untrained: no model to keep
+                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}") from None
+            trainers.append(t)
+    history = [dict(h, member=i) for i, t in enumerate(trainers) for h in t.history]
     score = None
     if dev is not None:
         score = model.score(dev)
@@ -338,6 +359,130 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
             print(f"ensemble of {len(trainers)}: {trainers[0].metric[0]} {score:.4f} (members {members})",
                   file=sys.stderr)
     return EnsembleFit(trainers, history, trainers[0].metric, score)
+
+
+_UNFINISHED = "an ensemble is written only when all its members are trained"
+
+
+def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite):
+    """MemberFits of the members trained c.workers at a time in "spawn" worker processes (a fork after OpenMP has
+    started threads can hang the child), each with one kernel thread; the trained parameters and Generator states
+    are copied back into model.members.  The workers are in their own process group, so a Ctrl-C reaches only this
+    process, which then tells every busy worker to stop between two steps (writing its checkpoint) and raises
+    KeyboardInterrupt; members not started yet are not started."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from fastnn.train import model_generators
+
+    k = len(model.members)
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    done, error, interrupted = {}, None, False
+    with cf.ProcessPoolExecutor(min(c.workers, k), mp_context=ctx, initializer=_init_member_worker,
+                                initargs=(stop,)) as pool:
+        try:
+            futures = {pool.submit(_fit_member, m, train, dev, dataclasses.replace(c, workers=1), cks[i], resumes[i],
+                                   quiet, on_nonfinite, i, k): i for i, m in enumerate(model.members)}
+            pending = set(futures)
+            while pending:
+                try:
+                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                except KeyboardInterrupt:        # the busy workers stop soon: wait for their checkpoints
+                    interrupted = True
+                    stop.set()
+                    continue
+                for fut in finished:
+                    try:
+                        done[futures[fut]] = fut.result()
+                    except Exception as e:       # the first failure stops the others (each keeps its checkpoint)
+                        error = error or e
+                        stop.set()
+        except BaseException:                    # e.g. Ctrl-C while submitting: the pool's exit must not wait long
+            stop.set()
+            raise
+    for i, r in done.items():
+        if r is not None:
+            m = model.members[i]
+            for name, p in m.parameters().items():
+                p.value[...] = r["params"][name]
+            for name, g in model_generators(m).items():
+                g.bit_generator.state = r["rngs"][name]
+    if error is not None:
+        raise error
+    stopped = [i + 1 for i in range(k) if done.get(i) is None]
+    if interrupted or stopped:
+        raise KeyboardInterrupt(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
+                                f"{_UNFINISHED}")
+    return [done[i]["fit"] for i in range(k)]
+
+
+def _init_member_worker(stop):
+    """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, and a thread
+    that turns `stop` into one SIGINT for this process (the Trainer then stops between two steps)."""
+    import os
+    import signal
+    import threading
+
+    import fastnn
+
+    fastnn.threads(kernels=1, blas=1)
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch():
+        stop.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=watch, daemon=True).start()
+    _init_member_worker.stop = stop
+
+
+def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k):
+    """In a worker: fit member i of k as in the sequential loop; its parameters, Generator states and MemberFit, or
+    None when stopped before the end.  Its log lines go to stderr, each after "member i/k: "."""
+    import signal
+
+    from fastnn.train import model_generators
+
+    stderr = sys.stderr
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if _init_member_worker.stop.is_set():
+            return None
+        seed = m.config()["seed"]
+        if not quiet:
+            print(f"member {i + 1}/{k} (seed {seed})", file=stderr, flush=True)
+            sys.stderr = _Prefixed(stderr, f"member {i + 1}/{k}: ")
+        t = fit(m, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet, on_nonfinite=on_nonfinite,
+                seed=seed, ensemble=1)
+        return dict(params={n: p.value for n, p in m.parameters().items()},
+                    rngs={n: g.bit_generator.state for n, g in model_generators(m).items()},
+                    fit=MemberFit(t.history, t.metric, t.best_score, t.best_epoch))
+    except KeyboardInterrupt:                    # a TrainingInterrupted included: its checkpoint is written
+        return None
+    finally:
+        sys.stderr = stderr
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Prefixed:
+    """A text stream writing each line to `stream` after `prefix` (one write per line, so that the lines of several
+    processes sharing stderr do not mix); not a terminal, so no progress bar."""
+
+    def __init__(self, stream, prefix):
+        self.stream, self.prefix, self.buf = stream, prefix, ""
+
+    def write(self, text):
+        *lines, self.buf = (self.buf + text).split("\n")
+        for line in lines:
+            self.stream.write(f"{self.prefix}{line}\n")
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def isatty(self):
+        return False
 
 
 def check_dev(model, dev):
