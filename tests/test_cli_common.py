@@ -83,6 +83,22 @@ def test_bad_checkpoint_fails_before_training(capsys, texts, command):
     _one_line(capsys, *argv, match="--checkpoint")
 
 
+@pytest.mark.parametrize("command", ["tagger", "lm ngram", "lm rnn", "embed"])
+@pytest.mark.parametrize("clash", ["input", "link to input", "checkpoint"])
+def test_an_output_that_is_an_input_or_another_output_is_refused(capsys, texts, command, clash):
+    """`--out train.txt` used to overwrite the training data (and --checkpoint = --out the checkpoint)."""
+    data = texts["conll"] if command == "tagger" else texts["train"]
+    before = open(data, "rb").read()
+    out = data
+    if clash == "link to input":
+        out = texts["dir"] / "link.txt"
+        os.symlink(data, out)
+    extra = ["--checkpoint", texts["dir"] / "m.npz"] if clash == "checkpoint" else []
+    argv = _train_commands(texts, texts["dir"] / "m.npz" if extra else out, *extra)[command]
+    _one_line(capsys, *argv, match="would destroy it")
+    assert open(data, "rb").read() == before
+
+
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "lm ngram"])
 def test_epochs_zero_is_an_error(capsys, texts, command):
     argv = _train_commands(texts, texts["dir"] / "m.npz")[command]

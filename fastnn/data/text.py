@@ -27,8 +27,49 @@ def open_text(path, where):
     if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
         with open(path, "rb") as f:
             if f.read(2) == b"\x1f\x8b":
-                return io.TextIOWrapper(io.BufferedReader(_Gunzip(path, where)), encoding=READ_ENCODING)
-    return open(path, encoding=READ_ENCODING)
+                return TextReader(io.BufferedReader(_Gunzip(path, where)), where, path, gzip.open)
+    return TextReader(open(path, "rb"), where, path, open)
+
+
+class TextReader(io.TextIOWrapper):
+    """UTF-8 text (a byte-order mark dropped) whose undecodable bytes are a ValueError naming the file, whichever
+    reader meets them (the codec's own message names neither file nor line).  `reopen(path, "rb")` reads the file
+    again to find the line (None for a pipe such as stdin)."""
+
+    def __init__(self, binary, where, path, reopen):
+        super().__init__(binary, encoding=READ_ENCODING)
+        self._where, self._path, self._reopen = where, path, reopen
+
+    def _not_utf8(self, e):
+        at = f"{e.reason} at byte {e.start} of a chunk"
+        if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
+            with self._reopen(self._path, "rb") as f:
+                for i, line in enumerate(f, 1):
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError as bad:
+                        at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
+                        break
+        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. Convert it first, e.g. "
+                          f"iconv -f latin1 -t utf-8.")
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
+
+    def readline(self, size=-1):
+        try:
+            return super().readline(size)
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
+
+    def read(self, size=-1):
+        try:
+            return super().read(size)
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
 
 
 class _Gunzip(io.RawIOBase):
@@ -58,14 +99,10 @@ def read_lines(path, where, lower=False):
     lowercased).  FileNotFoundError naming a missing path, ValueError for text that is not UTF-8."""
     sentences = []
     with open_text(path, where) as f:
-        try:
-            for line in f:
-                toks = (line.lower() if lower else line).split()
-                if toks:
-                    sentences.append(toks)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{where}: {os.fspath(path)} must be UTF-8 text; got {e.reason} at byte {e.start} "
-                             f"of a chunk.") from None
+        for line in f:
+            toks = (line.lower() if lower else line).split()
+            if toks:
+                sentences.append(toks)
     return sentences
 
 
