@@ -610,7 +610,7 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
-    E_u = emb[uniq]
+    E_u = emb.take(uniq, axis=0)                          # take: ~2x faster than emb[uniq] for rows
     P = np.empty((uniq.size, H), dtype=dt)
     Hs = np.empty((L + 1, B, H), dtype=dt)
     Hs[0] = h0
@@ -660,7 +660,10 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
                                dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
-    rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
+    if present.size == C:                                  # every class present (the usual batch): all of W's rows
+        rows = np.arange(n_out, dtype=np.intp)
+    else:
+        rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
     g["W"] = (rows, None if defer else dWo)
     g["bo"] = (rows, dbo)
     if defer:

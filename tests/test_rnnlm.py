@@ -249,6 +249,7 @@ def test_fast_preset_is_an_rnn_config():
     from fastnn.recipes import lm as recipe
     c = recipe.from_preset("fast")
     assert isinstance(c, recipe.RNNConfig) and c.patience == 2 and c.classes > 0 and c.dropout == 0
+    assert c.batch_size == 128 and c.lr == recipe.RNNConfig().lr
     assert recipe.from_preset("fast", patience=5).patience == 5                # explicit values win
 
 
