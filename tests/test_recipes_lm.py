@@ -107,6 +107,10 @@ def test_sentences_given_as_generators_or_numpy_arrays_read_like_lists():
     model, _ = recipe.train(config, vocab, streams, quiet=True)
     text = [s for s in valid if len(s) == len(valid[0])]                      # equal lengths: a 2-d array too
     assert model.perplexity(iter(text)) == model.perplexity(text) == model.perplexity(np.array(text))
+    # sentences as string arrays (str or object dtype, as pandas gives them) read as lists: were ids of dtype object
+    for dtype in (str, object):
+        assert model.perplexity([np.array(s, dtype=dtype) for s in valid]) == model.perplexity(valid)
+        assert model.perplexity(np.array(text, dtype=dtype)) == model.perplexity(text)
     with pytest.raises(ValueError, match="the text must hold at least one token; got 2 empty sentences"):
         model.perplexity([[], []])
 

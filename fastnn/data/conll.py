@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from fastnn._validation import short_repr
+from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import open_text, atomic_write_text
@@ -133,7 +133,7 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
     out, kinds, widths, lengths = [], set(), {}, set()
     for k, s in enumerate(sentences):
-        if isinstance(s, np.ndarray) and s.dtype.kind == "U" and s.ndim in (1, 2):
+        if is_string_array(s) and s.ndim in (1, 2):
             s = s.tolist()                   # tokens (1-d) or rows (2-d) as strings, e.g. from a DataFrame column
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             hint = (" A flat list of strings is ambiguous: for one tokenised sentence pass [tokens]."
