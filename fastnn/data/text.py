@@ -41,17 +41,19 @@ class TextReader(io.TextIOWrapper):
         self._where, self._path, self._reopen = where, path, reopen
 
     def _not_utf8(self, e):
-        at = f"{e.reason} at byte {e.start} of a chunk"
+        at, fix = f"{e.reason} at byte {e.start} of a chunk", "Convert it first, e.g. iconv -f latin1 -t utf-8."
         if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
             with self._reopen(self._path, "rb") as f:
+                if b"\0" in f.read(4096):                  # text has no NUL bytes; model files, archives do
+                    fix = "It looks like a binary file (a model file, an archive?), not text."
+                f.seek(0)
                 for i, line in enumerate(f, 1):
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError as bad:
                         at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
                         break
-        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. Convert it first, e.g. "
-                          f"iconv -f latin1 -t utf-8.")
+        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. {fix}")
 
     def __next__(self):
         try:
