@@ -51,6 +51,9 @@ def test_version(capsys):
 def test_usage_errors_are_one_line(capsys):
     _one_line(capsys, "tagger", "train", "--window", "x", match="--window: invalid int value")
     _one_line(capsys, "nosuchcommand", match="invalid choice")
+    # an unknown option is named by its subcommand (argparse's top-level parser said "fastnn: error: ... fastnn -h")
+    _one_line(capsys, "experiment", "digits", "--steps", "1", match="fastnn experiment digits: error: unrecognized "
+              "arguments: --steps 1 (see fastnn experiment digits -h)")
     _one_line(capsys, "lm", "train", "--arch", "rnn", "--train", "t", "--out", "o", "--dim", "5",
               match="--dim does not apply to --arch rnn")
 

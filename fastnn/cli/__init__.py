@@ -61,10 +61,12 @@ def main(argv=None):
     command = "fastnn"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
         sub = next((getattr(args, d) for d in (f"{args.command}_command", args.command) if
                     isinstance(getattr(args, d, None), str)), None)   # e.g. "tagger train", "experiment adding"
         command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
+        if extra:                   # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
+            raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
         rc = args.func(args) or 0
         sys.stdout.flush()
         return rc
