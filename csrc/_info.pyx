@@ -34,19 +34,43 @@ cdef extern from "fnn_math.h":
     const char *fnn_base_path_name() noexcept nogil
 
 
+_PATH_NAMES = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")   # by number: fnn_math.h's paths 0, 1, 2
+
+
 def vector_paths():
-    """The instruction sets whose code the kernels that choose theirs at run time (the LSTM's) can run here, widest
-    first: in a portable build those of "avx512", "avx2" and the baseline (e.g. "sse2") this CPU has; in a native
-    build (or with a compiler or machine without the choice) one, the build's own.  See csrc/fnn_math.h."""
+    """The instruction sets whose code the kernels that choose theirs at run time (the LSTM's, the float32 softmax
+    rows) can run here, widest first: in a portable build those of "avx512", "avx2" and the baseline (e.g. "sse2")
+    this CPU has; in a native build (or with a compiler or machine without the choice) one, the build's own.  See
+    csrc/fnn_math.h."""
     cdef int bits = fnn_cpu_paths()
-    names = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")
-    return [names[p] for p in (2, 1, 0) if bits & (1 << p)]
+    return [_PATH_NAMES[p] for p in (2, 1, 0) if bits & (1 << p)]
 
 
 def vector_path():
-    """The path those kernels take by default: FASTNN_VECTOR_PATH (read when they are imported) if it names one of
-    vector_paths(), else the widest."""
+    """The path those kernels take by default: FASTNN_VECTOR_PATH if it names one of vector_paths() (a RuntimeWarning
+    when it names another), else the widest."""
     import os
-    paths = vector_paths()
     want = os.environ.get("FASTNN_VECTOR_PATH", "")
-    return want if want in paths else paths[0]
+    try:
+        return path_name(path_number(want or None))
+    except ValueError as e:
+        import warnings
+        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
+        return vector_paths()[0]
+
+
+def path_number(name):
+    """The number the kernels take (0: the build's flags, 1: AVX2 + FMA, 2: AVX-512) of the path called `name`, one of
+    vector_paths(); None: the widest."""
+    avail = vector_paths()
+    if name is None:
+        name = avail[0]
+    if name not in avail:
+        raise ValueError(f"_set_vector_path: 'name' must be one of {avail} (the paths this build has and this CPU "
+                         f"runs); got {name!r}")
+    return _PATH_NAMES.index(name)
+
+
+def path_name(number):
+    """The name of path `number` (see path_number)."""
+    return _PATH_NAMES[number]

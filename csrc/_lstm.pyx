@@ -25,6 +25,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
+from fastnn._ext import _info
 from _common cimport threads_for, gemm_rm
 
 cdef extern from *:
@@ -411,8 +412,6 @@ cdef extern from *:
     FNN_LSTM_ENTRY(float, _f)
     FNN_LSTM_ENTRY(double, _d)
     """
-    int fnn_cpu_paths() noexcept nogil
-    const char *fnn_base_path_name() noexcept nogil
     int fnn_lstm_mr(int path) noexcept nogil
     int fnn_lstm_vw_f(int path) noexcept nogil
     int fnn_lstm_vw_d(int path) noexcept nogil
@@ -437,48 +436,27 @@ cdef extern from *:
 
 # ---- which compiled code runs (fnn_math.h: path 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) -----------------
 
-_PATH_NAMES = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")
-cdef int _paths = fnn_cpu_paths()     # the paths this build has and this CPU runs, as bits
-cdef int _path = 0                    # the one the kernels use; read once per call
+cdef int _path = 0    # the path the kernels use (fastnn._ext._info.path_number); read once per call
 
 
 def _vector_paths():
-    """Names of the vector paths this build has and this CPU can run, the fastest first; the first is the default.
-    One name in a native build (its own flags), up to three in a portable one ("avx512", "avx2", "sse2")."""
-    return [_PATH_NAMES[p] for p in (2, 1, 0) if _paths & (1 << p)]
+    """Names of the vector paths this build has and this CPU can run, the fastest first (_info.vector_paths)."""
+    return _info.vector_paths()
 
 
 def _vector_path():
     """The name of the vector path the LSTM kernels use now."""
-    return _PATH_NAMES[_path]
+    return _info.path_name(_path)
 
 
 def _set_vector_path(name):
     """Make the LSTM kernels use the path called `name` (one of _vector_paths()); None: the default (the fastest).
     For tests and benchmarks: each path's results are fixed, the paths differ from each other by rounding."""
     global _path
-    avail = _vector_paths()
-    if name is None:
-        name = avail[0]
-    if name not in avail:
-        raise ValueError(f"_set_vector_path: 'name' must be one of {avail} (the paths this build has and this CPU "
-                         f"runs); got {name!r}")
-    _path = _PATH_NAMES.index(name)
+    _path = _info.path_number(name)
 
 
-def _init_path():
-    """The default path, or FASTNN_VECTOR_PATH's when it names one this CPU runs (a warning otherwise)."""
-    import os
-    want = os.environ.get("FASTNN_VECTOR_PATH", "")
-    try:
-        _set_vector_path(want or None)
-    except ValueError as e:
-        import warnings
-        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
-        _set_vector_path(None)
-
-
-_init_path()
+_set_vector_path(_info.vector_path())
 
 
 cdef inline void pack_fwd(int path, const floating *W, Py_ssize_t K, floating *out, Py_ssize_t p) noexcept nogil:

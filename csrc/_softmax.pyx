@@ -15,12 +15,11 @@ from cython.parallel cimport prange
 from libc.math cimport log, exp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
+from fastnn._ext import _info
 from _common cimport (threads_for, malloc2, omp_get_thread_num, row_max, row_exp, row_sumexp, row_scale, row_shift,
                       row_scale_to, gemm_rm, axpy, row_exp_online, row_rescale, FNN_BLOCK, fnn_xent_work_f)
 
 cdef extern from "fnn_math.h":
-    int fnn_cpu_paths() noexcept nogil
-    const char *fnn_base_path_name() noexcept nogil
     void fnn_xent_rows_f_path(int path, const float *x, float *g, const Py_ssize_t *t, float *loss,
                               Py_ssize_t n_rows, Py_ssize_t n, double scale, float *work, int stream) noexcept nogil
     float fnn_piece_exp_f_path(int path, const float *x, float *out, Py_ssize_t n, float m,
@@ -29,46 +28,26 @@ cdef extern from "fnn_math.h":
 
 # ---- which compiled code the float32 rows run (as in _lstm.pyx: 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) --
 
-_PATH_NAMES = (fnn_base_path_name().decode("ascii"), "avx2", "avx512")
-cdef int _paths = fnn_cpu_paths()     # the paths this build has and this CPU runs, as bits
-cdef int _path = 0                    # the one the kernels use; read once per call
+cdef int _path = 0    # the path the kernels use (fastnn._ext._info.path_number); read once per call
 
 
 def _vector_paths():
-    """Names of the vector paths this build has and this CPU can run, the fastest first (see _lstm._vector_paths)."""
-    return [_PATH_NAMES[p] for p in (2, 1, 0) if _paths & (1 << p)]
+    """Names of the vector paths this build has and this CPU can run, the fastest first (_info.vector_paths)."""
+    return _info.vector_paths()
 
 
 def _vector_path():
     """The name of the vector path the float32 softmax rows use now."""
-    return _PATH_NAMES[_path]
+    return _info.path_name(_path)
 
 
 def _set_vector_path(name):
     """Make the float32 softmax rows use the path called `name` (one of _vector_paths()); None: the fastest."""
     global _path
-    avail = _vector_paths()
-    if name is None:
-        name = avail[0]
-    if name not in avail:
-        raise ValueError(f"_set_vector_path: 'name' must be one of {avail} (the paths this build has and this CPU "
-                         f"runs); got {name!r}")
-    _path = _PATH_NAMES.index(name)
+    _path = _info.path_number(name)
 
 
-def _init_path():
-    """The default path, or FASTNN_VECTOR_PATH's when it names one this CPU runs (a warning otherwise)."""
-    import os
-    want = os.environ.get("FASTNN_VECTOR_PATH", "")
-    try:
-        _set_vector_path(want or None)
-    except ValueError as e:
-        import warnings
-        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
-        _set_vector_path(None)
-
-
-_init_path()
+_set_vector_path(_info.vector_path())
 
 cdef Py_ssize_t CHUNK = 131072
 # A separate gradient buffer bigger than this is written with streaming stores (see fnn_row_scale_stream_f): it

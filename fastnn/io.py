@@ -40,14 +40,20 @@ def atomic_write(path, write):
     owner-only ones of the temporary file."""
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as e:                   # about the temporary name: say which file could not be written
+        raise type(e)(e.errno, e.strerror, path) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:               # e.g. `path` is a directory
+            raise type(e)(e.errno, e.strerror, path) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -149,12 +155,21 @@ def read_file(path, where="load"):
         header = json.loads(str(arrays.pop(HEADER)))
     except ValueError as e:
         raise ValueError(f"{where}: '{path}' has a corrupted header ({e}).") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{where}: '{path}' has a corrupted header (a JSON {type(header).__name__}, not an object).")
     if header.get("format") != FORMAT:
         raise ValueError(f"{where}: '{path}' must be a fastnn file; got format {header.get('format')!r}.")
     if header.get("version") != FORMAT_VERSION:
         raise ValueError(f"{where}: '{path}' has format version {header.get('version')!r} but this fastnn reads "
                          f"version {FORMAT_VERSION}. Use the fastnn version that wrote it.")
+    for key, kind in _HEADER_FIELDS.items():   # what every reader relies on (a KeyError or AttributeError otherwise)
+        if not isinstance(header.get(key), kind):
+            raise ValueError(f"{where}: '{path}' has a corrupted header: '{key}' must be a JSON "
+                             f"{'string' if kind is str else 'object'}; got {header.get(key)!r:.60}.")
     return header, arrays
+
+
+_HEADER_FIELDS = {"kind": str, "model_class": str, "model_config": dict, "params": dict}
 
 
 def _check_model(header, model, path, where):
@@ -187,6 +202,9 @@ def _check_params(header, arrays, model, path, where):
         if a.dtype != p.value.dtype:
             raise TypeError(f"{where}: '{name}' has dtype {a.dtype} in '{path}' but {p.value.dtype} in the model. "
                             f"Build the model with the file's dtype.")
+        if not np.all(np.isfinite(a)):                # training never saves these: a damaged file, or one not ours
+            raise ValueError(f"{where}: '{name}' in '{path}' holds non-finite values (NaN or Inf); a model with them "
+                             f"would score everything as NaN. Use an earlier checkpoint or save the model again.")
 
 
 def _assign_params(arrays, model):
@@ -233,11 +251,21 @@ def load_model(path, cls=None):
     if cls is None:
         if module.split(".")[0] != "fastnn":
             raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, outside fastnn; pass cls= to load it.")
-        obj = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
+        try:
+            obj = importlib.import_module(module)
+            for part in qual.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError, ValueError):
+            obj = None
+        if not (isinstance(obj, type) and hasattr(obj, "from_config")):
+            raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, which is not a model class of this "
+                             f"fastnn. Use the fastnn version that wrote it.")
         cls = obj
-    model = cls.from_config(header["model_config"])
+    try:
+        model = cls.from_config(header["model_config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{where}: '{path}' has a configuration that does not build a {cls.__name__}: "
+                         f"{type(e).__name__}: {e}") from None
     _check_model(header, model, path, where)
     _check_params(header, arrays, model, path, where)
     if hasattr(model, "load_buffers"):

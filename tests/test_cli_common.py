@@ -51,6 +51,9 @@ def test_version(capsys):
 def test_usage_errors_are_one_line(capsys):
     _one_line(capsys, "tagger", "train", "--window", "x", match="--window: invalid int value")
     _one_line(capsys, "nosuchcommand", match="invalid choice")
+    # an unknown option is named by its subcommand (argparse's top-level parser said "fastnn: error: ... fastnn -h")
+    _one_line(capsys, "experiment", "digits", "--steps", "1", match="fastnn experiment digits: error: unrecognized "
+              "arguments: --steps 1 (see fastnn experiment digits -h)")
     _one_line(capsys, "lm", "train", "--arch", "rnn", "--train", "t", "--out", "o", "--dim", "5",
               match="--dim does not apply to --arch rnn")
 
@@ -81,6 +84,34 @@ def test_bad_out_fails_before_training(capsys, texts, command, bad):
 def test_bad_checkpoint_fails_before_training(capsys, texts, command):
     argv = _train_commands(texts, texts["dir"] / "m.npz", "--checkpoint", texts["dir"] / "no" / "ck.npz")[command]
     _one_line(capsys, *argv, match="--checkpoint")
+
+
+@pytest.mark.parametrize("command", ["tagger", "lm ngram", "lm rnn", "embed"])
+@pytest.mark.parametrize("clash", ["input", "link to input", "checkpoint"])
+def test_an_output_that_is_an_input_or_another_output_is_refused(capsys, texts, command, clash):
+    """`--out train.txt` used to overwrite the training data (and --checkpoint = --out the checkpoint)."""
+    data = texts["conll"] if command == "tagger" else texts["train"]
+    before = open(data, "rb").read()
+    out = data
+    if clash == "link to input":
+        out = texts["dir"] / "link.txt"
+        os.symlink(data, out)
+    extra = ["--checkpoint", texts["dir"] / "m.npz"] if clash == "checkpoint" else []
+    argv = _train_commands(texts, texts["dir"] / "m.npz" if extra else out, *extra)[command]
+    _one_line(capsys, *argv, match="would destroy it")
+    assert open(data, "rb").read() == before
+
+
+def test_out_of_memory_is_one_line(capsys, texts, monkeypatch):
+    """--hidden 100000000: numpy's MemoryError was a traceback (exit 1)."""
+    import fastnn.models.tagger
+
+    def too_big(*a, **k):
+        raise MemoryError("Unable to allocate 205. GiB for an array with shape (100000000, 275) and data type "
+                          "float64")                # numpy's message
+    monkeypatch.setattr(fastnn.models.tagger.WindowTagger, "build", too_big)
+    argv = _train_commands(texts, texts["dir"] / "m.npz")["tagger"]
+    _one_line(capsys, *argv, match="out of memory: Unable to allocate 205. GiB")
 
 
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "lm ngram"])

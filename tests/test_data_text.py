@@ -102,3 +102,27 @@ def test_gzip_files_are_read_as_their_text_by_every_reader(tmp_path):
         cut.write_bytes(packed.read_bytes()[:-12])
         with pytest.raises(ValueError, match=f"cut-{name} is a damaged or truncated gzip file"):
             read(cut)
+
+
+def test_text_that_is_not_utf8_names_the_file_and_line_in_every_reader(tmp_path):
+    """read_conll (and compare-optimizers' reader, embed's format detection) let the codec's own
+    UnicodeDecodeError through, naming neither file nor line; open_text's reader names both, gzip or not."""
+    import gzip
+
+    from fastnn.data import read_conll
+    from fastnn.data.vectors import read_vectors
+    for name, good, bad, read in (("t.txt", b"The dog\n", b"caf\xe9 au lait\n", read_sentences),
+                                  ("c.conll", b"The DT B-NP\n", b"caf\xe9 NN I-NP\n", read_conll),
+                                  ("v.txt", b"the 0.5 1\n", b"caf\xe9 2 3\n", read_vectors)):
+        plain, packed = tmp_path / name, tmp_path / f"{name}.gz"
+        plain.write_bytes(good * 3000 + bad)                   # past the first decoded chunk
+        packed.write_bytes(gzip.compress(plain.read_bytes()))
+        for p in (plain, packed):
+            with pytest.raises(ValueError, match=rf"{p.name} must be UTF-8 text; got .* in line 3001 "):
+                read(p)
+    binary = tmp_path / "m.npz"
+    np.savez(binary, a=np.arange(1000.0))
+    with pytest.raises(ValueError, match=r"m.npz must be UTF-8 text; .* It looks like a binary file"):
+        read_sentences(binary)
+    with pytest.raises(ValueError, match=r"t.txt must be UTF-8 text; .* iconv -f latin1"):
+        read_sentences(tmp_path / "t.txt")

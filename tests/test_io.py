@@ -134,6 +134,41 @@ def test_wrong_version(tmp_path):
         io.load_model(path, Tiny)
 
 
+def test_damaged_header_fields_unknown_classes_and_configs(tmp_path):
+    """Each was a KeyError / AttributeError / ModuleNotFoundError traceback (or a bare 'model_class' from the CLI)."""
+    path = _saved(tmp_path)
+    for changes, match in (({"model_class": None}, "'model_class' must be a JSON string"),
+                           ({"params": [1]}, "'params' must be a JSON object"),
+                           ({"model_config": "x"}, "'model_config' must be a JSON object"),
+                           ({"model_class": "fastnn.nosuch:Model"}, "not a model class of this fastnn"),
+                           ({"model_class": "fastnn.models.rnnlm:Nope"}, "not a model class of this fastnn"),
+                           ({"model_class": "fastnn.io:save_model"}, "not a model class of this fastnn")):
+        damaged = str(tmp_path / "d.npz")
+        with open(path, "rb") as f, open(damaged, "wb") as g:
+            g.write(f.read())
+        _rewrite_header(damaged, **changes)
+        with pytest.raises(ValueError, match=match):
+            io.load_model(damaged)
+    _rewrite_header(path, model_config={"nope": 1})
+    with pytest.raises(ValueError, match="has a configuration that does not build a Tiny"):
+        io.load_model(path, Tiny)
+    arrays = {"__fastnn__": np.array(json.dumps([1, 2]))}
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="corrupted header"):
+        io.load_model(path, Tiny)
+
+
+def test_non_finite_parameters_are_refused(tmp_path):
+    path = str(tmp_path / "m.npz")
+    model = Tiny(vocab=50)
+    model.E.value[3, 1] = np.nan                   # a damaged file: training never saves one (it stops first)
+    io.save_model(path, model)
+    with pytest.raises(ValueError, match="'E' in .* holds non-finite values"):
+        io.load_model(path, Tiny)
+    with pytest.raises(ValueError, match="non-finite"):
+        io.load_params(path, Tiny(vocab=50))
+
+
 def test_wrong_model_config_and_shapes(tmp_path):
     path = _saved(tmp_path)
     with pytest.raises(ValueError, match=r"'E' has shape \(50, 3\) in '.*' but \(40, 3\) in the model"):
@@ -200,3 +235,12 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
         assert [q.name for q in tmp_path.iterdir()] == ["m.npz"]
     finally:
         os.umask(old)
+
+
+def test_a_failed_write_names_the_file_asked_for_not_the_temporary_one(tmp_path):
+    model = Tiny(vocab=5)
+    for path, error in ((tmp_path / "no" / "m.npz", FileNotFoundError), (tmp_path, IsADirectoryError)):
+        with pytest.raises(error) as e:
+            io.save_model(str(path), model)
+        assert e.value.filename == str(path) and ".tmp" not in str(e.value)
+    assert os.listdir(tmp_path) == []                  # no temporary file left behind

@@ -235,6 +235,12 @@ def test_fused_segment_rejects_bad_input(rng):
         kernels.rnnlm_segment(x, x[:, :2], h0, *args)
     with pytest.raises(TypeError, match="'h0'"):
         kernels.rnnlm_segment(x, x[:3], h0.astype(np.float64), *args)
+    # a word whose row lies outside its class's block: the kernel indexed the block out of bounds (a segfault)
+    wrong = np.asarray(o.word_class).copy()
+    w = int(x[0, 0])
+    wrong[w] = (wrong[w] + 1) % (len(o.start) - 1)
+    with pytest.raises(ValueError, match="'pos' must lie in their class's block"):
+        kernels.rnnlm_segment(x, x[:3], h0, *args[:-3], wrong, *args[-2:])
     loss, Hs, g = kernels.rnnlm_segment(x, x[:3], h0, *args, want_grad=False)
     assert g is None and Hs.shape == (7, 4, 37) and np.isfinite(loss)
 
@@ -243,6 +249,7 @@ def test_fast_preset_is_an_rnn_config():
     from fastnn.recipes import lm as recipe
     c = recipe.from_preset("fast")
     assert isinstance(c, recipe.RNNConfig) and c.patience == 2 and c.classes > 0 and c.dropout == 0
+    assert c.batch_size == 128 and c.lr == recipe.RNNConfig().lr
     assert recipe.from_preset("fast", patience=5).patience == 5                # explicit values win
 
 

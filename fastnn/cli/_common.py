@@ -93,14 +93,32 @@ def set_threads(n, *, kernels=None, option="--threads"):
         raise CLIError(f"{option or '--kernel-threads'}: {e}") from None
 
 
-def check_writable(args, *options):
+def _file_key(path):
+    """What identifies the file `path` names: its inode when it exists (a symlink or hard link to an input is that
+    input), else its resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(path))
+
+
+def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
-    is set can be written: not a directory, its directory exists and is writable.  Saves losing a run at the end."""
+    is set can be written: not a directory, its directory exists and is writable.  Saves losing a run at the end.
+    No output may be one of the command's input files (`inputs`: attribute names whose values are a path or a list
+    of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
+    taken = {}
+    for name in inputs:
+        paths = getattr(args, name, None)
+        for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths or ():
+            if p != "-":                               # stdin
+                taken.setdefault(_file_key(p), flag(name))
     for name in options:
         path = getattr(args, name, None)
         if not path:
             continue
-        where = f"--{name.replace('_', '-')} {path}"
+        where = f"{flag(name)} {path}"
         if os.path.isdir(path):
             raise CLIError(f"{where}: is a directory; give a file name")
         d = os.path.dirname(os.path.abspath(path))
@@ -108,6 +126,10 @@ def check_writable(args, *options):
             raise CLIError(f"{where}: no such directory: {d}")
         if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
             raise CLIError(f"{where}: not writable")
+        key = _file_key(path)
+        if key in taken:
+            raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")
+        taken[key] = flag(name)
 
 
 def check_import(module, option, extra):

@@ -33,7 +33,7 @@ def run(args):
     path = existing_file(args.data) if args.data else None
     if args.plot and args.plot.lower() == "none":
         args.plot = None
-    check_writable(args, "traces", "plot")
+    check_writable(args, "traces", "plot", inputs=("data",))
     if args.plot and args.plot != PLOT:
         check_import("matplotlib", "--plot", "plot")
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -72,7 +72,7 @@ def _check(args):
     check_resume(args)
     for path in args.text:
         existing_file(path)
-    check_writable(args, "out", "save_model", "checkpoint")
+    check_writable(args, "out", "save_model", "checkpoint", inputs=("text",))
 
 
 def run_train(args):

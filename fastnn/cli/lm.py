@@ -132,7 +132,7 @@ def run_train(args):
 
     config = _config(args)
     check_resume(args)
-    check_writable(args, "out", "checkpoint")
+    check_writable(args, "out", "checkpoint", inputs=("train", "valid", "test"))
     _set_threads(args)
     if config.arch != "ngram" and args.valid is None:
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")

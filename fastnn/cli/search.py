@@ -205,7 +205,7 @@ def _check(args):
     bad = sorted(given & set(MANAGED))
     if bad:
         raise CLIError(f"{bad[0]} cannot be given to a search: {MANAGED[bad[0]]}")
-    check_writable(args, "log")
+    check_writable(args, "log", inputs=("space",))
     obj = TrainObjective(args.search_command, args.train_args, args.models)
     base = obj.parse({}, os.devnull)
     need = "dev" if args.search_command == "tagger" else "valid"       # lm train: --dev (old spelling --valid)

@@ -161,7 +161,7 @@ def _task_weights(specs, tasks):
 
 def _check_args(args):
     check_resume(args)
-    check_writable(args, "out", "checkpoint")
+    check_writable(args, "out", "checkpoint", inputs=("train", "dev", "pretrained"))
 
 
 def _load_model(path):
@@ -278,18 +278,16 @@ PREDICT_BLOCK = 2000
 
 
 def run_predict(args):
-    import io
     import itertools
 
     from fastnn.data import conll
-    from fastnn.data.text import READ_ENCODING, open_text
+    from fastnn.data.text import TextReader, open_text
 
     _threads(args.threads)
     model = _load_model(args.model)
-    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise CLIError(f"--out {args.out}: no such directory: {os.path.dirname(os.path.abspath(args.out))}")
+    check_writable(args, "out", inputs=("data", "model"))
     if args.data == "-":
-        src, name = io.TextIOWrapper(sys.stdin.buffer, encoding=READ_ENCODING), "stdin"
+        src, name = TextReader(sys.stdin.buffer, "--data", "stdin", None), "stdin"
     else:
         src, name = open_text(existing_file(args.data), "--data"), args.data
     with src:
@@ -305,8 +303,6 @@ def run_predict(args):
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
             else:
                 _write_stdout(lines)
-        except UnicodeDecodeError as e:
-            raise CLIError(f"--data {name}: must be UTF-8 text; got {e.reason} at byte {e.start} of a chunk") from None
         except ValueError as e:
             raise CLIError(str(e)) from None
         except OSError as e:

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from fastnn._validation import check_sentences, short_repr
+from fastnn._validation import check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -27,8 +27,51 @@ def open_text(path, where):
     if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
         with open(path, "rb") as f:
             if f.read(2) == b"\x1f\x8b":
-                return io.TextIOWrapper(io.BufferedReader(_Gunzip(path, where)), encoding=READ_ENCODING)
-    return open(path, encoding=READ_ENCODING)
+                return TextReader(io.BufferedReader(_Gunzip(path, where)), where, path, gzip.open)
+    return TextReader(open(path, "rb"), where, path, open)
+
+
+class TextReader(io.TextIOWrapper):
+    """UTF-8 text (a byte-order mark dropped) whose undecodable bytes are a ValueError naming the file, whichever
+    reader meets them (the codec's own message names neither file nor line).  `reopen(path, "rb")` reads the file
+    again to find the line (None for a pipe such as stdin)."""
+
+    def __init__(self, binary, where, path, reopen):
+        super().__init__(binary, encoding=READ_ENCODING)
+        self._where, self._path, self._reopen = where, path, reopen
+
+    def _not_utf8(self, e):
+        at, fix = f"{e.reason} at byte {e.start} of a chunk", "Convert it first, e.g. iconv -f latin1 -t utf-8."
+        if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
+            with self._reopen(self._path, "rb") as f:
+                if b"\0" in f.read(4096):                  # text has no NUL bytes; model files, archives do
+                    fix = "It looks like a binary file (a model file, an archive?), not text."
+                f.seek(0)
+                for i, line in enumerate(f, 1):
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError as bad:
+                        at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
+                        break
+        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. {fix}")
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
+
+    def readline(self, size=-1):
+        try:
+            return super().readline(size)
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
+
+    def read(self, size=-1):
+        try:
+            return super().read(size)
+        except UnicodeDecodeError as e:
+            raise self._not_utf8(e) from None
 
 
 class _Gunzip(io.RawIOBase):
@@ -58,14 +101,10 @@ def read_lines(path, where, lower=False):
     lowercased).  FileNotFoundError naming a missing path, ValueError for text that is not UTF-8."""
     sentences = []
     with open_text(path, where) as f:
-        try:
-            for line in f:
-                toks = (line.lower() if lower else line).split()
-                if toks:
-                    sentences.append(toks)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{where}: {os.fspath(path)} must be UTF-8 text; got {e.reason} at byte {e.start} "
-                             f"of a chunk.") from None
+        for line in f:
+            toks = (line.lower() if lower else line).split()
+            if toks:
+                sentences.append(toks)
     return sentences
 
 
@@ -124,14 +163,15 @@ def text_stream(data, words, where):
     </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
     model without words (None: built by hand, not by a recipe).
     """
-    if isinstance(data, np.ndarray) and data.dtype.kind == "U" and data.ndim == 2:
+    if is_string_array(data) and data.ndim == 2:
         data = data.tolist()                            # equal-length sentences as rows of strings
-    if (isinstance(data, (str, bytes)) or (isinstance(data, np.ndarray) and data.dtype.kind == "U")
+    if (isinstance(data, (str, bytes)) or is_string_array(data)
             or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str))):
         raise TypeError(f"{where}: text must be tokenised sentences, a list of lists of tokens ([tokens] for one "
                         f"sentence, [line.split() for line in lines] for lines); got {short_repr(data)}.")
     if not isinstance(data, (list, tuple)):
         return None
+    data = [s.tolist() if is_string_array(s) and s.ndim == 1 else s for s in data]   # sentences as string arrays
     first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
     if first is None and data and all(isinstance(s, (list, tuple)) for s in data):
         raise ValueError(f"{where}: the text must hold at least one token; got {len(data)} empty sentences.")

@@ -23,13 +23,14 @@ def read_vectors(path):
     with open_text(path, where) as f:
         try:
             lines = f.read().split("\n")
-        except UnicodeDecodeError as e:
+        except ValueError as e:                         # not UTF-8 (open_text names the file and line)
             with open(path, "rb") as raw:
                 header = _fields(raw.readline().decode("ascii", "replace"))
-            binary = (" It looks like word2vec's binary format (a header line, then raw floats), which is not read: "
-                      "write it as text, e.g. gensim's save_word2vec_format(path, binary=False)."
-                      if len(header) == 2 and all(_is_int(x) for x in header) else "")
-            raise ValueError(f"{where}: {path} must be UTF-8 text; got {e.reason} at byte {e.start}.{binary}") from None
+            if len(header) != 2 or not all(_is_int(x) for x in header):
+                raise
+            raise ValueError(f"{e} It looks like word2vec's binary format (a header line, then raw floats), which "
+                             f"is not read: write it as text, e.g. gensim's save_word2vec_format(path, "
+                             f"binary=False).") from None
     head = _fields(lines[0])
     n = None
     if len(head) == 2 and all(_is_int(x) for x in head):
