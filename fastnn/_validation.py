@@ -110,6 +110,13 @@ def short_repr(x, n=60):
     return r if len(r) <= n else r[:n] + "..."
 
 
+def is_string_array(a):
+    """A NumPy array of strings: dtype str, or dtype object holding only str (a pandas column of tokens, or
+    np.array(tokens, dtype=object))."""
+    return isinstance(a, np.ndarray) and (a.dtype.kind == "U" or (a.dtype.kind == "O" and a.size > 0 and
+                                                                 all(isinstance(x, str) for x in a.flat)))
+
+
 def check_sentences(sentences, where):
     """The sentences of a tokenised corpus (lists of token strings) as a list, refusing untokenised text.
 
@@ -117,7 +124,7 @@ def check_sentences(sentences, where):
     silently wrong model), so it is a TypeError saying how to tokenise, as are a bare string corpus and
     non-string tokens.  Any iterable of sentences is read once into the list (a generator given to a function that
     reads the corpus twice, for its vocabulary and then its ids, would otherwise leave the second pass empty), and
-    a 1-d NumPy array of strings is a sentence.
+    a 1-d NumPy array of strings (is_string_array) is a sentence.
     """
     if isinstance(sentences, (str, bytes)):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
@@ -128,7 +135,7 @@ def check_sentences(sentences, where):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got "
                         f"{type(sentences).__name__}.") from None
     for k, s in enumerate(sentences):
-        if isinstance(s, np.ndarray) and s.ndim == 1 and s.dtype.kind == "U":
+        if is_string_array(s) and s.ndim == 1:
             s = sentences[k] = s.tolist()
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             raise TypeError(f"{where}: sentence {k} must be a list of token strings; got {type(s).__name__} "

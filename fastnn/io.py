@@ -40,14 +40,20 @@ def atomic_write(path, write):
     owner-only ones of the temporary file."""
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as e:                   # about the temporary name: say which file could not be written
+        raise type(e)(e.errno, e.strerror, path) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:               # e.g. `path` is a directory
+            raise type(e)(e.errno, e.strerror, path) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -559,6 +559,12 @@ class Trainer:
                                  "inputs, or pass on_nonfinite='skip'.")
 
     def _train_step(self, batch):
+        # numpy's overflow / invalid-value warnings (several lines each) would only come before the check of the loss
+        # and gradients below, which names the step and the parameter
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._checked_step(batch)
+
+    def _checked_step(self, batch):
         opt = self.optimizer
         opt.zero_grad()
         loss = self.loss_fn(self.model, batch)

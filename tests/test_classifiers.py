@@ -50,3 +50,16 @@ def test_gradchecks_still_pass():
     for name, build in gradcheck_cases():
         fn, params = build(np.random.default_rng(0))
         assert gradcheck(fn, params).ok, name
+
+
+def test_window_ids_out_of_range_and_labels_of_another_length_are_errors():
+    """LogisticRegression keeps one block of V rows per window position: an id of -1 (or V + 2 in the first
+    position) silently read another position's block; accuracy broadcast a shorter y against the predictions."""
+    m = LogisticRegression(3, vocab_size=10, window=3, seed=0)
+    for x in ([[0, 0, -1]], [[12, 0, 0]]):
+        with pytest.raises(IndexError, match=r"LogisticRegression: 'inputs' must be in \[0, 10\)"):
+            m.predict(np.array(x))
+        with pytest.raises(IndexError, match="'inputs' must be in"):
+            m.loss((np.array(x), np.array([0])))
+    with pytest.raises(ValueError, match=r"'y' must have shape \(2,\)"):
+        m.accuracy(np.array([[0, 0, 1], [1, 1, 1]]), [0])

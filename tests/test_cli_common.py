@@ -51,6 +51,9 @@ def test_version(capsys):
 def test_usage_errors_are_one_line(capsys):
     _one_line(capsys, "tagger", "train", "--window", "x", match="--window: invalid int value")
     _one_line(capsys, "nosuchcommand", match="invalid choice")
+    # an unknown option is named by its subcommand (argparse's top-level parser said "fastnn: error: ... fastnn -h")
+    _one_line(capsys, "experiment", "digits", "--steps", "1", match="fastnn experiment digits: error: unrecognized "
+              "arguments: --steps 1 (see fastnn experiment digits -h)")
     _one_line(capsys, "lm", "train", "--arch", "rnn", "--train", "t", "--out", "o", "--dim", "5",
               match="--dim does not apply to --arch rnn")
 
@@ -97,6 +100,18 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(capsys, texts, 
     argv = _train_commands(texts, texts["dir"] / "m.npz" if extra else out, *extra)[command]
     _one_line(capsys, *argv, match="would destroy it")
     assert open(data, "rb").read() == before
+
+
+def test_out_of_memory_is_one_line(capsys, texts, monkeypatch):
+    """--hidden 100000000: numpy's MemoryError was a traceback (exit 1)."""
+    import fastnn.models.tagger
+
+    def too_big(*a, **k):
+        raise MemoryError("Unable to allocate 205. GiB for an array with shape (100000000, 275) and data type "
+                          "float64")                # numpy's message
+    monkeypatch.setattr(fastnn.models.tagger.WindowTagger, "build", too_big)
+    argv = _train_commands(texts, texts["dir"] / "m.npz")["tagger"]
+    _one_line(capsys, *argv, match="out of memory: Unable to allocate 205. GiB")
 
 
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "lm ngram"])

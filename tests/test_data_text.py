@@ -120,3 +120,9 @@ def test_text_that_is_not_utf8_names_the_file_and_line_in_every_reader(tmp_path)
         for p in (plain, packed):
             with pytest.raises(ValueError, match=rf"{p.name} must be UTF-8 text; got .* in line 3001 "):
                 read(p)
+    binary = tmp_path / "m.npz"
+    np.savez(binary, a=np.arange(1000.0))
+    with pytest.raises(ValueError, match=r"m.npz must be UTF-8 text; .* It looks like a binary file"):
+        read_sentences(binary)
+    with pytest.raises(ValueError, match=r"t.txt must be UTF-8 text; .* iconv -f latin1"):
+        read_sentences(tmp_path / "t.txt")

@@ -77,3 +77,15 @@ def test_brown_vocabulary_protocol():
     stream = lm_stream(train, v)
     assert stream.size == 800001 + len(train) and (stream == v.eos_id).sum() == len(train)
     assert v.counts.sum() == stream.size
+
+
+def test_encode_refuses_a_string_and_tokens_that_are_not_strings():
+    """encode("the") was the ids of 't', 'h', 'e'; encode([1, 2]) and a list of sentences were silently <unk>s (or
+    'unhashable type: list')."""
+    v = Vocab(["<unk>", "</s>", "the", "t", "h", "e"])
+    with pytest.raises(TypeError, match="got a str 'the', which would be read as its characters"):
+        v.encode("the")
+    for bad, what in (([1, 2], "int 1"), ([["the"]], r"list \['the'\]"), (["the", None], "NoneType None")):
+        with pytest.raises(TypeError, match=f"must be a string; got {what}"):
+            v.encode(bad)
+    assert v.encode(iter(["the", "cat"])).tolist() == [2, 0] and v.encode(np.array(["e"], dtype=object)).tolist() == [5]

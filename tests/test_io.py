@@ -235,3 +235,12 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
         assert [q.name for q in tmp_path.iterdir()] == ["m.npz"]
     finally:
         os.umask(old)
+
+
+def test_a_failed_write_names_the_file_asked_for_not_the_temporary_one(tmp_path):
+    model = Tiny(vocab=5)
+    for path, error in ((tmp_path / "no" / "m.npz", FileNotFoundError), (tmp_path, IsADirectoryError)):
+        with pytest.raises(error) as e:
+            io.save_model(str(path), model)
+        assert e.value.filename == str(path) and ".tmp" not in str(e.value)
+    assert os.listdir(tmp_path) == []                  # no temporary file left behind

@@ -107,6 +107,10 @@ def test_sentences_given_as_generators_or_numpy_arrays_read_like_lists():
     model, _ = recipe.train(config, vocab, streams, quiet=True)
     text = [s for s in valid if len(s) == len(valid[0])]                      # equal lengths: a 2-d array too
     assert model.perplexity(iter(text)) == model.perplexity(text) == model.perplexity(np.array(text))
+    # sentences as string arrays (str or object dtype, as pandas gives them) read as lists: were ids of dtype object
+    for dtype in (str, object):
+        assert model.perplexity([np.array(s, dtype=dtype) for s in valid]) == model.perplexity(valid)
+        assert model.perplexity(np.array(text, dtype=dtype)) == model.perplexity(text)
     with pytest.raises(ValueError, match="the text must hold at least one token; got 2 empty sentences"):
         model.perplexity([[], []])
 
@@ -122,3 +126,16 @@ def test_empty_valid_or_test_is_refused_before_training_not_scored_as_nan():
     model, _ = recipe.train(config, vocab, streams, quiet=True)
     with pytest.raises(ValueError, match="mean_nll: 'stream' must hold at least one token"):
         recipe.mean_nll(model, np.zeros(0, dtype=np.int64))
+
+
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn", "lstm"])
+def test_perplexity_of_nothing_names_the_model(arch):
+    """An empty list or array: the NPLM raised numpy's 'window shape cannot be larger than input array shape', the
+    others metrics.perplexity's "'n_tokens' must be a positive int"; token_logprobs of nothing is empty."""
+    config = recipe.CONFIGS[arch](min_count=1, **({} if arch == "ngram" else {"epochs": 1, "hidden": 8}))
+    vocab, streams = recipe.prepare(config, _sentences(30, 0), _sentences(5, 1))
+    model, _ = recipe.train(config, vocab, streams, quiet=True)
+    for nothing in ([], np.zeros(0, dtype=np.int64)):
+        assert model.token_logprobs(nothing).shape == (0,)
+        with pytest.raises(ValueError, match=r"\.perplexity: the data must hold at least one token; got none"):
+            model.perplexity(nothing)

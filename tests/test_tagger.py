@@ -569,6 +569,8 @@ def test_predict_takes_token_lists_and_rows_and_refuses_ambiguous_input(wsj_mode
     assert m.predict([]) == {"pos": [], "chunk": []}
     # NumPy arrays of strings (a DataFrame column's values): tokens 1-d, rows 2-d
     assert m.predict([np.array(s) for s in tokens]) == by_rows == m.predict([np.array(s) for s in test])
+    # ... and of dtype object holding strings (pandas' own, or np.array(tokens, dtype=object)): was a TypeError
+    assert m.predict([np.array(s, dtype=object) for s in tokens]) == by_rows
     for bad, match in [("the dog runs", "got a str. Tokenise text first"),
                        (["the", "dog"], "sentence 0 must be .* got str 'the'. A flat list of strings is ambiguous"),
                        ([["the", ("dog", "NN")]], "not both"),

@@ -61,10 +61,12 @@ def main(argv=None):
     command = "fastnn"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
         sub = next((getattr(args, d) for d in (f"{args.command}_command", args.command) if
                     isinstance(getattr(args, d, None), str)), None)   # e.g. "tagger train", "experiment adding"
         command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
+        if extra:                   # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
+            raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
         rc = args.func(args) or 0
         sys.stdout.flush()
         return rc
@@ -80,6 +82,12 @@ def main(argv=None):
         msg = str(e).replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
         print(f"{command}: stopped: {msg}", file=sys.stderr)
         return 1
+    except MemoryError as e:                        # a size option too large for this machine (--hidden 100000000)
+        if os.environ.get("FASTNN_TRACEBACK"):
+            raise
+        print(f"{command}: error: out of memory: {e or 'an allocation failed'}. Lower the sizes (--hidden, "
+              f"--embed-dim, --batch-size, ...)", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return _stdout_closed()
     except OSError as e:                            # a file that cannot be read or written (name and reason)

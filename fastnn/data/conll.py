@@ -9,10 +9,11 @@ is the lowercased word with every digit replaced by "0"; the capitalisation feat
 padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
 import os
+from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import short_repr
+from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import open_text, atomic_write_text
@@ -133,7 +134,7 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
     out, kinds, widths, lengths = [], set(), {}, set()
     for k, s in enumerate(sentences):
-        if isinstance(s, np.ndarray) and s.dtype.kind == "U" and s.ndim in (1, 2):
+        if is_string_array(s) and s.ndim in (1, 2):
             s = s.tolist()                   # tokens (1-d) or rows (2-d) as strings, e.g. from a DataFrame column
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             hint = (" A flat list of strings is ambiguous: for one tokenised sentence pass [tokens]."
@@ -186,9 +187,11 @@ def detect_format(lines):
     CoNLL: every token line has one common number of fields, and a -DOCSTART- line or a blank line after some token
     lines (a trailing one counts) separates them, with more than one token line in the second case.  Otherwise text:
     one tokenised sentence per line.  A small input can be ambiguous (two lines of two words each, a one-token CoNLL
-    file): give the format explicitly there.
+    file): give the format explicitly there.  A CoNLL file with a few malformed lines (at least 90% of its token lines
+    sharing one number >= 2 of fields) is CoNLL, so that reading it names the bad line: read as text, every column
+    would be tagged as a word.
     """
-    fields, blank_after_token, docstart = set(), False, False
+    fields, blank_after_token, docstart = Counter(), False, False
     n_tokens = 0
     for line in lines:
         f = line.split()
@@ -197,9 +200,11 @@ def detect_format(lines):
         elif not f:
             blank_after_token = blank_after_token or n_tokens > 0
         else:
-            fields.add(len(f))
+            fields[len(f)] += 1
             n_tokens += 1
-    return "conll" if len(fields) == 1 and (docstart or (blank_after_token and n_tokens > 1)) else "text"
+    width, n = fields.most_common(1)[0] if fields else (0, 0)
+    columns = len(fields) == 1 or (width >= 2 and n >= 0.9 * n_tokens)
+    return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1)) else "text"
 
 
 def read_document(lines, fmt, name="<input>", where="read_document"):

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from fastnn._validation import check_sentences, short_repr
+from fastnn._validation import check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -41,17 +41,19 @@ class TextReader(io.TextIOWrapper):
         self._where, self._path, self._reopen = where, path, reopen
 
     def _not_utf8(self, e):
-        at = f"{e.reason} at byte {e.start} of a chunk"
+        at, fix = f"{e.reason} at byte {e.start} of a chunk", "Convert it first, e.g. iconv -f latin1 -t utf-8."
         if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
             with self._reopen(self._path, "rb") as f:
+                if b"\0" in f.read(4096):                  # text has no NUL bytes; model files, archives do
+                    fix = "It looks like a binary file (a model file, an archive?), not text."
+                f.seek(0)
                 for i, line in enumerate(f, 1):
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError as bad:
                         at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
                         break
-        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. Convert it first, e.g. "
-                          f"iconv -f latin1 -t utf-8.")
+        return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. {fix}")
 
     def __next__(self):
         try:
@@ -161,14 +163,15 @@ def text_stream(data, words, where):
     </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
     model without words (None: built by hand, not by a recipe).
     """
-    if isinstance(data, np.ndarray) and data.dtype.kind == "U" and data.ndim == 2:
+    if is_string_array(data) and data.ndim == 2:
         data = data.tolist()                            # equal-length sentences as rows of strings
-    if (isinstance(data, (str, bytes)) or (isinstance(data, np.ndarray) and data.dtype.kind == "U")
+    if (isinstance(data, (str, bytes)) or is_string_array(data)
             or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str))):
         raise TypeError(f"{where}: text must be tokenised sentences, a list of lists of tokens ([tokens] for one "
                         f"sentence, [line.split() for line in lines] for lines); got {short_repr(data)}.")
     if not isinstance(data, (list, tuple)):
         return None
+    data = [s.tolist() if is_string_array(s) and s.ndim == 1 else s for s in data]   # sentences as string arrays
     first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
     if first is None and data and all(isinstance(s, (list, tuple)) for s in data):
         raise ValueError(f"{where}: the text must hold at least one token; got {len(data)} empty sentences.")

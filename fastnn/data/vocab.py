@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import check_int, check_sentences
+from fastnn._validation import check_int, check_sentences, short_repr
 
 
 class Vocab:
@@ -102,17 +102,30 @@ class Vocab:
         return i
 
     def encode(self, tokens):
-        """int64 array of the ids of `tokens` (unknown -> <unk>; KeyError without <unk>)."""
+        """int64 array of the ids of `tokens`, a sequence of token strings (unknown -> <unk>; KeyError without
+        <unk>).  A string is a TypeError, not the ids of its characters (index(word) gives one word's), as is a token
+        that is not a string (a number or a sentence would silently become <unk>)."""
+        if isinstance(tokens, (str, bytes)):
+            raise TypeError(f"Vocab.encode: 'tokens' must be a sequence of token strings; got a {type(tokens).__name__}"
+                            f" {short_repr(tokens)}, which would be read as its characters. Pass [word] or use "
+                            f"index(word).")
+        if not isinstance(tokens, (list, tuple, np.ndarray)):
+            tokens = list(tokens)
         get = self._index.get
         unk = self.unk_id
-        if unk is None:
-            ids = [get(t) for t in tokens]
-            if None in ids:
-                pos = ids.index(None)
-                raise KeyError(f"Vocab.encode: token {list(tokens)[pos]!r} at position {pos} is not in the "
+        try:
+            ids = [get(t, unk) for t in tokens]
+        except TypeError:                               # an unhashable token, e.g. a sentence in a list of sentences
+            ids = [unk] * len(tokens)
+        missing = [k for k, i in enumerate(ids) if i is None] if unk is None else np.flatnonzero(np.array(ids) == unk)
+        for pos in missing:                             # the tokens that were not found: only strings may be unknown
+            if not isinstance(tokens[pos], str):
+                raise TypeError(f"Vocab.encode: token {pos} must be a string; got {type(tokens[pos]).__name__} "
+                                f"{short_repr(tokens[pos])}. Encode one sentence at a time (or all with lm_stream).")
+            if unk is None:
+                raise KeyError(f"Vocab.encode: token {tokens[pos]!r} at position {pos} is not in the "
                                f"vocabulary, which has no {self.UNK!r}. Build the vocabulary with {self.UNK!r}.")
-            return np.array(ids, dtype=np.int64)
-        return np.array([get(t, unk) for t in tokens], dtype=np.int64)
+        return np.array(ids, dtype=np.int64)
 
     def decode(self, ids):
         """The words of integer `ids` (IndexError for ids outside [0, len))."""

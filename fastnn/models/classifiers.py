@@ -23,7 +23,7 @@ predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data 
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_int
+from fastnn._validation import check_index, check_int
 from fastnn.graph import Module, Node, Param
 from fastnn import init
 from fastnn.init import as_rng
@@ -85,6 +85,9 @@ class _Classifier(Module):
     def accuracy(self, x, y):
         """Fraction of correct predictions."""
         y = np.asarray(y)
+        if y.shape != (len(x),):                        # (a shorter y broadcast against the predictions)
+            raise ValueError(f"{type(self).__name__}.accuracy: 'y' must have shape ({len(x)},), one label per input; "
+                             f"got {y.shape}.")
         return float(np.mean(self.predict(x) == y)) if len(y) else float("nan")
 
     def objective(self, x, y, weight_decay=0.0):
@@ -154,6 +157,8 @@ class LogisticRegression(_Classifier):
             (self.out.b if self.kind == "dense" else self.b).value[...] = bias
 
     def _logits_node(self, x):
+        # each position has its own block of V rows in E: an id outside [0, V) would read another position's block
+        x = check_index(np.asarray(x), self.vocab_size, "inputs", "LogisticRegression")
         return nn.add(_window_sum(self.E, x, self._offsets), nn.param(self.b))
 
     def loss(self, batch):

@@ -36,6 +36,12 @@ def as_stream(stream, vocab_size, where, words=None):
     return a
 
 
+def _check_scored(lp, where):
+    """Perplexity needs at least one token (else metrics.perplexity's message names neither the model nor the data)."""
+    if not lp.size:
+        raise ValueError(f"{where}: the data must hold at least one token; got none (an empty list or array).")
+
+
 def word_classes(counts, n_classes, *, method="sqrt"):
     """Class of every word (int64 (V,), classes 0..C-1 all non-empty, C <= n_classes) by frequency binning.
 
@@ -135,6 +141,8 @@ class NeuralLM(Module):
         ([["the", "cat", "sat"]]), encoded with the model's words and ending with </s> each."""
         s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", self.words)
         out = np.empty(len(s), dtype=np.float64)
+        if not len(s):                                  # (the NPLM's context windows need one token)
+            return out
         with self.evaluating():
             for i, h in self._eval_hidden(s, chunk):
                 out[i:i + len(h)] = output_logprobs(self.out, h, s[i:i + len(h)])
@@ -144,6 +152,7 @@ class NeuralLM(Module):
         """exp(mean NLL) over every token of `stream` (</s> and <unk> included); ids or tokenised sentences, as
         token_logprobs."""
         lp = self.token_logprobs(stream)
+        _check_scored(lp, f"{type(self).__name__}.perplexity")
         return _perplexity(float(-lp.sum()), lp.size)
 
 

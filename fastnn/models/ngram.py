@@ -225,6 +225,9 @@ class _NGramLM(Module):
     def perplexity(self, data):
         """exp(mean NLL per predicted token) of `data` (</s> and <unk> included)."""
         total, n = self.score(data)
+        if not n:                   # (metrics.perplexity's message would name neither the model nor the data)
+            raise ValueError(f"{type(self).__name__}.perplexity: the data must hold at least one token; got none "
+                             f"(an empty list or array).")
         return _perplexity(total, n)
 
     def prob_vector(self, history=()):
