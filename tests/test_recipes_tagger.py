@@ -2,10 +2,12 @@
 its own, the CLI's help shows them), presets apply under explicit values, bad values fail naming the field."""
 import dataclasses
 import inspect
+import os
 
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn.cli import build_parser, main
 from fastnn.models.tagger import WindowTagger
 from fastnn.recipes import tagger as recipe
@@ -99,6 +101,27 @@ def test_workers_refuse_a_callback_and_pass_on_a_member_failure(tmp_path):
         recipe.fit(model, train, None, _ensemble_config(workers=2), checkpoint=tmp_path / "none.npz", resume=True)
     with pytest.raises(OSError):                    # raised in a worker (a checkpoint it cannot write), then here
         recipe.fit(model, train, None, _ensemble_config(workers=2), checkpoint=tmp_path / "no" / "ck.npz")
+
+
+def test_workers_from_an_unguarded_script_say_what_to_do(tmp_path):
+    # Spawned workers import the main script again: one that trains at its top level breaks the pool, which must
+    # come back as an error naming the `if __name__ == "__main__":` guard (was BrokenProcessPool, "terminated
+    # abruptly").
+    import subprocess
+    import sys
+    script = tmp_path / "unguarded.py"
+    script.write_text("from fastnn.recipes import tagger as recipe\n"
+                      "sents = [[('John', 'B-PER'), ('lives', 'O'), ('in', 'O'), ('Paris', 'B-LOC')]] * 10\n"
+                      "config = recipe.TaggerConfig(tasks={'ner': 1}, epochs=1, ensemble=2, workers=2, hidden=4, "
+                      "embed_dim=4)\n"
+                      "recipe.train(config, sents, quiet=True)\n")
+    home = os.path.dirname(os.path.dirname(fastnn.__file__))       # the fastnn under test, installed or not
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [home, os.environ.get("PYTHONPATH")] if p))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=tmp_path)
+    assert done.returncode != 0
+    assert "RuntimeError: fit: a worker process of workers=2 ended abruptly" in done.stderr, done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
 
 
 def test_train_builds_and_fits_from_the_config():

@@ -410,6 +410,11 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
                 p.value[...] = r["params"][name]
             for name, g in model_generators(m).items():
                 g.bit_generator.state = r["rngs"][name]
+    if isinstance(error, cf.process.BrokenProcessPool):
+        raise RuntimeError(f"fit: a worker process of workers={c.workers} ended abruptly: killed, out of memory, or "
+                           f"started from a script that trains at its top level (the workers are spawned, and each "
+                           f"imports the main script again): put the script's training under "
+                           f"`if __name__ == \"__main__\":`, or use workers=1.") from error
     if error is not None:
         raise error
     stopped = [i + 1 for i in range(k) if done.get(i) is None]
