@@ -179,8 +179,11 @@ def test_ctrl_c_stops_the_workers_which_keep_their_checkpoints(files):
     d = files["dir"]
     base = [sys.executable, "-m", "fastnn", "tagger", "train", "--train", files["train"], "--task", "ner=3",
             "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--ensemble", "3", "--workers", "2"]
+    # started with SIGINT ignored, as a shell's background job (CI's, say) starts it: `kill -INT` must still stop it
+    # (the command waited for the workers for ever, the signal ignored)
     p = subprocess.Popen([*base, "--epochs", "100000", "--out", d / "e.npz", "--checkpoint", d / "ck.npz"],
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = []
     while not all(any(line.startswith(f"member {i}/3: epoch 2/") for line in lines) for i in (1, 2)):
         lines.append(p.stderr.readline())

@@ -374,6 +374,8 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     KeyboardInterrupt; members not started yet are not started."""
     import concurrent.futures as cf
     import multiprocessing
+    import signal
+    import threading
 
     from fastnn.train import model_generators
 
@@ -381,28 +383,37 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     done, error, interrupted = {}, None, False
-    with cf.ProcessPoolExecutor(min(c.workers, k), mp_context=ctx, initializer=_init_member_worker,
-                                initargs=(stop,)) as pool:
-        try:
-            futures = {pool.submit(_fit_member, m, train, dev, dataclasses.replace(c, workers=1), cks[i], resumes[i],
-                                   quiet, on_nonfinite, i, k): i for i, m in enumerate(model.members)}
-            pending = set(futures)
-            while pending:
-                try:
-                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                except KeyboardInterrupt:        # the busy workers stop soon: wait for their checkpoints
-                    interrupted = True
-                    stop.set()
-                    continue
-                for fut in finished:
+    # Ctrl-C must reach cf.wait below as KeyboardInterrupt even where SIGINT came ignored (a shell's background job,
+    # then `kill -INT`), as the Trainer's own handler does in the sequential path.
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
+    try:
+        with cf.ProcessPoolExecutor(min(c.workers, k), mp_context=ctx, initializer=_init_member_worker,
+                                    initargs=(stop,)) as pool:
+            try:
+                one = dataclasses.replace(c, workers=1)
+                futures = {pool.submit(_fit_member, m, train, dev, one, cks[i], resumes[i], quiet, on_nonfinite, i,
+                                       k): i for i, m in enumerate(model.members)}
+                pending = set(futures)
+                while pending:
                     try:
-                        done[futures[fut]] = fut.result()
-                    except Exception as e:       # the first failure stops the others (each keeps its checkpoint)
-                        error = error or e
+                        finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    except KeyboardInterrupt:        # the busy workers stop soon: wait for their checkpoints
+                        interrupted = True
                         stop.set()
-        except BaseException:                    # e.g. Ctrl-C while submitting: the pool's exit must not wait long
-            stop.set()
-            raise
+                        continue
+                    for fut in finished:
+                        try:
+                            done[futures[fut]] = fut.result()
+                        except Exception as e:       # the first failure stops the others (each keeps its checkpoint)
+                            error = error or e
+                            stop.set()
+            except BaseException:                    # e.g. Ctrl-C while submitting: the pool's exit must not wait long
+                stop.set()
+                raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     for i, r in done.items():
         if r is not None:
             m = model.members[i]
