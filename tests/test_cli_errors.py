@@ -119,11 +119,12 @@ BAD = {
 # one bad option value after a valid command line: (command line, [(option, value), ...])
 BAD_VALUES = [
     (TAGGER, [("--epochs", "-1"), ("--epochs", "0"), ("--batch-size", "0"), ("--hidden", "-3"), ("--lr", "abc"),
-              ("--window", "4"), ("--threads", "0")]),
-    (RNN, [("--epochs", "0"), ("--hidden", "0"), ("--lr", "-0.1"), ("--batch-size", "1.5"), ("--init-scale", "0")]),
-    (NPLM, [("--order", "0")]),
-    (NGRAM, [("--order", "0")]),
-    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0")]),
+              ("--window", "4"), ("--threads", "0"), ("--min-count", "1000000")]),
+    (RNN, [("--epochs", "0"), ("--hidden", "0"), ("--lr", "-0.1"), ("--batch-size", "1.5"), ("--init-scale", "0"),
+           ("--min-count", "1000000")]),
+    (NPLM, [("--order", "0"), ("--min-count", "1000000")]),
+    (NGRAM, [("--order", "0"), ("--min-count", "1000000")]),
+    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0"), ("--min-count", "1000000")]),
 ]
 for argv, pairs in BAD_VALUES:
     kind = [argv[3]] if argv[2] in ("--arch", "--objective") else []      # e.g. "lm train rnn --epochs 0"
@@ -140,6 +141,16 @@ def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):
     assert err.startswith("fastnn"), err
     assert time.perf_counter() - t0 < 10, "the error came after work had started"
     assert not (files / "missing").exists(), "a command created the missing directory"
+
+
+@pytest.mark.parametrize("argv", [TAGGER, NGRAM, NPLM, EMBED], ids=["tagger", "ngram", "nplm", "embed"])
+def test_a_min_count_no_word_reaches_is_an_error_naming_the_option(capsys, files, argv):
+    """Was: a vocabulary of <unk> and </s> alone, trained without a word (an LM at perplexity 1.18)."""
+    argv = [a.replace("{d}", str(files)) for a in argv]
+    assert main([*argv, "--min-count", "1000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--min-count 1000000 leaves no word" in err and "Lower --min-count" in err, err
+    assert not os.path.exists(argv[argv.index("--out") + 1])
 
 
 CLOSED_PIPE = {

@@ -105,6 +105,8 @@ def test_min_count_and_unknown_options(rng):
         recipe.pretrain("nplm", sents, window=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
         recipe.pretrain("glove", sents)
+    with pytest.raises(ValueError, match="'min_count' 4 leaves no word"):      # was: vectors of <pad> and <unk>
+        recipe.pretrain("ranking", sents, min_count=4, quiet=True)
 
 
 def test_resume_continues_to_the_same_vectors(tmp_path, rng):

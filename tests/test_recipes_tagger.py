@@ -19,6 +19,11 @@ def _sentences(n=30, seed=0):
     return [[words[i] for i in rng.integers(0, 4, size=int(rng.integers(2, 6)))] for _ in range(n)]
 
 
+def test_a_min_count_no_word_reaches_is_refused():
+    with pytest.raises(ValueError, match="'min_count' 1000 leaves no word"):     # was: a tagger of <pad> and <unk>
+        recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, min_count=1000), _sentences())
+
+
 def test_the_constructor_leaves_the_defaults_to_the_config():
     sig = inspect.signature(WindowTagger.__init__).parameters
     shared = [f.name for f in dataclasses.fields(recipe.TaggerConfig) if f.name in sig]

@@ -92,9 +92,13 @@ def run_train(args):
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
     if args.resume:
         say(f"resuming from {args.checkpoint}")
-    res, stop = train_keeping_work(args, lambda: recipe.pretrain(
-        args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
-        checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say, on_nonfinite=NONFINITE[args.on_nonfinite]))
+    try:
+        res, stop = train_keeping_work(args, lambda: recipe.pretrain(
+            args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
+            checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
+            on_nonfinite=NONFINITE[args.on_nonfinite]))
+    except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     vectors = res.vectors
     out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
     saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
