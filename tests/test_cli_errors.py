@@ -124,7 +124,7 @@ BAD_VALUES = [
            ("--min-count", "1000000")]),
     (NPLM, [("--order", "0"), ("--min-count", "1000000")]),
     (NGRAM, [("--order", "0"), ("--min-count", "1000000")]),
-    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0"), ("--min-count", "1000000")]),
+    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0")]),   # --min-count: after its corpus report
 ]
 for argv, pairs in BAD_VALUES:
     kind = [argv[3]] if argv[2] in ("--arch", "--objective") else []      # e.g. "lm train rnn --epochs 0"

@@ -61,17 +61,23 @@ def train_keeping_work(args, fit):
             return fit(), None
     except TrainingInterrupted as stop:
         if stop.trainer.state.epoch < 1:
-            raise KeyboardInterrupt("no epoch finished: nothing written") from None
+            raise KeyboardInterrupt("no epoch finished: no model written" + _resume_hint(stop)) from None
         return stop.result, stop
 
 
+def _resume_hint(stop):
+    """What to type to continue an interrupted run: the CLI's words (the trainer's message gives Python's)."""
+    ck = stop.trainer.checkpoint
+    return f"; to go on: --checkpoint {ck} --resume" if ck else ""
+
+
 def interrupted_note(stop, out):
-    """The line a train command prints after writing the model of an interrupted run."""
+    """The line a train command prints after writing the model of an interrupted run (instead of its "trained ..."
+    line: the run did not end as set)."""
     st = stop.trainer.state
     what = (f"the model of its best epoch ({st.best_epoch})" if st.best_epoch
             else f"the model as it stood ({st.epoch} epochs finished)")
-    return (f"interrupted in epoch {st.epoch + 1}: {what} written to {out}"
-            + (f"; to go on: --checkpoint {stop.trainer.checkpoint} --resume" if stop.trainer.checkpoint else ""))
+    return f"interrupted in epoch {st.epoch + 1}: {what} written to {out}" + _resume_hint(stop)
 
 
 def add_threads(parser, default=1, why=None):

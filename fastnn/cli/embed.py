@@ -112,12 +112,14 @@ def run_train(args):
               "best_epoch": next((h["epoch"] for h in reversed(hist) if h["best"]), None),
               "valid": [None if h["valid"] is None else round(h["valid"], 4) for h in hist],
               "vector_std": round(float(vectors.std()), 4)}
+    if stop is not None:
+        result["interrupted"] = True                    # as lm train's; the note on stderr says what to type
     if args.json:
         print_json(result)
     elif not args.quiet:
         best = f", best epoch {result['best_epoch']}" if result["best_epoch"] else ""
         rate = f", {result['examples_per_s']:,} examples/s" if result["examples_per_s"] else ""
-        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({result['epochs']} epochs in "
+        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({'interrupted after ' * (stop is not None)}{result['epochs']} epochs in "
               f"{result['seconds']} s{rate}{best}; valid {args.objective} "
               f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
     if stop is not None:

@@ -234,8 +234,10 @@ def run_train(args):
         res = {"out": out, "epochs": len(hist), "seconds": round(elapsed, 1), "train_windows_per_s": round(rate)}
         if dev is not None:
             res.update(metric=trainer.metric[0], best_dev_score=trainer.best_score, best_epoch=trainer.best_epoch)
+        if stop is not None:
+            res["interrupted"] = True
         print_json(res)
-    elif not args.quiet:
+    elif not args.quiet and stop is None:               # an interrupted run says so below, not "trained"
         best = ""
         if dev is not None and isinstance(trainer.best_epoch, list):      # an ensemble: the members' best epochs
             best = (f", ensemble dev score {trainer.best_score:.2f} (members' best epochs "
