@@ -189,6 +189,19 @@ def existing_file(path):
     return path
 
 
+def load_model_file(path, option="--model"):
+    """fastnn.io.load_model(path) for a command's `option`: a missing file, or a training checkpoint given instead of
+    a model (said with the CLI's remedy, not the Python one), is a CLIError; other errors propagate."""
+    from fastnn import io
+    existing_file(path)
+    try:
+        return io.load_model(path)
+    except io.CheckpointGivenError:
+        raise CLIError(f"{option} {path} is a training checkpoint, not a model: its parameters are the last step's, "
+                       f"not the model the run ends with. Run the train command again with --checkpoint {path} "
+                       f"--resume to finish it, and give the file its --out writes") from None
+
+
 def print_json(obj):
     print(json.dumps(obj, indent=None, sort_keys=False))
 

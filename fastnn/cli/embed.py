@@ -119,7 +119,8 @@ def run_train(args):
     elif not args.quiet:
         best = f", best epoch {result['best_epoch']}" if result["best_epoch"] else ""
         rate = f", {result['examples_per_s']:,} examples/s" if result["examples_per_s"] else ""
-        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({'interrupted after ' * (stop is not None)}{result['epochs']} epochs in "
+        how = "interrupted after " if stop is not None else ""
+        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({how}{result['epochs']} epochs in "
               f"{result['seconds']} s{rate}{best}; valid {args.objective} "
               f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
     if stop is not None:

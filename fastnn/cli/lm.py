@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_note, option_names,
+                                check_writable, existing_file, flag, interrupted_note, load_model_file, option_names,
                                 print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
@@ -85,7 +85,7 @@ def load_lm(path):
     try:
         if io.HEADER not in files:
             raise CLIError(f"{path} is not a fastnn model file")
-        model = io.load_model(path)
+        model = load_model_file(path)
         words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None

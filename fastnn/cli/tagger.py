@@ -13,8 +13,8 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, interrupted_note, option_names,
-                                print_json, save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, config_from_args, existing_file, interrupted_note, load_model_file,
+                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -165,11 +165,9 @@ def _check_args(args):
 
 
 def _load_model(path):
-    from fastnn import io
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
-    existing_file(path)
     try:
-        model = io.load_model(path)
+        model = load_model_file(path)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise CLIError(str(e)) from None
     if not isinstance(model, (WindowTagger, TaggerEnsemble)):
