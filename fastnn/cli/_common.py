@@ -285,11 +285,12 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 
 def option_names(message, *classes):
-    """A Config's message with its field names ('batch_size') written as the options (--batch-size)."""
+    """A Config's message with its field names ('batch_size') written as the options (--batch-size), and
+    from_preset's 'preset' as --preset."""
     for cls in classes:
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
-    return message
+    return message.replace("'preset'", "--preset")
 
 
 class Parser(argparse.ArgumentParser):

@@ -258,6 +258,9 @@ def run_eval(args):
         res = model.evaluate(data)
     except (ValueError, IndexError) as e:
         raise CLIError(f"--data {args.data}: {e}") from None
+    notice = recipe.feature_notice(model.unseen_features(data))
+    if notice:                    # e.g. a file without the POS column: its next column read as POS tags, silently
+        print(f"--data {args.data}: {notice}", file=sys.stderr)
     if args.json:
         print_json(res)
         return 0
@@ -297,12 +300,16 @@ def run_predict(args):
             items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
             guessed = " (read as text, one sentence per line, by auto-detection: give --format conll for a CoNLL " \
                       "file)" if fmt == "text" and args.format == "auto" else ""
-            lines = _predicted_lines(model, items, fmt, name + guessed)
+            unseen = {}
+            lines = _predicted_lines(model, items, fmt, name + guessed, unseen)
             if args.out:
                 from fastnn.io import atomic_write
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
             else:
                 _write_stdout(lines)
+            notice = recipe.feature_notice(unseen)
+            if notice:            # e.g. a file without the POS column: its next column read as POS tags, silently
+                print(f"--data {name}: {notice}", file=sys.stderr)
         except ValueError as e:
             raise CLIError(str(e)) from None
         except OSError as e:
@@ -312,10 +319,10 @@ def run_predict(args):
     return 0
 
 
-def _predicted_lines(model, items, fmt, name):
+def _predicted_lines(model, items, fmt, name, unseen):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
-    blank lines are kept."""
+    blank lines are kept.  unseen : a dict that receives model.unseen_features of all the input (summed)."""
     n_tasks = len(model.tasks)
     items = iter(items)
     while True:
@@ -333,6 +340,12 @@ def _predicted_lines(model, items, fmt, name):
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
             raise CLIError(f"--data {name}: {e}") from None
+        for feat, u in model.unseen_features(sentences).items():
+            tot = unseen.setdefault(feat, {"column": u["column"], "n_tokens": 0, "unseen_tokens": 0,
+                                           "unseen_values": []})
+            tot["n_tokens"] += u["n_tokens"]
+            tot["unseen_tokens"] += u["unseen_tokens"]
+            tot["unseen_values"] += [v for v in u["unseen_values"] if v not in tot["unseen_values"]][:100]
         cols = [pred[task] for task in model.task_names]
         k = 0
         for item in block:
