@@ -350,7 +350,7 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
                 t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
                         on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
             except TrainingInterrupted:          # the members after it are untrained: no model to keep
-                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}") from None
+                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}{_resume(checkpoint)}") from None
             trainers.append(t)
     history = [dict(h, member=i) for i, t in enumerate(trainers) for h in t.history]
     score = None
@@ -364,6 +364,13 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
 
 
 _UNFINISHED = "an ensemble is written only when all its members are trained"
+
+
+def _resume(checkpoint):
+    """How an interrupted ensemble goes on (the members' trainers, quiet about it, leave it to their caller)."""
+    from fastnn.train import TrainingInterrupted
+    return (f"; checkpoints written to {checkpoint} and its .member<k> files: {TrainingInterrupted.RESUME}"
+            if checkpoint else "")
 
 
 def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite):
@@ -431,7 +438,7 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     stopped = [i + 1 for i in range(k) if done.get(i) is None]
     if interrupted or stopped:
         raise KeyboardInterrupt(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
-                                f"{_UNFINISHED}")
+                                f"{_UNFINISHED}{_resume(cks[0])}")
     return [done[i]["fit"] for i in range(k)]
 
 
