@@ -303,8 +303,14 @@ class TrainingInterrupted(KeyboardInterrupt):
     `result` is what the interrupted call would have returned (fit: the history; a recipe that wraps fit replaces it
     with its own return value).  The CLI's train commands write that model instead of losing the run."""
 
+    # What to type to go on is the caller's to say (the CLI writes --resume in its place): this names the Python
+    # argument every front end that takes `checkpoint` shares (Trainer.fit and the recipes: resume=True).
+    RESUME = "resume=True with the same checkpoint continues the run"
+
     def __init__(self, trainer, result):
-        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}")
+        ck = (f"; checkpoint written to {trainer.checkpoint}: {self.RESUME}" if trainer.checkpoint is not None
+              else "")
+        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}{ck}")
         self.trainer, self.result = trainer, result
 
 
@@ -421,9 +427,8 @@ class Trainer:
         except KeyboardInterrupt:
             if not self._interrupted or self._stop_now:     # not between two steps: the parameters may be half-way
                 raise
-            if self.checkpoint is not None:
+            if self.checkpoint is not None:             # TrainingInterrupted says so; its catcher says how to resume
                 self.save(self.checkpoint)
-                self._say(f"interrupted: checkpoint written to {self.checkpoint} (resume with fit(resume=True))")
             self._final_params()
             raise TrainingInterrupted(self, self.state.history) from None
         finally:
