@@ -71,6 +71,18 @@ cdef inline floating root(floating x) noexcept nogil:
         return sqrt(x)
 
 
+cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
+                             floating l2) noexcept nogil:
+    """One row of lazy AdaGrad (kernels.sparse_adagrad_); the RNN LM's fused output-row update calls the same code,
+    so that it gives the same bits."""
+    cdef Py_ssize_t j
+    cdef floating gj
+    for j in range(D):
+        gj = g[j] + l2 * w[j]
+        acc[j] = acc[j] + gj * gj
+        w[j] = w[j] - lr * gj / (root(acc[j]) + eps)
+
+
 cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
     if floating is float:
         return fnn_row_max_f(x, n)

@@ -11,7 +11,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
-from _common cimport omp_get_thread_num, threads_for, malloc2, root, axpy, fnn_prefetch_w
+from _common cimport omp_get_thread_num, threads_for, malloc2, adagrad_row, axpy, fnn_prefetch_w
 
 cdef Py_ssize_t COL_BLOCK = 16   # 64 bytes of float32: one cache line (see _scatter_add for the alignment)
 cdef Py_ssize_t PREFETCH = 16    # _scatter_add asks for the row of the token this many ahead
@@ -163,16 +163,6 @@ def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:
 # elements per task when a row range is updated as one long row (_sparse_adagrad)
 cdef enum:
     FLAT = 4096
-
-
-cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
-                             floating l2) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating gj
-    for j in range(D):
-        gj = g[j] + l2 * w[j]
-        acc[j] = acc[j] + gj * gj
-        w[j] = w[j] - lr * gj / (root(acc[j]) + eps)
 
 
 def _sparse_adagrad(floating[:, ::1] W, floating[:, ::1] A, const Py_ssize_t[::1] rows, const floating[:, ::1] G,

@@ -46,17 +46,24 @@ def vector_paths():
     return [_PATH_NAMES[p] for p in (2, 1, 0) if bits & (1 << p)]
 
 
+_WARNED = set()      # FASTNN_VECTOR_PATH values already warned about
+
+
 def vector_path():
     """The path those kernels take by default: FASTNN_VECTOR_PATH if it names one of vector_paths() (a RuntimeWarning
-    when it names another), else the widest."""
+    when it names another, once per process), else the widest."""
     import os
     want = os.environ.get("FASTNN_VECTOR_PATH", "")
-    try:
-        return path_name(path_number(want or None))
-    except ValueError as e:
-        import warnings
-        warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: {e}", RuntimeWarning)
-        return vector_paths()[0]
+    avail = vector_paths()
+    if want and want not in avail:
+        # every kernel module that dispatches asks at import, and `fastnn info` again: one warning is enough
+        if want not in _WARNED:
+            _WARNED.add(want)
+            import warnings
+            warnings.warn(f"FASTNN_VECTOR_PATH={want!r} ignored: it must be one of {avail} (the paths this build has "
+                          f"and this CPU runs); using {avail[0]}.", RuntimeWarning)
+        return avail[0]
+    return want or avail[0]
 
 
 def path_number(name):

@@ -21,7 +21,7 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
-from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, root
+from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, adagrad_row
 
 cdef extern from *:
     """
@@ -666,18 +666,6 @@ cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const float
         v = tile[j]
         s += v * v
     return s
-
-
-cdef inline void adagrad_row(floating *w, floating *acc, const floating *g, Py_ssize_t D, floating lr, floating eps,
-                             floating l2) noexcept nogil:
-    """One row of lazy AdaGrad, the same expression as _embedding.pyx's (kernels.sparse_adagrad_), so that the
-    fused update of the output rows gives its bits."""
-    cdef Py_ssize_t j
-    cdef floating gj
-    for j in range(D):
-        gj = g[j] + l2 * w[j]
-        acc[j] = acc[j] + gj * gj
-        w[j] = w[j] - lr * gj / (root(acc[j]) + eps)
 
 
 def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, const floating[:, ::1] h,

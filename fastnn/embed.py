@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from fastnn._validation import check_int, check_sentences
-from fastnn.data.conll import DOCSTART, normalize_word
+from fastnn.data.conll import detect_format as detect_lines, normalize_word
 from fastnn.data.text import open_text, read_lines
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
@@ -30,23 +30,18 @@ TEXT_FORMATS = ("auto", "text", "conll")
 # ---- text --------------------------------------------------------------------------------------------------------
 
 def detect_format(path, probe=200):
-    """"conll" when the file looks like CoNLL columns (a -DOCSTART- line, or the first `probe` token lines all with
-    the same number >= 2 of fields and at least one blank line among them), else "text"."""
-    counts, blank = set(), False
+    """"conll" when the first `probe` token lines of the file look like CoNLL columns, else "text": the rule of
+    fastnn.data.conll.detect_format (that of `tagger predict`), so that a CoNLL file with a few malformed lines is
+    read as CoNLL and the reader names the bad line (a rule of its own here read such a file as text, silently taking
+    every tag for a word)."""
+    head, n = [], 0
     with open_text(path, "detect_format") as f:
-        n = 0
         for line in f:
-            fields = line.split()
-            if not fields:
-                blank = blank or n > 0
-                continue
-            if fields[0] == DOCSTART:
-                return "conll"
-            counts.add(len(fields))
-            n += 1
+            head.append(line)
+            n += bool(line.split())
             if n >= probe:
                 break
-    return "conll" if blank and len(counts) == 1 and min(counts) >= 2 else "text"
+    return detect_lines(head)
 
 
 def _read_one(path, fmt):

@@ -239,14 +239,32 @@ def load_params(path, model):
     return model
 
 
+class CheckpointGivenError(ValueError):
+    """A training checkpoint was given where a model file is expected (load_model).  A front end catches it to say
+    in its own words how to get the model (the CLI: resume the run with --resume)."""
+
+    def __init__(self, message, path):
+        super().__init__(message)
+        self.path = path
+
+
 def load_model(path, cls=None):
     """Build the model saved in `path` (cls.from_config(config)) and load its parameters.
 
     cls : the model class; by default the class named in the file, which must live in the fastnn package (other
         modules are not imported from a file's say-so; pass cls for your own models).
+
+    A checkpoint is refused (CheckpointGivenError, a ValueError): it holds the parameters of the last step, not the
+    model its run ends with (the best epoch's, or the average), so scoring it would silently score another model.
     """
     where = "load_model"
     header, arrays = read_file(path, where)
+    if header["kind"] == "checkpoint":
+        raise CheckpointGivenError(
+            f"{where}: '{path}' is a training checkpoint, not a model file: it holds the parameters of the last "
+            f"training step, not the model the run ends with (its best epoch's, or the average). Resume the run "
+            f"from it to its end (resume=True) and use the model it gives, or load_params('{path}', model) to take "
+            f"the last step's parameters as they are.", path)
     module, _, qual = header["model_class"].partition(":")
     if cls is None:
         if module.split(".")[0] != "fastnn":

@@ -304,7 +304,11 @@ class TrainingInterrupted(KeyboardInterrupt):
     with its own return value).  The CLI's train commands write that model instead of losing the run."""
 
     def __init__(self, trainer, result):
-        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}")
+        # What to type to go on is the caller's to say (the CLI's is --resume): this message names the Python
+        # argument every front end that takes `checkpoint` shares (Trainer.fit and the recipes: resume=True).
+        ck = (f"; checkpoint written to {trainer.checkpoint}: resume=True with the same checkpoint continues the run"
+              if trainer.checkpoint is not None else "")
+        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}{ck}")
         self.trainer, self.result = trainer, result
 
 
@@ -421,9 +425,8 @@ class Trainer:
         except KeyboardInterrupt:
             if not self._interrupted or self._stop_now:     # not between two steps: the parameters may be half-way
                 raise
-            if self.checkpoint is not None:
+            if self.checkpoint is not None:             # TrainingInterrupted says so; its catcher says how to resume
                 self.save(self.checkpoint)
-                self._say(f"interrupted: checkpoint written to {self.checkpoint} (resume with fit(resume=True))")
             self._final_params()
             raise TrainingInterrupted(self, self.state.history) from None
         finally:

@@ -155,19 +155,27 @@ def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts
         return real(self, batch)
 
     monkeypatch.setattr(Trainer, "_train_step", step)
-    out = texts["dir"] / "m.npz"
-    argv = _train_commands(texts, out, "--epochs", "3")[command]
+    out, ck = texts["dir"] / "m.npz", texts["dir"] / "ck.npz"
+    argv = _train_commands(texts, out, "--epochs", "3", "--checkpoint", ck)[command]
+    hint = f"; to go on: --checkpoint {ck} --resume"   # the CLI's words, not the trainer's fit(resume=True)
     at = 1                                             # in the first epoch: nothing worth writing yet
     rc, _, err = _run(capsys, *argv)
-    assert rc == 130 and "interrupted (no epoch finished: nothing written)" in err and not out.exists(), err
+    assert rc == 130 and f"interrupted (no epoch finished: no model written{hint})" in err and not out.exists(), err
+    assert "resume=True" not in err, err
+    os.remove(ck)
     calls[0], at = 0, 10 ** 9
     _run(capsys, *argv)
     per_epoch = calls[0] // 3
+    os.remove(ck)
     calls[0], at = 0, per_epoch + 1                    # the first step of epoch 2
-    rc, _, err = _run(capsys, *argv)
-    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}" in err, err
+    rc, stdout, err = _run(capsys, *argv)
+    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}{hint}" in err, err
+    assert "resume=True" not in err and "trained" not in err, err      # was: "trained 1 epochs ..." and the note
+    assert command == "tagger" or "interrupted" in stdout               # lm's and embed's result lines say so
     from fastnn.data.vectors import read_vectors
     assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
+    rc, stdout, err = _run(capsys, *argv, "--resume", "--quiet")        # the hint works: the run goes on to its end
+    assert rc == 0, err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")

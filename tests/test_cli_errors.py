@@ -27,7 +27,8 @@ def files(tmp_path_factory):
     assert main(["lm", "train", "--arch", "ngram", "--train", str(d / "t.txt"), "--out", str(d / "lm.npz"),
                  "--quiet"]) == 0
     assert main(["tagger", "train", "--train", str(d / "c.conll"), "--task", "pos=1", "--out", str(d / "tagger.npz"),
-                 "--epochs", "1", "--hidden", "4", "--embed-dim", "4", "--quiet"]) == 0
+                 "--epochs", "1", "--hidden", "4", "--embed-dim", "4", "--quiet",
+                 "--checkpoint", str(d / "ck.npz")]) == 0
     return d
 
 
@@ -57,6 +58,8 @@ BAD = {
     "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
     "tagger eval: not a model": ["tagger", "eval", "--model", "{d}/t.txt", "--data", "{d}/c.conll"],
     "tagger eval: an LM model": ["tagger", "eval", "--model", "{d}/lm.npz", "--data", "{d}/c.conll"],
+    "tagger eval: a checkpoint": ["tagger", "eval", "--model", "{d}/ck.npz", "--data", "{d}/c.conll"],
+    "tagger predict: a checkpoint": ["tagger", "predict", "--model", "{d}/ck.npz", "--data", "{d}/c.conll"],
     "tagger predict: missing model": ["tagger", "predict", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
     "tagger predict: out dir missing": ["tagger", "predict", "--model", "{d}/lm.npz", "--data", "{d}/c.conll",
                                         "--out", f"{NOPE}/p.txt"],
@@ -70,6 +73,7 @@ BAD = {
     "lm eval: missing model": ["lm", "eval", "--model", NOPE, "--data", "{d}/t.txt"],
     "lm eval: not a model": ["lm", "eval", "--model", "{d}/t.txt", "--data", "{d}/t.txt"],
     "lm eval: a tagger model": ["lm", "eval", "--model", "{d}/tagger.npz", "--data", "{d}/t.txt"],
+    "lm eval: a checkpoint": ["lm", "eval", "--model", "{d}/ck.npz", "--data", "{d}/t.txt"],
     "lm: train is a directory": ["lm", "train", "--arch", "ngram", "--train", "{d}", "--out", "{d}/m.npz"],
     "lm eval: weight out of range": ["lm", "eval", "--model", "{d}/lm.npz", "--data", "{d}/t.txt",
                                      "--mix", "{d}/lm.npz", "--weight", "2"],
@@ -119,11 +123,12 @@ BAD = {
 # one bad option value after a valid command line: (command line, [(option, value), ...])
 BAD_VALUES = [
     (TAGGER, [("--epochs", "-1"), ("--epochs", "0"), ("--batch-size", "0"), ("--hidden", "-3"), ("--lr", "abc"),
-              ("--window", "4"), ("--threads", "0")]),
-    (RNN, [("--epochs", "0"), ("--hidden", "0"), ("--lr", "-0.1"), ("--batch-size", "1.5"), ("--init-scale", "0")]),
-    (NPLM, [("--order", "0")]),
-    (NGRAM, [("--order", "0")]),
-    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0")]),
+              ("--window", "4"), ("--threads", "0"), ("--min-count", "1000000")]),
+    (RNN, [("--epochs", "0"), ("--hidden", "0"), ("--lr", "-0.1"), ("--batch-size", "1.5"), ("--init-scale", "0"),
+           ("--min-count", "1000000")]),
+    (NPLM, [("--order", "0"), ("--min-count", "1000000")]),
+    (NGRAM, [("--order", "0"), ("--min-count", "1000000")]),
+    (EMBED, [("--epochs", "0"), ("--dim", "-1"), ("--scale-std", "0")]),   # --min-count: after its corpus report
 ]
 for argv, pairs in BAD_VALUES:
     kind = [argv[3]] if argv[2] in ("--arch", "--objective") else []      # e.g. "lm train rnn --epochs 0"
@@ -140,6 +145,26 @@ def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):
     assert err.startswith("fastnn"), err
     assert time.perf_counter() - t0 < 10, "the error came after work had started"
     assert not (files / "missing").exists(), "a command created the missing directory"
+
+
+@pytest.mark.parametrize("argv", [TAGGER, NGRAM, NPLM, EMBED], ids=["tagger", "ngram", "nplm", "embed"])
+def test_a_min_count_no_word_reaches_is_an_error_naming_the_option(capsys, files, argv):
+    """Was: a vocabulary of <unk> and </s> alone, trained without a word (an LM at perplexity 1.18)."""
+    argv = [a.replace("{d}", str(files)) for a in argv]
+    assert main([*argv, "--min-count", "1000000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--min-count 1000000 leaves no word" in err and "Lower --min-count" in err, err
+    assert not os.path.exists(argv[argv.index("--out") + 1])
+
+
+@pytest.mark.parametrize("command", ["tagger eval", "tagger predict", "lm eval"])
+def test_a_checkpoint_given_as_the_model_says_how_to_get_the_model(capsys, files, command):
+    """Was: tagger eval/predict scored the checkpoint's last-step parameters as if they were the trained model."""
+    data = files / ("t.txt" if command == "lm eval" else "c.conll")
+    assert main([*command.split(), "--model", str(files / "ck.npz"), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"--model {files / 'ck.npz'} is a training checkpoint, not a model" in err, err
+    assert f"--checkpoint {files / 'ck.npz'} --resume" in err and "resume=True" not in err, err
 
 
 CLOSED_PIPE = {

@@ -139,3 +139,14 @@ def test_thread_options_and_defaults(threads, kernel_threads, want):
         _set_threads(argparse.Namespace(threads=threads, kernel_threads=kernel_threads))
         blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
         assert fastnn.get_num_threads() == effective_n_threads(want[0]) and blas == {want[1]}
+
+
+def test_a_min_count_that_leaves_most_words_unk_is_pointed_out(capsys, tmp_path):
+    """The perplexity of a model that predicts mostly <unk> looks good and means little: the vocabulary line says so."""
+    path = write_lines(tmp_path / "t.txt", ["a b c d", "a e f g", "a h i j"])
+    rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", path, "--min-count", "3",
+                        "--out", tmp_path / "m.npz")
+    assert rc == 0 and "<unk> is 75% of the training words: lower --min-count" in err, err
+    rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", path, "--min-count", "1",
+                        "--out", tmp_path / "m.npz")
+    assert rc == 0 and "<unk> is" not in err, err

@@ -248,7 +248,21 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
     words.write_text("the\ndog\n\n")
     for cmd in ("eval", "predict"):
         _one_line_error(capsys, "tagger", cmd, "--model", model, "--data", words,
-                        match="feature 'pos' reads column 1, but sentence 1 of the data has 1 columns")
+                        match="feature 'pos' reads column 1 as an input, but sentence 0 of the data has 1 column")
+    # a file whose POS column holds values never seen (or which lacks it: its chunk column in its place) is tagged,
+    # the unseen values read as <unk>, and said on stderr (was: silently)
+    assert "never had" not in err
+    lines = [x.split() for x in open(dev).read().splitlines()]
+    odd = d / "odd.txt"
+    odd.write_text("\n".join(" ".join([x[0], "ZZ", *x[2:]]) if i == 2 else " ".join(x) for i, x in enumerate(lines)))
+    for cmd in ("eval", "predict"):
+        rc, out, err = _run(capsys, "tagger", cmd, "--model", model, "--data", odd)
+        assert rc == 0 and "feature values the training data never had, read as <unk>: pos (column 1): 1 of " in err
+        assert "(ZZ)" in err and "most are unseen" not in err, err
+    lack = d / "lack.txt"
+    lack.write_text("\n".join(" ".join([x[0], *x[2:]]) if x else "" for x in lines) + "\n")   # no POS: chunk there
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", lack)
+    assert rc == 0 and "pos (column 1): " in err and "most are unseen: is column 1 the pos column" in err, err
     # one CoNLL sentence without its closing blank line looks like text (two words a line) to auto-detection
     columns = d / "one-sentence.txt"
     columns.write_text("the DT\ndog NN\nsees VBZ\n")

@@ -77,7 +77,8 @@ def test_vocab_and_encoding(sample):
     v = C.word_vocab(s, extra_words=["zebra", "eu"])
     assert v.words[:2] == ["<pad>", "<unk>"] and v.pad_id == 0 and v.unk_id == 1
     assert "0000-00-00" in v and "EU" not in v and v.words[-1] == "zebra" and v.counts[-1] == 0
-    assert len(C.word_vocab(s, min_count=2)) == 2                  # every word occurs once
+    with pytest.raises(ValueError, match="'min_count' 2 leaves no word"):   # every word occurs once: was specials only
+        C.word_vocab(s, min_count=2)
     ids = C.encode_words([[("Unseen",), ("Peter",)]], v)
     assert ids[0].tolist() == [1, v.index("peter")]
     tv = C.tag_vocab(s, "ner")

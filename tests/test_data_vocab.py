@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,16 @@ def test_build_min_count_max_size_and_unk_count():
     assert v.eos_id is None and v.pad_id == 0
     with pytest.raises(ValueError, match="min_count"):
         Vocab.build(SENTS, min_count=0)
+
+
+def test_build_refuses_a_min_count_that_no_word_reaches():
+    """As scikit-learn's "After pruning, no terms remain": a vocabulary of specials alone trains on nothing."""
+    top = max(Counter(w for s in SENTS for w in s).values())
+    with pytest.raises(ValueError, match=rf"'min_count' {top + 1} leaves no word .* seen {top} times\. Lower "
+                                         rf"'min_count' \(to {top} or less\)"):
+        Vocab.build(SENTS, min_count=top + 1)
+    assert len(Vocab.build(SENTS, min_count=top)) > 2
+    assert Vocab.build([], min_count=5).words == [Vocab.UNK, Vocab.EOS]       # no words at all: nothing was pruned
 
 
 def test_lookup_encode_decode():

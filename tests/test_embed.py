@@ -43,6 +43,16 @@ def test_detect_format_and_read_corpus(tmp_path):
         embed.read_corpus([a], "csv")
 
 
+def test_a_conll_file_with_a_malformed_line_is_named_not_read_as_text(tmp_path):
+    """One token line with a column missing made the whole file "text": every tag silently became a word."""
+    lines = (CONLL2000[:4] + [""]) * 30
+    lines[41] = "pound NN"
+    path = _text(tmp_path / "bad.conll", lines)
+    assert embed.detect_format(path) == "conll"
+    with pytest.raises(ValueError, match=r"bad\.conll, line 42: must have 3 columns like line 1; got 2: 'pound NN'"):
+        embed.read_corpus([path])
+
+
 def test_normalisation_is_the_taggers():
     sents = [["France", "1,996", "EU-based", "McDonald's"]]
     assert embed.normalize_sentences(sents) == [[normalize_word(w) for w in sents[0]]]
@@ -105,6 +115,8 @@ def test_min_count_and_unknown_options(rng):
         recipe.pretrain("nplm", sents, window=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
         recipe.pretrain("glove", sents)
+    with pytest.raises(ValueError, match="'min_count' 4 leaves no word"):      # was: vectors of <pad> and <unk>
+        recipe.pretrain("ranking", sents, min_count=4, quiet=True)
 
 
 def test_resume_continues_to_the_same_vectors(tmp_path, rng):

@@ -202,6 +202,21 @@ def test_checkpoint_kind_and_optimizer_checks(tmp_path):
     np.testing.assert_array_equal(fresh.W.value, W)          # nothing changed on failure
 
 
+def test_a_checkpoint_is_not_a_model(tmp_path):
+    """load_model built a model from a checkpoint: the last step's parameters, not the run's model (best epoch,
+    average), scored without a word.  Now refused, naming the two ways on; load_params still takes them."""
+    ck = str(tmp_path / "c.ckpt")
+    model = Tiny(vocab=50)
+    io.save_checkpoint(ck, model, optim.AdaGrad(model.parameters(), 0.1), {"epoch": 1})
+    with pytest.raises(io.CheckpointGivenError, match=r"is a training checkpoint, not a model file: .* \(resume=True\)"
+                                                      r" .* or load_params\("):
+        io.load_model(ck)
+    assert issubclass(io.CheckpointGivenError, ValueError)
+    other = Tiny(vocab=50)
+    io.load_params(ck, other)
+    np.testing.assert_array_equal(other.W.value, model.W.value)
+
+
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     path = _saved(tmp_path)
     before = open(path, "rb").read()

@@ -93,6 +93,16 @@ def test_environment_variable_forces_a_path_at_import():
     assert "FASTNN_VECTOR_PATH='mmx' ignored" in proc.stderr
 
 
+def test_a_bad_environment_variable_warns_once():
+    """`fastnn info` warned twice (the kernels at import, then info itself), naming _set_vector_path's argument."""
+    env = dict(os.environ, FASTNN_VECTOR_PATH="mmx")
+    proc = subprocess.run([sys.executable, "-W", "always", "-m", "fastnn", "info"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("FASTNN_VECTOR_PATH='mmx' ignored: it must be one of") == 1, proc.stderr
+    assert "_set_vector_path" not in proc.stderr, proc.stderr
+
+
 def test_info_reports_the_path_the_kernels_take(capsys, restore_path):
     assert _info.vector_paths() == PATHS
     if not os.environ.get("FASTNN_VECTOR_PATH"):                # (the fixtures here reset to the widest)

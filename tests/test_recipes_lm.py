@@ -60,6 +60,12 @@ def test_train_every_architecture(arch, values):
         assert min(h["valid"] for h in history) == pytest.approx(recipe.mean_nll(model, streams["valid"]), rel=1e-6)
 
 
+def test_a_min_count_no_word_reaches_is_refused_before_training():
+    """Was: a vocabulary of <unk> and </s> alone, and an LM of perplexity 1.18 that had seen no word."""
+    with pytest.raises(ValueError, match="'min_count' 1000000 leaves no word"):
+        recipe.prepare(recipe.RNNConfig(min_count=1000000), _sentences(20, 0))
+
+
 def test_neural_lm_needs_valid_text():
     config = recipe.RNNConfig(min_count=1, epochs=1)
     vocab, streams = recipe.prepare(config, _sentences(20, 0))

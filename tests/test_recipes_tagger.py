@@ -19,6 +19,30 @@ def _sentences(n=30, seed=0):
     return [[words[i] for i in rng.integers(0, 4, size=int(rng.integers(2, 6)))] for _ in range(n)]
 
 
+def test_a_min_count_no_word_reaches_is_refused():
+    with pytest.raises(ValueError, match="'min_count' 1000 leaves no word"):     # was: a tagger of <pad> and <unk>
+        recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, min_count=1000), _sentences())
+
+
+def test_the_chunk_preset_from_python_with_plain_tokens_and_unseen_pos_tags():
+    """from_preset("chunk") reads the POS column as an input: plain token lists are an IndexError saying which column
+    is missing (was "sentence 1 ... has 1 columns", numbered from 1 unlike every other message); POS tags never seen
+    in training are read as <unk> and counted, and check_dev says so."""
+    config = recipe.from_preset("chunk", epochs=1, ensemble=2, workers=1, lstm_hidden=4, hidden=4, char_dim=0)
+    train = _sentences()
+    model, _ = recipe.train(config, train, quiet=True)
+    with pytest.raises(IndexError, match=r"feature 'pos' reads column 1 as an input, but sentence 0 of the data has 1 "
+                                         r"column: \[\('The',\), \('dog',\)\]\. Give every token that column"):
+        model.predict([["The", "dog"]])
+    odd = [[("the", "DT", "B-NP"), ("dog", "XX", "I-NP"), ("runs", "YY", "B-VP")]]
+    assert model.unseen_features(odd) == {"pos": {"column": 1, "n_tokens": 3, "unseen_tokens": 2,
+                                                  "unseen_values": ["XX", "YY"]}}
+    assert model.predict(odd)["chunk"][0][0] in ("B-NP", "I-NP", "B-VP")
+    notice = recipe.check_dev(model, odd)
+    assert "pos (column 1): 2 of 3 tokens (XX, YY); most are unseen: is column 1 the pos column" in notice, notice
+    assert recipe.check_dev(model, train) is None
+
+
 def test_the_constructor_leaves_the_defaults_to_the_config():
     sig = inspect.signature(WindowTagger.__init__).parameters
     shared = [f.name for f in dataclasses.fields(recipe.TaggerConfig) if f.name in sig]
@@ -46,8 +70,11 @@ def test_preset_then_explicit_values(monkeypatch):
     monkeypatch.setitem(recipe.PRESETS, "tiny", {"hidden": 7, "epochs": 2})
     c = recipe.from_preset("tiny", epochs=3)
     assert (c.hidden, c.epochs, c.lr) == (7, 3, recipe.TaggerConfig().lr)
-    with pytest.raises(ValueError, match="preset must be one of .*tiny"):
+    with pytest.raises(ValueError, match="'preset' must be one of .*tiny.*; got 'nope'\\.$"):
         recipe.from_preset("nope")
+    for typo, meant in (("chnk", "chunk"), ("CHUNK", "chunk"), ("tiny ", "tiny")):     # was: no hint
+        with pytest.raises(ValueError, match=f"got {typo!r}. Did you mean '{meant}'"):
+            recipe.from_preset(typo)
 
 
 @pytest.mark.parametrize("values, match", [
@@ -156,7 +183,8 @@ def test_check_dev_names_unseen_tags_and_refuses_what_cannot_be_scored():
     assert recipe.check_dev(model, train) is None
     dev = [[("the", "DT", "B-NP"), ("list", "LS", "B-LST")]] + _sentences(5, seed=1)
     assert recipe.check_dev(model, dev) == ("dev tags the training data never had, scored as errors: chunk: 1 tokens "
-                                            "(B-LST)")
+                                            "(B-LST); feature values the training data never had, read as <unk>: "
+                                            "pos (column 1): 1 of 19 tokens (LS)")
     trained, trainer = recipe.train(config, train, dev, quiet=True)          # picks its epoch on such a file
     assert trainer.best_score == trained.score(dev) < 100.0
     with pytest.raises(IndexError, match="feature 'pos' reads column 1"):
@@ -192,7 +220,11 @@ def test_cli_preset_is_overridden_by_flags(tmp_path, capsys, monkeypatch):
     rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
                "--preset", "nope"])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "preset must be one of" in err and "tiny" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--preset must be one of" in err and "tiny" in err
+    rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
+               "--preset", "chnk"])
+    assert rc == 2 and "--preset must be one of pos, chunk, ner, tiny; got 'chnk'. Did you mean 'chunk'?" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, task, features", [("pos", {"pos": 1}, set()), ("chunk", {"chunk": 2}, {"pos"}),

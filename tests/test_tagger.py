@@ -217,8 +217,12 @@ def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
     assert m2.columns == m.columns and m2.predict(dev) == m.predict(dev)
-    with pytest.raises(IndexError, match="feature 'cue' reads column 1, but sentence 2 of the data has 1 columns"):
-        m2.predict([[("w1", "A")], [("w2",)]])
+    with pytest.raises(IndexError, match=r"feature 'cue' reads column 1 as an input, but sentence 1 of the data has 1 "
+                                         r"column: \[\('w2',\)\]\. Give every token that column"):
+        m2.predict([[("w1", "A")], [("w2",)]])                 # numbered from 0 (was 2), as every sentence message
+    with pytest.raises(IndexError, match="sentence 0 of the data has 1 column"):
+        m2.predict([["w1", "w2"]])                               # plain tokens, as from_preset("chunk") users pass
+    assert m2.encode([[], [("w1", "A")]], targets=False) is not None     # an empty sentence has no columns to miss
     with pytest.raises(IndexError, match="feature 'cue' reads column 4"):
         _build(train, {"tag": 2}, columns={"cue": (4, 3)})
 

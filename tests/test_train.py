@@ -359,6 +359,23 @@ def test_ctrl_c_ends_the_run_with_the_best_epoch_so_the_work_can_be_saved():
     assert not isinstance(info.value, TrainingInterrupted)
 
 
+def test_ctrl_c_message_says_what_happened_and_leaves_the_how_to_resume_to_the_caller(tmp_path, capsys):
+    """The trainer printed "resume with fit(resume=True)" at the CLI too (whose resume is --resume): now the exception
+    says it, in the words every Python front end shares (Trainer.fit and the recipes take resume=True), and a caller
+    that catches it (the CLI) gives its own."""
+    model, trainer = build(checkpoint=str(tmp_path / "ck.npz"))
+    trainer.quiet = False
+    _interrupt_at(trainer, 30)
+    with pytest.raises(TrainingInterrupted, match=r"in epoch 3; checkpoint written to .*ck\.npz: resume=True with "
+                                                  r"the same checkpoint continues the run"):
+        trainer.fit()
+    assert "resume" not in capsys.readouterr().err
+    model, trainer = build()
+    _interrupt_at(trainer, 30)
+    with pytest.raises(TrainingInterrupted, match=r"^training interrupted in epoch 3$"):     # nothing to resume from
+        trainer.fit()
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {repo!r})

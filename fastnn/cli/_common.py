@@ -61,17 +61,23 @@ def train_keeping_work(args, fit):
             return fit(), None
     except TrainingInterrupted as stop:
         if stop.trainer.state.epoch < 1:
-            raise KeyboardInterrupt("no epoch finished: nothing written") from None
+            raise KeyboardInterrupt("no epoch finished: no model written" + _resume_hint(stop)) from None
         return stop.result, stop
 
 
+def _resume_hint(stop):
+    """What to type to continue an interrupted run: the CLI's words (the trainer's message gives Python's)."""
+    ck = stop.trainer.checkpoint
+    return f"; to go on: --checkpoint {ck} --resume" if ck else ""
+
+
 def interrupted_note(stop, out):
-    """The line a train command prints after writing the model of an interrupted run."""
+    """The line a train command prints after writing the model of an interrupted run (instead of its "trained ..."
+    line: the run did not end as set)."""
     st = stop.trainer.state
     what = (f"the model of its best epoch ({st.best_epoch})" if st.best_epoch
             else f"the model as it stood ({st.epoch} epochs finished)")
-    return (f"interrupted in epoch {st.epoch + 1}: {what} written to {out}"
-            + (f"; to go on: --checkpoint {stop.trainer.checkpoint} --resume" if stop.trainer.checkpoint else ""))
+    return f"interrupted in epoch {st.epoch + 1}: {what} written to {out}" + _resume_hint(stop)
 
 
 def add_threads(parser, default=1, why=None):
@@ -183,6 +189,19 @@ def existing_file(path):
     return path
 
 
+def load_model_file(path, option="--model"):
+    """fastnn.io.load_model(path) for a command's `option`: a missing file, or a training checkpoint given instead of
+    a model (said with the CLI's remedy, not the Python one), is a CLIError; other errors propagate."""
+    from fastnn import io
+    existing_file(path)
+    try:
+        return io.load_model(path)
+    except io.CheckpointGivenError:
+        raise CLIError(f"{option} {path} is a training checkpoint, not a model: its parameters are the last step's, "
+                       f"not the model the run ends with. Run the train command again with --checkpoint {path} "
+                       f"--resume to finish it, and give the file its --out writes") from None
+
+
 def print_json(obj):
     print(json.dumps(obj, indent=None, sort_keys=False))
 
@@ -266,11 +285,12 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 
 def option_names(message, *classes):
-    """A Config's message with its field names ('batch_size') written as the options (--batch-size)."""
+    """A Config's message with its field names ('batch_size') written as the options (--batch-size), and
+    from_preset's 'preset' as --preset."""
     for cls in classes:
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
-    return message
+    return message.replace("'preset'", "--preset")
 
 
 class Parser(argparse.ArgumentParser):

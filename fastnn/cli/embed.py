@@ -92,9 +92,13 @@ def run_train(args):
         say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
     if args.resume:
         say(f"resuming from {args.checkpoint}")
-    res, stop = train_keeping_work(args, lambda: recipe.pretrain(
-        args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
-        checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say, on_nonfinite=NONFINITE[args.on_nonfinite]))
+    try:
+        res, stop = train_keeping_work(args, lambda: recipe.pretrain(
+            args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
+            checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
+            on_nonfinite=NONFINITE[args.on_nonfinite]))
+    except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     vectors = res.vectors
     out = save_or_fallback(args.out, None, "--out", save=lambda p, _: write_vectors(p, res.words, vectors))
     saved = save_or_fallback(args.save_model, res.model, "--save-model") if args.save_model else None
@@ -108,12 +112,15 @@ def run_train(args):
               "best_epoch": next((h["epoch"] for h in reversed(hist) if h["best"]), None),
               "valid": [None if h["valid"] is None else round(h["valid"], 4) for h in hist],
               "vector_std": round(float(vectors.std()), 4)}
+    if stop is not None:
+        result["interrupted"] = True                    # as lm train's; the note on stderr says what to type
     if args.json:
         print_json(result)
     elif not args.quiet:
         best = f", best epoch {result['best_epoch']}" if result["best_epoch"] else ""
         rate = f", {result['examples_per_s']:,} examples/s" if result["examples_per_s"] else ""
-        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({result['epochs']} epochs in "
+        how = "interrupted after " if stop is not None else ""
+        print(f"{result['words']:,} vectors of {result['dim']} written to {out} ({how}{result['epochs']} epochs in "
               f"{result['seconds']} s{rate}{best}; valid {args.objective} "
               f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
     if stop is not None:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_note, option_names,
+                                check_writable, existing_file, flag, interrupted_note, load_model_file, option_names,
                                 print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
@@ -85,7 +85,7 @@ def load_lm(path):
     try:
         if io.HEADER not in files:
             raise CLIError(f"{path} is not a fastnn model file")
-        model = io.load_model(path)
+        model = load_model_file(path)
         words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
@@ -141,10 +141,16 @@ def run_train(args):
     train_s = _read(args.train)
     valid_s = _read(args.valid) if args.valid else None
     test_s = _read(args.test) if args.test else None
-    vocab, streams = recipe.prepare(config, train_s, valid_s, test_s)
+    try:
+        vocab, streams = recipe.prepare(config, train_s, valid_s, test_s)
+    except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    unk = vocab.counts[vocab.unk_id] / max(1, int(vocab.counts.sum() - vocab.counts[vocab.eos_id]))
     say(f"vocabulary {len(vocab)} (types seen >= {config.min_count} times + <unk>, </s>); tokens "
-        + ", ".join(f"{k} {len(v)}" for k, v in streams.items()))
+        + ", ".join(f"{k} {len(v)}" for k, v in streams.items())
+        # a --min-count that turns most words into <unk> gives a low perplexity that means little: say so
+        + (f"; <unk> is {unk:.0%} of the training words: lower --min-count" if unk > 0.5 else ""))
     t0 = time.perf_counter()
     (model, history), stop = train_keeping_work(args, lambda: recipe.train(
         config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,

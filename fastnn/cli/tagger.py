@@ -13,8 +13,8 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, interrupted_note, option_names,
-                                print_json, save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, config_from_args, existing_file, interrupted_note, load_model_file,
+                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -165,11 +165,9 @@ def _check_args(args):
 
 
 def _load_model(path):
-    from fastnn import io
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
-    existing_file(path)
     try:
-        model = io.load_model(path)
+        model = load_model_file(path)
     except (ValueError, TypeError, KeyError, OSError) as e:
         raise CLIError(str(e)) from None
     if not isinstance(model, (WindowTagger, TaggerEnsemble)):
@@ -234,8 +232,10 @@ def run_train(args):
         res = {"out": out, "epochs": len(hist), "seconds": round(elapsed, 1), "train_windows_per_s": round(rate)}
         if dev is not None:
             res.update(metric=trainer.metric[0], best_dev_score=trainer.best_score, best_epoch=trainer.best_epoch)
+        if stop is not None:
+            res["interrupted"] = True
         print_json(res)
-    elif not args.quiet:
+    elif not args.quiet and stop is None:               # an interrupted run says so below, not "trained"
         best = ""
         if dev is not None and isinstance(trainer.best_epoch, list):      # an ensemble: the members' best epochs
             best = (f", ensemble dev score {trainer.best_score:.2f} (members' best epochs "
@@ -258,6 +258,9 @@ def run_eval(args):
         res = model.evaluate(data)
     except (ValueError, IndexError) as e:
         raise CLIError(f"--data {args.data}: {e}") from None
+    notice = recipe.feature_notice(model.unseen_features(data))
+    if notice:                    # e.g. a file without the POS column: its next column read as POS tags, silently
+        print(f"--data {args.data}: {notice}", file=sys.stderr)
     if args.json:
         print_json(res)
         return 0
@@ -297,12 +300,16 @@ def run_predict(args):
             items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
             guessed = " (read as text, one sentence per line, by auto-detection: give --format conll for a CoNLL " \
                       "file)" if fmt == "text" and args.format == "auto" else ""
-            lines = _predicted_lines(model, items, fmt, name + guessed)
+            unseen = {}
+            lines = _predicted_lines(model, items, fmt, name + guessed, unseen)
             if args.out:
                 from fastnn.io import atomic_write
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
             else:
                 _write_stdout(lines)
+            notice = recipe.feature_notice(unseen)
+            if notice:            # e.g. a file without the POS column: its next column read as POS tags, silently
+                print(f"--data {name}: {notice}", file=sys.stderr)
         except ValueError as e:
             raise CLIError(str(e)) from None
         except OSError as e:
@@ -312,10 +319,10 @@ def run_predict(args):
     return 0
 
 
-def _predicted_lines(model, items, fmt, name):
+def _predicted_lines(model, items, fmt, name, unseen):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
-    blank lines are kept."""
+    blank lines are kept.  unseen : a dict that receives model.unseen_features of all the input (summed)."""
     n_tasks = len(model.tasks)
     items = iter(items)
     while True:
@@ -333,6 +340,12 @@ def _predicted_lines(model, items, fmt, name):
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
             raise CLIError(f"--data {name}: {e}") from None
+        for feat, u in model.unseen_features(sentences).items():
+            tot = unseen.setdefault(feat, {"column": u["column"], "n_tokens": 0, "unseen_tokens": 0,
+                                           "unseen_values": []})
+            tot["n_tokens"] += u["n_tokens"]
+            tot["unseen_tokens"] += u["unseen_tokens"]
+            tot["unseen_values"] += [v for v in u["unseen_values"] if v not in tot["unseen_values"]][:100]
         cols = [pred[task] for task in model.task_names]
         k = 0
         for item in block:

@@ -54,7 +54,8 @@ class Vocab:
         Words are sorted by decreasing count, ties by the word (code-point order), so the result is deterministic.
         `max_size` keeps at most that many words besides the specials.  Counts of the specials are the number of
         tokens that map to them in `sentences`: <unk> gets every dropped word, </s> one per sentence (its role in a
-        language-model stream), <pad> 0; a token spelled like a special counts for it.
+        language-model stream), <pad> 0; a token spelled like a special counts for it.  A `min_count` that no word
+        reaches is a ValueError (as scikit-learn's CountVectorizer: "no terms remain"), not a vocabulary of specials.
         """
         check_int(min_count, "min_count", "Vocab.build")
         if max_size is not None:
@@ -69,6 +70,12 @@ class Vocab:
             n_sentences += 1
         special_counts = {w: counter.pop(w, 0) for w in specials}
         kept = sorted((w for w, c in counter.items() if c >= min_count), key=lambda w: (-counter[w], w))
+        if counter and not kept:
+            # every word would become <unk>: a model trains on nothing (an LM of <unk> and </s> scores perplexity ~1)
+            top = max(counter.values())
+            raise ValueError(f"Vocab.build: 'min_count' {min_count} leaves no word besides the specials; the most "
+                             f"frequent of the {len(counter):,} word types is seen {top:,} time{'s' * (top > 1)}. "
+                             f"Lower 'min_count' (to {top} or less).")
         if max_size is not None:
             kept = kept[:max_size]
         if cls.UNK in special_counts:

@@ -55,6 +55,7 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 import functools
 import math
 import numbers
+from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -305,6 +306,21 @@ class _Tagging:
             if n_chunks is not None:
                 n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
         return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
+
+    def unseen_features(self, sentences):
+        """{feature: {"column", "n_tokens", "unseen_tokens", "unseen_values"}} for the feature columns the model reads
+        (rows as read_conll's): the values the training data never had, which the model reads as <unk> without a
+        word.  A few are normal (a rare tag); most of a column's tokens suggest a file without that column, whose
+        column of that number holds something else (predicting needs no gold tags to catch it)."""
+        sentences = conll.as_rows(sentences, "unseen_features", tokens=True)
+        out = {}
+        for c in self.columns:
+            col, known = c["column"], set(c["values"])
+            values = Counter(r[col] for s in sentences for r in s if len(r) > col)
+            unseen = {v: n for v, n in values.items() if v not in known}
+            out[c["name"]] = {"column": col, "n_tokens": sum(values.values()), "unseen_tokens": sum(unseen.values()),
+                              "unseen_values": sorted(unseen, key=lambda v: (-unseen[v], v))}
+        return out
 
     def score(self, sentences, encoded=None):
         """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
@@ -597,10 +613,13 @@ class WindowTagger(_Tagging, Module):
         cid = conll.encode_caps(sentences, col=0)
         words, caps, offsets = conll.windows(wid, cid, window=w, pad_word_id=0)
         for c in self.columns:
-            short = next((i for i, s in enumerate(sentences) if len(s[0]) <= c["column"]), None)
-            if short is not None:
-                raise IndexError(f"{where}: feature {c['name']!r} reads column {c['column']}, but sentence {short + 1} "
-                                 f"of the data has {len(sentences[short][0])} columns.")
+            short = next((i for i, s in enumerate(sentences) if s and len(s[0]) <= c["column"]), None)
+            if short is not None:                    # numbered from 0 as every other sentence message; shown, since
+                n = len(sentences[short][0])         # plain tokens (predict's other input) have no feature column
+                raise IndexError(f"{where}: feature {c['name']!r} reads column {c['column']} as an input, but sentence "
+                                 f"{short} of the data has {n} column{'s' * (n != 1)}: "
+                                 f"{short_repr(sentences[short])}. Give every token that column, as in the "
+                                 f"training data.")
         feats = tuple(conll.windows([vocab.encode([fn(r[col]) for r in s]) for s in sentences], window=w,
                                     pad_word_id=0)[0] for vocab, col, fn, _ in self._features)
         forms = chars = None
@@ -864,6 +883,10 @@ class TaggerEnsemble(_Tagging, Module):
     @property
     def task_names(self):
         return self.members[0].task_names
+
+    @property
+    def columns(self):
+        return self.members[0].columns
 
     @property
     def _tag_index(self):

@@ -8,6 +8,7 @@ which need the data's columns).
 """
 import copy
 import dataclasses
+import difflib
 
 from fastnn._validation import check_scalar
 
@@ -27,8 +28,10 @@ def option(default, help, **metadata):
 def from_preset(cls, presets, preset=None, **values):
     """cls() with the preset's fields (presets[preset], a dict of field values), then `values` on top."""
     if preset is not None and preset not in presets:
-        raise ValueError(f"{cls.__name__}: preset must be one of {', '.join(presets) or '(none defined)'}; "
-                         f"got {preset!r}.")
+        # a misspelt name ('chnk', 'CHUNK') is the usual cause: name the closest
+        close = difflib.get_close_matches(str(preset).lower(), list(presets), n=1, cutoff=0.6)
+        raise ValueError(f"{cls.__name__}: 'preset' must be one of {', '.join(presets) or '(none defined)'}; "
+                         f"got {preset!r}." + (f" Did you mean {close[0]!r}?" if close else ""))
     return cls(**{**(presets[preset] if preset is not None else {}), **values})
 
 

@@ -24,7 +24,7 @@ from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
-           "train", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+           "train", "feature_notice", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -506,14 +506,36 @@ class _Prefixed:
 def check_dev(model, dev):
     """Check before training that `model` can score the `dev` sentences: the feature columns it reads (IndexError),
     each task's column holding tags of the task's kind (IndexError, ValueError).  Returns a one-line notice naming
-    the dev tags the training data never had (scored as errors, as conlleval counts them), or None."""
+    the dev tags the training data never had (scored as errors, as conlleval counts them) and the feature values it
+    never had (see feature_notice), or None."""
     model.encode(dev, targets=False)
     unseen = model.check_gold(dev, "check_dev")
-    parts = [f"{name}: {u['unseen_tokens']} tokens ({', '.join(u['unseen_tags'][:8])}"
-             f"{', ...' if len(u['unseen_tags']) > 8 else ''})" for name, u in unseen.items() if u["unseen_tokens"]]
-    if parts:
-        return f"dev tags the training data never had, scored as errors: {'; '.join(parts)}"
-    return None
+    parts = [f"{name}: {u['unseen_tokens']} tokens ({_some(u['unseen_tags'])})"
+             for name, u in unseen.items() if u["unseen_tokens"]]
+    notes = [f"dev tags the training data never had, scored as errors: {'; '.join(parts)}"] if parts else []
+    notes += [feature_notice(model.unseen_features(dev))] if model.columns else []
+    return "; ".join(n for n in notes if n) or None
+
+
+def _some(values, n=8):
+    return ", ".join(values[:n]) + (", ..." if len(values) > n else "")
+
+
+def feature_notice(unseen):
+    """One line on the feature values never seen in training (model.unseen_features(sentences)), or None: they are
+    read as <unk>.  When they are most of a column's tokens, the data's column of that number is likely another
+    (e.g. a file without the POS column, whose chunk tags would be read as POS tags): the line asks."""
+    parts, wrong = [], []
+    for name, u in unseen.items():
+        if u["unseen_tokens"]:
+            parts.append(f"{name} (column {u['column']}): {u['unseen_tokens']} of {u['n_tokens']} tokens "
+                         f"({_some(u['unseen_values'])})")
+            if 2 * u["unseen_tokens"] > u["n_tokens"]:
+                wrong.append(f"column {u['column']} the {name} column")
+    if not parts:
+        return None
+    ask = f"; most are unseen: is {' and '.join(wrong)}, as in the training data?" if wrong else ""
+    return f"feature values the training data never had, read as <unk>: {'; '.join(parts)}{ask}"
 
 
 def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
