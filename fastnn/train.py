@@ -303,11 +303,13 @@ class TrainingInterrupted(KeyboardInterrupt):
     `result` is what the interrupted call would have returned (fit: the history; a recipe that wraps fit replaces it
     with its own return value).  The CLI's train commands write that model instead of losing the run."""
 
+    # What to type to go on is the caller's to say (the CLI writes --resume in its place): this names the Python
+    # argument every front end that takes `checkpoint` shares (Trainer.fit and the recipes: resume=True).
+    RESUME = "resume=True with the same checkpoint continues the run"
+
     def __init__(self, trainer, result):
-        # What to type to go on is the caller's to say (the CLI's is --resume): this message names the Python
-        # argument every front end that takes `checkpoint` shares (Trainer.fit and the recipes: resume=True).
-        ck = (f"; checkpoint written to {trainer.checkpoint}: resume=True with the same checkpoint continues the run"
-              if trainer.checkpoint is not None else "")
+        ck = (f"; checkpoint written to {trainer.checkpoint}: {self.RESUME}" if trainer.checkpoint is not None
+              else "")
         super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}{ck}")
         self.trainer, self.result = trainer, result
 

@@ -191,7 +191,10 @@ def test_ctrl_c_stops_the_workers_which_keep_their_checkpoints(files):
     p.send_signal(signal.SIGINT)
     err = "".join(lines) + p.communicate(timeout=120)[1]
     assert p.returncode == 130, err
-    assert "interrupted (in members 1, 2, 3 of 3: an ensemble is written only when all its members are trained)" in err
+    assert (f"interrupted (in members 1, 2, 3 of 3: an ensemble is written only when all its members are trained; "
+            f"checkpoints written to {d / 'ck.npz'} and its .member<k> files; to go on: --checkpoint {d / 'ck.npz'} "
+            f"--resume)") in err, err                      # the resume in the CLI's words (not the Trainer's Python)
+    assert "resume=True" not in err, err
     assert "member 3/3" not in err and not (d / "e.npz").exists() and "Traceback" not in err, err
     assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists() and not (d / "ck.npz.member2").exists()
     epochs = max(int(line.split("epoch ")[1].split("/")[0]) for line in err.splitlines() if ": epoch " in line) + 2

@@ -43,6 +43,28 @@ def test_the_chunk_preset_from_python_with_plain_tokens_and_unseen_pos_tags():
     assert recipe.check_dev(model, train) is None
 
 
+def test_an_interrupted_ensemble_says_where_its_checkpoints_are(tmp_path, monkeypatch):
+    """Its members' trainers are quiet about resuming (each caller says it its way): the ensemble's message names the
+    checkpoints and resume=True (a member's "resume with fit(resume=True)" was the only word on it)."""
+    import signal
+
+    from fastnn.train import Trainer
+    real = Trainer._train_step
+
+    def step(self, batch):
+        os.kill(os.getpid(), signal.SIGINT)          # handled by the trainer: this step finishes first
+        return real(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, ensemble=2, workers=1, epochs=1, hidden=4, embed_dim=4)
+    ck = str(tmp_path / "ck.npz")
+    with pytest.raises(KeyboardInterrupt, match=r"in member 1 of 2: an ensemble is written only when all its members "
+                                                rf"are trained; checkpoints written to {ck} and its \.member<k> "
+                                                r"files: resume=True with the same checkpoint continues the run"):
+        recipe.train(config, _sentences(), checkpoint=ck, quiet=True)
+    assert os.path.exists(ck)
+
+
 def test_the_constructor_leaves_the_defaults_to_the_config():
     sig = inspect.signature(WindowTagger.__init__).parameters
     shared = [f.name for f in dataclasses.fields(recipe.TaggerConfig) if f.name in sig]

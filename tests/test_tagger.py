@@ -744,6 +744,31 @@ def test_bilstm_save_load_round_trip_and_older_files_are_window_models(bilstm_mo
     assert old.config()["context"] == "window" and old.lstm_fwd is None
 
 
+def test_lstm_dropout_drops_the_lstm_outputs_in_training_only():
+    m, batch = T._tiny_tagger(np.random.default_rng(0), "sentence", 1, False, context="bilstm", lstm_dropout=0.5)
+    assert m.config()["lstm_dropout"] == 0.5 and m.drop_lstm.p == 0.5
+    n_win = m.lstm_fwd.W_ih.shape[1]
+    seen = []
+    real = nn.concat
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn, "concat", lambda parts: seen.append([p.value.copy() for p in parts]) or real(parts))
+        m.hidden_layer(batch)
+        with m.evaluating():
+            m.hidden_layer(batch)
+    (x, f, b), (x_e, f_e, b_e) = [parts for parts in seen if len(parts) == 3]     # window, forward, backward
+    assert x.shape[1] == n_win
+    np.testing.assert_array_equal(x, x_e)                 # no dropout on the window vectors (dropout=0)
+    for drop, full in ((f, f_e), (b, b_e)):               # the same LSTM outputs, half of them dropped, others x2
+        kept = drop != 0
+        assert 0.2 < kept.mean() < 0.8
+        np.testing.assert_allclose(drop[kept], 2 * full[kept], rtol=1e-12)
+    with pytest.raises(ValueError, match="'lstm_dropout' must be in"):
+        recipe.TaggerConfig(context="bilstm", lstm_dropout=1.0)
+    cfg = m.config()
+    del cfg["lstm_dropout"]                               # a model file from before the option
+    assert T.WindowTagger.from_config(cfg).drop_lstm.p == 0.0
+
+
 def test_bilstm_ensemble_means_its_members_scores(tmp_path):
     rng = np.random.default_rng(6)
     train = _synthetic(rng, 60)

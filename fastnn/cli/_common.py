@@ -63,6 +63,11 @@ def train_keeping_work(args, fit):
         if stop.trainer.state.epoch < 1:
             raise KeyboardInterrupt("no epoch finished: no model written" + _resume_hint(stop)) from None
         return stop.result, stop
+    except KeyboardInterrupt as e:      # e.g. an unfinished ensemble: its Python resume=True in the CLI's words
+        if args.checkpoint and TrainingInterrupted.RESUME in str(e):
+            raise KeyboardInterrupt(str(e).replace(f": {TrainingInterrupted.RESUME}",
+                                                   f"; to go on: --checkpoint {args.checkpoint} --resume")) from None
+        raise
 
 
 def _resume_hint(stop):

@@ -307,7 +307,8 @@ def run_predict(args):
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
             else:
                 _write_stdout(lines)
-            notice = recipe.feature_notice(unseen)
+            notice = recipe.feature_notice({f: dict(u, unseen_values=list(u["unseen_values"])) for f, u in
+                                            unseen.items()})
             if notice:            # e.g. a file without the POS column: its next column read as POS tags, silently
                 print(f"--data {name}: {notice}", file=sys.stderr)
         except ValueError as e:
@@ -340,12 +341,11 @@ def _predicted_lines(model, items, fmt, name, unseen):
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
             raise CLIError(f"--data {name}: {e}") from None
-        for feat, u in model.unseen_features(sentences).items():
-            tot = unseen.setdefault(feat, {"column": u["column"], "n_tokens": 0, "unseen_tokens": 0,
-                                           "unseen_values": []})
+        for feat, u in model.unseen_features(sentences).items():        # summed over the blocks
+            tot = unseen.setdefault(feat, dict(u, n_tokens=0, unseen_tokens=0, unseen_values={}))
             tot["n_tokens"] += u["n_tokens"]
             tot["unseen_tokens"] += u["unseen_tokens"]
-            tot["unseen_values"] += [v for v in u["unseen_values"] if v not in tot["unseen_values"]][:100]
+            tot["unseen_values"].update(dict.fromkeys(u["unseen_values"]))    # in order of first sight
         cols = [pred[task] for task in model.task_names]
         k = 0
         for item in block:

@@ -351,7 +351,9 @@ class WindowTagger(_Tagging, Module):
         token's word_chars go through a CharCNN (char_dim-sized character vectors, char_filters convolution filters
         over char_width characters, max over the word) giving char_filters more inputs per window position.
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
-    dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer.
+    dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer;
+        lstm_dropout : on the bilstm context's outputs (the hidden layer's LSTM inputs; the LSTMs read the window
+        vectors after `dropout`).
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
     tag_counts : per task, the training count of each of its tags (or None): the task's output bias then starts at
         the log prior of its tags, the optimal bias while the weights are near zero (build() passes them; a
@@ -363,8 +365,9 @@ class WindowTagger(_Tagging, Module):
 
     def __init__(self, words, tasks, *, window, embed_dim, caps_dim, suffix_len, suffix_dim, prefix_len, prefix_dim,
                  shape_dim, char_dim, char_filters, char_width, hidden, activation, loss, dropout, hidden_dropout,
-                 embed_scale, freeze_embeddings, lowercase, seed, context, lstm_hidden, suffixes=None, prefixes=None,
-                 shapes=None, chars=None, columns=(), word_counts=None, dtype="float32", tag_counts=None):
+                 embed_scale, freeze_embeddings, lowercase, seed, context, lstm_hidden, lstm_dropout,
+                 suffixes=None, prefixes=None, shapes=None, chars=None, columns=(), word_counts=None, dtype="float32",
+                 tag_counts=None):
         where = "WindowTagger"
         if check_int(window, "window", where) % 2 == 0:
             raise ValueError(f"{where}: 'window' must be an odd integer >= 1; got {window!r}.")
@@ -433,7 +436,8 @@ class WindowTagger(_Tagging, Module):
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
                          freeze_embeddings=bool(freeze_embeddings), lowercase=bool(lowercase), seed=int(seed),
-                         context=context, lstm_hidden=int(lstm_hidden), dtype=str(np.dtype(dtype)))
+                         context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout),
+                         dtype=str(np.dtype(dtype)))
         dt = np.dtype(dtype)
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
@@ -480,6 +484,7 @@ class WindowTagger(_Tagging, Module):
         self.lstm_fwd, self.lstm_bwd = ((nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt),
                                          nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt))
                                         if context == "bilstm" else (None, None))
+        self.drop_lstm = nn.Dropout(lstm_dropout, rng=np.random.default_rng([seed, 4]))
         self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
 
     # -- construction from data ----------------------------------------------------------------------------------
@@ -578,7 +583,7 @@ class WindowTagger(_Tagging, Module):
     @classmethod
     def from_config(cls, cfg):
         """The tagger config() describes; model files written before the context layer existed are window models."""
-        return super().from_config({"context": "window", "lstm_hidden": 0, **cfg})
+        return super().from_config({"context": "window", "lstm_hidden": 0, "lstm_dropout": 0.0, **cfg})
 
     def config(self):
         return dict(words=self.vocab.words, tasks=self.tasks,
@@ -682,7 +687,8 @@ class WindowTagger(_Tagging, Module):
     # -- the network ---------------------------------------------------------------------------------------------
     def hidden_layer(self, batch):
         """h (N, hidden) as a Node: concatenated window vectors -> dropout -> affine -> activation -> dropout; with
-        the bilstm context the affine map reads the window vectors and both LSTMs' outputs at the token."""
+        the bilstm context the affine map reads the window vectors and both LSTMs' outputs at the token (after
+        lstm_dropout)."""
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
@@ -695,7 +701,7 @@ class WindowTagger(_Tagging, Module):
         x = parts[0] if len(parts) == 1 else nn.concat(parts)
         x = self.drop_in(x)
         if self.lstm_fwd is not None:
-            x = nn.concat([x] + self._bilstm(x, batch.offsets))
+            x = nn.concat([x] + [self.drop_lstm(o) for o in self._bilstm(x, batch.offsets)])
         z = self.hidden(x)
         h = nn.hardtanh(z) if self._cfg["activation"] == "hardtanh" else nn.tanh(z)
         return self.drop_hidden(h)
@@ -933,7 +939,7 @@ def _refill(pred, sentences):
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
-def _tiny_tagger(rng, loss, n_tasks, suffix, context="window"):
+def _tiny_tagger(rng, loss, n_tasks, suffix, context="window", lstm_dropout=0.0):
     seed = int(rng.integers(1 << 30))
     words = [Vocab.PAD, Vocab.UNK] + [f"w{i}" for i in range(8)]
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
@@ -948,7 +954,8 @@ def _tiny_tagger(rng, loss, n_tasks, suffix, context="window"):
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      char_dim=2 if suffix else 0, char_filters=3, char_width=3, hidden=4, activation="tanh",
                      loss=loss, dropout=0.0, hidden_dropout=0.0, embed_scale=1.0, freeze_embeddings=False,
-                     lowercase=True, seed=seed, context=context, lstm_hidden=3, dtype="float64")
+                     lowercase=True, seed=seed, context=context, lstm_hidden=3, lstm_dropout=lstm_dropout,
+                     dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
             p.value[...] = rng.standard_normal(p.shape)
@@ -972,22 +979,28 @@ def _tiny_tagger(rng, loss, n_tasks, suffix, context="window"):
     return m, batch
 
 
-def _case(loss, n_tasks, suffix=False, context="window"):
+def _case(loss, n_tasks, suffix=False, context="window", lstm_dropout=0.0):
     """suffix=True adds the suffix (two lengths, one shared table), prefix, shape, feature-column and character
     features; context="bilstm" the LSTM context layer (sentences of 3, 1 and 2 tokens: padding in both
-    directions)."""
+    directions); lstm_dropout > 0 dropout on its outputs, the same masks in every pass."""
     def build(rng):
-        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix, context)
-        return (lambda: m.loss(batch)), m.parameters()
+        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix, context, lstm_dropout)
+        mask_seed = int(rng.integers(1 << 30))
+
+        def loss_fn():
+            m.drop_lstm.rng = np.random.default_rng(mask_seed)
+            return m.loss(batch)
+        return loss_fn, m.parameters()
     return build
 
 
 def gradcheck_cases():
     """Word- and sentence-level losses, single task and multitask (shared embeddings and hidden layer), and the
-    sentence-level loss with the bilstm context."""
+    sentence-level loss with the bilstm context (and with dropout on its outputs)."""
     return [("tagger.word", _case("word", 1)),
             ("tagger.word_multitask", _case("word", 2, suffix=True)),
             ("tagger.sentence", _case("sentence", 1)),
             ("tagger.sentence_multitask", _case("sentence", 2, suffix=True)),
             ("tagger.bilstm", _case("sentence", 1, context="bilstm")),
-            ("tagger.bilstm_multitask", _case("sentence", 2, suffix=True, context="bilstm"))]
+            ("tagger.bilstm_multitask", _case("sentence", 2, suffix=True, context="bilstm")),
+            ("tagger.bilstm_dropout", _case("sentence", 1, context="bilstm", lstm_dropout=0.5))]

@@ -85,6 +85,8 @@ class TaggerConfig:
                                     "also a bidirectional LSTM over the sentence's window vectors (Huang, Xu and Yu "
                                     "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
     lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model")
+    lstm_dropout: float = option(0.0, "with --context bilstm: dropout on the LSTMs' outputs (the hidden layer's "
+                                      "inputs from them)", group="model")
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -142,7 +144,7 @@ class TaggerConfig:
                                      min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1,
                                      workers=1, patience=0, seed=0, warmup=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
-                     fractions=("dropout", "hidden_dropout", "unk_replace"), nonneg=("clip_norm",))
+                     fractions=("dropout", "hidden_dropout", "lstm_dropout", "unk_replace"), nonneg=("clip_norm",))
         where = type(self).__name__
         self.suffix_len = affix_lengths(self.suffix_len, "suffix_len", where)
         self.prefix_len = affix_lengths(self.prefix_len, "prefix_len", where)
@@ -215,7 +217,7 @@ def model_options(config):
                 char_filters=c.char_filters, char_width=c.char_width, window=c.window,
                 embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
                 activation=c.activation, loss=c.loss, context=c.context, lstm_hidden=c.lstm_hidden,
-                dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+                lstm_dropout=c.lstm_dropout, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
                 embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case,
                 seed=c.seed)
 
@@ -350,7 +352,7 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
                 t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
                         on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
             except TrainingInterrupted:          # the members after it are untrained: no model to keep
-                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}") from None
+                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}{_resume(checkpoint)}") from None
             trainers.append(t)
     history = [dict(h, member=i) for i, t in enumerate(trainers) for h in t.history]
     score = None
@@ -364,6 +366,13 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
 
 
 _UNFINISHED = "an ensemble is written only when all its members are trained"
+
+
+def _resume(checkpoint):
+    """How an interrupted ensemble goes on (the members' trainers, quiet about it, leave it to their caller)."""
+    from fastnn.train import TrainingInterrupted
+    return (f"; checkpoints written to {checkpoint} and its .member<k> files: {TrainingInterrupted.RESUME}"
+            if checkpoint else "")
 
 
 def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite):
@@ -431,7 +440,7 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     stopped = [i + 1 for i in range(k) if done.get(i) is None]
     if interrupted or stopped:
         raise KeyboardInterrupt(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
-                                f"{_UNFINISHED}")
+                                f"{_UNFINISHED}{_resume(cks[0])}")
     return [done[i]["fit"] for i in range(k)]
 
 
