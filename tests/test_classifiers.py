@@ -63,3 +63,18 @@ def test_window_ids_out_of_range_and_labels_of_another_length_are_errors():
             m.loss((np.array(x), np.array([0])))
     with pytest.raises(ValueError, match=r"'y' must have shape \(2,\)"):
         m.accuracy(np.array([[0, 0, 1], [1, 1, 1]]), [0])
+
+
+def test_a_model_seeded_by_a_generator_saves_and_loads(tmp_path):
+    # its config() held the Generator, so save_model failed after training ("not JSON serializable"): work lost
+    from fastnn import io
+
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    for model in (LogisticRegression(3, n_features=4, seed=np.random.default_rng(1)),
+                  MLP(3, hidden=4, n_features=4, seed=np.random.default_rng(1))):
+        path = tmp_path / f"{type(model).__name__}.npz"
+        io.save_model(path, model)
+        loaded = io.load_model(path)
+        assert loaded.config()["seed"] is None
+        np.testing.assert_array_equal(loaded.scores(x), model.scores(x))
+        io.load_params(path, loaded)

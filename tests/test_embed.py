@@ -115,6 +115,9 @@ def test_min_count_and_unknown_options(rng):
         recipe.pretrain("nplm", sents, window=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
         recipe.pretrain("glove", sents)
+    # another objective's Config was an AttributeError ('RankingConfig' object has no attribute 'order')
+    with pytest.raises(TypeError, match="'config' must be a NPLMEmbedConfig for objective 'nplm'; got RankingConfig"):
+        recipe.pretrain("nplm", sents, config=recipe.RankingConfig(epochs=1))
     with pytest.raises(ValueError, match="'min_count' 4 leaves no word"):      # was: vectors of <pad> and <unk>
         recipe.pretrain("ranking", sents, min_count=4, quiet=True)
 

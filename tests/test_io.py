@@ -259,3 +259,34 @@ def test_a_failed_write_names_the_file_asked_for_not_the_temporary_one(tmp_path)
             io.save_model(str(path), model)
         assert e.value.filename == str(path) and ".tmp" not in str(e.value)
     assert os.listdir(tmp_path) == []                  # no temporary file left behind
+
+
+def test_models_pickle_and_deepcopy_to_equal_independent_models(tmp_path):
+    # pickling is how an ensemble's members reach their worker processes, so every model family must round-trip:
+    # the copy scores as the original and shares no parameter array with it (training it leaves the original alone)
+    import copy
+    import pickle
+
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.recipes import lm
+    from fastnn.recipes import tagger
+
+    sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat"]] * 4
+    c = lm.RNNConfig(epochs=1, hidden=4, classes=0, min_count=1, batch_size=2)
+    vocab, streams = lm.prepare(c, sents, sents)
+    rows = [[("John", "B-PER"), ("Smith", "I-PER"), ("ran", "O")]] * 3
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    cases = [(lm.train(c, vocab, streams, quiet=True)[0], lambda m: m.perplexity(sents)),
+             (lm.train(lm.NGramConfig(min_count=1, order=2), vocab, streams)[0], lambda m: m.perplexity(sents)),
+             (lm.build_model(lm.NPLMConfig(order=3, dim=2, hidden=3), len(vocab)), lambda m: m.perplexity(streams["valid"])),
+             (tagger.build(tagger.TaggerConfig(tasks={"ner": 1}, hidden=3, embed_dim=2), rows),
+              lambda m: m.predict([["John", "ran"]])),
+             (LogisticRegression(2, n_features=3, seed=0), lambda m: m.scores(x).tolist())]
+    for model, use in cases:
+        for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert use(other) == use(model), type(model).__name__
+            for name, p in getattr(model, "parameters", dict)().items():
+                q = other.parameters()[name]
+                assert not np.shares_memory(p.value, q.value), name
+                q.value += 1
+                assert not np.array_equal(p.value, q.value), name

@@ -145,3 +145,33 @@ def test_perplexity_of_nothing_names_the_model(arch):
         assert model.token_logprobs(nothing).shape == (0,)
         with pytest.raises(ValueError, match=r"\.perplexity: the data must hold at least one token; got none"):
             model.perplexity(nothing)
+
+
+def test_train_checks_its_streams_and_reads_sentences():
+    # an id past the vocabulary was a kernel's IndexError ('idx' of gather_rows) deep in training, sentences a NumPy
+    # error: both are the caller's streams, named as such; sentences are read as prepare would encode them
+    config = recipe.RNNConfig(epochs=1, hidden=8, classes=0, min_count=1)
+    train, valid = _sentences(30, 0), _sentences(10, 1)
+    vocab, streams = recipe.prepare(config, train, valid)
+    with pytest.raises(IndexError, match=r"train: streams\['train'\]: 'stream' must hold ids in \[0, "):
+        recipe.train(config, vocab, dict(streams, train=np.array([0, 1, len(vocab)] * 100)), quiet=True)
+    with pytest.raises(TypeError, match=r"train: streams\['valid'\]: 'stream' must be a 1-d array of integer"):
+        recipe.train(config, vocab, dict(streams, valid=streams["valid"].astype(float)), quiet=True)
+    for arch in ("ngram", "rnn"):
+        c = recipe.config_for(arch, min_count=1) if arch == "ngram" else config
+        with pytest.raises(IndexError, match=r"streams\['train'\]"):
+            recipe.train(c, vocab, dict(streams, train=np.array([-1, 0])), quiet=True)
+    _, ids = recipe.train(config, vocab, streams, quiet=True)
+    _, text = recipe.train(config, vocab, {"train": train, "valid": valid}, quiet=True)
+    assert [h["valid"] for h in text] == [h["valid"] for h in ids]
+
+
+def test_config_misspelt_fields_and_presets_name_the_closest():
+    with pytest.raises(TypeError, match="RNNConfig: 'hiden' is not a field; did you mean 'hidden'"):
+        recipe.RNNConfig(hiden=10)
+    with pytest.raises(TypeError, match="'epoch' is not a field; did you mean 'epochs'"):
+        dataclasses.replace(recipe.NPLMConfig(), epoch=1)
+    with pytest.raises(ValueError, match="got 'fsat'. Did you mean 'fast'"):
+        recipe.from_preset("fsat")
+    with pytest.raises(TypeError, match="'direct' must be True or False; got 'no'"):
+        recipe.NPLMConfig(direct="no")

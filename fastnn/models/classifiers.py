@@ -105,7 +105,20 @@ class _Classifier(Module):
         return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
     def config(self):
-        return dict(self._cfg)
+        # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one
+        # saves after training like any other (loading replaces the initial parameters, so it needs no seed)
+        cfg = dict(self._cfg)
+        if isinstance(cfg["seed"], np.random.Generator):
+            cfg["seed"] = None
+        return cfg
+
+    @classmethod
+    def from_config(cls, cfg):
+        if cfg.get("seed") is not None:
+            return super().from_config(cfg)
+        model = super().from_config(dict(cfg, seed=0))      # any seed: the file's parameters replace these
+        model._cfg["seed"] = None
+        return model
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._cfg.items() if v is not None)

@@ -26,7 +26,7 @@ import numpy as np
 from fastnn._validation import check_int
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import Config, check_fields, option
 
 __all__ = ["EmbedConfig", "RankingConfig", "NPLMEmbedConfig", "RNNEmbedConfig", "CONFIGS", "PRESETS", "OBJECTIVES",
            "Pretrained", "pretrain", "parse_minutes"]
@@ -42,7 +42,7 @@ _HELP = dict(epochs="passes over the text", lr="learning rate", batch_size="wind
 
 
 @dataclass
-class EmbedConfig:
+class EmbedConfig(Config):
     """What every objective shares."""
     dim: int = option(50, "vector size", group="model")
     hidden: int = option(100, "hidden units", group="model")
@@ -138,6 +138,9 @@ def config_for(objective, config=None, **options):
     if objective not in CONFIGS:
         raise ValueError(f"{where}: 'objective' must be one of {OBJECTIVES}; got {objective!r}.")
     cls = CONFIGS[objective]
+    if config is not None and not isinstance(config, cls):     # (another objective's fields would be missing)
+        raise TypeError(f"{where}: 'config' must be a {cls.__name__} for objective {objective!r}; got "
+                        f"{type(config).__name__}.")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(options) - known
     if unknown:

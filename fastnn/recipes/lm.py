@@ -14,12 +14,13 @@ README's numbers on the Brown split.
 >>> len(history), recipe.perplexity(model, streams["valid"]) < len(vocab)
 (2, True)
 """
+import difflib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -39,7 +40,7 @@ _HELP = dict(
 
 
 @dataclass
-class LMConfig:
+class LMConfig(Config):
     """What every language model shares: the vocabulary and the seed."""
     min_count: int = option(4, "keep training types seen at least this often (4: more than 3 times); the rest "
                                "become <unk>")
@@ -173,7 +174,9 @@ def from_preset(preset=None, arch=None, **values):
     `values` on top."""
     fields = dict(PRESETS[preset]) if preset is not None and preset in PRESETS else {}
     if preset is not None and preset not in PRESETS:
-        raise ValueError(f"LMConfig: preset must be one of {', '.join(PRESETS) or '(none defined)'}; got {preset!r}.")
+        close = difflib.get_close_matches(str(preset).lower(), list(PRESETS), n=1, cutoff=0.6)
+        raise ValueError(f"LMConfig: 'preset' must be one of {', '.join(PRESETS) or '(none defined)'}; got "
+                         f"{preset!r}." + (f" Did you mean {close[0]!r}?" if close else ""))
     preset_arch = fields.pop("arch", None)
     if arch is None:
         arch = preset_arch
@@ -233,7 +236,12 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
     fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
     kept).  say : callable taking one progress line, or None."""
+    from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
+    # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
+    # as a kernel's IndexError, and sentences as a NumPy error
+    streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", words=vocab.words)
+               for name, s in streams.items()}
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
         if config.smoothing == "di":
