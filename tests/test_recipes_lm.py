@@ -175,3 +175,26 @@ def test_config_misspelt_fields_and_presets_name_the_closest():
         recipe.from_preset("fsat")
     with pytest.raises(TypeError, match="'direct' must be True or False; got 'no'"):
         recipe.NPLMConfig(direct="no")
+
+
+def test_train_refuses_what_prepare_did_not_make():
+    # another recipe's Config, a list of words or of streams, a misspelt part were AttributeErrors or a KeyError
+    # (or, for streams={"train", "val"}, "a neural LM needs valid text" about text the caller did give)
+    from fastnn.recipes import tagger
+
+    config = recipe.RNNConfig(epochs=1, hidden=8, classes=0, min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(30, 0), _sentences(10, 1))
+    with pytest.raises(TypeError, match="train: 'config' must be a NGramConfig or NPLMConfig or RNNConfig or "
+                                        "LSTMConfig; got TaggerConfig"):
+        recipe.train(tagger.TaggerConfig(), vocab, streams)
+    with pytest.raises(TypeError, match="build_model: 'config' must be a NPLMConfig or RNNConfig or LSTMConfig; got "
+                                        "NGramConfig"):
+        recipe.build_model(recipe.NGramConfig(), 10)
+    with pytest.raises(TypeError, match="prepare: 'config' must be a LMConfig; got TaggerConfig"):
+        recipe.prepare(tagger.TaggerConfig(), _sentences(3, 0))
+    with pytest.raises(TypeError, match="'vocab' must be a fastnn.data.Vocab"):
+        recipe.train(config, vocab.words, streams)
+    with pytest.raises(TypeError, match="'streams' must be a dict with 'train'"):
+        recipe.train(config, vocab, [streams["train"], streams["valid"]])
+    with pytest.raises(ValueError, match="got the keys 'train', 'val'"):
+        recipe.train(config, vocab, {"train": streams["train"], "val": streams["valid"]})

@@ -207,6 +207,7 @@ def prepare(config, train, valid=None, test=None):
     hold a token (an empty valid set would score every epoch as nan)."""
     from fastnn._validation import check_sentences
     from fastnn.data import Vocab, lm_stream
+    _check_config(config, "prepare", (LMConfig,))
     parts = {name: check_sentences(sents, f"prepare: '{name}'")
              for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
     for name, sents in parts.items():
@@ -236,8 +237,18 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
     fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
     kept).  say : callable taking one progress line, or None."""
+    from fastnn.data import Vocab
     from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
+    _check_config(config, "train", tuple(CONFIGS.values()))
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"train: 'vocab' must be a fastnn.data.Vocab (prepare's first result); got "
+                        f"{type(vocab).__name__}.")
+    expected = "a dict with 'train' and optionally 'valid' and 'test' (prepare's second result)"
+    if not isinstance(streams, dict):
+        raise TypeError(f"train: 'streams' must be {expected}; got {type(streams).__name__}.")
+    if "train" not in streams or set(streams) - {"train", "valid", "test"}:
+        raise ValueError(f"train: 'streams' must be {expected}; got the keys {', '.join(map(repr, streams))}.")
     # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
     # as a kernel's IndexError, and sentences as a NumPy error
     streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", words=vocab.words)
@@ -256,6 +267,14 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     return _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say)
 
 
+def _check_config(config, where, kinds):
+    """TypeError unless `config` is one of the Config classes `kinds` (another recipe's Config lacks their fields: an
+    AttributeError from deep inside otherwise)."""
+    if not isinstance(config, kinds):
+        raise TypeError(f"{where}: 'config' must be a {' or '.join(k.__name__ for k in kinds)}; got "
+                        f"{type(config).__name__}.")
+
+
 def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **options):
     """The neural LM `config` describes (NPLM, RNNLM or LSTMLM), over `vocab_size` words, initialised from
     config.seed; eos_id, counts (output bias, classes) and words come from the data (a Vocab), `options` are the
@@ -269,13 +288,12 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     from fastnn.models.nplm import NPLM
     from fastnn.models.rnnlm import RNNLM
 
+    _check_config(config, "build_model", (NPLMConfig, RNNConfig, LSTMConfig))
     c = config
     data = dict(eos_id=eos_id, rng=c.seed, counts=counts, words=words, **options)
     if c.arch == "nplm":
         return NPLM(vocab_size, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
                     dropout=c.dropout, init_scale=c.init_scale, **data)
-    if c.arch not in ("rnn", "lstm"):
-        raise ValueError(f"build_model: the config must be a neural LM's (nplm, rnn or lstm); got {c.arch!r}.")
     shared = dict(hidden=c.hidden, embed=c.embed, classes=c.classes, dropout=c.dropout, clip=c.clip_value,
                   init_scale=c.init_scale, **data)
     if c.arch == "lstm":
