@@ -20,14 +20,16 @@ from fastnn._validation import check_int
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
 
-def as_rng(rng, where="init"):
+def as_rng(rng, where="init", name="rng"):
     """An np.random.Generator from an int seed or a Generator (None is refused: runs must be reproducible)."""
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"{where}: '{name}' must be an int seed >= 0 or a numpy.random.Generator; got {rng!r}.")
         return np.random.default_rng(int(rng))
-    raise TypeError(f"{where}: 'rng' must be an int seed or a numpy.random.Generator; got {rng!r}. "
-                    "Pass e.g. rng=0 or rng=np.random.default_rng(0).")
+    raise TypeError(f"{where}: '{name}' must be an int seed or a numpy.random.Generator; got {rng!r}. "
+                    f"Pass e.g. {name}=0 or {name}=np.random.default_rng(0).")
 
 
 def _check_dtype(dtype, where):

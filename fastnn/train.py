@@ -62,6 +62,7 @@ import numpy as np
 from fastnn import io
 from fastnn._validation import check_scalar
 from fastnn.graph import Module
+from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
 from fastnn.optim.schedules import check_mode, improves
@@ -406,7 +407,7 @@ class Trainer:
         self.averager = ParamAverage(optimizer.params) if average else None
         self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = as_rng(seed, where, "seed")     # (None, a bool or a float was taken as numpy took it)
         if progress is None:
             progress = not self.quiet and sys.stderr.isatty()
         self.progress = Progress(bool(progress))

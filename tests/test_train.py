@@ -651,3 +651,24 @@ def test_checkpoint_write_is_fast_enough(tmp_path):
     t = time.perf_counter()
     trainer.save(trainer.checkpoint)
     assert time.perf_counter() - t < 2.0
+
+
+@pytest.mark.parametrize("seed, err", [(None, TypeError), (True, TypeError), (1.5, TypeError), ("0", TypeError),
+                                       (-1, ValueError)])
+def test_the_seed_is_an_int_or_a_generator(seed, err):
+    # None was a run seeded from the OS (not reproducible), True seed 1, 1.5 and "0" NumPy's SeedSequence errors
+    model = Tiny(vocab=20)
+    with pytest.raises(err, match="Trainer: 'seed' must be an int seed"):
+        Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(*make_data(), batch_size=16), epochs=1,
+                seed=seed)
+
+
+def test_an_int_seed_and_a_generator_of_that_seed_give_the_same_run():
+    runs = []
+    for seed in (3, np.int64(3), np.random.default_rng(3)):
+        model = Tiny(vocab=20, dropout=0.2, seed=0)
+        Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(*make_data(), batch_size=16), epochs=2,
+                quiet=True, seed=seed).fit()
+        runs.append(params_of(model))
+    assert_same(runs[0], runs[1])
+    assert_same(runs[0], runs[2])
