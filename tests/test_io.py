@@ -290,3 +290,14 @@ def test_models_pickle_and_deepcopy_to_equal_independent_models(tmp_path):
                 assert not np.shares_memory(p.value, q.value), name
                 q.value += 1
                 assert not np.array_equal(p.value, q.value), name
+
+
+def test_saving_something_else_than_a_model_is_a_type_error(tmp_path):
+    # (the arguments swapped, or None) was an AttributeError: 'str' object has no attribute 'parameters'
+    path = str(tmp_path / "m.npz")
+    with pytest.raises(TypeError, match=r"save_model: 'model' must be a fastnn model .*; got str. The path comes "
+                                        r"first: save_model\(path, model\)"):
+        io.save_model(Tiny(), path)
+    with pytest.raises(TypeError, match="save_checkpoint: 'model' must be a fastnn model .*; got NoneType.$"):
+        io.save_checkpoint(path, None)
+    assert not os.listdir(tmp_path)

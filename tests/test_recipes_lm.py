@@ -198,3 +198,10 @@ def test_train_refuses_what_prepare_did_not_make():
         recipe.train(config, vocab, [streams["train"], streams["valid"]])
     with pytest.raises(ValueError, match="got the keys 'train', 'val'"):
         recipe.train(config, vocab, {"train": streams["train"], "val": streams["valid"]})
+
+
+def test_a_list_of_id_lists_is_a_type_error_naming_the_stream():
+    # (one list of ids per sentence) was NumPy's "setting an array element with a sequence ... inhomogeneous shape"
+    model = recipe.build_model(recipe.RNNConfig(hidden=4, classes=0), 10)
+    with pytest.raises(TypeError, match="RNNLM.token_logprobs: 'stream' must be a 1-d array of integer word ids"):
+        model.perplexity([[2, 3], [4]])

@@ -24,7 +24,10 @@ def as_stream(stream, vocab_size, where, words=None):
     text = text_stream(stream, words, where)
     if text is not None:
         return text
-    a = np.asarray(stream)
+    try:
+        a = np.asarray(stream)
+    except ValueError:                  # ragged: e.g. one list of ids per sentence
+        a = np.asarray(stream, dtype=object)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
         raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {a.dtype}, shape "
                         f"{a.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
