@@ -310,8 +310,11 @@ def test_config_misspelt_or_mistyped_fields_say_so():
     assert recipe.TaggerConfig(average=np.bool_(True)).average is True
     with pytest.raises(TypeError, match="'weight_decay' must be a real number"):
         recipe.TaggerConfig(weight_decay="1e-4")
+    from fastnn.recipes import lm
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
     with pytest.raises(TypeError, match="'config' must be a TaggerConfig; got RNNConfig"):
-        from fastnn.recipes import lm
-        recipe.fit(None, _sentences(), None, lm.RNNConfig())
+        recipe.fit(model, _sentences(), None, lm.RNNConfig())
+    with pytest.raises(TypeError, match="'model' must be a WindowTagger or TaggerEnsemble .*; got RNNLM"):
+        recipe.fit(lm.build_model(lm.RNNConfig(hidden=4, classes=0), 10), _sentences())
     config = recipe.TaggerConfig(tasks={"chunk": 2})
     assert copy.deepcopy(config) == config == pickle.loads(pickle.dumps(config))

@@ -273,9 +273,12 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer.
     """
     from fastnn import optim
-    from fastnn.models.tagger import TaggerBatch, TaggerEnsemble
+    from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger
     from fastnn.train import Trainer, TrainingInterrupted
 
+    if not isinstance(model, (WindowTagger, TaggerEnsemble)):
+        raise TypeError(f"fit: 'model' must be a WindowTagger or TaggerEnsemble (build's result); got "
+                        f"{type(model).__name__}.")
     if config is not None and not isinstance(config, TaggerConfig):
         raise TypeError(f"fit: 'config' must be a TaggerConfig; got {type(config).__name__}.")
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
