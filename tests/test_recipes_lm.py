@@ -205,3 +205,15 @@ def test_a_list_of_id_lists_is_a_type_error_naming_the_stream():
     model = recipe.build_model(recipe.RNNConfig(hidden=4, classes=0), 10)
     with pytest.raises(TypeError, match="RNNLM.token_logprobs: 'stream' must be a 1-d array of integer word ids"):
         model.perplexity([[2, 3], [4]])
+
+
+def test_a_field_set_after_the_config_was_made_is_checked_by_train():
+    # Configs check themselves when made; config.direct = "no" afterwards trained with direct connections
+    config = recipe.NPLMConfig(epochs=1, hidden=4, dim=2, order=3, min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(20, 0), _sentences(5, 1))
+    config.direct = "no"
+    with pytest.raises(TypeError, match="NPLMConfig: 'direct' must be True or False; got 'no'"):
+        recipe.train(config, vocab, streams, quiet=True)
+    config.direct, config.hidden = False, 0
+    with pytest.raises(ValueError, match="NPLMConfig: 'hidden' must be >= 1"):
+        recipe.build_model(config, 10)

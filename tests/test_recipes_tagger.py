@@ -318,3 +318,11 @@ def test_config_misspelt_or_mistyped_fields_say_so():
         recipe.fit(lm.build_model(lm.RNNConfig(hidden=4, classes=0), 10), _sentences())
     config = recipe.TaggerConfig(tasks={"chunk": 2})
     assert copy.deepcopy(config) == config == pickle.loads(pickle.dumps(config))
+
+
+def test_a_field_set_after_the_config_was_made_is_checked_by_build():
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4)
+    config.keep_case = "no"                         # build read it by its truth: the case kept (fit checked it)
+    for make in (lambda: recipe.build(config, _sentences()), lambda: recipe.train(config, _sentences(), quiet=True)):
+        with pytest.raises(TypeError, match="TaggerConfig: 'keep_case' must be True or False; got 'no'"):
+            make()

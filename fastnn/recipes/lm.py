@@ -14,6 +14,7 @@ README's numbers on the Brown split.
 >>> len(history), recipe.perplexity(model, streams["valid"]) < len(vocab)
 (2, True)
 """
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     from fastnn.data import Vocab
     from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
-    _check_config(config, "train", tuple(CONFIGS.values()))
+    config = _check_config(config, "train", tuple(CONFIGS.values()))
     if not isinstance(vocab, Vocab):
         raise TypeError(f"train: 'vocab' must be a fastnn.data.Vocab (prepare's first result); got "
                         f"{type(vocab).__name__}.")
@@ -268,11 +269,13 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
 
 
 def _check_config(config, where, kinds):
-    """TypeError unless `config` is one of the Config classes `kinds` (another recipe's Config lacks their fields: an
-    AttributeError from deep inside otherwise)."""
+    """`config` checked again (a field set after it was made, config.direct = "no", was never checked), or a TypeError
+    unless it is one of the Config classes `kinds` (another recipe's Config lacks their fields: an AttributeError
+    from deep inside otherwise)."""
     if not isinstance(config, kinds):
         raise TypeError(f"{where}: 'config' must be a {' or '.join(k.__name__ for k in kinds)}; got "
                         f"{type(config).__name__}.")
+    return dataclasses.replace(config)
 
 
 def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **options):
@@ -288,7 +291,7 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     from fastnn.models.nplm import NPLM
     from fastnn.models.rnnlm import RNNLM
 
-    _check_config(config, "build_model", (NPLMConfig, RNNConfig, LSTMConfig))
+    config = _check_config(config, "build_model", (NPLMConfig, RNNConfig, LSTMConfig))
     c = config
     data = dict(eos_id=eos_id, rng=c.seed, counts=counts, words=words, **options)
     if c.arch == "nplm":

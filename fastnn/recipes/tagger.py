@@ -235,7 +235,7 @@ def build(config, train, *, log=None):
     from fastnn.data.vectors import init_pretrained, load_pretrained
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
-    c = config
+    c = dataclasses.replace(config)     # checked again: a field set after the Config was made was never checked
     if c.ensemble > 1:
         return TaggerEnsemble([build(dataclasses.replace(c, seed=s, ensemble=1), train, log=log if i == 0 else None)
                                for i, s in enumerate(member_seeds(c))])
