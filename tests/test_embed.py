@@ -115,6 +115,10 @@ def test_min_count_and_unknown_options(rng):
         recipe.pretrain("nplm", sents, window=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
         recipe.pretrain("glove", sents)
+    # no text was "no training sentence is left after holding out 0.01 of 0", or NegativeSampler's 'counts'
+    for empty in ([], [[], []]):
+        with pytest.raises(ValueError, match="'sentences' must hold at least one token; got"):
+            recipe.pretrain("ranking", empty, quiet=True)
     # another objective's Config was an AttributeError ('RankingConfig' object has no attribute 'order')
     with pytest.raises(TypeError, match="'config' must be a NPLMEmbedConfig for objective 'nplm'; got RankingConfig"):
         recipe.pretrain("nplm", sents, config=recipe.RankingConfig(epochs=1))

@@ -168,6 +168,8 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
         check_int(checkpoint_every, "checkpoint_every", where)
     say = say or (lambda m: None)
     norm = normalize_sentences(sentences)
+    if not any(norm):               # (else a message about the held-out fraction, or the sampler's counts)
+        raise ValueError(f"{where}: 'sentences' must hold at least one token; got {len(norm)} sentences and no token.")
     train, valid = split_valid(norm, c.valid_fraction, c.seed)
     if not train:
         raise ValueError(f"{where}: no training sentence is left after holding out {c.valid_fraction} of "
