@@ -132,8 +132,9 @@ class TaggerConfig(Config):
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
                               "their tag and transition scores; the model file holds them all", metavar="K",
                            group="training")
-    workers: int = option(1, "with --ensemble: members trained at once, each in its own process with one thread "
-                             "(the same models as one at a time)", metavar="N", group="training")
+    workers: int = option(1, "with --ensemble K > 1: members trained at once, each in its own process with one "
+                             "thread (the same models as one at a time); one model ignores it (see --threads)",
+                          metavar="N", group="training")
     patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
                            group="training")
     seed: int = option(0, "seed of initialisation, order, dropout", group="training")
