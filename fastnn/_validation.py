@@ -101,6 +101,17 @@ def check_scalar(x, name, where, *, low=None, high=None, low_open=False, integer
     return x
 
 
+def check_float_dtype(dtype, where, name="dtype"):
+    """np.dtype(dtype), which must be float32 or float64 (the kernels' two): TypeError naming `where` and `name`."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d not in (np.float32, np.float64):
+        raise TypeError(f"{where}: '{name}' must be float32 or float64; got {dtype if d is None else d}.")
+    return d
+
+
 def check_int(x, name, where, *, low=1):
     """An integer (not a bool) >= low, returned as a Python int: TypeError for another type, ValueError below low."""
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):

@@ -5,6 +5,7 @@ import pytest
 
 from fastnn.gradcheck import gradcheck
 from fastnn.models.classifiers import MLP, LogisticRegression, gradcheck_cases
+from fastnn.models.nplm import NPLM
 
 
 def _labels(rng, n=400):
@@ -78,3 +79,16 @@ def test_a_model_seeded_by_a_generator_saves_and_loads(tmp_path):
         assert loaded.config()["seed"] is None
         np.testing.assert_array_equal(loaded.scores(x), model.scores(x))
         io.load_params(path, loaded)
+
+
+@pytest.mark.parametrize("make, where", [
+    (lambda dtype: LogisticRegression(3, n_features=4, seed=0, dtype=dtype), "LogisticRegression"),
+    (lambda dtype: LogisticRegression(3, vocab_size=4, window=3, seed=0, dtype=dtype), "LogisticRegression"),
+    (lambda dtype: MLP(3, hidden=2, vocab_size=4, window=3, embed_dim=2, seed=0, dtype=dtype), "MLP"),
+    (lambda dtype: NPLM(11, order=3, dim=3, hidden=2, direct=False, classes=0, dropout=0.0, init_scale=0.1,
+                        dtype=dtype), "NPLM")])
+def test_a_bad_dtype_names_the_class_and_the_argument(make, where):
+    # (was "uniform: 'dtype' ...", or Param's "'E' must have dtype ...": the internal names)
+    for dtype in ("int32", "float33"):
+        with pytest.raises(TypeError, match=rf"^{where}: 'dtype' must be float32 or float64; got {dtype}\.$"):
+            make(dtype)

@@ -23,7 +23,7 @@ predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data 
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_index, check_int
+from fastnn._validation import check_float_dtype, check_index, check_int
 from fastnn.graph import Module, Node, Param
 from fastnn import init
 from fastnn.init import as_rng
@@ -155,7 +155,7 @@ class LogisticRegression(_Classifier):
         where = "LogisticRegression"
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self._cfg = dict(n_classes=int(n_classes), n_features=n_features, vocab_size=vocab_size, window=window,
                          seed=seed, dtype=self.dtype.name)
         if self.kind == "dense":
@@ -205,7 +205,7 @@ class MLP(_Classifier):
         if self.kind == "window":
             embed_dim = check_int(embed_dim, "embed_dim", where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self._cfg = dict(n_classes=int(n_classes), hidden=int(hidden), n_features=n_features, vocab_size=vocab_size,
                          window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
                          dtype=self.dtype.name)

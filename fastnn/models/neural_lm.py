@@ -8,7 +8,7 @@ Every model predicts every token of a `fastnn.data.lm_stream` (</s> included), t
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_int, check_scalar
+from fastnn._validation import check_float_dtype, check_int, check_scalar
 from fastnn.data.text import as_sequence, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
@@ -101,7 +101,7 @@ class NeuralLM(Module):
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
-        self._dtype = np.dtype(dtype)
+        self._dtype = check_float_dtype(dtype, where)
         self.words = None if words is None else [str(w) for w in words]
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
