@@ -200,11 +200,25 @@ def test_train_refuses_what_prepare_did_not_make():
         recipe.train(config, vocab, {"train": streams["train"], "val": streams["valid"]})
 
 
-def test_a_list_of_id_lists_is_a_type_error_naming_the_stream():
-    # (one list of ids per sentence) was NumPy's "setting an array element with a sequence ... inhomogeneous shape"
-    model = recipe.build_model(recipe.RNNConfig(hidden=4, classes=0), 10)
-    with pytest.raises(TypeError, match="RNNLM.token_logprobs: 'stream' must be a 1-d array of integer word ids"):
-        model.perplexity([[2, 3], [4]])
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")           # (the tiny data's fallback discounts)
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn", "lstm"])
+def test_every_lm_reads_a_list_of_id_lists_as_sentences(arch):
+    # one rule for the LM families: sentences of ids are the stream with </s> appended to each (the n-gram models
+    # read them so; the neural ones said "'stream' must be a 1-d array"), and a bad sentence is named as such
+    from fastnn.models.ngram import KneserNey
+    sents, eos = [[2, 3], [4], [5, 3, 2]], 1
+    stream = np.array([2, 3, eos, 4, eos, 5, 3, 2, eos])
+    if arch == "ngram":
+        model = KneserNey(2).fit(sents, 10, eos)
+        np.testing.assert_array_equal(model._counts[2], KneserNey(2).fit(stream, 10, eos)._counts[2])
+    else:
+        model = recipe.build_model(recipe.config_for(arch, hidden=4, classes=0), 10, eos_id=eos)
+    np.testing.assert_array_equal(model.token_logprobs(sents), model.token_logprobs(stream))
+    name = "data" if arch == "ngram" else "stream"
+    with pytest.raises(ValueError, match=rf"sentence {name}\[1\] must not contain eos_id=1 \(it is appended\)"):
+        model.perplexity([[2], [3, 1]])
+    with pytest.raises(TypeError, match=rf"sentence {name}\[0\] must be a sequence of integer word ids"):
+        model.perplexity([[2, 3.5]])
 
 
 def test_a_field_set_after_the_config_was_made_is_checked_by_train():

@@ -252,7 +252,8 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
         raise ValueError(f"train: 'streams' must be {expected}; got the keys {', '.join(map(repr, streams))}.")
     # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
     # as a kernel's IndexError, and sentences as a NumPy error
-    streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", words=vocab.words)
+    streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", eos_id=vocab.eos_id,
+                               words=vocab.words)
                for name, s in streams.items()}
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
