@@ -160,16 +160,30 @@ def _sparse_sgd(floating[:, ::1] W, const Py_ssize_t[::1] rows, const floating[:
             W[row, j] = decay * W[row, j] - a * G[r, j]
 
 
+# elements per task when a row range is updated as one long row (_sparse_adagrad)
+cdef enum:
+    FLAT = 4096
+
+
 def _sparse_adagrad(floating[:, ::1] W, floating[:, ::1] A, const Py_ssize_t[::1] rows, const floating[:, ::1] G,
                     double lr, double eps, double l2, int n_threads):
     """Lazy AdaGrad on unique rows (torch's convention: eps after the sqrt).
 
     W, A (V, D) INOUT: parameters and accumulated squared gradients; rows (R,) IN unique; G (R, D) IN.
     """
-    cdef Py_ssize_t R = rows.shape[0], D = W.shape[1], r, row
+    cdef Py_ssize_t R = rows.shape[0], D = W.shape[1], r, row, n, lo
     if R == 0 or D == 0:
         return
     n_threads = threads_for(R * D, n_threads)
+    if rows[R - 1] - rows[0] == R - 1:
+        # unique ascending rows spanning a range (a bias column whose every row has a gradient: the RNN LM's output
+        # biases): one long row cut in fixed pieces instead of R short ones; the same expression, so the same bits
+        n = R * D
+        for r in prange((n + FLAT - 1) // FLAT, schedule="static", num_threads=n_threads, nogil=True):
+            lo = r * FLAT
+            adagrad_row(&W[rows[0], 0] + lo, &A[rows[0], 0] + lo, &G[0, 0] + lo, min(<Py_ssize_t> FLAT, n - lo),
+                        <floating> lr, <floating> eps, <floating> l2)
+        return
     for r in prange(R, schedule="static", num_threads=n_threads, nogil=True):
         row = rows[r]
         adagrad_row(&W[row, 0], &A[row, 0], &G[r, 0], D, <floating> lr, <floating> eps, <floating> l2)

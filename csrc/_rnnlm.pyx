@@ -19,7 +19,7 @@ Called only from fastnn/kernels.py (rnnlm_segment), which validates every argume
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
 from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, adagrad_row
 
@@ -390,6 +390,9 @@ cdef enum:
 cdef enum:
     ROWS = 16
     TROWS = 8
+# token rows per step of the output rows' norm through Gram matrices (block_sq_norm)
+cdef enum:
+    GRAM_ROWS = 16
 
 
 cdef inline void mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
@@ -557,10 +560,15 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
     if P == 0:
         return
-    if blocks and defer:                     # no logits scratch (zkeep holds them); a block's tile for its norm
-        per = 2 * max_tokens * H + max(max_size, 1) * H
+    cdef floating *zeros = NULL
+    if blocks and defer:                     # no logits scratch (zkeep holds them); a block's tile for its norm, or
+        per = 2 * max_tokens * H + max(max(max_size, 1) * H, 2 * GRAM_ROWS * max_tokens)   # its Gram row blocks
+        zeros = <floating *> calloc(max(max_tokens, 1), sizeof(floating))
+        if zeros == NULL:
+            raise MemoryError()
     scratch = <floating *> malloc(nt * per * sizeof(floating))
     if scratch == NULL:
+        free(zeros)
         raise MemoryError()
     for k in prange(P, schedule="dynamic", num_threads=nt, nogil=True):
         tid = omp_get_thread_num()
@@ -598,7 +606,7 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                     axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
                     axpy(<floating> 1.0, z + q * S, &db[off], S)
                 if defer:
-                    sq[k] = block_sq_norm(mk, S, H, z, hc, scratch + tid * per)
+                    sq[k] = block_sq_norm(mk, S, H, z, hc, scratch + tid * per, zeros)
                 else:
                     mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
             continue
@@ -622,21 +630,36 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                     axpy(g, &h[i, 0], &dW[off + j, 0], H)
                     db[off + j] = db[off + j] + g
     free(scratch)
+    free(zeros)
 
 
 cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const floating *z, const floating *hc,
-                          floating *tile) noexcept nogil:
+                          floating *tile, const floating *zeros) noexcept nogil:
     """The squared Frobenius norm of z^T hc (z (mk, S), hc (mk, H)) summed in double: through the tile itself
-    (tile (S, H) scratch) or, when cheaper (few tokens against a big block), through the two Gram matrices,
-    ||z^T hc||^2 = sum over token pairs (q, p) of (z_q . z_p)(hc_q . hc_p).  Only clipping reads it, so its rounding
-    (not the tile's) is what changes against the sum over the stored gradient."""
-    cdef Py_ssize_t q, p, j
-    cdef double s = 0.0, v
-    if mk * (mk + 1) // 2 * (S + H) < mk * S * H:
-        for q in range(mk):
-            for p in range(q):
-                s += 2.0 * (<double> dot(z + q * S, z + p * S, S)) * dot(hc + q * H, hc + p * H, H)
-            s += (<double> dot(z + q * S, z + q * S, S)) * dot(hc + q * H, hc + q * H, H)
+    (tile (S, H) scratch) or, when cheaper (few tokens against a big block, S and H >= 16), through the two Gram
+    matrices, ||z^T hc||^2 = sum over token pairs (q, p) of (z_q . z_p)(hc_q . hc_p): GRAM_ROWS rows of each at a
+    time against the rows up to them (the lower triangle, each pair below the diagonal counted twice), as two
+    fnn_dots_f products (tile: 2 GRAM_ROWS mk scratch; zeros: mk zeros, their bias).  Only clipping reads it, so
+    its rounding (not the tile's) is what changes against the sum over the stored gradient."""
+    cdef Py_ssize_t q, p, j, q0, r, w
+    cdef double s = 0.0, v, d
+    cdef floating *gz
+    cdef floating *gh
+    if floating is float and (mk + GRAM_ROWS) * (S + H) < 2 * S * H and S >= 16:
+        gz = tile
+        q0 = 0
+        while q0 < mk:
+            r = min(<Py_ssize_t> GRAM_ROWS, mk - q0)
+            w = q0 + r
+            gh = tile + r * w
+            fnn_dots_f(r, w, S, z + q0 * S, z, zeros, gz)
+            fnn_dots_f(r, w, H, hc + q0 * H, hc, zeros, gh)
+            for q in range(r):
+                d = 0.0
+                for p in range(q0 + q):
+                    d += (<double> gz[q * w + p]) * gh[q * w + p]
+                s += 2.0 * d + (<double> gz[q * w + q0 + q]) * gh[q * w + q0 + q]
+            q0 += r
         return s
     mtm(S, H, mk, z, S, hc, H, tile, H, 0)
     for j in range(S * H):
@@ -733,3 +756,11 @@ def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const P
         for q in range(seg[u] + 1, seg[u + 1]):
             axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
 
+
+def _segment_ids(const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg, Py_ssize_t[::1] out):
+    """out[order[q]] = u for q in seg[u]:seg[u + 1]: the group of each element (the inverse of a grouping)."""
+    cdef Py_ssize_t u, q
+    with nogil:
+        for u in range(seg.shape[0] - 1):
+            for q in range(seg[u], seg[u + 1]):
+                out[order[q]] = u

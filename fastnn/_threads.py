@@ -5,6 +5,7 @@ honours OMP_NUM_THREADS.  A negative n counts back from the CPU count (-1 = all)
 the kernels are serial and every count is 1.  `threads(kernels=..., blas=...)` is the public control of both the
 kernels' and the BLAS libraries' threads.
 """
+import numbers
 import os
 
 from fastnn._ext import _info
@@ -29,8 +30,10 @@ def effective_n_threads(n_threads=None):
         n_threads = _default
     if n_threads is None:
         return max(1, min(_info.omp_max_threads(), cpu_count()))
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int):
-        raise TypeError(f"n_threads must be an int or None; got {n_threads!r}.")
+    if type(n_threads) is not int:          # a NumPy integer (a count from an array or a sweep) is an int too
+        if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+            raise TypeError(f"n_threads must be an int or None; got {n_threads!r}.")
+        n_threads = int(n_threads)
     if n_threads == 0:
         raise ValueError("n_threads must not be 0; use None for the default, a positive count, or -1 for all CPUs.")
     if n_threads < 0:
@@ -45,6 +48,7 @@ def set_num_threads(n_threads):
     global _default
     if n_threads is not None:
         effective_n_threads(n_threads)  # validates
+        n_threads = int(n_threads)
     _default = n_threads
 
 
@@ -55,8 +59,9 @@ def get_num_threads():
 
 def _blas_count(n):
     """The BLAS thread count for the request n (validated like the kernels' counts; negative counts back)."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"blas must be an int or None; got {n!r}.")
+    n = int(n)
     if n == 0:
         raise ValueError("blas must not be 0; use None to leave BLAS alone, a positive count, or -1 for all CPUs.")
     if n > MAX_THREADS:
@@ -84,6 +89,7 @@ class threads:
         global _default
         if kernels is not None:
             effective_n_threads(kernels)  # validates before anything changes
+            kernels = int(kernels)
         n_blas = None if blas is None else _blas_count(blas)
         self._set_kernels, self._saved_kernels = kernels is not None, _default
         self._blas = None

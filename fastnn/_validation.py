@@ -3,6 +3,7 @@
 Messages read "{where}: {what} must be {expected}; got {actual}. {remedy}" (../shared/STYLE.md B7).  Checks are
 vectorised NumPy; nothing here copies a parameter, because parameters are updated in place.
 """
+import math
 import numbers
 
 import numpy as np
@@ -82,17 +83,33 @@ def check_no_overlap(where, **arrays):
 
 def check_scalar(x, name, where, *, low=None, high=None, low_open=False, integer=False):
     """A real (or integer) scalar in [low, high] (low exclusive when low_open)."""
-    kinds = numbers.Integral if integer else numbers.Real
-    if isinstance(x, bool) or not isinstance(x, kinds):
-        kind = "an integer" if integer else "a real number"
-        raise TypeError(f"{where}: '{name}' must be {kind}; got {x!r}.")
-    if not integer and not np.isfinite(x):
-        raise ValueError(f"{where}: '{name}' must be finite; got {x!r}.")
+    t = type(x)
+    if t is int or (t is float and not integer):      # the common case, without the ABC checks (a hot path)
+        if t is float and not math.isfinite(x):
+            raise ValueError(f"{where}: '{name}' must be finite; got {x!r}.")
+    else:
+        kinds = numbers.Integral if integer else numbers.Real
+        if isinstance(x, bool) or not isinstance(x, kinds):
+            kind = "an integer" if integer else "a real number"
+            raise TypeError(f"{where}: '{name}' must be {kind}; got {x!r}.")
+        if not integer and not np.isfinite(x):
+            raise ValueError(f"{where}: '{name}' must be finite; got {x!r}.")
     if low is not None and (x <= low if low_open else x < low):
         raise ValueError(f"{where}: '{name}' must be {'>' if low_open else '>='} {low}; got {x!r}.")
     if high is not None and x > high:
         raise ValueError(f"{where}: '{name}' must be <= {high}; got {x!r}.")
     return x
+
+
+def check_float_dtype(dtype, where, name="dtype"):
+    """np.dtype(dtype), which must be float32 or float64 (the kernels' two): TypeError naming `where` and `name`."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d not in (np.float32, np.float64):
+        raise TypeError(f"{where}: '{name}' must be float32 or float64; got {dtype if d is None else d}.")
+    return d
 
 
 def check_int(x, name, where, *, low=1):

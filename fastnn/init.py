@@ -15,26 +15,21 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_float_dtype, check_int
 
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
 
-def as_rng(rng, where="init"):
+def as_rng(rng, where="init", name="rng"):
     """An np.random.Generator from an int seed or a Generator (None is refused: runs must be reproducible)."""
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"{where}: '{name}' must be an int seed >= 0 or a numpy.random.Generator; got {rng!r}.")
         return np.random.default_rng(int(rng))
-    raise TypeError(f"{where}: 'rng' must be an int seed or a numpy.random.Generator; got {rng!r}. "
-                    "Pass e.g. rng=0 or rng=np.random.default_rng(0).")
-
-
-def _check_dtype(dtype, where):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{where}: 'dtype' must be float32 or float64; got {dtype}.")
-    return dtype
+    raise TypeError(f"{where}: '{name}' must be an int seed or a numpy.random.Generator; got {rng!r}. "
+                    f"Pass e.g. {name}=0 or {name}=np.random.default_rng(0).")
 
 
 def glorot_range(fan_in, fan_out, gain="tanh"):
@@ -55,20 +50,20 @@ def glorot_uniform(fan_in, fan_out, rng, gain="tanh", *, dtype=np.float32):
 
 def uniform(shape, scale, rng, *, dtype=np.float32):
     """An array of `shape` drawn from U(-scale, scale) (e.g. embeddings)."""
-    dtype = _check_dtype(dtype, "uniform")
+    dtype = check_float_dtype(dtype, "uniform")
     rng = as_rng(rng, "uniform")
     return rng.uniform(-scale, scale, size=shape).astype(dtype)
 
 
 def zeros(shape, *, dtype=np.float32):
     """Zeros (hidden biases)."""
-    return np.zeros(shape, dtype=_check_dtype(dtype, "zeros"))
+    return np.zeros(shape, dtype=check_float_dtype(dtype, "zeros"))
 
 
 def identity(n, *, dtype=np.float32):
     """The n x n identity (a recurrent matrix for IRNN, Le et al. 2015: with ReLU units the state is carried
     unchanged until the inputs move it)."""
-    return np.eye(check_int(n, "n", "identity"), dtype=_check_dtype(dtype, "identity"))
+    return np.eye(check_int(n, "n", "identity"), dtype=check_float_dtype(dtype, "identity"))
 
 
 def compose_matrix(d, rng, *, average=True, dtype=np.float32):
@@ -78,7 +73,7 @@ def compose_matrix(d, rng, *, average=True, dtype=np.float32):
     d = check_int(d, "d", "compose_matrix")
     eye = np.eye(d) * (0.5 if average else 1.0)
     return (np.hstack([eye, eye]) + as_rng(rng, "compose_matrix").uniform(-0.001, 0.001, size=(d, 2 * d))).astype(
-        _check_dtype(dtype, "compose_matrix"))
+        check_float_dtype(dtype, "compose_matrix"))
 
 
 def output_bias_softmax(class_counts, *, dtype=np.float32):
@@ -92,7 +87,7 @@ def output_bias_softmax(class_counts, *, dtype=np.float32):
         bad = int(np.flatnonzero(~(np.isfinite(c) & (c > 0)))[0])
         raise ValueError(f"{where}: 'class_counts' must be positive and finite; got {c[bad]} at position {bad}. "
                          "Add a pseudo-count (e.g. counts + 1) for unseen classes.")
-    return (np.log(c) - np.log(c.sum())).astype(_check_dtype(dtype, where))
+    return (np.log(c) - np.log(c.sum())).astype(check_float_dtype(dtype, where))
 
 
 def output_bias_sigmoid(mean_target, *, dtype=np.float32):
@@ -103,7 +98,7 @@ def output_bias_sigmoid(mean_target, *, dtype=np.float32):
     if not np.all((m > 0) & (m < 1)):
         raise ValueError(f"{where}: 'mean_target' must be in (0, 1); got {m.min()} .. {m.max()}. "
                          "A constant target needs no model; clip m to [eps, 1 - eps] if you must.")
-    return np.atleast_1d(np.log(m) - np.log1p(-m)).astype(_check_dtype(dtype, where))
+    return np.atleast_1d(np.log(m) - np.log1p(-m)).astype(check_float_dtype(dtype, where))
 
 
 def output_bias_linear(mean_target, *, dtype=np.float32):
@@ -111,7 +106,7 @@ def output_bias_linear(mean_target, *, dtype=np.float32):
     m = np.asarray(mean_target, dtype=np.float64)
     if not np.all(np.isfinite(m)):
         raise ValueError(f"output_bias_linear: 'mean_target' must be finite; got {m}.")
-    return np.atleast_1d(m).astype(_check_dtype(dtype, "output_bias_linear"))
+    return np.atleast_1d(m).astype(check_float_dtype(dtype, "output_bias_linear"))
 
 
 __all__ = ["as_rng", "glorot_range", "glorot_uniform", "uniform", "zeros", "identity", "compose_matrix",

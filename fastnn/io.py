@@ -122,6 +122,11 @@ def _model_config(model, where):
 
 def _write(path, kind, model, sections):
     where = f"save_{kind}"
+    if not (callable(getattr(model, "parameters", None)) and callable(getattr(model, "config", None))):
+        # (arguments swapped, or a fitted object of another library: an AttributeError otherwise)
+        swapped = f" The path comes first: {where}(path, model)." if isinstance(model, (str, os.PathLike)) else ""
+        raise TypeError(f"{where}: 'model' must be a fastnn model (with parameters() and config()); got "
+                        f"{type(model).__name__}.{swapped}")
     arrays = {}
     params = {name: p.value for name, p in model.parameters().items()}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "model_class": model_class_name(model),

@@ -544,6 +544,33 @@ def rnn_backward(dH, H, W, *, activation="tanh", clip=0.0, n_threads=None):
 
 # ---- Elman RNN LM segment (fused) --------------------------------------------------------------------------------
 
+# the last class layout rnnlm_segment validated whose three arrays are read-only and own their data (so cannot change
+# unless someone sets them writeable again): ClassSoftmaxOutput's, checked once instead of on every training step
+_LAYOUT_SEEN = [None]
+
+
+def _class_layout(where, word_class, pos, start, n_out, C):
+    """(word_class, pos, start) as intp arrays, checked: start rises strictly from 0 to n_out in C + 1 steps, every
+    word's class in [0, C) and its row pos in its class's block (the kernels index a block by row - start[c], so a
+    row outside it would be read and written out of bounds).  A read-only triple seen last time is not re-checked."""
+    seen = _LAYOUT_SEEN[0]
+    if (seen is not None and seen[0] is word_class and seen[1] is pos and seen[2] is start
+            and seen[3] == (n_out, C)):
+        return word_class, pos, start
+    arrays = (word_class, pos, start)
+    start = V.check_index(start, n_out + 1, "start", where)
+    if start.shape != (C + 1,) or start[0] != 0 or start[-1] != n_out or np.any(np.diff(start) <= 0):
+        raise ValueError(f"{where}: 'start' must be {C + 1} block boundaries rising strictly from 0 to {n_out}.")
+    word_class = V.check_index(word_class, C, "word_class", where)
+    pos = V.check_index(pos, n_out, "pos", where)
+    V.check_shape(word_class, "word_class", where, (n_out,))
+    V.check_shape(pos, "pos", where, (n_out,))
+    _check_in_block(where, "pos", pos, word_class, start)
+    if all(a is b and not a.flags.writeable and a.base is None for a, b in zip(arrays, (word_class, pos, start))):
+        _LAYOUT_SEEN[0] = (word_class, pos, start, (n_out, C))
+    return word_class, pos, start
+
+
 def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, start, *, activation="tanh",
                   clip=0.0, scale=None, want_grad=True, defer_out=False, n_threads=None):
     """One truncated-BPTT segment of the Elman RNN LM with a class-factorized output, forward and backward at once.
@@ -585,13 +612,7 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     n_out = W.shape[0]
     V.check_shape(W, "W", where, (n_out, H))
     bo = V.check_input(bo, "bo", where, dt, shape=(n_out,))
-    start = V.check_index(start, n_out + 1, "start", where)
-    if start.shape != (C + 1,) or start[0] != 0 or start[-1] != n_out or np.any(np.diff(start) <= 0):
-        raise ValueError(f"{where}: 'start' must be {C + 1} block boundaries rising strictly from 0 to {n_out}.")
-    word_class = V.check_index(word_class, C, "word_class", where)
-    pos = V.check_index(pos, n_out, "pos", where)
-    V.check_shape(word_class, "word_class", where, (n_out,))
-    V.check_shape(pos, "pos", where, (n_out,))
+    word_class, pos, start = _class_layout(where, word_class, pos, start, n_out, C)
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 2 or y.ndim != 2 or y.shape[1] != x.shape[1] or not 0 < y.shape[0] <= x.shape[0]:
         raise ValueError(f"{where}: 'x' must be (L, B) and 'y' (k, B) with 0 < k <= L; got {x.shape} and {y.shape}.")
@@ -609,7 +630,7 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     # inputs: one projection per distinct word
     order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
-    inv[order_u] = np.repeat(np.arange(uniq.size, dtype=np.intp), np.diff(seg_u))
+    _rnnlm._segment_ids(order_u, seg_u, inv)
     E_u = emb.take(uniq, axis=0)                          # take: ~2x faster than emb[uniq] for rows
     P = np.empty((uniq.size, H), dtype=dt)
     Hs = np.empty((L + 1, B, H), dtype=dt)
@@ -622,7 +643,6 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
     Ho = Hs[L - k + 1:].reshape(N, H)
     tc = word_class[yf]
-    _check_in_block(where, "pos", pos[yf], tc, start)   # the targets' rows (pos of a word outside its class: a crash)
     Z = np.empty((N, C), dtype=dt)
     losses = np.empty(N, dtype=np.float64)
     dHo = np.empty((N, H), dtype=dt)

@@ -62,6 +62,7 @@ import numpy as np
 from fastnn import io
 from fastnn._validation import check_scalar
 from fastnn.graph import Module
+from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
 from fastnn.optim.schedules import check_mode, improves
@@ -263,6 +264,7 @@ class TrainState:
     model's own state.  The field names are the checkpoint's keys."""
     epoch: int = 0                   # epochs completed
     position: int = 0                # batches done in the current epoch
+    batches: int = 0                 # batches in the current epoch's plan (0: not recorded, an older checkpoint)
     step: int = 0                    # optimizer steps taken
     skipped: int = 0                 # steps dropped by on_nonfinite="skip"
     rng_epoch_start: str = None      # the Generator's state (JSON) when the current epoch's plan was drawn
@@ -283,6 +285,8 @@ class TrainState:
     def from_dict(cls, d):
         st = cls()
         for f in dataclasses.fields(cls):
+            if f.name not in d:          # a field added since the checkpoint was written keeps its default
+                continue
             v = d[f.name]
             if v is not None and type(f.default) in (int, float, bool):
                 v = type(f.default)(v)
@@ -403,7 +407,7 @@ class Trainer:
         self.averager = ParamAverage(optimizer.params) if average else None
         self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = as_rng(seed, where, "seed")     # (None, a bool or a float was taken as numpy took it)
         if progress is None:
             progress = not self.quiet and sys.stderr.isatty()
         self.progress = Progress(bool(progress))
@@ -525,6 +529,14 @@ class Trainer:
             plan = self._plan()
             _set_rng(self.rng, now, "Trainer")
         n = len(plan)
+        if st.position and (st.position > n or st.batches not in (0, n)):
+            # other data or another batch size: continuing at batch `position` of another plan would silently skip
+            # or repeat examples (past the plan's end: the rest of the epoch)
+            of = f" of an epoch of {st.batches} batches" if st.batches else ""
+            raise ValueError(f"Trainer.fit: the checkpoint stopped after batch {st.position}{of}, but the data now "
+                             f"makes {n} batches per epoch (other data or another batch size?). Resume with the run's "
+                             f"data and batch size, or train afresh without resume.")
+        st.batches = n
         self.model.train()
         # the whole run's ETA counts every epoch as long as this one
         self.progress.start(f"epoch {st.epoch + 1}/{self.epochs}", n, run_total=self.epochs * n,

@@ -5,6 +5,7 @@ import pytest
 
 from fastnn.gradcheck import gradcheck
 from fastnn.models.classifiers import MLP, LogisticRegression, gradcheck_cases
+from fastnn.models.nplm import NPLM
 
 
 def _labels(rng, n=400):
@@ -63,3 +64,31 @@ def test_window_ids_out_of_range_and_labels_of_another_length_are_errors():
             m.loss((np.array(x), np.array([0])))
     with pytest.raises(ValueError, match=r"'y' must have shape \(2,\)"):
         m.accuracy(np.array([[0, 0, 1], [1, 1, 1]]), [0])
+
+
+def test_a_model_seeded_by_a_generator_saves_and_loads(tmp_path):
+    # its config() held the Generator, so save_model failed after training ("not JSON serializable"): work lost
+    from fastnn import io
+
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    for model in (LogisticRegression(3, n_features=4, seed=np.random.default_rng(1)),
+                  MLP(3, hidden=4, n_features=4, seed=np.random.default_rng(1))):
+        path = tmp_path / f"{type(model).__name__}.npz"
+        io.save_model(path, model)
+        loaded = io.load_model(path)
+        assert loaded.config()["seed"] is None
+        np.testing.assert_array_equal(loaded.scores(x), model.scores(x))
+        io.load_params(path, loaded)
+
+
+@pytest.mark.parametrize("make, where", [
+    (lambda dtype: LogisticRegression(3, n_features=4, seed=0, dtype=dtype), "LogisticRegression"),
+    (lambda dtype: LogisticRegression(3, vocab_size=4, window=3, seed=0, dtype=dtype), "LogisticRegression"),
+    (lambda dtype: MLP(3, hidden=2, vocab_size=4, window=3, embed_dim=2, seed=0, dtype=dtype), "MLP"),
+    (lambda dtype: NPLM(11, order=3, dim=3, hidden=2, direct=False, classes=0, dropout=0.0, init_scale=0.1,
+                        dtype=dtype), "NPLM")])
+def test_a_bad_dtype_names_the_class_and_the_argument(make, where):
+    # (was "uniform: 'dtype' ...", or Param's "'E' must have dtype ...": the internal names)
+    for dtype in ("int32", "float33"):
+        with pytest.raises(TypeError, match=rf"^{where}: 'dtype' must be float32 or float64; got {dtype}\.$"):
+            make(dtype)

@@ -126,6 +126,9 @@ def test_neighbors_table_and_json(capsys, tmp_path):
     (["train", "--objective", "ranking", "--text", "{text}", "--out", "{dir}/v.txt", "--dim", "0"],
      "--dim must be >= 1"),
     (["train", "--objective", "ranking", "--text", "{empty}", "--out", "{dir}/v.txt"], "holds no token"),
+    # (the corpus report came first: its counts are what --min-count is checked on, so it now waits for the check)
+    (["train", "--objective", "rnn", "--text", "{text}", "--out", "{dir}/v.txt", "--min-count", "1000"],
+     "--min-count 1000 leaves no word"),
     (["train", "--objective", "ranking", "--text", "{text}", "--out", "{dir}/no/such/dir/v.txt", "--epochs", "1",
       "--dim", "2", "--hidden", "2", "--quiet"], "no such directory"),
     (["neighbors", "--vectors", "{hand}", "xbox", "france"], "not in"),

@@ -157,13 +157,17 @@ def test_a_min_count_no_word_reaches_is_an_error_naming_the_option(capsys, files
     assert not os.path.exists(argv[argv.index("--out") + 1])
 
 
-@pytest.mark.parametrize("command", ["tagger eval", "tagger predict", "lm eval"])
+@pytest.mark.parametrize("command", ["tagger eval", "tagger predict", "lm eval", "lm eval --mix"])
 def test_a_checkpoint_given_as_the_model_says_how_to_get_the_model(capsys, files, command):
     """Was: tagger eval/predict scored the checkpoint's last-step parameters as if they were the trained model."""
-    data = files / ("t.txt" if command == "lm eval" else "c.conll")
-    assert main([*command.split(), "--model", str(files / "ck.npz"), "--data", str(data)]) == 2
+    data = files / ("t.txt" if command.startswith("lm") else "c.conll")
+    model, option = (files / "lm.npz", "--mix") if command.endswith("--mix") else (files / "ck.npz", "--model")
+    argv = [*command.split()[:2], "--model", str(model), "--data", str(data)]
+    if option == "--mix":
+        argv += ["--mix", str(files / "ck.npz"), "--weight", "0.5"]
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"--model {files / 'ck.npz'} is a training checkpoint, not a model" in err, err
+    assert f"{option} {files / 'ck.npz'} is a training checkpoint, not a model" in err, err
     assert f"--checkpoint {files / 'ck.npz'} --resume" in err and "resume=True" not in err, err
 
 

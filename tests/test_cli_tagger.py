@@ -402,3 +402,18 @@ def test_predict_reads_text_or_conll_from_a_file_or_stdin_line_for_line(capsys, 
         [t.split("/")[1:] for t in lines[0].split()] and out.endswith("\n\n")
     rc, forced, err = _run(capsys, "tagger", "predict", "--model", model, "--data", conll_in, "--format", "text")
     assert len(forced.splitlines()) == 6 and forced.splitlines()[0].startswith("the/")   # one-word sentences
+
+
+def test_workers_without_an_ensemble_is_a_notice_only_when_asked_for(capsys, files):
+    """--workers splits an ensemble: given with one model it says so (it was silently ignored); the chunk preset's
+    workers=2 with --ensemble 1 stays silent (the user did not ask for workers)."""
+    d = files["dir"]
+    tiny = ["--train", files["train"], "--epochs", "1", "--embed-dim", "4", "--hidden", "4", "--batch-size", "32"]
+    rc, out, err = _run(capsys, "tagger", "train", *tiny, "--task", "ner=3", "--workers", "2", "--out", d / "a.npz")
+    assert rc == 0, err
+    assert "--workers 2 applies to ensembles only (--ensemble K > 1)" in err
+    rc, out, err = _run(capsys, "tagger", "train", *tiny, "--preset", "chunk", "--task", "chunk=2", "--ensemble", "1",
+                        "--lstm-hidden", "4", "--char-dim", "0", "--out", d / "b.npz")
+    assert rc == 0, err
+    assert "--workers" not in err
+    assert type(io.load_model(d / "b.npz")).__name__ == "WindowTagger"

@@ -111,10 +111,22 @@ def test_min_count_and_unknown_options(rng):
     res = recipe.pretrain("ranking", sents, dim=2, window=1, hidden=2, min_count=2, epochs=1, valid_fraction=0,
                          quiet=True)
     assert res.words == ["<pad>", "<unk>", "a", "b"]
-    with pytest.raises(ValueError, match=r"unknown options \['window'\]"):
+    # one rule for every recipe's options: the Config's TypeError, with the closest field when there is one
+    with pytest.raises(TypeError, match=r"NPLMEmbedConfig: 'window' is not a field\. The fields are dim, hidden"):
         recipe.pretrain("nplm", sents, window=3)
+    with pytest.raises(TypeError, match=r"RankingConfig: 'hiden' is not a field; did you mean 'hidden'\?"):
+        recipe.pretrain("ranking", sents, hiden=3)
+    with pytest.raises(TypeError, match=r"RNNEmbedConfig: 'epoch' is not a field; did you mean 'epochs'\?"):
+        recipe.config_for("rnn", recipe.RNNEmbedConfig(), epoch=3)
     with pytest.raises(ValueError, match="'objective' must be one of"):
         recipe.pretrain("glove", sents)
+    # no text was "no training sentence is left after holding out 0.01 of 0", or NegativeSampler's 'counts'
+    for empty in ([], [[], []]):
+        with pytest.raises(ValueError, match="'sentences' must hold at least one token; got"):
+            recipe.pretrain("ranking", empty, quiet=True)
+    # another objective's Config was an AttributeError ('RankingConfig' object has no attribute 'order')
+    with pytest.raises(TypeError, match="'config' must be a NPLMEmbedConfig for objective 'nplm'; got RankingConfig"):
+        recipe.pretrain("nplm", sents, config=recipe.RankingConfig(epochs=1))
     with pytest.raises(ValueError, match="'min_count' 4 leaves no word"):      # was: vectors of <pad> and <unk>
         recipe.pretrain("ranking", sents, min_count=4, quiet=True)
 

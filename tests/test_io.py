@@ -259,3 +259,45 @@ def test_a_failed_write_names_the_file_asked_for_not_the_temporary_one(tmp_path)
             io.save_model(str(path), model)
         assert e.value.filename == str(path) and ".tmp" not in str(e.value)
     assert os.listdir(tmp_path) == []                  # no temporary file left behind
+
+
+def test_models_pickle_and_deepcopy_to_equal_independent_models(tmp_path):
+    # pickling is how an ensemble's members reach their worker processes, so every model family must round-trip:
+    # the copy scores as the original and shares no parameter array with it (training it leaves the original alone)
+    import copy
+    import pickle
+
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.recipes import lm
+    from fastnn.recipes import tagger
+
+    sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat"]] * 4
+    c = lm.RNNConfig(epochs=1, hidden=4, classes=0, min_count=1, batch_size=2)
+    vocab, streams = lm.prepare(c, sents, sents)
+    rows = [[("John", "B-PER"), ("Smith", "I-PER"), ("ran", "O")]] * 3
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    cases = [(lm.train(c, vocab, streams, quiet=True)[0], lambda m: m.perplexity(sents)),
+             (lm.train(lm.NGramConfig(min_count=1, order=2), vocab, streams)[0], lambda m: m.perplexity(sents)),
+             (lm.build_model(lm.NPLMConfig(order=3, dim=2, hidden=3), len(vocab)), lambda m: m.perplexity(streams["valid"])),
+             (tagger.build(tagger.TaggerConfig(tasks={"ner": 1}, hidden=3, embed_dim=2), rows),
+              lambda m: m.predict([["John", "ran"]])),
+             (LogisticRegression(2, n_features=3, seed=0), lambda m: m.scores(x).tolist())]
+    for model, use in cases:
+        for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert use(other) == use(model), type(model).__name__
+            for name, p in getattr(model, "parameters", dict)().items():
+                q = other.parameters()[name]
+                assert not np.shares_memory(p.value, q.value), name
+                q.value += 1
+                assert not np.array_equal(p.value, q.value), name
+
+
+def test_saving_something_else_than_a_model_is_a_type_error(tmp_path):
+    # (the arguments swapped, or None) was an AttributeError: 'str' object has no attribute 'parameters'
+    path = str(tmp_path / "m.npz")
+    with pytest.raises(TypeError, match=r"save_model: 'model' must be a fastnn model .*; got str. The path comes "
+                                        r"first: save_model\(path, model\)"):
+        io.save_model(Tiny(), path)
+    with pytest.raises(TypeError, match="save_checkpoint: 'model' must be a fastnn model .*; got NoneType.$"):
+        io.save_checkpoint(path, None)
+    assert not os.listdir(tmp_path)

@@ -526,3 +526,20 @@ def test_limit_blas_threads_bounds_every_loaded_blas_and_undoes_it():
     with limit_blas_threads(1):
         assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
     assert [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"] == before
+
+
+@pytest.mark.parametrize("D", [1, 5])
+def test_sparse_adagrad_of_a_row_range_same_bits_as_row_by_row(rng, D):
+    """Rows spanning a range (the RNN LM's output biases when every class is present) are updated as one long row:
+    the bits of the same rows updated in two non-contiguous halves, for any thread count."""
+    W0 = rng.standard_normal((9000, D)).astype(np.float32)
+    A0 = (rng.random((9000, D)) * 0.1).astype(np.float32)
+    rows = np.arange(7, 8993)
+    G = rng.standard_normal((rows.size, D)).astype(np.float32)
+    Wa, Aa = W0.copy(), A0.copy()
+    for half in (slice(0, None, 2), slice(1, None, 2)):
+        K.sparse_adagrad_(Wa, Aa, rows[half], G[half], lr=0.1, eps=1e-6, l2=0.01)
+    for t in (1, 2, 3):
+        Wb, Ab = W0.copy(), A0.copy()
+        K.sparse_adagrad_(Wb, Ab, rows, G, lr=0.1, eps=1e-6, l2=0.01, n_threads=t)
+        assert np.array_equal(Wa, Wb) and np.array_equal(Aa, Ab)

@@ -244,7 +244,9 @@ def test_bad_inputs(corpus):
         lm.perplexity([[1, 2]])
     with pytest.raises(IndexError, match=r"must hold ids in \[0, 400\); got 400 at position 1"):
         lm.fit([[2, 400]], V, eos)
-    with pytest.raises(TypeError, match=r"has no vocabulary .* fastnn.data.lm_stream\(sentences, vocab\)"):
+    # (at fit time it said "using the vocabulary it was trained with")
+    with pytest.raises(TypeError, match=r"has no vocabulary .* fastnn.data.lm_stream\(sentences, vocab\), vocab being "
+                                        r"the Vocab of the model's training data, or make the model with words="):
         lm.fit([["the", "cat"]], V, eos)
     with pytest.raises(TypeError, match="integer word ids; got dtype float64"):
         lm.fit(np.array([2.0, 1.0]), V, eos)

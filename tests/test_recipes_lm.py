@@ -145,3 +145,89 @@ def test_perplexity_of_nothing_names_the_model(arch):
         assert model.token_logprobs(nothing).shape == (0,)
         with pytest.raises(ValueError, match=r"\.perplexity: the data must hold at least one token; got none"):
             model.perplexity(nothing)
+
+
+def test_train_checks_its_streams_and_reads_sentences():
+    # an id past the vocabulary was a kernel's IndexError ('idx' of gather_rows) deep in training, sentences a NumPy
+    # error: both are the caller's streams, named as such; sentences are read as prepare would encode them
+    config = recipe.RNNConfig(epochs=1, hidden=8, classes=0, min_count=1)
+    train, valid = _sentences(30, 0), _sentences(10, 1)
+    vocab, streams = recipe.prepare(config, train, valid)
+    with pytest.raises(IndexError, match=r"train: streams\['train'\]: 'stream' must hold ids in \[0, "):
+        recipe.train(config, vocab, dict(streams, train=np.array([0, 1, len(vocab)] * 100)), quiet=True)
+    with pytest.raises(TypeError, match=r"train: streams\['valid'\]: 'stream' must be a 1-d array of integer"):
+        recipe.train(config, vocab, dict(streams, valid=streams["valid"].astype(float)), quiet=True)
+    for arch in ("ngram", "rnn"):
+        c = recipe.config_for(arch, min_count=1) if arch == "ngram" else config
+        with pytest.raises(IndexError, match=r"streams\['train'\]"):
+            recipe.train(c, vocab, dict(streams, train=np.array([-1, 0])), quiet=True)
+    _, ids = recipe.train(config, vocab, streams, quiet=True)
+    _, text = recipe.train(config, vocab, {"train": train, "valid": valid}, quiet=True)
+    assert [h["valid"] for h in text] == [h["valid"] for h in ids]
+
+
+def test_config_misspelt_fields_and_presets_name_the_closest():
+    with pytest.raises(TypeError, match="RNNConfig: 'hiden' is not a field; did you mean 'hidden'"):
+        recipe.RNNConfig(hiden=10)
+    with pytest.raises(TypeError, match="'epoch' is not a field; did you mean 'epochs'"):
+        dataclasses.replace(recipe.NPLMConfig(), epoch=1)
+    with pytest.raises(ValueError, match="got 'fsat'. Did you mean 'fast'"):
+        recipe.from_preset("fsat")
+    with pytest.raises(TypeError, match="'direct' must be True or False; got 'no'"):
+        recipe.NPLMConfig(direct="no")
+
+
+def test_train_refuses_what_prepare_did_not_make():
+    # another recipe's Config, a list of words or of streams, a misspelt part were AttributeErrors or a KeyError
+    # (or, for streams={"train", "val"}, "a neural LM needs valid text" about text the caller did give)
+    from fastnn.recipes import tagger
+
+    config = recipe.RNNConfig(epochs=1, hidden=8, classes=0, min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(30, 0), _sentences(10, 1))
+    with pytest.raises(TypeError, match="train: 'config' must be a NGramConfig or NPLMConfig or RNNConfig or "
+                                        "LSTMConfig; got TaggerConfig"):
+        recipe.train(tagger.TaggerConfig(), vocab, streams)
+    with pytest.raises(TypeError, match="build_model: 'config' must be a NPLMConfig or RNNConfig or LSTMConfig; got "
+                                        "NGramConfig"):
+        recipe.build_model(recipe.NGramConfig(), 10)
+    with pytest.raises(TypeError, match="prepare: 'config' must be a LMConfig; got TaggerConfig"):
+        recipe.prepare(tagger.TaggerConfig(), _sentences(3, 0))
+    with pytest.raises(TypeError, match="'vocab' must be a fastnn.data.Vocab"):
+        recipe.train(config, vocab.words, streams)
+    with pytest.raises(TypeError, match="'streams' must be a dict with 'train'"):
+        recipe.train(config, vocab, [streams["train"], streams["valid"]])
+    with pytest.raises(ValueError, match="got the keys 'train', 'val'"):
+        recipe.train(config, vocab, {"train": streams["train"], "val": streams["valid"]})
+
+
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")           # (the tiny data's fallback discounts)
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn", "lstm"])
+def test_every_lm_reads_a_list_of_id_lists_as_sentences(arch):
+    # one rule for the LM families: sentences of ids are the stream with </s> appended to each (the n-gram models
+    # read them so; the neural ones said "'stream' must be a 1-d array"), and a bad sentence is named as such
+    from fastnn.models.ngram import KneserNey
+    sents, eos = [[2, 3], [4], [5, 3, 2]], 1
+    stream = np.array([2, 3, eos, 4, eos, 5, 3, 2, eos])
+    if arch == "ngram":
+        model = KneserNey(2).fit(sents, 10, eos)
+        np.testing.assert_array_equal(model._counts[2], KneserNey(2).fit(stream, 10, eos)._counts[2])
+    else:
+        model = recipe.build_model(recipe.config_for(arch, hidden=4, classes=0), 10, eos_id=eos)
+    np.testing.assert_array_equal(model.token_logprobs(sents), model.token_logprobs(stream))
+    name = "data" if arch == "ngram" else "stream"
+    with pytest.raises(ValueError, match=rf"sentence {name}\[1\] must not contain eos_id=1 \(it is appended\)"):
+        model.perplexity([[2], [3, 1]])
+    with pytest.raises(TypeError, match=rf"sentence {name}\[0\] must be a sequence of integer word ids"):
+        model.perplexity([[2, 3.5]])
+
+
+def test_a_field_set_after_the_config_was_made_is_checked_by_train():
+    # Configs check themselves when made; config.direct = "no" afterwards trained with direct connections
+    config = recipe.NPLMConfig(epochs=1, hidden=4, dim=2, order=3, min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(20, 0), _sentences(5, 1))
+    config.direct = "no"
+    with pytest.raises(TypeError, match="NPLMConfig: 'direct' must be True or False; got 'no'"):
+        recipe.train(config, vocab, streams, quiet=True)
+    config.direct, config.hidden = False, 0
+    with pytest.raises(ValueError, match="NPLMConfig: 'hidden' must be >= 1"):
+        recipe.build_model(config, 10)

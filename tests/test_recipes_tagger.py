@@ -1,8 +1,10 @@
 """fastnn.recipes.tagger: the Config is the one home of the tagger's defaults (the model's constructor has none of
 its own, the CLI's help shows them), presets apply under explicit values, bad values fail naming the field."""
+import copy
 import dataclasses
 import inspect
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -277,3 +279,50 @@ def test_cli_preset_features_unless_feature_is_given(tmp_path, monkeypatch):
     assert main(base + ["--out", str(tmp_path / "b.npz"), "--feature", "tag=1:2"]) == 0
     cols = io.load_model(str(tmp_path / "b.npz")).columns
     assert [(c["name"], c["column"], c["dim"]) for c in cols] == [("tag", 1, 2)]
+
+
+def test_train_and_fit_read_generators_once_and_skip_empty_sentences():
+    # build's vocabularies and fit's batches both read `train`, and dev is scored every epoch: a generator used to
+    # leave fit nothing (a nan loss, no error) and dev empty; an empty sentence was an IndexError from a list
+    train, dev = _sentences(), _sentences(10, seed=1)
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, epochs=2, hidden=8, embed_dim=6, batch_size=16, seed=3)
+    model, trainer = recipe.train(config, train, dev, quiet=True)
+    g_model, g_trainer = recipe.train(config, (s for s in train), iter([[]] + dev), quiet=True)
+    assert [h["train_loss"] for h in g_trainer.history] == [h["train_loss"] for h in trainer.history]
+    assert [h["valid"] for h in g_trainer.history] == [h["valid"] for h in trainer.history]
+    e_model, e_trainer = recipe.train(config, [[]] + train + [[]], dev, quiet=True)
+    for (n, p), (_, q) in zip(model.parameters().items(), e_model.parameters().items()):
+        np.testing.assert_array_equal(p.value, q.value, err_msg=n)
+    fitted = recipe.fit(recipe.build(config, train), iter(train), iter(dev), config, quiet=True)
+    assert [h["valid"] for h in fitted.history] == [h["valid"] for h in trainer.history]
+
+
+def test_config_misspelt_or_mistyped_fields_say_so():
+    for make in (lambda: recipe.TaggerConfig(epoch=3), lambda: recipe.from_preset("ner", epoch=3),
+                 lambda: dataclasses.replace(recipe.TaggerConfig(), epoch=3)):
+        with pytest.raises(TypeError, match="'epoch' is not a field; did you mean 'epochs'"):
+            make()
+    with pytest.raises(TypeError, match="'zzz' is not a field. The fields are tasks, features"):
+        recipe.TaggerConfig(zzz=1)
+    # a switch given a string was read by its truth: keep_case="no" kept the case
+    with pytest.raises(TypeError, match="'keep_case' must be True or False; got 'no'"):
+        recipe.TaggerConfig(keep_case="no")
+    assert recipe.TaggerConfig(average=np.bool_(True)).average is True
+    with pytest.raises(TypeError, match="'weight_decay' must be a real number"):
+        recipe.TaggerConfig(weight_decay="1e-4")
+    from fastnn.recipes import lm
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
+    with pytest.raises(TypeError, match="'config' must be a TaggerConfig; got RNNConfig"):
+        recipe.fit(model, _sentences(), None, lm.RNNConfig())
+    with pytest.raises(TypeError, match="'model' must be a WindowTagger or TaggerEnsemble .*; got RNNLM"):
+        recipe.fit(lm.build_model(lm.RNNConfig(hidden=4, classes=0), 10), _sentences())
+    config = recipe.TaggerConfig(tasks={"chunk": 2})
+    assert copy.deepcopy(config) == config == pickle.loads(pickle.dumps(config))
+
+
+def test_a_field_set_after_the_config_was_made_is_checked_by_build():
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4)
+    config.keep_case = "no"                         # build read it by its truth: the case kept (fit checked it)
+    for make in (lambda: recipe.build(config, _sentences()), lambda: recipe.train(config, _sentences(), quiet=True)):
+        with pytest.raises(TypeError, match="TaggerConfig: 'keep_case' must be True or False; got 'no'"):
+            make()

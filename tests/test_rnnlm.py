@@ -255,14 +255,14 @@ def test_fast_preset_is_an_rnn_config():
 
 # ---- the output rows' gradient kept as factors (defer_out, OutRowGrad) ---------------------------------------------
 
-def _segment_both_ways(rng, H=37, B=21):
+def _segment_both_ways(rng, H=37, B=21, V=40):
     from fastnn import kernels
-    m, _ = _fused_pair(np.float32, H=H, B=B)
+    m, _ = _fused_pair(np.float32, H=H, B=B, V=V)
     _randomize(m, rng, 0.3)
     o, r = m.out, m.rnn
     args = (m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value, o.bc.value, o.W.value,
             o.b.value.reshape(-1), o.word_class, o.pos, o.start)
-    data = R.BPTTBatches(rng.integers(0, 40, 40 * B), batch_size=B, block=6, bptt=2, eos_id=1)
+    data = R.BPTTBatches(rng.integers(0, V, 40 * B), batch_size=B, block=6, bptt=2, eos_id=1)
     x, y, _, _ = data[2]
     h0 = (rng.standard_normal((B, H)) * 0.3).astype(np.float32)
     direct = kernels.rnnlm_segment(x, y, h0, *args)
@@ -287,6 +287,31 @@ def test_deferred_output_rows_give_the_same_bits(rng, H):
     assert np.array_equal(out.grad(), dW)
     assert np.array_equal(out.grad(0.3), dW * np.float32(0.3))
     assert out.sq_norm == pytest.approx(float(np.dot(dW.ravel().astype(np.float64), dW.ravel())), rel=1e-5)
+
+
+@pytest.mark.parametrize("H,B", [(37, 21), (100, 5)])
+def test_deferred_norm_of_big_blocks_through_gram_products(rng, H, B):
+    """Blocks of >= 16 rows with few tokens each: the norm comes from the tokens' Gram matrices (16 token rows at a
+    time, so more than one step for B = 21) and equals the made array's up to rounding, for any thread count."""
+    import fastnn
+    from fastnn import kernels
+    m, (_, _, g1), (_, _, g2) = _segment_both_ways(rng, H=H, B=B, V=600)
+    sizes = np.diff(m.out.start)
+    assert sizes.min() >= 16
+    dW = g1["W"][1]
+    want = float(np.dot(dW.ravel().astype(np.float64), dW.ravel()))
+    assert g2["W_deferred"].sq_norm == pytest.approx(want, rel=1e-5)
+    o, r = m.out, m.rnn
+    args = (m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value, o.bc.value, o.W.value,
+            o.b.value.reshape(-1), o.word_class, o.pos, o.start)
+    data = R.BPTTBatches(rng.integers(0, 600, 40 * B), batch_size=B, block=6, bptt=2, eos_id=1)
+    x, y, _, _ = data[2]
+    h0 = np.zeros((B, H), np.float32)
+    norms = set()
+    for t in (1, 2, 3):
+        with fastnn.threads(kernels=t):
+            norms.add(kernels.rnnlm_segment(x, y, h0, *args, defer_out=True)[2]["W_deferred"].sq_norm)
+    assert len(norms) == 1
 
 
 @pytest.mark.parametrize("scale,l2", [(None, 0.0), (0.3, 0.0), (None, 0.01)])

@@ -80,3 +80,14 @@ def test_bad_counts_raise_and_change_nothing(kw, err, match):
     with pytest.raises(err, match=match):
         fastnn.threads(**{"kernels": 2, "blas": 1, **kw})
     assert _threads._default == 1 and _blas_threads() == before_blas
+
+
+def test_numpy_integer_counts_are_counts():
+    # a count from an array or a sweep (np.int64) was a TypeError "must be an int"
+    fastnn.set_num_threads(1)
+    with fastnn.threads(kernels=np.int64(2), blas=np.int32(1)):
+        assert fastnn.get_num_threads() == 2 and type(_threads._default) is int
+    fastnn.set_num_threads(np.int64(1))
+    assert fastnn.get_num_threads() == 1 and type(_threads._default) is int
+    with pytest.raises(TypeError, match="n_threads must be an int"):
+        fastnn.set_num_threads(np.float64(2))

@@ -192,6 +192,31 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
     assert [h["train_loss"] for h in trainer2.history] == [h["train_loss"] for h in ref.history]
 
 
+def test_resume_mid_epoch_with_another_batch_size_is_refused(tmp_path):
+    # batch 7 of another plan was silently another part of the data (past the plan's end: the epoch's rest skipped)
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path, checkpoint_every=5)
+    orig, calls = trainer.loss_fn, [0]
+
+    def exploding(m, b):
+        calls[0] += 1
+        if calls[0] == 23:                          # epoch 2 (13 batches of 16), after the checkpoint at step 20
+            raise Boom()
+        return orig(m, b)
+
+    trainer.loss_fn = exploding
+    with pytest.raises(Boom):
+        trainer.fit()
+    for batch_size in (64, 8):
+        model2, trainer2 = build(checkpoint=path)
+        trainer2.data = ArrayBatches(*make_data(), batch_size=batch_size)
+        with pytest.raises(ValueError, match=r"stopped after batch 7 of an epoch of 13 batches, but the data now makes "
+                                             r"\d+ batches per epoch \(other data or another batch size\?\)"):
+            trainer2.fit(resume=True)
+    model3, trainer3 = build(checkpoint=path)
+    trainer3.fit(resume=True)
+
+
 def test_resume_with_averaging_equals_uninterrupted(tmp_path):
     ref_model, ref = build(average=True)
     ref.fit()
@@ -626,3 +651,24 @@ def test_checkpoint_write_is_fast_enough(tmp_path):
     t = time.perf_counter()
     trainer.save(trainer.checkpoint)
     assert time.perf_counter() - t < 2.0
+
+
+@pytest.mark.parametrize("seed, err", [(None, TypeError), (True, TypeError), (1.5, TypeError), ("0", TypeError),
+                                       (-1, ValueError)])
+def test_the_seed_is_an_int_or_a_generator(seed, err):
+    # None was a run seeded from the OS (not reproducible), True seed 1, 1.5 and "0" NumPy's SeedSequence errors
+    model = Tiny(vocab=20)
+    with pytest.raises(err, match="Trainer: 'seed' must be an int seed"):
+        Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(*make_data(), batch_size=16), epochs=1,
+                seed=seed)
+
+
+def test_an_int_seed_and_a_generator_of_that_seed_give_the_same_run():
+    runs = []
+    for seed in (3, np.int64(3), np.random.default_rng(3)):
+        model = Tiny(vocab=20, dropout=0.2, seed=0)
+        Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(*make_data(), batch_size=16), epochs=2,
+                quiet=True, seed=seed).fit()
+        runs.append(params_of(model))
+    assert_same(runs[0], runs[1])
+    assert_same(runs[0], runs[2])

@@ -88,14 +88,21 @@ def run_train(args):
         sents = embed.read_corpus(args.text, args.text_format, report=report)
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
-    for path, fmt, n_s, n_t in report:
-        say(f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens")
+    # The corpus report waits for pretrain's first line, which it says once its checks are done: --min-count is checked
+    # on the corpus's counts (the vocabulary pretrain builds), so an error stays one line without a second pass.
+    waiting = [f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens" for path, fmt, n_s, n_t in report]
     if args.resume:
-        say(f"resuming from {args.checkpoint}")
+        waiting.append(f"resuming from {args.checkpoint}")
+
+    def say_checked(message):
+        while waiting:
+            say(waiting.pop(0))
+        say(message)
+
     try:
         res, stop = train_keeping_work(args, lambda: recipe.pretrain(
             args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
-            checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say,
+            checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say_checked,
             on_nonfinite=NONFINITE[args.on_nonfinite]))
     except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
         raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None

@@ -72,8 +72,8 @@ def _read(path):
         raise CLIError(str(exc)) from None
 
 
-def load_lm(path):
-    """(model, words) from a fastnn model file written by `lm train`."""
+def load_lm(path, option="--model"):
+    """(model, words) from a fastnn model file written by `lm train`, given as `option`."""
     from fastnn import io
     existing_file(path)
     try:
@@ -85,7 +85,7 @@ def load_lm(path):
     try:
         if io.HEADER not in files:
             raise CLIError(f"{path} is not a fastnn model file")
-        model = load_model_file(path)
+        model = load_model_file(path, option)
         words = getattr(model, "words", None)
     except (ValueError, TypeError, KeyError) as exc:
         raise CLIError(f"{path}: {exc}") from None
@@ -205,7 +205,7 @@ def run_eval(args):
     w = _eval_weight(args) if args.mix else None
     model, words = load_lm(args.model)
     if args.mix:
-        model2, words2 = load_lm(args.mix)
+        model2, words2 = load_lm(args.mix, "--mix")
         if list(words2) != list(words):
             raise CLIError(f"{args.mix} has a different vocabulary from {args.model} ({len(words2)} vs {len(words)} "
                            "words); both models must be trained with the same vocabulary")

@@ -180,6 +180,10 @@ def _load_model(path):
 def run_train(args):
     config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
     _check_args(args)
+    # --workers only splits an ensemble: say so when it was asked for (a preset's workers with --ensemble 1 is not)
+    if getattr(args, "workers", 1) > 1 and config.ensemble == 1 and not args.quiet:
+        print(f"--workers {args.workers} applies to ensembles only (--ensemble K > 1): one model trains in this "
+              f"process (its threads: --threads)", file=sys.stderr)
     if config.pretrained:
         existing_file(config.pretrained)
     _threads(args.threads)

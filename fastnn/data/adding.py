@@ -11,7 +11,7 @@ when its test MSE falls well below the baseline.
 """
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_float_dtype, check_int
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
 
@@ -34,9 +34,7 @@ def adding(n, T, seed, *, dtype=np.float32):
     where = "adding"
     check_int(n, "n", where, low=0)
     check_int(T, "T", where, low=2)           # one marker in each half
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{where}: 'dtype' must be float32 or float64; got {dtype}.")
+    dtype = check_float_dtype(dtype, where)
     rng = np.random.default_rng(seed)
     X = np.zeros((n, T, 2), dtype=dtype)
     X[:, :, 0] = rng.random((n, T), dtype=dtype)

@@ -9,6 +9,8 @@ scikit-learn is an optional dependency (`pip install 'fastnn[digits]'`); it is i
 """
 import numpy as np
 
+from fastnn._validation import check_float_dtype
+
 DIGIT_STEPS = 64        # 8 x 8 pixels, one per step
 DIGIT_CLASSES = 10
 ORDERS = ("plain", "permuted")
@@ -52,9 +54,7 @@ def digit_sequences(order="plain", *, seed=0, fractions=(0.6, 0.2, 0.2), dtype=n
     """
     where = "digit_sequences"
     perm = pixel_order(order, seed)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{where}: 'dtype' must be float32 or float64; got {dtype}.")
+    dtype = check_float_dtype(dtype, where)
     try:
         from sklearn.datasets import load_digits
     except ImportError:

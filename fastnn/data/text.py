@@ -1,6 +1,7 @@
 """Plain text corpora: one sentence per line, tokens separated by whitespace."""
 import gzip
 import io
+import numbers
 import os
 import zlib
 
@@ -178,9 +179,38 @@ def text_stream(data, words, where):
     if first is None or not isinstance(first[0], str):
         return None
     if words is None:
+        # (true at fit time too: the vocabulary is that of the training data, whether or not it is trained yet)
         raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so it cannot read text; encode it "
-                        f"with fastnn.data.lm_stream(sentences, vocab) using the vocabulary it was trained with.")
+                        f"with fastnn.data.lm_stream(sentences, vocab), vocab being the Vocab of the model's training "
+                        f"data, or make the model with words=vocab.words.")
     return lm_stream(data, Vocab(words))
+
+
+def id_sentences_stream(data, eos_id, name, where):
+    """The stream of `data` when it is a list of sentences of word ids ([[2, 3], [4]]), each without `eos_id`, which
+    is appended to each as lm_stream does; else None (a stream or text, which the caller reads).  An empty list is an
+    empty stream.  The ids' range is the caller's to check (on the stream)."""
+    if not isinstance(data, (list, tuple)):
+        return None
+    if not data:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(data[0], (numbers.Integral, str, bytes)):     # a flat stream as a list (text: text_stream's)
+        return None
+    parts = []
+    for i, sent in enumerate(data):
+        a = np.asarray(sent)
+        if a.size == 0:
+            a = np.zeros(0, dtype=np.int64)
+        if a.ndim != 1 or a.dtype.kind not in "iu":
+            raise TypeError(f"{where}: sentence {name}[{i}] must be a sequence of integer word ids (a list of sentences "
+                            f"of ids; else one 1-d stream of ids, or tokenised text); got {short_repr(sent)}.")
+        if np.any(a == eos_id):
+            raise ValueError(f"{where}: sentence {name}[{i}] must not contain eos_id={eos_id} (it is appended); "
+                             f"got it at position {int(np.flatnonzero(a == eos_id)[0])}. Pass sentences without "
+                             f"</s>, or one flat stream.")
+        parts.append(a.astype(np.int64, copy=False))
+        parts.append(np.array([eos_id], dtype=np.int64))
+    return np.concatenate(parts)
 
 
 def count_oov(sentences, vocab):

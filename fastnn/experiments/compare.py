@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import Config, check_fields, option
 
 __all__ = ["CompareConfig", "METHODS", "MODELS", "DEFAULT_SIZES", "TARGET_TOL", "Dataset", "synthetic", "tagging",
            "read_tagged", "sizes_for", "compare", "run", "markdown_table", "plot", "save_traces"]
@@ -57,7 +57,7 @@ def parse_names(text):
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(Config):
     """One comparison: which sizes, models and methods, and every setting of the runs.  The learning rates were
     picked by short sweeps (training objective after a fixed number of epochs at n = 1e4 .. 1e5, seed 0; the
     synthetic task with weight decay 1e-4, CoNLL-2000 windows without) on each kind of data ("synthetic" dense

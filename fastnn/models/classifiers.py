@@ -23,7 +23,7 @@ predict(x), accuracy(x, y), and objective(x, y, weight_decay) for the full-data 
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_index, check_int
+from fastnn._validation import check_float_dtype, check_index, check_int
 from fastnn.graph import Module, Node, Param
 from fastnn import init
 from fastnn.init import as_rng
@@ -105,7 +105,20 @@ class _Classifier(Module):
         return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
     def config(self):
-        return dict(self._cfg)
+        # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one
+        # saves after training like any other (loading replaces the initial parameters, so it needs no seed)
+        cfg = dict(self._cfg)
+        if isinstance(cfg["seed"], np.random.Generator):
+            cfg["seed"] = None
+        return cfg
+
+    @classmethod
+    def from_config(cls, cfg):
+        if cfg.get("seed") is not None:
+            return super().from_config(cfg)
+        model = super().from_config(dict(cfg, seed=0))      # any seed: the file's parameters replace these
+        model._cfg["seed"] = None
+        return model
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._cfg.items() if v is not None)
@@ -142,7 +155,7 @@ class LogisticRegression(_Classifier):
         where = "LogisticRegression"
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self._cfg = dict(n_classes=int(n_classes), n_features=n_features, vocab_size=vocab_size, window=window,
                          seed=seed, dtype=self.dtype.name)
         if self.kind == "dense":
@@ -192,7 +205,7 @@ class MLP(_Classifier):
         if self.kind == "window":
             embed_dim = check_int(embed_dim, "embed_dim", where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self._cfg = dict(n_classes=int(n_classes), hidden=int(hidden), n_features=n_features, vocab_size=vocab_size,
                          window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
                          dtype=self.dtype.name)

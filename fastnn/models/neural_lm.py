@@ -8,8 +8,8 @@ Every model predicts every token of a `fastnn.data.lm_stream` (</s> included), t
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_int, check_scalar
-from fastnn.data.text import as_sequence, text_stream
+from fastnn._validation import check_float_dtype, check_int, check_scalar
+from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.nn import ClassSoftmaxOutput
@@ -17,17 +17,23 @@ from fastnn.nn import ClassSoftmaxOutput
 __all__ = ["NeuralLM", "RecurrentLM", "as_stream", "word_classes", "output_logprobs"]
 
 
-def as_stream(stream, vocab_size, where, words=None):
-    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id), or the stream of tokenised
-    sentences encoded with `words` (fastnn.data.text.text_stream)."""
+def as_stream(stream, vocab_size, where, *, eos_id, words=None):
+    """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id): `stream` itself, or a list
+    of sentences of ids each with </s> (`eos_id`) appended (fastnn.data.text.id_sentences_stream), or tokenised
+    sentences encoded with `words` (fastnn.data.text.text_stream): what the n-gram models read too."""
     stream = as_sequence(stream)
     text = text_stream(stream, words, where)
     if text is not None:
         return text
-    a = np.asarray(stream)
+    a = id_sentences_stream(stream, eos_id, "stream", where)
+    if a is None:
+        try:
+            a = np.asarray(stream)
+        except ValueError:              # ragged: e.g. ids and lists of ids mixed
+            a = np.asarray(stream, dtype=object)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-        raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {a.dtype}, shape "
-                        f"{a.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
+        raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids or a list of sentences of ids; "
+                        f"got dtype {a.dtype}, shape {a.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
     a = a.astype(np.int64, copy=False)
     bad = np.flatnonzero((a < 0) | (a >= vocab_size))
     if bad.size:
@@ -98,7 +104,7 @@ class NeuralLM(Module):
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(init_scale)
-        self._dtype = np.dtype(dtype)
+        self._dtype = check_float_dtype(dtype, where)
         self.words = None if words is None else [str(w) for w in words]
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
@@ -137,9 +143,11 @@ class NeuralLM(Module):
 
     def token_logprobs(self, stream, *, chunk=512):
         """log P(stream[i] | everything before it) for every token of `stream` (float64), `chunk` tokens at a time
-        (the result does not depend on it).  `stream`: word ids (fastnn.data.lm_stream), or tokenised sentences
-        ([["the", "cat", "sat"]]), encoded with the model's words and ending with </s> each."""
-        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", self.words)
+        (the result does not depend on it).  `stream`: word ids (fastnn.data.lm_stream), sentences of ids ([[2, 3],
+        [4]]), or tokenised sentences ([["the", "cat", "sat"]]) encoded with the model's words, each sentence ending
+        with </s> (appended).  The n-gram models read the same three."""
+        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", eos_id=self.eos_id,
+                      words=self.words)
         out = np.empty(len(s), dtype=np.float64)
         if not len(s):                                  # (the NPLM's context windows need one token)
             return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import check_int
-from fastnn.data.text import as_sequence, text_stream
+from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -92,6 +92,9 @@ class _NGramLM(Module):
         text = text_stream(data, self.words, where)
         if text is not None:
             return text
+        sentences = id_sentences_stream(data, eos, name, where)
+        if sentences is not None:
+            return _as_ids(sentences, name, where, V)
         if isinstance(data, np.ndarray) or (isinstance(data, (list, tuple)) and data
                                             and all(isinstance(x, numbers.Integral) for x in data[:1])):
             s = _as_ids(data, name, where, V)
@@ -99,19 +102,8 @@ class _NGramLM(Module):
                 raise ValueError(f"{where}: '{name}' as a stream must end with eos_id={eos} (every sentence ends "
                                  f"with </s>); got last id {s[-1]}. Pass a list of sentences to have </s> added.")
             return s
-        if not isinstance(data, (list, tuple)):
-            raise TypeError(f"{where}: '{name}' must be a 1-d integer array (stream) or a list of sentences of ids; "
-                            f"got {type(data).__name__}.")
-        parts = []
-        for i, sent in enumerate(data):
-            ids = _as_ids(sent, f"{name}[{i}]", where, V)
-            if np.any(ids == eos):
-                raise ValueError(f"{where}: sentence {name}[{i}] must not contain eos_id={eos} (it is appended); "
-                                 f"got it at position {int(np.flatnonzero(ids == eos)[0])}. Pass sentences without "
-                                 f"</s>, or one flat stream.")
-            parts.append(ids)
-            parts.append(np.array([eos], dtype=np.int64))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        raise TypeError(f"{where}: '{name}' must be a 1-d integer array (stream) or a list of sentences of ids; "
+                        f"got {type(data).__name__}.")
 
     def _layout(self, stream):
         """(tokens, hist, pred): tokens with <s> inserted (bos mode), the number of tokens before each position that

@@ -526,7 +526,8 @@ class WindowTagger(_Tagging, Module):
             raise ValueError(f"{where}: the training data must hold at least one token; got {len(sentences)} empty "
                              f"sentences." if sentences else f"{where}: the training data must hold at least one "
                              f"sentence; got none.")
-        n_cols = max(len(s[0]) for s in sentences if s)
+        sentences = [s for s in sentences if s]        # an empty sentence has no token to learn from (nor columns)
+        n_cols = max(len(s[0]) for s in sentences)
         specs, counts = [], []
         for name, col in tasks.items():
             c = conll.column_index(col, where)
@@ -643,9 +644,10 @@ class WindowTagger(_Tagging, Module):
         if targets:
             tgt = np.full((offsets[-1], len(self.tasks)), -1, dtype=np.int64)
             for k, t in enumerate(self.tasks):
-                labelled = np.array([len(s[0]) > t["column"] for s in sentences], dtype=bool)
+                # (an empty sentence has no token to label, nor columns to count)
+                labelled = np.array([not s or len(s[0]) > t["column"] for s in sentences], dtype=bool)
                 if not labelled.all() and not partial:
-                    n_cols = min(len(s[0]) for s in sentences)
+                    n_cols = min(len(s[0]) for s in sentences if s)
                     raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                      f"{n_cols} columns.")
                 raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
@@ -677,7 +679,7 @@ class WindowTagger(_Tagging, Module):
         enc = sentences_or_encoded
         if not isinstance(enc, TaggerBatch):
             cols = [t["column"] for t in self.tasks]
-            enc = self.encode([s for s in enc if len(s[0]) > min(cols)], partial=True)
+            enc = self.encode([s for s in enc if s and len(s[0]) > min(cols)], partial=True)  # (an empty one: no tag)
         rare = None
         if unk_replace and self.vocab.counts is not None:
             rare = self.vocab.counts == 1

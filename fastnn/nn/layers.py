@@ -460,6 +460,8 @@ class ClassSoftmaxOutput(Module):
             csum = np.bincount(wc, weights=cnt, minlength=n_classes)
             self.bc.value[...] = np.log(csum / csum.sum())
             self.b.value[self.pos, 0] = np.log(cnt / csum[wc])
+        for a in (self.word_class, self.order, self.pos, self.start):   # constants: the fused RNN LM kernel checks
+            a.flags.writeable = False                                   # them once (kernels._class_layout)
 
     def _run(self, h2, targets, scale, want):
         """Per-row losses (N,) and, when want, the gradients (dWc, dbc, dh, W rows, W values, b values): the class

@@ -5,6 +5,8 @@
   PRE-clip norm is returned (optax's clip_by_global_norm has no 1e-6).
 - clip_grad_value: clip every element to [-clip, clip] (Mikolov's RNNLM trick).
 """
+import math
+
 import numpy as np
 
 from fastnn._validation import check_scalar
@@ -39,17 +41,17 @@ def grad_sq_norms(params):
     The dot product runs in the gradient's dtype (BLAS, fast); a float32 overflow is re-checked in float64.
     """
     out = {}
-    for name, p in _grads(params, "grad_sq_norms"):
-        if hasattr(p.grad, "sq_norm"):          # a gradient that knows its norm without being built (OutRowGrad)
-            out[name] = float(p.grad.sq_norm())
-            continue
-        a = _array(p.grad).reshape(-1)
-        with np.errstate(over="ignore"):          # a float32 overflow is re-checked in float64 below
+    with np.errstate(over="ignore"):              # a float32 overflow is re-checked in float64 below
+        for name, p in _grads(params, "grad_sq_norms"):
+            if hasattr(p.grad, "sq_norm"):      # a gradient that knows its norm without being built (OutRowGrad)
+                out[name] = float(p.grad.sq_norm())
+                continue
+            a = _array(p.grad).reshape(-1)
             v = float(np.dot(a, a))
-        if not np.isfinite(v) and a.dtype != np.float64:
-            a64 = a.astype(np.float64)
-            v = float(np.dot(a64, a64))
-        out[name] = v
+            if not math.isfinite(v) and a.dtype != np.float64:
+                a64 = a.astype(np.float64)
+                v = float(np.dot(a64, a64))
+            out[name] = v
     return out
 
 

@@ -10,12 +10,29 @@ import copy
 import dataclasses
 import difflib
 
+import numpy as np
+
 from fastnn._validation import check_scalar
 
-__all__ = ["option", "from_preset", "check_fields", "describe_default", "CLIP_NORM_HELP"]
+__all__ = ["Config", "option", "from_preset", "check_fields", "describe_default", "CLIP_NORM_HELP"]
 
 # help texts of fields several recipes share (each recipe writes its own default)
 CLIP_NORM_HELP = "clip the global gradient norm (0: off)"
+
+
+class Config:
+    """Base of the recipes' dataclass Configs: a misspelt field name ('hiden', 'epoch') is a TypeError naming the
+    closest field, in every way of making one (the constructor, from_preset, dataclasses.replace, fit's overrides),
+    where the dataclass's own __init__ would only say "unexpected keyword argument"."""
+
+    def __new__(cls, *args, **values):
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        for name in values:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+                raise TypeError(f"{cls.__name__}: {name!r} is not a field" + (
+                    f"; did you mean {close[0]!r}?" if close else f". The fields are {', '.join(names)}."))
+        return super().__new__(cls)
 
 
 def option(default, help, **metadata):
@@ -63,6 +80,12 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
         if not v < 1:
             raise ValueError(f"{where}: '{name}' must be in [0, 1); got {v!r}.")
     for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        # a switch takes True or False only: any other value would be read by its truth ("no" is true)
+        if isinstance(f.default, bool):
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"{where}: '{f.name}' must be True or False; got {v!r}.")
+            setattr(config, f.name, bool(v))         # (a NumPy bool is not JSON, which model files hold)
         allowed = f.metadata.get("choices")
         if allowed is not None and getattr(config, f.name) not in allowed:
             raise ValueError(f"{where}: '{f.name}' must be one of {', '.join(map(str, allowed))}; "

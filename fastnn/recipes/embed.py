@@ -26,7 +26,7 @@ import numpy as np
 from fastnn._validation import check_int
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
-from fastnn.recipes.config import check_fields, option
+from fastnn.recipes.config import Config, check_fields, option
 
 __all__ = ["EmbedConfig", "RankingConfig", "NPLMEmbedConfig", "RNNEmbedConfig", "CONFIGS", "PRESETS", "OBJECTIVES",
            "Pretrained", "pretrain", "parse_minutes"]
@@ -42,7 +42,7 @@ _HELP = dict(epochs="passes over the text", lr="learning rate", batch_size="wind
 
 
 @dataclass
-class EmbedConfig:
+class EmbedConfig(Config):
     """What every objective shares."""
     dim: int = option(50, "vector size", group="model")
     hidden: int = option(100, "hidden units", group="model")
@@ -132,17 +132,15 @@ class Pretrained(NamedTuple):
 
 
 def config_for(objective, config=None, **options):
-    """The Config of `objective` (`config`, else its defaults) with `options` on top; ValueError for an option the
-    objective does not have."""
+    """The Config of `objective` (`config`, else its defaults) with `options` on top; an option the objective does not
+    have is the Config's TypeError naming the closest field (fastnn.recipes.config.Config), as in every recipe."""
     where = "pretrain"
     if objective not in CONFIGS:
         raise ValueError(f"{where}: 'objective' must be one of {OBJECTIVES}; got {objective!r}.")
     cls = CONFIGS[objective]
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown options {sorted(unknown)} for {objective!r}; the options are "
-                         f"{sorted(known)}.")
+    if config is not None and not isinstance(config, cls):     # (another objective's fields would be missing)
+        raise TypeError(f"{where}: 'config' must be a {cls.__name__} for objective {objective!r}; got "
+                        f"{type(config).__name__}.")
     return dataclasses.replace(config, **options) if config is not None else cls(**options)
 
 
@@ -165,6 +163,8 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
         check_int(checkpoint_every, "checkpoint_every", where)
     say = say or (lambda m: None)
     norm = normalize_sentences(sentences)
+    if not any(norm):               # (else a message about the held-out fraction, or the sampler's counts)
+        raise ValueError(f"{where}: 'sentences' must hold at least one token; got {len(norm)} sentences and no token.")
     train, valid = split_valid(norm, c.valid_fraction, c.seed)
     if not train:
         raise ValueError(f"{where}: no training sentence is left after holding out {c.valid_fraction} of "

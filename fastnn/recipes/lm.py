@@ -14,12 +14,14 @@ README's numbers on the Brown split.
 >>> len(history), recipe.perplexity(model, streams["valid"]) < len(vocab)
 (2, True)
 """
+import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -39,7 +41,7 @@ _HELP = dict(
 
 
 @dataclass
-class LMConfig:
+class LMConfig(Config):
     """What every language model shares: the vocabulary and the seed."""
     min_count: int = option(4, "keep training types seen at least this often (4: more than 3 times); the rest "
                                "become <unk>")
@@ -173,7 +175,9 @@ def from_preset(preset=None, arch=None, **values):
     `values` on top."""
     fields = dict(PRESETS[preset]) if preset is not None and preset in PRESETS else {}
     if preset is not None and preset not in PRESETS:
-        raise ValueError(f"LMConfig: preset must be one of {', '.join(PRESETS) or '(none defined)'}; got {preset!r}.")
+        close = difflib.get_close_matches(str(preset).lower(), list(PRESETS), n=1, cutoff=0.6)
+        raise ValueError(f"LMConfig: 'preset' must be one of {', '.join(PRESETS) or '(none defined)'}; got "
+                         f"{preset!r}." + (f" Did you mean {close[0]!r}?" if close else ""))
     preset_arch = fields.pop("arch", None)
     if arch is None:
         arch = preset_arch
@@ -204,6 +208,7 @@ def prepare(config, train, valid=None, test=None):
     hold a token (an empty valid set would score every epoch as nan)."""
     from fastnn._validation import check_sentences
     from fastnn.data import Vocab, lm_stream
+    _check_config(config, "prepare", (LMConfig,))
     parts = {name: check_sentences(sents, f"prepare: '{name}'")
              for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
     for name, sents in parts.items():
@@ -233,7 +238,23 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
     fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
     kept).  say : callable taking one progress line, or None."""
+    from fastnn.data import Vocab
+    from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
+    config = _check_config(config, "train", tuple(CONFIGS.values()))
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"train: 'vocab' must be a fastnn.data.Vocab (prepare's first result); got "
+                        f"{type(vocab).__name__}.")
+    expected = "a dict with 'train' and optionally 'valid' and 'test' (prepare's second result)"
+    if not isinstance(streams, dict):
+        raise TypeError(f"train: 'streams' must be {expected}; got {type(streams).__name__}.")
+    if "train" not in streams or set(streams) - {"train", "valid", "test"}:
+        raise ValueError(f"train: 'streams' must be {expected}; got the keys {', '.join(map(repr, streams))}.")
+    # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
+    # as a kernel's IndexError, and sentences as a NumPy error
+    streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", eos_id=vocab.eos_id,
+                               words=vocab.words)
+               for name, s in streams.items()}
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
         if config.smoothing == "di":
@@ -246,6 +267,16 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
             model = KneserNey(config.order, words=vocab.words).fit(streams["train"], len(vocab), vocab.eos_id)
         return model, []
     return _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinite, say)
+
+
+def _check_config(config, where, kinds):
+    """`config` checked again (a field set after it was made, config.direct = "no", was never checked), or a TypeError
+    unless it is one of the Config classes `kinds` (another recipe's Config lacks their fields: an AttributeError
+    from deep inside otherwise)."""
+    if not isinstance(config, kinds):
+        raise TypeError(f"{where}: 'config' must be a {' or '.join(k.__name__ for k in kinds)}; got "
+                        f"{type(config).__name__}.")
+    return dataclasses.replace(config)
 
 
 def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **options):
@@ -261,13 +292,12 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     from fastnn.models.nplm import NPLM
     from fastnn.models.rnnlm import RNNLM
 
+    config = _check_config(config, "build_model", (NPLMConfig, RNNConfig, LSTMConfig))
     c = config
     data = dict(eos_id=eos_id, rng=c.seed, counts=counts, words=words, **options)
     if c.arch == "nplm":
         return NPLM(vocab_size, order=c.order, dim=c.dim, hidden=c.hidden, direct=c.direct, classes=c.classes,
                     dropout=c.dropout, init_scale=c.init_scale, **data)
-    if c.arch not in ("rnn", "lstm"):
-        raise ValueError(f"build_model: the config must be a neural LM's (nplm, rnn or lstm); got {c.arch!r}.")
     shared = dict(hidden=c.hidden, embed=c.embed, classes=c.classes, dropout=c.dropout, clip=c.clip_value,
                   init_scale=c.init_scale, **data)
     if c.arch == "lstm":

@@ -20,8 +20,9 @@ import sys
 from dataclasses import dataclass
 
 from fastnn._validation import check_scalar
+from fastnn.data import conll
 from fastnn.recipes import config as recipe_config
-from fastnn.recipes.config import CLIP_NORM_HELP, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
            "train", "feature_notice", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
@@ -50,7 +51,7 @@ def parse_std(text):
 
 
 @dataclass
-class TaggerConfig:
+class TaggerConfig(Config):
     """A window tagger run.  The defaults are the settings of the NER run reported in the README (CoNLL-2003, dev F1
     on eng.testa).  tasks : {name: column}; features : {name: (column, dim)}; task_weights : {name: weight}."""
     # data-dependent fields, filled by the caller (the CLI parses them against the file's columns)
@@ -131,8 +132,9 @@ class TaggerConfig:
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
                               "their tag and transition scores; the model file holds them all", metavar="K",
                            group="training")
-    workers: int = option(1, "with --ensemble: members trained at once, each in its own process with one thread "
-                             "(the same models as one at a time)", metavar="N", group="training")
+    workers: int = option(1, "with --ensemble K > 1: members trained at once, each in its own process with one "
+                             "thread (the same models as one at a time); one model ignores it (see --threads)",
+                          metavar="N", group="training")
     patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
                            group="training")
     seed: int = option(0, "seed of initialisation, order, dropout", group="training")
@@ -144,7 +146,7 @@ class TaggerConfig:
                                      min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1,
                                      workers=1, patience=0, seed=0, warmup=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
-                     fractions=("dropout", "hidden_dropout", "lstm_dropout", "unk_replace"), nonneg=("clip_norm",))
+                     fractions=("dropout", "hidden_dropout", "lstm_dropout", "unk_replace"), nonneg=("clip_norm", "weight_decay"))
         where = type(self).__name__
         self.suffix_len = affix_lengths(self.suffix_len, "suffix_len", where)
         self.prefix_len = affix_lengths(self.prefix_len, "prefix_len", where)
@@ -152,8 +154,6 @@ class TaggerConfig:
         self.prefix_len = self.prefix_len[0] if len(self.prefix_len) == 1 else (self.prefix_len or 0)
         if self.pretrained_std not in ("init", "raw"):
             check_scalar(self.pretrained_std, "pretrained_std", where, low=0, low_open=True)
-        if not self.weight_decay >= 0:
-            raise ValueError(f"{where}: 'weight_decay' must be >= 0; got {self.weight_decay!r}.")
         if self.context == "bilstm" and self.loss != "sentence":
             raise ValueError(f"{where}: context 'bilstm' needs the sentence-level loss (its batches are whole "
                              f"sentences); got loss={self.loss!r}. Use --loss sentence or --context window.")
@@ -242,7 +242,7 @@ def build(config, train, *, log=None):
     from fastnn.data.vectors import init_pretrained, load_pretrained
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
-    c = config
+    c = dataclasses.replace(config)     # checked again: a field set after the Config was made was never checked
     if c.ensemble > 1:
         return TaggerEnsemble([build(dataclasses.replace(c, seed=s, ensemble=1), train, log=log if i == 0 else None)
                                for i, s in enumerate(member_seeds(c))])
@@ -280,10 +280,21 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer.
     """
     from fastnn import optim
-    from fastnn.models.tagger import TaggerEnsemble
+    from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger
     from fastnn.train import Trainer, TrainingInterrupted
 
+    if not isinstance(model, (WindowTagger, TaggerEnsemble)):
+        raise TypeError(f"fit: 'model' must be a WindowTagger or TaggerEnsemble (build's result); got "
+                        f"{type(model).__name__}.")
+    if config is not None and not isinstance(config, TaggerConfig):
+        raise TypeError(f"fit: 'config' must be a TaggerConfig; got {type(config).__name__}.")
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
+    # read once: dev is scored every epoch and train read by every member of an ensemble, so a generator would be
+    # empty from the second time on (no error, a nan loss)
+    if not isinstance(train, TaggerBatch):
+        train = conll.as_rows(train, "fit: 'train'", tokens=False)
+    if dev is not None:
+        dev = conll.as_rows(dev, "fit: 'dev'", tokens=False)
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
@@ -557,6 +568,10 @@ def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False
           on_nonfinite="raise"):
     """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
     log = None if quiet else (lambda m: print(m, file=sys.stderr))
+    # each is read twice (build's vocabularies, then fit's batches; check_dev, then every epoch): a generator
+    # would leave fit nothing to train on (a nan loss, no error)
+    train = conll.as_rows(train, "train: 'train'", tokens=False)
+    dev = None if dev is None else conll.as_rows(dev, "train: 'dev'", tokens=False)
     model = build(config, train, log=log)
     if dev is not None:
         notice = check_dev(model, dev)
