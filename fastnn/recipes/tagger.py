@@ -195,8 +195,7 @@ PRESETS: dict[str, dict] = {
     # budget's 2 cores.
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True, average_start=1, epochs=6, ensemble=3, workers=2, context="bilstm",
-                  window=3,
-                  lstm_hidden=200, char_dim=10, char_filters=50, batch_size=256, bucket=20, clip_norm=5.0),
+                  window=3, lstm_hidden=200, char_dim=10, char_filters=50, batch_size=256, bucket=20, clip_norm=5.0),
     # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.; a
     # word seen once replaced by <unk> with probability 0.3, so that <unk> (6 % of eng.testa's tokens) is trained;
     # an ensemble of 5 models of 6 epochs: dev F1 on eng.testa 91.57 ± 0.04 (seeds 0-2); one model 91.09 ± 0.09
