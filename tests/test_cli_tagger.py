@@ -1,6 +1,7 @@
 """`fastnn tagger train/eval/predict` on small synthetic CoNLL files: outputs, checkpoint/resume, pretrained vectors,
 and one-line errors (exit code 2) for bad files, columns, tags and options."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -205,6 +206,54 @@ def test_ctrl_c_stops_the_workers_which_keep_their_checkpoints(files):
     full, resumed = io.load_model(d / "full.npz"), io.load_model(d / "resumed.npz")
     for name, p in full.parameters().items():
         np.testing.assert_array_equal(p.value, resumed.parameters()[name].value, err_msg=name)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker processes through Linux's /proc")
+def test_workers_stop_when_the_command_is_killed(files):
+    """The workers run in their own process group, so a kill of the command (a job's time limit, `kill -9`) reached
+    none of them: they trained on for nobody.  They now stop as on Ctrl-C, each writing its member's checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    d = files["dir"]
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", "tagger", "train", "--train", files["train"], "--task",
+                          "ner=3", "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--ensemble", "2",
+                          "--workers", "2", "--epochs", "100000", "--out", d / "e.npz", "--checkpoint", d / "ck.npz"],
+                         stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not all(any(line.startswith(f"member {i}/2: epoch 2/") for line in lines) for i in (1, 2)):
+        lines.append(p.stderr.readline())
+        assert lines[-1], "".join(lines)
+
+    def workers():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):     # ended while listed
+                continue
+            if b"spawn_main" in cmd and (ppid == p.pid or pid in alive):
+                found.append(pid)
+        return found
+    alive = []
+    alive = workers()
+    assert len(alive) == 2, alive
+    p.kill()
+    p.wait()
+    threading.Thread(target=p.stderr.read, daemon=True).start()     # the workers' last lines (a full pipe blocks)
+    deadline = time.monotonic() + 60
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = workers()
+    for pid in left:                                   # (no stray trainers after a failure)
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "the workers trained on after the command was killed"
+    assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()
 
 
 def test_pretrained_vectors(capsys, files):

@@ -461,8 +461,11 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
 
 
 def _init_member_worker(stop):
-    """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, and a thread
-    that turns `stop` into one SIGINT for this process (the Trainer then stops between two steps)."""
+    """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, a thread that
+    turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and one that ends the
+    process when its parent dies."""
+    import multiprocessing
+    import multiprocessing.connection
     import os
     import signal
     import threading
@@ -476,8 +479,22 @@ def _init_member_worker(stop):
     def watch():
         stop.wait()
         os.kill(os.getpid(), signal.SIGINT)
-    threading.Thread(target=watch, daemon=True).start()
+
+    def orphaned():
+        # the parent killed (kill, a job's time limit): in their own process group the workers got no signal and
+        # trained on for nobody, then waited for work for ever (each holds both ends of the pool's pipes, so no EOF
+        # comes).  A busy worker stops as on Ctrl-C, writing its member's checkpoint for --resume; then it exits.
+        import time
+        multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+        if _init_member_worker.busy:
+            os.kill(os.getpid(), signal.SIGINT)
+        while _init_member_worker.busy:
+            time.sleep(0.05)
+        os._exit(1)
     _init_member_worker.stop = stop
+    _init_member_worker.busy = False        # a member is training (_fit_member)
+    threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=orphaned, daemon=True).start()
 
 
 def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k):
@@ -489,6 +506,7 @@ def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k)
 
     stderr = sys.stderr
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    _init_member_worker.busy = True
     try:
         if _init_member_worker.stop.is_set():
             return None
@@ -506,6 +524,7 @@ def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k)
     finally:
         sys.stderr = stderr
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _init_member_worker.busy = False
 
 
 class _Prefixed:
