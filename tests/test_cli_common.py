@@ -141,9 +141,14 @@ def test_a_failed_final_write_keeps_the_model(capsys, texts, monkeypatch, tmp_pa
     assert os.path.dirname(fallback) == str(tmp_path) and io.load_model(fallback) is not None
 
 
+@pytest.mark.parametrize("sig, code, how", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "interrupted by SIGTERM")], ids=["int", "term"])
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "embed"])
-def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command):
-    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130)."""
+def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command, sig, code,
+                                                                   how):
+    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130).
+    SIGTERM (kill, timeout, a job's time limit) does the same, exit 143: it killed the command, losing the steps since
+    the last checkpoint."""
     from fastnn import io
     from fastnn.train import Trainer
     real, calls = Trainer._train_step, [0]
@@ -151,31 +156,39 @@ def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts
     def step(self, batch):
         calls[0] += 1
         if calls[0] == at:
-            os.kill(os.getpid(), signal.SIGINT)          # handled by the trainer: this step finishes first
+            os.kill(os.getpid(), sig)                    # handled by the trainer: this step finishes first
         return real(self, batch)
 
+    def unhandled(signum, frame):                        # (Python's default would end pytest)
+        raise AssertionError("the command left SIGTERM to Python's default: killed without its checkpoint")
+
+    old = signal.signal(signal.SIGTERM, unhandled)
     monkeypatch.setattr(Trainer, "_train_step", step)
     out, ck = texts["dir"] / "m.npz", texts["dir"] / "ck.npz"
     argv = _train_commands(texts, out, "--epochs", "3", "--checkpoint", ck)[command]
     hint = f"; to go on: --checkpoint {ck} --resume"   # the CLI's words, not the trainer's fit(resume=True)
-    at = 1                                             # in the first epoch: nothing worth writing yet
-    rc, _, err = _run(capsys, *argv)
-    assert rc == 130 and f"interrupted (no epoch finished: no model written{hint})" in err and not out.exists(), err
-    assert "resume=True" not in err, err
-    os.remove(ck)
-    calls[0], at = 0, 10 ** 9
-    _run(capsys, *argv)
-    per_epoch = calls[0] // 3
-    os.remove(ck)
-    calls[0], at = 0, per_epoch + 1                    # the first step of epoch 2
-    rc, stdout, err = _run(capsys, *argv)
-    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}{hint}" in err, err
-    assert "resume=True" not in err and "trained" not in err, err      # was: "trained 1 epochs ..." and the note
-    assert command == "tagger" or "interrupted" in stdout               # lm's and embed's result lines say so
-    from fastnn.data.vectors import read_vectors
-    assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
-    rc, stdout, err = _run(capsys, *argv, "--resume", "--quiet")        # the hint works: the run goes on to its end
-    assert rc == 0, err
+    try:
+        at = 1                                         # in the first epoch: nothing worth writing yet
+        rc, _, err = _run(capsys, *argv)
+        assert rc == code and f"{how} (no epoch finished: no model written{hint})" in err and not out.exists(), err
+        assert "resume=True" not in err, err
+        os.remove(ck)
+        calls[0], at = 0, 10 ** 9
+        _run(capsys, *argv)
+        per_epoch = calls[0] // 3
+        os.remove(ck)
+        calls[0], at = 0, per_epoch + 1                # the first step of epoch 2
+        rc, stdout, err = _run(capsys, *argv)
+        assert rc == code and f"{how} in epoch 2: the model " in err and f"written to {out}{hint}" in err, err
+        assert "resume=True" not in err and "trained" not in err, err      # was: "trained 1 epochs ..." and the note
+        assert command == "tagger" or "interrupted" in stdout               # lm's and embed's result lines say so
+        from fastnn.data.vectors import read_vectors
+        assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
+        rc, stdout, err = _run(capsys, *argv, "--resume", "--quiet")        # the hint works: the run goes on to its end
+        assert rc == 0, err
+        assert signal.getsignal(signal.SIGTERM) is unhandled               # main put the caller's handler back
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")

@@ -4,6 +4,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 
 
 # --on-nonfinite values -> fastnn.train.Trainer(on_nonfinite=...)
@@ -27,7 +29,7 @@ def add_run_options(parser, *, checkpoint_every=None):
     a command without it."""
     steps = ", every --checkpoint-every steps" if checkpoint_every is not None else ""
     parser.add_argument("--checkpoint", metavar="PATH", help=f"checkpoint file (written every epoch{steps} and on "
-                                                              "Ctrl-C)")
+                                                              "Ctrl-C or SIGTERM)")
     if checkpoint_every is not None:
         parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
                             help="steps between checkpoints within an epoch (default %(default)s)")
@@ -50,10 +52,11 @@ def resume_errors(args):
 
 
 def train_keeping_work(args, fit):
-    """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C stopped training
-    between two steps after at least one finished epoch: the command then writes and reports the model the trainer
-    ended with (its best epoch), as after a normal end, and exits 130.  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt
-    propagates (main prints "interrupted", exit 130).  Resume errors are named as by resume_errors."""
+    """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C (or SIGTERM, see
+    stop_on_sigterm) stopped training between two steps after at least one finished epoch: the command then writes
+    and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
+    interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
+    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors."""
     from fastnn.train import TrainingInterrupted
 
     try:
@@ -61,19 +64,58 @@ def train_keeping_work(args, fit):
             return fit(), None
     except TrainingInterrupted as stop:
         if stop.trainer.state.epoch < 1:
-            raise KeyboardInterrupt("no epoch finished: no model written" + _resume_hint(stop)) from None
+            raise KeyboardInterrupt("no epoch finished: no model written" + resume_hint(stop.checkpoint)) from None
         return stop.result, stop
-    except KeyboardInterrupt as e:      # e.g. an unfinished ensemble: its Python resume=True in the CLI's words
-        if args.checkpoint and TrainingInterrupted.RESUME in str(e):
-            raise KeyboardInterrupt(str(e).replace(f": {TrainingInterrupted.RESUME}",
-                                                   f"; to go on: --checkpoint {args.checkpoint} --resume")) from None
-        raise
 
 
-def _resume_hint(stop):
-    """What to type to continue an interrupted run: the CLI's words (the trainer's message gives Python's)."""
-    ck = stop.trainer.checkpoint
-    return f"; to go on: --checkpoint {ck} --resume" if ck else ""
+def resume_hint(checkpoint):
+    """What to type to go on from an interruption's checkpoint (fastnn.train.Interrupted.checkpoint), in the CLI's
+    words (the exception's own message gives Python's resume=True); "" without one."""
+    return f"; to go on: --checkpoint {checkpoint} --resume" if checkpoint else ""
+
+
+def interrupted_message(e):
+    """The detail of main's "interrupted (...)" line: a fastnn.train.Interrupted's message with resume_hint, any
+    other KeyboardInterrupt's text."""
+    from fastnn.train import Interrupted
+    return e.message + resume_hint(e.checkpoint) if isinstance(e, Interrupted) else str(e)
+
+
+# The signal that stopped the command: SIGINT (Ctrl-C) unless stop_on_sigterm's handler saw SIGTERM.
+_stopped_by = signal.SIGINT
+
+
+def stop_on_sigterm():
+    """Make SIGTERM (kill PID, timeout, a job scheduler's time limit, docker stop) stop the command as Ctrl-C does:
+    the training loop finishes its step, writes its checkpoint and says how to go on.  The CLI's main installs it
+    (Python's own default, death without a checkpoint, stays for library users).  Returns the previous handler, or
+    None when it cannot be installed (not the main thread) or SIGTERM came ignored."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        return None
+    global _stopped_by
+    _stopped_by = signal.SIGINT
+
+    def handler(signum, frame):
+        global _stopped_by
+        _stopped_by = signal.SIGTERM
+        on_int = signal.getsignal(signal.SIGINT)     # the Trainer's (stop after this step), or Python's
+        if callable(on_int):
+            on_int(signal.SIGINT, frame)
+        else:                                        # SIGINT ignored (a shell's background job) or its default
+            raise KeyboardInterrupt
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def stopped_how():
+    """"interrupted", or "interrupted by SIGTERM" (see stop_on_sigterm)."""
+    return "interrupted" if _stopped_by == signal.SIGINT else f"interrupted by {signal.Signals(_stopped_by).name}"
+
+
+def interrupted_exit_code():
+    """The exit code of an interrupted command: 128 + the signal's number, as a shell reports a process that signal
+    ended (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + _stopped_by
 
 
 def interrupted_note(stop, out):
@@ -82,7 +124,7 @@ def interrupted_note(stop, out):
     st = stop.trainer.state
     what = (f"the model of its best epoch ({st.best_epoch})" if st.best_epoch
             else f"the model as it stood ({st.epoch} epochs finished)")
-    return f"interrupted in epoch {st.epoch + 1}: {what} written to {out}" + _resume_hint(stop)
+    return f"{stopped_how()} in epoch {st.epoch + 1}: {what} written to {out}" + resume_hint(stop.checkpoint)
 
 
 def add_threads(parser, default=1, why=None):

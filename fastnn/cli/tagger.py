@@ -13,8 +13,9 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, interrupted_note, load_model_file,
-                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, config_from_args, existing_file, interrupted_exit_code,
+                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -250,7 +251,7 @@ def run_train(args):
               f"model written to {out}", file=sys.stderr)
     if stop is not None:
         print(f"fastnn tagger train: {interrupted_note(stop, out)}", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     return 0 if out == args.out else 1
 
 

@@ -346,7 +346,7 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     if len(model.members) != c.ensemble:
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
                          f"{c.ensemble}.")
-    from fastnn.train import TrainingInterrupted
+    from fastnn.train import Interrupted, TrainingInterrupted
 
     k = len(model.members)
     cks = [None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint) for i in range(k)]
@@ -368,7 +368,8 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
                 t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
                         on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
             except TrainingInterrupted:          # the members after it are untrained: no model to keep
-                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}{_resume(checkpoint)}") from None
+                raise Interrupted(f"in member {i + 1} of {k}: {_UNFINISHED}{_written(checkpoint)}",
+                                  checkpoint) from None
             trainers.append(t)
     history = [dict(h, member=i) for i, t in enumerate(trainers) for h in t.history]
     score = None
@@ -384,11 +385,9 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
 _UNFINISHED = "an ensemble is written only when all its members are trained"
 
 
-def _resume(checkpoint):
-    """How an interrupted ensemble goes on (the members' trainers, quiet about it, leave it to their caller)."""
-    from fastnn.train import TrainingInterrupted
-    return (f"; checkpoints written to {checkpoint} and its .member<k> files: {TrainingInterrupted.RESUME}"
-            if checkpoint else "")
+def _written(checkpoint):
+    """Where an interrupted ensemble's checkpoints are (how to go on from them is the Interrupted's caller's to say)."""
+    return f"; checkpoints written to {checkpoint} and its .member<k> files" if checkpoint else ""
 
 
 def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite):
@@ -402,7 +401,7 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     import signal
     import threading
 
-    from fastnn.train import model_generators
+    from fastnn.train import Interrupted, model_generators
 
     k = len(model.members)
     ctx = multiprocessing.get_context("spawn")
@@ -455,8 +454,8 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
         raise error
     stopped = [i + 1 for i in range(k) if done.get(i) is None]
     if interrupted or stopped:
-        raise KeyboardInterrupt(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
-                                f"{_UNFINISHED}{_resume(cks[0])}")
+        raise Interrupted(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
+                          f"{_UNFINISHED}{_written(cks[0])}", cks[0])
     return [done[i]["fit"] for i in range(k)]
 
 
