@@ -461,15 +461,15 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
 
 def _init_member_worker(stop):
     """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, a thread that
-    turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and one that ends the
-    process when its parent dies."""
-    import multiprocessing
-    import multiprocessing.connection
+    turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and the end of the
+    process with its parent's (a busy worker first stops as on Ctrl-C, writing its member's checkpoint)."""
     import os
     import signal
     import threading
+    import time
 
     import fastnn
+    from fastnn._workers import end_with_parent
 
     fastnn.threads(kernels=1, blas=1)
     os.setpgrp()
@@ -479,21 +479,16 @@ def _init_member_worker(stop):
         stop.wait()
         os.kill(os.getpid(), signal.SIGINT)
 
-    def orphaned():
-        # the parent killed (kill, a job's time limit): in their own process group the workers got no signal and
-        # trained on for nobody, then waited for work for ever (each holds both ends of the pool's pipes, so no EOF
-        # comes).  A busy worker stops as on Ctrl-C, writing its member's checkpoint for --resume; then it exits.
-        import time
-        multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    def stop_member():
+        # in their own process group the workers get no signal when the command is killed (kill, a job's time limit)
         if _init_member_worker.busy:
             os.kill(os.getpid(), signal.SIGINT)
         while _init_member_worker.busy:
             time.sleep(0.05)
-        os._exit(1)
     _init_member_worker.stop = stop
     _init_member_worker.busy = False        # a member is training (_fit_member)
     threading.Thread(target=watch, daemon=True).start()
-    threading.Thread(target=orphaned, daemon=True).start()
+    end_with_parent(stop_member)
 
 
 def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k):
