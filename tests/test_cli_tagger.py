@@ -264,7 +264,7 @@ def test_pretrained_vectors(capsys, files):
     assert rc == 2 and "--pretrained-std" in err and len(err.strip().splitlines()) == 1
 
 
-def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
+def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monkeypatch):
     d, train, dev = files["dir"], files["train"], files["dev"]
     model = d / "f.npz"
     rc, out, err = _run(capsys, "tagger", "train", "--train", train, "--dev", dev, "--task", "ner=3", "--feature",
@@ -289,6 +289,15 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
         rc, out, err = _run(capsys, "tagger", cmd, "--model", model, "--data", odd)
         assert rc == 0 and "feature values the training data never had, read as <unk>: pos (column 1): 1 of " in err
         assert "(ZZ)" in err and "most are unseen" not in err, err
+    # read in blocks, predict says what eval says (its values were in order of first sight, not most frequent first)
+    multi = d / "multi.txt"
+    multi.write_text("the AA B-NP O\n\nthe BB B-NP O\n\nthe BB B-NP O\n")
+    monkeypatch.setattr("fastnn.cli.tagger.PREDICT_BLOCK", 1)
+    got = []
+    for cmd in ("eval", "predict"):
+        rc, out, err = _run(capsys, "tagger", cmd, "--model", model, "--data", multi)
+        got.append([line for line in err.splitlines() if "never had" in line])
+    assert got[0] == got[1] and "pos (column 1): 3 of 3 tokens (BB, AA)" in got[0][0], got
     lack = d / "lack.txt"
     lack.write_text("\n".join(" ".join([x[0], *x[2:]]) if x else "" for x in lines) + "\n")   # no POS: chunk there
     rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", lack)
