@@ -156,9 +156,23 @@ def _file_key(path):
         return ("path", os.path.realpath(path))
 
 
+def _cannot_create(d):
+    """Why no file can be made in directory `d`, or None: a file is made and removed, as fastnn.io's atomic writes
+    do there (os.access says yes to root even where the file system refuses: /sys, a read-only or root-squashed
+    mount)."""
+    import tempfile
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fastnn-check-", suffix=".tmp")
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.remove(tmp)
+    return None
+
+
 def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
-    is set can be written: not a directory, its directory exists and is writable.  Saves losing a run at the end.
+    is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run at the end.
     No output may be one of the command's input files (`inputs`: attribute names whose values are a path or a list
     of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
     taken = {}
@@ -176,9 +190,13 @@ def check_writable(args, *options, inputs=()):
             raise CLIError(f"{where}: is a directory; give a file name")
         d = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(d):
-            raise CLIError(f"{where}: no such directory: {d}")
+            raise CLIError(f"{where}: {d} is not a directory" if os.path.exists(d) else
+                           f"{where}: no such directory: {d}")
         if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
             raise CLIError(f"{where}: not writable")
+        reason = _cannot_create(d)
+        if reason:
+            raise CLIError(f"{where}: cannot write in {d}: {reason}")
         key = _file_key(path)
         if key in taken:
             raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")

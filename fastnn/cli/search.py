@@ -234,7 +234,7 @@ def _check(args):
         try:
             os.makedirs(args.models, exist_ok=True)
         except OSError as e:
-            raise CLIError(f"--models {args.models}: {e}") from None
+            raise CLIError(f"--models {args.models}: {e.strerror or e}") from None
     return space, obj
 
 
