@@ -237,6 +237,24 @@ def test_closed_stdout_pipe_ends_quietly(argv, lines):
     assert p.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_a_closed_stderr_stops_training_as_ctrl_c_does_keeping_the_work(texts):
+    """`fastnn tagger train ... 2>&1 | head -3`: the progress line after the reader left raised BrokenPipeError, which
+    ended the command as a closed stdout does, quietly with exit 0: no model, no checkpoint, the run lost."""
+    out, ck = texts["dir"] / "m.npz", texts["dir"] / "ck.npz"
+    argv = _train_commands(texts, out, "--epochs", "1000000", "--checkpoint", ck)["tagger"]
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", *map(str, argv)], stderr=subprocess.PIPE, text=True,
+                         cwd=texts["dir"], env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        while not p.stderr.readline().startswith("epoch 2/"):
+            assert p.poll() is None
+        p.stderr.close()                                 # as `| head` does
+        assert p.wait(timeout=60) == 141                 # 128 + SIGPIPE, as a shell reports a writer the pipe ended
+    finally:
+        p.kill()
+    from fastnn import io
+    assert io.load_model(out) is not None and ck.exists()
+
+
 def test_epoch_lines_name_their_metric(capsys, texts):
     rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz", "--dev", texts["conll"])["tagger"])
     assert rc == 0 and "dev accuracy " in err, err                    # a POS task: token accuracy

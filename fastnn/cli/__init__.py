@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 
-from fastnn.cli._common import (CLIError, Parser, interrupted_exit_code, interrupted_message, stop_on_sigterm,
-                                stopped_how)
+from fastnn.cli._common import (CLIError, Parser, StderrGuard, interrupted_exit_code, interrupted_message,
+                                stop_on_sigterm, stopped_how)
 
 # Modules that register subcommands, in help order.  A module missing here is simply not offered.
 _COMMAND_MODULES = ["info", "gradcheck", "overfit", "compare", "tagger", "lm", "embed", "experiment", "search"]
@@ -63,6 +63,8 @@ def _stdout_closed():
 def main(argv=None):
     command = "fastnn"
     old_sigterm = stop_on_sigterm()
+    stderr = sys.stderr
+    sys.stderr = StderrGuard(stderr)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -104,5 +106,6 @@ def main(argv=None):
         print(f"{command}: {stopped_how()}" + (f" ({detail})" if detail else ""), file=sys.stderr)
         return interrupted_exit_code()
     finally:
+        sys.stderr = stderr
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)

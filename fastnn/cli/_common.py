@@ -81,8 +81,20 @@ def interrupted_message(e):
     return e.message + resume_hint(e.checkpoint) if isinstance(e, Interrupted) else str(e)
 
 
-# The signal that stopped the command: SIGINT (Ctrl-C) unless stop_on_sigterm's handler saw SIGTERM.
+# The signal that stopped the command: SIGINT (Ctrl-C) unless stop_on_sigterm's handler saw SIGTERM, or
+# StderrGuard a closed stderr (SIGPIPE).
 _stopped_by = signal.SIGINT
+
+
+def _stop(signum, frame=None):
+    """Stop the command as Ctrl-C does, and remember why (the exit code says it)."""
+    global _stopped_by
+    _stopped_by = signum
+    on_int = signal.getsignal(signal.SIGINT)         # the Trainer's (stop after this step), or Python's
+    if callable(on_int):
+        on_int(signal.SIGINT, frame)
+    else:                                            # SIGINT ignored (a shell's background job) or its default
+        raise KeyboardInterrupt
 
 
 def stop_on_sigterm():
@@ -90,31 +102,62 @@ def stop_on_sigterm():
     the training loop finishes its step, writes its checkpoint and says how to go on.  The CLI's main installs it
     (Python's own default, death without a checkpoint, stays for library users).  Returns the previous handler, or
     None when it cannot be installed (not the main thread) or SIGTERM came ignored."""
+    global _stopped_by
+    _stopped_by = signal.SIGINT
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         return None
-    global _stopped_by
-    _stopped_by = signal.SIGINT
+    return signal.signal(signal.SIGTERM, _stop)
 
-    def handler(signum, frame):
-        global _stopped_by
-        _stopped_by = signal.SIGTERM
-        on_int = signal.getsignal(signal.SIGINT)     # the Trainer's (stop after this step), or Python's
-        if callable(on_int):
-            on_int(signal.SIGINT, frame)
-        else:                                        # SIGINT ignored (a shell's background job) or its default
-            raise KeyboardInterrupt
-    return signal.signal(signal.SIGTERM, handler)
+
+class StderrGuard:
+    """sys.stderr for the CLI's main: when its reader goes away (`fastnn tagger train ... 2>&1 | head -1`), the
+    command stops as on Ctrl-C, keeping its work (checkpoint, model), its later lines going to devnull; it died of
+    BrokenPipeError in a progress line, exit 0, with neither model nor checkpoint.  (A closed stdout ends a command
+    quietly: main's BrokenPipeError.)"""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self):
+        if self.closed_pipe:
+            return
+        self.closed_pipe = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        except (OSError, ValueError):
+            self.stream = open(os.devnull, "w")
+        finally:
+            os.close(devnull)
+        if threading.current_thread() is threading.main_thread():
+            _stop(signal.SIGPIPE)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def stopped_how():
-    """"interrupted", or "interrupted by SIGTERM" (see stop_on_sigterm)."""
+    """"interrupted", or "interrupted by SIGTERM" (see stop_on_sigterm, StderrGuard)."""
     return "interrupted" if _stopped_by == signal.SIGINT else f"interrupted by {signal.Signals(_stopped_by).name}"
 
 
 def interrupted_exit_code():
     """The exit code of an interrupted command: 128 + the signal's number, as a shell reports a process that signal
-    ended (130 for Ctrl-C, 143 for SIGTERM)."""
+    ended (130 for Ctrl-C, 143 for SIGTERM, 141 for a closed stderr)."""
     return 128 + _stopped_by
 
 
