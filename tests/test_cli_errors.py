@@ -81,6 +81,7 @@ BAD = {
     "embed: missing text": ["embed", "train", "--objective", "ranking", "--text", NOPE, "--out", "{d}/v2.txt"],
     "embed: out dir missing": [*EMBED[:-1], f"{NOPE}/v.txt"],
     "embed: save-model dir missing": [*EMBED, "--save-model", f"{NOPE}/m.npz"],
+    "embed: checkpoint dir missing": [*EMBED, "--checkpoint", f"{NOPE}/ck.npz"],
     "embed: out is the text": [*EMBED[:-1], "{d}/t.txt"],
     "embed neighbors: missing vectors": ["embed", "neighbors", "--vectors", NOPE, "dog"],
     "embed neighbors: not vectors": ["embed", "neighbors", "--vectors", "{d}/c.conll", "dog"],
