@@ -712,4 +712,5 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     return OverfitResult(value < threshold, first, value, n, threshold)
 
 
-__all__ = ["Trainer", "TrainingInterrupted", "Interrupted", "TrainState", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]
+__all__ = ["Trainer", "TrainingInterrupted", "Interrupted", "TrainState", "ArrayBatches", "Progress", "overfit",
+           "OverfitResult", "model_generators"]

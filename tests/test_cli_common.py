@@ -287,4 +287,5 @@ def test_an_experiments_workers_end_with_the_command(tmp_path, sig):
     assert not workers_left(alive, 20), "the experiment's workers ran on after it was killed"
     reader.join(20)
     if sig == signal.SIGTERM:
-        assert p.returncode == 143 and err[0].strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err
+        assert p.returncode == 143, err
+        assert err[0].strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err

@@ -215,9 +215,9 @@ def _cannot_create(d):
 
 def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
-    is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run at the end.
-    No output may be one of the command's input files (`inputs`: attribute names whose values are a path or a list
-    of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
+    is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
+    at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
+    or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
     taken = {}
     for name in inputs:
         paths = getattr(args, name, None)
