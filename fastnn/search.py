@@ -297,7 +297,10 @@ def _run_trial(objective, trial, params):
 
 
 def _init_worker(n_threads):
-    """Process-pool initializer: this worker's share of the CPUs, for fastnn's kernels, OpenMP and BLAS."""
+    """Process-pool initializer: this worker's share of the CPUs, for fastnn's kernels, OpenMP and BLAS; the worker
+    ends with this process (a killed search left its workers training for nobody)."""
+    from fastnn._workers import end_with_parent
+    end_with_parent()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n_threads)  # for anything that starts later (and subprocesses)
     import fastnn
@@ -344,7 +347,8 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     Each record: {"trial", "params", "score" (float or None), "seconds", "worker", and "error" / "info" when present}.
     A trial that the executor itself fails (e.g. dask's KilledWorker) is returned with its error and a warning but not
     logged, so that a rerun tries it again.
-    A KeyboardInterrupt cancels the trials not started and propagates; the finished ones are in the log.
+    A KeyboardInterrupt cancels the trials not started, ends the local pool's workers (the trials under way are lost)
+    and propagates; the finished ones are in the log.
     """
     space = parse_space(space)
     if executor is not None and workers is not None:
@@ -405,6 +409,9 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
                 for fut in futures:
                     fut.cancel()
                 if own:
+                    if interrupted:         # the trials under way are given up: the exit must not wait for them
+                        from fastnn._workers import stop_workers
+                        stop_workers(ex)
                     ex.shutdown(wait=not interrupted, cancel_futures=True)
             if broken:
                 raise RuntimeError(f"random_search: a worker process died (killed, out of memory or a crash in native "

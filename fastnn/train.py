@@ -301,20 +301,28 @@ def _state_field(name):
     return property(lambda self: getattr(self.state, name), doc=f"TrainState.{name} of the run (read-only).")
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training: `message` says where, `checkpoint` is the file to go on from (None: none written).
+    str() ends with how to go on in Python (RESUME: Trainer.fit and the recipes share resume=True); a front end with
+    other words for it (the CLI's --resume) writes `message` and its own."""
+
+    RESUME = "resume=True with the same checkpoint continues the run"
+
+    def __init__(self, message, checkpoint=None):
+        super().__init__(message if checkpoint is None else f"{message}: {self.RESUME}")
+        self.message, self.checkpoint = message, checkpoint
+
+
+class TrainingInterrupted(Interrupted):
     """Ctrl-C stopped Trainer.fit between two steps.  `trainer.model` holds what fit would have ended with had the run
     been set to stop there (the best epoch's parameters with validation), `trainer.state.epoch` the epochs finished;
     `result` is what the interrupted call would have returned (fit: the history; a recipe that wraps fit replaces it
     with its own return value).  The CLI's train commands write that model instead of losing the run."""
 
-    # What to type to go on is the caller's to say (the CLI writes --resume in its place): this names the Python
-    # argument every front end that takes `checkpoint` shares (Trainer.fit and the recipes: resume=True).
-    RESUME = "resume=True with the same checkpoint continues the run"
-
     def __init__(self, trainer, result):
-        ck = (f"; checkpoint written to {trainer.checkpoint}: {self.RESUME}" if trainer.checkpoint is not None
-              else "")
-        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}{ck}")
+        ck = trainer.checkpoint
+        super().__init__(f"training interrupted in epoch {trainer.state.epoch + 1}"
+                         + (f"; checkpoint written to {ck}" if ck is not None else ""), ck)
         self.trainer, self.result = trainer, result
 
 
@@ -704,4 +712,5 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     return OverfitResult(value < threshold, first, value, n, threshold)
 
 
-__all__ = ["Trainer", "TrainingInterrupted", "TrainState", "ArrayBatches", "Progress", "overfit", "OverfitResult", "model_generators"]
+__all__ = ["Trainer", "TrainingInterrupted", "Interrupted", "TrainState", "ArrayBatches", "Progress", "overfit",
+           "OverfitResult", "model_generators"]

@@ -26,6 +26,37 @@ def run_cli(capsys, *argv):
     return rc, out, err
 
 
+def spawned_workers(parent, known=()):
+    """Pids (str) of the multiprocessing "spawn" workers whose parent is `parent`, or which are among `known` (a
+    worker outlives a killed parent, reparented); found through Linux's /proc."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):     # ended while listed
+            continue
+        if b"spawn_main" in cmd and (ppid == parent or pid in known):
+            found.append(pid)
+    return found
+
+
+def workers_left(pids, seconds=60):
+    """The workers among `pids` still running after waiting up to `seconds` for them to end (those are then killed, so
+    that a failure leaves no stray trainers)."""
+    import signal
+    import time
+    deadline = time.monotonic() + seconds
+    while spawned_workers(None, pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = spawned_workers(None, pids)
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    return left
+
+
 def write_lines(path, lines):
     """Write `lines` to `path` (a pathlib.Path), one per line; returns the path as a str."""
     path.write_text("\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ import pytest
 
 import fastnn
 from fastnn.cli import main
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli, spawned_workers, workers_left
 
 
 _run = run_cli
@@ -141,9 +141,14 @@ def test_a_failed_final_write_keeps_the_model(capsys, texts, monkeypatch, tmp_pa
     assert os.path.dirname(fallback) == str(tmp_path) and io.load_model(fallback) is not None
 
 
+@pytest.mark.parametrize("sig, code, how", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "interrupted by SIGTERM")], ids=["int", "term"])
 @pytest.mark.parametrize("command", ["tagger", "lm rnn", "embed"])
-def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command):
-    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130)."""
+def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts, monkeypatch, command, sig, code,
+                                                                   how):
+    """An hour of training is not lost to Ctrl-C: the model the run would have ended with is written (exit 130).
+    SIGTERM (kill, timeout, a job's time limit) does the same, exit 143: it killed the command, losing the steps since
+    the last checkpoint."""
     from fastnn import io
     from fastnn.train import Trainer
     real, calls = Trainer._train_step, [0]
@@ -151,31 +156,39 @@ def test_ctrl_c_after_an_epoch_writes_the_model_before_one_nothing(capsys, texts
     def step(self, batch):
         calls[0] += 1
         if calls[0] == at:
-            os.kill(os.getpid(), signal.SIGINT)          # handled by the trainer: this step finishes first
+            os.kill(os.getpid(), sig)                    # handled by the trainer: this step finishes first
         return real(self, batch)
 
+    def unhandled(signum, frame):                        # (Python's default would end pytest)
+        raise AssertionError("the command left SIGTERM to Python's default: killed without its checkpoint")
+
+    old = signal.signal(signal.SIGTERM, unhandled)
     monkeypatch.setattr(Trainer, "_train_step", step)
     out, ck = texts["dir"] / "m.npz", texts["dir"] / "ck.npz"
     argv = _train_commands(texts, out, "--epochs", "3", "--checkpoint", ck)[command]
     hint = f"; to go on: --checkpoint {ck} --resume"   # the CLI's words, not the trainer's fit(resume=True)
-    at = 1                                             # in the first epoch: nothing worth writing yet
-    rc, _, err = _run(capsys, *argv)
-    assert rc == 130 and f"interrupted (no epoch finished: no model written{hint})" in err and not out.exists(), err
-    assert "resume=True" not in err, err
-    os.remove(ck)
-    calls[0], at = 0, 10 ** 9
-    _run(capsys, *argv)
-    per_epoch = calls[0] // 3
-    os.remove(ck)
-    calls[0], at = 0, per_epoch + 1                    # the first step of epoch 2
-    rc, stdout, err = _run(capsys, *argv)
-    assert rc == 130 and "interrupted in epoch 2: the model " in err and f"written to {out}{hint}" in err, err
-    assert "resume=True" not in err and "trained" not in err, err      # was: "trained 1 epochs ..." and the note
-    assert command == "tagger" or "interrupted" in stdout               # lm's and embed's result lines say so
-    from fastnn.data.vectors import read_vectors
-    assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
-    rc, stdout, err = _run(capsys, *argv, "--resume", "--quiet")        # the hint works: the run goes on to its end
-    assert rc == 0, err
+    try:
+        at = 1                                         # in the first epoch: nothing worth writing yet
+        rc, _, err = _run(capsys, *argv)
+        assert rc == code and f"{how} (no epoch finished: no model written{hint})" in err and not out.exists(), err
+        assert "resume=True" not in err, err
+        os.remove(ck)
+        calls[0], at = 0, 10 ** 9
+        _run(capsys, *argv)
+        per_epoch = calls[0] // 3
+        os.remove(ck)
+        calls[0], at = 0, per_epoch + 1                # the first step of epoch 2
+        rc, stdout, err = _run(capsys, *argv)
+        assert rc == code and f"{how} in epoch 2: the model " in err and f"written to {out}{hint}" in err, err
+        assert "resume=True" not in err and "trained" not in err, err      # was: "trained 1 epochs ..." and the note
+        assert command == "tagger" or "interrupted" in stdout               # lm's and embed's result lines say so
+        from fastnn.data.vectors import read_vectors
+        assert (read_vectors(out) if command == "embed" else io.load_model(out)) is not None   # embed writes vectors
+        rc, stdout, err = _run(capsys, *argv, "--resume", "--quiet")        # the hint works: the run goes on to its end
+        assert rc == 0, err
+        assert signal.getsignal(signal.SIGTERM) is unhandled               # main put the caller's handler back
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
@@ -224,8 +237,55 @@ def test_closed_stdout_pipe_ends_quietly(argv, lines):
     assert p.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_a_closed_stderr_stops_training_as_ctrl_c_does_keeping_the_work(texts):
+    """`fastnn tagger train ... 2>&1 | head -3`: the progress line after the reader left raised BrokenPipeError, which
+    ended the command as a closed stdout does, quietly with exit 0: no model, no checkpoint, the run lost."""
+    out, ck = texts["dir"] / "m.npz", texts["dir"] / "ck.npz"
+    argv = _train_commands(texts, out, "--epochs", "1000000", "--checkpoint", ck)["tagger"]
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", *map(str, argv)], stderr=subprocess.PIPE, text=True,
+                         cwd=texts["dir"], env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        while not p.stderr.readline().startswith("epoch 2/"):
+            assert p.poll() is None
+        p.stderr.close()                                 # as `| head` does
+        assert p.wait(timeout=60) == 141                 # 128 + SIGPIPE, as a shell reports a writer the pipe ended
+    finally:
+        p.kill()
+    from fastnn import io
+    assert io.load_model(out) is not None and ck.exists()
+
+
 def test_epoch_lines_name_their_metric(capsys, texts):
     rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz", "--dev", texts["conll"])["tagger"])
     assert rc == 0 and "dev accuracy " in err, err                    # a POS task: token accuracy
     rc, _, err = _run(capsys, *_train_commands(texts, texts["dir"] / "m.npz")["lm rnn"])
     assert rc == 0 and "valid ppl " in err, err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker processes through Linux's /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_an_experiments_workers_end_with_the_command(tmp_path, sig):
+    """The experiments' pool (experiment adding --grid, clipping) as the search's (tests/test_cli_search.py): killed,
+    the command left its workers running; SIGTERM waited for the runs under way (hours) before it exited."""
+    import threading
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", "experiment", "clipping", "--steps", "10000000", "--workers",
+                          "2", "--T", "10", "--hidden", "8", "--heuristic-steps", "0", "--thresholds", "1", "10"],
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": REPO})
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)   # (a worker may hold it)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(spawned_workers(p.pid)) < 2 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = spawned_workers(p.pid)
+        assert len(alive) == 2, (alive, p.poll())
+        p.send_signal(sig)
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+    assert not workers_left(alive, 20), "the experiment's workers ran on after it was killed"
+    reader.join(20)
+    if sig == signal.SIGTERM:
+        assert p.returncode == 143, err
+        assert err[0].strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err

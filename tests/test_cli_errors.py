@@ -81,6 +81,7 @@ BAD = {
     "embed: missing text": ["embed", "train", "--objective", "ranking", "--text", NOPE, "--out", "{d}/v2.txt"],
     "embed: out dir missing": [*EMBED[:-1], f"{NOPE}/v.txt"],
     "embed: save-model dir missing": [*EMBED, "--save-model", f"{NOPE}/m.npz"],
+    "embed: checkpoint dir missing": [*EMBED, "--checkpoint", f"{NOPE}/ck.npz"],
     "embed: out is the text": [*EMBED[:-1], "{d}/t.txt"],
     "embed neighbors: missing vectors": ["embed", "neighbors", "--vectors", NOPE, "dog"],
     "embed neighbors: not vectors": ["embed", "neighbors", "--vectors", "{d}/c.conll", "dog"],
@@ -145,6 +146,36 @@ def test_bad_argument_is_one_line_and_exit_2(capsys, files, case):
     assert err.startswith("fastnn"), err
     assert time.perf_counter() - t0 < 10, "the error came after work had started"
     assert not (files / "missing").exists(), "a command created the missing directory"
+
+
+# every output in a directory that exists but where no file can be made although os.access says one can: what /sys,
+# a read-only or root-squashed mount tell root (chmod 555 does not stop root).  Was: trained, then failed to write.
+UNWRITABLE = {case.replace("dir missing", "dir unwritable"):
+              [a.replace(f"{NOPE}/", "{d}/ro/").replace("{d}/lm.npz", "{d}/tagger.npz") for a in argv]
+              for case, argv in BAD.items() if "dir missing" in case}
+
+
+@pytest.mark.parametrize("case", list(UNWRITABLE))
+def test_an_output_where_no_file_can_be_made_is_one_line_and_exit_2(capsys, files, case, monkeypatch):
+    import tempfile
+    ro = str(files / "ro")
+    os.makedirs(ro, exist_ok=True)
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):
+        if dir is not None and os.path.abspath(dir) == ro:
+            raise PermissionError(13, "Permission denied", os.path.join(dir, "tmp"))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    argv = [a.replace("{d}", str(files)) for a in UNWRITABLE[case]]
+    t0 = time.perf_counter()
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2 and len(err.strip().splitlines()) == 1, (rc, err)
+    assert f"cannot write in {ro}: Permission denied" in err, err
+    assert time.perf_counter() - t0 < 10, "the error came after work had started"
+    assert os.listdir(ro) == []
 
 
 @pytest.mark.parametrize("argv", [TAGGER, NGRAM, NPLM, EMBED], ids=["tagger", "ngram", "nplm", "embed"])

@@ -1,11 +1,17 @@
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from fastnn import search
-from tests.conftest import run_cli, write_lines
+from tests.conftest import run_cli, spawned_workers, workers_left, write_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
 
@@ -166,3 +172,52 @@ def test_cli_setup_errors_exit_2(capsys, files, tmp_path):
         f.write(json.dumps({"trial": 0, "params": {"lr": 0.5}, "score": 1.0, "seconds": 1}) + "\n")
     rc, out, err = _run(capsys, *base, "--trials", "2", *_tagger_args(files))
     assert rc == 2 and "trial 0 was logged with params" in err
+
+
+def test_ctrl_c_stops_the_search_without_logging_the_trial_under_way(capsys, files, tmp_path, monkeypatch):
+    """With --workers 1 a trial's training took the Ctrl-C as its own: it wrote its model, the trial was logged with
+    the score of the epochs it had and the search went on with the next trial."""
+    from fastnn.train import Trainer
+    real, calls = Trainer._train_step, [0]
+
+    def step(self, batch):
+        if self.state.epoch == 1 and not calls[0]:      # the first step of epoch 2 of 3: a model to write
+            calls[0] += 1
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    log = tmp_path / "runs.jsonl"
+    rc, out, err = _run(capsys, "search", "tagger", "--space", _space(tmp_path, TAGGER_SPACE), "--trials", "2",
+                        "--log", log, "--workers", "1", *_tagger_args(files), "--epochs", "3")
+    assert rc == 130 and f"fastnn search tagger: interrupted (0 of 2 trials logged in {log}; the same command runs " \
+                         "the rest)" in err, err
+    assert search.read_log(str(log)) == [] and "trial 0" not in err and calls[0] == 1, err
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker processes through Linux's /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_the_workers_end_with_the_command(files, tmp_path, sig):
+    """Killing the search (kill PID, a job's time limit) left its pool's workers running: training their trials for
+    nobody, then waiting for work for ever.  SIGTERM is an interruption (exit 143, the log kept); after SIGKILL the
+    workers see their parent gone."""
+    cmd = [sys.executable, "-m", "fastnn", "search", "tagger", "--space", _space(tmp_path, TAGGER_SPACE), "--trials",
+           "4", "--log", tmp_path / "runs.jsonl", "--workers", "2", *_tagger_args(files), "--epochs", "100000"]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)   # (a worker may hold it)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(spawned_workers(p.pid)) < 2 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = spawned_workers(p.pid)
+        assert len(alive) == 2, (alive, p.poll())
+        p.send_signal(sig)
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+    assert not workers_left(alive, 20), "the search's workers ran on after it was killed"
+    reader.join(20)
+    if sig == signal.SIGTERM:
+        assert p.returncode == 143 and "interrupted by SIGTERM (0 of 4 trials logged in" in err[0], err

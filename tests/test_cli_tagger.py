@@ -10,7 +10,7 @@ from fastnn import io
 from fastnn.data.conll import read_conll
 from fastnn.data.vectors import write_vectors
 from tests.conlleval import conlleval
-from tests.conftest import run_cli, write_lines
+from tests.conftest import run_cli, spawned_workers, workers_left, write_lines
 
 NOUNS = ["dog", "cat", "idea", "car", "bank", "Paris", "London", "Smith", "Jones"]
 
@@ -212,11 +212,9 @@ def test_ctrl_c_stops_the_workers_which_keep_their_checkpoints(files):
 def test_workers_stop_when_the_command_is_killed(files):
     """The workers run in their own process group, so a kill of the command (a job's time limit, `kill -9`) reached
     none of them: they trained on for nobody.  They now stop as on Ctrl-C, each writing its member's checkpoint."""
-    import signal
     import subprocess
     import sys
     import threading
-    import time
     d = files["dir"]
     p = subprocess.Popen([sys.executable, "-m", "fastnn", "tagger", "train", "--train", files["train"], "--task",
                           "ner=3", "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--ensemble", "2",
@@ -227,32 +225,12 @@ def test_workers_stop_when_the_command_is_killed(files):
         lines.append(p.stderr.readline())
         assert lines[-1], "".join(lines)
 
-    def workers():
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read()
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):     # ended while listed
-                continue
-            if b"spawn_main" in cmd and (ppid == p.pid or pid in alive):
-                found.append(pid)
-        return found
-    alive = []
-    alive = workers()
+    alive = spawned_workers(p.pid)
     assert len(alive) == 2, alive
     p.kill()
     p.wait()
     threading.Thread(target=p.stderr.read, daemon=True).start()     # the workers' last lines (a full pipe blocks)
-    deadline = time.monotonic() + 60
-    while workers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = workers()
-    for pid in left:                                   # (no stray trainers after a failure)
-        os.kill(int(pid), signal.SIGKILL)
-    assert not left, "the workers trained on after the command was killed"
+    assert not workers_left(alive), "the workers trained on after the command was killed"
     assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()
 
 
@@ -286,7 +264,7 @@ def test_pretrained_vectors(capsys, files):
     assert rc == 2 and "--pretrained-std" in err and len(err.strip().splitlines()) == 1
 
 
-def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
+def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monkeypatch):
     d, train, dev = files["dir"], files["train"], files["dev"]
     model = d / "f.npz"
     rc, out, err = _run(capsys, "tagger", "train", "--train", train, "--dev", dev, "--task", "ner=3", "--feature",
@@ -311,6 +289,15 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files):
         rc, out, err = _run(capsys, "tagger", cmd, "--model", model, "--data", odd)
         assert rc == 0 and "feature values the training data never had, read as <unk>: pos (column 1): 1 of " in err
         assert "(ZZ)" in err and "most are unseen" not in err, err
+    # read in blocks, predict says what eval says (its values were in order of first sight, not most frequent first)
+    multi = d / "multi.txt"
+    multi.write_text("the AA B-NP O\n\nthe BB B-NP O\n\nthe BB B-NP O\n")
+    monkeypatch.setattr("fastnn.cli.tagger.PREDICT_BLOCK", 1)
+    got = []
+    for cmd in ("eval", "predict"):
+        rc, out, err = _run(capsys, "tagger", cmd, "--model", model, "--data", multi)
+        got.append([line for line in err.splitlines() if "never had" in line])
+    assert got[0] == got[1] and "pos (column 1): 3 of 3 tokens (BB, AA)" in got[0][0], got
     lack = d / "lack.txt"
     lack.write_text("\n".join(" ".join([x[0], *x[2:]]) if x else "" for x in lines) + "\n")   # no POS: chunk there
     rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", lack)

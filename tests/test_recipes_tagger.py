@@ -62,9 +62,12 @@ def test_an_interrupted_ensemble_says_where_its_checkpoints_are(tmp_path, monkey
     ck = str(tmp_path / "ck.npz")
     with pytest.raises(KeyboardInterrupt, match=r"in member 1 of 2: an ensemble is written only when all its members "
                                                 rf"are trained; checkpoints written to {ck} and its \.member<k> "
-                                                r"files: resume=True with the same checkpoint continues the run"):
+                                                r"files: resume=True with the same checkpoint continues the "
+                                                r"run") as info:
         recipe.train(config, _sentences(), checkpoint=ck, quiet=True)
     assert os.path.exists(ck)
+    assert info.value.checkpoint == ck and info.value.message.endswith(f"checkpoints written to {ck} and its "
+                                                                       ".member<k> files")    # for the CLI's words
 
 
 def test_the_constructor_leaves_the_defaults_to_the_config():

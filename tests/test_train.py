@@ -392,9 +392,12 @@ def test_ctrl_c_message_says_what_happened_and_leaves_the_how_to_resume_to_the_c
     trainer.quiet = False
     _interrupt_at(trainer, 30)
     with pytest.raises(TrainingInterrupted, match=r"in epoch 3; checkpoint written to .*ck\.npz: resume=True with "
-                                                  r"the same checkpoint continues the run"):
+                                                  r"the same checkpoint continues the run") as info:
         trainer.fit()
     assert "resume" not in capsys.readouterr().err
+    # a front end with other words for resuming (the CLI's --resume) reads the parts, not the Python text
+    assert info.value.checkpoint == str(tmp_path / "ck.npz")
+    assert info.value.message == f"training interrupted in epoch 3; checkpoint written to {tmp_path / 'ck.npz'}"
     model, trainer = build()
     _interrupt_at(trainer, 30)
     with pytest.raises(TrainingInterrupted, match=r"^training interrupted in epoch 3$"):     # nothing to resume from

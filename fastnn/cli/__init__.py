@@ -1,12 +1,15 @@
 """The `fastnn` command: argparse subcommands.  Each feature module under fastnn/cli/ adds its own with
 `register(subparsers)`; this file only wires them and is the one place that turns expected errors (a CLIError, or a
-library ValueError/TypeError about an argument or a file) into one line on stderr and exit code 2.  Set
-FASTNN_TRACEBACK=1 to see the traceback of such an error instead."""
+library ValueError/TypeError about an argument or a file) into one line on stderr and exit code 2 (set
+FASTNN_TRACEBACK=1 to see the traceback of such an error instead), and that makes SIGTERM stop a command as Ctrl-C
+does (stop_on_sigterm; exit code 128 + the signal's number: 130, 143)."""
 import importlib
 import os
+import signal
 import sys
 
-from fastnn.cli._common import CLIError, Parser
+from fastnn.cli._common import (CLIError, Parser, StderrGuard, interrupted_exit_code, interrupted_message,
+                                stop_on_sigterm, stopped_how)
 
 # Modules that register subcommands, in help order.  A module missing here is simply not offered.
 _COMMAND_MODULES = ["info", "gradcheck", "overfit", "compare", "tagger", "lm", "embed", "experiment", "search"]
@@ -59,6 +62,9 @@ def _stdout_closed():
 
 def main(argv=None):
     command = "fastnn"
+    old_sigterm = stop_on_sigterm()
+    stderr = sys.stderr
+    sys.stderr = StderrGuard(stderr)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -96,5 +102,10 @@ def main(argv=None):
         print(f"{command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print(f"{command}: interrupted" + (f" ({e})" if str(e) else ""), file=sys.stderr)
-        return 130
+        detail = interrupted_message(e)
+        print(f"{command}: {stopped_how()}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        return interrupted_exit_code()
+    finally:
+        sys.stderr = stderr
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)

@@ -4,6 +4,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 
 
 # --on-nonfinite values -> fastnn.train.Trainer(on_nonfinite=...)
@@ -27,7 +29,7 @@ def add_run_options(parser, *, checkpoint_every=None):
     a command without it."""
     steps = ", every --checkpoint-every steps" if checkpoint_every is not None else ""
     parser.add_argument("--checkpoint", metavar="PATH", help=f"checkpoint file (written every epoch{steps} and on "
-                                                              "Ctrl-C)")
+                                                              "Ctrl-C or SIGTERM)")
     if checkpoint_every is not None:
         parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
                             help="steps between checkpoints within an epoch (default %(default)s)")
@@ -50,10 +52,11 @@ def resume_errors(args):
 
 
 def train_keeping_work(args, fit):
-    """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C stopped training
-    between two steps after at least one finished epoch: the command then writes and reports the model the trainer
-    ended with (its best epoch), as after a normal end, and exits 130.  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt
-    propagates (main prints "interrupted", exit 130).  Resume errors are named as by resume_errors."""
+    """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C (or SIGTERM, see
+    stop_on_sigterm) stopped training between two steps after at least one finished epoch: the command then writes
+    and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
+    interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
+    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors."""
     from fastnn.train import TrainingInterrupted
 
     try:
@@ -61,19 +64,101 @@ def train_keeping_work(args, fit):
             return fit(), None
     except TrainingInterrupted as stop:
         if stop.trainer.state.epoch < 1:
-            raise KeyboardInterrupt("no epoch finished: no model written" + _resume_hint(stop)) from None
+            raise KeyboardInterrupt("no epoch finished: no model written" + resume_hint(stop.checkpoint)) from None
         return stop.result, stop
-    except KeyboardInterrupt as e:      # e.g. an unfinished ensemble: its Python resume=True in the CLI's words
-        if args.checkpoint and TrainingInterrupted.RESUME in str(e):
-            raise KeyboardInterrupt(str(e).replace(f": {TrainingInterrupted.RESUME}",
-                                                   f"; to go on: --checkpoint {args.checkpoint} --resume")) from None
-        raise
 
 
-def _resume_hint(stop):
-    """What to type to continue an interrupted run: the CLI's words (the trainer's message gives Python's)."""
-    ck = stop.trainer.checkpoint
-    return f"; to go on: --checkpoint {ck} --resume" if ck else ""
+def resume_hint(checkpoint):
+    """What to type to go on from an interruption's checkpoint (fastnn.train.Interrupted.checkpoint), in the CLI's
+    words (the exception's own message gives Python's resume=True); "" without one."""
+    return f"; to go on: --checkpoint {checkpoint} --resume" if checkpoint else ""
+
+
+def interrupted_message(e):
+    """The detail of main's "interrupted (...)" line: a fastnn.train.Interrupted's message with resume_hint, any
+    other KeyboardInterrupt's text."""
+    from fastnn.train import Interrupted
+    return e.message + resume_hint(e.checkpoint) if isinstance(e, Interrupted) else str(e)
+
+
+# The signal that stopped the command: SIGINT (Ctrl-C) unless stop_on_sigterm's handler saw SIGTERM, or
+# StderrGuard a closed stderr (SIGPIPE).
+_stopped_by = signal.SIGINT
+
+
+def _stop(signum, frame=None):
+    """Stop the command as Ctrl-C does, and remember why (the exit code says it)."""
+    global _stopped_by
+    _stopped_by = signum
+    on_int = signal.getsignal(signal.SIGINT)         # the Trainer's (stop after this step), or Python's
+    if callable(on_int):
+        on_int(signal.SIGINT, frame)
+    else:                                            # SIGINT ignored (a shell's background job) or its default
+        raise KeyboardInterrupt
+
+
+def stop_on_sigterm():
+    """Make SIGTERM (kill PID, timeout, a job scheduler's time limit, docker stop) stop the command as Ctrl-C does:
+    the training loop finishes its step, writes its checkpoint and says how to go on.  The CLI's main installs it
+    (Python's own default, death without a checkpoint, stays for library users).  Returns the previous handler, or
+    None when it cannot be installed (not the main thread) or SIGTERM came ignored."""
+    global _stopped_by
+    _stopped_by = signal.SIGINT
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        return None
+    return signal.signal(signal.SIGTERM, _stop)
+
+
+class StderrGuard:
+    """sys.stderr for the CLI's main: when its reader goes away (`fastnn tagger train ... 2>&1 | head -1`), the
+    command stops as on Ctrl-C, keeping its work (checkpoint, model), its later lines going to devnull; it died of
+    BrokenPipeError in a progress line, exit 0, with neither model nor checkpoint.  (A closed stdout ends a command
+    quietly: main's BrokenPipeError.)"""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self):
+        if self.closed_pipe:
+            return
+        self.closed_pipe = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        except (OSError, ValueError):
+            self.stream = open(os.devnull, "w")
+        finally:
+            os.close(devnull)
+        if threading.current_thread() is threading.main_thread():
+            _stop(signal.SIGPIPE)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def stopped_how():
+    """"interrupted", or "interrupted by SIGTERM" (see stop_on_sigterm, StderrGuard)."""
+    return "interrupted" if _stopped_by == signal.SIGINT else f"interrupted by {signal.Signals(_stopped_by).name}"
+
+
+def interrupted_exit_code():
+    """The exit code of an interrupted command: 128 + the signal's number, as a shell reports a process that signal
+    ended (130 for Ctrl-C, 143 for SIGTERM, 141 for a closed stderr)."""
+    return 128 + _stopped_by
 
 
 def interrupted_note(stop, out):
@@ -82,7 +167,7 @@ def interrupted_note(stop, out):
     st = stop.trainer.state
     what = (f"the model of its best epoch ({st.best_epoch})" if st.best_epoch
             else f"the model as it stood ({st.epoch} epochs finished)")
-    return f"interrupted in epoch {st.epoch + 1}: {what} written to {out}" + _resume_hint(stop)
+    return f"{stopped_how()} in epoch {st.epoch + 1}: {what} written to {out}" + resume_hint(stop.checkpoint)
 
 
 def add_threads(parser, default=1, why=None):
@@ -114,11 +199,25 @@ def _file_key(path):
         return ("path", os.path.realpath(path))
 
 
+def _cannot_create(d):
+    """Why no file can be made in directory `d`, or None: a file is made and removed, as fastnn.io's atomic writes
+    do there (os.access says yes to root even where the file system refuses: /sys, a read-only or root-squashed
+    mount)."""
+    import tempfile
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fastnn-check-", suffix=".tmp")
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.remove(tmp)
+    return None
+
+
 def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
-    is set can be written: not a directory, its directory exists and is writable.  Saves losing a run at the end.
-    No output may be one of the command's input files (`inputs`: attribute names whose values are a path or a list
-    of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
+    is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
+    at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
+    or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
     taken = {}
     for name in inputs:
         paths = getattr(args, name, None)
@@ -134,9 +233,13 @@ def check_writable(args, *options, inputs=()):
             raise CLIError(f"{where}: is a directory; give a file name")
         d = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(d):
-            raise CLIError(f"{where}: no such directory: {d}")
+            raise CLIError(f"{where}: {d} is not a directory" if os.path.exists(d) else
+                           f"{where}: no such directory: {d}")
         if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
             raise CLIError(f"{where}: not writable")
+        reason = _cannot_create(d)
+        if reason:
+            raise CLIError(f"{where}: cannot write in {d}: {reason}")
         key = _file_key(path)
         if key in taken:
             raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")

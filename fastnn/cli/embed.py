@@ -9,8 +9,8 @@ import os
 import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_note, option_names, print_json,
-                                save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
+                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import embed as recipe
 
 
@@ -132,7 +132,7 @@ def run_train(args):
               f"{'hinge' if args.objective == 'ranking' else 'NLL'} {result['valid'][-1] if hist else None})")
     if stop is not None:
         print(f"fastnn embed train: {interrupted_note(stop, out)}", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     return 0 if out == args.out and saved == args.save_model else 1
 
 

@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_note, load_model_file, option_names,
-                                print_json, save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
+                                load_model_file, option_names, print_json, save_or_fallback, set_threads,
+                                train_keeping_work)
 from fastnn.recipes import lm as recipe
 
 
@@ -175,7 +176,7 @@ def run_train(args):
         print("  ".join(f"{k} {v}" for k, v in result.items()))
     if stop is not None:
         print(f"fastnn lm train: {interrupted_note(stop, out)}", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     return 0 if out == args.out else 1
 
 

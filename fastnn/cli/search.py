@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError, check_writable, print_json
+from fastnn.cli._common import CLIError, check_writable, interrupted_exit_code, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -157,10 +157,18 @@ class TrainObjective:
             return result
 
 
+def _trained(rc):
+    """After a trial's run_train: an interrupted training (whose model it writes all the same) stops the search and
+    is not logged, so a rerun runs it again (it was logged with the score of the epochs it had, and the search went
+    on)."""
+    if rc == interrupted_exit_code():
+        raise KeyboardInterrupt
+
+
 def _run_tagger(args):
     from fastnn import io as fio
     from fastnn.cli import tagger
-    tagger.run_train(args)
+    _trained(tagger.run_train(args))
     model = fio.load_model(args.out)
     res = model.evaluate(tagger.read_conll_file(args.dev, "--dev"))
     task = next(iter(res))
@@ -173,7 +181,7 @@ def _run_lm(args):
     args.json = True
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):   # lm train prints its result as one JSON line
-        lm.run_train(args)
+        _trained(lm.run_train(args))
     result = json.loads(buf.getvalue().strip().splitlines()[-1])
     return {"score": result["valid_perplexity"], "metric": "perplexity",
             **{k: result[k] for k in ("epochs", "vocab", "valid_oov_as_unk") if k in result}}
@@ -226,7 +234,7 @@ def _check(args):
         try:
             os.makedirs(args.models, exist_ok=True)
         except OSError as e:
-            raise CLIError(f"--models {args.models}: {e}") from None
+            raise CLIError(f"--models {args.models}: {e.strerror or e}") from None
     return space, obj
 
 
@@ -270,6 +278,12 @@ def run(args):
                                        on_result=progress)
     except (ValueError, RuntimeError) as e:
         raise CLIError(str(e)) from None
+    except KeyboardInterrupt:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            n = len({r["trial"] for r in search.read_log(args.log) if r["trial"] < args.trials})
+        raise KeyboardInterrupt(f"{n} of {args.trials} trials logged in {args.log}; the same command runs the "
+                                f"rest") from None
     finally:
         if client is not None:
             client.close()

@@ -13,8 +13,9 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, interrupted_note, load_model_file,
-                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
+                                check_writable, config_from_args, existing_file, interrupted_exit_code,
+                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
 
 # kernel and BLAS threads of the tagger commands: the per-step matrices are small
@@ -250,7 +251,7 @@ def run_train(args):
               f"model written to {out}", file=sys.stderr)
     if stop is not None:
         print(f"fastnn tagger train: {interrupted_note(stop, out)}", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     return 0 if out == args.out else 1
 
 
@@ -262,9 +263,9 @@ def run_eval(args):
         res = model.evaluate(data)
     except (ValueError, IndexError) as e:
         raise CLIError(f"--data {args.data}: {e}") from None
-    notice = recipe.feature_notice(model.unseen_features(data))
-    if notice:                    # e.g. a file without the POS column: its next column read as POS tags, silently
-        print(f"--data {args.data}: {notice}", file=sys.stderr)
+    unseen = {}
+    _add_unseen(unseen, model, data)
+    _say_unseen(f"--data {args.data}", unseen)
     if args.json:
         print_json(res)
         return 0
@@ -311,10 +312,7 @@ def run_predict(args):
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
             else:
                 _write_stdout(lines)
-            notice = recipe.feature_notice({f: dict(u, unseen_values=list(u["unseen_values"])) for f, u in
-                                            unseen.items()})
-            if notice:            # e.g. a file without the POS column: its next column read as POS tags, silently
-                print(f"--data {name}: {notice}", file=sys.stderr)
+            _say_unseen(f"--data {name}", unseen)
         except ValueError as e:
             raise CLIError(str(e)) from None
         except OSError as e:
@@ -324,10 +322,32 @@ def run_predict(args):
     return 0
 
 
+def _add_unseen(total, model, sentences):
+    """Add model.unseen_features(sentences) into `total` ({} at first), with each unseen value's count: predict
+    reads its input in blocks, eval at once, and both say the same (_say_unseen)."""
+    from collections import Counter
+    for feat, u in model.unseen_features(sentences).items():
+        tot = total.setdefault(feat, dict(u, n_tokens=0, unseen_tokens=0, counts=Counter()))
+        tot["n_tokens"] += u["n_tokens"]
+        tot["unseen_tokens"] += u["unseen_tokens"]
+        new, col = set(u["unseen_values"]), u["column"]
+        tot["counts"].update(r[col] for s in sentences for r in s if len(r) > col and r[col] in new)
+
+
+def _say_unseen(where, total):
+    """The notice of tagger eval and predict on the feature values the training data never had (recipe.feature_notice:
+    e.g. a file without the POS column, its next column read as POS tags, silently), on stderr after `where`; the
+    values most frequent first, as model.unseen_features orders them."""
+    notice = recipe.feature_notice({f: dict(u, unseen_values=sorted(u["counts"], key=lambda v: (-u["counts"][v], v)))
+                                    for f, u in total.items()})
+    if notice:
+        print(f"{where}: {notice}", file=sys.stderr)
+
+
 def _predicted_lines(model, items, fmt, name, unseen):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
-    blank lines are kept.  unseen : a dict that receives model.unseen_features of all the input (summed)."""
+    blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen)."""
     n_tasks = len(model.tasks)
     items = iter(items)
     while True:
@@ -345,11 +365,7 @@ def _predicted_lines(model, items, fmt, name, unseen):
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
             raise CLIError(f"--data {name}: {e}") from None
-        for feat, u in model.unseen_features(sentences).items():        # summed over the blocks
-            tot = unseen.setdefault(feat, dict(u, n_tokens=0, unseen_tokens=0, unseen_values={}))
-            tot["n_tokens"] += u["n_tokens"]
-            tot["unseen_tokens"] += u["unseen_tokens"]
-            tot["unseen_values"].update(dict.fromkeys(u["unseen_values"]))    # in order of first sight
+        _add_unseen(unseen, model, sentences)
         cols = [pred[task] for task in model.task_names]
         k = 0
         for item in block:

@@ -75,8 +75,13 @@ def map_jobs(fn, jobs, workers=1, on_result=None):
             import concurrent.futures
             import multiprocessing
             # spawn, not fork: a forked child of a process whose OpenMP runtime has started can hang
+            from fastnn._workers import end_with_parent, stop_workers
             ctx = multiprocessing.get_context("spawn")
-            results = stack.enter_context(concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)).map(fn, jobs)
+            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx,
+                                                                              initializer=end_with_parent))
+            # interrupted (Ctrl-C, SIGTERM): end the jobs under way rather than wait for them (nothing keeps them)
+            stack.push(lambda kind, e, tb: kind is not None and stop_workers(pool))
+            results = pool.map(fn, jobs)
         else:
             results = map(fn, jobs)
         for r in results:

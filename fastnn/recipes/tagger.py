@@ -346,7 +346,7 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     if len(model.members) != c.ensemble:
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
                          f"{c.ensemble}.")
-    from fastnn.train import TrainingInterrupted
+    from fastnn.train import Interrupted, TrainingInterrupted
 
     k = len(model.members)
     cks = [None if checkpoint is None else (f"{checkpoint}.member{i}" if i else checkpoint) for i in range(k)]
@@ -368,7 +368,8 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
                 t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
                         on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
             except TrainingInterrupted:          # the members after it are untrained: no model to keep
-                raise KeyboardInterrupt(f"in member {i + 1} of {k}: {_UNFINISHED}{_resume(checkpoint)}") from None
+                raise Interrupted(f"in member {i + 1} of {k}: {_UNFINISHED}{_written(checkpoint)}",
+                                  checkpoint) from None
             trainers.append(t)
     history = [dict(h, member=i) for i, t in enumerate(trainers) for h in t.history]
     score = None
@@ -384,11 +385,9 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
 _UNFINISHED = "an ensemble is written only when all its members are trained"
 
 
-def _resume(checkpoint):
-    """How an interrupted ensemble goes on (the members' trainers, quiet about it, leave it to their caller)."""
-    from fastnn.train import TrainingInterrupted
-    return (f"; checkpoints written to {checkpoint} and its .member<k> files: {TrainingInterrupted.RESUME}"
-            if checkpoint else "")
+def _written(checkpoint):
+    """Where an interrupted ensemble's checkpoints are (how to go on from them is the Interrupted's caller's to say)."""
+    return f"; checkpoints written to {checkpoint} and its .member<k> files" if checkpoint else ""
 
 
 def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfinite):
@@ -402,7 +401,7 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     import signal
     import threading
 
-    from fastnn.train import model_generators
+    from fastnn.train import Interrupted, model_generators
 
     k = len(model.members)
     ctx = multiprocessing.get_context("spawn")
@@ -455,22 +454,22 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
         raise error
     stopped = [i + 1 for i in range(k) if done.get(i) is None]
     if interrupted or stopped:
-        raise KeyboardInterrupt(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
-                                f"{_UNFINISHED}{_resume(cks[0])}")
+        raise Interrupted(f"in member{'s' if len(stopped) > 1 else ''} {', '.join(map(str, stopped))} of {k}: "
+                          f"{_UNFINISHED}{_written(cks[0])}", cks[0])
     return [done[i]["fit"] for i in range(k)]
 
 
 def _init_member_worker(stop):
     """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, a thread that
-    turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and one that ends the
-    process when its parent dies."""
-    import multiprocessing
-    import multiprocessing.connection
+    turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and the end of the
+    process with its parent's (a busy worker first stops as on Ctrl-C, writing its member's checkpoint)."""
     import os
     import signal
     import threading
+    import time
 
     import fastnn
+    from fastnn._workers import end_with_parent
 
     fastnn.threads(kernels=1, blas=1)
     os.setpgrp()
@@ -480,21 +479,16 @@ def _init_member_worker(stop):
         stop.wait()
         os.kill(os.getpid(), signal.SIGINT)
 
-    def orphaned():
-        # the parent killed (kill, a job's time limit): in their own process group the workers got no signal and
-        # trained on for nobody, then waited for work for ever (each holds both ends of the pool's pipes, so no EOF
-        # comes).  A busy worker stops as on Ctrl-C, writing its member's checkpoint for --resume; then it exits.
-        import time
-        multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    def stop_member():
+        # in their own process group the workers get no signal when the command is killed (kill, a job's time limit)
         if _init_member_worker.busy:
             os.kill(os.getpid(), signal.SIGINT)
         while _init_member_worker.busy:
             time.sleep(0.05)
-        os._exit(1)
     _init_member_worker.stop = stop
     _init_member_worker.busy = False        # a member is training (_fit_member)
     threading.Thread(target=watch, daemon=True).start()
-    threading.Thread(target=orphaned, daemon=True).start()
+    end_with_parent(stop_member)
 
 
 def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k):
