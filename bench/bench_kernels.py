@@ -664,3 +664,61 @@ def test_lstm_layer(benchmark, impl):
     _check(impl, fn(), ref)
     _label(benchmark, "lstm_layer", RNN_SIZE, impl, work, input_width=E)
     benchmark(fn)
+
+
+# ---- RNN LM segment: the fused forward + backward of `fastnn lm train --arch rnn --preset fast` ----------------------
+
+RNNLM_SIZE = "B128xL20xH100"
+RNNLM_B, RNNLM_L, RNNLM_H, RNNLM_V, RNNLM_C = 128, 20, 100, 14_000, 100  # Brown's ~14,000 words in 100 classes
+
+
+def _rnnlm_case(dtype):
+    """A --preset fast model (H = E = 100, 100 frequency classes) over a Zipf vocabulary of RNNLM_V words, its own
+    initial weights, and one segment of RNNLM_L steps x RNNLM_B streams of Zipf tokens: (model, x, y, h0, args)."""
+    from fastnn.recipes import lm as recipe
+    counts = np.bincount(zipf_indices(200_000, RNNLM_V), minlength=RNNLM_V) + 1
+    config = recipe.RNNConfig(hidden=RNNLM_H, classes=RNNLM_C, batch_size=RNNLM_B, seed=SEED)
+    m = recipe.build_model(config, RNNLM_V, counts=counts, dtype=dtype)
+    tokens = zipf_indices((RNNLM_L + 1) * RNNLM_B, RNNLM_V, seed=SEED + 1).reshape(RNNLM_L + 1, RNNLM_B)
+    o, r = m.out, m.rnn
+    args = (m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value, o.bc.value, o.W.value,
+            o.b.value.reshape(-1), o.word_class, o.pos, o.start)
+    return m, tokens[:-1], tokens[1:], np.zeros((RNNLM_B, RNNLM_H), dtype), args
+
+
+def rnnlm_segment_flops(m, x, y):
+    """The segment's matrix products as FLOPs, each weight's three (forward, the gradient back to its input, its own
+    gradient): the input projection (one row per distinct input word), the recurrence, the class softmax and the
+    within-class softmaxes (each token against its class's block of rows)."""
+    H, E = m.hidden, m.embed
+    L, B = x.shape
+    U = np.unique(x).size
+    sizes = np.diff(m.out.start)[np.asarray(m.out.word_class)[y.ravel()]]
+    return 6 * (U * E * H + L * B * H * H + y.size * RNNLM_C * H + int(sizes.sum()) * H)
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "roof"])
+def test_rnnlm_segment(benchmark, impl):
+    """kernels.rnnlm_segment (csrc/_rnnlm.pyx): one truncated-BPTT segment of the class-factorized Elman RNN LM,
+    forward and backward with every gradient, on `--preset fast`'s shapes; float32 (the output rows' gradient written,
+    defer_out=False).  Its roof is one GEMM of the FLOPs of its products (rnnlm_segment_flops; its softmaxes, tanh
+    and sums come on top, so fastnn stays below the roof).  No NumPy or torch version: the fused segment has no
+    short equivalent there (the graph model, RNNLM(fused=False), is fastnn's own).  A build whose products lose their
+    vector code shows here as a collapse against the roof (2026-12-06: 12x slower without AVX-512)."""
+    m, x, y, h0, args = _rnnlm_case(F32)
+    work = ("gemm", rnnlm_segment_flops(m, x, y))
+    notes = dict(vocab=RNNLM_V, classes=RNNLM_C, embed=m.embed)
+    if impl == "roof":
+        return _run_roof(benchmark, "rnnlm_segment", RNNLM_SIZE, work, **notes)
+    from fastnn._ext import _rnnlm
+    notes["vector_path"] = _rnnlm._vector_path()
+
+    def fn():
+        loss, Hs, g = K.rnnlm_segment(x, y, h0, *args)
+        return dict(loss=np.array([loss]), Hs=Hs, W_hh=g["W_hh"], Wc=g["Wc"], W_ih=g["W_ih"], b=g["b"])
+
+    m64, _, _, _, args64 = _rnnlm_case(np.float64)          # the reference: the same segment in float64
+    loss, Hs, g = K.rnnlm_segment(x, y, h0.astype(np.float64), *args64)
+    _check(impl, fn(), dict(loss=np.array([loss]), Hs=Hs, W_hh=g["W_hh"], Wc=g["Wc"], W_ih=g["W_ih"], b=g["b"]))
+    _label(benchmark, "rnnlm_segment", RNNLM_SIZE, impl, work, **notes)
+    benchmark(fn)

@@ -13,7 +13,10 @@ Phases (each a parallel loop over fixed tasks, so results are bitwise the same f
      row-block tasks, the input gradient summed per distinct input word first (one product per word, not per token).
 Every matrix product is the register-blocked `fnn_mm_f` below, run inside these loops; none goes through BLAS,
 whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
-`--threads 1` that way).
+`--threads 1` that way).  float32 products come in one version per vector width (AVX-512, AVX2 + FMA, SSE2), each
+blocked for its own registers; a portable build has all three and picks one per call (_set_vector_path, read once
+per call), a native build its own.  (Until 2026-12-06 only the AVX-512 blocking was written for its width: a build
+without AVX-512 ran 16-float generic vectors split over narrower registers and trained ~12x slower.)
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -21,344 +24,336 @@ from cython.parallel cimport prange
 from libc.math cimport log
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
+from fastnn._ext import _info
 from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, adagrad_row
 
 cdef extern from *:
     """
     /* C[r, j] (+)= sum_k A[r*sar + k*sak] * B[k*ldb + j] for r < m, j < n, k < K: A row-major (sar = its row
        length, sak = 1) or transposed (sar = 1, sak = its row length).  Every load of B stays inside columns
-       [0, n) of its row; C is written only for j < n.  float: GCC/clang vector types; with AVX-512 whole rows of C
-       (up to 144 columns) in registers, else 4 rows x 32 columns of accumulators (8 independent FMA chains); each
-       element is summed over k in order with one rounding per step whatever the block it falls in, so the rows of a
-       chunk do not depend on the chunk, and both kernels give the same bits. */
-    /* the plain triple loop: float64, float32 without vector extensions, and rows too narrow for a vector */
-    #define FNN_MM_PLAIN(T)                                                                                       \
+       [0, n) of its row; C is written only for j < n.
+       float: GCC/clang vector types of the path's own width (fnn_math.h's paths: 0 = the build's flags, 1 = AVX2 +
+       FMA, 2 = AVX-512, the last two compiled with target attributes in a portable build and chosen at run time):
+       16 floats on AVX-512, 8 on AVX, 4 below (SSE2).  R rows x NV vectors of C stay in registers through the whole
+       k loop, R and NV chosen per width so that R * NV accumulators, NV vectors of B and a broadcast fit the
+       register file (32 registers on AVX-512, 16 otherwise).  Each element is summed over k in order with one
+       rounding per step (one FMA where the path has FMA) whatever the block it falls in, so the rows of a chunk do
+       not depend on the chunk, and every path with FMA (AVX2 and AVX-512) gives the same bits; SSE2 rounds the
+       product and the sum apart (tests/test_rnnlm.py states and checks the bound). */
+    #include "fnn_math.h"
+    /* the plain triple loop: float64, float32 without vector extensions, and rows too narrow for a vector;
+       MADD(s, a, b) = s + a * b (FNN_MADD1_* below for float32 in the vector paths) */
+    #define FNN_MM_PLAIN_BY(T, MADD)                                                                              \
         for (ptrdiff_t r_ = 0; r_ < m; r_++)                                                                      \
             for (ptrdiff_t j_ = 0; j_ < n; j_++) {                                                                \
                 T s_ = acc ? C[r_ * ldc + j_] : (T)0;                                                             \
-                for (ptrdiff_t k_ = 0; k_ < K; k_++) s_ += A[r_ * sar + k_ * sak] * B[k_ * ldb + j_];             \
+                for (ptrdiff_t k_ = 0; k_ < K; k_++) s_ = MADD(s_, A[r_ * sar + k_ * sak], B[k_ * ldb + j_]);     \
                 C[r_ * ldc + j_] = s_;                                                                            \
             }
+    #define FNN_MADD_PLAIN(s, a, b) ((s) + (a) * (b))
+    #define FNN_MM_PLAIN(T) FNN_MM_PLAIN_BY(T, FNN_MADD_PLAIN)
     #if defined(__GNUC__) || defined(__clang__)
-    typedef float fnn_v16 __attribute__((vector_size(64), aligned(4), may_alias));
-    #define FNN_LD(p) (*(const fnn_v16 *)(p))
-    /* keeps two B vectors in registers: left alone, GCC folds them into every FMA as memory operands (8 vector
-       loads per 8 FMAs instead of 2, from L2 when B outgrows L1).  Only where one register holds 16 floats: a
-       portable build splits the vector over several and the constraint cannot be met */
-    #if defined(__AVX512F__)
-    #define FNN_IN_REGS(x, y) __asm__("" : "+v"(x), "+v"(y))
-    #else
-    #define FNN_IN_REGS(x, y) ((void)0)
-    #endif
-    #define FNN_ST(p, v) (*(fnn_v16 *)(p) = (v))
-    /* a fixed tree (halves added lane-wise down to one value), so the bits do not depend on the caller */
+    #define FNN_HAVE_DOTS 1
     #if defined(__has_builtin)
     #if __has_builtin(__builtin_shufflevector)
     #define FNN_HAVE_SHUFFLE 1
     #endif
     #endif
-    #ifdef FNN_HAVE_SHUFFLE
-    typedef float fnn_v8 __attribute__((vector_size(32)));
-    typedef float fnn_v4 __attribute__((vector_size(16)));
-    static inline float fnn_hsum(fnn_v16 v) {
-        fnn_v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
-                   + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-        fnn_v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-        return (q[0] + q[2]) + (q[1] + q[3]);
-    }
-    /* out[l] = fnn_hsum(a[l]) for 16 vectors at once, the same tree level by level (a transpose as it adds) */
-    static inline fnn_v16 fnn_hsum16(const fnn_v16 *a) {
-        fnn_v16 t[8], u[4], v[2];
-        for (int p = 0; p < 8; p++)
-            t[p] = __builtin_shufflevector(a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21,
-                                           22, 23)
-                   + __builtin_shufflevector(a[2 * p], a[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
-                                             28, 29, 30, 31);
-        for (int p = 0; p < 4; p++)
-            u[p] = __builtin_shufflevector(t[2 * p], t[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
-                                           26, 27)
-                   + __builtin_shufflevector(t[2 * p], t[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28,
-                                             29, 30, 31);
-        for (int p = 0; p < 2; p++)
-            v[p] = __builtin_shufflevector(u[2 * p], u[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25,
-                                           28, 29)
-                   + __builtin_shufflevector(u[2 * p], u[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26,
-                                             27, 30, 31);
-        return __builtin_shufflevector(v[0], v[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-               + __builtin_shufflevector(v[0], v[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    }
+    /* path 0's vector width in floats: the widest the build's flags allow */
+    #if defined(__AVX512F__)
+    #define FNN_MM_VW0 16
+    #elif defined(__AVX__)
+    #define FNN_MM_VW0 8
     #else
-    static inline float fnn_hsum(fnn_v16 v) {
-        float t[16];
-        memcpy(t, &v, 64);
-        for (int l = 0; l < 8; l++) t[l] += t[l + 8];
-        for (int l = 0; l < 4; l++) t[l] += t[l + 4];
-        return (t[0] + t[2]) + (t[1] + t[3]);
-    }
+    #define FNN_MM_VW0 4
     #endif
-    /* 4 rows (or 1) of C times 16 columns starting at j; lanes [from, 16) stored (the tail block overlaps the one
-       before it, so every load stays inside its row and the overlapped columns are not written twice) */
-    #define FNN_AK(p) ((p)[k * sak])
-    #define FNN_MM_BLOCK4(J, FROM)                                                                              \
-        {                                                                                                       \
-            fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};                                                     \
-            if (acc) { x0 = FNN_LD(c0 + (J)); x1 = FNN_LD(c1 + (J)); x2 = FNN_LD(c2 + (J)); x3 = FNN_LD(c3 + (J)); } \
-            for (k = 0; k < K; k++) {                                                                           \
-                fnn_v16 b0 = FNN_LD(B + k * ldb + (J));                                                         \
-                x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;         \
-            }                                                                                                   \
-            if ((FROM) == 0) { FNN_ST(c0 + (J), x0); FNN_ST(c1 + (J), x1); FNN_ST(c2 + (J), x2);                \
-                               FNN_ST(c3 + (J), x3); }                                                          \
-            else for (int l = (FROM); l < 16; l++) { c0[(J) + l] = x0[l]; c1[(J) + l] = x1[l]; c2[(J) + l] = x2[l];  \
-                                                      c3[(J) + l] = x3[l]; }                                    \
-        }
-    #if !defined(__AVX512F__)
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
-                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        ptrdiff_t r = 0, j, k, nf = n & ~(ptrdiff_t)15;
-        if (n < 16) {                                   /* too narrow for a vector: plain loops */
-            FNN_MM_PLAIN(float)
-            return;
-        }
-        for (; r + 4 <= m; r += 4) {
-            const float *a0 = A + r * sar, *a1 = a0 + sar, *a2 = a1 + sar, *a3 = a2 + sar;
-            float *c0 = C + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-            for (j = 0; j + 32 <= nf; j += 32) {
-                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
-                if (acc) {
-                    x0 = FNN_LD(c0 + j); x1 = FNN_LD(c1 + j); x2 = FNN_LD(c2 + j); x3 = FNN_LD(c3 + j);
-                    y0 = FNN_LD(c0 + j + 16); y1 = FNN_LD(c1 + j + 16); y2 = FNN_LD(c2 + j + 16);
-                    y3 = FNN_LD(c3 + j + 16);
-                }
-                for (k = 0; k < K; k++) {
-                    fnn_v16 b0 = FNN_LD(B + k * ldb + j), b1 = FNN_LD(B + k * ldb + j + 16);
-                    FNN_IN_REGS(b0, b1);
-                    x0 += FNN_AK(a0) * b0; y0 += FNN_AK(a0) * b1; x1 += FNN_AK(a1) * b0; y1 += FNN_AK(a1) * b1;
-                    x2 += FNN_AK(a2) * b0; y2 += FNN_AK(a2) * b1; x3 += FNN_AK(a3) * b0; y3 += FNN_AK(a3) * b1;
-                }
-                FNN_ST(c0 + j, x0); FNN_ST(c1 + j, x1); FNN_ST(c2 + j, x2); FNN_ST(c3 + j, x3);
-                FNN_ST(c0 + j + 16, y0); FNN_ST(c1 + j + 16, y1); FNN_ST(c2 + j + 16, y2); FNN_ST(c3 + j + 16, y3);
-            }
-            if (n > nf) {      /* the tail first: it reads C columns the block before it may already have written */
-                float t[4][16];
-                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
-                ptrdiff_t jt = n - 16;
-                if (acc) { x0 = FNN_LD(c0 + jt); x1 = FNN_LD(c1 + jt); x2 = FNN_LD(c2 + jt); x3 = FNN_LD(c3 + jt); }
-                for (k = 0; k < K; k++) {
-                    fnn_v16 b0 = FNN_LD(B + k * ldb + jt);
-                    x0 += FNN_AK(a0) * b0; x1 += FNN_AK(a1) * b0; x2 += FNN_AK(a2) * b0; x3 += FNN_AK(a3) * b0;
-                }
-                memcpy(t[0], &x0, 64); memcpy(t[1], &x1, 64); memcpy(t[2], &x2, 64); memcpy(t[3], &x3, 64);
-                if (j < nf) FNN_MM_BLOCK4(j, 0)
-                for (ptrdiff_t l = nf - jt; l < 16; l++) {
-                    c0[jt + l] = t[0][l]; c1[jt + l] = t[1][l]; c2[jt + l] = t[2][l]; c3[jt + l] = t[3][l];
-                }
-            } else if (j < nf) FNN_MM_BLOCK4(j, 0)
-        }
-        for (; r < m; r++) {
-            const float *a0 = A + r * sar;
-            float *c0 = C + r * ldc;
-            float t[16];
-            ptrdiff_t jt = n - 16;
-            if (n > nf) {
-                fnn_v16 x0 = {0};
-                if (acc) x0 = FNN_LD(c0 + jt);
-                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + jt);
-                memcpy(t, &x0, 64);
-            }
-            for (j = 0; j + 64 <= nf; j += 64) {        /* 4 independent FMA chains */
-                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
-                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); x2 = FNN_LD(c0 + j + 32);
-                           x3 = FNN_LD(c0 + j + 48); }
-                for (k = 0; k < K; k++) {
-                    const float *bk = B + k * ldb + j;
-                    const float ak = FNN_AK(a0);
-                    x0 += ak * FNN_LD(bk); x1 += ak * FNN_LD(bk + 16); x2 += ak * FNN_LD(bk + 32);
-                    x3 += ak * FNN_LD(bk + 48);
-                }
-                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1); FNN_ST(c0 + j + 32, x2); FNN_ST(c0 + j + 48, x3);
-            }
-            for (; j + 32 <= nf; j += 32) {
-                fnn_v16 x0 = {0}, x1 = {0};
-                if (acc) { x0 = FNN_LD(c0 + j); x1 = FNN_LD(c0 + j + 16); }
-                for (k = 0; k < K; k++) {
-                    x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j); x1 += FNN_AK(a0) * FNN_LD(B + k * ldb + j + 16);
-                }
-                FNN_ST(c0 + j, x0); FNN_ST(c0 + j + 16, x1);
-            }
-            for (; j < nf; j += 16) {
-                fnn_v16 x0 = {0};
-                if (acc) x0 = FNN_LD(c0 + j);
-                for (k = 0; k < K; k++) x0 += FNN_AK(a0) * FNN_LD(B + k * ldb + j);
-                FNN_ST(c0 + j, x0);
-            }
-            if (n > nf)
-                for (ptrdiff_t l = nf - jt; l < 16; l++) c0[jt + l] = t[l];
-        }
-    }
+    /* x + a * b per width, for vectors (FNN_MADD_*), a float a times a vector b (FNN_MADDS_*) and floats
+       (FNN_MADD1_*): one rounding (an FMA, written out: gcc's Zen tuning declines to contract an accumulation chain
+       in a loop, and its in-order vectorisation of a plain reduction multiplies apart) where the path has FMA (paths
+       with 16 floats, and 8 with FMA: all but a native AVX build without it), two otherwise */
+    #define FNN_MADD_16(VT, x, a, b) _mm512_fmadd_ps((a), (b), (x))
+    #define FNN_MADDS_16(VT, x, a, b) _mm512_fmadd_ps(_mm512_set1_ps(a), (b), (x))
+    #define FNN_MADD1_16(x, a, b) __builtin_fmaf((a), (b), (x))
+    #if defined(__FMA__) || FNN_DISPATCH
+    #define FNN_MADD_8(VT, x, a, b) _mm256_fmadd_ps((a), (b), (x))
+    #define FNN_MADDS_8(VT, x, a, b) _mm256_fmadd_ps(_mm256_set1_ps(a), (b), (x))
+    #define FNN_MADD1_8(x, a, b) __builtin_fmaf((a), (b), (x))
     #else
-    /* AVX-512: R rows x NV vectors of C held in registers through the whole k loop (the last vector of a panel at
-       column w - 16, overlapping the one before it: every C vector is loaded before any is stored, and the overlapped
-       lanes hold the same sums, so storing both is harmless).  Each element is still one FMA chain over k in order, so
-       the bits are those of the 4 x 32 kernel above (the build without AVX-512): 1.1-1.4x its speed on the RNN LM's
-       shapes (a chunk's 16 x 100 x 100 step 113 -> 128 GFLOP/s, the weight gradients' 8 x 100 x 1,280 86 -> 112 on
-       one Xeon core). */
-    #define FNN_RB_COL(V, NV) ((V) == (NV) - 1 ? w - 16 : 16 * (V))
-    #define FNN_RB_BODY(R, NV)                                                                                    \
+    #define FNN_MADD_8(VT, x, a, b) ((x) + (a) * (b))
+    #define FNN_MADDS_8(VT, x, a, b) ((x) + (a) * (b))
+    #define FNN_MADD1_8(x, a, b) ((x) + (a) * (b))
+    #endif
+    #define FNN_MADD_4(VT, x, a, b) ((x) + (a) * (b))
+    #define FNN_MADDS_4(VT, x, a, b) ((x) + (a) * (b))
+    #define FNN_MADD1_4(x, a, b) ((x) + (a) * (b))
+    /* keeps a loaded vector in a register: left alone, gcc's Zen tuning folds it into every FMA as a memory operand
+       (the dot products' 4 x 4 block ran at half speed with 2 loads per FMA) */
+    #if defined(__x86_64__) || defined(__i386__)
+    #define FNN_KEEP(x) __asm__("" : "+v"(x))
+    #else
+    #define FNN_KEEP(x) ((void)0)
+    #endif
+    #define FNN_LD(VT, p) (*(const VT *)(p))
+    #define FNN_ST(VT, p, v) (*(VT *)(p) = (v))
+
+    /* ---- products: R rows x NV vectors of C in registers (the last vector of a panel at column w - VW, overlapping
+       the one before it: every C vector is loaded before any is stored, and the overlapped lanes hold the same sums,
+       so storing both is harmless) */
+    #define FNN_RB_COL(V, NV, VW) ((V) == (NV) - 1 ? w - (VW) : (VW) * (V))
+    #define FNN_RB_BODY(VT, VW, R, NV)                                                                           \
         {                                                                                                         \
-            fnn_v16 x[R][NV];                                                                                     \
+            vr x[R][NV];                                                                                          \
             _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (R); r_++)                                             \
             _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++)                                            \
-                x[r_][v_] = acc ? FNN_LD(C + (r + r_) * ldc + FNN_RB_COL(v_, NV)) : (fnn_v16){0};                  \
+                x[r_][v_] = acc ? FNN_LD(VT, C + (r + r_) * ldc + FNN_RB_COL(v_, NV, VW)) : (VT){0};               \
             for (ptrdiff_t k = 0; k < K; k++) {                                                                   \
                 const float *bk = B + k * ldb;                                                                    \
-                fnn_v16 b[NV];                                                                                    \
-                _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++) b[v_] = FNN_LD(bk + FNN_RB_COL(v_, NV)); \
+                vr b[NV];                                                                                         \
+                _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++)                                        \
+                    b[v_] = FNN_LD(VT, bk + FNN_RB_COL(v_, NV, VW));                                              \
                 _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (R); r_++) {                                       \
                     const float a_ = A[(r + r_) * sar + k * sak];                                                 \
-                    _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++) x[r_][v_] += a_ * b[v_];           \
+                    _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++)                                    \
+                        x[r_][v_] = FNN_MADDS_##VW(VT, x[r_][v_], a_, b[v_]);                                     \
                 }                                                                                                 \
             }                                                                                                     \
             _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (R); r_++)                                             \
             _Pragma("GCC unroll 16") for (int v_ = 0; v_ < (NV); v_++)                                            \
-                FNN_ST(C + (r + r_) * ldc + FNN_RB_COL(v_, NV), x[r_][v_]);                                       \
+                FNN_ST(VT, C + (r + r_) * ldc + FNN_RB_COL(v_, NV, VW), x[r_][v_]);                               \
         }
-    /* R rows at a time (R*NV + NV accumulators and B vectors within the 32 registers), then 4, 2, 1 */
-    #define FNN_RB_CASE(NV, R)                                                                                     \
+    /* R rows at a time, then 4, 2, 1 */
+    #define FNN_RB_CASE(VT, VW, NV, R)                                                                           \
         case NV:                                                                                                  \
-            for (; r + (R) <= m; r += (R)) FNN_RB_BODY(R, NV)                                                     \
-            if ((R) > 4) for (; r + 4 <= m; r += 4) FNN_RB_BODY(4, NV)                                            \
-            if ((R) > 2) for (; r + 2 <= m; r += 2) FNN_RB_BODY(2, NV)                                            \
-            for (; r < m; r++) FNN_RB_BODY(1, NV)                                                                 \
+            for (; r + (R) <= m; r += (R)) FNN_RB_BODY(VT, VW, R, NV)                                             \
+            if ((R) > 4) for (; r + 4 <= m; r += 4) FNN_RB_BODY(VT, VW, 4, NV)                                    \
+            if ((R) > 2) for (; r + 2 <= m; r += 2) FNN_RB_BODY(VT, VW, 2, NV)                                    \
+            for (; r < m; r++) FNN_RB_BODY(VT, VW, 1, NV)                                                         \
             return;
-    /* one panel of C: w (16 <= w <= 144) columns */
-    static void fnn_mm_panel_f(ptrdiff_t m, ptrdiff_t w, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
-                               const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        ptrdiff_t r = 0;
-        switch ((w + 15) / 16) {
-            FNN_RB_CASE(1, 8)
-            FNN_RB_CASE(2, 8)
-            FNN_RB_CASE(3, 8)
-            FNN_RB_CASE(4, 6)
-            FNN_RB_CASE(5, 4)
-            FNN_RB_CASE(6, 4)
-            FNN_RB_CASE(7, 3)
-            FNN_RB_CASE(8, 3)
-            FNN_RB_CASE(9, 2)
+    /* NV -> R per width (R * NV + NV + 1 registers at most, of 32 or 16); panels of NVMAX - 1 vectors, the last of up
+       to NVMAX.  AVX-512: up to 144 columns (3 rows x 7 vectors at H = 100); AVX2: BLIS's 6 x 16; SSE2: 6 x 8 */
+    #define FNN_RB_NVMAX_16 9
+    #define FNN_RB_CASES_16(VT)                                                                                   \
+        FNN_RB_CASE(VT, 16, 1, 8) FNN_RB_CASE(VT, 16, 2, 8) FNN_RB_CASE(VT, 16, 3, 8) FNN_RB_CASE(VT, 16, 4, 6)   \
+        FNN_RB_CASE(VT, 16, 5, 4) FNN_RB_CASE(VT, 16, 6, 4) FNN_RB_CASE(VT, 16, 7, 3) FNN_RB_CASE(VT, 16, 8, 3)   \
+        FNN_RB_CASE(VT, 16, 9, 2)
+    #define FNN_RB_NVMAX_8 3
+    #define FNN_RB_CASES_8(VT) FNN_RB_CASE(VT, 8, 1, 8) FNN_RB_CASE(VT, 8, 2, 6) FNN_RB_CASE(VT, 8, 3, 4)
+    #define FNN_RB_NVMAX_4 3
+    #define FNN_RB_CASES_4(VT) FNN_RB_CASE(VT, 4, 1, 8) FNN_RB_CASE(VT, 4, 2, 6) FNN_RB_CASE(VT, 4, 3, 4)
+    /* path P's fnn_mm_f<P>, vectors of VW floats; TGT its target attribute (empty for path 0) */
+    #define FNN_MM_DEF(P, VW, TGT) FNN_MM_DEF_(P, VW, TGT)
+    #define FNN_MM_DEF_(P, VW, TGT)                                                                              \
+        TGT static void fnn_mm_panel_f##P(ptrdiff_t m, ptrdiff_t w, ptrdiff_t K, const float *A, ptrdiff_t sar,   \
+                                          ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,  \
+                                          int acc) {                                                              \
+            typedef float vt __attribute__((vector_size(4 * VW), aligned(4), may_alias));                         \
+            typedef float vr __attribute__((vector_size(4 * VW)));                                                \
+            ptrdiff_t r = 0;                                                                                      \
+            switch ((w + (VW) - 1) / (VW)) { FNN_RB_CASES_##VW(vt) }                                               \
+        }                                                                                                         \
+        TGT static void fnn_mm_f##P(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar,         \
+                                    ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,        \
+                                    int acc) {                                                                    \
+            if (n < (VW)) {                                                                                       \
+                FNN_MM_PLAIN_BY(float, FNN_MADD1_##VW)                                                            \
+                return;                                                                                           \
+            }                                                                                                     \
+            /* k in slices whose rows of B stay in L1 (a long k: the weight gradients' sums over all steps) */    \
+            ptrdiff_t kb = K;                                                                                     \
+            if (K * (n < 128 ? n : 128) > 24576) kb = 6144 / (n < 128 ? n : 128);                                 \
+            for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                            \
+                ptrdiff_t kk = K - k0 < kb ? K - k0 : kb, j0 = 0;                                                 \
+                int a = acc || k0 > 0;                                                                            \
+                for (; n - j0 >= FNN_RB_NVMAX_##VW * (VW); j0 += (FNN_RB_NVMAX_##VW - 1) * (VW))                  \
+                    fnn_mm_panel_f##P(m, (FNN_RB_NVMAX_##VW - 1) * (VW), kk, A + k0 * sak, sar, sak,              \
+                                      B + k0 * ldb + j0, ldb, C + j0, ldc, a);                                    \
+                fnn_mm_panel_f##P(m, n - j0, kk, A + k0 * sak, sar, sak, B + k0 * ldb + j0, ldb, C + j0, ldc, a); \
+            }                                                                                                     \
         }
+
+    /* ---- dot products: Z[i, w] = H[i] . W[w] + b[w] (i < m, w < s, rows of length n >= 16).  Whatever the width,
+       every dot is summed the same way: row lane l (l < 16) of each 16-float chunk into accumulator lane l, chunk by
+       chunk (the last partial chunk read from n - 16 with the lanes already counted masked off), then the 16 lanes
+       by a fixed tree (halves added lane-wise down to one value).  A width below 16 holds the 16 lanes as 16 / VW
+       parts and runs the chunks once per part; NS states x NW rows of W per block (each loaded vector feeds several
+       products), one state x NW1 rows for the states left over. */
+    /* one 16-float chunk's part p_ at column j: the block's states and rows of W loaded once each (WM: the mask
+       applied to W's part, or nothing) */
+    #define FNN_DOTS_STEP(VT, VW, NS, NW, WM)                                                                    \
+        {                                                                                                         \
+            vr g_[NS];                                                                                            \
+            _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++) {                                          \
+                g_[q_] = FNN_LD(VT, Hm + (i + q_) * n + j);                                                       \
+                FNN_KEEP(g_[q_]);                                                                                 \
+            }                                                                                                     \
+            _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                          \
+                vr v_ = FNN_LD(VT, W + (w + r_) * n + j) WM;                                                      \
+                FNN_KEEP(v_);                                                                                     \
+                _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                        \
+                    x_[p_][q_][r_] = FNN_MADD_##VW(VT, x_[p_][q_][r_], g_[q_], v_);                               \
+            }                                                                                                     \
+        }
+    #define FNN_DOTS_BLOCK(VT, VW, NS, NW)                                                                       \
+        {                                                                                                         \
+            vr x_[16 / (VW)][NS][NW];                                                                             \
+            _Pragma("GCC unroll 4") for (int p_ = 0; p_ < 16 / (VW); p_++) {                                       \
+                _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                        \
+                _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) x_[p_][q_][r_] = (vr){0};              \
+                for (ptrdiff_t j = p_ * (VW); j < nf; j += 16) FNN_DOTS_STEP(VT, VW, NS, NW, )                    \
+                if (n > nf) {                                                                                     \
+                    ptrdiff_t j = n - 16 + p_ * (VW);                                                             \
+                    FNN_DOTS_STEP(VT, VW, NS, NW, * mask[p_])                                                     \
+                }                                                                                                 \
+            }                                                                                                     \
+            FNN_DOTS_OUT_##VW(VT, NS, NW)                                                                         \
+        }
+    /* the tree, per width (the same additions in the same order; from the parts' registers where the compiler has
+       __builtin_shufflevector, through memory otherwise) */
+    static inline float fnn_tree16(const float *t) {
+        float h[8], q[4];
+        for (int l = 0; l < 8; l++) h[l] = t[l] + t[l + 8];
+        for (int l = 0; l < 4; l++) q[l] = h[l] + h[l + 4];
+        return (q[0] + q[2]) + (q[1] + q[3]);
     }
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
-                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
-        if (n < 16) {
-            FNN_MM_PLAIN(float)
-            return;
+    #define FNN_DOTS_OUT_MEM(VT, VW, NS, NW)                                                                     \
+        _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                                \
+        _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                              \
+            float t_[16];                                                                                         \
+            for (int p_ = 0; p_ < 16 / (VW); p_++) memcpy(t_ + p_ * (VW), &x_[p_][q_][r_], sizeof(VT));           \
+            Z[(i + q_) * s + w + r_] = fnn_tree16(t_) + b[w + r_];                                                \
         }
-        /* k in slices whose rows of B stay in L1 (a long k: the weight gradients' sums over all the segment's steps) */
-        ptrdiff_t kb = K;
-        if (K * (n < 128 ? n : 128) > 24576) kb = 6144 / (n < 128 ? n : 128);
-        for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {
-            ptrdiff_t kk = K - k0 < kb ? K - k0 : kb, j0 = 0;
-            int a = acc || k0 > 0;
-            for (; n - j0 >= 144; j0 += 128)
-                fnn_mm_panel_f(m, 128, kk, A + k0 * sak, sar, sak, B + k0 * ldb + j0, ldb, C + j0, ldc, a);
-            fnn_mm_panel_f(m, n - j0, kk, A + k0 * sak, sar, sak, B + k0 * ldb + j0, ldb, C + j0, ldc, a);
-        }
-    }
-    #endif
-    /* Z[i, w] = H[i] . W[w] + b[w] (i < m, w < s, rows of length n >= 16): 4 rows of H against one row of W at a
-       time; the last partial 16-lane chunk is read from n - 16 with the lanes already counted masked off */
-    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
-                           float *Z) {
-        ptrdiff_t nf = n & ~(ptrdiff_t)15, i = 0, w, j;
-        fnn_v16 mask;
-        for (int l = 0; l < 16; l++) mask[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;
-        for (; i + 4 <= m; i += 4) {
-            const float *h0 = Hm + i * n, *h1 = h0 + n, *h2 = h1 + n, *h3 = h2 + n;
-            w = 0;
     #ifdef FNN_HAVE_SHUFFLE
-            /* 4 states x 4 rows of W: each loaded vector feeds 4 products, and the 16 sums are reduced together */
-            for (; w + 4 <= s; w += 4) {
-                const float *w0 = W + w * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
-                fnn_v16 x[16], r;
-                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
-                for (j = 0; j < nf + 16; j += 16) {
-                    fnn_v16 v0, v1, v2, v3, g0, g1, g2, g3;
-                    ptrdiff_t jj = j;
-                    if (j < nf) {
-                        v0 = FNN_LD(w0 + j); v1 = FNN_LD(w1 + j); v2 = FNN_LD(w2 + j); v3 = FNN_LD(w3 + j);
-                    } else if (n > nf) {
-                        jj = n - 16;
-                        v0 = FNN_LD(w0 + jj) * mask; v1 = FNN_LD(w1 + jj) * mask; v2 = FNN_LD(w2 + jj) * mask;
-                        v3 = FNN_LD(w3 + jj) * mask;
-                    } else break;
-                    g0 = FNN_LD(h0 + jj); g1 = FNN_LD(h1 + jj); g2 = FNN_LD(h2 + jj); g3 = FNN_LD(h3 + jj);
-                    x[0] += g0 * v0; x[1] += g0 * v1; x[2] += g0 * v2; x[3] += g0 * v3;
-                    x[4] += g1 * v0; x[5] += g1 * v1; x[6] += g1 * v2; x[7] += g1 * v3;
-                    x[8] += g2 * v0; x[9] += g2 * v1; x[10] += g2 * v2; x[11] += g2 * v3;
-                    x[12] += g3 * v0; x[13] += g3 * v1; x[14] += g3 * v2; x[15] += g3 * v3;
-                }
-                r = fnn_hsum16(x);
-                for (int q = 0; q < 4; q++)
-                    for (int l = 0; l < 4; l++) Z[(i + q) * s + w + l] = r[q * 4 + l] + b[w + l];
-            }
-    #endif
-            for (; w < s; w++) {
-                const float *wr = W + w * n;
-                fnn_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
-                for (j = 0; j < nf; j += 16) {
-                    fnn_v16 v = FNN_LD(wr + j);
-                    x0 += FNN_LD(h0 + j) * v; x1 += FNN_LD(h1 + j) * v; x2 += FNN_LD(h2 + j) * v;
-                    x3 += FNN_LD(h3 + j) * v;
-                }
-                if (n > nf) {
-                    fnn_v16 v = FNN_LD(wr + n - 16) * mask;
-                    x0 += FNN_LD(h0 + n - 16) * v; x1 += FNN_LD(h1 + n - 16) * v; x2 += FNN_LD(h2 + n - 16) * v;
-                    x3 += FNN_LD(h3 + n - 16) * v;
-                }
-                Z[i * s + w] = fnn_hsum(x0) + b[w]; Z[(i + 1) * s + w] = fnn_hsum(x1) + b[w];
-                Z[(i + 2) * s + w] = fnn_hsum(x2) + b[w]; Z[(i + 3) * s + w] = fnn_hsum(x3) + b[w];
-            }
+    typedef float fnn_v8 __attribute__((vector_size(32)));
+    typedef float fnn_v4 __attribute__((vector_size(16)));
+    /* 16 lanes: NS * NW = 16 sums reduced together, the same tree level by level (a transpose as it adds) */
+    #define FNN_HSUM16_ALL(VT, a, out)                                                                           \
+        {                                                                                                         \
+            VT t_[8], u_[4], v_[2];                                                                               \
+            for (int p = 0; p < 8; p++)                                                                           \
+                t_[p] = __builtin_shufflevector(a[2 * p], a[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,   \
+                                                20, 21, 22, 23)                                                   \
+                        + __builtin_shufflevector(a[2 * p], a[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25,   \
+                                                  26, 27, 28, 29, 30, 31);                                        \
+            for (int p = 0; p < 4; p++)                                                                           \
+                u_[p] = __builtin_shufflevector(t_[2 * p], t_[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,   \
+                                                19, 24, 25, 26, 27)                                               \
+                        + __builtin_shufflevector(t_[2 * p], t_[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,   \
+                                                  22, 23, 28, 29, 30, 31);                                        \
+            for (int p = 0; p < 2; p++)                                                                           \
+                v_[p] = __builtin_shufflevector(u_[2 * p], u_[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20,   \
+                                                21, 24, 25, 28, 29)                                               \
+                        + __builtin_shufflevector(u_[2 * p], u_[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,   \
+                                                  22, 23, 26, 27, 30, 31);                                        \
+            out = __builtin_shufflevector(v_[0], v_[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,    \
+                                          30)                                                                     \
+                  + __builtin_shufflevector(v_[0], v_[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,  \
+                                            31);                                                                  \
         }
-        for (; i < m; i++) {
-            const float *h0 = Hm + i * n;
-            w = 0;
-    #ifdef FNN_HAVE_SHUFFLE
-            /* one state x 16 rows of W, the 16 sums reduced together (classes with few tokens: a third of the
-               logits of a Brown batch land here); each sum as in the loop below, so the same bits */
-            for (; w + 16 <= s; w += 16) {
-                const float *w0 = W + w * n;
-                fnn_v16 x[16], r;
-                for (int l = 0; l < 16; l++) x[l] = (fnn_v16){0};
-                for (j = 0; j < nf; j += 16) {
-                    fnn_v16 g0 = FNN_LD(h0 + j);
-                    for (int l = 0; l < 16; l++) x[l] += g0 * FNN_LD(w0 + l * n + j);
-                }
-                if (n > nf) {
-                    fnn_v16 g0 = FNN_LD(h0 + n - 16);
-                    for (int l = 0; l < 16; l++) x[l] += g0 * (FNN_LD(w0 + l * n + n - 16) * mask);
-                }
-                r = fnn_hsum16(x);
-                for (int l = 0; l < 16; l++) Z[i * s + w + l] = r[l] + b[w + l];
-            }
-    #endif
-            for (; w < s; w++) {
-                const float *wr = W + w * n;
-                fnn_v16 x0 = {0};
-                for (j = 0; j < nf; j += 16) x0 += FNN_LD(h0 + j) * FNN_LD(wr + j);
-                if (n > nf) x0 += FNN_LD(h0 + n - 16) * (FNN_LD(wr + n - 16) * mask);
-                Z[i * s + w] = fnn_hsum(x0) + b[w];
-            }
+    #define FNN_DOTS_OUT_16(VT, NS, NW)                                                                          \
+        if ((NS) * (NW) == 16) {                                                                                  \
+            vr a_[16], o_;                                                                                        \
+            _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                            \
+            _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) a_[q_ * (NW) + r_] = x_[0][q_][r_];        \
+            FNN_HSUM16_ALL(vr, a_, o_)                                                                            \
+            _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                            \
+            _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++)                                            \
+                Z[(i + q_) * s + w + r_] = o_[q_ * (NW) + r_] + b[w + r_];                                        \
+        } else {                                                                                                  \
+            _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                            \
+            _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                          \
+                vr v_ = x_[0][q_][r_];                                                                            \
+                fnn_v8 h_ = __builtin_shufflevector(v_, v_, 0, 1, 2, 3, 4, 5, 6, 7)                               \
+                            + __builtin_shufflevector(v_, v_, 8, 9, 10, 11, 12, 13, 14, 15);                      \
+                fnn_v4 e_ = __builtin_shufflevector(h_, h_, 0, 1, 2, 3)                                           \
+                            + __builtin_shufflevector(h_, h_, 4, 5, 6, 7);                                        \
+                Z[(i + q_) * s + w + r_] = ((e_[0] + e_[2]) + (e_[1] + e_[3])) + b[w + r_];                       \
+            }                                                                                                     \
         }
-    }
-    #define FNN_HAVE_DOTS 1
+    #define FNN_DOTS_OUT_8(VT, NS, NW)                                                                           \
+        _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                                \
+        _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                              \
+            vr h_ = x_[0][q_][r_] + x_[1][q_][r_];                                                                \
+            fnn_v4 e_ = __builtin_shufflevector(h_, h_, 0, 1, 2, 3) + __builtin_shufflevector(h_, h_, 4, 5, 6, 7);\
+            Z[(i + q_) * s + w + r_] = ((e_[0] + e_[2]) + (e_[1] + e_[3])) + b[w + r_];                           \
+        }
     #else
-    static void fnn_mm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar, ptrdiff_t sak,
-                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+    #define FNN_DOTS_OUT_16(VT, NS, NW) FNN_DOTS_OUT_MEM(VT, 16, NS, NW)
+    #define FNN_DOTS_OUT_8(VT, NS, NW) FNN_DOTS_OUT_MEM(VT, 8, NS, NW)
+    #endif
+    /* 4 lanes: halves (parts 0 + 2, 1 + 3) then quarters are whole vectors */
+    #define FNN_DOTS_OUT_4(VT, NS, NW)                                                                           \
+        _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                                \
+        _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                              \
+            vr e_ = (x_[0][q_][r_] + x_[2][q_][r_]) + (x_[1][q_][r_] + x_[3][q_][r_]);                            \
+            Z[(i + q_) * s + w + r_] = ((e_[0] + e_[2]) + (e_[1] + e_[3])) + b[w + r_];                           \
+        }
+    /* NS states x NW rows per block (NS * NW accumulators, NS state vectors and a row of W in the registers), one
+       state x NW1 rows for the states left over (classes with few tokens: a third of the logits of a Brown batch) */
+    #define FNN_DOTS_NS_16 4
+    #define FNN_DOTS_NW_16 4
+    #define FNN_DOTS_NW1_16 16
+    #define FNN_DOTS_NS_8 3
+    #define FNN_DOTS_NW_8 3
+    #define FNN_DOTS_NW1_8 8
+    #define FNN_DOTS_NS_4 3
+    #define FNN_DOTS_NW_4 3
+    #define FNN_DOTS_NW1_4 8
+    #define FNN_DOTS_DEF(P, VW, TGT) FNN_DOTS_DEF_(P, VW, TGT, FNN_DOTS_NS_##VW, FNN_DOTS_NW_##VW, FNN_DOTS_NW1_##VW)
+    #define FNN_DOTS_DEF_(P, VW, TGT, NS, NW, NW1) FNN_DOTS_DEF__(P, VW, TGT, NS, NW, NW1)
+    #define FNN_DOTS_DEF__(P, VW, TGT, NS, NW, NW1)                                                              \
+        TGT static void fnn_dots_f##P(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W,     \
+                                      const float *b, float *Z) {                                                 \
+            typedef float vt __attribute__((vector_size(4 * VW), aligned(4), may_alias));                         \
+            typedef float vr __attribute__((vector_size(4 * VW)));                                                \
+            ptrdiff_t nf = n & ~(ptrdiff_t)15, i = 0, w;                                                          \
+            float ml_[16];                                                                                        \
+            vr mask[16 / (VW)];                                                                                   \
+            for (int l = 0; l < 16; l++) ml_[l] = (l >= 16 - (n - nf)) ? 1.0f : 0.0f;                             \
+            memcpy(mask, ml_, sizeof ml_);                                                                        \
+            for (; i + (NS) <= m; i += (NS)) {                                                                    \
+                for (w = 0; w + (NW) <= s; w += (NW)) FNN_DOTS_BLOCK(vt, VW, NS, NW)                               \
+                for (; w < s; w++) FNN_DOTS_BLOCK(vt, VW, NS, 1)                                                   \
+            }                                                                                                     \
+            for (; i < m; i++) {                                                                                  \
+                for (w = 0; w + (NW1) <= s; w += (NW1)) FNN_DOTS_BLOCK(vt, VW, 1, NW1)                             \
+                for (; w < s; w++) FNN_DOTS_BLOCK(vt, VW, 1, 1)                                                    \
+            }                                                                                                     \
+        }
+    #define FNN_MM_PATH(P, VW, TGT) FNN_MM_DEF(P, VW, TGT) FNN_DOTS_DEF(P, VW, TGT)
+    FNN_MM_PATH(0, FNN_MM_VW0, )
+    #if FNN_DISPATCH
+    FNN_MM_PATH(1, 8, FNN_TARGET_AVX2)
+    FNN_MM_PATH(2, 16, FNN_TARGET_AVX512)
+    #endif
+    /* What the Cython side calls: path (FNN_PATH_*, one of fnn_cpu_paths()) picks the code */
+    static void fnn_mm_f(int path, ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar,
+                         ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+    #if FNN_DISPATCH
+        if (path == FNN_PATH_AVX512) { fnn_mm_f2(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+        if (path == FNN_PATH_AVX2) { fnn_mm_f1(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+    #endif
+        (void)path;
+        fnn_mm_f0(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
+    }
+    static void fnn_dots_f(int path, ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W,
+                           const float *b, float *Z) {
+    #if FNN_DISPATCH
+        if (path == FNN_PATH_AVX512) { fnn_dots_f2(m, s, n, Hm, W, b, Z); return; }
+        if (path == FNN_PATH_AVX2) { fnn_dots_f1(m, s, n, Hm, W, b, Z); return; }
+    #endif
+        (void)path;
+        fnn_dots_f0(m, s, n, Hm, W, b, Z);
+    }
+    #else
+    static void fnn_mm_f(int path, ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar,
+                         ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
+        (void)path;
         FNN_MM_PLAIN(float)
     }
     #define FNN_HAVE_DOTS 0
-    static void fnn_dots_f(ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W, const float *b,
-                           float *Z) {
+    static void fnn_dots_f(int path, ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W,
+                           const float *b, float *Z) {
+        (void)path;
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t w = 0; w < s; w++) {
                 float t = 0.0f;
@@ -372,16 +367,42 @@ cdef extern from *:
         FNN_MM_PLAIN(double)
     }
     """
-    void fnn_mm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar, Py_ssize_t sak,
-                  const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_mm_f(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar,
+                  Py_ssize_t sak, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
     bint FNN_HAVE_DOTS
-    void fnn_dots_f(Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W, const float *b,
-                    float *Z) noexcept nogil
+    void fnn_dots_f(int path, Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W,
+                    const float *b, float *Z) noexcept nogil
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
                   const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
 
 # whether float32 runs the class blocks as vector products (_rnnlm_word_xent's `defer` needs it)
 HAVE_BLOCKS = bool(FNN_HAVE_DOTS)
+
+
+# ---- which compiled code runs (fnn_math.h: path 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) -----------------
+
+cdef int _path = 0    # the path the float32 products use (fastnn._ext._info.path_number); read once per call
+
+
+def _vector_paths():
+    """Names of the vector paths this build has and this CPU can run, the fastest first (_info.vector_paths)."""
+    return _info.vector_paths()
+
+
+def _vector_path():
+    """The name of the vector path the float32 products of the RNN LM segment use now."""
+    return _info.path_name(_path)
+
+
+def _set_vector_path(name):
+    """Make the float32 products use the path called `name` (one of _vector_paths()); None: the default (the
+    fastest).  For tests and benchmarks: AVX2 and AVX-512 give the same bits, the baseline (SSE2: no FMA) differs
+    from them by rounding."""
+    global _path
+    _path = _info.path_number(name)
+
+
+_set_vector_path(_info.vector_path())
 
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
@@ -395,32 +416,32 @@ cdef enum:
     GRAM_ROWS = 16
 
 
-cdef inline void mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+cdef inline void mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                     const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
     """C (+)= A B, A (m, K) row-major with rows lda apart."""
     if floating is float:
-        fnn_mm_f(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
+        fnn_mm_f(path, m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
     else:
         fnn_mm_d(m, n, K, A, lda, 1, B, ldb, C, ldc, acc)
 
 
-cdef inline void mtm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+cdef inline void mtm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                      const floating *B, Py_ssize_t ldb, floating *C, Py_ssize_t ldc, int acc) noexcept nogil:
     """C (+)= A^T B: A (K, m) row-major with rows lda apart (C's row r is column r of A)."""
     if floating is float:
-        fnn_mm_f(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
+        fnn_mm_f(path, m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
     else:
         fnn_mm_d(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
 
 
-cdef inline void bias_mm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
+cdef inline void bias_mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                          const floating *B, const floating *bias, floating *C) noexcept nogil:
     """C[r] = bias + A[r] B for r < m; B (K, n) and C (m, n) with rows n apart."""
     cdef Py_ssize_t r
     for r in range(m):
         memcpy(C + r * n, bias, n * sizeof(floating))
     if K > 0:
-        mm(m, n, K, A, lda, B, n, C, n, 1)
+        mm(path, m, n, K, A, lda, B, n, C, n, 1)
 
 
 def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const floating[::1] b,
@@ -434,13 +455,14 @@ def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const
     cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
     cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
     cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    cdef int path = _path
     cdef int ntp = threads_for(U * E * H // 64, n_threads)
     if L == 0 or B == 0 or H == 0:
         return
     for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
         r0 = c * ROWS
         m = min(ROWS, U - r0)
-        bias_mm(m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
+        bias_mm(path, m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
     if nt > n_chunks:
         nt = <int> n_chunks
     for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
@@ -449,7 +471,7 @@ def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const
         for t in range(L):
             for s in range(r0, r0 + m):
                 memcpy(&Hs[t + 1, s, 0], &P[xi[t, s], 0], H * sizeof(floating))
-            mm(m, H, H, &Hs[t, r0, 0], H, &WhhT[0, 0], Hp, &Hs[t + 1, r0, 0], H, 1)
+            mm(path, m, H, H, &Hs[t, r0, 0], H, &WhhT[0, 0], Hp, &Hs[t + 1, r0, 0], H, 1)
             act(&Hs[t + 1, r0, 0], m * H, kind)
 
 
@@ -463,6 +485,7 @@ def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, con
     dHo (N, H) OUT (when want): Z Wc."""
     cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], H = Ho.shape[1], blk, i0, m, i, j
     cdef int nt = threads_for(N * C * H // 32, n_threads)
+    cdef int path = _path
     cdef floating mx, zt, sc = <floating> scale
     cdef double s
     if N == 0 or C == 0:
@@ -470,7 +493,7 @@ def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, con
     for blk in prange((N + ROWS - 1) // ROWS, schedule="static", num_threads=nt, nogil=True):
         i0 = blk * ROWS
         m = min(ROWS, N - i0)
-        bias_mm(m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
+        bias_mm(path, m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
         for i in range(i0, i0 + m):
             zt = Z[i, tc[i]]
             mx = row_max(&Z[i, 0], C)
@@ -481,7 +504,7 @@ def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, con
                     Z[i, j] = <floating> (sc * Z[i, j] / s)
                 Z[i, tc[i]] = Z[i, tc[i]] - sc
         if want and H > 0:
-            mm(m, H, C, &Z[i0, 0], C, &Wc[0, 0], H, &dHo[i0, 0], H, 0)
+            mm(path, m, H, C, &Z[i0, 0], C, &Wc[0, 0], H, &dHo[i0, 0], H, 0)
 
 
 def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, const floating[:, ::1] Z,
@@ -502,23 +525,24 @@ def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, con
     cdef Py_ssize_t t3 = t2 + (H + TROWS - 1) // TROWS
     cdef Py_ssize_t t4 = t3 + (U + ROWS - 1) // ROWS
     cdef int nt = threads_for((M * H + N * C + U * E) * H // 64, n_threads)
+    cdef int path = _path
     if H == 0 or M == 0:
         return
     for t in prange(t4 + 2, schedule="dynamic", num_threads=nt, nogil=True):
         if t < t1:
             r0 = t * TROWS
-            mtm(min(TROWS, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
+            mtm(path, min(TROWS, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
         elif t < t2:
             r0 = (t - t1) * TROWS
-            mtm(min(TROWS, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
+            mtm(path, min(TROWS, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
         elif t < t3:
             r0 = (t - t2) * TROWS
             if E > 0:
-                mtm(min(TROWS, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
+                mtm(path, min(TROWS, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
         elif t < t4:
             r0 = (t - t3) * ROWS
             if E > 0:
-                mm(min(ROWS, U - r0), E, H, &S[r0, 0], H, &W_ih[0, 0], E, &dE[r0, 0], E, 0)
+                mm(path, min(ROWS, U - r0), E, H, &S[r0, 0], H, &W_ih[0, 0], E, &dE[r0, 0], E, 0)
         elif t == t4:
             memcpy(&gb[0], &dZ[0, 0], H * sizeof(floating))
             for i in range(1, M):
@@ -556,6 +580,7 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     cdef floating m, g, ztarget, sc = <floating> scale
     cdef double s
     cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
+    cdef int path = _path
     cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
     cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
     if P == 0:
@@ -588,7 +613,7 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
             for q in range(mk):
                 memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
             if floating is float:
-                fnn_dots_f(mk, S, H, hc, &W[a, 0], &b[a], z)
+                fnn_dots_f(path, mk, S, H, hc, &W[a, 0], &b[a], z)
             for q in range(mk):
                 i = order[seg[k] + q]
                 t = rows[i] - a
@@ -601,14 +626,14 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                         z[q * S + j] = <floating> (sc * z[q * S + j] / s)
                     z[q * S + t] = z[q * S + t] - sc
             if want:
-                mm(mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
+                mm(path, mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
                 for q in range(mk):
                     axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
                     axpy(<floating> 1.0, z + q * S, &db[off], S)
                 if defer:
-                    sq[k] = block_sq_norm(mk, S, H, z, hc, scratch + tid * per, zeros)
+                    sq[k] = block_sq_norm(path, mk, S, H, z, hc, scratch + tid * per, zeros)
                 else:
-                    mtm(S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
+                    mtm(path, S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
             continue
         if want:
             memset(&dW[off, 0], 0, S * H * sizeof(floating))
@@ -633,8 +658,8 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     free(zeros)
 
 
-cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const floating *z, const floating *hc,
-                          floating *tile, const floating *zeros) noexcept nogil:
+cdef double block_sq_norm(int path, Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const floating *z,
+                          const floating *hc, floating *tile, const floating *zeros) noexcept nogil:
     """The squared Frobenius norm of z^T hc (z (mk, S), hc (mk, H)) summed in double: through the tile itself
     (tile (S, H) scratch) or, when cheaper (few tokens against a big block, S and H >= 16), through the two Gram
     matrices, ||z^T hc||^2 = sum over token pairs (q, p) of (z_q . z_p)(hc_q . hc_p): GRAM_ROWS rows of each at a
@@ -652,8 +677,8 @@ cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const float
             r = min(<Py_ssize_t> GRAM_ROWS, mk - q0)
             w = q0 + r
             gh = tile + r * w
-            fnn_dots_f(r, w, S, z + q0 * S, z, zeros, gz)
-            fnn_dots_f(r, w, H, hc + q0 * H, hc, zeros, gh)
+            fnn_dots_f(path, r, w, S, z + q0 * S, z, zeros, gz)
+            fnn_dots_f(path, r, w, H, hc + q0 * H, hc, zeros, gh)
             for q in range(r):
                 d = 0.0
                 for p in range(q0 + q):
@@ -661,7 +686,7 @@ cdef double block_sq_norm(Py_ssize_t mk, Py_ssize_t S, Py_ssize_t H, const float
                 s += 2.0 * d + (<double> gz[q * w + q0 + q]) * gh[q * w + q0 + q]
             q0 += r
         return s
-    mtm(S, H, mk, z, S, hc, H, tile, H, 0)
+    mtm(path, S, H, mk, z, S, hc, H, tile, H, 0)
     for j in range(S * H):
         v = tile[j]
         s += v * v
@@ -687,6 +712,7 @@ def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, c
     cdef floating *tile
     cdef floating sc = <floating> scale
     cdef int nt = threads_for(cell_off[P] * H // 4, n_threads)
+    cdef int path = _path
     if P == 0 or H == 0:
         return
     scratch = <floating *> malloc(nt * per * sizeof(floating))
@@ -704,7 +730,7 @@ def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, c
             tile = hc + max_tokens * H
         else:
             tile = &dW[row_off[k], 0]
-        mtm(S, H, mk, &zkeep[cell_off[k]], S, hc, H, tile, H, 0)
+        mtm(path, S, H, mk, &zkeep[cell_off[k]], S, hc, H, tile, H, 0)
         if has_scale:
             for j in range(S * H):
                 tile[j] = tile[j] * sc
@@ -721,6 +747,7 @@ def _rnnlm_backward(const floating[:, :, ::1] dHo, const floating[:, :, ::1] Hs,
     cdef Py_ssize_t L = Hs.shape[0] - 1, B = Hs.shape[1], H = Hs.shape[2], k = dHo.shape[0], Hp = Whh.shape[1]
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t
     cdef int nt = threads_for(L * B * H * H // 64, n_threads)
+    cdef int path = _path
     cdef floating cl = <floating> clip
     cdef floating *carry
     cdef floating *zero
@@ -742,7 +769,7 @@ def _rnnlm_backward(const floating[:, :, ::1] dHo, const floating[:, :, ::1] Hs,
             else:
                 dact(zero + r0 * H, carry + r0 * H, &Hs[t + 1, r0, 0], &dZ[t, r0, 0], m * H, kind, cl)
             if t > 0:
-                mm(m, H, H, &dZ[t, r0, 0], H, &Whh[0, 0], Hp, carry + r0 * H, H, 0)
+                mm(path, m, H, H, &dZ[t, r0, 0], H, &Whh[0, 0], Hp, carry + r0 * H, H, 0)
     free(carry)
 
 

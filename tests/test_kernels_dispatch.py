@@ -1,7 +1,9 @@
 """Vector paths chosen at run time (csrc/fnn_math.h, FNN_DISPATCH): a portable build compiles the LSTM kernels' hot
-code for AVX-512, AVX2 + FMA and the baseline (SSE2) and picks the widest one the CPU runs; a native build has only its
-own.  Each path is checked on its own in tests/test_lstm.py (every test there runs once per path); here: the paths
-agree with each other up to rounding, the choice can be forced, and what is reported."""
+code (and the float32 softmax rows, and the RNN LM segment's products) for AVX-512, AVX2 + FMA and the baseline (SSE2)
+and picks the widest one the CPU runs; a native build has only its own.  Each path is checked on its own in
+tests/test_lstm.py (every test there runs once per path) and the RNN LM's paths against each other in
+tests/test_rnnlm.py; here: the paths agree with each other up to rounding, the choice can be forced, and what is
+reported."""
 import json
 import os
 import subprocess
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from fastnn import kernels
-from fastnn._ext import _info, _lstm
+from fastnn._ext import _info, _lstm, _rnnlm
 
 from .test_lstm import _case
 
@@ -23,6 +25,7 @@ NAMES = ("avx512", "avx2", "avx", "sse2", "neon", "generic")
 def restore_path():
     yield
     _lstm._set_vector_path(None)
+    _rnnlm._set_vector_path(None)
 
 
 def _run(dtype, rng):
@@ -76,18 +79,19 @@ def test_paths_agree_up_to_rounding(dtype, restore_path):
             assert np.abs(a - r).max() <= tol * scale, (path, name, np.abs(a - r).max() / scale)
 
 
-def _in_subprocess(env_value):
+def _in_subprocess(env_value, module="_lstm"):
     env = dict(os.environ, FASTNN_VECTOR_PATH=env_value)
-    code = "from fastnn._ext import _lstm; print(_lstm._vector_path())"
+    code = f"from fastnn._ext import {module}; print({module}._vector_path())"
     return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
                           timeout=120)
 
 
-def test_environment_variable_forces_a_path_at_import():
-    proc = _in_subprocess(PATHS[-1])
+@pytest.mark.parametrize("module", ["_lstm", "_rnnlm"])
+def test_environment_variable_forces_a_path_at_import(module):
+    proc = _in_subprocess(PATHS[-1], module)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == PATHS[-1]
-    proc = _in_subprocess("mmx")                                 # unknown: a warning, and the default path
+    proc = _in_subprocess("mmx", module)                         # unknown: a warning, and the default path
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == PATHS[0]
     assert "FASTNN_VECTOR_PATH='mmx' ignored" in proc.stderr
@@ -113,3 +117,18 @@ def test_info_reports_the_path_the_kernels_take(capsys, restore_path):
     line = next(x for x in out.splitlines() if x.startswith("vector_code "))
     assert line.split()[1] == PATHS[0] or os.environ.get("FASTNN_VECTOR_PATH")
     assert ("compiled in" in line) == (len(PATHS) == 1), line
+    assert ("RNN LM" in line) == (len(PATHS) > 1), line         # the segment's products choose their path too
+
+
+def test_rnnlm_products_choose_their_path_as_the_lstm_does(restore_path):
+    """The RNN LM segment's float32 products (csrc/_rnnlm.pyx) take their path from the same place as the LSTM's: the
+    same list, the same default, forced and refused the same way.  (Before, a portable build ran them in its SSE2
+    code on every CPU, and a build without AVX-512 ran them ~30x slower than with it.)"""
+    assert _rnnlm._vector_paths() == PATHS
+    assert _rnnlm._vector_path() == _lstm._vector_path()
+    _rnnlm._set_vector_path(PATHS[-1])
+    assert _rnnlm._vector_path() == PATHS[-1] and _lstm._vector_path() == PATHS[0]    # each module its own choice
+    with pytest.raises(ValueError, match=r"_set_vector_path: 'name' must be one of .*; got 'mmx'"):
+        _rnnlm._set_vector_path("mmx")
+    _rnnlm._set_vector_path(None)
+    assert _rnnlm._vector_path() == PATHS[0]

@@ -13,14 +13,15 @@ def register(sub):
 
 
 def vector_code():
-    """Which vector instructions the kernels run here, in words: a native build's own; a portable build's LSTM kernels
-    and float32 softmax rows (softmax_xent, output_layer) choose at run time among the paths this CPU has
-    (FASTNN_VECTOR_PATH forces one), its other kernels keep the baseline."""
+    """Which vector instructions the kernels run here, in words: a native build's own; a portable build's LSTM kernels,
+    float32 softmax rows (softmax_xent, output_layer) and RNN LM segment products (rnnlm_segment) choose at run time
+    among the paths this CPU has (FASTNN_VECTOR_PATH forces one), its other kernels keep the baseline."""
     paths, path = _info.vector_paths(), _info.vector_path()
     if len(paths) == 1:
         return f"{path} (compiled in)"
     how = "FASTNN_VECTOR_PATH" if os.environ.get("FASTNN_VECTOR_PATH") == path else "chosen at run time"
-    return f"{path} for the LSTM and softmax rows ({how}; this CPU: {', '.join(paths)}), {paths[-1]} elsewhere"
+    return (f"{path} for the LSTM, the softmax rows and the RNN LM's products ({how}; this CPU: {', '.join(paths)}), "
+            f"{paths[-1]} elsewhere")
 
 
 def run(args):
