@@ -191,10 +191,10 @@ PRESETS: dict[str, dict] = {
     # machine).  One model, seed 0, with 8 epochs 94.71; POS vectors of 25: 94.66 ± 0.16 (seeds 0-2; 3 such models
     # 94.78); word dropout (unk_replace 0.3), lstm_dropout 0.2 or 0.5, char_filters 100, lstm_hidden 300, window 5:
     # 94.34-94.51 (README).  One model, seeds 0-2: 94.76, 94.66, 94.64; average_start=2: 94.82, 94.68, 94.61 (its 3
-    # models, seed 0: 94.82); seed 0 only: word vectors of 100 94.65, dropout 0.3 diverged; character vectors of 25
-    # 94.77, 94.28 (seeds 0-1; README, labels c45-*).  The 95.0 is not quite reached
-    # (bench/results/tagger_screens.jsonl).  workers=2 (both presets of ensembles): the members train two at a time,
-    # the same models in less wall time on the budget's 2 cores.
+    # models, seed 0: 94.82); seed 0 only: word vectors of 100 94.65, lr 0.08 94.35, char_width 5 94.51, dropout 0.3
+    # diverged; character vectors of 25 94.77, 94.28 (seeds 0-1; README, labels c45-*).  The 95.0 is not
+    # quite reached (bench/results/tagger_screens.jsonl).  workers=2 (both presets of ensembles): the members train
+    # two at a time, the same models in less wall time on the budget's 2 cores.
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True, average_start=1, epochs=6, ensemble=3, workers=2, context="bilstm",
                   window=3, lstm_hidden=200, char_dim=10, char_filters=50, batch_size=256, bucket=20, clip_norm=5.0),
