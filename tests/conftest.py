@@ -57,6 +57,30 @@ def workers_left(pids, seconds=60):
     return left
 
 
+def signal_with_workers(cmd, sig, workers=2, **popen):
+    """Start `cmd`, wait until it has `workers` spawned workers, send it `sig`, wait for it; returns (returncode,
+    its stderr, the workers' pids).  Its stderr is read by a thread: a worker may hold the pipe after it ends."""
+    import subprocess
+    import threading
+    import time
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, **popen)
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(spawned_workers(p.pid)) < workers and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = spawned_workers(p.pid)
+        assert len(alive) == workers, (alive, p.poll())
+        p.send_signal(sig)
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+    reader.join(20)
+    return p.returncode, (err or [""])[0], alive
+
+
 def write_lines(path, lines):
     """Write `lines` to `path` (a pathlib.Path), one per line; returns the path as a str."""
     path.write_text("\n".join(lines) + "\n")

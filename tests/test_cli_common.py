@@ -11,7 +11,7 @@ import pytest
 
 import fastnn
 from fastnn.cli import main
-from tests.conftest import REPO, run_cli, spawned_workers, workers_left
+from tests.conftest import REPO, run_cli, signal_with_workers, workers_left
 
 
 _run = run_cli
@@ -267,25 +267,11 @@ def test_epoch_lines_name_their_metric(capsys, texts):
 def test_an_experiments_workers_end_with_the_command(tmp_path, sig):
     """The experiments' pool (experiment adding --grid, clipping) as the search's (tests/test_cli_search.py): killed,
     the command left its workers running; SIGTERM waited for the runs under way (hours) before it exited."""
-    import threading
-    p = subprocess.Popen([sys.executable, "-m", "fastnn", "experiment", "clipping", "--steps", "10000000", "--workers",
-                          "2", "--T", "10", "--hidden", "8", "--heuristic-steps", "0", "--thresholds", "1", "10"],
-                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": REPO})
-    err = []
-    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)   # (a worker may hold it)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while len(spawned_workers(p.pid)) < 2 and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        alive = spawned_workers(p.pid)
-        assert len(alive) == 2, (alive, p.poll())
-        p.send_signal(sig)
-        p.wait(timeout=60)
-    finally:
-        p.kill()
+    rc, err, alive = signal_with_workers(
+        [sys.executable, "-m", "fastnn", "experiment", "clipping", "--steps", "10000000", "--workers", "2", "--T", "10",
+         "--hidden", "8", "--heuristic-steps", "0", "--thresholds", "1", "10"], sig, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": REPO})
     assert not workers_left(alive, 20), "the experiment's workers ran on after it was killed"
-    reader.join(20)
     if sig == signal.SIGTERM:
-        assert p.returncode == 143, err
-        assert err[0].strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err
+        assert rc == 143, err
+        assert err.strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err

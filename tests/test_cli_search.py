@@ -2,16 +2,13 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from fastnn import search
-from tests.conftest import run_cli, spawned_workers, workers_left, write_lines
+from tests.conftest import run_cli, signal_with_workers, workers_left, write_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
 
@@ -203,21 +200,7 @@ def test_the_workers_end_with_the_command(files, tmp_path, sig):
     workers see their parent gone."""
     cmd = [sys.executable, "-m", "fastnn", "search", "tagger", "--space", _space(tmp_path, TAGGER_SPACE), "--trials",
            "4", "--log", tmp_path / "runs.jsonl", "--workers", "2", *_tagger_args(files), "--epochs", "100000"]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    err = []
-    reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)   # (a worker may hold it)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while len(spawned_workers(p.pid)) < 2 and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        alive = spawned_workers(p.pid)
-        assert len(alive) == 2, (alive, p.poll())
-        p.send_signal(sig)
-        p.wait(timeout=60)
-    finally:
-        p.kill()
+    rc, err, alive = signal_with_workers(cmd, sig)
     assert not workers_left(alive, 20), "the search's workers ran on after it was killed"
-    reader.join(20)
     if sig == signal.SIGTERM:
-        assert p.returncode == 143 and "interrupted by SIGTERM (0 of 4 trials logged in" in err[0], err
+        assert rc == 143 and "interrupted by SIGTERM (0 of 4 trials logged in" in err, err

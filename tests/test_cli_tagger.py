@@ -453,3 +453,31 @@ def test_workers_without_an_ensemble_is_a_notice_only_when_asked_for(capsys, fil
     assert rc == 0, err
     assert "--workers" not in err
     assert type(io.load_model(d / "b.npz")).__name__ == "WindowTagger"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker processes through Linux's /proc")
+def test_a_closed_stderr_stops_the_workers_keeping_their_checkpoints(files):
+    """`fastnn tagger train --ensemble 2 --workers 2 ... 2>&1 | head`: a worker's next progress line raised
+    BrokenPipeError, which ended its member without a checkpoint and the command with exit 0.  Each member now stops
+    as on Ctrl-C, writing its checkpoint, and the command says it was interrupted (exit >= 128, as the sequential run)."""
+    import subprocess
+    import sys
+    d = files["dir"]
+    p = subprocess.Popen([sys.executable, "-m", "fastnn", "tagger", "train", "--train", files["train"], "--task",
+                          "ner=3", "--embed-dim", "8", "--hidden", "16", "--batch-size", "16", "--ensemble", "2",
+                          "--workers", "2", "--epochs", "100000", "--out", d / "e.npz", "--checkpoint", d / "ck.npz"],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not all(any(line.startswith(f"member {i}/2: epoch 2/") for line in lines) for i in (1, 2)):
+            lines.append(p.stderr.readline())
+            assert lines[-1], "".join(lines)
+        alive = spawned_workers(p.pid)
+        (d / "ck.npz").unlink()
+        (d / "ck.npz.member1").unlink()
+        p.stderr.close()                                 # as `| head` does
+        assert p.wait(timeout=120) >= 128
+    finally:
+        p.kill()
+    assert not workers_left(alive)
+    assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()     # written again at the stop

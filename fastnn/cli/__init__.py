@@ -64,18 +64,21 @@ def main(argv=None):
     command = "fastnn"
     old_sigterm = stop_on_sigterm()
     stderr = sys.stderr
-    sys.stderr = StderrGuard(stderr)
+    sys.stderr = guard = StderrGuard(stderr)
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-        sub = next((getattr(args, d) for d in (f"{args.command}_command", args.command) if
-                    isinstance(getattr(args, d, None), str)), None)   # e.g. "tagger train", "experiment adding"
-        command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
-        if extra:                   # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
-            raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
-        rc = args.func(args) or 0
-        sys.stdout.flush()
-        return rc
+        try:
+            parser = build_parser()
+            args, extra = parser.parse_known_args(argv)
+            sub = next((getattr(args, d) for d in (f"{args.command}_command", args.command) if
+                        isinstance(getattr(args, d, None), str)), None)   # e.g. "tagger train", "experiment adding"
+            command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
+            if extra:               # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
+                raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
+            rc = args.func(args) or 0
+            sys.stdout.flush()
+            return rc
+        finally:
+            guard.work_done = True  # a closed stderr now only loses the messages below, which must not raise
     except CLIError as e:
         print(f"{getattr(e, 'prog', command)}: error: {e}", file=sys.stderr)
         return 2

@@ -118,6 +118,7 @@ class StderrGuard:
 
     def __init__(self, stream):
         self.stream, self.closed_pipe = stream, False
+        self.work_done = False       # set by main once the command's work is over: its last message is not a stop
 
     def write(self, text):
         try:
@@ -143,7 +144,7 @@ class StderrGuard:
             self.stream = open(os.devnull, "w")
         finally:
             os.close(devnull)
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and not self.work_done:
             _stop(signal.SIGPIPE)
 
     def __getattr__(self, name):

@@ -16,6 +16,8 @@ The model's constructor has no defaults for what a TaggerConfig holds: `build(co
 `WindowTagger.build(train, tasks, **model_options(config))`) makes the tagger with the Config's values.
 """
 import dataclasses
+import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -343,7 +345,6 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     after the other, or c.workers at a time in worker processes.  The first member checkpoints to `checkpoint`,
     member k > 0 to `checkpoint`.member<k>; resume resumes every member whose checkpoint exists (the first one's
     must) and starts the others."""
-    import os
 
     if len(model.members) != c.ensemble:
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
@@ -400,7 +401,6 @@ def _fit_members_in_workers(model, train, dev, c, cks, resumes, quiet, on_nonfin
     KeyboardInterrupt; members not started yet are not started."""
     import concurrent.futures as cf
     import multiprocessing
-    import signal
     import threading
 
     from fastnn.train import Interrupted, model_generators
@@ -465,8 +465,6 @@ def _init_member_worker(stop):
     """Worker-process initializer: one thread, its own process group, Ctrl-C ignored between members, a thread that
     turns `stop` into one SIGINT for this process (the Trainer then stops between two steps), and the end of the
     process with its parent's (a busy worker first stops as on Ctrl-C, writing its member's checkpoint)."""
-    import os
-    import signal
     import threading
     import time
 
@@ -496,7 +494,6 @@ def _init_member_worker(stop):
 def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k):
     """In a worker: fit member i of k as in the sequential loop; its parameters, Generator states and MemberFit, or
     None when stopped before the end.  Its log lines go to stderr, each after "member i/k: "."""
-    import signal
 
     from fastnn.train import model_generators
 
@@ -508,7 +505,7 @@ def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k)
             return None
         seed = m.config()["seed"]
         if not quiet:
-            print(f"member {i + 1}/{k} (seed {seed})", file=stderr, flush=True)
+            print(f"member {i + 1}/{k} (seed {seed})", file=_Prefixed(stderr, ""), flush=True)
             sys.stderr = _Prefixed(stderr, f"member {i + 1}/{k}: ")
         t = fit(m, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet, on_nonfinite=on_nonfinite,
                 seed=seed, ensemble=1)
@@ -525,7 +522,9 @@ def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k)
 
 class _Prefixed:
     """A text stream writing each line to `stream` after `prefix` (one write per line, so that the lines of several
-    processes sharing stderr do not mix); not a terminal, so no progress bar."""
+    processes sharing stderr do not mix); not a terminal, so no progress bar.  When the reader of stderr goes away
+    (`fastnn tagger train ... 2>&1 | head`) the member stops as on Ctrl-C, writing its checkpoint, as the command
+    itself does (cli._common.StderrGuard); its BrokenPipeError ended the member without one."""
 
     def __init__(self, stream, prefix):
         self.stream, self.prefix, self.buf = stream, prefix, ""
@@ -533,11 +532,18 @@ class _Prefixed:
     def write(self, text):
         *lines, self.buf = (self.buf + text).split("\n")
         for line in lines:
-            self.stream.write(f"{self.prefix}{line}\n")
+            self._call(self.stream.write, f"{self.prefix}{line}\n")
         return len(text)
 
     def flush(self):
-        self.stream.flush()
+        self._call(self.stream.flush)
+
+    def _call(self, method, *args):
+        try:
+            method(*args)
+        except BrokenPipeError:
+            self.stream = open(os.devnull, "w")
+            signal.raise_signal(signal.SIGINT)          # the Trainer's handler: stop after this step
 
     def isatty(self):
         return False
