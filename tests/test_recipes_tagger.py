@@ -329,3 +329,17 @@ def test_a_field_set_after_the_config_was_made_is_checked_by_build():
     for make in (lambda: recipe.build(config, _sentences()), lambda: recipe.train(config, _sentences(), quiet=True)):
         with pytest.raises(TypeError, match="TaggerConfig: 'keep_case' must be True or False; got 'no'"):
             make()
+
+
+def test_cli_a_switch_a_preset_turns_on_can_be_turned_off(tmp_path, monkeypatch):
+    """Every switch of a Config is --name / --no-name: the chunk preset's keep_case had no way off from the command
+    line (store_true only), so 'explicit flags override a preset' held for every option but the switches."""
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join("\n".join(" ".join(r) for r in s) for s in _sentences()) + "\n")
+    monkeypatch.setitem(recipe.PRESETS, "tiny", {"hidden": 7, "epochs": 1, "embed_dim": 4, "keep_case": True})
+    from fastnn import io
+    for flag, lowercase in (("--no-keep-case", True), ("--keep-case", False)):
+        rc = main(["tagger", "train", "--train", str(path), "--task", "chunk=2", "--out", str(tmp_path / "m.npz"),
+                   "--preset", "tiny", flag, "--quiet"])
+        assert rc == 0
+        assert io.load_model(str(tmp_path / "m.npz")).config()["lowercase"] is lowercase, flag

@@ -366,9 +366,8 @@ def add_config_options(parser, configs, *, groups=None, aliases=None, skip=()):
             default = f"{' and '.join(shown)} only; {default}"
         help = f"{f.metadata['help']} ({default})".replace("%", "%%")
         kw = dict(dest=name, default=argparse.SUPPRESS, help=help)
-        if f.type in (bool, "bool"):
-            action = argparse.BooleanOptionalAction if f.metadata.get("negatable") else "store_true"
-            target.add_argument(*names, action=action, **kw)
+        if f.type in (bool, "bool"):   # --name and --no-name: a switch a preset turns on can be turned off
+            target.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
             continue
         if f.metadata.get("choices"):
             kw["choices"] = list(f.metadata["choices"])

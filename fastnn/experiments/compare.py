@@ -87,7 +87,7 @@ class CompareConfig(Config):
     hidden: dict = option({"synthetic": 32, "tagging": 100}, "hidden units of the mlp per kind of data", cli=False)
     embed_dim: int = option(50, "word vector size of the mlp on word windows")
     window: int = option(5, "window size on word windows, odd")
-    prior_bias: bool = option(True, "output bias starts at the log class priors of the training set", negatable=True)
+    prior_bias: bool = option(True, "output bias starts at the log class priors of the training set")
 
     def __post_init__(self):
         check_fields(self, ints=dict(seed=0, batch_size=1, tau=1, embed_dim=1, window=1), odd=("window",),

@@ -94,7 +94,7 @@ class NPLMConfig(NeuralConfig):
     """Bengio et al. (2003)'s neural probabilistic LM."""
     order: int = option(5, _HELP["order"])
     dim: int = option(60, "NPLM word feature size m")
-    direct: bool = option(False, "direct connections from the features to the output", negatable=True)
+    direct: bool = option(False, "direct connections from the features to the output")
     classes: int = option(0, _HELP["classes"])
     epochs: int = option(3, _HELP["epochs"])
     lr: float = option(0.04, _HELP["lr"])
