@@ -106,7 +106,8 @@ def test_class_output_normalised_matches_predict_and_roundtrips(tmp_path, rng, d
     assert float(m.loss((ctx, t)).value) == pytest.approx(-lp[:9].mean())
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
-    np.testing.assert_array_equal(m2.token_logprobs(s), lp)
+    # the same chunks as lp: BLAS may round a product of 7 rows and one of 50 differently
+    np.testing.assert_array_equal(m2.token_logprobs(s, chunk=7), lp)
     assert m2.word_class == m.word_class and "3 classes" in repr(m2)
 
 

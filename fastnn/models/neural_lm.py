@@ -143,9 +143,10 @@ class NeuralLM(Module):
 
     def token_logprobs(self, stream, *, chunk=512):
         """log P(stream[i] | everything before it) for every token of `stream` (float64), `chunk` tokens at a time
-        (the result does not depend on it).  `stream`: word ids (fastnn.data.lm_stream), sentences of ids ([[2, 3],
-        [4]]), or tokenised sentences ([["the", "cat", "sat"]]) encoded with the model's words, each sentence ending
-        with </s> (appended).  The n-gram models read the same three."""
+        (the result depends on it only by float rounding: BLAS may round a product of 7 rows and one of 512
+        differently).  `stream`: word ids (fastnn.data.lm_stream), sentences of ids ([[2, 3], [4]]), or tokenised
+        sentences ([["the", "cat", "sat"]]) encoded with the model's words, each sentence ending with </s>
+        (appended).  The n-gram models read the same three."""
         s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", eos_id=self.eos_id,
                       words=self.words)
         out = np.empty(len(s), dtype=np.float64)
