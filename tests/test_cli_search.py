@@ -173,7 +173,8 @@ def test_cli_setup_errors_exit_2(capsys, files, tmp_path):
 
 def test_ctrl_c_stops_the_search_without_logging_the_trial_under_way(capsys, files, tmp_path, monkeypatch):
     """With --workers 1 a trial's training took the Ctrl-C as its own: it wrote its model, the trial was logged with
-    the score of the epochs it had and the search went on with the next trial."""
+    the score of the epochs it had and the search went on with the next trial.  Later it still wrote its model to
+    the search's temporary directory, deleted right after, and said "written to" that file."""
     from fastnn.train import Trainer
     real, calls = Trainer._train_step, [0]
 
@@ -190,6 +191,7 @@ def test_ctrl_c_stops_the_search_without_logging_the_trial_under_way(capsys, fil
     assert rc == 130 and f"fastnn search tagger: interrupted (0 of 2 trials logged in {log}; the same command runs " \
                          "the rest)" in err, err
     assert search.read_log(str(log)) == [] and "trial 0" not in err and calls[0] == 1, err
+    assert "written to" not in err and err.count("\n") == 1, err
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds the worker processes through Linux's /proc")

@@ -56,13 +56,17 @@ def train_keeping_work(args, fit):
     stop_on_sigterm) stopped training between two steps after at least one finished epoch: the command then writes
     and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
     interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
-    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors."""
+    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors.  A search's trial
+    (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the search runs the
+    trial again."""
     from fastnn.train import TrainingInterrupted
 
     try:
         with resume_errors(args):
             return fit(), None
     except TrainingInterrupted as stop:
+        if not getattr(args, "keep_interrupted", True):
+            raise KeyboardInterrupt(stop.message) from None
         if stop.trainer.state.epoch < 1:
             raise KeyboardInterrupt("no epoch finished: no model written" + resume_hint(stop.checkpoint)) from None
         return stop.result, stop

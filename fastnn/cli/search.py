@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError, check_writable, interrupted_exit_code, print_json
+from fastnn.cli._common import CLIError, check_writable, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -143,6 +143,7 @@ class TrainObjective:
             import fastnn
             args.threads = fastnn.get_num_threads()   # this worker's share (set by the search's pool)
         args.quiet = True
+        args.keep_interrupted = False   # an interrupted trial stops the search, is not logged, and runs again
         return args
 
     def __call__(self, params):
@@ -157,18 +158,10 @@ class TrainObjective:
             return result
 
 
-def _trained(rc):
-    """After a trial's run_train: an interrupted training (whose model it writes all the same) stops the search and
-    is not logged, so a rerun runs it again (it was logged with the score of the epochs it had, and the search went
-    on)."""
-    if rc == interrupted_exit_code():
-        raise KeyboardInterrupt
-
-
 def _run_tagger(args):
     from fastnn import io as fio
     from fastnn.cli import tagger
-    _trained(tagger.run_train(args))
+    tagger.run_train(args)
     model = fio.load_model(args.out)
     res = model.evaluate(tagger.read_conll_file(args.dev, "--dev"))
     task = next(iter(res))
@@ -181,7 +174,7 @@ def _run_lm(args):
     args.json = True
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):   # lm train prints its result as one JSON line
-        _trained(lm.run_train(args))
+        lm.run_train(args)
     result = json.loads(buf.getvalue().strip().splitlines()[-1])
     return {"score": result["valid_perplexity"], "metric": "perplexity",
             **{k: result[k] for k in ("epochs", "vocab", "valid_oov_as_unk") if k in result}}
