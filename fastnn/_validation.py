@@ -8,6 +8,36 @@ import numbers
 
 import numpy as np
 
+
+def check_not_file(data, name, where, reader):
+    """`data` itself, or a TypeError when it is a file rather than the data: an os.PathLike, a string or bytes that
+    names a file (an existing one, or one word with a path separator or a .extension), or an open file.  Read as
+    data, a path would be its characters and a file its raw lines (consumed), so the message names `reader`, the
+    call that reads such a file (e.g. "fastnn.data.read_sentences(path)")."""
+    import io
+    import os
+
+    if isinstance(data, os.PathLike) or (isinstance(data, (str, bytes)) and _names_file(data)):
+        got = f"the path {os.fsdecode(data)!r}"
+    elif isinstance(data, io.IOBase) or (hasattr(data, "read") and hasattr(data, "readline")):
+        got = f"an open file ({type(data).__name__}{' ' + repr(data.name) if hasattr(data, 'name') else ''})"
+    else:
+        return data
+    what = f"{where}: '{name}'" if name else where          # (name None: `where` names the argument)
+    raise TypeError(f"{what} must be the data itself, not a file; got {got}. Read the file first: {reader}.")
+
+
+def _names_file(s):
+    import os
+    import re
+
+    text = os.fsdecode(s) if isinstance(s, bytes) else s
+    if not text or len(text) > 4096 or any(c.isspace() for c in text):      # text, not a path
+        return False
+    return (os.path.sep in text or "/" in text or re.search(r"\.[A-Za-z0-9]{1,8}$", text) is not None
+            or os.path.isfile(text))
+
+
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 

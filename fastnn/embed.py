@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from fastnn._validation import check_int, check_sentences
+from fastnn._validation import check_int, check_not_file, check_sentences
 from fastnn.data.conll import detect_format as detect_lines, normalize_word
 from fastnn.data.text import open_text, read_lines
 
@@ -82,6 +82,7 @@ def read_corpus(paths, text_format="auto", *, report=None):
 
 def normalize_sentences(sentences):
     """Every token through normalize_word (the tagger's word feature: lowercase, digits -> 0)."""
+    check_not_file(sentences, "sentences", "normalize_sentences", "fastnn.embed.read_corpus(paths)")
     cache = {}
     out = []
     for s in check_sentences(sentences, "normalize_sentences"):

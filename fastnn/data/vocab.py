@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import check_int, check_sentences, short_repr
+from fastnn._validation import check_int, check_not_file, check_sentences, short_repr
 
 
 class Vocab:
@@ -63,6 +63,7 @@ class Vocab:
         specials = list(specials)
         if len(set(specials)) != len(specials):
             raise ValueError(f"Vocab.build: 'specials' must be distinct; got {specials}.")
+        check_not_file(sentences, "sentences", "Vocab.build", "fastnn.data.read_sentences(path)")
         counter = Counter()
         n_sentences = 0
         for s in check_sentences(sentences, "Vocab.build"):

@@ -8,9 +8,10 @@ Every model predicts every token of a `fastnn.data.lm_stream` (</s> included), t
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_float_dtype, check_int, check_scalar
+from fastnn._validation import check_float_dtype, check_int, check_not_file, check_scalar
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
+from fastnn.models.ngram import READER
 from fastnn.metrics import perplexity as _perplexity
 from fastnn.nn import ClassSoftmaxOutput
 
@@ -21,7 +22,7 @@ def as_stream(stream, vocab_size, where, *, eos_id, words=None):
     """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id): `stream` itself, or a list
     of sentences of ids each with </s> (`eos_id`) appended (fastnn.data.text.id_sentences_stream), or tokenised
     sentences encoded with `words` (fastnn.data.text.text_stream): what the n-gram models read too."""
-    stream = as_sequence(stream)
+    stream = as_sequence(check_not_file(stream, "stream", where, READER))
     text = text_stream(stream, words, where)
     if text is not None:
         return text

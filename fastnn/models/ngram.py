@@ -24,12 +24,15 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_int
+from fastnn._validation import check_int, check_not_file
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
 __all__ = ["KneserNey", "DeletedInterpolation", "load"]
+
+# what reads a corpus file into data these models take (named when given a file)
+READER = "fastnn.data.read_sentences(path) (tokenised sentences; or lm_stream(read_sentences(path), vocab))"
 
 # KenLM's --discount_fallback values, used when count-of-counts cannot give valid discounts (tiny corpora).
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -88,7 +91,7 @@ class _NGramLM(Module):
         eos, or tokenised sentences encoded with the model's words).  `complete`: the stream must end with eos (training
         data); scoring accepts a truncated last sentence."""
         V, eos = self.vocab_size, self.eos_id
-        data = as_sequence(data)
+        data = as_sequence(check_not_file(data, name, where, READER))
         text = text_stream(data, self.words, where)
         if text is not None:
             return text

@@ -62,7 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import nn
-from fastnn._validation import check_int, short_repr
+from fastnn._validation import check_int, check_not_file, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -79,6 +79,14 @@ LOSSES = ("word", "sentence")
 ACTIVATIONS = ("hardtanh", "tanh")
 TRAIN_SCHEMES = ("iobes", "iob2", "file")
 CONTEXTS = ("window", "bilstm")
+
+
+def as_rows(sentences, where, tokens=True, name="sentences"):
+    """conll.as_rows(sentences, where, tokens=tokens), after refusing a file (path or open file) in place of the
+    sentences: the tagger's entry points read data, the readers read files (name None: `where` names them)."""
+    check_not_file(sentences, name, where,
+                   "fastnn.data.read_conll(path) (plain text: fastnn.data.read_sentences(path))")
+    return conll.as_rows(sentences, where, tokens=tokens)
 
 
 # ---- batches -----------------------------------------------------------------------------------------------------
@@ -215,7 +223,7 @@ class _Tagging:
             "."]]) or read_conll's rows (only the word column is used); conll.as_rows says what else is refused.
         encoded : self.encode(sentences) if already computed.
         """
-        sentences = conll.as_rows(sentences, "WindowTagger.predict")
+        sentences = as_rows(sentences, "WindowTagger.predict")
         if not sentences or any(not s for s in sentences):     # an empty sentence has no tags: tag the others
             kept = [s for s in sentences if s]
             pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
@@ -243,7 +251,7 @@ class _Tagging:
         a token (no score to give).
         """
         where = "WindowTagger.evaluate"
-        sentences = conll.as_rows(sentences, where, tokens=False)
+        sentences = as_rows(sentences, where, tokens=False)
         pred = self.predict(sentences, encoded)          # (checks the feature columns first)
         unseen = self.check_gold(sentences, where)
         out = {}
@@ -268,7 +276,7 @@ class _Tagging:
         must exist (IndexError), a chunk task's must hold chunk tags and there must be a token (ValueError).  Returns {task:
         {"unseen_tokens", "unseen_chunks", "unseen_tags"}} as in evaluate(): the gold tags the model cannot produce
         (an official test set may have tags its training part never had), which are scored as errors."""
-        sentences = conll.as_rows(sentences, where, tokens=False)
+        sentences = as_rows(sentences, where, tokens=False)
         if not any(sentences):
             raise ValueError(f"{where}: the sentences to score must hold at least one token; got "
                              f"{len(sentences)} sentences and no token.")
@@ -312,7 +320,7 @@ class _Tagging:
         (rows as read_conll's): the values the training data never had, which the model reads as <unk> without a
         word.  A few are normal (a rare tag); most of a column's tokens suggest a file without that column, whose
         column of that number holds something else (predicting needs no gold tags to catch it)."""
-        sentences = conll.as_rows(sentences, "unseen_features", tokens=True)
+        sentences = as_rows(sentences, "unseen_features", tokens=True)
         out = {}
         for c in self.columns:
             col, known = c["column"], set(c["values"])
@@ -521,7 +529,7 @@ class WindowTagger(_Tagging, Module):
         if set(task_weights) - set(tasks):
             raise ValueError(f"{where}: 'task_weights' must name tasks of the model ({', '.join(tasks)}); got "
                              f"{', '.join(sorted(set(task_weights) - set(tasks)))}.")
-        sentences = conll.as_rows(sentences, where, tokens=False)
+        sentences = as_rows(sentences, where, tokens=False)
         if not any(sentences):
             raise ValueError(f"{where}: the training data must hold at least one token; got {len(sentences)} empty "
                              f"sentences." if sentences else f"{where}: the training data must hold at least one "
@@ -612,7 +620,7 @@ class WindowTagger(_Tagging, Module):
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
-        sentences = conll.as_rows(sentences, where, tokens=not targets)
+        sentences = as_rows(sentences, where, tokens=not targets)
         w = self._cfg["window"]
         lower = self._cfg["lowercase"]
         wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]

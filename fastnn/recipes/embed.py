@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_int, check_not_file
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
 from fastnn.recipes.config import Config, check_fields, option
@@ -162,6 +162,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     if checkpoint_every is not None:
         check_int(checkpoint_every, "checkpoint_every", where)
     say = say or (lambda m: None)
+    check_not_file(sentences, "sentences", where, "fastnn.embed.read_corpus(paths)")
     norm = normalize_sentences(sentences)
     if not any(norm):               # (else a message about the held-out fraction, or the sampler's counts)
         raise ValueError(f"{where}: 'sentences' must hold at least one token; got {len(norm)} sentences and no token.")

@@ -206,10 +206,11 @@ def prepare(config, train, valid=None, test=None):
     """(vocab, {"train": ids, "valid": ..., "test": ...}) from sentences (lists of tokens), by the protocol above.
     Each is read once (any iterable of sentences will do).  valid and test are optional, but each part given must
     hold a token (an empty valid set would score every epoch as nan)."""
-    from fastnn._validation import check_sentences
+    from fastnn._validation import check_not_file, check_sentences
     from fastnn.data import Vocab, lm_stream
     _check_config(config, "prepare", (LMConfig,))
-    parts = {name: check_sentences(sents, f"prepare: '{name}'")
+    parts = {name: check_sentences(check_not_file(sents, name, "prepare", "fastnn.data.read_sentences(path)"),
+                                   f"prepare: '{name}'")
              for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
     for name, sents in parts.items():
         if not any(len(s) for s in sents):

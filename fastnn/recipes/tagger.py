@@ -22,7 +22,6 @@ import sys
 from dataclasses import dataclass
 
 from fastnn._validation import check_scalar
-from fastnn.data import conll
 from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
 
@@ -283,7 +282,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer.
     """
     from fastnn import optim
-    from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger
+    from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger, as_rows
     from fastnn.train import Trainer, TrainingInterrupted
 
     if not isinstance(model, (WindowTagger, TaggerEnsemble)):
@@ -295,9 +294,9 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     # read once: dev is scored every epoch and train read by every member of an ensemble, so a generator would be
     # empty from the second time on (no error, a nan loss)
     if not isinstance(train, TaggerBatch):
-        train = conll.as_rows(train, "fit: 'train'", tokens=False)
+        train = as_rows(train, "fit: 'train'", tokens=False, name=None)
     if dev is not None:
-        dev = conll.as_rows(dev, "fit: 'dev'", tokens=False)
+        dev = as_rows(dev, "fit: 'dev'", tokens=False, name=None)
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
@@ -587,11 +586,13 @@ def feature_notice(unseen):
 def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
           on_nonfinite="raise"):
     """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
+    from fastnn.models.tagger import as_rows
+
     log = None if quiet else (lambda m: print(m, file=sys.stderr))
     # each is read twice (build's vocabularies, then fit's batches; check_dev, then every epoch): a generator
     # would leave fit nothing to train on (a nan loss, no error)
-    train = conll.as_rows(train, "train: 'train'", tokens=False)
-    dev = None if dev is None else conll.as_rows(dev, "train: 'dev'", tokens=False)
+    train = as_rows(train, "train: 'train'", tokens=False, name=None)
+    dev = None if dev is None else as_rows(dev, "train: 'dev'", tokens=False, name=None)
     model = build(config, train, log=log)
     if dev is not None:
         notice = check_dev(model, dev)
