@@ -1,4 +1,5 @@
 """Word vocabularies: words <-> integer ids, with counts, stored in npz files without pickle."""
+import numbers
 from collections import Counter
 
 import numpy as np
@@ -17,6 +18,10 @@ class Vocab:
     Special symbols are ordinary words with reserved spellings: ``Vocab.UNK`` ("<unk>"), ``Vocab.EOS`` ("</s>") and
     ``Vocab.PAD`` ("<pad>").  ``unk_id``/``eos_id``/``pad_id`` are their ids, or None when absent.  When the vocabulary
     has <unk>, unknown words map to it (``index``, ``encode``); otherwise they raise KeyError.
+
+    It reads as the list of its words: ``vocab[i]`` is the word of id i, ``len(vocab)`` their number, ``word in
+    vocab`` whether a word has an id of its own; ``vocab.index(word)`` is a word's id (``vocab[word]`` is a TypeError
+    saying so, not a guess between the two directions).
     """
 
     UNK = "<unk>"
@@ -24,6 +29,9 @@ class Vocab:
     PAD = "<pad>"
 
     def __init__(self, words, counts=None):
+        if isinstance(words, (str, bytes)):             # (else a vocabulary of its characters)
+            raise TypeError(f"Vocab: 'words' must be a sequence of word strings; got a {type(words).__name__} "
+                            f"{short_repr(words)}. Pass [word] for one word.")
         words = list(words)
         for i, w in enumerate(words):
             if not isinstance(w, str):
@@ -60,6 +68,9 @@ class Vocab:
         check_int(min_count, "min_count", "Vocab.build")
         if max_size is not None:
             check_int(max_size, "max_size", "Vocab.build", low=0)
+        if isinstance(specials, (str, bytes)):          # (else its characters would be the specials)
+            raise TypeError(f"Vocab.build: 'specials' must be a sequence of strings; got {short_repr(specials)}. "
+                            f"Pass ({specials!r},) for one special.")
         specials = list(specials)
         if len(set(specials)) != len(specials):
             raise ValueError(f"Vocab.build: 'specials' must be distinct; got {specials}.")
@@ -93,16 +104,31 @@ class Vocab:
         return len(self.words)
 
     def __contains__(self, word):
-        return word in self._index
+        return isinstance(word, str) and word in self._index      # (a sentence is not a word: False, not unhashable)
 
     def __iter__(self):
         return iter(self.words)
 
     def __getitem__(self, i):
+        """The word of id `i` (a slice gives a list of words; decode(ids) the words of many ids)."""
+        if isinstance(i, slice):
+            return self.words[i]
+        if isinstance(i, str):
+            raise TypeError(f"Vocab[...]: the key must be an integer id, and gives that id's word; got the word "
+                            f"{short_repr(i)}. Use vocab.index({short_repr(i)}) for a word's id.")
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            more = " Use vocab.decode(ids) for the words of many ids." if hasattr(i, "__len__") else ""
+            raise TypeError(f"Vocab[...]: the key must be an integer id; got {type(i).__name__} {short_repr(i)}.{more}")
+        if not 0 <= i < len(self.words):               # (-1, a common "no id" marker, is not the last word)
+            raise IndexError(f"Vocab[...]: the id must be in [0, {len(self.words)}); got {i}.")
         return self.words[i]
 
     def index(self, word):
         """The id of `word`; an unknown word gives `unk_id`, or KeyError when the vocabulary has no <unk>."""
+        if not isinstance(word, str):                  # (a number or a sentence would silently become <unk>)
+            more = " Use encode(tokens) for the ids of many words." if isinstance(word, (list, tuple)) else ""
+            raise TypeError(f"Vocab.index: 'word' must be a string; got {type(word).__name__} "
+                            f"{short_repr(word)}.{more}")
         i = self._index.get(word, self.unk_id)
         if i is None:
             raise KeyError(f"Vocab.index: {word!r} is not in the vocabulary, which has no {self.UNK!r} "
