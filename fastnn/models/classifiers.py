@@ -62,17 +62,48 @@ class _Classifier(Module):
 
     CHUNK = 1 << 15
 
-    def _check_x(self, x):
-        x = np.asarray(x)
+    def _check_x(self, x, where=None):
+        """The inputs as an array: dense ones real and finite (a NaN row would be predicted as class 0 and a str
+        one fail in NumPy's float conversion), windows integer; the shape the model was built for."""
+        where = where or type(self).__name__
+        try:
+            x = np.asarray(x)
+        except ValueError:                              # ragged rows
+            raise ValueError(f"{where}: inputs must be a 2-d array; got ragged rows (of different lengths).") from None
         if self.kind == "dense":
+            if x.dtype.kind not in "biuf":
+                raise TypeError(f"{where}: inputs must be real numbers (float32 or float64 features); got dtype "
+                                f"{x.dtype}. Encode text as features first (or build the model with vocab_size and "
+                                f"window for word ids).")
             if x.ndim != 2 or x.shape[1] != self.n_features:
-                raise ValueError(f"{type(self).__name__}: inputs must have shape (B, {self.n_features}); got "
-                                 f"{x.shape}.")
-            return x.astype(self.dtype, copy=False)
-        if x.ndim != 2 or x.shape[1] != self.window or x.dtype.kind not in "iu":
-            raise ValueError(f"{type(self).__name__}: inputs must be integer windows of shape (B, {self.window}); got "
+                raise ValueError(f"{where}: inputs must have shape (B, {self.n_features}); got {x.shape}.")
+            x = x.astype(self.dtype, copy=False)
+            if not np.isfinite(x).all():
+                bad = np.argwhere(~np.isfinite(x))[0]
+                raise ValueError(f"{where}: inputs must be finite; got {x[tuple(bad)]} at row {bad[0]}, column "
+                                 f"{bad[1]}. Impute or drop missing values first.")
+            return x
+        if x.ndim != 2 or x.shape[1] != self.window or (x.size and x.dtype.kind not in "iu"):
+            raise ValueError(f"{where}: inputs must be integer windows of shape (B, {self.window}); got "
                              f"{x.dtype} {x.shape}.")
-        return x
+        # (logistic regression: each position has its own block of V rows in E, so an id outside [0, V) would read
+        # another position's block)
+        return check_index(x, self.vocab_size, "inputs", where)
+
+    def _check_y(self, y, n, where):
+        """Labels: n class ids in [0, n_classes), as an int64 array (ValueError for a label the model has no output
+        for, a TypeError for non-integer labels: map class names to ids first)."""
+        y = np.asarray(y)
+        if y.shape != (n,):                             # (a shorter y broadcast against the predictions)
+            raise ValueError(f"{where}: 'y' must have shape ({n},), one label per input; got {y.shape}.")
+        if n and y.dtype.kind not in "iu":
+            raise TypeError(f"{where}: 'y' must hold integer class ids in [0, {self.n_classes}); got dtype {y.dtype}. "
+                            f"Map labels to ids first, e.g. np.unique(labels, return_inverse=True).")
+        bad = np.flatnonzero((y < 0) | (y >= self.n_classes))
+        if bad.size:
+            raise ValueError(f"{where}: 'y' must hold class ids in [0, {self.n_classes}) (the model has "
+                             f"{self.n_classes} classes); got {y[bad[0]]} at position {bad[0]}.")
+        return y.astype(np.int64, copy=False)
 
     def predict(self, x):
         """Predicted classes (B,) int64."""
@@ -84,10 +115,9 @@ class _Classifier(Module):
 
     def accuracy(self, x, y):
         """Fraction of correct predictions."""
-        y = np.asarray(y)
-        if y.shape != (len(x),):                        # (a shorter y broadcast against the predictions)
-            raise ValueError(f"{type(self).__name__}.accuracy: 'y' must have shape ({len(x)},), one label per input; "
-                             f"got {y.shape}.")
+        where = f"{type(self).__name__}.accuracy"
+        x = self._check_x(x, where)
+        y = self._check_y(y, len(x), where)
         return float(np.mean(self.predict(x) == y)) if len(y) else float("nan")
 
     def objective(self, x, y, weight_decay=0.0):
@@ -95,8 +125,9 @@ class _Classifier(Module):
         objective that SGD with weight_decay and fastnn.optim.minimize(weight_decay=) minimise)."""
         from fastnn.optim import weight_penalty
 
-        x = self._check_x(x)
-        y = np.asarray(y)
+        where = f"{type(self).__name__}.objective"
+        x = self._check_x(x, where)
+        y = self._check_y(y, len(x), where)
         total = 0.0
         with self.evaluating():
             for s in range(0, len(x), self.CHUNK):
@@ -156,7 +187,8 @@ class LogisticRegression(_Classifier):
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
         self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
-        self._cfg = dict(n_classes=int(n_classes), n_features=n_features, vocab_size=vocab_size, window=window,
+        self.n_classes = check_int(n_classes, "n_classes", where, low=2)
+        self._cfg = dict(n_classes=self.n_classes, n_features=n_features, vocab_size=vocab_size, window=window,
                          seed=seed, dtype=self.dtype.name)
         if self.kind == "dense":
             self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where), dtype=self.dtype)
@@ -165,20 +197,19 @@ class LogisticRegression(_Classifier):
             self.E = Param("E", np.zeros((window * vocab_size, n_classes), self.dtype), sparse=True)
             self.b = Param("b", np.zeros(n_classes, self.dtype), decay=False)
             self._offsets = (np.arange(window) * vocab_size).astype(np.intp)
-        bias = _prior_bias(class_counts, int(n_classes), self.dtype, where)
+        bias = _prior_bias(class_counts, self.n_classes, self.dtype, where)
         if bias is not None:
             (self.out.b if self.kind == "dense" else self.b).value[...] = bias
 
     def _logits_node(self, x):
-        # each position has its own block of V rows in E: an id outside [0, V) would read another position's block
-        x = check_index(np.asarray(x), self.vocab_size, "inputs", "LogisticRegression")
         return nn.add(_window_sum(self.E, x, self._offsets), nn.param(self.b))
 
     def loss(self, batch):
-        x, y = batch[0], batch[1]
+        x = self._check_x(batch[0], "LogisticRegression.loss")
+        y = self._check_y(batch[1], len(x), "LogisticRegression.loss")
         if self.kind == "dense":
-            return self.out.loss(np.asarray(x, dtype=self.dtype), y)
-        return nn.softmax_cross_entropy(self._logits_node(np.asarray(x)), y)
+            return self.out.loss(x, y)
+        return nn.softmax_cross_entropy(self._logits_node(x), y)
 
     def scores(self, x):
         """Unnormalised class scores (B, n_classes) as an ndarray."""
@@ -206,7 +237,8 @@ class MLP(_Classifier):
             embed_dim = check_int(embed_dim, "embed_dim", where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
         self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
-        self._cfg = dict(n_classes=int(n_classes), hidden=int(hidden), n_features=n_features, vocab_size=vocab_size,
+        self.n_classes = check_int(n_classes, "n_classes", where, low=2)
+        self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features, vocab_size=vocab_size,
                          window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
                          dtype=self.dtype.name)
         rng = as_rng(seed, where)
@@ -217,7 +249,7 @@ class MLP(_Classifier):
             n_in = n_features
         self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=self.dtype)
         self.out = nn.SoftmaxOutput(hidden, n_classes, rng=rng, dtype=self.dtype)
-        bias = _prior_bias(class_counts, int(n_classes), self.dtype, where)
+        bias = _prior_bias(class_counts, self.n_classes, self.dtype, where)
         if bias is not None:
             self.out.b.value[...] = bias
 
@@ -227,7 +259,8 @@ class MLP(_Classifier):
         return nn.tanh(self.hidden(x))
 
     def loss(self, batch):
-        return self.out.loss(self.features(batch[0]), batch[1])
+        x = self._check_x(batch[0], "MLP.loss")
+        return self.out.loss(self.features(x), self._check_y(batch[1], len(x), "MLP.loss"))
 
     def scores(self, x):
         return self.out.log_probs(self.features(self._check_x(x)))
