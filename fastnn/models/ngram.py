@@ -338,6 +338,15 @@ class _NGramLM(Module):
         self._counts = counts
 
 
+def _take(table, ids, absent):
+    """table[ids] as float64, `absent` where an id is -1 (no such k-gram or history).  An order beyond the training
+    data's longest sentence has empty tables and only -1 ids, which plain indexing (table[-1]) refuses."""
+    out = np.full(len(ids), absent, dtype=np.float64)
+    ok = ids >= 0
+    out[ok] = table[ids[ok]]
+    return out
+
+
 def _get(arrays, name, where, dtype, ndim):
     if name not in arrays:
         raise ValueError(f"{where}: the file must contain array {name!r}; it is missing. The file is corrupt or was "
@@ -494,8 +503,8 @@ class KneserNey(_NGramLM):
         p = self._p1[tokens[pred]]
         for k in range(2, self.order + 1):
             g, h = ids[k][pred], ctx[k][pred]
-            u = np.where(g >= 0, self._u[k][g], 0.0) if len(self._u[k]) else np.zeros(len(g))
-            gamma = np.where(h >= 0, self._gamma[k][h], 1.0)
+            u = _take(self._u[k], g, 0.0)
+            gamma = _take(self._gamma[k], h, 1.0)
             p = u + gamma * p
         return p
 
@@ -628,9 +637,9 @@ class DeletedInterpolation(_NGramLM):
         level = np.zeros(len(w), dtype=np.int64)           # its length
         for k in range(2, self.order + 1):
             g, h = ids[k][pred], ctx[k][pred]
-            count = np.where(h >= 0, self._ctx[k][np.maximum(h, 0)], 0.0)
+            count = _take(self._ctx[k], h, 0.0)
             seen = count > 0
-            ml = np.where(g >= 0, self._ml[k][g], 0.0) if len(self._ml[k]) else np.zeros(len(g))
+            ml = _take(self._ml[k], g, 0.0)
             Q[:, k] = np.where(seen, ml, Q[:, k - 1])
             n_hist = np.where(hist[pred] >= k - 1, count, n_hist)
             n_seen = np.where(seen, count, n_seen)
