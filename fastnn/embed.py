@@ -167,22 +167,40 @@ def nearest_neighbors(words, vectors, queries, k=10):
     """{query: [(word, cosine similarity), ...]}: the k words closest to each query by cosine similarity, best
     first, the query itself excluded.  All similarities come from ONE matrix product (queries x vocabulary).
 
-    A query is looked up as given, then normalised like the tagger's words (normalize_word); an unknown query
-    raises KeyError naming it.  Zero vectors have similarity 0 to everything.
+    `queries` is a list of words (one word: [word]; any iterable is read once).  A query is looked up as given, then
+    normalised like the tagger's words (normalize_word); an unknown query raises KeyError naming it.  Zero vectors
+    have similarity 0 to everything; a non-finite vector is a ValueError naming its word.
     """
     where = "nearest_neighbors"
-    words = list(words)
-    V = np.asarray(vectors, dtype=np.float64)
+    for name, value in (("words", words), ("queries", queries)):
+        if isinstance(value, (str, bytes)):         # (else its characters would be the words or the queries)
+            raise TypeError(f"{where}: '{name}' must be a list of words; got the string {value!r}. Pass [{value!r}].")
+    words, queries = list(words), list(queries)
+    try:
+        V = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: 'vectors' must be a (words, dim) array of real numbers; got "
+                        f"{type(vectors).__name__}{' of dtype ' + str(vectors.dtype) if hasattr(vectors, 'dtype') else ''}."
+                        ) from None
     if V.ndim != 2 or V.shape[0] != len(words):
         raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim); got {V.shape}.")
+    bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
+    if bad.size:                                    # (NaN similarities would sort anywhere, the query among them)
+        raise ValueError(f"{where}: 'vectors' must be finite; got a non-finite value in the vector of "
+                         f"{words[bad[0]]!r} (row {bad[0]}){f' and {bad.size - 1} more' if bad.size > 1 else ''}. Were they trained with a "
+                         f"diverging learning rate?")
     k = check_int(k, "k", where)
     index = {w: i for i, w in enumerate(words)}
     rows = []
     for q in queries:
+        if not isinstance(q, str):
+            raise TypeError(f"{where}: every query must be a word (a string); got {type(q).__name__} {q!r}.")
         i = index.get(q, index.get(normalize_word(q)))
         if i is None:
-            raise KeyError(q)
+            norm = "" if normalize_word(q) == q else f" (nor is {normalize_word(q)!r}, its normalised form)"
+            raise KeyError(f"{where}: the query {q!r} is not in the vocabulary{norm}.")
         rows.append(i)
+    V = V / np.maximum(np.abs(V).max(axis=1), np.finfo(np.float64).tiny)[:, None]   # (no overflow in the norms)
     norms = np.linalg.norm(V, axis=1)
     U = V / np.where(norms > 0, norms, 1.0)[:, None]
     S = U[rows] @ U.T                                   # (queries, V): the one matrix product

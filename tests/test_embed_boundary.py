@@ -1,0 +1,59 @@
+"""nearest_neighbors called the way a user calls it: one word as a string, an unknown word, a generator of
+queries, NaN or huge vectors.  A clear error or the right answer, never a KeyError for a letter, an empty result or
+NaN similarities."""
+import numpy as np
+import pytest
+
+from fastnn.embed import nearest_neighbors
+
+WORDS = ["cat", "dog", "the", "paris"]
+
+
+@pytest.fixture
+def vecs(rng):
+    return rng.normal(size=(4, 3))
+
+
+def test_a_string_query_says_to_pass_a_list(vecs):
+    # it was iterated: KeyError 'c', the letter
+    with pytest.raises(TypeError, match=r"'queries' must be a list of words; got the string 'cat'. Pass \['cat'\]"):
+        nearest_neighbors(WORDS, vecs, "cat")
+    with pytest.raises(TypeError, match="'words' must be a list of words"):
+        nearest_neighbors("abcd", vecs, ["a"])
+
+
+def test_an_unknown_word_is_a_keyerror_naming_it(vecs):
+    with pytest.raises(KeyError, match=r"nearest_neighbors: the query 'Zebra' is not in the vocabulary \(nor is "
+                                       r"'zebra', its normalised form\)"):
+        nearest_neighbors(WORDS, vecs, ["cat", "Zebra"])
+    with pytest.raises(TypeError, match="every query must be a word"):
+        nearest_neighbors(WORDS, vecs, [3])
+
+
+def test_a_generator_of_queries_is_read_once(vecs):
+    # it was read twice (lookup, then output): an empty dict, silently
+    assert nearest_neighbors(WORDS, vecs, (q for q in ["cat", "dog"]), k=2) == \
+        nearest_neighbors(WORDS, vecs, ["cat", "dog"], k=2)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_vectors_are_named(vecs, bad):
+    # NaN similarities sorted anywhere: the query itself came back as its own neighbour (-inf)
+    vecs[1, 2] = bad
+    with pytest.raises(ValueError, match=r"'vectors' must be finite; got a non-finite value in the vector of 'dog' "
+                                         r"\(row 1\)"):
+        nearest_neighbors(WORDS, vecs, ["cat"], k=3)
+
+
+def test_zero_and_huge_vectors(vecs):
+    vecs[1] = 0.0
+    assert dict(nearest_neighbors(WORDS, vecs, ["cat"], k=3)["cat"])["dog"] == 0.0
+    vecs[1] = [1e200, -1e200, 1e200]            # its norm overflowed to inf: a similarity of 0, silently
+    s = dict(nearest_neighbors(WORDS, vecs, ["cat"], k=3)["cat"])["dog"]
+    u = vecs[0] / np.linalg.norm(vecs[0])
+    assert s == pytest.approx(u @ np.array([1, -1, 1]) / np.sqrt(3), rel=1e-12)
+
+
+def test_non_numeric_vectors(vecs):
+    with pytest.raises(TypeError, match="'vectors' must be a .* array of real numbers"):
+        nearest_neighbors(WORDS, np.array([["a"] * 3] * 4), ["cat"])
