@@ -49,8 +49,11 @@ had been set to stop there (the best epoch's parameters restored, as at a normal
 """
 import contextlib
 import dataclasses
+import errno
 import json
 import math
+import numbers
+import os
 import signal
 import sys
 import threading
@@ -60,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_scalar
+from fastnn._validation import check_scalar, short_repr
 from fastnn.graph import Module
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
@@ -81,8 +84,13 @@ class ArrayBatches:
         where = "ArrayBatches"
         if not arrays:
             raise ValueError(f"{where}: at least one array must be given; got none.")
+        given = arrays
         arrays = [np.asarray(a) for a in arrays]
-        n = arrays[0].shape[0] if arrays[0].ndim else 0
+        for i, a in enumerate(arrays):          # (a generator or a number is a 0-d object array)
+            if a.ndim == 0:
+                raise TypeError(f"{where}: array {i} must be an array (or a list) of rows; got "
+                                f"{type(given[i]).__name__}. Pass np.asarray(list(...)) for a generator.")
+        n = arrays[0].shape[0]
         for i, a in enumerate(arrays):
             if a.ndim == 0 or a.shape[0] != n:
                 raise ValueError(f"{where}: every array must have {n} rows like the first; got shape {a.shape} for "
@@ -258,6 +266,41 @@ class Progress:
 
 # ---- the trainer -------------------------------------------------------------------------------------------------
 
+def _check_params_of(model, optimizer, where):
+    """The optimizer must update the model's own parameters: one built on another model (a copy, a re-built one)
+    would train nothing the checkpoints and the result hold, silently."""
+    params = getattr(optimizer, "params", None)
+    if not isinstance(params, dict) or not hasattr(optimizer, "step"):
+        raise TypeError(f"{where}: 'optimizer' must be a fastnn.optim optimizer; got {type(optimizer).__name__}.")
+    own = {id(p) for p in model.parameters().values()}
+    foreign = [name for name, p in params.items() if id(p) not in own]
+    if foreign:
+        raise ValueError(f"{where}: 'optimizer' must update the model's parameters; got {len(foreign)} it does not "
+                         f"hold ({', '.join(map(repr, foreign[:3]))}{', ...' if len(foreign) > 3 else ''}). Build "
+                         f"the optimizer on this model: e.g. AdaGrad(model.parameters(), lr=...).")
+
+
+def _check_checkpoint_path(path, where):
+    """`path` as a str, when a checkpoint can be written there: a file path (not a directory) in an existing,
+    writable directory (io.save_checkpoint writes a temporary file beside it and renames it).  The OSError the
+    first save would raise, at the start instead of after the first epoch."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{where}: 'checkpoint' must be a file path (str or os.PathLike); got {type(path).__name__} "
+                        f"{short_repr(path)}.")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"{where}: 'checkpoint' must be a file path, not a directory; name a "
+                                f"file in it, e.g. {os.path.join(path, 'run.ckpt')}", path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"{where}: 'checkpoint' must be in an existing directory; {folder} "
+                                f"does not exist (create it first)", path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{where}: 'checkpoint' must be in a writable directory; {folder} is "
+                              f"not writable", path)
+    return path
+
+
 @dataclasses.dataclass
 class TrainState:
     """Where a run is: everything a checkpoint needs besides parameters, optimizer, Generators and the data's and
@@ -372,6 +415,18 @@ class Trainer:
         if not (hasattr(data, "epoch") or callable(data)):
             raise TypeError(f"{where}: 'data' must have an epoch(rng) method or be callable(epoch, rng); got "
                             f"{type(data).__name__}.")
+        # everything a run needs is checked here, not when first used (after the first epoch, maybe an hour in)
+        if hasattr(data, "__len__") and len(data) == 0:
+            raise ValueError(f"{where}: 'data' must make at least one batch per epoch; got {data!r}, which makes "
+                             f"none (no example, or fewer than batch_size with drop_last).")
+        _check_params_of(model, optimizer, where)
+        for name, f in (("validate", validate), ("loss_fn", loss_fn), ("callback", callback)):
+            if f is not None and not callable(f):
+                raise TypeError(f"{where}: '{name}' must be callable or None; got {type(f).__name__}." +
+                                (" Pass e.g. validate=lambda m: m.accuracy(X_dev, y_dev)." if name == "validate"
+                                 else ""))
+        if checkpoint is not None:
+            checkpoint = _check_checkpoint_path(checkpoint, where)
         check_scalar(epochs, "epochs", where, low=0, integer=True)
         if patience is not None:
             check_scalar(patience, "patience", where, low=0, integer=True)
@@ -537,6 +592,9 @@ class Trainer:
             plan = self._plan()
             _set_rng(self.rng, now, "Trainer")
         n = len(plan)
+        if n == 0:          # (an epoch of no step: a nan training loss, and a validation of the untrained model)
+            raise ValueError(f"Trainer.fit: the data must make at least one batch per epoch; got none for epoch "
+                             f"{st.epoch + 1} (no example, or fewer than batch_size with drop_last).")
         if st.position and (st.position > n or st.batches not in (0, n)):
             # other data or another batch size: continuing at batch `position` of another plan would silently skip
             # or repeat examples (past the plan's end: the rest of the epoch)
@@ -625,7 +683,11 @@ class Trainer:
             self.model.eval()
             try:
                 with self.averager.applied(mean) if mean is not None else contextlib.nullcontext():
-                    score = float(self.validate(self.model))
+                    score = self.validate(self.model)
+                if isinstance(score, bool) or not isinstance(score, numbers.Real):
+                    raise TypeError(f"Trainer: 'validate' must return a number (the score); got "
+                                    f"{type(score).__name__} {short_repr(score)} after epoch {st.epoch + 1}.")
+                score = float(score)
             finally:
                 self.model.train()
             improved = improves(score, st.best_score, self.mode)

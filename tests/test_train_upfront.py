@@ -1,0 +1,71 @@
+"""The Trainer checks everything a run needs before its first step, not when first used after an epoch (or an
+hour): validate / loss_fn / callback callable, the checkpoint writable, at least one batch, an optimizer over the
+model's own parameters; and a validate that returns no number is named."""
+import numpy as np
+import pytest
+
+from fastnn import optim
+from fastnn.models.classifiers import LogisticRegression
+from fastnn.train import ArrayBatches, Trainer
+
+
+@pytest.fixture
+def run(rng):
+    X = rng.normal(size=(20, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=20)
+    calls = []
+
+    def make(data=None, opt=None, **kw):
+        model = LogisticRegression(3, n_features=4, seed=0)
+        loss_fn = kw.pop("loss_fn", lambda m, b: (calls.append(1), m.loss(b))[1])
+        return Trainer(model, opt or optim.SGD(model.parameters(), lr=0.1),
+                       data if data is not None else ArrayBatches(X, y, batch_size=5), epochs=2, quiet=True,
+                       loss_fn=loss_fn, **kw)
+    make.calls, make.X, make.y = calls, X, y
+    return make
+
+
+@pytest.mark.parametrize("name", ["validate", "loss_fn", "callback"])
+def test_callables_are_checked_up_front(run, name):
+    with pytest.raises(TypeError, match=f"Trainer: '{name}' must be callable or None; got tuple"):
+        run(**{name: (run.X, run.y)}, **({"mode": "max"} if name == "validate" else {}))
+
+
+@pytest.mark.parametrize("where, err, msg", [("missing", FileNotFoundError, "must be in an existing directory"),
+                                             ("dir", IsADirectoryError, "must be a file path, not a directory")])
+def test_an_unwritable_checkpoint_fails_before_the_first_step(run, tmp_path, where, err, msg):
+    path = tmp_path / "no" / "run.ckpt" if where == "missing" else tmp_path
+    with pytest.raises(err, match=f"Trainer: 'checkpoint' {msg}"):
+        run(checkpoint=path).fit()
+    assert run.calls == []                          # (it failed at the first save, after the first epoch)
+    with pytest.raises(TypeError, match="'checkpoint' must be a file path"):
+        run(checkpoint=3)
+
+
+@pytest.mark.parametrize("n, drop_last", [(0, False), (3, True)])
+def test_data_without_a_batch(run, n, drop_last):
+    # an epoch of no step: a nan training loss, the untrained model validated and kept, no error
+    with pytest.raises(ValueError, match="'data' must make at least one batch per epoch"):
+        run(ArrayBatches(run.X[:n], run.y[:n], batch_size=5, drop_last=drop_last))
+    with pytest.raises(ValueError, match="at least one batch per epoch; got none for epoch 1"):
+        run(lambda epoch, rng: []).fit()
+
+
+def test_an_optimizer_over_another_models_parameters(run):
+    # it trained the other model: this one stayed untrained, silently
+    other = LogisticRegression(3, n_features=4, seed=0)
+    with pytest.raises(ValueError, match=r"'optimizer' must update the model's parameters; got 2 it does not hold"):
+        run(opt=optim.SGD(other.parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="'optimizer' must be a fastnn.optim optimizer"):
+        run(opt="sgd")
+
+
+@pytest.mark.parametrize("score", [None, "0.9", (0.9,), True])
+def test_validate_must_return_a_number(run, score):
+    with pytest.raises(TypeError, match="'validate' must return a number .* after epoch 1"):
+        run(validate=lambda m: score, mode="max").fit()
+
+
+def test_array_batches_of_a_generator(run):
+    with pytest.raises(TypeError, match="ArrayBatches: array 0 must be an array .* of rows; got generator"):
+        ArrayBatches((x for x in run.X), batch_size=5)
