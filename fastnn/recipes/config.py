@@ -9,6 +9,7 @@ which need the data's columns).
 import copy
 import dataclasses
 import difflib
+import os
 
 import numpy as np
 
@@ -81,6 +82,18 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
             raise ValueError(f"{where}: '{name}' must be in [0, 1); got {v!r}.")
     for f in dataclasses.fields(config):
         v = getattr(config, f.name)
+        # a table (tasks, features) must be a dict: a list or a name failed later as an AttributeError on .items()
+        if f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), dict) \
+                and not isinstance(v, dict):
+            example = next(iter(f.default_factory().items()), None)
+            raise TypeError(f"{where}: '{f.name}' must be a dict{f' like {dict([example])}' if example else ''} "
+                            f"({f.metadata['help']}); got {type(v).__name__} {v!r}.")
+        # a path or name (type=str, default None): a number failed later in open() as a bare TypeError
+        if f.metadata.get("type") is str and v is not None:
+            if not isinstance(v, (str, os.PathLike)):
+                raise TypeError(f"{where}: '{f.name}' must be a string (a path) or None; got {type(v).__name__} "
+                                f"{v!r}.")
+            setattr(config, f.name, os.fspath(v))   # (a pathlib.Path is not JSON, which model files hold)
         # a switch takes True or False only: any other value would be read by its truth ("no" is true)
         if isinstance(f.default, bool):
             if not isinstance(v, (bool, np.bool_)):
