@@ -148,8 +148,9 @@ class NeuralLM(Module):
         differently).  `stream`: word ids (fastnn.data.lm_stream), sentences of ids ([[2, 3], [4]]), or tokenised
         sentences ([["the", "cat", "sat"]]) encoded with the model's words, each sentence ending with </s>
         (appended).  The n-gram models read the same three."""
-        s = as_stream(stream, self.vocab_size, f"{type(self).__name__}.token_logprobs", eos_id=self.eos_id,
-                      words=self.words)
+        where = f"{type(self).__name__}.token_logprobs"
+        chunk = check_int(chunk, "chunk", where)        # (-1 returned the uninitialised output array)
+        s = as_stream(stream, self.vocab_size, where, eos_id=self.eos_id, words=self.words)
         out = np.empty(len(s), dtype=np.float64)
         if not len(s):                                  # (the NPLM's context windows need one token)
             return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_int
+from fastnn._validation import check_index, check_int
 from fastnn.models.neural_lm import NeuralLM
 from fastnn.optim.schedules import InverseDecay  # noqa: F401  (its old home; kept importable)
 
@@ -113,7 +113,16 @@ class NPLM(NeuralLM):
         if ctx.ndim != 2 or ctx.shape[1] != self.order - 1 or t.shape != (ctx.shape[0],):
             raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}) and 'targets' (B,); got "
                              f"{ctx.shape} and {t.shape}.")
-        return ctx, t
+        return self._check_contexts(ctx, where), check_index(t, self.vocab_size, "targets", where)
+
+    def _check_contexts(self, ctx, where):
+        """Contexts (B, n-1) of word ids in [0, V), named by `where` (the kernels' own errors would name gather_rows,
+        and a context of another width nn.linear's input size)."""
+        ctx = np.asarray(ctx)
+        if ctx.ndim != 2 or ctx.shape[1] != self.order - 1:
+            raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} word ids "
+                             f"before each predicted word; got {ctx.shape}.")
+        return check_index(ctx, self.vocab_size, "contexts", where)
 
     def loss(self, batch):
         """Mean cross-entropy over a batch (contexts (B, n-1), targets (B,)): a scalar Node."""
@@ -130,8 +139,9 @@ class NPLM(NeuralLM):
 
     def predict(self, ctx):
         """log P(. | context) for contexts (B, n-1): a (B, |V|) float array."""
+        ctx = self._check_contexts(ctx, "NPLM.predict")
         with self.evaluating():
-            return self.out.log_probs(self._features(np.asarray(ctx)).value)
+            return self.out.log_probs(self._features(ctx).value)
 
     # -- protocol ----------------------------------------------------------------------------------------------
     def config(self):
