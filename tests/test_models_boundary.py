@@ -45,3 +45,39 @@ def test_token_logprobs_chunk_is_checked(arch, chunk, err):
                         10)
     with pytest.raises(err, match=r"token_logprobs: 'chunk' must be an integer >= 1"):
         model.token_logprobs([1, 2, 3], chunk=chunk)
+
+
+# ---- mixtures of two LMs -------------------------------------------------------------------------------------------
+
+def test_em_weight_with_a_token_impossible_under_both_models():
+    from fastnn.models.mixture import em_weight
+    a, b = np.array([-np.inf, -1.0, -2.0]), np.array([-np.inf, -1.5, -1.0])
+    # was "mix_logprobs: 'weight' must be finite; got nan", about a weight the user never gave
+    with pytest.raises(ValueError, match="em_weight: token 0 has probability 0 under both models"):
+        em_weight(a, b)
+    with pytest.raises(TypeError, match="em_weight: the log-probabilities must be arrays of numbers"):
+        em_weight(["a"], ["b"])
+
+
+def test_em_weight_with_a_token_impossible_under_one_model():
+    from fastnn.models.mixture import em_weight
+    with np.errstate(all="raise"):                  # (its EM step computed -inf + inf = nan on the way)
+        lam, ll = em_weight(np.array([-np.inf, -1.0]), np.array([-1.0, -1.0]))
+    assert lam < 1e-6 and ll == pytest.approx(-1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("stream, pad_id, err, msg", [([1.5, 2.0], 0, ValueError, "'stream' must be a 1-d array of word ids"),
+                                                      ("ab", 0, ValueError, "'stream' must be a 1-d array of word ids"),
+                                                      ([1, 2], -1, ValueError, "'pad_id' must be an integer >= 0")])
+def test_context_bins_checks_its_ids(stream, pad_id, err, msg):
+    from fastnn.models.mixture import context_bins
+    # float ids were truncated (1.5 -> 1) and counted, silently
+    with pytest.raises(err, match=f"context_bins: {msg}"):
+        context_bins(stream, [1, 2, 3], pad_id=pad_id)
+
+
+def test_em_weights_n_bins_is_an_integer():
+    from fastnn.models.mixture import em_weights
+    a, b = np.log(np.full(4, 0.2)), np.log(np.full(4, 0.1))
+    with pytest.raises(TypeError, match="em_weights: 'n_bins' must be an integer"):
+        em_weights(a, b, np.array([0, 1, 2, 0]), n_bins="3")

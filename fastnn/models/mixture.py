@@ -12,14 +12,18 @@ the per-token weights `lams[bins]`.
 """
 import numpy as np
 
-from fastnn._validation import check_scalar
+from fastnn._validation import check_int, check_scalar
 
 __all__ = ["mix_logprobs", "em_weight", "em_weights", "context_bins"]
 
 
 def _pair(lp_a, lp_b, where):
-    a = np.asarray(lp_a, dtype=np.float64)
-    b = np.asarray(lp_b, dtype=np.float64)
+    try:
+        a = np.asarray(lp_a, dtype=np.float64)
+        b = np.asarray(lp_b, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: the log-probabilities must be arrays of numbers (each model's token_logprobs); "
+                        f"got {type(lp_a).__name__} and {type(lp_b).__name__}.") from None
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"{where}: both log-probability arrays must be 1-d of one length (the same token stream); "
                          f"got shapes {a.shape} and {b.shape}.")
@@ -62,13 +66,17 @@ def em_weight(lp_a, lp_b, *, init=0.5, max_iter=200, tol=1e-9):
     if init >= 1:
         raise ValueError(f"{where}: 'init' must be in (0, 1); got {init}.")
     a, b = _pair(lp_a, lp_b, where)
+    both = np.flatnonzero(np.isneginf(a) & np.isneginf(b))
+    if both.size:                   # (the E-step's ratio is nan there: the message was about a nan 'weight')
+        raise ValueError(f"{where}: token {both[0]} has probability 0 under both models ({both.size} such tokens), so "
+                         f"the mixture's likelihood is 0 whatever the weight; smooth the models or leave those tokens "
+                         f"out.")
     lam, prev = float(init), -np.inf
-    d = b - a                                      # log(P_b / P_a)
     for _ in range(max_iter):
-        # r = lam / (lam + (1 - lam) exp(d)), computed stably
-        z = np.logaddexp(np.log(lam), np.log1p(-lam) + d)
-        r = np.exp(np.log(lam) - z)
-        ll = float(np.mean(a + z))
+        la = np.log(lam) + a                       # log(lam P_a); z = log(lam P_a + (1 - lam) P_b)
+        z = np.logaddexp(la, np.log1p(-lam) + b)
+        r = np.exp(la - z)                         # model a's share (0 where P_a = 0: no -inf + inf)
+        ll = float(np.mean(z))
         lam_new = float(np.clip(r.mean(), 1e-12, 1 - 1e-12))
         if ll - prev < tol:
             break
@@ -86,7 +94,7 @@ def em_weights(lp_a, lp_b, bins, *, n_bins=None, init=0.5, max_iter=200, tol=1e-
     if bins.shape != a.shape or (bins.size and (bins.dtype.kind not in "iu" or bins.min() < 0)):
         raise ValueError(f"{where}: 'bins' must be non-negative integers, one per token (shape {a.shape}); got dtype "
                          f"{bins.dtype}, shape {bins.shape}.")
-    n = int(bins.max()) + 1 if n_bins is None else int(n_bins)
+    n = int(bins.max()) + 1 if n_bins is None else check_int(n_bins, "n_bins", where)
     if bins.max() >= n:
         raise ValueError(f"{where}: 'bins' must be < n_bins={n}; got {bins.max()}.")
     pooled, _ = em_weight(a, b, init=init, max_iter=max_iter, tol=tol)
@@ -104,10 +112,13 @@ def context_bins(stream, train, *, context=2, pad_id, max_bucket=15):
     where = "context_bins"
     if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1:
         raise ValueError(f"{where}: 'context' must be an integer >= 1; got {context!r}.")
-    s, t = (np.asarray(x, dtype=np.int64) for x in (stream, train))
-    if s.ndim != 1 or t.ndim != 1 or (s.size and s.min() < 0) or (t.size and t.min() < 0):
-        raise ValueError(f"{where}: 'stream' and 'train' must be 1-d arrays of word ids; got shapes {s.shape}, "
-                         f"{t.shape}.")
+    pad_id = check_int(pad_id, "pad_id", where, low=0)
+    s, t = (np.asarray(x) for x in (stream, train))
+    for name, x in (("stream", s), ("train", t)):     # (float ids were truncated to ints, a string failed in int())
+        if x.ndim != 1 or (x.size and (x.dtype.kind not in "iu" or x.min() < 0)):
+            raise ValueError(f"{where}: '{name}' must be a 1-d array of word ids (integers >= 0); got dtype "
+                             f"{x.dtype}, shape {x.shape}.")
+    s, t = s.astype(np.int64), t.astype(np.int64)
     base = int(max(s.max(initial=0), t.max(initial=0), pad_id)) + 1
     if context * np.log2(base) >= 62:
         raise ValueError(f"{where}: {context}-token contexts over {base} ids do not fit int64 keys; use a shorter "
