@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from fastnn._validation import check_float_array
 from fastnn.data.features import normalize
 from fastnn.data.text import open_text, atomic_write_text
 
@@ -19,6 +20,10 @@ def read_vectors(path):
     values or a non-number, a duplicate word, or a word count that differs from the header's.
     """
     where = "read_vectors"
+    if not isinstance(path, (str, bytes, os.PathLike)):     # (an open file or lines: os.fspath's bare TypeError)
+        name = getattr(path, "name", None)
+        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}."
+                        + (f" Pass the file's name: read_vectors({name!r})." if isinstance(name, str) else ""))
     path = os.fspath(path)
     with open_text(path, where) as f:
         try:
@@ -105,6 +110,8 @@ def write_vectors(path, words, vectors):
     Values are written with 9 significant digits, so float32 vectors read back exactly.
     """
     where = "write_vectors"
+    if isinstance(words, (str, bytes)):                 # (else one word per character, written without error)
+        raise TypeError(f"{where}: 'words' must be a list of words; got the string {words!r}. Pass [{words!r}].")
     words = list(words)
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.shape[1] < 1:
@@ -147,6 +154,16 @@ def init_pretrained(table, vocab, words, vectors, *, std="table"):
         the hidden units of the words they cover (NER dev F1 84.9 raw against 89.0 rescaled, README).
     """
     where = "init_pretrained"
+    check_float_array(table, "table", where, ndim=2, writeable=True, contiguous=False)
+    if table.shape[0] != len(vocab):
+        raise ValueError(f"{where}: 'table' must have one row per word of 'vocab', {len(vocab)}; got {table.shape[0]}.")
+    if isinstance(words, (str, bytes)):
+        raise TypeError(f"{where}: 'words' must be a list of words; got the string {words!r}.")
+    words = list(words)
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: 'vectors' must be a numeric ({len(words)}, dim) array, one row per word of "
+                         f"'words'; got dtype {vectors.dtype}, shape {vectors.shape}.")
     if vectors.shape[1] != table.shape[1]:
         raise ValueError(f"{where}: the vectors must have the table's dimension {table.shape[1]}; got "
                          f"{vectors.shape[1]}. Build the model with embed_dim={vectors.shape[1]}.")
@@ -157,6 +174,10 @@ def init_pretrained(table, vocab, words, vectors, *, std="table"):
     if pairs:
         rows, src = map(np.array, zip(*pairs))
         v = vectors[src].astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+        if bad.size:                                    # (copied, it would make the first loss nan)
+            raise ValueError(f"{where}: the vectors must be finite; got a non-finite value in the vector of "
+                             f"{words[src[bad[0]]]!r}.")
         if std is not None:
             target = float(table.std()) if std == "table" else float(std)
             have = float(v.std())
