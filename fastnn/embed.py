@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from fastnn._validation import check_int, check_not_file, check_sentences
+from fastnn._validation import check_int, check_not_file, check_scalar, check_sentences
 from fastnn.data.conll import detect_format as detect_lines, normalize_word
 from fastnn.data.text import open_text, read_lines
 
@@ -66,6 +66,11 @@ def read_corpus(paths, text_format="auto", *, report=None):
         raise ValueError(f"{where}: 'text_format' must be one of {TEXT_FORMATS}; got {text_format!r}.")
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
+    paths = list(paths)
+    for p in paths:                     # (sentences given here failed in open() with a bare TypeError)
+        if not isinstance(p, (str, bytes, os.PathLike)):
+            raise TypeError(f"{where}: 'paths' must be file paths; got {type(p).__name__} {p!r:.60}. Sentences in "
+                            f"memory need no reading: pass them to pretrain (or normalize_sentences) directly.")
     out = []
     for p in paths:
         fmt = detect_format(p) if text_format == "auto" else text_format
@@ -99,8 +104,11 @@ def normalize_sentences(sentences):
 def split_valid(sentences, fraction, seed):
     """(train, valid): a random `fraction` of the sentences (at least one when fraction > 0 and there are >= 2
     sentences) held out for validation, chosen with default_rng(seed); order is kept within each part."""
-    if not 0 <= fraction < 1:
+    check_scalar(fraction, "fraction", "split_valid", low=0)
+    if not fraction < 1:
         raise ValueError(f"split_valid: 'fraction' must be in [0, 1); got {fraction!r}.")
+    check_int(seed, "seed", "split_valid", low=0)
+    sentences = list(sentences)         # (a generator has no len, and is read twice below)
     n = len(sentences)
     k = 0 if fraction == 0 or n < 2 else max(1, int(round(fraction * n)))
     if k == 0:
@@ -136,7 +144,10 @@ def model_vectors(model):
 def scale_vectors(vectors, std):
     """The vectors multiplied by one factor so that the standard deviation of all their entries is `std` (Turian et
     al. 2010 scale embeddings this way before using them as features)."""
+    check_scalar(std, "std", "scale_vectors", low=0, low_open=True)
     v = np.asarray(vectors)
+    if v.dtype.kind != "f":             # (integer vectors were scaled and cast back: all zeros)
+        v = v.astype(np.float64)
     s = float(v.std())
     if not (std > 0 and s > 0):
         raise ValueError(f"scale_vectors: 'std' and the vectors' standard deviation must be > 0; got {std} and {s}.")

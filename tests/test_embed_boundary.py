@@ -57,3 +57,29 @@ def test_zero_and_huge_vectors(vecs):
 def test_non_numeric_vectors(vecs):
     with pytest.raises(TypeError, match="'vectors' must be a .* array of real numbers"):
         nearest_neighbors(WORDS, np.array([["a"] * 3] * 4), ["cat"])
+
+
+# ---- the corpus helpers ------------------------------------------------------------------------------------------
+
+def test_split_valid_reads_a_generator_once_and_checks_its_numbers():
+    from fastnn.embed import split_valid
+    sents = [["a", "b"], ["c"], ["d"], ["e"]]
+    assert split_valid((s for s in sents), 0.3, 0) == split_valid(sents, 0.3, 0)      # was: no len()
+    with pytest.raises(TypeError, match="split_valid: 'fraction' must be a real number; got '0.3'"):
+        split_valid(sents, "0.3", 0)
+    with pytest.raises(TypeError, match="split_valid: 'seed' must be an integer >= 0; got None"):
+        split_valid(sents, 0.3, None)
+
+
+def test_scale_vectors_of_integers_is_not_all_zeros():
+    from fastnn.embed import scale_vectors
+    v = scale_vectors(np.array([[1, 2], [3, 4]]), 0.1)       # was scaled, then cast back to int: zeros
+    assert v.dtype == np.float64 and v.std() == pytest.approx(0.1)
+    with pytest.raises(TypeError, match="scale_vectors: 'std' must be a real number"):
+        scale_vectors(np.eye(2), "0.1")
+
+
+def test_read_corpus_given_sentences_says_they_need_no_reading():
+    from fastnn.embed import read_corpus
+    with pytest.raises(TypeError, match="read_corpus: 'paths' must be file paths; got list .* pass them to pretrain"):
+        read_corpus([["the", "dog"]])
