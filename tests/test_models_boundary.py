@@ -81,3 +81,34 @@ def test_em_weights_n_bins_is_an_integer():
     a, b = np.log(np.full(4, 0.2)), np.log(np.full(4, 0.1))
     with pytest.raises(TypeError, match="em_weights: 'n_bins' must be an integer"):
         em_weights(a, b, np.array([0, 1, 2, 0]), n_bins="3")
+
+
+# ---- the window-ranking LM -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ranker():
+    from fastnn.models.ranking import WindowRanker
+    return WindowRanker(10, window=3, dim=2, hidden=3, init_scale=0.1)
+
+
+def test_ranker_evaluate_needs_one_negative_per_window(ranker):
+    w = np.array([[1, 2, 3], [4, 5, 6]])
+    # a single negative was broadcast to every window: a score of other corruptions than asked, silently
+    for neg in ([7], 7):
+        with pytest.raises(ValueError, match=r"WindowRanker.evaluate: 'negatives' must have shape \(B,\) = \(2,\)"):
+            ranker.evaluate(w, neg)
+
+
+@pytest.mark.parametrize("call, name", [(lambda m, w: m.loss((w, [7, 18])), "loss: 'negatives'"),
+                                        (lambda m, w: m.loss((w + 10, [7, 8])), "loss: 'windows'"),
+                                        (lambda m, w: m.scores(w - 5), "scores: 'windows'"),
+                                        (lambda m, w: m.evaluate(w, [7, 80]), "evaluate: 'negatives'")])
+def test_ranker_ids_out_of_range_are_named_by_the_model(ranker, call, name):
+    with pytest.raises(IndexError, match=rf"^WindowRanker.{name} must be in \[0, 10\)"):
+        call(ranker, np.array([[1, 2, 3], [4, 5, 6]]))
+
+
+def test_negative_sampler_pad_id_in_range():
+    from fastnn.models.ranking import NegativeSampler
+    with pytest.raises(ValueError, match=r"NegativeSampler: 'pad_id' must be an id in \[0, 5\) or None; got 9"):
+        NegativeSampler(np.ones(5), pad_id=9)

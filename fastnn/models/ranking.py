@@ -28,7 +28,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_int
+from fastnn._validation import check_index, check_int
 from fastnn.graph import Module
 from fastnn.train import BatchPlan
 
@@ -73,6 +73,10 @@ class NegativeSampler:
         if c.ndim != 1 or c.size < 3 or np.any(c < 0) or not np.all(np.isfinite(c)):
             raise ValueError(f"{where}: 'counts' must be a 1-d array of >= 3 non-negative counts (one per word); got "
                              f"shape {c.shape}.")
+        if pad_id is not None:
+            pad_id = check_int(pad_id, "pad_id", where, low=0)
+            if pad_id >= c.size:
+                raise ValueError(f"{where}: 'pad_id' must be an id in [0, {c.size}) or None; got {pad_id}.")
         self.kind, self.pad_id, self.vocab_size = kind, pad_id, c.size
         if kind == "uniform":
             p = np.ones(c.size)
@@ -199,7 +203,13 @@ class WindowRanker(Module):
         if w.ndim != 2 or w.shape[1] != self.window or (w.size and w.dtype.kind not in "iu"):
             raise ValueError(f"{where}: 'windows' must be an integer array of shape (B, {self.window}); got dtype "
                              f"{w.dtype}, shape {w.shape}.")
-        return w
+        return check_index(w, self.vocab_size, "windows", where)    # (else named by the embedding's gather_rows)
+
+    def _check_negatives(self, negatives, n, where):
+        neg = np.asarray(negatives)
+        if neg.shape != (n,) or n == 0:
+            raise ValueError(f"{where}: 'negatives' must have shape (B,) = ({n},) with B >= 1; got {neg.shape}.")
+        return check_index(neg, self.vocab_size, "negatives", where)
 
     def score_node(self, windows):
         """s(x) for windows (B, window): a (B, 1) Node."""
@@ -214,10 +224,7 @@ class WindowRanker(Module):
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise TypeError(f"{where}: 'batch' must be a (windows, negatives) pair; got {type(batch).__name__}.")
         w = self._check_windows(batch[0], where)
-        neg = np.asarray(batch[1])
-        if neg.shape != (w.shape[0],) or w.shape[0] == 0:
-            raise ValueError(f"{where}: 'negatives' must have shape (B,) = ({w.shape[0]},) with B >= 1; got "
-                             f"{neg.shape}.")
+        neg = self._check_negatives(batch[1], w.shape[0], where)
         corrupt = w.copy()
         corrupt[:, self.window // 2] = neg
         pos, negs = nn.split(self.score_node(np.concatenate([w, corrupt])), 2)
@@ -236,8 +243,8 @@ class WindowRanker(Module):
     def evaluate(self, windows, negatives):
         """{"hinge": mean hinge loss, "error": fraction of pairs with s(x~) >= s(x)} on fixed corruptions."""
         w = self._check_windows(windows, "WindowRanker.evaluate")
-        corrupt = w.copy()
-        corrupt[:, self.window // 2] = negatives
+        corrupt = w.copy()        # (negatives of another length broadcast, or failed in NumPy's assignment)
+        corrupt[:, self.window // 2] = self._check_negatives(negatives, w.shape[0], "WindowRanker.evaluate")
         d = self.scores(w) - self.scores(corrupt)
         return {"hinge": float(np.maximum(0.0, self.margin - d).mean()), "error": float((d <= 0).mean())}
 
