@@ -351,6 +351,11 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     and propagates; the finished ones are in the log.
     """
     space = parse_space(space)
+    # (checked here: a non-callable objective was logged as n_trials failed trials, each counting as done; a
+    # non-callable on_result failed after the first trial)
+    for name, f in (("objective", objective), ("on_result", on_result)):
+        if not (callable(f) or (f is None and name == "on_result")):
+            raise TypeError(f"random_search: '{name}' must be callable; got {type(f).__name__} {f!r:.60}.")
     if executor is not None and workers is not None:
         raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
     check_int(n_trials, "n_trials", "random_search", low=0)

@@ -18,3 +18,14 @@ def test_a_path_must_be_a_string():
     with pytest.raises(TypeError, match="TaggerConfig: 'pretrained' must be a string \\(a path\\) or None; got int"):
         TaggerConfig(pretrained=3)
     assert TaggerConfig(pretrained=pathlib.Path("v.txt")).pretrained == "v.txt"     # JSON-able in a model file
+
+
+@pytest.mark.parametrize("name", ["objective", "on_result"])
+def test_random_search_checks_its_callables_before_any_trial(tmp_path, name):
+    from fastnn.search import Uniform, random_search
+    log = tmp_path / "runs.jsonl"
+    kw = {"objective": lambda p: p["lr"], "on_result": None, name: 3}
+    # a non-callable objective was logged as failed trials (counted as done by a rerun with the same log)
+    with pytest.raises(TypeError, match=f"random_search: '{name}' must be callable; got int"):
+        random_search(kw["objective"], {"lr": Uniform(0, 1)}, 2, workers=1, log=log, on_result=kw["on_result"])
+    assert not log.exists() or log.read_text() == ""
