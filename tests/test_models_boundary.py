@@ -112,3 +112,21 @@ def test_negative_sampler_pad_id_in_range():
     from fastnn.models.ranking import NegativeSampler
     with pytest.raises(ValueError, match=r"NegativeSampler: 'pad_id' must be an id in \[0, 5\) or None; got 9"):
         NegativeSampler(np.ones(5), pad_id=9)
+
+
+# ---- the recurrent LMs' training batch ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm"])
+@pytest.mark.parametrize("batch, err, msg", [
+    (lambda X: (X, X), TypeError, "the batch must be a BPTTBatches batch .*; got tuple of 2 items"),
+    (lambda X: (X + 8, X, True, -1), IndexError, r"'x' must be in \[0, 10\); got 10"),
+    (lambda X: (X, X + 8, True, -1), IndexError, r"'y' must be in \[0, 10\); got 10"),
+    (lambda X: (X.astype(float), X, True, -1), TypeError, "'x' must have an integer dtype"),
+    (lambda X: (X[0], X[0], True, -1), ValueError, "the batch's x and y must be 2-d"),
+    (lambda X: (X, X, True, 0.5), TypeError, "the batch's carry must be an integer")])
+def test_recurrent_loss_names_what_is_wrong_with_its_batch(arch, batch, err, msg):
+    # errors came from tuple unpacking, the kernels (rnnlm_segment, gather_rows) or NumPy indexing
+    model = build_model(config_for(arch, hidden=5, classes=3), 10, counts=np.arange(1, 11))
+    name = {"rnn": "RNNLM", "lstm": "LSTMLM"}[arch]
+    with pytest.raises(err, match=f"^{name}.loss: {msg}"):
+        model.loss(batch(np.array([[1, 2], [3, 4]])))

@@ -5,10 +5,12 @@ the recurrent models, the carried state, the truncated-BPTT batch and the loss o
 Every model predicts every token of a `fastnn.data.lm_stream` (</s> included), the input before stream[0] being
 </s>, so `token_logprobs(stream)[i]` lines up position by position across the models (fastnn.models.mixture).
 """
+import numbers
+
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_float_dtype, check_int, check_not_file, check_scalar
+from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
@@ -187,14 +189,26 @@ class RecurrentLM(NeuralLM):
         return self._recur(e, state, state_at)
 
     def _unpack(self, batch):
-        """(x, y, carry, the carried state or None for a fresh start) of a BPTTBatches batch, checked."""
+        """(x, y, carry, the carried state or None for a fresh start) of a BPTTBatches batch, checked (its ids
+        here, by the model, rather than by the kernel that reads them)."""
+        where = f"{type(self).__name__}.loss"
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 4):
+            raise TypeError(f"{where}: the batch must be a BPTTBatches batch (x (L, B), y (k, B), reset, carry); got "
+                            f"{type(batch).__name__}{f' of {len(batch)} items' if hasattr(batch, '__len__') else ''}.")
         x, y, reset, carry = batch
         x, y = np.asarray(x), np.asarray(y)
+        if x.ndim != 2 or y.ndim != 2:
+            raise ValueError(f"{where}: the batch's x and y must be 2-d, (L, B) and (k, B); got {x.shape} and "
+                             f"{y.shape}.")
         L, B = x.shape
         k = y.shape[0]
+        if isinstance(carry, bool) or not isinstance(carry, numbers.Integral):
+            raise TypeError(f"{where}: the batch's carry must be an integer in [-1, {L}); got {carry!r}.")
         if y.shape != (k, B) or not 0 < k <= L or not -1 <= carry < L:
-            raise ValueError(f"{type(self).__name__}.loss: the batch must be (x (L, B), y (k, B), reset, carry) with "
+            raise ValueError(f"{where}: the batch must be (x (L, B), y (k, B), reset, carry) with "
                              f"k <= L; got {x.shape}, {y.shape}, carry {carry}.")
+        x = check_index(x, self.vocab_size, "x", where)
+        y = check_index(y, self.vocab_size, "y", where)
         s = self.state
         rows = None if s is None else (s[0] if isinstance(s, tuple) else s).shape[0]   # LSTM: (h, c)
         return x, y, carry, None if (reset or rows != B) else s
