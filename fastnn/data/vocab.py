@@ -144,6 +144,9 @@ class Vocab:
                             f" {short_repr(tokens)}, which would be read as its characters. Pass [word] or use "
                             f"index(word).")
         if not isinstance(tokens, (list, tuple, np.ndarray)):
+            if not hasattr(tokens, "__iter__"):
+                raise TypeError(f"Vocab.encode: 'tokens' must be a sequence of token strings; got "
+                                f"{type(tokens).__name__} {short_repr(tokens)}.")
             tokens = list(tokens)
         get = self._index.get
         unk = self.unk_id

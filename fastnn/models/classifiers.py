@@ -90,6 +90,14 @@ class _Classifier(Module):
         # another position's block)
         return check_index(x, self.vocab_size, "inputs", where)
 
+    @staticmethod
+    def _check_batch(batch, where):
+        """(x, y) of a training batch (an ArrayBatches batch: a tuple of inputs and labels)."""
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError(f"{where}: 'batch' must be an (inputs, labels) pair, e.g. loss((X, y)); got "
+                            f"{type(batch).__name__}{f' of {len(batch)} items' if isinstance(batch, (tuple, list)) else ''}.")
+        return batch
+
     def _check_y(self, y, n, where):
         """Labels: n class ids in [0, n_classes), as an int64 array (ValueError for a label the model has no output
         for, a TypeError for non-integer labels: map class names to ids first)."""
@@ -205,8 +213,9 @@ class LogisticRegression(_Classifier):
         return nn.add(_window_sum(self.E, x, self._offsets), nn.param(self.b))
 
     def loss(self, batch):
-        x = self._check_x(batch[0], "LogisticRegression.loss")
-        y = self._check_y(batch[1], len(x), "LogisticRegression.loss")
+        x, y = self._check_batch(batch, "LogisticRegression.loss")
+        x = self._check_x(x, "LogisticRegression.loss")
+        y = self._check_y(y, len(x), "LogisticRegression.loss")
         if self.kind == "dense":
             return self.out.loss(x, y)
         return nn.softmax_cross_entropy(self._logits_node(x), y)
@@ -259,8 +268,9 @@ class MLP(_Classifier):
         return nn.tanh(self.hidden(x))
 
     def loss(self, batch):
-        x = self._check_x(batch[0], "MLP.loss")
-        return self.out.loss(self.features(x), self._check_y(batch[1], len(x), "MLP.loss"))
+        x, y = self._check_batch(batch, "MLP.loss")
+        x = self._check_x(x, "MLP.loss")
+        return self.out.loss(self.features(x), self._check_y(y, len(x), "MLP.loss"))
 
     def scores(self, x):
         return self.out.log_probs(self.features(self._check_x(x)))

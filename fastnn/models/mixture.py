@@ -65,6 +65,8 @@ def em_weight(lp_a, lp_b, *, init=0.5, max_iter=200, tol=1e-9):
     check_scalar(init, "init", where, low=0, high=1, low_open=True)
     if init >= 1:
         raise ValueError(f"{where}: 'init' must be in (0, 1); got {init}.")
+    check_int(max_iter, "max_iter", where, low=0)
+    check_scalar(tol, "tol", where, low=0)
     a, b = _pair(lp_a, lp_b, where)
     both = np.flatnonzero(np.isneginf(a) & np.isneginf(b))
     if both.size:                   # (the E-step's ratio is nan there: the message was about a nan 'weight')
@@ -113,6 +115,7 @@ def context_bins(stream, train, *, context=2, pad_id, max_bucket=15):
     if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1:
         raise ValueError(f"{where}: 'context' must be an integer >= 1; got {context!r}.")
     pad_id = check_int(pad_id, "pad_id", where, low=0)
+    max_bucket = check_int(max_bucket, "max_bucket", where, low=0)
     s, t = (np.asarray(x) for x in (stream, train))
     for name, x in (("stream", s), ("train", t)):     # (float ids were truncated to ints, a string failed in int())
         if x.ndim != 1 or (x.size and (x.dtype.kind not in "iu" or x.min() < 0)):

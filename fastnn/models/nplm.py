@@ -36,11 +36,18 @@ __all__ = ["NPLM", "contexts", "gradcheck_cases"]
 def contexts(stream, order, pad_id):
     """(N, order-1) int32 array: row i holds the order-1 tokens before stream[i] (oldest first), the stream being
     preceded by pad_id (</s>).  With the targets `stream` itself, these are the NPLM's training examples."""
+    where = "contexts"
     stream = np.asarray(stream)
-    k = order - 1
+    if stream.ndim != 1 or (stream.size and (stream.dtype.kind not in "iu" or stream.min() < 0
+                                             or stream.max() > np.iinfo(np.int32).max)):
+        # (a float stream was truncated and an id past int32 wrapped around, silently)
+        raise ValueError(f"{where}: 'stream' must be a 1-d array of word ids (integers in [0, 2**31)); got dtype "
+                         f"{stream.dtype}, shape {stream.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
+    k = check_int(order, "order", where) - 1
+    pad_id = check_int(pad_id, "pad_id", where, low=0)
     padded = np.concatenate([np.full(k, pad_id, dtype=np.int32), stream.astype(np.int32)])
-    if k == 0:
-        return np.zeros((len(stream), 0), dtype=np.int32)
+    if k == 0 or stream.size == 0:                  # (no window to slide over an empty stream)
+        return np.zeros((len(stream), k), dtype=np.int32)
     return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(padded[:-1], k))
 
 

@@ -51,13 +51,21 @@ def padded_stream(sentences_ids, window, pad_id=0):
     if window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be odd; got {window}.")
     h = window // 2
+    if isinstance(sentences_ids, (str, bytes)) or not hasattr(sentences_ids, "__iter__"):
+        raise TypeError(f"{where}: 'sentences_ids' must be a list of sentences of word ids; got "
+                        f"{type(sentences_ids).__name__}.")
+    sentences_ids = [np.asarray(s) for s in sentences_ids]
+    for i, s in enumerate(sentences_ids):           # (strings failed in int(), floats were truncated)
+        if s.ndim != 1 or (s.size and s.dtype.kind not in "iu"):
+            raise TypeError(f"{where}: sentence {i} must be a 1-d sequence of integer word ids; got dtype {s.dtype}, "
+                            f"shape {s.shape}. Encode words with Vocab.encode first.")
     lengths = np.array([len(s) for s in sentences_ids], dtype=np.int64)
     n_sent = len(lengths)
     padded = np.full(int(lengths.sum()) + 2 * h * n_sent, pad_id, dtype=np.int32)
     sent = np.repeat(np.arange(n_sent), lengths)
     centres = np.arange(int(lengths.sum()), dtype=np.int64) + 2 * h * sent + h
     if n_sent:
-        padded[centres] = np.concatenate([np.asarray(s, dtype=np.int32) for s in sentences_ids])
+        padded[centres] = np.concatenate([s.astype(np.int32) for s in sentences_ids])
     return padded, centres
 
 

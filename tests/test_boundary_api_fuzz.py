@@ -1,0 +1,45 @@
+"""Public helpers called with the wrong kind of argument (found by calling each with None, a string, a float, an
+empty list, a nested list): a TypeError/ValueError naming the function and the argument, never a bare 'not
+subscriptable', 'cannot be interpreted as an integer', int() or sliding-window error, nor an id silently truncated or
+wrapped around."""
+import numpy as np
+import pytest
+
+
+def test_nplm_contexts():
+    from fastnn.models.nplm import contexts
+    assert contexts(np.array([], dtype=np.int64), 3, 0).shape == (0, 2)          # was a sliding-window error
+    for stream in ([1.5, 2.0], ["a"], [[1, 2]], [2 ** 31 + 5]):                 # truncated / int() / wrapped
+        with pytest.raises(ValueError, match="contexts: 'stream' must be a 1-d array of word ids"):
+            contexts(stream, 3, 0)
+    with pytest.raises(TypeError, match="contexts: 'order' must be an integer"):
+        contexts([1, 2], None, 0)
+
+
+def test_em_weight_and_context_bins_numbers():
+    from fastnn.models.mixture import context_bins, em_weight
+    with pytest.raises(TypeError, match="em_weight: 'max_iter' must be an integer"):
+        em_weight([-1.0], [-2.0], max_iter=2.5)
+    with pytest.raises(TypeError, match="context_bins: 'max_bucket' must be an integer"):
+        context_bins([1, 2], [1, 2], pad_id=0, max_bucket="15")
+
+
+def test_padded_stream_of_words_says_to_encode():
+    from fastnn.models.ranking import padded_stream
+    for sents in ([["the", "dog"]], [[1.5, 2.0]]):
+        with pytest.raises(TypeError, match="padded_stream: sentence 0 must be a 1-d sequence of integer word ids"):
+            padded_stream(sents, 3)
+
+
+@pytest.mark.parametrize("batch", [None, [], (np.zeros((2, 2)),), 3])
+def test_classifier_loss_needs_an_inputs_labels_pair(batch):
+    from fastnn.models.classifiers import LogisticRegression
+    with pytest.raises(TypeError, match=r"LogisticRegression.loss: 'batch' must be an \(inputs, labels\) pair"):
+        LogisticRegression(3, n_features=2, seed=0).loss(batch)
+
+
+@pytest.mark.parametrize("tokens", [None, 3, 2.5])
+def test_vocab_encode_of_a_non_sequence(tokens):
+    from fastnn.data import Vocab
+    with pytest.raises(TypeError, match="Vocab.encode: 'tokens' must be a sequence of token strings"):
+        Vocab.build([["a"]]).encode(tokens)
