@@ -750,6 +750,9 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     from fastnn.optim import SGD
 
     check_scalar(steps, "steps", "overfit", low=1, integer=True)
+    check_scalar(threshold, "threshold", "overfit")
+    if optimizer is not None:
+        _check_params_of(model, optimizer, "overfit")
     loss_fn = loss_fn or (lambda m, b: m.loss(b))
     params = model.parameters()
     saved = {n: p.value.copy() for n, p in params.items()} if restore else None

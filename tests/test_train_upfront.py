@@ -69,3 +69,13 @@ def test_validate_must_return_a_number(run, score):
 def test_array_batches_of_a_generator(run):
     with pytest.raises(TypeError, match="ArrayBatches: array 0 must be an array .* of rows; got generator"):
         ArrayBatches((x for x in run.X), batch_size=5)
+
+
+def test_overfit_checks_its_arguments(run):
+    from fastnn.train import overfit
+    model = LogisticRegression(3, n_features=4, seed=0)
+    with pytest.raises(TypeError, match="overfit: 'threshold' must be a real number"):
+        overfit(model, (run.X, run.y), threshold="0.1")
+    other = LogisticRegression(3, n_features=4, seed=0)
+    with pytest.raises(ValueError, match="overfit: 'optimizer' must update the model's parameters"):
+        overfit(model, (run.X, run.y), optimizer=optim.SGD(other.parameters(), lr=0.1))
