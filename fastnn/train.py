@@ -575,8 +575,15 @@ class Trainer:
 
     def _plan(self):
         if hasattr(self.data, "epoch"):
-            return self.data.epoch(self.rng)
-        return self.data(self.state.epoch, self.rng)
+            plan = self.data.epoch(self.rng)
+        else:
+            plan = self.data(self.state.epoch, self.rng)
+        if not (hasattr(plan, "__len__") and hasattr(plan, "__getitem__")):
+            # (a generator failed in len(); a resumed run must index the epoch's batches by position)
+            made = "data.epoch(rng)" if hasattr(self.data, "epoch") else "data(epoch, rng)"
+            raise TypeError(f"Trainer.fit: {made} must return a sequence of batches (len() and [i]); got "
+                            f"{type(plan).__name__}. Return a list (or a fastnn.train.BatchPlan).")
+        return plan
 
     def _run_epoch(self):
         st = self.state

@@ -79,3 +79,11 @@ def test_overfit_checks_its_arguments(run):
     other = LogisticRegression(3, n_features=4, seed=0)
     with pytest.raises(ValueError, match="overfit: 'optimizer' must update the model's parameters"):
         overfit(model, (run.X, run.y), optimizer=optim.SGD(other.parameters(), lr=0.1))
+
+
+def test_data_returning_a_generator(run):
+    with pytest.raises(TypeError, match=r"Trainer.fit: data\(epoch, rng\) must return a sequence of batches .*; got "
+                                        "generator"):
+        run(lambda epoch, rng: ((run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5))).fit()
+    history = run(lambda epoch, rng: [(run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5)]).fit()
+    assert len(history) == 2 and history[-1]["step"] == 8
