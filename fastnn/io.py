@@ -37,8 +37,16 @@ def _umask():
 def atomic_write(path, write):
     """Call write(fileobj) on a temp file next to `path`, fsync it, and rename it over `path`: a crash at any moment
     leaves the old file or the new one.  The new file gets the usual permissions (0o666 less the umask), not the
-    owner-only ones of the temporary file."""
+    owner-only ones of the temporary file.
+
+    Only a regular file is replaced so: a device or a pipe (/dev/stdout, bash's >(gzip > out.gz)) is written as it
+    is, and a symbolic link keeps being one, its target being written (atomically) in its own directory."""
     path = os.fspath(path)
+    if not is_regular_target(path):
+        with open(path, "wb") as f:
+            write(f)
+        return
+    path = os.path.realpath(path) if os.path.islink(path) else path
     d = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -68,6 +76,16 @@ def atomic_write(path, write):
         pass
     finally:
         os.close(dfd)
+
+
+def is_regular_target(path):
+    """Is `path` a regular file, a link to one, or nothing yet (which atomic_write creates as a regular file)?  Not
+    for a device, a pipe or a socket: those are opened and written in place."""
+    import stat
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:                        # missing (or a dangling link: its target is created)
+        return True
 
 
 # ---- nested state <-> JSON + arrays ------------------------------------------------------------------------------

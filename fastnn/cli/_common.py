@@ -223,6 +223,7 @@ def check_writable(args, *options, inputs=()):
     is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
     at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
     or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
+    from fastnn.io import is_regular_target
     taken = {}
     for name in inputs:
         paths = getattr(args, name, None)
@@ -236,7 +237,16 @@ def check_writable(args, *options, inputs=()):
         where = f"{flag(name)} {path}"
         if os.path.isdir(path):
             raise CLIError(f"{where}: is a directory; give a file name")
-        d = os.path.dirname(os.path.abspath(path))
+        if not is_regular_target(path):              # a device or a pipe (/dev/stdout, >(gzip)): written in place
+            if not os.access(path, os.W_OK):
+                raise CLIError(f"{where}: not writable")
+            continue
+        key = _file_key(path)
+        if key in taken:
+            raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")
+        taken[key] = flag(name)
+        # a symbolic link's target is written, in the target's directory
+        d = os.path.dirname(os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path))
         if not os.path.isdir(d):
             raise CLIError(f"{where}: {d} is not a directory" if os.path.exists(d) else
                            f"{where}: no such directory: {d}")
@@ -245,10 +255,6 @@ def check_writable(args, *options, inputs=()):
         reason = _cannot_create(d)
         if reason:
             raise CLIError(f"{where}: cannot write in {d}: {reason}")
-        key = _file_key(path)
-        if key in taken:
-            raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")
-        taken[key] = flag(name)
 
 
 def check_import(module, option, extra):
