@@ -224,10 +224,10 @@ def check_writable(args, *options, inputs=()):
     at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
     or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
     from fastnn.io import is_regular_target
+    check_stdin_once(args, *inputs)
     taken = {}
     for name in inputs:
-        paths = getattr(args, name, None)
-        for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths or ():
+        for p in _paths(getattr(args, name, None)):
             if p != "-":                               # stdin
                 taken.setdefault(_file_key(p), flag(name))
     for name in options:
@@ -299,8 +299,24 @@ def check_resume(args):
         raise CLIError(f"--resume: no checkpoint at {args.checkpoint}")
 
 
+def check_stdin_once(args, *inputs):
+    """Standard input ("-") can be read once: at most one of the input options (attribute names of args, each a path
+    or a list of paths) may name it (a second reader would get nothing, or what the first left)."""
+    given = [flag(name) for name in inputs for p in _paths(getattr(args, name, None)) if p == "-"]
+    if len(given) > 1:
+        raise CLIError(f"{' and '.join(dict.fromkeys(given))}: standard input (-) can be read once; give it to one "
+                       f"option, files to the others")
+
+
+def _paths(value):
+    return [value] if isinstance(value, (str, os.PathLike)) else value or ()
+
+
 def existing_file(path):
-    """`path` if it can be read as a file: a regular file, or a pipe such as bash's <(zcat corpus.gz)."""
+    """`path` if it can be read as a file: a regular file, a pipe such as bash's <(zcat corpus.gz), or "-" (standard
+    input, see check_stdin_once)."""
+    if path == "-":
+        return path
     if os.path.isdir(path):
         raise CLIError(f"{path} is a directory; a file is needed")
     if not os.path.exists(path):

@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
-                                load_model_file, option_names, print_json, save_or_fallback, set_threads,
-                                train_keeping_work)
+                                check_stdin_once, check_writable, existing_file, flag, interrupted_exit_code,
+                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
 
@@ -203,6 +203,7 @@ def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
     from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
+    check_stdin_once(args, "data", "tune_on", "context_bins")
     w = _eval_weight(args) if args.mix else None
     model, words = load_lm(args.model)
     if args.mix:

@@ -289,15 +289,13 @@ def run_predict(args):
     import itertools
 
     from fastnn.data import conll
-    from fastnn.data.text import TextReader, open_text
+    from fastnn.data.text import open_text
 
     _threads(args.threads)
     model = _load_model(args.model)
     check_writable(args, "out", inputs=("data", "model"))
-    if args.data == "-":
-        src, name = TextReader(sys.stdin.buffer, "--data", "stdin", None), "stdin"
-    else:
-        src, name = open_text(existing_file(args.data), "--data"), args.data
+    src = open_text(existing_file(args.data), "--data")
+    name = "stdin" if args.data == "-" else args.data
     with src:
         try:
             head = list(itertools.islice(src, 1000))

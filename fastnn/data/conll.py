@@ -54,32 +54,64 @@ def read_conll(path, columns=None, *, task=None):
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
-    sentences, cur, n_cols, first_line = [], [], None, None
     with open_text(path, where) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields or fields[0] == DOCSTART:
-                if cur:
-                    sentences.append(cur)
-                    cur = []
-                continue
-            if n_cols is None:
-                n_cols, first_line = len(fields), lineno
-                if task is not None and n_cols != len(TASKS[task]):
-                    raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
-                                     f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
-                if cols is not None and max(cols, default=0) >= n_cols:
-                    raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
-                                     f"columns (line {lineno}).")
-            elif len(fields) != n_cols:
-                raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
-                                 f"got {len(fields)}: {line.rstrip()!r}.")
-            cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
+        return _sentences(f, path, cols, columns, task, where)
+
+
+def _sentences(lines, path, cols, columns, task, where):
+    """read_conll's sentences of an iterable of lines."""
+    sentences, cur, n_cols, first_line = [], [], None, None
+    for lineno, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or fields[0] == DOCSTART:
+            if cur:
+                sentences.append(cur)
+                cur = []
+            continue
+        if n_cols is None:
+            n_cols, first_line = len(fields), lineno
+            if task is not None and n_cols != len(TASKS[task]):
+                raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
+                                 f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
+            if cols is not None and max(cols, default=0) >= n_cols:
+                raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
+                                 f"columns (line {lineno}).")
+        elif len(fields) != n_cols:
+            raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
+                             f"got {len(fields)}: {line.rstrip()!r}.")
+        cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
     if cur:
         sentences.append(cur)
     if not sentences:
         raise ValueError(f"{where}: {path} is empty; it must contain at least one token line.")
     return sentences
+
+
+def read_words(path, fmt="auto", *, probe=200, where="read_words"):
+    """(sentences of words, the format read) of a file of plain text (one sentence per line, whitespace tokens) or
+    CoNLL columns (the first column's words); fmt "auto" decides by detect_format on the first `probe` token lines.
+
+    The file is opened once and read from the start, the lines looked at to decide being kept and read again from
+    memory: a pipe (bash's <(zcat corpus.gz)) or stdin ("-") cannot be opened twice, and opening it again read only
+    what the first look had left, silently.  An empty text file gives no sentence (the caller decides).
+    """
+    import itertools
+    if fmt not in ("auto",) + FORMATS:
+        raise ValueError(f"{where}: 'fmt' must be one of {('auto',) + FORMATS}; got {fmt!r}.")
+    path = os.fspath(path)
+    with open_text(path, where) as f:
+        head, n = [], 0
+        if fmt == "auto":
+            for line in f:
+                head.append(line)
+                n += bool(line.split())
+                if n >= probe:
+                    break
+            fmt = detect_format(head)
+        lines = itertools.chain(head, f)
+        if fmt == "conll":
+            return [[row[0] for row in s] for s in _sentences(lines, path, [0], [0], None, where)], fmt
+        return [toks for toks in (line.split() for line in lines) if toks], fmt
 
 
 def column(sentences, col):

@@ -3,6 +3,7 @@ import gzip
 import io
 import numbers
 import os
+import sys
 import zlib
 
 import numpy as np
@@ -17,19 +18,26 @@ READ_ENCODING = "utf-8-sig"
 
 
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; a gzip file (found by its magic
-    bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's <(zcat corpus.gz) reads too; a
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; "-" reads standard input.  A gzip
+    file (found by its magic bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's
+    <(zcat corpus.gz), or stdin, is read once, from the start: the magic bytes are peeked at, never read twice.  A
     directory is an IsADirectoryError."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{where}: no such file: {path}")
-    if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
-        with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":
-                return TextReader(io.BufferedReader(_Gunzip(path, where)), where, path, gzip.open)
-    return TextReader(open(path, "rb"), where, path, open)
+    stdin = path == "-"
+    if stdin:
+        binary, path = sys.stdin.buffer, "stdin"
+    else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{where}: no such file: {path}")
+        binary = open(path, "rb")
+    if not hasattr(binary, "peek"):                     # (a stdin replaced by a BytesIO, in tests)
+        binary = io.BufferedReader(binary)
+    if binary.peek(2)[:2] == b"\x1f\x8b":
+        return TextReader(io.BufferedReader(_Gunzip(binary, f"{where}: {path}")), where, path,
+                          None if stdin else gzip.open)
+    return TextReader(binary, where, path, None if stdin else open)
 
 
 class TextReader(io.TextIOWrapper):
@@ -76,12 +84,14 @@ class TextReader(io.TextIOWrapper):
 
 
 class _Gunzip(io.RawIOBase):
-    """The decompressed bytes of a gzip file, a damaged or truncated one being a ValueError that names it (gzip's
-    own EOFError / zlib.error would surface as a traceback from whichever reader met it)."""
+    """The decompressed bytes of the gzip stream `binary` (closed with it), a damaged or truncated one being a
+    ValueError that names it (gzip's own EOFError / zlib.error would surface as a traceback from whichever reader met
+    it)."""
 
-    def __init__(self, path, where):
+    def __init__(self, binary, name):
         super().__init__()
-        self._gz, self._name = gzip.open(path, "rb"), f"{where}: {path}"
+        self._binary, self._name = binary, name
+        self._gz = gzip.GzipFile(fileobj=binary, mode="rb")
 
     def readable(self):
         return True
@@ -94,6 +104,7 @@ class _Gunzip(io.RawIOBase):
 
     def close(self):
         self._gz.close()
+        self._binary.close()
         super().close()
 
 
