@@ -16,7 +16,7 @@ import numpy as np
 from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
-from fastnn.data.text import open_text, atomic_write_text
+from fastnn.data.text import atomic_write_text, open_text, split_fields
 from fastnn.data.vocab import Vocab
 
 # Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
@@ -62,7 +62,7 @@ def _sentences(lines, path, cols, columns, task, where):
     """read_conll's sentences of an iterable of lines."""
     sentences, cur, n_cols, first_line = [], [], None, None
     for lineno, line in enumerate(lines, 1):
-        fields = line.split()
+        fields = split_fields(line)
         if not fields or fields[0] == DOCSTART:
             if cur:
                 sentences.append(cur)
@@ -104,14 +104,14 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
         if fmt == "auto":
             for line in f:
                 head.append(line)
-                n += bool(line.split())
+                n += bool(split_fields(line))
                 if n >= probe:
                     break
             fmt = detect_format(head)
         lines = itertools.chain(head, f)
         if fmt == "conll":
             return [[row[0] for row in s] for s in _sentences(lines, path, [0], [0], None, where)], fmt
-        return [toks for toks in (line.split() for line in lines) if toks], fmt
+        return [toks for toks in map(split_fields, lines) if toks], fmt
 
 
 def column(sentences, col):
@@ -226,7 +226,7 @@ def detect_format(lines):
     fields, blank_after_token, docstart = Counter(), False, False
     n_tokens = 0
     for line in lines:
-        f = line.split()
+        f = split_fields(line)
         if f and f[0] == DOCSTART:
             docstart = True
         elif not f:
@@ -251,7 +251,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
     cur, n_cols, first_line = [], None, None
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
-        f = line.split()
+        f = split_fields(line)
         if not f or f[0] == DOCSTART:
             if cur:
                 yield cur

@@ -3,6 +3,7 @@ import gzip
 import io
 import numbers
 import os
+import re
 import sys
 import zlib
 
@@ -11,6 +12,18 @@ import numpy as np
 from fastnn._validation import check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
+
+
+# Only ASCII whitespace separates tokens and columns: str.split() also splits at a no-break space (U+00A0, which
+# keeps "10\u00a0000" or "New\u00a0York" one token), U+2009, U+3000 ... and would add a token or a column.
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v\x1c-\x1f]+")
+
+
+def split_fields(line):
+    """The tokens (columns) of a line: the parts between ASCII whitespace, any other character kept."""
+    if line.isascii():
+        return line.split()                              # the same, faster
+    return [f for f in _ASCII_SPACE.split(line) if f]
 
 
 # Text is read as UTF-8; a byte-order mark (some Windows editors write one) is dropped, not read into the first word.
@@ -114,7 +127,7 @@ def read_lines(path, where, lower=False):
     sentences = []
     with open_text(path, where) as f:
         for line in f:
-            toks = (line.lower() if lower else line).split()
+            toks = split_fields(line.lower() if lower else line)
             if toks:
                 sentences.append(toks)
     return sentences
