@@ -26,3 +26,24 @@ def test_tagger_predict_keeps_the_token(capsys, tmp_path):
     rc, out, err = run_cli(capsys, "tagger", "predict", "--model", model, "--data", data)
     assert rc == 0, err
     assert out.splitlines()[2].split(" ")[:3] == ["New\u00a0York", "NNP", "B-LOC"]
+
+
+def test_tagger_predict_writes_utf8_whatever_the_locale(capsys, tmp_path):
+    """Its input is read as UTF-8 and --out written in it; stdout was written in the locale's encoding: latin-1 wrote
+    'é' as one byte and failed at '€'."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    data = tmp_path / "d.txt"
+    data.write_text("José NNP B-PER\ncosts VBZ O\n€5 CD O\n\n" * 5, encoding="utf-8")
+    model = tmp_path / "m.npz"
+    assert run_cli(capsys, "tagger", "train", "--train", data, "--task", "ner=2", "--out", model, "--epochs", "1",
+                   "--quiet")[0] == 0
+    p = subprocess.run([sys.executable, "-m", "fastnn", "tagger", "predict", "--model", str(model), "--data",
+                        str(data)], capture_output=True, env={**os.environ, "PYTHONPATH": REPO,
+                                                              "PYTHONIOENCODING": "latin-1"})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.decode("utf-8").splitlines()
+    assert lines[0].startswith("José NNP B-PER ") and lines[2].startswith("€5 CD O ")
