@@ -419,11 +419,13 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 
 def option_names(message, *classes):
-    """A Config's message with its field names ('batch_size') written as the options (--batch-size), and
-    from_preset's 'preset' as --preset."""
+    """A Config's message with its field names ('batch_size', or batch_size=64 as a library writes a value) written
+    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset."""
+    import re
     for cls in classes:
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
+            message = re.sub(rf"(?<![\w.-]){f.name}=(?=\S)", flag(f.name) + " ", message)
     return message.replace("'preset'", "--preset")
 
 

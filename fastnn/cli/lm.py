@@ -153,9 +153,12 @@ def run_train(args):
         # a --min-count that turns most words into <unk> gives a low perplexity that means little: say so
         + (f"; <unk> is {unk:.0%} of the training words: lower --min-count" if unk > 0.5 else ""))
     t0 = time.perf_counter()
-    (model, history), stop = train_keeping_work(args, lambda: recipe.train(
-        config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-        on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+    try:
+        (model, history), stop = train_keeping_work(args, lambda: recipe.train(
+            config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+            on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+    except ValueError as e:                     # e.g. a --batch-size larger than the data: name the option
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     seconds = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     result = {"model": config.arch, "out": out, "vocab": len(vocab), "train_tokens": int(len(streams["train"])),
