@@ -74,24 +74,15 @@ def _read(path):
 
 
 def load_lm(path, option="--model"):
-    """(model, words) from a fastnn model file written by `lm train`, given as `option`."""
-    from fastnn import io
-    existing_file(path)
+    """(model, words) from a fastnn model file written by `lm train`, given as `option` (read through fastnn.io, as
+    every command reads a model: a file of another kind is said to be one)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            files = set(z.files)
-            words = z["lm_words"].tolist() if "lm_words" in files else None
-    except Exception as exc:  # noqa: BLE001 (any unreadable file is the same user error)
-        raise CLIError(f"{path} is not a readable .npz model file ({type(exc).__name__}: {exc})") from None
-    try:
-        if io.HEADER not in files:
-            raise CLIError(f"{path} is not a fastnn model file")
         model = load_model_file(path, option)
-        words = getattr(model, "words", None)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CLIError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise CLIError(f"{option} {path}: {exc}") from None
     if not hasattr(model, "token_logprobs"):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a language model")
+    words = getattr(model, "words", None)
     if words is None:
         raise CLIError(f"{path} holds no vocabulary; train it with `fastnn lm train`")
     return model, words
