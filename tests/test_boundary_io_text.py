@@ -47,3 +47,14 @@ def test_tagger_predict_writes_utf8_whatever_the_locale(capsys, tmp_path):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.decode("utf-8").splitlines()
     assert lines[0].startswith("José NNP B-PER ") and lines[2].startswith("€5 CD O ")
+
+
+def test_one_sentence_conll_is_detected():
+    """A CoNLL file of one sentence has no blank line to separate sentences: it was read as text, each line's tags
+    tagged as words."""
+    one = ["John NNP I-NP I-PER\n", "visited VBD I-VP O\n", "Paris NNP I-NP I-LOC\n", ". . O O\n"]
+    assert detect_format(one) == "conll"
+    assert detect_format(["John NNP\n", "sleeps VBZ\n", "( -LRB-\n", "his PRP$\n"]) == "conll"
+    assert detect_format(["the cat sat\n", "a dog ran\n"]) == "text"            # words, not tags
+    assert detect_format(["John Smith\n", "Mary Jones\n"]) == "text"
+    assert detect_format(["John NNP\n", "visited VBD O\n"]) == "text"           # widths differ

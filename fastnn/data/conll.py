@@ -9,6 +9,7 @@ is the lowercased word with every digit replaced by "0"; the capitalisation feat
 padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
 import os
+import re
 from collections import Counter
 
 import numpy as np
@@ -217,14 +218,16 @@ def detect_format(lines):
     """"conll" or "text" for the first lines of an input (auto-detection of `fastnn tagger predict`).
 
     CoNLL: every token line has one common number of fields, and a -DOCSTART- line or a blank line after some token
-    lines (a trailing one counts) separates them, with more than one token line in the second case.  Otherwise text:
-    one tokenised sentence per line.  A small input can be ambiguous (two lines of two words each, a one-token CoNLL
-    file): give the format explicitly there.  A CoNLL file with a few malformed lines (at least 90% of its token lines
-    sharing one number >= 2 of fields) is CoNLL, so that reading it names the bad line: read as text, every column
-    would be tagged as a word.
+    lines (a trailing one counts) separates them, with more than one token line in the second case.  A one-sentence
+    file (no blank line) is CoNLL too when its token lines share one number >= 2 of fields and every field after the
+    word looks like a tag (upper-case letters and punctuation: NNP, I-NP, B-PER, O, PRP$, -LRB-, ., ...), which text
+    lines of equal lengths hardly do.  Otherwise text: one tokenised sentence per line.  A small input can be
+    ambiguous (two lines of two words each, a one-token CoNLL file): give the format explicitly there.  A CoNLL file
+    with a few malformed lines (at least 90% of its token lines sharing one number >= 2 of fields) is CoNLL, so that
+    reading it names the bad line: read as text, every column would be tagged as a word.
     """
     fields, blank_after_token, docstart = Counter(), False, False
-    n_tokens = 0
+    n_tokens, taglike = 0, True
     for line in lines:
         f = split_fields(line)
         if f and f[0] == DOCSTART:
@@ -234,9 +237,15 @@ def detect_format(lines):
         else:
             fields[len(f)] += 1
             n_tokens += 1
+            taglike = taglike and all(_TAGLIKE.match(x) for x in f[1:])
     width, n = fields.most_common(1)[0] if fields else (0, 0)
     columns = len(fields) == 1 or (width >= 2 and n >= 0.9 * n_tokens)
-    return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1)) else "text"
+    one_sentence = len(fields) == 1 and width >= 2 and n_tokens > 1 and taglike
+    return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1) or one_sentence) else "text"
+
+
+# a POS, chunk or NER tag: upper-case letters, hyphens, punctuation ($ of PRP$, -LRB-, the tags of . , : `` '')
+_TAGLIKE = re.compile(r"^[A-Z$.,:;()'`#\-]+$")
 
 
 def read_document(lines, fmt, name="<input>", where="read_document"):
