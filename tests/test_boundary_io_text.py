@@ -58,3 +58,30 @@ def test_one_sentence_conll_is_detected():
     assert detect_format(["the cat sat\n", "a dog ran\n"]) == "text"            # words, not tags
     assert detect_format(["John Smith\n", "Mary Jones\n"]) == "text"
     assert detect_format(["John NNP\n", "visited VBD O\n"]) == "text"           # widths differ
+
+
+def test_other_encodings_get_the_iconv_command(tmp_path, monkeypatch):
+    """UTF-16 was called a binary file (with a byte-order mark) or read as valid UTF-8 full of NULs (without one:
+    'J\\0o\\0h\\0n'); every message suggested latin1, also for Windows' CP1252 quotes."""
+    import io
+    import sys
+
+    import pytest
+    text = "“John” NNP B-PER\nvisited VBD O\n\n"
+    cases = [("UTF-16", "utf-16"), ("UTF-16LE", "utf-16-le"), ("UTF-16BE", "utf-16-be"), ("UTF-32", "utf-32")]
+    for name, codec in cases:
+        p = tmp_path / f"{codec}.txt"
+        p.write_bytes(text.encode(codec))
+        with pytest.raises(ValueError, match=rf"got {name} text. Convert it first: iconv -f {name} -t UTF-8 "
+                                             rf"\S*{codec}.txt > \S*{codec}.txt.utf8$"):
+            read_conll(p)
+    p = tmp_path / "cp.txt"
+    p.write_bytes(text.encode("cp1252"))
+    with pytest.raises(ValueError, match=r"If it is CP1252 text, convert it first: iconv -f CP1252 -t UTF-8 "):
+        read_conll(p)
+    p.write_bytes(text.replace("“", "é").replace("”", "").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"If it is ISO-8859-1 text, convert it first: iconv -f ISO-8859-1 "):
+        read_conll(p)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-16"))))
+    with pytest.raises(ValueError, match=r"stdin must be UTF-8 text; got UTF-16 text"):
+        read_sentences("-")

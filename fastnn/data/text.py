@@ -47,10 +47,39 @@ def open_text(path, where):
         binary = open(path, "rb")
     if not hasattr(binary, "peek"):                     # (a stdin replaced by a BytesIO, in tests)
         binary = io.BufferedReader(binary)
+    reopen = None if stdin else open
     if binary.peek(2)[:2] == b"\x1f\x8b":
-        return TextReader(io.BufferedReader(_Gunzip(binary, f"{where}: {path}")), where, path,
-                          None if stdin else gzip.open)
-    return TextReader(binary, where, path, None if stdin else open)
+        binary, reopen = io.BufferedReader(_Gunzip(binary, f"{where}: {path}")), reopen and gzip.open
+    wide = _utf16_or_32(binary.peek(512)[:512])
+    if wide:
+        binary.close()
+        raise ValueError(f"{where}: {path} must be UTF-8 text; got {wide} text. Convert it first: "
+                         f"{iconv_command(wide, path)}")
+    return TextReader(binary, where, path, reopen)
+
+
+def _utf16_or_32(head):
+    """"UTF-16" / "UTF-32" (with a byte-order mark), "UTF-16LE" / "UTF-16BE" (without: every other byte NUL, as
+    ASCII text in UTF-16 has), or None.  Read as UTF-8, BOM-less UTF-16 is valid and silently gives "J\0o\0h\0n"."""
+    if head.startswith((b"\xff\xfe\0\0", b"\0\0\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 4 and b"\0" in head:
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+            return "UTF-16LE"
+        if even.count(0) >= 0.9 * len(even) and odd.count(0) == 0:
+            return "UTF-16BE"
+    return None
+
+
+def iconv_command(encoding, path):
+    """The command line that converts `path` (a file, or "stdin") from `encoding` to UTF-8."""
+    import shlex
+    if path == "stdin":
+        return f"iconv -f {encoding} -t UTF-8, then pipe that into fastnn"
+    return f"iconv -f {encoding} -t UTF-8 {shlex.quote(path)} > {shlex.quote(path + '.utf8')}"
 
 
 class TextReader(io.TextIOWrapper):
@@ -63,18 +92,23 @@ class TextReader(io.TextIOWrapper):
         self._where, self._path, self._reopen = where, path, reopen
 
     def _not_utf8(self, e):
-        at, fix = f"{e.reason} at byte {e.start} of a chunk", "Convert it first, e.g. iconv -f latin1 -t utf-8."
+        at, bad_bytes = f"{e.reason} at byte {e.start} of a chunk", e.object
+        binary = b"\0" in e.object
         if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
             with self._reopen(self._path, "rb") as f:
-                if b"\0" in f.read(4096):                  # text has no NUL bytes; model files, archives do
-                    fix = "It looks like a binary file (a model file, an archive?), not text."
+                binary = b"\0" in f.read(4096)             # text has no NUL bytes; model files, archives do
                 f.seek(0)
                 for i, line in enumerate(f, 1):
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError as bad:
-                        at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
+                        at, bad_bytes = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})", line
                         break
+        if binary:
+            fix = "It looks like a binary file (a model file, an archive?), not text."
+        else:       # Windows' CP1252 puts its quotes and dashes at 0x80-0x9f, which ISO-8859-1 leaves to controls
+            enc = "CP1252" if any(0x80 <= b <= 0x9F for b in bad_bytes) else "ISO-8859-1"
+            fix = f"If it is {enc} text, convert it first: {iconv_command(enc, self._path)}"
         return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. {fix}")
 
     def __next__(self):
