@@ -13,6 +13,7 @@ format version, the model class and every parameter's name, shape and dtype, and
 differs in other settings (dropout rate, seed) only warns.
 """
 import importlib
+import io as _io
 import json
 import os
 import tempfile
@@ -37,8 +38,16 @@ def _umask():
 def atomic_write(path, write):
     """Call write(fileobj) on a temp file next to `path`, fsync it, and rename it over `path`: a crash at any moment
     leaves the old file or the new one.  The new file gets the usual permissions (0o666 less the umask), not the
-    owner-only ones of the temporary file."""
+    owner-only ones of the temporary file.
+
+    Only a regular file is replaced so: a device or a pipe (/dev/stdout, bash's >(gzip > out.gz)) is written as it
+    is, and a symbolic link keeps being one, its target being written (atomically) in its own directory."""
     path = os.fspath(path)
+    if not is_regular_target(path):
+        with open(path, "wb") as f:
+            write(f)
+        return
+    path = os.path.realpath(path) if os.path.islink(path) else path
     d = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -68,6 +77,16 @@ def atomic_write(path, write):
         pass
     finally:
         os.close(dfd)
+
+
+def is_regular_target(path):
+    """Is `path` a regular file, a link to one, or nothing yet (which atomic_write creates as a regular file)?  Not
+    for a device, a pipe or a socket: those are opened and written in place."""
+    import stat
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:                        # missing (or a dangling link: its target is created)
+        return True
 
 
 # ---- nested state <-> JSON + arrays ------------------------------------------------------------------------------
@@ -147,8 +166,18 @@ def read_file(path, where="load"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: '{path}'.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: '{path}' is a directory; a model file is needed.")
+    # a pipe (--model <(zcat m.npz.gz)) is read once, into memory: np.load and the checks below seek
+    source = path if os.path.isfile(path) else _io.BytesIO(open(path, "rb").read())
+    what = _not_fastnn(source)
+    if what:
+        raise ValueError(f"{where}: '{path}' must be a readable fastnn .npz file (a model or checkpoint); got "
+                         f"{what}.")
+    if not isinstance(source, str):
+        source.seek(0)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(source, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}       # reading every member checks its CRC
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as e:
         raise ValueError(f"{where}: '{path}' must be a readable fastnn .npz file; got a truncated or corrupted file "
@@ -175,6 +204,48 @@ def read_file(path, where="load"):
 
 
 _HEADER_FIELDS = {"kind": str, "model_class": str, "model_config": dict, "params": dict}
+
+
+def _not_fastnn(source):
+    """What `source` (a path, or the bytes of a pipe in a BytesIO) is when it cannot be a fastnn file, told by its
+    first bytes (np.load's own errors call a text file "pickled data", and fail in a `with` on a bare .npy), or None
+    for an .npz (its header and any damage inside are read_file's to find)."""
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            head = f.read(512)
+    else:
+        head = source.getvalue()[:512]
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single NumPy array (.npy, as np.save writes), not a model file"
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+        try:
+            with gzip.open(source, "rb") if isinstance(source, str) else gzip.GzipFile(fileobj=source) as g:
+                inner = g.read(2)
+        except (OSError, EOFError):
+            inner = b""
+        return "a gzip-compressed .npz: decompress it first (gunzip -k)" if inner == b"PK" else "a gzip file"
+    if head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05":
+        return "a Python pickle, which fastnn never loads (unpickling can run any code)"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(source) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return None                                  # a damaged .npz: np.load names the damage
+        if all(n.endswith(".npy") for n in names):
+            return None
+        return f"a zip archive of other files ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+    if b"\0" not in head:
+        try:
+            first = (head.decode("utf-8").splitlines() or [""])[0]
+        except UnicodeDecodeError:
+            first = None
+        if first is not None:
+            return f"a text file (first line {first[:40]!r}{'...' if len(first) > 40 else ''})"
+    return "a binary file of an unknown kind"
 
 
 def _check_model(header, model, path, where):

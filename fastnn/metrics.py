@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from fastnn.data.tags import convert, end_of_chunk, split_tag, start_of_chunk
+from fastnn.data.tags import convert, detect_scheme, end_of_chunk, recode, split_tag, start_of_chunk
 
 
 def accuracy(gold, pred):
@@ -36,7 +36,13 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
     gold_sentences, pred_sentences : lists of sentences, each a list of tag strings ("O", "B-PER", "I-NP", ...);
         sentence i of both must have the same length.  IOB1 and IOB2 are scored as they are (conlleval's rules
         read both).  Sentence boundaries end chunks, as blank lines do for conlleval.
-    scheme : None, or "iobes" to convert both sides to IOB2 first (conlleval does not know S- tags).
+    scheme : None, or "iobes" to convert both sides to IOB2 first (conlleval does not know S- tags; with None, a
+        side written in IOBES is found and converted all the same).
+
+    Scored in gold's own encoding: predictions written consistently in another one (a model trained on IOB1 data
+    scored on an IOB2 file) are re-encoded into gold's first.  Chunk scores do not change (conlleval's rules read
+    both), but token accuracy would count every B-X/I-X that differs only in encoding as wrong; conlleval itself
+    compares the raw tags.  Predictions that are ill-formed in their own encoding are compared as they are.
 
     Returns
     -------
@@ -53,6 +59,9 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
                          f"got {len(gold_sentences)} and {len(pred_sentences)}.")
     if scheme not in (None, "iobes"):
         raise ValueError(f"{where}: 'scheme' must be None (IOB1/IOB2 as is) or 'iobes'; got {scheme!r}.")
+    pred_sentences, found = _in_gold_encoding(gold_sentences, pred_sentences)
+    if found == "iobes":
+        scheme = "iobes"
     n_tokens = n_correct_tags = 0
     n_correct = n_gold = n_pred = 0
     correct_t, gold_t, pred_t = {}, {}, {}
@@ -64,6 +73,8 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
         if len(gs) != len(ps):
             raise ValueError(f"{where}: sentence {k} must have as many predicted as gold tags; "
                              f"got {len(ps)} predicted and {len(gs)} gold.")
+        n_correct_tags += sum(a == b for a, b in zip(gs, ps))      # in gold's encoding, before any conversion
+        n_tokens += len(gs)
         if scheme == "iobes":
             gs, ps = convert(gs, "iobes", "iob2"), convert(ps, "iobes", "iob2")
         for i in range(len(gs) + 1):
@@ -89,9 +100,6 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
             if start_g:
                 n_pred += 1
                 pred_t[gt] = pred_t.get(gt, 0) + 1
-            if not boundary:
-                n_correct_tags += c == g and ct == gt
-                n_tokens += 1
             last_c, last_ct, last_g, last_gt = c, ct, g, gt
     if in_correct:  # unreachable after a boundary; kept for parity with the script
         n_correct += 1
@@ -105,6 +113,22 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
     out.update(accuracy=100.0 * n_correct_tags / n_tokens if n_tokens else 0.0, n_tokens=n_tokens,
                n_gold=n_gold, n_pred=n_pred, n_correct=n_correct, per_type=per_type)
     return out
+
+
+def _in_gold_encoding(gold, pred):
+    """(pred, encoding): pred re-encoded into gold's chunk encoding when it is well-formed in another one (see
+    conll_f1), and the encoding both sides are then in (None: not chunk tags of one scheme on both sides, read with
+    conlleval's rules as they are)."""
+    try:
+        g, p = detect_scheme(gold), detect_scheme(pred)
+    except ValueError:                      # tags written in a way the schemes do not read
+        return pred, None
+    if g is None or p is None or g == p:
+        return pred, g if g == p else None
+    pred = [list(s) for s in pred]
+    if any(convert(s, p, p) != s for s in pred):      # ill-formed in its own encoding: compare as it is
+        return pred, None
+    return recode(pred, p, g), g
 
 
 def _prf(correct, gold, pred):

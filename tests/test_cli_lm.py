@@ -103,7 +103,7 @@ def test_errors(capsys, corpus, tmp_path):
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--weight", "2"], "--weight must be"),
         (["lm", "eval", "--model", ng, "--data", corpus["test"], "--mix", ng, "--context-bins", corpus["train"]],
          "--context-bins needs --weight em"),
-        (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "not a readable .npz"),
+        (["lm", "eval", "--model", corpus["test"], "--data", corpus["test"]], "got a text file (first line"),
         # the options are checked before any file is read or any model scores a word
         (["lm", "eval", "--model", str(tmp_path / "nope.npz"), "--data", "nope.txt", "--mix", ng, "--weight", "2"],
          "--weight must be"),

@@ -302,10 +302,14 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monke
     lack.write_text("\n".join(" ".join([x[0], *x[2:]]) if x else "" for x in lines) + "\n")   # no POS: chunk there
     rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", lack)
     assert rc == 0 and "pos (column 1): " in err and "most are unseen: is column 1 the pos column" in err, err
-    # one CoNLL sentence without its closing blank line looks like text (two words a line) to auto-detection
+    # one CoNLL sentence without its closing blank line is CoNLL to auto-detection (its second column holds tags)
     columns = d / "one-sentence.txt"
     columns.write_text("the DT\ndog NN\nsees VBZ\n")
     _one_line_error(capsys, "tagger", "predict", "--model", model, "--data", columns,
+                    match="feature 'chunk' reads column 2 as an input, but sentence 0 of the data has 2 columns")
+    words2 = d / "two-words.txt"                     # text lines of two words each: read as text, and said so
+    words2.write_text("the dog\na cat\n")
+    _one_line_error(capsys, "tagger", "predict", "--model", model, "--data", words2,
                     match="(read as text, one sentence per line, by auto-detection: give --format conll")
     tr = ["tagger", "train", "--train", train, "--task", "ner=3", "--out", model, "--epochs", "1"]
     _one_line_error(capsys, *tr, "--feature", "pos=7", match="column 7 is not a tag column")

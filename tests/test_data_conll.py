@@ -132,7 +132,8 @@ def test_conll2000_file():
     ("EU rejects German lamb .\nPeter Blackburn\n", "text"),    # varying numbers of fields
     ("EU rejects\n\nPeter\n", "text"),
     ("-DOCSTART-\nEU rejects German lamb .\nPeter Blackburn\n", "text"),
-    ("EU NNP\nrejects VBZ\n", "text"),                          # ambiguous without a separator: text
+    ("EU NNP\nrejects VBZ\n", "conll"),                         # one sentence, no separator: tags in column 2
+    ("EU rejects\nPeter Blackburn\n", "text"),                  # ... words there: text
     # one malformed line among many CoNLL ones: CoNLL (whose reader names the line), not text tagging every column
     ("".join(f"w{i} NN B-NP\n" + ("\n" if i % 5 == 4 else "") for i in range(30)) + "bad line of five\n\n", "conll"),
     ("a b\nc d e\n\nf g\n", "text"),                           # 2 of 3 lines alike: text

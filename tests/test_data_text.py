@@ -124,5 +124,5 @@ def test_text_that_is_not_utf8_names_the_file_and_line_in_every_reader(tmp_path)
     np.savez(binary, a=np.arange(1000.0))
     with pytest.raises(ValueError, match=r"m.npz must be UTF-8 text; .* It looks like a binary file"):
         read_sentences(binary)
-    with pytest.raises(ValueError, match=r"t.txt must be UTF-8 text; .* iconv -f latin1"):
+    with pytest.raises(ValueError, match=r"t.txt must be UTF-8 text; .* iconv -f ISO-8859-1 -t UTF-8 "):
         read_sentences(tmp_path / "t.txt")

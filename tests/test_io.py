@@ -114,7 +114,7 @@ def test_not_a_fastnn_file_and_missing(tmp_path):
         io.load_model(str(tmp_path / "nope.npz"), Tiny)
     with open(p, "w") as f:
         f.write("hello")
-    with pytest.raises(ValueError, match="truncated or corrupted"):
+    with pytest.raises(ValueError, match="got a text file"):
         io.load_params(p, Tiny())
 
 
@@ -301,3 +301,47 @@ def test_saving_something_else_than_a_model_is_a_type_error(tmp_path):
     with pytest.raises(TypeError, match="save_checkpoint: 'model' must be a fastnn model .*; got NoneType.$"):
         io.save_checkpoint(path, None)
     assert not os.listdir(tmp_path)
+
+
+def _write_bytes(make):
+    def write(p):
+        with open(p, "wb") as f:
+            make(f)
+    return write
+
+
+@pytest.mark.parametrize("write,what", [
+    (_write_bytes(lambda f: np.save(f, np.zeros(3))), r"a single NumPy array \(.npy"),
+    (_write_bytes(lambda f: __import__("pickle").dump({"W": [1.0]}, f)), "a Python pickle, which fastnn never loads"),
+    (_write_bytes(lambda f: f.write(b"the cat sat\n")), r"a text file \(first line 'the cat sat'\)"),
+    (_write_bytes(lambda f: None), r"an empty file \(0 bytes\)"),
+    (_write_bytes(lambda f: zipfile.ZipFile(f, "w").writestr("archive/data.pkl", b"x")), "a zip archive of other"),
+])
+def test_a_file_of_another_kind_is_named(tmp_path, write, what):
+    """np.load's own errors called a text file or a pickle "pickled data" and failed in a `with` on a bare .npy."""
+    p = str(tmp_path / "m.npz")
+    write(p)
+    with pytest.raises(ValueError, match="load_model: .* must be a readable fastnn .npz file .*; got " + what):
+        io.load_model(p)
+
+
+def test_a_gzipped_model_is_named_and_a_pipe_is_read(tmp_path):
+    import gzip
+    path = _saved(tmp_path)
+    with open(path, "rb") as f:
+        data = f.read()
+    gz = tmp_path / "m.npz.gz"
+    gz.write_bytes(gzip.compress(data))
+    with pytest.raises(ValueError, match=r"a gzip-compressed .npz: decompress it first \(gunzip -k\)"):
+        io.load_model(gz, Tiny)
+    if os.path.isdir("/proc/self/fd"):            # --model <(cat m.npz): read once, into memory
+        r, w = os.pipe()
+        import threading
+        t = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
+        t.start()
+        try:
+            m = io.load_model(f"/proc/self/fd/{r}", Tiny)
+        finally:
+            t.join()
+            os.close(r)
+        assert isinstance(m, Tiny)

@@ -16,9 +16,9 @@ def test_perfect_and_mixed_encodings():
     g = [["B-PER", "I-PER", "O", "B-LOC"]]
     r = conll_f1(g, g)
     assert (r["precision"], r["recall"], r["f1"], r["accuracy"]) == (100.0, 100.0, 100.0, 100.0)
-    # IOB1 gold vs IOB2 prediction: same chunks, different tags
+    # IOB1 gold vs IOB2 prediction: same chunks, scored in gold's encoding (conlleval: accuracy 50)
     r = conll_f1([["I-PER", "I-PER", "O", "I-LOC"]], [["B-PER", "I-PER", "O", "B-LOC"]])
-    assert r["f1"] == 100.0 and r["accuracy"] == 50.0 and r["n_tokens"] == 4
+    assert r["f1"] == 100.0 and r["accuracy"] == 100.0 and r["n_tokens"] == 4
 
 
 @pytest.mark.parametrize("gold,pred,expected", [
@@ -106,5 +106,23 @@ def test_conll2003_gold_against_itself_in_iob2():
     gold = column(read_conll(data_path("conll2003", "eng.testa"), columns=["ner"]), 0)
     r = conll_f1(gold, [convert(s, "iob1", "iob2") for s in gold])
     assert r["f1"] == 100.0 and r["n_gold"] == r["n_correct"] == 5942      # entities in the CoNLL-2003 dev set
-    assert r["n_tokens"] == 51362 and r["accuracy"] < 100.0
+    assert r["n_tokens"] == 51362 and r["accuracy"] == 100.0     # scored in gold's encoding
     assert set(r["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
+
+
+def test_scored_in_gold_encoding():
+    """A prediction consistently in another encoding is re-encoded into gold's before tags are compared (a model
+    trained on IOB1 data scored on an IOB2 file); one ill-formed in its own is compared as it is."""
+    g2 = [["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]]
+    p1 = [["I-PER", "I-PER", "I-ORG", "I-LOC", "B-LOC"]]          # IOB1: one wrong token, one wrong chunk
+    r = conll_f1(g2, p1)
+    assert r["accuracy"] == 80.0 and (r["n_gold"], r["n_pred"], r["n_correct"]) == (3, 4, 3)
+    r = conll_f1([["B-X", "I-X", "O", "B-Y"]], [["I-X", "I-X", "O", "B-Y"]])    # ill-formed IOB1 (B-Y after O)
+    assert r["accuracy"] == 75.0 and r["f1"] == 100.0
+    # IOBES on both sides needs no scheme= (conlleval joins S-X S-X into one chunk)
+    r = conll_f1([["S-PER", "S-PER", "O"]], [["S-PER", "O", "S-PER"]])
+    assert (r["n_gold"], r["n_pred"], r["n_correct"]) == (2, 2, 1) and r["accuracy"] == pytest.approx(100 / 3)
+    r = conll_f1([["S-PER", "B-LOC", "E-LOC"]], [["B-PER", "B-LOC", "I-LOC"]])   # IOBES gold, IOB2 prediction
+    assert r["f1"] == 100.0 and r["accuracy"] == 100.0
+    r = conll_f1([["B-NP", "NN"]], [["B-NP", "I-NP"]])              # not chunk tags: conlleval's rules as they are
+    assert r["accuracy"] == 50.0

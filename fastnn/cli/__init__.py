@@ -7,6 +7,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 from fastnn.cli._common import (CLIError, Parser, StderrGuard, interrupted_exit_code, interrupted_message,
                                 stop_on_sigterm, stopped_how)
@@ -60,9 +61,20 @@ def _stdout_closed():
     return 0
 
 
+def _one_line_warnings(command, quiet):
+    """warnings.showwarning of a command: a library warning (too little data for Kneser-Ney discounts, ...) as one
+    line naming the command, not Python's two (file:line: Category: message, then the source line); none with
+    --quiet."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            print(f"{command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+    return show
+
+
 def main(argv=None):
     command = "fastnn"
     old_sigterm = stop_on_sigterm()
+    old_showwarning = warnings.showwarning
     stderr = sys.stderr
     sys.stderr = guard = StderrGuard(stderr)
     try:
@@ -74,6 +86,7 @@ def main(argv=None):
             command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
             if extra:               # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
                 raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
+            warnings.showwarning = _one_line_warnings(command, quiet=getattr(args, "quiet", False))
             rc = args.func(args) or 0
             sys.stdout.flush()
             return rc
@@ -110,5 +123,6 @@ def main(argv=None):
         return interrupted_exit_code()
     finally:
         sys.stderr = stderr
+        warnings.showwarning = old_showwarning
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)

@@ -223,10 +223,11 @@ def check_writable(args, *options, inputs=()):
     is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
     at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
     or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
+    from fastnn.io import is_regular_target
+    check_stdin_once(args, *inputs)
     taken = {}
     for name in inputs:
-        paths = getattr(args, name, None)
-        for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths or ():
+        for p in _paths(getattr(args, name, None)):
             if p != "-":                               # stdin
                 taken.setdefault(_file_key(p), flag(name))
     for name in options:
@@ -236,7 +237,16 @@ def check_writable(args, *options, inputs=()):
         where = f"{flag(name)} {path}"
         if os.path.isdir(path):
             raise CLIError(f"{where}: is a directory; give a file name")
-        d = os.path.dirname(os.path.abspath(path))
+        if not is_regular_target(path):              # a device or a pipe (/dev/stdout, >(gzip)): written in place
+            if not os.access(path, os.W_OK):
+                raise CLIError(f"{where}: not writable")
+            continue
+        key = _file_key(path)
+        if key in taken:
+            raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")
+        taken[key] = flag(name)
+        # a symbolic link's target is written, in the target's directory
+        d = os.path.dirname(os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path))
         if not os.path.isdir(d):
             raise CLIError(f"{where}: {d} is not a directory" if os.path.exists(d) else
                            f"{where}: no such directory: {d}")
@@ -245,10 +255,6 @@ def check_writable(args, *options, inputs=()):
         reason = _cannot_create(d)
         if reason:
             raise CLIError(f"{where}: cannot write in {d}: {reason}")
-        key = _file_key(path)
-        if key in taken:
-            raise CLIError(f"{where}: is also the {taken[key]} file; writing there would destroy it: give another name")
-        taken[key] = flag(name)
 
 
 def check_import(module, option, extra):
@@ -293,8 +299,24 @@ def check_resume(args):
         raise CLIError(f"--resume: no checkpoint at {args.checkpoint}")
 
 
+def check_stdin_once(args, *inputs):
+    """Standard input ("-") can be read once: at most one of the input options (attribute names of args, each a path
+    or a list of paths) may name it (a second reader would get nothing, or what the first left)."""
+    given = [flag(name) for name in inputs for p in _paths(getattr(args, name, None)) if p == "-"]
+    if len(given) > 1:
+        raise CLIError(f"{' and '.join(dict.fromkeys(given))}: standard input (-) can be read once; give it to one "
+                       f"option, files to the others")
+
+
+def _paths(value):
+    return [value] if isinstance(value, (str, os.PathLike)) else value or ()
+
+
 def existing_file(path):
-    """`path` if it can be read as a file: a regular file, or a pipe such as bash's <(zcat corpus.gz)."""
+    """`path` if it can be read as a file: a regular file, a pipe such as bash's <(zcat corpus.gz), or "-" (standard
+    input, see check_stdin_once)."""
+    if path == "-":
+        return path
     if os.path.isdir(path):
         raise CLIError(f"{path} is a directory; a file is needed")
     if not os.path.exists(path):
@@ -397,11 +419,13 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 
 def option_names(message, *classes):
-    """A Config's message with its field names ('batch_size') written as the options (--batch-size), and
-    from_preset's 'preset' as --preset."""
+    """A Config's message with its field names ('batch_size', or batch_size=64 as a library writes a value) written
+    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset."""
+    import re
     for cls in classes:
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
+            message = re.sub(rf"(?<![\w.-]){f.name}=(?=\S)", flag(f.name) + " ", message)
     return message.replace("'preset'", "--preset")
 
 

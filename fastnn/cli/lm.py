@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
-                                load_model_file, option_names, print_json, save_or_fallback, set_threads,
-                                train_keeping_work)
+                                check_stdin_once, check_writable, existing_file, flag, interrupted_exit_code,
+                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
 
@@ -74,24 +74,15 @@ def _read(path):
 
 
 def load_lm(path, option="--model"):
-    """(model, words) from a fastnn model file written by `lm train`, given as `option`."""
-    from fastnn import io
-    existing_file(path)
+    """(model, words) from a fastnn model file written by `lm train`, given as `option` (read through fastnn.io, as
+    every command reads a model: a file of another kind is said to be one)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            files = set(z.files)
-            words = z["lm_words"].tolist() if "lm_words" in files else None
-    except Exception as exc:  # noqa: BLE001 (any unreadable file is the same user error)
-        raise CLIError(f"{path} is not a readable .npz model file ({type(exc).__name__}: {exc})") from None
-    try:
-        if io.HEADER not in files:
-            raise CLIError(f"{path} is not a fastnn model file")
         model = load_model_file(path, option)
-        words = getattr(model, "words", None)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CLIError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise CLIError(f"{option} {path}: {exc}") from None
     if not hasattr(model, "token_logprobs"):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a language model")
+    words = getattr(model, "words", None)
     if words is None:
         raise CLIError(f"{path} holds no vocabulary; train it with `fastnn lm train`")
     return model, words
@@ -153,9 +144,12 @@ def run_train(args):
         # a --min-count that turns most words into <unk> gives a low perplexity that means little: say so
         + (f"; <unk> is {unk:.0%} of the training words: lower --min-count" if unk > 0.5 else ""))
     t0 = time.perf_counter()
-    (model, history), stop = train_keeping_work(args, lambda: recipe.train(
-        config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-        on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+    try:
+        (model, history), stop = train_keeping_work(args, lambda: recipe.train(
+            config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+            on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+    except ValueError as e:                     # e.g. a --batch-size larger than the data: name the option
+        raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     seconds = time.perf_counter() - t0
     out = save_or_fallback(args.out, model, "--out")
     result = {"model": config.arch, "out": out, "vocab": len(vocab), "train_tokens": int(len(streams["train"])),
@@ -203,6 +197,7 @@ def run_eval(args):
     from fastnn.data import Vocab, count_oov, lm_stream
     from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
+    check_stdin_once(args, "data", "tune_on", "context_bins")
     w = _eval_weight(args) if args.mix else None
     model, words = load_lm(args.model)
     if args.mix:

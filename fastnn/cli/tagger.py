@@ -289,15 +289,13 @@ def run_predict(args):
     import itertools
 
     from fastnn.data import conll
-    from fastnn.data.text import TextReader, open_text
+    from fastnn.data.text import open_text
 
     _threads(args.threads)
     model = _load_model(args.model)
     check_writable(args, "out", inputs=("data", "model"))
-    if args.data == "-":
-        src, name = TextReader(sys.stdin.buffer, "--data", "stdin", None), "stdin"
-    else:
-        src, name = open_text(existing_file(args.data), "--data"), args.data
+    src = open_text(existing_file(args.data), "--data")
+    name = "stdin" if args.data == "-" else args.data
     with src:
         try:
             head = list(itertools.islice(src, 1000))
@@ -382,10 +380,15 @@ def _predicted_lines(model, items, fmt, name, unseen):
 
 
 def _write_stdout(lines):
-    out = sys.stdout
+    """The lines in UTF-8, as --out writes them and the input was read, whatever the locale's encoding (latin-1 wrote
+    'é' as one byte and stopped at '€')."""
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    encode = (lambda line: line.encode("utf-8")) if out is not None else (lambda line: line)
+    out = out if out is not None else sys.stdout
     try:
         for line in lines:
-            out.write(line)
+            out.write(encode(line))
         out.flush()
     except BrokenPipeError:                           # e.g. piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

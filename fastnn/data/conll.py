@@ -9,6 +9,7 @@ is the lowercased word with every digit replaced by "0"; the capitalisation feat
 padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
 import os
+import re
 from collections import Counter
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
-from fastnn.data.text import open_text, atomic_write_text
+from fastnn.data.text import atomic_write_text, open_text, split_fields
 from fastnn.data.vocab import Vocab
 
 # Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
@@ -54,32 +55,64 @@ def read_conll(path, columns=None, *, task=None):
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
-    sentences, cur, n_cols, first_line = [], [], None, None
     with open_text(path, where) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields or fields[0] == DOCSTART:
-                if cur:
-                    sentences.append(cur)
-                    cur = []
-                continue
-            if n_cols is None:
-                n_cols, first_line = len(fields), lineno
-                if task is not None and n_cols != len(TASKS[task]):
-                    raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
-                                     f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
-                if cols is not None and max(cols, default=0) >= n_cols:
-                    raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
-                                     f"columns (line {lineno}).")
-            elif len(fields) != n_cols:
-                raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
-                                 f"got {len(fields)}: {line.rstrip()!r}.")
-            cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
+        return _sentences(f, path, cols, columns, task, where)
+
+
+def _sentences(lines, path, cols, columns, task, where):
+    """read_conll's sentences of an iterable of lines."""
+    sentences, cur, n_cols, first_line = [], [], None, None
+    for lineno, line in enumerate(lines, 1):
+        fields = split_fields(line)
+        if not fields or fields[0] == DOCSTART:
+            if cur:
+                sentences.append(cur)
+                cur = []
+            continue
+        if n_cols is None:
+            n_cols, first_line = len(fields), lineno
+            if task is not None and n_cols != len(TASKS[task]):
+                raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
+                                 f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
+            if cols is not None and max(cols, default=0) >= n_cols:
+                raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
+                                 f"columns (line {lineno}).")
+        elif len(fields) != n_cols:
+            raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
+                             f"got {len(fields)}: {line.rstrip()!r}.")
+        cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
     if cur:
         sentences.append(cur)
     if not sentences:
         raise ValueError(f"{where}: {path} is empty; it must contain at least one token line.")
     return sentences
+
+
+def read_words(path, fmt="auto", *, probe=200, where="read_words"):
+    """(sentences of words, the format read) of a file of plain text (one sentence per line, whitespace tokens) or
+    CoNLL columns (the first column's words); fmt "auto" decides by detect_format on the first `probe` token lines.
+
+    The file is opened once and read from the start, the lines looked at to decide being kept and read again from
+    memory: a pipe (bash's <(zcat corpus.gz)) or stdin ("-") cannot be opened twice, and opening it again read only
+    what the first look had left, silently.  An empty text file gives no sentence (the caller decides).
+    """
+    import itertools
+    if fmt not in ("auto",) + FORMATS:
+        raise ValueError(f"{where}: 'fmt' must be one of {('auto',) + FORMATS}; got {fmt!r}.")
+    path = os.fspath(path)
+    with open_text(path, where) as f:
+        head, n = [], 0
+        if fmt == "auto":
+            for line in f:
+                head.append(line)
+                n += bool(split_fields(line))
+                if n >= probe:
+                    break
+            fmt = detect_format(head)
+        lines = itertools.chain(head, f)
+        if fmt == "conll":
+            return [[row[0] for row in s] for s in _sentences(lines, path, [0], [0], None, where)], fmt
+        return [toks for toks in map(split_fields, lines) if toks], fmt
 
 
 def column(sentences, col):
@@ -185,16 +218,18 @@ def detect_format(lines):
     """"conll" or "text" for the first lines of an input (auto-detection of `fastnn tagger predict`).
 
     CoNLL: every token line has one common number of fields, and a -DOCSTART- line or a blank line after some token
-    lines (a trailing one counts) separates them, with more than one token line in the second case.  Otherwise text:
-    one tokenised sentence per line.  A small input can be ambiguous (two lines of two words each, a one-token CoNLL
-    file): give the format explicitly there.  A CoNLL file with a few malformed lines (at least 90% of its token lines
-    sharing one number >= 2 of fields) is CoNLL, so that reading it names the bad line: read as text, every column
-    would be tagged as a word.
+    lines (a trailing one counts) separates them, with more than one token line in the second case.  A one-sentence
+    file (no blank line) is CoNLL too when its token lines share one number >= 2 of fields and every field after the
+    word looks like a tag (upper-case letters and punctuation: NNP, I-NP, B-PER, O, PRP$, -LRB-, ., ...), which text
+    lines of equal lengths hardly do.  Otherwise text: one tokenised sentence per line.  A small input can be
+    ambiguous (two lines of two words each, a one-token CoNLL file): give the format explicitly there.  A CoNLL file
+    with a few malformed lines (at least 90% of its token lines sharing one number >= 2 of fields) is CoNLL, so that
+    reading it names the bad line: read as text, every column would be tagged as a word.
     """
     fields, blank_after_token, docstart = Counter(), False, False
-    n_tokens = 0
+    n_tokens, taglike = 0, True
     for line in lines:
-        f = line.split()
+        f = split_fields(line)
         if f and f[0] == DOCSTART:
             docstart = True
         elif not f:
@@ -202,9 +237,15 @@ def detect_format(lines):
         else:
             fields[len(f)] += 1
             n_tokens += 1
+            taglike = taglike and all(_TAGLIKE.match(x) for x in f[1:])
     width, n = fields.most_common(1)[0] if fields else (0, 0)
     columns = len(fields) == 1 or (width >= 2 and n >= 0.9 * n_tokens)
-    return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1)) else "text"
+    one_sentence = len(fields) == 1 and width >= 2 and n_tokens > 1 and taglike
+    return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1) or one_sentence) else "text"
+
+
+# a POS, chunk or NER tag: upper-case letters, hyphens, punctuation ($ of PRP$, -LRB-, the tags of . , : `` '')
+_TAGLIKE = re.compile(r"^[A-Z$.,:;()'`#\-]+$")
 
 
 def read_document(lines, fmt, name="<input>", where="read_document"):
@@ -219,7 +260,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
     cur, n_cols, first_line = [], None, None
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
-        f = line.split()
+        f = split_fields(line)
         if not f or f[0] == DOCSTART:
             if cur:
                 yield cur

@@ -133,28 +133,61 @@ def is_chunk_tag(tag):
     return tag == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
 
 
-def detect_scheme(tag_sentences):
+def detect_scheme(tag_sentences, where="detect_scheme"):
     """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
 
     S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
     IOB2 (which B-X at every chunk start also satisfies).
+
+    A column that is chunk tags written another way is a ValueError saying how, not plain tags (which would train and
+    score it by token accuracy, silently): "0" (the digit) for "O", lower-case prefixes ("b-per"), BILOU's U-/L-.
     """
-    seen_iob1 = seen_b = False
-    for s in tag_sentences:
+    seen_iob1 = seen_b = seen_iobes = prefixed = False
+    odd = None                                   # (tag, sentence, token) of the first near-chunk tag
+    for k, s in enumerate(tag_sentences):
         prev, prev_typ = "O", ""
-        for t in s:
+        for i, t in enumerate(s):
             if not is_chunk_tag(t):
-                return None
+                if not _near_chunk_tag(t):
+                    return None
+                odd = odd or (t, k, i)
+                prefixed = prefixed or t not in ("0", "o")
+                continue
             p, typ = split_tag(t)
-            if p in "SE":
-                return "iobes"
+            prefixed = prefixed or t != "O"
+            seen_iobes = seen_iobes or p in "SE"
             if p == "I" and (prev == "O" or prev_typ != typ):
                 seen_iob1 = True
             seen_b = seen_b or p == "B"
             prev, prev_typ = p, typ
+    if odd is not None:
+        if not prefixed:                         # a column of 0s (and Os): no chunk tag to be sure of
+            return None
+        _chunk_tags_written_otherwise(*odd, where)
+    if seen_iobes:
+        return "iobes"
     if seen_iob1:
         return "iob1"
     return "iob2" if seen_b else "iob1"
+
+
+def _near_chunk_tag(tag):
+    """A chunk tag written in a way fastnn does not read: "0" for "O", a lower-case prefix, BILOU's U-/L-."""
+    p, typ = split_tag(tag)
+    return tag in ("0", "o") or (len(p) == 1 and p.upper() in "BIESLU" and bool(typ))
+
+
+def _chunk_tags_written_otherwise(tag, k, i, where):
+    p, _ = split_tag(tag)
+    at = f"{where}: the tags look like chunk tags but sentence {k}, token {i} has {tag!r}"
+    if tag == "0":
+        raise ValueError(f"{at}: outside a chunk must be 'O' (the letter), not '0' (the digit). Replace the zeros in "
+                         f"that column, e.g. awk '$NF==\"0\"{{$NF=\"O\"}}1' (last column).")
+    if p.upper() in "LU" and p.isupper():
+        raise ValueError(f"{at}: BILOU tags (U-, L-) must be IOBES (S-, E-: the same chunks) to be read. Rename the "
+                         f"prefixes, e.g. sed -E 's/ U-/ S-/; s/ L-/ E-/'.")
+    raise ValueError(f"{at}: chunk tags must be 'O' or an upper-case prefix (B-, I-, E-, S-) and a type, as in "
+                     f"'B-PER'; got a lower-case one. Upper-case the prefixes (types may keep their case).")
 
 
 def recode(tag_sentences, src, dst):

@@ -3,6 +3,8 @@ import gzip
 import io
 import numbers
 import os
+import re
+import sys
 import zlib
 
 import numpy as np
@@ -12,24 +14,72 @@ from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
 
+# Only ASCII whitespace separates tokens and columns: str.split() also splits at a no-break space (U+00A0, which
+# keeps "10\u00a0000" or "New\u00a0York" one token), U+2009, U+3000 ... and would add a token or a column.
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v\x1c-\x1f]+")
+
+
+def split_fields(line):
+    """The tokens (columns) of a line: the parts between ASCII whitespace, any other character kept."""
+    if line.isascii():
+        return line.split()                              # the same, faster
+    return [f for f in _ASCII_SPACE.split(line) if f]
+
+
 # Text is read as UTF-8; a byte-order mark (some Windows editors write one) is dropped, not read into the first word.
 READ_ENCODING = "utf-8-sig"
 
 
 def open_text(path, where):
-    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; a gzip file (found by its magic
-    bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's <(zcat corpus.gz) reads too; a
+    """Open `path` for reading as UTF-8 with a FileNotFoundError that names it; "-" reads standard input.  A gzip
+    file (found by its magic bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's
+    <(zcat corpus.gz), or stdin, is read once, from the start: the magic bytes are peeked at, never read twice.  A
     directory is an IsADirectoryError."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{where}: no such file: {path}")
-    if os.path.isfile(path):                            # (a pipe cannot be read twice to look for the magic)
-        with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":
-                return TextReader(io.BufferedReader(_Gunzip(path, where)), where, path, gzip.open)
-    return TextReader(open(path, "rb"), where, path, open)
+    stdin = path == "-"
+    if stdin:
+        binary, path = sys.stdin.buffer, "stdin"
+    else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{where}: {path} is a directory; a file is needed")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{where}: no such file: {path}")
+        binary = open(path, "rb")
+    if not hasattr(binary, "peek"):                     # (a stdin replaced by a BytesIO, in tests)
+        binary = io.BufferedReader(binary)
+    reopen = None if stdin else open
+    if binary.peek(2)[:2] == b"\x1f\x8b":
+        binary, reopen = io.BufferedReader(_Gunzip(binary, f"{where}: {path}")), reopen and gzip.open
+    wide = _utf16_or_32(binary.peek(512)[:512])
+    if wide:
+        binary.close()
+        raise ValueError(f"{where}: {path} must be UTF-8 text; got {wide} text. Convert it first: "
+                         f"{iconv_command(wide, path)}")
+    return TextReader(binary, where, path, reopen)
+
+
+def _utf16_or_32(head):
+    """"UTF-16" / "UTF-32" (with a byte-order mark), "UTF-16LE" / "UTF-16BE" (without: every other byte NUL, as
+    ASCII text in UTF-16 has), or None.  Read as UTF-8, BOM-less UTF-16 is valid and silently gives "J\0o\0h\0n"."""
+    if head.startswith((b"\xff\xfe\0\0", b"\0\0\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 4 and b"\0" in head:
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+            return "UTF-16LE"
+        if even.count(0) >= 0.9 * len(even) and odd.count(0) == 0:
+            return "UTF-16BE"
+    return None
+
+
+def iconv_command(encoding, path):
+    """The command line that converts `path` (a file, or "stdin") from `encoding` to UTF-8."""
+    import shlex
+    if path == "stdin":
+        return f"iconv -f {encoding} -t UTF-8, then pipe that into fastnn"
+    return f"iconv -f {encoding} -t UTF-8 {shlex.quote(path)} > {shlex.quote(path + '.utf8')}"
 
 
 class TextReader(io.TextIOWrapper):
@@ -42,18 +92,23 @@ class TextReader(io.TextIOWrapper):
         self._where, self._path, self._reopen = where, path, reopen
 
     def _not_utf8(self, e):
-        at, fix = f"{e.reason} at byte {e.start} of a chunk", "Convert it first, e.g. iconv -f latin1 -t utf-8."
+        at, bad_bytes = f"{e.reason} at byte {e.start} of a chunk", e.object
+        binary = b"\0" in e.object
         if self._reopen and os.path.isfile(self._path):     # name the line (decoding runs in chunks ahead of the lines)
             with self._reopen(self._path, "rb") as f:
-                if b"\0" in f.read(4096):                  # text has no NUL bytes; model files, archives do
-                    fix = "It looks like a binary file (a model file, an archive?), not text."
+                binary = b"\0" in f.read(4096)             # text has no NUL bytes; model files, archives do
                 f.seek(0)
                 for i, line in enumerate(f, 1):
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError as bad:
-                        at = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})"
+                        at, bad_bytes = f"{bad.reason} in line {i} (byte {line[bad.start:bad.start + 1]!r})", line
                         break
+        if binary:
+            fix = "It looks like a binary file (a model file, an archive?), not text."
+        else:       # Windows' CP1252 puts its quotes and dashes at 0x80-0x9f, which ISO-8859-1 leaves to controls
+            enc = "CP1252" if any(0x80 <= b <= 0x9F for b in bad_bytes) else "ISO-8859-1"
+            fix = f"If it is {enc} text, convert it first: {iconv_command(enc, self._path)}"
         return ValueError(f"{self._where}: {self._path} must be UTF-8 text; got {at}. {fix}")
 
     def __next__(self):
@@ -76,12 +131,14 @@ class TextReader(io.TextIOWrapper):
 
 
 class _Gunzip(io.RawIOBase):
-    """The decompressed bytes of a gzip file, a damaged or truncated one being a ValueError that names it (gzip's
-    own EOFError / zlib.error would surface as a traceback from whichever reader met it)."""
+    """The decompressed bytes of the gzip stream `binary` (closed with it), a damaged or truncated one being a
+    ValueError that names it (gzip's own EOFError / zlib.error would surface as a traceback from whichever reader met
+    it)."""
 
-    def __init__(self, path, where):
+    def __init__(self, binary, name):
         super().__init__()
-        self._gz, self._name = gzip.open(path, "rb"), f"{where}: {path}"
+        self._binary, self._name = binary, name
+        self._gz = gzip.GzipFile(fileobj=binary, mode="rb")
 
     def readable(self):
         return True
@@ -94,6 +151,7 @@ class _Gunzip(io.RawIOBase):
 
     def close(self):
         self._gz.close()
+        self._binary.close()
         super().close()
 
 
@@ -103,7 +161,7 @@ def read_lines(path, where, lower=False):
     sentences = []
     with open_text(path, where) as f:
         for line in f:
-            toks = (line.lower() if lower else line).split()
+            toks = split_fields(line.lower() if lower else line)
             if toks:
                 sentences.append(toks)
     return sentences
