@@ -43,6 +43,13 @@ CASES = {
 TORCH_REFERENCE = {"nplm_direct": 2100, "rnn": 4300}      # tokens/s the issue measured for torch on this machine
 
 
+def build_facts():
+    """Which code produced the figures: the build (native or portable) and the vector path the RNN LM segment's
+    products take (a portable build picks one at run time; FASTNN_VECTOR_PATH forces one)."""
+    from fastnn._ext import _rnnlm
+    return {"build": fastnn.show_config()["build"], "vector_path": _rnnlm._vector_path()}
+
+
 def _zipf_ids(rng, V, shape):
     p = 1.0 / np.arange(1, V + 1)
     return rng.choice(V, size=shape, p=p / p.sum())
@@ -168,7 +175,7 @@ def test_train_step(benchmark, case, impl):
     if step is None:
         pytest.skip(f"no {impl} version of {case}")
     benchmark.group = f"lm_train_step:{case}"
-    benchmark.extra_info.update(impl=impl, tokens=n_tok, n_threads=fastnn.get_num_threads())
+    benchmark.extra_info.update(impl=impl, tokens=n_tok, n_threads=fastnn.get_num_threads(), **build_facts())
     with fastnn.threads(blas=1) if impl == "fastnn" else contextlib.nullcontext():   # as `fastnn lm` runs it
         benchmark.pedantic(step, rounds=5, warmup_rounds=1)
 
@@ -255,9 +262,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
+    facts = build_facts()
     print(f"threads {args.threads} (fastnn: kernels {fastnn.get_num_threads()}, BLAS 1), OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}; median of {args.rounds} training steps; "
-          f"tokens/s = tokens per step / median")
+          f"{os.environ.get('OMP_WAIT_POLICY')}; build {facts['build']}, RNN LM products on {facts['vector_path']}; "
+          f"median of {args.rounds} training steps; tokens/s = tokens per step / median")
     print("| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
     print("|---|---|---|---|---|---|")
     for case in args.cases:

@@ -15,8 +15,10 @@ Every matrix product is the register-blocked `fnn_mm_f` below, run inside these 
 whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
 `--threads 1` that way).  float32 products come in one version per vector width (AVX-512, AVX2 + FMA, SSE2), each
 blocked for its own registers; a portable build has all three and picks one per call (_set_vector_path, read once
-per call), a native build its own.  (Until 2026-12-06 only the AVX-512 blocking was written for its width: a build
-without AVX-512 ran 16-float generic vectors split over narrower registers and trained ~12x slower.)
+per call), a native build its own.  The recurrence's activation (float32) follows the same path; the other
+element-wise and softmax code runs the build's own instructions.  (Until 2026-12-06 only the AVX-512 blocking was
+written for its width: a build without AVX-512 ran 16-float generic vectors split over narrower registers and
+trained ~12x slower.)
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -366,6 +368,26 @@ cdef extern from *:
                          const double *B, ptrdiff_t ldb, double *C, ptrdiff_t ldc, int acc) {
         FNN_MM_PLAIN(double)
     }
+    /* the recurrence's activation (tanh of every state) per path: fnn_math.h's fnn_act_f inlined whole into AVX2 +
+       FMA and AVX-512 functions (a portable build's own code runs it 4 floats at a time: the forward phase took 1.9
+       against 1.3 ms per --preset fast segment).  Element by element, no sum: both paths give the same bits (the
+       exp polynomial's FMAs round apart from the baseline's multiply-adds) */
+    #if FNN_DISPATCH
+    FNN_TARGET_AVX2 __attribute__((flatten)) static void fnn_act_f1(float *h, ptrdiff_t n, int act) {
+        fnn_act_f(h, n, act);
+    }
+    FNN_TARGET_AVX512 __attribute__((flatten)) static void fnn_act_f2(float *h, ptrdiff_t n, int act) {
+        fnn_act_f(h, n, act);
+    }
+    #endif
+    static void fnn_act_f_path(int path, float *h, ptrdiff_t n, int act) {
+    #if FNN_DISPATCH
+        if (path == FNN_PATH_AVX512) { fnn_act_f2(h, n, act); return; }
+        if (path == FNN_PATH_AVX2) { fnn_act_f1(h, n, act); return; }
+    #endif
+        (void)path;
+        fnn_act_f(h, n, act);
+    }
     """
     void fnn_mm_f(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar,
                   Py_ssize_t sak, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
@@ -374,6 +396,7 @@ cdef extern from *:
                     const float *b, float *Z) noexcept nogil
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
                   const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
+    void fnn_act_f_path(int path, float *h, Py_ssize_t n, int act) noexcept nogil
 
 # whether float32 runs the class blocks as vector products (_rnnlm_word_xent's `defer` needs it)
 HAVE_BLOCKS = bool(FNN_HAVE_DOTS)
@@ -434,6 +457,14 @@ cdef inline void mtm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const f
         fnn_mm_d(m, n, K, A, 1, lda, B, ldb, C, ldc, acc)
 
 
+cdef inline void act_on(int path, floating *h, Py_ssize_t n, int kind) noexcept nogil:
+    """h = f(h) in place, float32 on the vector path `path`."""
+    if floating is float:
+        fnn_act_f_path(path, h, n, kind)
+    else:
+        act(h, n, kind)
+
+
 cdef inline void bias_mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
                          const floating *B, const floating *bias, floating *C) noexcept nogil:
     """C[r] = bias + A[r] B for r < m; B (K, n) and C (m, n) with rows n apart."""
@@ -472,7 +503,7 @@ def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const
             for s in range(r0, r0 + m):
                 memcpy(&Hs[t + 1, s, 0], &P[xi[t, s], 0], H * sizeof(floating))
             mm(path, m, H, H, &Hs[t, r0, 0], H, &WhhT[0, 0], Hp, &Hs[t + 1, r0, 0], H, 1)
-            act(&Hs[t + 1, r0, 0], m * H, kind)
+            act_on(path, &Hs[t + 1, r0, 0], m * H, kind)
 
 
 def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, const floating[::1] bc,

@@ -142,6 +142,24 @@ def test_errors():
 
 # ---- the fused segment kernel (kernels.rnnlm_segment) -------------------------------------------------------------
 
+def test_bptt_batches_reject_what_is_not_a_stream_of_ids():
+    """Non-integer ids were truncated in silence (2.5 became word 2, an eos_id of 1.7 word 1); a 2-d array or
+    strings failed inside NumPy with a message naming neither BPTTBatches nor the argument."""
+    s = np.arange(2, 30)
+    for bad in (s + 0.5, s.astype(float), s.reshape(2, -1), np.array(["a", "b", "c", "d"])):
+        with pytest.raises(TypeError, match=r"BPTTBatches: 'stream' must be a 1-d array of integer word ids"):
+            R.BPTTBatches(bad, batch_size=2, block=3, eos_id=1)
+    with pytest.raises(IndexError, match=r"BPTTBatches: 'stream' must hold ids >= 0; got -4 at position 3"):
+        R.BPTTBatches(np.array([2, 3, 4, -4, 5]), batch_size=2, block=3, eos_id=1)
+    for bad in (1.7, None, "1"):
+        with pytest.raises(TypeError, match="BPTTBatches: 'eos_id' must be an integer >= 0"):
+            R.BPTTBatches(s, batch_size=2, block=3, eos_id=bad)
+    with pytest.raises(ValueError, match="BPTTBatches: 'eos_id' must be an integer >= 0; got -1"):
+        R.BPTTBatches(s, batch_size=2, block=3, eos_id=-1)
+    d = R.BPTTBatches(list(s), batch_size=2, block=3, eos_id=np.int64(1))     # a list and a NumPy integer are fine
+    assert d[0][0][0, 0] == 1 and d[0][0].dtype == np.int64
+
+
 def _fused_pair(dtype, activation="tanh", clip=0.0, H=37, B=21, V=40, seed=1):
     counts = np.random.default_rng(seed).integers(1, 50, V)
     config = recipe.RNNConfig(hidden=H, embed=11, classes=5, activation=activation, clip_value=clip, seed=seed)

@@ -48,6 +48,14 @@ class BPTTBatches:
     def __init__(self, stream, *, batch_size, block, bptt=0, eos_id):
         where = "BPTTBatches"
         s = np.asarray(stream)
+        # the ids are cast to int64 below: a float id would be truncated to another word in silence
+        if s.ndim != 1 or (s.size and s.dtype.kind not in "iu"):
+            raise TypeError(f"{where}: 'stream' must be a 1-d array of integer word ids; got dtype {s.dtype}, shape "
+                            f"{s.shape}. Use fastnn.data.lm_stream(sentences, vocab).")
+        bad = np.flatnonzero(s < 0) if s.dtype.kind == "i" else ()
+        if len(bad):
+            raise IndexError(f"{where}: 'stream' must hold ids >= 0; got {s[bad[0]]} at position {bad[0]}.")
+        eos_id = check_int(eos_id, "eos_id", where, low=0)
         self.batch_size = check_int(batch_size, "batch_size", where)
         self.block = check_int(block, "block", where)
         self.bptt = check_int(bptt, "bptt", where, low=0)
