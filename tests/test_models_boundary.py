@@ -130,3 +130,10 @@ def test_recurrent_loss_names_what_is_wrong_with_its_batch(arch, batch, err, msg
     name = {"rnn": "RNNLM", "lstm": "LSTMLM"}[arch]
     with pytest.raises(err, match=f"^{name}.loss: {msg}"):
         model.loss(batch(np.array([[1, 2], [3, 4]])))
+
+
+def test_mix_logprobs_names_a_bad_per_token_weight():
+    from fastnn.models.mixture import mix_logprobs
+    a, b = np.log(np.full(3, 0.2)), np.log(np.full(3, 0.1))
+    with pytest.raises(ValueError, match=r"per-token 'weight' must be an array of shape \(3,\) in \[0, 1\]; got nan at position 1"):
+        mix_logprobs(a, b, np.array([0.5, np.nan, 0.5]))
