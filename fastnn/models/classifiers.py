@@ -70,6 +70,9 @@ class _Classifier(Module):
             x = np.asarray(x)
         except ValueError:                              # ragged rows
             raise ValueError(f"{where}: inputs must be a 2-d array; got ragged rows (of different lengths).") from None
+        if x.shape == (0,):                             # [] : no input (np.asarray gives a 1-d float array)
+            x = np.zeros((0, self.n_features if self.kind == "dense" else self.window),
+                         dtype=self.dtype if self.kind == "dense" else np.intp)
         if self.kind == "dense":
             if x.dtype.kind not in "biuf":
                 raise TypeError(f"{where}: inputs must be real numbers (float32 or float64 features); got dtype "
@@ -136,12 +139,14 @@ class _Classifier(Module):
         where = f"{type(self).__name__}.objective"
         x = self._check_x(x, where)
         y = self._check_y(y, len(x), where)
+        if not len(y):                  # (the mean over nothing was 0.0: a perfect objective, silently)
+            raise ValueError(f"{where}: the data must hold at least one example; got none.")
         total = 0.0
         with self.evaluating():
             for s in range(0, len(x), self.CHUNK):
                 xs, ys = x[s:s + self.CHUNK], y[s:s + self.CHUNK]
                 total += float(self.loss((xs, ys)).value) * len(ys)
-        return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
+        return total / len(y) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
     def config(self):
         # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one
