@@ -280,6 +280,20 @@ def _check_params_of(model, optimizer, where):
                          f"the optimizer on this model: e.g. AdaGrad(model.parameters(), lr=...).")
 
 
+def _check_checkpointable(model, where):
+    """A checkpoint records the model's config() as JSON (fastnn.io): a model without one, or with a value JSON cannot
+    hold (a Generator, an array), would fail at the first save, after the first epoch."""
+    config = getattr(model, "config", None)
+    if not callable(config):
+        raise TypeError(f"{where}: a model trained with a checkpoint must have a config() method returning its "
+                        f"constructor arguments (saved with the parameters); {type(model).__name__} has none.")
+    try:
+        json.dumps(config())
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable to be saved in a "
+                        f"checkpoint; {e}.") from None
+
+
 def _check_checkpoint_path(path, where):
     """`path` as a str, when a checkpoint can be written there: a file path (not a directory) in an existing,
     writable directory (io.save_checkpoint writes a temporary file beside it and renames it).  The OSError the
@@ -425,8 +439,12 @@ class Trainer:
                 raise TypeError(f"{where}: '{name}' must be callable or None; got {type(f).__name__}." +
                                 (" Pass e.g. validate=lambda m: m.accuracy(X_dev, y_dev)." if name == "validate"
                                  else ""))
+        if loss_fn is None and not callable(getattr(model, "loss", None)):
+            raise TypeError(f"{where}: the model must have a loss(batch) method, or pass loss_fn(model, batch); "
+                            f"{type(model).__name__} has no loss.")
         if checkpoint is not None:
             checkpoint = _check_checkpoint_path(checkpoint, where)
+            _check_checkpointable(model, where)
         check_scalar(epochs, "epochs", where, low=0, integer=True)
         if patience is not None:
             check_scalar(patience, "patience", where, low=0, integer=True)

@@ -87,3 +87,42 @@ def test_data_returning_a_generator(run):
         run(lambda epoch, rng: ((run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5))).fit()
     history = run(lambda epoch, rng: [(run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5)]).fit()
     assert len(history) == 2 and history[-1]["step"] == 8
+
+
+
+def _bare_model(config=None):
+    from fastnn import graph, nn
+
+    class Net(graph.Module):
+        def __init__(self):
+            self.out = nn.Linear(4, 3, rng=np.random.default_rng(0))
+
+        def loss(self, batch):
+            return nn.softmax_cross_entropy(self.out(batch[0]), batch[1])
+
+    if config is not None:
+        Net.config = lambda self: config
+    return Net()
+
+
+@pytest.mark.parametrize("config", [None, {"rng": np.random.default_rng(0)}], ids=["no-config", "not-json"])
+def test_a_model_a_checkpoint_cannot_hold_fails_before_the_first_epoch(run, tmp_path, config):
+    # the first save (after epoch 1) failed: the epoch's work lost
+    model = _bare_model(config)
+    with pytest.raises(TypeError, match="Trainer: .*config()"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5),
+                checkpoint=tmp_path / "run.ckpt", quiet=True)
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5), epochs=1,
+            quiet=True).fit()                        # without a checkpoint it needs none
+
+
+def test_a_model_without_loss(run):
+    from fastnn import graph, nn
+
+    class NoLoss(graph.Module):
+        def __init__(self):
+            self.out = nn.Linear(4, 3, rng=np.random.default_rng(0))
+
+    model = NoLoss()
+    with pytest.raises(TypeError, match="Trainer: the model must have a loss\\(batch\\) method, or pass loss_fn"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5))
