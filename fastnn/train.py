@@ -713,6 +713,10 @@ class Trainer:
                     raise TypeError(f"Trainer: 'validate' must return a number (the score); got "
                                     f"{type(score).__name__} {short_repr(score)} after epoch {st.epoch + 1}.")
                 score = float(score)
+                if not math.isfinite(score):    # (it is never an improvement: the run would end untrained, unsaid)
+                    warnings.warn(f"Trainer: 'validate' returned {score}; a non-finite score never counts as an "
+                                  f"improvement, so no epoch is kept as the best (empty validation data?).",
+                                  RuntimeWarning, stacklevel=4)
             finally:
                 self.model.train()
             improved = improves(score, st.best_score, self.mode)

@@ -126,3 +126,10 @@ def test_a_model_without_loss(run):
     model = NoLoss()
     with pytest.raises(TypeError, match="Trainer: the model must have a loss\\(batch\\) method, or pass loss_fn"):
         Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5))
+
+
+def test_a_non_finite_validation_score_is_said(run):
+    # every epoch scored nan: no epoch was ever 'best', silently
+    with pytest.warns(RuntimeWarning, match="'validate' returned nan; a non-finite score never counts"):
+        history = run(validate=lambda m: float("nan"), mode="max").fit()
+    assert [h["best"] for h in history] == [False, False]
