@@ -29,3 +29,16 @@ def test_random_search_checks_its_callables_before_any_trial(tmp_path, name):
     with pytest.raises(TypeError, match=f"random_search: '{name}' must be callable; got int"):
         random_search(kw["objective"], {"lr": Uniform(0, 1)}, 2, workers=1, log=log, on_result=kw["on_result"])
     assert not log.exists() or log.read_text() == ""
+
+
+@pytest.mark.parametrize("config", [{"tasks": {"pos": 1}}, None, "pos"])
+@pytest.mark.parametrize("entry", ["build", "train"])
+def test_tagger_recipe_needs_a_tagger_config(entry, config):
+    # a dict failed in dataclasses.replace ("should be called on dataclass instances"), another recipe's Config with
+    # an AttributeError
+    from fastnn.recipes import lm, tagger
+    rows = [[("John", "NNP"), ("runs", "VBZ")]] * 3
+    with pytest.raises(TypeError, match=f"^{entry}: 'config' must be a TaggerConfig; got "):
+        getattr(tagger, entry)(config, rows)
+    with pytest.raises(TypeError, match="'config' must be a TaggerConfig; got NGramConfig"):
+        getattr(tagger, entry)(lm.config_for("ngram"), rows)
