@@ -97,8 +97,9 @@ class _Classifier(Module):
     def _check_batch(batch, where):
         """(x, y) of a training batch (an ArrayBatches batch: a tuple of inputs and labels)."""
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            items = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
             raise TypeError(f"{where}: 'batch' must be an (inputs, labels) pair, e.g. loss((X, y)); got "
-                            f"{type(batch).__name__}{f' of {len(batch)} items' if isinstance(batch, (tuple, list)) else ''}.")
+                            f"{type(batch).__name__}{items}.")
         return batch
 
     def _check_y(self, y, n, where):
@@ -252,9 +253,9 @@ class MLP(_Classifier):
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
         self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self.n_classes = check_int(n_classes, "n_classes", where, low=2)
-        self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features, vocab_size=vocab_size,
-                         window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
-                         dtype=self.dtype.name)
+        self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features,
+                         vocab_size=vocab_size, window=window,
+                         embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed, dtype=self.dtype.name)
         rng = as_rng(seed, where)
         if self.kind == "window":
             self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=self.dtype)

@@ -241,7 +241,8 @@ def _check_config(config, where):
     """A copy of `config` checked again, or a TypeError unless it is a TaggerConfig (a dict, or another recipe's
     Config, failed in dataclasses.replace or as an AttributeError from deep inside)."""
     if not isinstance(config, TaggerConfig):
-        hint = " Make one with TaggerConfig(**values) or from_preset(name, **values)." if isinstance(config, dict) else ""
+        hint = (" Make one with TaggerConfig(**values) or from_preset(name, **values)." if isinstance(config, dict)
+                else "")
         raise TypeError(f"{where}: 'config' must be a TaggerConfig; got {type(config).__name__}.{hint}")
     return dataclasses.replace(config)
 
