@@ -137,3 +137,22 @@ def test_mix_logprobs_names_a_bad_per_token_weight():
     a, b = np.log(np.full(3, 0.2)), np.log(np.full(3, 0.1))
     with pytest.raises(ValueError, match=r"per-token 'weight' must be an array of shape \(3,\) in \[0, 1\]; got nan at position 1"):
         mix_logprobs(a, b, np.array([0.5, np.nan, 0.5]))
+
+
+
+@pytest.mark.parametrize("arch", ["nplm", "rnn"])
+def test_neural_lm_counts_and_init_scale(arch):
+    from fastnn.models.nplm import NPLM
+    from fastnn.models.rnnlm import RNNLM
+    shared = dict(hidden=5, classes=0, dropout=0.0)
+    if arch == "nplm":
+        make = lambda **kw: NPLM(10, order=3, dim=4, direct=False, **shared, **kw)             # noqa: E731
+    else:
+        make = lambda **kw: RNNLM(10, embed=None, activation="tanh", init="glorot", clip=0.0, **shared, **kw)  # noqa
+    counts = np.arange(1.0, 11.0)
+    # negative counts were clipped to 0.5 (a uniform output bias), NaN ones failed in an init helper
+    for bad, at in ((-counts, "-1.0 for word 0"), (np.where(np.arange(10) == 2, np.nan, counts), "nan for word 2")):
+        with pytest.raises(ValueError, match=f"'counts' must be finite and >= 0 .*; got {at}"):
+            make(counts=bad, init_scale=0.1)
+    with pytest.raises(ValueError, match="'init_scale' must be finite"):       # (NaN weights: a nan first loss)
+        make(counts=counts, init_scale=float("nan"))

@@ -106,15 +106,23 @@ class NeuralLM(Module):
         self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
-        self.init_scale = float(init_scale)
+        self.init_scale = float(check_scalar(init_scale, "init_scale", where, low=0, low_open=True))
         self._dtype = check_float_dtype(dtype, where)
         self.words = None if words is None else [str(w) for w in words]
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
         if counts is not None:
-            counts = np.asarray(counts, dtype=np.float64)
+            try:
+                counts = np.asarray(counts, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{where}: 'counts' must be numbers, one count per word (Vocab.counts); got "
+                                f"{type(counts).__name__}.") from None
             if counts.shape != (self.vocab_size,):
                 raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
+            bad = np.flatnonzero(~(counts >= 0) | ~np.isfinite(counts))
+            if bad.size:                # (negative counts were clipped to 0.5: a uniform output bias, silently)
+                raise ValueError(f"{where}: 'counts' must be finite and >= 0 (word frequencies); got {counts[bad[0]]} "
+                                 f"for word {bad[0]}.")
         self.classes = check_int(classes, "classes", where, low=0)
         self.class_method = class_method
         if self.classes and word_class is None:
