@@ -90,3 +90,9 @@ def test_empty_data(cls, kw):
     with pytest.raises(ValueError, match=f"{cls.__name__}.objective: the data must hold at least one example"):
         m.objective(np.zeros((0, 4)), np.zeros(0, int))
     assert m.predict([]).shape == (0,)           # [] is no input, as an empty (0, n_features) array
+
+
+def test_numbers_in_an_object_array_are_numbers(xy):
+    m = LogisticRegression(3, n_features=4, seed=0)
+    x, _ = xy
+    np.testing.assert_array_equal(m.predict(x.astype(object)), m.predict(x))

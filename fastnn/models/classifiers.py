@@ -74,6 +74,11 @@ class _Classifier(Module):
             x = np.zeros((0, self.n_features if self.kind == "dense" else self.window),
                          dtype=self.dtype if self.kind == "dense" else np.intp)
         if self.kind == "dense":
+            if x.dtype.kind == "O":                     # numbers in an object array (a pandas frame of mixed columns)
+                try:
+                    x = x.astype(np.float64)
+                except (TypeError, ValueError):
+                    pass
             if x.dtype.kind not in "biuf":
                 raise TypeError(f"{where}: inputs must be real numbers (float32 or float64 features); got dtype "
                                 f"{x.dtype}. Encode text as features first (or build the model with vocab_size and "
