@@ -709,6 +709,8 @@ class Trainer:
             try:
                 with self.averager.applied(mean) if mean is not None else contextlib.nullcontext():
                     score = self.validate(self.model)
+                if isinstance(score, np.ndarray) and score.ndim == 0 and score.dtype.kind in "iuf":
+                    score = score.item()        # a 0-d array, e.g. a loss Node's value
                 if isinstance(score, bool) or not isinstance(score, numbers.Real):
                     raise TypeError(f"Trainer: 'validate' must return a number (the score); got "
                                     f"{type(score).__name__} {short_repr(score)} after epoch {st.epoch + 1}.")

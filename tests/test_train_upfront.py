@@ -133,3 +133,10 @@ def test_a_non_finite_validation_score_is_said(run):
     with pytest.warns(RuntimeWarning, match="'validate' returned nan; a non-finite score never counts"):
         history = run(validate=lambda m: float("nan"), mode="max").fit()
     assert [h["best"] for h in history] == [False, False]
+
+
+@pytest.mark.parametrize("score", [np.float32(0.5), np.array(0.5), np.array(0.5, dtype=np.float32), 1])
+def test_validate_may_return_any_real_number(run, score):
+    # e.g. validate=lambda m: m.loss(dev).value, a 0-d array
+    history = run(validate=lambda m: score, mode="max").fit()
+    assert history[0]["valid"] == float(score)
