@@ -140,3 +140,12 @@ def test_validate_may_return_any_real_number(run, score):
     # e.g. validate=lambda m: m.loss(dev).value, a 0-d array
     history = run(validate=lambda m: score, mode="max").fit()
     assert history[0]["valid"] == float(score)
+
+
+@pytest.mark.parametrize("name, f", [("validate", lambda: 0.5), ("loss_fn", lambda batch: None),
+                                     ("callback", lambda record: None)])
+def test_callables_must_take_their_arguments(run, name, f):
+    # each failed when first called: validate and callback after the first epoch
+    with pytest.raises(TypeError, match=f"Trainer: '{name}' must take \\(.*\\); got a callable that cannot be called"):
+        run(**{name: f}, **({"mode": "max"} if name == "validate" else {}))
+    run(validate=lambda m, *rest: 0.5, mode="max", callback=lambda *a, **k: None)     # (any that can be called so)
