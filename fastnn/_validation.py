@@ -27,6 +27,25 @@ def check_not_file(data, name, where, reader):
     raise TypeError(f"{what} must be the data itself, not a file; got {got}. Read the file first: {reader}.")
 
 
+def check_callable(f, name, where, args):
+    """`f` when it can be called with the arguments `args` names ("model, batch"); else a TypeError saying so, at the
+    call that takes it rather than at its first use (after an epoch, or in every trial of a search).  A signature that
+    cannot be read (some builtins) passes."""
+    import inspect
+
+    if not callable(f):
+        raise TypeError(f"{where}: '{name}' must be callable, taking ({args}); got {type(f).__name__}.")
+    try:
+        sig = inspect.signature(f)
+        sig.bind(*[None] * len(args.split(",")))
+    except ValueError:
+        return f
+    except TypeError:
+        raise TypeError(f"{where}: '{name}' must take ({args}); got a callable that cannot be called so: "
+                        f"{name}{sig}.") from None
+    return f
+
+
 def _names_file(s):
     import os
     import re

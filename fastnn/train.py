@@ -50,7 +50,6 @@ had been set to stop there (the best epoch's parameters restored, as at a normal
 import contextlib
 import dataclasses
 import errno
-import inspect
 import json
 import math
 import numbers
@@ -64,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_scalar, short_repr
+from fastnn._validation import check_callable, check_scalar, short_repr
 from fastnn.graph import Module
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
@@ -281,24 +280,6 @@ def _check_params_of(model, optimizer, where):
                          f"the optimizer on this model: e.g. AdaGrad(model.parameters(), lr=...).")
 
 
-def _signature(f):
-    try:
-        return str(inspect.signature(f))
-    except (TypeError, ValueError):
-        return "(...)"
-
-
-def _takes(f, n):
-    """Can f be called with n positional arguments?  (True when its signature cannot be read, e.g. a builtin.)"""
-    try:
-        inspect.signature(f).bind(*([None] * n))
-    except TypeError:
-        return False
-    except ValueError:
-        return True
-    return True
-
-
 def _check_checkpointable(model, where):
     """A checkpoint records the model's config() as JSON (fastnn.io): a model without one, or with a value JSON cannot
     hold (a Generator, an array), would fail at the first save, after the first epoch."""
@@ -455,13 +436,8 @@ class Trainer:
         _check_params_of(model, optimizer, where)
         for name, f, args in (("validate", validate, "model"), ("loss_fn", loss_fn, "model, batch"),
                               ("callback", callback, "trainer, record")):
-            if f is not None and not callable(f):
-                raise TypeError(f"{where}: '{name}' must be callable or None; got {type(f).__name__}." +
-                                (" Pass e.g. validate=lambda m: m.accuracy(X_dev, y_dev)." if name == "validate"
-                                 else ""))
-            if f is not None and not _takes(f, args.count(",") + 1):     # (a TypeError after the first epoch)
-                raise TypeError(f"{where}: '{name}' must take ({args}); got a callable that cannot be called so: "
-                                f"{name}{_signature(f)}.")
+            if f is not None:           # (else a TypeError when first called: after the first epoch)
+                check_callable(f, name, where, args)
         if loss_fn is None and not callable(getattr(model, "loss", None)):
             raise TypeError(f"{where}: the model must have a loss(batch) method, or pass loss_fn(model, batch); "
                             f"{type(model).__name__} has no loss.")

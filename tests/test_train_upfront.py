@@ -27,7 +27,7 @@ def run(rng):
 
 @pytest.mark.parametrize("name", ["validate", "loss_fn", "callback"])
 def test_callables_are_checked_up_front(run, name):
-    with pytest.raises(TypeError, match=f"Trainer: '{name}' must be callable or None; got tuple"):
+    with pytest.raises(TypeError, match=rf"Trainer: '{name}' must be callable, taking \(.*\); got tuple"):
         run(**{name: (run.X, run.y)}, **({"mode": "max"} if name == "validate" else {}))
 
 
