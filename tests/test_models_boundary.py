@@ -156,3 +156,19 @@ def test_neural_lm_counts_and_init_scale(arch):
             make(counts=bad, init_scale=0.1)
     with pytest.raises(ValueError, match="'init_scale' must be finite"):       # (NaN weights: a nan first loss)
         make(counts=counts, init_scale=float("nan"))
+
+
+# ---- the tagger ----------------------------------------------------------------------------------------------------
+
+def test_tagger_predict_refuses_the_encoding_of_other_sentences():
+    from fastnn.recipes import tagger
+    sents = [s.split() for s in ["John lives in Paris", "the cat runs"]] * 3
+    rows = [[(w, "NNP" if w[0].isupper() else "NN") for w in s] for s in sents]
+    model, _ = tagger.train(tagger.TaggerConfig(tasks={"pos": 1}, epochs=1, hidden=4, embed_dim=4), rows, quiet=True)
+    assert model.predict(rows[:2], model.encode(rows[:2], targets=False)) == model.predict(rows[:2])
+    # another corpus's encoding gave its tags for these sentences (and evaluate scored them), silently
+    for other in (rows[1:3], rows[2:5]):
+        with pytest.raises(ValueError, match="'encoded' must be self.encode\\(sentences\\) of these 2 sentences"):
+            model.evaluate(rows[:2], model.encode(other, targets=False))
+    with pytest.raises(TypeError, match="'encoded' must be self.encode\\(sentences\\) \\(a TaggerBatch\\)"):
+        model.predict(rows[:2], "x")
