@@ -172,3 +172,9 @@ def test_tagger_predict_refuses_the_encoding_of_other_sentences():
             model.evaluate(rows[:2], model.encode(other, targets=False))
     with pytest.raises(TypeError, match="'encoded' must be self.encode\\(sentences\\) \\(a TaggerBatch\\)"):
         model.predict(rows[:2], "x")
+
+
+def test_neural_lm_eos_id_must_be_the_words_eos():
+    words = ["<unk>", "</s>", "a", "b"]
+    with pytest.raises(ValueError, match=r"NPLM: 'eos_id' must be the id of '</s>' in 'words', 1; got 0"):
+        build_model(config_for("nplm", order=3, dim=4, hidden=5), 4, eos_id=0, words=words)

@@ -111,6 +111,10 @@ class NeuralLM(Module):
         self.words = None if words is None else [str(w) for w in words]
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
+        if self.words is not None and "</s>" in self.words and self.words.index("</s>") != self.eos_id:
+            # (text is encoded with the words' </s>, the stream's start padded with eos_id: two ends of sentence)
+            raise ValueError(f"{where}: 'eos_id' must be the id of '</s>' in 'words', {self.words.index('</s>')}; "
+                             f"got {self.eos_id}. Pass vocab.eos_id.")
         if counts is not None:
             try:
                 counts = np.asarray(counts, dtype=np.float64)

@@ -196,6 +196,10 @@ class _NGramLM(Module):
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: the model's 'words' must have vocab_size={self.vocab_size} entries; got "
                              f"{len(self.words)}.")
+        if self.words is not None and "</s>" in self.words and self.words.index("</s>") != self.eos_id:
+            # (text is encoded with the words' </s>: sentences would end at another id than the model's, silently)
+            raise ValueError(f"{where}: 'eos_id' must be the id of '</s>' in the model's words, "
+                             f"{self.words.index('</s>')}; got {self.eos_id}. Pass vocab.eos_id.")
         stream = self._stream(data, "data", where, complete=True)
         if stream.size == 0:
             raise ValueError(f"{where}: 'data' must contain at least one sentence; got none.")
