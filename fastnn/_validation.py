@@ -46,6 +46,21 @@ def check_callable(f, name, where, args):
     return f
 
 
+def check_words(words, where):
+    """A model's vocabulary as a list of str (None stays None): a string is a TypeError (its characters would be
+    taken for the words), as is a word that is not a string (a vocabulary built from ids, say)."""
+    if words is None:
+        return None
+    if isinstance(words, (str, bytes)):
+        raise TypeError(f"{where}: 'words' must be a list of words (vocab.words); got the string {short_repr(words)}.")
+    words = list(words)
+    bad = next((i for i, w in enumerate(words) if not isinstance(w, str)), None)
+    if bad is not None:
+        raise TypeError(f"{where}: 'words' must be strings; got {type(words[bad]).__name__} {words[bad]!r} at "
+                        f"position {bad}.")
+    return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
+
+
 def _names_file(s):
     import os
     import re

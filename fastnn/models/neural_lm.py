@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar
+from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
@@ -108,7 +108,7 @@ class NeuralLM(Module):
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
         self.init_scale = float(check_scalar(init_scale, "init_scale", where, low=0, low_open=True))
         self._dtype = check_float_dtype(dtype, where)
-        self.words = None if words is None else [str(w) for w in words]
+        self.words = check_words(words, where)
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
         if self.words is not None and "</s>" in self.words and self.words.index("</s>") != self.eos_id:
