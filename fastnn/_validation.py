@@ -27,6 +27,40 @@ def check_not_file(data, name, where, reader):
     raise TypeError(f"{what} must be the data itself, not a file; got {got}. Read the file first: {reader}.")
 
 
+def check_callable(f, name, where, args):
+    """`f` when it can be called with the arguments `args` names ("model, batch"); else a TypeError saying so, at the
+    call that takes it rather than at its first use (after an epoch, or in every trial of a search).  A signature that
+    cannot be read (some builtins) passes."""
+    import inspect
+
+    if not callable(f):
+        raise TypeError(f"{where}: '{name}' must be callable, taking ({args}); got {type(f).__name__}.")
+    try:
+        sig = inspect.signature(f)
+        sig.bind(*[None] * len(args.split(",")))
+    except ValueError:
+        return f
+    except TypeError:
+        raise TypeError(f"{where}: '{name}' must take ({args}); got a callable that cannot be called so: "
+                        f"{name}{sig}.") from None
+    return f
+
+
+def check_words(words, where):
+    """A model's vocabulary as a list of str (None stays None): a string is a TypeError (its characters would be
+    taken for the words), as is a word that is not a string (a vocabulary built from ids, say)."""
+    if words is None:
+        return None
+    if isinstance(words, (str, bytes)):
+        raise TypeError(f"{where}: 'words' must be a list of words (vocab.words); got the string {short_repr(words)}.")
+    words = list(words)
+    bad = next((i for i, w in enumerate(words) if not isinstance(w, str)), None)
+    if bad is not None:
+        raise TypeError(f"{where}: 'words' must be strings; got {type(words[bad]).__name__} {words[bad]!r} at "
+                        f"position {bad}.")
+    return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
+
+
 def _names_file(s):
     import os
     import re

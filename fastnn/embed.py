@@ -190,16 +190,16 @@ def nearest_neighbors(words, vectors, queries, k=10):
     try:
         V = np.asarray(vectors, dtype=np.float64)
     except (TypeError, ValueError):
+        dtype = f" of dtype {vectors.dtype}" if hasattr(vectors, "dtype") else ""
         raise TypeError(f"{where}: 'vectors' must be a (words, dim) array of real numbers; got "
-                        f"{type(vectors).__name__}{' of dtype ' + str(vectors.dtype) if hasattr(vectors, 'dtype') else ''}."
-                        ) from None
+                        f"{type(vectors).__name__}{dtype}.") from None
     if V.ndim != 2 or V.shape[0] != len(words):
         raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim); got {V.shape}.")
     bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
     if bad.size:                                    # (NaN similarities would sort anywhere, the query among them)
+        more = f" and {bad.size - 1} more" if bad.size > 1 else ""
         raise ValueError(f"{where}: 'vectors' must be finite; got a non-finite value in the vector of "
-                         f"{words[bad[0]]!r} (row {bad[0]}){f' and {bad.size - 1} more' if bad.size > 1 else ''}. Were they trained with a "
-                         f"diverging learning rate?")
+                         f"{words[bad[0]]!r} (row {bad[0]}){more}. Were they trained with a diverging learning rate?")
     k = check_int(k, "k", where)
     index = {w: i for i, w in enumerate(words)}
     rows = []

@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from fastnn._validation import check_int
+from fastnn._validation import check_callable, check_int
 
 __all__ = ["Uniform", "LogUniform", "Int", "Choice", "parse_space", "load_space", "sample", "random_search",
            "read_log", "best", "format_table", "local_executor"]
@@ -353,9 +353,9 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     space = parse_space(space)
     # (checked here: a non-callable objective was logged as n_trials failed trials, each counting as done; a
     # non-callable on_result failed after the first trial)
-    for name, f in (("objective", objective), ("on_result", on_result)):
-        if not (callable(f) or (f is None and name == "on_result")):
-            raise TypeError(f"random_search: '{name}' must be callable; got {type(f).__name__} {f!r:.60}.")
+    check_callable(objective, "objective", "random_search", "params")
+    if on_result is not None:
+        check_callable(on_result, "on_result", "random_search", "record")
     if executor is not None and workers is not None:
         raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
     check_int(n_trials, "n_trials", "random_search", low=0)

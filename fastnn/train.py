@@ -63,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_scalar, short_repr
+from fastnn._validation import check_callable, check_scalar, short_repr
 from fastnn.graph import Module
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
@@ -280,6 +280,20 @@ def _check_params_of(model, optimizer, where):
                          f"the optimizer on this model: e.g. AdaGrad(model.parameters(), lr=...).")
 
 
+def _check_checkpointable(model, where):
+    """A checkpoint records the model's config() as JSON (fastnn.io): a model without one, or with a value JSON cannot
+    hold (a Generator, an array), would fail at the first save, after the first epoch."""
+    config = getattr(model, "config", None)
+    if not callable(config):
+        raise TypeError(f"{where}: a model trained with a checkpoint must have a config() method returning its "
+                        f"constructor arguments (saved with the parameters); {type(model).__name__} has none.")
+    try:
+        json.dumps(config())
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable to be saved in a "
+                        f"checkpoint; {e}.") from None
+
+
 def _check_checkpoint_path(path, where):
     """`path` as a str, when a checkpoint can be written there: a file path (not a directory) in an existing,
     writable directory (io.save_checkpoint writes a temporary file beside it and renames it).  The OSError the
@@ -420,13 +434,16 @@ class Trainer:
             raise ValueError(f"{where}: 'data' must make at least one batch per epoch; got {data!r}, which makes "
                              f"none (no example, or fewer than batch_size with drop_last).")
         _check_params_of(model, optimizer, where)
-        for name, f in (("validate", validate), ("loss_fn", loss_fn), ("callback", callback)):
-            if f is not None and not callable(f):
-                raise TypeError(f"{where}: '{name}' must be callable or None; got {type(f).__name__}." +
-                                (" Pass e.g. validate=lambda m: m.accuracy(X_dev, y_dev)." if name == "validate"
-                                 else ""))
+        for name, f, args in (("validate", validate, "model"), ("loss_fn", loss_fn, "model, batch"),
+                              ("callback", callback, "trainer, record")):
+            if f is not None:           # (else a TypeError when first called: after the first epoch)
+                check_callable(f, name, where, args)
+        if loss_fn is None and not callable(getattr(model, "loss", None)):
+            raise TypeError(f"{where}: the model must have a loss(batch) method, or pass loss_fn(model, batch); "
+                            f"{type(model).__name__} has no loss.")
         if checkpoint is not None:
             checkpoint = _check_checkpoint_path(checkpoint, where)
+            _check_checkpointable(model, where)
         check_scalar(epochs, "epochs", where, low=0, integer=True)
         if patience is not None:
             check_scalar(patience, "patience", where, low=0, integer=True)
@@ -691,10 +708,16 @@ class Trainer:
             try:
                 with self.averager.applied(mean) if mean is not None else contextlib.nullcontext():
                     score = self.validate(self.model)
+                if isinstance(score, np.ndarray) and score.ndim == 0 and score.dtype.kind in "iuf":
+                    score = score.item()        # a 0-d array, e.g. a loss Node's value
                 if isinstance(score, bool) or not isinstance(score, numbers.Real):
                     raise TypeError(f"Trainer: 'validate' must return a number (the score); got "
                                     f"{type(score).__name__} {short_repr(score)} after epoch {st.epoch + 1}.")
                 score = float(score)
+                if not math.isfinite(score):    # (it is never an improvement: the run would end untrained, unsaid)
+                    warnings.warn(f"Trainer: 'validate' returned {score}; a non-finite score never counts as an "
+                                  f"improvement, so no epoch is kept as the best (empty validation data?).",
+                                  RuntimeWarning, stacklevel=4)
             finally:
                 self.model.train()
             improved = improves(score, st.best_score, self.mode)

@@ -26,6 +26,28 @@ def test_random_search_checks_its_callables_before_any_trial(tmp_path, name):
     log = tmp_path / "runs.jsonl"
     kw = {"objective": lambda p: p["lr"], "on_result": None, name: 3}
     # a non-callable objective was logged as failed trials (counted as done by a rerun with the same log)
-    with pytest.raises(TypeError, match=f"random_search: '{name}' must be callable; got int"):
+    with pytest.raises(TypeError, match=rf"random_search: '{name}' must be callable, taking \(.*\); got int"):
         random_search(kw["objective"], {"lr": Uniform(0, 1)}, 2, workers=1, log=log, on_result=kw["on_result"])
+    assert not log.exists() or log.read_text() == ""
+
+
+@pytest.mark.parametrize("config", [{"tasks": {"pos": 1}}, None, "pos"])
+@pytest.mark.parametrize("entry", ["build", "train"])
+def test_tagger_recipe_needs_a_tagger_config(entry, config):
+    # a dict failed in dataclasses.replace ("should be called on dataclass instances"), another recipe's Config with
+    # an AttributeError
+    from fastnn.recipes import lm, tagger
+    rows = [[("John", "NNP"), ("runs", "VBZ")]] * 3
+    with pytest.raises(TypeError, match=f"^{entry}: 'config' must be a TaggerConfig; got "):
+        getattr(tagger, entry)(config, rows)
+    with pytest.raises(TypeError, match="'config' must be a TaggerConfig; got NGramConfig"):
+        getattr(tagger, entry)(lm.config_for("ngram"), rows)
+
+
+def test_random_search_objective_must_take_the_params(tmp_path):
+    from fastnn.search import Uniform, random_search
+    log = tmp_path / "runs.jsonl"
+    # every trial failed ("takes 2 positional arguments") and was logged as done
+    with pytest.raises(TypeError, match=r"random_search: 'objective' must take \(params\)"):
+        random_search(lambda lr, hidden: lr, {"lr": Uniform(0, 1)}, 2, workers=1, log=log)
     assert not log.exists() or log.read_text() == ""

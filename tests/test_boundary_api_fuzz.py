@@ -43,3 +43,18 @@ def test_vocab_encode_of_a_non_sequence(tokens):
     from fastnn.data import Vocab
     with pytest.raises(TypeError, match="Vocab.encode: 'tokens' must be a sequence of token strings"):
         Vocab.build([["a"]]).encode(tokens)
+
+
+@pytest.mark.parametrize("make", ["ngram", "nplm", "ranker"])
+def test_a_models_words_as_a_string(make):
+    from fastnn.models.ngram import KneserNey
+    from fastnn.models.ranking import WindowRanker
+    from fastnn.recipes.lm import build_model, config_for
+    build = {"ngram": lambda w: KneserNey(2, words=w),
+             "nplm": lambda w: build_model(config_for("nplm", order=3, dim=2, hidden=2), 3, eos_id=0, words=w),
+             "ranker": lambda w: WindowRanker(3, window=3, dim=2, hidden=2, init_scale=0.1, words=w)}[make]
+    # 'abc' was the vocabulary ['a', 'b', 'c'], silently
+    with pytest.raises(TypeError, match="'words' must be a list of words \\(vocab.words\\); got the string 'abc'"):
+        build("abc")
+    with pytest.raises(TypeError, match="'words' must be strings; got int 7 at position 1"):
+        build(["a", 7, "c"])

@@ -81,3 +81,18 @@ def test_plain_lists_and_empty_inputs_work(cls, kw, xy):
 def test_n_classes_is_checked(n_classes, err):
     with pytest.raises(err, match="'n_classes' must be an integer >= 2"):
         LogisticRegression(n_classes, n_features=3, seed=0)
+
+
+@pytest.mark.parametrize("cls, kw", MODELS, ids=["logreg", "mlp"])
+def test_empty_data(cls, kw):
+    m = _dense(cls, kw)
+    # the objective of no example was 0.0, the best possible value, silently
+    with pytest.raises(ValueError, match=f"{cls.__name__}.objective: the data must hold at least one example"):
+        m.objective(np.zeros((0, 4)), np.zeros(0, int))
+    assert m.predict([]).shape == (0,)           # [] is no input, as an empty (0, n_features) array
+
+
+def test_numbers_in_an_object_array_are_numbers(xy):
+    m = LogisticRegression(3, n_features=4, seed=0)
+    x, _ = xy
+    np.testing.assert_array_equal(m.predict(x.astype(object)), m.predict(x))

@@ -130,3 +130,51 @@ def test_recurrent_loss_names_what_is_wrong_with_its_batch(arch, batch, err, msg
     name = {"rnn": "RNNLM", "lstm": "LSTMLM"}[arch]
     with pytest.raises(err, match=f"^{name}.loss: {msg}"):
         model.loss(batch(np.array([[1, 2], [3, 4]])))
+
+
+def test_mix_logprobs_names_a_bad_per_token_weight():
+    from fastnn.models.mixture import mix_logprobs
+    a, b = np.log(np.full(3, 0.2)), np.log(np.full(3, 0.1))
+    with pytest.raises(ValueError, match=r"per-token 'weight' must be an array of shape \(3,\) in \[0, 1\]; got nan at position 1"):
+        mix_logprobs(a, b, np.array([0.5, np.nan, 0.5]))
+
+
+
+@pytest.mark.parametrize("arch", ["nplm", "rnn"])
+def test_neural_lm_counts_and_init_scale(arch):
+    from fastnn.models.nplm import NPLM
+    from fastnn.models.rnnlm import RNNLM
+    shared = dict(hidden=5, classes=0, dropout=0.0)
+    if arch == "nplm":
+        make = lambda **kw: NPLM(10, order=3, dim=4, direct=False, **shared, **kw)             # noqa: E731
+    else:
+        make = lambda **kw: RNNLM(10, embed=None, activation="tanh", init="glorot", clip=0.0, **shared, **kw)  # noqa
+    counts = np.arange(1.0, 11.0)
+    # negative counts were clipped to 0.5 (a uniform output bias), NaN ones failed in an init helper
+    for bad, at in ((-counts, "-1.0 for word 0"), (np.where(np.arange(10) == 2, np.nan, counts), "nan for word 2")):
+        with pytest.raises(ValueError, match=f"'counts' must be finite and >= 0 .*; got {at}"):
+            make(counts=bad, init_scale=0.1)
+    with pytest.raises(ValueError, match="'init_scale' must be finite"):       # (NaN weights: a nan first loss)
+        make(counts=counts, init_scale=float("nan"))
+
+
+# ---- the tagger ----------------------------------------------------------------------------------------------------
+
+def test_tagger_predict_refuses_the_encoding_of_other_sentences():
+    from fastnn.recipes import tagger
+    sents = [s.split() for s in ["John lives in Paris", "the cat runs"]] * 3
+    rows = [[(w, "NNP" if w[0].isupper() else "NN") for w in s] for s in sents]
+    model, _ = tagger.train(tagger.TaggerConfig(tasks={"pos": 1}, epochs=1, hidden=4, embed_dim=4), rows, quiet=True)
+    assert model.predict(rows[:2], model.encode(rows[:2], targets=False)) == model.predict(rows[:2])
+    # another corpus's encoding gave its tags for these sentences (and evaluate scored them), silently
+    for other in (rows[1:3], rows[2:5]):
+        with pytest.raises(ValueError, match="'encoded' must be self.encode\\(sentences\\) of these 2 sentences"):
+            model.evaluate(rows[:2], model.encode(other, targets=False))
+    with pytest.raises(TypeError, match="'encoded' must be self.encode\\(sentences\\) \\(a TaggerBatch\\)"):
+        model.predict(rows[:2], "x")
+
+
+def test_neural_lm_eos_id_must_be_the_words_eos():
+    words = ["<unk>", "</s>", "a", "b"]
+    with pytest.raises(ValueError, match=r"NPLM: 'eos_id' must be the id of '</s>' in 'words', 1; got 0"):
+        build_model(config_for("nplm", order=3, dim=4, hidden=5), 4, eos_id=0, words=words)

@@ -52,3 +52,11 @@ def test_empty_corpus_and_plain_strings():
     for text in ("a b", ["a", "b"]):            # a string, or one sentence without its list: say how to tokenise
         with pytest.raises(TypeError, match="must be tokenised sentences"):
             KneserNey(2, words=vocab.words).fit(text, len(vocab), vocab.eos_id)
+
+
+def test_eos_id_must_be_the_words_eos():
+    vocab = Vocab.build(SHORT)
+    # text is encoded with the words' </s> (id 1): eos_id=3 made the model end sentences at another word, silently
+    with pytest.raises(ValueError, match=r"KneserNey.fit: 'eos_id' must be the id of '</s>' in the model's words, 1; "
+                                         r"got 3"):
+        KneserNey(2, words=vocab.words).fit(SHORT, len(vocab), 3)

@@ -27,7 +27,7 @@ def run(rng):
 
 @pytest.mark.parametrize("name", ["validate", "loss_fn", "callback"])
 def test_callables_are_checked_up_front(run, name):
-    with pytest.raises(TypeError, match=f"Trainer: '{name}' must be callable or None; got tuple"):
+    with pytest.raises(TypeError, match=rf"Trainer: '{name}' must be callable, taking \(.*\); got tuple"):
         run(**{name: (run.X, run.y)}, **({"mode": "max"} if name == "validate" else {}))
 
 
@@ -87,3 +87,65 @@ def test_data_returning_a_generator(run):
         run(lambda epoch, rng: ((run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5))).fit()
     history = run(lambda epoch, rng: [(run.X[i:i + 5], run.y[i:i + 5]) for i in range(0, 20, 5)]).fit()
     assert len(history) == 2 and history[-1]["step"] == 8
+
+
+
+def _bare_model(config=None):
+    from fastnn import graph, nn
+
+    class Net(graph.Module):
+        def __init__(self):
+            self.out = nn.Linear(4, 3, rng=np.random.default_rng(0))
+
+        def loss(self, batch):
+            return nn.softmax_cross_entropy(self.out(batch[0]), batch[1])
+
+    if config is not None:
+        Net.config = lambda self: config
+    return Net()
+
+
+@pytest.mark.parametrize("config", [None, {"rng": np.random.default_rng(0)}], ids=["no-config", "not-json"])
+def test_a_model_a_checkpoint_cannot_hold_fails_before_the_first_epoch(run, tmp_path, config):
+    # the first save (after epoch 1) failed: the epoch's work lost
+    model = _bare_model(config)
+    with pytest.raises(TypeError, match="Trainer: .*config()"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5),
+                checkpoint=tmp_path / "run.ckpt", quiet=True)
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5), epochs=1,
+            quiet=True).fit()                        # without a checkpoint it needs none
+
+
+def test_a_model_without_loss(run):
+    from fastnn import graph, nn
+
+    class NoLoss(graph.Module):
+        def __init__(self):
+            self.out = nn.Linear(4, 3, rng=np.random.default_rng(0))
+
+    model = NoLoss()
+    with pytest.raises(TypeError, match="Trainer: the model must have a loss\\(batch\\) method, or pass loss_fn"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5))
+
+
+def test_a_non_finite_validation_score_is_said(run):
+    # every epoch scored nan: no epoch was ever 'best', silently
+    with pytest.warns(RuntimeWarning, match="'validate' returned nan; a non-finite score never counts"):
+        history = run(validate=lambda m: float("nan"), mode="max").fit()
+    assert [h["best"] for h in history] == [False, False]
+
+
+@pytest.mark.parametrize("score", [np.float32(0.5), np.array(0.5), np.array(0.5, dtype=np.float32), 1])
+def test_validate_may_return_any_real_number(run, score):
+    # e.g. validate=lambda m: m.loss(dev).value, a 0-d array
+    history = run(validate=lambda m: score, mode="max").fit()
+    assert history[0]["valid"] == float(score)
+
+
+@pytest.mark.parametrize("name, f", [("validate", lambda: 0.5), ("loss_fn", lambda batch: None),
+                                     ("callback", lambda record: None)])
+def test_callables_must_take_their_arguments(run, name, f):
+    # each failed when first called: validate and callback after the first epoch
+    with pytest.raises(TypeError, match=f"Trainer: '{name}' must take \\(.*\\); got a callable that cannot be called"):
+        run(**{name: f}, **({"mode": "max"} if name == "validate" else {}))
+    run(validate=lambda m, *rest: 0.5, mode="max", callback=lambda *a, **k: None)     # (any that can be called so)

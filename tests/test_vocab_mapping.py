@@ -53,3 +53,9 @@ def test_strings_where_sequences_belong():
         Vocab("abc")
     with pytest.raises(TypeError, match="'specials' must be a sequence of strings"):
         Vocab.build([["a"]], specials="<unk>")
+
+
+def test_decode_keeps_a_batch_of_sequences_apart(vocab):
+    ids = np.array([[2, 3], [2, 4]])
+    assert vocab.decode(ids) == [["the", "cat"], ["the", "dog"]]      # was one list of the four words
+    assert vocab.decode(ids[0]) == ["the", "cat"] and vocab.decode(2) == ["the"]

@@ -165,8 +165,11 @@ class Vocab:
         return np.array(ids, dtype=np.int64)
 
     def decode(self, ids):
-        """The words of integer `ids` (IndexError for ids outside [0, len))."""
+        """The words of integer `ids` (IndexError for ids outside [0, len)): a list for one sequence (or one id), a
+        list of lists for a 2-d batch of sequences (one per row)."""
         ids = np.asarray(ids)
+        if ids.ndim > 1 and ids.size:                   # (was flattened: the rows' words in one list, silently)
+            return [self.decode(row) for row in ids]
         if ids.size == 0:
             return []
         if ids.dtype.kind not in "iu":

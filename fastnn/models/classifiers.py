@@ -70,7 +70,15 @@ class _Classifier(Module):
             x = np.asarray(x)
         except ValueError:                              # ragged rows
             raise ValueError(f"{where}: inputs must be a 2-d array; got ragged rows (of different lengths).") from None
+        if x.shape == (0,):                             # [] : no input (np.asarray gives a 1-d float array)
+            x = np.zeros((0, self.n_features if self.kind == "dense" else self.window),
+                         dtype=self.dtype if self.kind == "dense" else np.intp)
         if self.kind == "dense":
+            if x.dtype.kind == "O":                     # numbers in an object array (a pandas frame of mixed columns)
+                try:
+                    x = x.astype(np.float64)
+                except (TypeError, ValueError):
+                    pass
             if x.dtype.kind not in "biuf":
                 raise TypeError(f"{where}: inputs must be real numbers (float32 or float64 features); got dtype "
                                 f"{x.dtype}. Encode text as features first (or build the model with vocab_size and "
@@ -94,8 +102,9 @@ class _Classifier(Module):
     def _check_batch(batch, where):
         """(x, y) of a training batch (an ArrayBatches batch: a tuple of inputs and labels)."""
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            items = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
             raise TypeError(f"{where}: 'batch' must be an (inputs, labels) pair, e.g. loss((X, y)); got "
-                            f"{type(batch).__name__}{f' of {len(batch)} items' if isinstance(batch, (tuple, list)) else ''}.")
+                            f"{type(batch).__name__}{items}.")
         return batch
 
     def _check_y(self, y, n, where):
@@ -136,12 +145,14 @@ class _Classifier(Module):
         where = f"{type(self).__name__}.objective"
         x = self._check_x(x, where)
         y = self._check_y(y, len(x), where)
+        if not len(y):                  # (the mean over nothing was 0.0: a perfect objective, silently)
+            raise ValueError(f"{where}: the data must hold at least one example; got none.")
         total = 0.0
         with self.evaluating():
             for s in range(0, len(x), self.CHUNK):
                 xs, ys = x[s:s + self.CHUNK], y[s:s + self.CHUNK]
                 total += float(self.loss((xs, ys)).value) * len(ys)
-        return total / max(len(y), 1) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
+        return total / len(y) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
 
     def config(self):
         # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one
@@ -247,9 +258,9 @@ class MLP(_Classifier):
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
         self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self.n_classes = check_int(n_classes, "n_classes", where, low=2)
-        self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features, vocab_size=vocab_size,
-                         window=window, embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed,
-                         dtype=self.dtype.name)
+        self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features,
+                         vocab_size=vocab_size, window=window,
+                         embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed, dtype=self.dtype.name)
         rng = as_rng(seed, where)
         if self.kind == "window":
             self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=self.dtype)

@@ -41,9 +41,13 @@ def mix_logprobs(lp_a, lp_b, weight):
     a, b = _pair(lp_a, lp_b, where)
     if np.ndim(weight):
         w = np.asarray(weight, dtype=np.float64)
-        if w.shape != a.shape or np.any(~(w >= 0) | (w > 1)):
+        if w.shape != a.shape:
             raise ValueError(f"{where}: per-token 'weight' must be an array of shape {a.shape} in [0, 1]; got shape "
                              f"{w.shape}.")
+        bad = np.flatnonzero(~(w >= 0) | (w > 1))
+        if bad.size:                    # (the message said "got shape (5,)" for a NaN weight of the right shape)
+            raise ValueError(f"{where}: per-token 'weight' must be an array of shape {a.shape} in [0, 1]; got "
+                             f"{w[bad[0]]} at position {bad[0]}.")
         with np.errstate(divide="ignore"):
             return np.logaddexp(np.log(w) + a, np.log1p(-w) + b)
     check_scalar(weight, "weight", where, low=0, high=1)

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar
+from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
@@ -106,15 +106,27 @@ class NeuralLM(Module):
         self.eos_id = check_int(eos_id, "eos_id", where, low=0)
         if self.eos_id >= self.vocab_size:
             raise ValueError(f"{where}: 'eos_id' must be in [0, {self.vocab_size}); got {eos_id}.")
-        self.init_scale = float(init_scale)
+        self.init_scale = float(check_scalar(init_scale, "init_scale", where, low=0, low_open=True))
         self._dtype = check_float_dtype(dtype, where)
-        self.words = None if words is None else [str(w) for w in words]
+        self.words = check_words(words, where)
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
+        if self.words is not None and "</s>" in self.words and self.words.index("</s>") != self.eos_id:
+            # (text is encoded with the words' </s>, the stream's start padded with eos_id: two ends of sentence)
+            raise ValueError(f"{where}: 'eos_id' must be the id of '</s>' in 'words', {self.words.index('</s>')}; "
+                             f"got {self.eos_id}. Pass vocab.eos_id.")
         if counts is not None:
-            counts = np.asarray(counts, dtype=np.float64)
+            try:
+                counts = np.asarray(counts, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{where}: 'counts' must be numbers, one count per word (Vocab.counts); got "
+                                f"{type(counts).__name__}.") from None
             if counts.shape != (self.vocab_size,):
                 raise ValueError(f"{where}: 'counts' must have shape ({self.vocab_size},); got {counts.shape}.")
+            bad = np.flatnonzero(~(counts >= 0) | ~np.isfinite(counts))
+            if bad.size:                # (negative counts were clipped to 0.5: a uniform output bias, silently)
+                raise ValueError(f"{where}: 'counts' must be finite and >= 0 (word frequencies); got {counts[bad[0]]} "
+                                 f"for word {bad[0]}.")
         self.classes = check_int(classes, "classes", where, low=0)
         self.class_method = class_method
         if self.classes and word_class is None:

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_int, check_not_file
+from fastnn._validation import check_int, check_not_file, check_words
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
@@ -70,7 +70,7 @@ class _NGramLM(Module):
         if not isinstance(bos, bool):
             raise TypeError(f"{where}: 'bos' must be a bool; got {type(bos).__name__} {bos!r}.")
         self.bos = bos
-        self.words = None if words is None else [str(w) for w in words]
+        self.words = check_words(words, where)
         self.vocab_size = None
         self.eos_id = None
         self._keys = None   # _keys[k] for k >= 2: sorted unique int64 keys of the training k-grams
@@ -196,6 +196,10 @@ class _NGramLM(Module):
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: the model's 'words' must have vocab_size={self.vocab_size} entries; got "
                              f"{len(self.words)}.")
+        if self.words is not None and "</s>" in self.words and self.words.index("</s>") != self.eos_id:
+            # (text is encoded with the words' </s>: sentences would end at another id than the model's, silently)
+            raise ValueError(f"{where}: 'eos_id' must be the id of '</s>' in the model's words, "
+                             f"{self.words.index('</s>')}; got {self.eos_id}. Pass vocab.eos_id.")
         stream = self._stream(data, "data", where, complete=True)
         if stream.size == 0:
             raise ValueError(f"{where}: 'data' must contain at least one sentence; got none.")

@@ -127,8 +127,8 @@ class NPLM(NeuralLM):
         and a context of another width nn.linear's input size)."""
         ctx = np.asarray(ctx)
         if ctx.ndim != 2 or ctx.shape[1] != self.order - 1:
-            raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} word ids "
-                             f"before each predicted word; got {ctx.shape}.")
+            raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} word "
+                             f"ids before each predicted word; got {ctx.shape}.")
         return check_index(ctx, self.vocab_size, "contexts", where)
 
     def loss(self, batch):

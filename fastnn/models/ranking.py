@@ -28,7 +28,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_index, check_int
+from fastnn._validation import check_index, check_int, check_words
 from fastnn.graph import Module
 from fastnn.train import BatchPlan
 
@@ -196,7 +196,7 @@ class WindowRanker(Module):
         if not (isinstance(margin, numbers.Real) and margin > 0):
             raise ValueError(f"{where}: 'margin' must be > 0; got {margin!r}.")
         self.init_scale, self.margin = float(init_scale), float(margin)
-        self.words = None if words is None else [str(w) for w in words]
+        self.words = check_words(words, where)
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
         self._dtype = np.dtype(dtype)

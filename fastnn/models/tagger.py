@@ -228,6 +228,15 @@ class _Tagging:
             kept = [s for s in sentences if s]
             pred = self.predict(kept) if kept else {name: [] for name in self.task_names}
             return {name: _refill(p, sentences) for name, p in pred.items()}
+        if encoded is not None:         # (another corpus's encoding: its tags returned for these sentences, silently)
+            where = f"{type(self).__name__}.predict"
+            if not isinstance(encoded, TaggerBatch):
+                raise TypeError(f"{where}: 'encoded' must be self.encode(sentences) (a TaggerBatch) or None; got "
+                                f"{type(encoded).__name__}.")
+            if not np.array_equal(np.diff(encoded.offsets), [len(s) for s in sentences]):
+                raise ValueError(f"{where}: 'encoded' must be self.encode(sentences) of these {len(sentences)} "
+                                 f"sentences; got the encoding of {len(encoded.offsets) - 1} sentences of other "
+                                 f"lengths.")
         enc = encoded if encoded is not None else self.encode(sentences, targets=False)
         out = {}
         for t, ids in zip(self.tasks, self.predict_ids(enc)):

@@ -237,6 +237,16 @@ def member_seeds(config):
     return [config.seed * k + i for i in range(k)]
 
 
+def _check_config(config, where):
+    """A copy of `config` checked again, or a TypeError unless it is a TaggerConfig (a dict, or another recipe's
+    Config, failed in dataclasses.replace or as an AttributeError from deep inside)."""
+    if not isinstance(config, TaggerConfig):
+        hint = (" Make one with TaggerConfig(**values) or from_preset(name, **values)." if isinstance(config, dict)
+                else "")
+        raise TypeError(f"{where}: 'config' must be a TaggerConfig; got {type(config).__name__}.{hint}")
+    return dataclasses.replace(config)
+
+
 def build(config, train, *, log=None):
     """The WindowTagger `config` describes, its vocabularies and tag sets from `train` (read_conll sentences), word
     vectors from config.pretrained when given; with config.ensemble = K > 1 a TaggerEnsemble of K such taggers, one
@@ -244,7 +254,7 @@ def build(config, train, *, log=None):
     from fastnn.data.vectors import init_pretrained, load_pretrained
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
-    c = dataclasses.replace(config)     # checked again: a field set after the Config was made was never checked
+    c = _check_config(config, "build")  # checked again: a field set after the Config was made was never checked
     if c.ensemble > 1:
         return TaggerEnsemble([build(dataclasses.replace(c, seed=s, ensemble=1), train, log=log if i == 0 else None)
                                for i, s in enumerate(member_seeds(c))])
@@ -588,6 +598,7 @@ def train(config, train, dev=None, *, checkpoint=None, resume=False, quiet=False
     """(model, trainer): build the model `config` describes from `train` and fit it (see build and fit)."""
     from fastnn.models.tagger import as_rows
 
+    _check_config(config, "train")      # (before the data is read)
     log = None if quiet else (lambda m: print(m, file=sys.stderr))
     # each is read twice (build's vocabularies, then fit's batches; check_dev, then every epoch): a generator
     # would leave fit nothing to train on (a nan loss, no error)
