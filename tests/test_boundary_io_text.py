@@ -85,3 +85,31 @@ def test_other_encodings_get_the_iconv_command(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-16"))))
     with pytest.raises(ValueError, match=r"stdin must be UTF-8 text; got UTF-16 text"):
         read_sentences("-")
+
+
+CONLLU = ("# sent_id = 1\n# text = I don't.\n1\tI\tI\tPRON\tPRP\t_\t2\tnsubj\t_\t_\n"
+          "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n2\tdo\tdo\tAUX\tVBP\t_\t0\troot\t_\t_\n"
+          "3\tn't\tnot\tPART\tRB\t_\t2\tadvmod\t_\t_\n\n")
+
+
+def test_conllu_is_explained_with_a_conversion(tmp_path):
+    """CoNLL-U's comment lines made 'must have 4 columns like line 1' errors, or, without comments, its ID column was
+    read as the words; predict's auto-detection read it as text and tagged every field."""
+    import subprocess
+
+    import pytest
+    p = tmp_path / "u.conllu"
+    p.write_text(CONLLU, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"u.conllu, line 2: looks like CoNLL-U .* awk -F'\\t' "):
+        read_conll(p)
+    bare = tmp_path / "bare.conllu"
+    bare.write_text("".join(line + "\n" for line in CONLLU.splitlines() if not line.startswith("#")))
+    with pytest.raises(ValueError, match="line 1: looks like CoNLL-U"):
+        read_conll(bare)
+    assert detect_format(CONLLU.splitlines(True)) == "conll"
+    with pytest.raises(ValueError, match="looks like CoNLL-U"):
+        list(read_document(CONLLU.splitlines(True), "conll"))
+    from fastnn.data.conll import CONLLU_TO_CONLL
+    out = subprocess.run(f"{CONLLU_TO_CONLL} {p}", shell=True, capture_output=True, text=True)
+    if out.returncode == 0:                          # (where awk is installed) the suggested command converts it
+        assert out.stdout == "I PRON PRP\ndo AUX VBP\nn't PART RB\n\n"
