@@ -17,7 +17,7 @@ import numpy as np
 from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
-from fastnn.data.text import atomic_write_text, open_text, split_fields
+from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
 from fastnn.data.vocab import Vocab
 
 # Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
@@ -153,7 +153,8 @@ def write_conll(path, sentences, extra=()):
     """Write sentences back in CoNLL format, atomically, with extra columns appended to each row.
 
     `extra` is a sequence of columns, each a list (one per sentence) of per-token strings, e.g. `[predicted_tags]`.
-    Sentences are separated by blank lines, as conlleval expects.
+    Sentences are separated by blank lines, as conlleval expects.  A field that would not read back as one (empty,
+    or with whitespace in it), a row of another width or an empty sentence is a ValueError before anything is written.
     """
     extra = list(extra)
     lines = []
@@ -164,8 +165,15 @@ def write_conll(path, sentences, extra=()):
                 want = len(sentences) if len(e) != len(sentences) else len(s)
                 raise ValueError(f"write_conll: extra column {e_i} must match the sentences (sentence {k}); "
                                  f"got {got} items where {want} were expected.")
+        if not s:
+            raise ValueError(f"write_conll: sentence {k} must hold a token (an empty sentence does not read back).")
         for i, row in enumerate(s):
-            lines.append(" ".join(list(row) + [e[k][i] for e in extra]))
+            fields = list(row) + [e[k][i] for e in extra]
+            check_fields(fields, "write_conll", f"sentence {k}, token {i}")
+            if len(fields) != len(s[0]) + len(extra):
+                raise ValueError(f"write_conll: sentence {k}, token {i} must have the columns of its first token "
+                                 f"({len(s[0]) + len(extra)}); got {len(fields)}.")
+            lines.append(" ".join(fields))
         lines.append("")
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
