@@ -127,7 +127,8 @@ def test_writers_refuse_fields_that_would_not_read_back(tmp_path):
            ([[("a", "B-X"), ("b", "")]], None, r"sentence 0, token 1, field 1 .* got '' \(empty\)"),
            ([[("a", "B-X")]], [[["O\n"]]], r"sentence 0, token 0, field 2 .* got 'O\\n'"),
            ([[("a", "B-X")], []], None, "sentence 1 must hold a token"),
-           ([[("a", "B-X"), ("b",)]], None, r"sentence 0, token 1 must have the columns of its first token \(2\); got 1")]
+           ([[("a", "B-X"), ("b",)]], None,
+            r"sentence 0, token 1 must have the columns of its first token \(2\); got 1")]
     for sentences, extra, match in bad:
         with pytest.raises(ValueError, match="write_conll: " + match):
             write_conll(out, sentences, extra or ())
