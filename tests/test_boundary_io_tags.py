@@ -67,6 +67,8 @@ def test_tagger_eval_scores_a_file_in_its_own_encoding(capsys, tmp_path):
     pred2 = [t for s in recode([pred], "iob1", "iob2") for t in s]       # (one long sentence: the same tags here)
     assert res["accuracy"] == pytest.approx(100 * np.mean(np.array(gold) == np.array(pred2)))
     assert res["accuracy"] > 90
+    # predict writes the predictions in the input's IOB2 too, so that conlleval on its output scores as eval does
+    assert pred == pred2 and any(t.startswith("B-") for t in pred)
 
 
 def test_an_iobes_file_is_scored_by_an_iob1_model(capsys, tmp_path):
