@@ -26,3 +26,14 @@ def test_library_warnings_are_one_line_and_quiet_means_none(capsys, tmp_path):
     assert "RuntimeWarning" not in err and "model = KneserNey" not in err        # Python's file:line and source line
     rc, out, err = run_cli(capsys, *argv, "--quiet")
     assert rc == 0 and err == "", err
+
+
+def test_lm_reads_the_words_of_a_conll_file_and_says_so(capsys, tmp_path):
+    """A CoNLL column file given to lm train was read as text: its tags became words of the language model."""
+    conll = write_lines(tmp_path / "c.txt", ["EU NNP I-NP I-ORG", "rejects VBZ I-VP O", "", "Peter NNP I-NP I-PER", ""])
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "ngram", "--train", conll, "--out", tmp_path / "m.npz",
+                           "--min-count", "1", "--order", "2", "--json")
+    assert rc == 0, err
+    assert f"--train {conll}: CoNLL columns: the words of its first column are read" in err
+    import json
+    assert json.loads(out)["vocab"] == 5                # EU rejects Peter <unk> </s>: no NNP, I-NP, O

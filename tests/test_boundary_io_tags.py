@@ -67,3 +67,40 @@ def test_tagger_eval_scores_a_file_in_its_own_encoding(capsys, tmp_path):
     pred2 = [t for s in recode([pred], "iob1", "iob2") for t in s]       # (one long sentence: the same tags here)
     assert res["accuracy"] == pytest.approx(100 * np.mean(np.array(gold) == np.array(pred2)))
     assert res["accuracy"] > 90
+    # predict writes the predictions in the input's IOB2 too, so that conlleval on its output scores as eval does
+    assert pred == pred2 and any(t.startswith("B-") for t in pred)
+
+
+def test_an_iobes_file_is_scored_by_an_iob1_model(capsys, tmp_path):
+    """S-/E- tags were refused by the IOB1 reader ('chunks: tag at position 2 must be ... for scheme iob1'): an IOBES
+    copy of the dev file is read in its own scheme and gets the chunk scores of the IOB1 file."""
+    import json
+
+    import numpy as np
+
+    from fastnn.data.tags import recode
+    from tests.test_cli_tagger import SMALL, _conll
+
+    rng = np.random.default_rng(1)
+    train, dev = _conll(tmp_path / "train.txt", rng, 40), _conll(tmp_path / "dev.txt", rng, 10)
+    blocks = open(dev).read().split("\n\n")
+    out = []
+    for b in blocks:
+        rows = [r.split() for r in b.splitlines()]
+        if rows and rows[0][0] != "-DOCSTART-":
+            tags = recode([[r[3] for r in rows]], "iob1", "iobes")[0]
+            rows = [r[:3] + [t] for r, t in zip(rows, tags)]
+        out.append("\n".join(" ".join(r) for r in rows))
+    dev_s = tmp_path / "dev_iobes.txt"
+    dev_s.write_text("\n\n".join(out))
+    assert "S-PER" in dev_s.read_text()
+    model = tmp_path / "m.npz"
+    assert run_cli(capsys, "tagger", "train", "--train", train, "--task", "ner=3", "--out", model, "--quiet",
+                   *SMALL)[0] == 0
+    scores = []
+    for data in (dev, dev_s):
+        rc, out_, err = run_cli(capsys, "tagger", "eval", "--model", model, "--data", data, "--json")
+        assert rc == 0, err
+        scores.append(json.loads(out_)["ner"])
+    assert scores[1]["f1"] == scores[0]["f1"] and scores[1]["n_chunks"] == scores[0]["n_chunks"]
+    assert scores[1]["unseen_tokens"] == 0

@@ -85,3 +85,58 @@ def test_other_encodings_get_the_iconv_command(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-16"))))
     with pytest.raises(ValueError, match=r"stdin must be UTF-8 text; got UTF-16 text"):
         read_sentences("-")
+
+
+CONLLU = ("# sent_id = 1\n# text = I don't.\n1\tI\tI\tPRON\tPRP\t_\t2\tnsubj\t_\t_\n"
+          "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n2\tdo\tdo\tAUX\tVBP\t_\t0\troot\t_\t_\n"
+          "3\tn't\tnot\tPART\tRB\t_\t2\tadvmod\t_\t_\n\n")
+
+
+def test_conllu_is_explained_with_a_conversion(tmp_path):
+    """CoNLL-U's comment lines made 'must have 4 columns like line 1' errors, or, without comments, its ID column was
+    read as the words; predict's auto-detection read it as text and tagged every field."""
+    import subprocess
+
+    import pytest
+    p = tmp_path / "u.conllu"
+    p.write_text(CONLLU, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"u.conllu, line 2: looks like CoNLL-U .* awk -F'\\t' "):
+        read_conll(p)
+    bare = tmp_path / "bare.conllu"
+    bare.write_text("".join(line + "\n" for line in CONLLU.splitlines() if not line.startswith("#")))
+    with pytest.raises(ValueError, match="line 1: looks like CoNLL-U"):
+        read_conll(bare)
+    assert detect_format(CONLLU.splitlines(True)) == "conll"
+    with pytest.raises(ValueError, match="looks like CoNLL-U"):
+        list(read_document(CONLLU.splitlines(True), "conll"))
+    from fastnn.data.conll import CONLLU_TO_CONLL
+    out = subprocess.run(f"{CONLLU_TO_CONLL} {p}", shell=True, capture_output=True, text=True)
+    if out.returncode == 0:                          # (where awk is installed) the suggested command converts it
+        assert out.stdout == "I PRON PRP\ndo AUX VBP\nn't PART RB\n\n"
+
+
+def test_writers_refuse_fields_that_would_not_read_back(tmp_path):
+    """write_conll / write_sentences wrote 'New York' as two tokens (a column more), a tab or newline inside a tag,
+    an empty tag (a column less) and an empty sentence (dropped by the reader), all silently."""
+    import pytest
+
+    from fastnn.data import write_conll
+    from fastnn.data.text import write_sentences
+    out = tmp_path / "w.txt"
+    bad = [([[("New York", "NNP")]], None, r"sentence 0, token 0, field 0 .* got 'New York' \(has whitespace\)"),
+           ([[("a", "B-X"), ("b", "")]], None, r"sentence 0, token 1, field 1 .* got '' \(empty\)"),
+           ([[("a", "B-X")]], [[["O\n"]]], r"sentence 0, token 0, field 2 .* got 'O\\n'"),
+           ([[("a", "B-X")], []], None, "sentence 1 must hold a token"),
+           ([[("a", "B-X"), ("b",)]], None,
+            r"sentence 0, token 1 must have the columns of its first token \(2\); got 1")]
+    for sentences, extra, match in bad:
+        with pytest.raises(ValueError, match="write_conll: " + match):
+            write_conll(out, sentences, extra or ())
+        assert not out.exists()
+    for sentences, match in [([["a", "b\tc"]], r"sentence 0, field 1 .* 'b\\tc'"), ([["a"], []], "sentence 1"),
+                             ([["a", ""]], "sentence 0, field 1")]:
+        with pytest.raises(ValueError, match="write_sentences: " + match):
+            write_sentences(out, sentences)
+        assert not out.exists()
+    write_conll(out, [[("New\u00a0York", "NNP")]], [[["B-LOC"]]])          # a no-break space is part of a token
+    assert read_conll(out) == [[("New\u00a0York", "NNP", "B-LOC")]]

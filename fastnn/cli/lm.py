@@ -64,13 +64,21 @@ def register(sub):
 
 # ---- files -------------------------------------------------------------------------------------------------------
 
-def _read(path):
-    from fastnn.data import read_sentences
+def _read(path, option, quiet=False):
+    """The sentences of a text file, one per line; a CoNLL column file (conll.detect_format) gives its words, and says
+    so (read as text, its tags were words of the language model, silently)."""
+    from fastnn.data.conll import read_words
     existing_file(path)
     try:
-        return read_sentences(path)
+        sents, fmt = read_words(path, "auto", where=option)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+    if not sents:
+        raise CLIError(f"{option} {path} is empty; it must contain at least one token")
+    if fmt == "conll" and not quiet:
+        print(f"{option} {path}: CoNLL columns: the words of its first column are read, one sentence per block",
+              file=sys.stderr)
+    return sents
 
 
 def load_lm(path, option="--model"):
@@ -130,9 +138,9 @@ def run_train(args):
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
     if config.arch == "ngram" and config.smoothing == "di" and args.valid is None:
         raise CLIError("--smoothing di needs --dev F (EM fits the interpolation weights on it)")
-    train_s = _read(args.train)
-    valid_s = _read(args.valid) if args.valid else None
-    test_s = _read(args.test) if args.test else None
+    train_s = _read(args.train, "--train", args.quiet)
+    valid_s = _read(args.valid, "--dev", args.quiet) if args.valid else None
+    test_s = _read(args.test, "--test", args.quiet) if args.test else None
     try:
         vocab, streams = recipe.prepare(config, train_s, valid_s, test_s)
     except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
@@ -207,10 +215,11 @@ def run_eval(args):
                            "words); both models must be trained with the same vocabulary")
     _set_threads(args)
     vocab = Vocab(words)
-    sents = _read(args.data)
+    sents = _read(args.data, "--data")
     stream = lm_stream(sents, vocab)
-    tune = lm_stream(_read(args.tune_on), vocab) if args.mix and w == "em" else None
-    counted = lm_stream(_read(args.context_bins), vocab) if tune is not None and args.context_bins else None
+    tune = lm_stream(_read(args.tune_on, "--tune-on"), vocab) if args.mix and w == "em" else None
+    counted = (lm_stream(_read(args.context_bins, "--context-bins"), vocab) if tune is not None and args.context_bins
+               else None)
     lp = _logprobs(model, stream)
     result = {}
     if args.mix:

@@ -347,6 +347,7 @@ def _predicted_lines(model, items, fmt, name, unseen):
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
     blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen)."""
     n_tasks = len(model.tasks)
+    schemes = {}                 # task -> the chunk encoding of the input's own column of the task, once it shows one
     items = iter(items)
     while True:
         block = []
@@ -365,6 +366,8 @@ def _predicted_lines(model, items, fmt, name, unseen):
             raise CLIError(f"--data {name}: {e}") from None
         _add_unseen(unseen, model, sentences)
         cols = [pred[task] for task in model.task_names]
+        if fmt == "conll":
+            cols = [_in_input_encoding(c, t, sentences, schemes) for c, t in zip(cols, model.tasks)]
         k = 0
         for item in block:
             if isinstance(item, str):
@@ -377,6 +380,26 @@ def _predicted_lines(model, items, fmt, name, unseen):
             else:
                 yield " ".join("/".join((row[0],) + tuple(t[i] for t in tags)) for i, row in enumerate(item)) + "\n"
             k += 1
+
+
+def _in_input_encoding(pred, task, sentences, schemes):
+    """A chunk task's predictions (in the training file's encoding) in the encoding of the input's own column of that
+    task when it has one, e.g. an IOB2 test file and a model of IOB1 data: conlleval on the output then scores the
+    tags as `tagger eval` does (fastnn.metrics.conll_f1), not every B-X/I-X that differs only in encoding as an error.
+    schemes : {task name: encoding}, filled at the first block whose gold column holds a chunk."""
+    from fastnn.data.tags import detect_scheme, recode
+    if task["file_scheme"] is None:
+        return pred
+    if task["name"] not in schemes:
+        c = task["column"]
+        gold = [[r[c] for r in s] for s in sentences if s and len(s[0]) > c]
+        if not any(t != "O" for s in gold for t in s):
+            return pred                                  # no gold tags (or no chunk yet) to tell the encoding
+        try:
+            schemes[task["name"]] = detect_scheme(gold)
+        except ValueError:                               # not chunk tags as fastnn reads them: leave them be
+            schemes[task["name"]] = None
+    return recode(pred, task["file_scheme"], schemes[task["name"]] or task["file_scheme"])
 
 
 def _write_stdout(lines):

@@ -17,7 +17,7 @@ import numpy as np
 from fastnn._validation import is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
-from fastnn.data.text import atomic_write_text, open_text, split_fields
+from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
 from fastnn.data.vocab import Vocab
 
 # Column indices by name; CoNLL-2003: word pos chunk ner; CoNLL-2000: word pos chunk.
@@ -61,7 +61,7 @@ def read_conll(path, columns=None, *, task=None):
 
 def _sentences(lines, path, cols, columns, task, where):
     """read_conll's sentences of an iterable of lines."""
-    sentences, cur, n_cols, first_line = [], [], None, None
+    sentences, cur, first, first_line = [], [], None, None
     for lineno, line in enumerate(lines, 1):
         fields = split_fields(line)
         if not fields or fields[0] == DOCSTART:
@@ -69,23 +69,51 @@ def _sentences(lines, path, cols, columns, task, where):
                 sentences.append(cur)
                 cur = []
             continue
-        if n_cols is None:
-            n_cols, first_line = len(fields), lineno
+        _check_line(fields, first, line, lineno, first_line, path, where)
+        if first is None:
+            first, n_cols, first_line = fields, len(fields), lineno
             if task is not None and n_cols != len(TASKS[task]):
                 raise ValueError(f"{where}: {path}, line {lineno}: a {task} file must have {len(TASKS[task])} "
                                  f"columns ({' '.join(TASKS[task])}); got {n_cols}.")
             if cols is not None and max(cols, default=0) >= n_cols:
                 raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
                                  f"columns (line {lineno}).")
-        elif len(fields) != n_cols:
-            raise ValueError(f"{where}: {path}, line {lineno}: must have {n_cols} columns like line {first_line}; "
-                             f"got {len(fields)}: {line.rstrip()!r}.")
         cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
     if cur:
         sentences.append(cur)
     if not sentences:
         raise ValueError(f"{where}: {path} is empty; it must contain at least one token line.")
     return sentences
+
+
+# CoNLL-U (Universal Dependencies): ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC, "#" comment lines, token
+# ranges ("3-4") and empty nodes ("8.1").  Its ID column would be read as the words, its comments as tokens.
+_CONLLU_ID = re.compile(r"^[0-9]+([-.][0-9]+)?$")
+CONLLU_TO_CONLL = """awk -F'\\t' '/^#/ || $1 ~ /[-.]/ {next} {print (NF ? $2 " " $4 " " $5 : "")}'"""
+
+
+def _is_conllu(fields):
+    return len(fields) == 10 and bool(_CONLLU_ID.match(fields[0]))
+
+
+def _conllu_error(path, lineno, where):
+    return ValueError(f"{where}: {path}, line {lineno}: looks like CoNLL-U (10 tab-separated columns starting with "
+                      f"an ID, '#' comment lines, token ranges such as 3-4), which is not read: fastnn's CoNLL files "
+                      f"have the word first and no comments. Convert it, e.g. to word UPOS XPOS columns: "
+                      f"{CONLLU_TO_CONLL}{'' if path == 'stdin' else ' ' + path}")
+
+
+def _check_line(fields, first, line, lineno, first_line, path, where):
+    """read_conll's and read_document's check of a token line against the first one (`first`: its fields, None for
+    the first line itself): the same number of columns, and no CoNLL-U."""
+    if first is None:
+        if _is_conllu(fields):
+            raise _conllu_error(path, lineno, where)
+    elif len(fields) != len(first):
+        if _is_conllu(fields) or first[0].startswith("#"):
+            raise _conllu_error(path, lineno, where)
+        raise ValueError(f"{where}: {path}, line {lineno}: must have {len(first)} columns like line {first_line}; "
+                         f"got {len(fields)}: {line.rstrip()!r}.")
 
 
 def read_words(path, fmt="auto", *, probe=200, where="read_words"):
@@ -125,7 +153,8 @@ def write_conll(path, sentences, extra=()):
     """Write sentences back in CoNLL format, atomically, with extra columns appended to each row.
 
     `extra` is a sequence of columns, each a list (one per sentence) of per-token strings, e.g. `[predicted_tags]`.
-    Sentences are separated by blank lines, as conlleval expects.
+    Sentences are separated by blank lines, as conlleval expects.  A field that would not read back as one (empty,
+    or with whitespace in it), a row of another width or an empty sentence is a ValueError before anything is written.
     """
     extra = list(extra)
     lines = []
@@ -136,8 +165,15 @@ def write_conll(path, sentences, extra=()):
                 want = len(sentences) if len(e) != len(sentences) else len(s)
                 raise ValueError(f"write_conll: extra column {e_i} must match the sentences (sentence {k}); "
                                  f"got {got} items where {want} were expected.")
+        if not s:
+            raise ValueError(f"write_conll: sentence {k} must hold a token (an empty sentence does not read back).")
         for i, row in enumerate(s):
-            lines.append(" ".join(list(row) + [e[k][i] for e in extra]))
+            fields = list(row) + [e[k][i] for e in extra]
+            check_fields(fields, "write_conll", f"sentence {k}, token {i}")
+            if len(fields) != len(s[0]) + len(extra):
+                raise ValueError(f"write_conll: sentence {k}, token {i} must have the columns of its first token "
+                                 f"({len(s[0]) + len(extra)}); got {len(fields)}.")
+            lines.append(" ".join(fields))
         lines.append("")
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
@@ -227,7 +263,7 @@ def detect_format(lines):
     reading it names the bad line: read as text, every column would be tagged as a word.
     """
     fields, blank_after_token, docstart = Counter(), False, False
-    n_tokens, taglike = 0, True
+    n_tokens, taglike, conllu = 0, True, False
     for line in lines:
         f = split_fields(line)
         if f and f[0] == DOCSTART:
@@ -237,10 +273,13 @@ def detect_format(lines):
         else:
             fields[len(f)] += 1
             n_tokens += 1
+            conllu = conllu or _is_conllu(f)                # (read as CoNLL, whose reader says what it is)
             taglike = taglike and all(_TAGLIKE.match(x) for x in f[1:])
     width, n = fields.most_common(1)[0] if fields else (0, 0)
     columns = len(fields) == 1 or (width >= 2 and n >= 0.9 * n_tokens)
     one_sentence = len(fields) == 1 and width >= 2 and n_tokens > 1 and taglike
+    if conllu:
+        return "conll"
     return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1) or one_sentence) else "text"
 
 
@@ -257,7 +296,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
     """
     if fmt not in FORMATS:
         raise ValueError(f"{where}: 'fmt' must be one of {FORMATS}; got {fmt!r}.")
-    cur, n_cols, first_line = [], None, None
+    cur, first, first_line = [], None, None
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
         f = split_fields(line)
@@ -270,11 +309,9 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
         if fmt == "text":
             yield [(w,) for w in f]
             continue
-        if n_cols is None:
-            n_cols, first_line = len(f), lineno
-        elif len(f) != n_cols:
-            raise ValueError(f"{where}: {name}, line {lineno}: must have {n_cols} columns like line {first_line}; "
-                             f"got {len(f)}: {line!r}.")
+        _check_line(f, first, line, lineno, first_line, name, where)
+        if first is None:
+            first, first_line = f, lineno
         cur.append(tuple(f))
     if cur:
         yield cur

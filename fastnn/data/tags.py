@@ -192,7 +192,13 @@ def _chunk_tags_written_otherwise(tag, k, i, where):
 
 def recode(tag_sentences, src, dst):
     """Sentences of tags re-encoded from scheme `src` to `dst` (new lists); unchanged copies when `src` is None (not
-    chunk tags) or equals `dst`."""
+    chunk tags) or equals `dst`.  Tags with prefixes `src` does not have (S-/E- for an IOB scheme: an IOBES test file
+    scored by a model of IOB1 data) are read in their own scheme (detect_scheme), not refused."""
+    tag_sentences = [list(s) for s in tag_sentences]
     if src is None or src == dst:
-        return [list(s) for s in tag_sentences]
-    return [convert(list(s), src, dst) for s in tag_sentences]
+        return tag_sentences
+    allowed = _PREFIXES.get(src, "")
+    if src in _PREFIXES and any(split_tag(t)[0] not in allowed for s in tag_sentences for t in s
+                                if isinstance(t, str) and t != "O"):
+        src = detect_scheme(tag_sentences, "recode") or src        # (not chunk tags: convert names the first)
+    return [convert(s, src, dst) for s in tag_sentences]

@@ -26,6 +26,17 @@ def split_fields(line):
     return [f for f in _ASCII_SPACE.split(line) if f]
 
 
+def check_fields(fields, where, at):
+    """Before writing: every field (token, tag) reads back as one (split_fields): a str, not empty, without ASCII
+    whitespace (a space, tab or newline in it would make two tokens or columns, or a line break).  `at` names the
+    place, e.g. "sentence 3"."""
+    for i, x in enumerate(fields):
+        if not isinstance(x, str) or not x or split_fields(x) != [x]:
+            what = f"a {type(x).__name__}" if not isinstance(x, str) else ("empty" if not x else "has whitespace")
+            raise ValueError(f"{where}: {at}, field {i} must be a string without spaces, tabs or line breaks, which "
+                             f"would not read back as one; got {x!r} ({what}). Replace them, e.g. with '_'.")
+
+
 # Text is read as UTF-8; a byte-order mark (some Windows editors write one) is dropped, not read into the first word.
 READ_ENCODING = "utf-8-sig"
 
@@ -277,8 +288,17 @@ def count_oov(sentences, vocab):
 
 
 def write_sentences(path, sentences):
-    """Write one sentence per line, tokens joined by single spaces, atomically."""
-    atomic_write_text(path, "".join(" ".join(s) + "\n" for s in sentences))
+    """Write one sentence per line, tokens joined by single spaces, atomically.  A token that would not read back as
+    one (empty, or with whitespace in it), or an empty sentence (an empty line, which readers skip), is a ValueError
+    before anything is written."""
+    lines = []
+    for k, s in enumerate(sentences):
+        if isinstance(s, str) or not s:
+            raise ValueError(f"write_sentences: sentence {k} must be a non-empty list of tokens (an empty line would "
+                             f"not read back); got {short_repr(s)}.")
+        check_fields(s, "write_sentences", f"sentence {k}")
+        lines.append(" ".join(s) + "\n")
+    atomic_write_text(path, "".join(lines))
 
 
 def default_data_dir():
