@@ -54,6 +54,14 @@ cdef extern from *:
             }
     #define FNN_MADD_PLAIN(s, a, b) ((s) + (a) * (b))
     #define FNN_MM_PLAIN(T) FNN_MM_PLAIN_BY(T, FNN_MADD_PLAIN)
+    /* 16 floats summed by a fixed tree (halves added lane-wise down to one value): the dot products' lanes and the
+       class softmax rows' exps */
+    static inline float fnn_tree16(const float *t) {
+        float h[8], q[4];
+        for (int l = 0; l < 8; l++) h[l] = t[l] + t[l + 8];
+        for (int l = 0; l < 4; l++) q[l] = h[l] + h[l + 4];
+        return (q[0] + q[2]) + (q[1] + q[3]);
+    }
     #if defined(__GNUC__) || defined(__clang__)
     #define FNN_HAVE_DOTS 1
     #if defined(__has_builtin)
@@ -211,12 +219,6 @@ cdef extern from *:
         }
     /* the tree, per width (the same additions in the same order; from the parts' registers where the compiler has
        __builtin_shufflevector, through memory otherwise) */
-    static inline float fnn_tree16(const float *t) {
-        float h[8], q[4];
-        for (int l = 0; l < 8; l++) h[l] = t[l] + t[l + 8];
-        for (int l = 0; l < 4; l++) q[l] = h[l] + h[l + 4];
-        return (q[0] + q[2]) + (q[1] + q[3]);
-    }
     #define FNN_DOTS_OUT_MEM(VT, VW, NS, NW)                                                                     \
         _Pragma("GCC unroll 16") for (int q_ = 0; q_ < (NS); q_++)                                                \
         _Pragma("GCC unroll 16") for (int r_ = 0; r_ < (NW); r_++) {                                              \
@@ -388,6 +390,50 @@ cdef extern from *:
         (void)path;
         fnn_act_f(h, n, act);
     }
+    /* one row of the class softmax (float32) on paths 1 and 2: z (n) the logits; returns -log softmax(z)[t] and, with
+       want, leaves z = sc * (softmax(z) - onehot(t)).  The exps are summed in an order the code fixes (element j into
+       lane j % 16, the lanes by fnn_tree16; pieces of FNN_BLOCK added in double, as fnn_row_exp_f), so that AVX2 and
+       AVX-512 give the same bits; the gradient's division in double, as path 0's code in _rnnlm_class_xent, which
+       keeps its own bits (its sum's order is the compiler's) */
+    static inline double fnn_class_row_f(float *z, ptrdiff_t n, ptrdiff_t t, float sc, int want) {
+        float zt = z[t], m = fnn_row_max_f(z, n);
+        double total = 0.0;
+        for (ptrdiff_t lo = 0; lo < n; lo += FNN_BLOCK) {
+            ptrdiff_t hi = lo + FNN_BLOCK < n ? lo + FNN_BLOCK : n, j = lo;
+            float acc[16] = {0.0f};
+            for (; j + 16 <= hi; j += 16) {
+                FNN_SIMD
+                for (int k = 0; k < 16; k++) { float e = fnn_expf(z[j + k] - m); z[j + k] = e; acc[k] += e; }
+            }
+            for (int k = 0; j + k < hi; k++) { float e = fnn_expf(z[j + k] - m); z[j + k] = e; acc[k] += e; }
+            total += fnn_tree16(acc);
+        }
+        double loss = (double)(m - zt) + log(total);
+        if (want) {
+            FNN_SIMD
+            for (ptrdiff_t j = 0; j < n; j++) z[j] = (float)(sc * z[j] / total);
+            z[t] = z[t] - sc;
+        }
+        return loss;
+    }
+    #if FNN_DISPATCH
+    FNN_TARGET_AVX2 __attribute__((flatten)) static double fnn_class_row_f1(float *z, ptrdiff_t n, ptrdiff_t t,
+                                                                            float sc, int want) {
+        return fnn_class_row_f(z, n, t, sc, want);
+    }
+    FNN_TARGET_AVX512 __attribute__((flatten)) static double fnn_class_row_f2(float *z, ptrdiff_t n, ptrdiff_t t,
+                                                                              float sc, int want) {
+        return fnn_class_row_f(z, n, t, sc, want);
+    }
+    #endif
+    static double fnn_class_row_f_path(int path, float *z, ptrdiff_t n, ptrdiff_t t, float sc, int want) {
+    #if FNN_DISPATCH
+        if (path == FNN_PATH_AVX512) return fnn_class_row_f2(z, n, t, sc, want);
+        if (path == FNN_PATH_AVX2) return fnn_class_row_f1(z, n, t, sc, want);
+    #endif
+        (void)path;
+        return fnn_class_row_f(z, n, t, sc, want);
+    }
     """
     void fnn_mm_f(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar,
                   Py_ssize_t sak, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
@@ -397,6 +443,7 @@ cdef extern from *:
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
                   const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc, int acc) noexcept nogil
     void fnn_act_f_path(int path, float *h, Py_ssize_t n, int act) noexcept nogil
+    double fnn_class_row_f_path(int path, float *z, Py_ssize_t n, Py_ssize_t t, float sc, int want) noexcept nogil
 
 # whether float32 runs the class blocks as vector products (_rnnlm_word_xent's `defer` needs it)
 HAVE_BLOCKS = bool(FNN_HAVE_DOTS)
@@ -526,6 +573,10 @@ def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, con
         m = min(ROWS, N - i0)
         bias_mm(path, m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
         for i in range(i0, i0 + m):
+            if floating is float:
+                if path != 0:               # the wider paths' own row code (a portable build's baseline: 4 floats)
+                    loss[i] = fnn_class_row_f_path(path, &Z[i, 0], C, tc[i], sc, want)
+                    continue
             zt = Z[i, tc[i]]
             mx = row_max(&Z[i, 0], C)
             s = row_exp(&Z[i, 0], &Z[i, 0], C, mx)

@@ -274,9 +274,10 @@ def _segment_on_path(path, H, E, C, V, B, defer):
 
 
 # H = 13: rows narrower than AVX-512's 16 floats (plain loops there) but not AVX2's 8; H = 37: overlapping tail
-# vectors; H = 100 with big classes: the deferred output rows and the Gram products of their norm
+# vectors; H = 100 with big classes: the deferred output rows and the Gram products of their norm; 1,100 classes: class
+# softmax rows longer than one piece of the exps' sum (FNN_BLOCK = 1,024)
 SEGMENT_PATH_CASES = [(13, 9, 5, 40, 21, False), (37, 11, 5, 40, 21, False), (100, 100, 5, 600, 21, True),
-                      (100, 100, 30, 600, 64, True)]
+                      (100, 100, 30, 600, 64, True), (16, 8, 1100, 1300, 5, True)]
 
 
 @pytest.mark.parametrize("H,E,C,V,B,defer", SEGMENT_PATH_CASES)
