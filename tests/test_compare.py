@@ -231,3 +231,23 @@ def test_read_tagged_reads_conll_and_brown_and_names_plain_text(tmp_path):
     text.write_text("The jury said it was fine .\nIt was .\n")
     with pytest.raises(ValueError, match="reads as plain text"):
         read_tagged(str(text))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc/self/fd")
+@pytest.mark.parametrize("brown", [False, True])
+def test_read_tagged_reads_a_pipe_once(brown):
+    """compare-optimizers --data <(zcat tagged.gz): a second open of the pipe read only what the first look at its
+    format had left (every sentence past the first 200 lines lost, silently)."""
+    if brown:
+        data = "".join(f"The/at cat/nn {i}/cd\n" for i in range(600))
+    else:
+        data = "".join(f"The DT\ncat NN\n{i} CD\n\n" for i in range(600))
+    r, w = os.pipe()
+    os.write(w, data.encode())                 # (less than the pipe's 64 KB buffer)
+    os.close(w)
+    try:
+        sents = C.read_tagged(f"/proc/self/fd/{r}")
+    finally:
+        os.close(r)
+    assert len(sents) == 600 and sents[-1] == [("The", "at" if brown else "DT"), ("cat", "nn" if brown else "NN"),
+                                               ("599", "cd" if brown else "CD")]

@@ -137,34 +137,38 @@ def synthetic(n_max, seed, n_held=20000):
 
 
 def read_tagged(path):
-    """Sentences of (word, tag) pairs from a CoNLL file (columns 0 and 1) or a tagged Brown file (word/TAG)."""
+    """Sentences of (word, tag) pairs from a CoNLL file (columns 0 and 1) or a tagged Brown file (word/TAG).
+
+    The file is opened once (a pipe such as bash's <(zcat tagged.gz) cannot be opened again: a second open reads only
+    what the first left), its first 200 lines looked at to decide the format and then read again from memory."""
     import itertools
 
-    from fastnn.data.conll import detect_format, read_conll
-    from fastnn.data.text import open_text
+    from fastnn.data.conll import _sentences, detect_format
+    from fastnn.data.text import open_text, split_fields
 
+    path = os.fspath(path)
     with open_text(path, "read_tagged") as f:
         head = list(itertools.islice(f, 200))
-    first = next((line.split() for line in head if line.strip()), [])
-    if not first:
-        raise ValueError(f"{path} has no tokens")
-    if all("/" in tok[1:] for tok in first):                          # Brown: one sentence per line
-        sents = []
-        with open_text(path, "read_tagged") as f:
-            for i, line in enumerate(f, 1):
-                toks = [t.rsplit("/", 1) for t in line.split()]
+        lines = itertools.chain(head, f)
+        first = next((split_fields(line) for line in head if split_fields(line)), [])
+        if not first:
+            raise ValueError(f"{path} has no tokens")
+        if all("/" in tok[1:] for tok in first):                          # Brown: one sentence per line
+            sents = []
+            for i, line in enumerate(lines, 1):
+                toks = [t.rsplit("/", 1) for t in split_fields(line)]
                 bad = next((t[0] for t in toks if len(t) != 2 or not t[0]), None)
                 if bad is not None:
                     raise ValueError(f"{path}, line {i}: every token must be word/TAG like line 1; got {bad!r}")
                 if toks:
                     sents.append([(w, t) for w, t in toks])
-        return sents
-    if len(first) < 2 or detect_format(head) == "text":
-        raise ValueError(f"{path}: tagging needs a word and a tag per token, as CoNLL columns (one token per line, "
-                         f"blank lines between sentences) or word/TAG tokens; it reads as plain text (line 1: "
-                         f"{' '.join(first[:6])}{' ...' if len(first) > 6 else ''}; the shared Brown LM split has no "
-                         f"tags)")
-    return read_conll(path, columns=[0, 1])
+            return sents
+        if len(first) < 2 or detect_format(head) == "text":
+            raise ValueError(f"{path}: tagging needs a word and a tag per token, as CoNLL columns (one token per line, "
+                             f"blank lines between sentences) or word/TAG tokens; it reads as plain text (line 1: "
+                             f"{' '.join(first[:6])}{' ...' if len(first) > 6 else ''}; the shared Brown LM split has "
+                             f"no tags)")
+        return _sentences(lines, path, [0, 1], [0, 1], None, "read_tagged")
 
 
 def tagging(path, window, n_held_sentences=1000, min_count=2):
