@@ -121,8 +121,8 @@ def summarize(groups, roofs=None, stat="median"):
 def compact(groups, roofs=None, stat="median"):
     """One markdown table, a row per group: times, fastnn's speed-ups, and fastnn's and torch's fractions of roof."""
     roofs = roofs or {}
-    lines = [f"| group | fastnn ms | NumPy ms | torch ms | roof ms | vs NumPy | vs torch | fastnn of roof "
-             f"| torch of roof |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| group | fastnn ms | NumPy ms | torch ms | roof ms | vs NumPy | vs torch | fastnn of roof "
+             "| torch of roof |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for group in sorted(groups):
         times, roof = groups[group], roofs.get(group)
         ours = times.get("fastnn")
