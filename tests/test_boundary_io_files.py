@@ -68,7 +68,8 @@ def test_cli_out_to_stdout_device_pipe_and_link(capsys, tagger_files):
     os.close(w)
     with os.fdopen(r) as f:
         got = f.read()
-    assert p.wait() == 0, p.stderr.read()
+    with p.stderr:
+        assert p.wait() == 0, p.stderr.read()
     assert got == p_out                     # what the pipe received is what stdout did
     # a link to a file in another directory: the link stays, the target is written
     (d / "sub").mkdir()

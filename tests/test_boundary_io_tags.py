@@ -6,12 +6,18 @@ from fastnn.data.tags import detect_scheme
 from tests.conftest import run_cli, write_lines
 
 
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 @pytest.mark.parametrize("column,match", [
     ([["B-PER", "I-PER", "0", "B-LOC"]], r"sentence 0, token 2 has '0': outside a chunk must be 'O' \(the letter\)"),
     ([["O", "b-per", "i-per"]], r"'b-per': .* upper-case prefix"),
     ([["O"], ["U-PER", "O", "B-LOC", "L-LOC"]], r"sentence 1, token 0 has 'U-PER': BILOU .* IOBES"),
     ([["S-PER", "0"]], "'0'"),
 ])
+
 def test_chunk_tags_written_otherwise_are_an_error(column, match):
     with pytest.raises(ValueError, match=match):
         detect_scheme(column)
@@ -48,7 +54,7 @@ def test_tagger_eval_scores_a_file_in_its_own_encoding(capsys, tmp_path):
 
     rng = np.random.default_rng(0)
     train, dev = _conll(tmp_path / "train.txt", rng, 40), _conll(tmp_path / "dev.txt", rng, 10)
-    rows = [line.split() for line in open(dev).read().splitlines()]
+    rows = [line.split() for line in _read(dev).splitlines()]
     tags = [r[3] for r in rows if len(r) == 4 and r[0] != "-DOCSTART-"]
     iob2 = iter(t for s in recode([tags], "iob1", "iob2") for t in s)
     rows = [r[:3] + [next(iob2)] if len(r) == 4 and r[0] != "-DOCSTART-" else r for r in rows]
@@ -83,7 +89,7 @@ def test_an_iobes_file_is_scored_by_an_iob1_model(capsys, tmp_path):
 
     rng = np.random.default_rng(1)
     train, dev = _conll(tmp_path / "train.txt", rng, 40), _conll(tmp_path / "dev.txt", rng, 10)
-    blocks = open(dev).read().split("\n\n")
+    blocks = _read(dev).split("\n\n")
     out = []
     for b in blocks:
         rows = [r.split() for r in b.splitlines()]
