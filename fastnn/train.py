@@ -413,6 +413,10 @@ class Trainer:
         scored on their own parameters.
     metric : the validation score's name on the epoch line ("valid" when None, e.g. "dev F1"), or (name, fn) to
         show fn(score) instead, e.g. ("valid ppl", math.exp) for a mean NLL.
+
+    What a run needs is checked when the Trainer is made, not when first used an epoch later: the optimizer updates
+    the model's own parameters; validate, loss_fn and callback can be called with their arguments; the checkpoint
+    can be written (an existing, writable directory; a model with a JSON-able config()); the data makes a batch.
     """
 
     epoch, position, step, skipped = (_state_field(n) for n in ("epoch", "position", "step", "skipped"))
