@@ -61,6 +61,14 @@ def check_words(words, where):
     return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
 
 
+def array_like(data):
+    """`data` as an ndarray when it converts to one by itself (`__array__`: a torch tensor, a pandas Series), else
+    unchanged.  Iterated instead, a tensor gives 0-d tensors, which no check takes for integers."""
+    if hasattr(data, "__array__") and not isinstance(data, (np.ndarray, list, tuple, str, bytes)):
+        return np.asarray(data)
+    return data
+
+
 def _names_file(s):
     import os
     import re

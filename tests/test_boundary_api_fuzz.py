@@ -58,3 +58,22 @@ def test_a_models_words_as_a_string(make):
         build("abc")
     with pytest.raises(TypeError, match="'words' must be strings; got int 7 at position 1"):
         build(["a", 7, "c"])
+
+
+def test_lm_scores_a_torch_tensor_stream():
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    from fastnn.data import Vocab, lm_stream
+    from fastnn.models.ngram import KneserNey
+    from fastnn.recipes.lm import build_model, config_for
+    sents = [["a", "b"], ["b", "c"]]
+    vocab = Vocab.build(sents)
+    stream = lm_stream(sents, vocab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kn = KneserNey(2).fit(torch.tensor(stream), len(vocab), vocab.eos_id)
+    nplm = build_model(config_for("nplm", order=3, dim=2, hidden=2), len(vocab))
+    # iterated, the tensor gave 0-d tensors: "sentence data[0] must be a sequence of integer word ids"
+    for model in (kn, nplm):
+        np.testing.assert_array_equal(model.token_logprobs(torch.tensor(stream)), model.token_logprobs(stream))
