@@ -62,10 +62,13 @@ def check_words(words, where):
 
 
 def array_like(data):
-    """`data` as an ndarray when it converts to one by itself (`__array__`: a torch tensor, a pandas Series), else
-    unchanged.  Iterated instead, a tensor gives 0-d tensors, which no check takes for integers."""
+    """`data` as an ndarray when it converts to a numeric one by itself (`__array__`: a torch tensor, a pandas Series
+    of ids), else unchanged (a Series of token lists stays a sequence of sentences).  Iterated instead, a tensor gives
+    0-d tensors, which no check takes for integers."""
     if hasattr(data, "__array__") and not isinstance(data, (np.ndarray, list, tuple, str, bytes)):
-        return np.asarray(data)
+        a = np.asarray(data)
+        if a.dtype.kind in "biuf":
+            return a
     return data
 
 

@@ -77,3 +77,32 @@ def test_lm_scores_a_torch_tensor_stream():
     # iterated, the tensor gave 0-d tensors: "sentence data[0] must be a sequence of integer word ids"
     for model in (kn, nplm):
         np.testing.assert_array_equal(model.token_logprobs(torch.tensor(stream)), model.token_logprobs(stream))
+
+
+def test_lm_reads_an_array_like_of_sentences_as_sentences():
+    import warnings
+
+    from fastnn.data import Vocab, lm_stream
+    from fastnn.models.ngram import KneserNey
+
+    class SeriesLike:                   # a pandas Series of token lists: __array__ gives an object array
+        def __init__(self, items):
+            self.items = items
+
+        def __array__(self, dtype=None, copy=None):
+            a = np.empty(len(self.items), dtype=object)
+            a[:] = self.items
+            return a
+
+        def __iter__(self):
+            return iter(self.items)
+
+        def __len__(self):
+            return len(self.items)
+
+    sents = [["a", "b"], ["b", "c"]]
+    vocab = Vocab.build(sents)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kn = KneserNey(2, words=vocab.words).fit(lm_stream(sents, vocab), len(vocab), vocab.eos_id)
+    np.testing.assert_array_equal(kn.token_logprobs(SeriesLike(sents)), kn.token_logprobs(sents))
