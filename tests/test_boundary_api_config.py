@@ -51,3 +51,13 @@ def test_random_search_objective_must_take_the_params(tmp_path):
     with pytest.raises(TypeError, match=r"random_search: 'objective' must take \(params\)"):
         random_search(lambda lr, hidden: lr, {"lr": Uniform(0, 1)}, 2, workers=1, log=log)
     assert not log.exists() or log.read_text() == ""
+
+
+def test_best_checks_k_and_maximize():
+    from fastnn.search import best
+    records = [{"trial": t, "score": s} for t, s in enumerate([0.3, 0.9, 0.5])]
+    with pytest.raises(ValueError, match="best: 'k' must be an integer >= 0; got -1"):
+        best(records, -1)               # was every record but the worst
+    with pytest.raises(TypeError, match="best: 'maximize' must be True or False; got 'no'"):
+        best(records, maximize="no")    # was maximize=True
+    assert [r["trial"] for r in best(records, 2, maximize=False)] == [0, 2]
