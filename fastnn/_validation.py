@@ -72,6 +72,14 @@ def array_like(data):
     return data
 
 
+def check_bool(x, name, where):
+    """A switch: True or False (a NumPy bool too), returned as a bool; anything else is a TypeError, where bool(x)
+    would read "no" or "False" as true."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{where}: '{name}' must be True or False; got {x!r}.")
+    return bool(x)
+
+
 def _names_file(s):
     import os
     import re

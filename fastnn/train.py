@@ -63,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_callable, check_scalar, short_repr
+from fastnn._validation import check_bool, check_callable, check_scalar, short_repr
 from fastnn.graph import Module
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
@@ -97,7 +97,8 @@ class ArrayBatches:
                                  f"array {i}.")
         check_scalar(batch_size, "batch_size", where, low=1, integer=True)
         self.arrays, self.n, self.batch_size = arrays, n, int(batch_size)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle = check_bool(shuffle, "shuffle", where)
+        self.drop_last = check_bool(drop_last, "drop_last", where)
 
     def __len__(self):
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
@@ -482,13 +483,13 @@ class Trainer:
             check_mode(mode, where)
         self.model, self.optimizer, self.data = model, optimizer, data
         self.epochs, self.validate, self.mode = int(epochs), validate, mode
-        self.patience, self.restore_best = patience, bool(restore_best)
+        self.patience, self.restore_best = patience, check_bool(restore_best, "restore_best", where)
         self.clip_norm, self.clip_value = clip_norm, clip_value
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
-        self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
+        self.on_nonfinite, self.quiet, self.callback = on_nonfinite, check_bool(quiet, "quiet", where), callback
         self.max_minutes = max_minutes
         self.metric = metric if isinstance(metric, tuple) else (metric or "valid", None)
-        self.averager = ParamAverage(optimizer.params) if average else None
+        self.averager = ParamAverage(optimizer.params) if check_bool(average, "average", where) else None
         self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = as_rng(seed, where, "seed")     # (None, a bool or a float was taken as numpy took it)

@@ -149,3 +149,17 @@ def test_callables_must_take_their_arguments(run, name, f):
     with pytest.raises(TypeError, match=f"Trainer: '{name}' must take \\(.*\\); got a callable that cannot be called"):
         run(**{name: f}, **({"mode": "max"} if name == "validate" else {}))
     run(validate=lambda m, *rest: 0.5, mode="max", callback=lambda *a, **k: None)     # (any that can be called so)
+
+
+@pytest.mark.parametrize("name", ["shuffle", "drop_last"])
+def test_array_batches_switches_are_bools(run, name):
+    with pytest.raises(TypeError, match=f"ArrayBatches: '{name}' must be True or False; got 'False'"):
+        ArrayBatches(run.X, run.y, batch_size=5, **{name: "False"})      # was read as true
+
+
+@pytest.mark.parametrize("name", ["restore_best", "quiet", "average"])
+def test_trainer_switches_are_bools(run, name):
+    with pytest.raises(TypeError, match=f"Trainer: '{name}' must be True or False; got 'no'"):
+        model = LogisticRegression(3, n_features=4, seed=0)
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5),
+                **{name: "no"})
