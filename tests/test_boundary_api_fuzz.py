@@ -106,3 +106,9 @@ def test_lm_reads_an_array_like_of_sentences_as_sentences():
         warnings.simplefilter("ignore", RuntimeWarning)
         kn = KneserNey(2, words=vocab.words).fit(lm_stream(sents, vocab), len(vocab), vocab.eos_id)
     np.testing.assert_array_equal(kn.token_logprobs(SeriesLike(sents)), kn.token_logprobs(sents))
+
+
+def test_model_switches_are_bools():
+    from fastnn.models.nplm import NPLM
+    with pytest.raises(TypeError, match="NPLM: 'direct' must be True or False; got 'no'"):
+        NPLM(10, order=3, dim=4, hidden=5, direct="no", classes=0, dropout=0.0, init_scale=0.1)   # was direct=True

@@ -62,7 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import nn
-from fastnn._validation import check_int, check_not_file, short_repr
+from fastnn._validation import check_bool, check_int, check_not_file, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -452,7 +452,8 @@ class WindowTagger(_Tagging, Module):
                          hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
-                         freeze_embeddings=bool(freeze_embeddings), lowercase=bool(lowercase), seed=int(seed),
+                         freeze_embeddings=check_bool(freeze_embeddings, "freeze_embeddings", "WindowTagger"),
+                         lowercase=check_bool(lowercase, "lowercase", "WindowTagger"), seed=int(seed),
                          context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout),
                          dtype=str(np.dtype(dtype)))
         dt = np.dtype(dtype)
