@@ -432,8 +432,13 @@ class Trainer:
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
         if not (hasattr(data, "epoch") or callable(data)):
+            hint = ""
+            if isinstance(data, (list, tuple)) and data and isinstance(data[0], np.ndarray):
+                hint = " For arrays (X, y) pass ArrayBatches(X, y, batch_size=...)."
+            elif isinstance(data, (list, tuple)):   # a list of batches, as a PyTorch DataLoader gives them
+                hint = " For a fixed list of batches pass data=lambda epoch, rng: batches."
             raise TypeError(f"{where}: 'data' must have an epoch(rng) method or be callable(epoch, rng); got "
-                            f"{type(data).__name__}.")
+                            f"{type(data).__name__}.{hint}")
         # everything a run needs is checked here, not when first used (after the first epoch, maybe an hour in)
         if hasattr(data, "__len__") and len(data) == 0:
             raise ValueError(f"{where}: 'data' must make at least one batch per epoch; got {data!r}, which makes "

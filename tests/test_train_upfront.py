@@ -163,3 +163,11 @@ def test_trainer_switches_are_bools(run, name):
         model = LogisticRegression(3, n_features=4, seed=0)
         Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5),
                 **{name: "no"})
+
+
+def test_data_given_as_arrays_or_a_list_of_batches_says_what_to_pass(run):
+    with pytest.raises(TypeError, match=r"'data' must have an epoch\(rng\) method .*; got tuple. For arrays \(X, y\) "
+                                        r"pass ArrayBatches"):
+        run((run.X, run.y))
+    with pytest.raises(TypeError, match="got list. For a fixed list of batches pass data=lambda epoch, rng: batches"):
+        run([(run.X[:5], run.y[:5]), (run.X[5:10], run.y[5:10])])
