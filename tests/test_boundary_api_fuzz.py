@@ -112,3 +112,9 @@ def test_model_switches_are_bools():
     from fastnn.models.nplm import NPLM
     with pytest.raises(TypeError, match="NPLM: 'direct' must be True or False; got 'no'"):
         NPLM(10, order=3, dim=4, hidden=5, direct="no", classes=0, dropout=0.0, init_scale=0.1)   # was direct=True
+
+
+def test_window_batches_unk_replace_as_a_string():
+    from fastnn.models.tagger import WindowBatches
+    with pytest.raises(TypeError, match="WindowBatches: 'unk_replace' must be a real number; got '0.1'"):
+        WindowBatches(None, batch_size=1, unk_replace="0.1")
