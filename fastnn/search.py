@@ -280,6 +280,9 @@ def _run_trial(objective, trial, params):
             extra = _finite(json.loads(json.dumps({k: v for k, v in out.items() if k != "score"},
                                                   default=_json_default)))
             out = out["score"]
+        if isinstance(out, (str, bytes, bool)):     # (float() took "0.5" and True for scores)
+            raise TypeError(f"the objective must return a number (or a dict with one as 'score'); got "
+                            f"{type(out).__name__} {out!r:.40}")
         score = float(out)
         if not math.isfinite(score):
             score, error = None, f"the objective returned a non-finite score ({score})"

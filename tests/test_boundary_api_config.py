@@ -61,3 +61,10 @@ def test_best_checks_k_and_maximize():
     with pytest.raises(TypeError, match="best: 'maximize' must be True or False; got 'no'"):
         best(records, maximize="no")    # was maximize=True
     assert [r["trial"] for r in best(records, 2, maximize=False)] == [0, 2]
+
+
+@pytest.mark.parametrize("score", ["0.5", True])
+def test_random_search_score_must_be_a_number(score):
+    from fastnn.search import Uniform, random_search
+    rec = random_search(lambda p: score, {"lr": Uniform(0, 1)}, 1, workers=1)[0]     # was a score of 0.5 / 1.0
+    assert rec["score"] is None and "the objective must return a number" in rec["error"]
