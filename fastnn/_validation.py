@@ -61,6 +61,25 @@ def check_words(words, where):
     return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
 
 
+def array_like(data):
+    """`data` as an ndarray when it converts to a numeric one by itself (`__array__`: a torch tensor, a pandas Series
+    of ids), else unchanged (a Series of token lists stays a sequence of sentences).  Iterated instead, a tensor gives
+    0-d tensors, which no check takes for integers."""
+    if hasattr(data, "__array__") and not isinstance(data, (np.ndarray, list, tuple, str, bytes)):
+        a = np.asarray(data)
+        if a.dtype.kind in "biuf":
+            return a
+    return data
+
+
+def check_bool(x, name, where):
+    """A switch: True or False (a NumPy bool too), returned as a bool; anything else is a TypeError, where bool(x)
+    would read "no" or "False" as true."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{where}: '{name}' must be True or False; got {x!r}.")
+    return bool(x)
+
+
 def _names_file(s):
     import os
     import re

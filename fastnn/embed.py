@@ -202,6 +202,10 @@ def nearest_neighbors(words, vectors, queries, k=10):
                          f"{words[bad[0]]!r} (row {bad[0]}){more}. Were they trained with a diverging learning rate?")
     k = check_int(k, "k", where)
     index = {w: i for i, w in enumerate(words)}
+    if len(index) != len(words):        # (a duplicate came back as its own twin's nearest neighbour, cosine 1)
+        seen = set()
+        dup = next(w for w in words if w in seen or seen.add(w))
+        raise ValueError(f"{where}: 'words' must be distinct; got {dup!r} more than once.")
     rows = []
     for q in queries:
         if not isinstance(q, str):

@@ -280,6 +280,9 @@ def _run_trial(objective, trial, params):
             extra = _finite(json.loads(json.dumps({k: v for k, v in out.items() if k != "score"},
                                                   default=_json_default)))
             out = out["score"]
+        if isinstance(out, (str, bytes, bool)):     # (float() took "0.5" and True for scores)
+            raise TypeError(f"the objective must return a number (or a dict with one as 'score'); got "
+                            f"{type(out).__name__} {out!r:.40}")
         score = float(out)
         if not math.isfinite(score):
             score, error = None, f"the objective returned a non-finite score ({score})"
@@ -431,6 +434,10 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
 
 def best(records, k=None, *, maximize=True):
     """The successful records, best first (ties broken by trial number); the first k if k is given."""
+    if k is not None:                   # (k=-1 sliced off the last record, silently)
+        check_int(k, "k", "best", low=0)
+    if not isinstance(maximize, (bool, np.bool_)):      # ("no" was true)
+        raise TypeError(f"best: 'maximize' must be True or False; got {maximize!r}.")
     ok = [r for r in records if r.get("score") is not None]
     ok.sort(key=lambda r: ((-r["score"] if maximize else r["score"]), r["trial"]))
     return ok if k is None else ok[:k]

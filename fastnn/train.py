@@ -63,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_callable, check_scalar, short_repr
+from fastnn._validation import check_bool, check_callable, check_scalar, short_repr
 from fastnn.graph import Module
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
@@ -97,7 +97,8 @@ class ArrayBatches:
                                  f"array {i}.")
         check_scalar(batch_size, "batch_size", where, low=1, integer=True)
         self.arrays, self.n, self.batch_size = arrays, n, int(batch_size)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle = check_bool(shuffle, "shuffle", where)
+        self.drop_last = check_bool(drop_last, "drop_last", where)
 
     def __len__(self):
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
@@ -413,6 +414,10 @@ class Trainer:
         scored on their own parameters.
     metric : the validation score's name on the epoch line ("valid" when None, e.g. "dev F1"), or (name, fn) to
         show fn(score) instead, e.g. ("valid ppl", math.exp) for a mean NLL.
+
+    What a run needs is checked when the Trainer is made, not when first used an epoch later: the optimizer updates
+    the model's own parameters; validate, loss_fn and callback can be called with their arguments; the checkpoint
+    can be written (an existing, writable directory; a model with a JSON-able config()); the data makes a batch.
     """
 
     epoch, position, step, skipped = (_state_field(n) for n in ("epoch", "position", "step", "skipped"))
@@ -427,8 +432,13 @@ class Trainer:
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
         if not (hasattr(data, "epoch") or callable(data)):
+            hint = ""
+            if isinstance(data, (list, tuple)) and data and isinstance(data[0], np.ndarray):
+                hint = " For arrays (X, y) pass ArrayBatches(X, y, batch_size=...)."
+            elif isinstance(data, (list, tuple)):   # a list of batches, as a PyTorch DataLoader gives them
+                hint = " For a fixed list of batches pass data=lambda epoch, rng: batches."
             raise TypeError(f"{where}: 'data' must have an epoch(rng) method or be callable(epoch, rng); got "
-                            f"{type(data).__name__}.")
+                            f"{type(data).__name__}.{hint}")
         # everything a run needs is checked here, not when first used (after the first epoch, maybe an hour in)
         if hasattr(data, "__len__") and len(data) == 0:
             raise ValueError(f"{where}: 'data' must make at least one batch per epoch; got {data!r}, which makes "
@@ -478,13 +488,13 @@ class Trainer:
             check_mode(mode, where)
         self.model, self.optimizer, self.data = model, optimizer, data
         self.epochs, self.validate, self.mode = int(epochs), validate, mode
-        self.patience, self.restore_best = patience, bool(restore_best)
+        self.patience, self.restore_best = patience, check_bool(restore_best, "restore_best", where)
         self.clip_norm, self.clip_value = clip_norm, clip_value
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
-        self.on_nonfinite, self.quiet, self.callback = on_nonfinite, bool(quiet), callback
+        self.on_nonfinite, self.quiet, self.callback = on_nonfinite, check_bool(quiet, "quiet", where), callback
         self.max_minutes = max_minutes
         self.metric = metric if isinstance(metric, tuple) else (metric or "valid", None)
-        self.averager = ParamAverage(optimizer.params) if average else None
+        self.averager = ParamAverage(optimizer.params) if check_bool(average, "average", where) else None
         self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = as_rng(seed, where, "seed")     # (None, a bool or a float was taken as numpy took it)

@@ -2,12 +2,10 @@
 list belongs, NaN, wrong dtypes, empty input, unknown words.  Every case is a clear exception naming what to pass,
 never characters read as tokens, a consumed file, a silent wrong answer or a bare KeyError."""
 import io
-import pathlib
 
-import numpy as np
 import pytest
 
-from fastnn.data import Vocab, lm_stream
+from fastnn.data import Vocab
 
 SENTS = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]]
 

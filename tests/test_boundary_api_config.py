@@ -51,3 +51,20 @@ def test_random_search_objective_must_take_the_params(tmp_path):
     with pytest.raises(TypeError, match=r"random_search: 'objective' must take \(params\)"):
         random_search(lambda lr, hidden: lr, {"lr": Uniform(0, 1)}, 2, workers=1, log=log)
     assert not log.exists() or log.read_text() == ""
+
+
+def test_best_checks_k_and_maximize():
+    from fastnn.search import best
+    records = [{"trial": t, "score": s} for t, s in enumerate([0.3, 0.9, 0.5])]
+    with pytest.raises(ValueError, match="best: 'k' must be an integer >= 0; got -1"):
+        best(records, -1)               # was every record but the worst
+    with pytest.raises(TypeError, match="best: 'maximize' must be True or False; got 'no'"):
+        best(records, maximize="no")    # was maximize=True
+    assert [r["trial"] for r in best(records, 2, maximize=False)] == [0, 2]
+
+
+@pytest.mark.parametrize("score", ["0.5", True])
+def test_random_search_score_must_be_a_number(score):
+    from fastnn.search import Uniform, random_search
+    rec = random_search(lambda p: score, {"lr": Uniform(0, 1)}, 1, workers=1)[0]     # was a score of 0.5 / 1.0
+    assert rec["score"] is None and "the objective must return a number" in rec["error"]

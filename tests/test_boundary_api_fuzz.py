@@ -58,3 +58,63 @@ def test_a_models_words_as_a_string(make):
         build("abc")
     with pytest.raises(TypeError, match="'words' must be strings; got int 7 at position 1"):
         build(["a", 7, "c"])
+
+
+def test_lm_scores_a_torch_tensor_stream():
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    from fastnn.data import Vocab, lm_stream
+    from fastnn.models.ngram import KneserNey
+    from fastnn.recipes.lm import build_model, config_for
+    sents = [["a", "b"], ["b", "c"]]
+    vocab = Vocab.build(sents)
+    stream = lm_stream(sents, vocab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kn = KneserNey(2).fit(torch.tensor(stream), len(vocab), vocab.eos_id)
+    nplm = build_model(config_for("nplm", order=3, dim=2, hidden=2), len(vocab))
+    # iterated, the tensor gave 0-d tensors: "sentence data[0] must be a sequence of integer word ids"
+    for model in (kn, nplm):
+        np.testing.assert_array_equal(model.token_logprobs(torch.tensor(stream)), model.token_logprobs(stream))
+
+
+def test_lm_reads_an_array_like_of_sentences_as_sentences():
+    import warnings
+
+    from fastnn.data import Vocab, lm_stream
+    from fastnn.models.ngram import KneserNey
+
+    class SeriesLike:                   # a pandas Series of token lists: __array__ gives an object array
+        def __init__(self, items):
+            self.items = items
+
+        def __array__(self, dtype=None, copy=None):
+            a = np.empty(len(self.items), dtype=object)
+            a[:] = self.items
+            return a
+
+        def __iter__(self):
+            return iter(self.items)
+
+        def __len__(self):
+            return len(self.items)
+
+    sents = [["a", "b"], ["b", "c"]]
+    vocab = Vocab.build(sents)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kn = KneserNey(2, words=vocab.words).fit(lm_stream(sents, vocab), len(vocab), vocab.eos_id)
+    np.testing.assert_array_equal(kn.token_logprobs(SeriesLike(sents)), kn.token_logprobs(sents))
+
+
+def test_model_switches_are_bools():
+    from fastnn.models.nplm import NPLM
+    with pytest.raises(TypeError, match="NPLM: 'direct' must be True or False; got 'no'"):
+        NPLM(10, order=3, dim=4, hidden=5, direct="no", classes=0, dropout=0.0, init_scale=0.1)   # was direct=True
+
+
+def test_window_batches_unk_replace_as_a_string():
+    from fastnn.models.tagger import WindowBatches
+    with pytest.raises(TypeError, match="WindowBatches: 'unk_replace' must be a real number; got '0.1'"):
+        WindowBatches(None, batch_size=1, unk_replace="0.1")

@@ -96,3 +96,9 @@ def test_numbers_in_an_object_array_are_numbers(xy):
     m = LogisticRegression(3, n_features=4, seed=0)
     x, _ = xy
     np.testing.assert_array_equal(m.predict(x.astype(object)), m.predict(x))
+
+
+def test_class_counts_of_labels_instead_of_counts():
+    # the class names themselves: NumPy's "could not convert string to float: 'a'"
+    with pytest.raises(TypeError, match="LogisticRegression: 'class_counts' must be numbers, one count per class"):
+        LogisticRegression(3, n_features=2, seed=0, class_counts=["a", "b", "c"])

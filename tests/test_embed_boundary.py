@@ -83,3 +83,8 @@ def test_read_corpus_given_sentences_says_they_need_no_reading():
     from fastnn.embed import read_corpus
     with pytest.raises(TypeError, match="read_corpus: 'paths' must be file paths; got list .* pass them to pretrain"):
         read_corpus([["the", "dog"]])
+
+
+def test_duplicate_words_are_refused(vecs):
+    with pytest.raises(ValueError, match="nearest_neighbors: 'words' must be distinct; got 'cat' more than once"):
+        nearest_neighbors(["cat", "dog", "cat", "paris"], vecs, ["cat"], k=1)    # was ('cat', 1.0)

@@ -149,3 +149,25 @@ def test_callables_must_take_their_arguments(run, name, f):
     with pytest.raises(TypeError, match=f"Trainer: '{name}' must take \\(.*\\); got a callable that cannot be called"):
         run(**{name: f}, **({"mode": "max"} if name == "validate" else {}))
     run(validate=lambda m, *rest: 0.5, mode="max", callback=lambda *a, **k: None)     # (any that can be called so)
+
+
+@pytest.mark.parametrize("name", ["shuffle", "drop_last"])
+def test_array_batches_switches_are_bools(run, name):
+    with pytest.raises(TypeError, match=f"ArrayBatches: '{name}' must be True or False; got 'False'"):
+        ArrayBatches(run.X, run.y, batch_size=5, **{name: "False"})      # was read as true
+
+
+@pytest.mark.parametrize("name", ["restore_best", "quiet", "average"])
+def test_trainer_switches_are_bools(run, name):
+    with pytest.raises(TypeError, match=f"Trainer: '{name}' must be True or False; got 'no'"):
+        model = LogisticRegression(3, n_features=4, seed=0)
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(run.X, run.y, batch_size=5),
+                **{name: "no"})
+
+
+def test_data_given_as_arrays_or_a_list_of_batches_says_what_to_pass(run):
+    with pytest.raises(TypeError, match=r"'data' must have an epoch\(rng\) method .*; got tuple. For arrays \(X, y\) "
+                                        r"pass ArrayBatches"):
+        run((run.X, run.y))
+    with pytest.raises(TypeError, match="got list. For a fixed list of batches pass data=lambda epoch, rng: batches"):
+        run([(run.X[:5], run.y[:5]), (run.X[5:10], run.y[5:10])])

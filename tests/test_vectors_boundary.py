@@ -50,3 +50,14 @@ def test_write_and_read_take_what_they_say(tmp_path):
         with pytest.raises(TypeError, match=r"read_vectors: 'path' must be a file path .*; got TextIOWrapper. Pass "
                                             r"the file's name: read_vectors\("):
             read_vectors(f)
+
+
+def test_write_vectors_to_an_open_file_names_the_path(tmp_path):
+    with open(tmp_path / "v.txt", "w") as f:
+        with pytest.raises(TypeError, match=r"write_vectors: 'path' must be a file path .*; got TextIOWrapper"):
+            write_vectors(f, ["a"], np.ones((1, 2)))
+
+
+def test_vocab_from_arrays_of_a_list():
+    with pytest.raises(TypeError, match="Vocab.from_arrays: 'd' must be a dict or an NpzFile"):
+        VOCAB.from_arrays([1])

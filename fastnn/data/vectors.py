@@ -11,6 +11,16 @@ from fastnn.data.features import normalize
 from fastnn.data.text import open_text, atomic_write_text
 
 
+def _check_path(path, where):
+    """os.fspath(path), or a TypeError naming `where` for an open file or data given as the path (os.fspath's own
+    message names neither the function nor what to pass)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        name = getattr(path, "name", None)
+        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}."
+                        + (f" Pass the file's name: {where}({name!r}, ...)." if isinstance(name, str) else ""))
+    return os.fspath(path)
+
+
 def read_vectors(path):
     """(words, vectors) from a word2vec text file, with or without its header line; vectors is (n_words, dim) float32.
 
@@ -20,11 +30,7 @@ def read_vectors(path):
     values or a non-number, a duplicate word, or a word count that differs from the header's.
     """
     where = "read_vectors"
-    if not isinstance(path, (str, bytes, os.PathLike)):     # (an open file or lines: os.fspath's bare TypeError)
-        name = getattr(path, "name", None)
-        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}."
-                        + (f" Pass the file's name: read_vectors({name!r})." if isinstance(name, str) else ""))
-    path = os.fspath(path)
+    path = _check_path(path, where)
     with open_text(path, where) as f:
         try:
             lines = f.read().split("\n")
@@ -110,6 +116,7 @@ def write_vectors(path, words, vectors):
     Values are written with 9 significant digits, so float32 vectors read back exactly.
     """
     where = "write_vectors"
+    path = _check_path(path, where)
     if isinstance(words, (str, bytes)):                 # (else one word per character, written without error)
         raise TypeError(f"{where}: 'words' must be a list of words; got the string {words!r}. Pass [{words!r}].")
     words = list(words)

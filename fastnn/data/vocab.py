@@ -195,6 +195,9 @@ class Vocab:
     def from_arrays(cls, d, prefix=""):
         """Inverse of `to_arrays`; `d` is a dict or an NpzFile opened with allow_pickle=False."""
         key = prefix + "words"
+        if not hasattr(d, "keys"):                      # (an array or a list: "'list' object has no attribute")
+            raise TypeError(f"Vocab.from_arrays: 'd' must be a dict or an NpzFile of arrays (to_arrays' result); got "
+                            f"{type(d).__name__}.")
         if key not in d:
             raise KeyError(f"Vocab.from_arrays: missing {key!r}; got keys {sorted(d.keys())}.")
         words = np.asarray(d[key])

@@ -48,7 +48,11 @@ def _prior_bias(class_counts, n_classes, dtype, where):
     """log priors from counts (zeros count as 0.5), or None."""
     if class_counts is None:
         return None
-    c = np.asarray(class_counts, dtype=np.float64)
+    try:
+        c = np.asarray(class_counts, dtype=np.float64)
+    except (TypeError, ValueError):                 # (NumPy's "could not convert string to float")
+        raise TypeError(f"{where}: 'class_counts' must be numbers, one count per class; got "
+                        f"{type(class_counts).__name__}. Use np.bincount(y, minlength=n_classes).") from None
     if c.shape != (n_classes,):
         raise ValueError(f"{where}: 'class_counts' must have one count per class, shape ({n_classes},); got shape "
                          f"{c.shape}. Use np.bincount(y, minlength=n_classes).")

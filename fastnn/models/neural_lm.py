@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
+from fastnn._validation import array_like, check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
@@ -24,7 +24,7 @@ def as_stream(stream, vocab_size, where, *, eos_id, words=None):
     """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id): `stream` itself, or a list
     of sentences of ids each with </s> (`eos_id`) appended (fastnn.data.text.id_sentences_stream), or tokenised
     sentences encoded with `words` (fastnn.data.text.text_stream): what the n-gram models read too."""
-    stream = as_sequence(check_not_file(stream, "stream", where, READER))
+    stream = as_sequence(array_like(check_not_file(stream, "stream", where, READER)))
     text = text_stream(stream, words, where)
     if text is not None:
         return text

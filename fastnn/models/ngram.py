@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from fastnn import io
-from fastnn._validation import check_int, check_not_file, check_words
+from fastnn._validation import array_like, check_int, check_not_file, check_words
 from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
@@ -91,7 +91,7 @@ class _NGramLM(Module):
         eos, or tokenised sentences encoded with the model's words).  `complete`: the stream must end with eos (training
         data); scoring accepts a truncated last sentence."""
         V, eos = self.vocab_size, self.eos_id
-        data = as_sequence(check_not_file(data, name, where, READER))
+        data = as_sequence(array_like(check_not_file(data, name, where, READER)))
         text = text_stream(data, self.words, where)
         if text is not None:
             return text

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_index, check_int
+from fastnn._validation import check_bool, check_index, check_int
 from fastnn.models.neural_lm import NeuralLM
 from fastnn.optim.schedules import InverseDecay  # noqa: F401  (its old home; kept importable)
 
@@ -85,7 +85,7 @@ class NPLM(NeuralLM):
         self.order = check_int(order, "order", where, low=2)
         self.dim = check_int(dim, "dim", where)
         self.hidden = check_int(hidden, "hidden", where, low=0)
-        self.direct = bool(direct)
+        self.direct = check_bool(direct, "direct", where)
         if self.hidden == 0 and not self.direct:
             raise ValueError(f"{where}: 'hidden' must be > 0 when direct=False (the output would see nothing); got 0.")
         rng = _init.as_rng(rng, where)

@@ -62,7 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import nn
-from fastnn._validation import check_int, check_not_file, short_repr
+from fastnn._validation import check_bool, check_int, check_not_file, check_scalar, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -143,7 +143,8 @@ class WindowBatches:
         if by not in ("window", "sentence"):
             raise ValueError(f"WindowBatches: 'by' must be 'window' or 'sentence'; got {by!r}.")
         batch_size = check_int(batch_size, "batch_size", "WindowBatches")
-        if not 0 <= unk_replace < 1:
+        check_scalar(unk_replace, "unk_replace", "WindowBatches", low=0)      # (a string failed in the comparison)
+        if not unk_replace < 1:
             raise ValueError(f"WindowBatches: 'unk_replace' must be in [0, 1); got {unk_replace!r}.")
         if encoded.targets is None:
             raise ValueError("WindowBatches: the corpus must have targets (encode it with targets=True).")
@@ -452,7 +453,8 @@ class WindowTagger(_Tagging, Module):
                          hidden=int(hidden),
                          activation=activation, loss=loss, dropout=float(dropout),
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
-                         freeze_embeddings=bool(freeze_embeddings), lowercase=bool(lowercase), seed=int(seed),
+                         freeze_embeddings=check_bool(freeze_embeddings, "freeze_embeddings", "WindowTagger"),
+                         lowercase=check_bool(lowercase, "lowercase", "WindowTagger"), seed=int(seed),
                          context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout),
                          dtype=str(np.dtype(dtype)))
         dt = np.dtype(dtype)
