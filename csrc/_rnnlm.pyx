@@ -18,9 +18,9 @@ blocked for its own registers; a portable build has all three and picks one per 
 per call), a native build its own.  The AVX-512 products have two register layouts with the same bits: zmm
 (16-float vectors) and ymm (8-float vectors in AVX-512VL's 32 registers), the default on AMD family 19h (Zen 4),
 where a 512-bit instruction runs as two 256-bit halves (_set_mm_layout).  The recurrence's activation (float32)
-follows the same path; the other element-wise and softmax code runs the build's own instructions.  (Until 2026-12-06 only the AVX-512 blocking was
-written for its width: a build without AVX-512 ran 16-float generic vectors split over narrower registers and
-trained ~12x slower.)
+follows the same path; the other element-wise and softmax code runs the build's own instructions.  (Until
+2026-12-06 only the AVX-512 blocking was written for its width: a build without AVX-512 ran 16-float generic vectors
+split over narrower registers and trained ~12x slower.)
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -175,8 +175,8 @@ cdef extern from *:
     /* the ymm layout of an AVX-512 path (AVX-512VL: 8-float vectors in 32 registers): panels of 3 vectors, 8 rows
        (8 x 3 accumulators); the last panel up to 4 vectors, 6 rows.  On AMD Zen 4 (family 19h), which runs a
        512-bit instruction as two 256-bit halves, it keeps more of the FMA units busy than the zmm layout: the
-       16-row chunks and 8-row weight-gradient tasks fill whole 8-row blocks (zmm: 3 rows, with single rows left),
-       and 100 columns take 13 vectors of 8 (zmm: 7 of 16, the last overlapping) */
+       16-row chunks and 32-row weight-gradient tasks fill whole 8-row blocks (zmm: 3 rows, with single rows
+       left), and 100 columns take 13 vectors of 8 (zmm: 7 of 16, the last overlapping) */
     #define FNN_RB_NVMAX_8Y 4
     #define FNN_RB_CASES_8Y(VT) FNN_RB_CASE(VT, 8, 1, 12) FNN_RB_CASE(VT, 8, 2, 8) FNN_RB_CASE(VT, 8, 3, 8)    \
                                 FNN_RB_CASE(VT, 8, 4, 6)
