@@ -44,10 +44,12 @@ TORCH_REFERENCE = {"nplm_direct": 2100, "rnn": 4300}      # tokens/s the issue m
 
 
 def build_facts():
-    """Which code produced the figures: the build (native or portable) and the vector path the RNN LM segment's
-    products take (a portable build picks one at run time; FASTNN_VECTOR_PATH forces one)."""
+    """Which code produced the figures: the build (native or portable), the vector path the RNN LM segment's
+    products take (a portable build picks one at run time; FASTNN_VECTOR_PATH forces one) and their register layout
+    on the AVX-512 path (ymm on AMD Zen 4, zmm elsewhere; the same bits)."""
     from fastnn._ext import _rnnlm
-    return {"build": fastnn.show_config()["build"], "vector_path": _rnnlm._vector_path()}
+    return {"build": fastnn.show_config()["build"], "vector_path": _rnnlm._vector_path(),
+            "mm_layout": _rnnlm._mm_layout()}
 
 
 def _zipf_ids(rng, V, shape):
@@ -264,7 +266,8 @@ def main(argv=None):
         torch = None
     facts = build_facts()
     print(f"threads {args.threads} (fastnn: kernels {fastnn.get_num_threads()}, BLAS 1), OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}; build {facts['build']}, RNN LM products on {facts['vector_path']}; "
+          f"{os.environ.get('OMP_WAIT_POLICY')}; build {facts['build']}, RNN LM products on {facts['vector_path']} "
+          f"({facts['mm_layout']} layout); "
           f"median of {args.rounds} training steps; tokens/s = tokens per step / median")
     print("| case | fastnn tok/s | torch tok/s | fastnn / torch | roof tok/s | fastnn / roof |")
     print("|---|---|---|---|---|---|")

@@ -41,8 +41,9 @@ def vector_paths():
     """The instruction sets whose code the kernels that choose theirs at run time (the LSTM's, the float32 softmax
     rows, the RNN LM segment's products and activation) can run here, widest first: in a portable build those of
     "avx512", "avx2" and the baseline (e.g. "sse2") this CPU has; in a native build (or with a compiler or machine
-    without the choice) one, the build's own.  Widest is not always fastest: on AMD Zen 4, which runs a 512-bit
-    instruction as two 256-bit halves, the RNN LM segment is faster on "avx2" (FASTNN_VECTOR_PATH picks).  See
+    without the choice) one, the build's own.  On AMD Zen 4, which runs a 512-bit instruction as two 256-bit halves,
+    the RNN LM segment's "avx512" products take 8-float vectors in AVX-512's 32 registers (csrc/_rnnlm.pyx's ymm
+    layout, the same bits), which makes that path as fast as "avx2" or faster (FASTNN_VECTOR_PATH picks).  See
     csrc/fnn_math.h."""
     cdef int bits = fnn_cpu_paths()
     return [_PATH_NAMES[p] for p in (2, 1, 0) if bits & (1 << p)]

@@ -15,10 +15,12 @@ Every matrix product is the register-blocked `fnn_mm_f` below, run inside these 
 whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
 `--threads 1` that way).  float32 products come in one version per vector width (AVX-512, AVX2 + FMA, SSE2), each
 blocked for its own registers; a portable build has all three and picks one per call (_set_vector_path, read once
-per call), a native build its own.  The recurrence's activation (float32) follows the same path; the other
-element-wise and softmax code runs the build's own instructions.  (Until 2026-12-06 only the AVX-512 blocking was
-written for its width: a build without AVX-512 ran 16-float generic vectors split over narrower registers and
-trained ~12x slower.)
+per call), a native build its own.  The AVX-512 products have two register layouts with the same bits: zmm
+(16-float vectors) and ymm (8-float vectors in AVX-512VL's 32 registers), the default on AMD family 19h (Zen 4),
+where a 512-bit instruction runs as two 256-bit halves (_set_mm_layout).  The recurrence's activation (float32)
+follows the same path; the other element-wise and softmax code runs the build's own instructions.  (Until
+2026-12-06 only the AVX-512 blocking was written for its width: a build without AVX-512 ran 16-float generic vectors
+split over narrower registers and trained ~12x slower.)
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
@@ -62,6 +64,26 @@ cdef extern from *:
         for (int l = 0; l < 4; l++) q[l] = h[l] + h[l + 4];
         return (q[0] + q[2]) + (q[1] + q[3]);
     }
+    /* 1: the AVX-512 path's products take the ymm layout (FNN_RB_CASES_8Y below).  Set by _set_mm_layout between
+       calls (at import: on AMD family 19h), read by every product */
+    static int fnn_mm_ymm = 0;
+    static void fnn_mm_set_ymm(int on) { fnn_mm_ymm = on; }
+    static int fnn_mm_get_ymm(void) { return fnn_mm_ymm; }
+    /* AMD family 19h (Zen 3 and Zen 4; only Zen 4 has AVX-512): 512-bit instructions run as two 256-bit halves.
+       Zen 5 (1Ah) has whole 512-bit units and keeps the zmm layout */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #include <cpuid.h>
+    static int fnn_cpu_amd_19h(void) {
+        unsigned a, b, c, d;
+        if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) return 0;   /* "Auth"(enticAMD) */
+        if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+        unsigned family = (a >> 8) & 0xf;
+        if (family == 0xf) family += (a >> 20) & 0xff;
+        return family == 0x19;
+    }
+    #else
+    static int fnn_cpu_amd_19h(void) { return 0; }
+    #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define FNN_HAVE_DOTS 1
     #if defined(__has_builtin)
@@ -150,16 +172,26 @@ cdef extern from *:
     #define FNN_RB_CASES_8(VT) FNN_RB_CASE(VT, 8, 1, 8) FNN_RB_CASE(VT, 8, 2, 6) FNN_RB_CASE(VT, 8, 3, 4)
     #define FNN_RB_NVMAX_4 3
     #define FNN_RB_CASES_4(VT) FNN_RB_CASE(VT, 4, 1, 8) FNN_RB_CASE(VT, 4, 2, 6) FNN_RB_CASE(VT, 4, 3, 4)
-    /* path P's fnn_mm_f<P>, vectors of VW floats; TGT its target attribute (empty for path 0) */
-    #define FNN_MM_DEF(P, VW, TGT) FNN_MM_DEF_(P, VW, TGT)
-    #define FNN_MM_DEF_(P, VW, TGT)                                                                              \
+    /* the ymm layout of an AVX-512 path (AVX-512VL: 8-float vectors in 32 registers): panels of 3 vectors, 8 rows
+       (8 x 3 accumulators); the last panel up to 4 vectors, 6 rows.  On AMD Zen 4 (family 19h), which runs a
+       512-bit instruction as two 256-bit halves, it keeps more of the FMA units busy than the zmm layout: the
+       16-row chunks and 32-row weight-gradient tasks fill whole 8-row blocks (zmm: 3 rows, with single rows
+       left), and 100 columns take 13 vectors of 8 (zmm: 7 of 16, the last overlapping) */
+    #define FNN_RB_NVMAX_8Y 4
+    #define FNN_RB_CASES_8Y(VT) FNN_RB_CASE(VT, 8, 1, 12) FNN_RB_CASE(VT, 8, 2, 8) FNN_RB_CASE(VT, 8, 3, 8)    \
+                                FNN_RB_CASE(VT, 8, 4, 6)
+    /* path P's fnn_mm_f<P>, vectors of VW floats blocked by table TAB (FNN_RB_CASES_<TAB>); TGT its target attribute
+       (empty for path 0) */
+    #define FNN_MM_DEF(P, VW, TGT) FNN_MM_DEF_(P, VW, VW, TGT)
+    #define FNN_MM_DEF_(P, VW, TAB, TGT) FNN_MM_DEF__(P, VW, TAB, TGT)
+    #define FNN_MM_DEF__(P, VW, TAB, TGT)                                                                        \
         TGT static void fnn_mm_panel_f##P(ptrdiff_t m, ptrdiff_t w, ptrdiff_t K, const float *A, ptrdiff_t sar,   \
                                           ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,  \
                                           int acc) {                                                              \
             typedef float vt __attribute__((vector_size(4 * VW), aligned(4), may_alias));                         \
             typedef float vr __attribute__((vector_size(4 * VW)));                                                \
             ptrdiff_t r = 0;                                                                                      \
-            switch ((w + (VW) - 1) / (VW)) { FNN_RB_CASES_##VW(vt) }                                               \
+            switch ((w + (VW) - 1) / (VW)) { FNN_RB_CASES_##TAB(vt) }                                              \
         }                                                                                                         \
         TGT static void fnn_mm_f##P(ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar,         \
                                     ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,        \
@@ -174,8 +206,8 @@ cdef extern from *:
             for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                            \
                 ptrdiff_t kk = K - k0 < kb ? K - k0 : kb, j0 = 0;                                                 \
                 int a = acc || k0 > 0;                                                                            \
-                for (; n - j0 >= FNN_RB_NVMAX_##VW * (VW); j0 += (FNN_RB_NVMAX_##VW - 1) * (VW))                  \
-                    fnn_mm_panel_f##P(m, (FNN_RB_NVMAX_##VW - 1) * (VW), kk, A + k0 * sak, sar, sak,              \
+                for (; n - j0 >= FNN_RB_NVMAX_##TAB * (VW); j0 += (FNN_RB_NVMAX_##TAB - 1) * (VW))                \
+                    fnn_mm_panel_f##P(m, (FNN_RB_NVMAX_##TAB - 1) * (VW), kk, A + k0 * sak, sar, sak,             \
                                       B + k0 * ldb + j0, ldb, C + j0, ldc, a);                                    \
                 fnn_mm_panel_f##P(m, n - j0, kk, A + k0 * sak, sar, sak, B + k0 * ldb + j0, ldb, C + j0, ldc, a); \
             }                                                                                                     \
@@ -329,14 +361,45 @@ cdef extern from *:
     FNN_MM_PATH(1, 8, FNN_TARGET_AVX2)
     FNN_MM_PATH(2, 16, FNN_TARGET_AVX512)
     #endif
+    /* the AVX-512 path's products in the ymm layout (FNN_RB_CASES_8Y): path 0 of a native AVX-512VL build
+       (fnn_mm_f0y), path 2 of a portable one (fnn_mm_f2y, run only where the CPU has AVX-512VL).  Every element
+       is the same FMA chain over k as in the zmm layout, so both give the same bits */
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+    #define FNN_HAVE_YMM0 1
+    FNN_MM_DEF_(0y, 8, 8Y, )
+    #else
+    #define FNN_HAVE_YMM0 0
+    #endif
+    #if FNN_DISPATCH
+    FNN_MM_DEF_(2y, 8, 8Y, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    #endif
+    /* 1 when this build's AVX-512 path has the ymm layout and this CPU can run it */
+    static int fnn_mm_have_ymm(void) {
+    #if FNN_HAVE_YMM0
+        return 1;
+    #elif FNN_DISPATCH
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+               && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
     /* What the Cython side calls: path (FNN_PATH_*, one of fnn_cpu_paths()) picks the code */
     static void fnn_mm_f(int path, ptrdiff_t m, ptrdiff_t n, ptrdiff_t K, const float *A, ptrdiff_t sar,
                          ptrdiff_t sak, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int acc) {
     #if FNN_DISPATCH
-        if (path == FNN_PATH_AVX512) { fnn_mm_f2(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+        if (path == FNN_PATH_AVX512) {
+            if (fnn_mm_ymm) fnn_mm_f2y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
+            else fnn_mm_f2(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
+            return;
+        }
         if (path == FNN_PATH_AVX2) { fnn_mm_f1(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
     #endif
         (void)path;
+    #if FNN_HAVE_YMM0
+        if (fnn_mm_ymm) { fnn_mm_f0y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+    #endif
         fnn_mm_f0(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
     }
     static void fnn_dots_f(int path, ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W,
@@ -354,6 +417,7 @@ cdef extern from *:
         (void)path;
         FNN_MM_PLAIN(float)
     }
+    static int fnn_mm_have_ymm(void) { return 0; }
     #define FNN_HAVE_DOTS 0
     static void fnn_dots_f(int path, ptrdiff_t m, ptrdiff_t s, ptrdiff_t n, const float *Hm, const float *W,
                            const float *b, float *Z) {
@@ -438,6 +502,10 @@ cdef extern from *:
     void fnn_mm_f(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *A, Py_ssize_t sar,
                   Py_ssize_t sak, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc, int acc) noexcept nogil
     bint FNN_HAVE_DOTS
+    int fnn_mm_have_ymm() noexcept nogil
+    void fnn_mm_set_ymm(int on) noexcept nogil
+    int fnn_mm_get_ymm() noexcept nogil
+    int fnn_cpu_amd_19h() noexcept nogil
     void fnn_dots_f(int path, Py_ssize_t m, Py_ssize_t s, Py_ssize_t n, const float *Hm, const float *W,
                     const float *b, float *Z) noexcept nogil
     void fnn_mm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *A, Py_ssize_t sar, Py_ssize_t sak,
@@ -474,13 +542,40 @@ def _set_vector_path(name):
 
 _set_vector_path(_info.vector_path())
 
+
+def _mm_layouts():
+    """The register layouts the AVX-512 path's float32 products can take here: "zmm" (16-float vectors) and, where
+    the CPU has AVX-512VL, "ymm" (8-float vectors in the 32 registers); one (the build's own) without AVX-512."""
+    return ["zmm", "ymm"] if fnn_mm_have_ymm() else ["zmm"]
+
+
+def _mm_layout():
+    """The layout the AVX-512 path's products take now (no effect on the other paths)."""
+    return "ymm" if fnn_mm_get_ymm() else "zmm"
+
+
+def _set_mm_layout(name):
+    """Make the AVX-512 path's float32 products take the layout called `name` (one of _mm_layouts()); None: the
+    default, "ymm" on AMD family 19h (Zen 4), "zmm" elsewhere.  For tests and benchmarks: both give the same bits."""
+    avail = _mm_layouts()
+    if name is None:
+        name = "ymm" if "ymm" in avail and fnn_cpu_amd_19h() else "zmm"
+    if name not in avail:
+        raise ValueError(f"_set_mm_layout: 'name' must be one of {avail}; got {name!r}")
+    fnn_mm_set_ymm(name == "ymm")
+
+
+_set_mm_layout(None)
+
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
     CHUNK = 16
-# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long: TROWS)
+# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long: TROWS, the weight
+# gradients: each slice of k rows of B, loaded into L1 once, serves all of a task's rows; 8 rows took 9 % longer on
+# Zen 4's ymm layout, the same on zmm)
 cdef enum:
     ROWS = 16
-    TROWS = 8
+    TROWS = 32
 # token rows per step of the output rows' norm through Gram matrices (block_sq_norm)
 cdef enum:
     GRAM_ROWS = 16

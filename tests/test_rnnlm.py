@@ -296,6 +296,41 @@ def test_fused_segment_same_bits_on_avx2_and_avx512(H, E, C, V, B, defer):
         assert np.array_equal(a[name], b[name]), name
 
 
+@pytest.mark.parametrize("H,E,C,V,B,defer", SEGMENT_PATH_CASES + [(8, 8, 5, 40, 21, False)])
+def test_fused_segment_same_bits_in_both_avx512_layouts(H, E, C, V, B, defer):
+    """The AVX-512 path's products have two register layouts, zmm (16-float vectors) and ymm (8-float vectors in the
+    32 registers of AVX-512VL, the default on AMD Zen 4); each element is the same FMA chain over k in both, so every
+    output of the segment (forward, class softmax, within-class softmaxes, BPTT, weight gradients, the deferred
+    output rows) has the same bits.  (H or E = 8, 9: one vector and an overlapping second; H = 100: panels of 3
+    vectors and a last of 4; B = 21: 8-row blocks and the rows left over.)"""
+    from fastnn._ext import _rnnlm
+    if "avx512" not in _rnnlm._vector_paths() or len(_rnnlm._mm_layouts()) < 2:
+        pytest.skip(f"no AVX-512 path with both layouts here ({_rnnlm._vector_paths()}, {_rnnlm._mm_layouts()})")
+    before = _rnnlm._mm_layout()
+    got = {}
+    try:
+        for layout in ("zmm", "ymm"):
+            _rnnlm._set_mm_layout(layout)
+            assert _rnnlm._mm_layout() == layout
+            got[layout] = _segment_on_path("avx512", H, E, C, V, B, defer)
+    finally:
+        _rnnlm._set_mm_layout(before)
+    a, b = got["zmm"], got["ymm"]
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
+def test_mm_layout_names():
+    from fastnn._ext import _rnnlm
+    before = _rnnlm._mm_layout()
+    assert before in _rnnlm._mm_layouts()
+    with pytest.raises(ValueError, match=r"_set_mm_layout: 'name' must be one of \['zmm'"):
+        _rnnlm._set_mm_layout("xmm")
+    _rnnlm._set_mm_layout(None)                     # the default for this CPU
+    assert _rnnlm._mm_layout() == before
+
+
 @pytest.mark.parametrize("H,E,C,V,B,defer", SEGMENT_PATH_CASES)
 def test_fused_segment_baseline_path_within_rounding_of_fma(H, E, C, V, B, defer):
     """The baseline path (SSE2 in a portable x86 build: no FMA) rounds each product and each sum apart, so a product
