@@ -48,15 +48,20 @@ def read_conll(path, columns=None, *, task=None):
     of columns differs from the first token line's, for a requested column the file does not have, or for a file
     without tokens.
     """
-    where = "read_conll"
     path = os.fspath(path)
+    with open_text(path, "read_conll") as f:
+        return parse_conll(f, columns, task=task, name=path, where="read_conll")
+
+
+def parse_conll(lines, columns=None, *, task=None, name="<input>", where="parse_conll"):
+    """read_conll's sentences of an iterable of lines (e.g. a file whose first lines were already read to decide its
+    format: a pipe cannot be opened twice); `name` names it in messages."""
     if isinstance(columns, (str, int, np.integer)):
         columns = [columns]
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
-    with open_text(path, where) as f:
-        return _sentences(f, path, cols, columns, task, where)
+    return _sentences(lines, name, cols, columns, task, where)
 
 
 def _sentences(lines, path, cols, columns, task, where):

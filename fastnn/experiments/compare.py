@@ -143,7 +143,7 @@ def read_tagged(path):
     what the first left), its first 200 lines looked at to decide the format and then read again from memory."""
     import itertools
 
-    from fastnn.data.conll import _sentences, detect_format
+    from fastnn.data.conll import detect_format, parse_conll
     from fastnn.data.text import open_text, split_fields
 
     path = os.fspath(path)
@@ -168,7 +168,7 @@ def read_tagged(path):
                              f"blank lines between sentences) or word/TAG tokens; it reads as plain text (line 1: "
                              f"{' '.join(first[:6])}{' ...' if len(first) > 6 else ''}; the shared Brown LM split has "
                              f"no tags)")
-        return _sentences(lines, path, [0, 1], [0, 1], None, "read_tagged")
+        return parse_conll(lines, [0, 1], name=path, where="read_tagged")
 
 
 def tagging(path, window, n_held_sentences=1000, min_count=2):
