@@ -712,6 +712,7 @@ def test_rnnlm_segment(benchmark, impl):
         return _run_roof(benchmark, "rnnlm_segment", RNNLM_SIZE, work, **notes)
     from fastnn._ext import _rnnlm
     notes["vector_path"] = _rnnlm._vector_path()
+    notes["mm_layout"] = K.rnnlm_mm_layout()        # ymm on AMD Zen 4 (chosen by CPUID), zmm elsewhere
 
     def fn():
         loss, Hs, g = K.rnnlm_segment(x, y, h0, *args)

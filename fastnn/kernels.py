@@ -692,6 +692,13 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     return loss, Hs, g
 
 
+def rnnlm_mm_layout():
+    """The register layout rnnlm_segment's float32 products take on the AVX-512 path: "ymm" (8-float vectors in
+    AVX-512's 32 registers, the default on AMD Zen 4, which runs a 512-bit instruction as two halves) or "zmm"
+    (16-float vectors, elsewhere).  Both give the same bits; other paths have one layout, reported as "zmm"."""
+    return _rnnlm._mm_layout()
+
+
 class OutRows:
     """The class-factorized output rows' gradient of one rnnlm_segment(defer_out=True) call, kept as its factors
     (each class block's dZ_k (tokens x block) and its tokens' states), so that it is built one block at a time.

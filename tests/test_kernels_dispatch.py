@@ -132,3 +132,18 @@ def test_rnnlm_products_choose_their_path_as_the_lstm_does(restore_path):
         _rnnlm._set_vector_path("mmx")
     _rnnlm._set_vector_path(None)
     assert _rnnlm._vector_path() == PATHS[0]
+
+
+def test_info_names_the_rnnlm_products_layout(capsys):
+    """`fastnn info` says which register layout the RNN LM's AVX-512 products take (the Zen 4 "ymm" layout is chosen
+    by CPUID, so a timing is read against it), and says nothing where the build has no AVX-512 path."""
+    import json
+
+    from fastnn import kernels
+    from fastnn.cli import main
+    assert main(["info", "--json"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    if "avx512" in PATHS:
+        assert cfg["rnnlm_layout"] == kernels.rnnlm_mm_layout() == _rnnlm._mm_layout() in ("ymm", "zmm")
+    else:
+        assert "rnnlm_layout" not in cfg

@@ -2,6 +2,7 @@
 import os
 
 import fastnn
+from fastnn import kernels
 from fastnn._ext import _info
 from fastnn.cli._common import print_json
 
@@ -27,6 +28,8 @@ def vector_code():
 def run(args):
     cfg = dict(fastnn.show_config())
     cfg["vector_code"] = vector_code()
+    if "avx512" in _info.vector_paths():      # the products' register layout (the other paths have one)
+        cfg["rnnlm_layout"] = kernels.rnnlm_mm_layout()
     if args.json:
         print_json(cfg)
     else:
