@@ -36,3 +36,22 @@ def test_read_corpus_reads_a_pipe_whole(fmt):
         os.close(r)
     assert len(sents) == 600 and sents[0] == ["w0"] and sents[-1] == [f"w{j}" for j in range(599 % 7 + 1)]
     assert report[0][1:3] == ("text", 600)
+
+
+@pytest.mark.parametrize("tag, says", [("0", r"not '0' \(the digit\)"), ("b-PER", "got a lower-case one"),
+                                       ("U-PER", "BILOU tags"), ("NN", r"must hold chunk tags like the training data")])
+def test_tagger_eval_says_how_chunk_tags_are_written(tag, says):
+    """An eval file writing '0' for 'O' (or 'b-per', BILOU) got "must hold chunk tags like the training data (IOB1);
+    got '0'", not detect_scheme's explanation of what to change."""
+    from fastnn.models import tagger as T
+    from fastnn.recipes import tagger as recipe
+    train = [[("Paris", "I-LOC"), ("sleeps", "O")], [("Smith", "I-PER"), ("runs", "O")]]
+    model = T.WindowTagger.build(train, {"ner": 1}, **recipe.model_options(recipe.TaggerConfig()))
+    dev = [[("Paris", "I-LOC"), ("runs", "O")], [("Smith", tag), ("sleeps", "0" if tag == "0" else "O")]]
+    for call in (model.check_gold, model.evaluate):
+        with pytest.raises(ValueError, match=r"task 'ner' \(column 1\)") as e:
+            call(dev)
+        assert e.match(says)
+    if tag == "0":      # a column of 0s alone: no tag says chunk, but the model does
+        with pytest.raises(ValueError, match=r"sentence 0, token 0 has '0': outside a chunk must be 'O'"):
+            model.check_gold([[("Paris", "0"), ("runs", "0")]])
