@@ -55,3 +55,28 @@ def test_tagger_eval_says_how_chunk_tags_are_written(tag, says):
     if tag == "0":      # a column of 0s alone: no tag says chunk, but the model does
         with pytest.raises(ValueError, match=r"sentence 0, token 0 has '0': outside a chunk must be 'O'"):
             model.check_gold([[("Paris", "0"), ("runs", "0")]])
+
+
+def test_lm_stream_names_a_vocab_that_is_not_one():
+    from fastnn.data.text import lm_stream
+    for bad in (None, ["a", "</s>"]):
+        with pytest.raises(TypeError, match="lm_stream: 'vocab' must be a fastnn.data.Vocab"):
+            lm_stream([["a"]], bad)
+
+
+@pytest.mark.filterwarnings("ignore:KneserNey.fit")         # (too little data for its discounts)
+def test_an_empty_sentence_is_scored_as_its_end_of_sentence():
+    """lm_stream and the ids' reader make [[]] the stream [</s>], as SRILM and KenLM score an empty line; text of
+    empty sentences alone was refused as "at least one token"."""
+    import numpy as np
+    from fastnn.data.vocab import Vocab
+    from fastnn.models.ngram import KneserNey
+    from fastnn.data.text import lm_stream
+    v = Vocab.build([["a", "b"], ["b", "a", "a"]], min_count=1)
+    train = lm_stream([["a", "b"], ["b", "a", "a"]] * 3, v)
+    m = KneserNey(2, words=v.words).fit(train, len(v), v.eos_id)
+    eos2 = np.full(2, v.eos_id)
+    assert np.array_equal(lm_stream([[], []], v), eos2)
+    assert m.perplexity([[]]) == m.perplexity(eos2[:1]) > 1
+    assert m.perplexity([[], []]) == m.perplexity(eos2)
+    assert m.perplexity([["a"], []]) == m.perplexity(lm_stream([["a"], []], v))
