@@ -80,3 +80,16 @@ def test_an_empty_sentence_is_scored_as_its_end_of_sentence():
     assert m.perplexity([[]]) == m.perplexity(eos2[:1]) > 1
     assert m.perplexity([[], []]) == m.perplexity(eos2)
     assert m.perplexity([["a"], []]) == m.perplexity(lm_stream([["a"], []], v))
+
+
+def test_pretrain_rnn_on_too_little_text_names_its_option():
+    """BPTTBatches' "at least batch_size=64 tokens" named no pretrain option nor how much text there was."""
+    from fastnn.recipes.embed import pretrain
+    with pytest.raises(ValueError, match=r"pretrain: the 'rnn' objective reads batch_size=64 parallel streams .* at "
+                                         r"least 64 tokens .*; got 2 in 1 sentences\. .* smaller 'batch_size'"):
+        pretrain("rnn", [["a"]], min_count=1, quiet=True)
+    with pytest.raises(ValueError, match=r"got 12 in 4 sentences, after valid_fraction=0.2 held out 1 sentences"):
+        pretrain("rnn", [["a", "b"]] * 5, min_count=1, quiet=True, valid_fraction=0.2, batch_size=13)
+    res = pretrain("rnn", [["a", "b"]] * 5, min_count=1, quiet=True, valid_fraction=0.2, batch_size=4, epochs=1,
+                   dim=4, hidden=4)
+    assert res.vectors.shape == (4, 4)
