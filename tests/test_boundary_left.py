@@ -93,3 +93,29 @@ def test_pretrain_rnn_on_too_little_text_names_its_option():
     res = pretrain("rnn", [["a", "b"]] * 5, min_count=1, quiet=True, valid_fraction=0.2, batch_size=4, epochs=1,
                    dim=4, hidden=4)
     assert res.vectors.shape == (4, 4)
+
+
+def _word2vec_binary():
+    import numpy as np
+    rows = [(b"a", [0.5, -1.7, 3.1e-7]), (b"bb", [9e9, -0.3, 0.77])]
+    return b"2 3\n" + b"".join(w + b" " + np.array(v, dtype="<f4").tobytes() + b"\n" for w, v in rows)
+
+
+@pipes
+def test_read_vectors_names_word2vec_binary_on_stdin_and_pipes(monkeypatch):
+    """The hint re-opened the path to read its header: "-" (stdin) was a bare FileNotFoundError '-', and a pipe
+    gave its remainder (no header, no hint)."""
+    import io
+    from fastnn.data.vectors import read_vectors
+    says = r"must be UTF-8 text.* It looks like word2vec's binary format"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_word2vec_binary())))
+    with pytest.raises(ValueError, match=r"read_vectors: stdin " + says):
+        read_vectors("-")
+    r, w = os.pipe()
+    os.write(w, _word2vec_binary())
+    os.close(w)
+    try:
+        with pytest.raises(ValueError, match=says):
+            read_vectors(f"/dev/fd/{r}")
+    finally:
+        os.close(r)
