@@ -18,8 +18,8 @@ import os
 import numpy as np
 
 from fastnn._validation import check_int, check_not_file, check_scalar, check_sentences
-from fastnn.data.conll import detect_format as detect_lines, normalize_word
-from fastnn.data.text import open_text, read_lines
+from fastnn.data.conll import detect_format as detect_lines, normalize_word, read_words
+from fastnn.data.text import open_text, split_fields
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
            "scale_vectors", "nearest_neighbors", "check_resume"]
@@ -33,27 +33,21 @@ def detect_format(path, probe=200):
     """"conll" when the first `probe` token lines of the file look like CoNLL columns, else "text": the rule of
     fastnn.data.conll.detect_format (that of `tagger predict`), so that a CoNLL file with a few malformed lines is
     read as CoNLL and the reader names the bad line (a rule of its own here read such a file as text, silently taking
-    every tag for a word)."""
+    every tag for a word).  The lines looked at are read: a pipe or stdin is then short of them, so read_corpus
+    decides with the file open (fastnn.data.conll.read_words) rather than calling this first."""
     head, n = [], 0
     with open_text(path, "detect_format") as f:
         for line in f:
             head.append(line)
-            n += bool(line.split())
+            n += bool(split_fields(line))
             if n >= probe:
                 break
     return detect_lines(head)
 
 
-def _read_one(path, fmt):
-    where = "read_corpus"
-    if fmt == "conll":
-        from fastnn.data.conll import read_conll
-        return [[row[0] for row in s] for s in read_conll(path, columns=[0])]
-    return read_lines(path, where)
-
-
 def read_corpus(paths, text_format="auto", *, report=None):
-    """Sentences (lists of raw tokens) of several files, in order.
+    """Sentences (lists of raw tokens) of several files, in order; each file is opened once, so a pipe (bash's
+    <(zcat corpus.gz), /dev/stdin) is read whole.
 
     text_format : "text" (one sentence per line, whitespace tokens), "conll" (CoNLL columns: the first column's
         words; blank lines end sentences; -DOCSTART- lines are skipped), or "auto" (detect_format per file).
@@ -73,10 +67,10 @@ def read_corpus(paths, text_format="auto", *, report=None):
                             f"memory need no reading: pass them to pretrain (or normalize_sentences) directly.")
     out = []
     for p in paths:
-        fmt = detect_format(p) if text_format == "auto" else text_format
-        sents = _read_one(os.fspath(p), fmt)
+        # (detect_format(p) then reading p opened a pipe twice: the reading got only what the look had left)
+        sents, fmt = read_words(p, text_format, where=where)
         if not sents:
-            raise ValueError(f"{where}: {os.fspath(p)} holds no token; every --text file must hold some text.")
+            raise ValueError(f"{where}: {os.fspath(p)} holds no token; every file in 'paths' must hold some text.")
         if report is not None:
             report.append((os.fspath(p), fmt, len(sents), sum(map(len, sents))))
         out.extend(sents)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from fastnn.data.text import lm_stream
 from fastnn.recipes import lm as recipe
 
 
@@ -117,8 +118,9 @@ def test_sentences_given_as_generators_or_numpy_arrays_read_like_lists():
     for dtype in (str, object):
         assert model.perplexity([np.array(s, dtype=dtype) for s in valid]) == model.perplexity(valid)
         assert model.perplexity(np.array(text, dtype=dtype)) == model.perplexity(text)
-    with pytest.raises(ValueError, match="the text must hold at least one token; got 2 empty sentences"):
-        model.perplexity([[], []])
+    # empty sentences are each their </s> (as SRILM and KenLM score an empty line), as lm_stream makes them
+    assert model.perplexity([[], []]) == model.perplexity(np.full(2, vocab.eos_id)) == \
+        model.perplexity(lm_stream([[], []], vocab))
 
 
 def test_empty_valid_or_test_is_refused_before_training_not_scored_as_nan():

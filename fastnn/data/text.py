@@ -201,10 +201,14 @@ def read_sentences_many(paths, lower=False):
 
 
 def lm_stream(sentences, vocab):
-    """int64 ids of all sentences concatenated, each followed by </s>; unknown words become <unk>.
+    """int64 ids of all sentences concatenated, each followed by </s> (an empty one is just </s>); unknown words become
+    <unk>.
 
     This is the token stream a language model predicts: every id, </s> included, is one predicted token.
     """
+    if not isinstance(vocab, Vocab):                    # (None was a bare AttributeError on .eos_id)
+        raise TypeError(f"lm_stream: 'vocab' must be a fastnn.data.Vocab (e.g. Vocab.build(train_sentences)); got "
+                        f"{short_repr(vocab)}.")
     if vocab.eos_id is None:
         raise ValueError(f"lm_stream: 'vocab' must contain {Vocab.EOS!r}; got a vocabulary without it. "
                          f"Build it with specials=({Vocab.UNK!r}, {Vocab.EOS!r}).")
@@ -230,7 +234,7 @@ def text_stream(data, words, where):
 
     Text is tokenised sentences (a list of lists of token strings, e.g. [["the", "cat", "sat"]]), encoded with
     `words` (a language model's vocabulary) as lm_stream does: unknown words become <unk>, every sentence ends with
-    </s>.  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
+    </s> (an empty one is just </s>).  A string or a flat list of strings is a TypeError (one sentence or many one-word ones?), as is text for a
     model without words (None: built by hand, not by a recipe).
     """
     if is_string_array(data) and data.ndim == 2:
@@ -243,8 +247,8 @@ def text_stream(data, words, where):
         return None
     data = [s.tolist() if is_string_array(s) and s.ndim == 1 else s for s in data]   # sentences as string arrays
     first = next((s for s in data if isinstance(s, (list, tuple)) and len(s)), None)
-    if first is None and data and all(isinstance(s, (list, tuple)) for s in data):
-        raise ValueError(f"{where}: the text must hold at least one token; got {len(data)} empty sentences.")
+    # (only empty sentences: text or ids alike, each is its </s>, as SRILM and KenLM score an empty line; the ids'
+    # reader, id_sentences_stream, gives that stream without needing words)
     if first is None or not isinstance(first[0], str):
         return None
     if words is None:

@@ -32,11 +32,13 @@ def read_vectors(path):
     where = "read_vectors"
     path = _check_path(path, where)
     with open_text(path, where) as f:
+        # the first line, peeked at (not read) for the message below: opening the path again to read it failed for
+        # stdin ("-") and read a pipe's remainder, and gave a gzip file's compressed bytes
+        first = f.buffer.peek(256)[:256].split(b"\n", 1)[0]
         try:
             lines = f.read().split("\n")
         except ValueError as e:                         # not UTF-8 (open_text names the file and line)
-            with open(path, "rb") as raw:
-                header = _fields(raw.readline().decode("ascii", "replace"))
+            header = _fields(first.decode("ascii", "replace"))
             if len(header) != 2 or not all(_is_int(x) for x in header):
                 raise
             raise ValueError(f"{e} It looks like word2vec's binary format (a header line, then raw floats), which "

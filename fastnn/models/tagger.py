@@ -306,6 +306,9 @@ class _Tagging:
     def _check_chunk_tags(gold, task, where):
         bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
         if bad is not None:
+            # detect_scheme says how '0' for 'O', 'b-per' or BILOU's U-/L- should be written; the appended B-X is the
+            # training data's word that this column is chunk tags (a column of 0s alone would not be sure of it)
+            detect_scheme(list(gold) + [["B-X"]], f"{where}: task {task['name']!r} (column {task['column']})")
             raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
                              f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
         return gold

@@ -256,7 +256,14 @@ def _build_rnn(train, valid, c):
     # the settings this objective does not choose (and its training's clipping and patience) are `fastnn lm`'s
     lm = lm_recipe.RNNConfig(hidden=c.hidden, embed=c.dim, classes=c.classes, init_scale=c.init_scale, seed=c.seed)
     model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
-    data = BPTTBatches(lm_stream(train, vocab), batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
+    stream = lm_stream(train, vocab)
+    if len(stream) < c.batch_size:      # (BPTTBatches' own message names its argument, not pretrain's options)
+        held = f", after valid_fraction={c.valid_fraction} held out {len(valid)} sentences" if valid else ""
+        raise ValueError(f"pretrain: the 'rnn' objective reads batch_size={c.batch_size} parallel streams of the "
+                         f"training text, so it must hold at least {c.batch_size} tokens (</s> ending each sentence "
+                         f"counted); got {len(stream)} in {len(train)} sentences{held}. Give more text or a smaller "
+                         f"'batch_size'.")
+    data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
     # as `fastnn lm`: the rate halves when valid improves by < 0.3 %
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {
