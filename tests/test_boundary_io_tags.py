@@ -110,3 +110,17 @@ def test_an_iobes_file_is_scored_by_an_iob1_model(capsys, tmp_path):
         scores.append(json.loads(out_)["ner"])
     assert scores[1]["f1"] == scores[0]["f1"] and scores[1]["n_chunks"] == scores[0]["n_chunks"]
     assert scores[1]["unseen_tokens"] == 0
+
+
+def test_the_fix_for_zeros_names_the_tasks_column(tmp_path, capsys):
+    """The awk line that replaces '0' by 'O' edited the last column ($NF) whatever column the task reads: on a
+    CoNLL-2003 file whose chunk column (2) holds the zeros, it would have rewritten the NER column instead."""
+    with pytest.raises(ValueError, match=r"""awk '\$3=="0"\{\$3="O"\}1' \(column 2 = awk's \$3\)"""):
+        detect_scheme([["B-NP", "0"]], column=2)
+    with pytest.raises(ValueError, match=r"""awk '\$NF=="0"\{\$NF="O"\}1' \(last column\)"""):
+        detect_scheme([["B-NP", "0"]])
+    train = tmp_path / "train.txt"
+    write_lines(train, ["EU NNP B-NP B-ORG", "rejects VBZ 0 O", "", "German JJ B-NP B-MISC", "call NN I-NP O", ""])
+    rc, out, err = run_cli(capsys, "tagger", "train", "--train", train, "--task", "chunk=2", "--epochs", "1",
+                           "--out", tmp_path / "m.npz")
+    assert rc == 2 and "task 'chunk' (column 2)" in err and """awk '$3=="0"{$3="O"}1'""" in err, err

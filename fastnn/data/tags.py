@@ -133,7 +133,7 @@ def is_chunk_tag(tag):
     return tag == "O" or (len(p) == 1 and p in "BIES" and bool(typ))
 
 
-def detect_scheme(tag_sentences, where="detect_scheme"):
+def detect_scheme(tag_sentences, where="detect_scheme", *, column=None):
     """The chunk encoding of a column: "iob1", "iob2", "iobes", or None when the tags are not chunk tags (POS).
 
     S-/E- prefixes mean IOBES; an I-X that starts a chunk (after O or another type) only occurs in IOB1; otherwise
@@ -141,6 +141,7 @@ def detect_scheme(tag_sentences, where="detect_scheme"):
 
     A column that is chunk tags written another way is a ValueError saying how, not plain tags (which would train and
     score it by token accuracy, silently): "0" (the digit) for "O", lower-case prefixes ("b-per"), BILOU's U-/L-.
+    `column` (0-based, optional) is the file column the tags came from, for the fix the message shows.
     """
     seen_iob1 = seen_b = seen_iobes = prefixed = False
     odd = None                                   # (tag, sentence, token) of the first near-chunk tag
@@ -163,7 +164,7 @@ def detect_scheme(tag_sentences, where="detect_scheme"):
     if odd is not None:
         if not prefixed:                         # a column of 0s (and Os): no chunk tag to be sure of
             return None
-        _chunk_tags_written_otherwise(*odd, where)
+        _chunk_tags_written_otherwise(*odd, where, column)
     if seen_iobes:
         return "iobes"
     if seen_iob1:
@@ -177,12 +178,15 @@ def _near_chunk_tag(tag):
     return tag in ("0", "o") or (len(p) == 1 and p.upper() in "BIESLU" and bool(typ))
 
 
-def _chunk_tags_written_otherwise(tag, k, i, where):
+def _chunk_tags_written_otherwise(tag, k, i, where, column):
     p, _ = split_tag(tag)
+    # awk numbers fields from 1; without the column, the last one (where CoNLL files keep the task's tags)
+    field = "$NF" if column is None else f"${column + 1}"
+    which = "last column" if column is None else f"column {column} = awk's {field}"
     at = f"{where}: the tags look like chunk tags but sentence {k}, token {i} has {tag!r}"
     if tag == "0":
         raise ValueError(f"{at}: outside a chunk must be 'O' (the letter), not '0' (the digit). Replace the zeros in "
-                         f"that column, e.g. awk '$NF==\"0\"{{$NF=\"O\"}}1' (last column).")
+                         f"that column, e.g. awk '{field}==\"0\"{{{field}=\"O\"}}1' ({which}).")
     if p.upper() in "LU" and p.isupper():
         raise ValueError(f"{at}: BILOU tags (U-, L-) must be IOBES (S-, E-: the same chunks) to be read. Rename the "
                          f"prefixes, e.g. sed -E 's/ U-/ S-/; s/ L-/ E-/'.")

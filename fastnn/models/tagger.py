@@ -308,7 +308,8 @@ class _Tagging:
         if bad is not None:
             # detect_scheme says how '0' for 'O', 'b-per' or BILOU's U-/L- should be written; the appended B-X is the
             # training data's word that this column is chunk tags (a column of 0s alone would not be sure of it)
-            detect_scheme(list(gold) + [["B-X"]], f"{where}: task {task['name']!r} (column {task['column']})")
+            detect_scheme(list(gold) + [["B-X"]], f"{where}: task {task['name']!r} (column {task['column']})",
+                          column=task["column"])
             raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
                              f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
         return gold
@@ -560,7 +561,7 @@ class WindowTagger(_Tagging, Module):
                 raise IndexError(f"{where}: task {name!r} reads column {c}, but the training data has {n_cols} "
                                  f"columns (0..{n_cols - 1}).")
             gold = conll.column([s for s in sentences if len(s[0]) > c], c)      # the sentences labelled for it
-            file_scheme = detect_scheme(gold)
+            file_scheme = detect_scheme(gold, f"{where}: task {name!r} (column {c})", column=c)
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
             vocab = Vocab.build(recode(gold, file_scheme, train_scheme), specials=())
             specs.append({"name": name, "column": c, "tags": vocab.words, "scheme": train_scheme,
