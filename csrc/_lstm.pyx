@@ -44,8 +44,8 @@ cdef extern from *:
      * the register file: 32 with AVX-512, 16 otherwise).  FNN_LSTM_TGT<p> marks every function of path p,
      * FNN_LSTM_ROWTGT<p> its element-wise rows.  There is one AVX-512 layout: on Zen 4, which runs a 512-bit
      * instruction as two 256-bit halves, 8-float vectors in AVX-512VL's 32 registers (6 rows x 4 gates, _rnnlm's
-     * "ymm" layout) ran the product no faster (36 rows x 35 steps, K 256: 5.68 vs 5.69 ms, both at the FMA roof),
-     * and the element-wise rows cost the same per value at either width there. */
+     * "ymm" layout) ran the product no faster (36 rows x 35 steps, K 256: 5.68 vs 5.69 ms, both at the FMA roof,
+     * 2026-12-06; the element-wise rows, 23% of a forward tile's time, were not tried at 8 floats). */
     #if defined(__GNUC__) || defined(__clang__)
     #  define FNN_LSTM_VEC 1
     #  if defined(__AVX512F__)
