@@ -42,7 +42,10 @@ cdef extern from *:
      * are compiled with target attributes in a portable build and chosen at run time): vectors of FNN_LSTM_VB<p>
      * bytes, FNN_LSTM_MR<p> batch rows per tile (4 x MR accumulators plus the 4 vectors of W and a broadcast must fit
      * the register file: 32 with AVX-512, 16 otherwise).  FNN_LSTM_TGT<p> marks every function of path p,
-     * FNN_LSTM_ROWTGT<p> its element-wise rows. */
+     * FNN_LSTM_ROWTGT<p> its element-wise rows.  There is one AVX-512 layout: on Zen 4, which runs a 512-bit
+     * instruction as two 256-bit halves, 8-float vectors in AVX-512VL's 32 registers (6 rows x 4 gates, _rnnlm's
+     * "ymm" layout) ran the product no faster (36 rows x 35 steps, K 256: 5.68 vs 5.69 ms, both at the FMA roof,
+     * 2026-12-06), and the forward's element-wise rows took 1.05 ms at 8 floats against 0.71 at 16. */
     #if defined(__GNUC__) || defined(__clang__)
     #  define FNN_LSTM_VEC 1
     #  if defined(__AVX512F__)
@@ -81,6 +84,25 @@ cdef extern from *:
     #define FNN_LSTM_MRMAX 6
 
     static inline void *fnn_lstm_align(void *raw) { return (void *) (((uintptr_t) raw + 63) & ~(uintptr_t) 63); }
+
+    /* Asks for the cache lines of n bytes at p (rw 1: to be written).  A tile's element-wise rows read step t's
+     * X (forward) or A and dH (backward), which no earlier step left in cache, in pieces of a vector or four per
+     * gate and row (K and 4K values apart): the hardware prefetcher does not follow that, and the rows after the
+     * product stalled on every load (Zen 4, B32 T35 K256 float32, one thread: forward 7.9 -> 7.0 ms).  Asked for
+     * before the product, they arrive while it runs.  (Prefetching A's stores, c_{t-1} or dA's stores too gained
+     * nothing.) */
+    static inline void fnn_lstm_prefetch(const void *p, size_t n, int rw) {
+    #if defined(__GNUC__) || defined(__clang__)
+        if (n == 0) return;
+        uintptr_t q = (uintptr_t) p & ~(uintptr_t) 63, end = (uintptr_t) p + n;
+        for (; q < end; q += 64) {
+            if (rw) __builtin_prefetch((const void *) q, 1);
+            else __builtin_prefetch((const void *) q, 0);
+        }
+    #else
+        (void) p; (void) n; (void) rw;
+    #endif
+    }
 
     /* The micro-kernel: out (MR x 4VW, row-major) = a (MR rows of kd, row stride lda) @ p (kd x 4VW, row-major,
      * 64-byte aligned).  Each output element is one sum over k in order. */
@@ -309,6 +331,8 @@ cdef extern from *:
                                               const T *restrict b, const T *restrict panel, T *restrict a,   \\
                                               T *restrict c, T *restrict h, ptrdiff_t K, int mr, ptrdiff_t nu) { \\
         T acc[FNN_LSTM_MRMAX * 4 * VW];                                                                      \\
+        for (int r = 0; r < mr; r++)                                                                         \\
+            for (int g = 0; g < 4; g++) fnn_lstm_prefetch(x + r * 4 * K + g * K, nu * sizeof(T), 0);        \\
         fnn_lstm_mk##SFX(mr, hp, K, panel, K, acc);                                                          \\
         for (int r = 0; r < mr; r++)                                                                         \\
             fnn_lstm_fwd_row##SFX(acc + r * 4 * VW, x + r * 4 * K, b, cp + r * K, a + r * 4 * K, c + r * K,  \\
@@ -326,6 +350,11 @@ cdef extern from *:
                                               const T *restrict cc, const T *restrict gh, T *restrict dc,      \\
                                               T *restrict da, T *restrict dh0, T clip) {                      \\
         T acc[FNN_LSTM_MRMAX * 4 * VW];                                                                      \\
+        if (da != NULL)                                                                                      \\
+            for (int r = 0; r < mr; r++) {                                                                   \\
+                for (int g = 0; g < 4; g++) fnn_lstm_prefetch(a + r * 4 * K + g * K, nq * sizeof(T), 0);    \\
+                fnn_lstm_prefetch(gh + r * K, nq * sizeof(T), 0);                                            \\
+            }                                                                                                \\
         if (dan != NULL)                                                                                     \\
             fnn_lstm_mk##SFX(mr, dan, 4 * K, panel, 4 * K, acc);                                             \\
         else                                                                                                 \\
