@@ -189,6 +189,27 @@ def preset_table(records):
     return "\n".join(lines)
 
 
+def screen_table(records):
+    """Markdown: one row per screen (label and corpus) of a --screen log, its dev score per seed and their mean ± sd
+    (F1 for chunk tasks, else accuracy; a later run of a seed replaces the earlier; failed runs have no score)."""
+    groups = {}
+    for r in records:
+        if "dev" in r:
+            groups.setdefault((r["label"], r["corpus"]), {})[r.get("seed", 0)] = r
+    lines = ["| label | corpus | options | dev score per seed | mean ± sd |", "|---|---|---|---|---|"]
+    for (label, corpus), by_seed in groups.items():                  # in the log's order
+        runs = [by_seed[k] for k in sorted(by_seed)]
+        task, res = next(iter(runs[0]["dev"].items()))
+        metric = "f1" if res.get("f1") is not None else "accuracy"
+        v = np.array([r["dev"][task][metric] for r in runs])
+        k = len(runs[0].get("combined_from", []))
+        opts = runs[0].get("flags") or f"ensembles of {k} saved single models (--combine {k})"
+        lines.append(f"| {label} | {corpus} | `{opts}` | {metric} " + ", ".join(
+            f"{k}: {x:.2f}" for k, x in zip(sorted(by_seed), v)) + f" | {v.mean():.2f}" +
+            (f" ± {v.std(ddof=1):.2f}" if v.size > 1 else "") + " |")
+    return "\n".join(lines)
+
+
 def run_presets(args):
     log = args.log or os.path.join(REPO, "bench", "results", "tagger_presets.jsonl")
     if args.table:
@@ -290,7 +311,8 @@ def main(argv=None):
     args.log = args.log or os.path.join(REPO, "bench", "results", "tagger_runs.jsonl")
     if args.table:
         with open(args.table) as f:
-            print(table([json.loads(line) for line in f if line.strip()]))
+            records = [json.loads(line) for line in f if line.strip()]
+        print(screen_table(records) if records and "label" in records[0] else table(records))   # a --screen log
         return 0
     done = set()
     if os.path.exists(args.log):                       # runs already in the log are not run again

@@ -92,3 +92,22 @@ def test_pytest_bench_collects_and_checks():
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "6 passed" in proc.stdout  # fastnn, numpy and roof at both sizes
+
+
+def test_tagger_screens_table_reads_the_screens_log(tmp_path, capsys):
+    """`tagger_experiments.py --table tagger_screens.jsonl` failed with KeyError 'name' (it read only the runs log's
+    records); a --screen log now gives one row per label: the score per seed, their mean ± sd."""
+    experiments = _load("tagger_experiments")
+    dev = lambda f1: {"chunk": {"f1": f1, "accuracy": 96.0}}      # noqa: E731
+    log = tmp_path / "screens.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [
+        {"label": "c-x", "corpus": "conll2000", "seed": 0, "flags": "--preset chunk --lr 0.03", "dev": dev(94.5)},
+        {"label": "c-x", "corpus": "conll2000", "seed": 1, "flags": "--preset chunk --lr 0.03", "dev": dev(94.7)},
+        {"label": "c-y", "cmd": "failed", "rc": 1, "wall_s": 3},
+        {"label": "c-x-ens3", "corpus": "conll2000", "seed": 0, "combined_from": ["a", "b", "c"], "dev": dev(95.0)},
+    ]) + "\n")
+    assert experiments.main(["--table", str(log)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2] == "| c-x | conll2000 | `--preset chunk --lr 0.03` | f1 0: 94.50, 1: 94.70 | 94.60 ± 0.14 |"
+    assert rows[3].startswith("| c-x-ens3 | conll2000 | `ensembles of 3 saved single models (--combine 3)` | f1 0: 95.00")
+    assert len(rows) == 4
