@@ -18,8 +18,8 @@ import os
 import numpy as np
 
 from fastnn._validation import check_int, check_not_file, check_scalar, check_sentences
-from fastnn.data.conll import detect_format as detect_lines, normalize_word, read_words
-from fastnn.data.text import open_text, split_fields
+from fastnn.data.conll import detect_format as detect_lines, normalize_word, read_head, read_words
+from fastnn.data.text import open_text
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
            "scale_vectors", "nearest_neighbors", "check_resume"]
@@ -35,14 +35,8 @@ def detect_format(path, probe=200):
     read as CoNLL and the reader names the bad line (a rule of its own here read such a file as text, silently taking
     every tag for a word).  The lines looked at are read: a pipe or stdin is then short of them, so read_corpus
     decides with the file open (fastnn.data.conll.read_words) rather than calling this first."""
-    head, n = [], 0
     with open_text(path, "detect_format") as f:
-        for line in f:
-            head.append(line)
-            n += bool(split_fields(line))
-            if n >= probe:
-                break
-    return detect_lines(head)
+        return detect_lines(read_head(f, probe))
 
 
 def read_corpus(paths, text_format="auto", *, report=None):

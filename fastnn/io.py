@@ -169,7 +169,11 @@ def read_file(path, where="load"):
     if os.path.isdir(path):
         raise IsADirectoryError(f"{where}: '{path}' is a directory; a model file is needed.")
     # a pipe (--model <(zcat m.npz.gz)) is read once, into memory: np.load and the checks below seek
-    source = path if os.path.isfile(path) else _io.BytesIO(open(path, "rb").read())
+    if os.path.isfile(path):
+        source = path
+    else:
+        with open(path, "rb") as f:
+            source = _io.BytesIO(f.read())
     what = _not_fastnn(source)
     if what:
         raise ValueError(f"{where}: '{path}' must be a readable fastnn .npz file (a model or checkpoint); got "

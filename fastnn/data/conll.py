@@ -121,6 +121,18 @@ def _check_line(fields, first, line, lineno, first_line, path, where):
                          f"got {len(fields)}: {line.rstrip()!r}.")
 
 
+def read_head(lines, probe=200):
+    """The lines of `lines` (an open file) up to its `probe`-th token line: what detect_format looks at.  They are
+    consumed, so a reader that goes on chains them back in front (a pipe cannot be opened again)."""
+    head, n = [], 0
+    for line in lines:
+        head.append(line)
+        n += bool(split_fields(line))
+        if n >= probe:
+            break
+    return head
+
+
 def read_words(path, fmt="auto", *, probe=200, where="read_words"):
     """(sentences of words, the format read) of a file of plain text (one sentence per line, whitespace tokens) or
     CoNLL columns (the first column's words); fmt "auto" decides by detect_format on the first `probe` token lines.
@@ -134,13 +146,8 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
         raise ValueError(f"{where}: 'fmt' must be one of {('auto',) + FORMATS}; got {fmt!r}.")
     path = os.fspath(path)
     with open_text(path, where) as f:
-        head, n = [], 0
+        head = read_head(f, probe) if fmt == "auto" else []
         if fmt == "auto":
-            for line in f:
-                head.append(line)
-                n += bool(split_fields(line))
-                if n >= probe:
-                    break
             fmt = detect_format(head)
         lines = itertools.chain(head, f)
         if fmt == "conll":
