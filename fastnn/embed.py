@@ -39,17 +39,17 @@ def detect_format(path, probe=200):
         return detect_lines(read_head(f, probe))
 
 
-def read_corpus(paths, text_format="auto", *, report=None):
+def read_corpus(paths, text_format="auto", *, report=None, where="read_corpus"):
     """Sentences (lists of raw tokens) of several files, in order; each file is opened once, so a pipe (bash's
     <(zcat corpus.gz), /dev/stdin) is read whole.
 
     text_format : "text" (one sentence per line, whitespace tokens), "conll" (CoNLL columns: the first column's
         words; blank lines end sentences; -DOCSTART- lines are skipped), or "auto" (detect_format per file).
-    report : optional list that receives one (path, format, sentences, tokens) tuple per file.
+    report : optional list that receives one (path, format, sentences, tokens) tuple per file ("stdin" for "-").
+    where : the name messages start with (the CLI passes its option, "--text").
 
     Raises FileNotFoundError naming a missing file, ValueError for an empty file or corpus or a malformed CoNLL line.
     """
-    where = "read_corpus"
     if text_format not in TEXT_FORMATS:
         raise ValueError(f"{where}: 'text_format' must be one of {TEXT_FORMATS}; got {text_format!r}.")
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -64,9 +64,9 @@ def read_corpus(paths, text_format="auto", *, report=None):
         # (detect_format(p) then reading p opened a pipe twice: the reading got only what the look had left)
         sents, fmt = read_words(p, text_format, where=where)
         if not sents:
-            raise ValueError(f"{where}: {os.fspath(p)} holds no token; every file in 'paths' must hold some text.")
+            raise ValueError(f"{where}: {os.fspath(p)} holds no token; every file must hold some text.")
         if report is not None:
-            report.append((os.fspath(p), fmt, len(sents), sum(map(len, sents))))
+            report.append(("stdin" if p == "-" else os.fspath(p), fmt, len(sents), sum(map(len, sents))))
         out.extend(sents)
     if not out:
         raise ValueError(f"{where}: the corpus must hold at least one token; got no files.")

@@ -75,23 +75,6 @@ def _check(args):
     check_writable(args, "out", "save_model", "checkpoint", inputs=("text",))
 
 
-def _read_corpus(paths, fmt):
-    """(sentences, [(path, format, sentences, tokens)]) of the --text files, each opened once (conll.read_words: a
-    pipe or stdin read twice, once to detect the format, trained on what the first look left)."""
-    from fastnn.data.conll import read_words
-    out, report = [], []
-    for path in paths:
-        try:
-            sents, found = read_words(path, fmt, where="--text")
-        except (ValueError, OSError) as e:
-            raise CLIError(str(e)) from None
-        if not sents:
-            raise CLIError(f"--text {path} holds no token; every --text file must hold some text")
-        report.append(("stdin" if path == "-" else path, found, len(sents), sum(map(len, sents))))
-        out.extend(sents)
-    return out, report
-
-
 def run_train(args):
     from fastnn.data.vectors import write_vectors
 
@@ -99,7 +82,12 @@ def run_train(args):
     _check(args)
     _threads(args.threads)
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    sents, report = _read_corpus(args.text, args.text_format)
+    from fastnn.embed import read_corpus
+    report = []
+    try:            # (each file opened once: a pipe or stdin is read whole)
+        sents = read_corpus(args.text, args.text_format, report=report, where="--text")
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
     # The corpus report waits for pretrain's first line, which it says once its checks are done: --min-count is checked
     # on the corpus's counts (the vocabulary pretrain builds), so an error stays one line without a second pass.
     waiting = [f"{path}: {fmt}, {n_s:,} sentences, {n_t:,} tokens" for path, fmt, n_s, n_t in report]
