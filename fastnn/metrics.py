@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from fastnn.data.tags import convert, detect_scheme, end_of_chunk, recode, split_tag, start_of_chunk
+from fastnn.data.tags import convert, end_of_chunk, reencode, scheme_of, split_tag, start_of_chunk
 
 
 def accuracy(gold, pred):
@@ -59,7 +59,8 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
                          f"got {len(gold_sentences)} and {len(pred_sentences)}.")
     if scheme not in (None, "iobes"):
         raise ValueError(f"{where}: 'scheme' must be None (IOB1/IOB2 as is) or 'iobes'; got {scheme!r}.")
-    pred_sentences, found = _in_gold_encoding(gold_sentences, pred_sentences)
+    # predictions well-formed in another encoding than gold's are scored in gold's
+    pred_sentences, found = reencode(pred_sentences, scheme_of(gold_sentences), ill_formed="keep")
     if found == "iobes":
         scheme = "iobes"
     n_tokens = n_correct_tags = 0
@@ -113,22 +114,6 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
     out.update(accuracy=100.0 * n_correct_tags / n_tokens if n_tokens else 0.0, n_tokens=n_tokens,
                n_gold=n_gold, n_pred=n_pred, n_correct=n_correct, per_type=per_type)
     return out
-
-
-def _in_gold_encoding(gold, pred):
-    """(pred, encoding): pred re-encoded into gold's chunk encoding when it is well-formed in another one (see
-    conll_f1), and the encoding both sides are then in (None: not chunk tags of one scheme on both sides, read with
-    conlleval's rules as they are)."""
-    try:
-        g, p = detect_scheme(gold), detect_scheme(pred)
-    except ValueError:                      # tags written in a way the schemes do not read
-        return pred, None
-    if g is None or p is None or g == p:
-        return pred, g if g == p else None
-    pred = [list(s) for s in pred]
-    if any(convert(s, p, p) != s for s in pred):      # ill-formed in its own encoding: compare as it is
-        return pred, None
-    return recode(pred, p, g), g
 
 
 def _prf(correct, gold, pred):

@@ -94,3 +94,28 @@ def test_is_chunk_tag_and_recode():
     assert recode(recode(iob2, "iob2", "iobes"), "iobes", "iob2") == iob2
     same = recode(iob2, None, "iobes")
     assert same == iob2 and same[0] is not iob2[0]                  # copies
+
+
+def test_reencode_is_the_one_home_of_re_encoding():
+    """Re-encoding predictions into another chunk encoding had three homes (metrics, the tagger CLI's predict, recode's
+    scheme detection); reencode is the one, and the scoring and recode answer through it."""
+    from fastnn.data import tags
+    from fastnn.metrics import conll_f1
+
+    iob1 = [["I-PER", "I-PER", "O", "I-LOC"], ["I-ORG", "B-ORG"]]
+    iob2 = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "B-ORG"]]
+    assert tags.reencode(iob1, "iob2") == (iob2, "iob2")
+    assert tags.reencode(iob1, "iob2", "iob1") == (iob2, "iob2")
+    assert tags.reencode(iob2, "iob2") == (iob2, "iob2")                   # already there: unchanged copies
+    assert tags.reencode(iob2, None) == (iob2, None)
+    assert tags.reencode([["B-NP", "S-NP"]], "iob1", "iob2") == ([["I-NP", "B-NP"]], "iob1")   # read as IOBES
+    assert tags.reencode([["E-NP"]], "iob2", ill_formed="keep") == ([["E-NP"]], None)
+    assert tags.reencode([["E-NP"]], "iob2") == ([["B-NP"]], "iob2")        # read leniently, converted
+    assert tags.reencode([["0", "O"]], "iob2") == ([["0", "O"]], None)       # not chunk tags as fastnn reads them
+    assert tags.scheme_of([["b-per"]]) is None and tags.scheme_of(iob1) == "iob1"
+    with pytest.raises(ValueError, match="'ill_formed' must be 'convert' or 'keep'"):
+        tags.reencode(iob1, "iob2", ill_formed="drop")
+    with pytest.raises(ValueError, match="'scheme' must be one of"):
+        tags.reencode(iob1, "bilou")
+    assert recode(iob1, "iob1", "iob2") == iob2
+    assert conll_f1(iob2, iob1)["accuracy"] == 100.0                         # scored in gold's encoding

@@ -387,7 +387,7 @@ def _in_input_encoding(pred, task, sentences, schemes):
     task when it has one, e.g. an IOB2 test file and a model of IOB1 data: conlleval on the output then scores the
     tags as `tagger eval` does (fastnn.metrics.conll_f1), not every B-X/I-X that differs only in encoding as an error.
     schemes : {task name: encoding}, filled at the first block whose gold column holds a chunk."""
-    from fastnn.data.tags import detect_scheme, recode
+    from fastnn.data.tags import reencode, scheme_of
     if task["file_scheme"] is None:
         return pred
     if task["name"] not in schemes:
@@ -395,11 +395,8 @@ def _in_input_encoding(pred, task, sentences, schemes):
         gold = [[r[c] for r in s] for s in sentences if s and len(s[0]) > c]
         if not any(t != "O" for s in gold for t in s):
             return pred                                  # no gold tags (or no chunk yet) to tell the encoding
-        try:
-            schemes[task["name"]] = detect_scheme(gold)
-        except ValueError:                               # not chunk tags as fastnn reads them: leave them be
-            schemes[task["name"]] = None
-    return recode(pred, task["file_scheme"], schemes[task["name"]] or task["file_scheme"])
+        schemes[task["name"]] = scheme_of(gold)          # (None: not chunk tags as fastnn reads them: leave them be)
+    return reencode(pred, schemes[task["name"]], task["file_scheme"])[0] if schemes[task["name"]] else pred
 
 
 def _write_stdout(lines):

@@ -197,12 +197,61 @@ def _chunk_tags_written_otherwise(tag, k, i, where, column):
 def recode(tag_sentences, src, dst):
     """Sentences of tags re-encoded from scheme `src` to `dst` (new lists); unchanged copies when `src` is None (not
     chunk tags) or equals `dst`.  Tags with prefixes `src` does not have (S-/E- for an IOB scheme: an IOBES test file
-    scored by a model of IOB1 data) are read in their own scheme (detect_scheme), not refused."""
-    tag_sentences = [list(s) for s in tag_sentences]
+    scored by a model of IOB1 data) are read in their own scheme (detect_scheme), not refused.  (reencode's first
+    item.)"""
     if src is None or src == dst:
-        return tag_sentences
-    allowed = _PREFIXES.get(src, "")
-    if src in _PREFIXES and any(split_tag(t)[0] not in allowed for s in tag_sentences for t in s
-                                if isinstance(t, str) and t != "O"):
-        src = detect_scheme(tag_sentences, "recode") or src        # (not chunk tags: convert names the first)
-    return [convert(s, src, dst) for s in tag_sentences]
+        return [list(s) for s in tag_sentences]
+    return reencode(tag_sentences, dst, src)[0]
+
+
+def scheme_of(tag_sentences):
+    """detect_scheme's answer, or None also for tags written in a way the schemes do not read ("0" for "O", "b-per",
+    BILOU), where detect_scheme raises: the encoding to re-encode into, when there is one (see reencode)."""
+    try:
+        return detect_scheme(tag_sentences)
+    except ValueError:
+        return None
+
+
+def reencode(tag_sentences, dst, src="detect", *, ill_formed="convert"):
+    """(sentences, encoding): chunk-tag sentences re-encoded into scheme `dst` (new lists), and the encoding they are
+    then in; the one place where tags are put into another chunk encoding (recode, the scoring of predictions in the
+    gold's encoding, `tagger predict`'s output in its input's).
+
+    src : their scheme; "detect" (default) finds it (detect_scheme).  Tags with prefixes `src` does not have (S-/E-
+        for an IOB scheme) are read in the scheme they show.
+    dst : the scheme wanted, e.g. scheme_of(gold); None: none to go to.
+    ill_formed : "convert" reads sentences that are ill-formed in their own scheme leniently (conlleval's rules) and
+        converts them; "keep" leaves all the sentences as they are then (encoding None): scoring compares such
+        predictions as they are.
+
+    The sentences come back unchanged, with encoding None, when `dst` is None or they are not chunk tags of a scheme
+    (POS tags; "0" for "O"), and with encoding `dst` when they are already in it.
+
+    >>> reencode([["I-PER", "I-PER", "O", "I-LOC"]], "iob2")          # IOB1 (detected) to IOB2
+    ([['B-PER', 'I-PER', 'O', 'B-LOC']], 'iob2')
+    >>> reencode([["B-NP", "I-NP", "B-NP"]], "iobes", "iob2")
+    ([['B-NP', 'E-NP', 'S-NP']], 'iobes')
+    >>> reencode([["O", "E-NP"]], "iob2", ill_formed="keep")          # an E- without its B-: left as it is
+    ([['O', 'E-NP']], None)
+    >>> reencode([["NN", "VBZ"]], "iob2")
+    ([['NN', 'VBZ']], None)
+    """
+    if ill_formed not in ("convert", "keep"):
+        raise ValueError(f"reencode: 'ill_formed' must be 'convert' or 'keep'; got {ill_formed!r}.")
+    tag_sentences = [list(s) for s in tag_sentences]
+    if src == "detect":
+        src = scheme_of(tag_sentences)
+    else:
+        _check_scheme(src, "reencode")
+        allowed = _PREFIXES[src]
+        if any(split_tag(t)[0] not in allowed for s in tag_sentences for t in s if isinstance(t, str) and t != "O"):
+            src = detect_scheme(tag_sentences, "reencode") or src   # (not chunk tags: convert names the first)
+    if dst is None or src is None:
+        return tag_sentences, None
+    _check_scheme(dst, "reencode")
+    if src == dst:
+        return tag_sentences, dst
+    if ill_formed == "keep" and any(convert(s, src, src) != s for s in tag_sentences):
+        return tag_sentences, None
+    return [convert(s, src, dst) for s in tag_sentences], dst
