@@ -251,3 +251,13 @@ def test_read_tagged_reads_a_pipe_once(brown):
         os.close(r)
     assert len(sents) == 600 and sents[-1] == [("The", "at" if brown else "DT"), ("cat", "nn" if brown else "NN"),
                                                ("599", "cd" if brown else "CD")]
+
+
+def test_read_tagged_looks_at_token_lines_not_lines(tmp_path):
+    """read_tagged probed the first 200 lines, not the first 200 token lines: a file opening with 200 blank (or
+    -DOCSTART-) lines was 'has no tokens'; it uses conll.read_head now, as the other readers do."""
+    f = tmp_path / "c.txt"
+    f.write_text("\n" * 250 + "The DT\ndog NN\n\nIt PRP\n\n")
+    assert C.read_tagged(str(f)) == [[("The", "DT"), ("dog", "NN")], [("It", "PRP")]]
+    f.write_text("\n" * 250 + "The/at dog/nn\nIt/pps\n")
+    assert C.read_tagged(str(f)) == [[("The", "at"), ("dog", "nn")], [("It", "pps")]]

@@ -140,15 +140,16 @@ def read_tagged(path):
     """Sentences of (word, tag) pairs from a CoNLL file (columns 0 and 1) or a tagged Brown file (word/TAG).
 
     The file is opened once (a pipe such as bash's <(zcat tagged.gz) cannot be opened again: a second open reads only
-    what the first left), its first 200 lines looked at to decide the format and then read again from memory."""
+    what the first left), its lines up to the 200th token line looked at to decide the format (conll.read_head) and
+    then read again from memory."""
     import itertools
 
-    from fastnn.data.conll import detect_format, parse_conll
+    from fastnn.data.conll import detect_format, parse_conll, read_head
     from fastnn.data.text import open_text, split_fields
 
     path = os.fspath(path)
     with open_text(path, "read_tagged") as f:
-        head = list(itertools.islice(f, 200))
+        head = read_head(f)
         lines = itertools.chain(head, f)
         first = next((split_fields(line) for line in head if split_fields(line)), [])
         if not first:
