@@ -524,15 +524,16 @@ def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_mod
         assert chunk[key] == pytest.approx(oracle[key], abs=1e-9), key
     assert chunk["n_chunks"] == oracle["found_correct"] and chunk["n_tokens"] == oracle["tokens"]
     assert pos["accuracy"] == pytest.approx(conlleval(_conlleval_lines(test, 1, pred["pos"]))["accuracy"])
-    # what the model cannot produce: two-token list markers and UCP chunks (IOBES tags it lacks), the treebank's
-    # parentheses; each such gold token is wrong, each such chunk missed
+    # what the model cannot produce: the second token of two-token list markers (it knows LST only as S-LST, whose
+    # B-LST it can write), UCP chunks (a type it never saw), the treebank's parentheses; each such gold token is
+    # wrong, each such chunk missed
     gold = conll.column(test, 2)
     n_lst = sum(s.count("I-LST") for s in gold)
     n_ucp = sum(s.count("B-UCP") for s in gold)
     n_paren = sum(t in ("-LRB-", "-RRB-", "CC") for s in conll.column(test, 1) for t in s)
     assert n_lst and n_ucp and n_paren
-    assert (chunk["unseen_tokens"], chunk["unseen_chunks"]) == (2 * n_lst + 2 * n_ucp, n_lst + n_ucp)
-    assert chunk["unseen_tags"] == ["B-LST", "B-UCP", "I-LST", "I-UCP"]     # the file's IOB2 names, not IOBES
+    assert (chunk["unseen_tokens"], chunk["unseen_chunks"]) == (n_lst + 2 * n_ucp, n_lst + n_ucp)
+    assert chunk["unseen_tags"] == ["B-UCP", "I-LST", "I-UCP"]     # the file's IOB2 names; B-LST is no longer one
     assert (pos["unseen_tokens"], pos["unseen_chunks"], pos["unseen_tags"]) == (n_paren, None, ["-LRB-", "-RRB-", "CC"])
     assert "UCP" not in {t.split("-", 1)[-1] for s in pred["chunk"] for t in s}
     seen = m.evaluate([s for s in test if not any(r[2].endswith("UCP") or r[2] == "I-LST" or r[1].startswith("-")
@@ -657,7 +658,7 @@ def test_ensemble_save_load_round_trip_and_eval_of_unseen_tags(wsj_ensemble, tmp
     with np.load(tmp_path / "e.npz", allow_pickle=False) as z:
         assert {"param/members.0.embed.W", "param/members.2.transitions.1.A"} <= set(z.files)
     res = loaded.evaluate(test)                           # gold tags no member was trained on are scored as errors
-    assert res["chunk"]["unseen_tags"] == ["B-LST", "B-UCP", "I-LST", "I-UCP"] and 0 < res["chunk"]["f1"] < 100
+    assert res["chunk"]["unseen_tags"] == ["B-UCP", "I-LST", "I-UCP"] and 0 < res["chunk"]["f1"] < 100
     assert res["pos"]["unseen_tags"] == ["-LRB-", "-RRB-", "CC"]
     assert loaded.score(train) == pytest.approx(T.main_score(ens.evaluate(train)))
 
@@ -807,3 +808,22 @@ def test_the_bilstm_gradcheck_case_catches_a_backward_that_forgets_to_unreverse_
     report = run_case(build, seed=0)
     assert not report.ok and not report["lstm_bwd.W_ih"].ok and not report["embed.W"].ok
     assert report["lstm_fwd.W_hh"].ok and report["heads.0.W"].ok
+
+
+def test_unseen_tags_are_only_those_no_prediction_can_hold():
+    """A gold B-NP of one token was 'unseen' for an IOBES model that never saw S-NP (the message named B-NP, a tag
+    the training file had): the model's B-NP then O reads as that chunk.  Unseen now means no prediction of the
+    model, in the file's encoding, can hold the tag; the tags are named as the file writes them."""
+    from fastnn.recipes.tagger import TaggerConfig, build
+
+    train = [[("the", "B-NP"), ("dog", "I-NP"), ("runs", "B-VP"), (".", "O")],
+             [("a", "B-NP"), ("cat", "I-NP"), ("sat", "B-VP")]] * 5          # NP always two tokens, VP always one
+    gold = [[("it", "B-NP"), ("runs", "B-VP")], [("the", "B-NP"), ("dog", "I-NP"), ("ran", "B-VP"), ("off", "I-VP")],
+            [("go", "B-PP")]]
+    for scheme in ("iobes", "iob2", "file"):
+        m = build(TaggerConfig(tasks={"chunk": 1}, scheme=scheme), train)
+        r = m.evaluate(gold)["chunk"]
+        assert (r["unseen_tokens"], r["unseen_chunks"], r["unseen_tags"]) == (2, 2, ["B-PP", "I-VP"]), (scheme, r)
+    iob1 = [[("it", "I-NP"), ("runs", "I-VP")], [("the", "I-NP"), ("dog", "I-NP"), ("a", "B-NP"), ("b", "I-VP")]]
+    r = m.evaluate(iob1)["chunk"]                  # the same file in IOB1: B-NP (after an NP) can be produced
+    assert (r["unseen_tokens"], r["unseen_tags"]) == (0, [])

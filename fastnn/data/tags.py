@@ -9,6 +9,9 @@ Chunks are (type, start, end) with `end` exclusive.  Reading is lenient in the w
 or after another type starts a chunk, a type change ends one; for iobes an unmatched "I-X"/"E-X" starts a new chunk.
 """
 
+import functools
+import itertools
+
 SCHEMES = ("iob1", "iob2", "iobes")
 _PREFIXES = {"iob1": "BI", "iob2": "BI", "iobes": "BIES"}
 
@@ -202,6 +205,40 @@ def recode(tag_sentences, src, dst):
     if src is None or src == dst:
         return [list(s) for s in tag_sentences]
     return reencode(tag_sentences, dst, src)[0]
+
+
+def producible(tags, src, dst):
+    """The tags of scheme `dst` that some sentence of `tags` (a model's tag set, of scheme `src`) holds once
+    re-encoded into `dst` (read leniently, as reencode reads predictions): what a model trained in `src` can be
+    scored right on in a file written in `dst`.  A frozenset; `tags` itself when no conversion happens (a scheme is
+    None, or src == dst).
+
+    >>> sorted(producible(["B-NP", "E-NP", "S-VP", "O"], "iobes", "iob2"))     # VP chunks of one token only
+    ['B-NP', 'B-VP', 'I-NP', 'O']
+    >>> sorted(producible(["I-MISC", "O"], "iob1", "iob2"))
+    ['B-MISC', 'I-MISC', 'O']
+    """
+    tags = frozenset(tags)
+    if src is None or dst is None or src == dst:
+        return tags
+    return _producible(tags, src, dst)
+
+
+@functools.lru_cache(maxsize=64)
+def _producible(tags, src, dst):
+    # A tag's prefix depends only on its chunk's length and on whether a chunk of its type ends right before it, both
+    # shown by sequences of at most four tags of one type (and O): a chunk of three tokens, or two chunks side by side.
+    by_type = {}
+    for t in tags:
+        if t != "O" and is_chunk_tag(t):
+            by_type.setdefault(split_tag(t)[1], []).append(t)
+    out = set(tags & {"O"})
+    for of_type in by_type.values():
+        alphabet = sorted(of_type) + sorted(tags & {"O"})
+        for n in range(1, 5):
+            for seq in itertools.product(alphabet, repeat=n):
+                out.update(convert(list(seq), src, dst))
+    return frozenset(out)
 
 
 def scheme_of(tag_sentences):

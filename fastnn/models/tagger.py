@@ -253,9 +253,10 @@ class _Tagging:
         (POS) get token accuracy and None for precision / recall / F1.  Any gold tag is scored, also one the model
         was never trained on: such a token can only be wrong, and a chunk holding it can only be missed, exactly as
         conlleval counts them.  Returns {task: {"f1", "precision", "recall", "accuracy" (percent), "n_tokens",
-        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag, in the encoding the
-        model was trained in, is none of the model's tags), "unseen_chunks" (gold chunks holding such a token; None
-        for tag tasks), "unseen_tags" (the file's tags at those tokens, as the file writes them, sorted)}}.
+        "n_chunks" (gold chunks; None for tag tasks), "unseen_tokens" (gold tokens whose tag no prediction of the
+        model, put in the file's encoding, can hold: e.g. a type its training data never had), "unseen_chunks" (gold
+        chunks holding such a token; None for tag tasks), "unseen_tags" (the file's tags at those tokens, as the
+        file writes them, sorted)}}.
         `encoded`: self.encode(sentences) if already computed (validation every epoch).  A missing column is an
         IndexError, a chunk task's column holding tags that are not chunk tags a ValueError, as are sentences without
         a token (no score to give).
@@ -315,18 +316,22 @@ class _Tagging:
         return gold
 
     def _unseen(self, gold, k):
-        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate)."""
-        t, index = self.tasks[k], self._tag_index[k]
-        coded = recode(gold, t["file_scheme"], t["scheme"])
-        tags, n_tokens, n_chunks = set(), 0, 0 if t["scheme"] is not None else None
-        for file_tags, s in zip(gold, coded):
-            miss = [tag not in index for tag in s]
+        """{"unseen_tokens", "unseen_chunks", "unseen_tags"} of gold tag sentences of task k (see evaluate): the
+        tokens whose tag, in the gold's own encoding, no prediction of the model (re-encoded into it, as scoring
+        does) can hold, and the tags as the file writes them.  (A B-NP of an IOB2 file is not unseen for an IOBES
+        model that never saw S-NP: its B-NP followed by O reads as that chunk.)"""
+        t = self.tasks[k]
+        scheme = None if t["file_scheme"] is None else (tagging.scheme_of(gold) or t["file_scheme"])
+        can = tagging.producible(t["tags"], t["scheme"], scheme)
+        tags, n_tokens, n_chunks = set(), 0, 0 if scheme is not None else None
+        for s in gold:
+            miss = [tag not in can for tag in s]
             if not any(miss):
                 continue
             n_tokens += sum(miss)
-            tags.update(tag for tag, m in zip(file_tags, miss) if m)      # named as the file writes them
+            tags.update(tag for tag, m in zip(s, miss) if m)
             if n_chunks is not None:
-                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, t["scheme"]))
+                n_chunks += sum(any(miss[a:b]) for _, a, b in tagging.chunks(s, scheme))
         return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
 
     def unseen_features(self, sentences):
