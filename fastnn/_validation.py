@@ -238,8 +238,11 @@ def check_sentences(sentences, where):
         if is_string_array(s) and s.ndim == 1:
             s = sentences[k] = s.tolist()
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
+            flat = isinstance(s, str) and all(isinstance(x, str) and len(x.split()) == 1 for x in sentences)
+            hint = ("A flat list of tokens: for one sentence pass [tokens]." if flat else
+                    "Tokenise first, e.g. [line.split() for line in lines].")     # (a list of lines)
             raise TypeError(f"{where}: sentence {k} must be a list of token strings; got {type(s).__name__} "
-                            f"{short_repr(s)}. Tokenise first, e.g. [line.split() for line in lines].")
+                            f"{short_repr(s)}. {hint}")
         for i, t in enumerate(s):
             if not isinstance(t, str):
                 raise TypeError(f"{where}: sentence {k}, token {i} must be a string; got {type(t).__name__} "

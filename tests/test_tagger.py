@@ -1,5 +1,7 @@
 """Window taggers (fastnn.models.tagger): SLL against brute force, gradients, multitask sharing, data handling,
 training on a synthetic task, save/load, pretrained vectors; one slow test on CoNLL-2003."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -827,3 +829,31 @@ def test_unseen_tags_are_only_those_no_prediction_can_hold():
     iob1 = [[("it", "I-NP"), ("runs", "I-VP")], [("the", "I-NP"), ("dog", "I-NP"), ("a", "B-NP"), ("b", "I-VP")]]
     r = m.evaluate(iob1)["chunk"]                  # the same file in IOB1: B-NP (after an NP) can be produced
     assert (r["unseen_tokens"], r["unseen_tags"]) == (0, [])
+
+
+def test_a_flat_list_of_rows_is_refused_by_every_entry_point():
+    """model.predict([("John", "B-PER"), ("runs", "O")]), one sentence's rows without the list of sentences, was
+    read as two sentences of two words ('John B-PER', 'runs O') and tagged, silently; evaluate, encode, build and the
+    recipe's train refused it with a message that did not say what was wrong."""
+    from fastnn.embed import normalize_sentences
+    from fastnn.recipes.tagger import TaggerConfig, build, train
+
+    sents = [[("John", "B-PER"), ("runs", "O")], [("Mary", "B-PER"), ("sees", "O")]] * 3
+    m = build(TaggerConfig(tasks={"ner": 1}), sents)
+    flat = [("John", "B-PER"), ("runs", "O")]
+    msg = "must be a list of sentences, each a list of rows; got a flat list of 2 row tuples such as"
+    for call in (m.predict, m.evaluate, m.encode, functools.partial(m.encode, targets=False), m.unseen_features,
+                 m.check_gold, lambda s: build(TaggerConfig(tasks={"ner": 1}), s),
+                 lambda s: train(TaggerConfig(tasks={"ner": 1}, epochs=1), s, quiet=True)):
+        with pytest.raises(TypeError, match=msg):
+            call(flat)
+    with pytest.raises(TypeError, match="flat list of 1 row tuple such as"):
+        m.evaluate(flat[:1])
+    # tokenised sentences (lists) and a one-row sentence given as a tuple of tokens stay as they were
+    assert m.predict([["John", "runs"], ["Mary"]])["ner"][1] in (["B-PER"], ["O"])
+    assert len(m.predict([("John", "runs")])["ner"][0]) == 2
+    assert m.evaluate([flat])["ner"]["n_tokens"] == 2
+    with pytest.raises(TypeError, match=r"got str 'the'. A flat list of tokens: for one sentence pass \[tokens\]"):
+        normalize_sentences(["the", "cat"])                 # embed's pretrain (a flat list of tokens)
+    with pytest.raises(TypeError, match="Tokenise first"):
+        normalize_sentences(["the cat sat", "a dog"])        # lines

@@ -213,6 +213,7 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
     except TypeError:
         raise TypeError(f"{where}: 'sentences' must be a list of sentences; got {type(sentences).__name__}.") from None
     expected = "a list of rows like read_conll's" + (" or of token strings" if tokens else "")
+    _refuse_flat_rows(sentences, where, tokens)
     out, kinds, widths, lengths = [], set(), {}, set()
     for k, s in enumerate(sentences):
         if is_string_array(s) and s.ndim in (1, 2):
@@ -255,6 +256,19 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
                         f"{a} columns, sentence {kb}: {b}): these look like column-major sentences such as "
                         f"(tokens, tags) pairs. Pass one row per token: list(zip(tokens, tags)).")
     return out
+
+
+def _refuse_flat_rows(sentences, where, tokens):
+    """TypeError for one sentence's rows given without the list of sentences ([("John", "B-PER"), ("runs", "O")]):
+    read as sentences, each row would be a sentence of its columns as words.  Rows are tuples, as read_conll makes
+    them (tokenised sentences are lists); it shows as every item being a tuple of strings of one width, two or more
+    of them (one would be a one-row sentence or a tokenised one), or any number where tokens cannot be sentences."""
+    rows = all(isinstance(s, tuple) and s and all(isinstance(x, str) for x in s) for s in sentences)
+    if rows and sentences and len({len(s) for s in sentences}) == 1 and (len(sentences) > 1 or not tokens):
+        raise TypeError(f"{where}: 'sentences' must be a list of sentences, each a list of rows; got a flat list of "
+                        f"{len(sentences)} row tuple{'s' * (len(sentences) > 1)} such as {short_repr(sentences[0])}, each "
+                        f"of which would be taken for a sentence. Pass a list of sentences: [rows] for one sentence "
+                        f"(tokenised sentences are lists of strings).")
 
 
 # ---- documents kept line for line (tagger predict) -------------------------------------------------------------
