@@ -109,12 +109,21 @@ def split_valid(sentences, fraction, seed):
 # ---- models and vectors ----------------------------------------------------------------------------------------------------
 
 def model_vectors(model):
-    """(words, (V, dim) vectors) of a trained WindowRanker, NPLM or RNNLM: the ranking model's word vectors, the
-    NPLM's features C, the RNN LM's input vectors."""
+    """(words, (V, dim) vectors) of a trained model that has word vectors: a WindowRanker's, the NPLM's features C,
+    the RNN LM's input vectors, a WindowTagger's (its words normalised as it reads them).  A TaggerEnsemble has one
+    table per member: a ValueError says to pick one (model.members[i]); a model without word vectors (an n-gram
+    model, a classifier) is a TypeError."""
     from fastnn.models.nplm import NPLM
     from fastnn.models.ranking import WindowRanker
     from fastnn.models.rnnlm import RNNLM
+    from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
+    where = "model_vectors"
+    if isinstance(model, WindowTagger):
+        return list(model.vocab.words), model.embed.W.value.copy()
+    if isinstance(model, TaggerEnsemble):
+        raise ValueError(f"{where}: a TaggerEnsemble of {len(model.members)} taggers has one table of word vectors "
+                         f"per member, trained apart; pass one member, e.g. model_vectors(model.members[0]).")
     if isinstance(model, WindowRanker):
         table = model.embed.W
     elif isinstance(model, NPLM):
@@ -122,9 +131,10 @@ def model_vectors(model):
     elif isinstance(model, RNNLM):
         table = model.emb.W
     else:
-        raise TypeError(f"model_vectors: 'model' must be a WindowRanker, NPLM or RNNLM; got {type(model).__name__}.")
+        raise TypeError(f"{where}: 'model' must be a model with word vectors (WindowRanker, NPLM, RNNLM, "
+                        f"WindowTagger); got {type(model).__name__}, which has none.")
     if model.words is None:
-        raise ValueError(f"model_vectors: the {type(model).__name__} must carry its vocabulary (words=...); got "
+        raise ValueError(f"{where}: the {type(model).__name__} must carry its vocabulary (words=...); got "
                          f"None.")
     return list(model.words), table.value.copy()
 

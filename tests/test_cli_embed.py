@@ -144,3 +144,38 @@ def test_errors_are_one_line_exit_2(capsys, files, argv, msg):
     rc, out, err = _run(capsys, "embed", *[a.format(**subs) for a in argv])
     assert rc == 2 and err.count("\n") == 1 and msg in err, err
     assert "Traceback" not in err
+
+
+def test_neighbors_reads_the_word_vectors_of_a_model_file(capsys, files):
+    """embed neighbors read only text vectors: a tagger's model file (or embed train --save-model's) could not be
+    looked into.  It takes a model file now (an ensemble's first member, said on stderr) and says which files have no
+    word vectors."""
+    from fastnn import io
+    from fastnn.data.conll import read_conll
+    from fastnn.embed import model_vectors, nearest_neighbors
+    from fastnn.models.ngram import KneserNey
+    from fastnn.recipes.tagger import TaggerConfig, build
+
+    sents = read_conll(files["conll"])
+    for k, name in ((1, "tagger.npz"), (2, "ensemble.model")):      # (a model file is told by its bytes too)
+        tagger = build(TaggerConfig(tasks={"ner": 3}, embed_dim=6, hidden=8, ensemble=k), sents)
+        io.save_model(files["dir"] / name, tagger)
+        rc, out, err = _run(capsys, "embed", "neighbors", "--vectors", files["dir"] / name, "Paris", "-k", "2",
+                            "--json")
+        assert rc == 0, err
+        first = tagger if k == 1 else tagger.members[0]
+        words, vecs = model_vectors(first)
+        assert words[:2] == ["<pad>", "<unk>"] and vecs.shape == (len(words), 6)
+        want = nearest_neighbors(words, vecs, ["Paris"], k=2)["Paris"]
+        assert json.loads(out) == {"Paris": [[w, round(s, 4)] for w, s in want]}
+        assert ("ensemble of 2 taggers; the word vectors of its first member" in err) == (k == 2), err
+    with pytest.raises(ValueError, match="pass one member, e.g. model_vectors\\(model.members\\[0\\]\\)"):
+        model_vectors(tagger)
+    with pytest.warns(RuntimeWarning, match="counts-of-counts"):          # (too little data for its discounts)
+        kn = KneserNey(2, words=["<unk>", "</s>", "a"]).fit(np.array([2, 1, 2, 2, 1]), 3, 1)
+    io.save_model(files["dir"] / "kn.npz", kn)
+    rc, _, err = _run(capsys, "embed", "neighbors", "--vectors", files["dir"] / "kn.npz", "a")
+    assert rc == 2 and "holds a KneserNey, which has no word vectors" in err and len(err.splitlines()) == 1, err
+    np.savez(files["dir"] / "arrays.npz", x=np.zeros(3))
+    rc, _, err = _run(capsys, "embed", "neighbors", "--vectors", files["dir"] / "arrays.npz", "a")
+    assert rc == 2 and "must be a fastnn file" in err and len(err.splitlines()) == 1, err

@@ -3,6 +3,7 @@
     fastnn embed train --objective ranking --text brown.txt eng.train --dim 50 --out vectors.txt
     fastnn tagger train --train eng.train --dev eng.testa --task ner=3 --pretrained vectors.txt --extend-vocab ...
     fastnn embed neighbors --vectors vectors.txt france jesus monday
+    fastnn embed neighbors --vectors ner.npz france jesus monday        # a tagger's (or --save-model's) vectors
 """
 import dataclasses
 import os
@@ -10,7 +11,8 @@ import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
                                 check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
-                                option_names, print_json, save_or_fallback, set_threads, train_keeping_work)
+                                load_model_file, option_names, print_json, save_or_fallback, set_threads,
+                                train_keeping_work)
 from fastnn.recipes import embed as recipe
 
 
@@ -42,7 +44,9 @@ def register(sub):
     t.set_defaults(func=run_train)
 
     n = esub.add_parser("neighbors", help="the closest words by cosine similarity (one matrix product)")
-    n.add_argument("--vectors", required=True, metavar="VECTORS.txt", help="word2vec text file")
+    n.add_argument("--vectors", required=True, metavar="FILE",
+                   help="word2vec/GloVe text file, or a fastnn model file (.npz) with word vectors: a tagger's, or "
+                        "embed train --save-model's (an ensemble's first member)")
     n.add_argument("words", nargs="+", metavar="WORD",
                    help="query words (looked up as given, then lowercased with digits -> 0)")
     n.add_argument("-k", type=int, default=10, help="neighbours per word (default %(default)s)")
@@ -142,7 +146,7 @@ def run_neighbors(args):
 
     existing_file(args.vectors)
     try:
-        words, vecs = read_vectors(args.vectors)
+        words, vecs = _model_vectors(args.vectors) if _is_model_file(args.vectors) else read_vectors(args.vectors)
     except ValueError as e:
         raise CLIError(str(e)) from None
     if len(words) < 2:
@@ -161,6 +165,37 @@ def run_neighbors(args):
         return 0
     _print_columns(res)
     return 0
+
+
+def _is_model_file(path):
+    """Is `path` a model file (an .npz, a zip archive) rather than vectors in text?  A pipe is told by its name
+    only (reading its first bytes would take them from the text reader)."""
+    if path.endswith(".npz"):
+        return True
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(2) == b"PK"
+
+
+def _model_vectors(path):
+    """(words, vectors) of a model file (fastnn.embed.model_vectors; an ensemble's first member, said on stderr)."""
+    from fastnn.embed import model_vectors
+    from fastnn.models.tagger import TaggerEnsemble
+
+    try:
+        model = load_model_file(path, "--vectors")
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise CLIError(str(e)) from None
+    if isinstance(model, TaggerEnsemble):
+        print(f"--vectors {path}: an ensemble of {len(model.members)} taggers; the word vectors of its first member",
+              file=sys.stderr)
+        model = model.members[0]
+    try:
+        return model_vectors(model)
+    except TypeError:
+        raise CLIError(f"--vectors {path} holds a {type(model).__name__}, which has no word vectors; give a text "
+                       f"vectors file or the model file of a tagger or of embed train --save-model") from None
 
 
 def _print_columns(res):
