@@ -485,3 +485,28 @@ def test_a_closed_stderr_stops_the_workers_keeping_their_checkpoints(files):
         p.kill()
     assert not workers_left(alive)
     assert (d / "ck.npz").exists() and (d / "ck.npz.member1").exists()     # written again at the stop
+
+
+def test_tag_errors_name_the_line_and_the_sentence_of_their_file(capsys, tmp_path):
+    """With several --train files, some without a task's column, a bad tag was named by its number among the
+    sentences labelled for the task (sentence 3: neither the corpus's 6th nor the file's 1st); it is named by its
+    file, line and sentence there now, as is a bad tag of --dev."""
+    a = write_lines(tmp_path / "a.txt", ["John NNP B-PER", "runs VBZ O", "", "Mary NNP B-PER", ". . O", ""])
+    b = write_lines(tmp_path / "b.txt", ["The DT", "dog NN", "", "A DT", "", "B DT", ""])
+    c = write_lines(tmp_path / "c.txt", ["-DOCSTART- -X- O", "", "Ann NNP B-PER", "", "Bob NNP O", "Ray NNP b-per",
+                                         ""])
+    argv = ["tagger", "train", "--task", "ner=2", "--task", "pos=1", "--out", tmp_path / "m.npz", "--epochs", "1",
+            "--quiet"]
+    rc, _, err = _run(capsys, *argv, "--train", a, b, c)
+    assert rc == 2 and f"line 6 of {c} (its sentence 1, token 1) has 'b-per'" in err, err
+    c2 = write_lines(tmp_path / "c2.txt", ["Ann NNP B-PER", "", "Bob NNP O", "Ray NNP PER", ""])
+    rc, _, err = _run(capsys, *argv, "--train", a, "--dev", c2)
+    assert rc == 2 and f"got 'PER' at line 4 of {c2} (its sentence 1, token 1)" in err, err
+
+
+def test_in_files_places_sentences_in_their_files():
+    from fastnn.cli.tagger import in_files
+    files = [("a", [1, 4]), ("b", [3, 9, 12])]
+    assert in_files("x: sentence 3, token 2 has 'q'; sentence 0 too", files) == \
+        "x: line 11 of b (its sentence 1, token 2) has 'q'; line 1 of a (its sentence 0) too"
+    assert in_files("sentence 5", files) == "sentence 5"            # past the files: left as it is

@@ -857,3 +857,21 @@ def test_a_flat_list_of_rows_is_refused_by_every_entry_point():
         normalize_sentences(["the", "cat"])                 # embed's pretrain (a flat list of tokens)
     with pytest.raises(TypeError, match="Tokenise first"):
         normalize_sentences(["the cat sat", "a dog"])        # lines
+
+
+def test_messages_number_sentences_as_given_with_partial_data():
+    """Messages numbered the sentences of a task's column counting only the sentences labelled for it (training data
+    from corpora some of which lack the column), and build also skipped empty sentences: 'sentence 3' was the 7th."""
+    from fastnn.recipes.tagger import TaggerConfig, build
+
+    a = [[("John", "NNP", "B-PER"), ("runs", "VBZ", "O")], [("Mary", "NNP", "B-PER")]]
+    b = [[("The", "DT"), ("dog", "NN")], [], [("A", "DT")]]
+    with pytest.raises(ValueError, match="sentence 6, token 1 has 'b-per'"):
+        build(TaggerConfig(tasks={"ner": 2, "pos": 1}), a + b + [[("Ann", "NNP", "B-PER")],
+                                                                 [("Bob", "NNP", "O"), ("Ray", "NNP", "b-per")]])
+    m = build(TaggerConfig(tasks={"ner": 2, "pos": 1}), a + b + [[("Ann", "NNP", "B-PER")]])
+    for bad, match in (("b-per", "sentence 6, token 1 has 'b-per'"), ("PER", "got 'PER' at sentence 6, token 1"),
+                       ("B-LOC", r"\('S-LOC' in IOBES\), which the model was not trained on \(known: .*\), at "
+                                 r"sentence 6, token 1")):
+        with pytest.raises(ValueError, match=match):
+            m.encode(a + b + [[("Ann", "NNP", "B-PER")], [("Bob", "NNP", "O"), ("Ray", "NNP", bad)]], partial=True)

@@ -85,14 +85,32 @@ def _threads(n):
     set_threads(n)
 
 
-def read_conll_file(path, what):
-    """read_conll(path); a missing or unreadable file is a CLIError naming the option `what`."""
+def read_conll_file(path, what, starts=None):
+    """read_conll(path, starts=starts); a missing or unreadable file is a CLIError naming the option `what`."""
     from fastnn.data.conll import read_conll
     existing_file(path)
     try:
-        return read_conll(path)
+        return read_conll(path, starts=starts)
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise CLIError(f"{what}: {e}") from None
+
+
+def in_files(message, files):
+    """`message` (about sentences given to the library, numbered from 0 in the order given) with each "sentence K[,
+    token I]" said as the place in its file: "line L of FILE (its sentence k[, token I])".  files : [(path, starts)]
+    in the order their sentences were given, starts being read_conll's (one line number per sentence)."""
+    import re
+
+    def place(m):
+        k, token = int(m.group(1)), m.group(2)
+        for path, starts in files:
+            if k < len(starts):
+                line = starts[k] + (int(token) if token is not None else 0)
+                return f"line {line} of {path} (its sentence {k}{'' if token is None else ', token ' + token})"
+            k -= len(starts)
+        return m.group(0)
+
+    return re.sub(r"\bsentence (\d+)(?:, token (\d+))?", place, message)
 
 
 def _parse_tasks(specs, n_cols, path):
@@ -188,7 +206,8 @@ def run_train(args):
     if config.pretrained:
         existing_file(config.pretrained)
     _threads(args.threads)
-    parts = [read_conll_file(path, "--train") for path in args.train]
+    starts = [[] for _ in args.train]                  # each sentence's line, for messages (in_files)
+    parts = [read_conll_file(path, "--train", st) for path, st in zip(args.train, starts)]
     widths = [min(len(s[0]) for s in part) for part in parts]
     tasks = _parse_tasks(args.task, widths[0], args.train[0])
     for path, width in zip(args.train[1:], widths[1:]):      # more files: data for the tasks whose columns they have
@@ -208,18 +227,19 @@ def run_train(args):
     config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset,
                               tasks=tasks, features=features, task_weights=_task_weights(args.task_weight, tasks))
     train = [s for part in parts for s in part]
-    dev = read_conll_file(args.dev, "--dev") if args.dev else None
+    dev_starts = []
+    dev = read_conll_file(args.dev, "--dev", dev_starts) if args.dev else None
 
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
         model = recipe.build(config, train, log=log)
     except (ValueError, IndexError) as e:
-        raise CLIError(option_names(str(e), recipe.TaggerConfig)) from None
+        raise CLIError(in_files(option_names(str(e), recipe.TaggerConfig), list(zip(args.train, starts)))) from None
     if dev is not None:
         try:
             notice = recipe.check_dev(model, dev)
         except (ValueError, IndexError) as e:
-            raise CLIError(f"--dev {args.dev}: {e}") from None
+            raise CLIError(f"--dev {args.dev}: {in_files(str(e), [(args.dev, dev_starts)])}") from None
         if notice and log:
             log(f"--dev {args.dev}: {notice}")
     if log:

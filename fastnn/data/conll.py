@@ -39,10 +39,12 @@ def column_index(col, where="column_index"):
     raise ValueError(f"{where}: column must be a name in {sorted(COLUMNS)} or an int >= 0; got {col!r}.")
 
 
-def read_conll(path, columns=None, *, task=None):
+def read_conll(path, columns=None, *, task=None, starts=None):
     """Sentences of a CoNLL file, each a list of row tuples (all columns, or `columns` by index or name, in order).
 
-    `task` ("conll2003" or "conll2000", optional) checks that the file has that task's columns (TASKS).
+    `task` ("conll2003" or "conll2000", optional) checks that the file has that task's columns (TASKS).  `starts`
+    (optional, a list) receives the line number (from 1) of each sentence's first token line, for messages that name
+    a sentence by its place in the file (token i of sentence k is on line starts[k] + i).
 
     Raises FileNotFoundError naming a missing file, and ValueError naming the file and line for a line whose number
     of columns differs from the first token line's, for a requested column the file does not have, or for a file
@@ -50,21 +52,21 @@ def read_conll(path, columns=None, *, task=None):
     """
     path = os.fspath(path)
     with open_text(path, "read_conll") as f:
-        return parse_conll(f, columns, task=task, name=path, where="read_conll")
+        return parse_conll(f, columns, task=task, name=path, where="read_conll", starts=starts)
 
 
-def parse_conll(lines, columns=None, *, task=None, name="<input>", where="parse_conll"):
+def parse_conll(lines, columns=None, *, task=None, name="<input>", where="parse_conll", starts=None):
     """read_conll's sentences of an iterable of lines (e.g. a file whose first lines were already read to decide its
-    format: a pipe cannot be opened twice); `name` names it in messages."""
+    format: a pipe cannot be opened twice); `name` names it in messages, `starts` as read_conll's."""
     if isinstance(columns, (str, int, np.integer)):
         columns = [columns]
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
-    return _sentences(lines, name, cols, columns, task, where)
+    return _sentences(lines, name, cols, columns, task, where, starts)
 
 
-def _sentences(lines, path, cols, columns, task, where):
+def _sentences(lines, path, cols, columns, task, where, starts=None):
     """read_conll's sentences of an iterable of lines."""
     sentences, cur, first, first_line = [], [], None, None
     for lineno, line in enumerate(lines, 1):
@@ -83,6 +85,8 @@ def _sentences(lines, path, cols, columns, task, where):
             if cols is not None and max(cols, default=0) >= n_cols:
                 raise ValueError(f"{where}: {path}: columns {columns} must exist in the file; it has {n_cols} "
                                  f"columns (line {lineno}).")
+        if not cur and starts is not None:
+            starts.append(lineno)
         cur.append(tuple(fields) if cols is None else tuple(fields[c] for c in cols))
     if cur:
         sentences.append(cur)

@@ -305,14 +305,16 @@ class _Tagging:
 
     @staticmethod
     def _check_chunk_tags(gold, task, where):
-        bad = next((x for s in gold for x in s if not is_chunk_tag(x)), None)
+        bad = next(((x, k, i) for k, s in enumerate(gold) for i, x in enumerate(s) if not is_chunk_tag(x)), None)
         if bad is not None:
+            bad, k, i = bad
             # detect_scheme says how '0' for 'O', 'b-per' or BILOU's U-/L- should be written; the appended B-X is the
             # training data's word that this column is chunk tags (a column of 0s alone would not be sure of it)
             detect_scheme(list(gold) + [["B-X"]], f"{where}: task {task['name']!r} (column {task['column']})",
                           column=task["column"])
             raise ValueError(f"{where}: task {task['name']!r} (column {task['column']}) must hold chunk tags like the "
-                             f"training data ({task['file_scheme'].upper()}); got {bad!r}.")
+                             f"training data ({task['file_scheme'].upper()}); got {bad!r} at sentence {k}, token "
+                             f"{i}.")
         return gold
 
     def _unseen(self, gold, k):
@@ -554,6 +556,7 @@ class WindowTagger(_Tagging, Module):
             raise ValueError(f"{where}: the training data must hold at least one token; got {len(sentences)} empty "
                              f"sentences." if sentences else f"{where}: the training data must hold at least one "
                              f"sentence; got none.")
+        given = sentences                              # (messages number sentences as given)
         sentences = [s for s in sentences if s]        # an empty sentence has no token to learn from (nor columns)
         n_cols = max(len(s[0]) for s in sentences)
         specs, counts = [], []
@@ -565,7 +568,7 @@ class WindowTagger(_Tagging, Module):
             if c >= n_cols:
                 raise IndexError(f"{where}: task {name!r} reads column {c}, but the training data has {n_cols} "
                                  f"columns (0..{n_cols - 1}).")
-            gold = conll.column([s for s in sentences if len(s[0]) > c], c)      # the sentences labelled for it
+            gold = _labelled_column(given, c)                                   # the sentences labelled for it
             file_scheme = detect_scheme(gold, f"{where}: task {name!r} (column {c})", column=c)
             train_scheme = None if file_scheme is None else (file_scheme if scheme == "file" else scheme)
             vocab = Vocab.build(recode(gold, file_scheme, train_scheme), specials=())
@@ -678,7 +681,7 @@ class WindowTagger(_Tagging, Module):
                     n_cols = min(len(s[0]) for s in sentences if s)
                     raise IndexError(f"{where}: task {t['name']!r} reads column {t['column']}, but the data has "
                                      f"{n_cols} columns.")
-                raw = conll.column([s for s, ok in zip(sentences, labelled) if ok], t["column"])
+                raw = _labelled_column(sentences, t["column"])
                 if t["file_scheme"] is not None:
                     self._check_chunk_tags(raw, t, where)
                 gold = recode(raw, t["file_scheme"], t["scheme"])
@@ -689,6 +692,7 @@ class WindowTagger(_Tagging, Module):
                 except KeyError:
                     pos = next(i for i, tag in enumerate(flat) if tag not in index)
                     orig = [x for s in raw for x in s][pos]
+                    at = _position(raw, pos)
                     shown = (repr(orig) if t["scheme"] in (None, t["file_scheme"])
                              else f"{orig!r} ({flat[pos]!r} in {t['scheme'].upper()})")
                     typ = tagging.split_tag(flat[pos])[1] if t["scheme"] is not None else None
@@ -696,9 +700,9 @@ class WindowTagger(_Tagging, Module):
                     known = (f"it knows {typ} only as {', '.join(same)}" if same else
                              f"known: {', '.join(t['tags'][:12])}{', ...' if len(t['tags']) > 12 else ''}")
                     raise ValueError(f"{where}: task {t['name']!r} (column {t['column']}) has the tag {shown}, "
-                                     f"which the model was not trained on ({known}). Training needs tags the model "
-                                     f"can produce; evaluate() (`fastnn tagger eval`, a --dev file) scores any file, "
-                                     f"counting such tags as errors.") from None
+                                     f"which the model was not trained on ({known}), at {at}. Training needs tags "
+                                     f"the model can produce; evaluate() (`fastnn tagger eval`, a --dev file) scores "
+                                     f"any file, counting such tags as errors.") from None
         return TaggerBatch(words, caps, feats, tgt, offsets, forms, chars)
 
     def batches(self, sentences_or_encoded, *, batch_size=128, bucket=0, unk_replace=0.0):
@@ -959,6 +963,22 @@ class TaggerEnsemble(_Tagging, Module):
 def main_score(results):
     """The mean over tasks of F1 (chunk tasks) or accuracy (tag tasks) of an evaluate() result."""
     return float(np.mean([r["f1"] if r["f1"] is not None else r["accuracy"] for r in results.values()]))
+
+
+def _labelled_column(sentences, col):
+    """Column `col` of each sentence, [] for a sentence without it (partial data) or without a token: sentence k of
+    the result is sentence k of the data, so that a message numbering the sentences of the column numbers them as
+    given (counting the labelled ones only named another sentence)."""
+    return [[r[col] for r in s] if s and len(s[0]) > col else [] for s in sentences]
+
+
+def _position(sentences, pos):
+    """'sentence k, token i' of the pos-th token of `sentences` (lists), counting from 0."""
+    for k, s in enumerate(sentences):
+        if pos < len(s):
+            return f"sentence {k}, token {pos}"
+        pos -= len(s)
+    raise IndexError(pos)
 
 
 def _refill(pred, sentences):
