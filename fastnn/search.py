@@ -268,10 +268,35 @@ class _Log:
 
 # ---- running trials ----------------------------------------------------------------------------------------------
 
-def _run_trial(objective, trial, params):
-    """Runs in the worker: the trial's record.  The objective's exception becomes the record's "error"."""
-    score, extra, error = None, None, None
+def _run_trial(objective, trial, params, alive=None):
+    """Runs in the worker: the trial's record.  The objective's exception becomes the record's "error".
+
+    alive : the search's file (see _alive_file) or None: when this worker sees it, the trial is stopped (a
+    KeyboardInterrupt raised in it) as soon as the file says "stop" or is removed, i.e. when the search was
+    interrupted: cancelling a future does not stop a call under way (a process pool's, dask's), which trained on for
+    nobody; a call that starts after the stop (one a process pool had queued) does not run."""
     t0 = time.perf_counter()
+    state = _search_state(alive)
+    if state == "stop":
+        raise KeyboardInterrupt("the search was interrupted before this trial started")
+    end_watch = _stop_when_told(alive) if state is not None else None
+    try:
+        score, extra, error = _call(objective, params)
+    finally:
+        if end_watch is not None:
+            end_watch()
+    rec = {"trial": trial, "params": params, "score": score, "seconds": round(time.perf_counter() - t0, 3)}
+    if error is not None:
+        rec["error"] = error
+    if extra:
+        rec["info"] = extra
+    rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    return rec
+
+
+def _call(objective, params):
+    """(score, extra, error) of one call of the objective."""
+    score, extra, error = None, None, None
     try:
         out = objective(dict(params))
         if isinstance(out, dict):
@@ -290,13 +315,63 @@ def _run_trial(objective, trial, params):
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
         error = f"{type(exc).__name__}: {exc}{where}"
-    rec = {"trial": trial, "params": params, "score": score, "seconds": round(time.perf_counter() - t0, 3)}
-    if error is not None:
-        rec["error"] = error
-    if extra:
-        rec["info"] = extra
-    rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    return rec
+    return score, extra, error
+
+
+def _search_state(alive):
+    """"run" or "stop": what the search's file says; None when there is no file or this worker does not see it."""
+    try:
+        with open(alive, encoding="utf-8") as f:
+            return f.read().strip() or "run"
+    except (OSError, TypeError):
+        return None
+
+
+def _stop_when_told(alive, poll=0.2):
+    """Watch the search's file from a daemon thread and raise KeyboardInterrupt in this thread once it says "stop" or
+    is gone (at the next Python step: a long call into C finishes first); returns the function that ends the
+    watch."""
+    import ctypes
+    import threading
+
+    target, done, lock = threading.get_ident(), threading.Event(), threading.Lock()
+
+    def watch():
+        while not done.wait(poll):
+            if _search_state(alive) != "run":
+                with lock:
+                    if not done.is_set():
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
+                                                                   ctypes.py_object(KeyboardInterrupt))
+                return
+
+    threading.Thread(target=watch, name="fastnn-trial-watch", daemon=True).start()
+
+    def end():
+        with lock:
+            done.set()
+    return end
+
+
+def _stop_trials(alive, running, timeout=10.0):
+    """Tell the trials to stop (the search's file says "stop") and give the calls that cancelling did not stop (a
+    process pool's running and queued ones) `timeout` seconds to end: once the file is removed, a queued call could
+    no longer tell that the search is over."""
+    with open(alive, "w", encoding="utf-8") as f:
+        f.write("stop\n")
+    cf.wait(running, timeout)
+
+
+def _alive_file(log):
+    """A new empty file that stands while the search runs; "stop" written in it (or its removal) stops the trials
+    under way (_run_trial).
+    Next to the log, which the workers see (they must see the search's files), else in the temporary directory
+    (local workers; a remote worker that does not see the file runs its trial to the end)."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix=".fastnn-search-", suffix=".running",
+                                dir=os.path.dirname(os.path.abspath(log)) if log else None)
+    os.close(fd)
+    return path
 
 
 def _init_worker(n_threads):
@@ -350,8 +425,10 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     Each record: {"trial", "params", "score" (float or None), "seconds", "worker", and "error" / "info" when present}.
     A trial that the executor itself fails (e.g. dask's KilledWorker) is returned with its error and a warning but not
     logged, so that a rerun tries it again.
-    A KeyboardInterrupt cancels the trials not started, ends the local pool's workers (the trials under way are lost)
-    and propagates; the finished ones are in the log.
+    A KeyboardInterrupt cancels the trials not started, stops those under way (the local pool's workers end; on an
+    executor given, a trial's worker raises KeyboardInterrupt in it when it sees the search's file, which stands next
+    to the log, vanish: workers that do not see it, and a call into C, run to their end) and propagates; their work
+    is lost, the finished trials are in the log.
     """
     space = parse_space(space)
     # (checked here: a non-callable objective was logged as n_trials failed trials, each counting as done; a
@@ -392,9 +469,10 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
                                     "functools.partial, or workers=1.") from None
             ex = local_executor(workers) if own else executor
             futures, broken, interrupted = {}, [], True
+            alive = _alive_file(log)
             try:
                 for t in todo:
-                    futures[ex.submit(_run_trial, objective, t, sample(space, seed, t))] = t
+                    futures[ex.submit(_run_trial, objective, t, sample(space, seed, t), alive)] = t
                 for fut in cf.as_completed(futures):
                     t = futures[fut]
                     try:
@@ -414,8 +492,13 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
                         on_result(rec)
                 interrupted = False
             finally:
-                for fut in futures:
-                    fut.cancel()
+                try:
+                    for fut in futures:
+                        fut.cancel()      # (dask's futures are cancelled on the cluster, running or not)
+                    if interrupted and not own:     # (the local pool's workers are ended below)
+                        _stop_trials(alive, [f for f in futures if not f.done()])
+                finally:
+                    os.remove(alive)
                 if own:
                     if interrupted:         # the trials under way are given up: the exit must not wait for them
                         from fastnn._workers import stop_workers

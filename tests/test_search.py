@@ -1,7 +1,9 @@
 import concurrent.futures as cf
 import json
 import math
+import multiprocessing
 import os
+import time
 
 import numpy as np
 import pytest
@@ -253,3 +255,66 @@ def test_dask_local_cluster(tmp_path):
     assert [r["score"] for r in more] == [r["score"] for r in ref]
     assert [r["trial"] for r in recs] == list(range(6))
     assert len(log.read_text().splitlines()) == 8 and any("error" in r for r in more)
+
+
+def slow_unless_stopped(p, seconds=60.0):
+    """A trial of a minute in small Python steps (as a training loop's batches); a file says it ran to its end."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        time.sleep(0.02)
+    with open(os.path.join(p["dir"], f"finished-{os.getpid()}-{time.monotonic_ns()}"), "w"):
+        pass
+    return 0.0
+
+
+def _interrupt_after(seconds):
+    """Ctrl-C to this process (a signal: it wakes a main thread waiting on a lock, as _thread.interrupt_main
+    does not) in `seconds`."""
+    import signal
+    import threading
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("kind", ["processes", "threads"])
+def test_an_interrupted_search_stops_the_trials_under_way_of_an_executor_given(tmp_path, kind):
+    """Ctrl-C in a search on an executor given (a process pool of one's own, dask) cancelled the trials not started
+    but left those under way training for nobody: the pool's shutdown (or the interpreter's exit) waited for them.
+    They stop now: the search's file next to the log vanishes, and each trial's worker raises KeyboardInterrupt in it."""
+    space = {"dir": {"choice": [str(tmp_path)]}}
+    log = tmp_path / "runs.jsonl"
+    ex = (cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) if kind == "processes"
+          else cf.ThreadPoolExecutor(2))
+    try:
+        list(ex.map(abs, [1, 2]))                       # (the workers started: spawning takes a while)
+        timer = _interrupt_after(2.0)
+        with pytest.raises(KeyboardInterrupt):
+            search.random_search(slow_unless_stopped, space, 4, executor=ex, log=str(log))
+        timer.cancel()
+        t0 = time.monotonic()
+    finally:
+        ex.shutdown(wait=True)                          # waits for the trials under way
+    assert time.monotonic() - t0 < 20, "the trials under way were not stopped"
+    assert not list(tmp_path.glob("finished-*")) and not list(tmp_path.glob(".fastnn-search-*"))
+    assert search.read_log(str(log)) == []
+
+
+def test_an_interrupted_search_stops_its_trials_on_dask(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install "
+                                                            "'fastnn[distributed]'); the process-pool test covers "
+                                                            "the same stop")
+    space = {"dir": {"choice": [str(tmp_path)]}}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        ex = client.get_executor()
+        timer = _interrupt_after(2.0)
+        with pytest.raises(KeyboardInterrupt):
+            search.random_search(slow_unless_stopped, space, 4, executor=ex, log=str(tmp_path / "runs.jsonl"))
+        timer.cancel()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20 and any(t.name.startswith("fastnn-trial-watch")
+                                                 for t in __import__("threading").enumerate()):
+            time.sleep(0.1)
+        assert time.monotonic() - t0 < 20, "the trials under way were not stopped"
+    assert not list(tmp_path.glob("finished-*"))
