@@ -364,6 +364,26 @@ cdef extern from *:
     FNN_MM_PATH(1, 8, FNN_TARGET_AVX2)
     FNN_MM_PATH(2, 16, FNN_TARGET_AVX512)
     #endif
+    /* the zmm layout's products of depth k >= FNN_MM_PANEL_K: column panels of 3 vectors (48 floats) x 8 rows, the
+       last panel up to 4 vectors x 6 rows (24 accumulators), so that a panel's slice of B (k x 48 floats: 19 KB at
+       k = 100) stays in L1 while every row block of the call reuses it; the whole-row blocks above (3 rows x 7
+       vectors at 100 columns) stream all of B (40 KB at 100 x 100, with A and C past a 48 KB L1) once per 3 rows.
+       One thread, hot caches (Xeon model 167): 16 x 100 x 100 134 -> 159 GFLOP/s, 25 x 100 x 141 (a class's dh)
+       103 -> 147, A^T 32 x 100 x 2560 (weight gradients) 121 -> 131; k = 5 (a rare class's few tokens against
+       its many rows) 80 -> 69, hence the threshold.  The same FMA chain per element, so the same bits */
+    #define FNN_MM_PANEL_K 16
+    #define FNN_RB_NVMAX_16P 4
+    #define FNN_RB_CASES_16P(VT) FNN_RB_CASE(VT, 16, 1, 12) FNN_RB_CASE(VT, 16, 2, 8) FNN_RB_CASE(VT, 16, 3, 8)   \
+                                 FNN_RB_CASE(VT, 16, 4, 6)
+    #if FNN_MM_VW0 == 16
+    #define FNN_HAVE_PANEL0 1
+    FNN_MM_DEF_(0p, 16, 16P, )
+    #else
+    #define FNN_HAVE_PANEL0 0
+    #endif
+    #if FNN_DISPATCH
+    FNN_MM_DEF_(2p, 16, 16P, FNN_TARGET_AVX512)
+    #endif
     /* the AVX-512 path's products in the ymm layout (FNN_RB_CASES_8Y): path 0 of a native AVX-512VL build
        (fnn_mm_f0y), path 2 of a portable one (fnn_mm_f2y, run only where the CPU has AVX-512VL).  Every element
        is the same FMA chain over k as in the zmm layout, so both give the same bits */
@@ -394,6 +414,7 @@ cdef extern from *:
     #if FNN_DISPATCH
         if (path == FNN_PATH_AVX512) {
             if (fnn_mm_ymm) fnn_mm_f2y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
+            else if (K >= FNN_MM_PANEL_K) fnn_mm_f2p(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
             else fnn_mm_f2(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
             return;
         }
@@ -402,6 +423,9 @@ cdef extern from *:
         (void)path;
     #if FNN_HAVE_YMM0
         if (fnn_mm_ymm) { fnn_mm_f0y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+    #endif
+    #if FNN_HAVE_PANEL0
+        if (K >= FNN_MM_PANEL_K) { fnn_mm_f0p(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
     #endif
         fnn_mm_f0(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
     }
