@@ -46,7 +46,8 @@ TORCH_REFERENCE = {"nplm_direct": 2100, "rnn": 4300}      # tokens/s the issue m
 def build_facts():
     """Which code produced the figures: the build (native or portable), the vector path the RNN LM segment's
     products take (a portable build picks one at run time; FASTNN_VECTOR_PATH forces one) and their register layout
-    on the AVX-512 path (ymm on AMD Zen 4, zmm elsewhere; the same bits)."""
+    on the AVX-512 path (ymm on AMD Zen 4, zmm elsewhere; FASTNN_MM_LAYOUT forces one, also in --brown's runs; the
+    same bits)."""
     from fastnn._ext import _rnnlm
     return {"build": fastnn.show_config()["build"], "vector_path": _rnnlm._vector_path(),
             "mm_layout": _rnnlm._mm_layout()}

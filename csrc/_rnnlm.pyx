@@ -70,7 +70,10 @@ cdef extern from *:
     static void fnn_mm_set_ymm(int on) { fnn_mm_ymm = on; }
     static int fnn_mm_get_ymm(void) { return fnn_mm_ymm; }
     /* AMD family 19h (Zen 3 and Zen 4; only Zen 4 has AVX-512): 512-bit instructions run as two 256-bit halves.
-       Zen 5 (1Ah) has whole 512-bit units and keeps the zmm layout */
+       Zen 5 (1Ah) has whole 512-bit units and keeps the zmm layout, as do Intel's AVX-512 CPUs: on a Xeon of model
+       167 (2 cores under KVM, AMX, 2026-12-06) a --preset fast segment took 6.18 ms in zmm against 6.96 in ymm (one
+       thread, thread CPU time, min of 30), whole 2-epoch runs 390-435k against 397-420k tokens/s (4 each,
+       alternated) */
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     #include <cpuid.h>
     static int fnn_cpu_amd_19h(void) {
@@ -361,6 +364,26 @@ cdef extern from *:
     FNN_MM_PATH(1, 8, FNN_TARGET_AVX2)
     FNN_MM_PATH(2, 16, FNN_TARGET_AVX512)
     #endif
+    /* the zmm layout's products of depth k >= FNN_MM_PANEL_K: column panels of 3 vectors (48 floats) x 8 rows, the
+       last panel up to 4 vectors x 6 rows (24 accumulators), so that a panel's slice of B (k x 48 floats: 19 KB at
+       k = 100) stays in L1 while every row block of the call reuses it; the whole-row blocks above (3 rows x 7
+       vectors at 100 columns) stream all of B (40 KB at 100 x 100, with A and C past a 48 KB L1) once per 3 rows.
+       One thread, hot caches (Xeon model 167): 16 x 100 x 100 134 -> 159 GFLOP/s, 25 x 100 x 141 (a class's dh)
+       103 -> 147, A^T 32 x 100 x 2560 (weight gradients) 121 -> 131; k = 5 (a rare class's few tokens against
+       its many rows) 80 -> 69, hence the threshold.  The same FMA chain per element, so the same bits */
+    #define FNN_MM_PANEL_K 16
+    #define FNN_RB_NVMAX_16P 4
+    #define FNN_RB_CASES_16P(VT) FNN_RB_CASE(VT, 16, 1, 12) FNN_RB_CASE(VT, 16, 2, 8) FNN_RB_CASE(VT, 16, 3, 8)   \
+                                 FNN_RB_CASE(VT, 16, 4, 6)
+    #if FNN_MM_VW0 == 16
+    #define FNN_HAVE_PANEL0 1
+    FNN_MM_DEF_(0p, 16, 16P, )
+    #else
+    #define FNN_HAVE_PANEL0 0
+    #endif
+    #if FNN_DISPATCH
+    FNN_MM_DEF_(2p, 16, 16P, FNN_TARGET_AVX512)
+    #endif
     /* the AVX-512 path's products in the ymm layout (FNN_RB_CASES_8Y): path 0 of a native AVX-512VL build
        (fnn_mm_f0y), path 2 of a portable one (fnn_mm_f2y, run only where the CPU has AVX-512VL).  Every element
        is the same FMA chain over k as in the zmm layout, so both give the same bits */
@@ -391,6 +414,7 @@ cdef extern from *:
     #if FNN_DISPATCH
         if (path == FNN_PATH_AVX512) {
             if (fnn_mm_ymm) fnn_mm_f2y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
+            else if (K >= FNN_MM_PANEL_K) fnn_mm_f2p(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
             else fnn_mm_f2(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
             return;
         }
@@ -399,6 +423,9 @@ cdef extern from *:
         (void)path;
     #if FNN_HAVE_YMM0
         if (fnn_mm_ymm) { fnn_mm_f0y(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
+    #endif
+    #if FNN_HAVE_PANEL0
+        if (K >= FNN_MM_PANEL_K) { fnn_mm_f0p(m, n, K, A, sar, sak, B, ldb, C, ldc, acc); return; }
     #endif
         fnn_mm_f0(m, n, K, A, sar, sak, B, ldb, C, ldc, acc);
     }
@@ -554,12 +581,26 @@ def _mm_layout():
     return "ymm" if fnn_mm_get_ymm() else "zmm"
 
 
+_LAYOUT_WARNED = set()      # FASTNN_MM_LAYOUT values already warned about
+
+
 def _set_mm_layout(name):
     """Make the AVX-512 path's float32 products take the layout called `name` (one of _mm_layouts()); None: the
-    default, "ymm" on AMD family 19h (Zen 4), "zmm" elsewhere.  For tests and benchmarks: both give the same bits."""
+    default, FASTNN_MM_LAYOUT if it names one of _mm_layouts() (a RuntimeWarning, once per value, when it names
+    another), else "ymm" on AMD family 19h (Zen 4), "zmm" elsewhere.  For tests and benchmarks: both give the same
+    bits."""
+    import os
     avail = _mm_layouts()
     if name is None:
+        want = os.environ.get("FASTNN_MM_LAYOUT", "")
         name = "ymm" if "ymm" in avail and fnn_cpu_amd_19h() else "zmm"
+        if want in avail:
+            name = want
+        elif want and want not in _LAYOUT_WARNED:
+            _LAYOUT_WARNED.add(want)
+            import warnings
+            warnings.warn(f"FASTNN_MM_LAYOUT={want!r} ignored: it must be one of {avail} (the layouts this build has "
+                          f"and this CPU runs); using {name}.", RuntimeWarning)
     if name not in avail:
         raise ValueError(f"_set_mm_layout: 'name' must be one of {avail}; got {name!r}")
     fnn_mm_set_ymm(name == "ymm")
@@ -570,12 +611,21 @@ _set_mm_layout(None)
 # stream rows per chunk of the recurrence: fixed, so the thread count only decides which thread runs a chunk
 cdef enum:
     CHUNK = 16
-# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long: TROWS, the weight
-# gradients: each slice of k rows of B, loaded into L1 once, serves all of a task's rows; 8 rows took 9 % longer on
-# Zen 4's ymm layout, the same on zmm)
+# rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long, the weight gradients:
+# at most TROWS, a matrix's rows split evenly and rounded up to 4, task_rows: 100 -> 52 + 48).  Each slice of k rows
+# of B, loaded into L1 once, serves all of a task's rows.  Tasks of 32 rows cut 100 as 32 + 32 + 32 + 4, the last
+# streaming all of B for 4 rows: a 100 x 100 x 2560 product took 377 us that way against 358 as 52 + 48 (one thread,
+# Xeon model 167, zmm panels).  (8 rows took 9 % longer than 32 on Zen 4's ymm layout.)
 cdef enum:
     ROWS = 16
-    TROWS = 32
+    TROWS = 64
+
+
+cdef inline Py_ssize_t task_rows(Py_ssize_t D) noexcept nogil:
+    """Rows per weight-gradient task of a matrix of D rows (D split evenly into tasks of at most TROWS, rounded up to
+    4; at least 4)."""
+    cdef Py_ssize_t n = max((D + TROWS - 1) // TROWS, 1)
+    return max((((D + n - 1) // n) + 3) // 4 * 4, 4)
 # token rows per step of the output rows' norm through Gram matrices (block_sq_norm)
 cdef enum:
     GRAM_ROWS = 16
@@ -697,9 +747,10 @@ def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, con
     softmax's gradient and the states it saw; S (U, H): dZ summed per distinct input word; Eu (U, E); W_ih (H, E)."""
     cdef Py_ssize_t M = dZ.shape[0], H = dZ.shape[1], N = Z.shape[0], C = Z.shape[1], U = S.shape[0]
     cdef Py_ssize_t E = Eu.shape[1], t, r0, i
-    cdef Py_ssize_t t1 = (H + TROWS - 1) // TROWS
-    cdef Py_ssize_t t2 = t1 + (C + TROWS - 1) // TROWS
-    cdef Py_ssize_t t3 = t2 + (H + TROWS - 1) // TROWS
+    cdef Py_ssize_t rh = task_rows(H), rc = task_rows(C)
+    cdef Py_ssize_t t1 = (H + rh - 1) // rh
+    cdef Py_ssize_t t2 = t1 + (C + rc - 1) // rc
+    cdef Py_ssize_t t3 = t2 + (H + rh - 1) // rh
     cdef Py_ssize_t t4 = t3 + (U + ROWS - 1) // ROWS
     cdef int nt = threads_for((M * H + N * C + U * E) * H // 64, n_threads)
     cdef int path = _path
@@ -707,15 +758,15 @@ def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, con
         return
     for t in prange(t4 + 2, schedule="dynamic", num_threads=nt, nogil=True):
         if t < t1:
-            r0 = t * TROWS
-            mtm(path, min(TROWS, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
+            r0 = t * rh
+            mtm(path, min(rh, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
         elif t < t2:
-            r0 = (t - t1) * TROWS
-            mtm(path, min(TROWS, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
+            r0 = (t - t1) * rc
+            mtm(path, min(rc, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
         elif t < t3:
-            r0 = (t - t2) * TROWS
+            r0 = (t - t2) * rh
             if E > 0:
-                mtm(path, min(TROWS, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
+                mtm(path, min(rh, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
         elif t < t4:
             r0 = (t - t3) * ROWS
             if E > 0:

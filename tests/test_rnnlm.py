@@ -331,6 +331,29 @@ def test_mm_layout_names():
     assert _rnnlm._mm_layout() == before
 
 
+def test_mm_layout_environment_variable():
+    """FASTNN_MM_LAYOUT forces the layout at import (benchmarks of whole `fastnn lm train` runs in both layouts); a
+    name not among _mm_layouts() warns once and leaves the CPU's default."""
+    import os
+    import subprocess
+    import sys
+    from fastnn._ext import _rnnlm
+    code = ("import warnings; from fastnn._ext import _rnnlm; _rnnlm._set_mm_layout(None); "
+            "print(_rnnlm._mm_layout())")
+
+    def run(value):
+        proc = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, FASTNN_MM_LAYOUT=value))
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip(), proc.stderr
+    default = run("")[0]
+    for layout in _rnnlm._mm_layouts():
+        assert run(layout) == (layout, "")
+    got, err = run("xmm")
+    assert got == default
+    assert err.count("FASTNN_MM_LAYOUT='xmm' ignored: it must be one of") == 1, err
+
+
 @pytest.mark.parametrize("H,E,C,V,B,defer", SEGMENT_PATH_CASES)
 def test_fused_segment_baseline_path_within_rounding_of_fma(H, E, C, V, B, defer):
     """The baseline path (SSE2 in a portable x86 build: no FMA) rounds each product and each sum apart, so a product
