@@ -33,12 +33,12 @@ def test_the_chunk_preset_from_python_with_plain_tokens_and_unseen_pos_tags():
     config = recipe.from_preset("chunk", epochs=1, ensemble=2, workers=1, lstm_hidden=4, hidden=4, char_dim=0)
     train = _sentences()
     model, _ = recipe.train(config, train, quiet=True)
-    with pytest.raises(IndexError, match=r"feature 'pos' reads column 1 as an input, but sentence 0 of the data has 1 "
+    with pytest.raises(IndexError, match=r"feature 'pos' reads column 1 as an input, but sentence 0 has 1 "
                                          r"column: \[\('The',\), \('dog',\)\]\. Give every token that column"):
         model.predict([["The", "dog"]])
     odd = [[("the", "DT", "B-NP"), ("dog", "XX", "I-NP"), ("runs", "YY", "B-VP")]]
     assert model.unseen_features(odd) == {"pos": {"column": 1, "n_tokens": 3, "unseen_tokens": 2,
-                                                  "unseen_values": ["XX", "YY"]}}
+                                                  "unseen_values": ["XX", "YY"], "unseen_counts": {"XX": 1, "YY": 1}}}
     assert model.predict(odd)["chunk"][0][0] in ("B-NP", "I-NP", "B-VP")
     notice = recipe.check_dev(model, odd)
     assert "pos (column 1): 2 of 3 tokens (XX, YY); most are unseen: is column 1 the pos column" in notice, notice
