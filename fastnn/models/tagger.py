@@ -337,22 +337,30 @@ class _Tagging:
         return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
 
     def unseen_features(self, sentences):
-        """{feature: {"column", "n_tokens", "unseen_tokens", "unseen_values", "unseen_counts" ({value: tokens})}} for
-        the feature columns the model reads (rows as read_conll's): the values the training data never had, which
-        the model reads as <unk> without a word.  A few are normal (a rare tag); most of a column's tokens suggest a
-        file without that column, whose column of that number holds something else (predicting needs no gold tags
-        to catch it).  Chunk tags are looked up as the model reads them (in the training column's encoding) and
+        """{feature: {"column", "n_tokens", "unseen_tokens", "unseen_values", "unseen_counts" ({value: tokens}),
+        "values_of" (e.g. "task 'ner'" when the unseen values are all tags of another column the model knows, else
+        None)}} for the feature columns the model reads (rows as read_conll's): the values the training data never
+        had, which the model reads as <unk> without a word.  A few are normal (a rare tag); most of a column's
+        tokens, or values all of another column, suggest a file without that column, whose column of that number
+        holds something else (predicting needs no gold tags to catch it).  Chunk tags are looked up as the model reads them (in the training column's encoding) and
         named as the file writes them."""
         given = as_rows(sentences, "unseen_features", tokens=True)
         read = self._in_feature_encodings(given)
+        # what the other columns the model knows hold, as files write them: a file without the chunk column whose
+        # NER column stands in its place shows the NER task's tags there
+        others = {f"task {t['name']!r}": tagging.producible(t["tags"], t["scheme"], t["file_scheme"])
+                  for t in self.tasks}
+        others.update({f"feature {c['name']!r}": set(c["values"][2:]) for c in self.columns})
         out = {}
         for c in self.columns:
             col, known = c["column"], set(c["values"])
             pairs = [(r[col], q[col]) for s, t in zip(given, read) for r, q in zip(s, t) if len(r) > col]
             unseen = Counter(v for v, v_read in pairs if v_read not in known)
+            like = next((name for name, values in others.items() if name != f"feature {c['name']!r}" and unseen
+                         and set(unseen) <= values), None)
             out[c["name"]] = {"column": col, "n_tokens": len(pairs), "unseen_tokens": sum(unseen.values()),
                               "unseen_values": sorted(unseen, key=lambda v: (-unseen[v], v)),
-                              "unseen_counts": dict(unseen)}
+                              "unseen_counts": dict(unseen), "values_of": like}
         return out
 
     def _in_feature_encodings(self, sentences):
