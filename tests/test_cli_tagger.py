@@ -516,3 +516,18 @@ def test_in_files_places_sentences_in_their_files():
         "x: line 11 of b (its sentence 1, token 2) has 'q'; line 1 of a (its sentence 0) too"
     assert in_files("sentence 5", files) == "sentence 5"            # past the files: left as it is
     assert in_files("sentence 0, token 1", files, first=3) == "line 10 of b (its sentence 1, token 1)"   # a block
+
+
+def test_predict_detects_the_format_on_token_lines_not_lines(capsys, files):
+    """predict's auto-detection looked at the first 1000 lines: a CoNLL file opening with more blank (or
+    -DOCSTART-) lines than that was read as text, each token line tagged as a sentence of its columns.  It reads up
+    to the 1000th token line now (conll.read_head, as the other readers)."""
+    model = files["dir"] / "m.npz"
+    assert _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", model, "--quiet",
+                *SMALL)[0] == 0
+    data = files["dir"] / "lead.txt"
+    data.write_text("\n" * 1100 + "Paris NNP I-NP I-LOC\nsees VBZ I-VP O\n\n")
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", data)
+    assert rc == 0 and "read as text" not in err, err
+    lines = out.splitlines()
+    assert len(lines) == 1103 and [len(x.split()) for x in lines[1100:1102]] == [5, 5], lines[1100:]

@@ -320,7 +320,7 @@ def run_predict(args):
     name = "stdin" if args.data == "-" else args.data
     with src:
         try:
-            head = list(itertools.islice(src, 1000))
+            head = conll.read_head(src, 1000) if args.format == "auto" else []     # (1000 token lines)
             fmt = conll.detect_format(head) if args.format == "auto" else args.format
             items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
             guessed = " (read as text, one sentence per line, by auto-detection: give --format conll for a CoNLL " \
