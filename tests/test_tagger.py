@@ -849,6 +849,9 @@ def test_a_flat_list_of_rows_is_refused_by_every_entry_point():
             call(flat)
     with pytest.raises(TypeError, match="flat list of 1 row tuple such as"):
         m.evaluate(flat[:1])
+    with pytest.raises(TypeError, match=r"got token strings \['John', 'B-PER'\]. One sentence's rows without the "
+                                        r"list of sentences\? Pass \[rows\]"):
+        m.evaluate([list(r) for r in flat])                 # rows as lists: a hint where tokens cannot be
     # tokenised sentences (lists) and a one-row sentence given as a tuple of tokens stay as they were
     assert m.predict([["John", "runs"], ["Mary"]])["ner"][1] in (["B-PER"], ["O"])
     assert len(m.predict([("John", "runs")])["ner"][0]) == 2

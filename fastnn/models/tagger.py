@@ -342,8 +342,8 @@ class _Tagging:
         None)}} for the feature columns the model reads (rows as read_conll's): the values the training data never
         had, which the model reads as <unk> without a word.  A few are normal (a rare tag); most of a column's
         tokens, or values all of another column, suggest a file without that column, whose column of that number
-        holds something else (predicting needs no gold tags to catch it).  Chunk tags are looked up as the model reads them (in the training column's encoding) and
-        named as the file writes them."""
+        holds something else (predicting needs no gold tags to catch it).  Chunk tags are looked up as the model
+        reads them (in the training column's encoding) and named as the file writes them."""
         given = as_rows(sentences, "unseen_features", tokens=True)
         read = self._in_feature_encodings(given)
         # what the other columns the model knows hold, as files write them: a file without the chunk column whose
