@@ -110,12 +110,12 @@ def split_valid(sentences, fraction, seed):
 
 def model_vectors(model):
     """(words, (V, dim) vectors) of a trained model that has word vectors: a WindowRanker's, the NPLM's features C,
-    the RNN LM's input vectors, a WindowTagger's (its words normalised as it reads them).  A TaggerEnsemble has one
-    table per member: a ValueError says to pick one (model.members[i]); a model without word vectors (an n-gram
-    model, a classifier) is a TypeError."""
+    the RNN and LSTM LMs' input vectors, a WindowTagger's (its words normalised as it reads them).  A TaggerEnsemble
+    has one table per member: a ValueError says to pick one (model.members[i]); a model without word vectors (an
+    n-gram model, a classifier) is a TypeError."""
+    from fastnn.models.neural_lm import RecurrentLM
     from fastnn.models.nplm import NPLM
     from fastnn.models.ranking import WindowRanker
-    from fastnn.models.rnnlm import RNNLM
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
     where = "model_vectors"
@@ -128,10 +128,10 @@ def model_vectors(model):
         table = model.embed.W
     elif isinstance(model, NPLM):
         table = model.C.W
-    elif isinstance(model, RNNLM):
+    elif isinstance(model, RecurrentLM):                 # the RNN and LSTM LMs
         table = model.emb.W
     else:
-        raise TypeError(f"{where}: 'model' must be a model with word vectors (WindowRanker, NPLM, RNNLM, "
+        raise TypeError(f"{where}: 'model' must be a model with word vectors (WindowRanker, NPLM, RNNLM, LSTMLM, "
                         f"WindowTagger); got {type(model).__name__}, which has none.")
     if model.words is None:
         raise ValueError(f"{where}: the {type(model).__name__} must carry its vocabulary (words=...); got "

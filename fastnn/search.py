@@ -364,9 +364,8 @@ def _stop_trials(alive, running, timeout=10.0):
 
 def _alive_file(log):
     """A new empty file that stands while the search runs; "stop" written in it (or its removal) stops the trials
-    under way (_run_trial).
-    Next to the log, which the workers see (they must see the search's files), else in the temporary directory
-    (local workers; a remote worker that does not see the file runs its trial to the end)."""
+    under way (_run_trial).  Next to the log, which the workers see (they must see the search's files), else in the
+    temporary directory (local workers; a remote worker that does not see the file runs its trial to the end)."""
     import tempfile
     fd, path = tempfile.mkstemp(prefix=".fastnn-search-", suffix=".running",
                                 dir=os.path.dirname(os.path.abspath(log)) if log else None)
@@ -425,10 +424,11 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     Each record: {"trial", "params", "score" (float or None), "seconds", "worker", and "error" / "info" when present}.
     A trial that the executor itself fails (e.g. dask's KilledWorker) is returned with its error and a warning but not
     logged, so that a rerun tries it again.
-    A KeyboardInterrupt cancels the trials not started, stops those under way (the local pool's workers end; on an
-    executor given, a trial's worker raises KeyboardInterrupt in it when it sees the search's file, which stands next
-    to the log, vanish: workers that do not see it, and a call into C, run to their end) and propagates; their work
-    is lost, the finished trials are in the log.
+    A KeyboardInterrupt cancels the trials not started, stops those under way and propagates; their work is lost,
+    the finished trials are in the log.  The local pool's workers end; on an executor given, each trial's worker
+    watches a file the search keeps next to the log (the temporary directory without a log), which then says
+    "stop": the worker raises KeyboardInterrupt in the trial, and a call the executor had queued does not start (the
+    search gives them 10 s).  A worker that does not see the file, and a long call into C, run to their end.
     """
     space = parse_space(space)
     # (checked here: a non-callable objective was logged as n_trials failed trials, each counting as done; a

@@ -278,7 +278,8 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monke
     words.write_text("the\ndog\n\n")
     for cmd in ("eval", "predict"):
         _one_line_error(capsys, "tagger", cmd, "--model", model, "--data", words,
-                        match="feature 'pos' reads column 1 as an input, but sentence 0 of the data has 1 column")
+                        match=f"feature 'pos' reads column 1 as an input, but line 1 of {words} (its sentence 0) "
+                              f"has 1 column")
     # a file whose POS column holds values never seen (or which lacks it: its chunk column in its place) is tagged,
     # the unseen values read as <unk>, and said on stderr (was: silently)
     assert "never had" not in err
@@ -306,7 +307,8 @@ def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monke
     columns = d / "one-sentence.txt"
     columns.write_text("the DT\ndog NN\nsees VBZ\n")
     _one_line_error(capsys, "tagger", "predict", "--model", model, "--data", columns,
-                    match="feature 'chunk' reads column 2 as an input, but sentence 0 of the data has 2 columns")
+                    match=f"feature 'chunk' reads column 2 as an input, but line 1 of {columns} (its sentence 0) "
+                          f"has 2 columns")
     words2 = d / "two-words.txt"                     # text lines of two words each: read as text, and said so
     words2.write_text("the dog\na cat\n")
     _one_line_error(capsys, "tagger", "predict", "--model", model, "--data", words2,
@@ -502,6 +504,9 @@ def test_tag_errors_name_the_line_and_the_sentence_of_their_file(capsys, tmp_pat
     c2 = write_lines(tmp_path / "c2.txt", ["Ann NNP B-PER", "", "Bob NNP O", "Ray NNP PER", ""])
     rc, _, err = _run(capsys, *argv, "--train", a, "--dev", c2)
     assert rc == 2 and f"got 'PER' at line 4 of {c2} (its sentence 1, token 1)" in err, err
+    assert _run(capsys, *argv, "--train", a)[0] == 0
+    rc, _, err = _run(capsys, "tagger", "eval", "--model", tmp_path / "m.npz", "--data", c2)
+    assert rc == 2 and f"got 'PER' at line 4 of {c2} (its sentence 1, token 1)" in err, err
 
 
 def test_in_files_places_sentences_in_their_files():
@@ -510,3 +515,19 @@ def test_in_files_places_sentences_in_their_files():
     assert in_files("x: sentence 3, token 2 has 'q'; sentence 0 too", files) == \
         "x: line 11 of b (its sentence 1, token 2) has 'q'; line 1 of a (its sentence 0) too"
     assert in_files("sentence 5", files) == "sentence 5"            # past the files: left as it is
+    assert in_files("sentence 0, token 1", files, first=3) == "line 10 of b (its sentence 1, token 1)"   # a block
+
+
+def test_predict_detects_the_format_on_token_lines_not_lines(capsys, files):
+    """predict's auto-detection looked at the first 1000 lines: a CoNLL file opening with more blank (or
+    -DOCSTART-) lines than that was read as text, each token line tagged as a sentence of its columns.  It reads up
+    to the 1000th token line now (conll.read_head, as the other readers)."""
+    model = files["dir"] / "m.npz"
+    assert _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", model, "--quiet",
+                *SMALL)[0] == 0
+    data = files["dir"] / "lead.txt"
+    data.write_text("\n" * 1100 + "Paris NNP I-NP I-LOC\nsees VBZ I-VP O\n\n")
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", data)
+    assert rc == 0 and "read as text" not in err, err
+    lines = out.splitlines()
+    assert len(lines) == 1103 and [len(x.split()) for x in lines[1100:1102]] == [5, 5], lines[1100:]

@@ -180,3 +180,15 @@ def test_nearest_neighbors_exact_cosine_order():
     assert len(embed.nearest_neighbors(words, vecs, ["c"], k=50)["c"]) == 5
     with pytest.raises(KeyError, match="xbox"):
         embed.nearest_neighbors(words, vecs, ["xbox"])
+
+
+def test_model_vectors_of_an_lstm_lm():
+    """model_vectors read the RNN LM's input vectors but called an LSTMLM's (the same table, emb) none at all."""
+    from fastnn.embed import model_vectors
+    from fastnn.models.lstmlm import LSTMLM
+
+    lm = LSTMLM(4, hidden=3, embed=2, classes=0, forget_bias=1.0, dropout=0.0, clip=0.0, init_scale=0.1,
+                words=["<unk>", "</s>", "a", "b"])
+    words, vecs = model_vectors(lm)
+    assert words == ["<unk>", "</s>", "a", "b"]
+    np.testing.assert_array_equal(vecs, lm.emb.W.value)

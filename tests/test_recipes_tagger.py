@@ -33,12 +33,13 @@ def test_the_chunk_preset_from_python_with_plain_tokens_and_unseen_pos_tags():
     config = recipe.from_preset("chunk", epochs=1, ensemble=2, workers=1, lstm_hidden=4, hidden=4, char_dim=0)
     train = _sentences()
     model, _ = recipe.train(config, train, quiet=True)
-    with pytest.raises(IndexError, match=r"feature 'pos' reads column 1 as an input, but sentence 0 of the data has 1 "
+    with pytest.raises(IndexError, match=r"feature 'pos' reads column 1 as an input, but sentence 0 has 1 "
                                          r"column: \[\('The',\), \('dog',\)\]\. Give every token that column"):
         model.predict([["The", "dog"]])
     odd = [[("the", "DT", "B-NP"), ("dog", "XX", "I-NP"), ("runs", "YY", "B-VP")]]
     assert model.unseen_features(odd) == {"pos": {"column": 1, "n_tokens": 3, "unseen_tokens": 2,
-                                                  "unseen_values": ["XX", "YY"]}}
+                                                  "unseen_values": ["XX", "YY"], "unseen_counts": {"XX": 1, "YY": 1},
+                                                  "values_of": None}}
     assert model.predict(odd)["chunk"][0][0] in ("B-NP", "I-NP", "B-VP")
     notice = recipe.check_dev(model, odd)
     assert "pos (column 1): 2 of 3 tokens (XX, YY); most are unseen: is column 1 the pos column" in notice, notice
@@ -343,3 +344,22 @@ def test_cli_a_switch_a_preset_turns_on_can_be_turned_off(tmp_path, monkeypatch)
                    "--preset", "tiny", flag, "--quiet"])
         assert rc == 0
         assert io.load_model(str(tmp_path / "m.npz")).config()["lowercase"] is lowercase, flag
+
+
+def test_a_feature_column_holding_another_columns_tags_is_named():
+    """A NER model reading the POS and chunk columns, given a file without the chunk column (word POS NER): the NER
+    tags stood in the chunk column, read as <unk> chunk tags on a fifth of the tokens (the Os are chunk tags too),
+    under the 'most are unseen' bar: predict said only that a few values were unseen.  The notice now says they are
+    the NER task's tags and asks whether column 2 is the chunk column."""
+    rows = [[("John", "NNP", "I-NP", "I-PER"), ("saw", "VBD", "I-VP", "O"), ("the", "DT", "I-NP", "O"),
+             ("big", "JJ", "I-NP", "O"), ("red", "JJ", "I-NP", "O"), ("dog", "NN", "I-NP", "O"),
+             (".", ".", "O", "O")]] * 4
+    model = recipe.build(recipe.TaggerConfig(tasks={"ner": 3}, features={"pos": (1, 3), "chunk": (2, 3)}), rows)
+    no_chunk = [[(w, p, n) for w, p, _, n in s] for s in rows]
+    u = model.unseen_features(no_chunk)
+    assert (u["chunk"]["unseen_values"], u["chunk"]["values_of"], u["pos"]["values_of"]) == (["I-PER"], "task 'ner'",
+                                                                                            None)
+    notice = recipe.feature_notice(u)
+    assert "chunk (column 2): 4 of 28 tokens (I-PER: values of task 'ner'); is column 2 the chunk column" in notice, \
+        notice
+    assert recipe.feature_notice(model.unseen_features(rows)) is None

@@ -281,7 +281,8 @@ def _interrupt_after(seconds):
 def test_an_interrupted_search_stops_the_trials_under_way_of_an_executor_given(tmp_path, kind):
     """Ctrl-C in a search on an executor given (a process pool of one's own, dask) cancelled the trials not started
     but left those under way training for nobody: the pool's shutdown (or the interpreter's exit) waited for them.
-    They stop now: the search's file next to the log vanishes, and each trial's worker raises KeyboardInterrupt in it."""
+    They stop now: the search's file next to the log says so, and each trial's worker raises KeyboardInterrupt in
+    it."""
     space = {"dir": {"choice": [str(tmp_path)]}}
     log = tmp_path / "runs.jsonl"
     ex = (cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) if kind == "processes"

@@ -219,10 +219,10 @@ def test_feature_column_is_an_input_read_from_the_same_column_and_saved(tmp_path
     io.save_model(tmp_path / "m.npz", m)
     m2 = io.load_model(tmp_path / "m.npz")
     assert m2.columns == m.columns and m2.predict(dev) == m.predict(dev)
-    with pytest.raises(IndexError, match=r"feature 'cue' reads column 1 as an input, but sentence 1 of the data has 1 "
+    with pytest.raises(IndexError, match=r"feature 'cue' reads column 1 as an input, but sentence 1 has 1 "
                                          r"column: \[\('w2',\)\]\. Give every token that column"):
         m2.predict([[("w1", "A")], [("w2",)]])                 # numbered from 0 (was 2), as every sentence message
-    with pytest.raises(IndexError, match="sentence 0 of the data has 1 column"):
+    with pytest.raises(IndexError, match="sentence 0 has 1 column"):
         m2.predict([["w1", "w2"]])                               # plain tokens, as from_preset("chunk") users pass
     assert m2.encode([[], [("w1", "A")]], targets=False) is not None     # an empty sentence has no columns to miss
     with pytest.raises(IndexError, match="feature 'cue' reads column 4"):
@@ -849,6 +849,9 @@ def test_a_flat_list_of_rows_is_refused_by_every_entry_point():
             call(flat)
     with pytest.raises(TypeError, match="flat list of 1 row tuple such as"):
         m.evaluate(flat[:1])
+    with pytest.raises(TypeError, match=r"got token strings \['John', 'B-PER'\]. One sentence's rows without the "
+                                        r"list of sentences\? Pass \[rows\]"):
+        m.evaluate([list(r) for r in flat])                 # rows as lists: a hint where tokens cannot be
     # tokenised sentences (lists) and a one-row sentence given as a tuple of tokens stay as they were
     assert m.predict([["John", "runs"], ["Mary"]])["ner"][1] in (["B-PER"], ["O"])
     assert len(m.predict([("John", "runs")])["ner"][0]) == 2
@@ -875,3 +878,28 @@ def test_messages_number_sentences_as_given_with_partial_data():
                                  r"sentence 6, token 1")):
         with pytest.raises(ValueError, match=match):
             m.encode(a + b + [[("Ann", "NNP", "B-PER")], [("Bob", "NNP", "O"), ("Ray", "NNP", bad)]], partial=True)
+
+
+def test_a_chunk_feature_column_is_read_in_the_training_columns_encoding():
+    """A NER model reading CoNLL-2003's IOB1 chunk column, given a file whose chunk column is IOB2 (CoNLL-2000's):
+    every B-X there was read as IOB1's rare B-X (a chunk right after another) or as <unk>, silently.  The column is
+    put in the training column's encoding first (the same chunks); unseen values are named as the file writes them."""
+    from fastnn.recipes.tagger import TaggerConfig, build
+
+    train = [[("John", "NNP", "I-NP", "I-PER"), ("saw", "VBD", "I-VP", "O"), ("it", "PRP", "I-NP", "O"),
+              ("quickly", "RB", "I-ADVP", "O")], [("Mary", "NNP", "I-NP", "I-PER"), ("ran", "VBD", "I-VP", "O")]] * 3
+    m = build(TaggerConfig(tasks={"ner": 3}, features={"chunk": (2, 4)}), train)
+    assert m.columns[0]["scheme"] == "iob1"
+    iob1 = [[("Bob", "NNP", "I-NP", "I-PER"), ("saw", "VBD", "I-VP", "O"), ("a", "DT", "I-NP", "O"),
+             ("b", "NN", "B-NP", "O"), ("now", "RB", "I-ADVP", "O")]]
+    iob2 = [[("Bob", "NNP", "B-NP", "B-PER"), ("saw", "VBD", "B-VP", "O"), ("a", "DT", "B-NP", "O"),
+             ("b", "NN", "B-NP", "O"), ("now", "RB", "B-ADVP", "O")]]
+    np.testing.assert_array_equal(m.encode(iob2, targets=False).feats[0], m.encode(iob1, targets=False).feats[0])
+    assert m.predict(iob2) == m.predict(iob1) and m.evaluate(iob2)["ner"]["f1"] == m.evaluate(iob1)["ner"]["f1"]
+    u = m.unseen_features(iob2)["chunk"]
+    assert (u["unseen_tokens"], u["unseen_values"], u["unseen_counts"]) == (1, ["B-NP"], {"B-NP": 1})  # as written
+    assert m.unseen_features(iob1)["chunk"]["unseen_values"] == ["B-NP"]
+    # a model file without the column's scheme (written before) reads the column as it is
+    old = T.WindowTagger.from_config(dict(m.config(), columns=[{k: v for k, v in c.items() if k != "scheme"}
+                                                               for c in m.columns]))
+    assert m.unseen_features(iob2)["chunk"]["unseen_tokens"] < old.unseen_features(iob2)["chunk"]["unseen_tokens"]

@@ -95,14 +95,15 @@ def read_conll_file(path, what, starts=None):
         raise CLIError(f"{what}: {e}") from None
 
 
-def in_files(message, files):
+def in_files(message, files, first=0):
     """`message` (about sentences given to the library, numbered from 0 in the order given) with each "sentence K[,
     token I]" said as the place in its file: "line L of FILE (its sentence k[, token I])".  files : [(path, starts)]
-    in the order their sentences were given, starts being read_conll's (one line number per sentence)."""
+    in the order their sentences were given, starts being read_conll's (one line number per sentence); first : the
+    number of sentence 0 of the message among them (a block of a file read in blocks)."""
     import re
 
     def place(m):
-        k, token = int(m.group(1)), m.group(2)
+        k, token = int(m.group(1)) + first, m.group(2)
         for path, starts in files:
             if k < len(starts):
                 line = starts[k] + (int(token) if token is not None else 0)
@@ -278,11 +279,12 @@ def run_train(args):
 def run_eval(args):
     _threads(args.threads)
     model = _load_model(args.model)
-    data = read_conll_file(args.data, "--data")
+    starts = []
+    data = read_conll_file(args.data, "--data", starts)
     try:
         res = model.evaluate(data)
     except (ValueError, IndexError) as e:
-        raise CLIError(f"--data {args.data}: {e}") from None
+        raise CLIError(f"--data {args.data}: {in_files(str(e), [(args.data, starts)])}") from None
     unseen = {}
     _add_unseen(unseen, model, data)
     _say_unseen(f"--data {args.data}", unseen)
@@ -318,13 +320,13 @@ def run_predict(args):
     name = "stdin" if args.data == "-" else args.data
     with src:
         try:
-            head = list(itertools.islice(src, 1000))
+            head = conll.read_head(src, 1000) if args.format == "auto" else []     # (1000 token lines)
             fmt = conll.detect_format(head) if args.format == "auto" else args.format
             items = conll.read_document(itertools.chain(head, src), fmt, name, "--data")
             guessed = " (read as text, one sentence per line, by auto-detection: give --format conll for a CoNLL " \
                       "file)" if fmt == "text" and args.format == "auto" else ""
             unseen = {}
-            lines = _predicted_lines(model, items, fmt, name + guessed, unseen)
+            lines = _predicted_lines(model, items, fmt, name + guessed, unseen, name)
             if args.out:
                 from fastnn.io import atomic_write
                 atomic_write(args.out, lambda f: f.writelines(line.encode("utf-8") for line in lines))
@@ -348,8 +350,7 @@ def _add_unseen(total, model, sentences):
         tot = total.setdefault(feat, dict(u, n_tokens=0, unseen_tokens=0, counts=Counter()))
         tot["n_tokens"] += u["n_tokens"]
         tot["unseen_tokens"] += u["unseen_tokens"]
-        new, col = set(u["unseen_values"]), u["column"]
-        tot["counts"].update(r[col] for s in sentences for r in s if len(r) > col and r[col] in new)
+        tot["counts"].update(u["unseen_counts"])
 
 
 def _say_unseen(where, total):
@@ -362,19 +363,23 @@ def _say_unseen(where, total):
         print(f"{where}: {notice}", file=sys.stderr)
 
 
-def _predicted_lines(model, items, fmt, name, unseen):
+def _predicted_lines(model, items, fmt, name, unseen, path):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
     blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen)."""
     n_tasks = len(model.tasks)
     schemes = {}                 # task -> the chunk encoding of the input's own column of the task, once it shows one
     items = iter(items)
+    starts, line = [], 1         # each sentence's first line, for messages (in_files)
     while True:
         block = []
         n_sentences = 0
         for item in items:
             block.append(item)
-            n_sentences += not isinstance(item, str)
+            if not isinstance(item, str):
+                n_sentences += 1
+                starts.append(line)
+            line += 1 if isinstance(item, str) or fmt == "text" else len(item)
             if n_sentences == PREDICT_BLOCK:
                 break
         if not block:
@@ -383,7 +388,8 @@ def _predicted_lines(model, items, fmt, name, unseen):
         try:
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
-            raise CLIError(f"--data {name}: {e}") from None
+            where = in_files(str(e), [(path, starts)], first=len(starts) - len(sentences))
+            raise CLIError(f"--data {name}: {where}") from None
         _add_unseen(unseen, model, sentences)
         cols = [pred[task] for task in model.task_names]
         if fmt == "conll":

@@ -229,8 +229,10 @@ def as_rows(sentences, where="as_rows", *, tokens=True):
         is_tok = [isinstance(x, str) for x in s]
         if all(is_tok) and s:
             if not tokens:
+                same = len(sentences) > 1 and all(isinstance(x, (list, tuple)) and len(x) == len(s) for x in sentences)
+                flat = " One sentence's rows without the list of sentences? Pass [rows]." if same else ""
                 raise TypeError(f"{where}: sentence {k} must be a list of column rows like read_conll's (the gold "
-                                f"tags are needed); got token strings {short_repr(s)}.")
+                                f"tags are needed); got token strings {short_repr(s)}.{flat}")
             kinds.add("tokens")
             out.append([(x,) for x in s])
             continue
@@ -270,9 +272,9 @@ def _refuse_flat_rows(sentences, where, tokens):
     rows = all(isinstance(s, tuple) and s and all(isinstance(x, str) for x in s) for s in sentences)
     if rows and sentences and len({len(s) for s in sentences}) == 1 and (len(sentences) > 1 or not tokens):
         raise TypeError(f"{where}: 'sentences' must be a list of sentences, each a list of rows; got a flat list of "
-                        f"{len(sentences)} row tuple{'s' * (len(sentences) > 1)} such as {short_repr(sentences[0])}, each "
-                        f"of which would be taken for a sentence. Pass a list of sentences: [rows] for one sentence "
-                        f"(tokenised sentences are lists of strings).")
+                        f"{len(sentences)} row tuple{'s' * (len(sentences) > 1)} such as {short_repr(sentences[0])}, "
+                        f"each of which would be taken for a sentence. Pass a list of sentences: [rows] for one "
+                        f"sentence (tokenised sentences are lists of strings).")
 
 
 # ---- documents kept line for line (tagger predict) -------------------------------------------------------------

@@ -337,19 +337,51 @@ class _Tagging:
         return {"unseen_tokens": n_tokens, "unseen_chunks": n_chunks, "unseen_tags": sorted(tags)}
 
     def unseen_features(self, sentences):
-        """{feature: {"column", "n_tokens", "unseen_tokens", "unseen_values"}} for the feature columns the model reads
-        (rows as read_conll's): the values the training data never had, which the model reads as <unk> without a
-        word.  A few are normal (a rare tag); most of a column's tokens suggest a file without that column, whose
-        column of that number holds something else (predicting needs no gold tags to catch it)."""
-        sentences = as_rows(sentences, "unseen_features", tokens=True)
+        """{feature: {"column", "n_tokens", "unseen_tokens", "unseen_values", "unseen_counts" ({value: tokens}),
+        "values_of" (e.g. "task 'ner'" when the unseen values are all tags of another column the model knows, else
+        None)}} for the feature columns the model reads (rows as read_conll's): the values the training data never
+        had, which the model reads as <unk> without a word.  A few are normal (a rare tag); most of a column's
+        tokens, or values all of another column, suggest a file without that column, whose column of that number
+        holds something else (predicting needs no gold tags to catch it).  Chunk tags are looked up as the model
+        reads them (in the training column's encoding) and named as the file writes them."""
+        given = as_rows(sentences, "unseen_features", tokens=True)
+        read = self._in_feature_encodings(given)
+        # what the other columns the model knows hold, as files write them: a file without the chunk column whose
+        # NER column stands in its place shows the NER task's tags there
+        others = {f"task {t['name']!r}": tagging.producible(t["tags"], t["scheme"], t["file_scheme"])
+                  for t in self.tasks}
+        others.update({f"feature {c['name']!r}": set(c["values"][2:]) for c in self.columns})
         out = {}
         for c in self.columns:
             col, known = c["column"], set(c["values"])
-            values = Counter(r[col] for s in sentences for r in s if len(r) > col)
-            unseen = {v: n for v, n in values.items() if v not in known}
-            out[c["name"]] = {"column": col, "n_tokens": sum(values.values()), "unseen_tokens": sum(unseen.values()),
-                              "unseen_values": sorted(unseen, key=lambda v: (-unseen[v], v))}
+            pairs = [(r[col], q[col]) for s, t in zip(given, read) for r, q in zip(s, t) if len(r) > col]
+            unseen = Counter(v for v, v_read in pairs if v_read not in known)
+            like = next((name for name, values in others.items() if name != f"feature {c['name']!r}" and unseen
+                         and set(unseen) <= values), None)
+            out[c["name"]] = {"column": col, "n_tokens": len(pairs), "unseen_tokens": sum(unseen.values()),
+                              "unseen_values": sorted(unseen, key=lambda v: (-unseen[v], v)),
+                              "unseen_counts": dict(unseen), "values_of": like}
         return out
+
+    def _in_feature_encodings(self, sentences):
+        """`sentences` (rows) with each feature column of chunk tags put in the encoding of the training data's
+        column (tags.reencode; the chunks stay the same): read as they are, a CoNLL-2000 file's IOB2 chunk column
+        given to a model of CoNLL-2003's IOB1 one had a B-X at every chunk start, which that model knows only as
+        the rare start of a chunk right after another, or not at all (<unk>), silently.  Model files written before
+        feature columns had a "scheme" read them as they are."""
+        for c in self.columns:
+            col, scheme = c["column"], c.get("scheme")
+            if scheme is None:
+                continue
+            have = [k for k, s in enumerate(sentences) if s and len(s[0]) > col]
+            tags = [[r[col] for r in sentences[k]] for k in have]
+            src = tagging.scheme_of(tags)
+            if src in (None, scheme):
+                continue
+            sentences = list(sentences)
+            for k, new in zip(have, tagging.reencode(tags, scheme, src)[0]):
+                sentences[k] = [tuple(r[:col]) + (t,) + tuple(r[col + 1:]) for r, t in zip(sentences[k], new)]
+        return sentences
 
     def score(self, sentences, encoded=None):
         """One number for early stopping: the mean over tasks of F1 (chunk tasks) or accuracy (others)."""
@@ -370,8 +402,9 @@ class WindowTagger(_Tagging, Module):
         suffix feature.  prefixes : likewise for prefix_len.  shapes : likewise for the word-shape feature
         (word_shape), or None.
     columns : feature columns, a list of dicts {"name", "column" (its index in the file), "values" (its tags, "<pad>"
-        and "<unk>" first), "dim" (vector size)}: every window position also gets the vector of its token's tag in
-        that column (e.g. the POS column for a chunker), read from the same column of the data to be tagged.
+        and "<unk>" first), "dim" (vector size), optionally "scheme" (the chunk encoding of the values, or None)}:
+        every window position also gets the vector of its token's tag in that column (e.g. the POS column for a
+        chunker), read from the same column of the data to be tagged (chunk tags put in `scheme` first).
     word_counts : training counts of `words` (for <unk> replacement of rare words), or None.
     window : odd window size.  embed_dim, caps_dim, suffix_dim, prefix_dim, shape_dim : feature vector sizes.
     suffix_len, prefix_len : letters of the suffix (prefix) feature, or several lengths (e.g. (1, 2, 3)): one slot
@@ -587,7 +620,8 @@ class WindowTagger(_Tagging, Module):
                                  f"have (and not the words, column 0); the training data has "
                                  f"{min(len(s[0]) for s in sentences)} to {n_cols} columns.")
             values = Vocab.build(conll.column(sentences, c), specials=(Vocab.PAD, Vocab.UNK)).words
-            col_specs.append({"name": name, "column": c, "values": values, "dim": int(dim)})
+            col_specs.append({"name": name, "column": c, "values": values, "dim": int(dim),
+                              "scheme": tagging.scheme_of(conll.column(sentences, c))})
         lower = kwargs["lowercase"]
         norm = ([normalize(r[0], lower) for r in s] for s in sentences)
         wv = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
@@ -643,7 +677,7 @@ class WindowTagger(_Tagging, Module):
         (training data from several corpora): a sentence without a task's column gets target -1 (no label) for that
         task instead of an error."""
         where = "WindowTagger.encode"
-        sentences = as_rows(sentences, where, tokens=not targets)
+        sentences = self._in_feature_encodings(as_rows(sentences, where, tokens=not targets))
         w = self._cfg["window"]
         lower = self._cfg["lowercase"]
         wid = [self.vocab.encode([normalize(r[0], lower) for r in s]) for s in sentences]
@@ -654,7 +688,7 @@ class WindowTagger(_Tagging, Module):
             if short is not None:                    # numbered from 0 as every other sentence message; shown, since
                 n = len(sentences[short][0])         # plain tokens (predict's other input) have no feature column
                 raise IndexError(f"{where}: feature {c['name']!r} reads column {c['column']} as an input, but sentence "
-                                 f"{short} of the data has {n} column{'s' * (n != 1)}: "
+                                 f"{short} has {n} column{'s' * (n != 1)}: "
                                  f"{short_repr(sentences[short])}. Give every token that column, as in the "
                                  f"training data.")
         feats = tuple(conll.windows([vocab.encode([fn(r[col]) for r in s]) for s in sentences], window=w,

@@ -578,18 +578,21 @@ def _some(values, n=8):
 
 def feature_notice(unseen):
     """One line on the feature values never seen in training (model.unseen_features(sentences)), or None: they are
-    read as <unk>.  When they are most of a column's tokens, the data's column of that number is likely another
-    (e.g. a file without the POS column, whose chunk tags would be read as POS tags): the line asks."""
+    read as <unk>.  When they are most of a column's tokens, or all values of another column the model knows (a
+    task's tags in the chunk column), the data's column of that number is likely another (e.g. a file without the
+    POS column, whose chunk tags would be read as POS tags): the line asks."""
     parts, wrong = [], []
     for name, u in unseen.items():
         if u["unseen_tokens"]:
+            of = f": values of {u['values_of']}" if u.get("values_of") else ""
             parts.append(f"{name} (column {u['column']}): {u['unseen_tokens']} of {u['n_tokens']} tokens "
-                         f"({_some(u['unseen_values'])})")
-            if 2 * u["unseen_tokens"] > u["n_tokens"]:
+                         f"({_some(u['unseen_values'])}{of})")
+            if 2 * u["unseen_tokens"] > u["n_tokens"] or of:
                 wrong.append(f"column {u['column']} the {name} column")
     if not parts:
         return None
-    ask = f"; most are unseen: is {' and '.join(wrong)}, as in the training data?" if wrong else ""
+    most = any(2 * u["unseen_tokens"] > u["n_tokens"] for u in unseen.values())
+    ask = f";{' most are unseen:' if most else ''} is {' and '.join(wrong)}, as in the training data?" if wrong else ""
     return f"feature values the training data never had, read as <unk>: {'; '.join(parts)}{ask}"
 
 
