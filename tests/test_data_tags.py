@@ -119,3 +119,21 @@ def test_reencode_is_the_one_home_of_re_encoding():
         tags.reencode(iob1, "bilou")
     assert recode(iob1, "iob1", "iob2") == iob2
     assert conll_f1(iob2, iob1)["accuracy"] == 100.0                         # scored in gold's encoding
+
+
+@pytest.mark.parametrize("scheme", ["iob1", "iob2", "iobes"])
+def test_well_formed_allows_exactly_the_sequences_from_chunks_writes(scheme):
+    import itertools
+    from fastnn.data.tags import well_formed
+    prefixes = {"iob1": "BI", "iob2": "BI", "iobes": "BIES"}[scheme]
+    tagset = ["O"] + [f"{p}-{x}" for p in prefixes for x in ("NP", "VP")]
+    follows, first, last = well_formed(tagset, scheme)
+    index = {t: i for i, t in enumerate(tagset)}
+    for n in range(1, 5):
+        for seq in itertools.product(tagset, repeat=n):
+            ids = [index[t] for t in seq]
+            allowed = first[ids[0]] and last[ids[-1]] and all(follows[a][b] for a, b in zip(ids, ids[1:]))
+            assert allowed == (convert(list(seq), scheme, scheme) == list(seq)), seq
+    with pytest.raises(ValueError, match="scheme 'iob2'"):
+        well_formed(["O", "S-NP"], "iob2")
+

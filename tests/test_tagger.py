@@ -8,7 +8,7 @@ import pytest
 from fastnn import graph, io, nn
 from fastnn.data import conll
 from fastnn.data.features import CAPS_ALL, CAPS_FIRST
-from fastnn.data.tags import recode
+from fastnn.data.tags import convert, recode
 from fastnn.data.vectors import init_pretrained, load_pretrained, write_vectors
 from fastnn.gradcheck import run_case
 from fastnn.models import tagger as T
@@ -509,6 +509,26 @@ def _conlleval_lines(sentences, gold_col, pred):
     return lines
 
 
+def test_sentence_loss_decoding_writes_only_well_formed_chunk_sequences(wsj_model):
+    """Transitions that favour I-X after O (ill-formed in the IOBES training encoding) must not get through."""
+    m, test = wsj_model
+    k = m.task_names.index("chunk")
+    task = m.tasks[k]
+    assert task["scheme"] == "iobes"
+    saved = [p.value.copy() for p in (m.transitions[k].A, m.transitions[k].start)]
+    try:
+        inside = np.array([t[:2] in ("I-", "E-") for t in task["tags"]])
+        m.transitions[k].A.value[:, inside] += 50.0          # every path's best next tag is now an I-/E- tag
+        m.transitions[k].start.value[inside] += 50.0
+        enc = m.encode(test, targets=False)
+        ids = m.predict_ids(enc)[k]
+        for lo, hi in zip(enc.offsets[:-1], enc.offsets[1:]):
+            tags = [task["tags"][i] for i in ids[lo:hi]]
+            assert convert(tags, "iobes", "iobes") == tags, tags
+    finally:
+        m.transitions[k].A.value[...], m.transitions[k].start.value[...] = saved
+
+
 def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_model):
     from tests.conlleval import conlleval
     m, test = wsj_model
@@ -623,7 +643,13 @@ def test_ensemble_viterbi_maximises_the_mean_of_the_members_path_scores(wsj_ense
             np.testing.assert_allclose(ens.transition_scores(k)[i], np.mean([t[i] for t in trs], axis=0), rtol=1e-6)
         assert not np.allclose(trs[0][0], trs[1][0])                      # the members differ
         ids = ens.predict_ids(enc)[k]
-        # brute force on short sentences: no path has a higher mean (over members) of the members' path scores
+        task = ens.tasks[k]
+
+        def writable(path):               # a chunk task's paths are those its encoding can write (tags.well_formed)
+            tags = [task["tags"][i] for i in path]
+            return task["scheme"] is None or convert(tags, task["scheme"], task["scheme"]) == tags
+        # brute force on short sentences: no writable path has a higher mean (over members) of the members' path
+        # scores
         tried = 0
         for s in range(30, len(enc.offsets) - 1):
             lo, hi = enc.offsets[s], enc.offsets[s + 1]
@@ -632,7 +658,9 @@ def test_ensemble_viterbi_maximises_the_mean_of_the_members_path_scores(wsj_ense
             def member_mean(path):
                 return np.mean([_path_score(p[k][lo:hi].astype(np.float64), *[x.astype(np.float64) for x in t],
                                             np.asarray(path)) for p, t in zip(per, trs)])
-            best = max(itertools.product(range(n_tags), repeat=hi - lo), key=member_mean)
+            paths = [p for p in itertools.product(range(n_tags), repeat=hi - lo) if writable(p)]
+            best = max(paths, key=member_mean)
+            assert writable(ids[lo:hi])
             assert member_mean(ids[lo:hi]) == pytest.approx(member_mean(best), abs=1e-4)
             tried += 1
         assert tried == 12

@@ -130,6 +130,37 @@ def convert(tags, src, dst):
     return from_chunks(chunks(tags, src), len(tags), dst)
 
 
+def well_formed(tags, scheme):
+    """Which tag bigrams a well-formed sequence of `scheme` can hold: (follows, first, last), lists of booleans:
+    follows[i][j] (may tags[j] come right after tags[i]?), first[i] / last[i] (may a sentence start / end with
+    tags[i]?).  A sequence is well-formed when from_chunks could have written it: e.g. in iobes an I-X or E-X only
+    after B-X or I-X, and B-X / I-X never last; in iob2 an I-X only after B-X or I-X; in iob1 a B-X only right after
+    a chunk of type X.  Decoding uses it to keep chunk predictions well-formed.
+
+    >>> follows, first, last = well_formed(["O", "B-NP", "I-NP"], "iob2")
+    >>> follows[0], first, last
+    ([True, True, False], [True, True, False], [True, True, True])
+    """
+    _check_scheme(scheme, "well_formed")
+    parsed = _parse(tags, scheme, "well_formed")
+
+    def may_follow(prev, cur):
+        (p, x), (q, y) = prev, cur
+        inside = p in "BI" if scheme == "iobes" else p in "BI" and x == y     # prev leaves a chunk of type x open
+        if scheme == "iobes" and inside:
+            return q in "IE" and y == x
+        if q in ("I", "E") and scheme != "iob1":
+            return inside and (q == "I" or scheme == "iobes")
+        if q == "B" and scheme == "iob1":
+            return inside
+        return True
+
+    follows = [[may_follow(a, b) for b in parsed] for a in parsed]
+    first = [p in ("O", "I") if scheme == "iob1" else p in "OBS" for p, _ in parsed]
+    last = [p in "OES" if scheme == "iobes" else True for p, _ in parsed]
+    return follows, first, last
+
+
 def is_chunk_tag(tag):
     """Is `tag` "O" or "<B|I|E|S>-<TYPE>" (a chunk tag of some scheme), not e.g. a POS tag?"""
     p, typ = split_tag(tag)

@@ -66,7 +66,7 @@ from fastnn._validation import check_bool, check_int, check_not_file, check_scal
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
-from fastnn.data.tags import detect_scheme, is_chunk_tag, recode
+from fastnn.data.tags import detect_scheme, is_chunk_tag, recode, well_formed
 from fastnn.data.vocab import Vocab
 from fastnn.graph import Module
 from fastnn.metrics import conll_f1
@@ -204,16 +204,33 @@ def _stored_lengths(lengths):
     return lengths[0] if len(lengths) == 1 else (0 if not lengths else list(lengths))
 
 
+# What decoding adds to the transition score of an ill-formed chunk tag bigram (I-NP after O in IOBES): far below
+# any path's own score, and finite, so that a tag set with no well-formed path (no O, no S-X) still decodes.
+ILL_FORMED_SCORE = -1e9
+
+
+def _well_formed_only(transitions, tags, scheme):
+    """(A, start, end) with ILL_FORMED_SCORE added where `scheme` forbids the bigram, first or last tag.  Learned
+    transitions score such paths low, not out: the chunk preset's single models wrote one in 18-29 of the 1,000 dev
+    sentences, and forbidding them adds 0.02-0.07 F1 (README, chunk screens)."""
+    follows, first, last = well_formed(tags, scheme)
+    return tuple(np.where(ok, x, x + ILL_FORMED_SCORE).astype(x.dtype)
+                 for ok, x in zip((np.array(follows), np.array(first), np.array(last)), transitions))
+
+
 class _Tagging:
     """Decoding, predict, evaluate and score, shared by WindowTagger and TaggerEnsemble.  A subclass has `tasks`,
     `task_names`, `_tag_index` (per task, tag -> id), encode(sentences, targets), scores(enc) (per task, (N, K) tag
     scores) and transition_scores(k) ((A, start, end) arrays of task k, or None for the word-level loss)."""
 
     def predict_ids(self, enc):
-        """Per task, (N,) predicted tag ids in the training encoding (argmax, or Viterbi for the sentence loss)."""
+        """Per task, (N,) predicted tag ids in the training encoding: argmax, or for the sentence loss Viterbi over
+        the tag paths a chunk task's encoding can write (tags.well_formed), any path for a tag task."""
         out = []
         for k, s in enumerate(self.scores(enc)):
             tr = self.transition_scores(k)
+            if tr is not None and self.tasks[k]["scheme"] is not None:
+                tr = _well_formed_only(tr, self.tasks[k]["tags"], self.tasks[k]["scheme"])
             out.append(s.argmax(axis=1) if tr is None else viterbi(s, enc.offsets, *tr))
         return out
 
