@@ -667,16 +667,18 @@ cdef inline void bias_mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, con
         mm(path, m, n, K, A, lda, B, n, C, n, 1)
 
 
-def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const floating[::1] b,
-                   const Py_ssize_t[:, ::1] xi, const floating[:, ::1] WhhT, floating[:, ::1] P,
-                   floating[:, :, ::1] Hs, int kind, int n_threads):
-    """The input projection P = Eu W_ih^T + b, then the recurrence Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
+def _rnnlm_forward(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, floating[:, ::1] Eu,
+                   const floating[:, ::1] WihT, const floating[::1] b, const Py_ssize_t[:, ::1] xi,
+                   const floating[:, ::1] WhhT, floating[:, ::1] P, floating[:, :, ::1] Hs, int kind, int n_threads):
+    """The distinct input words' embeddings Eu = emb[uniq], their projection P = Eu W_ih^T + b, then the recurrence
+    Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
 
-    Eu (U, E) IN: the distinct input words' embeddings; WihT (E, H) IN: W_ih^T; b (H,) IN; xi (L, B) IN: row of P
-    of each input; WhhT (H, Hp) IN: W_hh^T (Hp >= H columns); P (U, H) OUT; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
+    emb (V_in, E) IN; uniq (U,) IN: the distinct input words; Eu (U, E) OUT (gathered by the projection's tasks, in
+    their threads, each block just before its product); WihT (E, H) IN: W_ih^T; b (H,) IN; xi (L, B) IN: row of P of
+    each input; WhhT (H, Hp) IN: W_hh^T (Hp >= H columns); P (U, H) OUT; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
     """
     cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
-    cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s
+    cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s, r
     cdef int nt = threads_for(L * B * H * H // 64, n_threads)
     cdef int path = _path
     cdef int ntp = threads_for(U * E * H // 64, n_threads)
@@ -685,6 +687,9 @@ def _rnnlm_forward(const floating[:, ::1] Eu, const floating[:, ::1] WihT, const
     for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
         r0 = c * ROWS
         m = min(ROWS, U - r0)
+        if E > 0:
+            for r in range(r0, r0 + m):
+                memcpy(&Eu[r, 0], &emb[uniq[r], 0], E * sizeof(floating))
         bias_mm(path, m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
     if nt > n_chunks:
         nt = <int> n_chunks
@@ -1010,6 +1015,53 @@ def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const P
         memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
         for q in range(seg[u] + 1, seg[u + 1]):
             axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
+
+
+def _class_plan(const Py_ssize_t[::1] tc, const Py_ssize_t[::1] start, Py_ssize_t[::1] order,
+                Py_ssize_t[::1] present, Py_ssize_t[::1] seg, Py_ssize_t[::1] row_off, Py_ssize_t[::1] cell_off,
+                int cells):
+    """The within-class softmaxes' plan (one pass, was eight NumPy calls): the N tokens grouped by target class,
+    stably (the order of kernels.group_rows), and the offsets of their classes' blocks.
+
+    tc (N,) IN: the target classes, in [0, C) (C = start.shape[0] - 1); start (C + 1,) IN: class c's block is rows
+    start[c]:start[c + 1].  OUT, P the classes present: order (N,): the tokens, class by class, ties in token order;
+    present[:P]: the classes present, ascending; seg[:P + 1]: class present[r]'s tokens are order[seg[r]:seg[r + 1]];
+    row_off[:P + 1]: the blocks' cumulative sizes; cell_off[:P + 1]: cumulative tokens x block size (cells = 1) or
+    zeros.  present, seg, row_off, cell_off need C (+ 1) entries.  Returns (P, the largest block, the most tokens of
+    a class, the largest tokens x block size), each 1 when P = 0."""
+    cdef Py_ssize_t N = tc.shape[0], C = start.shape[0] - 1, i, c, P = 0, size, cnt
+    cdef Py_ssize_t max_size = 1, max_tokens = 1, max_cells = 1
+    cdef Py_ssize_t *pos = <Py_ssize_t *> calloc(max(C, 1), sizeof(Py_ssize_t))
+    if pos == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(N):
+            pos[tc[i]] += 1
+        seg[0] = 0
+        row_off[0] = 0
+        cell_off[0] = 0
+        for c in range(C):
+            cnt = pos[c]
+            if cnt == 0:
+                continue
+            size = start[c + 1] - start[c]
+            present[P] = c
+            pos[c] = seg[P]                          # where class c's tokens start in order
+            seg[P + 1] = seg[P] + cnt
+            row_off[P + 1] = row_off[P] + size
+            cell_off[P + 1] = cell_off[P] + (cnt * size if cells else 0)
+            if P == 0 or size > max_size:
+                max_size = size
+            if P == 0 or cnt > max_tokens:
+                max_tokens = cnt
+            if P == 0 or cnt * size > max_cells:
+                max_cells = cnt * size
+            P = P + 1
+        for i in range(N):
+            order[pos[tc[i]]] = i
+            pos[tc[i]] += 1
+    free(pos)
+    return P, max_size, max_tokens, max_cells
 
 
 def _segment_ids(const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg, Py_ssize_t[::1] out):

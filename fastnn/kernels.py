@@ -631,14 +631,14 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     _rnnlm._segment_ids(order_u, seg_u, inv)
-    E_u = emb.take(uniq, axis=0)                          # take: ~2x faster than emb[uniq] for rows
+    E_u = np.empty((uniq.size, E), dtype=dt)              # emb[uniq], gathered by the projection's tasks
     P = np.empty((uniq.size, H), dtype=dt)
     Hs = np.empty((L + 1, B, H), dtype=dt)
     Hs[0] = h0
     # every product below runs in the kernels' own threads (fixed row blocks), none through BLAS: its threads
     # would compete with the kernels' for the cores (the defect of `--threads 2` training at half the speed)
-    _rnnlm._rnnlm_forward(E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B), np.ascontiguousarray(W_hh.T),
-                          P, Hs, kind, nt)
+    _rnnlm._rnnlm_forward(emb, uniq, E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B),
+                          np.ascontiguousarray(W_hh.T), P, Hs, kind, nt)
 
     # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
     Ho = Hs[L - k + 1:].reshape(N, H)
@@ -647,23 +647,17 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     losses = np.empty(N, dtype=np.float64)
     dHo = np.empty((N, H), dtype=dt)
     _rnnlm._rnnlm_class_xent(Ho, np.ascontiguousarray(Wc.T), bc, Wc, tc, scale, Z, losses, dHo, int(want), nt)
-    order, present, seg = _group_rows_unchecked(tc, C)
-    sizes = start[present + 1] - start[present]
-    row_off = np.zeros(present.size + 1, dtype=np.intp)
-    np.cumsum(sizes, out=row_off[1:])
-    counts = np.diff(seg)
     defer = want and defer_out and dt == np.float32 and H >= 16 and _rnnlm.HAVE_BLOCKS
+    order = np.empty(N, dtype=np.intp)
+    plan = np.empty((4, C + 1), dtype=np.intp)           # present, seg, row_off, cell_off (the first P (+ 1) of each)
+    n_present, max_size, max_tokens, max_cells = _rnnlm._class_plan(tc, start, order, *plan, int(defer))
+    present, seg, row_off, cell_off = plan[0, :n_present], *plan[1:, :n_present + 1]
     dWo = np.empty((int(row_off[-1]) if want and not defer else 0, H), dtype=dt)
     dbo = np.empty(int(row_off[-1]) if want else 0, dtype=dt)
-    cell_off = np.zeros(present.size + 1, dtype=np.intp)
-    if defer:
-        np.cumsum(counts * sizes, out=cell_off[1:])
     zkeep = np.empty(int(cell_off[-1]), dtype=dt)
     sq = np.empty(present.size if defer else 0)
-    max_size, max_tokens = (int(sizes.max()), int(counts.max())) if counts.size else (1, 1)
     _rnnlm._rnnlm_word_xent(Ho, W, bo, start, order, seg, present, pos[yf], row_off, scale, losses, dHo, dWo, dbo,
-                            zkeep, cell_off, sq, max_size, max_tokens,
-                            int((counts * sizes).max()) if counts.size else 1, int(want), int(defer), nt)
+                            zkeep, cell_off, sq, max_size, max_tokens, max_cells, int(want), int(defer), nt)
     loss = float(losses.sum()) * scale
     if not want:
         return loss, Hs, None
@@ -683,7 +677,7 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     if present.size == C:                                  # every class present (the usual batch): all of W's rows
         rows = np.arange(n_out, dtype=np.intp)
     else:
-        rows = (np.repeat(start[present] - row_off[:-1], sizes) + np.arange(row_off[-1])).astype(np.intp)
+        rows = (np.repeat(start[present] - row_off[:-1], np.diff(row_off)) + np.arange(row_off[-1])).astype(np.intp)
     g["W"] = (rows, None if defer else dWo)
     g["bo"] = (rows, dbo)
     if defer:

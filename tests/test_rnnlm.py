@@ -331,6 +331,36 @@ def test_mm_layout_names():
     assert _rnnlm._mm_layout() == before
 
 
+@pytest.mark.parametrize("N,C,seed", [(0, 4, 0), (1, 3, 1), (50, 7, 2), (300, 40, 3), (2560, 100, 4)])
+def test_class_plan_matches_grouping(N, C, seed):
+    """_rnnlm._class_plan (the within-class softmaxes' plan in one pass) gives what the NumPy steps it replaced gave:
+    kernels.group_rows' stable order and classes present, the blocks' offsets and the maxima, absent classes
+    skipped."""
+    from fastnn import kernels
+    from fastnn._ext import _rnnlm
+    rng = np.random.default_rng(seed)
+    sizes_all = rng.integers(1, 9, C)
+    start = np.concatenate([[0], np.cumsum(sizes_all)]).astype(np.intp)
+    tc = rng.integers(0, C, N).astype(np.intp)
+    if N > 10:
+        tc[tc == C // 2] = 0                             # an absent class
+    order, present, seg = kernels.group_rows(tc, C)
+    sizes = start[present + 1] - start[present]
+    counts = np.diff(seg)
+    for cells in (0, 1):
+        o = np.empty(N, dtype=np.intp)
+        plan = np.full((4, C + 1), -7, dtype=np.intp)
+        P, max_size, max_tokens, max_cells = _rnnlm._class_plan(tc, start, o, *plan, cells)
+        assert P == present.size
+        assert np.array_equal(o, order)
+        assert np.array_equal(plan[0, :P], present) and np.array_equal(plan[1, :P + 1], seg)
+        assert np.array_equal(plan[2, :P + 1], np.concatenate([[0], np.cumsum(sizes)]))
+        want_cells = np.concatenate([[0], np.cumsum(counts * sizes)]) if cells else np.zeros(P + 1)
+        assert np.array_equal(plan[3, :P + 1], want_cells)
+        assert (max_size, max_tokens, max_cells) == ((sizes.max(), counts.max(), (counts * sizes).max()) if P else
+                                                     (1, 1, 1))
+
+
 def test_mm_layout_environment_variable():
     """FASTNN_MM_LAYOUT forces the layout at import (benchmarks of whole `fastnn lm train` runs in both layouts); a
     name not among _mm_layouts() warns once and leaves the CPU's default."""
