@@ -257,10 +257,10 @@ def test_dask_local_cluster(tmp_path):
     assert len(log.read_text().splitlines()) == 8 and any("error" in r for r in more)
 
 
-def slow_unless_stopped(p, seconds=60.0):
-    """A trial of a minute in small Python steps (as a training loop's batches); a file says it ran to its end."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
+def slow_unless_stopped(p, steps=3000):
+    """A trial of a minute in small Python steps (as a training loop's batches); a file says it ran to its end.
+    Counted in steps, not by the clock: a process paused (SIGSTOP) for a minute must not find its trial over."""
+    for _ in range(steps):
         time.sleep(0.02)
     with open(os.path.join(p["dir"], f"finished-{os.getpid()}-{time.monotonic_ns()}"), "w"):
         pass
