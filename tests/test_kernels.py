@@ -170,6 +170,23 @@ def test_output_layer_when_the_row_maximum_moves_between_blocks(dtype, rng):
                                    atol=(1e-4 if dtype == np.float32 else 1e-10) * np.abs(r).max(), err_msg=name)
 
 
+def test_output_layer_big_dW_and_rows_of_other_widths(rng):
+    """float32 output layers whose dW passes 16 MiB (written with streaming stores on the AVX-512 tiles) and whose B
+    and H are not multiples of 16 (the tiles' padded columns and masked last vectors), against float64, with the same
+    bits on 1 and 2 threads; dW comes back 64-byte aligned."""
+    B, H, V = 37, 70, 61_000
+    h = rng.standard_normal((B, H)).astype(np.float32)
+    W = (rng.standard_normal((V, H)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(V).astype(np.float32)
+    t = rng.integers(0, V, B)
+    got = K.output_layer(h, W, b, t, scale=1 / B, n_threads=1)
+    assert got[1].ctypes.data % 64 == 0
+    for name, x, r in zip(["loss", "dW", "db", "dh"], got, ref_output_layer(h, W, b, t, 1 / B)):
+        np.testing.assert_allclose(x, r, rtol=1e-4, atol=1e-4 * np.abs(r).max(), err_msg=name)
+    for x, y in zip(got, K.output_layer(h, W, b, t, scale=1 / B, n_threads=2)):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_output_layer_edge_shapes_and_nan(dtype, rng):
     W = rng.standard_normal((9, 4)).astype(dtype)
     b = rng.standard_normal(9).astype(dtype)
