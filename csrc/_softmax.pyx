@@ -25,6 +25,20 @@ cdef extern from "fnn_math.h":
     float fnn_piece_exp_f_path(int path, const float *x, float *out, Py_ssize_t n, float m,
                                const float *ahead) noexcept nogil
 
+cdef extern from "fnn_outlayer.h":
+    int fnn_ol_tiles(int path) noexcept nogil
+    void fnn_ol_logits(const float *W, const float *b, Py_ssize_t w, Py_ssize_t H, const float *hT, Py_ssize_t Bp,
+                       float *Z) noexcept nogil
+    void fnn_ol_dh(const float *W, Py_ssize_t w, Py_ssize_t H, const float *E, Py_ssize_t Bp, float *D,
+                   int add) noexcept nogil
+    void fnn_ol_dw(const float *G, Py_ssize_t w, Py_ssize_t Bp, Py_ssize_t B, const float *hp, Py_ssize_t Hp,
+                   Py_ssize_t H, float *dW, int stream) noexcept nogil
+    void fnn_ol_colmax(const float *Z, Py_ssize_t w, Py_ssize_t Bp, float *m) noexcept nogil
+    void fnn_ol_exp(float *Z, Py_ssize_t w, Py_ssize_t Bp, const float *R, float *s) noexcept nogil
+    void fnn_ol_scale_cols(float *D, Py_ssize_t n, Py_ssize_t Bp, const float *f) noexcept nogil
+    void fnn_ol_grad(const float *E, Py_ssize_t w, Py_ssize_t Bp, Py_ssize_t B, const float *c, const int *t,
+                     float sc, float *G, float *db) noexcept nogil
+
 
 # ---- which compiled code the float32 rows run (as in _lstm.pyx: 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) --
 
@@ -227,11 +241,17 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
 
 # ---- the affine output layer fused with its softmax cross-entropy ----------------------------------------------------
 
+def _output_layer_tiles():
+    """True when the float32 output layer runs the register tiles of fnn_outlayer.h on the current vector path (an
+    AVX-512 one); kernels.output_layer then lays its work out for them (see _output_layer)."""
+    return bool(fnn_ol_tiles(_path))
+
+
 def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
                   const Py_ssize_t[::1] targets, floating[::1] loss, floating[::1] logits, double[:, ::1] row_ref,
                   double[:, ::1] row_sum, double[:, ::1] blk_ref, floating[:, ::1] scratch, floating[:, ::1] dW,
-                  floating[::1] db, floating[:, ::1] dh, floating[:, :, ::1] dh_parts, Py_ssize_t block, double scale,
-                  bint want_grad, int n_threads):
+                  floating[::1] db, floating[:, ::1] dh, floating[:, :, ::1] dh_parts, floating[::1] hwork,
+                  Py_ssize_t block, double scale, bint want_grad, int n_threads):
     """logits = h W^T + b, loss = logsumexp - logits[target] per row, and the gradients of scale * sum(loss).
 
     The V output rows are cut into blocks of `block` rows and the blocks into G = row_ref.shape[0] groups of
@@ -252,6 +272,8 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
     loss (B,) OUT (holds the target logits while pass 1 runs).
     logits (B V,), row_ref, row_sum (G, B), blk_ref (n_blocks, B), scratch (n_threads, B block) work.
     dW (V, H), db (V,), dh (B, H) OUT and dh_parts (G, B, H) work when want_grad (else None).
+    hwork (0,), or (H Bp + B Hp,) in float32 when _output_layer_tiles() (Bp, Hp: B, H rounded up to 16): the layer
+    then runs _output_layer_tiles_f, whose work arrays have other shapes (see there).
     """
     cdef Py_ssize_t B = h.shape[0], H = h.shape[1], V = W.shape[0], G = row_ref.shape[0]
     cdef int path = _path
@@ -262,6 +284,11 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
     cdef floating m
     cdef double r, s, f
     cdef floating sc = <floating> scale
+    if floating is float:
+        if hwork.shape[0] > 0:     # kernels.py asked _output_layer_tiles() and laid the work out for them
+            _output_layer_tiles_f(h, W, b, targets, loss, logits, row_ref, row_sum, blk_ref, scratch, dW, db, dh,
+                                  dh_parts, hwork, block, scale, want_grad, n_threads)
+            return
     with nogil:
         # pass 1: logits tiles turned into exps, the groups' row statistics and (want_grad) shares of dh
         for gi in prange(G, schedule="dynamic", num_threads=n_threads):
@@ -342,3 +369,145 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
                         axpy(<floating> 1, S + i * w, &db[lo], w)
                     gemm_rm(True, False, <int> w, <int> H, <int> B, <floating> 1, S, <int> w, &h[0, 0], <int> H,
                             <floating> 0, &dW[lo, 0], <int> H)
+
+
+
+
+cdef void _output_layer_tiles_f(const float[:, ::1] h, const float[:, ::1] W, const float[::1] b,
+                                const Py_ssize_t[::1] targets, float[::1] loss, float[::1] logits,
+                                double[:, ::1] row_ref, double[:, ::1] row_sum, double[:, ::1] blk_ref,
+                                float[:, ::1] scratch, float[:, ::1] dW, float[::1] db, float[:, ::1] dh,
+                                float[:, :, ::1] dh_parts, float[::1] hwork, Py_ssize_t block, double scale,
+                                bint want_grad, int n_threads) noexcept:
+    """_output_layer on the AVX-512 register tiles of fnn_outlayer.h (float32): the same blocks, groups, passes and
+    running maxima, with every (B, .) matrix kept transposed and its columns padded to Bp = B rounded up to 16 (the
+    padding columns come from zero inputs, and nothing of theirs reaches a result).
+
+    logits (V Bp,) work: block k's tile (w, Bp) at k block Bp.  hwork (H Bp + B Hp,) work: h transposed (H, Bp),
+    then h with its rows padded to Hp = H rounded up to 16 (B, Hp).  dh_parts (G, H, Bp)
+    work when want_grad: each group's share of dh, transposed.  scratch (n_threads, block Bp + 6 Bp) work: per thread
+    the gradient tile, then m, s, f, c, R (Bp floats each) and the targets' rows in the block (Bp ints).  The rest as
+    _output_layer.
+    """
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], V = W.shape[0], G = row_ref.shape[0]
+    cdef Py_ssize_t Bp = (B + 15) // 16 * 16, Hp = (H + 15) // 16 * 16
+    cdef float *hT = &hwork[0]
+    cdef float *hp = hT + H * Bp
+    cdef Py_ssize_t n_blocks = (V + block - 1) // block
+    cdef Py_ssize_t gi, k, k0, k1, lo, w, i, j, t, u
+    cdef float *Z
+    cdef float *m
+    cdef float *sv
+    cdef float *f
+    cdef float *c
+    cdef float *R
+    cdef int *trow
+    cdef float *D
+    cdef float *acc
+    cdef double r, s, fi
+    cdef bint changed
+    cdef float sc = <float> scale
+    # dW bigger than the cache goes to memory with streaming stores (no read of the lines first; 2026-12-06 Xeon,
+    # V 10^5, one thread: 152 -> 142 ms); a smaller one stays in cache for the update that reads it next
+    cdef bint stream = V * H * <Py_ssize_t> sizeof(float) > STREAM_BYTES
+    with nogil:
+        for j in range(H):
+            for i in range(B):
+                hT[j * Bp + i] = h[i, j]
+            for i in range(B, Bp):
+                hT[j * Bp + i] = 0
+        for i in range(B):
+            for j in range(H):
+                hp[i * Hp + j] = h[i, j]
+            for j in range(H, Hp):
+                hp[i * Hp + j] = 0
+        # pass 1: logits tiles turned into exps, the groups' column statistics and (want_grad) shares of dh
+        for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+            m = &scratch[omp_get_thread_num(), 0] + block * Bp
+            sv = m + Bp
+            f = sv + Bp
+            R = f + 2 * Bp
+            D = &dh_parts[gi, 0, 0] if want_grad else NULL
+            k0 = gi * n_blocks // G
+            k1 = (gi + 1) * n_blocks // G
+            for k in range(k0, k1):
+                lo = k * block
+                w = min(block, V - lo)
+                Z = &logits[0] + Bp * lo
+                fnn_ol_logits(&W[lo, 0], &b[lo], w, H, hT, Bp, Z)
+                for i in range(B):
+                    t = targets[i] - lo
+                    if 0 <= t < w:
+                        loss[i] = Z[t * Bp + i]
+                fnn_ol_colmax(Z, w, Bp, m)
+                changed = False
+                for i in range(Bp):
+                    f[i] = 1
+                    R[i] = m[i]            # the padding columns: their own block maximum
+                    if i >= B:
+                        continue
+                    if k == k0:
+                        row_ref[gi, i] = m[i]
+                        row_sum[gi, i] = 0
+                    elif not (m[i] <= row_ref[gi, i]):   # a larger maximum (or NaN): rescale what is summed so far
+                        fi = exp(row_ref[gi, i] - m[i])
+                        row_ref[gi, i] = m[i]
+                        row_sum[gi, i] = row_sum[gi, i] * fi
+                        f[i] = <float> fi
+                        changed = True
+                    blk_ref[k, i] = row_ref[gi, i]
+                    R[i] = <float> row_ref[gi, i]
+                if changed and want_grad:
+                    fnn_ol_scale_cols(D, H, Bp, f)
+                fnn_ol_exp(Z, w, Bp, R, sv)
+                for i in range(B):
+                    row_sum[gi, i] = row_sum[gi, i] + sv[i]
+                if want_grad:
+                    fnn_ol_dh(&W[lo, 0], w, H, Z, Bp, D, k != k0)
+        # each row's logsumexp over the groups, in group order (row_ref[0] then holds it), the loss, and in row_sum
+        # the factor that brings each group's share of dh to it
+        for i in prange(B, schedule="static", num_threads=n_threads):
+            r = row_ref[0, i]
+            for u in range(1, G):
+                if not (row_ref[u, i] <= r):   # also picks up NaN
+                    r = row_ref[u, i]
+            s = 0
+            for u in range(G):
+                s = s + row_sum[u, i] * exp(row_ref[u, i] - r)
+            s = r + log(s)
+            loss[i] = <float> (s - loss[i])
+            for u in range(G):
+                row_sum[u, i] = scale * exp(row_ref[u, i] - s)
+            row_ref[0, i] = s
+        if want_grad:
+            # dh = scale * (the shares rescaled) - scale W[target], one row of dh^T (a column of dh) per j
+            for j in prange(H, schedule="static", num_threads=n_threads):
+                acc = &scratch[omp_get_thread_num(), 0]
+                for i in range(B):
+                    acc[i] = -sc * W[targets[i], j]
+                for u in range(G):
+                    for i in range(B):
+                        acc[i] = acc[i] + <float> row_sum[u, i] * dh_parts[u, j, i]
+                for i in range(B):
+                    dh[i, j] = acc[i]
+            # pass 2: gradient tiles, db and dW
+            for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+                m = &scratch[omp_get_thread_num(), 0]     # the gradient tile
+                c = m + block * Bp + 3 * Bp
+                trow = <int *> (c + 2 * Bp)
+                k0 = gi * n_blocks // G
+                k1 = (gi + 1) * n_blocks // G
+                for k in range(k0, k1):
+                    lo = k * block
+                    w = min(block, V - lo)
+                    Z = &logits[0] + Bp * lo
+                    for i in range(Bp):
+                        c[i] = 0
+                        trow[i] = -1
+                    for i in range(B):
+                        c[i] = <float> (scale * exp(blk_ref[k, i] - row_ref[0, i]))
+                        t = targets[i] - lo
+                        if 0 <= t < w:
+                            trow[i] = <int> t
+                    fnn_ol_grad(Z, w, Bp, B, c, trow, sc, m, &db[lo])
+                    fnn_ol_dw(m, w, Bp, B, hp, Hp, H, &dW[lo, 0], stream)

@@ -152,22 +152,40 @@ def test_output_layer_is_the_same_bits_for_any_thread_count(dtype, rng):
             np.testing.assert_array_equal(x, y)
 
 
-def test_output_layer_when_the_row_maximum_moves_between_blocks(dtype, rng):
+@pytest.mark.parametrize("B", [6, 22])   # 22: float32 on the AVX-512 register tiles (B >= 16)
+def test_output_layer_when_the_row_maximum_moves_between_blocks(B, dtype, rng):
     """Logits rising along V (the running maximum grows block after block, rescaling what was summed), falling, and
     spread over +-200 (exps far below the maximum underflow)."""
-    B, H, V = 6, 4, 100_000
+    H, V = 4, 100_000
     h = np.ones((B, H), dtype)
     h[1] *= -1
     h[2:] = rng.standard_normal((B - 2, H)) * 50
     W = np.repeat(np.linspace(-5, 5, V)[:, None], H, axis=1).astype(dtype)
     W[:, 1:] += rng.standard_normal((V, H - 1)).astype(dtype) * 0.1
     b = rng.standard_normal(V).astype(dtype)
-    t = np.array([V - 1, 0, 3, V // 2, 17, V - 2])
+    t = np.concatenate([[V - 1, 0, 3, V // 2, 17, V - 2], rng.integers(0, V, B - 6)])
     got = K.output_layer(h, W, b, t, n_threads=2)
     for name, x, r in zip(["loss", "dW", "db", "dh"], got, ref_output_layer(h, W, b, t, 1.0)):
         assert np.all(np.isfinite(x)), name
         np.testing.assert_allclose(x, r, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=(1e-4 if dtype == np.float32 else 1e-10) * np.abs(r).max(), err_msg=name)
+
+
+def test_output_layer_big_dW_and_rows_of_other_widths(rng):
+    """float32 output layers whose dW passes 16 MiB (written with streaming stores on the AVX-512 tiles) and whose B
+    and H are not multiples of 16 (the tiles' padded columns and masked last vectors), against float64, with the same
+    bits on 1 and 2 threads; dW comes back 64-byte aligned."""
+    B, H, V = 37, 70, 61_000
+    h = rng.standard_normal((B, H)).astype(np.float32)
+    W = (rng.standard_normal((V, H)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(V).astype(np.float32)
+    t = rng.integers(0, V, B)
+    got = K.output_layer(h, W, b, t, scale=1 / B, n_threads=1)
+    assert got[1].ctypes.data % 64 == 0
+    for name, x, r in zip(["loss", "dW", "db", "dh"], got, ref_output_layer(h, W, b, t, 1 / B)):
+        np.testing.assert_allclose(x, r, rtol=1e-4, atol=1e-4 * np.abs(r).max(), err_msg=name)
+    for x, y in zip(got, K.output_layer(h, W, b, t, scale=1 / B, n_threads=2)):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_output_layer_edge_shapes_and_nan(dtype, rng):
