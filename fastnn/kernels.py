@@ -215,9 +215,10 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     -------
     loss (B,), and when want_grad: dW (V, H), db (V,), dh (B, H) (new arrays) else None, None, None.
 
-    The kernel's threads share out blocks of output rows, each running single-threaded BLAS on its block (every
-    loaded BLAS is limited to one thread during the call, see fastnn._threads.single_threaded_blas); results are the same bits for every
-    thread count.
+    The kernel's threads share out blocks of output rows.  In float32 with B >= 16 on an AVX-512 vector path each
+    block's three products are the kernel's own register tiles (csrc/fnn_outlayer.h); otherwise single-threaded BLAS
+    runs them (every loaded BLAS is limited to one thread during the call, see fastnn._threads.single_threaded_blas).
+    The two differ by rounding; either gives the same bits for every thread count.
     """
     where = "output_layer"
     V.check_float_array(W, "W", where, ndim=2)
