@@ -710,8 +710,7 @@ def test_rnnlm_segment(benchmark, impl):
     notes = dict(vocab=RNNLM_V, classes=RNNLM_C, embed=m.embed)
     if impl == "roof":
         return _run_roof(benchmark, "rnnlm_segment", RNNLM_SIZE, work, **notes)
-    from fastnn._ext import _rnnlm
-    notes["vector_path"] = _rnnlm._vector_path()
+    notes["vector_path"] = K.rnnlm_vector_path()
     notes["mm_layout"] = K.rnnlm_mm_layout()        # ymm on AMD Zen 4 (chosen by CPUID), zmm elsewhere
 
     def fn():

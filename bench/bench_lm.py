@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import fastnn  # noqa: E402
-from fastnn import optim  # noqa: E402
+from fastnn import kernels, optim  # noqa: E402
 from fastnn.recipes.lm import NPLMConfig, RNNConfig, build_model  # noqa: E402
 
 CASES = {
@@ -48,9 +48,8 @@ def build_facts():
     products take (a portable build picks one at run time; FASTNN_VECTOR_PATH forces one) and their register layout
     on the AVX-512 path (ymm on AMD Zen 4, zmm elsewhere; FASTNN_MM_LAYOUT forces one, also in --brown's runs; the
     same bits)."""
-    from fastnn._ext import _rnnlm
-    return {"build": fastnn.show_config()["build"], "vector_path": _rnnlm._vector_path(),
-            "mm_layout": _rnnlm._mm_layout()}
+    return {"build": fastnn.show_config()["build"], "vector_path": kernels.rnnlm_vector_path(),
+            "mm_layout": kernels.rnnlm_mm_layout()}
 
 
 def _zipf_ids(rng, V, shape):

@@ -707,6 +707,11 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     return loss, Hs, g
 
 
+def rnnlm_vector_path():
+    """The vector path ("avx512", "avx2", "sse2", ...: fastnn.show_config) rnnlm_segment's float32 products take."""
+    return _rnnlm._vector_path()
+
+
 def rnnlm_mm_layout():
     """The register layout rnnlm_segment's float32 products take on the AVX-512 path: "ymm" (8-float vectors in
     AVX-512's 32 registers, the default on AMD Zen 4, which runs a 512-bit instruction as two halves) or "zmm"

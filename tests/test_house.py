@@ -112,9 +112,15 @@ def test_no_private_names_across_modules():
     assert not bad, "private names of other modules used (make them public or move the code):\n" + "\n".join(bad)
 
 
+# The benchmark scripts measure the library through its public API (bench_kernels, bench_lm: kernels.rnnlm_*).
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+SCRIPTS = {f"bench.{f[:-3]}": os.path.join(BENCH, f) for f in sorted(os.listdir(BENCH)) if f.endswith(".py")} \
+    if os.path.isdir(BENCH) else {}
+
+
 def test_only_kernels_imports_the_extension():
     users = set()
-    for module, path in MODULES.items():
+    for module, path in {**MODULES, **SCRIPTS}.items():
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read())
         for node in ast.walk(tree):
