@@ -2,9 +2,15 @@
 import os
 
 # GNU OpenMP's idle threads busy-wait after every parallel region by default, taking the cores from the BLAS threads
-# that run next (2-3x slower LM training measured on 2 cores).  Sleeping idle threads cost a few microseconds of
-# wake-up, small beside the kernels, which only thread work of >= 32k elements per thread.  It must be set before
-# libgomp loads; a value the user set wins.
+# that run next (2-3x slower LM training measured on 2 cores).  It must be set before libgomp loads; a value the user
+# set wins.  A sleeping thread is not free to wake: ~72 us per parallel region on a 2-vCPU KVM Xeon, so a short spin
+# (GOMP_SPINCOUNT) was measured there (2026-12-06, PASSIVE / +3000 / +10000 / +30000, tokens or windows per second):
+# with BLAS on one thread (the `fastnn lm` default) spinning is faster, the RNN LM --preset fast 477k / 515k / 536k /
+# 558k, its default 367k / 395k / 419k / 411k, the LSTM LM 135k / - / 136-142k / 148-151k, the NPLM 42-45k / - / 48k /
+# 50k; with BLAS on two threads it is slower, the LSTM LM (--threads 2) 131k / 121k / 100k / 75k, the NPLM 31k / 28k /
+# 24k / 17k, the tagger step (bench_tagger.py --threads 2) 62k / 56k / 49k / 38k.  The setting is fixed when libgomp
+# loads, before anyone says how many BLAS threads will run, so no spin is set: a user whose BLAS runs on one thread
+# can set GOMP_SPINCOUNT=30000 in the environment (the same numbers, faster).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

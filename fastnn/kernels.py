@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from fastnn import _validation as V
-from fastnn._ext import _blas, _dense_update, _embedding, _lstm, _rnn, _rnnlm, _softmax
+from fastnn._ext import _adagrad, _blas, _dense_update, _embedding, _lstm, _rnn, _rnnlm, _softmax
 from fastnn._threads import effective_n_threads, single_threaded_blas
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
@@ -505,6 +505,50 @@ def adagrad_(w, acc, g, *, lr, eps=1e-10, l2=0.0, l1=0.0, n_threads=None):
     _check_nonneg(where, lr=lr, eps=eps, l2=l2, l1=l1)
     _dense_update._adagrad(w.reshape(-1), acc.reshape(-1), g, float(lr), float(eps), float(l2), float(l1),
                            effective_n_threads(n_threads))
+
+
+def adagrad_many_(parts, *, lr, eps=1e-10, n_threads=None):
+    """AdaGrad on several parameters in one kernel call: the updates adagrad_ (dense) and sparse_adagrad_ (lazy
+    rows) would make one by one, with the same bits, but cut into tasks of ~4k elements shared out in one parallel
+    loop (a model's small parameters are each too small to thread, and each call costs its dispatch).
+
+    parts : a list of (w, acc, g, rows, l2): w and acc a parameter and its accumulator (updated in place), l2 its
+        weight decay (>= 0); rows None for a dense gradient g of w's shape, else unique ascending row indices and g
+        (len(rows), w.shape[1]) their gradients (a coalesced RowGrad).  One float dtype for all; each w a different
+        parameter.  (No l1: optim.AdaGrad applies that term one parameter at a time.)
+    """
+    where = "adagrad_many_"
+    _check_nonneg(where, lr=lr, eps=eps)
+    ws, accs, gs, rows_, first, l2s = [], [], [], [], [], []
+    dtype, seen = None, set()
+    for i, part in enumerate(parts):
+        if not isinstance(part, tuple) or len(part) != 5:
+            raise TypeError(f"{where}: 'parts[{i}]' must be a tuple (w, acc, g, rows, l2); got "
+                            f"{type(part).__name__}.")
+        w, acc, g, rows, l2 = part
+        if rows is None:
+            g = _check_dense(where, w, g, ("acc", acc))
+            w2, acc2, g2, r, f = w.reshape(1, -1), acc.reshape(1, -1), g.reshape(1, -1), None, 0
+        else:
+            r, g2 = _check_sparse_adagrad(where, w, acc, rows, g, True)
+            w2, acc2, f = w, acc, -1
+            if r.shape[0] and r[-1] - r[0] == r.shape[0] - 1:
+                f = int(r[0])                                     # a range of rows: one flat span
+        _check_nonneg(where, l2=l2)
+        if dtype is None:
+            dtype = w.dtype
+        elif w.dtype != dtype:
+            raise TypeError(f"{where}: every parameter must have one dtype; got {dtype} and {w.dtype} (parts[{i}]).")
+        if id(w) in seen:
+            raise ValueError(f"{where}: each part must update a different parameter; parts[{i}] repeats one.")
+        seen.add(id(w))
+        if g2.size == 0:
+            continue
+        ws.append(w2), accs.append(acc2), gs.append(g2), rows_.append(r), first.append(f), l2s.append(float(l2))
+    if not ws:
+        return
+    _adagrad._adagrad_many(np.empty(0, dtype), ws, accs, gs, rows_, np.array(first, dtype=np.intp),
+                           np.array(l2s, dtype=np.float64), float(lr), float(eps), effective_n_threads(n_threads))
 
 
 # ---- Elman recurrence --------------------------------------------------------------------------------------------

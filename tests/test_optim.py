@@ -3,7 +3,7 @@ convergence table, errors."""
 import numpy as np
 import pytest
 
-from fastnn import optim
+from fastnn import kernels, optim
 from fastnn.graph import Module, Node, Param, RowGrad
 
 from tests.conftest import TOL
@@ -470,3 +470,74 @@ def test_by_name_is_the_command_line_choice(rng):
     assert isinstance(optim.by_name("sgd", ps, 0.1), optim.SGD)
     with pytest.raises(ValueError, match="fit: 'optimizer' must be one of adagrad, sgd; got 'adam'"):
         optim.by_name("adam", ps, 0.1, "fit")
+
+
+# ---- AdaGrad's one-call update of every plain parameter (kernels.adagrad_many_) ----------------------------------
+
+def _adagrad_parts(rng, dtype):
+    """Parameters as a model has them: dense matrices and biases, scattered rows, a range of rows (all of a bias
+    column), with and without weight decay; sizes that cut into several tasks and into one."""
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+    out = []
+    for shape, rows, l2 in [((100, 100), None, 0.0), ((7,), None, 0.0), ((30, 50), None, 0.01),
+                            ((14115, 1), np.arange(14115), 0.0), ((3000, 100), np.unique(rng.integers(0, 3000, 900)),
+                                                                  0.0),
+                            ((500, 16), np.arange(40, 400), 0.02), ((20, 5), np.array([3]), 0.0)]:
+        w, acc = arr(*shape), np.abs(arr(*shape))
+        g = arr(*shape) if rows is None else arr(len(rows), shape[1])
+        out.append((w, acc, g, rows, l2))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_adagrad_many_same_bits_as_one_call_per_parameter(dtype, rng, n_threads):
+    parts = _adagrad_parts(rng, dtype)
+    ref = [(w.copy(), a.copy(), g, r, l2) for w, a, g, r, l2 in parts]
+    for w, a, g, r, l2 in ref:
+        if r is None:
+            kernels.adagrad_(w, a, g, lr=0.05, eps=1e-10, l2=l2)
+        else:
+            kernels.sparse_adagrad_(w, a, r, g, lr=0.05, eps=1e-10, l2=l2)
+    kernels.adagrad_many_(parts, lr=0.05, eps=1e-10, n_threads=n_threads)
+    for (w, a, *_), (w0, a0, *_) in zip(parts, ref):
+        assert np.array_equal(w, w0) and np.array_equal(a, a0)
+
+
+def test_adagrad_many_checks_its_parts(rng):
+    w, a = np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="unique and ascending"):
+        kernels.adagrad_many_([(w, a, np.ones((2, 3), np.float32), np.array([2, 1]), 0.0)], lr=0.1)
+    with pytest.raises(TypeError, match="one dtype"):
+        kernels.adagrad_many_([(w, a, np.ones_like(w), None, 0.0),
+                               (np.zeros(3), np.zeros(3), np.ones(3), None, 0.0)], lr=0.1)
+    with pytest.raises(ValueError, match="different parameter"):
+        kernels.adagrad_many_([(w, a, np.ones_like(w), None, 0.0), (w, np.zeros_like(w), np.ones_like(w), None, 0.0)],
+                              lr=0.1)
+    with pytest.raises(ValueError, match="l2"):
+        kernels.adagrad_many_([(w, a, np.ones_like(w), None, -1.0)], lr=0.1)
+    kernels.adagrad_many_([(w, a, np.ones((0, 3), np.float32), np.array([], int), 0.0)], lr=0.1)   # nothing to do
+    assert not w.any()
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.01])
+def test_adagrad_step_same_bits_as_each_parameter_alone(rng, l1):
+    """optim.AdaGrad.step applies its plain updates in one call; the result is the per-parameter one."""
+    parts = _adagrad_parts(rng, np.float32)
+    params = {f"p{i}": Param(f"p{i}", w.copy(), sparse=r is not None, decay=l2 > 0) for i, (w, _, _, r, l2)
+              in enumerate(parts)}
+    opt = optim.AdaGrad(params, lr=0.05, weight_decay=0.01, l1=l1, initial_accumulator=0.1)
+    ref = {n: (p.value.copy(), opt.state[n]["acc"].copy()) for n, p in params.items()}
+    for (n, p), (w, _, g, r, _) in zip(params.items(), parts):
+        p.grad = g if r is None else RowGrad(np.asarray(r, np.intp), g, w.shape[0])
+    opt.step()
+    for (n, p), (w, _, g, r, _) in zip(params.items(), parts):
+        w0, a0 = ref[n]
+        l2 = 0.01 if p.decay else 0.0
+        if r is None:
+            kernels.adagrad_(w0, a0, g, lr=0.05, l2=l2, l1=l1 if p.decay else 0.0)
+        else:
+            G = optim.base.l1_rows(g, w0, r, l1) if l1 and p.decay else g
+            kernels.sparse_adagrad_(w0, a0, r, G, lr=0.05, l2=l2)
+        assert np.array_equal(p.value, w0) and np.array_equal(opt.state[n]["acc"], a0), n

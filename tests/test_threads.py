@@ -1,4 +1,8 @@
 """fastnn.threads: the one public control of the kernels' and the BLAS libraries' thread counts."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import threadpoolctl
@@ -91,3 +95,24 @@ def test_numpy_integer_counts_are_counts():
     assert fastnn.get_num_threads() == 1 and type(_threads._default) is int
     with pytest.raises(TypeError, match="n_threads must be an int"):
         fastnn.set_num_threads(np.float64(2))
+
+
+def _import_fastnn_in_a_new_process(**env):
+    """(OMP_WAIT_POLICY after `import fastnn`, GNU OpenMP's display of the settings it read when it loaded, or '')."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DISPLAY_ENV")}
+    res = subprocess.run([sys.executable, "-c", "import os, fastnn; print(os.environ['OMP_WAIT_POLICY'])"],
+                         env={**base, "PYTHONPATH": root, "OMP_DISPLAY_ENV": "TRUE", **env}, cwd=root,
+                         capture_output=True, text=True, check=True, timeout=120)
+    return res.stdout.split()[-1], res.stderr if "OPENMP DISPLAY ENVIRONMENT" in res.stderr else ""
+
+
+def test_idle_openmp_threads_sleep_set_before_libgomp_reads_it_and_the_user_value_wins():
+    policy, shown = _import_fastnn_in_a_new_process()
+    assert policy == "PASSIVE"
+    if shown:                               # GNU OpenMP: the policy it loaded with
+        assert "OMP_WAIT_POLICY = 'PASSIVE'" in shown
+    policy, shown = _import_fastnn_in_a_new_process(OMP_WAIT_POLICY="active")
+    assert policy == "active"
+    if shown:
+        assert "OMP_WAIT_POLICY = 'ACTIVE'" in shown

@@ -1,6 +1,7 @@
 """AdaGrad (Duchi, Hazan and Singer 2010/2011), dense and lazy-sparse."""
 from fastnn import kernels
 from fastnn._validation import check_scalar
+from fastnn.graph import RowGrad
 from fastnn.optim.base import Optimizer, l1_rows
 
 
@@ -19,6 +20,21 @@ class AdaGrad(Optimizer):
         self.eps = float(check_scalar(eps, "eps", "AdaGrad", low=0))
         self.initial_accumulator = float(check_scalar(initial_accumulator, "initial_accumulator", "AdaGrad", low=0))
         self.state = {n: {"acc": a} for n, a in self._slot(self.initial_accumulator).items()}
+
+    def _update(self, items, lr):
+        # every plain update (no l1; not a gradient that applies itself) in one kernel call per dtype, the same bits
+        # as one call per parameter (kernels.adagrad_many_): the RNN LM's embedding rows, output biases and five
+        # dense parameters are each too small to thread alone
+        batches = {}
+        for name, p, g, l2, l1 in items:
+            sparse = isinstance(g, RowGrad)
+            if l1 or (sparse and hasattr(g, "adagrad_")):
+                (self._sparse if sparse else self._dense)(name, p, g, l2, l1, lr)
+                continue
+            part = (p.value, self.state[name]["acc"], g.values if sparse else g, g.rows if sparse else None, l2)
+            batches.setdefault(p.value.dtype, []).append(part)
+        for parts in batches.values():
+            kernels.adagrad_many_(parts, lr=lr, eps=self.eps)
 
     def _dense(self, name, p, g, l2, l1, lr):
         kernels.adagrad_(p.value, self.state[name]["acc"], g, lr=lr, eps=self.eps, l2=l2, l1=l1)

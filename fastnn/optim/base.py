@@ -68,17 +68,21 @@ class Optimizer:
     def step(self):
         """Apply one update from the current gradients (parameters without a gradient are left alone)."""
         values = {k: float(s(self.step_count)) for k, s in self._hyper.items()}
+        items = []
         for name, p in self.params.items():
-            g = p.grad
-            if g is None:
-                continue
-            l2 = self.weight_decay if p.decay else 0.0
-            l1 = self.l1 if p.decay else 0.0
+            if p.grad is not None:
+                items.append((name, p, p.grad, self.weight_decay if p.decay else 0.0, self.l1 if p.decay else 0.0))
+        self._update(items, **values)
+        self.step_count += 1
+
+    def _update(self, items, **values):
+        """Apply the updates of [(name, Param, grad, l2, l1)] (each parameter's on its own; a subclass may batch
+        them: they are independent)."""
+        for name, p, g, l2, l1 in items:
             if isinstance(g, RowGrad):
                 self._sparse(name, p, g, l2, l1, **values)
             else:
                 self._dense(name, p, g, l2, l1, **values)
-        self.step_count += 1
 
     def observe(self, score, *, mode):
         """Pass a validation score to the schedules (HalveOnPlateau reacts); mode "max" or "min" says which way is
