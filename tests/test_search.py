@@ -277,8 +277,18 @@ def _interrupt_after(seconds):
     return timer
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt during the test, also where pytest inherited it ignored (a job started in the
+    background by a non-interactive shell, as `cmd &` in a CI script: Python then keeps SIGINT ignored)."""
+    import signal
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.parametrize("kind", ["processes", "threads"])
-def test_an_interrupted_search_stops_the_trials_under_way_of_an_executor_given(tmp_path, kind):
+def test_an_interrupted_search_stops_the_trials_under_way_of_an_executor_given(tmp_path, kind, ctrl_c_raises):
     """Ctrl-C in a search on an executor given (a process pool of one's own, dask) cancelled the trials not started
     but left those under way training for nobody: the pool's shutdown (or the interpreter's exit) waited for them.
     They stop now: the search's file next to the log says so, and each trial's worker raises KeyboardInterrupt in
@@ -301,7 +311,7 @@ def test_an_interrupted_search_stops_the_trials_under_way_of_an_executor_given(t
     assert search.read_log(str(log)) == []
 
 
-def test_an_interrupted_search_stops_its_trials_on_dask(tmp_path):
+def test_an_interrupted_search_stops_its_trials_on_dask(tmp_path, ctrl_c_raises):
     distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install "
                                                             "'fastnn[distributed]'); the process-pool test covers "
                                                             "the same stop")
