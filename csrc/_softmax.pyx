@@ -241,6 +241,19 @@ def _log_softmax(const floating[:, ::1] logits, floating[:, ::1] out, int n_thre
 
 # ---- the affine output layer fused with its softmax cross-entropy ----------------------------------------------------
 
+cdef inline double groups_logsumexp(double[:, ::1] row_ref, double[:, ::1] row_sum, Py_ssize_t i) noexcept nogil:
+    """Row i's logsumexp over the column groups of the output layer (both paths): each group g holds its reference
+    row_ref[g, i] and its sum of exp(logit - reference) row_sum[g, i]; taken in group order for the same bits."""
+    cdef Py_ssize_t u, G = row_ref.shape[0]
+    cdef double r = row_ref[0, i], s = 0
+    for u in range(1, G):
+        if not (row_ref[u, i] <= r):   # also picks up NaN
+            r = row_ref[u, i]
+    for u in range(G):
+        s = s + row_sum[u, i] * exp(row_ref[u, i] - r)
+    return r + log(s)
+
+
 def _output_layer_tiles():
     """True when the float32 output layer runs the register tiles of fnn_outlayer.h on the current vector path (an
     AVX-512 one); kernels.output_layer then lays its work out for them (see _output_layer)."""
@@ -282,7 +295,7 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
     cdef floating *tile
     cdef floating *S
     cdef floating m
-    cdef double r, s, f
+    cdef double s, f
     cdef floating sc = <floating> scale
     if floating is float:
         if hwork.shape[0] > 0:     # kernels.py asked _output_layer_tiles() and laid the work out for them
@@ -331,14 +344,7 @@ def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floa
                             <floating> (0 if k == k0 else 1), &dh_parts[gi, 0, 0], <int> H)
         # each row's logsumexp over the groups, in group order (row_ref[0] then holds it); the loss; dh
         for i in prange(B, schedule="static", num_threads=n_threads):
-            r = row_ref[0, i]
-            for u in range(1, G):
-                if not (row_ref[u, i] <= r):   # also picks up NaN
-                    r = row_ref[u, i]
-            s = 0
-            for u in range(G):
-                s = s + row_sum[u, i] * exp(row_ref[u, i] - r)
-            s = r + log(s)
+            s = groups_logsumexp(row_ref, row_sum, i)
             loss[i] = <floating> (s - loss[i])
             if want_grad:
                 t = targets[i]
@@ -404,7 +410,7 @@ cdef void _output_layer_tiles_f(const float[:, ::1] h, const float[:, ::1] W, co
     cdef int *trow
     cdef float *D
     cdef float *acc
-    cdef double r, s, fi
+    cdef double s, fi
     cdef bint changed
     cdef float sc = <float> scale
     # dW bigger than the cache goes to memory with streaming stores (no read of the lines first; 2026-12-06 Xeon,
@@ -467,14 +473,7 @@ cdef void _output_layer_tiles_f(const float[:, ::1] h, const float[:, ::1] W, co
         # each row's logsumexp over the groups, in group order (row_ref[0] then holds it), the loss, and in row_sum
         # the factor that brings each group's share of dh to it
         for i in prange(B, schedule="static", num_threads=n_threads):
-            r = row_ref[0, i]
-            for u in range(1, G):
-                if not (row_ref[u, i] <= r):   # also picks up NaN
-                    r = row_ref[u, i]
-            s = 0
-            for u in range(G):
-                s = s + row_sum[u, i] * exp(row_ref[u, i] - r)
-            s = r + log(s)
+            s = groups_logsumexp(row_ref, row_sum, i)
             loss[i] = <float> (s - loss[i])
             for u in range(G):
                 row_sum[u, i] = scale * exp(row_ref[u, i] - s)
