@@ -20,6 +20,7 @@ import numpy as np
 from fastnn._validation import check_int, check_not_file, check_scalar, check_sentences
 from fastnn.data.conll import detect_format as detect_lines, normalize_word, read_head, read_words
 from fastnn.data.text import open_text
+from fastnn.data.vocab import Vocab
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
            "scale_vectors", "nearest_neighbors", "check_resume"]
@@ -172,9 +173,14 @@ def check_resume(checkpoint, model):
 
 # ---- nearest neighbours ------------------------------------------------------------------------------------------
 
+# Rows of a model's vector table that stand for no word: never listed as a neighbour (they can still be queried).
+NOT_NEIGHBORS = (Vocab.PAD, Vocab.UNK)
+
+
 def nearest_neighbors(words, vectors, queries, k=10):
     """{query: [(word, cosine similarity), ...]}: the k words closest to each query by cosine similarity, best
-    first, the query itself excluded.  All similarities come from ONE matrix product (queries x vocabulary).
+    first, the query itself and the vocabulary markers <pad> / <unk> excluded.  All similarities come from ONE
+    matrix product (queries x vocabulary).
 
     `queries` is a list of words (one word: [word]; any iterable is read once).  A query is looked up as given, then
     normalised like the tagger's words (normalize_word); an unknown query raises KeyError naming it.  Zero vectors
@@ -218,10 +224,12 @@ def nearest_neighbors(words, vectors, queries, k=10):
     U = V / np.where(norms > 0, norms, 1.0)[:, None]
     S = U[rows] @ U.T                                   # (queries, V): the one matrix product
     S[np.arange(len(rows)), rows] = -np.inf             # never a word's own neighbour
+    markers = [index[w] for w in NOT_NEIGHBORS if w in index]
+    S[:, markers] = -np.inf                             # nor a vocabulary's <pad> / <unk> (a model's table has them)
     k = min(k, len(words) - 1)
     out = {}
     for q, i, s in zip(queries, rows, S):
         top = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
         top = top[np.lexsort((top, -s[top]))]           # best first; ties by vocabulary order
-        out[q] = [(words[j], float(s[j])) for j in top[:k]]
+        out[q] = [(words[j], float(s[j])) for j in top[:k] if s[j] > -np.inf]
     return out

@@ -192,3 +192,13 @@ def test_model_vectors_of_an_lstm_lm():
     words, vecs = model_vectors(lm)
     assert words == ["<unk>", "</s>", "a", "b"]
     np.testing.assert_array_equal(vecs, lm.emb.W.value)
+
+
+def test_nearest_neighbors_never_lists_the_vocabulary_markers():
+    """A tagger's or LM's table has rows for <pad> and <unk>, which stand for no word: `embed neighbors` listed them
+    among a word's neighbours.  They can still be queried."""
+    words = ["<pad>", "<unk>", "a", "b", "c"]
+    vecs = np.array([[1, 0.01], [1, 0.02], [1, 0], [0.5, 0.5], [0, 1]], dtype=np.float32)
+    nb = embed.nearest_neighbors(words, vecs, ["a", "<unk>"], k=10)
+    assert [w for w, _ in nb["a"]] == ["b", "c"]
+    assert [w for w, _ in nb["<unk>"]] == ["a", "b", "c"]
