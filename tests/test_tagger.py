@@ -529,6 +529,29 @@ def test_sentence_loss_decoding_writes_only_well_formed_chunk_sequences(wsj_mode
         m.transitions[k].A.value[...], m.transitions[k].start.value[...] = saved
 
 
+def test_word_loss_decoding_writes_only_well_formed_chunk_sequences_and_keeps_well_formed_argmaxes():
+    rng = np.random.default_rng(3)
+    train = _wsj(rng, 60)
+    m = _build(train, {"chunk": 2}, loss="word", hidden=8, embed_dim=4, seed=0)
+    tags = m.tasks[0]["tags"]
+    enc = m.encode(train, targets=False)
+    plain = m.scores(enc)[0].argmax(axis=1)
+    ids = m.predict_ids(enc)[0]
+    sentences = list(zip(enc.offsets[:-1], enc.offsets[1:]))
+    for lo, hi in sentences:
+        path = [tags[i] for i in ids[lo:hi]]
+        assert convert(path, "iobes", "iobes") == path, path
+        argmax = [tags[i] for i in plain[lo:hi]]
+        if convert(argmax, "iobes", "iobes") == argmax:
+            assert path == argmax
+    inside = np.array([t[:2] in ("I-", "E-") for t in tags])
+    m.heads[0].b.value[inside] += 50.0                  # every token's argmax is now an I-/E- tag: ill-formed
+    ids = m.predict_ids(enc)[0]
+    for lo, hi in sentences:
+        path = [tags[i] for i in ids[lo:hi]]
+        assert convert(path, "iobes", "iobes") == path, path
+
+
 def test_evaluate_scores_gold_tags_the_model_never_saw_as_conlleval_does(wsj_model):
     from tests.conlleval import conlleval
     m, test = wsj_model

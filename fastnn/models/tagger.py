@@ -224,14 +224,23 @@ class _Tagging:
     scores) and transition_scores(k) ((A, start, end) arrays of task k, or None for the word-level loss)."""
 
     def predict_ids(self, enc):
-        """Per task, (N,) predicted tag ids in the training encoding: argmax, or for the sentence loss Viterbi over
-        the tag paths a chunk task's encoding can write (tags.well_formed), any path for a tag task."""
+        """Per task, (N,) predicted tag ids in the training encoding.  A tag task (POS): each token's argmax, or
+        Viterbi for the sentence loss.  A chunk task: Viterbi over the tag paths its encoding can write
+        (tags.well_formed), with the learned transitions for the sentence loss, and for the word loss the path of
+        the highest sum of the tokens' log-probabilities (its argmax wherever that path is well-formed)."""
         out = []
         for k, s in enumerate(self.scores(enc)):
             tr = self.transition_scores(k)
-            if tr is not None and self.tasks[k]["scheme"] is not None:
-                tr = _well_formed_only(tr, self.tasks[k]["tags"], self.tasks[k]["scheme"])
-            out.append(s.argmax(axis=1) if tr is None else viterbi(s, enc.offsets, *tr))
+            task = self.tasks[k]
+            if task["scheme"] is None:
+                out.append(s.argmax(axis=1) if tr is None else viterbi(s, enc.offsets, *tr))
+                continue
+            if tr is None:
+                m = s.max(axis=1, keepdims=True)
+                s = s - (m + np.log(np.exp(s - m).sum(axis=1, keepdims=True)))       # log-softmax
+                K = s.shape[1]
+                tr = (np.zeros((K, K), s.dtype), np.zeros(K, s.dtype), np.zeros(K, s.dtype))
+            out.append(viterbi(s, enc.offsets, *_well_formed_only(tr, task["tags"], task["scheme"])))
         return out
 
     def predict(self, sentences, encoded=None):
@@ -931,7 +940,8 @@ class TaggerEnsemble(_Tagging, Module):
     Each token's tag scores are the mean of the members' scores, and with the sentence-level loss the transition,
     start and end scores are the members' means too, so Viterbi finds the tag path with the highest mean of the
     members' path scores (a path's score is a sum of tag and transition scores: its mean over members is the score of
-    the path under the mean scores).  With the word-level loss a token gets the argmax of the mean scores.
+    the path under the mean scores).  With the word-level loss the mean scores are decoded as one model's
+    (predict_ids).
 
     members : WindowTaggers whose configurations differ only in their seeds (vocabularies, tag sets, feature
         columns and sizes equal), so that one encoding of the data serves all and their scores line up.  The model
