@@ -61,7 +61,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastnn import nn
+from fastnn import kernels, nn
 from fastnn._validation import check_bool, check_int, check_not_file, check_scalar, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
@@ -236,8 +236,7 @@ class _Tagging:
                 out.append(s.argmax(axis=1) if tr is None else viterbi(s, enc.offsets, *tr))
                 continue
             if tr is None:
-                m = s.max(axis=1, keepdims=True)
-                s = s - (m + np.log(np.exp(s - m).sum(axis=1, keepdims=True)))       # log-softmax
+                s = kernels.log_softmax(np.ascontiguousarray(s))
                 K = s.shape[1]
                 tr = (np.zeros((K, K), s.dtype), np.zeros(K, s.dtype), np.zeros(K, s.dtype))
             out.append(viterbi(s, enc.offsets, *_well_formed_only(tr, task["tags"], task["scheme"])))
