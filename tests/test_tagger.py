@@ -716,6 +716,20 @@ def test_ensemble_save_load_round_trip_and_eval_of_unseen_tags(wsj_ensemble, tmp
     assert loaded.score(train) == pytest.approx(T.main_score(ens.evaluate(train)))
 
 
+def test_a_feature_column_saved_without_a_scheme_reads_as_none_and_joins_an_ensemble_of_todays_files():
+    """Model files written before feature columns had a "scheme" held the column without it: such a member differed
+    from today's in ['columns'] and --combine refused them."""
+    rng = np.random.default_rng(1)
+    train = _synthetic(rng, 30)
+    today = _build(train, {"ner": 3}, columns={"pos": (1, 3)}, hidden=8, seed=0)
+    cfg = today.config()
+    assert cfg["columns"][0]["scheme"] is None
+    older = dict(cfg, seed=1, columns=[{k: v for k, v in c.items() if k != "scheme"} for c in cfg["columns"]])
+    old = T.WindowTagger.from_config(older)
+    assert old.columns == today.columns
+    assert len(T.TaggerEnsemble([today, old]).members) == 2
+
+
 def test_ensemble_members_must_share_their_configuration():
     rng = np.random.default_rng(1)
     train = _synthetic(rng, 30)

@@ -494,7 +494,9 @@ class WindowTagger(_Tagging, Module):
                              f"chars {'None' if chars is None else 'given'}.")
         if char_dim:
             check_int(char_filters, "char_filters", where)
-        columns = [dict(c, values=list(c.get("values", ()))) for c in columns]
+        # "scheme" is optional: files written before it existed read their columns as they are (scheme None), and
+        # must still compare equal to today's, e.g. as members of one ensemble
+        columns = [dict(c, values=list(c.get("values", ())), scheme=c.get("scheme")) for c in columns]
         for c in columns:
             if not (isinstance(c.get("dim"), numbers.Integral) and c["dim"] >= 1 and isinstance(c.get("column"),
                     numbers.Integral) and c["column"] >= 1 and c["values"][:2] == [Vocab.PAD, Vocab.UNK]):
