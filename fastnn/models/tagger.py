@@ -212,7 +212,7 @@ ILL_FORMED_SCORE = -1e9
 def _well_formed_only(transitions, tags, scheme):
     """(A, start, end) with ILL_FORMED_SCORE added where `scheme` forbids the bigram, first or last tag.  Learned
     transitions score such paths low, not out: the chunk preset's single models wrote one in 18-29 of the 1,000 dev
-    sentences, and forbidding them adds 0.02-0.07 F1 (README, chunk screens)."""
+    sentences, and forbidding them adds 0.02-0.07 F1 (bench/results/tagger_presets.md)."""
     follows, first, last = well_formed(tags, scheme)
     return tuple(np.where(ok, x, x + ILL_FORMED_SCORE).astype(x.dtype)
                  for ok, x in zip((np.array(follows), np.array(first), np.array(last)), transitions))

@@ -182,29 +182,18 @@ PRESETS: dict[str, dict] = {
     # chunking with the POS column as an input feature and a bidirectional LSTM context (window 3, 200 units per
     # direction, characters, batches of about 256 tokens in buckets, the global gradient norm clipped to 5), the
     # parameters averaged from the second epoch on (average_start=1), an ensemble of 3 models of 6 epochs: dev F1
-    # 94.95 ± 0.15 (seeds 0-2: 94.81, 95.10, 94.93; 5.8-7.2 min under heavy, workers=2); averaged from the first
-    # step: 94.81 ± 0.05 (one model 94.59 ± 0.01, seed 0 94.60; from epoch 2: 94.76); clip_norm 1: one model 94.69 ±
-    # 0.13, 3 models 94.73 ± 0.03.
-    # Without clipping the bilstm's first epoch sometimes diverged (seed 1: 94.11).  The window network's ensemble of
-    # 5 scored 94.12 ± 0.05 (one model 93.87 ± 0.12; window 7, hidden 600, more dropout, POS vectors of 30, a later
-    # start of the averaging, IOB2, lr 0.02 or 0.1, batches of 32, the word-level loss did not beat one model, README).
-    # Larger ensembles, seed 0 only: 4 models 94.81, 6 models 94.87 (10.1 and 15.7 min with workers=2 on a loaded
-    # machine).  One model, seed 0, with 8 epochs 94.71; POS vectors of 25: 94.66 ± 0.16 (seeds 0-2; 3 such models
-    # 94.78); word dropout (unk_replace 0.3), lstm_dropout 0.2 or 0.5, char_filters 100, lstm_hidden 300, window 5:
-    # 94.34-94.51 (README).  One model, seeds 0-2: 94.76, 94.66, 94.64; average_start=2: 94.82, 94.68, 94.61 (its 3
-    # models, seed 0: 94.82); seed 0 only: word vectors of 100 94.65, lr 0.08 94.35, char_width 5 94.51, dropout 0.3
-    # diverged; character vectors of 25 94.77, 94.28 (seeds 0-1; README, labels c45-*).  The 95.0 is not
-    # quite reached (bench/results/tagger_screens.jsonl).  workers=2 (both presets of ensembles): the members train
-    # two at a time, the same models in less wall time on the budget's 2 cores.
+    # 94.97 ± 0.15 (seeds 0-2), just under the 95.0; every change screened on top of it (lr, epochs, clipping,
+    # averaging start, dropouts, vector sizes, characters, window, case, IOB2, weight decay, larger ensembles) stayed
+    # within the spread of seeds or below (bench/results/tagger_presets.md).  workers=2 (both presets of ensembles):
+    # the members train two at a time, the same models in less wall time on the budget's 2 cores.
     "chunk": dict(tasks={"chunk": 2}, features={"pos": (1, 10)}, keep_case=True, **_AFFIXES, dropout=0.2,
                   hidden_dropout=0.3, average=True, average_start=1, epochs=6, ensemble=3, workers=2, context="bilstm",
                   window=3, lstm_hidden=200, char_dim=10, char_filters=50, batch_size=256, bucket=20, clip_norm=5.0),
     # NER (CoNLL-2003) with the POS and chunk columns as input features; lowercased words, as Collobert et al.; a
     # word seen once replaced by <unk> with probability 0.3, so that <unk> (6 % of eng.testa's tokens) is trained;
-    # an ensemble of 5 models of 6 epochs: dev F1 on eng.testa 91.57 ± 0.04 (seeds 0-2); one model 91.09 ± 0.09
-    # (90.97 ± 0.17 without the replacement); 3 models 91.37 (seed 0).  Window 7, characters, more dropout, cased
-    # words, pre-trained vectors, a later start of the averaging, IOB2, lr 0.02 or 0.1, batches of 32, the
-    # word-level loss, window 3 did not beat one model (README).
+    # an ensemble of 5 models of 6 epochs: dev F1 on eng.testa 91.86 ± 0.05 (seeds 0-2); window 7, characters, more
+    # dropout, cased words, pre-trained vectors, a later start of the averaging, IOB2, lr 0.02 or 0.1, batches of
+    # 32, the word-level loss, window 3 and the bilstm context did not beat it (bench/results/tagger_presets.md).
     "ner": dict(tasks={"ner": 3}, features={"pos": (1, 10), "chunk": (2, 10)}, **_AFFIXES, dropout=0.2,
                 hidden_dropout=0.3, unk_replace=0.3, average=True, epochs=6, ensemble=5, workers=2),
 }
