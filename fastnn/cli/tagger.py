@@ -366,7 +366,9 @@ def _say_unseen(where, total):
 def _predicted_lines(model, items, fmt, name, unseen, path):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
-    blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen)."""
+    blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen).
+    An input without a token line (empty, or only blank and -DOCSTART- lines) is a CLIError before any line is out,
+    as `tagger eval` refuses it: echoed, it went on to conlleval as a score of nothing, exit 0."""
     n_tasks = len(model.tasks)
     schemes = {}                 # task -> the chunk encoding of the input's own column of the task, once it shows one
     items = iter(items)
@@ -382,9 +384,14 @@ def _predicted_lines(model, items, fmt, name, unseen, path):
             line += 1 if isinstance(item, str) or fmt == "text" else len(item)
             if n_sentences == PREDICT_BLOCK:
                 break
+        if not block and not starts:
+            raise CLIError(f"--data {path} is empty; it must contain at least one token line (nothing to tag)")
         if not block:
             return
         sentences = [it for it in block if not isinstance(it, str)]
+        if not starts:          # (echoed, such an input gave conlleval a score of no token, exit 0)
+            raise CLIError(f"--data {path} has no token line, only {len(block)} blank or -DOCSTART- line"
+                           f"{'s' * (len(block) > 1)}; it must contain at least one (nothing to tag)")
         try:
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
