@@ -550,3 +550,17 @@ def test_predict_on_an_input_without_a_token_line_is_one_line_exit_2_and_writes_
     rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", data, "--out", kept)
     assert rc == 2 and kept.read_text() == "old\n"
     assert [p.name for p in files["dir"].iterdir() if p.name.startswith(".kept")] == []
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--task", "ner=3", "--task", "names=ner"], "already the column of --task ner"),
+    (["--task", "ner=3", "--task-weight", "ner=2", "--task-weight", "ner=0.5"], "'ner' is given twice"),
+    (["--task", "ner=3", "--feature", "pos=1", "--feature", "tags=pos:5"], "already the column of --feature pos")])
+def test_an_option_that_says_the_same_thing_twice_is_refused(capsys, files, extra, says):
+    """Two tasks on one column trained two heads on the same tags (the task counted twice), two features on one
+    column read the same tags twice, and a second --task-weight of a task silently replaced the first: each is one
+    line and exit 2 before any work, as a task name given twice already was."""
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--out", files["dir"] / "m.npz", *extra,
+                        *SMALL)
+    assert rc == 2 and says in err and len(err.splitlines()) == 1, err
+    assert not (files["dir"] / "m.npz").exists()

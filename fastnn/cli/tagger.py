@@ -132,6 +132,9 @@ def _parse_tasks(specs, n_cols, path):
                            f"(0..{n_cols - 1})")
         if c == 0:
             raise CLIError(f"--task {spec}: column 0 holds the words; a task must tag another column")
+        same = next((other for other, oc in tasks.items() if oc == c), None)
+        if same is not None:        # (two heads trained on the same tags: the task counted twice, silently)
+            raise CLIError(f"--task {spec}: column {c} is already the column of --task {same}; give each column once")
         tasks[name] = c
     return tasks
 
@@ -155,6 +158,10 @@ def _features(specs, default_dim, n_cols, path, tasks):
                            f"(0 = the words)")
         if c in tasks.values():
             raise CLIError(f"--feature {spec}: column {c} is the column a --task predicts")
+        same = next((other for other, (oc, _) in out.items() if oc == c), None)
+        if same is not None:        # (the same tags read twice, as two features)
+            raise CLIError(f"--feature {spec}: column {c} is already the column of --feature {same}; give each "
+                           f"column once")
         if dim < 1:
             raise CLIError(f"--feature {spec}: the dimension must be >= 1; got {dim}")
         out[name] = (c, dim)
@@ -169,6 +176,8 @@ def _task_weights(specs, tasks):
         if not sep or name not in tasks:
             raise CLIError(f"--task-weight {spec}: expected NAME=W with NAME one of the --task names "
                            f"({', '.join(tasks)})")
+        if name in out:             # (the last one was taken, silently)
+            raise CLIError(f"--task-weight {name!r} is given twice")
         try:
             w = float(value)
         except ValueError:
