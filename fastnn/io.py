@@ -384,14 +384,18 @@ def save_checkpoint(path, model, optimizer=None, state=None):
     _write(path, "checkpoint", model, sections)
 
 
-def load_checkpoint(path, model, optimizer=None):
-    """Restore parameters (and the optimizer's state) from `path` in place; return the trainer state tree."""
+def load_checkpoint(path, model, optimizer=None, *, check=None):
+    """Restore parameters (and the optimizer's state) from `path` in place; return the trainer state tree.
+    check : None, or a callable given that tree once the file is known to hold a checkpoint of the model's class,
+    before anything is read into the model (e.g. Trainer's: the run's settings must match; it raises to refuse)."""
     where = "load_checkpoint"
     header, arrays = read_file(path, where)
     if header.get("kind") != "checkpoint":
         raise ValueError(f"{where}: '{path}' must be a checkpoint; got a {header.get('kind')} file. "
                          f"Use load_model/load_params for model files.")
     _check_model(header, model, path, where)
+    if check is not None:
+        check(_unpack(header.get("train", {}), arrays))
     if optimizer is not None and "optim" not in header:
         raise ValueError(f"{where}: '{path}' has no optimizer state; got a checkpoint saved without an optimizer.")
     _check_params(header, arrays, model, path, where)

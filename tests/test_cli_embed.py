@@ -72,6 +72,10 @@ def test_resume_gives_the_same_vectors(capsys, files):
     rc, _, err = _run(capsys, "embed", "train", "--objective", "ranking", "--text", files["conll"], *SMALL,
                       "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume", "--quiet")
     assert rc == 2 and err.count("\n") == 1 and "another vocabulary" in err
+    # other options: the new one was taken with the old state, silently; now named
+    rc, _, err = _run(capsys, *base, "--epochs", "3", "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume",
+                      "--lr", "0.3")
+    assert rc == 2 and err.count("\n") == 1 and "a run with --lr" in err and "this run has 0.3" in err, err
 
 
 def test_scale_std(capsys, files):

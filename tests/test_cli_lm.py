@@ -150,3 +150,21 @@ def test_a_min_count_that_leaves_most_words_unk_is_pointed_out(capsys, tmp_path)
     rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", path, "--min-count", "1",
                         "--out", tmp_path / "m.npz")
     assert rc == 0 and "<unk> is" not in err, err
+
+
+def test_resume_with_other_options_or_data_is_one_line_naming_them(capsys, corpus, tmp_path):
+    """`lm train --resume` with another --lr (or other --dev text) continued the checkpoint's run with the new value,
+    silently; now it names the option (or the data) and stops, exit 2.  --checkpoint / --resume with --arch ngram
+    (nothing to checkpoint) were ignored: now refused before any work."""
+    ck, out = str(tmp_path / "ck.npz"), str(tmp_path / "m.npz")
+    base = ["lm", "train", "--arch", "rnn", "--train", corpus["train"], "--out", out, "--quiet", "--hidden", "6",
+            "--batch-size", "4", "--checkpoint", ck]
+    assert _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "1")[0] == 0
+    rc, _, err = _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "2", "--resume", "--lr", "0.5")
+    assert rc == 2 and err.count("\n") == 1 and "was written by a run with --lr 0.05; this run has 0.5" in err, err
+    rc, _, err = _run(capsys, *base, "--dev", corpus["test"], "--epochs", "2", "--resume")
+    assert rc == 2 and "'valid data'" in err, err
+    assert _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "2", "--resume")[0] == 0
+    for extra in (["--checkpoint", ck], ["--resume"]):
+        rc, _, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", corpus["train"], "--out", out, *extra)
+        assert rc == 2 and f"{extra[0]} does not apply to --arch ngram" in err, err

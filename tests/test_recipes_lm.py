@@ -233,3 +233,35 @@ def test_a_field_set_after_the_config_was_made_is_checked_by_train():
     config.direct, config.hidden = False, 0
     with pytest.raises(ValueError, match="NPLMConfig: 'hidden' must be >= 1"):
         recipe.build_model(config, 10)
+
+
+def test_resume_needs_the_settings_and_data_of_the_run_it_continues(tmp_path):
+    """A resumed LM run took new options (a learning rate with the old schedule state, another seed) and other
+    data of the same vocabulary size silently; the checkpoint records the Config and a digest of the streams
+    (config.run_settings) and a resume must match them, except how long it goes on (epochs, patience, max_minutes)."""
+    train, valid = _sentences(60, 0), _sentences(15, 1)
+    config = recipe.RNNConfig(epochs=1, hidden=6, classes=0, min_count=1, batch_size=4, bptt_block=5)
+    vocab, streams = recipe.prepare(config, train, valid)
+    ck = str(tmp_path / "ck.npz")
+    recipe.train(config, vocab, streams, checkpoint=ck, quiet=True)
+    for change, says in ((dict(lr=0.5), "'lr' 0.05; this run has 0.5"), (dict(seed=1), "'seed' 0; this run has 1")):
+        with pytest.raises(ValueError, match=says):
+            recipe.train(dataclasses.replace(config, epochs=2, **change), vocab, streams, checkpoint=ck, resume=True,
+                         quiet=True)
+    other = {**streams, "valid": streams["valid"][::-1].copy()}          # same words, same length, other text
+    with pytest.raises(ValueError, match=r"'valid data' '[\d,]+ tokens, sha1 \w+'; this run has '[\d,]+ tokens"):
+        recipe.train(dataclasses.replace(config, epochs=2), vocab, other, checkpoint=ck, resume=True, quiet=True)
+    _, history = recipe.train(dataclasses.replace(config, epochs=2, patience=1, max_minutes=5.0), vocab, streams,
+                              checkpoint=ck, resume=True, quiet=True)
+    assert len(history) == 2
+
+
+def test_an_ngram_model_takes_no_checkpoint(tmp_path):
+    """An n-gram model is counted, not trained in epochs: checkpoint and resume were ignored (no file written,
+    nothing resumed), silently."""
+    config = recipe.NGramConfig(min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(30, 0))
+    for kw in (dict(checkpoint=str(tmp_path / "ck.npz")), dict(resume=True)):
+        with pytest.raises(ValueError, match="n-gram model is counted in one pass.*'checkpoint' and 'resume' do not "
+                                             "apply"):
+            recipe.train(config, vocab, streams, **kw)

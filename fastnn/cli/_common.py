@@ -40,29 +40,30 @@ def add_run_options(parser, *, checkpoint_every=None):
 
 
 @contextlib.contextmanager
-def resume_errors(args):
+def resume_errors(args, configs=()):
     """Around a training call: a library error while resuming names the checkpoint (the likely cause: a file of
-    another run or of other options)."""
+    another run or of other options), and the fields of the Config classes `configs` as options (option_names)."""
     try:
         yield
     except (ValueError, TypeError) as e:
         if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
+            raise CLIError(f"--resume {args.checkpoint}: {option_names(str(e), *configs)}") from None
         raise
 
 
-def train_keeping_work(args, fit):
+def train_keeping_work(args, fit, configs=()):
     """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C (or SIGTERM, see
     stop_on_sigterm) stopped training between two steps after at least one finished epoch: the command then writes
     and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
     interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
-    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors.  A search's trial
+    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors(args, configs).  A
+    search's trial
     (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the search runs the
     trial again."""
     from fastnn.train import TrainingInterrupted
 
     try:
-        with resume_errors(args):
+        with resume_errors(args, configs):
             return fit(), None
     except TrainingInterrupted as stop:
         if not getattr(args, "keep_interrupted", True):

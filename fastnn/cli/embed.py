@@ -107,7 +107,7 @@ def run_train(args):
         res, stop = train_keeping_work(args, lambda: recipe.pretrain(
             args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
             checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say_checked,
-            on_nonfinite=NONFINITE[args.on_nonfinite]))
+            on_nonfinite=NONFINITE[args.on_nonfinite]), recipe.CONFIGS.values())
     except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
         raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     vectors = res.vectors

@@ -131,6 +131,9 @@ def run_train(args):
     from fastnn.data import count_oov
 
     config = _config(args)
+    if config.arch == "ngram" and (args.checkpoint or args.resume):     # (ignored: no checkpoint, nothing resumed)
+        raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
+                       f"n-gram model is counted in one pass, not trained in epochs")
     check_resume(args)
     check_writable(args, "out", "checkpoint", inputs=("train", "valid", "test"))
     _set_threads(args)
@@ -155,7 +158,7 @@ def run_train(args):
     try:
         (model, history), stop = train_keeping_work(args, lambda: recipe.train(
             config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-            on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+            on_nonfinite=NONFINITE[args.on_nonfinite], say=say), recipe.CONFIGS.values())
     except ValueError as e:                     # e.g. a --batch-size larger than the data: name the option
         raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     seconds = time.perf_counter() - t0

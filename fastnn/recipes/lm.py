@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -238,7 +238,9 @@ class _LMProgress:
 def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False, on_nonfinite="raise", say=None):
     """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
     fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
-    kept).  say : callable taking one progress line, or None."""
+    kept).  say : callable taking one progress line, or None.  checkpoint / resume (neural LMs only): see
+    fastnn.train.Trainer; a resumed run must have the Config (but its RESUMABLE fields: epochs, patience,
+    max_minutes) and the streams of the run that wrote the checkpoint (recipes.config.run_settings)."""
     from fastnn.data import Vocab
     from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
@@ -258,6 +260,10 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
                for name, s in streams.items()}
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
+        if checkpoint is not None or resume:    # (ignored: no checkpoint was written, and nothing was resumed)
+            raise ValueError(f"NGramConfig: an n-gram model is counted in one pass, not trained in epochs: "
+                             f"'checkpoint' and 'resume' do not apply; got checkpoint={checkpoint!r}, "
+                             f"resume={resume!r}.")
         if config.smoothing == "di":
             if "valid" not in streams:
                 raise ValueError("NGramConfig: 'smoothing' di needs valid text (EM fits the interpolation weights on "
@@ -341,7 +347,8 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
                       mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
                       checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
-                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp))
+                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp),
+                      settings=run_settings(c, train=streams["train"], valid=valid))
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))
