@@ -109,8 +109,9 @@ def _logprobs(model, stream):
 
 # ---- train -------------------------------------------------------------------------------------------------------
 
-def _config(args):
-    """The recipe Config of `lm train`: the preset's, then the options given (each must apply to the --arch)."""
+def train_config(args):
+    """The recipe Config of `lm train` (its parsed `args`): the preset's, then the options given (each must apply to
+    the --arch); a CLIError naming the option otherwise.  `search lm` checks every sampled trial with it."""
     names = {f.name for cls in recipe.CONFIGS.values() for f in dataclasses.fields(cls)}
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     arch = args.arch or recipe.PRESETS.get(args.preset, {}).get("arch")
@@ -130,7 +131,7 @@ def _config(args):
 def run_train(args):
     from fastnn.data import count_oov
 
-    config = _config(args)
+    config = train_config(args)
     if config.arch == "ngram" and (args.checkpoint or args.resume):     # (ignored: no checkpoint, nothing resumed)
         raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
                        f"n-gram model is counted in one pass, not trained in epochs")

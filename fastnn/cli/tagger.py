@@ -206,8 +206,14 @@ def _load_model(path):
 
 # ---- subcommands -------------------------------------------------------------------------------------------------
 
+def train_config(args):
+    """The recipe Config of `tagger train` (its parsed `args`) before the files are read: the preset's, then the
+    options given; a CLIError naming the option otherwise.  `search tagger` checks every sampled trial with it."""
+    return config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
+
+
 def run_train(args):
-    config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
+    config = train_config(args)
     _check_args(args)
     # --workers only splits an ensemble: say so when it was asked for (a preset's workers with --ensemble 1 is not)
     if getattr(args, "workers", 1) > 1 and config.ensemble == 1 and not args.quiet:
@@ -456,4 +462,4 @@ def _write_stdout(lines):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-__all__ = ["register", "run_train", "run_eval", "run_predict"]
+__all__ = ["register", "train_config", "run_train", "run_eval", "run_predict"]
