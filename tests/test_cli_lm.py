@@ -168,3 +168,18 @@ def test_resume_with_other_options_or_data_is_one_line_naming_them(capsys, corpu
     for extra in (["--checkpoint", ck], ["--resume"]):
         rc, _, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", corpus["train"], "--out", out, *extra)
         assert rc == 2 and f"{extra[0]} does not apply to --arch ngram" in err, err
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--kernel-threads", "-1", "--threads", "0"], "--threads must not be 0; give a positive count"),
+    (["--kernel-threads", "0", "--threads", "1"], "--kernel-threads must not be 0; give a positive count"),
+    (["--threads", "0"], "--threads must not be 0; give a positive count, or -1 for all CPUs."),
+    (["--threads", "100000"], "--threads must be <= ")])
+def test_a_bad_thread_count_names_its_own_option(capsys, corpus, tmp_path, options, says):
+    """With --kernel-threads given, a bad --threads was reported as --kernel-threads' ("--kernel-threads: blas must
+    not be 0"), and the remedy offered Python's None."""
+    import fastnn
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    with fastnn.threads(kernels=1, blas=1):                  # restored on exit
+        rc, _, err = _run(capsys, "lm", "eval", "--model", ng, "--data", corpus["test"], *options)
+    assert rc == 2 and says in err and "None" not in err and err.count("\n") == 1, err

@@ -186,13 +186,22 @@ def add_threads(parser, default=1, why=None):
                         help=f"threads of fastnn's kernels and of BLAS, -1 = all CPUs (default {text})")
 
 
-def set_threads(n, *, kernels=None, option="--threads"):
-    """Apply --threads n (None: leave BLAS alone) and the kernels' count (default n) for the rest of the process."""
+def set_threads(n, *, kernels=None, option="--threads", kernels_option=None):
+    """Apply --threads n (None: leave BLAS alone) and the kernels' count (default n) for the rest of the process.  A
+    bad count is a CLIError naming the option that gave it: `option` for n, `kernels_option` (default `option`) for
+    `kernels`, in the CLI's words (the library's message offers Python's None)."""
+    import re
+
     import fastnn
-    try:
-        fastnn.threads(kernels=kernels if kernels is not None else n, blas=n)
-    except (ValueError, TypeError) as e:
-        raise CLIError(f"{option or '--kernel-threads'}: {e}") from None
+    kernels_option = kernels_option or option
+    for value, opt, applies in ((kernels if kernels is not None else n, kernels_option if kernels is not None
+                                 else option, "kernels"), (n, option, "blas")):
+        try:
+            fastnn.threads(**{applies: value})
+        except (ValueError, TypeError) as e:    # (--kernel-threads was named for a bad --threads given with it)
+            message = re.sub(r"^(n_threads|blas) ", "", str(e)).replace("an int or None", "an integer")
+            message = re.sub(r"use None [^,]*, ", "give ", message)
+            raise CLIError(f"{opt} {message}") from None
 
 
 def _file_key(path):

@@ -100,7 +100,7 @@ def _set_threads(args):
     """--threads N: kernels and BLAS; --kernel-threads: the kernels alone; left alone, recipes.lm.DEFAULT_THREADS."""
     blas = args.threads if args.threads is not None else recipe.DEFAULT_THREADS["blas"]
     kernels = next(n for n in (args.kernel_threads, args.threads, recipe.DEFAULT_THREADS["kernels"]) if n is not None)
-    set_threads(blas, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
+    set_threads(blas, kernels=kernels, kernels_option="--kernel-threads" if args.kernel_threads is not None else None)
 
 
 def _logprobs(model, stream):
