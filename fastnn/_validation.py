@@ -217,6 +217,16 @@ def is_string_array(a):
                                                                  all(isinstance(x, str) for x in a.flat)))
 
 
+def check_ordered(data, name, where):
+    """`data` unless it is a set: read in its iteration order, which for strings changes from one Python process to
+    the next (hash randomisation), a corpus or a stream of ids would be another text in every run."""
+    if isinstance(data, (set, frozenset)):
+        raise TypeError(f"{where}: '{name}' must be a sequence in text order (a list, a tuple, an array); got a "
+                        f"{type(data).__name__}, whose order is arbitrary and changes between runs. Pass a list "
+                        f"(sorted(...) for a fixed order).")
+    return data
+
+
 def check_sentences(sentences, where):
     """The sentences of a tokenised corpus (lists of token strings) as a list, refusing untokenised text.
 
@@ -229,6 +239,7 @@ def check_sentences(sentences, where):
     if isinstance(sentences, (str, bytes)):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
                         f" {short_repr(sentences)}. Tokenise first, e.g. [line.split() for line in lines].")
+    check_ordered(sentences, "sentences", where)
     try:
         sentences = list(sentences)
     except TypeError:
