@@ -48,7 +48,8 @@ def check_callable(f, name, where, args):
 
 def check_words(words, where):
     """A model's vocabulary as a list of str (None stays None): a string is a TypeError (its characters would be
-    taken for the words), as is a word that is not a string (a vocabulary built from ids, say)."""
+    taken for the words), as is a word that is not a string (a vocabulary built from ids, say); a word given twice is
+    a ValueError (text would be encoded to one of its ids)."""
     if words is None:
         return None
     if isinstance(words, (str, bytes)):
@@ -58,6 +59,11 @@ def check_words(words, where):
     if bad is not None:
         raise TypeError(f"{where}: 'words' must be strings; got {type(words[bad]).__name__} {words[bad]!r} at "
                         f"position {bad}.")
+    if len(set(words)) != len(words):   # (text was encoded to one of the ids, and a model file loaded that way)
+        seen = {}
+        i, first = next((i, seen[w]) for i, w in enumerate(words) if seen.setdefault(w, i) != i)
+        raise ValueError(f"{where}: 'words' must be distinct (one id per word); got {words[i]!r} at positions "
+                         f"{first} and {i}.")
     return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
 
 
