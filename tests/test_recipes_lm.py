@@ -42,6 +42,8 @@ def test_presets_carry_their_architecture(monkeypatch):
     (recipe.RNNConfig, dict(dropout=1.5), "'dropout' must be in"),
     (recipe.NGramConfig, dict(smoothing="wb"), "'smoothing' must be one of kn, di"),
     (recipe.RNNConfig, dict(max_minutes=0.0), "'max_minutes' must be > 0"),
+    (recipe.NPLMConfig, dict(hidden=0), "'hidden' must be >= 1 without 'direct'"),
+    (recipe.RNNConfig, dict(hidden=0), "'hidden' must be >= 1"),
 ])
 def test_bad_values_name_the_field(cls, values, match):
     with pytest.raises(ValueError, match=match):
@@ -49,6 +51,9 @@ def test_bad_values_name_the_field(cls, values, match):
 
 
 @pytest.mark.parametrize("arch, values", [("ngram", {}), ("nplm", dict(epochs=2, dim=6, hidden=8, order=3)),
+                                          # the model's "no hidden layer, direct connections only", which every
+                                          # neural LM's hidden >= 1 refused from the recipe (and the CLI)
+                                          ("nplm", dict(epochs=2, dim=6, hidden=0, direct=True, order=3)),
                                           ("rnn", dict(epochs=2, hidden=8, classes=2, bptt_block=5))])
 def test_train_every_architecture(arch, values):
     config = recipe.config_for(arch, min_count=1, **values)

@@ -104,7 +104,14 @@ class NPLMConfig(NeuralConfig):
     max_minutes: float = option(None, _HELP["max_minutes"], type=float)
     patience: int = option(None, _HELP["patience"], type=int)
     arch = "nplm"
-    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1), nonneg=("lr_decay",))
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1, hidden=0), nonneg=("lr_decay",))
+
+    def __post_init__(self):
+        super().__post_init__()
+        # (hidden 0 is the model's "only direct connections", which the check of every neural LM's hidden refused)
+        if self.hidden == 0 and not self.direct:
+            raise ValueError("NPLMConfig: 'hidden' must be >= 1 without 'direct' (0: no hidden layer, the output "
+                             "sees the word features through the direct connections only); got 0.")
 
 
 @dataclass
