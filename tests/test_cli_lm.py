@@ -183,3 +183,20 @@ def test_a_bad_thread_count_names_its_own_option(capsys, corpus, tmp_path, optio
     with fastnn.threads(kernels=1, blas=1):                  # restored on exit
         rc, _, err = _run(capsys, "lm", "eval", "--model", ng, "--data", corpus["test"], *options)
     assert rc == 2 and says in err and "None" not in err and err.count("\n") == 1, err
+
+
+def test_em_on_the_evaluated_text_is_refused(capsys, corpus, tmp_path):
+    """--weight em --tune-on with the --data file (or a link to it) fitted the mixture weight on the evaluated text
+    and printed its optimistic perplexity, silently, although the command's own rule is "never tune on the evaluated
+    data"; --context-bins counted the bins there.  Both are one line, exit 2, before any work."""
+    import os
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    ng2, _ = _train(capsys, corpus, tmp_path, "ngram", "--order", "2")
+    link = tmp_path / "same.txt"
+    os.symlink(corpus["test"], link)
+    base = ["lm", "eval", "--model", ng, "--mix", ng2, "--data", corpus["test"], "--weight", "em"]
+    for extra, says in ((["--tune-on", link], "--tune-on"),
+                        (["--tune-on", corpus["valid"], "--context-bins", corpus["test"]], "--context-bins")):
+        rc, out, err = _run(capsys, *base, *extra)
+        assert rc == 2 and out == "" and f"{says} " in err and "is the --data file" in err, err
+    assert _run(capsys, *base, "--tune-on", corpus["valid"], "--context-bins", corpus["train"])[0] == 0

@@ -204,6 +204,11 @@ def set_threads(n, *, kernels=None, option="--threads", kernels_option=None):
             raise CLIError(f"{opt} {message}") from None
 
 
+def same_file(a, b):
+    """Do paths `a` and `b` name one file (the same inode: a link or another spelling of it counts)?"""
+    return a is not None and b is not None and _file_key(a) == _file_key(b)
+
+
 def _file_key(path):
     """What identifies the file `path` names: its inode when it exists (a symlink or hard link to an input is that
     input), else its resolved path."""

@@ -14,8 +14,8 @@ import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
                                 check_stdin_once, check_writable, existing_file, flag, interrupted_exit_code,
-                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
-                                set_threads, train_keeping_work)
+                                interrupted_note, load_model_file, option_names, print_json, same_file,
+                                save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
 
 
@@ -193,6 +193,12 @@ def _eval_weight(args):
     if args.weight == "em":
         if not args.tune_on:
             raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
+        # (weights fitted on, or bins counted in, the evaluated text: an optimistic perplexity, silently)
+        for opt, path, what, give in (("--tune-on", args.tune_on, "EM would fit the weights on", "a validation"),
+                                      ("--context-bins", args.context_bins, "the bins would count", "the training")):
+            if same_file(path, args.data):
+                raise CLIError(f"{opt} {path} is the --data file: {what} the evaluated text, and its perplexity "
+                               f"would be optimistic; give {give} text")
         return "em"
     if args.context_bins:
         raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
