@@ -368,5 +368,5 @@ def test_a_path_of_another_type_is_named_and_bytes_are_a_path(tmp_path):
         arrays = {k: z[k] for k in z.files}
     arrays["param/W"] = np.array([object()], dtype=object)
     np.savez(p, **arrays)
-    with pytest.raises(ValueError, match="holding pickled Python objects .* allow_pickle=False"):
+    with pytest.raises(ValueError, match=r"holding pickled Python objects .*\(allow_pickle=False"):
         io.load_model(p, Tiny)
