@@ -270,3 +270,19 @@ def test_an_ngram_model_takes_no_checkpoint(tmp_path):
         with pytest.raises(ValueError, match="n-gram model is counted in one pass.*'checkpoint' and 'resume' do not "
                                              "apply"):
             recipe.train(config, vocab, streams, **kw)
+
+
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn"])
+def test_an_empty_stream_given_to_train_is_refused_before_training(arch):
+    """An empty valid stream (built by hand, not by prepare) failed in mean_nll only once the first epoch had
+    trained; None for valid or test was a TypeError about dtype object, where prepare reads None as "left out"."""
+    config = recipe.config_for(arch, min_count=1, **({} if arch == "ngram" else dict(epochs=1, hidden=4)))
+    vocab, streams = recipe.prepare(config, _sentences(40, 0), _sentences(10, 1))
+    for name in ("valid", "train"):
+        with pytest.raises(ValueError, match=rf"train: streams\['{name}'\] must hold at least one token; got none"):
+            recipe.train(config, vocab, {**streams, name: np.zeros(0, dtype=np.int64)}, quiet=True)
+    if arch == "ngram":
+        recipe.train(config, vocab, {**streams, "valid": None, "test": None})
+    else:
+        with pytest.raises(ValueError, match="a neural LM needs valid text"):
+            recipe.train(config, vocab, {**streams, "valid": None}, quiet=True)

@@ -262,9 +262,14 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
         raise ValueError(f"train: 'streams' must be {expected}; got the keys {', '.join(map(repr, streams))}.")
     # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
     # as a kernel's IndexError, and sentences as a NumPy error
+    # valid or test None: left out, as prepare's
+    streams = {name: s for name, s in streams.items() if s is not None or name == "train"}
     streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", eos_id=vocab.eos_id,
                                words=vocab.words)
                for name, s in streams.items()}
+    for name, s in streams.items():     # (an empty valid stream failed in mean_nll after the first epoch's work)
+        if not len(s):
+            raise ValueError(f"train: streams[{name!r}] must hold at least one token; got none.")
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
         if checkpoint is not None or resume:    # (ignored: no checkpoint was written, and nothing was resumed)
