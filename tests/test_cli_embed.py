@@ -76,6 +76,9 @@ def test_resume_gives_the_same_vectors(capsys, files):
     rc, _, err = _run(capsys, *base, "--epochs", "3", "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume",
                       "--lr", "0.3")
     assert rc == 2 and err.count("\n") == 1 and "a run with --lr" in err and "this run has 0.3" in err, err
+    # --scale-std only rescales the result: it may change
+    assert _run(capsys, *base, "--epochs", "3", "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume",
+                "--scale-std", "0.5")[0] == 0
 
 
 def test_scale_std(capsys, files):

@@ -124,10 +124,11 @@ def describe_default(f):
 RESUMABLE = ("epochs", "patience", "max_minutes")
 
 
-def run_settings(config, **data):
+def run_settings(config, *, after=(), **data):
     """What a run of `config` on `data` is, for fastnn.train.Trainer's `settings` (recorded in its checkpoints, and
-    matched by a resumed run): the Config's class and fields but RESUMABLE, and for each part of the data (name=ids, a
-    1-d integer array, or name=sentences, lists of tokens) its size and a SHA-1 digest of its content.
+    matched by a resumed run): the Config's class and fields but RESUMABLE and `after` (fields applied only to the
+    result, which a resumed run may change too), and for each part of the data (name=ids, a 1-d integer array, or
+    name=sentences, lists of tokens) its size and a SHA-1 digest of its content.
 
     >>> from fastnn.recipes.lm import RNNConfig
     >>> s = run_settings(RNNConfig(hidden=8), train=np.array([2, 3, 1]))
@@ -136,7 +137,8 @@ def run_settings(config, **data):
     """
     import hashlib
     out = {"config": type(config).__name__}
-    out.update((f.name, getattr(config, f.name)) for f in dataclasses.fields(config) if f.name not in RESUMABLE)
+    out.update((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
+               if f.name not in RESUMABLE and f.name not in after)
     for name, part in data.items():
         h = hashlib.sha1()
         if isinstance(part, np.ndarray):

@@ -152,8 +152,8 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     config.valid_fraction of the sentences (random, seeded) is held out: after every epoch the trainer scores it
     (ranking: mean hinge loss on fixed corruptions, lower is better; LMs: mean NLL), keeps the best epoch's
     parameters and stops early on a plateau (RNN).  checkpoint / resume / on_nonfinite: see fastnn.train.Trainer; a
-    resumed run must have the config (but its RESUMABLE fields: epochs, patience, max_minutes) and the sentences of
-    the run that wrote the checkpoint (recipes.config.run_settings).
+    resumed run must have the config (but its RESUMABLE fields: epochs, patience, max_minutes, and scale_std, applied
+    to the result only) and the sentences of the run that wrote the checkpoint (recipes.config.run_settings).
     """
     from fastnn import optim
     from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
@@ -183,7 +183,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every if checkpoint else None, seed=c.seed, quiet=quiet,
                       max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric,
-                      settings=run_settings(c, train=train, valid=valid))
+                      settings=run_settings(c, after=("scale_std",), train=train, valid=valid))
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
     t0 = time.perf_counter()
 
