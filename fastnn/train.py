@@ -282,14 +282,19 @@ def _check_params_of(model, optimizer, where):
 
 
 def _check_settings(settings, where):
-    """Trainer's `settings` as JSON gives them back (tuples as lists), so that a checkpoint's compare equal; None
-    stays None."""
+    """Trainer's `settings` as JSON gives them back (tuples as lists, NumPy scalars as numbers: a Config may hold
+    np.float64(0.1)), so that a checkpoint's compare equal; None stays None."""
     if settings is None:
         return None
     if not isinstance(settings, dict):
         raise TypeError(f"{where}: 'settings' must be a dict or None; got {type(settings).__name__}.")
+
+    def scalar(x):
+        if isinstance(x, np.generic):
+            return x.item()
+        raise TypeError(f"Object of type {type(x).__name__} is not JSON serializable")
     try:
-        return json.loads(json.dumps(settings))
+        return json.loads(json.dumps(settings, default=scalar))
     except (TypeError, ValueError) as e:
         raise TypeError(f"{where}: 'settings' must be JSON-serialisable (numbers, strings, lists, dicts); {e}.") \
             from None

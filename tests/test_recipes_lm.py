@@ -256,8 +256,10 @@ def test_resume_needs_the_settings_and_data_of_the_run_it_continues(tmp_path):
     other = {**streams, "valid": streams["valid"][::-1].copy()}          # same words, same length, other text
     with pytest.raises(ValueError, match=r"'valid data' '[\d,]+ tokens, sha1 \w+'; this run has '[\d,]+ tokens"):
         recipe.train(dataclasses.replace(config, epochs=2), vocab, other, checkpoint=ck, resume=True, quiet=True)
-    _, history = recipe.train(dataclasses.replace(config, epochs=2, patience=1, max_minutes=5.0), vocab, streams,
-                              checkpoint=ck, resume=True, quiet=True)
+    # NumPy numbers (a value from an array, a sweep) are the numbers they hold
+    _, history = recipe.train(dataclasses.replace(config, epochs=2, patience=1, max_minutes=5.0, lr=np.float64(0.05),
+                                                  hidden=np.int64(6)), vocab, streams, checkpoint=ck, resume=True,
+                              quiet=True)
     assert len(history) == 2
 
 
