@@ -186,3 +186,16 @@ def test_neighbors_reads_the_word_vectors_of_a_model_file(capsys, files):
     np.savez(files["dir"] / "arrays.npz", x=np.zeros(3))
     rc, _, err = _run(capsys, "embed", "neighbors", "--vectors", files["dir"] / "arrays.npz", "a")
     assert rc == 2 and "must be a fastnn file" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_bad_k_is_refused_before_the_vectors_are_read(capsys, tmp_path, monkeypatch):
+    """-k 0 was refused by nearest_neighbors, after the vectors file (a GloVe file: a minute) had been read."""
+    import fastnn.data.vectors
+
+    def reading(*a, **k):
+        raise AssertionError("the vectors were read before -k was checked")
+    monkeypatch.setattr(fastnn.data.vectors, "read_vectors", reading)
+    vecs = tmp_path / "v.txt"
+    vecs.write_text("a 1 2\nb 3 4\n")
+    rc, out, err = _run(capsys, "embed", "neighbors", "--vectors", vecs, "-k", "0", "a")
+    assert rc == 2 and "-k must be >= 1; got 0" in err, err

@@ -144,6 +144,8 @@ def run_neighbors(args):
     from fastnn.data.vectors import read_vectors
     from fastnn.embed import nearest_neighbors
 
+    if args.k < 1:              # (nearest_neighbors says so too, but only once a vectors file of any size is read)
+        raise CLIError(f"-k must be >= 1; got {args.k}")
     existing_file(args.vectors)
     try:
         words, vecs = _model_vectors(args.vectors) if _is_model_file(args.vectors) else read_vectors(args.vectors)
