@@ -200,3 +200,22 @@ def test_em_on_the_evaluated_text_is_refused(capsys, corpus, tmp_path):
         rc, out, err = _run(capsys, *base, *extra)
         assert rc == 2 and out == "" and f"{says} " in err and "is the --data file" in err, err
     assert _run(capsys, *base, "--tune-on", corpus["valid"], "--context-bins", corpus["train"])[0] == 0
+
+
+def test_the_mixtures_options_without_a_mixture_are_refused(capsys, corpus, tmp_path):
+    """lm eval --weight 0.3 (or --tune-on, --context-bins) without --mix printed the one model's perplexity, the
+    option ignored; a number --weight with --tune-on ignored the text; a missing --tune-on file was found only after
+    both models and the data had been read.  Each is one line, exit 2, before any work."""
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    ng2, _ = _train(capsys, corpus, tmp_path, "ngram", "--order", "2")
+    base = ["lm", "eval", "--model", ng, "--data", corpus["test"]]
+    for extra, says in ((["--weight", "0.3"], "--weight is an option of the mixture: give --mix"),
+                        (["--weight", "em", "--tune-on", corpus["valid"]], "--weight is an option of the mixture"),
+                        (["--tune-on", corpus["valid"]], "--tune-on is an option of the mixture"),
+                        (["--context-bins", corpus["train"]], "--context-bins is an option of the mixture"),
+                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]], "--tune-on needs --weight em"),
+                        (["--mix", ng2, "--weight", "em", "--tune-on", str(tmp_path / "nope.txt")], "no such file")):
+        rc, out, err = _run(capsys, *base, *extra)
+        assert rc == 2 and out == "" and says in err and err.count("\n") == 1, (extra, err)
+    rc, out, err = _run(capsys, *base, "--mix", ng2, "--json")            # --weight's default with --mix
+    assert rc == 0 and json.loads(out)["weight"] == 0.5, err

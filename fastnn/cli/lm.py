@@ -19,6 +19,10 @@ from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run
 from fastnn.recipes import lm as recipe
 
 
+# --weight of `lm eval --mix` when none is given
+MIX_WEIGHT = "0.5"
+
+
 def register(sub):
     p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM, LSTM LM)")
     lsub = p.add_subparsers(dest="lm_command", metavar="{train,eval}")
@@ -49,7 +53,8 @@ def register(sub):
     e.add_argument("--model", required=True, metavar="M.npz")
     e.add_argument("--data", required=True, metavar="F")
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
-    e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em' (default 0.5)")
+    e.add_argument("--weight", help=f"weight of --model in the mixture: a number in [0, 1] or 'em' (default "
+                                    f"{MIX_WEIGHT})")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
     e.add_argument("--context-bins", metavar="TRAIN",
                    help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
@@ -189,10 +194,22 @@ def run_train(args):
 # ---- eval --------------------------------------------------------------------------------------------------------
 
 def _eval_weight(args):
-    """The mixture weight option, checked before any work: 'em' or a float in [0, 1]."""
-    if args.weight == "em":
+    """The mixture weight option, checked before any work: 'em' or a float in [0, 1]; None without --mix, which the
+    mixture's options then must not be given with (they were ignored: one model's perplexity, silently)."""
+    if not args.mix:
+        given = [opt for opt, v in (("--weight", args.weight), ("--tune-on", args.tune_on),
+                                    ("--context-bins", args.context_bins)) if v is not None]
+        if given:
+            raise CLIError(f"{given[0]} is an option of the mixture: give --mix M2.npz (the second model), or leave "
+                           f"{given[0]} out")
+        return None
+    weight = MIX_WEIGHT if args.weight is None else args.weight
+    if weight == "em":
         if not args.tune_on:
             raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
+        for path in (args.tune_on, args.context_bins):   # (found missing after the models and the data were read)
+            if path:
+                existing_file(path)
         # (weights fitted on, or bins counted in, the evaluated text: an optimistic perplexity, silently)
         for opt, path, what, give in (("--tune-on", args.tune_on, "EM would fit the weights on", "a validation"),
                                       ("--context-bins", args.context_bins, "the bins would count", "the training")):
@@ -202,10 +219,12 @@ def _eval_weight(args):
         return "em"
     if args.context_bins:
         raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
+    if args.tune_on:                # (a fixed weight is not fitted: the text was ignored)
+        raise CLIError("--tune-on needs --weight em (EM fits the weight on it; a number is used as given)")
     try:
-        w = float(args.weight)
+        w = float(weight)
     except ValueError:
-        raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {args.weight!r}") from None
+        raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {weight!r}") from None
     if not 0 <= w <= 1:
         raise CLIError(f"--weight must be in [0, 1]; got {w}")
     return w
@@ -216,7 +235,7 @@ def run_eval(args):
     from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
     check_stdin_once(args, "data", "tune_on", "context_bins")
-    w = _eval_weight(args) if args.mix else None
+    w = _eval_weight(args)
     model, words = load_lm(args.model)
     if args.mix:
         model2, words2 = load_lm(args.mix, "--mix")
