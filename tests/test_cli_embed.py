@@ -140,7 +140,7 @@ def test_neighbors_table_and_json(capsys, tmp_path):
       "--dim", "2", "--hidden", "2", "--quiet"], "no such directory"),
     (["neighbors", "--vectors", "{hand}", "xbox", "france"], "not in"),
     (["neighbors", "--vectors", "{bad}", "france"], "line 2"),
-    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "'k' must be an integer >= 1"),
+    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "-k must be >= 1; got 0"),
 ])
 def test_errors_are_one_line_exit_2(capsys, files, argv, msg):
     d = files["dir"]
@@ -199,3 +199,19 @@ def test_a_bad_k_is_refused_before_the_vectors_are_read(capsys, tmp_path, monkey
     vecs.write_text("a 1 2\nb 3 4\n")
     rc, out, err = _run(capsys, "embed", "neighbors", "--vectors", vecs, "-k", "0", "a")
     assert rc == 2 and "-k must be >= 1; got 0" in err, err
+
+
+def test_checkpoint_every_without_a_checkpoint_is_refused(capsys, files):
+    """--checkpoint-every N without --checkpoint was ignored (no checkpoint written), silently, as was pretrain's
+    checkpoint_every without a checkpoint; a bad N was named as pretrain's argument, after the text was read."""
+    from fastnn.recipes import embed as recipe
+    d = files["dir"]
+    base = ["embed", "train", "--objective", "ranking", "--text", files["text"], "--quiet", *SMALL, "--out", d / "v.txt"]
+    rc, _, err = _run(capsys, *base, "--checkpoint-every", "5")
+    assert rc == 2 and "--checkpoint-every needs --checkpoint PATH" in err, err
+    rc, _, err = _run(capsys, *base, "--checkpoint-every", "0", "--checkpoint", d / "ck")
+    assert rc == 2 and "--checkpoint-every must be >= 1; got 0" in err, err
+    assert _run(capsys, *base, "--checkpoint", d / "ck")[0] == 0 and (d / "ck").exists()   # the default applies
+    with pytest.raises(ValueError, match="'checkpoint_every' needs a 'checkpoint' path"):
+        recipe.pretrain("ranking", [["a", "b", "c"]] * 20, checkpoint_every=5, quiet=True, epochs=1, window=3,
+                        min_count=1)

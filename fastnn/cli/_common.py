@@ -30,13 +30,26 @@ def add_run_options(parser, *, checkpoint_every=None):
     steps = ", every --checkpoint-every steps" if checkpoint_every is not None else ""
     parser.add_argument("--checkpoint", metavar="PATH", help=f"checkpoint file (written every epoch{steps} and on "
                                                               "Ctrl-C or SIGTERM)")
-    if checkpoint_every is not None:
-        parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
-                            help="steps between checkpoints within an epoch (default %(default)s)")
+    if checkpoint_every is not None:     # (None when not given: checkpoint_steps tells it from the default)
+        parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                            help=f"steps between checkpoints within an epoch (default {checkpoint_every})")
+        parser.set_defaults(checkpoint_every_default=checkpoint_every)
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint (same data and options)")
     add_on_nonfinite(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+def checkpoint_steps(args):
+    """The --checkpoint-every of a command with one (add_run_options), its default when not given, or None without
+    --checkpoint; given without --checkpoint, a CLIError (it was ignored: no checkpoint written)."""
+    if args.checkpoint_every is not None and not args.checkpoint:
+        raise CLIError("--checkpoint-every needs --checkpoint PATH (it says how often that file is written)")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:     # (else pretrain's name, after reading)
+        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
+    if not args.checkpoint:
+        return None
+    return args.checkpoint_every if args.checkpoint_every is not None else args.checkpoint_every_default
 
 
 @contextlib.contextmanager

@@ -163,6 +163,9 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     c = config_for(objective, config, **options)
     if checkpoint_every is not None:
         check_int(checkpoint_every, "checkpoint_every", where)
+        if checkpoint is None:          # (ignored: no checkpoint was written)
+            raise ValueError(f"{where}: 'checkpoint_every' needs a 'checkpoint' path (it says how often that file is "
+                             f"written); got checkpoint=None.")
     say = say or (lambda m: None)
     check_not_file(sentences, "sentences", where, "fastnn.embed.read_corpus(paths)")
     norm = normalize_sentences(sentences)
@@ -181,7 +184,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
         check_resume(checkpoint, model)
     trainer = Trainer(model, opt_obj, data, epochs=c.epochs, validate=validate, mode="min",
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every if checkpoint else None, seed=c.seed, quiet=quiet,
+                      checkpoint_every=checkpoint_every, seed=c.seed, quiet=quiet,
                       max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric,
                       settings=run_settings(c, after=("scale_std",), train=train, valid=valid))
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
