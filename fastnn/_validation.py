@@ -48,7 +48,8 @@ def check_callable(f, name, where, args):
 
 def check_words(words, where):
     """A model's vocabulary as a list of str (None stays None): a string is a TypeError (its characters would be
-    taken for the words), as is a word that is not a string (a vocabulary built from ids, say)."""
+    taken for the words), as is a word that is not a string (a vocabulary built from ids, say); a word given twice is
+    a ValueError (text would be encoded to one of its ids)."""
     if words is None:
         return None
     if isinstance(words, (str, bytes)):
@@ -58,6 +59,11 @@ def check_words(words, where):
     if bad is not None:
         raise TypeError(f"{where}: 'words' must be strings; got {type(words[bad]).__name__} {words[bad]!r} at "
                         f"position {bad}.")
+    if len(set(words)) != len(words):   # (text was encoded to one of the ids, and a model file loaded that way)
+        seen = {}
+        i, first = next((i, seen[w]) for i, w in enumerate(words) if seen.setdefault(w, i) != i)
+        raise ValueError(f"{where}: 'words' must be distinct (one id per word); got {words[i]!r} at positions "
+                         f"{first} and {i}.")
     return [str(w) for w in words]                  # (np.str_ -> str: JSON in model files)
 
 
@@ -217,6 +223,16 @@ def is_string_array(a):
                                                                  all(isinstance(x, str) for x in a.flat)))
 
 
+def check_ordered(data, name, where):
+    """`data` unless it is a set: read in its iteration order, which for strings changes from one Python process to
+    the next (hash randomisation), a corpus or a stream of ids would be another text in every run."""
+    if isinstance(data, (set, frozenset)):
+        raise TypeError(f"{where}: '{name}' must be a sequence in text order (a list, a tuple, an array); got a "
+                        f"{type(data).__name__}, whose order is arbitrary and changes between runs. Pass a list "
+                        f"(sorted(...) for a fixed order).")
+    return data
+
+
 def check_sentences(sentences, where):
     """The sentences of a tokenised corpus (lists of token strings) as a list, refusing untokenised text.
 
@@ -229,6 +245,7 @@ def check_sentences(sentences, where):
     if isinstance(sentences, (str, bytes)):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
                         f" {short_repr(sentences)}. Tokenise first, e.g. [line.split() for line in lines].")
+    check_ordered(sentences, "sentences", where)
     try:
         sentences = list(sentences)
     except TypeError:

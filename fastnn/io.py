@@ -139,6 +139,19 @@ def _model_config(model, where):
         raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable; {e}.") from None
 
 
+def _as_path(path, where):
+    """`path` as a str: a str, bytes or os.PathLike; anything else (None, an open file, a model given first) is a
+    TypeError naming `where` (os.fspath's own message names neither, and bytes failed as an AttributeError)."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(os.fspath(path))
+    if hasattr(path, "read") or hasattr(path, "write"):
+        name = getattr(path, "name", None)
+        hint = f" Pass its name: {name!r}." if isinstance(name, str) else ""
+        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got an open file "
+                        f"({type(path).__name__}).{hint}")
+    raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}.")
+
+
 def _write(path, kind, model, sections):
     where = f"save_{kind}"
     if not (callable(getattr(model, "parameters", None)) and callable(getattr(model, "config", None))):
@@ -158,12 +171,12 @@ def _write(path, kind, model, sections):
     for name, tree in sections.items():
         header[name] = _pack(tree, name, arrays)
     arrays[HEADER] = np.array(json.dumps(header, allow_nan=True))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(_as_path(path, where), lambda f: np.savez(f, **arrays))
 
 
 def read_file(path, where="load"):
     """(header dict, {member: array}) of a fastnn file, with clear errors for missing, corrupted or foreign files."""
-    path = os.fspath(path)
+    path = _as_path(path, where)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: '{path}'.")
     if os.path.isdir(path):
@@ -184,6 +197,10 @@ def read_file(path, where="load"):
         with np.load(source, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}       # reading every member checks its CRC
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as e:
+        if isinstance(e, ValueError) and "allow_pickle" in str(e):     # (not damaged: written by other code)
+            raise ValueError(f"{where}: '{path}' must be a fastnn .npz file of plain arrays; got one holding pickled "
+                             f"Python objects (object arrays), which fastnn never writes and does not load "
+                             f"(allow_pickle=False: loading a pickle can run any code).") from None
         raise ValueError(f"{where}: '{path}' must be a readable fastnn .npz file; got a truncated or corrupted file "
                          f"({type(e).__name__}: {e}). Use an earlier checkpoint or save the model again.") from None
     if HEADER not in arrays:
@@ -384,14 +401,18 @@ def save_checkpoint(path, model, optimizer=None, state=None):
     _write(path, "checkpoint", model, sections)
 
 
-def load_checkpoint(path, model, optimizer=None):
-    """Restore parameters (and the optimizer's state) from `path` in place; return the trainer state tree."""
+def load_checkpoint(path, model, optimizer=None, *, check=None):
+    """Restore parameters (and the optimizer's state) from `path` in place; return the trainer state tree.
+    check : None, or a callable given that tree once the file is known to hold a checkpoint of the model's class,
+    before anything is read into the model (e.g. Trainer's: the run's settings must match; it raises to refuse)."""
     where = "load_checkpoint"
     header, arrays = read_file(path, where)
     if header.get("kind") != "checkpoint":
         raise ValueError(f"{where}: '{path}' must be a checkpoint; got a {header.get('kind')} file. "
                          f"Use load_model/load_params for model files.")
     _check_model(header, model, path, where)
+    if check is not None:
+        check(_unpack(header.get("train", {}), arrays))
     if optimizer is not None and "optim" not in header:
         raise ValueError(f"{where}: '{path}' has no optimizer state; got a checkpoint saved without an optimizer.")
     _check_params(header, arrays, model, path, where)

@@ -281,6 +281,38 @@ def _check_params_of(model, optimizer, where):
                          f"the optimizer on this model: e.g. AdaGrad(model.parameters(), lr=...).")
 
 
+def _check_settings(settings, where):
+    """Trainer's `settings` as JSON gives them back (tuples as lists, NumPy scalars as numbers: a Config may hold
+    np.float64(0.1)), so that a checkpoint's compare equal; None stays None."""
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise TypeError(f"{where}: 'settings' must be a dict or None; got {type(settings).__name__}.")
+
+    def scalar(x):
+        if isinstance(x, np.generic):
+            return x.item()
+        raise TypeError(f"Object of type {type(x).__name__} is not JSON serializable")
+    try:
+        return json.loads(json.dumps(settings, default=scalar))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: 'settings' must be JSON-serialisable (numbers, strings, lists, dicts); {e}.") \
+            from None
+
+
+def _same_settings(saved, now, path, where):
+    """ValueError naming the first setting in which the run that wrote checkpoint `path` differs from this one
+    (see Trainer's `settings`); nothing when either run has none."""
+    if saved is None or now is None:
+        return
+    for key in [*now, *(k for k in saved if k not in now)]:
+        if saved.get(key) != now.get(key):
+            was, got = (repr(d[key]) if key in d else "none" for d in (saved, now))
+            raise ValueError(f"{where}: {path} was written by a run with '{key}' {was}; this run has {got}. A "
+                             f"resumed run must have the settings and data of the run it continues: give those, "
+                             f"or train afresh without resume.")
+
+
 def _check_checkpointable(model, where):
     """A checkpoint records the model's config() as JSON (fastnn.io): a model without one, or with a value JSON cannot
     hold (a Generator, an array), would fail at the first save, after the first epoch."""
@@ -414,6 +446,12 @@ class Trainer:
         scored on their own parameters.
     metric : the validation score's name on the epoch line ("valid" when None, e.g. "dev F1"), or (name, fn) to
         show fn(score) instead, e.g. ("valid ppl", math.exp) for a mean NLL.
+    settings : None, or a dict (JSON-able) of what makes the run and must not change when it is resumed: a recipe's
+        Config fields, a digest of its data (fastnn.recipes.config.run_settings).  Checkpoints record it, and
+        fit(resume=True) refuses a checkpoint whose run had other settings (ValueError naming the first that
+        differs), before anything is read into the model: a resumed run had taken the new learning rate with the old
+        schedule state, or other data with a vocabulary of the same size, silently.  Leave out what may change on
+        resume (epochs, patience, max_minutes).  A checkpoint written without settings is not checked.
 
     What a run needs is checked when the Trainer is made, not when first used an epoch later: the optimizer updates
     the model's own parameters; validate, loss_fn and callback can be called with their arguments; the checkpoint
@@ -427,7 +465,7 @@ class Trainer:
     def __init__(self, model, optimizer, data, *, epochs=10, validate=None, mode=None, patience=None,
                  restore_best=True, clip_norm=None, clip_value=None, checkpoint=None, checkpoint_every=None, seed=0,
                  on_nonfinite="raise", quiet=False, progress=None, loss_fn=None, callback=None, max_minutes=None,
-                 average=False, average_start=0, higher_is_better=None, metric=None):
+                 average=False, average_start=0, higher_is_better=None, metric=None, settings=None):
         where = "Trainer"
         if not isinstance(model, Module):
             raise TypeError(f"{where}: 'model' must be a fastnn.graph.Module; got {type(model).__name__}.")
@@ -498,6 +536,7 @@ class Trainer:
         self.average_start = int(average_start)
         self.loss_fn = loss_fn or (lambda m, b: m.loss(b))
         self.rng = as_rng(seed, where, "seed")     # (None, a bool or a float was taken as numpy took it)
+        self.settings = _check_settings(settings, where)
         if progress is None:
             progress = not self.quiet and sys.stderr.isatty()
         self.progress = Progress(bool(progress))
@@ -554,6 +593,7 @@ class Trainer:
             "model_extra": extra() if extra is not None else None,
             "data_state": data_sd() if data_sd is not None else None,
             "average": self.averager.state_dict() if self.averager is not None else None,
+            "settings": self.settings,
         }
 
     def save(self, path):
@@ -562,7 +602,8 @@ class Trainer:
     def load(self, path):
         """Restore model, optimizer and trainer state from a checkpoint written by save()."""
         where = "Trainer.load"
-        st = io.load_checkpoint(path, self.model, self.optimizer)
+        st = io.load_checkpoint(path, self.model, self.optimizer,
+                                check=lambda state: _same_settings(state.get("settings"), self.settings, path, where))
         gens = model_generators(self.model)
         if set(gens) != set(st["model_rngs"]):
             raise ValueError(f"{where}: the model's Generators must match the checkpoint's; got {sorted(gens)} vs "

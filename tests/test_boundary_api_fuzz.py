@@ -58,6 +58,27 @@ def test_a_models_words_as_a_string(make):
         build("abc")
     with pytest.raises(TypeError, match="'words' must be strings; got int 7 at position 1"):
         build(["a", 7, "c"])
+    # a word twice: text was encoded to one of its ids, and a model file edited so loaded (its Vocab failed later)
+    with pytest.raises(ValueError, match="'words' must be distinct \\(one id per word\\); got 'a' at positions 0 and 2"):
+        build(["a", "b", "a"])
+
+
+def test_a_model_file_whose_words_repeat_one_is_refused_naming_the_file(tmp_path):
+    import json
+
+    from fastnn import io
+    from fastnn.recipes.lm import build_model, config_for
+    m = build_model(config_for("nplm", order=3, dim=2, hidden=2), 3, eos_id=1, words=["<unk>", "</s>", "a"])
+    path = tmp_path / "m.npz"
+    io.save_model(path, m)
+    z = dict(np.load(path, allow_pickle=False))
+    header = json.loads(str(z["__fastnn__"]))
+    header["model_config"]["words"][2] = "<unk>"
+    z["__fastnn__"] = np.array(json.dumps(header))
+    np.savez(path, **z)
+    with pytest.raises(ValueError, match=r"m.npz' has a configuration that does not build a NPLM: .*'words' must be "
+                                         r"distinct"):
+        io.load_model(path)
 
 
 def test_lm_scores_a_torch_tensor_stream():

@@ -72,6 +72,13 @@ def test_resume_gives_the_same_vectors(capsys, files):
     rc, _, err = _run(capsys, "embed", "train", "--objective", "ranking", "--text", files["conll"], *SMALL,
                       "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume", "--quiet")
     assert rc == 2 and err.count("\n") == 1 and "another vocabulary" in err
+    # other options: the new one was taken with the old state, silently; now named
+    rc, _, err = _run(capsys, *base, "--epochs", "3", "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume",
+                      "--lr", "0.3")
+    assert rc == 2 and err.count("\n") == 1 and "a run with --lr" in err and "this run has 0.3" in err, err
+    # --scale-std only rescales the result: it may change
+    assert _run(capsys, *base, "--epochs", "3", "--out", d / "x.txt", "--checkpoint", d / "ck", "--resume",
+                "--scale-std", "0.5")[0] == 0
 
 
 def test_scale_std(capsys, files):
@@ -133,7 +140,7 @@ def test_neighbors_table_and_json(capsys, tmp_path):
       "--dim", "2", "--hidden", "2", "--quiet"], "no such directory"),
     (["neighbors", "--vectors", "{hand}", "xbox", "france"], "not in"),
     (["neighbors", "--vectors", "{bad}", "france"], "line 2"),
-    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "'k' must be an integer >= 1"),
+    (["neighbors", "--vectors", "{hand}", "france", "-k", "0"], "-k must be >= 1; got 0"),
 ])
 def test_errors_are_one_line_exit_2(capsys, files, argv, msg):
     d = files["dir"]
@@ -179,3 +186,32 @@ def test_neighbors_reads_the_word_vectors_of_a_model_file(capsys, files):
     np.savez(files["dir"] / "arrays.npz", x=np.zeros(3))
     rc, _, err = _run(capsys, "embed", "neighbors", "--vectors", files["dir"] / "arrays.npz", "a")
     assert rc == 2 and "must be a fastnn file" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_bad_k_is_refused_before_the_vectors_are_read(capsys, tmp_path, monkeypatch):
+    """-k 0 was refused by nearest_neighbors, after the vectors file (a GloVe file: a minute) had been read."""
+    import fastnn.data.vectors
+
+    def reading(*a, **k):
+        raise AssertionError("the vectors were read before -k was checked")
+    monkeypatch.setattr(fastnn.data.vectors, "read_vectors", reading)
+    vecs = tmp_path / "v.txt"
+    vecs.write_text("a 1 2\nb 3 4\n")
+    rc, out, err = _run(capsys, "embed", "neighbors", "--vectors", vecs, "-k", "0", "a")
+    assert rc == 2 and "-k must be >= 1; got 0" in err, err
+
+
+def test_checkpoint_every_without_a_checkpoint_is_refused(capsys, files):
+    """--checkpoint-every N without --checkpoint was ignored (no checkpoint written), silently, as was pretrain's
+    checkpoint_every without a checkpoint; a bad N was named as pretrain's argument, after the text was read."""
+    from fastnn.recipes import embed as recipe
+    d = files["dir"]
+    base = ["embed", "train", "--objective", "ranking", "--text", files["text"], "--quiet", *SMALL, "--out", d / "v.txt"]
+    rc, _, err = _run(capsys, *base, "--checkpoint-every", "5")
+    assert rc == 2 and "--checkpoint-every needs --checkpoint PATH" in err, err
+    rc, _, err = _run(capsys, *base, "--checkpoint-every", "0", "--checkpoint", d / "ck")
+    assert rc == 2 and "--checkpoint-every must be >= 1; got 0" in err, err
+    assert _run(capsys, *base, "--checkpoint", d / "ck")[0] == 0 and (d / "ck").exists()   # the default applies
+    with pytest.raises(ValueError, match="'checkpoint_every' needs a 'checkpoint' path"):
+        recipe.pretrain("ranking", [["a", "b", "c"]] * 20, checkpoint_every=5, quiet=True, epochs=1, window=3,
+                        min_count=1)

@@ -24,6 +24,7 @@ def files(tmp_path_factory):
     (d / "v.txt").write_text("".join(f"{w} " + " ".join(f"{x:.3f}" for x in rng.normal(size=4)) + "\n"
                                      for w in words))
     (d / "space.json").write_text(json.dumps({"lr": {"loguniform": [0.01, 0.1]}}))
+    (d / "space_neg.json").write_text(json.dumps({"lr": {"uniform": [-0.1, -0.01]}}))
     assert main(["lm", "train", "--arch", "ngram", "--train", str(d / "t.txt"), "--out", str(d / "lm.npz"),
                  "--quiet"]) == 0
     assert main(["tagger", "train", "--train", str(d / "c.conll"), "--task", "pos=1", "--out", str(d / "tagger.npz"),
@@ -119,6 +120,13 @@ BAD = {
     "search: models dir under a file": [*SEARCH, "--models", "{d}/t.txt/models", *TRAIN_ARGS, "--dev", "{d}/c.conll"],
     "search: zero workers": [*SEARCH, "--workers", "0", *TRAIN_ARGS],
     "search: bad training option": [*SEARCH, "--", "--train", "{d}/c.conll", "--task", "pos=1", "--epochs", "0"],
+    # (each of these three failed only once trials had run: every trial, or the summary after them)
+    "search: a sampled value out of range": ["search", "tagger", "--space", "{d}/space_neg.json", "--trials", "2",
+                                             "--log", "{d}/l.jsonl", *TRAIN_ARGS, "--dev", "{d}/c.conll"],
+    "search: a sampled option the arch does not take": ["search", "lm", "--space", "{d}/space.json", "--trials", "2",
+                                                        "--log", "{d}/l.jsonl", "--", "--arch", "ngram", "--train",
+                                                        "{d}/t.txt", "--dev", "{d}/t.txt"],
+    "search: negative top": [*SEARCH, "--top", "-1", *TRAIN_ARGS, "--dev", "{d}/c.conll"],
 }
 
 # one bad option value after a valid command line: (command line, [(option, value), ...])

@@ -150,3 +150,72 @@ def test_a_min_count_that_leaves_most_words_unk_is_pointed_out(capsys, tmp_path)
     rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", path, "--min-count", "1",
                         "--out", tmp_path / "m.npz")
     assert rc == 0 and "<unk> is" not in err, err
+
+
+def test_resume_with_other_options_or_data_is_one_line_naming_them(capsys, corpus, tmp_path):
+    """`lm train --resume` with another --lr (or other --dev text) continued the checkpoint's run with the new value,
+    silently; now it names the option (or the data) and stops, exit 2.  --checkpoint / --resume with --arch ngram
+    (nothing to checkpoint) were ignored: now refused before any work."""
+    ck, out = str(tmp_path / "ck.npz"), str(tmp_path / "m.npz")
+    base = ["lm", "train", "--arch", "rnn", "--train", corpus["train"], "--out", out, "--quiet", "--hidden", "6",
+            "--batch-size", "4", "--checkpoint", ck]
+    assert _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "1")[0] == 0
+    rc, _, err = _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "2", "--resume", "--lr", "0.5")
+    assert rc == 2 and err.count("\n") == 1 and "was written by a run with --lr 0.05; this run has 0.5" in err, err
+    rc, _, err = _run(capsys, *base, "--dev", corpus["test"], "--epochs", "2", "--resume")
+    assert rc == 2 and "'valid data'" in err, err
+    assert _run(capsys, *base, "--dev", corpus["valid"], "--epochs", "2", "--resume")[0] == 0
+    for extra in (["--checkpoint", ck], ["--resume"]):
+        rc, _, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", corpus["train"], "--out", out, *extra)
+        assert rc == 2 and f"{extra[0]} does not apply to --arch ngram" in err, err
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--kernel-threads", "-1", "--threads", "0"], "--threads must not be 0; give a positive count"),
+    (["--kernel-threads", "0", "--threads", "1"], "--kernel-threads must not be 0; give a positive count"),
+    (["--threads", "0"], "--threads must not be 0; give a positive count, or -1 for all CPUs."),
+    (["--threads", "100000"], "--threads must be <= ")])
+def test_a_bad_thread_count_names_its_own_option(capsys, corpus, tmp_path, options, says):
+    """With --kernel-threads given, a bad --threads was reported as --kernel-threads' ("--kernel-threads: blas must
+    not be 0"), and the remedy offered Python's None."""
+    import fastnn
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    with fastnn.threads(kernels=1, blas=1):                  # restored on exit
+        rc, _, err = _run(capsys, "lm", "eval", "--model", ng, "--data", corpus["test"], *options)
+    assert rc == 2 and says in err and "None" not in err and err.count("\n") == 1, err
+
+
+def test_em_on_the_evaluated_text_is_refused(capsys, corpus, tmp_path):
+    """--weight em --tune-on with the --data file (or a link to it) fitted the mixture weight on the evaluated text
+    and printed its optimistic perplexity, silently, although the command's own rule is "never tune on the evaluated
+    data"; --context-bins counted the bins there.  Both are one line, exit 2, before any work."""
+    import os
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    ng2, _ = _train(capsys, corpus, tmp_path, "ngram", "--order", "2")
+    link = tmp_path / "same.txt"
+    os.symlink(corpus["test"], link)
+    base = ["lm", "eval", "--model", ng, "--mix", ng2, "--data", corpus["test"], "--weight", "em"]
+    for extra, says in ((["--tune-on", link], "--tune-on"),
+                        (["--tune-on", corpus["valid"], "--context-bins", corpus["test"]], "--context-bins")):
+        rc, out, err = _run(capsys, *base, *extra)
+        assert rc == 2 and out == "" and f"{says} " in err and "is the --data file" in err, err
+    assert _run(capsys, *base, "--tune-on", corpus["valid"], "--context-bins", corpus["train"])[0] == 0
+
+
+def test_the_mixtures_options_without_a_mixture_are_refused(capsys, corpus, tmp_path):
+    """lm eval --weight 0.3 (or --tune-on, --context-bins) without --mix printed the one model's perplexity, the
+    option ignored; a number --weight with --tune-on ignored the text; a missing --tune-on file was found only after
+    both models and the data had been read.  Each is one line, exit 2, before any work."""
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    ng2, _ = _train(capsys, corpus, tmp_path, "ngram", "--order", "2")
+    base = ["lm", "eval", "--model", ng, "--data", corpus["test"]]
+    for extra, says in ((["--weight", "0.3"], "--weight is an option of the mixture: give --mix"),
+                        (["--weight", "em", "--tune-on", corpus["valid"]], "--weight is an option of the mixture"),
+                        (["--tune-on", corpus["valid"]], "--tune-on is an option of the mixture"),
+                        (["--context-bins", corpus["train"]], "--context-bins is an option of the mixture"),
+                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]], "--tune-on needs --weight em"),
+                        (["--mix", ng2, "--weight", "em", "--tune-on", str(tmp_path / "nope.txt")], "no such file")):
+        rc, out, err = _run(capsys, *base, *extra)
+        assert rc == 2 and out == "" and says in err and err.count("\n") == 1, (extra, err)
+    rc, out, err = _run(capsys, *base, "--mix", ng2, "--json")            # --weight's default with --mix
+    assert rc == 0 and json.loads(out)["weight"] == 0.5, err

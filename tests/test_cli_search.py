@@ -114,21 +114,48 @@ def test_search_lm_on_a_dask_scheduler(capsys, files, tmp_path):
 
 
 def test_failing_trials_exit_code(capsys, files, tmp_path):
-    # window 2 passes the parser but not the tagger's check: every trial fails and is logged
-    space = _space(tmp_path, {"window": {"choice": [2, 4]}})
+    # a --min-count no word of the data reaches passes every check made before the trials (it needs the data): every
+    # trial fails and is logged
+    space = _space(tmp_path, {"min_count": {"choice": [100000, 200000]}})
     log = str(tmp_path / "runs.jsonl")
     rc, out, err = _run(capsys, "search", "tagger", "--space", space, "--trials", "2", "--log", log, "--workers", "1",
                         *_tagger_args(files))
     assert rc == 1 and "2 trials, 2 failed" in out and "--retry-failed" in err
     recs = search.read_log(log)
-    assert all(r["score"] is None and "must be an odd number" in r["error"] for r in recs)
+    assert all(r["score"] is None and "leaves no word" in r["error"] for r in recs), recs
+
+
+@pytest.mark.parametrize("space, extra, msg", [
+    ({"window": {"choice": [2, 4]}}, [], r"trial 0 \(window=\d\): TaggerConfig: --window must be an odd number"),
+    ({"dropout": {"uniform": [1, 2]}}, [], r"trial 0 \(dropout=1.\d+\): TaggerConfig: --dropout must be in \[0, 1\)"),
+    ({"lr": {"uniform": [0.1, 1]}}, ["--top", "-1"], r"--top: best: 'k' must be an integer >= 0; got -1"),
+])
+def test_what_a_trial_or_the_summary_would_refuse_stops_before_any_trial(capsys, files, tmp_path, space, extra, msg):
+    """A sampled value the training command's Config refuses (an even window, a dropout of 1.5) failed in its trial,
+    and a space of such values failed every trial, one after another; a --top < 0 failed in the summary, after every
+    trial.  Each is now one line and exit 2 before any trial, no log written."""
+    log = tmp_path / "runs.jsonl"
+    rc, out, err = _run(capsys, "search", "tagger", "--space", _space(tmp_path, space), "--trials", "3", "--log",
+                        str(log), "--workers", "1", *_tagger_args(files), *extra)
+    assert rc == 2 and re.search(msg, err) and err.count("\n") == 1, err
+    assert not log.exists()
+
+
+def test_an_lm_option_the_arch_does_not_take_stops_before_any_trial(capsys, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the dog runs\na cat sees the dog\n" * 10)
+    log = tmp_path / "runs.jsonl"
+    rc, out, err = _run(capsys, "search", "lm", "--space", _space(tmp_path, {"lr": {"uniform": [0.1, 1]}}), "--trials",
+                        "2", "--log", str(log), "--workers", "1", "--arch", "ngram", "--train", text, "--dev", text)
+    assert rc == 2 and "trial 0 (lr=" in err and "--lr does not apply to --arch ngram" in err, err
+    assert not log.exists()
 
 
 @pytest.mark.parametrize("space, extra, msg", [
     ({"learning_rate": {"uniform": [0, 1]}}, [], "'learning_rate' is not an option of `fastnn tagger train`"),
     ({"out": {"choice": ["a"]}}, [], "--out cannot be searched"),
     ({"lr": {"uniform": [0.1, 1]}}, ["--lr", "0.1"], "--lr is both in"),
-    ({"hidden": {"uniform": [10, 20]}}, [], "trial 0: .*argument --hidden: invalid int value"),
+    ({"hidden": {"uniform": [10, 20]}}, [], "trial 0 .*argument --hidden: invalid int value"),
     ({"loss": {"choice": ["word", "hinge"]}}, [], "argument --loss: invalid choice: 'hinge'"),
     ({"freeze_embeddings": {"choice": [1, 0]}}, [], "is a flag: its values in the search space must be true or false"),
     ({"lr": {"loguniform": [0, 1]}}, [], "bounds must be > 0"),

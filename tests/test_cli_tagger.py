@@ -531,3 +531,36 @@ def test_predict_detects_the_format_on_token_lines_not_lines(capsys, files):
     assert rc == 0 and "read as text" not in err, err
     lines = out.splitlines()
     assert len(lines) == 1103 and [len(x.split()) for x in lines[1100:1102]] == [5, 5], lines[1100:]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "-DOCSTART- -X- -X- O\n\n", "-DOCSTART-\n"])
+def test_predict_on_an_input_without_a_token_line_is_one_line_exit_2_and_writes_nothing(capsys, files, text):
+    """An input of no token line (empty, or only blank and -DOCSTART- lines: a wrong file, an empty pipe) was echoed,
+    exit 0, and conlleval scored the echo as nothing; `tagger eval` refuses such a file, and so does predict: one
+    line, exit 2, no output, an existing --out left as it was."""
+    model = files["dir"] / "m.npz"
+    assert _run(capsys, "tagger", "train", "--train", files["train"], "--task", "ner=3", "--out", model, "--quiet",
+                "--epochs", "1", "--embed-dim", "8", "--hidden", "8")[0] == 0
+    data = files["dir"] / "nothing.txt"
+    data.write_text(text)
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", data)
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and "token line" in err and str(data) in err, err
+    kept = files["dir"] / "kept.txt"
+    kept.write_text("old\n")
+    rc, out, err = _run(capsys, "tagger", "predict", "--model", model, "--data", data, "--out", kept)
+    assert rc == 2 and kept.read_text() == "old\n"
+    assert [p.name for p in files["dir"].iterdir() if p.name.startswith(".kept")] == []
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--task", "ner=3", "--task", "names=ner"], "already the column of --task ner"),
+    (["--task", "ner=3", "--task-weight", "ner=2", "--task-weight", "ner=0.5"], "'ner' is given twice"),
+    (["--task", "ner=3", "--feature", "pos=1", "--feature", "tags=pos:5"], "already the column of --feature pos")])
+def test_an_option_that_says_the_same_thing_twice_is_refused(capsys, files, extra, says):
+    """Two tasks on one column trained two heads on the same tags (the task counted twice), two features on one
+    column read the same tags twice, and a second --task-weight of a task silently replaced the first: each is one
+    line and exit 2 before any work, as a task name given twice already was."""
+    rc, out, err = _run(capsys, "tagger", "train", "--train", files["train"], "--out", files["dir"] / "m.npz", *extra,
+                        *SMALL)
+    assert rc == 2 and says in err and len(err.splitlines()) == 1, err
+    assert not (files["dir"] / "m.npz").exists()

@@ -177,3 +177,20 @@ def test_as_rows():
     assert C.as_rows(two_sources) == two_sources       # widths may differ between sources
     zipped = [list(zip(*p)) for p in pairs]
     assert C.as_rows(zipped) == zipped
+
+
+@pytest.mark.parametrize("text", ["-DOCSTART- -X- -X- O\n\n", "-DOCSTART-\n", "\n-DOCSTART- -X- O\n\n-DOCSTART- -X- O\n"])
+def test_an_input_of_docstart_lines_only_is_conll_of_no_sentence(tmp_path, text):
+    """A file of -DOCSTART- lines only was "text" to auto-detection, whose one sentence was "-DOCSTART- -X- -X- O":
+    lm train/eval and embed train trained on (or scored) the marker as words, silently.  It is CoNLL of no sentence,
+    which the reader refuses as empty; in text a -DOCSTART- line is no sentence either (as tagger predict reads
+    it)."""
+    from fastnn.data.conll import detect_format, read_words
+    path = tmp_path / "d.txt"
+    path.write_text(text)
+    assert detect_format(text.splitlines(True)) == "conll"
+    with pytest.raises(ValueError, match="is empty; it must contain at least one token line"):
+        read_words(path)
+    path.write_text("-DOCSTART-\nthe dog runs\n\n-DOCSTART- -X- O\na cat\n")
+    assert read_words(path) == ([["the", "dog", "runs"], ["a", "cat"]], "text")
+    assert read_words(path, "text")[0] == [["the", "dog", "runs"], ["a", "cat"]]

@@ -126,3 +126,30 @@ def test_text_that_is_not_utf8_names_the_file_and_line_in_every_reader(tmp_path)
         read_sentences(binary)
     with pytest.raises(ValueError, match=r"t.txt must be UTF-8 text; .* iconv -f ISO-8859-1 -t UTF-8 "):
         read_sentences(tmp_path / "t.txt")
+
+
+def test_a_set_is_refused_where_order_is_the_text():
+    """A set of ids or of sentences was read in its iteration order, which for strings changes from one process to
+    the next: a stream scored, or a corpus trained, as another text in every run, silently."""
+    import pytest
+
+    from fastnn.data import Vocab, lm_stream
+    from fastnn.models.ngram import KneserNey
+    from fastnn.recipes import lm as recipe
+
+    sents = [["the", "dog", "runs"], ["a", "cat", "runs"]] * 3
+    vocab = Vocab.build(sents)
+    model = KneserNey(2, words=vocab.words).fit(lm_stream(sents, vocab), len(vocab), vocab.eos_id)
+    with pytest.raises(TypeError, match=r"KneserNey.token_logprobs: 'data' must be a sequence in text order .* got a "
+                                        r"set, whose order is arbitrary"):
+        model.token_logprobs({2, 3, 4})
+    nplm = recipe.build_model(recipe.NPLMConfig(hidden=4, dim=3, order=3), len(vocab), eos_id=vocab.eos_id,
+                              words=vocab.words)
+    with pytest.raises(TypeError, match=r"NPLM.token_logprobs: 'stream' must be a sequence in text order"):
+        nplm.token_logprobs(frozenset({("the", "dog"), ("a", "cat")}))
+    with pytest.raises(TypeError, match=r"lm_stream: 'sentences' must be a sequence in text order"):
+        lm_stream({("the", "dog"), ("a", "cat")}, vocab)
+    with pytest.raises(TypeError, match=r"prepare: 'train': 'sentences' must be a sequence in text order"):
+        recipe.prepare(recipe.NGramConfig(min_count=1), set(map(tuple, sents)))
+    assert model.token_logprobs([2, 3, 4]).shape == (3,)                # a list, a generator: as before
+    assert model.token_logprobs(x for x in [2, 3, 4]).shape == (3,)

@@ -80,3 +80,15 @@ def test_binary_word2vec_is_named_not_reported_as_bad_utf8_only(tmp_path):
     p.write_bytes(b"2 2\nthe " + np.array([1, 2], np.float32).tobytes() + b"\ncat \xff\xfe\x00\x00\x00\x00\x00\x80\n")
     with pytest.raises(ValueError, match=r"bad.bin must be UTF-8 text.*word2vec's binary format.*binary=False"):
         read_vectors(p)
+
+
+def test_a_value_beyond_float32_is_one_error_not_a_numpy_warning_first(tmp_path):
+    """1e39 overflowed to inf with NumPy's "overflow encountered in cast" warning (a second, Python-format line on
+    the command line) before the error, which called it inf without saying why."""
+    import warnings
+    p = tmp_path / "v.txt"
+    p.write_text("a 1e39 2\nb 4 5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"values must be finite; got inf for 'a' .*beyond float32's range"):
+            read_vectors(p)

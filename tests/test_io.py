@@ -345,3 +345,28 @@ def test_a_gzipped_model_is_named_and_a_pipe_is_read(tmp_path):
             t.join()
             os.close(r)
         assert isinstance(m, Tiny)
+
+
+def test_a_path_of_another_type_is_named_and_bytes_are_a_path(tmp_path):
+    """A bytes path failed inside read_file as "'bytes' object has no attribute 'getvalue'", and None or an open file
+    as os.fspath's message naming neither the call nor the argument; a pickled member was called "a truncated or
+    corrupted file"."""
+    model = Tiny()
+    p = tmp_path / "m.npz"
+    io.save_model(os.fsencode(p), model)
+    assert io.load_model(os.fsencode(p), Tiny).config() == model.config()
+    with open(p, "rb") as f:
+        with pytest.raises(TypeError, match=r"load_model: 'path' must be a file path \(str or os.PathLike\); got an "
+                                            r"open file \(BufferedReader\)\. Pass its name: '.*m.npz'"):
+            io.load_model(f, Tiny)
+    for call in (lambda: io.load_model(None, Tiny), lambda: io.load_params(None, model),
+                 lambda: io.save_model(None, model), lambda: io.save_checkpoint(3, model)):
+        with pytest.raises(TypeError, match=r"(load_model|load_params|save_model|save_checkpoint): 'path' must be a "
+                                            r"file path .* got (NoneType|int)"):
+            call()
+    with np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["param/W"] = np.array([object()], dtype=object)
+    np.savez(p, **arrays)
+    with pytest.raises(ValueError, match=r"holding pickled Python objects .*\(allow_pickle=False"):
+        io.load_model(p, Tiny)

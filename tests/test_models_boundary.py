@@ -15,9 +15,12 @@ def nplm():
 @pytest.mark.parametrize("ctx, err, msg", [([[1, 12]], IndexError, r"'contexts' must be in \[0, 10\); got 12"),
                                            ([[1, -1]], IndexError, r"'contexts' must be in \[0, 10\); got -1"),
                                            ([[1.0, 2.0]], TypeError, "'contexts' must have an integer dtype"),
-                                           ([["a", "b"]], TypeError, "'contexts' must have an integer dtype"),
+                                           ([["a", "b"]], TypeError, r"the model has no vocabulary \('words' is "
+                                                                     r"None\), so its contexts must be word ids"),
                                            ([[1, 2, 3]], ValueError, r"'contexts' must have shape \(B, 2\)"),
-                                           ([1, 2], ValueError, r"'contexts' must have shape \(B, 2\)")])
+                                           ([1, 2], ValueError, r"'contexts' must have shape \(B, 2\)"),
+                                           ([[1, 2], [3]], ValueError, r"'contexts' must have shape \(B, 2\), .*got "
+                                                                       r"rows of lengths \[1, 2\]")])
 def test_nplm_predict_names_itself(nplm, ctx, err, msg):
     with pytest.raises(err, match=f"^NPLM.predict: {msg}"):
         nplm.predict(ctx)
@@ -28,6 +31,20 @@ def test_nplm_predict_takes_lists_and_any_integer_dtype(nplm):
     for ctx in ([[1, 2]], np.array([[1, 2]], np.int32), np.array([[1, 2]], np.uint8)):
         np.testing.assert_array_equal(nplm.predict(ctx), ref)
     assert nplm.predict(np.zeros((0, 2), int)).shape == (0, 10)
+
+
+def test_nplm_predict_reads_words_as_token_logprobs_reads_text():
+    """predict took word ids only ("'contexts' must have an integer dtype; got <U4") where token_logprobs of the same
+    model reads tokenised text; rows of different lengths were NumPy's "inhomogeneous shape", and a number among
+    words became the string "2", read as <unk>."""
+    words = ["<unk>", "</s>", "the", "jury", "said"]
+    m = build_model(config_for("nplm", order=3, dim=4, hidden=5), 5, eos_id=1, words=words)
+    np.testing.assert_array_equal(m.predict([["the", "jury"], ["jury", "zzz"]]), m.predict([[2, 3], [3, 0]]))
+    np.testing.assert_array_equal(m.predict(np.array([["the", "jury"]])), m.predict([[2, 3]]))
+    with pytest.raises(TypeError, match="^NPLM.predict: 'contexts' must be all word ids or all words; got both"):
+        m.predict([["the", 3]])
+    with pytest.raises(ValueError, match=r"^NPLM.predict: 'contexts' must have shape \(B, 2\), the 2 words"):
+        m.predict(["the", "jury"])
 
 
 def test_nplm_loss_names_its_targets(nplm):

@@ -541,3 +541,18 @@ def test_adagrad_step_same_bits_as_each_parameter_alone(rng, l1):
             G = optim.base.l1_rows(g, w0, r, l1) if l1 and p.decay else g
             kernels.sparse_adagrad_(w0, a0, r, G, lr=0.05, l2=l2)
         assert np.array_equal(p.value, w0) and np.array_equal(opt.state[n]["acc"], a0), n
+
+
+def test_weight_penalty_takes_the_coefficients_the_optimizers_take():
+    """A negative weight_decay (or l1) gave a negative penalty, an objective unbounded below, silently (the
+    optimizers refuse it), also through a classifier's objective(x, y, weight_decay); a string failed deep inside."""
+    from fastnn.models.classifiers import LogisticRegression
+    ps = {"w": Param("w", np.full(4, 2.0))}
+    for kw, err in ((dict(weight_decay=-0.5), ValueError), (dict(l1=-0.1), ValueError),
+                    (dict(weight_decay="0.1"), TypeError), (dict(weight_decay=float("nan")), ValueError)):
+        with pytest.raises(err, match=r"weight_penalty: '(weight_decay|l1)' must be"):
+            optim.weight_penalty(ps, **kw)
+    m = LogisticRegression(2, seed=0, n_features=3)
+    with pytest.raises(ValueError, match=r"weight_penalty: 'weight_decay' must be >= 0; got -1"):
+        m.objective(np.ones((4, 3)), np.array([0, 1, 0, 1]), weight_decay=-1)
+    assert m.objective(np.ones((4, 3)), np.array([0, 1, 0, 1]), weight_decay=0.0) == pytest.approx(np.log(2))

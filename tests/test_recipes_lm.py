@@ -42,6 +42,8 @@ def test_presets_carry_their_architecture(monkeypatch):
     (recipe.RNNConfig, dict(dropout=1.5), "'dropout' must be in"),
     (recipe.NGramConfig, dict(smoothing="wb"), "'smoothing' must be one of kn, di"),
     (recipe.RNNConfig, dict(max_minutes=0.0), "'max_minutes' must be > 0"),
+    (recipe.NPLMConfig, dict(hidden=0), "'hidden' must be >= 1 without 'direct'"),
+    (recipe.RNNConfig, dict(hidden=0), "'hidden' must be >= 1"),
 ])
 def test_bad_values_name_the_field(cls, values, match):
     with pytest.raises(ValueError, match=match):
@@ -49,6 +51,9 @@ def test_bad_values_name_the_field(cls, values, match):
 
 
 @pytest.mark.parametrize("arch, values", [("ngram", {}), ("nplm", dict(epochs=2, dim=6, hidden=8, order=3)),
+                                          # the model's "no hidden layer, direct connections only", which every
+                                          # neural LM's hidden >= 1 refused from the recipe (and the CLI)
+                                          ("nplm", dict(epochs=2, dim=6, hidden=0, direct=True, order=3)),
                                           ("rnn", dict(epochs=2, hidden=8, classes=2, bptt_block=5))])
 def test_train_every_architecture(arch, values):
     config = recipe.config_for(arch, min_count=1, **values)
@@ -233,3 +238,53 @@ def test_a_field_set_after_the_config_was_made_is_checked_by_train():
     config.direct, config.hidden = False, 0
     with pytest.raises(ValueError, match="NPLMConfig: 'hidden' must be >= 1"):
         recipe.build_model(config, 10)
+
+
+def test_resume_needs_the_settings_and_data_of_the_run_it_continues(tmp_path):
+    """A resumed LM run took new options (a learning rate with the old schedule state, another seed) and other
+    data of the same vocabulary size silently; the checkpoint records the Config and a digest of the streams
+    (config.run_settings) and a resume must match them, except how long it goes on (epochs, patience, max_minutes)."""
+    train, valid = _sentences(60, 0), _sentences(15, 1)
+    config = recipe.RNNConfig(epochs=1, hidden=6, classes=0, min_count=1, batch_size=4, bptt_block=5)
+    vocab, streams = recipe.prepare(config, train, valid)
+    ck = str(tmp_path / "ck.npz")
+    recipe.train(config, vocab, streams, checkpoint=ck, quiet=True)
+    for change, says in ((dict(lr=0.5), "'lr' 0.05; this run has 0.5"), (dict(seed=1), "'seed' 0; this run has 1")):
+        with pytest.raises(ValueError, match=says):
+            recipe.train(dataclasses.replace(config, epochs=2, **change), vocab, streams, checkpoint=ck, resume=True,
+                         quiet=True)
+    other = {**streams, "valid": streams["valid"][::-1].copy()}          # same words, same length, other text
+    with pytest.raises(ValueError, match=r"'valid data' '[\d,]+ tokens, sha1 \w+'; this run has '[\d,]+ tokens"):
+        recipe.train(dataclasses.replace(config, epochs=2), vocab, other, checkpoint=ck, resume=True, quiet=True)
+    # NumPy numbers (a value from an array, a sweep) are the numbers they hold
+    _, history = recipe.train(dataclasses.replace(config, epochs=2, patience=1, max_minutes=5.0, lr=np.float64(0.05),
+                                                  hidden=np.int64(6)), vocab, streams, checkpoint=ck, resume=True,
+                              quiet=True)
+    assert len(history) == 2
+
+
+def test_an_ngram_model_takes_no_checkpoint(tmp_path):
+    """An n-gram model is counted, not trained in epochs: checkpoint and resume were ignored (no file written,
+    nothing resumed), silently."""
+    config = recipe.NGramConfig(min_count=1)
+    vocab, streams = recipe.prepare(config, _sentences(30, 0))
+    for kw in (dict(checkpoint=str(tmp_path / "ck.npz")), dict(resume=True)):
+        with pytest.raises(ValueError, match="n-gram model is counted in one pass.*'checkpoint' and 'resume' do not "
+                                             "apply"):
+            recipe.train(config, vocab, streams, **kw)
+
+
+@pytest.mark.parametrize("arch", ["ngram", "nplm", "rnn"])
+def test_an_empty_stream_given_to_train_is_refused_before_training(arch):
+    """An empty valid stream (built by hand, not by prepare) failed in mean_nll only once the first epoch had
+    trained; None for valid or test was a TypeError about dtype object, where prepare reads None as "left out"."""
+    config = recipe.config_for(arch, min_count=1, **({} if arch == "ngram" else dict(epochs=1, hidden=4)))
+    vocab, streams = recipe.prepare(config, _sentences(40, 0), _sentences(10, 1))
+    for name in ("valid", "train"):
+        with pytest.raises(ValueError, match=rf"train: streams\['{name}'\] must hold at least one token; got none"):
+            recipe.train(config, vocab, {**streams, name: np.zeros(0, dtype=np.int64)}, quiet=True)
+    if arch == "ngram":
+        recipe.train(config, vocab, {**streams, "valid": None, "test": None})
+    else:
+        with pytest.raises(ValueError, match="a neural LM needs valid text"):
+            recipe.train(config, vocab, {**streams, "valid": None}, quiet=True)

@@ -667,3 +667,33 @@ def test_an_int_seed_and_a_generator_of_that_seed_give_the_same_run():
         runs.append(params_of(model))
     assert_same(runs[0], runs[1])
     assert_same(runs[0], runs[2])
+
+
+def test_resume_with_other_settings_is_refused_before_the_model_changes(tmp_path):
+    """A resumed run took what it was given, silently: a new learning rate with the old schedule state, other data
+    with the same shapes.  With `settings` (a recipe's Config and a digest of its data) a checkpoint records them and
+    fit(resume=True) refuses another run's, naming the first difference, before anything is read into the model."""
+    path = str(tmp_path / "run.ckpt")
+    model, trainer = build(checkpoint=path, settings={"lr": 0.3, "train data": "200 rows", "layers": (1, 2)})
+    trainer.epochs = 1
+    trainer.fit()
+    model2, trainer2 = build(checkpoint=path, settings={"lr": 0.5, "train data": "200 rows", "layers": [1, 2]})
+    before = params_of(model2)
+    with pytest.raises(ValueError, match=r"Trainer.load: .*run.ckpt was written by a run with 'lr' 0.3; this run has "
+                                         r"0.5\. A resumed run must have the settings and data"):
+        trainer2.fit(resume=True)
+    assert_same(params_of(model2), before)
+    _, trainer3 = build(checkpoint=path, settings={"lr": 0.3, "layers": [1, 2]})
+    with pytest.raises(ValueError, match=r"'train data' '200 rows'; this run has none"):
+        trainer3.fit(resume=True)
+    # the same settings (a tuple read back as a list) resume, as does a run without settings or a checkpoint without
+    build(checkpoint=path, settings={"lr": 0.3, "train data": "200 rows", "layers": [1, 2]})[1].fit(resume=True)
+    build(checkpoint=path)[1].fit(resume=True)
+    _, old = build(checkpoint=path)
+    old.epochs = 1
+    old.fit()
+    build(checkpoint=path, settings={"lr": 0.3})[1].fit(resume=True)
+    with pytest.raises(TypeError, match="'settings' must be JSON-serialisable"):
+        build(settings={"rng": np.random.default_rng(0)})
+    with pytest.raises(TypeError, match="'settings' must be a dict or None; got list"):
+        build(settings=["lr", 0.3])

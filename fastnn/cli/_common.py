@@ -30,39 +30,53 @@ def add_run_options(parser, *, checkpoint_every=None):
     steps = ", every --checkpoint-every steps" if checkpoint_every is not None else ""
     parser.add_argument("--checkpoint", metavar="PATH", help=f"checkpoint file (written every epoch{steps} and on "
                                                               "Ctrl-C or SIGTERM)")
-    if checkpoint_every is not None:
-        parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
-                            help="steps between checkpoints within an epoch (default %(default)s)")
+    if checkpoint_every is not None:     # (None when not given: checkpoint_steps tells it from the default)
+        parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                            help=f"steps between checkpoints within an epoch (default {checkpoint_every})")
+        parser.set_defaults(checkpoint_every_default=checkpoint_every)
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint (same data and options)")
     add_on_nonfinite(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
 
 
+def checkpoint_steps(args):
+    """The --checkpoint-every of a command with one (add_run_options), its default when not given, or None without
+    --checkpoint; given without --checkpoint, a CLIError (it was ignored: no checkpoint written)."""
+    if args.checkpoint_every is not None and not args.checkpoint:
+        raise CLIError("--checkpoint-every needs --checkpoint PATH (it says how often that file is written)")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:     # (else pretrain's name, after reading)
+        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
+    if not args.checkpoint:
+        return None
+    return args.checkpoint_every if args.checkpoint_every is not None else args.checkpoint_every_default
+
+
 @contextlib.contextmanager
-def resume_errors(args):
+def resume_errors(args, configs=()):
     """Around a training call: a library error while resuming names the checkpoint (the likely cause: a file of
-    another run or of other options)."""
+    another run or of other options), and the fields of the Config classes `configs` as options (option_names)."""
     try:
         yield
     except (ValueError, TypeError) as e:
         if args.resume:
-            raise CLIError(f"--resume {args.checkpoint}: {e}") from None
+            raise CLIError(f"--resume {args.checkpoint}: {option_names(str(e), *configs)}") from None
         raise
 
 
-def train_keeping_work(args, fit):
+def train_keeping_work(args, fit, configs=()):
     """(fit(), None), or (what fit() would have returned, the TrainingInterrupted) when Ctrl-C (or SIGTERM, see
     stop_on_sigterm) stopped training between two steps after at least one finished epoch: the command then writes
     and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
     interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
-    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors.  A search's trial
+    (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors(args, configs).  A
+    search's trial
     (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the search runs the
     trial again."""
     from fastnn.train import TrainingInterrupted
 
     try:
-        with resume_errors(args):
+        with resume_errors(args, configs):
             return fit(), None
     except TrainingInterrupted as stop:
         if not getattr(args, "keep_interrupted", True):
@@ -185,13 +199,27 @@ def add_threads(parser, default=1, why=None):
                         help=f"threads of fastnn's kernels and of BLAS, -1 = all CPUs (default {text})")
 
 
-def set_threads(n, *, kernels=None, option="--threads"):
-    """Apply --threads n (None: leave BLAS alone) and the kernels' count (default n) for the rest of the process."""
+def set_threads(n, *, kernels=None, option="--threads", kernels_option=None):
+    """Apply --threads n (None: leave BLAS alone) and the kernels' count (default n) for the rest of the process.  A
+    bad count is a CLIError naming the option that gave it: `option` for n, `kernels_option` (default `option`) for
+    `kernels`, in the CLI's words (the library's message offers Python's None)."""
+    import re
+
     import fastnn
-    try:
-        fastnn.threads(kernels=kernels if kernels is not None else n, blas=n)
-    except (ValueError, TypeError) as e:
-        raise CLIError(f"{option or '--kernel-threads'}: {e}") from None
+    kernels_option = kernels_option or option
+    for value, opt, applies in ((kernels if kernels is not None else n, kernels_option if kernels is not None
+                                 else option, "kernels"), (n, option, "blas")):
+        try:
+            fastnn.threads(**{applies: value})
+        except (ValueError, TypeError) as e:    # (--kernel-threads was named for a bad --threads given with it)
+            message = re.sub(r"^(n_threads|blas) ", "", str(e)).replace("an int or None", "an integer")
+            message = re.sub(r"use None [^,]*, ", "give ", message)
+            raise CLIError(f"{opt} {message}") from None
+
+
+def same_file(a, b):
+    """Do paths `a` and `b` name one file (the same inode: a link or another spelling of it counts)?"""
+    return a is not None and b is not None and _file_key(a) == _file_key(b)
 
 
 def _file_key(path):

@@ -10,9 +10,9 @@ import os
 import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, existing_file, flag, interrupted_exit_code, interrupted_note,
-                                load_model_file, option_names, print_json, save_or_fallback, set_threads,
-                                train_keeping_work)
+                                check_writable, checkpoint_steps, existing_file, flag, interrupted_exit_code,
+                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                set_threads, train_keeping_work)
 from fastnn.recipes import embed as recipe
 
 
@@ -73,6 +73,7 @@ def _config(args):
 
 
 def _check(args):
+    checkpoint_steps(args)
     check_resume(args)
     for path in args.text:
         existing_file(path)
@@ -106,8 +107,8 @@ def run_train(args):
     try:
         res, stop = train_keeping_work(args, lambda: recipe.pretrain(
             args.objective, sents, config=config, checkpoint=args.checkpoint, resume=args.resume,
-            checkpoint_every=args.checkpoint_every, quiet=args.quiet, say=say_checked,
-            on_nonfinite=NONFINITE[args.on_nonfinite]))
+            checkpoint_every=checkpoint_steps(args), quiet=args.quiet, say=say_checked,
+            on_nonfinite=NONFINITE[args.on_nonfinite]), recipe.CONFIGS.values())
     except ValueError as e:                     # e.g. a --min-count no word reaches: name the option
         raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     vectors = res.vectors
@@ -144,6 +145,8 @@ def run_neighbors(args):
     from fastnn.data.vectors import read_vectors
     from fastnn.embed import nearest_neighbors
 
+    if args.k < 1:              # (nearest_neighbors says so too, but only once a vectors file of any size is read)
+        raise CLIError(f"-k must be >= 1; got {args.k}")
     existing_file(args.vectors)
     try:
         words, vecs = _model_vectors(args.vectors) if _is_model_file(args.vectors) else read_vectors(args.vectors)

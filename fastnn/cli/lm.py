@@ -14,9 +14,13 @@ import numpy as np
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
                                 check_stdin_once, check_writable, existing_file, flag, interrupted_exit_code,
-                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
-                                set_threads, train_keeping_work)
+                                interrupted_note, load_model_file, option_names, print_json, same_file,
+                                save_or_fallback, set_threads, train_keeping_work)
 from fastnn.recipes import lm as recipe
+
+
+# --weight of `lm eval --mix` when none is given
+MIX_WEIGHT = "0.5"
 
 
 def register(sub):
@@ -49,7 +53,8 @@ def register(sub):
     e.add_argument("--model", required=True, metavar="M.npz")
     e.add_argument("--data", required=True, metavar="F")
     e.add_argument("--mix", metavar="M2.npz", help="interpolate with this model (same vocabulary)")
-    e.add_argument("--weight", default="0.5", help="weight of --model in the mixture: a number in [0, 1] or 'em' (default 0.5)")
+    e.add_argument("--weight", help=f"weight of --model in the mixture: a number in [0, 1] or 'em' (default "
+                                    f"{MIX_WEIGHT})")
     e.add_argument("--tune-on", metavar="VALID", help="text on which EM fits the weight (required with --weight em)")
     e.add_argument("--context-bins", metavar="TRAIN",
                    help="with --weight em: one weight per frequency bin of the context, floor(log2(1 + count)) of the "
@@ -100,7 +105,7 @@ def _set_threads(args):
     """--threads N: kernels and BLAS; --kernel-threads: the kernels alone; left alone, recipes.lm.DEFAULT_THREADS."""
     blas = args.threads if args.threads is not None else recipe.DEFAULT_THREADS["blas"]
     kernels = next(n for n in (args.kernel_threads, args.threads, recipe.DEFAULT_THREADS["kernels"]) if n is not None)
-    set_threads(blas, kernels=kernels, option="--threads" if args.kernel_threads is None else None)
+    set_threads(blas, kernels=kernels, kernels_option="--kernel-threads" if args.kernel_threads is not None else None)
 
 
 def _logprobs(model, stream):
@@ -109,8 +114,9 @@ def _logprobs(model, stream):
 
 # ---- train -------------------------------------------------------------------------------------------------------
 
-def _config(args):
-    """The recipe Config of `lm train`: the preset's, then the options given (each must apply to the --arch)."""
+def train_config(args):
+    """The recipe Config of `lm train` (its parsed `args`): the preset's, then the options given (each must apply to
+    the --arch); a CLIError naming the option otherwise.  `search lm` checks every sampled trial with it."""
     names = {f.name for cls in recipe.CONFIGS.values() for f in dataclasses.fields(cls)}
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     arch = args.arch or recipe.PRESETS.get(args.preset, {}).get("arch")
@@ -130,7 +136,10 @@ def _config(args):
 def run_train(args):
     from fastnn.data import count_oov
 
-    config = _config(args)
+    config = train_config(args)
+    if config.arch == "ngram" and (args.checkpoint or args.resume):     # (ignored: no checkpoint, nothing resumed)
+        raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
+                       f"n-gram model is counted in one pass, not trained in epochs")
     check_resume(args)
     check_writable(args, "out", "checkpoint", inputs=("train", "valid", "test"))
     _set_threads(args)
@@ -155,7 +164,7 @@ def run_train(args):
     try:
         (model, history), stop = train_keeping_work(args, lambda: recipe.train(
             config, vocab, streams, checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-            on_nonfinite=NONFINITE[args.on_nonfinite], say=say))
+            on_nonfinite=NONFINITE[args.on_nonfinite], say=say), recipe.CONFIGS.values())
     except ValueError as e:                     # e.g. a --batch-size larger than the data: name the option
         raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     seconds = time.perf_counter() - t0
@@ -185,17 +194,37 @@ def run_train(args):
 # ---- eval --------------------------------------------------------------------------------------------------------
 
 def _eval_weight(args):
-    """The mixture weight option, checked before any work: 'em' or a float in [0, 1]."""
-    if args.weight == "em":
+    """The mixture weight option, checked before any work: 'em' or a float in [0, 1]; None without --mix, which the
+    mixture's options then must not be given with (they were ignored: one model's perplexity, silently)."""
+    if not args.mix:
+        given = [opt for opt, v in (("--weight", args.weight), ("--tune-on", args.tune_on),
+                                    ("--context-bins", args.context_bins)) if v is not None]
+        if given:
+            raise CLIError(f"{given[0]} is an option of the mixture: give --mix M2.npz (the second model), or leave "
+                           f"{given[0]} out")
+        return None
+    weight = MIX_WEIGHT if args.weight is None else args.weight
+    if weight == "em":
         if not args.tune_on:
             raise CLIError("--weight em needs --tune-on VALID (never tune on the evaluated data)")
+        for path in (args.tune_on, args.context_bins):   # (found missing after the models and the data were read)
+            if path:
+                existing_file(path)
+        # (weights fitted on, or bins counted in, the evaluated text: an optimistic perplexity, silently)
+        for opt, path, what, give in (("--tune-on", args.tune_on, "EM would fit the weights on", "a validation"),
+                                      ("--context-bins", args.context_bins, "the bins would count", "the training")):
+            if same_file(path, args.data):
+                raise CLIError(f"{opt} {path} is the --data file: {what} the evaluated text, and its perplexity "
+                               f"would be optimistic; give {give} text")
         return "em"
     if args.context_bins:
         raise CLIError("--context-bins needs --weight em (the weights per bin are fitted by EM on --tune-on)")
+    if args.tune_on:                # (a fixed weight is not fitted: the text was ignored)
+        raise CLIError("--tune-on needs --weight em (EM fits the weight on it; a number is used as given)")
     try:
-        w = float(args.weight)
+        w = float(weight)
     except ValueError:
-        raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {args.weight!r}") from None
+        raise CLIError(f"--weight must be a number in [0, 1] or 'em'; got {weight!r}") from None
     if not 0 <= w <= 1:
         raise CLIError(f"--weight must be in [0, 1]; got {w}")
     return w
@@ -206,7 +235,7 @@ def run_eval(args):
     from fastnn.models.mixture import context_bins, em_weight, em_weights, mix_logprobs
 
     check_stdin_once(args, "data", "tune_on", "context_bins")
-    w = _eval_weight(args) if args.mix else None
+    w = _eval_weight(args)
     model, words = load_lm(args.model)
     if args.mix:
         model2, words2 = load_lm(args.mix, "--mix")

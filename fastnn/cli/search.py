@@ -16,6 +16,7 @@ DIR) and trains with its worker's share of the CPUs unless --threads is given.
 import argparse
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -90,7 +91,6 @@ def register(sub):
 
 def _train_parser(kind):
     """(top parser, the `train` subparser) of `fastnn {kind} train`, with errors raised as CLIError."""
-    import importlib
     top = _RaisingParser(prog="fastnn", allow_abbrev=False)
     importlib.import_module(TRAINERS[kind]).register(top.add_subparsers())
     train = _subparser(_subparser(top, kind), "train")
@@ -217,12 +217,20 @@ def _check(args):
         for path in value if isinstance(value, list) else [value]:     # tagger's --train takes several files
             if not os.path.isfile(path):
                 raise CLIError(f"--{attr}: no such file: {path}")
-    # every sampled configuration must parse: type errors and bad choices stop here, not in trial 17
+    try:                               # (checked by best() after every trial had run)
+        search.best([], args.top)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"--top: {e}") from None
+    # every sampled configuration must parse and make a Config: type errors, bad choices, values out of range and
+    # options another --arch does not take stop here, not in trial 17 (the first 16 trained, then each failed)
+    train_config = importlib.import_module(TRAINERS[args.search_command]).train_config
     for t in range(args.trials):
+        params = search.sample(space, args.search_seed, t)
         try:
-            obj.parse(search.sample(space, args.search_seed, t), os.devnull)
+            train_config(obj.parse(params, os.devnull))
         except CLIError as e:
-            raise CLIError(f"trial {t}: {e}") from None
+            ps = " ".join(f"{k}={search.format_value(v)}" for k, v in params.items())
+            raise CLIError(f"trial {t} ({ps}): {e}") from None
     if args.models:                    # last: a bad argument must not leave a directory behind
         try:
             os.makedirs(args.models, exist_ok=True)

@@ -132,6 +132,9 @@ def _parse_tasks(specs, n_cols, path):
                            f"(0..{n_cols - 1})")
         if c == 0:
             raise CLIError(f"--task {spec}: column 0 holds the words; a task must tag another column")
+        same = next((other for other, oc in tasks.items() if oc == c), None)
+        if same is not None:        # (two heads trained on the same tags: the task counted twice, silently)
+            raise CLIError(f"--task {spec}: column {c} is already the column of --task {same}; give each column once")
         tasks[name] = c
     return tasks
 
@@ -155,6 +158,10 @@ def _features(specs, default_dim, n_cols, path, tasks):
                            f"(0 = the words)")
         if c in tasks.values():
             raise CLIError(f"--feature {spec}: column {c} is the column a --task predicts")
+        same = next((other for other, (oc, _) in out.items() if oc == c), None)
+        if same is not None:        # (the same tags read twice, as two features)
+            raise CLIError(f"--feature {spec}: column {c} is already the column of --feature {same}; give each "
+                           f"column once")
         if dim < 1:
             raise CLIError(f"--feature {spec}: the dimension must be >= 1; got {dim}")
         out[name] = (c, dim)
@@ -169,6 +176,8 @@ def _task_weights(specs, tasks):
         if not sep or name not in tasks:
             raise CLIError(f"--task-weight {spec}: expected NAME=W with NAME one of the --task names "
                            f"({', '.join(tasks)})")
+        if name in out:             # (the last one was taken, silently)
+            raise CLIError(f"--task-weight {name!r} is given twice")
         try:
             w = float(value)
         except ValueError:
@@ -197,8 +206,14 @@ def _load_model(path):
 
 # ---- subcommands -------------------------------------------------------------------------------------------------
 
+def train_config(args):
+    """The recipe Config of `tagger train` (its parsed `args`) before the files are read: the preset's, then the
+    options given; a CLIError naming the option otherwise.  `search tagger` checks every sampled trial with it."""
+    return config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
+
+
 def run_train(args):
-    config = config_from_args(recipe.TaggerConfig, args, from_preset=recipe.from_preset, preset=args.preset)
+    config = train_config(args)
     _check_args(args)
     # --workers only splits an ensemble: say so when it was asked for (a preset's workers with --ensemble 1 is not)
     if getattr(args, "workers", 1) > 1 and config.ensemble == 1 and not args.quiet:
@@ -366,7 +381,9 @@ def _say_unseen(where, total):
 def _predicted_lines(model, items, fmt, name, unseen, path):
     """Output lines, one per input line: CoNLL token lines get one predicted column per task (a -DOCSTART- line an
     O per task, so every line keeps conlleval's column count); text lines become word/TAG tokens (one /TAG per task);
-    blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen)."""
+    blank lines are kept.  unseen : a dict that receives the unseen feature values of all the input (_add_unseen).
+    An input without a token line (empty, or only blank and -DOCSTART- lines) is a CLIError before any line is out,
+    as `tagger eval` refuses it: echoed, it went on to conlleval as a score of nothing, exit 0."""
     n_tasks = len(model.tasks)
     schemes = {}                 # task -> the chunk encoding of the input's own column of the task, once it shows one
     items = iter(items)
@@ -382,9 +399,14 @@ def _predicted_lines(model, items, fmt, name, unseen, path):
             line += 1 if isinstance(item, str) or fmt == "text" else len(item)
             if n_sentences == PREDICT_BLOCK:
                 break
+        if not block and not starts:
+            raise CLIError(f"--data {path} is empty; it must contain at least one token line (nothing to tag)")
         if not block:
             return
         sentences = [it for it in block if not isinstance(it, str)]
+        if not starts:          # (echoed, such an input gave conlleval a score of no token, exit 0)
+            raise CLIError(f"--data {path} has no token line, only {len(block)} blank or -DOCSTART- line"
+                           f"{'s' * (len(block) > 1)}; it must contain at least one (nothing to tag)")
         try:
             pred = model.predict(sentences)
         except (ValueError, IndexError) as e:           # e.g. text given to a model that reads feature columns
@@ -440,4 +462,4 @@ def _write_stdout(lines):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-__all__ = ["register", "run_train", "run_eval", "run_predict"]
+__all__ = ["register", "train_config", "run_train", "run_eval", "run_predict"]

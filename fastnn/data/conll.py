@@ -143,7 +143,8 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
 
     The file is opened once and read from the start, the lines looked at to decide being kept and read again from
     memory: a pipe (bash's <(zcat corpus.gz)) or stdin ("-") cannot be opened twice, and opening it again read only
-    what the first look had left, silently.  An empty text file gives no sentence (the caller decides).
+    what the first look had left, silently.  An empty text file gives no sentence (the caller decides).  A -DOCSTART-
+    line is no sentence in either format (a file of nothing else is CoNLL to detect_format, and holds no sentence).
     """
     import itertools
     if fmt not in ("auto",) + FORMATS:
@@ -156,7 +157,8 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
         lines = itertools.chain(head, f)
         if fmt == "conll":
             return [[row[0] for row in s] for s in _sentences(lines, path, [0], [0], None, where)], fmt
-        return [toks for toks in map(split_fields, lines) if toks], fmt
+        # (a -DOCSTART- line is a document marker in text too, as tagger predict reads it: not a sentence)
+        return [toks for toks in map(split_fields, lines) if toks and toks[0] != DOCSTART], fmt
 
 
 def column(sentences, col):
@@ -290,7 +292,8 @@ def detect_format(lines):
     file (no blank line) is CoNLL too when its token lines share one number >= 2 of fields and every field after the
     word looks like a tag (upper-case letters and punctuation: NNP, I-NP, B-PER, O, PRP$, -LRB-, ., ...), which text
     lines of equal lengths hardly do.  Otherwise text: one tokenised sentence per line.  A small input can be
-    ambiguous (two lines of two words each, a one-token CoNLL file): give the format explicitly there.  A CoNLL file
+    ambiguous (two lines of two words each, a one-token CoNLL file): give the format explicitly there.  An input of
+    -DOCSTART- (and blank) lines only is CoNLL, of no sentence.  A CoNLL file
     with a few malformed lines (at least 90% of its token lines sharing one number >= 2 of fields) is CoNLL, so that
     reading it names the bad line: read as text, every column would be tagged as a word.
     """
@@ -310,8 +313,8 @@ def detect_format(lines):
     width, n = fields.most_common(1)[0] if fields else (0, 0)
     columns = len(fields) == 1 or (width >= 2 and n >= 0.9 * n_tokens)
     one_sentence = len(fields) == 1 and width >= 2 and n_tokens > 1 and taglike
-    if conllu:
-        return "conll"
+    if conllu or (docstart and not n_tokens):   # (only -DOCSTART- lines: a CoNLL file of no sentence, not a text
+        return "conll"                           # whose sentence is "-DOCSTART- -X- -X- O")
     return "conll" if columns and (docstart or (blank_after_token and n_tokens > 1) or one_sentence) else "text"
 
 

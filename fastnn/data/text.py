@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from fastnn._validation import check_sentences, is_string_array, short_repr
+from fastnn._validation import check_ordered, check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -220,13 +220,13 @@ def lm_stream(sentences, vocab):
     return vocab.encode(flat)
 
 
-def as_sequence(data):
+def as_sequence(data, name="data", where="as_sequence"):
     """`data` itself when it is a string, list, tuple or array; else (a generator, a map) the list of its items, so
     that it can be looked at and then read (a scoring call that peeks at a generator to tell text from ids would
-    otherwise read what remains of it)."""
+    otherwise read what remains of it).  A set is a TypeError (check_ordered) naming `name` and `where`."""
     if isinstance(data, (str, bytes, list, tuple, np.ndarray)) or not hasattr(data, "__iter__"):
         return data
-    return list(data)
+    return list(check_ordered(data, name, where))
 
 
 def text_stream(data, words, where):

@@ -77,7 +77,8 @@ def read_vectors(path):
         if len(words) == len(vecs):
             vecs = np.concatenate([vecs, np.empty_like(vecs)])
         try:
-            vecs[len(words)] = np.array(parts[1:], dtype=np.float32)
+            with np.errstate(over="ignore"):        # (beyond float32: inf, named below as not finite, one line)
+                vecs[len(words)] = np.array(parts[1:], dtype=np.float32)
         except ValueError:
             bad = next(p for p in parts[1:] if not _is_float(p))
             raise ValueError(f"{where}: {path}, line {lineno}: values must be numbers; got {bad!r}.") from None
@@ -85,8 +86,9 @@ def read_vectors(path):
         words.append(w)
     bad = np.flatnonzero(~np.isfinite(vecs[:len(words)]).all(axis=1))
     if bad.size:                                        # would make every sentence with the word nan in training
+        big = " (a value beyond float32's range, about 3.4e38, reads as inf)" if np.isinf(vecs[bad[0]]).any() else ""
         raise ValueError(f"{where}: {path}: values must be finite; got {vecs[bad[0]][~np.isfinite(vecs[bad[0]])][0]} "
-                         f"for {words[bad[0]]!r} (line {index[words[bad[0]]]}; {bad.size} words in all).")
+                         f"for {words[bad[0]]!r} (line {index[words[bad[0]]]}; {bad.size} words in all){big}.")
     if n is not None and len(words) != n:
         raise ValueError(f"{where}: {path}: the header says {n} words; got {len(words)}.")
     return words, vecs[:len(words)].copy() if len(words) < len(vecs) else vecs

@@ -151,12 +151,13 @@ class _Classifier(Module):
         y = self._check_y(y, len(x), where)
         if not len(y):                  # (the mean over nothing was 0.0: a perfect objective, silently)
             raise ValueError(f"{where}: the data must hold at least one example; got none.")
+        penalty = weight_penalty(self, weight_decay)     # (its argument checked before the pass over the data)
         total = 0.0
         with self.evaluating():
             for s in range(0, len(x), self.CHUNK):
                 xs, ys = x[s:s + self.CHUNK], y[s:s + self.CHUNK]
                 total += float(self.loss((xs, ys)).value) * len(ys)
-        return total / len(y) + (weight_penalty(self, weight_decay) if weight_decay else 0.0)
+        return total / len(y) + penalty
 
     def config(self):
         # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one

@@ -24,7 +24,7 @@ def as_stream(stream, vocab_size, where, *, eos_id, words=None):
     """A 1-d int64 array of ids in [0, vocab_size) (IndexError naming the first bad id): `stream` itself, or a list
     of sentences of ids each with </s> (`eos_id`) appended (fastnn.data.text.id_sentences_stream), or tokenised
     sentences encoded with `words` (fastnn.data.text.text_stream): what the n-gram models read too."""
-    stream = as_sequence(array_like(check_not_file(stream, "stream", where, READER)))
+    stream = as_sequence(array_like(check_not_file(stream, "stream", where, READER)), "stream", where)
     text = text_stream(stream, words, where)
     if text is not None:
         return text

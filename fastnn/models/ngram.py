@@ -91,7 +91,7 @@ class _NGramLM(Module):
         eos, or tokenised sentences encoded with the model's words).  `complete`: the stream must end with eos (training
         data); scoring accepts a truncated last sentence."""
         V, eos = self.vocab_size, self.eos_id
-        data = as_sequence(array_like(check_not_file(data, name, where, READER)))
+        data = as_sequence(array_like(check_not_file(data, name, where, READER)), name, where)
         text = text_stream(data, self.words, where)
         if text is not None:
             return text

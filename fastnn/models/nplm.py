@@ -122,10 +122,28 @@ class NPLM(NeuralLM):
                              f"{ctx.shape} and {t.shape}.")
         return self._check_contexts(ctx, where), check_index(t, self.vocab_size, "targets", where)
 
+    def _contexts_array(self, ctx, where):
+        """`ctx` as an ndarray: rows of one length (NumPy's "inhomogeneous shape" otherwise), and in a list either all
+        word ids or all words (a number among words became the string "2", read as <unk>, silently)."""
+        if isinstance(ctx, (list, tuple)):
+            rows = [r for r in ctx if isinstance(r, (list, tuple))]
+            if rows and len({len(r) for r in rows}) > 1:
+                raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} "
+                                 f"word ids before each predicted word; got rows of lengths "
+                                 f"{sorted({len(r) for r in rows})}.")
+            kinds = {isinstance(x, str) for r in rows for x in r}
+            if len(kinds) > 1:
+                raise TypeError(f"{where}: 'contexts' must be all word ids or all words; got both.")
+        try:
+            return np.asarray(ctx)
+        except ValueError:
+            raise ValueError(f"{where}: 'contexts' must be a (B, {self.order - 1}) array of word ids; got "
+                             f"{type(ctx).__name__} of rows of different lengths.") from None
+
     def _check_contexts(self, ctx, where):
         """Contexts (B, n-1) of word ids in [0, V), named by `where` (the kernels' own errors would name gather_rows,
         and a context of another width nn.linear's input size)."""
-        ctx = np.asarray(ctx)
+        ctx = self._contexts_array(ctx, where)
         if ctx.ndim != 2 or ctx.shape[1] != self.order - 1:
             raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} word "
                              f"ids before each predicted word; got {ctx.shape}.")
@@ -145,8 +163,21 @@ class NPLM(NeuralLM):
             yield i, self._features(ctx[i:i + chunk]).value
 
     def predict(self, ctx):
-        """log P(. | context) for contexts (B, n-1): a (B, |V|) float array."""
-        ctx = self._check_contexts(ctx, "NPLM.predict")
+        """log P(. | context) for contexts (B, n-1): a (B, |V|) float array.  The contexts are word ids, or words
+        ([["the", "jury", "said", "it"]]) when the model has its vocabulary's words (unknown ones read as <unk>), as
+        token_logprobs reads text."""
+        where = "NPLM.predict"
+        ctx = self._contexts_array(ctx, where)
+        if ctx.dtype.kind in "US":                       # (was "'contexts' must have an integer dtype; got <U4")
+            if self.words is None:
+                raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so its contexts must be word "
+                                f"ids; got words. Encode them with the Vocab of the model's training data.")
+            if ctx.ndim != 2:
+                raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} "
+                                 f"words before each predicted word; got {ctx.shape}.")
+            from fastnn.data.vocab import Vocab
+            ctx = Vocab(self.words).encode(ctx.astype(str).ravel().tolist()).reshape(ctx.shape)
+        ctx = self._check_contexts(ctx, where)
         with self.evaluating():
             return self.out.log_probs(self._features(ctx).value)
 

@@ -52,7 +52,10 @@ def sparsity_penalty(h, *, target=0.05, weight=1.0, kind="kl"):
 
 
 def weight_penalty(params, weight_decay=0.0, l1=0.0):
-    """weight_decay / 2 * sum ||w||^2 + l1 * sum |w| over trainable Param.decay params (a float)."""
+    """weight_decay / 2 * sum ||w||^2 + l1 * sum |w| over trainable Param.decay params (a float).  weight_decay and
+    l1 are >= 0, as the optimizers take them (a negative one gave an objective unbounded below, silently)."""
+    weight_decay = float(check_scalar(weight_decay, "weight_decay", "weight_penalty", low=0))
+    l1 = float(check_scalar(l1, "l1", "weight_penalty", low=0))
     total = 0.0
     for p in named_params(params, "weight_penalty").values():
         if not p.decay:

@@ -15,7 +15,8 @@ import numpy as np
 
 from fastnn._validation import check_scalar
 
-__all__ = ["Config", "option", "from_preset", "check_fields", "describe_default", "CLIP_NORM_HELP"]
+__all__ = ["Config", "option", "from_preset", "check_fields", "describe_default", "run_settings", "RESUMABLE",
+           "CLIP_NORM_HELP"]
 
 # help texts of fields several recipes share (each recipe writes its own default)
 CLIP_NORM_HELP = "clip the global gradient norm (0: off)"
@@ -117,3 +118,37 @@ def describe_default(f):
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return str(value)
+
+
+# The Config fields a resumed run may change: how long it goes on, not what it trains.
+RESUMABLE = ("epochs", "patience", "max_minutes")
+
+
+def run_settings(config, *, after=(), **data):
+    """What a run of `config` on `data` is, for fastnn.train.Trainer's `settings` (recorded in its checkpoints, and
+    matched by a resumed run): the Config's class and fields but RESUMABLE and `after` (fields applied only to the
+    result, which a resumed run may change too), and for each part of the data (name=ids, a 1-d integer array, or
+    name=sentences, lists of tokens) its size and a SHA-1 digest of its content.
+
+    >>> from fastnn.recipes.lm import RNNConfig
+    >>> s = run_settings(RNNConfig(hidden=8), train=np.array([2, 3, 1]))
+    >>> s["config"], s["hidden"], "epochs" in s, s["train data"][:9]
+    ('RNNConfig', 8, False, '3 tokens,')
+    """
+    import hashlib
+    out = {"config": type(config).__name__}
+    out.update((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
+               if f.name not in RESUMABLE and f.name not in after)
+    for name, part in data.items():
+        h = hashlib.sha1()
+        if isinstance(part, np.ndarray):
+            part = np.ascontiguousarray(part, dtype=np.int64)
+            h.update(part.tobytes())
+            n = len(part)
+        else:
+            n = 0
+            for sentence in part:
+                h.update(("\x1f".join(sentence) + "\n").encode("utf-8"))
+                n += len(sentence)
+        out[f"{name} data"] = f"{n:,} tokens, sha1 {h.hexdigest()[:12]}"
+    return out

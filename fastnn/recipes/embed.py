@@ -26,7 +26,7 @@ import numpy as np
 from fastnn._validation import check_int, check_not_file
 from fastnn.data.vocab import Vocab
 from fastnn.recipes import lm as lm_recipe
-from fastnn.recipes.config import Config, check_fields, option
+from fastnn.recipes.config import Config, check_fields, option, run_settings
 
 __all__ = ["EmbedConfig", "RankingConfig", "NPLMEmbedConfig", "RNNEmbedConfig", "CONFIGS", "PRESETS", "OBJECTIVES",
            "Pretrained", "pretrain", "parse_minutes"]
@@ -151,7 +151,9 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
 
     config.valid_fraction of the sentences (random, seeded) is held out: after every epoch the trainer scores it
     (ranking: mean hinge loss on fixed corruptions, lower is better; LMs: mean NLL), keeps the best epoch's
-    parameters and stops early on a plateau (RNN).  checkpoint / resume / on_nonfinite: see fastnn.train.Trainer.
+    parameters and stops early on a plateau (RNN).  checkpoint / resume / on_nonfinite: see fastnn.train.Trainer; a
+    resumed run must have the config (but its RESUMABLE fields: epochs, patience, max_minutes, and scale_std, applied
+    to the result only) and the sentences of the run that wrote the checkpoint (recipes.config.run_settings).
     """
     from fastnn import optim
     from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
@@ -161,6 +163,9 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     c = config_for(objective, config, **options)
     if checkpoint_every is not None:
         check_int(checkpoint_every, "checkpoint_every", where)
+        if checkpoint is None:          # (ignored: no checkpoint was written)
+            raise ValueError(f"{where}: 'checkpoint_every' needs a 'checkpoint' path (it says how often that file is "
+                             f"written); got checkpoint=None.")
     say = say or (lambda m: None)
     check_not_file(sentences, "sentences", where, "fastnn.embed.read_corpus(paths)")
     norm = normalize_sentences(sentences)
@@ -179,8 +184,9 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
         check_resume(checkpoint, model)
     trainer = Trainer(model, opt_obj, data, epochs=c.epochs, validate=validate, mode="min",
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every if checkpoint else None, seed=c.seed, quiet=quiet,
-                      max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric)
+                      checkpoint_every=checkpoint_every, seed=c.seed, quiet=quiet,
+                      max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric,
+                      settings=run_settings(c, after=("scale_std",), train=train, valid=valid))
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
     t0 = time.perf_counter()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
@@ -104,7 +104,14 @@ class NPLMConfig(NeuralConfig):
     max_minutes: float = option(None, _HELP["max_minutes"], type=float)
     patience: int = option(None, _HELP["patience"], type=int)
     arch = "nplm"
-    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1), nonneg=("lr_decay",))
+    _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1, hidden=0), nonneg=("lr_decay",))
+
+    def __post_init__(self):
+        super().__post_init__()
+        # (hidden 0 is the model's "only direct connections", which the check of every neural LM's hidden refused)
+        if self.hidden == 0 and not self.direct:
+            raise ValueError("NPLMConfig: 'hidden' must be >= 1 without 'direct' (0: no hidden layer, the output "
+                             "sees the word features through the direct connections only); got 0.")
 
 
 @dataclass
@@ -238,7 +245,9 @@ class _LMProgress:
 def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False, on_nonfinite="raise", say=None):
     """(model, history): the model `config` describes, trained on streams["train"] (n-gram: counted; neural: with
     fastnn.train.Trainer, scored by mean_nll on streams["valid"] after every epoch, lower is better, the best epoch
-    kept).  say : callable taking one progress line, or None."""
+    kept).  say : callable taking one progress line, or None.  checkpoint / resume (neural LMs only): see
+    fastnn.train.Trainer; a resumed run must have the Config (but its RESUMABLE fields: epochs, patience,
+    max_minutes) and the streams of the run that wrote the checkpoint (recipes.config.run_settings)."""
     from fastnn.data import Vocab
     from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
@@ -253,11 +262,20 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
         raise ValueError(f"train: 'streams' must be {expected}; got the keys {', '.join(map(repr, streams))}.")
     # checked here, where the caller's names are: an id past the vocabulary would otherwise surface deep in training
     # as a kernel's IndexError, and sentences as a NumPy error
+    # valid or test None: left out, as prepare's
+    streams = {name: s for name, s in streams.items() if s is not None or name == "train"}
     streams = {name: as_stream(s, len(vocab), f"train: streams[{name!r}]", eos_id=vocab.eos_id,
                                words=vocab.words)
                for name, s in streams.items()}
+    for name, s in streams.items():     # (an empty valid stream failed in mean_nll after the first epoch's work)
+        if not len(s):
+            raise ValueError(f"train: streams[{name!r}] must hold at least one token; got none.")
     if config.arch == "ngram":
         from fastnn.models.ngram import DeletedInterpolation, KneserNey
+        if checkpoint is not None or resume:    # (ignored: no checkpoint was written, and nothing was resumed)
+            raise ValueError(f"NGramConfig: an n-gram model is counted in one pass, not trained in epochs: "
+                             f"'checkpoint' and 'resume' do not apply; got checkpoint={checkpoint!r}, "
+                             f"resume={resume!r}.")
         if config.smoothing == "di":
             if "valid" not in streams:
                 raise ValueError("NGramConfig: 'smoothing' di needs valid text (EM fits the interpolation weights on "
@@ -341,7 +359,8 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
                       mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
                       checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
-                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp))
+                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp),
+                      settings=run_settings(c, train=streams["train"], valid=valid))
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
     say(repr(model))
