@@ -621,13 +621,18 @@ _set_mm_layout(None)
 cdef enum:
     CHUNK = 16
 # rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long, the weight gradients:
-# at most TROWS, a matrix's rows split evenly and rounded up to 4, task_rows: 100 -> 52 + 48).  Each slice of k rows
-# of B, loaded into L1 once, serves all of a task's rows.  Tasks of 32 rows cut 100 as 32 + 32 + 32 + 4, the last
-# streaming all of B for 4 rows: a 100 x 100 x 2560 product took 377 us that way against 358 as 52 + 48 (one thread,
-# Xeon model 167, zmm panels).  (8 rows took 9 % longer than 32 on Zen 4's ymm layout.)
+# at most TROWS, a matrix's rows split evenly and rounded up to 4, task_rows: H = 100 is one task).  Each slice of k
+# rows of B, loaded into L1 once, serves all of a task's rows.  Tasks of 32 rows cut 100 as 32 + 32 + 32 + 4, the
+# last streaming all of B for 4 rows: a 100 x 100 x 2560 product took 377 us that way against 358 as 52 + 48 (one
+# thread, Xeon model 167, zmm panels).  (8 rows took 9 % longer than 32 on Zen 4's ymm layout.)  On two threads,
+# 52 + 48 (TROWS = 64) had both threads stream all of B (the 2,560 states, 1 MB, half of them in the other core's
+# cache after BPTT) for each of dW_hh, dWc and dW_ih at once: the phase took 0.97 ms per thread, against ~0.63
+# with whole matrices as tasks (one thread streams each B once while the other runs another product; 2-thread
+# --preset fast step, 2026-12-07).  Rows split into tasks do not change a bit (each element's sum over k is the
+# same FMA chain in any block).
 cdef enum:
     ROWS = 16
-    TROWS = 64
+    TROWS = 128
 
 
 cdef inline Py_ssize_t task_rows(Py_ssize_t D) noexcept nogil:
