@@ -36,6 +36,7 @@ cdef extern from "fnn_barrier.h" nogil:
     ctypedef struct fnn_barrier:
         int count
         int gen
+        int sleepers
     void fnn_barrier_init(fnn_barrier *b)
     void fnn_barrier_wait(fnn_barrier *b, int n)
     Py_ssize_t fnn_task_next(Py_ssize_t *counter)
