@@ -644,6 +644,9 @@ cdef inline Py_ssize_t task_rows(Py_ssize_t D) noexcept nogil:
 # token rows per step of the output rows' norm through Gram matrices (block_sq_norm)
 cdef enum:
     GRAM_ROWS = 16
+# distinct input words per task of their gradient sums (each word's rows added in order: any grouping, the same bits)
+cdef enum:
+    SUM_ROWS = 32
 
 
 cdef inline void mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
@@ -934,7 +937,9 @@ def _rnnlm_segment(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, float
     cdef Py_ssize_t n_proj = (U + ROWS - 1) // ROWS, n_chunks = (B + CHUNK - 1) // CHUNK
     cdef Py_ssize_t n_class = (N + ROWS - 1) // ROWS, n_grad = grad_tasks(H, C, U)
     cdef Py_ssize_t c, t, per
-    cdef Py_ssize_t next_task[2]                # the dynamic phases' counters: word softmaxes, weight gradients
+    cdef Py_ssize_t next_task[4]                # the dynamic phases' counters: projection, word softmaxes, sums,
+                                                # weight gradients
+    cdef Py_ssize_t n_sums = (U + SUM_ROWS - 1) // SUM_ROWS
     cdef int path = _path, tid, nth
     cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
     cdef floating sc = <floating> scale, cl = <floating> clip
@@ -985,14 +990,16 @@ def _rnnlm_segment(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, float
     cdef const Py_ssize_t *porder_u = &order_u[0] if order_u.shape[0] else NULL
     cdef const Py_ssize_t *pseg_u = &seg_u[0]
     fnn_barrier_init(&bar)
-    next_task[0] = 0
-    next_task[1] = 0
+    memset(next_task, 0, sizeof(next_task))
     tid, nth, c, t = 0, 1, 0, 0                 # (each thread's own copies are set in the region)
     with nogil, parallel(num_threads=nt):
         tid = omp_get_thread_num()
         nth = omp_get_num_threads()         # the team's real size (it may be below nt): every barrier counts it
-        for c in range(n_proj * tid // nth, n_proj * (tid + 1) // nth):
+        # dynamic: the first thread starts it while the others wake up
+        c = fnn_task_next(&next_task[0])
+        while c < n_proj:
             proj_task(path, c, U, E, H, pemb, &uniq[0], pEu, pWihT, &b[0], pP)
+            c = fnn_task_next(&next_task[0])
         fnn_barrier_wait(&bar, nth)
         for c in range(n_chunks * tid // nth, n_chunks * (tid + 1) // nth):
             rec_task(path, c, L, B, H, Hp, &xi[0, 0], pP, &WhhT[0, 0], pHs, kind)
@@ -1000,25 +1007,28 @@ def _rnnlm_segment(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, float
         for c in range(n_class * tid // nth, n_class * (tid + 1) // nth):
             class_task(path, c, N, C, H, pHo, &WcT[0, 0], &bc[0], &Wc[0, 0], &tc[0], sc, pZ, &loss[0], pdHo, want)
         fnn_barrier_wait(&bar, nth)
-        t = fnn_task_next(&next_task[0])
+        t = fnn_task_next(&next_task[1])
         while t < n_present:
             word_task(path, blocks, t, H, pHo, &W[0, 0], &bo[0], &start[0], &order[0], &seg[0], &present[0],
                       &rows[0], &row_off[0], sc, &loss[0], pdHo, pdWo, pdbo, pzkeep, &cell_off[0], psq, max_size,
                       max_tokens, max_cells, want, defer, scratch + tid * per, zeros)
-            t = fnn_task_next(&next_task[0])
+            t = fnn_task_next(&next_task[1])
         if want:
             fnn_barrier_wait(&bar, nth)
             for c in range(n_chunks * tid // nth, n_chunks * (tid + 1) // nth):
                 back_task(path, c, L, B, H, Whh.shape[1], k, pdHo, pHs, &Whh[0, 0], pdZ, carry, zero, kind, cl)
             fnn_barrier_wait(&bar, nth)
-            for c in range(U * tid // nth, U * (tid + 1) // nth):
-                sum_task(c, H, pdZ, porder_u, pseg_u, pS)
+            c = fnn_task_next(&next_task[2])       # dynamic: a frequent word (</s>, "the") is a long sum
+            while c < n_sums:
+                for t in range(c * SUM_ROWS, min(c * SUM_ROWS + SUM_ROWS, U)):
+                    sum_task(t, H, pdZ, porder_u, pseg_u, pS)
+                c = fnn_task_next(&next_task[2])
             fnn_barrier_wait(&bar, nth)
-            t = fnn_task_next(&next_task[1])
+            t = fnn_task_next(&next_task[3])
             while t < n_grad:
                 grad_task(path, t, M, H, N, C, U, E, pdZ, pHs, pZ, pHo, pS, pEu, pW_ih, pgWhh, pgWc, pgWih, pdE,
                           pgb, pgbc)
-                t = fnn_task_next(&next_task[1])
+                t = fnn_task_next(&next_task[3])
     free(scratch)
     free(zeros)
     free(carry)
