@@ -4,13 +4,18 @@
     z_t = P[u_t] + W_hh h_{t-1},  P = E[uniq] W_ih^T + b,  h_t = f(z_t)
     log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w]
 
-Phases (each a parallel loop over fixed tasks, so results are bitwise the same for any number of threads):
+Phases (each a list of fixed tasks, so results are bitwise the same for any number of threads):
   1. the input projection (one row per distinct input word), then the recurrence, streams in fixed chunks of CHUNK
      rows, each chunk stepping through all L steps on its own (no barrier per time step);
   2. the class softmax, ROWS tokens per task: logits, softmax, gradient and its product back to h;
   3. the within-class softmaxes, one class per task (its block rows of dW and its tokens' rows of dh);
   4. BPTT, chunks as in 1; then dW_hh, dWc, dW_ih, the input rows' gradients and the bias sums as one list of
      row-block tasks, the input gradient summed per distinct input word first (one product per word, not per token).
+_rnnlm_segment runs them all in ONE OpenMP parallel region, the phases separated by the barrier of fnn_barrier.h
+(spin, then sleep) instead of each being a region of its own: with OMP_WAIT_POLICY=PASSIVE every region start wakes
+the sleeping threads (~72 us each on the 2-vCPU Xeon VM, seven per segment until 2026-12-07).  A task writes only
+its own outputs and reads only what earlier phases wrote, so which thread runs it (static runs of tasks per thread,
+or an atomic counter) never changes a bit.
 Every matrix product is the register-blocked `fnn_mm_f` below, run inside these loops; none goes through BLAS,
 whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
 `--threads 1` that way).  float32 products come in one version per vector width (AVX-512, AVX2 + FMA, SSE2), each

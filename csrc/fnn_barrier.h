@@ -5,11 +5,11 @@
    OpenMP threads sleep, so that they do not slow BLAS's own threads in other models), and with it every region start
    and every OpenMP barrier puts the waiting threads to sleep and wakes them through the kernel: ~72 us each on the
    2-vCPU Xeon VM, seven times per RNN LM segment.  A thread waiting here first spins (a pause instruction per check)
-   for at most FNN_BARRIER_SPINS checks (~100 us on that Xeon: longer than the phases' usual imbalance, shorter than
-   the wake-up it saves), then sleeps (Linux: a futex on the generation word; elsewhere sched_yield in a loop) until
+   for at most FNN_BARRIER_SPINS checks (~20 us on that Xeon, 10 ns per pause: longer than most waits between the
+   segment's phases, shorter than the wake-up it saves; 5,000 and 20,000 measured no faster, 0 slower), then sleeps (Linux: a futex on the generation word; elsewhere sched_yield in a loop) until
    the last thread arrives.  The sleep matters on a busy machine: a spinner holds its CPU, so other processes take
-   their share from the thread that is still working (whole --preset fast runs beside two niced test suites: ~1 ms
-   of spinning per barrier trained at 0.7x the speed of OpenMP's own barriers).
+   their share from the thread that is still working (whole --preset fast runs beside two niced test suites: 20,000
+   spins and then sched_yield trained at 0.7x the speed of OpenMP's own barriers).
 
    It cannot hang as long as every thread of the team calls fnn_barrier_wait the same number of times with the same
    n = omp_get_num_threads() (the team's real size, which may be below the num_threads asked for): the kernels using
@@ -25,7 +25,7 @@
 #include <stddef.h>
 
 #ifndef FNN_BARRIER_SPINS
-#define FNN_BARRIER_SPINS 2000     /* ~100 us of pause instructions (~50 ns each on recent Intel cores) */
+#define FNN_BARRIER_SPINS 2000     /* pause instructions: 10 ns each on the Xeon (model 167), ~40 on Skylake-SP */
 #endif
 
 typedef struct {
