@@ -54,11 +54,13 @@ cdef extern from *:
     #define FNN_OPENMP 0
     static int omp_get_max_threads(void) { return 1; }
     static int omp_get_thread_num(void) { return 0; }
+    static int omp_get_num_threads(void) { return 1; }
     #endif
     """
     bint FNN_OPENMP
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_num() noexcept nogil
+    int omp_get_num_threads() noexcept nogil
 
 
 # ---- one fused face per C helper: float32 and float64 pick their C variant at compile time -------------------------

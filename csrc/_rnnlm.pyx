@@ -4,13 +4,18 @@
     z_t = P[u_t] + W_hh h_{t-1},  P = E[uniq] W_ih^T + b,  h_t = f(z_t)
     log P(w | h) = log softmax(Wc h + bc)[c(w)] + log softmax(W_c(w) h + b_c(w))[w]
 
-Phases (each a parallel loop over fixed tasks, so results are bitwise the same for any number of threads):
+Phases (each a list of fixed tasks, so results are bitwise the same for any number of threads):
   1. the input projection (one row per distinct input word), then the recurrence, streams in fixed chunks of CHUNK
      rows, each chunk stepping through all L steps on its own (no barrier per time step);
   2. the class softmax, ROWS tokens per task: logits, softmax, gradient and its product back to h;
   3. the within-class softmaxes, one class per task (its block rows of dW and its tokens' rows of dh);
   4. BPTT, chunks as in 1; then dW_hh, dWc, dW_ih, the input rows' gradients and the bias sums as one list of
      row-block tasks, the input gradient summed per distinct input word first (one product per word, not per token).
+_rnnlm_segment runs them all in ONE OpenMP parallel region, the phases separated by the barrier of fnn_barrier.h
+(spin, then sleep) instead of each being a region of its own: with OMP_WAIT_POLICY=PASSIVE every region start wakes
+the sleeping threads (~72 us each on the 2-vCPU Xeon VM, seven per segment until 2026-12-07).  A task writes only
+its own outputs and reads only what earlier phases wrote, so which thread runs it (static runs of tasks per thread,
+or an atomic counter) never changes a bit.
 Every matrix product is the register-blocked `fnn_mm_f` below, run inside these loops; none goes through BLAS,
 whose own threads would fight the kernels' threads for the cores (`--threads 2` once trained at half the speed of
 `--threads 1` that way).  float32 products come in one version per vector width (AVX-512, AVX2 + FMA, SSE2), each
@@ -24,12 +29,22 @@ split over narrower registers and trained ~12x slower.)
 Called only from fastnn/kernels.py (rnnlm_segment), which validates every argument and allocates every buffer.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport log
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
 from fastnn._ext import _info
-from _common cimport threads_for, omp_get_thread_num, act, dact, row_max, row_exp, dot, axpy, adagrad_row
+from _common cimport (threads_for, omp_get_thread_num, omp_get_num_threads, act, dact, row_max, row_exp, dot, axpy,
+                     adagrad_row)
+
+cdef extern from "fnn_barrier.h" nogil:
+    ctypedef struct fnn_barrier:
+        int count
+        int gen
+        int sleepers
+    void fnn_barrier_init(fnn_barrier *b)
+    void fnn_barrier_wait(fnn_barrier *b, int n)
+    Py_ssize_t fnn_task_next(Py_ssize_t *counter)
 
 cdef extern from *:
     """
@@ -612,13 +627,18 @@ _set_mm_layout(None)
 cdef enum:
     CHUNK = 16
 # rows per task of the other products (row-major A: ROWS; A^T, whose rows are few and long, the weight gradients:
-# at most TROWS, a matrix's rows split evenly and rounded up to 4, task_rows: 100 -> 52 + 48).  Each slice of k rows
-# of B, loaded into L1 once, serves all of a task's rows.  Tasks of 32 rows cut 100 as 32 + 32 + 32 + 4, the last
-# streaming all of B for 4 rows: a 100 x 100 x 2560 product took 377 us that way against 358 as 52 + 48 (one thread,
-# Xeon model 167, zmm panels).  (8 rows took 9 % longer than 32 on Zen 4's ymm layout.)
+# at most TROWS, a matrix's rows split evenly and rounded up to 4, task_rows: H = 100 is one task).  Each slice of k
+# rows of B, loaded into L1 once, serves all of a task's rows.  Tasks of 32 rows cut 100 as 32 + 32 + 32 + 4, the
+# last streaming all of B for 4 rows: a 100 x 100 x 2560 product took 377 us that way against 358 as 52 + 48 (one
+# thread, Xeon model 167, zmm panels).  (8 rows took 9 % longer than 32 on Zen 4's ymm layout.)  On two threads,
+# 52 + 48 (TROWS = 64) had both threads stream all of B (the 2,560 states, 1 MB, half of them in the other core's
+# cache after BPTT) for each of dW_hh, dWc and dW_ih at once: the phase took 0.97 ms per thread, against ~0.63
+# with whole matrices as tasks (one thread streams each B once while the other runs another product; 2-thread
+# --preset fast step, 2026-12-07).  Rows split into tasks do not change a bit (each element's sum over k is the
+# same FMA chain in any block).
 cdef enum:
     ROWS = 16
-    TROWS = 64
+    TROWS = 128
 
 
 cdef inline Py_ssize_t task_rows(Py_ssize_t D) noexcept nogil:
@@ -629,6 +649,9 @@ cdef inline Py_ssize_t task_rows(Py_ssize_t D) noexcept nogil:
 # token rows per step of the output rows' norm through Gram matrices (block_sq_norm)
 cdef enum:
     GRAM_ROWS = 16
+# distinct input words per task of their gradient sums (each word's rows added in order: any grouping, the same bits)
+cdef enum:
+    SUM_ROWS = 32
 
 
 cdef inline void mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const floating *A, Py_ssize_t lda,
@@ -667,123 +690,353 @@ cdef inline void bias_mm(int path, Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, con
         mm(path, m, n, K, A, lda, B, n, C, n, 1)
 
 
-def _rnnlm_forward(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, floating[:, ::1] Eu,
-                   const floating[:, ::1] WihT, const floating[::1] b, const Py_ssize_t[:, ::1] xi,
-                   const floating[:, ::1] WhhT, floating[:, ::1] P, floating[:, :, ::1] Hs, int kind, int n_threads):
-    """The distinct input words' embeddings Eu = emb[uniq], their projection P = Eu W_ih^T + b, then the recurrence
-    Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T).
+# ---- the phases' tasks: each writes only its own outputs, so which thread runs it never changes a bit ---------------
 
-    emb (V_in, E) IN; uniq (U,) IN: the distinct input words; Eu (U, E) OUT (gathered by the projection's tasks, in
-    their threads, each block just before its product); WihT (E, H) IN: W_ih^T; b (H,) IN; xi (L, B) IN: row of P of
-    each input; WhhT (H, Hp) IN: W_hh^T (Hp >= H columns); P (U, H) OUT; Hs (L + 1, B, H) INOUT: Hs[0] = h_0.
-    """
-    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
-    cdef Py_ssize_t E = Eu.shape[1], n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t, s, r
-    cdef int nt = threads_for(L * B * H * H // 64, n_threads)
-    cdef int path = _path
-    cdef int ntp = threads_for(U * E * H // 64, n_threads)
-    if L == 0 or B == 0 or H == 0:
-        return
-    for c in prange((U + ROWS - 1) // ROWS, schedule="static", num_threads=ntp, nogil=True):
-        r0 = c * ROWS
-        m = min(ROWS, U - r0)
-        if E > 0:
-            for r in range(r0, r0 + m):
-                memcpy(&Eu[r, 0], &emb[uniq[r], 0], E * sizeof(floating))
-        bias_mm(path, m, H, E, &Eu[r0, 0], E, &WihT[0, 0], &b[0], &P[r0, 0])
-    if nt > n_chunks:
-        nt = <int> n_chunks
-    for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
-        r0 = c * CHUNK
-        m = min(CHUNK, B - r0)
-        for t in range(L):
-            for s in range(r0, r0 + m):
-                memcpy(&Hs[t + 1, s, 0], &P[xi[t, s], 0], H * sizeof(floating))
-            mm(path, m, H, H, &Hs[t, r0, 0], H, &WhhT[0, 0], Hp, &Hs[t + 1, r0, 0], H, 1)
-            act_on(path, &Hs[t + 1, r0, 0], m * H, kind)
+cdef inline void proj_task(int path, Py_ssize_t c, Py_ssize_t U, Py_ssize_t E, Py_ssize_t H, const floating *emb,
+                           const Py_ssize_t *uniq, floating *Eu, const floating *WihT, const floating *b,
+                           floating *P) noexcept nogil:
+    """Rows c*ROWS.. of Eu = emb[uniq] (gathered just before their product) and P = Eu W_ih^T + b."""
+    cdef Py_ssize_t r0 = c * ROWS, m = min(<Py_ssize_t> ROWS, U - c * ROWS), r
+    if E > 0:
+        for r in range(r0, r0 + m):
+            memcpy(Eu + r * E, emb + uniq[r] * E, E * sizeof(floating))
+    bias_mm(path, m, H, E, Eu + r0 * E, E, WihT, b, P + r0 * H)
 
 
-def _rnnlm_class_xent(const floating[:, ::1] Ho, const floating[:, ::1] WcT, const floating[::1] bc,
-                      const floating[:, ::1] Wc, const Py_ssize_t[::1] tc, double scale, floating[:, ::1] Z,
-                      double[::1] loss, floating[:, ::1] dHo, int want, int n_threads):
-    """The class softmax, ROWS tokens per task: logits, loss, gradient and its product back to h in one pass.
+cdef inline void rec_task(int path, Py_ssize_t c, Py_ssize_t L, Py_ssize_t B, Py_ssize_t H, Py_ssize_t Hp,
+                          const Py_ssize_t *xi, const floating *P, const floating *WhhT, floating *Hs,
+                          int kind) noexcept nogil:
+    """Stream rows c*CHUNK.. of the recurrence through all L steps: Hs[t + 1, s] = f(P[xi[t, s]] + Hs[t, s] W_hh^T)."""
+    cdef Py_ssize_t r0 = c * CHUNK, m = min(<Py_ssize_t> CHUNK, B - c * CHUNK), t, s
+    for t in range(L):
+        for s in range(r0, r0 + m):
+            memcpy(Hs + ((t + 1) * B + s) * H, P + xi[t * B + s] * H, H * sizeof(floating))
+        mm(path, m, H, H, Hs + (t * B + r0) * H, H, WhhT, Hp, Hs + ((t + 1) * B + r0) * H, H, 1)
+        act_on(path, Hs + ((t + 1) * B + r0) * H, m * H, kind)
 
-    Ho (N, H) IN; WcT (H, C) IN: Wc^T; bc (C,) IN; Wc (C, H) IN; tc (N,) IN: the target classes;
-    Z (N, C) OUT: scale * (softmax - onehot) when want, else the softmax's exps; loss (N,) OUT: -log P(class);
-    dHo (N, H) OUT (when want): Z Wc."""
-    cdef Py_ssize_t N = Z.shape[0], C = Z.shape[1], H = Ho.shape[1], blk, i0, m, i, j
-    cdef int nt = threads_for(N * C * H // 32, n_threads)
-    cdef int path = _path
-    cdef floating mx, zt, sc = <floating> scale
+
+cdef inline void class_task(int path, Py_ssize_t blk, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, const floating *Ho,
+                            const floating *WcT, const floating *bc, const floating *Wc, const Py_ssize_t *tc,
+                            floating sc, floating *Z, double *loss, floating *dHo, int want) noexcept nogil:
+    """The class softmax of tokens blk*ROWS..: logits, loss, gradient and its product back to h."""
+    cdef Py_ssize_t i0 = blk * ROWS, m = min(<Py_ssize_t> ROWS, N - blk * ROWS), i, j
+    cdef floating mx, zt
+    cdef floating *z
     cdef double s
-    if N == 0 or C == 0:
-        return
-    for blk in prange((N + ROWS - 1) // ROWS, schedule="static", num_threads=nt, nogil=True):
-        i0 = blk * ROWS
-        m = min(ROWS, N - i0)
-        bias_mm(path, m, C, H, &Ho[i0, 0], H, &WcT[0, 0], &bc[0], &Z[i0, 0])
-        for i in range(i0, i0 + m):
-            if floating is float:
-                if path != 0:               # the wider paths' own row code (a portable build's baseline: 4 floats)
-                    loss[i] = fnn_class_row_f_path(path, &Z[i, 0], C, tc[i], sc, want)
-                    continue
-            zt = Z[i, tc[i]]
-            mx = row_max(&Z[i, 0], C)
-            s = row_exp(&Z[i, 0], &Z[i, 0], C, mx)
-            loss[i] = (mx - zt) + log(s)
+    bias_mm(path, m, C, H, Ho + i0 * H, H, WcT, bc, Z + i0 * C)
+    for i in range(i0, i0 + m):
+        z = Z + i * C
+        if floating is float:
+            if path != 0:               # the wider paths' own row code (a portable build's baseline: 4 floats)
+                loss[i] = fnn_class_row_f_path(path, z, C, tc[i], sc, want)
+                continue
+        zt = z[tc[i]]
+        mx = row_max(z, C)
+        s = row_exp(z, z, C, mx)
+        loss[i] = (mx - zt) + log(s)
+        if want:
+            for j in range(C):
+                z[j] = <floating> (sc * z[j] / s)
+            z[tc[i]] = z[tc[i]] - sc
+    if want and H > 0:
+        mm(path, m, H, C, Z + i0 * C, C, Wc, H, dHo + i0 * H, H, 0)
+
+
+cdef inline void word_task(int path, bint blocks, Py_ssize_t k, Py_ssize_t H, const floating *h, const floating *W,
+                           const floating *b, const Py_ssize_t *start, const Py_ssize_t *order,
+                           const Py_ssize_t *seg, const Py_ssize_t *present, const Py_ssize_t *rows,
+                           const Py_ssize_t *row_off, floating sc, double *loss, floating *dh, floating *dW,
+                           floating *db, floating *zkeep, const Py_ssize_t *cell_off, double *sq,
+                           Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int defer,
+                           floating *z, const floating *zeros) noexcept nogil:
+    """The within-class softmax of the k-th class present (_rnnlm_word_xent's task): its block rows of dW and db, its
+    tokens' loss and rows of dh.  z: this thread's scratch (see word_scratch)."""
+    cdef Py_ssize_t a = start[present[k]], S = start[present[k] + 1] - start[present[k]], off = row_off[k]
+    cdef Py_ssize_t q, i, j, t, mk
+    cdef floating *tile = z
+    cdef floating *hc
+    cdef floating *dhc
+    cdef floating m, g, ztarget
+    cdef double s
+    if want:
+        memset(db + off, 0, S * sizeof(floating))
+    if blocks:
+        mk = seg[k + 1] - seg[k]
+        hc = z + max_cells
+        if defer:
+            hc = z + max_size * H        # z: the tile scratch of block_sq_norm
+            z = zkeep + cell_off[k]
+        dhc = hc + max_tokens * H
+        for q in range(mk):
+            memcpy(hc + q * H, h + order[seg[k] + q] * H, H * sizeof(floating))
+        if floating is float:
+            fnn_dots_f(path, mk, S, H, hc, W + a * H, b + a, z)
+        for q in range(mk):
+            i = order[seg[k] + q]
+            t = rows[i] - a
+            ztarget = z[q * S + t]
+            m = row_max(z + q * S, S)
+            s = row_exp(z + q * S, z + q * S, S, m)
+            loss[i] = loss[i] + ((m - ztarget) + log(s))
             if want:
-                for j in range(C):
-                    Z[i, j] = <floating> (sc * Z[i, j] / s)
-                Z[i, tc[i]] = Z[i, tc[i]] - sc
-        if want and H > 0:
-            mm(path, m, H, C, &Z[i0, 0], C, &Wc[0, 0], H, &dHo[i0, 0], H, 0)
+                for j in range(S):
+                    z[q * S + j] = <floating> (sc * z[q * S + j] / s)
+                z[q * S + t] = z[q * S + t] - sc
+        if want:
+            mm(path, mk, H, S, z, S, W + a * H, H, dhc, H, 0)
+            for q in range(mk):
+                axpy(<floating> 1.0, dhc + q * H, dh + order[seg[k] + q] * H, H)
+                axpy(<floating> 1.0, z + q * S, db + off, S)
+            if defer:
+                sq[k] = block_sq_norm(path, mk, S, H, z, hc, tile, zeros)
+            else:
+                mtm(path, S, H, mk, z, S, hc, H, dW + off * H, H, 0)
+        return
+    if want:
+        memset(dW + off * H, 0, S * H * sizeof(floating))
+    for q in range(seg[k], seg[k + 1]):
+        i = order[q]
+        t = rows[i] - a
+        for j in range(S):
+            z[j] = dot(W + (a + j) * H, h + i * H, H) + b[a + j]
+        ztarget = z[t]
+        m = row_max(z, S)
+        s = row_exp(z, z, S, m)
+        loss[i] = loss[i] + ((m - ztarget) + log(s))
+        if want:
+            for j in range(S):
+                g = <floating> (sc * z[j] / s)
+                if j == t:
+                    g = g - sc
+                axpy(g, W + (a + j) * H, dh + i * H, H)
+                axpy(g, h + i * H, dW + (off + j) * H, H)
+                db[off + j] = db[off + j] + g
 
 
-def _rnnlm_weight_grads(const floating[:, ::1] dZ, const floating[:, ::1] X, const floating[:, ::1] Z,
-                        const floating[:, ::1] Ho, const floating[:, ::1] S, const floating[:, ::1] Eu,
-                        const floating[:, ::1] W_ih, floating[:, ::1] gWhh, floating[:, ::1] gWc,
-                        floating[:, ::1] gWih, floating[:, ::1] dE, floating[::1] gb, floating[::1] gbc,
-                        int n_threads):
-    """The weight gradients as one list of fixed tasks (row blocks of each product, each column sum whole):
-    gWhh = dZ^T X, gWc = Z^T Ho, gWih = S^T Eu, dE = S W_ih (all OUT), gb = dZ summed over rows, gbc = Z summed
-    over rows (rows added in order).
+cdef inline Py_ssize_t word_scratch(bint blocks, int defer, Py_ssize_t H, Py_ssize_t max_size, Py_ssize_t max_tokens,
+                                    Py_ssize_t max_cells) noexcept nogil:
+    """Elements of one thread's scratch for word_task: the logits of one token (float64 path); the class's logits,
+    states and their dh (blocks); with defer the states, dh and a block's tile for its norm, or its Gram row
+    blocks (the logits then go to zkeep)."""
+    if not blocks:
+        return max(max_size, 1)
+    if defer:
+        return 2 * max_tokens * H + max(max(max_size, 1) * H, 2 * GRAM_ROWS * max_tokens)
+    return 2 * max_tokens * H + max(max_cells, 1)
 
-    dZ (M, H), X (M, H): d loss / d z_t and h_{t-1} of the M = L*B steps; Z (N, C), Ho (N, H): the class
-    softmax's gradient and the states it saw; S (U, H): dZ summed per distinct input word; Eu (U, E); W_ih (H, E)."""
-    cdef Py_ssize_t M = dZ.shape[0], H = dZ.shape[1], N = Z.shape[0], C = Z.shape[1], U = S.shape[0]
-    cdef Py_ssize_t E = Eu.shape[1], t, r0, i
-    cdef Py_ssize_t rh = task_rows(H), rc = task_rows(C)
+
+cdef inline void back_task(int path, Py_ssize_t c, Py_ssize_t L, Py_ssize_t B, Py_ssize_t H, Py_ssize_t Hp,
+                           Py_ssize_t k, const floating *dHo, const floating *Hs, const floating *Whh, floating *dZ,
+                           floating *carry, const floating *zero, int kind, floating cl) noexcept nogil:
+    """BPTT of stream rows c*CHUNK.. through all L steps (carry (B, H): their d loss / d h_t from step t + 1)."""
+    cdef Py_ssize_t r0 = c * CHUNK, m = min(<Py_ssize_t> CHUNK, B - c * CHUNK), t
+    for t in range(L - 1, -1, -1):
+        if t >= L - k:
+            dact(dHo + ((t - (L - k)) * B + r0) * H, carry + r0 * H, Hs + ((t + 1) * B + r0) * H,
+                 dZ + (t * B + r0) * H, m * H, kind, cl)
+        else:
+            dact(zero + r0 * H, carry + r0 * H, Hs + ((t + 1) * B + r0) * H, dZ + (t * B + r0) * H, m * H, kind, cl)
+        if t > 0:
+            mm(path, m, H, H, dZ + (t * B + r0) * H, H, Whh, Hp, carry + r0 * H, H, 0)
+
+
+cdef inline void sum_task(Py_ssize_t u, Py_ssize_t D, const floating *G, const Py_ssize_t *order,
+                          const Py_ssize_t *seg, floating *out) noexcept nogil:
+    """out[u] = the rows G[order[q]] for q in seg[u]:seg[u + 1], added in that order."""
+    cdef Py_ssize_t q
+    memcpy(out + u * D, G + order[seg[u]] * D, D * sizeof(floating))
+    for q in range(seg[u] + 1, seg[u + 1]):
+        axpy(<floating> 1.0, G + order[q] * D, out + u * D, D)
+
+
+cdef inline void grad_task(int path, Py_ssize_t t, Py_ssize_t M, Py_ssize_t H, Py_ssize_t N, Py_ssize_t C,
+                           Py_ssize_t U, Py_ssize_t E, const floating *dZ, const floating *X, const floating *Z,
+                           const floating *Ho, const floating *S, const floating *Eu, const floating *W_ih,
+                           floating *gWhh, floating *gWc, floating *gWih, floating *dE, floating *gb,
+                           floating *gbc) noexcept nogil:
+    """Task t of the weight gradients (grad_tasks of them): row blocks of gWhh = dZ^T X, gWc = Z^T Ho,
+    gWih = S^T Eu, dE = S W_ih; then gb = dZ and gbc = Z summed over rows (rows added in order, each sum one task)."""
+    cdef Py_ssize_t rh = task_rows(H), rc = task_rows(C), r0, i
     cdef Py_ssize_t t1 = (H + rh - 1) // rh
     cdef Py_ssize_t t2 = t1 + (C + rc - 1) // rc
     cdef Py_ssize_t t3 = t2 + (H + rh - 1) // rh
     cdef Py_ssize_t t4 = t3 + (U + ROWS - 1) // ROWS
-    cdef int nt = threads_for((M * H + N * C + U * E) * H // 64, n_threads)
-    cdef int path = _path
-    if H == 0 or M == 0:
+    if t < t1:
+        r0 = t * rh
+        mtm(path, min(rh, H - r0), H, M, dZ + r0, H, X, H, gWhh + r0 * H, H, 0)
+    elif t < t2:
+        r0 = (t - t1) * rc
+        mtm(path, min(rc, C - r0), H, N, Z + r0, C, Ho, H, gWc + r0 * H, H, 0)
+    elif t < t3:
+        r0 = (t - t2) * rh
+        if E > 0:
+            mtm(path, min(rh, H - r0), E, U, S + r0, H, Eu, E, gWih + r0 * E, E, 0)
+    elif t < t4:
+        r0 = (t - t3) * ROWS
+        if E > 0:
+            mm(path, min(<Py_ssize_t> ROWS, U - r0), E, H, S + r0 * H, H, W_ih, E, dE + r0 * E, E, 0)
+    elif t == t4:
+        memcpy(gb, dZ, H * sizeof(floating))
+        for i in range(1, M):
+            axpy(<floating> 1.0, dZ + i * H, gb, H)
+    elif N > 0:
+        memcpy(gbc, Z, C * sizeof(floating))
+        for i in range(1, N):
+            axpy(<floating> 1.0, Z + i * C, gbc, C)
+
+
+cdef inline Py_ssize_t grad_tasks(Py_ssize_t H, Py_ssize_t C, Py_ssize_t U) noexcept nogil:
+    cdef Py_ssize_t rh = task_rows(H), rc = task_rows(C)
+    return 2 * ((H + rh - 1) // rh) + (C + rc - 1) // rc + (U + ROWS - 1) // ROWS + 2
+
+
+cdef inline floating *ptr1(floating[::1] a) noexcept:
+    """a's first element, NULL when it has none."""
+    return &a[0] if a.shape[0] else NULL
+
+
+cdef inline floating *ptr2(floating[:, ::1] a) noexcept:
+    return &a[0, 0] if a.shape[0] and a.shape[1] else NULL
+
+
+cdef inline const floating *cptr2(const floating[:, ::1] a) noexcept:
+    return &a[0, 0] if a.shape[0] and a.shape[1] else NULL
+
+
+# ---- the whole segment in one parallel region ----------------------------------------------------------------------
+
+def _rnnlm_segment(const floating[:, ::1] emb, const Py_ssize_t[::1] uniq, floating[:, ::1] Eu,
+                   const floating[:, ::1] WihT, const floating[::1] b, const Py_ssize_t[:, ::1] xi,
+                   const floating[:, ::1] WhhT, floating[:, ::1] P, floating[:, :, ::1] Hs,
+                   const floating[:, ::1] WcT, const floating[::1] bc, const floating[:, ::1] Wc,
+                   const Py_ssize_t[::1] tc, floating[:, ::1] Z, double[::1] loss, floating[:, ::1] dHo,
+                   const floating[:, ::1] W, const floating[::1] bo, const Py_ssize_t[::1] start,
+                   const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg, const Py_ssize_t[::1] present,
+                   const Py_ssize_t[::1] rows, const Py_ssize_t[::1] row_off, floating[:, ::1] dWo,
+                   floating[::1] dbo, floating[::1] zkeep, const Py_ssize_t[::1] cell_off, double[::1] sq,
+                   Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells,
+                   const floating[:, ::1] Whh, floating[:, :, ::1] dZ, const Py_ssize_t[::1] order_u,
+                   const Py_ssize_t[::1] seg_u, floating[:, ::1] S, const floating[:, ::1] W_ih,
+                   floating[:, ::1] gWhh, floating[:, ::1] gWc, floating[:, ::1] gWih, floating[:, ::1] dE,
+                   floating[::1] gb, floating[::1] gbc, int kind, double scale, double clip, int want, int defer,
+                   int n_threads):
+    """The segment, forward and backward (the module docstring's phases), in ONE parallel region: the phases are
+    separated by fnn_barrier.h's spinning barrier instead of being regions of their own, whose starts (waking the
+    sleeping threads, OMP_WAIT_POLICY=PASSIVE) cost ~72 us each on the 2-vCPU Xeon VM, 7 times per segment.  Each
+    phase's tasks are fixed (static phases: contiguous runs of them per thread; dynamic ones: an atomic counter), so
+    the bits do not depend on the thread count or on which thread runs a task.
+
+    The input projection: emb (V_in, E), uniq (U,), WihT (E, H) = W_ih^T, b (H,) IN; Eu (U, E) = emb[uniq] and
+    P (U, H) = Eu W_ih^T + b OUT.  The recurrence: xi (L, B) IN (the row of P of each input), WhhT (H, Hp) IN (W_hh^T,
+    Hp >= H columns); Hs (L + 1, B, H) INOUT (Hs[0] = h_0 IN).  The class softmax over the last k = N / B steps
+    (Ho = Hs[L - k + 1:]): WcT (H, C), bc (C,), Wc (C, H), tc (N,) IN; Z (N, C), loss (N,), dHo (N, H) OUT as
+    _rnnlm_word_xent's class phase.  The within-class softmaxes: W (V, H), bo (V,), start and the class plan
+    (_class_plan: order, seg, present, row_off, cell_off, the maxima) IN, rows (N,) IN the targets' rows of W;
+    dWo, dbo, zkeep, sq OUT and loss, dHo INOUT as _rnnlm_word_xent.  With want: BPTT (Whh (H, Hp) IN: W_hh; dZ
+    (L, B, H) OUT: d loss / d z_t, clipped to [-clip, clip] when clip > 0), S (U, H) OUT: dZ summed per distinct
+    input word (order_u, seg_u: the inputs grouped by word), and the weight gradients gWhh (H, H), gWc (C, H),
+    gWih (H, E), dE (U, E), gb (H,), gbc (C,) OUT (_rnnlm grad_task); W_ih (H, E) IN."""
+    cdef Py_ssize_t L = xi.shape[0], B = xi.shape[1], H = P.shape[1], Hp = WhhT.shape[1], U = Eu.shape[0]
+    cdef Py_ssize_t E = Eu.shape[1], N = Z.shape[0], C = Z.shape[1], n_present = present.shape[0]
+    cdef Py_ssize_t k = N // B if B > 0 else 0, M = L * B
+    cdef Py_ssize_t n_proj = (U + ROWS - 1) // ROWS, n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t n_class = (N + ROWS - 1) // ROWS, n_grad = grad_tasks(H, C, U)
+    cdef Py_ssize_t c, t, per
+    cdef Py_ssize_t next_task[4]                # the dynamic phases' counters: projection, word softmaxes, sums,
+                                                # weight gradients
+    cdef Py_ssize_t n_sums = (U + SUM_ROWS - 1) // SUM_ROWS
+    cdef int path = _path, tid, nth
+    cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
+    cdef floating sc = <floating> scale, cl = <floating> clip
+    cdef fnn_barrier bar
+    cdef floating *scratch = NULL
+    cdef floating *zeros = NULL
+    cdef floating *carry = NULL
+    cdef floating *zero
+    # as many threads as the biggest phase is worth (threads_for); a phase with fewer tasks leaves some idle
+    cdef int nt = threads_for(max(max(M * H * H // 64, N * C * H // 32), N * H * 16), n_threads)
+    if L == 0 or B == 0 or H == 0 or N == 0:
         return
-    for t in prange(t4 + 2, schedule="dynamic", num_threads=nt, nogil=True):
-        if t < t1:
-            r0 = t * rh
-            mtm(path, min(rh, H - r0), H, M, &dZ[0, r0], H, &X[0, 0], H, &gWhh[r0, 0], H, 0)
-        elif t < t2:
-            r0 = (t - t1) * rc
-            mtm(path, min(rc, C - r0), H, N, &Z[0, r0], C, &Ho[0, 0], H, &gWc[r0, 0], H, 0)
-        elif t < t3:
-            r0 = (t - t2) * rh
-            if E > 0:
-                mtm(path, min(rh, H - r0), E, U, &S[0, r0], H, &Eu[0, 0], E, &gWih[r0, 0], E, 0)
-        elif t < t4:
-            r0 = (t - t3) * ROWS
-            if E > 0:
-                mm(path, min(ROWS, U - r0), E, H, &S[r0, 0], H, &W_ih[0, 0], E, &dE[r0, 0], E, 0)
-        elif t == t4:
-            memcpy(&gb[0], &dZ[0, 0], H * sizeof(floating))
-            for i in range(1, M):
-                axpy(<floating> 1.0, &dZ[i, 0], &gb[0], H)
-        elif N > 0:
-            memcpy(&gbc[0], &Z[0, 0], C * sizeof(floating))
-            for i in range(1, N):
-                axpy(<floating> 1.0, &Z[i, 0], &gbc[0], C)
+    per = word_scratch(blocks, defer, H, max_size, max_tokens, max_cells)
+    scratch = <floating *> malloc(nt * per * sizeof(floating))
+    if blocks and defer:
+        zeros = <floating *> calloc(max(max_tokens, 1), sizeof(floating))
+    if want:
+        carry = <floating *> calloc(2 * B * H, sizeof(floating))
+    if scratch == NULL or (blocks and defer and zeros == NULL) or (want and carry == NULL):
+        free(scratch)
+        free(zeros)
+        free(carry)
+        raise MemoryError()
+    zero = carry + B * H if carry != NULL else NULL
+    # every array as a pointer (those of the phases want = 0 skips, and dWo, zkeep, sq of the other output path,
+    # may be empty: NULL, never read)
+    cdef floating *pEu = ptr2(Eu)
+    cdef floating *pP = ptr2(P)
+    cdef floating *pHs = &Hs[0, 0, 0]
+    cdef floating *pHo = &Hs[L - k + 1, 0, 0]
+    cdef floating *pZ = ptr2(Z)
+    cdef floating *pdHo = ptr2(dHo)
+    cdef floating *pdWo = ptr2(dWo)
+    cdef floating *pdbo = ptr1(dbo)
+    cdef floating *pzkeep = ptr1(zkeep)
+    cdef double *psq = &sq[0] if sq.shape[0] else NULL
+    cdef floating *pdZ = &dZ[0, 0, 0] if dZ.shape[0] else NULL
+    cdef floating *pS = ptr2(S)
+    cdef floating *pgWhh = ptr2(gWhh)
+    cdef floating *pgWc = ptr2(gWc)
+    cdef floating *pgWih = ptr2(gWih)
+    cdef floating *pdE = ptr2(dE)
+    cdef floating *pgb = ptr1(gb)
+    cdef floating *pgbc = ptr1(gbc)
+    cdef const floating *pemb = cptr2(emb)
+    cdef const floating *pWihT = cptr2(WihT)
+    cdef const floating *pW_ih = cptr2(W_ih)
+    cdef const Py_ssize_t *porder_u = &order_u[0] if order_u.shape[0] else NULL
+    cdef const Py_ssize_t *pseg_u = &seg_u[0]
+    fnn_barrier_init(&bar)
+    memset(next_task, 0, sizeof(next_task))
+    tid, nth, c, t = 0, 1, 0, 0                 # (each thread's own copies are set in the region)
+    with nogil, parallel(num_threads=nt):
+        tid = omp_get_thread_num()
+        nth = omp_get_num_threads()         # the team's real size (it may be below nt): every barrier counts it
+        # dynamic: the first thread starts it while the others wake up
+        c = fnn_task_next(&next_task[0])
+        while c < n_proj:
+            proj_task(path, c, U, E, H, pemb, &uniq[0], pEu, pWihT, &b[0], pP)
+            c = fnn_task_next(&next_task[0])
+        fnn_barrier_wait(&bar, nth)
+        for c in range(n_chunks * tid // nth, n_chunks * (tid + 1) // nth):
+            rec_task(path, c, L, B, H, Hp, &xi[0, 0], pP, &WhhT[0, 0], pHs, kind)
+        fnn_barrier_wait(&bar, nth)
+        for c in range(n_class * tid // nth, n_class * (tid + 1) // nth):
+            class_task(path, c, N, C, H, pHo, &WcT[0, 0], &bc[0], &Wc[0, 0], &tc[0], sc, pZ, &loss[0], pdHo, want)
+        fnn_barrier_wait(&bar, nth)
+        t = fnn_task_next(&next_task[1])
+        while t < n_present:
+            word_task(path, blocks, t, H, pHo, &W[0, 0], &bo[0], &start[0], &order[0], &seg[0], &present[0],
+                      &rows[0], &row_off[0], sc, &loss[0], pdHo, pdWo, pdbo, pzkeep, &cell_off[0], psq, max_size,
+                      max_tokens, max_cells, want, defer, scratch + tid * per, zeros)
+            t = fnn_task_next(&next_task[1])
+        if want:
+            fnn_barrier_wait(&bar, nth)
+            for c in range(n_chunks * tid // nth, n_chunks * (tid + 1) // nth):
+                back_task(path, c, L, B, H, Whh.shape[1], k, pdHo, pHs, &Whh[0, 0], pdZ, carry, zero, kind, cl)
+            fnn_barrier_wait(&bar, nth)
+            c = fnn_task_next(&next_task[2])       # dynamic: a frequent word (</s>, "the") is a long sum
+            while c < n_sums:
+                for t in range(c * SUM_ROWS, min(c * SUM_ROWS + SUM_ROWS, U)):
+                    sum_task(t, H, pdZ, porder_u, pseg_u, pS)
+                c = fnn_task_next(&next_task[2])
+            fnn_barrier_wait(&bar, nth)
+            t = fnn_task_next(&next_task[3])
+            while t < n_grad:
+                grad_task(path, t, M, H, N, C, U, E, pdZ, pHs, pZ, pHo, pS, pEu, pW_ih, pgWhh, pgWc, pgWih, pdE,
+                          pgb, pgbc)
+                t = fnn_task_next(&next_task[3])
+    free(scratch)
+    free(zeros)
+    free(carry)
 
 
 def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
@@ -794,9 +1047,9 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
                      Py_ssize_t max_size, Py_ssize_t max_tokens, Py_ssize_t max_cells, int want, int defer,
                      int n_threads):
     """The within-class softmaxes (the layout of kernels.class_softmax_xent): loss (N,) INOUT (+= -log P(w | class));
-    dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present, owning its block rows of dW and its
-    tokens' rows of dh.  max_size: the largest block; max_tokens: the most tokens of one class; max_cells: the
-    largest tokens x block size of one class.
+    dh (N, H) INOUT (+=); dW (R, H), db (R,) OUT.  One task per class present (word_task), owning its block rows of
+    dW and its tokens' rows of dh.  max_size: the largest block; max_tokens: the most tokens of one class; max_cells:
+    the largest tokens x block size of one class.
 
     float32 with H >= 16 treats a class as small matrix products (its tokens' states against its block: logits,
     dh = dZ W_blk, dW_blk = dZ^T H_c) through the vector kernels above; float64 (the gradient-check path) goes token
@@ -805,22 +1058,16 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
     defer (float32 with H >= 16 only, with want): dW is left alone; instead class k's gradient of its logits dZ_k
     (tokens x block, in order) goes to zkeep[cell_off[k]:cell_off[k + 1]] (OUT) and the squared norm of its dW block
     dZ_k^T H_k to sq[k] (OUT), so that _rnnlm_out_rows can rebuild each block later, one block at a time."""
-    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, q, i, j, a, S, t, off, mk, tid
-    cdef floating *scratch
-    cdef floating *z
-    cdef floating *hc
-    cdef floating *dhc
-    cdef floating m, g, ztarget, sc = <floating> scale
-    cdef double s
+    cdef Py_ssize_t P = present.shape[0], H = h.shape[1], k, tid
     cdef int nt = threads_for(h.shape[0] * H * 16, n_threads)
     cdef int path = _path
     cdef bint blocks = floating is float and FNN_HAVE_DOTS and H >= 16
-    cdef Py_ssize_t per = max(max_size, 1) if not blocks else 2 * max_tokens * H + max(max_cells, 1)
+    cdef Py_ssize_t per = word_scratch(blocks, defer, H, max_size, max_tokens, max_cells)
+    cdef floating *scratch
+    cdef floating *zeros = NULL
     if P == 0:
         return
-    cdef floating *zeros = NULL
-    if blocks and defer:                     # no logits scratch (zkeep holds them); a block's tile for its norm, or
-        per = 2 * max_tokens * H + max(max(max_size, 1) * H, 2 * GRAM_ROWS * max_tokens)   # its Gram row blocks
+    if blocks and defer:
         zeros = <floating *> calloc(max(max_tokens, 1), sizeof(floating))
         if zeros == NULL:
             raise MemoryError()
@@ -830,63 +1077,9 @@ def _rnnlm_word_xent(const floating[:, ::1] h, const floating[:, ::1] W, const f
         raise MemoryError()
     for k in prange(P, schedule="dynamic", num_threads=nt, nogil=True):
         tid = omp_get_thread_num()
-        z = scratch + tid * per
-        a = start[present[k]]
-        S = start[present[k] + 1] - a
-        off = row_off[k]
-        if want:
-            memset(&db[off], 0, S * sizeof(floating))
-        if blocks:
-            mk = seg[k + 1] - seg[k]
-            hc = z + max_cells
-            if defer:
-                hc = z + max_size * H        # z: the tile scratch of block_sq_norm
-                z = &zkeep[cell_off[k]]
-            dhc = hc + max_tokens * H
-            for q in range(mk):
-                memcpy(hc + q * H, &h[order[seg[k] + q], 0], H * sizeof(floating))
-            if floating is float:
-                fnn_dots_f(path, mk, S, H, hc, &W[a, 0], &b[a], z)
-            for q in range(mk):
-                i = order[seg[k] + q]
-                t = rows[i] - a
-                ztarget = z[q * S + t]
-                m = row_max(z + q * S, S)
-                s = row_exp(z + q * S, z + q * S, S, m)
-                loss[i] = loss[i] + ((m - ztarget) + log(s))
-                if want:
-                    for j in range(S):
-                        z[q * S + j] = <floating> (sc * z[q * S + j] / s)
-                    z[q * S + t] = z[q * S + t] - sc
-            if want:
-                mm(path, mk, H, S, z, S, &W[a, 0], H, dhc, H, 0)
-                for q in range(mk):
-                    axpy(<floating> 1.0, dhc + q * H, &dh[order[seg[k] + q], 0], H)
-                    axpy(<floating> 1.0, z + q * S, &db[off], S)
-                if defer:
-                    sq[k] = block_sq_norm(path, mk, S, H, z, hc, scratch + tid * per, zeros)
-                else:
-                    mtm(path, S, H, mk, z, S, hc, H, &dW[off, 0], H, 0)
-            continue
-        if want:
-            memset(&dW[off, 0], 0, S * H * sizeof(floating))
-        for q in range(seg[k], seg[k + 1]):
-            i = order[q]
-            t = rows[i] - a
-            for j in range(S):
-                z[j] = dot(&W[a + j, 0], &h[i, 0], H) + b[a + j]
-            ztarget = z[t]
-            m = row_max(z, S)
-            s = row_exp(z, z, S, m)
-            loss[i] = loss[i] + ((m - ztarget) + log(s))
-            if want:
-                for j in range(S):
-                    g = <floating> (sc * z[j] / s)
-                    if j == t:
-                        g = g - sc
-                    axpy(g, &W[a + j, 0], &dh[i, 0], H)
-                    axpy(g, &h[i, 0], &dW[off + j, 0], H)
-                    db[off + j] = db[off + j] + g
+        word_task(path, blocks, k, H, &h[0, 0], &W[0, 0], &b[0], &start[0], &order[0], &seg[0], &present[0],
+                  &rows[0], &row_off[0], <floating> scale, &loss[0], &dh[0, 0], &dW[0, 0], &db[0], &zkeep[0],
+                  &cell_off[0], &sq[0], max_size, max_tokens, max_cells, want, defer, scratch + tid * per, zeros)
     free(scratch)
     free(zeros)
 
@@ -970,51 +1163,6 @@ def _rnnlm_out_rows(const floating[::1] zkeep, const Py_ssize_t[::1] cell_off, c
         if update:                      # the block's rows of W, A and the tile are contiguous: one long row
             adagrad_row(&W[a, 0], &A[a, 0], tile, S * H, <floating> lr, <floating> eps, <floating> l2)
     free(scratch)
-
-
-def _rnnlm_backward(const floating[:, :, ::1] dHo, const floating[:, :, ::1] Hs, const floating[:, ::1] Whh,
-                    floating[:, :, ::1] dZ, int kind, double clip, int n_threads):
-    """BPTT through the segment.  dHo (k, B, H) IN: d loss / d h_t of the last k steps (zero before them);
-    Hs (L + 1, B, H) IN; Whh (H, Hp) IN: W_hh zero-padded to Hp columns; dZ (L, B, H) OUT: d loss / d z_t (clipped
-    to [-clip, clip] when clip > 0)."""
-    cdef Py_ssize_t L = Hs.shape[0] - 1, B = Hs.shape[1], H = Hs.shape[2], k = dHo.shape[0], Hp = Whh.shape[1]
-    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK, c, r0, m, t
-    cdef int nt = threads_for(L * B * H * H // 64, n_threads)
-    cdef int path = _path
-    cdef floating cl = <floating> clip
-    cdef floating *carry
-    cdef floating *zero
-    if L == 0 or B == 0 or H == 0:
-        return
-    if nt > n_chunks:
-        nt = <int> n_chunks
-    carry = <floating *> malloc(2 * B * H * sizeof(floating))
-    if carry == NULL:
-        raise MemoryError()
-    zero = carry + B * H
-    memset(carry, 0, 2 * B * H * sizeof(floating))
-    for c in prange(n_chunks, schedule="static", num_threads=nt, nogil=True):
-        r0 = c * CHUNK
-        m = min(CHUNK, B - r0)
-        for t in range(L - 1, -1, -1):
-            if t >= L - k:
-                dact(&dHo[t - (L - k), r0, 0], carry + r0 * H, &Hs[t + 1, r0, 0], &dZ[t, r0, 0], m * H, kind, cl)
-            else:
-                dact(zero + r0 * H, carry + r0 * H, &Hs[t + 1, r0, 0], &dZ[t, r0, 0], m * H, kind, cl)
-            if t > 0:
-                mm(path, m, H, H, &dZ[t, r0, 0], H, &Whh[0, 0], Hp, carry + r0 * H, H, 0)
-    free(carry)
-
-
-def _segment_sums(const floating[:, ::1] G, const Py_ssize_t[::1] order, const Py_ssize_t[::1] seg,
-                  floating[:, ::1] out, int n_threads):
-    """out[u] = sum of G[order[q]] for q in seg[u]:seg[u + 1], in that order (one task per row of out)."""
-    cdef Py_ssize_t U = out.shape[0], D = out.shape[1], u, q
-    cdef int nt = threads_for(G.shape[0] * D // 8, n_threads)   # copies and adds: ~30 us at 1,280 x 100, not worth a thread
-    for u in prange(U, schedule="static", num_threads=nt, nogil=True):
-        memcpy(&out[u, 0], &G[order[seg[u]], 0], D * sizeof(floating))
-        for q in range(seg[u] + 1, seg[u + 1]):
-            axpy(<floating> 1.0, &G[order[q], 0], &out[u, 0], D)
 
 
 def _class_plan(const Py_ssize_t[::1] tc, const Py_ssize_t[::1] start, Py_ssize_t[::1] order,

@@ -692,52 +692,48 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     nt = effective_n_threads(n_threads)
     want = bool(want_grad)
 
-    # inputs: one projection per distinct word
+    # inputs: one projection per distinct word; targets: grouped by class (the within-class softmaxes' plan)
     order_u, uniq, seg_u = _group_rows_unchecked(xf, n_in)
     inv = np.empty(L * B, dtype=np.intp)
     _rnnlm._segment_ids(order_u, seg_u, inv)
-    E_u = np.empty((uniq.size, E), dtype=dt)              # emb[uniq], gathered by the projection's tasks
-    P = np.empty((uniq.size, H), dtype=dt)
-    Hs = np.empty((L + 1, B, H), dtype=dt)
-    Hs[0] = h0
-    # every product below runs in the kernels' own threads (fixed row blocks), none through BLAS: its threads
-    # would compete with the kernels' for the cores (the defect of `--threads 2` training at half the speed)
-    _rnnlm._rnnlm_forward(emb, uniq, E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B),
-                          np.ascontiguousarray(W_hh.T), P, Hs, kind, nt)
-
-    # output: the class softmax over all N tokens (with its product back to h), then the within-class ones
-    Ho = Hs[L - k + 1:].reshape(N, H)
     tc = word_class[yf]
-    Z = np.empty((N, C), dtype=dt)
-    losses = np.empty(N, dtype=np.float64)
-    dHo = np.empty((N, H), dtype=dt)
-    _rnnlm._rnnlm_class_xent(Ho, np.ascontiguousarray(Wc.T), bc, Wc, tc, scale, Z, losses, dHo, int(want), nt)
     defer = want and defer_out and dt == np.float32 and H >= 16 and _rnnlm.HAVE_BLOCKS
     order = np.empty(N, dtype=np.intp)
     plan = np.empty((4, C + 1), dtype=np.intp)           # present, seg, row_off, cell_off (the first P (+ 1) of each)
     n_present, max_size, max_tokens, max_cells = _rnnlm._class_plan(tc, start, order, *plan, int(defer))
     present, seg, row_off, cell_off = plan[0, :n_present], *plan[1:, :n_present + 1]
+
+    U = uniq.size
+    E_u = np.empty((U, E), dtype=dt)                      # emb[uniq], gathered by the projection's tasks
+    P = np.empty((U, H), dtype=dt)
+    Hs = np.empty((L + 1, B, H), dtype=dt)
+    Hs[0] = h0
+    Z = np.empty((N, C), dtype=dt)
+    losses = np.empty(N, dtype=np.float64)
+    dHo = np.empty((N, H), dtype=dt)
     dWo = np.empty((int(row_off[-1]) if want and not defer else 0, H), dtype=dt)
     dbo = np.empty(int(row_off[-1]) if want else 0, dtype=dt)
     zkeep = np.empty(int(cell_off[-1]), dtype=dt)
     sq = np.empty(present.size if defer else 0)
-    _rnnlm._rnnlm_word_xent(Ho, W, bo, start, order, seg, present, pos[yf], row_off, scale, losses, dHo, dWo, dbo,
-                            zkeep, cell_off, sq, max_size, max_tokens, max_cells, int(want), int(defer), nt)
+    # the backward phases' outputs (empty without want): d loss / d z_t, its sums per distinct input word, gradients
+    Lg, Ug = (L, U) if want else (0, 0)
+    dZ = np.empty((Lg, B, H), dtype=dt)
+    S = np.empty((Ug, H), dtype=dt)
+    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt),
+         "b": np.empty(H, dtype=dt), "bc": np.empty(C, dtype=dt)}
+    dE = np.empty((Ug, E), dtype=dt)
+    # every phase in one kernel call (one parallel region); every product in the kernels' own threads (fixed row
+    # blocks), none through BLAS: its threads would compete with the kernels' for the cores (the defect of
+    # `--threads 2` training at half the speed)
+    _rnnlm._rnnlm_segment(emb, uniq, E_u, np.ascontiguousarray(W_ih.T), b, inv.reshape(L, B),
+                          np.ascontiguousarray(W_hh.T), P, Hs, np.ascontiguousarray(Wc.T), bc, Wc, tc, Z, losses, dHo,
+                          W, bo, start, order, seg, present, pos[yf], row_off, dWo, dbo, zkeep, cell_off, sq,
+                          max_size, max_tokens, max_cells, np.ascontiguousarray(W_hh), dZ, order_u, seg_u, S, W_ih,
+                          g["W_hh"], g["Wc"], g["W_ih"], dE, g["b"], g["bc"], kind, scale, float(clip), int(want),
+                          int(defer), nt)
     loss = float(losses.sum()) * scale
     if not want:
         return loss, Hs, None
-
-    # BPTT, then the weight gradients as products over all L*B steps
-    dZ = np.empty((L, B, H), dtype=dt)
-    _rnnlm._rnnlm_backward(dHo.reshape(k, B, H), Hs, np.ascontiguousarray(W_hh), dZ, kind, float(clip), nt)
-    dZ2 = dZ.reshape(L * B, H)
-    S = np.empty((uniq.size, H), dtype=dt)                # d loss / d z summed per distinct input word
-    _rnnlm._segment_sums(dZ2, order_u, seg_u, S, nt)
-    g = {"W_hh": np.empty((H, H), dtype=dt), "W_ih": np.empty((H, E), dtype=dt), "Wc": np.empty((C, H), dtype=dt),
-         "b": np.empty(H, dtype=dt), "bc": np.empty(C, dtype=dt)}
-    dE = np.empty((uniq.size, E), dtype=dt)
-    _rnnlm._rnnlm_weight_grads(dZ2, Hs[:L].reshape(L * B, H), Z, Ho, S, E_u, W_ih, g["W_hh"], g["Wc"], g["W_ih"],
-                               dE, g["b"], g["bc"], nt)
     g["emb"] = (uniq, dE)
     if present.size == C:                                  # every class present (the usual batch): all of W's rows
         rows = np.arange(n_out, dtype=np.intp)
@@ -746,6 +742,7 @@ def rnnlm_segment(x, y, h0, emb, W_ih, W_hh, b, Wc, bc, W, bo, word_class, pos, 
     g["W"] = (rows, None if defer else dWo)
     g["bo"] = (rows, dbo)
     if defer:
+        Ho = Hs[L - k + 1:].reshape(N, H)                  # the states the output saw
         g["W_deferred"] = OutRows((zkeep, cell_off, Ho, order, seg, present, start, row_off), float(sq.sum()),
                                   (W.shape[0], H), dt, max_size, max_tokens)
     return loss, Hs, g

@@ -426,6 +426,61 @@ def test_fused_segment_rejects_bad_input(rng):
     assert g is None and Hs.shape == (7, 4, 37) and np.isfinite(loss)
 
 
+def _segment_outputs(rng_seed, dtype, L, k, B, H, E, C, V, want, defer, n_threads):
+    """Every output of one kernels.rnnlm_segment call (random weights and ids from rng_seed) as a dict of arrays."""
+    from fastnn import kernels
+    rng = np.random.default_rng(rng_seed)
+    counts = rng.integers(1, 300, V)
+    m = recipe.build_model(recipe.RNNConfig(hidden=H, embed=E, classes=C, seed=1), V, counts=counts, dtype=dtype)
+    o, r = m.out, m.rnn
+    for p in (r.W_hh, r.b, o.bc, o.b):
+        p.value[...] = rng.standard_normal(p.shape) * 0.3
+    x, y = rng.integers(0, V, (L, B)), rng.integers(0, V, (k, B))
+    h0 = (rng.standard_normal((B, H)) * 0.3).astype(dtype)
+    loss, Hs, g = kernels.rnnlm_segment(x, y, h0, m.emb.W.value, r.W_ih.value, r.W_hh.value, r.b.value, o.Wc.value,
+                                        o.bc.value, o.W.value, o.b.value.reshape(-1), o.word_class, o.pos, o.start,
+                                        clip=0.5 if rng_seed % 2 else 0.0, want_grad=want, defer_out=defer,
+                                        n_threads=n_threads)
+    out = {"loss": np.array(loss), "Hs": Hs}
+    for name, v in (g or {}).items():
+        if name == "W_deferred":
+            out.update(W=v.grad(), sq=np.array(v.sq_norm))
+        elif isinstance(v, tuple):
+            out[name + ".rows"] = v[0]
+            if v[1] is not None:
+                out[name] = v[1]
+        else:
+            out[name] = v
+    return out
+
+
+def test_fused_segment_same_bits_over_many_odd_segments():
+    """The segment's phases run in one parallel region, separated by the kernel's own barrier (csrc/fnn_barrier.h)
+    and shared out by thread (static) or by an atomic counter (dynamic): a phase that started before the one it reads
+    had finished, or a task run twice or never, would show as a difference between thread counts.  Many segments of
+    odd sizes (B, U, N not multiples of the 16-row tasks and chunks; fewer tasks than threads in some phases; more
+    threads than CPUs), float32 (deferred output rows or not) and float64, with and without gradients: every output
+    bitwise the same for 1, 2, 3 and 5 threads."""
+    cases = [  # L, k, B, H, E, C, V
+        (7, 5, 37, 37, 11, 5, 90), (3, 3, 131, 50, 23, 7, 300), (9, 2, 41, 100, 100, 30, 600),
+        (5, 5, 53, 16, 9, 11, 120), (11, 4, 29, 64, 33, 3, 61), (4, 2, 97, 41, 41, 13, 260),
+        (6, 6, 19, 100, 17, 2, 45), (8, 3, 71, 24, 7, 50, 700)]
+    n = 0
+    for i, (L, k, B, H, E, C, V) in enumerate(cases):
+        for dtype, want, defer in ((np.float32, True, True), (np.float32, True, False), (np.float64, True, False),
+                                   (np.float32, False, False)):
+            if dtype == np.float64 and i % 2:
+                continue
+            ref = _segment_outputs(i, dtype, L, k, B, H, E, C, V, want, defer, 1)
+            for t in (2, 3, 5):
+                out = _segment_outputs(i, dtype, L, k, B, H, E, C, V, want, defer, t)
+                assert out.keys() == ref.keys()
+                for name in ref:
+                    assert np.array_equal(out[name], ref[name]), (i, dtype, want, defer, t, name)
+                n += 1
+    assert n == 84
+
+
 def test_fast_preset_is_an_rnn_config():
     from fastnn.recipes import lm as recipe
     c = recipe.from_preset("fast")
