@@ -213,7 +213,8 @@ def test_the_mixtures_options_without_a_mixture_are_refused(capsys, corpus, tmp_
                         (["--weight", "em", "--tune-on", corpus["valid"]], "--weight is an option of the mixture"),
                         (["--tune-on", corpus["valid"]], "--tune-on is an option of the mixture"),
                         (["--context-bins", corpus["train"]], "--context-bins is an option of the mixture"),
-                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]], "--tune-on needs --weight em"),
+                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]],
+                         "--tune-on needs --weight em"),
                         (["--mix", ng2, "--weight", "em", "--tune-on", str(tmp_path / "nope.txt")], "no such file")):
         rc, out, err = _run(capsys, *base, *extra)
         assert rc == 2 and out == "" and says in err and err.count("\n") == 1, (extra, err)
