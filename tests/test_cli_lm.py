@@ -233,3 +233,12 @@ def test_messages_name_the_dev_option_as_it_is_spelt(capsys, corpus, tmp_path, m
     rc, _, err = _run(capsys, "lm", "train", "--arch", "rnn", "--train", corpus["train"], "--valid", corpus["valid"],
                       "--out", corpus["valid"])
     assert rc == 2 and "is also the --dev file" in err, err
+
+
+def test_eval_checks_its_data_file_before_loading_the_models(capsys, tmp_path, monkeypatch):
+    """A missing --data was found only after --model and --mix had been loaded."""
+    def loading(*a, **k):
+        raise AssertionError("a model was loaded before --data was checked")
+    monkeypatch.setattr("fastnn.cli.lm.load_model_file", loading)
+    rc, out, err = _run(capsys, "lm", "eval", "--model", tmp_path / "m.npz", "--data", tmp_path / "missing.txt")
+    assert rc == 2 and "no such file" in err and "missing.txt" in err, err

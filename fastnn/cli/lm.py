@@ -236,6 +236,7 @@ def run_eval(args):
 
     check_stdin_once(args, "data", "tune_on", "context_bins")
     w = _eval_weight(args)
+    existing_file(args.data)        # (a missing file was found after both models had been loaded)
     model, words = load_lm(args.model)
     if args.mix:
         model2, words2 = load_lm(args.mix, "--mix")
