@@ -59,7 +59,8 @@ def test_a_models_words_as_a_string(make):
     with pytest.raises(TypeError, match="'words' must be strings; got int 7 at position 1"):
         build(["a", 7, "c"])
     # a word twice: text was encoded to one of its ids, and a model file edited so loaded (its Vocab failed later)
-    with pytest.raises(ValueError, match="'words' must be distinct \\(one id per word\\); got 'a' at positions 0 and 2"):
+    with pytest.raises(ValueError, match=r"'words' must be distinct \(one id per word\); got 'a' at positions 0 "
+                                         r"and 2"):
         build(["a", "b", "a"])
 
 

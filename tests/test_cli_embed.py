@@ -206,7 +206,8 @@ def test_checkpoint_every_without_a_checkpoint_is_refused(capsys, files):
     checkpoint_every without a checkpoint; a bad N was named as pretrain's argument, after the text was read."""
     from fastnn.recipes import embed as recipe
     d = files["dir"]
-    base = ["embed", "train", "--objective", "ranking", "--text", files["text"], "--quiet", *SMALL, "--out", d / "v.txt"]
+    base = ["embed", "train", "--objective", "ranking", "--text", files["text"], "--quiet", *SMALL, "--out",
+            d / "v.txt"]
     rc, _, err = _run(capsys, *base, "--checkpoint-every", "5")
     assert rc == 2 and "--checkpoint-every needs --checkpoint PATH" in err, err
     rc, _, err = _run(capsys, *base, "--checkpoint-every", "0", "--checkpoint", d / "ck")

@@ -213,9 +213,32 @@ def test_the_mixtures_options_without_a_mixture_are_refused(capsys, corpus, tmp_
                         (["--weight", "em", "--tune-on", corpus["valid"]], "--weight is an option of the mixture"),
                         (["--tune-on", corpus["valid"]], "--tune-on is an option of the mixture"),
                         (["--context-bins", corpus["train"]], "--context-bins is an option of the mixture"),
-                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]], "--tune-on needs --weight em"),
+                        (["--mix", ng2, "--weight", "0.3", "--tune-on", corpus["valid"]],
+                         "--tune-on needs --weight em"),
                         (["--mix", ng2, "--weight", "em", "--tune-on", str(tmp_path / "nope.txt")], "no such file")):
         rc, out, err = _run(capsys, *base, *extra)
         assert rc == 2 and out == "" and says in err and err.count("\n") == 1, (extra, err)
     rc, out, err = _run(capsys, *base, "--mix", ng2, "--json")            # --weight's default with --mix
     assert rc == 0 and json.loads(out)["weight"] == 0.5, err
+
+
+def test_messages_name_the_dev_option_as_it_is_spelt(capsys, corpus, tmp_path, monkeypatch):
+    """lm train's --dev was kept as 'valid' (its old spelling), so a clash said "--valid" to a user who typed
+    --dev."""
+    import io as _io
+    monkeypatch.setattr("sys.stdin", _io.TextIOWrapper(_io.BytesIO(b"the dog runs\n")))
+    rc, _, err = _run(capsys, "lm", "train", "--arch", "rnn", "--train", "-", "--dev", "-", "--out",
+                      str(tmp_path / "m.npz"))
+    assert rc == 2 and "--train and --dev: standard input" in err, err
+    rc, _, err = _run(capsys, "lm", "train", "--arch", "rnn", "--train", corpus["train"], "--valid", corpus["valid"],
+                      "--out", corpus["valid"])
+    assert rc == 2 and "is also the --dev file" in err, err
+
+
+def test_eval_checks_its_data_file_before_loading_the_models(capsys, tmp_path, monkeypatch):
+    """A missing --data was found only after --model and --mix had been loaded."""
+    def loading(*a, **k):
+        raise AssertionError("a model was loaded before --data was checked")
+    monkeypatch.setattr("fastnn.cli.lm.load_model_file", loading)
+    rc, out, err = _run(capsys, "lm", "eval", "--model", tmp_path / "m.npz", "--data", tmp_path / "missing.txt")
+    assert rc == 2 and "no such file" in err and "missing.txt" in err, err

@@ -564,3 +564,21 @@ def test_an_option_that_says_the_same_thing_twice_is_refused(capsys, files, extr
                         *SMALL)
     assert rc == 2 and says in err and len(err.splitlines()) == 1, err
     assert not (files["dir"] / "m.npz").exists()
+
+
+@pytest.mark.parametrize("command, extra, says", [
+    ("predict", ["--data", "{d}/missing.txt"], "no such file"),
+    ("predict", ["--data", "{train}", "--out", "{d}/no/p.txt"], "no such directory"),
+    ("eval", ["--data", "{d}/missing.txt"], "no such file")])
+def test_predict_and_eval_check_their_files_before_loading_the_model(capsys, files, monkeypatch, command, extra, says):
+    """A missing --data, or an --out in no directory, was found only after the model (an ensemble, maybe large) had
+    been loaded."""
+    import fastnn.cli._common
+
+    def loading(*a, **k):
+        raise AssertionError("the model was loaded before the files were checked")
+    monkeypatch.setattr(fastnn.cli._common, "load_model_file", loading)
+    monkeypatch.setattr("fastnn.cli.tagger.load_model_file", loading)
+    argv = [a.replace("{d}", str(files["dir"])).replace("{train}", str(files["train"])) for a in extra]
+    rc, out, err = _run(capsys, "tagger", command, "--model", files["dir"] / "m.npz", *argv)
+    assert rc == 2 and says in err, err

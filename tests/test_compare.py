@@ -261,3 +261,34 @@ def test_read_tagged_looks_at_token_lines_not_lines(tmp_path):
     assert C.read_tagged(str(f)) == [[("The", "DT"), ("dog", "NN")], [("It", "PRP")]]
     f.write_text("\n" * 250 + "The/at dog/nn\nIt/pps\n")
     assert C.read_tagged(str(f)) == [[("The", "at"), ("dog", "nn")], [("It", "pps")]]
+
+
+def test_the_plot_is_written_atomically(tmp_path, monkeypatch):
+    """fig.savefig(path) wrote the PNG in place: a failure while drawing (a full disk, Ctrl-C) left a torn file where
+    the last good plot was.  Drawn into memory, then written as every output is (fastnn.io.atomic_write).  A stand-in
+    matplotlib (the real one is an optional extra) whose savefig writes half a PNG, then fails."""
+    import sys
+    import types
+    from unittest import mock
+
+    def savefig(target, **kw):
+        if hasattr(target, "write"):
+            target.write(b"\x89PNG half")
+        else:
+            with open(target, "wb") as f:
+                f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+    fig = mock.MagicMock()
+    fig.savefig.side_effect = savefig
+    plt = types.SimpleNamespace(subplots=lambda *a, **k: (fig, [[mock.MagicMock()] * 4] * 4), close=lambda f: None)
+    mpl = types.SimpleNamespace(use=lambda backend: None, pyplot=plt)
+    monkeypatch.setitem(sys.modules, "matplotlib", mpl)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
+    png = tmp_path / "p.png"
+    png.write_bytes(b"the last good plot")
+    traces = {(100, "logreg", "sgd"): ([0.1, 0.2], [1.0, 0.5])}
+    with pytest.raises(OSError, match="No space left"):
+        C.plot(traces, str(png))
+    assert png.read_bytes() == b"the last good plot"
+    fig.savefig.side_effect = lambda target, **kw: target.write(b"\x89PNG whole")
+    assert C.plot(traces, str(png)) == str(png) and png.read_bytes() == b"\x89PNG whole"

@@ -179,7 +179,8 @@ def test_as_rows():
     assert C.as_rows(zipped) == zipped
 
 
-@pytest.mark.parametrize("text", ["-DOCSTART- -X- -X- O\n\n", "-DOCSTART-\n", "\n-DOCSTART- -X- O\n\n-DOCSTART- -X- O\n"])
+@pytest.mark.parametrize("text", ["-DOCSTART- -X- -X- O\n\n", "-DOCSTART-\n",
+                                  "\n-DOCSTART- -X- O\n\n-DOCSTART- -X- O\n"])
 def test_an_input_of_docstart_lines_only_is_conll_of_no_sentence(tmp_path, text):
     """A file of -DOCSTART- lines only was "text" to auto-detection, whose one sentence was "-DOCSTART- -X- -X- O":
     lm train/eval and embed train trained on (or scored) the marker as words, silently.  It is CoNLL of no sentence,

@@ -373,3 +373,17 @@ def test_map_jobs_keeps_job_order_and_reports_each_result(workers):
     assert seen == [3, 1, 2]
     with pytest.raises(ValueError, match="'workers' must be an int >= 1"):
         map_jobs(abs, [1], workers=0)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["adding", "--models", "tanh", "relu", "tanh", "--steps", "2", "--T", "5", "--hidden", "4"],
+     "--models tanh is given twice"),
+    (["gradients", "--models", "relu", "relu", "--train-steps", "2", "--T", "5", "--hidden", "4"],
+     "--models relu is given twice"),
+    (["clipping", "--thresholds", "1", "2", "1", "--steps", "2", "--T", "5", "--hidden", "4", "--heuristic-steps",
+      "0", "--workers", "1"], "--thresholds 1 is given twice")])
+def test_cli_a_model_given_twice_is_refused(capsys, argv, says):
+    """--models tanh tanh trained (and reported) the same model twice: one line, exit 2, before any training."""
+    assert main(["experiment", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and says in err and len(err.strip().splitlines()) == 1, err

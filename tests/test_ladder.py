@@ -67,6 +67,15 @@ def test_cli_overfit_exit_codes(capsys):
     assert "--rung must be 1-6" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv, says", [(["--rung", "1", "softmax"], "--rung softmax: rung 1 is given twice"),
+                                        (["--seed", "-1"], "--seed must be >= 0; got -1")])
+def test_cli_overfit_refuses_a_rung_twice_and_names_the_seed(capsys, argv, says):
+    """--rung 1 softmax trained and printed rung 1 twice; --seed -1 was the ladder's "'rng' must be an int seed"."""
+    assert main(["overfit", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and says in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_toy_batch_windows_are_distinct():
     idx, y = toy_batch(8, 3)
     assert len({tuple(r) for r in idx}) == 8 and y.shape == (8,)

@@ -70,9 +70,8 @@ def train_keeping_work(args, fit, configs=()):
     and reports the model the trainer ended with (its best epoch), as after a normal end, and exits
     interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
     (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors(args, configs).  A
-    search's trial
-    (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the search runs the
-    trial again."""
+    search's trial (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the
+    search runs the trial again."""
     from fastnn.train import TrainingInterrupted
 
     try:

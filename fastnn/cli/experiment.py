@@ -129,9 +129,19 @@ def _settings(args, **extra):
     return s
 
 
+def _once(args):
+    """A model, pixel order or threshold given twice was trained (and reported) twice: a CLIError naming it."""
+    for name in ("models", "orders", "thresholds"):
+        values = getattr(args, name, None) or []
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:
+            raise CLIError(f"--{name} {twice} is given twice")
+
+
 def _check_run(args):
-    """Before the run: the threads, and the plot's path and matplotlib (T is checked by fastnn.data.adding, the
-    first thing every experiment calls)."""
+    """Before the run: each model once, the threads, and the plot's path and matplotlib (T is checked by
+    fastnn.data.adding, the first thing every experiment calls)."""
+    _once(args)
     set_threads(args.threads)
     check_writable(args, "out", "plot")
     if args.plot:
@@ -232,6 +242,7 @@ def run_digits(args):
 
     from fastnn.experiments import digits, plots, save_json
     check_import("sklearn", "fastnn experiment digits", "digits")   # the digits ship inside scikit-learn
+    _once(args)
     # run_digits checks the settings, the grid and the threads before any training
     settings = dict(epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size, workers=args.workers)
     grid = None    # the per-model default grids unless a grid option is given

@@ -34,7 +34,7 @@ def register(sub):
                         "class-factorized output); "
                         "--model is the old spelling (required unless --preset names one)")
     t.add_argument("--train", required=True, metavar="F", help="training text, one sentence per line")
-    t.add_argument("--dev", "--valid", dest="valid", metavar="F",
+    t.add_argument("--dev", "--valid", dest="dev", metavar="F",
                    help="validation text (model selection, early stopping); --valid is the old spelling")
     t.add_argument("--test", metavar="F", help="also report the test perplexity at the end")
     t.add_argument("--out", required=True, metavar="M.npz", help="model file to write")
@@ -141,14 +141,14 @@ def run_train(args):
         raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
                        f"n-gram model is counted in one pass, not trained in epochs")
     check_resume(args)
-    check_writable(args, "out", "checkpoint", inputs=("train", "valid", "test"))
+    check_writable(args, "out", "checkpoint", inputs=("train", "dev", "test"))
     _set_threads(args)
-    if config.arch != "ngram" and args.valid is None:
+    if config.arch != "ngram" and args.dev is None:
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
-    if config.arch == "ngram" and config.smoothing == "di" and args.valid is None:
+    if config.arch == "ngram" and config.smoothing == "di" and args.dev is None:
         raise CLIError("--smoothing di needs --dev F (EM fits the interpolation weights on it)")
     train_s = _read(args.train, "--train", args.quiet)
-    valid_s = _read(args.valid, "--dev", args.quiet) if args.valid else None
+    valid_s = _read(args.dev, "--dev", args.quiet) if args.dev else None
     test_s = _read(args.test, "--test", args.quiet) if args.test else None
     try:
         vocab, streams = recipe.prepare(config, train_s, valid_s, test_s)
@@ -236,6 +236,7 @@ def run_eval(args):
 
     check_stdin_once(args, "data", "tune_on", "context_bins")
     w = _eval_weight(args)
+    existing_file(args.data)        # (a missing file was found after both models had been loaded)
     model, words = load_lm(args.model)
     if args.mix:
         model2, words2 = load_lm(args.mix, "--mix")

@@ -40,6 +40,11 @@ def run(args):
     from fastnn.train import overfit
 
     rungs = [_rung(t) for t in args.rung]
+    twice = next((t for i, t in enumerate(args.rung) if _rung(t) in rungs[:i]), None)
+    if twice is not None:           # (the same rung trained and printed twice)
+        raise CLIError(f"--rung {twice}: rung {_rung(twice)} is given twice")
+    if args.seed < 0:               # (was the ladder's "'rng' must be an int seed >= 0")
+        raise CLIError(f"--seed must be >= 0; got {args.seed}")
     if args.examples < 1:
         raise CLIError(f"--examples must be >= 1; got {args.examples}")
     if args.steps < 1:

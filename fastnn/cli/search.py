@@ -209,10 +209,9 @@ def _check(args):
     check_writable(args, "log", inputs=("space",))
     obj = TrainObjective(args.search_command, args.train_args, args.models)
     base = obj.parse({}, os.devnull)
-    need = "dev" if args.search_command == "tagger" else "valid"       # lm train: --dev (old spelling --valid)
-    if not getattr(base, need):
+    if not base.dev:
         raise CLIError(f"search {args.search_command} needs --dev FILE: a trial's score is measured on it")
-    for attr in ("train", "dev", "valid", "test", "pretrained"):
+    for attr in ("train", "dev", "test", "pretrained"):
         value = getattr(base, attr, None) or []
         for path in value if isinstance(value, list) else [value]:     # tagger's --train takes several files
             if not os.path.isfile(path):

@@ -293,6 +293,7 @@ def run_train(args):
 
 def run_eval(args):
     _threads(args.threads)
+    existing_file(args.data)        # (a missing file was found after the model, an ensemble maybe, had been loaded)
     model = _load_model(args.model)
     starts = []
     data = read_conll_file(args.data, "--data", starts)
@@ -329,9 +330,10 @@ def run_predict(args):
     from fastnn.data.text import open_text
 
     _threads(args.threads)
+    check_writable(args, "out", inputs=("data", "model"))   # (and the --data below: before a model is loaded)
+    existing_file(args.data)
     model = _load_model(args.model)
-    check_writable(args, "out", inputs=("data", "model"))
-    src = open_text(existing_file(args.data), "--data")
+    src = open_text(args.data, "--data")
     name = "stdin" if args.data == "-" else args.data
     with src:
         try:

@@ -23,6 +23,7 @@ word ids; the last 1000 sentences are held out.
 
 `run(CompareConfig(), "train.txt", threads=1)` loads a file first and returns (rows, traces, data).
 """
+import io as _io
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastnn.io import atomic_write
 from fastnn.recipes.config import Config, check_fields, option
 
 __all__ = ["CompareConfig", "METHODS", "MODELS", "DEFAULT_SIZES", "TARGET_TOL", "Dataset", "synthetic", "tagging",
@@ -396,8 +398,8 @@ def markdown_table(rows):
 
 
 def plot(traces, path, title=""):
-    """Objective against seconds (log axis), one panel per (model, n), one curve per method.  Returns the path, or
-    None when matplotlib is missing."""
+    """Objective against seconds (log axis), one panel per (model, n), one curve per method, written to `path`
+    atomically.  Returns the path, or None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -437,14 +439,14 @@ def plot(traces, path, title=""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = _io.BytesIO()                 # (savefig(path) wrote in place: a failure left a torn file over the old one)
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
     return path
 
 
 def save_traces(path, traces):
     """Every run's trace (seconds, objective) as a JSON list, written atomically."""
-    from fastnn.io import atomic_write
-
     doc = [{"n": n, "model": m, "method": k, "seconds": ts, "objective": fs} for (n, m, k), (ts, fs) in traces.items()]
     atomic_write(path, lambda f: f.write(json.dumps(doc).encode()))
