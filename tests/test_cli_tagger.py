@@ -141,6 +141,26 @@ def test_checkpoint_resume_gives_the_same_model(capsys, files, dev, average):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "resume" in err
 
 
+def test_resume_with_another_lr_or_other_data_is_one_line_naming_it(capsys, files):
+    """`tagger train --resume` with another --lr (same shapes) or other training sentences continued the checkpoint's
+    run with them, silently (the LM commands refused it already)."""
+    d = files["dir"]
+    base = ["tagger", "train", "--task", "ner=3", "--quiet", "--embed-dim", "8", "--hidden", "16",
+            "--checkpoint", d / "ck.npz"]
+    assert _run(capsys, *base, "--train", files["train"], "--epochs", "1", "--out", d / "one.npz")[0] == 0
+    rc, out, err = _run(capsys, *base, "--train", files["train"], "--epochs", "2", "--lr", "0.07",
+                        "--out", d / "x.npz", "--resume")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "'lr' 0.05" in err and "0.07" in err, err
+    other = d / "other.conll"
+    sents = open(files["train"]).read().rstrip("\n").split("\n\n")
+    other.write_text("\n\n".join(sents[:-2] + sents[:-3:-1]) + "\n")        # the last two sentences swapped
+    rc, out, err = _run(capsys, *base, "--train", other, "--epochs", "2", "--out", d / "x.npz", "--resume")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "'train data'" in err, err
+    assert not os.path.exists(d / "x.npz")
+    rc, out, err = _run(capsys, *base, "--train", files["train"], "--epochs", "2", "--out", d / "x.npz", "--resume")
+    assert rc == 0, err                                                 # more epochs of the same run: resumed
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ensemble_trains_evaluates_predicts_and_resumes(capfd, files, workers):
     capsys = capfd                                  # (the workers' lines are written by other processes)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from fastnn._validation import check_scalar
 from fastnn.recipes import config as recipe_config
-from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option
+from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
            "train", "feature_notice", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
@@ -278,7 +278,8 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
 
     With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks, higher is
     better), the best epoch's parameters are kept, and `patience` epochs without improvement stop training.
-    checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer.
+    checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer; a resumed run must have the Config (but
+    epochs, patience, max_minutes and workers) and the sentences of the run that wrote the checkpoint.
     """
     from fastnn import optim
     from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger, as_rows
@@ -309,9 +310,15 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     if dev is not None:
         dev_enc = model.encode(dev, targets=False)      # scoring needs the inputs; gold tags are read by evaluate
         validate = (lambda m: m.score(dev, dev_enc))
-    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max",
-                      patience=c.patience, clip_norm=c.clip_norm or None, checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback,
-                      on_nonfinite=on_nonfinite, average=c.average, average_start=c.average_start, metric=metric)
+    # what a resumed run must share with the run that wrote the checkpoint: the Config (workers only schedules the
+    # members) and the sentences, each token's columns as one string (an encoded TaggerBatch is not digested)
+    parts = {"train": train, "dev": dev}
+    settings = run_settings(c, after=("workers",), **{k: [["\t".join(row) for row in s] for s in v]
+                                                        for k, v in parts.items() if isinstance(v, list)})
+    trainer = Trainer(model, opt, data, epochs=c.epochs, validate=validate, mode="max", patience=c.patience,
+                      clip_norm=c.clip_norm or None, checkpoint=checkpoint, seed=c.seed, quiet=quiet,
+                      callback=callback, on_nonfinite=on_nonfinite, average=c.average,
+                      average_start=c.average_start, metric=metric, settings=settings)
     try:
         trainer.fit(resume=resume)
     except TrainingInterrupted as stop:
