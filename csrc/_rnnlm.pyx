@@ -499,7 +499,7 @@ cdef extern from *:
     /* one row of the class softmax (float32) on paths 1 and 2: z (n) the logits; returns -log softmax(z)[t] and, with
        want, leaves z = sc * (softmax(z) - onehot(t)).  The exps are summed in an order the code fixes (element j into
        lane j % 16, the lanes by fnn_tree16; pieces of FNN_BLOCK added in double, as fnn_row_exp_f), so that AVX2 and
-       AVX-512 give the same bits; the gradient's division in double, as path 0's code in _rnnlm_class_xent, which
+       AVX-512 give the same bits; the gradient's division in double, as path 0's code in class_task, which
        keeps its own bits (its sum's order is the compiler's) */
     static inline double fnn_class_row_f(float *z, ptrdiff_t n, ptrdiff_t t, float sc, int want) {
         float zt = z[t], m = fnn_row_max_f(z, n);
