@@ -186,6 +186,8 @@ def kernel_sources():
 def extensions(sources):
     from Cython.Build import cythonize
 
+    # the kernels' only directives: a `# cython:` header in a .pyx would override these, and did (boundscheck=False
+    # in every file, so FASTNN_DEBUG_KERNELS built kernels that checked no index)
     directives = {
         "language_level": 3,
         "boundscheck": _env("FASTNN_DEBUG_KERNELS"),

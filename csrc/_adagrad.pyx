@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """AdaGrad on many parameters in one parallel loop (optim.AdaGrad.step): the dense ones and the lazy sparse ones.
 
 One call instead of one per parameter: a model's small parameters (the RNN LM's five dense matrices and biases, its

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """Row-major matrix products through scipy.linalg.cython_blas, and deterministic column sums.
 
 Called only from fastnn/kernels.py, which validates every argument first.

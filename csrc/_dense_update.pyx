@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """Dense optimizer updates as one fused pass over memory (parameters viewed as flat contiguous arrays).
 
 Weight decay enters as a gradient term: g' = g + l2 * w + l1 * sign(w).  Elements are independent, so any thread

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """Sparse embedding rows: gather, grouping of repeated indices, segment sums, scatter-add and sparse updates.
 
 Race-freedom and thread-count independence come from ownership: in a grouped update each unique row belongs to one

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """LSTM recurrence over T steps and its truncated back-propagation through time.
 
 Four gates of K units each, stored side by side in one row of 4K per batch row, in torch's order (i, f, g, o):

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """Elman recurrence over T steps and its truncated back-propagation through time.
 
     z_t = x_t + h_{t-1} W^T + b,   h_t = f(z_t),   f: 0 tanh, 1 sigmoid, 2 relu, 3 identity

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3
 """Softmax + cross-entropy over rows of logits (B x V, V up to 10^6).
 
 Rows of up to CHUNK columns are handled whole by one thread (max and exps in one read, piece by piece against a

@@ -340,13 +340,15 @@ def class_softmax_xent(h, W, b, start, classes, rows, *, scale=1.0, want_grad=Tr
     row_off = np.zeros(present.size + 1, dtype=np.intp)
     np.cumsum(sizes, out=row_off[1:])
     loss = np.zeros(N, dtype=np.float64)
-    dh = np.zeros((N, H) if want_grad else (0, H), dtype=W.dtype)
-    dW = np.empty((int(row_off[-1]) if want_grad else 0, H), dtype=W.dtype)
+    # outputs the call does not write (no gradient; no deferred rows) get one row, not none: the kernel takes the
+    # address of their first element, which a bounds-checked build (FASTNN_DEBUG_KERNELS) refuses for an empty array
+    dh = np.zeros((N if want_grad else 1, H), dtype=W.dtype)
+    dW = np.empty((int(row_off[-1]) if want_grad else 1, H), dtype=W.dtype)
     db = np.empty(dW.shape[0], dtype=W.dtype)
     counts = np.diff(seg)
     # the RNN LM's within-class kernel (one home for it): loss and dh are added to, dW and db written
     _rnnlm._rnnlm_word_xent(h, W, b, start, order, seg, present, rows, row_off, float(scale), loss, dh, dW, db,
-                            np.empty(0, W.dtype), np.zeros(1, np.intp), np.empty(0),
+                            np.empty(1, W.dtype), np.zeros(1, np.intp), np.empty(1),
                             int(sizes.max()) if sizes.size else 1, int(counts.max()) if counts.size else 1,
                             int((counts * sizes).max()) if counts.size else 1, int(want_grad), 0,
                             effective_n_threads(n_threads))

@@ -106,6 +106,19 @@ def _pyproject():
 
 
 @needs_checkout
+def test_kernel_directives_are_set_by_setup_py_only():
+    """A `# cython:` header in a .pyx overrides setup.py's compiler_directives: every kernel file said
+    boundscheck=False, so FASTNN_DEBUG_KERNELS=1 built kernels that checked no index."""
+    for f in _build_inputs():
+        if f.endswith(".pyx"):
+            with open(os.path.join(REPO, f)) as fh:
+                header = [line for line in fh.read().splitlines()[:5] if line.startswith("# cython:")]
+            assert all(line.strip() == "# cython: language_level=3" for line in header), (f, header)
+    with open(os.path.join(REPO, "setup.py")) as fh:
+        assert '"boundscheck": _env("FASTNN_DEBUG_KERNELS")' in fh.read()
+
+
+@needs_checkout
 def test_version_is_written_once():
     cfg = _pyproject()
     assert "version" not in cfg["project"] and "version" in cfg["project"]["dynamic"]
