@@ -23,24 +23,25 @@ def cpu_count():
 
 
 def effective_n_threads(n_threads=None):
-    """The thread count a kernel call should use for the request `n_threads`."""
-    if not _info.openmp_enabled():
-        return 1
+    """The thread count a kernel call should use for the request `n_threads`.  A request is checked the same with
+    or without OpenMP (a 0 is an error in every build, not only in those that would use it); a serial build then
+    runs it on one thread."""
     if n_threads is None:
         n_threads = _default
     if n_threads is None:
-        return max(1, min(_info.omp_max_threads(), cpu_count()))
-    if type(n_threads) is not int:          # a NumPy integer (a count from an array or a sweep) is an int too
-        if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-            raise TypeError(f"n_threads must be an int or None; got {n_threads!r}.")
-        n_threads = int(n_threads)
-    if n_threads == 0:
-        raise ValueError("n_threads must not be 0; use None for the default, a positive count, or -1 for all CPUs.")
-    if n_threads < 0:
-        return max(1, cpu_count() + 1 + n_threads)
-    if n_threads > MAX_THREADS:
-        raise ValueError(f"n_threads must be <= {MAX_THREADS}; got {n_threads}.")
-    return n_threads
+        n = max(1, min(_info.omp_max_threads(), cpu_count()))
+    else:
+        if type(n_threads) is not int:      # a NumPy integer (a count from an array or a sweep) is an int too
+            if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+                raise TypeError(f"n_threads must be an int or None; got {n_threads!r}.")
+            n_threads = int(n_threads)
+        if n_threads == 0:
+            raise ValueError("n_threads must not be 0; use None for the default, a positive count, or -1 for all "
+                             "CPUs.")
+        if n_threads > MAX_THREADS:
+            raise ValueError(f"n_threads must be <= {MAX_THREADS}; got {n_threads}.")
+        n = max(1, cpu_count() + 1 + n_threads) if n_threads < 0 else n_threads
+    return n if _info.openmp_enabled() else 1
 
 
 def set_num_threads(n_threads):

@@ -116,3 +116,19 @@ def test_idle_openmp_threads_sleep_set_before_libgomp_reads_it_and_the_user_valu
     assert policy == "active"
     if shown:
         assert "OMP_WAIT_POLICY = 'ACTIVE'" in shown
+
+
+@pytest.mark.parametrize("openmp", [True, False])
+def test_a_count_is_checked_the_same_in_a_serial_build(monkeypatch, openmp):
+    """A build without OpenMP answered 1 before looking at the request, so n_threads=0 (an error elsewhere) passed
+    there: a test suite run against a serial build failed, and a user's typo went unnoticed until another machine."""
+    info = _threads._info
+    monkeypatch.setattr(_threads, "_info", type("SerialInfo", (), {
+        "openmp_enabled": staticmethod(lambda: openmp), "omp_max_threads": staticmethod(info.omp_max_threads)}))
+    with pytest.raises(ValueError, match="must not be 0"):
+        fastnn.set_num_threads(0)
+    with pytest.raises(TypeError, match="int or None"):
+        fastnn.set_num_threads(1.5)
+    with pytest.raises(ValueError, match="<= 1024"):
+        fastnn.set_num_threads(5000)
+    assert _threads.effective_n_threads(2) == (2 if openmp else 1) and _threads.effective_n_threads(None) >= 1
