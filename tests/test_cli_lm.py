@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -150,6 +151,19 @@ def test_a_min_count_that_leaves_most_words_unk_is_pointed_out(capsys, tmp_path)
     rc, out, err = _run(capsys, "lm", "train", "--arch", "ngram", "--train", path, "--min-count", "1",
                         "--out", tmp_path / "m.npz")
     assert rc == 0 and "<unk> is" not in err, err
+
+
+@pytest.mark.parametrize("arch", ["ngram", "rnn"])
+def test_a_test_file_that_is_the_train_or_dev_file_is_refused(capsys, corpus, tmp_path, arch):
+    """`lm train --test` given the --dev (or --train) file reported the perplexity of the text the model was selected
+    (or trained) on as its test perplexity, silently; a link to it is the same file."""
+    os.symlink(corpus["valid"], tmp_path / "link.txt")
+    for opt, path in (("--dev", corpus["valid"]), ("--dev", tmp_path / "link.txt"), ("--train", corpus["train"])):
+        args = {"--train": corpus["train"], "--dev": corpus["valid"]}
+        rc, out, err = _run(capsys, "lm", "train", "--arch", arch, "--train", args["--train"], "--dev", args["--dev"],
+                            "--test", path, "--out", tmp_path / "m.npz", "--quiet")
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and f"is the {opt} file" in err, err
+        assert not os.path.exists(tmp_path / "m.npz")
 
 
 def test_resume_with_other_options_or_data_is_one_line_naming_them(capsys, corpus, tmp_path):

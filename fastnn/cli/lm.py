@@ -147,6 +147,10 @@ def run_train(args):
         raise CLIError(f"--arch {config.arch} needs --dev F (model selection and early stopping)")
     if config.arch == "ngram" and config.smoothing == "di" and args.dev is None:
         raise CLIError("--smoothing di needs --dev F (EM fits the interpolation weights on it)")
+    for opt, path, what in (("--train", args.train, "trained on"), ("--dev", args.dev, "selected on")):
+        if same_file(path, args.test):      # (a test perplexity of text the model was fitted to: optimistic, silently)
+            raise CLIError(f"--test {args.test} is the {opt} file: the model would be {what} the text it is tested "
+                           f"on, and its perplexity would be optimistic; give held-out text")
     train_s = _read(args.train, "--train", args.quiet)
     valid_s = _read(args.dev, "--dev", args.quiet) if args.dev else None
     test_s = _read(args.test, "--test", args.quiet) if args.test else None
