@@ -23,7 +23,7 @@ from fastnn.data.text import open_text
 from fastnn.data.vocab import Vocab
 
 __all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
-           "scale_vectors", "nearest_neighbors", "check_resume"]
+           "is_model_file", "read_any_vectors", "scale_vectors", "nearest_neighbors", "check_resume"]
 
 TEXT_FORMATS = ("auto", "text", "conll")
 
@@ -138,6 +138,40 @@ def model_vectors(model):
         raise ValueError(f"{where}: the {type(model).__name__} must carry its vocabulary (words=...); got "
                          f"None.")
     return list(model.words), table.value.copy()
+
+
+def is_model_file(path):
+    """Is `path` a fastnn model file (an .npz, a zip archive) rather than word vectors in text?  A pipe is told by its
+    name only (reading its first bytes would take them from the text reader)."""
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        return True
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(2) == b"PK"
+
+
+def read_any_vectors(path):
+    """(words, (V, dim) vectors, note) of a word2vec / GloVe text file (fastnn.data.read_vectors) or of a fastnn model
+    file with word vectors (model_vectors: a tagger's, an LM's, embed train --save-model's).  An ensemble of taggers
+    gives its first member's vectors, and `note` says so; else note is None.  A model without word vectors is a
+    TypeError naming the file."""
+    from fastnn import io
+    from fastnn.data.vectors import read_vectors
+    from fastnn.models.tagger import TaggerEnsemble
+
+    if not is_model_file(path):
+        return (*read_vectors(path), None)
+    model, note = io.load_model(path), None
+    if isinstance(model, TaggerEnsemble):
+        note = f"{path}: an ensemble of {len(model.members)} taggers; the word vectors of its first member"
+        model = model.members[0]
+    try:
+        return (*model_vectors(model), note)
+    except TypeError:
+        raise TypeError(f"{path} holds a {type(model).__name__}, which has no word vectors; give a text vectors file "
+                        f"or the model file of a tagger, a neural LM or embed train --save-model.") from None
 
 
 def scale_vectors(vectors, std):

@@ -284,6 +284,29 @@ def test_pretrained_vectors(capsys, files):
     assert rc == 2 and "--pretrained-std" in err and len(err.strip().splitlines()) == 1
 
 
+def test_pretrained_vectors_from_a_model_file(capsys, files, tmp_path):
+    """--pretrained read text vectors only ("binary file") where embed neighbors --vectors takes a model file: a
+    tagger's or a neural LM's .npz (lm train writes no text vectors) starts a tagger's words too."""
+    d = files["dir"]
+    base = ["tagger", "train", "--train", files["train"], "--task", "ner=3", "--epochs", "1", "--hidden", "8"]
+    assert _run(capsys, *base, "--embed-dim", "6", "--out", d / "first.npz", "--quiet")[0] == 0
+    first = io.load_model(d / "first.npz")
+    rc, out, err = _run(capsys, *base, "--pretrained", d / "first.npz", "--pretrained-std", "raw",
+                        "--freeze-embeddings", "--out", d / "second.npz")
+    assert rc == 0 and f"pretrained vectors for {len(first.vocab)} of {len(first.vocab)} words" in err, err
+    second = io.load_model(d / "second.npz")
+    np.testing.assert_array_equal(second.embed.W.value, first.embed.W.value)   # the same words, frozen and raw
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(" ".join(s) for s in [["london", "sees", "a", "dog"], ["the", "cat", "runs"]] * 20) + "\n")
+    assert _run(capsys, "lm", "train", "--arch", "rnn", "--train", lm, "--dev", lm, "--out", d / "lm.npz", "--epochs",
+                "1", "--hidden", "4", "--classes", "2", "--quiet")[0] == 0
+    rc, out, err = _run(capsys, *base, "--pretrained", d / "lm.npz", "--out", d / "third.npz")
+    assert rc == 0 and "pretrained vectors for" in err and "from " + str(d / "lm.npz") in err, err
+    assert _run(capsys, "lm", "train", "--arch", "ngram", "--train", lm, "--out", d / "kn.npz", "--quiet")[0] == 0
+    rc, out, err = _run(capsys, *base, "--pretrained", d / "kn.npz", "--out", d / "x.npz")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "has no word vectors" in err, err
+
+
 def test_feature_columns_are_read_by_train_eval_and_predict(capsys, files, monkeypatch):
     d, train, dev = files["dir"], files["train"], files["dev"]
     model = d / "f.npz"

@@ -359,9 +359,14 @@ def load_model_file(path, option="--model"):
     try:
         return io.load_model(path)
     except io.CheckpointGivenError:
-        raise CLIError(f"{option} {path} is a training checkpoint, not a model: its parameters are the last step's, "
-                       f"not the model the run ends with. Run the train command again with --checkpoint {path} "
-                       f"--resume to finish it, and give the file its --out writes") from None
+        raise checkpoint_given(path, option) from None
+
+
+def checkpoint_given(path, option):
+    """The CLIError for a training checkpoint given as a command's model file `option` (io.CheckpointGivenError)."""
+    return CLIError(f"{option} {path} is a training checkpoint, not a model: its parameters are the last step's, not "
+                    f"the model the run ends with. Run the train command again with --checkpoint {path} --resume to "
+                    f"finish it, and give the file its --out writes")
 
 
 def print_json(obj):

@@ -10,8 +10,8 @@ import os
 import sys
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, checkpoint_steps, existing_file, flag, interrupted_exit_code,
-                                interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
+                                check_writable, checkpoint_given, checkpoint_steps, existing_file, flag,
+                                interrupted_exit_code, interrupted_note, option_names, print_json, save_or_fallback,
                                 set_threads, train_keeping_work)
 from fastnn.recipes import embed as recipe
 
@@ -142,16 +142,20 @@ def run_train(args):
 
 
 def run_neighbors(args):
-    from fastnn.data.vectors import read_vectors
-    from fastnn.embed import nearest_neighbors
+    from fastnn.embed import nearest_neighbors, read_any_vectors
+    from fastnn.io import CheckpointGivenError
 
     if args.k < 1:              # (nearest_neighbors says so too, but only once a vectors file of any size is read)
         raise CLIError(f"-k must be >= 1; got {args.k}")
     existing_file(args.vectors)
     try:
-        words, vecs = _model_vectors(args.vectors) if _is_model_file(args.vectors) else read_vectors(args.vectors)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+        words, vecs, note = read_any_vectors(args.vectors)
+    except CheckpointGivenError:
+        raise checkpoint_given(args.vectors, "--vectors") from None
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"--vectors {e}" if isinstance(e, TypeError) else str(e)) from None
+    if note:
+        print(f"--vectors {note}", file=sys.stderr)
     if len(words) < 2:
         raise CLIError(f"{args.vectors} must hold at least 2 words; got {len(words)}")
     unknown = []
@@ -168,37 +172,6 @@ def run_neighbors(args):
         return 0
     _print_columns(res)
     return 0
-
-
-def _is_model_file(path):
-    """Is `path` a model file (an .npz, a zip archive) rather than vectors in text?  A pipe is told by its name
-    only (reading its first bytes would take them from the text reader)."""
-    if path.endswith(".npz"):
-        return True
-    if not os.path.isfile(path):
-        return False
-    with open(path, "rb") as f:
-        return f.read(2) == b"PK"
-
-
-def _model_vectors(path):
-    """(words, vectors) of a model file (fastnn.embed.model_vectors; an ensemble's first member, said on stderr)."""
-    from fastnn.embed import model_vectors
-    from fastnn.models.tagger import TaggerEnsemble
-
-    try:
-        model = load_model_file(path, "--vectors")
-    except (ValueError, TypeError, KeyError, OSError) as e:
-        raise CLIError(str(e)) from None
-    if isinstance(model, TaggerEnsemble):
-        print(f"--vectors {path}: an ensemble of {len(model.members)} taggers; the word vectors of its first member",
-              file=sys.stderr)
-        model = model.members[0]
-    try:
-        return model_vectors(model)
-    except TypeError:
-        raise CLIError(f"--vectors {path} holds a {type(model).__name__}, which has no word vectors; give a text "
-                       f"vectors file or the model file of a tagger or of embed train --save-model") from None
 
 
 def _print_columns(res):

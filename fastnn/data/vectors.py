@@ -144,9 +144,13 @@ def write_vectors(path, words, vectors):
 
 
 def load_pretrained(path, lowercase=True):
-    """(normalised words, vectors) from a word2vec text file: words are normalised as the tagger's words
-    (features.normalize(word, lowercase)); when several file words normalise alike, the first one's vector is kept."""
-    words, vecs = read_vectors(path)
+    """(normalised words, vectors) from a word2vec text file: normalize_vectors(read_vectors(path))."""
+    return normalize_vectors(*read_vectors(path), lowercase=lowercase)
+
+
+def normalize_vectors(words, vecs, lowercase=True):
+    """(normalised words, vectors): words normalised as the tagger's words (features.normalize(word, lowercase));
+    when several words normalise alike, the first one's vector is kept."""
     seen = {}
     for i, w in enumerate(words):
         seen.setdefault(normalize(w, lowercase), i)

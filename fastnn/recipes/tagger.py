@@ -97,9 +97,10 @@ class TaggerConfig(Config):
     embed_scale: float = option(0.01, "vectors start as U(-s, s)", group="model")
     keep_case: bool = option(False, "do not lowercase the word feature (digits are still normalised; the caps "
                                     "feature stays)", group="model")
-    pretrained: str = option(None, "initialise word vectors from a word2vec/GloVe text file (words normalised like "
-                                   "the training words: lowercased unless --keep-case, digits -> 0)", type=str,
-                             metavar="VECTORS.txt", group="model")
+    pretrained: str = option(None, "initialise word vectors from a word2vec/GloVe text file or a fastnn model file "
+                                   "with word vectors (a tagger's, a neural LM's; words normalised like the "
+                                   "training words: lowercased unless --keep-case, digits -> 0)", type=str,
+                             metavar="VECTORS.txt|M.npz", group="model")
     pretrained_std: str = option("init", "with --pretrained: rescale the vectors (one factor) to entry standard "
                                          "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
                                          "s = --embed-scale), so large language-model vectors do not saturate the "
@@ -240,7 +241,8 @@ def build(config, train, *, log=None):
     """The WindowTagger `config` describes, its vocabularies and tag sets from `train` (read_conll sentences), word
     vectors from config.pretrained when given; with config.ensemble = K > 1 a TaggerEnsemble of K such taggers, one
     per member_seeds(config).  log : callable taking one message line, or None."""
-    from fastnn.data.vectors import init_pretrained, load_pretrained
+    from fastnn.data.vectors import init_pretrained, normalize_vectors
+    from fastnn.embed import read_any_vectors
     from fastnn.models.tagger import TaggerEnsemble, WindowTagger
 
     c = _check_config(config, "build")  # checked again: a field set after the Config was made was never checked
@@ -251,9 +253,14 @@ def build(config, train, *, log=None):
     embed_dim = c.embed_dim
     if c.pretrained:
         try:
-            pre_words, pre_vecs = load_pretrained(c.pretrained, lowercase=not c.keep_case)
+            pre_words, pre_vecs, note = read_any_vectors(c.pretrained)
         except ValueError as e:
             raise ValueError(f"TaggerConfig: 'pretrained' {c.pretrained}: {e}") from None
+        except TypeError as e:                              # a model file without word vectors
+            raise ValueError(f"TaggerConfig: 'pretrained': {e}") from None
+        if note and log:
+            log(note)
+        pre_words, pre_vecs = normalize_vectors(pre_words, pre_vecs, lowercase=not c.keep_case)
         if embed_dim is None:
             embed_dim = pre_vecs.shape[1]
         elif embed_dim != pre_vecs.shape[1]:
