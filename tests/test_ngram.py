@@ -288,3 +288,19 @@ def test_brown_kn_trigram_matches_kenlm():
     assert n == 171297
     ppl = math.exp(total / n)
     assert abs(ppl / 147.7 - 1) < 0.03, ppl           # KenLM lmplz -o 3 on the same files: 147.7
+
+
+def test_single_queries_take_words_as_token_logprobs_does():
+    """prob_vector / logprob took ids only ("'history' must hold integer word ids") where token_logprobs and
+    NPLM.predict of a model with its words read words; unknown words read as <unk>, a bare string is a TypeError."""
+    words = ["<unk>", "</s>", "a", "b", "c"]
+    lm = KneserNey(3, words=words).fit([[2, 3], [2, 4], [2, 3]], vocab_size=5, eos_id=1)
+    assert lm.logprob("b", ["a"]) == lm.logprob(3, [2])
+    np.testing.assert_array_equal(lm.prob_vector(["c", "a"]), lm.prob_vector([4, 2]))
+    assert lm.logprob("zebra", ["a"]) == lm.logprob(0, [2])
+    assert lm.logprob("b", ("a",)) == lm.logprob(3, [2])
+    with pytest.raises(TypeError, match=r"pass 'a b'.split\(\)"):
+        lm.prob_vector("a b")
+    bare = KneserNey(2).fit([[2, 3]], vocab_size=5, eos_id=1)
+    with pytest.raises(TypeError, match="no vocabulary"):
+        bare.logprob("b", [2])

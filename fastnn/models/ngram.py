@@ -157,9 +157,26 @@ class _NGramLM(Module):
             ids.append(g)
         return ids, ctx
 
+    def _word_ids(self, words, name, where):
+        """The ids of `words` (strings) in the model's vocabulary, unknown ones as <unk> (as token_logprobs reads
+        text); a model without its words cannot read them (TypeError)."""
+        if self.words is None:
+            raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so '{name}' must be word ids; "
+                            f"got words.")
+        cached = getattr(self, "_vocab_of_words", None)     # (words, Vocab): one dict per vocabulary, not per query
+        if cached is None or cached[0] is not self.words:
+            from fastnn.data.vocab import Vocab
+            cached = self._vocab_of_words = (self.words, Vocab(self.words))
+        return np.asarray(cached[1].encode(list(words)), dtype=np.int64)
+
     def _history_tokens(self, history, where):
-        """(tokens, hist) for one query position after `history` (stream tokens before it; in bos mode only those
-        after the last eos count).  The queried word is a placeholder 0 at the end."""
+        """(tokens, hist) for one query position after `history` (stream tokens before it, ids or words; in bos mode
+        only those after the last eos count).  The queried word is a placeholder 0 at the end."""
+        if isinstance(history, str):
+            raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
+                            f"the string {history!r}: pass {history!r}.split().")
+        if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
+            history = self._word_ids(history, "history", where)
         h = _as_ids(history, "history", where, self.vocab_size)
         if self.bos:
             ends = np.flatnonzero(h == self.eos_id)
@@ -232,8 +249,9 @@ class _NGramLM(Module):
     def prob_vector(self, history=()):
         """P(w | history) for every word w, a float64 (vocab_size,) array summing to 1.
 
-        `history` is the stream of ids before the predicted word (in bos mode, only the part after its last eos, i.e.
-        the current sentence, is used; an empty history is a sentence start).
+        `history` is the stream before the predicted word, as ids or, for a model with its words, as words (["the",
+        "jury"]; unknown ones read as <unk>); in bos mode only the part after its last eos, i.e. the current sentence,
+        is used; an empty history is a sentence start.
         """
         where = f"{type(self).__name__}.prob_vector"
         self._check_fitted(where)
@@ -242,9 +260,12 @@ class _NGramLM(Module):
         return self._prob_vector(tokens, hist, [None, None] + [int(c[-1]) for c in ctx[2:]])
 
     def logprob(self, word, history=()):
-        """log P(word | history) in nats; `history` as in `prob_vector`."""
+        """log P(word | history) in nats; `word` an id or, for a model with its words, a word; `history` as in
+        `prob_vector`."""
         where = f"{type(self).__name__}.logprob"
         self._check_fitted(where)
+        if isinstance(word, str):
+            word = int(self._word_ids([word], "word", where)[0])
         w = check_int(word, "word", where, low=0)
         if w >= self.vocab_size:
             raise IndexError(f"{where}: 'word' must be in [0, {self.vocab_size}); got {w}.")
