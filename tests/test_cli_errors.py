@@ -94,6 +94,7 @@ BAD = {
     "experiment: negative hidden": ["experiment", "clipping", "--hidden", "-1"],
     "experiment: zero batch": ["experiment", "gradients", "--batch-size", "0"],
     "experiment: plot dir missing": ["experiment", "adding", "--steps", "1", "--plot", f"{NOPE}/x.png"],
+    "experiment: workers without grid": ["experiment", "adding", "--steps", "1", "--workers", "2"],   # (was ignored)
     # compare-optimizers
     "compare: zero size": ["compare-optimizers", "--sizes", "0"],
     "compare: malformed sizes": ["compare-optimizers", "--sizes", "abc"],

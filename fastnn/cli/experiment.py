@@ -62,7 +62,8 @@ def register(sub):
                    help="Le et al.'s protocol (their Table 1): every model at each lr x clip of their grid, constant "
                         "lr, best per model on a validation set; --steps is then per grid point (default "
                         f"{GRID_DEFAULTS['steps']})")
-    _option(a, "--workers", GRID_DEFAULTS, "--grid: grid points trained at once in separate processes", type=int)
+    a.add_argument("--workers", type=int, help="--grid: grid points trained at once in separate processes (default "
+                                                f"{GRID_DEFAULTS['workers']})")
     a.set_defaults(func=run_adding)
 
     g = ex.add_parser("gradients", help="norm of d loss / d h_t against the distance from the loss, before and after "
@@ -186,6 +187,8 @@ def run_adding(args):
     from fastnn.experiments import adding, plots
     if args.grid:
         return _run_adding_grid(args)
+    if args.workers is not None:        # (ignored before: the plain run trains its models one after the other)
+        raise CLIError("--workers applies to --grid only (without it the models train one after the other)")
     steps = adding.DEFAULTS["steps"] if args.steps is None else args.steps
     s = _settings(args, steps=_positive(int, "steps")(steps),
                   eval_every=_positive(int, "eval-every")(args.eval_every))
@@ -199,7 +202,7 @@ def _run_adding_grid(args):
     steps = adding.GRID_DEFAULTS["steps"] if args.steps is None else args.steps
     s = dict(steps=_positive(int, "steps")(steps), eval_every=_positive(int, "eval-every")(args.eval_every),
              batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden),
-             workers=args.workers)              # run_adding_grid checks the workers
+             workers=adding.GRID_DEFAULTS["workers"] if args.workers is None else args.workers)   # (checked there)
     _check_run(args)
     results = adding.run_adding_grid(args.T, models=args.models, seed=args.seed, log=_log(args),
                                      n_threads=args.threads, **s)
