@@ -95,6 +95,7 @@ BAD = {
     "experiment: zero batch": ["experiment", "gradients", "--batch-size", "0"],
     "experiment: plot dir missing": ["experiment", "adding", "--steps", "1", "--plot", f"{NOPE}/x.png"],
     "experiment: workers without grid": ["experiment", "adding", "--steps", "1", "--workers", "2"],   # (was ignored)
+    "experiment: a rising lr": ["experiment", "adding", "--steps", "1", "--lr", "0.01", "--lr-end", "0.1"],
     # compare-optimizers
     "compare: zero size": ["compare-optimizers", "--sizes", "0"],
     "compare: malformed sizes": ["compare-optimizers", "--sizes", "abc"],

@@ -139,6 +139,9 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     """
     if clip not in CLIPS:
         raise ValueError(f"train: 'clip' must be one of {CLIPS}; got {clip!r}.")
+    if lr_end is not None and lr_end > lr:          # (a rising rate, silently, where every table says "decays")
+        raise ValueError(f"train: 'lr_end' {lr_end} is above 'lr' {lr}: the rate decays linearly from lr to lr_end; "
+                         f"pass lr_end <= lr, or None for a constant rate.")
     rng = np.random.default_rng(seed)
     saved_clip = model.rnn.clip
     model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
