@@ -290,6 +290,7 @@ def test_brown_kn_trigram_matches_kenlm():
     assert abs(ppl / 147.7 - 1) < 0.03, ppl           # KenLM lmplz -o 3 on the same files: 147.7
 
 
+@pytest.mark.filterwarnings("ignore:.*counts-of-counts:RuntimeWarning")     # (tiny data: fallback discounts)
 def test_single_queries_take_words_as_token_logprobs_does():
     """prob_vector / logprob took ids only ("'history' must hold integer word ids") where token_logprobs and
     NPLM.predict of a model with its words read words; unknown words read as <unk>, a bare string is a TypeError."""
