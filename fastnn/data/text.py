@@ -259,6 +259,16 @@ def text_stream(data, words, where):
     return lm_stream(data, Vocab(words))
 
 
+def word_ids(tokens, words, what, where):
+    """The ids of `tokens` (strings) in a model's vocabulary `words`, unknown ones as <unk> (as text_stream reads
+    text), for a model's single queries (an NPLM's contexts, an n-gram's history); a model without words (None) is a
+    TypeError saying `what` must then be ids."""
+    if words is None:
+        raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so {what} must be word ids; got "
+                        f"words. Encode them with the Vocab of the model's training data.")
+    return np.asarray(Vocab(words).encode(list(tokens)), dtype=np.int64)
+
+
 def id_sentences_stream(data, eos_id, name, where):
     """The stream of `data` when it is a list of sentences of word ids ([[2, 3], [4]]), each without `eos_id`, which
     is appended to each as lm_stream does; else None (a stream or text, which the caller reads).  An empty list is an

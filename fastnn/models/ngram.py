@@ -25,7 +25,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import array_like, check_int, check_not_file, check_words
-from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
+from fastnn.data.text import as_sequence, id_sentences_stream, text_stream, word_ids
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -157,18 +157,6 @@ class _NGramLM(Module):
             ids.append(g)
         return ids, ctx
 
-    def _word_ids(self, words, name, where):
-        """The ids of `words` (strings) in the model's vocabulary, unknown ones as <unk> (as token_logprobs reads
-        text); a model without its words cannot read them (TypeError)."""
-        if self.words is None:
-            raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so '{name}' must be word ids; "
-                            f"got words.")
-        cached = getattr(self, "_vocab_of_words", None)     # (words, Vocab): one dict per vocabulary, not per query
-        if cached is None or cached[0] is not self.words:
-            from fastnn.data.vocab import Vocab
-            cached = self._vocab_of_words = (self.words, Vocab(self.words))
-        return np.asarray(cached[1].encode(list(words)), dtype=np.int64)
-
     def _history_tokens(self, history, where):
         """(tokens, hist) for one query position after `history` (stream tokens before it, ids or words; in bos mode
         only those after the last eos count).  The queried word is a placeholder 0 at the end."""
@@ -176,7 +164,7 @@ class _NGramLM(Module):
             raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
                             f"the string {history!r}: pass {history!r}.split().")
         if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
-            history = self._word_ids(history, "history", where)
+            history = word_ids(history, self.words, "'history'", where)
         h = _as_ids(history, "history", where, self.vocab_size)
         if self.bos:
             ends = np.flatnonzero(h == self.eos_id)
@@ -265,7 +253,7 @@ class _NGramLM(Module):
         where = f"{type(self).__name__}.logprob"
         self._check_fitted(where)
         if isinstance(word, str):
-            word = int(self._word_ids([word], "word", where)[0])
+            word = int(word_ids([word], self.words, "'word'", where)[0])
         w = check_int(word, "word", where, low=0)
         if w >= self.vocab_size:
             raise IndexError(f"{where}: 'word' must be in [0, {self.vocab_size}); got {w}.")

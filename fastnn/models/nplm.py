@@ -25,6 +25,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn
 from fastnn._validation import check_bool, check_index, check_int
+from fastnn.data.text import word_ids
 from fastnn.models.neural_lm import NeuralLM
 from fastnn.optim.schedules import InverseDecay  # noqa: F401  (its old home; kept importable)
 
@@ -169,14 +170,10 @@ class NPLM(NeuralLM):
         where = "NPLM.predict"
         ctx = self._contexts_array(ctx, where)
         if ctx.dtype.kind in "US":                       # (was "'contexts' must have an integer dtype; got <U4")
-            if self.words is None:
-                raise TypeError(f"{where}: the model has no vocabulary ('words' is None), so its contexts must be word "
-                                f"ids; got words. Encode them with the Vocab of the model's training data.")
-            if ctx.ndim != 2:
+            if self.words is not None and ctx.ndim != 2:
                 raise ValueError(f"{where}: 'contexts' must have shape (B, {self.order - 1}), the {self.order - 1} "
                                  f"words before each predicted word; got {ctx.shape}.")
-            from fastnn.data.vocab import Vocab
-            ctx = Vocab(self.words).encode(ctx.astype(str).ravel().tolist()).reshape(ctx.shape)
+            ctx = word_ids(ctx.astype(str).ravel().tolist(), self.words, "its contexts", where).reshape(ctx.shape)
         ctx = self._check_contexts(ctx, where)
         with self.evaluating():
             return self.out.log_probs(self._features(ctx).value)
