@@ -288,3 +288,24 @@ def test_an_empty_stream_given_to_train_is_refused_before_training(arch):
     else:
         with pytest.raises(ValueError, match="a neural LM needs valid text"):
             recipe.train(config, vocab, {**streams, "valid": None}, quiet=True)
+
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm"])
+def test_training_ends_once_the_rate_has_halved_out(arch, monkeypatch):
+    # a run whose valid perplexity stalls without failing patience halved its rate down to nothing and trained all
+    # its epochs (embed train's RNN objective: 16 epochs of 196.27 -> 196.26): it stops at the MAX_HALVINGS-th halving
+    monkeypatch.setattr(recipe, "MAX_HALVINGS", 2)
+    config = recipe.config_for(arch, min_count=1, epochs=40, hidden=8, classes=2, bptt_block=5, lr=0.5, patience=30)
+    vocab, streams = recipe.prepare(config, _sentences(60, 0), _sentences(10, 1))
+    model, history = recipe.train(config, vocab, streams, quiet=True)
+    assert len(history) < 40
+    assert history[-1]["lr"] == pytest.approx(0.5 / 4)
+
+
+def test_embed_rnn_objective_ends_once_the_rate_has_halved_out(monkeypatch):
+    from fastnn.recipes import embed as embed_recipe
+    monkeypatch.setattr(recipe, "MAX_HALVINGS", 1)
+    result = embed_recipe.pretrain("rnn", _sentences(80, 0), dim=4, hidden=6, classes=2, epochs=40, batch_size=4,
+                                   lr=0.5, valid_fraction=0.2, quiet=True)
+    assert result.history[-1]["lr"] == pytest.approx(0.5 / 2)

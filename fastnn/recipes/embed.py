@@ -184,7 +184,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
         check_resume(checkpoint, model)
     trainer = Trainer(model, opt_obj, data, epochs=c.epochs, validate=validate, mode="min",
                       patience=extra.get("patience"), clip_norm=extra.get("clip_norm"), checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, seed=c.seed, quiet=quiet,
+                      checkpoint_every=checkpoint_every, seed=c.seed, quiet=quiet, callback=extra.get("callback"),
                       max_minutes=c.max_minutes, on_nonfinite=on_nonfinite, metric=metric,
                       settings=run_settings(c, after=("scale_std",), train=train, valid=valid))
     say(f"{model!r}; {sum(map(len, train)):,} training tokens, {sum(map(len, valid)):,} held out")
@@ -270,7 +270,8 @@ def _build_rnn(train, valid, c):
                          f"counted); got {len(stream)} in {len(train)} sentences{held}. Give more text or a smaller "
                          f"'batch_size'.")
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
-    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %
+    # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, and training ends at its MAX_HALVINGS-th halving
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
     return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {
-        "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size}
+        "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size,
+        "callback": lambda trainer, rec: lm_recipe.halved_out(lr)}
