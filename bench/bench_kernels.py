@@ -669,6 +669,7 @@ def test_lstm_layer(benchmark, impl):
 # ---- RNN LM segment: the fused forward + backward of `fastnn lm train --arch rnn --preset fast` ----------------------
 
 RNNLM_SIZE = "B128xL20xH100"
+# (128 streams: --preset fast's until 2026-12-07, kept so the group's history compares; the preset now trains 320)
 RNNLM_B, RNNLM_L, RNNLM_H, RNNLM_V, RNNLM_C = 128, 20, 100, 14_000, 100  # Brown's ~14,000 words in 100 classes
 
 
@@ -700,11 +701,12 @@ def rnnlm_segment_flops(m, x, y):
 @pytest.mark.parametrize("impl", ["fastnn", "roof"])
 def test_rnnlm_segment(benchmark, impl):
     """kernels.rnnlm_segment (csrc/_rnnlm.pyx): one truncated-BPTT segment of the class-factorized Elman RNN LM,
-    forward and backward with every gradient, on `--preset fast`'s shapes; float32 (the output rows' gradient written,
-    defer_out=False).  Its roof is one GEMM of the FLOPs of its products (rnnlm_segment_flops; its softmaxes, tanh
-    and sums come on top, so fastnn stays below the roof).  No NumPy or torch version: the fused segment has no
-    short equivalent there (the graph model, RNNLM(fused=False), is fastnn's own).  A build whose products lose their
-    vector code shows here as a collapse against the roof (2026-12-06: 12x slower without AVX-512)."""
+    forward and backward with every gradient, on `--preset fast`'s shapes but B = 128; float32 (the output rows'
+    gradient written, defer_out=False).  Its roof is one GEMM of the FLOPs of its products (rnnlm_segment_flops; its
+    softmaxes, tanh and sums come on top, so fastnn stays below the roof).  No NumPy or torch version: the fused
+    segment has no short equivalent there (the graph model, RNNLM(fused=False), is fastnn's own).  A build whose
+    products lose their vector code shows here as a collapse against the roof (2026-12-06: 12x slower without
+    AVX-512)."""
     m, x, y, h0, args = _rnnlm_case(F32)
     work = ("gemm", rnnlm_segment_flops(m, x, y))
     notes = dict(vocab=RNNLM_V, classes=RNNLM_C, embed=m.embed)
