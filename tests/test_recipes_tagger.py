@@ -363,3 +363,14 @@ def test_a_feature_column_holding_another_columns_tags_is_named():
     assert "chunk (column 2): 4 of 28 tokens (I-PER: values of task 'ner'); is column 2 the chunk column" in notice, \
         notice
     assert recipe.feature_notice(model.unseen_features(rows)) is None
+
+
+def test_fit_refuses_an_override_of_what_the_model_was_built_with():
+    """fit(model, sents, hidden=500) trained the model's own 4 hidden units, and tasks=, keep_case=, dropout= ...
+    were ignored the same way, silently: they are build()'s; the training options still work."""
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
+    for name, value in (("hidden", 500), ("tasks", {"pos": 1}), ("keep_case", True), ("dropout", 0.5)):
+        with pytest.raises(TypeError, match=f"fit: '{name}' is set when the model is built .*; fit's options are "
+                                            f"the training ones \\(epochs, lr, "):
+            recipe.fit(model, _sentences(), quiet=True, **{name: value})
+    assert len(recipe.fit(model, _sentences(), epochs=2, lr=0.1, quiet=True).history) == 2

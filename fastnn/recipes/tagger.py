@@ -277,6 +277,12 @@ def build(config, train, *, log=None):
     return model
 
 
+# TaggerConfig's fields that build() reads and fit() does not, and those fit() reads
+_BUILT = ("tasks", "features", "task_weights") + tuple(
+    f.name for f in dataclasses.fields(TaggerConfig) if f.metadata.get("group") == "model")
+_TRAINING = tuple(f.name for f in dataclasses.fields(TaggerConfig) if f.metadata.get("group") == "training")
+
+
 def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
         on_nonfinite="raise", **overrides):
     """Train `model` on read_conll sentences with fastnn.train.Trainer under `config` (TaggerConfig(), with
@@ -297,6 +303,12 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
                         f"{type(model).__name__}.")
     if config is not None and not isinstance(config, TaggerConfig):
         raise TypeError(f"fit: 'config' must be a TaggerConfig; got {type(config).__name__}.")
+    # what the model was built with (its sizes, features, tasks) fit cannot change: such an override was ignored,
+    # silently (fit(model, sents, hidden=500) trained the model's own hidden layer)
+    built = [name for name in overrides if name in _BUILT]
+    if built:
+        raise TypeError(f"fit: {built[0]!r} is set when the model is built (build(config, train)), not by fit; "
+                        f"fit's options are the training ones ({', '.join(_TRAINING)}).")
     c = dataclasses.replace(config or TaggerConfig(), **overrides)
     # read once: dev is scored every epoch and train read by every member of an ensemble, so a generator would be
     # empty from the second time on (no error, a nan loss)
