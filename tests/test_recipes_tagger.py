@@ -374,3 +374,19 @@ def test_fit_refuses_an_override_of_what_the_model_was_built_with():
                                             f"the training ones \\(epochs, lr, "):
             recipe.fit(model, _sentences(), quiet=True, **{name: value})
     assert len(recipe.fit(model, _sentences(), epochs=2, lr=0.1, quiet=True).history) == 2
+
+
+def test_fit_trains_as_many_models_as_the_model_has():
+    """A single model given ensemble=3 (or a preset's config of 3) trained one model, silently; a saved ensemble
+    loaded and trained on without a config was refused ('ensemble' must be ... (2); got 1): it trains as its own 2."""
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4, epochs=1)
+    single = recipe.build(config, _sentences())
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(1\); got 3"):
+        recipe.fit(single, _sentences(), quiet=True, ensemble=3)
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(1\); got 3"):
+        recipe.fit(single, _sentences(), None, dataclasses.replace(config, ensemble=3), quiet=True)
+    pair = recipe.build(dataclasses.replace(config, ensemble=2), _sentences())
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(2\); got 1"):
+        recipe.fit(pair, _sentences(), None, config, quiet=True)
+    fitted = recipe.fit(pair, _sentences(), _sentences(5, seed=1), epochs=1, quiet=True)
+    assert len(fitted.trainers) == 2

@@ -309,7 +309,12 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     if built:
         raise TypeError(f"fit: {built[0]!r} is set when the model is built (build(config, train)), not by fit; "
                         f"fit's options are the training ones ({', '.join(_TRAINING)}).")
-    c = dataclasses.replace(config or TaggerConfig(), **overrides)
+    # a model of K members is trained as K; without a config, as its own K (a loaded ensemble needed ensemble=K)
+    k = len(model.members) if isinstance(model, TaggerEnsemble) else 1
+    c = dataclasses.replace(config or TaggerConfig(ensemble=k), **overrides)
+    if c.ensemble != k:         # (a single model given ensemble=3 trained one model, silently)
+        raise ValueError(f"fit: 'ensemble' must be the model's number of members ({k}); got {c.ensemble}. The "
+                         f"members are made by build(config, train) with the config's ensemble.")
     # read once: dev is scored every epoch and train read by every member of an ensemble, so a generator would be
     # empty from the second time on (no error, a nan loss)
     if not isinstance(train, TaggerBatch):
@@ -370,9 +375,6 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     member k > 0 to `checkpoint`.member<k>; resume resumes every member whose checkpoint exists (the first one's
     must) and starts the others."""
 
-    if len(model.members) != c.ensemble:
-        raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
-                         f"{c.ensemble}.")
     from fastnn.train import Interrupted, TrainingInterrupted
 
     k = len(model.members)
