@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from fastnn._validation import check_sentences
 from fastnn.data.tags import convert, end_of_chunk, reencode, scheme_of, split_tag, start_of_chunk
 
 
@@ -53,7 +54,9 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
     "accuracy" may differ from its output in the last digits while the chunk scores are identical.
     """
     where = "conll_f1"
-    gold_sentences, pred_sentences = list(gold_sentences), list(pred_sentences)
+    # a flat list of tags (one sentence, as sklearn's metrics take them) was scored as sentences of characters
+    gold_sentences = check_sentences(gold_sentences, f"{where}: 'gold_sentences'", item="tag")
+    pred_sentences = check_sentences(pred_sentences, f"{where}: 'pred_sentences'", item="tag")
     if len(gold_sentences) != len(pred_sentences):
         raise ValueError(f"{where}: 'gold_sentences' and 'pred_sentences' must have the same number of sentences; "
                          f"got {len(gold_sentences)} and {len(pred_sentences)}.")
