@@ -102,6 +102,23 @@ def test_accuracy():
         accuracy([1, 2], [1])
 
 
+def test_accuracy_compares_sentences_and_labels_not_characters():
+    """Sentences of other lengths with the same total were compared shifted ([[a, b], [c]] against [[a], [b, c]]:
+    1.0), strings character by character ('abc' against 'abd': 0.67), and a number was 'int is not iterable'."""
+    with pytest.raises(ValueError, match=r"must have the same sentences; got 2 gold and 1 predicted labels in "
+                                         r"sentence 0"):
+        accuracy([["a", "b"], ["c"]], [["a"], ["b", "c"]])
+    with pytest.raises(ValueError, match=r"must have the same sentences; got 2 and 3 sentences"):
+        accuracy([["a", "b"], ["c"]], [["a"], ["b"], ["c"]])
+    with pytest.raises(TypeError, match=r"'pred' must be a sequence of labels, or of sentences of labels; got a "
+                                        r"str 'abd'"):
+        accuracy(["a", "b", "c"], "abd")
+    with pytest.raises(TypeError, match=r"'gold' must be a sequence of labels.*; got int 1"):
+        accuracy(1, [1])
+    assert accuracy([["a", "b"], ("c",)], [np.array(["a", "x"]), ["c"]]) == pytest.approx(2 / 3)
+    assert accuracy((x for x in [1, 2]), np.array([1, 0])) == 0.5
+
+
 def test_perplexity():
     assert perplexity(0.0, 10) == 1.0
     assert perplexity(10 * math.log(50.0), 10) == pytest.approx(50.0)
