@@ -195,3 +195,21 @@ def test_an_input_of_docstart_lines_only_is_conll_of_no_sentence(tmp_path, text)
     path.write_text("-DOCSTART-\nthe dog runs\n\n-DOCSTART- -X- O\na cat\n")
     assert read_words(path) == ([["the", "dog", "runs"], ["a", "cat"]], "text")
     assert read_words(path, "text")[0] == [["the", "dog", "runs"], ["a", "cat"]]
+
+
+def test_write_conll_writes_tokens_as_words_and_refuses_what_it_would_misread(tmp_path):
+    """A tokenised sentence ([["John", "runs"]]) was written a character per column ('J o h n'), one sentence's rows
+    given flat as two sentences of their columns, and an extra column's sentence given as a string a character per
+    token, all silently."""
+    from fastnn.data.conll import write_conll
+    out = tmp_path / "out.txt"
+    write_conll(out, [["John", "runs"]], [[["B-PER", "O"]]])
+    assert out.read_text() == "John B-PER\nruns O\n\n"
+    with pytest.raises(TypeError, match=r"write_conll: 'sentences' must be a list of sentences, each a list of rows; "
+                                        r"got a flat list of 2 row tuples"):
+        write_conll(out, [("a", "B"), ("b", "C")])
+    with pytest.raises(TypeError, match=r"write_conll: extra column 0: sentence 0 must be a list of tag strings; got "
+                                        r"str 'XY'"):
+        write_conll(out, [[("a", "B"), ("b", "C")]], [["XY"]])
+    write_conll(out, (s for s in [[("a", "B"), ("b", "C")]]), [[("X", "Y")]])     # any iterables of sentences
+    assert out.read_text() == "a B X\nb C Y\n\n"

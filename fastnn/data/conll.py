@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import is_string_array, short_repr
+from fastnn._validation import check_sentences, is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
@@ -172,9 +172,13 @@ def write_conll(path, sentences, extra=()):
 
     `extra` is a sequence of columns, each a list (one per sentence) of per-token strings, e.g. `[predicted_tags]`.
     Sentences are separated by blank lines, as conlleval expects.  A field that would not read back as one (empty,
-    or with whitespace in it), a row of another width or an empty sentence is a ValueError before anything is written.
+    or with whitespace in it) or an empty sentence is a ValueError before anything is written.  Sentences may be
+    tokenised ([["John", "runs"]]: one column); a row of another width, and other forms, are a TypeError (as_rows).
     """
-    extra = list(extra)
+    # (a tokenised sentence's words were written a character per column, one sentence's rows given flat as
+    # sentences of their columns, and an extra column's sentence as a string a character per token, silently)
+    sentences = as_rows(sentences, "write_conll")
+    extra = [check_sentences(e, f"write_conll: extra column {i}", item="tag") for i, e in enumerate(extra)]
     lines = []
     for k, s in enumerate(sentences):
         for e_i, e in enumerate(extra):
@@ -188,9 +192,6 @@ def write_conll(path, sentences, extra=()):
         for i, row in enumerate(s):
             fields = list(row) + [e[k][i] for e in extra]
             check_fields(fields, "write_conll", f"sentence {k}, token {i}")
-            if len(fields) != len(s[0]) + len(extra):
-                raise ValueError(f"write_conll: sentence {k}, token {i} must have the columns of its first token "
-                                 f"({len(s[0]) + len(extra)}); got {len(fields)}.")
             lines.append(" ".join(fields))
         lines.append("")
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
