@@ -213,3 +213,17 @@ def test_write_conll_writes_tokens_as_words_and_refuses_what_it_would_misread(tm
         write_conll(out, [[("a", "B"), ("b", "C")]], [["XY"]])
     write_conll(out, (s for s in [[("a", "B"), ("b", "C")]]), [[("X", "Y")]])     # any iterables of sentences
     assert out.read_text() == "a B X\nb C Y\n\n"
+
+
+def test_parse_conll_and_read_document_refuse_a_text_or_a_path_as_their_lines():
+    """parse_conll('a B\\nb C\\n') read the text a character per line (four one-word sentences 'a', 'B', ...) and
+    parse_conll('eng.testa') the path's characters as a sentence, silently."""
+    from fastnn.data.conll import parse_conll, read_document
+    with pytest.raises(TypeError, match=r"parse_conll: 'lines' must be an iterable of lines \(an open file, a list "
+                                        r"of str\); got a str 'a B\\nb C\\n': text\? Pass text.splitlines\(\)"):
+        parse_conll("a B\nb C\n")
+    with pytest.raises(TypeError, match=r"got a str 'eng.testa': a path\? Read the file with read_conll\(path\)"):
+        parse_conll("eng.testa")
+    with pytest.raises(TypeError, match=r"read_document: 'lines' must be an iterable of lines"):
+        list(read_document("a B\nb C\n", "conll"))
+    assert parse_conll("a B\nb C\n".splitlines()) == [[("a", "B"), ("b", "C")]]

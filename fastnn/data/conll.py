@@ -58,12 +58,24 @@ def read_conll(path, columns=None, *, task=None, starts=None):
 def parse_conll(lines, columns=None, *, task=None, name="<input>", where="parse_conll", starts=None):
     """read_conll's sentences of an iterable of lines (e.g. a file whose first lines were already read to decide its
     format: a pipe cannot be opened twice); `name` names it in messages, `starts` as read_conll's."""
+    _check_lines(lines, where)
     if isinstance(columns, (str, int, np.integer)):
         columns = [columns]
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
     return _sentences(lines, name, cols, columns, task, where, starts)
+
+
+def _check_lines(lines, where):
+    """TypeError for a path or a whole text given as the lines: read a character per line, they were a sentence of
+    one-character words per character, silently."""
+    import os
+    if isinstance(lines, (str, bytes, os.PathLike)):
+        text = not isinstance(lines, os.PathLike) and "\n" in os.fsdecode(lines)
+        hint = "text? Pass text.splitlines()" if text else "a path? Read the file with read_conll(path)"
+        raise TypeError(f"{where}: 'lines' must be an iterable of lines (an open file, a list of str); got a "
+                        f"{type(lines).__name__} {short_repr(lines)}: {hint}.")
 
 
 def _sentences(lines, path, cols, columns, task, where, starts=None):
@@ -332,6 +344,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
     """
     if fmt not in FORMATS:
         raise ValueError(f"{where}: 'fmt' must be one of {FORMATS}; got {fmt!r}.")
+    _check_lines(lines, where)
     cur, first, first_line = [], None, None
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
