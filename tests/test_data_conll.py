@@ -227,3 +227,23 @@ def test_parse_conll_and_read_document_refuse_a_text_or_a_path_as_their_lines():
     with pytest.raises(TypeError, match=r"read_document: 'lines' must be an iterable of lines"):
         list(read_document("a B\nb C\n", "conll"))
     assert parse_conll("a B\nb C\n".splitlines()) == [[("a", "B"), ("b", "C")]]
+
+
+def test_column_helpers_refuse_sentences_that_are_not_rows():
+    """word_vocab([['John', 'runs']]) built a vocabulary of first letters ('j', 'r'), and column / tag_vocab /
+    encode_words / encode_caps / encode_tags read a tokenised sentence, or one sentence's rows given flat, a
+    character per column, silently."""
+    from fastnn.data import conll
+    rows = [[("John", "NNP", "B-NP"), ("runs", "VBZ", "B-VP")]]
+    vocab = conll.word_vocab(rows)
+    calls = {"word_vocab": lambda s: conll.word_vocab(s), "tag_vocab": lambda s: conll.tag_vocab(s, 1),
+             "column": lambda s: conll.column(s, 1), "encode_words": lambda s: conll.encode_words(s, vocab),
+             "encode_caps": lambda s: conll.encode_caps(s), "encode_tags": lambda s: conll.encode_tags(s, vocab, 1)}
+    for where, call in calls.items():
+        with pytest.raises(TypeError, match=rf"{where}: sentence 0 must be a list of rows like read_conll's .*; got "
+                                            rf"\['John', 'runs'\]\. Tokenised sentences are made rows by as_rows"):
+            call([["John", "runs"]])
+        with pytest.raises(TypeError, match=rf"{where}: sentence 0 .*; got \('John', 'NNP', 'B-NP'\)\. One "
+                                            rf"sentence's rows given flat\? Pass \[rows\]"):
+            call(rows[0])
+    assert conll.column(iter(rows), 2) == [["B-NP", "B-VP"]] and vocab.words[2:] == ["john", "runs"]

@@ -176,7 +176,21 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
 def column(sentences, col):
     """One column of every sentence: list of lists of strings (`col` by index or name)."""
     c = column_index(col, "column")
-    return [[row[c] for row in s] for s in sentences]
+    return [[row[c] for row in s] for s in _check_rows(sentences, "column")]
+
+
+def _check_rows(sentences, where):
+    """`sentences` as a list, or a TypeError unless each is a list of rows (read_conll's form), checked at each
+    sentence's first row: a tokenised sentence's words, or one sentence's rows given flat, were read a character per
+    column (a vocabulary of first letters), silently.  (as_rows checks every row and converts other forms.)"""
+    sentences = list(sentences)
+    for k, s in enumerate(sentences):
+        if isinstance(s, (str, bytes)) or (len(s) and not isinstance(s[0], (tuple, list, np.ndarray))):
+            flat = " One sentence's rows given flat? Pass [rows]." if isinstance(s, tuple) else ""
+            raise TypeError(f"{where}: sentence {k} must be a list of rows like read_conll's (tuples of column "
+                            f"strings); got {short_repr(s)}.{flat} Tokenised sentences are made rows by "
+                            f"as_rows(sentences).")
+    return sentences
 
 
 def write_conll(path, sentences, extra=()):
@@ -372,7 +386,7 @@ def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
     """Vocabulary of normalised training words: <pad> (id 0), <unk> (id 1), then words with count >= min_count by
     decreasing count, then `extra_words` not yet present (e.g. the words of pretrained vectors), in their order."""
     c = column_index(col, "word_vocab")
-    norm = ([normalize_word(row[c]) for row in s] for s in sentences)
+    norm = ([normalize_word(row[c]) for row in s] for s in _check_rows(sentences, "word_vocab"))
     v = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
     extra = [w for w in dict.fromkeys(extra_words) if w not in v]
     if not extra:
@@ -382,25 +396,26 @@ def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
 
 def tag_vocab(sentences, col):
     """Vocabulary of the tags in column `col`, sorted by decreasing count then name, without specials."""
-    return Vocab.build(column(sentences, col), specials=())
+    return Vocab.build(column(_check_rows(sentences, "tag_vocab"), col), specials=())
 
 
 def encode_words(sentences, vocab, col="word"):
     """Per sentence, int64 ids of the normalised words (unknown -> <unk>)."""
     c = column_index(col, "encode_words")
-    return [vocab.encode([normalize_word(row[c]) for row in s]) for s in sentences]
+    return [vocab.encode([normalize_word(row[c]) for row in s]) for s in _check_rows(sentences, "encode_words")]
 
 
 def encode_caps(sentences, col="word"):
     """Per sentence, int64 capitalisation classes of the words."""
     c = column_index(col, "encode_caps")
-    return [np.array([caps_feature(row[c]) for row in s], dtype=np.int64) for s in sentences]
+    return [np.array([caps_feature(row[c]) for row in s], dtype=np.int64)
+            for s in _check_rows(sentences, "encode_caps")]
 
 
 def encode_tags(sentences, vocab, col):
     """Per sentence, int64 tag ids of column `col`; a tag missing from `vocab` raises KeyError (no <unk>)."""
     c = column_index(col, "encode_tags")
-    return [vocab.encode([row[c] for row in s]) for s in sentences]
+    return [vocab.encode([row[c] for row in s]) for s in _check_rows(sentences, "encode_tags")]
 
 
 def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAPS_PAD):
