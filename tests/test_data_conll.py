@@ -247,3 +247,21 @@ def test_column_helpers_refuse_sentences_that_are_not_rows():
                                             rf"sentence's rows given flat\? Pass \[rows\]"):
             call(rows[0])
     assert conll.column(iter(rows), 2) == [["B-NP", "B-VP"]] and vocab.words[2:] == ["john", "runs"]
+
+
+def test_windows_takes_sentences_of_integer_ids():
+    """Float ids were truncated into other words (1.7 -> 1), silently; one sentence's ids given flat failed as
+    'numpy.int64 has no len()', and window=True was a window of 1."""
+    from fastnn.data.conll import windows
+    with pytest.raises(TypeError, match=r"windows: 'word_ids' sentence 0 must be a 1-d array of integer ids; got "
+                                        r"array\(\[1.7, 3. \]\) \(1-d, dtype float64\)"):
+        windows([np.array([1.7, 3.0])], window=3)
+    with pytest.raises(TypeError, match=r"'word_ids' must be a list of sentences, .*; got one 1-d array .*: for one "
+                                        r"sentence pass \[ids\]"):
+        windows(np.array([2, 3, 4]), window=3)
+    with pytest.raises(TypeError, match=r"'caps_ids' sentence 1 must be a 1-d array of integer ids"):
+        windows([[2], [3]], [[1], ["a"]], window=3)
+    with pytest.raises(ValueError, match="'window' must be an odd int >= 1; got True"):
+        windows([[2, 3]], window=True)
+    w, _, offsets = windows([[2, 3], [], np.array([4], dtype=np.int32)], window=3)
+    assert w.tolist() == [[0, 2, 3], [2, 3, 0], [0, 4, 0]] and offsets.tolist() == [0, 2, 2, 3]

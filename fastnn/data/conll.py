@@ -433,8 +433,10 @@ def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAP
     offsets : (n_sentences + 1,) int64; sentence k is rows offsets[k]:offsets[k+1].
     """
     where = "windows"
-    if not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
+    word_ids = _id_sentences(word_ids, "word_ids", where)
+    caps_ids = None if caps_ids is None else _id_sentences(caps_ids, "caps_ids", where)
     lengths = np.array([len(w) for w in word_ids], dtype=np.int64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -450,8 +452,24 @@ def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAP
     def gather(seqs, pad):
         padded = np.full(offsets[-1] + 2 * h * len(lengths), pad, dtype=np.int64)
         if len(lengths):
-            flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+            flat = np.concatenate([s.astype(np.int64, copy=False) for s in seqs])
             padded[pos] = flat
         return padded[idx]
 
     return gather(word_ids, pad_word_id), None if caps_ids is None else gather(caps_ids, pad_caps_id), offsets
+
+
+def _id_sentences(seqs, name, where):
+    """`seqs` as a list of 1-d integer arrays, or a TypeError naming the sentence: float ids were truncated (1.7 ->
+    1) and one sentence's ids given flat failed as 'numpy.int64 has no len()'."""
+    if isinstance(seqs, np.ndarray) and seqs.ndim == 1 and seqs.dtype != object:
+        raise TypeError(f"{where}: '{name}' must be a list of sentences, each a 1-d array of integer ids; got one "
+                        f"1-d array {short_repr(seqs)}: for one sentence pass [ids].")
+    out = []
+    for k, s in enumerate(seqs):
+        a = np.asarray(s)
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise TypeError(f"{where}: '{name}' sentence {k} must be a 1-d array of integer ids; got "
+                            f"{short_repr(s)} ({a.ndim}-d, dtype {a.dtype}).")
+        out.append(a)
+    return out
