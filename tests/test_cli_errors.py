@@ -54,6 +54,8 @@ BAD = {
     "tagger: checkpoint dir missing": [*TAGGER, "--checkpoint", f"{NOPE}/ck.npz"],
     "tagger: resume without checkpoint": [*TAGGER, "--resume"],
     "tagger: out is the train file": [*TAGGER[:-1], "{d}/c.conll"],
+    "tagger: patience without dev": [*TAGGER, "--patience", "2"],      # (were ignored: nothing to stop on)
+    "tagger: halve-lr without dev": [*TAGGER, "--halve-lr"],
     "tagger predict: out is the data": ["tagger", "predict", "--model", "{d}/tagger.npz", "--data", "{d}/c.conll",
                                         "--out", "{d}/c.conll"],
     "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],

@@ -390,3 +390,14 @@ def test_fit_trains_as_many_models_as_the_model_has():
         recipe.fit(pair, _sentences(), None, config, quiet=True)
     fitted = recipe.fit(pair, _sentences(), _sentences(5, seed=1), epochs=1, quiet=True)
     assert len(fitted.trainers) == 2
+
+
+def test_dev_score_options_without_dev_are_refused():
+    """patience and halve_lr act on the dev score: without dev sentences both were ignored, silently (no early stop,
+    a constant rate); fit says so, and `tagger train` before reading its data (one line naming the option)."""
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
+    for name, value in (("patience", 0), ("halve_lr", True)):
+        with pytest.raises(ValueError, match=f"fit: '{name}' acts on the dev score, and no dev sentences were given"):
+            recipe.fit(model, _sentences(), quiet=True, **{name: value})
+    assert len(recipe.fit(model, _sentences(), _sentences(5, seed=1), epochs=3, patience=0, halve_lr=True,
+                          quiet=True).history) >= 1

@@ -26,7 +26,8 @@ from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
-           "train", "feature_notice", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+           "train", "feature_notice", "needs_dev", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std",
+           "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -227,6 +228,12 @@ def member_seeds(config):
     return [config.seed * k + i for i in range(k)]
 
 
+def needs_dev(config):
+    """The first field set in `config` that acts on the dev score (patience, halve_lr), or None: without dev
+    sentences they were ignored, silently."""
+    return "patience" if config.patience is not None else "halve_lr" if config.halve_lr else None
+
+
 def _check_config(config, where):
     """A copy of `config` checked again, or a TypeError unless it is a TaggerConfig (a dict, or another recipe's
     Config, failed in dataclasses.replace or as an AttributeError from deep inside)."""
@@ -321,11 +328,14 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
         train = as_rows(train, "fit: 'train'", tokens=False, name=None)
     if dev is not None:
         dev = as_rows(dev, "fit: 'dev'", tokens=False, name=None)
+    elif needs_dev(c):
+        raise ValueError(f"fit: {needs_dev(c)!r} acts on the dev score, and no dev sentences were given; pass dev, "
+                         f"or leave it unset.")
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
     lr = optim.Linear(c.lr / c.warmup, c.lr, c.warmup - 1) if c.warmup > 1 else c.lr
-    lr = optim.HalveOnPlateau(lr) if c.halve_lr and dev is not None else lr     # the trainer reports dev scores
+    lr = optim.HalveOnPlateau(lr) if c.halve_lr else lr     # the trainer reports dev scores
     opt = optim.by_name(c.optimizer, model.parameters(), lr, "fit", weight_decay=c.weight_decay)
     data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
     validate = None
