@@ -56,6 +56,13 @@ BAD = {
     "tagger: out is the train file": [*TAGGER[:-1], "{d}/c.conll"],
     "tagger: patience without dev": [*TAGGER, "--patience", "2"],      # (were ignored: nothing to stop on)
     "tagger: halve-lr without dev": [*TAGGER, "--halve-lr"],
+    # an option that takes effect only with another (recipes.config.unmet_needs): was ignored, silently
+    "tagger: lstm-hidden without bilstm": [*TAGGER, "--lstm-hidden", "50"],
+    "tagger: suffix-len without suffix-dim": [*TAGGER, "--suffix-len", "2"],
+    "tagger: char-filters without char-dim": [*TAGGER, "--char-filters", "20"],
+    "tagger: bucket with the word loss": [*TAGGER, "--loss", "word", "--bucket", "4"],
+    "tagger: average-start without average": [*TAGGER, "--average-start", "1"],
+    "tagger: pretrained-std without pretrained": [*TAGGER, "--pretrained-std", "0.1"],
     "tagger predict: out is the data": ["tagger", "predict", "--model", "{d}/tagger.npz", "--data", "{d}/c.conll",
                                         "--out", "{d}/c.conll"],
     "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],

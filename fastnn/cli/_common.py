@@ -443,11 +443,20 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
     """The Config of a command: the preset's fields (from_preset(preset, ...)), then the options given on the command
     line, then `values` (fields the command computed, e.g. the tasks).  A bad value is a CLIError naming the option
     (--batch-size, not batch_size)."""
-    fields = {**given_fields(cls, args), **values}
+    from fastnn.recipes.config import unmet_needs
+    given = given_fields(cls, args)
     try:
-        return from_preset(preset, **fields) if from_preset else cls(**fields)
+        config = from_preset(preset, **given, **values) if from_preset else cls(**given, **values)
     except (ValueError, TypeError) as e:
         raise CLIError(option_names(str(e), cls)) from None
+    # an option that takes effect only with another (--lstm-hidden without --context bilstm) was ignored, silently;
+    # a search trial's sampled options are exempt (its space may cross --context with --lstm-hidden)
+    sampled = getattr(args, "sampled", ())
+    for name, (other, value) in unmet_needs(config, given):
+        if name not in sampled and other not in sampled:
+            want = flag(other) + ("" if value is None else f" {value}")
+            raise CLIError(f"{flag(name)} has no effect without {want}: give {want} too, or leave {flag(name)} out")
+    return config
 
 
 def option_names(message, *classes):

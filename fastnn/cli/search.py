@@ -138,6 +138,8 @@ class TrainObjective:
     def parse(self, params, out):
         top, train = _train_parser(self.kind)
         args = top.parse_args([self.kind, "train", *self.base_args, *_tokens(params, train), "--out", out])
+        # (a space may cross options, e.g. --context with --lstm-hidden: config_from_args does not refuse these)
+        args.sampled = {train._option_string_actions[_option(name)].dest for name in params}
         if not any(a == "--threads" or a.startswith("--threads=") for a in self.base_args) and "--threads" not in \
                 {_option(n) for n in params}:
             import fastnn

@@ -68,18 +68,19 @@ class TaggerConfig(Config):
     feature_dim: int = option(10, "vector size of a --feature without :DIM", group="model")
     suffix_len: int = option(0, "suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) "
                                 "give one slot each, sharing one table; 0 = none", parse=parse_lengths,
-                             metavar="N[,N...]", group="model")
-    suffix_dim: int = option(0, "suffix feature vector size", group="model")
+                             metavar="N[,N...]", group="model", needs=("suffix_dim", "D"))
+    suffix_dim: int = option(0, "suffix feature vector size", group="model", needs=("suffix_len", "N"))
     prefix_len: int = option(0, "prefix feature: the first N letters, as --suffix-len", parse=parse_lengths,
-                             metavar="N[,N...]", group="model")
-    prefix_dim: int = option(0, "prefix feature vector size", group="model")
+                             metavar="N[,N...]", group="model", needs=("prefix_dim", "D"))
+    prefix_dim: int = option(0, "prefix feature vector size", group="model", needs=("prefix_len", "N"))
     shape_dim: int = option(0, "word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to "
                                "X/x/d and keeps other characters, e.g. 10-round -> d-x", group="model")
     char_dim: int = option(0, "character feature: character vector size, 0 = none; a convolution over the word's "
                               "characters (case kept, digits -> 0) and a max over them give each word --char-filters "
                               "more inputs (dos Santos and Zadrozny 2014)", group="model")
-    char_filters: int = option(50, "character feature: convolution filters", group="model")
-    char_width: int = option(3, "character feature: characters per convolution window, odd", group="model")
+    char_filters: int = option(50, "character feature: convolution filters", group="model", needs=("char_dim", "D"))
+    char_width: int = option(3, "character feature: characters per convolution window, odd", group="model",
+                             needs=("char_dim", "D"))
     hidden: int = option(300, "hidden units", group="model")
     activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
     loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
@@ -87,9 +88,10 @@ class TaggerConfig(Config):
     context: str = option("window", "what each token's hidden layer reads besides its window: the window alone, or "
                                     "also a bidirectional LSTM over the sentence's window vectors (Huang, Xu and Yu "
                                     "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
-    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model")
+    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model",
+                              needs=("context", "bilstm"))
     lstm_dropout: float = option(0.0, "with --context bilstm: dropout on the LSTMs' outputs (the hidden layer's "
-                                      "inputs from them)", group="model")
+                                      "inputs from them)", group="model", needs=("context", "bilstm"))
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -106,7 +108,7 @@ class TaggerConfig(Config):
                                          "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
                                          "s = --embed-scale), so large language-model vectors do not saturate the "
                                          "hidden layer; 'raw' = as in the file", parse=parse_std, metavar="S|raw",
-                                 group="model")
+                                 group="model", needs=("pretrained", "FILE"))
     extend_vocab: bool = option(False, "with --pretrained: also add the file's words that are not in the training "
                                        "data", group="model")
     freeze_embeddings: bool = option(False, "do not train the word vectors", group="model")
@@ -120,7 +122,7 @@ class TaggerConfig(Config):
     batch_size: int = option(128, "windows per step (word loss) or about that many tokens of whole sentences "
                                   "(sentence loss)", group="training")
     bucket: int = option(0, "sentence loss: sort sentences by length within pools of N batches so batches pad less "
-                            "(0 = plain shuffle)", group="training")
+                            "(0 = plain shuffle)", group="training", needs=("loss", "sentence"))
     unk_replace: float = option(0.0, "probability of replacing a word seen once by <unk> in training",
                                 group="training")
     clip_norm: float = option(0.0, CLIP_NORM_HELP, group="training")
@@ -131,7 +133,7 @@ class TaggerConfig(Config):
     average: bool = option(False, "score and save the mean of the parameters over all steps (Polyak averaging) "
                                   "instead of the last ones", group="training")
     average_start: int = option(0, "with --average: epochs trained before the mean starts (0 = from the first step)",
-                                metavar="N", group="training")
+                                metavar="N", group="training", needs=("average", None))
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
                               "their tag and transition scores; the model file holds them all", metavar="K",
                            group="training")
