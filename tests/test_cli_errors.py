@@ -54,6 +54,10 @@ BAD = {
     "tagger: checkpoint dir missing": [*TAGGER, "--checkpoint", f"{NOPE}/ck.npz"],
     "tagger: resume without checkpoint": [*TAGGER, "--resume"],
     "tagger: out is the train file": [*TAGGER[:-1], "{d}/c.conll"],
+    # an option of several values given twice: argparse kept the last list, silently (a second --train replaced the
+    # first)
+    "tagger: train given twice": [*TAGGER, "--train", "{d}/c.conll"],
+    "search: a training option given twice": [*SEARCH, *TRAIN_ARGS, "--dev", "{d}/c.conll", "--train", "{d}/c.conll"],
     "tagger: patience without dev": [*TAGGER, "--patience", "2"],      # (were ignored: nothing to stop on)
     "tagger: halve-lr without dev": [*TAGGER, "--halve-lr"],
     # an option that takes effect only with another (recipes.config.unmet_needs): was ignored, silently

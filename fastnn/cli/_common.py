@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import threading
 
 
@@ -471,7 +472,23 @@ def option_names(message, *classes):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2)."""
+    """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2), and which refuses an
+    option that takes several values given twice: argparse keeps the last list, so `--train a.txt --train b.txt`
+    trained on b.txt alone, silently.  (An option of one value given again overrides it, as wrapper scripts expect.)"""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        seen = {}
+        for a in args:
+            if a == "--":                    # what follows is another command's (search's training options)
+                break
+            action = self._option_string_actions.get(a.split("=", 1)[0]) if a.startswith("--") else None
+            if isinstance(action, argparse._StoreAction) and action.nargs in ("+", "*"):
+                if action.dest in seen:
+                    self.error(f"{seen[action.dest]} is given twice: the second list would replace the first, "
+                               f"silently; give it once with all its values ({seen[action.dest]} A B ...)")
+                seen[action.dest] = a.split("=", 1)[0]
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         e = CLIError(f"{message} (see {self.prog} -h)")
