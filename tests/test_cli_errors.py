@@ -119,6 +119,9 @@ BAD = {
     "compare: zero threads": ["compare-optimizers", "--threads", "0"],
     "compare: plot dir missing": ["compare-optimizers", "--sizes", "100", "--plot", f"{NOPE}/x.png"],
     "compare: traces dir missing": ["compare-optimizers", "--sizes", "100", "--traces", f"{NOPE}/x.json"],
+    "compare: momentum without the momentum method": ["compare-optimizers", "--sizes", "100", "--budget", "0.1",
+                                                      "--models", "logreg", "--methods", "sgd", "--plot", "none",
+                                                      "--momentum", "0.5"],   # (was plain SGD, silently)
     # gradcheck
     "gradcheck: zero eps": ["gradcheck", "--eps", "0"],
     "gradcheck: negative tol": ["gradcheck", "--tol", "-1"],

@@ -455,7 +455,10 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
     sampled = getattr(args, "sampled", ())
     for name, (other, value) in unmet_needs(config, given):
         if name not in sampled and other not in sampled:
-            want = flag(other) + ("" if value is None else f" {value}")
+            if isinstance(getattr(config, other), (tuple, list, frozenset, set)):
+                want = f"{value} in {flag(other)}"
+            else:
+                want = flag(other) + ("" if value is None else f" {value}")
             raise CLIError(f"{flag(name)} has no effect without {want}: give {want} too, or leave {flag(name)} out")
     return config
 

@@ -110,7 +110,8 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
 def unmet_needs(config, names):
     """[(name, (field, value))] for the fields `names` of `config` (those a user gave) that are off their default yet
     have no effect in it: their metadata's "needs" field is unset (falsy), or not at the value named when that field
-    has choices (lstm_hidden without context "bilstm").  A front end refuses them: they were ignored, silently."""
+    has choices (lstm_hidden without context "bilstm"), or without the value when it is a list of names (momentum
+    without "momentum" among the methods).  A front end refuses them: they were ignored, silently."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     out = []
     for name in names:
@@ -121,7 +122,11 @@ def unmet_needs(config, names):
             continue
         other, value = needs
         have = getattr(config, other)
-        if not (have == value if fields[other].metadata.get("choices") else have):
+        if isinstance(have, (tuple, list, frozenset, set)):     # a list of names (methods): the value among them
+            met = value in have
+        else:
+            met = have == value if fields[other].metadata.get("choices") else bool(have)
+        if not met:
             out.append((name, needs))
     return out
 
