@@ -122,6 +122,8 @@ BAD = {
     "compare: momentum without the momentum method": ["compare-optimizers", "--sizes", "100", "--budget", "0.1",
                                                       "--models", "logreg", "--methods", "sgd", "--plot", "none",
                                                       "--momentum", "0.5"],   # (was plain SGD, silently)
+    "compare: window without data": ["compare-optimizers", "--sizes", "100", "--budget", "0.1", "--models", "logreg",
+                                      "--methods", "sgd", "--plot", "none", "--window", "3"],   # (the synthetic task)
     # gradcheck
     "gradcheck: zero eps": ["gradcheck", "--eps", "0"],
     "gradcheck: negative tol": ["gradcheck", "--tol", "-1"],

@@ -453,9 +453,9 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
     # an option that takes effect only with another (--lstm-hidden without --context bilstm) was ignored, silently;
     # a search trial's sampled options are exempt (its space may cross --context with --lstm-hidden)
     sampled = getattr(args, "sampled", ())
-    for name, (other, value) in unmet_needs(config, given):
+    for name, (other, value) in unmet_needs(config, given, vars(args)):
         if name not in sampled and other not in sampled:
-            if isinstance(getattr(config, other), (tuple, list, frozenset, set)):
+            if isinstance(getattr(config, other, None), (tuple, list, frozenset, set)):
                 want = f"{value} in {flag(other)}"
             else:
                 want = flag(other) + ("" if value is None else f" {value}")

@@ -107,11 +107,13 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
                              f"got {getattr(config, f.name)!r}.")
 
 
-def unmet_needs(config, names):
+def unmet_needs(config, names, outside=None):
     """[(name, (field, value))] for the fields `names` of `config` (those a user gave) that are off their default yet
     have no effect in it: their metadata's "needs" field is unset (falsy), or not at the value named when that field
     has choices (lstm_hidden without context "bilstm"), or without the value when it is a list of names (momentum
-    without "momentum" among the methods).  A front end refuses them: they were ignored, silently."""
+    without "momentum" among the methods).  A needed name that is no field is looked up in `outside` (a dict: what
+    the front end has besides the Config, e.g. a command's --data file).  A front end refuses them: they were
+    ignored, silently."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     out = []
     for name in names:
@@ -121,11 +123,11 @@ def unmet_needs(config, names):
         if needs is None or getattr(config, name) == default:
             continue
         other, value = needs
-        have = getattr(config, other)
+        have = getattr(config, other) if other in fields else (outside or {}).get(other)
         if isinstance(have, (tuple, list, frozenset, set)):     # a list of names (methods): the value among them
             met = value in have
         else:
-            met = have == value if fields[other].metadata.get("choices") else bool(have)
+            met = have == value if other in fields and fields[other].metadata.get("choices") else bool(have)
         if not met:
             out.append((name, needs))
     return out
