@@ -104,6 +104,8 @@ BAD = {
     "experiment: zero steps": ["experiment", "adding", "--steps", "0"],
     "experiment: malformed steps": ["experiment", "adding", "--steps", "x"],
     "experiment: zero T": ["experiment", "adding", "--T", "0"],
+    "experiment: lr with the grid": ["experiment", "adding", "--grid", "--lr", "0.5", "--steps", "1", "--T", "5",
+                                     "--models", "tanh", "--hidden", "2", "--workers", "1", "--quiet"],   # (ignored)
     "experiment: negative hidden": ["experiment", "clipping", "--hidden", "-1"],
     "experiment: zero batch": ["experiment", "gradients", "--batch-size", "0"],
     "experiment: plot dir missing": ["experiment", "adding", "--steps", "1", "--plot", f"{NOPE}/x.png"],
