@@ -5,7 +5,7 @@ A Config field's metadata is what a front end needs to offer it: "help" (one lin
 appends it), and optionally "choices", "type" (when the default is None), "parse" (text -> value, e.g. "1,2,3"),
 "metavar", "group" ("model" or "training") and "cli": False for a field a front end fills itself (e.g. the tasks,
 which need the data's columns), and "needs": (field, value) when the field takes effect only with another one set
-(value None, or a placeholder such as "N" for a number) or at one of its choices (see unmet_needs).
+(value None) or at a value (see unmet_needs).
 """
 import copy
 import dataclasses
@@ -109,8 +109,8 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
 
 def unmet_needs(config, names, outside=None):
     """[(name, (field, value))] for the fields `names` of `config` (those a user gave) that are off their default yet
-    have no effect in it: their metadata's "needs" field is unset (falsy), or not at the value named when that field
-    has choices (lstm_hidden without context "bilstm"), or without the value when it is a list of names (momentum
+    have no effect in it: their metadata's "needs" field is unset (falsy) when the value named is None, else not at
+    that value (lstm_hidden without context "bilstm"), or without it when the field is a list of names (momentum
     without "momentum" among the methods).  A needed name that is no field is looked up in `outside` (a dict: what
     the front end has besides the Config, e.g. a command's --data file).  A front end refuses them: they were
     ignored, silently."""
@@ -124,10 +124,12 @@ def unmet_needs(config, names, outside=None):
             continue
         other, value = needs
         have = getattr(config, other) if other in fields else (outside or {}).get(other)
-        if isinstance(have, (tuple, list, frozenset, set)):     # a list of names (methods): the value among them
+        if value is None:                                       # set at all (a number > 0, a path, a switch)
+            met = bool(have)
+        elif isinstance(have, (tuple, list, frozenset, set)):   # a list of names (methods): the value among them
             met = value in have
         else:
-            met = have == value if other in fields and fields[other].metadata.get("choices") else bool(have)
+            met = have == value
         if not met:
             out.append((name, needs))
     return out

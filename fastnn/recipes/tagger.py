@@ -68,19 +68,19 @@ class TaggerConfig(Config):
     feature_dim: int = option(10, "vector size of a --feature without :DIM", group="model")
     suffix_len: int = option(0, "suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) "
                                 "give one slot each, sharing one table; 0 = none", parse=parse_lengths,
-                             metavar="N[,N...]", group="model", needs=("suffix_dim", "D"))
-    suffix_dim: int = option(0, "suffix feature vector size", group="model", needs=("suffix_len", "N"))
+                             metavar="N[,N...]", group="model", needs=("suffix_dim", None))
+    suffix_dim: int = option(0, "suffix feature vector size", group="model", needs=("suffix_len", None))
     prefix_len: int = option(0, "prefix feature: the first N letters, as --suffix-len", parse=parse_lengths,
-                             metavar="N[,N...]", group="model", needs=("prefix_dim", "D"))
-    prefix_dim: int = option(0, "prefix feature vector size", group="model", needs=("prefix_len", "N"))
+                             metavar="N[,N...]", group="model", needs=("prefix_dim", None))
+    prefix_dim: int = option(0, "prefix feature vector size", group="model", needs=("prefix_len", None))
     shape_dim: int = option(0, "word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to "
                                "X/x/d and keeps other characters, e.g. 10-round -> d-x", group="model")
     char_dim: int = option(0, "character feature: character vector size, 0 = none; a convolution over the word's "
                               "characters (case kept, digits -> 0) and a max over them give each word --char-filters "
                               "more inputs (dos Santos and Zadrozny 2014)", group="model")
-    char_filters: int = option(50, "character feature: convolution filters", group="model", needs=("char_dim", "D"))
+    char_filters: int = option(50, "character feature: convolution filters", group="model", needs=("char_dim", None))
     char_width: int = option(3, "character feature: characters per convolution window, odd", group="model",
-                             needs=("char_dim", "D"))
+                             needs=("char_dim", None))
     hidden: int = option(300, "hidden units", group="model")
     activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
     loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
@@ -108,7 +108,7 @@ class TaggerConfig(Config):
                                          "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
                                          "s = --embed-scale), so large language-model vectors do not saturate the "
                                          "hidden layer; 'raw' = as in the file", parse=parse_std, metavar="S|raw",
-                                 group="model", needs=("pretrained", "FILE"))
+                                 group="model", needs=("pretrained", None))
     extend_vocab: bool = option(False, "with --pretrained: also add the file's words that are not in the training "
                                        "data", group="model")
     freeze_embeddings: bool = option(False, "do not train the word vectors", group="model")
