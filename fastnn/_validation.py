@@ -233,35 +233,37 @@ def check_ordered(data, name, where):
     return data
 
 
-def check_sentences(sentences, where):
+def check_sentences(sentences, where, item="token"):
     """The sentences of a tokenised corpus (lists of token strings) as a list, refusing untokenised text.
 
     A string where a sentence belongs would be read as a sequence of characters (a vocabulary of letters, a
     silently wrong model), so it is a TypeError saying how to tokenise, as are a bare string corpus and
     non-string tokens.  Any iterable of sentences is read once into the list (a generator given to a function that
     reads the corpus twice, for its vocabulary and then its ids, would otherwise leave the second pass empty), and
-    a 1-d NumPy array of strings (is_string_array) is a sentence.
+    a 1-d NumPy array of strings (is_string_array) is a sentence.  item : what the strings are, for the messages
+    ("tag" for sentences of tags).
     """
+    what = "tokenised sentences" if item == "token" else f"sentences of {item}s"
     if isinstance(sentences, (str, bytes)):
-        raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got a {type(sentences).__name__}"
+        raise TypeError(f"{where}: 'sentences' must be a list of {what}; got a {type(sentences).__name__}"
                         f" {short_repr(sentences)}. Tokenise first, e.g. [line.split() for line in lines].")
     check_ordered(sentences, "sentences", where)
     try:
         sentences = list(sentences)
     except TypeError:
-        raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences; got "
+        raise TypeError(f"{where}: 'sentences' must be a list of {what}; got "
                         f"{type(sentences).__name__}.") from None
     for k, s in enumerate(sentences):
         if is_string_array(s) and s.ndim == 1:
             s = sentences[k] = s.tolist()
         if isinstance(s, (str, bytes)) or not isinstance(s, (list, tuple)):
             flat = isinstance(s, str) and all(isinstance(x, str) and len(x.split()) == 1 for x in sentences)
-            hint = ("A flat list of tokens: for one sentence pass [tokens]." if flat else
+            hint = (f"A flat list of {item}s: for one sentence pass [{item}s]." if flat else
                     "Tokenise first, e.g. [line.split() for line in lines].")     # (a list of lines)
-            raise TypeError(f"{where}: sentence {k} must be a list of token strings; got {type(s).__name__} "
+            raise TypeError(f"{where}: sentence {k} must be a list of {item} strings; got {type(s).__name__} "
                             f"{short_repr(s)}. {hint}")
         for i, t in enumerate(s):
             if not isinstance(t, str):
-                raise TypeError(f"{where}: sentence {k}, token {i} must be a string; got {type(t).__name__} "
+                raise TypeError(f"{where}: sentence {k}, {item} {i} must be a string; got {type(t).__name__} "
                                 f"{short_repr(t)}.")
     return sentences

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from fastnn._validation import check_sentences, short_repr
 from fastnn.data.tags import convert, end_of_chunk, reencode, scheme_of, split_tag, start_of_chunk
 
 
@@ -11,21 +12,35 @@ def accuracy(gold, pred):
 
     Both are arrays of the same shape, or equally shaped nested lists (e.g. sentences of tags).
     """
-    g, p = _flatten(gold, "gold"), _flatten(pred, "pred")
+    (g, g_lens), (p, p_lens) = _flatten(gold, "gold"), _flatten(pred, "pred")
     if len(g) != len(p):
         raise ValueError(f"accuracy: 'gold' and 'pred' must have the same length; got {len(g)} and {len(p)}.")
     if len(g) == 0:
         raise ValueError("accuracy: 'gold' must not be empty; got 0 items.")
+    # sentences of other lengths with the same total were compared shifted, silently
+    if g_lens is not None and p_lens is not None and g_lens != p_lens:
+        k = next(k for k, (a, b) in enumerate(zip(g_lens, p_lens)) if a != b) if len(g_lens) == len(p_lens) else None
+        raise ValueError("accuracy: 'gold' and 'pred' must have the same sentences; got " + (
+            f"{len(g_lens)} and {len(p_lens)} sentences." if k is None else
+            f"{g_lens[k]} gold and {p_lens[k]} predicted labels in sentence {k}."))
     return float(np.mean(np.asarray(g) == np.asarray(p)))
 
 
 def _flatten(x, name):
+    """(the labels of `x` in one sequence, its sentences' lengths or None when `x` is flat or an array)."""
+    if isinstance(x, (str, bytes)):       # (compared character by character)
+        raise TypeError(f"accuracy: '{name}' must be a sequence of labels, or of sentences of labels; got a "
+                        f"{type(x).__name__} {short_repr(x)}.")
     if isinstance(x, np.ndarray):
-        return x.ravel()
-    x = list(x)
+        return x.ravel(), None
+    try:
+        x = list(x)
+    except TypeError:
+        raise TypeError(f"accuracy: '{name}' must be a sequence of labels, or of sentences of labels; got "
+                        f"{type(x).__name__} {short_repr(x)}.") from None
     if x and isinstance(x[0], (list, tuple, np.ndarray)):
-        return [t for s in x for t in s]
-    return x
+        return [t for s in x for t in s], [len(s) for s in x]
+    return x, None
 
 
 def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
@@ -53,7 +68,9 @@ def conll_f1(gold_sentences, pred_sentences, *, scheme=None):
     "accuracy" may differ from its output in the last digits while the chunk scores are identical.
     """
     where = "conll_f1"
-    gold_sentences, pred_sentences = list(gold_sentences), list(pred_sentences)
+    # a flat list of tags (one sentence, as sklearn's metrics take them) was scored as sentences of characters
+    gold_sentences = check_sentences(gold_sentences, f"{where}: 'gold_sentences'", item="tag")
+    pred_sentences = check_sentences(pred_sentences, f"{where}: 'pred_sentences'", item="tag")
     if len(gold_sentences) != len(pred_sentences):
         raise ValueError(f"{where}: 'gold_sentences' and 'pred_sentences' must have the same number of sentences; "
                          f"got {len(gold_sentences)} and {len(pred_sentences)}.")

@@ -54,6 +54,19 @@ BAD = {
     "tagger: checkpoint dir missing": [*TAGGER, "--checkpoint", f"{NOPE}/ck.npz"],
     "tagger: resume without checkpoint": [*TAGGER, "--resume"],
     "tagger: out is the train file": [*TAGGER[:-1], "{d}/c.conll"],
+    # an option of several values given twice: argparse kept the last list, silently (a second --train replaced the
+    # first)
+    "tagger: train given twice": [*TAGGER, "--train", "{d}/c.conll"],
+    "search: a training option given twice": [*SEARCH, *TRAIN_ARGS, "--dev", "{d}/c.conll", "--train", "{d}/c.conll"],
+    "tagger: patience without dev": [*TAGGER, "--patience", "2"],      # (were ignored: nothing to stop on)
+    "tagger: halve-lr without dev": [*TAGGER, "--halve-lr"],
+    # an option that takes effect only with another (recipes.config.unmet_needs): was ignored, silently
+    "tagger: lstm-hidden without bilstm": [*TAGGER, "--lstm-hidden", "50"],
+    "tagger: suffix-len without suffix-dim": [*TAGGER, "--suffix-len", "2"],
+    "tagger: char-filters without char-dim": [*TAGGER, "--char-filters", "20"],
+    "tagger: bucket with the word loss": [*TAGGER, "--loss", "word", "--bucket", "4"],
+    "tagger: average-start without average": [*TAGGER, "--average-start", "1"],
+    "tagger: pretrained-std without pretrained": [*TAGGER, "--pretrained-std", "0.1"],
     "tagger predict: out is the data": ["tagger", "predict", "--model", "{d}/tagger.npz", "--data", "{d}/c.conll",
                                         "--out", "{d}/c.conll"],
     "tagger eval: missing model": ["tagger", "eval", "--model", f"{NOPE}.npz", "--data", "{d}/c.conll"],
@@ -91,6 +104,8 @@ BAD = {
     "experiment: zero steps": ["experiment", "adding", "--steps", "0"],
     "experiment: malformed steps": ["experiment", "adding", "--steps", "x"],
     "experiment: zero T": ["experiment", "adding", "--T", "0"],
+    "experiment: lr with the grid": ["experiment", "adding", "--grid", "--lr", "0.5", "--steps", "1", "--T", "5",
+                                     "--models", "tanh", "--hidden", "2", "--workers", "1", "--quiet"],   # (ignored)
     "experiment: negative hidden": ["experiment", "clipping", "--hidden", "-1"],
     "experiment: zero batch": ["experiment", "gradients", "--batch-size", "0"],
     "experiment: plot dir missing": ["experiment", "adding", "--steps", "1", "--plot", f"{NOPE}/x.png"],
@@ -106,6 +121,11 @@ BAD = {
     "compare: zero threads": ["compare-optimizers", "--threads", "0"],
     "compare: plot dir missing": ["compare-optimizers", "--sizes", "100", "--plot", f"{NOPE}/x.png"],
     "compare: traces dir missing": ["compare-optimizers", "--sizes", "100", "--traces", f"{NOPE}/x.json"],
+    "compare: momentum without the momentum method": ["compare-optimizers", "--sizes", "100", "--budget", "0.1",
+                                                      "--models", "logreg", "--methods", "sgd", "--plot", "none",
+                                                      "--momentum", "0.5"],   # (was plain SGD, silently)
+    "compare: window without data": ["compare-optimizers", "--sizes", "100", "--budget", "0.1", "--models", "logreg",
+                                      "--methods", "sgd", "--plot", "none", "--window", "3"],   # (the synthetic task)
     # gradcheck
     "gradcheck: zero eps": ["gradcheck", "--eps", "0"],
     "gradcheck: negative tol": ["gradcheck", "--tol", "-1"],

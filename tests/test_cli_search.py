@@ -233,3 +233,21 @@ def test_the_workers_end_with_the_command(files, tmp_path, sig):
     assert not workers_left(alive, 20), "the search's workers ran on after it was killed"
     if sig == signal.SIGTERM:
         assert rc == 143 and "interrupted by SIGTERM (0 of 4 trials logged in" in err, err
+
+
+def test_a_space_may_cross_an_option_with_the_one_it_needs(capsys, files, tmp_path):
+    """`tagger train --lstm-hidden 8` without --context bilstm is refused (it was ignored); a search space that
+    samples both (--lstm-hidden ignored in the trials of --context window) is not, nor is a base option whose
+    enabler is sampled; a base option that no trial enables is refused before any trial."""
+    rc, _, err = _run(capsys, "tagger", "train", *_tagger_args(files), "--lstm-hidden", "8", "--out",
+                      tmp_path / "m.npz")
+    assert rc == 2 and "--lstm-hidden has no effect without --context bilstm: give --context bilstm too" in err, err
+    space = _space(tmp_path, {"context": {"choice": ["window", "bilstm"]}, "lstm_hidden": {"choice": [4, 6]}})
+    rc, out, err = _run(capsys, "search", "tagger", "--space", space, "--trials", "2", "--log", tmp_path / "a.jsonl",
+                        "--workers", "1", *_tagger_args(files))
+    assert rc == 0 and "2 trials, 0 failed" in out, err
+    space = _space(tmp_path, {"lr": {"choice": [0.05, 0.1]}})
+    rc, out, err = _run(capsys, "search", "tagger", "--space", space, "--trials", "2", "--log", tmp_path / "b.jsonl",
+                        "--workers", "1", *_tagger_args(files), "--lstm-dropout", "0.2")
+    assert rc == 2 and "trial 0 (lr=" in err and "--lstm-dropout has no effect without --context bilstm" in err, err
+    assert not (tmp_path / "b.jsonl").exists()

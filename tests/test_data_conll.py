@@ -195,3 +195,73 @@ def test_an_input_of_docstart_lines_only_is_conll_of_no_sentence(tmp_path, text)
     path.write_text("-DOCSTART-\nthe dog runs\n\n-DOCSTART- -X- O\na cat\n")
     assert read_words(path) == ([["the", "dog", "runs"], ["a", "cat"]], "text")
     assert read_words(path, "text")[0] == [["the", "dog", "runs"], ["a", "cat"]]
+
+
+def test_write_conll_writes_tokens_as_words_and_refuses_what_it_would_misread(tmp_path):
+    """A tokenised sentence ([["John", "runs"]]) was written a character per column ('J o h n'), one sentence's rows
+    given flat as two sentences of their columns, and an extra column's sentence given as a string a character per
+    token, all silently."""
+    from fastnn.data.conll import write_conll
+    out = tmp_path / "out.txt"
+    write_conll(out, [["John", "runs"]], [[["B-PER", "O"]]])
+    assert out.read_text() == "John B-PER\nruns O\n\n"
+    with pytest.raises(TypeError, match=r"write_conll: 'sentences' must be a list of sentences, each a list of rows; "
+                                        r"got a flat list of 2 row tuples"):
+        write_conll(out, [("a", "B"), ("b", "C")])
+    with pytest.raises(TypeError, match=r"write_conll: extra column 0: sentence 0 must be a list of tag strings; got "
+                                        r"str 'XY'"):
+        write_conll(out, [[("a", "B"), ("b", "C")]], [["XY"]])
+    write_conll(out, (s for s in [[("a", "B"), ("b", "C")]]), [[("X", "Y")]])     # any iterables of sentences
+    assert out.read_text() == "a B X\nb C Y\n\n"
+
+
+def test_parse_conll_and_read_document_refuse_a_text_or_a_path_as_their_lines():
+    """parse_conll('a B\\nb C\\n') read the text a character per line (four one-word sentences 'a', 'B', ...) and
+    parse_conll('eng.testa') the path's characters as a sentence, silently."""
+    from fastnn.data.conll import parse_conll, read_document
+    with pytest.raises(TypeError, match=r"parse_conll: 'lines' must be an iterable of lines \(an open file, a list "
+                                        r"of str\); got a str 'a B\\nb C\\n': text\? Pass text.splitlines\(\)"):
+        parse_conll("a B\nb C\n")
+    with pytest.raises(TypeError, match=r"got a str 'eng.testa': a path\? Read the file with read_conll\(path\)"):
+        parse_conll("eng.testa")
+    with pytest.raises(TypeError, match=r"read_document: 'lines' must be an iterable of lines"):
+        list(read_document("a B\nb C\n", "conll"))
+    assert parse_conll("a B\nb C\n".splitlines()) == [[("a", "B"), ("b", "C")]]
+
+
+def test_column_helpers_refuse_sentences_that_are_not_rows():
+    """word_vocab([['John', 'runs']]) built a vocabulary of first letters ('j', 'r'), and column / tag_vocab /
+    encode_words / encode_caps / encode_tags read a tokenised sentence, or one sentence's rows given flat, a
+    character per column, silently."""
+    from fastnn.data import conll
+    rows = [[("John", "NNP", "B-NP"), ("runs", "VBZ", "B-VP")]]
+    vocab = conll.word_vocab(rows)
+    calls = {"word_vocab": lambda s: conll.word_vocab(s), "tag_vocab": lambda s: conll.tag_vocab(s, 1),
+             "column": lambda s: conll.column(s, 1), "encode_words": lambda s: conll.encode_words(s, vocab),
+             "encode_caps": lambda s: conll.encode_caps(s), "encode_tags": lambda s: conll.encode_tags(s, vocab, 1)}
+    for where, call in calls.items():
+        with pytest.raises(TypeError, match=rf"{where}: sentence 0 must be a list of rows like read_conll's .*; got "
+                                            rf"\['John', 'runs'\]\. Tokenised sentences are made rows by as_rows"):
+            call([["John", "runs"]])
+        with pytest.raises(TypeError, match=rf"{where}: sentence 0 .*; got \('John', 'NNP', 'B-NP'\)\. One "
+                                            rf"sentence's rows given flat\? Pass \[rows\]"):
+            call(rows[0])
+    assert conll.column(iter(rows), 2) == [["B-NP", "B-VP"]] and vocab.words[2:] == ["john", "runs"]
+
+
+def test_windows_takes_sentences_of_integer_ids():
+    """Float ids were truncated into other words (1.7 -> 1), silently; one sentence's ids given flat failed as
+    'numpy.int64 has no len()', and window=True was a window of 1."""
+    from fastnn.data.conll import windows
+    with pytest.raises(TypeError, match=r"windows: 'word_ids' sentence 0 must be a 1-d array of integer ids; got "
+                                        r"array\(\[1.7, 3. \]\) \(1-d, dtype float64\)"):
+        windows([np.array([1.7, 3.0])], window=3)
+    with pytest.raises(TypeError, match=r"'word_ids' must be a list of sentences, .*; got one 1-d array .*: for one "
+                                        r"sentence pass \[ids\]"):
+        windows(np.array([2, 3, 4]), window=3)
+    with pytest.raises(TypeError, match=r"'caps_ids' sentence 1 must be a 1-d array of integer ids"):
+        windows([[2], [3]], [[1], ["a"]], window=3)
+    with pytest.raises(ValueError, match="'window' must be an odd int >= 1; got True"):
+        windows([[2, 3]], window=True)
+    w, _, offsets = windows([[2, 3], [], np.array([4], dtype=np.int32)], window=3)
+    assert w.tolist() == [[0, 2, 3], [2, 3, 0], [0, 4, 0]] and offsets.tolist() == [0, 2, 2, 3]

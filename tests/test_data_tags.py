@@ -137,3 +137,16 @@ def test_well_formed_allows_exactly_the_sequences_from_chunks_writes(scheme):
     with pytest.raises(ValueError, match="scheme 'iob2'"):
         well_formed(["O", "S-NP"], "iob2")
 
+
+
+def test_sentence_functions_refuse_one_sentence_given_flat():
+    """detect_scheme(['B-NP', 'I-NP']) read each tag as a sentence of one-letter tags: None (not chunk tags), and
+    reencode returned [['B', '-', 'N', 'P'], ...], silently; recode's error spoke of a tag 'I' at position 0."""
+    from fastnn.data.tags import detect_scheme, recode, reencode
+    flat = ["I-NP", "I-NP", "O"]
+    for call, where in ((lambda: detect_scheme(flat), "detect_scheme"), (lambda: reencode(flat, "iob2"), "reencode"),
+                        (lambda: recode(flat, "iob1", "iob2"), "recode")):
+        with pytest.raises(TypeError, match=rf"{where}: sentence 0 must be a list of tag strings; got str 'I-NP'\. "
+                                            rf"A flat list of tags: for one sentence pass \[tags\]"):
+            call()
+    assert detect_scheme([flat]) == "iob1" and recode([flat], "iob1", "iob2") == [["B-NP", "I-NP", "O"]]

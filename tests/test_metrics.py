@@ -80,11 +80,43 @@ def test_conll_f1_errors():
         conll_f1([["O"], ["O", "O"]], [["O"], ["O"]])
 
 
+def test_conll_f1_takes_sentences_of_tag_strings_only():
+    """One sentence's tags given flat (as sklearn's metrics take labels) were scored as sentences of characters:
+    precision 50 over 9 'tokens' for a perfect prediction; a None or int tag was an AttributeError ('partition')."""
+    tags = ["B-NP", "I-NP", "O"]
+    with pytest.raises(TypeError, match=r"conll_f1: 'gold_sentences': sentence 0 must be a list of tag strings; got "
+                                        r"str 'B-NP'\. A flat list of tags: for one sentence pass \[tags\]"):
+        conll_f1(tags, tags)
+    with pytest.raises(TypeError, match=r"'pred_sentences': sentence 0 must be a list of tag strings; got str "
+                                        r"'B-NP I-NP O'\. Tokenise first"):
+        conll_f1([tags], [" ".join(tags)])
+    with pytest.raises(TypeError, match=r"'gold_sentences': sentence 0, tag 1 must be a string; got NoneType"):
+        conll_f1([["O", None]], [["O", "O"]])
+    assert conll_f1([tags], (np.array(tags),))["f1"] == 100.0           # tuples and string arrays are sentences
+
+
 def test_accuracy():
     assert accuracy(np.array([1, 2, 3, 4]), np.array([1, 0, 3, 4])) == 0.75
     assert accuracy([["a", "b"], ["c"]], [["a", "x"], ["c"]]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="same length"):
         accuracy([1, 2], [1])
+
+
+def test_accuracy_compares_sentences_and_labels_not_characters():
+    """Sentences of other lengths with the same total were compared shifted ([[a, b], [c]] against [[a], [b, c]]:
+    1.0), strings character by character ('abc' against 'abd': 0.67), and a number was 'int is not iterable'."""
+    with pytest.raises(ValueError, match=r"must have the same sentences; got 2 gold and 1 predicted labels in "
+                                         r"sentence 0"):
+        accuracy([["a", "b"], ["c"]], [["a"], ["b", "c"]])
+    with pytest.raises(ValueError, match=r"must have the same sentences; got 2 and 3 sentences"):
+        accuracy([["a", "b"], ["c"]], [["a"], ["b"], ["c"]])
+    with pytest.raises(TypeError, match=r"'pred' must be a sequence of labels, or of sentences of labels; got a "
+                                        r"str 'abd'"):
+        accuracy(["a", "b", "c"], "abd")
+    with pytest.raises(TypeError, match=r"'gold' must be a sequence of labels.*; got int 1"):
+        accuracy(1, [1])
+    assert accuracy([["a", "b"], ("c",)], [np.array(["a", "x"]), ["c"]]) == pytest.approx(2 / 3)
+    assert accuracy((x for x in [1, 2]), np.array([1, 0])) == 0.5
 
 
 def test_perplexity():

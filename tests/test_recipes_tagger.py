@@ -363,3 +363,41 @@ def test_a_feature_column_holding_another_columns_tags_is_named():
     assert "chunk (column 2): 4 of 28 tokens (I-PER: values of task 'ner'); is column 2 the chunk column" in notice, \
         notice
     assert recipe.feature_notice(model.unseen_features(rows)) is None
+
+
+def test_fit_refuses_an_override_of_what_the_model_was_built_with():
+    """fit(model, sents, hidden=500) trained the model's own 4 hidden units, and tasks=, keep_case=, dropout= ...
+    were ignored the same way, silently: they are build()'s; the training options still work."""
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
+    for name, value in (("hidden", 500), ("tasks", {"pos": 1}), ("keep_case", True), ("dropout", 0.5)):
+        with pytest.raises(TypeError, match=f"fit: '{name}' is set when the model is built .*; fit's options are "
+                                            f"the training ones \\(epochs, lr, "):
+            recipe.fit(model, _sentences(), quiet=True, **{name: value})
+    assert len(recipe.fit(model, _sentences(), epochs=2, lr=0.1, quiet=True).history) == 2
+
+
+def test_fit_trains_as_many_models_as_the_model_has():
+    """A single model given ensemble=3 (or a preset's config of 3) trained one model, silently; a saved ensemble
+    loaded and trained on without a config was refused ('ensemble' must be ... (2); got 1): it trains as its own 2."""
+    config = recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4, epochs=1)
+    single = recipe.build(config, _sentences())
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(1\); got 3"):
+        recipe.fit(single, _sentences(), quiet=True, ensemble=3)
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(1\); got 3"):
+        recipe.fit(single, _sentences(), None, dataclasses.replace(config, ensemble=3), quiet=True)
+    pair = recipe.build(dataclasses.replace(config, ensemble=2), _sentences())
+    with pytest.raises(ValueError, match=r"'ensemble' must be the model's number of members \(2\); got 1"):
+        recipe.fit(pair, _sentences(), None, config, quiet=True)
+    fitted = recipe.fit(pair, _sentences(), _sentences(5, seed=1), epochs=1, quiet=True)
+    assert len(fitted.trainers) == 2
+
+
+def test_dev_score_options_without_dev_are_refused():
+    """patience and halve_lr act on the dev score: without dev sentences both were ignored, silently (no early stop,
+    a constant rate); fit says so, and `tagger train` before reading its data (one line naming the option)."""
+    model = recipe.build(recipe.TaggerConfig(tasks={"chunk": 2}, hidden=4), _sentences())
+    for name, value in (("patience", 0), ("halve_lr", True)):
+        with pytest.raises(ValueError, match=f"fit: '{name}' acts on the dev score, and no dev sentences were given"):
+            recipe.fit(model, _sentences(), quiet=True, **{name: value})
+    assert len(recipe.fit(model, _sentences(), _sentences(5, seed=1), epochs=3, patience=0, halve_lr=True,
+                          quiet=True).history) >= 1

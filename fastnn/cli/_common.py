@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import threading
 
 
@@ -443,11 +444,23 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
     """The Config of a command: the preset's fields (from_preset(preset, ...)), then the options given on the command
     line, then `values` (fields the command computed, e.g. the tasks).  A bad value is a CLIError naming the option
     (--batch-size, not batch_size)."""
-    fields = {**given_fields(cls, args), **values}
+    from fastnn.recipes.config import unmet_needs
+    given = given_fields(cls, args)
     try:
-        return from_preset(preset, **fields) if from_preset else cls(**fields)
+        config = from_preset(preset, **given, **values) if from_preset else cls(**given, **values)
     except (ValueError, TypeError) as e:
         raise CLIError(option_names(str(e), cls)) from None
+    # an option that takes effect only with another (--lstm-hidden without --context bilstm) was ignored, silently;
+    # a search trial's sampled options are exempt (its space may cross --context with --lstm-hidden)
+    sampled = getattr(args, "sampled", ())
+    for name, (other, value) in unmet_needs(config, given, vars(args)):
+        if name not in sampled and other not in sampled:
+            if isinstance(getattr(config, other, None), (tuple, list, frozenset, set)):
+                want = f"{value} in {flag(other)}"
+            else:
+                want = flag(other) + ("" if value is None else f" {value}")
+            raise CLIError(f"{flag(name)} has no effect without {want}: give {want} too, or leave {flag(name)} out")
+    return config
 
 
 def option_names(message, *classes):
@@ -462,7 +475,23 @@ def option_names(message, *classes):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2)."""
+    """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2), and which refuses an
+    option that takes several values given twice: argparse keeps the last list, so `--train a.txt --train b.txt`
+    trained on b.txt alone, silently.  (An option of one value given again overrides it, as wrapper scripts expect.)"""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        seen = {}
+        for a in args:
+            if a == "--":                    # what follows is another command's (search's training options)
+                break
+            action = self._option_string_actions.get(a.split("=", 1)[0]) if a.startswith("--") else None
+            if isinstance(action, argparse._StoreAction) and action.nargs in ("+", "*"):
+                if action.dest in seen:
+                    self.error(f"{seen[action.dest]} is given twice: the second list would replace the first, "
+                               f"silently; give it once with all its values ({seen[action.dest]} A B ...)")
+                seen[action.dest] = a.split("=", 1)[0]
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         e = CLIError(f"{message} (see {self.prog} -h)")

@@ -199,6 +199,12 @@ def run_adding(args):
 
 def _run_adding_grid(args):
     from fastnn.experiments import adding, plots
+    # the grid trains at each lr x clip of its own at a constant rate: these were ignored, silently (argparse keeps
+    # the default object itself when an option is not given)
+    given = [k for k in ("lr", "lr_end", "clip") if getattr(args, k) is not adding.DEFAULTS[k]]
+    if given:
+        raise CLIError(f"--{given[0].replace('_', '-')} has no effect with --grid, which trains every model at each "
+                       f"lr x clip of its grid at a constant rate: leave it out, or run without --grid")
     steps = adding.GRID_DEFAULTS["steps"] if args.steps is None else args.steps
     s = dict(steps=_positive(int, "steps")(steps), eval_every=_positive(int, "eval-every")(args.eval_every),
              batch_size=_positive(int, "batch-size")(args.batch_size), hidden=_positive(int, "hidden")(args.hidden),

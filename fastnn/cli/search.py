@@ -24,7 +24,7 @@ import sys
 import tempfile
 import warnings
 
-from fastnn.cli._common import CLIError, check_writable, print_json
+from fastnn.cli._common import CLIError, Parser, check_writable, print_json
 
 TRAINERS = {"tagger": "fastnn.cli.tagger", "lm": "fastnn.cli.lm"}
 # Options the search sets itself for every trial.
@@ -33,7 +33,7 @@ MANAGED = {"--out": "each trial writes its own model (see --models)", "--checkpo
            "--quiet": "trials always run quietly"}
 
 
-class _PassThroughParser(argparse.ArgumentParser):
+class _PassThroughParser(Parser):
     """Keeps the options it does not know, in order, as `train_args` (the training command's options)."""
 
     def parse_known_args(self, args=None, namespace=None):
@@ -44,7 +44,7 @@ class _PassThroughParser(argparse.ArgumentParser):
         return ns, []
 
 
-class _RaisingParser(argparse.ArgumentParser):
+class _RaisingParser(Parser):
     """A parser whose errors are CLIErrors (one line) instead of usage + exit."""
 
     def error(self, message):
@@ -138,6 +138,8 @@ class TrainObjective:
     def parse(self, params, out):
         top, train = _train_parser(self.kind)
         args = top.parse_args([self.kind, "train", *self.base_args, *_tokens(params, train), "--out", out])
+        # (a space may cross options, e.g. --context with --lstm-hidden: config_from_args does not refuse these)
+        args.sampled = {train._option_string_actions[_option(name)].dest for name in params}
         if not any(a == "--threads" or a.startswith("--threads=") for a in self.base_args) and "--threads" not in \
                 {_option(n) for n in params}:
             import fastnn

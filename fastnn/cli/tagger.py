@@ -13,7 +13,7 @@ import sys
 import time
 
 from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run_options, add_threads, check_resume,
-                                check_writable, config_from_args, existing_file, interrupted_exit_code,
+                                check_writable, config_from_args, existing_file, flag, interrupted_exit_code,
                                 interrupted_note, load_model_file, option_names, print_json, save_or_fallback,
                                 set_threads, train_keeping_work)
 from fastnn.recipes import tagger as recipe
@@ -215,6 +215,8 @@ def train_config(args):
 def run_train(args):
     config = train_config(args)
     _check_args(args)
+    if not args.dev and recipe.needs_dev(config):
+        raise CLIError(f"{flag(recipe.needs_dev(config))} acts on the --dev score: give --dev FILE, or leave it out")
     # --workers only splits an ensemble: say so when it was asked for (a preset's workers with --ensemble 1 is not)
     if getattr(args, "workers", 1) > 1 and config.ensemble == 1 and not args.quiet:
         print(f"--workers {args.workers} applies to ensembles only (--ensemble K > 1): one model trains in this "

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import is_string_array, short_repr
+from fastnn._validation import check_sentences, is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
@@ -58,12 +58,24 @@ def read_conll(path, columns=None, *, task=None, starts=None):
 def parse_conll(lines, columns=None, *, task=None, name="<input>", where="parse_conll", starts=None):
     """read_conll's sentences of an iterable of lines (e.g. a file whose first lines were already read to decide its
     format: a pipe cannot be opened twice); `name` names it in messages, `starts` as read_conll's."""
+    _check_lines(lines, where)
     if isinstance(columns, (str, int, np.integer)):
         columns = [columns]
     cols = None if columns is None else [column_index(c, where) for c in columns]
     if task is not None and task not in TASKS:
         raise ValueError(f"{where}: 'task' must be None or one of {sorted(TASKS)}; got {task!r}.")
     return _sentences(lines, name, cols, columns, task, where, starts)
+
+
+def _check_lines(lines, where):
+    """TypeError for a path or a whole text given as the lines: read a character per line, they were a sentence of
+    one-character words per character, silently."""
+    import os
+    if isinstance(lines, (str, bytes, os.PathLike)):
+        text = not isinstance(lines, os.PathLike) and "\n" in os.fsdecode(lines)
+        hint = "text? Pass text.splitlines()" if text else "a path? Read the file with read_conll(path)"
+        raise TypeError(f"{where}: 'lines' must be an iterable of lines (an open file, a list of str); got a "
+                        f"{type(lines).__name__} {short_repr(lines)}: {hint}.")
 
 
 def _sentences(lines, path, cols, columns, task, where, starts=None):
@@ -164,7 +176,21 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
 def column(sentences, col):
     """One column of every sentence: list of lists of strings (`col` by index or name)."""
     c = column_index(col, "column")
-    return [[row[c] for row in s] for s in sentences]
+    return [[row[c] for row in s] for s in _check_rows(sentences, "column")]
+
+
+def _check_rows(sentences, where):
+    """`sentences` as a list, or a TypeError unless each is a list of rows (read_conll's form), checked at each
+    sentence's first row: a tokenised sentence's words, or one sentence's rows given flat, were read a character per
+    column (a vocabulary of first letters), silently.  (as_rows checks every row and converts other forms.)"""
+    sentences = list(sentences)
+    for k, s in enumerate(sentences):
+        if isinstance(s, (str, bytes)) or (len(s) and not isinstance(s[0], (tuple, list, np.ndarray))):
+            flat = " One sentence's rows given flat? Pass [rows]." if isinstance(s, tuple) else ""
+            raise TypeError(f"{where}: sentence {k} must be a list of rows like read_conll's (tuples of column "
+                            f"strings); got {short_repr(s)}.{flat} Tokenised sentences are made rows by "
+                            f"as_rows(sentences).")
+    return sentences
 
 
 def write_conll(path, sentences, extra=()):
@@ -172,9 +198,13 @@ def write_conll(path, sentences, extra=()):
 
     `extra` is a sequence of columns, each a list (one per sentence) of per-token strings, e.g. `[predicted_tags]`.
     Sentences are separated by blank lines, as conlleval expects.  A field that would not read back as one (empty,
-    or with whitespace in it), a row of another width or an empty sentence is a ValueError before anything is written.
+    or with whitespace in it) or an empty sentence is a ValueError before anything is written.  Sentences may be
+    tokenised ([["John", "runs"]]: one column); a row of another width, and other forms, are a TypeError (as_rows).
     """
-    extra = list(extra)
+    # (a tokenised sentence's words were written a character per column, one sentence's rows given flat as
+    # sentences of their columns, and an extra column's sentence as a string a character per token, silently)
+    sentences = as_rows(sentences, "write_conll")
+    extra = [check_sentences(e, f"write_conll: extra column {i}", item="tag") for i, e in enumerate(extra)]
     lines = []
     for k, s in enumerate(sentences):
         for e_i, e in enumerate(extra):
@@ -188,9 +218,6 @@ def write_conll(path, sentences, extra=()):
         for i, row in enumerate(s):
             fields = list(row) + [e[k][i] for e in extra]
             check_fields(fields, "write_conll", f"sentence {k}, token {i}")
-            if len(fields) != len(s[0]) + len(extra):
-                raise ValueError(f"write_conll: sentence {k}, token {i} must have the columns of its first token "
-                                 f"({len(s[0]) + len(extra)}); got {len(fields)}.")
             lines.append(" ".join(fields))
         lines.append("")
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -331,6 +358,7 @@ def read_document(lines, fmt, name="<input>", where="read_document"):
     """
     if fmt not in FORMATS:
         raise ValueError(f"{where}: 'fmt' must be one of {FORMATS}; got {fmt!r}.")
+    _check_lines(lines, where)
     cur, first, first_line = [], None, None
     for lineno, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
@@ -358,7 +386,7 @@ def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
     """Vocabulary of normalised training words: <pad> (id 0), <unk> (id 1), then words with count >= min_count by
     decreasing count, then `extra_words` not yet present (e.g. the words of pretrained vectors), in their order."""
     c = column_index(col, "word_vocab")
-    norm = ([normalize_word(row[c]) for row in s] for s in sentences)
+    norm = ([normalize_word(row[c]) for row in s] for s in _check_rows(sentences, "word_vocab"))
     v = Vocab.build(norm, min_count=min_count, specials=(Vocab.PAD, Vocab.UNK))
     extra = [w for w in dict.fromkeys(extra_words) if w not in v]
     if not extra:
@@ -368,25 +396,26 @@ def word_vocab(sentences, *, col="word", min_count=1, extra_words=()):
 
 def tag_vocab(sentences, col):
     """Vocabulary of the tags in column `col`, sorted by decreasing count then name, without specials."""
-    return Vocab.build(column(sentences, col), specials=())
+    return Vocab.build(column(_check_rows(sentences, "tag_vocab"), col), specials=())
 
 
 def encode_words(sentences, vocab, col="word"):
     """Per sentence, int64 ids of the normalised words (unknown -> <unk>)."""
     c = column_index(col, "encode_words")
-    return [vocab.encode([normalize_word(row[c]) for row in s]) for s in sentences]
+    return [vocab.encode([normalize_word(row[c]) for row in s]) for s in _check_rows(sentences, "encode_words")]
 
 
 def encode_caps(sentences, col="word"):
     """Per sentence, int64 capitalisation classes of the words."""
     c = column_index(col, "encode_caps")
-    return [np.array([caps_feature(row[c]) for row in s], dtype=np.int64) for s in sentences]
+    return [np.array([caps_feature(row[c]) for row in s], dtype=np.int64)
+            for s in _check_rows(sentences, "encode_caps")]
 
 
 def encode_tags(sentences, vocab, col):
     """Per sentence, int64 tag ids of column `col`; a tag missing from `vocab` raises KeyError (no <unk>)."""
     c = column_index(col, "encode_tags")
-    return [vocab.encode([row[c] for row in s]) for s in sentences]
+    return [vocab.encode([row[c] for row in s]) for s in _check_rows(sentences, "encode_tags")]
 
 
 def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAPS_PAD):
@@ -404,8 +433,10 @@ def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAP
     offsets : (n_sentences + 1,) int64; sentence k is rows offsets[k]:offsets[k+1].
     """
     where = "windows"
-    if not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
+    word_ids = _id_sentences(word_ids, "word_ids", where)
+    caps_ids = None if caps_ids is None else _id_sentences(caps_ids, "caps_ids", where)
     lengths = np.array([len(w) for w in word_ids], dtype=np.int64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -421,8 +452,24 @@ def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAP
     def gather(seqs, pad):
         padded = np.full(offsets[-1] + 2 * h * len(lengths), pad, dtype=np.int64)
         if len(lengths):
-            flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
+            flat = np.concatenate([s.astype(np.int64, copy=False) for s in seqs])
             padded[pos] = flat
         return padded[idx]
 
     return gather(word_ids, pad_word_id), None if caps_ids is None else gather(caps_ids, pad_caps_id), offsets
+
+
+def _id_sentences(seqs, name, where):
+    """`seqs` as a list of 1-d integer arrays, or a TypeError naming the sentence: float ids were truncated (1.7 ->
+    1) and one sentence's ids given flat failed as 'numpy.int64 has no len()'."""
+    if isinstance(seqs, np.ndarray) and seqs.ndim == 1 and seqs.dtype != object:
+        raise TypeError(f"{where}: '{name}' must be a list of sentences, each a 1-d array of integer ids; got one "
+                        f"1-d array {short_repr(seqs)}: for one sentence pass [ids].")
+    out = []
+    for k, s in enumerate(seqs):
+        a = np.asarray(s)
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise TypeError(f"{where}: '{name}' sentence {k} must be a 1-d array of integer ids; got "
+                            f"{short_repr(s)} ({a.ndim}-d, dtype {a.dtype}).")
+        out.append(a)
+    return out

@@ -12,6 +12,8 @@ or after another type starts a chunk, a type change ends one; for iobes an unmat
 import functools
 import itertools
 
+from fastnn._validation import check_sentences
+
 SCHEMES = ("iob1", "iob2", "iobes")
 _PREFIXES = {"iob1": "BI", "iob2": "BI", "iobes": "BIES"}
 
@@ -177,6 +179,8 @@ def detect_scheme(tag_sentences, where="detect_scheme", *, column=None):
     score it by token accuracy, silently): "0" (the digit) for "O", lower-case prefixes ("b-per"), BILOU's U-/L-.
     `column` (0-based, optional) is the file column the tags came from, for the fix the message shows.
     """
+    # (a flat list of tags was read as sentences of one-letter tags: not chunk tags, None, silently)
+    tag_sentences = check_sentences(tag_sentences, where, item="tag")
     seen_iob1 = seen_b = seen_iobes = prefixed = False
     odd = None                                   # (tag, sentence, token) of the first near-chunk tag
     for k, s in enumerate(tag_sentences):
@@ -233,6 +237,7 @@ def recode(tag_sentences, src, dst):
     chunk tags) or equals `dst`.  Tags with prefixes `src` does not have (S-/E- for an IOB scheme: an IOBES test file
     scored by a model of IOB1 data) are read in their own scheme (detect_scheme), not refused.  (reencode's first
     item.)"""
+    tag_sentences = check_sentences(tag_sentences, "recode", item="tag")
     if src is None or src == dst:
         return [list(s) for s in tag_sentences]
     return reencode(tag_sentences, dst, src)[0]
@@ -307,7 +312,7 @@ def reencode(tag_sentences, dst, src="detect", *, ill_formed="convert"):
     """
     if ill_formed not in ("convert", "keep"):
         raise ValueError(f"reencode: 'ill_formed' must be 'convert' or 'keep'; got {ill_formed!r}.")
-    tag_sentences = [list(s) for s in tag_sentences]
+    tag_sentences = [list(s) for s in check_sentences(tag_sentences, "reencode", item="tag")]
     if src == "detect":
         src = scheme_of(tag_sentences)
     else:

@@ -84,11 +84,11 @@ class CompareConfig(Config):
         ("tagging", "logreg"): {"sgd": 20.0, "momentum": 2.0, "adagrad": 1.0},   # one-hot rows: tiny gradients
         ("tagging", "mlp"): {"sgd": 2.0, "momentum": 0.2, "adagrad": 0.1},
     }, "learning rate per (kind of data, model) and method", cli=False)
-    momentum: float = option(0.9, "momentum of the momentum method")
+    momentum: float = option(0.9, "momentum of the momentum method", needs=("methods", "momentum"))
     tau: int = option(2000, "sgd and momentum: lr_t = lr * tau / max(t, tau), O(1/t) after tau steps")
     hidden: dict = option({"synthetic": 32, "tagging": 100}, "hidden units of the mlp per kind of data", cli=False)
-    embed_dim: int = option(50, "word vector size of the mlp on word windows")
-    window: int = option(5, "window size on word windows, odd")
+    embed_dim: int = option(50, "word vector size of the mlp on word windows", needs=("data", None))
+    window: int = option(5, "window size on word windows, odd", needs=("data", None))   # (the CLI's --data)
     prior_bias: bool = option(True, "output bias starts at the log class priors of the training set")
 
     def __post_init__(self):

@@ -4,7 +4,8 @@ fields, then explicit values on top) and `check_fields()` (the Config's range ch
 A Config field's metadata is what a front end needs to offer it: "help" (one line, without the default: the front end
 appends it), and optionally "choices", "type" (when the default is None), "parse" (text -> value, e.g. "1,2,3"),
 "metavar", "group" ("model" or "training") and "cli": False for a field a front end fills itself (e.g. the tasks,
-which need the data's columns).
+which need the data's columns), and "needs": (field, value) when the field takes effect only with another one set
+(value None) or at a value (see unmet_needs).
 """
 import copy
 import dataclasses
@@ -15,8 +16,8 @@ import numpy as np
 
 from fastnn._validation import check_scalar
 
-__all__ = ["Config", "option", "from_preset", "check_fields", "describe_default", "run_settings", "RESUMABLE",
-           "CLIP_NORM_HELP"]
+__all__ = ["Config", "option", "from_preset", "check_fields", "describe_default", "run_settings", "unmet_needs",
+           "RESUMABLE", "CLIP_NORM_HELP"]
 
 # help texts of fields several recipes share (each recipe writes its own default)
 CLIP_NORM_HELP = "clip the global gradient norm (0: off)"
@@ -104,6 +105,34 @@ def check_fields(config, *, ints=(), positive=(), nonneg=(), positive_or_none=()
         if allowed is not None and getattr(config, f.name) not in allowed:
             raise ValueError(f"{where}: '{f.name}' must be one of {', '.join(map(str, allowed))}; "
                              f"got {getattr(config, f.name)!r}.")
+
+
+def unmet_needs(config, names, outside=None):
+    """[(name, (field, value))] for the fields `names` of `config` (those a user gave) that are off their default yet
+    have no effect in it: their metadata's "needs" field is unset (falsy) when the value named is None, else not at
+    that value (lstm_hidden without context "bilstm"), or without it when the field is a list of names (momentum
+    without "momentum" among the methods).  A needed name that is no field is looked up in `outside` (a dict: what
+    the front end has besides the Config, e.g. a command's --data file).  A front end refuses them: they were
+    ignored, silently."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    out = []
+    for name in names:
+        f = fields[name]
+        needs = f.metadata.get("needs")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if needs is None or getattr(config, name) == default:
+            continue
+        other, value = needs
+        have = getattr(config, other) if other in fields else (outside or {}).get(other)
+        if value is None:                                       # set at all (a number > 0, a path, a switch)
+            met = bool(have)
+        elif isinstance(have, (tuple, list, frozenset, set)):   # a list of names (methods): the value among them
+            met = value in have
+        else:
+            met = have == value
+        if not met:
+            out.append((name, needs))
+    return out
 
 
 def describe_default(f):

@@ -26,7 +26,8 @@ from fastnn.recipes import config as recipe_config
 from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["TaggerConfig", "PRESETS", "from_preset", "model_options", "member_seeds", "build", "check_dev", "fit",
-           "train", "feature_notice", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std", "DEFAULT_EMBED_DIM"]
+           "train", "feature_notice", "needs_dev", "EnsembleFit", "MemberFit", "parse_lengths", "parse_std",
+           "DEFAULT_EMBED_DIM"]
 
 # Word vector size when neither embed_dim nor pretrained vectors give one.
 DEFAULT_EMBED_DIM = 50
@@ -67,18 +68,19 @@ class TaggerConfig(Config):
     feature_dim: int = option(10, "vector size of a --feature without :DIM", group="model")
     suffix_len: int = option(0, "suffix feature: the last N letters of the lowercased word; several lengths (1,2,3) "
                                 "give one slot each, sharing one table; 0 = none", parse=parse_lengths,
-                             metavar="N[,N...]", group="model")
-    suffix_dim: int = option(0, "suffix feature vector size", group="model")
+                             metavar="N[,N...]", group="model", needs=("suffix_dim", None))
+    suffix_dim: int = option(0, "suffix feature vector size", group="model", needs=("suffix_len", None))
     prefix_len: int = option(0, "prefix feature: the first N letters, as --suffix-len", parse=parse_lengths,
-                             metavar="N[,N...]", group="model")
-    prefix_dim: int = option(0, "prefix feature vector size", group="model")
+                             metavar="N[,N...]", group="model", needs=("prefix_dim", None))
+    prefix_dim: int = option(0, "prefix feature vector size", group="model", needs=("prefix_len", None))
     shape_dim: int = option(0, "word-shape feature vector size, 0 = none; the shape maps upper/lower/digit runs to "
                                "X/x/d and keeps other characters, e.g. 10-round -> d-x", group="model")
     char_dim: int = option(0, "character feature: character vector size, 0 = none; a convolution over the word's "
                               "characters (case kept, digits -> 0) and a max over them give each word --char-filters "
                               "more inputs (dos Santos and Zadrozny 2014)", group="model")
-    char_filters: int = option(50, "character feature: convolution filters", group="model")
-    char_width: int = option(3, "character feature: characters per convolution window, odd", group="model")
+    char_filters: int = option(50, "character feature: convolution filters", group="model", needs=("char_dim", None))
+    char_width: int = option(3, "character feature: characters per convolution window, odd", group="model",
+                             needs=("char_dim", None))
     hidden: int = option(300, "hidden units", group="model")
     activation: str = option("hardtanh", "hidden activation", choices=("hardtanh", "tanh"), group="model")
     loss: str = option("sentence", "word-level softmax or sentence-level log-likelihood with Viterbi",
@@ -86,9 +88,10 @@ class TaggerConfig(Config):
     context: str = option("window", "what each token's hidden layer reads besides its window: the window alone, or "
                                     "also a bidirectional LSTM over the sentence's window vectors (Huang, Xu and Yu "
                                     "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
-    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model")
+    lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model",
+                              needs=("context", "bilstm"))
     lstm_dropout: float = option(0.0, "with --context bilstm: dropout on the LSTMs' outputs (the hidden layer's "
-                                      "inputs from them)", group="model")
+                                      "inputs from them)", group="model", needs=("context", "bilstm"))
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -105,7 +108,7 @@ class TaggerConfig(Config):
                                          "deviation S; 'init' = that of the tagger's own starting vectors (U(-s, s), "
                                          "s = --embed-scale), so large language-model vectors do not saturate the "
                                          "hidden layer; 'raw' = as in the file", parse=parse_std, metavar="S|raw",
-                                 group="model")
+                                 group="model", needs=("pretrained", None))
     extend_vocab: bool = option(False, "with --pretrained: also add the file's words that are not in the training "
                                        "data", group="model")
     freeze_embeddings: bool = option(False, "do not train the word vectors", group="model")
@@ -119,7 +122,7 @@ class TaggerConfig(Config):
     batch_size: int = option(128, "windows per step (word loss) or about that many tokens of whole sentences "
                                   "(sentence loss)", group="training")
     bucket: int = option(0, "sentence loss: sort sentences by length within pools of N batches so batches pad less "
-                            "(0 = plain shuffle)", group="training")
+                            "(0 = plain shuffle)", group="training", needs=("loss", "sentence"))
     unk_replace: float = option(0.0, "probability of replacing a word seen once by <unk> in training",
                                 group="training")
     clip_norm: float = option(0.0, CLIP_NORM_HELP, group="training")
@@ -130,7 +133,7 @@ class TaggerConfig(Config):
     average: bool = option(False, "score and save the mean of the parameters over all steps (Polyak averaging) "
                                   "instead of the last ones", group="training")
     average_start: int = option(0, "with --average: epochs trained before the mean starts (0 = from the first step)",
-                                metavar="N", group="training")
+                                metavar="N", group="training", needs=("average", None))
     ensemble: int = option(1, "train this many models (seeds S*K .. S*K+K-1 for --seed S) and tag with the mean of "
                               "their tag and transition scores; the model file holds them all", metavar="K",
                            group="training")
@@ -227,6 +230,12 @@ def member_seeds(config):
     return [config.seed * k + i for i in range(k)]
 
 
+def needs_dev(config):
+    """The first field set in `config` that acts on the dev score (patience, halve_lr), or None: without dev
+    sentences they were ignored, silently."""
+    return "patience" if config.patience is not None else "halve_lr" if config.halve_lr else None
+
+
 def _check_config(config, where):
     """A copy of `config` checked again, or a TypeError unless it is a TaggerConfig (a dict, or another recipe's
     Config, failed in dataclasses.replace or as an AttributeError from deep inside)."""
@@ -277,6 +286,12 @@ def build(config, train, *, log=None):
     return model
 
 
+# TaggerConfig's fields that build() reads and fit() does not, and those fit() reads
+_BUILT = ("tasks", "features", "task_weights") + tuple(
+    f.name for f in dataclasses.fields(TaggerConfig) if f.metadata.get("group") == "model")
+_TRAINING = tuple(f.name for f in dataclasses.fields(TaggerConfig) if f.metadata.get("group") == "training")
+
+
 def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, quiet=False, callback=None,
         on_nonfinite="raise", **overrides):
     """Train `model` on read_conll sentences with fastnn.train.Trainer under `config` (TaggerConfig(), with
@@ -297,18 +312,32 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
                         f"{type(model).__name__}.")
     if config is not None and not isinstance(config, TaggerConfig):
         raise TypeError(f"fit: 'config' must be a TaggerConfig; got {type(config).__name__}.")
-    c = dataclasses.replace(config or TaggerConfig(), **overrides)
+    # what the model was built with (its sizes, features, tasks) fit cannot change: such an override was ignored,
+    # silently (fit(model, sents, hidden=500) trained the model's own hidden layer)
+    built = [name for name in overrides if name in _BUILT]
+    if built:
+        raise TypeError(f"fit: {built[0]!r} is set when the model is built (build(config, train)), not by fit; "
+                        f"fit's options are the training ones ({', '.join(_TRAINING)}).")
+    # a model of K members is trained as K; without a config, as its own K (a loaded ensemble needed ensemble=K)
+    k = len(model.members) if isinstance(model, TaggerEnsemble) else 1
+    c = dataclasses.replace(config or TaggerConfig(ensemble=k), **overrides)
+    if c.ensemble != k:         # (a single model given ensemble=3 trained one model, silently)
+        raise ValueError(f"fit: 'ensemble' must be the model's number of members ({k}); got {c.ensemble}. The "
+                         f"members are made by build(config, train) with the config's ensemble.")
     # read once: dev is scored every epoch and train read by every member of an ensemble, so a generator would be
     # empty from the second time on (no error, a nan loss)
     if not isinstance(train, TaggerBatch):
         train = as_rows(train, "fit: 'train'", tokens=False, name=None)
     if dev is not None:
         dev = as_rows(dev, "fit: 'dev'", tokens=False, name=None)
+    elif needs_dev(c):
+        raise ValueError(f"fit: {needs_dev(c)!r} acts on the dev score, and no dev sentences were given; pass dev, "
+                         f"or leave it unset.")
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
     lr = optim.Linear(c.lr / c.warmup, c.lr, c.warmup - 1) if c.warmup > 1 else c.lr
-    lr = optim.HalveOnPlateau(lr) if c.halve_lr and dev is not None else lr     # the trainer reports dev scores
+    lr = optim.HalveOnPlateau(lr) if c.halve_lr else lr     # the trainer reports dev scores
     opt = optim.by_name(c.optimizer, model.parameters(), lr, "fit", weight_decay=c.weight_decay)
     data = model.batches(train, batch_size=c.batch_size, bucket=c.bucket, unk_replace=c.unk_replace)
     validate = None
@@ -358,9 +387,6 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
     member k > 0 to `checkpoint`.member<k>; resume resumes every member whose checkpoint exists (the first one's
     must) and starts the others."""
 
-    if len(model.members) != c.ensemble:
-        raise ValueError(f"fit: 'ensemble' must be the model's number of members ({len(model.members)}); got "
-                         f"{c.ensemble}.")
     from fastnn.train import Interrupted, TrainingInterrupted
 
     k = len(model.members)
