@@ -23,9 +23,9 @@ import fastnn  # noqa: E402
 from fastnn import kernels, optim  # noqa: E402
 from fastnn.recipes import lm as recipe  # noqa: E402
 
-BROWN = os.path.join(REPO, "..", "..", "shared", "data", "brown")
-if not os.path.isdir(BROWN):
-    BROWN = "/work/shared/data/brown"
+BROWN = next((d for d in (os.path.join(REPO, "..", "shared", "data", "brown"),      # (as bench_lm.py; a worktree's
+                          os.path.join(REPO, "..", "..", "shared", "data", "brown"))   # is one level deeper)
+              if os.path.isdir(d)), None)
 V, N_BROWN = 14115, 835524
 
 
