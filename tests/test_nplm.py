@@ -189,3 +189,13 @@ def test_em_weights_per_bin(rng):
         em_weights(a, b, bins[:-1])
     with pytest.raises(ValueError, match="per-token 'weight' must be an array"):
         mix_logprobs(a, b, np.full(n, 1.5))
+
+
+def test_nplm_fast_preset_is_the_default_model_at_512():
+    c, default = recipe.from_preset("nplm-fast"), recipe.NPLMConfig()
+    assert isinstance(c, recipe.NPLMConfig) and c.classes == 0 and (c.order, c.dim, c.hidden) == (5, 60, 100)
+    # 512 examples per update at 0.07 / (1 + 4e-4 t), 2 epochs (recipes/lm.py: on Brown valid 129.22, test 119.51
+    # against the default's 128.95 / 119.23, in 2 epochs of 33-39 s against 3 of 39-43 s)
+    assert (c.batch_size, c.lr, c.lr_decay, c.epochs) == (512, 0.07, 4e-4, 2)
+    assert (default.batch_size, default.lr, default.lr_decay, default.epochs) == (128, 0.04, 0.0, 3)
+    assert recipe.from_preset("nplm-fast", epochs=3).epochs == 3                 # explicit values win
