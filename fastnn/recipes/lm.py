@@ -161,7 +161,7 @@ PRESETS: dict[str, dict] = {
     # 117.18 (seed 1: 118.00; 12 epochs); 512 at 0.025: 129.05 / 118.31
     "fast": {"arch": "rnn", "patience": 2, "batch_size": 320, "lr": 0.03},
     # the NPLM for throughput (`--preset nplm-fast`): the default full-softmax model with 512 examples per update (the
-    # output layer's three products run at ~225 GFLOP/s, near this Xeon's roof, against ~175-195 at 128), at lr 0.07
+    # output layer's three products run at ~225 GFLOP/s against ~175-195 at 128; a 2048^3 GEMM: ~335), at lr 0.07
     # decaying as 0.07 / (1 + 4e-4 t) (a constant 0.08 overfits in epoch 3: 132.36, 130.74, 135.93), for 2 epochs
     # (the third adds nothing: 129.22, 129.23).  On Brown (2026-12-07): valid 129.22, test 119.51 against the
     # default's 128.95 / 119.23; seeds 1, 2: 128.98 / 119.66, 128.81 / 119.35 against 128.46 / 118.42, 129.23 / 119.53
