@@ -217,6 +217,18 @@ def set_threads(n, *, kernels=None, option="--threads", kernels_option=None):
             raise CLIError(f"{opt} {message}") from None
 
 
+def first_repeat(values, key=None):
+    """The first of `values` whose key(value) (the value itself when key is None) an earlier one has, or None: a value
+    given twice to an option of several (--models tanh tanh trained and reported the model twice)."""
+    seen = set()
+    for v in values:
+        k = v if key is None else key(v)
+        if k in seen:
+            return v
+        seen.add(k)
+    return None
+
+
 def same_file(a, b):
     """Do paths `a` and `b` name one file (the same inode: a link or another spelling of it counts)?"""
     return a is not None and b is not None and _file_key(a) == _file_key(b)

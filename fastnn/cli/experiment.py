@@ -2,7 +2,7 @@
 handwritten digits read pixel by pixel (fastnn.experiments; the bench/rnn_*.py scripts run the same functions)."""
 import sys
 
-from fastnn.cli._common import CLIError, check_import, check_writable, print_json, set_threads
+from fastnn.cli._common import CLIError, check_import, check_writable, first_repeat, print_json, set_threads
 
 
 def _positive(kind, name):
@@ -133,8 +133,7 @@ def _settings(args, **extra):
 def _once(args):
     """A model, pixel order or threshold given twice was trained (and reported) twice: a CLIError naming it."""
     for name in ("models", "orders", "thresholds"):
-        values = getattr(args, name, None) or []
-        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        twice = first_repeat(getattr(args, name, None) or [])
         if twice is not None:
             raise CLIError(f"--{name} {twice} is given twice")
 

@@ -1,7 +1,7 @@
 """`fastnn overfit`: the lecture's first check of a new model: can it drive the loss of a few examples to (near) zero?
 Run on each rung of the simplification ladder (fastnn.models.ladder) with fastnn.train.overfit; exit 0 when every
 rung asked for reaches the threshold, 1 when one does not."""
-from fastnn.cli._common import CLIError, print_json
+from fastnn.cli._common import CLIError, first_repeat, print_json
 
 
 def register(sub):
@@ -40,7 +40,7 @@ def run(args):
     from fastnn.train import overfit
 
     rungs = [_rung(t) for t in args.rung]
-    twice = next((t for i, t in enumerate(args.rung) if _rung(t) in rungs[:i]), None)
+    twice = first_repeat(args.rung, key=_rung)
     if twice is not None:           # (the same rung trained and printed twice)
         raise CLIError(f"--rung {twice}: rung {_rung(twice)} is given twice")
     if args.seed < 0:               # (was the ladder's "'rng' must be an int seed >= 0")
