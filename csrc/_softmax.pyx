@@ -39,6 +39,21 @@ cdef extern from "fnn_outlayer.h":
     void fnn_ol_grad(const float *E, Py_ssize_t w, Py_ssize_t Bp, Py_ssize_t B, const float *c, const int *t,
                      float sc, float *G, float *db) noexcept nogil
 
+cdef extern from "fnn_amx.h":
+    int fnn_amx_ok() noexcept nogil
+    void fnn_amx_pack_rows(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds, unsigned short *dst,
+                           Py_ssize_t rows_p, Py_ssize_t cols_p) noexcept nogil
+    void fnn_amx_pack_pairs(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds, unsigned short *dst,
+                            Py_ssize_t rows_p, Py_ssize_t cols_p) noexcept nogil
+    void fnn_amx_pack_cols(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds, unsigned short *dst,
+                           Py_ssize_t rows_p, Py_ssize_t cols_p) noexcept nogil
+    void fnn_amx_logits(const unsigned short *Wb, Py_ssize_t block, Py_ssize_t Hk, const unsigned short *hV,
+                        Py_ssize_t Bp, float *Z) noexcept nogil
+    void fnn_amx_dh(const unsigned short *WT, Py_ssize_t Hp, Py_ssize_t block, const unsigned short *GV,
+                    Py_ssize_t Bp, float *D, int add) noexcept nogil
+    void fnn_amx_dw(const unsigned short *Gb, Py_ssize_t w, Py_ssize_t block, Py_ssize_t Bp,
+                    const unsigned short *hV2, Py_ssize_t Hp, Py_ssize_t H, float *dW, float *T) noexcept nogil
+
 
 # ---- which compiled code the float32 rows run (as in _lstm.pyx: 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) --
 
@@ -258,6 +273,11 @@ def _output_layer_tiles():
     """True when the float32 output layer runs the register tiles of fnn_outlayer.h on the current vector path (an
     AVX-512 one); kernels.output_layer then lays its work out for them (see _output_layer)."""
     return bool(fnn_ol_tiles(_path))
+
+
+def _amx_bf16():
+    """True when this build has the AMX bfloat16 products (fnn_amx.h) and this CPU and OS can run them."""
+    return bool(fnn_amx_ok())
 
 
 def _output_layer(const floating[:, ::1] h, const floating[:, ::1] W, const floating[::1] b,
@@ -510,3 +530,154 @@ cdef void _output_layer_tiles_f(const float[:, ::1] h, const float[:, ::1] W, co
                             trow[i] = <int> t
                     fnn_ol_grad(Z, w, Bp, B, c, trow, sc, m, &db[lo])
                     fnn_ol_dw(m, w, Bp, B, hp, Hp, H, &dW[lo, 0], stream)
+
+
+def _output_layer_amx(const float[:, ::1] h, const float[:, ::1] W, const float[::1] b,
+                      const Py_ssize_t[::1] targets, float[::1] loss, double[:, ::1] row_ref, double[:, ::1] row_sum,
+                      float[:, ::1] scratch, float[:, ::1] dW, float[::1] db, float[:, ::1] dh,
+                      float[:, :, ::1] dh_parts, float[::1] hwork, unsigned short[::1] bwork, Py_ssize_t block,
+                      double scale, bint want_grad, int n_threads):
+    """_output_layer (float32) with its products on AMX tiles in bfloat16, float32 sums (fnn_amx.h).
+
+    With products this cheap the float32 layer's stored logits (B V floats, written in pass 1 and read back in pass
+    2) cost more than computing them again, so each pass computes a block's logits tile into the thread's scratch:
+    pass 1 for the rows' running maxima and sums of exps (the groups' (R, sum) as in _output_layer), pass 2, once
+    each row's logsumexp is known, for the gradient tile G = scale (softmax - onehot) itself, then db, the group's
+    share of dh (+= W_blk^T G) and dW_blk = G h.  Four products instead of three, no V x B traffic and no rescaled
+    shares.  The same blocks and groups for every thread count: the same bits.
+
+    Shapes: Bp = B rounded up to 32, Hp = H rounded up to 16, Hk = H rounded up to 32; `block` a multiple of 32.
+    scratch (n_threads, block Bp + 32 Hp + 5 Bp) work: the logits tile, 32 rows of dW, then m, s, R, c and the
+    targets' rows in the block (Bp each).  dh_parts (G, Hp, Bp) work: each group's share of dh, transposed.
+    hwork (H Bp + B Hp,) work: h transposed and h with rows padded, as the float32 tiles.  bwork (Hk Bp + Bp Hp +
+    n_threads block (Hk + 2 Bp + Hp),) bfloat16 work: h packed for the logits and for dW, then per thread the block's
+    W rows, G's rows, G in pairs of rows and W^T.  The rest as _output_layer.
+    """
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], V = W.shape[0], G = row_ref.shape[0]
+    cdef Py_ssize_t Bp = (B + 31) // 32 * 32, Hp = (H + 15) // 16 * 16, Hk = (H + 31) // 32 * 32
+    cdef Py_ssize_t n_blocks = (V + block - 1) // block
+    cdef Py_ssize_t per_thread = block * (Hk + 2 * Bp + Hp)
+    cdef float *hT = &hwork[0]
+    cdef float *hp = hT + H * Bp
+    cdef unsigned short *hV = &bwork[0]
+    cdef unsigned short *hV2 = hV + Hk * Bp
+    cdef unsigned short *Wb
+    cdef unsigned short *Gb
+    cdef unsigned short *GV
+    cdef unsigned short *WT
+    cdef Py_ssize_t gi, k, k0, k1, lo, w, i, j, t, u
+    cdef float *Z
+    cdef float *T
+    cdef float *m
+    cdef float *sv
+    cdef float *R
+    cdef float *c
+    cdef int *trow
+    cdef float *acc
+    cdef double s
+    cdef float sc = <float> scale
+    with nogil:
+        for j in range(H):
+            for i in range(Bp):
+                hT[j * Bp + i] = h[i, j] if i < B else 0
+        for i in range(B):
+            for j in range(Hp):
+                hp[i * Hp + j] = h[i, j] if j < H else 0
+        fnn_amx_pack_pairs(hT, H, Bp, Bp, hV, Hk, Bp)
+        fnn_amx_pack_pairs(hp, B, Hp, Hp, hV2, Bp, Hp)
+        # pass 1: each group's running row maxima and sums of exps
+        for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+            Z = &scratch[omp_get_thread_num(), 0]
+            m = Z + block * Bp + 32 * Hp
+            sv = m + Bp
+            R = sv + Bp
+            Wb = hV2 + Bp * Hp + omp_get_thread_num() * per_thread
+            k0 = gi * n_blocks // G
+            k1 = (gi + 1) * n_blocks // G
+            for k in range(k0, k1):
+                lo = k * block
+                w = min(block, V - lo)
+                _amx_logits_tile(W, b, lo, w, block, H, Hk, Bp, hV, Wb, Z)
+                for i in range(B):
+                    t = targets[i] - lo
+                    if 0 <= t < w:
+                        loss[i] = Z[t * Bp + i]
+                fnn_ol_colmax(Z, w, Bp, m)
+                for i in range(Bp):
+                    R[i] = m[i]            # the padding columns: their own block maximum
+                    if i >= B:
+                        continue
+                    if k == k0:
+                        row_ref[gi, i] = m[i]
+                        row_sum[gi, i] = 0
+                    elif not (m[i] <= row_ref[gi, i]):   # a larger maximum (or NaN): rescale what is summed so far
+                        row_sum[gi, i] = row_sum[gi, i] * exp(row_ref[gi, i] - m[i])
+                        row_ref[gi, i] = m[i]
+                    R[i] = <float> row_ref[gi, i]
+                fnn_ol_exp(Z, w, Bp, R, sv)
+                for i in range(B):
+                    row_sum[gi, i] = row_sum[gi, i] + sv[i]
+        # each row's logsumexp over the groups, in group order (row_ref[0] then holds it), and the loss
+        for i in prange(B, schedule="static", num_threads=n_threads):
+            s = groups_logsumexp(row_ref, row_sum, i)
+            loss[i] = <float> (s - loss[i])
+            row_ref[0, i] = s
+        if want_grad:
+            # pass 2: the logits tile again, G, db, the group's share of dh and dW
+            for gi in prange(G, schedule="dynamic", num_threads=n_threads):
+                Z = &scratch[omp_get_thread_num(), 0]
+                T = Z + block * Bp
+                m = T + 32 * Hp
+                R = m + 2 * Bp
+                c = R + Bp
+                trow = <int *> (c + Bp)
+                Wb = hV2 + Bp * Hp + omp_get_thread_num() * per_thread
+                Gb = Wb + block * Hk
+                GV = Gb + block * Bp
+                WT = GV + block * Bp
+                k0 = gi * n_blocks // G
+                k1 = (gi + 1) * n_blocks // G
+                for k in range(k0, k1):
+                    lo = k * block
+                    w = min(block, V - lo)
+                    _amx_logits_tile(W, b, lo, w, block, H, Hk, Bp, hV, Wb, Z)
+                    for i in range(Bp):
+                        # softmax = exp(logit - logsumexp); the padding columns' exps (c = 0) are never used
+                        R[i] = <float> row_ref[0, i] if i < B else 3.0e38
+                        c[i] = sc if i < B else 0
+                        trow[i] = -1
+                        if i < B:
+                            t = targets[i] - lo
+                            if 0 <= t < w:
+                                trow[i] = <int> t
+                    fnn_ol_exp(Z, w, Bp, R, m)
+                    fnn_ol_grad(Z, w, Bp, B, c, trow, sc, Z, &db[lo])
+                    fnn_amx_pack_rows(Z, w, Bp, Bp, Gb, block, Bp)
+                    fnn_amx_pack_pairs(Z, w, Bp, Bp, GV, block, Bp)
+                    fnn_amx_pack_cols(&W[lo, 0], w, H, H, WT, block, Hp)
+                    fnn_amx_dh(WT, Hp, block, GV, Bp, &dh_parts[gi, 0, 0], k != k0)
+                    fnn_amx_dw(Gb, w, block, Bp, hV2, Hp, H, &dW[lo, 0], T)
+            # dh = the groups' shares added in group order, one row of dh^T (a column of dh) per j
+            for j in prange(H, schedule="static", num_threads=n_threads):
+                acc = &scratch[omp_get_thread_num(), 0]
+                for i in range(B):
+                    acc[i] = dh_parts[0, j, i]
+                for u in range(1, G):
+                    for i in range(B):
+                        acc[i] = acc[i] + dh_parts[u, j, i]
+                for i in range(B):
+                    dh[i, j] = acc[i]
+
+
+cdef inline void _amx_logits_tile(const float[:, ::1] W, const float[::1] b, Py_ssize_t lo, Py_ssize_t w,
+                                  Py_ssize_t block, Py_ssize_t H, Py_ssize_t Hk, Py_ssize_t Bp,
+                                  const unsigned short *hV, unsigned short *Wb, float *Z) noexcept nogil:
+    """Z (block x Bp) = b[lo:lo + w] + W[lo:lo + w] h^T, rows past w zero (their W rows are zeros)."""
+    cdef Py_ssize_t j, i
+    cdef float bj
+    for j in range(block):
+        bj = b[lo + j] if j < w else 0
+        for i in range(Bp):
+            Z[j * Bp + i] = bj
+    fnn_amx_pack_rows(&W[lo, 0], w, H, H, Wb, block, Hk)
+    fnn_amx_logits(Wb, block, Hk, hV, Bp, Z)

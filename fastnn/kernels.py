@@ -190,16 +190,40 @@ _OL_GROUPS = 16
 _OL_PARTS_BYTES = 32 << 20
 
 
-def _output_layer_blocking(B, H, n_out, itemsize):
-    """(block, n_groups) for output_layer: a function of the shapes only, so results do not depend on threads."""
-    block = min(max(64, _OL_TILE // max(B, 1)) // 16 * 16, 2048)
+def _output_layer_blocking(B, H, n_out, itemsize, amx=False):
+    """(block, n_groups) for output_layer: a function of the shapes only, so results do not depend on threads (the
+    AMX products take blocks of whole pairs of 16-row tiles)."""
+    step = 32 if amx else 16
+    block = min(max(64, _OL_TILE // max(B, 1)) // step * step, 2048)
     n_blocks = -(-n_out // block)
     n_groups = max(1, min(n_blocks, _OL_GROUPS, _OL_PARTS_BYTES // max(B * H * itemsize, 1)))
     return block, n_groups
 
 
+def amx_bf16():
+    """True when output_layer can run its products in bfloat16 on AMX tiles here (precision="bfloat16"): a CPU with
+    AMX-BF16 (Intel Xeon Sapphire Rapids or later), an OS that grants the tile state (Linux >= 5.16), and a build
+    that has the code (gcc >= 11 or clang >= 12, x86-64 Linux)."""
+    return _softmax._output_layer_tiles() and _softmax._amx_bf16()
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def check_precision(precision, where, name="precision"):
+    """`precision` of output_layer's products (named `name`), checked against what this machine can run."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{where}: '{name}' must be one of {PRECISIONS}; got {precision!r}.")
+    if precision == "bfloat16" and not amx_bf16():
+        raise ValueError(f"{where}: {name}='bfloat16' runs the output layer's products on AMX tiles, which this "
+                         "machine cannot (they need an Intel Xeon with AMX-BF16, Sapphire Rapids or later, Linux >= "
+                         "5.16, the AVX-512 vector path and fastnn built with gcc >= 11 or clang >= 12); use "
+                         "'float32'.")
+    return precision
+
+
 def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reuse_grad_buffers=False,
-                 n_threads=None):
+                 precision="float32", n_threads=None):
     """Affine softmax output layer with cross-entropy: logits = h @ W.T + b.
 
     Parameters
@@ -210,6 +234,10 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     work : an OutputLayerWork to reuse the (B, V) logits buffer and the other work space across calls.
     reuse_grad_buffers : write dW and dh into `work`'s buffers too (no fresh V x H allocation per call); they are then
         valid only until the next call with the same work.
+    precision : "float32", or "bfloat16" (float32 W only, where amx_bf16()): the three products (logits, dW, dh)
+        multiply operands rounded to bfloat16 (8 bits of mantissa: h, W and the gradient tile) on AMX tiles and sum
+        in float32, 2.2x faster at the NPLM's shapes (B 512, H 100, V 14,115: 8.5 ms against 19 ms on the 2-core
+        Xeon); the softmax, its exps, db and the loss's sums stay float32.  A training speed: evaluate in float32.
 
     Returns
     -------
@@ -234,6 +262,9 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     V.check_shape(targets, "targets", where, (B,))
     V.check_scalar(scale, "scale", where)
     _check_blas_dims(where, B, H, n_out)
+    amx = check_precision(precision, where) == "bfloat16"
+    if amx and W.dtype != np.float32:
+        raise TypeError(f"{where}: precision='bfloat16' needs float32 parameters; got {W.dtype}.")
     work = work if work is not None else OutputLayerWork()
     dt = W.dtype
     if want_grad:
@@ -253,24 +284,35 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
         dW[...] = 0
         dh[...] = 0
         return loss, dW, _col_sums_unchecked(g, np.zeros(n_out, dtype=dt), 0.0, n_threads), dh
-    block, n_groups = _output_layer_blocking(B, H, n_out, dt.itemsize)
+    # float32 on an AVX-512 path: the layer's own register tiles, on transposed work padded to Bp columns; not for
+    # B < 16, mostly padding (B 1, H 256, V 10^4, one thread: 2.80 ms against BLAS's 2.15; B 20, H 128, V 5 10^4:
+    # 11.3 against 18.2; 2026-12-06 Xeon)
+    tiles = dt == np.float32 and (B >= 16 or amx) and _softmax._output_layer_tiles()
+    block, n_groups = _output_layer_blocking(B, H, n_out, dt.itemsize, amx)
     n_blocks = -(-n_out // block)
     nt = min(effective_n_threads(n_threads), n_groups)
     if B * H * n_out < 1 << 18:
         nt = 1  # too little work to wake a second thread
     loss = np.empty(B, dtype=dt)
-    # float32 on an AVX-512 path: the layer's own register tiles, on transposed work padded to Bp columns; not for
-    # B < 16, mostly padding (B 1, H 256, V 10^4, one thread: 2.80 ms against BLAS's 2.15; B 20, H 128, V 5 10^4:
-    # 11.3 against 18.2; 2026-12-06 Xeon)
-    tiles = dt == np.float32 and B >= 16 and _softmax._output_layer_tiles()
-    Bp = -(-B // 16) * 16 if tiles else B
-    logits = work.get("logits", (Bp * n_out,), dt)
+    Bp = -(-B // 32) * 32 if amx else -(-B // 16) * 16 if tiles else B
     row_ref = work.get("row_ref", (n_groups, B), np.float64)
     row_sum = work.get("row_sum", (n_groups, B), np.float64)
+    Hp, Hk = -(-H // 16) * 16, -(-H // 32) * 32
+    hwork = work.get("hwork", (H * Bp + B * Hp if tiles else 0,), dt)      # tiles: h transposed, and h padded
+    if amx:     # fnn_amx.h's products: logits tiles computed twice, in each thread's scratch (see _output_layer_amx)
+        scratch = work.get("scratch", (nt, block * Bp + 32 * Hp + 5 * Bp), dt)
+        bwork = work.get("bwork", (Hk * Bp + Bp * Hp + nt * block * (Hk + 2 * Bp + Hp),), np.uint16)
+        if want_grad:
+            db = np.empty(n_out, dtype=dt)
+            dh_parts = work.get("dh_parts", (n_groups, Hp, Bp), dt)
+        else:
+            dW = db = dh = dh_parts = None
+        _softmax._output_layer_amx(h, W, b, targets, loss, row_ref, row_sum, scratch, dW, db, dh, dh_parts, hwork,
+                                   bwork, block, float(scale), bool(want_grad), nt)
+        return loss, dW, db, dh
+    logits = work.get("logits", (Bp * n_out,), dt)
     blk_ref = work.get("blk_ref", (n_blocks, B), np.float64)
     scratch = work.get("scratch", (nt, (block + 6) * Bp if tiles else B * block), dt)
-    Hp = -(-H // 16) * 16
-    hwork = work.get("hwork", (H * Bp + B * Hp if tiles else 0,), dt)      # tiles: h transposed, and h padded
     if want_grad:
         db = np.empty(n_out, dtype=dt)
         dh_parts = work.get("dh_parts", (n_groups, H, Bp) if tiles else (n_groups, B, H), dt)

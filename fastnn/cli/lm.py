@@ -137,6 +137,11 @@ def run_train(args):
     from fastnn.data import count_oov
 
     config = train_config(args)
+    if config.arch == "nplm":
+        try:
+            config.check_machine()
+        except ValueError as e:                 # --output-precision bfloat16 without AMX: before reading the data
+            raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
     if config.arch == "ngram" and (args.checkpoint or args.resume):     # (ignored: no checkpoint, nothing resumed)
         raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
                        f"n-gram model is counted in one pass, not trained in epochs")

@@ -329,9 +329,11 @@ class SoftmaxOutput(Module):
     Node (for use with nn.softmax_cross_entropy); out.log_probs(h) -> ndarray (evaluation, no graph).
 
     In eval mode loss() skips the gradient work; calling backward through such a loss raises.
+    `precision` (kernels.output_layer's): "bfloat16" runs a training loss's products on AMX tiles (float32 W, CPUs
+    with AMX-BF16); evaluation stays float32.
     """
 
-    def __init__(self, n_in, n_classes, *, rng, dtype=np.float32, class_counts=None):
+    def __init__(self, n_in, n_classes, *, rng, dtype=np.float32, class_counts=None, precision="float32"):
         n_in, n_classes = check_int(n_in, "n_in", "SoftmaxOutput"), check_int(n_classes, "n_classes", "SoftmaxOutput")
         self.W = Param("W", _init.glorot_uniform(n_in, n_classes, rng, dtype=dtype))
         if class_counts is not None:
@@ -342,6 +344,19 @@ class SoftmaxOutput(Module):
             bias = _init.zeros(n_classes, dtype=dtype)
         self.b = Param("b", bias, decay=False)
         self._work = kernels.OutputLayerWork()
+        self.precision = precision
+
+    @property
+    def precision(self):
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        kernels.check_precision(value, "SoftmaxOutput")
+        if value != "float32" and self.W.value.dtype != np.float32:
+            raise TypeError(f"SoftmaxOutput: precision={value!r} needs float32 parameters; got "
+                            f"{self.W.value.dtype}.")
+        self._precision = value
 
     def __call__(self, h):
         return F.linear(h, self.W, self.b)
@@ -369,7 +384,9 @@ class SoftmaxOutput(Module):
         Wv, bv = W.value, b.value
         need = h.requires_grad or W.trainable or b.trainable
         want = need and self.training
-        loss, dW, db, dh = kernels.output_layer(h2, Wv, bv, t, scale=s, want_grad=want, work=self._work)
+        precision = self.precision if want else "float32"
+        loss, dW, db, dh = kernels.output_layer(h2, Wv, bv, t, scale=s, want_grad=want, work=self._work,
+                                                precision=precision)
         value = F._scalar(loss.sum() * s, Wv.dtype)
         if not need:
             return Node(value, op="softmax_output")
@@ -384,7 +401,7 @@ class SoftmaxOutput(Module):
             grads = held[0]
             held[0] = None  # handed over below; a second backward recomputes them
             if grads is None:
-                grads = kernels.output_layer(h2, Wv, bv, t, scale=s, work=self._work)[1:]
+                grads = kernels.output_layer(h2, Wv, bv, t, scale=s, work=self._work, precision=precision)[1:]
             gW, gb, gh = grads
             c = float(g)
             if c != 1.0:

@@ -103,6 +103,9 @@ class NPLMConfig(NeuralConfig):
     clip_norm: float = option(0.0, _HELP["clip_norm"])
     max_minutes: float = option(None, _HELP["max_minutes"], type=float)
     patience: int = option(None, _HELP["patience"], type=int)
+    output_precision: str = option("float32", "the output layer's products in training: float32, or bfloat16 on AMX "
+                                   "tiles (float32 sums; ~2x faster on an Intel Xeon Sapphire Rapids or later; "
+                                   "evaluation stays float32)", choices=("float32", "bfloat16"))
     arch = "nplm"
     _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1, hidden=0), nonneg=("lr_decay",))
 
@@ -112,6 +115,14 @@ class NPLMConfig(NeuralConfig):
         if self.hidden == 0 and not self.direct:
             raise ValueError("NPLMConfig: 'hidden' must be >= 1 without 'direct' (0: no hidden layer, the output "
                              "sees the word features through the direct connections only); got 0.")
+        if self.output_precision != "float32" and self.classes:
+            raise ValueError(f"NPLMConfig: 'output_precision' {self.output_precision} is for the full softmax "
+                             f"(classes 0); got classes {self.classes}.")
+
+    def check_machine(self):
+        """Refuse what this machine cannot run (before any work: bfloat16 products need AMX)."""
+        from fastnn import kernels
+        kernels.check_precision(self.output_precision, "NPLMConfig", "output_precision")
 
 
 @dataclass
@@ -346,6 +357,8 @@ def build(config, vocab, stream):
     c, eos = config, vocab.eos_id
     model = build_model(c, len(vocab), eos_id=eos, counts=vocab.counts, words=vocab.words)
     if c.arch == "nplm":
+        c.check_machine()
+        model.out.precision = c.output_precision
         data = ArrayBatches(contexts(stream, c.order, eos), stream, batch_size=c.batch_size)
         return model, data, InverseDecay(c.lr, c.lr_decay)
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, bptt=c.bptt, eos_id=eos)
