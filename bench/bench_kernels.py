@@ -4,7 +4,7 @@
     python bench/summarize.py /tmp/bench.json
 
 Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch,
-torch_fused or roof, and records openmp_enabled, n_threads, blas_threads and cpu_model.
+torch_fused, roof or roof_chain, and records openmp_enabled, n_threads, blas_threads and cpu_model.
 
 The roof of a group is its physical limit on the machine at hand, timed in the same run: for a BLAS-bound group
 (output_layer, rnn_layer, lstm_layer) one float32 GEMM of the same FLOPs (square, F-ordered operands, through
@@ -14,7 +14,12 @@ kernel only reads are read, those it updates in place are read and written back 
 writes are written (with streaming stores when they exceed 16 MiB, as softmax_xent's gradient is).  Its work is
 bytes read + bytes written, each in-place byte counting twice.  (It replaced a copy into a fresh buffer, whose
 stores also read every line they write: that counted the in-place kernels' traffic wrong, and dense_adagrad ran at
-"145-203 %" of it.)  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
+"145-203 %" of it.)  The recurrent groups (rnn_layer, lstm_layer, rnnlm_segment) have a second roof,
+"roof_chain": the BLAS products their recurrence must make, in the order it must make them (each time step's
+products one after another, as they depend on the step before; the rest batched as the kernels batch them), each one
+sgemm call on the run's threads (recurrent_chain, rnnlm_chain).  Per-step products of 32 or 128 rows run well below
+a square GEMM's rate, so this chain is the limit of a recurrence built on BLAS: summarize.py prints the fraction of
+it beside the fraction of the roof.  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
 roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
 its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
 all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
@@ -789,7 +794,7 @@ def rnnlm_chain(m, x, y):
       6. the weight gradients, one product each: dW_hh = dZ^T (H, L B) @ Hs, dWc = dL/dz^T (C, N) @ Ho,
          dW_ih = S^T (H, U) @ emb[uniq] and d emb[uniq] = S (U, H) @ W_ih (H, E) (S: dZ summed per distinct input).
 
-    2 L + 3 P + 5 calls for P classes present; their FLOPs are rnnlm_segment_flops."""
+    2 L + 3 P + 6 calls for P classes present; their FLOPs are rnnlm_segment_flops."""
     H, E, C = m.hidden, m.embed, m.out.Wc.value.shape[0]
     L, B = x.shape
     N = y.size
