@@ -11,8 +11,8 @@ with the same mix of reads and writes).
 fastnn's fraction has a target too (ROOF_TARGETS).  The recurrent groups have a second roof, "roof_chain": the BLAS
 products their recurrence must make, in order (the per-step products one after another), timed in the same run; each
 implementation's fraction of it is printed beside its fraction of the roof.  When the chain itself runs below
-fastnn's floor of the roof, no recurrent kernel built from those products can meet that floor: the target is shown
-as "above the roof: chain at X % of GEMM" and not counted.  Exit code 0 even when targets are missed.
+fastnn's floor of the roof, no recurrence made of those BLAS calls can meet that floor: a miss is shown as "above the
+roof: chain at X % of GEMM" and not counted.  Exit code 0 even when targets are missed.
 """
 import argparse
 import json
@@ -116,7 +116,7 @@ def summarize(groups, roofs=None, stat="median"):
                 chain = chain_below_floor(times, roof)
                 if frac is None or floor is None:
                     target, ok = "—", "—"
-                elif chain is not None and frac < floor:    # missed, but so would be any chain of the same products
+                elif chain is not None and frac < floor:    # missed, as would any BLAS chain of its products
                     above += 1
                     target, ok = f">= {100 * floor:.0f} % of roof", f"above the roof: chain at {_pct(chain)} of GEMM"
                 else:
