@@ -14,15 +14,16 @@ kernel only reads are read, those it updates in place are read and written back 
 writes are written (with streaming stores when they exceed 16 MiB, as softmax_xent's gradient is).  Its work is
 bytes read + bytes written, each in-place byte counting twice.  (It replaced a copy into a fresh buffer, whose
 stores also read every line they write: that counted the in-place kernels' traffic wrong, and dense_adagrad ran at
-"145-203 %" of it.)  The recurrent groups (rnn_layer, lstm_layer, rnnlm_segment) have a second roof,
-"roof_chain": the BLAS products their recurrence must make, in the order it must make them (each time step's
-products one after another, as they depend on the step before; the rest batched as the kernels batch them), each one
-sgemm call on the run's threads (recurrent_chain, rnnlm_chain).  Per-step products of 32 or 128 rows run well below
-a square GEMM's rate, so this chain is the limit of a recurrence built on BLAS: summarize.py prints the fraction of
-it beside the fraction of the roof.  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
-roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
-its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
-all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
+"145-203 %" of it.)  The recurrent groups (rnn_layer, lstm_layer, rnnlm_segment) have a second roof, "roof_chain":
+the BLAS products their recurrence must make, in the order it must make them (each time step's products one after
+another, as they depend on the step before; the rest batched as the kernels batch them), each one sgemm call on the
+run's threads (recurrent_chain, rnnlm_chain).  Per-step products of 32 or 128 rows run well below a square GEMM's
+rate, so this chain is the limit of a recurrence built on BLAS: summarize.py prints the fraction of it beside the
+fraction of the roof.  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
+roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.
+Everything is float32.  fastnn runs its default thread count, torch is set to the same count, NumPy uses its BLAS
+default; FASTNN_BENCH_THREADS=n sets all of them to n.  torch is optional: its benchmarks are skipped when it is not
+installed (fastnn never imports it).
 
 Before timing, each implementation runs once outside the timed region and its result is compared (allclose) with
 the NumPy reference; that call also creates lazily built state (torch's autograd buffers, optimizer state).
