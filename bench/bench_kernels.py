@@ -4,7 +4,7 @@
     python bench/summarize.py /tmp/bench.json
 
 Each benchmark sets benchmark.group = "<kernel>:<size>" and extra_info["impl"] to fastnn, numpy, torch,
-torch_fused or roof, and records openmp_enabled, n_threads, blas_threads and cpu_model.
+torch_fused, roof or roof_chain, and records openmp_enabled, n_threads, blas_threads and cpu_model.
 
 The roof of a group is its physical limit on the machine at hand, timed in the same run: for a BLAS-bound group
 (output_layer, rnn_layer, lstm_layer) one float32 GEMM of the same FLOPs (square, F-ordered operands, through
@@ -14,10 +14,16 @@ kernel only reads are read, those it updates in place are read and written back 
 writes are written (with streaming stores when they exceed 16 MiB, as softmax_xent's gradient is).  Its work is
 bytes read + bytes written, each in-place byte counting twice.  (It replaced a copy into a fresh buffer, whose
 stores also read every line they write: that counted the in-place kernels' traffic wrong, and dense_adagrad ran at
-"145-203 %" of it.)  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
-roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.  Everything is float32.  fastnn runs
-its default thread count, torch is set to the same count, NumPy uses its BLAS default; FASTNN_BENCH_THREADS=n sets
-all of them to n.  torch is optional: its benchmarks are skipped when it is not installed (fastnn never imports it).
+"145-203 %" of it.)  The recurrent groups (rnn_layer, lstm_layer, rnnlm_segment) have a second roof, "roof_chain":
+the BLAS products their recurrence must make, in the order it must make them (each time step's products one after
+another, as they depend on the step before; the rest batched as the kernels batch them), each one sgemm call on the
+run's threads (recurrent_chain, rnnlm_chain).  Per-step products of 32 or 128 rows run well below a square GEMM's
+rate, so this chain is the limit of a recurrence built on BLAS: summarize.py prints the fraction of it beside the
+fraction of the roof.  Every implementation records the group's work (extra_info["work"], in FLOP or bytes) and the
+roof its own (extra_info["roof_work"]), so bench/summarize.py can print each implementation's fraction of the roof.
+Everything is float32.  fastnn runs its default thread count, torch is set to the same count, NumPy uses its BLAS
+default; FASTNN_BENCH_THREADS=n sets all of them to n.  torch is optional: its benchmarks are skipped when it is not
+installed (fastnn never imports it).
 
 Before timing, each implementation runs once outside the timed region and its result is compared (allclose) with
 the NumPy reference; that call also creates lazily built state (torch's autograd buffers, optimizer state).
@@ -29,6 +35,7 @@ allocates its own gradients and temporaries (grads are set to None before each c
 part of its cost.  The sparse torch benchmarks time backward + step only: the embedding forward runs once and its
 graph is kept (retain_graph=True), so all three implementations start from raw indices and (N, D) gradient rows.
 """
+import functools
 import os
 import platform
 
@@ -96,7 +103,7 @@ BLAS_THREADS = _blas_threads()
 
 
 def _impl_threads(impl):
-    if impl in ("fastnn", "roof"):
+    if impl in ("fastnn", "roof", "roof_chain"):
         return N_THREADS
     if impl == "numpy":
         return BLAS_THREADS.get("numpy", 1)
@@ -151,6 +158,48 @@ def _run_roof(benchmark, kernel, size, work, **notes):
     fn()
     _label(benchmark, kernel, size, "roof", work, roof_work=roof_work, **notes)
     benchmark(fn)
+
+
+# ---- the recurrent groups' second roof: the chain of BLAS products their recurrence must make ---------------------
+
+def blas_product(a, b, c, trans_a=False, trans_b=False):
+    """c = op(a) @ op(b) for row-major float32 arrays, as the one sgemm call fastnn's gemm_rm (csrc/_common.pxd)
+    makes of it: BLAS is column-major, where a row-major matrix reads as its transpose, so it computes
+    c^T = op(b)^T op(a)^T on the transposed views (F-ordered, so scipy copies nothing and writes c in place).
+    Returns (a call without arguments, its FLOPs)."""
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    n = b.shape[0] if trans_b else b.shape[1]
+    assert c.shape == (m, n) and all(x.flags.c_contiguous for x in (a, b, c)), "row-major operands of matching shape"
+    call = functools.partial(scipy_blas.sgemm, 1.0, b.T, a.T, beta=0.0, c=c.T, trans_a=int(trans_b),
+                             trans_b=int(trans_a), overwrite_c=1)
+    return call, 2.0 * m * n * k
+
+
+def chain_roof(products):
+    """The products (blas_product's) made one after another, each one BLAS call on the run's BLAS threads; returns
+    (fn, their FLOPs, the number of calls).  Only the products: the element-wise work between them is left out, as
+    the square GEMM roof leaves it out.  The Python loop adds ~0.4 us per call (343 calls of a 1 x 1 product: 0.15
+    ms on the Xeon, 2026-12-07), 1-4 % of the chains here."""
+    calls = [call for call, _ in products]
+
+    def fn():
+        for call in calls:
+            call()
+    return fn, sum(flops for _, flops in products), len(calls)
+
+
+def _run_chain_roof(benchmark, kernel, size, work, products, **notes):
+    """Time the chain roof ("roof_chain") of a recurrent group: its BLAS products limited to the run's thread count
+    (fastnn's), like the kernels' own calls."""
+    fn, roof_work, n_calls = chain_roof(products)
+    with threadpoolctl.threadpool_limits(N_THREADS, user_api="blas"):
+        fn()
+        _label(benchmark, kernel, size, "roof_chain", work, roof_work=roof_work, blas_calls=n_calls, **notes)
+        benchmark(fn)
+
+
+def _random(shape, rng):
+    return rng.standard_normal(shape, dtype=F32)
 
 
 def _np(x):
@@ -501,6 +550,35 @@ def _recurrent_data(gates):
     return X, W_ih, W_hh, b, dH, X.reshape(T * B, E), np.empty((gates * H, E), F32), np.empty((T * B, E), F32)
 
 
+def recurrent_chain(gates, T=RNN_T, B=RNN_B, H=RNN_H, E=RNN_E):
+    """The BLAS products of a recurrent layer with `gates` blocks of H rows (rnn_layer 1, lstm_layer 4; G = gates H),
+    in the order it must make them, on its own operands (row-major, as kernels.gemm and csrc/_rnn.pyx, _lstm.pyx
+    hold them):
+
+      1. the input projection, one product for all steps: (T B, E) @ W_ih^T (E, G);
+      2. T dependent steps forward, h_{t-1} (B, H) @ W_hh^T (H, G) each (step t needs step t - 1's h);
+      3. T dependent carries back, dL/da_t (B, G) @ W_hh (G, H) each (the last one into h_0, as rnn_backward and
+         lstm_backward return dh0);
+      4. after the sweep, one product each over all T B rows: dW_hh = dA^T (G, T B) @ H, dW_ih = dA^T @ X and
+         dx = dA (T B, G) @ W_ih (G, E).
+
+    2 T + 4 calls, 2 T B G (3 E + 3 H) FLOPs: the group's work.  A B = 32 recurrence cannot batch 2 and 3 over time,
+    so they are 2 T products of 32 rows, which BLAS runs well below a square GEMM's rate: this is the limit such a
+    kernel meets (fastnn's LSTM runs 2 and 3 in its own tiles instead of BLAS, so it may pass it)."""
+    G = gates * H
+    rng = np.random.default_rng(SEED)
+    X2, W_ih, W_hh = _random((T * B, E), rng), _random((G, E), rng) * 0.05, _random((G, H), rng) * 0.05
+    Hs, A, carry = _random((T + 1, B, H), rng), _filled((T, B, G)), _filled((B, H))
+    A2 = A.reshape(T * B, G)
+    products = [blas_product(X2, W_ih, A2, trans_b=True)]
+    products += [blas_product(Hs[t], W_hh, A[t], trans_b=True) for t in range(T)]
+    products += [blas_product(A[t], W_hh, carry) for t in reversed(range(T))]
+    products += [blas_product(A2, Hs[:-1].reshape(T * B, H), _filled((G, H)), trans_a=True),
+                 blas_product(A2, X2, _filled((G, E)), trans_a=True),
+                 blas_product(A2, W_ih, _filled((T * B, E)))]
+    return products
+
+
 def _layer_grads(matmul, dZ2, Hs, X2, W_ih, dW_ih, dx, dW_hh, db):
     """The end of a recurrent layer's backward given dZ2 = dL/d(x W_ih^T) as (T B, gates H): the gradients of W_ih
     and x through `matmul(a, b, out, trans_a)`, and the dict every implementation returns."""
@@ -543,7 +621,7 @@ def _torch_layer(module, W_ih, W_hh, b, X, state, dH):
     return fn
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS + ["roof_chain"])
 def test_rnn_layer(benchmark, impl):
     """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t
     for every t (torch: nn.RNN(tanh) forward + backward, b_hh = 0 so that b_ih plays b)."""
@@ -552,6 +630,8 @@ def test_rnn_layer(benchmark, impl):
     work = ("gemm", 2 * T * B * H * (3 * E + 3 * H))
     if impl == "roof":
         return _run_roof(benchmark, "rnn_layer", RNN_SIZE, work, input_width=E)
+    if impl == "roof_chain":
+        return _run_chain_roof(benchmark, "rnn_layer", RNN_SIZE, work, recurrent_chain(1), input_width=E)
     X, W_ih, W_hh, b, dH, X2, dW_ih, dx = _recurrent_data(1)
     h0 = np.zeros((B, H), F32)
     Z = np.empty((T, B, H), F32)
@@ -602,7 +682,7 @@ def _sigmoid(x, out):
     return out
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS + ["roof_chain"])
 def test_lstm_layer(benchmark, impl):
     """An LSTM (gates i, f, g, o as torch) over T steps, then BPTT for dW_ih, dW_hh, db, dx given dL/dh_t for every
     t (torch: nn.LSTM forward + backward, b_hh = 0 so that b_ih plays b).  Same shapes as rnn_layer."""
@@ -610,6 +690,8 @@ def test_lstm_layer(benchmark, impl):
     work = ("gemm", 2 * T * B * 4 * H * (3 * E + 3 * H))  # rnn_layer's six products, with 4H gate rows
     if impl == "roof":
         return _run_roof(benchmark, "lstm_layer", RNN_SIZE, work, input_width=E)
+    if impl == "roof_chain":
+        return _run_chain_roof(benchmark, "lstm_layer", RNN_SIZE, work, recurrent_chain(4), input_width=E)
     X, W_ih, W_hh, b, dH, X2, dW_ih, dx = _recurrent_data(4)
     h0, c0 = np.zeros((B, H), F32), np.zeros((B, H), F32)
     A, Z = np.empty((T, B, 4 * H), F32), np.empty((T, B, 4 * H), F32)
@@ -690,15 +772,65 @@ def _rnnlm_case(dtype):
 def rnnlm_segment_flops(m, x, y):
     """The segment's matrix products as FLOPs, each weight's three (forward, the gradient back to its input, its own
     gradient): the input projection (one row per distinct input word), the recurrence, the class softmax and the
-    within-class softmaxes (each token against its class's block of rows)."""
+    within-class softmaxes (each token against its class's block of rows).  The recurrence carries its gradient
+    back L - 1 times, not L: none goes into h_0, which the segment does not return (counted until 2026-12-07, 0.6 %
+    of the work)."""
     H, E = m.hidden, m.embed
     L, B = x.shape
     U = np.unique(x).size
     sizes = np.diff(m.out.start)[np.asarray(m.out.word_class)[y.ravel()]]
-    return 6 * (U * E * H + L * B * H * H + y.size * RNNLM_C * H + int(sizes.sum()) * H)
+    return 6 * (U * E * H + L * B * H * H + y.size * RNNLM_C * H + int(sizes.sum()) * H) - 2 * B * H * H
 
 
-@pytest.mark.parametrize("impl", ["fastnn", "roof"])
+def rnnlm_chain(m, x, y):
+    """The BLAS products of kernels.rnnlm_segment (csrc/_rnnlm.pyx's phases), in its order and batched as it batches
+    them, on its operands' layouts (N = k B target tokens, Ho their states; W's rows sorted by class):
+
+      1. the input projection, one product: emb[uniq] (U, E) @ W_ih^T (E, H);
+      2. L dependent steps forward: h_{t-1} (B, H) @ W_hh^T (H, H) each;
+      3. the class softmax, one product each way: Ho (N, H) @ Wc^T (H, C), then dL/dz (N, C) @ Wc (C, H);
+      4. per class present (one task each in the kernel; independent of each other, but no one call can hold them:
+         each has its own block of W and its own tokens), its m_c tokens' states against its S_c rows: logits
+         (m_c, H) @ W_c^T (H, S_c), then dh = dL/dlogits (m_c, S_c) @ W_c and dW_c = dL/dlogits^T @ states;
+      5. L - 1 dependent carries back: dL/dz_t (B, H) @ W_hh (H, H) each (none into h_0);
+      6. the weight gradients, one product each: dW_hh = dZ^T (H, L B) @ Hs, dWc = dL/dz^T (C, N) @ Ho,
+         dW_ih = S^T (H, U) @ emb[uniq] and d emb[uniq] = S (U, H) @ W_ih (H, E) (S: dZ summed per distinct input).
+
+    2 L + 3 P + 6 calls for P classes present; their FLOPs are rnnlm_segment_flops.  This is the limit of a segment
+    built on BLAS calls, not of the fused kernel, which passes it: BLAS runs each of 4.'s small products on one
+    thread (they are below OpenBLAS's threshold for threads) and a Python loop cannot run two at once (scipy's
+    wrappers hold the GIL), while the kernel runs the classes as parallel tasks (on the Xeon, 2026-12-07: 4.'s 297
+    products took 1.4 ms of the chain's 4.2, at 45 GFLOP/s)."""
+    H, E, C = m.hidden, m.embed, m.out.Wc.value.shape[0]
+    L, B = x.shape
+    N = y.size
+    start = np.asarray(m.out.start)
+    token_class = np.asarray(m.out.word_class)[y.ravel()]
+    present, tokens = np.unique(token_class, return_counts=True)
+    U = np.unique(x).size
+    rng = np.random.default_rng(SEED)
+    Eu, WihT, W_ih = _random((U, E), rng), _random((E, H), rng) * 0.1, _random((H, E), rng) * 0.1
+    WhhT, Whh, Wc = _random((H, H), rng) * 0.1, _random((H, H), rng) * 0.1, _random((C, H), rng) * 0.1
+    WcT, W = _random((H, C), rng) * 0.1, _random((start[-1], H), rng) * 0.1
+    P, Hs, Z, dHo = _filled((U, H)), _random((L + 1, B, H), rng), _filled((N, C)), _filled((N, H))
+    dZ, carry, S = _random((L, B, H), rng), _filled((B, H)), _random((U, H), rng)
+    Ho, dW = Hs[1:].reshape(N, H), _filled(W.shape)
+    products = [blas_product(Eu, WihT, P)]
+    products += [blas_product(Hs[t], WhhT, Hs[t + 1]) for t in range(L)]
+    products += [blas_product(Ho, WcT, Z), blas_product(Z, Wc, dHo)]
+    for c, mc in zip(present, tokens):
+        block, dW_c = W[start[c]:start[c + 1]], dW[start[c]:start[c + 1]]
+        hc, z, dh = _random((mc, H), rng), _filled((mc, block.shape[0])), _filled((mc, H))
+        products += [blas_product(hc, block, z, trans_b=True), blas_product(z, block, dh),
+                     blas_product(z, hc, dW_c, trans_a=True)]
+    products += [blas_product(dZ[t], Whh, carry) for t in reversed(range(1, L))]
+    products += [blas_product(dZ.reshape(L * B, H), Hs[:-1].reshape(L * B, H), _filled((H, H)), trans_a=True),
+                 blas_product(Z, Ho, _filled((C, H)), trans_a=True), blas_product(S, Eu, _filled((H, E)), trans_a=True),
+                 blas_product(S, W_ih, _filled((U, E)))]
+    return products
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "roof", "roof_chain"])
 def test_rnnlm_segment(benchmark, impl):
     """kernels.rnnlm_segment (csrc/_rnnlm.pyx): one truncated-BPTT segment of the class-factorized Elman RNN LM,
     forward and backward with every gradient, on `--preset fast`'s shapes but B = 128; float32 (the output rows'
@@ -706,12 +838,14 @@ def test_rnnlm_segment(benchmark, impl):
     softmaxes, tanh and sums come on top, so fastnn stays below the roof).  No NumPy or torch version: the fused
     segment has no short equivalent there (the graph model, RNNLM(fused=False), is fastnn's own).  A build whose
     products lose their vector code shows here as a collapse against the roof (2026-12-06: 12x slower without
-    AVX-512)."""
+    AVX-512).  Its chain roof (rnnlm_chain) is the same products made as BLAS calls in the kernel's order."""
     m, x, y, h0, args = _rnnlm_case(F32)
     work = ("gemm", rnnlm_segment_flops(m, x, y))
     notes = dict(vocab=RNNLM_V, classes=RNNLM_C, embed=m.embed)
     if impl == "roof":
         return _run_roof(benchmark, "rnnlm_segment", RNNLM_SIZE, work, **notes)
+    if impl == "roof_chain":
+        return _run_chain_roof(benchmark, "rnnlm_segment", RNNLM_SIZE, work, rnnlm_chain(m, x, y), **notes)
     notes["vector_path"] = K.rnnlm_vector_path()
     notes["mm_layout"] = K.rnnlm_mm_layout()        # ymm on AMD Zen 4 (chosen by CPUID), zmm elsewhere
 
