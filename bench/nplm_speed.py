@@ -1,6 +1,7 @@
 """Where the NPLM's training time goes, by batch size (bench/results/nplm_speed.md).
 
     python bench/nplm_speed.py [B ...]         # default 128 256 512 1024: ms per training step on Brown batches
+    python bench/nplm_speed.py --precision bfloat16 [B ...]   # the same with the output layer's AMX products
     python bench/nplm_speed.py --roof          # the output layer's three products alone, by batch and hidden size
 
 Steps: the default NPLM (recipes.lm.NPLMConfig, AdaGrad) at batch B, as `fastnn lm train` runs it (kernels on 2
@@ -56,13 +57,14 @@ def roof():
                   f"{N_BROWN / B * t:5.1f} s/epoch", flush=True)
 
 
-def steps(sizes):
+def steps(sizes, precision="float32"):
     from fastnn.data import read_sentences
     fastnn.threads(kernels=2, blas=1)
     vocab, streams = recipe.prepare(recipe.NPLMConfig(), read_sentences(os.path.join(BROWN, "brown.train.txt")))
     n = len(streams["train"])
     for B in sizes:
-        model, data, lr = recipe.build(recipe.NPLMConfig(batch_size=B), vocab, streams["train"])
+        model, data, lr = recipe.build(recipe.NPLMConfig(batch_size=B, output_precision=precision), vocab,
+                                       streams["train"])
         opt = optim.by_name("adagrad", model.parameters(), lr)
         batches = iter(data.epoch(np.random.default_rng(0)))
         n_steps, fwd, upd = max(20, 40000 // B), 0.0, 0.0
@@ -93,4 +95,8 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--roof"]:
         roof()
     else:
-        steps([int(a) for a in sys.argv[1:]] or [128, 256, 512, 1024])
+        args = sys.argv[1:]
+        precision = args[args.index("--precision") + 1] if "--precision" in args else "float32"
+        if "--precision" in args:
+            del args[args.index("--precision"):args.index("--precision") + 2]
+        steps([int(a) for a in args] or [128, 256, 512, 1024], precision)
