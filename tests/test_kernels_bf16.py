@@ -141,3 +141,11 @@ def test_an_nplm_trained_in_bfloat16_is_as_good_as_in_float32():
         ppl[precision] = lm.perplexity(model, streams["valid"])
     assert ppl["bfloat16"] == pytest.approx(ppl["float32"], rel=0.02), ppl
     assert ppl["float32"] < 20             # it learnt the structure (60 words: 60 for a uniform guess)
+
+
+def test_info_says_whether_bfloat16_products_can_run(capsys, monkeypatch):
+    import json
+    for can in (True, False):
+        monkeypatch.setattr(K, "amx_bf16", lambda: can)
+        rc, out, err = run_cli(capsys, "info", "--json")
+        assert rc == 0 and json.loads(out)["amx_bf16"] == ("yes" if can else "no")

@@ -30,6 +30,8 @@ def run(args):
     cfg["vector_code"] = vector_code()
     if "avx512" in _info.vector_paths():      # the products' register layout (the other paths have one)
         cfg["rnnlm_layout"] = kernels.rnnlm_mm_layout()
+    # whether `lm train --arch nplm --output-precision bfloat16` can run here
+    cfg["amx_bf16"] = "yes" if kernels.amx_bf16() else "no"
     if args.json:
         print_json(cfg)
     else:

@@ -177,8 +177,9 @@ PRESETS: dict[str, dict] = {
     # (the third adds nothing: 129.22, 129.23).  On Brown (2026-12-07): valid 129.22, test 119.51 against the
     # default's 128.95 / 119.23; seeds 1, 2: 128.98 / 119.66, 128.81 / 119.35 against 128.46 / 118.42, 129.23 / 119.53
     # (means +0.12 valid, +0.45 test); epochs of 33-39 s against 39-44 s, the run 72-79 s of training against 131-132 s
-    # (bench/results/nplm_speed.md).  Not the issue's < 30 s an epoch: at h = 100 the three products alone take
-    # 30.5-33 s an epoch at any batch size in float32 here.
+    # (bench/results/nplm_speed.md).  Not the issue's < 30 s an epoch in float32 (at h = 100 the three products alone
+    # take 30.5-33 s an epoch at any batch size here); with --output-precision bfloat16 (AMX CPUs only, hence not
+    # in the preset) epochs of 18-20 s, valid 128.92 / test 119.40 over seeds 0-2.
     "nplm-fast": {"arch": "nplm", "batch_size": 512, "lr": 0.07, "lr_decay": 4e-4, "epochs": 2},
 }
 
