@@ -41,6 +41,19 @@ OPENMP_TEST = textwrap.dedent(
     """
 )
 
+# fnn_amx.h's tile code needs an assembler that knows the AMX instructions (binutils >= 2.36) beside gcc >= 11 or
+# clang >= 12; where this does not compile, the build leaves it out (FNN_NO_AMX) rather than failing.
+AMX_TEST = textwrap.dedent(
+    """
+    #include "fnn_amx.h"
+    int main(void) {
+        void *code[] = {(void *) fnn_amx_pack_rows, (void *) fnn_amx_pack_pairs, (void *) fnn_amx_pack_cols,
+                        (void *) fnn_amx_logits, (void *) fnn_amx_dh, (void *) fnn_amx_dw};
+        return code[0] != 0 && fnn_amx_ok() >= 0 ? 0 : 1;
+    }
+    """
+)
+
 
 def _env(name):
     return os.environ.get(name, "") not in ("", "0")
@@ -128,6 +141,9 @@ class BuildExt(build_ext):
                 if _try_compile_and_run(cc, "int main(void){return 0;}\n",
                                         ["-march=native", "-mprefer-vector-width=512"], []):
                     cflags += ["-mprefer-vector-width=512"]
+            if not _try_compile_and_run(cc, AMX_TEST, cflags + [f"-I{os.path.join(HERE, 'csrc')}"], []):
+                print("fastnn: the compiler or assembler cannot build the AMX tile code; leaving it out")
+                cflags += ["-DFNN_NO_AMX"]
             san = os.environ.get("FASTNN_SANITIZE")
             if san:
                 cflags += [f"-fsanitize={san}"]
