@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import signal
-import sys
 import threading
 
 
@@ -486,23 +485,35 @@ def option_names(message, *classes):
     return message.replace("'preset'", "--preset")
 
 
+class _StoreOnce(argparse.Action):
+    """argparse's "store", except that an option of several values (nargs + or *) given twice is a usage error:
+    argparse kept the last list, so `--train a.txt --train b.txt` trained on b.txt alone, silently.  Being the action
+    argparse calls, it sees every spelling it accepts (--train=a, the abbreviation --tra a).  An option of one value
+    given again overrides it, as wrapper scripts expect."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.nargs in ("+", "*") and option_string is not None:
+            given = parser.lists_given
+            if self.dest in given:
+                first = given[self.dest]
+                parser.error(f"{first} is given twice: the second list would replace the first, silently; give it "
+                             f"once with all its values ({first} A B ...)")
+            given[self.dest] = option_string
+        setattr(namespace, self.dest, values)
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2), and which refuses an
-    option that takes several values given twice: argparse keeps the last list, so `--train a.txt --train b.txt`
-    trained on b.txt alone, silently.  (An option of one value given again overrides it, as wrapper scripts expect.)"""
+    option that takes several values given twice (_StoreOnce)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.register("action", None, _StoreOnce)      # (argument groups share this registry)
+        self.register("action", "store", _StoreOnce)
+        self.lists_given = {}                          # dest -> the option that gave it, in the current parse
 
     def parse_known_args(self, args=None, namespace=None):
-        args = sys.argv[1:] if args is None else list(args)
-        seen = {}
-        for a in args:
-            if a == "--":                    # what follows is another command's (search's training options)
-                break
-            action = self._option_string_actions.get(a.split("=", 1)[0]) if a.startswith("--") else None
-            if isinstance(action, argparse._StoreAction) and action.nargs in ("+", "*"):
-                if action.dest in seen:
-                    self.error(f"{seen[action.dest]} is given twice: the second list would replace the first, "
-                               f"silently; give it once with all its values ({seen[action.dest]} A B ...)")
-                seen[action.dest] = a.split("=", 1)[0]
+        self.lists_given = {}
         return super().parse_known_args(args, namespace)
 
     def error(self, message):

@@ -1,0 +1,26 @@
+"""The CLI's boundary: bad usage is one line on stderr and exit code 2, never a silent wrong run."""
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def conll(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.conll").write_text("the DT\ndog NN\n\na DT\ncat NN\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("spellings", [("--tra", "--train"), ("--train", "--tr"), ("--train=A", "--train"),
+                                       ("--tra=A", "--tra=B")])
+def test_a_list_option_given_twice_is_refused_in_every_spelling(capsys, conll, spellings):
+    # `--tra a.conll --train b.conll` trained on b.conll alone, silently: the check read the exact option strings and
+    # missed argparse's abbreviations
+    argv = ["tagger", "train", "--task", "pos=1", "--out", conll / "m.npz", "--epochs", "1"]
+    for spelling, path in zip(spellings, ("a", "b")):
+        opt, _, given = spelling.partition("=")
+        path = str(conll / f"{(given or path).lower()}.conll")
+        argv += [f"{opt}={path}"] if given else [opt, path]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2 and "--train is given twice" in err and len(err.strip().splitlines()) == 1, err
+    assert not (conll / "m.npz").exists()
