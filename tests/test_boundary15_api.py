@@ -4,6 +4,7 @@ import warnings
 
 import pytest
 
+from fastnn.data import features
 from fastnn.recipes import tagger as recipe
 
 SENTS = [[("the", "DT"), ("dog", "NN"), ("runs", "VB")], [("a", "DT"), ("cat", "NN")]] * 3
@@ -37,3 +38,39 @@ def test_presets_and_defaults_build_without_such_warnings(preset):
         warnings.filterwarnings("error", message=".*has no effect")
         recipe.build(config, [[(w, t, t, t) for w, t in s] for s in SENTS])
         recipe.build(recipe.TaggerConfig(tasks={"pos": 1}, hidden=4, embed_dim=4), SENTS)
+
+
+@pytest.mark.parametrize("call, error, says", [
+    (lambda: features.normalize_word(None), TypeError, "normalize_word: 'word' must be a str; got NoneType"),
+    (lambda: features.word_suffix("hello", -1), ValueError, "word_suffix: 'n' must be >= 1; got -1"),
+    (lambda: features.word_suffix("hello", 0), ValueError, "word_suffix: 'n' must be >= 1; got 0"),
+    (lambda: features.word_prefix("hello", -2), ValueError, "word_prefix: 'n' must be >= 1; got -2")])
+def test_word_features_refuse_what_they_cannot_take(call, error, says):
+    # normalize_word(None) was an AttributeError ('NoneType' object has no attribute 'lower'); word_suffix("hello",
+    # -1) returned "ello" and word_suffix("hello", 0) "hello", silently
+    with pytest.raises(error, match=says):
+        call()
+    assert features.word_suffix("Hello1", 2) == "o0" and features.word_prefix("Hello1", 2) == "he"
+
+
+@pytest.fixture(scope="module")
+def taggers():
+    small = dict(tasks={"pos": 1}, hidden=4, embed_dim=4)
+    return (recipe.build(recipe.TaggerConfig(**small), SENTS),
+            recipe.build(recipe.TaggerConfig(**small, window=3, suffix_len=2, suffix_dim=3), SENTS),
+            recipe.build(recipe.TaggerConfig(**small, ensemble=2), SENTS))
+
+
+@pytest.mark.parametrize("method", ["predict_ids", "scores"])
+def test_tagger_methods_of_an_encoding_refuse_anything_else(taggers, method):
+    # m.predict_ids(sentences) was an AttributeError ('list' object has no attribute 'words'); another model's
+    # encoding a ValueError from nn.linear deep inside
+    five, three, ensemble = taggers
+    for m in (five, ensemble):
+        with pytest.raises(TypeError, match=f"{method}: 'enc' must be self.encode\\(sentences\\)"):
+            getattr(m, method)(SENTS)
+        with pytest.raises(TypeError, match="a training batch"):
+            getattr(m, method)(m.encode(SENTS).batch(rows=[0, 1]))
+        with pytest.raises(ValueError, match="'enc' must be this model's encoding; got one of another model"):
+            getattr(m, method)(three.encode(SENTS))
+        assert len(getattr(m, method)(m.encode(SENTS))[0]) == sum(map(len, SENTS))
