@@ -24,3 +24,17 @@ def test_a_list_option_given_twice_is_refused_in_every_spelling(capsys, conll, s
     rc, out, err = run_cli(capsys, *argv)
     assert rc == 2 and "--train is given twice" in err and len(err.strip().splitlines()) == 1, err
     assert not (conll / "m.npz").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["tagger", "train", "--train", "{d}/a.conll", "--task", "pos=1", "--out", "{d}/m.npz", "--hidden", "0"],
+     "error: --hidden must be >= 1; got 0."),
+    (["lm", "train", "--arch", "rnn", "--train", "{d}/t.txt", "--dev", "{d}/t.txt", "--out", "{d}/m.npz", "--hidden",
+      "0"], "error: --hidden must be >= 1; got 0."),
+    (["embed", "train", "--objective", "nplm", "--text", "{d}/t.txt", "--out", "{d}/v.txt", "--min-count", "0"],
+     "error: --min-count must be >= 1; got 0.")])
+def test_config_errors_speak_in_options_without_the_class_name(capsys, conll, argv, says):
+    # "fastnn tagger train: error: TaggerConfig: --hidden must be >= 1": the Python class named on the command line
+    (conll / "t.txt").write_text("the dog runs\na cat sees\n")
+    rc, out, err = run_cli(capsys, *[a.format(d=conll) for a in argv])
+    assert rc == 2 and says in err and "Config" not in err, err

@@ -476,9 +476,11 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 def option_names(message, *classes):
     """A Config's message with its field names ('batch_size', or batch_size=64 as a library writes a value) written
-    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset."""
+    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset; the class's name that
+    starts it in Python ("TaggerConfig: ") left out: the command's name starts the line."""
     import re
     for cls in classes:
+        message = message.removeprefix(f"{cls.__name__}: ")
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
             message = re.sub(rf"(?<![\w.-]){f.name}=(?=\S)", flag(f.name) + " ", message)
