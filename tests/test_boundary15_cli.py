@@ -38,3 +38,18 @@ def test_config_errors_speak_in_options_without_the_class_name(capsys, conll, ar
     (conll / "t.txt").write_text("the dog runs\na cat sees\n")
     rc, out, err = run_cli(capsys, *[a.format(d=conll) for a in argv])
     assert rc == 2 and says in err and "Config" not in err, err
+
+
+def test_digits_long_with_both_grid_axes_is_refused(capsys, monkeypatch):
+    # --long --lr 0.1 --clip 1 trained the grid of --lr and --clip alone, the long grid ignored, silently
+    pytest.importorskip("sklearn")
+    from fastnn.experiments import digits
+
+    def trained(**kw):
+        raise AssertionError(f"trained with grid {kw['grid']}")
+    monkeypatch.setattr(digits, "run_digits", trained)
+    rc, out, err = run_cli(capsys, "experiment", "digits", "--long", "--lr", "0.1", "--clip", "1", "--quiet",
+                           "--out", "none", "--plot", "none")
+    assert rc == 2 and "--long has no effect with both --lr and --clip" in err, err
+    with pytest.raises(AssertionError, match=r"grid \{'lr': \[0.1\], 'clip': \(1.0, 10.0, 100.0\)\}"):
+        run_cli(capsys, "experiment", "digits", "--long", "--lr", "0.1", "--quiet", "--out", "none", "--plot", "none")
