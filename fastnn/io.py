@@ -376,6 +376,13 @@ def load_model(path, cls=None):
             raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, which is not a model class of this "
                              f"fastnn. Use the fastnn version that wrote it.")
         cls = obj
+    elif not (isinstance(cls, type) and hasattr(cls, "from_config")):
+        raise TypeError(f"{where}: 'cls' must be a model class (with from_config) or None; got {type(cls).__name__} "
+                        f"{cls!r}.")
+    elif f"{cls.__module__}:{cls.__qualname__}" != header["model_class"]:
+        # (building one from the other's configuration failed as "does not build a NPLM: TypeError: ... 'tasks'")
+        raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, not a {cls.__module__}:"
+                         f"{cls.__qualname__}; give that model's file, or leave cls out to load what the file holds.")
     try:
         model = cls.from_config(header["model_config"])
     except (TypeError, ValueError, KeyError) as e:

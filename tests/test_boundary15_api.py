@@ -74,3 +74,18 @@ def test_tagger_methods_of_an_encoding_refuse_anything_else(taggers, method):
         with pytest.raises(ValueError, match="'enc' must be this model's encoding; got one of another model"):
             getattr(m, method)(three.encode(SENTS))
         assert len(getattr(m, method)(m.encode(SENTS))[0]) == sum(map(len, SENTS))
+
+
+def test_load_model_with_the_class_of_another_kind_says_so(tmp_path, taggers):
+    # load_model(tagger_file, NPLM) said "has a configuration that does not build a NPLM: TypeError: NPLM.__init__()
+    # got an unexpected keyword argument 'tasks'"; cls="WindowTagger" was an AttributeError ('str' ... 'from_config')
+    from fastnn import io
+    from fastnn.models.nplm import NPLM
+    from fastnn.models.tagger import WindowTagger
+    path = tmp_path / "tagger.npz"
+    io.save_model(path, taggers[0])
+    with pytest.raises(ValueError, match="holds a fastnn.models.tagger:WindowTagger, not a fastnn.models.nplm:NPLM"):
+        io.load_model(path, NPLM)
+    with pytest.raises(TypeError, match="'cls' must be a model class \\(with from_config\\) or None; got str"):
+        io.load_model(path, "WindowTagger")
+    assert isinstance(io.load_model(path, WindowTagger), WindowTagger)
