@@ -5,6 +5,7 @@ import warnings
 import pytest
 
 from fastnn.data import features
+from fastnn.experiments import adding, clipping, digits, gradients
 from fastnn.recipes import tagger as recipe
 
 SENTS = [[("the", "DT"), ("dog", "NN"), ("runs", "VB")], [("a", "DT"), ("cat", "NN")]] * 3
@@ -89,3 +90,21 @@ def test_load_model_with_the_class_of_another_kind_says_so(tmp_path, taggers):
     with pytest.raises(TypeError, match="'cls' must be a model class \\(with from_config\\) or None; got str"):
         io.load_model(path, "WindowTagger")
     assert isinstance(io.load_model(path, WindowTagger), WindowTagger)
+
+
+@pytest.mark.parametrize("call, error, says", [
+    (lambda: adding.run_adding(T=5, models="tanh", steps=1), TypeError,
+     "run_adding: 'models' must be a list; got the string 'tanh'. Pass \\['tanh'\\]"),
+    (lambda: clipping.run_clipping(T=5, modes="norm", steps=1), TypeError, "run_clipping: 'modes' must be a list"),
+    (lambda: gradients.run_gradients(T=5, models="tanh", train_steps=1, n=4), TypeError,
+     "run_gradients: 'models' must be a list"),
+    (lambda: digits.run_digits(models="irnn"), TypeError, "run_digits: 'models' must be a list"),
+    (lambda: digits.run_digits(grid={"lr": 0.1, "clip": [1.0]}), TypeError,
+     "run_digits: grid\\['lr'\\] must be a list of numbers > 0; got the number 0.1"),
+    (lambda: adding.run_adding_grid(T=5, grid=[0.1, 1.0], models=["tanh"]), TypeError,
+     "run_adding_grid: 'grid' must be a dict like")])
+def test_experiments_refuse_a_string_or_number_for_a_list(call, error, says):
+    # models="tanh" said "each model must be one of (...); got 't'" (its letters read as the models); a grid of
+    # numbers or a list of them was "'float' object is not iterable" / "cannot convert dictionary update sequence"
+    with pytest.raises(error, match=says):
+        call()

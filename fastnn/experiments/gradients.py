@@ -14,6 +14,7 @@ import numpy as np
 
 from fastnn import graph, kernels, nn, threads
 from fastnn.data.adding import adding
+from fastnn.experiments import check_list
 from fastnn.experiments.adding import DEFAULTS, MODELS, make_model, train
 
 GRADIENT_MODELS = ("sigmoid", "tanh", "tanh_x2", "irnn")
@@ -86,7 +87,7 @@ def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=None, n=256, see
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"run_gradients: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
-    for m in models:
+    for m in check_list(models, "models", "run_gradients"):
         parse_spec(m)  # fail before any training
     s = dict(DEFAULTS, **settings)
     train_steps = s["steps"] if train_steps is None else train_steps
