@@ -108,3 +108,20 @@ def test_experiments_refuse_a_string_or_number_for_a_list(call, error, says):
     # numbers or a list of them was "'float' object is not iterable" / "cannot convert dictionary update sequence"
     with pytest.raises(error, match=says):
         call()
+
+
+@pytest.mark.parametrize("settings, says", [
+    (dict(batch_size=0), "train: 'batch_size' must be an integer >= 1; got 0"),    # (nn.mse: no target)
+    (dict(steps=0), "train: 'steps' must be an integer >= 1; got 0"),               # (Linear: 'steps')
+    (dict(clip=-1), "train: 'max_norm' must be > 0; got -1"),                       # (clip_grad_norm)
+    (dict(momentum=2), "train: 'momentum' must be in \\[0, 1\\); got 2"),            # (trained on, diverging)
+    (dict(lr=float("nan")), "train: 'lr' must be finite"),                          # (Linear: 'start')
+    (dict(n_test=0), "run_adding: 'n_test' must be an integer >= 1; got 0")])        # (a test MSE of nan)
+def test_adding_experiment_settings_are_checked_where_every_experiment_trains(settings, says):
+    with pytest.raises(ValueError, match=says):
+        adding.run_adding(T=5, models=["tanh"], **dict(dict(steps=1), **settings))
+
+
+def test_gradients_experiment_needs_sequences():
+    with pytest.raises(ValueError, match="run_gradients: 'n' must be an integer >= 1; got 0"):
+        gradients.run_gradients(T=5, models=["tanh"], train_steps=1, n=0)

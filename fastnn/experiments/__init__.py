@@ -51,6 +51,9 @@ def settings_for(where, defaults, settings, *, steps=None, **choices):
     s = dict(defaults, **settings)
     if steps is not None:
         s["steps"] = steps
+    if "n_test" in s:                   # (n_test=0 reported a test MSE of nan)
+        from fastnn._validation import check_int
+        check_int(s["n_test"], "n_test", where)
     return s
 
 
