@@ -125,3 +125,14 @@ def test_adding_experiment_settings_are_checked_where_every_experiment_trains(se
 def test_gradients_experiment_needs_sequences():
     with pytest.raises(ValueError, match="run_gradients: 'n' must be an integer >= 1; got 0"):
         gradients.run_gradients(T=5, models=["tanh"], train_steps=1, n=0)
+
+
+def _no_return(params):
+    params["x"] * 2
+
+
+def test_a_search_objective_without_a_return_is_named_so():
+    # the trial's error was "float() argument must be a string or a real number, not 'NoneType' at search.py:311"
+    from fastnn import search
+    rec, = search.random_search(_no_return, {"x": {"uniform": [0, 1]}}, 1, workers=1)
+    assert rec["score"] is None and "must return a number" in rec["error"] and "no return statement" in rec["error"]
