@@ -22,6 +22,8 @@ import zipfile
 
 import numpy as np
 
+from fastnn._validation import check_path
+
 FORMAT = "fastnn"
 FORMAT_VERSION = 1
 HEADER = "__fastnn__"
@@ -139,19 +141,6 @@ def _model_config(model, where):
         raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable; {e}.") from None
 
 
-def _as_path(path, where):
-    """`path` as a str: a str, bytes or os.PathLike; anything else (None, an open file, a model given first) is a
-    TypeError naming `where` (os.fspath's own message names neither, and bytes failed as an AttributeError)."""
-    if isinstance(path, (str, bytes, os.PathLike)):
-        return os.fsdecode(os.fspath(path))
-    if hasattr(path, "read") or hasattr(path, "write"):
-        name = getattr(path, "name", None)
-        hint = f" Pass its name: {name!r}." if isinstance(name, str) else ""
-        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got an open file "
-                        f"({type(path).__name__}).{hint}")
-    raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}.")
-
-
 def _write(path, kind, model, sections):
     where = f"save_{kind}"
     if not (callable(getattr(model, "parameters", None)) and callable(getattr(model, "config", None))):
@@ -171,12 +160,12 @@ def _write(path, kind, model, sections):
     for name, tree in sections.items():
         header[name] = _pack(tree, name, arrays)
     arrays[HEADER] = np.array(json.dumps(header, allow_nan=True))
-    atomic_write(_as_path(path, where), lambda f: np.savez(f, **arrays))
+    atomic_write(check_path(path, where), lambda f: np.savez(f, **arrays))
 
 
 def read_file(path, where="load"):
     """(header dict, {member: array}) of a fastnn file, with clear errors for missing, corrupted or foreign files."""
-    path = _as_path(path, where)
+    path = check_path(path, where)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: '{path}'.")
     if os.path.isdir(path):

@@ -4,7 +4,8 @@ import warnings
 
 import pytest
 
-from fastnn.data import features
+from fastnn.data import chunks, convert, features, read_conll, read_sentences, read_vectors
+from fastnn.data.tags import well_formed
 from fastnn.experiments import adding, clipping, digits, gradients
 from fastnn.recipes import tagger as recipe
 
@@ -136,3 +137,26 @@ def test_a_search_objective_without_a_return_is_named_so():
     from fastnn import search
     rec, = search.random_search(_no_return, {"x": {"uniform": [0, 1]}}, 1, workers=1)
     assert rec["score"] is None and "must return a number" in rec["error"] and "no return statement" in rec["error"]
+
+
+@pytest.mark.parametrize("call", [lambda p: read_sentences(p), lambda p: read_conll(p), lambda p: read_vectors(p)])
+def test_readers_name_themselves_for_what_is_not_one_path(tmp_path, call):
+    # read_conll(["a.conll"]) and read_sentences([...]) were os.fspath's bare "expected str, bytes or os.PathLike
+    # object, not list"; the check lives in one place now (_validation.check_path: io, vectors, every text reader)
+    path = tmp_path / "a.txt"
+    path.write_text("the DT\n")
+    with pytest.raises(TypeError, match=r"^read_\w+: 'path' must be a file path \(str or os.PathLike\); got list \[.*"
+                                        r"One file per call"):
+        call([str(path)])
+    with pytest.raises(TypeError, match=r"^read_\w+: 'path' must be a file path .*; got NoneType"):
+        call(None)
+
+
+@pytest.mark.parametrize("call", [lambda t: chunks(t), lambda t: convert(t, "iob2", "iobes"),
+                                  lambda t: well_formed(t, "iob2")])
+def test_tag_functions_refuse_a_string_for_the_tags(call):
+    # chunks("O") gave [] and chunks("OO") read two tags, silently; chunks("B-NP") said "got 'B'"
+    for tags in ("O", "B-NP"):
+        with pytest.raises(TypeError, match=f"'tags' must be a list of one sentence's tags; got the string '{tags}'"):
+            call(tags)
+    assert chunks(["B-NP", "I-NP", "O"]) == [("NP", 0, 2)]
