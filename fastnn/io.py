@@ -91,6 +91,19 @@ def is_regular_target(path):
         return True
 
 
+def cannot_create(folder):
+    """Why no file can be made in directory `folder` (the OSError's reason), or None: a file is made and removed
+    there, as atomic_write does (os.access says yes to root where the file system refuses: /proc, /sys, a read-only
+    or root-squashed mount)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnn-check-", suffix=".tmp")
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.remove(tmp)
+    return None
+
+
 # ---- nested state <-> JSON + arrays ------------------------------------------------------------------------------
 
 def _pack(tree, key, arrays):

@@ -1,7 +1,9 @@
 """The Python API's boundary: bad input is a clear exception (or, for a setting that is only ineffective, a warning)
 naming what to pass, never an AttributeError from deep inside or a silent wrong answer."""
+import os
 import warnings
 
+import numpy as np
 import pytest
 
 from fastnn.data import chunks, convert, features, read_conll, read_sentences, read_vectors
@@ -160,3 +162,19 @@ def test_tag_functions_refuse_a_string_for_the_tags(call):
         with pytest.raises(TypeError, match=f"'tags' must be a list of one sentence's tags; got the string '{tags}'"):
             call(tags)
     assert chunks(["B-NP", "I-NP", "O"]) == [("NP", 0, 2)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc (a directory where no file can be made)")
+def test_a_checkpoint_where_no_file_can_be_made_is_refused_before_training():
+    # Trainer(checkpoint="/proc/x.npz") passed os.access (as root), trained an epoch and lost it to FileNotFoundError
+    # at the first save; the CLI's own check (a file made and removed) is now io.cannot_create, shared
+    from fastnn import optim
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.train import ArrayBatches, Trainer
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    model = LogisticRegression(2, n_features=3, seed=0)
+    with pytest.raises(PermissionError, match="Trainer: 'checkpoint' must be in a directory where files can be made; "
+                                              "/proc"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(X, (X[:, 0] > 0).astype(int),
+                                                                           batch_size=4),
+                quiet=True, checkpoint="/proc/x.npz")

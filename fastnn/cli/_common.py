@@ -243,26 +243,12 @@ def _file_key(path):
         return ("path", os.path.realpath(path))
 
 
-def _cannot_create(d):
-    """Why no file can be made in directory `d`, or None: a file is made and removed, as fastnn.io's atomic writes
-    do there (os.access says yes to root even where the file system refuses: /sys, a read-only or root-squashed
-    mount)."""
-    import tempfile
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fastnn-check-", suffix=".tmp")
-    except OSError as e:
-        return e.strerror or str(e)
-    os.close(fd)
-    os.remove(tmp)
-    return None
-
-
 def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
     is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
     at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
     or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
-    from fastnn.io import is_regular_target
+    from fastnn.io import cannot_create, is_regular_target
     check_stdin_once(args, *inputs)
     taken = {}
     for name in inputs:
@@ -291,7 +277,7 @@ def check_writable(args, *options, inputs=()):
                            f"{where}: no such directory: {d}")
         if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
             raise CLIError(f"{where}: not writable")
-        reason = _cannot_create(d)
+        reason = cannot_create(d)
         if reason:
             raise CLIError(f"{where}: cannot write in {d}: {reason}")
 
