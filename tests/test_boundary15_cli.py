@@ -53,3 +53,14 @@ def test_digits_long_with_both_grid_axes_is_refused(capsys, monkeypatch):
     assert rc == 2 and "--long has no effect with both --lr and --clip" in err, err
     with pytest.raises(AssertionError, match=r"grid \{'lr': \[0.1\], 'clip': \(1.0, 10.0, 100.0\)\}"):
         run_cli(capsys, "experiment", "digits", "--long", "--lr", "0.1", "--quiet", "--out", "none", "--plot", "none")
+
+
+def test_search_refuses_an_abbreviated_training_option(capsys, conll):
+    # `-- --wind 7` with "window" in the space passed the check that an option is not in both places (it compares
+    # names), and each trial's sampled --window, given after it, replaced it, silently
+    (conll / "space.json").write_text('{"window": {"choice": [3]}}')
+    rc, out, err = run_cli(capsys, "search", "tagger", "--space", conll / "space.json", "--trials", "1", "--log",
+                           conll / "log.jsonl", "--workers", "1", "--", "--train", conll / "a.conll", "--dev",
+                           conll / "b.conll", "--task", "pos=1", "--epochs", "1", "--hidden", "4", "--wind", "7")
+    assert rc == 2 and "unrecognized arguments: --wind 7" in err, err
+    assert not (conll / "log.jsonl").exists()
