@@ -64,3 +64,14 @@ def test_search_refuses_an_abbreviated_training_option(capsys, conll):
                            conll / "b.conll", "--task", "pos=1", "--epochs", "1", "--hidden", "4", "--wind", "7")
     assert rc == 2 and "unrecognized arguments: --wind 7" in err, err
     assert not (conll / "log.jsonl").exists()
+
+
+def test_a_presets_setting_made_ineffective_is_a_warning_in_option_names(capsys, conll):
+    # --preset chunk --context window: the preset's lstm_hidden now has no effect (recipes.tagger.build warns); the
+    # command says so in its own words
+    (conll / "p.conll").write_text("the DT B-NP\ndog NN I-NP\nruns VB O\n\na DT B-NP\ncat NN I-NP\n")
+    rc, out, err = run_cli(capsys, "tagger", "train", "--preset", "chunk", "--context", "window", "--train",
+                           conll / "p.conll", "--task", "chunk=2", "--out", conll / "m.npz", "--epochs", "1",
+                           "--hidden", "4", "--embed-dim", "4", "--ensemble", "1", "--workers", "1")
+    assert rc == 0, err
+    assert "fastnn tagger train: warning: build: --lstm-hidden has no effect without --context 'bilstm'" in err, err
