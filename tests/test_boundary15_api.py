@@ -178,3 +178,13 @@ def test_a_checkpoint_where_no_file_can_be_made_is_refused_before_training():
         Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(X, (X[:, 0] > 0).astype(int),
                                                                            batch_size=4),
                 quiet=True, checkpoint="/proc/x.npz")
+
+
+@pytest.mark.parametrize("call, where", [
+    (lambda: __import__("fastnn.data", fromlist=["brown"]).brown(None), "brown"),
+    (lambda: __import__("fastnn.embed", fromlist=["x"]).read_any_vectors(None), "is_model_file"),
+    (lambda: __import__("fastnn.experiments.compare", fromlist=["x"]).read_tagged(None), "read_tagged")])
+def test_other_path_takers_name_themselves(call, where):
+    # each was os.fspath's bare "expected str, bytes or os.PathLike object, not NoneType"
+    with pytest.raises(TypeError, match=f"^{where}: 'path' must be a file path"):
+        call()
