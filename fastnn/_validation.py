@@ -42,7 +42,7 @@ def check_path(path, where):
         hint = f" Pass the file's name: {where}({name!r}, ...)." if isinstance(name, str) else ""
     elif isinstance(path, (list, tuple)):
         got += f" {short_repr(path)}"
-        hint = " One file per call: read each (read_sentences_many reads several text files)."
+        hint = " One file per call: give each in turn."
     raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {got}.{hint}")
 
 

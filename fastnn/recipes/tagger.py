@@ -265,9 +265,9 @@ def build(config, train, *, log=None):
 def _warn_ineffective(config, names, where):
     """A UserWarning for each of the fields `names` (those the caller reads) of `config` that is off its default yet
     has no effect in it (recipes.config.unmet_needs): TaggerConfig(suffix_len=2) without suffix_dim built a tagger
-    without the suffix feature, silently.  A warning,
-    not an error: a preset with one of its features turned off (from_preset("chunk", context="window")) or a search
-    space crossing two options makes such Configs on purpose; the CLI refuses the options given on its command line."""
+    without the suffix feature, silently.  A warning, not an error: a preset with one of its features turned off
+    (from_preset("chunk", context="window")) or a search space crossing two options makes such Configs on purpose;
+    the CLI refuses the options given on its command line."""
     import warnings
 
     for name, (other, value) in recipe_config.unmet_needs(config, names):
