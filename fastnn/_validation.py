@@ -27,6 +27,25 @@ def check_not_file(data, name, where, reader):
     raise TypeError(f"{what} must be the data itself, not a file; got {got}. Read the file first: {reader}.")
 
 
+def check_path(path, where):
+    """`path` as a str: a str, bytes or os.PathLike; anything else is a TypeError naming `where` (os.fspath's own
+    message names neither the function nor what to pass): an open file (its name offered), several paths (one file
+    per call), None, data."""
+    import os
+
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(os.fspath(path))
+    got = type(path).__name__
+    hint = ""
+    if hasattr(path, "read") or hasattr(path, "write"):     # an open file
+        name = getattr(path, "name", None)
+        hint = f" Pass the file's name: {where}({name!r}, ...)." if isinstance(name, str) else ""
+    elif isinstance(path, (list, tuple)):
+        got += f" {short_repr(path)}"
+        hint = " One file per call: give each in turn."
+    raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {got}.{hint}")
+
+
 def check_callable(f, name, where, args):
     """`f` when it can be called with the arguments `args` names ("model, batch"); else a TypeError saying so, at the
     call that takes it rather than at its first use (after an epoch, or in every trial of a search).  A signature that

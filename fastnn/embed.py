@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from fastnn._validation import check_int, check_not_file, check_scalar, check_sentences
+from fastnn._validation import check_int, check_not_file, check_path, check_scalar, check_sentences
 from fastnn.data.conll import detect_format as detect_lines, normalize_word, read_head, read_words
 from fastnn.data.text import open_text
 from fastnn.data.vocab import Vocab
@@ -143,7 +143,7 @@ def model_vectors(model):
 def is_model_file(path):
     """Is `path` a fastnn model file (an .npz, a zip archive) rather than word vectors in text?  A pipe is told by its
     name only (reading its first bytes would take them from the text reader)."""
-    path = os.fspath(path)
+    path = check_path(path, "is_model_file")
     if path.endswith(".npz"):
         return True
     if not os.path.isfile(path):

@@ -22,6 +22,8 @@ import zipfile
 
 import numpy as np
 
+from fastnn._validation import check_path
+
 FORMAT = "fastnn"
 FORMAT_VERSION = 1
 HEADER = "__fastnn__"
@@ -89,6 +91,19 @@ def is_regular_target(path):
         return True
 
 
+def cannot_create(folder):
+    """Why no file can be made in directory `folder` (the OSError's reason), or None: a file is made and removed
+    there, as atomic_write does (os.access says yes to root where the file system refuses: /proc, /sys, a read-only
+    or root-squashed mount)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnn-check-", suffix=".tmp")
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.remove(tmp)
+    return None
+
+
 # ---- nested state <-> JSON + arrays ------------------------------------------------------------------------------
 
 def _pack(tree, key, arrays):
@@ -139,19 +154,6 @@ def _model_config(model, where):
         raise TypeError(f"{where}: {type(model).__name__}.config() must be JSON-serialisable; {e}.") from None
 
 
-def _as_path(path, where):
-    """`path` as a str: a str, bytes or os.PathLike; anything else (None, an open file, a model given first) is a
-    TypeError naming `where` (os.fspath's own message names neither, and bytes failed as an AttributeError)."""
-    if isinstance(path, (str, bytes, os.PathLike)):
-        return os.fsdecode(os.fspath(path))
-    if hasattr(path, "read") or hasattr(path, "write"):
-        name = getattr(path, "name", None)
-        hint = f" Pass its name: {name!r}." if isinstance(name, str) else ""
-        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got an open file "
-                        f"({type(path).__name__}).{hint}")
-    raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}.")
-
-
 def _write(path, kind, model, sections):
     where = f"save_{kind}"
     if not (callable(getattr(model, "parameters", None)) and callable(getattr(model, "config", None))):
@@ -171,12 +173,12 @@ def _write(path, kind, model, sections):
     for name, tree in sections.items():
         header[name] = _pack(tree, name, arrays)
     arrays[HEADER] = np.array(json.dumps(header, allow_nan=True))
-    atomic_write(_as_path(path, where), lambda f: np.savez(f, **arrays))
+    atomic_write(check_path(path, where), lambda f: np.savez(f, **arrays))
 
 
 def read_file(path, where="load"):
     """(header dict, {member: array}) of a fastnn file, with clear errors for missing, corrupted or foreign files."""
-    path = _as_path(path, where)
+    path = check_path(path, where)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file: '{path}'.")
     if os.path.isdir(path):
@@ -376,6 +378,13 @@ def load_model(path, cls=None):
             raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, which is not a model class of this "
                              f"fastnn. Use the fastnn version that wrote it.")
         cls = obj
+    elif not (isinstance(cls, type) and hasattr(cls, "from_config")):
+        raise TypeError(f"{where}: 'cls' must be a model class (with from_config) or None; got {type(cls).__name__} "
+                        f"{cls!r}.")
+    elif f"{cls.__module__}:{cls.__qualname__}" != header["model_class"]:
+        # (building one from the other's configuration failed as "does not build a NPLM: TypeError: ... 'tasks'")
+        raise ValueError(f"{where}: '{path}' holds a {header['model_class']}, not a {cls.__module__}:"
+                         f"{cls.__qualname__}; give that model's file, or leave cls out to load what the file holds.")
     try:
         model = cls.from_config(header["model_config"])
     except (TypeError, ValueError, KeyError) as e:

@@ -305,9 +305,10 @@ def _call(objective, params):
             extra = _finite(json.loads(json.dumps({k: v for k, v in out.items() if k != "score"},
                                                   default=_json_default)))
             out = out["score"]
-        if isinstance(out, (str, bytes, bool)):     # (float() took "0.5" and True for scores)
+        # (float() took "0.5" and True for scores; None, an objective without its return, failed inside float())
+        if out is None or isinstance(out, (str, bytes, bool)):
             raise TypeError(f"the objective must return a number (or a dict with one as 'score'); got "
-                            f"{type(out).__name__} {out!r:.40}")
+                            f"{type(out).__name__} {out!r:.40}" + (" (no return statement?)" if out is None else ""))
         score = float(out)
         if not math.isfinite(score):
             score, error = None, f"the objective returned a non-finite score ({score})"

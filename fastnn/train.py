@@ -345,6 +345,10 @@ def _check_checkpoint_path(path, where):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, f"{where}: 'checkpoint' must be in a writable directory; {folder} is "
                               f"not writable", path)
+    reason = io.cannot_create(folder)   # (/proc passed os.access, and the first save failed after an epoch)
+    if reason:
+        raise PermissionError(errno.EACCES, f"{where}: 'checkpoint' must be in a directory where files can be made; "
+                              f"{folder}: {reason}", path)
     return path
 
 

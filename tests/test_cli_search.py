@@ -126,8 +126,8 @@ def test_failing_trials_exit_code(capsys, files, tmp_path):
 
 
 @pytest.mark.parametrize("space, extra, msg", [
-    ({"window": {"choice": [2, 4]}}, [], r"trial 0 \(window=\d\): TaggerConfig: --window must be an odd number"),
-    ({"dropout": {"uniform": [1, 2]}}, [], r"trial 0 \(dropout=1.\d+\): TaggerConfig: --dropout must be in \[0, 1\)"),
+    ({"window": {"choice": [2, 4]}}, [], r"trial 0 \(window=\d\): --window must be an odd number"),
+    ({"dropout": {"uniform": [1, 2]}}, [], r"trial 0 \(dropout=1.\d+\): --dropout must be in \[0, 1\)"),
     ({"lr": {"uniform": [0.1, 1]}}, ["--top", "-1"], r"--top: best: 'k' must be an integer >= 0; got -1"),
 ])
 def test_what_a_trial_or_the_summary_would_refuse_stops_before_any_trial(capsys, files, tmp_path, space, extra, msg):

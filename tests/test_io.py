@@ -356,8 +356,8 @@ def test_a_path_of_another_type_is_named_and_bytes_are_a_path(tmp_path):
     io.save_model(os.fsencode(p), model)
     assert io.load_model(os.fsencode(p), Tiny).config() == model.config()
     with open(p, "rb") as f:
-        with pytest.raises(TypeError, match=r"load_model: 'path' must be a file path \(str or os.PathLike\); got an "
-                                            r"open file \(BufferedReader\)\. Pass its name: '.*m.npz'"):
+        with pytest.raises(TypeError, match=r"load_model: 'path' must be a file path \(str or os.PathLike\); got "
+                                            r"BufferedReader\. Pass the file's name: load_model\('.*m.npz', \.\.\.\)"):
             io.load_model(f, Tiny)
     for call in (lambda: io.load_model(None, Tiny), lambda: io.load_params(None, model),
                  lambda: io.save_model(None, model), lambda: io.save_checkpoint(3, model)):

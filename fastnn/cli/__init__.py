@@ -61,13 +61,16 @@ def _stdout_closed():
     return 0
 
 
-def _one_line_warnings(command, quiet):
+def _one_line_warnings(command, quiet, configs=()):
     """warnings.showwarning of a command: a library warning (too little data for Kneser-Ney discounts, ...) as one
-    line naming the command, not Python's two (file:line: Category: message, then the source line); none with
-    --quiet."""
+    line naming the command, not Python's two (file:line: Category: message, then the source line), the fields of
+    the command's Config classes `configs` written as its options (option_names); none with --quiet."""
+    from fastnn.cli._common import option_names
+
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            print(f"{command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+            text = option_names(" ".join(str(message).split()), *configs)
+            print(f"{command}: warning: {text}", file=file or sys.stderr)
     return show
 
 
@@ -86,7 +89,8 @@ def main(argv=None):
             command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
             if extra:               # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
                 raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
-            warnings.showwarning = _one_line_warnings(command, quiet=getattr(args, "quiet", False))
+            warnings.showwarning = _one_line_warnings(command, quiet=getattr(args, "quiet", False),
+                                                      configs=getattr(args, "configs", ()))
             rc = args.func(args) or 0
             sys.stdout.flush()
             return rc

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import signal
-import sys
 import threading
 
 
@@ -244,26 +243,12 @@ def _file_key(path):
         return ("path", os.path.realpath(path))
 
 
-def _cannot_create(d):
-    """Why no file can be made in directory `d`, or None: a file is made and removed, as fastnn.io's atomic writes
-    do there (os.access says yes to root even where the file system refuses: /sys, a read-only or root-squashed
-    mount)."""
-    import tempfile
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fastnn-check-", suffix=".tmp")
-    except OSError as e:
-        return e.strerror or str(e)
-    os.close(fd)
-    os.remove(tmp)
-    return None
-
-
 def check_writable(args, *options, inputs=()):
     """Before any work: every output path among `options` (attribute names of args, e.g. "out", "checkpoint") that
     is set can be written: not a directory, its directory exists and a file can be made there.  Saves losing a run
     at the end.  No output may be one of the command's input files (`inputs`: attribute names whose values are a path
     or a list of paths) or another output: writing it would destroy that file (the training data, the checkpoint)."""
-    from fastnn.io import is_regular_target
+    from fastnn.io import cannot_create, is_regular_target
     check_stdin_once(args, *inputs)
     taken = {}
     for name in inputs:
@@ -292,7 +277,7 @@ def check_writable(args, *options, inputs=()):
                            f"{where}: no such directory: {d}")
         if not os.access(d, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
             raise CLIError(f"{where}: not writable")
-        reason = _cannot_create(d)
+        reason = cannot_create(d)
         if reason:
             raise CLIError(f"{where}: cannot write in {d}: {reason}")
 
@@ -477,32 +462,46 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
 
 def option_names(message, *classes):
     """A Config's message with its field names ('batch_size', or batch_size=64 as a library writes a value) written
-    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset."""
+    as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset; the class's name that
+    starts it in Python ("TaggerConfig: ") left out: the command's name starts the line."""
     import re
     for cls in classes:
+        message = message.removeprefix(f"{cls.__name__}: ")
         for f in dataclasses.fields(cls):
             message = message.replace(f"'{f.name}'", flag(f.name))
             message = re.sub(rf"(?<![\w.-]){f.name}=(?=\S)", flag(f.name) + " ", message)
     return message.replace("'preset'", "--preset")
 
 
+class _StoreOnce(argparse.Action):
+    """argparse's "store", except that an option of several values (nargs + or *) given twice is a usage error:
+    argparse kept the last list, so `--train a.txt --train b.txt` trained on b.txt alone, silently.  Being the action
+    argparse calls, it sees every spelling it accepts (--train=a, the abbreviation --tra a).  An option of one value
+    given again overrides it, as wrapper scripts expect."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.nargs in ("+", "*") and option_string is not None:
+            given = parser.lists_given
+            if self.dest in given:
+                first = given[self.dest]
+                parser.error(f"{first} is given twice: the second list would replace the first, silently; give it "
+                             f"once with all its values ({first} A B ...)")
+            given[self.dest] = option_string
+        setattr(namespace, self.dest, values)
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are CLIErrors (main prints them as one line, exit 2), and which refuses an
-    option that takes several values given twice: argparse keeps the last list, so `--train a.txt --train b.txt`
-    trained on b.txt alone, silently.  (An option of one value given again overrides it, as wrapper scripts expect.)"""
+    option that takes several values given twice (_StoreOnce)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.register("action", None, _StoreOnce)      # (argument groups share this registry)
+        self.register("action", "store", _StoreOnce)
+        self.lists_given = {}                          # dest -> the option that gave it, in the current parse
 
     def parse_known_args(self, args=None, namespace=None):
-        args = sys.argv[1:] if args is None else list(args)
-        seen = {}
-        for a in args:
-            if a == "--":                    # what follows is another command's (search's training options)
-                break
-            action = self._option_string_actions.get(a.split("=", 1)[0]) if a.startswith("--") else None
-            if isinstance(action, argparse._StoreAction) and action.nargs in ("+", "*"):
-                if action.dest in seen:
-                    self.error(f"{seen[action.dest]} is given twice: the second list would replace the first, "
-                               f"silently; give it once with all its values ({seen[action.dest]} A B ...)")
-                seen[action.dest] = a.split("=", 1)[0]
+        self.lists_given = {}
         return super().parse_known_args(args, namespace)
 
     def error(self, message):

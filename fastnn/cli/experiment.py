@@ -254,6 +254,9 @@ def run_digits(args):
     # run_digits checks the settings, the grid and the threads before any training
     settings = dict(epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size, workers=args.workers)
     grid = None    # the per-model default grids unless a grid option is given
+    if args.long and args.lr is not None and args.clip is not None:     # (both axes replaced: --long was ignored)
+        raise CLIError("--long has no effect with both --lr and --clip: they give the whole grid; leave --long out, "
+                       "or give one of them to replace that axis of the long grid")
     if args.long or args.lr is not None or args.clip is not None:
         grid = dict(digits.LONG_GRID if args.long else digits.GRID)
         for key in ("lr", "clip"):

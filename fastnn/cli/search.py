@@ -94,6 +94,9 @@ def _train_parser(kind):
     top = _RaisingParser(prog="fastnn", allow_abbrev=False)
     importlib.import_module(TRAINERS[kind]).register(top.add_subparsers())
     train = _subparser(_subparser(top, kind), "train")
+    # no abbreviations, as in the search's own options: `-- --wind 7` with "window" in the space passed _check (which
+    # compares option names) and the sampled --window, given after it, replaced it, silently
+    train.allow_abbrev = False
     return top, train
 
 

@@ -53,7 +53,7 @@ def register(sub):
     add_config_options(t, recipe.TaggerConfig, groups={"model": g, "training": o})
     add_threads(o, THREADS, "the per-step matrices are small")
     add_run_options(o)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, configs=(recipe.TaggerConfig,))     # (warnings name their fields as options)
 
     e = tsub.add_parser("eval", help="score a model on a CoNLL file (chunk F1 as conlleval, token accuracy)")
     e.add_argument("--model", required=True, metavar="MODEL.npz")

@@ -10,6 +10,7 @@ import os
 import re
 import zipfile
 
+from fastnn._validation import check_path
 from fastnn.data.text import default_data_dir, read_sentences, write_sentences
 
 SPLITS = ("train", "valid", "test")
@@ -25,7 +26,7 @@ _NAME = re.compile(r"^c[a-r]\d\d$")
 def _corpus_files(path):
     """[(name, bytes)] of the corpus files (ca01 ...) in sorted name order, from a folder or a zip file."""
     where = "brown"
-    path = os.fspath(path)
+    path = check_path(path, where)
     found = {}
     if os.path.isdir(path):
         for root, _, names in os.walk(path):

@@ -8,13 +8,12 @@ Preprocessing follows Collobert et al. 2011 (the features themselves are in fast
 is the lowercased word with every digit replaced by "0"; the capitalisation feature has five values; sentences are
 padded at both edges with PAD symbols so that every token has a full window; unknown words map to <unk>.
 """
-import os
 import re
 from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import check_sentences, is_string_array, short_repr
+from fastnn._validation import check_path, check_sentences, is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
@@ -50,7 +49,7 @@ def read_conll(path, columns=None, *, task=None, starts=None):
     of columns differs from the first token line's, for a requested column the file does not have, or for a file
     without tokens.
     """
-    path = os.fspath(path)
+    path = check_path(path, "read_conll")
     with open_text(path, "read_conll") as f:
         return parse_conll(f, columns, task=task, name=path, where="read_conll", starts=starts)
 
@@ -161,7 +160,7 @@ def read_words(path, fmt="auto", *, probe=200, where="read_words"):
     import itertools
     if fmt not in ("auto",) + FORMATS:
         raise ValueError(f"{where}: 'fmt' must be one of {('auto',) + FORMATS}; got {fmt!r}.")
-    path = os.fspath(path)
+    path = check_path(path, where)
     with open_text(path, where) as f:
         head = read_head(f, probe) if fmt == "auto" else []
         if fmt == "auto":

@@ -13,7 +13,10 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 
 def normalize_word(word):
     """Lowercase, every ASCII digit -> "0" (so "1996-08-22" -> "0000-00-00")."""
-    return word.lower().translate(_DIGITS)
+    try:
+        return word.lower().translate(_DIGITS)
+    except AttributeError:          # (None, a number: "'NoneType' object has no attribute 'lower'")
+        raise TypeError(f"normalize_word: 'word' must be a str; got {type(word).__name__} {word!r}.") from None
 
 
 def caps_feature(word):
@@ -37,12 +40,16 @@ def normalize(word, lowercase=True):
 
 
 def word_suffix(word, n):
-    """The last n letters of the normalised word (the whole word when shorter)."""
+    """The last n >= 1 letters of the normalised word (the whole word when shorter)."""
+    if not n >= 1:                  # ([-n:] is the whole word for 0, and drops the first letters for n < 0)
+        raise ValueError(f"word_suffix: 'n' must be >= 1; got {n!r}.")
     return normalize_word(word)[-n:]
 
 
 def word_prefix(word, n):
-    """The first n letters of the normalised word (the whole word when shorter)."""
+    """The first n >= 1 letters of the normalised word (the whole word when shorter)."""
+    if not n >= 1:                  # ([:n] is "" for 0, and drops the last letters for n < 0)
+        raise ValueError(f"word_prefix: 'n' must be >= 1; got {n!r}.")
     return normalize_word(word)[:n]
 
 

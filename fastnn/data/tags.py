@@ -56,6 +56,9 @@ def _check_scheme(scheme, where):
 def _parse(tags, scheme, where):
     """[(prefix, type)] with every tag checked against the scheme."""
     allowed = _PREFIXES[scheme]
+    if isinstance(tags, (str, bytes)):      # (its letters were read as the tags: chunks("O") gave [], silently)
+        raise TypeError(f"{where}: 'tags' must be a list of one sentence's tags; got the string {tags!r}. Pass "
+                        f"[{tags!r}], or tags.split() for tags separated by spaces.")
     out = []
     for i, t in enumerate(tags):
         if not isinstance(t, str):

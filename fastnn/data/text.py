@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from fastnn._validation import check_ordered, check_sentences, is_string_array, short_repr
+from fastnn._validation import check_ordered, check_path, check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -46,7 +46,7 @@ def open_text(path, where):
     file (found by its magic bytes, whatever its name) is decompressed as it is read.  A pipe such as bash's
     <(zcat corpus.gz), or stdin, is read once, from the start: the magic bytes are peeked at, never read twice.  A
     directory is an IsADirectoryError."""
-    path = os.fspath(path)
+    path = check_path(path, where)
     stdin = path == "-"
     if stdin:
         binary, path = sys.stdin.buffer, "stdin"

@@ -2,23 +2,12 @@
 read also without the header line (GloVe's files).  Pretrained vectors for a model's word table: load_pretrained
 normalises the file's words as the tagger's word feature, init_pretrained copies them into a table."""
 import math
-import os
 
 import numpy as np
 
-from fastnn._validation import check_float_array
+from fastnn._validation import check_float_array, check_path
 from fastnn.data.features import normalize
 from fastnn.data.text import open_text, atomic_write_text
-
-
-def _check_path(path, where):
-    """os.fspath(path), or a TypeError naming `where` for an open file or data given as the path (os.fspath's own
-    message names neither the function nor what to pass)."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        name = getattr(path, "name", None)
-        raise TypeError(f"{where}: 'path' must be a file path (str or os.PathLike); got {type(path).__name__}."
-                        + (f" Pass the file's name: {where}({name!r}, ...)." if isinstance(name, str) else ""))
-    return os.fspath(path)
 
 
 def read_vectors(path):
@@ -30,7 +19,7 @@ def read_vectors(path):
     values or a non-number, a duplicate word, or a word count that differs from the header's.
     """
     where = "read_vectors"
-    path = _check_path(path, where)
+    path = check_path(path, where)
     with open_text(path, where) as f:
         # the first line, peeked at (not read) for the message below: opening the path again to read it failed for
         # stdin ("-") and read a pipe's remainder, and gave a gzip file's compressed bytes
@@ -120,7 +109,7 @@ def write_vectors(path, words, vectors):
     Values are written with 9 significant digits, so float32 vectors read back exactly.
     """
     where = "write_vectors"
-    path = _check_path(path, where)
+    path = check_path(path, where)
     if isinstance(words, (str, bytes)):                 # (else one word per character, written without error)
         raise TypeError(f"{where}: 'words' must be a list of words; got the string {words!r}. Pass [{words!r}].")
     words = list(words)

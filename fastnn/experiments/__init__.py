@@ -45,20 +45,37 @@ def settings_for(where, defaults, settings, *, steps=None, **choices):
     if unknown:
         raise TypeError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(defaults)}.")
     for name, (values, allowed) in choices.items():
-        for v in values:
+        for v in check_list(values, f"{name}s", where):
             if v not in allowed:
                 raise ValueError(f"{where}: each {name} must be one of {allowed}; got {v!r}.")
     s = dict(defaults, **settings)
     if steps is not None:
         s["steps"] = steps
+    if "n_test" in s:                   # (n_test=0 reported a test MSE of nan)
+        from fastnn._validation import check_int
+        check_int(s["n_test"], "n_test", where)
     return s
+
+
+def check_list(values, name, where):
+    """`values` (an option taking several: models, orders, modes), refusing one string (TypeError): its letters were
+    read as the values ("got 't'" for models="tanh")."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{where}: '{name}' must be a list; got the string {values!r}. Pass [{values!r}].")
+    return values
 
 
 def check_grid(where, grid):
     """grid["lr"] and grid["clip"] are non-empty lists of numbers > 0 (ValueError otherwise); returns dict(grid)."""
+    if not isinstance(grid, dict):      # (a list was "cannot convert dictionary update sequence element #0")
+        raise TypeError(f"{where}: 'grid' must be a dict like {{'lr': [0.01, 0.1], 'clip': [1.0, 10.0]}} or None; got "
+                        f"{type(grid).__name__} {grid!r:.60}.")
     grid = dict(grid)
     for key in ("lr", "clip"):
         vals = grid.get(key)
+        if isinstance(vals, numbers.Real):          # (a number was "'float' object is not iterable")
+            raise TypeError(f"{where}: grid[{key!r}] must be a list of numbers > 0; got the number {vals!r}. Pass "
+                            f"[{vals!r}].")
         if not vals or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in vals):
             raise ValueError(f"{where}: grid[{key!r}] must be a non-empty list of numbers > 0; got {vals!r}.")
     return grid

@@ -20,6 +20,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn, optim, threads
+from fastnn._validation import check_int, check_scalar
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
 from fastnn.graph import Module
@@ -139,6 +140,15 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     """
     if clip not in CLIPS:
         raise ValueError(f"train: 'clip' must be one of {CLIPS}; got {clip!r}.")
+    # (checked here, where every experiment trains: batch_size=0 failed in nn.mse, steps=0 in optim.Linear, a
+    # negative max_norm in clip_grad_norm, each under its own name; momentum=2 trained on, diverging)
+    for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 1), ("eval_every", eval_every, 0)):
+        check_int(value, name, "train", low=low)
+    for name, value in (("lr", lr), ("lr_end", lr_end), ("max_norm", max_norm if clip is not None else None)):
+        if value is not None:
+            check_scalar(value, name, "train", low=0, low_open=True)
+    if not 0 <= check_scalar(momentum, "momentum", "train") < 1:
+        raise ValueError(f"train: 'momentum' must be in [0, 1); got {momentum!r}.")
     if lr_end is not None and lr_end > lr:          # (a rising rate, silently, where every table says "decays")
         raise ValueError(f"train: 'lr_end' {lr_end} is above 'lr' {lr}: the rate decays linearly from lr to lr_end; "
                          f"pass lr_end <= lr, or None for a constant rate.")

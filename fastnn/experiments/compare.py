@@ -146,10 +146,11 @@ def read_tagged(path):
     then read again from memory."""
     import itertools
 
+    from fastnn._validation import check_path
     from fastnn.data.conll import detect_format, parse_conll, read_head
     from fastnn.data.text import open_text, split_fields
 
-    path = os.fspath(path)
+    path = check_path(path, "read_tagged")
     with open_text(path, "read_tagged") as f:
         head = read_head(f)
         lines = itertools.chain(head, f)

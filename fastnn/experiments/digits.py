@@ -27,7 +27,7 @@ import numpy as np
 from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
-from fastnn.experiments import check_grid, jsonable, map_jobs
+from fastnn.experiments import check_grid, check_list, jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
 from fastnn.train import ArrayBatches, Trainer
@@ -178,10 +178,10 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     """
     where = "run_digits"
     s = _check_settings(settings, where)
-    for m in models:
+    for m in check_list(models, "models", where):
         if m not in MODELS:
             raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
-    for o in orders:
+    for o in check_list(orders, "orders", where):
         if o not in ORDERS:
             raise ValueError(f"{where}: each order must be one of {ORDERS}; got {o!r}.")
     grids = {m: check_grid(where, MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}

@@ -228,6 +228,7 @@ class _Tagging:
         Viterbi for the sentence loss.  A chunk task: Viterbi over the tag paths its encoding can write
         (tags.well_formed), with the learned transitions for the sentence loss, and for the word loss the path of
         the highest sum of the tokens' log-probabilities (its argmax wherever that path is well-formed)."""
+        self.check_encoded(enc, f"{type(self).__name__}.predict_ids")
         out = []
         for k, s in enumerate(self.scores(enc)):
             tr = self.transition_scores(k)
@@ -241,6 +242,23 @@ class _Tagging:
                 tr = (np.zeros((K, K), s.dtype), np.zeros(K, s.dtype), np.zeros(K, s.dtype))
             out.append(viterbi(s, enc.offsets, *_well_formed_only(tr, task["tags"], task["scheme"])))
         return out
+
+    def check_encoded(self, enc, where, name="enc"):
+        """A TypeError unless `enc` is a corpus encoding (offsets set) of this model's kind: self.encode(sentences)'s
+        TaggerBatch, a ValueError unless its window and feature slots are this model's (another model's encoding failed
+        deep inside, as an AttributeError for sentences given instead)."""
+        if not isinstance(enc, TaggerBatch) or enc.offsets is None:
+            got = "a TaggerBatch of independent windows (a training batch)" if isinstance(enc, TaggerBatch) else \
+                type(enc).__name__
+            raise TypeError(f"{where}: {name!r} must be self.encode(sentences) (a TaggerBatch), the encoding of "
+                            f"whole sentences; got {got}. For sentences, call predict(sentences).")
+        mine = self.encode([], targets=False)
+        width = enc.words.shape[1] if np.ndim(enc.words) == 2 else None
+        if width != mine.words.shape[1] or len(enc.feats) != len(mine.feats) or \
+                (enc.forms is None) != (mine.forms is None):
+            raise ValueError(f"{where}: {name!r} must be this model's encoding; got one of another model (windows of "
+                             f"{width} words, {len(enc.feats)} feature slots; this model's: {mine.words.shape[1]}, "
+                             f"{len(mine.feats)}).")
 
     def predict(self, sentences, encoded=None):
         """{task: list (per sentence) of predicted tags}, in the encoding of the training file.
@@ -256,9 +274,7 @@ class _Tagging:
             return {name: _refill(p, sentences) for name, p in pred.items()}
         if encoded is not None:         # (another corpus's encoding: its tags returned for these sentences, silently)
             where = f"{type(self).__name__}.predict"
-            if not isinstance(encoded, TaggerBatch):
-                raise TypeError(f"{where}: 'encoded' must be self.encode(sentences) (a TaggerBatch) or None; got "
-                                f"{type(encoded).__name__}.")
+            self.check_encoded(encoded, where, "encoded")
             if not np.array_equal(np.diff(encoded.offsets), [len(s) for s in sentences]):
                 raise ValueError(f"{where}: 'encoded' must be self.encode(sentences) of these {len(sentences)} "
                                  f"sentences; got the encoding of {len(encoded.offsets) - 1} sentences of other "
@@ -884,6 +900,7 @@ class WindowTagger(_Tagging, Module):
         """Per task, the (N, K) tag scores of every window of an Encoded corpus (eval mode, no graph kept), computed
         `chunk` tokens at a time; with the bilstm context whole sentences at a time (about `chunk` tokens of
         sentences of similar lengths, so that little is padded)."""
+        self.check_encoded(enc, "WindowTagger.scores")
         if self.lstm_fwd is None:
             pieces = [(np.arange(lo, min(lo + chunk, len(enc.words))), enc.batch(rows=slice(lo, lo + chunk)))
                       for lo in range(0, len(enc.words), chunk)]
@@ -1004,6 +1021,7 @@ class TaggerEnsemble(_Tagging, Module):
 
     def scores(self, enc):
         """Per task, the mean over members of their (N, K) tag scores."""
+        self.check_encoded(enc, "TaggerEnsemble.scores")
         total = None
         for m in self.members:
             s = m.scores(enc)

@@ -252,14 +252,35 @@ def build(config, train, *, log=None):
     """The WindowTagger `config` describes, its vocabularies and tag sets from `train` (read_conll sentences), word
     vectors from config.pretrained when given; with config.ensemble = K > 1 a TaggerEnsemble of K such taggers, one
     per member_seeds(config).  log : callable taking one message line, or None."""
-    from fastnn.data.vectors import init_pretrained, normalize_vectors
-    from fastnn.embed import read_any_vectors
-    from fastnn.models.tagger import TaggerEnsemble, WindowTagger
+    from fastnn.models.tagger import TaggerEnsemble
 
     c = _check_config(config, "build")  # checked again: a field set after the Config was made was never checked
+    _warn_ineffective(c, _BUILT, "build")
     if c.ensemble > 1:
-        return TaggerEnsemble([build(dataclasses.replace(c, seed=s, ensemble=1), train, log=log if i == 0 else None)
-                               for i, s in enumerate(member_seeds(c))])
+        return TaggerEnsemble([_build_one(dataclasses.replace(c, seed=s, ensemble=1), train, log=log if i == 0
+                                          else None) for i, s in enumerate(member_seeds(c))])
+    return _build_one(c, train, log)
+
+
+def _warn_ineffective(config, names, where):
+    """A UserWarning for each of the fields `names` (those the caller reads) of `config` that is off its default yet
+    has no effect in it (recipes.config.unmet_needs): TaggerConfig(suffix_len=2) without suffix_dim built a tagger
+    without the suffix feature, silently.  A warning, not an error: a preset with one of its features turned off
+    (from_preset("chunk", context="window")) or a search space crossing two options makes such Configs on purpose;
+    the CLI refuses the options given on its command line."""
+    import warnings
+
+    for name, (other, value) in recipe_config.unmet_needs(config, names):
+        want = repr(other) if value is None else f"{other}={value!r}"
+        warnings.warn(f"{where}: {name!r} has no effect without {want}; it is ignored.", UserWarning, stacklevel=3)
+
+
+def _build_one(c, train, log):
+    """build() of one tagger (not an ensemble) from a checked Config."""
+    from fastnn.data.vectors import init_pretrained, normalize_vectors
+    from fastnn.embed import read_any_vectors
+    from fastnn.models.tagger import WindowTagger
+
     pre_words = pre_vecs = None
     embed_dim = c.embed_dim
     if c.pretrained:
@@ -305,9 +326,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer; a resumed run must have the Config (but
     epochs, patience, max_minutes and workers) and the sentences of the run that wrote the checkpoint.
     """
-    from fastnn import optim
     from fastnn.models.tagger import TaggerBatch, TaggerEnsemble, WindowTagger, as_rows
-    from fastnn.train import Trainer, TrainingInterrupted
 
     if not isinstance(model, (WindowTagger, TaggerEnsemble)):
         raise TypeError(f"fit: 'model' must be a WindowTagger or TaggerEnsemble (build's result); got "
@@ -323,6 +342,7 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     # a model of K members is trained as K; without a config, as its own K (a loaded ensemble needed ensemble=K)
     k = len(model.members) if isinstance(model, TaggerEnsemble) else 1
     c = dataclasses.replace(config or TaggerConfig(ensemble=k), **overrides)
+    _warn_ineffective(c, _TRAINING, "fit")
     if c.ensemble != k:         # (a single model given ensemble=3 trained one model, silently)
         raise ValueError(f"fit: 'ensemble' must be the model's number of members ({k}); got {c.ensemble}. The "
                          f"members are made by build(config, train) with the config's ensemble.")
@@ -338,6 +358,15 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     if isinstance(model, TaggerEnsemble):
         return _fit_ensemble(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet,
                              callback=callback, on_nonfinite=on_nonfinite)
+    return _fit_one(model, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet, callback=callback,
+                    on_nonfinite=on_nonfinite)
+
+
+def _fit_one(model, train, dev, c, *, checkpoint, resume, quiet, callback, on_nonfinite):
+    """fit() of one WindowTagger (an ensemble's member too) under the checked Config `c`, on rows of sentences."""
+    from fastnn import optim
+    from fastnn.train import Trainer, TrainingInterrupted
+
     lr = optim.Linear(c.lr / c.warmup, c.lr, c.warmup - 1) if c.warmup > 1 else c.lr
     lr = optim.HalveOnPlateau(lr) if c.halve_lr else lr     # the trainer reports dev scores
     opt = optim.by_name(c.optimizer, model.parameters(), lr, "fit", weight_decay=c.weight_decay)
@@ -408,8 +437,8 @@ def _fit_ensemble(model, train, dev, c, *, checkpoint, resume, quiet, callback, 
             if not quiet:
                 print(f"member {i + 1}/{k} (seed {seed})", file=sys.stderr)
             try:
-                t = fit(m, train, dev, c, checkpoint=cks[i], resume=resumes[i], quiet=quiet, callback=callback,
-                        on_nonfinite=on_nonfinite, seed=seed, ensemble=1)
+                t = _fit_one(m, train, dev, dataclasses.replace(c, seed=seed, ensemble=1), checkpoint=cks[i],
+                             resume=resumes[i], quiet=quiet, callback=callback, on_nonfinite=on_nonfinite)
             except TrainingInterrupted:          # the members after it are untrained: no model to keep
                 raise Interrupted(f"in member {i + 1} of {k}: {_UNFINISHED}{_written(checkpoint)}",
                                   checkpoint) from None
@@ -547,8 +576,8 @@ def _fit_member(m, train, dev, c, checkpoint, resume, quiet, on_nonfinite, i, k)
         if not quiet:
             print(f"member {i + 1}/{k} (seed {seed})", file=_Prefixed(stderr, ""), flush=True)
             sys.stderr = _Prefixed(stderr, f"member {i + 1}/{k}: ")
-        t = fit(m, train, dev, c, checkpoint=checkpoint, resume=resume, quiet=quiet, on_nonfinite=on_nonfinite,
-                seed=seed, ensemble=1)
+        t = _fit_one(m, train, dev, dataclasses.replace(c, seed=seed, ensemble=1), checkpoint=checkpoint,
+                     resume=resume, quiet=quiet, callback=None, on_nonfinite=on_nonfinite)
         return dict(params={n: p.value for n, p in m.parameters().items()},
                     rngs={n: g.bit_generator.state for n, g in model_generators(m).items()},
                     fit=MemberFit(t.history, t.metric, t.best_score, t.best_epoch))
