@@ -12,7 +12,9 @@ fastnn's fraction has a target too (ROOF_TARGETS).  The recurrent groups have a 
 products their recurrence must make, in order (the per-step products one after another), timed in the same run; each
 implementation's fraction of it is printed beside its fraction of the roof.  When the chain itself runs below
 fastnn's floor of the roof, no recurrence made of those BLAS calls can meet that floor: a miss is shown as "above the
-roof: chain at X % of GEMM" and not counted.  Exit code 0 even when targets are missed.
+roof: chain at X % of GEMM" and not counted; so is a missed speed-up that would need fastnn to beat the roof (a fast
+peer's time / the target below the roof's time: "above the roof: needs X ms, roof Y").  Exit code 0 even when
+targets are missed.
 """
 import argparse
 import json
@@ -72,6 +74,14 @@ def roof_fraction(times, roofs, impl, of="roof"):
     return (roof["work"] / times[impl]) / (roof["roof_work"] / times[of])
 
 
+def roof_time(times, roofs):
+    """Seconds the roof takes for the group's own work (its time scaled by work / roof_work), or None without it."""
+    roof = (roofs or {}).get("roof")
+    if roof is None or "roof" not in times:
+        return None
+    return times["roof"] * roof["work"] / roof["roof_work"]
+
+
 def chain_below_floor(times, roofs):
     """The chain roof's fraction of the roof when it is below fastnn's floor of that roof (ROOF_TARGETS), else None:
     then the floor is above what the recurrence's own products reach through BLAS."""
@@ -91,7 +101,8 @@ def _sorted_impls(times):
 
 def summarize(groups, roofs=None, stat="median"):
     """Markdown lines for every group, (met, total) over the targets that could be evaluated, and the number of
-    targets above the roof (chain_below_floor; not in total)."""
+    missed targets above the roof (not in total): a floor the chain roof itself misses (chain_below_floor), or a
+    speed-up that would need fastnn faster than the roof (the peer's time / the target < roof_time)."""
     roofs = roofs or {}
     lines, met, total, above = [], 0, 0, 0
     for group in sorted(groups):
@@ -127,8 +138,13 @@ def summarize(groups, roofs=None, stat="median"):
                 continue
             ratio = times[impl] / ours if ours else None
             target = want.get(impl)
+            needed = times[impl] / target if target else None     # the time fastnn would need
+            at_roof = roof_time(times, roof)
             if ratio is None or target is None:
                 ok = "—"
+            elif ratio < target and at_roof is not None and needed < at_roof:   # missed, as would the roof itself
+                above += 1
+                ok = f"above the roof: needs {needed * 1e3:.3f} ms, roof {at_roof * 1e3:.3f}"
             else:
                 total += 1
                 met += ratio >= target

@@ -62,6 +62,26 @@ def test_summarize_roof_fractions(summarize, tmp_path, capsys):
     assert f"| {g} | 10.000 | — | 20.000 | 4.000 (gemm) | — | 2.00x | 80 % | 40 % |" in capsys.readouterr().out
 
 
+def test_summarize_speed_up_above_the_roof(summarize, tmp_path, capsys):
+    """A missed speed-up that would need fastnn faster than the roof (the peer's time / the target below the roof's
+    time for the group's work) is "above the roof", not counted; one the roof allows stays a miss."""
+    path = tmp_path / "bench.json"
+    g = "output_layer:B128xH256xV10000"
+    # roof: 0.004 s for half the work, 0.008 s for it; torch 1.3x: 1.5x needs 0.0087 s (the roof allows), then
+    # torch 1.2x: 1.5x would need 0.0080 - 1e-4 s, below the roof's 0.008
+    _fake_run(path, {(g, "fastnn"): 0.010, (g, "torch"): 0.013, (g, "roof"): 0.004},
+              {(g, "roof"): dict(roof="gemm", work=1e9, roof_work=0.5e9)})
+    summarize.main([str(path)])
+    out = capsys.readouterr().out
+    assert "| torch | 13.000 | 1.30x | >= 1.5x | no |" in out and "Targets met: 0 of 2." in out
+    _fake_run(path, {(g, "fastnn"): 0.010, (g, "torch"): 0.0118, (g, "roof"): 0.004},
+              {(g, "roof"): dict(roof="gemm", work=1e9, roof_work=0.5e9)})
+    summarize.main([str(path)])
+    out = capsys.readouterr().out
+    assert "| torch | 11.800 | 1.18x | >= 1.5x | above the roof: needs 7.867 ms, roof 8.000 |" in out
+    assert "Targets met: 0 of 1. Above the roof (not counted): 1." in out
+
+
 def _chained_run(path, fastnn, chain, roof=0.004, work=1e9):
     """A fake recurrent group whose products (work FLOPs) fastnn, the chain roof and the GEMM roof (half as many
     FLOPs) take these times."""
