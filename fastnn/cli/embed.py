@@ -41,7 +41,7 @@ def register(sub):
     add_config_options(t, recipe.CONFIGS, groups={"model": g, "training": o})
     add_threads(o, 1)
     add_run_options(o, checkpoint_every=2000)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, configs=tuple(recipe.CONFIGS.values()))   # (warnings name their fields as options)
 
     n = esub.add_parser("neighbors", help="the closest words by cosine similarity (one matrix product)")
     n.add_argument("--vectors", required=True, metavar="FILE",

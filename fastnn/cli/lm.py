@@ -47,7 +47,7 @@ def register(sub):
                    help="OpenMP threads of fastnn's own kernels when they should differ from --threads (default: "
                         "--threads if given, else all CPUs)")
     add_run_options(t)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, configs=tuple(recipe.CONFIGS.values()))   # (warnings name their fields as options)
 
     e = lsub.add_parser("eval", help="perplexity of a model (optionally mixed with a second one) on a text")
     e.add_argument("--model", required=True, metavar="M.npz")

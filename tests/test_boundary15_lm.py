@@ -1,0 +1,42 @@
+"""The language-model and embedding side's boundary: bad input is a clear exception (from the CLI: one line naming
+the option, exit code 2, before any work), never a traceback from deep inside, a silent wrong answer or lost work."""
+import warnings
+
+import pytest
+
+from tests.conftest import run_cli, write_lines
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
+
+
+@pytest.fixture
+def text(tmp_path):
+    lines = ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"] * 10
+    return {name: write_lines(tmp_path / f"{name}.txt", lines) for name in ("train", "dev")}
+
+
+def _warning_naming(field):
+    """A recipe call that first warns about Config field `field` (as a library warning says it), then runs."""
+    def wrap(real):
+        def call(*args, **kw):
+            warnings.warn(f"recipe: {field!r} has no effect here; {field}=3 is ignored.", UserWarning)
+            return real(*args, **kw)
+        return call
+    return wrap
+
+
+def test_lm_and_embed_train_warnings_name_options(capsys, monkeypatch, text, tmp_path):
+    # the tagger's warnings said --lstm-hidden; lm train's and embed train's said the Python field ('bptt_block')
+    from fastnn.recipes import embed as embed_recipe
+    from fastnn.recipes import lm as lm_recipe
+    monkeypatch.setattr(lm_recipe, "train", _warning_naming("bptt_block")(lm_recipe.train))
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "ngram", "--train", text["train"], "--out",
+                           tmp_path / "m.npz", "--min-count", "1")
+    assert rc == 0, err
+    assert "fastnn lm train: warning: recipe: --bptt-block has no effect here; --bptt-block 3 is ignored." in err, err
+    monkeypatch.setattr(embed_recipe, "pretrain", _warning_naming("valid_fraction")(embed_recipe.pretrain))
+    rc, out, err = run_cli(capsys, "embed", "train", "--objective", "ranking", "--text", text["train"], "--out",
+                           tmp_path / "v.txt", "--min-count", "1", "--epochs", "1", "--dim", "4", "--hidden", "4",
+                           "--window", "3")
+    assert rc == 0, err
+    assert "fastnn embed train: warning: recipe: --valid-fraction has no effect here" in err, err
