@@ -40,3 +40,23 @@ def test_lm_and_embed_train_warnings_name_options(capsys, monkeypatch, text, tmp
                            "--window", "3")
     assert rc == 0, err
     assert "fastnn embed train: warning: recipe: --valid-fraction has no effect here" in err, err
+
+
+SENTS = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 5
+
+
+def test_build_checks_its_arguments_as_train_does():
+    # build(config, vocab, sentences) failed inside NumPy ("inhomogeneous shape"), build(config, 9, ids) with
+    # AttributeError 'int' object has no attribute 'eos_id'
+    from fastnn.recipes import lm as recipe
+    config = recipe.RNNConfig(hidden=4, classes=0, min_count=1, batch_size=2)
+    vocab, streams = recipe.prepare(config, SENTS)
+    model, batches, _ = recipe.build(config, vocab, SENTS)          # sentences are encoded, as train's streams
+    assert batches.n * batches.batch_size == len(streams["train"])
+    with pytest.raises(TypeError, match=r"build: 'vocab' must be a fastnn.data.Vocab"):
+        recipe.build(config, len(vocab), streams["train"])
+    with pytest.raises(IndexError, match=r"build: 'stream' must hold ids in \[0, 9\); got 9 at position 0"):
+        recipe.build(config, vocab, streams["train"] + 7)
+    with pytest.raises(TypeError, match=r"build: 'config' must be a NPLMConfig or RNNConfig or LSTMConfig; got "
+                                        r"NGramConfig"):
+        recipe.build(recipe.NGramConfig(), vocab, streams["train"])

@@ -271,13 +271,10 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
     kept).  say : callable taking one progress line, or None.  checkpoint / resume (neural LMs only): see
     fastnn.train.Trainer; a resumed run must have the Config (but its RESUMABLE fields: epochs, patience,
     max_minutes) and the streams of the run that wrote the checkpoint (recipes.config.run_settings)."""
-    from fastnn.data import Vocab
     from fastnn.models.neural_lm import as_stream
     say = say or (lambda m: None)
     config = _check_config(config, "train", tuple(CONFIGS.values()))
-    if not isinstance(vocab, Vocab):
-        raise TypeError(f"train: 'vocab' must be a fastnn.data.Vocab (prepare's first result); got "
-                        f"{type(vocab).__name__}.")
+    _check_vocab(vocab, "train")
     expected = "a dict with 'train' and optionally 'valid' and 'test' (prepare's second result)"
     if not isinstance(streams, dict):
         raise TypeError(f"train: 'streams' must be {expected}; got {type(streams).__name__}.")
@@ -321,6 +318,14 @@ def _check_config(config, where, kinds):
     return dataclasses.replace(config)
 
 
+def _check_vocab(vocab, where):
+    """A TypeError unless `vocab` is a fastnn.data.Vocab (an AttributeError on .eos_id from deep inside otherwise)."""
+    from fastnn.data import Vocab
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"{where}: 'vocab' must be a fastnn.data.Vocab (prepare's first result); got "
+                        f"{type(vocab).__name__}.")
+
+
 def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **options):
     """The neural LM `config` describes (NPLM, RNNLM or LSTMLM), over `vocab_size` words, initialised from
     config.seed; eos_id, counts (output bias, classes) and words come from the data (a Vocab), `options` are the
@@ -348,14 +353,20 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
 
 
 def build(config, vocab, stream):
-    """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream`."""
+    """(model, batches, learning rate or schedule) of a neural LM `config` over the training ids `stream` (or
+    tokenised sentences, encoded with `vocab`, as train's streams)."""
     from fastnn import optim
+    from fastnn.models.neural_lm import as_stream
     from fastnn.models.nplm import contexts
     from fastnn.models.rnnlm import BPTTBatches
     from fastnn.optim import InverseDecay
     from fastnn.train import ArrayBatches
 
-    c, eos = config, vocab.eos_id
+    # checked here too: build is public (a list of sentences failed in NumPy, a vocabulary size as an AttributeError)
+    c = _check_config(config, "build", (NPLMConfig, RNNConfig, LSTMConfig))
+    _check_vocab(vocab, "build")
+    eos = vocab.eos_id
+    stream = as_stream(stream, len(vocab), "build", eos_id=eos, words=vocab.words)
     model = build_model(c, len(vocab), eos_id=eos, counts=vocab.counts, words=vocab.words)
     if c.arch == "nplm":
         c.check_machine()
