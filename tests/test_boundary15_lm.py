@@ -60,3 +60,16 @@ def test_build_checks_its_arguments_as_train_does():
     with pytest.raises(TypeError, match=r"build: 'config' must be a NPLMConfig or RNNConfig or LSTMConfig; got "
                                         r"NGramConfig"):
         recipe.build(recipe.NGramConfig(), vocab, streams["train"])
+
+
+def test_an_ngram_model_has_no_seed(capsys, text, tmp_path):
+    # lm train --arch ngram --seed 5 (and NGramConfig(seed=5)) counted the same model as seed 0, the option ignored,
+    # silently: the seed is the neural LMs' (initialisation, order, dropout)
+    from fastnn.recipes import lm as recipe
+    with pytest.raises(TypeError, match="NGramConfig: 'seed' is not a field"):
+        recipe.NGramConfig(seed=5)
+    assert recipe.RNNConfig(seed=5).seed == 5
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "ngram", "--train", text["train"], "--out",
+                           tmp_path / "m.npz", "--min-count", "1", "--seed", "5")
+    assert rc == 2 and "fastnn lm train: error: --seed does not apply to --arch ngram" in err, err
+    assert not (tmp_path / "m.npz").exists()
