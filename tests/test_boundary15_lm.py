@@ -73,3 +73,11 @@ def test_an_ngram_model_has_no_seed(capsys, text, tmp_path):
                            tmp_path / "m.npz", "--min-count", "1", "--seed", "5")
     assert rc == 2 and "fastnn lm train: error: --seed does not apply to --arch ngram" in err, err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_ngram_refuses_on_nonfinite(capsys, text, tmp_path):
+    # --on-nonfinite skip with --arch ngram was ignored, silently (counting takes no step to skip)
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "ngram", "--train", text["train"], "--out",
+                           tmp_path / "m.npz", "--min-count", "1", "--on-nonfinite", "skip")
+    assert rc == 2 and "error: --on-nonfinite does not apply to --arch ngram" in err, err
+    assert not (tmp_path / "m.npz").exists()

@@ -142,9 +142,11 @@ def run_train(args):
             config.check_machine()
         except ValueError as e:                 # --output-precision bfloat16 without AMX: before reading the data
             raise CLIError(option_names(str(e), *recipe.CONFIGS.values())) from None
-    if config.arch == "ngram" and (args.checkpoint or args.resume):     # (ignored: no checkpoint, nothing resumed)
-        raise CLIError(f"{'--checkpoint' if args.checkpoint else '--resume'} does not apply to --arch ngram: an "
-                       f"n-gram model is counted in one pass, not trained in epochs")
+    # (ignored: no checkpoint written, nothing resumed, no step to skip)
+    if config.arch == "ngram" and (args.checkpoint or args.resume or args.on_nonfinite != "stop"):
+        opt = "--checkpoint" if args.checkpoint else "--resume" if args.resume else "--on-nonfinite"
+        raise CLIError(f"{opt} does not apply to --arch ngram: an n-gram model is counted in one pass, not trained "
+                       f"in epochs")
     check_resume(args)
     check_writable(args, "out", "checkpoint", inputs=("train", "dev", "test"))
     _set_threads(args)
