@@ -81,3 +81,32 @@ def test_ngram_refuses_on_nonfinite(capsys, text, tmp_path):
                            tmp_path / "m.npz", "--min-count", "1", "--on-nonfinite", "skip")
     assert rc == 2 and "error: --on-nonfinite does not apply to --arch ngram" in err, err
     assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("arch", ["nplm", "rnn", "lstm"])
+def test_astype_casts_the_model_its_file_and_its_state(tmp_path, arch):
+    # model.astype(np.float64) cast the parameters but left the model's dtype float32: save_model wrote a file that
+    # load_model refused ("'emb.W' has dtype float64 in the file but float32 in the model"), and the RNN LM's fused
+    # kernel failed in training ("'h0' must have dtype float64")
+    import numpy as np
+
+    from fastnn import io, optim
+    from fastnn.recipes import lm as recipe
+    from fastnn.train import Trainer
+    config = recipe.config_for(arch, epochs=1, hidden=4, min_count=1, batch_size=4,
+                               **({"dim": 3, "order": 3} if arch == "nplm" else {"classes": 2}))
+    vocab, streams = recipe.prepare(config, SENTS, SENTS)
+    model, batches, lr = recipe.build(config, vocab, streams["train"])
+    assert model.astype(np.float64) is model and "dtype=float64" in repr(model)
+    Trainer(model, optim.by_name(config.optimizer, model.parameters(), lr), batches, epochs=1, quiet=True).fit()
+    if arch != "nplm":                  # the carried state (h, or the LSTM's (h, c)) follows
+        model.astype(np.float32)
+        state = model.state if isinstance(model.state, tuple) else (model.state,)
+        assert {a.dtype for a in state} == {np.dtype(np.float32)}
+        model.astype(np.float64)
+    io.save_model(tmp_path / "m.npz", model)
+    loaded = io.load_model(tmp_path / "m.npz")
+    assert {p.value.dtype for p in loaded.parameters().values()} == {np.dtype(np.float64)}
+    np.testing.assert_array_equal(loaded.token_logprobs(streams["valid"]), model.token_logprobs(streams["valid"]))
+    with pytest.raises(TypeError, match=r"\.astype: 'dtype' must be float32 or float64; got int64"):
+        model.astype(np.int64)

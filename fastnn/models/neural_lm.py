@@ -150,6 +150,13 @@ class NeuralLM(Module):
                                         class_counts=None if counts is None else np.maximum(counts, 0.5))
         self.drop = nn.Dropout(self.dropout_p, rng=rng) if self.dropout_p else None
 
+    def astype(self, dtype):
+        """Cast every parameter to float32 or float64 (Module.astype), the model's own dtype with them: it stayed
+        the old one, so the model file said float32 of float64 arrays (load_model refused it) and the fused RNN
+        kernel got a state of the old dtype."""
+        self._dtype = check_float_dtype(dtype, f"{type(self).__name__}.astype")
+        return super().astype(self._dtype)
+
     def _vocab_config(self):
         """config() entries of the fields `_check_fields` sets."""
         return {"vocab_size": self.vocab_size, "classes": self.classes, "word_class": self.word_class,
@@ -193,6 +200,13 @@ class RecurrentLM(NeuralLM):
 
     def reset_state(self):
         self.state = None
+
+    def astype(self, dtype):
+        super().astype(dtype)
+        if self.state is not None:                      # (h, or the LSTM's (h, c)) in the new dtype
+            self.state = tuple(np.asarray(a, self._dtype) for a in self.state) if isinstance(self.state, tuple) \
+                else np.asarray(self.state, self._dtype)
+        return self
 
     def _hidden(self, x, state, state_at=None):
         e = self.emb(x, concat=False)                       # (L, B, E)
