@@ -110,3 +110,16 @@ def test_astype_casts_the_model_its_file_and_its_state(tmp_path, arch):
     np.testing.assert_array_equal(loaded.token_logprobs(streams["valid"]), model.token_logprobs(streams["valid"]))
     with pytest.raises(TypeError, match=r"\.astype: 'dtype' must be float32 or float64; got int64"):
         model.astype(np.int64)
+
+
+def test_perplexity_with_its_arguments_swapped_is_a_type_error():
+    # perplexity(stream, model), the arguments swapped: AttributeError 'numpy.ndarray' object has no attribute
+    # 'token_logprobs'
+    from fastnn.recipes import lm as recipe
+    config = recipe.NGramConfig(min_count=1)
+    vocab, streams = recipe.prepare(config, SENTS)
+    model, _ = recipe.train(config, vocab, streams)
+    with pytest.raises(TypeError, match=r"mean_nll: 'model' must be a language model .*; got ndarray. The arguments "
+                                        r"are \(model, stream\)"):
+        recipe.perplexity(streams["train"], model)
+    assert recipe.perplexity(model, streams["train"]) > 1

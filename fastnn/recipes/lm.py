@@ -223,6 +223,9 @@ def from_preset(preset=None, arch=None, **values):
 def mean_nll(model, stream):
     """Mean negative log-likelihood per predicted token of `stream` (perplexity = exp of it): the validation score of
     every language model (lower is better).  `stream`: ids or tokenised sentences (model.token_logprobs)."""
+    if not callable(getattr(model, "token_logprobs", None)):     # (the arguments swapped: an AttributeError)
+        raise TypeError(f"mean_nll: 'model' must be a language model (with token_logprobs; train's first result); "
+                        f"got {type(model).__name__}. The arguments are (model, stream).")
     lp = np.asarray(model.token_logprobs(stream), dtype=np.float64)
     if lp.size == 0:
         raise ValueError("mean_nll: 'stream' must hold at least one token; got none (the mean of no token's NLL is "
