@@ -123,3 +123,22 @@ def test_perplexity_with_its_arguments_swapped_is_a_type_error():
                                         r"are \(model, stream\)"):
         recipe.perplexity(streams["train"], model)
     assert recipe.perplexity(model, streams["train"]) > 1
+
+
+def test_a_diverged_models_perplexity_is_inf_not_an_overflow(capsys, text, tmp_path):
+    # a valid NLL above ~709 (here 3.9e30, from lr 1e30) made math.exp raise OverflowError in the recipe's epoch
+    # callback: a traceback at the end of the first epoch, no model written; perplexity() and lm eval raised it too
+    import math
+
+    from fastnn.recipes import lm as recipe
+    config = recipe.RNNConfig(hidden=4, classes=2, lr=1e30, epochs=1, min_count=1, batch_size=2)
+    vocab, streams = recipe.prepare(config, SENTS, SENTS)
+    model, history = recipe.train(config, vocab, streams, quiet=True)
+    assert history[-1]["valid"] > 709 and recipe.perplexity(model, streams["valid"]) == math.inf
+    assert recipe.perplexity_from_nll(1.0) == math.e
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "rnn", "--train", text["train"], "--dev", text["dev"],
+                           "--out", tmp_path / "m.npz", "--min-count", "1", "--hidden", "4", "--classes", "2",
+                           "--lr", "1e30", "--epochs", "1", "--batch-size", "2")
+    assert rc == 0 and "valid_perplexity inf" in out, err
+    rc, out, err = run_cli(capsys, "lm", "eval", "--model", tmp_path / "m.npz", "--data", text["dev"])
+    assert rc == 0 and out.startswith("perplexity inf"), err

@@ -6,7 +6,6 @@ times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which 
 in the README on the Brown split, so `fastnn lm train --model rnn --train .. --valid .. --out m.npz` reproduces them.
 """
 import dataclasses
-import math
 import sys
 import time
 
@@ -276,8 +275,8 @@ def run_eval(args):
         if np.ndim(w) == 0:
             result["weight"] = round(w, 6)
     nll = float(-lp.mean())
-    result = {"perplexity": round(math.exp(nll), 4), "tokens": int(lp.size), "oov_as_unk": count_oov(sents, vocab),
-              **result}
+    result = {"perplexity": round(recipe.perplexity_from_nll(nll), 4), "tokens": int(lp.size),
+              "oov_as_unk": count_oov(sents, vocab), **result}
     if args.json:
         print_json(result)
     else:

@@ -250,7 +250,8 @@ def _build_nplm(train, valid, c):
     model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     s = lm_stream(train, vocab)
     data = ArrayBatches(contexts(s, c.order, vocab.eos_id), s, batch_size=c.batch_size)
-    return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {"epoch_examples": len(s)}
+    return model, data, _lm_validate(valid, vocab), ("valid ppl", lm_recipe.perplexity_from_nll), {
+        "epoch_examples": len(s)}
 
 
 def _build_rnn(train, valid, c):
@@ -272,6 +273,6 @@ def _build_rnn(train, valid, c):
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
     # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, and training ends at its MAX_HALVINGS-th halving
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
-    return model, data, _lm_validate(valid, vocab), ("valid ppl", np.exp), {
+    return model, data, _lm_validate(valid, vocab), ("valid ppl", lm_recipe.perplexity_from_nll), {
         "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size,
         "callback": lambda trainer, rec: lm_recipe.halved_out(lr)}

@@ -16,7 +16,6 @@ README's numbers on the Brown split.
 """
 import dataclasses
 import difflib
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,8 @@ import numpy as np
 from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
-           "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build", "train", "mean_nll", "perplexity"]
+           "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build",
+           "train", "mean_nll", "perplexity", "perplexity_from_nll"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -234,7 +234,14 @@ def mean_nll(model, stream):
 
 
 def perplexity(model, stream):
-    return math.exp(mean_nll(model, stream))
+    return perplexity_from_nll(mean_nll(model, stream))
+
+
+def perplexity_from_nll(nll):
+    """exp(nll), the perplexity of a mean NLL: inf past the float range (math.exp raised OverflowError for a
+    diverged model's NLL above ~709, losing its run at the end of an epoch)."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(nll))
 
 
 def prepare(config, train, valid=None, test=None):
@@ -405,14 +412,14 @@ def _train_neural(config, vocab, streams, checkpoint, resume, quiet, on_nonfinit
     valid = streams["valid"]
 
     def callback(trainer, rec):
-        prog.valid = math.exp(rec["valid"]) if rec["valid"] is not None else None
+        prog.valid = perplexity_from_nll(rec["valid"]) if rec["valid"] is not None else None
         say(f"  valid ppl {prog.valid:.2f}, {len(streams['train']) / max(rec['seconds'], 1e-9):,.0f} tokens/s")
         return halved_out(lr)
 
     trainer = Trainer(model, opt, data, epochs=c.epochs, validate=lambda m: mean_nll(m, valid),
                       mode="min", patience=c.patience, clip_norm=c.clip_norm or None,
                       checkpoint=checkpoint, seed=c.seed, quiet=quiet, callback=callback, max_minutes=c.max_minutes,
-                      on_nonfinite=on_nonfinite, metric=("valid ppl", math.exp),
+                      on_nonfinite=on_nonfinite, metric=("valid ppl", perplexity_from_nll),
                       settings=run_settings(c, train=streams["train"], valid=valid))
     prog = _LMProgress(trainer.progress)
     trainer.progress = prog
