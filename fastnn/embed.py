@@ -60,6 +60,13 @@ def read_corpus(paths, text_format="auto", *, report=None, where="read_corpus"):
         if not isinstance(p, (str, bytes, os.PathLike)):
             raise TypeError(f"{where}: 'paths' must be file paths; got {type(p).__name__} {p!r:.60}. Sentences in "
                             f"memory need no reading: pass them to pretrain (or normalize_sentences) directly.")
+    seen = {}
+    for p in paths:                     # (one file twice, by any name, counted its sentences twice, silently)
+        key = _file_identity(p)
+        if key in seen:
+            raise ValueError(f"{where}: {os.fspath(p)} is given twice (as {os.fspath(seen[key])}): its sentences "
+                             f"would count twice, and the held-out ones be trained on too; give each file once.")
+        seen[key] = p
     out = []
     for p in paths:
         # (detect_format(p) then reading p opened a pipe twice: the reading got only what the look had left)
@@ -72,6 +79,18 @@ def read_corpus(paths, text_format="auto", *, report=None, where="read_corpus"):
     if not out:
         raise ValueError(f"{where}: the corpus must hold at least one token; got no files.")
     return out
+
+
+def _file_identity(path):
+    """What names one file: its device and inode (a link, or another spelling, is the same file), else its resolved
+    path; stdin ("-") is its own (read once: a second reading gets nothing)."""
+    if path == "-":
+        return path
+    try:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return os.path.realpath(path)
 
 
 def normalize_sentences(sentences):

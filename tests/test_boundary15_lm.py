@@ -142,3 +142,19 @@ def test_a_diverged_models_perplexity_is_inf_not_an_overflow(capsys, text, tmp_p
     assert rc == 0 and "valid_perplexity inf" in out, err
     rc, out, err = run_cli(capsys, "lm", "eval", "--model", tmp_path / "m.npz", "--data", text["dev"])
     assert rc == 0 and out.startswith("perplexity inf"), err
+
+
+def test_a_text_file_given_twice_is_refused(capsys, text, tmp_path):
+    # embed train --text a.txt link-to-a.txt trained on the text twice, silently: every word reached --min-count 2,
+    # and the held-out sentences were also training sentences (an optimistic valid score)
+    from fastnn.embed import read_corpus
+    link = tmp_path / "link.txt"
+    link.symlink_to(text["train"])
+    with pytest.raises(ValueError, match=r"read_corpus: .*link.txt is given twice \(as .*train.txt\): its sentences "
+                                         r"would count twice"):
+        read_corpus([text["train"], link])
+    assert len(read_corpus([text["train"], text["dev"]])) == 80
+    rc, out, err = run_cli(capsys, "embed", "train", "--objective", "nplm", "--text", text["train"], link, "--out",
+                           tmp_path / "v.txt", "--epochs", "1", "--dim", "4", "--hidden", "4", "--min-count", "1")
+    assert rc == 2 and "error: --text: " in err and "link.txt is given twice" in err, err
+    assert not (tmp_path / "v.txt").exists()
