@@ -158,3 +158,19 @@ def test_a_text_file_given_twice_is_refused(capsys, text, tmp_path):
                            tmp_path / "v.txt", "--epochs", "1", "--dim", "4", "--hidden", "4", "--min-count", "1")
     assert rc == 2 and "error: --text: " in err and "link.txt is given twice" in err, err
     assert not (tmp_path / "v.txt").exists()
+
+
+def test_deleted_interpolation_refuses_its_training_text_as_valid(capsys, text, tmp_path):
+    # lm train --smoothing di --dev TRAIN fitted the weights on the text the counts came from: all weight to the
+    # longest n-grams, a test perplexity of 2.4e8 on 300 Brown lines, silently
+    from fastnn.recipes import lm as recipe
+    config = recipe.NGramConfig(min_count=1, smoothing="di")
+    vocab, streams = recipe.prepare(config, SENTS, SENTS)
+    with pytest.raises(ValueError, match="NGramConfig: 'smoothing' di fits its interpolation weights by EM on "
+                                         "held-out text; got the training text as the valid text"):
+        recipe.train(config, vocab, streams)
+    recipe.train(config, *recipe.prepare(config, SENTS, SENTS[:7]))
+    rc, out, err = run_cli(capsys, "lm", "train", "--arch", "ngram", "--smoothing", "di", "--train", text["train"],
+                           "--dev", text["dev"], "--out", tmp_path / "m.npz", "--min-count", "1")
+    assert rc == 2 and "error: --smoothing di fits its interpolation weights by EM on held-out text" in err, err
+    assert not (tmp_path / "m.npz").exists()

@@ -312,6 +312,10 @@ def train(config, vocab, streams, *, checkpoint=None, resume=False, quiet=False,
             if "valid" not in streams:
                 raise ValueError("NGramConfig: 'smoothing' di needs valid text (EM fits the interpolation weights on "
                                  "it).")
+            if np.array_equal(streams["valid"], streams["train"]):
+                # (EM then gives the longest n-grams all the weight: Brown's test perplexity 2.4e8, silently)
+                raise ValueError("NGramConfig: 'smoothing' di fits its interpolation weights by EM on held-out text; "
+                                 "got the training text as the valid text. Give held-out valid text.")
             model = DeletedInterpolation(config.order, words=vocab.words).fit(
                 streams["train"], len(vocab), vocab.eos_id, valid=streams["valid"])
         else:
