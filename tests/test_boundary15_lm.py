@@ -174,3 +174,10 @@ def test_deleted_interpolation_refuses_its_training_text_as_valid(capsys, text, 
                            "--dev", text["dev"], "--out", tmp_path / "m.npz", "--min-count", "1")
     assert rc == 2 and "error: --smoothing di fits its interpolation weights by EM on held-out text" in err, err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_prepare_without_training_text_is_a_type_error():
+    # prepare(config, None) raised a bare KeyError 'train'
+    from fastnn.recipes import lm as recipe
+    with pytest.raises(TypeError, match="prepare: 'train' must be tokenised sentences, the training text; got None"):
+        recipe.prepare(recipe.RNNConfig(), None, SENTS)

@@ -251,6 +251,8 @@ def prepare(config, train, valid=None, test=None):
     from fastnn._validation import check_not_file, check_sentences
     from fastnn.data import Vocab, lm_stream
     _check_config(config, "prepare", (LMConfig,))
+    if train is None:                   # (a KeyError 'train' otherwise: valid and test may be None, train not)
+        raise TypeError("prepare: 'train' must be tokenised sentences, the training text; got None.")
     parts = {name: check_sentences(check_not_file(sents, name, "prepare", "fastnn.data.read_sentences(path)"),
                                    f"prepare: '{name}'")
              for name, sents in (("train", train), ("valid", valid), ("test", test)) if sents is not None}
