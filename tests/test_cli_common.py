@@ -282,3 +282,15 @@ def test_an_experiments_workers_end_with_the_command(tmp_path, sig):
     if sig == signal.SIGTERM:
         assert rc == 143, err
         assert err.strip().endswith("fastnn experiment clipping: interrupted by SIGTERM"), err
+
+
+def test_print_json_writes_strict_json(capsys):
+    """A diverged model's perplexity (inf) or a nan score is null: json.dumps wrote Infinity / NaN, which strict
+    readers (jq, JSON.parse) refuse."""
+    import json
+
+    from fastnn.cli._common import print_json
+    print_json({"valid_perplexity": float("inf"), "scores": [1.5, float("nan")], "n": 3, "ok": True})
+    out = capsys.readouterr().out
+    assert out.strip() == '{"valid_perplexity": null, "scores": [1.5, null], "n": 3, "ok": true}'
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))

@@ -118,7 +118,6 @@ def test_nplm_config_refuses_bfloat16_where_it_cannot_run(monkeypatch, tmp_path,
 
 @amx
 def test_an_nplm_trained_in_bfloat16_is_as_good_as_in_float32():
-    from fastnn.data import Vocab
     from fastnn.recipes import lm
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(60)]

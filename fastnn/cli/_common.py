@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -368,7 +369,19 @@ def checkpoint_given(path, option):
 
 
 def print_json(obj):
-    print(json.dumps(obj, indent=None, sort_keys=False))
+    """One line of strict JSON: a non-finite number (a diverged model's perplexity) is null, where json.dumps wrote
+    Infinity / NaN, which jq and other strict readers refuse."""
+    print(json.dumps(_finite_or_null(obj), indent=None, sort_keys=False, allow_nan=False))
+
+
+def _finite_or_null(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    return x
 
 
 # ---- options generated from a recipe's Config ------------------------------------------------------------------
