@@ -48,7 +48,7 @@ AMX_TEST = textwrap.dedent(
     #include "fnn_amx.h"
     int main(void) {
         void *code[] = {(void *) fnn_amx_pack_rows, (void *) fnn_amx_pack_pairs, (void *) fnn_amx_pack_cols,
-                        (void *) fnn_amx_logits, (void *) fnn_amx_dh, (void *) fnn_amx_dw};
+                        (void *) fnn_amx_mm};
         return code[0] != 0 && fnn_amx_ok() >= 0 ? 0 : 1;
     }
     """
@@ -122,7 +122,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         cc = self.compiler
         cflags, lflags = [], []
-        native = False
+        native = amx = False
         if cc.compiler_type == "msvc":
             cflags += ["/O2"]
         else:
@@ -141,7 +141,8 @@ class BuildExt(build_ext):
                 if _try_compile_and_run(cc, "int main(void){return 0;}\n",
                                         ["-march=native", "-mprefer-vector-width=512"], []):
                     cflags += ["-mprefer-vector-width=512"]
-            if not _try_compile_and_run(cc, AMX_TEST, cflags + [f"-I{os.path.join(HERE, 'csrc')}"], []):
+            amx = _try_compile_and_run(cc, AMX_TEST, cflags + [f"-I{os.path.join(HERE, 'csrc')}"], [])
+            if not amx:
                 print("fastnn: the compiler or assembler cannot build the AMX tile code; leaving it out")
                 cflags += ["-DFNN_NO_AMX"]
             san = os.environ.get("FASTNN_SANITIZE")
@@ -170,6 +171,7 @@ class BuildExt(build_ext):
             "cython": Cython.__version__,
             "openmp_flags": f"{' '.join(openmp[0])} (link {' '.join(openmp[1]) or 'no flags'})" if openmp else "none",
             "cflags": " ".join(cflags),
+            "amx_tiles": "compiled" if amx else "left out",     # fnn_amx.h (kernels.amx_bf16 says if it can run)
         }
         for ext in self.extensions:
             ext.extra_compile_args = cflags + (openmp[0] if openmp else []) + ext.extra_compile_args

@@ -47,12 +47,8 @@ cdef extern from "fnn_amx.h":
                             Py_ssize_t rows_p, Py_ssize_t cols_p) noexcept nogil
     void fnn_amx_pack_cols(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds, unsigned short *dst,
                            Py_ssize_t rows_p, Py_ssize_t cols_p) noexcept nogil
-    void fnn_amx_logits(const unsigned short *Wb, Py_ssize_t block, Py_ssize_t Hk, const unsigned short *hV,
-                        Py_ssize_t Bp, float *Z) noexcept nogil
-    void fnn_amx_dh(const unsigned short *WT, Py_ssize_t Hp, Py_ssize_t block, const unsigned short *GV,
-                    Py_ssize_t Bp, float *D, int add) noexcept nogil
-    void fnn_amx_dw(const unsigned short *Gb, Py_ssize_t w, Py_ssize_t block, Py_ssize_t Bp,
-                    const unsigned short *hV2, Py_ssize_t Hp, Py_ssize_t H, float *dW, float *T) noexcept nogil
+    void fnn_amx_mm(const unsigned short *A, Py_ssize_t lda, const unsigned short *B, Py_ssize_t ldb, float *C,
+                    Py_ssize_t ldc, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int add) noexcept nogil
 
 
 # ---- which compiled code the float32 rows run (as in _lstm.pyx: 0 = the build's flags, 1 = AVX2 + FMA, 2 = AVX-512) --
@@ -547,7 +543,7 @@ def _output_layer_amx(const float[:, ::1] h, const float[:, ::1] W, const float[
     shares.  The same blocks and groups for every thread count: the same bits.
 
     Shapes: Bp = B rounded up to 32, Hp = H rounded up to 16, Hk = H rounded up to 32; `block` a multiple of 32.
-    scratch (n_threads, block Bp + 32 Hp + 5 Bp) work: the logits tile, 32 rows of dW, then m, s, R, c and the
+    scratch (n_threads, block Bp + block Hp + 5 Bp) work: the logits tile, the block's dW rows padded to Hp, then m, s, R, c and the
     targets' rows in the block (Bp each).  dh_parts (G, Hp, Bp) work: each group's share of dh, transposed.
     hwork (H Bp + B Hp,) work: h transposed and h with rows padded, as the float32 tiles.  bwork (Hk Bp + Bp Hp +
     n_threads block (Hk + 2 Bp + Hp),) bfloat16 work: h packed for the logits and for dW, then per thread the block's
@@ -588,7 +584,7 @@ def _output_layer_amx(const float[:, ::1] h, const float[:, ::1] W, const float[
         # pass 1: each group's running row maxima and sums of exps
         for gi in prange(G, schedule="dynamic", num_threads=n_threads):
             Z = &scratch[omp_get_thread_num(), 0]
-            m = Z + block * Bp + 32 * Hp
+            m = Z + block * Bp + block * Hp
             sv = m + Bp
             R = sv + Bp
             Wb = hV2 + Bp * Hp + omp_get_thread_num() * per_thread
@@ -627,7 +623,7 @@ def _output_layer_amx(const float[:, ::1] h, const float[:, ::1] W, const float[
             for gi in prange(G, schedule="dynamic", num_threads=n_threads):
                 Z = &scratch[omp_get_thread_num(), 0]
                 T = Z + block * Bp
-                m = T + 32 * Hp
+                m = T + block * Hp
                 R = m + 2 * Bp
                 c = R + Bp
                 trow = <int *> (c + Bp)
@@ -655,8 +651,10 @@ def _output_layer_amx(const float[:, ::1] h, const float[:, ::1] W, const float[
                     fnn_amx_pack_rows(Z, w, Bp, Bp, Gb, block, Bp)
                     fnn_amx_pack_pairs(Z, w, Bp, Bp, GV, block, Bp)
                     fnn_amx_pack_cols(&W[lo, 0], w, H, H, WT, block, Hp)
-                    fnn_amx_dh(WT, Hp, block, GV, Bp, &dh_parts[gi, 0, 0], k != k0)
-                    fnn_amx_dw(Gb, w, block, Bp, hV2, Hp, H, &dW[lo, 0], T)
+                    fnn_amx_mm(WT, block, GV, 2 * Bp, &dh_parts[gi, 0, 0], Bp, Hp, Bp, block, k != k0)
+                    fnn_amx_mm(Gb, Bp, hV2, 2 * Hp, T, Hp, block, Hp, Bp, 0)
+                    for j in range(w):
+                        memcpy(&dW[lo + j, 0], T + j * Hp, H * sizeof(float))
             # dh = the groups' shares added in group order, one row of dh^T (a column of dh) per j
             for j in prange(H, schedule="static", num_threads=n_threads):
                 acc = &scratch[omp_get_thread_num(), 0]
@@ -680,4 +678,4 @@ cdef inline void _amx_logits_tile(const float[:, ::1] W, const float[::1] b, Py_
         for i in range(Bp):
             Z[j * Bp + i] = bj
     fnn_amx_pack_rows(&W[lo, 0], w, H, H, Wb, block, Hk)
-    fnn_amx_logits(Wb, block, Hk, hV, Bp, Z)
+    fnn_amx_mm(Wb, Hk, hV, 2 * Bp, Z, Bp, block, Bp, Hk, 1)

@@ -9,8 +9,9 @@
  * An AMX product C (M x N) += A (M x K) B (K x N) reads A row-major and B in pairs ("VNNI"): row r of the packed B
  * holds B[2r, c] and B[2r + 1, c] next to each other for every column c.  So:
  *   logits  Z (block x Bp)  += Wb (block x Hk) hV (Hk/2 x 2Bp)     Wb: the block's W rows;  hV: hT packed in pairs
- *   dh      D (Hp x Bp)     += WT (Hp x block) EV (block/2 x 2Bp)  WT: the block's W^T;     EV: the exps in pairs
- *   dW      T (block x Hp)   = Gb (block x Bp) hV2 (Bp/2 x 2Hp)    Gb: the gradient tile;   hV2: hp packed in pairs
+ *   dh      D (Hp x Bp)     += WT (Hp x block) GV (block/2 x 2Bp)  WT: the block's W^T;     GV: G packed in pairs
+ *   dW      T (block x Hp)   = Gb (block x Bp) hV2 (Bp/2 x 2Hp)    Gb: the gradient tile G; hV2: hp packed in pairs
+ * (one routine, fnn_amx_mm, makes all three)
  * with Hk = H rounded up to 32, Bp = B rounded up to 32, Hp = H rounded up to 16, block a multiple of 32 (padding
  * rows and columns are zeros).  Each C tile sums over k in order: the same bits for any thread count.
  *
@@ -115,110 +116,50 @@ FNN_AMX_TGT static void fnn_amx_pack_cols_f(const float *src, ptrdiff_t rows, pt
     }
 }
 
-/* Z (block x Bp, float32, holding the bias) += Wb (block x Hk) hV (Hk/2 x 2Bp). */
-FNN_AMX_TGT static __attribute__((noinline)) void fnn_amx_logits_f(const uint16_t *Wb, ptrdiff_t block, ptrdiff_t Hk,
-                                                                   const uint16_t *hV, ptrdiff_t Bp, float *Z) {
+/* C (M x N float32, row stride ldc) (+)= A (M x K bfloat16, row stride lda) B (K x N as K/2 x 2N bfloat16 pairs,
+ * row stride ldb): add 1 adds to C, 0 writes it.  M and N multiples of 16, K of 32.  Blocks of 2 x 2 tiles of C
+ * (one A and one B piece each serve two products), one tile high or wide at an odd edge. */
+FNN_AMX_TGT static __attribute__((noinline)) void fnn_amx_mm_f(const uint16_t *A, ptrdiff_t lda, const uint16_t *B,
+                                                               ptrdiff_t ldb, float *C, ptrdiff_t ldc, ptrdiff_t M,
+                                                               ptrdiff_t N, ptrdiff_t K, int add) {
     fnn_amx_config();
-    const ptrdiff_t ldz = Bp * 4, lda = Hk * 2, ldb = Bp * 4;     /* strides in bytes */
-    for (ptrdiff_t v0 = 0; v0 < block; v0 += 32) {
-        for (ptrdiff_t i0 = 0; i0 < Bp; i0 += 32) {
-            float *c = Z + v0 * Bp + i0;
-            _tile_loadd(0, c, ldz);
-            _tile_loadd(1, c + 16, ldz);
-            _tile_loadd(2, c + 16 * Bp, ldz);
-            _tile_loadd(3, c + 16 * Bp + 16, ldz);
-            for (ptrdiff_t k0 = 0; k0 < Hk; k0 += 32) {
-                const uint16_t *a = Wb + v0 * Hk + k0, *b = hV + (k0 / 2) * 2 * Bp + 2 * i0;
-                _tile_loadd(4, a, lda);
-                _tile_loadd(5, a + 16 * Hk, lda);
-                _tile_loadd(6, b, ldb);
-                _tile_loadd(7, b + 32, ldb);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, c, ldz);
-            _tile_stored(1, c + 16, ldz);
-            _tile_stored(2, c + 16 * Bp, ldz);
-            _tile_stored(3, c + 16 * Bp + 16, ldz);
-        }
-    }
-    _tile_release();
-}
-
-/* D (Hp x Bp, float32) (+)= WT (Hp x block) EV (block/2 x 2Bp): add 0 writes D, 1 adds to it. */
-FNN_AMX_TGT static __attribute__((noinline)) void fnn_amx_dh_f(const uint16_t *WT, ptrdiff_t Hp, ptrdiff_t block,
-                                                               const uint16_t *EV, ptrdiff_t Bp, float *D, int add) {
-    fnn_amx_config();
-    const ptrdiff_t ldd = Bp * 4, lda = block * 2, ldb = Bp * 4;
-    for (ptrdiff_t k0 = 0; k0 < Hp; k0 += 32) {
-        int two = k0 + 32 <= Hp;            /* Hp % 32 == 16: the last row block is one tile high */
-        for (ptrdiff_t i0 = 0; i0 < Bp; i0 += 32) {
-            float *c = D + k0 * Bp + i0;
+    const ptrdiff_t sa = lda * 2, sb = ldb * 2, sc = ldc * 4;     /* strides in bytes */
+    for (ptrdiff_t m0 = 0; m0 < M; m0 += 32) {
+        int two_m = m0 + 32 <= M;
+        for (ptrdiff_t n0 = 0; n0 < N; n0 += 32) {
+            int two_n = n0 + 32 <= N;
+            float *c = C + m0 * ldc + n0;
             if (add) {
-                _tile_loadd(0, c, ldd);
-                _tile_loadd(1, c + 16, ldd);
-                if (two) { _tile_loadd(2, c + 16 * Bp, ldd); _tile_loadd(3, c + 16 * Bp + 16, ldd); }
+                _tile_loadd(0, c, sc);
+                if (two_n) _tile_loadd(1, c + 16, sc);
+                if (two_m) _tile_loadd(2, c + 16 * ldc, sc);
+                if (two_m && two_n) _tile_loadd(3, c + 16 * ldc + 16, sc);
             } else {
                 _tile_zero(0);
                 _tile_zero(1);
-                if (two) { _tile_zero(2); _tile_zero(3); }
+                _tile_zero(2);
+                _tile_zero(3);
             }
-            for (ptrdiff_t v0 = 0; v0 < block; v0 += 32) {
-                const uint16_t *a = WT + k0 * block + v0, *b = EV + (v0 / 2) * 2 * Bp + 2 * i0;
-                _tile_loadd(4, a, lda);
-                _tile_loadd(6, b, ldb);
-                _tile_loadd(7, b + 32, ldb);
+            for (ptrdiff_t k0 = 0; k0 < K; k0 += 32) {
+                const uint16_t *a = A + m0 * lda + k0, *b = B + (k0 / 2) * ldb + 2 * n0;
+                _tile_loadd(4, a, sa);
+                _tile_loadd(6, b, sb);
                 _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, a + 16 * block, lda);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-            }
-            _tile_stored(0, c, ldd);
-            _tile_stored(1, c + 16, ldd);
-            if (two) { _tile_stored(2, c + 16 * Bp, ldd); _tile_stored(3, c + 16 * Bp + 16, ldd); }
-        }
-    }
-    _tile_release();
-}
-
-/* dW (w x H, row stride H) = Gb (block x Bp) hV2 (Bp/2 x 2Hp), through T (32 x Hp float32 work). */
-FNN_AMX_TGT static __attribute__((noinline)) void fnn_amx_dw_f(const uint16_t *Gb, ptrdiff_t w, ptrdiff_t block,
-                                                               ptrdiff_t Bp, const uint16_t *hV2, ptrdiff_t Hp,
-                                                               ptrdiff_t H, float *dW, float *T) {
-    fnn_amx_config();
-    const ptrdiff_t lda = Bp * 2, ldb = Hp * 4, ldt = Hp * 4;
-    for (ptrdiff_t v0 = 0; v0 < block && v0 < w; v0 += 32) {
-        for (ptrdiff_t c0 = 0; c0 < Hp; c0 += 32) {
-            int two = c0 + 32 <= Hp;        /* Hp % 32 == 16: the last column block is one tile wide */
-            _tile_zero(0);
-            _tile_zero(2);
-            if (two) { _tile_zero(1); _tile_zero(3); }
-            for (ptrdiff_t i0 = 0; i0 < Bp; i0 += 32) {
-                const uint16_t *a = Gb + v0 * Bp + i0, *b = hV2 + (i0 / 2) * 2 * Hp + 2 * c0;
-                _tile_loadd(4, a, lda);
-                _tile_loadd(5, a + 16 * Bp, lda);
-                _tile_loadd(6, b, ldb);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(2, 5, 6);
-                if (two) {
-                    _tile_loadd(7, b + 32, ldb);
+                if (two_n) {
+                    _tile_loadd(7, b + 32, sb);
                     _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(3, 5, 7);
+                }
+                if (two_m) {
+                    _tile_loadd(5, a + 16 * lda, sa);
+                    _tile_dpbf16ps(2, 5, 6);
+                    if (two_n) _tile_dpbf16ps(3, 5, 7);
                 }
             }
-            _tile_stored(0, T + c0, ldt);
-            _tile_stored(2, T + 16 * Hp + c0, ldt);
-            if (two) {
-                _tile_stored(1, T + c0 + 16, ldt);
-                _tile_stored(3, T + 16 * Hp + c0 + 16, ldt);
-            }
+            _tile_stored(0, c, sc);
+            if (two_n) _tile_stored(1, c + 16, sc);
+            if (two_m) _tile_stored(2, c + 16 * ldc, sc);
+            if (two_m && two_n) _tile_stored(3, c + 16 * ldc + 16, sc);
         }
-        for (ptrdiff_t r = 0; r < 32 && v0 + r < w; r++) memcpy(dW + (v0 + r) * H, T + r * Hp, H * sizeof(float));
     }
     _tile_release();
 }
@@ -249,17 +190,9 @@ static inline void fnn_amx_pack_cols(const float *src, ptrdiff_t rows, ptrdiff_t
                                        uint16_t *dst, ptrdiff_t rows_p, ptrdiff_t cols_p) {
     FNN_AMX_CALL(fnn_amx_pack_cols_f(src, rows, cols, lds, dst, rows_p, cols_p));
 }
-static inline void fnn_amx_dh(const uint16_t *WT, ptrdiff_t Hp, ptrdiff_t block, const uint16_t *EV, ptrdiff_t Bp,
-                              float *D, int add) {
-    FNN_AMX_CALL(fnn_amx_dh_f(WT, Hp, block, EV, Bp, D, add));
-}
-static inline void fnn_amx_logits(const uint16_t *Wb, ptrdiff_t block, ptrdiff_t Hk, const uint16_t *hV, ptrdiff_t Bp,
-                                  float *Z) {
-    FNN_AMX_CALL(fnn_amx_logits_f(Wb, block, Hk, hV, Bp, Z));
-}
-static inline void fnn_amx_dw(const uint16_t *Gb, ptrdiff_t w, ptrdiff_t block, ptrdiff_t Bp, const uint16_t *hV2,
-                              ptrdiff_t Hp, ptrdiff_t H, float *dW, float *T) {
-    FNN_AMX_CALL(fnn_amx_dw_f(Gb, w, block, Bp, hV2, Hp, H, dW, T));
+static inline void fnn_amx_mm(const uint16_t *A, ptrdiff_t lda, const uint16_t *B, ptrdiff_t ldb, float *C,
+                              ptrdiff_t ldc, ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, int add) {
+    FNN_AMX_CALL(fnn_amx_mm_f(A, lda, B, ldb, C, ldc, M, N, K, add));
 }
 #undef FNN_AMX_CALL
 #endif

@@ -63,7 +63,8 @@ def _blas_info():
 
 def build_info():
     """How the kernels were built, recorded by setup.py: target ("native (-march=native)" or "portable"), compiler
-    (name and version), cython (version), openmp_flags ("none" without OpenMP) and cflags."""
+    (name and version), cython (version), openmp_flags ("none" without OpenMP), cflags, and amx_tiles ("compiled" or
+    "left out": the bfloat16 tile code of kernels.output_layer(precision="bfloat16"))."""
     import json
 
     return json.loads(getattr(_info, "build_info", lambda: "{}")())   # {} from kernels built before it existed

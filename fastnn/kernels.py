@@ -300,7 +300,7 @@ def output_layer(h, W, b, targets, *, scale=1.0, want_grad=True, work=None, reus
     Hp, Hk = -(-H // 16) * 16, -(-H // 32) * 32
     hwork = work.get("hwork", (H * Bp + B * Hp if tiles else 0,), dt)      # tiles: h transposed, and h padded
     if amx:     # fnn_amx.h's products: logits tiles computed twice, in each thread's scratch (see _output_layer_amx)
-        scratch = work.get("scratch", (nt, block * Bp + 32 * Hp + 5 * Bp), dt)
+        scratch = work.get("scratch", (nt, block * (Bp + Hp) + 5 * Bp), dt)
         bwork = work.get("bwork", (Hk * Bp + Bp * Hp + nt * block * (Hk + 2 * Bp + Hp),), np.uint16)
         if want_grad:
             db = np.empty(n_out, dtype=dt)

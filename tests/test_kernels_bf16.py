@@ -148,3 +148,25 @@ def test_info_says_whether_bfloat16_products_can_run(capsys, monkeypatch):
         monkeypatch.setattr(K, "amx_bf16", lambda: can)
         rc, out, err = run_cli(capsys, "info", "--json")
         assert rc == 0 and json.loads(out)["amx_bf16"] == ("yes" if can else "no")
+
+
+def test_a_cpu_with_amx_gets_the_tile_code():
+    """setup.py leaves the tile code out where its probe does not compile: on an AMX CPU with a toolchain that has it
+    (gcc >= 11 or clang >= 12), a probe gone stale (e.g. naming a routine the header no longer has) would drop the
+    bfloat16 path silently, and every other test here would skip."""
+    import re
+
+    import fastnn
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    info = fastnn.build_info()
+    m = re.search(r"(gcc|clang)[^0-9]*.*?(\d+)\.\d+", info.get("compiler", ""))
+    if not {"amx_bf16", "amx_tile", "avx512_bf16"} <= flags or m is None:
+        pytest.skip("not an AMX CPU, or the compiler is not named")
+    if int(m.group(2)) < (12 if m.group(1) == "clang" else 11):
+        pytest.skip(f"{info['compiler']} predates AMX")
+    assert info["amx_tiles"] == "compiled"
+    assert K.amx_bf16()
