@@ -8,7 +8,7 @@ Steps: the default NPLM (recipes.lm.NPLMConfig, AdaGrad) at batch B, as `fastnn 
 threads, BLAS on 1), split into loss + backward + gradient norm (the Trainer's) and the optimizer step; mean over
 max(20, 40,000 / B) steps after 10 warm-up steps.  Roof: logits = h W^T, dW = g^T h, dh = g W (V = 14,115) through
 OpenBLAS on 2 threads, the time no implementation of the full softmax can beat; GFLOP/s = 6 B h V / time.  Run it
-alone on the machine (/work/bin/heavy here).
+alone on the machine.
 """
 import os
 import sys
