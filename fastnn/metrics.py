@@ -168,5 +168,11 @@ def perplexity(total_nll, n_tokens):
     if total_nll < 0:
         raise ValueError(f"perplexity: 'total_nll' must be >= 0 (a sum of negative log-probabilities); "
                          f"got {total_nll}.")
-    mean = total_nll / n_tokens
-    return math.exp(mean) if mean < 709.0 else math.inf
+    return perplexity_from_nll(total_nll / n_tokens)
+
+
+def perplexity_from_nll(mean_nll):
+    """exp(mean_nll), the perplexity of a mean natural-log NLL: inf past the float range (math.exp raised
+    OverflowError for a diverged model's NLL above ~709, losing its run at the end of an epoch); nan stays nan."""
+    mean_nll = float(mean_nll)
+    return math.exp(mean_nll) if mean_nll < 709.0 or math.isnan(mean_nll) else math.inf

@@ -15,6 +15,7 @@ from fastnn.cli._common import (NONFINITE, CLIError, add_config_options, add_run
                                 check_stdin_once, check_writable, existing_file, flag, interrupted_exit_code,
                                 interrupted_note, load_model_file, option_names, print_json, same_file,
                                 save_or_fallback, set_threads, train_keeping_work)
+from fastnn.metrics import perplexity_from_nll
 from fastnn.recipes import lm as recipe
 
 
@@ -275,7 +276,7 @@ def run_eval(args):
         if np.ndim(w) == 0:
             result["weight"] = round(w, 6)
     nll = float(-lp.mean())
-    result = {"perplexity": round(recipe.perplexity_from_nll(nll), 4), "tokens": int(lp.size),
+    result = {"perplexity": round(perplexity_from_nll(nll), 4), "tokens": int(lp.size),
               "oov_as_unk": count_oov(sents, vocab), **result}
     if args.json:
         print_json(result)

@@ -25,6 +25,7 @@ import numpy as np
 
 from fastnn._validation import check_int, check_not_file
 from fastnn.data.vocab import Vocab
+from fastnn.metrics import perplexity_from_nll
 from fastnn.recipes import lm as lm_recipe
 from fastnn.recipes.config import Config, check_fields, option, run_settings
 
@@ -250,7 +251,7 @@ def _build_nplm(train, valid, c):
     model = lm_recipe.build_model(lm, len(vocab), eos_id=vocab.eos_id, counts=vocab.counts, words=vocab.words)
     s = lm_stream(train, vocab)
     data = ArrayBatches(contexts(s, c.order, vocab.eos_id), s, batch_size=c.batch_size)
-    return model, data, _lm_validate(valid, vocab), ("valid ppl", lm_recipe.perplexity_from_nll), {
+    return model, data, _lm_validate(valid, vocab), ("valid ppl", perplexity_from_nll), {
         "epoch_examples": len(s)}
 
 
@@ -273,6 +274,6 @@ def _build_rnn(train, valid, c):
     data = BPTTBatches(stream, batch_size=c.batch_size, block=c.bptt_block, eos_id=vocab.eos_id)
     # as `fastnn lm`: the rate halves when valid improves by < 0.3 %, and training ends at its MAX_HALVINGS-th halving
     lr = optim.HalveOnPlateau(c.lr, threshold=0.003) if valid else c.lr
-    return model, data, _lm_validate(valid, vocab), ("valid ppl", lm_recipe.perplexity_from_nll), {
+    return model, data, _lm_validate(valid, vocab), ("valid ppl", perplexity_from_nll), {
         "lr": lr, "clip_norm": lm.clip_norm, "patience": lm.patience, "epoch_examples": data.n * data.batch_size,
         "callback": lambda trainer, rec: lm_recipe.halved_out(lr)}

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastnn.metrics import perplexity_from_nll
 from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, run_settings
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build",
-           "train", "mean_nll", "perplexity", "perplexity_from_nll"]
+           "train", "mean_nll", "perplexity"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -235,13 +236,6 @@ def mean_nll(model, stream):
 
 def perplexity(model, stream):
     return perplexity_from_nll(mean_nll(model, stream))
-
-
-def perplexity_from_nll(nll):
-    """exp(nll), the perplexity of a mean NLL: inf past the float range (math.exp raised OverflowError for a
-    diverged model's NLL above ~709, losing its run at the end of an epoch)."""
-    with np.errstate(over="ignore"):
-        return float(np.exp(nll))
 
 
 def prepare(config, train, valid=None, test=None):
