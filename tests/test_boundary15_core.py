@@ -85,3 +85,65 @@ def test_cli_writes_the_best_epoch_of_a_diverged_run(capsys, tmp_path, monkeypat
     model = io.load_model(str(out))
     assert isinstance(model, WindowTagger) and all(np.isfinite(p.value).all() for p in model.parameters().values())
 
+
+# ---- a model cast with astype is a model of its new dtype ----------------------------------------------------------
+
+def _models():
+    """One small float32 model of every kind that saves with io.save_model (the neural LMs have their own tests)."""
+    from fastnn.models import classifiers, ranking, tagger
+    rng = np.random.default_rng(0)
+
+    def tagger32(context="window", loss="word"):
+        m, batch = tagger._tiny_tagger(rng, loss, 2, True, context)
+        return tagger.WindowTagger.from_config(dict(m.config(), dtype="float32")), batch
+
+    tag, tag_batch = tagger32()
+    crf, crf_batch = tagger32("bilstm", "sentence")
+    members = [tagger.WindowTagger.from_config(dict(tag.config(), seed=s)) for s in (1, 2)]
+    dense_x, win_x, y = rng.normal(size=(6, 4)), rng.integers(0, 7, (6, 3)), rng.integers(0, 3, 6)
+    return {
+        "WindowRanker": (ranking.WindowRanker(9, window=3, dim=3, hidden=4, init_scale=0.5, rng=0),
+                         (rng.integers(0, 9, (5, 3)), rng.integers(1, 9, 5))),
+        "WindowTagger": (tag, tag_batch),
+        "WindowTagger.crf_bilstm": (crf, crf_batch),
+        "TaggerEnsemble": (tagger.TaggerEnsemble(members), None),
+        "LogisticRegression": (classifiers.LogisticRegression(3, n_features=4, seed=0), (dense_x, y)),
+        "LogisticRegression.window": (classifiers.LogisticRegression(3, vocab_size=7, window=3, seed=0), (win_x, y)),
+        "MLP": (classifiers.MLP(3, n_features=4, hidden=5, seed=0), (dense_x, y)),
+        "MLP.window": (classifiers.MLP(3, vocab_size=7, window=3, hidden=5, embed_dim=2, seed=0), (win_x, y)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["WindowRanker", "WindowTagger", "WindowTagger.crf_bilstm", "TaggerEnsemble",
+                                  "LogisticRegression", "LogisticRegression.window", "MLP", "MLP.window"])
+def test_astype_makes_a_model_of_the_new_dtype(kind, tmp_path):
+    # WindowRanker(...).astype(np.float64): the parameters were cast but the model kept saying float32, so
+    # save_model wrote a file load_model refused, and training the cast model failed in a kernel
+    model, batch = _models()[kind]
+    model.astype(np.float64)
+    if batch is not None:                                    # the cast model trains
+        opt = optim.SGD(model.parameters(), 0.1)
+        model.loss(batch).backward()
+        opt.step()
+    path = str(tmp_path / "m.npz")
+    io.save_model(path, model)
+    back = io.load_model(path)                               # bit for bit, in float64
+    assert type(back) is type(model) and back.dtype == np.float64
+    for (name, p), (name2, q) in zip(model.parameters().items(), back.parameters().items()):
+        assert name == name2 and q.dtype == np.float64
+        np.testing.assert_array_equal(p.value, q.value)
+    assert model.dtype == np.float64 and {p.dtype for p in model.parameters().values()} == {np.dtype(np.float64)}
+    assert np.dtype((model.config().get("member") or model.config())["dtype"]) == np.float64
+    model.astype("float32")
+    assert model.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, "bfloat16", "int"])
+def test_astype_refuses_a_dtype_parameters_cannot_have(dtype):
+    # astype(np.float16) or astype(int) cast the parameters anyway (Param refuses those dtypes when built), and the
+    # first kernel call failed, far from the cause
+    from fastnn.models.ranking import WindowRanker
+    model = WindowRanker(9, window=3, dim=3, hidden=4, init_scale=0.5, rng=0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        model.astype(dtype)
+    assert {p.dtype for p in model.parameters().values()} == {np.dtype(np.float32)}
