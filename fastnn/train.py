@@ -66,7 +66,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import check_bool, check_callable, check_scalar, short_repr
-from fastnn.graph import Module
+from fastnn.graph import Module, Node
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
@@ -514,6 +514,9 @@ class Trainer:
         check_scalar(epochs, "epochs", where, low=0, integer=True)
         if patience is not None:
             check_scalar(patience, "patience", where, low=0, integer=True)
+            if validate is None:            # (it counted epochs without a better score that no one scored: never)
+                raise ValueError(f"{where}: 'patience' needs 'validate' (it counts epochs without a better "
+                                 f"validation score); got patience={patience} without validate.")
         if clip_norm is not None:
             check_scalar(clip_norm, "clip_norm", where, low=0, low_open=True)
         if clip_value is not None:
@@ -750,6 +753,9 @@ class Trainer:
         opt = self.optimizer
         opt.zero_grad()
         loss = self.loss_fn(self.model, batch)
+        if not (isinstance(loss, Node) and np.size(loss.value) == 1):     # (backward needs the scalar Node)
+            raise TypeError(f"Trainer: the loss (loss_fn(model, batch), default model.loss(batch)) must be a scalar "
+                            f"Node; got {type(loss).__name__} {short_repr(getattr(loss, 'value', loss))}.")
         value = float(loss.value)
         if not math.isfinite(value):
             return self._nonfinite(f"the loss ({value})")

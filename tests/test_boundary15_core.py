@@ -147,3 +147,51 @@ def test_astype_refuses_a_dtype_parameters_cannot_have(dtype):
     with pytest.raises(TypeError, match="float32 or float64"):
         model.astype(dtype)
     assert {p.dtype for p in model.parameters().values()} == {np.dtype(np.float32)}
+
+
+# ---- optimizers, the Trainer and the ops refuse what they would get silently wrong ---------------------------------
+
+def test_an_optimizer_refuses_a_param_listed_twice():
+    # SGD({"a": W, "b": W}, 0.1) updated W twice a step (twice the learning rate), silently
+    from fastnn import nn
+    W = nn.Linear(3, 2, rng=0).W
+    for cls in (optim.SGD, optim.AdaGrad):
+        with pytest.raises(ValueError, match="'a' and 'b' are the same Param"):
+            cls({"a": W, "b": W}, 0.1)
+
+
+def test_trainer_refuses_patience_without_validate():
+    # patience=2 without validate never stopped anything (no score, no bad epoch), silently
+    from tests.test_train import Tiny, make_data
+    X, y, idx = make_data(100)
+    model = Tiny(vocab=20)
+    with pytest.raises(ValueError, match="'patience' needs 'validate'"):
+        Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=20), epochs=3,
+                patience=2, quiet=True)
+
+
+@pytest.mark.parametrize("loss", [lambda m, b: 1.0, lambda m, b: m.loss(b).value,
+                                  lambda m, b: Node(np.ones(2), (), None, "two")])
+def test_trainer_names_a_loss_that_is_not_a_scalar_node(loss):
+    # a loss_fn returning a float died in the trainer with "'float' object has no attribute 'value'"
+    from tests.test_train import Tiny, make_data
+    X, y, idx = make_data(100)
+    model = Tiny(vocab=20)
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), ArrayBatches(X, y, idx, batch_size=20), epochs=1,
+                      quiet=True, loss_fn=loss)
+    with pytest.raises(TypeError, match=r"Trainer: the loss .* must be a scalar Node; got"):
+        trainer.fit()
+
+
+def test_dropout_needs_a_generator_and_linear_a_bias_of_its_width():
+    # nn.dropout(x, 0.5, 0) died in "'int' object has no attribute 'random'"; nn.linear with a bias of the wrong
+    # width raised numpy's broadcast error, or with one entry added it to every output, silently
+    from fastnn import nn
+    from fastnn.graph import Param
+    for rng in (0, None):
+        with pytest.raises(TypeError, match="nn.dropout: 'rng' must be a np.random.Generator"):
+            nn.dropout(np.ones(4), 0.5, rng)
+    W = Param("W", np.ones((2, 3)))
+    for b in (np.ones(3), np.ones(1)):
+        with pytest.raises(ValueError, match=r"the bias 'b' must have shape \(2,\)"):
+            nn.linear(np.ones((4, 3)), W, Param("b", b))

@@ -403,6 +403,9 @@ def dropout(a, p, rng, training=True):
         raise ValueError(f"nn.dropout: 'p' must be in [0, 1); got {p!r}.")
     if not training or p == 0:
         return a
+    if not isinstance(rng, np.random.Generator):    # (an int seed would draw the same mask at every call)
+        raise TypeError(f"nn.dropout: 'rng' must be a np.random.Generator (np.random.default_rng(seed)); got "
+                        f"{type(rng).__name__}.")
     dt = a.value.dtype
     mask = rng.random(a.value.shape, dtype=dt if dt in (np.float32, np.float64) else np.float64) >= p
     mask = np.multiply(mask, 1.0 / (1.0 - p), dtype=dt)
@@ -428,6 +431,9 @@ def linear(x, W, b=None):
                          f"got {xv.shape}.")
     if W.sparse:
         raise TypeError(f"nn.linear: '{W.name}' is a sparse (embedding) Param; an affine node needs a dense one.")
+    if b is not None and b.value.shape != (n_out,):
+        raise ValueError(f"nn.linear: the bias '{b.name}' must have shape ({n_out},) to match '{W.name}' "
+                         f"{W.value.shape}; got {b.value.shape}.")
     x2 = np.ascontiguousarray(xv).reshape(-1, n_in)
     Wv = W.value
     y = np.empty((x2.shape[0], n_out), dtype=Wv.dtype)
