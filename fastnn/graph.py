@@ -86,7 +86,9 @@ class Param(_Valued):
     """
 
     def __init__(self, name, value, *, sparse=False, decay=True, trainable=True):
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value)
+        if not (value.flags.c_contiguous and value.flags.writeable):   # optimizers write into it, C-ordered
+            value = np.array(value, order="C")      # (np.ascontiguousarray made a 0-d value 1-d)
         if value.dtype not in (np.float32, np.float64):
             raise TypeError(f"Param: '{name}' must have dtype float32 or float64; got {value.dtype}.")
         if sparse and value.ndim != 2:

@@ -195,3 +195,19 @@ def test_dropout_needs_a_generator_and_linear_a_bias_of_its_width():
     for b in (np.ones(3), np.ones(1)):
         with pytest.raises(ValueError, match=r"the bias 'b' must have shape \(2,\)"):
             nn.linear(np.ones((4, 3)), W, Param("b", b))
+
+
+def test_a_param_of_a_read_only_or_0d_array_trains():
+    # Param("W", read_only) kept the read-only array: the first optimizer step failed in the kernel ("sgd_: 'w' must
+    # be writeable"); Param("t", np.float32(2)) became shape (1,), so every loss using it was 1-d
+    from fastnn import nn
+    from fastnn.graph import Param
+    frozen = np.ones((2, 3), np.float32)
+    frozen.flags.writeable = False
+    W, t = Param("W", frozen), Param("t", np.float32(2.0))
+    assert t.shape == () and W.value.flags.writeable
+    loss = nn.sum(nn.scale(nn.mul(nn.linear(np.ones((1, 3), np.float32), W), nn.param(t)), 1.0))
+    assert loss.value.shape == ()
+    loss.backward()
+    optim.SGD({"W": W, "t": t}, 0.1).step()
+    assert (W.value < 1).all() and (frozen == 1).all()
