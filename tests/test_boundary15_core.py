@@ -211,3 +211,18 @@ def test_a_param_of_a_read_only_or_0d_array_trains():
     loss.backward()
     optim.SGD({"W": W, "t": t}, 0.1).step()
     assert (W.value < 1).all() and (frozen == 1).all()
+
+
+def test_halve_on_plateau_never_raises_the_rate_and_names_a_bad_score():
+    # HalveOnPlateau(0.1, min_scale=2) doubled the learning rate on the first plateau (max(0.5, 2)), silently;
+    # observe(None) died in float() with Python's message
+    with pytest.raises(ValueError, match="'min_scale' must be <= 1; got 2"):
+        optim.HalveOnPlateau(0.1, min_scale=2)
+    lr = optim.HalveOnPlateau(0.1, min_scale=1)
+    lr.observe(1.0, mode="min")
+    lr.observe(2.0, mode="min")
+    assert lr(0) == 0.1
+    with pytest.raises(TypeError, match="HalveOnPlateau.observe: 'score' must be a number; got None"):
+        lr.observe(None, mode="min")
+    lr.observe(float("nan"), mode="min")        # a non-finite score is no improvement, as before
+    assert lr(0) == 0.1
