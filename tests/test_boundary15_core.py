@@ -226,3 +226,26 @@ def test_halve_on_plateau_never_raises_the_rate_and_names_a_bad_score():
         lr.observe(None, mode="min")
     lr.observe(float("nan"), mode="min")        # a non-finite score is no improvement, as before
     assert lr(0) == 0.1
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5])
+def test_chunked_scoring_refuses_a_chunk_below_one(size):
+    # WindowRanker.scores(w, batch_size=-1) and WindowTagger.scores(enc, chunk=-1) ran no chunk and returned the
+    # uninitialised output array (e.g. [3.9e+73, -5.8e+41]); batch_size=0 died in range()
+    from fastnn.models import ranking, tagger
+    r = ranking.WindowRanker(9, window=3, dim=3, hidden=4, init_scale=0.5, rng=0)
+    with pytest.raises((TypeError, ValueError), match="WindowRanker.scores: 'batch_size' must be an integer >= 1"):
+        r.scores([[1, 2, 3], [2, 3, 4]], batch_size=size)
+    for context in ("window", "bilstm"):
+        m, _ = tagger._tiny_tagger(np.random.default_rng(0), "sentence", 1, False, context)
+        enc = m.encode([[("w1", "T0"), ("w2", "T1")], [("w3", "T2")]])
+        with pytest.raises((TypeError, ValueError), match="WindowTagger.scores: 'chunk' must be an integer >= 1"):
+            m.scores(enc, chunk=size)
+
+
+def test_classifiers_name_their_seed():
+    # LogisticRegression(3, n_features=4, seed=None) said "'rng' must be an int seed", an argument it does not have
+    from fastnn.models import classifiers
+    for cls in (classifiers.LogisticRegression, classifiers.MLP):
+        with pytest.raises(TypeError, match=f"{cls.__name__}: 'seed' must be an int seed"):
+            cls(3, n_features=4, seed=None, **({"hidden": 3} if cls is classifiers.MLP else {}))

@@ -215,7 +215,7 @@ class LogisticRegression(_Classifier):
         self._cfg = dict(n_classes=self.n_classes, n_features=n_features, vocab_size=vocab_size, window=window,
                          seed=seed)
         if self.kind == "dense":
-            self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where), dtype=dtype)
+            self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where, "seed"), dtype=dtype)
             self.out.W.value[...] = 0.0
         else:
             self.E = Param("E", np.zeros((window * vocab_size, n_classes), dtype), sparse=True)
@@ -266,7 +266,7 @@ class MLP(_Classifier):
         self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features,
                          vocab_size=vocab_size, window=window,
                          embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed)
-        rng = as_rng(seed, where)
+        rng = as_rng(seed, where, "seed")
         if self.kind == "window":
             self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=dtype)
             n_in = window * embed_dim

@@ -241,6 +241,7 @@ class WindowRanker(Module):
     def scores(self, windows, *, batch_size=4096):
         """s(x) of every window (B, window) as a float64 (B,) array (no graph)."""
         w = self._check_windows(windows, "WindowRanker.scores")
+        batch_size = check_int(batch_size, "batch_size", "WindowRanker.scores")   # (below 1: uninitialised scores)
         out = np.empty(len(w), dtype=np.float64)
         with self.evaluating():
             for i in range(0, len(w), batch_size):

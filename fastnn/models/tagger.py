@@ -901,6 +901,7 @@ class WindowTagger(_Tagging, Module):
         `chunk` tokens at a time; with the bilstm context whole sentences at a time (about `chunk` tokens of
         sentences of similar lengths, so that little is padded)."""
         self.check_encoded(enc, "WindowTagger.scores")
+        chunk = check_int(chunk, "chunk", "WindowTagger.scores")    # (below 1 no chunk ran: uninitialised scores)
         if self.lstm_fwd is None:
             pieces = [(np.arange(lo, min(lo + chunk, len(enc.words))), enc.batch(rows=slice(lo, lo + chunk)))
                       for lo in range(0, len(enc.words), chunk)]
