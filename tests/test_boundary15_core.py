@@ -249,3 +249,13 @@ def test_classifiers_name_their_seed():
     for cls in (classifiers.LogisticRegression, classifiers.MLP):
         with pytest.raises(TypeError, match=f"{cls.__name__}: 'seed' must be an int seed"):
             cls(3, n_features=4, seed=None, **({"hidden": 3} if cls is classifiers.MLP else {}))
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+def test_elementwise_ops_name_shapes_that_do_not_broadcast(op):
+    # nn.add(np.ones(2), np.ones(3)) raised numpy's "operands could not be broadcast together", naming no op
+    from fastnn import nn
+    with pytest.raises(ValueError, match=rf"nn.{op}: the operands' shapes must broadcast together; got \(2,\) and "
+                                         r"\(3,\)"):
+        getattr(nn, op)(np.ones(2), np.ones(3))
+    assert getattr(nn, op)(np.ones((2, 3)), np.ones(3)).value.shape == (2, 3)

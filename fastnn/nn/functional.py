@@ -65,6 +65,12 @@ def _pair(a, b, where):
     if a.value.dtype != b.value.dtype:
         raise TypeError(f"{where}: both operands must have one dtype; got {a.value.dtype} and {b.value.dtype}. "
                         "Cast the input (parameters keep their dtype).")
+    if a.value.shape != b.value.shape:
+        try:
+            np.broadcast_shapes(a.value.shape, b.value.shape)
+        except ValueError:                  # (numpy's message named neither the op nor the rule)
+            raise ValueError(f"{where}: the operands' shapes must broadcast together; got {a.value.shape} and "
+                             f"{b.value.shape}.") from None
     return a, b
 
 
