@@ -54,8 +54,9 @@ def _unbroadcast(g, shape):
     return g
 
 
-def _pair(a, b, where):
-    """Two nodes of one float dtype (an array operand takes the dtype of the Node operand)."""
+def _pair(a, b, where, broadcast=False):
+    """Two nodes of one float dtype (an array operand takes the dtype of the Node operand); with broadcast=True
+    (elementwise ops) shapes that broadcast together."""
     if isinstance(a, Node) and not isinstance(b, Node):
         b = as_node(b, a.value.dtype)
     elif isinstance(b, Node) and not isinstance(a, Node):
@@ -65,7 +66,7 @@ def _pair(a, b, where):
     if a.value.dtype != b.value.dtype:
         raise TypeError(f"{where}: both operands must have one dtype; got {a.value.dtype} and {b.value.dtype}. "
                         "Cast the input (parameters keep their dtype).")
-    if a.value.shape != b.value.shape:
+    if broadcast and a.value.shape != b.value.shape:
         try:
             np.broadcast_shapes(a.value.shape, b.value.shape)
         except ValueError:                  # (numpy's message named neither the op nor the rule)
@@ -104,7 +105,7 @@ def param(p):
 
 def add(a, b):
     """a + b with NumPy broadcasting (e.g. a bias row); each gradient is summed back to its operand's shape."""
-    a, b = _pair(a, b, "nn.add")
+    a, b = _pair(a, b, "nn.add", broadcast=True)
 
     def backward(g):
         for p in (a, b):
@@ -117,7 +118,7 @@ def add(a, b):
 
 def sub(a, b):
     """a - b with broadcasting."""
-    a, b = _pair(a, b, "nn.sub")
+    a, b = _pair(a, b, "nn.sub", broadcast=True)
 
     def backward(g):
         if a.requires_grad:
@@ -131,7 +132,7 @@ def sub(a, b):
 
 def mul(a, b):
     """Elementwise a * b with broadcasting."""
-    a, b = _pair(a, b, "nn.mul")
+    a, b = _pair(a, b, "nn.mul", broadcast=True)
     av, bv = a.value, b.value
 
     def backward(g):
