@@ -434,6 +434,10 @@ class TrainingDiverged(FloatingPointError):
         super().__init__(message + kept)
         self.trainer, self.message = trainer, message
 
+    def __reduce__(self):
+        # from a worker process (an ensemble's members) as the FloatingPointError it is: the trainer stays behind
+        return FloatingPointError, self.args
+
 
 class Trainer:
     """Train `model` with `optimizer` on `data` (see the module docstring).

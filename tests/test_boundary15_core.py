@@ -259,3 +259,13 @@ def test_elementwise_ops_name_shapes_that_do_not_broadcast(op):
                                          r"\(3,\)"):
         getattr(nn, op)(np.ones(2), np.ones(3))
     assert getattr(nn, op)(np.ones((2, 3)), np.ones(3)).value.shape == (2, 3)
+
+
+def test_a_divergence_crosses_a_process_as_a_floating_point_error():
+    # an ensemble member diverging in a worker process: the exception is pickled back to the parent
+    import pickle
+    model, trainer = _diverging_trainer(nan_from_step=13)
+    with pytest.raises(FloatingPointError) as e:
+        trainer.fit()
+    back = pickle.loads(pickle.dumps(e.value))
+    assert type(back) is FloatingPointError and str(back) == str(e.value)
