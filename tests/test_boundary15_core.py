@@ -269,3 +269,14 @@ def test_a_divergence_crosses_a_process_as_a_floating_point_error():
         trainer.fit()
     back = pickle.loads(pickle.dumps(e.value))
     assert type(back) is FloatingPointError and str(back) == str(e.value)
+
+
+@pytest.mark.parametrize("clip", [lambda ps: optim.clip_grad_norm(ps, 1.0), lambda ps: optim.clip_grad_value(ps, 0.1),
+                                  optim.global_grad_norm])
+def test_clipping_refuses_a_param_listed_twice(clip):
+    # clip_grad_norm([W, W], 1.0) counted W's gradient twice in the norm and scaled it twice, silently
+    from fastnn import nn
+    lin = nn.Linear(3, 2, rng=0)
+    nn.sum(lin(np.ones((1, 3), np.float32))).backward()
+    with pytest.raises(ValueError, match="'W' and 'W' are the same Param"):
+        clip([lin.W, lin.W])
