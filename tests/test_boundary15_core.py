@@ -280,3 +280,24 @@ def test_clipping_refuses_a_param_listed_twice(clip):
     nn.sum(lin(np.ones((1, 3), np.float32))).backward()
     with pytest.raises(ValueError, match="'W' and 'W' are the same Param"):
         clip([lin.W, lin.W])
+
+
+def test_split_refuses_an_axis_the_array_does_not_have():
+    # nn.split(np.ones(4), 2, axis=3) split along axis 0 (3 % 1), silently
+    from fastnn import nn
+    with pytest.raises(ValueError, match=r"nn.split: 'axis' must be an int in \[-1, 1\); got 3"):
+        nn.split(np.ones(4), 2, axis=3)
+    assert [p.value.shape for p in nn.split(np.ones((2, 4)), np.int64(2), axis=-1)] == [(2, 2), (2, 2)]
+
+
+def test_viterbi_names_transitions_of_another_tag_count_and_a_bad_block():
+    # scores of 4 tags with transitions of 3 died in numpy's broadcasting inside the decoder; block_tokens=0 in
+    # np.concatenate
+    from fastnn import nn
+    tr = nn.Transitions(3)
+    A, start, end = tr.A.value, tr.start.value, tr.end.value
+    with pytest.raises(ValueError, match=r"viterbi: 'A' must have shape \(4, 4\) for scores of 4 tags; got \(3, 3\)"):
+        nn.viterbi(np.zeros((3, 4)), np.array([0, 3]), A, start, end)
+    with pytest.raises(ValueError, match="viterbi: 'block_tokens' must be an integer >= 1; got 0"):
+        nn.viterbi(np.zeros((3, 3)), np.array([0, 3]), A, start, end, block_tokens=0)
+    assert nn.viterbi(np.eye(3), np.array([0, 3]), A, start, end).tolist() == [0, 1, 2]

@@ -199,13 +199,17 @@ def concat(nodes, axis=-1):
 def split(a, n, axis=0):
     """n equal parts of `a` along `axis` (the inverse of concat); each part's gradient goes back into its slice."""
     a = as_node(a)
-    ax = axis % a.value.ndim
+    nd = a.value.ndim
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -nd <= axis < nd:
+        # (axis % ndim split a 1-d array along axis 0 for axis=3, silently)
+        raise ValueError(f"nn.split: 'axis' must be an int in [{-nd}, {nd}); got {axis!r}.")
+    ax = int(axis) % nd
     size = a.value.shape[ax]
-    if not (isinstance(n, int) and n >= 1 and size % n == 0):
+    if isinstance(n, bool) or not (isinstance(n, numbers.Integral) and n >= 1 and size % n == 0):
         raise ValueError(f"nn.split: 'n' must be a positive int dividing the axis length {size}; got {n!r}.")
     k = size // n
     parts = []
-    for i in range(n):
+    for i in range(int(n)):
         sl = [slice(None)] * a.value.ndim
         sl[ax] = slice(i * k, (i + 1) * k)
         sl = tuple(sl)
