@@ -301,3 +301,13 @@ def test_viterbi_names_transitions_of_another_tag_count_and_a_bad_block():
     with pytest.raises(ValueError, match="viterbi: 'block_tokens' must be an integer >= 1; got 0"):
         nn.viterbi(np.zeros((3, 3)), np.array([0, 3]), A, start, end, block_tokens=0)
     assert nn.viterbi(np.eye(3), np.array([0, 3]), A, start, end).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("batch", [(1, 2), None, [np.zeros((2, 3), int)]])
+def test_tagger_loss_names_a_batch_it_cannot_read(batch):
+    # WindowTagger.loss((1, 2)) died in "'tuple' object has no attribute 'targets'"
+    from fastnn.models import tagger
+    m, good = tagger._tiny_tagger(np.random.default_rng(0), "word", 1, False)
+    with pytest.raises(TypeError, match="WindowTagger.loss: 'batch' must be a TaggerBatch"):
+        m.loss(batch)
+    assert np.isfinite(m.loss(good).value)

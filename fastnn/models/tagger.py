@@ -867,6 +867,9 @@ class WindowTagger(_Tagging, Module):
 
     def loss(self, batch):
         """The weighted sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
+        if not isinstance(batch, TaggerBatch):          # (else an AttributeError on .targets)
+            raise TypeError(f"WindowTagger.loss: 'batch' must be a TaggerBatch (model.batches(...) or "
+                            f"model.encode(...).batch()); got {type(batch).__name__}.")
         if batch.targets is None:
             raise ValueError("WindowTagger.loss: the batch must have targets; got None.")
         if self.transitions is not None and batch.offsets is None:
