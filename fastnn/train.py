@@ -456,8 +456,8 @@ class Trainer:
     clip_norm : rescale gradients to this global L2 norm at most; clip_value : clip each entry to [-c, c].
     checkpoint : path of the checkpoint file (written each epoch, every `checkpoint_every` steps, and on Ctrl-C).
     seed : int or np.random.Generator for the batch order.
-    on_nonfinite : "raise" (FloatingPointError) or "skip" (drop the step and go on) when loss or a gradient is not
-        finite.
+    on_nonfinite : "raise" (TrainingDiverged, a FloatingPointError, with the best epoch's parameters restored) or
+        "skip" (drop the step and go on) when loss or a gradient is not finite.
     quiet : no output at all; progress : None = a progress bar when stderr is a terminal and not quiet.
     callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
     max_minutes : a training-time budget: no epoch starts that would end past it, judged by the longest epoch so
