@@ -19,6 +19,7 @@ import contextlib
 import numpy as np
 
 from fastnn import kernels
+from fastnn._validation import check_float_dtype
 
 
 class RowGrad:
@@ -85,7 +86,9 @@ class Param(_Valued):
     """
 
     def __init__(self, name, value, *, sparse=False, decay=True, trainable=True):
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value)
+        if not (value.flags.c_contiguous and value.flags.writeable):   # optimizers write into it, C-ordered
+            value = np.array(value, order="C")      # (np.ascontiguousarray made a 0-d value 1-d)
         if value.dtype not in (np.float32, np.float64):
             raise TypeError(f"Param: '{name}' must have dtype float32 or float64; got {value.dtype}.")
         if sparse and value.ndim != 2:
@@ -246,7 +249,7 @@ class Module:
     """Base of layers and models: owns Params (directly or through sub-modules) under stable dotted names.
 
     Subclasses assign Params and Modules as attributes; `parameters()` finds them in assignment order.
-    `train()` / `eval()` switch dropout; `astype(np.float64)` casts every parameter (for gradient checks).
+    `train()` / `eval()` switch dropout; `astype(np.float64)` casts every parameter (for gradient checks), and `dtype` is theirs.
     """
 
     training = True
@@ -325,8 +328,16 @@ class Module:
             for p, was in zip(params, saved):
                 p.trainable = was
 
+    @property
+    def dtype(self):
+        """The parameters' dtype (np.dtype; None without parameters).  Models read it rather than keep their own, so
+        astype changes what they compute in and what their config() (the model file) says."""
+        return next((p.dtype for p in self.parameters().values()), None)
+
     def astype(self, dtype):
-        """Cast every parameter to dtype in place of the old arrays (gradients are cleared)."""
+        """Cast every parameter to dtype (float32 or float64, as Param requires) in place of the old arrays
+        (gradients are cleared)."""
+        dtype = check_float_dtype(dtype, f"{type(self).__name__}.astype")
         for p in self.parameters().values():
             p.value = np.ascontiguousarray(p.value, dtype=dtype)
             p.grad = None

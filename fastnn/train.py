@@ -45,7 +45,9 @@ history, the states of Generators held by the model (dropout masks), and optiona
 `data.state_dict()`.  A run killed at any point and resumed with fit(resume=True) ends with bit-identical parameters
 to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint (when set), ends the run as if it
 had been set to stop there (the best epoch's parameters restored, as at a normal end) and raises TrainingInterrupted
-(a KeyboardInterrupt), so that a caller can still save the model; a second Ctrl-C stops at once.
+(a KeyboardInterrupt), so that a caller can still save the model; a second Ctrl-C stops at once.  Divergence (a
+non-finite loss or gradient with on_nonfinite="raise") ends the run the same way, with the best epoch's parameters
+restored, and raises TrainingDiverged (a FloatingPointError).
 """
 import contextlib
 import dataclasses
@@ -64,7 +66,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import check_bool, check_callable, check_scalar, short_repr
-from fastnn.graph import Module
+from fastnn.graph import Module, Node
 from fastnn.init import as_rng
 from fastnn.optim.average import ParamAverage
 from fastnn.optim.clip import clip_grad_norm, clip_grad_value, grad_sq_norms
@@ -420,6 +422,23 @@ class TrainingInterrupted(Interrupted):
         self.trainer, self.result = trainer, result
 
 
+class TrainingDiverged(FloatingPointError):
+    """A non-finite loss or gradient stopped Trainer.fit (on_nonfinite="raise").  As on Ctrl-C (TrainingInterrupted),
+    `trainer.model` holds what the run would have ended with had it been set to stop there: its best epoch's
+    parameters (with validation; `best_epoch`, else None), else the last finite ones (or their average).  `message`
+    is the divergence and its remedies; str() adds what the model holds."""
+
+    def __init__(self, trainer, message):
+        self.best_epoch = trainer.state.best_epoch if trainer.restore_best else None
+        kept = f" The model holds the parameters of its best epoch ({self.best_epoch})." if self.best_epoch else ""
+        super().__init__(message + kept)
+        self.trainer, self.message = trainer, message
+
+    def __reduce__(self):
+        # from a worker process (an ensemble's members) as the FloatingPointError it is: the trainer stays behind
+        return FloatingPointError, self.args
+
+
 class Trainer:
     """Train `model` with `optimizer` on `data` (see the module docstring).
 
@@ -437,8 +456,8 @@ class Trainer:
     clip_norm : rescale gradients to this global L2 norm at most; clip_value : clip each entry to [-c, c].
     checkpoint : path of the checkpoint file (written each epoch, every `checkpoint_every` steps, and on Ctrl-C).
     seed : int or np.random.Generator for the batch order.
-    on_nonfinite : "raise" (FloatingPointError) or "skip" (drop the step and go on) when loss or a gradient is not
-        finite.
+    on_nonfinite : "raise" (TrainingDiverged, a FloatingPointError, with the best epoch's parameters restored) or
+        "skip" (drop the step and go on) when loss or a gradient is not finite.
     quiet : no output at all; progress : None = a progress bar when stderr is a terminal and not quiet.
     callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
     max_minutes : a training-time budget: no epoch starts that would end past it, judged by the longest epoch so
@@ -499,6 +518,9 @@ class Trainer:
         check_scalar(epochs, "epochs", where, low=0, integer=True)
         if patience is not None:
             check_scalar(patience, "patience", where, low=0, integer=True)
+            if validate is None:            # (it counted epochs without a better score that no one scored: never)
+                raise ValueError(f"{where}: 'patience' needs 'validate' (it counts epochs without a better "
+                                 f"validation score); got patience={patience} without validate.")
         if clip_norm is not None:
             check_scalar(clip_norm, "clip_norm", where, low=0, low_open=True)
         if clip_value is not None:
@@ -568,6 +590,9 @@ class Trainer:
                 self.save(self.checkpoint)
             self._final_params()
             raise TrainingInterrupted(self, self.state.history) from None
+        except FloatingPointError as e:     # diverged: keep the best epoch, as on Ctrl-C (the last checkpoint stays)
+            self._final_params()
+            raise TrainingDiverged(self, str(e)) from None
         finally:
             self.progress.close()
             if old is not None:
@@ -717,8 +742,10 @@ class Trainer:
             self.optimizer.zero_grad()
             return None
         keep = f" The last good checkpoint is {self.checkpoint}." if self.checkpoint else ""
-        raise FloatingPointError(msg + keep + " Lower the learning rate, clip gradients (clip_norm=), check the "
-                                 "inputs, or pass on_nonfinite='skip'.")
+        # (options written as a Config writes them, name=value, so that the CLI shows its own: --clip-norm 5)
+        clip = f"lower clip_norm={self.clip_norm}" if self.clip_norm is not None else "clip gradients (clip_norm=5)"
+        raise FloatingPointError(f"{msg}{keep} Lower the learning rate, {clip}, check the inputs, or pass "
+                                 "on_nonfinite='skip'.")
 
     def _train_step(self, batch):
         # numpy's overflow / invalid-value warnings (several lines each) would only come before the check of the loss
@@ -730,6 +757,9 @@ class Trainer:
         opt = self.optimizer
         opt.zero_grad()
         loss = self.loss_fn(self.model, batch)
+        if not (isinstance(loss, Node) and np.size(loss.value) == 1):     # (backward needs the scalar Node)
+            raise TypeError(f"Trainer: the loss (loss_fn(model, batch), default model.loss(batch)) must be a scalar "
+                            f"Node; got {type(loss).__name__} {short_repr(getattr(loss, 'value', loss))}.")
         value = float(loss.value)
         if not math.isfinite(value):
             return self._nonfinite(f"the loss ({value})")
@@ -862,5 +892,5 @@ def overfit(model, batch, *, optimizer=None, steps=1000, threshold=0.01, loss_fn
     return OverfitResult(value < threshold, first, value, n, threshold)
 
 
-__all__ = ["Trainer", "TrainingInterrupted", "Interrupted", "TrainState", "ArrayBatches", "Progress", "overfit",
-           "OverfitResult", "model_generators"]
+__all__ = ["Trainer", "TrainingInterrupted", "TrainingDiverged", "Interrupted", "TrainState", "ArrayBatches",
+           "Progress", "overfit", "OverfitResult", "model_generators"]

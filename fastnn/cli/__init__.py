@@ -10,7 +10,7 @@ import sys
 import warnings
 
 from fastnn.cli._common import (CLIError, Parser, StderrGuard, interrupted_exit_code, interrupted_message,
-                                stop_on_sigterm, stopped_how)
+                                option_names, stop_on_sigterm, stopped_how)
 
 # Modules that register subcommands, in help order.  A module missing here is simply not offered.
 _COMMAND_MODULES = ["info", "gradcheck", "overfit", "compare", "tagger", "lm", "embed", "experiment", "search"]
@@ -75,7 +75,7 @@ def _one_line_warnings(command, quiet, configs=()):
 
 
 def main(argv=None):
-    command = "fastnn"
+    command, configs = "fastnn", ()
     old_sigterm = stop_on_sigterm()
     old_showwarning = warnings.showwarning
     stderr = sys.stderr
@@ -89,8 +89,8 @@ def main(argv=None):
             command = f"fastnn {args.command}" + (f" {sub}" if sub and sub != args.command else "")
             if extra:               # (argparse names the top-level parser: "fastnn: error: ... (see fastnn -h)")
                 raise CLIError(f"unrecognized arguments: {' '.join(extra)} (see {command} -h)")
-            warnings.showwarning = _one_line_warnings(command, quiet=getattr(args, "quiet", False),
-                                                      configs=getattr(args, "configs", ()))
+            configs = getattr(args, "configs", ())     # (the commands' Config fields, named as their options)
+            warnings.showwarning = _one_line_warnings(command, quiet=getattr(args, "quiet", False), configs=configs)
             rc = args.func(args) or 0
             sys.stdout.flush()
             return rc
@@ -105,7 +105,10 @@ def main(argv=None):
         print(f"{command}: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:                 # training diverged: the Trainer's message names step and parameter
-        msg = str(e).replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
+        msg = option_names(getattr(e, "message", str(e)), *configs)      # (TrainingDiverged: without the Python note)
+        msg = msg.replace("pass on_nonfinite='skip'", "pass --on-nonfinite skip")
+        if getattr(e, "written", None):             # train_keeping_work kept the best epoch
+            msg += f" The model of its best epoch ({e.best_epoch}) was written to {e.written}."
         print(f"{command}: stopped: {msg}", file=sys.stderr)
         return 1
     except MemoryError as e:                        # a size option too large for this machine (--hidden 100000000)

@@ -72,8 +72,10 @@ def train_keeping_work(args, fit, configs=()):
     interrupted_exit_code().  Before the first epoch ends, or on a second Ctrl-C, the KeyboardInterrupt propagates
     (main prints "interrupted" and its resume_hint).  Resume errors are named as by resume_errors(args, configs).  A
     search's trial (args.keep_interrupted False) keeps nothing: its model would go to a temporary file, and the
-    search runs the trial again."""
-    from fastnn.train import TrainingInterrupted
+    search runs the trial again.  A run that diverged (fastnn.train.TrainingDiverged) after a best epoch likewise
+    keeps that epoch's model: it is written to --out (diverged_model_out) and the error goes on to main, which says
+    where (its `written`) and exits 1."""
+    from fastnn.train import TrainingDiverged, TrainingInterrupted
 
     try:
         with resume_errors(args, configs):
@@ -84,6 +86,22 @@ def train_keeping_work(args, fit, configs=()):
         if stop.trainer.state.epoch < 1:
             raise KeyboardInterrupt("no epoch finished: no model written" + resume_hint(stop.checkpoint)) from None
         return stop.result, stop
+    except TrainingDiverged as e:
+        out = diverged_model_out(args)
+        if out and e.best_epoch and getattr(args, "keep_interrupted", True):
+            e.written = save_or_fallback(out, e.trainer.model, "--out")
+        raise
+
+
+def diverged_model_out(args):
+    """Where a train command writes the model its Trainer trained when the run diverged: --out of lm train and of
+    tagger train of one model; None for embed train (its --out holds vectors the recipe makes from the model) and
+    for a tagger ensemble (the member that diverged is not the ensemble, and the members after it are untrained)."""
+    if args.command == "tagger":
+        from fastnn.recipes import tagger
+        config = config_from_args(tagger.TaggerConfig, args, from_preset=tagger.from_preset, preset=args.preset)
+        return args.out if config.ensemble == 1 else None
+    return args.out if args.command == "lm" else None
 
 
 def resume_hint(checkpoint):

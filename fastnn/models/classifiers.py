@@ -162,7 +162,7 @@ class _Classifier(Module):
     def config(self):
         # a Generator given as the seed has no JSON form: the model file records None, so that a model seeded by one
         # saves after training like any other (loading replaces the initial parameters, so it needs no seed)
-        cfg = dict(self._cfg)
+        cfg = dict(self._cfg, dtype=self.dtype.name)        # (the parameters' dtype: astype changes it)
         if isinstance(cfg["seed"], np.random.Generator):
             cfg["seed"] = None
         return cfg
@@ -176,7 +176,7 @@ class _Classifier(Module):
         return model
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._cfg.items() if v is not None)
+        args = ", ".join(f"{k}={v!r}" for k, v in dict(self._cfg, dtype=self.dtype.name).items() if v is not None)
         return f"{type(self).__name__}({args})"
 
 
@@ -210,18 +210,18 @@ class LogisticRegression(_Classifier):
         where = "LogisticRegression"
         self.kind = _inputs(n_features, vocab_size, window, where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
+        dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self.n_classes = check_int(n_classes, "n_classes", where, low=2)
         self._cfg = dict(n_classes=self.n_classes, n_features=n_features, vocab_size=vocab_size, window=window,
-                         seed=seed, dtype=self.dtype.name)
+                         seed=seed)
         if self.kind == "dense":
-            self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where), dtype=self.dtype)
+            self.out = nn.SoftmaxOutput(n_features, n_classes, rng=as_rng(seed, where, "seed"), dtype=dtype)
             self.out.W.value[...] = 0.0
         else:
-            self.E = Param("E", np.zeros((window * vocab_size, n_classes), self.dtype), sparse=True)
-            self.b = Param("b", np.zeros(n_classes, self.dtype), decay=False)
+            self.E = Param("E", np.zeros((window * vocab_size, n_classes), dtype), sparse=True)
+            self.b = Param("b", np.zeros(n_classes, dtype), decay=False)
             self._offsets = (np.arange(window) * vocab_size).astype(np.intp)
-        bias = _prior_bias(class_counts, self.n_classes, self.dtype, where)
+        bias = _prior_bias(class_counts, self.n_classes, dtype, where)
         if bias is not None:
             (self.out.b if self.kind == "dense" else self.b).value[...] = bias
 
@@ -261,20 +261,20 @@ class MLP(_Classifier):
         if self.kind == "window":
             embed_dim = check_int(embed_dim, "embed_dim", where)
         self.n_features, self.vocab_size, self.window = n_features, vocab_size, window
-        self.dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
+        dtype = check_float_dtype(dtype, where)     # (else the error would come from init.uniform or Param)
         self.n_classes = check_int(n_classes, "n_classes", where, low=2)
         self._cfg = dict(n_classes=self.n_classes, hidden=check_int(hidden, "hidden", where), n_features=n_features,
                          vocab_size=vocab_size, window=window,
-                         embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed, dtype=self.dtype.name)
-        rng = as_rng(seed, where)
+                         embed_dim=int(embed_dim) if self.kind == "window" else None, seed=seed)
+        rng = as_rng(seed, where, "seed")
         if self.kind == "window":
-            self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=self.dtype)
+            self.embed = nn.Embedding(vocab_size, embed_dim, rng=rng, dtype=dtype)
             n_in = window * embed_dim
         else:
             n_in = n_features
-        self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=self.dtype)
-        self.out = nn.SoftmaxOutput(hidden, n_classes, rng=rng, dtype=self.dtype)
-        bias = _prior_bias(class_counts, self.n_classes, self.dtype, where)
+        self.hidden = nn.Linear(n_in, hidden, rng=rng, dtype=dtype)
+        self.out = nn.SoftmaxOutput(hidden, n_classes, rng=rng, dtype=dtype)
+        bias = _prior_bias(class_counts, self.n_classes, dtype, where)
         if bias is not None:
             self.out.b.value[...] = bias
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import nn
-from fastnn._validation import check_index, check_int, check_words
+from fastnn._validation import check_float_dtype, check_index, check_int, check_words
 from fastnn.graph import Module
 from fastnn.train import BatchPlan
 
@@ -199,8 +199,7 @@ class WindowRanker(Module):
         self.words = check_words(words, where)
         if self.words is not None and len(self.words) != self.vocab_size:
             raise ValueError(f"{where}: 'words' must have {self.vocab_size} entries; got {len(self.words)}.")
-        self._dtype = np.dtype(dtype)
-        rng = _init.as_rng(rng, where)
+        rng, dtype = _init.as_rng(rng, where), check_float_dtype(dtype, where)
         self.embed = nn.Embedding(self.vocab_size, self.dim, rng=rng, dtype=dtype, scale=self.init_scale)
         self.hidden = nn.Linear(self.window * self.dim, self.n_hidden, rng=rng, dtype=dtype)
         self.out = nn.Linear(self.n_hidden, 1, rng=rng, dtype=dtype, bias=False)   # a bias cancels in s(x) - s(x~)
@@ -242,6 +241,7 @@ class WindowRanker(Module):
     def scores(self, windows, *, batch_size=4096):
         """s(x) of every window (B, window) as a float64 (B,) array (no graph)."""
         w = self._check_windows(windows, "WindowRanker.scores")
+        batch_size = check_int(batch_size, "batch_size", "WindowRanker.scores")   # (below 1: uninitialised scores)
         out = np.empty(len(w), dtype=np.float64)
         with self.evaluating():
             for i in range(0, len(w), batch_size):
@@ -265,11 +265,11 @@ class WindowRanker(Module):
     def config(self):
         return {"vocab_size": self.vocab_size, "window": self.window, "dim": self.dim, "hidden": self.n_hidden,
                 "activation": self.activation, "pad_id": self.pad_id, "init_scale": self.init_scale,
-                "margin": self.margin, "dtype": self._dtype.name, "words": self.words}
+                "margin": self.margin, "dtype": self.dtype.name, "words": self.words}
 
     def __repr__(self):
         return (f"WindowRanker(vocab_size={self.vocab_size}, window={self.window}, dim={self.dim}, "
-                f"hidden={self.n_hidden} {self.activation}, margin={self.margin:g}, dtype={self._dtype.name})")
+                f"hidden={self.n_hidden} {self.activation}, margin={self.margin:g}, dtype={self.dtype.name})")
 
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------

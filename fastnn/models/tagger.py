@@ -62,7 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import kernels, nn
-from fastnn._validation import check_bool, check_int, check_not_file, check_scalar, short_repr
+from fastnn._validation import check_bool, check_float_dtype, check_int, check_not_file, check_scalar, short_repr
 from fastnn.data import conll
 from fastnn.data import tags as tagging
 from fastnn.data.features import N_CAPS, affix_lengths, normalize, word_chars, word_prefix, word_shape, word_suffix
@@ -542,9 +542,8 @@ class WindowTagger(_Tagging, Module):
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
                          freeze_embeddings=check_bool(freeze_embeddings, "freeze_embeddings", "WindowTagger"),
                          lowercase=check_bool(lowercase, "lowercase", "WindowTagger"), seed=int(seed),
-                         context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout),
-                         dtype=str(np.dtype(dtype)))
-        dt = np.dtype(dtype)
+                         context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout))
+        dt = check_float_dtype(dtype, "WindowTagger")     # (config() reads the parameters' dtype: astype changes it)
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
         self.embed.W.trainable = not freeze_embeddings
@@ -700,7 +699,8 @@ class WindowTagger(_Tagging, Module):
                     prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
                     chars=None if self.char_vocab is None else self.char_vocab.words, columns=self.columns,
-                    word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg)
+                    word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg,
+                    dtype=self.dtype.name)
 
     @property
     def loss_type(self):
@@ -867,6 +867,9 @@ class WindowTagger(_Tagging, Module):
 
     def loss(self, batch):
         """The weighted sum over tasks of the batch's loss per token (a scalar Node); one forward pass through h."""
+        if not isinstance(batch, TaggerBatch):          # (else an AttributeError on .targets)
+            raise TypeError(f"WindowTagger.loss: 'batch' must be a TaggerBatch (model.batches(...) or "
+                            f"model.encode(...).batch()); got {type(batch).__name__}.")
         if batch.targets is None:
             raise ValueError("WindowTagger.loss: the batch must have targets; got None.")
         if self.transitions is not None and batch.offsets is None:
@@ -901,6 +904,7 @@ class WindowTagger(_Tagging, Module):
         `chunk` tokens at a time; with the bilstm context whole sentences at a time (about `chunk` tokens of
         sentences of similar lengths, so that little is padded)."""
         self.check_encoded(enc, "WindowTagger.scores")
+        chunk = check_int(chunk, "chunk", "WindowTagger.scores")    # (below 1 no chunk ran: uninitialised scores)
         if self.lstm_fwd is None:
             pieces = [(np.arange(lo, min(lo + chunk, len(enc.words))), enc.batch(rows=slice(lo, lo + chunk)))
                       for lo in range(0, len(enc.words), chunk)]
@@ -949,7 +953,7 @@ class WindowTagger(_Tagging, Module):
         sfx += f", bilstm={c['lstm_hidden']}x2" if self.lstm_fwd is not None else ""
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
-                f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={c['dtype']})")
+                f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={self.dtype})")
 
 
 class TaggerEnsemble(_Tagging, Module):

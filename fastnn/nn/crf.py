@@ -5,6 +5,7 @@ forward-backward marginals) and `viterbi` decoding.
 """
 import numpy as np
 
+from fastnn._validation import check_int
 from fastnn.graph import Module, Node, Param
 from fastnn.nn.functional import as_node
 
@@ -173,6 +174,12 @@ def viterbi(scores, offsets, A, start, end, *, block_tokens=20000):
         raise ValueError(f"viterbi: 'scores' must be 2-D (tokens, tags); got shape {E.shape}.")
     offsets = _check_offsets(offsets, len(E), "viterbi")
     A, start, end = (np.asarray(x, dtype=np.float64) for x in (A, start, end))
+    K = E.shape[1]                          # (a mismatch died in numpy's broadcasting, deep in the decoder)
+    for name, x, shape in (("A", A, (K, K)), ("start", start, (K,)), ("end", end, (K,))):
+        if x.shape != shape:
+            raise ValueError(f"viterbi: '{name}' must have shape {shape} for scores of {K} tags; got {x.shape}.")
+    if block_tokens is not None:            # (below 1 no block took a sentence: numpy's concatenate error)
+        check_int(block_tokens, "block_tokens", "viterbi")
     if block_tokens is None:
         return _viterbi_padded(E, offsets, A, start, end)
     out = np.empty(len(E), dtype=np.int64)

@@ -54,8 +54,9 @@ def _unbroadcast(g, shape):
     return g
 
 
-def _pair(a, b, where):
-    """Two nodes of one float dtype (an array operand takes the dtype of the Node operand)."""
+def _pair(a, b, where, broadcast=False):
+    """Two nodes of one float dtype (an array operand takes the dtype of the Node operand); with broadcast=True
+    (elementwise ops) shapes that broadcast together."""
     if isinstance(a, Node) and not isinstance(b, Node):
         b = as_node(b, a.value.dtype)
     elif isinstance(b, Node) and not isinstance(a, Node):
@@ -65,6 +66,12 @@ def _pair(a, b, where):
     if a.value.dtype != b.value.dtype:
         raise TypeError(f"{where}: both operands must have one dtype; got {a.value.dtype} and {b.value.dtype}. "
                         "Cast the input (parameters keep their dtype).")
+    if broadcast and a.value.shape != b.value.shape:
+        try:
+            np.broadcast_shapes(a.value.shape, b.value.shape)
+        except ValueError:                  # (numpy's message named neither the op nor the rule)
+            raise ValueError(f"{where}: the operands' shapes must broadcast together; got {a.value.shape} and "
+                             f"{b.value.shape}.") from None
     return a, b
 
 
@@ -98,7 +105,7 @@ def param(p):
 
 def add(a, b):
     """a + b with NumPy broadcasting (e.g. a bias row); each gradient is summed back to its operand's shape."""
-    a, b = _pair(a, b, "nn.add")
+    a, b = _pair(a, b, "nn.add", broadcast=True)
 
     def backward(g):
         for p in (a, b):
@@ -111,7 +118,7 @@ def add(a, b):
 
 def sub(a, b):
     """a - b with broadcasting."""
-    a, b = _pair(a, b, "nn.sub")
+    a, b = _pair(a, b, "nn.sub", broadcast=True)
 
     def backward(g):
         if a.requires_grad:
@@ -125,7 +132,7 @@ def sub(a, b):
 
 def mul(a, b):
     """Elementwise a * b with broadcasting."""
-    a, b = _pair(a, b, "nn.mul")
+    a, b = _pair(a, b, "nn.mul", broadcast=True)
     av, bv = a.value, b.value
 
     def backward(g):
@@ -192,13 +199,17 @@ def concat(nodes, axis=-1):
 def split(a, n, axis=0):
     """n equal parts of `a` along `axis` (the inverse of concat); each part's gradient goes back into its slice."""
     a = as_node(a)
-    ax = axis % a.value.ndim
+    nd = a.value.ndim
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -nd <= axis < nd:
+        # (axis % ndim split a 1-d array along axis 0 for axis=3, silently)
+        raise ValueError(f"nn.split: 'axis' must be an int in [{-nd}, {nd}); got {axis!r}.")
+    ax = int(axis) % nd
     size = a.value.shape[ax]
-    if not (isinstance(n, int) and n >= 1 and size % n == 0):
+    if isinstance(n, bool) or not (isinstance(n, numbers.Integral) and n >= 1 and size % n == 0):
         raise ValueError(f"nn.split: 'n' must be a positive int dividing the axis length {size}; got {n!r}.")
     k = size // n
     parts = []
-    for i in range(n):
+    for i in range(int(n)):
         sl = [slice(None)] * a.value.ndim
         sl[ax] = slice(i * k, (i + 1) * k)
         sl = tuple(sl)
@@ -403,6 +414,9 @@ def dropout(a, p, rng, training=True):
         raise ValueError(f"nn.dropout: 'p' must be in [0, 1); got {p!r}.")
     if not training or p == 0:
         return a
+    if not isinstance(rng, np.random.Generator):    # (an int seed would draw the same mask at every call)
+        raise TypeError(f"nn.dropout: 'rng' must be a np.random.Generator (np.random.default_rng(seed)); got "
+                        f"{type(rng).__name__}.")
     dt = a.value.dtype
     mask = rng.random(a.value.shape, dtype=dt if dt in (np.float32, np.float64) else np.float64) >= p
     mask = np.multiply(mask, 1.0 / (1.0 - p), dtype=dt)
@@ -428,6 +442,9 @@ def linear(x, W, b=None):
                          f"got {xv.shape}.")
     if W.sparse:
         raise TypeError(f"nn.linear: '{W.name}' is a sparse (embedding) Param; an affine node needs a dense one.")
+    if b is not None and b.value.shape != (n_out,):
+        raise ValueError(f"nn.linear: the bias '{b.name}' must have shape ({n_out},) to match '{W.name}' "
+                         f"{W.value.shape}; got {b.value.shape}.")
     x2 = np.ascontiguousarray(xv).reshape(-1, n_in)
     Wv = W.value
     y = np.empty((x2.shape[0], n_out), dtype=Wv.dtype)

@@ -23,9 +23,13 @@ def named_params(params, where):
     if not isinstance(params, dict):
         raise TypeError(f"{where}: 'params' must be a dict name -> Param (model.parameters()) or a Module; got "
                         f"{type(params).__name__}. Names key the optimizer state, so a bare list is not accepted.")
+    first = {}                              # id(Param) -> the first name it came under
     for name, p in params.items():
         if not isinstance(p, Param):
             raise TypeError(f"{where}: 'params[{name!r}]' must be a fastnn.graph.Param; got {type(p).__name__}.")
+        if first.setdefault(id(p), name) != name:   # (each step updated it once per name: twice the step)
+            raise ValueError(f"{where}: every Param must be listed once; {first[id(p)]!r} and {name!r} are the same "
+                             f"Param. Pass model.parameters() (it lists tied weights once).")
     out = {name: p for name, p in params.items() if p.trainable}
     if not out:
         raise ValueError(f"{where}: 'params' must contain at least one trainable Param; got none.")

@@ -22,10 +22,14 @@ def _grads(params, where):
     if isinstance(params, Param):
         params = [params]
     items = params.items() if isinstance(params, dict) else ((getattr(p, "name", "?"), p) for p in params)
-    out = []
+    out, first = [], {}
     for name, p in items:
         if not isinstance(p, Param):
             raise TypeError(f"{where}: 'params' must hold fastnn.graph.Param objects; got {type(p).__name__}.")
+        if id(p) in first:                  # (its gradient counted twice in the norm, and scaled twice)
+            raise ValueError(f"{where}: every Param must be listed once; {first[id(p)]!r} and {name!r} are the same "
+                             f"Param. Pass model.parameters() (it lists tied weights once).")
+        first[id(p)] = name
         if p.grad is not None:
             out.append((name, p))
     return out

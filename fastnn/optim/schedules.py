@@ -130,7 +130,8 @@ class HalveOnPlateau(Schedule):
         self.factor = float(check_scalar(factor, "factor", where, low=0, high=1, low_open=True))
         self.patience = int(check_scalar(patience, "patience", where, low=0, integer=True))
         self.threshold = float(check_scalar(threshold, "threshold", where, low=0))
-        self.min_scale = float(check_scalar(min_scale, "min_scale", where, low=0))
+        # (a min_scale above 1 raised the rate on a plateau: max(scale * factor, min_scale))
+        self.min_scale = float(check_scalar(min_scale, "min_scale", where, low=0, high=1))
         self._scale, self._best, self._bad, self._n = 1.0, None, 0, 0
 
     @property
@@ -145,6 +146,8 @@ class HalveOnPlateau(Schedule):
         return self.base(step) * self._scale
 
     def observe(self, score, *, mode):
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):    # (float() failed on None, unnamed)
+            raise TypeError(f"HalveOnPlateau.observe: 'score' must be a number; got {score!r}.")
         score = float(score)
         # the state keeps "larger is better" (checkpoints written before `mode` existed read the same)
         s = score if check_mode(mode, "HalveOnPlateau.observe") == "max" else -score
