@@ -5,7 +5,11 @@ Called only from fastnn/kernels.py, which validates every argument first.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from _common cimport gemm_rm, threads_for, fnn_row_max_f, fnn_row_shift_f, fnn_fill_f
+from fastnn._ext import _info
+from _common cimport gemm_rm, threads_for
+
+cdef extern from "fnn_math.h":
+    float fnn_memory_piece_f_path(int path, int kind, float *x, Py_ssize_t n, int stream) noexcept nogil
 
 
 def _gemm(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A, const floating[:, ::1] B, double beta,
@@ -51,28 +55,29 @@ def _col_sums(const floating[:, ::1] A, floating[::1] out, double beta, int n_th
 def _memory_pass(const float[::1] src, float[::1] upd, float[::1] dst, bint stream, int n_threads):
     """One pass at memory speed over three regions, in pieces of 64 Ki elements shared out over the threads: every
     element of src read, of upd read and written back (upd += 1, in place), of dst written (dst = 1; streaming
-    stores when `stream`).  bench/bench_kernels.py's memory roof.  Returns the sum of src's piece maxima (so that its
-    reads are used).
+    stores when `stream`), on the fastest vector path this build has for this CPU (fnn_memory_piece_f_path).
+    bench/bench_kernels.py's memory roof.  Returns the sum of src's piece maxima (so that its reads are used).
 
     src (n_r,) IN; upd (n_u,) INOUT; dst (n_w,) OUT.
     """
     cdef Py_ssize_t P = 65536, n_r = src.shape[0], n_u = upd.shape[0], n_w = dst.shape[0]
     cdef Py_ssize_t p, lo, hi
     cdef double total = 0
+    cdef int path = _info.path_number(_info.vector_path())
     with nogil:
         if n_r > 0:
             for p in prange((n_r + P - 1) // P, schedule="static", num_threads=n_threads):
                 lo = p * P
                 hi = min(lo + P, n_r)
-                total += fnn_row_max_f(&src[lo], hi - lo)
+                total += fnn_memory_piece_f_path(path, 0, <float *> &src[lo], hi - lo, 0)
         if n_u > 0:
             for p in prange((n_u + P - 1) // P, schedule="static", num_threads=n_threads):
                 lo = p * P
                 hi = min(lo + P, n_u)
-                fnn_row_shift_f(&upd[lo], &upd[lo], hi - lo, -1.0)
+                fnn_memory_piece_f_path(path, 1, &upd[lo], hi - lo, 0)
         if n_w > 0:
             for p in prange((n_w + P - 1) // P, schedule="static", num_threads=n_threads):
                 lo = p * P
                 hi = min(lo + P, n_w)
-                fnn_fill_f(&dst[lo], hi - lo, 1.0, stream)
+                fnn_memory_piece_f_path(path, 2, &dst[lo], hi - lo, stream)
     return total

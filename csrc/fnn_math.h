@@ -623,4 +623,33 @@ static inline float fnn_piece_exp_f_path(int path, const float *x, float *out, p
     return fnn_piece_exp_f(x, out, n, m, ahead);
 }
 
+/* The benchmarks' memory roof (csrc/_blas.pyx's _memory_pass), one piece: kind 0 reads x (returns its maximum, so
+ * the reads are used), 1 updates it in place (x += 1), 2 writes it (x = 1, streaming stores when `stream`).  On the
+ * vector paths too: a portable build's roof in SSE2 ran up to 1.75x slower than the native one's (dense_adagrad's
+ * 5.56 against 3.17 ms, Xeon), slower than the kernels it bounds, which take their AVX-512 path. */
+static inline float fnn_memory_piece_f(int kind, float *x, ptrdiff_t n, int stream) {
+    if (kind == 0) return fnn_row_max_f(x, n);
+    if (kind == 1) fnn_row_shift_f(x, x, n, -1.0f);
+    else fnn_fill_f(x, n, 1.0f, stream);
+    return 0.0f;
+}
+#if FNN_DISPATCH
+FNN_TARGET_AVX2 __attribute__((flatten)) static inline float fnn_memory_piece_f_avx2(int kind, float *x, ptrdiff_t n,
+                                                                                   int stream) {
+    return fnn_memory_piece_f(kind, x, n, stream);
+}
+FNN_TARGET_AVX512 __attribute__((flatten)) static inline float fnn_memory_piece_f_avx512(int kind, float *x,
+                                                                                       ptrdiff_t n, int stream) {
+    return fnn_memory_piece_f(kind, x, n, stream);
+}
+#endif
+static inline float fnn_memory_piece_f_path(int path, int kind, float *x, ptrdiff_t n, int stream) {
+#if FNN_DISPATCH
+    if (path == FNN_PATH_AVX512) return fnn_memory_piece_f_avx512(kind, x, n, stream);
+    if (path == FNN_PATH_AVX2) return fnn_memory_piece_f_avx2(kind, x, n, stream);
+#endif
+    (void)path;
+    return fnn_memory_piece_f(kind, x, n, stream);
+}
+
 #endif
