@@ -72,9 +72,10 @@ def _train_commands(texts, out, *extra):
 
 
 @pytest.mark.parametrize("command", ["tagger", "lm ngram", "lm rnn", "embed"])
-@pytest.mark.parametrize("bad", ["missing_dir", "directory"])
+@pytest.mark.parametrize("bad", ["missing_dir", "directory", "empty"])
 def test_bad_out_fails_before_training(capsys, texts, command, bad, monkeypatch):
-    out = texts["dir"] / "no" / "m.npz" if bad == "missing_dir" else texts["dir"]
+    # "empty": `--out "$OUT"` with OUT unset trained, then wrote a fallback file under another name
+    out = {"missing_dir": texts["dir"] / "no" / "m.npz", "directory": texts["dir"], "empty": ""}[bad]
     argv = _train_commands(texts, out)[command]
     # "before training" is checked by training itself refusing to start (not by the clock, which a loaded machine
     # stretches): the neural commands train through Trainer.fit, the n-gram LM through KneserNey.fit
@@ -82,7 +83,8 @@ def test_bad_out_fails_before_training(capsys, texts, command, bad, monkeypatch)
         raise AssertionError("training started before the output path was checked")
     monkeypatch.setattr(fastnn.train.Trainer, "fit", training_started)
     monkeypatch.setattr(fastnn.models.ngram.KneserNey, "fit", training_started)
-    _one_line(capsys, *argv, match="no such directory" if bad == "missing_dir" else "is a directory")
+    _one_line(capsys, *argv, match={"missing_dir": "no such directory", "directory": "is a directory",
+                                    "empty": "--out: an empty path"}[bad])
 
 
 @pytest.mark.parametrize("command", ["tagger", "lm rnn"])

@@ -276,8 +276,10 @@ def check_writable(args, *options, inputs=()):
                 taken.setdefault(_file_key(p), flag(name))
     for name in options:
         path = getattr(args, name, None)
-        if not path:
+        if path is None:
             continue
+        if path == "":                               # `--out "$OUT"` with OUT unset, most likely
+            raise CLIError(f"{flag(name)}: an empty path; give a file name")
         where = f"{flag(name)} {path}"
         if os.path.isdir(path):
             raise CLIError(f"{where}: is a directory; give a file name")
