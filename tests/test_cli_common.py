@@ -74,7 +74,8 @@ def _train_commands(texts, out, *extra):
 @pytest.mark.parametrize("command", ["tagger", "lm ngram", "lm rnn", "embed"])
 @pytest.mark.parametrize("bad", ["missing_dir", "directory", "empty"])
 def test_bad_out_fails_before_training(capsys, texts, command, bad, monkeypatch):
-    # "empty": `--out "$OUT"` with OUT unset trained, then wrote a fallback file under another name
+    # "empty": `--out "$OUT"` with OUT unset trained, then wrote a fallback file under another name (every option
+    # refuses an empty value: test_an_empty_value_is_refused)
     out = {"missing_dir": texts["dir"] / "no" / "m.npz", "directory": texts["dir"], "empty": ""}[bad]
     argv = _train_commands(texts, out)[command]
     # "before training" is checked by training itself refusing to start (not by the clock, which a loaded machine
@@ -84,7 +85,7 @@ def test_bad_out_fails_before_training(capsys, texts, command, bad, monkeypatch)
     monkeypatch.setattr(fastnn.train.Trainer, "fit", training_started)
     monkeypatch.setattr(fastnn.models.ngram.KneserNey, "fit", training_started)
     _one_line(capsys, *argv, match={"missing_dir": "no such directory", "directory": "is a directory",
-                                    "empty": "--out: an empty path"}[bad])
+                                    "empty": "--out: an empty value"}[bad])
 
 
 @pytest.mark.parametrize("command", ["tagger", "lm rnn"])
@@ -296,3 +297,18 @@ def test_print_json_writes_strict_json(capsys):
     out = capsys.readouterr().out
     assert out.strip() == '{"valid_perplexity": null, "scores": [1.5, null], "n": 3, "ok": true}'
     json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["lm", "train", "--arch", "ngram", "--train", "T", "--test", ""],        # was: no test perplexity, exit 0
+    ["lm", "train", "--arch", "rnn", "--train", "T", "--dev=", "--out", "m.npz"],
+    ["tagger", "train", "--train", "T", "--task", "pos=1", "--out", "m.npz", "--checkpoint", ""],
+    ["embed", "train", "--objective", "ranking", "--text", "T", ""],          # a list option's empty item
+    ["lm", "eval", "--model", "", "--data", "T"],
+])
+def test_an_empty_value_is_refused(capsys, texts, argv):
+    """An empty option value is most often an unset shell variable: refused as a usage error before any work."""
+    argv = [str(texts["train"]) if a == "T" else a for a in argv]
+    if argv[:2] == ["tagger", "train"]:
+        argv[argv.index("--train") + 1] = str(texts["conll"])
+    _one_line(capsys, *argv, match="an empty value")

@@ -276,10 +276,8 @@ def check_writable(args, *options, inputs=()):
                 taken.setdefault(_file_key(p), flag(name))
     for name in options:
         path = getattr(args, name, None)
-        if path is None:
+        if not path:                                 # (an empty value is refused by the parser: _StoreOnce)
             continue
-        if path == "":                               # `--out "$OUT"` with OUT unset, most likely
-            raise CLIError(f"{flag(name)}: an empty path; give a file name")
         where = f"{flag(name)} {path}"
         if os.path.isdir(path):
             raise CLIError(f"{where}: is a directory; give a file name")
@@ -510,9 +508,13 @@ class _StoreOnce(argparse.Action):
     """argparse's "store", except that an option of several values (nargs + or *) given twice is a usage error:
     argparse kept the last list, so `--train a.txt --train b.txt` trained on b.txt alone, silently.  Being the action
     argparse calls, it sees every spelling it accepts (--train=a, the abbreviation --tra a).  An option of one value
-    given again overrides it, as wrapper scripts expect."""
+    given again overrides it, as wrapper scripts expect.  An empty value is a usage error too: no option takes one,
+    and `--test "$TEST"` with TEST unset read as no --test (no test perplexity, exit 0), `--out ""` trained an hour
+    and then failed to write."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None and "" in (values if isinstance(values, list) else [values]):
+            parser.error(f"{option_string}: an empty value (an unset shell variable?); give one")
         if self.nargs in ("+", "*") and option_string is not None:
             given = parser.lists_given
             if self.dest in given:
