@@ -1,4 +1,4 @@
-"""`fastnn lm train|eval`: n-gram, NPLM, RNN and LSTM language models on plain text (one sentence per line).
+"""`fastnn lm train|eval|sample`: n-gram, NPLM, RNN and LSTM language models on plain text (one sentence per line).
 
 Protocol (Bengio et al. 2003; ../shared/data/README.md): the vocabulary is every training type seen more than 3
 times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which is predicted and counted; perplexity
@@ -6,6 +6,7 @@ times (--min-count 4) plus <unk> and </s>; every sentence ends with </s>, which 
 in the README on the Brown split, so `fastnn lm train --model rnn --train .. --valid .. --out m.npz` reproduces them.
 """
 import dataclasses
+import inspect
 import sys
 import time
 
@@ -25,7 +26,7 @@ MIX_WEIGHT = "0.5"
 
 def register(sub):
     p = sub.add_parser("lm", help="train and evaluate language models (n-gram, Bengio NPLM, Elman RNN LM, LSTM LM)")
-    lsub = p.add_subparsers(dest="lm_command", metavar="{train,eval}")
+    lsub = p.add_subparsers(dest="lm_command", metavar="{train,eval,sample}")
     lsub.required = True
 
     t = lsub.add_parser("train", help="train a language model; prints valid (and test) perplexity")
@@ -65,6 +66,24 @@ def register(sub):
                         "--threads if given, else all CPUs)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     e.set_defaults(func=run_eval)
+
+    defaults = {k: v.default for k, v in inspect.signature(recipe.sample).parameters.items()}   # (one place)
+    g = lsub.add_parser("sample", help="sentences drawn from a model, word by word")
+    g.add_argument("--model", required=True, metavar="M.npz")
+    g.add_argument("--sentences", type=int, metavar="N", help=f"how many (default {defaults['sentences']})")
+    g.add_argument("--prompt", metavar="WORDS", help="the words the first sentence starts with, e.g. 'the jury'")
+    g.add_argument("--temperature", type=float, metavar="T",
+                   help=f"scales the log-probabilities by 1/T: below 1 sharper (default {defaults['temperature']})")
+    g.add_argument("--max-len", type=int, metavar="N",
+                   help=f"words at most per sentence (default {defaults['max_len']})")
+    g.add_argument("--seed", type=int, metavar="S", help=f"the same seed, the same sentences (default "
+                                                         f"{defaults['seed']})")
+    add_threads(g, None, "recipes.lm.DEFAULT_THREADS: the kernels all CPUs, BLAS 1")
+    g.add_argument("--kernel-threads", type=int, metavar="N",
+                   help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
+                        "--threads if given, else all CPUs)")
+    g.add_argument("--json", action="store_true", help='print {"sentences": [[words], ...]} as one JSON object')
+    g.set_defaults(func=run_sample)
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
@@ -282,4 +301,31 @@ def run_eval(args):
         print_json(result)
     else:
         print("  ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
+# ---- sample ------------------------------------------------------------------------------------------------------
+
+def run_sample(args):
+    given = {name: getattr(args, name) for name in ("sentences", "temperature", "max_len", "seed")
+             if getattr(args, name) is not None}
+    prompt = args.prompt.split() if args.prompt else []
+    model, words = load_lm(args.model)
+    unknown = sorted(set(prompt) - set(words))
+    if unknown:
+        print(f"fastnn lm sample: --prompt: {', '.join(map(repr, unknown))} not in the model's vocabulary "
+              f"(read as <unk>)", file=sys.stderr)
+    _set_threads(args)
+    try:
+        sents = recipe.sample(model, prompt=prompt, **given)
+    except (ValueError, TypeError) as exc:          # a count or temperature out of range: said in option names
+        message = str(exc).removeprefix("sample: ").replace(" or a numpy.random.Generator", "")
+        for name in ("sentences", "temperature", "max_len", "seed", "prompt"):
+            message = message.replace(f"'{name}'", flag(name))
+        raise CLIError(message) from None
+    if args.json:
+        print_json({"sentences": sents})
+    else:
+        for sent in sents:
+            print(" ".join(sent))
     return 0

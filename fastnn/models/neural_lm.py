@@ -11,7 +11,7 @@ import numpy as np
 
 from fastnn import kernels, nn
 from fastnn._validation import array_like, check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
-from fastnn.data.text import as_sequence, id_sentences_stream, text_stream
+from fastnn.data.text import as_sequence, id_sentences_stream, text_stream, word_ids
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
 from fastnn.metrics import perplexity as _perplexity
@@ -179,6 +179,31 @@ class NeuralLM(Module):
             for i, h in self._eval_hidden(s, chunk):
                 out[i:i + len(h)] = output_logprobs(self.out, h, s[i:i + len(h)])
         return out
+
+    def prob_vector(self, history=()):
+        """P(w | history) for every word w: a float64 (vocab_size,) array summing to 1, the distribution
+        token_logprobs scores (prob_vector(h)[w] is exp(token_logprobs(h + [w])[-1]) up to float rounding), as the
+        n-gram models' prob_vector.  `history`: the stream before the predicted word, from the start of the text
+        (</s> before it; an empty history is that start), as word ids or, for a model with its words, as words
+        (unknown ones read as <unk>); the recurrent models read all of it, the NPLM its last order - 1 tokens."""
+        where = f"{type(self).__name__}.prob_vector"
+        if isinstance(history, str):
+            raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
+                            f"the string {history!r}: pass {history!r}.split().")
+        if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
+            history = word_ids(history, self.words, "'history'", where)
+        h = np.asarray(array_like(history) if not isinstance(history, np.ndarray) else history)
+        if h.size == 0:
+            h = np.zeros(0, dtype=np.int64)
+        if h.ndim != 1 or h.dtype.kind not in "iu":
+            raise TypeError(f"{where}: 'history' must be a 1-d sequence of word ids (or words); got dtype {h.dtype}, "
+                            f"shape {h.shape}.")
+        s = np.append(as_stream(h, self.vocab_size, where, eos_id=self.eos_id), 0)    # 0: the predicted word's place
+        with self.evaluating():
+            *_, (_, H) = self._eval_hidden(s, len(s))
+            lp = np.asarray(self.out.log_probs(np.ascontiguousarray(H[-1:])), dtype=np.float64).reshape(-1)
+        p = np.exp(lp - lp.max())
+        return p / p.sum()
 
     def perplexity(self, stream):
         """exp(mean NLL) over every token of `stream` (</s> and <unk> included); ids or tokenised sentences, as

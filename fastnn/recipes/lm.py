@@ -25,7 +25,7 @@ from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, 
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build",
-           "train", "mean_nll", "perplexity"]
+           "train", "mean_nll", "perplexity", "sample"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -236,6 +236,55 @@ def mean_nll(model, stream):
 
 def perplexity(model, stream):
     return perplexity_from_nll(mean_nll(model, stream))
+
+
+def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0):
+    """Sentences drawn from a language model word by word (ancestral sampling from its prob_vector): a list of
+    `sentences` lists of words (of word ids for a model without its words), each ended by the model's </s> (not
+    included) or cut after `max_len` words.  The first sentence starts with `prompt` (words or ids, included in it);
+    each later one continues the same text, so a recurrent model reads the sentences before it (the n-gram models
+    and the NPLM see only their last words, as when scoring).  `temperature` scales the log-probabilities, 1/T:
+    below 1 sharper, 1 the model's own distribution.  The same seed gives the same sentences.  Each word costs one
+    prob_vector, which for the recurrent models reads the whole text so far: time grows with its square."""
+    from fastnn._validation import check_int, check_scalar
+    from fastnn.data.text import word_ids
+    from fastnn.init import as_rng
+    where = "sample"
+    if not callable(getattr(model, "prob_vector", None)):
+        raise TypeError(f"{where}: 'model' must be a language model (with prob_vector: train's first result or "
+                        f"fastnn.io.load_model's); got {type(model).__name__}.")
+    sentences = check_int(sentences, "sentences", where, low=1)
+    max_len = check_int(max_len, "max_len", where, low=1)
+    check_scalar(temperature, "temperature", where, low=0, low_open=True)
+    rng = as_rng(seed, where, "seed")
+    if isinstance(prompt, str):
+        raise TypeError(f"{where}: 'prompt' must be a list of words (or ids); got the string {prompt!r}: pass "
+                        f"{prompt!r}.split().")
+    prompt = list(prompt)
+    if prompt and all(isinstance(w, str) for w in prompt):
+        prompt = word_ids(prompt, model.words, "'prompt'", where)
+    prompt = [int(i) for i in np.asarray(prompt, dtype=np.int64).reshape(-1)]
+    bad = [i for i in prompt if not 0 <= i < model.vocab_size]
+    if bad:
+        raise IndexError(f"{where}: 'prompt' must hold word ids in [0, {model.vocab_size}); got {bad[0]}.")
+    if model.eos_id in prompt:
+        raise ValueError(f"{where}: 'prompt' must not hold </s> (id {model.eos_id}): it is the start of a sentence.")
+    text, out = list(prompt), []
+    for k in range(sentences):
+        sent = list(prompt) if k == 0 else []
+        while len(sent) < max_len:
+            lp = np.log(model.prob_vector(np.asarray(text, dtype=np.int64))) / temperature
+            p = np.exp(lp - lp.max())
+            c = np.cumsum(p)
+            w = min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(c) - 1)
+            if w == model.eos_id:
+                break
+            text.append(w)
+            sent.append(w)
+        text.append(model.eos_id)
+        out.append(sent)
+    words = getattr(model, "words", None)
+    return [[words[i] for i in sent] for sent in out] if words is not None else out
 
 
 def prepare(config, train, valid=None, test=None):
