@@ -75,6 +75,42 @@ def test_train_eval_and_mix(capsys, corpus, tmp_path):
     assert json.loads(so)["perplexity"] == pytest.approx(r_nplm["test_perplexity"], abs=1e-3)
 
 
+def test_eval_per_sentence_scores_each_line_on_its_own(capsys, corpus, tmp_path):
+    """`lm eval --per-sentence` (n-best rescoring): each line a text of its own, one result line per sentence."""
+    from fastnn import io
+    from fastnn.recipes import lm as recipe
+    ng, _ = _train(capsys, corpus, tmp_path, "ngram")
+    rnn, _ = _train(capsys, corpus, tmp_path, "rnn", "--epochs", "1", "--hidden", "8", "--classes", "4",
+                    "--batch-size", "4", "--bptt-block", "5")
+    sents = [line.split() for line in open(corpus["test"])]
+    for path in (ng, rnn):
+        model = io.load_model(path)
+        lp, n = recipe.sentence_logprobs(model, sents)
+        assert lp[2] == pytest.approx(model.token_logprobs([sents[2]]).sum())   # alone, not after sentences 0-1
+        np.testing.assert_array_equal(n, [len(s) + 1 for s in sents])
+        rc, so, err = _run(capsys, "lm", "eval", "--model", path, "--data", corpus["test"], "--per-sentence")
+        rows = [line.split("\t") for line in so.splitlines()]
+        assert rc == 0 and len(rows) == len(sents), err
+        assert [r[3].split() for r in rows] == sents and [int(r[1]) for r in rows] == list(n)
+        np.testing.assert_allclose([float(r[0]) for r in rows], lp, atol=1e-4)
+    # the n-gram model starts every sentence afresh anyway: the per-sentence scores add up to the text's
+    lp_ng = recipe.sentence_logprobs(io.load_model(ng), sents)[0]
+    assert lp_ng.sum() == pytest.approx(io.load_model(ng).token_logprobs(sents).sum(), rel=1e-12)
+    # a mixture of weight 1 is the first model alone, line by line; JSON lines parse
+    rc, so, _ = _run(capsys, "lm", "eval", "--model", ng, "--mix", rnn, "--weight", "1", "--data", corpus["test"],
+                     "--per-sentence", "--json")
+    got = [json.loads(line) for line in so.splitlines()]
+    assert rc == 0 and [g["sentence"].split() for g in got] == sents
+    np.testing.assert_allclose([g["logprob"] for g in got], lp_ng, atol=1e-4)
+    rc, so, err = _run(capsys, "lm", "eval", "--model", rnn, "--mix", ng, "--weight", "em", "--tune-on",
+                       corpus["valid"], "--context-bins", corpus["train"], "--data", corpus["test"], "--per-sentence")
+    assert rc == 0 and len(so.splitlines()) == len(sents), err
+    with pytest.raises(TypeError, match="split it"):
+        recipe.sentence_logprobs(io.load_model(ng), ["a b c"])
+    with pytest.raises(TypeError, match="arguments are"):
+        recipe.sentence_logprobs(sents, io.load_model(ng))
+
+
 def test_resume_gives_the_same_model(capsys, corpus, tmp_path):
     args = ["--epochs", "2", "--hidden", "6", "--batch-size", "4", "--bptt-block", "6", "--dropout", "0.2"]
     full, _ = _train(capsys, corpus, tmp_path, "rnn", *args)

@@ -64,6 +64,10 @@ def register(sub):
     e.add_argument("--kernel-threads", type=int, metavar="N",
                    help="OpenMP threads of fastnn's kernels when they should differ from --threads (default: "
                         "--threads if given, else all CPUs)")
+    e.add_argument("--per-sentence", action="store_true",
+                   help="score each line on its own (as if it were the whole text: n-best rescoring) and print one "
+                        "line per sentence, 'logprob tokens perplexity sentence' (natural log; </s> counted); with "
+                        "--json one JSON object per line")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     e.set_defaults(func=run_eval)
 
@@ -280,20 +284,34 @@ def run_eval(args):
     tune = lm_stream(_read(args.tune_on, "--tune-on"), vocab) if args.mix and w == "em" else None
     counted = (lm_stream(_read(args.context_bins, "--context-bins"), vocab) if tune is not None and args.context_bins
                else None)
-    lp = _logprobs(model, stream)
+    # what is scored: the text as one stream, or (--per-sentence) each sentence as a text of its own
+    units = [lm_stream([s], vocab) for s in sents] if args.per_sentence else [stream]
+    lps = [_logprobs(model, u) for u in units]
     result = {}
     if args.mix:
-        lp2 = _logprobs(model2, stream)
+        lams = None
         if counted is not None:
-            tb, b = (context_bins(x, counted, pad_id=vocab.eos_id) for x in (tune, stream))
-            lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune), tb, n_bins=16)
-            w = lams[b]
+            lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune),
+                                 context_bins(tune, counted, pad_id=vocab.eos_id), n_bins=16)
             result["weights"] = [round(float(x), 4) for x in lams]
         elif tune is not None:
             w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
-        lp = mix_logprobs(lp, lp2, w)
-        if np.ndim(w) == 0:
             result["weight"] = round(w, 6)
+        else:
+            result["weight"] = round(w, 6)
+        lps = [mix_logprobs(lp, _logprobs(model2, u),
+                            w if lams is None else lams[context_bins(u, counted, pad_id=vocab.eos_id)])
+               for lp, u in zip(lps, units)]
+    if args.per_sentence:
+        for sent, lp in zip(sents, lps):
+            row = {"logprob": round(float(lp.sum()), 4), "tokens": int(lp.size),
+                   "perplexity": round(perplexity_from_nll(float(-lp.mean())), 4)}
+            if args.json:
+                print_json({**row, "sentence": " ".join(sent)})
+            else:
+                print(f"{row['logprob']}\t{row['tokens']}\t{row['perplexity']}\t{' '.join(sent)}")
+        return 0
+    lp = lps[0]
     nll = float(-lp.mean())
     result = {"perplexity": round(perplexity_from_nll(nll), 4), "tokens": int(lp.size),
               "oov_as_unk": count_oov(sents, vocab), **result}

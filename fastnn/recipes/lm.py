@@ -25,7 +25,7 @@ from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, 
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build",
-           "train", "mean_nll", "perplexity", "sample"]
+           "train", "mean_nll", "perplexity", "sentence_logprobs", "sample"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -236,6 +236,24 @@ def mean_nll(model, stream):
 
 def perplexity(model, stream):
     return perplexity_from_nll(mean_nll(model, stream))
+
+
+def sentence_logprobs(model, sentences):
+    """log P(sentence) in nats of each sentence on its own, </s> included, as if it were the whole text (a recurrent
+    model from its zero state, the NPLM's context from </s>, an n-gram from <s>): what rescoring candidates (an
+    n-best list) needs, each independently of the others; perplexity() reads the sentences as one text instead.
+    `sentences`: tokenised sentences (lists of words, unknown ones read as <unk>) or lists of word ids.  Returns
+    (log-probabilities float64 (n,), predicted tokens int64 (n,): each sentence's words + 1)."""
+    where = "sentence_logprobs"
+    if not callable(getattr(model, "token_logprobs", None)):
+        raise TypeError(f"{where}: 'model' must be a language model (with token_logprobs; train's first result); got "
+                        f"{type(model).__name__}. The arguments are (model, sentences).")
+    if isinstance(sentences, (str, bytes)) or any(isinstance(sent, (str, bytes)) for sent in sentences):
+        raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences (lists of words or of ids); got "
+                        f"a string where a sentence belongs: split it, e.g. [line.split() for line in lines].")
+    # (each sentence is its own text for token_logprobs, which checks its words or ids)
+    lps = [np.asarray(model.token_logprobs([list(sent)]), dtype=np.float64) for sent in sentences]
+    return (np.array([lp.sum() for lp in lps], dtype=np.float64), np.array([lp.size for lp in lps], dtype=np.int64))
 
 
 def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0):
