@@ -305,6 +305,7 @@ def test_print_json_writes_strict_json(capsys):
     ["tagger", "train", "--train", "T", "--task", "pos=1", "--out", "m.npz", "--checkpoint", ""],
     ["embed", "train", "--objective", "ranking", "--text", "T", ""],          # a list option's empty item
     ["lm", "eval", "--model", "", "--data", "T"],
+    ["gradcheck", "--only", "linear", "--only", ""],                        # a repeatable option: ran every case
 ])
 def test_an_empty_value_is_refused(capsys, texts, argv):
     """An empty option value is most often an unset shell variable: refused as a usage error before any work."""

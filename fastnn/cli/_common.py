@@ -504,6 +504,20 @@ def option_names(message, *classes):
     return message.replace("'preset'", "--preset")
 
 
+def _refuse_empty(parser, values, option_string):
+    if option_string is not None and "" in (values if isinstance(values, list) else [values]):
+        parser.error(f"{option_string}: an empty value (an unset shell variable?); give one")
+
+
+class _AppendNonEmpty(argparse.Action):
+    """argparse's "append" (a repeatable option, `gradcheck --only A --only B`: a new list each parse, the default's
+    items first), refusing an empty value as _StoreOnce does (`--only ''` matched every case)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _refuse_empty(parser, values, option_string)
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+
+
 class _StoreOnce(argparse.Action):
     """argparse's "store", except that an option of several values (nargs + or *) given twice is a usage error:
     argparse kept the last list, so `--train a.txt --train b.txt` trained on b.txt alone, silently.  Being the action
@@ -513,8 +527,7 @@ class _StoreOnce(argparse.Action):
     and then failed to write."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if option_string is not None and "" in (values if isinstance(values, list) else [values]):
-            parser.error(f"{option_string}: an empty value (an unset shell variable?); give one")
+        _refuse_empty(parser, values, option_string)
         if self.nargs in ("+", "*") and option_string is not None:
             given = parser.lists_given
             if self.dest in given:
@@ -533,6 +546,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kw)
         self.register("action", None, _StoreOnce)      # (argument groups share this registry)
         self.register("action", "store", _StoreOnce)
+        self.register("action", "append", _AppendNonEmpty)
         self.lists_given = {}                          # dest -> the option that gave it, in the current parse
 
     def parse_known_args(self, args=None, namespace=None):
