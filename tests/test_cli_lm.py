@@ -86,6 +86,7 @@ def test_eval_per_sentence_scores_each_line_on_its_own(capsys, corpus, tmp_path)
     for path in (ng, rnn):
         model = io.load_model(path)
         lp, n = recipe.sentence_logprobs(model, sents)
+        np.testing.assert_array_equal(recipe.sentence_logprobs(model, (s for s in sents))[0], lp)   # read once
         assert lp[2] == pytest.approx(model.token_logprobs([sents[2]]).sum())   # alone, not after sentences 0-1
         np.testing.assert_array_equal(n, [len(s) + 1 for s in sents])
         rc, so, err = _run(capsys, "lm", "eval", "--model", path, "--data", corpus["test"], "--per-sentence")

@@ -85,6 +85,9 @@ def test_bad_arguments_say_what_to_pass(models):
         recipe.sample(model, prompt=["the", "</s>"])
     with pytest.raises(IndexError, match=r"'prompt' must hold word ids in \[0, "):
         recipe.sample(model, prompt=[10 ** 6])
+    for prompt in ([["the"]], [1.5]):                 # (1.5 was read as id 1)
+        with pytest.raises(TypeError, match="'prompt' must be a list of words or of word ids"):
+            recipe.sample(model, prompt=prompt)
     for kw in (dict(temperature=0), dict(temperature=float("nan")), dict(sentences=0), dict(max_len=0),
                dict(seed=-1)):
         with pytest.raises(ValueError):

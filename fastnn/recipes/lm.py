@@ -248,6 +248,8 @@ def sentence_logprobs(model, sentences):
     if not callable(getattr(model, "token_logprobs", None)):
         raise TypeError(f"{where}: 'model' must be a language model (with token_logprobs; train's first result); got "
                         f"{type(model).__name__}. The arguments are (model, sentences).")
+    if not isinstance(sentences, (str, bytes)):
+        sentences = list(sentences)                 # (read once: a generator would be empty after the check)
     if isinstance(sentences, (str, bytes)) or any(isinstance(sent, (str, bytes)) for sent in sentences):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences (lists of words or of ids); got "
                         f"a string where a sentence belongs: split it, e.g. [line.split() for line in lines].")
@@ -281,7 +283,10 @@ def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0
     prompt = list(prompt)
     if prompt and all(isinstance(w, str) for w in prompt):
         prompt = word_ids(prompt, model.words, "'prompt'", where)
-    prompt = [int(i) for i in np.asarray(prompt, dtype=np.int64).reshape(-1)]
+    ids = np.asarray(prompt)
+    if ids.size and (ids.ndim != 1 or ids.dtype.kind not in "iu"):   # (int() read 1.5 as 1, </s>)
+        raise TypeError(f"{where}: 'prompt' must be a list of words or of word ids; got {prompt!r}.")
+    prompt = [int(i) for i in ids]
     bad = [i for i in prompt if not 0 <= i < model.vocab_size]
     if bad:
         raise IndexError(f"{where}: 'prompt' must hold word ids in [0, {model.vocab_size}); got {bad[0]}.")
