@@ -253,3 +253,27 @@ def test_command_line_parses(where, text, inline, capsys):
             check_parses(argv, complete=not inline and "..." not in text)
         except CLIError as e:
             pytest.fail(f"{where}: `fastnn {shlex.join(argv)}` does not parse: {e}", pytrace=False)
+
+
+# Options the README names that are no fastnn command's nor a bench script's, each with whose it is.
+OTHER_OPTIONS = {
+    "--benchmark-json", "--benchmark-only",        # pytest-benchmark
+    "--nthreads", "--nworkers",                    # `dask worker`
+    "--inplace", "--force",                        # `python setup.py build_ext`
+    "--tra",                                       # the abbreviation the CLI refuses for a list option given twice
+    "--no-",                                       # the prefix of a switch turned off (`--no-NAME`)
+}
+
+
+def test_every_option_named_exists():
+    """An option named anywhere in the README (in prose too: `--lstm-dropout P`) is one of a fastnn command's, or of
+    a script under bench/ (its source names it), or in OTHER_OPTIONS; so a renamed option is not left behind."""
+    known = {o for p in _all_parsers(_parser()) for o in p._option_string_actions}
+    bench = "\n".join(f.read_text(encoding="utf-8") for f in sorted((ROOT / "bench").glob("*.py")))
+    unknown = {}
+    for n, line in enumerate(TEXT.split("\n"), 1):
+        for opt in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line):
+            if opt not in known and f'"{opt}"' not in bench and opt not in OTHER_OPTIONS:
+                unknown.setdefault(opt, n)
+    assert not unknown, "options the README names that nothing has (README.md line): " + ", ".join(
+        f"{o} ({n})" for o, n in unknown.items())
