@@ -32,6 +32,20 @@ def as_rng(rng, where="init", name="rng"):
                     f"Pass e.g. {name}=0 or {name}=np.random.default_rng(0).")
 
 
+def check_seed(seed, where, name="seed"):
+    """An int seed >= 0, as a Python int, for code that derives several streams from it (default_rng([seed, k]))
+    and records it with its results: a Generator (which has no such form), None (a run no one can repeat) and a
+    bool are a TypeError naming `where`, a negative seed a ValueError (NumPy said only "expected non-negative
+    integer", or "object of type 'NoneType' has no len()")."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        hint = (" A Generator cannot be recorded with the results nor derive the seeds [seed, k] drawn from it."
+                if isinstance(seed, np.random.Generator) else "")
+        raise TypeError(f"{where}: '{name}' must be an int seed >= 0; got {seed!r}.{hint} Pass e.g. {name}=0.")
+    if seed < 0:
+        raise ValueError(f"{where}: '{name}' must be an int seed >= 0; got {seed!r}.")
+    return int(seed)
+
+
 def glorot_range(fan_in, fan_out, gain="tanh"):
     """r = sqrt(6 / (fan_in + fan_out)), times 4 for sigmoid units (or times a float gain)."""
     g = gain if isinstance(gain, numbers.Real) and not isinstance(gain, bool) else GAINS.get(gain)

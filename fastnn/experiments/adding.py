@@ -23,6 +23,7 @@ from fastnn import nn, optim, threads
 from fastnn._validation import check_int, check_scalar
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
+from fastnn.init import check_seed
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -213,7 +214,7 @@ def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_
 
 def make_model(kind, settings, seed):
     """The AddingRNN every experiment builds for `kind` from a settings dict (DEFAULTS keys) and a seed."""
-    return AddingRNN(kind, settings["hidden"], rng=np.random.default_rng([seed, 2]), small_std=settings["small_std"],
+    return AddingRNN(kind, settings["hidden"], rng=np.random.default_rng([check_seed(seed, "make_model"), 2]), small_std=settings["small_std"],
                      in_std=settings["in_std"], out_std=settings["out_std"])
 
 
@@ -235,6 +236,7 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
     settings used.  Settings default to DEFAULTS (keys hidden, batch_size, lr, clip, steps, n_test, eval_every,
     small_std, in_std); every model gets the same initialisation seed and the same training batches."""
     s = settings_for("run_adding", DEFAULTS, settings, steps=steps, model=(models, MODELS))
+    seed = check_seed(seed, "run_adding")
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
     with threads(kernels=n_threads, blas=n_threads):
@@ -279,6 +281,7 @@ def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_thre
     """
     where = "run_adding_grid"
     s = settings_for(where, GRID_DEFAULTS, settings, model=(models, MODELS))
+    seed = check_seed(seed, where)
     grid = check_grid(where, LE_GRID if grid is None else grid)
     workers = s.pop("workers")
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
@@ -323,6 +326,7 @@ def time_step(T=150, batch_size=16, hidden=100, *, repeats=50, n_threads=1, seed
     """Seconds per call, best of `repeats`, of (a) kernels.rnn_forward + rnn_backward alone and (b) one full SGD step
     of an IRNN (data, graph, read-out, clipping, update) at these sizes: a dict kernels_s, step_s."""
     from fastnn import kernels
+    seed = check_seed(seed, "time_step")
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(T, batch_size, hidden)).astype(np.float32)
     W = (np.eye(hidden) + rng.normal(0, 0.01, (hidden, hidden))).astype(np.float32)

@@ -29,6 +29,7 @@ from fastnn import kernels, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
 from fastnn.experiments import map_jobs, settings_for
 from fastnn.experiments.adding import DEFAULTS, fit, time_major
+from fastnn.init import check_seed
 
 CLIP_MODES = (None, "norm", "temporal", "value")
 CLIP_LABELS = {
@@ -115,6 +116,7 @@ def run_clipping(T=150, *, modes=CLIP_MODES, steps=None, seed=0, log=None, n_thr
     heuristic_steps, workers).
     """
     s = settings_for("run_clipping", CLIP_DEFAULTS, settings, steps=steps, mode=(modes, CLIP_MODES))
+    seed = check_seed(seed, "run_clipping")
     workers = s.pop("workers")
     c_norm = c_temporal = math.nan
     if s["heuristic_steps"]:

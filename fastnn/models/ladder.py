@@ -80,7 +80,7 @@ class Ladder(Module):
 
 def toy_batch(n, rung, *, vocab_size=20, window=3, n_classes=4, seed=0):
     """n distinct random windows with random labels ((n, 2) on rung 6): data only memorisation can fit."""
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, "toy_batch", "seed")
     idx = rng.integers(0, vocab_size, size=(n, window))
     idx[:, 0] = np.arange(n) % vocab_size           # windows differ (for n <= vocab_size)
     y = rng.integers(0, n_classes, size=(n, 2) if int(rung) == 6 or rung == "two_softmaxes" else n)
