@@ -19,7 +19,7 @@ import contextlib
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import check_float_dtype
+from fastnn._validation import check_bool, check_float_dtype
 
 
 class RowGrad:
@@ -86,6 +86,9 @@ class Param(_Valued):
     """
 
     def __init__(self, name, value, *, sparse=False, decay=True, trainable=True):
+        # (bool("no") is True: Param(..., trainable="no") trained, decay="False" decayed)
+        sparse, decay, trainable = (check_bool(v, k, f"Param '{name}'") for k, v in
+                                    (("sparse", sparse), ("decay", decay), ("trainable", trainable)))
         value = np.asarray(value)
         if not (value.flags.c_contiguous and value.flags.writeable):   # optimizers write into it, C-ordered
             value = np.array(value, order="C")      # (np.ascontiguousarray made a 0-d value 1-d)
@@ -192,6 +195,18 @@ class Node(_Valued):
         """Back-propagate from this node (see fastnn.graph.backward)."""
         backward(self, grad, keep_grads=keep_grads)
 
+    def __reduce_ex__(self, protocol):
+        # pickle, copy.copy and copy.deepcopy all come here.  A computed node's backward_fn is a closure over the
+        # graph and the Params it was built from: pickle failed on it with "Can't pickle local object
+        # 'linear.<locals>.backward'", and a deep copy shared it, so its backward() added into the ORIGINAL
+        # model's gradients.  (An input node is plain data and copies as such.)
+        if self.backward_fn is not None:
+            raise TypeError(f"Node: a computed graph node ({self.op!r}) cannot be pickled or copied: its backward "
+                            "adds into the graph and parameters it was built from, not a copy's. Keep its value "
+                            "(node.value.copy(), float(node.value)); to keep a model, copy or pickle the model, or "
+                            "save it with fastnn.io.save_model and read it back with fastnn.io.load_model.")
+        return super().__reduce_ex__(protocol)
+
     def __repr__(self):
         return f"Node({self.op}, shape={self.value.shape}, dtype={self.value.dtype})"
 
@@ -199,7 +214,7 @@ class Node(_Valued):
 def constant(value, requires_grad=False):
     """An input node.  With requires_grad=True, backward() leaves d loss / d value in its .grad (e.g. to check
     gradients wrt inputs); otherwise ops skip computing it."""
-    return Node(np.asarray(value), op="input", requires_grad=requires_grad)
+    return Node(np.asarray(value), op="input", requires_grad=check_bool(requires_grad, "requires_grad", "constant"))
 
 
 def topological_order(root):
@@ -297,6 +312,7 @@ class Module:
                         yield from v.modules()
 
     def train(self, mode=True):
+        mode = check_bool(mode, "mode", f"{type(self).__name__}.train")     # (train("eval") trained: a str is true)
         for m in self.modules():
             m.training = mode
         return self

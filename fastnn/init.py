@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import check_float_dtype, check_int
+from fastnn._validation import check_bool, check_float_dtype, check_int
 
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
@@ -85,7 +85,7 @@ def compose_matrix(d, rng, *, average=True, dtype=np.float32):
     averaging prior of Socher et al. (2013).  average=False gives [I I] + noise, the sum a + b (a parent's norm then
     grows with the depth of the tree)."""
     d = check_int(d, "d", "compose_matrix")
-    eye = np.eye(d) * (0.5 if average else 1.0)
+    eye = np.eye(d) * (0.5 if check_bool(average, "average", "compose_matrix") else 1.0)
     return (np.hstack([eye, eye]) + as_rng(rng, "compose_matrix").uniform(-0.001, 0.001, size=(d, 2 * d))).astype(
         check_float_dtype(dtype, "compose_matrix"))
 

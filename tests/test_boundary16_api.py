@@ -62,3 +62,116 @@ def test_a_numpy_int_seed_is_the_same_seed():
     np.testing.assert_array_equal(digits.pixel_order("permuted", np.int64(3)), digits.pixel_order("permuted", 3))
     np.testing.assert_array_equal(synthetic.teacher_labels(np.ones((2, 50)), teacher_seed=np.int32(4)),
                                   synthetic.teacher_labels(np.ones((2, 50)), teacher_seed=4))
+
+
+# ---- a switch is True or False: bool("no") is True ------------------------------------------------------------------
+
+def _switches():
+    from fastnn import graph, init, optim
+    from fastnn.data import vectors
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.models.rnnlm import RNNLM
+
+    model = LogisticRegression(3, n_features=4, seed=0)
+    rnn = dict(hidden=3, embed=None, activation="tanh", init="glorot", classes=0, dropout=0.0, clip=0.0,
+               init_scale=0.1)
+    return {
+        "SGD: 'nesterov'": lambda v: optim.SGD(model.parameters(), 0.1, momentum=0.9, nesterov=v),
+        "clip_grad_norm: 'error_if_nonfinite'": lambda v: optim.clip_grad_norm(model, 1.0, error_if_nonfinite=v),
+        "RNNLM: 'fused'": lambda v: RNNLM(5, fused=v, **rnn),
+        "normalize_vectors: 'lowercase'": lambda v: vectors.normalize_vectors(["A"], np.ones((1, 2)), lowercase=v),
+        "compose_matrix: 'average'": lambda v: init.compose_matrix(2, 0, average=v),
+        "Param 'w': 'sparse'": lambda v: graph.Param("w", np.zeros((2, 2)), sparse=v),
+        "Param 'w': 'decay'": lambda v: graph.Param("w", np.zeros((2, 2)), decay=v),
+        "Param 'w': 'trainable'": lambda v: graph.Param("w", np.zeros((2, 2)), trainable=v),
+        "LogisticRegression.train: 'mode'": lambda v: model.train(v),
+        "constant: 'requires_grad'": lambda v: graph.constant(1.0, requires_grad=v)}
+
+
+@pytest.mark.parametrize("says", sorted(_switches()))
+def test_a_switch_refuses_a_string_that_bool_would_read_as_true(says):
+    # SGD(..., nesterov="no") ran Nesterov's variant, Param(..., trainable="False") trained, model.train("eval")
+    # trained (dropout on), RNNLM(fused="no") fused: each took bool() of a non-empty str, which is True
+    call = _switches()[says]
+    with pytest.raises(TypeError, match=f"{says} must be True or False; got 'no'"):
+        call("no")
+    call(False)
+    call(np.bool_(True))
+
+
+def test_read_sentences_lower_is_a_switch(tmp_path):
+    from fastnn.data import text
+    path = tmp_path / "a.txt"
+    path.write_text("The Dog\n")
+    with pytest.raises(TypeError, match="read_sentences: 'lower' must be True or False; got 'no'"):
+        text.read_sentences(path, lower="no")       # (lowercased the text)
+    assert text.read_sentences(path, lower=False) == [["The", "Dog"]]
+
+
+# ---- object protocols ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy", "copy"])
+def test_a_computed_node_refuses_to_be_copied_naming_what_to_keep(copier):
+    # pickle.dumps(loss) was "Can't pickle local object 'linear.<locals>.backward'"; copy.deepcopy(loss) made a node
+    # whose backward() added into the original model's gradients (the closure was shared), silently
+    import copy
+    import pickle
+
+    from fastnn import graph
+    from fastnn.models.classifiers import MLP
+
+    model = MLP(3, n_features=4, hidden=5, seed=0)
+    loss = model.loss((np.ones((2, 4)), np.array([0, 1])))
+    do = {"pickle": pickle.dumps, "deepcopy": copy.deepcopy, "copy": copy.copy}[copier]
+    with pytest.raises(TypeError, match=r"Node: a computed graph node \('softmax_output'\) cannot be pickled or "
+                                        r"copied.*node.value.copy\(\).*fastnn.io.save_model"):
+        do(loss)
+    assert all(p.grad is None for p in model.parameters().values())
+    x = graph.constant(np.arange(3.0), requires_grad=True)      # an input node is data: it copies
+    for y in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x)):
+        assert y.requires_grad and np.array_equal(y.value, x.value) and not np.shares_memory(y.value, x.value)
+
+
+# ---- inputs of the wrong but reasonable kind -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", ["dense", "window", "mlp"])
+def test_bool_labels_are_the_class_ids_0_and_1(make):
+    # a scikit-learn user's y = X[:, 0] > 0 was "'y' must hold integer class ids in [0, 2); got dtype bool"
+    from fastnn.models.classifiers import MLP, LogisticRegression
+
+    rng = np.random.default_rng(0)
+    model = {"dense": lambda: LogisticRegression(2, n_features=3, seed=0),
+             "window": lambda: LogisticRegression(2, vocab_size=5, window=3, seed=0),
+             "mlp": lambda: MLP(2, n_features=3, hidden=4, seed=0)}[make]()
+    x = rng.integers(0, 5, (8, 3)) if make == "window" else rng.normal(size=(8, 3))
+    y = x[:, 0] > x[:, 0].mean()
+    assert model.accuracy(x, y) == model.accuracy(x, y.astype(int))
+    assert float(model.loss((x, y)).value) == float(model.loss((x, y.astype(np.int64))).value)
+    assert model.objective(x, y) == model.objective(x, y.astype(np.int64))
+
+
+def test_minimize_minibatch_names_its_data_seed_and_callback():
+    # minimize_minibatch(model, (X, y)) was "AttributeError: 'tuple' object has no attribute 'epoch'"; seed=None drew
+    # a batch order no one could repeat; a callback that takes no argument failed after the first batch's L-BFGS run
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.optim import minimize, minimize_minibatch
+    from fastnn.train import ArrayBatches
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    model = LogisticRegression(2, n_features=3, seed=0)
+    with pytest.raises(TypeError, match=r"minimize_minibatch: 'data' must be a batch source with an epoch\(rng\) "
+                                        r"method; got tuple. For arrays \(X, y\) pass ArrayBatches"):
+        minimize_minibatch(model, (x, y))
+    batches = ArrayBatches(x, y, batch_size=4)
+    with pytest.raises(TypeError, match="minimize_minibatch: 'seed' must be an int seed or a numpy.random.Generator; "
+                                        "got None"):
+        minimize_minibatch(model, batches, seed=None)
+    with pytest.raises(TypeError, match=r"minimize_minibatch: 'callback' must take \(result\)"):
+        minimize_minibatch(model, batches, callback=lambda: True)
+    with pytest.raises(ValueError, match="minimize: 'max_evals' must be >= 1; got 0"):
+        minimize(model, (x, y), max_evals=0)      # (returned the untouched model as a success, fun=inf)
+    with pytest.raises(TypeError, match=r"minimize: 'loss_fn' must take \(model, data\)"):
+        minimize(model, (x, y), loss_fn=lambda m: m.loss((x, y)))
+    assert all(p.grad is None for p in model.parameters().values())
+    assert np.isfinite(minimize_minibatch(model, batches, seed=np.random.default_rng(0), maxiter=2).fun)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_float_array, check_path
+from fastnn._validation import check_bool, check_float_array, check_path
 from fastnn.data.features import normalize
 from fastnn.data.text import open_text, atomic_write_text
 
@@ -140,6 +140,7 @@ def load_pretrained(path, lowercase=True):
 def normalize_vectors(words, vecs, lowercase=True):
     """(normalised words, vectors): words normalised as the tagger's words (features.normalize(word, lowercase));
     when several words normalise alike, the first one's vector is kept."""
+    check_bool(lowercase, "lowercase", "normalize_vectors")
     seen = {}
     for i, w in enumerate(words):
         seen.setdefault(normalize(w, lowercase), i)

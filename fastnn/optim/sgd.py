@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastnn import kernels
+from fastnn._validation import check_bool
 from fastnn.optim.base import Optimizer, l1_rows
 from fastnn.optim.schedules import Constant, as_schedule
 
@@ -29,7 +30,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr, *, momentum=0.0, nesterov=False, weight_decay=0.0, l1=0.0):
         super().__init__(params, lr=lr, weight_decay=weight_decay, l1=l1)
         mom = as_schedule(momentum, "momentum", "SGD")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov", "SGD")      # (bool("no") was True)
         uses_momentum = not (isinstance(mom, Constant) and mom.value == 0.0)
         if self.nesterov and not uses_momentum:
             raise ValueError("SGD: 'momentum' must be > 0 with nesterov=True; got 0.")
