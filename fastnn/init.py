@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import check_bool, check_float_dtype, check_int
+from fastnn._validation import check_bool, check_float_dtype, check_int, check_scalar
 
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
@@ -51,6 +51,7 @@ def glorot_range(fan_in, fan_out, gain="tanh"):
     g = gain if isinstance(gain, numbers.Real) and not isinstance(gain, bool) else GAINS.get(gain)
     if g is None:
         raise ValueError(f"glorot_uniform: 'gain' must be one of {sorted(GAINS)} or a number; got {gain!r}.")
+    check_scalar(g, "gain", "glorot_uniform", low=0, low_open=True)  # (nan, -1: NumPy's "high - low range ...")
     return float(g) * np.sqrt(6.0 / (fan_in + fan_out))
 
 
@@ -65,6 +66,8 @@ def glorot_uniform(fan_in, fan_out, rng, gain="tanh", *, dtype=np.float32):
 def uniform(shape, scale, rng, *, dtype=np.float32):
     """An array of `shape` drawn from U(-scale, scale) (e.g. embeddings)."""
     dtype = check_float_dtype(dtype, "uniform")
+    # (nan or inf was NumPy's OverflowError "high - low range exceeds valid bounds", -1 "high - low < 0", True 1)
+    check_scalar(scale, "scale", "uniform", low=0)
     rng = as_rng(rng, "uniform")
     return rng.uniform(-scale, scale, size=shape).astype(dtype)
 

@@ -4,6 +4,7 @@ read-only or Fortran-ordered arrays)."""
 import numpy as np
 import pytest
 
+from fastnn import init, metrics
 from fastnn.data import digits, synthetic
 from fastnn.data.adding import adding
 from fastnn.experiments import adding as adding_exp
@@ -67,7 +68,7 @@ def test_a_numpy_int_seed_is_the_same_seed():
 # ---- a switch is True or False: bool("no") is True ------------------------------------------------------------------
 
 def _switches():
-    from fastnn import graph, init, optim
+    from fastnn import graph, optim
     from fastnn.data import vectors
     from fastnn.models.classifiers import LogisticRegression
     from fastnn.models.rnnlm import RNNLM
@@ -175,3 +176,20 @@ def test_minimize_minibatch_names_its_data_seed_and_callback():
         minimize(model, (x, y), loss_fn=lambda m: m.loss((x, y)))
     assert all(p.grad is None for p in model.parameters().values())
     assert np.isfinite(minimize_minibatch(model, batches, seed=np.random.default_rng(0), maxiter=2).fun)
+
+
+@pytest.mark.parametrize("call, error, says", [
+    (lambda: init.uniform((2,), float("nan"), 0), ValueError, "uniform: 'scale' must be finite"),
+    (lambda: init.uniform((2,), -1.0, 0), ValueError, "uniform: 'scale' must be >= 0; got -1.0"),
+    (lambda: init.uniform((2,), True, 0), TypeError, "uniform: 'scale' must be a real number"),
+    (lambda: init.glorot_uniform(2, 3, 0, gain=float("nan")), ValueError,
+     "glorot_uniform: 'gain' must be finite; got nan"),
+    (lambda: init.glorot_uniform(2, 3, 0, gain=-1.0), ValueError,
+     "glorot_uniform: 'gain' must be > 0; got -1.0"),
+    (lambda: metrics.perplexity(10.0, True), ValueError,
+     "perplexity: 'n_tokens' must be a positive int; got True")])
+def test_nan_negative_and_bool_hyper_parameters_are_named(call, error, says):
+    # uniform(shape, nan, rng) was NumPy's OverflowError "high - low range exceeds valid bounds", -1 "high - low < 0",
+    # True drew from U(-1, 1); the same for a glorot gain; perplexity(nll, True) divided by 1
+    with pytest.raises(error, match=says):
+        call()
