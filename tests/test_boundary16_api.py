@@ -193,3 +193,47 @@ def test_nan_negative_and_bool_hyper_parameters_are_named(call, error, says):
     # True drew from U(-1, 1); the same for a glorot gain; perplexity(nll, True) divided by 1
     with pytest.raises(error, match=says):
         call()
+
+
+@pytest.mark.parametrize("run", ["run_adding", "run_adding_grid", "run_clipping", "run_gradients"])
+def test_an_experiments_list_given_as_a_generator_is_read_once(run):
+    # run_adding(models=(m for m in ["tanh"])) returned [] with nothing trained: the check of the names used the
+    # generator up (likewise modes= of run_clipping, models= of run_gradients)
+    call = {"run_adding": lambda v: adding_exp.run_adding(T=3, steps=1, models=v, hidden=2, n_test=2),
+            "run_adding_grid": lambda v: adding_exp.run_adding_grid(T=3, grid=dict(lr=[0.1], clip=[1.0]), models=v,
+                                                                    hidden=2, n_test=2, steps=1, workers=1),
+            "run_clipping": lambda v: clipping.run_clipping(T=3, steps=1, hidden=2, n_test=2, workers=1, modes=v,
+                                                            heuristic_steps=0, thresholds=(), temporal_factors=()),
+            "run_gradients": lambda v: gradients.run_gradients(T=3, train_steps=1, hidden=2, n=2, n_test=2,
+                                                               models=v)}[run]
+    name = "norm" if run == "run_clipping" else "tanh"
+    assert len(call(x for x in [name])) == len(call([name])) > 0
+    with pytest.raises(TypeError, match=f"{run}: '(models|modes)' must be a list; got int 3"):
+        call(3)                                 # (was "'int' object is not iterable")
+
+
+def test_run_digits_reads_generators_once():
+    pytest.importorskip("sklearn")
+    got = digits_exp.run_digits(models=(m for m in ["tanh"]), orders=(o for o in ["plain"]), hidden=2, epochs=1,
+                                grid=dict(lr=[0.1], clip=[1.0]), workers=1)
+    assert [(r["model"], r["order"]) for r in got] == [("tanh", "plain")]      # (was [])
+
+
+@pytest.mark.parametrize("n, fractions, error, says", [
+    (-1, (0.6, 0.2, 0.2), ValueError, "split_indices: 'n' must be an integer >= 0; got -1"),
+    (True, (0.6, 0.2, 0.2), TypeError, "split_indices: 'n' must be an integer >= 0; got True"),
+    (2.5, (0.6, 0.2, 0.2), TypeError, "split_indices: 'n' must be an integer >= 0; got 2.5"),
+    (10, "abc", ValueError, "split_indices: 'fractions' must be three numbers > 0 summing to 1; got 'abc'")])
+def test_split_indices_checks_its_size_and_fractions(n, fractions, error, says):
+    # n=-1 gave three empty splits and True one of one example, silently; 2.5 was NumPy's AxisError, "abc" "'>' not
+    # supported between instances of 'str' and 'int'"
+    with pytest.raises(error, match=says):
+        digits.split_indices(n, 0, fractions)
+    assert [len(a) for a in digits.split_indices(np.int64(10), 0, np.array([0.6, 0.2, 0.2]))] == [6, 2, 2]
+
+
+def test_param_average_has_a_repr():
+    # (was <fastnn.optim.average.ParamAverage object at 0x7f...>)
+    from fastnn.models.classifiers import LogisticRegression
+    from fastnn.optim import ParamAverage
+    assert repr(ParamAverage(LogisticRegression(3, n_features=4, seed=0))) == "ParamAverage(2 params, 0 steps)"

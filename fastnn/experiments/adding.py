@@ -22,7 +22,7 @@ from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn._validation import check_int, check_scalar
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
+from fastnn.experiments import check_grid, check_list, jsonable, map_jobs, settings_for
 from fastnn.init import check_seed
 from fastnn.graph import Module
 
@@ -235,6 +235,7 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
     model: model, T, steps, final_test_mse, baseline_mse, seconds, plus the curves (eval_steps, test_mse) and the
     settings used.  Settings default to DEFAULTS (keys hidden, batch_size, lr, clip, steps, n_test, eval_every,
     small_std, in_std); every model gets the same initialisation seed and the same training batches."""
+    models = check_list(models, "models", "run_adding")
     s = settings_for("run_adding", DEFAULTS, settings, steps=steps, model=(models, MODELS))
     seed = check_seed(seed, "run_adding")
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
@@ -280,6 +281,7 @@ def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_thre
     valid_mse, test_mse, diverged, seconds), settings.
     """
     where = "run_adding_grid"
+    models = check_list(models, "models", where)
     s = settings_for(where, GRID_DEFAULTS, settings, model=(models, MODELS))
     seed = check_seed(seed, where)
     grid = check_grid(where, LE_GRID if grid is None else grid)

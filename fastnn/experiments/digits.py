@@ -181,10 +181,11 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     where = "run_digits"
     s = _check_settings(settings, where)
     seed = check_seed(seed, where)
-    for m in check_list(models, "models", where):
+    models, orders = check_list(models, "models", where), check_list(orders, "orders", where)
+    for m in models:
         if m not in MODELS:
             raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
-    for o in check_list(orders, "orders", where):
+    for o in orders:
         if o not in ORDERS:
             raise ValueError(f"{where}: each order must be one of {ORDERS}; got {o!r}.")
     grids = {m: check_grid(where, MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}

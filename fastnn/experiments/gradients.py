@@ -91,7 +91,8 @@ def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=None, n=256, see
         raise TypeError(f"run_gradients: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
     check_int(n, "n", "run_gradients")
     seed = check_seed(seed, "run_gradients")     # (n=0 failed in nn.mse: "the mean needs at least one target")
-    for m in check_list(models, "models", "run_gradients"):
+    models = check_list(models, "models", "run_gradients")
+    for m in models:
         parse_spec(m)  # fail before any training
     s = dict(DEFAULTS, **settings)
     train_steps = s["steps"] if train_steps is None else train_steps

@@ -106,6 +106,9 @@ class ParamAverage:
             for n, p in self.params.items():
                 p.value[...] = saved[n]
 
+    def __repr__(self):
+        return f"ParamAverage({len(self.params)} params, {self.steps} steps)"
+
     # -- state (for checkpoints) ---------------------------------------------------------------------------------
     def state_dict(self):
         return {"steps": self.steps, "sums": {n: s.copy() for n, s in self.sums.items()},
