@@ -237,3 +237,33 @@ def test_param_average_has_a_repr():
     from fastnn.models.classifiers import LogisticRegression
     from fastnn.optim import ParamAverage
     assert repr(ParamAverage(LogisticRegression(3, n_features=4, seed=0))) == "ParamAverage(2 params, 0 steps)"
+
+
+@pytest.mark.parametrize("make", ["momentum", "adagrad"])
+def test_an_optimizer_follows_its_model_cast_with_astype(make):
+    # opt = SGD(model, momentum=0.9); model.astype(np.float64); opt.step() was "momentum_: 'v' must have dtype
+    # float64 to match 'w'; got float32. Cast 'v'", naming a buffer the user never made (AdaGrad: 'acc')
+    from fastnn import optim
+    from fastnn.models.classifiers import MLP
+
+    x, y = np.random.default_rng(0).normal(size=(6, 4)), np.array([0, 1, 2, 0, 1, 0])
+    runs = []
+    for cast_first in (True, False):
+        model = MLP(3, n_features=4, hidden=5, seed=0)
+        if cast_first:
+            model.astype(np.float64)
+        opt = optim.SGD(model, 0.1, momentum=0.9) if make == "momentum" else optim.AdaGrad(model, 0.1)
+        model.astype(np.float64)
+        for _ in range(2):
+            model.zero_grad()
+            model.loss((x, y)).backward()
+            opt.step()
+        assert {a.dtype for slots in opt.state.values() for a in slots.values()} == {np.dtype(np.float64)}
+        assert {a.dtype for slots in opt.state_dict()["state"].values() for a in slots.values()} == {np.dtype("f8")}
+        runs.append({k: p.value for k, p in model.parameters().items()})
+    for k in runs[0]:       # the same steps as an optimizer built on the float64 model (the state was zero)
+        np.testing.assert_allclose(runs[1][k], runs[0][k], rtol=1e-6)
+    model.parameters()["out.b"].value = np.zeros(4)
+    with pytest.raises(ValueError, match=r"(SGD|AdaGrad): 'out.b' has shape \(4,\) but its optimizer state '(v|acc)' "
+                                         r"was made for \(3,\)"):
+        opt.step()

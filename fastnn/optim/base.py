@@ -71,6 +71,7 @@ class Optimizer:
 
     def step(self):
         """Apply one update from the current gradients (parameters without a gradient are left alone)."""
+        self._follow_params()
         values = {k: float(s(self.step_count)) for k, s in self._hyper.items()}
         items = []
         for name, p in self.params.items():
@@ -94,9 +95,24 @@ class Optimizer:
         for s in self._hyper.values():
             s.observe(score, mode=mode)
 
+    def _follow_params(self):
+        """Each state slot takes its parameter's dtype again when the model was cast (Module.astype) after the
+        optimizer was built: the kernels refused the old one ("'v' must have dtype float64 to match 'w'. Cast 'v'"),
+        naming a buffer the user never made.  A parameter whose shape changed under the optimizer is a ValueError."""
+        for name, slots in self.state.items():
+            value = self.params[name].value
+            for k, a in slots.items():
+                if a.dtype != value.dtype:
+                    slots[k] = a.astype(value.dtype)
+                if a.shape != value.shape:
+                    raise ValueError(f"{type(self).__name__}: '{name}' has shape {value.shape} but its optimizer "
+                                     f"state '{k}' was made for {a.shape}. Build the optimizer again for the "
+                                     "model's new parameters.")
+
     # -- state ---------------------------------------------------------------------------------------------------
     def state_dict(self):
         """{"type", "step", "hyper": {name: schedule state}, "state": {param: {slot: array copy}}}."""
+        self._follow_params()
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": {k: s.state_dict() for k, s in self._hyper.items()},
                 "state": {n: {k: a.copy() for k, a in st.items()} for n, st in self.state.items()}}
@@ -104,6 +120,7 @@ class Optimizer:
     def load_state_dict(self, sd):
         """Restore a state_dict, checking the optimizer type, parameter names, slots, shapes and dtypes."""
         where = f"{type(self).__name__}.load_state_dict"
+        self._follow_params()
         if not isinstance(sd, dict) or sd.get("type") != type(self).__name__:
             got = sd.get("type") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"{where}: the state must come from a {type(self).__name__}; got {got!r}.")
