@@ -267,3 +267,18 @@ def test_an_optimizer_follows_its_model_cast_with_astype(make):
     with pytest.raises(ValueError, match=r"(SGD|AdaGrad): 'out.b' has shape \(4,\) but its optimizer state '(v|acc)' "
                                          r"was made for \(3,\)"):
         opt.step()
+
+
+@pytest.mark.parametrize("kwargs, error, says", [
+    (dict(seed=None), TypeError, "gradcheck: 'seed' must be an int seed or a numpy.random.Generator; got None"),
+    (dict(raise_exception="no"), TypeError, "gradcheck: 'raise_exception' must be True or False; got 'no'"),
+    (dict(nondet="no"), TypeError, "gradcheck: 'nondet' must be True or False; got 'no'")])
+def test_gradcheck_names_a_seed_and_switches(kwargs, error, says):
+    # seed=None sampled other entries on every call; raise_exception="no" raised and nondet="no" ran the thread check
+    from fastnn import gradcheck, nn
+    lin = nn.Linear(3, 2, rng=0, dtype=np.float64)
+    x = np.ones((2, 3))
+    with pytest.raises(error, match=says):
+        gradcheck.gradcheck(lambda: nn.softmax_cross_entropy(lin(x), np.array([0, 1])), lin, max_entries=2, **kwargs)
+    with pytest.raises(TypeError, match="gradcheck: 'loss_fn' must be callable"):
+        gradcheck.gradcheck(lin(x), lin)            # (the node itself: "'Node' object is not callable")
