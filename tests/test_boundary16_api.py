@@ -1,6 +1,8 @@
 """The Python API used as a scikit-learn or PyTorch user would: seeds given as int / Generator / None, object
 protocols (pickle, deepcopy, ==, repr), and "wrong but reasonable" inputs (NumPy scalars, bools, NaN, iterators,
 read-only or Fortran-ordered arrays)."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -282,3 +284,27 @@ def test_gradcheck_names_a_seed_and_switches(kwargs, error, says):
         gradcheck.gradcheck(lambda: nn.softmax_cross_entropy(lin(x), np.array([0, 1])), lin, max_entries=2, **kwargs)
     with pytest.raises(TypeError, match="gradcheck: 'loss_fn' must be callable"):
         gradcheck.gradcheck(lin(x), lin)            # (the node itself: "'Node' object is not callable")
+
+
+@pytest.mark.parametrize("make", ["SGD", "AdaGrad", "ParamAverage", "minimize"])
+def test_a_model_memory_mapped_read_only_is_refused_where_it_would_train(make, tmp_path):
+    # joblib.load(path, mmap_mode="r") gives read-only parameters: prediction works, and the first step failed in a
+    # kernel ("sgd_: 'w' must be writeable"; minimize: NumPy's "assignment destination is read-only")
+    import copy
+
+    joblib = pytest.importorskip("joblib")
+    from fastnn import optim
+    from fastnn.models.classifiers import MLP
+
+    x, y = np.random.default_rng(0).normal(size=(6, 4)), np.array([0, 1, 2, 0, 1, 0])
+    joblib.dump(MLP(3, n_features=4, hidden=5, seed=0), tmp_path / "m.joblib")
+    model = joblib.load(tmp_path / "m.joblib", mmap_mode="r")
+    assert model.predict(x).shape == (6,)
+    call = {"SGD": lambda m: optim.SGD(m, 0.1), "AdaGrad": lambda m: optim.AdaGrad(m, 0.1),
+            "ParamAverage": optim.ParamAverage, "minimize": lambda m: optim.minimize(m, (x, y), maxiter=1)}[make]
+    with pytest.raises(ValueError, match=rf"{make}: 'hidden.W' must be writeable \(it is updated in place\); got a "
+                                         r"read-only array, as joblib.load\(..., mmap_mode='r'\) gives. Train a copy"):
+        call(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # (minimize: scipy stops at maxiter=1)
+        call(copy.deepcopy(model))                          # the remedy it names

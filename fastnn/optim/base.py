@@ -16,8 +16,9 @@ from fastnn.graph import Module, Param, RowGrad
 from fastnn.optim.schedules import as_schedule
 
 
-def named_params(params, where):
-    """{name: Param} from a dict of Params or a Module (only trainable ones)."""
+def named_params(params, where, *, writes=False):
+    """{name: Param} from a dict of Params or a Module (only trainable ones); writes=True (the caller updates them
+    in place) also demands writeable values."""
     if isinstance(params, Module):
         params = params.parameters()
     if not isinstance(params, dict):
@@ -33,6 +34,11 @@ def named_params(params, where):
     out = {name: p for name, p in params.items() if p.trainable}
     if not out:
         raise ValueError(f"{where}: 'params' must contain at least one trainable Param; got none.")
+    for name, p in out.items() if writes else ():   # (the first step failed in a kernel: "sgd_: 'w' must be writeable")
+        if not p.value.flags.writeable:
+            raise ValueError(f"{where}: '{name}' must be writeable (it is updated in place); got a read-only array, "
+                             "as joblib.load(..., mmap_mode='r') gives. Train a copy (copy.deepcopy(model)), or "
+                             "load it with mmap_mode='c' or None.")
     return out
 
 
@@ -49,7 +55,7 @@ class Optimizer:
 
     def __init__(self, params, *, lr, weight_decay=0.0, l1=0.0):
         where = type(self).__name__
-        self.params = named_params(params, where)
+        self.params = named_params(params, where, writes=True)
         self.weight_decay = float(check_scalar(weight_decay, "weight_decay", where, low=0))
         self.l1 = float(check_scalar(l1, "l1", where, low=0))
         self._hyper = {"lr": as_schedule(lr, "lr", where)}

@@ -31,7 +31,7 @@ def ravel_params(params):
 
 def unravel_params(x, params):
     """Write the vector x back into the parameters, in place, cast to each parameter's dtype."""
-    ps = named_params(params, "unravel_params")
+    ps = named_params(params, "unravel_params", writes=True)
     n = sum(p.value.size for p in ps.values())
     x = np.asarray(x)
     if x.shape != (n,):
@@ -164,7 +164,7 @@ def minimize(model, data, method="L-BFGS-B", *, maxiter=100, tol=None, weight_de
         check_scalar(max_evals, "max_evals", where, low=1, integer=True)
     if loss_fn is not None:             # (else a TypeError from inside scipy's first evaluation)
         check_callable(loss_fn, "loss_fn", where, "model, data")
-    ps = named_params(model, where)
+    ps = named_params(model, where, writes=True)
     result = _result if _result is not None else MinimizeResult(method)
     t0 = _t0 if _t0 is not None else time.perf_counter()
     obj = _Objective(model, ps, data, loss_fn or _default_loss, weight_decay, result, t0, max_seconds, max_evals)
