@@ -308,3 +308,13 @@ def test_a_model_memory_mapped_read_only_is_refused_where_it_would_train(make, t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)     # (minimize: scipy stops at maxiter=1)
         call(copy.deepcopy(model))                          # the remedy it names
+
+
+def test_ranking_batches_need_a_sampler():
+    # sampler=None was accepted, and the first batch of training failed: 'NoneType' object has no attribute 'draw'
+    from fastnn.models.ranking import NegativeSampler, RankingBatches, padded_stream
+    padded, centres = padded_stream([[2, 3, 4], [5, 6]], 3)
+    with pytest.raises(TypeError, match=r"RankingBatches: 'sampler' must have a draw\(centres, rng\) method, e.g. "
+                                        r"NegativeSampler\(counts\); got NoneType"):
+        RankingBatches(padded, centres, window=3, batch_size=2, sampler=None)
+    assert len(RankingBatches(padded, centres, window=3, batch_size=2, sampler=NegativeSampler([1] * 7))) == 3

@@ -133,6 +133,9 @@ class RankingBatches:
             raise ValueError(f"{where}: 'centres' must lie {h} positions inside 'padded'; build both with "
                              f"padded_stream(..., window={self.window}).")
         self.offsets = np.arange(-h, h + 1)
+        if not callable(getattr(sampler, "draw", None)):    # (else an AttributeError in the first batch of training)
+            raise TypeError(f"{where}: 'sampler' must have a draw(centres, rng) method, e.g. NegativeSampler(counts); "
+                            f"got {type(sampler).__name__}.")
         self.sampler = sampler
         n = len(self.centres)
         self.n = n if examples_per_epoch is None else min(n, check_int(examples_per_epoch, "examples_per_epoch", where))
