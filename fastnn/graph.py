@@ -260,6 +260,24 @@ def backward(loss, grad=None, *, keep_grads=False):
             node.grad = None
 
 
+def _members(key, val):
+    """[(name, Param or Module)] that attribute `key` holds: itself, or the items of a list or tuple ("key.0") or the
+    values of a dict with str keys ("key.name") made only of Params and Modules.  (Only lists of Modules were read: a
+    dict of layers or a list of Params in a user's Module was left out of parameters(), so no optimizer trained it and
+    no model file held it, silently.)"""
+    if isinstance(val, (Param, Module)):
+        return [(key, val)]
+    is_dict = isinstance(val, dict)
+    if not ((is_dict or isinstance(val, (list, tuple))) and val):
+        return []
+    # (all() stops at the first item of another kind: a model's list of words costs one look)
+    if not all(isinstance(v, (Param, Module)) for v in (val.values() if is_dict else val)):
+        return []
+    if is_dict:
+        return [(f"{key}.{k}", v) for k, v in val.items()] if all(isinstance(k, str) for k in val) else []
+    return [(f"{key}.{i}", v) for i, v in enumerate(val)]
+
+
 class Module:
     """Base of layers and models: owns Params (directly or through sub-modules) under stable dotted names.
 
@@ -289,13 +307,11 @@ class Module:
 
     def _named_params(self, prefix):
         for key, val in vars(self).items():
-            if isinstance(val, Param):
-                yield f"{prefix}{key}", val
-            elif isinstance(val, Module):
-                yield from val._named_params(f"{prefix}{key}.")
-            elif isinstance(val, (list, tuple)) and val and all(isinstance(v, Module) for v in val):
-                for i, v in enumerate(val):
-                    yield from v._named_params(f"{prefix}{key}.{i}.")
+            for name, v in _members(key, val):
+                if isinstance(v, Param):
+                    yield f"{prefix}{name}", v
+                else:
+                    yield from v._named_params(f"{prefix}{name}.")
 
     def zero_grad(self):
         for p in self.parameters().values():
@@ -303,13 +319,10 @@ class Module:
 
     def modules(self):
         yield self
-        for val in vars(self).values():
-            if isinstance(val, Module):
-                yield from val.modules()
-            elif isinstance(val, (list, tuple)):
-                for v in val:
-                    if isinstance(v, Module):
-                        yield from v.modules()
+        for key, val in vars(self).items():
+            for _, v in _members(key, val):
+                if isinstance(v, Module):
+                    yield from v.modules()
 
     def train(self, mode=True):
         mode = check_bool(mode, "mode", f"{type(self).__name__}.train")     # (train("eval") trained: a str is true)

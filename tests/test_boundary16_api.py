@@ -318,3 +318,32 @@ def test_ranking_batches_need_a_sampler():
                                         r"NegativeSampler\(counts\); got NoneType"):
         RankingBatches(padded, centres, window=3, batch_size=2, sampler=None)
     assert len(RankingBatches(padded, centres, window=3, batch_size=2, sampler=NegativeSampler([1] * 7))) == 3
+
+
+def test_a_dict_of_layers_and_a_list_of_params_are_the_modules_parameters():
+    # a user's Module holding {"a": nn.Linear(...), ...} or [Param, ...] had them left out of parameters(): no
+    # optimizer trained them and no model file held them, silently (only lists of Modules were read); eval() did not
+    # reach a dict's dropout
+    from fastnn import nn, optim
+    from fastnn.graph import Module, Param
+
+    class Net(Module):
+        def __init__(self):
+            self.layers = {"a": nn.Linear(3, 4, rng=0, dtype=np.float64), "b": nn.Linear(4, 2, rng=1, dtype=np.float64)}
+            self.drop = {"d": nn.Dropout(0.5, rng=0)}
+            self.scales = [Param("s", np.ones(2))]
+            self.settings = {"width": 4}                # data, not parameters
+            self.sizes = [3, 4, 2]
+
+        def loss(self, x, y):
+            h = self.drop["d"](nn.tanh(self.layers["a"](x)))
+            return nn.softmax_cross_entropy(nn.mul(self.layers["b"](h), nn.param(self.scales[0])), y)
+
+    net = Net()
+    assert list(net.parameters()) == ["layers.a.W", "layers.a.b", "layers.b.W", "layers.b.b", "scales.0"]
+    assert not net.eval().drop["d"].training and net.train().drop["d"].training
+    before = {k: p.value.copy() for k, p in net.parameters().items()}
+    opt = optim.SGD(net, 0.5)
+    net.loss(np.ones((2, 3)), np.array([0, 1])).backward()
+    opt.step()
+    assert all(not np.array_equal(before[k], p.value) for k, p in net.parameters().items())
