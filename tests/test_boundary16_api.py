@@ -347,3 +347,22 @@ def test_a_dict_of_layers_and_a_list_of_params_are_the_modules_parameters():
     net.loss(np.ones((2, 3)), np.array([0, 1])).backward()
     opt.step()
     assert all(not np.array_equal(before[k], p.value) for k, p in net.parameters().items())
+
+
+@pytest.mark.parametrize("rows, error, says", [
+    ([1, 1], ValueError, r"SGD: the RowGrad of 'E' must have unique ascending rows \(a coalesced RowGrad\)"),
+    ([3, 1], ValueError, r"SGD: the RowGrad of 'E' must have unique ascending rows"),
+    ([1, 9], IndexError, r"SGD: the RowGrad of 'E' must have integer rows in \[0, 5\); got int64 rows from 1 to 9")])
+def test_sgd_with_momentum_refuses_a_row_gradient_that_is_not_coalesced(rows, error, says):
+    # a user's RowGrad([1, 1], ...) was applied once (NumPy's fancy assignment keeps the last write), silently, where
+    # plain SGD and AdaGrad refuse it; a row past the table was NumPy's "index 9 is out of bounds for axis 0"
+    from fastnn import optim
+    from fastnn.graph import Param, RowGrad
+    E = Param("E", np.ones((5, 2), np.float32), sparse=True)
+    opt = optim.SGD({"E": E}, 0.1, momentum=0.9)
+    E.grad = RowGrad(np.array(rows), np.ones((2, 2), np.float32), 5)
+    with pytest.raises(error, match=says):
+        opt.step()
+    E.grad = RowGrad.from_rows(np.array([1, 1]), np.ones((2, 2), np.float32), 5)
+    opt.step()
+    np.testing.assert_allclose(E.value[1], 1 - 0.1 * 2)

@@ -52,6 +52,10 @@ class SGD(Optimizer):
 
     def _sparse(self, name, p, g, l2, l1, lr, momentum=None):
         W, rows = p.value, g.rows
+        if momentum is not None or l1:
+            # (the kernels check the rows of plain SGD; here NumPy's fancy indexing took a repeated row's last update
+            # only, silently, and an index past the table was its own IndexError without a name)
+            rows = _coalesced_rows(rows, W.shape[0], name)
         G = l1_rows(g.values, W, rows, l1) if l1 else g.values
         if momentum is None:
             kernels.sparse_sgd_(W, rows, G, lr=lr, l2=l2)
@@ -64,3 +68,16 @@ class SGD(Optimizer):
         v[rows] = vr
         step = G + np.asarray(momentum, dtype=W.dtype) * vr if self.nesterov else vr
         W[rows] = Wr - np.asarray(lr, dtype=W.dtype) * step
+
+
+def _coalesced_rows(rows, n, name):
+    """rows as an index array, unique, ascending and in [0, n) (a coalesced RowGrad), else a ValueError or IndexError
+    naming the parameter."""
+    rows = np.asarray(rows)
+    if rows.size and (rows.dtype.kind not in "iu" or rows.min() < 0 or rows.max() >= n):
+        raise IndexError(f"SGD: the RowGrad of '{name}' must have integer rows in [0, {n}); got {rows.dtype} rows "
+                         f"from {rows.min()} to {rows.max()}.")
+    if rows.ndim != 1 or np.any(rows[1:] <= rows[:-1]):
+        raise ValueError(f"SGD: the RowGrad of '{name}' must have unique ascending rows (a coalesced RowGrad); got "
+                         "repeats or disorder. Make it with RowGrad.from_rows(rows, G, n_rows), which sums repeats.")
+    return rows
