@@ -366,3 +366,14 @@ def test_sgd_with_momentum_refuses_a_row_gradient_that_is_not_coalesced(rows, er
     E.grad = RowGrad.from_rows(np.array([1, 1]), np.ones((2, 2), np.float32), 5)
     opt.step()
     np.testing.assert_allclose(E.value[1], 1 - 0.1 * 2)
+
+
+def test_write_vectors_takes_integer_vectors(tmp_path):
+    # write_vectors(path, ["a", "b"], [[1, 2], [3, 4]]) was "'vectors' must hold finite floats; got dtype int64",
+    # though init_pretrained reads integer vectors
+    from fastnn.data import vectors
+    vectors.write_vectors(tmp_path / "v.txt", ["a", "b"], [[1, 2], [3, 4]])
+    words, vecs = vectors.read_vectors(tmp_path / "v.txt")
+    assert words == ["a", "b"] and vecs.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(ValueError, match="write_vectors: 'vectors' must hold finite numbers; got dtype <U1"):
+        vectors.write_vectors(tmp_path / "w.txt", ["a"], [["x"]])
