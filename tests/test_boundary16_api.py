@@ -377,3 +377,16 @@ def test_write_vectors_takes_integer_vectors(tmp_path):
     assert words == ["a", "b"] and vecs.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     with pytest.raises(ValueError, match="write_vectors: 'vectors' must hold finite numbers; got dtype <U1"):
         vectors.write_vectors(tmp_path / "w.txt", ["a"], [["x"]])
+
+
+def test_an_optimizers_repr_shows_its_own_settings():
+    # AdaGrad's repr left out eps and initial_accumulator (the constants that differ between libraries), SGD's
+    # nesterov
+    from fastnn import optim
+    from fastnn.models.classifiers import MLP
+    model = MLP(3, n_features=4, hidden=5, seed=0)
+    assert repr(optim.AdaGrad(model, 0.1, eps=1e-8)) == ("AdaGrad(4 params, lr=Constant(value=0.1), eps=1e-08, "
+                                                        "initial_accumulator=0, weight_decay=0.0, l1=0.0)")
+    assert repr(optim.SGD(model, 0.1, momentum=0.9, nesterov=True)) == (
+        "SGD(4 params, lr=Constant(value=0.1), momentum=Constant(value=0.9), nesterov=True, weight_decay=0.0, l1=0.0)")
+    assert repr(optim.SGD(model, 0.1)) == "SGD(4 params, lr=Constant(value=0.1), weight_decay=0.0, l1=0.0)"

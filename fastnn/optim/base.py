@@ -158,10 +158,15 @@ class Optimizer:
     def _slot(self, init=0.0):
         return {n: np.full_like(p.value, init) for n, p in self.params.items()}
 
+    def _repr_extra(self):
+        """The subclass's own settings for repr ("eps=1e-10"), or ""."""
+        return ""
+
     def __repr__(self):
         hyper = ", ".join(f"{k}={s!r}" for k, s in self._hyper.items())
-        return (f"{type(self).__name__}({len(self.params)} params, {hyper}, weight_decay={self.weight_decay}, "
-                f"l1={self.l1})")
+        extra = self._repr_extra()
+        return (f"{type(self).__name__}({len(self.params)} params, {hyper}, {extra + ', ' if extra else ''}"
+                f"weight_decay={self.weight_decay}, l1={self.l1})")
 
 
 def l1_rows(values, W, rows, l1):

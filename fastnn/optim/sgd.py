@@ -38,6 +38,9 @@ class SGD(Optimizer):
             self._hyper["momentum"] = mom
             self.state = {n: {"v": v} for n, v in self._slot().items()}
 
+    def _repr_extra(self):
+        return "nesterov=True" if self.nesterov else ""
+
     @property
     def momentum(self):
         s = self._hyper.get("momentum")
