@@ -390,3 +390,13 @@ def test_an_optimizers_repr_shows_its_own_settings():
     assert repr(optim.SGD(model, 0.1, momentum=0.9, nesterov=True)) == (
         "SGD(4 params, lr=Constant(value=0.1), momentum=Constant(value=0.9), nesterov=True, weight_decay=0.0, l1=0.0)")
     assert repr(optim.SGD(model, 0.1)) == "SGD(4 params, lr=Constant(value=0.1), weight_decay=0.0, l1=0.0)"
+
+
+def test_toy_batch_takes_a_rungs_name_as_ladder_does():
+    # toy_batch(3, "two_softmaxes") was "invalid literal for int() with base 10", though the code meant to read it;
+    # rung 9 (no such rung) made a batch
+    assert toy_batch(3, "two_softmaxes")[1].shape == (3, 2) and toy_batch(3, "softmax")[1].shape == (3,)
+    with pytest.raises(ValueError, match="toy_batch: 'rung' must be 1..6 or one of"):
+        toy_batch(3, 9)
+    with pytest.raises(TypeError, match="toy_batch: 'n' must be an integer >= 0; got True"):
+        toy_batch(True, 3)
