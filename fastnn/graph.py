@@ -243,6 +243,8 @@ def backward(loss, grad=None, *, keep_grads=False):
     gradients are released as soon as a node is done (memory stays proportional to fprop's) unless keep_grads;
     inputs (nodes without backward_fn) always keep theirs and accumulate over calls, like parameters.
     """
+    if keep_grads is not False and keep_grads is not True:    # (once per backward: "no" kept every gradient)
+        keep_grads = check_bool(keep_grads, "keep_grads", "backward")
     if grad is None:
         if loss.value.size != 1:
             raise ValueError(f"backward: the loss must be a scalar; got shape {loss.value.shape}. "

@@ -88,7 +88,8 @@ def _switches():
         "Param 'w': 'decay'": lambda v: graph.Param("w", np.zeros((2, 2)), decay=v),
         "Param 'w': 'trainable'": lambda v: graph.Param("w", np.zeros((2, 2)), trainable=v),
         "LogisticRegression.train: 'mode'": lambda v: model.train(v),
-        "constant: 'requires_grad'": lambda v: graph.constant(1.0, requires_grad=v)}
+        "constant: 'requires_grad'": lambda v: graph.constant(1.0, requires_grad=v),
+        "backward: 'keep_grads'": lambda v: model.loss((np.ones((2, 4)), np.array([0, 1]))).backward(keep_grads=v)}
 
 
 @pytest.mark.parametrize("says", sorted(_switches()))
