@@ -70,7 +70,7 @@ def test_a_numpy_int_seed_is_the_same_seed():
 # ---- a switch is True or False: bool("no") is True ------------------------------------------------------------------
 
 def _switches():
-    from fastnn import graph, optim
+    from fastnn import graph, optim, search
     from fastnn.data import vectors
     from fastnn.models.classifiers import LogisticRegression
     from fastnn.models.rnnlm import RNNLM
@@ -89,7 +89,10 @@ def _switches():
         "Param 'w': 'trainable'": lambda v: graph.Param("w", np.zeros((2, 2)), trainable=v),
         "LogisticRegression.train: 'mode'": lambda v: model.train(v),
         "constant: 'requires_grad'": lambda v: graph.constant(1.0, requires_grad=v),
-        "backward: 'keep_grads'": lambda v: model.loss((np.ones((2, 4)), np.array([0, 1]))).backward(keep_grads=v)}
+        "backward: 'keep_grads'": lambda v: model.loss((np.ones((2, 4)), np.array([0, 1]))).backward(keep_grads=v),
+        "read_log: 'repair'": lambda v: search.read_log("/nonexistent/fastnn-log.jsonl", repair=v),
+        "random_search: 'retry_failed'": lambda v: search.random_search(lambda params: 1.0, {"a": {"int": [1, 2]}}, 1,
+                                                                        workers=1, retry_failed=v)}
 
 
 @pytest.mark.parametrize("says", sorted(_switches()))
