@@ -180,6 +180,10 @@ def test_minimize_minibatch_names_its_data_seed_and_callback():
         minimize(model, (x, y), max_evals=0)      # (returned the untouched model as a success, fun=inf)
     with pytest.raises(TypeError, match=r"minimize: 'loss_fn' must take \(model, data\)"):
         minimize(model, (x, y), loss_fn=lambda m: m.loss((x, y)))
+    with pytest.raises(ValueError, match="minimize: 'tol' must be >= 0; got -1.0"):
+        minimize(model, (x, y), tol=-1.0)           # (scipy's "ERROR: FACTR < 0" warning, nothing done)
+    with pytest.raises(TypeError, match="minimize: 'options' must be a dict of scipy.optimize.minimize options"):
+        minimize(model, (x, y), options=[("maxcor", 20)])
     assert all(p.grad is None for p in model.parameters().values())
     assert np.isfinite(minimize_minibatch(model, batches, seed=np.random.default_rng(0), maxiter=2).fun)
 

@@ -160,6 +160,11 @@ def minimize(model, data, method="L-BFGS-B", *, maxiter=100, tol=None, weight_de
     check_scalar(weight_decay, "weight_decay", where, low=0)
     if max_seconds is not None:
         check_scalar(max_seconds, "max_seconds", where, low=0)
+    if tol is not None:                 # (-1 was scipy's "ERROR: FACTR < 0" with nothing done; "1e-5" a ufunc error)
+        check_scalar(tol, "tol", where, low=0)
+    if options is not None and not isinstance(options, dict):      # (a list was "'list' object is not a mapping")
+        raise TypeError(f"{where}: 'options' must be a dict of scipy.optimize.minimize options, e.g. "
+                        f"{{'maxcor': 20}}; got {type(options).__name__}.")
     if max_evals is not None:           # (max_evals=0 returned the untouched model with fun=inf as a success)
         check_scalar(max_evals, "max_evals", where, low=1, integer=True)
     if loss_fn is not None:             # (else a TypeError from inside scipy's first evaluation)
