@@ -408,3 +408,14 @@ def test_toy_batch_takes_a_rungs_name_as_ladder_does():
         toy_batch(3, 9)
     with pytest.raises(TypeError, match="toy_batch: 'n' must be an integer >= 0; got True"):
         toy_batch(True, 3)
+
+
+def test_the_adding_experiments_train_names_its_seed():
+    # train(model, ..., seed=None) drew batches no one could draw again, silently; seed=True ran as seed 1
+    model = adding_exp.make_model("tanh", dict(adding_exp.DEFAULTS, hidden=2), 0)
+    run = lambda seed: adding_exp.train(model, T=3, steps=1, lr=0.01, batch_size=2, eval_every=0, seed=seed)  # noqa
+    for seed, error in ((None, TypeError), (True, TypeError), ([0, -1], ValueError)):
+        with pytest.raises(error, match="train: 'seed' must be an int seed"):
+            run(seed)
+    for seed in (0, [0, 3], np.random.default_rng(0)):
+        assert run(seed)["steps"] == 1

@@ -130,6 +130,7 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     clip : "norm" (rescale the global gradient norm to max_norm: Pascanu et al. 2013), "temporal" (clip each
         step's back-propagated error inside BPTT to [-max_norm, max_norm]: Mikolov's method, nn.RNN(clip=...)),
         "value" (clip each entry of the summed gradient to [-max_norm, max_norm]: optim.clip_grad_value) or None.
+    seed : the batches' seed: an int, a list of ints (fit() passes [seed, 3]) or an np.random.Generator.
     test : (X, y) evaluated at step 0, every eval_every steps and at the end; None skips evaluation.
     log : callable(str) for progress lines, or None.
     on_step : callable(model, (X, y)) called with each batch after its gradient, before the update (measurements).
@@ -153,7 +154,9 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     if lr_end is not None and lr_end > lr:          # (a rising rate, silently, where every table says "decays")
         raise ValueError(f"train: 'lr_end' {lr_end} is above 'lr' {lr}: the rate decays linearly from lr to lr_end; "
                          f"pass lr_end <= lr, or None for a constant rate.")
-    rng = np.random.default_rng(seed)
+    # (None drew batches no one could draw again; True ran as seed 1)
+    rng = (np.random.default_rng([check_seed(s, "train") for s in seed]) if isinstance(seed, (list, tuple))
+           else _init.as_rng(seed, "train", "seed"))
     saved_clip = model.rnn.clip
     model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
     try:
