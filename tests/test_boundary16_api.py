@@ -419,3 +419,11 @@ def test_the_adding_experiments_train_names_its_seed():
             run(seed)
     for seed in (0, [0, 3], np.random.default_rng(0)):
         assert run(seed)["steps"] == 1
+
+
+def test_a_sparsity_penalty_of_an_empty_batch_is_refused():
+    # the mean over no row was a nan penalty, with NumPy's RuntimeWarning "Mean of empty slice"
+    from fastnn import graph, optim
+    with pytest.raises(ValueError, match=r"sparsity_penalty: 'h' must hold at least one row of activations; got shape "
+                                         r"\(0, 3\)"):
+        optim.sparsity_penalty(graph.constant(np.full((0, 3), 0.5)))
