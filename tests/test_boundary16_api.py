@@ -427,3 +427,15 @@ def test_a_sparsity_penalty_of_an_empty_batch_is_refused():
     with pytest.raises(ValueError, match=r"sparsity_penalty: 'h' must hold at least one row of activations; got shape "
                                          r"\(0, 3\)"):
         optim.sparsity_penalty(graph.constant(np.full((0, 3), 0.5)))
+
+
+@pytest.mark.parametrize("pads, error, says", [
+    (dict(pad_word_id=True), TypeError, "windows: 'pad_word_id' must be an integer >= 0; got True"),
+    (dict(pad_word_id=-1), ValueError, "windows: 'pad_word_id' must be an integer >= 0; got -1"),
+    (dict(pad_caps_id=1.0), TypeError, "windows: 'pad_caps_id' must be an integer >= 0; got 1.0")])
+def test_windows_checks_its_padding_ids(pads, error, says):
+    # pad_word_id=True padded with id 1 and -1 with an id no embedding row has, silently
+    from fastnn.data import conll
+    with pytest.raises(error, match=says):
+        conll.windows([np.array([1, 2])], [np.array([0, 1])], window=3, **pads)
+    assert conll.windows([np.array([1, 2])], window=3, pad_word_id=np.int64(0))[0].tolist() == [[0, 1, 2], [1, 2, 0]]
