@@ -439,3 +439,12 @@ def test_windows_checks_its_padding_ids(pads, error, says):
     with pytest.raises(error, match=says):
         conll.windows([np.array([1, 2])], [np.array([0, 1])], window=3, **pads)
     assert conll.windows([np.array([1, 2])], window=3, pad_word_id=np.int64(0))[0].tolist() == [[0, 1, 2], [1, 2, 0]]
+
+
+@pytest.mark.parametrize("pad_id, error", [(True, TypeError), (-1, ValueError), (1.0, TypeError)])
+def test_padded_stream_checks_its_padding_id(pad_id, error):
+    # padded_stream([[2, 3]], 3, pad_id=True) padded with id 1 and -1 with an id no embedding row has, silently
+    # (NegativeSampler and WindowRanker refused the same pad_id)
+    from fastnn.models.ranking import padded_stream
+    with pytest.raises(error, match=f"padded_stream: 'pad_id' must be an integer >= 0; got {pad_id!r}"):
+        padded_stream([[2, 3]], 3, pad_id=pad_id)

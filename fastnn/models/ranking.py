@@ -50,6 +50,7 @@ def padded_stream(sentences_ids, window, pad_id=0):
     window = check_int(window, "window", where)
     if window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be odd; got {window}.")
+    pad_id = check_int(pad_id, "pad_id", where, low=0)  # (True padded with id 1, -1 with an id no row has)
     h = window // 2
     if isinstance(sentences_ids, (str, bytes)) or not hasattr(sentences_ids, "__iter__"):
         raise TypeError(f"{where}: 'sentences_ids' must be a list of sentences of word ids; got "
