@@ -40,8 +40,9 @@ import numpy as np
 
 from fastnn import graph, nn
 from fastnn._threads import threads
-from fastnn._validation import check_int, check_scalar
+from fastnn._validation import check_bool, check_int, check_scalar
 from fastnn.graph import Module, Node, Param, RowGrad
+from fastnn.init import as_rng
 
 FLOOR = 1e-4
 TOL = 1e-6
@@ -280,12 +281,18 @@ def gradcheck(loss_fn, params, *, inputs=None, eps=EPS, tol=TOL, floor=FLOOR, or
     if order not in (2, 4):
         raise ValueError(f"gradcheck: 'order' must be 2 or 4; got {order!r}.")
     check_options(eps=eps, tol=tol, max_entries=max_entries)
+    if not callable(loss_fn):
+        raise TypeError(f"gradcheck: 'loss_fn' must be callable() -> scalar Node; got {type(loss_fn).__name__}.")
+    # (raise_exception="no" raised, nondet="no" ran the thread check: bool() of a str; seed=None sampled other
+    # entries on every call)
+    nondet, raise_exception = (check_bool(v, k, "gradcheck") for k, v in
+                               (("nondet", nondet), ("raise_exception", raise_exception)))
+    rng = as_rng(seed, "gradcheck", "seed")
     params = _named_params(params)
     inputs = _named_inputs(inputs)
     if not params and not inputs:
         raise ValueError("gradcheck: there is nothing to check: 'params' has no trainable Param and 'inputs' is "
                          "empty.")
-    rng = np.random.default_rng(seed)
     saved_values = [(p, p.value) for _, p in params]
     saved_inputs = [(x, x.value, x.requires_grad) for _, x in inputs]
     try:

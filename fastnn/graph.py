@@ -19,7 +19,7 @@ import contextlib
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import check_float_dtype
+from fastnn._validation import check_bool, check_float_dtype
 
 
 class RowGrad:
@@ -86,6 +86,9 @@ class Param(_Valued):
     """
 
     def __init__(self, name, value, *, sparse=False, decay=True, trainable=True):
+        # (bool("no") is True: Param(..., trainable="no") trained, decay="False" decayed)
+        sparse, decay, trainable = (check_bool(v, k, f"Param '{name}'") for k, v in
+                                    (("sparse", sparse), ("decay", decay), ("trainable", trainable)))
         value = np.asarray(value)
         if not (value.flags.c_contiguous and value.flags.writeable):   # optimizers write into it, C-ordered
             value = np.array(value, order="C")      # (np.ascontiguousarray made a 0-d value 1-d)
@@ -192,6 +195,18 @@ class Node(_Valued):
         """Back-propagate from this node (see fastnn.graph.backward)."""
         backward(self, grad, keep_grads=keep_grads)
 
+    def __reduce_ex__(self, protocol):
+        # pickle, copy.copy and copy.deepcopy all come here.  A computed node's backward_fn is a closure over the
+        # graph and the Params it was built from: pickle failed on it with "Can't pickle local object
+        # 'linear.<locals>.backward'", and a deep copy shared it, so its backward() added into the ORIGINAL
+        # model's gradients.  (An input node is plain data and copies as such.)
+        if self.backward_fn is not None:
+            raise TypeError(f"Node: a computed graph node ({self.op!r}) cannot be pickled or copied: its backward "
+                            "adds into the graph and parameters it was built from, not a copy's. Keep its value "
+                            "(node.value.copy(), float(node.value)); to keep a model, copy or pickle the model, or "
+                            "save it with fastnn.io.save_model and read it back with fastnn.io.load_model.")
+        return super().__reduce_ex__(protocol)
+
     def __repr__(self):
         return f"Node({self.op}, shape={self.value.shape}, dtype={self.value.dtype})"
 
@@ -199,7 +214,7 @@ class Node(_Valued):
 def constant(value, requires_grad=False):
     """An input node.  With requires_grad=True, backward() leaves d loss / d value in its .grad (e.g. to check
     gradients wrt inputs); otherwise ops skip computing it."""
-    return Node(np.asarray(value), op="input", requires_grad=requires_grad)
+    return Node(np.asarray(value), op="input", requires_grad=check_bool(requires_grad, "requires_grad", "constant"))
 
 
 def topological_order(root):
@@ -228,6 +243,8 @@ def backward(loss, grad=None, *, keep_grads=False):
     gradients are released as soon as a node is done (memory stays proportional to fprop's) unless keep_grads;
     inputs (nodes without backward_fn) always keep theirs and accumulate over calls, like parameters.
     """
+    if keep_grads is not False and keep_grads is not True:    # (once per backward: "no" kept every gradient)
+        keep_grads = check_bool(keep_grads, "keep_grads", "backward")
     if grad is None:
         if loss.value.size != 1:
             raise ValueError(f"backward: the loss must be a scalar; got shape {loss.value.shape}. "
@@ -243,6 +260,24 @@ def backward(loss, grad=None, *, keep_grads=False):
             node.backward_fn(node.grad)
         if not keep_grads and node is not loss and node.backward_fn is not None:
             node.grad = None
+
+
+def _members(key, val):
+    """[(name, Param or Module)] that attribute `key` holds: itself, or the items of a list or tuple ("key.0") or the
+    values of a dict with str keys ("key.name") made only of Params and Modules.  (Only lists of Modules were read: a
+    dict of layers or a list of Params in a user's Module was left out of parameters(), so no optimizer trained it and
+    no model file held it, silently.)"""
+    if isinstance(val, (Param, Module)):
+        return [(key, val)]
+    is_dict = isinstance(val, dict)
+    if not ((is_dict or isinstance(val, (list, tuple))) and val):
+        return []
+    # (all() stops at the first item of another kind: a model's list of words costs one look)
+    if not all(isinstance(v, (Param, Module)) for v in (val.values() if is_dict else val)):
+        return []
+    if is_dict:
+        return [(f"{key}.{k}", v) for k, v in val.items()] if all(isinstance(k, str) for k in val) else []
+    return [(f"{key}.{i}", v) for i, v in enumerate(val)]
 
 
 class Module:
@@ -274,13 +309,11 @@ class Module:
 
     def _named_params(self, prefix):
         for key, val in vars(self).items():
-            if isinstance(val, Param):
-                yield f"{prefix}{key}", val
-            elif isinstance(val, Module):
-                yield from val._named_params(f"{prefix}{key}.")
-            elif isinstance(val, (list, tuple)) and val and all(isinstance(v, Module) for v in val):
-                for i, v in enumerate(val):
-                    yield from v._named_params(f"{prefix}{key}.{i}.")
+            for name, v in _members(key, val):
+                if isinstance(v, Param):
+                    yield f"{prefix}{name}", v
+                else:
+                    yield from v._named_params(f"{prefix}{name}.")
 
     def zero_grad(self):
         for p in self.parameters().values():
@@ -288,15 +321,13 @@ class Module:
 
     def modules(self):
         yield self
-        for val in vars(self).values():
-            if isinstance(val, Module):
-                yield from val.modules()
-            elif isinstance(val, (list, tuple)):
-                for v in val:
-                    if isinstance(v, Module):
-                        yield from v.modules()
+        for key, val in vars(self).items():
+            for _, v in _members(key, val):
+                if isinstance(v, Module):
+                    yield from v.modules()
 
     def train(self, mode=True):
+        mode = check_bool(mode, "mode", f"{type(self).__name__}.train")     # (train("eval") trained: a str is true)
         for m in self.modules():
             m.training = mode
         return self

@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import check_float_dtype, check_int
+from fastnn._validation import check_bool, check_float_dtype, check_int, check_scalar
 
 GAINS = {"tanh": 1.0, "sigmoid": 4.0}
 
@@ -32,11 +32,26 @@ def as_rng(rng, where="init", name="rng"):
                     f"Pass e.g. {name}=0 or {name}=np.random.default_rng(0).")
 
 
+def check_seed(seed, where, name="seed"):
+    """An int seed >= 0, as a Python int, for code that derives several streams from it (default_rng([seed, k]))
+    and records it with its results: a Generator (which has no such form), None (a run no one can repeat) and a
+    bool are a TypeError naming `where`, a negative seed a ValueError (NumPy said only "expected non-negative
+    integer", or "object of type 'NoneType' has no len()")."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        hint = (" A Generator cannot be recorded with the results nor derive the seeds [seed, k] drawn from it."
+                if isinstance(seed, np.random.Generator) else "")
+        raise TypeError(f"{where}: '{name}' must be an int seed >= 0; got {seed!r}.{hint} Pass e.g. {name}=0.")
+    if seed < 0:
+        raise ValueError(f"{where}: '{name}' must be an int seed >= 0; got {seed!r}.")
+    return int(seed)
+
+
 def glorot_range(fan_in, fan_out, gain="tanh"):
     """r = sqrt(6 / (fan_in + fan_out)), times 4 for sigmoid units (or times a float gain)."""
     g = gain if isinstance(gain, numbers.Real) and not isinstance(gain, bool) else GAINS.get(gain)
     if g is None:
         raise ValueError(f"glorot_uniform: 'gain' must be one of {sorted(GAINS)} or a number; got {gain!r}.")
+    check_scalar(g, "gain", "glorot_uniform", low=0, low_open=True)  # (nan, -1: NumPy's "high - low range ...")
     return float(g) * np.sqrt(6.0 / (fan_in + fan_out))
 
 
@@ -51,6 +66,8 @@ def glorot_uniform(fan_in, fan_out, rng, gain="tanh", *, dtype=np.float32):
 def uniform(shape, scale, rng, *, dtype=np.float32):
     """An array of `shape` drawn from U(-scale, scale) (e.g. embeddings)."""
     dtype = check_float_dtype(dtype, "uniform")
+    # (nan or inf was NumPy's OverflowError "high - low range exceeds valid bounds", -1 "high - low < 0", True 1)
+    check_scalar(scale, "scale", "uniform", low=0)
     rng = as_rng(rng, "uniform")
     return rng.uniform(-scale, scale, size=shape).astype(dtype)
 
@@ -71,7 +88,7 @@ def compose_matrix(d, rng, *, average=True, dtype=np.float32):
     averaging prior of Socher et al. (2013).  average=False gives [I I] + noise, the sum a + b (a parent's norm then
     grows with the depth of the tree)."""
     d = check_int(d, "d", "compose_matrix")
-    eye = np.eye(d) * (0.5 if average else 1.0)
+    eye = np.eye(d) * (0.5 if check_bool(average, "average", "compose_matrix") else 1.0)
     return (np.hstack([eye, eye]) + as_rng(rng, "compose_matrix").uniform(-0.001, 0.001, size=(d, 2 * d))).astype(
         check_float_dtype(dtype, "compose_matrix"))
 

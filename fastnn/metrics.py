@@ -159,7 +159,7 @@ def perplexity(total_nll, n_tokens):
 
     Returns inf when the mean NLL overflows exp; raises FloatingPointError for a non-finite `total_nll`.
     """
-    if not isinstance(n_tokens, (int, np.integer)) or n_tokens <= 0:
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens <= 0:   # (True was 1)
         raise ValueError(f"perplexity: 'n_tokens' must be a positive int; got {n_tokens!r}.")
     total_nll = float(total_nll)
     if not math.isfinite(total_nll):

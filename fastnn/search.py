@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from fastnn._validation import check_callable, check_int
+from fastnn._validation import check_bool, check_callable, check_int
 
 __all__ = ["Uniform", "LogUniform", "Int", "Choice", "parse_space", "load_space", "sample", "random_search",
            "read_log", "best", "format_table", "local_executor"]
@@ -212,6 +212,7 @@ def read_log(path, *, repair=False):
     A last line that is not a valid record is what a process killed in mid-write leaves: it is ignored with a
     warning, and with repair=True cut off the file so that appending continues on a clean line.  A bad line anywhere
     else raises ValueError.  A missing file has no records."""
+    check_bool(repair, "repair", "read_log")          # (repair="no" cut the file)
     if not os.path.exists(path):
         return []
     with open(path, "rb") as f:
@@ -440,6 +441,7 @@ def random_search(objective, space, n_trials, seed=0, *, executor=None, workers=
     if executor is not None and workers is not None:
         raise ValueError("random_search: give executor or workers, not both (workers sizes the local pool).")
     check_int(n_trials, "n_trials", "random_search", low=0)
+    check_bool(retry_failed, "retry_failed", "random_search")    # (retry_failed="no" reran the failed trials)
     done = {}
     if log is not None:
         for rec in read_log(log, repair=True):

@@ -12,6 +12,7 @@ when its test MSE falls well below the baseline.
 import numpy as np
 
 from fastnn._validation import check_float_dtype, check_int
+from fastnn.init import as_rng
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
 
@@ -35,7 +36,7 @@ def adding(n, T, seed, *, dtype=np.float32):
     check_int(n, "n", where, low=0)
     check_int(T, "T", where, low=2)           # one marker in each half
     dtype = check_float_dtype(dtype, where)
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, where, "seed")        # (None drew a set no one could draw again)
     X = np.zeros((n, T, 2), dtype=dtype)
     X[:, :, 0] = rng.random((n, T), dtype=dtype)
     rows = np.arange(n)

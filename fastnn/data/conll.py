@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from fastnn._validation import check_path, check_sentences, is_string_array, short_repr
+from fastnn._validation import check_int, check_path, check_sentences, is_string_array, short_repr
 
 from fastnn.data.features import CAPS_PAD, caps_feature, normalize_word
 from fastnn.data.text import atomic_write_text, check_fields, open_text, split_fields
@@ -434,6 +434,8 @@ def windows(word_ids, caps_ids=None, *, window=5, pad_word_id=0, pad_caps_id=CAP
     where = "windows"
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1 or window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be an odd int >= 1; got {window!r}.")
+    for name, pad in (("pad_word_id", pad_word_id), ("pad_caps_id", pad_caps_id)):    # (True padded with id 1, and
+        check_int(pad, name, where, low=0)                                             # -1 with an id no row has)
     word_ids = _id_sentences(word_ids, "word_ids", where)
     caps_ids = None if caps_ids is None else _id_sentences(caps_ids, "caps_ids", where)
     lengths = np.array([len(w) for w in word_ids], dtype=np.int64)

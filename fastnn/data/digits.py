@@ -7,9 +7,12 @@ of every image, which spreads the strokes over the whole sequence.
 
 scikit-learn is an optional dependency (`pip install 'fastnn[digits]'`); it is imported only by `digit_sequences`.
 """
+import numbers
+
 import numpy as np
 
-from fastnn._validation import check_float_dtype
+from fastnn._validation import check_float_dtype, check_int
+from fastnn.init import check_seed
 
 DIGIT_STEPS = 64        # 8 x 8 pixels, one per step
 DIGIT_CLASSES = 10
@@ -22,14 +25,18 @@ def pixel_order(order, seed=0):
         raise ValueError(f"pixel_order: 'order' must be one of {ORDERS}; got {order!r}.")
     if order == "plain":
         return np.arange(DIGIT_STEPS)
-    return np.random.default_rng([seed, 64]).permutation(DIGIT_STEPS)
+    return np.random.default_rng([check_seed(seed, "pixel_order"), 64]).permutation(DIGIT_STEPS)
 
 
 def split_indices(n, seed=0, fractions=(0.6, 0.2, 0.2)):
     """A seeded shuffle of range(n) cut into train, valid and test index arrays by `fractions`."""
-    if len(fractions) != 3 or any(not f > 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"split_indices: 'fractions' must be three numbers > 0 summing to 1; got {fractions!r}.")
-    idx = np.random.default_rng([seed, 1797]).permutation(n)
+    where = "split_indices"
+    check_int(n, "n", where, low=0)             # (n=-1 gave three empty splits, n=True one of one example)
+    fracs = list(fractions) if np.ndim(fractions) == 1 else None
+    if (fracs is None or len(fracs) != 3 or any(isinstance(f, bool) or not isinstance(f, numbers.Real) or not f > 0
+                                                for f in fracs) or abs(sum(fracs) - 1) > 1e-9):
+        raise ValueError(f"{where}: 'fractions' must be three numbers > 0 summing to 1; got {fractions!r}.")
+    idx = np.random.default_rng([check_seed(seed, "split_indices"), 1797]).permutation(n)
     a = int(round(fractions[0] * n))
     b = a + int(round(fractions[1] * n))
     return idx[:a], idx[a:b], idx[b:]
@@ -53,7 +60,7 @@ def digit_sequences(order="plain", *, seed=0, fractions=(0.6, 0.2, 0.2), dtype=n
     Raises ImportError with the install command when scikit-learn is missing.
     """
     where = "digit_sequences"
-    perm = pixel_order(order, seed)
+    perm = pixel_order(order, check_seed(seed, where))
     dtype = check_float_dtype(dtype, where)
     try:
         from sklearn.datasets import load_digits

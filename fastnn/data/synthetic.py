@@ -11,10 +11,11 @@ different `n` share it.
 import numpy as np
 
 from fastnn._validation import check_int
+from fastnn.init import as_rng, check_seed
 
 
-def _teacher_weights(n_features, n_classes, hidden, teacher_seed):
-    rng = np.random.default_rng(teacher_seed)
+def _teacher_weights(n_features, n_classes, hidden, teacher_seed, where):
+    rng = np.random.default_rng(check_seed(teacher_seed, where, "teacher_seed"))   # (a Generator made another teacher per call)
     A = rng.standard_normal((n_features, n_classes)) / np.sqrt(n_features)
     W = 2.0 * rng.standard_normal((n_features, hidden)) / np.sqrt(n_features)   # gain 2: tanh well past linear
     b = 0.5 * rng.standard_normal(hidden)
@@ -43,7 +44,7 @@ def teacher(n, *, n_features=50, n_classes=10, hidden=20, label_noise=0.05, seed
         check_int(v, name, where, low=lo)
     if not 0.0 <= label_noise <= 1.0:
         raise ValueError(f"{where}: 'label_noise' must be in [0, 1]; got {label_noise!r}.")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed, where, "seed")        # (None drew a set no one could draw again)
     X = rng.standard_normal((n, n_features), dtype=np.float32)
     flip = rng.random(n) < label_noise
     noise = rng.integers(0, n_classes, size=n)
@@ -58,7 +59,7 @@ def teacher_labels(X, *, n_classes=10, hidden=20, teacher_seed=0):
     if X.ndim != 2:
         raise ValueError(f"teacher_labels: 'X' must be 2-dimensional (n, n_features); got shape {X.shape}.")
     n = X.shape[0]
-    A, W, b, V = _teacher_weights(X.shape[1], n_classes, hidden, teacher_seed)
+    A, W, b, V = _teacher_weights(X.shape[1], n_classes, hidden, teacher_seed, "teacher_labels")
     y = np.empty(n, dtype=np.int64)
     AW = np.concatenate([A, W], axis=1)       # one product for the linear term and the hidden pre-activations
     for s in range(0, n, 1 << 15):            # chunks keep the temporaries in cache

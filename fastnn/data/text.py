@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from fastnn._validation import check_ordered, check_path, check_sentences, is_string_array, short_repr
+from fastnn._validation import check_bool, check_ordered, check_path, check_sentences, is_string_array, short_repr
 from fastnn.data.vocab import Vocab
 from fastnn.io import atomic_write
 
@@ -184,7 +184,7 @@ def read_sentences(path, *, lower=False):
     Raises FileNotFoundError naming the path when it is missing, and ValueError when it holds no token or is not UTF-8.
     """
     where = "read_sentences"
-    sentences = read_lines(path, where, lower)
+    sentences = read_lines(path, where, check_bool(lower, "lower", where))
     if not sentences:
         raise ValueError(f"{where}: {os.fspath(path)} is empty; it must contain at least one token.")
     return sentences

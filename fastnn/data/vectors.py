@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_float_array, check_path
+from fastnn._validation import check_bool, check_float_array, check_path
 from fastnn.data.features import normalize
 from fastnn.data.text import open_text, atomic_write_text
 
@@ -117,8 +117,10 @@ def write_vectors(path, words, vectors):
     if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.shape[1] < 1:
         raise ValueError(f"{where}: 'vectors' must have shape ({len(words)}, dim >= 1) to match 'words'; "
                          f"got {vectors.shape}.")
+    if vectors.dtype.kind in "iu":                      # (integer vectors, [[1, 2], [3, 4]], were refused as not
+        vectors = vectors.astype(np.float64)            # floats, though init_pretrained reads them)
     if vectors.dtype.kind != "f" or not np.isfinite(vectors).all():
-        raise ValueError(f"{where}: 'vectors' must hold finite floats; got dtype {vectors.dtype}"
+        raise ValueError(f"{where}: 'vectors' must hold finite numbers; got dtype {vectors.dtype}"
                          f"{'' if vectors.dtype.kind != 'f' else ' with non-finite values'}.")
     for i, w in enumerate(words):
         if not isinstance(w, str) or not w or any(c in w for c in " \t\r\n"):
@@ -140,6 +142,7 @@ def load_pretrained(path, lowercase=True):
 def normalize_vectors(words, vecs, lowercase=True):
     """(normalised words, vectors): words normalised as the tagger's words (features.normalize(word, lowercase));
     when several words normalise alike, the first one's vector is kept."""
+    check_bool(lowercase, "lowercase", "normalize_vectors")
     seen = {}
     for i, w in enumerate(words):
         seen.setdefault(normalize(w, lowercase), i)

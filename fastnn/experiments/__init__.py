@@ -58,11 +58,15 @@ def settings_for(where, defaults, settings, *, steps=None, **choices):
 
 
 def check_list(values, name, where):
-    """`values` (an option taking several: models, orders, modes), refusing one string (TypeError): its letters were
-    read as the values ("got 't'" for models="tanh")."""
+    """`values` (an option taking several: models, orders, modes) as a list, read once: a caller uses what this
+    returns (a generator was used up by the check, and the run then trained nothing and returned []).  One string is
+    a TypeError (its letters were read as the values: "got 't'" for models="tanh"), and so is a non-iterable."""
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{where}: '{name}' must be a list; got the string {values!r}. Pass [{values!r}].")
-    return values
+    try:
+        return list(values)
+    except TypeError:                   # (a number was "'int' object is not iterable")
+        raise TypeError(f"{where}: '{name}' must be a list; got {type(values).__name__} {values!r:.60}.") from None
 
 
 def check_grid(where, grid):

@@ -22,7 +22,8 @@ from fastnn import init as _init
 from fastnn import nn, optim, threads
 from fastnn._validation import check_int, check_scalar
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import check_grid, jsonable, map_jobs, settings_for
+from fastnn.experiments import check_grid, check_list, jsonable, map_jobs, settings_for
+from fastnn.init import check_seed
 from fastnn.graph import Module
 
 MODELS = ("tanh", "sigmoid", "relu", "irnn")
@@ -129,6 +130,7 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     clip : "norm" (rescale the global gradient norm to max_norm: Pascanu et al. 2013), "temporal" (clip each
         step's back-propagated error inside BPTT to [-max_norm, max_norm]: Mikolov's method, nn.RNN(clip=...)),
         "value" (clip each entry of the summed gradient to [-max_norm, max_norm]: optim.clip_grad_value) or None.
+    seed : the batches' seed: an int, a list of ints (fit() passes [seed, 3]) or an np.random.Generator.
     test : (X, y) evaluated at step 0, every eval_every steps and at the end; None skips evaluation.
     log : callable(str) for progress lines, or None.
     on_step : callable(model, (X, y)) called with each batch after its gradient, before the update (measurements).
@@ -152,7 +154,9 @@ def train(model, *, T, steps, lr, lr_end=None, momentum=0.0, batch_size=16, clip
     if lr_end is not None and lr_end > lr:          # (a rising rate, silently, where every table says "decays")
         raise ValueError(f"train: 'lr_end' {lr_end} is above 'lr' {lr}: the rate decays linearly from lr to lr_end; "
                          f"pass lr_end <= lr, or None for a constant rate.")
-    rng = np.random.default_rng(seed)
+    # (None drew batches no one could draw again; True ran as seed 1)
+    rng = (np.random.default_rng([check_seed(s, "train") for s in seed]) if isinstance(seed, (list, tuple))
+           else _init.as_rng(seed, "train", "seed"))
     saved_clip = model.rnn.clip
     model.rnn.clip = max_norm if clip == "temporal" else 0.0   # the kernel clips the BPTT error at every step
     try:
@@ -213,7 +217,7 @@ def _train(model, rng, *, T, steps, lr, lr_end, momentum, batch_size, clip, max_
 
 def make_model(kind, settings, seed):
     """The AddingRNN every experiment builds for `kind` from a settings dict (DEFAULTS keys) and a seed."""
-    return AddingRNN(kind, settings["hidden"], rng=np.random.default_rng([seed, 2]), small_std=settings["small_std"],
+    return AddingRNN(kind, settings["hidden"], rng=np.random.default_rng([check_seed(seed, "make_model"), 2]), small_std=settings["small_std"],
                      in_std=settings["in_std"], out_std=settings["out_std"])
 
 
@@ -234,7 +238,9 @@ def run_adding(T=150, *, models=MODELS, steps=None, seed=0, log=None, n_threads=
     model: model, T, steps, final_test_mse, baseline_mse, seconds, plus the curves (eval_steps, test_mse) and the
     settings used.  Settings default to DEFAULTS (keys hidden, batch_size, lr, clip, steps, n_test, eval_every,
     small_std, in_std); every model gets the same initialisation seed and the same training batches."""
+    models = check_list(models, "models", "run_adding")
     s = settings_for("run_adding", DEFAULTS, settings, steps=steps, model=(models, MODELS))
+    seed = check_seed(seed, "run_adding")
     test = adding(s["n_test"], T, np.random.default_rng([seed, 1]))
     out = []
     with threads(kernels=n_threads, blas=n_threads):
@@ -278,7 +284,9 @@ def run_adding_grid(T=150, *, models=MODELS, grid=None, seed=0, log=None, n_thre
     valid_mse, test_mse, diverged, seconds), settings.
     """
     where = "run_adding_grid"
+    models = check_list(models, "models", where)
     s = settings_for(where, GRID_DEFAULTS, settings, model=(models, MODELS))
+    seed = check_seed(seed, where)
     grid = check_grid(where, LE_GRID if grid is None else grid)
     workers = s.pop("workers")
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
@@ -323,6 +331,7 @@ def time_step(T=150, batch_size=16, hidden=100, *, repeats=50, n_threads=1, seed
     """Seconds per call, best of `repeats`, of (a) kernels.rnn_forward + rnn_backward alone and (b) one full SGD step
     of an IRNN (data, graph, read-out, clipping, update) at these sizes: a dict kernels_s, step_s."""
     from fastnn import kernels
+    seed = check_seed(seed, "time_step")
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(T, batch_size, hidden)).astype(np.float32)
     W = (np.eye(hidden) + rng.normal(0, 0.01, (hidden, hidden))).astype(np.float32)

@@ -27,8 +27,9 @@ import numpy as np
 
 from fastnn import kernels, threads
 from fastnn.data.adding import ADDING_BASELINE_MSE, adding
-from fastnn.experiments import map_jobs, settings_for
+from fastnn.experiments import check_list, map_jobs, settings_for
 from fastnn.experiments.adding import DEFAULTS, fit, time_major
+from fastnn.init import check_seed
 
 CLIP_MODES = (None, "norm", "temporal", "value")
 CLIP_LABELS = {
@@ -114,7 +115,9 @@ def run_clipping(T=150, *, modes=CLIP_MODES, steps=None, seed=0, log=None, n_thr
     Settings default to CLIP_DEFAULTS (the adding DEFAULTS plus kind, fewer steps, thresholds, temporal_factors,
     heuristic_steps, workers).
     """
+    modes = check_list(modes, "modes", "run_clipping")
     s = settings_for("run_clipping", CLIP_DEFAULTS, settings, steps=steps, mode=(modes, CLIP_MODES))
+    seed = check_seed(seed, "run_clipping")
     workers = s.pop("workers")
     c_norm = c_temporal = math.nan
     if s["heuristic_steps"]:

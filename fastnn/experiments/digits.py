@@ -30,6 +30,7 @@ from fastnn.data.digits import DIGIT_CLASSES, ORDERS, digit_sequences
 from fastnn.experiments import check_grid, check_list, jsonable, map_jobs
 from fastnn.experiments.adding import time_major
 from fastnn.graph import Module
+from fastnn.init import check_seed
 from fastnn.train import ArrayBatches, Trainer
 
 MODELS = ("irnn", "relu", "tanh", "lstm")
@@ -127,6 +128,7 @@ def train_one(kind, order, lr, clip, *, seed=0, data=None, n_threads=1, **settin
     data : the digit_sequences(order, seed=seed) dict, to avoid reading it again.
     """
     s = _check_settings(settings, "train_one")
+    seed = check_seed(seed, "train_one")
     if data is None:
         data = digit_sequences(order, seed=seed)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = data["train"], data["valid"], data["test"]
@@ -178,10 +180,12 @@ def run_digits(*, models=MODELS, orders=ORDERS, grid=None, seed=0, log=None, n_t
     """
     where = "run_digits"
     s = _check_settings(settings, where)
-    for m in check_list(models, "models", where):
+    seed = check_seed(seed, where)
+    models, orders = check_list(models, "models", where), check_list(orders, "orders", where)
+    for m in models:
         if m not in MODELS:
             raise ValueError(f"{where}: each model must be one of {MODELS}; got {m!r}.")
-    for o in check_list(orders, "orders", where):
+    for o in orders:
         if o not in ORDERS:
             raise ValueError(f"{where}: each order must be one of {ORDERS}; got {o!r}.")
     grids = {m: check_grid(where, MODEL_GRID.get(m, GRID) if grid is None else grid) for m in models}

@@ -17,6 +17,7 @@ from fastnn._validation import check_int
 from fastnn.data.adding import adding
 from fastnn.experiments import check_list
 from fastnn.experiments.adding import DEFAULTS, MODELS, make_model, train
+from fastnn.init import check_seed
 
 GRADIENT_MODELS = ("sigmoid", "tanh", "tanh_x2", "irnn")
 
@@ -88,8 +89,10 @@ def run_gradients(T=150, *, models=GRADIENT_MODELS, train_steps=None, n=256, see
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"run_gradients: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
-    check_int(n, "n", "run_gradients")     # (n=0 failed in nn.mse: "the mean needs at least one target")
-    for m in check_list(models, "models", "run_gradients"):
+    check_int(n, "n", "run_gradients")
+    seed = check_seed(seed, "run_gradients")     # (n=0 failed in nn.mse: "the mean needs at least one target")
+    models = check_list(models, "models", "run_gradients")
+    for m in models:
         parse_spec(m)  # fail before any training
     s = dict(DEFAULTS, **settings)
     train_steps = s["steps"] if train_steps is None else train_steps

@@ -113,8 +113,11 @@ class _Classifier(Module):
 
     def _check_y(self, y, n, where):
         """Labels: n class ids in [0, n_classes), as an int64 array (ValueError for a label the model has no output
-        for, a TypeError for non-integer labels: map class names to ids first)."""
+        for, a TypeError for non-integer labels: map class names to ids first).  Bool labels (y = x[:, 0] > 0) are the
+        class ids 0 and 1, as in scikit-learn."""
         y = np.asarray(y)
+        if y.dtype == bool:                             # (was a TypeError: "must hold integer class ids")
+            y = y.astype(np.int64)
         if y.shape != (n,):                             # (a shorter y broadcast against the predictions)
             raise ValueError(f"{where}: 'y' must have shape ({n},), one label per input; got {y.shape}.")
         if n and y.dtype.kind not in "iu":

@@ -16,10 +16,20 @@ examples near zero (fastnn.train.overfit).  A batch is (idx (B, window) int, y (
 import numpy as np
 
 from fastnn import nn
+from fastnn._validation import check_int
 from fastnn.graph import Module
 from fastnn.init import as_rng
 
 RUNGS = ("softmax", "word_vectors", "hidden", "bias", "two_layers", "two_softmaxes")
+
+
+def _rung(rung, where):
+    """The rung's number 1..6 from itself or its name in RUNGS (ValueError otherwise)."""
+    if rung in RUNGS:
+        rung = RUNGS.index(rung) + 1
+    if isinstance(rung, bool) or not isinstance(rung, (int, np.integer)) or not 1 <= rung <= len(RUNGS):
+        raise ValueError(f"{where}: 'rung' must be 1..{len(RUNGS)} or one of {RUNGS}; got {rung!r}.")
+    return int(rung)
 
 
 class Ladder(Module):
@@ -35,10 +45,7 @@ class Ladder(Module):
 
     def __init__(self, rung, *, vocab_size=20, window=3, dim=5, hidden=8, n_classes=4, rng=0, dtype=np.float64):
         where = "Ladder"
-        if rung in RUNGS:
-            rung = RUNGS.index(rung) + 1
-        if isinstance(rung, bool) or not isinstance(rung, (int, np.integer)) or not 1 <= rung <= len(RUNGS):
-            raise ValueError(f"{where}: 'rung' must be 1..{len(RUNGS)} or one of {RUNGS}; got {rung!r}.")
+        rung = _rung(rung, where)
         rng = as_rng(rng, where)
         self.rung, self.name = int(rung), RUNGS[rung - 1]
         self.embed = nn.Embedding(vocab_size, dim, rng=rng, dtype=dtype, scale=1.0)
@@ -80,10 +87,13 @@ class Ladder(Module):
 
 def toy_batch(n, rung, *, vocab_size=20, window=3, n_classes=4, seed=0):
     """n distinct random windows with random labels ((n, 2) on rung 6): data only memorisation can fit."""
-    rng = np.random.default_rng(seed)
+    # (a rung's name was "invalid literal for int()", toy_batch(3, "two_softmaxes") included, and rung 9 was read)
+    rung = _rung(rung, "toy_batch")
+    n = check_int(n, "n", "toy_batch", low=0)
+    rng = as_rng(seed, "toy_batch", "seed")
     idx = rng.integers(0, vocab_size, size=(n, window))
     idx[:, 0] = np.arange(n) % vocab_size           # windows differ (for n <= vocab_size)
-    y = rng.integers(0, n_classes, size=(n, 2) if int(rung) == 6 or rung == "two_softmaxes" else n)
+    y = rng.integers(0, n_classes, size=(n, 2) if rung == 6 else n)
     return idx, y
 
 

@@ -50,6 +50,7 @@ def padded_stream(sentences_ids, window, pad_id=0):
     window = check_int(window, "window", where)
     if window % 2 == 0:
         raise ValueError(f"{where}: 'window' must be odd; got {window}.")
+    pad_id = check_int(pad_id, "pad_id", where, low=0)  # (True padded with id 1, -1 with an id no row has)
     h = window // 2
     if isinstance(sentences_ids, (str, bytes)) or not hasattr(sentences_ids, "__iter__"):
         raise TypeError(f"{where}: 'sentences_ids' must be a list of sentences of word ids; got "
@@ -133,6 +134,9 @@ class RankingBatches:
             raise ValueError(f"{where}: 'centres' must lie {h} positions inside 'padded'; build both with "
                              f"padded_stream(..., window={self.window}).")
         self.offsets = np.arange(-h, h + 1)
+        if not callable(getattr(sampler, "draw", None)):    # (else an AttributeError in the first batch of training)
+            raise TypeError(f"{where}: 'sampler' must have a draw(centres, rng) method, e.g. NegativeSampler(counts); "
+                            f"got {type(sampler).__name__}.")
         self.sampler = sampler
         n = len(self.centres)
         self.n = n if examples_per_epoch is None else min(n, check_int(examples_per_epoch, "examples_per_epoch", where))

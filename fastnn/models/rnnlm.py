@@ -25,7 +25,7 @@ import numpy as np
 
 from fastnn import init as _init
 from fastnn import kernels, nn
-from fastnn._validation import check_int, check_scalar
+from fastnn._validation import check_bool, check_int, check_scalar
 from fastnn.graph import Node, RowGrad
 from fastnn.models.neural_lm import RecurrentLM, word_classes
 from fastnn.nn import ClassSoftmaxOutput
@@ -179,7 +179,7 @@ class RNNLM(RecurrentLM):
                  word_class=None, class_method="sqrt", eos_id=1, rng=0, dtype=np.float32, counts=None, words=None,
                  fused=True):
         where = "RNNLM"
-        self.fused = bool(fused)
+        self.fused = check_bool(fused, "fused", where)
         counts = self._check_fields(where, vocab_size=vocab_size, dropout=dropout, eos_id=eos_id,
                                     init_scale=init_scale, dtype=dtype, words=words, counts=counts, classes=classes,
                                     word_class=word_class, class_method=class_method)

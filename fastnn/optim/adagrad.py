@@ -21,6 +21,9 @@ class AdaGrad(Optimizer):
         self.initial_accumulator = float(check_scalar(initial_accumulator, "initial_accumulator", "AdaGrad", low=0))
         self.state = {n: {"acc": a} for n, a in self._slot(self.initial_accumulator).items()}
 
+    def _repr_extra(self):      # (the constants that differ between libraries: see the class docstring)
+        return f"eps={self.eps:g}, initial_accumulator={self.initial_accumulator:g}"
+
     def _update(self, items, lr):
         # every plain update (no l1; not a gradient that applies itself) in one kernel call per dtype, the same bits
         # as one call per parameter (kernels.adagrad_many_): the RNN LM's embedding rows, output biases and five

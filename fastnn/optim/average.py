@@ -35,7 +35,7 @@ class ParamAverage:
     """
 
     def __init__(self, params):
-        self.params = named_params(params, "ParamAverage")
+        self.params = named_params(params, "ParamAverage", writes=True)
         self.steps = 0
         self.sums = {n: p.value.astype(np.float64) for n, p in self.params.items()}
         # sparse parameters: the step each row's sum is complete up to (its value is constant since)
@@ -105,6 +105,9 @@ class ParamAverage:
         finally:
             for n, p in self.params.items():
                 p.value[...] = saved[n]
+
+    def __repr__(self):
+        return f"ParamAverage({len(self.params)} params, {self.steps} steps)"
 
     # -- state (for checkpoints) ---------------------------------------------------------------------------------
     def state_dict(self):

@@ -16,8 +16,9 @@ from fastnn.graph import Module, Param, RowGrad
 from fastnn.optim.schedules import as_schedule
 
 
-def named_params(params, where):
-    """{name: Param} from a dict of Params or a Module (only trainable ones)."""
+def named_params(params, where, *, writes=False):
+    """{name: Param} from a dict of Params or a Module (only trainable ones); writes=True (the caller updates them
+    in place) also demands writeable values."""
     if isinstance(params, Module):
         params = params.parameters()
     if not isinstance(params, dict):
@@ -33,6 +34,11 @@ def named_params(params, where):
     out = {name: p for name, p in params.items() if p.trainable}
     if not out:
         raise ValueError(f"{where}: 'params' must contain at least one trainable Param; got none.")
+    for name, p in out.items() if writes else ():   # (the first step failed in a kernel: "sgd_: 'w' must be writeable")
+        if not p.value.flags.writeable:
+            raise ValueError(f"{where}: '{name}' must be writeable (it is updated in place); got a read-only array, "
+                             "as joblib.load(..., mmap_mode='r') gives. Train a copy (copy.deepcopy(model)), or "
+                             "load it with mmap_mode='c' or None.")
     return out
 
 
@@ -49,7 +55,7 @@ class Optimizer:
 
     def __init__(self, params, *, lr, weight_decay=0.0, l1=0.0):
         where = type(self).__name__
-        self.params = named_params(params, where)
+        self.params = named_params(params, where, writes=True)
         self.weight_decay = float(check_scalar(weight_decay, "weight_decay", where, low=0))
         self.l1 = float(check_scalar(l1, "l1", where, low=0))
         self._hyper = {"lr": as_schedule(lr, "lr", where)}
@@ -71,6 +77,7 @@ class Optimizer:
 
     def step(self):
         """Apply one update from the current gradients (parameters without a gradient are left alone)."""
+        self._follow_params()
         values = {k: float(s(self.step_count)) for k, s in self._hyper.items()}
         items = []
         for name, p in self.params.items():
@@ -94,9 +101,24 @@ class Optimizer:
         for s in self._hyper.values():
             s.observe(score, mode=mode)
 
+    def _follow_params(self):
+        """Each state slot takes its parameter's dtype again when the model was cast (Module.astype) after the
+        optimizer was built: the kernels refused the old one ("'v' must have dtype float64 to match 'w'. Cast 'v'"),
+        naming a buffer the user never made.  A parameter whose shape changed under the optimizer is a ValueError."""
+        for name, slots in self.state.items():
+            value = self.params[name].value
+            for k, a in slots.items():
+                if a.dtype != value.dtype:
+                    slots[k] = a.astype(value.dtype)
+                if a.shape != value.shape:
+                    raise ValueError(f"{type(self).__name__}: '{name}' has shape {value.shape} but its optimizer "
+                                     f"state '{k}' was made for {a.shape}. Build the optimizer again for the "
+                                     "model's new parameters.")
+
     # -- state ---------------------------------------------------------------------------------------------------
     def state_dict(self):
         """{"type", "step", "hyper": {name: schedule state}, "state": {param: {slot: array copy}}}."""
+        self._follow_params()
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": {k: s.state_dict() for k, s in self._hyper.items()},
                 "state": {n: {k: a.copy() for k, a in st.items()} for n, st in self.state.items()}}
@@ -104,6 +126,7 @@ class Optimizer:
     def load_state_dict(self, sd):
         """Restore a state_dict, checking the optimizer type, parameter names, slots, shapes and dtypes."""
         where = f"{type(self).__name__}.load_state_dict"
+        self._follow_params()
         if not isinstance(sd, dict) or sd.get("type") != type(self).__name__:
             got = sd.get("type") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"{where}: the state must come from a {type(self).__name__}; got {got!r}.")
@@ -135,10 +158,15 @@ class Optimizer:
     def _slot(self, init=0.0):
         return {n: np.full_like(p.value, init) for n, p in self.params.items()}
 
+    def _repr_extra(self):
+        """The subclass's own settings for repr ("eps=1e-10"), or ""."""
+        return ""
+
     def __repr__(self):
         hyper = ", ".join(f"{k}={s!r}" for k, s in self._hyper.items())
-        return (f"{type(self).__name__}({len(self.params)} params, {hyper}, weight_decay={self.weight_decay}, "
-                f"l1={self.l1})")
+        extra = self._repr_extra()
+        return (f"{type(self).__name__}({len(self.params)} params, {hyper}, {extra + ', ' if extra else ''}"
+                f"weight_decay={self.weight_decay}, l1={self.l1})")
 
 
 def l1_rows(values, W, rows, l1):

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_scalar
+from fastnn._validation import check_bool, check_scalar
 from fastnn.graph import Module, Param, RowGrad
 
 CLIP_EPS = 1e-6
@@ -72,6 +72,7 @@ def clip_grad_norm(params, max_norm, *, error_if_nonfinite=False):
     """
     where = "clip_grad_norm"
     check_scalar(max_norm, "max_norm", where, low=0, low_open=True)
+    check_bool(error_if_nonfinite, "error_if_nonfinite", where)
     ps = _grads(params, where)
     sq = grad_sq_norms(dict(ps))
     norm = float(np.sqrt(sum(sq.values())))

@@ -15,8 +15,9 @@ import warnings
 import numpy as np
 import scipy.optimize
 
-from fastnn._validation import check_scalar
+from fastnn._validation import check_callable, check_scalar
 from fastnn.graph import RowGrad
+from fastnn.init import as_rng
 from fastnn.optim.base import named_params
 
 METHODS = ("L-BFGS-B", "CG")
@@ -30,7 +31,7 @@ def ravel_params(params):
 
 def unravel_params(x, params):
     """Write the vector x back into the parameters, in place, cast to each parameter's dtype."""
-    ps = named_params(params, "unravel_params")
+    ps = named_params(params, "unravel_params", writes=True)
     n = sum(p.value.size for p in ps.values())
     x = np.asarray(x)
     if x.shape != (n,):
@@ -159,7 +160,16 @@ def minimize(model, data, method="L-BFGS-B", *, maxiter=100, tol=None, weight_de
     check_scalar(weight_decay, "weight_decay", where, low=0)
     if max_seconds is not None:
         check_scalar(max_seconds, "max_seconds", where, low=0)
-    ps = named_params(model, where)
+    if tol is not None:                 # (-1 was scipy's "ERROR: FACTR < 0" with nothing done; "1e-5" a ufunc error)
+        check_scalar(tol, "tol", where, low=0)
+    if options is not None and not isinstance(options, dict):      # (a list was "'list' object is not a mapping")
+        raise TypeError(f"{where}: 'options' must be a dict of scipy.optimize.minimize options, e.g. "
+                        f"{{'maxcor': 20}}; got {type(options).__name__}.")
+    if max_evals is not None:           # (max_evals=0 returned the untouched model with fun=inf as a success)
+        check_scalar(max_evals, "max_evals", where, low=1, integer=True)
+    if loss_fn is not None:             # (else a TypeError from inside scipy's first evaluation)
+        check_callable(loss_fn, "loss_fn", where, "model, data")
+    ps = named_params(model, where, writes=True)
     result = _result if _result is not None else MinimizeResult(method)
     t0 = _t0 if _t0 is not None else time.perf_counter()
     obj = _Objective(model, ps, data, loss_fn or _default_loss, weight_decay, result, t0, max_seconds, max_evals)
@@ -198,8 +208,15 @@ def minimize_minibatch(model, data, method="L-BFGS-B", *, epochs=1, maxiter=10, 
     Returns a MinimizeResult whose history spans all batches.
     """
     where = "minimize_minibatch"
+    if not callable(getattr(data, "epoch", None)):   # (was "'tuple' object has no attribute 'epoch'", unnamed)
+        hint = (" For arrays (X, y) pass ArrayBatches(X, y, batch_size=...) (fastnn.train), or minimize(model, (X, y)) "
+                "for the full batch." if isinstance(data, (tuple, list)) else "")
+        raise TypeError(f"{where}: 'data' must be a batch source with an epoch(rng) method; got "
+                        f"{type(data).__name__}.{hint}")
     check_scalar(epochs, "epochs", where, low=1, integer=True)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if callback is not None:
+        check_callable(callback, "callback", where, "result")
+    rng = as_rng(seed, where, "seed")                   # (None drew an order no one could repeat)
     result = MinimizeResult(f"{method} (mini-batch)")
     t0 = time.perf_counter()
     for _ in range(epochs):

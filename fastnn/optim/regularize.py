@@ -30,6 +30,8 @@ def sparsity_penalty(h, *, target=0.05, weight=1.0, kind="kl"):
     H = h.value.shape[-1]
     X = h.value.reshape(-1, H)
     n = X.shape[0]
+    if n == 0:                          # (the mean over no row: a nan penalty and NumPy's "Mean of empty slice")
+        raise ValueError(f"{where}: 'h' must hold at least one row of activations; got shape {h.value.shape}.")
     rho = X.mean(axis=0, dtype=np.float64)
     if kind == "kl":
         check_scalar(target, "target", where, low=0, high=1, low_open=True)
