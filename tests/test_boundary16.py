@@ -88,3 +88,56 @@ def test_lm_train_that_diverges_stops_with_one_line_exit_1(capsys, tmp_path):
     assert line.startswith("fastnn lm train: stopped: Trainer: the validation score must be finite; got valid ppl "
                            "inf"), err
     assert "--on-nonfinite skip" in line and not out.exists()
+
+
+# ---- 3. a bfloat16 output layer cast to float64 trains (in float64), and gets its bfloat16 products back -----------
+
+amx = pytest.mark.skipif(not __import__("fastnn.kernels", fromlist=["amx_bf16"]).amx_bf16(),
+                         reason="this CPU (or build, or OS) cannot run AMX-BF16 tiles")
+
+
+def _grads(out, h, t):
+    out.zero_grad()
+    loss = out.loss(h, t)
+    loss.backward()
+    return float(loss.value), out.W.grad.copy(), out.b.grad.copy()
+
+
+@amx
+def test_a_bfloat16_output_layer_cast_to_float64_trains_and_casts_back():
+    from fastnn import nn
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(16, 32)).astype(np.float32)
+    t = rng.integers(0, 40, size=16)
+    out = nn.SoftmaxOutput(32, 40, rng=np.random.default_rng(1), precision="bfloat16")
+    plain = nn.SoftmaxOutput(32, 40, rng=np.random.default_rng(1))
+    bf16 = _grads(out, h, t)
+    out.astype(np.float64)                   # (the next step was a TypeError: bfloat16 with float64 parameters)
+    plain.astype(np.float64)
+    for a, b in zip(_grads(out, h.astype(np.float64), t), _grads(plain, h.astype(np.float64), t)):
+        np.testing.assert_array_equal(a, b)  # the float64 layer's own products
+    assert out.precision == "bfloat16"
+    out.astype(np.float32)                   # back: the bfloat16 products again, as before the cast
+    for a, b in zip(_grads(out, h, t), bf16):
+        np.testing.assert_array_equal(a, b)
+    plain.astype(np.float32)
+    assert not np.array_equal(_grads(plain, h, t)[1], bf16[1])    # (they are not float32's)
+    with pytest.raises(TypeError, match=r"precision='bfloat16' needs float32 parameters; got float64"):
+        plain.astype(np.float64).precision = "bfloat16"
+
+
+@amx
+def test_an_nplm_with_bfloat16_output_trains_after_astype_float64():
+    from fastnn.models.nplm import contexts
+    from fastnn.recipes import lm as recipe
+    config = recipe.NPLMConfig(order=3, dim=4, hidden=8, classes=0, output_precision="bfloat16", epochs=1,
+                               batch_size=8, min_count=1)
+    sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat"]] * 4
+    vocab, streams = recipe.prepare(config, sents)
+    model, data, lr = recipe.build(config, vocab, streams["train"])
+    model.astype(np.float64)
+    s = streams["train"]
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), ArrayBatches(contexts(s, 3, vocab.eos_id), s,
+                                                                                 batch_size=8), epochs=1, quiet=True)
+    trainer.fit()
+    assert model.out.W.value.dtype == np.float64 and trainer.step > 0
