@@ -141,3 +141,59 @@ def test_an_nplm_with_bfloat16_output_trains_after_astype_float64():
                                                                                  batch_size=8), epochs=1, quiet=True)
     trainer.fit()
     assert model.out.W.value.dtype == np.float64 and trainer.step > 0
+
+
+# ---- 4. the tagger's own builder says when an affix length (or size) is ignored ----------------------------------
+
+_ROWS = [[("John", "NNP", "B-NP", "B-PER"), ("runs", "VBZ", "B-VP", "O")],
+         [("Mary", "NNP", "B-NP", "B-PER"), ("walks", "VBZ", "B-VP", "O")]] * 3
+
+
+def _build(**options):
+    from fastnn.models.tagger import WindowTagger
+    from fastnn.recipes.tagger import TaggerConfig, model_options
+    return WindowTagger.build(_ROWS, {"ner": 3}, **{**model_options(TaggerConfig(tasks={"ner": 3}, hidden=8,
+                                                                                   embed_dim=4)), **options})
+
+
+@pytest.mark.parametrize("options, name, other", [
+    (dict(suffix_len=2, suffix_dim=0), "suffix_len", "suffix_dim"),
+    (dict(suffix_len=0, suffix_dim=10), "suffix_dim", "suffix_len"),
+    (dict(prefix_len=(1, 2), prefix_dim=0), "prefix_len", "prefix_dim"),
+    (dict(prefix_len=0, prefix_dim=10), "prefix_dim", "prefix_len")])
+def test_window_tagger_build_says_an_affix_setting_is_ignored(options, name, other):
+    # (the tagger was built without the feature, silently; recipes.tagger.build warned only for a TaggerConfig)
+    with pytest.warns(UserWarning, match=f"WindowTagger.build: '{name}' has no effect without '{other}'; it is "
+                                         f"ignored.") as caught:
+        model = _build(**options)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert model.suffix is None and model.prefix is None
+
+
+def test_window_tagger_build_with_both_or_neither_affix_setting_is_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _build(suffix_len=(1, 2), suffix_dim=3, prefix_len=1, prefix_dim=2).suffix is not None
+        assert _build().suffix is None
+    with pytest.raises(ValueError, match="'suffix_len' must be an int >= 0 or distinct ints >= 1; got 'x'"):
+        _build(suffix_len="x", suffix_dim=0)      # (not read at all without a size: accepted, silently)
+
+
+def test_the_recipe_warns_once_and_presets_build_quietly():
+    from fastnn.recipes.tagger import PRESETS, TaggerConfig, build, from_preset
+    with pytest.warns(UserWarning) as caught:
+        build(TaggerConfig(tasks={"ner": 3}, suffix_len=2, hidden=8, embed_dim=4), _ROWS)
+    assert [str(w.message) for w in caught] == ["build: 'suffix_len' has no effect without 'suffix_dim'; it is "
+                                                "ignored."]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in PRESETS:
+            model = build(from_preset(name, hidden=8, embed_dim=4, ensemble=1), _ROWS)
+            assert model.suffix is not None and model.prefix is not None
+
+
+def test_the_constructor_says_so_too():
+    from fastnn.models.tagger import WindowTagger
+    cfg = dict(_build().config(), suffix_len=2)
+    with pytest.warns(UserWarning, match="WindowTagger: 'suffix_len' has no effect without 'suffix_dim'"):
+        assert WindowTagger.from_config(cfg).suffix is None
