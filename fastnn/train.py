@@ -424,10 +424,10 @@ class TrainingInterrupted(Interrupted):
 
 
 class TrainingDiverged(FloatingPointError):
-    """A non-finite loss, gradient or validation score stopped Trainer.fit (on_nonfinite="raise").  As on Ctrl-C (TrainingInterrupted),
-    `trainer.model` holds what the run would have ended with had it been set to stop there: its best epoch's
-    parameters (with validation; `best_epoch`, else None), else the last finite ones (or their average).  `message`
-    is the divergence and its remedies; str() adds what the model holds."""
+    """A non-finite loss, gradient or validation score stopped Trainer.fit (on_nonfinite="raise").  As on Ctrl-C
+    (TrainingInterrupted), `trainer.model` holds what the run would have ended with had it been set to stop there: its
+    best epoch's parameters (with validation; `best_epoch`, else None), else the last finite ones (or their average).
+    `message` is the divergence and its remedies; str() adds what the model holds."""
 
     def __init__(self, trainer, message):
         self.best_epoch = trainer.state.best_epoch if trainer.restore_best else None
