@@ -197,3 +197,126 @@ def test_the_constructor_says_so_too():
     cfg = dict(_build().config(), suffix_len=2)
     with pytest.warns(UserWarning, match="WindowTagger: 'suffix_len' has no effect without 'suffix_dim'"):
         assert WindowTagger.from_config(cfg).suffix is None
+
+
+# ---- 2. an embed-trained LM records its text normalisation; lm eval (and recipes.lm) read raw text with it ----------
+
+_RAW = ["The dog runs in 1999", "The cat runs", "A dog sees the Cat", "the bird sees a dog", "Paris has 12 dogs"] * 8
+
+
+@pytest.fixture(scope="module")
+def embed_lm(tmp_path_factory):
+    """(path of an `embed train --objective rnn --save-model` file, raw text path, normalised text path)."""
+    from fastnn.cli import main
+    d = tmp_path_factory.mktemp("embed_lm")
+    raw = write_lines(d / "raw.txt", _RAW)
+    norm = write_lines(d / "norm.txt", [" ".join(w.lower().replace("1", "0").replace("2", "0").replace("9", "0")
+                                                 for w in line.split()) for line in _RAW])
+    model = d / "e.npz"
+    assert main(["embed", "train", "--objective", "rnn", "--text", raw, "--out", str(d / "v.txt"), "--save-model",
+                 str(model), "--epochs", "1", "--dim", "4", "--hidden", "4", "--classes", "0", "--min-count", "1",
+                 "--batch-size", "2", "--quiet"]) == 0
+    return str(model), raw, norm
+
+
+def _eval(capsys, *argv):
+    rc, out, err = run_cli(capsys, "lm", "eval", *argv)
+    assert rc == 0, err
+    return out
+
+
+def test_lm_eval_reads_raw_text_as_an_embed_model_was_trained_on_it(capsys, embed_lm):
+    # raw text had 'The', 'Paris', '1999' counted as <unk>: a perplexity of other words, silently
+    model, raw, norm = embed_lm
+    assert _eval(capsys, "--model", model, "--data", raw) == _eval(capsys, "--model", model, "--data", norm)
+    assert " oov_as_unk 0" in _eval(capsys, "--model", model, "--data", raw)
+    lines = _eval(capsys, "--model", model, "--data", raw, "--per-sentence").splitlines()
+    assert [line.split("\t")[3] for line in lines] == _RAW      # each line printed as given, scored normalised
+    assert [line.split("\t")[:3] for line in lines] == [
+        line.split("\t")[:3] for line in _eval(capsys, "--model", model, "--data", norm, "--per-sentence").splitlines()]
+
+
+def test_the_record_is_in_the_model_file_and_survives_a_python_save(embed_lm, tmp_path):
+    from fastnn import io
+    from fastnn.embed import NORMALIZATION, text_normalizer
+    model = io.load_model(embed_lm[0])
+    assert model.text_normalization == NORMALIZATION == "normalize_word"
+    assert text_normalizer(model)("Paris1999") == "paris0000"
+    io.save_model(tmp_path / "again.npz", model)
+    assert io.read_file(tmp_path / "again.npz")[0]["text_normalization"] == "normalize_word"
+    assert io.load_model(tmp_path / "again.npz").text_normalization == "normalize_word"
+
+
+def test_pretrain_records_it_for_every_objective():
+    from fastnn.recipes.embed import OBJECTIVES, pretrain
+    sents = [s.split() for s in _RAW]
+    for objective in OBJECTIVES:
+        extra = dict(window=3) if objective == "ranking" else dict(classes=0, batch_size=2) if objective == "rnn" else {}
+        res = pretrain(objective, sents, dim=4, hidden=4, epochs=1, min_count=1, quiet=True, **extra)
+        assert res.model.text_normalization == "normalize_word", objective
+
+
+def test_recipes_lm_read_words_as_the_model_spells_them(embed_lm):
+    from fastnn import io
+    from fastnn.recipes import lm as recipe
+    model = io.load_model(embed_lm[0])
+    raw = [s.split() for s in _RAW]
+    norm = [[w.lower() for w in s] for s in raw]
+    norm = [[w.replace("1", "0").replace("2", "0").replace("9", "0") for w in s] for s in norm]
+    assert recipe.perplexity(model, raw) == recipe.perplexity(model, norm)
+    assert recipe.perplexity(model, iter(raw)) == recipe.perplexity(model, norm)      # a generator, read once
+    for a, b in zip(recipe.sentence_logprobs(model, raw), recipe.sentence_logprobs(model, norm)):
+        np.testing.assert_array_equal(a, b)
+    assert recipe.sample(model, prompt=["The", "Cat"], max_len=3)[0][:2] == ["the", "cat"]
+    assert recipe.normalize_like(model, np.array([2, 3])).tolist() == [2, 3]             # ids as given
+
+
+def test_a_file_without_the_record_reads_text_as_written(capsys, embed_lm, tmp_path):
+    # older embed train files, and every lm train model: no record, words looked up as written (as before)
+    from fastnn import io
+    from fastnn.recipes import lm as recipe
+    model = io.load_model(embed_lm[0])
+    del model.text_normalization
+    old = tmp_path / "old.npz"
+    io.save_model(old, model)
+    assert "text_normalization" not in io.read_file(old)[0]
+    assert not hasattr(io.load_model(old), "text_normalization")
+    raw = [s.split() for s in _RAW]
+    assert recipe.normalize_like(model, raw) is raw
+    out = _eval(capsys, "--model", old, "--data", embed_lm[1])
+    assert out != _eval(capsys, "--model", old, "--data", embed_lm[2]) and " oov_as_unk 0" not in out
+
+
+def test_mixing_models_that_read_text_differently_is_refused(capsys, embed_lm, tmp_path):
+    from fastnn import io
+    model = io.load_model(embed_lm[0])
+    del model.text_normalization
+    io.save_model(tmp_path / "as_written.npz", model)
+    rc, out, err = run_cli(capsys, "lm", "eval", "--model", embed_lm[0], "--mix", tmp_path / "as_written.npz",
+                           "--data", embed_lm[1])
+    assert rc == 2 and err.strip().endswith("reads text as 'normalize_word' but " + str(tmp_path / "as_written.npz")
+                                            + " as written; both models must read text alike (mix two models of "
+                                              "embed train, or two of lm train)"), err
+
+
+def test_a_normalisation_this_fastnn_does_not_know_is_one_line(capsys, embed_lm, tmp_path):
+    from fastnn import io
+    from fastnn.recipes import lm as recipe
+    model = io.load_model(embed_lm[0])
+    model.text_normalization = "stem_porter"
+    io.save_model(tmp_path / "later.npz", model)
+    rc, out, err = run_cli(capsys, "lm", "eval", "--model", tmp_path / "later.npz", "--data", embed_lm[1])
+    assert rc == 2 and "the model's words were made with the text normalisation 'stem_porter', which this fastnn " \
+                       "does not know" in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ValueError, match="normalize_like: the model's words were made with the text normalisation "
+                                         "'stem_porter'"):
+        recipe.perplexity(model, [["the"]])
+    model.text_normalization = 3
+    with pytest.raises(TypeError, match="save_model: the model's 'text_normalization' must be the name of a "
+                                        "normalisation"):
+        io.save_model(tmp_path / "bad.npz", model)
+
+
+def test_lm_sample_spells_the_prompt_as_the_model(capsys, embed_lm):
+    rc, out, err = run_cli(capsys, "lm", "sample", "--model", embed_lm[0], "--prompt", "The Cat", "--max-len", "3")
+    assert rc == 0 and out.startswith("the cat") and "not in the model's vocabulary" not in err, (out, err)
