@@ -68,8 +68,9 @@ def test_with_skip_an_overflowed_score_warns_and_is_never_the_best():
     with pytest.warns(RuntimeWarning) as caught:
         history = trainer.fit()
     said = [str(w.message) for w in caught]
-    assert len(said) == 2 and all(m.startswith(f"Trainer: 'validate' gave valid ppl inf ('validate' returned {s}) "
-                                               f"after epoch {e};") for m, s, e in zip(said, ("3.9e+30", "1e+31"), (1, 3)))
+    assert len(said) == 2 and all(
+        m.startswith(f"Trainer: 'validate' gave valid ppl inf ('validate' returned {s}) after epoch {e};")
+        for m, s, e in zip(said, ("3.9e+30", "1e+31"), (1, 3)))
     assert "a non-finite score never counts as an improvement" in str(caught[0].message)
     assert [h["best"] for h in history] == [False, True, False] and trainer.best_epoch == 2
 
@@ -251,7 +252,7 @@ def test_pretrain_records_it_for_every_objective():
     from fastnn.recipes.embed import OBJECTIVES, pretrain
     sents = [s.split() for s in _RAW]
     for objective in OBJECTIVES:
-        extra = dict(window=3) if objective == "ranking" else dict(classes=0, batch_size=2) if objective == "rnn" else {}
+        extra = {"ranking": dict(window=3), "rnn": dict(classes=0, batch_size=2)}.get(objective, {})
         res = pretrain(objective, sents, dim=4, hidden=4, epochs=1, min_count=1, quiet=True, **extra)
         assert res.model.text_normalization == "normalize_word", objective
 

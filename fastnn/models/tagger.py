@@ -430,7 +430,6 @@ class _Tagging:
         return main_score(self.evaluate(sentences, encoded))
 
 
-
 def warn_unpaired_affix(where, kind, lengths, dim):
     """A UserWarning when the `kind` ("suffix" or "prefix") feature has its lengths without its vector size `dim`, or
     the size without lengths: the tagger is built without that feature (recipes.tagger.build warns so for a

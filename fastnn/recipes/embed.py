@@ -10,7 +10,8 @@ and pretrain().
 Every token is normalised as the tagger's word feature (fastnn.embed.normalize_sentences), the vocabulary is every
 normalised type seen at least `min_count` times plus the model's specials, and vectors are exported for every
 vocabulary word.  The model records it (text_normalization = fastnn.embed.NORMALIZATION, kept in its model file), so
-that `lm eval` and recipes.lm read raw text as the LM objectives' models were trained on it.  Text reading, vector scaling and nearest neighbours are in fastnn.embed.
+that `lm eval` and recipes.lm read raw text as the LM objectives' models were trained on it.  Text reading, vector
+scaling and nearest neighbours are in fastnn.embed.
 
 >>> sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 20
 >>> res = pretrain("ranking", sents, dim=8, epochs=2, min_count=1, quiet=True)   # or read_corpus([...]), dim=50

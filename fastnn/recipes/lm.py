@@ -277,12 +277,12 @@ def sentence_logprobs(model, sentences):
 def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0):
     """Sentences drawn from a language model word by word (ancestral sampling from its prob_vector): a list of
     `sentences` lists of words (of word ids for a model without its words), each ended by the model's </s> (not
-    included) or cut after `max_len` words.  The first sentence starts with `prompt` (words or ids, included in it;
-    words spelled as the model's are, normalize_like);
-    each later one continues the same text, so a recurrent model reads the sentences before it (the n-gram models
-    and the NPLM see only their last words, as when scoring).  `temperature` scales the log-probabilities, 1/T:
-    below 1 sharper, 1 the model's own distribution.  The same seed gives the same sentences.  Each word costs one
-    prob_vector, which for the recurrent models reads the whole text so far: time grows with its square."""
+    included) or cut after `max_len` words.  The first sentence starts with `prompt` (words, spelled as the model's
+    are first, normalize_like, or ids; included in it); each later one continues the same text, so a recurrent model
+    reads the sentences before it (the n-gram models and the NPLM see only their last words, as when scoring).
+    `temperature` scales the log-probabilities, 1/T: below 1 sharper, 1 the model's own distribution.  The same seed
+    gives the same sentences.  Each word costs one prob_vector, which for the recurrent models reads the whole text so
+    far: time grows with its square."""
     from fastnn._validation import check_int, check_scalar
     from fastnn.data.text import word_ids
     from fastnn.init import as_rng
