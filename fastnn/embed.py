@@ -22,10 +22,17 @@ from fastnn.data.conll import detect_format as detect_lines, normalize_word, rea
 from fastnn.data.text import open_text
 from fastnn.data.vocab import Vocab
 
-__all__ = ["TEXT_FORMATS", "detect_format", "read_corpus", "normalize_sentences", "split_valid", "model_vectors",
-           "is_model_file", "read_any_vectors", "scale_vectors", "nearest_neighbors", "check_resume"]
+__all__ = ["TEXT_FORMATS", "NORMALIZATION", "NORMALIZATIONS", "detect_format", "read_corpus", "normalize_sentences",
+           "text_normalizer", "split_valid", "model_vectors", "is_model_file", "read_any_vectors", "scale_vectors",
+           "nearest_neighbors", "check_resume"]
 
 TEXT_FORMATS = ("auto", "text", "conll")
+
+# The text normalisations a model's words may have been made with, by the name the model carries as
+# `text_normalization` (fastnn.io keeps it in the model file): a reader of raw text spells its words so before looking
+# them up.  A model without the record (every `lm train` model; files written before it) reads text as written.
+NORMALIZATION = "normalize_word"          # pretrain's (normalize_sentences): lowercase, digits -> 0
+NORMALIZATIONS = {NORMALIZATION: normalize_word}
 
 
 # ---- text --------------------------------------------------------------------------------------------------------
@@ -107,6 +114,20 @@ def normalize_sentences(sentences):
             ns.append(n)
         out.append(ns)
     return out
+
+
+def text_normalizer(model, where="text_normalizer"):
+    """The function (word -> word) spelling a word of raw text as `model`'s words are spelled (its
+    `text_normalization`, NORMALIZATIONS), or None for a model that reads text as written (no record).  A name this
+    fastnn does not know (a file of a later version) is a ValueError: guessing would score other words."""
+    name = getattr(model, "text_normalization", None)
+    if name is None:
+        return None
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"{where}: the model's words were made with the text normalisation {name!r}, which this "
+                         f"fastnn does not know (it knows {', '.join(map(repr, NORMALIZATIONS))}); use the fastnn "
+                         f"version that wrote the model.")
+    return NORMALIZATIONS[name]
 
 
 def split_valid(sentences, fraction, seed):

@@ -4,7 +4,10 @@ A file holds a JSON header (array "__fastnn__": format name, format version, kin
 model's class as "module:QualName" and its config()) and plain numeric arrays: "param/<name>" for each parameter,
 and for checkpoints the optimizer state ("optim/...") and the trainer state ("train/...").  A model that holds
 state other than parameters (the count tables of an n-gram) gives it as `buffers()` (a dict) and takes it back in
-`load_buffers(dict)`: saved as the "buffers" section, restored by load_model.  Nested dicts of the
+`load_buffers(dict)`: saved as the "buffers" section, restored by load_model.  A model whose words were made from
+text by a normalisation carries its name as `text_normalization` (fastnn.embed.NORMALIZATIONS: embed train's models,
+"normalize_word"): saved as the header's "text_normalization", set back by load_model; a file without it (every
+`lm train` model, and files written before the record) holds a model that reads text as written.  Nested dicts of the
 optimizer / trainer states are flattened: arrays become npz members, everything else goes into the JSON header.
 
 Writes go to a temporary file in the same directory, which is flushed, fsynced and renamed over the target
@@ -168,6 +171,12 @@ def _write(path, kind, model, sections):
               "params": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in params.items()}}
     for n, a in params.items():
         arrays[f"param/{n}"] = a
+    norm = getattr(model, "text_normalization", None)
+    if norm is not None:                # (what a reader of raw text must do to look the model's words up)
+        if not isinstance(norm, str):
+            raise TypeError(f"{where}: the model's 'text_normalization' must be the name of a normalisation (a str) "
+                            f"or None; got {type(norm).__name__} {norm!r:.60}.")
+        header["text_normalization"] = norm
     if hasattr(model, "buffers"):
         sections = {**sections, "buffers": model.buffers()}
     for name, tree in sections.items():
@@ -397,6 +406,11 @@ def load_model(path, cls=None):
             raise ValueError(f"{where}: '{path}' must hold the {type(model).__name__}'s buffers; it has none "
                              f"(corrupted file).")
         model.load_buffers(_unpack(header["buffers"], arrays))
+    if "text_normalization" in header:
+        if not isinstance(header["text_normalization"], str):
+            raise ValueError(f"{where}: '{path}' has a corrupted header: 'text_normalization' must be a JSON string; "
+                             f"got {header['text_normalization']!r:.60}.")
+        model.text_normalization = header["text_normalization"]
     _assign_params(arrays, model)
     return model
 

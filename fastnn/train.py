@@ -47,7 +47,8 @@ to one never interrupted.  Ctrl-C finishes the current step, writes a checkpoint
 had been set to stop there (the best epoch's parameters restored, as at a normal end) and raises TrainingInterrupted
 (a KeyboardInterrupt), so that a caller can still save the model; a second Ctrl-C stops at once.  Divergence (a
 non-finite loss or gradient with on_nonfinite="raise") ends the run the same way, with the best epoch's parameters
-restored, and raises TrainingDiverged (a FloatingPointError).
+restored, and raises TrainingDiverged (a FloatingPointError); so does a validation score that is not finite, or
+whose shown value (`metric`'s fn: a mean NLL's perplexity) overflowed.
 """
 import contextlib
 import dataclasses
@@ -423,10 +424,10 @@ class TrainingInterrupted(Interrupted):
 
 
 class TrainingDiverged(FloatingPointError):
-    """A non-finite loss or gradient stopped Trainer.fit (on_nonfinite="raise").  As on Ctrl-C (TrainingInterrupted),
-    `trainer.model` holds what the run would have ended with had it been set to stop there: its best epoch's
-    parameters (with validation; `best_epoch`, else None), else the last finite ones (or their average).  `message`
-    is the divergence and its remedies; str() adds what the model holds."""
+    """A non-finite loss, gradient or validation score stopped Trainer.fit (on_nonfinite="raise").  As on Ctrl-C
+    (TrainingInterrupted), `trainer.model` holds what the run would have ended with had it been set to stop there: its
+    best epoch's parameters (with validation; `best_epoch`, else None), else the last finite ones (or their average).
+    `message` is the divergence and its remedies; str() adds what the model holds."""
 
     def __init__(self, trainer, message):
         self.best_epoch = trainer.state.best_epoch if trainer.restore_best else None
@@ -457,7 +458,9 @@ class Trainer:
     checkpoint : path of the checkpoint file (written each epoch, every `checkpoint_every` steps, and on Ctrl-C).
     seed : int or np.random.Generator for the batch order.
     on_nonfinite : "raise" (TrainingDiverged, a FloatingPointError, with the best epoch's parameters restored) or
-        "skip" (drop the step and go on) when loss or a gradient is not finite.
+        "skip" (drop the step and go on) when loss or a gradient is not finite.  Likewise for a validation score
+        that is not finite, or whose `metric` value is not (a mean NLL of 3.9e30: perplexity inf): "raise" ends the
+        run as diverged, "skip" warns and never keeps that epoch as the best.
     quiet : no output at all; progress : None = a progress bar when stderr is a terminal and not quiet.
     callback : callable(trainer, record) after each epoch (record = the history entry); return True to stop.
     max_minutes : a training-time budget: no epoch starts that would end past it, judged by the longest epoch so
@@ -742,10 +745,41 @@ class Trainer:
             self.optimizer.zero_grad()
             return None
         keep = f" The last good checkpoint is {self.checkpoint}." if self.checkpoint else ""
+        raise FloatingPointError(f"{msg}{keep} {self._remedies('the inputs')}, or pass on_nonfinite='skip'.")
+
+    def _remedies(self, check):
+        """What to try after a divergence, `check` naming what to look at."""
         # (options written as a Config writes them, name=value, so that the CLI shows its own: --clip-norm 5)
         clip = f"lower clip_norm={self.clip_norm}" if self.clip_norm is not None else "clip gradients (clip_norm=5)"
-        raise FloatingPointError(f"{msg}{keep} Lower the learning rate, {clip}, check the inputs, or pass "
-                                 "on_nonfinite='skip'.")
+        return f"Lower the learning rate, {clip}, check {check}"
+
+    def _shown(self, score):
+        """The score as the epoch line shows it (metric's fn, e.g. perplexity_from_nll of a mean NLL); an overflow
+        (math.exp of a diverged model's NLL) is inf."""
+        show = self.metric[1]
+        if show is None:
+            return score
+        try:
+            return float(show(score))
+        except OverflowError:
+            return math.inf
+
+    def _nonfinite_score(self, score, shown):
+        """A validation score that is not finite, or whose shown value is not (a mean NLL of 3.9e30 is finite, its
+        perplexity inf): a diverged model (or empty validation data).  on_nonfinite="raise": a FloatingPointError,
+        which fit turns into TrainingDiverged (the best epoch kept), as for a non-finite loss; "skip": a warning, and
+        the epoch is never the best (had it been, the run would end with that model, reported as 'valid ppl inf')."""
+        name = self.metric[0]
+        got = f"{score}" if self.metric[1] is None else f"{name} {shown} ('validate' returned {score:.4g})"
+        if self.on_nonfinite == "skip":
+            warnings.warn(f"Trainer: 'validate' gave {got} after epoch {self.state.epoch + 1}; a non-finite score "
+                          f"never counts as an improvement, so this epoch is not kept as the best (a diverged model, "
+                          f"or empty validation data?).", RuntimeWarning, stacklevel=5)
+            return
+        raise FloatingPointError(f"Trainer: the validation score must be finite; got {got} after epoch "
+                                 f"{self.state.epoch + 1}: the model diverged (or the validation data is empty). "
+                                 f"{self._remedies('the validation data')}, or pass on_nonfinite='skip' (the epoch "
+                                 f"is then not kept as the best).")
 
     def _train_step(self, batch):
         # numpy's overflow / invalid-value warnings (several lines each) would only come before the check of the loss
@@ -784,7 +818,7 @@ class Trainer:
 
     def _end_epoch(self):
         st = self.state
-        score = None
+        score = shown = None
         improved = False
         if self.validate is not None:
             averaging = self.averager is not None and st.epoch >= self.average_start
@@ -799,13 +833,13 @@ class Trainer:
                     raise TypeError(f"Trainer: 'validate' must return a number (the score); got "
                                     f"{type(score).__name__} {short_repr(score)} after epoch {st.epoch + 1}.")
                 score = float(score)
-                if not math.isfinite(score):    # (it is never an improvement: the run would end untrained, unsaid)
-                    warnings.warn(f"Trainer: 'validate' returned {score}; a non-finite score never counts as an "
-                                  f"improvement, so no epoch is kept as the best (empty validation data?).",
-                                  RuntimeWarning, stacklevel=4)
             finally:
                 self.model.train()
-            improved = improves(score, st.best_score, self.mode)
+            shown = self._shown(score)
+            usable = math.isfinite(score) and math.isfinite(shown)
+            if not usable:
+                self._nonfinite_score(score, shown)
+            improved = usable and improves(score, st.best_score, self.mode)
             if improved:
                 st.best_score, st.best_epoch, st.bad_epochs = score, st.epoch + 1, 0
                 if self.restore_best:
@@ -813,7 +847,7 @@ class Trainer:
                                       {n: p.value.copy() for n, p in self.model.parameters().items()})
             else:
                 st.bad_epochs += 1
-            self.optimizer.observe(score, mode=self.mode)
+            self.optimizer.observe(score if usable else math.nan, mode=self.mode)
         train_loss = st.loss_sum / st.loss_n if st.loss_n else float("nan")
         rec = {"epoch": st.epoch + 1, "train_loss": train_loss, "valid": score, "best": improved,
                "lr": float(self.optimizer.lr), "step": st.step, "skipped": st.skipped,
@@ -830,8 +864,8 @@ class Trainer:
             if (sum(secs) + max(secs)) / 60 > self.max_minutes:
                 st.stopped = True
         name, show = self.metric
-        shown = "" if score is None else (f"{score:.4f}" if show is None else f"{show(score):.2f}")
-        valid = "" if score is None else f"  {name} {shown}{' *' if improved else ''}"
+        text = "" if score is None else (f"{score:.4f}" if show is None else f"{shown:.2f}")
+        valid = "" if score is None else f"  {name} {text}{' *' if improved else ''}"
         self._say(f"epoch {rec['epoch']}/{self.epochs}  train {train_loss:.4f}{valid}  lr {rec['lr']:.4g}  "
                   f"{rec['seconds']:.1f}s" + ("  (early stop)" if st.stopped and st.epoch < self.epochs else ""))
         if self.checkpoint is not None:

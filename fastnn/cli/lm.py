@@ -110,8 +110,9 @@ def _read(path, option, quiet=False):
 
 
 def load_lm(path, option="--model"):
-    """(model, words) from a fastnn model file written by `lm train`, given as `option` (read through fastnn.io, as
-    every command reads a model: a file of another kind is said to be one)."""
+    """(model, words) from a fastnn model file written by `lm train` (or `embed train --save-model`: its words are
+    normalised, and recipe.normalize_like spells text so), given as `option` (read through fastnn.io, as every command
+    reads a model: a file of another kind is said to be one)."""
     try:
         model = load_model_file(path, option)
     except (ValueError, TypeError, KeyError, OSError) as exc:
@@ -121,6 +122,11 @@ def load_lm(path, option="--model"):
     words = getattr(model, "words", None)
     if words is None:
         raise CLIError(f"{path} holds no vocabulary; train it with `fastnn lm train`")
+    from fastnn.embed import text_normalizer
+    try:                        # (how its words were spelled: a name this fastnn does not know, said before any work)
+        text_normalizer(model, f"{option} {path}")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return model, words
 
 
@@ -277,12 +283,24 @@ def run_eval(args):
         if list(words2) != list(words):
             raise CLIError(f"{args.mix} has a different vocabulary from {args.model} ({len(words2)} vs {len(words)} "
                            "words); both models must be trained with the same vocabulary")
+        norms = [getattr(m, "text_normalization", None) for m in (model, model2)]
+        if norms[0] != norms[1]:        # (one text, read two ways: one of the models would be scored on other words)
+            how = [f"as {n!r}" if n else "as written" for n in norms]
+            raise CLIError(f"{args.model} reads text {how[0]} but {args.mix} {how[1]}; both models must read text "
+                           f"alike (mix two models of embed train, or two of lm train)")
     _set_threads(args)
     vocab = Vocab(words)
-    sents = _read(args.data, "--data")
+
+    def read(path, option):
+        # the words spelled as the model's are (an embed train model's lowercased, digits -> 0: raw text had its
+        # capitalised words counted as <unk>)
+        return recipe.normalize_like(model, _read(path, option))
+
+    raw = _read(args.data, "--data")            # (--per-sentence prints each line as given)
+    sents = recipe.normalize_like(model, raw)
     stream = lm_stream(sents, vocab)
-    tune = lm_stream(_read(args.tune_on, "--tune-on"), vocab) if args.mix and w == "em" else None
-    counted = (lm_stream(_read(args.context_bins, "--context-bins"), vocab) if tune is not None and args.context_bins
+    tune = lm_stream(read(args.tune_on, "--tune-on"), vocab) if args.mix and w == "em" else None
+    counted = (lm_stream(read(args.context_bins, "--context-bins"), vocab) if tune is not None and args.context_bins
                else None)
     # what is scored: the text as one stream, or (--per-sentence) each sentence as a text of its own
     units = [lm_stream([s], vocab) for s in sents] if args.per_sentence else [stream]
@@ -303,7 +321,7 @@ def run_eval(args):
                             w if lams is None else lams[context_bins(u, counted, pad_id=vocab.eos_id)])
                for lp, u in zip(lps, units)]
     if args.per_sentence:
-        for sent, lp in zip(sents, lps):
+        for sent, lp in zip(raw, lps):
             row = {"logprob": round(float(lp.sum()), 4), "tokens": int(lp.size),
                    "perplexity": round(perplexity_from_nll(float(-lp.mean())), 4)}
             if args.json:
@@ -327,8 +345,8 @@ def run_eval(args):
 def run_sample(args):
     given = {name: getattr(args, name) for name in ("sentences", "temperature", "max_len", "seed")
              if getattr(args, name) is not None}
-    prompt = args.prompt.split() if args.prompt else []
     model, words = load_lm(args.model)
+    prompt = recipe.normalize_like(model, [args.prompt.split()])[0] if args.prompt else []   # (spelled as its words)
     unknown = sorted(set(prompt) - set(words))
     if unknown:
         print(f"fastnn lm sample: --prompt: {', '.join(map(repr, unknown))} not in the model's vocabulary "

@@ -55,6 +55,7 @@ defaults and presets, build and fit) in fastnn.recipes.tagger.
 import functools
 import math
 import numbers
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -429,6 +430,15 @@ class _Tagging:
         return main_score(self.evaluate(sentences, encoded))
 
 
+def warn_unpaired_affix(where, kind, lengths, dim):
+    """A UserWarning when the `kind` ("suffix" or "prefix") feature has its lengths without its vector size `dim`, or
+    the size without lengths: the tagger is built without that feature (recipes.tagger.build warns so for a
+    TaggerConfig; WindowTagger.build(suffix_len=2, suffix_dim=0) was silent).  A warning, as the recipe's: a preset
+    with the feature turned off makes such settings on purpose."""
+    if bool(lengths) != bool(dim):
+        name, other = (f"{kind}_len", f"{kind}_dim") if lengths else (f"{kind}_dim", f"{kind}_len")
+        warnings.warn(f"{where}: {name!r} has no effect without {other!r}; it is ignored.", UserWarning, stacklevel=3)
+
 
 class WindowTagger(_Tagging, Module):
     """The window network of Collobert et al. (2011) with one output layer per task.
@@ -480,6 +490,8 @@ class WindowTagger(_Tagging, Module):
         for name, v in (("caps_dim", caps_dim), ("suffix_dim", suffix_dim), ("prefix_dim", prefix_dim),
                         ("shape_dim", shape_dim), ("char_dim", char_dim)):
             check_int(v, name, where, low=0)
+        for kind, lengths, dim in (("suffix", suffix_len, suffix_dim), ("prefix", prefix_len, prefix_dim)):
+            warn_unpaired_affix(where, kind, lengths, dim)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{where}: 'activation' must be one of {ACTIVATIONS}; got {activation!r}.")
         if loss not in LOSSES:
@@ -675,8 +687,12 @@ class WindowTagger(_Tagging, Module):
             strings = ([fn(r[0]) for r in s for fn in fns] for s in sentences)
             return Vocab.build(strings, min_count=feature_min_count, specials=(Vocab.PAD, Vocab.UNK)).words
 
-        suffix_len = affix_lengths(suffix_len, "suffix_len", where) if suffix_dim else ()
-        prefix_len = affix_lengths(prefix_len, "prefix_len", where) if prefix_dim else ()
+        suffix_len = affix_lengths(suffix_len, "suffix_len", where)
+        prefix_len = affix_lengths(prefix_len, "prefix_len", where)
+        for kind, lengths, dim in (("suffix", suffix_len, suffix_dim), ("prefix", prefix_len, prefix_dim)):
+            warn_unpaired_affix(where, kind, lengths, check_int(dim, f"{kind}_dim", where, low=0))
+        suffix_len = suffix_len if suffix_dim else ()
+        prefix_len = prefix_len if prefix_dim else ()
         suffixes = feature_vocab(*(functools.partial(word_suffix, n=n) for n in suffix_len)) if suffix_len else None
         prefixes = feature_vocab(*(functools.partial(word_prefix, n=n) for n in prefix_len)) if prefix_len else None
         shapes = feature_vocab(word_shape) if shape_dim else None

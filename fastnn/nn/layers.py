@@ -330,7 +330,10 @@ class SoftmaxOutput(Module):
 
     In eval mode loss() skips the gradient work; calling backward through such a loss raises.
     `precision` (kernels.output_layer's): "bfloat16" runs a training loss's products on AMX tiles (float32 W, CPUs
-    with AMX-BF16); evaluation stays float32.
+    with AMX-BF16); evaluation stays float32.  It applies while the parameters are float32, the only dtype with
+    bfloat16 products: after astype(np.float64) (a gradient check) the layer trains in float64, and astype(np.float32)
+    brings the bfloat16 products back (`precision` keeps saying "bfloat16" throughout).  Setting "bfloat16" on float64
+    parameters is refused, a request that could not take effect.
     """
 
     def __init__(self, n_in, n_classes, *, rng, dtype=np.float32, class_counts=None, precision="float32"):
@@ -384,7 +387,8 @@ class SoftmaxOutput(Module):
         Wv, bv = W.value, b.value
         need = h.requires_grad or W.trainable or b.trainable
         want = need and self.training
-        precision = self.precision if want else "float32"
+        # (a float64 layer, cast by astype, has no bfloat16 products: its own precision; see the class docstring)
+        precision = self.precision if want and Wv.dtype == np.float32 else "float32"
         loss, dW, db, dh = kernels.output_layer(h2, Wv, bv, t, scale=s, want_grad=want, work=self._work,
                                                 precision=precision)
         value = F._scalar(loss.sum() * s, Wv.dtype)

@@ -9,7 +9,9 @@ and pretrain().
 
 Every token is normalised as the tagger's word feature (fastnn.embed.normalize_sentences), the vocabulary is every
 normalised type seen at least `min_count` times plus the model's specials, and vectors are exported for every
-vocabulary word.  Text reading, vector scaling and nearest neighbours are in fastnn.embed.
+vocabulary word.  The model records it (text_normalization = fastnn.embed.NORMALIZATION, kept in its model file), so
+that `lm eval` and recipes.lm read raw text as the LM objectives' models were trained on it.  Text reading, vector
+scaling and nearest neighbours are in fastnn.embed.
 
 >>> sents = [s.split() for s in ["the dog runs", "the cat runs", "a dog sees the cat", "the bird sees a dog"]] * 20
 >>> res = pretrain("ranking", sents, dim=8, epochs=2, min_count=1, quiet=True)   # or read_corpus([...]), dim=50
@@ -157,7 +159,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
     to the result only) and the sentences of the run that wrote the checkpoint (recipes.config.run_settings).
     """
     from fastnn import optim
-    from fastnn.embed import check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
+    from fastnn.embed import NORMALIZATION, check_resume, model_vectors, normalize_sentences, scale_vectors, split_valid
     from fastnn.train import Trainer, TrainingInterrupted
 
     where = "pretrain"
@@ -178,6 +180,7 @@ def pretrain(objective, sentences, *, config=None, checkpoint=None, resume=False
                          f"{len(norm)}; give more text or a smaller valid fraction.")
     build = {"ranking": _build_ranking, "nplm": _build_nplm, "rnn": _build_rnn}[objective]
     model, data, validate, metric, extra = build(train, valid, c)
+    model.text_normalization = NORMALIZATION    # (its words are normalised: raw text scored as is had capitals <unk>)
     opt_obj = optim.by_name(c.optimizer, model.parameters(), extra.pop("lr", c.lr), where)
     if resume:
         if checkpoint is None:

@@ -25,7 +25,7 @@ from fastnn.recipes.config import CLIP_NORM_HELP, Config, check_fields, option, 
 
 __all__ = ["LMConfig", "NGramConfig", "NeuralConfig", "NPLMConfig", "RecurrentConfig", "RNNConfig", "LSTMConfig",
            "CONFIGS", "PRESETS", "DEFAULT_THREADS", "config_for", "from_preset", "prepare", "build_model", "build",
-           "train", "mean_nll", "perplexity", "sentence_logprobs", "sample"]
+           "train", "mean_nll", "perplexity", "sentence_logprobs", "sample", "normalize_like"]
 
 # help texts of the fields several architectures share (each architecture writes its own default)
 _HELP = dict(
@@ -221,13 +221,27 @@ def from_preset(preset=None, arch=None, **values):
     return config_for(arch, **{**fields, **values})
 
 
+def normalize_like(model, stream):
+    """`stream` with the words of its tokenised sentences spelled as `model`'s words are: lowercased with digits -> 0
+    for a model of `embed train` (its text_normalization, fastnn.embed.text_normalizer), as given for a model that
+    records none (lm train's, and older files).  Word ids (an array, sentences of ids) are returned as given.  Every
+    function here that reads words applies it (raw text scored by an embed model had its capitalised words <unk>)."""
+    from fastnn.embed import text_normalizer
+    norm = text_normalizer(model, "normalize_like")
+    if norm is None or isinstance(stream, (np.ndarray, str, bytes)) or not hasattr(stream, "__iter__"):
+        return stream
+    stream = list(stream)           # (read once: a generator of sentences)
+    return [[norm(w) if isinstance(w, str) else w for w in s] if isinstance(s, (list, tuple)) else s for s in stream]
+
+
 def mean_nll(model, stream):
     """Mean negative log-likelihood per predicted token of `stream` (perplexity = exp of it): the validation score of
-    every language model (lower is better).  `stream`: ids or tokenised sentences (model.token_logprobs)."""
+    every language model (lower is better).  `stream`: ids or tokenised sentences (model.token_logprobs; words
+    spelled as the model's are first, normalize_like)."""
     if not callable(getattr(model, "token_logprobs", None)):     # (the arguments swapped: an AttributeError)
         raise TypeError(f"mean_nll: 'model' must be a language model (with token_logprobs; train's first result); "
                         f"got {type(model).__name__}. The arguments are (model, stream).")
-    lp = np.asarray(model.token_logprobs(stream), dtype=np.float64)
+    lp = np.asarray(model.token_logprobs(normalize_like(model, stream)), dtype=np.float64)
     if lp.size == 0:
         raise ValueError("mean_nll: 'stream' must hold at least one token; got none (the mean of no token's NLL is "
                          "undefined).")
@@ -242,8 +256,9 @@ def sentence_logprobs(model, sentences):
     """log P(sentence) in nats of each sentence on its own, </s> included, as if it were the whole text (a recurrent
     model from its zero state, the NPLM's context from </s>, an n-gram from <s>): what rescoring candidates (an
     n-best list) needs, each independently of the others; perplexity() reads the sentences as one text instead.
-    `sentences`: tokenised sentences (lists of words, unknown ones read as <unk>) or lists of word ids.  Returns
-    (log-probabilities float64 (n,), predicted tokens int64 (n,): each sentence's words + 1)."""
+    `sentences`: tokenised sentences (lists of words, spelled as the model's are first, normalize_like; unknown ones
+    read as <unk>) or lists of word ids.  Returns (log-probabilities float64 (n,), predicted tokens int64 (n,): each
+    sentence's words + 1)."""
     where = "sentence_logprobs"
     if not callable(getattr(model, "token_logprobs", None)):
         raise TypeError(f"{where}: 'model' must be a language model (with token_logprobs; train's first result); got "
@@ -254,18 +269,20 @@ def sentence_logprobs(model, sentences):
         raise TypeError(f"{where}: 'sentences' must be a list of tokenised sentences (lists of words or of ids); got "
                         f"a string where a sentence belongs: split it, e.g. [line.split() for line in lines].")
     # (each sentence is its own text for token_logprobs, which checks its words or ids)
-    lps = [np.asarray(model.token_logprobs([list(sent)]), dtype=np.float64) for sent in sentences]
+    sentences = normalize_like(model, [list(sent) for sent in sentences])
+    lps = [np.asarray(model.token_logprobs([sent]), dtype=np.float64) for sent in sentences]
     return (np.array([lp.sum() for lp in lps], dtype=np.float64), np.array([lp.size for lp in lps], dtype=np.int64))
 
 
 def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0):
     """Sentences drawn from a language model word by word (ancestral sampling from its prob_vector): a list of
     `sentences` lists of words (of word ids for a model without its words), each ended by the model's </s> (not
-    included) or cut after `max_len` words.  The first sentence starts with `prompt` (words or ids, included in it);
-    each later one continues the same text, so a recurrent model reads the sentences before it (the n-gram models
-    and the NPLM see only their last words, as when scoring).  `temperature` scales the log-probabilities, 1/T:
-    below 1 sharper, 1 the model's own distribution.  The same seed gives the same sentences.  Each word costs one
-    prob_vector, which for the recurrent models reads the whole text so far: time grows with its square."""
+    included) or cut after `max_len` words.  The first sentence starts with `prompt` (words, spelled as the model's
+    are first, normalize_like, or ids; included in it); each later one continues the same text, so a recurrent model
+    reads the sentences before it (the n-gram models and the NPLM see only their last words, as when scoring).
+    `temperature` scales the log-probabilities, 1/T: below 1 sharper, 1 the model's own distribution.  The same seed
+    gives the same sentences.  Each word costs one prob_vector, which for the recurrent models reads the whole text so
+    far: time grows with its square."""
     from fastnn._validation import check_int, check_scalar
     from fastnn.data.text import word_ids
     from fastnn.init import as_rng
@@ -282,7 +299,7 @@ def sample(model, *, sentences=1, prompt=(), temperature=1.0, max_len=50, seed=0
                         f"{prompt!r}.split().")
     prompt = list(prompt)
     if prompt and all(isinstance(w, str) for w in prompt):
-        prompt = word_ids(prompt, model.words, "'prompt'", where)
+        prompt = word_ids(normalize_like(model, [prompt])[0], model.words, "'prompt'", where)
     ids = np.asarray(prompt)
     if ids.size and (ids.ndim != 1 or ids.dtype.kind not in "iu"):   # (int() read 1.5 as 1, </s>)
         raise TypeError(f"{where}: 'prompt' must be a list of words or of word ids; got {prompt!r}.")

@@ -215,8 +215,10 @@ def model_options(config):
     aside): WindowTagger.build(sentences, tasks, **model_options(TaggerConfig(hidden=100)))."""
     c = config
     return dict(task_weights=c.task_weights, columns=c.features, scheme=c.scheme, min_count=c.min_count,
-                suffix_len=c.suffix_len, suffix_dim=c.suffix_dim if c.suffix_len else 0, prefix_len=c.prefix_len,
-                prefix_dim=c.prefix_dim if c.prefix_len else 0, shape_dim=c.shape_dim, char_dim=c.char_dim,
+                # (an affix's length without its size, or the other way round, is build's warning: not twice)
+                suffix_len=c.suffix_len if c.suffix_dim else 0, suffix_dim=c.suffix_dim if c.suffix_len else 0,
+                prefix_len=c.prefix_len if c.prefix_dim else 0, prefix_dim=c.prefix_dim if c.prefix_len else 0,
+                shape_dim=c.shape_dim, char_dim=c.char_dim,
                 char_filters=c.char_filters, char_width=c.char_width, window=c.window,
                 embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
                 activation=c.activation, loss=c.loss, context=c.context, lstm_hidden=c.lstm_hidden,
