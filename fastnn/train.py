@@ -35,9 +35,9 @@ Each step: zero grads, loss, backward, non-finite check (FloatingPointError nami
 skip with on_nonfinite="skip"), optional clipping (clip_norm: global norm, clip_value: element-wise), optimizer step.
 Each epoch: validation in eval mode (`validate(model) -> float`; `mode` "max" or "min" says which way is better and
 must be given: the trainer never guesses), best parameters kept in memory, schedules observe the score
-(HalveOnPlateau), early stopping after `patience` epochs without improvement, and a checkpoint.  At the end the best
-parameters are restored (restore_best=True).  With average=True the trainer also keeps the mean of the parameters
-over all steps (fastnn.optim.ParamAverage) and validates, keeps and ends with that.
+(HalveOnPlateau), early stopping once more than `patience` epochs in a row bring no better score, and a
+checkpoint.  At the end the best parameters are restored (restore_best=True).  With average=True the trainer also
+keeps the mean of the parameters over all steps (fastnn.optim.ParamAverage) and validates, keeps and ends with that.
 
 Checkpoints (fastnn.io, atomic) carry the parameters, the optimizer and schedule state, the Generator's state (as
 JSON) at the start of the epoch and now, the epoch and the position within it, the best parameters and score, the
@@ -452,7 +452,8 @@ class Trainer:
     validate : callable(model) -> float, run in eval mode after each epoch.
     mode : "max" (higher scores are better: accuracy, F1) or "min" (lower is better: loss, perplexity); required when
         validating.  higher_is_better=True/False is a deprecated spelling of mode="max"/"min".
-    patience : stop after this many epochs without a better validation score (None: never).
+    patience : how many epochs in a row without a better validation score are tolerated: the next one stops
+        training (0: the first such epoch; HalveOnPlateau counts its patience the same way; None: never).
     restore_best : load the best-scoring parameters at the end.
     clip_norm : rescale gradients to this global L2 norm at most; clip_value : clip each entry to [-c, c].
     checkpoint : path of the checkpoint file (written each epoch, every `checkpoint_every` steps, and on Ctrl-C).

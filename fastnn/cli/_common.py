@@ -20,8 +20,9 @@ class CLIError(Exception):
 def add_on_nonfinite(parser):
     """The --on-nonfinite option every train command shares (see NONFINITE)."""
     parser.add_argument("--on-nonfinite", choices=list(NONFINITE), default="stop",
-                        help="a non-finite loss or gradient: stop (keeping the last good checkpoint) or skip the "
-                             "step (default %(default)s)")
+                        help="a non-finite loss, gradient or validation score: stop (keeping the last good "
+                             "checkpoint and the best epoch) or skip the step (an epoch: never the best) (default "
+                             "%(default)s)")
 
 
 def add_run_options(parser, *, checkpoint_every=None):

@@ -37,8 +37,8 @@ _HELP = dict(
     clip_norm=CLIP_NORM_HELP,
     max_minutes="training-time budget: no epoch starts that would end past it (estimated from the longest epoch so "
                 "far; none: no budget)",
-    patience="stop after this many epochs without a better valid perplexity (the best epoch's parameters are kept; "
-             "none: never)")
+    patience="stop when more than this many epochs in a row bring no better valid perplexity (the best epoch's "
+             "parameters are kept; none: never)")
 
 
 @dataclass

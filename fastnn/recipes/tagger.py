@@ -140,7 +140,8 @@ class TaggerConfig(Config):
     workers: int = option(1, "with --ensemble K > 1: members trained at once, each in its own process with one "
                              "thread (the same models as one at a time); one model ignores it (see --threads)",
                           metavar="N", group="training")
-    patience: int = option(None, "stop after this many epochs without a better dev score (none: never)", type=int,
+    patience: int = option(None, "stop when more than this many epochs in a row bring no better dev score (none: "
+                                 "never)", type=int,
                            group="training")
     seed: int = option(0, "seed of initialisation, order, dropout", group="training")
 
@@ -324,7 +325,8 @@ def fit(model, train, dev=None, config=None, *, checkpoint=None, resume=False, q
     TaggerEnsemble (build with ensemble=K) an EnsembleFit after training each member as the single model of its seed.
 
     With `dev`, the model is scored after every epoch (main_score: mean of F1 / accuracy over tasks, higher is
-    better), the best epoch's parameters are kept, and `patience` epochs without improvement stop training.
+    better), the best epoch's parameters are kept, and more than `patience` epochs in a row without improvement
+    stop training.
     checkpoint / resume / on_nonfinite ("raise" or "skip"): see Trainer; a resumed run must have the Config (but
     epochs, patience, max_minutes and workers) and the sentences of the run that wrote the checkpoint.
     """
