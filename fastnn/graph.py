@@ -320,11 +320,17 @@ class Module:
             p.zero_grad()
 
     def modules(self):
-        yield self
+        for _, m in self.named_modules():
+            yield m
+
+    def named_modules(self, prefix=""):
+        """(dotted name with its trailing dot, module) of this module ("" for itself) and every sub-module, named as
+        parameters() names their Params: "drop.", "layers.0.", "heads.ner."."""
+        yield prefix, self
         for key, val in vars(self).items():
-            for _, v in _members(key, val):
+            for name, v in _members(key, val):
                 if isinstance(v, Module):
-                    yield from v.modules()
+                    yield from v.named_modules(f"{prefix}{name}.")
 
     def train(self, mode=True):
         mode = check_bool(mode, "mode", f"{type(self).__name__}.train")     # (train("eval") trained: a str is true)

@@ -162,20 +162,12 @@ def _n_examples(data, batch):
 
 # ---- model RNG states --------------------------------------------------------------------------------------------
 
-def model_generators(model, prefix=""):
-    """{dotted attribute path: np.random.Generator} held by the model and its sub-modules (e.g. dropout's rng)."""
-    out = {}
-    for key, val in vars(model).items():
-        name = f"{prefix}{key}"
-        if isinstance(val, np.random.Generator):
-            out[name] = val
-        elif isinstance(val, Module):
-            out.update(model_generators(val, f"{name}."))
-        elif isinstance(val, (list, tuple)):
-            for i, v in enumerate(val):
-                if isinstance(v, Module):
-                    out.update(model_generators(v, f"{name}.{i}."))
-    return out
+def model_generators(model):
+    """{dotted attribute path: np.random.Generator} held by the model and its sub-modules (e.g. dropout's rng), found
+    as Module.named_modules finds them (a dropout in a dict of layers too: its stream was not checkpointed, so a
+    resumed run drew other masks)."""
+    return {f"{name}{key}": val for name, m in model.named_modules() for key, val in vars(m).items()
+            if isinstance(val, np.random.Generator)}
 
 
 def _rng_json(rng):
@@ -574,6 +566,13 @@ class Trainer:
         self._interrupted = self._stop_now = False
 
     # -- public --------------------------------------------------------------------------------------------------
+    def __reduce_ex__(self, protocol):
+        # pickle, copy and deepcopy come here: they failed on a lambda or on the progress stream, in the caller's
+        # words only after a search (joblib, a process pool) had started
+        raise TypeError("Trainer: a Trainer cannot be pickled or copied (it holds the data, callbacks and the "
+                        "progress stream). To stop and go on later, give it checkpoint=PATH and call "
+                        "fit(resume=True) in a new Trainer; to keep the model, fastnn.io.save_model(path, model).")
+
     def fit(self, *, resume=False):
         """Train until `epochs` are done or early stopping; return the history (one dict per epoch).
 
