@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from fastnn import io, kernels, optim
+from fastnn import io, kernels, nn, optim
 from fastnn.gradcheck import run_case
 from fastnn.models import lstmlm as L
 from fastnn.models.rnnlm import BPTTBatches
@@ -79,6 +79,20 @@ def test_layers_stack_with_their_own_parameters(rng):
     assert names[7:10] == ["lstm3.W_ih", "lstm3.W_hh", "lstm3.b"]
     assert m.lstm.W_ih.shape == (20, 4) and m.lstm2.W_ih.shape == m.lstm3.W_ih.shape == (20, 5)
     assert m.config()["layers"] == 3 and "layers=3" in repr(m)
+
+
+def test_dropout_on_the_non_recurrent_connections(rng):
+    # Zaremba et al. (2014): the embeddings (E = 4), between layers and below the output (K = 5); one mask each
+    seen = []
+
+    class Spy(nn.Dropout):
+        def __call__(self, x):
+            seen.append(x.value.shape)
+            return super().__call__(x)
+    m = _deep(rng, layers=3, dropout=0.5)
+    m.drop = Spy(0.5, rng=0)
+    m.loss(BPTTBatches(rng.integers(0, 12, 30), batch_size=2, block=5, eos_id=1)[0])
+    assert seen == [(5, 2, 4), (5, 2, 5), (5, 2, 5), (5, 2, 5)]
 
 
 @pytest.mark.parametrize("name", ["lstmlm.deep_full", "lstmlm.deep_classes", "lstmlm.deep3_dropout"])
