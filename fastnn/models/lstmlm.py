@@ -10,9 +10,9 @@ with `classes` > 0, Mikolov et al. (2011)'s class-factorized layer (`nn.ClassSof
 LM's.  Dropout, when on, is applied to the non-recurrent connections only (Zaremba et al. 2014): the embeddings,
 between layers, and below the output.  Training uses the same truncated-BPTT batches (`rnnlm.BPTTBatches`): B
 parallel streams, `block` predicted tokens per update, `bptt` extra steps back, and every layer's state (h, c)
-carried from one segment to the next (reset at each epoch start).  Evaluation runs one stream through
-the whole text from a zero state with </s> as the first input, so `token_logprobs(stream)[i]` lines up with the other
-language models' (fastnn.models.mixture).
+carried from one segment to the next (reset at each epoch start).  Evaluation runs one stream through the whole
+text from a zero state with </s> as the first input, so `token_logprobs(stream)[i]` lines up with the other language
+models' (fastnn.models.mixture).
 """
 import numpy as np
 
