@@ -32,8 +32,7 @@ class LSTMLM(RecurrentLM):
     ----------
     vocab_size : |V|.
     hidden : K, LSTM units (of every layer).  embed : E, the input embedding size (None: K).
-    layers : L, stacked LSTM layers (1: the single-layer model; the default only for model files written before
-        deep LSTMs, which hold no `layers`).
+    layers : L, stacked LSTM layers (1: the single-layer model).
     classes : 0 for the full softmax, else the number of frequency classes of the factorized output (needs `counts`,
         or an explicit `word_class`).
     forget_bias : initial bias of the forget gate (nn.LSTM).
@@ -52,7 +51,7 @@ class LSTMLM(RecurrentLM):
     (h_1, c_1, ..., h_L, c_L), each (B, K): (h, c) for one layer.
     """
 
-    def __init__(self, vocab_size, *, hidden, embed, classes, forget_bias, dropout, clip, init_scale, layers=1,
+    def __init__(self, vocab_size, *, hidden, embed, classes, forget_bias, dropout, clip, init_scale, layers,
                  word_class=None, class_method="sqrt", eos_id=1, rng=0, dtype=np.float32, counts=None, words=None):
         where = "LSTMLM"
         counts = self._check_fields(where, vocab_size=vocab_size, dropout=dropout, eos_id=eos_id,
@@ -69,6 +68,11 @@ class LSTMLM(RecurrentLM):
         self.forget_bias, self.clip = self.lstm.forget_bias, self.lstm.clip
         self._head(self.hidden, counts, rng)
         self.state = None              # (h_1, c_1, ..., h_L, c_L), each (B, K), carried between training batches
+
+    @classmethod
+    def from_config(cls, cfg):
+        # a model file written before deep LSTMs holds no 'layers': it is a one-layer model
+        return super().from_config({"layers": 1, **cfg})
 
     def _stack(self):
         """The LSTM layers, bottom first."""
