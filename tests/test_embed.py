@@ -189,7 +189,7 @@ def test_model_vectors_of_an_lstm_lm():
     from fastnn.embed import model_vectors
     from fastnn.models.lstmlm import LSTMLM
 
-    lm = LSTMLM(4, hidden=3, embed=2, classes=0, forget_bias=1.0, dropout=0.0, clip=0.0, init_scale=0.1,
+    lm = LSTMLM(4, hidden=3, embed=2, classes=0, forget_bias=1.0, dropout=0.0, clip=0.0, layers=1, init_scale=0.1,
                 words=["<unk>", "</s>", "a", "b"])
     words, vecs = model_vectors(lm)
     assert words == ["<unk>", "</s>", "a", "b"]

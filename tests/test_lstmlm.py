@@ -71,7 +71,7 @@ def test_errors():
     with pytest.raises(ValueError, match="classes > 0 needs 'counts'"):
         recipe.build_model(recipe.LSTMConfig(classes=3), 10)
     with pytest.raises(ValueError, match="'dropout' must be < 1"):
-        L.LSTMLM(10, hidden=3, embed=None, classes=0, forget_bias=1.0, dropout=1.0, clip=0.0, init_scale=0.1)
+        L.LSTMLM(10, hidden=3, embed=None, classes=0, forget_bias=1.0, dropout=1.0, clip=0.0, init_scale=0.1, layers=1)
     m = recipe.build_model(recipe.LSTMConfig(hidden=3, classes=0), 10)
     with pytest.raises(ValueError, match="the batch must be"):
         m.loss((np.zeros((2, 3), int), np.zeros((3, 3), int), True, -1))

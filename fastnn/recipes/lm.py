@@ -156,9 +156,12 @@ class RNNConfig(RecurrentConfig):
 
 @dataclass
 class LSTMConfig(RecurrentConfig):
-    """The LSTM LM: the RNN LM's embedding, truncated BPTT and class-factorized output around an LSTM."""
+    """The LSTM LM: the RNN LM's embedding, truncated BPTT and class-factorized output around an LSTM, or a stack of
+    `layers` LSTMs (each reading the one below's outputs, with --dropout between them)."""
     forget_bias: float = option(1.0, "initial forget-gate bias (LSTM)")
+    layers: int = option(1, "stacked LSTM layers (deep LSTM; --dropout also applies between layers)")
     arch = "lstm"
+    _checks = _more_checks(RecurrentConfig._checks, ints=dict(layers=1))
 
 
 CONFIGS = {"ngram": NGramConfig, "nplm": NPLMConfig, "rnn": RNNConfig, "lstm": LSTMConfig}
@@ -449,7 +452,7 @@ def build_model(config, vocab_size, *, eos_id=1, counts=None, words=None, **opti
     shared = dict(hidden=c.hidden, embed=c.embed, classes=c.classes, dropout=c.dropout, clip=c.clip_value,
                   init_scale=c.init_scale, **data)
     if c.arch == "lstm":
-        return LSTMLM(vocab_size, forget_bias=c.forget_bias, **shared)
+        return LSTMLM(vocab_size, forget_bias=c.forget_bias, layers=c.layers, **shared)
     return RNNLM(vocab_size, activation=c.activation, init=c.init, **shared)
 
 
