@@ -309,3 +309,20 @@ def test_embed_rnn_objective_ends_once_the_rate_has_halved_out(monkeypatch):
     result = embed_recipe.pretrain("rnn", _sentences(80, 0), dim=4, hidden=6, classes=2, epochs=40, batch_size=4,
                                    lr=0.5, valid_fraction=0.2, quiet=True)
     assert result.history[-1]["lr"] == pytest.approx(0.5 / 2)
+
+
+def test_a_field_added_later_keeps_older_checkpoints_resumable():
+    """LSTMConfig.layers and NPLMConfig.output_precision came after checkpoints written without them: recorded only
+    when set, so such a checkpoint resumes a run at the default (it was refused: "'layers' none; this run has 1")."""
+    from fastnn.recipes.config import run_settings
+    from fastnn.train import _same_settings
+    for cls, field, other in ((recipe.LSTMConfig, "layers", 2), (recipe.NPLMConfig, "output_precision", "bfloat16")):
+        now = run_settings(cls())
+        assert field not in now
+        _same_settings({k: v for k, v in now.items()}, now, "ck.npz", "Trainer")   # a checkpoint from before
+        if field == "output_precision":
+            continue                                  # (bfloat16 needs AMX to build a Config: checked apart)
+        changed = run_settings(cls(**{field: other}))
+        assert changed[field] == other
+        with pytest.raises(ValueError, match=f"'{field}' none; this run has {other}"):
+            _same_settings(now, changed, "ck.npz", "Trainer")

@@ -39,7 +39,9 @@ class Config:
 
 
 def option(default, help, **metadata):
-    """A Config field: its default (the only place it is written) and its help text."""
+    """A Config field: its default (the only place it is written) and its help text.  added_later=True: a field
+    added after checkpoints were written without it, which run_settings records only when it is not the default,
+    so that those checkpoints still resume (they ran with what is now its default)."""
     if isinstance(default, (dict, list)):       # a fresh (deep) copy per Config: nested tables are not shared
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=dict(help=help, **metadata))
     return dataclasses.field(default=default, metadata=dict(help=help, **metadata))
@@ -167,7 +169,8 @@ def run_settings(config, *, after=(), **data):
     import hashlib
     out = {"config": type(config).__name__}
     out.update((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
-               if f.name not in RESUMABLE and f.name not in after)
+               if f.name not in RESUMABLE and f.name not in after
+               and not (f.metadata.get("added_later") and getattr(config, f.name) == f.default))
     for name, part in data.items():
         h = hashlib.sha1()
         if isinstance(part, np.ndarray):

@@ -108,7 +108,8 @@ class NPLMConfig(NeuralConfig):
     patience: int = option(None, _HELP["patience"], type=int)
     output_precision: str = option("float32", "the output layer's products in training: float32, or bfloat16 on AMX "
                                    "tiles (float32 sums; ~2x faster on an Intel Xeon Sapphire Rapids or later; "
-                                   "evaluation stays float32)", choices=("float32", "bfloat16"))
+                                   "evaluation stays float32)", choices=("float32", "bfloat16"),
+                                   added_later=True)
     arch = "nplm"
     _checks = _more_checks(NeuralConfig._checks, ints=dict(order=2, dim=1, hidden=0), nonneg=("lr_decay",))
 
@@ -159,7 +160,7 @@ class LSTMConfig(RecurrentConfig):
     """The LSTM LM: the RNN LM's embedding, truncated BPTT and class-factorized output around an LSTM, or a stack of
     `layers` LSTMs (each reading the one below's outputs, with --dropout between them)."""
     forget_bias: float = option(1.0, "initial forget-gate bias (LSTM)")
-    layers: int = option(1, "stacked LSTM layers (deep LSTM; --dropout also applies between layers)")
+    layers: int = option(1, "stacked LSTM layers (deep LSTM; --dropout also applies between layers)", added_later=True)
     arch = "lstm"
     _checks = _more_checks(RecurrentConfig._checks, ints=dict(layers=1))
 
