@@ -881,13 +881,12 @@ class WindowTagger(_Tagging, Module):
         K = self.lstm_fwd.W_hh.shape[1]
         layers = [(self.lstm_fwd, self.lstm_bwd)] + [(self.lstm_upper[f"fwd{k}"], self.lstm_upper[f"bwd{k}"])
                                                     for k in range(2, self._cfg["lstm_layers"] + 1)]
-        for k, pair in enumerate(layers):
-            if k:
+        out = []
+        for pair in layers:
+            if out:                                 # layer k > 1: both directions of layer k - 1 at each token
                 x = nn.concat([self.drop_lstm(o) for o in out])
-            out = []
-            for lstm, idx, back in zip(pair, (fwd, bwd), (back_f, back_b)):
-                H, _ = lstm(nn.take(x, idx))
-                out.append(nn.take(nn.reshape(H, (-1, K)), back))
+            out = [nn.take(nn.reshape(lstm(nn.take(x, idx))[0], (-1, K)), back)
+                   for lstm, idx, back in zip(pair, (fwd, bwd), (back_f, back_b))]
         return out
 
     @staticmethod
