@@ -15,8 +15,11 @@ Losses (one per task, summed):
 
 Context (`context`): "window" is the network above; "bilstm" (Huang, Xu and Yu 2015) also runs a forward and a
 backward LSTM (`lstm_hidden` units each) over the sentence's window vectors, and the hidden layer reads each token's
-window vectors together with both LSTMs' outputs at the token, so a tag can depend on the whole sentence.  The LSTMs
-need whole sentences: the bilstm context requires the sentence-level loss, and scores() works sentence by sentence.
+window vectors together with both LSTMs' outputs at the token, so a tag can depend on the whole sentence.  With
+`lstm_layers` L > 1 the context is a deep bidirectional LSTM (Irsoy and Cardie 2014): layer k > 1 runs its own
+forward and backward LSTM over the concatenated forward and backward outputs of layer k - 1 at each token, and the
+hidden layer reads layer L's.  The LSTMs need whole sentences: the bilstm context requires the sentence-level loss,
+and scores() works sentence by sentence.
 
 The loss of a batch is the sum over tasks of the per-token (or per-sentence) losses divided by the number of tokens
 labelled for the task, each task's term times its weight (1 unless set: a weight below 1 keeps an auxiliary task
@@ -465,8 +468,10 @@ class WindowTagger(_Tagging, Module):
         over char_width characters, max over the word) giving char_filters more inputs per window position.
     hidden : hidden units.  activation : "hardtanh" or "tanh".  loss : "word" or "sentence".
     dropout : inverted dropout on the concatenated window vectors; hidden_dropout : on the hidden layer;
-        lstm_dropout : on the bilstm context's outputs (the hidden layer's LSTM inputs; the LSTMs read the window
-        vectors after `dropout`).
+        lstm_dropout : on the bilstm context's outputs (the hidden layer's LSTM inputs, and with lstm_layers > 1
+        each layer's inputs from the layer below; the first layer reads the window vectors after `dropout`).
+    context : "window" or "bilstm".  lstm_hidden : LSTM units per direction.  lstm_layers : stacked bidirectional
+        LSTM layers (>= 1).
     embed_scale : word (and feature) vectors start as U(-embed_scale, embed_scale).
     tag_counts : per task, the training count of each of its tags (or None): the task's output bias then starts at
         the log prior of its tags, the optimal bias while the weights are near zero (build() passes them; a
@@ -478,7 +483,7 @@ class WindowTagger(_Tagging, Module):
 
     def __init__(self, words, tasks, *, window, embed_dim, caps_dim, suffix_len, suffix_dim, prefix_len, prefix_dim,
                  shape_dim, char_dim, char_filters, char_width, hidden, activation, loss, dropout, hidden_dropout,
-                 embed_scale, freeze_embeddings, lowercase, seed, context, lstm_hidden, lstm_dropout,
+                 embed_scale, freeze_embeddings, lowercase, seed, context, lstm_hidden, lstm_layers, lstm_dropout,
                  suffixes=None, prefixes=None, shapes=None, chars=None, columns=(), word_counts=None, dtype="float32",
                  tag_counts=None):
         where = "WindowTagger"
@@ -498,6 +503,7 @@ class WindowTagger(_Tagging, Module):
             raise ValueError(f"{where}: 'loss' must be one of {LOSSES}; got {loss!r}.")
         if context not in CONTEXTS:
             raise ValueError(f"{where}: 'context' must be one of {CONTEXTS}; got {context!r}.")
+        lstm_layers = check_int(lstm_layers, "lstm_layers", where)
         if context == "bilstm":
             check_int(lstm_hidden, "lstm_hidden", where)
             if loss != "sentence":
@@ -554,7 +560,8 @@ class WindowTagger(_Tagging, Module):
                          hidden_dropout=float(hidden_dropout), embed_scale=float(embed_scale),
                          freeze_embeddings=check_bool(freeze_embeddings, "freeze_embeddings", "WindowTagger"),
                          lowercase=check_bool(lowercase, "lowercase", "WindowTagger"), seed=int(seed),
-                         context=context, lstm_hidden=int(lstm_hidden), lstm_dropout=float(lstm_dropout))
+                         context=context, lstm_hidden=int(lstm_hidden), lstm_layers=lstm_layers,
+                         lstm_dropout=float(lstm_dropout))
         dt = check_float_dtype(dtype, "WindowTagger")     # (config() reads the parameters' dtype: astype changes it)
         rng = np.random.default_rng(seed)
         self.embed = nn.Embedding(len(words), embed_dim, rng=rng, dtype=dt, scale=embed_scale)
@@ -601,6 +608,11 @@ class WindowTagger(_Tagging, Module):
         self.lstm_fwd, self.lstm_bwd = ((nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt),
                                          nn.LSTM(n_in, lstm_hidden, rng=lstm_rng, dtype=dt))
                                         if context == "bilstm" else (None, None))
+        # layers 2..L ("fwd2", "bwd2", ...), drawn after the first so that its start does not depend on L; empty for
+        # one layer, whose parameters and model file are then those of a tagger from before the option
+        self.lstm_upper = ({f"{d}{k}": nn.LSTM(2 * lstm_hidden, lstm_hidden, rng=lstm_rng, dtype=dt)
+                            for k in range(2, lstm_layers + 1) for d in ("fwd", "bwd")}
+                           if context == "bilstm" else {})
         self.drop_lstm = nn.Dropout(lstm_dropout, rng=np.random.default_rng([seed, 4]))
         self._tag_index = [{tag: i for i, tag in enumerate(t["tags"])} for t in self.tasks]
 
@@ -706,16 +718,21 @@ class WindowTagger(_Tagging, Module):
 
     @classmethod
     def from_config(cls, cfg):
-        """The tagger config() describes; model files written before the context layer existed are window models."""
-        return super().from_config({"context": "window", "lstm_hidden": 0, "lstm_dropout": 0.0, **cfg})
+        """The tagger config() describes; model files written before the context layer existed are window models,
+        those without lstm_layers have one layer."""
+        return super().from_config({"context": "window", "lstm_hidden": 0, "lstm_dropout": 0.0, "lstm_layers": 1,
+                                    **cfg})
 
     def config(self):
+        cfg = dict(self._cfg)
+        if cfg["lstm_layers"] == 1:         # (left out: a 1-layer model's file says what it said before the option)
+            del cfg["lstm_layers"]
         return dict(words=self.vocab.words, tasks=self.tasks,
                     suffixes=None if self.suffix_vocab is None else self.suffix_vocab.words,
                     prefixes=None if self.prefix_vocab is None else self.prefix_vocab.words,
                     shapes=None if self.shape_vocab is None else self.shape_vocab.words,
                     chars=None if self.char_vocab is None else self.char_vocab.words, columns=self.columns,
-                    word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **self._cfg,
+                    word_counts=None if self.vocab.counts is None else self.vocab.counts.tolist(), **cfg,
                     dtype=self.dtype.name)
 
     @property
@@ -814,8 +831,8 @@ class WindowTagger(_Tagging, Module):
     # -- the network ---------------------------------------------------------------------------------------------
     def hidden_layer(self, batch):
         """h (N, hidden) as a Node: concatenated window vectors -> dropout -> affine -> activation -> dropout; with
-        the bilstm context the affine map reads the window vectors and both LSTMs' outputs at the token (after
-        lstm_dropout)."""
+        the bilstm context the affine map reads the window vectors and both LSTMs' outputs at the token (of the top
+        layer, after lstm_dropout)."""
         parts = [self.embed(batch.words)]
         if self.caps is not None:
             parts.append(self.caps(batch.caps))
@@ -834,8 +851,9 @@ class WindowTagger(_Tagging, Module):
         return self.drop_hidden(h)
 
     def _bilstm(self, x, offsets):
-        """[forward, backward] LSTM outputs, each (N, lstm_hidden), over the token rows x (N, D) of the sentences of
-        `offsets` (S + 1,).
+        """[forward, backward] LSTM outputs of the top layer, each (N, lstm_hidden), over the token rows x (N, D) of
+        the sentences of `offsets` (S + 1,).  Layer k > 1 reads, at each token, layer k - 1's forward and backward
+        outputs concatenated (after lstm_dropout).
 
         Both directions run on all S sentences at once as (T, S, D) sequences (T the longest sentence), each sentence
         left-aligned: the forward one in order, the backward one reversed, so padding is always at the end of a
@@ -861,10 +879,14 @@ class WindowTagger(_Tagging, Module):
                              "independent windows. Use model.batches(...) or encode(...).")
         fwd, bwd, back_f, back_b = self._bilstm_index(offsets)
         K = self.lstm_fwd.W_hh.shape[1]
+        layers = [(self.lstm_fwd, self.lstm_bwd)] + [(self.lstm_upper[f"fwd{k}"], self.lstm_upper[f"bwd{k}"])
+                                                    for k in range(2, self._cfg["lstm_layers"] + 1)]
         out = []
-        for lstm, idx, back in ((self.lstm_fwd, fwd, back_f), (self.lstm_bwd, bwd, back_b)):
-            H, _ = lstm(nn.take(x, idx))
-            out.append(nn.take(nn.reshape(H, (-1, K)), back))
+        for pair in layers:
+            if out:                                 # layer k > 1: both directions of layer k - 1 at each token
+                x = nn.concat([self.drop_lstm(o) for o in out])
+            out = [nn.take(nn.reshape(lstm(nn.take(x, idx))[0], (-1, K)), back)
+                   for lstm, idx, back in zip(pair, (fwd, bwd), (back_f, back_b))]
         return out
 
     @staticmethod
@@ -967,6 +989,7 @@ class WindowTagger(_Tagging, Module):
         sfx += (f", chars={c['char_dim']}x{c['char_filters']}/{c['char_width']}" if self.char_cnn is not None
                 else "")
         sfx += f", bilstm={c['lstm_hidden']}x2" if self.lstm_fwd is not None else ""
+        sfx += f" in {c['lstm_layers']} layers" if self.lstm_fwd is not None and c["lstm_layers"] > 1 else ""
         return (f"WindowTagger(tasks=[{tasks}], vocab={len(self.vocab)}, window={c['window']}, "
                 f"embed={c['embed_dim']}, caps={c['caps_dim']}{sfx}, hidden={c['hidden']} {c['activation']}, "
                 f"loss={c['loss']!r}, dropout={c['dropout']}/{c['hidden_dropout']}, dtype={self.dtype})")
@@ -1089,7 +1112,7 @@ def _refill(pred, sentences):
 
 # ---- gradient checks ---------------------------------------------------------------------------------------------
 
-def _tiny_tagger(rng, loss, n_tasks, suffix, context="window", lstm_dropout=0.0):
+def _tiny_tagger(rng, loss, n_tasks, suffix, context="window", lstm_dropout=0.0, lstm_layers=1):
     seed = int(rng.integers(1 << 30))
     words = [Vocab.PAD, Vocab.UNK] + [f"w{i}" for i in range(8)]
     tasks = [{"name": f"t{k}", "column": k + 1, "tags": [f"T{j}" for j in range(3 + k)], "scheme": None,
@@ -1104,8 +1127,8 @@ def _tiny_tagger(rng, loss, n_tasks, suffix, context="window", lstm_dropout=0.0)
                      prefix_len=1 if suffix else 0, prefix_dim=1 if suffix else 0, shape_dim=2 if suffix else 0,
                      char_dim=2 if suffix else 0, char_filters=3, char_width=3, hidden=4, activation="tanh",
                      loss=loss, dropout=0.0, hidden_dropout=0.0, embed_scale=1.0, freeze_embeddings=False,
-                     lowercase=True, seed=seed, context=context, lstm_hidden=3, lstm_dropout=lstm_dropout,
-                     dtype="float64")
+                     lowercase=True, seed=seed, context=context, lstm_hidden=3, lstm_layers=lstm_layers,
+                     lstm_dropout=lstm_dropout, dtype="float64")
     for tr in m.transitions or []:
         for p in (tr.A, tr.start, tr.end):
             p.value[...] = rng.standard_normal(p.shape)
@@ -1129,12 +1152,13 @@ def _tiny_tagger(rng, loss, n_tasks, suffix, context="window", lstm_dropout=0.0)
     return m, batch
 
 
-def _case(loss, n_tasks, suffix=False, context="window", lstm_dropout=0.0):
+def _case(loss, n_tasks, suffix=False, context="window", lstm_dropout=0.0, lstm_layers=1):
     """suffix=True adds the suffix (two lengths, one shared table), prefix, shape, feature-column and character
     features; context="bilstm" the LSTM context layer (sentences of 3, 1 and 2 tokens: padding in both
-    directions); lstm_dropout > 0 dropout on its outputs, the same masks in every pass."""
+    directions), of lstm_layers layers; lstm_dropout > 0 dropout on its outputs (and between its layers), the same
+    masks in every pass."""
     def build(rng):
-        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix, context, lstm_dropout)
+        m, batch = _tiny_tagger(rng, loss, n_tasks, suffix, context, lstm_dropout, lstm_layers)
         mask_seed = int(rng.integers(1 << 30))
 
         def loss_fn():
@@ -1146,11 +1170,14 @@ def _case(loss, n_tasks, suffix=False, context="window", lstm_dropout=0.0):
 
 def gradcheck_cases():
     """Word- and sentence-level losses, single task and multitask (shared embeddings and hidden layer), and the
-    sentence-level loss with the bilstm context (and with dropout on its outputs)."""
+    sentence-level loss with the bilstm context (and with dropout on its outputs), of one layer and of two."""
     return [("tagger.word", _case("word", 1)),
             ("tagger.word_multitask", _case("word", 2, suffix=True)),
             ("tagger.sentence", _case("sentence", 1)),
             ("tagger.sentence_multitask", _case("sentence", 2, suffix=True)),
             ("tagger.bilstm", _case("sentence", 1, context="bilstm")),
             ("tagger.bilstm_multitask", _case("sentence", 2, suffix=True, context="bilstm")),
-            ("tagger.bilstm_dropout", _case("sentence", 1, context="bilstm", lstm_dropout=0.5))]
+            ("tagger.bilstm_dropout", _case("sentence", 1, context="bilstm", lstm_dropout=0.5)),
+            ("tagger.bilstm2", _case("sentence", 1, context="bilstm", lstm_layers=2)),
+            ("tagger.bilstm2_multitask", _case("sentence", 2, suffix=True, context="bilstm", lstm_layers=2)),
+            ("tagger.bilstm2_dropout", _case("sentence", 1, context="bilstm", lstm_dropout=0.5, lstm_layers=2))]

@@ -90,8 +90,12 @@ class TaggerConfig(Config):
                                     "2015; needs --loss sentence)", choices=("window", "bilstm"), group="model")
     lstm_hidden: int = option(100, "with --context bilstm: LSTM units per direction", group="model",
                               needs=("context", "bilstm"))
+    lstm_layers: int = option(1, "with --context bilstm: stacked bidirectional LSTM layers; layer k > 1 reads layer "
+                                 "k - 1's forward and backward outputs at each token (Irsoy and Cardie 2014)",
+                              group="model", needs=("context", "bilstm"))
     lstm_dropout: float = option(0.0, "with --context bilstm: dropout on the LSTMs' outputs (the hidden layer's "
-                                      "inputs from them)", group="model", needs=("context", "bilstm"))
+                                      "inputs from them, and with --lstm-layers > 1 each layer's inputs from the one "
+                                      "below)", group="model", needs=("context", "bilstm"))
     scheme: str = option("iobes", "encoding chunk tags are trained in; predictions are converted back to the file's",
                          choices=("iobes", "iob2", "file"), group="model")
     dropout: float = option(0.0, "dropout on the window vectors", group="model")
@@ -149,7 +153,7 @@ class TaggerConfig(Config):
         from fastnn.data.features import affix_lengths
         check_fields(self, ints=dict(window=1, embed_dim=1, caps_dim=0, feature_dim=1, suffix_dim=0, prefix_dim=0,
                                      shape_dim=0, char_dim=0, char_filters=1, char_width=1, hidden=1, lstm_hidden=1,
-                                     min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1,
+                                     lstm_layers=1, min_count=1, epochs=1, batch_size=1, bucket=0, average_start=0, ensemble=1,
                                      workers=1, patience=0, seed=0, warmup=0),
                      odd=("window", "char_width"), positive=("lr", "embed_scale"),
                      fractions=("dropout", "hidden_dropout", "lstm_dropout", "unk_replace"), nonneg=("clip_norm", "weight_decay"))
@@ -223,7 +227,7 @@ def model_options(config):
                 char_filters=c.char_filters, char_width=c.char_width, window=c.window,
                 embed_dim=c.embed_dim or DEFAULT_EMBED_DIM, caps_dim=c.caps_dim, hidden=c.hidden,
                 activation=c.activation, loss=c.loss, context=c.context, lstm_hidden=c.lstm_hidden,
-                lstm_dropout=c.lstm_dropout, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
+                lstm_layers=c.lstm_layers, lstm_dropout=c.lstm_dropout, dropout=c.dropout, hidden_dropout=c.hidden_dropout,
                 embed_scale=c.embed_scale, freeze_embeddings=c.freeze_embeddings, lowercase=not c.keep_case,
                 seed=c.seed)
 
