@@ -316,7 +316,10 @@ def test_a_field_added_later_keeps_older_checkpoints_resumable():
     when set, so such a checkpoint resumes a run at the default (it was refused: "'layers' none; this run has 1")."""
     from fastnn.recipes.config import run_settings
     from fastnn.train import _same_settings
-    for cls, field, other in ((recipe.LSTMConfig, "layers", 2), (recipe.NPLMConfig, "output_precision", "bfloat16")):
+    from fastnn.recipes.tagger import TaggerConfig
+    for cls, field, other in ((recipe.LSTMConfig, "layers", 2), (recipe.NPLMConfig, "output_precision", "bfloat16"),
+                              (lambda **kw: TaggerConfig(tasks={"pos": 1}, context="bilstm", loss="sentence", **kw),
+                               "lstm_layers", 2)):
         now = run_settings(cls())
         assert field not in now
         _same_settings({k: v for k, v in now.items()}, now, "ck.npz", "Trainer")   # a checkpoint from before

@@ -92,7 +92,7 @@ class TaggerConfig(Config):
                               needs=("context", "bilstm"))
     lstm_layers: int = option(1, "with --context bilstm: stacked bidirectional LSTM layers; layer k > 1 reads layer "
                                  "k - 1's forward and backward outputs at each token (Irsoy and Cardie 2014)",
-                              group="model", needs=("context", "bilstm"))
+                              group="model", needs=("context", "bilstm"), added_later=True)
     lstm_dropout: float = option(0.0, "with --context bilstm: dropout on the LSTMs' outputs (the hidden layer's "
                                       "inputs from them, and with --lstm-layers > 1 each layer's inputs from the one "
                                       "below)", group="model", needs=("context", "bilstm"))
