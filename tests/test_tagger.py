@@ -812,10 +812,8 @@ def test_bilstm_save_load_round_trip_and_older_files_are_window_models(bilstm_mo
     assert old.config()["context"] == "window" and old.lstm_fwd is None
 
 
-def test_lstm_dropout_drops_the_lstm_outputs_in_training_only():
-    m, batch = T._tiny_tagger(np.random.default_rng(0), "sentence", 1, False, context="bilstm", lstm_dropout=0.5)
-    assert m.config()["lstm_dropout"] == 0.5 and m.drop_lstm.p == 0.5
-    n_win = m.lstm_fwd.W_ih.shape[1]
+def concat_inputs(m, batch):
+    """The inputs of every nn.concat the model's hidden layer makes on `batch`, in training, then in evaluation."""
     seen = []
     real = nn.concat
     with pytest.MonkeyPatch.context() as mp:
@@ -823,6 +821,14 @@ def test_lstm_dropout_drops_the_lstm_outputs_in_training_only():
         m.hidden_layer(batch)
         with m.evaluating():
             m.hidden_layer(batch)
+    return seen
+
+
+def test_lstm_dropout_drops_the_lstm_outputs_in_training_only():
+    m, batch = T._tiny_tagger(np.random.default_rng(0), "sentence", 1, False, context="bilstm", lstm_dropout=0.5)
+    assert m.config()["lstm_dropout"] == 0.5 and m.drop_lstm.p == 0.5
+    n_win = m.lstm_fwd.W_ih.shape[1]
+    seen = concat_inputs(m, batch)
     (x, f, b), (x_e, f_e, b_e) = [parts for parts in seen if len(parts) == 3]     # window, forward, backward
     assert x.shape[1] == n_win
     np.testing.assert_array_equal(x, x_e)                 # no dropout on the window vectors (dropout=0)

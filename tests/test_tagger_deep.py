@@ -13,21 +13,7 @@ from fastnn.gradcheck import run_case
 from fastnn.models import tagger as T
 from fastnn.recipes import tagger as recipe
 from tests.conftest import run_cli, write_lines
-
-
-def _synthetic(rng, n_sent, n_words=30):
-    """Tags determined by the word and its left neighbour (as tests/test_tagger.py's)."""
-    out = []
-    for _ in range(n_sent):
-        ws = rng.integers(0, n_words, rng.integers(2, 10))
-        rows = []
-        for i, w in enumerate(ws):
-            prev = ws[i - 1] if i else -1
-            ner = "I-X" if w % 3 == 0 else ("I-Y" if prev % 3 == 0 and w % 2 == 0 else "O")
-            word = "w" + chr(97 + w // 26) + chr(97 + w % 26)
-            rows.append((word if w % 5 else word.upper(), f"P{w % 4}", "O", ner))
-        out.append(rows)
-    return out
+from tests.test_tagger import _synthetic, concat_inputs   # (_synthetic: tags set by a word and its left neighbour)
 
 
 def _config(**kw):
@@ -122,13 +108,7 @@ def test_the_first_layer_starts_as_in_a_one_layer_model():
 def test_lstm_dropout_drops_between_the_layers_in_training_only():
     m, batch = _tiny(2, lstm_dropout=0.5)
     K = m.lstm_fwd.W_hh.shape[1]
-    seen = []
-    real = nn.concat
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nn, "concat", lambda parts: seen.append([p.value.copy() for p in parts]) or real(parts))
-        m.hidden_layer(batch)
-        with m.evaluating():
-            m.hidden_layer(batch)
+    seen = concat_inputs(m, batch)
     between = [parts for parts in seen if len(parts) == 2 and all(p.shape[1] == K for p in parts)]
     (f, b), (f_e, b_e) = between                             # layer 2's input, in training and in evaluation
     for drop, full in ((f, f_e), (b, b_e)):
