@@ -55,7 +55,11 @@ def test_one_layer_is_the_model_before_deep_lstms(tmp_path, classes, dropout):
     # scores as before, and a model file without 'layers' (what readers before deep LSTMs expect)
     for layers in ({}, {"layers": 1}):
         m, got = _one_layer_run(classes, dropout, **layers)
-        assert got == BEFORE[classes]
+        # recorded from the native AVX-512 build: another build or CPU (the portable wheel CI tests) runs other
+        # float32 vector code, the same model up to rounding
+        assert got.keys() == BEFORE[classes].keys()
+        for name, value in BEFORE[classes].items():
+            assert got[name] == pytest.approx(value, rel=1e-4, abs=1e-4), name
     assert "layers" not in m.config() and "layers" not in repr(m)
     io.save_model(tmp_path / "m.npz", m)
     header, _ = io.read_file(tmp_path / "m.npz")
