@@ -269,6 +269,18 @@ def word_ids(tokens, words, what, where):
     return np.asarray(Vocab(words).encode(list(tokens)), dtype=np.int64)
 
 
+def history_ids(history, words, where):
+    """A language model's query `history` (the words or ids before a predicted word) with words made ids in `words`
+    (word_ids; unknown ones <unk>): the n-gram's and the neural LMs' prob_vector read it so.  A string is a TypeError
+    (its letters would read as words)."""
+    if isinstance(history, str):
+        raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
+                        f"the string {history!r}: pass {history!r}.split().")
+    if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
+        return word_ids(history, words, "'history'", where)
+    return history
+
+
 def id_sentences_stream(data, eos_id, name, where):
     """The stream of `data` when it is a list of sentences of word ids ([[2, 3], [4]]), each without `eos_id`, which
     is appended to each as lm_stream does; else None (a stream or text, which the caller reads).  An empty list is an

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastnn import kernels, nn
 from fastnn._validation import array_like, check_float_dtype, check_index, check_int, check_not_file, check_scalar, check_words
-from fastnn.data.text import as_sequence, id_sentences_stream, text_stream, word_ids
+from fastnn.data.text import as_sequence, history_ids, id_sentences_stream, text_stream
 from fastnn.graph import Module
 from fastnn.models.ngram import READER
 from fastnn.metrics import perplexity as _perplexity
@@ -187,11 +187,7 @@ class NeuralLM(Module):
         (</s> before it; an empty history is that start), as word ids or, for a model with its words, as words
         (unknown ones read as <unk>); the recurrent models read all of it, the NPLM its last order - 1 tokens."""
         where = f"{type(self).__name__}.prob_vector"
-        if isinstance(history, str):
-            raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
-                            f"the string {history!r}: pass {history!r}.split().")
-        if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
-            history = word_ids(history, self.words, "'history'", where)
+        history = history_ids(history, self.words, where)
         h = np.asarray(array_like(history) if not isinstance(history, np.ndarray) else history)
         if h.size == 0:
             h = np.zeros(0, dtype=np.int64)

@@ -25,7 +25,7 @@ import numpy as np
 
 from fastnn import io
 from fastnn._validation import array_like, check_int, check_not_file, check_words
-from fastnn.data.text import as_sequence, id_sentences_stream, text_stream, word_ids
+from fastnn.data.text import as_sequence, history_ids, id_sentences_stream, text_stream, word_ids
 from fastnn.graph import Module
 from fastnn.metrics import perplexity as _perplexity
 
@@ -160,12 +160,7 @@ class _NGramLM(Module):
     def _history_tokens(self, history, where):
         """(tokens, hist) for one query position after `history` (stream tokens before it, ids or words; in bos mode
         only those after the last eos count).  The queried word is a placeholder 0 at the end."""
-        if isinstance(history, str):
-            raise TypeError(f"{where}: 'history' must be a list of the words (or ids) before the predicted word; got "
-                            f"the string {history!r}: pass {history!r}.split().")
-        if isinstance(history, (list, tuple)) and history and all(isinstance(w, str) for w in history):
-            history = word_ids(history, self.words, "'history'", where)
-        h = _as_ids(history, "history", where, self.vocab_size)
+        h = _as_ids(history_ids(history, self.words, where), "history", where, self.vocab_size)
         if self.bos:
             ends = np.flatnonzero(h == self.eos_id)
             if ends.size:
