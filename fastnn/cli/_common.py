@@ -492,16 +492,19 @@ def config_from_args(cls, args, *, from_preset=None, preset=None, **values):
     return config
 
 
-def option_names(message, *classes):
+def option_names(message, *classes, names=()):
     """A Config's message with its field names ('batch_size', or batch_size=64 as a library writes a value) written
     as the options (--batch-size, --batch-size 64), and from_preset's 'preset' as --preset; the class's name that
-    starts it in Python ("TaggerConfig: ") left out: the command's name starts the line."""
+    starts it in Python ("TaggerConfig: ") left out: the command's name starts the line.  `names`: more argument
+    names read so (a recipe function's keywords: `lm sample`'s)."""
     import re
+    fields = list(names)
     for cls in classes:
         message = message.removeprefix(f"{cls.__name__}: ")
-        for f in dataclasses.fields(cls):
-            message = message.replace(f"'{f.name}'", flag(f.name))
-            message = re.sub(rf"(?<![\w.-]){f.name}=(?=\S)", flag(f.name) + " ", message)
+        fields += [f.name for f in dataclasses.fields(cls)]
+    for name in fields:
+        message = message.replace(f"'{name}'", flag(name))
+        message = re.sub(rf"(?<![\w.-]){name}=(?=\S)", flag(name) + " ", message)
     return message.replace("'preset'", "--preset")
 
 

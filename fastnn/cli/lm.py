@@ -312,10 +312,9 @@ def run_eval(args):
             lams, _ = em_weights(_logprobs(model, tune), _logprobs(model2, tune),
                                  context_bins(tune, counted, pad_id=vocab.eos_id), n_bins=16)
             result["weights"] = [round(float(x), 4) for x in lams]
-        elif tune is not None:
-            w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
-            result["weight"] = round(w, 6)
         else:
+            if tune is not None:
+                w, _ = em_weight(_logprobs(model, tune), _logprobs(model2, tune))
             result["weight"] = round(w, 6)
         lps = [mix_logprobs(lp, _logprobs(model2, u),
                             w if lams is None else lams[context_bins(u, counted, pad_id=vocab.eos_id)])
@@ -356,9 +355,7 @@ def run_sample(args):
         sents = recipe.sample(model, prompt=prompt, **given)
     except (ValueError, TypeError) as exc:          # a count or temperature out of range: said in option names
         message = str(exc).removeprefix("sample: ").replace(" or a numpy.random.Generator", "")
-        for name in ("sentences", "temperature", "max_len", "seed", "prompt"):
-            message = message.replace(f"'{name}'", flag(name))
-        raise CLIError(message) from None
+        raise CLIError(option_names(message, names=inspect.signature(recipe.sample).parameters)) from None
     if args.json:
         print_json({"sentences": sents})
     else:
